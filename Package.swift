@@ -1,0 +1,74 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Dependencies point one way: C shims and pure domain at the bottom, sockets
+// and the executable at the top. See README "Architecture".
+let package = Package(
+    name: "billing",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "billing", targets: ["billing"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // C libraries, found through pkg-config; Debian packages named as providers.
+        .systemLibrary(
+            name: "CNGHTTP2", pkgConfig: "libnghttp2",
+            providers: [.apt(["libnghttp2-dev"])]),
+        .systemLibrary(
+            name: "COpenSSL", pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(
+            name: "CSQLite", pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]),
+
+        // Generated protobuf code only (schema/generate.sh writes it).
+        .target(
+            name: "BillingProto",
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+
+        // nghttp2 session wrapper: bytes in, events out, no sockets.
+        .target(name: "HTTP2", dependencies: ["CNGHTTP2"]),
+        // OpenSSL on in-memory buffers, ALPN h2, no sockets.
+        .target(name: "TLS", dependencies: ["COpenSSL"]),
+        // gRPC over HTTP/2: framing, routing by :path, deadlines, status and trailers.
+        .target(
+            name: "GRPC",
+            dependencies: [
+                "HTTP2", "BillingProto",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        // The only socket code: epoll event loops, accept, socket <-> TLS <-> HTTP/2.
+        .target(
+            name: "Server",
+            dependencies: [
+                "GRPC", "HTTP2", "TLS",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        // RPC handlers: proto <-> domain, rejection -> status.
+        .target(
+            name: "BillingService",
+            dependencies: [
+                "GRPC", "BillingProto",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .executableTarget(
+            name: "billing",
+            dependencies: [
+                "Server", "GRPC", "BillingService", "BillingProto",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+
+        .testTarget(name: "HTTP2Tests", dependencies: ["HTTP2"]),
+        .testTarget(name: "TLSTests", dependencies: ["TLS"]),
+        .testTarget(name: "GRPCTests", dependencies: ["GRPC", "HTTP2", "BillingProto", "BillingService"]),
+    ],
+    swiftLanguageModes: [.v6]
+)
