@@ -26,6 +26,9 @@ let package = Package(
             name: "CSQLite", pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]),
 
+        // Money, prices, plans, rejections. Pure Swift, no I/O.
+        .target(name: "BillingCore"),
+
         // Generated protobuf code only (schema/generate.sh writes it).
         .target(
             name: "BillingProto",
@@ -66,6 +69,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
 
+        .testTarget(name: "BillingCoreTests", dependencies: ["BillingCore"]),
         .testTarget(name: "HTTP2Tests", dependencies: ["HTTP2"]),
         .testTarget(name: "TLSTests", dependencies: ["TLS"]),
         .testTarget(name: "GRPCTests", dependencies: ["GRPC", "HTTP2", "BillingProto", "BillingService"]),
