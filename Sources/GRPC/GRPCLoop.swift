@@ -1,0 +1,30 @@
+/// What a connection needs from the thread that owns it: a way back onto
+/// that thread from a handler's task, timers, and the time. The server's
+/// event loop implements it; tests use a manual one.
+public protocol GRPCLoop: AnyObject, Sendable {
+    /// Runs `work` on the loop thread soon. Callable from any thread.
+    func execute(_ work: @escaping @Sendable () -> Void)
+    /// Runs `work` on the loop thread at `deadlineNanos` unless cancelled.
+    /// Call only on the loop thread.
+    func schedule(atNanos deadlineNanos: UInt64, _ work: @escaping () -> Void) -> GRPCTimerID
+    /// Call only on the loop thread.
+    func cancel(_ timer: GRPCTimerID)
+    /// Monotonic nanoseconds.
+    var nowNanos: UInt64 { get }
+}
+
+public struct GRPCTimerID: Hashable, Sendable {
+    public let rawValue: UInt64
+    public init(_ rawValue: UInt64) { self.rawValue = rawValue }
+}
+
+/// The socket side of a connection: told when there is output to write.
+public protocol GRPCConnectionHost: AnyObject {
+    func connectionHasOutput()
+}
+
+/// Carries a loop-confined object through a `@Sendable` closure that will
+/// only touch it back on the loop (via `GRPCLoop.execute`).
+struct LoopBound<Value: AnyObject>: @unchecked Sendable {
+    let value: Value
+}

@@ -1,0 +1,62 @@
+public import SwiftProtobuf
+
+/// What a handler sees of the call besides its request message.
+public struct GRPCCallContext: Sendable {
+    /// The method path, e.g. "/billing.v1.Metering/Debit".
+    public let path: String
+    /// Request headers other than pseudo-headers, lower-case names.
+    public let metadata: [(name: String, value: String)]
+    /// Absolute deadline on the server's monotonic clock (nanoseconds), if the caller set one.
+    public let deadlineNanos: UInt64?
+    /// The peer's address, for logs.
+    public let peer: String
+
+    public init(path: String, metadata: [(name: String, value: String)], deadlineNanos: UInt64?, peer: String) {
+        self.path = path
+        self.metadata = metadata
+        self.deadlineNanos = deadlineNanos
+        self.peer = peer
+    }
+
+    /// The first value of a metadata key.
+    public func metadata(_ name: String) -> String? {
+        for entry in metadata where entry.name == name { return entry.value }
+        return nil
+    }
+}
+
+/// A unary method: serialized request in, serialized response out; throws a
+/// `GRPCStatus` to refuse.
+public typealias GRPCUnaryHandler = @Sendable (_ request: [UInt8], _ context: GRPCCallContext) async throws -> [UInt8]
+
+/// Methods by path. Built once before the server starts; read-only after.
+public struct GRPCRouter: Sendable {
+    var routes: [String: GRPCUnaryHandler] = [:]
+
+    public init() {}
+
+    public var paths: [String] { routes.keys.sorted() }
+
+    public func handler(for path: String) -> GRPCUnaryHandler? { routes[path] }
+
+    public mutating func register(path: String, _ handler: @escaping GRPCUnaryHandler) {
+        precondition(routes[path] == nil, "\(path) registered twice")
+        routes[path] = handler
+    }
+
+    /// Registers a typed unary method. A request that does not decode is
+    /// refused with INVALID_ARGUMENT before the handler runs.
+    public mutating func register<Request: Message, Response: Message>(
+        _ path: String, _ handler: @escaping @Sendable (Request, GRPCCallContext) async throws -> Response
+    ) {
+        register(path: path) { bytes, context in
+            let request: Request
+            do {
+                request = try Request(serializedBytes: bytes)
+            } catch {
+                throw GRPCStatus(.invalidArgument, "request is not a valid \(Request.protoMessageName)")
+            }
+            return try await handler(request, context).serializedBytes()
+        }
+    }
+}

@@ -1,0 +1,181 @@
+import HTTP2
+import Logging
+
+extension GRPCServerConnection {
+    func startCall(streamID: Int32, headers: [HTTP2Header]) {
+        guard headers.first(":method") == "POST" else {
+            respondHTTP(streamID, status: "405")
+            return
+        }
+        guard let contentType = headers.first("content-type"), contentType.hasPrefix("application/grpc") else {
+            // gRPC spec: a non-gRPC content type gets HTTP 415, not a gRPC status.
+            respondHTTP(streamID, status: "415")
+            return
+        }
+        let path = headers.first(":path") ?? ""
+        guard let handler = router.handler(for: path) else {
+            sendStatus(streamID, GRPCStatus(.unimplemented, "method \(path) is not implemented"))
+            return
+        }
+        if let encoding = headers.first("grpc-encoding"), encoding != "identity" {
+            sendStatus(streamID, GRPCStatus(.unimplemented, "message encoding \(encoding) is not supported"),
+                       extra: [HTTP2Header("grpc-accept-encoding", "identity")])
+            return
+        }
+        var deadline: UInt64?
+        if let timeout = headers.first("grpc-timeout") {
+            guard let nanos = parseGRPCTimeout(timeout) else {
+                sendStatus(streamID, GRPCStatus(.invalidArgument, "malformed grpc-timeout \"\(timeout)\""))
+                return
+            }
+            let (sum, overflow) = loop.nowNanos.addingReportingOverflow(nanos)
+            deadline = overflow ? UInt64.max : sum
+        }
+        guard runningHandlers < configuration.maxRunningHandlersPerConnection else {
+            sendStatus(streamID, GRPCStatus(.resourceExhausted, "too many calls in progress on this connection"))
+            return
+        }
+        var metadata: [(name: String, value: String)] = []
+        metadata.reserveCapacity(headers.count)
+        for header in headers where !header.name.hasPrefix(":") {
+            metadata.append((header.name, header.value))
+        }
+        let call = Call(streamID: streamID, path: path, handler: handler, metadata: metadata,
+                        deadlineNanos: deadline, maxMessageSize: configuration.maxReceiveMessageSize)
+        calls[streamID] = call
+        if let deadline {
+            call.timer = loop.schedule(atNanos: deadline) { [weak self] in
+                self?.deadlineExpired(streamID)
+            }
+        }
+    }
+
+    func receiveData(streamID: Int32, bytes: [UInt8]) throws {
+        guard let call = calls[streamID], !call.responded, call.task == nil else { return }
+        call.deframer.append(bytes)
+        bufferedRequestBytes += bytes.count
+        if bufferedRequestBytes > configuration.maxBufferedRequestBytes {
+            throw HTTP2Error.enhanceYourCalm("more than \(configuration.maxBufferedRequestBytes) request bytes buffered")
+        }
+        let before = call.deframer.bufferedCount
+        do {
+            while let message = try call.deframer.next() {
+                guard call.message == nil else {
+                    sendStatus(streamID, GRPCStatus(.internal, "more than one request message for a unary method"))
+                    break
+                }
+                call.message = message
+            }
+        } catch .tooLarge(let length, let limit) {
+            sendStatus(streamID, GRPCStatus(
+                .resourceExhausted, "request message of \(length) bytes exceeds the limit of \(limit) bytes"))
+        } catch .badFlags(let flags) {
+            sendStatus(streamID, GRPCStatus(.internal, "invalid message flags 0x\(String(flags, radix: 16))"))
+        }
+        bufferedRequestBytes -= before - call.deframer.bufferedCount
+    }
+
+    func finishRequest(_ streamID: Int32) {
+        guard let call = calls[streamID], !call.responded, call.task == nil else { return }
+        guard let message = call.message, call.deframer.bufferedCount == 0 else {
+            let what = call.message == nil ? "no request message" : "a truncated request message"
+            sendStatus(streamID, GRPCStatus(.internal, "stream ended with \(what)"))
+            return
+        }
+        guard !message.compressed else {
+            // gRPC spec: the compressed flag without a negotiated grpc-encoding is INTERNAL.
+            sendStatus(streamID, GRPCStatus(.internal, "compressed message but no grpc-encoding was sent"))
+            return
+        }
+        dispatch(call, request: message.bytes)
+    }
+
+    func dispatch(_ call: Call, request: [UInt8]) {
+        runningHandlers += 1
+        call.message = nil
+        let context = GRPCCallContext(path: call.path, metadata: call.metadata,
+                                      deadlineNanos: call.deadlineNanos, peer: peer)
+        let handler = call.handler
+        let streamID = call.streamID
+        let bound = LoopBound(value: self)
+        let loop = self.loop
+        let logger = self.logger
+        call.task = Task {
+            let outcome: Result<[UInt8], GRPCStatus>
+            do {
+                outcome = .success(try await handler(request, context))
+            } catch let status as GRPCStatus {
+                outcome = .failure(status)
+            } catch is CancellationError {
+                outcome = .failure(GRPCStatus(.cancelled, "call cancelled"))
+            } catch {
+                // Not a refusal: a bug or an I/O failure. The caller gets a
+                // generic message; the details go to the log only.
+                logger.error("handler failed", metadata: ["method": "\(context.path)", "error": "\(error)"])
+                outcome = .failure(GRPCStatus(.internal, "internal error"))
+            }
+            loop.execute { bound.value.handlerFinished(streamID, outcome) }
+        }
+    }
+
+    func handlerFinished(_ streamID: Int32, _ outcome: Result<[UInt8], GRPCStatus>) {
+        runningHandlers -= 1
+        guard !isClosed, let call = calls[streamID], !call.responded else { return }
+        switch outcome {
+        case .success(let response):
+            call.responded = true
+            cancelTimer(call)
+            try? http2.sendResponse(
+                streamID: streamID,
+                headers: Self.responseHeaders,
+                body: grpcFrame(response),
+                trailers: Self.okTrailers)
+        case .failure(let status):
+            sendStatus(streamID, status)
+        }
+        host?.connectionHasOutput()
+    }
+
+    func deadlineExpired(_ streamID: Int32) {
+        guard let call = calls[streamID], !call.responded else { return }
+        call.timer = nil
+        call.task?.cancel()
+        sendStatus(streamID, GRPCStatus(.deadlineExceeded, "deadline exceeded"))
+        host?.connectionHasOutput()
+    }
+
+    // MARK: Responses
+
+    static let responseHeaders = [HTTP2Header(":status", "200"), HTTP2Header("content-type", "application/grpc")]
+    static let okTrailers = [HTTP2Header("grpc-status", "0")]
+
+    /// A "trailers-only" response: one header block carrying the status.
+    func sendStatus(_ streamID: Int32, _ status: GRPCStatus, extra: [HTTP2Header] = []) {
+        if let call = calls[streamID] {
+            call.responded = true
+            cancelTimer(call)
+        }
+        var headers = Self.responseHeaders
+        headers.append(HTTP2Header("grpc-status", String(status.code.rawValue)))
+        if !status.message.isEmpty {
+            headers.append(HTTP2Header("grpc-message", percentEncodeGRPCMessage(status.message)))
+        }
+        if let details = status.detailsHeaderValue() {
+            headers.append(HTTP2Header("grpc-status-details-bin", details))
+        }
+        headers.append(contentsOf: extra)
+        // The stream may already be gone (client reset); nothing to answer then.
+        try? http2.sendResponse(streamID: streamID, headers: headers)
+    }
+
+    func respondHTTP(_ streamID: Int32, status: String) {
+        try? http2.sendResponse(streamID: streamID, headers: [HTTP2Header(":status", status)])
+    }
+
+    func cancelTimer(_ call: Call) {
+        if let timer = call.timer {
+            loop.cancel(timer)
+            call.timer = nil
+        }
+    }
+}

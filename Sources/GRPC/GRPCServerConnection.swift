@@ -1,0 +1,122 @@
+public import HTTP2
+public import Logging
+
+/// One gRPC connection: HTTP/2 events in, calls dispatched to handlers,
+/// responses out. Confined to its loop's thread; handlers run as tasks and
+/// come back through `GRPCLoop.execute`.
+public final class GRPCServerConnection {
+    let http2: HTTP2Session
+    let router: GRPCRouter
+    let configuration: GRPCServerConfiguration
+    let loop: any GRPCLoop
+    let peer: String
+    let logger: Logger
+    public weak var host: (any GRPCConnectionHost)?
+
+    var calls: [Int32: Call] = [:]
+    var runningHandlers = 0
+    var bufferedRequestBytes = 0
+    public private(set) var isClosed = false
+    public private(set) var isDraining = false
+
+    final class Call {
+        let streamID: Int32
+        let path: String
+        let handler: GRPCUnaryHandler
+        let metadata: [(name: String, value: String)]
+        let deadlineNanos: UInt64?
+        var deframer: GRPCMessageDeframer
+        var message: GRPCMessageDeframer.Message?
+        var timer: GRPCTimerID?
+        var task: Task<Void, Never>?
+        /// Set once a response (success or status) was submitted.
+        var responded = false
+
+        init(streamID: Int32, path: String, handler: @escaping GRPCUnaryHandler,
+             metadata: [(name: String, value: String)], deadlineNanos: UInt64?, maxMessageSize: Int) {
+            self.streamID = streamID
+            self.path = path
+            self.handler = handler
+            self.metadata = metadata
+            self.deadlineNanos = deadlineNanos
+            self.deframer = GRPCMessageDeframer(maxMessageSize: maxMessageSize)
+        }
+    }
+
+    public init(router: GRPCRouter, configuration: GRPCServerConfiguration, loop: any GRPCLoop,
+                peer: String, logger: Logger) throws {
+        self.http2 = try HTTP2Session(role: .server, limits: configuration.http2)
+        self.router = router
+        self.configuration = configuration
+        self.loop = loop
+        self.peer = peer
+        self.logger = logger
+    }
+
+    // MARK: Bytes in and out
+
+    /// Feeds bytes from the peer. Throws when the connection must end after
+    /// its pending output (a GOAWAY) is flushed.
+    public func receive(_ bytes: UnsafeRawBufferPointer) throws {
+        let events = try http2.receive(bytes, now: loop.nowNanos)
+        for event in events {
+            try handle(event)
+        }
+    }
+
+    public func drainOutput(into buffer: inout [UInt8]) throws {
+        try http2.drainOutput(into: &buffer)
+    }
+
+    /// False once the connection has nothing left to do and can be closed.
+    public var isActive: Bool { !isClosed && http2.isActive }
+
+    /// Streams with a call in progress.
+    public var openCallCount: Int { calls.count }
+
+    /// Graceful shutdown: GOAWAY; calls in progress finish, new ones are refused.
+    public func beginGracefulShutdown() {
+        guard !isDraining else { return }
+        isDraining = true
+        http2.goAway()
+    }
+
+    /// Closes at once (idle timeout, drain deadline, socket error): cancels
+    /// every running handler and timer.
+    public func close(errorCode: UInt32 = 0) {
+        guard !isClosed else { return }
+        http2.terminate(errorCode: errorCode)
+        for call in calls.values {
+            call.task?.cancel()
+            if let timer = call.timer { loop.cancel(timer) }
+        }
+        calls.removeAll()
+        isClosed = true
+    }
+
+    // MARK: Events
+
+    func handle(_ event: HTTP2Event) throws {
+        switch event {
+        case let .headers(streamID, headers, endStream):
+            if calls[streamID] == nil {
+                startCall(streamID: streamID, headers: headers)
+            }
+            if endStream { finishRequest(streamID) }
+        case let .data(streamID, bytes):
+            try receiveData(streamID: streamID, bytes: bytes)
+        case let .endStream(streamID):
+            finishRequest(streamID)
+        case let .streamClosed(streamID, _):
+            if let call = calls.removeValue(forKey: streamID) {
+                bufferedRequestBytes -= call.deframer.bufferedCount
+                if let timer = call.timer { loop.cancel(timer) }
+                if !call.responded { call.task?.cancel() }
+            }
+        case .headerListTooLarge(let streamID):
+            logger.debug("header list too large; stream reset", metadata: ["peer": "\(peer)", "stream": "\(streamID)"])
+        case .goAway:
+            break
+        }
+    }
+}

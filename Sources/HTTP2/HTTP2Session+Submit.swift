@@ -1,0 +1,46 @@
+internal import CNGHTTP2
+
+extension HTTP2Session {
+    /// Server: answers a stream. With neither body nor trailers the header
+    /// block ends the stream (a gRPC "trailers-only" response).
+    public func sendResponse(
+        streamID: Int32, headers: [HTTP2Header], body: [UInt8]? = nil, trailers: [HTTP2Header]? = nil
+    ) throws {
+        precondition(role == .server, "sendResponse on a client session")
+        let rc: Int32
+        if body == nil && trailers == nil {
+            rc = withNameValues(headers) { nva, count in
+                nghttp2_submit_response(session, streamID, nva, count, nil)
+            }
+        } else {
+            outbound[streamID] = OutboundBody(bytes: body ?? [], trailers: trailers)
+            var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: Self.readBody)
+            rc = withNameValues(headers) { nva, count in
+                nghttp2_submit_response(session, streamID, nva, count, &provider)
+            }
+            if rc != 0 { outbound[streamID] = nil }
+        }
+        guard rc == 0 else { throw HTTP2Error.submitFailed("submit_response(\(streamID)): \(Self.describe(rc))") }
+    }
+
+    /// Client: opens a stream with `headers` and sends `body`, ending the
+    /// stream after it. Returns the new stream's id.
+    @discardableResult
+    public func sendRequest(headers: [HTTP2Header], body: [UInt8]) throws -> Int32 {
+        precondition(role == .client, "sendRequest on a server session")
+        var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: Self.readBody)
+        let streamID = withNameValues(headers) { nva, count in
+            nghttp2_submit_request(session, nil, nva, count, &provider, nil)
+        }
+        guard streamID > 0 else {
+            throw HTTP2Error.submitFailed("submit_request: \(Self.describe(streamID))")
+        }
+        outbound[streamID] = OutboundBody(bytes: body, trailers: nil)
+        return streamID
+    }
+
+    /// Client: sends a PING (for tests and keepalive).
+    public func ping() {
+        _ = nghttp2_submit_ping(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nil)
+    }
+}

@@ -1,0 +1,190 @@
+internal import CNGHTTP2
+
+/// Errors from the HTTP/2 layer. A protocol violation by the peer ends the
+/// connection; the caller sends what is pending (GOAWAY) and closes.
+public enum HTTP2Error: Error, Sendable, Equatable {
+    /// nghttp2 rejected the peer's bytes (bad preface, malformed frame, flood).
+    case protocolViolation(String)
+    /// The peer exceeded an abuse limit (pings, SETTINGS, resets).
+    case enhanceYourCalm(String)
+    /// A submit call failed: our bug or a stream that no longer exists.
+    case submitFailed(String)
+}
+
+/// One HTTP/2 connection driven through nghttp2: bytes in, events out, bytes
+/// to send. No sockets and no threads; confine an instance to one thread.
+public final class HTTP2Session {
+    public enum Role: Sendable { case server, client }
+
+    public let role: Role
+    let limits: HTTP2Limits
+    // Set once in init (after self exists, since nghttp2 keeps a pointer to self).
+    private(set) var session: OpaquePointer!
+
+    /// Events recorded by the C callbacks during the current `receive`.
+    var events: [HTTP2Event] = []
+    /// Headers of blocks being received, by stream.
+    var pendingHeaders: [Int32: PendingHeaderBlock] = [:]
+    /// Response/request bodies being sent, by stream (read by the data provider).
+    var outbound: [Int32: OutboundBody] = [:]
+    /// The first abuse or callback failure seen inside a C callback; thrown
+    /// by `receive` once nghttp2 returns.
+    var callbackError: HTTP2Error?
+    var now: UInt64 = 0
+    var settingsBucket: TokenBucket
+    var resetBucket: TokenBucket
+    var pingsSinceData = 0
+
+    struct PendingHeaderBlock {
+        var headers: [HTTP2Header] = []
+        var size = 0
+        var tooLarge = false
+    }
+
+    struct OutboundBody {
+        var bytes: [UInt8]
+        var offset = 0
+        var trailers: [HTTP2Header]?
+    }
+
+    public init(role: Role, limits: HTTP2Limits = HTTP2Limits()) throws {
+        self.role = role
+        self.limits = limits
+        self.settingsBucket = TokenBucket(burst: limits.settingsBurst, perSecond: limits.settingsPerSecond)
+        self.resetBucket = TokenBucket(burst: limits.resetBurst, perSecond: limits.resetsPerSecond)
+
+        var callbacks: OpaquePointer?
+        guard nghttp2_session_callbacks_new(&callbacks) == 0, let callbacks else {
+            throw HTTP2Error.submitFailed("nghttp2_session_callbacks_new")
+        }
+        defer { nghttp2_session_callbacks_del(callbacks) }
+        Self.install(callbacks)
+
+        var option: OpaquePointer?
+        guard nghttp2_option_new(&option) == 0, let option else {
+            throw HTTP2Error.submitFailed("nghttp2_option_new")
+        }
+        defer { nghttp2_option_del(option) }
+        // Queued PING/SETTINGS ACKs for a peer that never reads: fail the session beyond this.
+        nghttp2_option_set_max_outbound_ack(option, limits.maxOutboundAcks)
+        // Entries in one SETTINGS frame; more is a flood, not a configuration.
+        nghttp2_option_set_max_settings(option, limits.maxSettingsEntries)
+        // Our own header-block size check runs in on_header; nghttp2 still
+        // caps what it will emit to the peer at 64 KiB.
+        nghttp2_option_set_max_send_header_block_length(option, 64 * 1024)
+        // HPACK dynamic table for what we send: the RFC default, no more.
+        nghttp2_option_set_max_deflate_dynamic_table_size(option, 4096)
+
+        var created: OpaquePointer?
+        // The session holds an unretained pointer to self; self owns the session
+        // and deletes it in deinit, so the pointer never outlives its object.
+        let userData = UnsafeMutableRawPointer(Unmanaged.passUnretained(self).toOpaque())
+        let rc: Int32
+        switch role {
+        case .server: rc = nghttp2_session_server_new2(&created, callbacks, userData, option)
+        case .client: rc = nghttp2_session_client_new2(&created, callbacks, userData, option)
+        }
+        guard rc == 0, let created else {
+            throw HTTP2Error.submitFailed("nghttp2_session_new: \(Self.describe(rc))")
+        }
+        self.session = created
+
+        let settings: [(Int32, UInt32)] = [
+            (Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue), limits.maxConcurrentStreams),
+            (Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), UInt32(limits.initialStreamWindow)),
+            (Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), UInt32(limits.maxHeaderListSize)),
+            // Server push is not part of gRPC.
+            (Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), 0),
+        ]
+        var entries = settings.map { nghttp2_settings_entry(settings_id: $0.0, value: $0.1) }
+        if role == .server {
+            // A server must not send ENABLE_PUSH; drop it.
+            entries.removeLast()
+        }
+        let settingsRC = nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), entries, entries.count)
+        guard settingsRC == 0 else { throw HTTP2Error.submitFailed("submit_settings: \(Self.describe(settingsRC))") }
+        let windowRC = nghttp2_session_set_local_window_size(
+            session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, limits.connectionWindow)
+        guard windowRC == 0 else { throw HTTP2Error.submitFailed("set_local_window_size: \(Self.describe(windowRC))") }
+    }
+
+    deinit {
+        nghttp2_session_del(session)
+    }
+
+    // MARK: Bytes in, events out
+
+    /// Feeds bytes from the peer. Returns the events they produced (valid
+    /// until the next call). Throws when the connection must end; pending
+    /// output (a GOAWAY) should still be sent before closing.
+    public func receive(_ bytes: UnsafeRawBufferPointer, now: UInt64) throws -> [HTTP2Event] {
+        events.removeAll(keepingCapacity: true)
+        self.now = now
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return events }
+        let consumed = nghttp2_session_mem_recv(session, base.assumingMemoryBound(to: UInt8.self), bytes.count)
+        if let error = callbackError {
+            callbackError = nil
+            if case .enhanceYourCalm = error {
+                nghttp2_session_terminate_session(session, NGHTTP2_ENHANCE_YOUR_CALM.rawValue)
+            }
+            throw error
+        }
+        if consumed < 0 {
+            throw HTTP2Error.protocolViolation(Self.describe(Int32(truncatingIfNeeded: consumed)))
+        }
+        return events
+    }
+
+    /// Convenience for tests and clients holding an array.
+    public func receive(_ bytes: [UInt8], now: UInt64 = 0) throws -> [HTTP2Event] {
+        try bytes.withUnsafeBytes { try receive($0, now: now) }
+    }
+
+    /// Appends every frame nghttp2 wants to send to `buffer`.
+    public func drainOutput(into buffer: inout [UInt8]) throws {
+        while true {
+            var pointer: UnsafePointer<UInt8>?
+            let count = nghttp2_session_mem_send(session, &pointer)
+            if count < 0 {
+                throw HTTP2Error.protocolViolation(Self.describe(Int32(truncatingIfNeeded: count)))
+            }
+            guard count > 0, let pointer else { return }
+            buffer.append(contentsOf: UnsafeBufferPointer(start: pointer, count: count))
+        }
+    }
+
+    /// False once both sides are done (GOAWAY exchanged, no streams left):
+    /// the connection can be closed after the output is flushed.
+    public var isActive: Bool {
+        nghttp2_session_want_read(session) != 0 || nghttp2_session_want_write(session) != 0
+    }
+
+    public var wantsWrite: Bool { nghttp2_session_want_write(session) != 0 }
+
+    /// The highest stream id the peer opened that we processed.
+    public var lastProcessedStreamID: Int32 { nghttp2_session_get_last_proc_stream_id(session) }
+
+    // MARK: Streams and connection control
+
+    /// Resets one stream (RST_STREAM with `errorCode`, e.g. 0x8 CANCEL).
+    public func resetStream(_ streamID: Int32, errorCode: UInt32) {
+        outbound[streamID] = nil
+        _ = nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, errorCode)
+    }
+
+    /// Starts a graceful shutdown: GOAWAY naming the last stream we will
+    /// serve. Streams already open finish; new ones are refused.
+    public func goAway(errorCode: UInt32 = 0) {
+        _ = nghttp2_submit_goaway(
+            session, UInt8(NGHTTP2_FLAG_NONE.rawValue), lastProcessedStreamID, errorCode, nil, 0)
+    }
+
+    /// Ends the connection at once with GOAWAY(errorCode).
+    public func terminate(errorCode: UInt32) {
+        _ = nghttp2_session_terminate_session(session, errorCode)
+    }
+
+    static func describe(_ code: Int32) -> String {
+        String(cString: nghttp2_strerror(code))
+    }
+}

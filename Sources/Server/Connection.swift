@@ -1,0 +1,164 @@
+import GRPC
+import Glibc
+import Logging
+import TLS
+
+/// One accepted socket: bytes from the socket go through TLS (when
+/// configured) into the gRPC connection, and its output goes back the same
+/// way. Lives on one loop's thread.
+final class Connection: GRPCConnectionHost {
+    let fd: Int32
+    let peer: String
+    unowned let loop: EventLoop
+    let server: ServerState
+    var grpc: GRPCServerConnection!
+    let tls: TLSEngine?
+    var isDirty = false
+    var isClosed = false
+    var lastActivity: UInt64
+    /// Bytes for the socket not yet written, from `outputOffset` on.
+    var output: [UInt8] = []
+    var outputOffset = 0
+    /// Plaintext from HTTP/2 before encryption (TLS only).
+    var plaintextOut: [UInt8] = []
+    var plaintextIn: [UInt8] = []
+    /// Reading stopped because too much output is waiting for the peer.
+    var readPaused = false
+
+    init(fd: Int32, peer: String, loop: EventLoop, server: ServerState) throws {
+        self.fd = fd
+        self.peer = peer
+        self.loop = loop
+        self.server = server
+        self.lastActivity = loop.nowNanos
+        self.tls = try server.configuration.tls.map { try TLSEngine(context: $0) }
+        self.grpc = try GRPCServerConnection(
+            router: server.router, configuration: server.configuration.grpc, loop: loop, peer: peer,
+            logger: loop.logger)
+        grpc.host = self
+    }
+
+    func connectionHasOutput() {
+        loop.markDirty(self)
+    }
+
+    func onReadable() {
+        guard !isClosed else { return }
+        if pendingOutputCount > server.configuration.maxPendingOutputBytes {
+            readPaused = true
+            return
+        }
+        while !isClosed {
+            let count = loop.readBuffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count > 0 {
+                lastActivity = loop.nowNanos
+                let ok = loop.readBuffer.withUnsafeBytes { deliver(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+                if !ok { return }
+                if count < loop.readBuffer.count { break }
+            } else if count == 0 {
+                close()  // peer closed
+                return
+            } else if errno == EAGAIN || errno == EWOULDBLOCK {
+                break
+            } else if errno != EINTR {
+                close()
+                return
+            }
+        }
+        loop.markDirty(self)
+    }
+
+    /// Hands socket bytes to TLS/HTTP/2. False when the connection is ending.
+    private func deliver(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        do {
+            if let tls {
+                tls.receiveCiphertext(bytes)
+                plaintextIn.removeAll(keepingCapacity: true)
+                let state = try tls.readPlaintext(into: &plaintextIn)
+                if !plaintextIn.isEmpty {
+                    try plaintextIn.withUnsafeBytes { try grpc.receive($0) }
+                }
+                if state == .closed {
+                    endAfterFlush()
+                    return false
+                }
+            } else {
+                try grpc.receive(bytes)
+            }
+            return true
+        } catch {
+            // The peer broke the protocol: send what is pending (a GOAWAY or
+            // TLS alert) and close.
+            loop.logger.debug("closing connection", metadata: ["peer": "\(peer)", "reason": "\(error)"])
+            endAfterFlush()
+            return false
+        }
+    }
+
+    private func endAfterFlush() {
+        flush(closeAfter: true)
+    }
+
+    var pendingOutputCount: Int { output.count - outputOffset }
+
+    func flush() {
+        flush(closeAfter: false)
+    }
+
+    private func flush(closeAfter: Bool) {
+        guard !isClosed else { return }
+        do {
+            if let tls {
+                plaintextOut.removeAll(keepingCapacity: true)
+                try grpc.drainOutput(into: &plaintextOut)
+                if !plaintextOut.isEmpty { try tls.writePlaintext(plaintextOut) }
+                tls.drainCiphertext(into: &output)
+            } else {
+                try grpc.drainOutput(into: &output)
+            }
+        } catch {
+            loop.logger.debug("output failed", metadata: ["peer": "\(peer)", "error": "\(error)"])
+            close()
+            return
+        }
+        writePending()
+        if isClosed { return }
+        if closeAfter || (!grpc.isActive && pendingOutputCount == 0) {
+            close()
+            return
+        }
+        if readPaused && pendingOutputCount <= server.configuration.maxPendingOutputBytes / 2 {
+            readPaused = false
+            onReadable()
+        }
+    }
+
+    private func writePending() {
+        while pendingOutputCount > 0 {
+            let written = output.withUnsafeBytes { bytes in
+                write(fd, bytes.baseAddress! + outputOffset, pendingOutputCount)
+            }
+            if written > 0 {
+                outputOffset += written
+            } else if written < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                return  // EPOLLOUT (edge-triggered) marks us dirty when writable
+            } else if written < 0 && errno == EINTR {
+                continue
+            } else {
+                close()
+                return
+            }
+        }
+        output.removeAll(keepingCapacity: output.capacity <= 256 * 1024)
+        outputOffset = 0
+    }
+
+    func close() {
+        guard !isClosed else { return }
+        isClosed = true
+        grpc.close()
+        loop.remove(self)
+        Glibc.close(fd)
+        server.connectionClosed()
+    }
+}

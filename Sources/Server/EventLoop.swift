@@ -1,0 +1,199 @@
+import GRPC
+import Glibc
+import Logging
+import Synchronization
+
+/// One thread's epoll loop. Owns its connections; other threads reach it
+/// only through `execute`, which queues work and wakes the loop via eventfd.
+final class EventLoop: GRPCLoop, @unchecked Sendable {
+    let index: Int
+    let epollFD: Int32
+    let wakeFD: Int32
+    let logger: Logger
+    private let queue = Mutex<[@Sendable () -> Void]>([])
+
+    // Loop-thread state below.
+    var timers = TimerHeap()
+    var connections: [Int32: Connection] = [:]
+    var dirty: [Connection] = []
+    var listenFD: Int32 = -1
+    var acceptor: ((EventLoop) -> Void)?
+    var shuttingDown = false
+    var stopped = false
+    /// One read buffer per loop: every socket read lands here first.
+    var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
+
+    init(index: Int, logger: Logger) throws {
+        self.index = index
+        self.logger = logger
+        epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
+        guard epollFD >= 0 else { throw SocketError(operation: "epoll_create1", errno: errno) }
+        wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        guard wakeFD >= 0 else { throw SocketError(operation: "eventfd", errno: errno) }
+        try register(wakeFD, events: EPOLLIN.rawValue)
+    }
+
+    deinit {
+        close(wakeFD)
+        close(epollFD)
+    }
+
+    var nowNanos: UInt64 { monotonicNanos() }
+
+    func execute(_ work: @escaping @Sendable () -> Void) {
+        let wasEmpty = queue.withLock { pending in
+            pending.append(work)
+            return pending.count == 1
+        }
+        if wasEmpty {
+            var one: UInt64 = 1
+            _ = write(wakeFD, &one, 8)
+        }
+    }
+
+    func schedule(atNanos deadline: UInt64, _ work: @escaping () -> Void) -> GRPCTimerID {
+        GRPCTimerID(timers.insert(deadline: deadline, work))
+    }
+
+    func cancel(_ timer: GRPCTimerID) {
+        timers.cancel(timer.rawValue)
+    }
+
+    func register(_ fd: Int32, events: UInt32) throws {
+        var event = epoll_event()
+        event.events = events
+        event.data.fd = fd
+        guard epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event) == 0 else {
+            throw SocketError(operation: "epoll_ctl(ADD)", errno: errno)
+        }
+    }
+
+    func unregister(_ fd: Int32) {
+        _ = epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, nil)
+    }
+
+    func markDirty(_ connection: Connection) {
+        guard !connection.isDirty else { return }
+        connection.isDirty = true
+        dirty.append(connection)
+    }
+
+    /// Runs until shutdown has drained every connection.
+    func run() {
+        var events = [epoll_event](repeating: epoll_event(), count: 256)
+        while !stopped {
+            let timeout: Int32
+            if let next = timers.nextDeadline() {
+                let now = monotonicNanos()
+                timeout = next <= now ? 0 : Int32(min((next - now + 999_999) / 1_000_000, 1000))
+            } else {
+                timeout = 1000
+            }
+            let count = epoll_wait(epollFD, &events, Int32(events.count), timeout)
+            if count < 0 && errno != EINTR {
+                logger.critical("epoll_wait failed", metadata: ["errno": "\(errno)"])
+                return
+            }
+            for i in 0..<max(0, Int(count)) {
+                let fd = events[i].data.fd
+                let flags = events[i].events
+                if fd == wakeFD {
+                    var value: UInt64 = 0
+                    _ = read(wakeFD, &value, 8)
+                } else if fd == listenFD {
+                    acceptor?(self)
+                } else if let connection = connections[fd] {
+                    if flags & (EPOLLIN.rawValue | EPOLLERR.rawValue | EPOLLHUP.rawValue | EPOLLRDHUP.rawValue) != 0 {
+                        connection.onReadable()
+                    }
+                    if flags & EPOLLOUT.rawValue != 0 {
+                        markDirty(connection)
+                    }
+                }
+            }
+            runQueued()
+            for work in timers.popDue(now: monotonicNanos()) { work() }
+            flushDirty()
+            if shuttingDown && connections.isEmpty { stopped = true }
+        }
+    }
+
+    private func runQueued() {
+        let work = queue.withLock { pending -> [@Sendable () -> Void] in
+            let taken = pending
+            pending.removeAll(keepingCapacity: true)
+            return taken
+        }
+        for item in work { item() }
+    }
+
+    private func flushDirty() {
+        // Flushing may close connections or dirty others; loop until quiet.
+        while !dirty.isEmpty {
+            let batch = dirty
+            dirty.removeAll(keepingCapacity: true)
+            for connection in batch {
+                connection.isDirty = false
+                connection.flush()
+            }
+        }
+    }
+
+    func add(_ connection: Connection) {
+        connections[connection.fd] = connection
+        do {
+            try register(connection.fd, events: EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue)
+        } catch {
+            logger.error("cannot watch connection", metadata: ["error": "\(error)"])
+            connection.close()
+        }
+        markDirty(connection)  // send our SETTINGS at once
+    }
+
+    func remove(_ connection: Connection) {
+        unregister(connection.fd)
+        connections[connection.fd] = nil
+    }
+
+    /// Stops accepting, sends GOAWAY on every connection; the loop exits
+    /// when they have all closed, or when `drainDeadline` passes.
+    func beginShutdown(drainDeadline: UInt64) {
+        guard !shuttingDown else { return }
+        shuttingDown = true
+        if listenFD >= 0 {
+            unregister(listenFD)
+            listenFD = -1
+        }
+        for connection in connections.values {
+            connection.grpc.beginGracefulShutdown()
+            markDirty(connection)
+        }
+        _ = timers.insert(deadline: drainDeadline) { [unowned self] in
+            for connection in Array(connections.values) {
+                logger.warning("drain deadline passed; closing", metadata: ["peer": "\(connection.peer)"])
+                connection.close()
+            }
+        }
+    }
+
+    /// Closes connections that have been idle too long; runs once a second.
+    func sweepIdle(timeoutNanos: UInt64) {
+        let now = monotonicNanos()
+        for connection in Array(connections.values)
+        where connection.grpc.openCallCount == 0 && now &- connection.lastActivity > timeoutNanos {
+            logger.debug("closing idle connection", metadata: ["peer": "\(connection.peer)"])
+            connection.grpc.beginGracefulShutdown()
+            connection.flush()
+            connection.close()
+        }
+        _ = timers.insert(deadline: now + 1_000_000_000) { [unowned self] in
+            sweepIdle(timeoutNanos: timeoutNanos)
+        }
+    }
+}
+
+func monotonicNanos() -> UInt64 {
+    var spec = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &spec)
+    return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
+}

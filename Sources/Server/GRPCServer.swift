@@ -1,0 +1,162 @@
+import Foundation
+public import GRPC
+import Glibc
+public import Logging
+import Synchronization
+
+/// What every loop shares: read-only configuration and the connection count.
+final class ServerState: Sendable {
+    let configuration: ServerConfiguration
+    let router: GRPCRouter
+    let openConnections = Atomic<Int>(0)
+
+    init(configuration: ServerConfiguration, router: GRPCRouter) {
+        self.configuration = configuration
+        self.router = router
+    }
+
+    /// Reserves a connection slot; false when the limit is reached.
+    func tryOpenConnection() -> Bool {
+        let after = openConnections.add(1, ordering: .relaxed).newValue
+        if after > configuration.maxConnections {
+            openConnections.subtract(1, ordering: .relaxed)
+            return false
+        }
+        return true
+    }
+
+    func connectionClosed() {
+        openConnections.subtract(1, ordering: .relaxed)
+    }
+}
+
+/// The gRPC server: a listening socket shared by N epoll loops, each on
+/// its own thread. Handlers run on Swift's concurrency pool, never on a loop.
+public final class GRPCServer: Sendable {
+    let state: ServerState
+    let loops: [EventLoop]
+    let listenFD: Int32
+    let logger: Logger
+    let finished = DispatchSemaphore(value: 0)
+    /// The address actually bound (the port is resolved when 0 was asked).
+    public let boundAddress: SocketAddress
+
+    public init(configuration: ServerConfiguration, router: GRPCRouter, logger: Logger) throws {
+        self.state = ServerState(configuration: configuration, router: router)
+        self.logger = logger
+        let (fd, bound) = try Self.listen(on: configuration.listen)
+        self.listenFD = fd
+        self.boundAddress = bound
+        var loops: [EventLoop] = []
+        for index in 0..<configuration.threads {
+            var loopLogger = logger
+            loopLogger[metadataKey: "loop"] = "\(index)"
+            loops.append(try EventLoop(index: index, logger: loopLogger))
+        }
+        self.loops = loops
+    }
+
+    /// Starts the loop threads and returns at once.
+    public func start() throws {
+        let state = self.state
+        for loop in loops {
+            loop.listenFD = listenFD
+            loop.acceptor = { loop in Self.acceptConnections(loop: loop, state: state) }
+            // EPOLLEXCLUSIVE: one loop is woken per incoming connection, not all.
+            try loop.register(listenFD, events: EPOLLIN.rawValue | EPOLLEXCLUSIVE.rawValue)
+            loop.sweepIdle(timeoutNanos: state.configuration.idleTimeoutNanos)
+            let finished = self.finished
+            let thread = Thread {
+                loop.run()
+                finished.signal()
+            }
+            thread.name = "billing-loop-\(loop.index)"
+            thread.start()
+        }
+    }
+
+    /// Graceful shutdown: stop accepting, GOAWAY everywhere, let calls in
+    /// flight finish until `drainNanos` has passed, then close what is left.
+    public func shutdown(drainNanos: UInt64) {
+        let deadline = monotonicNanos() + drainNanos
+        for loop in loops {
+            loop.execute { loop.beginShutdown(drainDeadline: deadline) }
+        }
+    }
+
+    /// Blocks until every loop has exited (after `shutdown`).
+    public func wait() {
+        for _ in loops { finished.wait() }
+        Glibc.close(listenFD)
+    }
+
+    public var openConnectionCount: Int { state.openConnections.load(ordering: .relaxed) }
+
+    static func listen(on address: SocketAddress) throws -> (Int32, SocketAddress) {
+        let result = try address.withSockAddr { pointer, length, family -> Int32 in
+            let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            guard fd >= 0 else { throw SocketError(operation: "socket", errno: errno) }
+            var one: Int32 = 1
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+            guard bind(fd, pointer, length) == 0 else {
+                let error = errno
+                Glibc.close(fd)
+                throw SocketError(operation: "bind \(address)", errno: error)
+            }
+            // Backlog: connections the kernel queues before accept.
+            guard Glibc.listen(fd, 4096) == 0 else {
+                let error = errno
+                Glibc.close(fd)
+                throw SocketError(operation: "listen", errno: error)
+            }
+            return fd
+        }
+        guard let fd = result else {
+            throw SocketError(operation: "parse address \(address.host) (numeric IPv4/IPv6 only)", errno: EINVAL)
+        }
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        _ = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        let port: UInt16 = withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin_port) }
+        }
+        return (fd, SocketAddress(host: address.host, port: port))
+    }
+
+    static func acceptConnections(loop: EventLoop, state: ServerState) {
+        // Bounded: a burst of connections cannot starve this loop's other sockets.
+        for _ in 0..<64 {
+            var storage = sockaddr_storage()
+            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let fd = withUnsafeMutablePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    accept4(loop.listenFD, $0, &length, Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue))
+                }
+            }
+            if fd < 0 {
+                if errno == EMFILE || errno == ENFILE {
+                    loop.logger.error("out of file descriptors; not accepting")
+                }
+                return
+            }
+            guard state.tryOpenConnection() else {
+                loop.logger.warning("connection limit reached; refusing", metadata: ["limit": "\(state.configuration.maxConnections)"])
+                Glibc.close(fd)
+                continue
+            }
+            var one: Int32 = 1
+            // gRPC replies are small and latency-bound: no Nagle delay.
+            setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            let peer = SocketAddress.describe(storage)
+            do {
+                loop.add(try Connection(fd: fd, peer: peer, loop: loop, server: state))
+            } catch {
+                loop.logger.error("cannot set up connection", metadata: ["peer": "\(peer)", "error": "\(error)"])
+                Glibc.close(fd)
+                state.connectionClosed()
+            }
+        }
+    }
+}

@@ -1,0 +1,27 @@
+public import GRPC
+public import TLS
+
+/// How the server listens and which limits it enforces beyond the gRPC layer's.
+public struct ServerConfiguration: Sendable {
+    public var listen: SocketAddress
+    /// Event-loop threads; each owns its connections. Default: one per core.
+    public var threads: Int
+    /// TLS with ALPN h2 when set; cleartext h2c with prior knowledge otherwise.
+    public var tls: TLSContext?
+    /// Open connections across all loops; beyond it new ones are closed at
+    /// accept, so a connection flood cannot exhaust file descriptors.
+    public var maxConnections: Int = 10_000
+    /// A connection with no call in progress and no bytes for this long is
+    /// closed with GOAWAY (covers clients that connect and never speak).
+    public var idleTimeoutNanos: UInt64 = 300 * 1_000_000_000
+    /// Bytes waiting to be written to one socket before we stop reading from
+    /// it: a client that does not read its responses cannot grow our memory.
+    public var maxPendingOutputBytes: Int = 8 << 20
+    public var grpc = GRPCServerConfiguration()
+
+    public init(listen: SocketAddress, threads: Int, tls: TLSContext? = nil) {
+        self.listen = listen
+        self.threads = max(1, threads)
+        self.tls = tls
+    }
+}

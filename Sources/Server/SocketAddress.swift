@@ -1,0 +1,82 @@
+import Glibc
+
+/// A listen address: "127.0.0.1:50051", "[::1]:50051", "0.0.0.0:0".
+public struct SocketAddress: Sendable, CustomStringConvertible {
+    public let host: String
+    public let port: UInt16
+
+    public init(host: String, port: UInt16) {
+        self.host = host
+        self.port = port
+    }
+
+    public init?(parsing text: String) {
+        guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]) else {
+            return nil
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        if host.isEmpty { host = "0.0.0.0" }
+        self.init(host: host, port: port)
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    /// Calls `body` with a sockaddr for this address; nil when the host is
+    /// not a numeric IPv4 or IPv6 address.
+    func withSockAddr<R>(_ body: (UnsafePointer<sockaddr>, socklen_t, Int32) throws -> R) throws -> R? {
+        var v4 = sockaddr_in()
+        if inet_pton(AF_INET, host, &v4.sin_addr) == 1 {
+            v4.sin_family = sa_family_t(AF_INET)
+            v4.sin_port = port.bigEndian
+            return try withUnsafePointer(to: &v4) {
+                try $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    try body($0, socklen_t(MemoryLayout<sockaddr_in>.size), AF_INET)
+                }
+            }
+        }
+        var v6 = sockaddr_in6()
+        if inet_pton(AF_INET6, host, &v6.sin6_addr) == 1 {
+            v6.sin6_family = sa_family_t(AF_INET6)
+            v6.sin6_port = port.bigEndian
+            return try withUnsafePointer(to: &v6) {
+                try $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    try body($0, socklen_t(MemoryLayout<sockaddr_in6>.size), AF_INET6)
+                }
+            }
+        }
+        return nil
+    }
+
+    /// Describes a peer from accept().
+    static func describe(_ storage: sockaddr_storage) -> String {
+        var storage = storage
+        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+        switch Int32(storage.ss_family) {
+        case AF_INET:
+            return withUnsafePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { addr in
+                    var a = addr.pointee.sin_addr
+                    inet_ntop(AF_INET, &a, &text, socklen_t(text.count))
+                    return "\(String(cString: text)):\(UInt16(bigEndian: addr.pointee.sin_port))"
+                }
+            }
+        case AF_INET6:
+            return withUnsafePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { addr in
+                    var a = addr.pointee.sin6_addr
+                    inet_ntop(AF_INET6, &a, &text, socklen_t(text.count))
+                    return "[\(String(cString: text))]:\(UInt16(bigEndian: addr.pointee.sin6_port))"
+                }
+            }
+        default:
+            return "unknown"
+        }
+    }
+}
+
+public struct SocketError: Error, CustomStringConvertible {
+    public let operation: String
+    public let errno: Int32
+    public var description: String { "\(operation): \(String(cString: strerror(errno)))" }
+}

@@ -1,0 +1,143 @@
+import HTTP2
+import Testing
+
+/// A client session and a server session trading bytes in memory.
+struct Pair {
+    let client: HTTP2Session
+    let server: HTTP2Session
+    var serverEvents: [HTTP2Event] = []
+    var clientEvents: [HTTP2Event] = []
+
+    init(serverLimits: HTTP2Limits = HTTP2Limits()) throws {
+        client = try HTTP2Session(role: .client)
+        server = try HTTP2Session(role: .server, limits: serverLimits)
+    }
+
+    /// Moves bytes both ways until neither side has anything to send.
+    mutating func pump(now: UInt64 = 0) throws {
+        for _ in 0..<100 {
+            var toServer: [UInt8] = []
+            try client.drainOutput(into: &toServer)
+            var toClient: [UInt8] = []
+            try server.drainOutput(into: &toClient)
+            if toServer.isEmpty && toClient.isEmpty { return }
+            serverEvents += try server.receive(toServer, now: now)
+            clientEvents += try client.receive(toClient, now: now)
+        }
+        Issue.record("pump did not settle")
+    }
+}
+
+let requestHeaders = [
+    HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "http"), HTTP2Header(":path", "/pkg.S/M"),
+    HTTP2Header(":authority", "localhost"), HTTP2Header("content-type", "application/grpc"),
+    HTTP2Header("te", "trailers"),
+]
+
+@Test func requestAndResponseWithTrailersRoundTrip() throws {
+    var pair = try Pair()
+    let streamID = try pair.client.sendRequest(headers: requestHeaders, body: [1, 2, 3])
+    try pair.pump()
+    #expect(pair.serverEvents.contains(.headers(streamID: streamID, headers: requestHeaders, endStream: false)))
+    #expect(pair.serverEvents.contains(.data(streamID: streamID, bytes: [1, 2, 3])))
+    #expect(pair.serverEvents.contains(.endStream(streamID: streamID)))
+
+    try pair.server.sendResponse(
+        streamID: streamID, headers: [HTTP2Header(":status", "200")], body: [9, 8],
+        trailers: [HTTP2Header("grpc-status", "0")])
+    try pair.pump()
+    let headerBlocks = pair.clientEvents.compactMap { event -> [HTTP2Header]? in
+        if case let .headers(id, headers, _) = event, id == streamID { return headers }
+        return nil
+    }
+    #expect(headerBlocks == [[HTTP2Header(":status", "200")], [HTTP2Header("grpc-status", "0")]])
+    #expect(pair.clientEvents.contains(.data(streamID: streamID, bytes: [9, 8])))
+    #expect(pair.clientEvents.contains(.streamClosed(streamID: streamID, errorCode: 0)))
+}
+
+@Test func trailersOnlyResponseEndsTheStreamInOneBlock() throws {
+    var pair = try Pair()
+    let streamID = try pair.client.sendRequest(headers: requestHeaders, body: [])
+    try pair.pump()
+    try pair.server.sendResponse(streamID: streamID, headers: [HTTP2Header(":status", "200"), HTTP2Header("grpc-status", "12")])
+    try pair.pump()
+    #expect(pair.clientEvents.contains(.headers(
+        streamID: streamID, headers: [HTTP2Header(":status", "200"), HTTP2Header("grpc-status", "12")], endStream: true)))
+}
+
+@Test func largeBodyCrossesFlowControlWindows() throws {
+    var pair = try Pair()
+    let body = (0..<(3 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+    let streamID = try pair.client.sendRequest(headers: requestHeaders, body: body)
+    try pair.pump()
+    var received: [UInt8] = []
+    for case let .data(id, bytes) in pair.serverEvents where id == streamID { received += bytes }
+    #expect(received == body)
+}
+
+@Test func oversizedHeaderListResetsOnlyThatStream() throws {
+    var limits = HTTP2Limits()
+    limits.maxHeaderListSize = 1024
+    var pair = try Pair(serverLimits: limits)
+    let big = requestHeaders + [HTTP2Header("x-big", String(repeating: "a", count: 2000))]
+    let bad = try pair.client.sendRequest(headers: big, body: [])
+    let good = try pair.client.sendRequest(headers: requestHeaders, body: [7])
+    try pair.pump()
+    #expect(pair.serverEvents.contains(.headerListTooLarge(streamID: bad)))
+    #expect(pair.serverEvents.contains(.data(streamID: good, bytes: [7])))
+    #expect(pair.clientEvents.contains { if case .streamClosed(bad, let code) = $0 { code != 0 } else { false } })
+}
+
+@Test func garbageInsteadOfPrefaceIsAProtocolViolation() throws {
+    let server = try HTTP2Session(role: .server)
+    #expect(throws: HTTP2Error.self) {
+        _ = try server.receive(Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+    }
+}
+
+@Test func rapidResetFloodEndsTheConnection() throws {
+    var limits = HTTP2Limits()
+    limits.resetBurst = 50
+    limits.resetsPerSecond = 1
+    let pair = try Pair(serverLimits: limits)
+    var thrown = false
+    for _ in 0..<200 {
+        let id = try pair.client.sendRequest(headers: requestHeaders, body: [])
+        pair.client.resetStream(id, errorCode: 8)
+        var bytes: [UInt8] = []
+        try pair.client.drainOutput(into: &bytes)
+        do { _ = try pair.server.receive(bytes, now: 1) } catch HTTP2Error.enhanceYourCalm { thrown = true; break }
+    }
+    #expect(thrown)
+    // The server's GOAWAY says ENHANCE_YOUR_CALM (0xb).
+    var toClient: [UInt8] = []
+    try pair.server.drainOutput(into: &toClient)
+    let events = try pair.client.receive(toClient)
+    #expect(events.contains { if case .goAway(_, 0xb) = $0 { true } else { false } })
+}
+
+@Test func pingFloodWithoutDataEndsTheConnection() throws {
+    let pair = try Pair()
+    var thrown = false
+    for _ in 0..<500 {
+        pair.client.ping()
+        var bytes: [UInt8] = []
+        try pair.client.drainOutput(into: &bytes)
+        do { _ = try pair.server.receive(bytes) } catch HTTP2Error.enhanceYourCalm { thrown = true; break }
+    }
+    #expect(thrown)
+}
+
+@Test func bytesFedOneAtATimeGiveTheSameEvents() throws {
+    let pair = try Pair()
+    let streamID = try pair.client.sendRequest(headers: requestHeaders, body: Array(0..<200))
+    var bytes: [UInt8] = []
+    try pair.client.drainOutput(into: &bytes)
+    var events: [HTTP2Event] = []
+    for byte in bytes { events += try pair.server.receive([byte]) }
+    #expect(events.contains(.headers(streamID: streamID, headers: requestHeaders, endStream: false)))
+    var body: [UInt8] = []
+    for case let .data(id, chunk) in events where id == streamID { body += chunk }
+    #expect(body == Array(0..<200))
+    #expect(events.contains(.endStream(streamID: streamID)))
+}
