@@ -4,6 +4,11 @@ public struct GRPCMessageDeframer: Sendable {
     public struct Message: Sendable, Equatable {
         public var compressed: Bool
         public var bytes: [UInt8]
+
+        public init(compressed: Bool, bytes: [UInt8]) {
+            self.compressed = compressed
+            self.bytes = bytes
+        }
     }
 
     public enum Failure: Error, Sendable, Equatable {

@@ -1,4 +1,4 @@
-public import HTTP2
+import HTTP2
 public import Logging
 
 /// One gRPC connection: HTTP/2 events in, calls dispatched to handlers,

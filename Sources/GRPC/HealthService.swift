@@ -1,0 +1,38 @@
+public import BillingProto
+import Synchronization
+
+/// grpc.health.v1.Health: the one service open to every caller. The overall
+/// server is the empty service name; shutdown turns everything NOT_SERVING.
+public final class HealthService: Sendable {
+    public typealias Status = Grpc_Health_V1_HealthCheckResponse.ServingStatus
+
+    private let statuses: Mutex<[String: Status]>
+
+    public init(services: [String]) {
+        var initial: [String: Status] = ["": .serving]
+        for service in services { initial[service] = .serving }
+        statuses = Mutex(initial)
+    }
+
+    public func setAll(_ status: Status) {
+        statuses.withLock { all in
+            for key in all.keys { all[key] = status }
+        }
+    }
+
+    public func status(of service: String) -> Status? {
+        statuses.withLock { $0[service] }
+    }
+
+    public func register(into router: inout GRPCRouter) {
+        router.register("/grpc.health.v1.Health/Check") {
+            [self] (request: Grpc_Health_V1_HealthCheckRequest, _) -> Grpc_Health_V1_HealthCheckResponse in
+            guard let status = status(of: request.service) else {
+                throw GRPCStatus(.notFound, "unknown service \(request.service)")
+            }
+            var response = Grpc_Health_V1_HealthCheckResponse()
+            response.status = status
+            return response
+        }
+    }
+}

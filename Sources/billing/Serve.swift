@@ -1,0 +1,127 @@
+import ArgumentParser
+import BillingService
+import Dispatch
+import Foundation
+import GRPC
+import Logging
+import Server
+import TLS
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the billing gRPC server.",
+        discussion: """
+            Serves the Metering, Accounts, Payments and Admin services and grpc.health.v1.Health \
+            over HTTP/2: cleartext h2c (prior knowledge) by default, TLS with ALPN h2 when \
+            --tls-cert and --tls-key are given. SIGTERM or SIGINT shuts down gracefully: health \
+            turns NOT_SERVING, GOAWAY is sent, calls in flight finish (up to --drain-seconds), \
+            then the process exits 0.
+            """)
+
+    @Option(help: "Address to listen on, host:port with a numeric IPv4 or [IPv6] host. Port 0 picks a free port.")
+    var listen: String = "127.0.0.1:50051"
+
+    @Option(help: "SQLite database file of the ledger; created if missing.")
+    var db: String = "var/billing.sqlite"
+
+    @Option(help: "PEM certificate chain; with --tls-key, serve TLS 1.2+/1.3 with ALPN h2.")
+    var tlsCert: String?
+
+    @Option(help: "PEM private key for --tls-cert.")
+    var tlsKey: String?
+
+    @Option(help: "PEM CA bundle; when set, clients must present a certificate it signed (mTLS).")
+    var tlsClientCa: String?
+
+    @Option(help: "Event-loop threads (default: one per core).")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .info
+
+    @Option(help: "Largest request message accepted, in bytes; larger ones get RESOURCE_EXHAUSTED.")
+    var maxMessageBytes: Int = 4 << 20
+
+    @Option(help: "Most open connections; more are closed at accept.")
+    var maxConnections: Int = 10_000
+
+    @Option(help: "Close connections idle (no call in progress) this many seconds.")
+    var idleTimeoutSeconds: Int = 300
+
+    @Option(help: "On SIGTERM/SIGINT, let calls in flight finish for up to this many seconds.")
+    var drainSeconds: Int = 10
+
+    @Option(help: "Write the bound port to this file once listening (for scripts and tests).")
+    var portFile: String?
+
+    @Flag(help: "Register billing.v1.Testing (Echo with a delay) for transport tests. Never in production.")
+    var enableTestingService = false
+
+    func validate() throws {
+        if (tlsCert == nil) != (tlsKey == nil) {
+            throw ValidationError("--tls-cert and --tls-key go together")
+        }
+        if tlsClientCa != nil && tlsCert == nil {
+            throw ValidationError("--tls-client-ca needs --tls-cert and --tls-key")
+        }
+        guard SocketAddress(parsing: listen) != nil else {
+            throw ValidationError("--listen must be host:port, e.g. 127.0.0.1:50051 or [::1]:50051")
+        }
+        guard (1...256).contains(threads) else { throw ValidationError("--threads must be 1...256") }
+        guard maxMessageBytes > 0 && maxMessageBytes <= 64 << 20 else {
+            throw ValidationError("--max-message-bytes must be 1...\(64 << 20)")
+        }
+        guard maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
+        guard drainSeconds >= 0 else { throw ValidationError("--drain-seconds must not be negative") }
+    }
+
+    func run() throws {
+        bootstrapLogging(level: logLevel)
+        let logger = Logger(label: "billing")
+
+        var configuration = ServerConfiguration(listen: SocketAddress(parsing: listen)!, threads: threads)
+        if let tlsCert, let tlsKey {
+            configuration.tls = try TLSContext(
+                certificateChainFile: tlsCert, privateKeyFile: tlsKey, clientCAFile: tlsClientCa)
+        }
+        configuration.maxConnections = maxConnections
+        configuration.idleTimeoutNanos = UInt64(idleTimeoutSeconds) * 1_000_000_000
+        configuration.grpc.maxReceiveMessageSize = maxMessageBytes
+
+        var router = GRPCRouter()
+        let health = HealthService(services: BillingServices.names)
+        health.register(into: &router)
+        BillingServices.register(into: &router, logger: logger)
+        if enableTestingService {
+            TestingService.register(into: &router)
+            logger.warning("billing.v1.Testing is enabled: for transport tests only")
+        }
+
+        let server = try GRPCServer(configuration: configuration, router: router, logger: logger)
+        try server.start()
+        if let portFile {
+            try "\(server.boundAddress.port)\n".write(toFile: portFile, atomically: true, encoding: .utf8)
+        }
+        logger.info("listening", metadata: [
+            "address": "\(server.boundAddress)",
+            "transport": "\(tlsCert == nil ? "h2c" : "tls")",
+            "threads": "\(threads)",
+        ])
+
+        let drainNanos = UInt64(drainSeconds) * 1_000_000_000
+        let signals = [SIGTERM, SIGINT].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                logger.info("shutting down", metadata: ["signal": "\(number)", "drain_seconds": "\(drainSeconds)"])
+                health.setAll(.notServing)
+                server.shutdown(drainNanos: drainNanos)
+            }
+            source.resume()
+            return source
+        }
+        server.wait()
+        signals.forEach { $0.cancel() }
+        logger.info("stopped")
+    }
+}

@@ -1,0 +1,194 @@
+import BillingProto
+import Foundation
+import GRPC
+import HTTP2
+import Logging
+import SwiftProtobuf
+import Testing
+
+/// A real nghttp2 client session talking to a GRPCServerConnection in memory.
+final class Harness {
+    let loop = ManualLoop()
+    let client: HTTP2Session
+    let server: GRPCServerConnection
+    var events: [HTTP2Event] = []
+
+    init(configuration: GRPCServerConfiguration = GRPCServerConfiguration()) throws {
+        var router = GRPCRouter()
+        router.register(path: "/test.Echo/Echo") { bytes, _ in bytes }
+        router.register(path: "/test.Echo/Refuse") { _, _ in
+            throw GRPCStatus(.failedPrecondition, "no credits: 100% spent", reason: "INSUFFICIENT_CREDITS",
+                             metadata: ["account_id": "a1"])
+        }
+        router.register(path: "/test.Echo/Sleep") { bytes, _ in
+            try await Task.sleep(nanoseconds: 60_000_000_000)
+            return bytes
+        }
+        router.register("/test.Echo/Typed") { (request: Grpc_Health_V1_HealthCheckRequest, _) in
+            var response = Grpc_Health_V1_HealthCheckResponse()
+            response.status = request.service == "x" ? .serving : .unknown
+            return response
+        }
+        client = try HTTP2Session(role: .client)
+        server = try GRPCServerConnection(router: router, configuration: configuration, loop: loop,
+                                          peer: "test", logger: Logger(label: "test"))
+    }
+
+    func pump() throws {
+        for _ in 0..<100 {
+            var toServer: [UInt8] = []
+            try client.drainOutput(into: &toServer)
+            var toClient: [UInt8] = []
+            try server.drainOutput(into: &toClient)
+            if toServer.isEmpty && toClient.isEmpty { return }
+            try toServer.withUnsafeBytes { try server.receive($0) }
+            events += try client.receive(toClient)
+        }
+    }
+
+    @discardableResult
+    func call(_ path: String, body: [UInt8], extra: [HTTP2Header] = [], contentType: String = "application/grpc") throws -> Int32 {
+        let headers = [
+            HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "http"), HTTP2Header(":path", path),
+            HTTP2Header(":authority", "localhost"), HTTP2Header("content-type", contentType),
+            HTTP2Header("te", "trailers"),
+        ] + extra
+        let id = try client.sendRequest(headers: headers, body: body)
+        try pump()
+        return id
+    }
+
+    /// Every header of the stream's blocks merged (headers and trailers).
+    func headers(_ id: Int32) -> [HTTP2Header] {
+        events.flatMap { event -> [HTTP2Header] in
+            if case let .headers(streamID, headers, _) = event, streamID == id { return headers }
+            return []
+        }
+    }
+
+    func body(_ id: Int32) -> [UInt8] {
+        events.flatMap { event -> [UInt8] in
+            if case let .data(streamID, bytes) = event, streamID == id { return bytes }
+            return []
+        }
+    }
+
+    func status(_ id: Int32) -> Int? { headers(id).first("grpc-status").flatMap { Int($0) } }
+}
+
+@Test func unaryCallSucceedsWithFramedResponseAndOkTrailer() async throws {
+    let h = try Harness()
+    let id = try h.call("/test.Echo/Echo", body: grpcFrame([1, 2, 3]))
+    await h.loop.runNext()
+    try h.pump()
+    #expect(h.headers(id).first(":status") == "200")
+    #expect(h.headers(id).first("content-type") == "application/grpc")
+    #expect(h.body(id) == grpcFrame([1, 2, 3]))
+    #expect(h.status(id) == 0)
+}
+
+@Test func unknownMethodIsUnimplemented() throws {
+    let h = try Harness()
+    let id = try h.call("/test.Echo/Nope", body: grpcFrame([]))
+    #expect(h.status(id) == GRPCStatus.Code.unimplemented.rawValue)
+    #expect(h.body(id).isEmpty)
+}
+
+@Test func nonGRPCContentTypeIsHTTP415() throws {
+    let h = try Harness()
+    let id = try h.call("/test.Echo/Echo", body: [1], contentType: "application/json")
+    #expect(h.headers(id).first(":status") == "415")
+}
+
+@Test func oversizedMessageIsResourceExhausted() throws {
+    var configuration = GRPCServerConfiguration()
+    configuration.maxReceiveMessageSize = 1000
+    let h = try Harness(configuration: configuration)
+    let id = try h.call("/test.Echo/Echo", body: grpcFrame(Array(repeating: 0, count: 1001)))
+    #expect(h.status(id) == GRPCStatus.Code.resourceExhausted.rawValue)
+    #expect(h.headers(id).first("grpc-message")?.contains("1001") == true)
+}
+
+
+@Test func undecodableMessageGetsInvalidArgumentFromTheHandlerTask() async throws {
+    let h = try Harness()
+    let id = try h.call("/test.Echo/Typed", body: grpcFrame([0xFF, 0xFF, 0xFF]))
+    await h.loop.runNext()
+    try h.pump()
+    #expect(h.status(id) == GRPCStatus.Code.invalidArgument.rawValue)
+}
+
+@Test func typedHandlerDecodesAndEncodes() async throws {
+    let h = try Harness()
+    var request = Grpc_Health_V1_HealthCheckRequest()
+    request.service = "x"
+    let id = try h.call("/test.Echo/Typed", body: grpcFrame(try request.serializedBytes()))
+    await h.loop.runNext()
+    try h.pump()
+    let body = h.body(id)
+    let response = try Grpc_Health_V1_HealthCheckResponse(serializedBytes: Array(body.dropFirst(5)))
+    #expect(response.status == .serving)
+}
+
+@Test func compressedFlagWithoutEncodingIsInternal() throws {
+    let h = try Harness()
+    var framed = grpcFrame([1])
+    framed[0] = 1
+    let id = try h.call("/test.Echo/Echo", body: framed)
+    #expect(h.status(id) == GRPCStatus.Code.internal.rawValue)
+}
+
+@Test func unsupportedEncodingIsUnimplementedWithAcceptEncoding() throws {
+    let h = try Harness()
+    let id = try h.call("/test.Echo/Echo", body: grpcFrame([1]), extra: [HTTP2Header("grpc-encoding", "gzip")])
+    #expect(h.status(id) == GRPCStatus.Code.unimplemented.rawValue)
+    #expect(h.headers(id).first("grpc-accept-encoding") == "identity")
+}
+
+@Test func refusalCarriesErrorInfoInStatusDetails() async throws {
+    let h = try Harness()
+    let id = try h.call("/test.Echo/Refuse", body: grpcFrame([]))
+    await h.loop.runNext()
+    try h.pump()
+    #expect(h.status(id) == GRPCStatus.Code.failedPrecondition.rawValue)
+    #expect(h.headers(id).first("grpc-message") == "no credits: 100%25 spent")
+    var encoded = try #require(h.headers(id).first("grpc-status-details-bin"))
+    while encoded.count % 4 != 0 { encoded += "=" }
+    let status = try Google_Rpc_Status(serializedBytes: [UInt8](try #require(Data(base64Encoded: encoded))))
+    #expect(status.code == Int32(GRPCStatus.Code.failedPrecondition.rawValue))
+    let info = try Google_Rpc_ErrorInfo(unpackingAny: try #require(status.details.first))
+    #expect(info.reason == "INSUFFICIENT_CREDITS")
+    #expect(info.metadata["account_id"] == "a1")
+}
+
+@Test func deadlineExceededWhenTheHandlerIsTooSlow() async throws {
+    let h = try Harness()
+    let id = try h.call("/test.Echo/Sleep", body: grpcFrame([]), extra: [HTTP2Header("grpc-timeout", "50m")])
+    #expect(h.status(id) == nil)
+    h.loop.advance(byNanos: 49_000_000)
+    try h.pump()
+    #expect(h.status(id) == nil)
+    h.loop.advance(byNanos: 2_000_000)
+    try h.pump()
+    #expect(h.status(id) == GRPCStatus.Code.deadlineExceeded.rawValue)
+    // The cancelled handler still reports back; nothing more is sent.
+    await h.loop.runNext()
+    try h.pump()
+    #expect(h.headers(id).filter { $0.name == "grpc-status" }.count == 1)
+}
+
+@Test func clientResetCancelsTheHandler() async throws {
+    let h = try Harness()
+    let id = try h.call("/test.Echo/Sleep", body: grpcFrame([]))
+    h.client.resetStream(id, errorCode: 8)
+    try h.pump()
+    // The sleeping handler is cancelled and posts its completion at once.
+    await h.loop.runNext()
+    #expect(h.server.openCallCount == 0)
+}
+
+@Test func missingMessageIsInternal() throws {
+    let h = try Harness()
+    let id = try h.call("/test.Echo/Echo", body: [])
+    #expect(h.status(id) == GRPCStatus.Code.internal.rawValue)
+}

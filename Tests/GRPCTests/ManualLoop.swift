@@ -1,0 +1,44 @@
+import GRPC
+import Synchronization
+
+/// A GRPCLoop driven by the test: time moves only when told, queued work
+/// runs when the test takes it.
+final class ManualLoop: GRPCLoop, @unchecked Sendable {
+    private let queued: AsyncStream<@Sendable () -> Void>
+    private let continuation: AsyncStream<@Sendable () -> Void>.Continuation
+    private var iterator: AsyncStream<@Sendable () -> Void>.AsyncIterator
+    var now: UInt64 = 1_000_000_000
+    var timers: [UInt64: (UInt64, () -> Void)] = [:]
+    var nextTimer: UInt64 = 1
+
+    init() {
+        (queued, continuation) = AsyncStream.makeStream()
+        iterator = queued.makeAsyncIterator()
+    }
+
+    var nowNanos: UInt64 { now }
+
+    func execute(_ work: @escaping @Sendable () -> Void) { continuation.yield(work) }
+
+    func schedule(atNanos deadline: UInt64, _ work: @escaping () -> Void) -> GRPCTimerID {
+        defer { nextTimer += 1 }
+        timers[nextTimer] = (deadline, work)
+        return GRPCTimerID(nextTimer)
+    }
+
+    func cancel(_ timer: GRPCTimerID) { timers[timer.rawValue] = nil }
+
+    /// Waits for the next piece of work posted by a handler task and runs it.
+    func runNext() async {
+        guard let work = await iterator.next() else { return }
+        work()
+    }
+
+    func advance(byNanos nanos: UInt64) {
+        now += nanos
+        for (id, timer) in timers.sorted(by: { $0.value.0 < $1.value.0 }) where timer.0 <= now {
+            timers[id] = nil
+            timer.1()
+        }
+    }
+}
