@@ -22,6 +22,8 @@ let package = Package(
         .systemLibrary(
             name: "COpenSSL", pkgConfig: "openssl",
             providers: [.apt(["libssl-dev"])]),
+        // epoll and eventfd: Linux headers Swift's Glibc module leaves out.
+        .systemLibrary(name: "CLinux"),
         .systemLibrary(
             name: "CSQLite", pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]),
@@ -50,7 +52,7 @@ let package = Package(
         .target(
             name: "Server",
             dependencies: [
-                "GRPC", "HTTP2", "TLS",
+                "GRPC", "HTTP2", "TLS", "CLinux",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         // RPC handlers: proto <-> domain, rejection -> status.

@@ -1,4 +1,5 @@
 import GRPC
+import CLinux
 import Glibc
 import Logging
 import Synchronization

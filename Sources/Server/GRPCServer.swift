@@ -1,5 +1,6 @@
 import Foundation
 public import GRPC
+import CLinux
 import Glibc
 public import Logging
 import Synchronization

@@ -58,7 +58,7 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
                 $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { addr in
                     var a = addr.pointee.sin_addr
                     inet_ntop(AF_INET, &a, &text, socklen_t(text.count))
-                    return "\(String(cString: text)):\(UInt16(bigEndian: addr.pointee.sin_port))"
+                    return "\(cString(text)):\(UInt16(bigEndian: addr.pointee.sin_port))"
                 }
             }
         case AF_INET6:
@@ -66,7 +66,7 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
                 $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { addr in
                     var a = addr.pointee.sin6_addr
                     inet_ntop(AF_INET6, &a, &text, socklen_t(text.count))
-                    return "[\(String(cString: text))]:\(UInt16(bigEndian: addr.pointee.sin6_port))"
+                    return "[\(cString(text))]:\(UInt16(bigEndian: addr.pointee.sin6_port))"
                 }
             }
         default:
@@ -79,4 +79,8 @@ public struct SocketError: Error, CustomStringConvertible {
     public let operation: String
     public let errno: Int32
     public var description: String { "\(operation): \(String(cString: strerror(errno)))" }
+}
+
+private func cString(_ chars: [CChar]) -> String {
+    String(decoding: chars.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }

@@ -81,8 +81,9 @@ struct Serve: ParsableCommand {
 
         var configuration = ServerConfiguration(listen: SocketAddress(parsing: listen)!, threads: threads)
         if let tlsCert, let tlsKey {
-            configuration.tls = try TLSContext(
-                certificateChainFile: tlsCert, privateKeyFile: tlsKey, clientCAFile: tlsClientCa)
+            configuration.tls = try TLSContext(server: TLSServerConfiguration(
+                certificate: TLSCertificateFiles(chainFile: tlsCert, privateKeyFile: tlsKey),
+                clientCAFile: tlsClientCa))
         }
         configuration.maxConnections = maxConnections
         configuration.idleTimeoutNanos = UInt64(idleTimeoutSeconds) * 1_000_000_000

@@ -1,0 +1,11 @@
+#ifndef BILLING_CLINUX_SHIM_H
+#define BILLING_CLINUX_SHIM_H
+// Linux-only calls that Swift's Glibc module does not export.
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+
+// accept4 is declared only under _GNU_SOURCE, which Glibc's module map does
+// not set; declare it here (it has been in glibc since 2.10).
+extern int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags);
+#endif
