@@ -86,9 +86,15 @@ final class Connection: GRPCConnectionHost {
                 try grpc.receive(bytes)
             }
             return true
+        } catch let error as TLSError {
+            // The TLS engine is failed for good: send its alert, nothing more.
+            loop.logger.debug("TLS failed; closing", metadata: ["peer": "\(peer)", "reason": "\(error)"])
+            tls?.drainCiphertext(into: &output)
+            writePending()
+            close()
+            return false
         } catch {
-            // The peer broke the protocol: send what is pending (a GOAWAY or
-            // TLS alert) and close.
+            // The peer broke HTTP/2: send what is pending (a GOAWAY) and close.
             loop.logger.debug("closing connection", metadata: ["peer": "\(peer)", "reason": "\(error)"])
             endAfterFlush()
             return false
