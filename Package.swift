@@ -31,6 +31,23 @@ let package = Package(
         // Money, prices, plans, rejections. Pure Swift, no I/O.
         .target(name: "BillingCore"),
 
+        // The ledger actor, its state machine, group commit, the LedgerStore protocol.
+        .target(
+            name: "BillingLedger",
+            dependencies: [
+                "BillingCore", "BillingProto",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        // SQLite: connection, statements, migrations, and the LedgerStore over it.
+        .target(
+            name: "BillingSQLite",
+            dependencies: [
+                "CSQLite", "BillingLedger", "BillingProto",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            resources: [.embedInCode("Migrations/0001_ledger.sql")]),
+
         // Generated protobuf code only (schema/generate.sh writes it).
         .target(
             name: "BillingProto",
@@ -59,19 +76,21 @@ let package = Package(
         .target(
             name: "BillingService",
             dependencies: [
-                "GRPC", "BillingProto",
+                "GRPC", "BillingProto", "BillingCore", "BillingLedger",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .executableTarget(
             name: "billing",
             dependencies: [
-                "Server", "GRPC", "BillingService", "BillingProto",
+                "Server", "GRPC", "BillingService", "BillingProto", "BillingCore", "BillingLedger", "BillingSQLite",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
 
         .testTarget(name: "BillingCoreTests", dependencies: ["BillingCore"]),
+        .testTarget(name: "BillingLedgerTests", dependencies: ["BillingLedger", "BillingCore", "BillingProto"]),
+        .testTarget(name: "BillingSQLiteTests", dependencies: ["BillingSQLite", "BillingLedger", "BillingProto"]),
         .testTarget(name: "HTTP2Tests", dependencies: ["HTTP2"]),
         .testTarget(name: "TLSTests", dependencies: ["TLS"]),
         .testTarget(name: "GRPCTests", dependencies: ["GRPC", "HTTP2", "BillingProto", "BillingService"]),

@@ -625,6 +625,10 @@ public nonisolated struct Billing_V1_CreateAccountRequest: Sendable {
   /// Email invoices are addressed to.
   public var billingEmail: String = String()
 
+  /// Operators only (scope accounts:admin): start directly on this plan,
+  /// without a trial, for provisioning and load tests. Unset: a 14-day Pro trial.
+  public var initialPlan: Billing_V1_Plan = .unspecified
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1351,7 +1355,7 @@ nonisolated extension Billing_V1_Account: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Billing_V1_CreateAccountRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CreateAccountRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}account_id\0\u{3}display_name\0\u{3}billing_email\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}account_id\0\u{3}display_name\0\u{3}billing_email\0\u{3}initial_plan\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1362,6 +1366,7 @@ nonisolated extension Billing_V1_CreateAccountRequest: SwiftProtobuf.Message, Sw
       case 1: try { try decoder.decodeSingularStringField(value: &self.accountID) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.displayName) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.billingEmail) }()
+      case 4: try { try decoder.decodeSingularEnumField(value: &self.initialPlan) }()
       default: break
       }
     }
@@ -1377,6 +1382,9 @@ nonisolated extension Billing_V1_CreateAccountRequest: SwiftProtobuf.Message, Sw
     if !self.billingEmail.isEmpty {
       try visitor.visitSingularStringField(value: self.billingEmail, fieldNumber: 3)
     }
+    if self.initialPlan != .unspecified {
+      try visitor.visitSingularEnumField(value: self.initialPlan, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1384,6 +1392,7 @@ nonisolated extension Billing_V1_CreateAccountRequest: SwiftProtobuf.Message, Sw
     if lhs.accountID != rhs.accountID {return false}
     if lhs.displayName != rhs.displayName {return false}
     if lhs.billingEmail != rhs.billingEmail {return false}
+    if lhs.initialPlan != rhs.initialPlan {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -100,7 +100,7 @@ extension GRPCServerConnection {
         let bound = LoopBound(value: self)
         let loop = self.loop
         let logger = self.logger
-        call.task = Task {
+        call.task = Task(executorPreference: loop.taskExecutor) {
             let outcome: Result<[UInt8], GRPCStatus>
             do {
                 outcome = .success(try await handler(request, context))
@@ -114,7 +114,11 @@ extension GRPCServerConnection {
                 logger.error("handler failed", metadata: ["method": "\(context.path)", "error": "\(error)"])
                 outcome = .failure(GRPCStatus(.internal, "internal error"))
             }
-            loop.execute { bound.value.handlerFinished(streamID, outcome) }
+            if loop.inEventLoop {
+                bound.value.handlerFinished(streamID, outcome)
+            } else {
+                loop.execute { bound.value.handlerFinished(streamID, outcome) }
+            }
         }
     }
 

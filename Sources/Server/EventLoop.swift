@@ -6,7 +6,7 @@ import Synchronization
 
 /// One thread's epoll loop. Owns its connections; other threads reach it
 /// only through `execute`, which queues work and wakes the loop via eventfd.
-final class EventLoop: GRPCLoop, @unchecked Sendable {
+final class EventLoop: GRPCLoop, TaskExecutor, @unchecked Sendable {
     let index: Int
     let epollFD: Int32
     let wakeFD: Int32
@@ -40,6 +40,23 @@ final class EventLoop: GRPCLoop, @unchecked Sendable {
     }
 
     var nowNanos: UInt64 { monotonicNanos() }
+
+    /// Set by `run()`: the loop's thread.
+    private(set) var thread: pthread_t?
+
+    var inEventLoop: Bool {
+        guard let thread else { return false }
+        return pthread_equal(thread, pthread_self()) != 0
+    }
+
+    var taskExecutor: (any TaskExecutor)? { self }
+
+    /// Runs handler task jobs on this loop's thread (TaskExecutor): a handler
+    /// that does not suspend, or resumes here, costs no thread switch.
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        execute { [unowned self] in job.runSynchronously(on: asUnownedTaskExecutor()) }
+    }
 
     func execute(_ work: @escaping @Sendable () -> Void) {
         let wasEmpty = queue.withLock { pending in
@@ -81,6 +98,7 @@ final class EventLoop: GRPCLoop, @unchecked Sendable {
 
     /// Runs until shutdown has drained every connection.
     func run() {
+        thread = pthread_self()
         var events = [epoll_event](repeating: epoll_event(), count: 256)
         while !stopped {
             let timeout: Int32

@@ -6,6 +6,9 @@ import GRPC
 import Logging
 import Server
 import TLS
+import BillingCore
+import BillingLedger
+import BillingSQLite
 
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -21,8 +24,17 @@ struct Serve: ParsableCommand {
     @Option(help: "Address to listen on, host:port with a numeric IPv4 or [IPv6] host. Port 0 picks a free port.")
     var listen: String = "127.0.0.1:50051"
 
-    @Option(help: "SQLite database file of the ledger; created if missing.")
+    @Option(help: "SQLite database file of the ledger (journal and checkpoints); created if missing.")
     var db: String = "var/billing.sqlite"
+
+    @Option(help: "Price catalog (JSON): model, tool-call and storage rates, with a version.")
+    var catalog: String = "config/catalog.json"
+
+    @Option(help: "SQLite synchronous mode of the journal: full (an acknowledged debit survives power loss) or normal (survives a process crash, not power loss).")
+    var synchronous: SynchronousOption = .full
+
+    @Option(help: "Write a checkpoint of the ledger every this many journal entries.")
+    var checkpointEvery: Int = 100_000
 
     @Option(help: "PEM certificate chain; with --tls-key, serve TLS 1.2+/1.3 with ALPN h2.")
     var tlsCert: String?
@@ -73,6 +85,7 @@ struct Serve: ParsableCommand {
         }
         guard maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
         guard drainSeconds >= 0 else { throw ValidationError("--drain-seconds must not be negative") }
+        guard checkpointEvery > 0 else { throw ValidationError("--checkpoint-every must be positive") }
     }
 
     func run() throws {
@@ -89,10 +102,18 @@ struct Serve: ParsableCommand {
         configuration.idleTimeoutNanos = UInt64(idleTimeoutSeconds) * 1_000_000_000
         configuration.grpc.maxReceiveMessageSize = maxMessageBytes
 
+        let prices = try loadCatalog(catalog)
+        let store = try SQLiteLedgerStore(path: db, synchronous: synchronous.mode)
+        var ledgerConfiguration = LedgerConfiguration()
+        ledgerConfiguration.checkpointEvery = checkpointEvery
+        let ledger = try Ledger(store: store, plans: .default, clock: SystemClock(),
+                                configuration: ledgerConfiguration, logger: logger)
+        logger.info("ledger open", metadata: ["db": "\(db)", "synchronous": "\(synchronous)", "catalog_version": "\(prices.version)"])
+
         var router = GRPCRouter()
         let health = HealthService(services: BillingServices.names)
         health.register(into: &router)
-        BillingServices.register(into: &router, logger: logger)
+        BillingServices.register(into: &router, ledger: ledger, catalog: prices)
         if enableTestingService {
             TestingService.register(into: &router)
             logger.warning("billing.v1.Testing is enabled: for transport tests only")
@@ -123,6 +144,8 @@ struct Serve: ParsableCommand {
         }
         server.wait()
         signals.forEach { $0.cancel() }
+        blockingAwait { await ledger.close() }
+        store.close()
         logger.info("stopped")
     }
 }

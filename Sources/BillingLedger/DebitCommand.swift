@@ -1,0 +1,52 @@
+public import BillingCore
+
+/// A debit as the ledger sees it: already validated and priced.
+public struct DebitCommand: Sendable {
+    public var accountID: String
+    public var workspaceID: String
+    public var agentID: String
+    public var runID: String
+    public var idempotencyKey: String
+    public var priced: PricedDebit
+    /// SHA-256 of the request's canonical form (`fingerprint(...)`).
+    public var fingerprint: [UInt8]
+
+    public init(accountID: String, workspaceID: String, agentID: String, runID: String,
+                idempotencyKey: String, priced: PricedDebit, fingerprint: [UInt8]) {
+        self.accountID = accountID
+        self.workspaceID = workspaceID
+        self.agentID = agentID
+        self.runID = runID
+        self.idempotencyKey = idempotencyKey
+        self.priced = priced
+        self.fingerprint = fingerprint
+    }
+
+    /// A request's identity for idempotency: every field that shapes the
+    /// charge, length-prefixed so no two requests share an encoding.
+    public static func fingerprint(workspaceID: String, agentID: String, runID: String, items: [LineItem]) -> [UInt8] {
+        var bytes: [UInt8] = []
+        func field(_ text: String) {
+            let utf8 = Array(text.utf8)
+            withUnsafeBytes(of: UInt32(utf8.count).bigEndian) { bytes.append(contentsOf: $0) }
+            bytes.append(contentsOf: utf8)
+        }
+        func number(_ value: Int64) {
+            withUnsafeBytes(of: value.bigEndian) { bytes.append(contentsOf: $0) }
+        }
+        field(workspaceID)
+        field(agentID)
+        field(runID)
+        for item in items {
+            switch item {
+            case let .llm(model, input, output):
+                field("llm"); field(model); number(input); number(output)
+            case let .toolCall(integration, calls):
+                field("tool_call"); field(integration); number(calls)
+            case let .storage(kind, count):
+                field("storage"); field(kind.rawValue); number(count)
+            }
+        }
+        return SHA256.hash(bytes)
+    }
+}

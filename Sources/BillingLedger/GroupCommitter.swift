@@ -1,0 +1,172 @@
+import BillingProto
+import Foundation
+import Logging
+import Synchronization
+
+/// Writes journal entries to the store on its own thread, many per
+/// transaction: entries queued while one commit runs share the next. A
+/// caller awaits the durability of its entry's seq; nobody is acknowledged
+/// before their transaction commits. Bounded: `maxQueued` entries wait at
+/// most; `maxBatch` go in one transaction.
+final class GroupCommitter: Sendable {
+    struct Waiter {
+        let seq: Int64
+        let continuation: CheckedContinuation<Void, any Error>
+    }
+
+    struct State {
+        var queue: [Billing_Journal_V1_Entry] = []
+        var checkpoint: Billing_Journal_V1_Checkpoint?
+        var waiters: [Waiter] = []
+        var durableSeq: Int64
+        var failed: String?
+        var stopping = false
+        var batches: Int64 = 0
+        var committedEntries: Int64 = 0
+    }
+
+    let store: any LedgerStore
+    let maxBatch: Int
+    let maxQueued: Int
+    let logger: Logger
+    let onFailure: @Sendable (String) -> Void
+    private let state: Mutex<State>
+    private let wake = DispatchSemaphore(value: 0)
+    private let stopped = DispatchSemaphore(value: 0)
+
+    init(store: any LedgerStore, durableSeq: Int64, maxBatch: Int, maxQueued: Int, logger: Logger,
+         onFailure: @escaping @Sendable (String) -> Void) {
+        self.store = store
+        self.maxBatch = maxBatch
+        self.maxQueued = maxQueued
+        self.logger = logger
+        self.onFailure = onFailure
+        self.state = Mutex(State(durableSeq: durableSeq))
+        let thread = Thread { [self] in run() }
+        thread.name = "billing-journal"
+        thread.start()
+    }
+
+    var queuedCount: Int { state.withLock { $0.queue.count } }
+    var durableSeq: Int64 { state.withLock { $0.durableSeq } }
+    var statistics: (batches: Int64, entries: Int64) { state.withLock { ($0.batches, $0.committedEntries) } }
+
+    /// Queues `entry` (the next seq) without waiting. Throws when the
+    /// committer has failed and not been reset.
+    func enqueue(_ entry: Billing_Journal_V1_Entry) throws(LedgerError) {
+        let failure: String? = state.withLock { s in
+            if let failed = s.failed { return failed }
+            s.queue.append(entry)
+            return nil
+        }
+        if let failure { throw .unavailable(failure) }
+        wake.signal()
+    }
+
+    /// Queues a checkpoint, written once every entry up to its seq is durable.
+    func enqueueCheckpoint(_ checkpoint: Billing_Journal_V1_Checkpoint) {
+        state.withLock { $0.checkpoint = checkpoint }
+        wake.signal()
+    }
+
+    /// Returns once `seq` is durable; throws if its commit failed.
+    func waitUntilDurable(_ seq: Int64) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let outcome: Result<Void, LedgerError>? = state.withLock { s in
+                if s.durableSeq >= seq { return .success(()) }
+                if let failed = s.failed { return .failure(.unavailable(failed)) }
+                s.waiters.append(Waiter(seq: seq, continuation: continuation))
+                return nil
+            }
+            if let outcome { continuation.resume(with: outcome.mapError { $0 as any Error }) }
+        }
+    }
+
+    /// After a failure, once the ledger has reloaded from the store.
+    func reset(durableSeq: Int64) {
+        state.withLock { s in
+            s.failed = nil
+            s.durableSeq = durableSeq
+        }
+    }
+
+    /// Commits what is queued, then stops the thread.
+    func stop() {
+        state.withLock { $0.stopping = true }
+        wake.signal()
+        stopped.wait()
+    }
+
+    private func run() {
+        while true {
+            wake.wait()
+            while true {
+                let (batch, checkpoint, stopping) = state.withLock { s -> ([Billing_Journal_V1_Entry], Billing_Journal_V1_Checkpoint?, Bool) in
+                    let count = min(s.queue.count, maxBatch)
+                    let batch = Array(s.queue.prefix(count))
+                    s.queue.removeFirst(count)
+                    var checkpoint: Billing_Journal_V1_Checkpoint?
+                    if let pending = s.checkpoint, pending.seq <= s.durableSeq + Int64(count) {
+                        checkpoint = pending
+                        s.checkpoint = nil
+                    }
+                    return (batch, checkpoint, s.stopping)
+                }
+                if !batch.isEmpty { commit(batch) }
+                if let checkpoint { write(checkpoint) }
+                if batch.isEmpty {
+                    if stopping {
+                        stopped.signal()
+                        return
+                    }
+                    break
+                }
+            }
+        }
+    }
+
+    private func commit(_ batch: [Billing_Journal_V1_Entry]) {
+        do {
+            try store.append(batch)
+        } catch {
+            let reason = "journal write failed: \(error)"
+            logger.error("journal commit failed; the ledger will reload from the store", metadata: [
+                "error": "\(error)", "first_seq": "\(batch.first!.seq)", "entries": "\(batch.count)",
+            ])
+            let failedWaiters = state.withLock { s -> [Waiter] in
+                s.failed = reason
+                s.queue.removeAll()
+                s.checkpoint = nil
+                let waiters = s.waiters
+                s.waiters.removeAll()
+                return waiters
+            }
+            for waiter in failedWaiters { waiter.continuation.resume(throwing: LedgerError.unavailable(reason)) }
+            onFailure(reason)
+            return
+        }
+        let ready = state.withLock { s -> [Waiter] in
+            s.durableSeq = batch.last!.seq
+            s.batches += 1
+            s.committedEntries += Int64(batch.count)
+            var ready: [Waiter] = []
+            s.waiters.removeAll { waiter in
+                guard waiter.seq <= s.durableSeq else { return false }
+                ready.append(waiter)
+                return true
+            }
+            return ready
+        }
+        for waiter in ready { waiter.continuation.resume() }
+    }
+
+    private func write(_ checkpoint: Billing_Journal_V1_Checkpoint) {
+        do {
+            try store.writeCheckpoint(checkpoint)
+            logger.info("checkpoint written", metadata: ["seq": "\(checkpoint.seq)", "accounts": "\(checkpoint.accounts.count)"])
+        } catch {
+            // Not fatal: the journal has everything; recovery replays more.
+            logger.warning("checkpoint failed", metadata: ["error": "\(error)", "seq": "\(checkpoint.seq)"])
+        }
+    }
+}

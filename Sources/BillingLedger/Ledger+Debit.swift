@@ -1,0 +1,98 @@
+import BillingCore
+public import BillingProto
+import Foundation
+
+/// The outcome of a debit: the journal entry that records it, or a refusal
+/// for a key reused with a different request (which records nothing new).
+public enum DebitOutcome: Sendable {
+    case accepted(Billing_Journal_V1_Entry)
+    case refused(Billing_Journal_V1_Entry)
+    case keyReused(original: Billing_Journal_V1_Entry)
+}
+
+/// What the caller found in the store for a debit's key before entering the
+/// ledger, and the cache generation at the time it looked.
+public struct PriorLookup: Sendable {
+    public var entry: Billing_Journal_V1_Entry?
+    public var generation: UInt64
+
+    public init(entry: Billing_Journal_V1_Entry?, generation: UInt64) {
+        self.entry = entry
+        self.generation = generation
+    }
+}
+
+extension Ledger {
+    /// Charges one debit exactly once per (account, key). Returns after the
+    /// outcome is durable.
+    public func debit(_ command: DebitCommand, prior: PriorLookup) async throws -> DebitOutcome {
+        let (outcome, seq) = try record(command, prior: prior)
+        try await committer.waitUntilDurable(seq)
+        return outcome
+    }
+
+    /// Many debits, each decided on its own in order; one wait for the last
+    /// one's durability covers them all (commits are in seq order).
+    public func debitBatch(_ commands: [(DebitCommand, PriorLookup)]) async throws -> [DebitOutcome] {
+        var outcomes: [DebitOutcome] = []
+        outcomes.reserveCapacity(commands.count)
+        var highest: Int64 = 0
+        for (command, prior) in commands {
+            let (outcome, seq) = try record(command, prior: prior)
+            outcomes.append(outcome)
+            highest = max(highest, seq)
+        }
+        try await committer.waitUntilDurable(highest)
+        return outcomes
+    }
+
+    /// Decides and applies one debit; returns the outcome and the seq whose
+    /// durability the caller must await.
+    func record(_ command: DebitCommand, prior: PriorLookup) throws -> (DebitOutcome, Int64) {
+        if let existing = try existingEntry(account: command.accountID, key: command.idempotencyKey, prior: prior) {
+            let fingerprint: Data
+            switch existing.event {
+            case .debitAccepted(let accepted): fingerprint = accepted.requestHash
+            case .debitRefused(let refused): fingerprint = refused.requestHash
+            default: preconditionFailure("idempotency record is not a debit")
+            }
+            guard fingerprint == Data(command.fingerprint) else { return (.keyReused(original: existing), 0) }
+            if case .debitAccepted = existing.event { return (.accepted(existing), existing.seq) }
+            return (.refused(existing), existing.seq)
+        }
+        let now = clock.nowMicros()
+        let entry = try append(state.decide(command, nowMicros: now, plans: plans), atMicros: now)
+        cache.insert(entry, account: command.accountID, key: command.idempotencyKey)
+        if case .debitAccepted = entry.event { return (.accepted(entry), entry.seq) }
+        return (.refused(entry), entry.seq)
+    }
+
+    /// The recorded outcome of (account, key): the hot cache, else what the
+    /// caller found in the store, else (if the cache rotated since the
+    /// caller looked) the store again.
+    func existingEntry(account: String, key: String, prior: PriorLookup) throws -> Billing_Journal_V1_Entry? {
+        let (cached, generation) = cache.lookup(account: account, key: key)
+        if let cached { return cached }
+        if generation == prior.generation { return prior.entry }
+        return try store.debitEntry(accountID: account, idempotencyKey: key)
+    }
+
+    /// What a debit would do now, changing nothing (Quote).
+    public func quote(_ command: DebitCommand) -> (event: Billing_Journal_V1_Entry.OneOf_Event, balance: Int64)? {
+        guard let book = state.accounts[command.accountID] else { return nil }
+        return (state.decide(command, nowMicros: clock.nowMicros(), plans: plans), book.balance)
+    }
+
+    /// A debit outcome from the hot cache, once durable; nil when not cached.
+    public func cachedDebit(account: String, key: String) async throws -> Billing_Journal_V1_Entry? {
+        guard let entry = cache.lookup(account: account, key: key).entry else { return nil }
+        try await committer.waitUntilDurable(entry.seq)
+        return entry
+    }
+
+    /// Usage cells of an account between two UTC days (inclusive).
+    public func usage(account: String, fromDay: Int64, toDay: Int64) -> [UsageKey: UsageCell]? {
+        guard let book = state.accounts[account] else { return nil }
+        return book.usage.filter { $0.key.day >= fromDay && $0.key.day <= toDay }
+    }
+}

@@ -1,0 +1,153 @@
+public import BillingCore
+public import BillingProto
+public import Logging
+import Synchronization
+
+/// The in-process ledger: balances, quotas, idempotency records and usage
+/// roll-ups in memory, every change journaled and group-committed to the
+/// store before the caller hears of it.
+public actor Ledger {
+    public nonisolated let store: any LedgerStore
+    public nonisolated let plans: PlanCatalog
+    public nonisolated let clock: any LedgerClock
+    public nonisolated let cache: IdempotencyCache
+    let configuration: LedgerConfiguration
+    let logger: Logger
+    let committer: GroupCommitter
+    var state: LedgerState
+    var recovering = false
+    var entriesSinceCheckpoint = 0
+
+    /// Opens the ledger on `store`: loads the newest checkpoint, replays the
+    /// journal after it, and logs how long that took.
+    public init(store: any LedgerStore, plans: PlanCatalog, clock: any LedgerClock,
+                configuration: LedgerConfiguration = LedgerConfiguration(), logger: Logger) throws {
+        let started = ContinuousClock.now
+        let (state, replayed) = try LedgerState.recover(from: store)
+        self.store = store
+        self.plans = plans
+        self.clock = clock
+        self.configuration = configuration
+        self.logger = logger
+        self.cache = IdempotencyCache(capacity: configuration.idempotencyCacheCapacity)
+        self.state = state
+        let elapsed = ContinuousClock.now - started
+        logger.info("ledger recovered", metadata: [
+            "seq": "\(state.lastSeq)", "replayed_entries": "\(replayed)", "accounts": "\(state.accounts.count)",
+            "recovery_ms": "\(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)",
+        ])
+        let relay = RecoveryRelay()
+        self.committer = GroupCommitter(
+            store: store, durableSeq: state.lastSeq, maxBatch: configuration.maxBatch,
+            maxQueued: configuration.maxQueued, logger: logger,
+            onFailure: { _ in relay.trigger() })
+        relay.attach(self)
+    }
+
+    /// Writes a final checkpoint and stops the journal thread.
+    public func close() {
+        committer.enqueueCheckpoint(state.checkpoint(writtenAtMicros: clock.nowMicros()))
+        committer.stop()
+    }
+
+    public var lastSeq: Int64 { state.lastSeq }
+    public var durableSeq: Int64 { committer.durableSeq }
+    public nonisolated var commitStatistics: (batches: Int64, entries: Int64) { committer.statistics }
+
+    // MARK: Appending
+
+    /// Applies `event` as the next entry, queues it for the journal and
+    /// returns it; the caller awaits `committer.waitUntilDurable(seq)`.
+    func append(_ event: Billing_Journal_V1_Entry.OneOf_Event, atMicros: Int64) throws(LedgerError) -> Billing_Journal_V1_Entry {
+        guard !recovering else { throw .unavailable("the ledger is reloading after a journal failure") }
+        let queued = committer.queuedCount
+        guard queued < configuration.maxQueued else { throw .overloaded(pending: queued) }
+        var entry = Billing_Journal_V1_Entry()
+        entry.seq = state.lastSeq + 1
+        entry.atUnixMicros = atMicros
+        entry.event = event
+        do {
+            try state.apply(entry)
+        } catch {
+            throw .invalid("cannot apply: \(error)")
+        }
+        try committer.enqueue(entry)
+        entriesSinceCheckpoint += 1
+        if entriesSinceCheckpoint >= configuration.checkpointEvery {
+            entriesSinceCheckpoint = 0
+            committer.enqueueCheckpoint(state.checkpoint(writtenAtMicros: atMicros))
+        }
+        return entry
+    }
+
+    /// Reloads the books from the store after a failed commit: what was not
+    /// committed is forgotten (its callers got UNAVAILABLE), what was is kept.
+    func recover() {
+        recovering = true
+        do {
+            let (state, replayed) = try LedgerState.recover(from: store)
+            self.state = state
+            cache.removeAll()
+            committer.reset(durableSeq: state.lastSeq)
+            recovering = false
+            logger.notice("ledger reloaded after a journal failure", metadata: ["seq": "\(state.lastSeq)", "replayed_entries": "\(replayed)"])
+        } catch {
+            logger.critical("ledger cannot reload from the store; mutations stay refused", metadata: ["error": "\(error)"])
+        }
+    }
+
+    // MARK: Accounts and credits
+
+    public func createAccount(id: String, plan: String, actor: String) async throws -> Billing_Journal_V1_Entry {
+        guard state.accounts[id] == nil else { throw LedgerError.accountExists(id) }
+        let now = clock.nowMicros()
+        var created = Billing_Journal_V1_AccountCreated()
+        created.accountID = id
+        created.plan = plan
+        created.periodAnchorUnix = now / 1_000_000
+        created.actor = actor
+        let entry = try append(.accountCreated(created), atMicros: now)
+        try await committer.waitUntilDurable(entry.seq)
+        return entry
+    }
+
+    /// Adds credits; returns the grant's entry and the new balance.
+    public func grantCredits(accountID: String, amountMicros: Int64, kind: String, note: String, actor: String) async throws -> (entry: Billing_Journal_V1_Entry, balance: Int64) {
+        guard let book = state.accounts[accountID] else { throw LedgerError.accountNotFound(accountID) }
+        guard amountMicros > 0 else { throw LedgerError.invalid("amount_micros must be positive") }
+        guard !book.balance.addingReportingOverflow(amountMicros).overflow else {
+            throw LedgerError.invalid("the balance would overflow")
+        }
+        var grant = Billing_Journal_V1_CreditsGranted()
+        grant.accountID = accountID
+        grant.amountMicros = amountMicros
+        grant.kind = kind
+        grant.note = note
+        grant.actor = actor
+        let entry = try append(.creditsGranted(grant), atMicros: clock.nowMicros())
+        let balance = state.accounts[accountID]?.balance ?? 0
+        try await committer.waitUntilDurable(entry.seq)
+        return (entry, balance)
+    }
+
+    public func account(_ id: String) -> AccountBook? { state.accounts[id] }
+
+    public var accountCount: Int { state.accounts.count }
+
+    /// A copy of the whole state (for checks and checkpoints).
+    public var snapshot: LedgerState { state }
+}
+
+/// Lets the journal thread ask the ledger to reload after a failed commit
+/// (the committer exists before the ledger it reports to).
+final class RecoveryRelay: Sendable {
+    private struct Weak { weak var ledger: Ledger? }
+    private let target = Mutex(Weak())
+
+    func attach(_ ledger: Ledger) { target.withLock { $0.ledger = ledger } }
+
+    func trigger() {
+        guard let ledger = target.withLock({ $0.ledger }) else { return }
+        Task { await ledger.recover() }
+    }
+}

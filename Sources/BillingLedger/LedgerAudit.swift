@@ -1,0 +1,98 @@
+import BillingProto
+
+/// Reconciliation (`billing verify`): recomputes every balance, roll-up and
+/// run cost from the journal alone and compares them with what the ledger
+/// would load (checkpoint + replay) and with the store's indexes.
+public struct LedgerAudit: Sendable {
+    public var entries = 0
+    public var accounts = 0
+    public var acceptedDebits = 0
+    public var refusedDebits = 0
+    public var problems: [String] = []
+
+    public var isClean: Bool { problems.isEmpty }
+
+    public static func run(on store: any LedgerStore, maxProblems: Int = 100) throws -> LedgerAudit {
+        var audit = LedgerAudit()
+        func problem(_ text: String) {
+            if audit.problems.count < maxProblems { audit.problems.append(text) }
+        }
+
+        // 1. Every entry from seq 1, applied to empty books, with independent sums on the side.
+        var fromScratch = LedgerState()
+        var totals: [String: (granted: Int64, fromCredits: Int64, overage: Int64, debited: Int64)] = [:]
+        var runTotals: [String: [String: Int64]] = [:]
+        var keys: [(account: String, key: String, seq: Int64)] = []
+        try store.forEachEntry(after: 0) { entry in
+            audit.entries += 1
+            do {
+                try fromScratch.apply(entry)
+            } catch {
+                problem("entry \(entry.seq): \(error)")
+                fromScratch.lastSeq = entry.seq
+            }
+            switch entry.event {
+            case .creditsGranted(let grant):
+                totals[grant.accountID, default: (0, 0, 0, 0)].granted &+= grant.amountMicros
+            case .debitAccepted(let debit):
+                audit.acceptedDebits += 1
+                totals[debit.accountID, default: (0, 0, 0, 0)].fromCredits &+= debit.fromCreditsMicros
+                totals[debit.accountID, default: (0, 0, 0, 0)].overage &+= debit.overageMicros
+                totals[debit.accountID, default: (0, 0, 0, 0)].debited &+= debit.totalMicros
+                runTotals[debit.accountID, default: [:]][debit.runID, default: 0] &+= debit.totalMicros
+                keys.append((debit.accountID, debit.idempotencyKey, entry.seq))
+            case .debitRefused(let refused):
+                audit.refusedDebits += 1
+                keys.append((refused.accountID, refused.idempotencyKey, entry.seq))
+            default:
+                break
+            }
+        }
+        audit.accounts = fromScratch.accounts.count
+
+        // 2. The books from scratch against the independent sums.
+        for (id, book) in fromScratch.accounts {
+            let sums = totals[id] ?? (0, 0, 0, 0)
+            if book.balance != sums.granted &- sums.fromCredits {
+                problem("account \(id): balance \(book.balance) != granted \(sums.granted) - debited from credits \(sums.fromCredits)")
+            }
+            if book.overage != sums.overage {
+                problem("account \(id): overage \(book.overage) != sum of debit overages \(sums.overage)")
+            }
+            let usageTotal = book.usage.values.reduce(Int64(0)) { $0 &+ $1.amount }
+            if usageTotal != sums.debited {
+                problem("account \(id): usage roll-ups total \(usageTotal) != debits total \(sums.debited)")
+            }
+        }
+
+        // 3. What the server would load: newest checkpoint + the journal after it.
+        let (loaded, _) = try LedgerState.recover(from: store)
+        if loaded != fromScratch {
+            for id in Set(loaded.accounts.keys).union(fromScratch.accounts.keys).sorted()
+            where loaded.accounts[id] != fromScratch.accounts[id] {
+                problem("account \(id): checkpoint + replay differs from the journal replayed from scratch")
+            }
+            if loaded.lastSeq != fromScratch.lastSeq {
+                problem("checkpoint + replay ends at seq \(loaded.lastSeq), journal at \(fromScratch.lastSeq)")
+            }
+        }
+
+        // 4. The store's indexes: each key finds its own entry, each run its debits.
+        for (account, key, seq) in keys {
+            let found = try store.debitEntry(accountID: account, idempotencyKey: key)
+            if found?.seq != seq {
+                problem("account \(account) key \(key): index finds seq \(found.map { String($0.seq) } ?? "nothing"), journal has \(seq)")
+            }
+        }
+        for (account, runs) in runTotals {
+            for (run, total) in runs {
+                let indexed = try store.runEntries(accountID: account, runID: run).reduce(Int64(0)) { sum, entry in
+                    if case .debitAccepted(let debit) = entry.event { return sum &+ debit.totalMicros }
+                    return sum
+                }
+                if indexed != total { problem("account \(account) run \(run): run cost \(indexed) != journal \(total)") }
+            }
+        }
+        return audit
+    }
+}

@@ -1,0 +1,15 @@
+/// Why the ledger could not process a command at all (as opposed to a
+/// business refusal, which is a recorded outcome).
+public enum LedgerError: Error, Sendable, Equatable {
+    /// The account id is already taken (CreateAccount).
+    case accountExists(String)
+    /// No such account, for commands other than Debit (whose refusal is recorded).
+    case accountNotFound(String)
+    /// Too many mutations waiting for the journal; try again shortly.
+    case overloaded(pending: Int)
+    /// The journal write failed; the ledger reloaded from SQLite. Whether the
+    /// command took effect is unknown: settle with GetDebit, retry with the same key.
+    case unavailable(String)
+    /// Input the ledger cannot accept (an amount out of range, a balance overflow).
+    case invalid(String)
+}

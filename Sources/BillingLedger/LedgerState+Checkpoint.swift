@@ -1,0 +1,70 @@
+public import BillingProto
+
+extension LedgerState {
+    /// The state as a checkpoint message (sorted, so equal states encode equally).
+    public func checkpoint(writtenAtMicros: Int64) -> Billing_Journal_V1_Checkpoint {
+        var checkpoint = Billing_Journal_V1_Checkpoint()
+        checkpoint.seq = lastSeq
+        checkpoint.writtenUnixMicros = writtenAtMicros
+        checkpoint.accounts = accounts.keys.sorted().map { id in
+            let book = accounts[id]!
+            var account = Billing_Journal_V1_AccountState()
+            account.accountID = book.accountID
+            account.plan = book.plan
+            account.periodAnchorUnix = book.periodAnchor
+            account.balanceMicros = book.balance
+            account.overageMicros = book.overage
+            account.periodStartUnix = book.periodStart
+            account.runsInPeriod = book.runsInPeriod.sorted()
+            account.workspaces = book.workspaces.sorted()
+            account.grantedMicros = book.granted
+            account.debitedMicros = book.debitedFromCredits
+            account.usage = book.usage.sorted { ($0.key.day, $0.key.agentID, $0.key.lineKey) < ($1.key.day, $1.key.agentID, $1.key.lineKey) }
+                .map { key, cell in
+                    var rollup = Billing_Journal_V1_UsageRollup()
+                    rollup.day = key.day
+                    rollup.agentID = key.agentID
+                    rollup.lineKey = key.lineKey
+                    rollup.amountMicros = cell.amount
+                    rollup.quantity = cell.quantity
+                    rollup.inputTokens = cell.inputTokens
+                    rollup.outputTokens = cell.outputTokens
+                    return rollup
+                }
+            return account
+        }
+        return checkpoint
+    }
+
+    public init(checkpoint: Billing_Journal_V1_Checkpoint) {
+        self.init()
+        lastSeq = checkpoint.seq
+        for account in checkpoint.accounts {
+            var book = AccountBook(accountID: account.accountID, plan: account.plan, periodAnchor: account.periodAnchorUnix)
+            book.balance = account.balanceMicros
+            book.overage = account.overageMicros
+            book.periodStart = account.periodStartUnix
+            book.runsInPeriod = Set(account.runsInPeriod)
+            book.workspaces = Set(account.workspaces)
+            book.granted = account.grantedMicros
+            book.debitedFromCredits = account.debitedMicros
+            for rollup in account.usage {
+                book.usage[UsageKey(day: rollup.day, agentID: rollup.agentID, lineKey: rollup.lineKey)] =
+                    UsageCell(amount: rollup.amountMicros, quantity: rollup.quantity,
+                              inputTokens: rollup.inputTokens, outputTokens: rollup.outputTokens)
+            }
+            accounts[account.accountID] = book
+        }
+    }
+
+    /// Loads the newest checkpoint and replays the journal after it.
+    public static func recover(from store: any LedgerStore) throws -> (state: LedgerState, replayed: Int) {
+        var state = try store.latestCheckpoint().map(LedgerState.init(checkpoint:)) ?? LedgerState()
+        var replayed = 0
+        try store.forEachEntry(after: state.lastSeq) { entry in
+            try state.apply(entry)
+            replayed += 1
+        }
+        return (state, replayed)
+    }
+}

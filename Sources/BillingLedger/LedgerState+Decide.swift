@@ -1,0 +1,93 @@
+import Foundation
+public import BillingCore
+public import BillingProto
+
+extension LedgerState {
+    /// What a debit would do now: the accepted entry's event or the refusal,
+    /// checked in DESIGN.md's precedence (unknown account, paused, workspace
+    /// limit, run quota, insufficient credits; key reuse is checked before,
+    /// against the idempotency records). Pure: changes nothing.
+    public func decide(_ command: DebitCommand, nowMicros: Int64, plans: PlanCatalog) -> Billing_Journal_V1_Entry.OneOf_Event {
+        guard let book = accounts[command.accountID] else {
+            return .debitRefused(Self.refusal(command, .unknownAccount, detail: "account \(command.accountID) does not exist"))
+        }
+        let terms = book.terms(in: plans)
+        if let limit = terms.workspaceLimit, !command.workspaceID.isEmpty,
+           !book.workspaces.contains(command.workspaceID), book.workspaces.count >= limit {
+            return .debitRefused(Self.refusal(command, .workspaceLimit,
+                detail: "the \(terms.displayName) plan allows \(limit) workspace(s); upgrade to add workspace \(command.workspaceID)"))
+        }
+        let period = BillingPeriod.containing(nowMicros / 1_000_000, anchor: book.periodAnchor)
+        let runsCounted = period.start == book.periodStart ? book.runsInPeriod : []
+        let newRun = !command.runID.isEmpty && !runsCounted.contains(command.runID)
+        if newRun, let quota = terms.runQuota, Int64(runsCounted.count) >= quota {
+            return .debitRefused(Self.refusal(command, .runQuotaExceeded,
+                detail: "\(runsCounted.count) of \(quota) runs used this period; the quota resets on the next billing date"))
+        }
+        let total = command.priced.total.micros
+        var fromCredits = total
+        var overage: Int64 = 0
+        if book.balance < total {
+            guard book.accruesOverage(in: plans) else {
+                return .debitRefused(Self.refusal(command, .insufficientCredits,
+                    detail: "debit of \(Money(micros: total)) exceeds the credit balance of \(Money(micros: book.balance))"))
+            }
+            fromCredits = max(book.balance, 0)
+            overage = total - fromCredits
+        }
+        var accepted = Billing_Journal_V1_DebitAccepted()
+        accepted.accountID = command.accountID
+        accepted.workspaceID = command.workspaceID
+        accepted.agentID = command.agentID
+        accepted.runID = command.runID
+        accepted.idempotencyKey = command.idempotencyKey
+        accepted.requestHash = Data(command.fingerprint)
+        accepted.lines = command.priced.lineItems.map(Self.journalLine)
+        accepted.totalMicros = total
+        accepted.fromCreditsMicros = fromCredits
+        accepted.overageMicros = overage
+        accepted.catalogVersion = command.priced.catalogVersion
+        accepted.newRun = newRun
+        accepted.balanceAfterMicros = book.balance - fromCredits
+        return .debitAccepted(accepted)
+    }
+
+    static func refusal(_ command: DebitCommand, _ rejection: Rejection, detail: String) -> Billing_Journal_V1_DebitRefused {
+        var refused = Billing_Journal_V1_DebitRefused()
+        refused.accountID = command.accountID
+        refused.idempotencyKey = command.idempotencyKey
+        refused.requestHash = Data(command.fingerprint)
+        refused.code = Int32(rejection.code.rawValue)
+        refused.reason = rejection.reason
+        refused.message = detail
+        return refused
+    }
+
+    static func journalLine(_ priced: PricedLineItem) -> Billing_Journal_V1_PricedLine {
+        var line = Billing_Journal_V1_PricedLine()
+        line.key = priced.key
+        line.amountMicros = priced.amount.micros
+        line.quantity = priced.quantity
+        var item = Billing_V1_LineItem()
+        switch priced.item {
+        case let .llm(model, input, output):
+            var llm = Billing_V1_LlmUsage()
+            llm.model = model
+            llm.inputTokens = input
+            llm.outputTokens = output
+            item.llm = llm
+        case let .toolCall(integration, calls):
+            var tool = Billing_V1_ToolCallUsage()
+            tool.integration = integration
+            tool.calls = calls
+            item.toolCall = tool
+        case let .storage(kind, bytes):
+            var storage = Billing_V1_StorageUsage()
+            storage.kind = kind == .knowledgeBase ? .knowledgeBase : .traces
+            storage.bytes = bytes
+            item.storage = storage
+        }
+        line.item = item
+        return line
+    }
+}

@@ -1,0 +1,92 @@
+import BillingCore
+public import BillingProto
+
+/// Everything the ledger holds in memory, as a value: `apply` is the only
+/// way it changes, so the live path, start-up replay and `billing verify`
+/// all compute the same books from the same journal.
+public struct LedgerState: Sendable, Equatable {
+    public var accounts: [String: AccountBook] = [:]
+    /// Seq of the last entry applied.
+    public var lastSeq: Int64 = 0
+
+    public init() {}
+
+    public enum ApplyError: Error, Equatable {
+        case outOfOrder(expected: Int64, got: Int64)
+        case unknownAccount(seq: Int64, String)
+        case overflow(seq: Int64)
+        case inconsistent(seq: Int64, String)
+    }
+
+    /// Applies one journal entry. Entries must come in seq order.
+    public mutating func apply(_ entry: Billing_Journal_V1_Entry) throws(ApplyError) {
+        guard entry.seq == lastSeq + 1 else { throw .outOfOrder(expected: lastSeq + 1, got: entry.seq) }
+        switch entry.event {
+        case .accountCreated(let created):
+            var book = AccountBook(accountID: created.accountID, plan: created.plan, periodAnchor: created.periodAnchorUnix)
+            book.periodStart = BillingPeriod.containing(entry.atUnixMicros / 1_000_000, anchor: created.periodAnchorUnix).start
+            accounts[created.accountID] = book
+        case .creditsGranted(let grant):
+            guard var book = accounts[grant.accountID] else { throw .unknownAccount(seq: entry.seq, grant.accountID) }
+            let (balance, o1) = book.balance.addingReportingOverflow(grant.amountMicros)
+            let (granted, o2) = book.granted.addingReportingOverflow(grant.amountMicros)
+            guard !o1 && !o2 else { throw .overflow(seq: entry.seq) }
+            book.balance = balance
+            book.granted = granted
+            accounts[grant.accountID] = book
+        case .debitAccepted(let debit):
+            guard var book = accounts[debit.accountID] else { throw .unknownAccount(seq: entry.seq, debit.accountID) }
+            try Self.applyDebit(debit, at: entry.atUnixMicros, seq: entry.seq, to: &book)
+            accounts[debit.accountID] = book
+        case .debitRefused, .none:
+            break  // a refusal changes no books; its key is kept by the journal
+        }
+        lastSeq = entry.seq
+    }
+
+    static func applyDebit(
+        _ debit: Billing_Journal_V1_DebitAccepted, at atMicros: Int64, seq: Int64, to book: inout AccountBook
+    ) throws(ApplyError) {
+        var lineSum: Int64 = 0
+        for line in debit.lines {
+            let (sum, overflow) = lineSum.addingReportingOverflow(line.amountMicros)
+            guard !overflow else { throw .overflow(seq: seq) }
+            lineSum = sum
+        }
+        guard lineSum == debit.totalMicros, debit.fromCreditsMicros + debit.overageMicros == debit.totalMicros,
+              debit.fromCreditsMicros >= 0, debit.overageMicros >= 0
+        else { throw .inconsistent(seq: seq, "line items, credits and overage do not add up to the total") }
+
+        let now = atMicros / 1_000_000
+        let period = BillingPeriod.containing(now, anchor: book.periodAnchor)
+        if period.start != book.periodStart {
+            book.periodStart = period.start
+            book.runsInPeriod.removeAll()
+        }
+        if !debit.runID.isEmpty { book.runsInPeriod.insert(debit.runID) }
+        if !debit.workspaceID.isEmpty { book.workspaces.insert(debit.workspaceID) }
+        book.balance -= debit.fromCreditsMicros
+        book.debitedFromCredits += debit.fromCreditsMicros
+        let (overage, overflow) = book.overage.addingReportingOverflow(debit.overageMicros)
+        guard !overflow else { throw .overflow(seq: seq) }
+        book.overage = overage
+
+        let day = floorDiv(atMicros, 86_400_000_000)
+        for line in debit.lines {
+            let key = UsageKey(day: day, agentID: debit.agentID, lineKey: line.key)
+            var cell = book.usage[key] ?? UsageCell()
+            cell.amount &+= line.amountMicros
+            cell.quantity &+= line.quantity
+            if case .llm(let llm) = line.item.kind {
+                cell.inputTokens &+= llm.inputTokens
+                cell.outputTokens &+= llm.outputTokens
+            }
+            book.usage[key] = cell
+        }
+    }
+}
+
+func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
+    let q = a / b
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q
+}

@@ -1,0 +1,31 @@
+public import BillingProto
+
+/// Durable storage of the ledger: an append-only journal plus checkpoints.
+/// The SQLite store implements it; simulation tests use an in-memory store
+/// that injects failures. Implementations must be safe to call from several
+/// threads (one writer at a time: the group committer; any number of readers).
+public protocol LedgerStore: Sendable {
+    /// Appends `entries` (consecutive seqs, continuing the journal) in one
+    /// transaction. Returns only once they are durable; throws if nothing
+    /// was written. (If it throws after a commit, the entries are durable but
+    /// the caller cannot know: exactly the ambiguity a crash creates.)
+    func append(_ entries: [Billing_Journal_V1_Entry]) throws
+
+    /// Stores a checkpoint of the state as of `checkpoint.seq`.
+    func writeCheckpoint(_ checkpoint: Billing_Journal_V1_Checkpoint) throws
+
+    /// The newest checkpoint, or nil.
+    func latestCheckpoint() throws -> Billing_Journal_V1_Checkpoint?
+
+    /// Calls `body` for each entry with seq > `seq`, in order.
+    func forEachEntry(after seq: Int64, _ body: (Billing_Journal_V1_Entry) throws -> Void) throws
+
+    /// The debit entry (accepted or refused) recorded under (account, key), if any.
+    func debitEntry(accountID: String, idempotencyKey: String) throws -> Billing_Journal_V1_Entry?
+
+    /// Accepted debits of one run, in journal order.
+    func runEntries(accountID: String, runID: String) throws -> [Billing_Journal_V1_Entry]
+
+    /// Highest seq in the journal (0 when empty).
+    func lastSeq() throws -> Int64
+}

@@ -1,0 +1,35 @@
+internal import BillingProto
+
+/// The indexed columns of a journal row, copied from its entry's event.
+struct JournalRow {
+    /// The `Entry.event` oneof field number in journal.proto; 0001_ledger.sql's
+    /// partial indexes and the reader's queries use these literals.
+    enum Kind: Int64 {
+        case accountCreated = 10
+        case creditsGranted = 11
+        case debitAccepted = 12
+        case debitRefused = 13
+    }
+
+    let kind: Kind
+    let accountID: String
+    let idempotencyKey: String?
+    let runID: String?
+
+    init(_ entry: Billing_Journal_V1_Entry) throws {
+        switch entry.event {
+        case .accountCreated(let created):
+            (kind, accountID, idempotencyKey, runID) = (.accountCreated, created.accountID, nil, nil)
+        case .creditsGranted(let granted):
+            // A grant's key is optional; an empty one is stored as NULL.
+            let key = granted.idempotencyKey.isEmpty ? nil : granted.idempotencyKey
+            (kind, accountID, idempotencyKey, runID) = (.creditsGranted, granted.accountID, key, nil)
+        case .debitAccepted(let debit):
+            (kind, accountID, idempotencyKey, runID) = (.debitAccepted, debit.accountID, debit.idempotencyKey, debit.runID)
+        case .debitRefused(let refused):
+            (kind, accountID, idempotencyKey, runID) = (.debitRefused, refused.accountID, refused.idempotencyKey, nil)
+        case nil:
+            throw SQLiteStoreError.entryWithoutEvent(seq: entry.seq)
+        }
+    }
+}

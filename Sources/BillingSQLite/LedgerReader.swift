@@ -1,0 +1,92 @@
+internal import BillingProto
+internal import SwiftProtobuf
+
+/// One reading connection (query_only) and its prepared statements. WAL lets
+/// any number of these read while the writer commits; each sees the journal as
+/// of the start of its statement.
+///
+/// `@unchecked Sendable`: it moves between threads only through `ReaderPool`,
+/// which hands it to one thread at a time under its mutex.
+final class LedgerReader: @unchecked Sendable {
+    private let connection: SQLiteConnection
+    private let debitByKey: Statement
+    private let runDebits: Statement
+    private let entriesAfter: Statement
+    private let lastSeq: Statement
+    private let newestCheckpoint: Statement
+    private let entryCount: Statement
+    private let pageCount: Statement
+    private let pageSize: Statement
+
+    init(connection: SQLiteConnection) throws {
+        self.connection = connection
+        // kind IN (12, 13) / kind = 12 repeat the partial indexes' WHERE verbatim
+        // so SQLite uses them (JournalRow.Kind: debitAccepted 12, debitRefused 13).
+        debitByKey = try connection.prepare(
+            "SELECT body FROM journal WHERE account_id = ?1 AND idempotency_key = ?2 AND kind IN (12, 13)")
+        runDebits = try connection.prepare(
+            "SELECT body FROM journal WHERE account_id = ?1 AND run_id = ?2 AND kind = 12 ORDER BY seq")
+        entriesAfter = try connection.prepare("SELECT seq, body FROM journal WHERE seq > ?1 ORDER BY seq")
+        lastSeq = try connection.prepare("SELECT coalesce(max(seq), 0) FROM journal")
+        newestCheckpoint = try connection.prepare("SELECT seq, state FROM checkpoints ORDER BY seq DESC LIMIT 1")
+        entryCount = try connection.prepare("SELECT count(*) FROM journal")
+        pageCount = try connection.prepare("PRAGMA page_count")
+        pageSize = try connection.prepare("PRAGMA page_size")
+    }
+
+    func debitEntry(accountID: String, idempotencyKey: String) throws -> Billing_Journal_V1_Entry? {
+        try debitByKey.use { query in
+            try query.bind(accountID, at: 1)
+            try query.bind(idempotencyKey, at: 2)
+            return try query.step() ? try Self.entry(query.blob(at: 0)) : nil
+        }
+    }
+
+    func runEntries(accountID: String, runID: String) throws -> [Billing_Journal_V1_Entry] {
+        try runDebits.use { query in
+            try query.bind(accountID, at: 1)
+            try query.bind(runID, at: 2)
+            var entries: [Billing_Journal_V1_Entry] = []
+            while try query.step() {
+                entries.append(try Self.entry(query.blob(at: 0)))
+            }
+            return entries
+        }
+    }
+
+    func forEachEntry(after seq: Int64, _ body: (Billing_Journal_V1_Entry) throws -> Void) throws {
+        try entriesAfter.use { query in
+            try query.bind(seq, at: 1)
+            while try query.step() {
+                let entry = try Self.entry(query.blob(at: 1))
+                guard entry.seq == query.int64(at: 0) else {
+                    throw SQLiteStoreError.corrupt("journal row \(query.int64(at: 0)) holds entry \(entry.seq)")
+                }
+                try body(entry)
+            }
+        }
+    }
+
+    func lastSeqValue() throws -> Int64 {
+        try lastSeq.scalarInt64()
+    }
+
+    func latestCheckpoint() throws -> Billing_Journal_V1_Checkpoint? {
+        try newestCheckpoint.use { query in
+            guard try query.step() else { return nil }
+            let checkpoint = try Billing_Journal_V1_Checkpoint(serializedBytes: query.blob(at: 1))
+            guard checkpoint.seq == query.int64(at: 0) else {
+                throw SQLiteStoreError.corrupt("checkpoint row \(query.int64(at: 0)) holds seq \(checkpoint.seq)")
+            }
+            return checkpoint
+        }
+    }
+
+    func journalSize() throws -> (entries: Int64, bytes: Int64) {
+        (try entryCount.scalarInt64(), try pageCount.scalarInt64() * pageSize.scalarInt64())
+    }
+
+    private static func entry(_ body: [UInt8]) throws -> Billing_Journal_V1_Entry {
+        try Billing_Journal_V1_Entry(serializedBytes: body)
+    }
+}

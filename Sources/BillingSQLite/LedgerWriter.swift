@@ -1,0 +1,88 @@
+internal import BillingProto
+internal import SwiftProtobuf
+
+/// The store's one writing connection and its prepared statements. Used under
+/// the store's writer lock only: SQLite allows one writer, so do we.
+///
+/// `@unchecked Sendable`: it lives inside the store's Mutex, and every use is
+/// inside `withLock`, so one thread at a time touches it.
+final class LedgerWriter: @unchecked Sendable {
+    /// How many checkpoints to keep: the newest, and one before it in case the
+    /// newest is unreadable. Older ones are deleted when a checkpoint is written.
+    static let checkpointsKept: Int64 = 2
+
+    private let connection: SQLiteConnection
+    private let insertEntry: Statement
+    private let lastSeq: Statement
+    private let insertCheckpoint: Statement
+    private let pruneCheckpoints: Statement
+
+    init(connection: SQLiteConnection) throws {
+        self.connection = connection
+        insertEntry = try connection.prepare("""
+            INSERT INTO journal (seq, at_unix_micros, kind, account_id, idempotency_key, run_id, body)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+            """)
+        // max(seq) of the rowid is one b-tree descent, not a scan.
+        lastSeq = try connection.prepare("SELECT coalesce(max(seq), 0) FROM journal")
+        insertCheckpoint = try connection.prepare(
+            "INSERT OR REPLACE INTO checkpoints (seq, written_unix_micros, state) VALUES (?1, ?2, ?3)")
+        pruneCheckpoints = try connection.prepare(
+            "DELETE FROM checkpoints WHERE seq NOT IN (SELECT seq FROM checkpoints ORDER BY seq DESC LIMIT ?1)")
+    }
+
+    /// Inserts `entries` in one transaction after checking, inside it, that they
+    /// continue the journal without a gap. All or nothing.
+    func append(_ entries: [Billing_Journal_V1_Entry]) throws {
+        guard let first = entries.first else { return }
+        for (offset, entry) in entries.enumerated() where entry.seq != first.seq + Int64(offset) {
+            throw SQLiteStoreError.seqNotConsecutive(expected: first.seq + Int64(offset), found: entry.seq)
+        }
+        try connection.transaction {
+            let last = try lastSeq.scalarInt64()
+            guard first.seq == last + 1 else {
+                throw SQLiteStoreError.seqNotConsecutive(expected: last + 1, found: first.seq)
+            }
+            for entry in entries {
+                try insert(entry)
+            }
+        }
+    }
+
+    private func insert(_ entry: Billing_Journal_V1_Entry) throws {
+        let row = try JournalRow(entry)
+        let body: [UInt8] = try entry.serializedBytes()
+        try insertEntry.use { insert in
+            try insert.bind(entry.seq, at: 1)
+            try insert.bind(entry.atUnixMicros, at: 2)
+            try insert.bind(row.kind.rawValue, at: 3)
+            try insert.bind(row.accountID, at: 4)
+            try insert.bind(row.idempotencyKey, at: 5)
+            try insert.bind(row.runID, at: 6)
+            try insert.bind(blob: body, at: 7)
+            while try insert.step() {}
+        }
+    }
+
+    /// Stores `checkpoint` (replacing one at the same seq) and deletes all but
+    /// the newest `checkpointsKept`, in one transaction.
+    func writeCheckpoint(_ checkpoint: Billing_Journal_V1_Checkpoint) throws {
+        let state: [UInt8] = try checkpoint.serializedBytes()
+        try connection.transaction {
+            let last = try lastSeq.scalarInt64()
+            guard checkpoint.seq <= last else {
+                throw SQLiteStoreError.checkpointAhead(checkpointSeq: checkpoint.seq, lastSeq: last)
+            }
+            try insertCheckpoint.use { insert in
+                try insert.bind(checkpoint.seq, at: 1)
+                try insert.bind(checkpoint.writtenUnixMicros, at: 2)
+                try insert.bind(blob: state, at: 3)
+                while try insert.step() {}
+            }
+            try pruneCheckpoints.use { prune in
+                try prune.bind(Self.checkpointsKept, at: 1)
+                while try prune.step() {}
+            }
+        }
+    }
+}

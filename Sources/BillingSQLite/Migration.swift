@@ -1,0 +1,14 @@
+/// One schema migration: a `Migrations/NNNN_name.sql` file embedded in the binary.
+struct Migration: Sendable {
+    let version: Int64
+    let name: String
+    let sql: [UInt8]
+
+    /// Every migration this build knows, in order. `.embedInCode` makes one
+    /// static per file and no listing, so a new file is added here by hand.
+    static let all: [Migration] = [
+        Migration(version: 1, name: "0001_ledger.sql", sql: PackageResources._001_ledger_sql),
+    ]
+
+    static var latestVersion: Int64 { all.last?.version ?? 0 }
+}

@@ -1,0 +1,37 @@
+extension SQLiteConnection {
+    /// How the store wants each connection; nothing is left to SQLite defaults.
+    func configure(synchronous: SynchronousMode, readOnly: Bool) throws {
+        // Another process (`billing verify`, a second server by mistake) may hold the
+        // write lock briefly; wait up to 5 s for it rather than failing at once.
+        try execute(script: "PRAGMA busy_timeout = 5000")
+        // WAL: readers run concurrently with the single writer, and a commit is one
+        // sequential append + fsync of the -wal file. Persistent in the file, but
+        // asked for on every open so a database created elsewhere is converted.
+        try setJournalModeWAL()
+        switch synchronous {
+        case .full: try execute(script: "PRAGMA synchronous = FULL")
+        case .normal: try execute(script: "PRAGMA synchronous = NORMAL")
+        }
+        // Off by default in SQLite; on so any future REFERENCES is enforced.
+        try execute(script: "PRAGMA foreign_keys = ON")
+        // Copy the WAL back into the database every 1000 pages (~4 MiB), as the
+        // writer commits: bounds the WAL and the readers' cost of searching it.
+        try execute(script: "PRAGMA wal_autocheckpoint = 1000")
+        // After a checkpoint, truncate a WAL that a large batch grew beyond 64 MiB.
+        try execute(script: "PRAGMA journal_size_limit = 67108864")
+        if readOnly {
+            // Readers never write; make a write through one an error, not a surprise.
+            try execute(script: "PRAGMA query_only = ON")
+        }
+    }
+
+    private func setJournalModeWAL() throws {
+        let mode = try prepare("PRAGMA journal_mode = WAL").use { statement in
+            try statement.step() ? statement.string(at: 0) : nil
+        }
+        // SQLite answers with the mode in force; ":memory:" and some VFSes refuse WAL.
+        guard mode?.lowercased() == "wal" else {
+            throw SQLiteStoreError.walUnavailable(path: path, journalMode: mode ?? "none")
+        }
+    }
+}

@@ -1,0 +1,85 @@
+public import BillingLedger
+public import BillingProto
+import Foundation
+import Synchronization
+
+/// The ledger's journal and checkpoints in one SQLite database (WAL mode).
+///
+/// One writer connection, used under a lock by `append` and `writeCheckpoint`,
+/// and a pool of reader connections that run concurrently with it.
+public final class SQLiteLedgerStore: LedgerStore {
+    public let path: String
+    private let writer: Mutex<LedgerWriter?>
+    private let readers: ReaderPool
+
+    /// Opens (creating the file and its directory if missing) and migrates the database.
+    /// - Parameters:
+    ///   - synchronous: `.full` (default) makes every returned `append` survive power loss.
+    ///   - readerConnections: reader connections kept open for concurrent reads.
+    public init(path: String, synchronous: SynchronousMode = .full, readerConnections: Int = 4) throws {
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+
+        let writerConnection = try SQLiteConnection(path: path)
+        try writerConnection.configure(synchronous: synchronous, readOnly: false)
+        try writerConnection.migrate(appliedUnix: Int64(Date().timeIntervalSince1970))
+        self.path = path
+        writer = Mutex(try LedgerWriter(connection: writerConnection))
+        // Opened after the migration, so every reader sees the current schema.
+        readers = try ReaderPool(capacity: readerConnections) {
+            let connection = try SQLiteConnection(path: path)
+            try connection.configure(synchronous: synchronous, readOnly: true)
+            return try LedgerReader(connection: connection)
+        }
+    }
+
+    deinit { close() }
+
+    /// Closes every connection; later calls throw `SQLiteStoreError.closed`.
+    /// A reader in use is closed when its call returns.
+    public func close() {
+        writer.withLock { $0 = nil }
+        readers.close()
+    }
+
+    public func append(_ entries: [Billing_Journal_V1_Entry]) throws {
+        try withWriter { try $0.append(entries) }
+    }
+
+    public func writeCheckpoint(_ checkpoint: Billing_Journal_V1_Checkpoint) throws {
+        try withWriter { try $0.writeCheckpoint(checkpoint) }
+    }
+
+    public func latestCheckpoint() throws -> Billing_Journal_V1_Checkpoint? {
+        try readers.withReader { try $0.latestCheckpoint() }
+    }
+
+    public func forEachEntry(after seq: Int64, _ body: (Billing_Journal_V1_Entry) throws -> Void) throws {
+        try readers.withReader { try $0.forEachEntry(after: seq, body) }
+    }
+
+    public func debitEntry(accountID: String, idempotencyKey: String) throws -> Billing_Journal_V1_Entry? {
+        try readers.withReader { try $0.debitEntry(accountID: accountID, idempotencyKey: idempotencyKey) }
+    }
+
+    public func runEntries(accountID: String, runID: String) throws -> [Billing_Journal_V1_Entry] {
+        try readers.withReader { try $0.runEntries(accountID: accountID, runID: runID) }
+    }
+
+    public func lastSeq() throws -> Int64 {
+        try readers.withReader { try $0.lastSeqValue() }
+    }
+
+    /// Entries in the journal (a count: scans the table) and the size of the
+    /// database file in bytes (journal, indexes and checkpoints; not the -wal file).
+    public func journalSize() throws -> (entries: Int64, bytes: Int64) {
+        try readers.withReader { try $0.journalSize() }
+    }
+
+    private func withWriter<T>(_ body: (LedgerWriter) throws -> T) throws -> T {
+        try writer.withLock { writer in
+            guard let writer else { throw SQLiteStoreError.closed }
+            return try body(writer)
+        }
+    }
+}

@@ -1,0 +1,69 @@
+import BillingCore
+import BillingProto
+import GRPC
+
+/// Request limits of the metering API, explicit.
+enum MeteringLimits {
+    /// Line items in one Debit or Quote.
+    static let maxLineItems = 256
+    /// Debits in one DebitBatch.
+    static let maxBatch = 8192
+    /// Bytes of an id (account, workspace, agent, run, idempotency key, model).
+    static let maxIDBytes = 256
+}
+
+/// Checks a required id: present, bounded, printable (no control bytes).
+func requireID(_ value: String, _ field: String, required: Bool = true) throws(GRPCStatus) {
+    if value.isEmpty {
+        guard !required else { throw GRPCStatus(.invalidArgument, "\(field) is required", reason: "MISSING_FIELD", metadata: ["field": field]) }
+        return
+    }
+    guard value.utf8.count <= MeteringLimits.maxIDBytes else {
+        throw GRPCStatus(.invalidArgument, "\(field) is longer than \(MeteringLimits.maxIDBytes) bytes", reason: "FIELD_TOO_LONG", metadata: ["field": field])
+    }
+    guard !value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+        throw GRPCStatus(.invalidArgument, "\(field) contains control characters", reason: "INVALID_FIELD", metadata: ["field": field])
+    }
+}
+
+extension LineItem {
+    /// The domain line item of a request's, or INVALID_ARGUMENT naming what is wrong.
+    init(_ proto: Billing_V1_LineItem, index: Int) throws(GRPCStatus) {
+        switch proto.kind {
+        case .llm(let llm):
+            try requireID(llm.model, "line_items[\(index)].llm.model")
+            self = .llm(model: llm.model, inputTokens: llm.inputTokens, outputTokens: llm.outputTokens)
+        case .toolCall(let tool):
+            try requireID(tool.integration, "line_items[\(index)].tool_call.integration")
+            self = .toolCall(integration: tool.integration, calls: tool.calls)
+        case .storage(let storage):
+            switch storage.kind {
+            case .knowledgeBase: self = .storage(kind: .knowledgeBase, bytes: storage.bytes)
+            case .traces: self = .storage(kind: .traces, bytes: storage.bytes)
+            default:
+                throw GRPCStatus(.invalidArgument, "line_items[\(index)].storage.kind must be KNOWLEDGE_BASE or TRACES",
+                                 reason: "INVALID_FIELD", metadata: ["field": "line_items[\(index)].storage.kind"])
+            }
+        case nil:
+            throw GRPCStatus(.invalidArgument, "line_items[\(index)] has no llm, tool_call or storage",
+                             reason: "MISSING_FIELD", metadata: ["field": "line_items[\(index)]"])
+        }
+    }
+}
+
+extension PriceCatalog {
+    /// Prices a request's line items: INVALID_ARGUMENT for bad or unknown items.
+    func price(_ items: [Billing_V1_LineItem]) throws(GRPCStatus) -> (items: [LineItem], priced: PricedDebit) {
+        guard items.count <= MeteringLimits.maxLineItems else {
+            throw GRPCStatus(.invalidArgument, "at most \(MeteringLimits.maxLineItems) line items per request", reason: "TOO_MANY_LINE_ITEMS")
+        }
+        var domain: [LineItem] = []
+        domain.reserveCapacity(items.count)
+        for (index, item) in items.enumerated() { domain.append(try LineItem(item, index: index)) }
+        do {
+            return (domain, try price(domain))
+        } catch {
+            throw GRPCStatus(.invalidArgument, error.message, reason: error.reason)
+        }
+    }
+}

@@ -1,0 +1,160 @@
+import BillingCore
+import BillingLedger
+import BillingProto
+import GRPC
+
+extension MeteringService {
+    func quote(_ request: Billing_V1_QuoteRequest) async throws -> Billing_V1_QuoteResponse {
+        try requireID(request.accountID, "account_id")
+        try requireID(request.workspaceID, "workspace_id", required: false)
+        try requireID(request.agentID, "agent_id", required: false)
+        try requireID(request.runID, "run_id", required: false)
+        let (items, priced) = try catalog.price(request.lineItems)
+        let command = DebitCommand(
+            accountID: request.accountID, workspaceID: request.workspaceID, agentID: request.agentID,
+            runID: request.runID, idempotencyKey: "", priced: priced,
+            fingerprint: DebitCommand.fingerprint(workspaceID: request.workspaceID, agentID: request.agentID,
+                                                  runID: request.runID, items: items))
+        guard let (event, balance) = await ledger.quote(command) else {
+            throw Refusals.status(LedgerError.accountNotFound(request.accountID))
+        }
+        var response = Billing_V1_QuoteResponse()
+        response.lineItemAmountsMicros = priced.lineItems.map(\.amount.micros)
+        response.totalMicros = priced.total.micros
+        response.balanceMicros = balance
+        response.catalogVersion = priced.catalogVersion
+        switch event {
+        case .debitAccepted(let accepted):
+            response.wouldAccept = true
+            response.coveredByCreditsMicros = accepted.fromCreditsMicros
+            response.overageMicros = accepted.overageMicros
+        case .debitRefused(let refused):
+            if refused.reason == Rejection.accountPaused.reason { throw Refusals.status(refused) }
+            response.wouldAccept = false
+            response.refusal = Refusals.message(refused)
+        default:
+            preconditionFailure("decide returned a non-debit event")
+        }
+        return response
+    }
+
+    func getDebit(_ request: Billing_V1_GetDebitRequest) async throws -> Billing_V1_GetDebitResponse {
+        try requireID(request.accountID, "account_id")
+        try requireID(request.idempotencyKey, "idempotency_key")
+        let entry: Billing_Journal_V1_Entry?
+        do {
+            if let cached = try await ledger.cachedDebit(account: request.accountID, key: request.idempotencyKey) {
+                entry = cached
+            } else {
+                entry = try ledger.store.debitEntry(accountID: request.accountID, idempotencyKey: request.idempotencyKey)
+            }
+        } catch {
+            throw Refusals.status(error)
+        }
+        var response = Billing_V1_GetDebitResponse()
+        switch entry?.event {
+        case .debitAccepted(let accepted):
+            response.outcome = .accepted
+            response.debit = Billing_V1_DebitResponse(entry!, accepted)
+        case .debitRefused(let refused):
+            response.outcome = .refused
+            response.refusal = Refusals.message(refused)
+        default:
+            response.outcome = .unknown
+        }
+        return response
+    }
+
+    func executionCost(_ request: Billing_V1_GetExecutionCostRequest) async throws -> Billing_V1_GetExecutionCostResponse {
+        try requireID(request.accountID, "account_id")
+        try requireID(request.runID, "run_id")
+        guard await ledger.account(request.accountID) != nil else {
+            throw Refusals.status(LedgerError.accountNotFound(request.accountID))
+        }
+        let entries = try ledger.store.runEntries(accountID: request.accountID, runID: request.runID)
+        var response = Billing_V1_GetExecutionCostResponse()
+        response.runID = request.runID
+        response.accountID = request.accountID
+        var total: Int64 = 0
+        for entry in entries {
+            guard case .debitAccepted(let accepted) = entry.event else { continue }
+            var debit = Billing_V1_RunDebit()
+            debit.entryID = entry.seq
+            debit.idempotencyKey = accepted.idempotencyKey
+            debit.debitedUnixSeconds = entry.atUnixMicros / 1_000_000
+            debit.catalogVersion = accepted.catalogVersion
+            debit.workspaceID = accepted.workspaceID
+            debit.agentID = accepted.agentID
+            debit.lineItems = accepted.lines.map { line in
+                var priced = Billing_V1_PricedLineItem()
+                priced.lineItem = line.item
+                priced.key = line.key
+                priced.amountMicros = line.amountMicros
+                return priced
+            }
+            debit.totalMicros = accepted.totalMicros
+            debit.coveredByCreditsMicros = accepted.fromCreditsMicros
+            debit.overageMicros = accepted.overageMicros
+            response.debits.append(debit)
+            total += accepted.totalMicros
+            if !response.catalogVersions.contains(accepted.catalogVersion) {
+                response.catalogVersions.append(accepted.catalogVersion)
+            }
+        }
+        response.totalMicros = total
+        return response
+    }
+
+    func usage(_ request: Billing_V1_GetUsageRequest) async throws -> Billing_V1_GetUsageResponse {
+        try requireID(request.accountID, "account_id")
+        let now = ledger.clock.nowMicros() / 1_000_000
+        let to = request.toUnixSeconds == 0 ? now : request.toUnixSeconds
+        guard request.fromUnixSeconds >= 0, to > request.fromUnixSeconds else {
+            throw GRPCStatus(.invalidArgument, "from_unix_seconds must be before to_unix_seconds", reason: "INVALID_RANGE")
+        }
+        let groups = Set(request.groupBy)
+        guard request.groupBy.count == groups.count, !groups.contains(.unspecified),
+              groups.allSatisfy({ [.day, .agent, .lineItem].contains($0) }) else {
+            throw GRPCStatus(.invalidArgument, "group_by takes DAY, AGENT and LINE_ITEM, each at most once", reason: "INVALID_FIELD",
+                             metadata: ["field": "group_by"])
+        }
+        let fromDay = request.fromUnixSeconds / 86_400
+        let toDay = (to - 1) / 86_400
+        guard let cells = await ledger.usage(account: request.accountID, fromDay: fromDay, toDay: toDay) else {
+            throw Refusals.status(LedgerError.accountNotFound(request.accountID))
+        }
+        let byDay = groups.contains(.day), byAgent = groups.contains(.agent), byLine = groups.contains(.lineItem)
+        var buckets: [UsageKey: Billing_V1_UsageBucket] = [:]
+        var total: Int64 = 0
+        for (key, cell) in cells {
+            let group = UsageKey(day: byDay ? key.day : 0, agentID: byAgent ? key.agentID : "", lineKey: byLine ? key.lineKey : "")
+            var bucket = buckets[group] ?? Billing_V1_UsageBucket()
+            if byDay { bucket.day = CivilDate(daysSinceEpoch: key.day).description }
+            if byAgent { bucket.agentID = key.agentID }
+            if byLine {
+                bucket.lineItem = key.lineKey
+                bucket.quantity += cell.quantity
+                bucket.unit = Self.unit(of: key.lineKey)
+            }
+            bucket.amountMicros += cell.amount
+            bucket.inputTokens += cell.inputTokens
+            bucket.outputTokens += cell.outputTokens
+            if key.lineKey.hasPrefix("tool_call:") { bucket.toolCalls += cell.quantity }
+            if key.lineKey.hasPrefix("storage:") { bucket.storageBytes += cell.quantity }
+            buckets[group] = bucket
+            total += cell.amount
+        }
+        var response = Billing_V1_GetUsageResponse()
+        response.buckets = buckets.values.sorted { ($0.day, $0.agentID, $0.lineItem) < ($1.day, $1.agentID, $1.lineItem) }
+        response.totalMicros = total
+        response.fromUnixSeconds = fromDay * 86_400
+        response.toUnixSeconds = (toDay + 1) * 86_400
+        return response
+    }
+
+    static func unit(of lineKey: String) -> Billing_V1_UsageUnit {
+        if lineKey.hasPrefix("llm:") { return .tokens }
+        if lineKey.hasPrefix("tool_call:") { return .calls }
+        return .bytes
+    }
+}

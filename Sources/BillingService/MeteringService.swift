@@ -1,0 +1,121 @@
+public import BillingCore
+public import BillingLedger
+import BillingProto
+public import GRPC
+
+/// billing.v1.Metering: the hot path. Validates and prices outside the
+/// ledger actor, looks up old idempotency keys in SQLite outside it too, so
+/// the actor only decides, applies and queues.
+public final class MeteringService: Sendable {
+    let ledger: Ledger
+    let catalog: PriceCatalog
+
+    public init(ledger: Ledger, catalog: PriceCatalog) {
+        self.ledger = ledger
+        self.catalog = catalog
+    }
+
+    public func register(into router: inout GRPCRouter) {
+        router.register("/billing.v1.Metering/Debit") { [self] (request: Billing_V1_DebitRequest, _) in
+            try await debit(request)
+        }
+        router.register("/billing.v1.Metering/DebitBatch") { [self] (request: Billing_V1_DebitBatchRequest, _) in
+            try await debitBatch(request)
+        }
+        router.register("/billing.v1.Metering/Quote") { [self] (request: Billing_V1_QuoteRequest, _) in
+            try await quote(request)
+        }
+        router.register("/billing.v1.Metering/GetDebit") { [self] (request: Billing_V1_GetDebitRequest, _) in
+            try await getDebit(request)
+        }
+        router.register("/billing.v1.Metering/GetExecutionCost") { [self] (request: Billing_V1_GetExecutionCostRequest, _) in
+            try await executionCost(request)
+        }
+        router.register("/billing.v1.Metering/GetUsage") { [self] (request: Billing_V1_GetUsageRequest, _) in
+            try await usage(request)
+        }
+    }
+
+    func command(_ request: Billing_V1_DebitRequest) throws(GRPCStatus) -> DebitCommand {
+        try requireID(request.accountID, "account_id")
+        try requireID(request.workspaceID, "workspace_id")
+        try requireID(request.agentID, "agent_id")
+        try requireID(request.runID, "run_id")
+        try requireID(request.idempotencyKey, "idempotency_key")
+        let (items, priced) = try catalog.price(request.lineItems)
+        return DebitCommand(
+            accountID: request.accountID, workspaceID: request.workspaceID, agentID: request.agentID,
+            runID: request.runID, idempotencyKey: request.idempotencyKey, priced: priced,
+            fingerprint: DebitCommand.fingerprint(workspaceID: request.workspaceID, agentID: request.agentID,
+                                                  runID: request.runID, items: items))
+    }
+
+    /// The key's committed outcome from SQLite when the hot cache misses.
+    func prior(_ command: DebitCommand) throws -> PriorLookup {
+        let (cached, generation) = ledger.cache.lookup(account: command.accountID, key: command.idempotencyKey)
+        if cached != nil { return PriorLookup(entry: nil, generation: generation) }
+        let stored = try ledger.store.debitEntry(accountID: command.accountID, idempotencyKey: command.idempotencyKey)
+        return PriorLookup(entry: stored, generation: generation)
+    }
+
+    func debit(_ request: Billing_V1_DebitRequest) async throws -> Billing_V1_DebitResponse {
+        let command = try command(request)
+        let outcome: DebitOutcome
+        do {
+            outcome = try await ledger.debit(command, prior: try prior(command))
+        } catch {
+            throw Refusals.status(error)
+        }
+        return try Self.response(outcome, command)
+    }
+
+    static func response(_ outcome: DebitOutcome, _ command: DebitCommand) throws(GRPCStatus) -> Billing_V1_DebitResponse {
+        switch outcome {
+        case .accepted(let entry):
+            guard case .debitAccepted(let accepted) = entry.event else { preconditionFailure("accepted without a debit") }
+            return Billing_V1_DebitResponse(entry, accepted)
+        case .refused(let entry):
+            guard case .debitRefused(let refused) = entry.event else { preconditionFailure("refused without a refusal") }
+            throw Refusals.status(refused)
+        case .keyReused:
+            throw Refusals.keyReused(account: command.accountID, key: command.idempotencyKey)
+        }
+    }
+
+    func debitBatch(_ request: Billing_V1_DebitBatchRequest) async throws -> Billing_V1_DebitBatchResponse {
+        guard !request.debits.isEmpty else {
+            throw GRPCStatus(.invalidArgument, "debits is empty", reason: "MISSING_FIELD", metadata: ["field": "debits"])
+        }
+        guard request.debits.count <= MeteringLimits.maxBatch else {
+            throw GRPCStatus(.invalidArgument, "at most \(MeteringLimits.maxBatch) debits per batch", reason: "BATCH_TOO_LARGE")
+        }
+        // Invalid debits are refused on their own; the valid ones go to the ledger together.
+        var results = [Billing_V1_DebitResult](repeating: Billing_V1_DebitResult(), count: request.debits.count)
+        var valid: [(Int, DebitCommand, PriorLookup)] = []
+        valid.reserveCapacity(request.debits.count)
+        for (index, debit) in request.debits.enumerated() {
+            do {
+                let command = try command(debit)
+                valid.append((index, command, try prior(command)))
+            } catch {
+                results[index].refused = Refusals.message(Refusals.status(error))
+            }
+        }
+        let outcomes: [DebitOutcome]
+        do {
+            outcomes = try await ledger.debitBatch(valid.map { ($0.1, $0.2) })
+        } catch {
+            throw Refusals.status(error)
+        }
+        for ((index, command, _), outcome) in zip(valid, outcomes) {
+            do {
+                results[index].accepted = try Self.response(outcome, command)
+            } catch {
+                results[index].refused = Refusals.message(error)
+            }
+        }
+        var response = Billing_V1_DebitBatchResponse()
+        response.results = results
+        return response
+    }
+}

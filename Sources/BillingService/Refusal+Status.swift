@@ -1,0 +1,71 @@
+import BillingLedger
+import BillingProto
+import GRPC
+
+/// The one place where business refusals and ledger failures become gRPC
+/// statuses (with an ErrorInfo reason) or Refusal messages.
+enum Refusals {
+    static func status(_ refused: Billing_Journal_V1_DebitRefused) -> GRPCStatus {
+        GRPCStatus(GRPCStatus.Code(rawValue: Int(refused.code)) ?? .failedPrecondition, refused.message,
+                   reason: refused.reason, metadata: ["account_id": refused.accountID])
+    }
+
+    static func message(_ refused: Billing_Journal_V1_DebitRefused) -> Billing_V1_Refusal {
+        var refusal = Billing_V1_Refusal()
+        refusal.code = refused.code
+        refusal.reason = refused.reason
+        refusal.message = refused.message
+        refusal.metadata = ["account_id": refused.accountID]
+        return refusal
+    }
+
+    static func keyReused(account: String, key: String) -> GRPCStatus {
+        GRPCStatus(.alreadyExists,
+                   "idempotency key \(key) was used for a different request; a new attempt needs a new key",
+                   reason: "IDEMPOTENCY_KEY_REUSED", metadata: ["account_id": account])
+    }
+
+    static func message(_ status: GRPCStatus) -> Billing_V1_Refusal {
+        var refusal = Billing_V1_Refusal()
+        refusal.code = Int32(status.code.rawValue)
+        refusal.reason = status.errorInfo?.reason ?? ""
+        refusal.message = status.message
+        refusal.metadata = status.errorInfo?.metadata ?? [:]
+        return refusal
+    }
+
+    /// Anything the ledger throws, as a status. Unknown errors are bugs or
+    /// I/O failures: logged by the transport, INTERNAL to the caller.
+    static func status(_ error: any Error) -> GRPCStatus {
+        if let status = error as? GRPCStatus { return status }
+        guard let error = error as? LedgerError else { return GRPCStatus(.internal, "internal error") }
+        switch error {
+        case .accountExists(let id):
+            return GRPCStatus(.alreadyExists, "account \(id) already exists", reason: "ACCOUNT_EXISTS", metadata: ["account_id": id])
+        case .accountNotFound(let id):
+            return GRPCStatus(.notFound, "account \(id) does not exist", reason: "ACCOUNT_NOT_FOUND", metadata: ["account_id": id])
+        case .overloaded(let pending):
+            return GRPCStatus(.resourceExhausted, "the ledger has \(pending) writes waiting; retry with backoff",
+                              reason: "LEDGER_OVERLOADED")
+        case .unavailable(let why):
+            return GRPCStatus(.unavailable, "\(why); settle with GetDebit or retry with the same idempotency key",
+                              reason: "LEDGER_UNAVAILABLE")
+        case .invalid(let why):
+            return GRPCStatus(.invalidArgument, why, reason: "INVALID_AMOUNT")
+        }
+    }
+}
+
+extension Billing_V1_DebitResponse {
+    init(_ entry: Billing_Journal_V1_Entry, _ accepted: Billing_Journal_V1_DebitAccepted) {
+        self.init()
+        entryID = entry.seq
+        lineItemAmountsMicros = accepted.lines.map(\.amountMicros)
+        totalMicros = accepted.totalMicros
+        balanceAfterMicros = accepted.balanceAfterMicros
+        catalogVersion = accepted.catalogVersion
+        coveredByCreditsMicros = accepted.fromCreditsMicros
+        overageMicros = accepted.overageMicros
+        debitedUnixSeconds = entry.atUnixMicros / 1_000_000
+    }
+}

@@ -1,0 +1,35 @@
+import ArgumentParser
+import BillingCore
+import BillingSQLite
+import Dispatch
+import Foundation
+
+enum SynchronousOption: String, ExpressibleByArgument, CaseIterable {
+    case full, normal
+
+    var mode: SynchronousMode { self == .full ? .full : .normal }
+}
+
+/// Reads and validates the price catalog, naming the file in errors.
+func loadCatalog(_ path: String) throws -> PriceCatalog {
+    guard let data = FileManager.default.contents(atPath: path) else {
+        throw ValidationError("cannot read the price catalog \(path) (set --catalog)")
+    }
+    do {
+        return try PriceCatalog(json: [UInt8](data))
+    } catch {
+        throw ValidationError("price catalog \(path): \(error)")
+    }
+}
+
+/// Runs async work from synchronous command code (start-up and shutdown only).
+func blockingAwait<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) rethrows -> T {
+    nonisolated(unsafe) var result: Result<T, any Error>!
+    let done = DispatchSemaphore(value: 0)
+    Task {
+        do { result = .success(try await work()) } catch { result = .failure(error) }
+        done.signal()
+    }
+    done.wait()
+    return try! result.get()
+}
