@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 requests=${1:-500000}
 connections=${2:-4}
 streams=${3:-32}
-bin="$(swift build -c release --show-bin-path)/billing"
+bin="${BILLING_BIN:-$(swift build -c release --show-bin-path)/billing}"
 [ -x "$bin" ] || swift build -c release --product billing
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT

@@ -14,9 +14,12 @@ extension SQLiteConnection {
         }
         // Off by default in SQLite; on so any future REFERENCES is enforced.
         try execute(script: "PRAGMA foreign_keys = ON")
-        // Copy the WAL back into the database every 1000 pages (~4 MiB), as the
-        // writer commits: bounds the WAL and the readers' cost of searching it.
-        try execute(script: "PRAGMA wal_autocheckpoint = 1000")
+        // Copy the WAL back into the database once it reaches 10,000 pages (~40 MiB),
+        // on the committing thread. Bounds the WAL (and readers' cost of searching
+        // it); 10x SQLite's default because each batch dirties index pages all over
+        // the b-trees and a rarer checkpoint writes each such page once for many
+        // commits (measured: +25% entries/s for 1024-entry batches).
+        try execute(script: "PRAGMA wal_autocheckpoint = 10000")
         // After a checkpoint, truncate a WAL that a large batch grew beyond 64 MiB.
         try execute(script: "PRAGMA journal_size_limit = 67108864")
         if readOnly {

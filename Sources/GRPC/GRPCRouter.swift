@@ -1,27 +1,37 @@
 public import SwiftProtobuf
+import HTTP2
 
 /// What a handler sees of the call besides its request message.
 public struct GRPCCallContext: Sendable {
     /// The method path, e.g. "/billing.v1.Metering/Debit".
     public let path: String
-    /// Request headers other than pseudo-headers, lower-case names.
-    public let metadata: [(name: String, value: String)]
+    /// The request's headers, kept raw; read with `metadata(_:)`.
+    let headers: HTTP2HeaderBlock
     /// Absolute deadline on the server's monotonic clock (nanoseconds), if the caller set one.
     public let deadlineNanos: UInt64?
     /// The peer's address, for logs.
     public let peer: String
 
     public init(path: String, metadata: [(name: String, value: String)], deadlineNanos: UInt64?, peer: String) {
+        self.init(path: path, headers: HTTP2HeaderBlock(metadata.map { HTTP2Header($0.name, $0.value) }),
+                  deadlineNanos: deadlineNanos, peer: peer)
+    }
+
+    init(path: String, headers: HTTP2HeaderBlock, deadlineNanos: UInt64?, peer: String) {
         self.path = path
-        self.metadata = metadata
+        self.headers = headers
         self.deadlineNanos = deadlineNanos
         self.peer = peer
     }
 
-    /// The first value of a metadata key.
+    /// The first value of a metadata key (lower-case), never a pseudo-header.
     public func metadata(_ name: String) -> String? {
-        for entry in metadata where entry.name == name { return entry.value }
-        return nil
+        name.hasPrefix(":") ? nil : headers.value(name)
+    }
+
+    /// Every metadata entry (pseudo-headers excluded), in order.
+    public var metadata: [(name: String, value: String)] {
+        headers.regularHeaders.map { ($0.name, $0.value) }
     }
 }
 

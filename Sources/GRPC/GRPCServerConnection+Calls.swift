@@ -2,28 +2,28 @@ import HTTP2
 import Logging
 
 extension GRPCServerConnection {
-    func startCall(streamID: Int32, headers: [HTTP2Header]) {
-        guard headers.first(":method") == "POST" else {
+    func startCall(streamID: Int32, headers: HTTP2HeaderBlock) {
+        guard headers.value(":method") == "POST" else {
             respondHTTP(streamID, status: "405")
             return
         }
-        guard let contentType = headers.first("content-type"), contentType.hasPrefix("application/grpc") else {
+        guard headers.value("content-type", hasPrefix: "application/grpc") else {
             // gRPC spec: a non-gRPC content type gets HTTP 415, not a gRPC status.
             respondHTTP(streamID, status: "415")
             return
         }
-        let path = headers.first(":path") ?? ""
+        let path = headers.value(":path") ?? ""
         guard let handler = router.handler(for: path) else {
             sendStatus(streamID, GRPCStatus(.unimplemented, "method \(path) is not implemented"))
             return
         }
-        if let encoding = headers.first("grpc-encoding"), encoding != "identity" {
+        if let encoding = headers.value("grpc-encoding"), encoding != "identity" {
             sendStatus(streamID, GRPCStatus(.unimplemented, "message encoding \(encoding) is not supported"),
                        extra: [HTTP2Header("grpc-accept-encoding", "identity")])
             return
         }
         var deadline: UInt64?
-        if let timeout = headers.first("grpc-timeout") {
+        if let timeout = headers.value("grpc-timeout") {
             guard let nanos = parseGRPCTimeout(timeout) else {
                 sendStatus(streamID, GRPCStatus(.invalidArgument, "malformed grpc-timeout \"\(timeout)\""))
                 return
@@ -35,12 +35,7 @@ extension GRPCServerConnection {
             sendStatus(streamID, GRPCStatus(.resourceExhausted, "too many calls in progress on this connection"))
             return
         }
-        var metadata: [(name: String, value: String)] = []
-        metadata.reserveCapacity(headers.count)
-        for header in headers where !header.name.hasPrefix(":") {
-            metadata.append((header.name, header.value))
-        }
-        let call = Call(streamID: streamID, path: path, handler: handler, metadata: metadata,
+        let call = Call(streamID: streamID, path: path, handler: handler, metadata: headers,
                         deadlineNanos: deadline, maxMessageSize: configuration.maxReceiveMessageSize)
         calls[streamID] = call
         if let deadline {
@@ -93,7 +88,7 @@ extension GRPCServerConnection {
     func dispatch(_ call: Call, request: [UInt8]) {
         runningHandlers += 1
         call.message = nil
-        let context = GRPCCallContext(path: call.path, metadata: call.metadata,
+        let context = GRPCCallContext(path: call.path, headers: call.metadata,
                                       deadlineNanos: call.deadlineNanos, peer: peer)
         let handler = call.handler
         let streamID = call.streamID
@@ -130,10 +125,8 @@ extension GRPCServerConnection {
             call.responded = true
             cancelTimer(call)
             try? http2.sendResponse(
-                streamID: streamID,
-                headers: Self.responseHeaders,
-                body: grpcFrame(response),
-                trailers: Self.okTrailers)
+                streamID: streamID, headers: Self.preparedResponseHeaders, body: grpcFrame(response),
+                trailers: Self.preparedOKTrailers)
         case .failure(let status):
             sendStatus(streamID, status)
         }
@@ -151,7 +144,8 @@ extension GRPCServerConnection {
     // MARK: Responses
 
     static let responseHeaders = [HTTP2Header(":status", "200"), HTTP2Header("content-type", "application/grpc")]
-    static let okTrailers = [HTTP2Header("grpc-status", "0")]
+    static let preparedResponseHeaders = HTTP2PreparedHeaders(responseHeaders, permanent: true)
+    static let preparedOKTrailers = HTTP2PreparedHeaders([HTTP2Header("grpc-status", "0")], permanent: true)
 
     /// A "trailers-only" response: one header block carrying the status.
     func sendStatus(_ streamID: Int32, _ status: GRPCStatus, extra: [HTTP2Header] = []) {

@@ -23,7 +23,7 @@ public final class GRPCServerConnection {
         let streamID: Int32
         let path: String
         let handler: GRPCUnaryHandler
-        let metadata: [(name: String, value: String)]
+        let metadata: HTTP2HeaderBlock
         let deadlineNanos: UInt64?
         var deframer: GRPCMessageDeframer
         var message: GRPCMessageDeframer.Message?
@@ -33,7 +33,7 @@ public final class GRPCServerConnection {
         var responded = false
 
         init(streamID: Int32, path: String, handler: @escaping GRPCUnaryHandler,
-             metadata: [(name: String, value: String)], deadlineNanos: UInt64?, maxMessageSize: Int) {
+             metadata: HTTP2HeaderBlock, deadlineNanos: UInt64?, maxMessageSize: Int) {
             self.streamID = streamID
             self.path = path
             self.handler = handler

@@ -4,7 +4,7 @@
 public enum HTTP2Event: Sendable, Equatable {
     /// A complete header block: request headers (server) or response
     /// headers/trailers (client). `endStream` is set when the block ended the stream.
-    case headers(streamID: Int32, headers: [HTTP2Header], endStream: Bool)
+    case headers(streamID: Int32, headers: HTTP2HeaderBlock, endStream: Bool)
     /// A chunk of a DATA frame's payload.
     case data(streamID: Int32, bytes: [UInt8])
     /// The peer half-closed the stream (END_STREAM on DATA).

@@ -11,7 +11,8 @@ extension HTTP2Session {
     static func install(_ callbacks: OpaquePointer) {
         nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks) { _, frame, userData in
             let this = HTTP2Session.owner(userData)
-            this.pendingHeaders[frame!.pointee.hd.stream_id] = PendingHeaderBlock()
+            this.currentBlock = HTTP2HeaderBlock()
+            this.currentBlockStream = frame!.pointee.hd.stream_id
             return 0
         }
 
@@ -19,20 +20,18 @@ extension HTTP2Session {
             _, frame, name, nameLength, value, valueLength, _, userData in
             let this = HTTP2Session.owner(userData)
             let streamID = frame!.pointee.hd.stream_id
-            var block = this.pendingHeaders[streamID] ?? PendingHeaderBlock()
+            guard streamID == this.currentBlockStream else { return 0 }
             // RFC 9113 §6.5.2: a field costs its name, its value and 32 bytes.
-            block.size += nameLength + valueLength + 32
-            if block.size > this.limits.maxHeaderListSize {
-                this.pendingHeaders[streamID] = nil
+            if this.currentBlock.listSize + nameLength + valueLength + 32 > this.limits.maxHeaderListSize {
+                this.currentBlockStream = 0
+                this.currentBlock = HTTP2HeaderBlock()
                 this.events.append(.headerListTooLarge(streamID: streamID))
                 // nghttp2 resets the stream and skips the rest of the block.
                 return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue
             }
-            let header = HTTP2Header(
-                String(decoding: UnsafeBufferPointer(start: name, count: nameLength), as: UTF8.self),
-                String(decoding: UnsafeBufferPointer(start: value, count: valueLength), as: UTF8.self))
-            block.headers.append(header)
-            this.pendingHeaders[streamID] = block
+            this.currentBlock.append(
+                name: UnsafeBufferPointer(start: name, count: nameLength),
+                value: UnsafeBufferPointer(start: value, count: valueLength))
             return 0
         }
 
@@ -44,8 +43,9 @@ extension HTTP2Session {
             switch UInt32(hd.type) {
             case NGHTTP2_HEADERS.rawValue:
                 this.pingsSinceData = 0
-                if let block = this.pendingHeaders.removeValue(forKey: hd.stream_id) {
-                    this.events.append(.headers(streamID: hd.stream_id, headers: block.headers, endStream: endStream))
+                if this.currentBlockStream == hd.stream_id {
+                    this.events.append(.headers(streamID: hd.stream_id, headers: this.currentBlock, endStream: endStream))
+                    this.currentBlockStream = 0
                 }
             case NGHTTP2_DATA.rawValue:
                 this.pingsSinceData = 0
@@ -85,7 +85,7 @@ extension HTTP2Session {
         nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, errorCode, userData in
             let this = HTTP2Session.owner(userData)
             this.outbound[streamID] = nil
-            this.pendingHeaders[streamID] = nil
+            if this.currentBlockStream == streamID { this.currentBlockStream = 0 }
             this.events.append(.streamClosed(streamID: streamID, errorCode: errorCode))
             return 0
         }
@@ -113,9 +113,7 @@ extension HTTP2Session {
             this.outbound[streamID] = nil
             if let trailers = body.trailers {
                 flags!.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
-                let rc = withNameValues(trailers) { nva, count in
-                    nghttp2_submit_trailer(session, streamID, nva, count)
-                }
+                let rc = nghttp2_submit_trailer(session, streamID, trailers.nameValues, trailers.count)
                 if rc != 0 { return Int(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
             }
         } else {

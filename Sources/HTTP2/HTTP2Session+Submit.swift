@@ -13,7 +13,7 @@ extension HTTP2Session {
                 nghttp2_submit_response(session, streamID, nva, count, nil)
             }
         } else {
-            outbound[streamID] = OutboundBody(bytes: body ?? [], trailers: trailers)
+            outbound[streamID] = OutboundBody(bytes: body ?? [], trailers: trailers.map { HTTP2PreparedHeaders($0) })
             var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: Self.readBody)
             rc = withNameValues(headers) { nva, count in
                 nghttp2_submit_response(session, streamID, nva, count, &provider)
@@ -21,6 +21,20 @@ extension HTTP2Session {
             if rc != 0 { outbound[streamID] = nil }
         }
         guard rc == 0 else { throw HTTP2Error.submitFailed("submit_response(\(streamID)): \(Self.describe(rc))") }
+    }
+
+    /// Server: the common case, with headers and trailers prepared once.
+    public func sendResponse(
+        streamID: Int32, headers: HTTP2PreparedHeaders, body: [UInt8], trailers: HTTP2PreparedHeaders
+    ) throws {
+        precondition(role == .server, "sendResponse on a client session")
+        outbound[streamID] = OutboundBody(bytes: body, trailers: trailers)
+        var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: Self.readBody)
+        let rc = nghttp2_submit_response(session, streamID, headers.nameValues, headers.count, &provider)
+        guard rc == 0 else {
+            outbound[streamID] = nil
+            throw HTTP2Error.submitFailed("submit_response(\(streamID)): \(Self.describe(rc))")
+        }
     }
 
     /// Client: opens a stream with `headers` and sends `body`, ending the

@@ -23,8 +23,11 @@ public final class HTTP2Session {
 
     /// Events recorded by the C callbacks during the current `receive`.
     var events: [HTTP2Event] = []
-    /// Headers of blocks being received, by stream.
-    var pendingHeaders: [Int32: PendingHeaderBlock] = [:]
+    /// The header block being received. HTTP/2 sends a block's HEADERS and
+    /// CONTINUATION frames back to back, so there is at most one at a time.
+    var currentBlock = HTTP2HeaderBlock()
+    /// Its stream, or 0 when no block is being received.
+    var currentBlockStream: Int32 = 0
     /// Response/request bodies being sent, by stream (read by the data provider).
     var outbound: [Int32: OutboundBody] = [:]
     /// The first abuse or callback failure seen inside a C callback; thrown
@@ -35,16 +38,10 @@ public final class HTTP2Session {
     var resetBucket: TokenBucket
     var pingsSinceData = 0
 
-    struct PendingHeaderBlock {
-        var headers: [HTTP2Header] = []
-        var size = 0
-        var tooLarge = false
-    }
-
     struct OutboundBody {
         var bytes: [UInt8]
         var offset = 0
-        var trailers: [HTTP2Header]?
+        var trailers: HTTP2PreparedHeaders?
     }
 
     public init(role: Role, limits: HTTP2Limits = HTTP2Limits()) throws {

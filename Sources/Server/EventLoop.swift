@@ -23,6 +23,8 @@ final class EventLoop: GRPCLoop, TaskExecutor, @unchecked Sendable {
     var stopped = false
     /// One read buffer per loop: every socket read lands here first.
     var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
+    /// Work queued from the loop's own thread (handler task jobs, mostly).
+    var local: [@Sendable () -> Void] = []
 
     init(index: Int, logger: Logger) throws {
         self.index = index
@@ -59,6 +61,12 @@ final class EventLoop: GRPCLoop, TaskExecutor, @unchecked Sendable {
     }
 
     func execute(_ work: @escaping @Sendable () -> Void) {
+        if inEventLoop {
+            // On our own thread: the loop drains this before it sleeps, so no
+            // lock and no eventfd write.
+            local.append(work)
+            return
+        }
         let wasEmpty = queue.withLock { pending in
             pending.append(work)
             return pending.count == 1
@@ -102,7 +110,9 @@ final class EventLoop: GRPCLoop, TaskExecutor, @unchecked Sendable {
         var events = [epoll_event](repeating: epoll_event(), count: 256)
         while !stopped {
             let timeout: Int32
-            if let next = timers.nextDeadline() {
+            if !local.isEmpty {
+                timeout = 0
+            } else if let next = timers.nextDeadline() {
                 let now = monotonicNanos()
                 timeout = next <= now ? 0 : Int32(min((next - now + 999_999) / 1_000_000, 1000))
             } else {
@@ -137,13 +147,24 @@ final class EventLoop: GRPCLoop, TaskExecutor, @unchecked Sendable {
         }
     }
 
+    /// Runs queued work until none is left (work may queue more work).
     private func runQueued() {
-        let work = queue.withLock { pending -> [@Sendable () -> Void] in
-            let taken = pending
-            pending.removeAll(keepingCapacity: true)
-            return taken
+        while true {
+            var ran = false
+            while !local.isEmpty {
+                let batch = local
+                local.removeAll(keepingCapacity: true)
+                for item in batch { item() }
+                ran = true
+            }
+            let remote = queue.withLock { pending -> [@Sendable () -> Void] in
+                let taken = pending
+                pending.removeAll(keepingCapacity: true)
+                return taken
+            }
+            for item in remote { item() }
+            if remote.isEmpty && !ran { return }
         }
-        for item in work { item() }
     }
 
     private func flushDirty() {

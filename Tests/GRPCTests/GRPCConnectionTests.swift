@@ -61,7 +61,7 @@ final class Harness {
     /// Every header of the stream's blocks merged (headers and trailers).
     func headers(_ id: Int32) -> [HTTP2Header] {
         events.flatMap { event -> [HTTP2Header] in
-            if case let .headers(streamID, headers, _) = event, streamID == id { return headers }
+            if case let .headers(streamID, headers, _) = event, streamID == id { return headers.headers }
             return []
         }
     }

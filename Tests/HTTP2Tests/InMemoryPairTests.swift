@@ -38,7 +38,7 @@ let requestHeaders = [
     var pair = try Pair()
     let streamID = try pair.client.sendRequest(headers: requestHeaders, body: [1, 2, 3])
     try pair.pump()
-    #expect(pair.serverEvents.contains(.headers(streamID: streamID, headers: requestHeaders, endStream: false)))
+    #expect(pair.serverEvents.contains(.headers(streamID: streamID, headers: HTTP2HeaderBlock(requestHeaders), endStream: false)))
     #expect(pair.serverEvents.contains(.data(streamID: streamID, bytes: [1, 2, 3])))
     #expect(pair.serverEvents.contains(.endStream(streamID: streamID)))
 
@@ -47,7 +47,7 @@ let requestHeaders = [
         trailers: [HTTP2Header("grpc-status", "0")])
     try pair.pump()
     let headerBlocks = pair.clientEvents.compactMap { event -> [HTTP2Header]? in
-        if case let .headers(id, headers, _) = event, id == streamID { return headers }
+        if case let .headers(id, headers, _) = event, id == streamID { return headers.headers }
         return nil
     }
     #expect(headerBlocks == [[HTTP2Header(":status", "200")], [HTTP2Header("grpc-status", "0")]])
@@ -62,7 +62,8 @@ let requestHeaders = [
     try pair.server.sendResponse(streamID: streamID, headers: [HTTP2Header(":status", "200"), HTTP2Header("grpc-status", "12")])
     try pair.pump()
     #expect(pair.clientEvents.contains(.headers(
-        streamID: streamID, headers: [HTTP2Header(":status", "200"), HTTP2Header("grpc-status", "12")], endStream: true)))
+        streamID: streamID, headers: HTTP2HeaderBlock([HTTP2Header(":status", "200"), HTTP2Header("grpc-status", "12")]),
+        endStream: true)))
 }
 
 @Test func largeBodyCrossesFlowControlWindows() throws {
@@ -103,8 +104,9 @@ let requestHeaders = [
     var thrown = false
     for _ in 0..<200 {
         let id = try pair.client.sendRequest(headers: requestHeaders, body: [])
-        pair.client.resetStream(id, errorCode: 8)
         var bytes: [UInt8] = []
+        try pair.client.drainOutput(into: &bytes)  // HEADERS on the wire first,
+        pair.client.resetStream(id, errorCode: 8)   // then the reset
         try pair.client.drainOutput(into: &bytes)
         do { _ = try pair.server.receive(bytes, now: 1) } catch HTTP2Error.enhanceYourCalm { thrown = true; break }
     }
@@ -135,7 +137,7 @@ let requestHeaders = [
     try pair.client.drainOutput(into: &bytes)
     var events: [HTTP2Event] = []
     for byte in bytes { events += try pair.server.receive([byte]) }
-    #expect(events.contains(.headers(streamID: streamID, headers: requestHeaders, endStream: false)))
+    #expect(events.contains(.headers(streamID: streamID, headers: HTTP2HeaderBlock(requestHeaders), endStream: false)))
     var body: [UInt8] = []
     for case let .data(id, chunk) in events where id == streamID { body += chunk }
     #expect(body == Array(0..<200))

@@ -1,0 +1,94 @@
+/// A received header block kept as raw bytes: names and values are turned
+/// into Strings only when asked for, so the per-request cost is two byte
+/// copies per field instead of two String allocations.
+public struct HTTP2HeaderBlock: Sendable, Equatable {
+    struct Field: Sendable, Equatable {
+        let nameStart: Int
+        let nameLength: Int
+        let valueLength: Int
+        var valueStart: Int { nameStart + nameLength }
+    }
+
+    private(set) var bytes: [UInt8] = []
+    private(set) var fields: [Field] = []
+    /// Size as RFC 9113 §6.5.2 counts it: name + value + 32 per field.
+    private(set) var listSize = 0
+
+    public init() {
+        bytes.reserveCapacity(256)
+        fields.reserveCapacity(8)
+    }
+
+    public init(_ headers: [HTTP2Header]) {
+        self.init()
+        for header in headers {
+            let name = Array(header.name.utf8), value = Array(header.value.utf8)
+            name.withUnsafeBufferPointer { n in value.withUnsafeBufferPointer { v in append(name: n, value: v) } }
+        }
+    }
+
+    mutating func append(name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) {
+        fields.append(Field(nameStart: bytes.count, nameLength: name.count, valueLength: value.count))
+        bytes.append(contentsOf: name)
+        bytes.append(contentsOf: value)
+        listSize += name.count + value.count + 32
+    }
+
+    public var count: Int { fields.count }
+
+    /// The first value of `name` (lower-case), or nil.
+    public func value(_ name: String) -> String? {
+        guard let index = index(of: name) else { return nil }
+        return valueString(at: index)
+    }
+
+    /// Whether the first value of `name` starts with `prefix`.
+    public func value(_ name: String, hasPrefix prefix: String) -> Bool {
+        guard let index = index(of: name) else { return false }
+        let field = fields[index]
+        let prefixBytes = Array(prefix.utf8)
+        guard field.valueLength >= prefixBytes.count else { return false }
+        return bytes[field.valueStart..<field.valueStart + prefixBytes.count].elementsEqual(prefixBytes)
+    }
+
+    /// Every field, in order, as Strings.
+    public var headers: [HTTP2Header] {
+        fields.indices.map { HTTP2Header(nameString(at: $0), valueString(at: $0)) }
+    }
+
+    /// Fields whose name does not start with ':' (gRPC metadata).
+    public var regularHeaders: [HTTP2Header] {
+        fields.indices.compactMap { i in
+            bytes[fields[i].nameStart] == UInt8(ascii: ":") ? nil : HTTP2Header(nameString(at: i), valueString(at: i))
+        }
+    }
+
+    private func index(of name: String) -> Int? {
+        var name = name
+        return name.withUTF8 { target in
+            for (i, field) in fields.enumerated() where field.nameLength == target.count {
+                let matches = bytes.withUnsafeBufferPointer { all in
+                    memcmpEqual(all.baseAddress! + field.nameStart, target.baseAddress!, target.count)
+                }
+                if matches { return i }
+            }
+            return nil
+        }
+    }
+
+    private func nameString(at i: Int) -> String {
+        let f = fields[i]
+        return String(decoding: bytes[f.nameStart..<f.nameStart + f.nameLength], as: UTF8.self)
+    }
+
+    private func valueString(at i: Int) -> String {
+        let f = fields[i]
+        return String(decoding: bytes[f.valueStart..<f.valueStart + f.valueLength], as: UTF8.self)
+    }
+}
+
+@inline(__always)
+private func memcmpEqual(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ count: Int) -> Bool {
+    for i in 0..<count where a[i] != b[i] { return false }
+    return true
+}

@@ -1,0 +1,73 @@
+import BillingLedger
+import Testing
+@testable import BillingSQLite
+
+@Suite struct DebitLookupTests {
+    @Test func debitEntryFindsAcceptedAndRefusedByAccountAndKey() throws {
+        try withTemporaryDatabase { path in
+            let store = try SQLiteLedgerStore(path: path)
+            let entries = [
+                accountCreated(1, account: "acct-1"),
+                accountCreated(2, account: "acct-2"),
+                creditsGranted(3, account: "acct-1", key: "grant"),
+                debitAccepted(4, account: "acct-1", key: "k1"),
+                debitRefused(5, account: "acct-1", key: "k2"),
+                debitAccepted(6, account: "acct-2", key: "k1"),  // same key, other account
+            ]
+            try store.append(entries)
+
+            #expect(try store.debitEntry(accountID: "acct-1", idempotencyKey: "k1") == entries[3])
+            #expect(try store.debitEntry(accountID: "acct-1", idempotencyKey: "k2") == entries[4])
+            #expect(try store.debitEntry(accountID: "acct-2", idempotencyKey: "k1") == entries[5])
+            #expect(try store.debitEntry(accountID: "acct-2", idempotencyKey: "k2") == nil)
+            #expect(try store.debitEntry(accountID: "acct-3", idempotencyKey: "k1") == nil)
+            // A grant's key is not a debit's.
+            #expect(try store.debitEntry(accountID: "acct-1", idempotencyKey: "grant") == nil)
+        }
+    }
+
+    @Test func runEntriesAreTheRunsAcceptedDebitsInJournalOrder() throws {
+        try withTemporaryDatabase { path in
+            let store = try SQLiteLedgerStore(path: path)
+            let entries = [
+                debitAccepted(1, account: "acct-1", key: "k1", run: "r1", total: 10),
+                debitAccepted(2, account: "acct-1", key: "k2", run: "r2", total: 20),
+                debitRefused(3, account: "acct-1", key: "k3"),
+                debitAccepted(4, account: "acct-2", key: "k4", run: "r1", total: 40),
+            ]
+            try store.append(entries)
+            try store.append([debitAccepted(5, account: "acct-1", key: "k5", run: "r1", total: 50)])
+            try store.append([debitAccepted(6, account: "acct-1", key: "k6", run: "r1", total: 60)])
+
+            let run = try store.runEntries(accountID: "acct-1", runID: "r1")
+            #expect(run.map(\.seq) == [1, 5, 6])
+            #expect(run.map(\.debitAccepted.totalMicros) == [10, 50, 60])
+            #expect(try store.runEntries(accountID: "acct-2", runID: "r1").map(\.seq) == [4])
+            #expect(try store.runEntries(accountID: "acct-1", runID: "r9").isEmpty)
+        }
+    }
+
+    @Test(arguments: [
+        "'; DROP TABLE journal; --",
+        "\" OR 1=1 --",
+        "acct'1",
+        "%_*?\\",
+        "ümlaut 口座 🧾",
+        "nul\u{0}inside",
+        "",
+    ])
+    func sqlMetacharactersAreStoredAndFoundVerbatim(_ text: String) throws {
+        try withTemporaryDatabase { path in
+            let store = try SQLiteLedgerStore(path: path)
+            let accepted = debitAccepted(1, account: text, key: text, run: text)
+            let refused = debitRefused(2, account: text, key: text + "-refused")
+            try store.append([accepted, refused, accountCreated(3, account: "plain")])
+
+            #expect(try store.debitEntry(accountID: text, idempotencyKey: text) == accepted)
+            #expect(try store.debitEntry(accountID: text, idempotencyKey: text + "-refused") == refused)
+            #expect(try store.runEntries(accountID: text, runID: text) == [accepted])
+            #expect(try store.debitEntry(accountID: "plain", idempotencyKey: text) == nil)
+            #expect(try store.entries().count == 3)
+        }
+    }
+}

@@ -1,0 +1,117 @@
+import BillingLedger
+import Testing
+@testable import BillingSQLite
+
+@Suite struct JournalTests {
+    @Test func emptyJournal() throws {
+        try withTemporaryDatabase { path in
+            let store = try SQLiteLedgerStore(path: path)
+            #expect(try store.lastSeq() == 0)
+            #expect(try store.entries().isEmpty)
+            #expect(try store.latestCheckpoint() == nil)
+            let size = try store.journalSize()
+            #expect(size.entries == 0)
+            #expect(size.bytes > 0)
+        }
+    }
+
+    @Test func appendAndReadBack() throws {
+        try withTemporaryDatabase { path in
+            let store = try SQLiteLedgerStore(path: path)
+            let first = [
+                accountCreated(1, account: "acct-1"),
+                creditsGranted(2, account: "acct-1", key: "grant-1"),
+                debitAccepted(3, account: "acct-1", key: "k1"),
+            ]
+            let second = [debitRefused(4, account: "acct-1", key: "k2"), debitAccepted(5, account: "acct-1", key: "k3")]
+            try store.append(first)
+            try store.append(second)
+            try store.append([])  // nothing to do, not an error
+
+            #expect(try store.lastSeq() == 5)
+            #expect(try store.entries() == first + second)
+            #expect(try store.entries(after: 3) == second)
+            #expect(try store.entries(after: 5).isEmpty)
+            #expect(try store.journalSize().entries == 5)
+        }
+    }
+
+    @Test func appendRequiresConsecutiveSeqsContinuingTheJournal() throws {
+        try withTemporaryDatabase { path in
+            let store = try SQLiteLedgerStore(path: path)
+            #expect(throws: SQLiteStoreError.seqNotConsecutive(expected: 1, found: 2)) {
+                try store.append([accountCreated(2, account: "a")])
+            }
+            try store.append([accountCreated(1, account: "a"), accountCreated(2, account: "b")])
+            #expect(throws: SQLiteStoreError.seqNotConsecutive(expected: 3, found: 4)) {
+                try store.append([accountCreated(4, account: "c")])
+            }
+            #expect(throws: SQLiteStoreError.seqNotConsecutive(expected: 3, found: 2)) {
+                try store.append([accountCreated(2, account: "c")])
+            }
+            #expect(throws: SQLiteStoreError.seqNotConsecutive(expected: 4, found: 5)) {
+                try store.append([accountCreated(3, account: "c"), accountCreated(5, account: "d")])
+            }
+            #expect(try store.lastSeq() == 2)
+        }
+    }
+
+    @Test func entryWithoutEventIsRefused() throws {
+        try withTemporaryDatabase { path in
+            let store = try SQLiteLedgerStore(path: path)
+            var empty = Entry()
+            empty.seq = 1
+            #expect(throws: SQLiteStoreError.entryWithoutEvent(seq: 1)) { try store.append([empty]) }
+            #expect(try store.lastSeq() == 0)
+        }
+    }
+
+    @Test func failedTransactionLeavesNothingWritten() throws {
+        try withTemporaryDatabase { path in
+            let store = try SQLiteLedgerStore(path: path)
+            try store.append([accountCreated(1, account: "acct-1")])
+            // The second debit reuses the first's key: the unique index fails the
+            // INSERT after two rows of the batch were already written.
+            let batch = [
+                debitAccepted(2, account: "acct-1", key: "k1"),
+                debitAccepted(3, account: "acct-1", key: "k2"),
+                debitRefused(4, account: "acct-1", key: "k1"),
+            ]
+            let error = #expect(throws: SQLiteError.self) { try store.append(batch) }
+            #expect(error?.primaryCode == 19)  // SQLITE_CONSTRAINT
+            #expect(error?.sql?.hasPrefix("INSERT INTO journal") == true)
+
+            #expect(try store.lastSeq() == 1)
+            #expect(try store.debitEntry(accountID: "acct-1", idempotencyKey: "k1") == nil)
+            #expect(try store.debitEntry(accountID: "acct-1", idempotencyKey: "k2") == nil)
+            // The writer is not left inside a transaction.
+            try store.append(Array(batch.prefix(2)))
+            #expect(try store.lastSeq() == 3)
+        }
+    }
+
+    @Test func reopenKeepsEverything() throws {
+        try withTemporaryDatabase { path in
+            let entries = [
+                accountCreated(1, account: "acct-1"),
+                debitAccepted(2, account: "acct-1", key: "k1", run: "r1"),
+                debitRefused(3, account: "acct-1", key: "k2"),
+            ]
+            do {
+                let store = try SQLiteLedgerStore(path: path, synchronous: .full)
+                try store.append(entries)
+                try store.writeCheckpoint(checkpoint(2))
+                store.close()
+                #expect(throws: SQLiteStoreError.closed) { try store.lastSeq() }
+                #expect(throws: SQLiteStoreError.closed) { try store.append([accountCreated(4, account: "b")]) }
+            }
+            let reopened = try SQLiteLedgerStore(path: path, synchronous: .normal)
+            #expect(try reopened.entries() == entries)
+            #expect(try reopened.latestCheckpoint() == checkpoint(2))
+            #expect(try reopened.debitEntry(accountID: "acct-1", idempotencyKey: "k2") == entries[2])
+            #expect(try reopened.runEntries(accountID: "acct-1", runID: "r1") == [entries[1]])
+            try reopened.append([accountCreated(4, account: "acct-2")])
+            #expect(try reopened.lastSeq() == 4)
+        }
+    }
+}

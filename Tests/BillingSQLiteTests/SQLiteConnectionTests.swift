@@ -1,0 +1,89 @@
+import Testing
+@testable import BillingSQLite
+
+@Suite struct SQLiteConnectionTests {
+    private func scratch(_ path: String) throws -> SQLiteConnection {
+        let connection = try SQLiteConnection(path: path)
+        try connection.configure(synchronous: .normal, readOnly: false)
+        try connection.execute(script: "CREATE TABLE t (id INTEGER PRIMARY KEY, text TEXT, data BLOB)")
+        return connection
+    }
+
+    private struct Injected: Error {}
+
+    @Test func transactionRollsBackWhenTheBodyThrows() throws {
+        try withTemporaryDatabase { path in
+            _ = try SQLiteLedgerStore(path: path)  // creates the directory
+            let connection = try scratch(path + "-scratch")
+            let insert = try connection.prepare("INSERT INTO t (id) VALUES (?1)")
+            do {
+                try connection.transaction {
+                    try insert.use { try $0.bind(1, at: 1); _ = try $0.step() }
+                    throw Injected()
+                }
+                Issue.record("the transaction did not rethrow")
+            } catch {
+                #expect(error is Injected)
+            }
+            #expect(!connection.isInTransaction)
+            #expect(try connection.prepare("SELECT count(*) FROM t").scalarInt64() == 0)
+            try connection.transaction {
+                try insert.use { try $0.bind(1, at: 1); _ = try $0.step() }
+            }
+            #expect(try connection.prepare("SELECT count(*) FROM t").scalarInt64() == 1)
+        }
+    }
+
+    @Test func valuesRoundTripIncludingEmptyAndNull() throws {
+        try withTemporaryDatabase { path in
+            _ = try SQLiteLedgerStore(path: path)
+            let connection = try scratch(path + "-scratch")
+            let insert = try connection.prepare("INSERT INTO t (id, text, data) VALUES (?1, ?2, ?3)")
+            let rows: [(Int64, String?, [UInt8]?)] = [(1, "", []), (2, nil, nil), (3, "x\u{0}y", [0, 255]), (Int64.min, "é", [7])]
+            for (id, text, data) in rows {
+                try insert.use { insert in
+                    try insert.bind(id, at: 1)
+                    try insert.bind(text, at: 2)
+                    try insert.bind(blob: data, at: 3)
+                    _ = try insert.step()
+                }
+            }
+            let select = try connection.prepare("SELECT text, data, typeof(text), typeof(data) FROM t WHERE id = ?1")
+            for (id, text, data) in rows {
+                try select.use { select in
+                    try select.bind(id, at: 1)
+                    #expect(try select.step())
+                    #expect(select.string(at: 0) == text)
+                    #expect(select.isNull(at: 1) == (data == nil))
+                    #expect(select.blob(at: 1) == (data ?? []))
+                    // An empty string or blob is stored as such, not as NULL.
+                    #expect(select.string(at: 2) == (text == nil ? "null" : "text"))
+                    #expect(select.string(at: 3) == (data == nil ? "null" : "blob"))
+                }
+            }
+        }
+    }
+
+    @Test func errorsCarryTheMessageAndTheSQL() throws {
+        try withTemporaryDatabase { path in
+            _ = try SQLiteLedgerStore(path: path)
+            let connection = try scratch(path + "-scratch")
+            let error = #expect(throws: SQLiteError.self) { try connection.prepare("SELECT nope FROM t") }
+            #expect(error?.message.contains("no such column") == true)
+            #expect(error?.sql == "SELECT nope FROM t")
+            #expect(error?.description.contains("SELECT nope FROM t") == true)
+        }
+    }
+
+    @Test func readersAreQueryOnly() throws {
+        try withTemporaryDatabase { path in
+            _ = try SQLiteLedgerStore(path: path)
+            let reader = try SQLiteConnection(path: path)
+            try reader.configure(synchronous: .full, readOnly: true)
+            let error = #expect(throws: SQLiteError.self) {
+                try reader.execute(script: "DELETE FROM journal")
+            }
+            #expect(error?.primaryCode == 8)  // SQLITE_READONLY
+        }
+    }
+}
