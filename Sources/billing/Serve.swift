@@ -66,6 +66,9 @@ struct Serve: ParsableCommand {
     @Option(help: "Write the bound port to this file once listening (for scripts and tests).")
     var portFile: String?
 
+    @Flag(help: "Do not create the demo account on a fresh database (production).")
+    var noDemo = false
+
     @Flag(help: "Register billing.v1.Testing (Echo with a delay) for transport tests. Never in production.")
     var enableTestingService = false
 
@@ -86,6 +89,26 @@ struct Serve: ParsableCommand {
         guard maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
         guard drainSeconds >= 0 else { throw ValidationError("--drain-seconds must not be negative") }
         guard checkpointEvery > 0 else { throw ValidationError("--checkpoint-every must be positive") }
+    }
+
+    /// On a fresh database: an account to try the API with.
+    func createDemoAccount(_ ledger: Ledger) throws {
+        try blockingAwait {
+            _ = try await ledger.createAccount(id: "demo", plan: "trial", actor: "serve --demo")
+            _ = try await ledger.grantCredits(accountID: "demo", amountMicros: 100_000_000, kind: "promotional",
+                                              note: "demo credits", actor: "serve --demo")
+        }
+    }
+
+    func printDemoHelp(_ address: SocketAddress) {
+        print("""
+            Demo account created: account_id "demo" (Pro trial) with $100.00 of promotional credits.
+            Try: grpcurl -plaintext -import-path schema -proto billing/v1/metering.proto \\
+                   -d '{"account_id":"demo","workspace_id":"w1","agent_id":"a1","run_id":"r1","idempotency_key":"k1",
+                        "line_items":[{"llm":{"model":"gpt-4o","input_tokens":1000,"output_tokens":500}}]}' \\
+                   \(address) billing.v1.Metering/Debit
+            (start with --no-demo to skip this on a fresh database)
+            """)
     }
 
     func run() throws {
@@ -110,6 +133,9 @@ struct Serve: ParsableCommand {
                                 configuration: ledgerConfiguration, logger: logger)
         logger.info("ledger open", metadata: ["db": "\(db)", "synchronous": "\(synchronous)", "catalog_version": "\(prices.version)"])
 
+        let demoCreated = try !noDemo && blockingAwait({ await ledger.accountCount }) == 0
+        if demoCreated { try createDemoAccount(ledger) }
+
         var router = GRPCRouter()
         let health = HealthService(services: BillingServices.names)
         health.register(into: &router)
@@ -124,6 +150,7 @@ struct Serve: ParsableCommand {
         if let portFile {
             try "\(server.boundAddress.port)\n".write(toFile: portFile, atomically: true, encoding: .utf8)
         }
+        if demoCreated { printDemoHelp(server.boundAddress) }
         logger.info("listening", metadata: [
             "address": "\(server.boundAddress)",
             "transport": "\(tlsCert == nil ? "h2c" : "tls")",
@@ -144,7 +171,7 @@ struct Serve: ParsableCommand {
         }
         server.wait()
         signals.forEach { $0.cancel() }
-        blockingAwait { await ledger.close() }
+        try blockingAwait { await ledger.close() }
         store.close()
         logger.info("stopped")
     }

@@ -23,7 +23,7 @@ func loadCatalog(_ path: String) throws -> PriceCatalog {
 }
 
 /// Runs async work from synchronous command code (start-up and shutdown only).
-func blockingAwait<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) rethrows -> T {
+func blockingAwait<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) throws -> T {
     nonisolated(unsafe) var result: Result<T, any Error>!
     let done = DispatchSemaphore(value: 0)
     Task {
@@ -31,5 +31,5 @@ func blockingAwait<T: Sendable>(_ work: @escaping @Sendable () async throws -> T
         done.signal()
     }
     done.wait()
-    return try! result.get()
+    return try result.get()
 }
