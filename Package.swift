@@ -1,6 +1,12 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// The per-request transport modules are single-threaded by design (each
+// connection is confined to one event loop); their classes' dynamic
+// exclusivity checks cost ~8% of a call in release builds, so release
+// builds of those modules skip them. Debug builds (and the tests) keep them.
+let hotPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+
 // Dependencies point one way: C shims and pure domain at the bottom, sockets
 // and the executable at the top. See README "Architecture".
 let package = Package(
@@ -54,7 +60,7 @@ let package = Package(
             dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]),
 
         // nghttp2 session wrapper: bytes in, events out, no sockets.
-        .target(name: "HTTP2", dependencies: ["CNGHTTP2"]),
+        .target(name: "HTTP2", dependencies: ["CNGHTTP2"], swiftSettings: hotPath),
         // OpenSSL on in-memory buffers, ALPN h2, no sockets.
         .target(name: "TLS", dependencies: ["COpenSSL"]),
         // gRPC over HTTP/2: framing, routing by :path, deadlines, status and trailers.
@@ -64,14 +70,16 @@ let package = Package(
                 "HTTP2", "BillingProto",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
-            ]),
+            ],
+            swiftSettings: hotPath),
         // The only socket code: epoll event loops, accept, socket <-> TLS <-> HTTP/2.
         .target(
             name: "Server",
             dependencies: [
                 "GRPC", "HTTP2", "TLS", "CLinux",
                 .product(name: "Logging", package: "swift-log"),
-            ]),
+            ],
+            swiftSettings: hotPath),
         // RPC handlers: proto <-> domain, rejection -> status.
         .target(
             name: "BillingService",

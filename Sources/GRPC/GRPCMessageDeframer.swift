@@ -29,7 +29,22 @@ public struct GRPCMessageDeframer: Sendable {
     /// Bytes received but not yet returned as a message.
     public var bufferedCount: Int { buffer.count - readIndex }
 
+    /// Takes a chunk without copying it when nothing is buffered (the usual
+    /// case: one DATA frame carries one whole message).
+    public mutating func append(_ bytes: [UInt8]) {
+        if readIndex == buffer.count {
+            buffer = bytes
+            readIndex = 0
+        } else {
+            append(contentsOf: bytes)
+        }
+    }
+
     public mutating func append<Bytes: Sequence>(_ bytes: Bytes) where Bytes.Element == UInt8 {
+        append(contentsOf: bytes)
+    }
+
+    private mutating func append<Bytes: Sequence>(contentsOf bytes: Bytes) where Bytes.Element == UInt8 {
         // Drop consumed bytes before growing, so a long stream of messages
         // does not keep its history.
         if readIndex > 0 && readIndex == buffer.count {

@@ -39,19 +39,44 @@ public struct GRPCCallContext: Sendable {
 /// `GRPCStatus` to refuse.
 public typealias GRPCUnaryHandler = @Sendable (_ request: [UInt8], _ context: GRPCCallContext) async throws -> [UInt8]
 
+/// A method that runs on the event loop itself, synchronously. Only for
+/// handlers that take microseconds and never block (the health check):
+/// anything that waits, does I/O or may be slow must be a `GRPCUnaryHandler`.
+public typealias GRPCInlineHandler = @Sendable (_ request: [UInt8], _ context: GRPCCallContext) throws -> [UInt8]
+
+enum GRPCMethod: Sendable {
+    case task(GRPCUnaryHandler)
+    case inline(GRPCInlineHandler)
+}
+
 /// Methods by path. Built once before the server starts; read-only after.
 public struct GRPCRouter: Sendable {
-    var routes: [String: GRPCUnaryHandler] = [:]
+    var routes: [String: GRPCMethod] = [:]
 
     public init() {}
 
     public var paths: [String] { routes.keys.sorted() }
 
-    public func handler(for path: String) -> GRPCUnaryHandler? { routes[path] }
+    func method(for path: String) -> GRPCMethod? { routes[path] }
 
     public mutating func register(path: String, _ handler: @escaping GRPCUnaryHandler) {
         precondition(routes[path] == nil, "\(path) registered twice")
-        routes[path] = handler
+        routes[path] = .task(handler)
+    }
+
+    public mutating func registerInline(path: String, _ handler: @escaping GRPCInlineHandler) {
+        precondition(routes[path] == nil, "\(path) registered twice")
+        routes[path] = .inline(handler)
+    }
+
+    /// Registers a typed method that runs inline on the event loop (see
+    /// `GRPCInlineHandler` for when that is allowed).
+    public mutating func registerInline<Request: Message, Response: Message>(
+        _ path: String, _ handler: @escaping @Sendable (Request, GRPCCallContext) throws -> Response
+    ) {
+        registerInline(path: path) { bytes, context in
+            try handler(try decode(Request.self, bytes), context).serializedBytes()
+        }
     }
 
     /// Registers a typed unary method. A request that does not decode is
@@ -60,13 +85,16 @@ public struct GRPCRouter: Sendable {
         _ path: String, _ handler: @escaping @Sendable (Request, GRPCCallContext) async throws -> Response
     ) {
         register(path: path) { bytes, context in
-            let request: Request
-            do {
-                request = try Request(serializedBytes: bytes)
-            } catch {
-                throw GRPCStatus(.invalidArgument, "request is not a valid \(Request.protoMessageName)")
-            }
-            return try await handler(request, context).serializedBytes()
+            try await handler(try decode(Request.self, bytes), context).serializedBytes()
         }
+    }
+}
+
+/// A request that does not decode is refused with INVALID_ARGUMENT.
+func decode<Request: Message>(_ type: Request.Type, _ bytes: [UInt8]) throws(GRPCStatus) -> Request {
+    do {
+        return try Request(serializedBytes: bytes)
+    } catch {
+        throw GRPCStatus(.invalidArgument, "request is not a valid \(Request.protoMessageName)")
     }
 }

@@ -3,27 +3,28 @@ import Logging
 
 extension GRPCServerConnection {
     func startCall(streamID: Int32, headers: HTTP2HeaderBlock) {
-        guard headers.value(":method") == "POST" else {
+        let request = GRPCRequestHead(headers)
+        guard request.isPost else {
             respondHTTP(streamID, status: "405")
             return
         }
-        guard headers.value("content-type", hasPrefix: "application/grpc") else {
+        guard request.isGRPC else {
             // gRPC spec: a non-gRPC content type gets HTTP 415, not a gRPC status.
             respondHTTP(streamID, status: "415")
             return
         }
-        let path = headers.value(":path") ?? ""
-        guard let handler = router.handler(for: path) else {
+        let path = request.path
+        guard let method = router.method(for: path) else {
             sendStatus(streamID, GRPCStatus(.unimplemented, "method \(path) is not implemented"))
             return
         }
-        if let encoding = headers.value("grpc-encoding"), encoding != "identity" {
+        if let encoding = request.encoding, encoding != "identity" {
             sendStatus(streamID, GRPCStatus(.unimplemented, "message encoding \(encoding) is not supported"),
                        extra: [HTTP2Header("grpc-accept-encoding", "identity")])
             return
         }
         var deadline: UInt64?
-        if let timeout = headers.value("grpc-timeout") {
+        if let timeout = request.timeout {
             guard let nanos = parseGRPCTimeout(timeout) else {
                 sendStatus(streamID, GRPCStatus(.invalidArgument, "malformed grpc-timeout \"\(timeout)\""))
                 return
@@ -35,7 +36,7 @@ extension GRPCServerConnection {
             sendStatus(streamID, GRPCStatus(.resourceExhausted, "too many calls in progress on this connection"))
             return
         }
-        let call = Call(streamID: streamID, path: path, handler: handler, metadata: headers,
+        let call = Call(streamID: streamID, path: path, method: method, metadata: headers,
                         deadlineNanos: deadline, maxMessageSize: configuration.maxReceiveMessageSize)
         calls[streamID] = call
         if let deadline {
@@ -90,24 +91,29 @@ extension GRPCServerConnection {
         call.message = nil
         let context = GRPCCallContext(path: call.path, headers: call.metadata,
                                       deadlineNanos: call.deadlineNanos, peer: peer)
-        let handler = call.handler
         let streamID = call.streamID
+        let logger = self.logger
+        switch call.method {
+        case .inline(let handler):
+            handlerFinished(streamID, Self.outcome(logger, context) { try handler(request, context) })
+        case .task(let handler):
+            call.task = startTask(handler, request: request, context: context, streamID: streamID)
+        }
+    }
+
+    /// Runs `handler` as a task preferring the loop's executor; its outcome
+    /// comes back to `handlerFinished` on the loop.
+    func startTask(_ handler: @escaping GRPCUnaryHandler, request: [UInt8], context: GRPCCallContext,
+                   streamID: Int32) -> Task<Void, Never> {
         let bound = LoopBound(value: self)
         let loop = self.loop
         let logger = self.logger
-        call.task = Task(executorPreference: loop.taskExecutor) {
+        return Task(executorPreference: loop.taskExecutor) {
             let outcome: Result<[UInt8], GRPCStatus>
             do {
                 outcome = .success(try await handler(request, context))
-            } catch let status as GRPCStatus {
-                outcome = .failure(status)
-            } catch is CancellationError {
-                outcome = .failure(GRPCStatus(.cancelled, "call cancelled"))
             } catch {
-                // Not a refusal: a bug or an I/O failure. The caller gets a
-                // generic message; the details go to the log only.
-                logger.error("handler failed", metadata: ["method": "\(context.path)", "error": "\(error)"])
-                outcome = .failure(GRPCStatus(.internal, "internal error"))
+                outcome = GRPCServerConnection.failure(error, logger, context)
             }
             if loop.inEventLoop {
                 bound.value.handlerFinished(streamID, outcome)
@@ -115,6 +121,24 @@ extension GRPCServerConnection {
                 loop.execute { bound.value.handlerFinished(streamID, outcome) }
             }
         }
+    }
+
+    static func outcome(_ logger: Logger, _ context: GRPCCallContext, _ body: () throws -> [UInt8]) -> Result<[UInt8], GRPCStatus> {
+        do {
+            return .success(try body())
+        } catch {
+            return failure(error, logger, context)
+        }
+    }
+
+    /// A handler's error as the status the caller gets.
+    static func failure(_ error: any Error, _ logger: Logger, _ context: GRPCCallContext) -> Result<[UInt8], GRPCStatus> {
+        if let status = error as? GRPCStatus { return .failure(status) }
+        if error is CancellationError { return .failure(GRPCStatus(.cancelled, "call cancelled")) }
+        // Not a refusal: a bug or an I/O failure. The caller gets a generic
+        // message; the details go to the log only.
+        logger.error("handler failed", metadata: ["method": "\(context.path)", "error": "\(error)"])
+        return .failure(GRPCStatus(.internal, "internal error"))
     }
 
     func handlerFinished(_ streamID: Int32, _ outcome: Result<[UInt8], GRPCStatus>) {

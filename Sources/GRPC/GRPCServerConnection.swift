@@ -22,7 +22,7 @@ public final class GRPCServerConnection {
     final class Call {
         let streamID: Int32
         let path: String
-        let handler: GRPCUnaryHandler
+        let method: GRPCMethod
         let metadata: HTTP2HeaderBlock
         let deadlineNanos: UInt64?
         var deframer: GRPCMessageDeframer
@@ -32,11 +32,11 @@ public final class GRPCServerConnection {
         /// Set once a response (success or status) was submitted.
         var responded = false
 
-        init(streamID: Int32, path: String, handler: @escaping GRPCUnaryHandler,
+        init(streamID: Int32, path: String, method: GRPCMethod,
              metadata: HTTP2HeaderBlock, deadlineNanos: UInt64?, maxMessageSize: Int) {
             self.streamID = streamID
             self.path = path
-            self.handler = handler
+            self.method = method
             self.metadata = metadata
             self.deadlineNanos = deadlineNanos
             self.deframer = GRPCMessageDeframer(maxMessageSize: maxMessageSize)

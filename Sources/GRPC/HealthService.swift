@@ -25,7 +25,8 @@ public final class HealthService: Sendable {
     }
 
     public func register(into router: inout GRPCRouter) {
-        router.register("/grpc.health.v1.Health/Check") {
+        // Inline: a lookup in a small locked dictionary, never blocks.
+        router.registerInline("/grpc.health.v1.Health/Check") {
             [self] (request: Grpc_Health_V1_HealthCheckRequest, _) -> Grpc_Health_V1_HealthCheckResponse in
             guard let status = status(of: request.service) else {
                 throw GRPCStatus(.notFound, "unknown service \(request.service)")

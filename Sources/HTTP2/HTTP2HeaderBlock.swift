@@ -51,6 +51,18 @@ public struct HTTP2HeaderBlock: Sendable, Equatable {
         return bytes[field.valueStart..<field.valueStart + prefixBytes.count].elementsEqual(prefixBytes)
     }
 
+    /// Calls `body` with each field's raw name and value, in order, without
+    /// creating Strings (for the one pass a request's routing needs).
+    public func forEachField(_ body: (UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<UInt8>) -> Void) {
+        bytes.withUnsafeBufferPointer { all in
+            guard let base = all.baseAddress else { return }
+            for field in fields {
+                body(UnsafeBufferPointer(start: base + field.nameStart, count: field.nameLength),
+                     UnsafeBufferPointer(start: base + field.valueStart, count: field.valueLength))
+            }
+        }
+    }
+
     /// Every field, in order, as Strings.
     public var headers: [HTTP2Header] {
         fields.indices.map { HTTP2Header(nameString(at: $0), valueString(at: $0)) }

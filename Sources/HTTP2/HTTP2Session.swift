@@ -66,6 +66,12 @@ public final class HTTP2Session {
         nghttp2_option_set_max_outbound_ack(option, limits.maxOutboundAcks)
         // Entries in one SETTINGS frame; more is a flood, not a configuration.
         nghttp2_option_set_max_settings(option, limits.maxSettingsEntries)
+        // nghttp2's own rapid-reset limiter (Debian 12's CVE-2023-44487
+        // backport in 1.52.0-1+deb12u1: burst 1000, 33/s) would answer
+        // GOAWAY(INTERNAL_ERROR) first; set it looser than ours so ours decides
+        // and the peer is told ENHANCE_YOUR_CALM.
+        nghttp2_option_set_stream_reset_rate_limit(
+            option, UInt64(limits.resetBurst) * 2, UInt64(limits.resetsPerSecond) * 2)
         // Our own header-block size check runs in on_header; nghttp2 still
         // caps what it will emit to the peer at 64 KiB.
         nghttp2_option_set_max_send_header_block_length(option, 64 * 1024)

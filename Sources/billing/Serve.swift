@@ -112,6 +112,14 @@ struct Serve: ParsableCommand {
     }
 
     func run() throws {
+        // Block SIGTERM/SIGINT before any thread starts, so every thread
+        // inherits the mask and a signal stays pending until sigwait takes it:
+        // none is lost or kills the process, however early it arrives.
+        var shutdownSignals = sigset_t()
+        sigemptyset(&shutdownSignals)
+        sigaddset(&shutdownSignals, SIGTERM)
+        sigaddset(&shutdownSignals, SIGINT)
+        pthread_sigmask(SIG_BLOCK, &shutdownSignals, nil)
         bootstrapLogging(level: logLevel)
         let logger = Logger(label: "billing")
 
@@ -158,19 +166,18 @@ struct Serve: ParsableCommand {
         ])
 
         let drainNanos = UInt64(drainSeconds) * 1_000_000_000
-        let signals = [SIGTERM, SIGINT].map { number in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler {
-                logger.info("shutting down", metadata: ["signal": "\(number)", "drain_seconds": "\(drainSeconds)"])
-                health.setAll(.notServing)
-                server.shutdown(drainNanos: drainNanos)
-            }
-            source.resume()
-            return source
+        let signalSet = shutdownSignals
+        let waiter = Thread {
+            var set = signalSet
+            var number: Int32 = 0
+            sigwait(&set, &number)
+            logger.info("shutting down", metadata: ["signal": "\(number)", "drain_seconds": "\(drainSeconds)"])
+            health.setAll(.notServing)
+            server.shutdown(drainNanos: drainNanos)
         }
+        waiter.name = "billing-signals"
+        waiter.start()
         server.wait()
-        signals.forEach { $0.cancel() }
         try blockingAwait { await ledger.close() }
         store.close()
         logger.info("stopped")

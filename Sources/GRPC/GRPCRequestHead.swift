@@ -1,0 +1,38 @@
+import HTTP2
+
+/// What routing needs from a request's headers, read in one pass over the
+/// raw block: method, path, content type, encoding and timeout.
+struct GRPCRequestHead {
+    var isPost = false
+    var isGRPC = false
+    var path = ""
+    var encoding: String?
+    var timeout: String?
+
+    init(_ headers: HTTP2HeaderBlock) {
+        headers.forEachField { name, value in
+            switch name.count {
+            case 5 where name.elementsEqual(Self.path):
+                path = String(decoding: value, as: UTF8.self)
+            case 7 where name.elementsEqual(Self.method):
+                isPost = value.elementsEqual(Self.post)
+            case 12 where name.elementsEqual(Self.contentType):
+                isGRPC = value.count >= Self.grpcType.count && value.prefix(Self.grpcType.count).elementsEqual(Self.grpcType)
+            case 12 where name.elementsEqual(Self.grpcTimeout):
+                timeout = String(decoding: value, as: UTF8.self)
+            case 13 where name.elementsEqual(Self.grpcEncoding):
+                encoding = String(decoding: value, as: UTF8.self)
+            default:
+                break
+            }
+        }
+    }
+
+    static let path = Array(":path".utf8)
+    static let method = Array(":method".utf8)
+    static let post = Array("POST".utf8)
+    static let contentType = Array("content-type".utf8)
+    static let grpcType = Array("application/grpc".utf8)
+    static let grpcTimeout = Array("grpc-timeout".utf8)
+    static let grpcEncoding = Array("grpc-encoding".utf8)
+}

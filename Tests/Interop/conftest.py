@@ -1,0 +1,311 @@
+"""Fixtures for the interop tests: the reference gRPC client (Python grpcio)
+and raw HTTP/2 peers against the real `billing` binary over loopback.
+
+- `pb`: Python stubs generated from schema/ with grpcio-tools, once per run.
+- `server`: a factory that starts `billing serve` (h2c or TLS) on a free port
+  with its own database and log, and stops it at teardown.
+- `tls_files`: a self-signed server certificate, plus a CA and a client
+  certificate it signed (for mTLS), made with the openssl CLI.
+
+The binary is $BILLING_BIN, or .build/debug/billing by default.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import types
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = ROOT / "schema"
+
+# Bounds on every wait, so that a broken server fails a test instead of
+# hanging the run.
+STARTUP_TIMEOUT_S = 15.0
+STOP_TIMEOUT_S = 15.0
+RPC_TIMEOUT_S = 10.0
+
+# No proxy from the environment may sit between the client and loopback.
+CHANNEL_OPTIONS = [("grpc.enable_http_proxy", 0)]
+
+
+def billing_binary() -> Path:
+    path = Path(os.environ.get("BILLING_BIN", ROOT / ".build" / "debug" / "billing"))
+    if not path.is_absolute():
+        path = ROOT / path
+    if not path.exists():
+        pytest.exit(f"billing binary not found at {path}; build it (swift build --product billing) "
+                    "or set BILLING_BIN", returncode=2)
+    return path
+
+
+# --------------------------------------------------------------------------
+# Generated stubs
+
+
+@pytest.fixture(scope="session")
+def pb(tmp_path_factory):
+    """Stubs for billing.v1 and google.rpc generated from schema/ into a temp
+    dir on sys.path. The health client comes from grpcio-health-checking."""
+    from grpc_tools import protoc
+    import grpc_tools
+
+    out = tmp_path_factory.mktemp("gen")
+    protos = sorted(str(p.relative_to(SCHEMA)) for p in SCHEMA.glob("billing/**/*.proto"))
+    protos += sorted(str(p.relative_to(SCHEMA)) for p in SCHEMA.glob("google/rpc/*.proto"))
+    assert protos, f"no .proto files under {SCHEMA}"
+    well_known = Path(grpc_tools.__file__).parent / "_proto"
+    rc = protoc.main([
+        "grpc_tools.protoc", f"-I{SCHEMA}", f"-I{well_known}",
+        f"--python_out={out}", f"--grpc_python_out={out}", *protos,
+    ])
+    assert rc == 0, f"protoc failed ({rc}) on {protos}"
+    sys.path.insert(0, str(out))
+
+    from billing.v1 import testing_pb2, testing_pb2_grpc  # noqa: E402
+    from google.rpc import status_pb2, error_details_pb2  # noqa: E402
+
+    return types.SimpleNamespace(
+        testing_pb2=testing_pb2, testing_pb2_grpc=testing_pb2_grpc,
+        status_pb2=status_pb2, error_details_pb2=error_details_pb2,
+    )
+
+
+# --------------------------------------------------------------------------
+# Certificates
+
+
+def _openssl(*args, cwd):
+    result = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, f"openssl {' '.join(args)} failed:\n{result.stderr}"
+
+
+@dataclass
+class TLSFiles:
+    server_cert: Path  # self-signed, CN=localhost, SAN DNS:localhost, IP:127.0.0.1
+    server_key: Path
+    client_ca: Path    # a CA that signs client certificates
+    client_cert: Path  # signed by client_ca, extendedKeyUsage clientAuth
+    client_key: Path
+    other_cert: Path   # a self-signed client certificate client_ca did not sign
+    other_key: Path
+
+    @property
+    def root(self) -> bytes:
+        return self.server_cert.read_bytes()
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory) -> TLSFiles:
+    d = tmp_path_factory.mktemp("tls")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"]
+    _openssl("req", "-x509", *ec, "-keyout", "server.key", "-out", "server.pem",
+             "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", cwd=d)
+    _openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem",
+             "-subj", "/CN=billing interop test client CA", cwd=d)
+    _openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+             "-keyout", "client.key", "-out", "client.csr", "-subj", "/CN=interop-client", cwd=d)
+    (d / "client.ext").write_text("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\n"
+                                  "extendedKeyUsage=clientAuth\n")
+    _openssl("x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+             "-CAcreateserial", "-days", "1", "-extfile", "client.ext", "-out", "client.pem", cwd=d)
+    _openssl("req", "-x509", *ec, "-keyout", "other.key", "-out", "other.pem",
+             "-subj", "/CN=stranger", cwd=d)
+    return TLSFiles(d / "server.pem", d / "server.key", d / "ca.pem", d / "client.pem", d / "client.key",
+                    d / "other.pem", d / "other.key")
+
+
+# --------------------------------------------------------------------------
+# The server under test
+
+
+class Server:
+    """A running `billing serve`. `port`, `proc`, `log_path`; helpers to
+    open channels and to check that it still serves."""
+
+    def __init__(self, proc, port, log_path, tls: TLSFiles | None, drain_seconds: int):
+        self.proc = proc
+        self.port = port
+        self.log_path = log_path
+        self.tls = tls
+        self.drain_seconds = drain_seconds
+        self.stopped_on_purpose = False
+        self._channels = []
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return ("127.0.0.1", self.port)
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log().splitlines()[-lines:])
+
+    def channel(self, *, client_cert: bool = False, credentials=None, options=()) -> grpc.Channel:
+        """An insecure channel for h2c servers, a secure one (trusting the
+        self-signed certificate; with the CA-signed client certificate when
+        `client_cert`) for TLS servers. Closed at teardown."""
+        opts = CHANNEL_OPTIONS + list(options)
+        if self.tls is None and credentials is None:
+            ch = grpc.insecure_channel(self.target, options=opts)
+        else:
+            if credentials is None:
+                credentials = self.tls_credentials(client_cert=client_cert)
+            ch = grpc.secure_channel(self.target, credentials, options=opts)
+        self._channels.append(ch)
+        return ch
+
+    def insecure_channel(self, options=()) -> grpc.Channel:
+        ch = grpc.insecure_channel(self.target, options=CHANNEL_OPTIONS + list(options))
+        self._channels.append(ch)
+        return ch
+
+    def tls_credentials(self, *, client_cert: bool = False):
+        assert self.tls is not None
+        if client_cert:
+            return grpc.ssl_channel_credentials(
+                root_certificates=self.tls.root,
+                private_key=self.tls.client_key.read_bytes(),
+                certificate_chain=self.tls.client_cert.read_bytes())
+        return grpc.ssl_channel_credentials(root_certificates=self.tls.root)
+
+    def health(self, channel=None, service: str = "", timeout: float = RPC_TIMEOUT_S):
+        channel = channel or self.channel(client_cert=True)
+        stub = health_pb2_grpc.HealthStub(channel)
+        return stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout).status
+
+    def assert_serving(self):
+        """A new, well-behaved client gets SERVING from the health check."""
+        assert self.proc.poll() is None, \
+            f"server exited with {self.proc.returncode}; log:\n{self.log_tail()}"
+        ch = self.channel(client_cert=True)
+        try:
+            status = self.health(ch)
+        except grpc.RpcError as error:
+            pytest.fail(f"a well-behaved client was not served: {error.code()} {error.details()}\n"
+                        f"server log:\n{self.log_tail()}")
+        assert status == health_pb2.HealthCheckResponse.SERVING
+
+    def terminate(self, sig=signal.SIGTERM):
+        """Starts a graceful shutdown (the test then waits for the exit)."""
+        self.stopped_on_purpose = True
+        self.proc.send_signal(sig)
+
+    def wait_exit(self, timeout: float) -> int:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"server did not exit within {timeout} s; log:\n{self.log_tail()}")
+
+    def close_channels(self):
+        for ch in self._channels:
+            ch.close()
+        self._channels.clear()
+
+    def stop(self, timeout: float) -> bool:
+        """SIGTERM, then SIGKILL if it has not exited within `timeout`.
+        False when it had to be killed."""
+        self.close_channels()
+        if self.proc.poll() is not None:
+            return True
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=timeout)
+            return True
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=STOP_TIMEOUT_S)
+            return False
+
+
+@pytest.fixture
+def server(request, tmp_path, tls_files):
+    """Factory: `server(tls=False, client_ca=False, drain_seconds=2, args=(),
+    poll_interval=0.005)` starts `billing serve`, returns a Server as soon as
+    the port file has the port (polled every `poll_interval` seconds, 0 for
+    a busy wait); every server it started is
+    stopped at teardown (SIGTERM, bounded wait, then SIGKILL). A server that
+    died during the test without being told to fails the test's teardown."""
+    binary = billing_binary()
+    started: list[Server] = []
+    request.node.billing_servers = started
+
+    def start(*, tls: bool = False, client_ca: bool = False, drain_seconds: int = 2,
+              args=(), poll_interval: float = 0.005) -> Server:
+        index = len(started)
+        port_file = tmp_path / f"port-{index}"
+        log_path = tmp_path / f"billing-{index}.log"
+        command = [str(binary), "serve", "--listen", "127.0.0.1:0", "--port-file", str(port_file),
+                   "--enable-testing-service", "--db", str(tmp_path / f"billing-{index}.sqlite"),
+                   "--drain-seconds", str(drain_seconds), "--log-level", "debug"]
+        if tls or client_ca:
+            command += ["--tls-cert", str(tls_files.server_cert), "--tls-key", str(tls_files.server_key)]
+        if client_ca:
+            command += ["--tls-client-ca", str(tls_files.client_ca)]
+        command += list(args)
+        log = open(log_path, "wb")
+        # Run from the repository root, as the README does, so that default
+        # paths (config/) resolve; everything the server writes is in tmp_path.
+        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                cwd=ROOT)
+        log.close()
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        port = None
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                pytest.fail(f"billing exited with {proc.returncode} before listening:\n"
+                            f"{' '.join(command)}\n{log_path.read_text(errors='replace')}")
+            try:
+                text = port_file.read_text().strip()
+            except FileNotFoundError:
+                text = ""
+            if text:
+                port = int(text)
+                break
+            time.sleep(poll_interval)
+        if port is None:
+            proc.kill()
+            proc.wait(timeout=STOP_TIMEOUT_S)
+            pytest.fail(f"no port file after {STARTUP_TIMEOUT_S} s:\n{log_path.read_text(errors='replace')}")
+        s = Server(proc, port, log_path, tls_files if (tls or client_ca) else None, drain_seconds)
+        started.append(s)
+        return s
+
+    yield start
+
+    died = [(s, s.proc.poll()) for s in started
+            if not s.stopped_on_purpose and s.proc.poll() is not None]
+    # Shutdown is bounded by the drain: a server still running well after it is hung.
+    hung = [s for s in started if not s.stop(timeout=s.drain_seconds + 5)]
+    if died:
+        s, code = died[0]
+        pytest.fail(f"server exited on its own during the test (code {code}); log:\n{s.log_tail()}")
+    if hung:
+        s = hung[0]
+        pytest.fail(f"server still running {s.drain_seconds + 5} s after SIGTERM (drain {s.drain_seconds} s); "
+                    f"killed. log:\n{s.log_tail()}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """On failure, attach the tail of each server's log to the report."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for index, s in enumerate(getattr(item, "billing_servers", [])):
+            report.sections.append((f"billing log {index} ({s.log_path})", s.log_tail(60)))

@@ -1,0 +1,287 @@
+"""Hostile peers over raw sockets. Each test does its hostile thing, checks
+how the server reacted (connection closed, GOAWAY with the right code,
+stream reset), then proves that a second, well-behaved grpcio client is
+still served (health check SERVING).
+"""
+
+import socket
+import struct
+import time
+
+import pytest
+from grpc_health.v1 import health_pb2
+
+import h2peer
+from h2peer import RawPeer, flood
+
+HEALTH_CHECK = "/grpc.health.v1.Health/Check"
+HEALTH_REQUEST = health_pb2.HealthCheckRequest(service="").SerializeToString()
+SERVING_REPLY = h2peer.grpc_message(health_pb2.HealthCheckResponse(
+    status=health_pb2.HealthCheckResponse.SERVING).SerializeToString())
+
+REACTION_TIMEOUT_S = 5.0
+
+
+def assert_goaway_and_close(peer: RawPeer, code: int):
+    """The server sent GOAWAY(code) and closed the connection."""
+    assert peer.wait_closed(REACTION_TIMEOUT_S), f"connection still open: {peer.describe()}"
+    goaway = peer.goaway()
+    assert goaway is not None, f"closed without GOAWAY: {peer.describe()}"
+    assert goaway.error_code == code, f"GOAWAY code 0x{goaway.error_code:x}, expected 0x{code:x}: {peer.describe()}"
+
+
+def assert_health_served_on(peer: RawPeer, stream_id: int):
+    """A health check on this raw connection gets SERVING."""
+    peer.send(h2peer.grpc_call(stream_id, HEALTH_CHECK, HEALTH_REQUEST))
+    assert peer.read_until(lambda p: p.stream_done(stream_id), REACTION_TIMEOUT_S), peer.describe()
+    fields = peer.response_headers(stream_id)
+    assert fields.get(":status") == "200" and fields.get("grpc-status") == "0", peer.describe()
+    body = b"".join(f.payload for f in peer.stream_frames(stream_id) if f.type == h2peer.DATA)
+    assert body == SERVING_REPLY, peer.describe()
+
+
+# --------------------------------------------------------------------------
+# The connection preface
+
+
+@pytest.mark.parametrize("transport", ["h2c", "tls"])
+def test_garbage_instead_of_preface(server, transport):
+    s = server(tls=transport == "tls")
+    garbage = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n" + bytes(range(256)) * 16
+    with RawPeer(s.address) as peer:  # plain TCP even to the TLS port: garbage for TLS too
+        peer.send(garbage)
+        assert peer.wait_closed(REACTION_TIMEOUT_S), f"connection still open: {peer.describe()}"
+        # Whatever came back, it was no response to a request.
+        assert not any(f.type == h2peer.HEADERS for f in peer.frames), peer.describe()
+    s.assert_serving()
+
+
+def test_preface_split_byte_by_byte_is_fine(server):
+    """Not hostile, just slow: the server reassembles a preface sent one byte at a time."""
+    s = server()
+    with RawPeer(s.address) as peer:
+        for byte in h2peer.PREFACE + h2peer.settings():
+            assert peer.send(bytes([byte]))
+        assert_health_served_on(peer, 1)
+
+
+# --------------------------------------------------------------------------
+# Malformed frames (each after a valid preface and SETTINGS)
+
+MALFORMED = {
+    # RFC 9113 §6.2: HEADERS must be on a stream.
+    "headers_on_stream_0": (h2peer.headers_frames(0, h2peer.grpc_request_headers(HEALTH_CHECK)),
+                            h2peer.PROTOCOL_ERROR),
+    # §6.7: a PING payload is 8 bytes; any other length is FRAME_SIZE_ERROR.
+    "ping_with_7_bytes": (h2peer.frame(h2peer.PING, 0, 0, b"\0" * 7), h2peer.FRAME_SIZE_ERROR),
+    # §6.5: a SETTINGS length that is not a multiple of 6.
+    "settings_with_5_bytes": (h2peer.frame(h2peer.SETTINGS, 0, 0, b"\0" * 5), h2peer.FRAME_SIZE_ERROR),
+    # §6.1: DATA on stream 0.
+    "data_on_stream_0": (h2peer.frame(h2peer.DATA, 0, 0, b"x"), h2peer.PROTOCOL_ERROR),
+    # §6.9: a connection WINDOW_UPDATE of 0.
+    "window_update_of_zero": (h2peer.window_update(0, 0), h2peer.PROTOCOL_ERROR),
+    # §4.2: a frame larger than SETTINGS_MAX_FRAME_SIZE (16,384).
+    "frame_over_max_size": (h2peer.headers_frames(1, h2peer.grpc_request_headers(HEALTH_CHECK))
+                            + h2peer.frame(h2peer.DATA, 0, 1, b"\0" * 20000), h2peer.FRAME_SIZE_ERROR),
+    # §6.10: CONTINUATION without a HEADERS before it.
+    "continuation_without_headers": (h2peer.frame(h2peer.CONTINUATION, h2peer.END_HEADERS, 1, b""),
+                                     h2peer.PROTOCOL_ERROR),
+    # §5.1.1: a client-initiated stream with an even id.
+    "even_stream_id": (h2peer.headers_frames(2, h2peer.grpc_request_headers(HEALTH_CHECK)),
+                       h2peer.PROTOCOL_ERROR),
+    # Lengths out of step with the bytes: a PING whose payload is really the
+    # start of a SETTINGS frame, so the server reads what follows (junk) as
+    # the next frame header, one announcing 65,535 bytes.
+    "length_mismatch": (h2peer.raw_frame(8, h2peer.PING, 0, 0, b"") + b"\x00\x00\x04\x04\x00\x00\x00\x00\x00"
+                        + b"\xff" * 12, h2peer.FRAME_SIZE_ERROR),
+}
+
+
+@pytest.mark.parametrize("name", MALFORMED)
+def test_malformed_frame(server, name):
+    bad, code = MALFORMED[name]
+    s = server()
+    with RawPeer(s.address) as peer:
+        peer.start()
+        peer.send(bad)
+        assert_goaway_and_close(peer, code)
+    s.assert_serving()
+
+
+# --------------------------------------------------------------------------
+# Oversized header blocks
+
+
+def test_header_block_over_the_limit_resets_the_stream_only(server):
+    """20 KiB of headers (limit 16 KiB): that stream is reset, the
+    connection goes on serving other streams."""
+    s = server()
+    with RawPeer(s.address) as peer:
+        peer.start()
+        big = h2peer.grpc_request_headers(HEALTH_CHECK, extra=[("x-big", "a" * (20 << 10))])
+        peer.send(h2peer.headers_frames(1, big) + h2peer.data_frame(1, h2peer.grpc_message(HEALTH_REQUEST)))
+        assert peer.read_until(lambda p: p.stream_done(1), REACTION_TIMEOUT_S), peer.describe()
+        resets = [f for f in peer.stream_frames(1) if f.type == h2peer.RST_STREAM]
+        assert resets, f"stream 1 not reset: {peer.describe()}"
+        assert peer.response_headers(1).get("grpc-status") is None, peer.describe()
+        assert peer.goaway() is None and not peer.closed, peer.describe()
+        assert_health_served_on(peer, 3)
+    s.assert_serving()
+
+
+def test_64_kib_header_value(server):
+    """A 64 KiB header value: the stream is reset or the connection closed,
+    never served; the server stays up."""
+    s = server()
+    with RawPeer(s.address) as peer:
+        peer.start()
+        big = h2peer.grpc_request_headers(HEALTH_CHECK, extra=[("x-big", "b" * (64 << 10))])
+        peer.send(h2peer.headers_frames(1, big) + h2peer.data_frame(1, h2peer.grpc_message(HEALTH_REQUEST)))
+        assert peer.read_until(lambda p: p.stream_done(1) or p.closed, REACTION_TIMEOUT_S), peer.describe()
+        assert peer.response_headers(1).get("grpc-status") is None, peer.describe()
+        if not peer.closed:
+            assert any(f.type == h2peer.RST_STREAM for f in peer.stream_frames(1)), peer.describe()
+    s.assert_serving()
+
+
+def test_endless_continuation_frames(server):
+    """A header block that never ends (CONTINUATION after CONTINUATION, no
+    END_HEADERS): the server must give up on it long before 1 MiB."""
+    s = server()
+    with RawPeer(s.address) as peer:
+        peer.start()
+        block = h2peer.encode_headers(h2peer.grpc_request_headers(HEALTH_CHECK))
+        peer.send(h2peer.frame(h2peer.HEADERS, 0, 1, block))
+        chunk = h2peer.encode_headers([("x-more", "c" * 4000)])
+        flood(peer, lambda i: h2peer.frame(h2peer.CONTINUATION, 0, 1, chunk), count=256, batch=16)
+        assert peer.read_until(lambda p: p.closed or p.stream_done(1), REACTION_TIMEOUT_S), peer.describe()
+        assert peer.response_headers(1).get("grpc-status") is None, peer.describe()
+    s.assert_serving()
+
+
+# --------------------------------------------------------------------------
+# Floods
+
+
+def test_rapid_reset_flood(server):
+    """CVE-2023-44487: 20,000 streams opened and at once reset. GOAWAY
+    ENHANCE_YOUR_CALM and close, long before the 20,000th."""
+    s = server()
+    block = h2peer.encode_headers(h2peer.grpc_request_headers("/billing.v1.Testing/Echo"))
+
+    def open_and_reset(i):
+        stream_id = 1 + 2 * i
+        return h2peer.frame(h2peer.HEADERS, h2peer.END_HEADERS, stream_id, block) + h2peer.rst_stream(stream_id)
+
+    with RawPeer(s.address) as peer:
+        peer.start()
+        sent = flood(peer, open_and_reset, count=20_000)
+        assert_goaway_and_close(peer, h2peer.ENHANCE_YOUR_CALM)
+        assert sent < 20_000, "the whole flood was accepted"
+    s.assert_serving()
+
+
+def test_ping_flood(server):
+    s = server()
+    with RawPeer(s.address) as peer:
+        peer.start()
+        flood(peer, lambda i: h2peer.ping(struct.pack(">Q", i)), count=10_000)
+        assert_goaway_and_close(peer, h2peer.ENHANCE_YOUR_CALM)
+        acks = [f for f in peer.frames if f.type == h2peer.PING and f.flags & h2peer.ACK]
+        assert len(acks) <= 101, f"{len(acks)} PINGs answered"
+    s.assert_serving()
+
+
+def test_pings_with_traffic_in_between_are_fine(server):
+    """Keepalive pings that come with calls are not a flood: 300 pings in
+    groups of 50, a health check between groups."""
+    s = server()
+    with RawPeer(s.address) as peer:
+        peer.start()
+        for group in range(6):
+            assert peer.send(b"".join(h2peer.ping(struct.pack(">Q", group * 50 + i)) for i in range(50)))
+            assert_health_served_on(peer, 1 + 2 * group)
+        assert peer.goaway() is None, peer.describe()
+    s.assert_serving()
+
+
+def test_settings_flood(server):
+    s = server()
+    with RawPeer(s.address) as peer:
+        peer.start()
+        flood(peer, lambda i: h2peer.settings((0x4, 65535 + i % 2)), count=10_000)
+        assert_goaway_and_close(peer, h2peer.ENHANCE_YOUR_CALM)
+    s.assert_serving()
+
+
+def test_window_update_and_priority_noise_does_not_crash(server):
+    """Frames that are legal but useless, in bulk: PRIORITY for idle streams
+    and WINDOW_UPDATEs. The server may tolerate them or close the
+    connection, but must stay up and serve others."""
+    s = server()
+    with RawPeer(s.address) as peer:
+        peer.start()
+
+        def noise(i):
+            return (h2peer.frame(h2peer.PRIORITY, 0, 1 + 2 * i, struct.pack(">IB", 0, 15))
+                    + h2peer.window_update(0, 1))
+
+        flood(peer, noise, count=5_000)
+        peer.read_until(lambda p: p.closed, 0.5)
+    s.assert_serving()
+
+
+# --------------------------------------------------------------------------
+# Silent and slow clients
+
+
+@pytest.mark.parametrize("transport", ["h2c", "tls"])
+def test_silent_clients_do_not_block_others(server, transport):
+    s = server(tls=transport == "tls")
+    silent = []
+    try:
+        for _ in range(10):
+            silent.append(socket.create_connection(s.address, timeout=5))
+        # And one that stops halfway through the preface (h2c) or a TLS record.
+        half = socket.create_connection(s.address, timeout=5)
+        half.sendall(h2peer.PREFACE[:10] if transport == "h2c" else b"\x16\x03\x01\x02\x00\x01")
+        silent.append(half)
+        start = time.monotonic()
+        s.assert_serving()
+        assert time.monotonic() - start < 2.0
+        # The silent connections are still open (the idle timeout is minutes).
+        for sock in silent:
+            sock.setblocking(False)
+            try:
+                assert sock.recv(1) != b"", "the server closed a silent connection already"
+            except BlockingIOError:
+                pass
+    finally:
+        for sock in silent:
+            sock.close()
+
+
+def test_client_that_never_reads(server):
+    """A client that sends requests but never reads the replies: the server
+    must not buffer without bound nor stall other connections."""
+    s = server()
+    sock = socket.create_connection(s.address, timeout=5)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(h2peer.PREFACE + h2peer.settings())
+        sock.setblocking(False)
+        sent = 0
+        deadline = time.monotonic() + 5
+        for i in range(20_000):  # bounded; stops once the server stops reading
+            chunk = h2peer.grpc_call(1 + 2 * i, HEALTH_CHECK, HEALTH_REQUEST)
+            try:
+                sock.send(chunk)
+                sent += 1
+            except BlockingIOError:
+                break
+            if time.monotonic() > deadline:
+                break
+        s.assert_serving()
+    finally:
+        sock.close()
+    s.assert_serving()

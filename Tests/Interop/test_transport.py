@@ -1,0 +1,336 @@
+"""The reference gRPC client (Python grpcio, stubs generated from schema/)
+against the running server over loopback, h2c and TLS.
+
+A few checks that grpcio cannot make (a deadline the server itself enforces,
+HTTP 415, the compressed flag) use the raw HTTP/2 peer in h2peer.py.
+"""
+
+import signal
+import subprocess
+import time
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2
+
+import h2peer
+
+TRANSPORTS = ["h2c", "tls"]
+
+
+def wait(futures, timeout):
+    """Waits for grpcio futures (not concurrent.futures ones) for at most
+    `timeout` seconds in all; returns (done, not_done)."""
+    deadline = time.monotonic() + timeout
+    for f in futures:
+        try:
+            f.exception(timeout=max(deadline - time.monotonic(), 0.001))
+        except grpc.FutureTimeoutError:
+            break
+    done = [f for f in futures if f.done()]
+    return done, [f for f in futures if not f.done()]
+
+
+def identity(b):
+    return b
+
+
+def raw_unary(channel, path):
+    """A generic unary call sending and receiving raw message bytes."""
+    return channel.unary_unary(path, request_serializer=identity, response_deserializer=identity)
+
+
+@pytest.fixture(params=TRANSPORTS)
+def transport(request):
+    return request.param
+
+
+@pytest.fixture
+def served(server, transport):
+    """A server of the parametrised transport."""
+    return server(tls=transport == "tls")
+
+
+@pytest.fixture
+def echo(pb, served):
+    """Echo(payload, delay_ms=0, timeout=10) on a new channel to `served`."""
+    stub = pb.testing_pb2_grpc.TestingStub(served.channel())
+
+    def call(payload: bytes, delay_ms: int = 0, timeout: float = 10.0):
+        request = pb.testing_pb2.EchoRequest(payload=payload, delay_ms=delay_ms)
+        return stub.Echo(request, timeout=timeout).payload
+
+    call.stub = stub
+    return call
+
+
+# --------------------------------------------------------------------------
+# Calls
+
+
+def test_echo(echo):
+    payload = bytes(range(256)) * 4
+    assert echo(payload) == payload
+    assert echo(b"") == b""
+
+
+def test_health_check(served):
+    ch = served.channel()
+    assert served.health(ch) == health_pb2.HealthCheckResponse.SERVING
+    assert served.health(ch, service="billing.v1.Metering") == health_pb2.HealthCheckResponse.SERVING
+    with pytest.raises(grpc.RpcError) as info:
+        served.health(ch, service="no.such.Service")
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_health_watch_is_unimplemented(served):
+    watch = served.channel().unary_stream(
+        "/grpc.health.v1.Health/Watch",
+        request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+        response_deserializer=health_pb2.HealthCheckResponse.FromString)
+    with pytest.raises(grpc.RpcError) as info:
+        list(watch(health_pb2.HealthCheckRequest(service=""), timeout=10))
+    assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+@pytest.mark.parametrize("path", ["/billing.v1.Metering/NoSuchMethod", "/no.such.Service/Method"])
+def test_unknown_method_is_unimplemented(served, path):
+    with pytest.raises(grpc.RpcError) as info:
+        raw_unary(served.channel(), path)(b"", timeout=10)
+    assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_deadline_exceeded(echo):
+    start = time.monotonic()
+    with pytest.raises(grpc.RpcError) as info:
+        echo(b"slow", delay_ms=5000, timeout=0.2)
+    elapsed = time.monotonic() - start
+    assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert elapsed < 2.0, f"the call took {elapsed:.2f} s"
+    # The channel is still good.
+    assert echo(b"after") == b"after"
+
+
+def test_server_enforces_grpc_timeout(pb, server):
+    """The server answers DEADLINE_EXCEEDED itself when grpc-timeout passes
+    (grpcio's client would give up on its own; here no client timer runs)."""
+    s = server()
+    request = pb.testing_pb2.EchoRequest(payload=b"x", delay_ms=5000).SerializeToString()
+    with h2peer.RawPeer(s.address) as peer:
+        peer.start()
+        start = time.monotonic()
+        peer.send(h2peer.grpc_call(1, "/billing.v1.Testing/Echo", request, extra_headers=[("grpc-timeout", "200m")]))
+        assert peer.read_until(lambda p: p.stream_done(1), timeout=4), peer.describe()
+        elapsed = time.monotonic() - start
+    fields = peer.response_headers(1)
+    assert fields.get("grpc-status") == str(grpc.StatusCode.DEADLINE_EXCEEDED.value[0]), peer.describe()
+    assert 0.15 < elapsed < 2.0, f"DEADLINE_EXCEEDED after {elapsed:.2f} s"
+
+
+def test_oversized_message_is_resource_exhausted(echo):
+    with pytest.raises(grpc.RpcError) as info:
+        echo(b"\x00" * (5 << 20))
+    assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    # Same channel, same connection: still served.
+    assert echo(b"after") == b"after"
+
+
+def test_message_just_under_the_limit_is_accepted(echo):
+    # EchoRequest framing: 1 tag byte + 4 length bytes + the payload.
+    payload = b"\x5a" * ((4 << 20) - 5)
+    assert echo(payload) == payload
+
+
+def test_thousand_concurrent_calls_on_one_channel(pb, echo):
+    requests = [pb.testing_pb2.EchoRequest(payload=f"call-{i}".encode() * (1 + i % 7), delay_ms=20)
+                for i in range(1000)]
+    futures = [echo.stub.Echo.future(r, timeout=30) for r in requests]
+    done, not_done = wait(futures, timeout=40)
+    assert not not_done, f"{len(not_done)} calls did not finish"
+    mismatched = [i for i, (r, f) in enumerate(zip(requests, futures)) if f.result().payload != r.payload]
+    assert not mismatched, f"{len(mismatched)} replies did not match their request, e.g. #{mismatched[0]}"
+
+
+def test_undecodable_message_is_invalid_argument(served):
+    with pytest.raises(grpc.RpcError) as info:
+        raw_unary(served.channel(), "/billing.v1.Testing/Echo")(b"\xff\xff\xff", timeout=10)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_non_grpc_content_type_is_http_415(server):
+    s = server()
+    with h2peer.RawPeer(s.address) as peer:
+        peer.start()
+        headers = [(":method", "POST"), (":scheme", "http"), (":path", "/billing.v1.Testing/Echo"),
+                   (":authority", "localhost"), ("content-type", "application/json")]
+        peer.send(h2peer.headers_frames(1, headers) + h2peer.data_frame(1, b"{}"))
+        assert peer.read_until(lambda p: p.stream_done(1), timeout=5), peer.describe()
+    assert peer.response_headers(1).get(":status") == "415", peer.describe()
+
+
+def test_compressed_flag_without_encoding_is_internal(pb, server):
+    """gRPC spec: the compressed flag set with no grpc-encoding is INTERNAL."""
+    s = server()
+    body = pb.testing_pb2.EchoRequest(payload=b"x").SerializeToString()
+    with h2peer.RawPeer(s.address) as peer:
+        peer.start()
+        peer.send(h2peer.grpc_call(1, "/billing.v1.Testing/Echo", body, compressed=True))
+        assert peer.read_until(lambda p: p.stream_done(1), timeout=5), peer.describe()
+    assert peer.response_headers(1).get("grpc-status") == str(grpc.StatusCode.INTERNAL.value[0]), peer.describe()
+
+
+def test_unsupported_grpc_encoding_is_unimplemented(pb, server):
+    s = server()
+    body = pb.testing_pb2.EchoRequest(payload=b"x").SerializeToString()
+    with h2peer.RawPeer(s.address) as peer:
+        peer.start()
+        peer.send(h2peer.grpc_call(1, "/billing.v1.Testing/Echo", body, compressed=True,
+                                   extra_headers=[("grpc-encoding", "snappy-nonexistent")]))
+        assert peer.read_until(lambda p: p.stream_done(1), timeout=5), peer.describe()
+    fields = peer.response_headers(1)
+    assert fields.get("grpc-status") == str(grpc.StatusCode.UNIMPLEMENTED.value[0]), peer.describe()
+    assert "identity" in fields.get("grpc-accept-encoding", ""), peer.describe()
+
+
+# --------------------------------------------------------------------------
+# TLS
+
+
+def test_tls_with_ip_san_and_no_name_override(pb, server):
+    """The certificate's IP SAN covers 127.0.0.1: no target name override needed."""
+    s = server(tls=True)
+    stub = pb.testing_pb2_grpc.TestingStub(s.channel())
+    assert stub.Echo(pb.testing_pb2.EchoRequest(payload=b"tls"), timeout=10).payload == b"tls"
+
+
+def test_tls_with_name_override(pb, server):
+    s = server(tls=True)
+    ch = s.channel(options=[("grpc.ssl_target_name_override", "localhost")])
+    assert s.health(ch) == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_insecure_client_to_tls_port_fails(server):
+    s = server(tls=True)
+    with pytest.raises(grpc.RpcError) as info:
+        s.health(s.insecure_channel(), timeout=5)
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    s.assert_serving()
+
+
+def test_tls_client_rejects_an_untrusted_server_certificate(server, tls_files):
+    s = server(tls=True)
+    wrong_root = grpc.ssl_channel_credentials(root_certificates=tls_files.client_ca.read_bytes())
+    with pytest.raises(grpc.RpcError) as info:
+        s.health(s.channel(credentials=wrong_root), timeout=5)
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    s.assert_serving()
+
+
+def test_mtls_client_with_certificate_signed_by_the_ca(server):
+    s = server(client_ca=True)
+    assert s.health(s.channel(client_cert=True)) == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_mtls_client_without_certificate_fails(server):
+    s = server(client_ca=True)
+    with pytest.raises(grpc.RpcError) as info:
+        s.health(s.channel(client_cert=False), timeout=5)
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    s.assert_serving()
+
+
+def test_mtls_client_with_certificate_from_another_issuer_fails(server, tls_files):
+    s = server(client_ca=True)
+    stranger = grpc.ssl_channel_credentials(
+        root_certificates=tls_files.root,
+        private_key=tls_files.other_key.read_bytes(),
+        certificate_chain=tls_files.other_cert.read_bytes())
+    with pytest.raises(grpc.RpcError) as info:
+        s.health(s.channel(credentials=stranger), timeout=5)
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    s.assert_serving()
+
+
+# --------------------------------------------------------------------------
+# Graceful shutdown
+
+
+def start_echo_calls(pb, s, count, delay_ms, timeout):
+    """Starts `count` Echo calls on one channel and returns once the server
+    has seen them: a health check on the same connection, sent after them,
+    has been answered (HTTP/2 frames arrive in order)."""
+    ch = s.channel()
+    stub = pb.testing_pb2_grpc.TestingStub(ch)
+    assert s.health(ch) == health_pb2.HealthCheckResponse.SERVING  # connection up first
+    futures = [stub.Echo.future(pb.testing_pb2.EchoRequest(payload=f"{i}".encode(), delay_ms=delay_ms),
+                                timeout=timeout)
+               for i in range(count)]
+    assert s.health(ch) == health_pb2.HealthCheckResponse.SERVING
+    time.sleep(0.1)
+    return futures
+
+
+def outcomes(futures, timeout):
+    """Each call's status code, waiting at most `timeout` for all of them."""
+    done, not_done = wait(futures, timeout=timeout)
+    assert not not_done, f"{len(not_done)} of {len(futures)} calls still running after {timeout} s"
+    return [f.code() for f in futures]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_graceful_shutdown_lets_calls_in_flight_finish(pb, server, transport, sig):
+    s = server(tls=transport == "tls", drain_seconds=5)
+    futures = start_echo_calls(pb, s, 50, delay_ms=1000, timeout=20)
+    stop = time.monotonic()
+    s.terminate(sig)
+    codes = outcomes(futures, timeout=10)
+    allowed = {grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE}
+    assert set(codes) <= allowed, f"unexpected codes: {sorted(set(codes) - allowed, key=str)}"
+    # The server had received every call before the signal: all of them finish.
+    assert codes.count(grpc.StatusCode.OK) == len(codes), \
+        f"{codes.count(grpc.StatusCode.OK)} of {len(codes)} finished OK: {codes}"
+    mismatched = [i for i, f in enumerate(futures) if f.result().payload != f"{i}".encode()]
+    assert not mismatched
+    code = s.wait_exit(timeout=10)
+    elapsed = time.monotonic() - stop
+    assert code == 0, s.log_tail()
+    # Exits once its calls are done (about 1 s), well within the 5 s drain.
+    assert elapsed < 4.0, f"exited {elapsed:.2f} s after the signal"
+
+
+def test_graceful_shutdown_ends_calls_that_outlast_the_drain(pb, server, transport):
+    s = server(tls=transport == "tls", drain_seconds=1)
+    futures = start_echo_calls(pb, s, 20, delay_ms=5000, timeout=20)
+    stop = time.monotonic()
+    s.terminate()
+    codes = outcomes(futures, timeout=4)  # the drain (1 s) ends them, not their 5 s delay
+    ended = time.monotonic() - stop
+    assert grpc.StatusCode.OK not in codes, codes
+    assert ended < 3.5, f"calls ended {ended:.2f} s after the signal"
+    code = s.wait_exit(timeout=5)
+    elapsed = time.monotonic() - stop
+    assert code == 0, s.log_tail()
+    assert elapsed < 3.5, f"exited {elapsed:.2f} s after the signal (drain 1 s)"
+
+
+def test_shutdown_when_idle_is_prompt(server):
+    s = server(drain_seconds=10)
+    s.assert_serving()
+    stop = time.monotonic()
+    s.terminate()
+    assert s.wait_exit(timeout=12) == 0, s.log_tail()
+    assert time.monotonic() - stop < 2.0
+
+
+def test_sigterm_right_after_startup_is_not_lost(server):
+    """The port file says the server is up: from then on SIGTERM must shut it
+    down gracefully (exit 0), not be lost nor kill it. Sent the moment the
+    port file appears, 20 times."""
+    for attempt in range(20):
+        s = server(poll_interval=0)
+        s.terminate()
+        try:
+            code = s.proc.wait(timeout=s.drain_seconds + 3)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"attempt {attempt}: still running {s.drain_seconds + 3} s after SIGTERM "
+                        f"(drain {s.drain_seconds} s): the signal was lost. log:\n{s.log_tail()}")
+        assert code == 0, f"attempt {attempt}: exit code {code}; log:\n{s.log_tail()}"
