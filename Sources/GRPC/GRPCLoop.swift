@@ -13,9 +13,6 @@ public protocol GRPCLoop: AnyObject, Sendable {
     var nowNanos: UInt64 { get }
     /// True on the loop's own thread.
     var inEventLoop: Bool { get }
-    /// Where handler tasks prefer to run: the loop's own thread, so a call
-    /// that never suspends costs no thread hop. Nil: the global pool.
-    var taskExecutor: (any TaskExecutor)? { get }
 }
 
 public struct GRPCTimerID: Hashable, Sendable {

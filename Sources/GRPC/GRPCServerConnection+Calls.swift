@@ -101,14 +101,16 @@ extension GRPCServerConnection {
         }
     }
 
-    /// Runs `handler` as a task preferring the loop's executor; its outcome
-    /// comes back to `handlerFinished` on the loop.
+    /// Runs `handler` as a task on Swift's global concurrent executor, never
+    /// on the loop: a handler that blocks (SQLite reads, heavy work) cannot
+    /// stall other connections. Its outcome comes back to `handlerFinished`
+    /// on the loop.
     func startTask(_ handler: @escaping GRPCUnaryHandler, request: [UInt8], context: GRPCCallContext,
                    streamID: Int32) -> Task<Void, Never> {
         let bound = LoopBound(value: self)
         let loop = self.loop
         let logger = self.logger
-        return Task(executorPreference: loop.taskExecutor) {
+        return Task {
             let outcome: Result<[UInt8], GRPCStatus>
             do {
                 outcome = .success(try await handler(request, context))

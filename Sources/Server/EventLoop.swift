@@ -6,7 +6,7 @@ import Synchronization
 
 /// One thread's epoll loop. Owns its connections; other threads reach it
 /// only through `execute`, which queues work and wakes the loop via eventfd.
-final class EventLoop: GRPCLoop, TaskExecutor, @unchecked Sendable {
+final class EventLoop: GRPCLoop, @unchecked Sendable {
     let index: Int
     let epollFD: Int32
     let wakeFD: Int32
@@ -23,7 +23,7 @@ final class EventLoop: GRPCLoop, TaskExecutor, @unchecked Sendable {
     var stopped = false
     /// One read buffer per loop: every socket read lands here first.
     var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
-    /// Work queued from the loop's own thread (handler task jobs, mostly).
+    /// Work queued from the loop's own thread.
     var local: [@Sendable () -> Void] = []
 
     init(index: Int, logger: Logger) throws {
@@ -51,14 +51,6 @@ final class EventLoop: GRPCLoop, TaskExecutor, @unchecked Sendable {
         return pthread_equal(thread, pthread_self()) != 0
     }
 
-    var taskExecutor: (any TaskExecutor)? { self }
-
-    /// Runs handler task jobs on this loop's thread (TaskExecutor): a handler
-    /// that does not suspend, or resumes here, costs no thread switch.
-    func enqueue(_ job: consuming ExecutorJob) {
-        let job = UnownedJob(job)
-        execute { [unowned self] in job.runSynchronously(on: asUnownedTaskExecutor()) }
-    }
 
     func execute(_ work: @escaping @Sendable () -> Void) {
         if inEventLoop {

@@ -18,7 +18,6 @@ final class ManualLoop: GRPCLoop, @unchecked Sendable {
 
     var nowNanos: UInt64 { now }
     var inEventLoop: Bool { false }
-    var taskExecutor: (any TaskExecutor)? { nil }
 
     func execute(_ work: @escaping @Sendable () -> Void) { continuation.yield(work) }
 
