@@ -89,7 +89,8 @@ public struct CivilDate: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-func floorDivide(_ a: Int64, _ b: Int64) -> Int64 {
+/// Division rounding toward negative infinity (days before 1970 stay whole days).
+public func floorDivide(_ a: Int64, _ b: Int64) -> Int64 {
     let q = a / b
     return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q
 }

@@ -71,7 +71,7 @@ public struct LedgerState: Sendable, Equatable {
         guard !overflow else { throw .overflow(seq: seq) }
         book.overage = overage
 
-        let day = floorDiv(atMicros, 86_400_000_000)
+        let day = floorDivide(atMicros, 86_400_000_000)
         for line in debit.lines {
             let key = UsageKey(day: day, agentID: debit.agentID, lineKey: line.key)
             var cell = book.usage[key] ?? UsageCell()
@@ -84,9 +84,4 @@ public struct LedgerState: Sendable, Equatable {
             book.usage[key] = cell
         }
     }
-}
-
-func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
-    let q = a / b
-    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q
 }
