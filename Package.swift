@@ -54,6 +54,10 @@ let package = Package(
             ],
             resources: [.embedInCode("Migrations/0001_ledger.sql")]),
 
+        // Who is calling: API keys (hashed, constant-time), platform JWTs
+        // (HMAC-SHA256 via libcrypto), principals, scopes and roles.
+        .target(name: "BillingAuth", dependencies: ["TLS"]),
+
         // Generated protobuf code only (schema/generate.sh writes it).
         .target(
             name: "BillingProto",
@@ -84,14 +88,14 @@ let package = Package(
         .target(
             name: "BillingService",
             dependencies: [
-                "GRPC", "BillingProto", "BillingCore", "BillingLedger",
+                "GRPC", "BillingProto", "BillingCore", "BillingLedger", "BillingAuth",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .executableTarget(
             name: "billing",
             dependencies: [
-                "Server", "GRPC", "BillingService", "BillingProto", "BillingCore", "BillingLedger", "BillingSQLite",
+                "Server", "GRPC", "BillingService", "BillingProto", "BillingCore", "BillingLedger", "BillingSQLite", "BillingAuth",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -99,6 +103,7 @@ let package = Package(
         .testTarget(name: "BillingCoreTests", dependencies: ["BillingCore"]),
         .testTarget(name: "BillingLedgerTests", dependencies: ["BillingLedger", "BillingCore", "BillingProto"]),
         .testTarget(name: "BillingSQLiteTests", dependencies: ["BillingSQLite", "BillingLedger", "BillingProto"]),
+        .testTarget(name: "BillingAuthTests", dependencies: ["BillingAuth", "TLS"]),
         .testTarget(name: "HTTP2Tests", dependencies: ["HTTP2"]),
         .testTarget(name: "TLSTests", dependencies: ["TLS"]),
         .testTarget(name: "GRPCTests", dependencies: ["GRPC", "HTTP2", "BillingProto", "BillingService"]),
