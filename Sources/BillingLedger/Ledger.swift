@@ -1,6 +1,7 @@
 public import BillingCore
 public import BillingProto
 public import Logging
+import Foundation
 import Synchronization
 
 /// The in-process ledger: balances, quotas, idempotency records and usage
@@ -11,6 +12,8 @@ public actor Ledger {
     public nonisolated let plans: PlanCatalog
     public nonisolated let clock: any LedgerClock
     public nonisolated let cache: IdempotencyCache
+    /// Service API keys for authentication, kept in step with the journal.
+    public nonisolated let keyRing = KeyRing()
     let configuration: LedgerConfiguration
     let logger: Logger
     let committer: GroupCommitter
@@ -36,6 +39,7 @@ public actor Ledger {
             "seq": "\(state.lastSeq)", "replayed_entries": "\(replayed)", "accounts": "\(state.accounts.count)",
             "recovery_ms": "\(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)",
         ])
+        keyRing.replace(from: state)
         let relay = RecoveryRelay()
         self.committer = GroupCommitter(
             store: store, durableSeq: state.lastSeq, maxBatch: configuration.maxBatch,
@@ -72,6 +76,10 @@ public actor Ledger {
             throw .invalid("cannot apply: \(error)")
         }
         try committer.enqueue(entry)
+        switch event {
+        case .apiKeyCreated, .apiKeyRevoked: keyRing.replace(from: state)
+        default: break
+        }
         entriesSinceCheckpoint += 1
         if entriesSinceCheckpoint >= configuration.checkpointEvery {
             entriesSinceCheckpoint = 0
@@ -88,6 +96,7 @@ public actor Ledger {
             let (state, replayed) = try LedgerState.recover(from: store)
             self.state = state
             cache.removeAll()
+            keyRing.replace(from: state)
             committer.reset(durableSeq: state.lastSeq)
             recovering = false
             logger.notice("ledger reloaded after a journal failure", metadata: ["seq": "\(state.lastSeq)", "replayed_entries": "\(replayed)"])
@@ -131,6 +140,36 @@ public actor Ledger {
     }
 
     public func account(_ id: String) -> AccountBook? { state.accounts[id] }
+
+    // MARK: API keys
+
+    /// Records a new key (its hash only); returns once durable.
+    public func createApiKey(keyID: String, name: String, scopes: [String], hash: [UInt8], expiresUnix: Int64,
+                             actor: String) async throws -> Billing_Journal_V1_Entry {
+        guard state.apiKeys[keyID] == nil else { throw LedgerError.invalid("key id \(keyID) exists") }
+        var created = Billing_Journal_V1_ApiKeyCreated()
+        created.keyID = keyID
+        created.name = name
+        created.scopes = scopes
+        created.keyHash = Data(hash)
+        created.expiresUnix = expiresUnix
+        created.actor = actor
+        let entry = try append(.apiKeyCreated(created), atMicros: clock.nowMicros())
+        try await committer.waitUntilDurable(entry.seq)
+        return entry
+    }
+
+    /// Revokes a key: refused by the next call at once, durable on return.
+    public func revokeApiKey(keyID: String, actor: String) async throws -> ApiKeyRecord {
+        guard let record = state.apiKeys[keyID] else { throw LedgerError.keyNotFound(keyID) }
+        guard record.revokedUnix == 0 else { return record }
+        var revoked = Billing_Journal_V1_ApiKeyRevoked()
+        revoked.keyID = keyID
+        revoked.actor = actor
+        let entry = try append(.apiKeyRevoked(revoked), atMicros: clock.nowMicros())
+        try await committer.waitUntilDurable(entry.seq)
+        return state.apiKeys[keyID] ?? record
+    }
 
     public var accountCount: Int { state.accounts.count }
 

@@ -5,6 +5,8 @@ public enum LedgerError: Error, Sendable, Equatable {
     case accountExists(String)
     /// No such account, for commands other than Debit (whose refusal is recorded).
     case accountNotFound(String)
+    /// No such API key.
+    case keyNotFound(String)
     /// Too many mutations waiting for the journal; try again shortly.
     case overloaded(pending: Int)
     /// The journal write failed; the ledger reloaded from SQLite. Whether the

@@ -33,6 +33,14 @@ extension LedgerState {
                 }
             return account
         }
+        checkpoint.apiKeys = apiKeys.keys.sorted().map { id in
+            let record = apiKeys[id]!
+            var key = Billing_Journal_V1_ApiKeyState()
+            key.created = record.created
+            key.createdUnix = record.createdUnix
+            key.revokedUnix = record.revokedUnix
+            return key
+        }
         return checkpoint
     }
 
@@ -54,6 +62,9 @@ extension LedgerState {
                               inputTokens: rollup.inputTokens, outputTokens: rollup.outputTokens)
             }
             accounts[account.accountID] = book
+        }
+        for key in checkpoint.apiKeys {
+            apiKeys[key.created.keyID] = ApiKeyRecord(created: key.created, createdUnix: key.createdUnix, revokedUnix: key.revokedUnix)
         }
     }
 

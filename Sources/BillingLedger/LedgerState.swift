@@ -6,6 +6,8 @@ public import BillingProto
 /// all compute the same books from the same journal.
 public struct LedgerState: Sendable, Equatable {
     public var accounts: [String: AccountBook] = [:]
+    /// Service API keys by key id, revoked ones included.
+    public var apiKeys: [String: ApiKeyRecord] = [:]
     /// Seq of the last entry applied.
     public var lastSeq: Int64 = 0
 
@@ -38,6 +40,13 @@ public struct LedgerState: Sendable, Equatable {
             guard var book = accounts[debit.accountID] else { throw .unknownAccount(seq: entry.seq, debit.accountID) }
             try Self.applyDebit(debit, at: entry.atUnixMicros, seq: entry.seq, to: &book)
             accounts[debit.accountID] = book
+        case .apiKeyCreated(let created):
+            guard apiKeys[created.keyID] == nil else { throw .inconsistent(seq: entry.seq, "key \(created.keyID) exists") }
+            apiKeys[created.keyID] = ApiKeyRecord(created: created, createdUnix: entry.atUnixMicros / 1_000_000, revokedUnix: 0)
+        case .apiKeyRevoked(let revoked):
+            guard var record = apiKeys[revoked.keyID] else { throw .inconsistent(seq: entry.seq, "no key \(revoked.keyID)") }
+            if record.revokedUnix == 0 { record.revokedUnix = entry.atUnixMicros / 1_000_000 }
+            apiKeys[revoked.keyID] = record
         case .debitRefused, .none:
             break  // a refusal changes no books; its key is kept by the journal
         }
@@ -84,4 +93,12 @@ public struct LedgerState: Sendable, Equatable {
             book.usage[key] = cell
         }
     }
+}
+
+/// A service API key as the ledger keeps it (the hash, never the key).
+public struct ApiKeyRecord: Sendable, Equatable {
+    public var created: Billing_Journal_V1_ApiKeyCreated
+    public var createdUnix: Int64
+    /// 0 while valid.
+    public var revokedUnix: Int64
 }

@@ -28,4 +28,9 @@ public protocol LedgerStore: Sendable {
 
     /// Highest seq in the journal (0 when empty).
     func lastSeq() throws -> Int64
+
+    /// Audit-log entries (account creation, grants, key changes), newest
+    /// first: seq < `beforeSeq`, at or after `sinceMicros`, of `accountID`
+    /// (empty: all), at most `limit`.
+    func auditEntries(accountID: String, sinceMicros: Int64, beforeSeq: Int64, limit: Int) throws -> [Billing_Journal_V1_Entry]
 }

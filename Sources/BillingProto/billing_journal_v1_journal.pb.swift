@@ -75,6 +75,22 @@ public nonisolated struct Billing_Journal_V1_Entry: Sendable {
     set {event = .debitRefused(newValue)}
   }
 
+  public var apiKeyCreated: Billing_Journal_V1_ApiKeyCreated {
+    get {
+      if case .apiKeyCreated(let v)? = event {return v}
+      return Billing_Journal_V1_ApiKeyCreated()
+    }
+    set {event = .apiKeyCreated(newValue)}
+  }
+
+  public var apiKeyRevoked: Billing_Journal_V1_ApiKeyRevoked {
+    get {
+      if case .apiKeyRevoked(let v)? = event {return v}
+      return Billing_Journal_V1_ApiKeyRevoked()
+    }
+    set {event = .apiKeyRevoked(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Event: Equatable, Sendable {
@@ -82,8 +98,50 @@ public nonisolated struct Billing_Journal_V1_Entry: Sendable {
     case creditsGranted(Billing_Journal_V1_CreditsGranted)
     case debitAccepted(Billing_Journal_V1_DebitAccepted)
     case debitRefused(Billing_Journal_V1_DebitRefused)
+    case apiKeyCreated(Billing_Journal_V1_ApiKeyCreated)
+    case apiKeyRevoked(Billing_Journal_V1_ApiKeyRevoked)
 
   }
+
+  public init() {}
+}
+
+/// A service API key was created. Only the SHA-256 of the key is stored.
+public nonisolated struct Billing_Journal_V1_ApiKeyCreated: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var keyID: String = String()
+
+  public var name: String = String()
+
+  public var scopes: [String] = []
+
+  public var keyHash: Data = Data()
+
+  /// 0: never expires.
+  public var expiresUnix: Int64 = 0
+
+  /// Who created it ("key:<id>", "cli", "serve --demo").
+  public var actor: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A service API key was revoked; it is refused from this entry on.
+public nonisolated struct Billing_Journal_V1_ApiKeyRevoked: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var keyID: String = String()
+
+  public var actor: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
@@ -244,9 +302,37 @@ public nonisolated struct Billing_Journal_V1_Checkpoint: Sendable {
 
   public var accounts: [Billing_Journal_V1_AccountState] = []
 
+  public var apiKeys: [Billing_Journal_V1_ApiKeyState] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+}
+
+public nonisolated struct Billing_Journal_V1_ApiKeyState: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var created: Billing_Journal_V1_ApiKeyCreated {
+    get {_created ?? Billing_Journal_V1_ApiKeyCreated()}
+    set {_created = newValue}
+  }
+  /// Returns true if `created` has been explicitly set.
+  public var hasCreated: Bool {self._created != nil}
+  /// Clears the value of `created`. Subsequent reads from it will return its default value.
+  public mutating func clearCreated() {self._created = nil}
+
+  public var createdUnix: Int64 = 0
+
+  /// 0 while the key is valid.
+  public var revokedUnix: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _created: Billing_Journal_V1_ApiKeyCreated? = nil
 }
 
 public nonisolated struct Billing_Journal_V1_AccountState: Sendable {
@@ -314,7 +400,7 @@ fileprivate nonisolated let _protobuf_package = "billing.journal.v1"
 
 nonisolated extension Billing_Journal_V1_Entry: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Entry"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{3}at_unix_micros\0\u{4}\u{8}account_created\0\u{3}credits_granted\0\u{3}debit_accepted\0\u{3}debit_refused\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{3}at_unix_micros\0\u{4}\u{8}account_created\0\u{3}credits_granted\0\u{3}debit_accepted\0\u{3}debit_refused\0\u{3}api_key_created\0\u{3}api_key_revoked\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -376,6 +462,32 @@ nonisolated extension Billing_Journal_V1_Entry: SwiftProtobuf.Message, SwiftProt
           self.event = .debitRefused(v)
         }
       }()
+      case 14: try {
+        var v: Billing_Journal_V1_ApiKeyCreated?
+        var hadOneofValue = false
+        if let current = self.event {
+          hadOneofValue = true
+          if case .apiKeyCreated(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.event = .apiKeyCreated(v)
+        }
+      }()
+      case 15: try {
+        var v: Billing_Journal_V1_ApiKeyRevoked?
+        var hadOneofValue = false
+        if let current = self.event {
+          hadOneofValue = true
+          if case .apiKeyRevoked(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.event = .apiKeyRevoked(v)
+        }
+      }()
       default: break
       }
     }
@@ -409,6 +521,14 @@ nonisolated extension Billing_Journal_V1_Entry: SwiftProtobuf.Message, SwiftProt
       guard case .debitRefused(let v)? = self.event else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
     }()
+    case .apiKeyCreated?: try {
+      guard case .apiKeyCreated(let v)? = self.event else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
+    }()
+    case .apiKeyRevoked?: try {
+      guard case .apiKeyRevoked(let v)? = self.event else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -418,6 +538,96 @@ nonisolated extension Billing_Journal_V1_Entry: SwiftProtobuf.Message, SwiftProt
     if lhs.seq != rhs.seq {return false}
     if lhs.atUnixMicros != rhs.atUnixMicros {return false}
     if lhs.event != rhs.event {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Billing_Journal_V1_ApiKeyCreated: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ApiKeyCreated"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}key_id\0\u{1}name\0\u{1}scopes\0\u{3}key_hash\0\u{3}expires_unix\0\u{1}actor\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.keyID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 3: try { try decoder.decodeRepeatedStringField(value: &self.scopes) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.keyHash) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.expiresUnix) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.actor) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.keyID.isEmpty {
+      try visitor.visitSingularStringField(value: self.keyID, fieldNumber: 1)
+    }
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 2)
+    }
+    if !self.scopes.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.scopes, fieldNumber: 3)
+    }
+    if !self.keyHash.isEmpty {
+      try visitor.visitSingularBytesField(value: self.keyHash, fieldNumber: 4)
+    }
+    if self.expiresUnix != 0 {
+      try visitor.visitSingularInt64Field(value: self.expiresUnix, fieldNumber: 5)
+    }
+    if !self.actor.isEmpty {
+      try visitor.visitSingularStringField(value: self.actor, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Billing_Journal_V1_ApiKeyCreated, rhs: Billing_Journal_V1_ApiKeyCreated) -> Bool {
+    if lhs.keyID != rhs.keyID {return false}
+    if lhs.name != rhs.name {return false}
+    if lhs.scopes != rhs.scopes {return false}
+    if lhs.keyHash != rhs.keyHash {return false}
+    if lhs.expiresUnix != rhs.expiresUnix {return false}
+    if lhs.actor != rhs.actor {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Billing_Journal_V1_ApiKeyRevoked: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ApiKeyRevoked"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}key_id\0\u{1}actor\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.keyID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.actor) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.keyID.isEmpty {
+      try visitor.visitSingularStringField(value: self.keyID, fieldNumber: 1)
+    }
+    if !self.actor.isEmpty {
+      try visitor.visitSingularStringField(value: self.actor, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Billing_Journal_V1_ApiKeyRevoked, rhs: Billing_Journal_V1_ApiKeyRevoked) -> Bool {
+    if lhs.keyID != rhs.keyID {return false}
+    if lhs.actor != rhs.actor {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -719,7 +929,7 @@ nonisolated extension Billing_Journal_V1_DebitRefused: SwiftProtobuf.Message, Sw
 
 nonisolated extension Billing_Journal_V1_Checkpoint: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Checkpoint"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{3}written_unix_micros\0\u{1}accounts\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{3}written_unix_micros\0\u{1}accounts\0\u{3}api_keys\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -730,6 +940,7 @@ nonisolated extension Billing_Journal_V1_Checkpoint: SwiftProtobuf.Message, Swif
       case 1: try { try decoder.decodeSingularInt64Field(value: &self.seq) }()
       case 2: try { try decoder.decodeSingularInt64Field(value: &self.writtenUnixMicros) }()
       case 3: try { try decoder.decodeRepeatedMessageField(value: &self.accounts) }()
+      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.apiKeys) }()
       default: break
       }
     }
@@ -745,6 +956,9 @@ nonisolated extension Billing_Journal_V1_Checkpoint: SwiftProtobuf.Message, Swif
     if !self.accounts.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.accounts, fieldNumber: 3)
     }
+    if !self.apiKeys.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.apiKeys, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -752,6 +966,51 @@ nonisolated extension Billing_Journal_V1_Checkpoint: SwiftProtobuf.Message, Swif
     if lhs.seq != rhs.seq {return false}
     if lhs.writtenUnixMicros != rhs.writtenUnixMicros {return false}
     if lhs.accounts != rhs.accounts {return false}
+    if lhs.apiKeys != rhs.apiKeys {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Billing_Journal_V1_ApiKeyState: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ApiKeyState"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}created\0\u{3}created_unix\0\u{3}revoked_unix\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._created) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.createdUnix) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.revokedUnix) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._created {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if self.createdUnix != 0 {
+      try visitor.visitSingularInt64Field(value: self.createdUnix, fieldNumber: 2)
+    }
+    if self.revokedUnix != 0 {
+      try visitor.visitSingularInt64Field(value: self.revokedUnix, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Billing_Journal_V1_ApiKeyState, rhs: Billing_Journal_V1_ApiKeyState) -> Bool {
+    if lhs._created != rhs._created {return false}
+    if lhs.createdUnix != rhs.createdUnix {return false}
+    if lhs.revokedUnix != rhs.revokedUnix {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

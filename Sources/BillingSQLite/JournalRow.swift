@@ -9,7 +9,12 @@ struct JournalRow {
         case creditsGranted = 11
         case debitAccepted = 12
         case debitRefused = 13
+        case apiKeyCreated = 14
+        case apiKeyRevoked = 15
     }
+
+    /// Kinds the audit log lists (everything but debits).
+    static let auditKinds: [Kind] = [.accountCreated, .creditsGranted, .apiKeyCreated, .apiKeyRevoked]
 
     let kind: Kind
     let accountID: String
@@ -28,6 +33,11 @@ struct JournalRow {
             (kind, accountID, idempotencyKey, runID) = (.debitAccepted, debit.accountID, debit.idempotencyKey, debit.runID)
         case .debitRefused(let refused):
             (kind, accountID, idempotencyKey, runID) = (.debitRefused, refused.accountID, refused.idempotencyKey, nil)
+        case .apiKeyCreated:
+            // Service-wide: no account.
+            (kind, accountID, idempotencyKey, runID) = (.apiKeyCreated, "", nil, nil)
+        case .apiKeyRevoked:
+            (kind, accountID, idempotencyKey, runID) = (.apiKeyRevoked, "", nil, nil)
         case nil:
             throw SQLiteStoreError.entryWithoutEvent(seq: entry.seq)
         }

@@ -17,6 +17,7 @@ final class LedgerReader: @unchecked Sendable {
     private let entryCount: Statement
     private let pageCount: Statement
     private let pageSize: Statement
+    private let auditPage: Statement
 
     init(connection: SQLiteConnection) throws {
         self.connection = connection
@@ -32,6 +33,26 @@ final class LedgerReader: @unchecked Sendable {
         entryCount = try connection.prepare("SELECT count(*) FROM journal")
         pageCount = try connection.prepare("PRAGMA page_count")
         pageSize = try connection.prepare("PRAGMA page_size")
+        // Audit: newest first, everything but debits; the account filter is
+        // optional (empty ?1 matches all). The kind list is JournalRow.auditKinds.
+        auditPage = try connection.prepare("""
+            SELECT body FROM journal
+            WHERE kind IN (10, 11, 14, 15) AND (?1 = '' OR account_id = ?1)
+              AND at_unix_micros >= ?2 AND seq < ?3
+            ORDER BY seq DESC LIMIT ?4
+            """)
+    }
+
+    func auditEntries(accountID: String, sinceMicros: Int64, beforeSeq: Int64, limit: Int) throws -> [Billing_Journal_V1_Entry] {
+        try auditPage.use { query in
+            try query.bind(accountID, at: 1)
+            try query.bind(sinceMicros, at: 2)
+            try query.bind(beforeSeq, at: 3)
+            try query.bind(Int64(limit), at: 4)
+            var entries: [Billing_Journal_V1_Entry] = []
+            while try query.step() { entries.append(try Self.entry(query.blob(at: 0))) }
+            return entries
+        }
     }
 
     func debitEntry(accountID: String, idempotencyKey: String) throws -> Billing_Journal_V1_Entry? {

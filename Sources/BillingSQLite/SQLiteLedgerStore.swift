@@ -70,6 +70,12 @@ public final class SQLiteLedgerStore: LedgerStore {
         try readers.withReader { try $0.lastSeqValue() }
     }
 
+    public func auditEntries(accountID: String, sinceMicros: Int64, beforeSeq: Int64, limit: Int) throws -> [Billing_Journal_V1_Entry] {
+        try readers.withReader {
+            try $0.auditEntries(accountID: accountID, sinceMicros: sinceMicros, beforeSeq: beforeSeq, limit: limit)
+        }
+    }
+
     /// Entries in the journal (a count: scans the table) and the size of the
     /// database file in bytes (journal, indexes and checkpoints; not the -wal file).
     public func journalSize() throws -> (entries: Int64, bytes: Int64) {

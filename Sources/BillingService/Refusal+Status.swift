@@ -44,6 +44,8 @@ enum Refusals {
             return GRPCStatus(.alreadyExists, "account \(id) already exists", reason: "ACCOUNT_EXISTS", metadata: ["account_id": id])
         case .accountNotFound(let id):
             return GRPCStatus(.notFound, "account \(id) does not exist", reason: "ACCOUNT_NOT_FOUND", metadata: ["account_id": id])
+        case .keyNotFound(let id):
+            return GRPCStatus(.notFound, "API key \(id) does not exist", reason: "API_KEY_NOT_FOUND", metadata: ["key_id": id])
         case .overloaded(let pending):
             return GRPCStatus(.resourceExhausted, "the ledger has \(pending) writes waiting; retry with backoff",
                               reason: "LEDGER_OVERLOADED")
