@@ -1,7 +1,7 @@
 public import BillingCore
 public import BillingLedger
 import BillingProto
-public import GRPC
+import GRPC
 
 /// billing.v1.Metering: the hot path. Validates and prices outside the
 /// ledger actor, looks up old idempotency keys in SQLite outside it too, so
@@ -15,7 +15,7 @@ public final class MeteringService: Sendable {
         self.catalog = catalog
     }
 
-    public func register(into router: inout GRPCRouter) {
+    func register(into router: inout SecuredRouter) {
         router.register("/billing.v1.Metering/Debit") { [self] (request: Billing_V1_DebitRequest, _) in
             try await debit(request)
         }

@@ -1,6 +1,6 @@
 public import BillingLedger
 import BillingProto
-public import GRPC
+import GRPC
 
 /// The minimal account path the ledger needs until the account-lifecycle
 /// issue lands: Accounts.CreateAccount and Admin.GrantCredits.
@@ -11,16 +11,16 @@ public final class ProvisioningService: Sendable {
         self.ledger = ledger
     }
 
-    public func register(into router: inout GRPCRouter) {
-        router.register("/billing.v1.Accounts/CreateAccount") { [self] (request: Billing_V1_CreateAccountRequest, _) in
-            try await createAccount(request)
+    func register(into router: inout SecuredRouter) {
+        router.register("/billing.v1.Accounts/CreateAccount") { [self] (request: Billing_V1_CreateAccountRequest, principal) in
+            try await createAccount(request, actor: principal.auditName)
         }
-        router.register("/billing.v1.Admin/GrantCredits") { [self] (request: Billing_V1_GrantCreditsRequest, _) in
-            try await grantCredits(request)
+        router.register("/billing.v1.Admin/GrantCredits") { [self] (request: Billing_V1_GrantCreditsRequest, principal) in
+            try await grantCredits(request, actor: principal.auditName)
         }
     }
 
-    func createAccount(_ request: Billing_V1_CreateAccountRequest) async throws -> Billing_V1_CreateAccountResponse {
+    func createAccount(_ request: Billing_V1_CreateAccountRequest, actor: String) async throws -> Billing_V1_CreateAccountResponse {
         try requireID(request.accountID, "account_id")
         let plan: String
         switch request.initialPlan {
@@ -33,7 +33,7 @@ public final class ProvisioningService: Sendable {
         }
         let entry: Billing_Journal_V1_Entry
         do {
-            entry = try await ledger.createAccount(id: request.accountID, plan: plan, actor: "api")
+            entry = try await ledger.createAccount(id: request.accountID, plan: plan, actor: actor)
         } catch {
             throw Refusals.status(error)
         }
@@ -47,7 +47,7 @@ public final class ProvisioningService: Sendable {
         return response
     }
 
-    func grantCredits(_ request: Billing_V1_GrantCreditsRequest) async throws -> Billing_V1_GrantCreditsResponse {
+    func grantCredits(_ request: Billing_V1_GrantCreditsRequest, actor: String) async throws -> Billing_V1_GrantCreditsResponse {
         try requireID(request.accountID, "account_id")
         guard request.amountMicros > 0 else {
             throw GRPCStatus(.invalidArgument, "amount_micros must be positive", reason: "INVALID_AMOUNT")
@@ -58,7 +58,7 @@ public final class ProvisioningService: Sendable {
         do {
             let (entry, balance) = try await ledger.grantCredits(
                 accountID: request.accountID, amountMicros: request.amountMicros, kind: "promotional",
-                note: request.reason, actor: "admin")
+                note: request.reason, actor: actor)
             var response = Billing_V1_GrantCreditsResponse()
             response.creditBalanceMicros = balance
             response.grantID = "grant-\(entry.seq)"

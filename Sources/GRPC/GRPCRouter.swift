@@ -91,7 +91,7 @@ public struct GRPCRouter: Sendable {
 }
 
 /// A request that does not decode is refused with INVALID_ARGUMENT.
-func decode<Request: Message>(_ type: Request.Type, _ bytes: [UInt8]) throws(GRPCStatus) -> Request {
+public func decode<Request: Message>(_ type: Request.Type, _ bytes: [UInt8]) throws(GRPCStatus) -> Request {
     do {
         return try Request(serializedBytes: bytes)
     } catch {

@@ -9,6 +9,7 @@ import TLS
 import BillingCore
 import BillingLedger
 import BillingSQLite
+import BillingAuth
 
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -66,8 +67,20 @@ struct Serve: ParsableCommand {
     @Option(help: "Write the bound port to this file once listening (for scripts and tests).")
     var portFile: String?
 
-    @Flag(help: "Do not create the demo account on a fresh database (production).")
+    @Flag(help: "Do not create the demo account, key and token on a fresh database (production).")
     var noDemo = false
+
+    @Option(help: "Write the demo service key and Owner token as JSON (mode 0600) to this file when they are created.")
+    var demoCredentialsFile: String?
+
+    @Option(help: "File holding the platform's HMAC-SHA256 secret for user JWTs (at least 32 bytes). Default: <db>.jwt-secret, generated on a fresh database unless --no-demo. Without a secret, user tokens are refused.")
+    var jwtSecretFile: String?
+
+    @Option(help: "Required `iss` claim of user JWTs.")
+    var jwtIssuer: String = "platform"
+
+    @Option(help: "Required `aud` claim of user JWTs.")
+    var jwtAudience: String = "billing"
 
     @Flag(help: "Register billing.v1.Testing (Echo with a delay) for transport tests. Never in production.")
     var enableTestingService = false
@@ -89,26 +102,6 @@ struct Serve: ParsableCommand {
         guard maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
         guard drainSeconds >= 0 else { throw ValidationError("--drain-seconds must not be negative") }
         guard checkpointEvery > 0 else { throw ValidationError("--checkpoint-every must be positive") }
-    }
-
-    /// On a fresh database: an account to try the API with.
-    func createDemoAccount(_ ledger: Ledger) throws {
-        try blockingAwait {
-            _ = try await ledger.createAccount(id: "demo", plan: "trial", actor: "serve --demo")
-            _ = try await ledger.grantCredits(accountID: "demo", amountMicros: 100_000_000, kind: "promotional",
-                                              note: "demo credits", actor: "serve --demo")
-        }
-    }
-
-    func printDemoHelp(_ address: SocketAddress) {
-        print("""
-            Demo account created: account_id "demo" (Pro trial) with $100.00 of promotional credits.
-            Try: grpcurl -plaintext -import-path schema -proto billing/v1/metering.proto \\
-                   -d '{"account_id":"demo","workspace_id":"w1","agent_id":"a1","run_id":"r1","idempotency_key":"k1",
-                        "line_items":[{"llm":{"model":"gpt-4o","input_tokens":1000,"output_tokens":500}}]}' \\
-                   \(address) billing.v1.Metering/Debit
-            (start with --no-demo to skip this on a fresh database)
-            """)
     }
 
     func run() throws {
@@ -141,13 +134,25 @@ struct Serve: ParsableCommand {
                                 configuration: ledgerConfiguration, logger: logger)
         logger.info("ledger open", metadata: ["db": "\(db)", "synchronous": "\(synchronous)", "catalog_version": "\(prices.version)"])
 
-        let demoCreated = try !noDemo && blockingAwait({ await ledger.accountCount }) == 0
-        if demoCreated { try createDemoAccount(ledger) }
+        let fresh = try blockingAwait { await ledger.accountCount } == 0 && ledger.keyRing.all.isEmpty
+        let jwtSecret = try loadJWTSecret(path: jwtSecretFile ?? db + ".jwt-secret", createIfMissing: fresh && !noDemo)
+        if jwtSecret == nil {
+            logger.warning("no JWT secret configured: user tokens are refused (set --jwt-secret-file)")
+        }
+        var demo: DemoCredentials?
+        if fresh && !noDemo {
+            demo = try DemoCredentials.create(ledger: ledger, jwtSecret: jwtSecret, issuer: jwtIssuer, audience: jwtAudience)
+            if let demoCredentialsFile { try demo?.write(to: demoCredentialsFile) }
+        }
+        let authenticator = Authenticator(
+            keyRing: ledger.keyRing,
+            jwt: jwtSecret.map { JWTVerifier(secret: $0, issuer: jwtIssuer, audience: jwtAudience) },
+            clock: SystemClock())
 
         var router = GRPCRouter()
         let health = HealthService(services: BillingServices.names)
         health.register(into: &router)
-        BillingServices.register(into: &router, ledger: ledger, catalog: prices)
+        BillingServices.register(into: &router, ledger: ledger, catalog: prices, authenticator: authenticator)
         if enableTestingService {
             TestingService.register(into: &router)
             logger.warning("billing.v1.Testing is enabled: for transport tests only")
@@ -158,7 +163,7 @@ struct Serve: ParsableCommand {
         if let portFile {
             try "\(server.boundAddress.port)\n".write(toFile: portFile, atomically: true, encoding: .utf8)
         }
-        if demoCreated { printDemoHelp(server.boundAddress) }
+        demo?.printHelp(server.boundAddress)
         logger.info("listening", metadata: [
             "address": "\(server.boundAddress)",
             "transport": "\(tlsCert == nil ? "h2c" : "tls")",

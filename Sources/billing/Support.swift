@@ -33,3 +33,15 @@ func blockingAwait<T: Sendable>(_ work: @escaping @Sendable () async throws -> T
     done.wait()
     return try result.get()
 }
+
+import TLS
+
+enum OpenSSLCryptoHex {
+    /// `bytes` random bytes from OpenSSL, as lower-case hex.
+    static func random(bytes: Int) -> String {
+        OpenSSLCrypto.randomBytes(count: bytes).map { byte in
+            let hex = String(byte, radix: 16)
+            return byte < 16 ? "0" + hex : hex
+        }.joined()
+    }
+}

@@ -1,0 +1,66 @@
+extension JWTVerifier {
+    /// Longest `sub` or `account_id` accepted, in UTF-8 bytes.
+    static let maxIdentifierBytes = 256
+
+    /// Checks the signed claims: times first, then who issued the token and
+    /// for whom, then who it is about.
+    func validate(_ claims: [String: ClaimValue], nowUnix: Int64) throws(AuthError) -> UserClaims {
+        let earliest = saturating(nowUnix.subtractingReportingOverflow(leewaySeconds), overflowTo: .min)
+        let latest = saturating(nowUnix.addingReportingOverflow(leewaySeconds), overflowTo: .max)
+
+        guard let exp = try integer(claims, "exp") else { throw .invalidClaims("exp is required") }
+        guard exp > earliest else { throw .expired }
+        let nbf = try integer(claims, "nbf")
+        if let nbf, nbf > latest { throw .notYetValid }
+        if let iat = try integer(claims, "iat"), iat > latest { throw .notYetValid }
+
+        guard case .string(let iss)? = claims["iss"], iss == issuer else { throw .wrongIssuer }
+        switch claims["aud"] {
+        case .string(let aud)? where aud == audience: break
+        case .strings(let auds)? where auds.contains(audience): break
+        default: throw .wrongAudience
+        }
+
+        let userID = try identifier(claims, "sub")
+        let accountID = try identifier(claims, "account_id")
+        guard case .string(let roleName)? = claims["role"] else { throw .invalidClaims("role is required") }
+        guard let role = Role(claim: roleName) else { throw .invalidClaims("role is not owner, admin, member or viewer") }
+        var permissions: Set<String> = []
+        switch claims["permissions"] {
+        case nil: break
+        case .strings(let values)?: permissions = Set(values)
+        default: throw .invalidClaims("permissions must be an array of strings")
+        }
+
+        return UserClaims(
+            userID: userID, accountID: accountID, role: role, permissions: permissions,
+            expiresAt: exp, notBefore: nbf)
+    }
+
+    /// A NumericDate claim: absent, or an integer (RFC 7519 §2 allows
+    /// fractions; the platform never sends them, so we refuse them).
+    private func integer(_ claims: [String: ClaimValue], _ name: String) throws(AuthError) -> Int64? {
+        switch claims[name] {
+        case nil: return nil
+        case .integer(let value)?: return value
+        default: throw .invalidClaims("\(name) must be an integer")
+        }
+    }
+
+    /// A required identifier: a non-empty string, bounded, without control
+    /// characters (it ends up in the audit log and in queries).
+    private func identifier(_ claims: [String: ClaimValue], _ name: String) throws(AuthError) -> String {
+        guard case .string(let value)? = claims[name], !value.isEmpty else { throw .invalidClaims("\(name) is required") }
+        let printable = value.unicodeScalars.allSatisfy { scalar in
+            scalar.value >= 0x20 && !(0x7F...0x9F).contains(scalar.value)
+        }
+        guard value.utf8.count <= Self.maxIdentifierBytes, printable else {
+            throw .invalidClaims("\(name) is too long or has control characters")
+        }
+        return value
+    }
+
+    private func saturating(_ result: (partialValue: Int64, overflow: Bool), overflowTo limit: Int64) -> Int64 {
+        result.overflow ? limit : result.partialValue
+    }
+}

@@ -1,0 +1,17 @@
+/// A signed-in user's role in their account, from the token's `role` claim.
+public enum Role: String, Sendable, Hashable, CaseIterable {
+    case owner
+    case admin
+    case member
+    case viewer
+
+    /// Parses a claim value, ignoring ASCII case ("Owner", "owner", "OWNER").
+    /// Only ASCII letters are folded, so no Unicode case mapping can turn
+    /// some other string into a role name.
+    public init?(claim: String) {
+        let folded = String(decoding: claim.utf8.map { byte in
+            (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte + 32 : byte
+        }, as: UTF8.self)
+        self.init(rawValue: folded)
+    }
+}

@@ -1,0 +1,90 @@
+public import BillingAuth
+public import BillingLedger
+import GRPC
+
+/// Turns a call's `authorization` metadata into a principal and checks it
+/// against a method's access rule. Every refusal is UNAUTHENTICATED (who are
+/// you?), PERMISSION_DENIED (not allowed) or NOT_FOUND (another account's
+/// id, so that existence does not leak); messages never echo a credential.
+public final class Authenticator: Sendable {
+    let keyRing: KeyRing
+    let jwt: JWTVerifier?
+    let clock: any LedgerClock
+
+    /// `jwt` nil: user tokens are refused (service keys only).
+    public init(keyRing: KeyRing, jwt: JWTVerifier?, clock: any LedgerClock) {
+        self.keyRing = keyRing
+        self.jwt = jwt
+        self.clock = clock
+    }
+
+    static let readPermission = "billing:read"
+
+    func principal(_ authorization: String?) throws(GRPCStatus) -> Principal {
+        let credential: Credential
+        switch BearerCredential.parse(authorizationHeader: authorization) {
+        case .success(let parsed): credential = parsed
+        case .failure(.missing):
+            throw GRPCStatus(.unauthenticated, "missing authorization: Bearer <token>", reason: "MISSING_CREDENTIALS")
+        case .failure(let error):
+            throw GRPCStatus(.unauthenticated, "malformed authorization header: \(error.message)", reason: "MALFORMED_CREDENTIALS")
+        }
+        let now = clock.nowMicros() / 1_000_000
+        switch credential {
+        case .apiKey(let keyID, let token):
+            guard let key = keyRing.key(keyID), ApiKeyToken.matches(token: token, storedHash: key.hash) else {
+                throw GRPCStatus(.unauthenticated, "unknown API key", reason: "INVALID_API_KEY")
+            }
+            guard key.revokedUnix == 0 else {
+                throw GRPCStatus(.unauthenticated, "API key \(keyID) was revoked", reason: "API_KEY_REVOKED")
+            }
+            guard key.expiresUnix == 0 || key.expiresUnix > now else {
+                throw GRPCStatus(.unauthenticated, "API key \(keyID) expired", reason: "API_KEY_EXPIRED")
+            }
+            return .service(keyID: keyID, scopes: Set(key.scopes.compactMap(Scope.init(rawValue:))))
+        case .jwt(let token):
+            guard let jwt else {
+                throw GRPCStatus(.unauthenticated, "user tokens are not accepted by this server", reason: "INVALID_TOKEN")
+            }
+            do {
+                let claims = try jwt.verify(token, nowUnix: now)
+                return .user(userID: claims.userID, accountID: claims.accountID, role: claims.role,
+                             permissions: claims.permissions)
+            } catch {
+                throw GRPCStatus(.unauthenticated, "invalid token: \(error.message)", reason: "INVALID_TOKEN")
+            }
+        }
+    }
+
+    func authorize(_ principal: Principal, _ access: Access, accountID: String?) throws(GRPCStatus) {
+        switch (principal, access) {
+        case (.service(let keyID, let scopes), .service(let scope)),
+             (.service(let keyID, let scopes), .read(let scope)),
+             (.service(let keyID, let scopes), .act(let scope)):
+            guard scopes.contains(scope) else {
+                throw GRPCStatus(.permissionDenied, "API key \(keyID) lacks scope \(scope.rawValue)", reason: "MISSING_SCOPE",
+                                 metadata: ["scope": scope.rawValue])
+            }
+        case (.user, .service):
+            throw GRPCStatus(.permissionDenied, "this method is for service credentials only", reason: "SERVICE_ONLY")
+        case (.user(_, let ownAccount, let role, let permissions), .read):
+            try Self.sameAccount(ownAccount, accountID)
+            guard role == .owner || role == .admin || permissions.contains(Self.readPermission) else {
+                throw GRPCStatus(.permissionDenied, "billing is visible to Owners, Admins and billing:read only",
+                                 reason: "BILLING_READ_REQUIRED")
+            }
+        case (.user(_, let ownAccount, let role, _), .act):
+            try Self.sameAccount(ownAccount, accountID)
+            guard role == .owner || role == .admin else {
+                throw GRPCStatus(.permissionDenied, "only an Owner or Admin may change billing", reason: "BILLING_ADMIN_REQUIRED")
+            }
+        }
+    }
+
+    /// A user asking about another account is told it does not exist.
+    static func sameAccount(_ own: String, _ requested: String?) throws(GRPCStatus) {
+        guard let requested, requested == own else {
+            throw GRPCStatus(.notFound, "account \(requested ?? "") does not exist", reason: "ACCOUNT_NOT_FOUND")
+        }
+    }
+}

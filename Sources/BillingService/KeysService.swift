@@ -1,0 +1,130 @@
+import BillingAuth
+import BillingLedger
+import BillingProto
+import GRPC
+
+/// Admin: API keys and the audit log.
+final class KeysService: Sendable {
+    let ledger: Ledger
+
+    init(ledger: Ledger) {
+        self.ledger = ledger
+    }
+
+    /// Longest key name accepted.
+    static let maxNameBytes = 128
+
+    func register(into router: inout SecuredRouter) {
+        router.register("/billing.v1.Admin/CreateApiKey") { [self] (request: Billing_V1_CreateApiKeyRequest, principal) in
+            try await create(request, actor: principal.auditName)
+        }
+        router.register("/billing.v1.Admin/ListApiKeys") { [self] (request: Billing_V1_ListApiKeysRequest, _) in
+            var response = Billing_V1_ListApiKeysResponse()
+            response.keys = ledger.keyRing.all.filter { request.includeRevoked || $0.revokedUnix == 0 }.map(Self.message)
+            return response
+        }
+        router.register("/billing.v1.Admin/RevokeApiKey") { [self] (request: Billing_V1_RevokeApiKeyRequest, principal) in
+            try requireID(request.keyID, "key_id")
+            do {
+                _ = try await ledger.revokeApiKey(keyID: request.keyID, actor: principal.auditName)
+            } catch {
+                throw Refusals.status(error)
+            }
+            var response = Billing_V1_RevokeApiKeyResponse()
+            if let key = ledger.keyRing.key(request.keyID) { response.key = Self.message(key) }
+            return response
+        }
+        router.register("/billing.v1.Admin/ListAuditLog") { [self] (request: Billing_V1_ListAuditLogRequest, _) in
+            try auditLog(request)
+        }
+    }
+
+    func create(_ request: Billing_V1_CreateApiKeyRequest, actor: String) async throws -> Billing_V1_CreateApiKeyResponse {
+        guard !request.name.isEmpty, request.name.utf8.count <= Self.maxNameBytes else {
+            throw GRPCStatus(.invalidArgument, "name is required, at most \(Self.maxNameBytes) bytes", reason: "INVALID_FIELD",
+                             metadata: ["field": "name"])
+        }
+        try requireID(request.name, "name")
+        let scopes = try Self.scopes(request.scopes)
+        let material = ApiKeyMaterial.generate()
+        do {
+            _ = try await ledger.createApiKey(keyID: material.keyID, name: request.name, scopes: scopes,
+                                              hash: material.hash, expiresUnix: request.expiresUnixSeconds, actor: actor)
+        } catch {
+            throw Refusals.status(error)
+        }
+        var response = Billing_V1_CreateApiKeyResponse()
+        if let key = ledger.keyRing.key(material.keyID) { response.key = Self.message(key) }
+        response.secret = material.token
+        return response
+    }
+
+    static func scopes(_ requested: [String]) throws(GRPCStatus) -> [String] {
+        guard !requested.isEmpty else {
+            throw GRPCStatus(.invalidArgument, "at least one scope is required", reason: "MISSING_FIELD", metadata: ["field": "scopes"])
+        }
+        for scope in requested where Scope(rawValue: scope) == nil {
+            throw GRPCStatus(.invalidArgument, "unknown scope \(scope.prefix(64)); scopes are metering:write, metering:read, accounts:admin",
+                             reason: "INVALID_FIELD", metadata: ["field": "scopes"])
+        }
+        return Array(Set(requested)).sorted()
+    }
+
+    static func message(_ key: KeyRing.Key) -> Billing_V1_ApiKey {
+        var message = Billing_V1_ApiKey()
+        message.keyID = key.keyID
+        message.name = key.name
+        message.scopes = key.scopes
+        message.createdUnixSeconds = key.createdUnix
+        message.createdBy = key.createdBy
+        message.expiresUnixSeconds = key.expiresUnix
+        message.revoked = key.revokedUnix != 0
+        message.revokedUnixSeconds = key.revokedUnix
+        return message
+    }
+
+    func auditLog(_ request: Billing_V1_ListAuditLogRequest) throws -> Billing_V1_ListAuditLogResponse {
+        try requireID(request.accountID, "account_id", required: false)
+        let pageSize = request.pageSize <= 0 ? 100 : min(Int(request.pageSize), 1000)
+        var before = Int64.max
+        if !request.pageToken.isEmpty {
+            guard let token = Int64(request.pageToken), token > 0 else {
+                throw GRPCStatus(.invalidArgument, "malformed page_token", reason: "INVALID_FIELD", metadata: ["field": "page_token"])
+            }
+            before = token
+        }
+        let entries = try ledger.store.auditEntries(
+            accountID: request.accountID, sinceMicros: max(request.sinceUnixSeconds, 0) * 1_000_000,
+            beforeSeq: before, limit: pageSize)
+        var response = Billing_V1_ListAuditLogResponse()
+        response.entries = entries.map(AuditEvent.message)
+        if entries.count == pageSize, let last = entries.last { response.nextPageToken = String(last.seq) }
+        return response
+    }
+}
+
+/// Journal entries as audit-log lines: who did what, with non-secret details.
+enum AuditEvent {
+    static func message(_ entry: Billing_Journal_V1_Entry) -> Billing_V1_AuditEntry {
+        var audit = Billing_V1_AuditEntry()
+        audit.entryID = entry.seq
+        audit.atUnixSeconds = entry.atUnixMicros / 1_000_000
+        switch entry.event {
+        case .accountCreated(let created):
+            (audit.actor, audit.action, audit.accountID) = (created.actor, "CreateAccount", created.accountID)
+            audit.details = ["plan": created.plan]
+        case .creditsGranted(let grant):
+            (audit.actor, audit.action, audit.accountID) = (grant.actor, grant.kind == "purchase" ? "PurchaseCredits" : "GrantCredits", grant.accountID)
+            audit.details = ["amount_micros": String(grant.amountMicros), "kind": grant.kind, "note": grant.note]
+        case .apiKeyCreated(let created):
+            (audit.actor, audit.action) = (created.actor, "CreateApiKey")
+            audit.details = ["key_id": created.keyID, "name": created.name, "scopes": created.scopes.joined(separator: " ")]
+        case .apiKeyRevoked(let revoked):
+            (audit.actor, audit.action) = (revoked.actor, "RevokeApiKey")
+            audit.details = ["key_id": revoked.keyID]
+        default:
+            audit.action = "Other"
+        }
+        return audit
+    }
+}

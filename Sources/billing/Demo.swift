@@ -1,0 +1,82 @@
+import BillingAuth
+import BillingLedger
+import Foundation
+import Server
+
+/// What a fresh database gets so the Quick start works: the demo account,
+/// one service key with every scope, and an Owner token for the account.
+struct DemoCredentials {
+    let serviceKey: String
+    let ownerToken: String
+
+    static func create(ledger: Ledger, jwtSecret: [UInt8]?, issuer: String, audience: String) throws -> DemoCredentials {
+        let material = ApiKeyMaterial.generate()
+        try blockingAwait {
+            _ = try await ledger.createAccount(id: "demo", plan: "trial", actor: "serve --demo")
+            _ = try await ledger.grantCredits(accountID: "demo", amountMicros: 100_000_000, kind: "promotional",
+                                              note: "demo credits", actor: "serve --demo")
+            _ = try await ledger.createApiKey(keyID: material.keyID, name: "demo (all scopes)",
+                                              scopes: Scope.allCases.map(\.rawValue).sorted(), hash: material.hash,
+                                              expiresUnix: 0, actor: "serve --demo")
+        }
+        var token = ""
+        if let jwtSecret {
+            let now = Int64(Date().timeIntervalSince1970)
+            let claims = UserClaims(userID: "demo-owner", accountID: "demo", role: .owner, expiresAt: now + 30 * 86_400)
+            token = JWTSigner.sign(claims: claims, issuedAt: now, expiresAt: now + 30 * 86_400,
+                                   issuer: issuer, audience: audience, secret: jwtSecret)
+        }
+        return DemoCredentials(serviceKey: material.token, ownerToken: token)
+    }
+
+    /// Writes the credentials as JSON (mode 0600) for scripts and tests.
+    func write(to path: String) throws {
+        let json = try JSONSerialization.data(withJSONObject: ["service_key": serviceKey, "owner_token": ownerToken],
+                                              options: [.sortedKeys])
+        guard FileManager.default.createFile(atPath: path, contents: json, attributes: [.posixPermissions: 0o600]) else {
+            throw CLIError("cannot write the demo credentials file \(path)")
+        }
+    }
+
+    func printHelp(_ address: SocketAddress) {
+        print("""
+            Demo account created: account_id "demo" (Pro trial) with $100.00 of promotional credits.
+            Service key (all scopes; shown once, stored only as a hash):
+              \(serviceKey)
+            Owner token for account "demo" (valid 30 days):
+              \(ownerToken.isEmpty ? "(none: no JWT secret configured)" : ownerToken)
+            Try: grpcurl -plaintext -import-path schema -proto billing/v1/metering.proto \\
+                   -H 'authorization: Bearer \(serviceKey)' \\
+                   -d '{"account_id":"demo","workspace_id":"w1","agent_id":"a1","run_id":"r1","idempotency_key":"k1",
+                        "line_items":[{"llm":{"model":"gpt-4o","input_tokens":1000,"output_tokens":500}}]}' \\
+                   \(address) billing.v1.Metering/Debit
+            (start with --no-demo to skip this on a fresh database)
+            """)
+        fflush(stdout)
+    }
+}
+
+/// The platform's JWT secret: from --jwt-secret-file, or (demo mode only)
+/// generated once into a 0600 file beside the database.
+func loadJWTSecret(path: String, createIfMissing: Bool) throws -> [UInt8]? {
+    if let data = FileManager.default.contents(atPath: path) {
+        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard text.utf8.count >= 32 else {
+            throw CLIError("the JWT secret in \(path) is shorter than 32 bytes")
+        }
+        return Array(text.utf8)
+    }
+    guard createIfMissing else { return nil }
+    let secret = OpenSSLCryptoHex.random(bytes: 32)
+    let directory = (path as NSString).deletingLastPathComponent
+    if !directory.isEmpty { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+    guard FileManager.default.createFile(atPath: path, contents: Data(secret.utf8), attributes: [.posixPermissions: 0o600]) else {
+        throw CLIError("cannot write the JWT secret file \(path)")
+    }
+    return Array(secret.utf8)
+}
+
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
