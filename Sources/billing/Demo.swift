@@ -52,7 +52,7 @@ struct DemoCredentials {
                    \(address) billing.v1.Metering/Debit
             (start with --no-demo to skip this on a fresh database)
             """)
-        fflush(stdout)
+        fflush(nil)  // every stream: the demo lines must reach a redirected stdout at once
     }
 }
 
