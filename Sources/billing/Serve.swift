@@ -127,6 +127,8 @@ struct Serve: ParsableCommand {
         configuration.grpc.maxReceiveMessageSize = maxMessageBytes
 
         let prices = try loadCatalog(catalog)
+        let lock = try DatabaseLock(database: db)
+        defer { _ = lock }
         let store = try SQLiteLedgerStore(path: db, synchronous: synchronous.mode)
         var ledgerConfiguration = LedgerConfiguration()
         ledgerConfiguration.checkpointEvery = checkpointEvery

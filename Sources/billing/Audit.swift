@@ -1,0 +1,57 @@
+import ArgumentParser
+import BillingProto
+import BillingSQLite
+import Foundation
+
+struct Audit: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List the audit log: account creation, credit grants and purchases, API key changes, with who did them.",
+        discussion: "Reads only; safe beside a running server. Newest first.")
+
+    @Option(help: "SQLite database file of the ledger.")
+    var db: String = "var/billing.sqlite"
+
+    @Option(help: "Only this account's entries.")
+    var account: String = ""
+
+    @Option(help: "At most this many entries.")
+    var limit: Int = 100
+
+    func run() throws {
+        guard FileManager.default.fileExists(atPath: db) else { throw ValidationError("no database at \(db)") }
+        guard (1...100_000).contains(limit) else { throw ValidationError("--limit must be 1...100000") }
+        let store = try SQLiteLedgerStore(path: db)
+        defer { store.close() }
+        for entry in try store.auditEntries(accountID: account, sinceMicros: 0, beforeSeq: .max, limit: limit) {
+            let line = AuditLine(entry)
+            print("\(line.seq)  \(line.time)  \(line.actor)  \(line.action)  \(line.details)")
+        }
+    }
+}
+
+/// One audit entry as a text line.
+struct AuditLine {
+    let seq: Int64
+    let time: String
+    let actor: String
+    let action: String
+    let details: String
+
+    init(_ entry: Billing_Journal_V1_Entry) {
+        seq = entry.seq
+        time = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(entry.atUnixMicros / 1_000_000)))
+        switch entry.event {
+        case .accountCreated(let created):
+            (actor, action, details) = (created.actor, "CreateAccount", "account=\(created.accountID) plan=\(created.plan)")
+        case .creditsGranted(let grant):
+            (actor, action, details) = (grant.actor, grant.kind == "purchase" ? "PurchaseCredits" : "GrantCredits",
+                                        "account=\(grant.accountID) amount_micros=\(grant.amountMicros)")
+        case .apiKeyCreated(let created):
+            (actor, action, details) = (created.actor, "CreateApiKey", "key_id=\(created.keyID) scopes=\(created.scopes.joined(separator: ","))")
+        case .apiKeyRevoked(let revoked):
+            (actor, action, details) = (revoked.actor, "RevokeApiKey", "key_id=\(revoked.keyID)")
+        default:
+            (actor, action, details) = ("", "Other", "")
+        }
+    }
+}

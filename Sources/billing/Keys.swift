@@ -1,0 +1,99 @@
+import ArgumentParser
+import BillingAuth
+import BillingCore
+import BillingLedger
+import BillingSQLite
+import Foundation
+import Logging
+
+struct Keys: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create, list and revoke service API keys on a stopped server's database.",
+        discussion: """
+            Keys carry scopes: metering:write (Debit, DebitBatch), metering:read (Quote, \
+            GetExecutionCost, GetDebit, GetUsage), accounts:admin (Admin service, account \
+            creation). A key is shown once, at creation; only its SHA-256 is stored. While the \
+            server runs, use the Admin API (CreateApiKey, ListApiKeys, RevokeApiKey) instead: \
+            these commands refuse to write a database a server has open.
+            """,
+        subcommands: [Create.self, List.self, Revoke.self])
+
+    struct Database: ParsableArguments {
+        @Option(help: "SQLite database file of the ledger.")
+        var db: String = "var/billing.sqlite"
+    }
+
+    struct Create: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a key and print it (once).")
+        @OptionGroup var database: Database
+        @Option(help: "Name to recognise the key by.")
+        var name: String
+        @Option(help: "A scope; repeat for several: metering:write, metering:read, accounts:admin.")
+        var scope: [String]
+
+        func validate() throws {
+            guard !name.isEmpty, name.utf8.count <= 128 else { throw ValidationError("--name is required, at most 128 bytes") }
+            guard !scope.isEmpty else { throw ValidationError("give at least one --scope") }
+            for s in scope where Scope(rawValue: s) == nil {
+                throw ValidationError("unknown scope \(s); scopes are metering:write, metering:read, accounts:admin")
+            }
+        }
+
+        func run() throws {
+            let material = ApiKeyMaterial.generate()
+            let scopes = Array(Set(scope)).sorted()
+            try withLedger(database.db) { ledger in
+                try blockingAwait {
+                    _ = try await ledger.createApiKey(keyID: material.keyID, name: name, scopes: scopes, hash: material.hash,
+                                                      expiresUnix: 0, actor: "cli")
+                }
+            }
+            print("key_id: \(material.keyID)\nscopes: \(scopes.joined(separator: " "))\nsecret (shown once): \(material.token)")
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List keys (never their secrets).")
+        @OptionGroup var database: Database
+        @Flag(help: "Include revoked keys.")
+        var includeRevoked = false
+
+        func run() throws {
+            try withLedger(database.db, write: false) { ledger in
+                for key in ledger.keyRing.all where includeRevoked || key.revokedUnix == 0 {
+                    let state = key.revokedUnix == 0 ? "active" : "revoked"
+                    print("\(key.keyID)  \(state)  \(key.scopes.joined(separator: ","))  \(key.name)  created_by=\(key.createdBy)")
+                }
+            }
+        }
+    }
+
+    struct Revoke: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke a key by id.")
+        @OptionGroup var database: Database
+        @Argument(help: "The key id (the part after bk_ up to the next _).")
+        var keyID: String
+
+        func run() throws {
+            try withLedger(database.db) { ledger in
+                _ = try blockingAwait { try await ledger.revokeApiKey(keyID: keyID, actor: "cli") }
+            }
+            print("revoked \(keyID)")
+        }
+    }
+}
+
+/// Opens the ledger of `path` for an offline command (holding the database
+/// lock when it writes), runs `body`, and closes it.
+func withLedger(_ path: String, write: Bool = true, _ body: (Ledger) throws -> Void) throws {
+    guard FileManager.default.fileExists(atPath: path) else { throw ValidationError("no database at \(path)") }
+    let lock = write ? try DatabaseLock(database: path) : nil
+    defer { _ = lock }
+    let store = try SQLiteLedgerStore(path: path)
+    defer { store.close() }
+    var logger = Logger(label: "billing")
+    logger.logLevel = .warning
+    let ledger = try Ledger(store: store, plans: .default, clock: SystemClock(), logger: logger)
+    defer { try? blockingAwait { await ledger.close() } }
+    try body(ledger)
+}
