@@ -10,6 +10,7 @@ and raw HTTP/2 peers against the real `billing` binary over loopback.
 The binary is $BILLING_BIN, or .build/debug/billing by default.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -34,6 +35,26 @@ RPC_TIMEOUT_S = 10.0
 
 # No proxy from the environment may sit between the client and loopback.
 CHANNEL_OPTIONS = [("grpc.enable_http_proxy", 0)]
+
+
+class _CallDetails(grpc.ClientCallDetails):
+    def __init__(self, details, metadata):
+        self.method = details.method
+        self.timeout = details.timeout
+        self.credentials = details.credentials
+        self.wait_for_ready = getattr(details, "wait_for_ready", None)
+        self.compression = getattr(details, "compression", None)
+        self.metadata = metadata
+
+
+class BearerToken(grpc.UnaryUnaryClientInterceptor):
+    """Adds `authorization: Bearer <token>` to every unary call of a channel."""
+
+    def __init__(self, token: str):
+        self.header = ("authorization", f"Bearer {token}")
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(_CallDetails(details, list(details.metadata or ()) + [self.header]), request)
 
 
 def billing_binary() -> Path:
@@ -70,10 +91,15 @@ def pb(tmp_path_factory):
     sys.path.insert(0, str(out))
 
     from billing.v1 import testing_pb2, testing_pb2_grpc  # noqa: E402
+    from billing.v1 import common_pb2, metering_pb2, metering_pb2_grpc  # noqa: E402
+    from billing.v1 import accounts_pb2, accounts_pb2_grpc, admin_pb2, admin_pb2_grpc  # noqa: E402
     from google.rpc import status_pb2, error_details_pb2  # noqa: E402
 
     return types.SimpleNamespace(
         testing_pb2=testing_pb2, testing_pb2_grpc=testing_pb2_grpc,
+        common_pb2=common_pb2, metering_pb2=metering_pb2, metering_pb2_grpc=metering_pb2_grpc,
+        accounts_pb2=accounts_pb2, accounts_pb2_grpc=accounts_pb2_grpc,
+        admin_pb2=admin_pb2, admin_pb2_grpc=admin_pb2_grpc,
         status_pb2=status_pb2, error_details_pb2=error_details_pb2,
     )
 
@@ -130,12 +156,14 @@ class Server:
     """A running `billing serve`. `port`, `proc`, `log_path`; helpers to
     open channels and to check that it still serves."""
 
-    def __init__(self, proc, port, log_path, tls: TLSFiles | None, drain_seconds: int):
+    def __init__(self, proc, port, log_path, tls: TLSFiles | None, drain_seconds: int, db_path: Path | None = None):
         self.proc = proc
         self.port = port
         self.log_path = log_path
         self.tls = tls
         self.drain_seconds = drain_seconds
+        self.db_path = db_path  # the SQLite ledger it serves
+        self.credentials_path: Path | None = None  # --demo-credentials-file (written on a fresh db without --no-demo)
         self.stopped_on_purpose = False
         self._channels = []
 
@@ -169,6 +197,17 @@ class Server:
             ch = grpc.secure_channel(self.target, credentials, options=opts)
         self._channels.append(ch)
         return ch
+
+    def service_key(self) -> str:
+        """The demo service key (every scope) this server created on its fresh database."""
+        assert self.credentials_path is not None and self.credentials_path.exists(), \
+            f"no demo credentials at {self.credentials_path} (started with --no-demo, or not on a fresh db?)"
+        return json.loads(self.credentials_path.read_text())["service_key"]
+
+    def authorized_channel(self, token: str | None = None, **kwargs) -> grpc.Channel:
+        """`channel(**kwargs)` whose calls carry `authorization: Bearer <token>`
+        (default: this server's demo service key)."""
+        return grpc.intercept_channel(self.channel(**kwargs), BearerToken(token or self.service_key()))
 
     def insecure_channel(self, options=()) -> grpc.Channel:
         ch = grpc.insecure_channel(self.target, options=CHANNEL_OPTIONS + list(options))
@@ -236,7 +275,8 @@ class Server:
 @pytest.fixture
 def server(request, tmp_path, tls_files):
     """Factory: `server(tls=False, client_ca=False, drain_seconds=2, args=(),
-    poll_interval=0.005)` starts `billing serve`, returns a Server as soon as
+    poll_interval=0.005, db=None)` starts `billing serve` (on `db`, e.g. the
+    `db_path` of an earlier server to restart it, else a new database), returns a Server as soon as
     the port file has the port (polled every `poll_interval` seconds, 0 for
     a busy wait); every server it started is
     stopped at teardown (SIGTERM, bounded wait, then SIGKILL). A server that
@@ -246,12 +286,14 @@ def server(request, tmp_path, tls_files):
     request.node.billing_servers = started
 
     def start(*, tls: bool = False, client_ca: bool = False, drain_seconds: int = 2,
-              args=(), poll_interval: float = 0.005) -> Server:
+              args=(), poll_interval: float = 0.005, db: Path | None = None) -> Server:
         index = len(started)
         port_file = tmp_path / f"port-{index}"
         log_path = tmp_path / f"billing-{index}.log"
+        db_path = Path(db) if db is not None else tmp_path / f"billing-{index}.sqlite"
+        credentials_path = tmp_path / f"demo-credentials-{index}.json"
         command = [str(binary), "serve", "--listen", "127.0.0.1:0", "--port-file", str(port_file),
-                   "--enable-testing-service", "--db", str(tmp_path / f"billing-{index}.sqlite"),
+                   "--enable-testing-service", "--db", str(db_path), "--demo-credentials-file", str(credentials_path),
                    "--drain-seconds", str(drain_seconds), "--log-level", "debug"]
         if tls or client_ca:
             command += ["--tls-cert", str(tls_files.server_cert), "--tls-key", str(tls_files.server_key)]
@@ -282,7 +324,8 @@ def server(request, tmp_path, tls_files):
             proc.kill()
             proc.wait(timeout=STOP_TIMEOUT_S)
             pytest.fail(f"no port file after {STARTUP_TIMEOUT_S} s:\n{log_path.read_text(errors='replace')}")
-        s = Server(proc, port, log_path, tls_files if (tls or client_ca) else None, drain_seconds)
+        s = Server(proc, port, log_path, tls_files if (tls or client_ca) else None, drain_seconds, db_path)
+        s.credentials_path = credentials_path
         started.append(s)
         return s
 
@@ -299,6 +342,23 @@ def server(request, tmp_path, tls_files):
         s = hung[0]
         pytest.fail(f"server still running {s.drain_seconds + 5} s after SIGTERM (drain {s.drain_seconds} s); "
                     f"killed. log:\n{s.log_tail()}")
+
+
+def billing_verify(db_path) -> subprocess.CompletedProcess:
+    """`billing verify --db PATH` (read-only; fine while the server runs)."""
+    return subprocess.run([str(billing_binary()), "verify", "--db", str(db_path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture
+def verify():
+    """`verify(db_path)` asserts that `billing verify --db` exits 0 and returns its output."""
+    def run(db_path) -> str:
+        result = billing_verify(db_path)
+        assert result.returncode == 0, \
+            f"billing verify --db {db_path} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+        return result.stdout
+    return run
 
 
 @pytest.hookimpl(hookwrapper=True)
