@@ -17,6 +17,11 @@ public struct AccountBook: Sendable, Equatable {
     /// Lifetime totals, for reconciliation: balance == granted - fromCredits.
     public var granted: Int64 = 0
     public var debitedFromCredits: Int64 = 0
+    /// Lifetime sums of every usage cell (derived, not stored): while each
+    /// fits in Int64, so does any sum of cells GetUsage can report.
+    public var lifetime = UsageTotals()
+    /// Idempotency keys of grants: key → (seq, amount).
+    public var grantKeys: [String: GrantRecord] = [:]
 
     public init(accountID: String, plan: String, periodAnchor: Int64) {
         self.accountID = accountID
@@ -67,4 +72,37 @@ public struct UsageCell: Sendable, Equatable {
         self.inputTokens = inputTokens
         self.outputTokens = outputTokens
     }
+}
+
+/// Sums over usage cells, every addition checked.
+public struct UsageTotals: Sendable, Equatable {
+    public var amount: Int64 = 0
+    public var inputTokens: Int64 = 0
+    public var outputTokens: Int64 = 0
+    public var toolCalls: Int64 = 0
+    public var storageBytes: Int64 = 0
+
+    public init() {}
+
+    /// These totals plus one line item, or nil when any sum would overflow.
+    public func adding(lineKey: String, amount: Int64, quantity: Int64, inputTokens: Int64, outputTokens: Int64) -> UsageTotals? {
+        var next = self
+        var overflow = false
+        func add(_ value: inout Int64, _ delta: Int64) {
+            let (sum, o) = value.addingReportingOverflow(delta)
+            value = sum
+            overflow = overflow || o
+        }
+        add(&next.amount, amount)
+        add(&next.inputTokens, inputTokens)
+        add(&next.outputTokens, outputTokens)
+        if lineKey.hasPrefix("tool_call:") { add(&next.toolCalls, quantity) }
+        if lineKey.hasPrefix("storage:") { add(&next.storageBytes, quantity) }
+        return overflow ? nil : next
+    }
+}
+
+public struct GrantRecord: Sendable, Equatable {
+    public var seq: Int64
+    public var amount: Int64
 }

@@ -8,6 +8,12 @@ public enum DebitOutcome: Sendable {
     case accepted(Billing_Journal_V1_Entry)
     case refused(Billing_Journal_V1_Entry)
     case keyReused(original: Billing_Journal_V1_Entry)
+    /// The account does not exist and the key was used before for another
+    /// request: refused as unknown (the precedence), recording nothing new.
+    case unknownAccount
+    /// Not processed (only in a batch, where each debit stands alone):
+    /// amounts that do not fit, the journal queue full.
+    case failed(LedgerError)
 }
 
 /// What the caller found in the store for a debit's key before entering the
@@ -38,9 +44,13 @@ extension Ledger {
         outcomes.reserveCapacity(commands.count)
         var highest: Int64 = 0
         for (command, prior) in commands {
-            let (outcome, seq) = try record(command, prior: prior)
-            outcomes.append(outcome)
-            highest = max(highest, seq)
+            do {
+                let (outcome, seq) = try record(command, prior: prior)
+                outcomes.append(outcome)
+                highest = max(highest, seq)
+            } catch let error as LedgerError {
+                outcomes.append(.failed(error))
+            }
         }
         try await committer.waitUntilDurable(highest)
         return outcomes
@@ -56,12 +66,20 @@ extension Ledger {
             case .debitRefused(let refused): fingerprint = refused.requestHash
             default: preconditionFailure("idempotency record is not a debit")
             }
-            guard fingerprint == Data(command.fingerprint) else { return (.keyReused(original: existing), 0) }
+            guard fingerprint == Data(command.fingerprint) else {
+                // DESIGN.md's precedence: an unknown account comes before key reuse.
+                if state.accounts[command.accountID] == nil { return (.unknownAccount, 0) }
+                return (.keyReused(original: existing), 0)
+            }
             if case .debitAccepted = existing.event { return (.accepted(existing), existing.seq) }
             return (.refused(existing), existing.seq)
         }
         let now = clock.nowMicros()
-        let entry = try append(state.decide(command, nowMicros: now, plans: plans), atMicros: now)
+        let event = state.decide(command, nowMicros: now, plans: plans)
+        if case .debitAccepted(let accepted) = event, !state.fits(accepted) {
+            throw LedgerError.invalid("the account's totals would exceed the largest amount or quantity the ledger keeps")
+        }
+        let entry = try append(event, atMicros: now)
         cache.insert(entry, account: command.accountID, key: command.idempotencyKey)
         if case .debitAccepted = entry.event { return (.accepted(entry), entry.seq) }
         return (.refused(entry), entry.seq)

@@ -120,10 +120,18 @@ public actor Ledger {
         return entry
     }
 
-    /// Adds credits; returns the grant's entry and the new balance.
-    public func grantCredits(accountID: String, amountMicros: Int64, kind: String, note: String, actor: String) async throws -> (entry: Billing_Journal_V1_Entry, balance: Int64) {
+    /// Adds credits; returns the grant's seq and the new balance. With an
+    /// idempotency key, a retry of the same grant returns the first one's
+    /// seq and grants nothing; the key with another amount is refused.
+    public func grantCredits(accountID: String, amountMicros: Int64, kind: String, note: String, actor: String,
+                             idempotencyKey: String = "") async throws -> (seq: Int64, balance: Int64) {
         guard let book = state.accounts[accountID] else { throw LedgerError.accountNotFound(accountID) }
         guard amountMicros > 0 else { throw LedgerError.invalid("amount_micros must be positive") }
+        if !idempotencyKey.isEmpty, let earlier = book.grantKeys[idempotencyKey] {
+            guard earlier.amount == amountMicros else { throw LedgerError.grantKeyReused(idempotencyKey) }
+            try await committer.waitUntilDurable(earlier.seq)
+            return (earlier.seq, state.accounts[accountID]?.balance ?? 0)
+        }
         guard !book.balance.addingReportingOverflow(amountMicros).overflow else {
             throw LedgerError.invalid("the balance would overflow")
         }
@@ -133,10 +141,11 @@ public actor Ledger {
         grant.kind = kind
         grant.note = note
         grant.actor = actor
+        grant.idempotencyKey = idempotencyKey
         let entry = try append(.creditsGranted(grant), atMicros: clock.nowMicros())
         let balance = state.accounts[accountID]?.balance ?? 0
         try await committer.waitUntilDurable(entry.seq)
-        return (entry, balance)
+        return (entry.seq, balance)
     }
 
     public func account(_ id: String) -> AccountBook? { state.accounts[id] }

@@ -7,6 +7,8 @@ public enum LedgerError: Error, Sendable, Equatable {
     case accountNotFound(String)
     /// No such API key.
     case keyNotFound(String)
+    /// A grant's idempotency key was used before with another amount.
+    case grantKeyReused(String)
     /// Too many mutations waiting for the journal; try again shortly.
     case overloaded(pending: Int)
     /// The journal write failed; the ledger reloaded from SQLite. Whether the

@@ -19,6 +19,13 @@ extension LedgerState {
             account.workspaces = book.workspaces.sorted()
             account.grantedMicros = book.granted
             account.debitedMicros = book.debitedFromCredits
+            account.grantKeys = book.grantKeys.keys.sorted().map { key in
+                var grant = Billing_Journal_V1_GrantKey()
+                grant.idempotencyKey = key
+                grant.seq = book.grantKeys[key]!.seq
+                grant.amountMicros = book.grantKeys[key]!.amount
+                return grant
+            }
             account.usage = book.usage.sorted { ($0.key.day, $0.key.agentID, $0.key.lineKey) < ($1.key.day, $1.key.agentID, $1.key.lineKey) }
                 .map { key, cell in
                     var rollup = Billing_Journal_V1_UsageRollup()
@@ -60,6 +67,12 @@ extension LedgerState {
                 book.usage[UsageKey(day: rollup.day, agentID: rollup.agentID, lineKey: rollup.lineKey)] =
                     UsageCell(amount: rollup.amountMicros, quantity: rollup.quantity,
                               inputTokens: rollup.inputTokens, outputTokens: rollup.outputTokens)
+                // Lifetime sums are derived; they fit, since they did when the debits were applied.
+                book.lifetime = book.lifetime.adding(lineKey: rollup.lineKey, amount: rollup.amountMicros, quantity: rollup.quantity,
+                                                     inputTokens: rollup.inputTokens, outputTokens: rollup.outputTokens) ?? book.lifetime
+            }
+            for grant in account.grantKeys {
+                book.grantKeys[grant.idempotencyKey] = GrantRecord(seq: grant.seq, amount: grant.amountMicros)
             }
             accounts[account.accountID] = book
         }

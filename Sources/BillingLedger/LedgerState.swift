@@ -35,6 +35,9 @@ public struct LedgerState: Sendable, Equatable {
             guard !o1 && !o2 else { throw .overflow(seq: entry.seq) }
             book.balance = balance
             book.granted = granted
+            if !grant.idempotencyKey.isEmpty {
+                book.grantKeys[grant.idempotencyKey] = GrantRecord(seq: entry.seq, amount: grant.amountMicros)
+            }
             accounts[grant.accountID] = book
         case .debitAccepted(let debit):
             guard var book = accounts[debit.accountID] else { throw .unknownAccount(seq: entry.seq, debit.accountID) }
@@ -82,14 +85,19 @@ public struct LedgerState: Sendable, Equatable {
 
         let day = floorDivide(atMicros, 86_400_000_000)
         for line in debit.lines {
+            let (input, output) = Self.tokens(line)
+            // Lifetime sums bound every cell and every sum of cells; past
+            // Int64 the debit could not have been accepted (see `fits`).
+            guard let lifetime = book.lifetime.adding(lineKey: line.key, amount: line.amountMicros, quantity: line.quantity,
+                                                      inputTokens: input, outputTokens: output)
+            else { throw .overflow(seq: seq) }
+            book.lifetime = lifetime
             let key = UsageKey(day: day, agentID: debit.agentID, lineKey: line.key)
             var cell = book.usage[key] ?? UsageCell()
-            cell.amount &+= line.amountMicros
-            cell.quantity &+= line.quantity
-            if case .llm(let llm) = line.item.kind {
-                cell.inputTokens &+= llm.inputTokens
-                cell.outputTokens &+= llm.outputTokens
-            }
+            cell.amount += line.amountMicros
+            cell.quantity += line.quantity
+            cell.inputTokens += input
+            cell.outputTokens += output
             book.usage[key] = cell
         }
     }
@@ -101,4 +109,28 @@ public struct ApiKeyRecord: Sendable, Equatable {
     public var createdUnix: Int64
     /// 0 while valid.
     public var revokedUnix: Int64
+}
+
+extension LedgerState {
+    static func tokens(_ line: Billing_Journal_V1_PricedLine) -> (input: Int64, output: Int64) {
+        if case .llm(let llm) = line.item.kind { return (llm.inputTokens, llm.outputTokens) }
+        return (0, 0)
+    }
+
+    /// Whether an accepted debit's sums (balance, overage, lifetime usage)
+    /// all stay within Int64. A debit that does not fit is refused as bad
+    /// input before anything is recorded.
+    public func fits(_ accepted: Billing_Journal_V1_DebitAccepted) -> Bool {
+        guard let book = accounts[accepted.accountID] else { return true }
+        guard !book.overage.addingReportingOverflow(accepted.overageMicros).overflow,
+              !book.debitedFromCredits.addingReportingOverflow(accepted.fromCreditsMicros).overflow else { return false }
+        var lifetime = book.lifetime
+        for line in accepted.lines {
+            let (input, output) = Self.tokens(line)
+            guard let next = lifetime.adding(lineKey: line.key, amount: line.amountMicros, quantity: line.quantity,
+                                             inputTokens: input, outputTokens: output) else { return false }
+            lifetime = next
+        }
+        return true
+    }
 }

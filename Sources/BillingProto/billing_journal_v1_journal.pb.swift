@@ -363,6 +363,25 @@ public nonisolated struct Billing_Journal_V1_AccountState: Sendable {
 
   public var debitedMicros: Int64 = 0
 
+  /// Idempotency keys of credit grants and purchases, with their entry.
+  public var grantKeys: [Billing_Journal_V1_GrantKey] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Billing_Journal_V1_GrantKey: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var idempotencyKey: String = String()
+
+  public var seq: Int64 = 0
+
+  public var amountMicros: Int64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1018,7 +1037,7 @@ nonisolated extension Billing_Journal_V1_ApiKeyState: SwiftProtobuf.Message, Swi
 
 nonisolated extension Billing_Journal_V1_AccountState: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".AccountState"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}account_id\0\u{1}plan\0\u{3}period_anchor_unix\0\u{3}balance_micros\0\u{3}overage_micros\0\u{3}period_start_unix\0\u{3}runs_in_period\0\u{1}workspaces\0\u{1}usage\0\u{3}granted_micros\0\u{3}debited_micros\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}account_id\0\u{1}plan\0\u{3}period_anchor_unix\0\u{3}balance_micros\0\u{3}overage_micros\0\u{3}period_start_unix\0\u{3}runs_in_period\0\u{1}workspaces\0\u{1}usage\0\u{3}granted_micros\0\u{3}debited_micros\0\u{3}grant_keys\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1037,6 +1056,7 @@ nonisolated extension Billing_Journal_V1_AccountState: SwiftProtobuf.Message, Sw
       case 9: try { try decoder.decodeRepeatedMessageField(value: &self.usage) }()
       case 10: try { try decoder.decodeSingularInt64Field(value: &self.grantedMicros) }()
       case 11: try { try decoder.decodeSingularInt64Field(value: &self.debitedMicros) }()
+      case 12: try { try decoder.decodeRepeatedMessageField(value: &self.grantKeys) }()
       default: break
       }
     }
@@ -1076,6 +1096,9 @@ nonisolated extension Billing_Journal_V1_AccountState: SwiftProtobuf.Message, Sw
     if self.debitedMicros != 0 {
       try visitor.visitSingularInt64Field(value: self.debitedMicros, fieldNumber: 11)
     }
+    if !self.grantKeys.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.grantKeys, fieldNumber: 12)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1091,6 +1114,47 @@ nonisolated extension Billing_Journal_V1_AccountState: SwiftProtobuf.Message, Sw
     if lhs.usage != rhs.usage {return false}
     if lhs.grantedMicros != rhs.grantedMicros {return false}
     if lhs.debitedMicros != rhs.debitedMicros {return false}
+    if lhs.grantKeys != rhs.grantKeys {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Billing_Journal_V1_GrantKey: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GrantKey"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}idempotency_key\0\u{1}seq\0\u{3}amount_micros\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.idempotencyKey) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.seq) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.amountMicros) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.idempotencyKey.isEmpty {
+      try visitor.visitSingularStringField(value: self.idempotencyKey, fieldNumber: 1)
+    }
+    if self.seq != 0 {
+      try visitor.visitSingularInt64Field(value: self.seq, fieldNumber: 2)
+    }
+    if self.amountMicros != 0 {
+      try visitor.visitSingularInt64Field(value: self.amountMicros, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Billing_Journal_V1_GrantKey, rhs: Billing_Journal_V1_GrantKey) -> Bool {
+    if lhs.idempotencyKey != rhs.idempotencyKey {return false}
+    if lhs.seq != rhs.seq {return false}
+    if lhs.amountMicros != rhs.amountMicros {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

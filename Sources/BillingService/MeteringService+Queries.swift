@@ -72,6 +72,10 @@ extension MeteringService {
             throw Refusals.status(LedgerError.accountNotFound(request.accountID))
         }
         let entries = try ledger.store.runEntries(accountID: request.accountID, runID: request.runID)
+        guard !entries.isEmpty else {
+            throw GRPCStatus(.notFound, "run \(request.runID) has no debits", reason: "RUN_NOT_FOUND",
+                             metadata: ["account_id": request.accountID])
+        }
         var response = Billing_V1_GetExecutionCostResponse()
         response.runID = request.runID
         response.accountID = request.accountID
@@ -109,8 +113,11 @@ extension MeteringService {
         try requireID(request.accountID, "account_id")
         let now = ledger.clock.nowMicros() / 1_000_000
         let to = request.toUnixSeconds == 0 ? now : request.toUnixSeconds
-        guard request.fromUnixSeconds >= 0, to > request.fromUnixSeconds else {
-            throw GRPCStatus(.invalidArgument, "from_unix_seconds must be before to_unix_seconds", reason: "INVALID_RANGE")
+        // Usage is kept per UTC day from 1970 to the end of year 9999.
+        let latest: Int64 = 253_402_300_800
+        guard request.fromUnixSeconds >= 0, to > request.fromUnixSeconds, to <= latest else {
+            throw GRPCStatus(.invalidArgument, "the range must satisfy 0 <= from_unix_seconds < to_unix_seconds <= \(latest)",
+                             reason: "INVALID_RANGE")
         }
         let groups = Set(request.groupBy)
         guard request.groupBy.count == groups.count, !groups.contains(.unspecified),

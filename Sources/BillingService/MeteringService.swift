@@ -79,6 +79,10 @@ public final class MeteringService: Sendable {
             throw Refusals.status(refused)
         case .keyReused:
             throw Refusals.keyReused(account: command.accountID, key: command.idempotencyKey)
+        case .unknownAccount:
+            throw Refusals.status(LedgerError.accountNotFound(command.accountID))
+        case .failed(let error):
+            throw Refusals.status(error)
         }
     }
 

@@ -56,12 +56,13 @@ public final class ProvisioningService: Sendable {
             throw GRPCStatus(.invalidArgument, "reason is longer than 1024 bytes", reason: "FIELD_TOO_LONG")
         }
         do {
-            let (entry, balance) = try await ledger.grantCredits(
+            try requireID(request.idempotencyKey, "idempotency_key", required: false)
+            let (seq, balance) = try await ledger.grantCredits(
                 accountID: request.accountID, amountMicros: request.amountMicros, kind: "promotional",
-                note: request.reason, actor: actor)
+                note: request.reason, actor: actor, idempotencyKey: request.idempotencyKey)
             var response = Billing_V1_GrantCreditsResponse()
             response.creditBalanceMicros = balance
-            response.grantID = "grant-\(entry.seq)"
+            response.grantID = "grant-\(seq)"
             return response
         } catch {
             throw Refusals.status(error)

@@ -44,6 +44,8 @@ enum Refusals {
             return GRPCStatus(.alreadyExists, "account \(id) already exists", reason: "ACCOUNT_EXISTS", metadata: ["account_id": id])
         case .accountNotFound(let id):
             return GRPCStatus(.notFound, "account \(id) does not exist", reason: "ACCOUNT_NOT_FOUND", metadata: ["account_id": id])
+        case .grantKeyReused(let key):
+            return GRPCStatus(.alreadyExists, "idempotency key \(key) was used for a different grant", reason: "IDEMPOTENCY_KEY_REUSED")
         case .keyNotFound(let id):
             return GRPCStatus(.notFound, "API key \(id) does not exist", reason: "API_KEY_NOT_FOUND", metadata: ["key_id": id])
         case .overloaded(let pending):
@@ -53,7 +55,7 @@ enum Refusals {
             return GRPCStatus(.unavailable, "\(why); settle with GetDebit or retry with the same idempotency key",
                               reason: "LEDGER_UNAVAILABLE")
         case .invalid(let why):
-            return GRPCStatus(.invalidArgument, why, reason: "INVALID_AMOUNT")
+            return GRPCStatus(.invalidArgument, why, reason: "AMOUNT_TOO_LARGE")
         }
     }
 }
