@@ -19,6 +19,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // Latency percentiles of `billing load`.
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // C libraries, found through pkg-config; Debian packages named as providers.
@@ -84,6 +86,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: hotPath),
+        // A blocking gRPC client on our HTTP/2 session: `billing load` and `billing call`.
+        .target(name: "Client", dependencies: ["HTTP2", "GRPC", "TLS", "CLinux"]),
         // RPC handlers: proto <-> domain, rejection -> status.
         .target(
             name: "BillingService",
@@ -95,7 +99,8 @@ let package = Package(
         .executableTarget(
             name: "billing",
             dependencies: [
-                "Server", "GRPC", "BillingService", "BillingProto", "BillingCore", "BillingLedger", "BillingSQLite", "BillingAuth",
+                "Server", "GRPC", "BillingService", "BillingProto", "BillingCore", "BillingLedger", "BillingSQLite", "BillingAuth", "Client",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
