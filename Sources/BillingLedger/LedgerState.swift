@@ -29,20 +29,20 @@ public struct LedgerState: Sendable, Equatable {
             book.periodStart = BillingPeriod.containing(entry.atUnixMicros / 1_000_000, anchor: created.periodAnchorUnix).start
             accounts[created.accountID] = book
         case .creditsGranted(let grant):
-            guard var book = accounts[grant.accountID] else { throw .unknownAccount(seq: entry.seq, grant.accountID) }
+            guard let book = accounts[grant.accountID] else { throw .unknownAccount(seq: entry.seq, grant.accountID) }
             let (balance, o1) = book.balance.addingReportingOverflow(grant.amountMicros)
             let (granted, o2) = book.granted.addingReportingOverflow(grant.amountMicros)
             guard !o1 && !o2 else { throw .overflow(seq: entry.seq) }
-            book.balance = balance
-            book.granted = granted
+            accounts[grant.accountID]!.balance = balance
+            accounts[grant.accountID]!.granted = granted
             if !grant.idempotencyKey.isEmpty {
-                book.grantKeys[grant.idempotencyKey] = GrantRecord(seq: entry.seq, amount: grant.amountMicros)
+                accounts[grant.accountID]!.grantKeys[grant.idempotencyKey] = GrantRecord(seq: entry.seq, amount: grant.amountMicros)
             }
-            accounts[grant.accountID] = book
         case .debitAccepted(let debit):
-            guard var book = accounts[debit.accountID] else { throw .unknownAccount(seq: entry.seq, debit.accountID) }
-            try Self.applyDebit(debit, at: entry.atUnixMicros, seq: entry.seq, to: &book)
-            accounts[debit.accountID] = book
+            guard accounts[debit.accountID] != nil else { throw .unknownAccount(seq: entry.seq, debit.accountID) }
+            // Mutated in place (`&accounts[id]!`): copying the book out and
+            // back would copy its run set and usage table on every debit.
+            try Self.applyDebit(debit, at: entry.atUnixMicros, seq: entry.seq, to: &accounts[debit.accountID]!)
         case .apiKeyCreated(let created):
             guard apiKeys[created.keyID] == nil else { throw .inconsistent(seq: entry.seq, "key \(created.keyID) exists") }
             apiKeys[created.keyID] = ApiKeyRecord(created: created, createdUnix: entry.atUnixMicros / 1_000_000, revokedUnix: 0)
@@ -56,6 +56,8 @@ public struct LedgerState: Sendable, Equatable {
         lastSeq = entry.seq
     }
 
+    /// Applies an accepted debit to its account's books in place. Every
+    /// check runs before the first change, so a refused entry changes nothing.
     static func applyDebit(
         _ debit: Billing_Journal_V1_DebitAccepted, at atMicros: Int64, seq: Int64, to book: inout AccountBook
     ) throws(ApplyError) {
@@ -68,9 +70,21 @@ public struct LedgerState: Sendable, Equatable {
         guard lineSum == debit.totalMicros, debit.fromCreditsMicros + debit.overageMicros == debit.totalMicros,
               debit.fromCreditsMicros >= 0, debit.overageMicros >= 0
         else { throw .inconsistent(seq: seq, "line items, credits and overage do not add up to the total") }
+        let (overage, overageOverflow) = book.overage.addingReportingOverflow(debit.overageMicros)
+        let (debited, debitedOverflow) = book.debitedFromCredits.addingReportingOverflow(debit.fromCreditsMicros)
+        guard !overageOverflow && !debitedOverflow else { throw .overflow(seq: seq) }
+        // Lifetime sums bound every cell and every sum of cells; past Int64
+        // the debit could not have been accepted (see `fits`).
+        var lifetime = book.lifetime
+        for line in debit.lines {
+            let (input, output) = Self.tokens(line)
+            guard let next = lifetime.adding(lineKey: line.key, amount: line.amountMicros, quantity: line.quantity,
+                                             inputTokens: input, outputTokens: output)
+            else { throw .overflow(seq: seq) }
+            lifetime = next
+        }
 
-        let now = atMicros / 1_000_000
-        let period = BillingPeriod.containing(now, anchor: book.periodAnchor)
+        let period = BillingPeriod.containing(atMicros / 1_000_000, anchor: book.periodAnchor)
         if period.start != book.periodStart {
             book.periodStart = period.start
             book.runsInPeriod.removeAll()
@@ -78,27 +92,18 @@ public struct LedgerState: Sendable, Equatable {
         if !debit.runID.isEmpty { book.runsInPeriod.insert(debit.runID) }
         if !debit.workspaceID.isEmpty { book.workspaces.insert(debit.workspaceID) }
         book.balance -= debit.fromCreditsMicros
-        book.debitedFromCredits += debit.fromCreditsMicros
-        let (overage, overflow) = book.overage.addingReportingOverflow(debit.overageMicros)
-        guard !overflow else { throw .overflow(seq: seq) }
+        book.debitedFromCredits = debited
         book.overage = overage
-
+        book.lifetime = lifetime
         let day = floorDivide(atMicros, 86_400_000_000)
         for line in debit.lines {
             let (input, output) = Self.tokens(line)
-            // Lifetime sums bound every cell and every sum of cells; past
-            // Int64 the debit could not have been accepted (see `fits`).
-            guard let lifetime = book.lifetime.adding(lineKey: line.key, amount: line.amountMicros, quantity: line.quantity,
-                                                      inputTokens: input, outputTokens: output)
-            else { throw .overflow(seq: seq) }
-            book.lifetime = lifetime
             let key = UsageKey(day: day, agentID: debit.agentID, lineKey: line.key)
-            var cell = book.usage[key] ?? UsageCell()
-            cell.amount += line.amountMicros
-            cell.quantity += line.quantity
-            cell.inputTokens += input
-            cell.outputTokens += output
-            book.usage[key] = cell
+            // In place: no copy of the cell table per debit.
+            book.usage[key, default: UsageCell()].amount += line.amountMicros
+            book.usage[key, default: UsageCell()].quantity += line.quantity
+            book.usage[key, default: UsageCell()].inputTokens += input
+            book.usage[key, default: UsageCell()].outputTokens += output
         }
     }
 }
