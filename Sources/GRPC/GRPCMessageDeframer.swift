@@ -66,6 +66,14 @@ public struct GRPCMessageDeframer: Sendable {
             | Int(buffer[readIndex + 3]) << 8 | Int(buffer[readIndex + 4])
         guard length <= maxMessageSize else { throw .tooLarge(length: length, limit: maxMessageSize) }
         guard bufferedCount >= 5 + length else { return nil }
+        if readIndex == 0 && buffer.count == 5 + length {
+            // The buffer is exactly one message (the usual case): hand over
+            // its storage minus the prefix instead of allocating a copy.
+            var bytes = buffer
+            buffer = []
+            bytes.removeFirst(5)
+            return Message(compressed: flags == 1, bytes: bytes)
+        }
         let start = readIndex + 5
         let message = Message(compressed: flags == 1, bytes: Array(buffer[start..<start + length]))
         readIndex = start + length

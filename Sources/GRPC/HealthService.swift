@@ -25,15 +25,19 @@ public final class HealthService: Sendable {
     }
 
     public func register(into router: inout GRPCRouter) {
-        // Inline: a lookup in a small locked dictionary, never blocks.
-        router.registerInline("/grpc.health.v1.Health/Check") {
-            [self] (request: Grpc_Health_V1_HealthCheckRequest, _) -> Grpc_Health_V1_HealthCheckResponse in
-            guard let status = status(of: request.service) else {
-                throw GRPCStatus(.notFound, "unknown service \(request.service)")
-            }
+        // Inline: a lookup in a small locked dictionary, never blocks. The
+        // response for each status is serialized once.
+        let serialized = Dictionary(uniqueKeysWithValues: [Status.unknown, .serving, .notServing, .serviceUnknown].map { status in
             var response = Grpc_Health_V1_HealthCheckResponse()
             response.status = status
-            return response
+            return (status, (try? response.serializedBytes()) ?? [])
+        })
+        router.registerInline(path: "/grpc.health.v1.Health/Check") { [self] bytes, _ in
+            let service = bytes.isEmpty ? "" : try decode(Grpc_Health_V1_HealthCheckRequest.self, bytes).service
+            guard let status = status(of: service) else {
+                throw GRPCStatus(.notFound, "unknown service \(service)")
+            }
+            return serialized[status] ?? []
         }
     }
 }

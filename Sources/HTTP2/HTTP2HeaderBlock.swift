@@ -2,15 +2,22 @@
 /// into Strings only when asked for, so the per-request cost is two byte
 /// copies per field instead of two String allocations.
 public struct HTTP2HeaderBlock: Sendable, Equatable {
+    @usableFromInline
     struct Field: Sendable, Equatable {
-        let nameStart: Int
-        let nameLength: Int
-        let valueLength: Int
-        var valueStart: Int { nameStart + nameLength }
+        @usableFromInline let nameStart: Int
+        @usableFromInline let nameLength: Int
+        @usableFromInline let valueLength: Int
+        @usableFromInline var valueStart: Int { nameStart + nameLength }
+
+        init(nameStart: Int, nameLength: Int, valueLength: Int) {
+            self.nameStart = nameStart
+            self.nameLength = nameLength
+            self.valueLength = valueLength
+        }
     }
 
-    private(set) var bytes: [UInt8] = []
-    private(set) var fields: [Field] = []
+    @usableFromInline private(set) var bytes: [UInt8] = []
+    @usableFromInline private(set) var fields: [Field] = []
     /// Size as RFC 9113 §6.5.2 counts it: name + value + 32 per field.
     private(set) var listSize = 0
 
@@ -53,6 +60,8 @@ public struct HTTP2HeaderBlock: Sendable, Equatable {
 
     /// Calls `body` with each field's raw name and value, in order, without
     /// creating Strings (for the one pass a request's routing needs).
+    /// Inlinable, so the caller's closure is specialised into the loop.
+    @inlinable
     public func forEachField(_ body: (UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<UInt8>) -> Void) {
         bytes.withUnsafeBufferPointer { all in
             guard let base = all.baseAddress else { return }

@@ -9,6 +9,6 @@ struct Billing: ParsableCommand {
             Meters agent and workflow runs, debits prepaid credits from an in-process \
             ledger journaled to SQLite, and serves the workspace Billing tab. See README.md.
             """,
-        subcommands: [Serve.self, Verify.self, Keys.self, Audit.self, Load.self],
+        subcommands: [Serve.self, Call.self, Load.self, Verify.self, Keys.self, Audit.self],
         defaultSubcommand: nil)
 }

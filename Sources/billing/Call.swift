@@ -1,0 +1,99 @@
+import ArgumentParser
+import BillingProto
+import Client
+import Foundation
+import HTTP2
+import SwiftProtobuf
+import TLS
+
+struct Call: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Call any RPC of the schema with JSON in and JSON out (like grpcurl, no .proto needed).",
+        discussion: """
+            METHOD is Service/Method or its full path, e.g. billing.v1.Metering/Debit or \
+            grpc.health.v1.Health/Check. The request is JSON in protobuf's JSON mapping (field \
+            names in lowerCamelCase or as in the .proto), from --data or standard input (`-`). \
+            On success the response is printed as JSON; on failure the status, message and \
+            ErrorInfo (reason, metadata) go to standard error and the exit code is 2. \
+            `billing call --list` lists the methods.
+            """)
+
+    @Argument(help: "Service/Method, e.g. billing.v1.Metering/Quote.")
+    var method: String?
+
+    @Option(help: "Server address, numeric IPv4 host:port.")
+    var target: String = "127.0.0.1:50051"
+
+    @Option(name: .shortAndLong, help: "Request JSON; `-` reads standard input. Default: {}.")
+    var data: String = "{}"
+
+    @Option(help: "Bearer token (service key or user JWT). Default: $BILLING_KEY. Never printed.")
+    var key: String?
+
+    @Option(help: "Use TLS, trusting this CA (PEM) for the server certificate.")
+    var tlsCa: String?
+
+    @Option(help: "Deadline in milliseconds.")
+    var timeoutMillis: Int32 = 10_000
+
+    @Flag(help: "List the methods this command knows.")
+    var list = false
+
+    func run() throws {
+        if list {
+            MethodCatalog.methods.keys.sorted().forEach { print(String($0.dropFirst())) }
+            return
+        }
+        guard let method else { throw ValidationError("give a METHOD (billing call --list shows them)") }
+        let path = method.hasPrefix("/") ? method : "/" + method
+        guard let types = MethodCatalog.methods[path] else {
+            throw ValidationError("unknown method \(method) (billing call --list shows them)")
+        }
+        let json = data == "-" ? String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self) : data
+        let request: any Message
+        do {
+            request = try types.request.init(jsonString: json)
+        } catch {
+            throw ValidationError("request is not valid JSON for \(types.request.protoMessageName): \(error)")
+        }
+        guard let colon = target.lastIndex(of: ":"), let port = UInt16(target[target.index(after: colon)...]) else {
+            throw ValidationError("--target must be host:port")
+        }
+        let host = String(target[..<colon])
+        let tls = try tlsCa.map {
+            try TLSContext(client: TLSClientConfiguration(serverVerification: .trustCAFile($0), serverName: host))
+        }
+        var metadata: [HTTP2Header] = [HTTP2Header("grpc-timeout", "\(timeoutMillis)m")]
+        if let token = key ?? ProcessInfo.processInfo.environment["BILLING_KEY"], !token.isEmpty {
+            metadata.append(HTTP2Header("authorization", "Bearer \(token)"))
+        }
+        let connection = try GRPCClientConnection(host: host, port: port, tls: tls)
+        let completion = try connection.call(path: path, message: try request.serializedBytes(), metadata: metadata,
+                                             timeoutMillis: timeoutMillis + 1000)
+        guard completion.status == 0 else {
+            FileHandle.standardError.write(Data(Self.describeFailure(completion).utf8))
+            throw ExitCode(2)
+        }
+        let response = try types.response.init(serializedBytes: completion.response)
+        var options = JSONEncodingOptions()
+        options.preserveProtoFieldNames = true
+        print(try response.jsonString(options: options))
+    }
+
+    /// Status name and code, message, and the ErrorInfo if any.
+    static func describeFailure(_ completion: GRPCClientConnection.Completion) -> String {
+        var text = "ERROR: \(statusName(completion.status)) (\(completion.status)): \(completion.message)\n"
+        if var details = completion.details {
+            while details.count % 4 != 0 { details += "=" }
+            if let bytes = Data(base64Encoded: details), let status = try? Google_Rpc_Status(serializedBytes: [UInt8](bytes)) {
+                for any in status.details {
+                    if let info = try? Google_Rpc_ErrorInfo(unpackingAny: any) {
+                        text += "  reason: \(info.reason)\n  domain: \(info.domain)\n"
+                        for (key, value) in info.metadata.sorted(by: { $0.key < $1.key }) { text += "  \(key): \(value)\n" }
+                    }
+                }
+            }
+        }
+        return text
+    }
+}
