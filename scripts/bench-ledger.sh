@@ -23,7 +23,6 @@ for mix in debit:1 quote:1 batch:1 cost:1 usage:1; do
   echo "== $mix ($seconds s, $accounts accounts; batch: 100 debits per call)"
   BILLING_KEY="$key" taskset -c 1 "$bin" load --target "127.0.0.1:$(cat "$work/port")" --duration "$seconds" \
     --accounts "$accounts" --mix "$mix" --batch-size 100 --connections 4 --streams 32 2>/dev/null | sed -n '1,3p'
-  accounts=1  # provision once is enough for the first run; later runs add one account each
 done
 echo "== reconcile"
 "$bin" verify --db "$work/bench.sqlite" | tail -2

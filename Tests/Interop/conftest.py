@@ -3,13 +3,19 @@ and raw HTTP/2 peers against the real `billing` binary over loopback.
 
 - `pb`: Python stubs generated from schema/ with grpcio-tools, once per run.
 - `server`: a factory that starts `billing serve` (h2c or TLS) on a free port
-  with its own database and log, and stops it at teardown.
+  with its own database and log, and stops it at teardown; `module_server`,
+  the same for servers shared by a whole test module.
+- `mint_jwt`, `user_claims`: platform user tokens (HS256 JWTs) made with the
+  standard library; `error_info`: the ErrorInfo of a refused call.
 - `tls_files`: a self-signed server certificate, plus a CA and a client
   certificate it signed (for mTLS), made with the openssl CLI.
 
 The binary is $BILLING_BIN, or .build/debug/billing by default.
 """
 
+import base64
+import hashlib
+import hmac
 import json
 import os
 import signal
@@ -93,6 +99,7 @@ def pb(tmp_path_factory):
     from billing.v1 import testing_pb2, testing_pb2_grpc  # noqa: E402
     from billing.v1 import common_pb2, metering_pb2, metering_pb2_grpc  # noqa: E402
     from billing.v1 import accounts_pb2, accounts_pb2_grpc, admin_pb2, admin_pb2_grpc  # noqa: E402
+    from billing.v1 import payments_pb2, payments_pb2_grpc  # noqa: E402
     from google.rpc import status_pb2, error_details_pb2  # noqa: E402
 
     return types.SimpleNamespace(
@@ -100,6 +107,7 @@ def pb(tmp_path_factory):
         common_pb2=common_pb2, metering_pb2=metering_pb2, metering_pb2_grpc=metering_pb2_grpc,
         accounts_pb2=accounts_pb2, accounts_pb2_grpc=accounts_pb2_grpc,
         admin_pb2=admin_pb2, admin_pb2_grpc=admin_pb2_grpc,
+        payments_pb2=payments_pb2, payments_pb2_grpc=payments_pb2_grpc,
         status_pb2=status_pb2, error_details_pb2=error_details_pb2,
     )
 
@@ -164,6 +172,8 @@ class Server:
         self.drain_seconds = drain_seconds
         self.db_path = db_path  # the SQLite ledger it serves
         self.credentials_path: Path | None = None  # --demo-credentials-file (written on a fresh db without --no-demo)
+        self.stderr_path: Path | None = None  # standard error, when started with split_output (else in log_path)
+        self.jwt_secret_path: Path | None = None  # --jwt-secret-file, or the default <db>.jwt-secret
         self.stopped_on_purpose = False
         self._channels = []
 
@@ -176,8 +186,21 @@ class Server:
         return ("127.0.0.1", self.port)
 
     def log(self) -> str:
+        """Everything the server wrote (standard output, then standard error when split)."""
+        return self.stdout_text() + (self.stderr_text() if self.stderr_path is not None else "")
+
+    def stdout_text(self) -> str:
+        """`log_path`: standard output (and standard error too unless started with split_output)."""
         try:
             return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def stderr_text(self) -> str:
+        """Standard error alone (only when started with split_output)."""
+        assert self.stderr_path is not None, "started without split_output: stderr is in log_path"
+        try:
+            return self.stderr_path.read_text(errors="replace")
         except FileNotFoundError:
             return ""
 
@@ -203,6 +226,22 @@ class Server:
         assert self.credentials_path is not None and self.credentials_path.exists(), \
             f"no demo credentials at {self.credentials_path} (started with --no-demo, or not on a fresh db?)"
         return json.loads(self.credentials_path.read_text())["service_key"]
+
+    def owner_token(self) -> str:
+        """The demo Owner token (a JWT for account "demo") this server printed on its fresh database."""
+        assert self.credentials_path is not None and self.credentials_path.exists(), \
+            f"no demo credentials at {self.credentials_path} (started with --no-demo, or not on a fresh db?)"
+        return json.loads(self.credentials_path.read_text())["owner_token"]
+
+    def jwt_secret(self) -> bytes:
+        """The HMAC secret this server verifies user tokens with (surrounding whitespace trimmed, as the server does)."""
+        assert self.jwt_secret_path is not None and self.jwt_secret_path.exists(), \
+            f"no JWT secret at {self.jwt_secret_path}"
+        return self.jwt_secret_path.read_bytes().strip()
+
+    def mint(self, **claims) -> str:
+        """A user token this server accepts: `user_claims(**claims)` signed HS256 with its secret."""
+        return mint_jwt(self.jwt_secret(), user_claims(**claims))
 
     def authorized_channel(self, token: str | None = None, **kwargs) -> grpc.Channel:
         """`channel(**kwargs)` whose calls carry `authorization: Bearer <token>`
@@ -272,27 +311,27 @@ class Server:
             return False
 
 
-@pytest.fixture
-def server(request, tmp_path, tls_files):
-    """Factory: `server(tls=False, client_ca=False, drain_seconds=2, args=(),
-    poll_interval=0.005, db=None)` starts `billing serve` (on `db`, e.g. the
-    `db_path` of an earlier server to restart it, else a new database), returns a Server as soon as
-    the port file has the port (polled every `poll_interval` seconds, 0 for
-    a busy wait); every server it started is
-    stopped at teardown (SIGTERM, bounded wait, then SIGKILL). A server that
-    died during the test without being told to fails the test's teardown."""
-    binary = billing_binary()
-    started: list[Server] = []
-    request.node.billing_servers = started
+class ServerFactory:
+    """Starts `billing serve` processes in `directory` and stops them all at
+    `finish()`. The `server` fixture (one per test) and `module_server` (one
+    per test module, for tables of many cases on one server) are its `start`."""
 
-    def start(*, tls: bool = False, client_ca: bool = False, drain_seconds: int = 2,
-              args=(), poll_interval: float = 0.005, db: Path | None = None) -> Server:
-        index = len(started)
+    def __init__(self, directory: Path, tls_files: TLSFiles):
+        self.binary = billing_binary()
+        self.directory = directory
+        self.tls_files = tls_files
+        self.started: list[Server] = []
+
+    def start(self, *, tls: bool = False, client_ca: bool = False, drain_seconds: int = 2,
+              args=(), poll_interval: float = 0.005, db: Path | None = None, split_output: bool = False) -> Server:
+        tmp_path, tls_files = self.directory, self.tls_files
+        index = len(self.started)
         port_file = tmp_path / f"port-{index}"
         log_path = tmp_path / f"billing-{index}.log"
+        stderr_path = tmp_path / f"billing-{index}.stderr.log" if split_output else None
         db_path = Path(db) if db is not None else tmp_path / f"billing-{index}.sqlite"
         credentials_path = tmp_path / f"demo-credentials-{index}.json"
-        command = [str(binary), "serve", "--listen", "127.0.0.1:0", "--port-file", str(port_file),
+        command = [str(self.binary), "serve", "--listen", "127.0.0.1:0", "--port-file", str(port_file),
                    "--enable-testing-service", "--db", str(db_path), "--demo-credentials-file", str(credentials_path),
                    "--drain-seconds", str(drain_seconds), "--log-level", "debug"]
         if tls or client_ca:
@@ -300,18 +339,31 @@ def server(request, tmp_path, tls_files):
         if client_ca:
             command += ["--tls-client-ca", str(tls_files.client_ca)]
         command += list(args)
+        jwt_secret_path = Path(str(db_path) + ".jwt-secret")
+        if "--jwt-secret-file" in command:
+            jwt_secret_path = Path(command[len(command) - 1 - command[::-1].index("--jwt-secret-file") + 1])
+            if not jwt_secret_path.is_absolute():
+                jwt_secret_path = ROOT / jwt_secret_path
         log = open(log_path, "wb")
+        err = open(stderr_path, "wb") if stderr_path is not None else None
         # Run from the repository root, as the README does, so that default
         # paths (config/) resolve; everything the server writes is in tmp_path.
-        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                cwd=ROOT)
+        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=err if err is not None else subprocess.STDOUT, cwd=ROOT)
         log.close()
+        if err is not None:
+            err.close()
+
+        def output() -> str:
+            text = log_path.read_text(errors="replace")
+            return text + (stderr_path.read_text(errors="replace") if stderr_path is not None else "")
+
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         port = None
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 pytest.fail(f"billing exited with {proc.returncode} before listening:\n"
-                            f"{' '.join(command)}\n{log_path.read_text(errors='replace')}")
+                            f"{' '.join(command)}\n{output()}")
             try:
                 text = port_file.read_text().strip()
             except FileNotFoundError:
@@ -323,25 +375,111 @@ def server(request, tmp_path, tls_files):
         if port is None:
             proc.kill()
             proc.wait(timeout=STOP_TIMEOUT_S)
-            pytest.fail(f"no port file after {STARTUP_TIMEOUT_S} s:\n{log_path.read_text(errors='replace')}")
+            pytest.fail(f"no port file after {STARTUP_TIMEOUT_S} s:\n{output()}")
         s = Server(proc, port, log_path, tls_files if (tls or client_ca) else None, drain_seconds, db_path)
         s.credentials_path = credentials_path
-        started.append(s)
+        s.stderr_path = stderr_path
+        s.jwt_secret_path = jwt_secret_path
+        self.started.append(s)
         return s
 
-    yield start
-
-    died = [(s, s.proc.poll()) for s in started
-            if not s.stopped_on_purpose and s.proc.poll() is not None]
-    # Shutdown is bounded by the drain: a server still running well after it is hung.
-    hung = [s for s in started if not s.stop(timeout=s.drain_seconds + 5)]
-    if died:
-        s, code = died[0]
-        pytest.fail(f"server exited on its own during the test (code {code}); log:\n{s.log_tail()}")
-    if hung:
-        s = hung[0]
-        pytest.fail(f"server still running {s.drain_seconds + 5} s after SIGTERM (drain {s.drain_seconds} s); "
+    def finish(self) -> str | None:
+        """Stops every server; why the test fails (a server died on its own or hung), or None."""
+        started = self.started
+        died = [(s, s.proc.poll()) for s in started
+                if not s.stopped_on_purpose and s.proc.poll() is not None]
+        # Shutdown is bounded by the drain: a server still running well after it is hung.
+        hung = [s for s in started if not s.stop(timeout=s.drain_seconds + 5)]
+        if died:
+            s, code = died[0]
+            return f"server exited on its own during the test (code {code}); log:\n{s.log_tail()}"
+        if hung:
+            s = hung[0]
+            return (f"server still running {s.drain_seconds + 5} s after SIGTERM (drain {s.drain_seconds} s); "
                     f"killed. log:\n{s.log_tail()}")
+        return None
+
+
+@pytest.fixture
+def server(request, tmp_path, tls_files):
+    """Factory: `server(tls=False, client_ca=False, drain_seconds=2, args=(),
+    poll_interval=0.005, db=None, split_output=False)` starts `billing serve`
+    (on `db`, e.g. the `db_path` of an earlier server to restart it, else a
+    new database), returns a Server as soon as the port file has the port
+    (polled every `poll_interval` seconds, 0 for a busy wait); every server
+    it started is stopped at teardown (SIGTERM, bounded wait, then SIGKILL).
+    A server that died during the test without being told to fails the
+    test's teardown. `split_output`: standard error goes to its own file
+    (`Server.stderr_path`) instead of `log_path`."""
+    factory = ServerFactory(tmp_path, tls_files)
+    request.node.billing_servers = factory.started
+    yield factory.start
+    failure = factory.finish()
+    if failure:
+        pytest.fail(failure)
+
+
+@pytest.fixture(scope="module")
+def module_server(request, tmp_path_factory, tls_files):
+    """`server`'s factory for a whole test module: servers live until the
+    module's last test (fast tables of many cases on one server)."""
+    factory = ServerFactory(tmp_path_factory.mktemp("module-server"), tls_files)
+    request.module.billing_module_servers = factory.started
+    yield factory.start
+    failure = factory.finish()
+    if failure:
+        pytest.fail(failure)
+
+
+# --------------------------------------------------------------------------
+# User tokens (the platform's HS256 JWTs), minted with the standard library
+
+
+def b64url(data: bytes) -> str:
+    """Unpadded base64url (RFC 7515 §2)."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def user_claims(*, account_id: str = "demo", role: str = "owner", permissions=(), sub: str = "user-1",
+                issuer: str = "platform", audience: str = "billing", ttl: int = 600,
+                now: int | None = None, **extra) -> dict:
+    """The claims of a platform user token, valid for `ttl` seconds from `now`.
+    `extra` adds or overrides claims (e.g. nbf); a value None removes the claim."""
+    now = int(time.time()) if now is None else now
+    claims = {"sub": sub, "account_id": account_id, "role": role, "permissions": list(permissions),
+              "iss": issuer, "aud": audience, "iat": now, "exp": now + ttl}
+    claims.update(extra)
+    return {k: v for k, v in claims.items() if v is not None}
+
+
+def mint_jwt(secret: bytes, claims: dict, *, alg: str = "HS256", header: dict | None = None,
+             signature: bytes | None = None) -> str:
+    """A compact JWS: header (default {"alg": alg, "typ": "JWT"}), claims, and
+    an HMAC signature with `secret` for HS256/HS384/HS512 (`signature` forces
+    one; alg "none" gets an empty signature)."""
+    if isinstance(secret, str):
+        secret = secret.encode()
+    head = header if header is not None else {"alg": alg, "typ": "JWT"}
+    signing_input = (b64url(json.dumps(head, separators=(",", ":")).encode()) + "."
+                     + b64url(json.dumps(claims, separators=(",", ":")).encode()))
+    if signature is None:
+        digest = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}.get(alg)
+        signature = hmac.new(secret, signing_input.encode(), digest).digest() if digest else b""
+    return signing_input + "." + b64url(signature)
+
+
+def error_info(pb, error: grpc.RpcError):
+    """The google.rpc.ErrorInfo of a refused call (first detail of
+    grpc-status-details-bin), or None when the status carries none."""
+    raw = dict(error.trailing_metadata() or ()).get("grpc-status-details-bin")
+    if raw is None:
+        return None
+    status = pb.status_pb2.Status.FromString(raw)
+    info = pb.error_details_pb2.ErrorInfo()
+    for detail in status.details:
+        if detail.Unpack(info):
+            return info
+    return None
 
 
 def billing_verify(db_path) -> subprocess.CompletedProcess:
@@ -369,3 +507,5 @@ def pytest_runtest_makereport(item, call):
     if report.failed:
         for index, s in enumerate(getattr(item, "billing_servers", [])):
             report.sections.append((f"billing log {index} ({s.log_path})", s.log_tail(60)))
+        for index, s in enumerate(getattr(getattr(item, "module", None), "billing_module_servers", [])):
+            report.sections.append((f"billing module server log {index} ({s.log_path})", s.log_tail(60)))
