@@ -92,7 +92,7 @@ let package = Package(
         .target(
             name: "BillingService",
             dependencies: [
-                "GRPC", "BillingProto", "BillingCore", "BillingLedger", "BillingAuth",
+                "GRPC", "BillingProto", "BillingCore", "BillingLedger", "BillingAuth", "TLS",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -108,7 +108,7 @@ let package = Package(
         .testTarget(name: "BillingCoreTests", dependencies: ["BillingCore"]),
         .testTarget(name: "BillingLedgerTests", dependencies: ["BillingLedger", "BillingCore", "BillingProto"]),
         .testTarget(name: "BillingSQLiteTests", dependencies: ["BillingSQLite", "BillingLedger", "BillingProto"]),
-        .testTarget(name: "BillingAuthTests", dependencies: ["BillingAuth", "TLS"]),
+        .testTarget(name: "BillingAuthTests", dependencies: ["BillingAuth", "TLS", "BillingCore"]),
         .testTarget(name: "HTTP2Tests", dependencies: ["HTTP2"]),
         .testTarget(name: "TLSTests", dependencies: ["TLS"]),
         .testTarget(name: "GRPCTests", dependencies: ["GRPC", "HTTP2", "BillingProto", "BillingService"]),

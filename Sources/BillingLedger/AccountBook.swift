@@ -61,6 +61,13 @@ public struct UsageKey: Hashable, Sendable {
 }
 
 public struct UsageCell: Sendable, Equatable {
+    mutating func add(amount: Int64, quantity: Int64, inputTokens: Int64, outputTokens: Int64) {
+        self.amount += amount
+        self.quantity += quantity
+        self.inputTokens += inputTokens
+        self.outputTokens += outputTokens
+    }
+
     public var amount: Int64 = 0
     public var quantity: Int64 = 0
     public var inputTokens: Int64 = 0

@@ -22,10 +22,17 @@ public struct DebitCommand: Sendable {
         self.fingerprint = fingerprint
     }
 
-    /// A request's identity for idempotency: every field that shapes the
-    /// charge, length-prefixed so no two requests share an encoding.
+    /// A request's identity for idempotency: SHA-256 of `canonicalBytes`.
     public static func fingerprint(workspaceID: String, agentID: String, runID: String, items: [LineItem]) -> [UInt8] {
+        SHA256.hash(canonicalBytes(workspaceID: workspaceID, agentID: agentID, runID: runID, items: items))
+    }
+
+    /// Every field that shapes the charge, length-prefixed so no two
+    /// requests share an encoding. (The service hashes it with OpenSSL's
+    /// SHA-256, the ledger's tests with BillingCore's; the digests are equal.)
+    public static func canonicalBytes(workspaceID: String, agentID: String, runID: String, items: [LineItem]) -> [UInt8] {
         var bytes: [UInt8] = []
+        bytes.reserveCapacity(64 + workspaceID.utf8.count + agentID.utf8.count + runID.utf8.count + items.count * 48)
         func field(_ text: String) {
             let utf8 = Array(text.utf8)
             withUnsafeBytes(of: UInt32(utf8.count).bigEndian) { bytes.append(contentsOf: $0) }
@@ -47,6 +54,6 @@ public struct DebitCommand: Sendable {
                 field("storage"); field(kind.rawValue); number(count)
             }
         }
-        return SHA256.hash(bytes)
+        return bytes
     }
 }

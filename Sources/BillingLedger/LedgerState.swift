@@ -99,11 +99,9 @@ public struct LedgerState: Sendable, Equatable {
         for line in debit.lines {
             let (input, output) = Self.tokens(line)
             let key = UsageKey(day: day, agentID: debit.agentID, lineKey: line.key)
-            // In place: no copy of the cell table per debit.
-            book.usage[key, default: UsageCell()].amount += line.amountMicros
-            book.usage[key, default: UsageCell()].quantity += line.quantity
-            book.usage[key, default: UsageCell()].inputTokens += input
-            book.usage[key, default: UsageCell()].outputTokens += output
+            // In place, one hash of the key: no copy of the cell table per debit.
+            book.usage[key, default: UsageCell()].add(amount: line.amountMicros, quantity: line.quantity,
+                                                      inputTokens: input, outputTokens: output)
         }
     }
 }

@@ -1,6 +1,7 @@
 import BillingCore
 import BillingLedger
 import BillingProto
+import TLS
 import GRPC
 
 extension MeteringService {
@@ -13,8 +14,8 @@ extension MeteringService {
         let command = DebitCommand(
             accountID: request.accountID, workspaceID: request.workspaceID, agentID: request.agentID,
             runID: request.runID, idempotencyKey: "", priced: priced,
-            fingerprint: DebitCommand.fingerprint(workspaceID: request.workspaceID, agentID: request.agentID,
-                                                  runID: request.runID, items: items))
+            fingerprint: OpenSSLCrypto.sha256(DebitCommand.canonicalBytes(
+                workspaceID: request.workspaceID, agentID: request.agentID, runID: request.runID, items: items)))
         guard let (event, balance) = await ledger.quote(command) else {
             throw Refusals.status(LedgerError.accountNotFound(request.accountID))
         }

@@ -1,6 +1,7 @@
 public import BillingCore
 public import BillingLedger
 import BillingProto
+import TLS
 import GRPC
 
 /// billing.v1.Metering: the hot path. Validates and prices outside the
@@ -46,8 +47,8 @@ public final class MeteringService: Sendable {
         return DebitCommand(
             accountID: request.accountID, workspaceID: request.workspaceID, agentID: request.agentID,
             runID: request.runID, idempotencyKey: request.idempotencyKey, priced: priced,
-            fingerprint: DebitCommand.fingerprint(workspaceID: request.workspaceID, agentID: request.agentID,
-                                                  runID: request.runID, items: items))
+            fingerprint: OpenSSLCrypto.sha256(DebitCommand.canonicalBytes(
+                workspaceID: request.workspaceID, agentID: request.agentID, runID: request.runID, items: items)))
     }
 
     /// The key's committed outcome from SQLite when the hot cache misses.

@@ -1,0 +1,12 @@
+import BillingCore
+import Testing
+import TLS
+
+/// Debit fingerprints are computed with OpenSSL in the service and with
+/// BillingCore's pure-Swift SHA-256 in the ledger's tests: they must agree.
+@Test(arguments: [0, 1, 55, 56, 63, 64, 65, 119, 1000])
+func pureSwiftSHA256MatchesOpenSSL(length: Int) {
+    var rng = SystemRandomNumberGenerator()
+    let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &rng) }
+    #expect(SHA256.hash(bytes) == OpenSSLCrypto.sha256(bytes))
+}
