@@ -1,6 +1,7 @@
 import BillingProto
 import Foundation
 import Logging
+import Metrics
 import Synchronization
 
 /// Writes journal entries to the store on its own thread, many per
@@ -32,6 +33,11 @@ final class GroupCommitter: Sendable {
     let onFailure: @Sendable (String) -> Void
     private let state: Mutex<State>
     private let wake = DispatchSemaphore(value: 0)
+    /// Entries per transaction and commit latency (swift-metrics).
+    private let batchSize = Recorder(label: "billing_journal_batch_entries", aggregate: true)
+    private let commitLatency = Metrics.Timer(label: "billing_journal_commit_seconds")
+    /// When the newest checkpoint was written (unix micros); 0: none by this process.
+    let lastCheckpointMicros = Atomic<Int64>(0)
     private let stopped = DispatchSemaphore(value: 0)
 
     init(store: any LedgerStore, durableSeq: Int64, maxBatch: Int, maxQueued: Int, logger: Logger,
@@ -126,8 +132,11 @@ final class GroupCommitter: Sendable {
     }
 
     private func commit(_ batch: [Billing_Journal_V1_Entry]) {
+        let started = DispatchTime.now().uptimeNanoseconds
         do {
             try store.append(batch)
+            commitLatency.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started))
+            batchSize.record(batch.count)
         } catch {
             let reason = "journal write failed: \(error)"
             logger.error("journal commit failed; the ledger will reload from the store", metadata: [
@@ -163,6 +172,7 @@ final class GroupCommitter: Sendable {
     private func write(_ checkpoint: Billing_Journal_V1_Checkpoint) {
         do {
             try store.writeCheckpoint(checkpoint)
+            lastCheckpointMicros.store(checkpoint.writtenUnixMicros, ordering: .relaxed)
             logger.info("checkpoint written", metadata: ["seq": "\(checkpoint.seq)", "accounts": "\(checkpoint.accounts.count)"])
         } catch {
             // Not fatal: the journal has everything; recovery replays more.

@@ -35,6 +35,7 @@ public actor Ledger {
         self.cache = IdempotencyCache(capacity: configuration.idempotencyCacheCapacity)
         self.state = state
         let elapsed = ContinuousClock.now - started
+        recoveryMillis = elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
         logger.info("ledger recovered", metadata: [
             "seq": "\(state.lastSeq)", "replayed_entries": "\(replayed)", "accounts": "\(state.accounts.count)",
             "recovery_ms": "\(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)",
@@ -55,7 +56,11 @@ public actor Ledger {
     }
 
     public var lastSeq: Int64 { state.lastSeq }
-    public var durableSeq: Int64 { committer.durableSeq }
+    /// Unix micros of the newest checkpoint this process wrote (0: none yet).
+    public nonisolated var lastCheckpointMicros: Int64 { committer.lastCheckpointMicros.load(ordering: .relaxed) }
+    /// How long start-up recovery took.
+    public nonisolated let recoveryMillis: Int64
+    public nonisolated var durableSeq: Int64 { committer.durableSeq }
     public nonisolated var commitStatistics: (batches: Int64, entries: Int64) { committer.statistics }
 
     // MARK: Appending

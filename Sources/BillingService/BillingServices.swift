@@ -8,6 +8,9 @@ public import GRPC
 public enum BillingServices {
     public static let names = ["billing.v1.Metering", "billing.v1.Accounts", "billing.v1.Payments", "billing.v1.Admin"]
 
+    /// Every method path of the four services.
+    public static var allPaths: [String] { AccessTable.rules.keys.sorted() }
+
     public static func register(into router: inout GRPCRouter, ledger: Ledger, catalog: PriceCatalog,
                                 authenticator: Authenticator) {
         var secured = SecuredRouter(router: router, authenticator: authenticator)

@@ -2,6 +2,7 @@ import BillingAuth
 import BillingProto
 import GRPC
 import SwiftProtobuf
+import Metrics
 
 /// Requests that name the account they concern.
 protocol AccountScoped { var accountID: String { get } }
@@ -38,12 +39,17 @@ struct SecuredRouter {
         guard let access = AccessTable.rules[path] else { preconditionFailure("no access rule for \(path)") }
         let authenticator = self.authenticator
         router.register(path: path) { bytes, context in
-            // Credentials first: a caller who cannot authenticate learns
-            // nothing, not even whether its message decodes.
-            let principal = try authenticator.principal(context.metadata("authorization"))
-            let request = try decode(Request.self, bytes)
-            try authenticator.authorize(principal, access, accountID: (request as? AccountScoped)?.accountID)
-            return try await handler(request, principal).serializedBytes()
+            do {
+                // Credentials first: a caller who cannot authenticate learns
+                // nothing, not even whether its message decodes.
+                let principal = try authenticator.principal(context.metadata("authorization"))
+                let request = try decode(Request.self, bytes)
+                try authenticator.authorize(principal, access, accountID: (request as? AccountScoped)?.accountID)
+                return try await handler(request, principal).serializedBytes()
+            } catch let status as GRPCStatus {
+                RefusalMetrics.count(status)
+                throw status
+            }
         }
     }
 
@@ -64,5 +70,13 @@ struct SecuredRouter {
     static func pendingAccountScope(_ principal: Principal) -> String? {
         if case .user(_, let accountID, _, _) = principal { return accountID }
         return nil
+    }
+}
+
+/// Refusals by ErrorInfo reason (a bounded set: the reasons this code emits).
+enum RefusalMetrics {
+    static func count(_ status: GRPCStatus) {
+        guard let reason = status.errorInfo?.reason else { return }
+        Counter(label: "billing_refusals_total", dimensions: [("reason", reason)]).increment()
     }
 }

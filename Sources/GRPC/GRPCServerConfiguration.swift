@@ -14,6 +14,8 @@ public struct GRPCServerConfiguration: Sendable {
     public var maxRunningHandlersPerConnection: Int = 1024
     /// HTTP/2 limits: streams, header size, windows, flood thresholds.
     public var http2 = HTTP2Limits()
+    /// Where calls are counted and timed; nil records nothing.
+    public var metrics: GRPCServerMetrics?
 
     public init() {}
 }

@@ -15,7 +15,7 @@ extension GRPCServerConnection {
         }
         let path = request.path
         guard let method = router.method(for: path) else {
-            sendStatus(streamID, GRPCStatus(.unimplemented, "method \(path) is not implemented"))
+            sendStatus(streamID, GRPCStatus(.unimplemented, "method \(path) is not implemented"), path: path)
             return
         }
         if let encoding = request.encoding, encoding != "identity" {
@@ -37,8 +37,10 @@ extension GRPCServerConnection {
             return
         }
         let call = Call(streamID: streamID, path: path, method: method, metadata: headers,
-                        deadlineNanos: deadline, maxMessageSize: configuration.maxReceiveMessageSize)
+                        deadlineNanos: deadline, startedNanos: loop.nowNanos,
+                        maxMessageSize: configuration.maxReceiveMessageSize)
         calls[streamID] = call
+        configuration.metrics?.openCalls.add(1, ordering: .relaxed)
         if let deadline {
             call.timer = loop.schedule(atNanos: deadline) { [weak self] in
                 self?.deadlineExpired(streamID)
@@ -150,6 +152,7 @@ extension GRPCServerConnection {
         case .success(let response):
             call.responded = true
             cancelTimer(call)
+            configuration.metrics?.record(path: call.path, code: .ok, nanos: loop.nowNanos &- call.startedNanos)
             try? http2.sendResponse(
                 streamID: streamID, headers: Self.preparedResponseHeaders, body: grpcFrame(response),
                 trailers: Self.preparedOKTrailers)
@@ -174,10 +177,13 @@ extension GRPCServerConnection {
     static let preparedOKTrailers = HTTP2PreparedHeaders([HTTP2Header("grpc-status", "0")], permanent: true)
 
     /// A "trailers-only" response: one header block carrying the status.
-    func sendStatus(_ streamID: Int32, _ status: GRPCStatus, extra: [HTTP2Header] = []) {
+    func sendStatus(_ streamID: Int32, _ status: GRPCStatus, extra: [HTTP2Header] = [], path: String? = nil) {
         if let call = calls[streamID] {
             call.responded = true
             cancelTimer(call)
+            configuration.metrics?.record(path: call.path, code: status.code, nanos: loop.nowNanos &- call.startedNanos)
+        } else {
+            configuration.metrics?.record(path: path ?? "", code: status.code, nanos: nil)
         }
         var headers = Self.responseHeaders
         headers.append(HTTP2Header("grpc-status", String(status.code.rawValue)))

@@ -1,5 +1,6 @@
 import HTTP2
 public import Logging
+import Synchronization
 
 /// One gRPC connection: HTTP/2 events in, calls dispatched to handlers,
 /// responses out. Confined to its loop's thread; handlers run as tasks and
@@ -25,6 +26,8 @@ public final class GRPCServerConnection {
         let method: GRPCMethod
         let metadata: HTTP2HeaderBlock
         let deadlineNanos: UInt64?
+        /// When the request headers arrived (loop clock), for the latency metric.
+        let startedNanos: UInt64
         var deframer: GRPCMessageDeframer
         var message: GRPCMessageDeframer.Message?
         var timer: GRPCTimerID?
@@ -33,12 +36,13 @@ public final class GRPCServerConnection {
         var responded = false
 
         init(streamID: Int32, path: String, method: GRPCMethod,
-             metadata: HTTP2HeaderBlock, deadlineNanos: UInt64?, maxMessageSize: Int) {
+             metadata: HTTP2HeaderBlock, deadlineNanos: UInt64?, startedNanos: UInt64, maxMessageSize: Int) {
             self.streamID = streamID
             self.path = path
             self.method = method
             self.metadata = metadata
             self.deadlineNanos = deadlineNanos
+            self.startedNanos = startedNanos
             self.deframer = GRPCMessageDeframer(maxMessageSize: maxMessageSize)
         }
     }
@@ -90,6 +94,7 @@ public final class GRPCServerConnection {
             call.task?.cancel()
             if let timer = call.timer { loop.cancel(timer) }
         }
+        configuration.metrics?.openCalls.subtract(calls.count, ordering: .relaxed)
         calls.removeAll()
         isClosed = true
     }
@@ -109,6 +114,7 @@ public final class GRPCServerConnection {
             finishRequest(streamID)
         case let .streamClosed(streamID, _):
             if let call = calls.removeValue(forKey: streamID) {
+                configuration.metrics?.openCalls.subtract(1, ordering: .relaxed)
                 bufferedRequestBytes -= call.deframer.bufferedCount
                 if let timer = call.timer { loop.cancel(timer) }
                 if !call.responded { call.task?.cancel() }

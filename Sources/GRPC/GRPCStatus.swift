@@ -10,6 +10,13 @@ public struct GRPCStatus: Error, Sendable, Equatable {
         case ok = 0, cancelled, unknown, invalidArgument, deadlineExceeded, notFound, alreadyExists,
             permissionDenied, resourceExhausted, failedPrecondition, aborted, outOfRange,
             unimplemented, `internal`, unavailable, dataLoss, unauthenticated
+
+        /// The canonical name, as in grpc-status documentation ("NOT_FOUND").
+        public var name: String {
+            ["OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
+             "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+             "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"][rawValue]
+        }
     }
 
     public var code: Code

@@ -6,6 +6,8 @@ import GRPC
 import Logging
 import Server
 import TLS
+import Metrics
+import Prometheus
 import BillingCore
 import BillingLedger
 import BillingSQLite
@@ -64,6 +66,9 @@ struct Serve: ParsableCommand {
     @Option(help: "On SIGTERM/SIGINT, let calls in flight finish for up to this many seconds.")
     var drainSeconds: Int = 10
 
+    @Option(help: "Serve Prometheus metrics (HTTP/1.1 GET /metrics) on this host:port; off when not given.")
+    var metricsListen: String?
+
     @Option(help: "Write the bound port to this file once listening (for scripts and tests).")
     var portFile: String?
 
@@ -102,6 +107,9 @@ struct Serve: ParsableCommand {
         guard maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
         guard drainSeconds >= 0 else { throw ValidationError("--drain-seconds must not be negative") }
         guard checkpointEvery > 0 else { throw ValidationError("--checkpoint-every must be positive") }
+        if let metricsListen, SocketAddress(parsing: metricsListen) == nil {
+            throw ValidationError("--metrics-listen must be host:port")
+        }
     }
 
     func run() throws {
@@ -115,6 +123,10 @@ struct Serve: ParsableCommand {
         pthread_sigmask(SIG_BLOCK, &shutdownSignals, nil)
         bootstrapLogging(level: logLevel)
         let logger = Logger(label: "billing")
+        let registry = PrometheusCollectorRegistry()
+        if metricsListen != nil {
+            MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        }
 
         var configuration = ServerConfiguration(listen: SocketAddress(parsing: listen)!, threads: threads)
         if let tlsCert, let tlsKey {
@@ -152,6 +164,8 @@ struct Serve: ParsableCommand {
             clock: SystemClock())
 
         var router = GRPCRouter()
+        let callMetrics = GRPCServerMetrics(knownPaths: Set(BillingServices.allPaths + ["/grpc.health.v1.Health/Check", "/billing.v1.Testing/Echo"]))
+        if metricsListen != nil { configuration.grpc.metrics = callMetrics }
         let health = HealthService(services: BillingServices.names)
         health.register(into: &router)
         BillingServices.register(into: &router, ledger: ledger, catalog: prices, authenticator: authenticator)
@@ -162,6 +176,15 @@ struct Serve: ParsableCommand {
 
         let server = try GRPCServer(configuration: configuration, router: router, logger: logger)
         try server.start()
+        if let metricsListen {
+            let gauges = ServerGauges(registry: registry, recoveryMillis: ledger.recoveryMillis)
+            let endpoint = try MetricsEndpoint(listen: SocketAddress(parsing: metricsListen)!, logger: logger) {
+                gauges.update(server: server, calls: callMetrics, ledger: ledger)
+                return registry.emitToBuffer()
+            }
+            endpoint.start()
+            logger.info("metrics", metadata: ["address": "\(endpoint.boundAddress)", "path": "/metrics"])
+        }
         if let portFile {
             try "\(server.boundAddress.port)\n".write(toFile: portFile, atomically: true, encoding: .utf8)
         }

@@ -1,0 +1,74 @@
+import CLinux
+import Foundation
+import Glibc
+import Logging
+
+/// The operator's HTTP/1.1 listener: `GET /metrics` answers Prometheus text
+/// exposition, anything else 404. One thread, one request per connection,
+/// bounded reads with a timeout, so a slow scraper cannot hold it for long.
+public final class MetricsEndpoint: @unchecked Sendable {
+    let listenFD: Int32
+    let render: @Sendable () -> [UInt8]
+    let logger: Logger
+    public let boundAddress: SocketAddress
+
+    public init(listen: SocketAddress, logger: Logger, render: @escaping @Sendable () -> [UInt8]) throws {
+        let (fd, bound) = try GRPCServer.listen(on: listen)
+        // Blocking accept on this endpoint's own thread.
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+        self.listenFD = fd
+        self.boundAddress = bound
+        self.render = render
+        self.logger = logger
+    }
+
+    public func start() {
+        let thread = Thread { [self] in
+            while true {
+                let client = accept(listenFD, nil, nil)
+                if client < 0 {
+                    if errno == EINTR { continue }
+                    return
+                }
+                serve(client)
+                close(client)
+            }
+        }
+        thread.name = "billing-metrics"
+        thread.start()
+    }
+
+    private func serve(_ fd: Int32) {
+        var timeout = timeval(tv_sec: 2, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var request: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        // The request head only, at most 8 KiB.
+        while request.count < 8192, !request.ends(with: [13, 10, 13, 10]) {
+            let count = read(fd, &chunk, chunk.count)
+            guard count > 0 else { return }
+            request.append(contentsOf: chunk[0..<count])
+        }
+        let line = String(decoding: request.prefix { $0 != 13 }, as: UTF8.self)
+        let response: [UInt8]
+        if line.hasPrefix("GET /metrics ") || line == "GET /metrics" {
+            let body = render()
+            response = Array("HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n".utf8) + body
+        } else {
+            response = Array("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".utf8)
+        }
+        var offset = 0
+        while offset < response.count {
+            let written = response.withUnsafeBytes { write(fd, $0.baseAddress! + offset, response.count - offset) }
+            guard written > 0 else { return }
+            offset += written
+        }
+    }
+}
+
+extension Array where Element == UInt8 {
+    func ends(with suffix: [UInt8]) -> Bool {
+        count >= suffix.count && self[(count - suffix.count)...].elementsEqual(suffix)
+    }
+}

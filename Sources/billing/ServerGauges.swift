@@ -1,0 +1,32 @@
+import BillingLedger
+import Foundation
+import GRPC
+import Prometheus
+import Server
+
+/// Point-in-time values, set when /metrics is scraped.
+final class ServerGauges: Sendable {
+    let connections: Gauge
+    let calls: Gauge
+    let journalEntries: Gauge
+    let checkpointAge: Gauge
+
+    init(registry: PrometheusCollectorRegistry, recoveryMillis: Int64) {
+        func gauge(_ name: String, _ unit: String, _ help: String) -> Gauge {
+            registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "billing", metricName: name, unitName: unit, helpText: help))
+        }
+        connections = gauge("open", "connections", "Open client connections")
+        calls = gauge("open", "calls", "Calls in progress (streams with a call)")
+        journalEntries = gauge("journal", "entries", "Committed journal entries (last durable seq)")
+        checkpointAge = gauge("checkpoint_age", "seconds", "Seconds since this process wrote a checkpoint (-1: none yet)")
+        gauge("recovery", "seconds", "Start-up recovery time (checkpoint load + journal replay)").set(Double(recoveryMillis) / 1000)
+    }
+
+    func update(server: GRPCServer, calls callMetrics: GRPCServerMetrics, ledger: Ledger) {
+        connections.set(Double(server.openConnectionCount))
+        calls.set(Double(callMetrics.openCalls.load(ordering: .relaxed)))
+        journalEntries.set(Double(ledger.durableSeq))
+        let last = ledger.lastCheckpointMicros
+        checkpointAge.set(last == 0 ? -1 : (Date().timeIntervalSince1970 * 1_000_000 - Double(last)) / 1_000_000)
+    }
+}
