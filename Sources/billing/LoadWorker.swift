@@ -1,6 +1,7 @@
 import BillingProto
 import Client
 import Foundation
+import GRPC
 import HTTP2
 import Histogram
 import Synchronization
@@ -197,10 +198,7 @@ enum LoadKeys {
 }
 
 func statusName(_ code: Int) -> String {
-    let names = ["OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
-                 "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-                 "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"]
-    return (0..<names.count).contains(code) ? names[code] : "NO_STATUS"
+    GRPCStatus.Code(rawValue: code)?.name ?? "NO_STATUS"
 }
 
 func monotonicNow() -> UInt64 {
