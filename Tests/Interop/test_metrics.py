@@ -1,0 +1,89 @@
+"""The operator's view: /metrics on --metrics-listen counts exactly the calls made."""
+import re
+import socket
+import urllib.error
+import urllib.request
+
+import grpc
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def scrape(port: int) -> dict[str, float]:
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    samples = {}
+    for line in body.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    return samples
+
+
+def handled(samples, method, code):
+    return samples.get(f'grpc_server_handled_total{{grpc_method="{method}",grpc_code="{code}"}}', 0.0)
+
+
+def test_counters_move_by_exactly_the_calls_made(server, pb):
+    metrics_port = free_port()
+    srv = server(args=("--metrics-listen", f"127.0.0.1:{metrics_port}"))
+    channel = srv.authorized_channel()
+    metering = pb.metering_pb2_grpc.MeteringStub(channel)
+    m, c = pb.metering_pb2, pb.common_pb2
+    items = [c.LineItem(llm=c.LlmUsage(model="gpt-4o", input_tokens=100))]
+
+    before = scrape(metrics_port)
+    for i in range(7):
+        metering.Debit(m.DebitRequest(account_id="demo", workspace_id="w", agent_id="a", run_id="r",
+                                      idempotency_key=f"metrics-{i}", line_items=items), timeout=10)
+    for _ in range(3):
+        try:
+            metering.Debit(m.DebitRequest(account_id="nobody", workspace_id="w", agent_id="a", run_id="r",
+                                          idempotency_key="x", line_items=items), timeout=10)
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.NOT_FOUND
+    try:
+        metering.Quote(m.QuoteRequest(account_id="demo", line_items=items), timeout=10, metadata=[])
+    except grpc.RpcError:
+        pass
+    after = scrape(metrics_port)
+
+    debit = "/billing.v1.Metering/Debit"
+    assert handled(after, debit, "OK") - handled(before, debit, "OK") == 7
+    assert handled(after, debit, "NOT_FOUND") - handled(before, debit, "NOT_FOUND") == 3
+    refusals = 'billing_refusals_total{reason="ACCOUNT_NOT_FOUND"}'
+    assert after.get(refusals, 0) - before.get(refusals, 0) == 3
+    # Latency: one observation per call of the method.
+    count = 'grpc_server_handling_seconds_count{grpc_method="/billing.v1.Metering/Debit"}'
+    assert after[count] - before.get(count, 0) == 10
+    # The journal grew by 7 accepted debits and 1 refusal: the same request
+    # under the same key was refused once and then answered from that record.
+    assert after["billing_journal_entries"] - before["billing_journal_entries"] == 8
+    assert after["billing_journal_batch_entries_count"] > before.get("billing_journal_batch_entries_count", 0)
+    assert after["billing_open_connections"] >= 1
+    assert after["billing_recovery_seconds"] >= 0
+    assert after["billing_checkpoint_age_seconds"] == -1  # no checkpoint written by this process yet
+
+
+def test_unknown_paths_do_not_grow_the_label_set(server, pb):
+    metrics_port = free_port()
+    srv = server(args=("--metrics-listen", f"127.0.0.1:{metrics_port}"))
+    channel = srv.authorized_channel()
+    for i in range(5):
+        call = channel.unary_unary(f"/billing.v1.Metering/Nope{i}", request_serializer=None, response_deserializer=None)
+        try:
+            call(b"", timeout=5)
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.UNIMPLEMENTED
+    samples = scrape(metrics_port)
+    assert handled(samples, "unknown", "UNIMPLEMENTED") == 5
+    assert not any("Nope" in name for name in samples)
+    # Anything but GET /metrics is 404.
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/other", timeout=5)
+        raise AssertionError("expected 404")
+    except urllib.error.HTTPError as error:
+        assert error.code == 404
