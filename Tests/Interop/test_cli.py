@@ -1,0 +1,719 @@
+"""The command-line clients against the real server: `billing call` (JSON in,
+JSON out, every unary RPC of schema/, compared with what grpcio decodes for
+the same request) and `billing load` (a bounded load whose acknowledged
+debits `billing verify` must find in the journal, exactly).
+
+Every CLI run goes through `cli(...)`, which also checks that no caller
+credential (the demo service key, the demo Owner token) ever appears in
+standard output or standard error.
+"""
+
+import dataclasses
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from typing import Callable
+
+import grpc
+import pytest
+from google.protobuf import descriptor_pool, json_format, message_factory
+
+from conftest import ROOT, RPC_TIMEOUT_S, SCHEMA, billing_binary
+
+CLI_TIMEOUT_S = 60
+
+# --------------------------------------------------------------------------
+# The schema's unary methods, read from the .proto files themselves
+
+
+def schema_unary_methods() -> list[str]:
+    """`package.Service/Method` of every non-streaming rpc in schema/."""
+    methods = []
+    for proto in sorted(SCHEMA.rglob("*.proto")):
+        text = re.sub(r"//[^\n]*", "", proto.read_text())
+        package = re.search(r"^\s*package\s+([\w.]+)\s*;", text, re.M)
+        for service in re.finditer(r"\bservice\s+(\w+)\s*\{(.*?)\n\}", text, re.S):
+            for rpc in re.finditer(r"\brpc\s+(\w+)\s*\(\s*(stream\s+)?[\w.]+\s*\)\s*returns\s*\(\s*(stream\s+)?",
+                                   service.group(2)):
+                if rpc.group(2) or rpc.group(3):
+                    continue  # streaming (Health/Watch): not a `billing call` method
+                methods.append(f"{package.group(1)}.{service.group(1)}/{rpc.group(1)}")
+    return methods
+
+
+SCHEMA_METHODS = schema_unary_methods()
+
+# Methods the server implements today: these must answer OK to the requests
+# below. Any other method may be UNIMPLEMENTED (then `billing call` must say so)
+# or, once it lands, must round-trip like these.
+IMPLEMENTED = {
+    "billing.v1.Accounts/CreateAccount",
+    "billing.v1.Admin/GrantCredits", "billing.v1.Admin/CreateApiKey", "billing.v1.Admin/ListApiKeys",
+    "billing.v1.Admin/RevokeApiKey", "billing.v1.Admin/ListAuditLog",
+    "billing.v1.Metering/Quote", "billing.v1.Metering/Debit", "billing.v1.Metering/DebitBatch",
+    "billing.v1.Metering/GetExecutionCost", "billing.v1.Metering/GetDebit", "billing.v1.Metering/GetUsage",
+    "billing.v1.Testing/Echo", "grpc.health.v1.Health/Check",
+}
+
+
+def message_classes(method: str):
+    """(request class, response class) of `package.Service/Method`, from the
+    descriptors the generated stubs (pb fixture) and grpc_health registered."""
+    service, name = method.split("/")
+    descriptor = descriptor_pool.Default().FindServiceByName(service).methods_by_name[name]
+    return (message_factory.GetMessageClass(descriptor.input_type),
+            message_factory.GetMessageClass(descriptor.output_type))
+
+
+# --------------------------------------------------------------------------
+# Running the CLI
+
+# Every caller credential a test handed to the CLI; none may appear in output.
+SECRETS: set[str] = set()
+
+
+def remember_secret(token: str) -> str:
+    SECRETS.add(token)
+    if token.startswith("bk_") and token.count("_") >= 2:
+        SECRETS.add(token.split("_", 2)[2])  # the secret part of bk_<key id>_<secret> alone
+    return token
+
+
+def cli(*args, key: str | None = None, stdin: str | None = None, timeout: float = CLI_TIMEOUT_S
+        ) -> subprocess.CompletedProcess:
+    """`billing ARGS` with BILLING_KEY=key (unset when None); asserts that no
+    known credential is in its standard output or error."""
+    env = dict(os.environ)
+    env.pop("BILLING_KEY", None)
+    if key is not None:
+        env["BILLING_KEY"] = key
+    result = subprocess.run([str(billing_binary()), *map(str, args)], cwd=ROOT, env=env, input=stdin,
+                            capture_output=True, text=True, timeout=timeout)
+    for secret in SECRETS:
+        assert secret not in result.stdout, f"billing {args[0]} printed a credential on standard output"
+        assert secret not in result.stderr, f"billing {args[0]} printed a credential on standard error"
+    return result
+
+
+def shown(result: subprocess.CompletedProcess) -> str:
+    return f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+
+
+def call(served, method: str, request, *, key=None, extra=()) -> subprocess.CompletedProcess:
+    """`billing call --target SERVER METHOD -d JSON` with BILLING_KEY = the demo service key."""
+    data = request if isinstance(request, str) else json.dumps(request)
+    return cli("call", "--target", served.target, method, "-d", data, *extra,
+               key=served.service_key() if key is None else key)
+
+
+def grpc_call(channel, method: str, request: dict):
+    """The same call through grpcio: (response, None) or (None, RpcError)."""
+    request_class, response_class = message_classes(method)
+    stub = channel.unary_unary("/" + method, request_serializer=request_class.SerializeToString,
+                               response_deserializer=response_class.FromString)
+    try:
+        return stub(json_format.ParseDict(request, request_class()), timeout=RPC_TIMEOUT_S), None
+    except grpc.RpcError as error:
+        return None, error
+
+
+def error_info_of(pb, error):
+    raw = dict(error.trailing_metadata() or ()).get("grpc-status-details-bin")
+    if raw is None:
+        return None
+    status = pb.status_pb2.Status.FromString(raw)
+    info = pb.error_details_pb2.ErrorInfo()
+    for detail in status.details:
+        if detail.Unpack(info):
+            return info
+    return None
+
+
+def assert_failure_printed(pb, result, error):
+    """`billing call` exited 2 and printed, on standard error, what grpcio saw:
+    status name, message, and the ErrorInfo's reason, domain and metadata."""
+    assert result.returncode == 2, shown(result)
+    assert result.stdout == "", shown(result)
+    name = error.code().name
+    assert re.search(rf"\b{name}\b", result.stderr), f"status {name} not printed:\n{shown(result)}"
+    assert error.details() in result.stderr, f"message {error.details()!r} not printed:\n{shown(result)}"
+    info = error_info_of(pb, error)
+    if info is not None:
+        lines = result.stderr.splitlines()
+        assert f"  reason: {info.reason}" in lines, shown(result)
+        assert f"  domain: {info.domain}" in lines, shown(result)
+        for k, v in info.metadata.items():
+            assert f"  {k}: {v}" in lines, shown(result)
+
+
+# --------------------------------------------------------------------------
+# Comparing responses
+
+
+def close_enough(a, b, path="") -> list[str]:
+    """Differences between two JSON values, allowing `*_unix_seconds` to differ
+    by 5 s (twin requests made a moment apart)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b)):
+            if k.endswith("_unix_seconds") and k in a and k in b and abs(int(a[k]) - int(b[k])) <= 5:
+                continue
+            if k not in a or k not in b:
+                out.append(f"{path}.{k}: only in {'cli' if k in a else 'grpcio'}")
+            else:
+                out += close_enough(a[k], b[k], f"{path}.{k}")
+        return out
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return [f"{path}: {len(a)} vs {len(b)} elements"]
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in close_enough(x, y, f"{path}[{i}]")]
+    return [] if a == b else [f"{path}: {a!r} (cli) vs {b!r} (grpcio)"]
+
+
+def renamed(pairs: dict[str, str]) -> Callable:
+    """A normalizer for twin requests: the grpcio twin's ids become the CLI's."""
+    def normalize(cli_json: dict, grpc_json: dict):
+        text = json.dumps(grpc_json)
+        for theirs, ours in pairs.items():
+            text = text.replace(theirs, ours)
+        return cli_json, json.loads(text)
+    return normalize
+
+
+def api_key_normalizer(names: dict[str, str]) -> Callable:
+    """CreateApiKey / RevokeApiKey twins: different key ids (and secrets);
+    the secret is bk_<key id>_<...> in both."""
+    rename = renamed(names)
+
+    def normalize(cli_json: dict, grpc_json: dict):
+        cli_json, grpc_json = rename(cli_json, grpc_json)
+        for j in (cli_json, grpc_json):
+            key_id = j.get("key", {}).pop("key_id", None)
+            assert key_id, j
+            if "secret" in j:
+                assert j.pop("secret").startswith(f"bk_{key_id}_"), j
+        return cli_json, grpc_json
+    return normalize
+
+
+def clock_normalizer(cli_json: dict, grpc_json: dict):
+    """AdvanceClock twins: the same step, from different instants."""
+    for j in (cli_json, grpc_json):
+        j["step"] = int(j.pop("now_unix_seconds", 0)) - int(j.pop("previous_unix_seconds", 0))
+    return cli_json, grpc_json
+
+
+@dataclasses.dataclass
+class Case:
+    request: dict
+    # For calls that change state in a way a replay would not reproduce: the
+    # request grpcio sends instead, and how to make the two answers comparable.
+    twin: dict | None = None
+    normalize: Callable | None = None
+
+
+ITEMS = [{"llm": {"model": "gpt-4o", "input_tokens": "1200", "output_tokens": "300"}},
+         {"tool_call": {"integration": "slack", "calls": "2"}},
+         {"storage": {"kind": "STORAGE_KIND_TRACES", "bytes": "1048576"}}]
+CARD = {"card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2031, "holder_name": "CLI Test"}}
+
+
+def debit_request(key, run="cli-run-1", account="cli-acct"):
+    return {"account_id": account, "workspace_id": "w1", "agent_id": "agent-cli", "run_id": run,
+            "idempotency_key": key, "line_items": ITEMS}
+
+
+# One request per method; the state they need is made by the `call_world`
+# fixture. Calls that change state use an idempotency key (the grpcio call
+# then replays the CLI's) or a twin request. AdvanceClock comes last.
+CASES: dict[str, Case] = {
+    "billing.v1.Accounts/CreateAccount": Case(
+        {"account_id": "cli-new-a", "display_name": "CLI new", "billing_email": "cli@example.com",
+         "initial_plan": "PLAN_PRO"},
+        twin={"account_id": "cli-new-b", "display_name": "CLI new", "billing_email": "cli@example.com",
+              "initial_plan": "PLAN_PRO"},
+        normalize=renamed({"cli-new-b": "cli-new-a"})),
+    "billing.v1.Accounts/GetAccount": Case({"account_id": "cli-acct"}),
+    "billing.v1.Accounts/ListPlans": Case({"account_id": "cli-acct"}),
+    "billing.v1.Accounts/ChangePlan": Case(
+        {"account_id": "cli-plan", "to_plan": "PLAN_FREE", "idempotency_key": "cli-plan-change-1"}),
+    "billing.v1.Accounts/CancelPendingChange": Case({"account_id": "demo"}),
+    "billing.v1.Admin/GrantCredits": Case(
+        {"account_id": "cli-acct", "amount_micros": "2500000", "reason": "cli round trip",
+         "idempotency_key": "cli-grant-rt"}),
+    "billing.v1.Admin/SetEnterpriseContract": Case(
+        {"account_id": "cli-ent", "contract": {"contract_reference": "C-1", "period_price_micros": "1000000000",
+                                               "included_usage_micros": "500000000", "run_quota": "100000",
+                                               "max_workspaces": "10"}}),
+    "billing.v1.Admin/CreateApiKey": Case(
+        {"name": "cli-made-a", "scopes": ["metering:read", "metering:write"]},
+        twin={"name": "cli-made-b", "scopes": ["metering:read", "metering:write"]},
+        normalize=api_key_normalizer({"cli-made-b": "cli-made-a"})),
+    "billing.v1.Admin/ListApiKeys": Case({"include_revoked": True}),
+    "billing.v1.Admin/RevokeApiKey": Case(
+        {"key_id": "<revoke-a>"}, twin={"key_id": "<revoke-b>"},
+        normalize=api_key_normalizer({"cli-revoke-b": "cli-revoke-a"})),
+    "billing.v1.Admin/ListAuditLog": Case({"account_id": "cli-acct", "page_size": 50}),
+    "billing.v1.Metering/Quote": Case(
+        {"account_id": "cli-acct", "workspace_id": "w1", "agent_id": "agent-cli", "run_id": "cli-run-q",
+         "line_items": ITEMS}),
+    "billing.v1.Metering/Debit": Case(debit_request("cli-debit-rt")),
+    "billing.v1.Metering/DebitBatch": Case(
+        {"debits": [debit_request("cli-batch-1", run="cli-run-2"), debit_request("cli-batch-2", run="cli-run-2"),
+                    {**debit_request("cli-batch-3"), "account_id": "nobody"}]}),
+    "billing.v1.Metering/GetExecutionCost": Case({"account_id": "cli-acct", "run_id": "cli-run-1"}),
+    "billing.v1.Metering/GetDebit": Case({"account_id": "cli-acct", "idempotency_key": "cli-seed-1"}),
+    "billing.v1.Metering/GetUsage": Case(
+        {"account_id": "cli-acct", "group_by": ["USAGE_GROUP_BY_DAY", "USAGE_GROUP_BY_AGENT",
+                                                "USAGE_GROUP_BY_LINE_ITEM"]}),
+    "billing.v1.Payments/PurchaseCredits": Case(
+        {"account_id": "cli-acct", "amount_micros": "10000000", "idempotency_key": "cli-purchase-1"}),
+    "billing.v1.Payments/SetPaymentMethod": Case(
+        {"account_id": "cli-pm-a", "payment_method": CARD}, twin={"account_id": "cli-pm-b", "payment_method": CARD},
+        normalize=renamed({"cli-pm-b": "cli-pm-a"})),
+    "billing.v1.Payments/GetPaymentMethod": Case({"account_id": "cli-acct"}),
+    "billing.v1.Payments/ListCharges": Case({"account_id": "cli-acct", "page_size": 20}),
+    "billing.v1.Payments/ListInvoices": Case({"account_id": "cli-acct", "page_size": 20}),
+    "billing.v1.Payments/GetInvoicePdf": Case({"account_id": "cli-acct", "invoice_id": "inv-none"}),
+    "billing.v1.Payments/PayInvoice": Case(
+        {"account_id": "cli-acct", "invoice_id": "inv-none", "idempotency_key": "cli-pay-1"}),
+    "billing.v1.Testing/Echo": Case({"payload": "aGVsbG8sIGJpbGxpbmcgAP8=", "delay_ms": 0}),
+    "grpc.health.v1.Health/Check": Case({"service": "billing.v1.Metering"}),
+    "grpc.health.v1.Health/List": Case({}),
+    "billing.v1.Admin/AdvanceClock": Case({"seconds": "1"}, twin={"seconds": "1"}, normalize=clock_normalizer),
+}
+
+
+# --------------------------------------------------------------------------
+# billing call
+
+
+@pytest.fixture(scope="module")
+def call_world(pb, module_server):
+    """A server with what the round trips read: account cli-acct (Pro, credits,
+    one debit `cli-seed-1` in run cli-run-1), accounts for twins, two keys to revoke."""
+    s = module_server()
+    remember_secret(s.service_key())
+    remember_secret(s.owner_token())
+    channel = s.authorized_channel()
+    a, adm, m = pb.accounts_pb2, pb.admin_pb2, pb.metering_pb2
+    accounts = pb.accounts_pb2_grpc.AccountsStub(channel)
+    admin = pb.admin_pb2_grpc.AdminStub(channel)
+    for account, plan in [("cli-acct", a.PLAN_PRO), ("cli-plan", a.PLAN_PRO), ("cli-ent", a.PLAN_ENTERPRISE),
+                          ("cli-pm-a", a.PLAN_PRO), ("cli-pm-b", a.PLAN_PRO)]:
+        accounts.CreateAccount(a.CreateAccountRequest(account_id=account, initial_plan=plan), timeout=RPC_TIMEOUT_S)
+    admin.GrantCredits(adm.GrantCreditsRequest(account_id="cli-acct", amount_micros=1_000_000_000,
+                                               reason="setup", idempotency_key="cli-setup"), timeout=RPC_TIMEOUT_S)
+    pb.metering_pb2_grpc.MeteringStub(channel).Debit(
+        json_format.ParseDict(debit_request("cli-seed-1"), m.DebitRequest()), timeout=RPC_TIMEOUT_S)
+    revoke = {}
+    for name in ("cli-revoke-a", "cli-revoke-b"):
+        made = admin.CreateApiKey(adm.CreateApiKeyRequest(name=name, scopes=["metering:read"]), timeout=RPC_TIMEOUT_S)
+        revoke[f"<{name[4:]}>"] = made.key.key_id
+    return s, channel, revoke
+
+
+def test_list_names_every_unary_rpc_of_the_schema():
+    result = cli("call", "--list")
+    assert result.returncode == 0, shown(result)
+    listed = result.stdout.split()
+    assert len(listed) == len(set(listed)), listed
+    assert set(listed) == set(SCHEMA_METHODS), (
+        f"missing: {sorted(set(SCHEMA_METHODS) - set(listed))}, extra: {sorted(set(listed) - set(SCHEMA_METHODS))}")
+    assert set(CASES) == set(SCHEMA_METHODS), "every method of the schema needs a round-trip case here"
+
+
+def test_round_trip_covers_the_implemented_methods():
+    assert IMPLEMENTED <= set(SCHEMA_METHODS)
+
+
+@pytest.mark.parametrize("method", list(CASES))
+def test_call_round_trips(pb, call_world, method):
+    """`billing call METHOD -d JSON` answers what grpcio decodes for the same
+    request: the JSON parses (json_format, no unknown fields) into a message
+    equal to grpcio's response, and equals json_format's own rendering of it."""
+    served, channel, placeholders = call_world
+    case = CASES[method]
+
+    def fill(request):
+        text = json.dumps(request)
+        for placeholder, value in placeholders.items():
+            text = text.replace(placeholder, value)
+        return json.loads(text)
+
+    request = fill(case.request)
+    result = call(served, method, request)
+    response, error = grpc_call(channel, method, fill(case.twin) if case.twin is not None else request)
+
+    if error is not None and error.code() == grpc.StatusCode.UNIMPLEMENTED:
+        assert method not in IMPLEMENTED, f"{method} is implemented but grpcio got UNIMPLEMENTED: {error.details()}"
+        assert result.returncode == 2, shown(result)
+        assert "UNIMPLEMENTED" in result.stderr, shown(result)
+        assert result.stdout == "", shown(result)
+        return
+    if error is not None:
+        # A method that landed after this test was written may refuse this
+        # request; the CLI must then show the same refusal.
+        assert method not in IMPLEMENTED, \
+            f"grpcio refused the round-trip request: {error.code().name} {error.details()}"
+        assert_failure_printed(pb, result, error)
+        return
+
+    assert result.returncode == 0, shown(result)
+    assert result.stderr == "", shown(result)
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1, f"expected one line of JSON:\n{result.stdout}"
+    _, response_class = message_classes(method)
+    decoded = json_format.Parse(lines[0], response_class())  # raises on anything not in the schema
+    printed = json.loads(lines[0])
+    expected = json_format.MessageToDict(response, preserving_proto_field_name=True)
+    if case.twin is None:
+        assert decoded == response, f"billing call decoded:\n{decoded}\ngrpcio:\n{response}"
+        assert printed == expected, f"billing call printed {printed}\njson_format gives {expected}"
+    else:
+        ours, theirs = case.normalize(json_format.MessageToDict(decoded, preserving_proto_field_name=True), expected)
+        differences = close_enough(ours, theirs)
+        assert not differences, f"{differences}\ncli: {result.stdout}\ngrpcio: {expected}"
+
+
+def test_refusal_shows_status_message_and_error_info(pb, call_world):
+    served, channel, _ = call_world
+    request = {**debit_request("cli-refused-1"), "line_items": [{"llm": {"model": "no-such-model",
+                                                                         "input_tokens": "10"}}]}
+    result = call(served, "billing.v1.Metering/Debit", request)
+    _, error = grpc_call(channel, "billing.v1.Metering/Debit", request)
+    assert error is not None and error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert result.returncode == 2, shown(result)
+    assert "INVALID_ARGUMENT" in result.stderr and "reason: UNKNOWN_MODEL" in result.stderr, shown(result)
+    assert_failure_printed(pb, result, error)
+
+    # ErrorInfo metadata is printed too (NOT_FOUND carries the account id).
+    request = {**debit_request("cli-refused-2"), "account_id": "cli-nobody"}
+    result = call(served, "billing.v1.Metering/Debit", request)
+    _, error = grpc_call(channel, "billing.v1.Metering/Debit", request)
+    assert error is not None and error.code() == grpc.StatusCode.NOT_FOUND
+    assert "reason: ACCOUNT_NOT_FOUND" in result.stderr, shown(result)
+    assert_failure_printed(pb, result, error)
+
+
+def test_missing_or_wrong_credentials_are_refused_by_the_server(pb, call_world):
+    served, _, _ = call_world
+    for key in ("", "bk_000000000000_not-a-real-secret"):
+        result = call(served, "billing.v1.Metering/Quote", CASES["billing.v1.Metering/Quote"].request, key=key)
+        assert result.returncode == 2, shown(result)
+        assert "UNAUTHENTICATED" in result.stderr, shown(result)
+    # The health check needs no credentials.
+    result = call(served, "grpc.health.v1.Health/Check", {}, key="")
+    assert result.returncode == 0 and json.loads(result.stdout) == {"status": "SERVING"}, shown(result)
+
+
+def test_key_flag_and_user_token(pb, call_world):
+    """--key overrides BILLING_KEY; a user token (the demo Owner's JWT) reads its own account."""
+    served, _, _ = call_world
+    owner = served.owner_token()
+    request = {"account_id": "demo", "group_by": ["USAGE_GROUP_BY_DAY"]}
+    result = call(served, "billing.v1.Metering/GetUsage", request, key="garbage", extra=("--key", owner))
+    assert result.returncode == 0, shown(result)
+    response, error = grpc_call(served.authorized_channel(owner), "billing.v1.Metering/GetUsage", request)
+    assert error is None, error
+    assert json_format.Parse(result.stdout, pb.metering_pb2.GetUsageResponse()) == response
+    # ...and the metering hot path is for service keys only.
+    result = call(served, "billing.v1.Metering/Quote", CASES["billing.v1.Metering/Quote"].request, key=owner)
+    assert result.returncode == 2 and "PERMISSION_DENIED" in result.stderr, shown(result)
+
+
+def test_request_from_standard_input(pb, call_world):
+    served, channel, _ = call_world
+    method = "billing.v1.Metering/Quote"
+    request = CASES[method].request
+    result = cli("call", "--target", served.target, method, "-d", "-", key=served.service_key(),
+                 stdin=json.dumps(request, indent=2) + "\n")
+    assert result.returncode == 0, shown(result)
+    response, error = grpc_call(channel, method, request)
+    assert error is None, error
+    assert json_format.Parse(result.stdout, pb.metering_pb2.QuoteResponse()) == response
+    # lowerCamelCase names are the JSON mapping too.
+    camel = {"accountId": "cli-acct", "workspaceId": "w1", "agentId": "agent-cli", "runId": "cli-run-q",
+             "lineItems": [{"toolCall": {"integration": "slack", "calls": "2"}}]}
+    result = cli("call", "--target", served.target, method, "--data", "-", key=served.service_key(),
+                 stdin=json.dumps(camel))
+    assert result.returncode == 0, shown(result)
+    assert json.loads(result.stdout)["would_accept"] is True, shown(result)
+
+
+@pytest.mark.parametrize("data", [
+    "{not json", '{"account_id": "cli-acct"', '{"no_such_field": 1}', '{"account_id": 7}',
+    '{"line_items": [{"llm": {"input_tokens": "many"}}]}', "[]", ""])
+def test_bad_json_is_refused_clearly(call_world, data):
+    served, _, _ = call_world
+    for how in ("arg", "stdin"):
+        if how == "arg":
+            result = call(served, "billing.v1.Metering/Quote", data)
+        else:
+            result = cli("call", "--target", served.target, "billing.v1.Metering/Quote", "-d", "-",
+                         key=served.service_key(), stdin=data)
+        if data == "" and result.returncode == 0:
+            continue  # an empty document may be taken as the empty message
+        assert result.returncode != 0, shown(result)
+        assert result.returncode != 2 or "ERROR:" not in result.stderr, f"was sent to the server:\n{shown(result)}"
+        assert result.stdout == "", shown(result)
+        assert "not valid JSON" in result.stderr and "billing.v1.QuoteRequest" in result.stderr, shown(result)
+        assert "Fatal error" not in result.stderr and result.returncode < 128, shown(result)
+
+
+@pytest.mark.parametrize("method", ["billing.v1.Metering/Nope", "Nope/Nope", "billing.v1.Metering",
+                                    "grpc.health.v1.Health/Watch"])
+def test_unknown_method_is_refused_clearly(call_world, method):
+    served, _, _ = call_world
+    result = call(served, method, {})
+    assert result.returncode not in (0, 2), shown(result)
+    assert result.stdout == "", shown(result)
+    assert f"unknown method {method}" in result.stderr and "--list" in result.stderr, shown(result)
+
+
+def test_no_method_at_all(call_world):
+    served, _, _ = call_world
+    result = cli("call", "--target", served.target, key=served.service_key())
+    assert result.returncode not in (0, 2) and "give a METHOD" in result.stderr, shown(result)
+
+
+# --------------------------------------------------------------------------
+# billing load
+
+LOAD_E2E = ["--duration", 3, "--connections", 2, "--streams", 8, "--accounts", 5,
+            "--mix", "debit:3,batch:1", "--batch-size", 10, "--json"]
+
+
+def load(served, *args, key=None, timeout=CLI_TIMEOUT_S) -> tuple[dict, subprocess.CompletedProcess]:
+    """`billing load --target SERVER ARGS --json`: (summary, process)."""
+    args = list(args) + ([] if "--json" in args else ["--json"])
+    started = time.monotonic()
+    result = cli("load", "--target", served.target, *args, key=served.service_key() if key is None else key,
+                 timeout=timeout)
+    result.wall_seconds = time.monotonic() - started
+    assert result.returncode == 0, shown(result)
+    try:
+        summary = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        pytest.fail(f"standard output is not one JSON document:\n{shown(result)}")
+    check_summary(summary)
+    return summary, result
+
+
+def check_summary(summary: dict):
+    for field in ("calls", "ok", "elapsed_seconds", "calls_per_second", "debits_acknowledged", "latency_ms",
+                  "outcomes", "connection_failures", "run_id"):
+        assert field in summary, f"no {field} in {summary}"
+    assert summary["calls"] == sum(summary["outcomes"].values()), summary
+    assert summary["ok"] == summary["outcomes"].get("OK", 0), summary
+    assert summary["connection_failures"] == [], summary
+    latency = summary["latency_ms"]
+    order = [latency[p] for p in ("p50", "p90", "p99", "p99.9", "max")]
+    assert order == sorted(order) and order[0] > 0, latency
+    if summary["elapsed_seconds"] > 0:
+        assert summary["calls_per_second"] == pytest.approx(summary["calls"] / summary["elapsed_seconds"], rel=1e-6)
+
+
+def verify_json(db_path) -> dict:
+    result = cli("verify", "--db", db_path, "--json")
+    assert result.returncode == 0, shown(result)
+    report = json.loads(result.stdout)
+    assert report["clean"] is True and report["problems"] == [], report
+    return report
+
+
+@pytest.fixture(scope="module")
+def load_server(module_server):
+    s = module_server()
+    remember_secret(s.service_key())
+    return s
+
+
+def test_load_end_to_end_ledger_holds_exactly_the_acknowledged_debits(server):
+    served = server()
+    remember_secret(served.service_key())
+    summary, result = load(served, *LOAD_E2E)
+    assert summary["outcomes"] == {"OK": summary["calls"]}, summary
+    assert summary["calls"] > 100 and summary["debits_acknowledged"] > summary["calls"], summary
+    # Clean stop at the time bound: the timed phase lasted the duration, no more.
+    assert 3.0 <= summary["elapsed_seconds"] <= 3.5, summary
+    assert result.wall_seconds <= 3 + 5, f"load took {result.wall_seconds:.1f} s in all"
+    assert "progress:" in result.stderr, shown(result)
+    # The demo account has no debits (its credits are a grant); the load made all of them.
+    report = verify_json(served.db_path)
+    assert report["accepted_debits"] == summary["debits_acknowledged"], (report, summary)
+    assert report["refused_debits"] == 0, report
+    assert report["accounts"] == 1 + 5, report
+
+
+def test_load_stops_at_exactly_the_requested_calls(load_server):
+    summary, _ = load(load_server, "--requests", 200, "--connections", 4, "--streams", 8, "--accounts", 3,
+                      "--mix", "debit:1,quote:1", "--duration", 30)
+    assert summary["calls"] == 200, summary
+    assert summary["outcomes"] == {"OK": 200}, summary
+    assert summary["elapsed_seconds"] < 30, summary
+
+
+@pytest.mark.parametrize("requests, connections", [(7, 2), (3, 4)])
+def test_load_request_bound_is_exact_when_not_a_multiple_of_connections(load_server, requests, connections):
+    """--help: "Stop after this many calls in all"."""
+    summary, _ = load(load_server, "--requests", requests, "--connections", connections, "--accounts", 1,
+                      "--mix", "quote:1")
+    assert summary["calls"] == requests, summary
+
+
+def test_load_rate_control(load_server):
+    summary, _ = load(load_server, "--rate", 200, "--duration", 4, "--mix", "quote:1", "--accounts", 5)
+    assert summary["outcomes"] == {"OK": summary["calls"]}, summary
+    rate = summary["calls"] / summary["elapsed_seconds"]
+    assert 190 <= rate <= 210, f"asked 200 calls/s, got {rate:.1f} ({summary})"
+    assert 3.9 <= summary["elapsed_seconds"] <= 4.5, summary
+
+
+def test_load_back_to_back_runs_use_fresh_idempotency_keys(server):
+    served = server()
+    remember_secret(served.service_key())
+    args = ["--requests", 400, "--connections", 4, "--streams", 8, "--accounts", 2, "--mix", "debit:3,batch:1",
+            "--batch-size", 5]
+    first, _ = load(served, *args)
+    second, _ = load(served, *args)
+    assert first["run_id"] != second["run_id"], (first, second)
+    for summary in (first, second):
+        assert summary["outcomes"] == {"OK": 400}, summary
+        assert not any("IDEMPOTENCY_KEY_REUSED" in k for k in summary["outcomes"]), summary
+    report = verify_json(served.db_path)
+    assert report["accepted_debits"] == first["debits_acknowledged"] + second["debits_acknowledged"], \
+        (report, first, second)
+
+
+def test_load_execution_cost_queries_runs_of_the_account_it_names(load_server):
+    """`--mix cost` reads GetExecutionCost for a run the tool debited; with one
+    call in flight the run exists, so at most the very first call (before any
+    debit) can miss. The run must belong to the account the request names."""
+    summary, _ = load(load_server, "--mix", "debit:1,cost:1", "--requests", 200, "--connections", 1,
+                      "--streams", 1, "--accounts", 3)
+    misses = summary["outcomes"].get("NOT_FOUND RUN_NOT_FOUND", 0)
+    assert misses <= 1, f"{misses} GetExecutionCost calls asked for a run of another account: {summary}"
+
+
+def test_load_without_admin_scope_fails_provisioning_clearly(pb, load_server):
+    admin = pb.admin_pb2_grpc.AdminStub(load_server.authorized_channel())
+    made = admin.CreateApiKey(pb.admin_pb2.CreateApiKeyRequest(name="load-no-admin",
+                                                               scopes=["metering:read", "metering:write"]),
+                              timeout=RPC_TIMEOUT_S)
+    remember_secret(made.secret)
+    result = cli("load", "--target", load_server.target, "--requests", 4, "--accounts", 1, "--json",
+                 key=made.secret)
+    assert result.returncode != 0, shown(result)
+    assert "provisioning failed" in result.stderr and "PERMISSION_DENIED" in result.stderr, shown(result)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--connections", 0], "--connections"),
+    (["--streams", 0], "--streams"),
+    (["--duration", 0], "--duration"),
+    (["--requests", -1], "--requests"),
+    (["--rate", -5], "--rate"),
+    (["--batch-size", 0], "--batch-size"),
+    (["--accounts", 0], "--accounts"),
+    (["--mix", "nope:1"], "--mix"),
+    (["--mix", "debit:x"], "--mix"),
+    (["--mix", "debit:0"], "--mix"),
+    (["--mix", "debit:1:2"], "--mix"),
+    (["--mix", ""], "--mix"),
+    (["--mix", ":"], "--mix"),
+    (["--mix", "debit:1,:"], "--mix"),
+    (["--target", "nowhere"], "--target"),
+    ("no key", "BILLING_KEY"),
+])
+def test_load_bad_arguments_fail_clearly(load_server, args, message):
+    if args == "no key":
+        result = cli("load", "--target", load_server.target, "--requests", 4, "--accounts", 1, key=None)
+    else:
+        result = cli("load", "--target", load_server.target, "--requests", 4, "--accounts", 1, *args,
+                     key=load_server.service_key(), timeout=20)
+    assert result.returncode != 0, shown(result)
+    assert 0 < result.returncode < 128, f"crashed instead of refusing:\n{shown(result)[:1500]}"
+    assert "Error:" in result.stderr and message in result.stderr, shown(result)[:1500]
+    assert result.stdout == "", shown(result)
+
+
+def test_load_unreachable_target_fails_clearly():
+    result = cli("load", "--target", "127.0.0.1:1", "--requests", 4, "--accounts", 1, key="bk_x_y", timeout=20)
+    assert 0 < result.returncode < 128, shown(result)
+    assert "127.0.0.1:1" in result.stderr and "refused" in result.stderr.lower(), shown(result)
+
+
+def test_load_stops_at_the_time_bound_even_when_the_server_stalls(server):
+    """--duration bounds the run: calls still in flight at the bound (here on
+    a server stopped with SIGSTOP) must not keep the tool running."""
+    served = server()
+    remember_secret(served.service_key())
+    env = dict(os.environ, BILLING_KEY=served.service_key())
+    load_proc = subprocess.Popen(
+        [str(billing_binary()), "load", "--target", served.target, "--duration", "2", "--connections", "2",
+         "--streams", "4", "--accounts", "2", "--mix", "quote:1", "--json"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    started = time.monotonic()
+    try:
+        # Stall the server once the timed phase runs (provisioning done: progress lines appear).
+        first = load_proc.stderr.readline()
+        assert first.startswith("progress:"), first
+        served.proc.send_signal(signal.SIGSTOP)
+        try:
+            stdout, _ = load_proc.communicate(timeout=max(0.1, 2 + 3 - (time.monotonic() - started)))
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"billing load --duration 2 still running {time.monotonic() - started:.1f} s after it "
+                        "started (the server stalled with calls in flight)")
+    finally:
+        served.proc.send_signal(signal.SIGCONT)
+        if load_proc.poll() is None:
+            load_proc.kill()
+            load_proc.communicate(timeout=10)
+    summary = json.loads(stdout)
+    assert summary["calls"] == sum(summary["outcomes"].values()), summary
+    assert summary["elapsed_seconds"] <= 2 + 3, summary
+
+
+def test_call_and_load_over_tls(pb, server, tls_files):
+    served = server(tls=True)
+    remember_secret(served.service_key())
+    method = "billing.v1.Metering/Quote"
+    request = {"account_id": "demo", "workspace_id": "w1", "agent_id": "a1", "line_items": ITEMS}
+    result = call(served, method, request, extra=("--tls-ca", tls_files.server_cert))
+    assert result.returncode == 0, shown(result)
+    response, error = grpc_call(served.authorized_channel(), method, request)
+    assert error is None, error
+    assert json_format.Parse(result.stdout, pb.metering_pb2.QuoteResponse()) == response
+    # A CA that did not sign the server's certificate: refused before any call.
+    result = call(served, method, request, extra=("--tls-ca", tls_files.client_ca))
+    assert result.returncode not in (0, 2), shown(result)
+    assert "certificate verify failed" in result.stderr, shown(result)
+
+    summary, _ = load(served, "--tls-ca", tls_files.server_cert, "--requests", 100, "--connections", 2,
+                      "--accounts", 2)
+    assert summary["outcomes"] == {"OK": 100} and summary["debits_acknowledged"] == 100, summary
+    assert verify_json(served.db_path)["accepted_debits"] == 100
+
+
+def test_call_deadline(call_world):
+    served, _, _ = call_world
+    started = time.monotonic()
+    result = call(served, "billing.v1.Testing/Echo", {"payload": "", "delay_ms": 5000},
+                  extra=("--timeout-millis", 300))
+    assert result.returncode == 2 and "DEADLINE_EXCEEDED" in result.stderr, shown(result)
+    assert time.monotonic() - started < 4, "the deadline did not bound the call"
+
+
+def test_load_text_summary(load_server):
+    result = cli("load", "--target", load_server.target, "--requests", 40, "--connections", 2, "--accounts", 1,
+                 "--mix", "debit:1", key=load_server.service_key())
+    assert result.returncode == 0, shown(result)
+    assert re.search(r"^run load-\S+: 40 calls in [\d.]+ s = \d+ calls/s$", result.stdout, re.M), shown(result)
+    assert re.search(r"^latency ms: p50 [\d.]+ +p90 [\d.]+ +p99 [\d.]+ +p99\.9 [\d.]+ +max [\d.]+$",
+                     result.stdout, re.M), shown(result)
+    assert "debits acknowledged: 40" in result.stdout.splitlines(), shown(result)
+    assert "  OK: 40" in result.stdout.splitlines(), shown(result)
