@@ -86,7 +86,7 @@ public final class GRPCClientConnection {
         }
         var offset = 0
         while offset < output.count {
-            let written = output.withUnsafeBytes { write(fd, $0.baseAddress! + offset, output.count - offset) }
+            let written = output.withUnsafeBytes { send(fd, $0.baseAddress! + offset, output.count - offset, Int32(MSG_NOSIGNAL)) }
             if written < 0 {
                 if errno == EINTR { continue }
                 throw ClientError("write: \(String(cString: strerror(errno)))")

@@ -142,7 +142,8 @@ final class Connection: GRPCConnectionHost {
     private func writePending() {
         while pendingOutputCount > 0 {
             let written = output.withUnsafeBytes { bytes in
-                write(fd, bytes.baseAddress! + outputOffset, pendingOutputCount)
+                // MSG_NOSIGNAL: a peer that closed gets EPIPE here, never SIGPIPE for the process.
+                send(fd, bytes.baseAddress! + outputOffset, pendingOutputCount, Int32(MSG_NOSIGNAL))
             }
             if written > 0 {
                 outputOffset += written

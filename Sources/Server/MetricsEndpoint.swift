@@ -60,7 +60,7 @@ public final class MetricsEndpoint: @unchecked Sendable {
         }
         var offset = 0
         while offset < response.count {
-            let written = response.withUnsafeBytes { write(fd, $0.baseAddress! + offset, response.count - offset) }
+            let written = response.withUnsafeBytes { send(fd, $0.baseAddress! + offset, response.count - offset, Int32(MSG_NOSIGNAL)) }
             guard written > 0 else { return }
             offset += written
         }

@@ -82,8 +82,8 @@ struct Load: ParsableCommand {
     func parsedMix() throws -> [LoadRPC] {
         var weighted: [LoadRPC] = []
         for part in mix.split(separator: ",") {
-            let pieces = part.split(separator: ":")
-            guard let rpc = LoadRPC(rawValue: String(pieces[0])), pieces.count <= 2,
+            let pieces = part.split(separator: ":", omittingEmptySubsequences: false)
+            guard let name = pieces.first, let rpc = LoadRPC(rawValue: String(name)), pieces.count <= 2,
                   let weight = pieces.count == 2 ? Int(pieces[1]) : 1, (0...100).contains(weight) else {
                 throw ValidationError("--mix takes name:weight pairs from \(LoadRPC.allCases.map(\.rawValue).joined(separator: ", "))")
             }
@@ -102,17 +102,21 @@ struct Load: ParsableCommand {
             try TLSContext(client: TLSClientConfiguration(serverVerification: .trustCAFile($0), serverName: host))
         }
         let authorization = [HTTP2Header("authorization", "Bearer \(key)")]
-        let runID = "load-\(String(UInt64(Date().timeIntervalSince1970 * 1000), radix: 36))"
+        // Unique per run: time plus randomness, so two loads started together do not share keys.
+        let runID = "load-\(String(UInt64(Date().timeIntervalSince1970 * 1000), radix: 36))-\(String(UInt32.random(in: 0...UInt32.max), radix: 36))"
         let accountIDs = try provision(host: host, port: port, tls: tls, authorization: authorization, runID: runID)
 
-        let perConnection = requests == 0 ? Int64.max : Int64((requests + connections - 1) / connections)
         let started = monotonicNow()
         let plan = LoadPlan(
             host: host, port: port, tls: tls, authorization: authorization, streams: streams, mix: try parsedMix(),
-            batchSize: batchSize, accounts: accountIDs, agents: agents, runID: runID, requestsPerConnection: perConnection,
+            batchSize: batchSize, accounts: accountIDs, agents: agents, runID: runID,
             deadlineNanos: started + UInt64(duration) * 1_000_000_000,
             intervalNanos: rate == 0 ? 0 : UInt64(connections) * 1_000_000_000 / UInt64(rate))
-        let workers = (0..<connections).map { LoadWorker(index: $0, plan: plan) }
+        // --requests split exactly: the first N % connections connections take one more.
+        let workers = (0..<connections).map { index in
+            let share = requests == 0 ? Int64.max : Int64(requests / connections + (index < requests % connections ? 1 : 0))
+            return LoadWorker(index: index, plan: plan, requests: share)
+        }
         let finished = DispatchSemaphore(value: 0)
         let failures = LockedErrors()
         for worker in workers {
@@ -204,6 +208,7 @@ struct LoadSummary {
             "run \(runID): \(tally.completed) calls in \(String(format: "%.2f", elapsed)) s = \(String(format: "%.0f", throughput)) calls/s",
             "latency ms: p50 \(fmt(percentile(50)))  p90 \(fmt(percentile(90)))  p99 \(fmt(percentile(99)))  p99.9 \(fmt(percentile(99.9)))  max \(fmt(Double(tally.histogram.max) / 1000))",
             "debits acknowledged: \(tally.acknowledgedDebits)",
+            "abandoned at the time bound: \(tally.abandoned)",
             "outcomes:",
         ]
         for (key, count) in tally.byStatus.sorted(by: { $0.value > $1.value }) { lines.append("  \(key): \(count)") }
@@ -214,7 +219,7 @@ struct LoadSummary {
     func json() -> String {
         let object: [String: Any] = [
             "run_id": runID, "calls": tally.completed, "ok": tally.ok, "elapsed_seconds": elapsed,
-            "calls_per_second": throughput, "debits_acknowledged": tally.acknowledgedDebits,
+            "calls_per_second": throughput, "debits_acknowledged": tally.acknowledgedDebits, "abandoned": tally.abandoned,
             "latency_ms": ["p50": percentile(50), "p90": percentile(90), "p99": percentile(99), "p99.9": percentile(99.9),
                            "max": Double(tally.histogram.max) / 1000],
             "outcomes": tally.byStatus, "connection_failures": failures,

@@ -30,12 +30,15 @@ struct LoadTally: Sendable {
     /// Debits the server acknowledged as accepted (Debit OK + accepted batch results).
     var acknowledgedDebits: Int64 = 0
     var byStatus: [String: Int64] = [:]
+    /// Calls still unanswered when the time bound (plus grace) ran out.
+    var abandoned: Int64 = 0
 
     mutating func merge(_ other: LoadTally) {
         histogram.add(other.histogram)
         completed += other.completed
         ok += other.ok
         acknowledgedDebits += other.acknowledgedDebits
+        abandoned += other.abandoned
         for (key, count) in other.byStatus { byStatus[key, default: 0] += count }
     }
 }
@@ -52,7 +55,6 @@ struct LoadPlan: Sendable {
     let accounts: [String]
     let agents: Int
     let runID: String
-    let requestsPerConnection: Int64
     let deadlineNanos: UInt64
     /// Nanoseconds between sends on one connection; 0 = as fast as possible.
     let intervalNanos: UInt64
@@ -63,15 +65,23 @@ struct LoadPlan: Sendable {
 final class LoadWorker: @unchecked Sendable {
     let index: Int
     let plan: LoadPlan
+    /// Calls this connection sends at most.
+    let requests: Int64
     let tally = Mutex(LoadTally())
     let stopRequested = Atomic<Bool>(false)
     private var rng: SplitMix64
     private var sequence: Int64 = 0
-    private var lastRun = ""
+    /// The newest run debited per account, for GetExecutionCost calls.
+    private var lastRun: [String: String] = [:]
 
-    init(index: Int, plan: LoadPlan) {
+    /// Calls still in flight this long after the time bound are abandoned:
+    /// a stalled server cannot keep the tool running.
+    static let graceNanos: UInt64 = 2_000_000_000
+
+    init(index: Int, plan: LoadPlan, requests: Int64) {
         self.index = index
         self.plan = plan
+        self.requests = requests
         self.rng = SplitMix64(seed: UInt64(index) &* 0x9E37_79B9_7F4A_7C15 &+ 1)
     }
 
@@ -83,8 +93,13 @@ final class LoadWorker: @unchecked Sendable {
         while true {
             let now = monotonicNow()
             let timeUp = now >= plan.deadlineNanos || stopRequested.load(ordering: .relaxed)
-            if (timeUp || sent >= plan.requestsPerConnection) && inflight.isEmpty { break }
-            while !timeUp && sent < plan.requestsPerConnection && inflight.count < plan.streams
+            if (timeUp || sent >= requests) && inflight.isEmpty { break }
+            if now >= plan.deadlineNanos + Self.graceNanos {
+                let unanswered = Int64(inflight.count)
+                tally.withLock { $0.abandoned += unanswered }
+                break
+            }
+            while !timeUp && sent < requests && inflight.count < plan.streams
                     && (plan.intervalNanos == 0 || monotonicNow() >= nextSend) {
                 let rpc = plan.mix[Int(rng.next() % UInt64(plan.mix.count))]
                 let (message, debits) = try request(rpc)
@@ -142,9 +157,15 @@ final class LoadWorker: @unchecked Sendable {
             batch.debits = (0..<plan.batchSize).map { _ in debit(account) }
             return (try batch.serializedBytes(), plan.batchSize)
         case .cost:
+            // A run this connection debited, with the account it belongs to.
             var cost = Billing_V1_GetExecutionCostRequest()
-            cost.accountID = account
-            cost.runID = lastRun.isEmpty ? "\(plan.runID)-none" : lastRun
+            if let run = lastRun[account] {
+                (cost.accountID, cost.runID) = (account, run)
+            } else if let (owner, run) = lastRun.first {
+                (cost.accountID, cost.runID) = (owner, run)
+            } else {
+                (cost.accountID, cost.runID) = (account, "\(plan.runID)-none")
+            }
             return (try cost.serializedBytes(), 0)
         case .usage:
             var usage = Billing_V1_GetUsageRequest()
@@ -164,7 +185,7 @@ final class LoadWorker: @unchecked Sendable {
         debit.runID = "\(plan.runID)-c\(index)-r\(sequence / 4)"  // four debits per run
         debit.idempotencyKey = LoadKeys.key(runID: plan.runID, connection: index, sequence: sequence)
         debit.lineItems = lineItems()
-        lastRun = debit.runID
+        lastRun[account] = debit.runID
         return debit
     }
 

@@ -121,6 +121,9 @@ struct Serve: ParsableCommand {
         sigaddset(&shutdownSignals, SIGTERM)
         sigaddset(&shutdownSignals, SIGINT)
         pthread_sigmask(SIG_BLOCK, &shutdownSignals, nil)
+        // Sockets are written with MSG_NOSIGNAL; ignoring SIGPIPE as well keeps
+        // any other write to a closed peer (a library's) from killing the server.
+        signal(SIGPIPE, SIG_IGN)
         bootstrapLogging(level: logLevel)
         let logger = Logger(label: "billing")
         let registry = PrometheusCollectorRegistry()
