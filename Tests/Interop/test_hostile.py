@@ -285,3 +285,19 @@ def test_client_that_never_reads(server):
     finally:
         sock.close()
     s.assert_serving()
+
+
+@pytest.mark.parametrize("transport", ["h2c", "tls"])
+def test_clients_that_close_at_once_do_not_kill_the_server(server, transport):
+    """Regression: the server used to die of SIGPIPE when a client closed
+    (with unread data, so the kernel answers RST) before the server's first
+    write (its SETTINGS) went out."""
+    s = server(tls=transport == "tls")
+    for _ in range(200):
+        sock = socket.create_connection(s.address, timeout=5)
+        # Unread data + close → RST, so the server's next write gets EPIPE.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.sendall(h2peer.PREFACE if transport == "h2c" else b"\x16\x03\x01\x00\x05hello")
+        sock.close()
+    s.assert_serving()
+    assert s.proc.poll() is None, "the server died"
