@@ -1,0 +1,28 @@
+/// What the shell does after an event, in order. The lifecycle value itself
+/// already reflects the change; these are the effects outside it.
+public enum AccountAction: Sendable, Hashable {
+    /// Metering uses this plan's terms from now on, and any trial is over.
+    case setPlan(Plan)
+    /// New runs are refused with `ACCOUNT_PAUSED` until `.unpause`.
+    case pause(PauseReason)
+    case unpause
+    /// A new billing period started: run quotas start again from zero.
+    case resetQuota
+    /// Issue the next invoice (numbered by the shell) with these lines;
+    /// `periodStart`/`periodEnd` date the invoice, each line dates itself.
+    case issueInvoice(lines: [InvoiceLine], periodStart: Int64, periodEnd: Int64)
+    /// Charge the invoice issued by the `.issueInvoice` just before, with the
+    /// payment method on file, and report `paymentSucceeded`/`paymentFailed`.
+    case attemptPayment
+    /// The payment method just added is now the one on file.
+    case usePaymentMethodNow
+    /// The payment method just added replaces the one on file at `at` (the
+    /// next billing cycle); until then the current one is charged.
+    case schedulePaymentMethod(at: Int64)
+    /// The scheduled replacement payment method is now the one on file.
+    case applyScheduledPaymentMethod
+    /// A downgrade to `plan` applies at `at`; shown as pending until then.
+    case scheduleDowngrade(Plan, at: Int64)
+    /// The pending downgrade was cancelled.
+    case cancelScheduledDowngrade
+}

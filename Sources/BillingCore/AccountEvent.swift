@@ -1,0 +1,31 @@
+/// What can happen to an account. Customer and operator requests, the payment
+/// gateway's answers, and the time-driven transitions that
+/// `AccountLifecycle.nextDueTransition(now:)` says are due.
+public enum AccountEvent: Sendable, Hashable {
+    // Time-driven.
+    /// The trial's end is reached.
+    case trialEnded
+    /// `period` (the account's current one) ended; `overage` is the usage
+    /// that credits did not cover during it.
+    case periodEnded(BillingPeriod, overage: Money)
+    /// The grace period of the oldest past-due invoice ran out.
+    case graceExpired
+
+    // Customer requests.
+    /// A payment method was set. The first one applies at once; one that
+    /// replaces a method on file applies at the next billing cycle.
+    case paymentMethodAdded
+    case changePlan(to: Plan)
+    case cancelPendingChange
+    /// Switch to Free: at once during a trial (paused or not), otherwise the
+    /// same as `changePlan(to: .free)`.
+    case downgradeToFree
+
+    // Payment gateway answers, for an invoice number the shell issued.
+    case paymentSucceeded(invoice: Int64)
+    case paymentFailed(invoice: Int64)
+
+    // Operators.
+    /// Puts the account on Enterprise with these terms (or updates them).
+    case enterpriseContractSet(EnterpriseContract)
+}

@@ -1,0 +1,91 @@
+/// Period ends, payments, grace, and operators' Enterprise contracts.
+extension AccountLifecycle {
+    /// Closes `period`: the replacement payment method and a due downgrade
+    /// apply, quotas reset, and (after the trial) the invoice bills the plan
+    /// for the new period in advance and the closed period's usage in arrears.
+    mutating func periodEnded(_ period: BillingPeriod, overage: Money, now: Int64, plans: PlanCatalog) -> [AccountAction] {
+        precondition(period.start < currentPeriod.end, "a future period cannot end")
+        // A period closed before (a replay), or a trial's since converted.
+        guard period == currentPeriod else { return [] }
+        precondition(now >= period.end, "a period ends at its end, not before")
+        precondition(overage >= .zero, "usage is never negative")
+        let closedPlan = plan
+        let closedContract = contract
+        var actions: [AccountAction] = []
+        if hasPendingPaymentMethod {
+            hasPendingPaymentMethod = false
+            actions.append(.applyScheduledPaymentMethod)
+        }
+        if let change = pendingChange, change.effectiveAt <= period.end {
+            pendingChange = nil
+            plan = change.plan
+            if plan != .enterprise { contract = nil }
+            actions.append(.setPlan(plan))
+        }
+        currentPeriod = BillingPeriod.containing(period.end, anchor: periodAnchor)
+        actions.append(.resetQuota)
+        // A trial bills nothing.
+        guard trialEndsAt == nil else { return actions }
+        var lines: [InvoiceLine] = []
+        if let line = subscriptionLine(for: currentPeriod, plans: plans) { lines.append(line) }
+        let billsUsage = closedPlan != .enterprise || (closedContract?.billsMeteredUsage ?? true)
+        if overage > .zero && billsUsage {
+            lines.append(InvoiceLine(
+                kind: .meteredUsage, description: "Metered usage, \(Self.dates(period.start, period.end))",
+                amount: overage, periodStart: period.start, periodEnd: period.end))
+        }
+        guard !lines.isEmpty else { return actions }
+        actions.append(.issueInvoice(lines: lines, periodStart: period.start, periodEnd: period.end))
+        actions.append(.attemptPayment)
+        return actions
+    }
+
+    mutating func paymentSucceeded(invoice: Int64) -> [AccountAction] {
+        // Paid at its first attempt, or settled before: nothing changes.
+        guard let index = pastDueInvoices.firstIndex(where: { $0.number == invoice }) else { return [] }
+        pastDueInvoices.remove(at: index)
+        guard pastDueInvoices.isEmpty, pauseReason == .pastDueGraceExpired else { return [] }
+        pauseReason = nil
+        return [.unpause]
+    }
+
+    mutating func paymentFailed(invoice: Int64, now: Int64) -> [AccountAction] {
+        // A failed retry leaves the invoice past due since its first failure.
+        guard !pastDueInvoices.contains(where: { $0.number == invoice }) else { return [] }
+        pastDueInvoices.append(PastDueInvoice(number: invoice, since: now))
+        return []
+    }
+
+    mutating func graceExpired(now: Int64) -> [AccountAction] {
+        guard let since = pastDueSince, pauseReason == nil else { return [] }
+        precondition(now >= graceEnd(since: since), "grace expires at its end, not before")
+        pauseReason = .pastDueGraceExpired
+        return [.pause(.pastDueGraceExpired)]
+    }
+
+    /// When runs pause if an invoice past due since `since` stays unpaid.
+    func graceEnd(since: Int64) -> Int64 {
+        let (end, overflow) = since.addingReportingOverflow(graceSeconds)
+        return overflow ? .max : end
+    }
+
+    /// An operator puts the account on Enterprise (or updates its terms).
+    /// From a trial the contract's first period starts now and is charged;
+    /// from Free or Pro the contract is billed from the next period end (the
+    /// current period is paid already), without proration.
+    mutating func enterpriseContractSet(_ terms: EnterpriseContract, now: Int64, plans: PlanCatalog) -> [AccountAction] {
+        contract = terms
+        guard plan != .enterprise else { return [] }
+        var actions: [AccountAction] = []
+        if pendingChange != nil {
+            pendingChange = nil
+            actions.append(.cancelScheduledDowngrade)
+        }
+        if trialEndsAt != nil {
+            return actions + startSubscription(.enterprise, at: now, plans: plans)
+        }
+        plan = .enterprise
+        actions.append(.setPlan(.enterprise))
+        return actions
+    }
+}

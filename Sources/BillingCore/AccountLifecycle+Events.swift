@@ -1,0 +1,86 @@
+extension AccountLifecycle {
+    /// Applies `event` at `now` (unix seconds) with the plan terms in
+    /// `plans`. On success the value has changed and the actions say, in
+    /// order, what the shell does; a refusal changes nothing.
+    ///
+    /// Events that do not apply in the current state (a trial end for an
+    /// account no longer in trial, a period that already closed, a payment of
+    /// an invoice that is not past due) are ignored: no change, no actions,
+    /// so a replayed event is harmless. A time-driven event before its time
+    /// is our bug and traps: the shell applies only `nextDueTransition`s.
+    public mutating func apply(_ event: AccountEvent, now: Int64, plans: PlanCatalog) -> Result<[AccountAction], AccountRefusal> {
+        let result: Result<[AccountAction], AccountRefusal>
+        switch event {
+        case .trialEnded:
+            result = .success(trialEnded(now: now, plans: plans))
+        case .periodEnded(let period, let overage):
+            result = .success(periodEnded(period, overage: overage, now: now, plans: plans))
+        case .graceExpired:
+            result = .success(graceExpired(now: now))
+        case .paymentMethodAdded:
+            result = .success(paymentMethodAdded(now: now, plans: plans))
+        case .changePlan(let target):
+            result = changePlan(to: target, now: now, plans: plans)
+        case .cancelPendingChange:
+            result = cancelPendingChange()
+        case .downgradeToFree:
+            result = downgradeToFree(now: now, plans: plans)
+        case .paymentSucceeded(let invoice):
+            result = .success(paymentSucceeded(invoice: invoice))
+        case .paymentFailed(let invoice):
+            result = .success(paymentFailed(invoice: invoice, now: now))
+        case .enterpriseContractSet(let terms):
+            result = .success(enterpriseContractSet(terms, now: now, plans: plans))
+        }
+        checkInvariants()
+        return result
+    }
+
+    /// The monthly price of `plan` for this account: the catalog's, or the
+    /// contract's for Enterprise.
+    func monthlyPrice(of plan: Plan, plans: PlanCatalog) -> Money {
+        plan == .enterprise ? (contract?.monthlyPrice ?? plans.enterprise.monthlyPrice) : plans[plan].monthlyPrice
+    }
+
+    /// Ends any trial and starts a subscription to `newPlan` whose first
+    /// period begins at `start` and is billed at once, in advance.
+    mutating func startSubscription(_ newPlan: Plan, at start: Int64, plans: PlanCatalog) -> [AccountAction] {
+        var actions: [AccountAction] = []
+        if hasPendingPaymentMethod {
+            hasPendingPaymentMethod = false
+            actions.append(.applyScheduledPaymentMethod)
+        }
+        trialEndsAt = nil
+        pendingChange = nil
+        plan = newPlan
+        if newPlan != .enterprise { contract = nil }
+        periodAnchor = start
+        currentPeriod = BillingPeriod.containing(start, anchor: start)
+        actions.append(.setPlan(newPlan))
+        actions.append(.resetQuota)
+        if pauseReason == .trialEndedWithoutPaymentMethod {
+            pauseReason = nil
+            actions.append(.unpause)
+        }
+        if let line = subscriptionLine(for: currentPeriod, plans: plans) {
+            actions.append(.issueInvoice(lines: [line], periodStart: currentPeriod.start, periodEnd: currentPeriod.end))
+            actions.append(.attemptPayment)
+        }
+        return actions
+    }
+
+    /// The current plan's price for `period`, or nil when it costs nothing.
+    func subscriptionLine(for period: BillingPeriod, plans: PlanCatalog) -> InvoiceLine? {
+        let amount = plan == .enterprise ? (contract?.invoiceAmount ?? .zero) : plans[plan].monthlyPrice
+        guard amount > .zero else { return nil }
+        let what = plan == .enterprise ? "Enterprise contract" : "\(plans[plan].displayName) plan"
+        return InvoiceLine(
+            kind: .subscription(plan), description: "\(what), \(Self.dates(period.start, period.end))",
+            amount: amount, periodStart: period.start, periodEnd: period.end)
+    }
+
+    /// "2026-04-01 to 2026-05-01" (UTC days).
+    static func dates(_ start: Int64, _ end: Int64) -> String {
+        "\(CivilDate(unixSeconds: start)) to \(CivilDate(unixSeconds: end))"
+    }
+}

@@ -1,0 +1,22 @@
+extension AccountLifecycle {
+    /// The next time-driven transition, due or not: there is always a period
+    /// end ahead.
+    public var nextTransition: DueTransition {
+        var next = DueTransition.periodEnd(currentPeriod)
+        var candidates: [DueTransition] = []
+        if let trialEnd = trialEndsAt, pauseReason == nil { candidates.append(.trialEnd(at: trialEnd)) }
+        if let since = pastDueSince, pauseReason == nil { candidates.append(.graceEnd(at: graceEnd(since: since))) }
+        for candidate in candidates where (candidate.at, candidate.rank) < (next.at, next.rank) {
+            next = candidate
+        }
+        return next
+    }
+
+    /// The earliest transition due at `now`, or nil. A clock that moves to
+    /// `now` applies this at its `at` until nil: every due transition, in
+    /// order, each exactly once.
+    public func nextDueTransition(now: Int64) -> DueTransition? {
+        let next = nextTransition
+        return next.at <= now ? next : nil
+    }
+}

@@ -1,0 +1,26 @@
+/// The account status the Overview tab shows. Whether new runs are paused is
+/// separate (`PauseReason`): a trial can be paused, so can a past-due account.
+public enum AccountStatus: String, Sendable, Hashable, CaseIterable {
+    case trial = "TRIAL"
+    case active = "ACTIVE"
+    case pastDue = "PAST_DUE"
+}
+
+/// Why new runs are paused (`Debit` and `Quote` answer `ACCOUNT_PAUSED`).
+/// The raw value is the stable name the API and the journal use.
+public enum PauseReason: String, Sendable, Hashable, CaseIterable {
+    /// The trial ended without a payment method. Adding one (→ Active Pro)
+    /// or switching to Free (→ Active Free) unpauses.
+    case trialEndedWithoutPaymentMethod = "TRIAL_ENDED_WITHOUT_PAYMENT_METHOD"
+    /// An invoice stayed unpaid past the grace period. Paying every past-due
+    /// invoice unpauses.
+    case pastDueGraceExpired = "PAST_DUE_GRACE_EXPIRED"
+
+    /// What the customer does to unpause, for banners and error messages.
+    public var remedy: String {
+        switch self {
+        case .trialEndedWithoutPaymentMethod: "add a payment method to continue on Pro, or switch to Free"
+        case .pastDueGraceExpired: "pay the past-due invoice to resume"
+        }
+    }
+}

@@ -1,0 +1,31 @@
+/// A banner the app shows across its pages, most urgent first in
+/// `AccountLifecycle.banners(now:)`.
+public enum Banner: Sendable, Hashable {
+    /// New runs are paused, and what unpauses them.
+    case paused(PauseReason)
+    /// The oldest unpaid invoice, with a pay link; `pausesAt` is when new
+    /// runs pause if it stays unpaid (nil once they are paused).
+    case pastDue(invoice: Int64, pausesAt: Int64?)
+    /// Days left in the trial (rounded up) and when it ends.
+    case trialCountdown(daysLeft: Int, endsAt: Int64)
+
+    /// The text for people; the app branches on the case, never on this.
+    public var message: String {
+        switch self {
+        case .paused(.trialEndedWithoutPaymentMethod):
+            "Your trial has ended and new runs are paused: \(PauseReason.trialEndedWithoutPaymentMethod.remedy)."
+        case .paused(let reason):
+            "New runs are paused: \(reason.remedy)."
+        case .pastDue(let invoice, let pausesAt?):
+            "Payment of invoice \(invoice) failed: update your payment method and pay it. New runs pause on \(CivilDate(unixSeconds: pausesAt)) if it stays unpaid."
+        case .pastDue(let invoice, nil):
+            "Payment of invoice \(invoice) failed: update your payment method and pay it."
+        case .trialCountdown(0, _):
+            "Your trial ends today."
+        case .trialCountdown(1, _):
+            "1 day left in your trial."
+        case .trialCountdown(let days, _):
+            "\(days) days left in your trial."
+        }
+    }
+}

@@ -1,0 +1,183 @@
+import BillingCore
+import Testing
+
+/// Accounts active since 2026-04-01 00:00 UTC: April is a 30-day period.
+@Suite struct AccountLifecyclePlanChangeTests {
+    static let april = period(utc(2026, 4, 1), utc(2026, 5, 1))
+
+    @Test func midPeriodUpgradeChargesTheProratedDifference() {
+        var h = LifecycleHarness.active(.free, since: Self.april.start)
+        h.now = utc(2026, 4, 16)
+        let line = InvoiceLine(
+            kind: .proration(from: .free, to: .pro),
+            description: "Upgrade from Free to Pro, prorated 2026-04-16 to 2026-05-01",
+            amount: Money(micros: 24_500_000), periodStart: utc(2026, 4, 16), periodEnd: Self.april.end)
+        #expect(h.accept(.changePlan(to: .pro)) == [
+            .setPlan(.pro),
+            .issueInvoice(lines: [line], periodStart: utc(2026, 4, 16), periodEnd: Self.april.end),
+            .attemptPayment,
+        ])
+        #expect(h.account.plan == .pro)
+        #expect(h.account.status == .active)
+        // A retried upgrade charges nothing twice.
+        #expect(h.accept(.changePlan(to: .pro)) == [])
+
+        // The next period is billed at the full price, in advance.
+        let closed = h.advance(to: Self.april.end)
+        #expect(closed.map(\.1) == [[
+            .resetQuota,
+            .issueInvoice(lines: [proLine(utc(2026, 5, 1), utc(2026, 6, 1))], periodStart: Self.april.start, periodEnd: Self.april.end),
+            .attemptPayment,
+        ]])
+    }
+
+    @Test func upgradeInTheLastSecondOfAPeriod() {
+        var h = LifecycleHarness.active(.free, since: Self.april.start)
+        h.now = Self.april.end - 1
+        let actions = h.accept(.changePlan(to: .pro))
+        // 49e6 × 1 / 2,592,000 = 18.9 → 19 micros.
+        guard case .issueInvoice(let lines, _, _) = actions[1] else {
+            Issue.record("no invoice: \(actions)")
+            return
+        }
+        #expect(lines.map(\.amount) == [Money(micros: 19)])
+    }
+
+    @Test func upgradeNeedsAPaymentMethod() {
+        var h = LifecycleHarness(
+            account: .active(plan: .free, startingAt: Self.april.start, graceSeconds: 0, hasPaymentMethod: false),
+            now: utc(2026, 4, 10))
+        let before = h.account
+        #expect(h.send(.changePlan(to: .pro)) == .failure(.paymentMethodRequired))
+        #expect(h.account == before)
+        #expect(h.accept(.paymentMethodAdded) == [.usePaymentMethodNow])
+        #expect(h.accept(.changePlan(to: .pro)).first == .setPlan(.pro))
+    }
+
+    @Test func downgradeIsPendingThenAppliedAtPeriodEnd() {
+        var h = LifecycleHarness.active(.pro, since: Self.april.start)
+        h.now = utc(2026, 4, 10)
+        #expect(h.accept(.changePlan(to: .free)) == [.scheduleDowngrade(.free, at: Self.april.end)])
+        #expect(h.account.pendingChange == PendingPlanChange(plan: .free, effectiveAt: Self.april.end))
+        #expect(h.account.plan == .pro)
+        // Asking again is harmless.
+        #expect(h.accept(.changePlan(to: .free)) == [.scheduleDowngrade(.free, at: Self.april.end)])
+        // Staying on Pro does not cancel it: CancelPendingChange does.
+        #expect(h.accept(.changePlan(to: .pro)) == [])
+        #expect(h.account.pendingChange != nil)
+
+        // Overage accrued on Pro in April is still billed; Free costs nothing.
+        h.overage[Self.april] = Money(micros: 3_210_000)
+        let closed = h.advance(to: utc(2026, 5, 2))
+        let usage = InvoiceLine(
+            kind: .meteredUsage, description: "Metered usage, 2026-04-01 to 2026-05-01",
+            amount: Money(micros: 3_210_000), periodStart: Self.april.start, periodEnd: Self.april.end)
+        #expect(closed.map(\.1) == [[
+            .setPlan(.free), .resetQuota,
+            .issueInvoice(lines: [usage], periodStart: Self.april.start, periodEnd: Self.april.end),
+            .attemptPayment,
+        ]])
+        #expect(h.account.plan == .free)
+        #expect(h.account.pendingChange == nil)
+        #expect(h.advance(to: utc(2026, 6, 1)).map(\.1) == [[.resetQuota]])
+    }
+
+    @Test func aCancelledDowngradeNeverApplies() {
+        var h = LifecycleHarness.active(.pro, since: Self.april.start)
+        h.now = utc(2026, 4, 10)
+        #expect(h.send(.cancelPendingChange) == .failure(.noPendingChange))
+        _ = h.accept(.changePlan(to: .free))
+        #expect(h.accept(.cancelPendingChange) == [.cancelScheduledDowngrade])
+        #expect(h.account.pendingChange == nil)
+        let closed = h.advance(to: Self.april.end)
+        #expect(h.account.plan == .pro)
+        #expect(!closed[0].1.contains(.setPlan(.free)))
+    }
+
+    @Test(arguments: [Plan.free, .pro])
+    func enterpriseRequestIsRefusedWithContactSales(_ plan: Plan) {
+        var h = LifecycleHarness.active(plan, since: Self.april.start)
+        let before = h.account
+        #expect(h.send(.changePlan(to: .enterprise)) == .failure(.contactSales))
+        #expect(h.account == before)
+    }
+
+    @Test func enterpriseRequestDuringTheTrialIsRefusedWithContactSales() {
+        var h = LifecycleHarness(signUpAt: Self.april.start)
+        #expect(h.send(.changePlan(to: .enterprise)) == .failure(.contactSales))
+        #expect(h.account.status == .trial)
+    }
+
+    @Test func anOperatorsContractPutsTheAccountOnEnterprise() {
+        var h = LifecycleHarness.active(.pro, since: Self.april.start)
+        h.now = utc(2026, 4, 20)
+        let contract = EnterpriseContract(monthlyPrice: Money(micros: 2_000_000_000), customInvoiceAmount: Money(micros: 1_500_000_000))
+        #expect(h.accept(.enterpriseContractSet(contract)) == [.setPlan(.enterprise)])
+        #expect(h.account.plan == .enterprise)
+        #expect(h.account.contract == contract)
+        // Already on Enterprise: a customer's request is a no-op.
+        #expect(h.accept(.changePlan(to: .enterprise)) == [])
+
+        // The invoice bills the contract's custom amount, plus usage.
+        h.overage[Self.april] = Money(micros: 700_000)
+        let closed = h.advance(to: Self.april.end)
+        guard case .issueInvoice(let lines, _, _) = closed[0].1[1] else {
+            Issue.record("no invoice: \(closed)")
+            return
+        }
+        #expect(lines.map(\.kind) == [.subscription(.enterprise), .meteredUsage])
+        #expect(lines.map(\.amount) == [Money(micros: 1_500_000_000), Money(micros: 700_000)])
+        #expect(lines[0].description == "Enterprise contract, 2026-05-01 to 2026-06-01")
+    }
+
+    @Test func aContractEndsAPausedTrialAndChargesItsFirstPeriod() {
+        var h = LifecycleHarness(signUpAt: utc(2026, 3, 1))
+        h.advance(to: utc(2026, 3, 20))
+        #expect(h.account.runsPaused)
+        let contract = EnterpriseContract(monthlyPrice: Money(micros: 900_000_000))
+        let line = InvoiceLine(
+            kind: .subscription(.enterprise), description: "Enterprise contract, 2026-03-20 to 2026-04-20",
+            amount: Money(micros: 900_000_000), periodStart: utc(2026, 3, 20), periodEnd: utc(2026, 4, 20))
+        #expect(h.accept(.enterpriseContractSet(contract)) == [
+            .setPlan(.enterprise), .resetQuota, .unpause,
+            .issueInvoice(lines: [line], periodStart: utc(2026, 3, 20), periodEnd: utc(2026, 4, 20)),
+            .attemptPayment,
+        ])
+        #expect(h.account.status == .active && h.account.plan == .enterprise && !h.account.runsPaused)
+    }
+
+    @Test func aContractMayIncludeUsage() {
+        let contract = EnterpriseContract(monthlyPrice: Money(micros: 900_000_000), billsMeteredUsage: false)
+        var h = LifecycleHarness.active(.enterprise, since: Self.april.start, contract: contract)
+        h.overage[Self.april] = Money(micros: 700_000)
+        let closed = h.advance(to: Self.april.end)
+        guard case .issueInvoice(let lines, _, _) = closed[0].1[1] else {
+            Issue.record("no invoice: \(closed)")
+            return
+        }
+        #expect(lines.map(\.amount) == [Money(micros: 900_000_000)])
+    }
+
+    @Test func downgradeFromEnterpriseToProNeedsACard() {
+        let contract = EnterpriseContract(monthlyPrice: Money(micros: 900_000_000))
+        var h = LifecycleHarness(
+            account: .active(plan: .enterprise, startingAt: Self.april.start, graceSeconds: 0, hasPaymentMethod: false, contract: contract),
+            now: utc(2026, 4, 2))
+        #expect(h.send(.changePlan(to: .pro)) == .failure(.paymentMethodRequired))
+        #expect(h.accept(.changePlan(to: .free)) == [.scheduleDowngrade(.free, at: Self.april.end)])
+        h.advance(to: Self.april.end)
+        #expect(h.account.plan == .free)
+        #expect(h.account.contract == nil)
+    }
+
+    @Test(arguments: [
+        (AccountRefusal.contactSales, "CONTACT_SALES"),
+        (.noPendingChange, "NO_PENDING_CHANGE"),
+        (.paymentMethodRequired, "PAYMENT_METHOD_REQUIRED"),
+    ])
+    func refusalReasons(_ refusal: AccountRefusal, _ reason: String) {
+        #expect(refusal.reason == reason)
+        #expect(refusal.code == .failedPrecondition)
+        #expect(!refusal.message.isEmpty)
+    }
+}

@@ -1,0 +1,179 @@
+import BillingCore
+import Testing
+
+/// Sign-up on 2026-03-01 00:00 UTC: the 14-day trial ends 2026-03-15.
+@Suite struct AccountLifecycleTrialTests {
+    static let signUp = utc(2026, 3, 1)
+    static let trialEnd = utc(2026, 3, 15)
+
+    @Test func signUpStartsAFourteenDayProTrial() {
+        let h = LifecycleHarness(signUpAt: Self.signUp)
+        #expect(h.account.status == .trial)
+        #expect(h.account.plan == .pro)
+        #expect(h.account.trialEndsAt == Self.trialEnd)
+        #expect(!h.account.runsPaused)
+        #expect(!h.account.hasPaymentMethod)
+        #expect(h.account.nextBillingDate == Self.trialEnd)
+        #expect(h.account.banners(now: Self.signUp) == [.trialCountdown(daysLeft: 14, endsAt: Self.trialEnd)])
+        #expect(h.account.banners(now: Self.signUp)[0].message == "14 days left in your trial.")
+    }
+
+    @Test(arguments: [
+        (utc(2026, 3, 1), 14),
+        (utc(2026, 3, 1, 0, 0, 1), 14),
+        (utc(2026, 3, 2), 13),
+        (utc(2026, 3, 13, 23, 59, 59), 2),
+        (utc(2026, 3, 14), 1),
+        (utc(2026, 3, 14, 23, 59, 59), 1),
+        (utc(2026, 3, 15), 0),
+        (utc(2026, 4, 1), 0),
+    ])
+    func trialDaysLeftRoundsUp(_ now: Int64, _ days: Int) {
+        let account = AccountLifecycle.trial(startingAt: Self.signUp, plans: .default, graceSeconds: 0)
+        #expect(account.trialDaysLeft(now: now) == days)
+    }
+
+    @Test func countdownMessages() {
+        #expect(Banner.trialCountdown(daysLeft: 1, endsAt: 0).message == "1 day left in your trial.")
+        #expect(Banner.trialCountdown(daysLeft: 0, endsAt: 0).message == "Your trial ends today.")
+    }
+
+    @Test func trialEndWithoutCardPausesUntilACardIsAdded() {
+        var h = LifecycleHarness(signUpAt: Self.signUp)
+        #expect(h.advance(to: utc(2026, 3, 14, 12)).isEmpty)
+        #expect(h.account.banners(now: h.now) == [.trialCountdown(daysLeft: 1, endsAt: Self.trialEnd)])
+
+        let ended = h.advance(to: utc(2026, 3, 20, 10))
+        #expect(ended.map(\.0) == [.trialEnd(at: Self.trialEnd)])
+        #expect(ended.map(\.1) == [[.pause(.trialEndedWithoutPaymentMethod)]])
+        #expect(h.account.status == .trial)
+        #expect(h.account.runsPaused)
+        #expect(h.account.pauseReason == .trialEndedWithoutPaymentMethod)
+        #expect(h.account.trialDaysLeft(now: h.now) == 0)
+        #expect(h.account.nextBillingDate == nil)
+        #expect(h.account.banners(now: h.now) == [.paused(.trialEndedWithoutPaymentMethod)])
+        #expect(h.account.banners(now: h.now)[0].message
+            == "Your trial has ended and new runs are paused: add a payment method to continue on Pro, or switch to Free.")
+
+        // Card added on 2026-03-20 10:00: active Pro, the first period starts
+        // now and is charged at once.
+        let start = h.now
+        let end = utc(2026, 4, 20, 10)
+        #expect(h.accept(.paymentMethodAdded) == [
+            .usePaymentMethodNow, .setPlan(.pro), .resetQuota, .unpause,
+            .issueInvoice(lines: [proLine(start, end)], periodStart: start, periodEnd: end),
+            .attemptPayment,
+        ])
+        #expect(h.account.status == .active)
+        #expect(h.account.plan == .pro)
+        #expect(!h.account.runsPaused)
+        #expect(h.account.trialEndsAt == nil)
+        #expect(h.account.currentPeriod == period(start, end))
+        #expect(h.account.nextBillingDate == end)
+        #expect(h.account.banners(now: h.now).isEmpty)
+        // Paid at its first attempt: nothing changes.
+        #expect(h.accept(.paymentSucceeded(invoice: 1)) == [])
+        #expect(h.account.status == .active)
+    }
+
+    @Test func trialEndThenDowngradeToFreeIsActiveFreeUnpaused() {
+        var h = LifecycleHarness(signUpAt: Self.signUp)
+        h.advance(to: utc(2026, 3, 16))
+        #expect(h.account.runsPaused)
+        #expect(h.accept(.downgradeToFree) == [.setPlan(.free), .resetQuota, .unpause])
+        #expect(h.account.status == .active)
+        #expect(h.account.plan == .free)
+        #expect(!h.account.runsPaused)
+        #expect(h.account.banners(now: h.now).isEmpty)
+        #expect(h.account.currentPeriod == period(utc(2026, 3, 16), utc(2026, 4, 16)))
+        // Free bills nothing at its period ends; quotas still reset.
+        let next = h.advance(to: utc(2026, 4, 16))
+        #expect(next.map(\.1) == [[.resetQuota]])
+    }
+
+    @Test func changePlanToFreeOnAPausedTrialAppliesAtOnce() {
+        var h = LifecycleHarness(signUpAt: Self.signUp)
+        h.advance(to: utc(2026, 3, 16))
+        #expect(h.accept(.changePlan(to: .free)) == [.setPlan(.free), .resetQuota, .unpause])
+        #expect(h.account.status == .active && h.account.plan == .free && !h.account.runsPaused)
+    }
+
+    @Test func trialEndWithACardChargesTheFirstPeriod() {
+        var h = LifecycleHarness(signUpAt: Self.signUp)
+        h.now = utc(2026, 3, 5)
+        #expect(h.accept(.paymentMethodAdded) == [.usePaymentMethodNow])
+        #expect(h.account.status == .trial)
+        // Already on the trial plan with a card: nothing to do.
+        #expect(h.accept(.changePlan(to: .pro)) == [])
+
+        let ended = h.advance(to: utc(2026, 3, 15, 9))
+        let end = utc(2026, 4, 15)
+        #expect(ended.map(\.0) == [.trialEnd(at: Self.trialEnd)])
+        #expect(ended.map(\.1) == [[
+            .setPlan(.pro), .resetQuota,
+            .issueInvoice(lines: [proLine(Self.trialEnd, end)], periodStart: Self.trialEnd, periodEnd: end),
+            .attemptPayment,
+        ]])
+        #expect(h.account.status == .active)
+        #expect(!h.account.runsPaused)
+        // Periods are anchored on the trial's end, even when processed late.
+        #expect(h.account.periodAnchor == Self.trialEnd)
+        #expect(h.account.currentPeriod == period(Self.trialEnd, end))
+    }
+
+    @Test func keepingProAfterTheTrialNeedsACard() {
+        var h = LifecycleHarness(signUpAt: Self.signUp)
+        #expect(h.send(.changePlan(to: .pro)) == .failure(.paymentMethodRequired))
+        h.advance(to: utc(2026, 3, 16))
+        #expect(h.send(.changePlan(to: .pro)) == .failure(.paymentMethodRequired))
+        #expect(h.account.runsPaused)
+    }
+
+    @Test func downgradeDuringTheTrialIsPendingUntilItsEnd() {
+        var h = LifecycleHarness(signUpAt: Self.signUp)
+        h.now = utc(2026, 3, 3)
+        #expect(h.accept(.changePlan(to: .free)) == [.scheduleDowngrade(.free, at: Self.trialEnd)])
+        #expect(h.account.pendingChange == PendingPlanChange(plan: .free, effectiveAt: Self.trialEnd))
+        #expect(h.account.plan == .pro)
+        #expect(h.account.status == .trial)
+        // Cancellable, and schedulable again.
+        #expect(h.accept(.cancelPendingChange) == [.cancelScheduledDowngrade])
+        #expect(h.send(.cancelPendingChange) == .failure(.noPendingChange))
+        #expect(h.accept(.changePlan(to: .free)) == [.scheduleDowngrade(.free, at: Self.trialEnd)])
+
+        // At the trial's end: Free, not paused, although there is no card.
+        let ended = h.advance(to: Self.trialEnd)
+        #expect(ended.map(\.1) == [[.setPlan(.free), .resetQuota]])
+        #expect(h.account.status == .active && h.account.plan == .free && !h.account.runsPaused)
+        #expect(h.account.pendingChange == nil)
+    }
+
+    @Test func downgradeToFreeDuringARunningTrialAppliesAtOnce() {
+        var h = LifecycleHarness(signUpAt: Self.signUp)
+        h.now = utc(2026, 3, 3)
+        #expect(h.accept(.downgradeToFree) == [.setPlan(.free), .resetQuota])
+        #expect(h.account.status == .active && h.account.plan == .free)
+        #expect(h.account.nextTransition == .periodEnd(period(utc(2026, 3, 3), utc(2026, 4, 3))))
+    }
+
+    @Test func aReplacementCardDuringTheTrialAppliesAtItsEnd() {
+        var h = LifecycleHarness(signUpAt: Self.signUp)
+        h.now = utc(2026, 3, 2)
+        #expect(h.accept(.paymentMethodAdded) == [.usePaymentMethodNow])
+        #expect(h.accept(.paymentMethodAdded) == [.schedulePaymentMethod(at: Self.trialEnd)])
+        #expect(h.account.hasPendingPaymentMethod)
+        let ended = h.advance(to: Self.trialEnd)
+        // The replacement is on file before the first charge.
+        #expect(ended[0].1.first == .applyScheduledPaymentMethod)
+        #expect(ended[0].1.last == .attemptPayment)
+        #expect(!h.account.hasPendingPaymentMethod)
+    }
+
+    @Test func aTrialEndReplayedIsIgnored() {
+        var h = LifecycleHarness(signUpAt: Self.signUp)
+        h.advance(to: Self.trialEnd)
+        let paused = h.account
+        #expect(h.accept(.trialEnded) == [])
+        #expect(h.account == paused)
+    }
+}
