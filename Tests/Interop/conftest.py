@@ -7,6 +7,9 @@ and raw HTTP/2 peers against the real `billing` binary over loopback.
   the same for servers shared by a whole test module.
 - `mint_jwt`, `user_claims`: platform user tokens (HS256 JWTs) made with the
   standard library; `error_info`: the ErrorInfo of a refused call.
+- At the end of the run, the output of every server the suite started is
+  searched for its demo key, Owner token and JWT secret (outside the demo
+  banner) and for anything shaped like an API key or a JWT (issue 5).
 - `tls_files`: a self-signed server certificate, plus a CA and a client
   certificate it signed (for mTLS), made with the openssl CLI.
 
@@ -18,6 +21,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -311,6 +315,62 @@ class Server:
             return False
 
 
+# Every server the suite started, for the end-of-run search of their logs.
+ALL_SERVERS: list[Server] = []
+
+DEMO_BANNER_FIRST, DEMO_BANNER_LAST = "Demo account created", "(start with --no-demo"
+API_KEY_SHAPE = re.compile(r"bk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}")
+JWT_SHAPE = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}")
+
+
+def without_demo_banner(text: str) -> str:
+    """The output without the demo banner's lines (the one place the demo
+    key and Owner token are meant to appear)."""
+    kept, inside = [], False
+    for line in text.splitlines():
+        if line.startswith(DEMO_BANNER_FIRST):
+            inside = True
+        if not inside:
+            kept.append(line)
+        elif line.startswith(DEMO_BANNER_LAST):
+            inside = False
+    return "\n".join(kept)
+
+
+def secrets_in_server_output(s: "Server") -> list[str]:
+    """What a server's output shows that it must not: outside the demo
+    banner, its demo key, Owner token or JWT secret, or anything shaped like
+    an API key or a JWT."""
+    text = without_demo_banner(s.log())
+    known = {}
+    try:
+        credentials = json.loads(s.credentials_path.read_text())
+        known["demo key"] = credentials["service_key"]
+        known["demo key secret"] = credentials["service_key"][16:]
+        known["demo Owner token"] = credentials["owner_token"]
+        known["demo Owner token signature"] = credentials["owner_token"].rsplit(".", 1)[-1]
+    except (AttributeError, OSError, ValueError, KeyError):
+        pass
+    try:
+        known["JWT secret"] = s.jwt_secret().decode(errors="replace")
+    except (AssertionError, OSError):
+        pass
+    found = [f"{name}" for name, value in known.items() if len(value) >= 16 and value in text]
+    found += [f"API key {m[:16]}…" for m in API_KEY_SHAPE.findall(text)]
+    found += [f"JWT {m[:24]}…" for m in JWT_SHAPE.findall(text)]
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_in_any_server_log():
+    """Issue 5's log check over the whole run: once every test is done, the
+    output of every server the suite started is searched for secrets."""
+    yield
+    leaks = [f"{s.log_path}: {', '.join(found)}" for s in ALL_SERVERS if (found := secrets_in_server_output(s))]
+    if leaks:
+        pytest.fail("secrets in server logs (outside the demo banner):\n" + "\n".join(leaks))
+
+
 class ServerFactory:
     """Starts `billing serve` processes in `directory` and stops them all at
     `finish()`. The `server` fixture (one per test) and `module_server` (one
@@ -381,6 +441,7 @@ class ServerFactory:
         s.stderr_path = stderr_path
         s.jwt_secret_path = jwt_secret_path
         self.started.append(s)
+        ALL_SERVERS.append(s)
         return s
 
     def finish(self) -> str | None:
