@@ -20,6 +20,15 @@ public final class Authenticator: Sendable {
 
     static let readPermission = "billing:read"
 
+    /// The caller of `context`. More than one `authorization` field is
+    /// refused: a proxy and this server must not disagree on who calls.
+    func principal(_ context: GRPCCallContext) throws(GRPCStatus) -> Principal {
+        guard context.metadataCount("authorization") <= 1 else {
+            throw GRPCStatus(.unauthenticated, "more than one authorization header", reason: "MALFORMED_CREDENTIALS")
+        }
+        return try principal(context.metadata("authorization"))
+    }
+
     func principal(_ authorization: String?) throws(GRPCStatus) -> Principal {
         let credential: Credential
         switch BearerCredential.parse(authorizationHeader: authorization) {

@@ -46,6 +46,10 @@ final class KeysService: Sendable {
         }
         try requireID(request.name, "name")
         let scopes = try Self.scopes(request.scopes)
+        guard request.expiresUnixSeconds >= 0 else {
+            throw GRPCStatus(.invalidArgument, "expires_unix_seconds must be 0 (never) or a time", reason: "INVALID_FIELD",
+                             metadata: ["field": "expires_unix_seconds"])
+        }
         let material = ApiKeyMaterial.generate()
         do {
             _ = try await ledger.createApiKey(keyID: material.keyID, name: request.name, scopes: scopes,

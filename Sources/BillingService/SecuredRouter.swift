@@ -42,7 +42,7 @@ struct SecuredRouter {
             do {
                 // Credentials first: a caller who cannot authenticate learns
                 // nothing, not even whether its message decodes.
-                let principal = try authenticator.principal(context.metadata("authorization"))
+                let principal = try authenticator.principal(context)
                 let request = try decode(Request.self, bytes)
                 try authenticator.authorize(principal, access, accountID: (request as? AccountScoped)?.accountID)
                 return try await handler(request, principal).serializedBytes()
@@ -54,22 +54,12 @@ struct SecuredRouter {
     }
 
     /// A method of the contract whose implementation has not landed yet: it
-    /// still checks credentials first, then answers UNIMPLEMENTED.
-    mutating func registerPending(_ path: String) {
-        guard let access = AccessTable.rules[path] else { preconditionFailure("no access rule for \(path)") }
-        let authenticator = self.authenticator
-        router.register(path: path) { _, context in
-            let principal = try authenticator.principal(context.metadata("authorization"))
-            try authenticator.authorize(principal, access, accountID: Self.pendingAccountScope(principal))
+    /// checks credentials and the account scope first, then answers
+    /// UNIMPLEMENTED, so the access table holds for it already.
+    mutating func registerPending<Request: Message>(_ path: String, _ type: Request.Type) {
+        register(path) { (_: Request, _) -> Google_Rpc_Status in
             throw GRPCStatus(.unimplemented, "\(path) is not implemented yet")
         }
-    }
-
-    /// Unimplemented methods do not decode their request; a user is checked
-    /// against their own account (role rules still apply).
-    static func pendingAccountScope(_ principal: Principal) -> String? {
-        if case .user(_, let accountID, _, _) = principal { return accountID }
-        return nil
     }
 }
 

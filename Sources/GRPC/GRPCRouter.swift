@@ -29,6 +29,11 @@ public struct GRPCCallContext: Sendable {
         name.hasPrefix(":") ? nil : headers.value(name)
     }
 
+    /// How many times a metadata key occurs (a credential must occur once).
+    public func metadataCount(_ name: String) -> Int {
+        headers.regularHeaders.reduce(0) { $0 + ($1.name == name ? 1 : 0) }
+    }
+
     /// Every metadata entry (pseudo-headers excluded), in order.
     public var metadata: [(name: String, value: String)] {
         headers.regularHeaders.map { ($0.name, $0.value) }

@@ -307,12 +307,9 @@ PENDING_WITHOUT_ISOLATION = {
 def cases():
     for method in METHODS:
         for caller in CALLERS:
-            marks = ()
-            if (caller.name == "owner_of_other_account" and method in PENDING_WITHOUT_ISOLATION):
-                marks = pytest.mark.xfail(strict=True, reason=(
-                    "server bug: a pending (UNIMPLEMENTED) read/act method checks a user against their own "
-                    "account, not the request's, so another account's Owner gets UNIMPLEMENTED, not NOT_FOUND"))
-            yield pytest.param(method, caller, id=f"{method.split('.v1.')[1]}-{caller.name}", marks=marks)
+            # Pending (UNIMPLEMENTED) methods decode their request too, so the
+            # account isolation of PENDING_WITHOUT_ISOLATION holds for them as well.
+            yield pytest.param(method, caller, id=f"{method.split('.v1.')[1]}-{caller.name}")
 
 
 @pytest.mark.parametrize("method,caller", list(cases()))
