@@ -12,7 +12,7 @@ import Synchronization
 final class GroupCommitter: Sendable {
     struct Waiter {
         let seq: Int64
-        let continuation: CheckedContinuation<Void, any Error>
+        let waiter: CommitWaiter
     }
 
     struct State {
@@ -69,23 +69,29 @@ final class GroupCommitter: Sendable {
         wake.signal()
     }
 
-    /// Queues a checkpoint, written once every entry up to its seq is durable.
+    /// Queues a checkpoint, written once every entry up to its seq is
+    /// durable; dropped if a commit fails first (it would hold lost entries).
     func enqueueCheckpoint(_ checkpoint: Billing_Journal_V1_Checkpoint) {
-        state.withLock { $0.checkpoint = checkpoint }
+        state.withLock { s in
+            if s.failed == nil { s.checkpoint = checkpoint }
+        }
         wake.signal()
     }
 
-    /// Returns once `seq` is durable; throws if its commit failed.
-    func waitUntilDurable(_ seq: Int64) async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let outcome: Result<Void, LedgerError>? = state.withLock { s in
-                if s.durableSeq >= seq { return .success(()) }
-                if let failed = s.failed { return .failure(.unavailable(failed)) }
-                s.waiters.append(Waiter(seq: seq, continuation: continuation))
-                return nil
-            }
-            if let outcome { continuation.resume(with: outcome.mapError { $0 as any Error }) }
+    /// A waiter for `seq`, registered at once (call it synchronously, in the
+    /// same actor turn as the lookup or append that produced `seq`): a commit
+    /// that fails before the caller awaits still fails this waiter, and a
+    /// later commit that reuses the seq after a reload cannot satisfy it.
+    func waiter(for seq: Int64) -> CommitWaiter {
+        let waiter = CommitWaiter()
+        let outcome: Result<Void, LedgerError>? = state.withLock { s in
+            if let failed = s.failed { return .failure(.unavailable(failed)) }
+            if s.durableSeq >= seq { return .success(()) }
+            s.waiters.append(Waiter(seq: seq, waiter: waiter))
+            return nil
         }
+        if let outcome { waiter.resolve(outcome) }
+        return waiter
     }
 
     /// After a failure, once the ledger has reloaded from the store.
@@ -101,24 +107,32 @@ final class GroupCommitter: Sendable {
         state.withLock { $0.stopping = true }
         wake.signal()
         stopped.wait()
+        // Closed for good: later appends and waits fail instead of hanging.
+        let stranded = state.withLock { s -> [Waiter] in
+            s.failed = "the ledger is closed"
+            defer { s.waiters.removeAll() }
+            return s.waiters
+        }
+        for waiter in stranded { waiter.waiter.resolve(.failure(.unavailable("the ledger is closed"))) }
     }
 
     private func run() {
         while true {
             wake.wait()
             while true {
-                let (batch, checkpoint, stopping) = state.withLock { s -> ([Billing_Journal_V1_Entry], Billing_Journal_V1_Checkpoint?, Bool) in
+                let (batch, stopping) = state.withLock { s -> ([Billing_Journal_V1_Entry], Bool) in
                     let count = min(s.queue.count, maxBatch)
                     let batch = Array(s.queue.prefix(count))
                     s.queue.removeFirst(count)
-                    var checkpoint: Billing_Journal_V1_Checkpoint?
-                    if let pending = s.checkpoint, pending.seq <= s.durableSeq + Int64(count) {
-                        checkpoint = pending
-                        s.checkpoint = nil
-                    }
-                    return (batch, checkpoint, s.stopping)
+                    return (batch, s.stopping)
                 }
                 if !batch.isEmpty { commit(batch) }
+                // Only a checkpoint whose every entry is durable is written.
+                let checkpoint = state.withLock { s -> Billing_Journal_V1_Checkpoint? in
+                    guard s.failed == nil, let pending = s.checkpoint, pending.seq <= s.durableSeq else { return nil }
+                    s.checkpoint = nil
+                    return pending
+                }
                 if let checkpoint { write(checkpoint) }
                 if batch.isEmpty {
                     if stopping {
@@ -150,7 +164,7 @@ final class GroupCommitter: Sendable {
                 s.waiters.removeAll()
                 return waiters
             }
-            for waiter in failedWaiters { waiter.continuation.resume(throwing: LedgerError.unavailable(reason)) }
+            for waiter in failedWaiters { waiter.waiter.resolve(.failure(.unavailable(reason))) }
             onFailure(reason)
             return
         }
@@ -166,7 +180,7 @@ final class GroupCommitter: Sendable {
             }
             return ready
         }
-        for waiter in ready { waiter.continuation.resume() }
+        for waiter in ready { waiter.waiter.resolve(.success(())) }
     }
 
     private func write(_ checkpoint: Billing_Journal_V1_Checkpoint) {
@@ -177,6 +191,38 @@ final class GroupCommitter: Sendable {
         } catch {
             // Not fatal: the journal has everything; recovery replays more.
             logger.warning("checkpoint failed", metadata: ["error": "\(error)", "seq": "\(checkpoint.seq)"])
+        }
+    }
+}
+
+/// One caller's wait for a commit: resolved once, by the journal thread or
+/// at registration; `wait()` returns or throws accordingly.
+final class CommitWaiter: Sendable {
+    private struct State {
+        var outcome: Result<Void, LedgerError>?
+        var continuation: CheckedContinuation<Void, any Error>?
+    }
+
+    private let state = Mutex(State())
+
+    func resolve(_ outcome: Result<Void, LedgerError>) {
+        let continuation = state.withLock { s -> CheckedContinuation<Void, any Error>? in
+            guard s.outcome == nil else { return nil }
+            s.outcome = outcome
+            defer { s.continuation = nil }
+            return s.continuation
+        }
+        continuation?.resume(with: outcome.mapError { $0 as any Error })
+    }
+
+    func wait() async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let outcome = state.withLock { s -> Result<Void, LedgerError>? in
+                if let outcome = s.outcome { return outcome }
+                s.continuation = continuation
+                return nil
+            }
+            if let outcome { continuation.resume(with: outcome.mapError { $0 as any Error }) }
         }
     }
 }

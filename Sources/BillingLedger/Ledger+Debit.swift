@@ -33,7 +33,7 @@ extension Ledger {
     /// outcome is durable.
     public func debit(_ command: DebitCommand, prior: PriorLookup) async throws -> DebitOutcome {
         let (outcome, seq) = try record(command, prior: prior)
-        try await committer.waitUntilDurable(seq)
+        try await committer.waiter(for: seq).wait()
         return outcome
     }
 
@@ -52,7 +52,7 @@ extension Ledger {
                 outcomes.append(.failed(error))
             }
         }
-        try await committer.waitUntilDurable(highest)
+        try await committer.waiter(for: highest).wait()
         return outcomes
     }
 
@@ -69,7 +69,9 @@ extension Ledger {
             guard fingerprint == Data(command.fingerprint) else {
                 // DESIGN.md's precedence: an unknown account comes before key reuse.
                 if state.accounts[command.accountID] == nil { return (.unknownAccount, 0) }
-                return (.keyReused(original: existing), 0)
+                // Answered once the original is durable: if its commit fails,
+                // the key holds nothing and "reused" would be a lie.
+                return (.keyReused(original: existing), existing.seq)
             }
             if case .debitAccepted = existing.event { return (.accepted(existing), existing.seq) }
             return (.refused(existing), existing.seq)
@@ -104,7 +106,7 @@ extension Ledger {
     /// A debit outcome from the hot cache, once durable; nil when not cached.
     public func cachedDebit(account: String, key: String) async throws -> Billing_Journal_V1_Entry? {
         guard let entry = cache.lookup(account: account, key: key).entry else { return nil }
-        try await committer.waitUntilDurable(entry.seq)
+        try await committer.waiter(for: entry.seq).wait()
         return entry
     }
 

@@ -121,7 +121,7 @@ public actor Ledger {
         created.periodAnchorUnix = now / 1_000_000
         created.actor = actor
         let entry = try append(.accountCreated(created), atMicros: now)
-        try await committer.waitUntilDurable(entry.seq)
+        try await committer.waiter(for: entry.seq).wait()
         return entry
     }
 
@@ -134,7 +134,7 @@ public actor Ledger {
         guard amountMicros > 0 else { throw LedgerError.invalid("amount_micros must be positive") }
         if !idempotencyKey.isEmpty, let earlier = book.grantKeys[idempotencyKey] {
             guard earlier.amount == amountMicros else { throw LedgerError.grantKeyReused(idempotencyKey) }
-            try await committer.waitUntilDurable(earlier.seq)
+            try await committer.waiter(for: earlier.seq).wait()
             return (earlier.seq, state.accounts[accountID]?.balance ?? 0)
         }
         guard !book.balance.addingReportingOverflow(amountMicros).overflow else {
@@ -149,7 +149,7 @@ public actor Ledger {
         grant.idempotencyKey = idempotencyKey
         let entry = try append(.creditsGranted(grant), atMicros: clock.nowMicros())
         let balance = state.accounts[accountID]?.balance ?? 0
-        try await committer.waitUntilDurable(entry.seq)
+        try await committer.waiter(for: entry.seq).wait()
         return (entry.seq, balance)
     }
 
@@ -169,7 +169,7 @@ public actor Ledger {
         created.expiresUnix = expiresUnix
         created.actor = actor
         let entry = try append(.apiKeyCreated(created), atMicros: clock.nowMicros())
-        try await committer.waitUntilDurable(entry.seq)
+        try await committer.waiter(for: entry.seq).wait()
         return entry
     }
 
@@ -181,7 +181,7 @@ public actor Ledger {
         revoked.keyID = keyID
         revoked.actor = actor
         let entry = try append(.apiKeyRevoked(revoked), atMicros: clock.nowMicros())
-        try await committer.waitUntilDurable(entry.seq)
+        try await committer.waiter(for: entry.seq).wait()
         return state.apiKeys[keyID] ?? record
     }
 

@@ -1,0 +1,214 @@
+import BillingCore
+import BillingLedger
+import BillingProto
+import Testing
+
+/// The rules of a debit (DESIGN.md "Rules of the domain", issue 3's precedence),
+/// one at a time, with Fixtures.plans: Free 3 runs and one workspace, Pro and
+/// Trial 8 runs.
+@Suite struct DebitRulesTests {
+    @Test func unknownAccountIsRefusedAndRecorded() async throws {
+        let h = try Harness()
+        let command = try Fixtures.command(account: "nobody", key: "k-1", micros: 100)
+        let outcome = try await h.debit(command)
+        #expect(outcome.refusalReason == "ACCOUNT_NOT_FOUND")
+        let entry = try #require(outcome.entry)
+        guard case .debitRefused(let refused) = entry.event else { return }
+        #expect(refused.code == Int32(StatusCode.notFound.rawValue))
+        #expect(h.debitEntries(key: "k-1") == [entry])
+        // It stays refused under its key, even once the account exists.
+        try await h.openAccount("nobody", plan: "pro", credits: 1_000)
+        let retried = try await h.debit(command)
+        #expect(retried.refusalReason == "ACCOUNT_NOT_FOUND")
+        #expect(retried.entry == outcome.entry)
+        #expect(await h.balance("nobody") == 1_000)
+    }
+
+    /// Issue 3: unknown account comes before a reused key in the precedence.
+    @Test func unknownAccountComesBeforeKeyReuse() async throws {
+        let h = try Harness()
+        let first = try Fixtures.command(account: "nobody", key: "k-1", micros: 100)
+        let other = try Fixtures.command(account: "nobody", key: "k-1", micros: 200)
+        #expect(try await h.debit(first).refusalReason == "ACCOUNT_NOT_FOUND")
+        let outcome = try await h.debit(other)
+        #expect(outcome.isUnknownAccount,
+                "a debit of an unknown account with a reused key must be refused ACCOUNT_NOT_FOUND, was \(outcome)")
+        #expect(h.debitEntries(key: "k-1").count == 1)
+    }
+
+    @Test func workspaceLimitComesBeforeQuotaWhichComesBeforeCredits() async throws {
+        let h = try Harness()
+        try await h.openAccount("acct", plan: "free", credits: 300)
+        for run in 1...3 {
+            #expect(try await h.debit(Fixtures.command(account: "acct", key: "use-\(run)", micros: 50, run: "run-\(run)")).accepted != nil)
+        }
+        let before = await h.ledger.account("acct")
+        #expect(before?.balance == 150)
+        #expect(before?.runsInPeriod.count == 3)
+
+        // A second workspace, a fourth run and more than the balance: the workspace wins.
+        let everything = try await h.debit(Fixtures.command(account: "acct", key: "k-1", micros: 1_000, workspace: "ws-2", run: "run-4"))
+        #expect(everything.refusalReason == "WORKSPACE_LIMIT")
+        // The same workspace: the run quota comes next.
+        let quotaAndCredits = try await h.debit(Fixtures.command(account: "acct", key: "k-2", micros: 1_000, run: "run-4"))
+        #expect(quotaAndCredits.refusalReason == "RUN_QUOTA_EXCEEDED")
+        // A run already counted: only the credits are short.
+        let credits = try await h.debit(Fixtures.command(account: "acct", key: "k-3", micros: 1_000, run: "run-1"))
+        #expect(credits.refusalReason == "INSUFFICIENT_CREDITS")
+
+        let codes = [everything, quotaAndCredits, credits].compactMap { outcome -> Int32? in
+            if case .debitRefused(let refused)? = outcome.entry?.event { refused.code } else { nil }
+        }
+        #expect(codes == [StatusCode.failedPrecondition, .resourceExhausted, .failedPrecondition].map { Int32($0.rawValue) })
+        // Refusals change nothing but the record of their keys.
+        #expect(await h.ledger.account("acct") == before)
+        let exact = try await h.debit(Fixtures.command(account: "acct", key: "k-4", micros: 150, run: "run-1"))
+        #expect(exact.accepted?.balanceAfterMicros == 0)
+    }
+
+    @Test func retryReturnsTheSameEntryAndChargesOnce() async throws {
+        // A cache of one entry per generation: two more debits push the first out to the store.
+        let h = try Harness(configuration: Fixtures.configuration(cacheCapacity: 1))
+        try await h.openAccount("acct", plan: "pro", credits: 1_000)
+        let command = try Fixtures.command(account: "acct", key: "k-1", micros: 100)
+        let first = try await h.debit(command)
+        #expect(first.accepted?.balanceAfterMicros == 900)
+
+        #expect(try await h.debit(command).entry == first.entry, "retry answered from the hot cache")
+        for key in ["k-2", "k-3"] { _ = try await h.debit(Fixtures.command(account: "acct", key: key, micros: 5)) }
+        #expect(h.ledger.cache.lookup(account: "acct", key: "k-1").entry == nil)
+        #expect(try await h.debit(command).entry == first.entry, "retry answered from the store")
+
+        // Many at once: one entry, one charge.
+        let concurrent = try Fixtures.command(account: "acct", key: "k-4", micros: 200)
+        let seqs = try await withThrowingTaskGroup(of: Int64?.self) { group in
+            for _ in 0..<16 { group.addTask { try await h.debit(concurrent).entry?.seq } }
+            return try await group.reduce(into: Set<Int64?>()) { $0.insert($1) }
+        }
+        #expect(seqs.count == 1 && !seqs.contains(nil), "\(seqs)")
+
+        let restarted = try await h.restarted()
+        #expect(try await restarted.debit(command).entry == first.entry, "retry after a restart")
+        #expect(await restarted.balance("acct") == 1_000 - 100 - 10 - 200)
+        #expect(h.debitEntries(key: "k-1").count == 1)
+        #expect(h.debitEntries(key: "k-4").count == 1)
+        await restarted.ledger.close()
+    }
+
+    @Test func differentRequestWithTheSameKeyIsKeyReused() async throws {
+        let h = try Harness(configuration: Fixtures.configuration(cacheCapacity: 1))
+        try await h.openAccount("acct", plan: "free", credits: 1_000)
+        let accepted = try Fixtures.command(account: "acct", key: "k-1", micros: 100)
+        let original = try await h.debit(accepted)
+        let refused = try Fixtures.command(account: "acct", key: "k-2", micros: 5_000)
+        let refusal = try await h.debit(refused)
+        #expect(refusal.refusalReason == "INSUFFICIENT_CREDITS")
+        let seq = await h.ledger.lastSeq
+
+        // From the hot cache, then (a restart empties it) from the store.
+        func check(_ harness: Harness) async throws {
+            let reused = try await harness.debit(Fixtures.command(account: "acct", key: "k-1", micros: 100, run: "run-2"))
+            guard case .keyReused(let cited) = reused else {
+                Issue.record("a different request with an accepted key: \(reused)")
+                return
+            }
+            #expect(cited == original.entry)
+            // A refusal stays a refusal: a cheaper request under the refused key is not charged.
+            let cheaper = try await harness.debit(Fixtures.command(account: "acct", key: "k-2", micros: 5))
+            guard case .keyReused(let refusedOriginal) = cheaper else {
+                Issue.record("a different request with a refused key: \(cheaper)")
+                return
+            }
+            #expect(refusedOriginal == refusal.entry)
+            #expect(try await harness.debit(refused).entry == refusal.entry)
+            #expect(await harness.ledger.lastSeq == seq, "key reuse recorded nothing")
+            #expect(await harness.balance("acct") == 900)
+        }
+        try await check(h)
+        let restarted = try await h.restarted()
+        #expect(restarted.ledger.cache.count == 0)
+        try await check(restarted)
+        await restarted.ledger.close()
+    }
+
+    @Test(arguments: ["pro", "enterprise", "trial", "free"])
+    func overageAccruesOnlyOnPlansThatAllowIt(plan: String) async throws {
+        let h = try Harness()
+        try await h.openAccount("acct", plan: plan, credits: 100)
+        let outcome = try await h.debit(Fixtures.command(account: "acct", key: "k-1", micros: 250))
+        let book = await h.ledger.account("acct")
+        if plan == "pro" || plan == "enterprise" {
+            let debit = try #require(outcome.accepted, "\(plan): \(outcome)")
+            #expect((debit.fromCreditsMicros, debit.overageMicros, debit.balanceAfterMicros) == (100, 150, 0))
+            let next = try #require(try await h.debit(Fixtures.command(account: "acct", key: "k-2", micros: 50)).accepted)
+            #expect((next.fromCreditsMicros, next.overageMicros) == (0, 50))
+            #expect(await h.ledger.account("acct").map { ($0.balance, $0.overage) } ?? (-1, -1) == (0, 200))
+        } else {
+            #expect(outcome.refusalReason == "INSUFFICIENT_CREDITS", "\(plan)")
+            #expect(book?.balance == 100)
+            #expect(book?.overage == 0)
+            // What the credits cover still goes through.
+            #expect(try await h.debit(Fixtures.command(account: "acct", key: "k-2", micros: 100)).accepted?.balanceAfterMicros == 0)
+        }
+    }
+
+    @Test func aRunCountsOnceAgainstTheQuota() async throws {
+        let h = try Harness()
+        try await h.openAccount("acct", plan: "free", credits: 10_000)
+        var newRuns: [Bool] = []
+        for (index, run) in ["run-1", "run-1", "run-2", "run-1", "run-3", "run-2", "run-3"].enumerated() {
+            let debit = try #require(try await h.debit(Fixtures.command(account: "acct", key: "k-\(index)", micros: 10, run: run)).accepted)
+            newRuns.append(debit.newRun)
+        }
+        #expect(newRuns == [true, false, true, false, true, false, false])
+        #expect(await h.ledger.account("acct")?.runsInPeriod == ["run-1", "run-2", "run-3"])
+        #expect(try await h.debit(Fixtures.command(account: "acct", key: "k-new", micros: 10, run: "run-4")).refusalReason == "RUN_QUOTA_EXCEEDED")
+        #expect(try await h.debit(Fixtures.command(account: "acct", key: "k-old", micros: 10, run: "run-2")).accepted != nil)
+    }
+
+    @Test func quotaResetsInTheNextPeriod() async throws {
+        let h = try Harness()
+        try await h.openAccount("acct", plan: "free", credits: 10_000)
+        for run in 1...3 { _ = try await h.debit(Fixtures.command(account: "acct", key: "k-\(run)", micros: 10, run: "run-\(run)")) }
+        #expect(try await h.debit(Fixtures.command(account: "acct", key: "jan", micros: 10, run: "run-4")).refusalReason == "RUN_QUOTA_EXCEEDED")
+
+        // Opened 2026-01-31 09:30: the next period starts 2026-02-28 09:30.
+        h.clock.advance(seconds: 28 * 86_400 - 1)
+        #expect(try await h.debit(Fixtures.command(account: "acct", key: "feb-27", micros: 10, run: "run-4")).refusalReason == "RUN_QUOTA_EXCEEDED")
+        h.clock.advance(seconds: 1)
+        let debit = try #require(try await h.debit(Fixtures.command(account: "acct", key: "feb-28", micros: 10, run: "run-4")).accepted)
+        #expect(debit.newRun)
+        for run in [1, 2] {
+            #expect(try await h.debit(Fixtures.command(account: "acct", key: "again-\(run)", micros: 10, run: "run-\(run)")).accepted?.newRun == true)
+        }
+        #expect(try await h.debit(Fixtures.command(account: "acct", key: "fourth", micros: 10, run: "run-3")).refusalReason == "RUN_QUOTA_EXCEEDED")
+        let book = await h.ledger.account("acct")
+        #expect(book?.runsInPeriod == ["run-4", "run-1", "run-2"])
+        let anchor = try #require(book?.periodAnchor)
+        #expect(book?.periodStart == BillingPeriod.periodStart(anchor: anchor, months: 1))
+        #expect(CivilDate(unixSeconds: book?.periodStart ?? 0).description == "2026-02-28")
+    }
+
+    @Test func usageRollsUpByDayAgentAndLineItem() async throws {
+        let h = try Harness()
+        try await h.openAccount("acct", plan: "pro", credits: 1_000_000)
+        let items: [LineItem] = [.llm(model: "gpt-4o", inputTokens: 1_000, outputTokens: 100), .toolCall(integration: "notion", calls: 3)]
+        _ = try await h.debit(Fixtures.command(account: "acct", key: "k-1", agent: "a", items: items))
+        _ = try await h.debit(Fixtures.command(account: "acct", key: "k-2", agent: "a", items: items))
+        _ = try await h.debit(Fixtures.command(account: "acct", key: "k-3", agent: "b", items: items))
+        h.clock.advance(seconds: 86_400)
+        _ = try await h.debit(Fixtures.command(account: "acct", key: "k-4", agent: "a", items: items))
+
+        let day = h.clock.nowMicros() / 86_400_000_000
+        let usage = try #require(await h.ledger.usage(account: "acct", fromDay: day - 1, toDay: day))
+        // gpt-4o: 1,000 × 2.5 + 100 × 10 = 3,500 micros; notion: 3 × 500 (the default).
+        #expect(usage[UsageKey(day: day - 1, agentID: "a", lineKey: "llm:gpt-4o")] ==
+                UsageCell(amount: 7_000, quantity: 2_200, inputTokens: 2_000, outputTokens: 200))
+        #expect(usage[UsageKey(day: day - 1, agentID: "b", lineKey: "tool_call:notion")] == UsageCell(amount: 1_500, quantity: 3))
+        #expect(usage[UsageKey(day: day, agentID: "a", lineKey: "tool_call:notion")] == UsageCell(amount: 1_500, quantity: 3))
+        #expect(usage.count == 6)
+        #expect(usage.values.reduce(0) { $0 + $1.amount } == 4 * 5_000)
+        #expect(await h.ledger.usage(account: "acct", fromDay: day, toDay: day)?.count == 2)
+        #expect(await h.ledger.usage(account: "nobody", fromDay: 0, toDay: day) == nil)
+    }
+}

@@ -1,0 +1,175 @@
+import BillingCore
+import BillingLedger
+import BillingProto
+import Dispatch
+import Testing
+
+/// Nothing is answered from, or checkpointed with, entries whose commit has
+/// not succeeded.
+@Suite struct DurabilityTests {
+    /// IDEMPOTENCY_KEY_REUSED asserts that the key holds another request's
+    /// outcome: the caller then gives up on the key. If that outcome is still
+    /// waiting for its commit, and the commit fails, the key holds nothing.
+    @Test func keyReusedIsAnsweredOnlyOnceTheOriginalIsDurable() async throws {
+        let h = try Harness()
+        try await h.openAccount("acct", plan: "pro", credits: 1_000)
+        let entered = AsyncLatch()
+        let release = DispatchSemaphore(value: 0)
+        h.disk.script(.block(entered: entered, release: release, thenFail: true))
+
+        let ledger = h.ledger
+        let original = try Fixtures.command(account: "acct", key: "k-1", micros: 100)
+        let other = try Fixtures.command(account: "acct", key: "k-1", micros: 200)
+        let first = Task { try await ledger.frontEndDebit(original) }
+        await entered.wait()  // the original is decided, its commit under way
+        let answer = Answer<DebitOutcome>()
+        let second = Task {
+            do { answer.set(.success(try await ledger.frontEndDebit(other))) } catch { answer.set(.failure(error)) }
+        }
+        // Let the second call be answered if it is going to be before the commit's outcome.
+        _ = await eventually { answer.result != nil }
+        release.signal()  // the original's commit fails: nothing written
+
+        await #expect(throws: LedgerError.self) { try await first.value }
+        await second.value
+        #expect(try h.store.debitEntry(accountID: "acct", idempotencyKey: "k-1") == nil)
+        if case .success(.keyReused(let cited))? = answer.result {
+            Issue.record("""
+                answered IDEMPOTENCY_KEY_REUSED citing seq \(cited.seq) before that entry was durable; \
+                its commit then failed and the journal has no entry for key k-1
+                """)
+        }
+    }
+
+    /// A checkpoint taken with a batch must not be written when that batch's
+    /// commit failed: it would hold debits the journal does not have. (The
+    /// SQLite store happens to refuse a checkpoint ahead of its journal; the
+    /// LedgerStore contract does not ask it to.)
+    @Test func noCheckpointIsWrittenForABatchWhoseCommitFailed() async throws {
+        let h = try Harness(configuration: Fixtures.configuration(maxBatch: 1, checkpointEvery: 1))
+        try await h.openAccount("acct", plan: "pro", credits: 1_000)
+        let base = await h.ledger.lastSeq
+        let entered = AsyncLatch()
+        let release = DispatchSemaphore(value: 0)
+        h.disk.script(.block(entered: entered, release: release, thenFail: false))
+        h.disk.script(.failAtomically)
+
+        let ledger = h.ledger
+        let first = Task { try await ledger.frontEndDebit(Fixtures.command(account: "acct", key: "k-1", micros: 100)) }
+        await entered.wait()
+        // Queued behind it, with a checkpoint as of its seq.
+        let second = Task { try await ledger.frontEndDebit(Fixtures.command(account: "acct", key: "k-2", micros: 100)) }
+        #expect(await eventually { await ledger.lastSeq == base + 2 })
+        release.signal()
+
+        #expect(try await first.value.accepted != nil)
+        await #expect(throws: LedgerError.self) { try await second.value }
+        await ledger.close()
+        #expect(h.disk.checkpointsAhead == [], "checkpoints of uncommitted entries were handed to the store")
+        let checkpointSeq = try #require(h.disk.latestCheckpointSeq())
+        #expect(checkpointSeq <= base + 1)
+    }
+}
+
+extension DurabilityTests {
+    /// A checkpoint is the books as of its seq. One taken as of a debit whose
+    /// commit failed holds that debit; written later, once the journal
+    /// reaches its seq again with other entries, it becomes what a restart
+    /// loads: a charge that was never journaled, books that no longer
+    /// reconcile with the journal. The checkpoint's state is computed after
+    /// the debit is queued, so the commit can fail while it is computed;
+    /// large books make that window wide.
+    @Test func noCheckpointHoldsADebitWhoseCommitFailed() async throws {
+        let h = try Harness(configuration: Fixtures.configuration(checkpointEvery: 6))
+        try await h.openAccount("acct", plan: "pro", credits: 1_000_000)  // seqs 1, 2
+        for (index, agent) in ["a", "b", "c"].enumerated() {  // seqs 3, 4, 5: thousands of usage cells
+            let items = (0..<3_000).map { LineItem.toolCall(integration: "tool-\($0)", calls: 1) }
+            _ = try await h.debit(Fixtures.command(account: "acct", key: "big-\(index)", agent: agent, items: items))
+        }
+        // Seq 6, the sixth entry: a checkpoint is taken as of it; its commit fails.
+        h.disk.script(.failAtomically)
+        await #expect(throws: LedgerError.self) { try await h.debit(Fixtures.command(account: "acct", key: "lost", micros: 1_000)) }
+        #expect(await eventually { await h.ledger.lastSeq == 5 })
+        // Seq 6 again, another debit: committed.
+        #expect(try await h.debit(Fixtures.command(account: "acct", key: "kept", micros: 5)).entry?.seq == 6)
+        await h.ledger.close()
+
+        var books = LedgerState()
+        var booksAt: [Int64: LedgerState] = [0: books]
+        for entry in h.journal() {
+            try books.apply(entry)
+            booksAt[entry.seq] = books
+        }
+        // (Compared outside #expect: these books hold thousands of cells, too many to print.)
+        for (session, checkpoint) in h.disk.writtenCheckpoints() {
+            let loaded = LedgerState(checkpoint: checkpoint).accounts["acct"]
+            let journaled = booksAt[checkpoint.seq]?.accounts["acct"]
+            let matches = loaded == journaled
+            #expect(matches, """
+                the checkpoint at seq \(checkpoint.seq) (session \(session)) holds overage \(loaded?.overage ?? -1), \
+                the journal's books at that seq \(journaled?.overage ?? -1)
+                """)
+        }
+        let restarted = try Harness(reopening: h)
+        let reconciles = await restarted.ledger.snapshot == books
+        #expect(reconciles, "the books rebuilt from the latest checkpoint differ from the journal's")
+        await restarted.ledger.close()
+    }
+}
+
+extension DurabilityTests {
+    /// A debit's entry is queued, then its caller awaits the entry's seq.
+    /// If the commit fails and the ledger reloads before the caller starts
+    /// waiting, the seq is reused by the next debit: the caller must still
+    /// hear UNAVAILABLE, never another debit's commit as its own (and never
+    /// wait forever when no other debit comes). The stepped executor holds
+    /// the caller at the hop from the ledger actor to the wait.
+    @Test func aFailedCommitIsNeverAcknowledgedByTheNextOneAtItsSeq() async throws {
+        let h = try Harness()
+        try await h.openAccount("acct", plan: "pro", credits: 1_000)
+        let base = await h.ledger.lastSeq
+        let entered = AsyncLatch()
+        let release = DispatchSemaphore(value: 0)
+        h.disk.script(.block(entered: entered, release: release, thenFail: true))
+
+        let executor = SteppedExecutor()
+        defer { executor.shutdown() }
+        let ledger = h.ledger
+        let lost = try Fixtures.command(account: "acct", key: "lost", micros: 100)
+        let answer = Answer<DebitOutcome>()
+        let call = Task(executorPreference: executor) {
+            do { answer.set(.success(try await ledger.frontEndDebit(lost))) } catch { answer.set(.failure(error)) }
+        }
+        // Step the call until its debit is recorded (in the hot cache, not
+        // through the actor, which the call may hold); it is then on its way to the wait.
+        var recorded = false
+        for _ in 0..<100 where !recorded {
+            #expect(await executor.step())
+            recorded = ledger.cache.lookup(account: "acct", key: "lost").entry != nil
+        }
+        try #require(recorded)
+
+        // Its commit fails; the ledger reloads; another debit takes the seq and commits.
+        await entered.wait()
+        release.signal()
+        #expect(await eventually { await ledger.lastSeq == base })
+        let other = try await h.debit(Fixtures.command(account: "acct", key: "other", micros: 5))
+        #expect(other.entry?.seq == base + 1)
+
+        // Now the lost debit's caller goes on.
+        #expect(await eventually {
+            if answer.result != nil { return true }
+            _ = await executor.step()
+            return false
+        })
+        while await executor.step() {}
+        _ = await call.value
+        if case .success(.accepted(let entry))? = answer.result {
+            Issue.record("""
+                the debit whose commit failed was acknowledged as seq \(entry.seq), \
+                which the journal holds for key \(h.journal()[Int(entry.seq) - 1].debitAccepted.idempotencyKey)
+                """)
+        }
+        #expect(h.debitEntries(key: "lost").isEmpty)
+    }
+}

@@ -1,0 +1,166 @@
+import BillingCore
+import BillingLedger
+import BillingProto
+import Dispatch
+import Testing
+
+/// Checkpoints, recovery, and what callers see when the journal fails or falls behind.
+@Suite struct LedgerRecoveryTests {
+    /// Books with every kind of content: plans, grants, overage, runs, workspaces, usage.
+    private static func busyLedger() async throws -> Harness {
+        let h = try Harness()
+        try await h.openAccount("free", plan: "free", credits: 500)
+        try await h.openAccount("pro", plan: "pro", credits: 100)
+        try await h.openAccount("trial", plan: "trial", credits: 0)
+        for index in 0..<6 {
+            _ = try await h.debit(Fixtures.command(account: "pro", key: "p-\(index)", workspace: "ws-\(index % 2)",
+                                                   agent: "agent-\(index % 3)", run: "run-\(index / 2)",
+                                                   items: [.llm(model: "mini", inputTokens: 1_000, outputTokens: 333),
+                                                           .storage(kind: .traces, bytes: 123_456_789)]))
+            _ = try await h.debit(Fixtures.command(account: "free", key: "f-\(index)", micros: 45, run: "run-\(index)"))
+            h.clock.advance(seconds: 20_000)
+        }
+        _ = try await h.debit(Fixtures.command(account: "trial", key: "t-1", micros: 5))
+        return h
+    }
+
+    @Test func checkpointRoundTrip() async throws {
+        #expect(LedgerState(checkpoint: LedgerState().checkpoint(writtenAtMicros: 1)) == LedgerState())
+
+        let h = try await Self.busyLedger()
+        let state = await h.ledger.snapshot
+        #expect(state.accounts["pro"]?.overage ?? 0 > 0)
+        #expect(state.accounts["free"]?.runsInPeriod.count == 3)
+        let checkpoint = state.checkpoint(writtenAtMicros: h.clock.nowMicros())
+        #expect(checkpoint.seq == state.lastSeq)
+        #expect(LedgerState(checkpoint: checkpoint) == state)
+        // Through its bytes too, as the store keeps it; and equal states encode equally.
+        let bytes: [UInt8] = try checkpoint.serializedBytes()
+        #expect(LedgerState(checkpoint: try Billing_Journal_V1_Checkpoint(serializedBytes: bytes)) == state)
+        let again: [UInt8] = try LedgerState(checkpoint: checkpoint).checkpoint(writtenAtMicros: h.clock.nowMicros()).serializedBytes()
+        #expect(again == bytes)
+    }
+
+    @Test func recoveryLoadsTheCheckpointAndReplaysOnlyTheJournalAfterIt() async throws {
+        let h = try await Self.busyLedger()
+        await h.ledger.close()  // writes a checkpoint of everything so far
+        let checkpointSeq = try #require(h.disk.latestCheckpointSeq())
+        #expect(checkpointSeq == Int64(h.journal().count))
+
+        let second = try Harness(reopening: h)
+        for index in 0..<7 {
+            _ = try await second.debit(Fixtures.command(account: "pro", key: "later-\(index)", micros: 5, run: "run-9"))
+        }
+        // A crash this time: no checkpoint of those seven.
+        let third = try await second.restarted()
+        let read = try #require(h.disk.reads.last)
+        #expect(read.after == checkpointSeq)
+        #expect(read.entries == 7)
+        #expect(h.disk.latestCheckpointSeq() == checkpointSeq)
+
+        var fromScratch = LedgerState()
+        for entry in h.journal() { try fromScratch.apply(entry) }
+        #expect(await third.ledger.snapshot == fromScratch)
+        #expect(try LedgerAudit.run(on: third.store).problems == [])
+        await third.ledger.close()
+    }
+
+    @Test func failedAppendAnswersUnavailableAndTheLedgerReloads() async throws {
+        let h = try Harness()
+        try await h.openAccount("acct", plan: "pro", credits: 1_000)
+        let durable = try h.store.lastSeq()
+        h.disk.script(.failAtomically)
+        let lost = try Fixtures.command(account: "acct", key: "lost", micros: 100)
+        let error = await #expect(throws: LedgerError.self) { try await h.debit(lost) }
+        #expect(error?.isUnavailable == true, "\(String(describing: error))")
+
+        // The ledger forgets what was not committed...
+        #expect(await eventually { await h.ledger.lastSeq == durable })
+        #expect(try h.store.debitEntry(accountID: "acct", idempotencyKey: "lost") == nil)
+        #expect(await h.balance("acct") == 1_000)
+        // ...and goes on.
+        let next = try #require(try await h.debit(Fixtures.command(account: "acct", key: "next", micros: 100)).accepted)
+        #expect(next.balanceAfterMicros == 900)
+        // The lost debit, retried with its key, is charged once.
+        let retried = try await h.debit(lost)
+        #expect(retried.accepted?.balanceAfterMicros == 800)
+        let entry = try #require(retried.entry)
+        #expect(entry.seq == durable + 2)
+        #expect(h.debitEntries(key: "lost") == [entry])
+    }
+
+    @Test func lostAckIsSettledByTheKey() async throws {
+        let h = try Harness()
+        try await h.openAccount("acct", plan: "pro", credits: 1_000)
+        let durable = try h.store.lastSeq()
+        h.disk.script(.commitThenThrow)
+        let command = try Fixtures.command(account: "acct", key: "k-1", micros: 100)
+        let error = await #expect(throws: LedgerError.self) { try await h.debit(command) }
+        #expect(error?.isUnavailable == true, "\(String(describing: error))")
+
+        // It was committed: GetDebit finds it, the reloaded books hold it, a retry returns it.
+        let stored = try #require(try h.store.debitEntry(accountID: "acct", idempotencyKey: "k-1"))
+        #expect(stored.seq == durable + 1)
+        #expect(await eventually { h.ledger.durableSeq == durable + 1 })
+        #expect(try await h.debit(command).entry == stored)
+        #expect(await h.balance("acct") == 900)
+        #expect(h.debitEntries(key: "k-1").count == 1)
+    }
+
+    @Test func fullQueueRefusesWithOverloaded() async throws {
+        let h = try Harness(configuration: Fixtures.configuration(maxBatch: 1, maxQueued: 2))
+        try await h.openAccount("acct", plan: "pro", credits: 1_000)
+        let base = await h.ledger.lastSeq
+        let entered = AsyncLatch()
+        let release = DispatchSemaphore(value: 0)
+        h.disk.script(.block(entered: entered, release: release, thenFail: false))
+
+        let ledger = h.ledger
+        let commands = try (1...4).map { try Fixtures.command(account: "acct", key: "k-\($0)", micros: 10) }
+        let first = Task { [commands] in try await ledger.frontEndDebit(commands[0]) }
+        await entered.wait()  // the journal thread is inside append with the first debit
+        let queued = [commands[1], commands[2]].map { command in Task { try await ledger.frontEndDebit(command) } }
+        #expect(await eventually { await ledger.lastSeq == base + 3 })
+
+        let error = await #expect(throws: LedgerError.self) { try await ledger.frontEndDebit(commands[3]) }
+        #expect(error == .overloaded(pending: 2))
+        #expect(await ledger.lastSeq == base + 3, "an overloaded debit records nothing")
+
+        release.signal()
+        #expect(try await first.value.accepted != nil)
+        for task in queued { #expect(try await task.value.accepted != nil) }
+        #expect(try await h.debit(commands[3]).accepted?.balanceAfterMicros == 960)
+    }
+}
+
+extension Harness {
+    /// A new process on the disk of `other`, whose ledger was closed.
+    init(reopening other: Harness) throws {
+        let store = other.store.restart()
+        self.init(store: store, clock: other.clock, ledger: try Ledger.open(on: store, clock: other.clock))
+    }
+}
+
+extension LedgerRecoveryTests {
+    /// After close() the journal thread is gone: a mutation must be refused,
+    /// not queued for a thread that will never commit it.
+    @Test func aDebitAfterCloseFailsInsteadOfWaitingForever() async throws {
+        let h = try Harness()
+        try await h.openAccount("acct", plan: "pro", credits: 1_000)
+        await h.ledger.close()
+        let ledger = h.ledger
+        let answer = Answer<DebitOutcome>()
+        Task {
+            do {
+                answer.set(.success(try await ledger.frontEndDebit(Fixtures.command(account: "acct", key: "late", micros: 5))))
+            } catch {
+                answer.set(.failure(error))
+            }
+        }
+        let answered = await eventually(tries: 2_000) { answer.result != nil }
+        #expect(answered, "a debit after close() never returned")
+        if case .success(let outcome)? = answer.result {
+            Issue.record("a debit after close() was acknowledged: \(outcome)")
+        }
+    }
+}

@@ -1,0 +1,80 @@
+import BillingCore
+import BillingLedger
+import BillingProto
+import Synchronization
+
+/// One ledger on an in-memory store with a manual clock, for focused tests.
+struct Harness: Sendable {
+    let store: InMemoryLedgerStore
+    let clock: ManualClock
+    let ledger: Ledger
+
+    var disk: SimulatedDisk { store.disk }
+
+    /// Starts on 2026-01-31 09:30 UTC: the next period of an account opened
+    /// then starts on 2026-02-28 (the anchor's day does not exist in February).
+    init(plans: PlanCatalog = Fixtures.plans, configuration: LedgerConfiguration = Fixtures.configuration()) throws {
+        store = InMemoryLedgerStore()
+        clock = ManualClock(year: 2026, month: 1, day: 31, hour: 9, minute: 30)
+        ledger = try Ledger.open(on: store, clock: clock, plans: plans, configuration: configuration)
+    }
+
+    init(store: InMemoryLedgerStore, clock: ManualClock, ledger: Ledger) {
+        self.store = store
+        self.clock = clock
+        self.ledger = ledger
+    }
+
+    /// Crashes (the old ledger's journal thread is stopped, its writes refused)
+    /// and opens a new ledger on the same disk.
+    func restarted(configuration: LedgerConfiguration = Fixtures.configuration()) async throws -> Harness {
+        let store = store.restart()
+        await ledger.close()
+        return Harness(store: store, clock: clock, ledger: try Ledger.open(on: store, clock: clock, configuration: configuration))
+    }
+
+    func openAccount(_ id: String, plan: String, credits: Int64 = 0) async throws {
+        _ = try await ledger.createAccount(id: id, plan: plan, actor: "test")
+        if credits > 0 {
+            _ = try await ledger.grantCredits(accountID: id, amountMicros: credits, kind: "promotional", note: "", actor: "test")
+        }
+    }
+
+    func debit(_ command: DebitCommand) async throws -> DebitOutcome {
+        try await ledger.frontEndDebit(command)
+    }
+
+    func balance(_ id: String) async -> Int64? { await ledger.account(id)?.balance }
+
+    func journal() -> [Entry] { disk.journal() }
+
+    /// Debit entries (accepted or refused) recorded under `key`.
+    func debitEntries(key: String) -> [Entry] {
+        journal().filter { SimulatedDisk.debitKey($0)?.key == key }
+    }
+}
+
+/// Polls `condition`, yielding between tries, for what another thread or
+/// task does next (a reload after a journal failure); never sleeps.
+func eventually(tries: Int = 200_000, _ condition: () async throws -> Bool) async rethrows -> Bool {
+    for _ in 0..<tries {
+        if try await condition() { return true }
+        await Task.yield()
+    }
+    return false
+}
+
+/// The outcome of a call started in a task, readable without awaiting it.
+final class Answer<T: Sendable>: Sendable {
+    private let value = Mutex<Result<T, any Error>?>(nil)
+
+    func set(_ result: Result<T, any Error>) { value.withLock { $0 = result } }
+
+    var result: Result<T, any Error>? { value.withLock { $0 } }
+}
+
+extension LedgerError {
+    var isUnavailable: Bool {
+        if case .unavailable = self { true } else { false }
+    }
+}

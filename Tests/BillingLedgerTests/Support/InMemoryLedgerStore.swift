@@ -1,0 +1,49 @@
+import BillingLedger
+import BillingProto
+
+/// A `LedgerStore` over a `SimulatedDisk`, as one process sees it. Opening
+/// another store on the same disk is a restart after a crash: from then on
+/// this one refuses every call, so the abandoned ledger's journal thread
+/// writes nothing more, while the disk keeps everything committed.
+final class InMemoryLedgerStore: LedgerStore {
+    let disk: SimulatedDisk
+    let session: Int
+
+    init(disk: SimulatedDisk) {
+        self.disk = disk
+        self.session = disk.openSession()
+    }
+
+    convenience init(seed: UInt64 = 0, faults: FaultRates = .none) {
+        self.init(disk: SimulatedDisk(seed: seed, faults: faults))
+    }
+
+    /// The process dies and a new one opens the same disk.
+    func restart() -> InMemoryLedgerStore { InMemoryLedgerStore(disk: disk) }
+
+    func append(_ entries: [Entry]) throws { try disk.append(entries, session: session) }
+
+    func writeCheckpoint(_ checkpoint: Billing_Journal_V1_Checkpoint) throws {
+        try disk.writeCheckpoint(checkpoint, session: session)
+    }
+
+    func latestCheckpoint() throws -> Billing_Journal_V1_Checkpoint? { try disk.latestCheckpoint(session: session) }
+
+    func forEachEntry(after seq: Int64, _ body: (Entry) throws -> Void) throws {
+        try disk.forEachEntry(after: seq, session: session, body)
+    }
+
+    func debitEntry(accountID: String, idempotencyKey: String) throws -> Entry? {
+        try disk.debitEntry(accountID: accountID, idempotencyKey: idempotencyKey, session: session)
+    }
+
+    func runEntries(accountID: String, runID: String) throws -> [Entry] {
+        try disk.runEntries(accountID: accountID, runID: runID, session: session)
+    }
+
+    func lastSeq() throws -> Int64 { try disk.lastSeq(session: session) }
+
+    func auditEntries(accountID: String, sinceMicros: Int64, beforeSeq: Int64, limit: Int) throws -> [Entry] {
+        try disk.auditEntries(accountID: accountID, sinceMicros: sinceMicros, beforeSeq: beforeSeq, limit: limit, session: session)
+    }
+}

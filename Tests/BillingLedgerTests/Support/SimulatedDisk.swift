@@ -1,0 +1,310 @@
+import BillingLedger
+import BillingProto
+import Dispatch
+import Foundation
+import SwiftProtobuf
+import Synchronization
+
+typealias Entry = Billing_Journal_V1_Entry
+
+/// Probabilities of the faults the disk injects, drawn from its seeded generator.
+struct FaultRates: Sendable {
+    /// `append` throws before writing anything.
+    var appendFails = 0.0
+    /// `append` commits, then throws: the entries are durable, the ack is lost.
+    var ackLost = 0.0
+    /// `writeCheckpoint` throws, storing nothing.
+    var checkpointFails = 0.0
+
+    static let none = FaultRates()
+}
+
+/// A fault for one upcoming `append`, taken before any random one.
+enum ScriptedFault: Sendable {
+    case failAtomically
+    case commitThenThrow
+    /// Opens `entered`, blocks the writing thread until `release` is
+    /// signalled, then commits (or fails atomically when `thenFail`).
+    case block(entered: AsyncLatch, release: DispatchSemaphore, thenFail: Bool)
+}
+
+/// What the disk throws: an injected fault, a write the SQLite schema would
+/// refuse, or any call from a process that has crashed.
+struct StoreFault: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// The durable bytes an `InMemoryLedgerStore` reads and writes: the journal
+/// (serialized, as SQLite holds it) and checkpoints. It outlives the stores
+/// opened on it, as a database file outlives a process: opening a store
+/// starts a new session and the previous session's store is dead.
+///
+/// It enforces what the SQLite schema enforces (seqs continue the journal
+/// without gaps, one debit per account and key, no checkpoint ahead of the
+/// journal) and records every such refusal (`violations`, `checkpointsAhead`):
+/// the ledger must never attempt one.
+final class SimulatedDisk: Sendable {
+    struct DebitKey: Hashable {
+        let account: String
+        let key: String
+    }
+
+    struct RunKey: Hashable {
+        let account: String
+        let run: String
+    }
+
+    struct FailedAppend: Sendable {
+        let call: Int
+        let entries: [Entry]
+    }
+
+    struct Contents {
+        var journal: [[UInt8]] = []
+        /// The `append` call that wrote each journal entry.
+        var writtenBy: [Int] = []
+        var debitIndex: [DebitKey: Int] = [:]
+        var runIndex: [RunKey: [Int]] = [:]
+        /// Newest last; the two newest are kept, as the SQLite store does.
+        var checkpoints: [[UInt8]] = []
+        var session = 0
+        var rng: SplitMix64
+        var faults: FaultRates
+        var script: [ScriptedFault] = []
+        var appendCalls = 0
+        var atomicallyFailed: [FailedAppend] = []
+        var ackLost: [FailedAppend] = []
+        /// Every checkpoint stored, with the session that wrote it, for the auditor.
+        var writtenCheckpoints: [(session: Int, bytes: [UInt8])] = []
+        var checkpointFailures = 0
+        /// Sessions opened, faults injected and checkpoints stored, in order: for failure messages.
+        var events: [String] = []
+        var checkpointsWritten = 0
+        var violations: [String] = []
+        var checkpointsAhead: [String] = []
+        /// `after` of every `forEachEntry` call and how many entries it gave.
+        var reads: [(after: Int64, entries: Int)] = []
+    }
+
+    private let contents: Mutex<Contents>
+
+    init(seed: UInt64 = 0, faults: FaultRates = .none) {
+        contents = Mutex(Contents(rng: SplitMix64(seed: seed ^ 0xD15C_FA17), faults: faults))
+    }
+
+    // MARK: Control
+
+    var events: [String] { contents.withLock { $0.events } }
+
+    func openSession() -> Int {
+        contents.withLock { c in
+            c.session += 1
+            c.events.append("session \(c.session) opened at journal \(c.journal.count)")
+            return c.session
+        }
+    }
+
+    func setFaults(_ faults: FaultRates) { contents.withLock { $0.faults = faults } }
+
+    func script(_ fault: ScriptedFault) { contents.withLock { $0.script.append(fault) } }
+
+    // MARK: Inspection
+
+    func journal() -> [Entry] {
+        contents.withLock { $0.journal }.map(Self.decode)
+    }
+
+    var writtenBy: [Int] { contents.withLock { $0.writtenBy } }
+    var atomicallyFailed: [FailedAppend] { contents.withLock { $0.atomicallyFailed } }
+    var ackLost: [FailedAppend] { contents.withLock { $0.ackLost } }
+    var violations: [String] { contents.withLock { $0.violations } }
+    var checkpointsAhead: [String] { contents.withLock { $0.checkpointsAhead } }
+    var reads: [(after: Int64, entries: Int)] { contents.withLock { $0.reads } }
+    var checkpointStatistics: (written: Int, failed: Int) {
+        contents.withLock { ($0.checkpointsWritten, $0.checkpointFailures) }
+    }
+
+    /// Every checkpoint ever stored, oldest first, and the session that wrote it.
+    func writtenCheckpoints() -> [(session: Int, checkpoint: Billing_Journal_V1_Checkpoint)] {
+        contents.withLock { $0.writtenCheckpoints }.map { ($0.session, Self.decodeCheckpoint($0.bytes)) }
+    }
+
+    func latestCheckpointSeq() -> Int64? {
+        contents.withLock { $0.checkpoints.last }.map { Self.decodeCheckpoint($0).seq }
+    }
+
+    // MARK: The store's operations, for session `session`
+
+    func append(_ entries: [Entry], session: Int) throws {
+        var fault = try contents.withLock { c throws -> ScriptedFault? in
+            try Self.requireLive(c, session)
+            c.appendCalls += 1
+            if !c.script.isEmpty { return c.script.removeFirst() }
+            if c.rng.chance(c.faults.appendFails) { return .failAtomically }
+            if c.rng.chance(c.faults.ackLost) { return .commitThenThrow }
+            return nil
+        }
+        // Blocks outside the lock, so that readers go on.
+        if case .block(let entered, let release, let thenFail)? = fault {
+            entered.open()
+            release.wait()
+            fault = thenFail ? .failAtomically : nil
+        }
+        let bytes = try entries.map { entry -> [UInt8] in try entry.serializedBytes() }
+        try contents.withLock { c in
+            try Self.requireLive(c, session)
+            let call = c.appendCalls
+            try Self.checkConstraints(entries, &c)
+            if case .failAtomically? = fault {
+                c.atomicallyFailed.append(FailedAppend(call: call, entries: entries))
+                c.events.append("append \(entries.first!.seq)...\(entries.last!.seq) by session \(session) failed atomically")
+                throw StoreFault(description: "injected: append of seq \(entries.first?.seq ?? 0)... failed, nothing written")
+            }
+            for (entry, body) in zip(entries, bytes) {
+                let index = c.journal.count
+                c.journal.append(body)
+                c.writtenBy.append(call)
+                if let key = Self.debitKey(entry) { c.debitIndex[key] = index }
+                if case .debitAccepted(let debit) = entry.event {
+                    c.runIndex[RunKey(account: debit.accountID, run: debit.runID), default: []].append(index)
+                }
+            }
+            if case .commitThenThrow? = fault {
+                c.ackLost.append(FailedAppend(call: call, entries: entries))
+                c.events.append("append \(entries.first!.seq)...\(entries.last!.seq) by session \(session) committed, ack lost")
+                throw StoreFault(description: "injected: append of seq \(entries.first?.seq ?? 0)... committed, then the ack was lost")
+            }
+        }
+    }
+
+    func writeCheckpoint(_ checkpoint: Billing_Journal_V1_Checkpoint, session: Int) throws {
+        let bytes: [UInt8] = try checkpoint.serializedBytes()
+        try contents.withLock { c in
+            try Self.requireLive(c, session)
+            if c.rng.chance(c.faults.checkpointFails) {
+                c.checkpointFailures += 1
+                throw StoreFault(description: "injected: checkpoint at seq \(checkpoint.seq) failed")
+            }
+            guard checkpoint.seq <= Int64(c.journal.count) else {
+                // SQLite refuses it too (checkpointAhead); the ledger should never ask.
+                c.checkpointsAhead.append("checkpoint at seq \(checkpoint.seq) ahead of the journal (last seq \(c.journal.count))")
+                throw StoreFault(description: "checkpoint ahead of the journal")
+            }
+            c.checkpoints.append(bytes)
+            c.writtenCheckpoints.append((session, bytes))
+            c.events.append("checkpoint seq \(checkpoint.seq) by session \(session) (journal at \(c.journal.count))")
+            if c.checkpoints.count > 2 { c.checkpoints.removeFirst(c.checkpoints.count - 2) }
+            c.checkpointsWritten += 1
+        }
+    }
+
+    func latestCheckpoint(session: Int) throws -> Billing_Journal_V1_Checkpoint? {
+        try contents.withLock { c in
+            try Self.requireLive(c, session)
+            return c.checkpoints.last
+        }.map(Self.decodeCheckpoint)
+    }
+
+    func forEachEntry(after seq: Int64, session: Int, _ body: (Entry) throws -> Void) throws {
+        let slice = try contents.withLock { c in
+            try Self.requireLive(c, session)
+            let start = Int(max(seq, 0))
+            let slice = start < c.journal.count ? Array(c.journal[start...]) : []
+            c.reads.append((seq, slice.count))
+            return slice
+        }
+        for bytes in slice { try body(Self.decode(bytes)) }
+    }
+
+    func debitEntry(accountID: String, idempotencyKey: String, session: Int) throws -> Entry? {
+        try contents.withLock { c in
+            try Self.requireLive(c, session)
+            return c.debitIndex[DebitKey(account: accountID, key: idempotencyKey)].map { c.journal[$0] }
+        }.map(Self.decode)
+    }
+
+    func runEntries(accountID: String, runID: String, session: Int) throws -> [Entry] {
+        try contents.withLock { c in
+            try Self.requireLive(c, session)
+            return (c.runIndex[RunKey(account: accountID, run: runID)] ?? []).map { c.journal[$0] }
+        }.map(Self.decode)
+    }
+
+    func lastSeq(session: Int) throws -> Int64 {
+        try contents.withLock { c in
+            try Self.requireLive(c, session)
+            return Int64(c.journal.count)
+        }
+    }
+
+    /// Everything but debits, newest first, as the SQLite store's audit query.
+    func auditEntries(accountID: String, sinceMicros: Int64, beforeSeq: Int64, limit: Int, session: Int) throws -> [Entry] {
+        let journal = try contents.withLock { c in
+            try Self.requireLive(c, session)
+            return c.journal
+        }
+        var found: [Entry] = []
+        for bytes in journal.reversed() where found.count < limit {
+            let entry = Self.decode(bytes)
+            let account: String
+            switch entry.event {
+            case .accountCreated(let created): account = created.accountID
+            case .creditsGranted(let grant): account = grant.accountID
+            case .apiKeyCreated, .apiKeyRevoked: account = ""
+            case .debitAccepted, .debitRefused, nil: continue
+            }
+            guard accountID.isEmpty || account == accountID, entry.atUnixMicros >= sinceMicros, entry.seq < beforeSeq
+            else { continue }
+            found.append(entry)
+        }
+        return found
+    }
+
+    // MARK: Helpers
+
+    private static func requireLive(_ c: borrowing Contents, _ session: Int) throws {
+        guard session == c.session else { throw StoreFault(description: "the process crashed (session \(session) is over)") }
+    }
+
+    /// The schema's constraints, checked before anything is written.
+    private static func checkConstraints(_ entries: [Entry], _ c: inout Contents) throws {
+        var keys: Set<DebitKey> = []
+        for (offset, entry) in entries.enumerated() {
+            let expected = Int64(c.journal.count + offset + 1)
+            guard entry.seq == expected else {
+                c.violations.append("append of seq \(entry.seq) where the journal continues at \(expected)")
+                throw StoreFault(description: "seq not consecutive: expected \(expected), found \(entry.seq)")
+            }
+            if let key = debitKey(entry) {
+                guard c.debitIndex[key] == nil, keys.insert(key).inserted else {
+                    c.violations.append("second debit entry (seq \(entry.seq)) for account \(key.account) key \(key.key)")
+                    throw StoreFault(description: "UNIQUE constraint failed: journal_debit_key")
+                }
+            }
+        }
+    }
+
+    static func debitKey(_ entry: Entry) -> DebitKey? {
+        switch entry.event {
+        case .debitAccepted(let debit): DebitKey(account: debit.accountID, key: debit.idempotencyKey)
+        case .debitRefused(let refused): DebitKey(account: refused.accountID, key: refused.idempotencyKey)
+        default: nil
+        }
+    }
+
+    private static func decode(_ bytes: [UInt8]) -> Entry {
+        do {
+            return try Entry(serializedBytes: bytes)
+        } catch {
+            preconditionFailure("journal entry written by this disk does not decode: \(error)")
+        }
+    }
+
+    private static func decodeCheckpoint(_ bytes: [UInt8]) -> Billing_Journal_V1_Checkpoint {
+        do {
+            return try Billing_Journal_V1_Checkpoint(serializedBytes: bytes)
+        } catch {
+            preconditionFailure("checkpoint written by this disk does not decode: \(error)")
+        }
+    }
+}
