@@ -104,7 +104,11 @@ final class GroupCommitter: Sendable {
 
     /// Commits what is queued, then stops the thread.
     func stop() {
-        state.withLock { $0.stopping = true }
+        let alreadyStopping = state.withLock { s -> Bool in
+            defer { s.stopping = true }
+            return s.stopping
+        }
+        guard !alreadyStopping else { return }  // a second close is a no-op
         wake.signal()
         stopped.wait()
         // Closed for good: later appends and waits fail instead of hanging.

@@ -19,6 +19,8 @@ public actor Ledger {
     let committer: GroupCommitter
     var state: LedgerState
     var recovering = false
+    /// Set by `close`: a reload requested by an earlier failure must not reopen it.
+    var closed = false
     var entriesSinceCheckpoint = 0
 
     /// Opens the ledger on `store`: loads the newest checkpoint, replays the
@@ -51,6 +53,8 @@ public actor Ledger {
 
     /// Writes a final checkpoint and stops the journal thread.
     public func close() {
+        guard !closed else { return }
+        closed = true
         committer.enqueueCheckpoint(state.checkpoint(writtenAtMicros: clock.nowMicros()))
         committer.stop()
     }
@@ -96,6 +100,7 @@ public actor Ledger {
     /// Reloads the books from the store after a failed commit: what was not
     /// committed is forgotten (its callers got UNAVAILABLE), what was is kept.
     func recover() {
+        guard !closed else { return }
         recovering = true
         do {
             let (state, replayed) = try LedgerState.recover(from: store)
