@@ -20,9 +20,14 @@ printf '\x00\x00\x00\x00\x00' > "$work/health-request.bin"   # empty HealthCheck
 mkdir -p "$work/www" && printf 'ok' > "$work/www/ok"
 
 run_h2load() {  # name, url, extra args...
+  # Throughput: h2load as is. Latency: a second run with --log-file (writing a
+  # line per request slows h2load itself, so its throughput is not reported).
   local name=$1 url=$2; shift 2
-  taskset -c 1 h2load -n "$requests" -c "$connections" -m "$streams" -t 1 --log-file "$work/$name.log" "$@" "$url" 2>&1 |
+  # Warm-up (connections, allocator, caches), not measured.
+  taskset -c 1 h2load -n 50000 -c "$connections" -m "$streams" -t 1 "$@" "$url" >/dev/null 2>&1
+  taskset -c 1 h2load -n "$requests" -c "$connections" -m "$streams" -t 1 "$@" "$url" 2>&1 |
     grep -E "^finished in|^requests:|^status codes:|^traffic:|^time for request:"
+  taskset -c 1 h2load -n "$requests" -c "$connections" -m "$streams" -t 1 --log-file "$work/$name.log" "$@" "$url" >/dev/null 2>&1
   # Latency percentiles from h2load's per-request log (third column: microseconds).
   python3 - "$work/$name.log" <<'PY'
 import sys
