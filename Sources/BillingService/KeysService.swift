@@ -1,6 +1,6 @@
 import BillingAuth
 import BillingLedger
-import BillingProto
+public import BillingProto
 import GRPC
 
 /// Admin: API keys and the audit log.
@@ -108,8 +108,8 @@ final class KeysService: Sendable {
 }
 
 /// Journal entries as audit-log lines: who did what, with non-secret details.
-enum AuditEvent {
-    static func message(_ entry: Billing_Journal_V1_Entry) -> Billing_V1_AuditEntry {
+public enum AuditEvent {
+    public static func message(_ entry: Billing_Journal_V1_Entry) -> Billing_V1_AuditEntry {
         var audit = Billing_V1_AuditEntry()
         audit.entryID = entry.seq
         audit.atUnixSeconds = entry.atUnixMicros / 1_000_000

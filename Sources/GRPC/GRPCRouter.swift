@@ -31,7 +31,7 @@ public struct GRPCCallContext: Sendable {
 
     /// How many times a metadata key occurs (a credential must occur once).
     public func metadataCount(_ name: String) -> Int {
-        headers.regularHeaders.reduce(0) { $0 + ($1.name == name ? 1 : 0) }
+        name.hasPrefix(":") ? 0 : headers.count(of: name)
     }
 
     /// Every metadata entry (pseudo-headers excluded), in order.

@@ -84,16 +84,29 @@ public struct HTTP2HeaderBlock: Sendable, Equatable {
         }
     }
 
+    /// How many fields are named `name` (lower-case), without creating Strings.
+    public func count(of name: String) -> Int {
+        var count = 0
+        forEachIndex(named: name) { _ in count += 1; return true }
+        return count
+    }
+
     private func index(of name: String) -> Int? {
+        var found: Int?
+        forEachIndex(named: name) { i in found = i; return false }
+        return found
+    }
+
+    /// Calls `body` with the index of each field named `name` until it returns false.
+    private func forEachIndex(named name: String, _ body: (Int) -> Bool) {
         var name = name
-        return name.withUTF8 { target in
-            for (i, field) in fields.enumerated() where field.nameLength == target.count {
-                let matches = bytes.withUnsafeBufferPointer { all in
-                    memcmpEqual(all.baseAddress! + field.nameStart, target.baseAddress!, target.count)
+        name.withUTF8 { target in
+            bytes.withUnsafeBufferPointer { all in
+                for (i, field) in fields.enumerated() where field.nameLength == target.count
+                    && memcmpEqual(all.baseAddress! + field.nameStart, target.baseAddress!, target.count) {
+                    if !body(i) { return }
                 }
-                if matches { return i }
             }
-            return nil
         }
     }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import BillingProto
 import BillingSQLite
+import BillingService
 import Foundation
 
 struct Audit: ParsableCommand {
@@ -29,7 +30,8 @@ struct Audit: ParsableCommand {
     }
 }
 
-/// One audit entry as a text line.
+/// One audit entry as a text line, from the same mapping the Admin
+/// ListAuditLog RPC uses (`AuditEvent`).
 struct AuditLine {
     let seq: Int64
     let time: String
@@ -38,20 +40,13 @@ struct AuditLine {
     let details: String
 
     init(_ entry: Billing_Journal_V1_Entry) {
-        seq = entry.seq
-        time = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(entry.atUnixMicros / 1_000_000)))
-        switch entry.event {
-        case .accountCreated(let created):
-            (actor, action, details) = (created.actor, "CreateAccount", "account=\(created.accountID) plan=\(created.plan)")
-        case .creditsGranted(let grant):
-            (actor, action, details) = (grant.actor, grant.kind == "purchase" ? "PurchaseCredits" : "GrantCredits",
-                                        "account=\(grant.accountID) amount_micros=\(grant.amountMicros)")
-        case .apiKeyCreated(let created):
-            (actor, action, details) = (created.actor, "CreateApiKey", "key_id=\(created.keyID) scopes=\(created.scopes.joined(separator: ","))")
-        case .apiKeyRevoked(let revoked):
-            (actor, action, details) = (revoked.actor, "RevokeApiKey", "key_id=\(revoked.keyID)")
-        default:
-            (actor, action, details) = ("", "Other", "")
-        }
+        let event = AuditEvent.message(entry)
+        seq = event.entryID
+        time = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(event.atUnixSeconds)))
+        actor = event.actor
+        action = event.action
+        let account = event.accountID.isEmpty ? [] : ["account=\(event.accountID)"]
+        details = (account + event.details.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" })
+            .joined(separator: " ")
     }
 }
