@@ -93,11 +93,21 @@ let package = Package(
             swiftSettings: hotPath),
         // A blocking gRPC client on our HTTP/2 session: `billing load` and `billing call`.
         .target(name: "Client", dependencies: ["HTTP2", "GRPC", "TLS", "CLinux"]),
+        // `billing load`'s engine: workers, pacing, tallies, percentiles, summary.
+        .target(
+            name: "LoadGenerator",
+            dependencies: [
+                "Client", "GRPC", "HTTP2", "TLS", "BillingProto",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]),
+        // Invoice PDFs: a small PDF 1.4 writer with the standard Helvetica fonts. Pure Swift.
+        .target(name: "InvoicePDF"),
         // RPC handlers: proto <-> domain, rejection -> status.
         .target(
             name: "BillingService",
             dependencies: [
-                "GRPC", "BillingProto", "BillingCore", "BillingLedger", "BillingAuth", "TLS",
+                "GRPC", "BillingProto", "BillingCore", "BillingLedger", "BillingAuth", "TLS", "InvoicePDF",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
@@ -106,6 +116,7 @@ let package = Package(
             name: "billing",
             dependencies: [
                 "Server", "GRPC", "BillingService", "BillingProto", "BillingCore", "BillingLedger", "BillingSQLite", "BillingAuth", "Client",
+                "LoadGenerator",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -119,6 +130,8 @@ let package = Package(
         .testTarget(name: "BillingAuthTests", dependencies: ["BillingAuth", "TLS", "BillingCore"]),
         .testTarget(name: "HTTP2Tests", dependencies: ["HTTP2"]),
         .testTarget(name: "TLSTests", dependencies: ["TLS"]),
+        .testTarget(name: "LoadGeneratorTests", dependencies: ["LoadGenerator"]),
+        .testTarget(name: "InvoicePDFTests", dependencies: ["InvoicePDF"]),
         .testTarget(name: "GRPCTests", dependencies: ["GRPC", "HTTP2", "BillingProto", "BillingService"]),
     ],
     swiftLanguageModes: [.v6]

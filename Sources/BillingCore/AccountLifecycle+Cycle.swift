@@ -26,13 +26,12 @@ extension AccountLifecycle {
         actions.append(.resetQuota)
         // A trial bills nothing.
         guard trialEndsAt == nil else { return actions }
-        var lines: [InvoiceLine] = []
-        if let line = subscriptionLine(for: currentPeriod, plans: plans) { lines.append(line) }
-        let billsUsage = closedPlan != .enterprise || (closedContract?.billsMeteredUsage ?? true)
-        if overage > .zero && billsUsage {
+        var lines = subscriptionLines(for: currentPeriod, plans: plans)
+        let usage = closedPlan == .enterprise ? (closedContract?.usageCharge(overage) ?? overage) : overage
+        if usage > .zero {
             lines.append(InvoiceLine(
                 kind: .meteredUsage, description: "Metered usage, \(Self.dates(period.start, period.end))",
-                amount: overage, periodStart: period.start, periodEnd: period.end))
+                amount: usage, periodStart: period.start, periodEnd: period.end))
         }
         guard !lines.isEmpty else { return actions }
         actions.append(.issueInvoice(lines: lines, periodStart: period.start, periodEnd: period.end))

@@ -62,21 +62,36 @@ extension AccountLifecycle {
             pauseReason = nil
             actions.append(.unpause)
         }
-        if let line = subscriptionLine(for: currentPeriod, plans: plans) {
-            actions.append(.issueInvoice(lines: [line], periodStart: currentPeriod.start, periodEnd: currentPeriod.end))
+        let lines = subscriptionLines(for: currentPeriod, plans: plans)
+        if !lines.isEmpty {
+            actions.append(.issueInvoice(lines: lines, periodStart: currentPeriod.start, periodEnd: currentPeriod.end))
             actions.append(.attemptPayment)
         }
         return actions
     }
 
-    /// The current plan's price for `period`, or nil when it costs nothing.
-    func subscriptionLine(for period: BillingPeriod, plans: PlanCatalog) -> InvoiceLine? {
-        let amount = plan == .enterprise ? (contract?.invoiceAmount ?? .zero) : plans[plan].monthlyPrice
-        guard amount > .zero else { return nil }
-        let what = plan == .enterprise ? "Enterprise contract" : "\(plans[plan].displayName) plan"
-        return InvoiceLine(
-            kind: .subscription(plan), description: "\(what), \(Self.dates(period.start, period.end))",
-            amount: amount, periodStart: period.start, periodEnd: period.end)
+    /// The current plan's price for `period` (and an Enterprise contract's
+    /// custom lines); empty when it costs nothing.
+    func subscriptionLines(for period: BillingPeriod, plans: PlanCatalog) -> [InvoiceLine] {
+        let dates = Self.dates(period.start, period.end)
+        guard plan == .enterprise else {
+            let price = plans[plan].monthlyPrice
+            guard price > .zero else { return [] }
+            return [InvoiceLine(kind: .subscription(plan), description: "\(plans[plan].displayName) plan, \(dates)",
+                                amount: price, periodStart: period.start, periodEnd: period.end)]
+        }
+        let terms = contract ?? EnterpriseContract(monthlyPrice: plans.enterprise.monthlyPrice)
+        var lines: [InvoiceLine] = []
+        if terms.monthlyPrice > .zero {
+            let what = terms.reference.isEmpty ? "Enterprise contract" : "Enterprise contract \(terms.reference)"
+            lines.append(InvoiceLine(kind: .subscription(.enterprise), description: "\(what), \(dates)",
+                                     amount: terms.monthlyPrice, periodStart: period.start, periodEnd: period.end))
+        }
+        for custom in terms.customLines where custom.amount > .zero {
+            lines.append(InvoiceLine(kind: .custom, description: "\(custom.description), \(dates)",
+                                     amount: custom.amount, periodStart: period.start, periodEnd: period.end))
+        }
+        return lines
     }
 
     /// "2026-04-01 to 2026-05-01" (UTC days).

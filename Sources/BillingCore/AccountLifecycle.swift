@@ -116,3 +116,19 @@ public struct AccountLifecycle: Sendable, Hashable {
                      "the current period is one of the anchor's")
     }
 }
+
+extension AccountLifecycle {
+    /// The terms metering applies now: the plan's, with an Enterprise
+    /// contract's price, quota and workspace limit in place of the defaults.
+    /// A trial never accrues overage, whatever its plan says.
+    public func effectiveTerms(_ plans: PlanCatalog) -> PlanTerms {
+        var terms = plans[plan]
+        if let contract {
+            terms.monthlyPrice = contract.monthlyPrice
+            terms.runQuota = contract.runQuota
+            terms.workspaceLimit = contract.workspaceLimit
+        }
+        if trialEndsAt != nil { terms.accruesOverage = false }
+        return terms
+    }
+}

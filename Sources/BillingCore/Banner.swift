@@ -17,9 +17,9 @@ public enum Banner: Sendable, Hashable {
         case .paused(let reason):
             "New runs are paused: \(reason.remedy)."
         case .pastDue(let invoice, let pausesAt?):
-            "Payment of invoice \(invoice) failed: update your payment method and pay it. New runs pause on \(CivilDate(unixSeconds: pausesAt)) if it stays unpaid."
+            "Payment of invoice \(Self.invoiceNumber(invoice)) failed: update your payment method and pay it. New runs pause on \(CivilDate(unixSeconds: pausesAt)) if it stays unpaid."
         case .pastDue(let invoice, nil):
-            "Payment of invoice \(invoice) failed: update your payment method and pay it."
+            "Payment of invoice \(Self.invoiceNumber(invoice)) failed: update your payment method and pay it."
         case .trialCountdown(0, _):
             "Your trial ends today."
         case .trialCountdown(1, _):
@@ -27,5 +27,11 @@ public enum Banner: Sendable, Hashable {
         case .trialCountdown(let days, _):
             "\(days) days left in your trial."
         }
+    }
+
+    /// An invoice's printed number: "INV-000042".
+    public static func invoiceNumber(_ sequence: Int64) -> String {
+        let digits = String(sequence)
+        return "INV-" + String(repeating: "0", count: max(0, 6 - digits.count)) + digits
     }
 }

@@ -9,6 +9,8 @@ public struct InvoiceLine: Sendable, Hashable {
         case proration(from: Plan, to: Plan)
         /// Usage that credits did not cover, accrued during the period.
         case meteredUsage
+        /// An Enterprise contract's custom amount for a period.
+        case custom
     }
 
     public let kind: Kind

@@ -1,13 +1,18 @@
 public import BillingCore
+public import BillingProto
 
 /// One account's books in memory.
 public struct AccountBook: Sendable, Equatable {
     public let accountID: String
-    /// "free", "trial", "pro" or "enterprise".
-    public var plan: String
-    public var periodAnchor: Int64
+    public var displayName = ""
+    public var billingEmail = ""
+    /// When the account was created (unix seconds).
+    public var createdUnix: Int64 = 0
+    /// Plan, trial, pause, pending change, past-due invoices, billing period.
+    public var lifecycle: AccountLifecycle
     public var balance: Int64 = 0
-    /// Uncovered usage accrued for the next invoice (Pro/Enterprise).
+    /// Uncovered usage accrued for the next invoice (Pro/Enterprise); reset
+    /// when a period closes and it is invoiced.
     public var overage: Int64 = 0
     /// Start of the period `runsInPeriod` counts.
     public var periodStart: Int64
@@ -22,27 +27,57 @@ public struct AccountBook: Sendable, Equatable {
     public var lifetime = UsageTotals()
     /// Idempotency keys of grants: key → (seq, amount).
     public var grantKeys: [String: GrantRecord] = [:]
+    /// The method charged now, and a replacement waiting for the next cycle.
+    public var paymentMethod: Billing_Journal_V1_PaymentMethodSet?
+    public var pendingPaymentMethod: Billing_Journal_V1_PaymentMethodSet?
+    /// Enterprise terms as the operator set them (with the fields metering
+    /// does not use: dates, notes); nil off Enterprise.
+    public var contractTerms: Billing_V1_EnterpriseContract?
+    /// Every charge attempt, oldest first.
+    public var charges: [Billing_V1_Charge] = []
+    /// Sequences of the account's invoices, oldest first.
+    public var invoiceSequences: [Int64] = []
+    /// Idempotency keys of plan changes, purchases and invoice payments,
+    /// by "<kind>:<key>".
+    public var requestKeys: [String: RequestKeyRecord] = [:]
 
-    public init(accountID: String, plan: String, periodAnchor: Int64) {
+    public init(accountID: String, lifecycle: AccountLifecycle) {
         self.accountID = accountID
-        self.plan = plan
-        self.periodAnchor = periodAnchor
-        self.periodStart = periodAnchor
+        self.lifecycle = lifecycle
+        self.periodStart = lifecycle.currentPeriod.start
     }
 
-    /// The plan whose terms apply ("trial" uses the catalog's trial plan).
-    public func terms(in plans: PlanCatalog) -> PlanTerms {
-        switch plan {
-        case "free": plans.free
-        case "enterprise": plans.enterprise
-        case "trial": plans[plans.trialPlan]
-        default: plans.pro
-        }
-    }
+    /// "trial", "free", "pro" or "enterprise": the name the journal and the
+    /// audit log use.
+    public var plan: String { lifecycle.trialEndsAt != nil ? "trial" : lifecycle.plan.rawValue }
+
+    public var periodAnchor: Int64 { lifecycle.periodAnchor }
+
+    /// The terms metering applies (a contract's on Enterprise).
+    public func terms(in plans: PlanCatalog) -> PlanTerms { lifecycle.effectiveTerms(plans) }
 
     /// Whether uncovered usage may accrue as overage instead of being refused.
-    public func accruesOverage(in plans: PlanCatalog) -> Bool {
-        plan != "trial" && terms(in: plans).accruesOverage
+    public func accruesOverage(in plans: PlanCatalog) -> Bool { terms(in: plans).accruesOverage }
+}
+
+/// What a request with an idempotency key did: its fingerprint (to refuse
+/// the key with another request) and the journal entry that recorded it.
+public struct RequestKeyRecord: Sendable, Equatable {
+    public var request: String
+    public var seq: Int64
+    /// The invoice the request issued or paid (0: none).
+    public var invoiceSequence: Int64 = 0
+    /// A plan change's `Billing_V1_PlanChangeEffect` raw value.
+    public var effect: Int32 = 0
+    /// The charge the request made ("": none).
+    public var chargeID = ""
+
+    public init(request: String, seq: Int64, invoiceSequence: Int64 = 0, effect: Int32 = 0, chargeID: String = "") {
+        self.request = request
+        self.seq = seq
+        self.invoiceSequence = invoiceSequence
+        self.effect = effect
+        self.chargeID = chargeID
     }
 }
 

@@ -14,6 +14,10 @@ public actor Ledger {
     public nonisolated let cache: IdempotencyCache
     /// Service API keys for authentication, kept in step with the journal.
     public nonisolated let keyRing = KeyRing()
+    /// Collects invoices and purchases.
+    public nonisolated let gateway: any PaymentGateway
+    /// Set when the server runs with a test clock (Admin AdvanceClock).
+    public nonisolated let testClock: TestClock?
     let configuration: LedgerConfiguration
     let logger: Logger
     let committer: GroupCommitter
@@ -22,13 +26,23 @@ public actor Ledger {
     /// Set by `close`: a reload requested by an earlier failure must not reopen it.
     var closed = false
     var entriesSinceCheckpoint = 0
+    /// Lifecycle work (requests, transitions, payments) runs one at a time:
+    /// a gateway call suspends it, and nothing else may change an account's
+    /// lifecycle meanwhile. Debits are not held up by it.
+    var lifecycleBusy = false
+    var lifecycleWaiters: [CheckedContinuation<Void, Never>] = []
 
     /// Opens the ledger on `store`: loads the newest checkpoint, replays the
     /// journal after it, and logs how long that took.
     public init(store: any LedgerStore, plans: PlanCatalog, clock: any LedgerClock,
-                configuration: LedgerConfiguration = LedgerConfiguration(), logger: Logger) throws {
+                configuration: LedgerConfiguration = LedgerConfiguration(), logger: Logger,
+                gateway: any PaymentGateway = TestPaymentGateway()) throws {
         let started = ContinuousClock.now
-        let (state, replayed) = try LedgerState.recover(from: store)
+        let (state, replayed) = try LedgerState.recover(from: store, plans: plans)
+        self.gateway = gateway
+        self.testClock = clock as? TestClock
+        // A test clock resumes where it was moved to, never before.
+        testClock?.advance(toMicros: state.testClockUnix * 1_000_000)
         self.store = store
         self.plans = plans
         self.clock = clock
@@ -103,7 +117,7 @@ public actor Ledger {
         guard !closed else { return }
         recovering = true
         do {
-            let (state, replayed) = try LedgerState.recover(from: store)
+            let (state, replayed) = try LedgerState.recover(from: store, plans: plans)
             self.state = state
             cache.removeAll()
             keyRing.replace(from: state)
@@ -117,14 +131,26 @@ public actor Ledger {
 
     // MARK: Accounts and credits
 
-    public func createAccount(id: String, plan: String, actor: String) async throws -> Billing_Journal_V1_Entry {
+    /// Creates an account: on a trial of the catalog's trial plan with the
+    /// configured trial credits, or (operators) directly on `plan`.
+    public func createAccount(id: String, plan: Plan? = nil, displayName: String = "", billingEmail: String = "",
+                              actor: String) async throws -> Billing_Journal_V1_Entry {
         guard state.accounts[id] == nil else { throw LedgerError.accountExists(id) }
         let now = clock.nowMicros()
         var created = Billing_Journal_V1_AccountCreated()
         created.accountID = id
-        created.plan = plan
         created.periodAnchorUnix = now / 1_000_000
         created.actor = actor
+        created.displayName = displayName
+        created.billingEmail = billingEmail
+        created.graceSeconds = configuration.graceSeconds
+        if let plan {
+            created.plan = plan.rawValue
+        } else {
+            created.plan = "trial"
+            created.trialEndsUnix = now / 1_000_000 + Int64(plans.trialDays) * 86_400
+            created.trialCreditMicros = configuration.trialCreditMicros
+        }
         let entry = try append(.accountCreated(created), atMicros: now)
         try await committer.waiter(for: entry.seq).wait()
         return entry

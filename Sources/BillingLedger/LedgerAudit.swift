@@ -1,3 +1,4 @@
+public import BillingCore
 import BillingProto
 
 /// Reconciliation (`billing verify`): recomputes every balance, roll-up and
@@ -8,18 +9,19 @@ public struct LedgerAudit: Sendable {
     public var accounts = 0
     public var acceptedDebits = 0
     public var refusedDebits = 0
+    public var invoices = 0
     public var problems: [String] = []
 
     public var isClean: Bool { problems.isEmpty }
 
-    public static func run(on store: any LedgerStore, maxProblems: Int = 100) throws -> LedgerAudit {
+    public static func run(on store: any LedgerStore, plans: PlanCatalog = .default, maxProblems: Int = 100) throws -> LedgerAudit {
         var audit = LedgerAudit()
         func problem(_ text: String) {
             if audit.problems.count < maxProblems { audit.problems.append(text) }
         }
 
         // 1. Every entry from seq 1, applied to empty books, with independent sums on the side.
-        var fromScratch = LedgerState()
+        var fromScratch = LedgerState(plans: plans)
         var totals: [String: (granted: Int64, fromCredits: Int64, overage: Int64, debited: Int64)] = [:]
         var runTotals: [String: [String: Int64]] = [:]
         var keys: [(account: String, key: String, seq: Int64)] = []
@@ -32,8 +34,17 @@ public struct LedgerAudit: Sendable {
                 fromScratch.lastSeq = entry.seq
             }
             switch entry.event {
+            case .accountCreated(let created):
+                totals[created.accountID, default: (0, 0, 0, 0)].granted &+= created.trialCreditMicros
             case .creditsGranted(let grant):
                 totals[grant.accountID, default: (0, 0, 0, 0)].granted &+= grant.amountMicros
+            case .creditsPurchased(let purchase) where purchase.charge.status == .succeeded:
+                totals[purchase.accountID, default: (0, 0, 0, 0)].granted &+= purchase.amountMicros
+            case .lifecycle(let lifecycle):
+                // A closed period's overage goes on its invoice; the books restart from zero.
+                if case .periodEnded(let ended) = lifecycle.event {
+                    totals[lifecycle.accountID, default: (0, 0, 0, 0)].overage &-= ended.overageMicros
+                }
             case .debitAccepted(let debit):
                 audit.acceptedDebits += 1
                 totals[debit.accountID, default: (0, 0, 0, 0)].fromCredits &+= debit.fromCreditsMicros
@@ -65,8 +76,31 @@ public struct LedgerAudit: Sendable {
             }
         }
 
+        // 2b. Invoices: numbered without gaps, lines add up to the total,
+        // each PAID one collected by exactly one successful charge.
+        audit.invoices = fromScratch.invoices.count
+        let sequences = fromScratch.invoices.keys.sorted()
+        if sequences != Array(stride(from: Int64(1), through: Int64(sequences.count), by: 1)) {
+            problem("invoice sequences have gaps: \(sequences.prefix(20))")
+        }
+        var paidCharges: [String: Int] = [:]
+        for book in fromScratch.accounts.values {
+            for charge in book.charges where charge.status == .succeeded { paidCharges[charge.invoiceID, default: 0] += 1 }
+        }
+        for record in fromScratch.invoices.values.sorted(by: { $0.invoice.sequence < $1.invoice.sequence }) {
+            let invoice = record.invoice
+            let lines = invoice.lineItems.reduce(Int64(0)) { $0 &+ $1.amountMicros }
+            if lines != invoice.totalMicros || invoice.amountPaidMicros &+ invoice.amountDueMicros != invoice.totalMicros {
+                problem("invoice \(invoice.number): lines \(lines), paid \(invoice.amountPaidMicros) and due \(invoice.amountDueMicros) do not add up to \(invoice.totalMicros)")
+            }
+            let collected = paidCharges[invoice.invoiceID] ?? 0
+            if (invoice.status == .paid) != (collected == 1) {
+                problem("invoice \(invoice.number) is \(invoice.status) with \(collected) successful charge(s)")
+            }
+        }
+
         // 3. What the server would load: newest checkpoint + the journal after it.
-        let (loaded, _) = try LedgerState.recover(from: store)
+        let (loaded, _) = try LedgerState.recover(from: store, plans: plans)
         if loaded != fromScratch {
             for id in Set(loaded.accounts.keys).union(fromScratch.accounts.keys).sorted()
             where loaded.accounts[id] != fromScratch.accounts[id] {

@@ -11,5 +11,11 @@ public struct LedgerConfiguration: Sendable {
     /// A checkpoint is written after this many journal entries.
     public var checkpointEvery: Int = 100_000
 
+    /// Credits a new account's trial starts with, in micros ($10).
+    public var trialCreditMicros: Int64 = 10_000_000
+    /// How long runs continue after a failed invoice payment before they
+    /// pause (7 days).
+    public var graceSeconds: Int64 = 7 * 86_400
+
     public init() {}
 }

@@ -1,3 +1,4 @@
+public import BillingCore
 public import BillingProto
 
 extension LedgerState {
@@ -19,6 +20,24 @@ extension LedgerState {
             account.workspaces = book.workspaces.sorted()
             account.grantedMicros = book.granted
             account.debitedMicros = book.debitedFromCredits
+            account.displayName = book.displayName
+            account.billingEmail = book.billingEmail
+            account.createdUnix = book.createdUnix
+            account.lifecycle = Self.lifecycleState(book)
+            if let method = book.paymentMethod { account.paymentMethod = method }
+            if let pending = book.pendingPaymentMethod { account.pendingPaymentMethod = pending }
+            account.charges = book.charges
+            account.invoiceSequences = book.invoiceSequences
+            account.requestKeys = book.requestKeys.keys.sorted().map { key in
+                var record = Billing_Journal_V1_RequestKey()
+                record.key = key
+                record.request = book.requestKeys[key]!.request
+                record.seq = book.requestKeys[key]!.seq
+                record.invoiceSequence = book.requestKeys[key]!.invoiceSequence
+                record.effect = book.requestKeys[key]!.effect
+                record.chargeID = book.requestKeys[key]!.chargeID
+                return record
+            }
             account.grantKeys = book.grantKeys.keys.sorted().map { key in
                 var grant = Billing_Journal_V1_GrantKey()
                 grant.idempotencyKey = key
@@ -40,6 +59,15 @@ extension LedgerState {
                 }
             return account
         }
+        checkpoint.invoices = invoices.keys.sorted().map { sequence in
+            let record = invoices[sequence]!
+            var state = Billing_Journal_V1_InvoiceState()
+            state.invoice = record.invoice
+            state.attemptPending = record.attemptPending
+            state.attempts = record.attempts
+            return state
+        }
+        checkpoint.testClockUnix = testClockUnix
         checkpoint.apiKeys = apiKeys.keys.sorted().map { id in
             let record = apiKeys[id]!
             var key = Billing_Journal_V1_ApiKeyState()
@@ -51,11 +79,28 @@ extension LedgerState {
         return checkpoint
     }
 
-    public init(checkpoint: Billing_Journal_V1_Checkpoint) {
-        self.init()
+    public init(checkpoint: Billing_Journal_V1_Checkpoint, plans: PlanCatalog = .default) {
+        self.init(plans: plans)
         lastSeq = checkpoint.seq
+        testClockUnix = checkpoint.testClockUnix
+        for state in checkpoint.invoices {
+            invoices[state.invoice.sequence] = InvoiceRecord(invoice: state.invoice, attemptPending: state.attemptPending, attempts: state.attempts)
+        }
         for account in checkpoint.accounts {
-            var book = AccountBook(accountID: account.accountID, plan: account.plan, periodAnchor: account.periodAnchorUnix)
+            var book = AccountBook(accountID: account.accountID, lifecycle: Self.lifecycle(account.lifecycle))
+            book.displayName = account.displayName
+            book.billingEmail = account.billingEmail
+            book.createdUnix = account.createdUnix
+            if account.lifecycle.hasContract { book.contractTerms = account.lifecycle.contract }
+            if account.hasPaymentMethod { book.paymentMethod = account.paymentMethod }
+            if account.hasPendingPaymentMethod { book.pendingPaymentMethod = account.pendingPaymentMethod }
+            book.charges = account.charges
+            book.invoiceSequences = account.invoiceSequences
+            for record in account.requestKeys {
+                book.requestKeys[record.key] = RequestKeyRecord(
+                    request: record.request, seq: record.seq, invoiceSequence: record.invoiceSequence,
+                    effect: record.effect, chargeID: record.chargeID)
+            }
             book.balance = account.balanceMicros
             book.overage = account.overageMicros
             book.periodStart = account.periodStartUnix
@@ -82,8 +127,8 @@ extension LedgerState {
     }
 
     /// Loads the newest checkpoint and replays the journal after it.
-    public static func recover(from store: any LedgerStore) throws -> (state: LedgerState, replayed: Int) {
-        var state = try store.latestCheckpoint().map(LedgerState.init(checkpoint:)) ?? LedgerState()
+    public static func recover(from store: any LedgerStore, plans: PlanCatalog = .default) throws -> (state: LedgerState, replayed: Int) {
+        var state = try store.latestCheckpoint().map { LedgerState(checkpoint: $0, plans: plans) } ?? LedgerState(plans: plans)
         var replayed = 0
         try store.forEachEntry(after: state.lastSeq) { entry in
             try state.apply(entry)

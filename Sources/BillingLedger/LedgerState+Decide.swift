@@ -11,6 +11,9 @@ extension LedgerState {
         guard let book = accounts[command.accountID] else {
             return .debitRefused(Self.refusal(command, .unknownAccount, detail: "account \(command.accountID) does not exist"))
         }
+        if let pause = book.lifecycle.pauseReason {
+            return .debitRefused(Self.refusal(command, .accountPaused, detail: "new runs are paused: \(pause.remedy)"))
+        }
         let terms = book.terms(in: plans)
         if let limit = terms.workspaceLimit, !command.workspaceID.isEmpty,
            !book.workspaces.contains(command.workspaceID), book.workspaces.count >= limit {

@@ -1,4 +1,4 @@
-import BillingCore
+public import BillingCore
 public import BillingProto
 
 /// Everything the ledger holds in memory, as a value: `apply` is the only
@@ -8,10 +8,24 @@ public struct LedgerState: Sendable, Equatable {
     public var accounts: [String: AccountBook] = [:]
     /// Service API keys by key id, revoked ones included.
     public var apiKeys: [String: ApiKeyRecord] = [:]
+    /// Every invoice of the service by sequence (1, 2, 3... without gaps).
+    public var invoices: [Int64: InvoiceRecord] = [:]
+    /// The test clock's time (unix seconds) as last set; 0 with the real clock.
+    public var testClockUnix: Int64 = 0
     /// Seq of the last entry applied.
     public var lastSeq: Int64 = 0
+    /// Plan prices and terms the lifecycle events are applied with.
+    public var plans: PlanCatalog
 
-    public init() {}
+    public init(plans: PlanCatalog = .default) {
+        self.plans = plans
+    }
+
+    /// The same books (whatever catalog they were computed with).
+    public static func == (lhs: LedgerState, rhs: LedgerState) -> Bool {
+        lhs.lastSeq == rhs.lastSeq && lhs.testClockUnix == rhs.testClockUnix && lhs.accounts == rhs.accounts
+            && lhs.apiKeys == rhs.apiKeys && lhs.invoices == rhs.invoices
+    }
 
     public enum ApplyError: Error, Equatable {
         case outOfOrder(expected: Int64, got: Int64)
@@ -25,9 +39,8 @@ public struct LedgerState: Sendable, Equatable {
         guard entry.seq == lastSeq + 1 else { throw .outOfOrder(expected: lastSeq + 1, got: entry.seq) }
         switch entry.event {
         case .accountCreated(let created):
-            var book = AccountBook(accountID: created.accountID, plan: created.plan, periodAnchor: created.periodAnchorUnix)
-            book.periodStart = BillingPeriod.containing(entry.atUnixMicros / 1_000_000, anchor: created.periodAnchorUnix).start
-            accounts[created.accountID] = book
+            guard accounts[created.accountID] == nil else { throw .inconsistent(seq: entry.seq, "account \(created.accountID) exists") }
+            accounts[created.accountID] = try newBook(created, at: entry.atUnixMicros / 1_000_000, seq: entry.seq)
         case .creditsGranted(let grant):
             guard let book = accounts[grant.accountID] else { throw .unknownAccount(seq: entry.seq, grant.accountID) }
             let (balance, o1) = book.balance.addingReportingOverflow(grant.amountMicros)
@@ -50,6 +63,15 @@ public struct LedgerState: Sendable, Equatable {
             guard var record = apiKeys[revoked.keyID] else { throw .inconsistent(seq: entry.seq, "no key \(revoked.keyID)") }
             if record.revokedUnix == 0 { record.revokedUnix = entry.atUnixMicros / 1_000_000 }
             apiKeys[revoked.keyID] = record
+        case .lifecycle(let event):
+            try applyLifecycle(event, seq: entry.seq)
+        case .chargeRecorded(let recorded):
+            try applyCharge(recorded, at: entry.atUnixMicros / 1_000_000, seq: entry.seq)
+        case .creditsPurchased(let purchase):
+            try applyPurchase(purchase, at: entry.atUnixMicros / 1_000_000, seq: entry.seq)
+        case .clockSet(let set):
+            guard set.nowUnix >= testClockUnix else { throw .inconsistent(seq: entry.seq, "the test clock moved back") }
+            testClockUnix = set.nowUnix
         case .debitRefused, .none:
             break  // a refusal changes no books; its key is kept by the journal
         }

@@ -30,65 +30,106 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
 }
 
 /// One accepted mutation of the ledger, in commit order.
-public nonisolated struct Billing_Journal_V1_Entry: Sendable {
+public nonisolated struct Billing_Journal_V1_Entry: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   /// Position in the journal, 1, 2, 3... without gaps.
-  public var seq: Int64 = 0
+  public var seq: Int64 {
+    get {_storage._seq}
+    set {_uniqueStorage()._seq = newValue}
+  }
 
   /// When the ledger accepted it, microseconds since the Unix epoch (UTC).
-  public var atUnixMicros: Int64 = 0
+  public var atUnixMicros: Int64 {
+    get {_storage._atUnixMicros}
+    set {_uniqueStorage()._atUnixMicros = newValue}
+  }
 
-  public var event: Billing_Journal_V1_Entry.OneOf_Event? = nil
+  public var event: OneOf_Event? {
+    get {return _storage._event}
+    set {_uniqueStorage()._event = newValue}
+  }
 
   public var accountCreated: Billing_Journal_V1_AccountCreated {
     get {
-      if case .accountCreated(let v)? = event {return v}
+      if case .accountCreated(let v)? = _storage._event {return v}
       return Billing_Journal_V1_AccountCreated()
     }
-    set {event = .accountCreated(newValue)}
+    set {_uniqueStorage()._event = .accountCreated(newValue)}
   }
 
   public var creditsGranted: Billing_Journal_V1_CreditsGranted {
     get {
-      if case .creditsGranted(let v)? = event {return v}
+      if case .creditsGranted(let v)? = _storage._event {return v}
       return Billing_Journal_V1_CreditsGranted()
     }
-    set {event = .creditsGranted(newValue)}
+    set {_uniqueStorage()._event = .creditsGranted(newValue)}
   }
 
   public var debitAccepted: Billing_Journal_V1_DebitAccepted {
     get {
-      if case .debitAccepted(let v)? = event {return v}
+      if case .debitAccepted(let v)? = _storage._event {return v}
       return Billing_Journal_V1_DebitAccepted()
     }
-    set {event = .debitAccepted(newValue)}
+    set {_uniqueStorage()._event = .debitAccepted(newValue)}
   }
 
   public var debitRefused: Billing_Journal_V1_DebitRefused {
     get {
-      if case .debitRefused(let v)? = event {return v}
+      if case .debitRefused(let v)? = _storage._event {return v}
       return Billing_Journal_V1_DebitRefused()
     }
-    set {event = .debitRefused(newValue)}
+    set {_uniqueStorage()._event = .debitRefused(newValue)}
   }
 
   public var apiKeyCreated: Billing_Journal_V1_ApiKeyCreated {
     get {
-      if case .apiKeyCreated(let v)? = event {return v}
+      if case .apiKeyCreated(let v)? = _storage._event {return v}
       return Billing_Journal_V1_ApiKeyCreated()
     }
-    set {event = .apiKeyCreated(newValue)}
+    set {_uniqueStorage()._event = .apiKeyCreated(newValue)}
   }
 
   public var apiKeyRevoked: Billing_Journal_V1_ApiKeyRevoked {
     get {
-      if case .apiKeyRevoked(let v)? = event {return v}
+      if case .apiKeyRevoked(let v)? = _storage._event {return v}
       return Billing_Journal_V1_ApiKeyRevoked()
     }
-    set {event = .apiKeyRevoked(newValue)}
+    set {_uniqueStorage()._event = .apiKeyRevoked(newValue)}
+  }
+
+  public var lifecycle: Billing_Journal_V1_LifecycleEvent {
+    get {
+      if case .lifecycle(let v)? = _storage._event {return v}
+      return Billing_Journal_V1_LifecycleEvent()
+    }
+    set {_uniqueStorage()._event = .lifecycle(newValue)}
+  }
+
+  public var chargeRecorded: Billing_Journal_V1_ChargeRecorded {
+    get {
+      if case .chargeRecorded(let v)? = _storage._event {return v}
+      return Billing_Journal_V1_ChargeRecorded()
+    }
+    set {_uniqueStorage()._event = .chargeRecorded(newValue)}
+  }
+
+  public var creditsPurchased: Billing_Journal_V1_CreditsPurchased {
+    get {
+      if case .creditsPurchased(let v)? = _storage._event {return v}
+      return Billing_Journal_V1_CreditsPurchased()
+    }
+    set {_uniqueStorage()._event = .creditsPurchased(newValue)}
+  }
+
+  public var clockSet: Billing_Journal_V1_ClockSet {
+    get {
+      if case .clockSet(let v)? = _storage._event {return v}
+      return Billing_Journal_V1_ClockSet()
+    }
+    set {_uniqueStorage()._event = .clockSet(newValue)}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -100,10 +141,16 @@ public nonisolated struct Billing_Journal_V1_Entry: Sendable {
     case debitRefused(Billing_Journal_V1_DebitRefused)
     case apiKeyCreated(Billing_Journal_V1_ApiKeyCreated)
     case apiKeyRevoked(Billing_Journal_V1_ApiKeyRevoked)
+    case lifecycle(Billing_Journal_V1_LifecycleEvent)
+    case chargeRecorded(Billing_Journal_V1_ChargeRecorded)
+    case creditsPurchased(Billing_Journal_V1_CreditsPurchased)
+    case clockSet(Billing_Journal_V1_ClockSet)
 
   }
 
   public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 /// A service API key was created. Only the SHA-256 of the key is stored.
@@ -161,6 +208,289 @@ public nonisolated struct Billing_Journal_V1_AccountCreated: Sendable {
   public var periodAnchorUnix: Int64 = 0
 
   /// Who created it (API key id or user), for the audit trail.
+  public var actor: String = String()
+
+  public var displayName: String = String()
+
+  public var billingEmail: String = String()
+
+  /// End of the trial (unix seconds); 0: no trial (an operator's initial plan).
+  public var trialEndsUnix: Int64 = 0
+
+  /// Credits granted with the trial, in micros (recorded as a promotional grant).
+  public var trialCreditMicros: Int64 = 0
+
+  /// How long runs continue after a failed invoice payment, in seconds.
+  public var graceSeconds: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A change of an account's billing lifecycle: a customer's or operator's
+/// request, or a time-driven transition. Replaying it through
+/// BillingCore.AccountLifecycle gives the same state, invoices included.
+public nonisolated struct Billing_Journal_V1_LifecycleEvent: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var accountID: String = String()
+
+  /// The instant the event applies at (unix seconds): the due time of a
+  /// time-driven transition, the request time otherwise.
+  public var atUnix: Int64 = 0
+
+  /// Who asked ("key:<id>", "user:<id>", "system" for transitions).
+  public var actor: String = String()
+
+  /// Idempotency key of the request, if it had one.
+  public var idempotencyKey: String = String()
+
+  public var event: Billing_Journal_V1_LifecycleEvent.OneOf_Event? = nil
+
+  public var trialEnded: Billing_Journal_V1_TrialEnded {
+    get {
+      if case .trialEnded(let v)? = event {return v}
+      return Billing_Journal_V1_TrialEnded()
+    }
+    set {event = .trialEnded(newValue)}
+  }
+
+  public var periodEnded: Billing_Journal_V1_PeriodEnded {
+    get {
+      if case .periodEnded(let v)? = event {return v}
+      return Billing_Journal_V1_PeriodEnded()
+    }
+    set {event = .periodEnded(newValue)}
+  }
+
+  public var graceExpired: Billing_Journal_V1_GraceExpired {
+    get {
+      if case .graceExpired(let v)? = event {return v}
+      return Billing_Journal_V1_GraceExpired()
+    }
+    set {event = .graceExpired(newValue)}
+  }
+
+  public var paymentMethodSet: Billing_Journal_V1_PaymentMethodSet {
+    get {
+      if case .paymentMethodSet(let v)? = event {return v}
+      return Billing_Journal_V1_PaymentMethodSet()
+    }
+    set {event = .paymentMethodSet(newValue)}
+  }
+
+  public var planChange: Billing_Journal_V1_PlanChangeRequested {
+    get {
+      if case .planChange(let v)? = event {return v}
+      return Billing_Journal_V1_PlanChangeRequested()
+    }
+    set {event = .planChange(newValue)}
+  }
+
+  public var pendingChangeCancelled: Billing_Journal_V1_PendingChangeCancelled {
+    get {
+      if case .pendingChangeCancelled(let v)? = event {return v}
+      return Billing_Journal_V1_PendingChangeCancelled()
+    }
+    set {event = .pendingChangeCancelled(newValue)}
+  }
+
+  public var enterpriseContract: Billing_V1_EnterpriseContract {
+    get {
+      if case .enterpriseContract(let v)? = event {return v}
+      return Billing_V1_EnterpriseContract()
+    }
+    set {event = .enterpriseContract(newValue)}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum OneOf_Event: Equatable, Sendable {
+    case trialEnded(Billing_Journal_V1_TrialEnded)
+    case periodEnded(Billing_Journal_V1_PeriodEnded)
+    case graceExpired(Billing_Journal_V1_GraceExpired)
+    case paymentMethodSet(Billing_Journal_V1_PaymentMethodSet)
+    case planChange(Billing_Journal_V1_PlanChangeRequested)
+    case pendingChangeCancelled(Billing_Journal_V1_PendingChangeCancelled)
+    case enterpriseContract(Billing_V1_EnterpriseContract)
+
+  }
+
+  public init() {}
+}
+
+public nonisolated struct Billing_Journal_V1_TrialEnded: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Billing_Journal_V1_GraceExpired: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Billing_Journal_V1_PendingChangeCancelled: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The account's current period ended; its uncovered usage is invoiced.
+public nonisolated struct Billing_Journal_V1_PeriodEnded: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var periodStartUnix: Int64 = 0
+
+  public var periodEndUnix: Int64 = 0
+
+  /// Metered overage accrued in the period (the ledger's books; checked on replay).
+  public var overageMicros: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A payment method was tokenized by the gateway and set on the account.
+public nonisolated struct Billing_Journal_V1_PaymentMethodSet: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Display details only: never a full card or account number.
+  public var method: Billing_V1_PaymentMethod {
+    get {_method ?? Billing_V1_PaymentMethod()}
+    set {_method = newValue}
+  }
+  /// Returns true if `method` has been explicitly set.
+  public var hasMethod: Bool {self._method != nil}
+  /// Clears the value of `method`. Subsequent reads from it will return its default value.
+  public mutating func clearMethod() {self._method = nil}
+
+  /// The gateway's token for it.
+  public var gatewayToken: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _method: Billing_V1_PaymentMethod? = nil
+}
+
+public nonisolated struct Billing_Journal_V1_PlanChangeRequested: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var toPlan: Billing_V1_Plan = .unspecified
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// One attempt to collect an invoice through the gateway, and its outcome.
+public nonisolated struct Billing_Journal_V1_ChargeRecorded: @unchecked Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var charge: Billing_V1_Charge {
+    get {_storage._charge ?? Billing_V1_Charge()}
+    set {_uniqueStorage()._charge = newValue}
+  }
+  /// Returns true if `charge` has been explicitly set.
+  public var hasCharge: Bool {_storage._charge != nil}
+  /// Clears the value of `charge`. Subsequent reads from it will return its default value.
+  public mutating func clearCharge() {_uniqueStorage()._charge = nil}
+
+  /// Sequence of the invoice the charge tried to pay.
+  public var invoiceSequence: Int64 {
+    get {_storage._invoiceSequence}
+    set {_uniqueStorage()._invoiceSequence = newValue}
+  }
+
+  /// Idempotency key of a PayInvoice request, if any.
+  public var idempotencyKey: String {
+    get {_storage._idempotencyKey}
+    set {_uniqueStorage()._idempotencyKey = newValue}
+  }
+
+  /// A payment method given with PayInvoice, which becomes the one on file.
+  public var newMethod: Billing_Journal_V1_PaymentMethodSet {
+    get {_storage._newMethod ?? Billing_Journal_V1_PaymentMethodSet()}
+    set {_uniqueStorage()._newMethod = newValue}
+  }
+  /// Returns true if `newMethod` has been explicitly set.
+  public var hasNewMethod: Bool {_storage._newMethod != nil}
+  /// Clears the value of `newMethod`. Subsequent reads from it will return its default value.
+  public mutating func clearNewMethod() {_uniqueStorage()._newMethod = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// A credit purchase: the gateway charge and, if it succeeded, the credits
+/// and a paid invoice.
+public nonisolated struct Billing_Journal_V1_CreditsPurchased: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var accountID: String = String()
+
+  public var amountMicros: Int64 = 0
+
+  public var idempotencyKey: String = String()
+
+  public var charge: Billing_V1_Charge {
+    get {_charge ?? Billing_V1_Charge()}
+    set {_charge = newValue}
+  }
+  /// Returns true if `charge` has been explicitly set.
+  public var hasCharge: Bool {self._charge != nil}
+  /// Clears the value of `charge`. Subsequent reads from it will return its default value.
+  public mutating func clearCharge() {self._charge = nil}
+
+  public var actor: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _charge: Billing_V1_Charge? = nil
+}
+
+/// The test clock was moved (only with --test-clock).
+public nonisolated struct Billing_Journal_V1_ClockSet: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var nowUnix: Int64 = 0
+
   public var actor: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -304,6 +634,164 @@ public nonisolated struct Billing_Journal_V1_Checkpoint: Sendable {
 
   public var apiKeys: [Billing_Journal_V1_ApiKeyState] = []
 
+  public var invoices: [Billing_Journal_V1_InvoiceState] = []
+
+  /// The test clock's time at the checkpoint (0: real clock).
+  public var testClockUnix: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Billing_Journal_V1_InvoiceState: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var invoice: Billing_V1_Invoice {
+    get {_invoice ?? Billing_V1_Invoice()}
+    set {_invoice = newValue}
+  }
+  /// Returns true if `invoice` has been explicitly set.
+  public var hasInvoice: Bool {self._invoice != nil}
+  /// Clears the value of `invoice`. Subsequent reads from it will return its default value.
+  public mutating func clearInvoice() {self._invoice = nil}
+
+  /// A payment attempt is owed (issued with one, not yet recorded).
+  public var attemptPending: Bool = false
+
+  public var attempts: Int32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _invoice: Billing_V1_Invoice? = nil
+}
+
+/// BillingCore.AccountLifecycle, field by field.
+public nonisolated struct Billing_Journal_V1_LifecycleState: @unchecked Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var plan: Billing_V1_Plan {
+    get {_storage._plan}
+    set {_uniqueStorage()._plan = newValue}
+  }
+
+  /// 0: no trial.
+  public var trialEndsUnix: Int64 {
+    get {_storage._trialEndsUnix}
+    set {_uniqueStorage()._trialEndsUnix = newValue}
+  }
+
+  public var hasPaymentMethod_p: Bool {
+    get {_storage._hasPaymentMethod_p}
+    set {_uniqueStorage()._hasPaymentMethod_p = newValue}
+  }
+
+  public var hasPendingPaymentMethod_p: Bool {
+    get {_storage._hasPendingPaymentMethod_p}
+    set {_uniqueStorage()._hasPendingPaymentMethod_p = newValue}
+  }
+
+  public var pendingChange: Billing_V1_PendingPlanChange {
+    get {_storage._pendingChange ?? Billing_V1_PendingPlanChange()}
+    set {_uniqueStorage()._pendingChange = newValue}
+  }
+  /// Returns true if `pendingChange` has been explicitly set.
+  public var hasPendingChange: Bool {_storage._pendingChange != nil}
+  /// Clears the value of `pendingChange`. Subsequent reads from it will return its default value.
+  public mutating func clearPendingChange() {_uniqueStorage()._pendingChange = nil}
+
+  public var pauseReason: Billing_V1_PauseReason {
+    get {_storage._pauseReason}
+    set {_uniqueStorage()._pauseReason = newValue}
+  }
+
+  public var pastDue: [Billing_Journal_V1_PastDue] {
+    get {_storage._pastDue}
+    set {_uniqueStorage()._pastDue = newValue}
+  }
+
+  public var graceSeconds: Int64 {
+    get {_storage._graceSeconds}
+    set {_uniqueStorage()._graceSeconds = newValue}
+  }
+
+  public var periodAnchorUnix: Int64 {
+    get {_storage._periodAnchorUnix}
+    set {_uniqueStorage()._periodAnchorUnix = newValue}
+  }
+
+  public var periodStartUnix: Int64 {
+    get {_storage._periodStartUnix}
+    set {_uniqueStorage()._periodStartUnix = newValue}
+  }
+
+  public var periodEndUnix: Int64 {
+    get {_storage._periodEndUnix}
+    set {_uniqueStorage()._periodEndUnix = newValue}
+  }
+
+  /// Set exactly on Enterprise.
+  public var contract: Billing_V1_EnterpriseContract {
+    get {_storage._contract ?? Billing_V1_EnterpriseContract()}
+    set {_uniqueStorage()._contract = newValue}
+  }
+  /// Returns true if `contract` has been explicitly set.
+  public var hasContract: Bool {_storage._contract != nil}
+  /// Clears the value of `contract`. Subsequent reads from it will return its default value.
+  public mutating func clearContract() {_uniqueStorage()._contract = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+public nonisolated struct Billing_Journal_V1_PastDue: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var invoiceSequence: Int64 = 0
+
+  public var sinceUnix: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// What a request with an idempotency key did, to answer its retries.
+public nonisolated struct Billing_Journal_V1_RequestKey: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var key: String = String()
+
+  /// "plan", "purchase" or "pay".
+  public var kind: String = String()
+
+  /// Fingerprint of the request (plan, amount, invoice).
+  public var request: String = String()
+
+  public var seq: Int64 = 0
+
+  /// Invoice the request issued or paid (0: none).
+  public var invoiceSequence: Int64 = 0
+
+  /// billing.v1.PlanChangeEffect of a plan change.
+  public var effect: Int32 = 0
+
+  /// Charge the request made, if any.
+  public var chargeID: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -335,40 +823,136 @@ public nonisolated struct Billing_Journal_V1_ApiKeyState: Sendable {
   fileprivate var _created: Billing_Journal_V1_ApiKeyCreated? = nil
 }
 
-public nonisolated struct Billing_Journal_V1_AccountState: Sendable {
+public nonisolated struct Billing_Journal_V1_AccountState: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var accountID: String = String()
+  public var accountID: String {
+    get {_storage._accountID}
+    set {_uniqueStorage()._accountID = newValue}
+  }
 
-  public var plan: String = String()
+  public var plan: String {
+    get {_storage._plan}
+    set {_uniqueStorage()._plan = newValue}
+  }
 
-  public var periodAnchorUnix: Int64 = 0
+  public var periodAnchorUnix: Int64 {
+    get {_storage._periodAnchorUnix}
+    set {_uniqueStorage()._periodAnchorUnix = newValue}
+  }
 
-  public var balanceMicros: Int64 = 0
+  public var balanceMicros: Int64 {
+    get {_storage._balanceMicros}
+    set {_uniqueStorage()._balanceMicros = newValue}
+  }
 
-  public var overageMicros: Int64 = 0
+  public var overageMicros: Int64 {
+    get {_storage._overageMicros}
+    set {_uniqueStorage()._overageMicros = newValue}
+  }
 
   /// Start of the period that runs_in_period counts (unix seconds).
-  public var periodStartUnix: Int64 = 0
+  public var periodStartUnix: Int64 {
+    get {_storage._periodStartUnix}
+    set {_uniqueStorage()._periodStartUnix = newValue}
+  }
 
-  public var runsInPeriod: [String] = []
+  public var runsInPeriod: [String] {
+    get {_storage._runsInPeriod}
+    set {_uniqueStorage()._runsInPeriod = newValue}
+  }
 
-  public var workspaces: [String] = []
+  public var workspaces: [String] {
+    get {_storage._workspaces}
+    set {_uniqueStorage()._workspaces = newValue}
+  }
 
-  public var usage: [Billing_Journal_V1_UsageRollup] = []
+  public var usage: [Billing_Journal_V1_UsageRollup] {
+    get {_storage._usage}
+    set {_uniqueStorage()._usage = newValue}
+  }
 
-  public var grantedMicros: Int64 = 0
+  public var grantedMicros: Int64 {
+    get {_storage._grantedMicros}
+    set {_uniqueStorage()._grantedMicros = newValue}
+  }
 
-  public var debitedMicros: Int64 = 0
+  public var debitedMicros: Int64 {
+    get {_storage._debitedMicros}
+    set {_uniqueStorage()._debitedMicros = newValue}
+  }
 
   /// Idempotency keys of credit grants and purchases, with their entry.
-  public var grantKeys: [Billing_Journal_V1_GrantKey] = []
+  public var grantKeys: [Billing_Journal_V1_GrantKey] {
+    get {_storage._grantKeys}
+    set {_uniqueStorage()._grantKeys = newValue}
+  }
+
+  public var displayName: String {
+    get {_storage._displayName}
+    set {_uniqueStorage()._displayName = newValue}
+  }
+
+  public var billingEmail: String {
+    get {_storage._billingEmail}
+    set {_uniqueStorage()._billingEmail = newValue}
+  }
+
+  public var createdUnix: Int64 {
+    get {_storage._createdUnix}
+    set {_uniqueStorage()._createdUnix = newValue}
+  }
+
+  public var lifecycle: Billing_Journal_V1_LifecycleState {
+    get {_storage._lifecycle ?? Billing_Journal_V1_LifecycleState()}
+    set {_uniqueStorage()._lifecycle = newValue}
+  }
+  /// Returns true if `lifecycle` has been explicitly set.
+  public var hasLifecycle: Bool {_storage._lifecycle != nil}
+  /// Clears the value of `lifecycle`. Subsequent reads from it will return its default value.
+  public mutating func clearLifecycle() {_uniqueStorage()._lifecycle = nil}
+
+  public var paymentMethod: Billing_Journal_V1_PaymentMethodSet {
+    get {_storage._paymentMethod ?? Billing_Journal_V1_PaymentMethodSet()}
+    set {_uniqueStorage()._paymentMethod = newValue}
+  }
+  /// Returns true if `paymentMethod` has been explicitly set.
+  public var hasPaymentMethod: Bool {_storage._paymentMethod != nil}
+  /// Clears the value of `paymentMethod`. Subsequent reads from it will return its default value.
+  public mutating func clearPaymentMethod() {_uniqueStorage()._paymentMethod = nil}
+
+  public var pendingPaymentMethod: Billing_Journal_V1_PaymentMethodSet {
+    get {_storage._pendingPaymentMethod ?? Billing_Journal_V1_PaymentMethodSet()}
+    set {_uniqueStorage()._pendingPaymentMethod = newValue}
+  }
+  /// Returns true if `pendingPaymentMethod` has been explicitly set.
+  public var hasPendingPaymentMethod: Bool {_storage._pendingPaymentMethod != nil}
+  /// Clears the value of `pendingPaymentMethod`. Subsequent reads from it will return its default value.
+  public mutating func clearPendingPaymentMethod() {_uniqueStorage()._pendingPaymentMethod = nil}
+
+  public var charges: [Billing_V1_Charge] {
+    get {_storage._charges}
+    set {_uniqueStorage()._charges = newValue}
+  }
+
+  public var requestKeys: [Billing_Journal_V1_RequestKey] {
+    get {_storage._requestKeys}
+    set {_uniqueStorage()._requestKeys = newValue}
+  }
+
+  /// Invoice sequences of the account, oldest first.
+  public var invoiceSequences: [Int64] {
+    get {_storage._invoiceSequences}
+    set {_uniqueStorage()._invoiceSequences = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Billing_Journal_V1_GrantKey: Sendable {
@@ -419,144 +1003,252 @@ fileprivate nonisolated let _protobuf_package = "billing.journal.v1"
 
 nonisolated extension Billing_Journal_V1_Entry: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Entry"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{3}at_unix_micros\0\u{4}\u{8}account_created\0\u{3}credits_granted\0\u{3}debit_accepted\0\u{3}debit_refused\0\u{3}api_key_created\0\u{3}api_key_revoked\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{3}at_unix_micros\0\u{4}\u{8}account_created\0\u{3}credits_granted\0\u{3}debit_accepted\0\u{3}debit_refused\0\u{3}api_key_created\0\u{3}api_key_revoked\0\u{1}lifecycle\0\u{3}charge_recorded\0\u{3}credits_purchased\0\u{3}clock_set\0")
+
+  fileprivate class _StorageClass {
+    var _seq: Int64 = 0
+    var _atUnixMicros: Int64 = 0
+    var _event: Billing_Journal_V1_Entry.OneOf_Event?
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _seq = source._seq
+      _atUnixMicros = source._atUnixMicros
+      _event = source._event
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularInt64Field(value: &self.seq) }()
-      case 2: try { try decoder.decodeSingularInt64Field(value: &self.atUnixMicros) }()
-      case 10: try {
-        var v: Billing_Journal_V1_AccountCreated?
-        var hadOneofValue = false
-        if let current = self.event {
-          hadOneofValue = true
-          if case .accountCreated(let m) = current {v = m}
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularInt64Field(value: &_storage._seq) }()
+        case 2: try { try decoder.decodeSingularInt64Field(value: &_storage._atUnixMicros) }()
+        case 10: try {
+          var v: Billing_Journal_V1_AccountCreated?
+          var hadOneofValue = false
+          if let current = _storage._event {
+            hadOneofValue = true
+            if case .accountCreated(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._event = .accountCreated(v)
+          }
+        }()
+        case 11: try {
+          var v: Billing_Journal_V1_CreditsGranted?
+          var hadOneofValue = false
+          if let current = _storage._event {
+            hadOneofValue = true
+            if case .creditsGranted(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._event = .creditsGranted(v)
+          }
+        }()
+        case 12: try {
+          var v: Billing_Journal_V1_DebitAccepted?
+          var hadOneofValue = false
+          if let current = _storage._event {
+            hadOneofValue = true
+            if case .debitAccepted(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._event = .debitAccepted(v)
+          }
+        }()
+        case 13: try {
+          var v: Billing_Journal_V1_DebitRefused?
+          var hadOneofValue = false
+          if let current = _storage._event {
+            hadOneofValue = true
+            if case .debitRefused(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._event = .debitRefused(v)
+          }
+        }()
+        case 14: try {
+          var v: Billing_Journal_V1_ApiKeyCreated?
+          var hadOneofValue = false
+          if let current = _storage._event {
+            hadOneofValue = true
+            if case .apiKeyCreated(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._event = .apiKeyCreated(v)
+          }
+        }()
+        case 15: try {
+          var v: Billing_Journal_V1_ApiKeyRevoked?
+          var hadOneofValue = false
+          if let current = _storage._event {
+            hadOneofValue = true
+            if case .apiKeyRevoked(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._event = .apiKeyRevoked(v)
+          }
+        }()
+        case 16: try {
+          var v: Billing_Journal_V1_LifecycleEvent?
+          var hadOneofValue = false
+          if let current = _storage._event {
+            hadOneofValue = true
+            if case .lifecycle(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._event = .lifecycle(v)
+          }
+        }()
+        case 17: try {
+          var v: Billing_Journal_V1_ChargeRecorded?
+          var hadOneofValue = false
+          if let current = _storage._event {
+            hadOneofValue = true
+            if case .chargeRecorded(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._event = .chargeRecorded(v)
+          }
+        }()
+        case 18: try {
+          var v: Billing_Journal_V1_CreditsPurchased?
+          var hadOneofValue = false
+          if let current = _storage._event {
+            hadOneofValue = true
+            if case .creditsPurchased(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._event = .creditsPurchased(v)
+          }
+        }()
+        case 19: try {
+          var v: Billing_Journal_V1_ClockSet?
+          var hadOneofValue = false
+          if let current = _storage._event {
+            hadOneofValue = true
+            if case .clockSet(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._event = .clockSet(v)
+          }
+        }()
+        default: break
         }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.event = .accountCreated(v)
-        }
-      }()
-      case 11: try {
-        var v: Billing_Journal_V1_CreditsGranted?
-        var hadOneofValue = false
-        if let current = self.event {
-          hadOneofValue = true
-          if case .creditsGranted(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.event = .creditsGranted(v)
-        }
-      }()
-      case 12: try {
-        var v: Billing_Journal_V1_DebitAccepted?
-        var hadOneofValue = false
-        if let current = self.event {
-          hadOneofValue = true
-          if case .debitAccepted(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.event = .debitAccepted(v)
-        }
-      }()
-      case 13: try {
-        var v: Billing_Journal_V1_DebitRefused?
-        var hadOneofValue = false
-        if let current = self.event {
-          hadOneofValue = true
-          if case .debitRefused(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.event = .debitRefused(v)
-        }
-      }()
-      case 14: try {
-        var v: Billing_Journal_V1_ApiKeyCreated?
-        var hadOneofValue = false
-        if let current = self.event {
-          hadOneofValue = true
-          if case .apiKeyCreated(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.event = .apiKeyCreated(v)
-        }
-      }()
-      case 15: try {
-        var v: Billing_Journal_V1_ApiKeyRevoked?
-        var hadOneofValue = false
-        if let current = self.event {
-          hadOneofValue = true
-          if case .apiKeyRevoked(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.event = .apiKeyRevoked(v)
-        }
-      }()
-      default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if self.seq != 0 {
-      try visitor.visitSingularInt64Field(value: self.seq, fieldNumber: 1)
-    }
-    if self.atUnixMicros != 0 {
-      try visitor.visitSingularInt64Field(value: self.atUnixMicros, fieldNumber: 2)
-    }
-    switch self.event {
-    case .accountCreated?: try {
-      guard case .accountCreated(let v)? = self.event else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
-    }()
-    case .creditsGranted?: try {
-      guard case .creditsGranted(let v)? = self.event else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
-    }()
-    case .debitAccepted?: try {
-      guard case .debitAccepted(let v)? = self.event else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
-    }()
-    case .debitRefused?: try {
-      guard case .debitRefused(let v)? = self.event else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
-    }()
-    case .apiKeyCreated?: try {
-      guard case .apiKeyCreated(let v)? = self.event else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
-    }()
-    case .apiKeyRevoked?: try {
-      guard case .apiKeyRevoked(let v)? = self.event else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
-    }()
-    case nil: break
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if _storage._seq != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._seq, fieldNumber: 1)
+      }
+      if _storage._atUnixMicros != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._atUnixMicros, fieldNumber: 2)
+      }
+      switch _storage._event {
+      case .accountCreated?: try {
+        guard case .accountCreated(let v)? = _storage._event else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+      }()
+      case .creditsGranted?: try {
+        guard case .creditsGranted(let v)? = _storage._event else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+      }()
+      case .debitAccepted?: try {
+        guard case .debitAccepted(let v)? = _storage._event else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+      }()
+      case .debitRefused?: try {
+        guard case .debitRefused(let v)? = _storage._event else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
+      }()
+      case .apiKeyCreated?: try {
+        guard case .apiKeyCreated(let v)? = _storage._event else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
+      }()
+      case .apiKeyRevoked?: try {
+        guard case .apiKeyRevoked(let v)? = _storage._event else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
+      }()
+      case .lifecycle?: try {
+        guard case .lifecycle(let v)? = _storage._event else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
+      }()
+      case .chargeRecorded?: try {
+        guard case .chargeRecorded(let v)? = _storage._event else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
+      }()
+      case .creditsPurchased?: try {
+        guard case .creditsPurchased(let v)? = _storage._event else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 18)
+      }()
+      case .clockSet?: try {
+        guard case .clockSet(let v)? = _storage._event else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 19)
+      }()
+      case nil: break
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Billing_Journal_V1_Entry, rhs: Billing_Journal_V1_Entry) -> Bool {
-    if lhs.seq != rhs.seq {return false}
-    if lhs.atUnixMicros != rhs.atUnixMicros {return false}
-    if lhs.event != rhs.event {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._seq != rhs_storage._seq {return false}
+        if _storage._atUnixMicros != rhs_storage._atUnixMicros {return false}
+        if _storage._event != rhs_storage._event {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -654,7 +1346,7 @@ nonisolated extension Billing_Journal_V1_ApiKeyRevoked: SwiftProtobuf.Message, S
 
 nonisolated extension Billing_Journal_V1_AccountCreated: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".AccountCreated"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}account_id\0\u{1}plan\0\u{3}period_anchor_unix\0\u{1}actor\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}account_id\0\u{1}plan\0\u{3}period_anchor_unix\0\u{1}actor\0\u{3}display_name\0\u{3}billing_email\0\u{3}trial_ends_unix\0\u{3}trial_credit_micros\0\u{3}grace_seconds\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -666,6 +1358,11 @@ nonisolated extension Billing_Journal_V1_AccountCreated: SwiftProtobuf.Message, 
       case 2: try { try decoder.decodeSingularStringField(value: &self.plan) }()
       case 3: try { try decoder.decodeSingularInt64Field(value: &self.periodAnchorUnix) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.actor) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.displayName) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.billingEmail) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.trialEndsUnix) }()
+      case 8: try { try decoder.decodeSingularInt64Field(value: &self.trialCreditMicros) }()
+      case 9: try { try decoder.decodeSingularInt64Field(value: &self.graceSeconds) }()
       default: break
       }
     }
@@ -684,6 +1381,21 @@ nonisolated extension Billing_Journal_V1_AccountCreated: SwiftProtobuf.Message, 
     if !self.actor.isEmpty {
       try visitor.visitSingularStringField(value: self.actor, fieldNumber: 4)
     }
+    if !self.displayName.isEmpty {
+      try visitor.visitSingularStringField(value: self.displayName, fieldNumber: 5)
+    }
+    if !self.billingEmail.isEmpty {
+      try visitor.visitSingularStringField(value: self.billingEmail, fieldNumber: 6)
+    }
+    if self.trialEndsUnix != 0 {
+      try visitor.visitSingularInt64Field(value: self.trialEndsUnix, fieldNumber: 7)
+    }
+    if self.trialCreditMicros != 0 {
+      try visitor.visitSingularInt64Field(value: self.trialCreditMicros, fieldNumber: 8)
+    }
+    if self.graceSeconds != 0 {
+      try visitor.visitSingularInt64Field(value: self.graceSeconds, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -691,6 +1403,529 @@ nonisolated extension Billing_Journal_V1_AccountCreated: SwiftProtobuf.Message, 
     if lhs.accountID != rhs.accountID {return false}
     if lhs.plan != rhs.plan {return false}
     if lhs.periodAnchorUnix != rhs.periodAnchorUnix {return false}
+    if lhs.actor != rhs.actor {return false}
+    if lhs.displayName != rhs.displayName {return false}
+    if lhs.billingEmail != rhs.billingEmail {return false}
+    if lhs.trialEndsUnix != rhs.trialEndsUnix {return false}
+    if lhs.trialCreditMicros != rhs.trialCreditMicros {return false}
+    if lhs.graceSeconds != rhs.graceSeconds {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Billing_Journal_V1_LifecycleEvent: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".LifecycleEvent"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}account_id\0\u{3}at_unix\0\u{1}actor\0\u{3}idempotency_key\0\u{4}\u{6}trial_ended\0\u{3}period_ended\0\u{3}grace_expired\0\u{3}payment_method_set\0\u{3}plan_change\0\u{3}pending_change_cancelled\0\u{3}enterprise_contract\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.accountID) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.atUnix) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.actor) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.idempotencyKey) }()
+      case 10: try {
+        var v: Billing_Journal_V1_TrialEnded?
+        var hadOneofValue = false
+        if let current = self.event {
+          hadOneofValue = true
+          if case .trialEnded(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.event = .trialEnded(v)
+        }
+      }()
+      case 11: try {
+        var v: Billing_Journal_V1_PeriodEnded?
+        var hadOneofValue = false
+        if let current = self.event {
+          hadOneofValue = true
+          if case .periodEnded(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.event = .periodEnded(v)
+        }
+      }()
+      case 12: try {
+        var v: Billing_Journal_V1_GraceExpired?
+        var hadOneofValue = false
+        if let current = self.event {
+          hadOneofValue = true
+          if case .graceExpired(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.event = .graceExpired(v)
+        }
+      }()
+      case 13: try {
+        var v: Billing_Journal_V1_PaymentMethodSet?
+        var hadOneofValue = false
+        if let current = self.event {
+          hadOneofValue = true
+          if case .paymentMethodSet(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.event = .paymentMethodSet(v)
+        }
+      }()
+      case 14: try {
+        var v: Billing_Journal_V1_PlanChangeRequested?
+        var hadOneofValue = false
+        if let current = self.event {
+          hadOneofValue = true
+          if case .planChange(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.event = .planChange(v)
+        }
+      }()
+      case 15: try {
+        var v: Billing_Journal_V1_PendingChangeCancelled?
+        var hadOneofValue = false
+        if let current = self.event {
+          hadOneofValue = true
+          if case .pendingChangeCancelled(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.event = .pendingChangeCancelled(v)
+        }
+      }()
+      case 16: try {
+        var v: Billing_V1_EnterpriseContract?
+        var hadOneofValue = false
+        if let current = self.event {
+          hadOneofValue = true
+          if case .enterpriseContract(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.event = .enterpriseContract(v)
+        }
+      }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.accountID.isEmpty {
+      try visitor.visitSingularStringField(value: self.accountID, fieldNumber: 1)
+    }
+    if self.atUnix != 0 {
+      try visitor.visitSingularInt64Field(value: self.atUnix, fieldNumber: 2)
+    }
+    if !self.actor.isEmpty {
+      try visitor.visitSingularStringField(value: self.actor, fieldNumber: 3)
+    }
+    if !self.idempotencyKey.isEmpty {
+      try visitor.visitSingularStringField(value: self.idempotencyKey, fieldNumber: 4)
+    }
+    switch self.event {
+    case .trialEnded?: try {
+      guard case .trialEnded(let v)? = self.event else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+    }()
+    case .periodEnded?: try {
+      guard case .periodEnded(let v)? = self.event else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+    }()
+    case .graceExpired?: try {
+      guard case .graceExpired(let v)? = self.event else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+    }()
+    case .paymentMethodSet?: try {
+      guard case .paymentMethodSet(let v)? = self.event else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
+    }()
+    case .planChange?: try {
+      guard case .planChange(let v)? = self.event else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
+    }()
+    case .pendingChangeCancelled?: try {
+      guard case .pendingChangeCancelled(let v)? = self.event else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
+    }()
+    case .enterpriseContract?: try {
+      guard case .enterpriseContract(let v)? = self.event else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
+    }()
+    case nil: break
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Billing_Journal_V1_LifecycleEvent, rhs: Billing_Journal_V1_LifecycleEvent) -> Bool {
+    if lhs.accountID != rhs.accountID {return false}
+    if lhs.atUnix != rhs.atUnix {return false}
+    if lhs.actor != rhs.actor {return false}
+    if lhs.idempotencyKey != rhs.idempotencyKey {return false}
+    if lhs.event != rhs.event {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Billing_Journal_V1_TrialEnded: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TrialEnded"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Billing_Journal_V1_TrialEnded, rhs: Billing_Journal_V1_TrialEnded) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Billing_Journal_V1_GraceExpired: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GraceExpired"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Billing_Journal_V1_GraceExpired, rhs: Billing_Journal_V1_GraceExpired) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Billing_Journal_V1_PendingChangeCancelled: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PendingChangeCancelled"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Billing_Journal_V1_PendingChangeCancelled, rhs: Billing_Journal_V1_PendingChangeCancelled) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Billing_Journal_V1_PeriodEnded: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PeriodEnded"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}period_start_unix\0\u{3}period_end_unix\0\u{3}overage_micros\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.periodStartUnix) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.periodEndUnix) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.overageMicros) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.periodStartUnix != 0 {
+      try visitor.visitSingularInt64Field(value: self.periodStartUnix, fieldNumber: 1)
+    }
+    if self.periodEndUnix != 0 {
+      try visitor.visitSingularInt64Field(value: self.periodEndUnix, fieldNumber: 2)
+    }
+    if self.overageMicros != 0 {
+      try visitor.visitSingularInt64Field(value: self.overageMicros, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Billing_Journal_V1_PeriodEnded, rhs: Billing_Journal_V1_PeriodEnded) -> Bool {
+    if lhs.periodStartUnix != rhs.periodStartUnix {return false}
+    if lhs.periodEndUnix != rhs.periodEndUnix {return false}
+    if lhs.overageMicros != rhs.overageMicros {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Billing_Journal_V1_PaymentMethodSet: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PaymentMethodSet"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}method\0\u{3}gateway_token\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._method) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.gatewayToken) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._method {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if !self.gatewayToken.isEmpty {
+      try visitor.visitSingularStringField(value: self.gatewayToken, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Billing_Journal_V1_PaymentMethodSet, rhs: Billing_Journal_V1_PaymentMethodSet) -> Bool {
+    if lhs._method != rhs._method {return false}
+    if lhs.gatewayToken != rhs.gatewayToken {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Billing_Journal_V1_PlanChangeRequested: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PlanChangeRequested"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}to_plan\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularEnumField(value: &self.toPlan) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.toPlan != .unspecified {
+      try visitor.visitSingularEnumField(value: self.toPlan, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Billing_Journal_V1_PlanChangeRequested, rhs: Billing_Journal_V1_PlanChangeRequested) -> Bool {
+    if lhs.toPlan != rhs.toPlan {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Billing_Journal_V1_ChargeRecorded: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ChargeRecorded"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}charge\0\u{3}invoice_sequence\0\u{3}idempotency_key\0\u{3}new_method\0")
+
+  fileprivate class _StorageClass {
+    var _charge: Billing_V1_Charge? = nil
+    var _invoiceSequence: Int64 = 0
+    var _idempotencyKey: String = String()
+    var _newMethod: Billing_Journal_V1_PaymentMethodSet? = nil
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _charge = source._charge
+      _invoiceSequence = source._invoiceSequence
+      _idempotencyKey = source._idempotencyKey
+      _newMethod = source._newMethod
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularMessageField(value: &_storage._charge) }()
+        case 2: try { try decoder.decodeSingularInt64Field(value: &_storage._invoiceSequence) }()
+        case 3: try { try decoder.decodeSingularStringField(value: &_storage._idempotencyKey) }()
+        case 4: try { try decoder.decodeSingularMessageField(value: &_storage._newMethod) }()
+        default: break
+        }
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      try { if let v = _storage._charge {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+      } }()
+      if _storage._invoiceSequence != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._invoiceSequence, fieldNumber: 2)
+      }
+      if !_storage._idempotencyKey.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._idempotencyKey, fieldNumber: 3)
+      }
+      try { if let v = _storage._newMethod {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+      } }()
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Billing_Journal_V1_ChargeRecorded, rhs: Billing_Journal_V1_ChargeRecorded) -> Bool {
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._charge != rhs_storage._charge {return false}
+        if _storage._invoiceSequence != rhs_storage._invoiceSequence {return false}
+        if _storage._idempotencyKey != rhs_storage._idempotencyKey {return false}
+        if _storage._newMethod != rhs_storage._newMethod {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Billing_Journal_V1_CreditsPurchased: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CreditsPurchased"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}account_id\0\u{3}amount_micros\0\u{3}idempotency_key\0\u{1}charge\0\u{1}actor\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.accountID) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.amountMicros) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.idempotencyKey) }()
+      case 4: try { try decoder.decodeSingularMessageField(value: &self._charge) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.actor) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.accountID.isEmpty {
+      try visitor.visitSingularStringField(value: self.accountID, fieldNumber: 1)
+    }
+    if self.amountMicros != 0 {
+      try visitor.visitSingularInt64Field(value: self.amountMicros, fieldNumber: 2)
+    }
+    if !self.idempotencyKey.isEmpty {
+      try visitor.visitSingularStringField(value: self.idempotencyKey, fieldNumber: 3)
+    }
+    try { if let v = self._charge {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    } }()
+    if !self.actor.isEmpty {
+      try visitor.visitSingularStringField(value: self.actor, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Billing_Journal_V1_CreditsPurchased, rhs: Billing_Journal_V1_CreditsPurchased) -> Bool {
+    if lhs.accountID != rhs.accountID {return false}
+    if lhs.amountMicros != rhs.amountMicros {return false}
+    if lhs.idempotencyKey != rhs.idempotencyKey {return false}
+    if lhs._charge != rhs._charge {return false}
+    if lhs.actor != rhs.actor {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Billing_Journal_V1_ClockSet: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ClockSet"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}now_unix\0\u{1}actor\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.nowUnix) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.actor) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.nowUnix != 0 {
+      try visitor.visitSingularInt64Field(value: self.nowUnix, fieldNumber: 1)
+    }
+    if !self.actor.isEmpty {
+      try visitor.visitSingularStringField(value: self.actor, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Billing_Journal_V1_ClockSet, rhs: Billing_Journal_V1_ClockSet) -> Bool {
+    if lhs.nowUnix != rhs.nowUnix {return false}
     if lhs.actor != rhs.actor {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
@@ -948,7 +2183,7 @@ nonisolated extension Billing_Journal_V1_DebitRefused: SwiftProtobuf.Message, Sw
 
 nonisolated extension Billing_Journal_V1_Checkpoint: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Checkpoint"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{3}written_unix_micros\0\u{1}accounts\0\u{3}api_keys\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{3}written_unix_micros\0\u{1}accounts\0\u{3}api_keys\0\u{1}invoices\0\u{3}test_clock_unix\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -960,6 +2195,8 @@ nonisolated extension Billing_Journal_V1_Checkpoint: SwiftProtobuf.Message, Swif
       case 2: try { try decoder.decodeSingularInt64Field(value: &self.writtenUnixMicros) }()
       case 3: try { try decoder.decodeRepeatedMessageField(value: &self.accounts) }()
       case 4: try { try decoder.decodeRepeatedMessageField(value: &self.apiKeys) }()
+      case 5: try { try decoder.decodeRepeatedMessageField(value: &self.invoices) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.testClockUnix) }()
       default: break
       }
     }
@@ -978,6 +2215,12 @@ nonisolated extension Billing_Journal_V1_Checkpoint: SwiftProtobuf.Message, Swif
     if !self.apiKeys.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.apiKeys, fieldNumber: 4)
     }
+    if !self.invoices.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.invoices, fieldNumber: 5)
+    }
+    if self.testClockUnix != 0 {
+      try visitor.visitSingularInt64Field(value: self.testClockUnix, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -986,6 +2229,294 @@ nonisolated extension Billing_Journal_V1_Checkpoint: SwiftProtobuf.Message, Swif
     if lhs.writtenUnixMicros != rhs.writtenUnixMicros {return false}
     if lhs.accounts != rhs.accounts {return false}
     if lhs.apiKeys != rhs.apiKeys {return false}
+    if lhs.invoices != rhs.invoices {return false}
+    if lhs.testClockUnix != rhs.testClockUnix {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Billing_Journal_V1_InvoiceState: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".InvoiceState"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}invoice\0\u{3}attempt_pending\0\u{1}attempts\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._invoice) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.attemptPending) }()
+      case 3: try { try decoder.decodeSingularInt32Field(value: &self.attempts) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._invoice {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if self.attemptPending != false {
+      try visitor.visitSingularBoolField(value: self.attemptPending, fieldNumber: 2)
+    }
+    if self.attempts != 0 {
+      try visitor.visitSingularInt32Field(value: self.attempts, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Billing_Journal_V1_InvoiceState, rhs: Billing_Journal_V1_InvoiceState) -> Bool {
+    if lhs._invoice != rhs._invoice {return false}
+    if lhs.attemptPending != rhs.attemptPending {return false}
+    if lhs.attempts != rhs.attempts {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Billing_Journal_V1_LifecycleState: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".LifecycleState"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}plan\0\u{3}trial_ends_unix\0\u{3}has_payment_method\0\u{3}has_pending_payment_method\0\u{3}pending_change\0\u{3}pause_reason\0\u{3}past_due\0\u{3}grace_seconds\0\u{3}period_anchor_unix\0\u{3}period_start_unix\0\u{3}period_end_unix\0\u{1}contract\0")
+
+  fileprivate class _StorageClass {
+    var _plan: Billing_V1_Plan = .unspecified
+    var _trialEndsUnix: Int64 = 0
+    var _hasPaymentMethod_p: Bool = false
+    var _hasPendingPaymentMethod_p: Bool = false
+    var _pendingChange: Billing_V1_PendingPlanChange? = nil
+    var _pauseReason: Billing_V1_PauseReason = .unspecified
+    var _pastDue: [Billing_Journal_V1_PastDue] = []
+    var _graceSeconds: Int64 = 0
+    var _periodAnchorUnix: Int64 = 0
+    var _periodStartUnix: Int64 = 0
+    var _periodEndUnix: Int64 = 0
+    var _contract: Billing_V1_EnterpriseContract? = nil
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _plan = source._plan
+      _trialEndsUnix = source._trialEndsUnix
+      _hasPaymentMethod_p = source._hasPaymentMethod_p
+      _hasPendingPaymentMethod_p = source._hasPendingPaymentMethod_p
+      _pendingChange = source._pendingChange
+      _pauseReason = source._pauseReason
+      _pastDue = source._pastDue
+      _graceSeconds = source._graceSeconds
+      _periodAnchorUnix = source._periodAnchorUnix
+      _periodStartUnix = source._periodStartUnix
+      _periodEndUnix = source._periodEndUnix
+      _contract = source._contract
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularEnumField(value: &_storage._plan) }()
+        case 2: try { try decoder.decodeSingularInt64Field(value: &_storage._trialEndsUnix) }()
+        case 3: try { try decoder.decodeSingularBoolField(value: &_storage._hasPaymentMethod_p) }()
+        case 4: try { try decoder.decodeSingularBoolField(value: &_storage._hasPendingPaymentMethod_p) }()
+        case 5: try { try decoder.decodeSingularMessageField(value: &_storage._pendingChange) }()
+        case 6: try { try decoder.decodeSingularEnumField(value: &_storage._pauseReason) }()
+        case 7: try { try decoder.decodeRepeatedMessageField(value: &_storage._pastDue) }()
+        case 8: try { try decoder.decodeSingularInt64Field(value: &_storage._graceSeconds) }()
+        case 9: try { try decoder.decodeSingularInt64Field(value: &_storage._periodAnchorUnix) }()
+        case 10: try { try decoder.decodeSingularInt64Field(value: &_storage._periodStartUnix) }()
+        case 11: try { try decoder.decodeSingularInt64Field(value: &_storage._periodEndUnix) }()
+        case 12: try { try decoder.decodeSingularMessageField(value: &_storage._contract) }()
+        default: break
+        }
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if _storage._plan != .unspecified {
+        try visitor.visitSingularEnumField(value: _storage._plan, fieldNumber: 1)
+      }
+      if _storage._trialEndsUnix != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._trialEndsUnix, fieldNumber: 2)
+      }
+      if _storage._hasPaymentMethod_p != false {
+        try visitor.visitSingularBoolField(value: _storage._hasPaymentMethod_p, fieldNumber: 3)
+      }
+      if _storage._hasPendingPaymentMethod_p != false {
+        try visitor.visitSingularBoolField(value: _storage._hasPendingPaymentMethod_p, fieldNumber: 4)
+      }
+      try { if let v = _storage._pendingChange {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+      } }()
+      if _storage._pauseReason != .unspecified {
+        try visitor.visitSingularEnumField(value: _storage._pauseReason, fieldNumber: 6)
+      }
+      if !_storage._pastDue.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._pastDue, fieldNumber: 7)
+      }
+      if _storage._graceSeconds != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._graceSeconds, fieldNumber: 8)
+      }
+      if _storage._periodAnchorUnix != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._periodAnchorUnix, fieldNumber: 9)
+      }
+      if _storage._periodStartUnix != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._periodStartUnix, fieldNumber: 10)
+      }
+      if _storage._periodEndUnix != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._periodEndUnix, fieldNumber: 11)
+      }
+      try { if let v = _storage._contract {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+      } }()
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Billing_Journal_V1_LifecycleState, rhs: Billing_Journal_V1_LifecycleState) -> Bool {
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._plan != rhs_storage._plan {return false}
+        if _storage._trialEndsUnix != rhs_storage._trialEndsUnix {return false}
+        if _storage._hasPaymentMethod_p != rhs_storage._hasPaymentMethod_p {return false}
+        if _storage._hasPendingPaymentMethod_p != rhs_storage._hasPendingPaymentMethod_p {return false}
+        if _storage._pendingChange != rhs_storage._pendingChange {return false}
+        if _storage._pauseReason != rhs_storage._pauseReason {return false}
+        if _storage._pastDue != rhs_storage._pastDue {return false}
+        if _storage._graceSeconds != rhs_storage._graceSeconds {return false}
+        if _storage._periodAnchorUnix != rhs_storage._periodAnchorUnix {return false}
+        if _storage._periodStartUnix != rhs_storage._periodStartUnix {return false}
+        if _storage._periodEndUnix != rhs_storage._periodEndUnix {return false}
+        if _storage._contract != rhs_storage._contract {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Billing_Journal_V1_PastDue: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PastDue"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}invoice_sequence\0\u{3}since_unix\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.invoiceSequence) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.sinceUnix) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.invoiceSequence != 0 {
+      try visitor.visitSingularInt64Field(value: self.invoiceSequence, fieldNumber: 1)
+    }
+    if self.sinceUnix != 0 {
+      try visitor.visitSingularInt64Field(value: self.sinceUnix, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Billing_Journal_V1_PastDue, rhs: Billing_Journal_V1_PastDue) -> Bool {
+    if lhs.invoiceSequence != rhs.invoiceSequence {return false}
+    if lhs.sinceUnix != rhs.sinceUnix {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Billing_Journal_V1_RequestKey: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RequestKey"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}kind\0\u{1}request\0\u{1}seq\0\u{3}invoice_sequence\0\u{1}effect\0\u{3}charge_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.key) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.kind) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.request) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.seq) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.invoiceSequence) }()
+      case 6: try { try decoder.decodeSingularInt32Field(value: &self.effect) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.chargeID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.key.isEmpty {
+      try visitor.visitSingularStringField(value: self.key, fieldNumber: 1)
+    }
+    if !self.kind.isEmpty {
+      try visitor.visitSingularStringField(value: self.kind, fieldNumber: 2)
+    }
+    if !self.request.isEmpty {
+      try visitor.visitSingularStringField(value: self.request, fieldNumber: 3)
+    }
+    if self.seq != 0 {
+      try visitor.visitSingularInt64Field(value: self.seq, fieldNumber: 4)
+    }
+    if self.invoiceSequence != 0 {
+      try visitor.visitSingularInt64Field(value: self.invoiceSequence, fieldNumber: 5)
+    }
+    if self.effect != 0 {
+      try visitor.visitSingularInt32Field(value: self.effect, fieldNumber: 6)
+    }
+    if !self.chargeID.isEmpty {
+      try visitor.visitSingularStringField(value: self.chargeID, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Billing_Journal_V1_RequestKey, rhs: Billing_Journal_V1_RequestKey) -> Bool {
+    if lhs.key != rhs.key {return false}
+    if lhs.kind != rhs.kind {return false}
+    if lhs.request != rhs.request {return false}
+    if lhs.seq != rhs.seq {return false}
+    if lhs.invoiceSequence != rhs.invoiceSequence {return false}
+    if lhs.effect != rhs.effect {return false}
+    if lhs.chargeID != rhs.chargeID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1037,84 +2568,209 @@ nonisolated extension Billing_Journal_V1_ApiKeyState: SwiftProtobuf.Message, Swi
 
 nonisolated extension Billing_Journal_V1_AccountState: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".AccountState"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}account_id\0\u{1}plan\0\u{3}period_anchor_unix\0\u{3}balance_micros\0\u{3}overage_micros\0\u{3}period_start_unix\0\u{3}runs_in_period\0\u{1}workspaces\0\u{1}usage\0\u{3}granted_micros\0\u{3}debited_micros\0\u{3}grant_keys\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}account_id\0\u{1}plan\0\u{3}period_anchor_unix\0\u{3}balance_micros\0\u{3}overage_micros\0\u{3}period_start_unix\0\u{3}runs_in_period\0\u{1}workspaces\0\u{1}usage\0\u{3}granted_micros\0\u{3}debited_micros\0\u{3}grant_keys\0\u{3}display_name\0\u{3}billing_email\0\u{3}created_unix\0\u{1}lifecycle\0\u{3}payment_method\0\u{3}pending_payment_method\0\u{1}charges\0\u{3}request_keys\0\u{3}invoice_sequences\0")
+
+  fileprivate class _StorageClass {
+    var _accountID: String = String()
+    var _plan: String = String()
+    var _periodAnchorUnix: Int64 = 0
+    var _balanceMicros: Int64 = 0
+    var _overageMicros: Int64 = 0
+    var _periodStartUnix: Int64 = 0
+    var _runsInPeriod: [String] = []
+    var _workspaces: [String] = []
+    var _usage: [Billing_Journal_V1_UsageRollup] = []
+    var _grantedMicros: Int64 = 0
+    var _debitedMicros: Int64 = 0
+    var _grantKeys: [Billing_Journal_V1_GrantKey] = []
+    var _displayName: String = String()
+    var _billingEmail: String = String()
+    var _createdUnix: Int64 = 0
+    var _lifecycle: Billing_Journal_V1_LifecycleState? = nil
+    var _paymentMethod: Billing_Journal_V1_PaymentMethodSet? = nil
+    var _pendingPaymentMethod: Billing_Journal_V1_PaymentMethodSet? = nil
+    var _charges: [Billing_V1_Charge] = []
+    var _requestKeys: [Billing_Journal_V1_RequestKey] = []
+    var _invoiceSequences: [Int64] = []
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _accountID = source._accountID
+      _plan = source._plan
+      _periodAnchorUnix = source._periodAnchorUnix
+      _balanceMicros = source._balanceMicros
+      _overageMicros = source._overageMicros
+      _periodStartUnix = source._periodStartUnix
+      _runsInPeriod = source._runsInPeriod
+      _workspaces = source._workspaces
+      _usage = source._usage
+      _grantedMicros = source._grantedMicros
+      _debitedMicros = source._debitedMicros
+      _grantKeys = source._grantKeys
+      _displayName = source._displayName
+      _billingEmail = source._billingEmail
+      _createdUnix = source._createdUnix
+      _lifecycle = source._lifecycle
+      _paymentMethod = source._paymentMethod
+      _pendingPaymentMethod = source._pendingPaymentMethod
+      _charges = source._charges
+      _requestKeys = source._requestKeys
+      _invoiceSequences = source._invoiceSequences
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.accountID) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.plan) }()
-      case 3: try { try decoder.decodeSingularInt64Field(value: &self.periodAnchorUnix) }()
-      case 4: try { try decoder.decodeSingularInt64Field(value: &self.balanceMicros) }()
-      case 5: try { try decoder.decodeSingularInt64Field(value: &self.overageMicros) }()
-      case 6: try { try decoder.decodeSingularInt64Field(value: &self.periodStartUnix) }()
-      case 7: try { try decoder.decodeRepeatedStringField(value: &self.runsInPeriod) }()
-      case 8: try { try decoder.decodeRepeatedStringField(value: &self.workspaces) }()
-      case 9: try { try decoder.decodeRepeatedMessageField(value: &self.usage) }()
-      case 10: try { try decoder.decodeSingularInt64Field(value: &self.grantedMicros) }()
-      case 11: try { try decoder.decodeSingularInt64Field(value: &self.debitedMicros) }()
-      case 12: try { try decoder.decodeRepeatedMessageField(value: &self.grantKeys) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._accountID) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._plan) }()
+        case 3: try { try decoder.decodeSingularInt64Field(value: &_storage._periodAnchorUnix) }()
+        case 4: try { try decoder.decodeSingularInt64Field(value: &_storage._balanceMicros) }()
+        case 5: try { try decoder.decodeSingularInt64Field(value: &_storage._overageMicros) }()
+        case 6: try { try decoder.decodeSingularInt64Field(value: &_storage._periodStartUnix) }()
+        case 7: try { try decoder.decodeRepeatedStringField(value: &_storage._runsInPeriod) }()
+        case 8: try { try decoder.decodeRepeatedStringField(value: &_storage._workspaces) }()
+        case 9: try { try decoder.decodeRepeatedMessageField(value: &_storage._usage) }()
+        case 10: try { try decoder.decodeSingularInt64Field(value: &_storage._grantedMicros) }()
+        case 11: try { try decoder.decodeSingularInt64Field(value: &_storage._debitedMicros) }()
+        case 12: try { try decoder.decodeRepeatedMessageField(value: &_storage._grantKeys) }()
+        case 13: try { try decoder.decodeSingularStringField(value: &_storage._displayName) }()
+        case 14: try { try decoder.decodeSingularStringField(value: &_storage._billingEmail) }()
+        case 15: try { try decoder.decodeSingularInt64Field(value: &_storage._createdUnix) }()
+        case 16: try { try decoder.decodeSingularMessageField(value: &_storage._lifecycle) }()
+        case 17: try { try decoder.decodeSingularMessageField(value: &_storage._paymentMethod) }()
+        case 18: try { try decoder.decodeSingularMessageField(value: &_storage._pendingPaymentMethod) }()
+        case 19: try { try decoder.decodeRepeatedMessageField(value: &_storage._charges) }()
+        case 20: try { try decoder.decodeRepeatedMessageField(value: &_storage._requestKeys) }()
+        case 21: try { try decoder.decodeRepeatedInt64Field(value: &_storage._invoiceSequences) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if !self.accountID.isEmpty {
-      try visitor.visitSingularStringField(value: self.accountID, fieldNumber: 1)
-    }
-    if !self.plan.isEmpty {
-      try visitor.visitSingularStringField(value: self.plan, fieldNumber: 2)
-    }
-    if self.periodAnchorUnix != 0 {
-      try visitor.visitSingularInt64Field(value: self.periodAnchorUnix, fieldNumber: 3)
-    }
-    if self.balanceMicros != 0 {
-      try visitor.visitSingularInt64Field(value: self.balanceMicros, fieldNumber: 4)
-    }
-    if self.overageMicros != 0 {
-      try visitor.visitSingularInt64Field(value: self.overageMicros, fieldNumber: 5)
-    }
-    if self.periodStartUnix != 0 {
-      try visitor.visitSingularInt64Field(value: self.periodStartUnix, fieldNumber: 6)
-    }
-    if !self.runsInPeriod.isEmpty {
-      try visitor.visitRepeatedStringField(value: self.runsInPeriod, fieldNumber: 7)
-    }
-    if !self.workspaces.isEmpty {
-      try visitor.visitRepeatedStringField(value: self.workspaces, fieldNumber: 8)
-    }
-    if !self.usage.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.usage, fieldNumber: 9)
-    }
-    if self.grantedMicros != 0 {
-      try visitor.visitSingularInt64Field(value: self.grantedMicros, fieldNumber: 10)
-    }
-    if self.debitedMicros != 0 {
-      try visitor.visitSingularInt64Field(value: self.debitedMicros, fieldNumber: 11)
-    }
-    if !self.grantKeys.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.grantKeys, fieldNumber: 12)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._accountID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._accountID, fieldNumber: 1)
+      }
+      if !_storage._plan.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._plan, fieldNumber: 2)
+      }
+      if _storage._periodAnchorUnix != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._periodAnchorUnix, fieldNumber: 3)
+      }
+      if _storage._balanceMicros != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._balanceMicros, fieldNumber: 4)
+      }
+      if _storage._overageMicros != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._overageMicros, fieldNumber: 5)
+      }
+      if _storage._periodStartUnix != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._periodStartUnix, fieldNumber: 6)
+      }
+      if !_storage._runsInPeriod.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._runsInPeriod, fieldNumber: 7)
+      }
+      if !_storage._workspaces.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._workspaces, fieldNumber: 8)
+      }
+      if !_storage._usage.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._usage, fieldNumber: 9)
+      }
+      if _storage._grantedMicros != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._grantedMicros, fieldNumber: 10)
+      }
+      if _storage._debitedMicros != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._debitedMicros, fieldNumber: 11)
+      }
+      if !_storage._grantKeys.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._grantKeys, fieldNumber: 12)
+      }
+      if !_storage._displayName.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._displayName, fieldNumber: 13)
+      }
+      if !_storage._billingEmail.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._billingEmail, fieldNumber: 14)
+      }
+      if _storage._createdUnix != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._createdUnix, fieldNumber: 15)
+      }
+      try { if let v = _storage._lifecycle {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
+      } }()
+      try { if let v = _storage._paymentMethod {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
+      } }()
+      try { if let v = _storage._pendingPaymentMethod {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 18)
+      } }()
+      if !_storage._charges.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._charges, fieldNumber: 19)
+      }
+      if !_storage._requestKeys.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._requestKeys, fieldNumber: 20)
+      }
+      if !_storage._invoiceSequences.isEmpty {
+        try visitor.visitPackedInt64Field(value: _storage._invoiceSequences, fieldNumber: 21)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Billing_Journal_V1_AccountState, rhs: Billing_Journal_V1_AccountState) -> Bool {
-    if lhs.accountID != rhs.accountID {return false}
-    if lhs.plan != rhs.plan {return false}
-    if lhs.periodAnchorUnix != rhs.periodAnchorUnix {return false}
-    if lhs.balanceMicros != rhs.balanceMicros {return false}
-    if lhs.overageMicros != rhs.overageMicros {return false}
-    if lhs.periodStartUnix != rhs.periodStartUnix {return false}
-    if lhs.runsInPeriod != rhs.runsInPeriod {return false}
-    if lhs.workspaces != rhs.workspaces {return false}
-    if lhs.usage != rhs.usage {return false}
-    if lhs.grantedMicros != rhs.grantedMicros {return false}
-    if lhs.debitedMicros != rhs.debitedMicros {return false}
-    if lhs.grantKeys != rhs.grantKeys {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._accountID != rhs_storage._accountID {return false}
+        if _storage._plan != rhs_storage._plan {return false}
+        if _storage._periodAnchorUnix != rhs_storage._periodAnchorUnix {return false}
+        if _storage._balanceMicros != rhs_storage._balanceMicros {return false}
+        if _storage._overageMicros != rhs_storage._overageMicros {return false}
+        if _storage._periodStartUnix != rhs_storage._periodStartUnix {return false}
+        if _storage._runsInPeriod != rhs_storage._runsInPeriod {return false}
+        if _storage._workspaces != rhs_storage._workspaces {return false}
+        if _storage._usage != rhs_storage._usage {return false}
+        if _storage._grantedMicros != rhs_storage._grantedMicros {return false}
+        if _storage._debitedMicros != rhs_storage._debitedMicros {return false}
+        if _storage._grantKeys != rhs_storage._grantKeys {return false}
+        if _storage._displayName != rhs_storage._displayName {return false}
+        if _storage._billingEmail != rhs_storage._billingEmail {return false}
+        if _storage._createdUnix != rhs_storage._createdUnix {return false}
+        if _storage._lifecycle != rhs_storage._lifecycle {return false}
+        if _storage._paymentMethod != rhs_storage._paymentMethod {return false}
+        if _storage._pendingPaymentMethod != rhs_storage._pendingPaymentMethod {return false}
+        if _storage._charges != rhs_storage._charges {return false}
+        if _storage._requestKeys != rhs_storage._requestKeys {return false}
+        if _storage._invoiceSequences != rhs_storage._invoiceSequences {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -11,10 +11,17 @@ struct JournalRow {
         case debitRefused = 13
         case apiKeyCreated = 14
         case apiKeyRevoked = 15
+        case lifecycle = 16
+        case chargeRecorded = 17
+        case creditsPurchased = 18
+        case clockSet = 19
     }
 
     /// Kinds the audit log lists (everything but debits).
-    static let auditKinds: [Kind] = [.accountCreated, .creditsGranted, .apiKeyCreated, .apiKeyRevoked]
+    static let auditKinds: [Kind] = [
+        .accountCreated, .creditsGranted, .apiKeyCreated, .apiKeyRevoked,
+        .lifecycle, .chargeRecorded, .creditsPurchased, .clockSet,
+    ]
 
     let kind: Kind
     let accountID: String
@@ -38,6 +45,14 @@ struct JournalRow {
             (kind, accountID, idempotencyKey, runID) = (.apiKeyCreated, "", nil, nil)
         case .apiKeyRevoked:
             (kind, accountID, idempotencyKey, runID) = (.apiKeyRevoked, "", nil, nil)
+        case .lifecycle(let event):
+            (kind, accountID, idempotencyKey, runID) = (.lifecycle, event.accountID, nil, nil)
+        case .chargeRecorded(let recorded):
+            (kind, accountID, idempotencyKey, runID) = (.chargeRecorded, recorded.charge.accountID, nil, nil)
+        case .creditsPurchased(let purchase):
+            (kind, accountID, idempotencyKey, runID) = (.creditsPurchased, purchase.accountID, nil, nil)
+        case .clockSet:
+            (kind, accountID, idempotencyKey, runID) = (.clockSet, "", nil, nil)
         case nil:
             throw SQLiteStoreError.entryWithoutEvent(seq: entry.seq)
         }

@@ -126,6 +126,39 @@ public enum AuditEvent {
         case .apiKeyRevoked(let revoked):
             (audit.actor, audit.action) = (revoked.actor, "RevokeApiKey")
             audit.details = ["key_id": revoked.keyID]
+        case .lifecycle(let event):
+            (audit.actor, audit.accountID) = (event.actor, event.accountID)
+            switch event.event {
+            case .trialEnded: audit.action = "TrialEnded"
+            case .graceExpired: audit.action = "GraceExpired"
+            case .periodEnded(let ended):
+                audit.action = "PeriodClosed"
+                audit.details = ["period_start": String(ended.periodStartUnix), "period_end": String(ended.periodEndUnix),
+                                 "overage_micros": String(ended.overageMicros)]
+            case .paymentMethodSet(let set):
+                audit.action = "SetPaymentMethod"
+                audit.details = ["payment_method_id": set.method.paymentMethodID, "type": "\(set.method.type)"]
+            case .planChange(let change):
+                audit.action = "ChangePlan"
+                audit.details = ["to_plan": "\(change.toPlan)"]
+            case .pendingChangeCancelled: audit.action = "CancelPendingChange"
+            case .enterpriseContract(let terms):
+                audit.action = "SetEnterpriseContract"
+                audit.details = ["contract_reference": terms.contractReference, "period_price_micros": String(terms.periodPriceMicros)]
+            case nil: audit.action = "Other"
+            }
+        case .chargeRecorded(let recorded):
+            (audit.actor, audit.action, audit.accountID) = ("system", "InvoicePayment", recorded.charge.accountID)
+            audit.details = ["invoice_id": recorded.charge.invoiceID, "charge_id": recorded.charge.chargeID,
+                             "amount_micros": String(recorded.charge.amountMicros), "status": "\(recorded.charge.status)"]
+            if !recorded.charge.failureReason.isEmpty { audit.details["failure_reason"] = recorded.charge.failureReason }
+        case .creditsPurchased(let purchase):
+            (audit.actor, audit.action, audit.accountID) = (purchase.actor, "PurchaseCredits", purchase.accountID)
+            audit.details = ["amount_micros": String(purchase.amountMicros), "charge_id": purchase.charge.chargeID,
+                             "status": "\(purchase.charge.status)"]
+        case .clockSet(let set):
+            (audit.actor, audit.action) = (set.actor, "AdvanceClock")
+            audit.details = ["now_unix": String(set.nowUnix)]
         default:
             audit.action = "Other"
         }

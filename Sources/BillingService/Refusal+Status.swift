@@ -34,10 +34,28 @@ enum Refusals {
         return refusal
     }
 
+    /// Runs `body`, turning whatever the ledger throws into a status.
+    static func mapping<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch {
+            throw status(error)
+        }
+    }
+
     /// Anything the ledger throws, as a status. Unknown errors are bugs or
     /// I/O failures: logged by the transport, INTERNAL to the caller.
     static func status(_ error: any Error) -> GRPCStatus {
         if let status = error as? GRPCStatus { return status }
+        if let refused = error as? AccountRequestRefused {
+            return GRPCStatus(GRPCStatus.Code(rawValue: Int(refused.code.rawValue)) ?? .failedPrecondition, refused.message,
+                              reason: refused.reason)
+        }
+        if let declined = error as? PaymentDeclined {
+            let charge = declined.charge
+            return GRPCStatus(.failedPrecondition, "the payment was declined: \(charge.failureMessage)", reason: "PAYMENT_DECLINED",
+                              metadata: ["charge_id": charge.chargeID, "failure_reason": charge.failureReason, "account_id": charge.accountID])
+        }
         guard let error = error as? LedgerError else { return GRPCStatus(.internal, "internal error") }
         switch error {
         case .accountExists(let id):

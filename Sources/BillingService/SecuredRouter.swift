@@ -52,15 +52,6 @@ struct SecuredRouter {
             }
         }
     }
-
-    /// A method of the contract whose implementation has not landed yet: it
-    /// checks credentials and the account scope first, then answers
-    /// UNIMPLEMENTED, so the access table holds for it already.
-    mutating func registerPending<Request: Message>(_ path: String, _ type: Request.Type) {
-        register(path) { (_: Request, _) -> Google_Rpc_Status in
-            throw GRPCStatus(.unimplemented, "\(path) is not implemented yet")
-        }
-    }
 }
 
 /// Refusals by ErrorInfo reason (a bounded set: the reasons this code emits).

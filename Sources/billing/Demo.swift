@@ -12,7 +12,7 @@ struct DemoCredentials {
     static func create(ledger: Ledger, jwtSecret: [UInt8]?, issuer: String, audience: String) throws -> DemoCredentials {
         let material = ApiKeyMaterial.generate()
         try blockingAwait {
-            _ = try await ledger.createAccount(id: "demo", plan: "trial", actor: "serve --demo")
+            _ = try await ledger.createAccount(id: "demo", displayName: "Demo workspace", billingEmail: "demo@example.com", actor: "serve --demo")
             _ = try await ledger.grantCredits(accountID: "demo", amountMicros: 100_000_000, kind: "promotional",
                                               note: "demo credits", actor: "serve --demo")
             _ = try await ledger.createApiKey(keyID: material.keyID, name: "demo (all scopes)",

@@ -87,6 +87,15 @@ struct Serve: ParsableCommand {
     @Option(help: "Required `aud` claim of user JWTs.")
     var jwtAudience: String = "billing"
 
+    @Flag(help: "Run on a test clock: it starts at the real time and moves only through Admin AdvanceClock, which processes every due trial end, period end and grace end in order. For tests and demos, never production.")
+    var testClock = false
+
+    @Option(help: "Credits a new account's trial starts with, in micro-dollars (default $10).")
+    var trialCreditMicros: Int64 = 10_000_000
+
+    @Option(help: "Days runs continue after a failed invoice payment before they pause.")
+    var graceDays: Int = 7
+
     @Flag(help: "Register billing.v1.Testing (Echo with a delay) for transport tests. Never in production.")
     var enableTestingService = false
 
@@ -107,6 +116,10 @@ struct Serve: ParsableCommand {
         guard maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
         guard drainSeconds >= 0 else { throw ValidationError("--drain-seconds must not be negative") }
         guard checkpointEvery > 0 else { throw ValidationError("--checkpoint-every must be positive") }
+        guard (0...1_000_000_000_000).contains(trialCreditMicros) else {
+            throw ValidationError("--trial-credit-micros must be 0...1000000000000 ($1,000,000)")
+        }
+        guard (0...365).contains(graceDays) else { throw ValidationError("--grace-days must be 0...365") }
         if let metricsListen, SocketAddress(parsing: metricsListen) == nil {
             throw ValidationError("--metrics-listen must be host:port")
         }
@@ -147,8 +160,31 @@ struct Serve: ParsableCommand {
         let store = try SQLiteLedgerStore(path: db, synchronous: synchronous.mode)
         var ledgerConfiguration = LedgerConfiguration()
         ledgerConfiguration.checkpointEvery = checkpointEvery
-        let ledger = try Ledger(store: store, plans: .default, clock: SystemClock(),
+        ledgerConfiguration.trialCreditMicros = trialCreditMicros
+        ledgerConfiguration.graceSeconds = Int64(graceDays) * 86_400
+        let clock: any LedgerClock = testClock ? TestClock(startMicros: SystemClock().nowMicros()) : SystemClock()
+        let ledger = try Ledger(store: store, plans: .default, clock: clock,
                                 configuration: ledgerConfiguration, logger: logger)
+        if testClock { logger.warning("running on a test clock: time moves only through Admin AdvanceClock") }
+        // Period ends, trial ends and grace ends that passed while the server
+        // was down, and payments a crash interrupted, before the first call.
+        let caughtUp = try blockingAwait { try await ledger.tick() }
+        if !caughtUp.isEmpty {
+            logger.notice("processed transitions due while stopped", metadata: ["count": "\(caughtUp.count)"])
+        }
+        let ticker = testClock ? nil : Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                do {
+                    for transition in try await ledger.tick() {
+                        logger.info("billing transition", metadata: [
+                            "account_id": "\(transition.accountID)", "kind": "\(transition.kind)", "at": "\(transition.at)"])
+                    }
+                } catch {
+                    logger.error("billing transitions failed; retrying in a second", metadata: ["error": "\(error)"])
+                }
+            }
+        }
         logger.info("ledger open", metadata: ["db": "\(db)", "synchronous": "\(synchronous)", "catalog_version": "\(prices.version)"])
 
         let fresh = try blockingAwait { await ledger.accountCount } == 0 && ledger.keyRing.all.isEmpty
@@ -211,6 +247,7 @@ struct Serve: ParsableCommand {
         waiter.name = "billing-signals"
         waiter.start()
         server.wait()
+        ticker?.cancel()
         try blockingAwait { await ledger.close() }
         store.close()
         logger.info("stopped")

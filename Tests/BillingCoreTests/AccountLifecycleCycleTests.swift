@@ -35,7 +35,7 @@ import Testing
         let graceEnd = utc(2026, 5, 8)
         #expect(h.account.banners(now: h.now) == [.pastDue(invoice: 7, pausesAt: graceEnd)])
         #expect(h.account.banners(now: h.now)[0].message
-            == "Payment of invoice 7 failed: update your payment method and pay it. New runs pause on 2026-05-08 if it stays unpaid.")
+            == "Payment of invoice INV-000007 failed: update your payment method and pay it. New runs pause on 2026-05-08 if it stays unpaid.")
         #expect(h.account.nextTransition == .graceEnd(at: graceEnd))
 
         // Runs continue during the grace period, then pause.

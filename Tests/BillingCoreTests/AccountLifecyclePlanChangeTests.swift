@@ -111,23 +111,28 @@ import Testing
     @Test func anOperatorsContractPutsTheAccountOnEnterprise() {
         var h = LifecycleHarness.active(.pro, since: Self.april.start)
         h.now = utc(2026, 4, 20)
-        let contract = EnterpriseContract(monthlyPrice: Money(micros: 2_000_000_000), customInvoiceAmount: Money(micros: 1_500_000_000))
+        let contract = EnterpriseContract(
+            monthlyPrice: Money(micros: 2_000_000_000),
+            customLines: [.init(description: "Dedicated support", amount: Money(micros: 1_500_000_000))],
+            includedUsage: Money(micros: 200_000), usageRateBasisPoints: 8_000, reference: "C-7")
         #expect(h.accept(.enterpriseContractSet(contract)) == [.setPlan(.enterprise)])
         #expect(h.account.plan == .enterprise)
         #expect(h.account.contract == contract)
         // Already on Enterprise: a customer's request is a no-op.
         #expect(h.accept(.changePlan(to: .enterprise)) == [])
 
-        // The invoice bills the contract's custom amount, plus usage.
+        // The invoice bills the price, the custom line, and usage beyond the
+        // included $0.20 at 80%: (0.70 - 0.20) x 0.8 = $0.40.
         h.overage[Self.april] = Money(micros: 700_000)
         let closed = h.advance(to: Self.april.end)
         guard case .issueInvoice(let lines, _, _) = closed[0].1[1] else {
             Issue.record("no invoice: \(closed)")
             return
         }
-        #expect(lines.map(\.kind) == [.subscription(.enterprise), .meteredUsage])
-        #expect(lines.map(\.amount) == [Money(micros: 1_500_000_000), Money(micros: 700_000)])
-        #expect(lines[0].description == "Enterprise contract, 2026-05-01 to 2026-06-01")
+        #expect(lines.map(\.kind) == [.subscription(.enterprise), .custom, .meteredUsage])
+        #expect(lines.map(\.amount) == [Money(micros: 2_000_000_000), Money(micros: 1_500_000_000), Money(micros: 400_000)])
+        #expect(lines[0].description == "Enterprise contract C-7, 2026-05-01 to 2026-06-01")
+        #expect(lines[1].description == "Dedicated support, 2026-05-01 to 2026-06-01")
     }
 
     @Test func aContractEndsAPausedTrialAndChargesItsFirstPeriod() {
@@ -147,7 +152,7 @@ import Testing
     }
 
     @Test func aContractMayIncludeUsage() {
-        let contract = EnterpriseContract(monthlyPrice: Money(micros: 900_000_000), billsMeteredUsage: false)
+        let contract = EnterpriseContract(monthlyPrice: Money(micros: 900_000_000), usageRateBasisPoints: 0)
         var h = LifecycleHarness.active(.enterprise, since: Self.april.start, contract: contract)
         h.overage[Self.april] = Money(micros: 700_000)
         let closed = h.advance(to: Self.april.end)

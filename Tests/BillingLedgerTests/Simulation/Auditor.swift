@@ -374,6 +374,10 @@ struct Auditor {
         case .creditsGranted(let grant)?: "grant of \(grant.amountMicros) to \(grant.accountID)"
         case .apiKeyCreated(let created)?: "API key \(created.keyID) created"
         case .apiKeyRevoked(let revoked)?: "API key \(revoked.keyID) revoked"
+        case .lifecycle(let event)?: "lifecycle event of \(event.accountID)"
+        case .chargeRecorded(let recorded)?: "charge \(recorded.charge.chargeID)"
+        case .creditsPurchased(let purchase)?: "purchase of \(purchase.amountMicros) by \(purchase.accountID)"
+        case .clockSet(let set)?: "test clock set to \(set.nowUnix)"
         case nil: "empty"
         }
     }

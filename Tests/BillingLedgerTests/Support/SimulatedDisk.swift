@@ -250,7 +250,10 @@ final class SimulatedDisk: Sendable {
             switch entry.event {
             case .accountCreated(let created): account = created.accountID
             case .creditsGranted(let grant): account = grant.accountID
-            case .apiKeyCreated, .apiKeyRevoked: account = ""
+            case .apiKeyCreated, .apiKeyRevoked, .clockSet: account = ""
+            case .lifecycle(let event): account = event.accountID
+            case .chargeRecorded(let recorded): account = recorded.charge.accountID
+            case .creditsPurchased(let purchase): account = purchase.accountID
             case .debitAccepted, .debitRefused, nil: continue
             }
             guard accountID.isEmpty || account == accountID, entry.atUnixMicros >= sinceMicros, entry.seq < beforeSeq

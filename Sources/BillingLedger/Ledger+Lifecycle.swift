@@ -1,0 +1,498 @@
+public import BillingCore
+public import BillingProto
+
+/// A refused account or payment request: nothing was recorded. The service
+/// maps it to FAILED_PRECONDITION (or the code given) with `reason`.
+public struct AccountRequestRefused: Error, Sendable, Equatable {
+    public var code: StatusCode
+    public var reason: String
+    public var message: String
+
+    public init(_ code: StatusCode = .failedPrecondition, reason: String, message: String) {
+        self.code = code
+        self.reason = reason
+        self.message = message
+    }
+
+    init(_ refusal: AccountRefusal) {
+        self.init(refusal.code, reason: refusal.reason, message: refusal.message)
+    }
+}
+
+/// A payment the gateway declined; the failed charge is recorded.
+public struct PaymentDeclined: Error, Sendable {
+    public var charge: Billing_V1_Charge
+}
+
+/// One due transition or payment processed while time moved on.
+public struct ClockTransition: Sendable, Equatable {
+    public var at: Int64
+    public var accountID: String
+    public var kind: String
+    public var description: String
+}
+
+/// Outcome of a plan change.
+public struct PlanChangeResult: Sendable {
+    public var effect: Billing_V1_PlanChangeEffect
+    public var invoice: Billing_V1_Invoice?
+    public var charge: Billing_V1_Charge?
+}
+
+/// Outcome of a credit purchase.
+public struct PurchaseResult: Sendable {
+    public var charge: Billing_V1_Charge
+    public var invoice: Billing_V1_Invoice
+    public var balance: Int64
+}
+
+// MARK: Serializing lifecycle work
+
+extension Ledger {
+    func acquireLifecycle() async {
+        if !lifecycleBusy {
+            lifecycleBusy = true
+            return
+        }
+        // Ownership is handed over by `releaseLifecycle`.
+        await withCheckedContinuation { lifecycleWaiters.append($0) }
+    }
+
+    func releaseLifecycle() {
+        if lifecycleWaiters.isEmpty {
+            lifecycleBusy = false
+        } else {
+            lifecycleWaiters.removeFirst().resume()
+        }
+    }
+
+    var nowUnix: Int64 { clock.nowMicros() / 1_000_000 }
+
+    func book(_ id: String) throws -> AccountBook {
+        guard let book = state.accounts[id] else { throw LedgerError.accountNotFound(id) }
+        return book
+    }
+
+    /// Appends `event` and waits until it is durable.
+    @discardableResult
+    func commit(_ event: Billing_Journal_V1_Entry.OneOf_Event, atMicros: Int64? = nil) async throws -> Billing_Journal_V1_Entry {
+        let entry = try append(event, atMicros: atMicros ?? clock.nowMicros())
+        try await committer.waiter(for: entry.seq).wait()
+        return entry
+    }
+
+    func lifecycleEvent(_ accountID: String, at: Int64, actor: String, key: String = "",
+                        _ event: Billing_Journal_V1_LifecycleEvent.OneOf_Event) -> Billing_Journal_V1_Entry.OneOf_Event {
+        var lifecycle = Billing_Journal_V1_LifecycleEvent()
+        lifecycle.accountID = accountID
+        lifecycle.atUnix = at
+        lifecycle.actor = actor
+        lifecycle.idempotencyKey = key
+        lifecycle.event = event
+        return .lifecycle(lifecycle)
+    }
+}
+
+// MARK: Time: due transitions and owed payments
+
+extension Ledger {
+    /// Processes every transition due by now and every payment attempt owed
+    /// (also those a crash interrupted). The server calls it every second
+    /// and at start-up, so period ends that passed while it was down are
+    /// processed, each exactly once (the journal records each).
+    @discardableResult
+    public func tick() async throws -> [ClockTransition] {
+        await acquireLifecycle()
+        defer { releaseLifecycle() }
+        return try await processDue(upTo: nowUnix, only: nil)
+    }
+
+    /// Moves the test clock forward to `target` (unix seconds), processing
+    /// every due transition in time order at its own instant.
+    public func advanceClock(to target: Int64, actor: String) async throws -> (previous: Int64, now: Int64, transitions: [ClockTransition]) {
+        guard let testClock else {
+            throw AccountRequestRefused(reason: "TEST_CLOCK_DISABLED", message: "the server runs on the real clock; start it with --test-clock")
+        }
+        await acquireLifecycle()
+        defer { releaseLifecycle() }
+        let previous = nowUnix
+        guard target >= previous else {
+            throw AccountRequestRefused(.invalidArgument, reason: "CLOCK_BACKWARDS",
+                                        message: "the test clock only moves forward (now \(previous), asked \(target))")
+        }
+        let transitions = try await processDue(upTo: target, only: nil)
+        testClock.advance(toMicros: target * 1_000_000)
+        if target > previous {
+            var set = Billing_Journal_V1_ClockSet()
+            set.nowUnix = target
+            set.actor = actor
+            try await commit(.clockSet(set))
+        }
+        return (previous, target, transitions)
+    }
+
+    /// The earliest transition due by `limit`: (account, transition), ties
+    /// broken by account id so the order is the same on every replay.
+    func earliestDue(upTo limit: Int64, only: String?) -> (String, DueTransition)? {
+        var best: (String, DueTransition)?
+        func consider(_ id: String, _ book: AccountBook) {
+            guard let due = book.lifecycle.nextDueTransition(now: limit) else { return }
+            if let current = best, (current.1.at, current.0) <= (due.at, id) { return }
+            best = (id, due)
+        }
+        if let only {
+            if let book = state.accounts[only] { consider(only, book) }
+        } else {
+            for (id, book) in state.accounts { consider(id, book) }
+        }
+        return best
+    }
+
+    /// Applies due transitions up to `limit`, each at its due instant, and
+    /// attempts the payments they owe. Holds the lifecycle lock.
+    func processDue(upTo limit: Int64, only: String?) async throws -> [ClockTransition] {
+        var transitions = try await attemptOwedPayments(only: only)
+        // Bounded: each step moves an account's next transition forward.
+        for _ in 0..<1_000_000 {
+            guard let (id, due) = earliestDue(upTo: limit, only: only) else { return transitions }
+            testClock?.advance(toMicros: due.at * 1_000_000)
+            let book = try book(id)
+            let event: Billing_Journal_V1_LifecycleEvent.OneOf_Event
+            let kind: String
+            let description: String
+            switch due {
+            case .trialEnd:
+                event = .trialEnded(Billing_Journal_V1_TrialEnded())
+                kind = "TRIAL_ENDED"
+                description = book.lifecycle.hasPaymentMethod || book.lifecycle.pendingChange != nil
+                    ? "the trial ended; the subscription starts" : "the trial ended without a payment method; new runs are paused"
+            case .graceEnd:
+                event = .graceExpired(Billing_Journal_V1_GraceExpired())
+                kind = "GRACE_ENDED"
+                description = "the grace period of a past-due invoice ended; new runs are paused"
+            case .periodEnd(let period):
+                var ended = Billing_Journal_V1_PeriodEnded()
+                ended.periodStartUnix = period.start
+                ended.periodEndUnix = period.end
+                ended.overageMicros = book.overage
+                event = .periodEnded(ended)
+                kind = "PERIOD_CLOSED"
+                description = "period \(CivilDate(unixSeconds: period.start)) to \(CivilDate(unixSeconds: period.end)) closed"
+            }
+            let before = book.lifecycle
+            try await commit(lifecycleEvent(id, at: due.at, actor: "system", event))
+            transitions.append(ClockTransition(at: due.at, accountID: id, kind: kind, description: description))
+            let after = try self.book(id).lifecycle
+            if after.plan != before.plan {
+                transitions.append(ClockTransition(at: due.at, accountID: id, kind: "PLAN_CHANGE_APPLIED",
+                                                   description: "now on \(after.plan.rawValue)"))
+            }
+            transitions += try await attemptOwedPayments(only: id)
+        }
+        throw LedgerError.invalid("more than a million transitions due at once")
+    }
+
+    /// Charges every invoice that was issued with a payment attempt owed.
+    func attemptOwedPayments(only: String?) async throws -> [ClockTransition] {
+        let owed = state.invoices.values
+            .filter { $0.attemptPending && (only == nil || $0.invoice.accountID == only) }
+            .map(\.invoice.sequence).sorted()
+        var transitions: [ClockTransition] = []
+        for sequence in owed {
+            let charge = try await attemptPayment(invoice: sequence)
+            let number = state.invoices[sequence]?.invoice.number ?? "\(sequence)"
+            transitions.append(ClockTransition(
+                at: nowUnix, accountID: charge.accountID,
+                kind: charge.status == .succeeded ? "PAYMENT_SUCCEEDED" : "PAYMENT_FAILED",
+                description: charge.status == .succeeded
+                    ? "invoice \(number) paid" : "payment of invoice \(number) failed: \(charge.failureReason)"))
+        }
+        return transitions
+    }
+
+    /// Charges what is due on invoice `sequence` and records the attempt.
+    /// The gateway key names the attempt, which only a recorded attempt
+    /// moves on: a retry after a failed journal write reuses it.
+    func attemptPayment(invoice sequence: Int64, key: String = "",
+                        newMethod: Billing_Journal_V1_PaymentMethodSet? = nil) async throws -> Billing_V1_Charge {
+        guard let record = state.invoices[sequence] else { throw LedgerError.invalid("no invoice \(sequence)") }
+        let book = try book(record.invoice.accountID)
+        let method = newMethod ?? book.paymentMethod
+        var charge = Billing_V1_Charge()
+        charge.chargeID = "ch_\(record.invoice.invoiceID.dropFirst(3))_\(record.attempts + 1)"
+        charge.accountID = book.accountID
+        charge.amountMicros = record.invoice.amountDueMicros
+        charge.kind = .invoicePayment
+        charge.invoiceID = record.invoice.invoiceID
+        charge.description_p = "Invoice \(record.invoice.number)"
+        let outcome: ChargeOutcome
+        if let method {
+            charge.paymentMethodID = method.method.paymentMethodID
+            charge.paymentMethodLabel = Self.label(method.method)
+            outcome = await gateway.charge(token: method.gatewayToken, amount: Money(micros: charge.amountMicros),
+                                           idempotencyKey: "\(record.invoice.invoiceID)-attempt-\(record.attempts + 1)")
+        } else {
+            outcome = .failed(reason: "PAYMENT_METHOD_REQUIRED", message: "no payment method on file")
+        }
+        switch outcome {
+        case .succeeded:
+            charge.status = .succeeded
+        case let .failed(reason, message):
+            charge.status = .failed
+            charge.failureReason = reason
+            charge.failureMessage = message
+        }
+        charge.createdUnixSeconds = nowUnix
+        var recorded = Billing_Journal_V1_ChargeRecorded()
+        recorded.charge = charge
+        recorded.invoiceSequence = sequence
+        recorded.idempotencyKey = key
+        if let newMethod { recorded.newMethod = newMethod }
+        try await commit(.chargeRecorded(recorded))
+        return charge
+    }
+
+    static func label(_ method: Billing_V1_PaymentMethod) -> String {
+        switch method.details {
+        case .card(let card)?: "\(card.brand) •••• \(card.last4)"
+        case .bankAccount(let bank)?: "\(bank.bankName) •••• \(bank.last4)"
+        case nil: method.paymentMethodID
+        }
+    }
+}
+
+// MARK: Requests
+
+extension Ledger {
+    /// Checks a request against a copy of the lifecycle; the actions it
+    /// would cause, or the refusal.
+    func check(_ event: AccountEvent, on book: AccountBook, at: Int64) throws -> [AccountAction] {
+        var copy = book.lifecycle
+        switch copy.apply(event, now: at, plans: plans) {
+        case .success(let actions): return actions
+        case .failure(let refusal): throw AccountRequestRefused(refusal)
+        }
+    }
+
+    /// Applies a customer's or operator's lifecycle request after the
+    /// account's due transitions; returns the entry and the invoice it
+    /// issued (charged before returning), if any.
+    func request(_ accountID: String, actor: String, key: String = "", domain: AccountEvent,
+                 _ event: Billing_Journal_V1_LifecycleEvent.OneOf_Event)
+        async throws -> (actions: [AccountAction], invoice: Int64?, charge: Billing_V1_Charge?) {
+        _ = try book(accountID)
+        _ = try await processDue(upTo: nowUnix, only: accountID)
+        let now = nowUnix
+        let actions = try check(domain, on: try book(accountID), at: now)
+        let invoicesBefore = state.nextInvoiceSequence
+        try await commit(lifecycleEvent(accountID, at: now, actor: actor, key: key, event))
+        let issued = state.nextInvoiceSequence > invoicesBefore ? state.nextInvoiceSequence - 1 : nil
+        var charge: Billing_V1_Charge?
+        if let issued, state.invoices[issued]?.attemptPending == true {
+            charge = try await attemptPayment(invoice: issued)
+        }
+        return (actions, issued, charge)
+    }
+
+    public func changePlan(accountID: String, to target: Plan, key: String, actor: String) async throws -> PlanChangeResult {
+        await acquireLifecycle()
+        defer { releaseLifecycle() }
+        let book = try book(accountID)
+        if !key.isEmpty, let earlier = book.requestKeys["plan:" + key] {
+            guard earlier.request == "\(LedgerState.proto(target).rawValue)" else {
+                throw AccountRequestRefused(.alreadyExists, reason: "IDEMPOTENCY_KEY_REUSED",
+                                            message: "idempotency key \(key) was used for a change to another plan")
+            }
+            let invoice = earlier.invoiceSequence == 0 ? nil : state.invoices[earlier.invoiceSequence]?.invoice
+            let charge = invoice.flatMap { invoice in book.charges.last { $0.invoiceID == invoice.invoiceID } }
+            return PlanChangeResult(effect: Billing_V1_PlanChangeEffect(rawValue: Int(earlier.effect)) ?? .unchanged,
+                                    invoice: invoice, charge: charge)
+        }
+        var change = Billing_Journal_V1_PlanChangeRequested()
+        change.toPlan = LedgerState.proto(target)
+        let domain: AccountEvent = target == .free ? .downgradeToFree : .changePlan(to: target)
+        let (actions, issued, charge) = try await request(accountID, actor: actor, key: key, domain: domain, .planChange(change))
+        return PlanChangeResult(effect: LedgerState.effect(of: actions),
+                                invoice: issued.flatMap { state.invoices[$0]?.invoice }, charge: charge)
+    }
+
+    public func cancelPendingChange(accountID: String, actor: String) async throws {
+        await acquireLifecycle()
+        defer { releaseLifecycle() }
+        _ = try await request(accountID, actor: actor, domain: .cancelPendingChange,
+                              .pendingChangeCancelled(Billing_Journal_V1_PendingChangeCancelled()))
+    }
+
+    public func setEnterpriseContract(accountID: String, terms: Billing_V1_EnterpriseContract, actor: String) async throws {
+        guard LedgerState.validContract(terms) else {
+            throw AccountRequestRefused(.invalidArgument, reason: "INVALID_CONTRACT",
+                                        message: "contract amounts, quota and workspaces must be >= 0 and the usage rate 0..100000 basis points")
+        }
+        await acquireLifecycle()
+        defer { releaseLifecycle() }
+        _ = try await request(accountID, actor: actor, domain: .enterpriseContractSet(LedgerState.contract(terms)),
+                              .enterpriseContract(terms))
+    }
+
+    /// Puts a tokenized method on file: at once if it is the first, at the
+    /// next billing cycle if it replaces one. A paused trial resumes and its
+    /// first period is charged.
+    public func setPaymentMethod(accountID: String, method: TokenizedMethod, actor: String) async throws -> (appliedNow: Bool, charge: Billing_V1_Charge?) {
+        await acquireLifecycle()
+        defer { releaseLifecycle() }
+        let set = paymentMethodSet(method)
+        let (actions, _, charge) = try await request(accountID, actor: actor, domain: .paymentMethodAdded, .paymentMethodSet(set))
+        return (actions.contains(.usePaymentMethodNow), charge)
+    }
+
+    func paymentMethodSet(_ method: TokenizedMethod) -> Billing_Journal_V1_PaymentMethodSet {
+        var set = Billing_Journal_V1_PaymentMethodSet()
+        set.gatewayToken = method.token
+        // Unique: the journal position the method is recorded at, or later.
+        set.method.paymentMethodID = "pm_\(state.lastSeq + 1)"
+        set.method.addedUnixSeconds = nowUnix
+        switch method.kind {
+        case let .card(brand, last4, expMonth, expYear):
+            set.method.type = .card
+            var card = Billing_V1_CardDetails()
+            card.brand = brand
+            card.last4 = last4
+            card.expMonth = Int32(expMonth)
+            card.expYear = Int32(expYear)
+            set.method.card = card
+        case let .bankAccount(bankName, last4):
+            set.method.type = .bankAccount
+            var bank = Billing_V1_BankAccountDetails()
+            bank.bankName = bankName
+            bank.last4 = last4
+            set.method.bankAccount = bank
+        }
+        return set
+    }
+
+    /// Buys credits: charges the method on file, then records the charge and
+    /// (if it succeeded) the credits and a paid invoice. A retry with the
+    /// same key returns the first outcome and charges nothing.
+    public func purchaseCredits(accountID: String, amountMicros: Int64, key: String, actor: String) async throws -> PurchaseResult {
+        await acquireLifecycle()
+        defer { releaseLifecycle() }
+        let book = try book(accountID)
+        if let earlier = book.requestKeys["purchase:" + key] {
+            guard earlier.request == "\(amountMicros)" else {
+                throw AccountRequestRefused(.alreadyExists, reason: "IDEMPOTENCY_KEY_REUSED",
+                                            message: "idempotency key \(key) was used for a purchase of another amount")
+            }
+            guard let charge = book.charges.last(where: { $0.chargeID == earlier.chargeID }) else {
+                throw LedgerError.invalid("purchase \(key) has no charge")
+            }
+            guard charge.status == .succeeded, let invoice = state.invoices[earlier.invoiceSequence]?.invoice else {
+                throw PaymentDeclined(charge: charge)
+            }
+            try await committer.waiter(for: earlier.seq).wait()
+            return PurchaseResult(charge: charge, invoice: invoice, balance: book.balance)
+        }
+        guard let method = book.paymentMethod else {
+            throw AccountRequestRefused(reason: "PAYMENT_METHOD_REQUIRED", message: "add a payment method before buying credits")
+        }
+        guard !book.balance.addingReportingOverflow(amountMicros).overflow,
+              !book.granted.addingReportingOverflow(amountMicros).overflow else {
+            throw LedgerError.invalid("the balance would overflow")
+        }
+        let outcome = await gateway.charge(token: method.gatewayToken, amount: Money(micros: amountMicros),
+                                           idempotencyKey: "purchase-\(accountID)-\(key)")
+        var charge = Billing_V1_Charge()
+        charge.chargeID = "ch_p\(state.lastSeq + 1)"
+        charge.accountID = accountID
+        charge.createdUnixSeconds = nowUnix
+        charge.amountMicros = amountMicros
+        charge.kind = .creditPurchase
+        charge.paymentMethodID = method.method.paymentMethodID
+        charge.paymentMethodLabel = Self.label(method.method)
+        charge.description_p = "Credit purchase"
+        switch outcome {
+        case .succeeded:
+            charge.status = .succeeded
+            charge.invoiceID = "in_\(state.nextInvoiceSequence)"
+        case let .failed(reason, message):
+            charge.status = .failed
+            charge.failureReason = reason
+            charge.failureMessage = message
+        }
+        var purchase = Billing_Journal_V1_CreditsPurchased()
+        purchase.accountID = accountID
+        purchase.amountMicros = amountMicros
+        purchase.idempotencyKey = key
+        purchase.charge = charge
+        purchase.actor = actor
+        // No suspension between naming the invoice and appending: the
+        // sequence cannot be taken by another invoice.
+        try await commit(.creditsPurchased(purchase))
+        guard charge.status == .succeeded else { throw PaymentDeclined(charge: charge) }
+        let after = try self.book(accountID)
+        return PurchaseResult(charge: charge, invoice: state.invoices[after.invoiceSequences.last!]!.invoice, balance: after.balance)
+    }
+
+    /// Pays an OPEN or PAST_DUE invoice with the method on file or `newMethod`
+    /// (which then becomes the method on file).
+    public func payInvoice(accountID: String, invoiceID: String, newMethod: TokenizedMethod?, key: String,
+                           actor: String) async throws -> (invoice: Billing_V1_Invoice, charge: Billing_V1_Charge) {
+        await acquireLifecycle()
+        defer { releaseLifecycle() }
+        let book = try book(accountID)
+        guard let sequence = book.invoiceSequences.first(where: { state.invoices[$0]?.invoice.invoiceID == invoiceID }) else {
+            throw AccountRequestRefused(.notFound, reason: "INVOICE_NOT_FOUND", message: "invoice \(invoiceID) not found")
+        }
+        if !key.isEmpty, let earlier = book.requestKeys["pay:" + key] {
+            guard earlier.request == invoiceID else {
+                throw AccountRequestRefused(.alreadyExists, reason: "IDEMPOTENCY_KEY_REUSED",
+                                            message: "idempotency key \(key) was used to pay another invoice")
+            }
+            guard let charge = book.charges.last(where: { $0.chargeID == earlier.chargeID }) else {
+                throw LedgerError.invalid("payment \(key) has no charge")
+            }
+            guard charge.status == .succeeded else { throw PaymentDeclined(charge: charge) }
+            return (state.invoices[sequence]!.invoice, charge)
+        }
+        let invoice = state.invoices[sequence]!.invoice
+        switch invoice.status {
+        case .paid:
+            throw AccountRequestRefused(reason: "INVOICE_ALREADY_PAID", message: "invoice \(invoice.number) is paid")
+        case .void:
+            throw AccountRequestRefused(reason: "INVOICE_VOID", message: "invoice \(invoice.number) is void; nothing is owed")
+        default:
+            break
+        }
+        guard newMethod != nil || book.paymentMethod != nil else {
+            throw AccountRequestRefused(reason: "PAYMENT_METHOD_REQUIRED", message: "add a payment method or give one to pay with")
+        }
+        let charge = try await attemptPayment(invoice: sequence, key: key, newMethod: newMethod.map(paymentMethodSet))
+        guard charge.status == .succeeded else { throw PaymentDeclined(charge: charge) }
+        return (state.invoices[sequence]!.invoice, charge)
+    }
+
+    // MARK: Reads
+
+    public func invoices(of accountID: String) throws -> [Billing_V1_Invoice] {
+        try book(accountID).invoiceSequences.compactMap { state.invoices[$0]?.invoice }
+    }
+
+    public func invoice(accountID: String, invoiceID: String) throws -> Billing_V1_Invoice {
+        let book = try book(accountID)
+        for sequence in book.invoiceSequences {
+            if let invoice = state.invoices[sequence]?.invoice, invoice.invoiceID == invoiceID { return invoice }
+        }
+        throw AccountRequestRefused(.notFound, reason: "INVOICE_NOT_FOUND", message: "invoice \(invoiceID) not found")
+    }
+
+    /// The book as of now, after any transition already due for it (so a
+    /// read never shows a trial that should have ended).
+    public func currentBook(_ accountID: String) async throws -> AccountBook {
+        await acquireLifecycle()
+        defer { releaseLifecycle() }
+        _ = try book(accountID)
+        _ = try await processDue(upTo: nowUnix, only: accountID)
+        return try book(accountID)
+    }
+
+    public nonisolated var currentUnix: Int64 { clock.nowMicros() / 1_000_000 }
+}

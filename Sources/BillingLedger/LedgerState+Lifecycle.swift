@@ -1,0 +1,422 @@
+public import BillingCore
+public import BillingProto
+
+/// An invoice as the ledger keeps it, and whether a payment attempt is owed.
+public struct InvoiceRecord: Sendable, Equatable {
+    public var invoice: Billing_V1_Invoice
+    /// Issued with a payment to attempt that is not recorded yet (a crash
+    /// between the two leaves it set; start-up attempts it).
+    public var attemptPending: Bool
+    public var attempts: Int32
+
+    public init(invoice: Billing_V1_Invoice, attemptPending: Bool, attempts: Int32) {
+        self.invoice = invoice
+        self.attemptPending = attemptPending
+        self.attempts = attempts
+    }
+}
+
+/// Account creation, lifecycle events, charges and purchases: each applied
+/// through `BillingCore.AccountLifecycle`, so the live path, replay and
+/// `billing verify` issue the same invoices from the same journal.
+extension LedgerState {
+    /// The sequence the next invoice gets: invoices are never deleted, so
+    /// numbers have no gaps.
+    public var nextInvoiceSequence: Int64 { Int64(invoices.count) + 1 }
+
+    func newBook(_ created: Billing_Journal_V1_AccountCreated, at: Int64, seq: Int64) throws(ApplyError) -> AccountBook {
+        guard created.graceSeconds >= 0, created.trialCreditMicros >= 0 else {
+            throw .inconsistent(seq: seq, "negative grace or trial credit")
+        }
+        let anchor = created.periodAnchorUnix
+        var contractTerms: Billing_V1_EnterpriseContract?
+        let lifecycle: AccountLifecycle
+        switch created.plan {
+        case "trial":
+            // Journals written before trials were stored: the catalog's length.
+            let trialEnd = created.trialEndsUnix != 0 ? created.trialEndsUnix : anchor + Int64(plans.trialDays) * 86_400
+            guard trialEnd > anchor else { throw .inconsistent(seq: seq, "a trial that ends before it starts") }
+            lifecycle = AccountLifecycle(
+                plan: plans.trialPlan, trialEndsAt: trialEnd, hasPaymentMethod: false, hasPendingPaymentMethod: false,
+                pendingChange: nil, pauseReason: nil, pastDueInvoices: [], graceSeconds: created.graceSeconds,
+                periodAnchor: anchor, currentPeriod: BillingPeriod.containing(anchor, anchor: anchor), contract: nil)
+        case "free", "pro", "enterprise":
+            let plan = Plan(rawValue: created.plan)!
+            if plan == .enterprise { contractTerms = Self.defaultContractTerms }
+            lifecycle = .active(plan: plan, startingAt: anchor, graceSeconds: created.graceSeconds,
+                                hasPaymentMethod: false, contract: contractTerms.map(Self.contract))
+        default:
+            throw .inconsistent(seq: seq, "unknown plan \(created.plan)")
+        }
+        var book = AccountBook(accountID: created.accountID, lifecycle: lifecycle)
+        book.displayName = created.displayName
+        book.billingEmail = created.billingEmail
+        book.createdUnix = at
+        book.contractTerms = contractTerms
+        book.balance = created.trialCreditMicros
+        book.granted = created.trialCreditMicros
+        // The quota counts from the period the account was created in.
+        book.periodStart = BillingPeriod.containing(at, anchor: anchor).start
+        return book
+    }
+
+    /// An Enterprise account an operator created without terms yet: no
+    /// price, usage at list price, no limits.
+    static var defaultContractTerms: Billing_V1_EnterpriseContract {
+        var terms = Billing_V1_EnterpriseContract()
+        terms.usageRateBasisPoints = 10_000
+        return terms
+    }
+
+    mutating func applyLifecycle(_ event: Billing_Journal_V1_LifecycleEvent, seq: Int64) throws(ApplyError) {
+        guard var book = accounts[event.accountID] else { throw .unknownAccount(seq: seq, event.accountID) }
+        let at = event.atUnix
+        let due = book.lifecycle.nextDueTransition(now: at)
+        let domainEvent: AccountEvent
+        var method: Billing_Journal_V1_PaymentMethodSet?
+        var periodOverage: Int64?
+        switch event.event {
+        case .trialEnded:
+            guard case .trialEnd? = due else { throw .inconsistent(seq: seq, "no trial end due at \(at)") }
+            domainEvent = .trialEnded
+        case .graceExpired:
+            guard case .graceEnd? = due else { throw .inconsistent(seq: seq, "no grace end due at \(at)") }
+            domainEvent = .graceExpired
+        case .periodEnded(let ended):
+            guard case .periodEnd(let period)? = due, period.start == ended.periodStartUnix, period.end == ended.periodEndUnix
+            else { throw .inconsistent(seq: seq, "period \(ended.periodStartUnix)..<\(ended.periodEndUnix) is not due at \(at)") }
+            guard ended.overageMicros == book.overage else {
+                throw .inconsistent(seq: seq, "period overage \(ended.overageMicros) != the books' \(book.overage)")
+            }
+            periodOverage = ended.overageMicros
+            domainEvent = .periodEnded(period, overage: Money(micros: ended.overageMicros))
+        case .paymentMethodSet(let set):
+            guard due == nil else { throw .inconsistent(seq: seq, "a request before a due transition") }
+            method = set
+            domainEvent = .paymentMethodAdded
+        case .planChange(let change):
+            guard due == nil else { throw .inconsistent(seq: seq, "a request before a due transition") }
+            guard let target = Self.plan(change.toPlan) else { throw .inconsistent(seq: seq, "unknown plan \(change.toPlan)") }
+            domainEvent = target == .free ? .downgradeToFree : .changePlan(to: target)
+        case .pendingChangeCancelled:
+            guard due == nil else { throw .inconsistent(seq: seq, "a request before a due transition") }
+            domainEvent = .cancelPendingChange
+        case .enterpriseContract(let terms):
+            guard due == nil else { throw .inconsistent(seq: seq, "a request before a due transition") }
+            guard Self.validContract(terms) else { throw .inconsistent(seq: seq, "contract terms out of range") }
+            book.contractTerms = terms
+            domainEvent = .enterpriseContractSet(Self.contract(terms))
+        case nil:
+            throw .inconsistent(seq: seq, "a lifecycle entry without an event")
+        }
+        guard case .success(let actions) = book.lifecycle.apply(domainEvent, now: at, plans: plans) else {
+            throw .inconsistent(seq: seq, "the journal holds a refused request")
+        }
+        if let periodOverage, actions.contains(.resetQuota) {
+            // Invoiced with the closed period: the new one accrues from zero.
+            book.overage -= periodOverage
+        }
+        let issued = perform(actions, on: &book, at: at, method: method, seq: seq)
+        if !event.idempotencyKey.isEmpty, case .planChange(let change) = event.event {
+            book.requestKeys["plan:" + event.idempotencyKey] = RequestKeyRecord(
+                request: "\(change.toPlan.rawValue)", seq: seq, invoiceSequence: issued ?? 0,
+                effect: Int32(Self.effect(of: actions).rawValue))
+        }
+        accounts[event.accountID] = book
+    }
+
+    /// What a plan change did, from the actions it caused.
+    public static func effect(of actions: [AccountAction]) -> Billing_V1_PlanChangeEffect {
+        for action in actions {
+            if case .scheduleDowngrade = action { return .scheduled }
+            if case .setPlan = action { return .applied }
+        }
+        return .unchanged
+    }
+
+    /// Does what the lifecycle's actions say, in order; returns the
+    /// sequence of the invoice issued, if any.
+    @discardableResult
+    mutating func perform(_ actions: [AccountAction], on book: inout AccountBook, at: Int64,
+                          method: Billing_Journal_V1_PaymentMethodSet?, seq: Int64) -> Int64? {
+        var lastIssued: Int64?
+        for action in actions {
+            switch action {
+            case .resetQuota:
+                book.runsInPeriod.removeAll()
+                book.periodStart = book.lifecycle.currentPeriod.start
+            case .issueInvoice(let lines, let periodStart, let periodEnd):
+                lastIssued = issueInvoice(lines: lines, periodStart: periodStart, periodEnd: periodEnd, for: &book, at: at)
+            case .attemptPayment:
+                if let lastIssued { invoices[lastIssued]!.attemptPending = true }
+            case .usePaymentMethodNow:
+                if var method {
+                    method.method.effectiveUnixSeconds = at
+                    book.paymentMethod = method
+                }
+            case .schedulePaymentMethod(let effective):
+                if var method {
+                    method.method.effectiveUnixSeconds = effective
+                    book.pendingPaymentMethod = method
+                }
+            case .applyScheduledPaymentMethod:
+                if let pending = book.pendingPaymentMethod { book.paymentMethod = pending }
+                book.pendingPaymentMethod = nil
+            case .setPlan, .pause, .unpause, .scheduleDowngrade, .cancelScheduledDowngrade:
+                break  // the lifecycle value holds these
+            }
+        }
+        if book.lifecycle.contract == nil { book.contractTerms = nil }
+        return lastIssued
+    }
+
+    /// Issues the next invoice, OPEN; returns its sequence.
+    mutating func issueInvoice(lines: [InvoiceLine], periodStart: Int64, periodEnd: Int64,
+                               for book: inout AccountBook, at: Int64) -> Int64 {
+        let sequence = nextInvoiceSequence
+        var invoice = Self.invoiceHeader(sequence: sequence, account: book.accountID, at: at)
+        invoice.kind = lines.contains { if case .proration = $0.kind { true } else { false } } ? .planChange : .period
+        invoice.periodStartUnixSeconds = periodStart
+        invoice.periodEndUnixSeconds = periodEnd
+        invoice.lineItems = lines.map(Self.invoiceLine)
+        // Each line fits in Int64 and a period has at most a handful.
+        let total = lines.reduce(Int64(0)) { $0 &+ $1.amount.micros }
+        invoice.subtotalMicros = total
+        invoice.totalMicros = total
+        invoice.amountDueMicros = total
+        invoice.payLink = Self.payLink(invoice.invoiceID)
+        invoices[sequence] = InvoiceRecord(invoice: invoice, attemptPending: false, attempts: 0)
+        book.invoiceSequences.append(sequence)
+        return sequence
+    }
+
+    static func invoiceHeader(sequence: Int64, account: String, at: Int64) -> Billing_V1_Invoice {
+        var invoice = Billing_V1_Invoice()
+        invoice.sequence = sequence
+        invoice.number = invoiceNumber(sequence)
+        invoice.invoiceID = "in_\(sequence)"
+        invoice.accountID = account
+        invoice.status = .open
+        invoice.issuedUnixSeconds = at
+        invoice.dueUnixSeconds = at
+        invoice.currency = "USD"
+        return invoice
+    }
+
+    /// "INV-000042".
+    public static func invoiceNumber(_ sequence: Int64) -> String { Banner.invoiceNumber(sequence) }
+
+    /// Where the app's payment update flow for an invoice lives.
+    public static func payLink(_ invoiceID: String) -> String { "/billing/invoices/\(invoiceID)/pay" }
+
+    static func invoiceLine(_ line: InvoiceLine) -> Billing_V1_InvoiceLineItem {
+        var item = Billing_V1_InvoiceLineItem()
+        switch line.kind {
+        case .subscription(.enterprise): item.kind = .contractFee
+        case .subscription: item.kind = .planFee
+        case .proration: item.kind = .proration
+        case .meteredUsage: item.kind = .meteredUsage
+        case .custom: item.kind = .custom
+        }
+        item.description_p = line.description
+        item.quantity = 1
+        item.unitAmountMicros = line.amount.micros
+        item.amountMicros = line.amount.micros
+        item.periodStartUnixSeconds = line.periodStart
+        item.periodEndUnixSeconds = line.periodEnd
+        return item
+    }
+
+    /// A payment attempt of an invoice and its outcome.
+    mutating func applyCharge(_ recorded: Billing_Journal_V1_ChargeRecorded, at: Int64, seq: Int64) throws(ApplyError) {
+        let charge = recorded.charge
+        guard var book = accounts[charge.accountID] else { throw .unknownAccount(seq: seq, charge.accountID) }
+        guard var record = invoices[recorded.invoiceSequence], record.invoice.accountID == charge.accountID else {
+            throw .inconsistent(seq: seq, "no invoice \(recorded.invoiceSequence) of \(charge.accountID)")
+        }
+        guard record.invoice.status == .open || record.invoice.status == .pastDue,
+              charge.amountMicros == record.invoice.amountDueMicros, charge.invoiceID == record.invoice.invoiceID
+        else { throw .inconsistent(seq: seq, "charge \(charge.chargeID) does not match invoice \(record.invoice.number)") }
+        if recorded.hasNewMethod {
+            if book.lifecycle.hasPaymentMethod {
+                // Given to pay an invoice: on file at once, replacing any pending one.
+                var method = recorded.newMethod
+                method.method.effectiveUnixSeconds = at
+                book.paymentMethod = method
+            } else {
+                guard case .success(let actions) = book.lifecycle.apply(.paymentMethodAdded, now: at, plans: plans) else {
+                    throw .inconsistent(seq: seq, "a payment method refused")
+                }
+                perform(actions, on: &book, at: at, method: recorded.newMethod, seq: seq)
+            }
+        }
+        record.attempts += 1
+        record.attemptPending = false
+        let event: AccountEvent
+        if charge.status == .succeeded {
+            record.invoice.status = .paid
+            record.invoice.pastDue = false
+            record.invoice.paidUnixSeconds = at
+            record.invoice.amountPaidMicros = record.invoice.totalMicros
+            record.invoice.amountDueMicros = 0
+            record.invoice.payLink = ""
+            event = .paymentSucceeded(invoice: recorded.invoiceSequence)
+        } else {
+            record.invoice.status = .pastDue
+            record.invoice.pastDue = true
+            event = .paymentFailed(invoice: recorded.invoiceSequence)
+        }
+        invoices[recorded.invoiceSequence] = record
+        guard case .success(let actions) = book.lifecycle.apply(event, now: at, plans: plans) else {
+            throw .inconsistent(seq: seq, "a payment outcome refused")
+        }
+        perform(actions, on: &book, at: at, method: nil, seq: seq)
+        book.charges.append(charge)
+        if !recorded.idempotencyKey.isEmpty {
+            book.requestKeys["pay:" + recorded.idempotencyKey] = RequestKeyRecord(
+                request: record.invoice.invoiceID, seq: seq, invoiceSequence: recorded.invoiceSequence, chargeID: charge.chargeID)
+        }
+        accounts[charge.accountID] = book
+    }
+
+    /// A credit purchase: its charge, and if it succeeded the credits and a
+    /// paid invoice.
+    mutating func applyPurchase(_ purchase: Billing_Journal_V1_CreditsPurchased, at: Int64, seq: Int64) throws(ApplyError) {
+        guard var book = accounts[purchase.accountID] else { throw .unknownAccount(seq: seq, purchase.accountID) }
+        var charge = purchase.charge
+        guard purchase.amountMicros > 0, charge.amountMicros == purchase.amountMicros, charge.accountID == purchase.accountID else {
+            throw .inconsistent(seq: seq, "purchase and charge disagree")
+        }
+        if charge.status == .succeeded {
+            let (balance, o1) = book.balance.addingReportingOverflow(purchase.amountMicros)
+            let (granted, o2) = book.granted.addingReportingOverflow(purchase.amountMicros)
+            guard !o1 && !o2 else { throw .overflow(seq: seq) }
+            let sequence = nextInvoiceSequence
+            var invoice = Self.invoiceHeader(sequence: sequence, account: book.accountID, at: at)
+            guard charge.invoiceID == invoice.invoiceID else {
+                throw .inconsistent(seq: seq, "purchase charge names invoice \(charge.invoiceID), next is \(invoice.invoiceID)")
+            }
+            invoice.kind = .creditPurchase
+            var line = Billing_V1_InvoiceLineItem()
+            line.kind = .creditPurchase
+            line.description_p = "Prepaid credits"
+            line.quantity = 1
+            line.unitAmountMicros = purchase.amountMicros
+            line.amountMicros = purchase.amountMicros
+            invoice.lineItems = [line]
+            invoice.subtotalMicros = purchase.amountMicros
+            invoice.totalMicros = purchase.amountMicros
+            invoice.amountPaidMicros = purchase.amountMicros
+            invoice.status = .paid
+            invoice.paidUnixSeconds = at
+            invoices[sequence] = InvoiceRecord(invoice: invoice, attemptPending: false, attempts: 1)
+            book.invoiceSequences.append(sequence)
+            book.balance = balance
+            book.granted = granted
+        } else {
+            charge.invoiceID = ""
+        }
+        book.charges.append(charge)
+        if !purchase.idempotencyKey.isEmpty {
+            book.requestKeys["purchase:" + purchase.idempotencyKey] = RequestKeyRecord(
+                request: "\(purchase.amountMicros)", seq: seq,
+                invoiceSequence: charge.status == .succeeded ? nextInvoiceSequence - 1 : 0, chargeID: charge.chargeID)
+        }
+        accounts[purchase.accountID] = book
+    }
+}
+
+// MARK: Proto <-> domain
+
+extension LedgerState {
+    public static func plan(_ plan: Billing_V1_Plan) -> Plan? {
+        switch plan {
+        case .free: .free
+        case .pro: .pro
+        case .enterprise: .enterprise
+        case .unspecified, .UNRECOGNIZED: nil
+        }
+    }
+
+    public static func proto(_ plan: Plan) -> Billing_V1_Plan {
+        switch plan {
+        case .free: .free
+        case .pro: .pro
+        case .enterprise: .enterprise
+        }
+    }
+
+    /// Whether contract terms are within what the ledger can bill.
+    public static func validContract(_ terms: Billing_V1_EnterpriseContract) -> Bool {
+        terms.periodPriceMicros >= 0 && terms.includedUsageMicros >= 0
+            && (0...100_000).contains(terms.usageRateBasisPoints) && terms.runQuota >= 0
+            && (0...Int64(Int32.max)).contains(terms.maxWorkspaces)
+            && terms.customInvoiceLines.allSatisfy { $0.amountMicros >= 0 }
+    }
+
+    public static func contract(_ terms: Billing_V1_EnterpriseContract) -> EnterpriseContract {
+        EnterpriseContract(
+            monthlyPrice: Money(micros: terms.periodPriceMicros),
+            customLines: terms.customInvoiceLines.map {
+                EnterpriseContract.CustomLine(description: $0.description_p, amount: Money(micros: $0.amountMicros))
+            },
+            includedUsage: Money(micros: terms.includedUsageMicros),
+            usageRateBasisPoints: terms.usageRateBasisPoints,
+            runQuota: terms.runQuota == 0 ? nil : terms.runQuota,
+            workspaceLimit: terms.maxWorkspaces == 0 ? nil : Int(terms.maxWorkspaces),
+            reference: terms.contractReference)
+    }
+
+    static func lifecycleState(_ book: AccountBook) -> Billing_Journal_V1_LifecycleState {
+        let lifecycle = book.lifecycle
+        var state = Billing_Journal_V1_LifecycleState()
+        state.plan = proto(lifecycle.plan)
+        state.trialEndsUnix = lifecycle.trialEndsAt ?? 0
+        state.hasPaymentMethod_p = lifecycle.hasPaymentMethod
+        state.hasPendingPaymentMethod_p = lifecycle.hasPendingPaymentMethod
+        if let change = lifecycle.pendingChange {
+            state.pendingChange.toPlan = proto(change.plan)
+            state.pendingChange.effectiveUnixSeconds = change.effectiveAt
+        }
+        switch lifecycle.pauseReason {
+        case .trialEndedWithoutPaymentMethod?: state.pauseReason = .trialEnded
+        case .pastDueGraceExpired?: state.pauseReason = .pastDue
+        case nil: break
+        }
+        state.pastDue = lifecycle.pastDueInvoices.map {
+            var pastDue = Billing_Journal_V1_PastDue()
+            pastDue.invoiceSequence = $0.number
+            pastDue.sinceUnix = $0.since
+            return pastDue
+        }
+        state.graceSeconds = lifecycle.graceSeconds
+        state.periodAnchorUnix = lifecycle.periodAnchor
+        state.periodStartUnix = lifecycle.currentPeriod.start
+        state.periodEndUnix = lifecycle.currentPeriod.end
+        if lifecycle.contract != nil { state.contract = book.contractTerms ?? defaultContractTerms }
+        return state
+    }
+
+    static func lifecycle(_ state: Billing_Journal_V1_LifecycleState) -> AccountLifecycle {
+        let pause: PauseReason? = switch state.pauseReason {
+        case .trialEnded: .trialEndedWithoutPaymentMethod
+        case .pastDue: .pastDueGraceExpired
+        default: nil
+        }
+        let plan = Self.plan(state.plan) ?? .free
+        return AccountLifecycle(
+            plan: plan,
+            trialEndsAt: state.trialEndsUnix == 0 ? nil : state.trialEndsUnix,
+            hasPaymentMethod: state.hasPaymentMethod_p,
+            hasPendingPaymentMethod: state.hasPendingPaymentMethod_p,
+            pendingChange: state.hasPendingChange
+                ? PendingPlanChange(plan: Self.plan(state.pendingChange.toPlan) ?? .free, effectiveAt: state.pendingChange.effectiveUnixSeconds)
+                : nil,
+            pauseReason: pause,
+            pastDueInvoices: state.pastDue.map { PastDueInvoice(number: $0.invoiceSequence, since: $0.sinceUnix) },
+            graceSeconds: state.graceSeconds,
+            periodAnchor: state.periodAnchorUnix,
+            currentPeriod: BillingPeriod.containing(state.periodStartUnix, anchor: state.periodAnchorUnix),
+            contract: plan == .enterprise ? contract(state.hasContract ? state.contract : defaultContractTerms) : nil)
+    }
+}

@@ -1,0 +1,203 @@
+public import BillingCore
+import Synchronization
+
+/// Where a payment method comes from, as the customer submitted it. Card
+/// and account numbers live only in this value, on the way to the gateway.
+public enum PaymentSource: Sendable {
+    case card(number: String, expMonth: Int, expYear: Int, holder: String)
+    case bankAccount(bankName: String, routingNumber: String, accountNumber: String, holder: String)
+    /// A token the gateway issued already (its client-side SDK).
+    case token(String)
+}
+
+/// A method the gateway tokenized: its token and the display details the
+/// service keeps (never the full number).
+public struct TokenizedMethod: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        case card(brand: String, last4: String, expMonth: Int, expYear: Int)
+        case bankAccount(bankName: String, last4: String)
+    }
+
+    public var token: String
+    public var kind: Kind
+
+    public init(token: String, kind: Kind) {
+        self.token = token
+        self.kind = kind
+    }
+
+    /// "visa •••• 4242", "First Test Bank •••• 6789".
+    public var label: String {
+        switch kind {
+        case let .card(brand, last4, _, _): "\(brand) •••• \(last4)"
+        case let .bankAccount(bank, last4): "\(bank) •••• \(last4)"
+        }
+    }
+}
+
+/// Why the gateway would not tokenize a method.
+public struct GatewayRefusal: Error, Sendable, Equatable {
+    /// Machine-readable, e.g. "INVALID_CARD_NUMBER", "CARD_EXPIRED".
+    public var reason: String
+    public var message: String
+
+    public init(reason: String, message: String) {
+        self.reason = reason
+        self.message = message
+    }
+}
+
+/// What a charge attempt did.
+public enum ChargeOutcome: Sendable, Equatable {
+    /// Collected; `reference` is the gateway's id of the charge.
+    case succeeded(reference: String)
+    /// Nothing collected.
+    case failed(reason: String, message: String)
+}
+
+/// The payment gateway: the one component outside this process that moves
+/// money. A charge carries an idempotency key: the same key is answered with
+/// the first outcome, never charged twice (how a retry after a crash between
+/// the charge and its journal entry stays safe).
+public protocol PaymentGateway: Sendable {
+    func tokenize(_ source: PaymentSource, now: Int64) async throws(GatewayRefusal) -> TokenizedMethod
+    func charge(token: String, amount: Money, idempotencyKey: String) async -> ChargeOutcome
+}
+
+/// The built-in test-mode gateway: no network, outcomes chosen by test card
+/// numbers (README "Test cards"):
+///
+/// - 4242 4242 4242 4242: every charge succeeds (any other valid number too);
+/// - 4000 0000 0000 0002: every charge is declined (CARD_DECLINED);
+/// - 4000 0000 0000 0119: the first charge fails (PROCESSING_ERROR), later ones succeed;
+/// - bank accounts: charges succeed, except account number 000222333 (declined).
+///
+/// Numbers must pass the Luhn check and expiry must be in the future. Tokens
+/// name the behaviour ("tok_test_decline_…"), so outcomes survive a restart;
+/// the idempotency record and the fail-once memory are in memory only.
+public final class TestPaymentGateway: PaymentGateway {
+    public static let alwaysSucceeds = "4242424242424242"
+    public static let alwaysDeclines = "4000000000000002"
+    public static let failsOnce = "4000000000000119"
+    public static let decliningBankAccount = "000222333"
+
+    private struct Memory {
+        var outcomes: [String: ChargeOutcome] = [:]
+        var failedOnce: Set<String> = []
+        var counter: UInt64 = 0
+    }
+
+    private let memory = Mutex(Memory())
+
+    public init() {}
+
+    public func tokenize(_ source: PaymentSource, now: Int64) async throws(GatewayRefusal) -> TokenizedMethod {
+        let serial = memory.withLock { memory in
+            memory.counter += 1
+            return memory.counter
+        }
+        switch source {
+        case let .card(number, expMonth, expYear, _):
+            let digits = number.filter { $0 != " " && $0 != "-" }
+            guard (12...19).contains(digits.count), digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber), Self.luhnValid(digits) else {
+                throw GatewayRefusal(reason: "INVALID_CARD_NUMBER", message: "the card number is not valid")
+            }
+            guard (1...12).contains(expMonth), (2000...2200).contains(expYear) else {
+                throw GatewayRefusal(reason: "INVALID_EXPIRY", message: "the expiry date is not valid")
+            }
+            let today = CivilDate(unixSeconds: now)
+            guard (expYear, expMonth) >= (today.year, today.month) else {
+                throw GatewayRefusal(reason: "CARD_EXPIRED", message: "the card has expired")
+            }
+            let behaviour = switch digits {
+            case Self.alwaysDeclines: "decline"
+            case Self.failsOnce: "failonce"
+            default: "ok"
+            }
+            return TokenizedMethod(
+                token: "tok_test_\(behaviour)_\(serial)",
+                kind: .card(brand: Self.brand(digits), last4: String(digits.suffix(4)), expMonth: expMonth, expYear: expYear))
+        case let .bankAccount(bankName, routingNumber, accountNumber, _):
+            let digits = accountNumber.filter { $0 != " " && $0 != "-" }
+            guard (4...17).contains(digits.count), digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber) else {
+                throw GatewayRefusal(reason: "INVALID_ACCOUNT_NUMBER", message: "the account number is not valid")
+            }
+            guard routingNumber.count == 9, routingNumber.allSatisfy(\.isASCII), routingNumber.allSatisfy(\.isNumber) else {
+                throw GatewayRefusal(reason: "INVALID_ROUTING_NUMBER", message: "the routing number must be 9 digits")
+            }
+            guard !bankName.isEmpty, bankName.utf8.count <= 100 else {
+                throw GatewayRefusal(reason: "INVALID_BANK_NAME", message: "the bank name must be 1 to 100 bytes")
+            }
+            let behaviour = digits == Self.decliningBankAccount ? "decline" : "ok"
+            return TokenizedMethod(token: "tok_test_\(behaviour)_\(serial)",
+                                   kind: .bankAccount(bankName: bankName, last4: String(digits.suffix(4))))
+        case .token(let token):
+            // A token from this gateway's own client side: only test tokens exist.
+            guard token.hasPrefix("tok_test_"), token.utf8.count <= 100 else {
+                throw GatewayRefusal(reason: "INVALID_TOKEN", message: "unknown gateway token")
+            }
+            return TokenizedMethod(token: token, kind: .card(brand: "visa", last4: "4242", expMonth: 12, expYear: 2099))
+        }
+    }
+
+    public func charge(token: String, amount: Money, idempotencyKey: String) async -> ChargeOutcome {
+        memory.withLock { memory in
+            if let earlier = memory.outcomes[idempotencyKey] { return earlier }
+            memory.counter += 1
+            let outcome: ChargeOutcome
+            if token.hasPrefix("tok_test_decline_") {
+                outcome = .failed(reason: "CARD_DECLINED", message: "the payment method was declined")
+            } else if token.hasPrefix("tok_test_failonce_"), memory.failedOnce.insert(token).inserted {
+                outcome = .failed(reason: "PROCESSING_ERROR", message: "the gateway could not process the charge; retry")
+            } else {
+                outcome = .succeeded(reference: "gw_test_\(memory.counter)")
+            }
+            memory.outcomes[idempotencyKey] = outcome
+            return outcome
+        }
+    }
+
+    static func luhnValid(_ digits: String) -> Bool {
+        var sum = 0
+        for (index, character) in digits.reversed().enumerated() {
+            guard var digit = character.wholeNumberValue else { return false }
+            if index % 2 == 1 {
+                digit *= 2
+                if digit > 9 { digit -= 9 }
+            }
+            sum += digit
+        }
+        return sum % 10 == 0
+    }
+
+    static func brand(_ digits: String) -> String {
+        if digits.hasPrefix("4") { return "visa" }
+        if digits.hasPrefix("34") || digits.hasPrefix("37") { return "amex" }
+        if let two = Int(digits.prefix(2)), (51...55).contains(two) { return "mastercard" }
+        if let four = Int(digits.prefix(4)), (2221...2720).contains(four) { return "mastercard" }
+        if digits.hasPrefix("6011") || digits.hasPrefix("65") { return "discover" }
+        return "card"
+    }
+}
+
+/// A clock an operator moves by hand (`serve --test-clock`, Admin
+/// AdvanceClock): it starts at the real time and only ever moves forward.
+public final class TestClock: LedgerClock {
+    private let micros: Atomic<Int64>
+
+    public init(startMicros: Int64) {
+        micros = Atomic(startMicros)
+    }
+
+    public func nowMicros() -> Int64 { micros.load(ordering: .acquiring) }
+
+    /// Moves the clock to `target` if that is later.
+    public func advance(toMicros target: Int64) {
+        var current = micros.load(ordering: .acquiring)
+        while current < target {
+            let (exchanged, original) = micros.compareExchange(expected: current, desired: target, ordering: .acquiringAndReleasing)
+            if exchanged { return }
+            current = original
+        }
+    }
+}

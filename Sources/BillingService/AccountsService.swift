@@ -1,0 +1,163 @@
+public import BillingLedger
+import BillingCore
+import BillingProto
+import GRPC
+
+/// billing.v1.Accounts: sign-up, the Overview tab, the plan table, plan
+/// changes. Every change goes through the ledger's journal.
+public final class AccountsService: Sendable {
+    let ledger: Ledger
+
+    public init(ledger: Ledger) {
+        self.ledger = ledger
+    }
+
+    func register(into router: inout SecuredRouter) {
+        router.register("/billing.v1.Accounts/CreateAccount") { [self] (request: Billing_V1_CreateAccountRequest, principal) in
+            try await createAccount(request, actor: principal.auditName)
+        }
+        router.register("/billing.v1.Accounts/GetAccount") { [self] (request: Billing_V1_GetAccountRequest, _) in
+            try requireID(request.accountID, "account_id")
+            return try await Refusals.mapping {
+                var response = Billing_V1_GetAccountResponse()
+                response.account = try await account(request.accountID)
+                return response
+            }
+        }
+        router.register("/billing.v1.Accounts/ListPlans") { [self] (request: Billing_V1_ListPlansRequest, _) in
+            try await listPlans(request)
+        }
+        router.register("/billing.v1.Accounts/ChangePlan") { [self] (request: Billing_V1_ChangePlanRequest, principal) in
+            try await changePlan(request, actor: principal.auditName)
+        }
+        router.register("/billing.v1.Accounts/CancelPendingChange") { [self] (request: Billing_V1_CancelPendingChangeRequest, principal) in
+            try requireID(request.accountID, "account_id")
+            return try await Refusals.mapping {
+                try await ledger.cancelPendingChange(accountID: request.accountID, actor: principal.auditName)
+                var response = Billing_V1_CancelPendingChangeResponse()
+                response.account = try await account(request.accountID)
+                return response
+            }
+        }
+        router.register("/billing.v1.Admin/SetEnterpriseContract") { [self] (request: Billing_V1_SetEnterpriseContractRequest, principal) in
+            try requireID(request.accountID, "account_id")
+            try requireText(request.contract.contractReference, "contract.contract_reference", max: 200)
+            try requireText(request.contract.notes, "contract.notes", max: 4096)
+            guard request.contract.customInvoiceLines.count <= 20 else {
+                throw GRPCStatus(.invalidArgument, "at most 20 custom invoice lines", reason: "INVALID_CONTRACT")
+            }
+            for line in request.contract.customInvoiceLines {
+                try requireText(line.description_p, "contract.custom_invoice_lines.description", max: 200)
+            }
+            return try await Refusals.mapping {
+                try await ledger.setEnterpriseContract(accountID: request.accountID, terms: request.contract, actor: principal.auditName)
+                var response = Billing_V1_SetEnterpriseContractResponse()
+                response.account = try await account(request.accountID)
+                return response
+            }
+        }
+        router.register("/billing.v1.Admin/AdvanceClock") { [self] (request: Billing_V1_AdvanceClockRequest, principal) in
+            try await advanceClock(request, actor: principal.auditName)
+        }
+    }
+
+    func createAccount(_ request: Billing_V1_CreateAccountRequest, actor: String) async throws -> Billing_V1_CreateAccountResponse {
+        try requireID(request.accountID, "account_id")
+        try requireText(request.displayName, "display_name", max: 200)
+        try requireText(request.billingEmail, "billing_email", max: 320)
+        let plan: Plan?
+        switch request.initialPlan {
+        case .unspecified: plan = nil
+        case .UNRECOGNIZED:
+            throw GRPCStatus(.invalidArgument, "unknown initial_plan", reason: "INVALID_FIELD", metadata: ["field": "initial_plan"])
+        default: plan = LedgerState.plan(request.initialPlan)
+        }
+        return try await Refusals.mapping {
+            _ = try await ledger.createAccount(id: request.accountID, plan: plan, displayName: request.displayName,
+                                               billingEmail: request.billingEmail, actor: actor)
+            var response = Billing_V1_CreateAccountResponse()
+            response.account = try await account(request.accountID)
+            return response
+        }
+    }
+
+    func account(_ id: String) async throws -> Billing_V1_Account {
+        let book = try await ledger.currentBook(id)
+        return AccountView.account(book, now: ledger.currentUnix, plans: ledger.plans)
+    }
+
+    func listPlans(_ request: Billing_V1_ListPlansRequest) async throws -> Billing_V1_ListPlansResponse {
+        try requireID(request.accountID, "account_id", required: false)
+        var current: Plan?
+        if !request.accountID.isEmpty {
+            current = try await Refusals.mapping { try await ledger.currentBook(request.accountID).lifecycle.plan }
+        }
+        var response = Billing_V1_ListPlansResponse()
+        response.plans = AccountView.planTable(ledger.plans, current: current)
+        return response
+    }
+
+    func changePlan(_ request: Billing_V1_ChangePlanRequest, actor: String) async throws -> Billing_V1_ChangePlanResponse {
+        try requireID(request.accountID, "account_id")
+        try requireID(request.idempotencyKey, "idempotency_key", required: false)
+        guard let target = LedgerState.plan(request.toPlan) else {
+            throw GRPCStatus(.invalidArgument, "to_plan must be PLAN_FREE, PLAN_PRO or PLAN_ENTERPRISE",
+                             reason: "INVALID_FIELD", metadata: ["field": "to_plan"])
+        }
+        return try await Refusals.mapping {
+            let result = try await ledger.changePlan(accountID: request.accountID, to: target, key: request.idempotencyKey, actor: actor)
+            var response = Billing_V1_ChangePlanResponse()
+            response.effect = result.effect
+            if let invoice = result.invoice { response.invoice = invoice }
+            if let charge = result.charge { response.charge = charge }
+            response.account = try await account(request.accountID)
+            return response
+        }
+    }
+
+    func advanceClock(_ request: Billing_V1_AdvanceClockRequest, actor: String) async throws -> Billing_V1_AdvanceClockResponse {
+        let now = ledger.currentUnix
+        let target: Int64
+        switch request.target {
+        case .seconds(let seconds)?:
+            guard seconds >= 0 else {
+                throw GRPCStatus(.invalidArgument, "seconds must be >= 0", reason: "INVALID_FIELD", metadata: ["field": "seconds"])
+            }
+            target = now.addingReportingOverflow(seconds).overflow ? .max : now + seconds
+        case .toUnixSeconds(let to)?:
+            target = to
+        case nil:
+            target = now
+        }
+        // Ten years of transitions at most per call: every loop is bounded.
+        guard target <= now + AccountView.maxClockStep else {
+            throw GRPCStatus(.invalidArgument, "the test clock moves at most 10 years per call",
+                             reason: "INVALID_FIELD", metadata: ["field": "seconds"])
+        }
+        return try await Refusals.mapping {
+            let (previous, current, transitions) = try await ledger.advanceClock(to: target, actor: actor)
+            var response = Billing_V1_AdvanceClockResponse()
+            response.previousUnixSeconds = previous
+            response.nowUnixSeconds = current
+            response.transitions = transitions.map { transition in
+                var message = Billing_V1_ClockTransition()
+                message.atUnixSeconds = transition.at
+                message.accountID = transition.accountID
+                message.kind = transition.kind
+                message.description_p = transition.description
+                return message
+            }
+            return response
+        }
+    }
+}
+
+/// Free text fields: bounded, no control characters.
+func requireText(_ value: String, _ field: String, max: Int) throws(GRPCStatus) {
+    guard value.utf8.count <= max else {
+        throw GRPCStatus(.invalidArgument, "\(field) is longer than \(max) bytes", reason: "FIELD_TOO_LONG", metadata: ["field": field])
+    }
+    guard !value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+        throw GRPCStatus(.invalidArgument, "\(field) contains control characters", reason: "INVALID_FIELD", metadata: ["field": field])
+    }
+}

@@ -1,0 +1,61 @@
+import BillingCore
+import BillingLedger
+import BillingProto
+import InvoicePDF
+
+/// An invoice as the document its PDF prints.
+enum InvoiceRendering {
+    static func document(_ invoice: Billing_V1_Invoice, book: AccountBook, seller: InvoiceDocument.Party) -> InvoiceDocument {
+        var facts = [
+            InvoiceDocument.Fact("Invoice number", invoice.number),
+            InvoiceDocument.Fact("Issued", date(invoice.issuedUnixSeconds)),
+            InvoiceDocument.Fact("Due", date(invoice.dueUnixSeconds)),
+        ]
+        if invoice.periodStartUnixSeconds != 0 || invoice.periodEndUnixSeconds != 0 {
+            facts.append(.init("Period", "\(date(invoice.periodStartUnixSeconds)) to \(date(invoice.periodEndUnixSeconds))"))
+        }
+        if invoice.paidUnixSeconds != 0 { facts.append(.init("Paid", date(invoice.paidUnixSeconds))) }
+        if let contract = book.contractTerms, !contract.contractReference.isEmpty {
+            facts.append(.init("Contract", contract.contractReference))
+        }
+        var customerLines = [book.accountID]
+        if !book.billingEmail.isEmpty { customerLines.append(book.billingEmail) }
+        let customer = InvoiceDocument.Party(name: book.displayName.isEmpty ? book.accountID : book.displayName, lines: customerLines)
+        var notes = ["Amounts in \(invoice.currency). Questions: reply to your invoice email or contact support."]
+        if invoice.status == .pastDue {
+            notes.insert("This invoice is past due. Pay it at \(invoice.payLink) to keep your runs going.", at: 0)
+        }
+        return InvoiceDocument(
+            title: "Invoice",
+            number: invoice.number,
+            status: status(invoice.status),
+            seller: seller,
+            customer: customer,
+            facts: facts,
+            lines: invoice.lineItems.map { item in
+                InvoiceDocument.Line(
+                    description: item.description_p, quantity: String(item.quantity),
+                    unitPrice: money(item.unitAmountMicros), amount: money(item.amountMicros))
+            },
+            totals: [
+                .init("Subtotal", money(invoice.subtotalMicros)),
+                .init("Total", money(invoice.totalMicros)),
+                .init("Amount paid", money(invoice.amountPaidMicros)),
+                .init("Amount due", money(invoice.amountDueMicros)),
+            ],
+            notes: notes)
+    }
+
+    static func status(_ status: Billing_V1_InvoiceStatus) -> String {
+        switch status {
+        case .paid: "PAID"
+        case .pastDue: "PAST DUE"
+        case .void: "VOID"
+        default: "OPEN"
+        }
+    }
+
+    static func money(_ micros: Int64) -> String { Money(micros: micros).formatted(.significant) }
+
+    static func date(_ unix: Int64) -> String { "\(CivilDate(unixSeconds: unix))" }
+}

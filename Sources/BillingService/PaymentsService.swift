@@ -1,0 +1,190 @@
+public import BillingLedger
+import BillingCore
+import BillingProto
+import GRPC
+import Foundation
+import InvoicePDF
+
+/// billing.v1.Payments: credits, payment methods, charges, invoices and
+/// their PDFs. Card and account numbers go to the gateway and nowhere else.
+public final class PaymentsService: Sendable {
+    let ledger: Ledger
+    let seller: InvoiceDocument.Party
+
+    /// Largest single credit purchase: $1,000,000.
+    static let maxPurchaseMicros: Int64 = 1_000_000 * 1_000_000
+    static let defaultPageSize = 50
+    static let maxPageSize = 500
+
+    public init(ledger: Ledger, seller: InvoiceDocument.Party = PaymentsService.defaultSeller) {
+        self.ledger = ledger
+        self.seller = seller
+    }
+
+    public static let defaultSeller = InvoiceDocument.Party(
+        name: "Agent Platform, Inc.",
+        lines: ["100 Example Street", "San Francisco, CA 94105", "billing@agent-platform.example"])
+
+    func register(into router: inout SecuredRouter) {
+        router.register("/billing.v1.Payments/PurchaseCredits") { [self] (request: Billing_V1_PurchaseCreditsRequest, principal) in
+            try await purchaseCredits(request, actor: principal.auditName)
+        }
+        router.register("/billing.v1.Payments/SetPaymentMethod") { [self] (request: Billing_V1_SetPaymentMethodRequest, principal) in
+            try await setPaymentMethod(request, actor: principal.auditName)
+        }
+        router.register("/billing.v1.Payments/GetPaymentMethod") { [self] (request: Billing_V1_GetPaymentMethodRequest, _) in
+            try requireID(request.accountID, "account_id")
+            return try await Refusals.mapping {
+                let book = try await ledger.currentBook(request.accountID)
+                var response = Billing_V1_GetPaymentMethodResponse()
+                if let method = book.paymentMethod { response.current = method.method }
+                if let pending = book.pendingPaymentMethod { response.pending = pending.method }
+                return response
+            }
+        }
+        router.register("/billing.v1.Payments/ListCharges") { [self] (request: Billing_V1_ListChargesRequest, _) in
+            try requireID(request.accountID, "account_id")
+            let page = try Page(size: request.pageSize, token: request.pageToken)
+            return try await Refusals.mapping {
+                let charges = try await ledger.currentBook(request.accountID).charges
+                var response = Billing_V1_ListChargesResponse()
+                (response.charges, response.nextPageToken) = page.slice(Array(charges.reversed()))
+                return response
+            }
+        }
+        router.register("/billing.v1.Payments/ListInvoices") { [self] (request: Billing_V1_ListInvoicesRequest, _) in
+            try requireID(request.accountID, "account_id")
+            let page = try Page(size: request.pageSize, token: request.pageToken)
+            return try await Refusals.mapping {
+                _ = try await ledger.currentBook(request.accountID)
+                let invoices = try await ledger.invoices(of: request.accountID)
+                var response = Billing_V1_ListInvoicesResponse()
+                (response.invoices, response.nextPageToken) = page.slice(Array(invoices.reversed()))
+                return response
+            }
+        }
+        router.register("/billing.v1.Payments/GetInvoicePdf") { [self] (request: Billing_V1_GetInvoicePdfRequest, _) in
+            try requireID(request.accountID, "account_id")
+            try requireID(request.invoiceID, "invoice_id")
+            return try await Refusals.mapping {
+                let book = try await ledger.currentBook(request.accountID)
+                let invoice = try await ledger.invoice(accountID: request.accountID, invoiceID: request.invoiceID)
+                var response = Billing_V1_GetInvoicePdfResponse()
+                response.pdf = Data(InvoicePDF.render(InvoiceRendering.document(invoice, book: book, seller: seller)))
+                response.filename = "\(invoice.number).pdf"
+                response.contentType = "application/pdf"
+                return response
+            }
+        }
+        router.register("/billing.v1.Payments/PayInvoice") { [self] (request: Billing_V1_PayInvoiceRequest, principal) in
+            try await payInvoice(request, actor: principal.auditName)
+        }
+    }
+
+    func purchaseCredits(_ request: Billing_V1_PurchaseCreditsRequest, actor: String) async throws -> Billing_V1_PurchaseCreditsResponse {
+        try requireID(request.accountID, "account_id")
+        try requireID(request.idempotencyKey, "idempotency_key")
+        guard request.amountMicros > 0, request.amountMicros <= Self.maxPurchaseMicros else {
+            throw GRPCStatus(.invalidArgument, "amount_micros must be between 1 and \(Self.maxPurchaseMicros) ($1,000,000)",
+                             reason: "INVALID_AMOUNT", metadata: ["field": "amount_micros"])
+        }
+        return try await Refusals.mapping {
+            let result = try await ledger.purchaseCredits(
+                accountID: request.accountID, amountMicros: request.amountMicros, key: request.idempotencyKey, actor: actor)
+            var response = Billing_V1_PurchaseCreditsResponse()
+            response.charge = result.charge
+            response.invoice = result.invoice
+            response.creditBalanceMicros = result.balance
+            return response
+        }
+    }
+
+    func setPaymentMethod(_ request: Billing_V1_SetPaymentMethodRequest, actor: String) async throws -> Billing_V1_SetPaymentMethodResponse {
+        try requireID(request.accountID, "account_id")
+        let method = try await tokenize(request.paymentMethod, field: "payment_method")
+        return try await Refusals.mapping {
+            let (appliedNow, _) = try await ledger.setPaymentMethod(accountID: request.accountID, method: method, actor: actor)
+            let book = try await ledger.currentBook(request.accountID)
+            var response = Billing_V1_SetPaymentMethodResponse()
+            response.appliedNow = appliedNow
+            if let current = book.paymentMethod { response.current = current.method }
+            if let pending = book.pendingPaymentMethod { response.pending = pending.method }
+            return response
+        }
+    }
+
+    func payInvoice(_ request: Billing_V1_PayInvoiceRequest, actor: String) async throws -> Billing_V1_PayInvoiceResponse {
+        try requireID(request.accountID, "account_id")
+        try requireID(request.invoiceID, "invoice_id")
+        try requireID(request.idempotencyKey, "idempotency_key", required: false)
+        let method = request.hasPaymentMethod ? try await tokenize(request.paymentMethod, field: "payment_method") : nil
+        return try await Refusals.mapping {
+            let (invoice, charge) = try await ledger.payInvoice(
+                accountID: request.accountID, invoiceID: request.invoiceID, newMethod: method, key: request.idempotencyKey, actor: actor)
+            var response = Billing_V1_PayInvoiceResponse()
+            response.invoice = invoice
+            response.charge = charge
+            return response
+        }
+    }
+
+    /// Validates the input's shape, then has the gateway tokenize it. The
+    /// numbers in `input` are never logged or stored.
+    func tokenize(_ input: Billing_V1_PaymentMethodInput, field: String) async throws -> TokenizedMethod {
+        let source: PaymentSource
+        switch input.source {
+        case .card(let card)?:
+            try requireText(card.holderName, "\(field).card.holder_name", max: 200)
+            guard card.number.utf8.count <= 40 else {
+                throw GRPCStatus(.invalidArgument, "the card number is not valid", reason: "INVALID_CARD_NUMBER", metadata: ["field": "\(field).card.number"])
+            }
+            source = .card(number: card.number, expMonth: Int(card.expMonth), expYear: Int(card.expYear), holder: card.holderName)
+        case .bankAccount(let bank)?:
+            try requireText(bank.bankName, "\(field).bank_account.bank_name", max: 100)
+            try requireText(bank.holderName, "\(field).bank_account.holder_name", max: 200)
+            guard bank.accountNumber.utf8.count <= 40, bank.routingNumber.utf8.count <= 40 else {
+                throw GRPCStatus(.invalidArgument, "the account or routing number is not valid", reason: "INVALID_ACCOUNT_NUMBER")
+            }
+            source = .bankAccount(bankName: bank.bankName, routingNumber: bank.routingNumber,
+                                  accountNumber: bank.accountNumber, holder: bank.holderName)
+        case .gatewayToken(let token)?:
+            try requireID(token, "\(field).gateway_token")
+            source = .token(token)
+        case nil:
+            throw GRPCStatus(.invalidArgument, "\(field) needs a card, a bank account or a gateway token",
+                             reason: "MISSING_FIELD", metadata: ["field": field])
+        }
+        do {
+            return try await ledger.gateway.tokenize(source, now: ledger.currentUnix)
+        } catch {
+            throw GRPCStatus(.invalidArgument, error.message, reason: error.reason, metadata: ["field": field])
+        }
+    }
+}
+
+/// A page of a newest-first list: the token is the offset of the next page.
+struct Page {
+    let size: Int
+    let offset: Int
+
+    init(size: Int32, token: String) throws(GRPCStatus) {
+        guard size >= 0 else {
+            throw GRPCStatus(.invalidArgument, "page_size must be >= 0", reason: "INVALID_FIELD", metadata: ["field": "page_size"])
+        }
+        self.size = size == 0 ? PaymentsService.defaultPageSize : min(Int(size), PaymentsService.maxPageSize)
+        if token.isEmpty {
+            offset = 0
+        } else {
+            guard token.utf8.count <= 12, let offset = Int(token), offset > 0 else {
+                throw GRPCStatus(.invalidArgument, "malformed page_token", reason: "INVALID_FIELD", metadata: ["field": "page_token"])
+            }
+            self.offset = offset
+        }
+    }
+
+    func slice<T>(_ all: [T]) -> ([T], String) {
+        guard offset < all.count else { return ([], "") }
+        let end = min(offset + size, all.count)
+        return (Array(all[offset..<end]), end < all.count ? String(end) : "")
+    }
+}
