@@ -63,7 +63,7 @@ public final class AccountsService: Sendable {
 
     func createAccount(_ request: Billing_V1_CreateAccountRequest, actor: String) async throws -> Billing_V1_CreateAccountResponse {
         try requireID(request.accountID, "account_id")
-        try requireText(request.displayName, "display_name", max: 200)
+        try requireText(request.displayName, "display_name", max: 1024)
         try requireText(request.billingEmail, "billing_email", max: 320)
         let plan: Plan?
         switch request.initialPlan {

@@ -1,0 +1,640 @@
+"""The account lifecycle through the reference gRPC client against a server
+on a test clock (`serve --test-clock`): sign-up and the trial countdown, the
+trial's end without a card (runs paused) and with one, plan changes with
+their prorated charges, scheduled downgrades, the monthly cycle (price plus
+metered overage), declined cards, past due and PayInvoice, grace periods,
+credit purchases, Enterprise contracts, and invoice PDFs checked with
+poppler. Each scenario asserts the exact states, banners, charges and
+invoices, and ends with `billing verify --db` clean.
+
+Amounts are computed here in integer arithmetic from the plan table
+(Pro $49/month) and the catalog in config/catalog.json.
+"""
+
+import datetime
+import shutil
+import subprocess
+
+import grpc
+import pytest
+
+from conftest import RPC_TIMEOUT_S, error_info
+
+DAY = 86_400
+PRO = 49_000_000
+TRIAL_CREDIT = 10_000_000
+GRACE_DAYS = 3
+
+GOOD_CARD = "4242 4242 4242 4242"
+DECLINED_CARD = "4000000000000002"
+FAILS_ONCE_CARD = "4000000000000119"
+FAILED_PRECONDITION = grpc.StatusCode.FAILED_PRECONDITION
+
+
+def half_up(numerator: int, denominator: int) -> int:
+    quotient, remainder = divmod(numerator, denominator)
+    return quotient + (1 if 2 * remainder >= denominator else 0)
+
+
+def add_month(unix: int, anchor: int, months: int) -> int:
+    """The anchor's day and time, `months` later (clamped to the month's end)."""
+    a = datetime.datetime.fromtimestamp(anchor, datetime.timezone.utc)
+    month0 = a.month - 1 + months
+    year, month = a.year + month0 // 12, month0 % 12 + 1
+    last = (datetime.date(year + (month == 12), month % 12 + 1, 1) - datetime.timedelta(days=1)).day
+    return int(a.replace(year=year, month=month, day=min(a.day, last)).timestamp())
+
+
+class Lifecycle:
+    """Stubs on the demo service key (every scope) and the helpers the
+    scenarios share."""
+
+    def __init__(self, pb, served):
+        self.pb, self.served = pb, served
+        channel = served.authorized_channel()
+        self.a, self.p, self.ad, self.m = pb.accounts_pb2, pb.payments_pb2, pb.admin_pb2, pb.metering_pb2
+        self.accounts = pb.accounts_pb2_grpc.AccountsStub(channel)
+        self.payments = pb.payments_pb2_grpc.PaymentsStub(channel)
+        self.admin = pb.admin_pb2_grpc.AdminStub(channel)
+        self.metering = pb.metering_pb2_grpc.MeteringStub(channel)
+        self.keys = 0
+
+    def key(self, prefix="k"):
+        self.keys += 1
+        return f"{prefix}-{self.keys}"
+
+    def now(self) -> int:
+        return self.admin.AdvanceClock(self.ad.AdvanceClockRequest(seconds=0), timeout=RPC_TIMEOUT_S).now_unix_seconds
+
+    def advance(self, seconds=None, to=None):
+        request = self.ad.AdvanceClockRequest(seconds=seconds) if to is None else self.ad.AdvanceClockRequest(to_unix_seconds=to)
+        return self.admin.AdvanceClock(request, timeout=RPC_TIMEOUT_S)
+
+    def create(self, account_id, plan=None):
+        request = self.a.CreateAccountRequest(account_id=account_id, display_name=f"{account_id} Inc.",
+                                              billing_email=f"billing@{account_id}.example")
+        if plan is not None:
+            request.initial_plan = plan
+        return self.accounts.CreateAccount(request, timeout=RPC_TIMEOUT_S).account
+
+    def get(self, account_id):
+        return self.accounts.GetAccount(self.a.GetAccountRequest(account_id=account_id), timeout=RPC_TIMEOUT_S).account
+
+    def card(self, number=GOOD_CARD, year=2099):
+        return self.p.PaymentMethodInput(card=self.p.CardInput(number=number, exp_month=12, exp_year=year, holder_name="Ada"))
+
+    def set_card(self, account_id, number=GOOD_CARD):
+        return self.payments.SetPaymentMethod(
+            self.p.SetPaymentMethodRequest(account_id=account_id, payment_method=self.card(number)), timeout=RPC_TIMEOUT_S)
+
+    def change(self, account_id, plan, key=""):
+        return self.accounts.ChangePlan(self.a.ChangePlanRequest(account_id=account_id, to_plan=plan, idempotency_key=key),
+                                        timeout=RPC_TIMEOUT_S)
+
+    def invoices(self, account_id):
+        return list(self.payments.ListInvoices(self.p.ListInvoicesRequest(account_id=account_id), timeout=RPC_TIMEOUT_S).invoices)
+
+    def charges(self, account_id):
+        return list(self.payments.ListCharges(self.p.ListChargesRequest(account_id=account_id), timeout=RPC_TIMEOUT_S).charges)
+
+    def debit(self, account_id, key, workspace="ws-1", run=None, tokens=1000):
+        c = self.pb.common_pb2
+        return self.metering.Debit(self.m.DebitRequest(
+            account_id=account_id, workspace_id=workspace, agent_id="agent-1", run_id=run or key, idempotency_key=key,
+            line_items=[c.LineItem(llm=c.LlmUsage(model="gpt-4o", input_tokens=tokens))]), timeout=RPC_TIMEOUT_S)
+
+    def quote(self, account_id, workspace="ws-1"):
+        c = self.pb.common_pb2
+        return self.metering.Quote(self.m.QuoteRequest(
+            account_id=account_id, workspace_id=workspace, agent_id="agent-1", run_id="q",
+            line_items=[c.LineItem(llm=c.LlmUsage(model="gpt-4o", input_tokens=1000))]), timeout=RPC_TIMEOUT_S)
+
+    def refused(self, call, code, reason):
+        with pytest.raises(grpc.RpcError) as caught:
+            call()
+        assert caught.value.code() == code, caught.value.details()
+        info = error_info(self.pb, caught.value)
+        assert info is not None and info.reason == reason, (info, caught.value.details())
+        return caught.value
+
+
+@pytest.fixture
+def life(pb, server, verify):
+    s = server(args=("--test-clock", "--grace-days", str(GRACE_DAYS), "--trial-credit-micros", str(TRIAL_CREDIT)))
+    client = Lifecycle(pb, s)
+    yield client
+    verify(s.db_path)
+
+
+def banner_kinds(account):
+    return [b.kind for b in account.banners]
+
+
+# --------------------------------------------------------------------------
+# Sign-up, trial, trial end
+
+
+def test_sign_up_starts_a_14_day_pro_trial_with_credits_and_a_countdown(life):
+    a = life.a
+    start = life.now()
+    account = life.create("acme")
+    assert account.plan == a.PLAN_PRO and account.status == a.ACCOUNT_STATUS_TRIAL and not account.paused
+    assert account.trial_ends_unix_seconds == start + 14 * DAY
+    assert account.trial_days_left == 14
+    assert account.next_billing_unix_seconds == start + 14 * DAY
+    assert account.credit_balance_micros == TRIAL_CREDIT
+    assert account.display_name == "acme Inc." and account.billing_email == "billing@acme.example"
+    assert banner_kinds(account) == [a.BANNER_KIND_TRIAL_COUNTDOWN]
+    assert account.banners[0].message == "14 days left in your trial."
+    assert account.banners[0].severity == a.BANNER_SEVERITY_INFO
+    assert account.banners[0].link == "/billing/payment-method"
+    # The countdown rounds up and turns to a warning in the last three days.
+    life.advance(seconds=11 * DAY + 1)
+    account = life.get("acme")
+    assert account.trial_days_left == 3 and account.banners[0].message == "3 days left in your trial."
+    assert account.banners[0].severity == a.BANNER_SEVERITY_WARNING
+    assert life.invoices("acme") == [] and life.charges("acme") == []
+
+
+def test_trial_end_without_a_card_pauses_runs_until_a_card_is_added(life):
+    a, p = life.a, life.p
+    start = life.now()
+    life.create("acme")
+    life.debit("acme", "before-end")
+    moved = life.advance(seconds=14 * DAY)
+    assert [(t.account_id, t.kind, t.at_unix_seconds) for t in moved.transitions if t.account_id == "acme"] == [
+        ("acme", "TRIAL_ENDED", start + 14 * DAY)]
+    account = life.get("acme")
+    assert account.paused and account.pause_reason == a.PAUSE_REASON_TRIAL_ENDED
+    assert account.status == a.ACCOUNT_STATUS_TRIAL and account.next_billing_unix_seconds == 0
+    assert banner_kinds(account) == [a.BANNER_KIND_PAUSED]
+    assert account.banners[0].severity == a.BANNER_SEVERITY_CRITICAL and account.banners[0].link_text == "Add a payment method"
+    balance = account.credit_balance_micros
+    # Debit and Quote are refused; nothing is charged, nothing deleted.
+    life.refused(lambda: life.debit("acme", "after-end"), FAILED_PRECONDITION, "ACCOUNT_PAUSED")
+    life.refused(lambda: life.quote("acme"), FAILED_PRECONDITION, "ACCOUNT_PAUSED")
+    assert life.get("acme").credit_balance_micros == balance
+    # A card reactivates Pro at once: the first period starts now and is charged.
+    life.advance(seconds=2 * DAY)
+    reactivated = life.now()
+    answer = life.set_card("acme")
+    assert answer.applied_now and answer.current.card.last4 == "4242" and answer.current.card.brand == "visa"
+    account = life.get("acme")
+    assert not account.paused and account.status == a.ACCOUNT_STATUS_ACTIVE and account.plan == a.PLAN_PRO
+    assert account.current_period_start_unix_seconds == reactivated
+    assert account.current_period_end_unix_seconds == add_month(reactivated, reactivated, 1)
+    assert account.banners == []
+    [invoice] = life.invoices("acme")
+    assert invoice.status == p.INVOICE_STATUS_PAID and invoice.total_micros == PRO and invoice.number == "INV-000001"
+    assert [(l.kind, l.amount_micros) for l in invoice.line_items] == [(p.INVOICE_LINE_KIND_PLAN_FEE, PRO)]
+    [charge] = life.charges("acme")
+    assert (charge.status, charge.amount_micros, charge.invoice_id, charge.kind) == (
+        p.CHARGE_STATUS_SUCCEEDED, PRO, invoice.invoice_id, p.CHARGE_KIND_INVOICE_PAYMENT)
+    assert charge.payment_method_label == "visa •••• 4242"
+    # Runs resume with the state they had.
+    assert life.debit("acme", "after-card").balance_after_micros < balance
+
+
+def test_trial_end_with_a_card_converts_to_pro_and_charges_the_first_period(life):
+    a, p = life.a, life.p
+    start = life.now()
+    life.create("acme")
+    life.set_card("acme")
+    moved = life.advance(seconds=15 * DAY)
+    kinds = [t.kind for t in moved.transitions if t.account_id == "acme"]
+    assert kinds == ["TRIAL_ENDED", "PAYMENT_SUCCEEDED"]
+    account = life.get("acme")
+    assert account.status == a.ACCOUNT_STATUS_ACTIVE and not account.paused
+    # Periods are anchored on the trial's end.
+    assert account.current_period_start_unix_seconds == start + 14 * DAY
+    [invoice] = life.invoices("acme")
+    assert invoice.status == p.INVOICE_STATUS_PAID and invoice.period_start_unix_seconds == start + 14 * DAY
+
+
+def test_downgrading_a_paused_trial_to_free_resumes_runs_on_free(life):
+    a = life.a
+    life.create("acme")
+    life.advance(seconds=14 * DAY)
+    assert life.get("acme").paused
+    answer = life.change("acme", a.PLAN_FREE)
+    assert answer.effect == a.PLAN_CHANGE_EFFECT_APPLIED
+    account = answer.account
+    assert account.plan == a.PLAN_FREE and account.status == a.ACCOUNT_STATUS_ACTIVE and not account.paused
+    assert account.run_quota == 200 and account.max_workspaces == 1
+    assert life.invoices("acme") == []
+    life.debit("acme", "on-free")
+
+
+# --------------------------------------------------------------------------
+# Plan changes
+
+
+def test_mid_period_upgrade_is_prorated_and_charged_at_once(life):
+    a, p = life.a, life.p
+    account = life.create("acme", plan=a.PLAN_FREE)
+    start, end = account.current_period_start_unix_seconds, account.current_period_end_unix_seconds
+    life.set_card("acme")
+    life.advance(seconds=10 * DAY + 3600)
+    now = life.now()
+    answer = life.change("acme", a.PLAN_PRO, key="up-1")
+    expected = half_up(PRO * (end - now), end - start)
+    assert answer.effect == a.PLAN_CHANGE_EFFECT_APPLIED and answer.account.plan == a.PLAN_PRO
+    assert answer.invoice.kind == p.INVOICE_KIND_PLAN_CHANGE and answer.invoice.total_micros == expected
+    assert answer.invoice.status == p.INVOICE_STATUS_PAID
+    assert [(l.kind, l.period_start_unix_seconds, l.period_end_unix_seconds) for l in answer.invoice.line_items] == [
+        (p.INVOICE_LINE_KIND_PRORATION, now, end)]
+    assert answer.charge.status == p.CHARGE_STATUS_SUCCEEDED and answer.charge.amount_micros == expected
+    # A retry with the same key charges nothing more and answers the same.
+    again = life.change("acme", a.PLAN_PRO, key="up-1")
+    assert again.invoice == answer.invoice and again.charge == answer.charge
+    assert len(life.charges("acme")) == 1
+    # The same key for another plan is refused.
+    life.refused(lambda: life.change("acme", a.PLAN_FREE, key="up-1"), grpc.StatusCode.ALREADY_EXISTS, "IDEMPOTENCY_KEY_REUSED")
+    # The next period bills the full price.
+    life.advance(to=end)
+    invoices = life.invoices("acme")
+    assert [i.total_micros for i in invoices] == [PRO, expected]
+    assert invoices[0].line_items[0].period_start_unix_seconds == end and invoices[0].period_end_unix_seconds == end
+
+
+def test_upgrade_without_a_payment_method_is_refused(life):
+    a = life.a
+    life.create("acme", plan=a.PLAN_FREE)
+    life.refused(lambda: life.change("acme", a.PLAN_PRO), FAILED_PRECONDITION, "PAYMENT_METHOD_REQUIRED")
+    assert life.get("acme").plan == a.PLAN_FREE and life.invoices("acme") == []
+
+
+def test_downgrade_is_pending_until_the_period_end_and_cancellable(life):
+    a = life.a
+    account = life.create("acme", plan=a.PLAN_PRO)
+    end = account.current_period_end_unix_seconds
+    life.set_card("acme")
+    answer = life.change("acme", a.PLAN_FREE)
+    assert answer.effect == a.PLAN_CHANGE_EFFECT_SCHEDULED and answer.account.plan == a.PLAN_PRO
+    assert answer.account.pending_change.to_plan == a.PLAN_FREE
+    assert answer.account.pending_change.effective_unix_seconds == end
+    assert banner_kinds(answer.account) == [a.BANNER_KIND_PENDING_PLAN_CHANGE]
+    # Cancelled, then scheduled again.
+    cancelled = life.accounts.CancelPendingChange(a.CancelPendingChangeRequest(account_id="acme"), timeout=RPC_TIMEOUT_S)
+    assert not cancelled.account.HasField("pending_change") and cancelled.account.banners == []
+    life.refused(lambda: life.accounts.CancelPendingChange(a.CancelPendingChangeRequest(account_id="acme"), timeout=RPC_TIMEOUT_S),
+                 FAILED_PRECONDITION, "NO_PENDING_CHANGE")
+    life.change("acme", a.PLAN_FREE)
+    life.advance(to=end - 1)
+    assert life.get("acme").plan == a.PLAN_PRO
+    moved = life.advance(to=end)
+    assert [t.kind for t in moved.transitions if t.account_id == "acme"] == ["PERIOD_CLOSED", "PLAN_CHANGE_APPLIED"]
+    account = life.get("acme")
+    assert account.plan == a.PLAN_FREE and not account.HasField("pending_change") and account.run_quota == 200
+    assert life.invoices("acme") == []  # Free costs nothing, and no usage accrued
+
+
+def test_enterprise_is_for_sales_only(life):
+    a = life.a
+    life.create("acme")
+    error = life.refused(lambda: life.change("acme", a.PLAN_ENTERPRISE), FAILED_PRECONDITION, "CONTACT_SALES")
+    assert "sales" in error.details()
+    assert life.get("acme").status == a.ACCOUNT_STATUS_TRIAL
+
+
+def test_an_operators_enterprise_contract_bills_price_custom_lines_and_usage(life):
+    a, p = life.a, life.p
+    account = life.create("bigco", plan=a.PLAN_PRO)
+    end = account.current_period_end_unix_seconds
+    life.set_card("bigco")
+    contract = a.EnterpriseContract(
+        contract_reference="ENT-7", period_price_micros=2_000_000_000, included_usage_micros=1_000,
+        usage_rate_basis_points=8_000, run_quota=0, max_workspaces=0,
+        custom_invoice_lines=[a.CustomInvoiceLine(description="Dedicated support", amount_micros=500_000_000)])
+    answer = life.admin.SetEnterpriseContract(life.ad.SetEnterpriseContractRequest(account_id="bigco", contract=contract),
+                                              timeout=RPC_TIMEOUT_S)
+    assert answer.account.plan == a.PLAN_ENTERPRISE and answer.account.enterprise_contract.contract_reference == "ENT-7"
+    overage = life.debit("bigco", "run-1", tokens=400_000).overage_micros  # beyond the balance: metered
+    assert overage > 1_000
+    life.advance(to=end)
+    [invoice] = life.invoices("bigco")
+    assert [(l.kind, l.amount_micros) for l in invoice.line_items] == [
+        (p.INVOICE_LINE_KIND_CONTRACT_FEE, 2_000_000_000),
+        (p.INVOICE_LINE_KIND_CUSTOM, 500_000_000),
+        (p.INVOICE_LINE_KIND_METERED_USAGE, half_up((overage - 1_000) * 8_000, 10_000)),
+    ]
+    assert invoice.status == p.INVOICE_STATUS_PAID
+    bad = a.EnterpriseContract(period_price_micros=-1)
+    life.refused(lambda: life.admin.SetEnterpriseContract(life.ad.SetEnterpriseContractRequest(account_id="bigco", contract=bad),
+                                                          timeout=RPC_TIMEOUT_S), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_CONTRACT")
+
+
+# --------------------------------------------------------------------------
+# The billing cycle, past due, grace
+
+
+def test_pro_cycle_invoice_is_the_price_plus_metered_overage(life):
+    a, p = life.a, life.p
+    account = life.create("acme", plan=a.PLAN_PRO)
+    end = account.current_period_end_unix_seconds
+    life.set_card("acme")
+    first = life.debit("acme", "r1", tokens=1_000_000)
+    second = life.debit("acme", "r2", tokens=2_000_000)
+    overage = first.overage_micros + second.overage_micros
+    assert overage == first.total_micros + second.total_micros  # no credits: all metered
+    assert life.get("acme").accrued_overage_micros == overage
+    moved = life.advance(to=end)
+    assert [t.kind for t in moved.transitions if t.account_id == "acme"] == ["PERIOD_CLOSED", "PAYMENT_SUCCEEDED"]
+    [invoice] = life.invoices("acme")
+    assert invoice.kind == p.INVOICE_KIND_PERIOD and invoice.status == p.INVOICE_STATUS_PAID
+    assert [(l.kind, l.amount_micros) for l in invoice.line_items] == [
+        (p.INVOICE_LINE_KIND_PLAN_FEE, PRO), (p.INVOICE_LINE_KIND_METERED_USAGE, overage)]
+    assert invoice.total_micros == PRO + overage and invoice.amount_due_micros == 0
+    # Usage is billed for the closed period, the plan for the new one.
+    assert invoice.line_items[1].period_end_unix_seconds == end
+    assert invoice.line_items[0].period_start_unix_seconds == end
+    account = life.get("acme")
+    assert account.accrued_overage_micros == 0 and account.runs_this_period == 0
+
+
+def test_declined_card_makes_the_account_past_due_until_paid_with_a_good_card(life):
+    a, p = life.a, life.p
+    account = life.create("acme", plan=a.PLAN_PRO)
+    end = account.current_period_end_unix_seconds
+    life.set_card("acme", DECLINED_CARD)
+    moved = life.advance(to=end)
+    assert [t.kind for t in moved.transitions if t.account_id == "acme"] == ["PERIOD_CLOSED", "PAYMENT_FAILED"]
+    [invoice] = life.invoices("acme")
+    assert invoice.status == p.INVOICE_STATUS_PAST_DUE and invoice.past_due and invoice.amount_due_micros == PRO
+    assert invoice.pay_link == f"/billing/invoices/{invoice.invoice_id}/pay"
+    account = life.get("acme")
+    assert account.status == a.ACCOUNT_STATUS_PAST_DUE and not account.paused
+    assert banner_kinds(account) == [a.BANNER_KIND_PAST_DUE]
+    assert account.banners[0].invoice_id == invoice.invoice_id and account.banners[0].link == invoice.pay_link
+    [failed] = life.charges("acme")
+    assert failed.status == p.CHARGE_STATUS_FAILED and failed.failure_reason == "CARD_DECLINED"
+    # Retrying with the card on file is declined again (and recorded).
+    life.refused(lambda: life.payments.PayInvoice(p.PayInvoiceRequest(account_id="acme", invoice_id=invoice.invoice_id),
+                                                  timeout=RPC_TIMEOUT_S), FAILED_PRECONDITION, "PAYMENT_DECLINED")
+    # A good card given with PayInvoice pays it and goes on file.
+    paid = life.payments.PayInvoice(p.PayInvoiceRequest(account_id="acme", invoice_id=invoice.invoice_id,
+                                                        payment_method=life.card(), idempotency_key="pay-1"),
+                                    timeout=RPC_TIMEOUT_S)
+    assert paid.invoice.status == p.INVOICE_STATUS_PAID and not paid.invoice.past_due
+    assert paid.charge.status == p.CHARGE_STATUS_SUCCEEDED and paid.charge.payment_method_label == "visa •••• 4242"
+    again = life.payments.PayInvoice(p.PayInvoiceRequest(account_id="acme", invoice_id=invoice.invoice_id,
+                                                         idempotency_key="pay-1"), timeout=RPC_TIMEOUT_S)
+    assert again.charge == paid.charge
+    account = life.get("acme")
+    assert account.status == a.ACCOUNT_STATUS_ACTIVE and account.banners == []
+    assert [c.status for c in life.charges("acme")] == [p.CHARGE_STATUS_SUCCEEDED, p.CHARGE_STATUS_FAILED, p.CHARGE_STATUS_FAILED]
+    method = life.payments.GetPaymentMethod(p.GetPaymentMethodRequest(account_id="acme"), timeout=RPC_TIMEOUT_S)
+    assert method.current.card.last4 == "4242"
+    life.refused(lambda: life.payments.PayInvoice(p.PayInvoiceRequest(account_id="acme", invoice_id=invoice.invoice_id),
+                                                  timeout=RPC_TIMEOUT_S), FAILED_PRECONDITION, "INVOICE_ALREADY_PAID")
+
+
+def test_past_due_beyond_the_grace_period_pauses_runs_until_paid(life):
+    a, p = life.a, life.p
+    account = life.create("acme", plan=a.PLAN_PRO)
+    end = account.current_period_end_unix_seconds
+    life.set_card("acme", DECLINED_CARD)
+    life.advance(to=end)
+    life.advance(to=end + GRACE_DAYS * DAY - 1)
+    assert not life.get("acme").paused
+    moved = life.advance(to=end + GRACE_DAYS * DAY)
+    assert [t.kind for t in moved.transitions if t.account_id == "acme"] == ["GRACE_ENDED"]
+    account = life.get("acme")
+    assert account.paused and account.pause_reason == a.PAUSE_REASON_PAST_DUE
+    assert banner_kinds(account) == [a.BANNER_KIND_PAUSED, a.BANNER_KIND_PAST_DUE]
+    life.refused(lambda: life.debit("acme", "paused"), FAILED_PRECONDITION, "ACCOUNT_PAUSED")
+    [invoice] = life.invoices("acme")
+    life.payments.PayInvoice(p.PayInvoiceRequest(account_id="acme", invoice_id=invoice.invoice_id, payment_method=life.card()),
+                             timeout=RPC_TIMEOUT_S)
+    account = life.get("acme")
+    assert not account.paused and account.status == a.ACCOUNT_STATUS_ACTIVE
+    life.debit("acme", "resumed")
+
+
+def test_a_card_that_fails_once_succeeds_on_retry(life):
+    a, p = life.a, life.p
+    account = life.create("acme", plan=a.PLAN_PRO)
+    life.set_card("acme", FAILS_ONCE_CARD)
+    life.advance(to=account.current_period_end_unix_seconds)
+    [invoice] = life.invoices("acme")
+    assert invoice.status == p.INVOICE_STATUS_PAST_DUE
+    paid = life.payments.PayInvoice(p.PayInvoiceRequest(account_id="acme", invoice_id=invoice.invoice_id), timeout=RPC_TIMEOUT_S)
+    assert paid.invoice.status == p.INVOICE_STATUS_PAID
+    assert [c.failure_reason for c in life.charges("acme")] == ["", "PROCESSING_ERROR"]
+
+
+def test_a_replacement_card_applies_at_the_next_cycle(life):
+    a, p = life.a, life.p
+    account = life.create("acme", plan=a.PLAN_PRO)
+    end = account.current_period_end_unix_seconds
+    life.set_card("acme", DECLINED_CARD)
+    answer = life.set_card("acme", GOOD_CARD)
+    assert not answer.applied_now and answer.current.card.last4 == "0002" and answer.pending.card.last4 == "4242"
+    assert answer.pending.effective_unix_seconds == end
+    life.advance(to=end)
+    # The replacement applied before the period's invoice was charged.
+    [invoice] = life.invoices("acme")
+    assert invoice.status == p.INVOICE_STATUS_PAID
+    method = life.payments.GetPaymentMethod(p.GetPaymentMethodRequest(account_id="acme"), timeout=RPC_TIMEOUT_S)
+    assert method.current.card.last4 == "4242" and not method.HasField("pending")
+
+
+# --------------------------------------------------------------------------
+# Credits
+
+
+def test_purchase_credits_charges_once_per_key_and_issues_a_paid_invoice(life):
+    a, p = life.a, life.p
+    life.create("acme", plan=a.PLAN_FREE)
+    request = p.PurchaseCreditsRequest(account_id="acme", amount_micros=25_000_000, idempotency_key="buy-1")
+    life.refused(lambda: life.payments.PurchaseCredits(request, timeout=RPC_TIMEOUT_S), FAILED_PRECONDITION,
+                 "PAYMENT_METHOD_REQUIRED")
+    life.set_card("acme")
+    bought = life.payments.PurchaseCredits(request, timeout=RPC_TIMEOUT_S)
+    assert bought.credit_balance_micros == 25_000_000
+    assert bought.invoice.kind == p.INVOICE_KIND_CREDIT_PURCHASE and bought.invoice.status == p.INVOICE_STATUS_PAID
+    assert bought.charge.kind == p.CHARGE_KIND_CREDIT_PURCHASE and bought.charge.invoice_id == bought.invoice.invoice_id
+    retry = life.payments.PurchaseCredits(request, timeout=RPC_TIMEOUT_S)
+    assert retry.charge == bought.charge and retry.invoice == bought.invoice
+    assert life.get("acme").credit_balance_micros == 25_000_000 and len(life.charges("acme")) == 1
+    other = p.PurchaseCreditsRequest(account_id="acme", amount_micros=1, idempotency_key="buy-1")
+    life.refused(lambda: life.payments.PurchaseCredits(other, timeout=RPC_TIMEOUT_S), grpc.StatusCode.ALREADY_EXISTS,
+                 "IDEMPOTENCY_KEY_REUSED")
+    for amount in (0, -5, 1_000_000_000_001):
+        bad = p.PurchaseCreditsRequest(account_id="acme", amount_micros=amount, idempotency_key=f"bad{amount}")
+        life.refused(lambda: life.payments.PurchaseCredits(bad, timeout=RPC_TIMEOUT_S), grpc.StatusCode.INVALID_ARGUMENT,
+                     "INVALID_AMOUNT")
+    assert life.get("acme").credit_balance_micros == 25_000_000
+
+
+def test_a_declined_purchase_credits_nothing(life):
+    a, p = life.a, life.p
+    life.create("acme", plan=a.PLAN_FREE)
+    life.set_card("acme", DECLINED_CARD)
+    request = p.PurchaseCreditsRequest(account_id="acme", amount_micros=5_000_000, idempotency_key="buy-1")
+    error = life.refused(lambda: life.payments.PurchaseCredits(request, timeout=RPC_TIMEOUT_S), FAILED_PRECONDITION,
+                         "PAYMENT_DECLINED")
+    assert error_info(life.pb, error).metadata["failure_reason"] == "CARD_DECLINED"
+    assert life.get("acme").credit_balance_micros == 0 and life.invoices("acme") == []
+    [charge] = life.charges("acme")
+    assert charge.status == p.CHARGE_STATUS_FAILED and charge.invoice_id == ""
+    # The key stays declined: a retry does not charge again.
+    life.refused(lambda: life.payments.PurchaseCredits(request, timeout=RPC_TIMEOUT_S), FAILED_PRECONDITION, "PAYMENT_DECLINED")
+    assert len(life.charges("acme")) == 1
+
+
+def test_grants_are_recorded_apart_from_purchases(life):
+    a, p = life.a, life.p
+    life.create("acme", plan=a.PLAN_FREE)
+    life.admin.GrantCredits(life.ad.GrantCreditsRequest(account_id="acme", amount_micros=3_000_000, reason="promo",
+                                                        idempotency_key="g1"), timeout=RPC_TIMEOUT_S)
+    assert life.get("acme").credit_balance_micros == 3_000_000
+    assert life.invoices("acme") == [] and life.charges("acme") == []
+    audit = life.admin.ListAuditLog(life.ad.ListAuditLogRequest(account_id="acme"), timeout=RPC_TIMEOUT_S).entries
+    assert "GrantCredits" in [e.action for e in audit]
+
+
+# --------------------------------------------------------------------------
+# Workspaces, plans table, numbering, PDFs, limits
+
+
+def test_free_allows_one_workspace(life):
+    a = life.a
+    life.create("acme", plan=a.PLAN_FREE)
+    life.admin.GrantCredits(life.ad.GrantCreditsRequest(account_id="acme", amount_micros=1_000_000, idempotency_key="g"),
+                            timeout=RPC_TIMEOUT_S)
+    life.debit("acme", "w1", workspace="ws-a")
+    error = life.refused(lambda: life.debit("acme", "w2", workspace="ws-b"), FAILED_PRECONDITION, "WORKSPACE_LIMIT")
+    assert "ws-b" in error.details()
+    quote = life.quote("acme", workspace="ws-b")
+    assert not quote.would_accept and quote.refusal.reason == "WORKSPACE_LIMIT"
+    assert list(life.get("acme").workspace_ids) == ["ws-a"]
+
+
+def test_list_plans_is_the_comparison_table(life):
+    a = life.a
+    life.create("acme", plan=a.PLAN_FREE)
+    plans = life.accounts.ListPlans(a.ListPlansRequest(account_id="acme"), timeout=RPC_TIMEOUT_S).plans
+    assert [p.plan for p in plans] == [a.PLAN_FREE, a.PLAN_PRO, a.PLAN_ENTERPRISE]
+    assert [p.current for p in plans] == [True, False, False]
+    assert [p.price_label for p in plans] == ["$0", "$49.00/month", "Contact sales"]
+    assert [(p.run_quota, p.max_workspaces) for p in plans] == [(200, 1), (20_000, 0), (0, 0)]
+    assert [p.contact_sales for p in plans] == [False, False, True]
+    labels = [[f.label for f in p.features] for p in plans]
+    assert labels[0] == labels[1] == labels[2] and labels[0][:5] == ["Price", "Workspaces", "Run quota", "Support", "Integrations"]
+    assert plans[1].features[2].value == "20,000 runs/month"
+
+
+def test_invoice_numbers_have_no_gaps_across_accounts(life):
+    a, p = life.a, life.p
+    for account in ("a1", "a2", "a3"):
+        life.create(account, plan=a.PLAN_FREE)
+        life.set_card(account, DECLINED_CARD if account == "a2" else GOOD_CARD)
+    for index, account in enumerate(("a1", "a2", "a3", "a1")):
+        request = p.PurchaseCreditsRequest(account_id=account, amount_micros=1_000_000 + index, idempotency_key=f"b{index}")
+        try:
+            life.payments.PurchaseCredits(request, timeout=RPC_TIMEOUT_S)
+        except grpc.RpcError:
+            assert account == "a2"
+    numbers = sorted(i.sequence for account in ("a1", "a2", "a3") for i in life.invoices(account))
+    assert numbers == [1, 2, 3]
+    assert [i.number for i in life.invoices("a1")] == ["INV-000003", "INV-000001"]
+
+
+def test_invoice_pdf_opens_in_poppler_with_number_lines_and_total(life, tmp_path):
+    a, p = life.a, life.p
+    assert shutil.which("pdftotext") and shutil.which("pdftoppm"), "poppler-utils is required (scripts/install-deps.sh)"
+    account = life.create("acme", plan=a.PLAN_PRO)
+    life.set_card("acme")
+    overage = life.debit("acme", "r1", tokens=1_000_000).overage_micros
+    life.advance(to=account.current_period_end_unix_seconds)
+    [invoice] = life.invoices("acme")
+    answer = life.payments.GetInvoicePdf(p.GetInvoicePdfRequest(account_id="acme", invoice_id=invoice.invoice_id),
+                                         timeout=RPC_TIMEOUT_S)
+    assert answer.content_type == "application/pdf" and answer.filename == f"{invoice.number}.pdf"
+    assert answer.pdf.startswith(b"%PDF-")
+    path = tmp_path / answer.filename
+    path.write_bytes(answer.pdf)
+    text = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, timeout=30, check=True).stdout
+    for expected in (invoice.number, "PAID", "acme Inc.", "billing@acme.example", *[l.description for l in invoice.line_items]):
+        assert expected in text, f"{expected!r} not in:\n{text}"
+    total = f"${(PRO + overage) // 1_000_000:,}.{(PRO + overage) % 1_000_000:06d}".rstrip("0")
+    total = total if len(total.split(".")[1]) >= 2 else total + "0" * (2 - len(total.split(".")[1]))
+    assert total in text, f"total {total} not in:\n{text}"
+    subprocess.run(["pdftoppm", "-png", "-r", "40", "-f", "1", "-l", "1", str(path), str(tmp_path / "page")],
+                   capture_output=True, timeout=30, check=True)
+    pages = list(tmp_path.glob("page*.png"))
+    assert pages and pages[0].stat().st_size > 1000
+    life.refused(lambda: life.payments.GetInvoicePdf(p.GetInvoicePdfRequest(account_id="acme", invoice_id="in_999"),
+                                                     timeout=RPC_TIMEOUT_S), grpc.StatusCode.NOT_FOUND, "INVOICE_NOT_FOUND")
+
+
+def test_card_numbers_never_reach_storage_or_logs(life):
+    a = life.a
+    life.create("acme", plan=a.PLAN_FREE)
+    life.set_card("acme", "4000 0000 0000 0002")
+    life.set_card("acme", "5555555555554444")
+    life.served.terminate()
+    assert life.served.wait_exit(10) == 0
+    for path in life.served.db_path.parent.iterdir():
+        if path.is_file():
+            data = path.read_bytes()
+            for number in (b"4000000000000002", b"5555555555554444", b"4000 0000 0000 0002"):
+                assert number not in data, f"{number} found in {path}"
+
+
+def test_bad_payment_methods_are_refused_and_change_nothing(life):
+    a, p = life.a, life.p
+    life.create("acme", plan=a.PLAN_FREE)
+    cases = [
+        (life.card("4242424242424241"), "INVALID_CARD_NUMBER"),
+        (life.card(year=2001), "CARD_EXPIRED"),
+        (p.PaymentMethodInput(card=p.CardInput(number=GOOD_CARD, exp_month=13, exp_year=2099)), "INVALID_EXPIRY"),
+        (p.PaymentMethodInput(bank_account=p.BankAccountInput(bank_name="B", routing_number="12", account_number="1234")),
+         "INVALID_ROUTING_NUMBER"),
+        (p.PaymentMethodInput(), "MISSING_FIELD"),
+    ]
+    for method, reason in cases:
+        life.refused(lambda: life.payments.SetPaymentMethod(p.SetPaymentMethodRequest(account_id="acme", payment_method=method),
+                                                            timeout=RPC_TIMEOUT_S), grpc.StatusCode.INVALID_ARGUMENT, reason)
+    assert not life.get("acme").has_payment_method
+    bank = p.PaymentMethodInput(bank_account=p.BankAccountInput(bank_name="First Test Bank", routing_number="110000000",
+                                                               account_number="000123456789"))
+    answer = life.payments.SetPaymentMethod(p.SetPaymentMethodRequest(account_id="acme", payment_method=bank), timeout=RPC_TIMEOUT_S)
+    assert answer.current.bank_account.last4 == "6789" and answer.current.type == p.PAYMENT_METHOD_TYPE_BANK_ACCOUNT
+
+
+def test_clock_moves_forward_only_and_is_bounded(life):
+    now = life.now()
+    life.refused(lambda: life.advance(to=now - 1), grpc.StatusCode.INVALID_ARGUMENT, "CLOCK_BACKWARDS")
+    life.refused(lambda: life.advance(seconds=-1), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD")
+    life.refused(lambda: life.advance(seconds=11 * 366 * DAY), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD")
+    assert life.now() == now
+
+
+def test_advance_clock_without_test_clock_is_failed_precondition(pb, server):
+    s = server()
+    admin = pb.admin_pb2_grpc.AdminStub(s.authorized_channel())
+    with pytest.raises(grpc.RpcError) as caught:
+        admin.AdvanceClock(pb.admin_pb2.AdvanceClockRequest(seconds=60), timeout=RPC_TIMEOUT_S)
+    assert caught.value.code() == FAILED_PRECONDITION
+    assert error_info(pb, caught.value).reason == "TEST_CLOCK_DISABLED"
+
+
+def test_a_restart_keeps_everything_and_processes_nothing_twice(pb, server, verify):
+    s = server(args=("--test-clock",))
+    life = Lifecycle(pb, s)
+    a = life.a
+    account = life.create("acme", plan=a.PLAN_PRO)
+    life.set_card("acme")
+    life.advance(to=account.current_period_end_unix_seconds + 10)
+    before = (life.get("acme"), life.invoices("acme"), life.charges("acme"), life.now())
+    s.terminate()
+    assert s.wait_exit(10) == 0
+    again = server(args=("--test-clock",), db=s.db_path)
+    again.credentials_path = s.credentials_path
+    life = Lifecycle(pb, again)
+    after = (life.get("acme"), life.invoices("acme"), life.charges("acme"), life.now())
+    assert after[1:3] == before[1:3] and after[0] == before[0]
+    assert after[3] >= before[3]
+    verify(again.db_path)
