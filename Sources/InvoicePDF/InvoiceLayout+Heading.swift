@@ -1,0 +1,105 @@
+/// The top of the first page: title and number on the left, the status badge on
+/// the right, then three columns: seller, customer, and the invoice's facts.
+extension InvoiceLayout {
+    /// Columns of the party row; the facts column is widest, for date ranges.
+    private enum PartyColumn {
+        static let seller = (x: Margin.left, width: 150.0)
+        static let customer = (x: Margin.left + 164, width: 150.0)
+        static let facts = (x: Margin.left + 328, width: Margin.right - Margin.left - 328)
+    }
+
+    /// At most this many lines in each party or facts column, so an overlong
+    /// address cannot push the table off the first page.
+    private static let maxBlockLines = 12
+    private static let blockLeading = 13.5
+
+    mutating func drawHeading() {
+        let titleBaseline = Margin.top - 18
+        let badgeWidth = drawBadge(capCentre: titleBaseline + 8.6)
+        let style = Style.title
+        let titleWidth = Margin.right - Margin.left - badgeWidth - 24
+        let title = style.font.truncated(WinAnsi.encode(document.title), toWidth: titleWidth, size: style.size)
+        let number = Style.number.font.truncated(
+            WinAnsi.encode(document.number), toWidth: titleWidth, size: Style.number.size)
+        draw {
+            $0.text(title, x: Margin.left, y: titleBaseline, style)
+            $0.text(number, x: Margin.left, y: titleBaseline - 20, Style.number)
+        }
+        cursor = titleBaseline - 20 - 34
+    }
+
+    /// The status in a rounded, tinted box at the right margin, vertically centred
+    /// on `capCentre`. Returns its width.
+    private mutating func drawBadge(capCentre: Double) -> Double {
+        let style = TextStyle(font: .helveticaBold, size: 10, color: Style.badge(for: document.status).text)
+        let status = style.font.truncated(WinAnsi.encode(document.status), toWidth: 200, size: style.size)
+        guard !status.isEmpty else { return 0 }
+        let (padding, height) = (11.0, 22.0)
+        let width = style.font.width(of: status, size: style.size) + 2 * padding
+        let background = Style.badge(for: document.status).background
+        draw {
+            $0.roundedRectangle(x: Margin.right - width, y: capCentre - height / 2, width: width, height: height,
+                                radius: 4, background)
+            // Helvetica-Bold's capitals are 0.72 em tall: centre them in the box.
+            $0.text(status, x: Margin.right - width + padding, y: capCentre - 0.72 * style.size / 2, style)
+        }
+        return width
+    }
+
+    mutating func drawParties() {
+        let headingBaseline = cursor - 8
+        let firstBaseline = headingBaseline - 17
+        let rows = [
+            drawParty(document.seller, heading: "FROM", column: PartyColumn.seller, headingBaseline, firstBaseline),
+            drawParty(document.customer, heading: "BILL TO", column: PartyColumn.customer, headingBaseline, firstBaseline),
+            drawFacts(headingBaseline, firstBaseline),
+        ]
+        let tallest = Double(rows.max() ?? 0)
+        cursor = firstBaseline - (tallest - 1) * Self.blockLeading - 30
+    }
+
+    /// Returns the number of lines drawn under the heading.
+    private mutating func drawParty(
+        _ party: InvoiceDocument.Party, heading: String, column: (x: Double, width: Double),
+        _ headingBaseline: Double, _ firstBaseline: Double
+    ) -> Int {
+        let lines = Self.capped([party.name] + party.lines).enumerated().map { index, text in
+            let style = index == 0 ? Style.partyName : Style.secondary
+            return (style.font.truncated(WinAnsi.encode(text), toWidth: column.width, size: style.size), style)
+        }
+        draw {
+            $0.text(WinAnsi.encode(heading), x: column.x, y: headingBaseline, Style.label)
+            for (index, (line, style)) in lines.enumerated() {
+                $0.text(line, x: column.x, y: firstBaseline - Double(index) * Self.blockLeading, style)
+            }
+        }
+        return lines.count
+    }
+
+    /// Label on the left of the column, value right-aligned at the margin.
+    private mutating func drawFacts(_ headingBaseline: Double, _ firstBaseline: Double) -> Int {
+        let column = PartyColumn.facts
+        let facts = Array(document.facts.prefix(Self.maxBlockLines))
+        guard !facts.isEmpty else { return 0 }
+        draw {
+            $0.text(WinAnsi.encode("DETAILS"), x: column.x, y: headingBaseline, Style.label)
+            for (index, fact) in facts.enumerated() {
+                let y = firstBaseline - Double(index) * Self.blockLeading
+                let (labelStyle, valueStyle) = (Style.secondary, Style.body)
+                let label = labelStyle.font.truncated(WinAnsi.encode(fact.label), toWidth: column.width * 0.45,
+                                                      size: labelStyle.size)
+                let labelWidth = labelStyle.font.width(of: label, size: labelStyle.size)
+                let value = valueStyle.font.truncated(WinAnsi.encode(fact.value),
+                                                      toWidth: column.width - labelWidth - 10, size: valueStyle.size)
+                $0.text(label, x: column.x, y: y, labelStyle)
+                $0.text(value, right: column.x + column.width, y: y, valueStyle)
+            }
+        }
+        return facts.count
+    }
+
+    /// `lines`, or the first of them and an ellipsis when there are too many.
+    private static func capped(_ lines: [String]) -> [String] {
+        lines.count <= maxBlockLines ? lines : Array(lines.prefix(maxBlockLines - 1)) + ["\u{2026}"]
+    }
+}

@@ -1,0 +1,222 @@
+import BillingCore
+import BillingLedger
+import BillingProto
+import Synchronization
+import Testing
+
+/// The account lifecycle through the ledger: journal, replay, checkpoints,
+/// the test-mode gateway, and a period close interrupted between its invoice
+/// and its charge.
+@Suite struct LifecycleLedgerTests {
+    static let good = TokenizedMethod(token: "tok_test_ok_1", kind: .card(brand: "visa", last4: "4242", expMonth: 12, expYear: 2099))
+    static let declining = TokenizedMethod(token: "tok_test_decline_2", kind: .card(brand: "visa", last4: "0002", expMonth: 12, expYear: 2099))
+    static let day: Int64 = 86_400
+
+    /// Three months of a busy service: a trial that converts, one that pauses
+    /// and comes back, an upgrade, a downgrade, purchases, a declined card,
+    /// an Enterprise contract, and metered overage.
+    static func busy(gateway: any PaymentGateway = TestPaymentGateway()) async throws -> (Harness, LedgerConfiguration) {
+        var configuration = Fixtures.configuration(checkpointEvery: 1_000_000)
+        configuration.trialCreditMicros = 7_000_000
+        configuration.graceSeconds = 2 * day
+        let store = InMemoryLedgerStore()
+        let clock = ManualClock(year: 2028, month: 1, day: 31, hour: 12)
+        let ledger = try Ledger(store: store, plans: Fixtures.plans, clock: clock, configuration: configuration,
+                                logger: Fixtures.logger, gateway: gateway)
+        let h = Harness(store: store, clock: clock, ledger: ledger)
+        _ = try await ledger.createAccount(id: "converts", actor: "test")
+        _ = try await ledger.createAccount(id: "pauses", actor: "test")
+        _ = try await ledger.createAccount(id: "upgrades", plan: .free, actor: "test")
+        _ = try await ledger.createAccount(id: "declined", plan: .pro, actor: "test")
+        _ = try await ledger.createAccount(id: "big", plan: .pro, actor: "test")
+        _ = try await ledger.setPaymentMethod(accountID: "converts", method: good, actor: "test")
+        _ = try await ledger.setPaymentMethod(accountID: "upgrades", method: good, actor: "test")
+        _ = try await ledger.setPaymentMethod(accountID: "declined", method: declining, actor: "test")
+        _ = try await ledger.setPaymentMethod(accountID: "big", method: good, actor: "test")
+        _ = try await ledger.purchaseCredits(accountID: "upgrades", amountMicros: 3_000_000, key: "buy-1", actor: "test")
+        for index in 0..<5 {
+            _ = try await h.debit(Fixtures.command(account: "declined", key: "d-\(index)", micros: 1_000_000, run: "r-\(index)"))
+            _ = try await h.debit(Fixtures.command(account: "big", key: "b-\(index)", micros: 2_000_000, run: "r-\(index)"))
+        }
+        var terms = Billing_V1_EnterpriseContract()
+        terms.periodPriceMicros = 900_000_000
+        terms.usageRateBasisPoints = 5_000
+        terms.contractReference = "E-1"
+        try await ledger.setEnterpriseContract(accountID: "big", terms: terms, actor: "ops")
+        clock.advance(seconds: 10 * day)
+        _ = try await ledger.changePlan(accountID: "upgrades", to: .pro, key: "up", actor: "test")
+        for _ in 0..<9 {
+            clock.advance(seconds: 10 * day)
+            try await ledger.tick()
+        }
+        _ = try await ledger.changePlan(accountID: "pauses", to: .free, key: "free", actor: "test")
+        _ = try await ledger.changePlan(accountID: "upgrades", to: .free, key: "down", actor: "test")
+        return (h, configuration)
+    }
+
+    @Test func replayCheckpointAndAuditAgreeOnEverything() async throws {
+        let (h, _) = try await Self.busy()
+        let state = await h.ledger.snapshot
+        // The scenario did what it says.
+        #expect(state.accounts["converts"]?.lifecycle.status == .active)
+        #expect(state.accounts["pauses"]?.lifecycle.plan == .free && state.accounts["pauses"]?.lifecycle.runsPaused == false)
+        #expect(state.accounts["declined"]?.lifecycle.runsPaused == true)
+        #expect(state.accounts["big"]?.lifecycle.plan == .enterprise)
+        #expect(state.accounts["upgrades"]?.lifecycle.pendingChange?.plan == .free)
+        #expect(state.invoices.count >= 10)
+        #expect(state.invoices.values.contains { $0.invoice.status == .pastDue })
+
+        // The journal replayed from scratch gives the same books.
+        var fromScratch = LedgerState(plans: Fixtures.plans)
+        for entry in h.journal() { try fromScratch.apply(entry) }
+        #expect(fromScratch == state)
+        // A checkpoint (through its bytes) gives them too.
+        let bytes: [UInt8] = try state.checkpoint(writtenAtMicros: h.clock.nowMicros()).serializedBytes()
+        let restored = LedgerState(checkpoint: try Billing_Journal_V1_Checkpoint(serializedBytes: bytes), plans: Fixtures.plans)
+        #expect(restored == state)
+        #expect(try LedgerAudit.run(on: h.store, plans: Fixtures.plans).problems == [])
+        // Numbers without gaps.
+        #expect(state.invoices.keys.sorted() == Array(1...Int64(state.invoices.count)))
+        await h.ledger.close()
+    }
+
+    @Test func theEnterprisePeriodBillsTheContractAndDiscountedUsage() async throws {
+        let (h, _) = try await Self.busy()
+        let state = await h.ledger.snapshot
+        let big = try #require(state.accounts["big"])
+        let first = try #require(big.invoiceSequences.first.flatMap { state.invoices[$0]?.invoice })
+        // $10 of overage at 50% beside the $900 contract price.
+        #expect(first.lineItems.map(\.amountMicros) == [900_000_000, 5_000_000])
+        #expect(first.status == .paid)
+        await h.ledger.close()
+    }
+
+    @Test func aPeriodCloseInterruptedBeforeItsChargeIsChargedOnceAfterRestart() async throws {
+        let gateway = StallingGateway()
+        let store = InMemoryLedgerStore()
+        let clock = ManualClock(year: 2028, month: 3, day: 1)
+        let ledger = try Ledger(store: store, plans: Fixtures.plans, clock: clock, configuration: Fixtures.configuration(),
+                                logger: Fixtures.logger, gateway: gateway)
+        _ = try await ledger.createAccount(id: "acct", plan: .pro, actor: "test")
+        _ = try await ledger.setPaymentMethod(accountID: "acct", method: Self.good, actor: "test")
+        clock.advance(seconds: 31 * Self.day)
+        gateway.stallNext()
+        // The period closes and its invoice is journaled; the charge hangs.
+        let first = Task { try await ledger.tick() }
+        await gateway.reached.wait()
+        #expect(await ledger.snapshot.invoices[1]?.attemptPending == true)
+
+        // Crash: the old process's writes are refused from now on.
+        let restartedStore = store.restart()
+        await ledger.close()
+        let second = try Ledger(store: restartedStore, plans: Fixtures.plans, clock: clock, configuration: Fixtures.configuration(),
+                                logger: Fixtures.logger, gateway: gateway)
+        #expect(await second.snapshot.invoices[1]?.attemptPending == true)
+        let transitions = try await second.tick()
+        #expect(transitions.map(\.kind) == ["PAYMENT_SUCCEEDED"])
+        gateway.release()
+        _ = try? await first.value
+
+        let state = await second.snapshot
+        #expect(state.invoices.count == 1 && state.invoices[1]?.invoice.status == .paid)
+        #expect(state.accounts["acct"]?.charges.count == 1)
+        // Both attempts used the same gateway key: a real gateway charges once.
+        #expect(gateway.keys == ["in_1-attempt-1", "in_1-attempt-1"])
+        #expect(try LedgerAudit.run(on: restartedStore, plans: Fixtures.plans).problems == [])
+        // Nothing more is due or owed.
+        #expect(try await second.tick().isEmpty)
+        await second.close()
+    }
+
+    @Test func requestsAreRefusedWithoutChangingAnything() async throws {
+        let h = try Harness()
+        _ = try await h.ledger.createAccount(id: "acct", plan: .free, actor: "test")
+        let before = await h.ledger.snapshot
+        await #expect(throws: AccountRequestRefused(reason: "CONTACT_SALES", message: AccountRefusal.contactSales.message)) {
+            _ = try await h.ledger.changePlan(accountID: "acct", to: .enterprise, key: "", actor: "test")
+        }
+        await #expect(throws: AccountRequestRefused.self) {
+            _ = try await h.ledger.changePlan(accountID: "acct", to: .pro, key: "", actor: "test")
+        }
+        await #expect(throws: AccountRequestRefused.self) {
+            _ = try await h.ledger.purchaseCredits(accountID: "acct", amountMicros: 5, key: "k", actor: "test")
+        }
+        await #expect(throws: AccountRequestRefused.self) {
+            try await h.ledger.cancelPendingChange(accountID: "acct", actor: "test")
+        }
+        await #expect(throws: LedgerError.accountNotFound("nobody")) {
+            _ = try await h.ledger.changePlan(accountID: "nobody", to: .pro, key: "", actor: "test")
+        }
+        #expect(await h.ledger.snapshot == before)
+        await h.ledger.close()
+    }
+
+    @Test func testCardsDecideOutcomes() async throws {
+        let gateway = TestPaymentGateway()
+        let now: Int64 = 1_800_000_000
+        func token(_ number: String) async throws -> String {
+            try await gateway.tokenize(.card(number: number, expMonth: 1, expYear: 2099, holder: ""), now: now).token
+        }
+        let ok = try await token(TestPaymentGateway.alwaysSucceeds)
+        let declines = try await token(TestPaymentGateway.alwaysDeclines)
+        let once = try await token(TestPaymentGateway.failsOnce)
+        let amount = Money(micros: 1)
+        #expect(await gateway.charge(token: ok, amount: amount, idempotencyKey: "a") == .succeeded(reference: "gw_test_4"))
+        #expect(await gateway.charge(token: declines, amount: amount, idempotencyKey: "b")
+            == .failed(reason: "CARD_DECLINED", message: "the payment method was declined"))
+        guard case .failed(reason: "PROCESSING_ERROR", _) = await gateway.charge(token: once, amount: amount, idempotencyKey: "c") else {
+            Issue.record("the fail-once card did not fail first")
+            return
+        }
+        // The same key answers the first outcome; a new attempt succeeds.
+        guard case .failed = await gateway.charge(token: once, amount: amount, idempotencyKey: "c") else {
+            Issue.record("a retried key was charged again")
+            return
+        }
+        guard case .succeeded = await gateway.charge(token: once, amount: amount, idempotencyKey: "d") else {
+            Issue.record("the fail-once card failed twice")
+            return
+        }
+        await #expect(throws: GatewayRefusal.self) { _ = try await token("4242424242424241") }
+        await #expect(throws: GatewayRefusal.self) {
+            _ = try await gateway.tokenize(.card(number: TestPaymentGateway.alwaysSucceeds, expMonth: 1, expYear: 2020, holder: ""), now: now)
+        }
+        let card = try await gateway.tokenize(.card(number: "5555 5555 5555 4444", expMonth: 1, expYear: 2099, holder: ""), now: now)
+        #expect(card.label == "mastercard •••• 4444")
+        #expect(!card.token.contains("5555"))
+    }
+}
+
+/// A gateway whose next charge waits until released (a process that dies
+/// mid-charge), recording every idempotency key it is asked for.
+final class StallingGateway: PaymentGateway {
+    private struct State {
+        var stall = false
+        var keys: [String] = []
+    }
+
+    private let state = Mutex(State())
+    let reached = AsyncLatch()
+    private let released = AsyncLatch()
+
+    func stallNext() { state.withLock { $0.stall = true } }
+    func release() { released.open() }
+    var keys: [String] { state.withLock { $0.keys } }
+
+    func tokenize(_ source: PaymentSource, now: Int64) async throws(GatewayRefusal) -> TokenizedMethod {
+        throw GatewayRefusal(reason: "UNSUPPORTED", message: "not in this test")
+    }
+
+    func charge(token: String, amount: Money, idempotencyKey: String) async -> ChargeOutcome {
+        let stall = state.withLock { state in
+            state.keys.append(idempotencyKey)
+            defer { state.stall = false }
+            return state.stall
+        }
+        if stall {
+            reached.open()
+            await released.wait()
+        }
+        return .succeeded(reference: "gw-\(idempotencyKey)")
+    }
+}

@@ -1,0 +1,137 @@
+import Testing
+@testable import InvoicePDF
+
+/// The file's bookkeeping, checked by our own reader: xref offsets, stream
+/// lengths, the page tree, and the bytes text turns into.
+@Suite struct InvoicePDFStructureTests {
+    @Test(arguments: [1, 4, 40, 300])
+    func crossReferencesAndStreamLengthsAreExact(lines: Int) throws {
+        let pdf = try ParsedPDF(InvoicePDF.render(.withLines(lines)))
+        let streams = try pdf.streams()
+        #expect(streams.count == pdf.pageObjects.count, "one content stream per page")
+        #expect(pdf.trailer.contains("/Root 1 0 R"))
+        #expect(pdf.object(1).contains("/Type /Catalog"))
+    }
+
+    @Test func declaresBothHelveticasInWinAnsi() throws {
+        let pdf = try ParsedPDF(InvoicePDF.render(.sample))
+        let fonts = (1...pdf.objectCount).map(pdf.object).filter { $0.contains("/Type /Font") }
+        #expect(fonts.count == 2)
+        for name in ["/BaseFont /Helvetica ", "/BaseFont /Helvetica-Bold "] {
+            #expect(fonts.contains { $0.contains(name) && $0.contains("/Encoding /WinAnsiEncoding") }, "\(name)")
+        }
+    }
+
+    @Test func manyLinesContinueOnPagesCountedByThePageTree() throws {
+        let pdf = try ParsedPDF(InvoicePDF.render(.withLines(300)))
+        let pages = pdf.pageObjects
+        #expect(pages.count > 1)
+        let tree = pdf.object(2)
+        #expect(tree.contains("/Type /Pages"))
+        #expect(tree.contains("/Count \(pages.count) "))
+        let content = try pdf.streams().map { String(decoding: $0.data, as: UTF8.self) }
+        #expect(content.last?.contains("(Page \(pages.count) of \(pages.count)) Tj") == true)
+        // The table header is repeated on every page that has rows; totals come last.
+        #expect(content.dropLast().allSatisfy { $0.contains("(DESCRIPTION) Tj") })
+        #expect(content.last?.contains("(Amount due) Tj") == true)
+        #expect(content.dropLast().allSatisfy { !$0.contains("(Amount due) Tj") })
+    }
+
+    @Test func fewLinesFitOnOnePage() throws {
+        let pdf = try ParsedPDF(InvoicePDF.render(.sample))
+        #expect(pdf.pageObjects.count == 1)
+        #expect(pdf.object(2).contains("/Count 1 "))
+    }
+
+    @Test func parenthesesBackslashesAndNonASCIIAreEscaped() throws {
+        var document = InvoiceDocument.sample
+        document.lines[0].description = "Café (large) \\ tier ) ( \u{20AC}"
+        let pdf = try ParsedPDF(InvoicePDF.render(document))
+        let content = try #require(try pdf.streams().first).data
+        // é is WinAnsi 351 (octal), € is 200: both written as octal escapes.
+        #expect(content.firstRange(of: Array(#"(Caf\351 \(large\) \\ tier \) \( \200) Tj"#.utf8)) != nil)
+    }
+
+    @Test func controlCharactersCannotBreakTheStream() throws {
+        var document = InvoiceDocument.sample
+        document.lines[0].description = "a\u{0}b\u{7}c\td\r\ne\u{1B}f"
+        document.number = "INV-\u{0}\n)"
+        let pdf = try ParsedPDF(InvoicePDF.render(document))
+        let content = try #require(try pdf.streams().first).data
+        #expect(content.firstRange(of: Array("(a?b?c d e?f) Tj".utf8)) != nil)
+        #expect(content.allSatisfy { $0 == 0x0A || (0x20...0x7E).contains($0) }, "content streams are plain ASCII")
+    }
+
+    /// Overlong everything: every run must still sit inside the margins and above
+    /// the footer, and no description may reach into the quantity column.
+    @Test func textStaysInsideThePage() throws {
+        let long = "Consolidated enterprise workspace billing for the EMEA region, all subsidiaries"
+        var document = InvoiceDocument.withLines(30)
+        document.title = String(repeating: "Proforma ", count: 12)
+        document.status = String(repeating: "PAST DUE ", count: 8)
+        document.seller = .init(name: long, lines: (1...20).map { "\($0) \(long)" })
+        document.facts = [.init(long, long), .init("Due", long)]
+        document.lines[3] = .init(description: long + long + long, quantity: long, unitPrice: long, amount: long)
+        document.lines[4].description = String(repeating: "x", count: 500)
+        document.totals = [.init(long, long), .init("Amount due", "$1,234,567,890,123.45")]
+        document.notes = [long + long + long + long + long + long]
+        let pdf = try ParsedPDF(InvoicePDF.render(document))
+        let columns = TableColumns(for: document.lines)
+        let descriptions = Set(document.lines.flatMap { InvoiceLayout.descriptionLines($0.description, in: columns) })
+        let margin = InvoiceLayout.Margin.self
+        var descriptionRuns = 0
+        for content in try pdf.streams() {
+            let runs = TextRun.all(in: content.data)
+            for (index, run) in runs.enumerated() {
+                for other in runs[(index + 1)...] where run.overlaps(other) {
+                    Issue.record("'\(String(decoding: run.text, as: UTF8.self))' overlaps '\(String(decoding: other.text, as: UTF8.self))'")
+                }
+                let text = String(decoding: run.text, as: UTF8.self)
+                #expect(run.x >= margin.left - 0.01 && run.x + run.width <= margin.right + 0.01, "\(text)")
+                // Helvetica's capitals are 0.72 em tall.
+                #expect(run.y >= margin.footerBaseline - 0.01 && run.y + 0.72 * run.size <= margin.top + 0.01, "\(text)")
+                if descriptions.contains(run.text) && run.font == .helvetica {
+                    descriptionRuns += 1
+                    #expect(run.x + run.width < columns.quantity.left, "\(text)")
+                }
+            }
+        }
+        #expect(descriptionRuns >= document.lines.count)
+        #expect(try pdf.streams().flatMap { TextRun.all(in: $0.data) }.contains { $0.text == Array("$1,234,567,890,123.45".utf8) },
+                "amounts are not cut")
+    }
+
+    @Test func sameDocumentSameBytes() {
+        #expect(InvoicePDF.render(.withLines(50)) == InvoicePDF.render(.withLines(50)))
+        var other = InvoiceDocument.sample
+        other.status = "PAID"
+        #expect(InvoicePDF.render(other) != InvoicePDF.render(.sample))
+    }
+
+    @Test func emptyDocumentIsStillOneValidPage() throws {
+        let empty = InvoiceDocument(
+            title: "", number: "", status: "", seller: .init(name: "", lines: []), customer: .init(name: "", lines: []),
+            facts: [], lines: [], totals: [], notes: [])
+        let pdf = try ParsedPDF(InvoicePDF.render(empty))
+        _ = try pdf.streams()
+        #expect(pdf.pageObjects.count == 1)
+    }
+
+    @Test func totalsTallerThanAPageFlowOntoFurtherPages() throws {
+        var document = InvoiceDocument.sample
+        document.totals = (1...60).map { InvoiceDocument.Fact("Adjustment \($0)", "$\($0).00") }
+        let pdf = try ParsedPDF(InvoicePDF.render(document))
+        let content = try pdf.streams().map { String(decoding: $0.data, as: UTF8.self) }
+        #expect(content.count > 2)
+        #expect(content.joined().contains("(Adjustment 60) Tj"))
+    }
+
+    @Test func longNotesFlowOntoFurtherPages() throws {
+        var document = InvoiceDocument.sample
+        document.notes = (1...120).map { "Note \($0): terms and conditions apply." }
+        let pdf = try ParsedPDF(InvoicePDF.render(document))
+        let content = try pdf.streams().map { String(decoding: $0.data, as: UTF8.self) }
+        #expect(content.count > 1)
+        #expect(content.joined().contains("(Note 120: terms and conditions apply.) Tj"))
+    }
+}
