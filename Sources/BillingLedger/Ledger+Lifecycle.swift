@@ -66,7 +66,9 @@ extension Ledger {
         }
     }
 
-    var nowUnix: Int64 { clock.nowMicros() / 1_000_000 }
+    /// Lifecycle time: the clock, but never before a transition already
+    /// applied (a clock set back across a restart cannot replay the past).
+    var nowUnix: Int64 { max(clock.nowMicros() / 1_000_000, state.testClockUnix) }
 
     func book(_ id: String) throws -> AccountBook {
         guard let book = state.accounts[id] else { throw LedgerError.accountNotFound(id) }

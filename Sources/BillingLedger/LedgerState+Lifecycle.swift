@@ -71,6 +71,8 @@ extension LedgerState {
     mutating func applyLifecycle(_ event: Billing_Journal_V1_LifecycleEvent, seq: Int64) throws(ApplyError) {
         guard var book = accounts[event.accountID] else { throw .unknownAccount(seq: seq, event.accountID) }
         let at = event.atUnix
+        // Business time never goes back, even if a clock does across a restart.
+        testClockUnix = max(testClockUnix, at)
         let due = book.lifecycle.nextDueTransition(now: at)
         let domainEvent: AccountEvent
         var method: Billing_Journal_V1_PaymentMethodSet?

@@ -10,7 +10,9 @@ public struct LedgerState: Sendable, Equatable {
     public var apiKeys: [String: ApiKeyRecord] = [:]
     /// Every invoice of the service by sequence (1, 2, 3... without gaps).
     public var invoices: [Int64: InvoiceRecord] = [:]
-    /// The test clock's time (unix seconds) as last set; 0 with the real clock.
+    /// The latest instant (unix seconds) the lifecycle has reached: the test
+    /// clock's last setting or the last transition's due time. A test clock
+    /// resumes from it, and lifecycle requests never run before it.
     public var testClockUnix: Int64 = 0
     /// Seq of the last entry applied.
     public var lastSeq: Int64 = 0

@@ -419,3 +419,162 @@ def test_run_quota_and_workspaces_survive_restarts(pb, server, verify):
         assert r.balance_after_micros == balance, where
     assert replays[0] >= 202 and replays[1] == 0 and replays[2] > 0, f"entries replayed at each start: {replays}"
     verify(db)
+
+
+# --------------------------------------------------------------------------
+# The lifecycle under SIGKILL: purchases, upgrades and period closes
+
+
+LIFECYCLE_ACCOUNTS = 8
+LIFECYCLE_KILL_AFTER = (30, 120)   # acknowledged operations before the kill
+LIFECYCLE_CYCLES = 2
+
+
+class LifecycleLoad:
+    """Purchases (unique keys), upgrades Free → Pro (a prorated invoice and
+    charge each) and AdvanceClock steps of 1-9 days (period closes with their
+    invoices and charges), from several threads, recording what was acknowledged."""
+
+    def __init__(self, pb, served, key, rng, cycle, free_accounts, pro_accounts):
+        self.pb, self.cycle = pb, cycle
+        channel = served.authorized_channel(key)
+        self.payments = pb.payments_pb2_grpc.PaymentsStub(channel)
+        self.accounts = pb.accounts_pb2_grpc.AccountsStub(channel)
+        self.admin = pb.admin_pb2_grpc.AdminStub(channel)
+        self.rng = random.Random(rng.randrange(1 << 32))
+        self.free, self.pro = list(free_accounts), list(pro_accounts)
+        self.purchases = {}      # key -> PurchaseCreditsResponse
+        self.upgrades = {}       # account -> (key, ChangePlanResponse)
+        self.clock_targets = []  # acknowledged AdvanceClock now_unix_seconds
+        self.acks = 0
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.problems = []
+
+    def ack(self):
+        with self.lock:
+            self.acks += 1
+
+    def buy(self, index):
+        p = self.pb.payments_pb2
+        for n in range(10_000):
+            if self.stop.is_set():
+                return
+            account = self.rng.choice(self.pro)
+            key = f"c{self.cycle}-t{index}-buy-{n}"
+            request = p.PurchaseCreditsRequest(account_id=account, amount_micros=self.rng.randint(1, 50) * 1_000_000,
+                                               idempotency_key=key)
+            try:
+                answer = self.payments.PurchaseCredits(request, timeout=RPC_TIMEOUT_S)
+            except grpc.RpcError as error:
+                if error.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+                                        grpc.StatusCode.CANCELLED, grpc.StatusCode.UNKNOWN):
+                    self.problems.append(f"purchase {key}: {error.code()} {error.details()}")
+                return
+            self.purchases[key] = (request, answer)
+            self.ack()
+
+    def upgrade(self):
+        a = self.pb.accounts_pb2
+        for account in self.free:
+            if self.stop.is_set():
+                return
+            key = f"up-{account}"
+            try:
+                answer = self.accounts.ChangePlan(a.ChangePlanRequest(account_id=account, to_plan=a.PLAN_PRO,
+                                                                      idempotency_key=key), timeout=RPC_TIMEOUT_S)
+            except grpc.RpcError:
+                return
+            self.upgrades[account] = (key, answer)
+            self.ack()
+
+    def advance(self):
+        ad = self.pb.admin_pb2
+        for _ in range(1_000):
+            if self.stop.is_set():
+                return
+            try:
+                moved = self.admin.AdvanceClock(ad.AdvanceClockRequest(seconds=self.rng.randint(1, 9) * 86_400),
+                                                timeout=RPC_TIMEOUT_S)
+            except grpc.RpcError:
+                return
+            self.clock_targets.append(moved.now_unix_seconds)
+            self.ack()
+
+    def start(self):
+        self.threads = [threading.Thread(target=self.buy, args=(i,), daemon=True) for i in range(3)]
+        self.threads += [threading.Thread(target=self.upgrade, daemon=True), threading.Thread(target=self.advance, daemon=True)]
+        for t in self.threads:
+            t.start()
+
+
+def test_sigkill_during_purchases_upgrades_and_period_closes(pb, server, verify):
+    """Acknowledged purchases and upgrades are there exactly once after each
+    restart (a retry with the key answers the same charge and charges
+    nothing), a period close killed between its invoice and its charge is
+    charged on start-up, and `billing verify` is clean."""
+    rng = random.Random(SEED)
+    args = ["--test-clock", "--checkpoint-every", "25", "--log-level", "info"]
+    served = server(args=args)
+    db, key = served.db_path, served.service_key()
+    channel = served.authorized_channel(key)
+    a, p = pb.accounts_pb2, pb.payments_pb2
+    accounts = pb.accounts_pb2_grpc.AccountsStub(channel)
+    payments = pb.payments_pb2_grpc.PaymentsStub(channel)
+    card = p.PaymentMethodInput(card=p.CardInput(number="4242424242424242", exp_month=12, exp_year=2099))
+    pro = [f"lc-pro-{i}" for i in range(LIFECYCLE_ACCOUNTS)]
+    free_by_cycle = [[f"lc-free-{c}-{i}" for i in range(LIFECYCLE_ACCOUNTS)] for c in range(LIFECYCLE_CYCLES)]
+    for account, plan in [(x, a.PLAN_PRO) for x in pro] + [(x, a.PLAN_FREE) for c in free_by_cycle for x in c]:
+        accounts.CreateAccount(a.CreateAccountRequest(account_id=account, initial_plan=plan), timeout=RPC_TIMEOUT_S)
+        payments.SetPaymentMethod(p.SetPaymentMethodRequest(account_id=account, payment_method=card), timeout=RPC_TIMEOUT_S)
+    purchases, upgrades, clock_floor = {}, {}, 0
+
+    for cycle in range(LIFECYCLE_CYCLES):
+        load = LifecycleLoad(pb, served, key, rng, cycle, free_by_cycle[cycle], pro)
+        kill_at = rng.randint(*LIFECYCLE_KILL_AFTER)
+        load.start()
+        deadline = time.monotonic() + LOAD_TIMEOUT_S
+        while load.acks < kill_at and time.monotonic() < deadline and any(t.is_alive() for t in load.threads):
+            time.sleep(0.002)
+        kill(served, load)
+        for t in load.threads:
+            t.join(RPC_TIMEOUT_S + 5)
+        assert not load.problems, f"seed {SEED}: " + "\n".join(load.problems[:5])
+        purchases.update(load.purchases)
+        upgrades.update(load.upgrades)
+        clock_floor = max([clock_floor] + load.clock_targets)
+
+        served = server(args=args, db=db)
+        channel = served.authorized_channel(key)
+        accounts = pb.accounts_pb2_grpc.AccountsStub(channel)
+        payments = pb.payments_pb2_grpc.PaymentsStub(channel)
+        admin = pb.admin_pb2_grpc.AdminStub(channel)
+        where = f"seed {SEED}, after kill {cycle + 1} (at {kill_at} acks)"
+        now = admin.AdvanceClock(pb.admin_pb2.AdvanceClockRequest(seconds=0), timeout=RPC_TIMEOUT_S).now_unix_seconds
+        assert now >= clock_floor, f"{where}: the test clock went back from {clock_floor} to {now}"
+        charges = {}
+        for account in pro + [x for c in free_by_cycle for x in c]:
+            for charge in payments.ListCharges(p.ListChargesRequest(account_id=account, page_size=500),
+                                               timeout=RPC_TIMEOUT_S).charges:
+                assert charge.charge_id not in charges, f"{where}: charge {charge.charge_id} listed twice"
+                charges[charge.charge_id] = charge
+            # A period close interrupted before its charge was charged on start-up.
+            for invoice in payments.ListInvoices(p.ListInvoicesRequest(account_id=account, page_size=500),
+                                                 timeout=RPC_TIMEOUT_S).invoices:
+                assert invoice.status == p.INVOICE_STATUS_PAID, f"{where}: {invoice.number} of {account} is {invoice.status}"
+        for purchase_key, (request, answer) in purchases.items():
+            assert charges.get(answer.charge.charge_id) == answer.charge, f"{where}: purchase {purchase_key} lost"
+            again = payments.PurchaseCredits(request, timeout=RPC_TIMEOUT_S)
+            assert again.charge == answer.charge and again.invoice.invoice_id == answer.invoice.invoice_id, \
+                f"{where}: retry of {purchase_key} answered differently"
+        for account, (upgrade_key, answer) in upgrades.items():
+            assert accounts.GetAccount(a.GetAccountRequest(account_id=account), timeout=RPC_TIMEOUT_S).account.plan == a.PLAN_PRO
+            again = accounts.ChangePlan(a.ChangePlanRequest(account_id=account, to_plan=a.PLAN_PRO, idempotency_key=upgrade_key),
+                                        timeout=RPC_TIMEOUT_S)
+            assert again.invoice == answer.invoice and again.charge.charge_id == answer.charge.charge_id, \
+                f"{where}: retry of the upgrade of {account} answered differently"
+            assert sum(1 for c in charges.values() if c.invoice_id == answer.invoice.invoice_id
+                       and c.status == p.CHARGE_STATUS_SUCCEEDED) == 1, f"{where}: upgrade of {account} not charged once"
+        assert len(charges) == len({c.charge_id for c in charges.values()})
+        verify(db)
+    print(f"seed {SEED}: {len(purchases)} purchases, {len(upgrades)} upgrades acknowledged across {LIFECYCLE_CYCLES} kills")
