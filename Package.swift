@@ -117,7 +117,6 @@ let package = Package(
             dependencies: [
                 "Server", "GRPC", "BillingService", "BillingProto", "BillingCore", "BillingLedger", "BillingSQLite", "BillingAuth", "Client",
                 "LoadGenerator",
-                .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -130,7 +129,9 @@ let package = Package(
         .testTarget(name: "BillingAuthTests", dependencies: ["BillingAuth", "TLS", "BillingCore"]),
         .testTarget(name: "HTTP2Tests", dependencies: ["HTTP2"]),
         .testTarget(name: "TLSTests", dependencies: ["TLS"]),
-        .testTarget(name: "LoadGeneratorTests", dependencies: ["LoadGenerator"]),
+        .testTarget(
+            name: "LoadGeneratorTests",
+            dependencies: ["LoadGenerator", "HTTP2", "BillingProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .testTarget(name: "InvoicePDFTests", dependencies: ["InvoicePDF"]),
         .testTarget(name: "GRPCTests", dependencies: ["GRPC", "HTTP2", "BillingProto", "BillingService"]),
     ],

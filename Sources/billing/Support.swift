@@ -3,6 +3,7 @@ import BillingCore
 import BillingSQLite
 import Dispatch
 import Foundation
+import GRPC
 
 enum SynchronousOption: String, ExpressibleByArgument, CaseIterable {
     case full, normal
@@ -44,4 +45,9 @@ enum OpenSSLCryptoHex {
             return byte < 16 ? "0" + hex : hex
         }.joined()
     }
+}
+
+/// The canonical name of a grpc-status code ("NOT_FOUND"), "NO_STATUS" for none (-1) or an unknown one.
+func statusName(_ code: Int) -> String {
+    GRPCStatus.Code(rawValue: code)?.name ?? "NO_STATUS"
 }

@@ -1,0 +1,92 @@
+import BillingProto
+import SwiftProtobuf
+
+/// The requests one connection sends, seeded by its index: the RPC mix
+/// over the run's accounts and agents, debits with fresh idempotency keys,
+/// and cost queries for runs this connection debited.
+package struct LoadRequests {
+    package struct Request {
+        package let rpc: LoadRPC
+        package let message: [UInt8]
+    }
+
+    let connection: Int
+    let plan: LoadPlan
+    private var rng: SplitMix64
+    /// Debits made so far; numbers their keys.
+    private var sequence: Int64 = 0
+    /// The newest run debited per account, for GetExecutionCost calls.
+    private var lastRun: [String: String] = [:]
+
+    package init(connection: Int, plan: LoadPlan) {
+        self.connection = connection
+        self.plan = plan
+        rng = SplitMix64(seed: UInt64(connection) &* 0x9E37_79B9_7F4A_7C15 &+ 1)
+    }
+
+    /// The next call: an RPC drawn from the mix, on an account drawn from the run's.
+    package mutating func next() throws -> Request {
+        let rpc = plan.mix[rng.next(below: plan.mix.count)]
+        let account = plan.accounts[rng.next(below: plan.accounts.count)]
+        switch rpc {
+        case .debit:
+            return Request(rpc: rpc, message: try debit(account).serializedBytes())
+        case .quote:
+            var quote = Billing_V1_QuoteRequest()
+            quote.accountID = account
+            quote.workspaceID = "w1"
+            quote.agentID = agent()
+            quote.lineItems = lineItems()
+            return Request(rpc: rpc, message: try quote.serializedBytes())
+        case .batch:
+            var batch = Billing_V1_DebitBatchRequest()
+            batch.debits = (0..<plan.batchSize).map { _ in debit(account) }
+            return Request(rpc: rpc, message: try batch.serializedBytes())
+        case .cost:
+            // A run this connection debited, with the account it belongs to.
+            var cost = Billing_V1_GetExecutionCostRequest()
+            if let run = lastRun[account] {
+                (cost.accountID, cost.runID) = (account, run)
+            } else if let (owner, run) = lastRun.first {
+                (cost.accountID, cost.runID) = (owner, run)
+            } else {
+                (cost.accountID, cost.runID) = (account, "\(plan.runID)-none")
+            }
+            return Request(rpc: rpc, message: try cost.serializedBytes())
+        case .usage:
+            var usage = Billing_V1_GetUsageRequest()
+            usage.accountID = account
+            usage.groupBy = [.day, .lineItem]
+            return Request(rpc: rpc, message: try usage.serializedBytes())
+        }
+    }
+
+    /// A debit with a key unique across connections and runs of the tool.
+    private mutating func debit(_ account: String) -> Billing_V1_DebitRequest {
+        sequence += 1
+        var debit = Billing_V1_DebitRequest()
+        debit.accountID = account
+        debit.workspaceID = "w1"
+        debit.agentID = agent()
+        debit.runID = LoadKeys.run(runID: plan.runID, connection: connection, sequence: sequence)
+        debit.idempotencyKey = LoadKeys.key(runID: plan.runID, connection: connection, sequence: sequence)
+        debit.lineItems = lineItems()
+        lastRun[account] = debit.runID
+        return debit
+    }
+
+    private mutating func agent() -> String {
+        "agent-\(rng.next(below: plan.agents))"
+    }
+
+    private mutating func lineItems() -> [Billing_V1_LineItem] {
+        var llm = Billing_V1_LineItem()
+        llm.llm.model = "gpt-4o-mini"
+        llm.llm.inputTokens = Int64(rng.next() % 4000)
+        llm.llm.outputTokens = Int64(rng.next() % 1000)
+        var tool = Billing_V1_LineItem()
+        tool.toolCall.integration = "slack"
+        tool.toolCall.calls = 1
+        return [llm, tool]
+    }
+}
