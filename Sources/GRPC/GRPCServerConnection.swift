@@ -70,6 +70,11 @@ public final class GRPCServerConnection {
 
     public func drainOutput(into buffer: inout [UInt8]) throws {
         try http2.drainOutput(into: &buffer)
+        // A stream closes when its last frame is sent: forget its call now,
+        // not when (if ever) the peer sends more bytes.
+        for event in http2.takeEvents() {
+            try handle(event)
+        }
     }
 
     /// False once the connection has nothing left to do and can be closed.

@@ -23,6 +23,11 @@ public final class HTTP2Session {
 
     /// Events recorded by the C callbacks during the current `receive`.
     var events: [HTTP2Event] = []
+    /// `events` were handed out (by `receive` or `takeEvents`) and are
+    /// cleared before new ones are collected. Events that arise while
+    /// sending (a stream closing once its last frame is out) wait in
+    /// `events` for the next hand-out: none is ever dropped.
+    var eventsHandedOut = false
     /// The header block being received. HTTP/2 sends a block's HEADERS and
     /// CONTINUATION frames back to back, so there is at most one at a time.
     var currentBlock = HTTP2HeaderBlock()
@@ -117,11 +122,13 @@ public final class HTTP2Session {
 
     // MARK: Bytes in, events out
 
-    /// Feeds bytes from the peer. Returns the events they produced (valid
-    /// until the next call). Throws when the connection must end; pending
-    /// output (a GOAWAY) should still be sent before closing.
+    /// Feeds bytes from the peer. Returns the events they produced, after
+    /// any that arose while sending since the last hand-out. Throws when the
+    /// connection must end; pending output (a GOAWAY) should still be sent
+    /// before closing.
     public func receive(_ bytes: UnsafeRawBufferPointer, now: UInt64) throws -> [HTTP2Event] {
-        events.removeAll(keepingCapacity: true)
+        clearHandedOutEvents()
+        eventsHandedOut = true
         self.now = now
         guard let base = bytes.baseAddress, bytes.count > 0 else { return events }
         let consumed = nghttp2_session_mem_recv(session, base.assumingMemoryBound(to: UInt8.self), bytes.count)
@@ -143,8 +150,25 @@ public final class HTTP2Session {
         try bytes.withUnsafeBytes { try receive($0, now: now) }
     }
 
-    /// Appends every frame nghttp2 wants to send to `buffer`.
+    /// Events that arose since the last hand-out without bytes from the peer:
+    /// streams closed by sending their last frame (`drainOutput`).
+    public func takeEvents() -> [HTTP2Event] {
+        clearHandedOutEvents()
+        eventsHandedOut = true
+        return events
+    }
+
+    func clearHandedOutEvents() {
+        if eventsHandedOut {
+            events.removeAll(keepingCapacity: true)
+            eventsHandedOut = false
+        }
+    }
+
+    /// Appends every frame nghttp2 wants to send to `buffer`. Streams this
+    /// closes are reported by the next `takeEvents` or `receive`.
     public func drainOutput(into buffer: inout [UInt8]) throws {
+        clearHandedOutEvents()
         while true {
             var pointer: UnsafePointer<UInt8>?
             let count = nghttp2_session_mem_send(session, &pointer)

@@ -16,6 +16,7 @@ final class Harness {
     init(configuration: GRPCServerConfiguration = GRPCServerConfiguration()) throws {
         var router = GRPCRouter()
         router.register(path: "/test.Echo/Echo") { bytes, _ in bytes }
+        router.registerInline(path: "/test.Echo/Inline") { bytes, _ in bytes }
         router.register(path: "/test.Echo/Refuse") { _, _ in
             throw GRPCStatus(.failedPrecondition, "no credits: 100% spent", reason: "INSUFFICIENT_CREDITS",
                              metadata: ["account_id": "a1"])
