@@ -77,7 +77,7 @@ extension Ledger {
             return (.refused(existing), existing.seq)
         }
         let now = clock.nowMicros()
-        let event = state.decide(command, nowMicros: now, plans: plans)
+        let event = state.decide(command, nowMicros: now, plans: state.plans)
         if case .debitAccepted(let accepted) = event, !state.fits(accepted) {
             throw LedgerError.invalid("the account's totals would exceed the largest amount or quantity the ledger keeps")
         }
@@ -100,7 +100,7 @@ extension Ledger {
     /// What a debit would do now, changing nothing (Quote).
     public func quote(_ command: DebitCommand) -> (event: Billing_Journal_V1_Entry.OneOf_Event, balance: Int64)? {
         guard let book = state.accounts[command.accountID] else { return nil }
-        return (state.decide(command, nowMicros: clock.nowMicros(), plans: plans), book.balance)
+        return (state.decide(command, nowMicros: clock.nowMicros(), plans: state.plans), book.balance)
     }
 
     /// A debit outcome from the hot cache, once durable; nil when not cached.

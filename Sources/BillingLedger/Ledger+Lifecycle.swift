@@ -270,7 +270,7 @@ extension Ledger {
     /// would cause, or the refusal.
     func check(_ event: AccountEvent, on book: AccountBook, at: Int64) throws -> [AccountAction] {
         var copy = book.lifecycle
-        switch copy.apply(event, now: at, plans: plans) {
+        switch copy.apply(event, now: at, plans: state.plans) {
         case .success(let actions): return actions
         case .failure(let refusal): throw AccountRequestRefused(refusal)
         }

@@ -9,7 +9,9 @@ import Synchronization
 /// store before the caller hears of it.
 public actor Ledger {
     public nonisolated let store: any LedgerStore
-    public nonisolated let plans: PlanCatalog
+    /// The terms a journal without `PlansConfigured` entries was written
+    /// under (the built-in defaults, in production); `plans` are those in effect.
+    nonisolated let initialPlans: PlanCatalog
     public nonisolated let clock: any LedgerClock
     public nonisolated let cache: IdempotencyCache
     /// Service API keys for authentication, kept in step with the journal.
@@ -44,7 +46,7 @@ public actor Ledger {
         // A test clock resumes where it was moved to, never before.
         testClock?.advance(toMicros: state.testClockUnix * 1_000_000)
         self.store = store
-        self.plans = plans
+        self.initialPlans = plans
         self.clock = clock
         self.configuration = configuration
         self.logger = logger
@@ -74,6 +76,19 @@ public actor Ledger {
     }
 
     public var lastSeq: Int64 { state.lastSeq }
+    /// The plan terms in effect.
+    public var plans: PlanCatalog { state.plans }
+
+    /// Makes `plans` the terms in effect from now on, journaled (so replay
+    /// keeps each period's terms); nothing is written when they already are.
+    /// Returns whether they changed.
+    @discardableResult
+    public func configurePlans(_ plans: PlanCatalog, actor: String) async throws -> Bool {
+        guard plans != state.plans else { return false }
+        let entry = try append(.plansConfigured(LedgerState.journalPlans(plans, actor: actor)), atMicros: clock.nowMicros())
+        try await committer.waiter(for: entry.seq).wait()
+        return true
+    }
     /// Unix micros of the newest checkpoint this process wrote (0: none yet).
     public nonisolated var lastCheckpointMicros: Int64 { committer.lastCheckpointMicros.load(ordering: .relaxed) }
     /// How long start-up recovery took.
@@ -117,7 +132,7 @@ public actor Ledger {
         guard !closed else { return }
         recovering = true
         do {
-            let (state, replayed) = try LedgerState.recover(from: store, plans: plans)
+            let (state, replayed) = try LedgerState.recover(from: store, plans: initialPlans)
             self.state = state
             cache.removeAll()
             keyRing.replace(from: state)
@@ -148,7 +163,7 @@ public actor Ledger {
             created.plan = plan.rawValue
         } else {
             created.plan = "trial"
-            created.trialEndsUnix = now / 1_000_000 + Int64(plans.trialDays) * 86_400
+            created.trialEndsUnix = now / 1_000_000 + Int64(state.plans.trialDays) * 86_400
             created.trialCreditMicros = configuration.trialCreditMicros
         }
         let entry = try append(.accountCreated(created), atMicros: now)

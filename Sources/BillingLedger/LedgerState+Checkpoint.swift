@@ -68,6 +68,7 @@ extension LedgerState {
             return state
         }
         checkpoint.testClockUnix = testClockUnix
+        checkpoint.plans = Self.journalPlans(plans, actor: "")
         checkpoint.apiKeys = apiKeys.keys.sorted().map { id in
             let record = apiKeys[id]!
             var key = Billing_Journal_V1_ApiKeyState()
@@ -80,7 +81,7 @@ extension LedgerState {
     }
 
     public init(checkpoint: Billing_Journal_V1_Checkpoint, plans: PlanCatalog = .default) {
-        self.init(plans: plans)
+        self.init(plans: checkpoint.hasPlans ? (Self.plans(checkpoint.plans) ?? plans) : plans)
         lastSeq = checkpoint.seq
         testClockUnix = checkpoint.testClockUnix
         for state in checkpoint.invoices {

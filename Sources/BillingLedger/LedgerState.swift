@@ -71,6 +71,9 @@ public struct LedgerState: Sendable, Equatable {
             try applyCharge(recorded, at: entry.atUnixMicros / 1_000_000, seq: entry.seq)
         case .creditsPurchased(let purchase):
             try applyPurchase(purchase, at: entry.atUnixMicros / 1_000_000, seq: entry.seq)
+        case .plansConfigured(let configured):
+            guard let catalog = Self.plans(configured) else { throw .inconsistent(seq: entry.seq, "plan terms out of range") }
+            plans = catalog
         case .clockSet(let set):
             guard set.nowUnix >= testClockUnix else { throw .inconsistent(seq: entry.seq, "the test clock moved back") }
             testClockUnix = set.nowUnix

@@ -132,6 +132,14 @@ public nonisolated struct Billing_Journal_V1_Entry: @unchecked Sendable {
     set {_uniqueStorage()._event = .clockSet(newValue)}
   }
 
+  public var plansConfigured: Billing_Journal_V1_PlansConfigured {
+    get {
+      if case .plansConfigured(let v)? = _storage._event {return v}
+      return Billing_Journal_V1_PlansConfigured()
+    }
+    set {_uniqueStorage()._event = .plansConfigured(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Event: Equatable, Sendable {
@@ -145,6 +153,7 @@ public nonisolated struct Billing_Journal_V1_Entry: @unchecked Sendable {
     case chargeRecorded(Billing_Journal_V1_ChargeRecorded)
     case creditsPurchased(Billing_Journal_V1_CreditsPurchased)
     case clockSet(Billing_Journal_V1_ClockSet)
+    case plansConfigured(Billing_Journal_V1_PlansConfigured)
 
   }
 
@@ -483,6 +492,108 @@ public nonisolated struct Billing_Journal_V1_CreditsPurchased: Sendable {
   fileprivate var _charge: Billing_V1_Charge? = nil
 }
 
+/// The plan terms in effect from this entry on (the server's plans file at
+/// start-up, journaled when it differs from the terms in effect), so that a
+/// replay prices every trial, upgrade and period with the terms of its time.
+public nonisolated struct Billing_Journal_V1_PlansConfigured: @unchecked Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var free: Billing_Journal_V1_PlanTermsState {
+    get {_storage._free ?? Billing_Journal_V1_PlanTermsState()}
+    set {_uniqueStorage()._free = newValue}
+  }
+  /// Returns true if `free` has been explicitly set.
+  public var hasFree: Bool {_storage._free != nil}
+  /// Clears the value of `free`. Subsequent reads from it will return its default value.
+  public mutating func clearFree() {_uniqueStorage()._free = nil}
+
+  public var pro: Billing_Journal_V1_PlanTermsState {
+    get {_storage._pro ?? Billing_Journal_V1_PlanTermsState()}
+    set {_uniqueStorage()._pro = newValue}
+  }
+  /// Returns true if `pro` has been explicitly set.
+  public var hasPro: Bool {_storage._pro != nil}
+  /// Clears the value of `pro`. Subsequent reads from it will return its default value.
+  public mutating func clearPro() {_uniqueStorage()._pro = nil}
+
+  public var enterprise: Billing_Journal_V1_PlanTermsState {
+    get {_storage._enterprise ?? Billing_Journal_V1_PlanTermsState()}
+    set {_uniqueStorage()._enterprise = newValue}
+  }
+  /// Returns true if `enterprise` has been explicitly set.
+  public var hasEnterprise: Bool {_storage._enterprise != nil}
+  /// Clears the value of `enterprise`. Subsequent reads from it will return its default value.
+  public mutating func clearEnterprise() {_uniqueStorage()._enterprise = nil}
+
+  public var trialDays: Int32 {
+    get {_storage._trialDays}
+    set {_uniqueStorage()._trialDays = newValue}
+  }
+
+  /// "free" | "pro" | "enterprise".
+  public var trialPlan: String {
+    get {_storage._trialPlan}
+    set {_uniqueStorage()._trialPlan = newValue}
+  }
+
+  public var actor: String {
+    get {_storage._actor}
+    set {_uniqueStorage()._actor = newValue}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+public nonisolated struct Billing_Journal_V1_PlanTermsState: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var displayName: String = String()
+
+  public var monthlyPriceMicros: Int64 = 0
+
+  /// Unset: no quota.
+  public var runQuota: Int64 {
+    get {_runQuota ?? 0}
+    set {_runQuota = newValue}
+  }
+  /// Returns true if `runQuota` has been explicitly set.
+  public var hasRunQuota: Bool {self._runQuota != nil}
+  /// Clears the value of `runQuota`. Subsequent reads from it will return its default value.
+  public mutating func clearRunQuota() {self._runQuota = nil}
+
+  /// Unset: unlimited.
+  public var maxWorkspaces: Int64 {
+    get {_maxWorkspaces ?? 0}
+    set {_maxWorkspaces = newValue}
+  }
+  /// Returns true if `maxWorkspaces` has been explicitly set.
+  public var hasMaxWorkspaces: Bool {self._maxWorkspaces != nil}
+  /// Clears the value of `maxWorkspaces`. Subsequent reads from it will return its default value.
+  public mutating func clearMaxWorkspaces() {self._maxWorkspaces = nil}
+
+  /// "community" | "email" | "dedicated".
+  public var support: String = String()
+
+  public var integrations: String = String()
+
+  public var accruesOverage: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _runQuota: Int64? = nil
+  fileprivate var _maxWorkspaces: Int64? = nil
+}
+
 /// The test clock was moved (only with --test-clock).
 public nonisolated struct Billing_Journal_V1_ClockSet: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
@@ -639,9 +750,22 @@ public nonisolated struct Billing_Journal_V1_Checkpoint: Sendable {
   /// The test clock's time at the checkpoint (0: real clock).
   public var testClockUnix: Int64 = 0
 
+  /// The plan terms in effect (unset in checkpoints written before plans
+  /// were journaled: the built-in defaults).
+  public var plans: Billing_Journal_V1_PlansConfigured {
+    get {_plans ?? Billing_Journal_V1_PlansConfigured()}
+    set {_plans = newValue}
+  }
+  /// Returns true if `plans` has been explicitly set.
+  public var hasPlans: Bool {self._plans != nil}
+  /// Clears the value of `plans`. Subsequent reads from it will return its default value.
+  public mutating func clearPlans() {self._plans = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _plans: Billing_Journal_V1_PlansConfigured? = nil
 }
 
 public nonisolated struct Billing_Journal_V1_InvoiceState: Sendable {
@@ -1003,7 +1127,7 @@ fileprivate nonisolated let _protobuf_package = "billing.journal.v1"
 
 nonisolated extension Billing_Journal_V1_Entry: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Entry"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{3}at_unix_micros\0\u{4}\u{8}account_created\0\u{3}credits_granted\0\u{3}debit_accepted\0\u{3}debit_refused\0\u{3}api_key_created\0\u{3}api_key_revoked\0\u{1}lifecycle\0\u{3}charge_recorded\0\u{3}credits_purchased\0\u{3}clock_set\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{3}at_unix_micros\0\u{4}\u{8}account_created\0\u{3}credits_granted\0\u{3}debit_accepted\0\u{3}debit_refused\0\u{3}api_key_created\0\u{3}api_key_revoked\0\u{1}lifecycle\0\u{3}charge_recorded\0\u{3}credits_purchased\0\u{3}clock_set\0\u{3}plans_configured\0")
 
   fileprivate class _StorageClass {
     var _seq: Int64 = 0
@@ -1172,6 +1296,19 @@ nonisolated extension Billing_Journal_V1_Entry: SwiftProtobuf.Message, SwiftProt
             _storage._event = .clockSet(v)
           }
         }()
+        case 20: try {
+          var v: Billing_Journal_V1_PlansConfigured?
+          var hadOneofValue = false
+          if let current = _storage._event {
+            hadOneofValue = true
+            if case .plansConfigured(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._event = .plansConfigured(v)
+          }
+        }()
         default: break
         }
       }
@@ -1230,6 +1367,10 @@ nonisolated extension Billing_Journal_V1_Entry: SwiftProtobuf.Message, SwiftProt
       case .clockSet?: try {
         guard case .clockSet(let v)? = _storage._event else { preconditionFailure() }
         try visitor.visitSingularMessageField(value: v, fieldNumber: 19)
+      }()
+      case .plansConfigured?: try {
+        guard case .plansConfigured(let v)? = _storage._event else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
       }()
       case nil: break
       }
@@ -1897,6 +2038,175 @@ nonisolated extension Billing_Journal_V1_CreditsPurchased: SwiftProtobuf.Message
   }
 }
 
+nonisolated extension Billing_Journal_V1_PlansConfigured: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PlansConfigured"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}free\0\u{1}pro\0\u{1}enterprise\0\u{3}trial_days\0\u{3}trial_plan\0\u{1}actor\0")
+
+  fileprivate class _StorageClass {
+    var _free: Billing_Journal_V1_PlanTermsState? = nil
+    var _pro: Billing_Journal_V1_PlanTermsState? = nil
+    var _enterprise: Billing_Journal_V1_PlanTermsState? = nil
+    var _trialDays: Int32 = 0
+    var _trialPlan: String = String()
+    var _actor: String = String()
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _free = source._free
+      _pro = source._pro
+      _enterprise = source._enterprise
+      _trialDays = source._trialDays
+      _trialPlan = source._trialPlan
+      _actor = source._actor
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularMessageField(value: &_storage._free) }()
+        case 2: try { try decoder.decodeSingularMessageField(value: &_storage._pro) }()
+        case 3: try { try decoder.decodeSingularMessageField(value: &_storage._enterprise) }()
+        case 4: try { try decoder.decodeSingularInt32Field(value: &_storage._trialDays) }()
+        case 5: try { try decoder.decodeSingularStringField(value: &_storage._trialPlan) }()
+        case 6: try { try decoder.decodeSingularStringField(value: &_storage._actor) }()
+        default: break
+        }
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      try { if let v = _storage._free {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+      } }()
+      try { if let v = _storage._pro {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+      } }()
+      try { if let v = _storage._enterprise {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+      } }()
+      if _storage._trialDays != 0 {
+        try visitor.visitSingularInt32Field(value: _storage._trialDays, fieldNumber: 4)
+      }
+      if !_storage._trialPlan.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._trialPlan, fieldNumber: 5)
+      }
+      if !_storage._actor.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._actor, fieldNumber: 6)
+      }
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Billing_Journal_V1_PlansConfigured, rhs: Billing_Journal_V1_PlansConfigured) -> Bool {
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._free != rhs_storage._free {return false}
+        if _storage._pro != rhs_storage._pro {return false}
+        if _storage._enterprise != rhs_storage._enterprise {return false}
+        if _storage._trialDays != rhs_storage._trialDays {return false}
+        if _storage._trialPlan != rhs_storage._trialPlan {return false}
+        if _storage._actor != rhs_storage._actor {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Billing_Journal_V1_PlanTermsState: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PlanTermsState"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}display_name\0\u{3}monthly_price_micros\0\u{3}run_quota\0\u{3}max_workspaces\0\u{1}support\0\u{1}integrations\0\u{3}accrues_overage\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.displayName) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.monthlyPriceMicros) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self._runQuota) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self._maxWorkspaces) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.support) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.integrations) }()
+      case 7: try { try decoder.decodeSingularBoolField(value: &self.accruesOverage) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.displayName.isEmpty {
+      try visitor.visitSingularStringField(value: self.displayName, fieldNumber: 1)
+    }
+    if self.monthlyPriceMicros != 0 {
+      try visitor.visitSingularInt64Field(value: self.monthlyPriceMicros, fieldNumber: 2)
+    }
+    try { if let v = self._runQuota {
+      try visitor.visitSingularInt64Field(value: v, fieldNumber: 3)
+    } }()
+    try { if let v = self._maxWorkspaces {
+      try visitor.visitSingularInt64Field(value: v, fieldNumber: 4)
+    } }()
+    if !self.support.isEmpty {
+      try visitor.visitSingularStringField(value: self.support, fieldNumber: 5)
+    }
+    if !self.integrations.isEmpty {
+      try visitor.visitSingularStringField(value: self.integrations, fieldNumber: 6)
+    }
+    if self.accruesOverage != false {
+      try visitor.visitSingularBoolField(value: self.accruesOverage, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Billing_Journal_V1_PlanTermsState, rhs: Billing_Journal_V1_PlanTermsState) -> Bool {
+    if lhs.displayName != rhs.displayName {return false}
+    if lhs.monthlyPriceMicros != rhs.monthlyPriceMicros {return false}
+    if lhs._runQuota != rhs._runQuota {return false}
+    if lhs._maxWorkspaces != rhs._maxWorkspaces {return false}
+    if lhs.support != rhs.support {return false}
+    if lhs.integrations != rhs.integrations {return false}
+    if lhs.accruesOverage != rhs.accruesOverage {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Billing_Journal_V1_ClockSet: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ClockSet"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}now_unix\0\u{1}actor\0")
@@ -2183,7 +2493,7 @@ nonisolated extension Billing_Journal_V1_DebitRefused: SwiftProtobuf.Message, Sw
 
 nonisolated extension Billing_Journal_V1_Checkpoint: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Checkpoint"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{3}written_unix_micros\0\u{1}accounts\0\u{3}api_keys\0\u{1}invoices\0\u{3}test_clock_unix\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{3}written_unix_micros\0\u{1}accounts\0\u{3}api_keys\0\u{1}invoices\0\u{3}test_clock_unix\0\u{1}plans\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2197,12 +2507,17 @@ nonisolated extension Billing_Journal_V1_Checkpoint: SwiftProtobuf.Message, Swif
       case 4: try { try decoder.decodeRepeatedMessageField(value: &self.apiKeys) }()
       case 5: try { try decoder.decodeRepeatedMessageField(value: &self.invoices) }()
       case 6: try { try decoder.decodeSingularInt64Field(value: &self.testClockUnix) }()
+      case 7: try { try decoder.decodeSingularMessageField(value: &self._plans) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if self.seq != 0 {
       try visitor.visitSingularInt64Field(value: self.seq, fieldNumber: 1)
     }
@@ -2221,6 +2536,9 @@ nonisolated extension Billing_Journal_V1_Checkpoint: SwiftProtobuf.Message, Swif
     if self.testClockUnix != 0 {
       try visitor.visitSingularInt64Field(value: self.testClockUnix, fieldNumber: 6)
     }
+    try { if let v = self._plans {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2231,6 +2549,7 @@ nonisolated extension Billing_Journal_V1_Checkpoint: SwiftProtobuf.Message, Swif
     if lhs.apiKeys != rhs.apiKeys {return false}
     if lhs.invoices != rhs.invoices {return false}
     if lhs.testClockUnix != rhs.testClockUnix {return false}
+    if lhs._plans != rhs._plans {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

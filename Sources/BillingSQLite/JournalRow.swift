@@ -15,12 +15,13 @@ struct JournalRow {
         case chargeRecorded = 17
         case creditsPurchased = 18
         case clockSet = 19
+        case plansConfigured = 20
     }
 
     /// Kinds the audit log lists (everything but debits).
     static let auditKinds: [Kind] = [
         .accountCreated, .creditsGranted, .apiKeyCreated, .apiKeyRevoked,
-        .lifecycle, .chargeRecorded, .creditsPurchased, .clockSet,
+        .lifecycle, .chargeRecorded, .creditsPurchased, .clockSet, .plansConfigured,
     ]
 
     let kind: Kind
@@ -53,6 +54,8 @@ struct JournalRow {
             (kind, accountID, idempotencyKey, runID) = (.creditsPurchased, purchase.accountID, nil, nil)
         case .clockSet:
             (kind, accountID, idempotencyKey, runID) = (.clockSet, "", nil, nil)
+        case .plansConfigured:
+            (kind, accountID, idempotencyKey, runID) = (.plansConfigured, "", nil, nil)
         case nil:
             throw SQLiteStoreError.entryWithoutEvent(seq: entry.seq)
         }

@@ -83,7 +83,7 @@ public final class AccountsService: Sendable {
 
     func account(_ id: String) async throws -> Billing_V1_Account {
         let book = try await ledger.currentBook(id)
-        return AccountView.account(book, now: ledger.currentUnix, plans: ledger.plans)
+        return AccountView.account(book, now: ledger.currentUnix, plans: await ledger.plans)
     }
 
     func listPlans(_ request: Billing_V1_ListPlansRequest) async throws -> Billing_V1_ListPlansResponse {
@@ -93,7 +93,7 @@ public final class AccountsService: Sendable {
             current = try await Refusals.mapping { try await ledger.currentBook(request.accountID).lifecycle.plan }
         }
         var response = Billing_V1_ListPlansResponse()
-        response.plans = AccountView.planTable(ledger.plans, current: current)
+        response.plans = AccountView.planTable(await ledger.plans, current: current)
         return response
     }
 

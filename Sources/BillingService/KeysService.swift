@@ -156,6 +156,10 @@ public enum AuditEvent {
             (audit.actor, audit.action, audit.accountID) = (purchase.actor, "PurchaseCredits", purchase.accountID)
             audit.details = ["amount_micros": String(purchase.amountMicros), "charge_id": purchase.charge.chargeID,
                              "status": "\(purchase.charge.status)"]
+        case .plansConfigured(let configured):
+            (audit.actor, audit.action) = (configured.actor, "ConfigurePlans")
+            audit.details = ["pro_monthly_price_micros": String(configured.pro.monthlyPriceMicros),
+                             "trial_days": String(configured.trialDays)]
         case .clockSet(let set):
             (audit.actor, audit.action) = (set.actor, "AdvanceClock")
             audit.details = ["now_unix": String(set.nowUnix)]

@@ -33,6 +33,9 @@ struct Serve: ParsableCommand {
     @Option(help: "Price catalog (JSON): model, tool-call and storage rates, with a version.")
     var catalog: String = "config/catalog.json"
 
+    @Option(help: "Plan terms (JSON): prices, run quotas, workspaces, support, integrations, the trial. Journaled at start when they change, so earlier periods keep their terms.")
+    var plans: String = "config/plans.json"
+
     @Option(help: "SQLite synchronous mode of the journal: full (an acknowledged debit survives power loss) or normal (survives a process crash, not power loss).")
     var synchronous: SynchronousOption = .full
 
@@ -155,6 +158,7 @@ struct Serve: ParsableCommand {
         configuration.grpc.maxReceiveMessageSize = maxMessageBytes
 
         let prices = try loadCatalog(catalog)
+        let planTerms = try loadPlans(plans)
         let lock = try DatabaseLock(database: db)
         defer { _ = lock }
         let store = try SQLiteLedgerStore(path: db, synchronous: synchronous.mode)
@@ -166,6 +170,9 @@ struct Serve: ParsableCommand {
         let ledger = try Ledger(store: store, plans: .default, clock: clock,
                                 configuration: ledgerConfiguration, logger: logger)
         if testClock { logger.warning("running on a test clock: time moves only through Admin AdvanceClock") }
+        if try blockingAwait({ try await ledger.configurePlans(planTerms, actor: "serve --plans") }) {
+            logger.notice("plan terms changed; journaled", metadata: ["plans": "\(plans)"])
+        }
         // Period ends, trial ends and grace ends that passed while the server
         // was down, and payments a crash interrupted, before the first call.
         let caughtUp = try blockingAwait { try await ledger.tick() }

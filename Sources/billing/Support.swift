@@ -23,6 +23,17 @@ func loadCatalog(_ path: String) throws -> PriceCatalog {
     }
 }
 
+func loadPlans(_ path: String) throws -> PlanCatalog {
+    guard let data = FileManager.default.contents(atPath: path) else {
+        throw ValidationError("cannot read the plans file \(path) (set --plans)")
+    }
+    do {
+        return try PlanCatalog(json: [UInt8](data))
+    } catch {
+        throw ValidationError("plans file \(path): \(error)")
+    }
+}
+
 /// Runs async work from synchronous command code (start-up and shutdown only).
 func blockingAwait<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) throws -> T {
     nonisolated(unsafe) var result: Result<T, any Error>!

@@ -220,3 +220,40 @@ final class StallingGateway: PaymentGateway {
         return .succeeded(reference: "gw-\(idempotencyKey)")
     }
 }
+
+/// Plan terms journaled: a change applies from its entry on, and replay
+/// prices earlier periods with the terms of their time.
+@Suite struct JournaledPlansTests {
+    @Test func aChangeOfTermsAppliesFromItsEntryOnAndReplaysExactly() async throws {
+        let h = try Harness()
+        let good = LifecycleLedgerTests.good
+        _ = try await h.ledger.createAccount(id: "before", plan: .free, actor: "test")
+        _ = try await h.ledger.createAccount(id: "after", plan: .free, actor: "test")
+        _ = try await h.ledger.setPaymentMethod(accountID: "before", method: good, actor: "test")
+        _ = try await h.ledger.setPaymentMethod(accountID: "after", method: good, actor: "test")
+        // The same configuration again writes nothing.
+        #expect(try await h.ledger.configurePlans(Fixtures.plans, actor: "test") == false)
+        let early = try await h.ledger.changePlan(accountID: "before", to: .pro, key: "", actor: "test")
+
+        var dearer = Fixtures.plans
+        dearer.pro.monthlyPrice = Money(micros: 98_000_000)
+        let entries = h.journal().count
+        #expect(try await h.ledger.configurePlans(dearer, actor: "test"))
+        #expect(h.journal().count == entries + 1)
+        #expect(await h.ledger.plans == dearer)
+        let late = try await h.ledger.changePlan(accountID: "after", to: .pro, key: "", actor: "test")
+        // Both upgrades at the same instant: the later one costs twice as much.
+        #expect(try #require(late.invoice).totalMicros == 2 * (try #require(early.invoice).totalMicros))
+
+        // Replay from the built-in terms reaches the same books, and so does a checkpoint.
+        var fromScratch = LedgerState(plans: Fixtures.plans)
+        for entry in h.journal() { try fromScratch.apply(entry) }
+        let state = await h.ledger.snapshot
+        #expect(fromScratch == state && fromScratch.plans == dearer)
+        let restored = LedgerState(checkpoint: state.checkpoint(writtenAtMicros: 1), plans: Fixtures.plans)
+        #expect(restored == state && restored.plans == dearer)
+        let reopened = try await h.restarted()
+        #expect(await reopened.ledger.plans == dearer)
+        await reopened.ledger.close()
+    }
+}

@@ -638,3 +638,55 @@ def test_a_restart_keeps_everything_and_processes_nothing_twice(pb, server, veri
     assert after[1:3] == before[1:3] and after[0] == before[0]
     assert after[3] >= before[3]
     verify(again.db_path)
+
+
+def test_plan_terms_come_from_the_plans_file_and_are_journaled(pb, server, verify, tmp_path):
+    """`serve --plans`: the comparison table and the prices charged follow
+    the file; changed terms are journaled, so a restart on other terms keeps
+    the invoices of the past as they were."""
+    import json
+    from conftest import ROOT
+    terms = json.loads((ROOT / "config" / "plans.json").read_text())
+    terms["plans"]["pro"]["monthly_price_micros"] = 99_000_000
+    terms["plans"]["free"]["run_quota"] = 2
+    dearer = tmp_path / "plans.json"
+    dearer.write_text(json.dumps(terms))
+    s = server(args=("--test-clock", "--plans", str(dearer)))
+    life = Lifecycle(pb, s)
+    a, p = life.a, life.p
+    plans = life.accounts.ListPlans(a.ListPlansRequest(), timeout=RPC_TIMEOUT_S).plans
+    assert [x.monthly_price_micros for x in plans] == [0, 99_000_000, 0]
+    assert plans[0].run_quota == 2 and plans[1].price_label == "$99.00/month"
+    account = life.create("acme", plan=a.PLAN_PRO)
+    life.set_card("acme")
+    life.advance(to=account.current_period_end_unix_seconds)
+    [invoice] = life.invoices("acme")
+    assert invoice.total_micros == 99_000_000
+    audit = life.admin.ListAuditLog(life.ad.ListAuditLogRequest(), timeout=RPC_TIMEOUT_S).entries
+    assert "ConfigurePlans" in [e.action for e in audit]
+    s.terminate()
+    assert s.wait_exit(10) == 0
+
+    again = server(args=("--test-clock",), db=s.db_path)  # the shipped file: $49
+    again.credentials_path = s.credentials_path
+    life = Lifecycle(pb, again)
+    plans = life.accounts.ListPlans(a.ListPlansRequest(), timeout=RPC_TIMEOUT_S).plans
+    assert plans[1].monthly_price_micros == PRO and plans[0].run_quota == 200
+    assert life.invoices("acme") == [invoice]
+    life.advance(to=life.get("acme").current_period_end_unix_seconds)
+    assert [i.total_micros for i in life.invoices("acme")] == [PRO, 99_000_000]
+    verify(again.db_path)
+
+
+def test_a_bad_plans_file_stops_the_server_with_the_reason(tmp_path):
+    import json
+    import subprocess as sp
+    from conftest import ROOT, billing_binary
+    terms = json.loads((ROOT / "config" / "plans.json").read_text())
+    terms["plans"]["pro"]["run_qouta"] = 5
+    bad = tmp_path / "plans.json"
+    bad.write_text(json.dumps(terms))
+    result = sp.run([str(billing_binary()), "serve", "--listen", "127.0.0.1:0", "--db", str(tmp_path / "x.sqlite"),
+                     "--plans", str(bad), "--no-demo"], capture_output=True, text=True, timeout=30, cwd=ROOT)
+    assert result.returncode != 0
+    assert "unknown field plans.pro.run_qouta" in result.stderr + result.stdout

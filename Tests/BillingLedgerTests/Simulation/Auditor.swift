@@ -378,6 +378,7 @@ struct Auditor {
         case .chargeRecorded(let recorded)?: "charge \(recorded.charge.chargeID)"
         case .creditsPurchased(let purchase)?: "purchase of \(purchase.amountMicros) by \(purchase.accountID)"
         case .clockSet(let set)?: "test clock set to \(set.nowUnix)"
+        case .plansConfigured?: "plan terms configured"
         case nil: "empty"
         }
     }

@@ -250,7 +250,7 @@ final class SimulatedDisk: Sendable {
             switch entry.event {
             case .accountCreated(let created): account = created.accountID
             case .creditsGranted(let grant): account = grant.accountID
-            case .apiKeyCreated, .apiKeyRevoked, .clockSet: account = ""
+            case .apiKeyCreated, .apiKeyRevoked, .clockSet, .plansConfigured: account = ""
             case .lifecycle(let event): account = event.accountID
             case .chargeRecorded(let recorded): account = recorded.charge.accountID
             case .creditsPurchased(let purchase): account = purchase.accountID
