@@ -97,7 +97,7 @@ let package = Package(
         .target(
             name: "LoadGenerator",
             dependencies: [
-                "Client", "GRPC", "HTTP2", "TLS", "BillingProto",
+                "Client", "GRPC", "HTTP2", "TLS", "BillingProto", "BillingCore",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]),
@@ -128,7 +128,7 @@ let package = Package(
         .testTarget(name: "BillingSQLiteTests", dependencies: ["BillingSQLite", "BillingLedger", "BillingProto"]),
         .testTarget(name: "BillingAuthTests", dependencies: ["BillingAuth", "TLS", "BillingCore"]),
         .testTarget(name: "HTTP2Tests", dependencies: ["HTTP2"]),
-        .testTarget(name: "TLSTests", dependencies: ["TLS"]),
+        .testTarget(name: "TLSTests", dependencies: ["TLS", "BillingCore"]),
         .testTarget(
             name: "LoadGeneratorTests",
             dependencies: ["LoadGenerator", "HTTP2", "BillingProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),

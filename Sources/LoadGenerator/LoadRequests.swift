@@ -1,3 +1,4 @@
+import BillingCore
 import BillingProto
 import SwiftProtobuf
 

@@ -1,3 +1,4 @@
+import BillingCore
 import BillingLedger
 import BillingProto
 import Dispatch

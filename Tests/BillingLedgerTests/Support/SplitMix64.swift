@@ -1,19 +1,7 @@
-/// A seeded generator (SplitMix64): a simulation's workload and its faults
-/// follow from the seed alone, so a failure can be replayed from it.
-struct SplitMix64: RandomNumberGenerator, Sendable {
-    var state: UInt64
+import BillingCore
 
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// True with probability `p`.
+/// The simulation's draws, on BillingCore's seeded generator.
+extension SplitMix64 {
     mutating func chance(_ p: Double) -> Bool {
         p > 0 && Double.random(in: 0..<1, using: &self) < p
     }
