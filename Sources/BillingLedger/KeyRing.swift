@@ -17,10 +17,16 @@ public final class KeyRing: Sendable {
     }
 
     private let keys = Mutex<[String: Key]>([:])
+    private let generationCounter = Atomic<UInt64>(0)
 
     public init() {}
 
     public func key(_ keyID: String) -> Key? { keys.withLock { $0[keyID] } }
+
+    /// Grows after every `replace`, once the new keys are in place. Read it
+    /// before `key(_:)`: a verification made under a value stays good only
+    /// while the value has not moved.
+    public var generation: UInt64 { generationCounter.load(ordering: .acquiring) }
 
     public var all: [Key] { keys.withLock { Array($0.values) }.sorted { ($0.createdUnix, $0.keyID) < ($1.createdUnix, $1.keyID) } }
 
@@ -33,5 +39,6 @@ public final class KeyRing: Sendable {
                             revokedUnix: record.revokedUnix)
         }
         keys.withLock { $0 = fresh }
+        generationCounter.add(1, ordering: .releasing)
     }
 }

@@ -8,6 +8,8 @@ import GRPC
 /// id, so that existence does not leak); messages never echo a credential.
 public final class Authenticator: Sendable {
     let keyRing: KeyRing
+    /// Checks keys against `keyRing`, remembering the ones that pass.
+    let apiKeys = ApiKeyVerifier()
     let jwt: JWTVerifier?
     let clock: any LedgerClock
 
@@ -41,16 +43,15 @@ public final class Authenticator: Sendable {
         let now = clock.nowMicros() / 1_000_000
         switch credential {
         case .apiKey(let keyID, let token):
-            guard let key = keyRing.key(keyID), ApiKeyToken.matches(token: token, storedHash: key.hash) else {
-                throw GRPCStatus(.unauthenticated, "unknown API key", reason: "INVALID_API_KEY")
+            do {
+                return try apiKeys.verify(keyID: keyID, token: token, nowUnix: now, in: KeyRingDirectory(keyRing: keyRing))
+            } catch {
+                switch error {
+                case .unknown: throw GRPCStatus(.unauthenticated, "unknown API key", reason: "INVALID_API_KEY")
+                case .revoked: throw GRPCStatus(.unauthenticated, "API key \(keyID) was revoked", reason: "API_KEY_REVOKED")
+                case .expired: throw GRPCStatus(.unauthenticated, "API key \(keyID) expired", reason: "API_KEY_EXPIRED")
+                }
             }
-            guard key.revokedUnix == 0 else {
-                throw GRPCStatus(.unauthenticated, "API key \(keyID) was revoked", reason: "API_KEY_REVOKED")
-            }
-            guard key.expiresUnix == 0 || key.expiresUnix > now else {
-                throw GRPCStatus(.unauthenticated, "API key \(keyID) expired", reason: "API_KEY_EXPIRED")
-            }
-            return .service(keyID: keyID, scopes: Set(key.scopes.compactMap(Scope.init(rawValue:))))
         case .jwt(let token):
             guard let jwt else {
                 throw GRPCStatus(.unauthenticated, "user tokens are not accepted by this server", reason: "INVALID_TOKEN")
@@ -94,6 +95,20 @@ public final class Authenticator: Sendable {
     static func sameAccount(_ own: String, _ requested: String?) throws(GRPCStatus) {
         guard let requested, requested == own else {
             throw GRPCStatus(.notFound, "account \(requested ?? "") does not exist", reason: "ACCOUNT_NOT_FOUND")
+        }
+    }
+}
+
+/// The ledger's key ring as the API key verifier reads it. Every change to
+/// the keys goes through `KeyRing.replace`, which moves the generation.
+struct KeyRingDirectory: ApiKeyDirectory {
+    let keyRing: KeyRing
+
+    var generation: UInt64 { keyRing.generation }
+
+    func storedKey(_ keyID: String) -> StoredApiKey? {
+        keyRing.key(keyID).map { key in
+            StoredApiKey(hash: key.hash, scopes: key.scopes, expiresUnix: key.expiresUnix, revokedUnix: key.revokedUnix)
         }
     }
 }

@@ -257,3 +257,15 @@ final class StallingGateway: PaymentGateway {
         await reopened.ledger.close()
     }
 }
+
+@Test func theKeyRingGenerationMovesWithEveryKeyChange() async throws {
+    let h = try Harness()
+    let start = h.ledger.keyRing.generation
+    _ = try await h.ledger.createApiKey(keyID: "k1", name: "n", scopes: ["metering:read"], hash: Array(repeating: 1, count: 32),
+                                        expiresUnix: 0, actor: "test")
+    let created = h.ledger.keyRing.generation
+    #expect(created > start)
+    _ = try await h.ledger.revokeApiKey(keyID: "k1", actor: "test")
+    #expect(h.ledger.keyRing.generation > created)
+    await h.ledger.close()
+}
