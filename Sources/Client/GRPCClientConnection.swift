@@ -20,7 +20,7 @@ public final class GRPCClientConnection {
         public let details: String?
     }
 
-    let fd: Int32
+    public let fd: Int32
     let session: HTTP2Session
     let tls: TLSEngine?
     let authority: String

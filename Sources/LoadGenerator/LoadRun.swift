@@ -1,3 +1,4 @@
+import Client
 import Foundation
 import Synchronization
 
@@ -23,27 +24,43 @@ public struct LoadRun: Sendable {
         return Int64(requests / connections + (index < requests % connections ? 1 : 0))
     }
 
-    /// Runs every worker on its own thread and waits for all; calls
-    /// `progress` with the merged tally each second that none finished.
-    /// Returns the merged tally and one line per connection that failed.
+    /// Runs every connection from one thread (`LoadWorker.runTogether`, as
+    /// h2load does) and waits for all; calls `progress` with the merged tally
+    /// each second until they finish. Returns the merged tally and one line
+    /// per connection that failed.
     public func run(progress: (LoadTally) -> Void) -> (tally: LoadTally, failures: [String]) {
         let finished = DispatchSemaphore(value: 0)
         let failures = FailureList()
-        for worker in workers {
-            Thread {
-                do { try worker.run() } catch { failures.append("connection \(worker.index): \(error)") }
-                finished.signal()
-            }.start()
-        }
-        var done = 0
-        while done < workers.count {
-            if finished.wait(timeout: .now() + 1) == .success {
-                done += 1
-            } else {
-                progress(merged())
+        let workers = self.workers
+        Thread {
+            var pairs: [(LoadWorker, GRPCClientConnection)] = []
+            for worker in workers {
+                do {
+                    pairs.append((worker, try GRPCClientConnection(host: worker.plan.host, port: worker.plan.port, tls: worker.plan.tls)))
+                } catch {
+                    failures.append("connection \(worker.index): \(error)")
+                }
             }
+            for (index, error) in LoadWorker.runTogether(pairs, wait: Self.readable) {
+                failures.append("connection \(index): \(error)")
+            }
+            finished.signal()
+        }.start()
+        while finished.wait(timeout: .now() + 1) != .success {
+            progress(merged())
         }
         return (merged(), failures.all)
+    }
+
+    /// The connections with bytes to read, waiting up to `timeoutMillis`.
+    static func readable(_ connections: [GRPCClientConnection], _ timeoutMillis: Int32) throws -> [Int] {
+        var descriptors = connections.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
+        let ready = poll(&descriptors, nfds_t(descriptors.count), timeoutMillis)
+        if ready < 0 {
+            guard errno == EINTR else { throw ClientError("poll: \(String(cString: strerror(errno)))") }
+            return []
+        }
+        return descriptors.indices.filter { descriptors[$0].revents != 0 }
     }
 
     /// Every worker's tally so far, merged.

@@ -39,7 +39,11 @@ final class SimulatedServer: LoadTransport {
         self.latencyNanos = latencyNanos
     }
 
+    /// Refuses every call (a connection that broke).
+    var failStarts = false
+
     func start(path: String, message: [UInt8], metadata: [HTTP2Header]) throws -> Int32 {
+        if failStarts { throw StartRefused() }
         let id = nextStreamID
         nextStreamID += 2  // client streams are odd
         started.append(Started(streamID: id, path: path, message: message, at: clock.now))
@@ -48,6 +52,9 @@ final class SimulatedServer: LoadTransport {
     }
 
     func flush() throws {}
+
+    /// When the next answer is due; nil when none is pending.
+    var nextDue: UInt64? { pending.map(\.due).min() }
 
     func finishedCalls(waitingMillis: Int32) throws -> [FinishedCall] {
         polls += 1
@@ -73,3 +80,5 @@ func testPlan(deadlineNanos: UInt64, intervalNanos: UInt64 = 0, streams: Int = 8
              accounts: (0..<accounts).map { LoadKeys.account(runID: runID, index: $0) }, agents: 10, runID: runID,
              deadlineNanos: deadlineNanos, intervalNanos: intervalNanos)
 }
+
+struct StartRefused: Error {}
