@@ -2,7 +2,9 @@
 # Metering benchmark through the network path: the release server pinned to
 # core 0 (one event loop), `billing load` pinned to core 1, 4 connections x 32
 # streams, unique idempotency keys, accounts provisioned with credits first.
-# Prints each RPC's throughput and latency, then reconciles the ledger.
+# Prints each RPC's throughput and latency; then h2load on the same server and
+# load (the read-only methods with one fixed request each, Health/Check as the
+# transport's ceiling for the durable ones) and the ratios; then reconciles.
 #
 # Usage: scripts/bench-ledger.sh [seconds-per-rpc] [accounts]
 set -euo pipefail
@@ -19,10 +21,64 @@ taskset -c 0 "$bin" serve --listen 127.0.0.1:0 --port-file "$work/port" --thread
 for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
 key=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['service_key'])" "$work/credentials.json")
 
+declare -A load_rate h2_rate
+last_run=""
 for mix in debit:1 quote:1 batch:1 cost:1 usage:1; do
   echo "== $mix ($seconds s, $accounts accounts; batch: 100 debits per call)"
-  BILLING_KEY="$key" taskset -c 1 "$bin" load --target "127.0.0.1:$(cat "$work/port")" --duration "$seconds" \
-    --accounts "$accounts" --mix "$mix" --batch-size 100 --connections 4 --streams 32 2>/dev/null | sed -n '1,3p'
+  out=$(BILLING_KEY="$key" taskset -c 1 "$bin" load --target "127.0.0.1:$(cat "$work/port")" --duration "$seconds" \
+    --accounts "$accounts" --mix "$mix" --batch-size 100 --connections 4 --streams 32 2>/dev/null)
+  echo "$out" | sed -n '1,3p'
+  load_rate[${mix%%:*}]=$(echo "$out" | sed -n 's/^run [^:]*: .* = \([0-9]*\) calls\/s$/\1/p')
+  last_run=$(echo "$out" | sed -n 's/^run \(load-[^:]*\):.*/\1/p')
+done
+# The same server driven by h2load (one thread, same 4 x 32, same duration):
+# the read-only methods with one fixed request each, and Health/Check as the
+# transport's ceiling for the durable methods (h2load cannot send unique
+# idempotency keys). Requests are gRPC-framed protobuf built here.
+account="$(echo "$last_run")-a0"
+BILLING_KEY="$key" "$bin" call billing.v1.Metering/Debit --target "127.0.0.1:$(cat "$work/port")" -d \
+  "{\"account_id\":\"$account\",\"workspace_id\":\"w1\",\"agent_id\":\"agent-0\",\"run_id\":\"bench-run\",\"idempotency_key\":\"bench-h2load\",\"line_items\":[{\"llm\":{\"model\":\"gpt-4o-mini\",\"input_tokens\":1200,\"output_tokens\":300}}]}" >/dev/null
+python3 - "$account" "$work" <<'PY'
+import sys
+def varint(n):
+    out = b""
+    while True:
+        low, n = n & 0x7F, n >> 7
+        out += bytes([low | (0x80 if n else 0)])
+        if not n: return out
+def field(number, value):  # a varint field for an int, else a length-delimited one
+    if isinstance(value, int): return varint(number << 3) + varint(value)
+    data = value.encode() if isinstance(value, str) else value
+    return varint(number << 3 | 2) + varint(len(data)) + data
+def framed(message): return b"\x00" + len(message).to_bytes(4, "big") + message
+account, work = sys.argv[1], sys.argv[2]
+llm = field(1, "gpt-4o-mini") + field(2, 1200) + field(3, 300)
+tool = field(1, "slack") + field(2, 1)
+quote = field(1, account) + field(2, "w1") + field(3, "agent-3") + field(4, field(1, llm)) + field(4, field(2, tool))
+cost = field(1, account) + field(2, "bench-run")
+usage = field(1, account) + field(4, 1) + field(4, 3)  # group_by: day, line item
+for name, message in (("quote", quote), ("cost", cost), ("usage", usage), ("health", b"")):
+    open(f"{work}/{name}.bin", "wb").write(framed(message))
+PY
+h2() {  # method path, body file: h2load's calls/s, after checking the request is answered OK
+  local url="http://127.0.0.1:$(cat "$work/port")$1"
+  local headers=(-H 'content-type: application/grpc' -H 'te: trailers' -H "authorization: Bearer $key")
+  nghttp -v -d "$2" "${headers[@]}" "$url" 2>&1 | grep -q 'grpc-status: 0$' || { echo "not OK: $1" >&2; echo 0; return; }
+  taskset -c 1 h2load -D "$seconds" -c 4 -m 32 -t 1 -d "$2" "${headers[@]}" "$url" 2>/dev/null \
+    | sed -n 's/^finished in [^,]*, \([0-9.]*\) req\/s.*/\1/p'
+}
+echo "== h2load on the same server, 4 x 32, $seconds s each (one fixed request per method)"
+for pair in "quote:/billing.v1.Metering/Quote" "cost:/billing.v1.Metering/GetExecutionCost" \
+            "usage:/billing.v1.Metering/GetUsage" "health:/grpc.health.v1.Health/Check"; do
+  name=${pair%%:*}
+  h2_rate[$name]=$(h2 "${pair#*:}" "$work/$name.bin")
+done
+ratio() { python3 -c "print(f'{float(\"$1\") / float(\"$2\"):.2f}' if float(\"$2\") else 'n/a')"; }
+echo "== summary: billing load vs h2load on the same method (durable ones: vs Health/Check, the transport's ceiling)"
+for name in debit quote batch cost usage; do
+  reference=${name}; [ "$name" = debit ] || [ "$name" = batch ] && reference=health
+  extra=""; [ "$name" = batch ] && extra=" ($(( ${load_rate[$name]:-0} * 100 )) debits/s)"
+  echo "  $name: billing load ${load_rate[$name]} calls/s$extra, h2load ${reference} ${h2_rate[$reference]} calls/s, ratio $(ratio "${load_rate[$name]}" "${h2_rate[$reference]}")"
 done
 echo "== reconcile"
 "$bin" verify --db "$work/bench.sqlite" | tail -2
