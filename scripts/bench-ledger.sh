@@ -38,28 +38,7 @@ done
 account="$(echo "$last_run")-a0"
 BILLING_KEY="$key" "$bin" call billing.v1.Metering/Debit --target "127.0.0.1:$(cat "$work/port")" -d \
   "{\"account_id\":\"$account\",\"workspace_id\":\"w1\",\"agent_id\":\"agent-0\",\"run_id\":\"bench-run\",\"idempotency_key\":\"bench-h2load\",\"line_items\":[{\"llm\":{\"model\":\"gpt-4o-mini\",\"input_tokens\":1200,\"output_tokens\":300}}]}" >/dev/null
-python3 - "$account" "$work" <<'PY'
-import sys
-def varint(n):
-    out = b""
-    while True:
-        low, n = n & 0x7F, n >> 7
-        out += bytes([low | (0x80 if n else 0)])
-        if not n: return out
-def field(number, value):  # a varint field for an int, else a length-delimited one
-    if isinstance(value, int): return varint(number << 3) + varint(value)
-    data = value.encode() if isinstance(value, str) else value
-    return varint(number << 3 | 2) + varint(len(data)) + data
-def framed(message): return b"\x00" + len(message).to_bytes(4, "big") + message
-account, work = sys.argv[1], sys.argv[2]
-llm = field(1, "gpt-4o-mini") + field(2, 1200) + field(3, 300)
-tool = field(1, "slack") + field(2, 1)
-quote = field(1, account) + field(2, "w1") + field(3, "agent-3") + field(4, field(1, llm)) + field(4, field(2, tool))
-cost = field(1, account) + field(2, "bench-run")
-usage = field(1, account) + field(4, 1) + field(4, 3)  # group_by: day, line item
-for name, message in (("quote", quote), ("cost", cost), ("usage", usage), ("health", b"")):
-    open(f"{work}/{name}.bin", "wb").write(framed(message))
-PY
+python3 scripts/grpc_body.py "$work" "$account"
 h2() {  # method path, body file: h2load's calls/s, after checking the request is answered OK
   local url="http://127.0.0.1:$(cat "$work/port")$1"
   local headers=(-H 'content-type: application/grpc' -H 'te: trailers' -H "authorization: Bearer $key")

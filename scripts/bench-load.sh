@@ -52,23 +52,7 @@ serve
 account="$(warm_up)-a0"
 # h2load's body: a gRPC-framed QuoteRequest{account_id, workspace_id "w1", agent_id "agent-3",
 # line_items [llm gpt-4o-mini 1,200 in / 300 out, tool_call slack x 1]}, the shape `billing load` sends.
-python3 - "$account" "$work/quote.bin" <<'PY'
-import sys
-def varint(n):
-    out = b""
-    while True:
-        low, n = n & 0x7F, n >> 7
-        out += bytes([low | (0x80 if n else 0)])
-        if not n: return out
-def field(number, value):  # a varint field for an int, else a length-delimited one
-    if isinstance(value, int): return varint(number << 3) + varint(value)
-    data = value.encode() if isinstance(value, str) else value
-    return varint(number << 3 | 2) + varint(len(data)) + data
-llm = field(1, "gpt-4o-mini") + field(2, 1200) + field(3, 300)
-tool = field(1, "slack") + field(2, 1)
-quote = field(1, sys.argv[1]) + field(2, "w1") + field(3, "agent-3") + field(4, field(1, llm)) + field(4, field(2, tool))
-open(sys.argv[2], "wb").write(b"\x00" + len(quote).to_bytes(4, "big") + quote)
-PY
+python3 scripts/grpc_body.py "$work" "$account"
 grpc_headers=(-H 'content-type: application/grpc' -H 'te: trailers' -H "authorization: Bearer $key")
 url="http://$target/billing.v1.Metering/Quote"
 # h2load counts any HTTP 200 as a success, gRPC errors included: check the request is answered OK first.

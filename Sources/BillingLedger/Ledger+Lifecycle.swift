@@ -236,14 +236,7 @@ extension Ledger {
         } else {
             outcome = .failed(reason: "PAYMENT_METHOD_REQUIRED", message: "no payment method on file")
         }
-        switch outcome {
-        case .succeeded:
-            charge.status = .succeeded
-        case let .failed(reason, message):
-            charge.status = .failed
-            charge.failureReason = reason
-            charge.failureMessage = message
-        }
+        charge.record(outcome)
         charge.createdUnixSeconds = nowUnix
         var recorded = Billing_Journal_V1_ChargeRecorded()
         recorded.charge = charge
@@ -411,15 +404,8 @@ extension Ledger {
         charge.paymentMethodID = method.method.paymentMethodID
         charge.paymentMethodLabel = Self.label(method.method)
         charge.description_p = "Credit purchase"
-        switch outcome {
-        case .succeeded:
-            charge.status = .succeeded
-            charge.invoiceID = "in_\(state.nextInvoiceSequence)"
-        case let .failed(reason, message):
-            charge.status = .failed
-            charge.failureReason = reason
-            charge.failureMessage = message
-        }
+        charge.record(outcome)
+        if charge.status == .succeeded { charge.invoiceID = "in_\(state.nextInvoiceSequence)" }
         var purchase = Billing_Journal_V1_CreditsPurchased()
         purchase.accountID = accountID
         purchase.amountMicros = amountMicros
@@ -497,4 +483,18 @@ extension Ledger {
     }
 
     public nonisolated var currentUnix: Int64 { clock.nowMicros() / 1_000_000 }
+}
+
+extension Billing_V1_Charge {
+    /// Sets the status (and a failure's reason and message) from the gateway's answer.
+    mutating func record(_ outcome: ChargeOutcome) {
+        switch outcome {
+        case .succeeded:
+            status = .succeeded
+        case let .failed(reason, message):
+            status = .failed
+            failureReason = reason
+            failureMessage = message
+        }
+    }
 }
