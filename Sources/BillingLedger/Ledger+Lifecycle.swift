@@ -75,14 +75,6 @@ extension Ledger {
         return book
     }
 
-    /// Appends `event` and waits until it is durable.
-    @discardableResult
-    func commit(_ event: Billing_Journal_V1_Entry.OneOf_Event, atMicros: Int64? = nil) async throws -> Billing_Journal_V1_Entry {
-        let entry = try append(event, atMicros: atMicros ?? clock.nowMicros())
-        try await committer.waiter(for: entry.seq).wait()
-        return entry
-    }
-
     func lifecycleEvent(_ accountID: String, at: Int64, actor: String, key: String = "",
                         _ event: Billing_Journal_V1_LifecycleEvent.OneOf_Event) -> Billing_Journal_V1_Entry.OneOf_Event {
         var lifecycle = Billing_Journal_V1_LifecycleEvent()

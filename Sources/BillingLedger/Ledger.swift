@@ -85,8 +85,7 @@ public actor Ledger {
     @discardableResult
     public func configurePlans(_ plans: PlanCatalog, actor: String) async throws -> Bool {
         guard plans != state.plans else { return false }
-        let entry = try append(.plansConfigured(LedgerState.journalPlans(plans, actor: actor)), atMicros: clock.nowMicros())
-        try await committer.waiter(for: entry.seq).wait()
+        try await commit(.plansConfigured(LedgerState.journalPlans(plans, actor: actor)))
         return true
     }
     /// Unix micros of the newest checkpoint this process wrote (0: none yet).
@@ -123,6 +122,14 @@ public actor Ledger {
             entriesSinceCheckpoint = 0
             committer.enqueueCheckpoint(state.checkpoint(writtenAtMicros: atMicros))
         }
+        return entry
+    }
+
+    /// Appends `event` and waits until it is durable.
+    @discardableResult
+    func commit(_ event: Billing_Journal_V1_Entry.OneOf_Event, atMicros: Int64? = nil) async throws -> Billing_Journal_V1_Entry {
+        let entry = try append(event, atMicros: atMicros ?? clock.nowMicros())
+        try await committer.waiter(for: entry.seq).wait()
         return entry
     }
 
@@ -166,9 +173,7 @@ public actor Ledger {
             created.trialEndsUnix = now / 1_000_000 + Int64(state.plans.trialDays) * 86_400
             created.trialCreditMicros = configuration.trialCreditMicros
         }
-        let entry = try append(.accountCreated(created), atMicros: now)
-        try await committer.waiter(for: entry.seq).wait()
-        return entry
+        return try await commit(.accountCreated(created), atMicros: now)
     }
 
     /// Adds credits; returns the grant's seq and the new balance. With an
@@ -214,9 +219,7 @@ public actor Ledger {
         created.keyHash = Data(hash)
         created.expiresUnix = expiresUnix
         created.actor = actor
-        let entry = try append(.apiKeyCreated(created), atMicros: clock.nowMicros())
-        try await committer.waiter(for: entry.seq).wait()
-        return entry
+        return try await commit(.apiKeyCreated(created))
     }
 
     /// Revokes a key: refused by the next call at once, durable on return.
@@ -226,8 +229,7 @@ public actor Ledger {
         var revoked = Billing_Journal_V1_ApiKeyRevoked()
         revoked.keyID = keyID
         revoked.actor = actor
-        let entry = try append(.apiKeyRevoked(revoked), atMicros: clock.nowMicros())
-        try await committer.waiter(for: entry.seq).wait()
+        try await commit(.apiKeyRevoked(revoked))
         return state.apiKeys[keyID] ?? record
     }
 

@@ -26,7 +26,7 @@ struct Load: ParsableCommand {
     @Option(help: "Use TLS, trusting this CA (PEM) for the server certificate.")
     var tlsCa: String?
 
-    @Option(help: "HTTP/2 connections, one thread each.")
+    @Option(help: "HTTP/2 connections, all driven from one thread (as h2load).")
     var connections: Int = 4
 
     @Option(help: "Calls in flight per connection.")

@@ -21,7 +21,7 @@ import grpc
 import pytest
 from google.protobuf import descriptor_pool, json_format, message_factory
 
-from conftest import ROOT, RPC_TIMEOUT_S, SCHEMA, billing_binary
+from conftest import ROOT, RPC_TIMEOUT_S, SCHEMA, billing_binary, error_info
 
 CLI_TIMEOUT_S = 60
 
@@ -123,18 +123,6 @@ def grpc_call(channel, method: str, request: dict):
         return None, error
 
 
-def error_info_of(pb, error):
-    raw = dict(error.trailing_metadata() or ()).get("grpc-status-details-bin")
-    if raw is None:
-        return None
-    status = pb.status_pb2.Status.FromString(raw)
-    info = pb.error_details_pb2.ErrorInfo()
-    for detail in status.details:
-        if detail.Unpack(info):
-            return info
-    return None
-
-
 def assert_failure_printed(pb, result, error):
     """`billing call` exited 2 and printed, on standard error, what grpcio saw:
     status name, message, and the ErrorInfo's reason, domain and metadata."""
@@ -143,7 +131,7 @@ def assert_failure_printed(pb, result, error):
     name = error.code().name
     assert re.search(rf"\b{name}\b", result.stderr), f"status {name} not printed:\n{shown(result)}"
     assert error.details() in result.stderr, f"message {error.details()!r} not printed:\n{shown(result)}"
-    info = error_info_of(pb, error)
+    info = error_info(pb, error)
     if info is not None:
         lines = result.stderr.splitlines()
         assert f"  reason: {info.reason}" in lines, shown(result)
