@@ -99,8 +99,9 @@ extension Ledger {
 
     /// What a debit would do now, changing nothing (Quote).
     public func quote(_ command: DebitCommand) -> (event: Billing_Journal_V1_Entry.OneOf_Event, balance: Int64)? {
-        guard let book = state.accounts[command.accountID] else { return nil }
-        return (state.decide(command, nowMicros: clock.nowMicros(), plans: state.plans), book.balance)
+        guard let index = state.accounts.index(forKey: command.accountID) else { return nil }
+        let balance = state.accounts.values[index].balance
+        return (state.decide(command, nowMicros: clock.nowMicros(), plans: state.plans), balance)
     }
 
     /// A debit outcome from the hot cache, once durable; nil when not cached.

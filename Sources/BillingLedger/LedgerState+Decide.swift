@@ -8,9 +8,16 @@ extension LedgerState {
     /// limit, run quota, insufficient credits; key reuse is checked before,
     /// against the idempotency records). Pure: changes nothing.
     public func decide(_ command: DebitCommand, nowMicros: Int64, plans: PlanCatalog) -> Billing_Journal_V1_Entry.OneOf_Event {
-        guard let book = accounts[command.accountID] else {
+        guard let index = accounts.index(forKey: command.accountID) else {
             return .debitRefused(Self.refusal(command, .unknownAccount, detail: "account \(command.accountID) does not exist"))
         }
+        // Borrowed in place: a copy of the book would retain each of its
+        // collections on every debit.
+        return Self.decide(command, book: accounts.values[index], nowMicros: nowMicros, plans: plans)
+    }
+
+    static func decide(_ command: DebitCommand, book: borrowing AccountBook, nowMicros: Int64,
+                       plans: PlanCatalog) -> Billing_Journal_V1_Entry.OneOf_Event {
         if let pause = book.lifecycle.pauseReason {
             return .debitRefused(Self.refusal(command, .accountPaused, detail: "new runs are paused: \(pause.remedy)"))
         }
@@ -21,17 +28,19 @@ extension LedgerState {
                 detail: "the \(terms.displayName) plan allows \(limit) workspace(s); upgrade to add workspace \(command.workspaceID)"))
         }
         let period = BillingPeriod.containing(nowMicros / 1_000_000, anchor: book.periodAnchor)
-        let runsCounted = period.start == book.periodStart ? book.runsInPeriod : []
-        let newRun = !command.runID.isEmpty && !runsCounted.contains(command.runID)
-        if newRun, let quota = terms.runQuota, Int64(runsCounted.count) >= quota {
+        // Runs counted in an earlier period do not count in this one.
+        let samePeriod = period.start == book.periodStart
+        let runsUsed = samePeriod ? book.runsInPeriod.count : 0
+        let newRun = !command.runID.isEmpty && !(samePeriod && book.runsInPeriod.contains(command.runID))
+        if newRun, let quota = terms.runQuota, Int64(runsUsed) >= quota {
             return .debitRefused(Self.refusal(command, .runQuotaExceeded,
-                detail: "\(runsCounted.count) of \(quota) runs used this period; the quota resets on the next billing date"))
+                detail: "\(runsUsed) of \(quota) runs used this period; the quota resets on the next billing date"))
         }
         let total = command.priced.total.micros
         var fromCredits = total
         var overage: Int64 = 0
         if book.balance < total {
-            guard book.accruesOverage(in: plans) else {
+            guard terms.accruesOverage else {
                 return .debitRefused(Self.refusal(command, .insufficientCredits,
                     detail: "debit of \(Money(micros: total)) exceeds the credit balance of \(Money(micros: book.balance))"))
             }
