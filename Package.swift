@@ -58,7 +58,7 @@ let package = Package(
                 "CSQLite", "BillingLedger", "BillingProto",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
-            resources: [.embedInCode("Migrations/0001_ledger.sql")]),
+            resources: [.embedInCode("Migrations/0001_ledger.sql"), .embedInCode("Migrations/0002_hash_indexes.sql")]),
 
         // Who is calling: API keys (hashed, constant-time), platform JWTs
         // (HMAC-SHA256 via libcrypto), principals, scopes and roles.
@@ -125,7 +125,9 @@ let package = Package(
 
         .testTarget(name: "BillingCoreTests", dependencies: ["BillingCore"]),
         .testTarget(name: "BillingLedgerTests", dependencies: ["BillingLedger", "BillingCore", "BillingProto"]),
-        .testTarget(name: "BillingSQLiteTests", dependencies: ["BillingSQLite", "BillingLedger", "BillingProto"]),
+        .testTarget(name: "BillingSQLiteTests", dependencies: [
+            "BillingSQLite", "BillingLedger", "BillingProto", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ]),
         .testTarget(name: "BillingAuthTests", dependencies: ["BillingAuth", "TLS", "BillingCore"]),
         .testTarget(name: "HTTP2Tests", dependencies: ["HTTP2"]),
         .testTarget(name: "TLSTests", dependencies: ["TLS", "BillingCore"]),

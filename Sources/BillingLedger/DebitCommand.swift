@@ -10,6 +10,8 @@ public struct DebitCommand: Sendable {
     public var priced: PricedDebit
     /// SHA-256 of the request's canonical form (`fingerprint(...)`).
     public var fingerprint: [UInt8]
+    /// `JournalKeyHash.debit` of (account, key): computed once, used by every lookup.
+    public let keyHash: Int64
 
     public init(accountID: String, workspaceID: String, agentID: String, runID: String,
                 idempotencyKey: String, priced: PricedDebit, fingerprint: [UInt8]) {
@@ -20,6 +22,7 @@ public struct DebitCommand: Sendable {
         self.idempotencyKey = idempotencyKey
         self.priced = priced
         self.fingerprint = fingerprint
+        self.keyHash = JournalKeyHash.debit(account: accountID, key: idempotencyKey)
     }
 
     /// A request's identity for idempotency: SHA-256 of `canonicalBytes`.

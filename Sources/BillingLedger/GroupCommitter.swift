@@ -19,6 +19,12 @@ final class GroupCommitter: Sendable {
     struct State {
         var queue: [Billing_Journal_V1_Entry] = []
         var checkpoint: Billing_Journal_V1_Checkpoint?
+        /// Index rows to store with the next checkpoint written (kept across
+        /// a failed checkpoint write, dropped with a failed commit).
+        var pendingIndex = JournalIndexRows()
+        /// The newest checkpoint written by this process, and who awaits one.
+        var indexedSeq: Int64 = 0
+        var indexWaiters: [Waiter] = []
         var waiters: [Waiter] = []
         var durableSeq: Int64
         var failed: String?
@@ -36,6 +42,8 @@ final class GroupCommitter: Sendable {
     let maxQueued: Int
     let logger: Logger
     let onFailure: @Sendable (String) -> Void
+    /// Called with a checkpoint's seq once it and its index rows are stored.
+    let onIndexed: @Sendable (Int64) -> Void
     private let state: Mutex<State>
     private let wake = DispatchSemaphore(value: 0)
     /// Entries per transaction and commit latency (swift-metrics).
@@ -46,12 +54,13 @@ final class GroupCommitter: Sendable {
     private let stopped = DispatchSemaphore(value: 0)
 
     init(store: any LedgerStore, durableSeq: Int64, maxBatch: Int, maxQueued: Int, logger: Logger,
-         onFailure: @escaping @Sendable (String) -> Void) {
+         onFailure: @escaping @Sendable (String) -> Void, onIndexed: @escaping @Sendable (Int64) -> Void) {
         self.store = store
         self.maxBatch = maxBatch
         self.maxQueued = maxQueued
         self.logger = logger
         self.onFailure = onFailure
+        self.onIndexed = onIndexed
         self.state = Mutex(State(durableSeq: durableSeq))
         let thread = Thread { [self] in run() }
         thread.name = "billing-journal"
@@ -75,11 +84,15 @@ final class GroupCommitter: Sendable {
         if mustWake { wake.signal() }
     }
 
-    /// Queues a checkpoint, written once every entry up to its seq is
-    /// durable; dropped if a commit fails first (it would hold lost entries).
-    func enqueueCheckpoint(_ checkpoint: Billing_Journal_V1_Checkpoint) {
+    /// Queues a checkpoint with the index rows of the debits since the last
+    /// one, written once every entry up to its seq is durable; dropped if a
+    /// commit fails first (it would hold lost entries). A newer checkpoint
+    /// replaces one not yet written; their rows go together.
+    func enqueueCheckpoint(_ checkpoint: Billing_Journal_V1_Checkpoint, index: JournalIndexRows) {
         state.withLock { s in
-            if s.failed == nil { s.checkpoint = checkpoint }
+            guard s.failed == nil else { return }
+            s.checkpoint = checkpoint
+            s.pendingIndex.append(contentsOf: index)
         }
         wake.signal()
     }
@@ -94,6 +107,20 @@ final class GroupCommitter: Sendable {
             if let failed = s.failed { return .failure(.unavailable(failed)) }
             if s.durableSeq >= seq { return .success(()) }
             s.waiters.append(Waiter(seq: seq, waiter: waiter))
+            return nil
+        }
+        if let outcome { waiter.resolve(outcome) }
+        return waiter
+    }
+
+    /// A waiter for a checkpoint at or after `seq` to be written (with its
+    /// index rows); fails if the next checkpoint write or a commit fails.
+    func checkpointWaiter(for seq: Int64) -> CommitWaiter {
+        let waiter = CommitWaiter()
+        let outcome: Result<Void, LedgerError>? = state.withLock { s in
+            if let failed = s.failed { return .failure(.unavailable(failed)) }
+            if s.indexedSeq >= seq { return .success(()) }
+            s.indexWaiters.append(Waiter(seq: seq, waiter: waiter))
             return nil
         }
         if let outcome { waiter.resolve(outcome) }
@@ -120,8 +147,8 @@ final class GroupCommitter: Sendable {
         // Closed for good: later appends and waits fail instead of hanging.
         let stranded = state.withLock { s -> [Waiter] in
             s.failed = "the ledger is closed"
-            defer { s.waiters.removeAll() }
-            return s.waiters
+            defer { s.waiters.removeAll(); s.indexWaiters.removeAll() }
+            return s.waiters + s.indexWaiters
         }
         for waiter in stranded { waiter.waiter.resolve(.failure(.unavailable("the ledger is closed"))) }
     }
@@ -170,12 +197,13 @@ final class GroupCommitter: Sendable {
                 loaded = true
             }
             // Only a checkpoint whose every entry is durable is written.
-            let checkpoint = state.withLock { s -> Billing_Journal_V1_Checkpoint? in
+            let checkpoint = state.withLock { s -> (Billing_Journal_V1_Checkpoint, JournalIndexRows)? in
                 guard s.failed == nil, let pending = s.checkpoint, pending.seq <= s.durableSeq else { return nil }
                 s.checkpoint = nil
-                return pending
+                defer { s.pendingIndex = JournalIndexRows() }
+                return (pending, s.pendingIndex)
             }
-            if let checkpoint { write(checkpoint) }
+            if let (checkpoint, rows) = checkpoint { write(checkpoint, index: rows) }
             if batch.isEmpty && stopping {
                 stopped.signal()
                 return
@@ -208,8 +236,10 @@ final class GroupCommitter: Sendable {
                 s.failed = reason
                 s.queue.removeAll()
                 s.checkpoint = nil
-                let waiters = s.waiters
+                s.pendingIndex = JournalIndexRows()
+                let waiters = s.waiters + s.indexWaiters
                 s.waiters.removeAll()
+                s.indexWaiters.removeAll()
                 return waiters
             }
             for waiter in failedWaiters { waiter.waiter.resolve(.failure(.unavailable(reason))) }
@@ -231,14 +261,40 @@ final class GroupCommitter: Sendable {
         for waiter in ready { waiter.waiter.resolve(.success(())) }
     }
 
-    private func write(_ checkpoint: Billing_Journal_V1_Checkpoint) {
+    /// Stores the checkpoint and its index rows (sorted by hash: SQLite
+    /// then appends them instead of seeking). On failure the rows wait for
+    /// the next checkpoint and the ledger keeps their debits in memory.
+    private func write(_ checkpoint: Billing_Journal_V1_Checkpoint, index: JournalIndexRows) {
+        var rows = index
+        rows.keys.sort()
+        rows.runs.sort()
         do {
-            try store.writeCheckpoint(checkpoint)
+            try store.writeCheckpoint(checkpoint, index: rows)
             lastCheckpointMicros.store(checkpoint.writtenUnixMicros, ordering: .relaxed)
-            logger.info("checkpoint written", metadata: ["seq": "\(checkpoint.seq)", "accounts": "\(checkpoint.accounts.count)"])
+            logger.info("checkpoint written", metadata: [
+                "seq": "\(checkpoint.seq)", "accounts": "\(checkpoint.accounts.count)",
+                "indexed_keys": "\(rows.keys.count)", "indexed_runs": "\(rows.runs.count)",
+            ])
+            onIndexed(checkpoint.seq)
+            let ready = state.withLock { s -> [Waiter] in
+                s.indexedSeq = max(s.indexedSeq, checkpoint.seq)
+                let ready = s.indexWaiters.filter { $0.seq <= s.indexedSeq }
+                s.indexWaiters.removeAll { $0.seq <= s.indexedSeq }
+                return ready
+            }
+            for waiter in ready { waiter.waiter.resolve(.success(())) }
         } catch {
             // Not fatal: the journal has everything; recovery replays more.
             logger.warning("checkpoint failed", metadata: ["error": "\(error)", "seq": "\(checkpoint.seq)"])
+            let failed = state.withLock { s -> [Waiter] in
+                defer { s.indexWaiters.removeAll() }
+                guard s.failed == nil else { return s.indexWaiters }
+                var kept = index
+                kept.append(contentsOf: s.pendingIndex)
+                s.pendingIndex = kept
+                return s.indexWaiters
+            }
+            for waiter in failed { waiter.waiter.resolve(.failure(.unavailable("checkpoint failed: \(error)"))) }
         }
     }
 }

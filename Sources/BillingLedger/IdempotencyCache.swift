@@ -1,56 +1,157 @@
 public import BillingProto
 import Synchronization
 
-/// The hot set of recent debit outcomes by (account, key), bounded in
-/// memory: two generations, the older dropped when the newer fills up.
-/// Older keys live on in SQLite and are looked up there on a miss.
-/// `generation` lets a caller that looked in SQLite before entering the
-/// ledger detect that a rotation happened meanwhile and look again.
+/// Debit outcomes by (account, key) and accepted debits by (account, run),
+/// in memory for every debit the store's indexes do not cover yet, plus the
+/// most recently indexed generation as a hot set for retries.
+///
+/// Generations follow checkpoints: the current one collects debits; when the
+/// ledger queues a checkpoint it seals the current generation, whose index
+/// rows go to the store with that checkpoint. Once the store has them, the
+/// generation is "indexed", and the older indexed one is dropped. Memory is
+/// therefore bounded by the checkpoint interval, not by the journal.
+/// `generation` counts drops, so a caller that looked in the store before
+/// entering the ledger can tell whether it must look again.
 public final class IdempotencyCache: Sendable {
     struct Key: Hashable {
         let account: String
         let key: String
     }
 
-    struct Generations {
-        var current: [Key: Billing_Journal_V1_Entry] = [:]
-        var previous: [Key: Billing_Journal_V1_Entry] = [:]
+    /// Keyed by the 64-bit hashes (`JournalKeyHash`): an integer key hashes
+    /// and compares in a few instructions, two strings in a few hundred. A
+    /// hit is checked against the entry's own account and key; a second key
+    /// with a taken hash (not expected in the life of a ledger, but possible)
+    /// goes to `collided`, keyed by its strings.
+    struct Generation {
+        var debits: [Int64: Billing_Journal_V1_Entry] = [:]
+        var collided: [Key: Billing_Journal_V1_Entry] = [:]
+        /// By run hash; runs sharing a hash share a list, told apart on reading.
+        var runs: [Int64: [Billing_Journal_V1_Entry]] = [:]
+        var rows = JournalIndexRows()
+        /// The seq of the checkpoint it was sealed for (0 while current).
+        var sealedAt: Int64 = 0
+        var indexed = false
+
+        func debit(_ key: Key, hash: Int64) -> Billing_Journal_V1_Entry? {
+            if let entry = debits[hash], IdempotencyCache.key(of: entry) == key { return entry }
+            return collided.isEmpty ? nil : collided[key]
+        }
+    }
+
+    struct State {
+        var current = Generation()
+        /// Oldest first.
+        var sealed: [Generation] = []
         var generation: UInt64 = 0
     }
 
-    private let state = Mutex(Generations())
-    /// Entries per generation; memory holds at most twice this many.
-    public let capacity: Int
+    private let state = Mutex(State())
 
-    public init(capacity: Int) {
-        precondition(capacity > 0)
-        self.capacity = capacity
-    }
+    public init() {}
 
     public func lookup(account: String, key: String) -> (entry: Billing_Journal_V1_Entry?, generation: UInt64) {
-        let k = Key(account: account, key: key)
-        return state.withLock { s in (s.current[k] ?? s.previous[k], s.generation) }
+        lookup(account: account, key: key, hash: JournalKeyHash.debit(account: account, key: key))
     }
 
-    public func insert(_ entry: Billing_Journal_V1_Entry, account: String, key: String) {
+    /// `hash` is `JournalKeyHash.debit(account:key:)` (`DebitCommand.keyHash`).
+    public func lookup(account: String, key: String, hash: Int64) -> (entry: Billing_Journal_V1_Entry?, generation: UInt64) {
+        let k = Key(account: account, key: key)
+        return state.withLock { s in
+            if let entry = s.current.debit(k, hash: hash) { return (entry, s.generation) }
+            for generation in s.sealed.reversed() {
+                if let entry = generation.debit(k, hash: hash) { return (entry, s.generation) }
+            }
+            return (nil, s.generation)
+        }
+    }
+
+    /// Accepted debits of a run held here, in seq order.
+    public func runEntries(account: String, run: String) -> [Billing_Journal_V1_Entry] {
+        let hash = JournalKeyHash.run(account: account, run: run)
+        let candidates = state.withLock { s in
+            s.sealed.flatMap { $0.runs[hash] ?? [] } + (s.current.runs[hash] ?? [])
+        }
+        return candidates.filter { entry in
+            if case .debitAccepted(let debit) = entry.event { return debit.accountID == account && debit.runID == run }
+            return false
+        }
+    }
+
+    /// Records a debit entry (accepted or refused) and returns its key's
+    /// hash; other entries are ignored (nil).
+    @discardableResult
+    public func insert(_ entry: Billing_Journal_V1_Entry) -> Int64? {
+        guard let key = Self.key(of: entry) else { return nil }
+        let keyHash = JournalKeyHash.debit(account: key.account, key: key.key)
+        var runHash: Int64?
+        if case .debitAccepted(let debit) = entry.event {
+            runHash = JournalKeyHash.run(account: debit.accountID, run: debit.runID)
+        }
         state.withLock { s in
-            if s.current.count >= capacity {
-                s.previous = s.current
-                s.current = [:]
-                s.current.reserveCapacity(capacity)
+            if let taken = s.current.debits[keyHash], Self.key(of: taken) != key {
+                s.current.collided[key] = entry
+            } else {
+                s.current.debits[keyHash] = entry
+            }
+            s.current.rows.keys.append(.init(hash: keyHash, seq: entry.seq))
+            if let runHash {
+                s.current.runs[runHash, default: []].append(entry)
+                s.current.rows.runs.append(.init(hash: runHash, seq: entry.seq))
+            }
+        }
+        return keyHash
+    }
+
+    /// (account, idempotency key) of a debit entry; nil for other entries.
+    static func key(of entry: Billing_Journal_V1_Entry) -> Key? {
+        switch entry.event {
+        case .debitAccepted(let debit): Key(account: debit.accountID, key: debit.idempotencyKey)
+        case .debitRefused(let refused): Key(account: refused.accountID, key: refused.idempotencyKey)
+        default: nil
+        }
+    }
+
+    /// Closes the current generation for the checkpoint at `seq` and returns
+    /// its index rows (unsorted), which must be stored with that checkpoint.
+    public func seal(atSeq seq: Int64) -> JournalIndexRows {
+        state.withLock { s in
+            var sealed = s.current
+            let rows = sealed.rows
+            sealed.rows = JournalIndexRows()
+            sealed.sealedAt = seq
+            s.sealed.append(sealed)
+            s.current = Generation()
+            return rows
+        }
+    }
+
+    /// The store's indexes now cover every debit up to `seq`: the generations
+    /// sealed at or before it are indexed; all but the newest of those are dropped.
+    public func indexed(through seq: Int64) {
+        state.withLock { s in
+            for index in s.sealed.indices where s.sealed[index].sealedAt <= seq {
+                s.sealed[index].indexed = true
+            }
+            while s.sealed.count >= 2 && s.sealed[0].indexed && s.sealed[1].indexed {
+                s.sealed.removeFirst()
                 s.generation += 1
             }
-            s.current[Key(account: account, key: key)] = entry
         }
     }
 
     public func removeAll() {
         state.withLock { s in
-            s.current = [:]
-            s.previous = [:]
+            s.current = Generation()
+            s.sealed = []
             s.generation += 1
         }
     }
 
-    public var count: Int { state.withLock { $0.current.count + $0.previous.count } }
+    /// Debit outcomes held.
+    public var count: Int {
+        state.withLock { s in
+            s.sealed.reduce(s.current.debits.count + s.current.collided.count) { $0 + $1.debits.count + $1.collided.count }
+        }
+    }
 }

@@ -59,7 +59,7 @@ extension Ledger {
     /// Decides and applies one debit; returns the outcome and the seq whose
     /// durability the caller must await.
     func record(_ command: DebitCommand, prior: PriorLookup) throws -> (DebitOutcome, Int64) {
-        if let existing = try existingEntry(account: command.accountID, key: command.idempotencyKey, prior: prior) {
+        if let existing = try existingEntry(command, prior: prior) {
             let fingerprint: Data
             switch existing.event {
             case .debitAccepted(let accepted): fingerprint = accepted.requestHash
@@ -82,7 +82,6 @@ extension Ledger {
             throw LedgerError.invalid("the account's totals would exceed the largest amount or quantity the ledger keeps")
         }
         let entry = try append(event, atMicros: now)
-        cache.insert(entry, account: command.accountID, key: command.idempotencyKey)
         if case .debitAccepted = entry.event { return (.accepted(entry), entry.seq) }
         return (.refused(entry), entry.seq)
     }
@@ -90,11 +89,37 @@ extension Ledger {
     /// The recorded outcome of (account, key): the hot cache, else what the
     /// caller found in the store, else (if the cache rotated since the
     /// caller looked) the store again.
-    func existingEntry(account: String, key: String, prior: PriorLookup) throws -> Billing_Journal_V1_Entry? {
-        let (cached, generation) = cache.lookup(account: account, key: key)
+    func existingEntry(_ command: DebitCommand, prior: PriorLookup) throws -> Billing_Journal_V1_Entry? {
+        let (cached, generation) = cache.lookup(account: command.accountID, key: command.idempotencyKey, hash: command.keyHash)
         if let cached { return cached }
         if generation == prior.generation { return prior.entry }
+        return try storedDebit(account: command.accountID, key: command.idempotencyKey, hash: command.keyHash)
+    }
+
+    /// The durable outcome of (account, key), wherever it is (GetDebit).
+    public nonisolated func settledDebit(account: String, key: String) async throws -> Billing_Journal_V1_Entry? {
+        if let cached = try await cachedDebit(account: account, key: key) { return cached }
+        return try storedDebit(account: account, key: key)
+    }
+
+    /// The outcome of (account, key) from the store's indexes, skipping the
+    /// read when the key filter knows the key was never journaled. Only
+    /// complete together with the cache (looked at first).
+    public nonisolated func storedDebit(account: String, key: String, hash: Int64? = nil) throws -> Billing_Journal_V1_Entry? {
+        guard keyFilter.mightContain(hash ?? JournalKeyHash.debit(account: account, key: key)) else { return nil }
         return try store.debitEntry(accountID: account, idempotencyKey: key)
+    }
+
+    /// A run's durable accepted debits in journal order: those in memory
+    /// (once committed) and those in the store's indexes.
+    public nonisolated func runEntries(account: String, run: String) throws -> [Billing_Journal_V1_Entry] {
+        // The cache first: a generation it drops meanwhile is in the store by then.
+        let durable = committer.durableSeq
+        let cached = cache.runEntries(account: account, run: run).filter { $0.seq <= durable }
+        let stored = try store.runEntries(accountID: account, runID: run)
+        guard !cached.isEmpty else { return stored }
+        let storedSeqs = Set(stored.map(\.seq))
+        return (stored + cached.filter { !storedSeqs.contains($0.seq) }).sorted { $0.seq < $1.seq }
     }
 
     /// What a debit would do now, changing nothing (Quote).

@@ -13,7 +13,11 @@ public actor Ledger {
     /// under (the built-in defaults, in production); `plans` are those in effect.
     nonisolated let initialPlans: PlanCatalog
     public nonisolated let clock: any LedgerClock
+    /// Debit outcomes the store's indexes do not cover yet, and a hot set.
     public nonisolated let cache: IdempotencyCache
+    /// Every debit key ever journaled, approximately: "absent" spares a new
+    /// key the store lookup.
+    public nonisolated let keyFilter: KeyFilter
     /// Service API keys for authentication, kept in step with the journal.
     public nonisolated let keyRing = KeyRing()
     /// Collects invoices and purchases.
@@ -40,7 +44,12 @@ public actor Ledger {
                 configuration: LedgerConfiguration = LedgerConfiguration(), logger: Logger,
                 gateway: any PaymentGateway = TestPaymentGateway()) throws {
         let started = ContinuousClock.now
-        let (state, replayed) = try LedgerState.recover(from: store, plans: plans)
+        let cache = IdempotencyCache()
+        let keyFilter = KeyFilter(bytes: configuration.keyFilterBytes)
+        let (state, replayed) = try LedgerState.recover(from: store, plans: plans) { entry in
+            if let hash = cache.insert(entry) { keyFilter.insert(hash) }
+        }
+        try store.forEachIndexedKeyHash { keyFilter.insert($0) }
         self.gateway = gateway
         self.testClock = clock as? TestClock
         // A test clock resumes where it was moved to, never before.
@@ -50,12 +59,14 @@ public actor Ledger {
         self.clock = clock
         self.configuration = configuration
         self.logger = logger
-        self.cache = IdempotencyCache(capacity: configuration.idempotencyCacheCapacity)
+        self.cache = cache
+        self.keyFilter = keyFilter
         self.state = state
         let elapsed = ContinuousClock.now - started
         recoveryMillis = elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
         logger.info("ledger recovered", metadata: [
             "seq": "\(state.lastSeq)", "replayed_entries": "\(replayed)", "accounts": "\(state.accounts.count)",
+            "debit_keys": "\(keyFilter.insertions)", "debit_keys_in_memory": "\(cache.count)",
             "recovery_ms": "\(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)",
         ])
         keyRing.replace(from: state)
@@ -63,15 +74,24 @@ public actor Ledger {
         self.committer = GroupCommitter(
             store: store, durableSeq: state.lastSeq, maxBatch: configuration.maxBatch,
             maxQueued: configuration.maxQueued, logger: logger,
-            onFailure: { _ in relay.trigger() })
+            onFailure: { _ in relay.trigger() }, onIndexed: { seq in cache.indexed(through: seq) })
         relay.attach(self)
+    }
+
+    /// Writes a checkpoint now (with the index rows of the debits since the
+    /// last one) and returns once it is stored.
+    public func checkpoint() async throws {
+        let checkpoint = state.checkpoint(writtenAtMicros: clock.nowMicros())
+        entriesSinceCheckpoint = 0
+        committer.enqueueCheckpoint(checkpoint, index: cache.seal(atSeq: checkpoint.seq))
+        try await committer.checkpointWaiter(for: checkpoint.seq).wait()
     }
 
     /// Writes a final checkpoint and stops the journal thread.
     public func close() {
         guard !closed else { return }
         closed = true
-        committer.enqueueCheckpoint(state.checkpoint(writtenAtMicros: clock.nowMicros()))
+        committer.enqueueCheckpoint(state.checkpoint(writtenAtMicros: clock.nowMicros()), index: cache.seal(atSeq: state.lastSeq))
         committer.stop()
     }
 
@@ -113,6 +133,9 @@ public actor Ledger {
             throw .invalid("cannot apply: \(error)")
         }
         try committer.enqueue(entry)
+        // Before a checkpoint may seal the generation: the checkpoint at this
+        // seq must carry this debit's index rows.
+        if let hash = cache.insert(entry) { keyFilter.insert(hash) }
         switch event {
         case .apiKeyCreated, .apiKeyRevoked: keyRing.replace(from: state)
         default: break
@@ -120,7 +143,7 @@ public actor Ledger {
         entriesSinceCheckpoint += 1
         if entriesSinceCheckpoint >= configuration.checkpointEvery {
             entriesSinceCheckpoint = 0
-            committer.enqueueCheckpoint(state.checkpoint(writtenAtMicros: atMicros))
+            committer.enqueueCheckpoint(state.checkpoint(writtenAtMicros: atMicros), index: cache.seal(atSeq: state.lastSeq))
         }
         return entry
     }
@@ -139,9 +162,12 @@ public actor Ledger {
         guard !closed else { return }
         recovering = true
         do {
-            let (state, replayed) = try LedgerState.recover(from: store, plans: initialPlans)
-            self.state = state
             cache.removeAll()
+            let (cache, keyFilter) = (self.cache, self.keyFilter)
+            let (state, replayed) = try LedgerState.recover(from: store, plans: initialPlans) { entry in
+                if let hash = cache.insert(entry) { keyFilter.insert(hash) }
+            }
+            self.state = state
             keyRing.replace(from: state)
             committer.reset(durableSeq: state.lastSeq)
             recovering = false

@@ -23,8 +23,12 @@ public struct LedgerAudit: Sendable {
         // 1. Every entry from seq 1, applied to empty books, with independent sums on the side.
         var fromScratch = LedgerState(plans: plans)
         var totals: [String: (granted: Int64, fromCredits: Int64, overage: Int64, debited: Int64)] = [:]
+        // Run costs and keys the store's indexes must find (those up to the
+        // newest checkpoint that wrote index rows; later ones live in memory).
+        let indexed = try store.indexedThrough()
         var runTotals: [String: [String: Int64]] = [:]
         var keys: [(account: String, key: String, seq: Int64)] = []
+        var seenKeys: Set<[String]> = []
         try store.forEachEntry(after: 0) { entry in
             audit.entries += 1
             do {
@@ -50,11 +54,19 @@ public struct LedgerAudit: Sendable {
                 totals[debit.accountID, default: (0, 0, 0, 0)].fromCredits &+= debit.fromCreditsMicros
                 totals[debit.accountID, default: (0, 0, 0, 0)].overage &+= debit.overageMicros
                 totals[debit.accountID, default: (0, 0, 0, 0)].debited &+= debit.totalMicros
-                runTotals[debit.accountID, default: [:]][debit.runID, default: 0] &+= debit.totalMicros
-                keys.append((debit.accountID, debit.idempotencyKey, entry.seq))
+                if entry.seq <= indexed {
+                    runTotals[debit.accountID, default: [:]][debit.runID, default: 0] &+= debit.totalMicros
+                    keys.append((debit.accountID, debit.idempotencyKey, entry.seq))
+                }
+                if !seenKeys.insert([debit.accountID, debit.idempotencyKey]).inserted {
+                    problem("account \(debit.accountID) key \(debit.idempotencyKey): a second debit entry (seq \(entry.seq))")
+                }
             case .debitRefused(let refused):
                 audit.refusedDebits += 1
-                keys.append((refused.accountID, refused.idempotencyKey, entry.seq))
+                if entry.seq <= indexed { keys.append((refused.accountID, refused.idempotencyKey, entry.seq)) }
+                if !seenKeys.insert([refused.accountID, refused.idempotencyKey]).inserted {
+                    problem("account \(refused.accountID) key \(refused.idempotencyKey): a second debit entry (seq \(entry.seq))")
+                }
             default:
                 break
             }
@@ -111,7 +123,8 @@ public struct LedgerAudit: Sendable {
             }
         }
 
-        // 4. The store's indexes: each key finds its own entry, each run its debits.
+        // 4. The store's indexes (up to the seq they cover): each key finds
+        // its own entry, each run its debits.
         for (account, key, seq) in keys {
             let found = try store.debitEntry(accountID: account, idempotencyKey: key)
             if found?.seq != seq {

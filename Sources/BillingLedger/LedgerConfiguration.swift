@@ -5,11 +5,14 @@ public struct LedgerConfiguration: Sendable {
     /// Entries waiting for the journal at most; beyond it mutations are
     /// refused with RESOURCE_EXHAUSTED instead of queueing without bound.
     public var maxQueued: Int = 65_536
-    /// Debit outcomes kept in memory per generation (two generations at
-    /// most); older ones are read back from SQLite.
-    public var idempotencyCacheCapacity: Int = 262_144
-    /// A checkpoint is written after this many journal entries.
+    /// A checkpoint is written after this many journal entries. The debits
+    /// since the last checkpoint (and those of the one before) stay in
+    /// memory, so this also bounds the idempotency hot set.
     public var checkpointEvery: Int = 100_000
+    /// Size of the filter that tells a new idempotency key from a possibly
+    /// seen one without reading SQLite (`KeyFilter`; 16 MiB: ~0.3 % false
+    /// positives at 10 million keys).
+    public var keyFilterBytes: Int = 16 << 20
 
     /// Credits a new account's trial starts with, in micros ($10).
     public var trialCreditMicros: Int64 = 10_000_000

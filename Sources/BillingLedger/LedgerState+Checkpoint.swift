@@ -127,12 +127,15 @@ extension LedgerState {
         }
     }
 
-    /// Loads the newest checkpoint and replays the journal after it.
-    public static func recover(from store: any LedgerStore, plans: PlanCatalog = .default) throws -> (state: LedgerState, replayed: Int) {
+    /// Loads the newest checkpoint and replays the journal after it, showing
+    /// each replayed entry to `replaying`.
+    public static func recover(from store: any LedgerStore, plans: PlanCatalog = .default,
+                               replaying: (Billing_Journal_V1_Entry) -> Void = { _ in }) throws -> (state: LedgerState, replayed: Int) {
         var state = try store.latestCheckpoint().map { LedgerState(checkpoint: $0, plans: plans) } ?? LedgerState(plans: plans)
         var replayed = 0
         try store.forEachEntry(after: state.lastSeq) { entry in
             try state.apply(entry)
+            replaying(entry)
             replayed += 1
         }
         return (state, replayed)

@@ -11,8 +11,10 @@ public protocol LedgerStore: Sendable {
     /// the caller cannot know: exactly the ambiguity a crash creates.)
     func append(_ entries: [Billing_Journal_V1_Entry]) throws
 
-    /// Stores a checkpoint of the state as of `checkpoint.seq`.
-    func writeCheckpoint(_ checkpoint: Billing_Journal_V1_Checkpoint) throws
+    /// Stores a checkpoint of the state as of `checkpoint.seq` and, in the
+    /// same transaction, the index rows of the debits since the previous one
+    /// (`JournalIndexRows`, each row's seq at most `checkpoint.seq`).
+    func writeCheckpoint(_ checkpoint: Billing_Journal_V1_Checkpoint, index: JournalIndexRows) throws
 
     /// The newest checkpoint, or nil.
     func latestCheckpoint() throws -> Billing_Journal_V1_Checkpoint?
@@ -20,11 +22,21 @@ public protocol LedgerStore: Sendable {
     /// Calls `body` for each entry with seq > `seq`, in order.
     func forEachEntry(after seq: Int64, _ body: (Billing_Journal_V1_Entry) throws -> Void) throws
 
-    /// The debit entry (accepted or refused) recorded under (account, key), if any.
+    /// The debit entry (accepted or refused) recorded under (account, key),
+    /// if the indexes written with checkpoints cover it (later debits are in
+    /// the ledger's memory: `Ledger.debitEntry`).
     func debitEntry(accountID: String, idempotencyKey: String) throws -> Billing_Journal_V1_Entry?
 
-    /// Accepted debits of one run, in journal order.
+    /// Accepted debits of one run that the indexes cover, in journal order.
     func runEntries(accountID: String, runID: String) throws -> [Billing_Journal_V1_Entry]
+
+    /// The highest seq the indexes cover (the newest checkpoint that wrote
+    /// index rows; 0: none).
+    func indexedThrough() throws -> Int64
+
+    /// Calls `body` with the key hash of every indexed debit (to fill the
+    /// ledger's `KeyFilter` at start-up).
+    func forEachIndexedKeyHash(_ body: (Int64) throws -> Void) throws
 
     /// Highest seq in the journal (0 when empty).
     func lastSeq() throws -> Int64

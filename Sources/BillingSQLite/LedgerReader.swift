@@ -1,4 +1,5 @@
 internal import BillingProto
+internal import BillingLedger
 internal import SwiftProtobuf
 
 /// One reading connection (query_only) and its prepared statements. WAL lets
@@ -18,15 +19,27 @@ final class LedgerReader: @unchecked Sendable {
     private let pageCount: Statement
     private let pageSize: Statement
     private let auditPage: Statement
+    private let newestGeneration: Statement
+    private let keyHashes: Statement
 
     init(connection: SQLiteConnection) throws {
         self.connection = connection
-        // kind IN (12, 13) / kind = 12 repeat the partial indexes' WHERE verbatim
-        // so SQLite uses them (JournalRow.Kind: debitAccepted 12, debitRefused 13).
-        debitByKey = try connection.prepare(
-            "SELECT body FROM journal WHERE account_id = ?1 AND idempotency_key = ?2 AND kind IN (12, 13)")
-        runDebits = try connection.prepare(
-            "SELECT body FROM journal WHERE account_id = ?1 AND run_id = ?2 AND kind = 12 ORDER BY seq")
+        // One probe of each index generation's (generation, hash) prefix, then
+        // the journal row by seq. CROSS JOIN fixes that loop order. The hash
+        // only narrows: the caller checks each entry's account and key or run.
+        debitByKey = try connection.prepare("""
+            SELECT j.body FROM index_generations AS g
+            CROSS JOIN debit_keys AS d CROSS JOIN journal AS j
+            WHERE d.generation = g.generation AND d.key_hash = ?1 AND j.seq = d.seq
+            """)
+        runDebits = try connection.prepare("""
+            SELECT j.body FROM index_generations AS g
+            CROSS JOIN run_debits AS r CROSS JOIN journal AS j
+            WHERE r.generation = g.generation AND r.run_hash = ?1 AND j.seq = r.seq
+            ORDER BY j.seq
+            """)
+        newestGeneration = try connection.prepare("SELECT coalesce(max(generation), 0) FROM index_generations")
+        keyHashes = try connection.prepare("SELECT key_hash FROM debit_keys")
         entriesAfter = try connection.prepare("SELECT seq, body FROM journal WHERE seq > ?1 ORDER BY seq")
         lastSeq = try connection.prepare("SELECT coalesce(max(seq), 0) FROM journal")
         newestCheckpoint = try connection.prepare("SELECT seq, state FROM checkpoints ORDER BY seq DESC LIMIT 1")
@@ -57,21 +70,43 @@ final class LedgerReader: @unchecked Sendable {
 
     func debitEntry(accountID: String, idempotencyKey: String) throws -> Billing_Journal_V1_Entry? {
         try debitByKey.use { query in
-            try query.bind(accountID, at: 1)
-            try query.bind(idempotencyKey, at: 2)
-            return try query.step() ? try Self.entry(query.blob(at: 0)) : nil
+            try query.bind(JournalKeyHash.debit(account: accountID, key: idempotencyKey), at: 1)
+            while try query.step() {
+                let entry = try Self.entry(query.blob(at: 0))
+                switch entry.event {
+                case .debitAccepted(let debit) where debit.accountID == accountID && debit.idempotencyKey == idempotencyKey:
+                    return entry
+                case .debitRefused(let refused) where refused.accountID == accountID && refused.idempotencyKey == idempotencyKey:
+                    return entry
+                default:
+                    continue  // another key with the same hash
+                }
+            }
+            return nil
         }
     }
 
     func runEntries(accountID: String, runID: String) throws -> [Billing_Journal_V1_Entry] {
         try runDebits.use { query in
-            try query.bind(accountID, at: 1)
-            try query.bind(runID, at: 2)
+            try query.bind(JournalKeyHash.run(account: accountID, run: runID), at: 1)
             var entries: [Billing_Journal_V1_Entry] = []
             while try query.step() {
-                entries.append(try Self.entry(query.blob(at: 0)))
+                let entry = try Self.entry(query.blob(at: 0))
+                if case .debitAccepted(let debit) = entry.event, debit.accountID == accountID, debit.runID == runID {
+                    entries.append(entry)
+                }
             }
             return entries
+        }
+    }
+
+    func indexedThrough() throws -> Int64 {
+        try newestGeneration.scalarInt64()
+    }
+
+    func forEachIndexedKeyHash(_ body: (Int64) throws -> Void) throws {
+        try keyHashes.use { query in
+            while try query.step() { try body(query.int64(at: 0)) }
         }
     }
 

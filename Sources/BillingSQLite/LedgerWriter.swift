@@ -1,4 +1,5 @@
 internal import BillingProto
+internal import BillingLedger
 internal import SwiftProtobuf
 
 /// The store's one writing connection and its prepared statements. Used under
@@ -16,6 +17,9 @@ final class LedgerWriter: @unchecked Sendable {
     private let lastSeq: Statement
     private let insertCheckpoint: Statement
     private let pruneCheckpoints: Statement
+    private let insertGeneration: Statement
+    private let insertKey: Statement
+    private let insertRun: Statement
 
     init(connection: SQLiteConnection) throws {
         self.connection = connection
@@ -29,6 +33,11 @@ final class LedgerWriter: @unchecked Sendable {
             "INSERT OR REPLACE INTO checkpoints (seq, written_unix_micros, state) VALUES (?1, ?2, ?3)")
         pruneCheckpoints = try connection.prepare(
             "DELETE FROM checkpoints WHERE seq NOT IN (SELECT seq FROM checkpoints ORDER BY seq DESC LIMIT ?1)")
+        insertGeneration = try connection.prepare(
+            "INSERT OR REPLACE INTO index_generations (generation, keys, runs) VALUES (?1, ?2, ?3)")
+        // OR IGNORE: a checkpoint rewritten at the same seq (close right after one) repeats its rows.
+        insertKey = try connection.prepare("INSERT OR IGNORE INTO debit_keys (generation, key_hash, seq) VALUES (?1, ?2, ?3)")
+        insertRun = try connection.prepare("INSERT OR IGNORE INTO run_debits (generation, run_hash, seq) VALUES (?1, ?2, ?3)")
     }
 
     /// Inserts `entries` in one transaction after checking, inside it, that they
@@ -57,16 +66,18 @@ final class LedgerWriter: @unchecked Sendable {
             try insert.bind(entry.atUnixMicros, at: 2)
             try insert.bind(row.kind.rawValue, at: 3)
             try insert.bind(row.accountID, at: 4)
-            try insert.bind(row.idempotencyKey, at: 5)
-            try insert.bind(row.runID, at: 6)
+            // idempotency_key and run_id stay NULL (0002): the indexes are by hash.
+            try insert.bindNull(at: 5)
+            try insert.bindNull(at: 6)
             try insert.bind(blob: body, at: 7)
             while try insert.step() {}
         }
     }
 
-    /// Stores `checkpoint` (replacing one at the same seq) and deletes all but
-    /// the newest `checkpointsKept`, in one transaction.
-    func writeCheckpoint(_ checkpoint: Billing_Journal_V1_Checkpoint) throws {
+    /// Stores `checkpoint` (replacing one at the same seq) with `index` as the
+    /// index generation `checkpoint.seq`, and deletes all but the newest
+    /// `checkpointsKept` checkpoints, in one transaction.
+    func writeCheckpoint(_ checkpoint: Billing_Journal_V1_Checkpoint, index: JournalIndexRows) throws {
         let state: [UInt8] = try checkpoint.serializedBytes()
         try connection.transaction {
             let last = try lastSeq.scalarInt64()
@@ -82,6 +93,25 @@ final class LedgerWriter: @unchecked Sendable {
             try pruneCheckpoints.use { prune in
                 try prune.bind(Self.checkpointsKept, at: 1)
                 while try prune.step() {}
+            }
+            for (statement, rows) in [(insertKey, index.keys), (insertRun, index.runs)] {
+                for row in rows {
+                    guard row.seq <= checkpoint.seq else {
+                        throw SQLiteStoreError.checkpointAhead(checkpointSeq: checkpoint.seq, lastSeq: row.seq)
+                    }
+                    try statement.use { insert in
+                        try insert.bind(checkpoint.seq, at: 1)
+                        try insert.bind(row.hash, at: 2)
+                        try insert.bind(row.seq, at: 3)
+                        while try insert.step() {}
+                    }
+                }
+            }
+            try insertGeneration.use { insert in
+                try insert.bind(checkpoint.seq, at: 1)
+                try insert.bind(Int64(index.keys.count), at: 2)
+                try insert.bind(Int64(index.runs.count), at: 3)
+                while try insert.step() {}
             }
         }
     }

@@ -8,6 +8,7 @@ struct Migration: Sendable {
     /// static per file and no listing, so a new file is added here by hand.
     static let all: [Migration] = [
         Migration(version: 1, name: "0001_ledger.sql", sql: PackageResources._001_ledger_sql),
+        Migration(version: 2, name: "0002_hash_indexes.sql", sql: PackageResources._002_hash_indexes_sql),
     ]
 
     static var latestVersion: Int64 { all.last?.version ?? 0 }

@@ -49,6 +49,34 @@ final class SQLiteConnection {
         try Statement(db: db, sql: sql)
     }
 
+    /// Makes `name(a, b)` callable from SQL on this connection: `hash` of
+    /// the two text arguments (NULL if either is NULL). Deterministic. For
+    /// migrations that must compute what Swift computes (index hashes).
+    func defineFunction(_ name: String, hash: @escaping @Sendable (String, String) -> Int64) throws {
+        final class Box { let hash: @Sendable (String, String) -> Int64; init(_ h: @escaping @Sendable (String, String) -> Int64) { hash = h } }
+        let context = Unmanaged.passRetained(Box(hash)).toOpaque()
+        let rc = sqlite3_create_function_v2(
+            db, name, 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, context,
+            { call, _, arguments in
+                let box = Unmanaged<Box>.fromOpaque(sqlite3_user_data(call)!).takeUnretainedValue()
+                guard let arguments, let first = arguments[0], let second = arguments[1],
+                      let a = sqlite3_value_text(first), let b = sqlite3_value_text(second) else {
+                    sqlite3_result_null(call)
+                    return
+                }
+                // By length, not to the first NUL: a key may contain one.
+                let text = { (value: OpaquePointer, start: UnsafePointer<UInt8>) in
+                    String(decoding: UnsafeBufferPointer(start: start, count: Int(sqlite3_value_bytes(value))), as: UTF8.self)
+                }
+                sqlite3_result_int64(call, box.hash(text(first, a), text(second, b)))
+            },
+            nil, nil,
+            { context in context.map { Unmanaged<AnyObject>.fromOpaque($0).release() } })
+        guard rc == SQLITE_OK else {
+            throw SQLiteError(code: rc, message: String(cString: sqlite3_errmsg(db)), sql: nil)
+        }
+    }
+
     /// Runs a script of SQL statements (migrations, pragmas without results).
     /// Never for values: those go through a Statement's bind.
     func execute(script sql: String) throws {

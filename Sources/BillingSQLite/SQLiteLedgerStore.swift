@@ -22,6 +22,9 @@ public final class SQLiteLedgerStore: LedgerStore {
 
         let writerConnection = try SQLiteConnection(path: path)
         try writerConnection.configure(synchronous: synchronous, readOnly: false)
+        // 0002 computes index hashes of rows written under 0001.
+        try writerConnection.defineFunction("billing_debit_key_hash") { JournalKeyHash.debit(account: $0, key: $1) }
+        try writerConnection.defineFunction("billing_run_hash") { JournalKeyHash.run(account: $0, run: $1) }
         try writerConnection.migrate(appliedUnix: Int64(Date().timeIntervalSince1970))
         self.path = path
         writer = Mutex(try LedgerWriter(connection: writerConnection))
@@ -46,8 +49,8 @@ public final class SQLiteLedgerStore: LedgerStore {
         try withWriter { try $0.append(entries) }
     }
 
-    public func writeCheckpoint(_ checkpoint: Billing_Journal_V1_Checkpoint) throws {
-        try withWriter { try $0.writeCheckpoint(checkpoint) }
+    public func writeCheckpoint(_ checkpoint: Billing_Journal_V1_Checkpoint, index: JournalIndexRows) throws {
+        try withWriter { try $0.writeCheckpoint(checkpoint, index: index) }
     }
 
     public func latestCheckpoint() throws -> Billing_Journal_V1_Checkpoint? {
@@ -64,6 +67,14 @@ public final class SQLiteLedgerStore: LedgerStore {
 
     public func runEntries(accountID: String, runID: String) throws -> [Billing_Journal_V1_Entry] {
         try readers.withReader { try $0.runEntries(accountID: accountID, runID: runID) }
+    }
+
+    public func indexedThrough() throws -> Int64 {
+        try readers.withReader { try $0.indexedThrough() }
+    }
+
+    public func forEachIndexedKeyHash(_ body: (Int64) throws -> Void) throws {
+        try readers.withReader { try $0.forEachIndexedKeyHash(body) }
     }
 
     public func lastSeq() throws -> Int64 {

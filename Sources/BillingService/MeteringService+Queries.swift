@@ -44,11 +44,7 @@ extension MeteringService {
         try requireID(request.idempotencyKey, "idempotency_key")
         let entry: Billing_Journal_V1_Entry?
         do {
-            if let cached = try await ledger.cachedDebit(account: request.accountID, key: request.idempotencyKey) {
-                entry = cached
-            } else {
-                entry = try ledger.store.debitEntry(accountID: request.accountID, idempotencyKey: request.idempotencyKey)
-            }
+            entry = try await ledger.settledDebit(account: request.accountID, key: request.idempotencyKey)
         } catch {
             throw Refusals.status(error)
         }
@@ -72,7 +68,7 @@ extension MeteringService {
         guard await ledger.account(request.accountID) != nil else {
             throw Refusals.status(LedgerError.accountNotFound(request.accountID))
         }
-        let entries = try ledger.store.runEntries(accountID: request.accountID, runID: request.runID)
+        let entries = try ledger.runEntries(account: request.accountID, run: request.runID)
         guard !entries.isEmpty else {
             throw GRPCStatus(.notFound, "run \(request.runID) has no debits", reason: "RUN_NOT_FOUND",
                              metadata: ["account_id": request.accountID])

@@ -51,11 +51,12 @@ public final class MeteringService: Sendable {
                 workspaceID: request.workspaceID, agentID: request.agentID, runID: request.runID, items: items)))
     }
 
-    /// The key's committed outcome from SQLite when the hot cache misses.
+    /// The key's committed outcome from SQLite when the cache misses (no
+    /// read for a key the filter has never seen: the usual new key).
     func prior(_ command: DebitCommand) throws -> PriorLookup {
-        let (cached, generation) = ledger.cache.lookup(account: command.accountID, key: command.idempotencyKey)
+        let (cached, generation) = ledger.cache.lookup(account: command.accountID, key: command.idempotencyKey, hash: command.keyHash)
         if cached != nil { return PriorLookup(entry: nil, generation: generation) }
-        let stored = try ledger.store.debitEntry(accountID: command.accountID, idempotencyKey: command.idempotencyKey)
+        let stored = try ledger.storedDebit(account: command.accountID, key: command.idempotencyKey, hash: command.keyHash)
         return PriorLookup(entry: stored, generation: generation)
     }
 

@@ -67,16 +67,20 @@ import Testing
     }
 
     @Test func retryReturnsTheSameEntryAndChargesOnce() async throws {
-        // A cache of one entry per generation: two more debits push the first out to the store.
-        let h = try Harness(configuration: Fixtures.configuration(cacheCapacity: 1))
+        let h = try Harness(configuration: Fixtures.configuration(checkpointEvery: 1_000))
         try await h.openAccount("acct", plan: "pro", credits: 1_000)
         let command = try Fixtures.command(account: "acct", key: "k-1", micros: 100)
         let first = try await h.debit(command)
         #expect(first.accepted?.balanceAfterMicros == 900)
 
         #expect(try await h.debit(command).entry == first.entry, "retry answered from the hot cache")
+        // Two checkpoints index k-1 and then drop its generation from memory.
+        try await h.ledger.checkpoint()
+        #expect(h.ledger.cache.lookup(account: "acct", key: "k-1").entry == first.entry, "the newest indexed generation stays")
         for key in ["k-2", "k-3"] { _ = try await h.debit(Fixtures.command(account: "acct", key: key, micros: 5)) }
+        try await h.ledger.checkpoint()
         #expect(h.ledger.cache.lookup(account: "acct", key: "k-1").entry == nil)
+        #expect(try h.store.debitEntry(accountID: "acct", idempotencyKey: "k-1") == first.entry)
         #expect(try await h.debit(command).entry == first.entry, "retry answered from the store")
 
         // Many at once: one entry, one charge.
@@ -96,7 +100,7 @@ import Testing
     }
 
     @Test func differentRequestWithTheSameKeyIsKeyReused() async throws {
-        let h = try Harness(configuration: Fixtures.configuration(cacheCapacity: 1))
+        let h = try Harness(configuration: Fixtures.configuration(checkpointEvery: 1))
         try await h.openAccount("acct", plan: "free", credits: 1_000)
         let accepted = try Fixtures.command(account: "acct", key: "k-1", micros: 100)
         let original = try await h.debit(accepted)

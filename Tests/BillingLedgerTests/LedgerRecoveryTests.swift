@@ -76,7 +76,8 @@ import Testing
 
         // The ledger forgets what was not committed...
         #expect(await eventually { await h.ledger.lastSeq == durable })
-        #expect(try h.store.debitEntry(accountID: "acct", idempotencyKey: "lost") == nil)
+        #expect(h.debitEntries(key: "lost").isEmpty)
+        #expect(try await h.ledger.settledDebit(account: "acct", key: "lost") == nil)
         #expect(await h.balance("acct") == 1_000)
         // ...and goes on.
         let next = try #require(try await h.debit(Fixtures.command(account: "acct", key: "next", micros: 100)).accepted)
@@ -99,9 +100,9 @@ import Testing
         #expect(error?.isUnavailable == true, "\(String(describing: error))")
 
         // It was committed: GetDebit finds it, the reloaded books hold it, a retry returns it.
-        let stored = try #require(try h.store.debitEntry(accountID: "acct", idempotencyKey: "k-1"))
-        #expect(stored.seq == durable + 1)
         #expect(await eventually { h.ledger.durableSeq == durable + 1 })
+        let stored = try #require(try await h.ledger.settledDebit(account: "acct", key: "k-1"))
+        #expect(stored.seq == durable + 1)
         #expect(try await h.debit(command).entry == stored)
         #expect(await h.balance("acct") == 900)
         #expect(h.debitEntries(key: "k-1").count == 1)

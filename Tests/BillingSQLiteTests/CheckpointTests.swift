@@ -10,7 +10,7 @@ import Testing
             try store.append((1...10).map { accountCreated($0, account: "acct-\($0)") })
 
             for seq: Int64 in [2, 4, 6, 8] {
-                try store.writeCheckpoint(checkpoint(seq))
+                try store.writeCheckpoint(checkpoint(seq), index: JournalIndexRows())
                 #expect(try store.latestCheckpoint() == checkpoint(seq))
             }
             #expect(try checkpointSeqs(path) == [6, 8])
@@ -18,7 +18,7 @@ import Testing
             // Rewriting one at the same seq replaces it.
             var replacement = checkpoint(8)
             replacement.writtenUnixMicros += 1
-            try store.writeCheckpoint(replacement)
+            try store.writeCheckpoint(replacement, index: JournalIndexRows())
             #expect(try store.latestCheckpoint() == replacement)
             #expect(try checkpointSeqs(path) == [6, 8])
         }
@@ -29,7 +29,7 @@ import Testing
             let store = try SQLiteLedgerStore(path: path)
             try store.append([accountCreated(1, account: "acct-1")])
             #expect(throws: SQLiteStoreError.checkpointAhead(checkpointSeq: 2, lastSeq: 1)) {
-                try store.writeCheckpoint(checkpoint(2))
+                try store.writeCheckpoint(checkpoint(2), index: JournalIndexRows())
             }
             #expect(try store.latestCheckpoint() == nil)
         }

@@ -15,6 +15,11 @@ import Testing
                 debitAccepted(6, account: "acct-2", key: "k1"),  // same key, other account
             ]
             try store.append(entries)
+            // Found through the indexes written with a checkpoint, not before.
+            #expect(try store.debitEntry(accountID: "acct-1", idempotencyKey: "k1") == nil)
+            #expect(try store.indexedThrough() == 0)
+            try store.index(entries)
+            #expect(try store.indexedThrough() == 6)
 
             #expect(try store.debitEntry(accountID: "acct-1", idempotencyKey: "k1") == entries[3])
             #expect(try store.debitEntry(accountID: "acct-1", idempotencyKey: "k2") == entries[4])
@@ -38,6 +43,10 @@ import Testing
             try store.append(entries)
             try store.append([debitAccepted(5, account: "acct-1", key: "k5", run: "r1", total: 50)])
             try store.append([debitAccepted(6, account: "acct-1", key: "k6", run: "r1", total: 60)])
+            // Two generations: 1...4, then 5...6.
+            try store.index(entries)
+            try store.index([debitAccepted(5, account: "acct-1", key: "k5", run: "r1", total: 50),
+                             debitAccepted(6, account: "acct-1", key: "k6", run: "r1", total: 60)])
 
             let run = try store.runEntries(accountID: "acct-1", runID: "r1")
             #expect(run.map(\.seq) == [1, 5, 6])
@@ -62,12 +71,43 @@ import Testing
             let accepted = debitAccepted(1, account: text, key: text, run: text)
             let refused = debitRefused(2, account: text, key: text + "-refused")
             try store.append([accepted, refused, accountCreated(3, account: "plain")])
+            try store.index([accepted, refused])
 
             #expect(try store.debitEntry(accountID: text, idempotencyKey: text) == accepted)
             #expect(try store.debitEntry(accountID: text, idempotencyKey: text + "-refused") == refused)
             #expect(try store.runEntries(accountID: text, runID: text) == [accepted])
             #expect(try store.debitEntry(accountID: "plain", idempotencyKey: text) == nil)
             #expect(try store.entries().count == 3)
+        }
+    }
+
+    @Test func aHashCollisionIsNotAMatch() throws {
+        try withTemporaryDatabase { path in
+            let store = try SQLiteLedgerStore(path: path)
+            let mine = debitAccepted(1, account: "acct-1", key: "k1", run: "r1")
+            let other = debitAccepted(2, account: "acct-2", key: "k2", run: "r2")
+            try store.append([mine, other])
+            // Rows claiming that k1's and r1's hashes also point at the other entry.
+            let keyHash = JournalKeyHash.debit(account: "acct-1", key: "k1")
+            let runHash = JournalKeyHash.run(account: "acct-1", run: "r1")
+            try store.writeCheckpoint(checkpoint(2), index: JournalIndexRows(
+                keys: [.init(hash: keyHash, seq: 1), .init(hash: keyHash, seq: 2)],
+                runs: [.init(hash: runHash, seq: 1), .init(hash: runHash, seq: 2)]))
+            #expect(try store.debitEntry(accountID: "acct-1", idempotencyKey: "k1") == mine)
+            #expect(try store.runEntries(accountID: "acct-1", runID: "r1") == [mine])
+            #expect(try store.debitEntry(accountID: "acct-2", idempotencyKey: "k2") == nil, "k2 was never indexed")
+        }
+    }
+
+    @Test func indexRowsBeyondTheirCheckpointAreRefused() throws {
+        try withTemporaryDatabase { path in
+            let store = try SQLiteLedgerStore(path: path)
+            try store.append([debitAccepted(1, account: "a", key: "k1"), debitAccepted(2, account: "a", key: "k2")])
+            #expect(throws: SQLiteStoreError.self) {
+                try store.writeCheckpoint(checkpoint(1), index: JournalIndexRows(keys: [.init(hash: 7, seq: 2)]))
+            }
+            #expect(try store.latestCheckpoint() == nil, "nothing of the transaction stays")
+            #expect(try store.indexedThrough() == 0)
         }
     }
 }

@@ -72,6 +72,15 @@ func checkpoint(_ seq: Int64) -> Billing_Journal_V1_Checkpoint {
 }
 
 extension LedgerStore {
+    /// Writes a checkpoint at the last of `entries` with their index rows, as
+    /// the ledger does (the rows from its IdempotencyCache).
+    func index(_ entries: [Entry]) throws {
+        let cache = IdempotencyCache()
+        for entry in entries { cache.insert(entry) }
+        let seq = entries.map(\.seq).max() ?? 0
+        try writeCheckpoint(checkpoint(seq), index: cache.seal(atSeq: seq))
+    }
+
     /// The journal after `seq`, collected.
     func entries(after seq: Int64 = 0) throws -> [Entry] {
         var entries: [Entry] = []

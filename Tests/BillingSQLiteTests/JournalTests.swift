@@ -70,20 +70,19 @@ import Testing
         try withTemporaryDatabase { path in
             let store = try SQLiteLedgerStore(path: path)
             try store.append([accountCreated(1, account: "acct-1")])
-            // The second debit reuses the first's key: the unique index fails the
-            // INSERT after two rows of the batch were already written.
+            // The third entry has no event: it fails after two rows of the
+            // batch were already inserted.
+            var empty = Entry()
+            empty.seq = 4
             let batch = [
                 debitAccepted(2, account: "acct-1", key: "k1"),
                 debitAccepted(3, account: "acct-1", key: "k2"),
-                debitRefused(4, account: "acct-1", key: "k1"),
+                empty,
             ]
-            let error = #expect(throws: SQLiteError.self) { try store.append(batch) }
-            #expect(error?.primaryCode == 19)  // SQLITE_CONSTRAINT
-            #expect(error?.sql?.hasPrefix("INSERT INTO journal") == true)
+            #expect(throws: SQLiteStoreError.entryWithoutEvent(seq: 4)) { try store.append(batch) }
 
             #expect(try store.lastSeq() == 1)
-            #expect(try store.debitEntry(accountID: "acct-1", idempotencyKey: "k1") == nil)
-            #expect(try store.debitEntry(accountID: "acct-1", idempotencyKey: "k2") == nil)
+            #expect(try store.entries().count == 1)
             // The writer is not left inside a transaction.
             try store.append(Array(batch.prefix(2)))
             #expect(try store.lastSeq() == 3)
@@ -100,14 +99,14 @@ import Testing
             do {
                 let store = try SQLiteLedgerStore(path: path, synchronous: .full)
                 try store.append(entries)
-                try store.writeCheckpoint(checkpoint(2))
+                try store.index(entries)
                 store.close()
                 #expect(throws: SQLiteStoreError.closed) { try store.lastSeq() }
                 #expect(throws: SQLiteStoreError.closed) { try store.append([accountCreated(4, account: "b")]) }
             }
             let reopened = try SQLiteLedgerStore(path: path, synchronous: .normal)
             #expect(try reopened.entries() == entries)
-            #expect(try reopened.latestCheckpoint() == checkpoint(2))
+            #expect(try reopened.latestCheckpoint() == checkpoint(3))
             #expect(try reopened.debitEntry(accountID: "acct-1", idempotencyKey: "k2") == entries[2])
             #expect(try reopened.runEntries(accountID: "acct-1", runID: "r1") == [entries[1]])
             try reopened.append([accountCreated(4, account: "acct-2")])

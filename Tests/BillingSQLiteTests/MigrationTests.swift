@@ -1,3 +1,6 @@
+import BillingLedger
+import Foundation
+import SwiftProtobuf
 import Testing
 @testable import BillingSQLite
 
@@ -49,6 +52,55 @@ import Testing
     @Test func walIsRequired() throws {
         #expect(throws: SQLiteStoreError.walUnavailable(path: ":memory:", journalMode: "memory")) {
             try SQLiteLedgerStore(path: ":memory:")
+        }
+    }
+
+    /// A database written by 0001 (text indexes in the journal) gets its
+    /// debits up to the newest checkpoint into 0002's hash indexes; later
+    /// ones are the ledger's to replay into memory.
+    @Test func version1DebitsAreIndexedUpToTheNewestCheckpoint() throws {
+        try withTemporaryDatabase { path in
+            try FileManager.default.createDirectory(
+                atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path, withIntermediateDirectories: true)
+            let entries = [
+                debitAccepted(1, account: "a", key: "k1", run: "r1"),
+                debitRefused(2, account: "a", key: "k2"),
+                debitAccepted(3, account: "a", key: "k3", run: "r1"),
+            ]
+            do {
+                let connection = try SQLiteConnection(path: path)
+                try connection.migrate(Array(Migration.all.prefix(1)), appliedUnix: 1_700_000_000)
+                let insert = try connection.prepare("""
+                    INSERT INTO journal (seq, at_unix_micros, kind, account_id, idempotency_key, run_id, body)
+                    VALUES (?1, 0, ?2, ?3, ?4, ?5, ?6)
+                    """)
+                for entry in entries {
+                    let row = try JournalRow(entry)
+                    try insert.use { insert in
+                        try insert.bind(entry.seq, at: 1)
+                        try insert.bind(row.kind.rawValue, at: 2)
+                        try insert.bind(row.accountID, at: 3)
+                        try insert.bind(row.idempotencyKey, at: 4)
+                        try insert.bind(row.runID, at: 5)
+                        try insert.bind(blob: try entry.serializedBytes(), at: 6)
+                        while try insert.step() {}
+                    }
+                }
+                try connection.prepare("INSERT INTO checkpoints (seq, written_unix_micros, state) VALUES (2, 0, ?1)").use { insert in
+                    try insert.bind(blob: try checkpoint(2).serializedBytes(), at: 1)
+                    while try insert.step() {}
+                }
+            }
+            let store = try SQLiteLedgerStore(path: path)
+            #expect(try store.indexedThrough() == 2)
+            #expect(try store.debitEntry(accountID: "a", idempotencyKey: "k1") == entries[0])
+            #expect(try store.debitEntry(accountID: "a", idempotencyKey: "k2") == entries[1])
+            #expect(try store.debitEntry(accountID: "a", idempotencyKey: "k3") == nil)
+            #expect(try store.runEntries(accountID: "a", runID: "r1") == [entries[0]])
+            var hashes: [Int64] = []
+            try store.forEachIndexedKeyHash { hashes.append($0) }
+            #expect(Set(hashes) == [JournalKeyHash.debit(account: "a", key: "k1"), JournalKeyHash.debit(account: "a", key: "k2")])
+            #expect(try store.entries() == entries)
         }
     }
 }

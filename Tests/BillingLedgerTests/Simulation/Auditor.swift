@@ -313,7 +313,7 @@ struct Auditor {
         for attempt in result.record.attempts {
             guard case .failed = attempt.outcome, settled.insert(RequestIdentity(attempt.command)).inserted else { continue }
             let key = SimulatedDisk.DebitKey(account: attempt.command.accountID, key: attempt.command.idempotencyKey)
-            let found = try result.store.debitEntry(accountID: key.account, idempotencyKey: key.key)
+            let found = try await result.ledger.settledDebit(account: key.account, key: key.key)
             guard let journaled = entry(for: key) else {
                 if let found { problem("key \(key.key): GetDebit finds seq \(found.seq), the journal has nothing") }
                 continue

@@ -33,12 +33,11 @@ enum Fixtures {
 
     static let logger = Logger(label: "billing-ledger-tests", factory: { _ in SwiftLogNoOpLogHandler() })
 
-    static func configuration(maxBatch: Int = 16, maxQueued: Int = 4_096, cacheCapacity: Int = 64,
+    static func configuration(maxBatch: Int = 16, maxQueued: Int = 4_096,
                               checkpointEvery: Int = 50) -> LedgerConfiguration {
         var configuration = LedgerConfiguration()
         configuration.maxBatch = maxBatch
         configuration.maxQueued = maxQueued
-        configuration.idempotencyCacheCapacity = cacheCapacity
         configuration.checkpointEvery = checkpointEvery
         // The debit rules are tested from a zero balance.
         configuration.trialCreditMicros = 0
@@ -70,7 +69,7 @@ extension Ledger {
     nonisolated func priorLookup(_ command: DebitCommand) throws -> PriorLookup {
         let (cached, generation) = cache.lookup(account: command.accountID, key: command.idempotencyKey)
         if cached != nil { return PriorLookup(entry: nil, generation: generation) }
-        let stored = try store.debitEntry(accountID: command.accountID, idempotencyKey: command.idempotencyKey)
+        let stored = try storedDebit(account: command.accountID, key: command.idempotencyKey)
         return PriorLookup(entry: stored, generation: generation)
     }
 

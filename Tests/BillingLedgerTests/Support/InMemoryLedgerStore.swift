@@ -23,8 +23,8 @@ final class InMemoryLedgerStore: LedgerStore {
 
     func append(_ entries: [Entry]) throws { try disk.append(entries, session: session) }
 
-    func writeCheckpoint(_ checkpoint: Billing_Journal_V1_Checkpoint) throws {
-        try disk.writeCheckpoint(checkpoint, session: session)
+    func writeCheckpoint(_ checkpoint: Billing_Journal_V1_Checkpoint, index: JournalIndexRows) throws {
+        try disk.writeCheckpoint(checkpoint, index: index, session: session)
     }
 
     func latestCheckpoint() throws -> Billing_Journal_V1_Checkpoint? { try disk.latestCheckpoint(session: session) }
@@ -42,6 +42,12 @@ final class InMemoryLedgerStore: LedgerStore {
     }
 
     func lastSeq() throws -> Int64 { try disk.lastSeq(session: session) }
+
+    func indexedThrough() throws -> Int64 { try disk.indexedThrough(session: session) }
+
+    func forEachIndexedKeyHash(_ body: (Int64) throws -> Void) throws {
+        try disk.forEachIndexedKeyHash(session: session, body)
+    }
 
     func auditEntries(accountID: String, sinceMicros: Int64, beforeSeq: Int64, limit: Int) throws -> [Entry] {
         try disk.auditEntries(accountID: accountID, sinceMicros: sinceMicros, beforeSeq: beforeSeq, limit: limit, session: session)

@@ -64,8 +64,13 @@ final class SimulatedDisk: Sendable {
         var journal: [[UInt8]] = []
         /// The `append` call that wrote each journal entry.
         var writtenBy: [Int] = []
+        /// Every debit key journaled (the ledger must never write one twice).
         var debitIndex: [DebitKey: Int] = [:]
-        var runIndex: [RunKey: [Int]] = [:]
+        /// The store's indexes: written with checkpoints, by hash, as the
+        /// ledger hands them over (JournalIndexRows).
+        var keyHashIndex: [Int64: [Int]] = [:]
+        var runHashIndex: [Int64: [Int]] = [:]
+        var indexedThrough: Int64 = 0
         /// Newest last; the two newest are kept, as the SQLite store does.
         var checkpoints: [[UInt8]] = []
         var session = 0
@@ -166,9 +171,6 @@ final class SimulatedDisk: Sendable {
                 c.journal.append(body)
                 c.writtenBy.append(call)
                 if let key = Self.debitKey(entry) { c.debitIndex[key] = index }
-                if case .debitAccepted(let debit) = entry.event {
-                    c.runIndex[RunKey(account: debit.accountID, run: debit.runID), default: []].append(index)
-                }
             }
             if case .commitThenThrow? = fault {
                 c.ackLost.append(FailedAppend(call: call, entries: entries))
@@ -178,7 +180,7 @@ final class SimulatedDisk: Sendable {
         }
     }
 
-    func writeCheckpoint(_ checkpoint: Billing_Journal_V1_Checkpoint, session: Int) throws {
+    func writeCheckpoint(_ checkpoint: Billing_Journal_V1_Checkpoint, index: JournalIndexRows, session: Int) throws {
         let bytes: [UInt8] = try checkpoint.serializedBytes()
         try contents.withLock { c in
             try Self.requireLive(c, session)
@@ -191,6 +193,12 @@ final class SimulatedDisk: Sendable {
                 c.checkpointsAhead.append("checkpoint at seq \(checkpoint.seq) ahead of the journal (last seq \(c.journal.count))")
                 throw StoreFault(description: "checkpoint ahead of the journal")
             }
+            for row in index.keys + index.runs where row.seq > checkpoint.seq || row.seq < 1 {
+                c.violations.append("index row for seq \(row.seq) with the checkpoint at seq \(checkpoint.seq)")
+            }
+            for row in index.keys { c.keyHashIndex[row.hash, default: []].append(Int(row.seq) - 1) }
+            for row in index.runs { c.runHashIndex[row.hash, default: []].append(Int(row.seq) - 1) }
+            c.indexedThrough = max(c.indexedThrough, checkpoint.seq)
             c.checkpoints.append(bytes)
             c.writtenCheckpoints.append((session, bytes))
             c.events.append("checkpoint seq \(checkpoint.seq) by session \(session) (journal at \(c.journal.count))")
@@ -218,17 +226,37 @@ final class SimulatedDisk: Sendable {
     }
 
     func debitEntry(accountID: String, idempotencyKey: String, session: Int) throws -> Entry? {
-        try contents.withLock { c in
+        let hash = JournalKeyHash.debit(account: accountID, key: idempotencyKey)
+        return try contents.withLock { c in
             try Self.requireLive(c, session)
-            return c.debitIndex[DebitKey(account: accountID, key: idempotencyKey)].map { c.journal[$0] }
-        }.map(Self.decode)
+            return (c.keyHashIndex[hash] ?? []).map { c.journal[$0] }
+        }.map(Self.decode).first { Self.debitKey($0) == DebitKey(account: accountID, key: idempotencyKey) }
     }
 
     func runEntries(accountID: String, runID: String, session: Int) throws -> [Entry] {
+        let hash = JournalKeyHash.run(account: accountID, run: runID)
+        return try contents.withLock { c in
+            try Self.requireLive(c, session)
+            return Set(c.runHashIndex[hash] ?? []).sorted().map { c.journal[$0] }
+        }.map(Self.decode).filter { entry in
+            if case .debitAccepted(let debit) = entry.event { return debit.accountID == accountID && debit.runID == runID }
+            return false
+        }
+    }
+
+    func indexedThrough(session: Int) throws -> Int64 {
         try contents.withLock { c in
             try Self.requireLive(c, session)
-            return (c.runIndex[RunKey(account: accountID, run: runID)] ?? []).map { c.journal[$0] }
-        }.map(Self.decode)
+            return c.indexedThrough
+        }
+    }
+
+    func forEachIndexedKeyHash(session: Int, _ body: (Int64) throws -> Void) throws {
+        let hashes = try contents.withLock { c in
+            try Self.requireLive(c, session)
+            return c.keyHashIndex.flatMap { hash, rows in rows.map { _ in hash } }
+        }
+        for hash in hashes { try body(hash) }
     }
 
     func lastSeq(session: Int) throws -> Int64 {

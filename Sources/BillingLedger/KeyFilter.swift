@@ -1,0 +1,72 @@
+import BillingCore
+import Synchronization
+
+/// A fixed-size filter over every debit key ever journaled (a split-block
+/// Bloom filter: one 64-byte block per key, one bit in each of its eight
+/// words). "Absent" is certain, so a new key — the common case — needs no
+/// SQLite read; "maybe" sends the lookup to the store, which answers exactly.
+///
+/// Its memory never grows: as keys accumulate past its sizing, false
+/// "maybe"s (extra reads) become more frequent, answers never wrong. Sized
+/// at 16 MiB by default: about 0.3 % false positives at 10 million keys.
+/// Filled at start-up from the store's key index plus the replayed journal.
+///
+/// Readers (request handlers) and the one writer (the ledger actor) touch
+/// words with relaxed atomics: a key's bits are set before anybody can be
+/// told it exists, and every reader whose answer matters learns of the key
+/// through the cache or the store, which synchronise on their own.
+public final class KeyFilter: Sendable {
+    /// Only ever accessed through the atomics it holds.
+    nonisolated(unsafe) private let words: UnsafeMutablePointer<Atomic<UInt64>>
+    private let blockBits: Int
+    private let inserted = Atomic<Int>(0)
+
+    /// - Parameter bytes: the filter's size, rounded down to a power of two (at least 64).
+    public init(bytes: Int) {
+        var bits = 0
+        while (64 << (bits + 1)) <= bytes && bits < 40 { bits += 1 }
+        blockBits = bits
+        let count = 8 << bits
+        words = .allocate(capacity: count)
+        for index in 0..<count { (words + index).initialize(to: Atomic(0)) }
+    }
+
+    deinit {
+        words.deinitialize(count: 8 << blockBits)
+        words.deallocate()
+    }
+
+    /// The filter's size in bytes.
+    public var bytes: Int { 64 << blockBits }
+    /// Keys inserted since start-up (with repeats).
+    public var insertions: Int { inserted.load(ordering: .relaxed) }
+
+    public func insert(_ hash: Int64) {
+        let (base, bits) = position(hash)
+        for word in 0..<8 {
+            let bit: UInt64 = 1 << ((bits >> (6 * UInt64(word))) & 63)
+            if words[base + word].load(ordering: .relaxed) & bit == 0 {
+                words[base + word].bitwiseOr(bit, ordering: .relaxed)
+            }
+        }
+        inserted.wrappingAdd(1, ordering: .relaxed)
+    }
+
+    /// False: the key was never inserted. True: it may have been.
+    public func mightContain(_ hash: Int64) -> Bool {
+        let (base, bits) = position(hash)
+        for word in 0..<8 {
+            let bit: UInt64 = 1 << ((bits >> (6 * UInt64(word))) & 63)
+            if words[base + word].load(ordering: .relaxed) & bit == 0 { return false }
+        }
+        return true
+    }
+
+    /// The block's first word (from the hash's top bits) and the bits to
+    /// set in it (six per word, from a remix of the hash).
+    private func position(_ hash: Int64) -> (base: Int, bits: UInt64) {
+        let value = UInt64(bitPattern: hash)
+        let block = blockBits == 0 ? 0 : Int(value >> UInt64(64 - blockBits))
+        return (block * 8, SplitMix64.mix(value ^ 0x9E37_79B9_7F4A_7C15))
+    }
+}
