@@ -28,7 +28,17 @@ public struct LedgerAudit: Sendable {
         let indexed = try store.indexedThrough()
         var runTotals: [String: [String: Int64]] = [:]
         var keys: [(account: String, key: String, seq: Int64)] = []
-        var seenKeys: Set<[String]> = []
+        // A key journaled twice: among indexed debits the index check below
+        // finds it (the key leads to the other entry); after them, by hash.
+        var unindexedKeys: [Int64: Billing_Journal_V1_Entry] = [:]
+        func checkUnique(_ entry: Billing_Journal_V1_Entry, account: String, key: String) {
+            guard entry.seq > indexed else { return }
+            let hash = JournalKeyHash.debit(account: account, key: key)
+            if let earlier = unindexedKeys[hash], IdempotencyCache.key(of: earlier) == IdempotencyCache.key(of: entry) {
+                problem("account \(account) key \(key): a second debit entry (seq \(entry.seq), first at \(earlier.seq))")
+            }
+            unindexedKeys[hash] = entry
+        }
         try store.forEachEntry(after: 0) { entry in
             audit.entries += 1
             do {
@@ -58,15 +68,11 @@ public struct LedgerAudit: Sendable {
                     runTotals[debit.accountID, default: [:]][debit.runID, default: 0] &+= debit.totalMicros
                     keys.append((debit.accountID, debit.idempotencyKey, entry.seq))
                 }
-                if !seenKeys.insert([debit.accountID, debit.idempotencyKey]).inserted {
-                    problem("account \(debit.accountID) key \(debit.idempotencyKey): a second debit entry (seq \(entry.seq))")
-                }
+                checkUnique(entry, account: debit.accountID, key: debit.idempotencyKey)
             case .debitRefused(let refused):
                 audit.refusedDebits += 1
                 if entry.seq <= indexed { keys.append((refused.accountID, refused.idempotencyKey, entry.seq)) }
-                if !seenKeys.insert([refused.accountID, refused.idempotencyKey]).inserted {
-                    problem("account \(refused.accountID) key \(refused.idempotencyKey): a second debit entry (seq \(entry.seq))")
-                }
+                checkUnique(entry, account: refused.accountID, key: refused.idempotencyKey)
             default:
                 break
             }

@@ -54,7 +54,7 @@ public struct LedgerState: Sendable, Equatable {
                 accounts[grant.accountID]!.grantKeys[grant.idempotencyKey] = GrantRecord(seq: entry.seq, amount: grant.amountMicros)
             }
         case .debitAccepted(let debit):
-            guard accounts[debit.accountID] != nil else { throw .unknownAccount(seq: entry.seq, debit.accountID) }
+            guard accounts.index(forKey: debit.accountID) != nil else { throw .unknownAccount(seq: entry.seq, debit.accountID) }
             // Mutated in place (`&accounts[id]!`): copying the book out and
             // back would copy its run set and usage table on every debit.
             try Self.applyDebit(debit, at: entry.atUnixMicros, seq: entry.seq, to: &accounts[debit.accountID]!)

@@ -39,8 +39,11 @@ struct Serve: ParsableCommand {
     @Option(help: "SQLite synchronous mode of the journal: full (an acknowledged debit survives power loss) or normal (survives a process crash, not power loss).")
     var synchronous: SynchronousOption = .full
 
-    @Option(help: "Write a checkpoint of the ledger every this many journal entries.")
+    @Option(help: "Write a checkpoint of the ledger every this many journal entries. The debits since the last two checkpoints are kept in memory for idempotent retries; older ones are read from SQLite.")
     var checkpointEvery: Int = 100_000
+
+    @Option(help: "Memory for the filter that tells a new idempotency key from a seen one without reading SQLite, in MiB (a power of two is used; 16: ~0.3% needless reads at 10 million keys).")
+    var keyFilterMib: Int = 16
 
     @Option(help: "PEM certificate chain; with --tls-key, serve TLS 1.2+/1.3 with ALPN h2.")
     var tlsCert: String?
@@ -119,6 +122,7 @@ struct Serve: ParsableCommand {
         guard maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
         guard drainSeconds >= 0 else { throw ValidationError("--drain-seconds must not be negative") }
         guard checkpointEvery > 0 else { throw ValidationError("--checkpoint-every must be positive") }
+        guard (1...4096).contains(keyFilterMib) else { throw ValidationError("--key-filter-mib must be 1...4096") }
         guard (0...1_000_000_000_000).contains(trialCreditMicros) else {
             throw ValidationError("--trial-credit-micros must be 0...1000000000000 ($1,000,000)")
         }
@@ -164,6 +168,7 @@ struct Serve: ParsableCommand {
         let store = try SQLiteLedgerStore(path: db, synchronous: synchronous.mode)
         var ledgerConfiguration = LedgerConfiguration()
         ledgerConfiguration.checkpointEvery = checkpointEvery
+        ledgerConfiguration.keyFilterBytes = keyFilterMib << 20
         ledgerConfiguration.trialCreditMicros = trialCreditMicros
         ledgerConfiguration.graceSeconds = Int64(graceDays) * 86_400
         let clock: any LedgerClock = testClock ? TestClock(startMicros: SystemClock().nowMicros()) : SystemClock()

@@ -39,6 +39,8 @@ enum Fixtures {
         configuration.maxBatch = maxBatch
         configuration.maxQueued = maxQueued
         configuration.checkpointEvery = checkpointEvery
+        // Small: a test ledger holds a few hundred keys, and many are opened.
+        configuration.keyFilterBytes = 64 << 10
         // The debit rules are tested from a zero balance.
         configuration.trialCreditMicros = 0
         return configuration

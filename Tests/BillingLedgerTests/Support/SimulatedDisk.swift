@@ -90,6 +90,8 @@ final class SimulatedDisk: Sendable {
         var checkpointsAhead: [String] = []
         /// `after` of every `forEachEntry` call and how many entries it gave.
         var reads: [(after: Int64, entries: Int)] = []
+        /// Calls of `debitEntry` (key lookups that reached the store).
+        var keyLookups = 0
     }
 
     private let contents: Mutex<Contents>
@@ -126,6 +128,7 @@ final class SimulatedDisk: Sendable {
     var violations: [String] { contents.withLock { $0.violations } }
     var checkpointsAhead: [String] { contents.withLock { $0.checkpointsAhead } }
     var reads: [(after: Int64, entries: Int)] { contents.withLock { $0.reads } }
+    var keyLookups: Int { contents.withLock { $0.keyLookups } }
     var checkpointStatistics: (written: Int, failed: Int) {
         contents.withLock { ($0.checkpointsWritten, $0.checkpointFailures) }
     }
@@ -229,6 +232,7 @@ final class SimulatedDisk: Sendable {
         let hash = JournalKeyHash.debit(account: accountID, key: idempotencyKey)
         return try contents.withLock { c in
             try Self.requireLive(c, session)
+            c.keyLookups += 1
             return (c.keyHashIndex[hash] ?? []).map { c.journal[$0] }
         }.map(Self.decode).first { Self.debitKey($0) == DebitKey(account: accountID, key: idempotencyKey) }
     }

@@ -1,0 +1,101 @@
+import BillingCore
+import BillingLedger
+import BillingProto
+import Testing
+
+/// The key filter, the in-memory generations and the hashes they share with
+/// the store's indexes.
+@Suite struct KeyIndexTests {
+    @Test func theFilterNeverForgetsAKeyAndRarelyClaimsANewOne() {
+        let filter = KeyFilter(bytes: 64 << 10)  // 1,024 blocks
+        #expect(filter.bytes == 64 << 10)
+        var rng = SplitMix64(seed: 7)
+        let inserted = (0..<50_000).map { _ in Int64(bitPattern: rng.next()) }
+        for hash in inserted { filter.insert(hash) }
+        #expect(inserted.allSatisfy(filter.mightContain), "no false negatives")
+        let others = (0..<100_000).map { _ in Int64(bitPattern: rng.next()) }
+        let falsePositives = others.filter(filter.mightContain).count
+        // 10.5 bits per key: a split-block filter answers "maybe" for ~1 % of new keys.
+        #expect(falsePositives < 3_000, "\(falsePositives) of 100,000 new keys looked seen")
+        #expect(falsePositives > 0, "a full filter of this size cannot be exact")
+        #expect(KeyFilter(bytes: 100).bytes == 64)
+        #expect(KeyFilter(bytes: (16 << 20) + 5).bytes == 16 << 20)
+    }
+
+    @Test func hashesAreStableAcrossProcesses() {
+        // Stored in SQLite: a change here orphans every index row written before it.
+        #expect(JournalKeyHash.debit(account: "acct-1", key: "k1") == JournalKeyHash.debit(account: "acct-1", key: "k1"))
+        #expect(JournalKeyHash.debit(account: "acct-1", key: "k1") == KeyIndexTests.pinnedDebitHash)
+        #expect(JournalKeyHash.run(account: "acct-1", run: "k1") == KeyIndexTests.pinnedRunHash)
+        // Length-prefixed fields: moving a byte between account and key changes the hash.
+        #expect(JournalKeyHash.debit(account: "ab", key: "c") != JournalKeyHash.debit(account: "a", key: "bc"))
+        #expect(JournalKeyHash.debit(account: "a", key: "b") != JournalKeyHash.run(account: "a", run: "b"))
+    }
+
+    // FNV-1a 64 over (domain byte, u32-LE length, UTF-8, ...) then SplitMix64's
+    // finalizer, computed independently (Python) for ("acct-1", "k1").
+    static let pinnedDebitHash: Int64 = 6_552_773_656_225_997_593
+    static let pinnedRunHash: Int64 = 3_708_804_579_418_589_061
+
+    @Test func generationsLeaveMemoryOnlyOnceIndexed() {
+        let cache = IdempotencyCache()
+        let first = Self.debit(1, key: "k1", run: "r1")
+        cache.insert(first)
+        #expect(cache.lookup(account: "acct", key: "k1").entry == first)
+        let rows = cache.seal(atSeq: 1)
+        #expect(rows.keys == [.init(hash: JournalKeyHash.debit(account: "acct", key: "k1"), seq: 1)])
+        #expect(rows.runs == [.init(hash: JournalKeyHash.run(account: "acct", run: "r1"), seq: 1)])
+        let second = Self.debit(2, key: "k2", run: "r1")
+        cache.insert(second)
+        _ = cache.seal(atSeq: 2)
+        let generation = cache.lookup(account: "acct", key: "k1").generation
+        // Sealed but not yet stored: both stay, whatever happens to later ones.
+        #expect(cache.runEntries(account: "acct", run: "r1") == [first, second])
+        cache.indexed(through: 1)
+        #expect(cache.lookup(account: "acct", key: "k1").entry == first, "the newest indexed generation stays as a hot set")
+        cache.indexed(through: 2)
+        let after = cache.lookup(account: "acct", key: "k1")
+        #expect(after.entry == nil && after.generation != generation, "dropped, and the drop is visible")
+        #expect(cache.lookup(account: "acct", key: "k2").entry == second)
+        #expect(cache.runEntries(account: "acct", run: "r1") == [second])
+        #expect(cache.count == 1)
+    }
+
+    @Test func aHitIsCheckedAgainstTheEntrysOwnKey() {
+        let cache = IdempotencyCache()
+        let entry = Self.debit(1, key: "k1", run: "r1")
+        let hash = cache.insert(entry)!
+        // Another key arriving with k1's hash (a collision) is not k1.
+        #expect(cache.lookup(account: "acct", key: "other", hash: hash).entry == nil)
+        #expect(cache.lookup(account: "acct", key: "k1", hash: hash).entry == entry)
+        #expect(cache.runEntries(account: "acct", run: "r2").isEmpty)
+    }
+
+    @Test func aNewKeyReachesTheStoreOnlyWhenTheFilterCannotRuleItOut() async throws {
+        let h = try Harness(configuration: Fixtures.configuration(checkpointEvery: 10))
+        try await h.openAccount("acct", plan: "pro", credits: 1_000_000)
+        let first = try Fixtures.command(account: "acct", key: "k-0", micros: 5)
+        let original = try await h.debit(first)
+        for index in 1..<200 {
+            _ = try await h.debit(Fixtures.command(account: "acct", key: "k-\(index)", micros: 5, run: "run-\(index)"))
+        }
+        #expect(h.disk.keyLookups == 0, "every new key was ruled out in memory")
+        try await h.ledger.checkpoint()
+        #expect(h.ledger.cache.lookup(account: "acct", key: "k-0").entry == nil, "k-0 left memory")
+        // A retry of an old key: one read of the index finds it.
+        #expect(try await h.debit(first).entry == original.entry)
+        #expect(h.disk.keyLookups == 1)
+        await h.ledger.close()
+    }
+
+    static func debit(_ seq: Int64, key: String, run: String) -> Billing_Journal_V1_Entry {
+        var accepted = Billing_Journal_V1_DebitAccepted()
+        accepted.accountID = "acct"
+        accepted.idempotencyKey = key
+        accepted.runID = run
+        var entry = Billing_Journal_V1_Entry()
+        entry.seq = seq
+        entry.event = .debitAccepted(accepted)
+        return entry
+    }
+}
