@@ -10,6 +10,11 @@ import Synchronization
 /// caller awaits the durability of its entry's seq; nobody is acknowledged
 /// before their transaction commits. Bounded: `maxQueued` entries wait at
 /// most; `maxBatch` go in one transaction.
+///
+/// Checkpoints are built, encoded and written on a second thread from a
+/// snapshot of the books (a copy-on-write copy the ledger hands over in
+/// O(1)), so neither the ledger actor nor the commits wait for the
+/// encoding; only the final insert holds SQLite's write lock.
 final class GroupCommitter: Sendable {
     struct Waiter {
         let seq: Int64
@@ -18,10 +23,12 @@ final class GroupCommitter: Sendable {
 
     struct State {
         var queue: [Billing_Journal_V1_Entry] = []
-        var checkpoint: Billing_Journal_V1_Checkpoint?
+        var checkpoint: PendingCheckpoint?
         /// Index rows to store with the next checkpoint written (kept across
         /// a failed checkpoint write, dropped with a failed commit).
         var pendingIndex = JournalIndexRows()
+        /// The journal thread has committed its last entry (stop).
+        var journalDone = false
         /// The newest checkpoint written by this process, and who awaits one.
         var indexedSeq: Int64 = 0
         var indexWaiters: [Waiter] = []
@@ -52,6 +59,14 @@ final class GroupCommitter: Sendable {
     /// When the newest checkpoint was written (unix micros); 0: none by this process.
     let lastCheckpointMicros = Atomic<Int64>(0)
     private let stopped = DispatchSemaphore(value: 0)
+    /// The checkpoint thread waits on it for a checkpoint whose entries are durable.
+    private let checkpointWake = DispatchSemaphore(value: 0)
+
+    struct PendingCheckpoint {
+        let snapshot: LedgerState
+        let writtenAtMicros: Int64
+        var seq: Int64 { snapshot.lastSeq }
+    }
 
     init(store: any LedgerStore, durableSeq: Int64, maxBatch: Int, maxQueued: Int, logger: Logger,
          onFailure: @escaping @Sendable (String) -> Void, onIndexed: @escaping @Sendable (Int64) -> Void) {
@@ -65,6 +80,9 @@ final class GroupCommitter: Sendable {
         let thread = Thread { [self] in run() }
         thread.name = "billing-journal"
         thread.start()
+        let checkpoints = Thread { [self] in runCheckpoints() }
+        checkpoints.name = "billing-checkpoint"
+        checkpoints.start()
     }
 
     var queuedCount: Int { state.withLock { $0.queue.count } }
@@ -88,13 +106,13 @@ final class GroupCommitter: Sendable {
     /// one, written once every entry up to its seq is durable; dropped if a
     /// commit fails first (it would hold lost entries). A newer checkpoint
     /// replaces one not yet written; their rows go together.
-    func enqueueCheckpoint(_ checkpoint: Billing_Journal_V1_Checkpoint, index: JournalIndexRows) {
+    func enqueueCheckpoint(_ snapshot: LedgerState, writtenAtMicros: Int64, index: JournalIndexRows) {
         state.withLock { s in
             guard s.failed == nil else { return }
-            s.checkpoint = checkpoint
+            s.checkpoint = PendingCheckpoint(snapshot: snapshot, writtenAtMicros: writtenAtMicros)
             s.pendingIndex.append(contentsOf: index)
         }
-        wake.signal()
+        checkpointWake.signal()
     }
 
     /// A waiter for `seq`, registered at once (call it synchronously, in the
@@ -143,7 +161,7 @@ final class GroupCommitter: Sendable {
         }
         guard !alreadyStopping else { return }  // a second close is a no-op
         wake.signal()
-        stopped.wait()
+        stopped.wait()  // the checkpoint thread, after the journal thread
         // Closed for good: later appends and waits fail instead of hanging.
         let stranded = state.withLock { s -> [Waiter] in
             s.failed = "the ledger is closed"
@@ -176,7 +194,7 @@ final class GroupCommitter: Sendable {
         var loaded = false
         while true {
             let idle = state.withLock { s -> Bool in
-                guard s.queue.isEmpty && s.checkpoint == nil && !s.stopping else { return false }
+                guard s.queue.isEmpty && !s.stopping else { return false }
                 s.sleeping = true
                 return true
             }
@@ -195,28 +213,40 @@ final class GroupCommitter: Sendable {
             if !batch.isEmpty {
                 commit(batch)
                 loaded = true
-            }
-            // Only a checkpoint whose every entry is durable is written.
-            let checkpoint = state.withLock { s -> (Billing_Journal_V1_Checkpoint, JournalIndexRows)? in
-                guard s.failed == nil, let pending = s.checkpoint, pending.seq <= s.durableSeq else { return nil }
-                s.checkpoint = nil
-                defer { s.pendingIndex = JournalIndexRows() }
-                return (pending, s.pendingIndex)
-            }
-            if let (checkpoint, rows) = checkpoint { write(checkpoint, index: rows) }
-            if batch.isEmpty && stopping {
-                stopped.signal()
+                // A pending checkpoint may have become durable.
+                if state.withLock({ s in s.checkpoint.map { $0.seq <= s.durableSeq } ?? false }) { checkpointWake.signal() }
+            } else if stopping {
+                state.withLock { $0.journalDone = true }
+                checkpointWake.signal()
                 return
             }
-            if batch.isEmpty && checkpoint == nil {
-                // A checkpoint waiting for entries that a failure dropped:
-                // nothing to do until the next enqueue or reset.
-                let stuck = state.withLock { s -> Bool in
-                    guard s.queue.isEmpty, !s.stopping else { return false }
-                    s.sleeping = true
-                    return true
+        }
+    }
+
+    /// The checkpoint thread: writes the pending checkpoint once every entry
+    /// in it is durable (never one that a failed commit may have overtaken);
+    /// after the journal thread stops, writes what is left and stops too.
+    private func runCheckpoints() {
+        enum Next {
+            case write(PendingCheckpoint, JournalIndexRows)
+            case wait
+            case exit
+        }
+        while true {
+            let next = state.withLock { s -> Next in
+                if s.failed == nil, let pending = s.checkpoint, pending.seq <= s.durableSeq {
+                    s.checkpoint = nil
+                    defer { s.pendingIndex = JournalIndexRows() }
+                    return .write(pending, s.pendingIndex)
                 }
-                if stuck { wake.wait() }
+                return s.journalDone ? .exit : .wait
+            }
+            switch next {
+            case .write(let pending, let rows): write(pending, index: rows)
+            case .wait: checkpointWake.wait()
+            case .exit:
+                stopped.signal()
+                return
             }
         }
     }
@@ -264,7 +294,10 @@ final class GroupCommitter: Sendable {
     /// Stores the checkpoint and its index rows (sorted by hash: SQLite
     /// then appends them instead of seeking). On failure the rows wait for
     /// the next checkpoint and the ledger keeps their debits in memory.
-    private func write(_ checkpoint: Billing_Journal_V1_Checkpoint, index: JournalIndexRows) {
+    private func write(_ pending: PendingCheckpoint, index: JournalIndexRows) {
+        let started = ContinuousClock.now
+        let checkpoint = pending.snapshot.checkpoint(writtenAtMicros: pending.writtenAtMicros)
+        let built = ContinuousClock.now - started
         var rows = index
         rows.keys.sort()
         rows.runs.sort()
@@ -274,6 +307,7 @@ final class GroupCommitter: Sendable {
             logger.info("checkpoint written", metadata: [
                 "seq": "\(checkpoint.seq)", "accounts": "\(checkpoint.accounts.count)",
                 "indexed_keys": "\(rows.keys.count)", "indexed_runs": "\(rows.runs.count)",
+                "build_ms": "\(Self.milliseconds(built))", "write_ms": "\(Self.milliseconds(ContinuousClock.now - started - built))",
             ])
             onIndexed(checkpoint.seq)
             let ready = state.withLock { s -> [Waiter] in
@@ -296,6 +330,12 @@ final class GroupCommitter: Sendable {
             }
             for waiter in failed { waiter.waiter.resolve(.failure(.unavailable("checkpoint failed: \(error)"))) }
         }
+    }
+}
+
+extension GroupCommitter {
+    static func milliseconds(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
     }
 }
 

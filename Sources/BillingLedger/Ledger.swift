@@ -81,17 +81,26 @@ public actor Ledger {
     /// Writes a checkpoint now (with the index rows of the debits since the
     /// last one) and returns once it is stored.
     public func checkpoint() async throws {
-        let checkpoint = state.checkpoint(writtenAtMicros: clock.nowMicros())
+        let seq = queueCheckpoint(atMicros: clock.nowMicros())
+        try await committer.checkpointWaiter(for: seq).wait()
+    }
+
+    /// Hands a snapshot of the books as they are now (a copy-on-write copy:
+    /// the checkpoint is built from it on the committer's checkpoint thread)
+    /// and the cache's sealed generation to the committer; returns its seq.
+    @discardableResult
+    func queueCheckpoint(atMicros: Int64) -> Int64 {
+        let index = cache.seal(atSeq: state.lastSeq)
         entriesSinceCheckpoint = 0
-        committer.enqueueCheckpoint(checkpoint, index: cache.seal(atSeq: checkpoint.seq))
-        try await committer.checkpointWaiter(for: checkpoint.seq).wait()
+        committer.enqueueCheckpoint(state, writtenAtMicros: atMicros, index: index)
+        return state.lastSeq
     }
 
     /// Writes a final checkpoint and stops the journal thread.
     public func close() {
         guard !closed else { return }
         closed = true
-        committer.enqueueCheckpoint(state.checkpoint(writtenAtMicros: clock.nowMicros()), index: cache.seal(atSeq: state.lastSeq))
+        queueCheckpoint(atMicros: clock.nowMicros())
         committer.stop()
     }
 
@@ -142,8 +151,7 @@ public actor Ledger {
         }
         entriesSinceCheckpoint += 1
         if entriesSinceCheckpoint >= configuration.checkpointEvery {
-            entriesSinceCheckpoint = 0
-            committer.enqueueCheckpoint(state.checkpoint(writtenAtMicros: atMicros), index: cache.seal(atSeq: state.lastSeq))
+            queueCheckpoint(atMicros: atMicros)
         }
         return entry
     }

@@ -11,9 +11,11 @@ public protocol LedgerStore: Sendable {
     /// the caller cannot know: exactly the ambiguity a crash creates.)
     func append(_ entries: [Billing_Journal_V1_Entry]) throws
 
-    /// Stores a checkpoint of the state as of `checkpoint.seq` and, in the
-    /// same transaction, the index rows of the debits since the previous one
-    /// (`JournalIndexRows`, each row's seq at most `checkpoint.seq`).
+    /// Stores a checkpoint of the state as of `checkpoint.seq` and the index
+    /// rows of the debits since the previous one (`JournalIndexRows`, each
+    /// row's seq at most `checkpoint.seq`): lookups see the rows exactly when
+    /// the checkpoint is stored (all or nothing), though they may be written
+    /// in several transactions before it.
     func writeCheckpoint(_ checkpoint: Billing_Journal_V1_Checkpoint, index: JournalIndexRows) throws
 
     /// The newest checkpoint, or nil.

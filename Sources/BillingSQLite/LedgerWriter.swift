@@ -74,11 +74,31 @@ final class LedgerWriter: @unchecked Sendable {
         }
     }
 
-    /// Stores `checkpoint` (replacing one at the same seq) with `index` as the
-    /// index generation `checkpoint.seq`, and deletes all but the newest
-    /// `checkpointsKept` checkpoints, in one transaction.
-    func writeCheckpoint(_ checkpoint: Billing_Journal_V1_Checkpoint, index: JournalIndexRows) throws {
-        let state: [UInt8] = try checkpoint.serializedBytes()
+    /// Inserts index rows of generation `generation` in one transaction of
+    /// their own. Invisible to lookups (which start from `index_generations`)
+    /// until `writeCheckpoint` records the generation; a crash before that
+    /// leaves orphans that `dropOrphanIndexRows` removes at the next open.
+    func insertIndexRows(generation: Int64, keys: ArraySlice<JournalIndexRows.Row>,
+                         runs: ArraySlice<JournalIndexRows.Row>) throws {
+        try connection.transaction {
+            for (statement, rows) in [(insertKey, keys), (insertRun, runs)] {
+                for row in rows {
+                    try statement.use { insert in
+                        try insert.bind(generation, at: 1)
+                        try insert.bind(row.hash, at: 2)
+                        try insert.bind(row.seq, at: 3)
+                        while try insert.step() {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stores `checkpoint` (replacing one at the same seq) and records its
+    /// index generation (whose rows `insertIndexRows` wrote before), and
+    /// deletes all but the newest `checkpointsKept` checkpoints, in one
+    /// transaction: the checkpoint and its index rows appear together.
+    func writeCheckpoint(_ checkpoint: Billing_Journal_V1_Checkpoint, bytes state: [UInt8], keys: Int, runs: Int) throws {
         try connection.transaction {
             let last = try lastSeq.scalarInt64()
             guard checkpoint.seq <= last else {
@@ -94,25 +114,23 @@ final class LedgerWriter: @unchecked Sendable {
                 try prune.bind(Self.checkpointsKept, at: 1)
                 while try prune.step() {}
             }
-            for (statement, rows) in [(insertKey, index.keys), (insertRun, index.runs)] {
-                for row in rows {
-                    guard row.seq <= checkpoint.seq else {
-                        throw SQLiteStoreError.checkpointAhead(checkpointSeq: checkpoint.seq, lastSeq: row.seq)
-                    }
-                    try statement.use { insert in
-                        try insert.bind(checkpoint.seq, at: 1)
-                        try insert.bind(row.hash, at: 2)
-                        try insert.bind(row.seq, at: 3)
-                        while try insert.step() {}
-                    }
-                }
-            }
             try insertGeneration.use { insert in
                 try insert.bind(checkpoint.seq, at: 1)
-                try insert.bind(Int64(index.keys.count), at: 2)
-                try insert.bind(Int64(index.runs.count), at: 3)
+                try insert.bind(Int64(keys), at: 2)
+                try insert.bind(Int64(runs), at: 3)
                 while try insert.step() {}
             }
+        }
+    }
+
+    /// Index rows of a generation that was never recorded (a crash between
+    /// `insertIndexRows` and `writeCheckpoint`).
+    func dropOrphanIndexRows() throws {
+        try connection.transaction {
+            try connection.execute(script: """
+                DELETE FROM debit_keys WHERE generation > (SELECT coalesce(max(generation), 0) FROM index_generations);
+                DELETE FROM run_debits WHERE generation > (SELECT coalesce(max(generation), 0) FROM index_generations);
+                """)
         }
     }
 }

@@ -1,6 +1,7 @@
 public import BillingLedger
 public import BillingProto
 import Foundation
+internal import SwiftProtobuf
 import Synchronization
 
 /// The ledger's journal and checkpoints in one SQLite database (WAL mode).
@@ -27,7 +28,9 @@ public final class SQLiteLedgerStore: LedgerStore {
         try writerConnection.defineFunction("billing_run_hash") { JournalKeyHash.run(account: $0, run: $1) }
         try writerConnection.migrate(appliedUnix: Int64(Date().timeIntervalSince1970))
         self.path = path
-        writer = Mutex(try LedgerWriter(connection: writerConnection))
+        let ledgerWriter = try LedgerWriter(connection: writerConnection)
+        try ledgerWriter.dropOrphanIndexRows()
+        writer = Mutex(ledgerWriter)
         // Opened after the migration, so every reader sees the current schema.
         readers = try ReaderPool(capacity: readerConnections) {
             let connection = try SQLiteConnection(path: path)
@@ -49,9 +52,28 @@ public final class SQLiteLedgerStore: LedgerStore {
         try withWriter { try $0.append(entries) }
     }
 
+    /// Index rows go in transactions of `indexRowsPerTransaction`, then the
+    /// checkpoint with the row that makes them visible: appends interleave
+    /// instead of waiting for one long transaction. The checkpoint is encoded
+    /// before taking the writer.
     public func writeCheckpoint(_ checkpoint: Billing_Journal_V1_Checkpoint, index: JournalIndexRows) throws {
-        try withWriter { try $0.writeCheckpoint(checkpoint, index: index) }
+        if let ahead = (index.keys + index.runs).first(where: { $0.seq > checkpoint.seq || $0.seq < 1 }) {
+            throw SQLiteStoreError.checkpointAhead(checkpointSeq: checkpoint.seq, lastSeq: ahead.seq)
+        }
+        let bytes: [UInt8] = try checkpoint.serializedBytes()
+        let chunk = Self.indexRowsPerTransaction
+        var (keys, runs) = (index.keys[...], index.runs[...])
+        while !keys.isEmpty || !runs.isEmpty {
+            let (someKeys, someRuns) = (keys.prefix(chunk), runs.prefix(max(0, chunk - min(chunk, keys.count))))
+            try withWriter { try $0.insertIndexRows(generation: checkpoint.seq, keys: someKeys, runs: someRuns) }
+            keys = keys.dropFirst(someKeys.count)
+            runs = runs.dropFirst(someRuns.count)
+        }
+        try withWriter { try $0.writeCheckpoint(checkpoint, bytes: bytes, keys: index.keys.count, runs: index.runs.count) }
     }
+
+    /// Index rows per transaction when a checkpoint writes its generation.
+    static let indexRowsPerTransaction = 8_192
 
     public func latestCheckpoint() throws -> Billing_Journal_V1_Checkpoint? {
         try readers.withReader { try $0.latestCheckpoint() }

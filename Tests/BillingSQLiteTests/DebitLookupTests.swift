@@ -110,4 +110,49 @@ import Testing
             #expect(try store.indexedThrough() == 0)
         }
     }
+
+    /// Rows of a generation whose checkpoint was never stored (a crash
+    /// between its index transactions and the checkpoint's) are invisible,
+    /// and gone at the next open.
+    @Test func indexRowsWithoutTheirCheckpointAreIgnoredThenDropped() throws {
+        try withTemporaryDatabase { path in
+            let entry = debitAccepted(1, account: "a", key: "k1", run: "r1")
+            do {
+                let store = try SQLiteLedgerStore(path: path)
+                try store.append([entry])
+                let connection = try SQLiteConnection(path: path)
+                try connection.execute(script: """
+                    INSERT INTO debit_keys (generation, key_hash, seq) VALUES (1, \(JournalKeyHash.debit(account: "a", key: "k1")), 1);
+                    INSERT INTO run_debits (generation, run_hash, seq) VALUES (1, \(JournalKeyHash.run(account: "a", run: "r1")), 1);
+                    """)
+                #expect(try store.debitEntry(accountID: "a", idempotencyKey: "k1") == nil)
+                #expect(try store.runEntries(accountID: "a", runID: "r1").isEmpty)
+                #expect(try store.indexedThrough() == 0)
+                store.close()
+            }
+            let reopened = try SQLiteLedgerStore(path: path)
+            var hashes: [Int64] = []
+            try reopened.forEachIndexedKeyHash { hashes.append($0) }
+            #expect(hashes.isEmpty)
+            // Written properly, the same debit is found.
+            try reopened.index([entry])
+            #expect(try reopened.debitEntry(accountID: "a", idempotencyKey: "k1") == entry)
+        }
+    }
+
+    @Test func aLargeGenerationIsWrittenInSeveralTransactionsAndAppearsWhole() throws {
+        try withTemporaryDatabase { path in
+            let store = try SQLiteLedgerStore(path: path)
+            let count = SQLiteLedgerStore.indexRowsPerTransaction * 2 + 17
+            let entries = (1...count).map { debitAccepted(Int64($0), account: "a", key: "k\($0)", run: "r\($0 % 7)") }
+            try store.append(entries)
+            try store.index(entries)
+            #expect(try store.indexedThrough() == Int64(count))
+            var hashes = 0
+            try store.forEachIndexedKeyHash { _ in hashes += 1 }
+            #expect(hashes == count)
+            #expect(try store.debitEntry(accountID: "a", idempotencyKey: "k\(count)") == entries.last)
+            #expect(try store.runEntries(accountID: "a", runID: "r3").count == entries.filter { $0.debitAccepted.runID == "r3" }.count)
+        }
+    }
 }
