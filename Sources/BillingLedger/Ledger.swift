@@ -49,6 +49,7 @@ public actor Ledger {
         let (state, replayed) = try LedgerState.recover(from: store, plans: plans) { entry in
             if let hash = cache.insert(entry) { keyFilter.insert(hash) }
         }
+        let booksLoaded = ContinuousClock.now
         try store.forEachIndexedKeyHash { keyFilter.insert($0) }
         self.gateway = gateway
         self.testClock = clock as? TestClock
@@ -62,12 +63,13 @@ public actor Ledger {
         self.cache = cache
         self.keyFilter = keyFilter
         self.state = state
-        let elapsed = ContinuousClock.now - started
-        recoveryMillis = elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
+        let finished = ContinuousClock.now
+        recoveryMillis = GroupCommitter.milliseconds(finished - started)
         logger.info("ledger recovered", metadata: [
             "seq": "\(state.lastSeq)", "replayed_entries": "\(replayed)", "accounts": "\(state.accounts.count)",
             "debit_keys": "\(keyFilter.insertions)", "debit_keys_in_memory": "\(cache.count)",
-            "recovery_ms": "\(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)",
+            "recovery_ms": "\(recoveryMillis)", "books_ms": "\(GroupCommitter.milliseconds(booksLoaded - started))",
+            "key_filter_ms": "\(GroupCommitter.milliseconds(finished - booksLoaded))",
         ])
         keyRing.replace(from: state)
         let relay = RecoveryRelay()
