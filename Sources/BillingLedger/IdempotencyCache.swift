@@ -116,11 +116,10 @@ public final class IdempotencyCache: Sendable {
     /// its index rows (unsorted), which must be stored with that checkpoint.
     public func seal(atSeq seq: Int64) -> JournalIndexRows {
         state.withLock { s in
-            var sealed = s.current
-            let rows = sealed.rows
-            sealed.rows = JournalIndexRows()
-            sealed.sealedAt = seq
-            s.sealed.append(sealed)
+            let rows = s.current.rows
+            s.current.rows = JournalIndexRows()
+            s.current.sealedAt = seq
+            s.sealed.append(s.current)
             s.current = Generation()
             return rows
         }
@@ -129,23 +128,32 @@ public final class IdempotencyCache: Sendable {
     /// The store's indexes now cover every debit up to `seq`: the generations
     /// sealed at or before it are indexed; all but the newest of those are dropped.
     public func indexed(through seq: Int64) {
-        state.withLock { s in
+        let dropped = state.withLock { s -> [Generation] in
             for index in s.sealed.indices where s.sealed[index].sealedAt <= seq {
                 s.sealed[index].indexed = true
             }
+            var dropped: [Generation] = []
             while s.sealed.count >= 2 && s.sealed[0].indexed && s.sealed[1].indexed {
-                s.sealed.removeFirst()
+                dropped.append(s.sealed.removeFirst())
                 s.generation += 1
             }
+            return dropped
         }
+        // Freed here, outside the lock: a generation holds a checkpoint
+        // interval's entries, and lookups and inserts must not wait for that.
+        _ = dropped
     }
 
     public func removeAll() {
-        state.withLock { s in
-            s.current = Generation()
-            s.sealed = []
-            s.generation += 1
+        let dropped = state.withLock { s -> (Generation, [Generation]) in
+            defer {
+                s.current = Generation()
+                s.sealed = []
+                s.generation += 1
+            }
+            return (s.current, s.sealed)
         }
+        _ = dropped  // freed here, outside the lock
     }
 
     /// Debit outcomes held.
