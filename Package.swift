@@ -126,7 +126,7 @@ let package = Package(
         .testTarget(name: "BillingCoreTests", dependencies: ["BillingCore"]),
         .testTarget(name: "BillingLedgerTests", dependencies: ["BillingLedger", "BillingCore", "BillingProto"]),
         .testTarget(name: "BillingSQLiteTests", dependencies: [
-            "BillingSQLite", "BillingLedger", "BillingProto", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            "BillingSQLite", "BillingLedger", "BillingProto", "BillingCore", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ]),
         .testTarget(name: "BillingAuthTests", dependencies: ["BillingAuth", "TLS", "BillingCore"]),
         .testTarget(name: "HTTP2Tests", dependencies: ["HTTP2"]),

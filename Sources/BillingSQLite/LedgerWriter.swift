@@ -60,7 +60,7 @@ final class LedgerWriter: @unchecked Sendable {
 
     private func insert(_ entry: Billing_Journal_V1_Entry) throws {
         let row = try JournalRow(entry)
-        let body: [UInt8] = try entry.serializedBytes()
+        let body = try JournalEncoding.bytes(entry)
         try insertEntry.use { insert in
             try insert.bind(entry.seq, at: 1)
             try insert.bind(entry.atUnixMicros, at: 2)

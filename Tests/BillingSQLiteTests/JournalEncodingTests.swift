@@ -1,0 +1,102 @@
+import BillingCore
+import BillingProto
+import Foundation
+import SwiftProtobuf
+import Testing
+@testable import BillingSQLite
+
+/// The hand-written debit encoding writes exactly SwiftProtobuf's bytes.
+@Suite struct JournalEncodingTests {
+    @Test(arguments: [1, 2, 3, 4, 5, 6, 7, 8] as [UInt64])
+    func debitsEncodeByteForByteAsSwiftProtobufDoes(seed: UInt64) throws {
+        var rng = SplitMix64(seed: seed)
+        for _ in 0..<500 {
+            let entry = Self.randomDebit(&rng)
+            let expected: [UInt8] = try entry.serializedBytes()
+            let actual = try JournalEncoding.bytes(entry)
+            #expect(actual == expected, "seed \(seed): \(entry)")
+            #expect(try Billing_Journal_V1_Entry(serializedBytes: actual) == entry)
+        }
+    }
+
+    @Test func otherEntriesAndUnknownFieldsGoThroughSwiftProtobuf() throws {
+        var rng = SplitMix64(seed: 9)
+        var entry = Self.randomDebit(&rng)
+        // An unknown field (number 99, varint 5) on the debit: kept verbatim.
+        var debit = entry.debitAccepted
+        try debit.merge(serializedBytes: [0x98, 0x06, 0x05] as [UInt8])
+        entry.debitAccepted = debit
+        #expect(try JournalEncoding.bytes(entry) == (try entry.serializedBytes() as [UInt8]))
+        var refused = Billing_Journal_V1_DebitRefused()
+        refused.accountID = "a"
+        refused.reason = "INSUFFICIENT_CREDITS"
+        entry.event = .debitRefused(refused)
+        #expect(try JournalEncoding.bytes(entry) == (try entry.serializedBytes() as [UInt8]))
+    }
+
+    static func randomDebit(_ rng: inout SplitMix64) -> Billing_Journal_V1_Entry {
+        func text() -> String {
+            let alphabet = Array("ab-_09ü口🧾\u{0}\"")
+            return String((0..<rng.next(below: 4) * rng.next(below: 60)).map { _ in alphabet[rng.next(below: alphabet.count)] })
+        }
+        func number() -> Int64 {
+            switch rng.next(below: 5) {
+            case 0: 0
+            case 1: Int64(rng.next(below: 128))
+            case 2: -Int64(rng.next(below: 1_000_000))
+            case 3: Int64.max - Int64(rng.next(below: 2))
+            default: Int64(bitPattern: rng.next())
+            }
+        }
+        var debit = Billing_Journal_V1_DebitAccepted()
+        debit.accountID = text()
+        debit.workspaceID = text()
+        debit.agentID = text()
+        debit.runID = text()
+        debit.idempotencyKey = text()
+        debit.requestHash = Data((0..<[0, 32, 200][rng.next(below: 3)]).map { _ in UInt8(rng.next(below: 256)) })
+        debit.lines = (0..<rng.next(below: 6)).map { _ in
+            var line = Billing_Journal_V1_PricedLine()
+            line.key = text()
+            line.amountMicros = number()
+            line.quantity = number()
+            var item = Billing_V1_LineItem()
+            switch rng.next(below: 5) {
+            case 0:
+                var llm = Billing_V1_LlmUsage()
+                llm.model = text()
+                llm.inputTokens = number()
+                llm.outputTokens = number()
+                item.llm = llm
+            case 1:
+                var call = Billing_V1_ToolCallUsage()
+                call.integration = text()
+                call.calls = number()
+                item.toolCall = call
+            case 2:
+                var storage = Billing_V1_StorageUsage()
+                storage.kind = [.unspecified, .knowledgeBase, .traces][rng.next(below: 3)]
+                storage.bytes = number()
+                item.storage = storage
+            case 3:
+                item = Billing_V1_LineItem()  // set, with no kind
+            default:
+                line.clearItem()
+                return line
+            }
+            line.item = item
+            return line
+        }
+        debit.totalMicros = number()
+        debit.fromCreditsMicros = number()
+        debit.overageMicros = number()
+        debit.catalogVersion = text()
+        debit.newRun = rng.next(below: 2) == 0
+        debit.balanceAfterMicros = number()
+        var entry = Billing_Journal_V1_Entry()
+        entry.seq = number()
+        entry.atUnixMicros = number()
+        entry.debitAccepted = debit
+        return entry
+    }
+}
