@@ -58,7 +58,8 @@ let package = Package(
                 "CSQLite", "BillingLedger", "BillingProto",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
-            resources: [.embedInCode("Migrations/0001_ledger.sql"), .embedInCode("Migrations/0002_hash_indexes.sql")]),
+            resources: [.embedInCode("Migrations/0001_ledger.sql"), .embedInCode("Migrations/0002_hash_indexes.sql"),
+                        .embedInCode("Migrations/0003_checkpoint_parts.sql")]),
 
         // Who is calling: API keys (hashed, constant-time), platform JWTs
         // (HMAC-SHA256 via libcrypto), principals, scopes and roles.

@@ -15,6 +15,7 @@ final class LedgerReader: @unchecked Sendable {
     private let entriesAfter: Statement
     private let lastSeq: Statement
     private let newestCheckpoint: Statement
+    private let checkpointParts: Statement
     private let entryCount: Statement
     private let pageCount: Statement
     private let pageSize: Statement
@@ -42,7 +43,8 @@ final class LedgerReader: @unchecked Sendable {
         keyHashes = try connection.prepare("SELECT key_hash FROM debit_keys")
         entriesAfter = try connection.prepare("SELECT seq, body FROM journal WHERE seq > ?1 ORDER BY seq")
         lastSeq = try connection.prepare("SELECT coalesce(max(seq), 0) FROM journal")
-        newestCheckpoint = try connection.prepare("SELECT seq, state FROM checkpoints ORDER BY seq DESC LIMIT 1")
+        newestCheckpoint = try connection.prepare("SELECT seq, state, parts FROM checkpoints ORDER BY seq DESC LIMIT 1")
+        checkpointParts = try connection.prepare("SELECT part, bytes FROM checkpoint_parts WHERE seq = ?1 ORDER BY part")
         entryCount = try connection.prepare("SELECT count(*) FROM journal")
         pageCount = try connection.prepare("PRAGMA page_count")
         pageSize = try connection.prepare("PRAGMA page_size")
@@ -128,14 +130,36 @@ final class LedgerReader: @unchecked Sendable {
     }
 
     func latestCheckpoint() throws -> Billing_Journal_V1_Checkpoint? {
-        try newestCheckpoint.use { query in
+        // One read transaction: the row and its parts as of the same commit.
+        try connection.execute(script: "BEGIN")
+        defer { try? connection.execute(script: "COMMIT") }
+        let row = try newestCheckpoint.use { query -> (seq: Int64, state: [UInt8], parts: Int64)? in
             guard try query.step() else { return nil }
-            let checkpoint = try Billing_Journal_V1_Checkpoint(serializedBytes: query.blob(at: 1))
-            guard checkpoint.seq == query.int64(at: 0) else {
-                throw SQLiteStoreError.corrupt("checkpoint row \(query.int64(at: 0)) holds seq \(checkpoint.seq)")
-            }
-            return checkpoint
+            return (query.int64(at: 0), query.blob(at: 1), query.int64(at: 2))
         }
+        guard let row else { return nil }
+        var bytes = row.state
+        if row.parts > 0 {
+            bytes = try checkpointParts.use { query in
+                try query.bind(row.seq, at: 1)
+                var joined: [UInt8] = []
+                var next: Int64 = 0
+                while try query.step() {
+                    guard query.int64(at: 0) == next else { break }
+                    joined.append(contentsOf: query.blob(at: 1))
+                    next += 1
+                }
+                guard next == row.parts else {
+                    throw SQLiteStoreError.corrupt("checkpoint \(row.seq) has \(next) of its \(row.parts) parts")
+                }
+                return joined
+            }
+        }
+        let checkpoint = try Billing_Journal_V1_Checkpoint(serializedBytes: bytes)
+        guard checkpoint.seq == row.seq else {
+            throw SQLiteStoreError.corrupt("checkpoint row \(row.seq) holds seq \(checkpoint.seq)")
+        }
+        return checkpoint
     }
 
     func journalSize() throws -> (entries: Int64, bytes: Int64) {

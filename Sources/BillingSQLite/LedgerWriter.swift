@@ -18,6 +18,8 @@ final class LedgerWriter: @unchecked Sendable {
     private let insertCheckpoint: Statement
     private let pruneCheckpoints: Statement
     private let insertGeneration: Statement
+    private let insertPart: Statement
+    private let prunePartsStatement: Statement
     private let insertKey: Statement
     private let insertRun: Statement
 
@@ -30,7 +32,11 @@ final class LedgerWriter: @unchecked Sendable {
         // max(seq) of the rowid is one b-tree descent, not a scan.
         lastSeq = try connection.prepare("SELECT coalesce(max(seq), 0) FROM journal")
         insertCheckpoint = try connection.prepare(
-            "INSERT OR REPLACE INTO checkpoints (seq, written_unix_micros, state) VALUES (?1, ?2, ?3)")
+            "INSERT OR REPLACE INTO checkpoints (seq, written_unix_micros, state, parts) VALUES (?1, ?2, ?3, ?4)")
+        insertPart = try connection.prepare("INSERT OR REPLACE INTO checkpoint_parts (seq, part, bytes) VALUES (?1, ?2, ?3)")
+        // Parts of checkpoints pruned, or never recorded (a crash mid-write);
+        // never those of the checkpoint being written (its row comes first).
+        prunePartsStatement = try connection.prepare("DELETE FROM checkpoint_parts WHERE seq NOT IN (SELECT seq FROM checkpoints)")
         pruneCheckpoints = try connection.prepare(
             "DELETE FROM checkpoints WHERE seq NOT IN (SELECT seq FROM checkpoints ORDER BY seq DESC LIMIT ?1)")
         insertGeneration = try connection.prepare(
@@ -94,11 +100,26 @@ final class LedgerWriter: @unchecked Sendable {
         }
     }
 
-    /// Stores `checkpoint` (replacing one at the same seq) and records its
-    /// index generation (whose rows `insertIndexRows` wrote before), and
-    /// deletes all but the newest `checkpointsKept` checkpoints, in one
-    /// transaction: the checkpoint and its index rows appear together.
-    func writeCheckpoint(_ checkpoint: Billing_Journal_V1_Checkpoint, bytes state: [UInt8], keys: Int, runs: Int) throws {
+    /// Stores one part of a checkpoint's bytes, in a transaction of its own;
+    /// it belongs to a checkpoint only once `writeCheckpoint` records it.
+    func insertCheckpointPart(seq: Int64, part: Int, bytes: ArraySlice<UInt8>) throws {
+        try connection.transaction {
+            try insertPart.use { insert in
+                try insert.bind(seq, at: 1)
+                try insert.bind(Int64(part), at: 2)
+                try insert.bind(blob: Array(bytes), at: 3)
+                while try insert.step() {}
+            }
+        }
+    }
+
+    /// Stores `checkpoint` (replacing one at the same seq) — its bytes in
+    /// `state`, or in `parts` parts written before — and records its index
+    /// generation (whose rows `insertIndexRows` wrote before), and deletes
+    /// all but the newest `checkpointsKept` checkpoints with their parts, in
+    /// one transaction: the checkpoint and its index rows appear together.
+    func writeCheckpoint(_ checkpoint: Billing_Journal_V1_Checkpoint, bytes state: [UInt8], parts: Int,
+                         keys: Int, runs: Int) throws {
         try connection.transaction {
             let last = try lastSeq.scalarInt64()
             guard checkpoint.seq <= last else {
@@ -108,12 +129,14 @@ final class LedgerWriter: @unchecked Sendable {
                 try insert.bind(checkpoint.seq, at: 1)
                 try insert.bind(checkpoint.writtenUnixMicros, at: 2)
                 try insert.bind(blob: state, at: 3)
+                try insert.bind(Int64(parts), at: 4)
                 while try insert.step() {}
             }
             try pruneCheckpoints.use { prune in
                 try prune.bind(Self.checkpointsKept, at: 1)
                 while try prune.step() {}
             }
+            try pruneParts()
             try insertGeneration.use { insert in
                 try insert.bind(checkpoint.seq, at: 1)
                 try insert.bind(Int64(keys), at: 2)
@@ -123,10 +146,17 @@ final class LedgerWriter: @unchecked Sendable {
         }
     }
 
-    /// Index rows of a generation that was never recorded (a crash between
-    /// `insertIndexRows` and `writeCheckpoint`).
+    private func pruneParts() throws {
+        try prunePartsStatement.use { prune in
+            while try prune.step() {}
+        }
+    }
+
+    /// Index rows of a generation, and checkpoint parts, that were never
+    /// recorded (a crash between their transactions and `writeCheckpoint`).
     func dropOrphanIndexRows() throws {
         try connection.transaction {
+            try pruneParts()
             try connection.execute(script: """
                 DELETE FROM debit_keys WHERE generation > (SELECT coalesce(max(generation), 0) FROM index_generations);
                 DELETE FROM run_debits WHERE generation > (SELECT coalesce(max(generation), 0) FROM index_generations);

@@ -61,6 +61,15 @@ public final class SQLiteLedgerStore: LedgerStore {
             throw SQLiteStoreError.checkpointAhead(checkpointSeq: checkpoint.seq, lastSeq: ahead.seq)
         }
         let bytes: [UInt8] = try checkpoint.serializedBytes()
+        // Large checkpoints in parts, each its own transaction (see 0003).
+        var parts = 0
+        if bytes.count > Self.checkpointPartBytes {
+            for start in stride(from: 0, to: bytes.count, by: Self.checkpointPartBytes) {
+                let part = bytes[start..<min(start + Self.checkpointPartBytes, bytes.count)]
+                try withWriter { try $0.insertCheckpointPart(seq: checkpoint.seq, part: parts, bytes: part) }
+                parts += 1
+            }
+        }
         let chunk = Self.indexRowsPerTransaction
         var (keys, runs) = (index.keys[...], index.runs[...])
         while !keys.isEmpty || !runs.isEmpty {
@@ -69,8 +78,14 @@ public final class SQLiteLedgerStore: LedgerStore {
             keys = keys.dropFirst(someKeys.count)
             runs = runs.dropFirst(someRuns.count)
         }
-        try withWriter { try $0.writeCheckpoint(checkpoint, bytes: bytes, keys: index.keys.count, runs: index.runs.count) }
+        try withWriter {
+            try $0.writeCheckpoint(checkpoint, bytes: parts > 0 ? [] : bytes, parts: parts,
+                                   keys: index.keys.count, runs: index.runs.count)
+        }
     }
+
+    /// A checkpoint larger than this is stored in parts of this size.
+    static let checkpointPartBytes = 1 << 20
 
     /// Index rows per transaction when a checkpoint writes its generation.
     static let indexRowsPerTransaction = 8_192

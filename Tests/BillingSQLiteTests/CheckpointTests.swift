@@ -1,4 +1,6 @@
 import BillingLedger
+import BillingProto
+import SwiftProtobuf
 import Testing
 @testable import BillingSQLite
 
@@ -32,6 +34,82 @@ import Testing
                 try store.writeCheckpoint(checkpoint(2), index: JournalIndexRows())
             }
             #expect(try store.latestCheckpoint() == nil)
+        }
+    }
+
+    /// A checkpoint larger than a part is stored in parts, each written in a
+    /// transaction of its own, and read back whole; pruning takes the parts
+    /// of pruned checkpoints with them.
+    @Test func aLargeCheckpointIsStoredInPartsAndReadBackWhole() throws {
+        try withTemporaryDatabase { path in
+            let store = try SQLiteLedgerStore(path: path)
+            try store.append((1...9).map { accountCreated($0, account: "acct-\($0)") })
+            for seq: Int64 in [3, 6, 9] {
+                let large = Self.large(seq)
+                try store.writeCheckpoint(large, index: JournalIndexRows())
+                #expect(try store.latestCheckpoint() == large)
+            }
+            let parts = try Self.partRows(path)
+            let expected = try (Self.large(9).serializedBytes() as [UInt8]).count / SQLiteLedgerStore.checkpointPartBytes + 1
+            #expect(Set(parts.map(\.seq)) == [6, 9], "parts of the pruned checkpoint 3 are gone")
+            #expect(parts.filter { $0.seq == 9 }.count == expected)
+        }
+    }
+
+    /// Parts written before a crash, without their checkpoint row, do not
+    /// make a checkpoint: the previous one is the newest, and they are
+    /// deleted at the next open.
+    @Test func partsWithoutTheirRowAreNotACheckpoint() throws {
+        try withTemporaryDatabase { path in
+            do {
+                let store = try SQLiteLedgerStore(path: path)
+                try store.append((1...4).map { accountCreated($0, account: "acct-\($0)") })
+                try store.writeCheckpoint(checkpoint(2), index: JournalIndexRows())
+                let connection = try SQLiteConnection(path: path)
+                try connection.prepare("INSERT INTO checkpoint_parts (seq, part, bytes) VALUES (4, 0, x'0801')").use { insert in
+                    while try insert.step() {}
+                }
+                #expect(try store.latestCheckpoint() == checkpoint(2))
+                store.close()
+            }
+            let reopened = try SQLiteLedgerStore(path: path)
+            #expect(try reopened.latestCheckpoint() == checkpoint(2))
+            #expect(try Self.partRows(path).isEmpty)
+        }
+    }
+
+    /// A checkpoint row written before migration 0003 (bytes in `state`).
+    @Test func aWholeRowCheckpointStillReads() throws {
+        try withTemporaryDatabase { path in
+            let store = try SQLiteLedgerStore(path: path)
+            try store.append((1...2).map { accountCreated($0, account: "acct-\($0)") })
+            let connection = try SQLiteConnection(path: path)
+            try connection.prepare("INSERT INTO checkpoints (seq, written_unix_micros, state) VALUES (2, 0, ?1)").use { insert in
+                try insert.bind(blob: try checkpoint(2).serializedBytes(), at: 1)
+                while try insert.step() {}
+            }
+            #expect(try store.latestCheckpoint() == checkpoint(2))
+        }
+    }
+
+    /// A checkpoint whose encoding exceeds one part: many accounts with runs.
+    static func large(_ seq: Int64) -> Billing_Journal_V1_Checkpoint {
+        var large = checkpoint(seq)
+        large.accounts = (0..<40).map { index in
+            var account = Billing_Journal_V1_AccountState()
+            account.accountID = "acct-\(index)"
+            account.runsInPeriod = (0..<2_000).map { "run-\(seq)-\(index)-\($0)" }
+            return account
+        }
+        return large
+    }
+
+    static func partRows(_ path: String) throws -> [(seq: Int64, part: Int64)] {
+        let connection = try SQLiteConnection(path: path)
+        return try connection.prepare("SELECT seq, part FROM checkpoint_parts ORDER BY seq, part").use { query in
+            var rows: [(Int64, Int64)] = []
+            while try query.step() { rows.append((query.int64(at: 0), query.int64(at: 1))) }
+            return rows
         }
     }
 
