@@ -120,25 +120,23 @@ final class GroupCommitter: Sendable {
     /// that fails before the caller awaits still fails this waiter, and a
     /// later commit that reuses the seq after a reload cannot satisfy it.
     func waiter(for seq: Int64) -> CommitWaiter {
-        let waiter = CommitWaiter()
-        let outcome: Result<Void, LedgerError>? = state.withLock { s in
-            if let failed = s.failed { return .failure(.unavailable(failed)) }
-            if s.durableSeq >= seq { return .success(()) }
-            s.waiters.append(Waiter(seq: seq, waiter: waiter))
-            return nil
-        }
-        if let outcome { waiter.resolve(outcome) }
-        return waiter
+        register(seq, reached: \.durableSeq, in: \.waiters)
     }
 
     /// A waiter for a checkpoint at or after `seq` to be written (with its
     /// index rows); fails if the next checkpoint write or a commit fails.
     func checkpointWaiter(for seq: Int64) -> CommitWaiter {
+        register(seq, reached: \.indexedSeq, in: \.indexWaiters)
+    }
+
+    /// Resolved at once if `reached` is already at `seq` (or the committer
+    /// has failed), else queued on `list` for the thread that advances it.
+    private func register(_ seq: Int64, reached: KeyPath<State, Int64>, in list: WritableKeyPath<State, [Waiter]>) -> CommitWaiter {
         let waiter = CommitWaiter()
         let outcome: Result<Void, LedgerError>? = state.withLock { s in
             if let failed = s.failed { return .failure(.unavailable(failed)) }
-            if s.indexedSeq >= seq { return .success(()) }
-            s.indexWaiters.append(Waiter(seq: seq, waiter: waiter))
+            if s[keyPath: reached] >= seq { return .success(()) }
+            s[keyPath: list].append(Waiter(seq: seq, waiter: waiter))
             return nil
         }
         if let outcome { waiter.resolve(outcome) }
