@@ -25,9 +25,20 @@ public struct LedgerAudit: Sendable {
         var totals: [String: (granted: Int64, fromCredits: Int64, overage: Int64, debited: Int64)] = [:]
         // Run costs and keys the store's indexes must find (those up to the
         // newest checkpoint that wrote index rows; later ones live in memory).
+        // Memory stays flat in the journal's length: each indexed key is
+        // looked up as it is read, and the index's contents are compared as
+        // order-free digests; run costs are compared for a sample of runs.
         let indexed = try store.indexedThrough()
-        var runTotals: [String: [String: Int64]] = [:]
-        var keys: [(account: String, key: String, seq: Int64)] = []
+        var journalKeys = IndexDigest(), journalRuns = IndexDigest()
+        var sampledRuns: [RunID: Int64] = [:]
+        func checkIndexed(_ entry: Billing_Journal_V1_Entry, account: String, key: String) throws {
+            guard entry.seq <= indexed else { return }
+            journalKeys.add(JournalKeyHash.debit(account: account, key: key), seq: entry.seq)
+            let found = try store.debitEntry(accountID: account, idempotencyKey: key)
+            if found?.seq != entry.seq {
+                problem("account \(account) key \(key): the index finds \(found.map { "seq \($0.seq)" } ?? "nothing"), the journal has seq \(entry.seq)")
+            }
+        }
         // A key journaled twice: among indexed debits the index check below
         // finds it (the key leads to the other entry); after them, by hash.
         var unindexedKeys: [Int64: Billing_Journal_V1_Entry] = [:]
@@ -65,13 +76,17 @@ public struct LedgerAudit: Sendable {
                 totals[debit.accountID, default: (0, 0, 0, 0)].overage &+= debit.overageMicros
                 totals[debit.accountID, default: (0, 0, 0, 0)].debited &+= debit.totalMicros
                 if entry.seq <= indexed {
-                    runTotals[debit.accountID, default: [:]][debit.runID, default: 0] &+= debit.totalMicros
-                    keys.append((debit.accountID, debit.idempotencyKey, entry.seq))
+                    journalRuns.add(JournalKeyHash.run(account: debit.accountID, run: debit.runID), seq: entry.seq)
+                    let run = RunID(account: debit.accountID, run: debit.runID)
+                    if sampledRuns[run] != nil || sampledRuns.count < Self.sampledRuns {
+                        sampledRuns[run, default: 0] &+= debit.totalMicros
+                    }
                 }
+                try checkIndexed(entry, account: debit.accountID, key: debit.idempotencyKey)
                 checkUnique(entry, account: debit.accountID, key: debit.idempotencyKey)
             case .debitRefused(let refused):
                 audit.refusedDebits += 1
-                if entry.seq <= indexed { keys.append((refused.accountID, refused.idempotencyKey, entry.seq)) }
+                try checkIndexed(entry, account: refused.accountID, key: refused.idempotencyKey)
                 checkUnique(entry, account: refused.accountID, key: refused.idempotencyKey)
             default:
                 break
@@ -129,23 +144,46 @@ public struct LedgerAudit: Sendable {
             }
         }
 
-        // 4. The store's indexes (up to the seq they cover): each key finds
-        // its own entry, each run its debits.
-        for (account, key, seq) in keys {
-            let found = try store.debitEntry(accountID: account, idempotencyKey: key)
-            if found?.seq != seq {
-                problem("account \(account) key \(key): index finds seq \(found.map { String($0.seq) } ?? "nothing"), journal has \(seq)")
-            }
+        // 4. The store's indexes (up to the seq they cover) hold exactly one
+        // row per debit (keys) and per accepted debit (runs), and no other;
+        // a sample of runs costs what the journal says through the run index.
+        var storedKeys = IndexDigest(), storedRuns = IndexDigest()
+        try store.forEachIndexRow(runs: false) { storedKeys.add($0.hash, seq: $0.seq) }
+        try store.forEachIndexRow(runs: true) { storedRuns.add($0.hash, seq: $0.seq) }
+        if storedKeys != journalKeys {
+            problem("the key index holds \(storedKeys.count) rows; the journal has \(journalKeys.count) debits up to seq \(indexed)\(storedKeys.count == journalKeys.count ? ", with other contents" : "")")
         }
-        for (account, runs) in runTotals {
-            for (run, total) in runs {
-                let indexed = try store.runEntries(accountID: account, runID: run).reduce(Int64(0)) { sum, entry in
-                    if case .debitAccepted(let debit) = entry.event { return sum &+ debit.totalMicros }
-                    return sum
-                }
-                if indexed != total { problem("account \(account) run \(run): run cost \(indexed) != journal \(total)") }
+        if storedRuns != journalRuns {
+            problem("the run index holds \(storedRuns.count) rows; the journal has \(journalRuns.count) accepted debits up to seq \(indexed)\(storedRuns.count == journalRuns.count ? ", with other contents" : "")")
+        }
+        for (run, total) in sampledRuns {
+            let cost = try store.runEntries(accountID: run.account, runID: run.run).reduce(Int64(0)) { sum, entry in
+                guard case .debitAccepted(let debit) = entry.event else { return sum }
+                return entry.seq <= indexed ? sum &+ debit.totalMicros : sum
             }
+            if cost != total { problem("account \(run.account) run \(run.run): run cost \(cost) != journal \(total)") }
         }
         return audit
+    }
+
+    /// Runs whose cost is compared through the run index.
+    static let sampledRuns = 10_000
+
+    struct RunID: Hashable {
+        let account: String
+        let run: String
+    }
+
+    /// An order-free digest of (hash, seq) rows: their count and the
+    /// wrapping sum of a mix of each. Equal multisets give equal digests;
+    /// different ones collide with probability ~2^-64.
+    struct IndexDigest: Equatable {
+        var count = 0
+        var sum: UInt64 = 0
+
+        mutating func add(_ hash: Int64, seq: Int64) {
+            count += 1
+            sum &+= SplitMix64.mix(UInt64(bitPattern: hash) ^ SplitMix64.mix(UInt64(bitPattern: seq)))
+        }
     }
 }

@@ -40,6 +40,10 @@ public protocol LedgerStore: Sendable {
     /// ledger's `KeyFilter` at start-up).
     func forEachIndexedKeyHash(_ body: (Int64) throws -> Void) throws
 
+    /// Calls `body` with every row of the key index (`runs` false) or the run
+    /// index (true) that lookups see, in no particular order (`billing verify`).
+    func forEachIndexRow(runs: Bool, _ body: (JournalIndexRows.Row) throws -> Void) throws
+
     /// Highest seq in the journal (0 when empty).
     func lastSeq() throws -> Int64
 

@@ -22,6 +22,8 @@ final class LedgerReader: @unchecked Sendable {
     private let auditPage: Statement
     private let newestGeneration: Statement
     private let keyHashes: Statement
+    private let keyRows: Statement
+    private let runRows: Statement
 
     init(connection: SQLiteConnection) throws {
         self.connection = connection
@@ -41,6 +43,11 @@ final class LedgerReader: @unchecked Sendable {
             """)
         newestGeneration = try connection.prepare("SELECT coalesce(max(generation), 0) FROM index_generations")
         keyHashes = try connection.prepare("SELECT key_hash FROM debit_keys")
+        // Rows of recorded generations only, as lookups see them.
+        keyRows = try connection.prepare(
+            "SELECT d.key_hash, d.seq FROM index_generations AS g CROSS JOIN debit_keys AS d WHERE d.generation = g.generation")
+        runRows = try connection.prepare(
+            "SELECT r.run_hash, r.seq FROM index_generations AS g CROSS JOIN run_debits AS r WHERE r.generation = g.generation")
         entriesAfter = try connection.prepare("SELECT seq, body FROM journal WHERE seq > ?1 ORDER BY seq")
         lastSeq = try connection.prepare("SELECT coalesce(max(seq), 0) FROM journal")
         newestCheckpoint = try connection.prepare("SELECT seq, state, parts FROM checkpoints ORDER BY seq DESC LIMIT 1")
@@ -104,6 +111,12 @@ final class LedgerReader: @unchecked Sendable {
 
     func indexedThrough() throws -> Int64 {
         try newestGeneration.scalarInt64()
+    }
+
+    func forEachIndexRow(runs: Bool, _ body: (JournalIndexRows.Row) throws -> Void) throws {
+        try (runs ? runRows : keyRows).use { query in
+            while try query.step() { try body(JournalIndexRows.Row(hash: query.int64(at: 0), seq: query.int64(at: 1))) }
+        }
     }
 
     func forEachIndexedKeyHash(_ body: (Int64) throws -> Void) throws {

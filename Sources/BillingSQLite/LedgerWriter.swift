@@ -146,6 +146,23 @@ final class LedgerWriter: @unchecked Sendable {
         }
     }
 
+    /// After a failed checkpoint write: the index rows and parts it wrote,
+    /// unless its generation was recorded before (a rewrite at the same seq).
+    func dropUnrecorded(generation: Int64) throws {
+        try connection.transaction {
+            for table in ["debit_keys", "run_debits"] {
+                try connection.prepare("""
+                    DELETE FROM \(table) WHERE generation = ?1
+                      AND NOT EXISTS (SELECT 1 FROM index_generations WHERE generation = ?1)
+                    """).use { delete in
+                    try delete.bind(generation, at: 1)
+                    while try delete.step() {}
+                }
+            }
+            try pruneParts()
+        }
+    }
+
     private func pruneParts() throws {
         try prunePartsStatement.use { prune in
             while try prune.step() {}

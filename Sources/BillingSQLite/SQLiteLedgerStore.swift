@@ -61,6 +61,18 @@ public final class SQLiteLedgerStore: LedgerStore {
             throw SQLiteStoreError.checkpointAhead(checkpointSeq: checkpoint.seq, lastSeq: ahead.seq)
         }
         let bytes: [UInt8] = try checkpoint.serializedBytes()
+        do {
+            try write(checkpoint, bytes: bytes, index: index)
+        } catch {
+            // Best effort: what this attempt wrote before failing goes now,
+            // not at the next open (the rows would be rewritten under the
+            // next checkpoint's generation anyway).
+            try? withWriter { try $0.dropUnrecorded(generation: checkpoint.seq) }
+            throw error
+        }
+    }
+
+    private func write(_ checkpoint: Billing_Journal_V1_Checkpoint, bytes: [UInt8], index: JournalIndexRows) throws {
         // Large checkpoints in parts, each its own transaction (see 0003).
         var parts = 0
         if bytes.count > Self.checkpointPartBytes {
@@ -112,6 +124,10 @@ public final class SQLiteLedgerStore: LedgerStore {
 
     public func forEachIndexedKeyHash(_ body: (Int64) throws -> Void) throws {
         try readers.withReader { try $0.forEachIndexedKeyHash(body) }
+    }
+
+    public func forEachIndexRow(runs: Bool, _ body: (JournalIndexRows.Row) throws -> Void) throws {
+        try readers.withReader { try $0.forEachIndexRow(runs: runs, body) }
     }
 
     public func lastSeq() throws -> Int64 {

@@ -88,6 +88,37 @@ import Testing
         await h.ledger.close()
     }
 
+    /// `billing verify` compares the stored indexes with the journal: a
+    /// missing key row, a missing run row and a row pointing elsewhere are
+    /// each reported.
+    @Test func verifyFindsIndexRowsMissingOrWrong() async throws {
+        let h = try Harness(configuration: Fixtures.configuration(checkpointEvery: 1_000))
+        try await h.openAccount("acct", plan: "pro", credits: 1_000_000)
+        for index in 0..<20 {
+            _ = try await h.debit(Fixtures.command(account: "acct", key: "k-\(index)", micros: 5, run: "run-\(index % 3)"))
+        }
+        try await h.ledger.checkpoint()
+        await h.ledger.close()
+        #expect(try LedgerAudit.run(on: h.store, plans: Fixtures.plans).problems == [])
+        let victim = try #require(h.debitEntries(key: "k-7").first)
+
+        h.disk.dropIndexRow(seq: victim.seq, runs: false)
+        var problems = try LedgerAudit.run(on: h.store, plans: Fixtures.plans).problems
+        #expect(problems.contains { $0.contains("key k-7: the index finds nothing") }, "\(problems)")
+        #expect(problems.contains { $0.hasPrefix("the key index holds 19 rows; the journal has 20 debits") }, "\(problems)")
+        h.disk.addIndexRow(.init(hash: JournalKeyHash.debit(account: "acct", key: "k-7"), seq: victim.seq), runs: false)
+        #expect(try LedgerAudit.run(on: h.store, plans: Fixtures.plans).problems == [])
+
+        h.disk.dropIndexRow(seq: victim.seq, runs: true)
+        problems = try LedgerAudit.run(on: h.store, plans: Fixtures.plans).problems
+        #expect(problems.contains { $0.hasPrefix("the run index holds 19 rows") }, "\(problems)")
+        #expect(problems.contains { $0.contains("run run-1: run cost") }, "\(problems)")
+        // Same count, other contents: the row names another run.
+        h.disk.addIndexRow(.init(hash: JournalKeyHash.run(account: "acct", run: "elsewhere"), seq: victim.seq), runs: true)
+        problems = try LedgerAudit.run(on: h.store, plans: Fixtures.plans).problems
+        #expect(problems.contains { $0 == "the run index holds 20 rows; the journal has 20 accepted debits up to seq \(victim.seq + 12), with other contents" }, "\(problems)")
+    }
+
     static func debit(_ seq: Int64, key: String, run: String) -> Billing_Journal_V1_Entry {
         var accepted = Billing_Journal_V1_DebitAccepted()
         accepted.accountID = "acct"

@@ -49,6 +49,10 @@ final class InMemoryLedgerStore: LedgerStore {
         try disk.forEachIndexedKeyHash(session: session, body)
     }
 
+    func forEachIndexRow(runs: Bool, _ body: (JournalIndexRows.Row) throws -> Void) throws {
+        try disk.forEachIndexRow(runs: runs, session: session, body)
+    }
+
     func auditEntries(accountID: String, sinceMicros: Int64, beforeSeq: Int64, limit: Int) throws -> [Entry] {
         try disk.auditEntries(accountID: accountID, sinceMicros: sinceMicros, beforeSeq: beforeSeq, limit: limit, session: session)
     }

@@ -255,6 +255,33 @@ final class SimulatedDisk: Sendable {
         }
     }
 
+    /// Damages the stored indexes, for `billing verify` to find.
+    func dropIndexRow(seq: Int64, runs: Bool) {
+        contents.withLock { c in
+            if runs {
+                for hash in c.runHashIndex.keys { c.runHashIndex[hash]!.removeAll { $0 == Int(seq) - 1 } }
+            } else {
+                for hash in c.keyHashIndex.keys { c.keyHashIndex[hash]!.removeAll { $0 == Int(seq) - 1 } }
+            }
+        }
+    }
+
+    func addIndexRow(_ row: JournalIndexRows.Row, runs: Bool) {
+        contents.withLock { c in
+            if runs { c.runHashIndex[row.hash, default: []].append(Int(row.seq) - 1) } else { c.keyHashIndex[row.hash, default: []].append(Int(row.seq) - 1) }
+        }
+    }
+
+    func forEachIndexRow(runs: Bool, session: Int, _ body: (JournalIndexRows.Row) throws -> Void) throws {
+        let rows = try contents.withLock { c in
+            try Self.requireLive(c, session)
+            return (runs ? c.runHashIndex : c.keyHashIndex).flatMap { hash, indexes in
+                indexes.map { JournalIndexRows.Row(hash: hash, seq: Int64($0) + 1) }
+            }
+        }
+        for row in rows { try body(row) }
+    }
+
     func forEachIndexedKeyHash(session: Int, _ body: (Int64) throws -> Void) throws {
         let hashes = try contents.withLock { c in
             try Self.requireLive(c, session)
