@@ -51,6 +51,8 @@ final class GroupCommitter: Sendable {
     let onFailure: @Sendable (String) -> Void
     /// Called with a checkpoint's seq once it and its index rows are stored.
     let onIndexed: @Sendable (Int64) -> Void
+    /// A copy of the ledger's key filter, stored with each checkpoint.
+    let keyFilter: @Sendable () -> [UInt8]
     private let state: Mutex<State>
     private let wake = DispatchSemaphore(value: 0)
     /// Entries per transaction and commit latency (swift-metrics).
@@ -69,13 +71,15 @@ final class GroupCommitter: Sendable {
     }
 
     init(store: any LedgerStore, durableSeq: Int64, maxBatch: Int, maxQueued: Int, logger: Logger,
-         onFailure: @escaping @Sendable (String) -> Void, onIndexed: @escaping @Sendable (Int64) -> Void) {
+         onFailure: @escaping @Sendable (String) -> Void, onIndexed: @escaping @Sendable (Int64) -> Void,
+         keyFilter: @escaping @Sendable () -> [UInt8] = { [] }) {
         self.store = store
         self.maxBatch = maxBatch
         self.maxQueued = maxQueued
         self.logger = logger
         self.onFailure = onFailure
         self.onIndexed = onIndexed
+        self.keyFilter = keyFilter
         self.state = Mutex(State(durableSeq: durableSeq))
         let thread = Thread { [self] in run() }
         thread.name = "billing-journal"
@@ -294,7 +298,9 @@ final class GroupCommitter: Sendable {
     /// the next checkpoint and the ledger keeps their debits in memory.
     private func write(_ pending: PendingCheckpoint, index: JournalIndexRows) {
         let started = ContinuousClock.now
-        let checkpoint = pending.snapshot.checkpoint(writtenAtMicros: pending.writtenAtMicros)
+        var checkpoint = pending.snapshot.checkpoint(writtenAtMicros: pending.writtenAtMicros)
+        // Taken now, after every key up to the checkpoint's seq was inserted.
+        checkpoint.keyFilter = Data(keyFilter())
         let built = ContinuousClock.now - started
         var rows = index
         rows.keys.sort()

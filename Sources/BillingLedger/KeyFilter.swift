@@ -9,7 +9,9 @@ import Synchronization
 /// Its memory never grows: as keys accumulate past its sizing, false
 /// "maybe"s (extra reads) become more frequent, answers never wrong. Sized
 /// at 16 MiB by default: about 0.3 % false positives at 10 million keys.
-/// Filled at start-up from the store's key index plus the replayed journal.
+/// Each checkpoint carries a copy; start-up loads the newest one's and adds
+/// the replayed journal's keys (or, without a copy of the right size, reads
+/// every key hash from the store's index).
 ///
 /// Readers (request handlers) and the one writer (the ledger actor) touch
 /// words with relaxed atomics: a key's bits are set before anybody can be
@@ -50,6 +52,33 @@ public final class KeyFilter: Sendable {
             }
         }
         inserted.wrappingAdd(1, ordering: .relaxed)
+    }
+
+    /// The filter's words, little-endian, for a checkpoint. A copy taken
+    /// while keys are inserted holds every key inserted before it began.
+    public func contents() -> [UInt8] {
+        let count = 8 << blockBits
+        var bytes = [UInt8](repeating: 0, count: count * 8)
+        bytes.withUnsafeMutableBytes { raw in
+            for index in 0..<count {
+                raw.storeBytes(of: words[index].load(ordering: .relaxed).littleEndian, toByteOffset: index * 8, as: UInt64.self)
+            }
+        }
+        return bytes
+    }
+
+    /// ORs in `contents()` of a filter of the same size; false (nothing
+    /// changed) when the size differs (`--key-filter-mib` changed) or it is empty.
+    public func load(_ bytes: some Collection<UInt8>) -> Bool {
+        let count = 8 << blockBits
+        guard bytes.count == count * 8 else { return false }
+        Array(bytes).withUnsafeBytes { raw in
+            for index in 0..<count {
+                let word = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self))
+                if word != 0 { words[index].bitwiseOr(word, ordering: .relaxed) }
+            }
+        }
+        return true
     }
 
     /// False: the key was never inserted. True: it may have been.

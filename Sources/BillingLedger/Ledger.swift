@@ -46,11 +46,22 @@ public actor Ledger {
         let started = ContinuousClock.now
         let cache = IdempotencyCache()
         let keyFilter = KeyFilter(bytes: configuration.keyFilterBytes)
-        let (state, replayed) = try LedgerState.recover(from: store, plans: plans) { entry in
+        // The filter: the checkpoint's copy (before replay adds to it), else
+        // every key hash in the index.
+        var filterLoaded = false
+        let (state, replayed) = try LedgerState.recover(from: store, plans: plans, loading: { checkpoint in
+            filterLoaded = keyFilter.load(checkpoint.keyFilter)
+        }, replaying: { entry in
             if let hash = cache.insert(entry) { keyFilter.insert(hash) }
-        }
+        })
         let booksLoaded = ContinuousClock.now
-        try store.forEachIndexedKeyHash { keyFilter.insert($0) }
+        var indexedKeys = 0
+        if !filterLoaded {
+            try store.forEachIndexedKeyHash { hash in
+                keyFilter.insert(hash)
+                indexedKeys += 1
+            }
+        }
         self.gateway = gateway
         self.testClock = clock as? TestClock
         // A test clock resumes where it was moved to, never before.
@@ -67,7 +78,8 @@ public actor Ledger {
         recoveryMillis = GroupCommitter.milliseconds(finished - started)
         logger.info("ledger recovered", metadata: [
             "seq": "\(state.lastSeq)", "replayed_entries": "\(replayed)", "accounts": "\(state.accounts.count)",
-            "debit_keys": "\(keyFilter.insertions)", "debit_keys_in_memory": "\(cache.count)",
+            "key_filter": "\(filterLoaded ? "from the checkpoint" : "\(indexedKeys) key hashes read from the index")",
+            "debit_keys_in_memory": "\(cache.count)",
             "recovery_ms": "\(recoveryMillis)", "books_ms": "\(GroupCommitter.milliseconds(booksLoaded - started))",
             "key_filter_ms": "\(GroupCommitter.milliseconds(finished - booksLoaded))",
         ])
@@ -76,7 +88,8 @@ public actor Ledger {
         self.committer = GroupCommitter(
             store: store, durableSeq: state.lastSeq, maxBatch: configuration.maxBatch,
             maxQueued: configuration.maxQueued, logger: logger,
-            onFailure: { _ in relay.trigger() }, onIndexed: { seq in cache.indexed(through: seq) })
+            onFailure: { _ in relay.trigger() }, onIndexed: { seq in cache.indexed(through: seq) },
+            keyFilter: { keyFilter.contents() })
         relay.attach(self)
     }
 
@@ -174,9 +187,9 @@ public actor Ledger {
         do {
             cache.removeAll()
             let (cache, keyFilter) = (self.cache, self.keyFilter)
-            let (state, replayed) = try LedgerState.recover(from: store, plans: initialPlans) { entry in
+            let (state, replayed) = try LedgerState.recover(from: store, plans: initialPlans, replaying: { entry in
                 if let hash = cache.insert(entry) { keyFilter.insert(hash) }
-            }
+            })
             self.state = state
             keyRing.replace(from: state)
             committer.reset(durableSeq: state.lastSeq)

@@ -127,11 +127,14 @@ extension LedgerState {
         }
     }
 
-    /// Loads the newest checkpoint and replays the journal after it, showing
-    /// each replayed entry to `replaying`.
+    /// Loads the newest checkpoint (shown to `loading` first) and replays the
+    /// journal after it, showing each replayed entry to `replaying`.
     public static func recover(from store: any LedgerStore, plans: PlanCatalog = .default,
+                               loading: (Billing_Journal_V1_Checkpoint) -> Void = { _ in },
                                replaying: (Billing_Journal_V1_Entry) -> Void = { _ in }) throws -> (state: LedgerState, replayed: Int) {
-        var state = try store.latestCheckpoint().map { LedgerState(checkpoint: $0, plans: plans) } ?? LedgerState(plans: plans)
+        let checkpoint = try store.latestCheckpoint()
+        if let checkpoint { loading(checkpoint) }
+        var state = checkpoint.map { LedgerState(checkpoint: $0, plans: plans) } ?? LedgerState(plans: plans)
         var replayed = 0
         try store.forEachEntry(after: state.lastSeq) { entry in
             try state.apply(entry)

@@ -761,6 +761,12 @@ public nonisolated struct Billing_Journal_V1_Checkpoint: Sendable {
   /// Clears the value of `plans`. Subsequent reads from it will return its default value.
   public mutating func clearPlans() {self._plans = nil}
 
+  /// The ledger's KeyFilter when the checkpoint was written (its words,
+  /// little-endian): a superset of every debit key up to `seq`. Start-up
+  /// loads it instead of reading every key hash from the index (empty in
+  /// checkpoints written before it existed, or by tests: then it does).
+  public var keyFilter: Data = Data()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2493,7 +2499,7 @@ nonisolated extension Billing_Journal_V1_DebitRefused: SwiftProtobuf.Message, Sw
 
 nonisolated extension Billing_Journal_V1_Checkpoint: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Checkpoint"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{3}written_unix_micros\0\u{1}accounts\0\u{3}api_keys\0\u{1}invoices\0\u{3}test_clock_unix\0\u{1}plans\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{3}written_unix_micros\0\u{1}accounts\0\u{3}api_keys\0\u{1}invoices\0\u{3}test_clock_unix\0\u{1}plans\0\u{3}key_filter\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2508,6 +2514,7 @@ nonisolated extension Billing_Journal_V1_Checkpoint: SwiftProtobuf.Message, Swif
       case 5: try { try decoder.decodeRepeatedMessageField(value: &self.invoices) }()
       case 6: try { try decoder.decodeSingularInt64Field(value: &self.testClockUnix) }()
       case 7: try { try decoder.decodeSingularMessageField(value: &self._plans) }()
+      case 8: try { try decoder.decodeSingularBytesField(value: &self.keyFilter) }()
       default: break
       }
     }
@@ -2539,6 +2546,9 @@ nonisolated extension Billing_Journal_V1_Checkpoint: SwiftProtobuf.Message, Swif
     try { if let v = self._plans {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
     } }()
+    if !self.keyFilter.isEmpty {
+      try visitor.visitSingularBytesField(value: self.keyFilter, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2550,6 +2560,7 @@ nonisolated extension Billing_Journal_V1_Checkpoint: SwiftProtobuf.Message, Swif
     if lhs.invoices != rhs.invoices {return false}
     if lhs.testClockUnix != rhs.testClockUnix {return false}
     if lhs._plans != rhs._plans {return false}
+    if lhs.keyFilter != rhs.keyFilter {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -88,6 +88,40 @@ import Testing
         await h.ledger.close()
     }
 
+    /// A checkpoint carries the key filter: a restart loads it (no scan of
+    /// the index) and adds the replayed keys; a filter of another size is
+    /// rebuilt from the index instead. Either way no key is forgotten.
+    @Test func aRestartTakesTheFilterFromTheCheckpoint() async throws {
+        let h = try Harness(configuration: Fixtures.configuration(checkpointEvery: 1_000))
+        try await h.openAccount("acct", plan: "pro", credits: 1_000_000)
+        let keys = (0..<60).map { "k-\($0)" }
+        for key in keys.prefix(50) { _ = try await h.debit(Fixtures.command(account: "acct", key: key, micros: 5)) }
+        try await h.ledger.checkpoint()
+        for key in keys.suffix(10) { _ = try await h.debit(Fixtures.command(account: "acct", key: key, micros: 5)) }
+        let scans = h.disk.keyHashScans
+
+        let restarted = try await h.restarted()
+        #expect(h.disk.keyHashScans == scans, "loaded from the checkpoint, not rebuilt")
+        for key in keys {
+            #expect(restarted.ledger.keyFilter.mightContain(JournalKeyHash.debit(account: "acct", key: key)), "\(key)")
+        }
+        let lookups = h.disk.keyLookups
+        for index in 60..<100 {
+            _ = try await restarted.debit(Fixtures.command(account: "acct", key: "k-\(index)", micros: 5))
+        }
+        #expect(h.disk.keyLookups == lookups, "new keys are ruled out by the loaded filter")
+        try await restarted.ledger.checkpoint()
+
+        var resized = Fixtures.configuration(checkpointEvery: 1_000)
+        resized.keyFilterBytes = 128 << 10
+        let rebuilt = try await restarted.restarted(configuration: resized)
+        #expect(h.disk.keyHashScans == scans + 1, "another size: read from the index")
+        for index in 0..<100 {
+            #expect(rebuilt.ledger.keyFilter.mightContain(JournalKeyHash.debit(account: "acct", key: "k-\(index)")))
+        }
+        await rebuilt.ledger.close()
+    }
+
     /// `billing verify` compares the stored indexes with the journal: a
     /// missing key row, a missing run row and a row pointing elsewhere are
     /// each reported.

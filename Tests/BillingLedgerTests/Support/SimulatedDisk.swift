@@ -92,6 +92,8 @@ final class SimulatedDisk: Sendable {
         var reads: [(after: Int64, entries: Int)] = []
         /// Calls of `debitEntry` (key lookups that reached the store).
         var keyLookups = 0
+        /// Calls of `forEachIndexedKeyHash` (key filters rebuilt from the index).
+        var keyHashScans = 0
     }
 
     private let contents: Mutex<Contents>
@@ -129,6 +131,7 @@ final class SimulatedDisk: Sendable {
     var checkpointsAhead: [String] { contents.withLock { $0.checkpointsAhead } }
     var reads: [(after: Int64, entries: Int)] { contents.withLock { $0.reads } }
     var keyLookups: Int { contents.withLock { $0.keyLookups } }
+    var keyHashScans: Int { contents.withLock { $0.keyHashScans } }
     var checkpointStatistics: (written: Int, failed: Int) {
         contents.withLock { ($0.checkpointsWritten, $0.checkpointFailures) }
     }
@@ -285,6 +288,7 @@ final class SimulatedDisk: Sendable {
     func forEachIndexedKeyHash(session: Int, _ body: (Int64) throws -> Void) throws {
         let hashes = try contents.withLock { c in
             try Self.requireLive(c, session)
+            c.keyHashScans += 1
             return c.keyHashIndex.flatMap { hash, rows in rows.map { _ in hash } }
         }
         for hash in hashes { try body(hash) }
