@@ -63,6 +63,9 @@ final class GroupCommitter: Sendable {
     private let stopped = DispatchSemaphore(value: 0)
     /// The checkpoint thread waits on it for a checkpoint whose entries are durable.
     private let checkpointWake = DispatchSemaphore(value: 0)
+    /// Holds a checkpoint write from the moment it is taken (under the state
+    /// lock, and only while no commit has failed) until it is done.
+    private let checkpointWriting = DispatchGroup()
 
     struct PendingCheckpoint {
         let snapshot: LedgerState
@@ -145,6 +148,13 @@ final class GroupCommitter: Sendable {
         }
         if let outcome { waiter.resolve(outcome) }
         return waiter
+    }
+
+    /// Returns once no checkpoint is being written. After a failed commit no
+    /// new one starts, so the ledger can then read the newest checkpoint and
+    /// know that no write in flight will land after it.
+    func waitForCheckpointWriter() {
+        checkpointWriting.wait()
     }
 
     /// After a failure, once the ledger has reloaded from the store.
@@ -238,13 +248,16 @@ final class GroupCommitter: Sendable {
             let next = state.withLock { s -> Next in
                 if s.failed == nil, let pending = s.checkpoint, pending.seq <= s.durableSeq {
                     s.checkpoint = nil
+                    checkpointWriting.enter()
                     defer { s.pendingIndex = JournalIndexRows() }
                     return .write(pending, s.pendingIndex)
                 }
                 return s.journalDone ? .exit : .wait
             }
             switch next {
-            case .write(let pending, let rows): write(pending, index: rows)
+            case .write(let pending, let rows):
+                write(pending, index: rows)
+                checkpointWriting.leave()
             case .wait: checkpointWake.wait()
             case .exit:
                 stopped.signal()

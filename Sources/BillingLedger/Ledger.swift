@@ -49,9 +49,13 @@ public actor Ledger {
         // The filter: the checkpoint's copy (before replay adds to it), else
         // every key hash in the index.
         var filterLoaded = false
+        // Debits the index covers stay out of memory (normally all up to the
+        // checkpoint, exactly what is not replayed).
+        let indexed = try store.indexedThrough()
         let (state, replayed) = try LedgerState.recover(from: store, plans: plans, loading: { checkpoint in
             filterLoaded = keyFilter.load(checkpoint.keyFilter)
         }, replaying: { entry in
+            guard entry.seq > indexed else { return }
             if let hash = cache.insert(entry) { keyFilter.insert(hash) }
         })
         let booksLoaded = ContinuousClock.now
@@ -111,11 +115,13 @@ public actor Ledger {
         return state.lastSeq
     }
 
-    /// Writes a final checkpoint and stops the journal thread.
-    public func close() {
+    /// Writes a final checkpoint (unless `checkpoint` is false: a process
+    /// that only read, beside the server that owns the database) and stops
+    /// the journal thread.
+    public func close(checkpoint: Bool = true) {
         guard !closed else { return }
         closed = true
-        queueCheckpoint(atMicros: clock.nowMicros())
+        if checkpoint { queueCheckpoint(atMicros: clock.nowMicros()) }
         committer.stop()
     }
 
@@ -185,9 +191,14 @@ public actor Ledger {
         guard !closed else { return }
         recovering = true
         do {
+            // A checkpoint write in flight would land after the read below:
+            // its debits would then be both indexed and cached again.
+            committer.waitForCheckpointWriter()
             cache.removeAll()
             let (cache, keyFilter) = (self.cache, self.keyFilter)
+            let indexed = try store.indexedThrough()
             let (state, replayed) = try LedgerState.recover(from: store, plans: initialPlans, replaying: { entry in
+                guard entry.seq > indexed else { return }
                 if let hash = cache.insert(entry) { keyFilter.insert(hash) }
             })
             self.state = state

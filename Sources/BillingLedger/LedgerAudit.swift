@@ -47,13 +47,23 @@ public struct LedgerAudit: Sendable {
                 problem("account \(account) key \(key): the index finds \(found.map { "seq \($0.seq)" } ?? "nothing"), the journal has seq \(entry.seq)")
             }
         }
-        // A key journaled twice: among indexed debits the index check below
-        // finds it (the key leads to the other entry); after them, by hash.
+        // A key journaled twice. Both indexed: the index has two rows with
+        // its hash (found by one query before the scan; their entries are
+        // compared as the scan meets them). One indexed, one not: the later
+        // one's key is found in the index. Neither: by hash among the
+        // unindexed, a checkpoint interval's worth at most.
+        let sharedHashSeqs = Set(try store.keyRowsSharingAHash(through: indexed).map(\.seq))
+        var sharedHashKeys: [Int64: [(key: [String], seq: Int64)]] = [:]
         var unindexedKeys: [Int64: Billing_Journal_V1_Entry] = [:]
-        func checkUnique(_ entry: Billing_Journal_V1_Entry, account: String, key: String) {
-            guard entry.seq > indexed else { return }
+        func checkUnique(_ entry: Billing_Journal_V1_Entry, account: String, key: String) throws {
             let hash = JournalKeyHash.debit(account: account, key: key)
+            guard entry.seq > indexed else {
+                if sharedHashSeqs.contains(entry.seq) { sharedHashKeys[hash, default: []].append(([account, key], entry.seq)) }
+                return
+            }
             if let earlier = unindexedKeys[hash], IdempotencyCache.key(of: earlier) == IdempotencyCache.key(of: entry) {
+                problem("account \(account) key \(key): a second debit entry (seq \(entry.seq), first at \(earlier.seq))")
+            } else if let earlier = try store.debitEntry(accountID: account, idempotencyKey: key) {
                 problem("account \(account) key \(key): a second debit entry (seq \(entry.seq), first at \(earlier.seq))")
             }
             unindexedKeys[hash] = entry
@@ -91,11 +101,11 @@ public struct LedgerAudit: Sendable {
                     }
                 }
                 try checkIndexed(entry, account: debit.accountID, key: debit.idempotencyKey)
-                checkUnique(entry, account: debit.accountID, key: debit.idempotencyKey)
+                try checkUnique(entry, account: debit.accountID, key: debit.idempotencyKey)
             case .debitRefused(let refused):
                 audit.refusedDebits += 1
                 try checkIndexed(entry, account: refused.accountID, key: refused.idempotencyKey)
-                checkUnique(entry, account: refused.accountID, key: refused.idempotencyKey)
+                try checkUnique(entry, account: refused.accountID, key: refused.idempotencyKey)
             default:
                 break
             }
@@ -155,9 +165,16 @@ public struct LedgerAudit: Sendable {
         // 4. The store's indexes (up to the seq they cover) hold exactly one
         // row per debit (keys) and per accepted debit (runs), and no other;
         // a sample of runs costs what the journal says through the run index.
+        for rows in sharedHashKeys.values {
+            for (index, row) in rows.enumerated() {
+                if let first = rows[..<index].first(where: { $0.key == row.key }) {
+                    problem("account \(row.key[0]) key \(row.key[1]): a second debit entry (seq \(row.seq), first at \(first.seq))")
+                }
+            }
+        }
         var storedKeys = IndexDigest(), storedRuns = IndexDigest()
-        try store.forEachIndexRow(runs: false) { storedKeys.add($0.hash, seq: $0.seq) }
-        try store.forEachIndexRow(runs: true) { storedRuns.add($0.hash, seq: $0.seq) }
+        try store.forEachIndexRow(runs: false, through: indexed) { storedKeys.add($0.hash, seq: $0.seq) }
+        try store.forEachIndexRow(runs: true, through: indexed) { storedRuns.add($0.hash, seq: $0.seq) }
         if storedKeys != journalKeys {
             problem("the key index holds \(storedKeys.count) rows; the journal has \(journalKeys.count) debits up to seq \(indexed)\(storedKeys.count == journalKeys.count ? ", with other contents" : "")")
         }

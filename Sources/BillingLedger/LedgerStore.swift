@@ -41,8 +41,14 @@ public protocol LedgerStore: Sendable {
     func forEachIndexedKeyHash(_ body: (Int64) throws -> Void) throws
 
     /// Calls `body` with every row of the key index (`runs` false) or the run
-    /// index (true) that lookups see, in no particular order (`billing verify`).
-    func forEachIndexRow(runs: Bool, _ body: (JournalIndexRows.Row) throws -> Void) throws
+    /// index (true) that lookups see, of generations up to `through`, in no
+    /// particular order (`billing verify`).
+    func forEachIndexRow(runs: Bool, through: Int64, _ body: (JournalIndexRows.Row) throws -> Void) throws
+
+    /// The key index's rows (generations up to `through`) whose hash more
+    /// than one row has: a key journaled twice, or a hash collision
+    /// (`billing verify` tells them apart).
+    func keyRowsSharingAHash(through: Int64) throws -> [JournalIndexRows.Row]
 
     /// Highest seq in the journal (0 when empty).
     func lastSeq() throws -> Int64

@@ -24,6 +24,7 @@ final class LedgerReader: @unchecked Sendable {
     private let keyHashes: Statement
     private let keyRows: Statement
     private let runRows: Statement
+    private let sharedKeyHashes: Statement
 
     init(connection: SQLiteConnection) throws {
         self.connection = connection
@@ -44,10 +45,21 @@ final class LedgerReader: @unchecked Sendable {
         newestGeneration = try connection.prepare("SELECT coalesce(max(generation), 0) FROM index_generations")
         keyHashes = try connection.prepare("SELECT key_hash FROM debit_keys")
         // Rows of recorded generations only, as lookups see them.
-        keyRows = try connection.prepare(
-            "SELECT d.key_hash, d.seq FROM index_generations AS g CROSS JOIN debit_keys AS d WHERE d.generation = g.generation")
-        runRows = try connection.prepare(
-            "SELECT r.run_hash, r.seq FROM index_generations AS g CROSS JOIN run_debits AS r WHERE r.generation = g.generation")
+        keyRows = try connection.prepare("""
+            SELECT d.key_hash, d.seq FROM index_generations AS g CROSS JOIN debit_keys AS d
+            WHERE d.generation = g.generation AND g.generation <= ?1
+            """)
+        runRows = try connection.prepare("""
+            SELECT r.run_hash, r.seq FROM index_generations AS g CROSS JOIN run_debits AS r
+            WHERE r.generation = g.generation AND g.generation <= ?1
+            """)
+        sharedKeyHashes = try connection.prepare("""
+            WITH rows AS (
+                SELECT d.key_hash, d.seq FROM index_generations AS g CROSS JOIN debit_keys AS d
+                WHERE d.generation = g.generation AND g.generation <= ?1)
+            SELECT key_hash, seq FROM rows
+            WHERE key_hash IN (SELECT key_hash FROM rows GROUP BY key_hash HAVING count(*) > 1)
+            """)
         entriesAfter = try connection.prepare("SELECT seq, body FROM journal WHERE seq > ?1 ORDER BY seq")
         lastSeq = try connection.prepare("SELECT coalesce(max(seq), 0) FROM journal")
         newestCheckpoint = try connection.prepare("SELECT seq, state, parts FROM checkpoints ORDER BY seq DESC LIMIT 1")
@@ -101,7 +113,9 @@ final class LedgerReader: @unchecked Sendable {
             var entries: [Billing_Journal_V1_Entry] = []
             while try query.step() {
                 let entry = try Self.entry(query.blob(at: 0))
-                if case .debitAccepted(let debit) = entry.event, debit.accountID == accountID, debit.runID == runID {
+                // Once per seq, should two generations ever both hold it.
+                if case .debitAccepted(let debit) = entry.event, debit.accountID == accountID, debit.runID == runID,
+                   entry.seq != entries.last?.seq {
                     entries.append(entry)
                 }
             }
@@ -113,9 +127,19 @@ final class LedgerReader: @unchecked Sendable {
         try newestGeneration.scalarInt64()
     }
 
-    func forEachIndexRow(runs: Bool, _ body: (JournalIndexRows.Row) throws -> Void) throws {
+    func forEachIndexRow(runs: Bool, through: Int64, _ body: (JournalIndexRows.Row) throws -> Void) throws {
         try (runs ? runRows : keyRows).use { query in
+            try query.bind(through, at: 1)
             while try query.step() { try body(JournalIndexRows.Row(hash: query.int64(at: 0), seq: query.int64(at: 1))) }
+        }
+    }
+
+    func keyRowsSharingAHash(through: Int64) throws -> [JournalIndexRows.Row] {
+        try sharedKeyHashes.use { query in
+            try query.bind(through, at: 1)
+            var rows: [JournalIndexRows.Row] = []
+            while try query.step() { rows.append(JournalIndexRows.Row(hash: query.int64(at: 0), seq: query.int64(at: 1))) }
+            return rows
         }
     }
 

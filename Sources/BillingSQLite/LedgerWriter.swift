@@ -83,7 +83,7 @@ final class LedgerWriter: @unchecked Sendable {
     /// Inserts index rows of generation `generation` in one transaction of
     /// their own. Invisible to lookups (which start from `index_generations`)
     /// until `writeCheckpoint` records the generation; a crash before that
-    /// leaves orphans that `dropOrphanIndexRows` removes at the next open.
+    /// leaves orphans that `dropOrphanIndexRows` removes when the owner next opens it.
     func insertIndexRows(generation: Int64, keys: ArraySlice<JournalIndexRows.Row>,
                          runs: ArraySlice<JournalIndexRows.Row>) throws {
         try connection.transaction {

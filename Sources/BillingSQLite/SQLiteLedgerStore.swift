@@ -17,7 +17,13 @@ public final class SQLiteLedgerStore: LedgerStore {
     /// - Parameters:
     ///   - synchronous: `.full` (default) makes every returned `append` survive power loss.
     ///   - readerConnections: reader connections kept open for concurrent reads.
-    public init(path: String, synchronous: SynchronousMode = .full, readerConnections: Int = 4) throws {
+    ///   - owner: true only in the process that holds the database's lock
+    ///     (`billing serve`, a writing `billing keys`): it deletes what a
+    ///     crashed owner left half-written (index rows and checkpoint parts
+    ///     without their checkpoint). Any other process (`billing verify`,
+    ///     `billing audit`) must not: those rows may be a live server's
+    ///     checkpoint in progress.
+    public init(path: String, synchronous: SynchronousMode = .full, readerConnections: Int = 4, owner: Bool = false) throws {
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
 
@@ -29,7 +35,7 @@ public final class SQLiteLedgerStore: LedgerStore {
         try writerConnection.migrate(appliedUnix: Int64(Date().timeIntervalSince1970))
         self.path = path
         let ledgerWriter = try LedgerWriter(connection: writerConnection)
-        try ledgerWriter.dropOrphanIndexRows()
+        if owner { try ledgerWriter.dropOrphanIndexRows() }
         writer = Mutex(ledgerWriter)
         // Opened after the migration, so every reader sees the current schema.
         readers = try ReaderPool(capacity: readerConnections) {
@@ -126,8 +132,12 @@ public final class SQLiteLedgerStore: LedgerStore {
         try readers.withReader { try $0.forEachIndexedKeyHash(body) }
     }
 
-    public func forEachIndexRow(runs: Bool, _ body: (JournalIndexRows.Row) throws -> Void) throws {
-        try readers.withReader { try $0.forEachIndexRow(runs: runs, body) }
+    public func forEachIndexRow(runs: Bool, through: Int64, _ body: (JournalIndexRows.Row) throws -> Void) throws {
+        try readers.withReader { try $0.forEachIndexRow(runs: runs, through: through, body) }
+    }
+
+    public func keyRowsSharingAHash(through: Int64) throws -> [JournalIndexRows.Row] {
+        try readers.withReader { try $0.keyRowsSharingAHash(through: through) }
     }
 
     public func lastSeq() throws -> Int64 {

@@ -89,11 +89,12 @@ func withLedger(_ path: String, write: Bool = true, _ body: (Ledger) throws -> V
     guard FileManager.default.fileExists(atPath: path) else { throw ValidationError("no database at \(path)") }
     let lock = write ? try DatabaseLock(database: path) : nil
     defer { _ = lock }
-    let store = try SQLiteLedgerStore(path: path)
+    let store = try SQLiteLedgerStore(path: path, owner: write)
     defer { store.close() }
     var logger = Logger(label: "billing")
     logger.logLevel = .warning
     let ledger = try Ledger(store: store, plans: .default, clock: SystemClock(), logger: logger)
-    defer { try? blockingAwait { await ledger.close() } }
+    // A reader beside a running server writes nothing, not even a checkpoint.
+    defer { try? blockingAwait { await ledger.close(checkpoint: write) } }
     try body(ledger)
 }

@@ -165,7 +165,7 @@ struct Serve: ParsableCommand {
         let planTerms = try loadPlans(plans)
         let lock = try DatabaseLock(database: db)
         defer { _ = lock }
-        let store = try SQLiteLedgerStore(path: db, synchronous: synchronous.mode)
+        let store = try SQLiteLedgerStore(path: db, synchronous: synchronous.mode, owner: true)
         var ledgerConfiguration = LedgerConfiguration()
         ledgerConfiguration.checkpointEvery = checkpointEvery
         ledgerConfiguration.keyFilterBytes = keyFilterMib << 20

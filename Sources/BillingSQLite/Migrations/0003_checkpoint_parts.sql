@@ -7,7 +7,8 @@
 -- the bytes go to `checkpoint_parts` in transactions of their own, and the
 -- `checkpoints` row (with `parts` > 0 and an empty `state`) is written last,
 -- with the index generation: the checkpoint exists from that transaction on.
--- Parts without their row (a crash in between) are deleted at open.
+-- Parts without their row (a crash in between) are deleted when the server
+-- (the process holding the database lock) opens the database.
 -- Rows written before 0003 keep their bytes in `state` (parts = 0).
 ALTER TABLE checkpoints ADD COLUMN parts INTEGER NOT NULL DEFAULT 0;
 

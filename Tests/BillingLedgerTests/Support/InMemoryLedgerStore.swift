@@ -49,8 +49,16 @@ final class InMemoryLedgerStore: LedgerStore {
         try disk.forEachIndexedKeyHash(session: session, body)
     }
 
-    func forEachIndexRow(runs: Bool, _ body: (JournalIndexRows.Row) throws -> Void) throws {
-        try disk.forEachIndexRow(runs: runs, session: session, body)
+    func forEachIndexRow(runs: Bool, through: Int64, _ body: (JournalIndexRows.Row) throws -> Void) throws {
+        try disk.forEachIndexRow(runs: runs, session: session) { row in
+            if row.seq <= through { try body(row) }
+        }
+    }
+
+    func keyRowsSharingAHash(through: Int64) throws -> [JournalIndexRows.Row] {
+        var rows: [Int64: [JournalIndexRows.Row]] = [:]
+        try forEachIndexRow(runs: false, through: through) { rows[$0.hash, default: []].append($0) }
+        return rows.values.filter { $0.count > 1 }.flatMap { $0 }
     }
 
     func auditEntries(accountID: String, sinceMicros: Int64, beforeSeq: Int64, limit: Int) throws -> [Entry] {
