@@ -337,13 +337,15 @@ final class GroupCommitter: Sendable {
         } catch {
             // Not fatal: the journal has everything; recovery replays more.
             logger.warning("checkpoint failed", metadata: ["error": "\(error)", "seq": "\(checkpoint.seq)"])
+            // Its waiters fail; those of a newer checkpoint still queued wait on.
             let failed = state.withLock { s -> [Waiter] in
-                defer { s.indexWaiters.removeAll() }
-                guard s.failed == nil else { return s.indexWaiters }
+                let failed = s.indexWaiters.filter { $0.seq <= checkpoint.seq }
+                s.indexWaiters.removeAll { $0.seq <= checkpoint.seq }
+                guard s.failed == nil else { return failed }
                 var kept = index
                 kept.append(contentsOf: s.pendingIndex)
                 s.pendingIndex = kept
-                return s.indexWaiters
+                return failed
             }
             for waiter in failed { waiter.waiter.resolve(.failure(.unavailable("checkpoint failed: \(error)"))) }
         }
