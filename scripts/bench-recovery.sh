@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Recovery after many journaled debits: loads N debits through DebitBatch
+# (1,000 per call) into a fresh database, kills the server with SIGKILL,
+# and measures the next start-up (recovery_ms, books_ms, key_filter_ms from
+# the log; peak RSS from /usr/bin/time). Then the worst case: 99,000 more
+# debits with checkpoints off, SIGKILL, start-up replays them all. Then
+# `billing verify` (time, peak RSS). Server on core 0, load on core 1.
+# COLD=1 (as root) drops the page cache before each measured start-up.
+#
+# Usage: scripts/bench-recovery.sh [debits] [accounts]   (default 10000000 1000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+debits=${1:-10000000}
+accounts=${2:-1000}
+bin="${BILLING_BIN:-$(swift build -c release --show-bin-path)/billing}"
+[ -x "$bin" ] || swift build -c release --product billing
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+
+serve() {  # log file, extra args...: starts the server, waits for its port
+  local log=$1; shift
+  rm -f "$work/port"
+  taskset -c 0 "$bin" serve --listen 127.0.0.1:0 --port-file "$work/port" --threads 1 --log-level info \
+    --db "$work/db.sqlite" --demo-credentials-file "$work/credentials.json" "$@" >/dev/null 2>"$log" &
+  server=$!
+  for _ in $(seq 1200); do [ -s "$work/port" ] && return; sleep 0.05; done
+  echo "server did not start; see $log" >&2; exit 1
+}
+load() {  # calls of 1,000 debits
+  BILLING_KEY=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['service_key'])" "$work/credentials.json") \
+    taskset -c 1 "$bin" load --target "127.0.0.1:$(cat "$work/port")" --mix batch:1 --batch-size 1000 \
+    --requests "$1" --duration 3600 --accounts "$accounts" --connections 4 --streams 8 2>/dev/null | sed -n '1p'
+}
+cold() { if [ "${COLD:-}" = 1 ]; then sync; echo 3 > /proc/sys/vm/drop_caches; fi; }
+measure() {  # label: a start-up after SIGKILL, with its recovery figures and peak RSS
+  cold
+  rm -f "$work/port"
+  /usr/bin/time -v taskset -c 0 "$bin" serve --listen 127.0.0.1:0 --port-file "$work/port" --threads 1 --log-level info \
+    --db "$work/db.sqlite" --demo-credentials-file "$work/credentials.json" >/dev/null 2>"$work/measure.log" &
+  local timed=$!
+  for _ in $(seq 1200); do [ -s "$work/port" ] && break; sleep 0.05; done
+  pkill -TERM -f "^$bin serve" || true
+  wait "$timed" || true
+  echo "== $1"
+  sed -n 's/.*\(books_ms=[0-9]*\).*\(key_filter=[^=]*\) \(key_filter_ms=[0-9]*\) \(recovery_ms=[0-9]*\) \(replayed_entries=[0-9]*\) \(seq=[0-9]*\).*/  \4 \1 \3 \5 \6 \2/p' "$work/measure.log"
+  sed -n 's/.*Maximum resident set size (kbytes): \([0-9]*\)/  peak RSS \1 kB/p' "$work/measure.log"
+}
+
+echo "== loading $debits debits over $accounts accounts (DebitBatch of 1,000)"
+serve "$work/load.log"
+started=$(date +%s)
+load $(( (debits + 999) / 1000 ))
+echo "  $(( $(date +%s) - started )) s; database $(du -h "$work/db.sqlite" | cut -f1)"
+kill -9 "$server"; wait "$server" 2>/dev/null || true
+measure "start-up after SIGKILL (replays what followed the newest checkpoint)"
+
+serve "$work/worst.log" --checkpoint-every 100000000
+load 99 >/dev/null
+kill -9 "$server"; wait "$server" 2>/dev/null || true
+measure "worst case: 99,000 debits after the newest checkpoint"
+
+cold
+echo "== billing verify"
+/usr/bin/time -v "$bin" verify --db "$work/db.sqlite" 2>"$work/verify.log" | tail -1
+sed -n 's/.*Elapsed (wall clock) time (h:mm:ss or m:ss): \(.*\)/  \1 wall/p; s/.*Maximum resident set size (kbytes): \([0-9]*\)/  peak RSS \1 kB/p' "$work/verify.log"
