@@ -52,7 +52,7 @@ final class GroupCommitter: Sendable {
     /// Called with a checkpoint's seq once it and its index rows are stored.
     let onIndexed: @Sendable (Int64) -> Void
     /// A copy of the ledger's key filter, stored with each checkpoint.
-    let keyFilter: @Sendable () -> [UInt8]
+    let keyFilter: @Sendable () -> Data
     private let state: Mutex<State>
     private let wake = DispatchSemaphore(value: 0)
     /// Entries per transaction and commit latency (swift-metrics).
@@ -75,7 +75,7 @@ final class GroupCommitter: Sendable {
 
     init(store: any LedgerStore, durableSeq: Int64, maxBatch: Int, maxQueued: Int, logger: Logger,
          onFailure: @escaping @Sendable (String) -> Void, onIndexed: @escaping @Sendable (Int64) -> Void,
-         keyFilter: @escaping @Sendable () -> [UInt8] = { [] }) {
+         keyFilter: @escaping @Sendable () -> Data = { Data() }) {
         self.store = store
         self.maxBatch = maxBatch
         self.maxQueued = maxQueued
@@ -313,7 +313,7 @@ final class GroupCommitter: Sendable {
         let started = ContinuousClock.now
         var checkpoint = pending.snapshot.checkpoint(writtenAtMicros: pending.writtenAtMicros)
         // Taken now, after every key up to the checkpoint's seq was inserted.
-        checkpoint.keyFilter = Data(keyFilter())
+        checkpoint.keyFilter = keyFilter()
         let built = ContinuousClock.now - started
         var rows = index
         rows.keys.sort()
@@ -324,7 +324,7 @@ final class GroupCommitter: Sendable {
             logger.info("checkpoint written", metadata: [
                 "seq": "\(checkpoint.seq)", "accounts": "\(checkpoint.accounts.count)",
                 "indexed_keys": "\(rows.keys.count)", "indexed_runs": "\(rows.runs.count)",
-                "build_ms": "\(Self.milliseconds(built))", "write_ms": "\(Self.milliseconds(ContinuousClock.now - started - built))",
+                "build_ms": "\(built.wholeMilliseconds)", "write_ms": "\((ContinuousClock.now - started - built).wholeMilliseconds)",
             ])
             onIndexed(checkpoint.seq)
             let ready = state.withLock { s -> [Waiter] in
@@ -352,9 +352,10 @@ final class GroupCommitter: Sendable {
     }
 }
 
-extension GroupCommitter {
-    static func milliseconds(_ duration: Duration) -> Int64 {
-        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+extension Duration {
+    /// Whole milliseconds, for logs.
+    var wholeMilliseconds: Int64 {
+        components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
     }
 }
 

@@ -33,8 +33,6 @@ public struct JournalIndexRows: Sendable, Equatable {
         self.runs = runs
     }
 
-    public var isEmpty: Bool { keys.isEmpty && runs.isEmpty }
-
     public mutating func append(contentsOf other: JournalIndexRows) {
         keys.append(contentsOf: other.keys)
         runs.append(contentsOf: other.runs)

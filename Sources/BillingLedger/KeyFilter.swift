@@ -1,4 +1,5 @@
 import BillingCore
+public import Foundation
 import Synchronization
 
 /// A fixed-size filter over every debit key ever journaled (a split-block
@@ -56,9 +57,9 @@ public final class KeyFilter: Sendable {
 
     /// The filter's words, little-endian, for a checkpoint. A copy taken
     /// while keys are inserted holds every key inserted before it began.
-    public func contents() -> [UInt8] {
+    public func contents() -> Data {
         let count = 8 << blockBits
-        var bytes = [UInt8](repeating: 0, count: count * 8)
+        var bytes = Data(count: count * 8)
         bytes.withUnsafeMutableBytes { raw in
             for index in 0..<count {
                 raw.storeBytes(of: words[index].load(ordering: .relaxed).littleEndian, toByteOffset: index * 8, as: UInt64.self)
@@ -69,10 +70,10 @@ public final class KeyFilter: Sendable {
 
     /// ORs in `contents()` of a filter of the same size; false (nothing
     /// changed) when the size differs (`--key-filter-mib` changed) or it is empty.
-    public func load(_ bytes: some Collection<UInt8>) -> Bool {
+    public func load(_ bytes: Data) -> Bool {
         let count = 8 << blockBits
         guard bytes.count == count * 8 else { return false }
-        Array(bytes).withUnsafeBytes { raw in
+        bytes.withUnsafeBytes { raw in
             for index in 0..<count {
                 let word = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self))
                 if word != 0 { words[index].bitwiseOr(word, ordering: .relaxed) }

@@ -79,13 +79,13 @@ public actor Ledger {
         self.keyFilter = keyFilter
         self.state = state
         let finished = ContinuousClock.now
-        recoveryMillis = GroupCommitter.milliseconds(finished - started)
+        recoveryMillis = (finished - started).wholeMilliseconds
         logger.info("ledger recovered", metadata: [
             "seq": "\(state.lastSeq)", "replayed_entries": "\(replayed)", "accounts": "\(state.accounts.count)",
             "key_filter": "\(filterLoaded ? "from the checkpoint" : "\(indexedKeys) key hashes read from the index")",
             "debit_keys_in_memory": "\(cache.count)",
-            "recovery_ms": "\(recoveryMillis)", "books_ms": "\(GroupCommitter.milliseconds(booksLoaded - started))",
-            "key_filter_ms": "\(GroupCommitter.milliseconds(finished - booksLoaded))",
+            "recovery_ms": "\(recoveryMillis)", "books_ms": "\((booksLoaded - started).wholeMilliseconds)",
+            "key_filter_ms": "\((finished - booksLoaded).wholeMilliseconds)",
         ])
         keyRing.replace(from: state)
         let relay = RecoveryRelay()
