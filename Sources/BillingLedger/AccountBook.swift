@@ -16,7 +16,11 @@ public struct AccountBook: Sendable, Equatable {
     public var overage: Int64 = 0
     /// Start of the period `runsInPeriod` counts.
     public var periodStart: Int64
-    public var runsInPeriod: Set<String> = []
+    /// Runs counted in the period, as `JournalKeyHash.run(account:run:)`:
+    /// 8 bytes per run in memory and in checkpoints instead of its name. Two
+    /// runs of one account and period sharing a 64-bit hash (odds ~n²/2⁶⁵
+    /// for n runs: ~3·10⁻⁶ at 10 million) would count as one run.
+    public var runsInPeriod: Set<Int64> = []
     public var workspaces: Set<String> = []
     public var usage: [UsageKey: UsageCell] = [:]
     /// Lifetime totals, for reconciliation: balance == granted - fromCredits.

@@ -12,6 +12,8 @@ public struct DebitCommand: Sendable {
     public var fingerprint: [UInt8]
     /// `JournalKeyHash.debit` of (account, key): computed once, used by every lookup.
     public let keyHash: Int64
+    /// `JournalKeyHash.run` of (account, run): how the account's period counts the run.
+    public let runHash: Int64
 
     public init(accountID: String, workspaceID: String, agentID: String, runID: String,
                 idempotencyKey: String, priced: PricedDebit, fingerprint: [UInt8]) {
@@ -23,6 +25,7 @@ public struct DebitCommand: Sendable {
         self.priced = priced
         self.fingerprint = fingerprint
         self.keyHash = JournalKeyHash.debit(account: accountID, key: idempotencyKey)
+        self.runHash = JournalKeyHash.run(account: accountID, run: runID)
     }
 
     /// A request's identity for idempotency: SHA-256 of `canonicalBytes`.

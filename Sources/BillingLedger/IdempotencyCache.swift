@@ -79,14 +79,16 @@ public final class IdempotencyCache: Sendable {
     }
 
     /// Records a debit entry (accepted or refused) and returns its key's
-    /// hash; other entries are ignored (nil).
+    /// hash; other entries are ignored (nil). The hashes, when the caller
+    /// has them (`DebitCommand`), spare computing them again.
     @discardableResult
-    public func insert(_ entry: Billing_Journal_V1_Entry) -> Int64? {
+    public func insert(_ entry: Billing_Journal_V1_Entry, keyHash knownKeyHash: Int64? = nil,
+                       runHash knownRunHash: Int64? = nil) -> Int64? {
         guard let key = Self.key(of: entry) else { return nil }
-        let keyHash = JournalKeyHash.debit(account: key.account, key: key.key)
+        let keyHash = knownKeyHash ?? JournalKeyHash.debit(account: key.account, key: key.key)
         var runHash: Int64?
         if case .debitAccepted(let debit) = entry.event {
-            runHash = JournalKeyHash.run(account: debit.accountID, run: debit.runID)
+            runHash = knownRunHash ?? JournalKeyHash.run(account: debit.accountID, run: debit.runID)
         }
         state.withLock { s in
             if let taken = s.current.debits[keyHash], Self.key(of: taken) != key {

@@ -81,7 +81,7 @@ extension Ledger {
         if case .debitAccepted(let accepted) = event, !state.fits(accepted) {
             throw LedgerError.invalid("the account's totals would exceed the largest amount or quantity the ledger keeps")
         }
-        let entry = try append(event, atMicros: now)
+        let entry = try append(event, atMicros: now, command: command)
         if case .debitAccepted = entry.event { return (.accepted(entry), entry.seq) }
         return (.refused(entry), entry.seq)
     }

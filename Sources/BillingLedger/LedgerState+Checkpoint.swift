@@ -16,7 +16,7 @@ extension LedgerState {
             account.balanceMicros = book.balance
             account.overageMicros = book.overage
             account.periodStartUnix = book.periodStart
-            account.runsInPeriod = book.runsInPeriod.sorted()
+            account.runHashes = book.runsInPeriod.sorted()
             account.workspaces = book.workspaces.sorted()
             account.grantedMicros = book.granted
             account.debitedMicros = book.debitedFromCredits
@@ -105,7 +105,11 @@ extension LedgerState {
             book.balance = account.balanceMicros
             book.overage = account.overageMicros
             book.periodStart = account.periodStartUnix
-            book.runsInPeriod = Set(account.runsInPeriod)
+            book.runsInPeriod = Set(account.runHashes)
+            // Checkpoints written before run hashes name the runs.
+            for run in account.runsInPeriod {
+                book.runsInPeriod.insert(JournalKeyHash.run(account: account.accountID, run: run))
+            }
             book.workspaces = Set(account.workspaces)
             book.granted = account.grantedMicros
             book.debitedFromCredits = account.debitedMicros

@@ -36,8 +36,9 @@ public struct LedgerState: Sendable, Equatable {
         case inconsistent(seq: Int64, String)
     }
 
-    /// Applies one journal entry. Entries must come in seq order.
-    public mutating func apply(_ entry: Billing_Journal_V1_Entry) throws(ApplyError) {
+    /// Applies one journal entry. Entries must come in seq order. `runHash`:
+    /// an accepted debit's `JournalKeyHash.run`, when the caller has it.
+    public mutating func apply(_ entry: Billing_Journal_V1_Entry, runHash: Int64? = nil) throws(ApplyError) {
         guard entry.seq == lastSeq + 1 else { throw .outOfOrder(expected: lastSeq + 1, got: entry.seq) }
         switch entry.event {
         case .accountCreated(let created):
@@ -57,7 +58,7 @@ public struct LedgerState: Sendable, Equatable {
             guard accounts.index(forKey: debit.accountID) != nil else { throw .unknownAccount(seq: entry.seq, debit.accountID) }
             // Mutated in place (`&accounts[id]!`): copying the book out and
             // back would copy its run set and usage table on every debit.
-            try Self.applyDebit(debit, at: entry.atUnixMicros, seq: entry.seq, to: &accounts[debit.accountID]!)
+            try Self.applyDebit(debit, at: entry.atUnixMicros, seq: entry.seq, runHash: runHash, to: &accounts[debit.accountID]!)
         case .apiKeyCreated(let created):
             guard apiKeys[created.keyID] == nil else { throw .inconsistent(seq: entry.seq, "key \(created.keyID) exists") }
             apiKeys[created.keyID] = ApiKeyRecord(created: created, createdUnix: entry.atUnixMicros / 1_000_000, revokedUnix: 0)
@@ -86,7 +87,8 @@ public struct LedgerState: Sendable, Equatable {
     /// Applies an accepted debit to its account's books in place. Every
     /// check runs before the first change, so a refused entry changes nothing.
     static func applyDebit(
-        _ debit: Billing_Journal_V1_DebitAccepted, at atMicros: Int64, seq: Int64, to book: inout AccountBook
+        _ debit: Billing_Journal_V1_DebitAccepted, at atMicros: Int64, seq: Int64, runHash: Int64? = nil,
+        to book: inout AccountBook
     ) throws(ApplyError) {
         var lineSum: Int64 = 0
         for line in debit.lines {
@@ -116,7 +118,9 @@ public struct LedgerState: Sendable, Equatable {
             book.periodStart = period.start
             book.runsInPeriod.removeAll()
         }
-        if !debit.runID.isEmpty { book.runsInPeriod.insert(debit.runID) }
+        if !debit.runID.isEmpty {
+            book.runsInPeriod.insert(runHash ?? JournalKeyHash.run(account: debit.accountID, run: debit.runID))
+        }
         if !debit.workspaceID.isEmpty { book.workspaces.insert(debit.workspaceID) }
         book.balance -= debit.fromCreditsMicros
         book.debitedFromCredits = debited

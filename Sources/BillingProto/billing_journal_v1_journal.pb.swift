@@ -983,12 +983,14 @@ public nonisolated struct Billing_Journal_V1_AccountState: @unchecked Sendable {
     set {_uniqueStorage()._overageMicros = newValue}
   }
 
-  /// Start of the period that runs_in_period counts (unix seconds).
+  /// Start of the period that run_hashes counts (unix seconds).
   public var periodStartUnix: Int64 {
     get {_storage._periodStartUnix}
     set {_uniqueStorage()._periodStartUnix = newValue}
   }
 
+  /// Runs counted in the period, by name: written by checkpoints before
+  /// run_hashes (field 22) replaced it; still read, never written.
   public var runsInPeriod: [String] {
     get {_storage._runsInPeriod}
     set {_uniqueStorage()._runsInPeriod = newValue}
@@ -1076,6 +1078,13 @@ public nonisolated struct Billing_Journal_V1_AccountState: @unchecked Sendable {
   public var invoiceSequences: [Int64] {
     get {_storage._invoiceSequences}
     set {_uniqueStorage()._invoiceSequences = newValue}
+  }
+
+  /// Runs counted in the period, as JournalKeyHash.run(account, run) values
+  /// (8 bytes each instead of the run's name), sorted.
+  public var runHashes: [Int64] {
+    get {_storage._runHashes}
+    set {_uniqueStorage()._runHashes = newValue}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -2898,7 +2907,7 @@ nonisolated extension Billing_Journal_V1_ApiKeyState: SwiftProtobuf.Message, Swi
 
 nonisolated extension Billing_Journal_V1_AccountState: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".AccountState"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}account_id\0\u{1}plan\0\u{3}period_anchor_unix\0\u{3}balance_micros\0\u{3}overage_micros\0\u{3}period_start_unix\0\u{3}runs_in_period\0\u{1}workspaces\0\u{1}usage\0\u{3}granted_micros\0\u{3}debited_micros\0\u{3}grant_keys\0\u{3}display_name\0\u{3}billing_email\0\u{3}created_unix\0\u{1}lifecycle\0\u{3}payment_method\0\u{3}pending_payment_method\0\u{1}charges\0\u{3}request_keys\0\u{3}invoice_sequences\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}account_id\0\u{1}plan\0\u{3}period_anchor_unix\0\u{3}balance_micros\0\u{3}overage_micros\0\u{3}period_start_unix\0\u{3}runs_in_period\0\u{1}workspaces\0\u{1}usage\0\u{3}granted_micros\0\u{3}debited_micros\0\u{3}grant_keys\0\u{3}display_name\0\u{3}billing_email\0\u{3}created_unix\0\u{1}lifecycle\0\u{3}payment_method\0\u{3}pending_payment_method\0\u{1}charges\0\u{3}request_keys\0\u{3}invoice_sequences\0\u{3}run_hashes\0")
 
   fileprivate class _StorageClass {
     var _accountID: String = String()
@@ -2922,6 +2931,7 @@ nonisolated extension Billing_Journal_V1_AccountState: SwiftProtobuf.Message, Sw
     var _charges: [Billing_V1_Charge] = []
     var _requestKeys: [Billing_Journal_V1_RequestKey] = []
     var _invoiceSequences: [Int64] = []
+    var _runHashes: [Int64] = []
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -2953,6 +2963,7 @@ nonisolated extension Billing_Journal_V1_AccountState: SwiftProtobuf.Message, Sw
       _charges = source._charges
       _requestKeys = source._requestKeys
       _invoiceSequences = source._invoiceSequences
+      _runHashes = source._runHashes
     }
   }
 
@@ -2992,6 +3003,7 @@ nonisolated extension Billing_Journal_V1_AccountState: SwiftProtobuf.Message, Sw
         case 19: try { try decoder.decodeRepeatedMessageField(value: &_storage._charges) }()
         case 20: try { try decoder.decodeRepeatedMessageField(value: &_storage._requestKeys) }()
         case 21: try { try decoder.decodeRepeatedInt64Field(value: &_storage._invoiceSequences) }()
+        case 22: try { try decoder.decodeRepeatedSFixed64Field(value: &_storage._runHashes) }()
         default: break
         }
       }
@@ -3067,6 +3079,9 @@ nonisolated extension Billing_Journal_V1_AccountState: SwiftProtobuf.Message, Sw
       if !_storage._invoiceSequences.isEmpty {
         try visitor.visitPackedInt64Field(value: _storage._invoiceSequences, fieldNumber: 21)
       }
+      if !_storage._runHashes.isEmpty {
+        try visitor.visitPackedSFixed64Field(value: _storage._runHashes, fieldNumber: 22)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -3097,6 +3112,7 @@ nonisolated extension Billing_Journal_V1_AccountState: SwiftProtobuf.Message, Sw
         if _storage._charges != rhs_storage._charges {return false}
         if _storage._requestKeys != rhs_storage._requestKeys {return false}
         if _storage._invoiceSequences != rhs_storage._invoiceSequences {return false}
+        if _storage._runHashes != rhs_storage._runHashes {return false}
         return true
       }
       if !storagesAreEqual {return false}

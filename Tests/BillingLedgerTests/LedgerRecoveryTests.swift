@@ -41,6 +41,33 @@ import Testing
         #expect(again == bytes)
     }
 
+    @Test func checkpointsCountRunsByHashAndStillReadRunNames() async throws {
+        let h = try await Self.busyLedger()
+        let state = await h.ledger.snapshot
+        let checkpoint = state.checkpoint(writtenAtMicros: h.clock.nowMicros())
+        let free = try #require(checkpoint.accounts.firstIndex { $0.accountID == "free" })
+        #expect(checkpoint.accounts.allSatisfy { $0.runsInPeriod.isEmpty })
+        #expect(checkpoint.accounts[free].runHashes == ["run-0", "run-1", "run-2"].map { JournalKeyHash.run(account: "free", run: $0) }.sorted())
+        // A checkpoint written before run hashes named the runs: the same books.
+        var legacy = checkpoint
+        legacy.accounts[free].runHashes = []
+        legacy.accounts[free].runsInPeriod = ["run-0", "run-1", "run-2"]
+        let restored = LedgerState(checkpoint: legacy)
+        #expect(restored == state)
+        // Its named runs still count: the quota (3) is used up, a named run is not new.
+        let books = restored
+        let command = try Fixtures.command(account: "free", key: "after-legacy", micros: 5, run: "run-4")
+        guard case .debitRefused(let refused) = books.decide(command, nowMicros: h.clock.nowMicros(), plans: books.plans) else {
+            Issue.record("a fourth run was not refused"); return
+        }
+        #expect(refused.reason == "RUN_QUOTA_EXCEEDED")
+        let again = try Fixtures.command(account: "free", key: "after-legacy-2", micros: 5, run: "run-2")
+        guard case .debitAccepted(let accepted) = books.decide(again, nowMicros: h.clock.nowMicros(), plans: books.plans) else {
+            Issue.record("a counted run was refused"); return
+        }
+        #expect(!accepted.newRun)
+    }
+
     @Test func recoveryLoadsTheCheckpointAndReplaysOnlyTheJournalAfterIt() async throws {
         let h = try await Self.busyLedger()
         await h.ledger.close()  // writes a checkpoint of everything so far
