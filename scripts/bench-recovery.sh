@@ -52,6 +52,15 @@ started=$(date +%s)
 load $(( (debits + 999) / 1000 ))
 echo "  $(( $(date +%s) - started )) s; database $(du -h "$work/db.sqlite" | cut -f1)"
 kill -9 "$server"; wait "$server" 2>/dev/null || true
+# The newest checkpoint: its size, and how long building and writing it took.
+python3 - "$work/db.sqlite" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
+seq, size = db.execute("""SELECT c.seq, length(c.state) + coalesce((SELECT sum(length(p.bytes)) FROM checkpoint_parts p
+                              WHERE p.seq = c.seq), 0) FROM checkpoints c ORDER BY c.seq DESC LIMIT 1""").fetchone()
+print(f"  newest checkpoint: seq {seq}, {size / 1e6:.1f} MB")
+PY
+grep "checkpoint written" "$work/load.log" | tail -1 | sed -n 's/.*\(build_ms=[0-9]*\).*\(write_ms=[0-9]*\).*/  its \1 \2/p'
 measure "start-up after SIGKILL (replays what followed the newest checkpoint)"
 
 serve "$work/worst.log" --checkpoint-every 100000000

@@ -321,11 +321,15 @@ final class GroupCommitter: Sendable {
         do {
             try store.writeCheckpoint(checkpoint, index: rows)
             lastCheckpointMicros.store(checkpoint.writtenUnixMicros, ordering: .relaxed)
+            let written = ContinuousClock.now
+            let falsePositives = KeyFilter.falsePositiveRate(of: checkpoint.keyFilter)
             logger.info("checkpoint written", metadata: [
                 "seq": "\(checkpoint.seq)", "accounts": "\(checkpoint.accounts.count)",
                 "indexed_keys": "\(rows.keys.count)", "indexed_runs": "\(rows.runs.count)",
-                "build_ms": "\(built.wholeMilliseconds)", "write_ms": "\((ContinuousClock.now - started - built).wholeMilliseconds)",
+                "build_ms": "\(built.wholeMilliseconds)", "write_ms": "\((written - started - built).wholeMilliseconds)",
+                "filter_false_positives": "\(KeyFilter.percent(falsePositives))",
             ])
+            KeyFilter.warnIfSaturated(falsePositives, bytes: checkpoint.keyFilter.count, logger: logger)
             onIndexed(checkpoint.seq)
             let ready = state.withLock { s -> [Waiter] in
                 s.indexedSeq = max(s.indexedSeq, checkpoint.seq)

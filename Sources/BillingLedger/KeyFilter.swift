@@ -1,5 +1,6 @@
 import BillingCore
 public import Foundation
+import Logging
 import Synchronization
 
 /// A fixed-size filter over every debit key ever journaled (a split-block
@@ -80,6 +81,52 @@ public final class KeyFilter: Sendable {
             }
         }
         return true
+    }
+
+    /// The chance that a key never inserted gets "maybe" (a needless
+    /// read): the mean over blocks of the product of each word's set-bit
+    /// fraction. Grows as keys accumulate; past a few percent the filter is
+    /// too small for the journal (`--key-filter-mib`).
+    public func falsePositiveRate() -> Double {
+        Self.falsePositiveRate(blocks: 1 << blockBits) { words[$0].load(ordering: .relaxed) }
+    }
+
+    /// The same for `contents()` of a filter.
+    public static func falsePositiveRate(of contents: Data) -> Double {
+        guard contents.count >= 64 else { return 0 }
+        return contents.withUnsafeBytes { raw in
+            falsePositiveRate(blocks: contents.count / 64) {
+                UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self))
+            }
+        }
+    }
+
+    /// A rate as a percentage with two decimals, for logs.
+    public static func percent(_ rate: Double) -> String {
+        let hundredths = Int((rate * 10_000).rounded())
+        return "\(hundredths / 100).\(hundredths % 100 < 10 ? "0" : "")\(hundredths % 100)%"
+    }
+
+    /// Logs a warning when more than 5 % of new keys would need a read.
+    static func warnIfSaturated(_ rate: Double, bytes: Int, logger: Logger) {
+        guard rate > 0.05 else { return }
+        logger.warning("the key filter is too small for the journal: new idempotency keys often need a SQLite read", metadata: [
+            "filter_false_positives": "\(percent(rate))", "key_filter_mib": "\(bytes >> 20)",
+            "remedy": "restart with a larger --key-filter-mib (16 MiB suits ~10 million keys; double it per doubling)",
+        ])
+    }
+
+    private static func falsePositiveRate(blocks: Int, word: (Int) -> UInt64) -> Double {
+        var sum = 0.0
+        for block in 0..<blocks {
+            var product = 1.0
+            for index in block * 8..<block * 8 + 8 {
+                product *= Double(word(index).nonzeroBitCount) / 64
+                if product == 0 { break }
+            }
+            sum += product
+        }
+        return sum / Double(blocks)
     }
 
     /// False: the key was never inserted. True: it may have been.

@@ -128,18 +128,17 @@ extension Ledger {
     /// The earliest transition due by `limit`: (account, transition), ties
     /// broken by account id so the order is the same on every replay.
     func earliestDue(upTo limit: Int64, only: String?) -> (String, DueTransition)? {
-        var best: (String, DueTransition)?
-        func consider(_ id: String, _ book: AccountBook) {
-            guard let due = book.lifecycle.nextDueTransition(now: limit) else { return }
-            if let current = best, (current.1.at, current.0) <= (due.at, id) { return }
-            best = (id, due)
-        }
         if let only {
-            if let book = state.accounts[only] { consider(only, book) }
-        } else {
-            for (id, book) in state.accounts { consider(id, book) }
+            guard let due = state.accounts[only]?.lifecycle.nextDueTransition(now: limit) else { return nil }
+            return (only, due)
         }
-        return best
+        while let (id, at) = state.schedule.earliest(upTo: limit) {
+            if let due = state.accounts[id]?.lifecycle.nextDueTransition(now: limit), due.at == at { return (id, due) }
+            // The schedule disagrees with the books (not expected): it is
+            // corrected from them, which moves this entry, and asked again.
+            state.reschedule(id)
+        }
+        return nil
     }
 
     /// Applies due transitions up to `limit`, each at its due instant, and
@@ -188,9 +187,8 @@ extension Ledger {
 
     /// Charges every invoice that was issued with a payment attempt owed.
     func attemptOwedPayments(only: String?) async throws -> [ClockTransition] {
-        let owed = state.invoices.values
-            .filter { $0.attemptPending && (only == nil || $0.invoice.accountID == only) }
-            .map(\.invoice.sequence).sorted()
+        let owed = state.schedule.owedInvoices
+            .filter { only == nil || state.invoices[$0]?.invoice.accountID == only }.sorted()
         var transitions: [ClockTransition] = []
         for sequence in owed {
             let charge = try await attemptPayment(invoice: sequence)

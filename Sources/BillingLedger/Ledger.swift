@@ -80,13 +80,16 @@ public actor Ledger {
         self.state = state
         let finished = ContinuousClock.now
         recoveryMillis = (finished - started).wholeMilliseconds
+        let falsePositives = keyFilter.falsePositiveRate()
         logger.info("ledger recovered", metadata: [
+            "filter_false_positives": "\(KeyFilter.percent(falsePositives))",
             "seq": "\(state.lastSeq)", "replayed_entries": "\(replayed)", "accounts": "\(state.accounts.count)",
             "key_filter": "\(filterLoaded ? "from the checkpoint" : "\(indexedKeys) key hashes read from the index")",
             "debit_keys_in_memory": "\(cache.count)",
             "recovery_ms": "\(recoveryMillis)", "books_ms": "\((booksLoaded - started).wholeMilliseconds)",
             "key_filter_ms": "\((finished - booksLoaded).wholeMilliseconds)",
         ])
+        KeyFilter.warnIfSaturated(falsePositives, bytes: keyFilter.bytes, logger: logger)
         keyRing.replace(from: state)
         let relay = RecoveryRelay()
         self.committer = GroupCommitter(

@@ -129,6 +129,7 @@ extension LedgerState {
         for key in checkpoint.apiKeys {
             apiKeys[key.created.keyID] = ApiKeyRecord(created: key.created, createdUnix: key.createdUnix, revokedUnix: key.revokedUnix)
         }
+        rescheduleAll()
     }
 
     /// Loads the newest checkpoint (shown to `loading` first) and replays the

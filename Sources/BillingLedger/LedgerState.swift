@@ -18,6 +18,9 @@ public struct LedgerState: Sendable, Equatable {
     public var lastSeq: Int64 = 0
     /// Plan prices and terms the lifecycle events are applied with.
     public var plans: PlanCatalog
+    /// When each account's next transition is due, and the invoices owing a
+    /// payment attempt: derived from the books (not compared, not stored).
+    public internal(set) var schedule = TransitionSchedule()
 
     public init(plans: PlanCatalog = .default) {
         self.plans = plans
@@ -82,6 +85,7 @@ public struct LedgerState: Sendable, Equatable {
             break  // a refusal changes no books; its key is kept by the journal
         }
         lastSeq = entry.seq
+        reschedule(after: entry.event)
     }
 
     /// Applies an accepted debit to its account's books in place. Every

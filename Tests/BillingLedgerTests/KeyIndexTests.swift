@@ -22,6 +22,23 @@ import Testing
         #expect(KeyFilter(bytes: (16 << 20) + 5).bytes == 16 << 20)
     }
 
+    /// The estimate the logs report agrees with the measured rate, from the
+    /// live filter and from its stored copy, as the filter fills up.
+    @Test func theEstimatedFalsePositiveRateMatchesTheMeasuredOne() {
+        let filter = KeyFilter(bytes: 64 << 10)
+        #expect(filter.falsePositiveRate() == 0)
+        var rng = SplitMix64(seed: 11)
+        for keys in [20_000, 60_000, 200_000] {
+            while filter.insertions < keys { filter.insert(Int64(bitPattern: rng.next())) }
+            let measured = Double((0..<100_000).filter { _ in filter.mightContain(Int64(bitPattern: rng.next())) }.count) / 100_000
+            let estimate = filter.falsePositiveRate()
+            #expect(abs(estimate - measured) <= max(0.002, 0.15 * measured), "\(keys) keys: estimate \(estimate), measured \(measured)")
+            #expect(KeyFilter.falsePositiveRate(of: filter.contents()) == estimate)
+        }
+        #expect(filter.falsePositiveRate() > 0.05, "200,000 keys in 64 KiB saturate it")
+        #expect(KeyFilter.percent(0.0032) == "0.32%" && KeyFilter.percent(0.05) == "5.00%" && KeyFilter.percent(0.12346) == "12.35%")
+    }
+
     @Test func hashesAreStableAcrossProcesses() {
         // Stored in SQLite: a change here orphans every index row written before it.
         #expect(JournalKeyHash.debit(account: "acct-1", key: "k1") == JournalKeyHash.debit(account: "acct-1", key: "k1"))

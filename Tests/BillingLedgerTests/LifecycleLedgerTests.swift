@@ -75,9 +75,41 @@ import Testing
         let restored = LedgerState(checkpoint: try Billing_Journal_V1_Checkpoint(serializedBytes: bytes), plans: Fixtures.plans)
         #expect(restored == state)
         #expect(try LedgerAudit.run(on: h.store, plans: Fixtures.plans).problems == [])
+        // The clock's schedule, kept up to date entry by entry, says what the books say.
+        #expect(state.scheduleIsCurrent && fromScratch.scheduleIsCurrent && restored.scheduleIsCurrent)
         // Numbers without gaps.
         #expect(state.invoices.keys.sorted() == Array(1...Int64(state.invoices.count)))
         await h.ledger.close()
+    }
+
+    /// A month's end for many accounts at once: each period closes exactly
+    /// once, in (due time, account) order, and each invoice is charged once.
+    @Test func manyPeriodsEndingTogetherCloseOnceEachInOrder() async throws {
+        let store = InMemoryLedgerStore()
+        let clock = ManualClock(year: 2028, month: 3, day: 1)
+        let ledger = try Ledger(store: store, plans: Fixtures.plans, clock: clock, configuration: Fixtures.configuration(),
+                                logger: Fixtures.logger, gateway: TestPaymentGateway())
+        let ids = (0..<300).map { "acct-\(String($0, radix: 7))" }  // not created in sorted order
+        for (index, id) in ids.enumerated() {
+            _ = try await ledger.createAccount(id: id, plan: .pro, actor: "test")
+            if index % 2 == 0 { _ = try await ledger.setPaymentMethod(accountID: id, method: Self.good, actor: "test") }
+            if index % 3 == 0 { clock.advance(seconds: 60) }  // three accounts per anchor minute
+        }
+        #expect(try await ledger.tick().isEmpty)
+        clock.advance(seconds: 32 * Self.day)
+        let transitions = try await ledger.tick()
+        let closes = transitions.filter { $0.kind == "PERIOD_CLOSED" }
+        #expect(closes.count == ids.count)
+        #expect(Set(closes.map(\.accountID)) == Set(ids))
+        #expect(closes.map { "\($0.at) \($0.accountID)" } == closes.map { "\($0.at) \($0.accountID)" }.sorted())
+        #expect(transitions.filter { $0.kind == "PAYMENT_SUCCEEDED" }.count == ids.count / 2)
+        #expect(transitions.filter { $0.kind == "PAYMENT_FAILED" }.count == ids.count / 2)
+        let state = await ledger.snapshot
+        #expect(state.scheduleIsCurrent)
+        #expect(state.schedule.owedInvoices.isEmpty)
+        #expect(try await ledger.tick().isEmpty)
+        #expect(try LedgerAudit.run(on: store, plans: Fixtures.plans).problems == [])
+        await ledger.close()
     }
 
     @Test func theEnterprisePeriodBillsTheContractAndDiscountedUsage() async throws {
