@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# A month's end for many accounts at once: N Pro accounts (no payment method,
+# so each close issues an invoice and records a failed payment), then one
+# Admin AdvanceClock of 32 days on a --test-clock server. Prints how long the
+# clock took to close every period, and the transitions per second. Server
+# on core 0, client on core 1.
+#
+# Usage: scripts/bench-period-close.sh [accounts]   (default 10000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+accounts=${1:-10000}
+bin="${BILLING_BIN:-$(swift build -c release --show-bin-path)/billing}"
+[ -x "$bin" ] || swift build -c release --product billing
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+
+taskset -c 0 "$bin" serve --listen 127.0.0.1:0 --port-file "$work/port" --threads 1 --log-level warning --test-clock \
+  --db "$work/bench.sqlite" --demo-credentials-file "$work/credentials.json" >/dev/null 2>"$work/server.log" &
+for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
+export BILLING_KEY=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['service_key'])" "$work/credentials.json")
+target="127.0.0.1:$(cat "$work/port")"
+
+echo "== creating $accounts Pro accounts"
+taskset -c 1 "$bin" load --target "$target" --mix quote:1 --requests 1 --duration 3600 --accounts "$accounts" \
+  --connections 1 --streams 1 >/dev/null 2>&1
+echo "== AdvanceClock by 32 days: every period closes"
+started=$(date +%s%N)
+taskset -c 1 "$bin" call billing.v1.Admin/AdvanceClock --target "$target" --timeout-millis 3600000 \
+  -d '{"seconds": 2764800}' > "$work/advance.json"
+elapsed=$(( $(date +%s%N) - started ))
+python3 - "$work/advance.json" "$elapsed" "$accounts" <<'PY'
+import collections, json, sys
+transitions = json.load(open(sys.argv[1])).get("transitions", [])
+seconds = int(sys.argv[2]) / 1e9
+kinds = collections.Counter(t["kind"] for t in transitions)
+print(f"  {len(transitions)} transitions ({', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))}) "
+      f"for {sys.argv[3]} accounts in {seconds:.2f} s: {len(transitions) / seconds:,.0f} transitions/s")
+PY
