@@ -12,6 +12,8 @@ public final class SQLiteLedgerStore: LedgerStore {
     public let path: String
     private let writer: Mutex<LedgerWriter?>
     private let readers: ReaderPool
+    /// The owner's WAL checkpoints, off the committing thread.
+    let walCheckpointer: WALCheckpointer?
 
     /// Opens (creating the file and its directory if missing) and migrates the database.
     /// - Parameters:
@@ -22,8 +24,11 @@ public final class SQLiteLedgerStore: LedgerStore {
     ///     crashed owner left half-written (index rows and checkpoint parts
     ///     without their checkpoint). Any other process (`billing verify`,
     ///     `billing audit`) must not: those rows may be a live server's
-    ///     checkpoint in progress.
-    public init(path: String, synchronous: SynchronousMode = .full, readerConnections: Int = 4, owner: Bool = false) throws {
+    ///     checkpoint in progress. The owner also copies the WAL back into
+    ///     the database on a thread of its own (`WALCheckpointer`) every
+    ///     `walCheckpointSeconds`, so commits never wait for that copy.
+    public init(path: String, synchronous: SynchronousMode = .full, readerConnections: Int = 4, owner: Bool = false,
+                walCheckpointSeconds: Double = 0.25) throws {
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
 
@@ -35,7 +40,11 @@ public final class SQLiteLedgerStore: LedgerStore {
         try writerConnection.migrate(appliedUnix: Int64(Date().timeIntervalSince1970))
         self.path = path
         let ledgerWriter = try LedgerWriter(connection: writerConnection)
-        if owner { try ledgerWriter.dropOrphanIndexRows() }
+        if owner {
+            try ledgerWriter.dropOrphanIndexRows()
+            // The WAL checkpointer below copies the WAL; this is its safety net.
+            try writerConnection.execute(script: "PRAGMA wal_autocheckpoint = \(WALCheckpointer.writerSafetyNetPages)")
+        }
         writer = Mutex(ledgerWriter)
         // Opened after the migration, so every reader sees the current schema.
         readers = try ReaderPool(capacity: readerConnections) {
@@ -43,6 +52,8 @@ public final class SQLiteLedgerStore: LedgerStore {
             try connection.configure(synchronous: synchronous, readOnly: true)
             return try LedgerReader(connection: connection)
         }
+        // Last: nothing after it can fail and leave its thread running.
+        walCheckpointer = owner ? try WALCheckpointer(path: path, synchronous: synchronous, interval: walCheckpointSeconds) : nil
     }
 
     deinit { close() }
@@ -50,6 +61,7 @@ public final class SQLiteLedgerStore: LedgerStore {
     /// Closes every connection; later calls throw `SQLiteStoreError.closed`.
     /// A reader in use is closed when its call returns.
     public func close() {
+        walCheckpointer?.stop()
         writer.withLock { $0 = nil }
         readers.close()
     }
