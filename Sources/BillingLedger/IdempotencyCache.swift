@@ -50,6 +50,9 @@ public final class IdempotencyCache: Sendable {
 
     public init() {}
 
+    /// Generations dropped so far (what `lookup` returns beside an entry).
+    public var generation: UInt64 { state.withLock { $0.generation } }
+
     public func lookup(account: String, key: String) -> (entry: Billing_Journal_V1_Entry?, generation: UInt64) {
         lookup(account: account, key: key, hash: JournalKeyHash.debit(account: account, key: key))
     }

@@ -90,6 +90,9 @@ extension Ledger {
     /// caller found in the store, else (if the cache rotated since the
     /// caller looked) the store again.
     func existingEntry(_ command: DebitCommand, prior: PriorLookup) throws -> Billing_Journal_V1_Entry? {
+        // A key the filter never saw was never journaled (every append adds
+        // its key here, in this actor): no cache probes for a new key.
+        guard keyFilter.mightContain(command.keyHash) else { return nil }
         let (cached, generation) = cache.lookup(account: command.accountID, key: command.idempotencyKey, hash: command.keyHash)
         if let cached { return cached }
         if generation == prior.generation { return prior.entry }

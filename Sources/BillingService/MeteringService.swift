@@ -54,6 +54,11 @@ public final class MeteringService: Sendable {
     /// The key's committed outcome from SQLite when the cache misses (no
     /// read for a key the filter has never seen: the usual new key).
     func prior(_ command: DebitCommand) throws -> PriorLookup {
+        // The generation first: a key journaled after the filter answers is
+        // in the cache until a drop, which changes the generation and sends
+        // the ledger to the store.
+        let current = ledger.cache.generation
+        guard ledger.keyFilter.mightContain(command.keyHash) else { return PriorLookup(entry: nil, generation: current) }
         let (cached, generation) = ledger.cache.lookup(account: command.accountID, key: command.idempotencyKey, hash: command.keyHash)
         if cached != nil { return PriorLookup(entry: nil, generation: generation) }
         let stored = try ledger.storedDebit(account: command.accountID, key: command.idempotencyKey, hash: command.keyHash)
