@@ -34,11 +34,12 @@ struct SecuredRouter {
     let authenticator: Authenticator
 
     mutating func register<Request: Message, Response: Message>(
-        _ path: String, _ handler: @escaping @Sendable (Request, Principal) async throws -> Response
+        _ path: String, placement: GRPCHandlerPlacement = .pool,
+        _ handler: @escaping @Sendable (Request, Principal) async throws -> Response
     ) {
         guard let access = AccessTable.rules[path] else { preconditionFailure("no access rule for \(path)") }
         let authenticator = self.authenticator
-        router.register(path: path) { bytes, context in
+        router.register(path: path, placement: placement) { bytes, context in
             do {
                 // Credentials first: a caller who cannot authenticate learns
                 // nothing, not even whether its message decodes.

@@ -13,6 +13,13 @@ public protocol GRPCLoop: AnyObject, Sendable {
     var nowNanos: UInt64 { get }
     /// True on the loop's own thread.
     var inEventLoop: Bool { get }
+    /// Runs the tasks of handlers placed on the loop (`GRPCHandlerPlacement.loop`);
+    /// nil: they run on Swift's global concurrent executor like the others.
+    var handlerExecutor: (any TaskExecutor)? { get }
+}
+
+extension GRPCLoop {
+    public var handlerExecutor: (any TaskExecutor)? { nil }
 }
 
 public struct GRPCTimerID: Hashable, Sendable {

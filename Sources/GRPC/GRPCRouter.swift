@@ -49,8 +49,21 @@ public typealias GRPCUnaryHandler = @Sendable (_ request: [UInt8], _ context: GR
 /// anything that waits, does I/O or may be slow must be a `GRPCUnaryHandler`.
 public typealias GRPCInlineHandler = @Sendable (_ request: [UInt8], _ context: GRPCCallContext) throws -> [UInt8]
 
+/// Where a `GRPCUnaryHandler`'s task runs.
+public enum GRPCHandlerPlacement: Sendable {
+    /// Swift's global concurrent executor: for anything that may block or
+    /// run long (SQLite reads, rendering, payment calls, large batches).
+    case pool
+    /// The connection's event loop (its `handlerExecutor`), between socket
+    /// events, and so do the actors it calls while it runs there: no thread
+    /// hand-off from the loop to a pool thread and back per call. Only for
+    /// handlers that take microseconds of CPU and do not block; their
+    /// suspensions (awaiting a commit) free the loop.
+    case loop
+}
+
 enum GRPCMethod: Sendable {
-    case task(GRPCUnaryHandler)
+    case task(GRPCUnaryHandler, GRPCHandlerPlacement)
     case inline(GRPCInlineHandler)
 }
 
@@ -64,9 +77,10 @@ public struct GRPCRouter: Sendable {
 
     func method(for path: String) -> GRPCMethod? { routes[path] }
 
-    public mutating func register(path: String, _ handler: @escaping GRPCUnaryHandler) {
+    public mutating func register(path: String, placement: GRPCHandlerPlacement = .pool,
+                                  _ handler: @escaping GRPCUnaryHandler) {
         precondition(routes[path] == nil, "\(path) registered twice")
-        routes[path] = .task(handler)
+        routes[path] = .task(handler, placement)
     }
 
     public mutating func registerInline(path: String, _ handler: @escaping GRPCInlineHandler) {
@@ -87,9 +101,10 @@ public struct GRPCRouter: Sendable {
     /// Registers a typed unary method. A request that does not decode is
     /// refused with INVALID_ARGUMENT before the handler runs.
     public mutating func register<Request: Message, Response: Message>(
-        _ path: String, _ handler: @escaping @Sendable (Request, GRPCCallContext) async throws -> Response
+        _ path: String, placement: GRPCHandlerPlacement = .pool,
+        _ handler: @escaping @Sendable (Request, GRPCCallContext) async throws -> Response
     ) {
-        register(path: path) { bytes, context in
+        register(path: path, placement: placement) { bytes, context in
             try await handler(try decode(Request.self, bytes), context).serializedBytes()
         }
     }

@@ -98,21 +98,21 @@ extension GRPCServerConnection {
         switch call.method {
         case .inline(let handler):
             handlerFinished(streamID, Self.outcome(logger, context) { try handler(request, context) })
-        case .task(let handler):
-            call.task = startTask(handler, request: request, context: context, streamID: streamID)
+        case .task(let handler, let placement):
+            call.task = startTask(handler, placement: placement, request: request, context: context, streamID: streamID)
         }
     }
 
-    /// Runs `handler` as a task on Swift's global concurrent executor, never
-    /// on the loop: a handler that blocks (SQLite reads, heavy work) cannot
-    /// stall other connections. Its outcome comes back to `handlerFinished`
-    /// on the loop.
-    func startTask(_ handler: @escaping GRPCUnaryHandler, request: [UInt8], context: GRPCCallContext,
-                   streamID: Int32) -> Task<Void, Never> {
+    /// Runs `handler` as a task on Swift's global concurrent executor (a
+    /// handler that blocks cannot stall other connections), or, placed on
+    /// the loop, on the loop's executor. Its outcome comes back to
+    /// `handlerFinished` on the loop.
+    func startTask(_ handler: @escaping GRPCUnaryHandler, placement: GRPCHandlerPlacement, request: [UInt8],
+                   context: GRPCCallContext, streamID: Int32) -> Task<Void, Never> {
         let bound = LoopBound(value: self)
         let loop = self.loop
         let logger = self.logger
-        return Task {
+        return Task(executorPreference: placement == .loop ? loop.handlerExecutor : nil) {
             let outcome: Result<[UInt8], GRPCStatus>
             do {
                 outcome = .success(try await handler(request, context))

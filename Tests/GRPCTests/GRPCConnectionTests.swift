@@ -16,6 +16,13 @@ final class Harness {
     init(configuration: GRPCServerConfiguration = GRPCServerConfiguration()) throws {
         var router = GRPCRouter()
         router.register(path: "/test.Echo/Echo") { bytes, _ in bytes }
+        // Where a handler ran: 1 inside the loop's work, 0 elsewhere.
+        router.register(path: "/test.Echo/WhereOnLoop", placement: .loop) { [loop] _, _ in
+            [loop.runningWork.load(ordering: .sequentiallyConsistent) ? 1 : 0]
+        }
+        router.register(path: "/test.Echo/WhereOnPool") { [loop] _, _ in
+            [loop.runningWork.load(ordering: .sequentiallyConsistent) ? 1 : 0]
+        }
         router.registerInline(path: "/test.Echo/Inline") { bytes, _ in bytes }
         router.register(path: "/test.Echo/Refuse") { _, _ in
             throw GRPCStatus(.failedPrecondition, "no credits: 100% spent", reason: "INSUFFICIENT_CREDITS",
@@ -86,6 +93,23 @@ final class Harness {
     #expect(h.headers(id).first("content-type") == "application/grpc")
     #expect(h.body(id) == grpcFrame([1, 2, 3]))
     #expect(h.status(id) == 0)
+}
+
+/// A handler placed on the loop runs as the loop's work; by default it runs
+/// on the pool, outside it.
+@Test func handlersRunWhereTheyArePlaced() async throws {
+    let h = try Harness()
+    let onLoop = try h.call("/test.Echo/WhereOnLoop", body: grpcFrame([]))
+    await h.loop.runNext()  // the handler's task, on the loop
+    await h.loop.runNext()  // its outcome, back to the connection
+    try h.pump()
+    #expect(h.status(onLoop) == 0)
+    #expect(h.body(onLoop) == grpcFrame([1]))
+    let onPool = try h.call("/test.Echo/WhereOnPool", body: grpcFrame([]))
+    await h.loop.runNext()  // only its outcome: the task ran on the pool
+    try h.pump()
+    #expect(h.status(onPool) == 0)
+    #expect(h.body(onPool) == grpcFrame([0]))
 }
 
 @Test func unknownMethodIsUnimplemented() throws {

@@ -10,6 +10,8 @@ final class ManualLoop: GRPCLoop, @unchecked Sendable {
     var now: UInt64 = 1_000_000_000
     var timers: [UInt64: (UInt64, () -> Void)] = [:]
     var nextTimer: UInt64 = 1
+    /// True while `runNext` runs a piece of work (handlers placed on the loop run there).
+    let runningWork = Atomic<Bool>(false)
 
     init() {
         (queued, continuation) = AsyncStream.makeStream()
@@ -32,7 +34,9 @@ final class ManualLoop: GRPCLoop, @unchecked Sendable {
     /// Waits for the next piece of work posted by a handler task and runs it.
     func runNext() async {
         guard let work = await iterator.next() else { return }
+        runningWork.store(true, ordering: .sequentiallyConsistent)
         work()
+        runningWork.store(false, ordering: .sequentiallyConsistent)
     }
 
     func advance(byNanos nanos: UInt64) {
@@ -42,4 +46,14 @@ final class ManualLoop: GRPCLoop, @unchecked Sendable {
             timer.1()
         }
     }
+}
+
+/// Tasks of handlers placed on the loop are queued as work, like a real loop's.
+extension ManualLoop: TaskExecutor {
+    func enqueue(_ job: consuming ExecutorJob) {
+        let unowned = UnownedJob(job)
+        execute { [unowned self] in unowned.runSynchronously(on: asUnownedTaskExecutor()) }
+    }
+
+    var handlerExecutor: (any TaskExecutor)? { self }
 }
