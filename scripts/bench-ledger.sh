@@ -2,9 +2,11 @@
 # Metering benchmark through the network path: the release server pinned to
 # core 0 (one event loop), `billing load` pinned to core 1, 4 connections x 32
 # streams, unique idempotency keys, accounts provisioned with credits first.
-# Prints each RPC's throughput and latency; then h2load on the same server and
-# load (the read-only methods with one fixed request each, Health/Check as the
-# transport's ceiling for the durable ones) and the ratios; then reconciles.
+# Prints each RPC's throughput, latency and the server's CPU time per call
+# (steadier than throughput on a machine whose speed varies); then h2load on
+# the same server and load (the read-only methods with one fixed request
+# each, Health/Check as the transport's ceiling for the durable ones) and the
+# ratios; then reconciles.
 #
 # Usage: scripts/bench-ledger.sh [seconds-per-rpc] [accounts]
 set -euo pipefail
@@ -18,6 +20,22 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
 taskset -c 0 "$bin" serve --listen 127.0.0.1:0 --port-file "$work/port" --threads 1 --log-level warning \
   --db "$work/bench.sqlite" --demo-credentials-file "$work/credentials.json" >/dev/null 2>"$work/server.log" &
+server=$!
+# The server's CPU time (user + system ticks), sampled every 0.2 s: a run's
+# CPU per call is taken over its last `seconds` (after its accounts exist).
+( while kill -0 "$server" 2>/dev/null; do echo "$(date +%s%N) $(awk '{print $14 + $15}' "/proc/$server/stat")"; sleep 0.2; done ) \
+  > "$work/cpu" 2>/dev/null &
+cpu_per_call() {  # end-ns calls: server CPU microseconds per call over the run's timed part
+  python3 - "$work/cpu" "$1" "$seconds" "$2" "$(getconf CLK_TCK)" <<'PY'
+import sys
+rows = [tuple(map(int, l.split())) for l in open(sys.argv[1]) if len(l.split()) == 2]
+end, seconds, calls, hz = int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+a = min(rows, key=lambda r: abs(r[0] - (end - seconds * 1e9)))
+b = min(rows, key=lambda r: abs(r[0] - end))
+cpu, wall = (b[1] - a[1]) / hz, (b[0] - a[0]) / 1e9
+print(f"server CPU {100 * cpu / wall:.0f}% of its core, {1e6 * cpu / wall * seconds / max(calls, 1):.1f} us per call")
+PY
+}
 for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
 key=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['service_key'])" "$work/credentials.json")
 
@@ -27,7 +45,9 @@ for mix in debit:1 quote:1 batch:1 cost:1 usage:1; do
   echo "== $mix ($seconds s, $accounts accounts; batch: 100 debits per call)"
   out=$(BILLING_KEY="$key" taskset -c 1 "$bin" load --target "127.0.0.1:$(cat "$work/port")" --duration "$seconds" \
     --accounts "$accounts" --mix "$mix" --batch-size 100 --connections 4 --streams 32 2>/dev/null)
+  ended=$(date +%s%N)
   echo "$out" | sed -n '1,3p'
+  echo "$(cpu_per_call "$ended" "$(echo "$out" | sed -n 's/^run [^:]*: \([0-9]*\) calls.*/\1/p')")"
   load_rate[${mix%%:*}]=$(echo "$out" | sed -n 's/^run [^:]*: .* = \([0-9]*\) calls\/s$/\1/p')
   last_run=$(echo "$out" | sed -n 's/^run \(load-[^:]*\):.*/\1/p')
 done
