@@ -58,8 +58,16 @@ public enum GRPCHandlerPlacement: Sendable {
     /// events, and so do the actors it calls while it runs there: no thread
     /// hand-off from the loop to a pool thread and back per call. Only for
     /// handlers that take microseconds of CPU and do not block; their
-    /// suspensions (awaiting a commit) free the loop.
-    case loop
+    /// suspensions (awaiting a commit) free the loop. A request larger than
+    /// `maxRequestBytes` runs on the pool instead: the loop's share of work
+    /// per call stays bounded (a batch of thousands does not stall it).
+    case loop(maxRequestBytes: Int)
+
+    /// Where a request of `bytes` runs: on the loop only when placed there and small enough.
+    func onLoop(requestBytes bytes: Int) -> Bool {
+        if case .loop(let limit) = self { return bytes <= limit }
+        return false
+    }
 }
 
 enum GRPCMethod: Sendable {

@@ -112,7 +112,7 @@ extension GRPCServerConnection {
         let bound = LoopBound(value: self)
         let loop = self.loop
         let logger = self.logger
-        return Task(executorPreference: placement == .loop ? loop.handlerExecutor : nil) {
+        return Task(executorPreference: placement.onLoop(requestBytes: request.count) ? loop.handlerExecutor : nil) {
             let outcome: Result<[UInt8], GRPCStatus>
             do {
                 outcome = .success(try await handler(request, context))

@@ -17,7 +17,7 @@ final class Harness {
         var router = GRPCRouter()
         router.register(path: "/test.Echo/Echo") { bytes, _ in bytes }
         // Where a handler ran: 1 inside the loop's work, 0 elsewhere.
-        router.register(path: "/test.Echo/WhereOnLoop", placement: .loop) { [loop] _, _ in
+        router.register(path: "/test.Echo/WhereOnLoop", placement: .loop(maxRequestBytes: 16)) { [loop] _, _ in
             [loop.runningWork.load(ordering: .sequentiallyConsistent) ? 1 : 0]
         }
         router.register(path: "/test.Echo/WhereOnPool") { [loop] _, _ in
@@ -110,6 +110,12 @@ final class Harness {
     try h.pump()
     #expect(h.status(onPool) == 0)
     #expect(h.body(onPool) == grpcFrame([0]))
+    // Placed on the loop but larger than its limit: the pool.
+    let large = try h.call("/test.Echo/WhereOnLoop", body: grpcFrame(Array(repeating: 7, count: 17)))
+    await h.loop.runNext()
+    try h.pump()
+    #expect(h.status(large) == 0)
+    #expect(h.body(large) == grpcFrame([0]))
 }
 
 @Test func unknownMethodIsUnimplemented() throws {
