@@ -114,7 +114,7 @@ extension LedgerState {
         for id in accounts.keys { reschedule(id) }
     }
 
-    /// Whether the schedule says what the books say (tests and `billing verify`).
+    /// Whether the schedule says what the books say (tests).
     public var scheduleIsCurrent: Bool {
         var fresh = self
         fresh.rescheduleAll()

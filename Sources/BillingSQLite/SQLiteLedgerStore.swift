@@ -40,11 +40,7 @@ public final class SQLiteLedgerStore: LedgerStore {
         try writerConnection.migrate(appliedUnix: Int64(Date().timeIntervalSince1970))
         self.path = path
         let ledgerWriter = try LedgerWriter(connection: writerConnection)
-        if owner {
-            try ledgerWriter.dropOrphanIndexRows()
-            // The WAL checkpointer below copies the WAL; this is its safety net.
-            try writerConnection.execute(script: "PRAGMA wal_autocheckpoint = \(WALCheckpointer.writerSafetyNetPages)")
-        }
+        if owner { try ledgerWriter.dropOrphanIndexRows() }
         writer = Mutex(ledgerWriter)
         // Opened after the migration, so every reader sees the current schema.
         readers = try ReaderPool(capacity: readerConnections) {

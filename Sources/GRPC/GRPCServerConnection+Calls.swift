@@ -112,7 +112,8 @@ extension GRPCServerConnection {
         let bound = LoopBound(value: self)
         let loop = self.loop
         let logger = self.logger
-        return Task(executorPreference: placement.onLoop(requestBytes: request.count) ? loop.handlerExecutor : nil) {
+        let executor = placement.onLoop(requestBytes: request.count) ? loop.handlerExecutor : nil
+        return Task(executorPreference: executor ?? PoolExecutor.shared) {
             let outcome: Result<[UInt8], GRPCStatus>
             do {
                 outcome = .success(try await handler(request, context))

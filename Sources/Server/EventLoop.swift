@@ -1,5 +1,6 @@
 import GRPC
 import CLinux
+import Dispatch
 import Glibc
 import Logging
 import Synchronization
@@ -11,7 +12,13 @@ final class EventLoop: GRPCLoop, @unchecked Sendable {
     let epollFD: Int32
     let wakeFD: Int32
     let logger: Logger
-    private let queue = Mutex<[@Sendable () -> Void]>([])
+    private struct Queue {
+        var pending: [@Sendable () -> Void] = []
+        /// Set when the loop has stopped: later work runs on the shared pool.
+        var stopped = false
+    }
+
+    private let queue = Mutex(Queue())
 
     // Loop-thread state below.
     var timers = TimerHeap()
@@ -59,9 +66,16 @@ final class EventLoop: GRPCLoop, @unchecked Sendable {
             local.append(work)
             return
         }
-        let wasEmpty = queue.withLock { pending in
-            pending.append(work)
-            return pending.count == 1
+        let (queued, wasEmpty) = queue.withLock { state -> (Bool, Bool) in
+            guard !state.stopped else { return (false, false) }
+            state.pending.append(work)
+            return (true, state.pending.count == 1)
+        }
+        guard queued else {
+            // The loop has stopped (shutdown): a handler task resumed late, or
+            // the ledger actor it ran, still runs — elsewhere.
+            DispatchQueue.global().async(execute: work)
+            return
         }
         if wasEmpty {
             var one: UInt64 = 1
@@ -137,26 +151,33 @@ final class EventLoop: GRPCLoop, @unchecked Sendable {
             flushDirty()
             if shuttingDown && connections.isEmpty { stopped = true }
         }
+        // Work queued but not run (tasks of handlers placed here, resumed as
+        // the loop stopped) goes to the shared pool, as will any later work:
+        // a stopped loop must not strand the ledger actor (`close` awaits it).
+        let leftover = local + queue.withLock { state -> [@Sendable () -> Void] in
+            state.stopped = true
+            defer { state.pending.removeAll() }
+            return state.pending
+        }
+        local.removeAll()
+        for work in leftover { DispatchQueue.global().async(execute: work) }
     }
 
-    /// Runs queued work until none is left (work may queue more work).
+    /// Runs the work queued so far, once: work it queues waits for the next
+    /// turn, after the sockets, timers and pending output (a stream of
+    /// resumed handler tasks cannot starve them). Local work left makes the
+    /// next `epoll_wait` return at once; remote work queued since the
+    /// snapshot found the queue empty and wrote the eventfd.
     private func runQueued() {
-        while true {
-            var ran = false
-            while !local.isEmpty {
-                let batch = local
-                local.removeAll(keepingCapacity: true)
-                for item in batch { item() }
-                ran = true
-            }
-            let remote = queue.withLock { pending -> [@Sendable () -> Void] in
-                let taken = pending
-                pending.removeAll(keepingCapacity: true)
-                return taken
-            }
-            for item in remote { item() }
-            if remote.isEmpty && !ran { return }
+        let batch = local
+        local.removeAll(keepingCapacity: true)
+        for item in batch { item() }
+        let remote = queue.withLock { state -> [@Sendable () -> Void] in
+            let taken = state.pending
+            state.pending.removeAll(keepingCapacity: true)
+            return taken
         }
+        for item in remote { item() }
     }
 
     private func flushDirty() {

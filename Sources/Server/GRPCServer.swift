@@ -32,7 +32,8 @@ final class ServerState: Sendable {
 }
 
 /// The gRPC server: a listening socket shared by N epoll loops, each on
-/// its own thread. Handlers run on Swift's concurrency pool, never on a loop.
+/// its own thread. Handlers run on Swift's shared pool (`PoolExecutor`),
+/// except those placed on the loop (`GRPCHandlerPlacement.loop`).
 public final class GRPCServer: Sendable {
     let state: ServerState
     let loops: [EventLoop]

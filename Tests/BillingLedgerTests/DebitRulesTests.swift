@@ -224,4 +224,27 @@ import Testing
     static func runHashes(_ account: String, _ runs: [String]) -> Set<Int64> {
         Set(runs.map { JournalKeyHash.run(account: account, run: $0) })
     }
+
+    /// A front end that looked while the key was new (the filter said so)
+    /// and entered the ledger after the same key was journaled — by then in
+    /// memory, or indexed and gone from memory — gets the first outcome;
+    /// nothing is charged twice.
+    @Test func aLookupTakenBeforeTheKeyWasJournaledStillFindsIt() async throws {
+        let h = try Harness()
+        try await h.openAccount("acct", plan: "pro", credits: 1_000_000)
+        let command = try Fixtures.command(account: "acct", key: "k", micros: 100)
+        let stale = try h.ledger.priorLookup(command)
+        #expect(stale.entry == nil)
+        let first = try #require(try await h.ledger.debit(command, prior: stale).entry)
+        #expect(try await h.ledger.debit(command, prior: stale).entry?.seq == first.seq)
+        // Two checkpoints later the key's generation has left memory: the store answers.
+        for round in 0..<2 {
+            _ = try await h.debit(Fixtures.command(account: "acct", key: "other-\(round)", micros: 5))
+            try await h.ledger.checkpoint()
+        }
+        #expect(h.ledger.cache.generation != stale.generation)
+        #expect(try await h.ledger.debit(command, prior: stale).entry?.seq == first.seq)
+        #expect(h.debitEntries(key: "k").count == 1)
+        #expect(await h.balance("acct") == 1_000_000 - 100 - 10)
+    }
 }

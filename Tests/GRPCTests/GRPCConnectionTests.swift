@@ -97,7 +97,7 @@ final class Harness {
 
 /// A handler placed on the loop runs as the loop's work; by default it runs
 /// on the pool, outside it.
-@Test func handlersRunWhereTheyArePlaced() async throws {
+@Test(.timeLimit(.minutes(1))) func handlersRunWhereTheyArePlaced() async throws {
     let h = try Harness()
     let onLoop = try h.call("/test.Echo/WhereOnLoop", body: grpcFrame([]))
     await h.loop.runNext()  // the handler's task, on the loop

@@ -69,6 +69,9 @@ extension Ledger {
     /// The front end of a debit as MeteringService does it: when the hot
     /// cache misses, look the key up in the store before entering the ledger.
     nonisolated func priorLookup(_ command: DebitCommand) throws -> PriorLookup {
+        // The generation, then the filter: a key it never saw needs no lookup.
+        let current = cache.generation
+        guard keyFilter.mightContain(command.keyHash) else { return PriorLookup(entry: nil, generation: current) }
         let (cached, generation) = cache.lookup(account: command.accountID, key: command.idempotencyKey)
         if cached != nil { return PriorLookup(entry: nil, generation: generation) }
         let stored = try storedDebit(account: command.accountID, key: command.idempotencyKey)
