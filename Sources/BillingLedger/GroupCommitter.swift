@@ -42,11 +42,18 @@ final class GroupCommitter: Sendable {
         var sleeping = false
         var batches: Int64 = 0
         var committedEntries: Int64 = 0
+        /// Commits are being slowed for a checkpoint to catch up.
+        var pacing = false
+        /// The journal's end at start: what was replayed is not lag.
+        var startSeq: Int64
     }
 
     let store: any LedgerStore
     let maxBatch: Int
     let maxQueued: Int
+    /// Durable entries beyond the newest checkpoint written past which
+    /// commits slow down (see `pace`): the bound on what a start-up replays.
+    let maxCheckpointLag: Int64
     let logger: Logger
     let onFailure: @Sendable (String) -> Void
     /// Called with a checkpoint's seq once it and its index rows are stored.
@@ -61,6 +68,8 @@ final class GroupCommitter: Sendable {
     /// When the newest checkpoint was written (unix micros); 0: none by this process.
     let lastCheckpointMicros = Atomic<Int64>(0)
     private let stopped = DispatchSemaphore(value: 0)
+    /// Signalled after each checkpoint written (`pace` waits on it).
+    private let checkpointProgress = DispatchSemaphore(value: 0)
     /// The checkpoint thread waits on it for a checkpoint whose entries are durable.
     private let checkpointWake = DispatchSemaphore(value: 0)
     /// Holds a checkpoint write from the moment it is taken (under the state
@@ -74,6 +83,7 @@ final class GroupCommitter: Sendable {
     }
 
     init(store: any LedgerStore, durableSeq: Int64, maxBatch: Int, maxQueued: Int, logger: Logger,
+         maxCheckpointLag: Int64 = .max,
          onFailure: @escaping @Sendable (String) -> Void, onIndexed: @escaping @Sendable (Int64) -> Void,
          keyFilter: @escaping @Sendable () -> Data = { Data() }) {
         self.store = store
@@ -83,7 +93,8 @@ final class GroupCommitter: Sendable {
         self.onFailure = onFailure
         self.onIndexed = onIndexed
         self.keyFilter = keyFilter
-        self.state = Mutex(State(durableSeq: durableSeq))
+        self.maxCheckpointLag = maxCheckpointLag
+        self.state = Mutex(State(durableSeq: durableSeq, startSeq: durableSeq))
         let thread = Thread { [self] in run() }
         thread.name = "billing-journal"
         thread.start()
@@ -202,6 +213,38 @@ final class GroupCommitter: Sendable {
     /// Entries per transaction worth waiting for.
     static let gatherTarget = 256
 
+    /// Whether commits must slow down: more than `maxLag` durable entries
+    /// after the newest checkpoint written.
+    static func checkpointsBehind(durable: Int64, indexed: Int64, maxLag: Int64) -> Bool {
+        durable - indexed > maxLag
+    }
+
+    /// Checkpoints share the core with everything else; under full load
+    /// they can fall behind (each is a copy of the whole state), and a
+    /// start-up after a crash replays everything after the newest one. Past
+    /// `maxCheckpointLag` the journal waits after each commit until a
+    /// checkpoint is written, up to 50 ms: callers wait longer, the handlers
+    /// that feed the journal go idle, and the checkpoint thread gets the
+    /// core — recovery time stays bounded at the cost of ingest. (A fixed
+    /// 2 ms pause did nothing: a commit carries thousands of entries.)
+    private func pace() {
+        let (behind, changed) = state.withLock { s -> (Bool, Bool) in
+            let behind = Self.checkpointsBehind(durable: s.durableSeq, indexed: max(s.indexedSeq, s.startSeq),
+                                                maxLag: maxCheckpointLag)
+            defer { s.pacing = behind }
+            return (behind, behind != s.pacing)
+        }
+        if changed {
+            if behind {
+                logger.warning("checkpoints are behind the journal; slowing commits until one is written",
+                               metadata: ["max_checkpoint_lag": "\(maxCheckpointLag)"])
+            } else {
+                logger.notice("checkpoints caught up; commits at full speed")
+            }
+        }
+        if behind { _ = checkpointProgress.wait(timeout: .now() + .milliseconds(50)) }
+    }
+
     private func run() {
         var loaded = false
         while true {
@@ -225,6 +268,7 @@ final class GroupCommitter: Sendable {
             if !batch.isEmpty {
                 commit(batch)
                 loaded = true
+                pace()
                 // A pending checkpoint may have become durable.
                 if state.withLock({ s in s.checkpoint.map { $0.seq <= s.durableSeq } ?? false }) { checkpointWake.signal() }
             } else if stopping {
@@ -331,6 +375,7 @@ final class GroupCommitter: Sendable {
             ])
             KeyFilter.warnIfSaturated(falsePositives, bytes: checkpoint.keyFilter.count, logger: logger)
             onIndexed(checkpoint.seq)
+            checkpointProgress.signal()
             let ready = state.withLock { s -> [Waiter] in
                 s.indexedSeq = max(s.indexedSeq, checkpoint.seq)
                 let ready = s.indexWaiters.filter { $0.seq <= s.indexedSeq }
