@@ -104,6 +104,11 @@ final class GroupCommitter: Sendable {
     }
 
     var queuedCount: Int { state.withLock { $0.queue.count } }
+    /// Durable entries after the newest checkpoint written by this process
+    /// (or after the journal's end at start), and whether commits are paced.
+    var checkpointLag: (entries: Int64, paced: Bool) {
+        state.withLock { ($0.durableSeq - max($0.indexedSeq, $0.startSeq), $0.pacing) }
+    }
     var durableSeq: Int64 { state.withLock { $0.durableSeq } }
     var statistics: (batches: Int64, entries: Int64) { state.withLock { ($0.batches, $0.committedEntries) } }
 

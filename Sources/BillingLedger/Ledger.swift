@@ -148,6 +148,9 @@ public actor Ledger {
     /// How long start-up recovery took.
     public nonisolated let recoveryMillis: Int64
     public nonisolated var durableSeq: Int64 { committer.durableSeq }
+    /// Durable entries no checkpoint of this process covers yet, and whether
+    /// the journal is pacing itself for checkpoints to catch up.
+    public nonisolated var checkpointLag: (entries: Int64, paced: Bool) { committer.checkpointLag }
     public nonisolated var commitStatistics: (batches: Int64, entries: Int64) { committer.statistics }
 
     // MARK: Appending

@@ -10,6 +10,8 @@ final class ServerGauges: Sendable {
     let calls: Gauge
     let journalEntries: Gauge
     let checkpointAge: Gauge
+    let checkpointLag: Gauge
+    let paced: Gauge
 
     init(registry: PrometheusCollectorRegistry, recoveryMillis: Int64) {
         func gauge(_ name: String, _ unit: String, _ help: String) -> Gauge {
@@ -19,6 +21,9 @@ final class ServerGauges: Sendable {
         calls = gauge("open", "calls", "Calls in progress (streams with a call)")
         journalEntries = gauge("journal", "entries", "Committed journal entries (last durable seq)")
         checkpointAge = gauge("checkpoint_age", "seconds", "Seconds since this process wrote a checkpoint (-1: none yet)")
+        checkpointLag = gauge("checkpoint_lag", "entries",
+                              "Durable journal entries after the newest checkpoint this process wrote (what a start-up would replay, beyond those replayed at this start)")
+        paced = gauge("journal_paced", "", "1 while commits wait for a checkpoint to catch up (lag over 3 checkpoint intervals)")
         gauge("recovery", "seconds", "Start-up recovery time (checkpoint load + journal replay)").set(Double(recoveryMillis) / 1000)
     }
 
@@ -28,5 +33,8 @@ final class ServerGauges: Sendable {
         journalEntries.set(Double(ledger.durableSeq))
         let last = ledger.lastCheckpointMicros
         checkpointAge.set(last == 0 ? -1 : (Date().timeIntervalSince1970 * 1_000_000 - Double(last)) / 1_000_000)
+        let lag = ledger.checkpointLag
+        checkpointLag.set(Double(lag.entries))
+        paced.set(lag.paced ? 1.0 : 0.0)
     }
 }

@@ -66,6 +66,9 @@ def test_counters_move_by_exactly_the_calls_made(server, pb):
     assert after["billing_open_connections"] >= 1
     assert after["billing_recovery_seconds"] >= 0
     assert after["billing_checkpoint_age_seconds"] == -1  # no checkpoint written by this process yet
+    # Every entry of this process is after its (absent) checkpoint; far from pacing.
+    assert after["billing_checkpoint_lag_entries"] - before["billing_checkpoint_lag_entries"] == 8
+    assert after["billing_journal_paced"] == 0
 
 
 def test_unknown_paths_do_not_grow_the_label_set(server, pb):
