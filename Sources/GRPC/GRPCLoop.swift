@@ -22,6 +22,20 @@ extension GRPCLoop {
     public var handlerExecutor: (any TaskExecutor)? { nil }
 }
 
+/// A loop that runs the tasks of handlers placed on it (and the actors
+/// they call while they run there): a job is queued with `execute` like
+/// any other work and run between socket events; one resumed from another
+/// thread (a commit acknowledged by the journal thread) wakes the loop.
+/// Conformers return `self` as their `handlerExecutor`.
+public protocol GRPCExecutorLoop: GRPCLoop, TaskExecutor {}
+
+extension GRPCExecutorLoop {
+    public func enqueue(_ job: consuming ExecutorJob) {
+        let unowned = UnownedJob(job)
+        execute { [unowned self] in unowned.runSynchronously(on: asUnownedTaskExecutor()) }
+    }
+}
+
 public struct GRPCTimerID: Hashable, Sendable {
     public let rawValue: UInt64
     public init(_ rawValue: UInt64) { self.rawValue = rawValue }

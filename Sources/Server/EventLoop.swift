@@ -251,15 +251,7 @@ func monotonicNanos() -> UInt64 {
     return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
 }
 
-/// The tasks of handlers placed on the loop (and the actors they call
-/// while they run there): a job is queued like any other work and run
-/// between socket events; one resumed from another thread (a commit
-/// acknowledged by the journal thread) wakes the loop through `execute`.
-extension EventLoop: TaskExecutor {
-    func enqueue(_ job: consuming ExecutorJob) {
-        let unowned = UnownedJob(job)
-        execute { [unowned self] in unowned.runSynchronously(on: asUnownedTaskExecutor()) }
-    }
-
+/// Handlers placed on the loop run here (`GRPCExecutorLoop`).
+extension EventLoop: GRPCExecutorLoop {
     var handlerExecutor: (any TaskExecutor)? { self }
 }

@@ -49,11 +49,6 @@ final class ManualLoop: GRPCLoop, @unchecked Sendable {
 }
 
 /// Tasks of handlers placed on the loop are queued as work, like a real loop's.
-extension ManualLoop: TaskExecutor {
-    func enqueue(_ job: consuming ExecutorJob) {
-        let unowned = UnownedJob(job)
-        execute { [unowned self] in unowned.runSynchronously(on: asUnownedTaskExecutor()) }
-    }
-
+extension ManualLoop: GRPCExecutorLoop {
     var handlerExecutor: (any TaskExecutor)? { self }
 }
