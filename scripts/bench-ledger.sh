@@ -13,14 +13,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
 accounts=${2:-10000}
-bin="${BILLING_BIN:-$(swift build -c release --show-bin-path)/billing}"
-[ -x "$bin" ] || swift build -c release --product billing
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+source scripts/bench-common.sh
 
-taskset -c 0 "$bin" serve --listen 127.0.0.1:0 --port-file "$work/port" --threads 1 --log-level warning \
-  --db "$work/bench.sqlite" --demo-credentials-file "$work/credentials.json" >/dev/null 2>"$work/server.log" &
-server=$!
+start_server "$work/server.log" warning
 # The server's CPU time (user + system ticks), sampled every 0.2 s: a run's
 # CPU per call is taken over its last `seconds` (after its accounts exist).
 ( while kill -0 "$server" 2>/dev/null; do echo "$(date +%s%N) $(awk '{print $14 + $15}' "/proc/$server/stat")"; sleep 0.2; done ) \
@@ -36,8 +31,6 @@ cpu, wall = (b[1] - a[1]) / hz, (b[0] - a[0]) / 1e9
 print(f"server CPU {100 * cpu / wall:.0f}% of its core, {1e6 * cpu / wall * seconds / max(calls, 1):.1f} us per call")
 PY
 }
-for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
-key=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['service_key'])" "$work/credentials.json")
 
 declare -A load_rate h2_rate
 last_run=""
@@ -80,4 +73,4 @@ for name in debit quote batch cost usage; do
   echo "  $name: billing load ${load_rate[$name]} calls/s$extra, h2load ${reference} ${h2_rate[$reference]} calls/s, ratio $(ratio "${load_rate[$name]}" "${h2_rate[$reference]}")"
 done
 echo "== reconcile"
-"$bin" verify --db "$work/bench.sqlite" | tail -2
+"$bin" verify --db "$work/db.sqlite" | tail -2

@@ -9,15 +9,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 accounts=${1:-10000}
-bin="${BILLING_BIN:-$(swift build -c release --show-bin-path)/billing}"
-[ -x "$bin" ] || swift build -c release --product billing
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+source scripts/bench-common.sh
 
-taskset -c 0 "$bin" serve --listen 127.0.0.1:0 --port-file "$work/port" --threads 1 --log-level warning --test-clock \
-  --db "$work/bench.sqlite" --demo-credentials-file "$work/credentials.json" >/dev/null 2>"$work/server.log" &
-for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
-export BILLING_KEY=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['service_key'])" "$work/credentials.json")
+start_server "$work/server.log" warning --test-clock
+export BILLING_KEY=$key
 target="127.0.0.1:$(cat "$work/port")"
 
 echo "== creating $accounts Pro accounts"

@@ -12,23 +12,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 debits=${1:-10000000}
 accounts=${2:-1000}
-bin="${BILLING_BIN:-$(swift build -c release --show-bin-path)/billing}"
-[ -x "$bin" ] || swift build -c release --product billing
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+source scripts/bench-common.sh
 
-serve() {  # log file, extra args...: starts the server, waits for its port
-  local log=$1; shift
-  rm -f "$work/port"
-  taskset -c 0 "$bin" serve --listen 127.0.0.1:0 --port-file "$work/port" --threads 1 --log-level info \
-    --db "$work/db.sqlite" --demo-credentials-file "$work/credentials.json" "$@" >/dev/null 2>"$log" &
-  server=$!
-  for _ in $(seq 1200); do [ -s "$work/port" ] && return; sleep 0.05; done
-  echo "server did not start; see $log" >&2; exit 1
-}
 load() {  # calls of 1,000 debits
-  BILLING_KEY=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['service_key'])" "$work/credentials.json") \
-    taskset -c 1 "$bin" load --target "127.0.0.1:$(cat "$work/port")" --mix batch:1 --batch-size 1000 \
+  BILLING_KEY="$key" taskset -c 1 "$bin" load --target "127.0.0.1:$(cat "$work/port")" --mix batch:1 --batch-size 1000 \
     --requests "$1" --duration 3600 --accounts "$accounts" --connections 4 --streams 8 2>/dev/null | sed -n '1p'
 }
 cold() { if [ "${COLD:-}" = 1 ]; then sync; echo 3 > /proc/sys/vm/drop_caches; fi; }
@@ -47,7 +34,7 @@ measure() {  # label: a start-up after SIGKILL, with its recovery figures and pe
 }
 
 echo "== loading $debits debits over $accounts accounts (DebitBatch of 1,000)"
-serve "$work/load.log"
+start_server "$work/load.log" info
 started=$(date +%s)
 load $(( (debits + 999) / 1000 ))
 echo "  $(( $(date +%s) - started )) s; database $(du -h "$work/db.sqlite" | cut -f1)"
@@ -63,7 +50,7 @@ PY
 grep "checkpoint written" "$work/load.log" | tail -1 | sed -n 's/.*\(build_ms=[0-9]*\).*\(write_ms=[0-9]*\).*/  its \1 \2/p'
 measure "start-up after SIGKILL (replays what followed the newest checkpoint)"
 
-serve "$work/worst.log" --checkpoint-every 100000000
+start_server "$work/worst.log" info --checkpoint-every 100000000
 load 99 >/dev/null
 kill -9 "$server"; wait "$server" 2>/dev/null || true
 measure "worst case: 99,000 debits after the newest checkpoint"
