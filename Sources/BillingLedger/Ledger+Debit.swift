@@ -43,9 +43,9 @@ extension Ledger {
         var outcomes: [DebitOutcome] = []
         outcomes.reserveCapacity(commands.count)
         var highest: Int64 = 0
-        for (command, prior) in commands {
+        for index in commands.indices {  // by index: the commands are read in place, not copied
             do {
-                let (outcome, seq) = try record(command, prior: prior)
+                let (outcome, seq) = try record(commands[index].0, prior: commands[index].1)
                 outcomes.append(outcome)
                 highest = max(highest, seq)
             } catch let error as LedgerError {
@@ -77,9 +77,14 @@ extension Ledger {
             return (.refused(existing), existing.seq)
         }
         let now = clock.nowMicros()
-        let event = state.decide(command, nowMicros: now, plans: state.plans)
-        if case .debitAccepted(let accepted) = event, !state.fits(accepted) {
-            throw LedgerError.invalid("the account's totals would exceed the largest amount or quantity the ledger keeps")
+        let event: Billing_Journal_V1_Entry.OneOf_Event
+        if let decided = state.decideInPlace(command, nowMicros: now) {
+            guard decided.fits else {
+                throw LedgerError.invalid("the account's totals would exceed the largest amount or quantity the ledger keeps")
+            }
+            event = decided.event
+        } else {
+            event = state.decide(command, nowMicros: now, plans: state.plans)  // the unknown-account refusal
         }
         let entry = try append(event, atMicros: now, command: command)
         if case .debitAccepted = entry.event { return (.accepted(entry), entry.seq) }
@@ -127,9 +132,7 @@ extension Ledger {
 
     /// What a debit would do now, changing nothing (Quote).
     public func quote(_ command: DebitCommand) -> (event: Billing_Journal_V1_Entry.OneOf_Event, balance: Int64)? {
-        guard let index = state.accounts.index(forKey: command.accountID) else { return nil }
-        let balance = state.accounts.values[index].balance
-        return (state.decide(command, nowMicros: clock.nowMicros(), plans: state.plans), balance)
+        state.decideInPlace(command, nowMicros: clock.nowMicros()).map { ($0.event, $0.balance) }
     }
 
     /// A debit outcome from the hot cache, once durable; nil when not cached.

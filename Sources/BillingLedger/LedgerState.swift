@@ -158,11 +158,6 @@ extension LedgerState {
     /// Whether an accepted debit's sums (balance, overage, lifetime usage)
     /// all stay within Int64. A debit that does not fit is refused as bad
     /// input before anything is recorded.
-    public func fits(_ accepted: Billing_Journal_V1_DebitAccepted) -> Bool {
-        guard let index = accounts.index(forKey: accepted.accountID) else { return true }
-        return Self.fits(accepted, book: accounts.values[index])
-    }
-
     static func fits(_ accepted: Billing_Journal_V1_DebitAccepted, book: borrowing AccountBook) -> Bool {
         guard !book.overage.addingReportingOverflow(accepted.overageMicros).overflow,
               !book.debitedFromCredits.addingReportingOverflow(accepted.fromCreditsMicros).overflow else { return false }

@@ -10,6 +10,8 @@ public final class Authenticator: Sendable {
     let keyRing: KeyRing
     /// Checks keys against `keyRing`, remembering the ones that pass.
     let apiKeys = ApiKeyVerifier()
+    /// Parsed authorization headers (a caller repeats its header every call).
+    let credentials = BearerCredentialCache()
     let jwt: JWTVerifier?
     let clock: any LedgerClock
 
@@ -33,7 +35,7 @@ public final class Authenticator: Sendable {
 
     func principal(_ authorization: String?) throws(GRPCStatus) -> Principal {
         let credential: Credential
-        switch BearerCredential.parse(authorizationHeader: authorization) {
+        switch credentials.parse(authorizationHeader: authorization) {
         case .success(let parsed): credential = parsed
         case .failure(.missing):
             throw GRPCStatus(.unauthenticated, "missing authorization: Bearer <token>", reason: "MISSING_CREDENTIALS")

@@ -10,12 +10,11 @@ extension MeteringService {
         try requireID(request.workspaceID, "workspace_id", required: false)
         try requireID(request.agentID, "agent_id", required: false)
         try requireID(request.runID, "run_id", required: false)
-        let (items, priced) = try catalog.price(request.lineItems)
+        let (_, priced) = try catalog.price(request.lineItems)
+        // No fingerprint: a quote records nothing, so nothing compares it.
         let command = DebitCommand(
             accountID: request.accountID, workspaceID: request.workspaceID, agentID: request.agentID,
-            runID: request.runID, idempotencyKey: "", priced: priced,
-            fingerprint: OpenSSLCrypto.sha256(DebitCommand.canonicalBytes(
-                workspaceID: request.workspaceID, agentID: request.agentID, runID: request.runID, items: items)))
+            runID: request.runID, idempotencyKey: "", priced: priced, fingerprint: [])
         guard let (event, balance) = await ledger.quote(command) else {
             throw Refusals.status(LedgerError.accountNotFound(request.accountID))
         }

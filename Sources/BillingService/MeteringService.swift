@@ -111,25 +111,30 @@ public final class MeteringService: Sendable {
         }
         // Invalid debits are refused on their own; the valid ones go to the ledger together.
         var results = [Billing_V1_DebitResult](repeating: Billing_V1_DebitResult(), count: request.debits.count)
-        var valid: [(Int, DebitCommand, PriorLookup)] = []
+        // The valid commands and where each came from (parallel arrays: the
+        // commands go to the ledger as they are, not copied into another array).
+        var valid: [(DebitCommand, PriorLookup)] = []
+        var positions: [Int] = []
         valid.reserveCapacity(request.debits.count)
-        for (index, debit) in request.debits.enumerated() {
+        positions.reserveCapacity(request.debits.count)
+        for index in request.debits.indices {
             do {
-                let command = try command(debit)
-                valid.append((index, command, try prior(command)))
+                let command = try command(request.debits[index])
+                valid.append((command, try prior(command)))
+                positions.append(index)
             } catch {
                 results[index].refused = Refusals.message(Refusals.status(error))
             }
         }
         let outcomes: [DebitOutcome]
         do {
-            outcomes = try await ledger.debitBatch(valid.map { ($0.1, $0.2) })
+            outcomes = try await ledger.debitBatch(valid)
         } catch {
             throw Refusals.status(error)
         }
-        for ((index, command, _), outcome) in zip(valid, outcomes) {
+        for (offset, index) in positions.enumerated() {
             do {
-                results[index].accepted = try Self.response(outcome, command)
+                results[index].accepted = try Self.response(outcomes[offset], valid[offset].0)
             } catch {
                 results[index].refused = Refusals.message(error)
             }

@@ -70,3 +70,25 @@ func bearerHeaderParsing(testCase: HeaderCase) {
         }
     }
 }
+
+@Test(arguments: headerCases)
+func cachedParsingAnswersAsParsingDoes(testCase: HeaderCase) {
+    let cache = BearerCredentialCache()
+    // The second answer comes from memory when the first was a success.
+    #expect(cache.parse(authorizationHeader: testCase.header) == testCase.expected)
+    #expect(cache.parse(authorizationHeader: testCase.header) == testCase.expected)
+    let kept = if case .success = testCase.expected { 1 } else { 0 }
+    #expect(cache.count == kept)
+}
+
+@Test func credentialCacheStaysWithinItsCapacity() {
+    let cache = BearerCredentialCache(capacity: 4)
+    for index in 0..<10 {
+        #expect(cache.parse(authorizationHeader: "Bearer token\(index)") == .success(.jwt("token\(index)")))
+        #expect(cache.count <= 4)
+    }
+    // Emptied at the capacity, then refilled: tokens 8 and 9.
+    #expect(cache.count == 2)
+    // A header parsed earlier and dropped parses again, to the same answer.
+    #expect(cache.parse(authorizationHeader: "Bearer token0") == .success(.jwt("token0")))
+}
