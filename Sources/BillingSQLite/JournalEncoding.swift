@@ -110,11 +110,11 @@ struct ProtobufWriter {
 
     /// A length-delimited submessage written in place: one byte is kept for
     /// its length and widened afterwards if the body needs more.
-    mutating func message(_ field: Int, _ body: (inout ProtobufWriter) -> Void) {
+    mutating func message(_ field: Int, _ body: (inout ProtobufWriter) throws -> Void) rethrows {
         rawVarint(UInt64(field) << 3 | 2)
         let lengthAt = bytes.count
         bytes.append(0)
-        body(&self)
+        try body(&self)
         let length = bytes.count - lengthAt - 1
         if length < 0x80 {
             bytes[lengthAt] = UInt8(length)

@@ -80,7 +80,7 @@ public final class SQLiteLedgerStore: LedgerStore {
         if let ahead = (index.keys + index.runs).first(where: { $0.seq > checkpoint.seq || $0.seq < 1 }) {
             throw SQLiteStoreError.checkpointAhead(checkpointSeq: checkpoint.seq, lastSeq: ahead.seq)
         }
-        let bytes: [UInt8] = try checkpoint.serializedBytes()
+        let bytes = try CheckpointEncoding.bytes(checkpoint)
         do {
             try write(checkpoint, bytes: bytes, index: index)
         } catch {

@@ -68,12 +68,11 @@ public final class GRPCServer: Sendable {
             try loop.register(listenFD, events: EPOLLIN.rawValue | EPOLLEXCLUSIVE.rawValue)
             loop.sweepIdle(timeoutNanos: state.configuration.idleTimeoutNanos)
             let finished = self.finished
-            let thread = Thread {
+            Thread {
+                Thread.current.name = "billing-loop-\(loop.index)"  // set from inside: see GroupCommitter
                 loop.run()
                 finished.signal()
-            }
-            thread.name = "billing-loop-\(loop.index)"
-            thread.start()
+            }.start()
         }
     }
 
