@@ -58,8 +58,11 @@ final class GroupCommitter: Sendable {
     let onFailure: @Sendable (String) -> Void
     /// Called with a checkpoint's seq once it and its index rows are stored.
     let onIndexed: @Sendable (Int64) -> Void
-    /// A copy of the ledger's key filter, stored with each checkpoint.
-    let keyFilter: @Sendable () -> Data
+    /// The ledger's key filter: a copy is stored with the first checkpoint
+    /// this process writes, then with every `keyFilterEvery`-th, and with the
+    /// last (at close). Nil: never stored.
+    let keyFilter: KeyFilter?
+    let keyFilterEvery: Int
     private let state: Mutex<State>
     private let wake = DispatchSemaphore(value: 0)
     /// Entries per transaction and commit latency (swift-metrics).
@@ -85,7 +88,7 @@ final class GroupCommitter: Sendable {
     init(store: any LedgerStore, durableSeq: Int64, maxBatch: Int, maxQueued: Int, logger: Logger,
          maxCheckpointLag: Int64 = .max,
          onFailure: @escaping @Sendable (String) -> Void, onIndexed: @escaping @Sendable (Int64) -> Void,
-         keyFilter: @escaping @Sendable () -> Data = { Data() }) {
+         keyFilter: KeyFilter? = nil, keyFilterEvery: Int = 10) {
         self.store = store
         self.maxBatch = maxBatch
         self.maxQueued = maxQueued
@@ -93,6 +96,7 @@ final class GroupCommitter: Sendable {
         self.onFailure = onFailure
         self.onIndexed = onIndexed
         self.keyFilter = keyFilter
+        self.keyFilterEvery = keyFilterEvery
         self.maxCheckpointLag = maxCheckpointLag
         self.state = Mutex(State(durableSeq: durableSeq, startSeq: durableSeq))
         // Named from inside (Linux keeps 15 bytes): `top -H`, perf and /proc show them.
@@ -292,23 +296,32 @@ final class GroupCommitter: Sendable {
     /// after the journal thread stops, writes what is left and stops too.
     private func runCheckpoints() {
         enum Next {
-            case write(PendingCheckpoint, JournalIndexRows)
+            case write(PendingCheckpoint, JournalIndexRows, last: Bool)
             case wait
             case exit
         }
+        // Checkpoints written since the key filter was last stored (the
+        // first one of the process stores it).
+        var sinceFilter = Int.max
         while true {
             let next = state.withLock { s -> Next in
                 if s.failed == nil, let pending = s.checkpoint, pending.seq <= s.durableSeq {
                     s.checkpoint = nil
                     checkpointWriting.enter()
                     defer { s.pendingIndex = JournalIndexRows() }
-                    return .write(pending, s.pendingIndex)
+                    return .write(pending, s.pendingIndex, last: s.stopping)
                 }
                 return s.journalDone ? .exit : .wait
             }
             switch next {
-            case .write(let pending, let rows):
-                write(pending, index: rows)
+            case .write(let pending, let rows, let last):
+                let withFilter = keyFilter != nil && (sinceFilter >= keyFilterEvery - 1 || last)
+                let (written, filterStored) = write(pending, index: rows, withFilter: withFilter)
+                if filterStored {
+                    sinceFilter = 0
+                } else if written && sinceFilter < .max {
+                    sinceFilter += 1
+                }
                 checkpointWriting.leave()
             case .wait: checkpointWake.wait()
             case .exit:
@@ -361,12 +374,13 @@ final class GroupCommitter: Sendable {
     /// Stores the checkpoint and its index rows (sorted by hash: SQLite
     /// then appends them instead of seeking). On failure the rows wait for
     /// the next checkpoint and the ledger keeps their debits in memory.
-    private func write(_ pending: PendingCheckpoint, index: JournalIndexRows) {
+    /// `withFilter`: also store a copy of the key filter, after the
+    /// checkpoint and before its waiters hear of it. Returns whether the
+    /// checkpoint, and the filter, were stored.
+    private func write(_ pending: PendingCheckpoint, index: JournalIndexRows, withFilter: Bool) -> (Bool, filterStored: Bool) {
         let started = ContinuousClock.now
         let cpuStarted = Self.threadCPUMicros()
-        var checkpoint = pending.snapshot.checkpoint(writtenAtMicros: pending.writtenAtMicros)
-        // Taken now, after every key up to the checkpoint's seq was inserted.
-        checkpoint.keyFilter = keyFilter()
+        let checkpoint = pending.snapshot.checkpoint(writtenAtMicros: pending.writtenAtMicros)
         let built = ContinuousClock.now - started
         var rows = index
         rows.keys.sort()
@@ -375,15 +389,13 @@ final class GroupCommitter: Sendable {
             try store.writeCheckpoint(checkpoint, index: rows)
             lastCheckpointMicros.store(checkpoint.writtenUnixMicros, ordering: .relaxed)
             let written = ContinuousClock.now
-            let falsePositives = KeyFilter.falsePositiveRate(of: checkpoint.keyFilter)
             logger.info("checkpoint written", metadata: [
                 "seq": "\(checkpoint.seq)", "accounts": "\(checkpoint.accounts.count)",
                 "indexed_keys": "\(rows.keys.count)", "indexed_runs": "\(rows.runs.count)",
                 "build_ms": "\(built.wholeMilliseconds)", "write_ms": "\((written - started - built).wholeMilliseconds)",
                 "cpu_ms": "\((Self.threadCPUMicros() - cpuStarted) / 1_000)",
-                "filter_false_positives": "\(KeyFilter.percent(falsePositives))",
             ])
-            KeyFilter.warnIfSaturated(falsePositives, bytes: checkpoint.keyFilter.count, logger: logger)
+            let filterStored = withFilter && storeKeyFilter(seq: checkpoint.seq)
             onIndexed(checkpoint.seq)
             checkpointProgress.signal()
             let ready = state.withLock { s -> [Waiter] in
@@ -393,6 +405,7 @@ final class GroupCommitter: Sendable {
                 return ready
             }
             for waiter in ready { waiter.waiter.resolve(.success(())) }
+            return (true, filterStored)
         } catch {
             // Not fatal: the journal has everything; recovery replays more.
             logger.warning("checkpoint failed", metadata: ["error": "\(error)", "seq": "\(checkpoint.seq)"])
@@ -407,7 +420,36 @@ final class GroupCommitter: Sendable {
                 return failed
             }
             for waiter in failed { waiter.waiter.resolve(.failure(.unavailable("checkpoint failed: \(error)"))) }
+            return (false, false)
         }
+    }
+
+    /// Stores a copy of the key filter as of now: every key up to `seq` was
+    /// inserted before the checkpoint at `seq` was queued. A failure is
+    /// logged and the next checkpoint tries again (start-up then reads more
+    /// key hashes from the index, nothing is lost).
+    private func storeKeyFilter(seq: Int64) -> Bool {
+        guard let keyFilter else { return false }
+        let started = ContinuousClock.now
+        let cpuStarted = Self.threadCPUMicros()
+        let contents = keyFilter.contents()
+        do {
+            try store.writeKeyFilter(contents, seq: seq)
+        } catch {
+            logger.warning("key filter not stored; the next checkpoint tries again", metadata: [
+                "error": "\(error)", "seq": "\(seq)",
+            ])
+            return false
+        }
+        let falsePositives = KeyFilter.falsePositiveRate(of: contents)
+        logger.info("key filter stored", metadata: [
+            "seq": "\(seq)", "bytes": "\(contents.count)",
+            "write_ms": "\((ContinuousClock.now - started).wholeMilliseconds)",
+            "cpu_ms": "\((Self.threadCPUMicros() - cpuStarted) / 1_000)",
+            "filter_false_positives": "\(KeyFilter.percent(falsePositives))",
+        ])
+        KeyFilter.warnIfSaturated(falsePositives, bytes: contents.count, logger: logger)
+        return true
     }
 }
 

@@ -46,8 +46,9 @@ public actor Ledger {
         let started = ContinuousClock.now
         let cache = IdempotencyCache()
         let keyFilter = KeyFilter(bytes: configuration.keyFilterBytes)
-        // The filter: the checkpoint's copy (before replay adds to it), else
-        // every key hash in the index.
+        // The filter: a checkpoint's copy (written before 0004; before replay
+        // adds to it), else the stored copy plus the key hashes of the index
+        // generations after it, else every key hash in the index.
         var filterLoaded = false
         // Debits the index covers stay out of memory (normally all up to the
         // checkpoint, exactly what is not replayed).
@@ -60,11 +61,18 @@ public actor Ledger {
         })
         let booksLoaded = ContinuousClock.now
         var indexedKeys = 0
+        var filterSource = "from the checkpoint"
         if !filterLoaded {
-            try store.forEachIndexedKeyHash { hash in
+            var after: Int64 = 0
+            if let stored = try store.latestKeyFilter(), keyFilter.load(stored.contents) {
+                after = stored.seq
+            }
+            try store.forEachIndexedKeyHash(after: after) { hash in
                 keyFilter.insert(hash)
                 indexedKeys += 1
             }
+            filterSource = after > 0 ? "stored at seq \(after), and \(indexedKeys) key hashes from later index generations"
+                : "\(indexedKeys) key hashes read from the index"
         }
         self.gateway = gateway
         self.testClock = clock as? TestClock
@@ -84,7 +92,7 @@ public actor Ledger {
         logger.info("ledger recovered", metadata: [
             "filter_false_positives": "\(KeyFilter.percent(falsePositives))",
             "seq": "\(state.lastSeq)", "replayed_entries": "\(replayed)", "accounts": "\(state.accounts.count)",
-            "key_filter": "\(filterLoaded ? "from the checkpoint" : "\(indexedKeys) key hashes read from the index")",
+            "key_filter": "\(filterSource)",
             "debit_keys_in_memory": "\(cache.count)",
             "recovery_ms": "\(recoveryMillis)", "books_ms": "\((booksLoaded - started).wholeMilliseconds)",
             "key_filter_ms": "\((finished - booksLoaded).wholeMilliseconds)",
@@ -98,7 +106,7 @@ public actor Ledger {
             maxCheckpointLag: Int64(configuration.checkpointEvery).multipliedReportingOverflow(by: 3).overflow
                 ? .max : Int64(configuration.checkpointEvery) * 3,
             onFailure: { _ in relay.trigger() }, onIndexed: { seq in cache.indexed(through: seq) },
-            keyFilter: { keyFilter.contents() })
+            keyFilter: keyFilter, keyFilterEvery: configuration.keyFilterEveryCheckpoints)
         relay.attach(self)
     }
 

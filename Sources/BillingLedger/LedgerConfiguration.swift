@@ -13,6 +13,11 @@ public struct LedgerConfiguration: Sendable {
     /// seen one without reading SQLite (`KeyFilter`; 16 MiB: ~0.3 % false
     /// positives at 10 million keys).
     public var keyFilterBytes: Int = 16 << 20
+    /// A copy of the key filter is stored with every this-many checkpoints
+    /// (and the first and last of a process); start-up loads it and reads
+    /// the key hashes indexed since from SQLite (at most this many
+    /// checkpoint intervals' worth).
+    public var keyFilterEveryCheckpoints: Int = 10
 
     /// Credits a new account's trial starts with, in micros ($10).
     public var trialCreditMicros: Int64 = 10_000_000

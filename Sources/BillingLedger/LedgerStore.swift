@@ -1,4 +1,5 @@
 public import BillingProto
+public import Foundation
 
 /// Durable storage of the ledger: an append-only journal plus checkpoints.
 /// The SQLite store implements it; simulation tests use an in-memory store
@@ -36,9 +37,18 @@ public protocol LedgerStore: Sendable {
     /// index rows; 0: none).
     func indexedThrough() throws -> Int64
 
-    /// Calls `body` with the key hash of every indexed debit (to fill the
-    /// ledger's `KeyFilter` at start-up).
-    func forEachIndexedKeyHash(_ body: (Int64) throws -> Void) throws
+    /// Calls `body` with the key hash of every indexed debit of index
+    /// generations after `generation` (0: all), to fill the ledger's
+    /// `KeyFilter` at start-up on top of a stored one.
+    func forEachIndexedKeyHash(after generation: Int64, _ body: (Int64) throws -> Void) throws
+
+    /// Stores a copy of the ledger's key filter (`KeyFilter.contents()`),
+    /// taken once every debit key up to `seq` was in it, replacing the one
+    /// stored before once it is complete.
+    func writeKeyFilter(_ contents: Data, seq: Int64) throws
+
+    /// The newest complete key filter stored, and its seq; nil if none.
+    func latestKeyFilter() throws -> (seq: Int64, contents: Data)?
 
     /// Calls `body` with every row of the key index (`runs` false) or the run
     /// index (true) that lookups see, of generations up to `through`, in no

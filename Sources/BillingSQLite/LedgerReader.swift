@@ -1,6 +1,7 @@
 internal import BillingProto
 internal import BillingLedger
 internal import SwiftProtobuf
+import Foundation
 
 /// One reading connection (query_only) and its prepared statements. WAL lets
 /// any number of these read while the writer commits; each sees the journal as
@@ -22,6 +23,8 @@ final class LedgerReader: @unchecked Sendable {
     private let auditPage: Statement
     private let newestGeneration: Statement
     private let keyHashes: Statement
+    private let newestKeyFilter: Statement
+    private let keyFilterParts: Statement
     private let keyRows: Statement
     private let runRows: Statement
     private let sharedKeyHashes: Statement
@@ -43,7 +46,9 @@ final class LedgerReader: @unchecked Sendable {
             ORDER BY j.seq
             """)
         newestGeneration = try connection.prepare("SELECT coalesce(max(generation), 0) FROM index_generations")
-        keyHashes = try connection.prepare("SELECT key_hash FROM debit_keys")
+        keyHashes = try connection.prepare("SELECT key_hash FROM debit_keys WHERE generation > ?1")
+        newestKeyFilter = try connection.prepare("SELECT seq, parts FROM key_filters ORDER BY seq DESC LIMIT 1")
+        keyFilterParts = try connection.prepare("SELECT part, bytes FROM key_filter_parts WHERE seq = ?1 ORDER BY part")
         // Rows of recorded generations only, as lookups see them.
         keyRows = try connection.prepare("""
             SELECT d.key_hash, d.seq FROM index_generations AS g CROSS JOIN debit_keys AS d
@@ -143,9 +148,35 @@ final class LedgerReader: @unchecked Sendable {
         }
     }
 
-    func forEachIndexedKeyHash(_ body: (Int64) throws -> Void) throws {
+    func forEachIndexedKeyHash(after generation: Int64, _ body: (Int64) throws -> Void) throws {
         try keyHashes.use { query in
+            try query.bind(generation, at: 1)
             while try query.step() { try body(query.int64(at: 0)) }
+        }
+    }
+
+    func latestKeyFilter() throws -> (seq: Int64, contents: Data)? {
+        // One read transaction: the row and its parts as of the same commit.
+        try connection.execute(script: "BEGIN")
+        defer { try? connection.execute(script: "COMMIT") }
+        let row = try newestKeyFilter.use { query -> (seq: Int64, parts: Int64)? in
+            guard try query.step() else { return nil }
+            return (query.int64(at: 0), query.int64(at: 1))
+        }
+        guard let row else { return nil }
+        return try keyFilterParts.use { query in
+            try query.bind(row.seq, at: 1)
+            var contents = Data()
+            var next: Int64 = 0
+            while try query.step() {
+                guard query.int64(at: 0) == next else { break }
+                contents.append(contentsOf: query.blob(at: 1))
+                next += 1
+            }
+            guard next == row.parts else {
+                throw SQLiteStoreError.corrupt("key filter \(row.seq) has \(next) of its \(row.parts) parts")
+            }
+            return (row.seq, contents)
         }
     }
 

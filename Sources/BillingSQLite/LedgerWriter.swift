@@ -22,6 +22,10 @@ final class LedgerWriter: @unchecked Sendable {
     private let prunePartsStatement: Statement
     private let insertKey: Statement
     private let insertRun: Statement
+    private let insertFilterPart: Statement
+    private let recordFilter: Statement
+    private let pruneFilters: Statement
+    private let pruneFilterParts: Statement
 
     init(connection: SQLiteConnection) throws {
         self.connection = connection
@@ -44,6 +48,12 @@ final class LedgerWriter: @unchecked Sendable {
         // OR IGNORE: a checkpoint rewritten at the same seq (close right after one) repeats its rows.
         insertKey = try connection.prepare("INSERT OR IGNORE INTO debit_keys (generation, key_hash, seq) VALUES (?1, ?2, ?3)")
         insertRun = try connection.prepare("INSERT OR IGNORE INTO run_debits (generation, run_hash, seq) VALUES (?1, ?2, ?3)")
+        insertFilterPart = try connection.prepare(
+            "INSERT OR REPLACE INTO key_filter_parts (seq, part, bytes) VALUES (?1, ?2, ?3)")
+        recordFilter = try connection.prepare("INSERT OR REPLACE INTO key_filters (seq, parts) VALUES (?1, ?2)")
+        pruneFilters = try connection.prepare("DELETE FROM key_filters WHERE seq < ?1")
+        // Parts of filters replaced, or never recorded (a crash mid-write).
+        pruneFilterParts = try connection.prepare("DELETE FROM key_filter_parts WHERE seq NOT IN (SELECT seq FROM key_filters)")
     }
 
     /// Inserts `entries` in one transaction after checking, inside it, that they
@@ -146,6 +156,38 @@ final class LedgerWriter: @unchecked Sendable {
         }
     }
 
+    /// Stores one part of a key filter, in a transaction of its own; it
+    /// belongs to a filter only once `recordKeyFilter` records it.
+    func insertKeyFilterPart(seq: Int64, part: Int, bytes: [UInt8]) throws {
+        try connection.transaction {
+            try insertFilterPart.use { insert in
+                try insert.bind(seq, at: 1)
+                try insert.bind(Int64(part), at: 2)
+                try insert.bind(blob: bytes, at: 3)
+                while try insert.step() {}
+            }
+        }
+    }
+
+    /// Makes the filter whose `parts` parts were written the stored one, and
+    /// deletes older filters and stray parts, in one transaction.
+    func recordKeyFilter(seq: Int64, parts: Int) throws {
+        try connection.transaction {
+            try recordFilter.use { insert in
+                try insert.bind(seq, at: 1)
+                try insert.bind(Int64(parts), at: 2)
+                while try insert.step() {}
+            }
+            try pruneFilters.use { prune in
+                try prune.bind(seq, at: 1)
+                while try prune.step() {}
+            }
+            try pruneFilterParts.use { prune in
+                while try prune.step() {}
+            }
+        }
+    }
+
     /// After a failed checkpoint write: the index rows and parts it wrote,
     /// unless its generation was recorded before (a rewrite at the same seq).
     func dropUnrecorded(generation: Int64) throws {
@@ -169,11 +211,15 @@ final class LedgerWriter: @unchecked Sendable {
         }
     }
 
-    /// Index rows of a generation, and checkpoint parts, that were never
-    /// recorded (a crash between their transactions and `writeCheckpoint`).
+    /// Index rows of a generation, checkpoint parts and key filter parts
+    /// that were never recorded (a crash between their transactions and
+    /// `writeCheckpoint` or `recordKeyFilter`).
     func dropOrphanIndexRows() throws {
         try connection.transaction {
             try pruneParts()
+            try pruneFilterParts.use { prune in
+                while try prune.step() {}
+            }
             try connection.execute(script: """
                 DELETE FROM debit_keys WHERE generation > (SELECT coalesce(max(generation), 0) FROM index_generations);
                 DELETE FROM run_debits WHERE generation > (SELECT coalesce(max(generation), 0) FROM index_generations);

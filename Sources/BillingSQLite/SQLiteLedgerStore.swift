@@ -142,8 +142,24 @@ public final class SQLiteLedgerStore: LedgerStore {
         try readers.withReader { try $0.indexedThrough() }
     }
 
-    public func forEachIndexedKeyHash(_ body: (Int64) throws -> Void) throws {
-        try readers.withReader { try $0.forEachIndexedKeyHash(body) }
+    public func forEachIndexedKeyHash(after generation: Int64, _ body: (Int64) throws -> Void) throws {
+        try readers.withReader { try $0.forEachIndexedKeyHash(after: generation, body) }
+    }
+
+    /// In 1 MiB parts, each its own transaction (as a checkpoint's), the
+    /// row that completes it last: commits wait for one part at most.
+    public func writeKeyFilter(_ contents: Data, seq: Int64) throws {
+        var parts = 0
+        for start in stride(from: contents.startIndex, to: contents.endIndex, by: Self.checkpointPartBytes) {
+            let part = [UInt8](contents[start..<min(start + Self.checkpointPartBytes, contents.endIndex)])
+            try withCheckpointWriter { try $0.insertKeyFilterPart(seq: seq, part: parts, bytes: part) }
+            parts += 1
+        }
+        try withCheckpointWriter { try $0.recordKeyFilter(seq: seq, parts: parts) }
+    }
+
+    public func latestKeyFilter() throws -> (seq: Int64, contents: Data)? {
+        try readers.withReader { try $0.latestKeyFilter() }
     }
 
     public func forEachIndexRow(runs: Bool, through: Int64, _ body: (JournalIndexRows.Row) throws -> Void) throws {

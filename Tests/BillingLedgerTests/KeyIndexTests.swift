@@ -105,38 +105,56 @@ import Testing
         await h.ledger.close()
     }
 
-    /// A checkpoint carries the key filter: a restart loads it (no scan of
-    /// the index) and adds the replayed keys; a filter of another size is
-    /// rebuilt from the index instead. Either way no key is forgotten.
-    @Test func aRestartTakesTheFilterFromTheCheckpoint() async throws {
-        let h = try Harness(configuration: Fixtures.configuration(checkpointEvery: 1_000))
+    /// The key filter is stored with the first checkpoint of a process and
+    /// every `keyFilterEveryCheckpoints`-th after it: a restart loads the
+    /// stored copy and reads only the key hashes indexed after it (and
+    /// replays the rest); a filter of another size is rebuilt from the whole
+    /// index instead. Either way no key is forgotten.
+    @Test func aRestartLoadsTheStoredFilterAndTheKeysIndexedAfterIt() async throws {
+        var configuration = Fixtures.configuration(checkpointEvery: 1_000)
+        configuration.keyFilterEveryCheckpoints = 3
+        let h = try Harness(configuration: configuration)
         try await h.openAccount("acct", plan: "pro", credits: 1_000_000)
-        let keys = (0..<60).map { "k-\($0)" }
-        for key in keys.prefix(50) { _ = try await h.debit(Fixtures.command(account: "acct", key: key, micros: 5)) }
+        let keys = (0..<90).map { "k-\($0)" }
+        func debit(_ range: Range<Int>, on harness: Harness) async throws {
+            for key in keys[range] { _ = try await harness.debit(Fixtures.command(account: "acct", key: key, micros: 5)) }
+        }
+        try await debit(0..<50, on: h)
+        try await h.ledger.checkpoint()  // the process's first: the filter is stored
+        #expect(h.disk.keyFiltersStored == 1)
+        try await debit(50..<70, on: h)
         try await h.ledger.checkpoint()
-        for key in keys.suffix(10) { _ = try await h.debit(Fixtures.command(account: "acct", key: key, micros: 5)) }
-        let scans = h.disk.keyHashScans
+        try await debit(70..<80, on: h)
+        try await h.ledger.checkpoint()
+        #expect(h.disk.keyFiltersStored == 1, "not with the next two")
+        try await debit(80..<90, on: h)  // journaled, not indexed: replayed
+        let read = h.disk.keyHashesRead
 
         let restarted = try await h.restarted()
-        #expect(h.disk.keyHashScans == scans, "loaded from the checkpoint, not rebuilt")
+        #expect(h.disk.keyHashesRead - read == 30, "the keys of the two generations after the stored filter")
         for key in keys {
             #expect(restarted.ledger.keyFilter.mightContain(JournalKeyHash.debit(account: "acct", key: key)), "\(key)")
         }
         let lookups = h.disk.keyLookups
-        for index in 60..<100 {
+        for index in 90..<130 {
             _ = try await restarted.debit(Fixtures.command(account: "acct", key: "k-\(index)", micros: 5))
         }
         #expect(h.disk.keyLookups == lookups, "new keys are ruled out by the loaded filter")
         try await restarted.ledger.checkpoint()
+        #expect(h.disk.keyFiltersStored == 2, "the restarted process's first checkpoint")
 
-        var resized = Fixtures.configuration(checkpointEvery: 1_000)
+        var resized = configuration
         resized.keyFilterBytes = 128 << 10
+        let beforeResize = h.disk.keyHashesRead
         let rebuilt = try await restarted.restarted(configuration: resized)
-        #expect(h.disk.keyHashScans == scans + 1, "another size: read from the index")
-        for index in 0..<100 {
+        #expect(h.disk.keyHashesRead - beforeResize == 130, "another size: every indexed key read")
+        for index in 0..<130 {
             #expect(rebuilt.ledger.keyFilter.mightContain(JournalKeyHash.debit(account: "acct", key: "k-\(index)")))
         }
+        try await rebuilt.ledger.checkpoint()
+        #expect(h.disk.keyFiltersStored == 3, "the rebuilt process's first checkpoint")
         await rebuilt.ledger.close()
+        #expect(h.disk.keyFiltersStored == 4, "and its last, at close, though not due")
     }
 
     /// `billing verify` compares the stored indexes with the journal: a

@@ -131,11 +131,11 @@ import Testing
                 store.close()
             }
             var hashes: [Int64] = []
-            try SQLiteLedgerStore(path: path).forEachIndexedKeyHash { hashes.append($0) }
+            try SQLiteLedgerStore(path: path).forEachIndexedKeyHash(after: 0) { hashes.append($0) }
             #expect(hashes.count == 1, "a process that does not own the database deletes nothing")
             hashes = []
             let reopened = try SQLiteLedgerStore(path: path, owner: true)
-            try reopened.forEachIndexedKeyHash { hashes.append($0) }
+            try reopened.forEachIndexedKeyHash(after: 0) { hashes.append($0) }
             #expect(hashes.isEmpty)
             // Written properly, the same debit is found.
             try reopened.index([entry])
@@ -152,7 +152,7 @@ import Testing
             try store.index(entries)
             #expect(try store.indexedThrough() == Int64(count))
             var hashes = 0
-            try store.forEachIndexedKeyHash { _ in hashes += 1 }
+            try store.forEachIndexedKeyHash(after: 0) { _ in hashes += 1 }
             #expect(hashes == count)
             #expect(try store.debitEntry(accountID: "a", idempotencyKey: "k\(count)") == entries.last)
             #expect(try store.runEntries(accountID: "a", runID: "r3").count == entries.filter { $0.debitAccepted.runID == "r3" }.count)

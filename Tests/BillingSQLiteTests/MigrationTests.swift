@@ -98,7 +98,7 @@ import Testing
             #expect(try store.debitEntry(accountID: "a", idempotencyKey: "k3") == nil)
             #expect(try store.runEntries(accountID: "a", runID: "r1") == [entries[0]])
             var hashes: [Int64] = []
-            try store.forEachIndexedKeyHash { hashes.append($0) }
+            try store.forEachIndexedKeyHash(after: 0) { hashes.append($0) }
             #expect(Set(hashes) == [JournalKeyHash.debit(account: "a", key: "k1"), JournalKeyHash.debit(account: "a", key: "k2")])
             #expect(try store.entries() == entries)
         }

@@ -1,3 +1,4 @@
+import Foundation
 import BillingLedger
 import BillingProto
 
@@ -45,9 +46,15 @@ final class InMemoryLedgerStore: LedgerStore {
 
     func indexedThrough() throws -> Int64 { try disk.indexedThrough(session: session) }
 
-    func forEachIndexedKeyHash(_ body: (Int64) throws -> Void) throws {
-        try disk.forEachIndexedKeyHash(session: session, body)
+    func forEachIndexedKeyHash(after generation: Int64, _ body: (Int64) throws -> Void) throws {
+        try disk.forEachIndexedKeyHash(after: generation, session: session, body)
     }
+
+    func writeKeyFilter(_ contents: Data, seq: Int64) throws {
+        try disk.writeKeyFilter(contents, seq: seq, session: session)
+    }
+
+    func latestKeyFilter() throws -> (seq: Int64, contents: Data)? { try disk.latestKeyFilter(session: session) }
 
     func forEachIndexRow(runs: Bool, through: Int64, _ body: (JournalIndexRows.Row) throws -> Void) throws {
         try disk.forEachIndexRow(runs: runs, session: session) { row in

@@ -70,7 +70,14 @@ final class SimulatedDisk: Sendable {
         /// ledger hands them over (JournalIndexRows).
         var keyHashIndex: [Int64: [Int]] = [:]
         var runHashIndex: [Int64: [Int]] = [:]
+        /// The index generation (checkpoint seq) each key row was written with, by journal position.
+        var keyRowGeneration: [Int: Int64] = [:]
         var indexedThrough: Int64 = 0
+        /// The newest stored key filter (`writeKeyFilter`).
+        var keyFilter: (seq: Int64, contents: Data)?
+        var keyFiltersStored = 0
+        /// Key hashes `forEachIndexedKeyHash` handed out.
+        var keyHashesRead = 0
         /// Newest last; the two newest are kept, as the SQLite store does.
         var checkpoints: [[UInt8]] = []
         var session = 0
@@ -202,7 +209,10 @@ final class SimulatedDisk: Sendable {
             for row in index.keys + index.runs where row.seq > checkpoint.seq || row.seq < 1 {
                 c.violations.append("index row for seq \(row.seq) with the checkpoint at seq \(checkpoint.seq)")
             }
-            for row in index.keys { c.keyHashIndex[row.hash, default: []].append(Int(row.seq) - 1) }
+            for row in index.keys {
+                c.keyHashIndex[row.hash, default: []].append(Int(row.seq) - 1)
+                c.keyRowGeneration[Int(row.seq) - 1] = checkpoint.seq
+            }
             for row in index.runs { c.runHashIndex[row.hash, default: []].append(Int(row.seq) - 1) }
             c.indexedThrough = max(c.indexedThrough, checkpoint.seq)
             c.checkpoints.append(bytes)
@@ -285,14 +295,48 @@ final class SimulatedDisk: Sendable {
         for row in rows { try body(row) }
     }
 
-    func forEachIndexedKeyHash(session: Int, _ body: (Int64) throws -> Void) throws {
+    func forEachIndexedKeyHash(after generation: Int64, session: Int, _ body: (Int64) throws -> Void) throws {
         let hashes = try contents.withLock { c in
             try Self.requireLive(c, session)
             c.keyHashScans += 1
-            return c.keyHashIndex.flatMap { hash, rows in rows.map { _ in hash } }
+            let hashes = c.keyHashIndex.flatMap { hash, rows in
+                rows.filter { c.keyRowGeneration[$0, default: 0] > generation }.map { _ in hash }
+            }
+            c.keyHashesRead += hashes.count
+            return hashes
         }
         for hash in hashes { try body(hash) }
     }
+
+    /// Stores the filter (failing as often as checkpoints do), after
+    /// checking its promise: every debit key journaled up to `seq` is in it.
+    func writeKeyFilter(_ filterContents: Data, seq: Int64, session: Int) throws {
+        let filter = KeyFilter(bytes: filterContents.count)
+        _ = filter.load(filterContents)
+        try contents.withLock { c in
+            try Self.requireLive(c, session)
+            if c.rng.chance(c.faults.checkpointFails) {
+                throw StoreFault(description: "injected: key filter at seq \(seq) failed")
+            }
+            for (key, position) in c.debitIndex where position < seq
+                && !filter.mightContain(JournalKeyHash.debit(account: key.account, key: key.key)) {
+                c.violations.append("key filter at seq \(seq) lacks \(key.account)/\(key.key) (seq \(position + 1))")
+            }
+            c.keyFilter = (seq, filterContents)
+            c.keyFiltersStored += 1
+            c.events.append("key filter seq \(seq) by session \(session)")
+        }
+    }
+
+    func latestKeyFilter(session: Int) throws -> (seq: Int64, contents: Data)? {
+        try contents.withLock { c in
+            try Self.requireLive(c, session)
+            return c.keyFilter
+        }
+    }
+
+    var keyFiltersStored: Int { contents.withLock { $0.keyFiltersStored } }
+    var keyHashesRead: Int { contents.withLock { $0.keyHashesRead } }
 
     func lastSeq(session: Int) throws -> Int64 {
         try contents.withLock { c in
