@@ -53,6 +53,26 @@ public struct LedgerAudit: Sendable {
         // one's key is found in the index. Neither: by hash among the
         // unindexed, a checkpoint interval's worth at most.
         let sharedHashSeqs = Set(try store.keyRowsSharingAHash(through: indexed).map(\.seq))
+        // The stored key filter must hold every debit key journaled up to its
+        // seq: a key it lacked would be taken for new after a restart.
+        var storedFilter: (seq: Int64, filter: KeyFilter)?
+        if let stored = try store.latestKeyFilter() {
+            let filter = KeyFilter(bytes: stored.contents.count)
+            if filter.load(stored.contents) {
+                storedFilter = (stored.seq, filter)
+            } else {
+                problem("the stored key filter (seq \(stored.seq)) has \(stored.contents.count) bytes, not a filter's size")
+            }
+        }
+        var missingFromFilter = 0
+        func checkFiltered(_ entry: Billing_Journal_V1_Entry, account: String, key: String) {
+            guard let (seq, filter) = storedFilter, entry.seq <= seq,
+                  !filter.mightContain(JournalKeyHash.debit(account: account, key: key)) else { return }
+            missingFromFilter += 1
+            if missingFromFilter <= 3 {
+                problem("account \(account) key \(key) (seq \(entry.seq)) is missing from the key filter stored at seq \(seq)")
+            }
+        }
         var sharedHashKeys: [Int64: [(key: [String], seq: Int64)]] = [:]
         var unindexedKeys: [Int64: Billing_Journal_V1_Entry] = [:]
         func checkUnique(_ entry: Billing_Journal_V1_Entry, account: String, key: String) throws {
@@ -102,10 +122,12 @@ public struct LedgerAudit: Sendable {
                 }
                 try checkIndexed(entry, account: debit.accountID, key: debit.idempotencyKey)
                 try checkUnique(entry, account: debit.accountID, key: debit.idempotencyKey)
+                checkFiltered(entry, account: debit.accountID, key: debit.idempotencyKey)
             case .debitRefused(let refused):
                 audit.refusedDebits += 1
                 try checkIndexed(entry, account: refused.accountID, key: refused.idempotencyKey)
                 try checkUnique(entry, account: refused.accountID, key: refused.idempotencyKey)
+                checkFiltered(entry, account: refused.accountID, key: refused.idempotencyKey)
             default:
                 break
             }
@@ -171,6 +193,9 @@ public struct LedgerAudit: Sendable {
                     problem("account \(row.key[0]) key \(row.key[1]): a second debit entry (seq \(row.seq), first at \(first.seq))")
                 }
             }
+        }
+        if missingFromFilter > 3 {
+            problem("\(missingFromFilter) debit keys in all are missing from the stored key filter")
         }
         var storedKeys = IndexDigest(), storedRuns = IndexDigest()
         try store.forEachIndexRow(runs: false, through: indexed) { storedKeys.add($0.hash, seq: $0.seq) }

@@ -1,3 +1,4 @@
+import Foundation
 import BillingCore
 import BillingLedger
 import BillingProto
@@ -186,6 +187,30 @@ import Testing
         h.disk.addIndexRow(.init(hash: JournalKeyHash.run(account: "acct", run: "elsewhere"), seq: victim.seq), runs: true)
         problems = try LedgerAudit.run(on: h.store, plans: Fixtures.plans).problems
         #expect(problems.contains { $0 == "the run index holds 20 rows; the journal has 20 accepted debits up to seq \(victim.seq + 12), with other contents" }, "\(problems)")
+    }
+
+    /// `billing verify` checks the stored key filter holds every debit key
+    /// journaled up to its seq (one that lacked keys would let a retry of an
+    /// old key be charged again after a restart).
+    @Test func verifyFindsKeysMissingFromTheStoredFilter() async throws {
+        let h = try Harness(configuration: Fixtures.configuration(checkpointEvery: 1_000))
+        try await h.openAccount("acct", plan: "pro", credits: 1_000_000)
+        for index in 0..<20 {
+            _ = try await h.debit(Fixtures.command(account: "acct", key: "k-\(index)", micros: 5))
+        }
+        await h.ledger.close()  // the last checkpoint stores the filter
+        let stored = try #require(try h.store.latestKeyFilter())
+        #expect(try LedgerAudit.run(on: h.store, plans: Fixtures.plans).problems == [])
+
+        h.disk.replaceKeyFilter(Data(count: stored.contents.count), seq: stored.seq)  // emptied
+        let problems = try LedgerAudit.run(on: h.store, plans: Fixtures.plans).problems
+        #expect(problems.contains { $0.contains("key k-0 (seq") && $0.hasSuffix("is missing from the key filter stored at seq \(stored.seq)") },
+                "\(problems)")
+        #expect(problems.contains("20 debit keys in all are missing from the stored key filter"), "\(problems)")
+
+        h.disk.replaceKeyFilter(Data(count: 100), seq: stored.seq)
+        #expect(try LedgerAudit.run(on: h.store, plans: Fixtures.plans).problems
+            == ["the stored key filter (seq \(stored.seq)) has 100 bytes, not a filter's size"])
     }
 
     static func debit(_ seq: Int64, key: String, run: String) -> Billing_Journal_V1_Entry {

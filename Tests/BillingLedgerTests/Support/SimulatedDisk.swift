@@ -336,6 +336,11 @@ final class SimulatedDisk: Sendable {
     }
 
     var keyFiltersStored: Int { contents.withLock { $0.keyFiltersStored } }
+
+    /// Damages the stored key filter, for `billing verify` to find.
+    func replaceKeyFilter(_ filterContents: Data, seq: Int64) {
+        contents.withLock { $0.keyFilter = (seq, filterContents) }
+    }
     var keyHashesRead: Int { contents.withLock { $0.keyHashesRead } }
 
     func lastSeq(session: Int) throws -> Int64 {
