@@ -235,6 +235,6 @@ final class LedgerReader: @unchecked Sendable {
     }
 
     private static func entry(_ body: [UInt8]) throws -> Billing_Journal_V1_Entry {
-        try Billing_Journal_V1_Entry(serializedBytes: body)
+        try JournalDecoding.entry(body)
     }
 }
