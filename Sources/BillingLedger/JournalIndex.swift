@@ -53,20 +53,31 @@ public enum JournalKeyHash {
         hash(domain: 0x72, account, run)
     }
 
+    /// FNV-1a over the domain byte, then each text's UTF-8 length (four
+    /// bytes, little-endian) and bytes; finished with SplitMix64's mixer.
+    /// Stored in the indexes: the value must never change (pinned by tests).
     static func hash(domain: UInt8, _ first: String, _ second: String) -> Int64 {
         var h: UInt64 = 0xCBF2_9CE4_8422_2325
-        @inline(__always) func mix(_ byte: UInt8) {
-            h = (h ^ UInt64(byte)) &* 0x0000_0100_0000_01B3
-        }
-        mix(domain)
-        for text in [first, second] {
-            var count = UInt32(text.utf8.count)
+        mix(domain, into: &h)
+        mix(first, into: &h)
+        mix(second, into: &h)
+        return Int64(bitPattern: SplitMix64.mix(h))
+    }
+
+    @inline(__always) private static func mix(_ byte: UInt8, into h: inout UInt64) {
+        h = (h ^ UInt64(byte)) &* 0x0000_0100_0000_01B3
+    }
+
+    /// One text, read in place (no per-call array, no per-byte iterator).
+    @inline(__always) private static func mix(_ text: String, into h: inout UInt64) {
+        var text = text
+        text.withUTF8 { utf8 in
+            var count = UInt32(utf8.count)
             for _ in 0..<4 {
-                mix(UInt8(truncatingIfNeeded: count))
+                mix(UInt8(truncatingIfNeeded: count), into: &h)
                 count >>= 8
             }
-            for byte in text.utf8 { mix(byte) }
+            for byte in utf8 { mix(byte, into: &h) }
         }
-        return Int64(bitPattern: SplitMix64.mix(h))
     }
 }

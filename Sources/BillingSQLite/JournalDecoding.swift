@@ -211,9 +211,24 @@ struct ProtobufReader {
     }
 
     /// Nil for bytes that are not UTF-8 (SwiftProtobuf then reports it).
+    /// ASCII — the usual id — needs no validation; anything else is
+    /// checked scalar by scalar first, as SwiftProtobuf does
+    /// (`String(validating:)` was a generic, unspecialized call: 3 % of replay).
     mutating func string() -> String? {
         guard let (start, end) = delimited() else { return nil }
-        return String(validating: UnsafeRawBufferPointer(rebasing: buffer[start..<end]), as: UTF8.self)
+        let utf8 = UnsafeRawBufferPointer(rebasing: buffer[start..<end])
+        if !utf8.allSatisfy({ $0 < 0x80 }) {
+            var parser = Unicode.UTF8.ForwardParser()
+            var bytes = utf8.makeIterator()
+            while true {
+                switch parser.parseScalar(from: &bytes) {
+                case .valid: continue
+                case .error: return nil
+                case .emptyInput: return String(decoding: utf8, as: UTF8.self)
+                }
+            }
+        }
+        return String(decoding: utf8, as: UTF8.self)
     }
 
     mutating func bytes() -> UnsafeRawBufferPointer? {
