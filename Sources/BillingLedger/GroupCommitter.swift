@@ -82,6 +82,8 @@ final class GroupCommitter: Sendable {
     struct PendingCheckpoint {
         let snapshot: LedgerState
         let writtenAtMicros: Int64
+        /// The ledger's last (at close): stores the key filter too.
+        let last: Bool
         var seq: Int64 { snapshot.lastSeq }
     }
 
@@ -135,11 +137,12 @@ final class GroupCommitter: Sendable {
     /// Queues a checkpoint with the index rows of the debits since the last
     /// one, written once every entry up to its seq is durable; dropped if a
     /// commit fails first (it would hold lost entries). A newer checkpoint
-    /// replaces one not yet written; their rows go together.
-    func enqueueCheckpoint(_ snapshot: LedgerState, writtenAtMicros: Int64, index: JournalIndexRows) {
+    /// replaces one not yet written; their rows go together. `last`: the
+    /// ledger is closing (the key filter is stored with it).
+    func enqueueCheckpoint(_ snapshot: LedgerState, writtenAtMicros: Int64, index: JournalIndexRows, last: Bool = false) {
         state.withLock { s in
             guard s.failed == nil else { return }
-            s.checkpoint = PendingCheckpoint(snapshot: snapshot, writtenAtMicros: writtenAtMicros)
+            s.checkpoint = PendingCheckpoint(snapshot: snapshot, writtenAtMicros: writtenAtMicros, last: last)
             s.pendingIndex.append(contentsOf: index)
         }
         checkpointWake.signal()
@@ -296,7 +299,7 @@ final class GroupCommitter: Sendable {
     /// after the journal thread stops, writes what is left and stops too.
     private func runCheckpoints() {
         enum Next {
-            case write(PendingCheckpoint, JournalIndexRows, last: Bool)
+            case write(PendingCheckpoint, JournalIndexRows)
             case wait
             case exit
         }
@@ -309,13 +312,13 @@ final class GroupCommitter: Sendable {
                     s.checkpoint = nil
                     checkpointWriting.enter()
                     defer { s.pendingIndex = JournalIndexRows() }
-                    return .write(pending, s.pendingIndex, last: s.stopping)
+                    return .write(pending, s.pendingIndex)
                 }
                 return s.journalDone ? .exit : .wait
             }
             switch next {
-            case .write(let pending, let rows, let last):
-                let withFilter = keyFilter != nil && (sinceFilter >= keyFilterEvery - 1 || last)
+            case .write(let pending, let rows):
+                let withFilter = keyFilter != nil && (sinceFilter >= keyFilterEvery - 1 || pending.last)
                 let (written, filterStored) = write(pending, index: rows, withFilter: withFilter)
                 if filterStored {
                     sinceFilter = 0

@@ -121,10 +121,10 @@ public actor Ledger {
     /// the checkpoint is built from it on the committer's checkpoint thread)
     /// and the cache's sealed generation to the committer; returns its seq.
     @discardableResult
-    func queueCheckpoint(atMicros: Int64) -> Int64 {
+    func queueCheckpoint(atMicros: Int64, last: Bool = false) -> Int64 {
         let index = cache.seal(atSeq: state.lastSeq)
         entriesSinceCheckpoint = 0
-        committer.enqueueCheckpoint(state, writtenAtMicros: atMicros, index: index)
+        committer.enqueueCheckpoint(state, writtenAtMicros: atMicros, index: index, last: last)
         return state.lastSeq
     }
 
@@ -134,7 +134,7 @@ public actor Ledger {
     public func close(checkpoint: Bool = true) {
         guard !closed else { return }
         closed = true
-        if checkpoint { queueCheckpoint(atMicros: clock.nowMicros()) }
+        if checkpoint { queueCheckpoint(atMicros: clock.nowMicros(), last: true) }
         committer.stop()
     }
 
