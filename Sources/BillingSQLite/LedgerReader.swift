@@ -164,19 +164,25 @@ final class LedgerReader: @unchecked Sendable {
             return (query.int64(at: 0), query.int64(at: 1))
         }
         guard let row else { return nil }
-        return try keyFilterParts.use { query in
-            try query.bind(row.seq, at: 1)
-            var contents = Data()
+        return (row.seq, Data(try Self.joined(keyFilterParts, seq: row.seq, parts: row.parts, of: "key filter")))
+    }
+
+    /// The `parts` parts stored at `seq`, read by `query` (part, bytes in
+    /// part order) and joined; corrupt unless every one is there.
+    private static func joined(_ query: Statement, seq: Int64, parts: Int64, of what: String) throws -> [UInt8] {
+        try query.use { query in
+            try query.bind(seq, at: 1)
+            var joined: [UInt8] = []
             var next: Int64 = 0
             while try query.step() {
                 guard query.int64(at: 0) == next else { break }
-                contents.append(contentsOf: query.blob(at: 1))
+                joined.append(contentsOf: query.blob(at: 1))
                 next += 1
             }
-            guard next == row.parts else {
-                throw SQLiteStoreError.corrupt("key filter \(row.seq) has \(next) of its \(row.parts) parts")
+            guard next == parts else {
+                throw SQLiteStoreError.corrupt("\(what) \(seq) has \(next) of its \(parts) parts")
             }
-            return (row.seq, contents)
+            return joined
         }
     }
 
@@ -208,20 +214,7 @@ final class LedgerReader: @unchecked Sendable {
         guard let row else { return nil }
         var bytes = row.state
         if row.parts > 0 {
-            bytes = try checkpointParts.use { query in
-                try query.bind(row.seq, at: 1)
-                var joined: [UInt8] = []
-                var next: Int64 = 0
-                while try query.step() {
-                    guard query.int64(at: 0) == next else { break }
-                    joined.append(contentsOf: query.blob(at: 1))
-                    next += 1
-                }
-                guard next == row.parts else {
-                    throw SQLiteStoreError.corrupt("checkpoint \(row.seq) has \(next) of its \(row.parts) parts")
-                }
-                return joined
-            }
+            bytes = try Self.joined(checkpointParts, seq: row.seq, parts: row.parts, of: "checkpoint")
         }
         let checkpoint = try Billing_Journal_V1_Checkpoint(serializedBytes: bytes)
         guard checkpoint.seq == row.seq else {

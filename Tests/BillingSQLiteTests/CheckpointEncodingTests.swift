@@ -39,19 +39,8 @@ import Testing
     }
 
     static func randomCheckpoint(_ rng: inout SplitMix64) -> Billing_Journal_V1_Checkpoint {
-        func text() -> String {
-            let alphabet = Array("ab-_09ü口🧾\u{0}\"")
-            return String((0..<rng.next(below: 3) * rng.next(below: 40)).map { _ in alphabet[rng.next(below: alphabet.count)] })
-        }
-        func number() -> Int64 {
-            switch rng.next(below: 5) {
-            case 0: 0
-            case 1: Int64(rng.next(below: 128))
-            case 2: -Int64(rng.next(below: 1_000_000))
-            case 3: Int64.max - Int64(rng.next(below: 2))
-            default: Int64(bitPattern: rng.next())
-            }
-        }
+        func text() -> String { rng.wireText(maxRun: 40) }
+        func number() -> Int64 { rng.wireNumber() }
         var checkpoint = Billing_Journal_V1_Checkpoint()
         checkpoint.seq = number()
         checkpoint.writtenUnixMicros = number()

@@ -35,19 +35,8 @@ import Testing
     }
 
     static func randomDebit(_ rng: inout SplitMix64) -> Billing_Journal_V1_Entry {
-        func text() -> String {
-            let alphabet = Array("ab-_09ü口🧾\u{0}\"")
-            return String((0..<rng.next(below: 4) * rng.next(below: 60)).map { _ in alphabet[rng.next(below: alphabet.count)] })
-        }
-        func number() -> Int64 {
-            switch rng.next(below: 5) {
-            case 0: 0
-            case 1: Int64(rng.next(below: 128))
-            case 2: -Int64(rng.next(below: 1_000_000))
-            case 3: Int64.max - Int64(rng.next(below: 2))
-            default: Int64(bitPattern: rng.next())
-            }
-        }
+        func text() -> String { rng.wireText() }
+        func number() -> Int64 { rng.wireNumber() }
         var debit = Billing_Journal_V1_DebitAccepted()
         debit.accountID = text()
         debit.workspaceID = text()
