@@ -64,7 +64,16 @@ public actor Ledger {
         var filterSource = "from the checkpoint"
         if !filterLoaded {
             var after: Int64 = 0
-            if let stored = try store.latestKeyFilter(), keyFilter.load(stored.contents) {
+            // Only a shortcut: an unreadable copy means reading the whole index.
+            let stored: (seq: Int64, contents: Data)?
+            do {
+                stored = try store.latestKeyFilter()
+            } catch {
+                logger.warning("the stored key filter cannot be read; reading every key hash from the index",
+                               metadata: ["error": "\(error)"])
+                stored = nil
+            }
+            if let stored, keyFilter.load(stored.contents) {
                 after = stored.seq
             }
             try store.forEachIndexedKeyHash(after: after) { hash in

@@ -1,5 +1,6 @@
 public import BillingCore
 import BillingProto
+import Foundation
 
 /// Reconciliation (`billing verify`): recomputes every balance, roll-up and
 /// run cost from the journal alone and compares them with what the ledger
@@ -56,7 +57,14 @@ public struct LedgerAudit: Sendable {
         // The stored key filter must hold every debit key journaled up to its
         // seq: a key it lacked would be taken for new after a restart.
         var storedFilter: (seq: Int64, filter: KeyFilter)?
-        if let stored = try store.latestKeyFilter() {
+        let stored: (seq: Int64, contents: Data)?
+        do {
+            stored = try store.latestKeyFilter()
+        } catch {
+            problem("the stored key filter cannot be read: \(error)")
+            stored = nil
+        }
+        if let stored {
             let filter = KeyFilter(bytes: stored.contents.count)
             if filter.load(stored.contents) {
                 storedFilter = (stored.seq, filter)

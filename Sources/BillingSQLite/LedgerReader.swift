@@ -168,13 +168,14 @@ final class LedgerReader: @unchecked Sendable {
     }
 
     /// The `parts` parts stored at `seq`, read by `query` (part, bytes in
-    /// part order) and joined; corrupt unless every one is there.
+    /// part order) and joined; corrupt unless every one is there. Parts
+    /// numbered past `parts` are not read.
     private static func joined(_ query: Statement, seq: Int64, parts: Int64, of what: String) throws -> [UInt8] {
         try query.use { query in
             try query.bind(seq, at: 1)
             var joined: [UInt8] = []
             var next: Int64 = 0
-            while try query.step() {
+            while next < parts, try query.step() {
                 guard query.int64(at: 0) == next else { break }
                 joined.append(contentsOf: query.blob(at: 1))
                 next += 1

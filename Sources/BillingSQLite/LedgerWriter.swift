@@ -188,6 +188,32 @@ final class LedgerWriter: @unchecked Sendable {
         }
     }
 
+    /// Deletes the checkpoint or key filter stored at `seq` (row and parts),
+    /// in one transaction, before one is written again at that seq (a close
+    /// right after a checkpoint, an idle restart): parts are replaced one
+    /// transaction at a time, so without this a rewrite of another size
+    /// would leave old parts past the new count, and a crash mid-rewrite a
+    /// row over a mix of old and new parts. A crash after it leaves the
+    /// one before (a checkpoint) or none (a filter: start-up then reads
+    /// every key hash from the index).
+    func forget(_ kind: StoredInParts, seq: Int64) throws {
+        try connection.transaction {
+            for table in [kind.rowTable, kind.partTable] {
+                try connection.prepare("DELETE FROM \(table) WHERE seq = ?1").use { delete in
+                    try delete.bind(seq, at: 1)
+                    while try delete.step() {}
+                }
+            }
+        }
+    }
+
+    enum StoredInParts {
+        case checkpoint, keyFilter
+
+        var rowTable: String { self == .checkpoint ? "checkpoints" : "key_filters" }
+        var partTable: String { self == .checkpoint ? "checkpoint_parts" : "key_filter_parts" }
+    }
+
     /// After a failed checkpoint write: the index rows and parts it wrote,
     /// unless its generation was recorded before (a rewrite at the same seq).
     func dropUnrecorded(generation: Int64) throws {

@@ -93,6 +93,8 @@ public final class SQLiteLedgerStore: LedgerStore {
     }
 
     private func write(_ checkpoint: Billing_Journal_V1_Checkpoint, bytes: [UInt8], index: JournalIndexRows) throws {
+        // A rewrite at the same seq replaces the old one whole (see `forget`).
+        try withCheckpointWriter { try $0.forget(.checkpoint, seq: checkpoint.seq) }
         // Large checkpoints in parts, each its own transaction (see 0003).
         var parts = 0
         if bytes.count > Self.checkpointPartBytes {
@@ -149,6 +151,7 @@ public final class SQLiteLedgerStore: LedgerStore {
     /// In 1 MiB parts, each its own transaction (as a checkpoint's), the
     /// row that completes it last: commits wait for one part at most.
     public func writeKeyFilter(_ contents: Data, seq: Int64) throws {
+        try withCheckpointWriter { try $0.forget(.keyFilter, seq: seq) }
         var parts = 0
         for start in stride(from: contents.startIndex, to: contents.endIndex, by: Self.checkpointPartBytes) {
             let part = [UInt8](contents[start..<min(start + Self.checkpointPartBytes, contents.endIndex)])

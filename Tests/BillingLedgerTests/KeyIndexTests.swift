@@ -213,6 +213,28 @@ import Testing
             == ["the stored key filter (seq \(stored.seq)) has 100 bytes, not a filter's size"])
     }
 
+    /// The stored filter is only a shortcut: when it cannot be read,
+    /// start-up reads every key hash from the index, and `billing verify`
+    /// reports it instead of stopping.
+    @Test func anUnreadableStoredFilterMeansReadingTheWholeIndex() async throws {
+        let h = try Harness(configuration: Fixtures.configuration(checkpointEvery: 1_000))
+        try await h.openAccount("acct", plan: "pro", credits: 1_000_000)
+        for index in 0..<30 {
+            _ = try await h.debit(Fixtures.command(account: "acct", key: "k-\(index)", micros: 5))
+        }
+        try await h.ledger.checkpoint()
+        h.disk.damageKeyFilter()
+        let read = h.disk.keyHashesRead
+        let restarted = try await h.restarted()
+        #expect(h.disk.keyHashesRead - read == 30, "every indexed key")
+        for index in 0..<30 {
+            #expect(restarted.ledger.keyFilter.mightContain(JournalKeyHash.debit(account: "acct", key: "k-\(index)")))
+        }
+        let problems = try LedgerAudit.run(on: restarted.store, plans: Fixtures.plans).problems
+        #expect(problems.contains { $0.hasPrefix("the stored key filter cannot be read") }, "\(problems)")
+        await restarted.ledger.close()
+    }
+
     static func debit(_ seq: Int64, key: String, run: String) -> Billing_Journal_V1_Entry {
         var accepted = Billing_Journal_V1_DebitAccepted()
         accepted.accountID = "acct"

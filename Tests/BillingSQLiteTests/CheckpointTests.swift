@@ -1,3 +1,4 @@
+import Foundation
 import BillingLedger
 import BillingProto
 import SwiftProtobuf
@@ -53,6 +54,24 @@ import Testing
             let expected = try (Self.large(9).serializedBytes() as [UInt8]).count / SQLiteLedgerStore.checkpointPartBytes + 1
             #expect(Set(parts.map(\.seq)) == [6, 9], "parts of the pruned checkpoint 3 are gone")
             #expect(parts.filter { $0.seq == 9 }.count == expected)
+        }
+    }
+
+    /// A checkpoint written again at the same seq with fewer parts (the
+    /// first one after the key filter left checkpoints) reads back as the
+    /// new one, with no part of the old one left.
+    @Test func aCheckpointRewrittenAtTheSameSeqWithFewerPartsReadsBackWhole() throws {
+        try withTemporaryDatabase { path in
+            let store = try SQLiteLedgerStore(path: path)
+            try store.append((1...9).map { accountCreated($0, account: "acct-\($0)") })
+            var larger = Self.large(9)
+            larger.keyFilter = Data(repeating: 0xA5, count: 3 * SQLiteLedgerStore.checkpointPartBytes)
+            try store.writeCheckpoint(larger, index: JournalIndexRows())
+            let smaller = Self.large(9)
+            try store.writeCheckpoint(smaller, index: JournalIndexRows())
+            #expect(try store.latestCheckpoint() == smaller)
+            let expected = try CheckpointEncoding.bytes(smaller).count / SQLiteLedgerStore.checkpointPartBytes + 1
+            #expect(try Self.partRows(path).count == expected)
         }
     }
 

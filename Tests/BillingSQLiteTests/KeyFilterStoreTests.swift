@@ -23,6 +23,22 @@ import Testing
         }
     }
 
+    /// Written again at the same seq (a close right after a checkpoint, an
+    /// idle restart), at another size: the new one whole, no old part left.
+    @Test func aFilterRewrittenAtTheSameSeqReplacesTheOldOneWhole() throws {
+        try withTemporaryDatabase { path in
+            let store = try SQLiteLedgerStore(path: path)
+            let large = Self.contents(bytes: 4 * SQLiteLedgerStore.checkpointPartBytes, seed: 5)
+            let small = Self.contents(bytes: 2 * SQLiteLedgerStore.checkpointPartBytes, seed: 6)
+            try store.writeKeyFilter(large, seq: 7)
+            try store.writeKeyFilter(small, seq: 7)
+            #expect(try store.latestKeyFilter().map { [$0.seq: $0.contents] } == [7: small])
+            #expect(try Self.partRows(path) == [7, 7])
+            try store.writeKeyFilter(large, seq: 7)
+            #expect(try store.latestKeyFilter().map { [$0.seq: $0.contents] } == [7: large])
+        }
+    }
+
     /// Parts written before a crash, without their row, are not a filter:
     /// the previous one stays the newest, and the owner deletes them on open.
     @Test func partsWithoutTheirRowAreNotAFilter() throws {

@@ -76,6 +76,7 @@ final class SimulatedDisk: Sendable {
         /// The newest stored key filter (`writeKeyFilter`).
         var keyFilter: (seq: Int64, contents: Data)?
         var keyFiltersStored = 0
+        var keyFilterUnreadable = false
         /// Key hashes `forEachIndexedKeyHash` handed out.
         var keyHashesRead = 0
         /// Newest last; the two newest are kept, as the SQLite store does.
@@ -331,8 +332,14 @@ final class SimulatedDisk: Sendable {
     func latestKeyFilter(session: Int) throws -> (seq: Int64, contents: Data)? {
         try contents.withLock { c in
             try Self.requireLive(c, session)
+            if c.keyFilterUnreadable { throw StoreFault(description: "injected: the stored key filter is damaged") }
             return c.keyFilter
         }
+    }
+
+    /// Makes the stored key filter unreadable (a damaged part).
+    func damageKeyFilter() {
+        contents.withLock { $0.keyFilterUnreadable = true }
     }
 
     var keyFiltersStored: Int { contents.withLock { $0.keyFiltersStored } }
