@@ -47,7 +47,9 @@ seq, size = db.execute("""SELECT c.seq, length(c.state) + coalesce((SELECT sum(l
                               WHERE p.seq = c.seq), 0) FROM checkpoints c ORDER BY c.seq DESC LIMIT 1""").fetchone()
 print(f"  newest checkpoint: seq {seq}, {size / 1e6:.1f} MB")
 PY
-grep "checkpoint written" "$work/load.log" | tail -1 | sed -n 's/.*\(build_ms=[0-9]*\).*\(write_ms=[0-9]*\).*/  its \1 \2/p'
+grep "checkpoint written" "$work/load.log" | tail -1 | sed -n 's/.*\(build_ms=[0-9]*\).*\(cpu_ms=[0-9]*\).*\(write_ms=[0-9]*\).*/  its \1 \3 \2 (the checkpoint thread'"'"'s CPU)/p'
+echo "  checkpoints written: $(grep -c "checkpoint written" "$work/load.log"); key filters stored: $(grep -c "key filter stored" "$work/load.log"); paced: $(grep -c "slowing commits" "$work/load.log") times"
+grep "key filter stored" "$work/load.log" | tail -1 | sed -n 's/.*\(cpu_ms=[0-9]*\).*\(seq=[0-9]*\).*\(write_ms=[0-9]*\).*/  newest key filter: \2 \3 \1/p'
 measure "start-up after SIGKILL (replays what followed the newest checkpoint)"
 
 start_server "$work/worst.log" info --checkpoint-every 100000000
