@@ -22,6 +22,9 @@ final class LedgerWriter: @unchecked Sendable {
     private let prunePartsStatement: Statement
     private let insertKey: Statement
     private let insertRun: Statement
+    /// The same inserts, `indexRowsPerStatement` rows per statement.
+    private let insertKeys: Statement
+    private let insertRuns: Statement
     private let insertFilterPart: Statement
     private let recordFilter: Statement
     private let pruneFilters: Statement
@@ -48,6 +51,9 @@ final class LedgerWriter: @unchecked Sendable {
         // OR IGNORE: a checkpoint rewritten at the same seq (close right after one) repeats its rows.
         insertKey = try connection.prepare("INSERT OR IGNORE INTO debit_keys (generation, key_hash, seq) VALUES (?1, ?2, ?3)")
         insertRun = try connection.prepare("INSERT OR IGNORE INTO run_debits (generation, run_hash, seq) VALUES (?1, ?2, ?3)")
+        let values = (0..<Self.indexRowsPerStatement).map { "(?1, ?\(2 * $0 + 2), ?\(2 * $0 + 3))" }.joined(separator: ", ")
+        insertKeys = try connection.prepare("INSERT OR IGNORE INTO debit_keys (generation, key_hash, seq) VALUES \(values)")
+        insertRuns = try connection.prepare("INSERT OR IGNORE INTO run_debits (generation, run_hash, seq) VALUES \(values)")
         insertFilterPart = try connection.prepare(
             "INSERT OR REPLACE INTO key_filter_parts (seq, part, bytes) VALUES (?1, ?2, ?3)")
         recordFilter = try connection.prepare("INSERT OR REPLACE INTO key_filters (seq, parts) VALUES (?1, ?2)")
@@ -97,9 +103,23 @@ final class LedgerWriter: @unchecked Sendable {
     func insertIndexRows(generation: Int64, keys: ArraySlice<JournalIndexRows.Row>,
                          runs: ArraySlice<JournalIndexRows.Row>) throws {
         try connection.transaction {
-            for (statement, rows) in [(insertKey, keys), (insertRun, runs)] {
-                for row in rows {
-                    try statement.use { insert in
+            for (one, many, rows) in [(insertKey, insertKeys, keys), (insertRun, insertRuns, runs)] {
+                // Whole groups through the many-row statement (SQLite's cost
+                // is mostly per statement run, not per row), the rest one by one.
+                var rest = rows
+                while rest.count >= Self.indexRowsPerStatement {
+                    try many.use { insert in
+                        try insert.bind(generation, at: 1)
+                        for (offset, row) in rest.prefix(Self.indexRowsPerStatement).enumerated() {
+                            try insert.bind(row.hash, at: Int32(2 * offset + 2))
+                            try insert.bind(row.seq, at: Int32(2 * offset + 3))
+                        }
+                        while try insert.step() {}
+                    }
+                    rest = rest.dropFirst(Self.indexRowsPerStatement)
+                }
+                for row in rest {
+                    try one.use { insert in
                         try insert.bind(generation, at: 1)
                         try insert.bind(row.hash, at: 2)
                         try insert.bind(row.seq, at: 3)
@@ -109,6 +129,9 @@ final class LedgerWriter: @unchecked Sendable {
             }
         }
     }
+
+    /// Index rows per many-row insert statement (two parameters each, plus the generation).
+    static let indexRowsPerStatement = 64
 
     /// Stores one part of a checkpoint's bytes, in a transaction of its own;
     /// it belongs to a checkpoint only once `writeCheckpoint` records it.

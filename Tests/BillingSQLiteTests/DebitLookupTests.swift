@@ -156,6 +156,12 @@ import Testing
             #expect(hashes == count)
             #expect(try store.debitEntry(accountID: "a", idempotencyKey: "k\(count)") == entries.last)
             #expect(try store.runEntries(accountID: "a", runID: "r3").count == entries.filter { $0.debitAccepted.runID == "r3" }.count)
+            // Every row exactly (written 64 to a statement, the remainder one by one).
+            var keys = Set<[Int64]>(), runs = Set<[Int64]>()
+            try store.forEachIndexRow(runs: false, through: Int64(count)) { keys.insert([$0.hash, $0.seq]) }
+            try store.forEachIndexRow(runs: true, through: Int64(count)) { runs.insert([$0.hash, $0.seq]) }
+            #expect(keys == Set(entries.map { [JournalKeyHash.debit(account: "a", key: $0.debitAccepted.idempotencyKey), $0.seq] }))
+            #expect(runs == Set(entries.map { [JournalKeyHash.run(account: "a", run: $0.debitAccepted.runID), $0.seq] }))
         }
     }
 }
