@@ -303,9 +303,9 @@ final class GroupCommitter: Sendable {
             case wait
             case exit
         }
-        // Checkpoints written since the key filter was last stored (the
-        // first one of the process stores it).
-        var sinceFilter = Int.max
+        // Checkpoints written since the key filter was last stored (starting
+        // due: the first checkpoint of the process stores it).
+        var sinceFilter = keyFilterEvery
         while true {
             let next = state.withLock { s -> Next in
                 if s.failed == nil, let pending = s.checkpoint, pending.seq <= s.durableSeq {
@@ -322,7 +322,7 @@ final class GroupCommitter: Sendable {
                 let (written, filterStored) = write(pending, index: rows, withFilter: withFilter)
                 if filterStored {
                     sinceFilter = 0
-                } else if written && sinceFilter < .max {
+                } else if written {
                     sinceFilter += 1
                 }
                 checkpointWriting.leave()

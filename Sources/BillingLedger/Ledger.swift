@@ -112,8 +112,7 @@ public actor Ledger {
         self.committer = GroupCommitter(
             store: store, durableSeq: state.lastSeq, maxBatch: configuration.maxBatch,
             maxQueued: configuration.maxQueued, logger: logger,
-            maxCheckpointLag: Int64(configuration.checkpointEvery).multipliedReportingOverflow(by: 2).overflow
-                ? .max : Int64(configuration.checkpointEvery) * 2,
+            maxCheckpointLag: configuration.maxCheckpointLag,
             onFailure: { _ in relay.trigger() }, onIndexed: { seq in cache.indexed(through: seq) },
             keyFilter: keyFilter, keyFilterEvery: configuration.keyFilterEveryCheckpoints)
         relay.attach(self)

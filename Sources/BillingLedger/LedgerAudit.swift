@@ -34,9 +34,8 @@ public struct LedgerAudit: Sendable {
         var journalKeys = IndexDigest(), journalRuns = IndexDigest()
         var sampledRuns: [RunID: Int64] = [:]
         var lookedUp = 0
-        func checkIndexed(_ entry: Billing_Journal_V1_Entry, account: String, key: String) throws {
+        func checkIndexed(_ entry: Billing_Journal_V1_Entry, account: String, key: String, hash: Int64) throws {
             guard entry.seq <= indexed else { return }
-            let hash = JournalKeyHash.debit(account: account, key: key)
             journalKeys.add(hash, seq: entry.seq)
             // The digests prove the rows; lookups prove the query path: every
             // key of a small journal, then one in 1,024 (a lookup probes every
@@ -73,9 +72,8 @@ public struct LedgerAudit: Sendable {
             }
         }
         var missingFromFilter = 0
-        func checkFiltered(_ entry: Billing_Journal_V1_Entry, account: String, key: String) {
-            guard let (seq, filter) = storedFilter, entry.seq <= seq,
-                  !filter.mightContain(JournalKeyHash.debit(account: account, key: key)) else { return }
+        func checkFiltered(_ entry: Billing_Journal_V1_Entry, account: String, key: String, hash: Int64) {
+            guard let (seq, filter) = storedFilter, entry.seq <= seq, !filter.mightContain(hash) else { return }
             missingFromFilter += 1
             if missingFromFilter <= 3 {
                 problem("account \(account) key \(key) (seq \(entry.seq)) is missing from the key filter stored at seq \(seq)")
@@ -83,8 +81,7 @@ public struct LedgerAudit: Sendable {
         }
         var sharedHashKeys: [Int64: [(key: [String], seq: Int64)]] = [:]
         var unindexedKeys: [Int64: Billing_Journal_V1_Entry] = [:]
-        func checkUnique(_ entry: Billing_Journal_V1_Entry, account: String, key: String) throws {
-            let hash = JournalKeyHash.debit(account: account, key: key)
+        func checkUnique(_ entry: Billing_Journal_V1_Entry, account: String, key: String, hash: Int64) throws {
             guard entry.seq > indexed else {
                 if sharedHashSeqs.contains(entry.seq) { sharedHashKeys[hash, default: []].append(([account, key], entry.seq)) }
                 return
@@ -95,6 +92,13 @@ public struct LedgerAudit: Sendable {
                 problem("account \(account) key \(key): a second debit entry (seq \(entry.seq), first at \(earlier.seq))")
             }
             unindexedKeys[hash] = entry
+        }
+        // Every debit key (accepted or refused) through the three checks, its hash computed once.
+        func checkKey(_ entry: Billing_Journal_V1_Entry, account: String, key: String) throws {
+            let hash = JournalKeyHash.debit(account: account, key: key)
+            try checkIndexed(entry, account: account, key: key, hash: hash)
+            try checkUnique(entry, account: account, key: key, hash: hash)
+            checkFiltered(entry, account: account, key: key, hash: hash)
         }
         try store.forEachEntry(after: 0) { entry in
             audit.entries += 1
@@ -128,14 +132,10 @@ public struct LedgerAudit: Sendable {
                         sampledRuns[run, default: 0] &+= debit.totalMicros
                     }
                 }
-                try checkIndexed(entry, account: debit.accountID, key: debit.idempotencyKey)
-                try checkUnique(entry, account: debit.accountID, key: debit.idempotencyKey)
-                checkFiltered(entry, account: debit.accountID, key: debit.idempotencyKey)
+                try checkKey(entry, account: debit.accountID, key: debit.idempotencyKey)
             case .debitRefused(let refused):
                 audit.refusedDebits += 1
-                try checkIndexed(entry, account: refused.accountID, key: refused.idempotencyKey)
-                try checkUnique(entry, account: refused.accountID, key: refused.idempotencyKey)
-                checkFiltered(entry, account: refused.accountID, key: refused.idempotencyKey)
+                try checkKey(entry, account: refused.accountID, key: refused.idempotencyKey)
             default:
                 break
             }

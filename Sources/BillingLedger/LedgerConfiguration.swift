@@ -19,6 +19,13 @@ public struct LedgerConfiguration: Sendable {
     /// checkpoint intervals' worth).
     public var keyFilterEveryCheckpoints: Int = 10
 
+    /// Durable entries beyond the newest checkpoint written past which the
+    /// journal slows its commits (`GroupCommitter.pace`): two intervals.
+    var maxCheckpointLag: Int64 {
+        let (lag, overflow) = Int64(checkpointEvery).multipliedReportingOverflow(by: 2)
+        return overflow ? .max : lag
+    }
+
     /// Credits a new account's trial starts with, in micros ($10).
     public var trialCreditMicros: Int64 = 10_000_000
     /// How long runs continue after a failed invoice payment before they

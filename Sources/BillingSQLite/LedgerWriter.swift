@@ -133,14 +133,15 @@ final class LedgerWriter: @unchecked Sendable {
     /// Index rows per many-row insert statement (two parameters each, plus the generation).
     static let indexRowsPerStatement = 64
 
-    /// Stores one part of a checkpoint's bytes, in a transaction of its own;
-    /// it belongs to a checkpoint only once `writeCheckpoint` records it.
-    func insertCheckpointPart(seq: Int64, part: Int, bytes: ArraySlice<UInt8>) throws {
+    /// Stores one part of a checkpoint's or key filter's bytes, in a
+    /// transaction of its own; it belongs to one only once `writeCheckpoint`
+    /// or `recordKeyFilter` records it.
+    func insertPart(_ kind: StoredInParts, seq: Int64, part: Int, bytes: [UInt8]) throws {
         try connection.transaction {
-            try insertPart.use { insert in
+            try (kind == .checkpoint ? insertPart : insertFilterPart).use { insert in
                 try insert.bind(seq, at: 1)
                 try insert.bind(Int64(part), at: 2)
-                try insert.bind(blob: Array(bytes), at: 3)
+                try insert.bind(blob: bytes, at: 3)
                 while try insert.step() {}
             }
         }
@@ -174,19 +175,6 @@ final class LedgerWriter: @unchecked Sendable {
                 try insert.bind(checkpoint.seq, at: 1)
                 try insert.bind(Int64(keys), at: 2)
                 try insert.bind(Int64(runs), at: 3)
-                while try insert.step() {}
-            }
-        }
-    }
-
-    /// Stores one part of a key filter, in a transaction of its own; it
-    /// belongs to a filter only once `recordKeyFilter` records it.
-    func insertKeyFilterPart(seq: Int64, part: Int, bytes: [UInt8]) throws {
-        try connection.transaction {
-            try insertFilterPart.use { insert in
-                try insert.bind(seq, at: 1)
-                try insert.bind(Int64(part), at: 2)
-                try insert.bind(blob: bytes, at: 3)
                 while try insert.step() {}
             }
         }

@@ -96,14 +96,7 @@ public final class SQLiteLedgerStore: LedgerStore {
         // A rewrite at the same seq replaces the old one whole (see `forget`).
         try withCheckpointWriter { try $0.forget(.checkpoint, seq: checkpoint.seq) }
         // Large checkpoints in parts, each its own transaction (see 0003).
-        var parts = 0
-        if bytes.count > Self.checkpointPartBytes {
-            for start in stride(from: 0, to: bytes.count, by: Self.checkpointPartBytes) {
-                let part = bytes[start..<min(start + Self.checkpointPartBytes, bytes.count)]
-                try withCheckpointWriter { try $0.insertCheckpointPart(seq: checkpoint.seq, part: parts, bytes: part) }
-                parts += 1
-            }
-        }
+        let parts = bytes.count > Self.checkpointPartBytes ? try writeParts(.checkpoint, seq: checkpoint.seq, of: bytes) : 0
         let chunk = Self.indexRowsPerTransaction
         var (keys, runs) = (index.keys[...], index.runs[...])
         while !keys.isEmpty || !runs.isEmpty {
@@ -148,17 +141,28 @@ public final class SQLiteLedgerStore: LedgerStore {
         try readers.withReader { try $0.forEachIndexedKeyHash(after: generation, body) }
     }
 
-    /// In 1 MiB parts, each its own transaction (as a checkpoint's), the
-    /// row that completes it last: commits wait for one part at most.
+    /// In parts (as a large checkpoint), the row that completes it last.
     public func writeKeyFilter(_ contents: Data, seq: Int64) throws {
         try withCheckpointWriter { try $0.forget(.keyFilter, seq: seq) }
+        let parts = try writeParts(.keyFilter, seq: seq, of: contents)
+        try withCheckpointWriter { try $0.recordKeyFilter(seq: seq, parts: parts) }
+    }
+
+    /// Writes `bytes` as `checkpointPartBytes` parts at `seq`, each in a
+    /// transaction of its own (commits wait for one part at most); returns
+    /// how many. The caller has deleted what was stored at `seq` (see
+    /// `LedgerWriter.forget`) and then writes the row that records them.
+    private func writeParts(_ kind: LedgerWriter.StoredInParts, seq: Int64,
+                            of bytes: some RandomAccessCollection<UInt8>) throws -> Int {
         var parts = 0
-        for start in stride(from: contents.startIndex, to: contents.endIndex, by: Self.checkpointPartBytes) {
-            let part = [UInt8](contents[start..<min(start + Self.checkpointPartBytes, contents.endIndex)])
-            try withCheckpointWriter { try $0.insertKeyFilterPart(seq: seq, part: parts, bytes: part) }
+        var rest = bytes[...]
+        while !rest.isEmpty {
+            let part = [UInt8](rest.prefix(Self.checkpointPartBytes))
+            try withCheckpointWriter { try $0.insertPart(kind, seq: seq, part: parts, bytes: part) }
+            rest = rest.dropFirst(part.count)
             parts += 1
         }
-        try withCheckpointWriter { try $0.recordKeyFilter(seq: seq, parts: parts) }
+        return parts
     }
 
     public func latestKeyFilter() throws -> (seq: Int64, contents: Data)? {

@@ -23,7 +23,7 @@ final class ServerGauges: Sendable {
         checkpointAge = gauge("checkpoint_age", "seconds", "Seconds since this process wrote a checkpoint (-1: none yet)")
         checkpointLag = gauge("checkpoint_lag", "entries",
                               "Durable journal entries after the newest checkpoint this process wrote (what a start-up would replay, beyond those replayed at this start)")
-        paced = gauge("journal_paced", "", "1 while commits wait for a checkpoint to catch up (lag over 3 checkpoint intervals)")
+        paced = gauge("journal_paced", "", "1 while commits wait for a checkpoint to catch up (lag over 2 checkpoint intervals)")
         gauge("recovery", "seconds", "Start-up recovery time (checkpoint load + journal replay)").set(Double(recoveryMillis) / 1000)
     }
 
