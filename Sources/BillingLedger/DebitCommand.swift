@@ -40,9 +40,11 @@ public struct DebitCommand: Sendable {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(64 + workspaceID.utf8.count + agentID.utf8.count + runID.utf8.count + items.count * 48)
         func field(_ text: String) {
-            let utf8 = Array(text.utf8)
-            withUnsafeBytes(of: UInt32(utf8.count).bigEndian) { bytes.append(contentsOf: $0) }
-            bytes.append(contentsOf: utf8)
+            var text = text
+            text.withUTF8 { utf8 in  // read in place: no array per field
+                withUnsafeBytes(of: UInt32(utf8.count).bigEndian) { bytes.append(contentsOf: $0) }
+                bytes.append(contentsOf: utf8)
+            }
         }
         func number(_ value: Int64) {
             withUnsafeBytes(of: value.bigEndian) { bytes.append(contentsOf: $0) }

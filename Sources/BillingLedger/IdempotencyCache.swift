@@ -87,12 +87,19 @@ public final class IdempotencyCache: Sendable {
     @discardableResult
     public func insert(_ entry: Billing_Journal_V1_Entry, keyHash knownKeyHash: Int64? = nil,
                        runHash knownRunHash: Int64? = nil) -> Int64? {
-        guard let key = Self.key(of: entry) else { return nil }
-        let keyHash = knownKeyHash ?? JournalKeyHash.debit(account: key.account, key: key.key)
+        // The event taken out once (each `entry.event` copies the whole debit).
+        let key: Key
         var runHash: Int64?
-        if case .debitAccepted(let debit) = entry.event {
+        switch entry.event {
+        case .debitAccepted(let debit):
+            key = Key(account: debit.accountID, key: debit.idempotencyKey)
             runHash = knownRunHash ?? JournalKeyHash.run(account: debit.accountID, run: debit.runID)
+        case .debitRefused(let refused):
+            key = Key(account: refused.accountID, key: refused.idempotencyKey)
+        default:
+            return nil
         }
+        let keyHash = knownKeyHash ?? JournalKeyHash.debit(account: key.account, key: key.key)
         state.withLock { s in
             if let taken = s.current.debits[keyHash], Self.key(of: taken) != key {
                 s.current.collided[key] = entry

@@ -86,8 +86,8 @@ extension Ledger {
         } else {
             event = state.decide(command, nowMicros: now, plans: state.plans)  // the unknown-account refusal
         }
-        let entry = try append(event, atMicros: now, command: command)
-        if case .debitAccepted = entry.event { return (.accepted(entry), entry.seq) }
+        let entry = try append(event, atMicros: now, hashes: (command.keyHash, command.runHash))
+        if case .debitAccepted = event { return (.accepted(entry), entry.seq) }
         return (.refused(entry), entry.seq)
     }
 

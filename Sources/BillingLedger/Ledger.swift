@@ -173,9 +173,11 @@ public actor Ledger {
 
     /// Applies `event` as the next entry, queues it for the journal and
     /// returns it; the caller awaits `committer.waitUntilDurable(seq)`.
-    /// `command`: the debit the event decides, whose key and run hashes it reuses.
+    /// `hashes`: the key and run hashes of the debit the event decides
+    /// (`DebitCommand`'s, reused; the hashes alone: wrapping a borrowed
+    /// command in an optional would copy it, a retain per text in it).
     func append(_ event: Billing_Journal_V1_Entry.OneOf_Event, atMicros: Int64,
-                command: DebitCommand? = nil) throws(LedgerError) -> Billing_Journal_V1_Entry {
+                hashes: (key: Int64, run: Int64)? = nil) throws(LedgerError) -> Billing_Journal_V1_Entry {
         guard !recovering else { throw .unavailable("the ledger is reloading after a journal failure") }
         let queued = committer.queuedCount
         guard queued < configuration.maxQueued else { throw .overloaded(pending: queued) }
@@ -184,14 +186,14 @@ public actor Ledger {
         entry.atUnixMicros = atMicros
         entry.event = event
         do {
-            try state.apply(entry, runHash: command?.runHash)
+            try state.apply(event, seq: entry.seq, atMicros: atMicros, runHash: hashes?.run)
         } catch {
             throw .invalid("cannot apply: \(error)")
         }
         try committer.enqueue(entry)
         // Before a checkpoint may seal the generation: the checkpoint at this
         // seq must carry this debit's index rows.
-        if let hash = cache.insert(entry, keyHash: command?.keyHash, runHash: command?.runHash) { keyFilter.insert(hash) }
+        if let hash = cache.insert(entry, keyHash: hashes?.key, runHash: hashes?.run) { keyFilter.insert(hash) }
         switch event {
         case .apiKeyCreated, .apiKeyRevoked: keyRing.replace(from: state)
         default: break

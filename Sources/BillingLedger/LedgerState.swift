@@ -42,50 +42,57 @@ public struct LedgerState: Sendable, Equatable {
     /// Applies one journal entry. Entries must come in seq order. `runHash`:
     /// an accepted debit's `JournalKeyHash.run`, when the caller has it.
     public mutating func apply(_ entry: Billing_Journal_V1_Entry, runHash: Int64? = nil) throws(ApplyError) {
-        guard entry.seq == lastSeq + 1 else { throw .outOfOrder(expected: lastSeq + 1, got: entry.seq) }
-        switch entry.event {
+        try apply(entry.event, seq: entry.seq, atMicros: entry.atUnixMicros, runHash: runHash)
+    }
+
+    /// The same, from the entry's parts: the ledger has the event at hand
+    /// (`entry.event` would copy it, a retain and release per text in it).
+    mutating func apply(_ event: Billing_Journal_V1_Entry.OneOf_Event?, seq: Int64, atMicros: Int64,
+                        runHash: Int64? = nil) throws(ApplyError) {
+        guard seq == lastSeq + 1 else { throw .outOfOrder(expected: lastSeq + 1, got: seq) }
+        switch event {
         case .accountCreated(let created):
-            guard accounts[created.accountID] == nil else { throw .inconsistent(seq: entry.seq, "account \(created.accountID) exists") }
-            accounts[created.accountID] = try newBook(created, at: entry.atUnixMicros / 1_000_000, seq: entry.seq)
+            guard accounts[created.accountID] == nil else { throw .inconsistent(seq: seq, "account \(created.accountID) exists") }
+            accounts[created.accountID] = try newBook(created, at: atMicros / 1_000_000, seq: seq)
         case .creditsGranted(let grant):
-            guard let book = accounts[grant.accountID] else { throw .unknownAccount(seq: entry.seq, grant.accountID) }
+            guard let book = accounts[grant.accountID] else { throw .unknownAccount(seq: seq, grant.accountID) }
             let (balance, o1) = book.balance.addingReportingOverflow(grant.amountMicros)
             let (granted, o2) = book.granted.addingReportingOverflow(grant.amountMicros)
-            guard !o1 && !o2 else { throw .overflow(seq: entry.seq) }
+            guard !o1 && !o2 else { throw .overflow(seq: seq) }
             accounts[grant.accountID]!.balance = balance
             accounts[grant.accountID]!.granted = granted
             if !grant.idempotencyKey.isEmpty {
-                accounts[grant.accountID]!.grantKeys[grant.idempotencyKey] = GrantRecord(seq: entry.seq, amount: grant.amountMicros)
+                accounts[grant.accountID]!.grantKeys[grant.idempotencyKey] = GrantRecord(seq: seq, amount: grant.amountMicros)
             }
         case .debitAccepted(let debit):
-            guard accounts.index(forKey: debit.accountID) != nil else { throw .unknownAccount(seq: entry.seq, debit.accountID) }
+            guard accounts.index(forKey: debit.accountID) != nil else { throw .unknownAccount(seq: seq, debit.accountID) }
             // Mutated in place (`&accounts[id]!`): copying the book out and
             // back would copy its run set and usage table on every debit.
-            try Self.applyDebit(debit, at: entry.atUnixMicros, seq: entry.seq, runHash: runHash, to: &accounts[debit.accountID]!)
+            try Self.applyDebit(debit, at: atMicros, seq: seq, runHash: runHash, to: &accounts[debit.accountID]!)
         case .apiKeyCreated(let created):
-            guard apiKeys[created.keyID] == nil else { throw .inconsistent(seq: entry.seq, "key \(created.keyID) exists") }
-            apiKeys[created.keyID] = ApiKeyRecord(created: created, createdUnix: entry.atUnixMicros / 1_000_000, revokedUnix: 0)
+            guard apiKeys[created.keyID] == nil else { throw .inconsistent(seq: seq, "key \(created.keyID) exists") }
+            apiKeys[created.keyID] = ApiKeyRecord(created: created, createdUnix: atMicros / 1_000_000, revokedUnix: 0)
         case .apiKeyRevoked(let revoked):
-            guard var record = apiKeys[revoked.keyID] else { throw .inconsistent(seq: entry.seq, "no key \(revoked.keyID)") }
-            if record.revokedUnix == 0 { record.revokedUnix = entry.atUnixMicros / 1_000_000 }
+            guard var record = apiKeys[revoked.keyID] else { throw .inconsistent(seq: seq, "no key \(revoked.keyID)") }
+            if record.revokedUnix == 0 { record.revokedUnix = atMicros / 1_000_000 }
             apiKeys[revoked.keyID] = record
         case .lifecycle(let event):
-            try applyLifecycle(event, seq: entry.seq)
+            try applyLifecycle(event, seq: seq)
         case .chargeRecorded(let recorded):
-            try applyCharge(recorded, at: entry.atUnixMicros / 1_000_000, seq: entry.seq)
+            try applyCharge(recorded, at: atMicros / 1_000_000, seq: seq)
         case .creditsPurchased(let purchase):
-            try applyPurchase(purchase, at: entry.atUnixMicros / 1_000_000, seq: entry.seq)
+            try applyPurchase(purchase, at: atMicros / 1_000_000, seq: seq)
         case .plansConfigured(let configured):
-            guard let catalog = Self.plans(configured) else { throw .inconsistent(seq: entry.seq, "plan terms out of range") }
+            guard let catalog = Self.plans(configured) else { throw .inconsistent(seq: seq, "plan terms out of range") }
             plans = catalog
         case .clockSet(let set):
-            guard set.nowUnix >= testClockUnix else { throw .inconsistent(seq: entry.seq, "the test clock moved back") }
+            guard set.nowUnix >= testClockUnix else { throw .inconsistent(seq: seq, "the test clock moved back") }
             testClockUnix = set.nowUnix
         case .debitRefused, .none:
             break  // a refusal changes no books; its key is kept by the journal
         }
-        lastSeq = entry.seq
-        reschedule(after: entry.event)
+        lastSeq = seq
+        reschedule(after: event)
     }
 
     /// Applies an accepted debit to its account's books in place. Every

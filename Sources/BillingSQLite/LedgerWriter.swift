@@ -14,6 +14,8 @@ final class LedgerWriter: @unchecked Sendable {
 
     private let connection: SQLiteConnection
     private let insertEntry: Statement
+    /// The same insert, `entriesPerStatement` rows per statement.
+    private let insertEntries: Statement
     private let lastSeq: Statement
     private let insertCheckpoint: Statement
     private let pruneCheckpoints: Statement
@@ -34,8 +36,16 @@ final class LedgerWriter: @unchecked Sendable {
         self.connection = connection
         insertEntry = try connection.prepare("""
             INSERT INTO journal (seq, at_unix_micros, kind, account_id, idempotency_key, run_id, body)
-            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+            VALUES (?1, ?2, ?3, ?4, NULL, NULL, ?5)
             """)
+        // idempotency_key and run_id stay NULL (0002): the indexes are by hash.
+        let rows = (0..<Self.entriesPerStatement).map { row in
+            let p = 5 * row
+            return "(?\(p + 1), ?\(p + 2), ?\(p + 3), ?\(p + 4), NULL, NULL, ?\(p + 5))"
+        }
+        insertEntries = try connection.prepare(
+            "INSERT INTO journal (seq, at_unix_micros, kind, account_id, idempotency_key, run_id, body) VALUES "
+            + rows.joined(separator: ", "))
         // max(seq) of the rowid is one b-tree descent, not a scan.
         lastSeq = try connection.prepare("SELECT coalesce(max(seq), 0) FROM journal")
         insertCheckpoint = try connection.prepare(
@@ -74,27 +84,39 @@ final class LedgerWriter: @unchecked Sendable {
             guard first.seq == last + 1 else {
                 throw SQLiteStoreError.seqNotConsecutive(expected: last + 1, found: first.seq)
             }
-            for entry in entries {
-                try insert(entry)
+            // Whole groups through the many-row statement (SQLite's cost is
+            // mostly per statement run, not per row), the rest one by one.
+            var rest = entries[...]
+            while rest.count >= Self.entriesPerStatement {
+                try insertEntries.use { insert in
+                    for (row, entry) in rest.prefix(Self.entriesPerStatement).enumerated() {
+                        try bind(entry, to: insert, first: Int32(5 * row + 1))
+                    }
+                    while try insert.step() {}
+                }
+                rest = rest.dropFirst(Self.entriesPerStatement)
+            }
+            for entry in rest {
+                try insertEntry.use { insert in
+                    try bind(entry, to: insert, first: 1)
+                    while try insert.step() {}
+                }
             }
         }
     }
 
-    private func insert(_ entry: Billing_Journal_V1_Entry) throws {
-        let row = try JournalRow(entry)
-        let body = try JournalEncoding.bytes(entry)
-        try insertEntry.use { insert in
-            try insert.bind(entry.seq, at: 1)
-            try insert.bind(entry.atUnixMicros, at: 2)
-            try insert.bind(row.kind.rawValue, at: 3)
-            try insert.bind(row.accountID, at: 4)
-            // idempotency_key and run_id stay NULL (0002): the indexes are by hash.
-            try insert.bindNull(at: 5)
-            try insert.bindNull(at: 6)
-            try insert.bind(blob: body, at: 7)
-            while try insert.step() {}
-        }
+    /// Binds one journal row's five values, from parameter `first` on.
+    private func bind(_ entry: Billing_Journal_V1_Entry, to insert: Statement, first: Int32) throws {
+        let row = try JournalEncoding.row(entry)
+        try insert.bind(entry.seq, at: first)
+        try insert.bind(entry.atUnixMicros, at: first + 1)
+        try insert.bind(row.kind.rawValue, at: first + 2)
+        try insert.bind(row.accountID, at: first + 3)
+        try insert.bind(blob: row.body, at: first + 4)
     }
+
+    /// Journal rows per many-row insert statement (five parameters each).
+    static let entriesPerStatement = 64
 
     /// Inserts index rows of generation `generation` in one transaction of
     /// their own. Invisible to lookups (which start from `index_generations`)
