@@ -4,7 +4,7 @@
 set -euo pipefail
 
 apt_packages=(
-  pkg-config libnghttp2-dev libssl-dev libsqlite3-dev openssl  # build: the C libraries
+  pkg-config libnghttp2-dev libssl-dev libsqlite3-dev libjemalloc-dev openssl  # build: the C libraries
   nghttp2-client   # h2load, for the benchmark
   nghttp2-server   # nghttpd, the HTTP/2 ceiling in the benchmark
   poppler-utils    # pdftotext/pdftoppm, to check invoice PDFs

@@ -65,10 +65,11 @@ public struct LedgerState: Sendable, Equatable {
                 accounts[grant.accountID]!.grantKeys[grant.idempotencyKey] = GrantRecord(seq: seq, amount: grant.amountMicros)
             }
         case .debitAccepted(let debit):
-            guard accounts.index(forKey: debit.accountID) != nil else { throw .unknownAccount(seq: seq, debit.accountID) }
-            // Mutated in place (`&accounts[id]!`): copying the book out and
-            // back would copy its run set and usage table on every debit.
-            try Self.applyDebit(debit, at: atMicros, seq: seq, runHash: runHash, to: &accounts[debit.accountID]!)
+            guard let index = accounts.index(forKey: debit.accountID) else { throw .unknownAccount(seq: seq, debit.accountID) }
+            // Mutated in place, found once (`values[index]`'s `_modify`):
+            // copying the book out and back would copy its run set and usage
+            // table on every debit, and `accounts[id]!` would hash the id again.
+            try Self.applyDebit(debit, at: atMicros, seq: seq, runHash: runHash, to: &accounts.values[index])
         case .apiKeyCreated(let created):
             guard apiKeys[created.keyID] == nil else { throw .inconsistent(seq: seq, "key \(created.keyID) exists") }
             apiKeys[created.keyID] = ApiKeyRecord(created: created, createdUnix: atMicros / 1_000_000, revokedUnix: 0)

@@ -244,6 +244,7 @@ struct Serve: ParsableCommand {
             "address": "\(server.boundAddress)",
             "transport": "\(tlsCert == nil ? "h2c" : "tls")",
             "threads": "\(threads)",
+            "allocator": "\(Allocator.describe())",
         ])
 
         let drainNanos = UInt64(drainSeconds) * 1_000_000_000

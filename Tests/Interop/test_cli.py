@@ -722,3 +722,14 @@ def test_load_text_summary(load_server):
                      result.stdout, re.M), shown(result)
     assert "debits acknowledged: 40" in result.stdout.splitlines(), shown(result)
     assert "  OK: 40" in result.stdout.splitlines(), shown(result)
+
+
+def test_serve_allocates_with_jemalloc(server):
+    """The executable links jemalloc and its malloc is the whole process's:
+    the `listening` line names it only after checking that a plain malloc
+    is counted by jemalloc (README, Architecture)."""
+    served = server()
+    served.terminate()
+    assert served.wait_exit(timeout=10) == 0, served.log_tail()  # the log is complete once it has stopped
+    line = next(l for l in served.log().splitlines() if "listening" in l)
+    assert re.search(r"allocator=jemalloc 5\.\d+\.\d+", line), line
