@@ -7,26 +7,50 @@ public struct BillingPeriod: Sendable, Hashable {
 
     /// The period containing `now` for an account anchored at `anchor` (unix seconds).
     public static func containing(_ now: Int64, anchor: Int64) -> BillingPeriod {
-        // Months elapsed, estimated then corrected: at most a step or two.
-        let anchorCivil = CivilDate(unixSeconds: anchor)
+        // The anchor's date and time of day once (every debit asks: it was
+        // ~2 % of one, converting the anchor again for each candidate month).
+        let origin = Origin(anchor)
         let nowCivil = CivilDate(unixSeconds: now)
-        var months = (nowCivil.year - anchorCivil.year) * 12 + (nowCivil.month - anchorCivil.month)
+        // Months elapsed, estimated then corrected: at most a step or two.
+        var months = (nowCivil.year - origin.date.year) * 12 + (nowCivil.month - origin.date.month)
         months = max(months, 0)
-        while months > 0 && periodStart(anchor: anchor, months: months) > now { months -= 1 }
-        while periodStart(anchor: anchor, months: months + 1) <= now { months += 1 }
-        return BillingPeriod(start: periodStart(anchor: anchor, months: months),
-                             end: periodStart(anchor: anchor, months: months + 1))
+        var start = origin.start(months: months)
+        while months > 0 && start > now {
+            months -= 1
+            start = origin.start(months: months)
+        }
+        var end = origin.start(months: months + 1)
+        while end <= now {
+            months += 1
+            start = end
+            end = origin.start(months: months + 1)
+        }
+        return BillingPeriod(start: start, end: end)
     }
 
     /// Start of the period `months` after the anchor's.
     public static func periodStart(anchor: Int64, months: Int) -> Int64 {
-        let civil = CivilDate(unixSeconds: anchor)
-        let secondOfDay = anchor - CivilDate.daysFromCivil(year: civil.year, month: civil.month, day: civil.day) * 86_400
-        let monthIndex = civil.month - 1 + months
-        let year = civil.year + Int(floorDivide(Int64(monthIndex), 12))
-        let month = Int(floorModulo(Int64(monthIndex), 12)) + 1
-        let day = min(civil.day, CivilDate.daysInMonth(year: year, month: month))
-        return CivilDate.daysFromCivil(year: year, month: month, day: day) * 86_400 + secondOfDay
+        Origin(anchor).start(months: months)
+    }
+
+    /// An anchor as a date and a second of its day.
+    private struct Origin {
+        let date: CivilDate
+        let secondOfDay: Int64
+
+        init(_ anchor: Int64) {
+            date = CivilDate(unixSeconds: anchor)
+            secondOfDay = anchor - CivilDate.daysFromCivil(year: date.year, month: date.month, day: date.day) * 86_400
+        }
+
+        /// Start of the period `months` after this one's.
+        func start(months: Int) -> Int64 {
+            let monthIndex = date.month - 1 + months
+            let year = date.year + Int(floorDivide(Int64(monthIndex), 12))
+            let month = Int(floorModulo(Int64(monthIndex), 12)) + 1
+            let day = min(date.day, CivilDate.daysInMonth(year: year, month: month))
+            return CivilDate.daysFromCivil(year: year, month: month, day: day) * 86_400 + secondOfDay
+        }
     }
 }
 
