@@ -29,8 +29,14 @@ final class GroupCommitter: Sendable {
         var pendingIndex = JournalIndexRows()
         /// The journal thread has committed its last entry (stop).
         var journalDone = false
-        /// The newest checkpoint written by this process, and who awaits one.
+        /// The newest checkpoint written by this process (with its index
+        /// rows): what commits pace against.
         var indexedSeq: Int64 = 0
+        /// The same once the key filter stored with it (if any) is stored
+        /// too, and who awaits one: a key filter write (~16 one-MiB
+        /// transactions) comes after `indexedSeq` moves, so it does not hold
+        /// back paced commits, but before `Ledger.checkpoint()` returns.
+        var settledSeq: Int64 = 0
         var indexWaiters: [Waiter] = []
         var waiters: [Waiter] = []
         var durableSeq: Int64
@@ -159,7 +165,7 @@ final class GroupCommitter: Sendable {
     /// A waiter for a checkpoint at or after `seq` to be written (with its
     /// index rows); fails if the next checkpoint write or a commit fails.
     func checkpointWaiter(for seq: Int64) -> CommitWaiter {
-        register(seq, reached: \.indexedSeq, in: \.indexWaiters)
+        register(seq, reached: \.settledSeq, in: \.indexWaiters)
     }
 
     /// Resolved at once if `reached` is already at `seq` (or the committer
@@ -378,7 +384,8 @@ final class GroupCommitter: Sendable {
     /// then appends them instead of seeking). On failure the rows wait for
     /// the next checkpoint and the ledger keeps their debits in memory.
     /// `withFilter`: also store a copy of the key filter, after the
-    /// checkpoint and before its waiters hear of it. Returns whether the
+    /// checkpoint (and after paced commits hear of it) and before its
+    /// waiters hear of it. Returns whether the
     /// checkpoint, and the filter, were stored.
     private func write(_ pending: PendingCheckpoint, index: JournalIndexRows, withFilter: Bool) -> (Bool, filterStored: Bool) {
         let started = ContinuousClock.now
@@ -398,13 +405,14 @@ final class GroupCommitter: Sendable {
                 "build_ms": "\(built.wholeMilliseconds)", "write_ms": "\((written - started - built).wholeMilliseconds)",
                 "cpu_ms": "\((Self.threadCPUMicros() - cpuStarted) / 1_000)",
             ])
-            let filterStored = withFilter && storeKeyFilter(seq: checkpoint.seq)
             onIndexed(checkpoint.seq)
+            state.withLock { $0.indexedSeq = max($0.indexedSeq, checkpoint.seq) }
             checkpointProgress.signal()
+            let filterStored = withFilter && storeKeyFilter(seq: checkpoint.seq)
             let ready = state.withLock { s -> [Waiter] in
-                s.indexedSeq = max(s.indexedSeq, checkpoint.seq)
-                let ready = s.indexWaiters.filter { $0.seq <= s.indexedSeq }
-                s.indexWaiters.removeAll { $0.seq <= s.indexedSeq }
+                s.settledSeq = max(s.settledSeq, checkpoint.seq)
+                let ready = s.indexWaiters.filter { $0.seq <= s.settledSeq }
+                s.indexWaiters.removeAll { $0.seq <= s.settledSeq }
                 return ready
             }
             for waiter in ready { waiter.waiter.resolve(.success(())) }

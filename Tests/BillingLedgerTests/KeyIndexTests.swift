@@ -3,6 +3,7 @@ import BillingCore
 import BillingLedger
 import BillingProto
 import Testing
+import Synchronization
 
 /// The key filter, the in-memory generations and the hashes they share with
 /// the store's indexes.
@@ -156,6 +157,36 @@ import Testing
         #expect(h.disk.keyFiltersStored == 3, "the rebuilt process's first checkpoint")
         await rebuilt.ledger.close()
         #expect(h.disk.keyFiltersStored == 4, "and its last, at close, though not due")
+    }
+
+    /// The key filter is written after the checkpoint it rides with (~16
+    /// one-MiB transactions at full size): meanwhile the checkpoint already
+    /// counts as written for the journal's pacing (the lag falls), while
+    /// `checkpoint()` returns only once the filter is stored too.
+    @Test func aFilterBeingStoredHoldsBackNeitherPacingNorACheckpointsWaiters() async throws {
+        let h = try Harness(configuration: Fixtures.configuration(checkpointEvery: 1_000))
+        try await h.openAccount("acct", plan: "pro", credits: 1_000_000)
+        for index in 0..<20 { _ = try await h.debit(Fixtures.command(account: "acct", key: "k-\(index)", micros: 5)) }
+        #expect(h.ledger.checkpointLag.entries > 20)
+        let entered = Mutex(false)
+        let release = DispatchSemaphore(value: 0)
+        h.disk.keyFilterGate.withLock { gate in
+            gate = {
+                entered.withLock { $0 = true }
+                release.wait()
+            }
+        }
+        let checkpointed = Task { () async throws -> Int in
+            try await h.ledger.checkpoint()
+            return h.disk.keyFiltersStored
+        }
+        #expect(await eventually { entered.withLock { $0 } }, "the process's first checkpoint stores the filter")
+        #expect(h.ledger.checkpointLag.entries == 0, "the checkpoint counts as written while its filter is being stored")
+        #expect(h.disk.keyFiltersStored == 0)
+        h.disk.keyFilterGate.withLock { $0 = nil }
+        release.signal()
+        #expect(try await checkpointed.value == 1, "checkpoint() returned only once the filter was stored")
+        await h.ledger.close()
     }
 
     /// `billing verify` compares the stored indexes with the journal: a

@@ -105,6 +105,9 @@ final class SimulatedDisk: Sendable {
     }
 
     private let contents: Mutex<Contents>
+    /// Run at the start of every key filter write, on the writing thread (a
+    /// test holds a write there to look at the ledger meanwhile).
+    let keyFilterGate = Mutex<(@Sendable () -> Void)?>(nil)
 
     init(seed: UInt64 = 0, faults: FaultRates = .none) {
         contents = Mutex(Contents(rng: SplitMix64(seed: seed ^ 0xD15C_FA17), faults: faults))
@@ -312,6 +315,7 @@ final class SimulatedDisk: Sendable {
     /// Stores the filter (failing as often as checkpoints do), after
     /// checking its promise: every debit key journaled up to `seq` is in it.
     func writeKeyFilter(_ filterContents: Data, seq: Int64, session: Int) throws {
+        keyFilterGate.withLock { $0 }?()
         let filter = KeyFilter(bytes: filterContents.count)
         _ = filter.load(filterContents)
         try contents.withLock { c in
