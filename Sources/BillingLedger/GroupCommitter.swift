@@ -163,7 +163,8 @@ final class GroupCommitter: Sendable {
     }
 
     /// A waiter for a checkpoint at or after `seq` to be written (with its
-    /// index rows); fails if the next checkpoint write or a commit fails.
+    /// index rows, and after the key filter write riding with it, if any,
+    /// has ended); fails if the next checkpoint write or a commit fails.
     func checkpointWaiter(for seq: Int64) -> CommitWaiter {
         register(seq, reached: \.settledSeq, in: \.indexWaiters)
     }

@@ -16,7 +16,7 @@ extension LedgerState {
             account.balanceMicros = book.balance
             account.overageMicros = book.overage
             account.periodStartUnix = book.periodStart
-            account.runHashes = book.runsInPeriod.sorted()
+            account.runHashes = RadixSort.sorted(book.runsInPeriod)
             account.workspaces = book.workspaces.sorted()
             account.grantedMicros = book.granted
             account.debitedMicros = book.debitedFromCredits

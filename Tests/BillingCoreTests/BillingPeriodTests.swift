@@ -9,7 +9,8 @@ import Testing
     @Test(arguments: [1, 2, 3, 4])
     func containingMatchesAMonthByMonthWalk(seed: UInt64) {
         var random = SplitMix64(seed: seed)
-        // Anchors on days 28-31 (clamped in short months) and at any time of day, 1970-2100.
+        // Anchors near month ends (the 28th plus 0-3 days: 31sts, and 1st-3rds
+        // after short months) at any time of day, 1970-2100.
         let monthEnds = (0..<200).map { _ in
             utc(Int.random(in: 1970...2100, using: &random), Int.random(in: 1...12, using: &random), 28)
                 + Int64.random(in: 0..<4, using: &random) * day + Int64.random(in: 0..<day, using: &random)

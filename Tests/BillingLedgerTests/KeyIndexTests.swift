@@ -176,16 +176,32 @@ import Synchronization
                 release.wait()
             }
         }
+        let returned = Mutex(false)
         let checkpointed = Task { () async throws -> Int in
             try await h.ledger.checkpoint()
+            returned.withLock { $0 = true }
             return h.disk.keyFiltersStored
         }
         #expect(await eventually { entered.withLock { $0 } }, "the process's first checkpoint stores the filter")
         #expect(h.ledger.checkpointLag.entries == 0, "the checkpoint counts as written while its filter is being stored")
+        // A checkpoint asked for now, at the same seq, waits too: the mark
+        // it waits on moves only after the filter write (the checkpoint's
+        // own `indexedSeq` already covers it).
+        let secondReturned = Mutex(false)
+        let second = Task {
+            try await h.ledger.checkpoint()
+            secondReturned.withLock { $0 = true }
+        }
+        // Both are resolved by the thread held in the filter write, so neither
+        // can have returned; give them the chance to, had either been resolved early.
+        for _ in 0..<1_000 { await Task.yield() }
+        #expect(!returned.withLock { $0 }, "checkpoint() is still waiting for the filter")
+        #expect(!secondReturned.withLock { $0 }, "so is one asked for while the filter is written")
         #expect(h.disk.keyFiltersStored == 0)
         h.disk.keyFilterGate.withLock { $0 = nil }
         release.signal()
         #expect(try await checkpointed.value == 1, "checkpoint() returned only once the filter was stored")
+        try await second.value
         await h.ledger.close()
     }
 

@@ -19,6 +19,34 @@ import Testing
         }
     }
 
+    /// A debit's body length takes one, two or three bytes: the two-byte
+    /// case is widened in place, the three-byte one through a buffer. Bodies
+    /// of every length around 128 and 16,384 bytes (a long idempotency key).
+    @Test func bodiesAroundTheVarintLengthBoundaries() throws {
+        var entry = Billing_Journal_V1_Entry()
+        entry.seq = 7
+        entry.atUnixMicros = 1_700_000_000_000_000
+        var debit = Billing_Journal_V1_DebitAccepted()
+        debit.accountID = "acct"
+        debit.runID = "run"
+        debit.requestHash = Data(repeating: 0xAB, count: 32)
+        debit.totalMicros = 5
+        debit.fromCreditsMicros = 5
+        entry.debitAccepted = debit
+        let base = (try entry.debitAccepted.serializedBytes() as [UInt8]).count
+        var lengths = Set<Int>()
+        for target in [127, 128, 16_383, 16_384] {
+            for body in target - 4...target + 4 where body - base - 3 > 0 {
+                debit.idempotencyKey = String(repeating: "k", count: body - base - 3)
+                entry.debitAccepted = debit
+                let expected: [UInt8] = try entry.serializedBytes()
+                #expect(try JournalEncoding.bytes(entry) == expected, "key of \(debit.idempotencyKey.count) bytes")
+                lengths.insert((try entry.debitAccepted.serializedBytes() as [UInt8]).count)
+            }
+        }
+        #expect(lengths.isSuperset(of: [127, 128, 16_383, 16_384]), "\(lengths.sorted())")
+    }
+
     @Test func otherEntriesAndUnknownFieldsGoThroughSwiftProtobuf() throws {
         var rng = SplitMix64(seed: 9)
         var entry = Self.randomDebit(&rng)

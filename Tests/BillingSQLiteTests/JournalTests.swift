@@ -36,6 +36,43 @@ import Testing
         }
     }
 
+    /// Appends go 64 rows to an insert statement, the rest one by one:
+    /// batches on both sides of each multiple read back whole, each row with
+    /// its kind, account and NULL key and run columns.
+    @Test(arguments: [1, 63, 64, 65, 128, 129, 200])
+    func manyRowAppendsReadBackWhole(count: Int) throws {
+        try withTemporaryDatabase { path in
+            let store = try SQLiteLedgerStore(path: path)
+            let entries = (1...Int64(count)).map { seq -> Entry in
+                let account = "acct-\(seq % 7)"
+                switch seq % 4 {
+                case 0: return accountCreated(seq, account: account)
+                case 1: return creditsGranted(seq, account: account, key: "grant-\(seq)")
+                case 2: return debitAccepted(seq, account: account, key: "k-\(seq)", total: seq * 10)
+                default: return debitRefused(seq, account: account, key: "k-\(seq)")
+                }
+            }
+            try store.append(Array(entries.prefix(count / 2)))
+            try store.append(Array(entries.dropFirst(count / 2)))
+            #expect(try store.entries() == entries)
+            let connection = try SQLiteConnection(path: path)
+            let rows = try connection.prepare(
+                "SELECT seq, kind, account_id, idempotency_key IS NULL AND run_id IS NULL FROM journal ORDER BY seq"
+            ).use { query in
+                var rows: [(seq: Int64, kind: Int64, account: String?, nulls: Int64)] = []
+                while try query.step() {
+                    rows.append((query.int64(at: 0), query.int64(at: 1), query.string(at: 2), query.int64(at: 3)))
+                }
+                return rows
+            }
+            #expect(rows.map(\.seq) == entries.map(\.seq))
+            for (row, entry) in zip(rows, entries) {
+                let expected = try JournalRow(entry)
+                #expect(row.kind == expected.kind.rawValue && row.account == expected.accountID && row.nulls == 1, "seq \(row.seq)")
+            }
+        }
+    }
+
     @Test func appendRequiresConsecutiveSeqsContinuingTheJournal() throws {
         try withTemporaryDatabase { path in
             let store = try SQLiteLedgerStore(path: path)

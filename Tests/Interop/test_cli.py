@@ -732,4 +732,5 @@ def test_serve_allocates_with_jemalloc(server):
     served.terminate()
     assert served.wait_exit(timeout=10) == 0, served.log_tail()  # the log is complete once it has stopped
     line = next(l for l in served.log().splitlines() if "listening" in l)
-    assert re.search(r"allocator=jemalloc 5\.\d+\.\d+", line), line
+    # The version alone, then the next field: not "(not checked ...)" nor "not jemalloc".
+    assert re.search(r"allocator=jemalloc 5\.\d+\.\d+ threads=", line), line

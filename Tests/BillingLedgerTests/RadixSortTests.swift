@@ -1,0 +1,26 @@
+@testable import BillingLedger
+import BillingCore
+import Testing
+
+/// The checkpoint's sort of run hashes gives exactly `sorted()`.
+@Suite struct RadixSortTests {
+    @Test(arguments: [0, 1, 2, 255, 256, 257, 1_000, 20_001])
+    func equalsTheStandardSort(count: Int) {
+        var random = SplitMix64(seed: UInt64(count) &+ 17)
+        let hashes = (0..<count).map { _ in Int64(bitPattern: random.next()) }
+        #expect(RadixSort.sorted(hashes) == hashes.sorted())
+        #expect(RadixSort.sorted(Set(hashes)) == Set(hashes).sorted(), "from a set, as checkpoints call it")
+    }
+
+    @Test func extremesDuplicatesAndSharedBytes() {
+        var random = SplitMix64(seed: 5)
+        // Both ends, zero and its neighbours, repeats; keys equal in their top
+        // six bytes (passes skipped) and keys differing only in the top byte.
+        let edges: [Int64] = [.min, .min + 1, -1, 0, 1, .max - 1, .max, 0, -1, .max, .min]
+        let sharedTop = (0..<600).map { _ in Int64(0x1234_5678_9ABC_0000) | Int64(random.next() & 0xFFFF) }
+        let topOnly = (0..<600).map { _ in Int64(bitPattern: (random.next() & 0xFF) << 56) }
+        for values in [edges + sharedTop, sharedTop, topOnly, topOnly + edges, Array(repeating: 42, count: 500)] {
+            #expect(RadixSort.sorted(values) == values.sorted())
+        }
+    }
+}
