@@ -13,9 +13,9 @@ final class LedgerWriter: @unchecked Sendable {
     static let checkpointsKept: Int64 = 2
 
     private let connection: SQLiteConnection
-    private let insertEntry: Statement
-    /// The same insert, `entriesPerStatement` rows per statement.
-    private let insertEntries: Statement
+    /// The journal insert for 64, 32, ..., 1 rows per statement
+    /// (`entriesPerStatement`), largest first.
+    private let insertEntries: [(rows: Int, statement: Statement)]
     private let lastSeq: Statement
     private let insertCheckpoint: Statement
     private let pruneCheckpoints: Statement
@@ -34,18 +34,16 @@ final class LedgerWriter: @unchecked Sendable {
 
     init(connection: SQLiteConnection) throws {
         self.connection = connection
-        insertEntry = try connection.prepare("""
-            INSERT INTO journal (seq, at_unix_micros, kind, account_id, idempotency_key, run_id, body)
-            VALUES (?1, ?2, ?3, ?4, NULL, NULL, ?5)
-            """)
         // idempotency_key and run_id stay NULL (0002): the indexes are by hash.
-        let rows = (0..<Self.entriesPerStatement).map { row in
-            let p = 5 * row
-            return "(?\(p + 1), ?\(p + 2), ?\(p + 3), ?\(p + 4), NULL, NULL, ?\(p + 5))"
+        insertEntries = try Self.entriesPerStatement.map { count in
+            let rows = (0..<count).map { row in
+                let p = 5 * row
+                return "(?\(p + 1), ?\(p + 2), ?\(p + 3), ?\(p + 4), NULL, NULL, ?\(p + 5))"
+            }
+            return (count, try connection.prepare(
+                "INSERT INTO journal (seq, at_unix_micros, kind, account_id, idempotency_key, run_id, body) VALUES "
+                + rows.joined(separator: ", ")))
         }
-        insertEntries = try connection.prepare(
-            "INSERT INTO journal (seq, at_unix_micros, kind, account_id, idempotency_key, run_id, body) VALUES "
-            + rows.joined(separator: ", "))
         // max(seq) of the rowid is one b-tree descent, not a scan.
         lastSeq = try connection.prepare("SELECT coalesce(max(seq), 0) FROM journal")
         insertCheckpoint = try connection.prepare(
@@ -84,22 +82,19 @@ final class LedgerWriter: @unchecked Sendable {
             guard first.seq == last + 1 else {
                 throw SQLiteStoreError.seqNotConsecutive(expected: last + 1, found: first.seq)
             }
-            // Whole groups through the many-row statement (SQLite's cost is
-            // mostly per statement run, not per row), the rest one by one.
+            // As few statements as the sizes allow (SQLite's cost is mostly
+            // per statement run, not per row): 64 rows at a time, then the
+            // rest in powers of two — at most seven statements beyond the 64s.
             var rest = entries[...]
-            while rest.count >= Self.entriesPerStatement {
-                try insertEntries.use { insert in
-                    for (row, entry) in rest.prefix(Self.entriesPerStatement).enumerated() {
-                        try bind(entry, to: insert, first: Int32(5 * row + 1))
+            for (count, insert) in insertEntries {
+                while rest.count >= count {
+                    try insert.use { insert in
+                        for (row, entry) in rest.prefix(count).enumerated() {
+                            try bind(entry, to: insert, first: Int32(5 * row + 1))
+                        }
+                        while try insert.step() {}
                     }
-                    while try insert.step() {}
-                }
-                rest = rest.dropFirst(Self.entriesPerStatement)
-            }
-            for entry in rest {
-                try insertEntry.use { insert in
-                    try bind(entry, to: insert, first: 1)
-                    while try insert.step() {}
+                    rest = rest.dropFirst(count)
                 }
             }
         }
@@ -115,8 +110,8 @@ final class LedgerWriter: @unchecked Sendable {
         try insert.bind(blob: row.body, at: first + 4)
     }
 
-    /// Journal rows per many-row insert statement (five parameters each).
-    static let entriesPerStatement = 64
+    /// Journal rows per insert statement (five parameters each), largest first.
+    static let entriesPerStatement = [64, 32, 16, 8, 4, 2, 1]
 
     /// Inserts index rows of generation `generation` in one transaction of
     /// their own. Invisible to lookups (which start from `index_generations`)

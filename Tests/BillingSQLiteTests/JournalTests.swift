@@ -36,10 +36,10 @@ import Testing
         }
     }
 
-    /// Appends go 64 rows to an insert statement, the rest one by one:
+    /// Appends go 64 rows to an insert statement, the rest 32, 16, ..., 1:
     /// batches on both sides of each multiple read back whole, each row with
     /// its kind, account and NULL key and run columns.
-    @Test(arguments: [1, 63, 64, 65, 128, 129, 200])
+    @Test(arguments: [1, 2, 3, 7, 63, 64, 65, 127, 128, 129, 200])
     func manyRowAppendsReadBackWhole(count: Int) throws {
         try withTemporaryDatabase { path in
             let store = try SQLiteLedgerStore(path: path)
