@@ -22,6 +22,12 @@ import Synchronization
         #expect(falsePositives > 0, "a full filter of this size cannot be exact")
         #expect(KeyFilter(bytes: 100).bytes == 64)
         #expect(KeyFilter(bytes: (16 << 20) + 5).bytes == 16 << 20)
+        // From 2 MiB up the words are 2 MiB-aligned memory advised for huge pages.
+        let large = KeyFilter(bytes: 4 << 20)
+        for hash in inserted.prefix(1_000) { large.insert(hash) }
+        #expect(inserted.prefix(1_000).allSatisfy(large.mightContain))
+        #expect(others.prefix(10_000).filter(large.mightContain).count < 10, "4 MiB for 1,000 keys: nearly exact")
+        #expect(large.contents().count == 4 << 20)
     }
 
     /// The estimate the logs report agrees with the measured rate, from the
