@@ -125,6 +125,8 @@ final class GroupCommitter: Sendable {
         state.withLock { ($0.durableSeq - max($0.indexedSeq, $0.startSeq), $0.pacing) }
     }
     var durableSeq: Int64 { state.withLock { $0.durableSeq } }
+    /// Callers waiting for a checkpoint (tests).
+    var checkpointWaiterCount: Int { state.withLock { $0.indexWaiters.count } }
     var statistics: (batches: Int64, entries: Int64) { state.withLock { ($0.batches, $0.committedEntries) } }
 
     /// Queues `entry` (the next seq) without waiting. Throws when the

@@ -37,9 +37,20 @@ public final class KeyFilter: Sendable {
     }
 
     deinit {
-        words.deinitialize(count: 8 << blockBits)
+        let count = 8 << blockBits
+        words.deinitialize(count: count)
+        // The advice outlives `free`: the allocator would hand the range out
+        // again, huge pages and all, for small allocations.
+        let bytes = count * MemoryLayout<Atomic<UInt64>>.stride
+        if bytes >= Self.hugePage { _ = madvise(words, bytes, MADV_NOHUGEPAGE) }
         free(words)
     }
+
+    /// A transparent huge page on x86-64.
+    static let hugePage = 2 << 20
+
+    /// Whether the words start on a huge page boundary (tests).
+    var wordsAreHugePageAligned: Bool { Int(bitPattern: words) % Self.hugePage == 0 }
 
     /// Every probe lands on a random block of the whole filter: with 4 KiB
     /// pages a 16 MiB filter has 4,096 of them, far more than the TLB maps,
@@ -47,8 +58,7 @@ public final class KeyFilter: Sendable {
     /// are aligned to 2 MiB and marked for transparent huge pages (where the
     /// kernel offers them: `madvise` mode, Debian's default): eight pages.
     private static func allocateWords(_ count: Int) -> UnsafeMutablePointer<Atomic<UInt64>> {
-        let bytes = count * MemoryLayout<UInt64>.stride
-        let hugePage = 2 << 20
+        let bytes = count * MemoryLayout<Atomic<UInt64>>.stride
         var memory: UnsafeMutableRawPointer?
         let alignment = bytes >= hugePage ? hugePage : 64
         guard posix_memalign(&memory, alignment, bytes) == 0, let memory else {

@@ -84,7 +84,7 @@ final class LedgerWriter: @unchecked Sendable {
             }
             // As few statements as the sizes allow (SQLite's cost is mostly
             // per statement run, not per row): 64 rows at a time, then the
-            // rest in powers of two — at most seven statements beyond the 64s.
+            // rest in powers of two — at most six statements beyond the 64s.
             var rest = entries[...]
             for (count, insert) in insertEntries {
                 while rest.count >= count {

@@ -1,6 +1,6 @@
 import Foundation
 import BillingCore
-import BillingLedger
+@testable import BillingLedger
 import BillingProto
 import Testing
 import Synchronization
@@ -24,6 +24,7 @@ import Synchronization
         #expect(KeyFilter(bytes: (16 << 20) + 5).bytes == 16 << 20)
         // From 2 MiB up the words are 2 MiB-aligned memory advised for huge pages.
         let large = KeyFilter(bytes: 4 << 20)
+        #expect(large.wordsAreHugePageAligned)
         for hash in inserted.prefix(1_000) { large.insert(hash) }
         #expect(inserted.prefix(1_000).allSatisfy(large.mightContain))
         #expect(others.prefix(10_000).filter(large.mightContain).count < 10, "4 MiB for 1,000 keys: nearly exact")
@@ -199,8 +200,9 @@ import Synchronization
             secondReturned.withLock { $0 = true }
         }
         // Both are resolved by the thread held in the filter write, so neither
-        // can have returned; give them the chance to, had either been resolved early.
-        for _ in 0..<1_000 { await Task.yield() }
+        // can have returned: both are registered and waiting (a waiter
+        // resolved at registration would never be counted).
+        #expect(await eventually { await h.ledger.committer.checkpointWaiterCount == 2 }, "both checkpoint() calls wait")
         #expect(!returned.withLock { $0 }, "checkpoint() is still waiting for the filter")
         #expect(!secondReturned.withLock { $0 }, "so is one asked for while the filter is written")
         #expect(h.disk.keyFiltersStored == 0)

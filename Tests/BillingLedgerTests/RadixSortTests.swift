@@ -19,7 +19,12 @@ import Testing
         let edges: [Int64] = [.min, .min + 1, -1, 0, 1, .max - 1, .max, 0, -1, .max, .min]
         let sharedTop = (0..<600).map { _ in Int64(0x1234_5678_9ABC_0000) | Int64(random.next() & 0xFFFF) }
         let topOnly = (0..<600).map { _ in Int64(bitPattern: (random.next() & 0xFF) << 56) }
-        for values in [edges + sharedTop, sharedTop, topOnly, topOnly + edges, Array(repeating: 42, count: 500)] {
+        // Passes run, skipped, run: keys differing only in their lowest and
+        // highest bytes; three passes (an odd number: the result copied back).
+        let ends = (0..<600).map { _ in Int64(bitPattern: (random.next() & 0xFF) << 56 | (random.next() & 0xFF)) }
+        let threeBytes = (0..<600).map { _ in Int64(bitPattern: random.next() & 0xFF_FFFF) }
+        for values in [edges + sharedTop, sharedTop, topOnly, topOnly + edges, ends, threeBytes,
+                       Array(repeating: 42, count: 500)] {
             #expect(RadixSort.sorted(values) == values.sorted())
         }
     }
