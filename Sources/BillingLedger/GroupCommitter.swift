@@ -388,8 +388,8 @@ final class GroupCommitter: Sendable {
     /// the next checkpoint and the ledger keeps their debits in memory.
     /// `withFilter`: also store a copy of the key filter, after the
     /// checkpoint (and after paced commits hear of it) and before its
-    /// waiters hear of it. Returns whether the
-    /// checkpoint, and the filter, were stored.
+    /// waiters hear of it. Returns whether the checkpoint, and the filter,
+    /// were stored.
     private func write(_ pending: PendingCheckpoint, index: JournalIndexRows, withFilter: Bool) -> (Bool, filterStored: Bool) {
         let started = ContinuousClock.now
         let cpuStarted = Self.threadCPUMicros()

@@ -32,16 +32,14 @@ public final class KeyFilter: Sendable {
         while (64 << (bits + 1)) <= bytes && bits < 40 { bits += 1 }
         blockBits = bits
         let count = 8 << bits
-        words = Self.allocateWords(count)
+        words = Self.allocateWords(count, bytes: 64 << bits)
         for index in 0..<count { (words + index).initialize(to: Atomic(0)) }
     }
 
     deinit {
-        let count = 8 << blockBits
-        words.deinitialize(count: count)
+        words.deinitialize(count: 8 << blockBits)
         // The advice outlives `free`: the allocator would hand the range out
         // again, huge pages and all, for small allocations.
-        let bytes = count * MemoryLayout<Atomic<UInt64>>.stride
         if bytes >= Self.hugePage { _ = madvise(words, bytes, MADV_NOHUGEPAGE) }
         free(words)
     }
@@ -57,8 +55,8 @@ public final class KeyFilter: Sendable {
     /// so most probes paid a page walk on top of the cache miss. The words
     /// are aligned to 2 MiB and marked for transparent huge pages (where the
     /// kernel offers them: `madvise` mode, Debian's default): eight pages.
-    private static func allocateWords(_ count: Int) -> UnsafeMutablePointer<Atomic<UInt64>> {
-        let bytes = count * MemoryLayout<Atomic<UInt64>>.stride
+    private static func allocateWords(_ count: Int, bytes: Int) -> UnsafeMutablePointer<Atomic<UInt64>> {
+        precondition(bytes == count * MemoryLayout<Atomic<UInt64>>.stride)
         var memory: UnsafeMutableRawPointer?
         let alignment = bytes >= hugePage ? hugePage : 64
         guard posix_memalign(&memory, alignment, bytes) == 0, let memory else {

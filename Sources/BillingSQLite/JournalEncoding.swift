@@ -130,22 +130,24 @@ struct ProtobufWriter {
         bytes.append(0)
         try body(&self)
         let length = bytes.count - lengthAt - 1
-        if length < 0x80 {
+        guard length >= 0x80 else {
             bytes[lengthAt] = UInt8(length)
-        } else if length < 0x4000 {
-            // Two bytes (a debit's body): the body moves one byte up in
-            // place (`insert` on an array goes through unspecialized generic code).
-            bytes.append(0)
-            bytes.withUnsafeMutableBufferPointer { buffer in
-                let body = buffer.baseAddress! + lengthAt + 1
-                (body + 1).update(from: body, count: length)  // overlapping: copied from the end
-                buffer[lengthAt] = UInt8(truncatingIfNeeded: length) | 0x80
-                buffer[lengthAt + 1] = UInt8(length >> 7)
+            return
+        }
+        // A longer length (a debit's body): the body moves up in place by
+        // the extra varint bytes (`insert` or `replaceSubrange` on an array
+        // go through unspecialized generic code).
+        var extra = 1
+        while length >> (7 * (extra + 1)) != 0 { extra += 1 }
+        for _ in 0..<extra { bytes.append(0) }
+        bytes.withUnsafeMutableBufferPointer { buffer in
+            let body = buffer.baseAddress! + lengthAt + 1
+            (body + extra).update(from: body, count: length)  // overlapping: copied from the end
+            var rest = length
+            for index in lengthAt...(lengthAt + extra) {
+                buffer[index] = UInt8(truncatingIfNeeded: rest) | (index < lengthAt + extra ? 0x80 : 0)
+                rest >>= 7
             }
-        } else {
-            var prefix = ProtobufWriter()
-            prefix.rawVarint(UInt64(length))
-            bytes.replaceSubrange(lengthAt...lengthAt, with: prefix.bytes)
         }
     }
 }
