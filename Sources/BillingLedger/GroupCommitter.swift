@@ -485,33 +485,58 @@ extension Duration {
 }
 
 /// One caller's wait for a commit: resolved once, by the journal thread or
-/// at registration; `wait()` returns or throws accordingly.
+/// at registration; `wait()` returns or throws accordingly, or the callback
+/// given to `whenResolved` runs with the outcome.
 final class CommitWaiter: Sendable {
+    private enum Listener {
+        case task(UnsafeContinuation<Void, any Error>)
+        case callback(@Sendable (Result<Void, LedgerError>) -> Void)
+    }
+
     private struct State {
         var outcome: Result<Void, LedgerError>?
-        var continuation: CheckedContinuation<Void, any Error>?
+        var listener: Listener?
     }
 
     private let state = Mutex(State())
 
     func resolve(_ outcome: Result<Void, LedgerError>) {
-        let continuation = state.withLock { s -> CheckedContinuation<Void, any Error>? in
+        let listener = state.withLock { s -> Listener? in
             guard s.outcome == nil else { return nil }
             s.outcome = outcome
-            defer { s.continuation = nil }
-            return s.continuation
+            defer { s.listener = nil }
+            return s.listener
         }
-        continuation?.resume(with: outcome.mapError { $0 as any Error })
+        switch listener {
+        case .task(let continuation): continuation.resume(with: outcome.mapError { $0 as any Error })
+        case .callback(let callback): callback(outcome)
+        case nil: break
+        }
     }
 
+    /// Waits for the outcome. Call once per waiter.
     func wait() async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let outcome = state.withLock { s -> Result<Void, LedgerError>? in
-                if let outcome = s.outcome { return outcome }
-                s.continuation = continuation
-                return nil
-            }
-            if let outcome { continuation.resume(with: outcome.mapError { $0 as any Error }) }
+        // Unsafe (not checked): resumed exactly once, by `resolve` or here.
+        try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
+            if let outcome = listen(.task(continuation)) { continuation.resume(with: outcome.mapError { $0 as any Error }) }
+        }
+    }
+
+    /// Runs `callback` with the outcome: at once on this thread when it is
+    /// known, else on the thread that resolves it (the journal thread: the
+    /// callback must only hand the outcome on). Call once per waiter,
+    /// instead of `wait()`.
+    func whenResolved(_ callback: @escaping @Sendable (Result<Void, LedgerError>) -> Void) {
+        if let outcome = listen(.callback(callback)) { callback(outcome) }
+    }
+
+    /// The outcome if already known, else `listener` is kept for `resolve`.
+    private func listen(_ listener: Listener) -> Result<Void, LedgerError>? {
+        state.withLock { s in
+            precondition(s.listener == nil, "a commit waiter is waited on once")
+            if let outcome = s.outcome { return outcome }
+            s.listener = listener
+            return nil
         }
     }
 }

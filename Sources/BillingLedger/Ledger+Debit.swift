@@ -30,16 +30,61 @@ public struct PriorLookup: Sendable {
 
 extension Ledger {
     /// Charges one debit exactly once per (account, key). Returns after the
-    /// outcome is durable.
-    public func debit(_ command: DebitCommand, prior: PriorLookup) async throws -> DebitOutcome {
-        let (outcome, seq) = try record(command, prior: prior)
-        try await committer.waiter(for: seq).wait()
+    /// outcome is durable (awaited off the actor: the task resumes where it
+    /// came from, not through the actor's executor).
+    public nonisolated func debit(_ command: DebitCommand, prior: PriorLookup) async throws -> DebitOutcome {
+        let (outcome, waiter) = try await recordWaiting(command, prior: prior)
+        try await waiter.wait()
         return outcome
+    }
+
+    /// `record` and its commit's waiter, registered in the same actor turn
+    /// (see `GroupCommitter.waiter(for:)`: registered after the turn, a
+    /// failed commit's seq could be reused by the next one and satisfy it).
+    func recordWaiting(_ command: DebitCommand, prior: PriorLookup) throws -> (DebitOutcome, CommitWaiter) {
+        let (outcome, seq) = try record(command, prior: prior)
+        return (outcome, committer.waiter(for: seq))
+    }
+
+    /// `debit` for a caller already isolated to the ledger (on its
+    /// executor, through `whenOnExecutor`): decides and applies now, and
+    /// calls `completion` once the outcome is durable — on this thread when
+    /// it already is (a retry of a committed key) or fails at once, else on
+    /// the journal thread, which `completion` must only hand it on from.
+    public func debitNow(_ command: DebitCommand, prior: PriorLookup,
+                         completion: @escaping @Sendable (Result<DebitOutcome, any Error>) -> Void) {
+        let recorded: (DebitOutcome, Int64)
+        do {
+            recorded = try record(command, prior: prior)
+        } catch {
+            completion(.failure(error))
+            return
+        }
+        let outcome = recorded.0
+        committer.waiter(for: recorded.1).whenResolved { result in
+            completion(result.map { outcome }.mapError { $0 as any Error })
+        }
+    }
+
+    /// Runs `body` isolated to the ledger, synchronously, when called on the
+    /// thread of its executor (a Debit on the event loop that runs it);
+    /// nil elsewhere, where the caller awaits the actor instead.
+    public nonisolated func whenOnExecutor<T: Sendable>(_ body: (isolated Ledger) throws -> T) rethrows -> T? {
+        guard executor.isCurrent else { return nil }
+        return try assumeIsolated(body)
     }
 
     /// Many debits, each decided on its own in order; one wait for the last
     /// one's durability covers them all (commits are in seq order).
-    public func debitBatch(_ commands: [(DebitCommand, PriorLookup)]) async throws -> [DebitOutcome] {
+    public nonisolated func debitBatch(_ commands: [(DebitCommand, PriorLookup)]) async throws -> [DebitOutcome] {
+        let (outcomes, waiter) = try await recordBatch(commands)
+        try await waiter.wait()
+        return outcomes
+    }
+
+    /// Records each debit of a batch; returns the outcomes and the waiter
+    /// for the last one's commit (registered in this actor turn).
+    func recordBatch(_ commands: [(DebitCommand, PriorLookup)]) throws -> ([DebitOutcome], CommitWaiter) {
         var outcomes: [DebitOutcome] = []
         outcomes.reserveCapacity(commands.count)
         var highest: Int64 = 0
@@ -52,8 +97,7 @@ extension Ledger {
                 outcomes.append(.failed(error))
             }
         }
-        try await committer.waiter(for: highest).wait()
-        return outcomes
+        return (outcomes, committer.waiter(for: highest))
     }
 
     /// Decides and applies one debit; returns the outcome and the seq whose

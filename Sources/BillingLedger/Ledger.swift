@@ -38,11 +38,19 @@ public actor Ledger {
     var lifecycleBusy = false
     var lifecycleWaiters: [CheckedContinuation<Void, Never>] = []
 
+    /// Where the actor runs (see `LedgerExecutor`).
+    public nonisolated let executor: any LedgerExecutor
+
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
+
     /// Opens the ledger on `store`: loads the newest checkpoint, replays the
-    /// journal after it, and logs how long that took.
+    /// journal after it, and logs how long that took. The actor runs on
+    /// `executor` (default: a serial queue of its own).
     public init(store: any LedgerStore, plans: PlanCatalog, clock: any LedgerClock,
                 configuration: LedgerConfiguration = LedgerConfiguration(), logger: Logger,
-                gateway: any PaymentGateway = TestPaymentGateway()) throws {
+                gateway: any PaymentGateway = TestPaymentGateway(),
+                executor: (any LedgerExecutor)? = nil) throws {
+        self.executor = executor ?? QueueLedgerExecutor()
         let started = ContinuousClock.now
         let cache = IdempotencyCache()
         let keyFilter = KeyFilter(bytes: configuration.keyFilterBytes)

@@ -6,6 +6,31 @@ import GRPC
 
 extension MeteringService {
     func quote(_ request: Billing_V1_QuoteRequest) async throws -> Billing_V1_QuoteResponse {
+        let (command, priced) = try quoteCommand(request)
+        return try Self.quoteResponse(await ledger.quote(command), request, priced)
+    }
+
+    /// Quote as a deferred method (see `register`): answered at once on the
+    /// ledger's loop, else as a task awaiting the actor.
+    func quote(_ request: Billing_V1_QuoteRequest, _ respond: CountingResponder) {
+        let command: DebitCommand
+        let priced: PricedDebit
+        do {
+            (command, priced) = try quoteCommand(request)
+        } catch {
+            respond { throw error }
+            return
+        }
+        if let looked = ledger.whenOnExecutor({ $0.quote(command) }) {
+            respond { try Self.quoteResponse(looked, request, priced).serializedBytes() }
+        } else {
+            respond.continueAsTask { [ledger] in
+                try Self.quoteResponse(await ledger.quote(command), request, priced).serializedBytes()
+            }
+        }
+    }
+
+    func quoteCommand(_ request: Billing_V1_QuoteRequest) throws(GRPCStatus) -> (DebitCommand, PricedDebit) {
         try requireID(request.accountID, "account_id")
         try requireID(request.workspaceID, "workspace_id", required: false)
         try requireID(request.agentID, "agent_id", required: false)
@@ -15,7 +40,13 @@ extension MeteringService {
         let command = DebitCommand(
             accountID: request.accountID, workspaceID: request.workspaceID, agentID: request.agentID,
             runID: request.runID, idempotencyKey: "", priced: priced, fingerprint: [])
-        guard let (event, balance) = await ledger.quote(command) else {
+        return (command, priced)
+    }
+
+    /// What the ledger said of a quoted debit (nil: no such account), as the caller hears it.
+    static func quoteResponse(_ looked: (event: Billing_Journal_V1_Entry.OneOf_Event, balance: Int64)?,
+                              _ request: Billing_V1_QuoteRequest, _ priced: PricedDebit) throws(GRPCStatus) -> Billing_V1_QuoteResponse {
+        guard let (event, balance) = looked else {
             throw Refusals.status(LedgerError.accountNotFound(request.accountID))
         }
         var response = Billing_V1_QuoteResponse()

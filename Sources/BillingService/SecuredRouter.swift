@@ -37,19 +37,88 @@ struct SecuredRouter {
         _ path: String, placement: GRPCHandlerPlacement = .pool,
         _ handler: @escaping @Sendable (Request, Principal) async throws -> Response
     ) {
-        guard let access = AccessTable.rules[path] else { preconditionFailure("no access rule for \(path)") }
+        router.register(path: path, placement: placement, secured(path, handler))
+    }
+
+    /// Registers a deferred method (`GRPCDeferredHandler`): authenticated,
+    /// decoded and authorized on the loop as `register` does it, then handed
+    /// to `handler` with the responder it answers through. A request larger
+    /// than `maxRequestBytes` goes to `otherwise`, on the pool.
+    mutating func registerDeferred<Request: Message, Response: Message>(
+        _ path: String, maxRequestBytes: Int, _ handler: @escaping @Sendable (Request, CountingResponder) -> Void,
+        otherwise: @escaping @Sendable (Request, Principal) async throws -> Response
+    ) {
+        let access = Self.rule(path)
         let authenticator = self.authenticator
-        router.register(path: path, placement: placement) { bytes, context in
+        router.registerDeferred(path: path, maxRequestBytes: maxRequestBytes, { bytes, context, respond in
+            let request: Request
             do {
-                // Credentials first: a caller who cannot authenticate learns
-                // nothing, not even whether its message decodes.
-                let principal = try authenticator.principal(context)
-                let request = try decode(Request.self, bytes)
-                try authenticator.authorize(principal, access, accountID: (request as? AccountScoped)?.accountID)
+                (request, _) = try Self.admit(bytes, context, authenticator, access)
+            } catch {
+                respond.fail(RefusalMetrics.counted(error))
+                return
+            }
+            handler(request, CountingResponder(respond: respond))
+        }, otherwise: secured(path, otherwise))
+    }
+
+    /// `handler` behind authentication and the access table, its refusals counted.
+    private func secured<Request: Message, Response: Message>(
+        _ path: String, _ handler: @escaping @Sendable (Request, Principal) async throws -> Response
+    ) -> GRPCUnaryHandler {
+        let access = Self.rule(path)
+        let authenticator = self.authenticator
+        return { bytes, context in
+            do {
+                let (request, principal): (Request, Principal) = try Self.admit(bytes, context, authenticator, access)
                 return try await handler(request, principal).serializedBytes()
-            } catch let status as GRPCStatus {
-                RefusalMetrics.count(status)
-                throw status
+            } catch {
+                throw RefusalMetrics.counted(error)
+            }
+        }
+    }
+
+    /// The request and its caller, once authenticated and allowed.
+    private static func admit<Request: Message>(
+        _ bytes: [UInt8], _ context: GRPCCallContext, _ authenticator: Authenticator, _ access: Access
+    ) throws -> (Request, Principal) {
+        // Credentials first: a caller who cannot authenticate learns
+        // nothing, not even whether its message decodes.
+        let principal = try authenticator.principal(context)
+        let request = try decode(Request.self, bytes)
+        try authenticator.authorize(principal, access, accountID: (request as? AccountScoped)?.accountID)
+        return (request, principal)
+    }
+
+    private static func rule(_ path: String) -> Access {
+        guard let access = AccessTable.rules[path] else { preconditionFailure("no access rule for \(path)") }
+        return access
+    }
+}
+
+/// A deferred method's responder that counts the refusals it answers with
+/// (`RefusalMetrics`), as `SecuredRouter.register` counts a handler's.
+struct CountingResponder: Sendable {
+    let respond: GRPCResponder
+
+    /// Answers with what `body` returns or throws (see `GRPCResponder`).
+    func callAsFunction(_ body: @escaping @Sendable () throws -> [UInt8]) {
+        respond {
+            do {
+                return try body()
+            } catch {
+                throw RefusalMetrics.counted(error)
+            }
+        }
+    }
+
+    /// Continues as a task on the loop (see `GRPCResponder.continueAsTask`).
+    func continueAsTask(_ body: @escaping @Sendable () async throws -> [UInt8]) {
+        respond.continueAsTask(onLoop: true) {
+            do {
+                return try await body()
+            } catch {
+                throw RefusalMetrics.counted(error)
             }
         }
     }
@@ -57,6 +126,12 @@ struct SecuredRouter {
 
 /// Refusals by ErrorInfo reason (a bounded set: the reasons this code emits).
 enum RefusalMetrics {
+    /// `error`, counted first when it is a refusal (a `GRPCStatus`).
+    static func counted(_ error: any Error) -> any Error {
+        if let status = error as? GRPCStatus { count(status) }
+        return error
+    }
+
     static func count(_ status: GRPCStatus) {
         guard let reason = status.errorInfo?.reason else { return }
         Counter(label: "billing_refusals_total", dimensions: [("reason", reason)]).increment()

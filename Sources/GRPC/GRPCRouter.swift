@@ -49,6 +49,13 @@ public typealias GRPCUnaryHandler = @Sendable (_ request: [UInt8], _ context: GR
 /// anything that waits, does I/O or may be slow must be a `GRPCUnaryHandler`.
 public typealias GRPCInlineHandler = @Sendable (_ request: [UInt8], _ context: GRPCCallContext) throws -> [UInt8]
 
+/// A method that starts on the event loop, synchronously, with no task,
+/// and answers through `respond` — at once, or later from any thread (a
+/// commit acknowledged by the journal thread) — exactly once. Like an
+/// inline handler it must take microseconds and never block; what needs to
+/// wait continues as a task through `respond.continueAsTask`.
+public typealias GRPCDeferredHandler = @Sendable (_ request: [UInt8], _ context: GRPCCallContext, _ respond: GRPCResponder) -> Void
+
 /// Where a `GRPCUnaryHandler`'s task runs.
 public enum GRPCHandlerPlacement: Sendable {
     /// Swift's global concurrent executor: for anything that may block or
@@ -73,6 +80,9 @@ public enum GRPCHandlerPlacement: Sendable {
 enum GRPCMethod: Sendable {
     case task(GRPCUnaryHandler, GRPCHandlerPlacement)
     case inline(GRPCInlineHandler)
+    /// Requests up to `maxRequestBytes` go to the deferred handler on the
+    /// loop; larger ones to `otherwise`, as a task on the pool.
+    case deferred(GRPCDeferredHandler, maxRequestBytes: Int, otherwise: GRPCUnaryHandler)
 }
 
 /// Methods by path. Built once before the server starts; read-only after.
@@ -94,6 +104,15 @@ public struct GRPCRouter: Sendable {
     public mutating func registerInline(path: String, _ handler: @escaping GRPCInlineHandler) {
         precondition(routes[path] == nil, "\(path) registered twice")
         routes[path] = .inline(handler)
+    }
+
+    /// Registers a deferred method (`GRPCDeferredHandler`) for requests of
+    /// up to `maxRequestBytes`; a larger one runs `otherwise` on the pool
+    /// (the loop's share of work per call stays bounded).
+    public mutating func registerDeferred(path: String, maxRequestBytes: Int, _ handler: @escaping GRPCDeferredHandler,
+                                          otherwise: @escaping GRPCUnaryHandler) {
+        precondition(routes[path] == nil, "\(path) registered twice")
+        routes[path] = .deferred(handler, maxRequestBytes: maxRequestBytes, otherwise: otherwise)
     }
 
     /// Registers a typed method that runs inline on the event loop (see

@@ -49,7 +49,7 @@ extension GRPCServerConnection {
     }
 
     func receiveData(streamID: Int32, bytes: [UInt8]) throws {
-        guard let call = calls[streamID], !call.responded, call.task == nil else { return }
+        guard let call = calls[streamID], !call.responded, !call.dispatched else { return }
         call.deframer.append(bytes)
         bufferedRequestBytes += bytes.count
         if bufferedRequestBytes > configuration.maxBufferedRequestBytes {
@@ -74,7 +74,7 @@ extension GRPCServerConnection {
     }
 
     func finishRequest(_ streamID: Int32) {
-        guard let call = calls[streamID], !call.responded, call.task == nil else { return }
+        guard let call = calls[streamID], !call.responded, !call.dispatched else { return }
         guard let message = call.message, call.deframer.bufferedCount == 0 else {
             let what = call.message == nil ? "no request message" : "a truncated request message"
             sendStatus(streamID, GRPCStatus(.internal, "stream ended with \(what)"))
@@ -90,6 +90,7 @@ extension GRPCServerConnection {
 
     func dispatch(_ call: Call, request: [UInt8]) {
         runningHandlers += 1
+        call.dispatched = true
         call.message = nil
         let context = GRPCCallContext(path: call.path, headers: call.metadata,
                                       deadlineNanos: call.deadlineNanos, peer: peer)
@@ -100,6 +101,11 @@ extension GRPCServerConnection {
             handlerFinished(streamID, Self.outcome(logger, context) { try handler(request, context) })
         case .task(let handler, let placement):
             call.task = startTask(handler, placement: placement, request: request, context: context, streamID: streamID)
+        case .deferred(let handler, let limit, _) where request.count <= limit:
+            handler(request, context, GRPCResponder(
+                connection: LoopBound(value: self), loop: loop, streamID: streamID, context: context, logger: logger))
+        case .deferred(_, _, let otherwise):
+            call.task = startTask(otherwise, placement: .pool, request: request, context: context, streamID: streamID)
         }
     }
 

@@ -32,6 +32,8 @@ public final class GRPCServerConnection {
         var message: GRPCMessageDeframer.Message?
         var timer: GRPCTimerID?
         var task: Task<Void, Never>?
+        /// Set when the request went to its handler.
+        var dispatched = false
         /// Set once a response (success or status) was submitted.
         var responded = false
 

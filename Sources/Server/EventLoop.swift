@@ -19,6 +19,10 @@ final class EventLoop: GRPCLoop, @unchecked Sendable {
     }
 
     private let queue = Mutex(Queue())
+    /// Where work goes once the loop has stopped: serial, in order, as on
+    /// the loop (the ledger actor runs on loop 0; two of its jobs must never
+    /// run at once, and `close` still needs it after shutdown).
+    private let afterStop: DispatchQueue
 
     // Loop-thread state below.
     var timers = TimerHeap()
@@ -36,6 +40,7 @@ final class EventLoop: GRPCLoop, @unchecked Sendable {
     init(index: Int, logger: Logger) throws {
         self.index = index
         self.logger = logger
+        self.afterStop = DispatchQueue(label: "billing-loop-\(index)-stopped")
         epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
         guard epollFD >= 0 else { throw SocketError(operation: "epoll_create1", errno: errno) }
         wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
@@ -73,8 +78,8 @@ final class EventLoop: GRPCLoop, @unchecked Sendable {
         }
         guard queued else {
             // The loop has stopped (shutdown): a handler task resumed late, or
-            // the ledger actor it ran, still runs — elsewhere.
-            DispatchQueue.global().async(execute: work)
+            // the ledger actor, still runs — elsewhere, in order.
+            afterStop.async(execute: work)
             return
         }
         if wasEmpty {
@@ -152,15 +157,16 @@ final class EventLoop: GRPCLoop, @unchecked Sendable {
             if shuttingDown && connections.isEmpty { stopped = true }
         }
         // Work queued but not run (tasks of handlers placed here, resumed as
-        // the loop stopped) goes to the shared pool, as will any later work:
-        // a stopped loop must not strand the ledger actor (`close` awaits it).
+        // the loop stopped; ledger jobs) runs on a serial queue, as will any
+        // later work: a stopped loop must not strand the ledger actor
+        // (`close` awaits it).
         let leftover = local + queue.withLock { state -> [@Sendable () -> Void] in
             state.stopped = true
             defer { state.pending.removeAll() }
             return state.pending
         }
         local.removeAll()
-        for work in leftover { DispatchQueue.global().async(execute: work) }
+        for work in leftover { afterStop.async(execute: work) }
     }
 
     /// Runs the work queued so far, once: work it queues waits for the next

@@ -33,22 +33,23 @@ final class ServerState: Sendable {
 
 /// The gRPC server: a listening socket shared by N epoll loops, each on
 /// its own thread. Handlers run on Swift's shared pool (`PoolExecutor`),
-/// except those placed on the loop (`GRPCHandlerPlacement.loop`).
+/// except those placed on the loop (`GRPCHandlerPlacement.loop`) and the
+/// inline and deferred ones. The loops start with the server, before it
+/// listens: the first also runs the ledger actor (`billing serve`), which
+/// is opened and used before there is a router to serve.
 public final class GRPCServer: Sendable {
-    let state: ServerState
+    let configuration: ServerConfiguration
     let loops: [EventLoop]
-    let listenFD: Int32
     let logger: Logger
     let finished = DispatchSemaphore(value: 0)
-    /// The address actually bound (the port is resolved when 0 was asked).
-    public let boundAddress: SocketAddress
+    /// Set by `start`: the listening socket and what its loops share.
+    private let listening = Mutex<(fd: Int32, address: SocketAddress, state: ServerState)?>(nil)
 
-    public init(configuration: ServerConfiguration, router: GRPCRouter, logger: Logger) throws {
-        self.state = ServerState(configuration: configuration, router: router)
+    /// Creates the loops and starts their threads; they serve no socket
+    /// until `start(router:)`.
+    public init(configuration: ServerConfiguration, logger: Logger) throws {
+        self.configuration = configuration
         self.logger = logger
-        let (fd, bound) = try Self.listen(on: configuration.listen)
-        self.listenFD = fd
-        self.boundAddress = bound
         var loops: [EventLoop] = []
         for index in 0..<configuration.threads {
             var loopLogger = logger
@@ -56,17 +57,7 @@ public final class GRPCServer: Sendable {
             loops.append(try EventLoop(index: index, logger: loopLogger))
         }
         self.loops = loops
-    }
-
-    /// Starts the loop threads and returns at once.
-    public func start() throws {
-        let state = self.state
         for loop in loops {
-            loop.listenFD = listenFD
-            loop.acceptor = { loop in Self.acceptConnections(loop: loop, state: state) }
-            // EPOLLEXCLUSIVE: one loop is woken per incoming connection, not all.
-            try loop.register(listenFD, events: EPOLLIN.rawValue | EPOLLEXCLUSIVE.rawValue)
-            loop.sweepIdle(timeoutNanos: state.configuration.idleTimeoutNanos)
             let finished = self.finished
             Thread {
                 Thread.current.name = "billing-loop-\(loop.index)"  // set from inside: see GroupCommitter
@@ -74,6 +65,38 @@ public final class GRPCServer: Sendable {
                 finished.signal()
             }.start()
         }
+    }
+
+    /// The first loop, as an executor: `billing serve` runs the ledger on it.
+    public var firstLoop: any GRPCExecutorLoop { loops[0] }
+
+    /// Listens on the configured address and serves `router` from every loop.
+    public func start(router: GRPCRouter) throws {
+        let (fd, bound) = try Self.listen(on: configuration.listen)
+        let state = ServerState(configuration: configuration, router: router)
+        listening.withLock { $0 = (fd, bound, state) }
+        for loop in loops {
+            // On the loop's own thread: its accept state is loop-confined.
+            loop.execute {
+                guard !loop.shuttingDown else { return }
+                loop.listenFD = fd
+                loop.acceptor = { loop in Self.acceptConnections(loop: loop, state: state) }
+                do {
+                    // EPOLLEXCLUSIVE: one loop is woken per incoming connection, not all.
+                    try loop.register(fd, events: EPOLLIN.rawValue | EPOLLEXCLUSIVE.rawValue)
+                } catch {
+                    loop.logger.critical("cannot watch the listening socket; this loop accepts nothing",
+                                         metadata: ["error": "\(error)"])
+                }
+                loop.sweepIdle(timeoutNanos: state.configuration.idleTimeoutNanos)
+            }
+        }
+    }
+
+    /// The address actually bound (the port is resolved when 0 was asked); after `start`.
+    public var boundAddress: SocketAddress {
+        guard let address = listening.withLock({ $0?.address }) else { preconditionFailure("the server has not started") }
+        return address
     }
 
     /// Graceful shutdown: stop accepting, GOAWAY everywhere, let calls in
@@ -88,10 +111,10 @@ public final class GRPCServer: Sendable {
     /// Blocks until every loop has exited (after `shutdown`).
     public func wait() {
         for _ in loops { finished.wait() }
-        Glibc.close(listenFD)
+        if let fd = listening.withLock({ $0?.fd }) { Glibc.close(fd) }
     }
 
-    public var openConnectionCount: Int { state.openConnections.load(ordering: .relaxed) }
+    public var openConnectionCount: Int { listening.withLock { $0?.state.openConnections.load(ordering: .relaxed) ?? 0 } }
 
     static func listen(on address: SocketAddress) throws -> (Int32, SocketAddress) {
         let result = try address.withSockAddr { pointer, length, family -> Int32 in
@@ -153,6 +176,7 @@ public final class GRPCServer: Sendable {
             let peer = SocketAddress.describe(storage)
             do {
                 loop.add(try Connection(fd: fd, peer: peer, loop: loop, server: state))
+                loop.logger.debug("connection accepted", metadata: ["peer": "\(peer)"])
             } catch {
                 loop.logger.error("cannot set up connection", metadata: ["peer": "\(peer)", "error": "\(error)"])
                 Glibc.close(fd)

@@ -160,6 +160,8 @@ struct Serve: ParsableCommand {
         configuration.maxConnections = maxConnections
         configuration.idleTimeoutNanos = UInt64(idleTimeoutSeconds) * 1_000_000_000
         configuration.grpc.maxReceiveMessageSize = maxMessageBytes
+        let callMetrics = GRPCServerMetrics(knownPaths: Set(BillingServices.allPaths + ["/grpc.health.v1.Health/Check", "/billing.v1.Testing/Echo"]))
+        if metricsListen != nil { configuration.grpc.metrics = callMetrics }
 
         let prices = try loadCatalog(catalog)
         let planTerms = try loadPlans(plans)
@@ -172,8 +174,12 @@ struct Serve: ParsableCommand {
         ledgerConfiguration.trialCreditMicros = trialCreditMicros
         ledgerConfiguration.graceSeconds = Int64(graceDays) * 86_400
         let clock: any LedgerClock = testClock ? TestClock(startMicros: SystemClock().nowMicros()) : SystemClock()
+        // The loops run from here on, serving nothing until `start`: the
+        // ledger actor runs on the first one.
+        let server = try GRPCServer(configuration: configuration, logger: logger)
         let ledger = try Ledger(store: store, plans: .default, clock: clock,
-                                configuration: ledgerConfiguration, logger: logger)
+                                configuration: ledgerConfiguration, logger: logger,
+                                executor: LoopLedgerExecutor(loop: server.firstLoop))
         if testClock { logger.warning("running on a test clock: time moves only through Admin AdvanceClock") }
         if try blockingAwait({ try await ledger.configurePlans(planTerms, actor: "serve --plans") }) {
             logger.notice("plan terms changed; journaled", metadata: ["plans": "\(plans)"])
@@ -215,8 +221,6 @@ struct Serve: ParsableCommand {
             clock: SystemClock())
 
         var router = GRPCRouter()
-        let callMetrics = GRPCServerMetrics(knownPaths: Set(BillingServices.allPaths + ["/grpc.health.v1.Health/Check", "/billing.v1.Testing/Echo"]))
-        if metricsListen != nil { configuration.grpc.metrics = callMetrics }
         let health = HealthService(services: BillingServices.names)
         health.register(into: &router)
         BillingServices.register(into: &router, ledger: ledger, catalog: prices, authenticator: authenticator)
@@ -225,8 +229,7 @@ struct Serve: ParsableCommand {
             logger.warning("billing.v1.Testing is enabled: for transport tests only")
         }
 
-        let server = try GRPCServer(configuration: configuration, router: router, logger: logger)
-        try server.start()
+        try server.start(router: router)
         if let metricsListen {
             let gauges = ServerGauges(registry: registry, recoveryMillis: ledger.recoveryMillis)
             let endpoint = try MetricsEndpoint(listen: SocketAddress(parsing: metricsListen)!, logger: logger) {

@@ -4,11 +4,19 @@ import GRPC
 import HTTP2
 import Logging
 import SwiftProtobuf
+import Synchronization
 import Testing
+
+/// Responders parked by a deferred handler for the test to answer.
+final class Parked: Sendable {
+    let responders = Mutex<[GRPCResponder]>([])
+}
 
 /// A real nghttp2 client session talking to a GRPCServerConnection in memory.
 final class Harness {
     let loop = ManualLoop()
+    /// Responders of "/test.Echo/DeferredLater" calls, for the test to answer.
+    let parked = Parked()
     let client: HTTP2Session
     let server: GRPCServerConnection
     var events: [HTTP2Event] = []
@@ -24,6 +32,22 @@ final class Harness {
             [loop.runningWork.load(ordering: .sequentiallyConsistent) ? 1 : 0]
         }
         router.registerInline(path: "/test.Echo/Inline") { bytes, _ in bytes }
+        // Deferred methods; a request over 8 bytes goes to `otherwise` ([9], on the pool).
+        let otherwise: GRPCUnaryHandler = { _, _ in [9] }
+        router.registerDeferred(path: "/test.Echo/DeferredNow", maxRequestBytes: 8, { bytes, _, respond in
+            respond { bytes + [1] }
+        }, otherwise: otherwise)
+        router.registerDeferred(path: "/test.Echo/DeferredLater", maxRequestBytes: 8, { [parked] _, _, respond in
+            parked.responders.withLock { $0.append(respond) }
+        }, otherwise: otherwise)
+        router.registerDeferred(path: "/test.Echo/DeferredTask", maxRequestBytes: 8, { [loop] bytes, _, respond in
+            respond.continueAsTask(onLoop: true) {
+                bytes + [loop.runningWork.load(ordering: .sequentiallyConsistent) ? 1 : 0]
+            }
+        }, otherwise: otherwise)
+        router.registerDeferred(path: "/test.Echo/DeferredRefuse", maxRequestBytes: 8, { _, _, respond in
+            respond.fail(GRPCStatus(.failedPrecondition, "refused", reason: "INSUFFICIENT_CREDITS"))
+        }, otherwise: otherwise)
         router.register(path: "/test.Echo/Refuse") { _, _ in
             throw GRPCStatus(.failedPrecondition, "no credits: 100% spent", reason: "INSUFFICIENT_CREDITS",
                              metadata: ["account_id": "a1"])
@@ -49,7 +73,7 @@ final class Harness {
             var toClient: [UInt8] = []
             try server.drainOutput(into: &toClient)
             if toServer.isEmpty && toClient.isEmpty { return }
-            try toServer.withUnsafeBytes { try server.receive($0) }
+            try loop.drive { try toServer.withUnsafeBytes { try server.receive($0) } }
             events += try client.receive(toClient)
         }
     }
@@ -222,4 +246,81 @@ final class Harness {
     let h = try Harness()
     let id = try h.call("/test.Echo/Echo", body: [])
     #expect(h.status(id) == GRPCStatus.Code.internal.rawValue)
+}
+
+// MARK: Deferred methods
+
+/// A deferred handler that answers at once is answered within the same
+/// turn of the loop: no task, no queued work.
+@Test func deferredHandlerAnsweringAtOnceNeedsNoQueuedWork() throws {
+    let h = try Harness()
+    let id = try h.call("/test.Echo/DeferredNow", body: grpcFrame([5]))
+    try h.pump()
+    #expect(h.status(id) == 0)
+    #expect(h.body(id) == grpcFrame([5, 1]))
+    #expect(h.server.openCallCount == 0)
+}
+
+/// Answered later from another thread (as the journal thread does): the
+/// answer is queued on the loop and sent from there.
+@Test(.timeLimit(.minutes(1))) func deferredHandlerAnswersLaterFromAnotherThread() async throws {
+    let h = try Harness()
+    let id = try h.call("/test.Echo/DeferredLater", body: grpcFrame([5]))
+    try h.pump()
+    #expect(h.status(id) == nil)
+    let respond = try #require(h.parked.responders.withLock { $0.first })
+    await Task.detached { respond { [7] } }.value
+    #expect(h.status(id) == nil)  // queued, not sent from the other thread
+    await h.loop.runNext()
+    try h.pump()
+    #expect(h.status(id) == 0)
+    #expect(h.body(id) == grpcFrame([7]))
+    #expect(h.server.openCallCount == 0)
+}
+
+/// A deferred handler may continue as a task on the loop.
+@Test(.timeLimit(.minutes(1))) func deferredHandlerContinuesAsATaskOnTheLoop() async throws {
+    let h = try Harness()
+    let id = try h.call("/test.Echo/DeferredTask", body: grpcFrame([5]))
+    await h.loop.runNext()  // the task, on the loop
+    await h.loop.runNext()  // its outcome, back to the connection
+    try h.pump()
+    #expect(h.status(id) == 0)
+    #expect(h.body(id) == grpcFrame([5, 1]))
+}
+
+@Test func deferredRefusalCarriesItsStatus() throws {
+    let h = try Harness()
+    let id = try h.call("/test.Echo/DeferredRefuse", body: grpcFrame([]))
+    try h.pump()
+    #expect(h.status(id) == GRPCStatus.Code.failedPrecondition.rawValue)
+    #expect(h.headers(id).first("grpc-message") == "refused")
+}
+
+/// A request larger than the deferred limit runs the other handler, on the pool.
+@Test(.timeLimit(.minutes(1))) func oversizedDeferredRequestRunsTheOtherHandler() async throws {
+    let h = try Harness()
+    let id = try h.call("/test.Echo/DeferredNow", body: grpcFrame(Array(repeating: 3, count: 9)))
+    await h.loop.runNext()  // only the outcome: the handler ran on the pool
+    try h.pump()
+    #expect(h.status(id) == 0)
+    #expect(h.body(id) == grpcFrame([9]))
+    #expect(h.parked.responders.withLock { $0.isEmpty })
+}
+
+/// The deadline passes before the deferred answer: DEADLINE_EXCEEDED is
+/// sent, the late answer is dropped, and the call is no longer counted.
+@Test(.timeLimit(.minutes(1))) func lateDeferredAnswerAfterTheDeadlineIsDropped() async throws {
+    let h = try Harness()
+    let id = try h.call("/test.Echo/DeferredLater", body: grpcFrame([]), extra: [HTTP2Header("grpc-timeout", "50m")])
+    h.loop.advance(byNanos: 51_000_000)
+    try h.pump()
+    #expect(h.status(id) == GRPCStatus.Code.deadlineExceeded.rawValue)
+    let respond = try #require(h.parked.responders.withLock { $0.first })
+    await Task.detached { respond { [7] } }.value
+    await h.loop.runNext()
+    try h.pump()
+    #expect(h.headers(id).filter { $0.name == "grpc-status" }.count == 1)
+    #expect(h.body(id).isEmpty)
+    #expect(h.server.openCallCount == 0)
 }

@@ -1,4 +1,5 @@
 import GRPC
+import Glibc
 import Synchronization
 
 /// A GRPCLoop driven by the test: time moves only when told, queued work
@@ -18,8 +19,22 @@ final class ManualLoop: GRPCLoop, @unchecked Sendable {
         iterator = queued.makeAsyncIterator()
     }
 
+    /// The thread inside `drive`, if any: "on the loop" (the connection is
+    /// driven there, so a deferred handler runs there).
+    private let driver = Mutex<pthread_t?>(nil)
+
     var nowNanos: UInt64 { now }
-    var inEventLoop: Bool { false }
+    var inEventLoop: Bool {
+        guard let thread = driver.withLock({ $0 }) else { return false }
+        return pthread_equal(thread, pthread_self()) != 0
+    }
+
+    /// Runs `body` as the loop thread would (`inEventLoop` is true in it, on this thread only).
+    func drive<R>(_ body: () throws -> R) rethrows -> R {
+        driver.withLock { $0 = pthread_self() }
+        defer { driver.withLock { $0 = nil } }
+        return try body()
+    }
 
     func execute(_ work: @escaping @Sendable () -> Void) { continuation.yield(work) }
 

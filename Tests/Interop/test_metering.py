@@ -10,6 +10,7 @@ import concurrent.futures
 import datetime
 import itertools
 import json
+import re
 import threading
 
 import grpc
@@ -1091,3 +1092,64 @@ def test_batch_debit_that_cannot_be_applied_is_refused_on_its_own(billing):
     assert [r.WhichOneof("outcome") for r in results] == ["accepted", "refused", "accepted"], results
     assert results[1].refused.code == INVALID_ARGUMENT
     assert b.usage_total("acme") == 9 * 10**18 + 3_000
+
+
+# --------------------------------------------------------------------------
+# Where Debit and Quote run: the ledger lives on the first event loop. A call
+# arriving there enters it synchronously; one on another loop continues as a
+# task that awaits it; a request over 64 KiB runs on the pool.
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_debits_from_every_loop_are_charged_once_and_reconcile(pb, server, verify, threads):
+    served = server(args=["--threads", str(threads)])
+    b = Billing(pb, served)
+    grant = 50_000_000
+    accounts = [b.create(f"acct-{i}", plan="pro", credits=grant) for i in range(4)]
+    poor = b.create("poor", plan="free")
+    item = b.tool("slack", 1)  # 1000 micros
+    # Eight connections (grpcio shares one between channels to the same
+    # target unless each has its own subchannel pool).
+    channels = [served.authorized_channel(options=[("grpc.use_local_subchannel_pool", 1)]) for _ in range(8)]
+    stubs = [pb.metering_pb2_grpc.MeteringStub(c) for c in channels]
+
+    def work(index):
+        stub = stubs[index % len(stubs)]
+        account = accounts[index % len(accounts)]
+        request = b.request(account, f"k-{index % 150}", [item], run=f"r-{index % 150 % 7}")
+        response = stub.Debit(request, timeout=RPC_TIMEOUT_S)  # keys repeat: retries, some on other loops
+        quote = stub.Quote(pb.metering_pb2.QuoteRequest(account_id=account, line_items=[item]), timeout=RPC_TIMEOUT_S)
+        assert quote.would_accept and quote.total_micros == 1000
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.Debit(b.request(poor, f"poor-{index}", [item]), timeout=RPC_TIMEOUT_S)
+        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert b.error_info(refused.value).reason == "INSUFFICIENT_CREDITS"
+        return request, response
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(work, range(600)))
+    by_key = {}
+    for request, response in results:
+        key = (request.account_id, request.idempotency_key)
+        assert by_key.setdefault(key, response.entry_id) == response.entry_id, f"{key} charged twice"
+    for account in accounts:
+        charged = sum(1 for (a, _) in by_key if a == account)
+        assert b.balance(account) == grant - 1000 * charged
+    assert b.balance(poor) == 0
+
+    # Over 64 KiB: the pool, same answer.
+    big = [b.tool("i" * 250 + f"{n:03d}", 1) for n in range(256)]
+    request = b.request(accounts[0], "big", big)
+    assert request.ByteSize() > 64 << 10
+    response = stubs[0].Debit(request, timeout=RPC_TIMEOUT_S)
+    assert response.total_micros == 256 * 2000  # unlisted integrations: the default price
+    quote = stubs[1].Quote(pb.metering_pb2.QuoteRequest(account_id=accounts[0], line_items=big), timeout=RPC_TIMEOUT_S)
+    assert quote.total_micros == 256 * 2000
+    for c in channels:
+        c.close()
+    verify(served.db_path)
+    # With three loops, calls ran on a loop other than the ledger's (the
+    # task path; with one loop every call entered the ledger synchronously).
+    loops = set(re.findall(r"loop=(\d+).*connection accepted", served.log()))
+    assert len(re.findall(r"connection accepted", served.log())) >= 8
+    if threads == 3:
+        assert len(loops) >= 2, f"every connection was accepted by loop {sorted(loops)}"

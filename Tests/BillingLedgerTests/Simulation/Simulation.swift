@@ -114,9 +114,14 @@ enum Simulation {
             // progress waits for a seq its ledger never reaches (see the auditor's
             // acknowledgement check): nudge each ledger with calls in flight with
             // a grant, so that the call returns and what it was told is audited.
+            // "A while": some ticks and a second. Ticks alone are too short on a
+            // busy machine: the ledger runs on its own serial queue, whose
+            // thread the kernel may not schedule for some milliseconds while
+            // the ticks spin (a slow call, not a lost one).
             disk.setFaults(.none)
             var idleTicks = 0
             var busyTicks = 0
+            var lastProgress = ContinuousClock.now
             while running > 0 {
                 group.addTask {
                     for _ in 0..<2_000 { await Task.yield() }
@@ -130,7 +135,8 @@ enum Simulation {
                     await finished(done)
                 }
                 idleTicks = progressed ? 0 : idleTicks + 1
-                guard idleTicks >= 3 else { continue }
+                if progressed { lastProgress = ContinuousClock.now }
+                guard idleTicks >= 3, ContinuousClock.now - lastProgress > .seconds(1) else { continue }
                 // Entries appended but not yet committed: the journal thread is
                 // slow (a loaded machine), not the call lost; unless it never
                 // commits them, which is a failure of its own.

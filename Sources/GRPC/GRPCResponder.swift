@@ -1,0 +1,56 @@
+import Logging
+
+/// How a deferred handler (`GRPCDeferredHandler`) answers its call: with
+/// its outcome, once, from any thread (the answer is sent from the
+/// connection's loop), or by continuing as a task that answers when it
+/// returns.
+public struct GRPCResponder: Sendable {
+    let connection: LoopBound<GRPCServerConnection>
+    let loop: any GRPCLoop
+    let streamID: Int32
+    let context: GRPCCallContext
+    let logger: Logger
+
+    /// Answers with `outcome`. Call exactly once (or `continueAsTask` once).
+    public func callAsFunction(_ outcome: Result<[UInt8], GRPCStatus>) {
+        let (connection, streamID) = (self.connection, self.streamID)
+        if loop.inEventLoop {
+            connection.value.handlerFinished(streamID, outcome)
+        } else {
+            loop.execute { connection.value.handlerFinished(streamID, outcome) }
+        }
+    }
+
+    /// Answers with what `body` returns, or the status its error maps to
+    /// (as a unary handler's would: a `GRPCStatus` as it is, a cancellation
+    /// as CANCELLED, anything else as INTERNAL, logged). `body` runs on the
+    /// loop: called from another thread (the journal's), this only queues it.
+    public func callAsFunction(_ body: @escaping @Sendable () throws -> [UInt8]) {
+        let (connection, streamID, context, logger) = (self.connection, self.streamID, self.context, self.logger)
+        if loop.inEventLoop {
+            connection.value.handlerFinished(streamID, GRPCServerConnection.outcome(logger, context, body))
+        } else {
+            loop.execute {
+                connection.value.handlerFinished(streamID, GRPCServerConnection.outcome(logger, context, body))
+            }
+        }
+    }
+
+    /// Answers with `error`, mapped as `callAsFunction(_ body:)` maps it.
+    public func fail(_ error: any Error) {
+        self(GRPCServerConnection.failure(error, logger, context))
+    }
+
+    /// Continues the call as a task (on the loop when `onLoop` and the loop
+    /// runs tasks, else on the shared pool) that answers when `body`
+    /// returns, and is cancelled if the deadline passes first. Call on the
+    /// loop, from the deferred handler itself, instead of answering.
+    public func continueAsTask(onLoop: Bool, _ body: @escaping @Sendable () async throws -> [UInt8]) {
+        precondition(loop.inEventLoop, "continueAsTask is called from the deferred handler, on its loop")
+        let connection = self.connection.value
+        let placement: GRPCHandlerPlacement = onLoop ? .loop(maxRequestBytes: Int.max) : .pool
+        let task = connection.startTask({ _, _ in try await body() }, placement: placement, request: [],
+                                        context: context, streamID: streamID)
+        connection.calls[streamID]?.task = task
+    }
+}

@@ -1,0 +1,20 @@
+import BillingLedger
+import GRPC
+
+/// The ledger actor on an event loop: its jobs are queued on the loop like
+/// any other work and run between socket events; a Debit or Quote arriving
+/// on that loop enters the ledger synchronously (see `LedgerExecutor`).
+final class LoopLedgerExecutor: LedgerExecutor, @unchecked Sendable {
+    let loop: any GRPCExecutorLoop
+
+    init(loop: any GRPCExecutorLoop) {
+        self.loop = loop
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        loop.execute { job.runSynchronously(on: self.asUnownedSerialExecutor()) }
+    }
+
+    var isCurrent: Bool { loop.inEventLoop }
+}
