@@ -23,20 +23,62 @@ public final class IdempotencyCache: Sendable {
     /// hit is checked against the entry's own account and key; a second key
     /// with a taken hash (not expected in the life of a ledger, but possible)
     /// goes to `collided`, keyed by its strings.
+    ///
+    /// The entries are in one array; the maps hold positions in it, and a
+    /// run's entries are chained through `previousInRun`. Inserting is an
+    /// append and two integer-valued map writes, and a dropped generation is
+    /// freed as one array of entries plus maps and arrays of integers (no
+    /// array per run, no reference per map slot to release).
     struct Generation {
-        var debits: [Int64: Billing_Journal_V1_Entry] = [:]
-        var collided: [Key: Billing_Journal_V1_Entry] = [:]
-        /// By run hash; runs sharing a hash share a list, told apart on reading.
-        var runs: [Int64: [Billing_Journal_V1_Entry]] = [:]
+        var entries: [Billing_Journal_V1_Entry] = []
+        var debits: [Int64: Int32] = [:]
+        var collided: [Key: Int32] = [:]
+        /// By run hash, the position of the run's newest entry; runs sharing
+        /// a hash share a chain, told apart on reading.
+        var runHeads: [Int64: Int32] = [:]
+        /// For each entry, the position of the previous entry of its run (-1: none).
+        var previousInRun: [Int32] = []
         var rows = JournalIndexRows()
         /// The seq of the checkpoint it was sealed for (0 while current).
         var sealedAt: Int64 = 0
         var indexed = false
 
         func debit(_ key: Key, hash: Int64) -> Billing_Journal_V1_Entry? {
-            if let entry = debits[hash], IdempotencyCache.key(of: entry) == key { return entry }
-            return collided.isEmpty ? nil : collided[key]
+            if let position = debits[hash], IdempotencyCache.key(of: entries[Int(position)]) == key {
+                return entries[Int(position)]
+            }
+            return collided.isEmpty ? nil : collided[key].map { entries[Int($0)] }
         }
+
+        /// The entries chained under `runHash`, oldest first.
+        func run(_ runHash: Int64) -> [Billing_Journal_V1_Entry] {
+            var chain: [Billing_Journal_V1_Entry] = []
+            var position = runHeads[runHash] ?? -1
+            while position >= 0 {
+                chain.append(entries[Int(position)])
+                position = previousInRun[Int(position)]
+            }
+            return chain.reversed()
+        }
+
+        mutating func insert(_ entry: Billing_Journal_V1_Entry, key: Key, keyHash: Int64, runHash: Int64?) {
+            let position = Int32(entries.count)
+            entries.append(entry)
+            if let taken = debits[keyHash], IdempotencyCache.key(of: entries[Int(taken)]) != key {
+                collided[key] = position
+            } else {
+                debits[keyHash] = position
+            }
+            rows.keys.append(.init(hash: keyHash, seq: entry.seq))
+            if let runHash {
+                previousInRun.append(runHeads.updateValue(position, forKey: runHash) ?? -1)
+                rows.runs.append(.init(hash: runHash, seq: entry.seq))
+            } else {
+                previousInRun.append(-1)
+            }
+        }
+
+        var count: Int { debits.count + collided.count }
     }
 
     struct State {
@@ -73,7 +115,7 @@ public final class IdempotencyCache: Sendable {
     public func runEntries(account: String, run: String) -> [Billing_Journal_V1_Entry] {
         let hash = JournalKeyHash.run(account: account, run: run)
         let candidates = state.withLock { s in
-            s.sealed.flatMap { $0.runs[hash] ?? [] } + (s.current.runs[hash] ?? [])
+            s.sealed.flatMap { $0.run(hash) } + s.current.run(hash)
         }
         return candidates.filter { entry in
             if case .debitAccepted(let debit) = entry.event { return debit.accountID == account && debit.runID == run }
@@ -100,18 +142,7 @@ public final class IdempotencyCache: Sendable {
             return nil
         }
         let keyHash = knownKeyHash ?? JournalKeyHash.debit(account: key.account, key: key.key)
-        state.withLock { s in
-            if let taken = s.current.debits[keyHash], Self.key(of: taken) != key {
-                s.current.collided[key] = entry
-            } else {
-                s.current.debits[keyHash] = entry
-            }
-            s.current.rows.keys.append(.init(hash: keyHash, seq: entry.seq))
-            if let runHash {
-                s.current.runs[runHash, default: []].append(entry)
-                s.current.rows.runs.append(.init(hash: runHash, seq: entry.seq))
-            }
-        }
+        state.withLock { s in s.current.insert(entry, key: key, keyHash: keyHash, runHash: runHash) }
         return keyHash
     }
 
@@ -171,7 +202,7 @@ public final class IdempotencyCache: Sendable {
     /// Debit outcomes held.
     public var count: Int {
         state.withLock { s in
-            s.sealed.reduce(s.current.debits.count + s.current.collided.count) { $0 + $1.debits.count + $1.collided.count }
+            s.sealed.reduce(s.current.count) { $0 + $1.count }
         }
     }
 }

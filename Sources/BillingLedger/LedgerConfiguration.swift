@@ -9,6 +9,9 @@ public struct LedgerConfiguration: Sendable {
     /// since the last checkpoint (and those of the one before) stay in
     /// memory, so this also bounds the idempotency hot set.
     public var checkpointEvery: Int = 100_000
+    /// The largest `checkpointEvery` `billing serve` takes: a cache
+    /// generation numbers its entries with 32-bit positions.
+    public static let maxCheckpointEvery = 1_000_000_000
     /// Size of the filter that tells a new idempotency key from a possibly
     /// seen one without reading SQLite (`KeyFilter`; 16 MiB: ~0.3 % false
     /// positives at 10 million keys).

@@ -39,7 +39,7 @@ struct Serve: ParsableCommand {
     @Option(help: "SQLite synchronous mode of the journal: full (an acknowledged debit survives power loss) or normal (survives a process crash, not power loss).")
     var synchronous: SynchronousOption = .full
 
-    @Option(help: "Write a checkpoint of the ledger every this many journal entries. The debits since the last two checkpoints are kept in memory for idempotent retries; older ones are read from SQLite.")
+    @Option(help: "Write a checkpoint of the ledger every this many journal entries (1 to 1,000,000,000). The debits since the last two checkpoints are kept in memory for idempotent retries; older ones are read from SQLite.")
     var checkpointEvery: Int = 100_000
 
     @Option(help: "Memory for the filter that tells a new idempotency key from a seen one without reading SQLite, in MiB (a power of two is used; 16: ~0.3% needless reads at 10 million keys).")
@@ -121,7 +121,9 @@ struct Serve: ParsableCommand {
         }
         guard maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
         guard drainSeconds >= 0 else { throw ValidationError("--drain-seconds must not be negative") }
-        guard checkpointEvery > 0 else { throw ValidationError("--checkpoint-every must be positive") }
+        guard (1...LedgerConfiguration.maxCheckpointEvery).contains(checkpointEvery) else {
+            throw ValidationError("--checkpoint-every must be 1...\(LedgerConfiguration.maxCheckpointEvery)")
+        }
         guard (1...4096).contains(keyFilterMib) else { throw ValidationError("--key-filter-mib must be 1...4096") }
         guard (0...1_000_000_000_000).contains(trialCreditMicros) else {
             throw ValidationError("--trial-credit-micros must be 0...1000000000000 ($1,000,000)")

@@ -87,6 +87,51 @@ import Synchronization
         #expect(cache.count == 1)
     }
 
+    /// Runs chained through one generation's positions: every run's debits
+    /// in seq order, across interleaved runs, refusals (no run), a key
+    /// whose hash is taken (kept apart, found by its strings) and sealed
+    /// generations; each key's lookup finds its own entry.
+    @Test func runsAndKeysOfManyInterleavedDebitsAreFoundInOrder() {
+        let cache = IdempotencyCache()
+        var rng = SplitMix64(seed: 7)
+        var byRun: [String: [Billing_Journal_V1_Entry]] = [:]
+        var byKey: [String: Billing_Journal_V1_Entry] = [:]
+        for seq in Int64(1)...600 {
+            let key = "k-\(seq)"
+            let entry: Billing_Journal_V1_Entry
+            if rng.next() % 5 == 0 {
+                var refused = Billing_Journal_V1_DebitRefused()
+                refused.accountID = "acct"
+                refused.idempotencyKey = key
+                var e = Billing_Journal_V1_Entry()
+                e.seq = seq
+                e.event = .debitRefused(refused)
+                entry = e
+            } else {
+                let run = "r-\(rng.next() % 17)"
+                entry = Self.debit(seq, key: key, run: run)
+                byRun[run, default: []].append(entry)
+            }
+            if seq == 300 {
+                // Inserted under k-1's hash: a collision, kept apart.
+                cache.insert(entry, keyHash: JournalKeyHash.debit(account: "acct", key: "k-1"))
+            } else {
+                cache.insert(entry)
+            }
+            byKey[key] = entry
+            if seq % 250 == 0 { _ = cache.seal(atSeq: seq) }
+        }
+        #expect(cache.count == 600)
+        for (run, entries) in byRun {
+            #expect(cache.runEntries(account: "acct", run: run) == entries, "run \(run)")
+        }
+        for (key, entry) in byKey {
+            let hash = key == "k-300" ? JournalKeyHash.debit(account: "acct", key: "k-1") : JournalKeyHash.debit(account: "acct", key: key)
+            #expect(cache.lookup(account: "acct", key: key, hash: hash).entry == entry, "key \(key)")
+        }
+        #expect(cache.runEntries(account: "acct", run: "r-17").isEmpty)
+    }
+
     @Test func aHitIsCheckedAgainstTheEntrysOwnKey() {
         let cache = IdempotencyCache()
         let entry = Self.debit(1, key: "k1", run: "r1")

@@ -734,3 +734,15 @@ def test_serve_allocates_with_jemalloc(server):
     line = next(l for l in served.log().splitlines() if "listening" in l)
     # The version alone, then the next field: not "(not checked ...)" nor "not jemalloc".
     assert re.search(r"allocator=jemalloc 5\.\d+\.\d+ threads=", line), line
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--checkpoint-every", "0"], "--checkpoint-every must be 1...1000000000"),
+    (["--checkpoint-every", "1000000001"], "--checkpoint-every must be 1...1000000000"),
+    (["--threads", "0"], "--threads must be 1...256"),
+])
+def test_serve_bad_arguments_fail_clearly(tmp_path, args, message):
+    result = cli("serve", "--listen", "127.0.0.1:0", "--db", str(tmp_path / "db.sqlite"), *args, key=None, timeout=20)
+    assert 0 < result.returncode < 128, f"crashed or started instead of refusing:\n{shown(result)[:1500]}"
+    assert "Error:" in result.stderr and message in result.stderr, shown(result)[:1500]
+    assert not (tmp_path / "db.sqlite").exists(), "a refused start created the database"
