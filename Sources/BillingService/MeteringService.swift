@@ -22,11 +22,13 @@ public final class MeteringService: Sendable {
     /// ledger synchronously — no task, no actor hop, no thread hand-off —
     /// and a Debit answers from the journal thread's commit callback (the
     /// response is built back on the loop). On another loop they continue
-    /// as a task there that awaits the actor. An old key in Debit is the one
-    /// read on the loop (a filter hit: a retry, or ~0.3 % of new keys at 10
-    /// million). A request over 64 KiB runs on the pool instead. DebitBatch
-    /// stays on the pool (a retried batch of old keys is hundreds of reads),
-    /// as does the rest: it may read SQLite or run long.
+    /// as a task there that awaits the actor. A Debit whose key only SQLite
+    /// can tell about (a filter hit the cache does not hold: a retry of an
+    /// old key, or ~0.3 % of new keys at 10 million) continues on the pool,
+    /// where it reads SQLite. A request over 64 KiB runs on the pool too.
+    /// DebitBatch stays on the pool (a retried batch of old keys is hundreds
+    /// of reads; deferred on the loop it measured the same), as does the
+    /// rest: it may read SQLite or run long.
     static let maxLoopRequestBytes = 64 << 10
 
     func register(into router: inout SecuredRouter) {
@@ -68,18 +70,43 @@ public final class MeteringService: Sendable {
                 workspaceID: request.workspaceID, agentID: request.agentID, runID: request.runID, items: items)))
     }
 
-    /// The key's committed outcome from SQLite when the cache misses (no
-    /// read for a key the filter has never seen: the usual new key).
-    func prior(_ command: DebitCommand) throws -> PriorLookup {
+    /// What memory tells of a debit's key before it enters the ledger.
+    enum MemoryLookup {
+        /// Enough for the ledger: a key the filter has never seen (the
+        /// usual new key), or one the cache holds (the ledger finds it).
+        case known(PriorLookup)
+        /// Only SQLite can tell (a filter hit the cache does not hold: a
+        /// retry of an old key, or a false positive); `generation` is the
+        /// cache's at the miss.
+        case needsStore(generation: UInt64)
+
+        var known: PriorLookup? {
+            if case .known(let prior) = self { return prior }
+            return nil
+        }
+    }
+
+    func memoryLookup(_ command: DebitCommand) -> MemoryLookup {
         // The generation first: a key journaled after the filter answers is
         // in the cache until a drop, which changes the generation and sends
         // the ledger to the store.
         let current = ledger.cache.generation
-        guard ledger.keyFilter.mightContain(command.keyHash) else { return PriorLookup(entry: nil, generation: current) }
+        guard ledger.keyFilter.mightContain(command.keyHash) else { return .known(PriorLookup(entry: nil, generation: current)) }
         let (cached, generation) = ledger.cache.lookup(account: command.accountID, key: command.idempotencyKey, hash: command.keyHash)
-        if cached != nil { return PriorLookup(entry: nil, generation: generation) }
-        let stored = try ledger.storedDebit(account: command.accountID, key: command.idempotencyKey, hash: command.keyHash)
-        return PriorLookup(entry: stored, generation: generation)
+        if cached != nil { return .known(PriorLookup(entry: nil, generation: generation)) }
+        return .needsStore(generation: generation)
+    }
+
+    /// The key's committed outcome: from memory, else from SQLite (no read
+    /// for a key the filter has never seen).
+    func prior(_ command: DebitCommand) throws -> PriorLookup {
+        switch memoryLookup(command) {
+        case .known(let prior):
+            return prior
+        case .needsStore(let generation):
+            let stored = try ledger.storedDebit(account: command.accountID, key: command.idempotencyKey, hash: command.keyHash)
+            return PriorLookup(entry: stored, generation: generation)
+        }
     }
 
     func debit(_ request: Billing_V1_DebitRequest) async throws -> Billing_V1_DebitResponse {
@@ -97,15 +124,18 @@ public final class MeteringService: Sendable {
         return try Self.response(outcome, command)
     }
 
-    /// Debit as a deferred method (see `register`).
+    /// Debit as a deferred method (see `register`). A key only SQLite can
+    /// tell about is looked up on the pool, not on the loop.
     func debit(_ request: Billing_V1_DebitRequest, _ respond: CountingResponder) {
         let command: DebitCommand
-        let prior: PriorLookup
         do {
             command = try self.command(request)
-            prior = try self.prior(command)
         } catch {
             respond { throw error }
+            return
+        }
+        guard let prior = memoryLookup(command).known else {
+            respond.continueAsTask(onLoop: false) { [self] in try await debit(command, prior: prior(command)).serializedBytes() }
             return
         }
         let entered: Void? = ledger.whenOnExecutor { ledger in

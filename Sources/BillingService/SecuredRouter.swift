@@ -112,9 +112,10 @@ struct CountingResponder: Sendable {
         }
     }
 
-    /// Continues as a task on the loop (see `GRPCResponder.continueAsTask`).
-    func continueAsTask(_ body: @escaping @Sendable () async throws -> [UInt8]) {
-        respond.continueAsTask(onLoop: true) {
+    /// Continues as a task, on the loop unless `onLoop` is false (see
+    /// `GRPCResponder.continueAsTask`).
+    func continueAsTask(onLoop: Bool = true, _ body: @escaping @Sendable () async throws -> [UInt8]) {
+        respond.continueAsTask(onLoop: onLoop) {
             do {
                 return try await body()
             } catch {

@@ -1153,3 +1153,24 @@ def test_debits_from_every_loop_are_charged_once_and_reconcile(pb, server, verif
     assert len(re.findall(r"connection accepted", served.log())) >= 8
     if threads == 3:
         assert len(loops) >= 2, f"every connection was accepted by loop {sorted(loops)}"
+
+
+def test_retries_of_keys_that_left_memory_answer_the_original(pb, server, verify):
+    """With a checkpoint every 20 entries the first debits' keys leave memory:
+    their retries are told apart by SQLite (on the pool, never on the loop)
+    and answered with the original outcome; a reuse with another request is
+    refused; nothing is charged twice."""
+    served = server(args=["--threads", "1", "--checkpoint-every", "20"])
+    b = Billing(pb, served)
+    grant = 10_000_000
+    b.create("acme", plan="pro", credits=grant)
+    item = b.tool("slack", 1)
+    originals = [b.metering.Debit(b.request("acme", f"k-{i}", [item], run=f"r-{i % 5}"), timeout=RPC_TIMEOUT_S)
+                 for i in range(120)]
+    for i in range(0, 120, 7):
+        again = b.metering.Debit(b.request("acme", f"k-{i}", [item], run=f"r-{i % 5}"), timeout=RPC_TIMEOUT_S)
+        assert again == originals[i], f"k-{i}"
+    code, info, _ = b.refusal(b.metering.Debit, b.request("acme", "k-3", [b.tool("slack", 2)], run="r-3"))
+    assert code == grpc.StatusCode.ALREADY_EXISTS and info.reason == "IDEMPOTENCY_KEY_REUSED", info
+    assert b.balance("acme") == grant - 120 * 1000
+    verify(served.db_path)
