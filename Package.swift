@@ -142,6 +142,9 @@ let package = Package(
             dependencies: ["LoadGenerator", "HTTP2", "BillingProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .testTarget(name: "InvoicePDFTests", dependencies: ["InvoicePDF"]),
         .testTarget(name: "GRPCTests", dependencies: ["GRPC", "HTTP2", "BillingProto", "BillingService"]),
+        .testTarget(
+            name: "BillingServiceTests",
+            dependencies: ["BillingService", "BillingProto", "BillingCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -85,7 +85,8 @@ struct SecuredRouter {
         // Credentials first: a caller who cannot authenticate learns
         // nothing, not even whether its message decodes.
         let principal = try authenticator.principal(context)
-        let request = try decode(Request.self, bytes)
+        let request = try (Request.self as? any HandDecodable.Type)?.handDecoded(bytes) as? Request
+            ?? decode(Request.self, bytes)
         try authenticator.authorize(principal, access, accountID: (request as? AccountScoped)?.accountID)
         return (request, principal)
     }

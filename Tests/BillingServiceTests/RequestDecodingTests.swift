@@ -1,0 +1,160 @@
+import BillingCore
+import BillingProto
+@testable import BillingService
+import SwiftProtobuf
+import Testing
+
+/// The hand-written request decoding against SwiftProtobuf's: whatever it
+/// decodes, SwiftProtobuf decodes to the same message; what it declines
+/// (nil) goes to SwiftProtobuf, which settles it.
+@Suite struct RequestDecodingTests {
+    struct Draw {
+        var rng: SplitMix64
+
+        mutating func int(_ range: ClosedRange<Int>) -> Int { Int.random(in: range, using: &rng) }
+
+        mutating func text() -> String {
+            let alphabet = Array("abcXYZ-_.0123456789") + ["é", "€", "😀", " ", "'", "\""]
+            return String((0..<int(0...12)).map { _ in alphabet[int(0...alphabet.count - 1)] })
+        }
+
+        mutating func amount() -> Int64 {
+            switch int(0...4) {
+            case 0: 0
+            case 1: Int64.max
+            case 2: Int64.min
+            case 3: -Int64(int(1...1000))
+            default: Int64(int(1...1_000_000_000))
+            }
+        }
+
+        mutating func item() -> Billing_V1_LineItem {
+            var item = Billing_V1_LineItem()
+            switch int(0...3) {
+            case 0:
+                var llm = Billing_V1_LlmUsage()
+                llm.model = text()
+                llm.inputTokens = amount()
+                llm.outputTokens = amount()
+                item.llm = llm
+            case 1:
+                var call = Billing_V1_ToolCallUsage()
+                call.integration = text()
+                call.calls = amount()
+                item.toolCall = call
+            case 2:
+                var storage = Billing_V1_StorageUsage()
+                storage.kind = [.unspecified, .knowledgeBase, .traces][int(0...2)]
+                storage.bytes = amount()
+                item.storage = storage
+            default:
+                break  // no kind
+            }
+            return item
+        }
+
+        mutating func debit() -> Billing_V1_DebitRequest {
+            var request = Billing_V1_DebitRequest()
+            request.accountID = text()
+            request.workspaceID = text()
+            request.agentID = text()
+            request.runID = text()
+            request.idempotencyKey = text()
+            request.lineItems = (0..<int(0...4)).map { _ in item() }
+            return request
+        }
+
+        mutating func quote() -> Billing_V1_QuoteRequest {
+            var request = Billing_V1_QuoteRequest()
+            request.accountID = text()
+            request.workspaceID = text()
+            request.agentID = text()
+            request.runID = text()
+            request.lineItems = (0..<int(0...4)).map { _ in item() }
+            return request
+        }
+
+        mutating func batch() -> Billing_V1_DebitBatchRequest {
+            var request = Billing_V1_DebitBatchRequest()
+            request.debits = (0..<int(0...5)).map { _ in debit() }
+            return request
+        }
+
+        /// `bytes` with one random change: a byte replaced, a cut, bytes
+        /// inserted, or an unknown field appended.
+        mutating func mutated(_ bytes: [UInt8]) -> [UInt8] {
+            var bytes = bytes
+            switch int(0...3) {
+            case 0 where !bytes.isEmpty: bytes[int(0...bytes.count - 1)] = UInt8(int(0...255))
+            case 1 where !bytes.isEmpty: bytes.removeLast(int(1...bytes.count))
+            case 2: bytes.insert(contentsOf: (0..<int(1...3)).map { _ in UInt8(int(0...255)) }, at: int(0...bytes.count))
+            default: bytes += [0x78, UInt8(int(0...127))]  // field 15, varint
+            }
+            return bytes
+        }
+    }
+
+    /// Every well-formed request decodes by hand, to SwiftProtobuf's message.
+    func agrees<M: Message & HandDecodable & Equatable>(_ message: M) throws {
+        let bytes: [UInt8] = try message.serializedBytes()
+        let hand = try #require(M.handDecoded(bytes), "declined a well-formed \(M.self): \(message)")
+        #expect(hand == (try M(serializedBytes: bytes)))
+        #expect(hand == message)
+    }
+
+    /// A mutated request: decoded by hand only if SwiftProtobuf decodes it
+    /// to the same message. Returns whether it was.
+    func agreesOrDeclines<M: Message & HandDecodable & Equatable>(_ type: M.Type, _ bytes: [UInt8]) -> Bool {
+        guard let hand = M.handDecoded(bytes) else { return false }
+        let swift = try? M(serializedBytes: bytes)
+        #expect(swift == hand, "hand-decoded \(bytes) as \(hand), SwiftProtobuf as \(String(describing: swift))")
+        return true
+    }
+
+    @Test(arguments: [1, 2, 3] as [UInt64])
+    func wellFormedRequestsDecodeToSwiftProtobufsMessage(seed: UInt64) throws {
+        var draw = Draw(rng: SplitMix64(seed: seed))
+        for _ in 0..<500 {
+            try agrees(draw.debit())
+            try agrees(draw.quote())
+            try agrees(draw.batch())
+        }
+    }
+
+    @Test(arguments: [4, 5, 6] as [UInt64])
+    func mutatedRequestsAreDecodedAsSwiftProtobufDoesOrDeclined(seed: UInt64) throws {
+        var draw = Draw(rng: SplitMix64(seed: seed))
+        var decodedByHand = 0
+        for _ in 0..<2_000 {
+            if agreesOrDeclines(Billing_V1_DebitRequest.self, draw.mutated(try draw.debit().serializedBytes())) { decodedByHand += 1 }
+            if agreesOrDeclines(Billing_V1_QuoteRequest.self, draw.mutated(try draw.quote().serializedBytes())) { decodedByHand += 1 }
+            if agreesOrDeclines(Billing_V1_DebitBatchRequest.self, draw.mutated(try draw.batch().serializedBytes())) { decodedByHand += 1 }
+        }
+        // Many mutations still decode (a changed character, a cut at a field's end): the comparison ran.
+        #expect(decodedByHand > 500)
+    }
+
+    @Test func whatItDeclinesSwiftProtobufSettles() throws {
+        var debit = Billing_V1_DebitRequest()
+        debit.accountID = "acct"
+        let good: [UInt8] = try debit.serializedBytes()
+        // An unknown field: declined; SwiftProtobuf keeps it aside.
+        #expect(Billing_V1_DebitRequest.handDecoded(good + [0x78, 0x01]) == nil)
+        #expect((try? Billing_V1_DebitRequest(serializedBytes: good + [0x78, 0x01]))?.accountID == "acct")
+        // Invalid UTF-8 in a string: declined; SwiftProtobuf refuses it.
+        let badText: [UInt8] = [0x0A, 0x02, 0xC3, 0x28]
+        #expect(Billing_V1_DebitRequest.handDecoded(badText) == nil)
+        #expect((try? Billing_V1_DebitRequest(serializedBytes: badText)) == nil)
+        // A storage kind the schema does not list: declined; SwiftProtobuf keeps it as UNRECOGNIZED.
+        let oddKind: [UInt8] = [0x32, 0x04, 0x1A, 0x02, 0x08, 0x07]
+        #expect(Billing_V1_DebitRequest.handDecoded(oddKind) == nil)
+        #expect((try Billing_V1_DebitRequest(serializedBytes: oddKind)).lineItems.first?.storage.kind == .UNRECOGNIZED(7))
+        // Two kinds in one line item: declined; SwiftProtobuf keeps the last.
+        let twoKinds: [UInt8] = [0x32, 0x04, 0x0A, 0x00, 0x12, 0x00]
+        #expect(Billing_V1_DebitRequest.handDecoded(twoKinds) == nil)
+        #expect((try Billing_V1_DebitRequest(serializedBytes: twoKinds)).lineItems.first?.toolCall == Billing_V1_ToolCallUsage())
+        // A truncated field: declined; SwiftProtobuf refuses it.
+        #expect(Billing_V1_DebitRequest.handDecoded(Array(good.dropLast())) == nil)
+        #expect((try? Billing_V1_DebitRequest(serializedBytes: Array(good.dropLast()))) == nil)
+    }
+}
