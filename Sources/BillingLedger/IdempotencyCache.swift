@@ -62,6 +62,10 @@ public final class IdempotencyCache: Sendable {
         }
 
         mutating func insert(_ entry: Billing_Journal_V1_Entry, key: Key, keyHash: Int64, runHash: Int64?) {
+            // A generation holds a checkpoint interval (at most 10⁹ entries,
+            // `LedgerConfiguration.maxCheckpointEvery`) plus, after a restart,
+            // the entries replayed: far below 2³¹ in any memory this runs in.
+            precondition(entries.count < Int(Int32.max), "a cache generation of 2³¹ entries")
             let position = Int32(entries.count)
             entries.append(entry)
             if let taken = debits[keyHash], IdempotencyCache.key(of: entries[Int(taken)]) != key {

@@ -51,6 +51,8 @@ public actor Ledger {
                 gateway: any PaymentGateway = TestPaymentGateway(),
                 executor: (any LedgerExecutor)? = nil) throws {
         self.executor = executor ?? QueueLedgerExecutor()
+        precondition((1...LedgerConfiguration.maxCheckpointEvery).contains(configuration.checkpointEvery),
+                     "checkpointEvery must be 1...\(LedgerConfiguration.maxCheckpointEvery)")
         let started = ContinuousClock.now
         let cache = IdempotencyCache()
         let keyFilter = KeyFilter(bytes: configuration.keyFilterBytes)

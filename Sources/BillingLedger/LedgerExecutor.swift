@@ -17,9 +17,13 @@ extension LedgerExecutor {
         UnownedSerialExecutor(ordinary: self)
     }
 
+    /// Whether code here is isolated to the executor (SE-0471: the runtime
+    /// asks this first, also where it must not crash).
+    public func isIsolatingCurrentContext() -> Bool? { isCurrent }
+
     /// Traps unless on the executor (`assumeIsolated` asks this when the
-    /// current thread is not running one of the executor's jobs: a loop's
-    /// socket callback).
+    /// current thread is not running one of the executor's jobs, e.g. a
+    /// loop's socket callback, and the runtime predates SE-0471).
     public func checkIsolated() {
         precondition(isCurrent, "not on the ledger's executor")
     }

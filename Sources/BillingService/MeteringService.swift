@@ -26,9 +26,10 @@ public final class MeteringService: Sendable {
     /// can tell about (a filter hit the cache does not hold: a retry of an
     /// old key, or ~0.3 % of new keys at 10 million) continues on the pool,
     /// where it reads SQLite. A request over 64 KiB runs on the pool too.
-    /// DebitBatch stays on the pool (a retried batch of old keys is hundreds
-    /// of reads; deferred on the loop it measured the same), as does the
-    /// rest: it may read SQLite or run long.
+    /// DebitBatch's handler stays on the pool (a retried batch of old keys is
+    /// hundreds of reads; deferred on the loop it measured the same), as do
+    /// the rest: they may read SQLite or run long. Their ledger work, like
+    /// every caller's, runs on the ledger's loop between its socket events.
     static let maxLoopRequestBytes = 64 << 10
 
     func register(into router: inout SecuredRouter) {
@@ -111,7 +112,16 @@ public final class MeteringService: Sendable {
 
     func debit(_ request: Billing_V1_DebitRequest) async throws -> Billing_V1_DebitResponse {
         let command = try command(request)
-        return try await debit(command, prior: try prior(command))
+        return try await debit(command, prior: try mappedPrior(command))
+    }
+
+    /// `prior`, a failed store read mapped as the ledger's errors are.
+    func mappedPrior(_ command: DebitCommand) throws -> PriorLookup {
+        do {
+            return try prior(command)
+        } catch {
+            throw Refusals.status(error)
+        }
     }
 
     func debit(_ command: DebitCommand, prior: PriorLookup) async throws -> Billing_V1_DebitResponse {
@@ -135,7 +145,7 @@ public final class MeteringService: Sendable {
             return
         }
         guard let prior = memoryLookup(command).known else {
-            respond.continueAsTask(onLoop: false) { [self] in try await debit(command, prior: prior(command)).serializedBytes() }
+            respond.continueAsTask(onLoop: false) { [self] in try await debit(command, prior: mappedPrior(command)).serializedBytes() }
             return
         }
         let entered: Void? = ledger.whenOnExecutor { ledger in

@@ -14,7 +14,7 @@ final class EventLoop: GRPCLoop, @unchecked Sendable {
     let logger: Logger
     private struct Queue {
         var pending: [@Sendable () -> Void] = []
-        /// Set when the loop has stopped: later work runs on the shared pool.
+        /// Set when the loop has stopped: later work runs on `afterStop`.
         var stopped = false
     }
 
@@ -55,12 +55,19 @@ final class EventLoop: GRPCLoop, @unchecked Sendable {
 
     var nowNanos: UInt64 { monotonicNanos() }
 
-    /// Set by `run()`: the loop's thread.
-    private(set) var thread: pthread_t?
+    /// The loop running on the current thread, if any: set by `run()` for
+    /// its thread, cleared before it returns. Thread-specific, not a saved
+    /// `pthread_t`: glibc gives a finished thread's id to the next thread it
+    /// creates, which would then pass for the loop (and queue work there
+    /// that nothing drains).
+    private static let current: pthread_key_t = {
+        var key = pthread_key_t()
+        precondition(pthread_key_create(&key, nil) == 0, "pthread_key_create failed")
+        return key
+    }()
 
     var inEventLoop: Bool {
-        guard let thread else { return false }
-        return pthread_equal(thread, pthread_self()) != 0
+        pthread_getspecific(Self.current) == Unmanaged.passUnretained(self).toOpaque()
     }
 
 
@@ -117,7 +124,7 @@ final class EventLoop: GRPCLoop, @unchecked Sendable {
 
     /// Runs until shutdown has drained every connection.
     func run() {
-        thread = pthread_self()
+        pthread_setspecific(Self.current, Unmanaged.passUnretained(self).toOpaque())
         var events = [epoll_event](repeating: epoll_event(), count: 256)
         while !stopped {
             let timeout: Int32
@@ -160,13 +167,15 @@ final class EventLoop: GRPCLoop, @unchecked Sendable {
         // the loop stopped; ledger jobs) runs on a serial queue, as will any
         // later work: a stopped loop must not strand the ledger actor
         // (`close` awaits it).
-        let leftover = local + queue.withLock { state -> [@Sendable () -> Void] in
+        // Handed over under the lock, before any later work can be: in order.
+        pthread_setspecific(Self.current, nil)
+        let local = self.local
+        self.local.removeAll()
+        queue.withLock { state in
             state.stopped = true
-            defer { state.pending.removeAll() }
-            return state.pending
+            for work in local + state.pending { afterStop.async(execute: work) }
+            state.pending.removeAll()
         }
-        local.removeAll()
-        for work in leftover { afterStop.async(execute: work) }
     }
 
     /// Runs the work queued so far, once: work it queues waits for the next

@@ -70,26 +70,32 @@ public final class GRPCServer: Sendable {
     /// The first loop, as an executor: `billing serve` runs the ledger on it.
     public var firstLoop: any GRPCExecutorLoop { loops[0] }
 
-    /// Listens on the configured address and serves `router` from every loop.
+    /// Listens on the configured address and serves `router` from every
+    /// loop; throws if the socket cannot be bound or watched. Call once.
     public func start(router: GRPCRouter) throws {
         let (fd, bound) = try Self.listen(on: configuration.listen)
         let state = ServerState(configuration: configuration, router: router)
-        listening.withLock { $0 = (fd, bound, state) }
+        let started = listening.withLock { listening -> Bool in
+            guard listening == nil else { return true }
+            listening = (fd, bound, state)
+            return false
+        }
+        precondition(!started, "GRPCServer.start called twice")
         for loop in loops {
-            // On the loop's own thread: its accept state is loop-confined.
+            // The accept state is loop-confined: set on the loop's own thread
+            // (a readiness seen before it is set is seen again: level-triggered).
             loop.execute {
-                guard !loop.shuttingDown else { return }
+                guard !loop.shuttingDown else {
+                    loop.unregister(fd)  // shut down before it started: accepts nothing
+                    return
+                }
                 loop.listenFD = fd
                 loop.acceptor = { loop in Self.acceptConnections(loop: loop, state: state) }
-                do {
-                    // EPOLLEXCLUSIVE: one loop is woken per incoming connection, not all.
-                    try loop.register(fd, events: EPOLLIN.rawValue | EPOLLEXCLUSIVE.rawValue)
-                } catch {
-                    loop.logger.critical("cannot watch the listening socket; this loop accepts nothing",
-                                         metadata: ["error": "\(error)"])
-                }
                 loop.sweepIdle(timeoutNanos: state.configuration.idleTimeoutNanos)
             }
+            // Here, so that a failure fails the start (epoll_ctl is thread-safe).
+            // EPOLLEXCLUSIVE: one loop is woken per incoming connection, not all.
+            try loop.register(fd, events: EPOLLIN.rawValue | EPOLLEXCLUSIVE.rawValue)
         }
     }
 

@@ -12,6 +12,7 @@ import itertools
 import json
 import re
 import threading
+import time
 
 import grpc
 import pytest
@@ -1174,3 +1175,55 @@ def test_retries_of_keys_that_left_memory_answer_the_original(pb, server, verify
     assert code == grpc.StatusCode.ALREADY_EXISTS and info.reason == "IDEMPOTENCY_KEY_REUSED", info
     assert b.balance("acme") == grant - 120 * 1000
     verify(served.db_path)
+
+
+def test_sigterm_under_debit_load_on_three_loops_closes_the_ledger(pb, server, verify):
+    """SIGTERM while debits arrive on every loop: the loops drain and stop,
+    the ledger (which ran on loop 0) still writes its final checkpoint, the
+    process exits 0, and a restart replays nothing and finds every
+    acknowledged debit."""
+    served = server(args=["--threads", "3", "--log-level", "info"], drain_seconds=3)
+    b = Billing(pb, served)
+    b.create("acme", plan="pro", credits=100_000_000)
+    item = b.tool("slack", 1)
+    stubs = [pb.metering_pb2_grpc.MeteringStub(served.authorized_channel(options=[("grpc.use_local_subchannel_pool", 1)]))
+             for _ in range(9)]
+    acknowledged = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def work(worker):
+        n = 0
+        while not stop.is_set():
+            key = f"w{worker}-{n}"
+            n += 1
+            try:
+                response = stubs[worker].Debit(b.request("acme", key, [item]), timeout=RPC_TIMEOUT_S)
+            except grpc.RpcError:
+                return  # the shutdown: GOAWAY, UNAVAILABLE
+            with lock:
+                acknowledged.append((key, response.entry_id))
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(9)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 20
+    while len(acknowledged) < 300 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(acknowledged) >= 300, "the load did not get going"
+    served.terminate()
+    assert served.wait_exit(timeout=15) == 0, served.log_tail()
+    stop.set()
+    for t in threads:
+        t.join(timeout=10)
+    log = served.log()
+    assert "stopped" in log and "checkpoint written" in log.split("shutting down", 1)[1], served.log_tail()
+
+    again = server(db=served.db_path, args=["--log-level", "info"])
+    recovered = re.search(r"replayed_entries=(\d+)", again.log())
+    assert recovered and recovered.group(1) == "0", again.log_tail()
+    again.credentials_path = served.credentials_path  # the same database: the same service key
+    after = Billing(pb, again)
+    for key, entry_id in acknowledged:
+        assert after.get_debit("acme", key).debit.entry_id == entry_id, key
+    verify(again.db_path)
