@@ -186,6 +186,9 @@ extension Ledger {
         return entry
     }
 
+    /// Whether the account exists (without copying its book out).
+    public func hasAccount(_ id: String) -> Bool { state.accounts.index(forKey: id) != nil }
+
     /// Usage cells of an account between two UTC days (inclusive).
     public func usage(account: String, fromDay: Int64, toDay: Int64) -> [UsageKey: UsageCell]? {
         guard let book = state.accounts[account] else { return nil }

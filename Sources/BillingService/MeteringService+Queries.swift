@@ -95,9 +95,35 @@ extension MeteringService {
     func executionCost(_ request: Billing_V1_GetExecutionCostRequest) async throws -> Billing_V1_GetExecutionCostResponse {
         try requireID(request.accountID, "account_id")
         try requireID(request.runID, "run_id")
-        guard await ledger.account(request.accountID) != nil else {
+        guard await ledger.hasAccount(request.accountID) else {
             throw Refusals.status(LedgerError.accountNotFound(request.accountID))
         }
+        return try runCost(request)
+    }
+
+    /// GetExecutionCost as a deferred method: the account looked up on the
+    /// ledger's loop, the run's debits read on the pool (SQLite); from
+    /// another loop, all of it on the pool.
+    func executionCost(_ request: Billing_V1_GetExecutionCostRequest, _ respond: CountingResponder) {
+        do {
+            try requireID(request.accountID, "account_id")
+            try requireID(request.runID, "run_id")
+        } catch {
+            respond { throw error }
+            return
+        }
+        switch ledger.whenOnExecutor({ $0.hasAccount(request.accountID) }) {
+        case false?:
+            respond { throw Refusals.status(LedgerError.accountNotFound(request.accountID)) }
+        case true?:
+            respond.continueAsTask(onLoop: false) { [self] in try runCost(request).serializedBytes() }
+        case nil:
+            respond.continueAsTask(onLoop: false) { [self] in try await executionCost(request).serializedBytes() }
+        }
+    }
+
+    /// The run's debits, from memory and SQLite, as the response.
+    func runCost(_ request: Billing_V1_GetExecutionCostRequest) throws -> Billing_V1_GetExecutionCostResponse {
         let entries = try ledger.runEntries(account: request.accountID, run: request.runID)
         guard !entries.isEmpty else {
             throw GRPCStatus(.notFound, "run \(request.runID) has no debits", reason: "RUN_NOT_FOUND",
@@ -136,7 +162,14 @@ extension MeteringService {
         return response
     }
 
-    func usage(_ request: Billing_V1_GetUsageRequest) async throws -> Billing_V1_GetUsageResponse {
+    /// A GetUsage request's whole UTC days and groupings, validated.
+    struct UsageQuery: Sendable {
+        var fromDay: Int64
+        var toDay: Int64
+        var groups: Set<Billing_V1_UsageGroupBy>
+    }
+
+    func usageQuery(_ request: Billing_V1_GetUsageRequest) throws(GRPCStatus) -> UsageQuery {
         try requireID(request.accountID, "account_id")
         let now = ledger.clock.nowMicros() / 1_000_000
         let to = request.toUnixSeconds == 0 ? now : request.toUnixSeconds
@@ -152,11 +185,46 @@ extension MeteringService {
             throw GRPCStatus(.invalidArgument, "group_by takes DAY, AGENT and LINE_ITEM, each at most once", reason: "INVALID_FIELD",
                              metadata: ["field": "group_by"])
         }
-        let fromDay = request.fromUnixSeconds / 86_400
-        let toDay = (to - 1) / 86_400
-        guard let cells = await ledger.usage(account: request.accountID, fromDay: fromDay, toDay: toDay) else {
+        return UsageQuery(fromDay: request.fromUnixSeconds / 86_400, toDay: (to - 1) / 86_400, groups: groups)
+    }
+
+    func usage(_ request: Billing_V1_GetUsageRequest) async throws -> Billing_V1_GetUsageResponse {
+        let query = try usageQuery(request)
+        return try Self.usageResponse(await ledger.usage(account: request.accountID, fromDay: query.fromDay, toDay: query.toDay),
+                                      request, query)
+    }
+
+    /// GetUsage as a deferred method: the account's cells taken on the
+    /// ledger's loop and summed there (on the pool past 4,096 cells); from
+    /// another loop, a task there awaiting the actor.
+    func usage(_ request: Billing_V1_GetUsageRequest, _ respond: CountingResponder) {
+        let query: UsageQuery
+        do {
+            query = try usageQuery(request)
+        } catch {
+            respond { throw error }
+            return
+        }
+        guard let cells = ledger.whenOnExecutor({ $0.usage(account: request.accountID, fromDay: query.fromDay, toDay: query.toDay) })
+        else {
+            respond.continueAsTask { [self] in try await usage(request).serializedBytes() }
+            return
+        }
+        if (cells?.count ?? 0) <= 4_096 {
+            respond { try Self.usageResponse(cells, request, query).serializedBytes() }
+        } else {
+            respond.continueAsTask(onLoop: false) { try Self.usageResponse(cells, request, query).serializedBytes() }
+        }
+    }
+
+    /// The cells of an account's range summed into the requested buckets
+    /// (nil cells: no such account).
+    static func usageResponse(_ cells: [UsageKey: UsageCell]?, _ request: Billing_V1_GetUsageRequest,
+                              _ query: UsageQuery) throws(GRPCStatus) -> Billing_V1_GetUsageResponse {
+        guard let cells else {
             throw Refusals.status(LedgerError.accountNotFound(request.accountID))
         }
+        let groups = query.groups
         let byDay = groups.contains(.day), byAgent = groups.contains(.agent), byLine = groups.contains(.lineItem)
         var buckets: [UsageKey: Billing_V1_UsageBucket] = [:]
         var total: Int64 = 0
@@ -181,8 +249,8 @@ extension MeteringService {
         var response = Billing_V1_GetUsageResponse()
         response.buckets = buckets.values.sorted { ($0.day, $0.agentID, $0.lineItem) < ($1.day, $1.agentID, $1.lineItem) }
         response.totalMicros = total
-        response.fromUnixSeconds = fromDay * 86_400
-        response.toUnixSeconds = (toDay + 1) * 86_400
+        response.fromUnixSeconds = query.fromDay * 86_400
+        response.toUnixSeconds = (query.toDay + 1) * 86_400
         return response
     }
 

@@ -49,12 +49,16 @@ public final class MeteringService: Sendable {
         router.register("/billing.v1.Metering/GetDebit") { [self] (request: Billing_V1_GetDebitRequest, _) in
             try await getDebit(request)
         }
-        router.register("/billing.v1.Metering/GetExecutionCost") { [self] (request: Billing_V1_GetExecutionCostRequest, _) in
+        router.registerDeferred("/billing.v1.Metering/GetExecutionCost", maxRequestBytes: Self.maxLoopRequestBytes, { [self] (request: Billing_V1_GetExecutionCostRequest, respond) in
+            executionCost(request, respond)
+        }, otherwise: { [self] (request: Billing_V1_GetExecutionCostRequest, _) in
             try await executionCost(request)
-        }
-        router.register("/billing.v1.Metering/GetUsage") { [self] (request: Billing_V1_GetUsageRequest, _) in
+        })
+        router.registerDeferred("/billing.v1.Metering/GetUsage", maxRequestBytes: Self.maxLoopRequestBytes, { [self] (request: Billing_V1_GetUsageRequest, respond) in
+            usage(request, respond)
+        }, otherwise: { [self] (request: Billing_V1_GetUsageRequest, _) in
             try await usage(request)
-        }
+        })
     }
 
     func command(_ request: Billing_V1_DebitRequest) throws(GRPCStatus) -> DebitCommand {

@@ -324,3 +324,24 @@ final class Harness {
     #expect(h.body(id).isEmpty)
     #expect(h.server.openCallCount == 0)
 }
+
+/// The client resets the stream while a deferred answer is pending: the
+/// late answer is dropped, nothing is sent on the reset stream, and the
+/// call is forgotten.
+@Test(.timeLimit(.minutes(1))) func deferredAnswerAfterAClientResetIsDropped() async throws {
+    let h = try Harness()
+    let id = try h.call("/test.Echo/DeferredLater", body: grpcFrame([]))
+    h.client.resetStream(id, errorCode: 8)
+    try h.pump()
+    #expect(h.server.openCallCount == 0)
+    let respond = try #require(h.parked.responders.withLock { $0.first })
+    await Task.detached { respond { [7] } }.value
+    await h.loop.runNext()
+    try h.pump()
+    #expect(h.status(id) == nil)
+    #expect(h.body(id).isEmpty)
+    // The connection still serves.
+    let next = try h.call("/test.Echo/DeferredNow", body: grpcFrame([1]))
+    try h.pump()
+    #expect(h.body(next) == grpcFrame([1, 1]))
+}

@@ -1096,9 +1096,10 @@ def test_batch_debit_that_cannot_be_applied_is_refused_on_its_own(billing):
 
 
 # --------------------------------------------------------------------------
-# Where Debit and Quote run: the ledger lives on the first event loop. A call
-# arriving there enters it synchronously; one on another loop continues as a
-# task that awaits it; a request over 64 KiB runs on the pool.
+# Where Debit, Quote, GetUsage and GetExecutionCost run: the ledger lives on
+# the first event loop. A call arriving there enters it synchronously; one on
+# another loop continues as a task that awaits it; a request over 64 KiB runs
+# on the pool.
 
 @pytest.mark.parametrize("threads", [1, 3])
 def test_debits_from_every_loop_are_charged_once_and_reconcile(pb, server, verify, threads):
@@ -1124,6 +1125,16 @@ def test_debits_from_every_loop_are_charged_once_and_reconcile(pb, server, verif
             stub.Debit(b.request(poor, f"poor-{index}", [item]), timeout=RPC_TIMEOUT_S)
         assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert b.error_info(refused.value).reason == "INSUFFICIENT_CREDITS"
+        if index % 10 == 0:  # the queries: on the ledger's loop, or a task from another
+            m = pb.metering_pb2
+            usage = stub.GetUsage(m.GetUsageRequest(account_id=account), timeout=RPC_TIMEOUT_S)
+            assert usage.total_micros >= 1000
+            cost = stub.GetExecutionCost(m.GetExecutionCostRequest(account_id=account, run_id=request.run_id),
+                                         timeout=RPC_TIMEOUT_S)
+            assert cost.total_micros >= 1000 and response.entry_id in [d.entry_id for d in cost.debits]
+            with pytest.raises(grpc.RpcError) as missing:
+                stub.GetUsage(m.GetUsageRequest(account_id="nobody"), timeout=RPC_TIMEOUT_S)
+            assert missing.value.code() == grpc.StatusCode.NOT_FOUND
         return request, response
 
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
