@@ -1,4 +1,16 @@
 import Logging
+import Synchronization
+
+/// Whether a deferred call has been answered: the first answer wins; a
+/// second (a handler's bug) is logged and dropped, so the connection's
+/// count of running handlers stays right.
+final class GRPCAnswerOnce: Sendable {
+    private let answered = Atomic<Bool>(false)
+
+    func claim() -> Bool {
+        !answered.exchange(true, ordering: .acquiringAndReleasing)
+    }
+}
 
 /// How a deferred handler (`GRPCDeferredHandler`) answers its call: with
 /// its outcome, once, from any thread (the answer is sent from the
@@ -10,9 +22,21 @@ public struct GRPCResponder: Sendable {
     let streamID: Int32
     let context: GRPCCallContext
     let logger: Logger
+    let once = GRPCAnswerOnce()
+
+    /// False (and logged) when the call was answered already.
+    private func claim() -> Bool {
+        guard once.claim() else {
+            logger.error("a deferred handler answered twice; the second answer is dropped",
+                         metadata: ["method": "\(context.path)"])
+            return false
+        }
+        return true
+    }
 
     /// Answers with `outcome`. Call exactly once (or `continueAsTask` once).
     public func callAsFunction(_ outcome: Result<[UInt8], GRPCStatus>) {
+        guard claim() else { return }
         let (connection, streamID) = (self.connection, self.streamID)
         if loop.inEventLoop {
             connection.value.handlerFinished(streamID, outcome)
@@ -26,6 +50,7 @@ public struct GRPCResponder: Sendable {
     /// as CANCELLED, anything else as INTERNAL, logged). `body` runs on the
     /// loop: called from another thread (the journal's), this only queues it.
     public func callAsFunction(_ body: @escaping @Sendable () throws -> [UInt8]) {
+        guard claim() else { return }
         let (connection, streamID, context, logger) = (self.connection, self.streamID, self.context, self.logger)
         if loop.inEventLoop {
             connection.value.handlerFinished(streamID, GRPCServerConnection.outcome(logger, context, body))
@@ -47,6 +72,7 @@ public struct GRPCResponder: Sendable {
     /// loop, from the deferred handler itself, instead of answering.
     public func continueAsTask(onLoop: Bool, _ body: @escaping @Sendable () async throws -> [UInt8]) {
         precondition(loop.inEventLoop, "continueAsTask is called from the deferred handler, on its loop")
+        guard claim() else { return }
         let connection = self.connection.value
         let placement: GRPCHandlerPlacement = onLoop ? .loop(maxRequestBytes: Int.max) : .pool
         let task = connection.startTask({ _, _ in try await body() }, placement: placement, request: [],

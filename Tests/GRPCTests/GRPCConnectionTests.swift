@@ -1,6 +1,6 @@
 import BillingProto
 import Foundation
-import GRPC
+@testable import GRPC
 import HTTP2
 import Logging
 import SwiftProtobuf
@@ -44,6 +44,11 @@ final class Harness {
             respond.continueAsTask(onLoop: true) {
                 bytes + [loop.runningWork.load(ordering: .sequentiallyConsistent) ? 1 : 0]
             }
+        }, otherwise: otherwise)
+        router.registerDeferred(path: "/test.Echo/DeferredTwice", maxRequestBytes: 8, { _, _, respond in
+            respond { [1] }
+            respond { [2] }
+            respond.fail(GRPCStatus(.internal, "third"))
         }, otherwise: otherwise)
         router.registerDeferred(path: "/test.Echo/DeferredRefuse", maxRequestBytes: 8, { _, _, respond in
             respond.fail(GRPCStatus(.failedPrecondition, "refused", reason: "INSUFFICIENT_CREDITS"))
@@ -344,4 +349,15 @@ final class Harness {
     let next = try h.call("/test.Echo/DeferredNow", body: grpcFrame([1]))
     try h.pump()
     #expect(h.body(next) == grpcFrame([1, 1]))
+}
+
+/// A handler that answers twice (a bug): the first answer is sent, the
+/// rest dropped, and the running-handler count stays right.
+@Test func aSecondDeferredAnswerIsDropped() throws {
+    let h = try Harness()
+    let id = try h.call("/test.Echo/DeferredTwice", body: grpcFrame([]))
+    try h.pump()
+    #expect(h.status(id) == 0)
+    #expect(h.body(id) == grpcFrame([1]))
+    #expect(h.server.runningHandlers == 0)
 }
