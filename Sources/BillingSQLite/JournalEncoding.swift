@@ -1,4 +1,5 @@
 internal import BillingProto
+import Foundation
 internal import SwiftProtobuf
 
 /// Encodes a journal entry for its row. Debits — nearly every entry — take a
@@ -120,6 +121,15 @@ struct ProtobufWriter {
         rawVarint(UInt64(field) << 3 | 2)
         rawVarint(UInt64(value.count))
         bytes.append(contentsOf: value)
+    }
+
+    /// `Data` copied as one block (appending it as a collection goes
+    /// through `Data`'s generic iteration: ~1 % of a debit's CPU).
+    mutating func bytes(_ field: Int, _ value: Data) {
+        guard !value.isEmpty else { return }
+        rawVarint(UInt64(field) << 3 | 2)
+        rawVarint(UInt64(value.count))
+        value.withUnsafeBytes { bytes.append(contentsOf: $0) }
     }
 
     /// A length-delimited submessage written in place: one byte is kept for
