@@ -396,8 +396,8 @@ final class GroupCommitter: Sendable {
         let checkpoint = pending.snapshot.checkpoint(writtenAtMicros: pending.writtenAtMicros)
         let built = ContinuousClock.now - started
         var rows = index
-        rows.keys.sort()
-        rows.runs.sort()
+        rows.keys = RadixSort.sorted(rows.keys)
+        rows.runs = RadixSort.sorted(rows.runs)
         do {
             try store.writeCheckpoint(checkpoint, index: rows)
             lastCheckpointMicros.store(checkpoint.writtenUnixMicros, ordering: .relaxed)

@@ -29,3 +29,19 @@ import Testing
         }
     }
 }
+
+/// Index rows: the same order as `sorted()` — by hash, equal hashes by seq —
+/// whatever order they come in.
+@Test(arguments: [0, 1, 255, 256, 257, 5_000, 40_001])
+func indexRowsSortLikeSorted(count: Int) {
+    var rng = SplitMix64(seed: UInt64(count) &+ 99)
+    // Few distinct hashes for some rows (runs with many debits, collisions),
+    // extreme values, and seqs that are not in order.
+    let shared: [Int64] = [.min, -1, 0, 1, .max] + (0..<20).map { _ in Int64(bitPattern: rng.next()) }
+    let rows = (0..<count).map { _ -> JournalIndexRows.Row in
+        let hash = rng.next() % 3 == 0 ? shared[Int(rng.next() % UInt64(shared.count))] : Int64(bitPattern: rng.next())
+        let seq = rng.next() % 4 == 0 ? Int64(bitPattern: rng.next()) : Int64(rng.next() % 1_000_000)
+        return JournalIndexRows.Row(hash: hash, seq: seq)
+    }
+    #expect(RadixSort.sorted(rows) == rows.sorted())
+}
