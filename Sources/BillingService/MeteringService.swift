@@ -26,10 +26,11 @@ public final class MeteringService: Sendable {
     /// can tell about (a filter hit the cache does not hold: a retry of an
     /// old key, or ~0.3 % of new keys at 10 million) continues on the pool,
     /// where it reads SQLite. A request over 64 KiB runs on the pool too.
-    /// DebitBatch's handler stays on the pool (a retried batch of old keys is
-    /// hundreds of reads; deferred on the loop it measured the same), as do
-    /// the rest: they may read SQLite or run long. Their ledger work, like
-    /// every caller's, runs on the ledger's loop between its socket events.
+    /// GetUsage and GetExecutionCost are deferred too (see theirs). DebitBatch's
+    /// handler stays on the pool (a retried batch of old keys is hundreds of
+    /// reads; deferred on the loop it measured the same), as does GetDebit:
+    /// they may read SQLite or run long. Their ledger work, like every
+    /// caller's, runs on the ledger's loop between its socket events.
     static let maxLoopRequestBytes = 64 << 10
 
     func register(into router: inout SecuredRouter) {
