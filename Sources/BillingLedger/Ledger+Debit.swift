@@ -53,15 +53,15 @@ extension Ledger {
     /// the journal thread, which `completion` must only hand it on from.
     public func debitNow(_ command: DebitCommand, prior: PriorLookup,
                          completion: @escaping @Sendable (Result<DebitOutcome, any Error>) -> Void) {
-        let recorded: (DebitOutcome, Int64)
+        let recorded: (DebitOutcome, CommitWaiter)
         do {
-            recorded = try record(command, prior: prior)
+            recorded = try recordWaiting(command, prior: prior)
         } catch {
             completion(.failure(error))
             return
         }
         let outcome = recorded.0
-        committer.waiter(for: recorded.1).whenResolved { result in
+        recorded.1.whenResolved { result in
             completion(result.map { outcome }.mapError { $0 as any Error })
         }
     }

@@ -18,7 +18,7 @@ extension MeteringService {
         do {
             (command, priced) = try quoteCommand(request)
         } catch {
-            respond { throw error }
+            respond.fail(error)
             return
         }
         if let looked = ledger.whenOnExecutor({ $0.quote(command) }) {
@@ -109,12 +109,12 @@ extension MeteringService {
             try requireID(request.accountID, "account_id")
             try requireID(request.runID, "run_id")
         } catch {
-            respond { throw error }
+            respond.fail(error)
             return
         }
         switch ledger.whenOnExecutor({ $0.hasAccount(request.accountID) }) {
         case false?:
-            respond { throw Refusals.status(LedgerError.accountNotFound(request.accountID)) }
+            respond.fail(Refusals.status(LedgerError.accountNotFound(request.accountID)))
         case true?:
             respond.continueAsTask(onLoop: false) { [self] in try runCost(request).serializedBytes() }
         case nil:
@@ -202,7 +202,7 @@ extension MeteringService {
         do {
             query = try usageQuery(request)
         } catch {
-            respond { throw error }
+            respond.fail(error)
             return
         }
         guard let cells = ledger.whenOnExecutor({ $0.usage(account: request.accountID, fromDay: query.fromDay, toDay: query.toDay) })

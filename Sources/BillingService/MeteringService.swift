@@ -146,7 +146,7 @@ public final class MeteringService: Sendable {
         do {
             command = try self.command(request)
         } catch {
-            respond { throw error }
+            respond.fail(error)
             return
         }
         guard let prior = memoryLookup(command).known else {
@@ -155,15 +155,7 @@ public final class MeteringService: Sendable {
         }
         let entered: Void? = ledger.whenOnExecutor { ledger in
             ledger.debitNow(command, prior: prior) { result in
-                respond {
-                    let outcome: DebitOutcome
-                    do {
-                        outcome = try result.get()
-                    } catch {
-                        throw Refusals.status(error)
-                    }
-                    return try Self.response(outcome, command).serializedBytes()
-                }
+                respond { try Self.response(result.mapError(Refusals.status).get(), command).serializedBytes() }
             }
         }
         if entered == nil {

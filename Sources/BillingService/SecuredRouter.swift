@@ -113,6 +113,11 @@ struct CountingResponder: Sendable {
         }
     }
 
+    /// Answers with `error`'s status (see `GRPCResponder.fail`), counted.
+    func fail(_ error: any Error) {
+        respond.fail(RefusalMetrics.counted(error))
+    }
+
     /// Continues as a task, on the loop unless `onLoop` is false (see
     /// `GRPCResponder.continueAsTask`).
     func continueAsTask(onLoop: Bool = true, _ body: @escaping @Sendable () async throws -> [UInt8]) {

@@ -36,13 +36,7 @@ public struct GRPCResponder: Sendable {
 
     /// Answers with `outcome`. Call exactly once (or `continueAsTask` once).
     public func callAsFunction(_ outcome: Result<[UInt8], GRPCStatus>) {
-        guard claim() else { return }
-        let (connection, streamID) = (self.connection, self.streamID)
-        if loop.inEventLoop {
-            connection.value.handlerFinished(streamID, outcome)
-        } else {
-            loop.execute { connection.value.handlerFinished(streamID, outcome) }
-        }
+        finish { outcome }
     }
 
     /// Answers with what `body` returns, or the status its error maps to
@@ -50,14 +44,18 @@ public struct GRPCResponder: Sendable {
     /// as CANCELLED, anything else as INTERNAL, logged). `body` runs on the
     /// loop: called from another thread (the journal's), this only queues it.
     public func callAsFunction(_ body: @escaping @Sendable () throws -> [UInt8]) {
+        let (context, logger) = (self.context, self.logger)
+        finish { GRPCServerConnection.outcome(logger, context, body) }
+    }
+
+    /// Hands the outcome `make` computes to the connection, on its loop.
+    private func finish(_ make: @escaping @Sendable () -> Result<[UInt8], GRPCStatus>) {
         guard claim() else { return }
-        let (connection, streamID, context, logger) = (self.connection, self.streamID, self.context, self.logger)
+        let (connection, streamID) = (self.connection, self.streamID)
         if loop.inEventLoop {
-            connection.value.handlerFinished(streamID, GRPCServerConnection.outcome(logger, context, body))
+            connection.value.handlerFinished(streamID, make())
         } else {
-            loop.execute {
-                connection.value.handlerFinished(streamID, GRPCServerConnection.outcome(logger, context, body))
-            }
+            loop.execute { connection.value.handlerFinished(streamID, make()) }
         }
     }
 
