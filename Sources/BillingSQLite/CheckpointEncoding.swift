@@ -11,24 +11,23 @@ internal import SwiftProtobuf
 /// come after the others, an order protobuf parsers accept.
 enum CheckpointEncoding {
     static func bytes(_ checkpoint: Billing_Journal_V1_Checkpoint) throws -> [UInt8] {
-        var out = ProtobufWriter()
-        out.bytes.reserveCapacity(checkpoint.keyFilter.count + checkpoint.accounts.count * 1_024 + 4_096)
+        var out = ProtobufWriter(capacity: checkpoint.keyFilter.count + checkpoint.accounts.count * 1_024 + 4_096)
         for account in checkpoint.accounts {
             try out.message(3) { out in try accountState(account, &out) }
         }
         var rest = checkpoint
         rest.accounts = []
         rest.keyFilter = Data()
-        out.bytes.append(contentsOf: try rest.serializedBytes() as [UInt8])
+        out.raw(try rest.serializedBytes() as [UInt8])
         out.bytes(8, checkpoint.keyFilter)
-        return out.bytes
+        return out.finish()
     }
 
     private static func accountState(_ account: Billing_Journal_V1_AccountState, _ out: inout ProtobufWriter) throws {
         var rest = account
         rest.usage = []
         rest.runHashes = []
-        out.bytes.append(contentsOf: try rest.serializedBytes() as [UInt8])
+        out.raw(try rest.serializedBytes() as [UInt8])
         for rollup in account.usage {
             guard rollup.unknownFields.data.isEmpty else {
                 out.bytes(9, try rollup.serializedBytes() as [UInt8])
@@ -48,9 +47,7 @@ enum CheckpointEncoding {
         if !account.runHashes.isEmpty {
             out.rawVarint(22 << 3 | 2)
             out.rawVarint(UInt64(account.runHashes.count * 8))
-            for hash in account.runHashes {
-                withUnsafeBytes(of: hash.littleEndian) { out.bytes.append(contentsOf: $0) }
-            }
+            for hash in account.runHashes { out.fixed64(hash) }
         }
     }
 }

@@ -28,9 +28,8 @@ enum JournalEncoding {
         guard entry.unknownFields.data.isEmpty, debit.unknownFields.data.isEmpty,
               debit.lines.allSatisfy({ $0.unknownFields.data.isEmpty && $0.item.unknownFields.data.isEmpty })
         else { return try entry.serializedBytes() }
-        var out = ProtobufWriter()
-        out.bytes.reserveCapacity(160 + debit.lines.count * 64 + debit.accountID.utf8.count + debit.idempotencyKey.utf8.count
-            + debit.runID.utf8.count + debit.agentID.utf8.count + debit.workspaceID.utf8.count)
+        var out = ProtobufWriter(capacity: 160 + debit.lines.count * 64 + debit.accountID.utf8.count
+            + debit.idempotencyKey.utf8.count + debit.runID.utf8.count + debit.agentID.utf8.count + debit.workspaceID.utf8.count)
         out.int64(1, entry.seq)
         out.int64(2, entry.atUnixMicros)
         out.message(12) { out in
@@ -55,7 +54,7 @@ enum JournalEncoding {
             if debit.newRun { out.varint(field: 12, 1) }
             out.int64(13, debit.balanceAfterMicros)
         }
-        return out.bytes
+        return out.finish()
     }
 
     private static func lineItem(_ item: Billing_V1_LineItem, _ out: inout ProtobufWriter) {
@@ -78,86 +77,6 @@ enum JournalEncoding {
             }
         case nil:
             break
-        }
-    }
-}
-
-/// The protobuf wire format, the little of it the journal needs (proto3:
-/// zero, empty and false are not written).
-struct ProtobufWriter {
-    var bytes: [UInt8] = []
-
-    mutating func rawVarint(_ value: UInt64) {
-        var v = value
-        while v >= 0x80 {
-            bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
-            v >>= 7
-        }
-        bytes.append(UInt8(v))
-    }
-
-    mutating func varint(field: Int, _ value: UInt64) {
-        rawVarint(UInt64(field) << 3)
-        rawVarint(value)
-    }
-
-    /// int64 and enums: negative values take ten bytes (two's complement).
-    mutating func int64(_ field: Int, _ value: Int64) {
-        if value != 0 { varint(field: field, UInt64(bitPattern: value)) }
-    }
-
-    mutating func string(_ field: Int, _ value: String) {
-        guard !value.isEmpty else { return }
-        rawVarint(UInt64(field) << 3 | 2)
-        var value = value
-        value.withUTF8 { utf8 in
-            rawVarint(UInt64(utf8.count))
-            bytes.append(contentsOf: utf8)
-        }
-    }
-
-    mutating func bytes(_ field: Int, _ value: some Collection<UInt8>) {
-        guard !value.isEmpty else { return }
-        rawVarint(UInt64(field) << 3 | 2)
-        rawVarint(UInt64(value.count))
-        bytes.append(contentsOf: value)
-    }
-
-    /// `Data` copied as one block (appending it as a collection goes
-    /// through `Data`'s generic iteration: ~1 % of a debit's CPU).
-    mutating func bytes(_ field: Int, _ value: Data) {
-        guard !value.isEmpty else { return }
-        rawVarint(UInt64(field) << 3 | 2)
-        rawVarint(UInt64(value.count))
-        value.withUnsafeBytes { bytes.append(contentsOf: $0) }
-    }
-
-    /// A length-delimited submessage written in place: one byte is kept for
-    /// its length and widened afterwards if the body needs more.
-    mutating func message(_ field: Int, _ body: (inout ProtobufWriter) throws -> Void) rethrows {
-        rawVarint(UInt64(field) << 3 | 2)
-        let lengthAt = bytes.count
-        bytes.append(0)
-        try body(&self)
-        let length = bytes.count - lengthAt - 1
-        guard length >= 0x80 else {
-            bytes[lengthAt] = UInt8(length)
-            return
-        }
-        // A longer length (a debit's body): the body moves up in place by
-        // the extra varint bytes (`insert` or `replaceSubrange` on an array
-        // go through unspecialized generic code).
-        var extra = 1
-        while length >> (7 * (extra + 1)) != 0 { extra += 1 }
-        for _ in 0..<extra { bytes.append(0) }
-        bytes.withUnsafeMutableBufferPointer { buffer in
-            let body = buffer.baseAddress! + lengthAt + 1
-            (body + extra).update(from: body, count: length)  // overlapping: copied from the end
-            var rest = length
-            for index in lengthAt...(lengthAt + extra) {
-                buffer[index] = UInt8(truncatingIfNeeded: rest) | (index < lengthAt + extra ? 0x80 : 0)
-                rest >>= 7
-            }
         }
     }
 }

@@ -13,16 +13,25 @@ enum MeteringLimits {
 }
 
 /// Checks a required id: present, bounded, printable (no control bytes).
-func requireID(_ value: String, _ field: String, required: Bool = true) throws(GRPCStatus) {
+func requireID(_ value: String, _ field: @autoclosure () -> String, required: Bool = true) throws(GRPCStatus) {
     if value.isEmpty {
-        guard !required else { throw GRPCStatus(.invalidArgument, "\(field) is required", reason: "MISSING_FIELD", metadata: ["field": field]) }
+        guard !required else {
+            throw GRPCStatus(.invalidArgument, "\(field()) is required", reason: "MISSING_FIELD", metadata: ["field": field()])
+        }
         return
     }
     guard value.utf8.count <= MeteringLimits.maxIDBytes else {
-        throw GRPCStatus(.invalidArgument, "\(field) is longer than \(MeteringLimits.maxIDBytes) bytes", reason: "FIELD_TOO_LONG", metadata: ["field": field])
+        throw GRPCStatus(.invalidArgument, "\(field()) is longer than \(MeteringLimits.maxIDBytes) bytes", reason: "FIELD_TOO_LONG",
+                         metadata: ["field": field()])
     }
-    guard !value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
-        throw GRPCStatus(.invalidArgument, "\(field) contains control characters", reason: "INVALID_FIELD", metadata: ["field": field])
+    // Control characters are single UTF-8 bytes (every byte of a longer
+    // sequence is 0x80 or above): the bytes are scanned, in place when the
+    // string is native.
+    func isControl(_ byte: UInt8) -> Bool { byte < 0x20 || byte == 0x7F }
+    let control = value.utf8.withContiguousStorageIfAvailable { $0.contains(where: isControl) }
+        ?? value.utf8.contains(where: isControl)
+    guard !control else {
+        throw GRPCStatus(.invalidArgument, "\(field()) contains control characters", reason: "INVALID_FIELD", metadata: ["field": field()])
     }
 }
 

@@ -150,16 +150,16 @@ public final class MeteringService: Sendable {
             return
         }
         guard let prior = memoryLookup(command).known else {
-            respond.continueAsTask(onLoop: false) { [self] in try await debit(command, prior: mappedPrior(command)).serializedBytes() }
+            respond.continueAsTask(onLoop: false) { [self] in try await debit(command, prior: mappedPrior(command)).handEncoded() }
             return
         }
         let entered: Void? = ledger.whenOnExecutor { ledger in
             ledger.debitNow(command, prior: prior) { result in
-                respond { try Self.response(result.mapError(Refusals.status).get(), command).serializedBytes() }
+                respond { try Self.response(result.mapError(Refusals.status).get(), command).handEncoded() }
             }
         }
         if entered == nil {
-            respond.continueAsTask { [self] in try await debit(command, prior: prior).serializedBytes() }
+            respond.continueAsTask { [self] in try await debit(command, prior: prior).handEncoded() }
         }
     }
 

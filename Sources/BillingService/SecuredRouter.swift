@@ -71,7 +71,8 @@ struct SecuredRouter {
         return { bytes, context in
             do {
                 let (request, principal): (Request, Principal) = try Self.admit(bytes, context, authenticator, access)
-                return try await handler(request, principal).serializedBytes()
+                let response = try await handler(request, principal)
+                return try (response as? any HandEncodable)?.handEncoded() ?? response.serializedBytes()
             } catch {
                 throw RefusalMetrics.counted(error)
             }

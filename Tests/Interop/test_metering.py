@@ -805,6 +805,7 @@ def bad_requests(b):
         "model of 300 bytes": (b.request("acme", "k", [b.llm("m" * 300, 1)]), "FIELD_TOO_LONG"),
         "control character in key": (b.request("acme", "k\n1", ok), "INVALID_FIELD"),
         "NUL in account_id": (b.request("ac\x00me", "k", ok), "INVALID_FIELD"),
+        "DEL in agent_id": (b.request("acme", "k", ok, agent="agent\x7f"), "INVALID_FIELD"),
     }
 
 

@@ -1,0 +1,57 @@
+import BillingCore
+import GRPC
+@testable import BillingService
+import Testing
+
+/// `requireID` scans UTF-8 bytes for control characters; the rule it keeps
+/// is stated on scalars (below U+0020, or U+007F).
+@Suite struct RequireIDTests {
+    static func reason(_ value: String, _ field: String = "run_id") -> String? {
+        do {
+            try requireID(value, field)
+            return nil
+        } catch {
+            return error.errorInfo?.reason
+        }
+    }
+
+    @Test func everyScalarBelowU0100IsJudgedAsTheScalarRuleSays() {
+        for value in UInt32(1)...0xFF {
+            let scalar = Unicode.Scalar(value)!
+            let control = value < 0x20 || value == 0x7F
+            #expect(Self.reason("a\(Character(scalar))b") == (control ? "INVALID_FIELD" : nil), "U+\(String(value, radix: 16))")
+        }
+        #expect(Self.reason("a\u{0}b") == "INVALID_FIELD")
+    }
+
+    @Test func randomStringsAgreeWithTheScalarRule() {
+        var rng = SplitMix64(seed: 17)
+        let pool: [UInt32] = [0x00, 0x09, 0x0A, 0x1F, 0x20, 0x41, 0x7E, 0x7F, 0x80, 0x85, 0x9F, 0xE9, 0x20AC, 0x1F600]
+        for _ in 0..<2_000 {
+            let scalars = (0..<(1 + rng.next(below: 12))).map { _ in Unicode.Scalar(pool[rng.next(below: pool.count)])! }
+            let value = String(String.UnicodeScalarView(scalars))
+            let expected: String?
+            if value.utf8.count > MeteringLimits.maxIDBytes {
+                expected = "FIELD_TOO_LONG"
+            } else if scalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+                expected = "INVALID_FIELD"
+            } else {
+                expected = nil
+            }
+            #expect(Self.reason(value) == expected, "\(scalars.map(\.value))")
+        }
+    }
+
+    @Test func refusalsNameTheField() {
+        do {
+            try requireID("", "line_items[3].llm.model")
+            Issue.record("an empty id was accepted")
+        } catch {
+            #expect(error.errorInfo?.reason == "MISSING_FIELD")
+            #expect(error.message.contains("line_items[3].llm.model"))
+        }
+        #expect(throws: Never.self) { try requireID("", "workspace_id", required: false) }
+        #expect(Self.reason(String(repeating: "é", count: 129)) == "FIELD_TOO_LONG")
+        #expect(Self.reason(String(repeating: "é", count: 128)) == nil)
+    }
+}
