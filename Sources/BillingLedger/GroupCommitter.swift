@@ -125,20 +125,37 @@ final class GroupCommitter: Sendable {
         state.withLock { ($0.durableSeq - max($0.indexedSeq, $0.startSeq), $0.pacing) }
     }
     var durableSeq: Int64 { state.withLock { $0.durableSeq } }
+    /// Whether the journal thread sleeps, waiting for an entry (tests).
+    var isSleeping: Bool { state.withLock { $0.sleeping } }
     /// Callers waiting for a checkpoint (tests).
     var checkpointWaiterCount: Int { state.withLock { $0.indexWaiters.count } }
     var statistics: (batches: Int64, entries: Int64) { state.withLock { ($0.batches, $0.committedEntries) } }
 
     /// Queues `entry` (the next seq) without waiting. Throws when the
-    /// committer has failed and not been reset.
-    func enqueue(_ entry: Billing_Journal_V1_Entry) throws(LedgerError) {
+    /// committer has failed and not been reset. `wake` false: the caller
+    /// queues more in this turn and calls `wakeIfSleeping` after the last
+    /// (the journal thread shares the core: woken at the first of a batch's
+    /// debits, it could preempt the ledger to commit them a few at a time).
+    func enqueue(_ entry: Billing_Journal_V1_Entry, wake: Bool = true) throws(LedgerError) {
         let (failure, mustWake): (String?, Bool) = state.withLock { s in
             if let failed = s.failed { return (failed, false) }
             s.queue.append(entry)
+            guard wake else { return (nil, false) }
             defer { s.sleeping = false }
             return (nil, s.sleeping)
         }
         if let failure { throw .unavailable(failure) }
+        if mustWake { self.wake.signal() }
+    }
+
+    /// Wakes the journal thread if it sleeps with entries queued (after
+    /// `enqueue(_:wake: false)`).
+    func wakeIfSleeping() {
+        let mustWake = state.withLock { s -> Bool in
+            guard s.sleeping, !s.queue.isEmpty else { return false }
+            s.sleeping = false
+            return true
+        }
         if mustWake { wake.signal() }
     }
 

@@ -88,6 +88,12 @@ extension Ledger {
         var outcomes: [DebitOutcome] = []
         outcomes.reserveCapacity(commands.count)
         var highest: Int64 = 0
+        // The journal thread is woken once, after the batch's last entry.
+        holdingJournalWakes = true
+        defer {
+            holdingJournalWakes = false
+            committer.wakeIfSleeping()
+        }
         for index in commands.indices {  // by index: the commands are read in place, not copied
             do {
                 let (outcome, seq) = try record(commands[index].0, prior: commands[index].1)

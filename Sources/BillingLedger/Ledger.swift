@@ -32,6 +32,9 @@ public actor Ledger {
     /// Set by `close`: a reload requested by an earlier failure must not reopen it.
     var closed = false
     var entriesSinceCheckpoint = 0
+    /// Set while a batch is recorded: its entries are queued without waking
+    /// the journal thread, which is woken once after the last.
+    var holdingJournalWakes = false
     /// Lifecycle work (requests, transitions, payments) runs one at a time:
     /// a gateway call suspends it, and nothing else may change an account's
     /// lifecycle meanwhile. Debits are not held up by it.
@@ -178,6 +181,8 @@ public actor Ledger {
     /// the journal is pacing itself for checkpoints to catch up.
     public nonisolated var checkpointLag: (entries: Int64, paced: Bool) { committer.checkpointLag }
     public nonisolated var commitStatistics: (batches: Int64, entries: Int64) { committer.statistics }
+    /// Whether the journal thread sleeps, waiting for an entry (tests).
+    nonisolated var journalIsSleeping: Bool { committer.isSleeping }
 
     // MARK: Appending
 
@@ -200,7 +205,7 @@ public actor Ledger {
         } catch {
             throw .invalid("cannot apply: \(error)")
         }
-        try committer.enqueue(entry)
+        try committer.enqueue(entry, wake: !holdingJournalWakes)
         // Before a checkpoint may seal the generation: the checkpoint at this
         // seq must carry this debit's index rows.
         if let hash = cache.insert(entry, keyHash: hashes?.key, runHash: hashes?.run) { keyFilter.insert(hash) }

@@ -156,6 +156,9 @@ final class SimulatedDisk: Sendable {
         contents.withLock { $0.checkpoints.last }.map { Self.decodeCheckpoint($0).seq }
     }
 
+    /// Calls of `append` so far, failed ones included.
+    var appendCallCount: Int { contents.withLock { $0.appendCalls } }
+
     // MARK: The store's operations, for session `session`
 
     func append(_ entries: [Entry], session: Int) throws {
