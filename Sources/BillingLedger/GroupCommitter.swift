@@ -410,17 +410,18 @@ final class GroupCommitter: Sendable {
     private func write(_ pending: PendingCheckpoint, index: JournalIndexRows, withFilter: Bool) -> (Bool, filterStored: Bool) {
         let started = ContinuousClock.now
         let cpuStarted = Self.threadCPUMicros()
-        let checkpoint = pending.snapshot.checkpoint(writtenAtMicros: pending.writtenAtMicros)
-        let built = ContinuousClock.now - started
-        var rows = index
-        rows.keys = RadixSort.sorted(rows.keys)
-        rows.runs = RadixSort.sorted(rows.runs)
+        let seq = pending.snapshot.lastSeq
         do {
-            try store.writeCheckpoint(checkpoint, index: rows)
+            let checkpoint = try pending.snapshot.encodedCheckpoint(writtenAtMicros: pending.writtenAtMicros)
+            let built = ContinuousClock.now - started
+            var rows = index
+            rows.keys = RadixSort.sorted(rows.keys)
+            rows.runs = RadixSort.sorted(rows.runs)
+            try store.writeCheckpoint(encoded: checkpoint, index: rows)
             lastCheckpointMicros.store(checkpoint.writtenUnixMicros, ordering: .relaxed)
             let written = ContinuousClock.now
             logger.info("checkpoint written", metadata: [
-                "seq": "\(checkpoint.seq)", "accounts": "\(checkpoint.accounts.count)",
+                "seq": "\(checkpoint.seq)", "accounts": "\(checkpoint.accounts)", "bytes": "\(checkpoint.bytes.count)",
                 "indexed_keys": "\(rows.keys.count)", "indexed_runs": "\(rows.runs.count)",
                 "build_ms": "\(built.wholeMilliseconds)", "write_ms": "\((written - started - built).wholeMilliseconds)",
                 "cpu_ms": "\((Self.threadCPUMicros() - cpuStarted) / 1_000)",
@@ -439,11 +440,11 @@ final class GroupCommitter: Sendable {
             return (true, filterStored)
         } catch {
             // Not fatal: the journal has everything; recovery replays more.
-            logger.warning("checkpoint failed", metadata: ["error": "\(error)", "seq": "\(checkpoint.seq)"])
+            logger.warning("checkpoint failed", metadata: ["error": "\(error)", "seq": "\(seq)"])
             // Its waiters fail; those of a newer checkpoint still queued wait on.
             let failed = state.withLock { s -> [Waiter] in
-                let failed = s.indexWaiters.filter { $0.seq <= checkpoint.seq }
-                s.indexWaiters.removeAll { $0.seq <= checkpoint.seq }
+                let failed = s.indexWaiters.filter { $0.seq <= seq }
+                s.indexWaiters.removeAll { $0.seq <= seq }
                 guard s.failed == nil else { return failed }
                 var kept = index
                 kept.append(contentsOf: s.pendingIndex)

@@ -4,61 +4,78 @@ public import BillingProto
 extension LedgerState {
     /// The state as a checkpoint message (sorted, so equal states encode equally).
     public func checkpoint(writtenAtMicros: Int64) -> Billing_Journal_V1_Checkpoint {
-        var checkpoint = Billing_Journal_V1_Checkpoint()
+        var checkpoint = checkpointRest()
         checkpoint.seq = lastSeq
         checkpoint.writtenUnixMicros = writtenAtMicros
         checkpoint.accounts = accounts.keys.sorted().map { id in
             let book = accounts[id]!
-            var account = Billing_Journal_V1_AccountState()
-            account.accountID = book.accountID
-            account.plan = book.plan
-            account.periodAnchorUnix = book.periodAnchor
-            account.balanceMicros = book.balance
-            account.overageMicros = book.overage
-            account.periodStartUnix = book.periodStart
+            var account = Self.accountStateWithoutBulk(book)
             account.runHashes = RadixSort.sorted(book.runsInPeriod)
-            account.workspaces = book.workspaces.sorted()
-            account.grantedMicros = book.granted
-            account.debitedMicros = book.debitedFromCredits
-            account.displayName = book.displayName
-            account.billingEmail = book.billingEmail
-            account.createdUnix = book.createdUnix
-            account.lifecycle = Self.lifecycleState(book)
-            if let method = book.paymentMethod { account.paymentMethod = method }
-            if let pending = book.pendingPaymentMethod { account.pendingPaymentMethod = pending }
-            account.charges = book.charges
-            account.invoiceSequences = book.invoiceSequences
-            account.requestKeys = book.requestKeys.keys.sorted().map { key in
-                var record = Billing_Journal_V1_RequestKey()
-                record.key = key
-                record.request = book.requestKeys[key]!.request
-                record.seq = book.requestKeys[key]!.seq
-                record.invoiceSequence = book.requestKeys[key]!.invoiceSequence
-                record.effect = book.requestKeys[key]!.effect
-                record.chargeID = book.requestKeys[key]!.chargeID
-                return record
+            account.usage = Self.sortedUsage(book).map { key, cell in
+                var rollup = Billing_Journal_V1_UsageRollup()
+                rollup.day = key.day
+                rollup.agentID = key.agentID
+                rollup.lineKey = key.lineKey
+                rollup.amountMicros = cell.amount
+                rollup.quantity = cell.quantity
+                rollup.inputTokens = cell.inputTokens
+                rollup.outputTokens = cell.outputTokens
+                return rollup
             }
-            account.grantKeys = book.grantKeys.keys.sorted().map { key in
-                var grant = Billing_Journal_V1_GrantKey()
-                grant.idempotencyKey = key
-                grant.seq = book.grantKeys[key]!.seq
-                grant.amountMicros = book.grantKeys[key]!.amount
-                return grant
-            }
-            account.usage = book.usage.sorted { ($0.key.day, $0.key.agentID, $0.key.lineKey) < ($1.key.day, $1.key.agentID, $1.key.lineKey) }
-                .map { key, cell in
-                    var rollup = Billing_Journal_V1_UsageRollup()
-                    rollup.day = key.day
-                    rollup.agentID = key.agentID
-                    rollup.lineKey = key.lineKey
-                    rollup.amountMicros = cell.amount
-                    rollup.quantity = cell.quantity
-                    rollup.inputTokens = cell.inputTokens
-                    rollup.outputTokens = cell.outputTokens
-                    return rollup
-                }
             return account
         }
+        return checkpoint
+    }
+
+    /// An account's state in a checkpoint but its usage roll-ups and run
+    /// hashes (the bulk, which `encodedCheckpoint` writes straight from the book).
+    static func accountStateWithoutBulk(_ book: AccountBook) -> Billing_Journal_V1_AccountState {
+        var account = Billing_Journal_V1_AccountState()
+        account.accountID = book.accountID
+        account.plan = book.plan
+        account.periodAnchorUnix = book.periodAnchor
+        account.balanceMicros = book.balance
+        account.overageMicros = book.overage
+        account.periodStartUnix = book.periodStart
+        account.workspaces = book.workspaces.sorted()
+        account.grantedMicros = book.granted
+        account.debitedMicros = book.debitedFromCredits
+        account.displayName = book.displayName
+        account.billingEmail = book.billingEmail
+        account.createdUnix = book.createdUnix
+        account.lifecycle = Self.lifecycleState(book)
+        if let method = book.paymentMethod { account.paymentMethod = method }
+        if let pending = book.pendingPaymentMethod { account.pendingPaymentMethod = pending }
+        account.charges = book.charges
+        account.invoiceSequences = book.invoiceSequences
+        account.requestKeys = book.requestKeys.keys.sorted().map { key in
+            var record = Billing_Journal_V1_RequestKey()
+            record.key = key
+            record.request = book.requestKeys[key]!.request
+            record.seq = book.requestKeys[key]!.seq
+            record.invoiceSequence = book.requestKeys[key]!.invoiceSequence
+            record.effect = book.requestKeys[key]!.effect
+            record.chargeID = book.requestKeys[key]!.chargeID
+            return record
+        }
+        account.grantKeys = book.grantKeys.keys.sorted().map { key in
+            var grant = Billing_Journal_V1_GrantKey()
+            grant.idempotencyKey = key
+            grant.seq = book.grantKeys[key]!.seq
+            grant.amountMicros = book.grantKeys[key]!.amount
+            return grant
+        }
+        return account
+    }
+
+    /// Usage cells in checkpoint order: by day, agent, line item.
+    static func sortedUsage(_ book: AccountBook) -> [(key: UsageKey, value: UsageCell)] {
+        book.usage.sorted { ($0.key.day, $0.key.agentID, $0.key.lineKey) < ($1.key.day, $1.key.agentID, $1.key.lineKey) }
+    }
+
+    /// What a checkpoint holds beside the accounts (and its seq and time).
+    func checkpointRest() -> Billing_Journal_V1_Checkpoint {
+        var checkpoint = Billing_Journal_V1_Checkpoint()
         checkpoint.invoices = invoices.keys.sorted().map { sequence in
             let record = invoices[sequence]!
             var state = Billing_Journal_V1_InvoiceState()

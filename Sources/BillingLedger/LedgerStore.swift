@@ -19,6 +19,11 @@ public protocol LedgerStore: Sendable {
     /// in several transactions before it.
     func writeCheckpoint(_ checkpoint: Billing_Journal_V1_Checkpoint, index: JournalIndexRows) throws
 
+    /// `writeCheckpoint` of a checkpoint already serialized
+    /// (`LedgerState.encodedCheckpoint`): the same contract. The default
+    /// decodes it and stores the message.
+    func writeCheckpoint(encoded checkpoint: EncodedCheckpoint, index: JournalIndexRows) throws
+
     /// The newest checkpoint, or nil.
     func latestCheckpoint() throws -> Billing_Journal_V1_Checkpoint?
 
@@ -67,4 +72,10 @@ public protocol LedgerStore: Sendable {
     /// first: seq < `beforeSeq`, at or after `sinceMicros`, of `accountID`
     /// (empty: all), at most `limit`.
     func auditEntries(accountID: String, sinceMicros: Int64, beforeSeq: Int64, limit: Int) throws -> [Billing_Journal_V1_Entry]
+}
+
+extension LedgerStore {
+    public func writeCheckpoint(encoded checkpoint: EncodedCheckpoint, index: JournalIndexRows) throws {
+        try writeCheckpoint(Billing_Journal_V1_Checkpoint(serializedBytes: checkpoint.bytes), index: index)
+    }
 }

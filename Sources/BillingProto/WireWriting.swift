@@ -80,10 +80,11 @@ package struct ProtobufWriter: ~Copyable {
         bytes.withUnsafeBytes { raw($0) }
     }
 
-    /// A native string's bytes are read in place; a bridged one is copied first.
+    /// A native string's bytes are read in place; a bridged one is copied
+    /// first. `always`: written even when empty (an element of a repeated field).
     @inlinable
-    package mutating func string(_ field: Int, _ value: String) {
-        guard !value.isEmpty else { return }
+    package mutating func string(_ field: Int, _ value: String, always: Bool = false) {
+        guard always || !value.isEmpty else { return }
         let written: Void? = value.utf8.withContiguousStorageIfAvailable { utf8 in
             rawVarint(UInt64(field) << 3 | 2)
             rawVarint(UInt64(utf8.count))
@@ -92,9 +93,11 @@ package struct ProtobufWriter: ~Copyable {
         if written == nil { bytes(field, Array(value.utf8)) }
     }
 
+    /// `always`: written even when empty (a submessage that is set, an
+    /// element of a repeated field).
     @inlinable
-    package mutating func bytes(_ field: Int, _ value: [UInt8]) {
-        guard !value.isEmpty else { return }
+    package mutating func bytes(_ field: Int, _ value: [UInt8], always: Bool = false) {
+        guard always || !value.isEmpty else { return }
         rawVarint(UInt64(field) << 3 | 2)
         rawVarint(UInt64(value.count))
         raw(value)

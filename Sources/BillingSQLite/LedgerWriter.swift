@@ -169,16 +169,16 @@ final class LedgerWriter: @unchecked Sendable {
     /// generation (whose rows `insertIndexRows` wrote before), and deletes
     /// all but the newest `checkpointsKept` checkpoints with their parts, in
     /// one transaction: the checkpoint and its index rows appear together.
-    func writeCheckpoint(_ checkpoint: Billing_Journal_V1_Checkpoint, bytes state: [UInt8], parts: Int,
+    func writeCheckpoint(seq: Int64, writtenUnixMicros: Int64, bytes state: [UInt8], parts: Int,
                          keys: Int, runs: Int) throws {
         try connection.transaction {
             let last = try lastSeq.scalarInt64()
-            guard checkpoint.seq <= last else {
-                throw SQLiteStoreError.checkpointAhead(checkpointSeq: checkpoint.seq, lastSeq: last)
+            guard seq <= last else {
+                throw SQLiteStoreError.checkpointAhead(checkpointSeq: seq, lastSeq: last)
             }
             try insertCheckpoint.use { insert in
-                try insert.bind(checkpoint.seq, at: 1)
-                try insert.bind(checkpoint.writtenUnixMicros, at: 2)
+                try insert.bind(seq, at: 1)
+                try insert.bind(writtenUnixMicros, at: 2)
                 try insert.bind(blob: state, at: 3)
                 try insert.bind(Int64(parts), at: 4)
                 while try insert.step() {}
@@ -189,7 +189,7 @@ final class LedgerWriter: @unchecked Sendable {
             }
             try pruneParts()
             try insertGeneration.use { insert in
-                try insert.bind(checkpoint.seq, at: 1)
+                try insert.bind(seq, at: 1)
                 try insert.bind(Int64(keys), at: 2)
                 try insert.bind(Int64(runs), at: 3)
                 while try insert.step() {}

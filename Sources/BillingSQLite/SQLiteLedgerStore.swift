@@ -77,12 +77,18 @@ public final class SQLiteLedgerStore: LedgerStore {
     /// instead of waiting for one long transaction. The checkpoint is encoded
     /// before taking the writer.
     public func writeCheckpoint(_ checkpoint: Billing_Journal_V1_Checkpoint, index: JournalIndexRows) throws {
+        try writeCheckpoint(encoded: EncodedCheckpoint(seq: checkpoint.seq, writtenUnixMicros: checkpoint.writtenUnixMicros,
+                                                       accounts: checkpoint.accounts.count, bytes: try checkpoint.serializedBytes()),
+                            index: index)
+    }
+
+    /// The ledger's checkpoints arrive serialized (`LedgerState.encodedCheckpoint`).
+    public func writeCheckpoint(encoded checkpoint: EncodedCheckpoint, index: JournalIndexRows) throws {
         if let ahead = (index.keys + index.runs).first(where: { $0.seq > checkpoint.seq || $0.seq < 1 }) {
             throw SQLiteStoreError.checkpointAhead(checkpointSeq: checkpoint.seq, lastSeq: ahead.seq)
         }
-        let bytes = try CheckpointEncoding.bytes(checkpoint)
         do {
-            try write(checkpoint, bytes: bytes, index: index)
+            try write(checkpoint, index: index)
         } catch {
             // Best effort: what this attempt wrote before failing goes now,
             // not at the next open (the rows would be rewritten under the
@@ -92,7 +98,8 @@ public final class SQLiteLedgerStore: LedgerStore {
         }
     }
 
-    private func write(_ checkpoint: Billing_Journal_V1_Checkpoint, bytes: [UInt8], index: JournalIndexRows) throws {
+    private func write(_ checkpoint: EncodedCheckpoint, index: JournalIndexRows) throws {
+        let bytes = checkpoint.bytes
         // A rewrite at the same seq replaces the old one whole (see `forget`).
         try withCheckpointWriter { try $0.forget(.checkpoint, seq: checkpoint.seq) }
         // Large checkpoints in parts, each its own transaction (see 0003).
@@ -106,8 +113,8 @@ public final class SQLiteLedgerStore: LedgerStore {
             runs = runs.dropFirst(someRuns.count)
         }
         try withCheckpointWriter {
-            try $0.writeCheckpoint(checkpoint, bytes: parts > 0 ? [] : bytes, parts: parts,
-                                   keys: index.keys.count, runs: index.runs.count)
+            try $0.writeCheckpoint(seq: checkpoint.seq, writtenUnixMicros: checkpoint.writtenUnixMicros,
+                                   bytes: parts > 0 ? [] : bytes, parts: parts, keys: index.keys.count, runs: index.runs.count)
         }
     }
 

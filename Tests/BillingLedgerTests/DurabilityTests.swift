@@ -27,7 +27,7 @@ import Testing
             do { answer.set(.success(try await ledger.frontEndDebit(other))) } catch { answer.set(.failure(error)) }
         }
         // Let the second call be answered if it is going to be before the commit's outcome.
-        _ = await eventually(tries: 2_000) { answer.result != nil }
+        _ = await eventually(tries: 2_000, atLeast: .milliseconds(200)) { answer.result != nil }
         release.signal()  // the original's commit fails: nothing written
 
         await #expect(throws: LedgerError.self) { try await first.value }

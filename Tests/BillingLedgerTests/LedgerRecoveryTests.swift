@@ -185,7 +185,7 @@ extension LedgerRecoveryTests {
                 answer.set(.failure(error))
             }
         }
-        let answered = await eventually(tries: 2_000) { answer.result != nil }
+        let answered = await eventually(tries: 2_000, atLeast: .seconds(10)) { answer.result != nil }
         #expect(answered, "a debit after close() never returned")
         if case .success(let outcome)? = answer.result {
             Issue.record("a debit after close() was acknowledged: \(outcome)")

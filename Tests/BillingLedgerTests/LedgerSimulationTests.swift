@@ -1,6 +1,7 @@
 import BillingLedger
 import BillingProto
 import Foundation
+import SwiftProtobuf
 import Testing
 
 /// The seeded simulation of issue 3: concurrent clients against a journal
@@ -17,6 +18,10 @@ import Testing
     func seededWorkload(seed: UInt64) async throws {
         let result = try await Simulation.run(seed: seed)
         let auditor = try await Auditor.audit(result)
+        // The checkpoint written straight from the books is SwiftProtobuf's bytes for the message.
+        let state = await result.ledger.snapshot
+        #expect(try state.encodedCheckpoint(writtenAtMicros: 1).bytes == (try state.checkpoint(writtenAtMicros: 1).serializedBytes() as [UInt8]),
+                "seed \(seed)")
         await result.ledger.close()
 
         for unexpected in result.record.unexpected { Issue.record("seed \(seed): a client saw an unexpected error: \(unexpected)") }

@@ -70,8 +70,12 @@ import Testing
         var fromScratch = LedgerState(plans: Fixtures.plans)
         for entry in h.journal() { try fromScratch.apply(entry) }
         #expect(fromScratch == state)
-        // A checkpoint (through its bytes) gives them too.
+        // A checkpoint (through its bytes) gives them too; the bytes written
+        // straight from the books are SwiftProtobuf's for the message.
         let bytes: [UInt8] = try state.checkpoint(writtenAtMicros: h.clock.nowMicros()).serializedBytes()
+        let encoded = try state.encodedCheckpoint(writtenAtMicros: h.clock.nowMicros())
+        #expect(encoded.bytes == bytes)
+        #expect(encoded.seq == state.lastSeq && encoded.accounts == state.accounts.count)
         let restored = LedgerState(checkpoint: try Billing_Journal_V1_Checkpoint(serializedBytes: bytes), plans: Fixtures.plans)
         #expect(restored == state)
         #expect(try LedgerAudit.run(on: h.store, plans: Fixtures.plans).problems == [])

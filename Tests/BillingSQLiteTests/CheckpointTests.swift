@@ -70,7 +70,7 @@ import Testing
             let smaller = Self.large(9)
             try store.writeCheckpoint(smaller, index: JournalIndexRows())
             #expect(try store.latestCheckpoint() == smaller)
-            let expected = try CheckpointEncoding.bytes(smaller).count / SQLiteLedgerStore.checkpointPartBytes + 1
+            let expected = (try smaller.serializedBytes() as [UInt8]).count / SQLiteLedgerStore.checkpointPartBytes + 1
             #expect(try Self.partRows(path).count == expected)
         }
     }

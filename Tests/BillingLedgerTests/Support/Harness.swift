@@ -55,13 +55,24 @@ struct Harness: Sendable {
 }
 
 /// Polls `condition`, yielding between tries, for what another thread or
-/// task does next (a reload after a journal failure); never sleeps.
-func eventually(tries: Int = 200_000, _ condition: () async throws -> Bool) async rethrows -> Bool {
-    for _ in 0..<tries {
+/// task does next (a reload after a journal failure).
+///
+/// `atLeast`: a wall-clock bound as well — it gives up only once both are
+/// spent. The ledger runs on a dispatch queue of its own, so under a busy
+/// test run a number of yields can pass before its work is scheduled.
+func eventually(tries: Int = 200_000, atLeast: Duration = .zero, _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + atLeast
+    var tried = 0
+    while true {
         if try await condition() { return true }
-        await Task.yield()
+        tried += 1
+        if tried >= tries {
+            guard ContinuousClock.now < deadline else { return false }
+            try? await Task.sleep(for: .milliseconds(1))
+        } else {
+            await Task.yield()
+        }
     }
-    return false
 }
 
 /// The outcome of a call started in a task, readable without awaiting it.
