@@ -7,66 +7,13 @@ import Testing
 
 /// The hand-written response encoding writes exactly SwiftProtobuf's bytes.
 @Suite struct ResponseEncodingTests {
-    struct Draw {
-        var rng: SplitMix64
-
-        mutating func int(_ range: ClosedRange<Int>) -> Int { Int.random(in: range, using: &rng) }
-
-        mutating func amount() -> Int64 {
-            switch int(0...5) {
-            case 0: 0
-            case 1: Int64.max
-            case 2: Int64.min
-            case 3: -Int64(int(1...1000))
-            case 4: Int64(int(1...127))
-            default: Int64(int(128...1_000_000_000_000))
-            }
-        }
-
-        mutating func text() -> String {
-            let alphabet = Array("abc-_.0123456789") + ["é", "€", "😀"]
-            return String((0..<int(0...40)).map { _ in alphabet[int(0...alphabet.count - 1)] })
-        }
-
-        mutating func debit() -> Billing_V1_DebitResponse {
-            var response = Billing_V1_DebitResponse()
-            response.entryID = amount()
-            response.lineItemAmountsMicros = (0..<int(0...20)).map { _ in amount() }
-            response.totalMicros = amount()
-            response.balanceAfterMicros = amount()
-            response.catalogVersion = text()
-            response.coveredByCreditsMicros = amount()
-            response.overageMicros = amount()
-            response.debitedUnixSeconds = amount()
-            return response
-        }
-
-        mutating func result() -> Billing_V1_DebitResult {
-            var result = Billing_V1_DebitResult()
-            switch int(0...5) {
-            case 0:
-                break  // no outcome set
-            case 1:
-                var refused = Billing_V1_Refusal()
-                refused.code = 9
-                refused.reason = "INSUFFICIENT_CREDITS"
-                refused.message = text()
-                refused.metadata = ["account": text()]
-                result.refused = refused
-            case 2:
-                result.accepted = Billing_V1_DebitResponse()  // set, all defaults
-            default:
-                result.accepted = debit()
-            }
-            return result
-        }
-    }
+    typealias Draw = RequestDecodingTests.Draw
 
     @Test(arguments: [1, 2, 3, 4] as [UInt64])
     func debitResponsesEncodeAsSwiftProtobufDoes(seed: UInt64) throws {
         var draw = Draw(rng: SplitMix64(seed: seed))
         for _ in 0..<2_000 {
-            let response = draw.debit()
+            let response = draw.debitResponse()
             #expect(try response.handEncoded() == (try response.serializedBytes() as [UInt8]), "\(response)")
         }
         #expect(try Billing_V1_DebitResponse().handEncoded().isEmpty)
@@ -78,7 +25,7 @@ import Testing
         for _ in 0..<300 {
             var response = Billing_V1_DebitBatchResponse()
             // Up to 300 results: the outer length past one and two varint bytes.
-            response.results = (0..<draw.int(0...300)).map { _ in draw.result() }
+            response.results = (0..<draw.int(0...300)).map { _ in draw.batchResult() }
             let expected: [UInt8] = try response.serializedBytes()
             #expect(try response.handEncoded() == expected)
             #expect(try Billing_V1_DebitBatchResponse(serializedBytes: try response.handEncoded()) == response)
@@ -91,7 +38,7 @@ import Testing
         var draw = Draw(rng: SplitMix64(seed: 9))
         for capacity in [0, 1, 16, 17, 100] {
             for round in 0..<200 {
-                var response = draw.debit()
+                var response = draw.debitResponse()
                 if round % 50 == 0 { response.catalogVersion = String(repeating: "v", count: 20_000 + round) }
                 var out = ProtobufWriter(capacity: capacity)
                 out.message(3) { out in response.write(to: &out) }
@@ -109,15 +56,56 @@ import Testing
     /// message built from parsed bytes) go through SwiftProtobuf, kept.
     @Test func unknownFieldsAreKept() throws {
         var draw = Draw(rng: SplitMix64(seed: 8))
-        var debit = draw.debit()
+        var debit = draw.debitResponse()
         try debit.merge(serializedBytes: [0x98, 0x06, 0x05] as [UInt8])  // field 99, varint 5
         #expect(try debit.handEncoded() == (try debit.serializedBytes() as [UInt8]))
         var batch = Billing_V1_DebitBatchResponse()
         var result = Billing_V1_DebitResult()
         result.accepted = debit
-        batch.results = [draw.result(), result, draw.result()]
+        batch.results = [draw.batchResult(), result, draw.batchResult()]
         #expect(try batch.handEncoded() == (try batch.serializedBytes() as [UInt8]))
         try batch.merge(serializedBytes: [0x98, 0x06, 0x07] as [UInt8])
         #expect(try batch.handEncoded() == (try batch.serializedBytes() as [UInt8]))
+    }
+}
+
+/// Responses drawn with `RequestDecodingTests.Draw`'s texts and amounts.
+extension RequestDecodingTests.Draw {
+    /// An amount, or a small one (a varint of one byte).
+    mutating func responseAmount() -> Int64 {
+        int(0...4) == 0 ? Int64(int(1...127)) : amount()
+    }
+
+    mutating func debitResponse() -> Billing_V1_DebitResponse {
+        var response = Billing_V1_DebitResponse()
+        response.entryID = responseAmount()
+        response.lineItemAmountsMicros = (0..<int(0...20)).map { _ in responseAmount() }
+        response.totalMicros = responseAmount()
+        response.balanceAfterMicros = responseAmount()
+        response.catalogVersion = text()
+        response.coveredByCreditsMicros = responseAmount()
+        response.overageMicros = responseAmount()
+        response.debitedUnixSeconds = responseAmount()
+        return response
+    }
+
+    mutating func batchResult() -> Billing_V1_DebitResult {
+        var result = Billing_V1_DebitResult()
+        switch int(0...5) {
+        case 0:
+            break  // no outcome set
+        case 1:
+            var refused = Billing_V1_Refusal()
+            refused.code = 9
+            refused.reason = "INSUFFICIENT_CREDITS"
+            refused.message = text()
+            refused.metadata = ["account": text()]
+            result.refused = refused
+        case 2:
+            result.accepted = Billing_V1_DebitResponse()  // set, all defaults
+        default:
+            result.accepted = debitResponse()
+        }
+        return result
     }
 }
