@@ -1,4 +1,5 @@
 public import BillingCore
+import BillingProto
 
 /// A debit as the ledger sees it: already validated and priced.
 public struct DebitCommand: Sendable {
@@ -36,32 +37,38 @@ public struct DebitCommand: Sendable {
     /// Every field that shapes the charge, length-prefixed so no two
     /// requests share an encoding. (The service hashes it with OpenSSL's
     /// SHA-256, the ledger's tests with BillingCore's; the digests are equal.)
+    /// Never to change: retries across restarts and upgrades are told from
+    /// reused keys by it (`FingerprintTests` pins it). Written through a
+    /// pointer (`ProtobufWriter.raw`), texts read in place.
     public static func canonicalBytes(workspaceID: String, agentID: String, runID: String, items: [LineItem]) -> [UInt8] {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(64 + workspaceID.utf8.count + agentID.utf8.count + runID.utf8.count + items.count * 48)
-        func field(_ text: String) {
-            var text = text
-            text.withUTF8 { utf8 in  // read in place: no array per field
-                withUnsafeBytes(of: UInt32(utf8.count).bigEndian) { bytes.append(contentsOf: $0) }
-                bytes.append(contentsOf: utf8)
-            }
-        }
-        func number(_ value: Int64) {
-            withUnsafeBytes(of: value.bigEndian) { bytes.append(contentsOf: $0) }
-        }
-        field(workspaceID)
-        field(agentID)
-        field(runID)
+        var out = ProtobufWriter(capacity: 64 + workspaceID.utf8.count + agentID.utf8.count + runID.utf8.count + items.count * 48)
+        field(workspaceID, &out)
+        field(agentID, &out)
+        field(runID, &out)
         for item in items {
             switch item {
             case let .llm(model, input, output):
-                field("llm"); field(model); number(input); number(output)
+                field("llm", &out); field(model, &out); number(input, &out); number(output, &out)
             case let .toolCall(integration, calls):
-                field("tool_call"); field(integration); number(calls)
+                field("tool_call", &out); field(integration, &out); number(calls, &out)
             case let .storage(kind, count):
-                field("storage"); field(kind.rawValue); number(count)
+                field("storage", &out); field(kind.rawValue, &out); number(count, &out)
             }
         }
-        return bytes
+        return out.finish()
+    }
+
+    /// A text: its UTF-8 length as 4 bytes big-endian, then its UTF-8.
+    private static func field(_ text: String, _ out: inout ProtobufWriter) {
+        let written: Void? = text.utf8.withContiguousStorageIfAvailable { utf8 in
+            withUnsafeBytes(of: UInt32(utf8.count).bigEndian) { out.raw($0) }
+            out.raw(UnsafeRawBufferPointer(utf8))
+        }
+        if written == nil { field(String(decoding: Array(text.utf8), as: UTF8.self), &out) }
+    }
+
+    /// A number: 8 bytes big-endian.
+    private static func number(_ value: Int64, _ out: inout ProtobufWriter) {
+        withUnsafeBytes(of: value.bigEndian) { out.raw($0) }
     }
 }
