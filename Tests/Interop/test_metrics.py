@@ -5,6 +5,7 @@ import urllib.error
 import urllib.request
 
 import grpc
+import pytest
 
 
 def free_port() -> int:
@@ -27,21 +28,27 @@ def handled(samples, method, code):
     return samples.get(f'grpc_server_handled_total{{grpc_method="{method}",grpc_code="{code}"}}', 0.0)
 
 
-def test_counters_move_by_exactly_the_calls_made(server, pb):
+# One loop: every Debit enters the ledger on its own loop; three: calls on
+# the other loops continue as tasks (a refusal is counted on either path).
+@pytest.mark.parametrize("threads", [1, 3])
+def test_counters_move_by_exactly_the_calls_made(server, pb, threads):
     metrics_port = free_port()
-    srv = server(args=("--metrics-listen", f"127.0.0.1:{metrics_port}"))
-    channel = srv.authorized_channel()
-    metering = pb.metering_pb2_grpc.MeteringStub(channel)
+    srv = server(args=("--metrics-listen", f"127.0.0.1:{metrics_port}", "--threads", str(threads)))
+    # Three connections (grpcio shares one between channels to the same
+    # target unless each has its own subchannel pool), spread over the loops.
+    stubs = [pb.metering_pb2_grpc.MeteringStub(srv.authorized_channel(options=[("grpc.use_local_subchannel_pool", 1)]))
+             for _ in range(3)]
+    metering = stubs[0]
     m, c = pb.metering_pb2, pb.common_pb2
     items = [c.LineItem(llm=c.LlmUsage(model="gpt-4o", input_tokens=100))]
 
     before = scrape(metrics_port)
     for i in range(7):
-        metering.Debit(m.DebitRequest(account_id="demo", workspace_id="w", agent_id="a", run_id="r",
-                                      idempotency_key=f"metrics-{i}", line_items=items), timeout=10)
-    for _ in range(3):
+        stubs[i % 3].Debit(m.DebitRequest(account_id="demo", workspace_id="w", agent_id="a", run_id="r",
+                                          idempotency_key=f"metrics-{i}", line_items=items), timeout=10)
+    for i in range(3):
         try:
-            metering.Debit(m.DebitRequest(account_id="nobody", workspace_id="w", agent_id="a", run_id="r",
+            stubs[i].Debit(m.DebitRequest(account_id="nobody", workspace_id="w", agent_id="a", run_id="r",
                                           idempotency_key="x", line_items=items), timeout=10)
         except grpc.RpcError as error:
             assert error.code() == grpc.StatusCode.NOT_FOUND
