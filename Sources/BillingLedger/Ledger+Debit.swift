@@ -88,7 +88,10 @@ extension Ledger {
         var outcomes: [DebitOutcome] = []
         outcomes.reserveCapacity(commands.count)
         var highest: Int64 = 0
-        // The journal thread is woken once, after the batch's last entry.
+        // The journal thread is woken once, after the batch's last entry
+        // (a sleeping journal does not drain the queue meanwhile: a batch
+        // larger than `maxQueued` would refuse its tail as overloaded; the
+        // server's 65,536 is eight times the largest batch).
         holdingJournalWakes = true
         defer {
             holdingJournalWakes = false

@@ -48,16 +48,7 @@ extension LedgerState {
         if let pending = book.pendingPaymentMethod { account.pendingPaymentMethod = pending }
         account.charges = book.charges
         account.invoiceSequences = book.invoiceSequences
-        account.requestKeys = book.requestKeys.keys.sorted().map { key in
-            var record = Billing_Journal_V1_RequestKey()
-            record.key = key
-            record.request = book.requestKeys[key]!.request
-            record.seq = book.requestKeys[key]!.seq
-            record.invoiceSequence = book.requestKeys[key]!.invoiceSequence
-            record.effect = book.requestKeys[key]!.effect
-            record.chargeID = book.requestKeys[key]!.chargeID
-            return record
-        }
+        account.requestKeys = requestKeyRecords(book)
         account.grantKeys = book.grantKeys.keys.sorted().map { key in
             var grant = Billing_Journal_V1_GrantKey()
             grant.idempotencyKey = key
@@ -66,6 +57,21 @@ extension LedgerState {
             return grant
         }
         return account
+    }
+
+    /// An account's request keys in checkpoint order (by key).
+    static func requestKeyRecords(_ book: AccountBook) -> [Billing_Journal_V1_RequestKey] {
+        book.requestKeys.keys.sorted().map { key in
+            let stored = book.requestKeys[key]!
+            var record = Billing_Journal_V1_RequestKey()
+            record.key = key
+            record.request = stored.request
+            record.seq = stored.seq
+            record.invoiceSequence = stored.invoiceSequence
+            record.effect = stored.effect
+            record.chargeID = stored.chargeID
+            return record
+        }
     }
 
     /// Usage cells in checkpoint order: by day, agent, line item.

@@ -24,7 +24,8 @@ extension LedgerState {
     /// of the CPU of a metering load, on the checkpoint thread). The small,
     /// rarely filled parts (lifecycle, payment methods, charges, request
     /// keys, invoices, plans, API keys) go through SwiftProtobuf. The bytes
-    /// decode to exactly `checkpoint(writtenAtMicros:)` (`CheckpointEncodingTests`);
+    /// decode to exactly `checkpoint(writtenAtMicros:)` (`CheckpointBytesTests`,
+    /// `LifecycleLedgerTests`, the simulation);
     /// fields are in number order, so they are SwiftProtobuf's bytes too.
     public func encodedCheckpoint(writtenAtMicros: Int64) throws -> EncodedCheckpoint {
         var out = ProtobufWriter(capacity: accounts.count * 1_024 + 4_096)
@@ -80,9 +81,7 @@ extension LedgerState {
         if let method = book.paymentMethod { out.bytes(17, try method.serializedBytes() as [UInt8], always: true) }
         if let pending = book.pendingPaymentMethod { out.bytes(18, try pending.serializedBytes() as [UInt8], always: true) }
         for charge in book.charges { out.bytes(19, try charge.serializedBytes() as [UInt8], always: true) }
-        if !book.requestKeys.isEmpty {
-            for request in accountStateWithoutBulk(book).requestKeys { out.bytes(20, try request.serializedBytes() as [UInt8], always: true) }
-        }
+        for request in requestKeyRecords(book) { out.bytes(20, try request.serializedBytes() as [UInt8], always: true) }
         if !book.invoiceSequences.isEmpty {
             out.message(21) { out in
                 for sequence in book.invoiceSequences { out.rawVarint(UInt64(bitPattern: sequence)) }

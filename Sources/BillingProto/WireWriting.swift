@@ -1,20 +1,21 @@
 import Foundation
 
 /// Hand-written writing of the protobuf wire format for the hot encoders
-/// (journal debits and checkpoints in BillingSQLite, metering responses in
-/// BillingService): the little of it they need (proto3: zero, empty and
-/// false are not written), written through a
-/// pointer into memory of its own: an array's `append` checks uniqueness
-/// through a runtime call and capacity per byte, which made encoding a
-/// debit's journal row ~8 % of a `DebitBatch` call. Every write makes room
-/// first (`reserve`); the bytes leave as one array (`finish`).
+/// (journal debit rows in BillingSQLite; checkpoints and a debit's
+/// canonical bytes in BillingLedger; metering responses in BillingService):
+/// the little of it they need (proto3: zero, empty and false are not
+/// written), written through a pointer into memory of its own: an array's
+/// `append` checks uniqueness through a runtime call and capacity per byte,
+/// which made encoding a debit's journal row ~8 % of a `DebitBatch` call.
+/// Every write makes room first (`reserve`); the bytes leave as one array
+/// (`finish`, one copy).
 package struct ProtobufWriter: ~Copyable {
     @usableFromInline var base: UnsafeMutablePointer<UInt8>
     @usableFromInline var capacity: Int
     @usableFromInline var count = 0
 
     package init(capacity: Int = 256) {
-        self.capacity = max(capacity, 16)
+        self.capacity = max(capacity, 1)
         base = .allocate(capacity: self.capacity)
     }
 
@@ -90,7 +91,7 @@ package struct ProtobufWriter: ~Copyable {
             rawVarint(UInt64(utf8.count))
             raw(UnsafeRawBufferPointer(utf8))
         }
-        if written == nil { bytes(field, Array(value.utf8)) }
+        if written == nil { bytes(field, Array(value.utf8), always: always) }
     }
 
     /// `always`: written even when empty (a submessage that is set, an

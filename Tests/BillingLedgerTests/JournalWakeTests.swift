@@ -6,14 +6,14 @@ import Testing
 /// woken once, after the last: woken at the first, it shared the ledger's
 /// core and committed them a few at a time.
 @Suite struct JournalWakeTests {
-    @Test func aBatchReachesTheJournalInOneCommit() async throws {
+    @Test(.timeLimit(.minutes(1))) func aBatchReachesTheJournalInOneCommit() async throws {
         let h = try Harness(configuration: Fixtures.configuration(maxBatch: 1_024, checkpointEvery: 100_000))
         try await h.openAccount("acct", plan: "pro", credits: 1_000_000)
         for round in 0..<5 {
             // The journal thread goes to sleep once its queue is empty.
             let deadline = ContinuousClock.now + .seconds(10)
             while !h.ledger.journalIsSleeping {
-                #expect(ContinuousClock.now < deadline, "the journal thread never slept")
+                try #require(ContinuousClock.now < deadline, "the journal thread never slept")
                 try await Task.sleep(for: .milliseconds(1))
             }
             let calls = h.disk.appendCallCount

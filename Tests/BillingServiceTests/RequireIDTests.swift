@@ -25,10 +25,18 @@ import Testing
     }
 
     @Test func randomStringsAgreeWithTheScalarRule() {
+        var reasons: [String?: Int] = [:]
+        defer {
+            // The draws reached every outcome.
+            #expect(reasons[nil, default: 0] > 0 && reasons["INVALID_FIELD", default: 0] > 0 && reasons["FIELD_TOO_LONG", default: 0] > 0,
+                    "\(reasons)")
+        }
         var rng = SplitMix64(seed: 17)
         let pool: [UInt32] = [0x00, 0x09, 0x0A, 0x1F, 0x20, 0x41, 0x7E, 0x7F, 0x80, 0x85, 0x9F, 0xE9, 0x20AC, 0x1F600]
         for _ in 0..<2_000 {
-            let scalars = (0..<(1 + rng.next(below: 12))).map { _ in Unicode.Scalar(pool[rng.next(below: pool.count)])! }
+            // Mostly short; one in ten 100 to 299 scalars (~1.6 bytes each: over 256 bytes or not).
+            let length = rng.next(below: 10) == 0 ? 100 + rng.next(below: 200) : 1 + rng.next(below: 12)
+            let scalars = (0..<length).map { _ in Unicode.Scalar(pool[rng.next(below: pool.count)])! }
             let value = String(String.UnicodeScalarView(scalars))
             let expected: String?
             if value.utf8.count > MeteringLimits.maxIDBytes {
@@ -39,6 +47,7 @@ import Testing
                 expected = nil
             }
             #expect(Self.reason(value) == expected, "\(scalars.map(\.value))")
+            reasons[expected, default: 0] += 1
         }
     }
 

@@ -24,7 +24,8 @@ import Testing
         var draw = Draw(rng: SplitMix64(seed: seed))
         for _ in 0..<300 {
             var response = Billing_V1_DebitBatchResponse()
-            // Up to 300 results: the outer length past one and two varint bytes.
+            // Up to 300 results, each's length of one or two varint bytes
+            // (three: `theWriterGrowsFromAnyCapacity`).
             response.results = (0..<draw.int(0...300)).map { _ in draw.batchResult() }
             let expected: [UInt8] = try response.serializedBytes()
             #expect(try response.handEncoded() == expected)

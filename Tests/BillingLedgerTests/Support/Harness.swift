@@ -68,7 +68,7 @@ func eventually(tries: Int = 200_000, atLeast: Duration = .zero, _ condition: ()
         tried += 1
         if tried >= tries {
             guard ContinuousClock.now < deadline else { return false }
-            try? await Task.sleep(for: .milliseconds(1))
+            do { try await Task.sleep(for: .milliseconds(1)) } catch { return false }  // cancelled: give up
         } else {
             await Task.yield()
         }
