@@ -4,8 +4,9 @@ public import HTTP2
 import SwiftProtobuf
 public import TLS
 
-/// Creates the run's Pro accounts with credits before the timed phase, one
-/// call at a time on one connection.
+/// Creates the run's Pro accounts with credits (and, for a mix with cost
+/// queries, a debited run each) before the timed phase, one call at a time
+/// on one connection.
 public struct AccountProvisioner {
     let host: String
     let port: UInt16
@@ -20,8 +21,10 @@ public struct AccountProvisioner {
     }
 
     /// Creates `count` accounts named after `runID`, each granted `creditsMicros`; returns their ids.
+    /// `seedRuns`: each account also gets one debited run (`LoadKeys.seedRun`),
+    /// so that execution-cost queries ask for runs that exist from the start.
     /// Throws `ProvisioningError` when the server refuses a call, the connection's error when it fails.
-    public func provision(count: Int, runID: String, creditsMicros: Int64) throws -> [String] {
+    public func provision(count: Int, runID: String, creditsMicros: Int64, seedRuns: Bool = false) throws -> [String] {
         let connection = try GRPCClientConnection(host: host, port: port, tls: tls)
         var ids: [String] = []
         for index in 0..<count {
@@ -38,6 +41,20 @@ public struct AccountProvisioner {
             grant.idempotencyKey = LoadKeys.creditGrant(account: id)
             try expectOK(connection.call(path: "/billing.v1.Admin/GrantCredits", message: grant.serializedBytes(),
                                          metadata: authorization), "GrantCredits")
+            if seedRuns {
+                var debit = Billing_V1_DebitRequest()
+                debit.accountID = id
+                debit.workspaceID = "w1"
+                debit.agentID = "agent-0"
+                debit.runID = LoadKeys.seedRun(account: id)
+                debit.idempotencyKey = LoadKeys.seedKey(account: id)
+                var item = Billing_V1_LineItem()
+                item.toolCall.integration = "slack"
+                item.toolCall.calls = 1
+                debit.lineItems = [item]
+                try expectOK(connection.call(path: "/billing.v1.Metering/Debit", message: debit.serializedBytes(),
+                                             metadata: authorization), "Debit (seed run)")
+            }
             ids.append(id)
         }
         return ids

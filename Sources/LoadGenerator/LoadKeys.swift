@@ -30,6 +30,17 @@ public enum LoadKeys {
         "\(runID)-a\(index)"
     }
 
+    /// The run every account is given before the timed phase when the mix
+    /// queries execution costs, and its debit's idempotency key: a cost query
+    /// for an account this connection has not debited yet asks for it.
+    public static func seedRun(account: String) -> String {
+        "\(account)-seed-run"
+    }
+
+    public static func seedKey(account: String) -> String {
+        "\(account)-seed"
+    }
+
     /// The idempotency key of an account's credit grant.
     public static func creditGrant(account: String) -> String {
         "\(account)-credits"

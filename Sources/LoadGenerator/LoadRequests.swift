@@ -44,15 +44,11 @@ package struct LoadRequests {
             batch.debits = (0..<plan.batchSize).map { _ in debit(account) }
             return Request(rpc: rpc, message: try batch.serializedBytes())
         case .cost:
-            // A run this connection debited, with the account it belongs to.
+            // The account's newest run this connection debited, else the
+            // run provisioning debited for it (`LoadKeys.seedRun`).
             var cost = Billing_V1_GetExecutionCostRequest()
-            if let run = lastRun[account] {
-                (cost.accountID, cost.runID) = (account, run)
-            } else if let (owner, run) = lastRun.first {
-                (cost.accountID, cost.runID) = (owner, run)
-            } else {
-                (cost.accountID, cost.runID) = (account, "\(plan.runID)-none")
-            }
+            cost.accountID = account
+            cost.runID = lastRun[account] ?? LoadKeys.seedRun(account: account)
             return Request(rpc: rpc, message: try cost.serializedBytes())
         case .usage:
             var usage = Billing_V1_GetUsageRequest()

@@ -104,7 +104,7 @@ struct Load: ParsableCommand {
         let accountIDs: [String]
         do {
             accountIDs = try AccountProvisioner(host: host, port: port, tls: tls, authorization: authorization)
-                .provision(count: accounts, runID: runID, creditsMicros: creditsMicros)
+                .provision(count: accounts, runID: runID, creditsMicros: creditsMicros, seedRuns: try parsedMix().contains(.cost))
         } catch let refused as ProvisioningError {
             throw ValidationError(refused.description)
         }

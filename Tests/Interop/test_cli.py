@@ -594,14 +594,17 @@ def test_load_back_to_back_runs_use_fresh_idempotency_keys(server):
         (report, first, second)
 
 
-def test_load_execution_cost_queries_runs_of_the_account_it_names(load_server):
-    """`--mix cost` reads GetExecutionCost for a run the tool debited; with one
-    call in flight the run exists, so at most the very first call (before any
-    debit) can miss. The run must belong to the account the request names."""
-    summary, _ = load(load_server, "--mix", "debit:1,cost:1", "--requests", 200, "--connections", 1,
-                      "--streams", 1, "--accounts", 3)
-    misses = summary["outcomes"].get("NOT_FOUND RUN_NOT_FOUND", 0)
-    assert misses <= 1, f"{misses} GetExecutionCost calls asked for a run of another account: {summary}"
+# With debits in the mix, one call in flight: a query for a run whose first
+# debit is still in flight could miss it.
+@pytest.mark.parametrize("mix, connections, streams", [("debit:1,cost:1", 1, 1), ("cost:1", 2, 4)])
+def test_load_execution_cost_queries_runs_of_the_account_it_names(load_server, mix, connections, streams):
+    """`--mix cost` reads GetExecutionCost for a run the tool debited for that
+    account, else for the run provisioning debited for it (a mix of cost
+    queries alone once measured only RUN_NOT_FOUND refusals): every call
+    finds its run."""
+    summary, _ = load(load_server, "--mix", mix, "--requests", 200, "--connections", connections,
+                      "--streams", streams, "--accounts", 3)
+    assert summary["outcomes"] == {"OK": 200}, summary
 
 
 def test_load_without_admin_scope_fails_provisioning_clearly(pb, load_server):

@@ -85,8 +85,8 @@ import Testing
                 debited.insert([debit.accountID, debit.runID])
             } else {
                 let cost = try Billing_V1_GetExecutionCostRequest(serializedBytes: request.message)
-                // Before the first debit there is no run to ask for.
-                #expect(debited.contains([cost.accountID, cost.runID]) || (debited.isEmpty && cost.runID == "load-test-1-none"))
+                // A run this connection debited for the account, else the account's seed run.
+                #expect(debited.contains([cost.accountID, cost.runID]) || cost.runID == LoadKeys.seedRun(account: cost.accountID))
                 costs += 1
             }
         }
