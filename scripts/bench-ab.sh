@@ -9,10 +9,11 @@
 # (`cp .build/release/billing /some/path/billing-a`).
 #
 # Usage: scripts/bench-ab.sh MIX ROUNDS BINARY...   (MIX: debit:1, quote:1, batch:1, ...)
-# Environment: SECONDS_PER_RUN (12), ACCOUNTS (10000), BATCH (100), STREAMS (32)
+# Environment: SECONDS_PER_RUN (12), ACCOUNTS (10000), BATCH (100), STREAMS (32),
+# LOAD_BIN (the `billing` whose `load` drives every run; default: each binary's own)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ $# -ge 3 ] || { sed -n '2,13p' "$0" >&2; exit 2; }
+[ $# -ge 3 ] || { sed -n '2,14p' "$0" >&2; exit 2; }
 mix=$1; rounds=$2; shift 2
 seconds=${SECONDS_PER_RUN:-12}
 
@@ -26,7 +27,7 @@ one_run() {  # binary: prints "name calls/s us-per-call busy%"
   [ -s "$work/port" ] || { echo "server did not start; see $work/server.log" >&2; kill "$server" 2>/dev/null; return 1; }
   local key
   key=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['service_key'])" "$work/credentials.json")
-  BILLING_KEY="$key" taskset -c 1 "$bin" load --target "127.0.0.1:$(cat "$work/port")" --duration "$seconds" \
+  BILLING_KEY="$key" taskset -c 1 "${LOAD_BIN:-$bin}" load --target "127.0.0.1:$(cat "$work/port")" --duration "$seconds" \
     --accounts "${ACCOUNTS:-10000}" --mix "$mix" --batch-size "${BATCH:-100}" --connections 4 --streams "${STREAMS:-32}" \
     >"$work/load.out" 2>/dev/null &
   local load=$!
