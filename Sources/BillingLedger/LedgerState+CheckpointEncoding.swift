@@ -28,7 +28,10 @@ extension LedgerState {
     /// `LifecycleLedgerTests`, the simulation);
     /// fields are in number order, so they are SwiftProtobuf's bytes too.
     public func encodedCheckpoint(writtenAtMicros: Int64) throws -> EncodedCheckpoint {
-        var out = ProtobufWriter(capacity: accounts.count * 1_024 + 4_096)
+        // Room for the whole checkpoint up front (run hashes and usage cells
+        // are most of it at scale): no regrowth of a buffer of tens of MB.
+        let estimate = accounts.values.reduce(4_096) { $0 + 512 + $1.runsInPeriod.count * 8 + $1.usage.count * 96 }
+        var out = ProtobufWriter(capacity: estimate)
         out.int64(1, lastSeq)
         out.int64(2, writtenAtMicros)
         for id in accounts.keys.sorted() {
