@@ -10,10 +10,12 @@
 #
 # Usage: scripts/bench-ab.sh MIX ROUNDS BINARY...   (MIX: debit:1, quote:1, batch:1, ...)
 # Environment: SECONDS_PER_RUN (12), ACCOUNTS (10000), BATCH (100), STREAMS (32),
-# LOAD_BIN (the `billing` whose `load` drives every run; default: each binary's own)
+# LOAD_BIN (the `billing` whose `load` drives every run; default: each binary's
+# own — set it when the builds' load generators differ, as for `cost:1` across
+# session 14; paths are relative to the repository root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ $# -ge 3 ] || { sed -n '2,14p' "$0" >&2; exit 2; }
+[ $# -ge 3 ] || { sed -n '2,15p' "$0" >&2; exit 2; }
 mix=$1; rounds=$2; shift 2
 seconds=${SECONDS_PER_RUN:-12}
 

@@ -28,8 +28,10 @@ extension LedgerState {
     /// `LifecycleLedgerTests`, the simulation);
     /// fields are in number order, so they are SwiftProtobuf's bytes too.
     public func encodedCheckpoint(writtenAtMicros: Int64) throws -> EncodedCheckpoint {
-        // Room for the whole checkpoint up front (run hashes and usage cells
-        // are most of it at scale): no regrowth of a buffer of tens of MB.
+        // Room for the bulk up front (run hashes and usage cells are most of
+        // a checkpoint at scale), so a buffer of tens of MB is not regrown
+        // step by step (lifecycle data beyond 512 bytes an account can still
+        // make it grow once).
         let estimate = accounts.values.reduce(4_096) { $0 + 512 + $1.runsInPeriod.count * 8 + $1.usage.count * 96 }
         var out = ProtobufWriter(capacity: estimate)
         out.int64(1, lastSeq)

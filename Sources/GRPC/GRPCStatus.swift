@@ -64,7 +64,7 @@ public struct GRPCStatus: Error, Sendable, Equatable {
             else { return nil }
             return bytes
         }
-        var out = ProtobufWriter(capacity: 96 + message.utf8.count + errorInfo.reason.utf8.count
+        var out = ProtobufWriter(capacity: 96 + message.utf8.count + errorInfo.reason.utf8.count + errorInfo.domain.utf8.count
             + errorInfo.metadata.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count + 8 })
         out.int64(1, Int64(code.rawValue))
         out.string(2, message)
@@ -73,10 +73,10 @@ public struct GRPCStatus: Error, Sendable, Equatable {
             any.message(2) { info in
                 info.string(1, errorInfo.reason)
                 info.string(2, errorInfo.domain)
-                for key in errorInfo.metadata.keys.sorted() {
+                for (key, value) in errorInfo.metadata.sorted(by: { $0.key < $1.key }) {
                     info.message(3) { entry in
                         entry.string(1, key, always: true)
-                        entry.string(2, errorInfo.metadata[key]!, always: true)
+                        entry.string(2, value, always: true)
                     }
                 }
             }

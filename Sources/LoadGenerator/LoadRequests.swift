@@ -4,11 +4,15 @@ import SwiftProtobuf
 
 /// The requests one connection sends, seeded by its index: the RPC mix
 /// over the run's accounts and agents, debits with fresh idempotency keys,
-/// and cost queries for runs this connection debited.
+/// and cost queries for runs this connection's debits created (answered OK),
+/// else for the run provisioning debited for the account.
 package struct LoadRequests {
     package struct Request {
         package let rpc: LoadRPC
         package let message: [UInt8]
+        /// A unary debit's account and run: once it is answered OK, cost
+        /// queries may ask for that run (`acknowledged`).
+        package var debited: (account: String, run: String)? = nil
     }
 
     let connection: Int
@@ -16,7 +20,9 @@ package struct LoadRequests {
     private var rng: SplitMix64
     /// Debits made so far; numbers their keys.
     private var sequence: Int64 = 0
-    /// The newest run debited per account, for GetExecutionCost calls.
+    /// The newest run per account whose debit was answered OK, for
+    /// GetExecutionCost calls (a run whose debit is still in flight, or was
+    /// refused, may not exist yet).
     private var lastRun: [String: String] = [:]
 
     package init(connection: Int, plan: LoadPlan) {
@@ -31,7 +37,8 @@ package struct LoadRequests {
         let account = plan.accounts[rng.next(below: plan.accounts.count)]
         switch rpc {
         case .debit:
-            return Request(rpc: rpc, message: try debit(account).serializedBytes())
+            let debit = debit(account)
+            return Request(rpc: rpc, message: try debit.serializedBytes(), debited: (account, debit.runID))
         case .quote:
             var quote = Billing_V1_QuoteRequest()
             quote.accountID = account
@@ -68,8 +75,12 @@ package struct LoadRequests {
         debit.runID = LoadKeys.run(runID: plan.runID, connection: connection, sequence: sequence)
         debit.idempotencyKey = LoadKeys.key(runID: plan.runID, connection: connection, sequence: sequence)
         debit.lineItems = lineItems()
-        lastRun[account] = debit.runID
         return debit
+    }
+
+    /// A unary debit of `run` for `account` was answered OK.
+    package mutating func acknowledged(account: String, run: String) {
+        lastRun[account] = run
     }
 
     private mutating func agent() -> String {

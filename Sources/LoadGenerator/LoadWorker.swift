@@ -46,7 +46,7 @@ public final class LoadWorker: Sendable {
         let worker: LoadWorker
         package var schedule: WorkerSchedule
         var messages: LoadRequests
-        var inFlight: [Int32: (rpc: LoadRPC, started: UInt64)] = [:]
+        var inFlight: [Int32: (rpc: LoadRPC, started: UInt64, debited: (account: String, run: String)?)] = [:]
 
         package init(worker: LoadWorker) {
             self.worker = worker
@@ -65,7 +65,7 @@ public final class LoadWorker: Sendable {
                     let request = try messages.next()
                     let id = try transport.start(path: request.rpc.path, message: request.message,
                                                  metadata: worker.plan.authorization)
-                    inFlight[id] = (request.rpc, worker.clock())
+                    inFlight[id] = (request.rpc, worker.clock(), request.debited)
                     schedule.didSend()
                 case .poll:
                     return true
@@ -83,6 +83,9 @@ public final class LoadWorker: Sendable {
         package mutating func take(_ finished: [FinishedCall]) {
             for done in finished {
                 guard let call = inFlight.removeValue(forKey: done.streamID) else { continue }
+                if done.status == 0, let debited = call.debited {
+                    messages.acknowledged(account: debited.account, run: debited.run)
+                }
                 let outcome = CallOutcome(rpc: call.rpc, call: done)
                 let latency = (worker.clock() - call.started) / 1000
                 worker.tally.withLock { $0.record(outcome, latencyMicros: latency) }

@@ -9,7 +9,9 @@ struct Load: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Drive a billing server with a bounded load and report throughput and latency.",
         discussion: """
-            Provisions --accounts Pro accounts with credits (needs a key with accounts:admin), then \
+            Provisions --accounts Pro accounts with credits (needs a key with accounts:admin) and, \
+            when the mix has cost queries, one debited run per account (metering:write; these debits \
+            are not counted in the summary), then \
             runs the RPC mix on --connections HTTP/2 connections with --streams calls in flight each, \
             for --duration seconds or --requests calls, whichever comes first, as fast as possible \
             or at --rate calls per second. Prints progress once a second and a summary: \

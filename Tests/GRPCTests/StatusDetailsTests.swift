@@ -1,3 +1,4 @@
+import BillingCore
 import BillingProto
 import Foundation
 @testable import GRPC
@@ -9,7 +10,7 @@ import Testing
 /// ErrorInfo packed in an Any, every metadata entry included.
 @Suite struct StatusDetailsTests {
     @Test func randomStatusesDecodeAsSwiftProtobufsDo() throws {
-        var rng = SystemRandomNumberGenerator()
+        var rng = SplitMix64(seed: 14)
         let texts = ["", "a", "run r-1 has no debits", "é€😀", String(repeating: "x", count: 300), "line\nbreak"]
         for _ in 0..<2_000 {
             let code = GRPCStatus.Code.allCases.filter { $0 != .ok }.randomElement(using: &rng)!
@@ -39,6 +40,16 @@ import Testing
             while header.count % 4 != 0 { header += "=" }
             #expect(Data(base64Encoded: header).map { [UInt8]($0) } == bytes)
         }
+    }
+
+    /// An ErrorInfo carrying unknown fields (not one this service builds)
+    /// goes through SwiftProtobuf and keeps them.
+    @Test func unknownFieldsGoThroughSwiftProtobuf() throws {
+        var status = GRPCStatus(.failedPrecondition, "paused", reason: "ACCOUNT_PAUSED", metadata: ["": "empty key"])
+        try status.errorInfo!.merge(serializedBytes: [0x98, 0x06, 0x05] as [UInt8])  // field 99, varint 5
+        let decoded = try Google_Rpc_Status(serializedBytes: try #require(status.detailsBytes()))
+        let info = try Google_Rpc_ErrorInfo(unpackingAny: decoded.details[0])
+        #expect(info == status.errorInfo && !info.unknownFields.data.isEmpty && info.metadata[""] == "empty key")
     }
 
     @Test func aStatusWithoutErrorInfoHasNoDetails() {

@@ -76,20 +76,30 @@ import Testing
     @Test func executionCostQueriesNameARunOfTheAccountTheyName() throws {
         let plan = testPlan(deadlineNanos: 0, mix: [.debit, .cost, .cost], accounts: 3)
         var requests = LoadRequests(connection: 0, plan: plan)
+        var newest: [String: String] = [:]  // per account, the run of its newest debit answered OK
         var debited = Set<[String]>()
         var costs = 0
-        for _ in 0..<2000 {
+        var seeded = 0
+        for step in 0..<2000 {
             let request = try requests.next()
             if request.rpc == .debit {
                 let debit = try Billing_V1_DebitRequest(serializedBytes: request.message)
+                #expect(request.debited?.account == debit.accountID && request.debited?.run == debit.runID)
                 debited.insert([debit.accountID, debit.runID])
+                // Every other debit is answered OK; the rest stay in flight (or were refused).
+                if step % 2 == 0 {
+                    requests.acknowledged(account: debit.accountID, run: debit.runID)
+                    newest[debit.accountID] = debit.runID
+                }
             } else {
                 let cost = try Billing_V1_GetExecutionCostRequest(serializedBytes: request.message)
-                // A run this connection debited for the account, else the account's seed run.
-                #expect(debited.contains([cost.accountID, cost.runID]) || cost.runID == LoadKeys.seedRun(account: cost.accountID))
+                // The newest acknowledged run of that account, else its seed run: never a run still in flight.
+                #expect(cost.runID == newest[cost.accountID] ?? LoadKeys.seedRun(account: cost.accountID))
+                if cost.runID == LoadKeys.seedRun(account: cost.accountID) { seeded += 1 }
                 costs += 1
             }
         }
+        #expect(seeded > 0)
         #expect(costs > 1000 && debited.count > 100)
     }
 }
