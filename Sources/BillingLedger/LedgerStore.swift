@@ -1,5 +1,6 @@
 public import BillingProto
 public import Foundation
+import SwiftProtobuf
 
 /// Durable storage of the ledger: an append-only journal plus checkpoints.
 /// The SQLite store implements it; simulation tests use an in-memory store
@@ -12,16 +13,13 @@ public protocol LedgerStore: Sendable {
     /// the caller cannot know: exactly the ambiguity a crash creates.)
     func append(_ entries: [Billing_Journal_V1_Entry]) throws
 
-    /// Stores a checkpoint of the state as of `checkpoint.seq` and the index
-    /// rows of the debits since the previous one (`JournalIndexRows`, each
-    /// row's seq at most `checkpoint.seq`): lookups see the rows exactly when
-    /// the checkpoint is stored (all or nothing), though they may be written
-    /// in several transactions before it.
-    func writeCheckpoint(_ checkpoint: Billing_Journal_V1_Checkpoint, index: JournalIndexRows) throws
-
-    /// `writeCheckpoint` of a checkpoint already serialized
-    /// (`LedgerState.encodedCheckpoint`): the same contract. The default
-    /// decodes it and stores the message.
+    /// Stores a checkpoint of the state as of `checkpoint.seq` — a
+    /// serialized `Billing_Journal_V1_Checkpoint`, as the ledger writes it
+    /// (`LedgerState.encodedCheckpoint`) — and the index rows of the debits
+    /// since the previous one (`JournalIndexRows`, each row's seq at most
+    /// `checkpoint.seq`): lookups see the rows exactly when the checkpoint is
+    /// stored (all or nothing), though they may be written in several
+    /// transactions before it.
     func writeCheckpoint(encoded checkpoint: EncodedCheckpoint, index: JournalIndexRows) throws
 
     /// The newest checkpoint, or nil.
@@ -75,7 +73,10 @@ public protocol LedgerStore: Sendable {
 }
 
 extension LedgerStore {
-    public func writeCheckpoint(encoded checkpoint: EncodedCheckpoint, index: JournalIndexRows) throws {
-        try writeCheckpoint(Billing_Journal_V1_Checkpoint(serializedBytes: checkpoint.bytes), index: index)
+    /// `writeCheckpoint(encoded:index:)` of a message (tools and tests).
+    public func writeCheckpoint(_ checkpoint: Billing_Journal_V1_Checkpoint, index: JournalIndexRows) throws {
+        try writeCheckpoint(encoded: EncodedCheckpoint(seq: checkpoint.seq, writtenUnixMicros: checkpoint.writtenUnixMicros,
+                                                       accounts: checkpoint.accounts.count, bytes: try checkpoint.serializedBytes()),
+                            index: index)
     }
 }

@@ -74,15 +74,8 @@ public final class SQLiteLedgerStore: LedgerStore {
 
     /// Index rows go in transactions of `indexRowsPerTransaction`, then the
     /// checkpoint with the row that makes them visible: appends interleave
-    /// instead of waiting for one long transaction. The checkpoint is encoded
-    /// before taking the writer.
-    public func writeCheckpoint(_ checkpoint: Billing_Journal_V1_Checkpoint, index: JournalIndexRows) throws {
-        try writeCheckpoint(encoded: EncodedCheckpoint(seq: checkpoint.seq, writtenUnixMicros: checkpoint.writtenUnixMicros,
-                                                       accounts: checkpoint.accounts.count, bytes: try checkpoint.serializedBytes()),
-                            index: index)
-    }
-
-    /// The ledger's checkpoints arrive serialized (`LedgerState.encodedCheckpoint`).
+    /// instead of waiting for one long transaction. The checkpoint arrives
+    /// serialized, so nothing is encoded under the writer.
     public func writeCheckpoint(encoded checkpoint: EncodedCheckpoint, index: JournalIndexRows) throws {
         if let ahead = (index.keys + index.runs).first(where: { $0.seq > checkpoint.seq || $0.seq < 1 }) {
             throw SQLiteStoreError.checkpointAhead(checkpointSeq: checkpoint.seq, lastSeq: ahead.seq)

@@ -1,6 +1,7 @@
 import Foundation
 import BillingLedger
 import BillingProto
+import SwiftProtobuf
 
 /// A `LedgerStore` over a `SimulatedDisk`, as one process sees it. Opening
 /// another store on the same disk is a restart after a crash: from then on
@@ -24,8 +25,8 @@ final class InMemoryLedgerStore: LedgerStore {
 
     func append(_ entries: [Entry]) throws { try disk.append(entries, session: session) }
 
-    func writeCheckpoint(_ checkpoint: Billing_Journal_V1_Checkpoint, index: JournalIndexRows) throws {
-        try disk.writeCheckpoint(checkpoint, index: index, session: session)
+    func writeCheckpoint(encoded checkpoint: EncodedCheckpoint, index: JournalIndexRows) throws {
+        try disk.writeCheckpoint(Billing_Journal_V1_Checkpoint(serializedBytes: checkpoint.bytes), index: index, session: session)
     }
 
     func latestCheckpoint() throws -> Billing_Journal_V1_Checkpoint? { try disk.latestCheckpoint(session: session) }
