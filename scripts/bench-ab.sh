@@ -10,6 +10,7 @@
 #
 # Usage: scripts/bench-ab.sh MIX ROUNDS BINARY...   (MIX: debit:1, quote:1, batch:1, ...)
 # Environment: SECONDS_PER_RUN (12), ACCOUNTS (10000), BATCH (100), STREAMS (32),
+# SERVE_ARGS (more `billing serve` options, e.g. "--checkpoint-every 200000"),
 # LOAD_BIN (the `billing` whose `load` drives every run; default: each binary's
 # own — set it when the builds' load generators differ, as for `cost:1` across
 # session 14; paths are relative to the repository root)
@@ -22,8 +23,9 @@ seconds=${SECONDS_PER_RUN:-12}
 one_run() {  # binary: prints "name calls/s us-per-call busy%"
   local bin=$1 work
   work=$(mktemp -d)
+  # shellcheck disable=SC2086 # SERVE_ARGS is a list of words
   taskset -c 0 "$bin" serve --listen 127.0.0.1:0 --port-file "$work/port" --threads 1 --log-level warning \
-    --db "$work/db.sqlite" --demo-credentials-file "$work/credentials.json" >/dev/null 2>"$work/server.log" &
+    --db "$work/db.sqlite" --demo-credentials-file "$work/credentials.json" ${SERVE_ARGS:-} >/dev/null 2>"$work/server.log" &
   local server=$!
   for _ in $(seq 1200); do [ -s "$work/port" ] && break; sleep 0.05; done
   [ -s "$work/port" ] || { echo "server did not start; see $work/server.log" >&2; kill "$server" 2>/dev/null; return 1; }
@@ -35,14 +37,14 @@ one_run() {  # binary: prints "name calls/s us-per-call busy%"
   local load=$!
   # The server's CPU ticks every 0.2 s while the load runs (bounded by the load's own time bound).
   while kill -0 "$load" 2>/dev/null; do
-    echo "$(date +%s%N) $(awk '{print $14 + $15}' "/proc/$server/stat")"
+    echo "$(date +%s%N) $(awk '{print $14, $15}' "/proc/$server/stat")"
     sleep 0.2
   done >"$work/cpu"
   wait "$load" || true
   kill "$server"; wait "$server" 2>/dev/null || true
   python3 - "$work/cpu" "$work/load.out" "$(getconf CLK_TCK)" "$(basename "$bin")" <<'PY'
 import re, sys
-rows = [tuple(map(int, l.split())) for l in open(sys.argv[1]) if len(l.split()) == 2]
+rows = [tuple(map(int, l.split())) for l in open(sys.argv[1]) if len(l.split()) == 3]
 out = open(sys.argv[2]).read()
 m = re.search(r"(\d+) calls in ([\d.]+) s = (\d+) calls/s", out)
 if not m or len(rows) < 2:
@@ -50,8 +52,11 @@ if not m or len(rows) < 2:
 calls, secs, rate = int(m.group(1)), float(m.group(2)), int(m.group(3))
 end = rows[-1]
 start = min(rows, key=lambda r: abs(r[0] - (end[0] - secs * 1e9)))
-cpu, wall = (end[1] - start[1]) / int(sys.argv[3]), (end[0] - start[0]) / 1e9
-print(f"{sys.argv[4]}: {rate} calls/s, server {1e6 * cpu / wall * secs / calls:.1f} us CPU per call, {100 * cpu / wall:.0f}% busy")
+tick, wall = int(sys.argv[3]), (end[0] - start[0]) / 1e9
+user, system = (end[1] - start[1]) / tick, (end[2] - start[2]) / tick
+cpu = user + system
+print(f"{sys.argv[4]}: {rate} calls/s, server {1e6 * cpu / wall * secs / calls:.1f} us CPU per call"
+      f" ({100 * system / cpu if cpu else 0:.0f}% in the kernel), {100 * cpu / wall:.0f}% busy")
 PY
   rm -rf "$work"
 }

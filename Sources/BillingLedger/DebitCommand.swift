@@ -2,15 +2,15 @@ public import BillingCore
 import BillingProto
 
 /// A debit as the ledger sees it: already validated and priced.
-public struct DebitCommand: Sendable {
-    public var accountID: String
-    public var workspaceID: String
-    public var agentID: String
-    public var runID: String
-    public var idempotencyKey: String
-    public var priced: PricedDebit
+public final class DebitCommand: Sendable {
+    public let accountID: String
+    public let workspaceID: String
+    public let agentID: String
+    public let runID: String
+    public let idempotencyKey: String
+    public let priced: PricedDebit
     /// SHA-256 of the request's canonical form (`fingerprint(...)`).
-    public var fingerprint: [UInt8]
+    public let fingerprint: [UInt8]
     /// `JournalKeyHash.debit` of (account, key): computed once, used by every lookup.
     public let keyHash: Int64
     /// `JournalKeyHash.run` of (account, run): how the account's period counts the run.

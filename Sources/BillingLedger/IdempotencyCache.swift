@@ -150,6 +150,14 @@ public final class IdempotencyCache: Sendable {
         return keyHash
     }
 
+    /// Records a debit entry whose account, key and hashes the caller has
+    /// (the ledger, from the `DebitCommand`): the entry's event is not read.
+    /// `runHash` is nil for a refusal (only accepted debits count in a run).
+    public func insert(_ entry: Billing_Journal_V1_Entry, account: String, key: String, keyHash: Int64, runHash: Int64?) {
+        let key = Key(account: account, key: key)
+        state.withLock { s in s.current.insert(entry, key: key, keyHash: keyHash, runHash: runHash) }
+    }
+
     /// (account, idempotency key) of a debit entry; nil for other entries.
     static func key(of entry: Billing_Journal_V1_Entry) -> Key? {
         switch entry.event {

@@ -130,7 +130,7 @@ extension Ledger {
             return (.refused(existing), existing.seq)
         }
         let now = clock.nowMicros()
-        let event: Billing_Journal_V1_Entry.OneOf_Event
+        var event: Billing_Journal_V1_Entry.OneOf_Event
         if let decided = state.decideInPlace(command, nowMicros: now) {
             guard decided.fits else {
                 throw LedgerError.invalid("the account's totals would exceed the largest amount or quantity the ledger keeps")
@@ -139,9 +139,9 @@ extension Ledger {
         } else {
             event = state.decide(command, nowMicros: now, plans: state.plans)  // the unknown-account refusal
         }
-        let entry = try append(event, atMicros: now, hashes: (command.keyHash, command.runHash))
-        if case .debitAccepted = event { return (.accepted(entry), entry.seq) }
-        return (.refused(entry), entry.seq)
+        let accepted = if case .debitAccepted = event { true } else { false }
+        let entry = try append(consume event, atMicros: now, debit: command)
+        return (accepted ? .accepted(entry) : .refused(entry), entry.seq)
     }
 
     /// The recorded outcome of (account, key): the hot cache, else what the

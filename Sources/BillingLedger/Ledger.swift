@@ -188,31 +188,44 @@ public actor Ledger {
 
     /// Applies `event` as the next entry, queues it for the journal and
     /// returns it; the caller awaits `committer.waitUntilDurable(seq)`.
-    /// `hashes`: the key and run hashes of the debit the event decides
-    /// (`DebitCommand`'s, reused; the hashes alone: wrapping a borrowed
-    /// command in an optional would copy it, a retain per text in it).
-    func append(_ event: Billing_Journal_V1_Entry.OneOf_Event, atMicros: Int64,
-                hashes: (key: Int64, run: Int64)? = nil) throws(LedgerError) -> Billing_Journal_V1_Entry {
+    /// `debit`: the command the event decides, when it is a debit (its
+    /// account, key and hashes go to the cache as they are).
+    func append(_ event: consuming Billing_Journal_V1_Entry.OneOf_Event, atMicros: Int64,
+                debit command: DebitCommand? = nil) throws(LedgerError) -> Billing_Journal_V1_Entry {
         guard !recovering else { throw .unavailable("the ledger is reloading after a journal failure") }
         let queued = committer.queuedCount
         guard queued < configuration.maxQueued else { throw .overloaded(pending: queued) }
-        var entry = Billing_Journal_V1_Entry()
-        entry.seq = state.lastSeq + 1
-        entry.atUnixMicros = atMicros
-        entry.event = event
+        let seq = state.lastSeq + 1
+        let accepted: Bool
+        let changesKeys: Bool
+        switch event {
+        case .debitAccepted: (accepted, changesKeys) = (true, false)
+        case .apiKeyCreated, .apiKeyRevoked: (accepted, changesKeys) = (false, true)
+        default: (accepted, changesKeys) = (false, false)
+        }
         do {
-            try state.apply(event, seq: entry.seq, atMicros: atMicros, runHash: hashes?.run)
+            try state.apply(event, seq: seq, atMicros: atMicros, runHash: command?.runHash)
         } catch {
             throw .invalid("cannot apply: \(error)")
         }
+        // The event is moved into the entry, not copied: a debit's event
+        // holds a dozen references (texts, line items), each copy of it a
+        // retain and a release apiece.
+        var entry = Billing_Journal_V1_Entry()
+        entry.seq = seq
+        entry.atUnixMicros = atMicros
+        entry.event = consume event
         try committer.enqueue(entry, wake: !holdingJournalWakes)
         // Before a checkpoint may seal the generation: the checkpoint at this
         // seq must carry this debit's index rows.
-        if let hash = cache.insert(entry, keyHash: hashes?.key, runHash: hashes?.run) { keyFilter.insert(hash) }
-        switch event {
-        case .apiKeyCreated, .apiKeyRevoked: keyRing.replace(from: state)
-        default: break
+        if let command {
+            cache.insert(entry, account: command.accountID, key: command.idempotencyKey, keyHash: command.keyHash,
+                         runHash: accepted ? command.runHash : nil)
+            keyFilter.insert(command.keyHash)
+        } else if let hash = cache.insert(entry) {
+            keyFilter.insert(hash)
         }
+        if changesKeys { keyRing.replace(from: state) }
         entriesSinceCheckpoint += 1
         if entriesSinceCheckpoint >= configuration.checkpointEvery {
             queueCheckpoint(atMicros: atMicros)
