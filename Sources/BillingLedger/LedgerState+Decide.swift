@@ -46,7 +46,7 @@ extension LedgerState {
             return .debitRefused(Self.refusal(command, .workspaceLimit,
                 detail: "the \(terms.displayName) plan allows \(limit) workspace(s); upgrade to add workspace \(command.workspaceID)"))
         }
-        let period = BillingPeriod.containing(nowMicros / 1_000_000, anchor: book.periodAnchor)
+        let period = book.period(containing: nowMicros / 1_000_000)
         // Runs counted in an earlier period do not count in this one.
         let samePeriod = period.start == book.periodStart
         let runsUsed = samePeriod ? book.runsInPeriod.count : 0

@@ -125,7 +125,7 @@ public struct LedgerState: Sendable, Equatable {
             lifetime = next
         }
 
-        let period = BillingPeriod.containing(atMicros / 1_000_000, anchor: book.periodAnchor)
+        let period = book.rememberPeriod(containing: atMicros / 1_000_000)
         if period.start != book.periodStart {
             book.periodStart = period.start
             book.runsInPeriod.removeAll()
