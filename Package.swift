@@ -64,7 +64,8 @@ let package = Package(
             ],
             resources: [.embedInCode("Migrations/0001_ledger.sql"), .embedInCode("Migrations/0002_hash_indexes.sql"),
                         .embedInCode("Migrations/0003_checkpoint_parts.sql"),
-                        .embedInCode("Migrations/0004_key_filters.sql")]),
+                        .embedInCode("Migrations/0004_key_filters.sql"),
+                        .embedInCode("Migrations/0005_debit_rows.sql")]),
 
         // Who is calling: API keys (hashed, constant-time), platform JWTs
         // (HMAC-SHA256 via libcrypto), principals, scopes and roles.

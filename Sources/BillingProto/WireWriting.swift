@@ -128,6 +128,13 @@ package struct ProtobufWriter: ~Copyable {
     @inlinable
     package mutating func message(_ field: Int, _ body: (inout ProtobufWriter) throws -> Void) rethrows {
         rawVarint(UInt64(field) << 3 | 2)
+        try delimited(body)
+    }
+
+    /// What `body` writes after its length as a varint, with no tag (the
+    /// entries of a journal row of debits), written as `message` writes it.
+    @inlinable
+    package mutating func delimited(_ body: (inout ProtobufWriter) throws -> Void) rethrows {
         reserve(1)
         let lengthAt = count
         count += 1

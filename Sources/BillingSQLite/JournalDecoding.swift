@@ -26,6 +26,54 @@ enum JournalDecoding {
         }
     }
 
+    private static func entry(_ raw: UnsafeRawBufferPointer) throws -> Billing_Journal_V1_Entry {
+        var reader = ProtobufReader(raw)
+        if let entry = debitEntry(&reader) { return entry }
+        return try Billing_Journal_V1_Entry(serializedBytes: [UInt8](raw))
+    }
+
+    /// The entries of a debits row (0005_debit_rows.sql): each after its
+    /// length as a varint, `first`, `first` + 1... in order; corrupt when an
+    /// entry is cut short or holds another seq.
+    static func forEachEntry(inDebitsRow body: [UInt8], first: Int64,
+                             _ visit: (Billing_Journal_V1_Entry) throws -> Void) throws {
+        try body.withUnsafeBytes { raw in
+            var reader = ProtobufReader(raw)
+            var expected = first
+            while !reader.isAtEnd {
+                guard let bytes = reader.bytes() else {
+                    throw SQLiteStoreError.corrupt("journal row \(first) is cut short at entry \(expected)")
+                }
+                let entry = try entry(bytes)
+                guard entry.seq == expected else {
+                    throw SQLiteStoreError.corrupt("journal row \(first) holds entry \(entry.seq) where \(expected) belongs")
+                }
+                try visit(entry)
+                expected += 1
+            }
+        }
+    }
+
+    /// The entry `seq` of the debits row starting at `first`, decoding only
+    /// that one; nil when the row ends before it.
+    static func entry(_ seq: Int64, inDebitsRow body: [UInt8], first: Int64) throws -> Billing_Journal_V1_Entry? {
+        try body.withUnsafeBytes { raw -> Billing_Journal_V1_Entry? in
+            var reader = ProtobufReader(raw)
+            for _ in first..<seq {
+                guard reader.bytes() != nil else { return nil }
+            }
+            guard !reader.isAtEnd else { return nil }
+            guard let bytes = reader.bytes() else {
+                throw SQLiteStoreError.corrupt("journal row \(first) is cut short at entry \(seq)")
+            }
+            let entry = try entry(bytes)
+            guard entry.seq == seq else {
+                throw SQLiteStoreError.corrupt("journal row \(first) holds entry \(entry.seq) where \(seq) belongs")
+            }
+            return entry
+        }
+    }
+
     private static func debitEntry(_ reader: inout ProtobufReader) -> Billing_Journal_V1_Entry? {
         var entry = Billing_Journal_V1_Entry()
         var seen = FieldsSeen()

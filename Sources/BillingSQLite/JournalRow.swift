@@ -5,6 +5,8 @@ struct JournalRow {
     /// The `Entry.event` oneof field number in journal.proto; 0001_ledger.sql's
     /// partial indexes and the reader's queries use these literals.
     enum Kind: Int64 {
+        /// Up to `debitsPerRow` consecutive debit entries (0005).
+        case debits = 0
         case accountCreated = 10
         case creditsGranted = 11
         case debitAccepted = 12
@@ -17,6 +19,10 @@ struct JournalRow {
         case clockSet = 19
         case plansConfigured = 20
     }
+
+    /// The most debit entries one row holds (0005): the row holding seq n
+    /// is at most this many rows back from n.
+    static let debitsPerRow = 64
 
     /// Kinds the audit log lists (everything but debits).
     static let auditKinds: [Kind] = [

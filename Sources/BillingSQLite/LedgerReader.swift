@@ -13,11 +13,11 @@ final class LedgerReader: @unchecked Sendable {
     private let connection: SQLiteConnection
     private let debitByKey: Statement
     private let runDebits: Statement
+    private let rowHolding: Statement
     private let entriesAfter: Statement
     private let lastSeq: Statement
     private let newestCheckpoint: Statement
     private let checkpointParts: Statement
-    private let entryCount: Statement
     private let pageCount: Statement
     private let pageSize: Statement
     private let auditPage: Statement
@@ -31,20 +31,21 @@ final class LedgerReader: @unchecked Sendable {
 
     init(connection: SQLiteConnection) throws {
         self.connection = connection
-        // One probe of each index generation's (generation, hash) prefix, then
-        // the journal row by seq. CROSS JOIN fixes that loop order. The hash
-        // only narrows: the caller checks each entry's account and key or run.
+        // One probe of each index generation's (generation, hash) prefix
+        // (CROSS JOIN fixes that loop order), then the journal row holding
+        // each seq (`rowHolding`). The hash only narrows: the caller checks
+        // each entry's account and key or run.
         debitByKey = try connection.prepare("""
-            SELECT j.body FROM index_generations AS g
-            CROSS JOIN debit_keys AS d CROSS JOIN journal AS j
-            WHERE d.generation = g.generation AND d.key_hash = ?1 AND j.seq = d.seq
+            SELECT d.seq FROM index_generations AS g CROSS JOIN debit_keys AS d
+            WHERE d.generation = g.generation AND d.key_hash = ?1
             """)
         runDebits = try connection.prepare("""
-            SELECT j.body FROM index_generations AS g
-            CROSS JOIN run_debits AS r CROSS JOIN journal AS j
-            WHERE r.generation = g.generation AND r.run_hash = ?1 AND j.seq = r.seq
-            ORDER BY j.seq
+            SELECT r.seq FROM index_generations AS g CROSS JOIN run_debits AS r
+            WHERE r.generation = g.generation AND r.run_hash = ?1
+            ORDER BY r.seq
             """)
+        // Rows tile the seqs (0005): the one holding n is the last starting at or before n.
+        rowHolding = try connection.prepare("SELECT seq, kind, body FROM journal WHERE seq <= ?1 ORDER BY seq DESC LIMIT 1")
         newestGeneration = try connection.prepare("SELECT coalesce(max(generation), 0) FROM index_generations")
         keyHashes = try connection.prepare("SELECT key_hash FROM debit_keys WHERE generation > ?1")
         newestKeyFilter = try connection.prepare("SELECT seq, parts FROM key_filters ORDER BY seq DESC LIMIT 1")
@@ -65,11 +66,12 @@ final class LedgerReader: @unchecked Sendable {
             SELECT key_hash, seq FROM rows
             WHERE key_hash IN (SELECT key_hash FROM rows GROUP BY key_hash HAVING count(*) > 1)
             """)
-        entriesAfter = try connection.prepare("SELECT seq, body FROM journal WHERE seq > ?1 ORDER BY seq")
-        lastSeq = try connection.prepare("SELECT coalesce(max(seq), 0) FROM journal")
+        // The row holding seq + 1 starts at most `debitsPerRow` - 1 before it.
+        entriesAfter = try connection.prepare(
+            "SELECT seq, kind, body FROM journal WHERE seq > ?1 - \(JournalRow.debitsPerRow) ORDER BY seq")
+        lastSeq = try connection.prepare(Self.lastSeqQuery)
         newestCheckpoint = try connection.prepare("SELECT seq, state, parts FROM checkpoints ORDER BY seq DESC LIMIT 1")
         checkpointParts = try connection.prepare("SELECT part, bytes FROM checkpoint_parts WHERE seq = ?1 ORDER BY part")
-        entryCount = try connection.prepare("SELECT count(*) FROM journal")
         pageCount = try connection.prepare("PRAGMA page_count")
         pageSize = try connection.prepare("PRAGMA page_size")
         // Audit: newest first, everything but debits; the account filter is
@@ -94,37 +96,61 @@ final class LedgerReader: @unchecked Sendable {
         }
     }
 
+    /// The last seq: the newest row's first plus its entries, one b-tree
+    /// descent (the writer checks it in every commit).
+    static let lastSeqQuery = "SELECT coalesce((SELECT seq + entries - 1 FROM journal ORDER BY seq DESC LIMIT 1), 0)"
+
     func debitEntry(accountID: String, idempotencyKey: String) throws -> Billing_Journal_V1_Entry? {
-        try debitByKey.use { query in
-            try query.bind(JournalKeyHash.debit(account: accountID, key: idempotencyKey), at: 1)
-            while try query.step() {
-                let entry = try Self.entry(query.blob(at: 0))
-                switch entry.event {
-                case .debitAccepted(let debit) where debit.accountID == accountID && debit.idempotencyKey == idempotencyKey:
-                    return entry
-                case .debitRefused(let refused) where refused.accountID == accountID && refused.idempotencyKey == idempotencyKey:
-                    return entry
-                default:
-                    continue  // another key with the same hash
-                }
+        let seqs = try seqs(debitByKey, hash: JournalKeyHash.debit(account: accountID, key: idempotencyKey))
+        for seq in seqs {
+            guard let entry = try entry(seq) else { continue }
+            switch entry.event {
+            case .debitAccepted(let debit) where debit.accountID == accountID && debit.idempotencyKey == idempotencyKey:
+                return entry
+            case .debitRefused(let refused) where refused.accountID == accountID && refused.idempotencyKey == idempotencyKey:
+                return entry
+            default:
+                continue  // another key with the same hash
             }
-            return nil
         }
+        return nil
     }
 
     func runEntries(accountID: String, runID: String) throws -> [Billing_Journal_V1_Entry] {
-        try runDebits.use { query in
-            try query.bind(JournalKeyHash.run(account: accountID, run: runID), at: 1)
-            var entries: [Billing_Journal_V1_Entry] = []
-            while try query.step() {
-                let entry = try Self.entry(query.blob(at: 0))
-                // Once per seq, should two generations ever both hold it.
-                if case .debitAccepted(let debit) = entry.event, debit.accountID == accountID, debit.runID == runID,
-                   entry.seq != entries.last?.seq {
-                    entries.append(entry)
-                }
+        var entries: [Billing_Journal_V1_Entry] = []
+        for seq in try seqs(runDebits, hash: JournalKeyHash.run(account: accountID, run: runID)) {
+            // Once per seq, should two generations ever both hold it.
+            guard seq != entries.last?.seq, let entry = try entry(seq) else { continue }
+            if case .debitAccepted(let debit) = entry.event, debit.accountID == accountID, debit.runID == runID {
+                entries.append(entry)
             }
-            return entries
+        }
+        return entries
+    }
+
+    /// The seqs an index query lists for `hash`.
+    private func seqs(_ query: Statement, hash: Int64) throws -> [Int64] {
+        try query.use { query in
+            try query.bind(hash, at: 1)
+            var seqs: [Int64] = []
+            while try query.step() { seqs.append(query.int64(at: 0)) }
+            return seqs
+        }
+    }
+
+    /// The journal entry `seq`, from the row holding it; nil past the journal's end.
+    func entry(_ seq: Int64) throws -> Billing_Journal_V1_Entry? {
+        try rowHolding.use { query in
+            try query.bind(seq, at: 1)
+            guard try query.step() else { return nil }
+            let first = query.int64(at: 0)
+            if query.int64(at: 1) == JournalRow.Kind.debits.rawValue {
+                return try JournalDecoding.entry(seq, inDebitsRow: query.blob(at: 2), first: first)
+            }
+            guard first == seq else { return nil }
+            let entry = try Self.entry(query.blob(at: 2))
+            guard entry.seq == seq else { throw SQLiteStoreError.corrupt("journal row \(seq) holds entry \(entry.seq)") }
+            return entry
         }
     }
 
@@ -191,9 +217,17 @@ final class LedgerReader: @unchecked Sendable {
         try entriesAfter.use { query in
             try query.bind(seq, at: 1)
             while try query.step() {
-                let entry = try Self.entry(query.blob(at: 1))
-                guard entry.seq == query.int64(at: 0) else {
-                    throw SQLiteStoreError.corrupt("journal row \(query.int64(at: 0)) holds entry \(entry.seq)")
+                let first = query.int64(at: 0)
+                if query.int64(at: 1) == JournalRow.Kind.debits.rawValue {
+                    try JournalDecoding.forEachEntry(inDebitsRow: query.blob(at: 2), first: first) { entry in
+                        if entry.seq > seq { try body(entry) }
+                    }
+                    continue
+                }
+                guard first > seq else { continue }
+                let entry = try Self.entry(query.blob(at: 2))
+                guard entry.seq == first else {
+                    throw SQLiteStoreError.corrupt("journal row \(first) holds entry \(entry.seq)")
                 }
                 try body(entry)
             }
@@ -225,7 +259,8 @@ final class LedgerReader: @unchecked Sendable {
     }
 
     func journalSize() throws -> (entries: Int64, bytes: Int64) {
-        (try entryCount.scalarInt64(), try pageCount.scalarInt64() * pageSize.scalarInt64())
+        // Seqs run 1, 2, 3... without gaps: the last one counts them.
+        (try lastSeq.scalarInt64(), try pageCount.scalarInt64() * pageSize.scalarInt64())
     }
 
     private static func entry(_ body: [UInt8]) throws -> Billing_Journal_V1_Entry {

@@ -13,8 +13,8 @@ final class LedgerWriter: @unchecked Sendable {
     static let checkpointsKept: Int64 = 2
 
     private let connection: SQLiteConnection
-    /// The journal insert for 64, 32, ..., 1 rows per statement
-    /// (`entriesPerStatement`), largest first.
+    /// The journal insert for 16, 8, ..., 1 rows per statement
+    /// (`rowsPerStatement`), largest first.
     private let insertEntries: [(rows: Int, statement: Statement)]
     private let lastSeq: Statement
     private let insertCheckpoint: Statement
@@ -35,17 +35,16 @@ final class LedgerWriter: @unchecked Sendable {
     init(connection: SQLiteConnection) throws {
         self.connection = connection
         // idempotency_key and run_id stay NULL (0002): the indexes are by hash.
-        insertEntries = try Self.entriesPerStatement.map { count in
+        insertEntries = try Self.rowsPerStatement.map { count in
             let rows = (0..<count).map { row in
-                let p = 5 * row
-                return "(?\(p + 1), ?\(p + 2), ?\(p + 3), ?\(p + 4), NULL, NULL, ?\(p + 5))"
+                let p = 6 * row
+                return "(?\(p + 1), ?\(p + 2), ?\(p + 3), ?\(p + 4), NULL, NULL, ?\(p + 5), ?\(p + 6))"
             }
             return (count, try connection.prepare(
-                "INSERT INTO journal (seq, at_unix_micros, kind, account_id, idempotency_key, run_id, body) VALUES "
+                "INSERT INTO journal (seq, at_unix_micros, kind, account_id, idempotency_key, run_id, body, entries) VALUES "
                 + rows.joined(separator: ", ")))
         }
-        // max(seq) of the rowid is one b-tree descent, not a scan.
-        lastSeq = try connection.prepare("SELECT coalesce(max(seq), 0) FROM journal")
+        lastSeq = try connection.prepare(LedgerReader.lastSeqQuery)
         insertCheckpoint = try connection.prepare(
             "INSERT OR REPLACE INTO checkpoints (seq, written_unix_micros, state, parts) VALUES (?1, ?2, ?3, ?4)")
         insertPart = try connection.prepare("INSERT OR REPLACE INTO checkpoint_parts (seq, part, bytes) VALUES (?1, ?2, ?3)")
@@ -77,20 +76,21 @@ final class LedgerWriter: @unchecked Sendable {
         for (offset, entry) in entries.enumerated() where entry.seq != first.seq + Int64(offset) {
             throw SQLiteStoreError.seqNotConsecutive(expected: first.seq + Int64(offset), found: entry.seq)
         }
+        let rows = try JournalEncoding.rows(entries)
         try connection.transaction {
             let last = try lastSeq.scalarInt64()
             guard first.seq == last + 1 else {
                 throw SQLiteStoreError.seqNotConsecutive(expected: last + 1, found: first.seq)
             }
             // As few statements as the sizes allow (SQLite's cost is mostly
-            // per statement run, not per row): 64 rows at a time, then the
-            // rest in powers of two — at most six statements beyond the 64s.
-            var rest = entries[...]
+            // per statement run, not per row): 16 rows at a time, then the
+            // rest in powers of two — at most four statements beyond the 16s.
+            var rest = rows[...]
             for (count, insert) in insertEntries {
                 while rest.count >= count {
                     try insert.use { insert in
-                        for (row, entry) in rest.prefix(count).enumerated() {
-                            try bind(entry, to: insert, first: Int32(5 * row + 1))
+                        for (offset, row) in rest.prefix(count).enumerated() {
+                            try bind(row, to: insert, first: Int32(6 * offset + 1))
                         }
                         while try insert.step() {}
                     }
@@ -100,18 +100,19 @@ final class LedgerWriter: @unchecked Sendable {
         }
     }
 
-    /// Binds one journal row's five values, from parameter `first` on.
-    private func bind(_ entry: Billing_Journal_V1_Entry, to insert: Statement, first: Int32) throws {
-        let row = try JournalEncoding.row(entry)
-        try insert.bind(entry.seq, at: first)
-        try insert.bind(entry.atUnixMicros, at: first + 1)
+    /// Binds one journal row's six values, from parameter `first` on.
+    private func bind(_ row: JournalEncoding.Row, to insert: Statement, first: Int32) throws {
+        try insert.bind(row.seq, at: first)
+        try insert.bind(row.atUnixMicros, at: first + 1)
         try insert.bind(row.kind.rawValue, at: first + 2)
         try insert.bind(row.accountID, at: first + 3)
         try insert.bind(blob: row.body, at: first + 4)
+        try insert.bind(Int64(row.entries), at: first + 5)
     }
 
-    /// Journal rows per insert statement (five parameters each), largest first.
-    static let entriesPerStatement = [64, 32, 16, 8, 4, 2, 1]
+    /// Journal rows per insert statement (six parameters each), largest
+    /// first: a row holds up to 64 debits, so 16 rows are up to 1,024 entries.
+    static let rowsPerStatement = [16, 8, 4, 2, 1]
 
     /// Inserts index rows of generation `generation` in one transaction of
     /// their own. Invisible to lookups (which start from `index_generations`)

@@ -36,39 +36,156 @@ import Testing
         }
     }
 
-    /// Appends go 64 rows to an insert statement, the rest 32, 16, ..., 1:
-    /// batches on both sides of each multiple read back whole, each row with
-    /// its kind, account and NULL key and run columns.
-    @Test(arguments: [1, 2, 3, 7, 63, 64, 65, 127, 128, 129, 200])
-    func manyRowAppendsReadBackWhole(count: Int) throws {
+    /// A commit's consecutive debits share rows, 64 at most (0005); every
+    /// other entry has a row of its own with its kind and account. Rows go
+    /// 16 to an insert statement, the rest 8, 4, 2, 1: journals on both
+    /// sides of each multiple read back whole, and the rows tile the seqs.
+    @Test(arguments: [1, 2, 3, 7, 63, 64, 65, 127, 128, 129, 200, 1_100, 2_500])
+    func rowsHoldACommitsDebitsSixtyFourAtMost(count: Int) throws {
         try withTemporaryDatabase { path in
             let store = try SQLiteLedgerStore(path: path)
+            // Mostly debits, in runs of every length, between other entries.
             let entries = (1...Int64(count)).map { seq -> Entry in
                 let account = "acct-\(seq % 7)"
-                switch seq % 4 {
+                switch seq % 97 {
                 case 0: return accountCreated(seq, account: account)
-                case 1: return creditsGranted(seq, account: account, key: "grant-\(seq)")
-                case 2: return debitAccepted(seq, account: account, key: "k-\(seq)", total: seq * 10)
-                default: return debitRefused(seq, account: account, key: "k-\(seq)")
+                case 50: return creditsGranted(seq, account: account, key: "grant-\(seq)")
+                default:
+                    return seq % 3 == 0 ? debitRefused(seq, account: account, key: "k-\(seq)")
+                        : debitAccepted(seq, account: account, key: "k-\(seq)", total: seq * 10)
                 }
             }
-            try store.append(Array(entries.prefix(count / 2)))
-            try store.append(Array(entries.dropFirst(count / 2)))
+            let commits = [Array(entries.prefix(count / 2)), Array(entries.dropFirst(count / 2))]
+            for commit in commits { try store.append(commit) }
             #expect(try store.entries() == entries)
+            #expect(try store.lastSeq() == Int64(count))
+            #expect(try store.journalSize().entries == Int64(count))
+
+            // The rows each commit should have made, worked out here.
+            var expected: [(seq: Int64, kind: Int64, account: String, entries: Int64)] = []
+            for commit in commits {
+                var debits = 0
+                for entry in commit {
+                    let row = try JournalRow(entry)
+                    if row.kind == .debitAccepted || row.kind == .debitRefused {
+                        if debits % 64 == 0 { expected.append((entry.seq, 0, "", 0)) }
+                        expected[expected.count - 1].entries += 1
+                        debits += 1
+                    } else {
+                        expected.append((entry.seq, row.kind.rawValue, row.accountID, 1))
+                        debits = 0
+                    }
+                }
+            }
             let connection = try SQLiteConnection(path: path)
-            let rows = try connection.prepare(
-                "SELECT seq, kind, account_id, idempotency_key IS NULL AND run_id IS NULL FROM journal ORDER BY seq"
-            ).use { query in
-                var rows: [(seq: Int64, kind: Int64, account: String?, nulls: Int64)] = []
+            let rows = try connection.prepare("""
+                SELECT seq, kind, account_id, entries, idempotency_key IS NULL AND run_id IS NULL FROM journal ORDER BY seq
+                """).use { query in
+                var rows: [(seq: Int64, kind: Int64, account: String, entries: Int64, nulls: Int64)] = []
                 while try query.step() {
-                    rows.append((query.int64(at: 0), query.int64(at: 1), query.string(at: 2), query.int64(at: 3)))
+                    rows.append((query.int64(at: 0), query.int64(at: 1), query.string(at: 2) ?? "?", query.int64(at: 3),
+                                 query.int64(at: 4)))
                 }
                 return rows
             }
-            #expect(rows.map(\.seq) == entries.map(\.seq))
-            for (row, entry) in zip(rows, entries) {
-                let expected = try JournalRow(entry)
-                #expect(row.kind == expected.kind.rawValue && row.account == expected.accountID && row.nulls == 1, "seq \(row.seq)")
+            #expect(rows.count == expected.count)
+            for (row, want) in zip(rows, expected) {
+                #expect(row.seq == want.seq && row.kind == want.kind && row.account == want.account
+                        && row.entries == want.entries && row.nulls == 1, "row \(row) vs \(want)")
+            }
+            #expect(rows.map(\.entries).max() ?? 0 <= 64)
+            // Tiled: each row starts where the one before it ends.
+            for (row, next) in zip(rows, rows.dropFirst()) { #expect(row.seq + row.entries == next.seq) }
+        }
+    }
+
+    /// Reading after any seq — a row's first, last or middle entry — gives
+    /// exactly the entries after it; so does each entry looked up alone.
+    @Test func everySeqIsFoundInsideSharedRows() throws {
+        try withTemporaryDatabase { path in
+            let store = try SQLiteLedgerStore(path: path)
+            var entries: [Entry] = [accountCreated(1, account: "a")]
+            for seq in Int64(2)...150 {
+                entries.append(seq == 70 ? creditsGranted(seq, account: "a", key: "g") : debitAccepted(seq, account: "a", key: "k\(seq)"))
+            }
+            try store.append(Array(entries.prefix(100)))
+            try store.append(Array(entries.dropFirst(100)))
+            for after in Int64(0)...151 {
+                #expect(try store.entries(after: after) == Array(entries.dropFirst(Int(min(after, 150)))), "after \(after)")
+            }
+            let reader = try LedgerReader(connection: SQLiteConnection(path: path))
+            for entry in entries { #expect(try reader.entry(entry.seq) == entry) }
+            #expect(try reader.entry(151) == nil)
+        }
+    }
+
+    /// Debits found by key and by run through the index when their entries
+    /// share rows with others, in one row and across rows.
+    @Test func indexedDebitsAreFoundInsideSharedRows() throws {
+        try withTemporaryDatabase { path in
+            let store = try SQLiteLedgerStore(path: path)
+            let entries = [accountCreated(1, account: "a")]
+                + (Int64(2)...200).map { debitAccepted($0, account: "a", key: "k\($0)", run: "r\($0 % 3)") }
+            try store.append(entries)
+            var index = JournalIndexRows()
+            for entry in entries.dropFirst() {
+                guard case .debitAccepted(let debit) = entry.event else { continue }
+                index.keys.append(.init(hash: JournalKeyHash.debit(account: "a", key: debit.idempotencyKey), seq: entry.seq))
+                index.runs.append(.init(hash: JournalKeyHash.run(account: "a", run: debit.runID), seq: entry.seq))
+            }
+            index.keys.sort()
+            index.runs.sort()
+            try store.writeCheckpoint(checkpoint(200), index: index)
+            for entry in entries.dropFirst() {
+                guard case .debitAccepted(let debit) = entry.event else { continue }
+                #expect(try store.debitEntry(accountID: "a", idempotencyKey: debit.idempotencyKey) == entry)
+            }
+            #expect(try store.debitEntry(accountID: "a", idempotencyKey: "k1") == nil)
+            #expect(try store.debitEntry(accountID: "b", idempotencyKey: "k2") == nil)
+            for run in 0..<3 {
+                let want = entries.dropFirst().filter {
+                    if case .debitAccepted(let debit) = $0.event { return debit.runID == "r\(run)" }
+                    return false
+                }
+                #expect(try store.runEntries(accountID: "a", runID: "r\(run)") == want)
+            }
+        }
+    }
+
+    /// A shared row whose entry holds another seq, or that is cut short, is
+    /// reported as corrupt, not read past.
+    @Test func aDamagedSharedRowIsCorrupt() throws {
+        try withTemporaryDatabase { path in
+            let store = try SQLiteLedgerStore(path: path)
+            try store.append((Int64(1)...5).map { debitAccepted($0, account: "a", key: "k\($0)") })
+            let connection = try SQLiteConnection(path: path)
+            let body = try connection.prepare("SELECT body FROM journal WHERE seq = 1").use { query -> [UInt8] in
+                _ = try query.step()
+                return query.blob(at: 0)
+            }
+            // Entry 3 swapped for a copy of entry 4: a seq out of place.
+            var swapped = [UInt8]()
+            var parts: [[UInt8]] = []
+            var offset = 0
+            while offset < body.count {
+                var length = 0, shift = 0
+                while true {
+                    let byte = Int(body[offset]); offset += 1
+                    length |= (byte & 0x7f) << shift; shift += 7
+                    if byte < 0x80 { break }
+                }
+                parts.append([UInt8](body[(offset - (shift / 7))..<(offset + length)]))
+                offset += length
+            }
+            #expect(parts.count == 5)
+            parts[2] = parts[3]
+            for part in parts { swapped += part }
+            for damaged in [swapped, [UInt8](body.dropLast(3))] {
+                try connection.prepare("UPDATE journal SET body = ?1 WHERE seq = 1").use { update in
+                    try update.bind(blob: damaged, at: 1)
+                    while try update.step() {}
+                }
+                #expect(throws: SQLiteStoreError.self) { _ = try store.entries() }
             }
         }
     }

@@ -101,6 +101,13 @@ import Testing
             try store.forEachIndexedKeyHash(after: 0) { hashes.append($0) }
             #expect(Set(hashes) == [JournalKeyHash.debit(account: "a", key: "k1"), JournalKeyHash.debit(account: "a", key: "k2")])
             #expect(try store.entries() == entries)
+            // 0005: new debits share rows after the old rows of one entry each.
+            let later = (Int64(4)...70).map { debitAccepted($0, account: "a", key: "k\($0)", run: "r2") }
+            try store.append(later)
+            #expect(try store.lastSeq() == 70)
+            #expect(try store.entries() == entries + later)
+            #expect(try store.entries(after: 2) == Array((entries + later).dropFirst(2)))
+            #expect(try store.entries(after: 40) == Array(later.dropFirst(37)))
         }
     }
 }
