@@ -22,7 +22,7 @@ struct JournalRow {
 
     /// The most debit entries one row holds (0005): the row holding seq n
     /// is at most this many rows back from n.
-    static let debitsPerRow = 64
+    static let debitsPerRow = 16
 
     /// Kinds the audit log lists (everything but debits).
     static let auditKinds: [Kind] = [

@@ -101,40 +101,38 @@ final class LedgerReader: @unchecked Sendable {
     static let lastSeqQuery = "SELECT coalesce((SELECT seq + entries - 1 FROM journal ORDER BY seq DESC LIMIT 1), 0)"
 
     func debitEntry(accountID: String, idempotencyKey: String) throws -> Billing_Journal_V1_Entry? {
-        let seqs = try seqs(debitByKey, hash: JournalKeyHash.debit(account: accountID, key: idempotencyKey))
-        for seq in seqs {
-            guard let entry = try entry(seq) else { continue }
-            switch entry.event {
-            case .debitAccepted(let debit) where debit.accountID == accountID && debit.idempotencyKey == idempotencyKey:
-                return entry
-            case .debitRefused(let refused) where refused.accountID == accountID && refused.idempotencyKey == idempotencyKey:
-                return entry
-            default:
-                continue  // another key with the same hash
+        try debitByKey.use { query in
+            try query.bind(JournalKeyHash.debit(account: accountID, key: idempotencyKey), at: 1)
+            // Each seq's entry read as the index yields it: the first match
+            // ends the lookup before the newer generations are probed.
+            while try query.step() {
+                guard let entry = try entry(query.int64(at: 0)) else { continue }
+                switch entry.event {
+                case .debitAccepted(let debit) where debit.accountID == accountID && debit.idempotencyKey == idempotencyKey:
+                    return entry
+                case .debitRefused(let refused) where refused.accountID == accountID && refused.idempotencyKey == idempotencyKey:
+                    return entry
+                default:
+                    continue  // another key with the same hash
+                }
             }
+            return nil
         }
-        return nil
     }
 
     func runEntries(accountID: String, runID: String) throws -> [Billing_Journal_V1_Entry] {
-        var entries: [Billing_Journal_V1_Entry] = []
-        for seq in try seqs(runDebits, hash: JournalKeyHash.run(account: accountID, run: runID)) {
-            // Once per seq, should two generations ever both hold it.
-            guard seq != entries.last?.seq, let entry = try entry(seq) else { continue }
-            if case .debitAccepted(let debit) = entry.event, debit.accountID == accountID, debit.runID == runID {
-                entries.append(entry)
+        try runDebits.use { query in
+            try query.bind(JournalKeyHash.run(account: accountID, run: runID), at: 1)
+            var entries: [Billing_Journal_V1_Entry] = []
+            while try query.step() {
+                let seq = query.int64(at: 0)
+                // Once per seq, should two generations ever both hold it.
+                guard seq != entries.last?.seq, let entry = try entry(seq) else { continue }
+                if case .debitAccepted(let debit) = entry.event, debit.accountID == accountID, debit.runID == runID {
+                    entries.append(entry)
+                }
             }
-        }
-        return entries
-    }
-
-    /// The seqs an index query lists for `hash`.
-    private func seqs(_ query: Statement, hash: Int64) throws -> [Int64] {
-        try query.use { query in
-            try query.bind(hash, at: 1)
-            var seqs: [Int64] = []
-            while try query.step() { seqs.append(query.int64(at: 0)) }
-            return seqs
+            return entries
         }
     }
 

@@ -13,7 +13,7 @@ final class LedgerWriter: @unchecked Sendable {
     static let checkpointsKept: Int64 = 2
 
     private let connection: SQLiteConnection
-    /// The journal insert for 16, 8, ..., 1 rows per statement
+    /// The journal insert for 32, 16, ..., 1 rows per statement
     /// (`rowsPerStatement`), largest first.
     private let insertEntries: [(rows: Int, statement: Statement)]
     private let lastSeq: Statement
@@ -83,8 +83,8 @@ final class LedgerWriter: @unchecked Sendable {
                 throw SQLiteStoreError.seqNotConsecutive(expected: last + 1, found: first.seq)
             }
             // As few statements as the sizes allow (SQLite's cost is mostly
-            // per statement run, not per row): 16 rows at a time, then the
-            // rest in powers of two — at most four statements beyond the 16s.
+            // per statement run, not per row): 32 rows at a time, then the
+            // rest in powers of two — at most five statements beyond the 32s.
             var rest = rows[...]
             for (count, insert) in insertEntries {
                 while rest.count >= count {
@@ -111,8 +111,8 @@ final class LedgerWriter: @unchecked Sendable {
     }
 
     /// Journal rows per insert statement (six parameters each), largest
-    /// first: a row holds up to 64 debits, so 16 rows are up to 1,024 entries.
-    static let rowsPerStatement = [16, 8, 4, 2, 1]
+    /// first: a row holds up to 16 debits, so 32 rows are up to 512 entries.
+    static let rowsPerStatement = [32, 16, 8, 4, 2, 1]
 
     /// Inserts index rows of generation `generation` in one transaction of
     /// their own. Invisible to lookups (which start from `index_generations`)

@@ -2,12 +2,13 @@
 -- Applied by MigrationRunner inside one transaction.
 --
 -- A row per entry cost SQLite a row's work per debit (six bound values, a
--- b-tree cell): ~5-8 % of a DebitBatch's CPU. Now consecutive debit entries
--- (accepted or refused) of one commit are written up to 64 to a row:
+-- b-tree cell): ~5 % of a DebitBatch's CPU. Now consecutive debit entries
+-- (accepted or refused) of one commit are written up to 16 to a row (~3 KB:
+-- usually within one page, so a lookup by key still reads one page):
 -- `kind` 0, `seq` the first one's, `entries` how many, `account_id` empty,
 -- `body` each entry's bytes after its length as a varint. Every other entry
 -- keeps a row of its own, as before (the audit log selects them by kind and
 -- account). Rows still tile the seqs 1, 2, 3... without gaps or overlaps, so
--- the row holding seq n is the one with the greatest `seq` <= n, and it is
--- at most 63 rows back. Rows written before 0005 hold one entry each.
+-- the row holding seq n is the one with the greatest `seq` <= n, and it
+-- starts at most 15 seqs before n. Rows written before 0005 hold one entry each.
 ALTER TABLE journal ADD COLUMN entries INTEGER NOT NULL DEFAULT 1;
