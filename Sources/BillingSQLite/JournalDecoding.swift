@@ -32,45 +32,57 @@ enum JournalDecoding {
         return try Billing_Journal_V1_Entry(serializedBytes: [UInt8](raw))
     }
 
-    /// The entries of a debits row (0005_debit_rows.sql): each after its
-    /// length as a varint, `first`, `first` + 1... in order; corrupt when an
-    /// entry is cut short or holds another seq.
-    static func forEachEntry(inDebitsRow body: [UInt8], first: Int64,
+    /// The `count` entries of a debits row (0005_debit_rows.sql): each after
+    /// its length as a varint, `first`, `first` + 1... in order; corrupt
+    /// when an entry is cut short, holds another seq or is not a debit, or
+    /// the body holds another number of entries.
+    static func forEachEntry(inDebitsRow body: [UInt8], first: Int64, count: Int64,
                              _ visit: (Billing_Journal_V1_Entry) throws -> Void) throws {
         try body.withUnsafeBytes { raw in
             var reader = ProtobufReader(raw)
-            var expected = first
-            while !reader.isAtEnd {
-                guard let bytes = reader.bytes() else {
-                    throw SQLiteStoreError.corrupt("journal row \(first) is cut short at entry \(expected)")
+            for seq in first..<(first + max(count, 0)) {
+                guard !reader.isAtEnd else {
+                    throw SQLiteStoreError.corrupt("journal row \(first) ends before its entry \(seq)")
                 }
-                let entry = try entry(bytes)
-                guard entry.seq == expected else {
-                    throw SQLiteStoreError.corrupt("journal row \(first) holds entry \(entry.seq) where \(expected) belongs")
-                }
-                try visit(entry)
-                expected += 1
+                try visit(try entry(&reader, seq, row: first))
+            }
+            guard reader.isAtEnd else {
+                throw SQLiteStoreError.corrupt("journal row \(first) holds more than its \(count) entries")
             }
         }
     }
 
-    /// The entry `seq` of the debits row starting at `first`, decoding only
-    /// that one; nil when the row ends before it.
-    static func entry(_ seq: Int64, inDebitsRow body: [UInt8], first: Int64) throws -> Billing_Journal_V1_Entry? {
-        try body.withUnsafeBytes { raw -> Billing_Journal_V1_Entry? in
+    /// The entry `seq` of the debits row starting at `first` and holding
+    /// `count`, decoding only that one (the ones before it are skipped by
+    /// their lengths); corrupt as above.
+    static func entry(_ seq: Int64, inDebitsRow body: [UInt8], first: Int64, count: Int64) throws -> Billing_Journal_V1_Entry {
+        guard seq >= first && seq < first + count else {
+            throw SQLiteStoreError.corrupt("journal row \(first) of \(count) entries does not hold entry \(seq)")
+        }
+        return try body.withUnsafeBytes { raw in
             var reader = ProtobufReader(raw)
-            for _ in first..<seq {
-                guard reader.bytes() != nil else { return nil }
+            for skipped in first..<seq {
+                guard reader.bytes() != nil else {
+                    throw SQLiteStoreError.corrupt("journal row \(first) is cut short at entry \(skipped)")
+                }
             }
-            guard !reader.isAtEnd else { return nil }
-            guard let bytes = reader.bytes() else {
-                throw SQLiteStoreError.corrupt("journal row \(first) is cut short at entry \(seq)")
-            }
-            let entry = try entry(bytes)
-            guard entry.seq == seq else {
-                throw SQLiteStoreError.corrupt("journal row \(first) holds entry \(entry.seq) where \(seq) belongs")
-            }
-            return entry
+            return try entry(&reader, seq, row: first)
+        }
+    }
+
+    /// The next entry of a debits row: it must be there, whole, be `seq`
+    /// and be a debit (accepted or refused).
+    private static func entry(_ reader: inout ProtobufReader, _ seq: Int64, row first: Int64) throws -> Billing_Journal_V1_Entry {
+        guard let bytes = reader.bytes() else {
+            throw SQLiteStoreError.corrupt("journal row \(first) is cut short at entry \(seq)")
+        }
+        let entry = try entry(bytes)
+        guard entry.seq == seq else {
+            throw SQLiteStoreError.corrupt("journal row \(first) holds entry \(entry.seq) where \(seq) belongs")
+        }
+        switch entry.event {
+        case .debitAccepted, .debitRefused: return entry
+        default: throw SQLiteStoreError.corrupt("journal row \(first) holds entry \(seq), which is not a debit")
         }
     }
 

@@ -20,8 +20,8 @@ struct JournalRow {
         case plansConfigured = 20
     }
 
-    /// The most debit entries one row holds (0005): the row holding seq n
-    /// is at most this many rows back from n.
+    /// The most debit entries one row holds (0005; readers do not rely on
+    /// it: they find the row holding a seq by one descent).
     static let debitsPerRow = 16
 
     /// Kinds the audit log lists (everything but debits).

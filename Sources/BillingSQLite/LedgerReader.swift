@@ -45,7 +45,8 @@ final class LedgerReader: @unchecked Sendable {
             ORDER BY r.seq
             """)
         // Rows tile the seqs (0005): the one holding n is the last starting at or before n.
-        rowHolding = try connection.prepare("SELECT seq, kind, body FROM journal WHERE seq <= ?1 ORDER BY seq DESC LIMIT 1")
+        rowHolding = try connection.prepare(
+            "SELECT seq, kind, entries, body FROM journal WHERE seq <= ?1 ORDER BY seq DESC LIMIT 1")
         newestGeneration = try connection.prepare("SELECT coalesce(max(generation), 0) FROM index_generations")
         keyHashes = try connection.prepare("SELECT key_hash FROM debit_keys WHERE generation > ?1")
         newestKeyFilter = try connection.prepare("SELECT seq, parts FROM key_filters ORDER BY seq DESC LIMIT 1")
@@ -66,9 +67,13 @@ final class LedgerReader: @unchecked Sendable {
             SELECT key_hash, seq FROM rows
             WHERE key_hash IN (SELECT key_hash FROM rows GROUP BY key_hash HAVING count(*) > 1)
             """)
-        // The row holding seq + 1 starts at most `debitsPerRow` - 1 before it.
-        entriesAfter = try connection.prepare(
-            "SELECT seq, kind, body FROM journal WHERE seq > ?1 - \(JournalRow.debitsPerRow) ORDER BY seq")
+        // From the row holding seq + 1 on (found by one descent: whatever
+        // the rows hold, not a bound on their size).
+        entriesAfter = try connection.prepare("""
+            SELECT seq, kind, entries, body FROM journal
+            WHERE seq >= coalesce((SELECT seq FROM journal WHERE seq <= ?1 + 1 ORDER BY seq DESC LIMIT 1), 0)
+            ORDER BY seq
+            """)
         lastSeq = try connection.prepare(Self.lastSeqQuery)
         newestCheckpoint = try connection.prepare("SELECT seq, state, parts FROM checkpoints ORDER BY seq DESC LIMIT 1")
         checkpointParts = try connection.prepare("SELECT part, bytes FROM checkpoint_parts WHERE seq = ?1 ORDER BY part")
@@ -124,10 +129,13 @@ final class LedgerReader: @unchecked Sendable {
         try runDebits.use { query in
             try query.bind(JournalKeyHash.run(account: accountID, run: runID), at: 1)
             var entries: [Billing_Journal_V1_Entry] = []
+            var row: Row?  // a run's debits often share one: read it once
             while try query.step() {
                 let seq = query.int64(at: 0)
                 // Once per seq, should two generations ever both hold it.
-                guard seq != entries.last?.seq, let entry = try entry(seq) else { continue }
+                guard seq != entries.last?.seq else { continue }
+                if row.map({ !$0.holds(seq) }) ?? true { row = try self.row(holding: seq) }
+                guard let entry = try row?.entry(seq) else { continue }
                 if case .debitAccepted(let debit) = entry.event, debit.accountID == accountID, debit.runID == runID {
                     entries.append(entry)
                 }
@@ -138,17 +146,35 @@ final class LedgerReader: @unchecked Sendable {
 
     /// The journal entry `seq`, from the row holding it; nil past the journal's end.
     func entry(_ seq: Int64) throws -> Billing_Journal_V1_Entry? {
+        try row(holding: seq)?.entry(seq)
+    }
+
+    /// A journal row as read: the seqs it holds and its bytes.
+    struct Row {
+        let first: Int64
+        let kind: Int64
+        let count: Int64
+        let body: [UInt8]
+
+        func holds(_ seq: Int64) -> Bool { seq >= first && seq < first + count }
+
+        /// Entry `seq`; nil when the row ends before it (past the journal's end).
+        func entry(_ seq: Int64) throws -> Billing_Journal_V1_Entry? {
+            guard seq < first + count else { return nil }
+            if kind == JournalRow.Kind.debits.rawValue {
+                return try JournalDecoding.entry(seq, inDebitsRow: body, first: first, count: count)
+            }
+            let entry = try LedgerReader.entry(body)
+            guard entry.seq == seq else { throw SQLiteStoreError.corrupt("journal row \(first) holds entry \(entry.seq)") }
+            return entry
+        }
+    }
+
+    private func row(holding seq: Int64) throws -> Row? {
         try rowHolding.use { query in
             try query.bind(seq, at: 1)
             guard try query.step() else { return nil }
-            let first = query.int64(at: 0)
-            if query.int64(at: 1) == JournalRow.Kind.debits.rawValue {
-                return try JournalDecoding.entry(seq, inDebitsRow: query.blob(at: 2), first: first)
-            }
-            guard first == seq else { return nil }
-            let entry = try Self.entry(query.blob(at: 2))
-            guard entry.seq == seq else { throw SQLiteStoreError.corrupt("journal row \(seq) holds entry \(entry.seq)") }
-            return entry
+            return Row(first: query.int64(at: 0), kind: query.int64(at: 1), count: query.int64(at: 2), body: query.blob(at: 3))
         }
     }
 
@@ -217,13 +243,13 @@ final class LedgerReader: @unchecked Sendable {
             while try query.step() {
                 let first = query.int64(at: 0)
                 if query.int64(at: 1) == JournalRow.Kind.debits.rawValue {
-                    try JournalDecoding.forEachEntry(inDebitsRow: query.blob(at: 2), first: first) { entry in
+                    try JournalDecoding.forEachEntry(inDebitsRow: query.blob(at: 3), first: first, count: query.int64(at: 2)) { entry in
                         if entry.seq > seq { try body(entry) }
                     }
                     continue
                 }
                 guard first > seq else { continue }
-                let entry = try Self.entry(query.blob(at: 2))
+                let entry = try Self.entry(query.blob(at: 3))
                 guard entry.seq == first else {
                     throw SQLiteStoreError.corrupt("journal row \(first) holds entry \(entry.seq)")
                 }
@@ -261,7 +287,7 @@ final class LedgerReader: @unchecked Sendable {
         (try lastSeq.scalarInt64(), try pageCount.scalarInt64() * pageSize.scalarInt64())
     }
 
-    private static func entry(_ body: [UInt8]) throws -> Billing_Journal_V1_Entry {
+    static func entry(_ body: [UInt8]) throws -> Billing_Journal_V1_Entry {
         try JournalDecoding.entry(body)
     }
 }

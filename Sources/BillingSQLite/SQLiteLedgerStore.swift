@@ -187,7 +187,7 @@ public final class SQLiteLedgerStore: LedgerStore {
         }
     }
 
-    /// Entries in the journal (a count: scans the table) and the size of the
+    /// Entries in the journal (its last seq: seqs have no gaps) and the size of the
     /// database file in bytes (journal, indexes and checkpoints; not the -wal file).
     public func journalSize() throws -> (entries: Int64, bytes: Int64) {
         try readers.withReader { try $0.journalSize() }

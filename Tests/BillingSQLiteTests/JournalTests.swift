@@ -41,7 +41,7 @@ import Testing
     /// 32 to an insert statement, the rest 16, 8, 4, 2, 1: journals on both
     /// sides of each multiple read back whole, and the rows tile the seqs.
     @Test(arguments: [1, 2, 3, 7, 15, 16, 17, 63, 64, 65, 127, 128, 129, 200, 520, 1_100, 2_500])
-    func rowsHoldACommitsDebitsSixtyFourAtMost(count: Int) throws {
+    func rowsHoldACommitsDebitsSixteenAtMost(count: Int) throws {
         try withTemporaryDatabase { path in
             let store = try SQLiteLedgerStore(path: path)
             // Mostly debits, in runs of every length, between other entries.
@@ -180,13 +180,36 @@ import Testing
             #expect(parts.count == 5)
             parts[2] = parts[3]
             for part in parts { swapped += part }
-            for damaged in [swapped, [UInt8](body.dropLast(3))] {
+            // A row holding an entry that is not a debit.
+            var notADebit: [UInt8] = []
+            let created: [UInt8] = try accountCreated(1, account: "a").serializedBytes()
+            notADebit.append(UInt8(created.count))
+            notADebit += created
+            let reader = try LedgerReader(connection: SQLiteConnection(path: path))
+            // Each damage, and an entry a lookup by seq finds damaged (not missing).
+            let damages: [(body: [UInt8], seq: Int64)] = [
+                (swapped, 3), ([UInt8](body.dropLast(3)), 5), ([UInt8](body.prefix(body.count / 2)), 5), (notADebit, 1),
+            ]
+            for (damaged, seq) in damages {
                 try connection.prepare("UPDATE journal SET body = ?1 WHERE seq = 1").use { update in
                     try update.bind(blob: damaged, at: 1)
                     while try update.step() {}
                 }
                 #expect(throws: SQLiteStoreError.self) { _ = try store.entries() }
+                #expect(throws: SQLiteStoreError.self) { _ = try reader.entry(seq) }
             }
+            // The body whole again, but its row counting another number of entries.
+            try connection.prepare("UPDATE journal SET body = ?1 WHERE seq = 1").use { update in
+                try update.bind(blob: body, at: 1)
+                while try update.step() {}
+            }
+            #expect(try store.entries().count == 5)
+            for count in [4, 6] {
+                try connection.execute(script: "UPDATE journal SET entries = \(count) WHERE seq = 1")
+                #expect(throws: SQLiteStoreError.self) { _ = try store.entries() }
+            }
+            try connection.execute(script: "UPDATE journal SET entries = 6 WHERE seq = 1")
+            #expect(throws: SQLiteStoreError.self) { _ = try reader.entry(6) }
         }
     }
 
@@ -224,22 +247,28 @@ import Testing
         try withTemporaryDatabase { path in
             let store = try SQLiteLedgerStore(path: path)
             try store.append([accountCreated(1, account: "acct-1")])
-            // The third entry has no event: it fails after two rows of the
-            // batch were already inserted.
-            var empty = Entry()
-            empty.seq = 4
+            // Rows 2 and 3 go in by one statement, the debits' row 4 by the
+            // next, which a trigger makes fail: after two rows were inserted.
             let batch = [
-                debitAccepted(2, account: "acct-1", key: "k1"),
-                debitAccepted(3, account: "acct-1", key: "k2"),
-                empty,
+                creditsGranted(2, account: "acct-1", key: "g1"),
+                creditsGranted(3, account: "acct-1", key: "g2"),
+                debitAccepted(4, account: "acct-1", key: "k1"),
+                debitAccepted(5, account: "acct-1", key: "k2"),
             ]
-            #expect(throws: SQLiteStoreError.entryWithoutEvent(seq: 4)) { try store.append(batch) }
+            let connection = try SQLiteConnection(path: path)
+            try connection.execute(script: """
+                CREATE TRIGGER fail_at_4 BEFORE INSERT ON journal WHEN NEW.seq = 4
+                BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;
+                """)
+            #expect(throws: (any Error).self) { try store.append(batch) }
 
             #expect(try store.lastSeq() == 1)
             #expect(try store.entries().count == 1)
             // The writer is not left inside a transaction.
-            try store.append(Array(batch.prefix(2)))
-            #expect(try store.lastSeq() == 3)
+            try connection.execute(script: "DROP TRIGGER fail_at_4")
+            try store.append(batch)
+            #expect(try store.lastSeq() == 5)
+            #expect(try store.entries().count == 5)
         }
     }
 
