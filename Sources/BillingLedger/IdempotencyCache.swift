@@ -127,26 +127,24 @@ public final class IdempotencyCache: Sendable {
         }
     }
 
-    /// Records a debit entry (accepted or refused) and returns its key's
-    /// hash; other entries are ignored (nil). The hashes, when the caller
-    /// has them (`DebitCommand`), spare computing them again.
+    /// Records a debit entry (accepted or refused), its key and hashes read
+    /// from the entry (replay), and returns its key's hash; other entries
+    /// are ignored (nil). `keyHash`, when given, is used instead of the
+    /// key's own (tests force collisions with it).
     @discardableResult
-    public func insert(_ entry: Billing_Journal_V1_Entry, keyHash knownKeyHash: Int64? = nil,
-                       runHash knownRunHash: Int64? = nil) -> Int64? {
+    public func insert(_ entry: Billing_Journal_V1_Entry, keyHash knownKeyHash: Int64? = nil) -> Int64? {
         // The event taken out once (each `entry.event` copies the whole debit).
-        let key: Key
-        var runHash: Int64?
+        let (account, key, runHash): (String, String, Int64?)
         switch entry.event {
         case .debitAccepted(let debit):
-            key = Key(account: debit.accountID, key: debit.idempotencyKey)
-            runHash = knownRunHash ?? JournalKeyHash.run(account: debit.accountID, run: debit.runID)
+            (account, key, runHash) = (debit.accountID, debit.idempotencyKey, JournalKeyHash.run(account: debit.accountID, run: debit.runID))
         case .debitRefused(let refused):
-            key = Key(account: refused.accountID, key: refused.idempotencyKey)
+            (account, key, runHash) = (refused.accountID, refused.idempotencyKey, nil)
         default:
             return nil
         }
-        let keyHash = knownKeyHash ?? JournalKeyHash.debit(account: key.account, key: key.key)
-        state.withLock { s in s.current.insert(entry, key: key, keyHash: keyHash, runHash: runHash) }
+        let keyHash = knownKeyHash ?? JournalKeyHash.debit(account: account, key: key)
+        insert(entry, account: account, key: key, keyHash: keyHash, runHash: runHash)
         return keyHash
     }
 

@@ -130,7 +130,7 @@ extension Ledger {
             return (.refused(existing), existing.seq)
         }
         let now = clock.nowMicros()
-        var event: Billing_Journal_V1_Entry.OneOf_Event
+        let event: Billing_Journal_V1_Entry.OneOf_Event
         if let decided = state.decideInPlace(command, nowMicros: now) {
             guard decided.fits else {
                 throw LedgerError.invalid("the account's totals would exceed the largest amount or quantity the ledger keeps")
