@@ -93,11 +93,18 @@ public final class IdempotencyCache: Sendable {
     }
 
     private let state = Mutex(State())
+    /// `State.generation`, published for readers that take no lock: stored
+    /// (releasing) inside the lock after each drop. Every debit reads it
+    /// before entering the ledger; taking the mutex for it made the request
+    /// threads and the ledger contend (~1.5 % of DebitBatch in the slow path).
+    private let publishedGeneration = Atomic<UInt64>(0)
 
     public init() {}
 
     /// Generations dropped so far (what `lookup` returns beside an entry).
-    public var generation: UInt64 { state.withLock { $0.generation } }
+    /// A drop that happened before this read is seen by it: read first, it
+    /// tells a caller whether a later lookup's generation moved on.
+    public var generation: UInt64 { publishedGeneration.load(ordering: .acquiring) }
 
     public func lookup(account: String, key: String) -> (entry: Billing_Journal_V1_Entry?, generation: UInt64) {
         lookup(account: account, key: key, hash: JournalKeyHash.debit(account: account, key: key))
@@ -190,6 +197,7 @@ public final class IdempotencyCache: Sendable {
                 dropped.append(s.sealed.removeFirst())
                 s.generation += 1
             }
+            publishedGeneration.store(s.generation, ordering: .releasing)
             return dropped
         }
         // Freed here, outside the lock: a generation holds a checkpoint
@@ -203,6 +211,7 @@ public final class IdempotencyCache: Sendable {
                 s.current = Generation()
                 s.sealed = []
                 s.generation += 1
+                publishedGeneration.store(s.generation, ordering: .releasing)
             }
             return (s.current, s.sealed)
         }
