@@ -5,15 +5,27 @@ import Glibc
 public import Logging
 import Synchronization
 
-/// What every loop shares: read-only configuration and the connection count.
+/// What every loop shares: read-only configuration, the loops, the
+/// connection count and whose turn it is to take the next connection.
 final class ServerState: Sendable {
     let configuration: ServerConfiguration
     let router: GRPCRouter
+    let loops: [EventLoop]
     let openConnections = Atomic<Int>(0)
+    private let accepted = Atomic<Int>(0)
 
-    init(configuration: ServerConfiguration, router: GRPCRouter) {
+    init(configuration: ServerConfiguration, router: GRPCRouter, loops: [EventLoop]) {
         self.configuration = configuration
         self.router = router
+        self.loops = loops
+    }
+
+    /// The loop that serves the next accepted connection: each in turn,
+    /// whichever loop accepted it (the kernel wakes one loop per burst of
+    /// connections, and a loop accepts the whole burst: without the turns,
+    /// a client's connections opened together could all land on one loop).
+    func nextLoop() -> EventLoop {
+        loops[accepted.wrappingAdd(1, ordering: .relaxed).oldValue % loops.count]
     }
 
     /// Reserves a connection slot; false when the limit is reached.
@@ -74,7 +86,7 @@ public final class GRPCServer: Sendable {
     /// loop; throws if the socket cannot be bound or watched. Call once.
     public func start(router: GRPCRouter) throws {
         let (fd, bound) = try Self.listen(on: configuration.listen)
-        let state = ServerState(configuration: configuration, router: router)
+        let state = ServerState(configuration: configuration, router: router, loops: loops)
         let started = listening.withLock { listening -> Bool in
             guard listening == nil else { return true }
             listening = (fd, bound, state)
@@ -180,14 +192,29 @@ public final class GRPCServer: Sendable {
             // gRPC replies are small and latency-bound: no Nagle delay.
             setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
             let peer = SocketAddress.describe(storage)
-            do {
-                loop.add(try Connection(fd: fd, peer: peer, loop: loop, server: state))
-                loop.logger.debug("connection accepted", metadata: ["peer": "\(peer)"])
-            } catch {
-                loop.logger.error("cannot set up connection", metadata: ["peer": "\(peer)", "error": "\(error)"])
-                Glibc.close(fd)
-                state.connectionClosed()
+            let target = state.nextLoop()
+            if target === loop {
+                serve(fd, peer: peer, on: loop, state: state)
+            } else {
+                target.execute { serve(fd, peer: peer, on: target, state: state) }
             }
+        }
+    }
+
+    /// Serves an accepted socket on `loop` (on the loop's own thread).
+    static func serve(_ fd: Int32, peer: String, on loop: EventLoop, state: ServerState) {
+        guard !loop.shuttingDown else {  // handed over as the loop began to shut down
+            Glibc.close(fd)
+            state.connectionClosed()
+            return
+        }
+        do {
+            loop.add(try Connection(fd: fd, peer: peer, loop: loop, server: state))
+            loop.logger.debug("connection accepted", metadata: ["peer": "\(peer)"])
+        } catch {
+            loop.logger.error("cannot set up connection", metadata: ["peer": "\(peer)", "error": "\(error)"])
+            Glibc.close(fd)
+            state.connectionClosed()
         }
     }
 }
