@@ -22,7 +22,7 @@ final class GroupCommitter: Sendable {
     }
 
     struct State {
-        var queue: [Billing_Journal_V1_Entry] = []
+        var queue: [JournalRecord] = []
         var checkpoint: PendingCheckpoint?
         /// Index rows to store with the next checkpoint written (kept across
         /// a failed checkpoint write, dropped with a failed commit).
@@ -131,15 +131,15 @@ final class GroupCommitter: Sendable {
     var checkpointWaiterCount: Int { state.withLock { $0.indexWaiters.count } }
     var statistics: (batches: Int64, entries: Int64) { state.withLock { ($0.batches, $0.committedEntries) } }
 
-    /// Queues `entry` (the next seq) without waiting. Throws when the
+    /// Queues `record` (the next seq) without waiting. Throws when the
     /// committer has failed and not been reset. `wake` false: the caller
     /// queues more in this turn and calls `wakeIfSleeping` after the last
     /// (the journal thread shares the core: woken at the first of a batch's
     /// debits, it could preempt the ledger to commit them a few at a time).
-    func enqueue(_ entry: Billing_Journal_V1_Entry, wake: Bool = true) throws(LedgerError) {
+    func enqueue(_ record: JournalRecord, wake: Bool = true) throws(LedgerError) {
         let (failure, mustWake): (String?, Bool) = state.withLock { s in
             if let failed = s.failed { return (failed, false) }
-            s.queue.append(entry)
+            s.queue.append(record)
             guard wake else { return (nil, false) }
             defer { s.sleeping = false }
             return (nil, s.sleeping)
@@ -300,7 +300,7 @@ final class GroupCommitter: Sendable {
                 continue
             }
             if loaded { gather() }
-            let (batch, stopping) = state.withLock { s -> ([Billing_Journal_V1_Entry], Bool) in
+            let (batch, stopping) = state.withLock { s -> ([JournalRecord], Bool) in
                 let count = min(s.queue.count, maxBatch)
                 let batch = Array(s.queue.prefix(count))
                 s.queue.removeFirst(count)
@@ -360,7 +360,7 @@ final class GroupCommitter: Sendable {
         }
     }
 
-    private func commit(_ batch: [Billing_Journal_V1_Entry]) {
+    private func commit(_ batch: [JournalRecord]) {
         let started = DispatchTime.now().uptimeNanoseconds
         do {
             try store.append(batch)

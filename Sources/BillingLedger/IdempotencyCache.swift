@@ -30,7 +30,7 @@ public final class IdempotencyCache: Sendable {
     /// freed as one array of entries plus maps and arrays of integers (no
     /// array per run, no reference per map slot to release).
     struct Generation {
-        var entries: [Billing_Journal_V1_Entry] = []
+        var entries: [JournalRecord] = []
         var debits: [Int64: Int32] = [:]
         var collided: [Key: Int32] = [:]
         /// By run hash, the position of the run's newest entry; runs sharing
@@ -43,7 +43,7 @@ public final class IdempotencyCache: Sendable {
         var sealedAt: Int64 = 0
         var indexed = false
 
-        func debit(_ key: Key, hash: Int64) -> Billing_Journal_V1_Entry? {
+        func debit(_ key: Key, hash: Int64) -> JournalRecord? {
             if let position = debits[hash], IdempotencyCache.key(of: entries[Int(position)]) == key {
                 return entries[Int(position)]
             }
@@ -51,8 +51,8 @@ public final class IdempotencyCache: Sendable {
         }
 
         /// The entries chained under `runHash`, oldest first.
-        func run(_ runHash: Int64) -> [Billing_Journal_V1_Entry] {
-            var chain: [Billing_Journal_V1_Entry] = []
+        func run(_ runHash: Int64) -> [JournalRecord] {
+            var chain: [JournalRecord] = []
             var position = runHeads[runHash] ?? -1
             while position >= 0 {
                 chain.append(entries[Int(position)])
@@ -61,7 +61,7 @@ public final class IdempotencyCache: Sendable {
             return chain.reversed()
         }
 
-        mutating func insert(_ entry: Billing_Journal_V1_Entry, key: Key, keyHash: Int64, runHash: Int64?) {
+        mutating func insert(_ entry: JournalRecord, key: Key, keyHash: Int64, runHash: Int64?) {
             // A generation holds a checkpoint interval (at most 10⁹ entries,
             // `LedgerConfiguration.maxCheckpointEvery`) plus, after a restart,
             // the entries replayed: far below 2³¹ in any memory this runs in.
@@ -106,12 +106,12 @@ public final class IdempotencyCache: Sendable {
     /// tells a caller whether a later lookup's generation moved on.
     public var generation: UInt64 { publishedGeneration.load(ordering: .acquiring) }
 
-    public func lookup(account: String, key: String) -> (entry: Billing_Journal_V1_Entry?, generation: UInt64) {
+    public func lookup(account: String, key: String) -> (record: JournalRecord?, generation: UInt64) {
         lookup(account: account, key: key, hash: JournalKeyHash.debit(account: account, key: key))
     }
 
     /// `hash` is `JournalKeyHash.debit(account:key:)` (`DebitCommand.keyHash`).
-    public func lookup(account: String, key: String, hash: Int64) -> (entry: Billing_Journal_V1_Entry?, generation: UInt64) {
+    public func lookup(account: String, key: String, hash: Int64) -> (record: JournalRecord?, generation: UInt64) {
         let k = Key(account: account, key: key)
         return state.withLock { s in
             if let entry = s.current.debit(k, hash: hash) { return (entry, s.generation) }
@@ -123,7 +123,7 @@ public final class IdempotencyCache: Sendable {
     }
 
     /// Accepted debits of a run held here, in seq order.
-    public func runEntries(account: String, run: String) -> [Billing_Journal_V1_Entry] {
+    public func runEntries(account: String, run: String) -> [JournalRecord] {
         let hash = JournalKeyHash.run(account: account, run: run)
         let candidates = state.withLock { s in
             s.sealed.flatMap { $0.run(hash) } + s.current.run(hash)
@@ -139,8 +139,7 @@ public final class IdempotencyCache: Sendable {
     /// are ignored (nil). `keyHash`, when given, is used instead of the
     /// key's own (tests force collisions with it).
     @discardableResult
-    public func insert(_ entry: Billing_Journal_V1_Entry, keyHash knownKeyHash: Int64? = nil) -> Int64? {
-        // The event taken out once (each `entry.event` copies the whole debit).
+    public func insert(_ entry: JournalRecord, keyHash knownKeyHash: Int64? = nil) -> Int64? {
         let (account, key, runHash): (String, String, Int64?)
         switch entry.event {
         case .debitAccepted(let debit):
@@ -155,17 +154,31 @@ public final class IdempotencyCache: Sendable {
         return keyHash
     }
 
+    /// `insert` of an entry read back from the store (replay, tests).
+    @discardableResult
+    public func insert(_ entry: Billing_Journal_V1_Entry, keyHash: Int64? = nil) -> Int64? {
+        insert(JournalRecord(entry), keyHash: keyHash)
+    }
+
     /// Records a debit entry whose account, key and hashes the caller has
     /// (the ledger, from the `DebitCommand`): the entry's event is not read.
     /// `runHash` is nil for a refusal (only accepted debits count in a run).
-    public func insert(_ entry: Billing_Journal_V1_Entry, account: String, key: String, keyHash: Int64, runHash: Int64?) {
+    public func insert(_ entry: JournalRecord, account: String, key: String, keyHash: Int64, runHash: Int64?) {
         let key = Key(account: account, key: key)
         state.withLock { s in s.current.insert(entry, key: key, keyHash: keyHash, runHash: runHash) }
     }
 
     /// (account, idempotency key) of a debit entry; nil for other entries.
+    static func key(of entry: JournalRecord) -> Key? {
+        key(of: entry.event)
+    }
+
     static func key(of entry: Billing_Journal_V1_Entry) -> Key? {
-        switch entry.event {
+        key(of: entry.event)
+    }
+
+    private static func key(of event: Billing_Journal_V1_Entry.OneOf_Event?) -> Key? {
+        switch event {
         case .debitAccepted(let debit): Key(account: debit.accountID, key: debit.idempotencyKey)
         case .debitRefused(let refused): Key(account: refused.accountID, key: refused.idempotencyKey)
         default: nil

@@ -5,9 +5,9 @@ import Foundation
 /// The outcome of a debit: the journal entry that records it, or a refusal
 /// for a key reused with a different request (which records nothing new).
 public enum DebitOutcome: Sendable {
-    case accepted(Billing_Journal_V1_Entry)
-    case refused(Billing_Journal_V1_Entry)
-    case keyReused(original: Billing_Journal_V1_Entry)
+    case accepted(JournalRecord)
+    case refused(JournalRecord)
+    case keyReused(original: JournalRecord)
     /// The account does not exist and the key was used before for another
     /// request: refused as unknown (the precedence), recording nothing new.
     case unknownAccount
@@ -19,12 +19,17 @@ public enum DebitOutcome: Sendable {
 /// What the caller found in the store for a debit's key before entering the
 /// ledger, and the cache generation at the time it looked.
 public struct PriorLookup: Sendable {
-    public var entry: Billing_Journal_V1_Entry?
+    public var entry: JournalRecord?
     public var generation: UInt64
 
-    public init(entry: Billing_Journal_V1_Entry?, generation: UInt64) {
+    public init(entry: JournalRecord?, generation: UInt64) {
         self.entry = entry
         self.generation = generation
+    }
+
+    /// What the store answered (nil: no entry for the key).
+    public init(stored: Billing_Journal_V1_Entry?, generation: UInt64) {
+        self.init(entry: stored.map(JournalRecord.init), generation: generation)
     }
 }
 
@@ -139,15 +144,14 @@ extension Ledger {
         } else {
             event = state.decide(command, nowMicros: now, plans: state.plans)  // the unknown-account refusal
         }
-        let accepted = if case .debitAccepted = event { true } else { false }
-        let entry = try append(consume event, atMicros: now, debit: command)
-        return (accepted ? .accepted(entry) : .refused(entry), entry.seq)
+        let record = try append(consume event, atMicros: now, debit: command)
+        return (record.isAccepted ? .accepted(record) : .refused(record), record.seq)
     }
 
     /// The recorded outcome of (account, key): the hot cache, else what the
     /// caller found in the store, else (if the cache rotated since the
     /// caller looked) the store again.
-    func existingEntry(_ command: DebitCommand, prior: PriorLookup) throws -> Billing_Journal_V1_Entry? {
+    func existingEntry(_ command: DebitCommand, prior: PriorLookup) throws -> JournalRecord? {
         // A key the filter never saw was never journaled (every append adds
         // its key here, in this actor): no cache probes for a new key.
         guard keyFilter.mightContain(command.keyHash) else { return nil }
@@ -155,6 +159,7 @@ extension Ledger {
         if let cached { return cached }
         if generation == prior.generation { return prior.entry }
         return try storedDebit(account: command.accountID, key: command.idempotencyKey, hash: command.keyHash)
+            .map(JournalRecord.init)
     }
 
     /// The durable outcome of (account, key), wherever it is (GetDebit).
@@ -176,7 +181,7 @@ extension Ledger {
     public nonisolated func runEntries(account: String, run: String) throws -> [Billing_Journal_V1_Entry] {
         // The cache first: a generation it drops meanwhile is in the store by then.
         let durable = committer.durableSeq
-        let cached = cache.runEntries(account: account, run: run).filter { $0.seq <= durable }
+        let cached = cache.runEntries(account: account, run: run).filter { $0.seq <= durable }.map(\.entry)
         let stored = try store.runEntries(accountID: account, runID: run)
         guard !cached.isEmpty else { return stored }
         let storedSeqs = Set(stored.map(\.seq))
@@ -190,9 +195,9 @@ extension Ledger {
 
     /// A debit outcome from the hot cache, once durable; nil when not cached.
     public func cachedDebit(account: String, key: String) async throws -> Billing_Journal_V1_Entry? {
-        guard let entry = cache.lookup(account: account, key: key).entry else { return nil }
-        try await committer.waiter(for: entry.seq).wait()
-        return entry
+        guard let record = cache.lookup(account: account, key: key).record else { return nil }
+        try await committer.waiter(for: record.seq).wait()
+        return record.entry
     }
 
     /// Whether the account exists (without copying its book out).

@@ -191,38 +191,33 @@ public actor Ledger {
     /// `debit`: the command the event decides, when it is a debit (its
     /// account, key and hashes go to the cache as they are).
     func append(_ event: consuming Billing_Journal_V1_Entry.OneOf_Event, atMicros: Int64,
-                debit command: DebitCommand? = nil) throws(LedgerError) -> Billing_Journal_V1_Entry {
+                debit command: DebitCommand? = nil) throws(LedgerError) -> JournalRecord {
         guard !recovering else { throw .unavailable("the ledger is reloading after a journal failure") }
         let queued = committer.queuedCount
         guard queued < configuration.maxQueued else { throw .overloaded(pending: queued) }
         let seq = state.lastSeq + 1
-        let accepted: Bool
-        let changesKeys: Bool
-        switch event {
-        case .debitAccepted: (accepted, changesKeys) = (true, false)
-        case .apiKeyCreated, .apiKeyRevoked: (accepted, changesKeys) = (false, true)
-        default: (accepted, changesKeys) = (false, false)
+        let changesKeys = switch event {
+        case .apiKeyCreated, .apiKeyRevoked: true
+        default: false
         }
+        // The event is moved into the record, not copied (a debit's event
+        // holds a dozen references: texts, line items, each copy of it a
+        // retain and a release apiece), and applied from it. The journal,
+        // the cache and the caller share the record.
+        let record = JournalRecord(seq: seq, atUnixMicros: atMicros, event: consume event)
         do {
-            try state.apply(event, seq: seq, atMicros: atMicros, runHash: command?.runHash)
+            try state.apply(record, runHash: command?.runHash)
         } catch {
             throw .invalid("cannot apply: \(error)")
         }
-        // The event is moved into the entry, not copied: a debit's event
-        // holds a dozen references (texts, line items), each copy of it a
-        // retain and a release apiece.
-        var entry = Billing_Journal_V1_Entry()
-        entry.seq = seq
-        entry.atUnixMicros = atMicros
-        entry.event = consume event
-        try committer.enqueue(entry, wake: !holdingJournalWakes)
+        try committer.enqueue(record, wake: !holdingJournalWakes)
         // Before a checkpoint may seal the generation: the checkpoint at this
         // seq must carry this debit's index rows.
         if let command {
-            cache.insert(entry, account: command.accountID, key: command.idempotencyKey, keyHash: command.keyHash,
-                         runHash: accepted ? command.runHash : nil)
+            cache.insert(record, account: command.accountID, key: command.idempotencyKey, keyHash: command.keyHash,
+                         runHash: record.isAccepted ? command.runHash : nil)
             keyFilter.insert(command.keyHash)
-        } else if let hash = cache.insert(entry) {
+        } else if let hash = cache.insert(record) {
             keyFilter.insert(hash)
         }
         if changesKeys { keyRing.replace(from: state) }
@@ -230,15 +225,15 @@ public actor Ledger {
         if entriesSinceCheckpoint >= configuration.checkpointEvery {
             queueCheckpoint(atMicros: atMicros)
         }
-        return entry
+        return record
     }
 
     /// Appends `event` and waits until it is durable.
     @discardableResult
     func commit(_ event: Billing_Journal_V1_Entry.OneOf_Event, atMicros: Int64? = nil) async throws -> Billing_Journal_V1_Entry {
-        let entry = try append(event, atMicros: atMicros ?? clock.nowMicros())
-        try await committer.waiter(for: entry.seq).wait()
-        return entry
+        let record = try append(event, atMicros: atMicros ?? clock.nowMicros())
+        try await committer.waiter(for: record.seq).wait()
+        return record.entry
     }
 
     /// Reloads the books from the store after a failed commit: what was not

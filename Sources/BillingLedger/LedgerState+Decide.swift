@@ -11,7 +11,7 @@ extension LedgerState {
         guard let index = accounts.index(forKey: command.accountID) else {
             return .debitRefused(Self.refusal(command, .unknownAccount, detail: "account \(command.accountID) does not exist"))
         }
-        return Self.decide(command, book: accounts.values[index], nowMicros: nowMicros, plans: plans)
+        return Self.decide(command, book: accounts.values[index], nowMicros: nowMicros, plans: plans).event
     }
 
     /// `decide` and, for an acceptance, `fits`, as the live ledger calls
@@ -25,9 +25,8 @@ extension LedgerState {
         guard let index = accounts.index(forKey: command.accountID) else { return nil }
         let plans = plans
         return Self.lend(&accounts.values[index]) { book in
-            let event = Self.decide(command, book: book, nowMicros: nowMicros, plans: plans)
-            guard case .debitAccepted(let accepted) = event else { return (event, true, book.balance) }
-            return (event, Self.fits(accepted, book: book), book.balance)
+            let (event, fits) = Self.decide(command, book: book, nowMicros: nowMicros, plans: plans)
+            return (event, fits, book.balance)
         }
     }
 
@@ -35,15 +34,17 @@ extension LedgerState {
         body(book)
     }
 
+    /// The event, and for an acceptance whether it `fits` (checked before
+    /// the debit goes into the event: taken back out, it would be copied).
     static func decide(_ command: DebitCommand, book: borrowing AccountBook, nowMicros: Int64,
-                       plans: PlanCatalog) -> Billing_Journal_V1_Entry.OneOf_Event {
+                       plans: PlanCatalog) -> (event: Billing_Journal_V1_Entry.OneOf_Event, fits: Bool) {
         if let pause = book.lifecycle.pauseReason {
-            return .debitRefused(Self.refusal(command, .accountPaused, detail: "new runs are paused: \(pause.remedy)"))
+            return Self.refuse(Self.refusal(command, .accountPaused, detail: "new runs are paused: \(pause.remedy)"))
         }
         let terms = book.terms(in: plans)
         if let limit = terms.workspaceLimit, !command.workspaceID.isEmpty,
            !book.workspaces.contains(command.workspaceID), book.workspaces.count >= limit {
-            return .debitRefused(Self.refusal(command, .workspaceLimit,
+            return Self.refuse(Self.refusal(command, .workspaceLimit,
                 detail: "the \(terms.displayName) plan allows \(limit) workspace(s); upgrade to add workspace \(command.workspaceID)"))
         }
         let period = book.period(containing: nowMicros / 1_000_000)
@@ -52,7 +53,7 @@ extension LedgerState {
         let runsUsed = samePeriod ? book.runsInPeriod.count : 0
         let newRun = !command.runID.isEmpty && !(samePeriod && book.runsInPeriod.contains(command.runHash))
         if newRun, let quota = terms.runQuota, Int64(runsUsed) >= quota {
-            return .debitRefused(Self.refusal(command, .runQuotaExceeded,
+            return Self.refuse(Self.refusal(command, .runQuotaExceeded,
                 detail: "\(runsUsed) of \(quota) runs used this period; the quota resets on the next billing date"))
         }
         let total = command.priced.total.micros
@@ -60,7 +61,7 @@ extension LedgerState {
         var overage: Int64 = 0
         if book.balance < total {
             guard terms.accruesOverage else {
-                return .debitRefused(Self.refusal(command, .insufficientCredits,
+                return Self.refuse(Self.refusal(command, .insufficientCredits,
                     detail: "debit of \(Money(micros: total)) exceeds the credit balance of \(Money(micros: book.balance))"))
             }
             fromCredits = max(book.balance, 0)
@@ -80,7 +81,13 @@ extension LedgerState {
         accepted.catalogVersion = command.priced.catalogVersion
         accepted.newRun = newRun
         accepted.balanceAfterMicros = book.balance - fromCredits
-        return .debitAccepted(accepted)
+        let fits = Self.fits(accepted, book: book)
+        return (.debitAccepted(accepted), fits)
+    }
+
+    /// A refusal as `decide` answers it (nothing to fit).
+    private static func refuse(_ refused: Billing_Journal_V1_DebitRefused) -> (event: Billing_Journal_V1_Entry.OneOf_Event, fits: Bool) {
+        (.debitRefused(refused), true)
     }
 
     static func refusal(_ command: DebitCommand, _ rejection: Rejection, detail: String) -> Billing_Journal_V1_DebitRefused {

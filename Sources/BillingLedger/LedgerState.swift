@@ -45,8 +45,23 @@ public struct LedgerState: Sendable, Equatable {
         try apply(entry.event, seq: entry.seq, atMicros: entry.atUnixMicros, runHash: runHash)
     }
 
-    /// The same, from the entry's parts: the ledger has the event at hand
-    /// (`entry.event` would copy it, a retain and release per text in it).
+    /// The same, from the ledger's record: an accepted debit is applied
+    /// from the record in place (a copy of it would cost a retain and a
+    /// release per text in it).
+    mutating func apply(_ record: JournalRecord, runHash: Int64? = nil) throws(ApplyError) {
+        guard record.isAccepted else {
+            try apply(record.event, seq: record.seq, atMicros: record.atUnixMicros, runHash: runHash)
+            return
+        }
+        guard record.seq == lastSeq + 1 else { throw .outOfOrder(expected: lastSeq + 1, got: record.seq) }
+        guard let index = accounts.index(forKey: record.accepted.accountID) else {
+            throw .unknownAccount(seq: record.seq, record.accepted.accountID)
+        }
+        try Self.applyDebit(record.accepted, at: record.atUnixMicros, seq: record.seq, runHash: runHash, to: &accounts.values[index])
+        lastSeq = record.seq
+    }
+
+    /// The same, from the entry's parts.
     mutating func apply(_ event: Billing_Journal_V1_Entry.OneOf_Event?, seq: Int64, atMicros: Int64,
                         runHash: Int64? = nil) throws(ApplyError) {
         guard seq == lastSeq + 1 else { throw .outOfOrder(expected: lastSeq + 1, got: seq) }

@@ -7,11 +7,11 @@ import SwiftProtobuf
 /// that injects failures. Implementations must be safe to call from several
 /// threads (one writer at a time: the group committer; any number of readers).
 public protocol LedgerStore: Sendable {
-    /// Appends `entries` (consecutive seqs, continuing the journal) in one
+    /// Appends `records` (consecutive seqs, continuing the journal) in one
     /// transaction. Returns only once they are durable; throws if nothing
     /// was written. (If it throws after a commit, the entries are durable but
     /// the caller cannot know: exactly the ambiguity a crash creates.)
-    func append(_ entries: [Billing_Journal_V1_Entry]) throws
+    func append(_ records: [JournalRecord]) throws
 
     /// Stores a checkpoint of the state as of `checkpoint.seq` — a
     /// serialized `Billing_Journal_V1_Checkpoint`, as the ledger writes it
@@ -73,6 +73,11 @@ public protocol LedgerStore: Sendable {
 }
 
 extension LedgerStore {
+    /// `append` of protobuf entries (tools and tests).
+    public func append(_ entries: [Billing_Journal_V1_Entry]) throws {
+        try append(entries.map(JournalRecord.init))
+    }
+
     /// `writeCheckpoint(encoded:index:)` of a message (tools and tests).
     public func writeCheckpoint(_ checkpoint: Billing_Journal_V1_Checkpoint, index: JournalIndexRows) throws {
         try writeCheckpoint(encoded: EncodedCheckpoint(seq: checkpoint.seq, writtenUnixMicros: checkpoint.writtenUnixMicros,

@@ -1,4 +1,5 @@
 internal import BillingProto
+internal import BillingLedger
 
 /// The indexed columns of a journal row, copied from its entry's event.
 struct JournalRow {
@@ -36,7 +37,11 @@ struct JournalRow {
     let runID: String?
 
     init(_ entry: Billing_Journal_V1_Entry) throws {
-        switch entry.event {
+        try self.init(JournalRecord(entry))
+    }
+
+    init(_ record: JournalRecord) throws {
+        switch record.event {
         case .accountCreated(let created):
             (kind, accountID, idempotencyKey, runID) = (.accountCreated, created.accountID, nil, nil)
         case .creditsGranted(let granted):
@@ -63,7 +68,7 @@ struct JournalRow {
         case .plansConfigured:
             (kind, accountID, idempotencyKey, runID) = (.plansConfigured, "", nil, nil)
         case nil:
-            throw SQLiteStoreError.entryWithoutEvent(seq: entry.seq)
+            throw SQLiteStoreError.entryWithoutEvent(seq: record.seq)
         }
     }
 }

@@ -71,7 +71,7 @@ final class LedgerWriter: @unchecked Sendable {
 
     /// Inserts `entries` in one transaction after checking, inside it, that they
     /// continue the journal without a gap. All or nothing.
-    func append(_ entries: [Billing_Journal_V1_Entry]) throws {
+    func append(_ entries: [JournalRecord]) throws {
         guard let first = entries.first else { return }
         for (offset, entry) in entries.enumerated() where entry.seq != first.seq + Int64(offset) {
             throw SQLiteStoreError.seqNotConsecutive(expected: first.seq + Int64(offset), found: entry.seq)

@@ -56,7 +56,7 @@ public final class SQLiteLedgerStore: LedgerStore {
         readers.close()
     }
 
-    public func append(_ entries: [Billing_Journal_V1_Entry]) throws {
+    public func append(_ entries: [JournalRecord]) throws {
         // Under full load the journal commits back to back, and the writer
         // lock is not fair: a checkpoint waiting for it could wait through
         // thousands of commits (at 10 M debits checkpoints fell 700,000

@@ -111,7 +111,7 @@ public final class MeteringService: Sendable {
             return prior
         case .needsStore(let generation):
             let stored = try ledger.storedDebit(account: command.accountID, key: command.idempotencyKey, hash: command.keyHash)
-            return PriorLookup(entry: stored, generation: generation)
+            return PriorLookup(stored: stored, generation: generation)
         }
     }
 
@@ -165,11 +165,11 @@ public final class MeteringService: Sendable {
 
     static func response(_ outcome: DebitOutcome, _ command: DebitCommand) throws(GRPCStatus) -> Billing_V1_DebitResponse {
         switch outcome {
-        case .accepted(let entry):
-            guard case .debitAccepted(let accepted) = entry.event else { preconditionFailure("accepted without a debit") }
-            return Billing_V1_DebitResponse(entry, accepted)
-        case .refused(let entry):
-            guard case .debitRefused(let refused) = entry.event else { preconditionFailure("refused without a refusal") }
+        case .accepted(let record):
+            guard record.isAccepted else { preconditionFailure("accepted without a debit") }
+            return Billing_V1_DebitResponse(record)
+        case .refused(let record):
+            guard case .debitRefused(let refused) = record.event else { preconditionFailure("refused without a refusal") }
             throw Refusals.status(refused)
         case .keyReused:
             throw Refusals.keyReused(account: command.accountID, key: command.idempotencyKey)

@@ -80,14 +80,19 @@ enum Refusals {
 
 extension Billing_V1_DebitResponse {
     init(_ entry: Billing_Journal_V1_Entry, _ accepted: Billing_Journal_V1_DebitAccepted) {
+        self.init(JournalRecord(seq: entry.seq, atUnixMicros: entry.atUnixMicros, event: .debitAccepted(accepted)))
+    }
+
+    /// The answer for an accepted debit's record (its fields read in place).
+    init(_ record: JournalRecord) {
         self.init()
-        entryID = entry.seq
-        lineItemAmountsMicros = accepted.lines.map(\.amountMicros)
-        totalMicros = accepted.totalMicros
-        balanceAfterMicros = accepted.balanceAfterMicros
-        catalogVersion = accepted.catalogVersion
-        coveredByCreditsMicros = accepted.fromCreditsMicros
-        overageMicros = accepted.overageMicros
-        debitedUnixSeconds = entry.atUnixMicros / 1_000_000
+        entryID = record.seq
+        lineItemAmountsMicros = record.accepted.lines.map(\.amountMicros)
+        totalMicros = record.accepted.totalMicros
+        balanceAfterMicros = record.accepted.balanceAfterMicros
+        catalogVersion = record.accepted.catalogVersion
+        coveredByCreditsMicros = record.accepted.fromCreditsMicros
+        overageMicros = record.accepted.overageMicros
+        debitedUnixSeconds = record.atUnixMicros / 1_000_000
     }
 }

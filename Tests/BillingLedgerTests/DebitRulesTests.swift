@@ -76,10 +76,10 @@ import Testing
         #expect(try await h.debit(command).entry == first.entry, "retry answered from the hot cache")
         // Two checkpoints index k-1 and then drop its generation from memory.
         try await h.ledger.checkpoint()
-        #expect(h.ledger.cache.lookup(account: "acct", key: "k-1").entry == first.entry, "the newest indexed generation stays")
+        #expect(h.ledger.cache.lookup(account: "acct", key: "k-1").record?.entry == first.entry, "the newest indexed generation stays")
         for key in ["k-2", "k-3"] { _ = try await h.debit(Fixtures.command(account: "acct", key: key, micros: 5)) }
         try await h.ledger.checkpoint()
-        #expect(h.ledger.cache.lookup(account: "acct", key: "k-1").entry == nil)
+        #expect(h.ledger.cache.lookup(account: "acct", key: "k-1").record == nil)
         #expect(try h.store.debitEntry(accountID: "acct", idempotencyKey: "k-1") == first.entry)
         #expect(try await h.debit(command).entry == first.entry, "retry answered from the store")
 
@@ -116,14 +116,14 @@ import Testing
                 Issue.record("a different request with an accepted key: \(reused)")
                 return
             }
-            #expect(cited == original.entry)
+            #expect(cited.entry == original.entry)
             // A refusal stays a refusal: a cheaper request under the refused key is not charged.
             let cheaper = try await harness.debit(Fixtures.command(account: "acct", key: "k-2", micros: 5))
             guard case .keyReused(let refusedOriginal) = cheaper else {
                 Issue.record("a different request with a refused key: \(cheaper)")
                 return
             }
-            #expect(refusedOriginal == refusal.entry)
+            #expect(refusedOriginal.entry == refusal.entry)
             #expect(try await harness.debit(refused).entry == refusal.entry)
             #expect(await harness.ledger.lastSeq == seq, "key reuse recorded nothing")
             #expect(await harness.balance("acct") == 900)

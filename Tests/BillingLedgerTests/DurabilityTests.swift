@@ -145,7 +145,7 @@ extension DurabilityTests {
         var recorded = false
         for _ in 0..<100 where !recorded {
             #expect(await executor.step())
-            recorded = ledger.cache.lookup(account: "acct", key: "lost").entry != nil
+            recorded = ledger.cache.lookup(account: "acct", key: "lost").record != nil
         }
         try #require(recorded)
 

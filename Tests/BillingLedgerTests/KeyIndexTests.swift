@@ -67,7 +67,7 @@ import Synchronization
         let cache = IdempotencyCache()
         let first = Self.debit(1, key: "k1", run: "r1")
         cache.insert(first)
-        #expect(cache.lookup(account: "acct", key: "k1").entry == first)
+        #expect(cache.lookup(account: "acct", key: "k1").record?.entry == first)
         let rows = cache.seal(atSeq: 1)
         #expect(rows.keys == [.init(hash: JournalKeyHash.debit(account: "acct", key: "k1"), seq: 1)])
         #expect(rows.runs == [.init(hash: JournalKeyHash.run(account: "acct", run: "r1"), seq: 1)])
@@ -76,14 +76,14 @@ import Synchronization
         _ = cache.seal(atSeq: 2)
         let generation = cache.lookup(account: "acct", key: "k1").generation
         // Sealed but not yet stored: both stay, whatever happens to later ones.
-        #expect(cache.runEntries(account: "acct", run: "r1") == [first, second])
+        #expect(cache.runEntries(account: "acct", run: "r1").map(\.entry) == [first, second])
         cache.indexed(through: 1)
-        #expect(cache.lookup(account: "acct", key: "k1").entry == first, "the newest indexed generation stays as a hot set")
+        #expect(cache.lookup(account: "acct", key: "k1").record?.entry == first, "the newest indexed generation stays as a hot set")
         cache.indexed(through: 2)
         let after = cache.lookup(account: "acct", key: "k1")
-        #expect(after.entry == nil && after.generation != generation, "dropped, and the drop is visible")
-        #expect(cache.lookup(account: "acct", key: "k2").entry == second)
-        #expect(cache.runEntries(account: "acct", run: "r1") == [second])
+        #expect(after.record == nil && after.generation != generation, "dropped, and the drop is visible")
+        #expect(cache.lookup(account: "acct", key: "k2").record?.entry == second)
+        #expect(cache.runEntries(account: "acct", run: "r1").map(\.entry) == [second])
         #expect(cache.count == 1)
     }
 
@@ -123,11 +123,11 @@ import Synchronization
         }
         #expect(cache.count == 600)
         for (run, entries) in byRun {
-            #expect(cache.runEntries(account: "acct", run: run) == entries, "run \(run)")
+            #expect(cache.runEntries(account: "acct", run: run).map(\.entry) == entries, "run \(run)")
         }
         for (key, entry) in byKey {
             let hash = key == "k-300" ? JournalKeyHash.debit(account: "acct", key: "k-1") : JournalKeyHash.debit(account: "acct", key: key)
-            #expect(cache.lookup(account: "acct", key: key, hash: hash).entry == entry, "key \(key)")
+            #expect(cache.lookup(account: "acct", key: key, hash: hash).record?.entry == entry, "key \(key)")
         }
         #expect(cache.runEntries(account: "acct", run: "r-17").isEmpty)
     }
@@ -137,8 +137,8 @@ import Synchronization
         let entry = Self.debit(1, key: "k1", run: "r1")
         let hash = cache.insert(entry)!
         // Another key arriving with k1's hash (a collision) is not k1.
-        #expect(cache.lookup(account: "acct", key: "other", hash: hash).entry == nil)
-        #expect(cache.lookup(account: "acct", key: "k1", hash: hash).entry == entry)
+        #expect(cache.lookup(account: "acct", key: "other", hash: hash).record == nil)
+        #expect(cache.lookup(account: "acct", key: "k1", hash: hash).record?.entry == entry)
         #expect(cache.runEntries(account: "acct", run: "r2").isEmpty)
     }
 
@@ -152,7 +152,7 @@ import Synchronization
         }
         #expect(h.disk.keyLookups == 0, "every new key was ruled out in memory")
         try await h.ledger.checkpoint()
-        #expect(h.ledger.cache.lookup(account: "acct", key: "k-0").entry == nil, "k-0 left memory")
+        #expect(h.ledger.cache.lookup(account: "acct", key: "k-0").record == nil, "k-0 left memory")
         // A retry of an old key: one read of the index finds it.
         #expect(try await h.debit(first).entry == original.entry)
         #expect(h.disk.keyLookups == 1)

@@ -331,11 +331,11 @@ struct Auditor {
             let sameRequest = Self.requestHash(journaled) == Data(attempt.command.fingerprint)
             switch retried {
             case .accepted(let entry), .refused(let entry):
-                if !sameRequest || entry != journaled {
+                if !sameRequest || entry.entry != journaled {
                     problem("key \(key.key): retry answered seq \(entry.seq), the journal has seq \(journaled.seq) (same request: \(sameRequest))")
                 }
             case .keyReused(let original):
-                if sameRequest || original != journaled {
+                if sameRequest || original.entry != journaled {
                     problem("key \(key.key): retry answered IDEMPOTENCY_KEY_REUSED (original seq \(original.seq)), the journal has seq \(journaled.seq) (same request: \(sameRequest))")
                 }
             case .unknownAccount:

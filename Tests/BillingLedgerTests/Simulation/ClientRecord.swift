@@ -16,9 +16,9 @@ enum SeenOutcome: Sendable {
 
     init(_ outcome: DebitOutcome) {
         switch outcome {
-        case .accepted(let entry): self = .accepted(entry)
-        case .refused(let entry): self = .refused(entry)
-        case .keyReused(let original): self = .keyReused(original: original)
+        case .accepted(let record): self = .accepted(record.entry)
+        case .refused(let record): self = .refused(record.entry)
+        case .keyReused(let original): self = .keyReused(original: original.entry)
         case .unknownAccount: self = .unknownAccount
         case .failed(let error): self = .failed("\(error)")
         }

@@ -75,7 +75,7 @@ extension Ledger {
         let (cached, generation) = cache.lookup(account: command.accountID, key: command.idempotencyKey)
         if cached != nil { return PriorLookup(entry: nil, generation: generation) }
         let stored = try storedDebit(account: command.accountID, key: command.idempotencyKey)
-        return PriorLookup(entry: stored, generation: generation)
+        return PriorLookup(stored: stored, generation: generation)
     }
 
     nonisolated func frontEndDebit(_ command: DebitCommand) async throws -> DebitOutcome {
@@ -93,7 +93,7 @@ extension DebitOutcome {
     /// The entry answered with: the outcome's own, or the original a reused key cites.
     var entry: Entry? {
         switch self {
-        case .accepted(let entry), .refused(let entry), .keyReused(original: let entry): entry
+        case .accepted(let record), .refused(let record), .keyReused(original: let record): record.entry
         case .unknownAccount, .failed: nil
         }
     }

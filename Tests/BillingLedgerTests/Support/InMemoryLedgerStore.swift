@@ -23,7 +23,7 @@ final class InMemoryLedgerStore: LedgerStore {
     /// The process dies and a new one opens the same disk.
     func restart() -> InMemoryLedgerStore { InMemoryLedgerStore(disk: disk) }
 
-    func append(_ entries: [Entry]) throws { try disk.append(entries, session: session) }
+    func append(_ records: [JournalRecord]) throws { try disk.append(records.map(\.entry), session: session) }
 
     func writeCheckpoint(encoded checkpoint: EncodedCheckpoint, index: JournalIndexRows) throws {
         try disk.writeCheckpoint(Billing_Journal_V1_Checkpoint(serializedBytes: checkpoint.bytes), index: index, session: session)
