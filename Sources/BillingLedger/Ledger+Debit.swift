@@ -135,16 +135,10 @@ extension Ledger {
             return (.refused(existing), existing.seq)
         }
         let now = clock.nowMicros()
-        let event: Billing_Journal_V1_Entry.OneOf_Event
-        if let decided = state.decideInPlace(command, nowMicros: now) {
-            guard decided.fits else {
-                throw LedgerError.invalid("the account's totals would exceed the largest amount or quantity the ledger keeps")
-            }
-            event = decided.event
-        } else {
-            event = state.decide(command, nowMicros: now, plans: state.plans)  // the unknown-account refusal
-        }
-        let record = try append(consume event, atMicros: now, debit: command)
+        let seq = state.lastSeq + 1
+        let decided = state.decideInPlace(command, seq: seq, nowMicros: now)?.record
+            ?? JournalRecord(seq: seq, atUnixMicros: now, event: state.decide(command, nowMicros: now, plans: state.plans))  // unknown account
+        let record = try append(decided, debit: command)
         return (record.isAccepted ? .accepted(record) : .refused(record), record.seq)
     }
 
@@ -188,9 +182,10 @@ extension Ledger {
         return (stored + cached.filter { !storedSeqs.contains($0.seq) }).sorted { $0.seq < $1.seq }
     }
 
-    /// What a debit would do now, changing nothing (Quote).
-    public func quote(_ command: DebitCommand) -> (event: Billing_Journal_V1_Entry.OneOf_Event, balance: Int64)? {
-        state.decideInPlace(command, nowMicros: clock.nowMicros()).map { ($0.event, $0.balance) }
+    /// What a debit would do now, changing nothing (Quote): the record it
+    /// would be appended as, and the balance before it.
+    public func quote(_ command: DebitCommand) -> (record: JournalRecord, balance: Int64)? {
+        state.decideInPlace(command, seq: state.lastSeq + 1, nowMicros: clock.nowMicros())
     }
 
     /// A debit outcome from the hot cache, once durable; nil when not cached.

@@ -188,25 +188,35 @@ public actor Ledger {
 
     /// Applies `event` as the next entry, queues it for the journal and
     /// returns it; the caller awaits `committer.waitUntilDurable(seq)`.
-    /// `debit`: the command the event decides, when it is a debit (its
-    /// account, key and hashes go to the cache as they are).
-    func append(_ event: consuming Billing_Journal_V1_Entry.OneOf_Event, atMicros: Int64,
-                debit command: DebitCommand? = nil) throws(LedgerError) -> JournalRecord {
-        guard !recovering else { throw .unavailable("the ledger is reloading after a journal failure") }
-        let queued = committer.queuedCount
-        guard queued < configuration.maxQueued else { throw .overloaded(pending: queued) }
-        let seq = state.lastSeq + 1
-        let changesKeys = switch event {
-        case .apiKeyCreated, .apiKeyRevoked: true
-        default: false
-        }
+    func append(_ event: consuming Billing_Journal_V1_Entry.OneOf_Event, atMicros: Int64) throws(LedgerError) -> JournalRecord {
         // The event is moved into the record, not copied (a debit's event
         // holds a dozen references: texts, line items, each copy of it a
         // retain and a release apiece), and applied from it. The journal,
         // the cache and the caller share the record.
-        let record = JournalRecord(seq: seq, atUnixMicros: atMicros, event: consume event)
+        try append(JournalRecord(seq: state.lastSeq + 1, atUnixMicros: atMicros, event: consume event))
+    }
+
+    /// The same for a record made for the next seq. `debit`: the command the
+    /// record decides, when it is a debit (its account, key and hashes go to
+    /// the cache as they are).
+    func append(_ record: JournalRecord, debit command: DebitCommand? = nil) throws(LedgerError) -> JournalRecord {
+        guard !recovering else { throw .unavailable("the ledger is reloading after a journal failure") }
+        let queued = committer.queuedCount
+        guard queued < configuration.maxQueued else { throw .overloaded(pending: queued) }
+        precondition(record.seq == state.lastSeq + 1, "a record appended out of order")
+        let atMicros = record.atUnixMicros
+        var changesKeys = false
+        if !record.isDebit {  // (`event` builds a debit's: not read for one)
+            switch record.event {
+            case .apiKeyCreated?, .apiKeyRevoked?: changesKeys = true
+            default: break
+            }
+        }
         do {
             try state.apply(record, runHash: command?.runHash)
+        } catch .overflow {
+            // Refused before anything changed (apply checks every sum first).
+            throw .invalid("the account's totals would exceed the largest amount or quantity the ledger keeps")
         } catch {
             throw .invalid("cannot apply: \(error)")
         }

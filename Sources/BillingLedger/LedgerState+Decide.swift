@@ -11,22 +11,25 @@ extension LedgerState {
         guard let index = accounts.index(forKey: command.accountID) else {
             return .debitRefused(Self.refusal(command, .unknownAccount, detail: "account \(command.accountID) does not exist"))
         }
-        return Self.decide(command, book: accounts.values[index], nowMicros: nowMicros, plans: plans).event
+        return Self.decide(command, book: accounts.values[index], nowMicros: nowMicros, plans: plans)
     }
 
-    /// `decide` and, for an acceptance, `fits`, as the live ledger calls
-    /// them: the book is lent in place through the dictionary's `_modify`
-    /// (`values[index]`'s getter copies the whole book, a retain and a
-    /// release per collection in it — twice per debit, ~2 % of a call).
-    /// Changes nothing, but needs the accounts' storage unique, as the
-    /// debit's `apply` right after does anyway.
-    mutating func decideInPlace(_ command: DebitCommand, nowMicros: Int64)
-        -> (event: Billing_Journal_V1_Entry.OneOf_Event, fits: Bool, balance: Int64)? {
+    /// `decide` as the live ledger calls it: the book is lent in place
+    /// through the dictionary's `_modify` (`values[index]`'s getter copies
+    /// the whole book, a retain and a release per collection in it — twice
+    /// per debit, ~2 % of a call). Changes nothing, but needs the accounts'
+    /// storage unique, as the debit's `apply` right after does anyway.
+    /// (Whether an acceptance's sums fit in Int64 is left to `apply`, which
+    /// checks everything before changing anything.) The event comes as the
+    /// record it would be appended as at `seq`, made where it is decided:
+    /// passed on as a reference, not as a 265-byte value moved frame to frame.
+    mutating func decideInPlace(_ command: DebitCommand, seq: Int64, nowMicros: Int64)
+        -> (record: JournalRecord, balance: Int64)? {
         guard let index = accounts.index(forKey: command.accountID) else { return nil }
         let plans = plans
         return Self.lend(&accounts.values[index]) { book in
-            let (event, fits) = Self.decide(command, book: book, nowMicros: nowMicros, plans: plans)
-            return (event, fits, book.balance)
+            (JournalRecord(seq: seq, atUnixMicros: nowMicros, event: Self.decide(command, book: book, nowMicros: nowMicros, plans: plans)),
+             book.balance)
         }
     }
 
@@ -34,17 +37,15 @@ extension LedgerState {
         body(book)
     }
 
-    /// The event, and for an acceptance whether it `fits` (checked before
-    /// the debit goes into the event: taken back out, it would be copied).
     static func decide(_ command: DebitCommand, book: borrowing AccountBook, nowMicros: Int64,
-                       plans: PlanCatalog) -> (event: Billing_Journal_V1_Entry.OneOf_Event, fits: Bool) {
+                       plans: PlanCatalog) -> Billing_Journal_V1_Entry.OneOf_Event {
         if let pause = book.lifecycle.pauseReason {
-            return Self.refuse(Self.refusal(command, .accountPaused, detail: "new runs are paused: \(pause.remedy)"))
+            return .debitRefused(Self.refusal(command, .accountPaused, detail: "new runs are paused: \(pause.remedy)"))
         }
         let terms = book.terms(in: plans)
         if let limit = terms.workspaceLimit, !command.workspaceID.isEmpty,
            !book.workspaces.contains(command.workspaceID), book.workspaces.count >= limit {
-            return Self.refuse(Self.refusal(command, .workspaceLimit,
+            return .debitRefused(Self.refusal(command, .workspaceLimit,
                 detail: "the \(terms.displayName) plan allows \(limit) workspace(s); upgrade to add workspace \(command.workspaceID)"))
         }
         let period = book.period(containing: nowMicros / 1_000_000)
@@ -53,7 +54,7 @@ extension LedgerState {
         let runsUsed = samePeriod ? book.runsInPeriod.count : 0
         let newRun = !command.runID.isEmpty && !(samePeriod && book.runsInPeriod.contains(command.runHash))
         if newRun, let quota = terms.runQuota, Int64(runsUsed) >= quota {
-            return Self.refuse(Self.refusal(command, .runQuotaExceeded,
+            return .debitRefused(Self.refusal(command, .runQuotaExceeded,
                 detail: "\(runsUsed) of \(quota) runs used this period; the quota resets on the next billing date"))
         }
         let total = command.priced.total.micros
@@ -61,7 +62,7 @@ extension LedgerState {
         var overage: Int64 = 0
         if book.balance < total {
             guard terms.accruesOverage else {
-                return Self.refuse(Self.refusal(command, .insufficientCredits,
+                return .debitRefused(Self.refusal(command, .insufficientCredits,
                     detail: "debit of \(Money(micros: total)) exceeds the credit balance of \(Money(micros: book.balance))"))
             }
             fromCredits = max(book.balance, 0)
@@ -81,13 +82,7 @@ extension LedgerState {
         accepted.catalogVersion = command.priced.catalogVersion
         accepted.newRun = newRun
         accepted.balanceAfterMicros = book.balance - fromCredits
-        let fits = Self.fits(accepted, book: book)
-        return (.debitAccepted(accepted), fits)
-    }
-
-    /// A refusal as `decide` answers it (nothing to fit).
-    private static func refuse(_ refused: Billing_Journal_V1_DebitRefused) -> (event: Billing_Journal_V1_Entry.OneOf_Event, fits: Bool) {
-        (.debitRefused(refused), true)
+        return .debitAccepted(accepted)
     }
 
     static func refusal(_ command: DebitCommand, _ rejection: Rejection, detail: String) -> Billing_Journal_V1_DebitRefused {

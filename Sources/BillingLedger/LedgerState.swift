@@ -129,8 +129,9 @@ public struct LedgerState: Sendable, Equatable {
         let (overage, overageOverflow) = book.overage.addingReportingOverflow(debit.overageMicros)
         let (debited, debitedOverflow) = book.debitedFromCredits.addingReportingOverflow(debit.fromCreditsMicros)
         guard !overageOverflow && !debitedOverflow else { throw .overflow(seq: seq) }
-        // Lifetime sums bound every cell and every sum of cells; past Int64
-        // the debit could not have been accepted (see `fits`).
+        // Lifetime sums bound every cell and every sum of cells; a debit
+        // that would carry them past Int64 is refused here, before any
+        // change (the live ledger answers it as bad input: `Ledger.append`).
         var lifetime = book.lifetime
         for line in debit.lines {
             let (input, output) = Self.tokens(line)
@@ -148,7 +149,7 @@ public struct LedgerState: Sendable, Equatable {
         if !debit.runID.isEmpty {
             book.runsInPeriod.insert(runHash ?? JournalKeyHash.run(account: debit.accountID, run: debit.runID))
         }
-        if !debit.workspaceID.isEmpty { book.workspaces.insert(debit.workspaceID) }
+        book.noteWorkspace(debit.workspaceID)
         book.balance -= debit.fromCreditsMicros
         book.debitedFromCredits = debited
         book.overage = overage
@@ -176,21 +177,5 @@ extension LedgerState {
     static func tokens(_ line: Billing_Journal_V1_PricedLine) -> (input: Int64, output: Int64) {
         if case .llm(let llm) = line.item.kind { return (llm.inputTokens, llm.outputTokens) }
         return (0, 0)
-    }
-
-    /// Whether an accepted debit's sums (balance, overage, lifetime usage)
-    /// all stay within Int64. A debit that does not fit is refused as bad
-    /// input before anything is recorded.
-    static func fits(_ accepted: Billing_Journal_V1_DebitAccepted, book: borrowing AccountBook) -> Bool {
-        guard !book.overage.addingReportingOverflow(accepted.overageMicros).overflow,
-              !book.debitedFromCredits.addingReportingOverflow(accepted.fromCreditsMicros).overflow else { return false }
-        var lifetime = book.lifetime
-        for line in accepted.lines {
-            let (input, output) = Self.tokens(line)
-            guard let next = lifetime.adding(lineKey: line.key, amount: line.amountMicros, quantity: line.quantity,
-                                             inputTokens: input, outputTokens: output) else { return false }
-            lifetime = next
-        }
-        return true
     }
 }

@@ -44,9 +44,9 @@ extension MeteringService {
     }
 
     /// What the ledger said of a quoted debit (nil: no such account), as the caller hears it.
-    static func quoteResponse(_ looked: (event: Billing_Journal_V1_Entry.OneOf_Event, balance: Int64)?,
+    static func quoteResponse(_ looked: (record: JournalRecord, balance: Int64)?,
                               _ request: Billing_V1_QuoteRequest, _ priced: PricedDebit) throws(GRPCStatus) -> Billing_V1_QuoteResponse {
-        guard let (event, balance) = looked else {
+        guard let (record, balance) = looked else {
             throw Refusals.status(LedgerError.accountNotFound(request.accountID))
         }
         var response = Billing_V1_QuoteResponse()
@@ -54,11 +54,13 @@ extension MeteringService {
         response.totalMicros = priced.total.micros
         response.balanceMicros = balance
         response.catalogVersion = priced.catalogVersion
-        switch event {
-        case .debitAccepted(let accepted):
+        if record.isAccepted {
             response.wouldAccept = true
-            response.coveredByCreditsMicros = accepted.fromCreditsMicros
-            response.overageMicros = accepted.overageMicros
+            response.coveredByCreditsMicros = record.accepted.fromCreditsMicros
+            response.overageMicros = record.accepted.overageMicros
+            return response
+        }
+        switch record.event {
         case .debitRefused(let refused):
             if refused.reason == Rejection.accountPaused.reason { throw Refusals.status(refused) }
             response.wouldAccept = false

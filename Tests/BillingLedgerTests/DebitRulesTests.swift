@@ -247,4 +247,33 @@ import Testing
         #expect(h.debitEntries(key: "k").count == 1)
         #expect(await h.balance("acct") == 1_000_000 - 100 - 10)
     }
+
+    /// A debit that fits on its own but would carry the account's lifetime
+    /// sums (here input tokens) past Int64 is refused as bad input: nothing
+    /// journaled, no books changed, the key left free.
+    @Test func aDebitWhoseSumsWouldOverflowChangesNothing() async throws {
+        let h = try Harness()
+        try await h.openAccount("acct", plan: "pro")
+        let huge = try Fixtures.command(account: "acct", key: "k-1", items: [.llm(model: "mini", inputTokens: .max, outputTokens: 0)])
+        #expect(try await h.debit(huge).accepted != nil)
+        let before = await h.ledger.account("acct")
+        let journaled = h.journal().count
+        let one = try Fixtures.command(account: "acct", key: "k-2", items: [.llm(model: "mini", inputTokens: 1, outputTokens: 0)])
+        await #expect(throws: LedgerError.invalid("the account's totals would exceed the largest amount or quantity the ledger keeps")) {
+            try await h.debit(one)
+        }
+        #expect(await h.ledger.account("acct") == before)
+        #expect(h.journal().count == journaled)
+        #expect(h.debitEntries(key: "k-2").isEmpty)
+        // In a batch, the same debit fails on its own; the one after it is charged.
+        let ok = try Fixtures.command(account: "acct", key: "k-3", items: [.toolCall(integration: "slack", calls: 1)])
+        let generation = h.ledger.cache.generation
+        let outcomes = try await h.ledger.debitBatch([one, ok].map { ($0, PriorLookup(entry: nil, generation: generation)) })
+        guard outcomes.count == 2, case .failed(.invalid) = outcomes[0], case .accepted = outcomes[1] else {
+            Issue.record("batch outcomes: \(outcomes)")
+            return
+        }
+        #expect(h.debitEntries(key: "k-2").isEmpty)
+        #expect(await h.ledger.account("acct")?.overage == (before?.overage ?? 0) + 1_000)
+    }
 }

@@ -54,3 +54,34 @@ import Testing
         #expect(remembered == Self.book(anchor: 0))
     }
 }
+
+/// `AccountBook.noteWorkspace` skips the set for the workspace it noted
+/// last: the set must still hold every workspace ever noted, whatever the
+/// order, and books compare by the set, not by the memo.
+@Suite struct WorkspaceMemoTests {
+    @Test func everyNotedWorkspaceIsInTheSet() {
+        var book = PeriodMemoTests.book(anchor: 0)
+        var rng = SplitMix64(seed: 11)
+        var expected: Set<String> = []
+        for _ in 0..<500 {
+            // Runs of one workspace, switching among five (and sometimes none).
+            let pick = rng.next(below: 7)
+            let id = pick == 6 ? "" : "ws-\(pick % 5)"
+            for _ in 0...rng.next(below: 3) {
+                book.noteWorkspace(id)
+                if !id.isEmpty { expected.insert(id) }
+                #expect(book.workspaces == expected)
+            }
+        }
+        #expect(book.workspaces.count == 5)
+    }
+
+    @Test func booksEqualWhateverWorkspaceTheyRemember() {
+        var a = PeriodMemoTests.book(anchor: 0)
+        var b = PeriodMemoTests.book(anchor: 0)
+        a.noteWorkspace("ws-1"); a.noteWorkspace("ws-2")
+        b.noteWorkspace("ws-2"); b.noteWorkspace("ws-1")
+        #expect(a.lastWorkspace.id != b.lastWorkspace.id)
+        #expect(a == b)
+    }
+}
