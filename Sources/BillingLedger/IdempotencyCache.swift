@@ -128,10 +128,7 @@ public final class IdempotencyCache: Sendable {
         let candidates = state.withLock { s in
             s.sealed.flatMap { $0.run(hash) } + s.current.run(hash)
         }
-        return candidates.filter { entry in
-            if case .debitAccepted(let debit) = entry.event { return debit.accountID == account && debit.runID == run }
-            return false
-        }
+        return candidates.filter { $0.isAccepted && $0.accepted.accountID == account && $0.accepted.runID == run }
     }
 
     /// Records a debit entry (accepted or refused), its key and hashes read
@@ -169,8 +166,10 @@ public final class IdempotencyCache: Sendable {
     }
 
     /// (account, idempotency key) of a debit entry; nil for other entries.
+    /// (An accepted debit's read in place: `event` would copy it.)
     static func key(of entry: JournalRecord) -> Key? {
-        key(of: entry.event)
+        if entry.isAccepted { return Key(account: entry.accepted.accountID, key: entry.accepted.idempotencyKey) }
+        return key(of: entry.event)
     }
 
     static func key(of entry: Billing_Journal_V1_Entry) -> Key? {

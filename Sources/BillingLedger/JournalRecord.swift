@@ -1,4 +1,5 @@
 public import BillingProto
+public import SwiftProtobuf
 
 /// A journal entry as the ledger holds it in memory from the moment it is
 /// appended: in the journal's queue, in the idempotency cache and in the
@@ -25,10 +26,16 @@ public final class JournalRecord: Sendable, Equatable {
     public let accepted: Billing_Journal_V1_DebitAccepted
     /// Any other event (nil for an accepted debit).
     private let otherEvent: Billing_Journal_V1_Entry.OneOf_Event?
+    /// Fields of the entry message this build does not know (only in
+    /// records of entries read back from a journal a newer build wrote):
+    /// kept, so that `entry` is the entry read.
+    public let unknownFields: UnknownStorage
 
-    public init(seq: Int64, atUnixMicros: Int64, event: consuming Billing_Journal_V1_Entry.OneOf_Event?) {
+    public init(seq: Int64, atUnixMicros: Int64, event: consuming Billing_Journal_V1_Entry.OneOf_Event?,
+                unknownFields: UnknownStorage = UnknownStorage()) {
         self.seq = seq
         self.atUnixMicros = atUnixMicros
+        self.unknownFields = unknownFields
         switch consume event {
         case .debitAccepted(let accepted)?:
             (isAccepted, isDebit) = (true, true)
@@ -41,9 +48,9 @@ public final class JournalRecord: Sendable, Equatable {
         }
     }
 
-    /// The record of an entry read back from the store.
+    /// The record of an entry read back from the store (all of it).
     public convenience init(_ entry: Billing_Journal_V1_Entry) {
-        self.init(seq: entry.seq, atUnixMicros: entry.atUnixMicros, event: entry.event)
+        self.init(seq: entry.seq, atUnixMicros: entry.atUnixMicros, event: entry.event, unknownFields: entry.unknownFields)
     }
 
     /// The event (a copy).
@@ -51,10 +58,10 @@ public final class JournalRecord: Sendable, Equatable {
         isAccepted ? .debitAccepted(accepted) : otherEvent
     }
 
-    /// Same seq, time and event.
+    /// Same seq, time and event (and unknown fields).
     public static func == (lhs: JournalRecord, rhs: JournalRecord) -> Bool {
         lhs.seq == rhs.seq && lhs.atUnixMicros == rhs.atUnixMicros && lhs.isAccepted == rhs.isAccepted
-            && lhs.accepted == rhs.accepted && lhs.otherEvent == rhs.otherEvent
+            && lhs.accepted == rhs.accepted && lhs.otherEvent == rhs.otherEvent && lhs.unknownFields == rhs.unknownFields
     }
 
     /// The entry as a protobuf message (a copy of the event).
@@ -63,6 +70,7 @@ public final class JournalRecord: Sendable, Equatable {
         entry.seq = seq
         entry.atUnixMicros = atUnixMicros
         entry.event = event
+        entry.unknownFields = unknownFields
         return entry
     }
 }

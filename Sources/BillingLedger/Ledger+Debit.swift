@@ -119,10 +119,12 @@ extension Ledger {
     func record(_ command: DebitCommand, prior: PriorLookup) throws -> (DebitOutcome, Int64) {
         if let existing = try existingEntry(command, prior: prior) {
             let fingerprint: Data
-            switch existing.event {
-            case .debitAccepted(let accepted): fingerprint = accepted.requestHash
-            case .debitRefused(let refused): fingerprint = refused.requestHash
-            default: preconditionFailure("idempotency record is not a debit")
+            if existing.isAccepted {
+                fingerprint = existing.accepted.requestHash
+            } else if case .debitRefused(let refused) = existing.event {
+                fingerprint = refused.requestHash
+            } else {
+                preconditionFailure("idempotency record is not a debit")
             }
             guard fingerprint == Data(command.fingerprint) else {
                 // DESIGN.md's precedence: an unknown account comes before key reuse.
@@ -131,8 +133,7 @@ extension Ledger {
                 // the key holds nothing and "reused" would be a lie.
                 return (.keyReused(original: existing), existing.seq)
             }
-            if case .debitAccepted = existing.event { return (.accepted(existing), existing.seq) }
-            return (.refused(existing), existing.seq)
+            return (existing.isAccepted ? .accepted(existing) : .refused(existing), existing.seq)
         }
         let now = clock.nowMicros()
         let seq = state.lastSeq + 1

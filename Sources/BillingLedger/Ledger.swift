@@ -187,7 +187,7 @@ public actor Ledger {
     // MARK: Appending
 
     /// Applies `event` as the next entry, queues it for the journal and
-    /// returns it; the caller awaits `committer.waitUntilDurable(seq)`.
+    /// returns its record; the caller awaits `committer.waiter(for: seq)`.
     func append(_ event: consuming Billing_Journal_V1_Entry.OneOf_Event, atMicros: Int64) throws(LedgerError) -> JournalRecord {
         // The event is moved into the record, not copied (a debit's event
         // holds a dozen references: texts, line items, each copy of it a
@@ -214,7 +214,7 @@ public actor Ledger {
         }
         do {
             try state.apply(record, runHash: command?.runHash)
-        } catch .overflow {
+        } catch .overflow where record.isDebit {
             // Refused before anything changed (apply checks every sum first).
             throw .invalid("the account's totals would exceed the largest amount or quantity the ledger keeps")
         } catch {

@@ -54,11 +54,8 @@ public struct LedgerState: Sendable, Equatable {
             return
         }
         guard record.seq == lastSeq + 1 else { throw .outOfOrder(expected: lastSeq + 1, got: record.seq) }
-        guard let index = accounts.index(forKey: record.accepted.accountID) else {
-            throw .unknownAccount(seq: record.seq, record.accepted.accountID)
-        }
-        try Self.applyDebit(record.accepted, at: record.atUnixMicros, seq: record.seq, runHash: runHash, to: &accounts.values[index])
-        lastSeq = record.seq
+        try applyAccepted(record.accepted, seq: record.seq, atMicros: record.atUnixMicros, runHash: runHash)
+        lastSeq = record.seq  // (an accepted debit reschedules nothing)
     }
 
     /// The same, from the entry's parts.
@@ -80,11 +77,7 @@ public struct LedgerState: Sendable, Equatable {
                 accounts[grant.accountID]!.grantKeys[grant.idempotencyKey] = GrantRecord(seq: seq, amount: grant.amountMicros)
             }
         case .debitAccepted(let debit):
-            guard let index = accounts.index(forKey: debit.accountID) else { throw .unknownAccount(seq: seq, debit.accountID) }
-            // Mutated in place, found once (`values[index]`'s `_modify`):
-            // copying the book out and back would copy its run set and usage
-            // table on every debit, and `accounts[id]!` would hash the id again.
-            try Self.applyDebit(debit, at: atMicros, seq: seq, runHash: runHash, to: &accounts.values[index])
+            try applyAccepted(debit, seq: seq, atMicros: atMicros, runHash: runHash)
         case .apiKeyCreated(let created):
             guard apiKeys[created.keyID] == nil else { throw .inconsistent(seq: seq, "key \(created.keyID) exists") }
             apiKeys[created.keyID] = ApiKeyRecord(created: created, createdUnix: atMicros / 1_000_000, revokedUnix: 0)
@@ -109,6 +102,16 @@ public struct LedgerState: Sendable, Equatable {
         }
         lastSeq = seq
         reschedule(after: event)
+    }
+
+    /// An accepted debit applied to its account's book, found once and
+    /// mutated in place (`values[index]`'s `_modify`): copying the book out
+    /// and back would copy its run set and usage table on every debit, and
+    /// `accounts[id]!` would hash the id again.
+    private mutating func applyAccepted(_ debit: Billing_Journal_V1_DebitAccepted, seq: Int64, atMicros: Int64,
+                                        runHash: Int64?) throws(ApplyError) {
+        guard let index = accounts.index(forKey: debit.accountID) else { throw .unknownAccount(seq: seq, debit.accountID) }
+        try Self.applyDebit(debit, at: atMicros, seq: seq, runHash: runHash, to: &accounts.values[index])
     }
 
     /// Applies an accepted debit to its account's books in place. Every

@@ -38,9 +38,11 @@ enum JournalDecoding {
     /// the body holds another number of entries.
     static func forEachEntry(inDebitsRow body: [UInt8], first: Int64, count: Int64,
                              _ visit: (Billing_Journal_V1_Entry) throws -> Void) throws {
+        let (end, overflow) = first.addingReportingOverflow(count)
+        guard count >= 0, !overflow else { throw SQLiteStoreError.corrupt("journal row \(first) claims \(count) entries") }
         try body.withUnsafeBytes { raw in
             var reader = ProtobufReader(raw)
-            for seq in first..<(first + max(count, 0)) {
+            for seq in first..<end {
                 guard !reader.isAtEnd else {
                     throw SQLiteStoreError.corrupt("journal row \(first) ends before its entry \(seq)")
                 }
@@ -56,7 +58,7 @@ enum JournalDecoding {
     /// `count`, decoding only that one (the ones before it are skipped by
     /// their lengths); corrupt as above.
     static func entry(_ seq: Int64, inDebitsRow body: [UInt8], first: Int64, count: Int64) throws -> Billing_Journal_V1_Entry {
-        guard seq >= first && seq < first + count else {
+        guard holds(seq, first: first, count: count) else {
             throw SQLiteStoreError.corrupt("journal row \(first) of \(count) entries does not hold entry \(seq)")
         }
         return try body.withUnsafeBytes { raw in
@@ -68,6 +70,13 @@ enum JournalDecoding {
             }
             return try entry(&reader, seq, row: first)
         }
+    }
+
+    /// Whether a row of `count` entries from `first` holds `seq` (read from a
+    /// database that may be damaged: no sum that could overflow).
+    static func holds(_ seq: Int64, first: Int64, count: Int64) -> Bool {
+        let (distance, overflow) = seq.subtractingReportingOverflow(first)
+        return seq >= first && !overflow && distance < count
     }
 
     /// The next entry of a debits row: it must be there, whole, be `seq`

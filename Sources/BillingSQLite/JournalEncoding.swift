@@ -80,10 +80,10 @@ enum JournalEncoding {
     }
 
     /// Whether an accepted debit takes the hand-written path: no unknown
-    /// fields anywhere in it (SwiftProtobuf writes those; a record carries
-    /// none of its own, only its event's).
+    /// fields anywhere in it, the record's own included (SwiftProtobuf
+    /// writes those).
     private static func handEncodable(_ record: JournalRecord) -> Bool {
-        record.accepted.unknownFields.data.isEmpty
+        record.unknownFields.data.isEmpty && record.accepted.unknownFields.data.isEmpty
             && record.accepted.lines.allSatisfy({ $0.unknownFields.data.isEmpty && $0.item.unknownFields.data.isEmpty })
     }
 

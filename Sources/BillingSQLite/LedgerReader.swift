@@ -156,11 +156,12 @@ final class LedgerReader: @unchecked Sendable {
         let count: Int64
         let body: [UInt8]
 
-        func holds(_ seq: Int64) -> Bool { seq >= first && seq < first + count }
+        func holds(_ seq: Int64) -> Bool { JournalDecoding.holds(seq, first: first, count: count) }
 
-        /// Entry `seq`; nil when the row ends before it (past the journal's end).
+        /// Entry `seq` (at or after `first`); nil when the row ends before it
+        /// (past the journal's end).
         func entry(_ seq: Int64) throws -> Billing_Journal_V1_Entry? {
-            guard seq < first + count else { return nil }
+            guard holds(seq) else { return nil }
             if kind == JournalRow.Kind.debits.rawValue {
                 return try JournalDecoding.entry(seq, inDebitsRow: body, first: first, count: count)
             }

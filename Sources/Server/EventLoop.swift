@@ -139,7 +139,8 @@ final class EventLoop: GRPCLoop, @unchecked Sendable {
             let count = epoll_wait(epollFD, &events, Int32(events.count), timeout)
             if count < 0 && errno != EINTR {
                 logger.critical("epoll_wait failed", metadata: ["errno": "\(errno)"])
-                return
+                shuttingDown = true  // work handed here from now on is refused, not served on a dead loop
+                break
             }
             for i in 0..<max(0, Int(count)) {
                 let fd = events[i].data.fd

@@ -12,7 +12,7 @@ final class ServerState: Sendable {
     let router: GRPCRouter
     let loops: [EventLoop]
     let openConnections = Atomic<Int>(0)
-    private let accepted = Atomic<Int>(0)
+    private let accepted = Atomic<UInt>(0)
 
     init(configuration: ServerConfiguration, router: GRPCRouter, loops: [EventLoop]) {
         self.configuration = configuration
@@ -25,7 +25,7 @@ final class ServerState: Sendable {
     /// connections, and a loop accepts the whole burst: without the turns,
     /// a client's connections opened together could all land on one loop).
     func nextLoop() -> EventLoop {
-        loops[accepted.wrappingAdd(1, ordering: .relaxed).oldValue % loops.count]
+        loops[Int(accepted.wrappingAdd(1, ordering: .relaxed).oldValue % UInt(loops.count))]
     }
 
     /// Reserves a connection slot; false when the limit is reached.
@@ -196,16 +196,24 @@ public final class GRPCServer: Sendable {
             if target === loop {
                 serve(fd, peer: peer, on: loop, state: state)
             } else {
-                target.execute { serve(fd, peer: peer, on: target, state: state) }
+                target.execute { serve(fd, peer: peer, on: target, state: state, else: loop) }
             }
         }
     }
 
-    /// Serves an accepted socket on `loop` (on the loop's own thread).
-    static func serve(_ fd: Int32, peer: String, on loop: EventLoop, state: ServerState) {
-        guard !loop.shuttingDown else {  // handed over as the loop began to shut down
-            Glibc.close(fd)
-            state.connectionClosed()
+    /// Serves an accepted socket on `loop`: run on the loop's thread (or,
+    /// once it has stopped, on its after-stop queue, where it is shutting
+    /// down). A loop that is shutting down hands the socket back to the loop
+    /// that accepted it (`fallback`), which serves it unless it is shutting
+    /// down too; then the socket is closed and its slot freed.
+    static func serve(_ fd: Int32, peer: String, on loop: EventLoop, state: ServerState, else fallback: EventLoop? = nil) {
+        guard !loop.shuttingDown else {
+            if let fallback {
+                fallback.execute { serve(fd, peer: peer, on: fallback, state: state) }
+            } else {
+                Glibc.close(fd)
+                state.connectionClosed()
+            }
             return
         }
         do {

@@ -53,12 +53,22 @@ import Testing
         } + [{ var empty = Billing_Journal_V1_Entry(); empty.seq = 9; return empty }()]
     }
 
-    @Test func isTheEntryItWasMadeFrom() {
-        for entry in [Self.accepted(seq: 3, key: "k", micros: 42)] + Self.others() {
+    /// An entry as a newer build might write it: a field this build does not know.
+    static func withUnknownField(_ entry: Billing_Journal_V1_Entry) throws -> Billing_Journal_V1_Entry {
+        var entry = entry
+        try entry.merge(serializedBytes: [0x98, 0x06, 0x05] as [UInt8])  // field 99, varint 5
+        #expect(!entry.unknownFields.data.isEmpty)
+        return entry
+    }
+
+    @Test func isTheEntryItWasMadeFrom() throws {
+        let debit = Self.accepted(seq: 3, key: "k", micros: 42)
+        for entry in [debit, try Self.withUnknownField(debit)] + Self.others() {
             let record = JournalRecord(entry)
             #expect(record.entry == entry)
+            #expect(try record.entry.serializedBytes() as [UInt8] == entry.serializedBytes())
             #expect(record.event == entry.event)
-            #expect(record == JournalRecord(seq: entry.seq, atUnixMicros: entry.atUnixMicros, event: entry.event))
+            #expect(record.seq == entry.seq && record.atUnixMicros == entry.atUnixMicros)
             let isAccepted = if case .debitAccepted? = entry.event { true } else { false }
             let isRefused = if case .debitRefused? = entry.event { true } else { false }
             #expect(record.isAccepted == isAccepted)
@@ -67,10 +77,12 @@ import Testing
         }
     }
 
-    @Test func recordsDifferWhenTheirEventsDo() {
+    @Test func recordsDifferWhenTheirEventsDo() throws {
         let debit = JournalRecord(Self.accepted(seq: 3, key: "k", micros: 42))
+        #expect(debit == JournalRecord(Self.accepted(seq: 3, key: "k", micros: 42)))
         #expect(debit != JournalRecord(Self.accepted(seq: 3, key: "k", micros: 43)))
         #expect(debit != JournalRecord(Self.accepted(seq: 4, key: "k", micros: 42)))
+        #expect(debit != JournalRecord(try Self.withUnknownField(Self.accepted(seq: 3, key: "k", micros: 42))))
         let refusal = JournalRecord(Self.others()[0])
         #expect(refusal != JournalRecord(seq: refusal.seq, atUnixMicros: refusal.atUnixMicros, event: nil))
     }

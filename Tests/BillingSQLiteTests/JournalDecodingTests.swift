@@ -61,4 +61,25 @@ import Testing
         let debit = [0x3A, UInt8(line.count)] + line
         return [0x62, UInt8(debit.count)] + debit
     }()
+
+    /// A damaged row's seq or entry count near the ends of Int64 is corrupt,
+    /// not an arithmetic trap.
+    @Test func rowBoundsAtTheEndsOfInt64AreCorrupt() throws {
+        var entry = Billing_Journal_V1_Entry()
+        entry.seq = .max
+        entry.event = .debitAccepted(Billing_Journal_V1_DebitAccepted())
+        let body = try JournalEncoding.bytes(entry)
+        #expect(throws: SQLiteStoreError.self) {
+            try JournalDecoding.forEachEntry(inDebitsRow: body, first: .max, count: 2) { _ in }
+        }
+        #expect(throws: SQLiteStoreError.self) {
+            try JournalDecoding.forEachEntry(inDebitsRow: body, first: 1, count: -1) { _ in }
+        }
+        #expect(throws: SQLiteStoreError.self) {
+            try JournalDecoding.entry(.max, inDebitsRow: body, first: .min, count: 2)
+        }
+        #expect(!JournalDecoding.holds(.max, first: .min, count: 2))
+        #expect(JournalDecoding.holds(.max, first: .max - 1, count: 2))
+        #expect(!JournalDecoding.holds(.max - 2, first: .max - 1, count: 2))
+    }
 }

@@ -1,4 +1,5 @@
 import BillingCore
+import BillingLedger
 import BillingProto
 import Foundation
 import SwiftProtobuf
@@ -55,6 +56,18 @@ import Testing
         try debit.merge(serializedBytes: [0x98, 0x06, 0x05] as [UInt8])
         entry.debitAccepted = debit
         #expect(try JournalEncoding.bytes(entry) == (try entry.serializedBytes() as [UInt8]))
+        // One on the entry itself (a newer build's field): kept too, in a row of its own and in a row of debits.
+        var outer = Self.randomDebit(&rng)
+        outer.seq = 41
+        try outer.merge(serializedBytes: [0x98, 0x06, 0x05] as [UInt8])
+        #expect(try JournalEncoding.bytes(outer) == (try outer.serializedBytes() as [UInt8]))
+        var next = Self.randomDebit(&rng)
+        next.seq = outer.seq + 1
+        let rows = try JournalEncoding.rows([outer, next].map(JournalRecord.init))
+        #expect(rows.count == 1 && rows[0].entries == 2)
+        var decoded: [Billing_Journal_V1_Entry] = []
+        try JournalDecoding.forEachEntry(inDebitsRow: rows[0].body, first: outer.seq, count: 2) { decoded.append($0) }
+        #expect(decoded == [outer, next])
         var refused = Billing_Journal_V1_DebitRefused()
         refused.accountID = "a"
         refused.reason = "INSUFFICIENT_CREDITS"

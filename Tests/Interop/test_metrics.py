@@ -29,10 +29,10 @@ def handled(samples, method, code):
 
 
 # One loop: every Debit enters the ledger on its own loop. Three: calls on
-# the other loops continue as tasks and a refusal is counted on either path —
-# best effort: each loop polls the listening socket, so three connections
-# usually, not certainly, land on three loops (the 1- and 3-loop metering
-# test covers both paths for status codes and reasons).
+# the other loops continue as tasks and a refusal is counted on either path:
+# connections are handed to the loops in turn, so three connections opened
+# one after another land on three loops (the 1- and 3-loop metering test
+# checks that, and covers both paths for status codes and reasons).
 @pytest.mark.parametrize("threads", [1, 3])
 def test_counters_move_by_exactly_the_calls_made(server, pb, threads):
     metrics_port = free_port()
