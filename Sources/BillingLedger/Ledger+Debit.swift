@@ -172,12 +172,13 @@ extension Ledger {
     }
 
     /// A run's durable accepted debits in journal order: those in memory
-    /// (once committed) and those in the store's indexes.
-    public nonisolated func runEntries(account: String, run: String) throws -> [Billing_Journal_V1_Entry] {
+    /// (once committed: their records, read in place) and those in the
+    /// store's indexes.
+    public nonisolated func runEntries(account: String, run: String) throws -> [JournalRecord] {
         // The cache first: a generation it drops meanwhile is in the store by then.
         let durable = committer.durableSeq
-        let cached = cache.runEntries(account: account, run: run).filter { $0.seq <= durable }.map(\.entry)
-        let stored = try store.runEntries(accountID: account, runID: run)
+        let cached = cache.runEntries(account: account, run: run).filter { $0.seq <= durable }
+        let stored = try store.runEntries(accountID: account, runID: run).map(JournalRecord.init)
         guard !cached.isEmpty else { return stored }
         let storedSeqs = Set(stored.map(\.seq))
         return (stored + cached.filter { !storedSeqs.contains($0.seq) }).sorted { $0.seq < $1.seq }

@@ -126,8 +126,8 @@ extension MeteringService {
 
     /// The run's debits, from memory and SQLite, as the response.
     func runCost(_ request: Billing_V1_GetExecutionCostRequest) throws -> Billing_V1_GetExecutionCostResponse {
-        let entries = try ledger.runEntries(account: request.accountID, run: request.runID)
-        guard !entries.isEmpty else {
+        let records = try ledger.runEntries(account: request.accountID, run: request.runID)
+        guard !records.isEmpty else {
             throw GRPCStatus(.notFound, "run \(request.runID) has no debits", reason: "RUN_NOT_FOUND",
                              metadata: ["account_id": request.accountID])
         }
@@ -135,29 +135,29 @@ extension MeteringService {
         response.runID = request.runID
         response.accountID = request.accountID
         var total: Int64 = 0
-        for entry in entries {
-            guard case .debitAccepted(let accepted) = entry.event else { continue }
+        // Each debit read in place from its record (`record.accepted.…`).
+        for record in records where record.isAccepted {
             var debit = Billing_V1_RunDebit()
-            debit.entryID = entry.seq
-            debit.idempotencyKey = accepted.idempotencyKey
-            debit.debitedUnixSeconds = entry.atUnixMicros / 1_000_000
-            debit.catalogVersion = accepted.catalogVersion
-            debit.workspaceID = accepted.workspaceID
-            debit.agentID = accepted.agentID
-            debit.lineItems = accepted.lines.map { line in
+            debit.entryID = record.seq
+            debit.idempotencyKey = record.accepted.idempotencyKey
+            debit.debitedUnixSeconds = record.atUnixMicros / 1_000_000
+            debit.catalogVersion = record.accepted.catalogVersion
+            debit.workspaceID = record.accepted.workspaceID
+            debit.agentID = record.accepted.agentID
+            debit.lineItems = record.accepted.lines.map { line in
                 var priced = Billing_V1_PricedLineItem()
                 priced.lineItem = line.item
                 priced.key = line.key
                 priced.amountMicros = line.amountMicros
                 return priced
             }
-            debit.totalMicros = accepted.totalMicros
-            debit.coveredByCreditsMicros = accepted.fromCreditsMicros
-            debit.overageMicros = accepted.overageMicros
+            debit.totalMicros = record.accepted.totalMicros
+            debit.coveredByCreditsMicros = record.accepted.fromCreditsMicros
+            debit.overageMicros = record.accepted.overageMicros
             response.debits.append(debit)
-            total += accepted.totalMicros
-            if !response.catalogVersions.contains(accepted.catalogVersion) {
-                response.catalogVersions.append(accepted.catalogVersion)
+            total += record.accepted.totalMicros
+            if !response.catalogVersions.contains(record.accepted.catalogVersion) {
+                response.catalogVersions.append(record.accepted.catalogVersion)
             }
         }
         response.totalMicros = total
