@@ -137,7 +137,7 @@ extension Ledger {
         }
         let now = clock.nowMicros()
         let seq = state.lastSeq + 1
-        let decided = state.decideInPlace(command, seq: seq, nowMicros: now)?.record
+        let decided = try state.decideInPlace(command, seq: seq, nowMicros: now)?.record
             ?? JournalRecord(seq: seq, atUnixMicros: now, event: state.decide(command, nowMicros: now, plans: state.plans))  // unknown account
         let record = try append(decided, debit: command)
         return (record.isAccepted ? .accepted(record) : .refused(record), record.seq)
@@ -185,9 +185,14 @@ extension Ledger {
     }
 
     /// What a debit would do now, changing nothing (Quote): the record it
-    /// would be appended as, and the balance before it.
-    public func quote(_ command: DebitCommand) -> (record: JournalRecord, balance: Int64)? {
-        state.decideInPlace(command, seq: state.lastSeq + 1, nowMicros: clock.nowMicros())
+    /// would be appended as, and the balance before it; nil for an unknown
+    /// account. Throws as Debit does for a debit whose sums would pass Int64.
+    public func quote(_ command: DebitCommand) throws(LedgerError) -> (record: JournalRecord, balance: Int64)? {
+        do {
+            return try state.decideInPlace(command, seq: state.lastSeq + 1, nowMicros: clock.nowMicros(), checkingSums: true)
+        } catch {
+            throw Self.refusal(error)
+        }
     }
 
     /// A debit outcome from the hot cache, once durable; nil when not cached.

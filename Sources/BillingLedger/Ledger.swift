@@ -196,6 +196,14 @@ public actor Ledger {
         try append(JournalRecord(seq: state.lastSeq + 1, atUnixMicros: atMicros, event: consume event))
     }
 
+    /// How a debit that cannot be applied is refused (Debit and Quote alike).
+    static func refusal(_ error: LedgerState.ApplyError) -> LedgerError {
+        if case .overflow = error {
+            return .invalid("the account's totals would exceed the largest amount or quantity the ledger keeps")
+        }
+        return .invalid("cannot apply: \(error)")
+    }
+
     /// The same for a record made for the next seq. `debit`: the command the
     /// record decides, when it is a debit (its account, key and hashes go to
     /// the cache as they are).
@@ -215,8 +223,7 @@ public actor Ledger {
         do {
             try state.apply(record, runHash: command?.runHash)
         } catch .overflow where record.isDebit {
-            // Refused before anything changed (apply checks every sum first).
-            throw .invalid("the account's totals would exceed the largest amount or quantity the ledger keeps")
+            throw Self.refusal(.overflow(seq: record.seq))  // refused before anything changed
         } catch {
             throw .invalid("cannot apply: \(error)")
         }

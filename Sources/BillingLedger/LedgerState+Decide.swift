@@ -19,22 +19,26 @@ extension LedgerState {
     /// the whole book, a retain and a release per collection in it — twice
     /// per debit, ~2 % of a call). Changes nothing, but needs the accounts'
     /// storage unique, as the debit's `apply` right after does anyway.
-    /// (Whether an acceptance's sums fit in Int64 is left to `apply`, which
-    /// checks everything before changing anything.) The event comes as the
-    /// record it would be appended as at `seq`, made where it is decided:
-    /// passed on as a reference, not as a 265-byte value moved frame to frame.
-    mutating func decideInPlace(_ command: DebitCommand, seq: Int64, nowMicros: Int64)
-        -> (record: JournalRecord, balance: Int64)? {
+    /// Whether an acceptance's sums fit in Int64 is checked by `apply`,
+    /// before it changes anything; `checkingSums` checks it here too (Quote:
+    /// nothing is applied, and it must answer as Debit would). The event
+    /// comes as the record it would be appended as at `seq`, made where it is
+    /// decided: passed on as a reference, not as a 265-byte value moved
+    /// frame to frame.
+    mutating func decideInPlace(_ command: DebitCommand, seq: Int64, nowMicros: Int64, checkingSums: Bool = false)
+        throws(ApplyError) -> (record: JournalRecord, balance: Int64)? {
         guard let index = accounts.index(forKey: command.accountID) else { return nil }
         let plans = plans
-        return Self.lend(&accounts.values[index]) { book in
-            (JournalRecord(seq: seq, atUnixMicros: nowMicros, event: Self.decide(command, book: book, nowMicros: nowMicros, plans: plans)),
-             book.balance)
+        return try Self.lend(&accounts.values[index]) { (book) throws(ApplyError) in
+            let record = JournalRecord(seq: seq, atUnixMicros: nowMicros,
+                                       event: Self.decide(command, book: book, nowMicros: nowMicros, plans: plans))
+            if checkingSums && record.isAccepted { _ = try Self.sums(after: record.accepted, seq: seq, book: book) }
+            return (record, book.balance)
         }
     }
 
-    private static func lend<R>(_ book: inout AccountBook, _ body: (borrowing AccountBook) -> R) -> R {
-        body(book)
+    private static func lend<R>(_ book: inout AccountBook, _ body: (borrowing AccountBook) throws(ApplyError) -> R) throws(ApplyError) -> R {
+        try body(book)
     }
 
     static func decide(_ command: DebitCommand, book: borrowing AccountBook, nowMicros: Int64,

@@ -114,27 +114,27 @@ public struct LedgerState: Sendable, Equatable {
         try Self.applyDebit(debit, at: atMicros, seq: seq, runHash: runHash, to: &accounts.values[index])
     }
 
-    /// Applies an accepted debit to its account's books in place. Every
-    /// check runs before the first change, so a refused entry changes nothing.
-    static func applyDebit(
-        _ debit: Billing_Journal_V1_DebitAccepted, at atMicros: Int64, seq: Int64, runHash: Int64? = nil,
-        to book: inout AccountBook
-    ) throws(ApplyError) {
+    /// The book's overage, debited credits and lifetime sums once an
+    /// accepted debit is applied, every check made and nothing changed: its
+    /// line items, credits and overage must add up, and no sum may pass
+    /// Int64. Lifetime sums bound every cell and every sum of cells; a debit
+    /// that would carry them past Int64 is refused (the live ledger answers
+    /// it as bad input, `Ledger.append`; Quote the same, `decideInPlace`).
+    static func sums(after debit: Billing_Journal_V1_DebitAccepted, seq: Int64, book: borrowing AccountBook)
+        throws(ApplyError) -> (overage: Int64, debited: Int64, lifetime: UsageTotals) {
         var lineSum: Int64 = 0
         for line in debit.lines {
             let (sum, overflow) = lineSum.addingReportingOverflow(line.amountMicros)
             guard !overflow else { throw .overflow(seq: seq) }
             lineSum = sum
         }
-        guard lineSum == debit.totalMicros, debit.fromCreditsMicros + debit.overageMicros == debit.totalMicros,
+        let (split, splitOverflow) = debit.fromCreditsMicros.addingReportingOverflow(debit.overageMicros)
+        guard lineSum == debit.totalMicros, !splitOverflow, split == debit.totalMicros,
               debit.fromCreditsMicros >= 0, debit.overageMicros >= 0
         else { throw .inconsistent(seq: seq, "line items, credits and overage do not add up to the total") }
         let (overage, overageOverflow) = book.overage.addingReportingOverflow(debit.overageMicros)
         let (debited, debitedOverflow) = book.debitedFromCredits.addingReportingOverflow(debit.fromCreditsMicros)
         guard !overageOverflow && !debitedOverflow else { throw .overflow(seq: seq) }
-        // Lifetime sums bound every cell and every sum of cells; a debit
-        // that would carry them past Int64 is refused here, before any
-        // change (the live ledger answers it as bad input: `Ledger.append`).
         var lifetime = book.lifetime
         for line in debit.lines {
             let (input, output) = Self.tokens(line)
@@ -143,6 +143,17 @@ public struct LedgerState: Sendable, Equatable {
             else { throw .overflow(seq: seq) }
             lifetime = next
         }
+        return (overage, debited, lifetime)
+    }
+
+    /// Applies an accepted debit to its account's books in place. Every
+    /// check runs before the first change (`sums`), so a refused entry
+    /// changes nothing.
+    static func applyDebit(
+        _ debit: Billing_Journal_V1_DebitAccepted, at atMicros: Int64, seq: Int64, runHash: Int64? = nil,
+        to book: inout AccountBook
+    ) throws(ApplyError) {
+        let (overage, debited, lifetime) = try Self.sums(after: debit, seq: seq, book: book)
 
         let period = book.rememberPeriod(containing: atMicros / 1_000_000)
         if period.start != book.periodStart {

@@ -7,7 +7,19 @@ import GRPC
 extension MeteringService {
     func quote(_ request: Billing_V1_QuoteRequest) async throws -> Billing_V1_QuoteResponse {
         let (command, priced) = try quoteCommand(request)
-        return try Self.quoteResponse(await ledger.quote(command), request, priced)
+        return try await quoteResponse(command, request, priced)
+    }
+
+    /// The ledger's answer to a quote, awaited, as the caller hears it.
+    private func quoteResponse(_ command: DebitCommand, _ request: Billing_V1_QuoteRequest,
+                               _ priced: PricedDebit) async throws -> Billing_V1_QuoteResponse {
+        let looked: (record: JournalRecord, balance: Int64)?
+        do {
+            looked = try await ledger.quote(command)
+        } catch {
+            throw Refusals.status(error)
+        }
+        return try Self.quoteResponse(looked, request, priced)
     }
 
     /// Quote as a deferred method (see `register`): answered at once on the
@@ -21,12 +33,17 @@ extension MeteringService {
             respond.fail(error)
             return
         }
-        if let looked = ledger.whenOnExecutor({ $0.quote(command) }) {
+        let looked: (record: JournalRecord, balance: Int64)??
+        do {
+            looked = try ledger.whenOnExecutor { ledger throws(LedgerError) in try ledger.quote(command) }
+        } catch {
+            respond.fail(Refusals.status(error))
+            return
+        }
+        if let looked {
             respond { try Self.quoteResponse(looked, request, priced).serializedBytes() }
         } else {
-            respond.continueAsTask { [ledger] in
-                try Self.quoteResponse(await ledger.quote(command), request, priced).serializedBytes()
-            }
+            respond.continueAsTask { [self] in try await quoteResponse(command, request, priced).serializedBytes() }
         }
     }
 

@@ -262,6 +262,9 @@ import Testing
         await #expect(throws: LedgerError.invalid("the account's totals would exceed the largest amount or quantity the ledger keeps")) {
             try await h.debit(one)
         }
+        await #expect(throws: LedgerError.invalid("the account's totals would exceed the largest amount or quantity the ledger keeps")) {
+            try await h.ledger.quote(one)  // Quote answers as Debit does
+        }
         #expect(await h.ledger.account("acct") == before)
         #expect(h.journal().count == journaled)
         #expect(h.debitEntries(key: "k-2").isEmpty)
