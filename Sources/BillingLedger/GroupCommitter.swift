@@ -71,6 +71,8 @@ final class GroupCommitter: Sendable {
     let keyFilterEvery: Int
     private let state: Mutex<State>
     private let wake = DispatchSemaphore(value: 0)
+    /// A `wakeAfterCurrentWork` is queued and has not run yet.
+    private let wakePending = Atomic<Bool>(false)
     /// Entries per transaction and commit latency (swift-metrics).
     private let batchSize = Recorder(label: "billing_journal_batch_entries", aggregate: true)
     private let commitLatency = Metrics.Timer(label: "billing_journal_commit_seconds")
@@ -146,6 +148,22 @@ final class GroupCommitter: Sendable {
         }
         if let failure { throw .unavailable(failure) }
         if mustWake { self.wake.signal() }
+    }
+
+    /// Wakes the journal thread once `executor`'s current work is done (at
+    /// most one wake pending at a time), after `enqueue(_:wake: false)` of
+    /// entries appended one call at a time on an event loop: woken at the
+    /// first, the journal thread — sharing the core — preempted the loop to
+    /// commit one or two entries at a time (under a unary Debit load 84 % of
+    /// commits held 5 entries or fewer, a transaction's fixed cost each).
+    func wakeAfterCurrentWork(of executor: any LedgerExecutor) {
+        guard !wakePending.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        executor.execute(afterCurrentWork: { [self] in
+            // Cleared first: entries queued after this see no pending wake
+            // and ask for another; ones queued before are woken for now.
+            wakePending.store(false, ordering: .releasing)
+            wakeIfSleeping()
+        })
     }
 
     /// Wakes the journal thread if it sleeps with entries queued (after

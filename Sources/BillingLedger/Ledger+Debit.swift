@@ -56,9 +56,17 @@ extension Ledger {
     /// calls `completion` once the outcome is durable — on this thread when
     /// it already is (a retry of a committed key) or fails at once, else on
     /// the journal thread, which `completion` must only hand it on from.
+    ///
+    /// The journal is woken after the executor's current work (the loop's
+    /// turn), not by this entry: a turn's debits share its transaction.
     public func debitNow(_ command: DebitCommand, prior: PriorLookup,
                          completion: @escaping @Sendable (Result<DebitOutcome, any Error>) -> Void) {
         let recorded: (DebitOutcome, CommitWaiter)
+        holdingJournalWakes = true
+        defer {
+            holdingJournalWakes = false
+            committer.wakeAfterCurrentWork(of: executor)
+        }
         do {
             recorded = try recordWaiting(command, prior: prior)
         } catch {

@@ -10,6 +10,11 @@ public protocol LedgerExecutor: SerialExecutor, AnyObject {
     /// True on the thread that runs this executor's jobs now: code there
     /// is isolated to the actors this executor runs.
     var isCurrent: Bool { get }
+
+    /// Runs `body` on this executor once the work in progress is done: an
+    /// event loop's current turn (every call its sockets brought in), a
+    /// queue's current job. Called on the executor's thread.
+    func execute(afterCurrentWork body: @escaping @Sendable () -> Void)
 }
 
 extension LedgerExecutor {
@@ -46,4 +51,8 @@ public final class QueueLedgerExecutor: LedgerExecutor, @unchecked Sendable {
     }
 
     public var isCurrent: Bool { DispatchQueue.getSpecific(key: key) == ObjectIdentifier(self) }
+
+    public func execute(afterCurrentWork body: @escaping @Sendable () -> Void) {
+        queue.async(execute: body)
+    }
 }

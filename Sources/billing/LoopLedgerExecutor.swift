@@ -17,4 +17,10 @@ final class LoopLedgerExecutor: LedgerExecutor, @unchecked Sendable {
     }
 
     var isCurrent: Bool { loop.inEventLoop }
+
+    /// The loop runs work queued from its own thread after its turn's socket
+    /// events, before it waits again.
+    func execute(afterCurrentWork body: @escaping @Sendable () -> Void) {
+        loop.execute(body)
+    }
 }

@@ -1,4 +1,4 @@
-import BillingLedger
+@testable import BillingLedger
 import Dispatch
 import Foundation
 import Glibc
@@ -42,6 +42,8 @@ final class ThreadLedgerExecutor: LedgerExecutor, @unchecked Sendable {
         guard let thread = owner.withLock({ $0 }) else { return false }
         return pthread_equal(thread, pthread_self()) != 0
     }
+
+    func execute(afterCurrentWork body: @escaping @Sendable () -> Void) { run(body) }
 }
 
 /// The ledger on an executor of the caller's choosing, entered
@@ -54,7 +56,7 @@ final class ThreadLedgerExecutor: LedgerExecutor, @unchecked Sendable {
         let store = InMemoryLedgerStore()
         let clock = ManualClock(year: 2026, month: 1, day: 31, hour: 9, minute: 30)
         let ledger = try Ledger(store: store, plans: Fixtures.plans, clock: clock,
-                                configuration: Fixtures.configuration(), logger: Fixtures.logger, executor: executor)
+                                configuration: Fixtures.configuration(maxBatch: 1_024), logger: Fixtures.logger, executor: executor)
         h = Harness(store: store, clock: clock, ledger: ledger)
     }
 
@@ -97,6 +99,34 @@ final class ThreadLedgerExecutor: LedgerExecutor, @unchecked Sendable {
         #expect(other.ledger.whenOnExecutor { $0.lastSeq } == nil)
         #expect(other.ledger.executor is QueueLedgerExecutor)
         await other.ledger.close()
+    }
+
+    /// Debits entered one call at a time during one turn of the executor
+    /// (an event loop's sockets) reach the journal in one commit: the
+    /// journal is woken after the turn, not by the turn's first entry.
+    @Test(.timeLimit(.minutes(1))) func aTurnsDebitsShareOneCommit() async throws {
+        try await h.openAccount("acct", plan: "pro", credits: 1_000_000)
+        for round in 0..<5 {
+            let deadline = ContinuousClock.now + .seconds(10)
+            while !h.ledger.journalIsSleeping {
+                try #require(ContinuousClock.now < deadline, "the journal thread never slept")
+                try await Task.sleep(for: .milliseconds(1))
+            }
+            let calls = h.disk.appendCallCount
+            let commands = try (0..<200).map { try Fixtures.command(account: "acct", key: "t-\(round)-\($0)", micros: 5) }
+            let priors = try commands.map { try h.ledger.priorLookup($0) }
+            let answers = commands.map { _ in Answer<DebitOutcome>() }
+            let ledger = h.ledger
+            await onExecutor {
+                for index in commands.indices {
+                    _ = ledger.whenOnExecutor { $0.debitNow(commands[index], prior: priors[index]) { answers[index].set($0) } }
+                }
+            }
+            #expect(await eventually { answers.allSatisfy { $0.result != nil } })
+            #expect(answers.allSatisfy { if case .success(.accepted)? = $0.result { true } else { false } })
+            #expect(h.disk.appendCallCount == calls + 1, "round \(round): the turn took \(h.disk.appendCallCount - calls) commits")
+        }
+        await h.ledger.close()
     }
 
     /// The answer waits for the commit: nothing while the store holds it.
