@@ -145,9 +145,16 @@ extension Ledger {
         }
         let now = clock.nowMicros()
         let seq = state.lastSeq + 1
-        let decided = try state.decideInPlace(command, seq: seq, nowMicros: now)?.record
-            ?? JournalRecord(seq: seq, atUnixMicros: now, event: state.decide(command, nowMicros: now, plans: state.plans))  // unknown account
-        let record = try append(decided, debit: command)
+        let decided: JournalRecord?
+        do {
+            decided = try state.decideInPlace(command, seq: seq, nowMicros: now)?.record
+        } catch {
+            // Not thrown here (apply checks the sums); as a LedgerError a batch would go on.
+            throw Self.refusal(error)
+        }
+        let record = try append(decided ?? JournalRecord(seq: seq, atUnixMicros: now,  // unknown account
+                                                          event: state.decide(command, nowMicros: now, plans: state.plans)),
+                                debit: command)
         return (record.isAccepted ? .accepted(record) : .refused(record), record.seq)
     }
 

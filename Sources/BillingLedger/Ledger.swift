@@ -32,8 +32,9 @@ public actor Ledger {
     /// Set by `close`: a reload requested by an earlier failure must not reopen it.
     var closed = false
     var entriesSinceCheckpoint = 0
-    /// Set while a batch is recorded: its entries are queued without waking
-    /// the journal thread, which is woken once after the last.
+    /// Set while a batch is recorded, or a debit entered on the executor's
+    /// thread (`debitNow`): entries are queued without waking the journal
+    /// thread, which is woken once after the last (or the executor's turn).
     var holdingJournalWakes = false
     /// Lifecycle work (requests, transitions, payments) runs one at a time:
     /// a gateway call suspends it, and nothing else may change an account's
