@@ -10,12 +10,7 @@ import Testing
         let h = try Harness(configuration: Fixtures.configuration(maxBatch: 1_024, checkpointEvery: 100_000))
         try await h.openAccount("acct", plan: "pro", credits: 1_000_000)
         for round in 0..<5 {
-            // The journal thread goes to sleep once its queue is empty.
-            let deadline = ContinuousClock.now + .seconds(10)
-            while !h.ledger.journalIsSleeping {
-                try #require(ContinuousClock.now < deadline, "the journal thread never slept")
-                try await Task.sleep(for: .milliseconds(1))
-            }
+            try await h.journalSleeps()
             let calls = h.disk.appendCallCount
             let commands = try (0..<300).map {
                 try Fixtures.command(account: "acct", key: "k-\(round)-\($0)", micros: 5, run: "run-\($0 % 3)")

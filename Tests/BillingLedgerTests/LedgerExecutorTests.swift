@@ -107,11 +107,7 @@ final class ThreadLedgerExecutor: LedgerExecutor, @unchecked Sendable {
     @Test(.timeLimit(.minutes(1))) func aTurnsDebitsShareOneCommit() async throws {
         try await h.openAccount("acct", plan: "pro", credits: 1_000_000)
         for round in 0..<5 {
-            let deadline = ContinuousClock.now + .seconds(10)
-            while !h.ledger.journalIsSleeping {
-                try #require(ContinuousClock.now < deadline, "the journal thread never slept")
-                try await Task.sleep(for: .milliseconds(1))
-            }
+            try await h.journalSleeps()
             let calls = h.disk.appendCallCount
             let commands = try (0..<200).map { try Fixtures.command(account: "acct", key: "t-\(round)-\($0)", micros: 5) }
             let priors = try commands.map { try h.ledger.priorLookup($0) }

@@ -1,7 +1,8 @@
 import BillingCore
-import BillingLedger
+@testable import BillingLedger
 import BillingProto
 import Synchronization
+import Testing
 
 /// One ledger on an in-memory store with a manual clock, for focused tests.
 struct Harness: Sendable {
@@ -45,6 +46,15 @@ struct Harness: Sendable {
     }
 
     func balance(_ id: String) async -> Int64? { await ledger.account(id)?.balance }
+
+    /// Returns once the journal thread sleeps (it does once its queue is empty).
+    func journalSleeps() async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !ledger.journalIsSleeping {
+            try #require(ContinuousClock.now < deadline, "the journal thread never slept")
+            try await Task.sleep(for: .milliseconds(1))
+        }
+    }
 
     func journal() -> [Entry] { disk.journal() }
 
