@@ -182,7 +182,7 @@ extension Ledger {
             }
             transitions += try await attemptOwedPayments(only: id)
         }
-        throw LedgerError.invalid("more than a million transitions due at once")
+        throw LedgerError.internalFault("more than a million transitions due at once")
     }
 
     /// Charges every invoice that was issued with a payment attempt owed.
@@ -207,7 +207,7 @@ extension Ledger {
     /// moves on: a retry after a failed journal write reuses it.
     func attemptPayment(invoice sequence: Int64, key: String = "",
                         newMethod: Billing_Journal_V1_PaymentMethodSet? = nil) async throws -> Billing_V1_Charge {
-        guard let record = state.invoices[sequence] else { throw LedgerError.invalid("no invoice \(sequence)") }
+        guard let record = state.invoices[sequence] else { throw LedgerError.internalFault("no invoice \(sequence)") }
         let book = try book(record.invoice.accountID)
         let method = newMethod ?? book.paymentMethod
         var charge = Billing_V1_Charge()
@@ -368,7 +368,7 @@ extension Ledger {
                                             message: "idempotency key \(key) was used for a purchase of another amount")
             }
             guard let charge = book.charges.last(where: { $0.chargeID == earlier.chargeID }) else {
-                throw LedgerError.invalid("purchase \(key) has no charge")
+                throw LedgerError.internalFault("purchase \(key) has no charge")
             }
             guard charge.status == .succeeded, let invoice = state.invoices[earlier.invoiceSequence]?.invoice else {
                 throw PaymentDeclined(charge: charge)
@@ -426,7 +426,7 @@ extension Ledger {
                                             message: "idempotency key \(key) was used to pay another invoice")
             }
             guard let charge = book.charges.last(where: { $0.chargeID == earlier.chargeID }) else {
-                throw LedgerError.invalid("payment \(key) has no charge")
+                throw LedgerError.internalFault("payment \(key) has no charge")
             }
             guard charge.status == .succeeded else { throw PaymentDeclined(charge: charge) }
             return (state.invoices[sequence]!.invoice, charge)

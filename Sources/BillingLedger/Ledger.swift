@@ -202,7 +202,7 @@ public actor Ledger {
         if case .overflow = error {
             return .invalid("the account's totals would exceed the largest amount or quantity the ledger keeps")
         }
-        return .invalid("cannot apply: \(error)")
+        return .internalFault("cannot apply a debit: \(error)")
     }
 
     /// The same for a record made for the next seq. `debit`: the command the
@@ -226,7 +226,7 @@ public actor Ledger {
         } catch .overflow where record.isDebit {
             throw Self.refusal(.overflow(seq: record.seq))  // refused before anything changed
         } catch {
-            throw .invalid("cannot apply: \(error)")
+            throw .internalFault("cannot apply: \(error)")
         }
         try committer.enqueue(record, wake: !holdingJournalWakes)
         // Before a checkpoint may seal the generation: the checkpoint at this
@@ -340,7 +340,7 @@ public actor Ledger {
     /// Records a new key (its hash only); returns once durable.
     public func createApiKey(keyID: String, name: String, scopes: [String], hash: [UInt8], expiresUnix: Int64,
                              actor: String) async throws -> Billing_Journal_V1_Entry {
-        guard state.apiKeys[keyID] == nil else { throw LedgerError.invalid("key id \(keyID) exists") }
+        guard state.apiKeys[keyID] == nil else { throw LedgerError.internalFault("key id \(keyID) exists") }
         var created = Billing_Journal_V1_ApiKeyCreated()
         created.keyID = keyID
         created.name = name

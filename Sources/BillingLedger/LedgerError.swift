@@ -16,4 +16,7 @@ public enum LedgerError: Error, Sendable, Equatable {
     case unavailable(String)
     /// Input the ledger cannot accept (an amount out of range, a balance overflow).
     case invalid(String)
+    /// Not the caller's doing: the ledger's state breaks one of its own rules
+    /// (a bug or damaged data). Logged; INTERNAL to the caller.
+    case internalFault(String)
 }

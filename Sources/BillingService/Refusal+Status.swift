@@ -1,10 +1,14 @@
 import BillingLedger
 import BillingProto
 import GRPC
+import Logging
 
 /// The one place where business refusals and ledger failures become gRPC
 /// statuses (with an ErrorInfo reason) or Refusal messages.
 enum Refusals {
+    /// Where failures that are not the caller's doing are logged: the
+    /// caller gets a generic INTERNAL, the details go here only.
+    static let logger = Logger(label: "billing.service")
     static func status(_ refused: Billing_Journal_V1_DebitRefused) -> GRPCStatus {
         GRPCStatus(GRPCStatus.Code(rawValue: Int(refused.code)) ?? .failedPrecondition, refused.message,
                    reason: refused.reason, metadata: ["account_id": refused.accountID])
@@ -43,8 +47,9 @@ enum Refusals {
         }
     }
 
-    /// Anything the ledger throws, as a status. Unknown errors are bugs or
-    /// I/O failures: logged by the transport, INTERNAL to the caller.
+    /// Anything the ledger throws, as a status. Unknown errors and the
+    /// ledger's internal faults are bugs or I/O failures: logged here,
+    /// INTERNAL to the caller (a generic message: no details leak).
     static func status(_ error: any Error) -> GRPCStatus {
         if let status = error as? GRPCStatus { return status }
         if let refused = error as? AccountRequestRefused {
@@ -56,7 +61,7 @@ enum Refusals {
             return GRPCStatus(.failedPrecondition, "the payment was declined: \(charge.failureMessage)", reason: "PAYMENT_DECLINED",
                               metadata: ["charge_id": charge.chargeID, "failure_reason": charge.failureReason, "account_id": charge.accountID])
         }
-        guard let error = error as? LedgerError else { return GRPCStatus(.internal, "internal error") }
+        guard let error = error as? LedgerError else { return internalError(error) }
         switch error {
         case .accountExists(let id):
             return GRPCStatus(.alreadyExists, "account \(id) already exists", reason: "ACCOUNT_EXISTS", metadata: ["account_id": id])
@@ -74,7 +79,14 @@ enum Refusals {
                               reason: "LEDGER_UNAVAILABLE")
         case .invalid(let why):
             return GRPCStatus(.invalidArgument, why, reason: "AMOUNT_TOO_LARGE")
+        case .internalFault(let why):
+            return internalError(why)
         }
+    }
+
+    static func internalError(_ error: Any) -> GRPCStatus {
+        logger.error("request failed", metadata: ["error": "\(error)"])
+        return GRPCStatus(.internal, "internal error")
     }
 }
 

@@ -131,3 +131,19 @@ import Testing
         #expect(state == before)
     }
 }
+
+/// How a debit the state cannot apply is refused (Debit and Quote alike).
+@Suite struct LedgerRefusalTests {
+    @Test func onlyAnOverflowIsTheCallersMistake() {
+        #expect(Ledger.refusal(.overflow(seq: 3))
+            == .invalid("the account's totals would exceed the largest amount or quantity the ledger keeps"))
+        for error: LedgerState.ApplyError in [.outOfOrder(expected: 4, got: 6), .unknownAccount(seq: 4, "acct"),
+                                              .inconsistent(seq: 4, "no such run")] {
+            guard case .internalFault(let why) = Ledger.refusal(error) else {
+                Issue.record("\(error) is not an internal fault")
+                continue
+            }
+            #expect(why.contains("\(error)"))
+        }
+    }
+}

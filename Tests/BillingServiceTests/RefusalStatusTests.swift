@@ -1,0 +1,29 @@
+import BillingLedger
+import GRPC
+@testable import BillingService
+import Testing
+
+/// How the ledger's errors reach a caller: the caller's mistakes with their
+/// reason, the ledger's own faults as a generic INTERNAL.
+@Suite struct RefusalStatusTests {
+    struct DiskFull: Error {}
+
+    @Test func aLedgerFaultIsInternalAndTellsTheCallerNothingMore() {
+        let status = Refusals.status(LedgerError.internalFault("cannot apply: outOfOrder(expected: 7, got: 9)"))
+        #expect(status.code == .internal)
+        #expect(status.message == "internal error")
+        #expect(status.errorInfo == nil)
+    }
+
+    @Test func anUnknownErrorIsInternalToo() {
+        let status = Refusals.status(DiskFull())
+        #expect(status.code == .internal)
+        #expect(status.message == "internal error")
+    }
+
+    @Test func anAmountTheLedgerCannotKeepIsTheCallersMistake() {
+        let status = Refusals.status(LedgerError.invalid("the balance would overflow"))
+        #expect(status.code == .invalidArgument)
+        #expect(status.errorInfo?.reason == "AMOUNT_TOO_LARGE")
+    }
+}
