@@ -143,7 +143,7 @@ let package = Package(
             dependencies: ["LoadGenerator", "HTTP2", "BillingProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .testTarget(name: "InvoicePDFTests", dependencies: ["InvoicePDF"]),
         .testTarget(name: "GRPCTests", dependencies: ["GRPC", "HTTP2", "BillingProto", "BillingService"]),
-        .testTarget(name: "ServerTests", dependencies: ["Server", "GRPC", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "ServerTests", dependencies: ["Server", "GRPC", "CLinux", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "BillingServiceTests",
             dependencies: ["BillingService", "BillingProto", "BillingCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),

@@ -36,6 +36,9 @@ final class EventLoop: GRPCLoop, @unchecked Sendable {
     var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
     /// Work queued from the loop's own thread.
     var local: [@Sendable () -> Void] = []
+    /// Turns of the loop so far (one `epoll_wait` each), for tests of what
+    /// runs in which turn.
+    private(set) var turns: UInt64 = 0
 
     init(index: Int, logger: Logger) throws {
         self.index = index
@@ -127,6 +130,7 @@ final class EventLoop: GRPCLoop, @unchecked Sendable {
         pthread_setspecific(Self.current, Unmanaged.passUnretained(self).toOpaque())
         var events = [epoll_event](repeating: epoll_event(), count: 256)
         while !stopped {
+            turns &+= 1
             let timeout: Int32
             if !local.isEmpty {
                 timeout = 0

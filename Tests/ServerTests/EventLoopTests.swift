@@ -1,3 +1,4 @@
+import CLinux
 import Dispatch
 import Foundation
 import Logging
@@ -98,5 +99,47 @@ import Testing
         let final = log.withLock { $0 }
         #expect(!final.overlapped)
         for thread in 0..<4 { #expect(final.seen[thread] == Array(0..<perThread)) }
+    }
+
+    /// Work queued on the loop's own thread while it handles socket events
+    /// runs in that same turn, after every event of the turn and before the
+    /// loop waits again: the ledger's journal is woken this way once per
+    /// turn, after all of the turn's debits (`LoopLedgerExecutor`).
+    @Test(.timeLimit(.minutes(1))) func workQueuedDuringSocketEventsRunsLaterInTheSameTurn() async throws {
+        let running = try Running()
+        defer { running.stop() }
+        let loop = running.loop
+        // A pipe stands in for the listening socket: its readiness is a socket event.
+        var fds: [Int32] = [-1, -1]
+        try #require(pipe(&fds) == 0)
+        let (ready, writer) = (fds[0], fds[1])
+        defer { close(ready); close(writer) }
+        final class Flag: @unchecked Sendable {
+            var value: Bool
+            init(_ value: Bool) { self.value = value }
+        }
+        struct Seen: Sendable { var eventTurn: UInt64 = 0; var workTurn: UInt64 = 0; var ranInsideEvent = false }
+        let seen = await withCheckedContinuation { (continuation: CheckedContinuation<Seen, Never>) in
+            loop.execute {
+                loop.acceptor = { loop in
+                    var byte: UInt8 = 0
+                    _ = read(ready, &byte, 1)
+                    let inside = Flag(true)  // (a loop-thread flag: read and written there only)
+                    let eventTurn = loop.turns
+                    loop.execute {
+                        continuation.resume(returning: Seen(eventTurn: eventTurn, workTurn: loop.turns, ranInsideEvent: inside.value))
+                    }
+                    inside.value = false
+                    loop.acceptor = nil
+                }
+                loop.listenFD = ready
+                try? loop.register(ready, events: EPOLLIN.rawValue)
+                var byte: UInt8 = 1
+                _ = write(writer, &byte, 1)
+            }
+        }
+        #expect(!seen.ranInsideEvent)
+        #expect(seen.eventTurn > 0)
+        #expect(seen.workTurn == seen.eventTurn, "queued in one turn, ran in a later one")
     }
 }
