@@ -359,23 +359,36 @@ def test_largest_amounts_that_fit_and_the_first_that_do_not(billing):
     assert (code, info.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "AMOUNT_TOO_LARGE"), details
 
 
-def test_a_debit_that_would_carry_the_accounts_totals_past_int64_is_refused_by_quote_and_debit(billing):
+@pytest.mark.parametrize("threads", [1, 3])
+def test_a_debit_that_would_carry_the_accounts_totals_past_int64_is_refused_by_quote_and_debit(pb, server, threads):
     """Each debit fits; the account's lifetime token sum after the second
     would not: Quote and Debit both refuse it as AMOUNT_TOO_LARGE, nothing
-    is charged, and the key stays free for another request."""
-    b = billing
+    is charged, and the key stays free for another request. With three
+    loops, over a connection on each (the ledger's loop enters the actor
+    synchronously, the others as a task)."""
+    served = server(args=["--threads", str(threads)])
+    b = Billing(pb, served)
     b.create("tokens", plan="pro")
     b.metering.Debit(b.request("tokens", "k1", [b.llm("gpt-4o-mini", input_tokens=INT64_MAX)]), timeout=RPC_TIMEOUT_S)
     before = (b.usage_total("tokens"), b.balance("tokens"))
     one = [b.llm("gpt-4o-mini", input_tokens=1)]
-    code, info, details = b.refusal(b.metering.Quote, b.pb.metering_pb2.QuoteRequest(account_id="tokens", line_items=one))
-    assert (code, info.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "AMOUNT_TOO_LARGE"), details
-    code, info, details = b.refusal(b.metering.Debit, b.request("tokens", "k2", one))
-    assert (code, info.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "AMOUNT_TOO_LARGE"), details
-    assert (b.usage_total("tokens"), b.balance("tokens")) == before
-    assert b.get_debit("tokens", "k2").outcome == b.pb.metering_pb2.DEBIT_OUTCOME_UNKNOWN
+    # Connections go to the loops in turn: `b`'s own is one, these the next three.
+    channels = [served.authorized_channel(options=[("grpc.use_local_subchannel_pool", 1)]) for _ in range(3)]
+    for n, channel in enumerate(channels):
+        stub = pb.metering_pb2_grpc.MeteringStub(channel)
+        code, info, details = b.refusal(stub.Quote, pb.metering_pb2.QuoteRequest(account_id="tokens", line_items=one))
+        assert (code, info.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "AMOUNT_TOO_LARGE"), details
+        code, info, details = b.refusal(stub.Debit, b.request("tokens", "k2", one))
+        assert (code, info.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "AMOUNT_TOO_LARGE"), details
+        assert (b.usage_total("tokens"), b.balance("tokens")) == before, f"connection {n}"
+        assert b.get_debit("tokens", "k2").outcome == b.pb.metering_pb2.DEBIT_OUTCOME_UNKNOWN
+    if threads == 3:
+        loops = set(re.findall(r"loop=(\d+).*connection accepted", served.log()))
+        assert loops == {"0", "1", "2"}, f"connections were served by loops {sorted(loops)} only"
     # A tool call adds no tokens: accepted under the same key.
     assert b.metering.Debit(b.request("tokens", "k2", [b.tool("slack", 1)]), timeout=RPC_TIMEOUT_S).total_micros > 0
+    for channel in channels:
+        channel.close()
 
 
 def test_execution_cost_lists_the_runs_debits(billing):
