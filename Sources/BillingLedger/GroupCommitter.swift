@@ -21,6 +21,12 @@ final class GroupCommitter: Sendable {
         let waiter: CommitWaiter
     }
 
+    /// A `whenDurable` callback.
+    struct Callback {
+        let seq: Int64
+        let call: @Sendable (Result<Void, LedgerError>) -> Void
+    }
+
     struct State {
         var queue: [JournalRecord] = []
         var checkpoint: PendingCheckpoint?
@@ -39,6 +45,7 @@ final class GroupCommitter: Sendable {
         var settledSeq: Int64 = 0
         var indexWaiters: [Waiter] = []
         var waiters: [Waiter] = []
+        var callbacks: [Callback] = []
         var durableSeq: Int64
         var failed: String?
         var stopping = false
@@ -61,6 +68,8 @@ final class GroupCommitter: Sendable {
     /// commits slow down (see `pace`): the bound on what a start-up replays.
     let maxCheckpointLag: Int64
     let logger: Logger
+    /// Where `whenDurable` callbacks run (the ledger's executor).
+    let callbackExecutor: any LedgerExecutor
     let onFailure: @Sendable (String) -> Void
     /// Called with a checkpoint's seq once it and its index rows are stored.
     let onIndexed: @Sendable (Int64) -> Void
@@ -96,13 +105,14 @@ final class GroupCommitter: Sendable {
     }
 
     init(store: any LedgerStore, durableSeq: Int64, maxBatch: Int, maxQueued: Int, logger: Logger,
-         maxCheckpointLag: Int64 = .max,
+         callbackExecutor: any LedgerExecutor, maxCheckpointLag: Int64 = .max,
          onFailure: @escaping @Sendable (String) -> Void, onIndexed: @escaping @Sendable (Int64) -> Void,
          keyFilter: KeyFilter? = nil, keyFilterEvery: Int = 10) {
         self.store = store
         self.maxBatch = maxBatch
         self.maxQueued = maxQueued
         self.logger = logger
+        self.callbackExecutor = callbackExecutor
         self.onFailure = onFailure
         self.onIndexed = onIndexed
         self.keyFilter = keyFilter
@@ -202,6 +212,30 @@ final class GroupCommitter: Sendable {
         register(seq, reached: \.durableSeq, in: \.waiters)
     }
 
+    /// Calls `call` with the outcome of `seq`'s commit: at once, on this
+    /// thread, when it is already known (durable, or the committer has
+    /// failed); else on `callbackExecutor`, where the journal thread hands
+    /// each commit's callbacks over together, in one hop (a `CommitWaiter`
+    /// per caller cost an object, two locks and a hop of its own each).
+    /// Call synchronously in the actor turn that produced `seq`, as `waiter(for:)`.
+    func whenDurable(_ seq: Int64, _ call: @escaping @Sendable (Result<Void, LedgerError>) -> Void) {
+        let outcome: Result<Void, LedgerError>? = state.withLock { s in
+            if let failed = s.failed { return .failure(.unavailable(failed)) }
+            if s.durableSeq >= seq { return .success(()) }
+            s.callbacks.append(Callback(seq: seq, call: call))
+            return nil
+        }
+        if let outcome { call(outcome) }
+    }
+
+    /// Runs `callbacks` with `outcome` on the callback executor, in one hop.
+    private func deliver(_ callbacks: [Callback], _ outcome: Result<Void, LedgerError>) {
+        guard !callbacks.isEmpty else { return }
+        callbackExecutor.execute(fromAnyThread: {
+            for callback in callbacks { callback.call(outcome) }
+        })
+    }
+
     /// A waiter for a checkpoint at or after `seq` to be written (with its
     /// index rows, and after the key filter write riding with it, if any,
     /// has ended); fails if the next checkpoint write or a commit fails.
@@ -248,12 +282,13 @@ final class GroupCommitter: Sendable {
         wake.signal()
         stopped.wait()  // the checkpoint thread, after the journal thread
         // Closed for good: later appends and waits fail instead of hanging.
-        let stranded = state.withLock { s -> [Waiter] in
+        let (stranded, callbacks) = state.withLock { s -> ([Waiter], [Callback]) in
             s.failed = "the ledger is closed"
-            defer { s.waiters.removeAll(); s.indexWaiters.removeAll() }
-            return s.waiters + s.indexWaiters
+            defer { s.waiters.removeAll(); s.indexWaiters.removeAll(); s.callbacks.removeAll() }
+            return (s.waiters + s.indexWaiters, s.callbacks)
         }
         for waiter in stranded { waiter.waiter.resolve(.failure(.unavailable("the ledger is closed"))) }
+        deliver(callbacks, .failure(.unavailable("the ledger is closed")))
     }
 
     /// Under load (entries arrived while the last transaction committed),
@@ -392,7 +427,7 @@ final class GroupCommitter: Sendable {
             logger.error("journal commit failed; the ledger will reload from the store", metadata: [
                 "error": "\(error)", "first_seq": "\(batch.first!.seq)", "entries": "\(batch.count)",
             ])
-            let failedWaiters = state.withLock { s -> [Waiter] in
+            let (failedWaiters, failedCallbacks) = state.withLock { s -> ([Waiter], [Callback]) in
                 s.failed = reason
                 s.queue.removeAll()
                 s.checkpoint = nil
@@ -400,13 +435,15 @@ final class GroupCommitter: Sendable {
                 let waiters = s.waiters + s.indexWaiters
                 s.waiters.removeAll()
                 s.indexWaiters.removeAll()
-                return waiters
+                defer { s.callbacks.removeAll() }
+                return (waiters, s.callbacks)
             }
             for waiter in failedWaiters { waiter.waiter.resolve(.failure(.unavailable(reason))) }
+            deliver(failedCallbacks, .failure(.unavailable(reason)))
             onFailure(reason)
             return
         }
-        let ready = state.withLock { s -> [Waiter] in
+        let (ready, readyCallbacks) = state.withLock { s -> ([Waiter], [Callback]) in
             s.durableSeq = batch.last!.seq
             s.batches += 1
             s.committedEntries += Int64(batch.count)
@@ -416,9 +453,16 @@ final class GroupCommitter: Sendable {
                 ready.append(waiter)
                 return true
             }
-            return ready
+            var readyCallbacks: [Callback] = []
+            s.callbacks.removeAll { callback in
+                guard callback.seq <= s.durableSeq else { return false }
+                readyCallbacks.append(callback)
+                return true
+            }
+            return (ready, readyCallbacks)
         }
         for waiter in ready { waiter.waiter.resolve(.success(())) }
+        deliver(readyCallbacks, .success(()))
     }
 
     /// Stores the checkpoint and its index rows (sorted by hash: SQLite
@@ -524,58 +568,40 @@ extension Duration {
 }
 
 /// One caller's wait for a commit: resolved once, by the journal thread or
-/// at registration; `wait()` returns or throws accordingly, or the callback
-/// given to `whenResolved` runs with the outcome.
+/// at registration; `wait()` returns or throws accordingly. (A caller on
+/// the ledger's executor that wants a callback instead uses
+/// `GroupCommitter.whenDurable`.)
 final class CommitWaiter: Sendable {
-    private enum Listener {
-        case task(UnsafeContinuation<Void, any Error>)
-        case callback(@Sendable (Result<Void, LedgerError>) -> Void)
-    }
-
     private struct State {
         var outcome: Result<Void, LedgerError>?
-        var listener: Listener?
+        var continuation: UnsafeContinuation<Void, any Error>?
+        var waited = false
     }
 
     private let state = Mutex(State())
 
     func resolve(_ outcome: Result<Void, LedgerError>) {
-        let listener = state.withLock { s -> Listener? in
+        let continuation = state.withLock { s -> UnsafeContinuation<Void, any Error>? in
             guard s.outcome == nil else { return nil }
             s.outcome = outcome
-            defer { s.listener = nil }
-            return s.listener
+            defer { s.continuation = nil }
+            return s.continuation
         }
-        switch listener {
-        case .task(let continuation): continuation.resume(with: outcome.mapError { $0 as any Error })
-        case .callback(let callback): callback(outcome)
-        case nil: break
-        }
+        continuation?.resume(with: outcome.mapError { $0 as any Error })
     }
 
     /// Waits for the outcome. Call once per waiter.
     func wait() async throws {
         // Unsafe (not checked): resumed exactly once, by `resolve` or here.
         try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
-            if let outcome = listen(.task(continuation)) { continuation.resume(with: outcome.mapError { $0 as any Error }) }
-        }
-    }
-
-    /// Runs `callback` with the outcome: at once on this thread when it is
-    /// known, else on the thread that resolves it (the journal thread: the
-    /// callback must only hand the outcome on). Call once per waiter,
-    /// instead of `wait()`.
-    func whenResolved(_ callback: @escaping @Sendable (Result<Void, LedgerError>) -> Void) {
-        if let outcome = listen(.callback(callback)) { callback(outcome) }
-    }
-
-    /// The outcome if already known, else `listener` is kept for `resolve`.
-    private func listen(_ listener: Listener) -> Result<Void, LedgerError>? {
-        state.withLock { s in
-            precondition(s.listener == nil, "a commit waiter is waited on once")
-            if let outcome = s.outcome { return outcome }
-            s.listener = listener
-            return nil
+            let known = state.withLock { s -> Result<Void, LedgerError>? in
+                precondition(!s.waited, "a commit waiter is waited on once")
+                s.waited = true
+                if let outcome = s.outcome { return outcome }
+                s.continuation = continuation
+                return nil
+            }
+            if let known { continuation.resume(with: known.mapError { $0 as any Error }) }
         }
     }
 }

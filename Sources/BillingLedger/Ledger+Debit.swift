@@ -55,26 +55,27 @@ extension Ledger {
     /// executor, through `whenOnExecutor`): decides and applies now, and
     /// calls `completion` once the outcome is durable — on this thread when
     /// it already is (a retry of a committed key) or fails at once, else on
-    /// the journal thread, which `completion` must only hand it on from.
+    /// the ledger's executor, with the rest of its commit's callbacks.
     ///
     /// The journal is woken after the executor's current work (the loop's
     /// turn), not by this entry: a turn's debits share its transaction.
     public func debitNow(_ command: DebitCommand, prior: PriorLookup,
                          completion: @escaping @Sendable (Result<DebitOutcome, any Error>) -> Void) {
-        let recorded: (DebitOutcome, CommitWaiter)
+        let recorded: (outcome: DebitOutcome, seq: Int64)
         holdingJournalWakes = true
         defer {
             holdingJournalWakes = false
             committer.wakeAfterCurrentWork(of: executor)
         }
         do {
-            recorded = try recordWaiting(command, prior: prior)
+            recorded = try record(command, prior: prior)
         } catch {
             completion(.failure(error))
             return
         }
-        let outcome = recorded.0
-        recorded.1.whenResolved { result in
+        let outcome = recorded.outcome
+        // Registered in this actor turn, as `recordWaiting`'s waiter is.
+        committer.whenDurable(recorded.seq) { result in
             completion(result.map { outcome }.mapError { $0 as any Error })
         }
     }

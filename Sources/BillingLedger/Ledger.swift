@@ -125,7 +125,7 @@ public actor Ledger {
         let relay = RecoveryRelay()
         self.committer = GroupCommitter(
             store: store, durableSeq: state.lastSeq, maxBatch: configuration.maxBatch,
-            maxQueued: configuration.maxQueued, logger: logger,
+            maxQueued: configuration.maxQueued, logger: logger, callbackExecutor: self.executor,
             maxCheckpointLag: configuration.maxCheckpointLag,
             onFailure: { _ in relay.trigger() }, onIndexed: { seq in cache.indexed(through: seq) },
             keyFilter: keyFilter, keyFilterEvery: configuration.keyFilterEveryCheckpoints)

@@ -15,6 +15,10 @@ public protocol LedgerExecutor: SerialExecutor, AnyObject {
     /// event loop's current turn (every call its sockets brought in), a
     /// queue's current job. Called on the executor's thread.
     func execute(afterCurrentWork body: @escaping @Sendable () -> Void)
+
+    /// Runs `body` on this executor, after what is queued there already.
+    /// Called from any thread (the journal's, with commit callbacks).
+    func execute(fromAnyThread body: @escaping @Sendable () -> Void)
 }
 
 extension LedgerExecutor {
@@ -53,6 +57,10 @@ public final class QueueLedgerExecutor: LedgerExecutor, @unchecked Sendable {
     public var isCurrent: Bool { DispatchQueue.getSpecific(key: key) == ObjectIdentifier(self) }
 
     public func execute(afterCurrentWork body: @escaping @Sendable () -> Void) {
+        queue.async(execute: body)
+    }
+
+    public func execute(fromAnyThread body: @escaping @Sendable () -> Void) {
         queue.async(execute: body)
     }
 }

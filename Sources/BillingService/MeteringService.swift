@@ -20,8 +20,9 @@ public final class MeteringService: Sendable {
     /// methods: microseconds of in-memory work. On the loop that runs the
     /// ledger actor (the first; every loop when there is one) they enter the
     /// ledger synchronously — no task, no actor hop, no thread hand-off —
-    /// and a Debit answers from the journal thread's commit callback (the
-    /// response is built back on the loop). On another loop they continue
+    /// and a Debit answers from its commit callback, which the journal
+    /// thread hands back to the loop with the rest of its commit's (the
+    /// response is built and sent there, at once). On another loop they continue
     /// as a task there that awaits the actor. A Debit whose key only SQLite
     /// can tell about (a filter hit the cache does not hold: a retry of an
     /// old key, or ~0.3 % of new keys at 10 million) continues on the pool,
@@ -155,7 +156,8 @@ public final class MeteringService: Sendable {
         }
         let entered: Void? = ledger.whenOnExecutor { ledger in
             ledger.debitNow(command, prior: prior) { result in
-                respond { try Self.response(result.mapError(Refusals.status).get(), command).handEncoded() }
+                // Here on the ledger's executor: this connection's loop.
+                respond.answer { try Self.response(result.mapError(Refusals.status).get(), command).handEncoded() }
             }
         }
         if entered == nil {

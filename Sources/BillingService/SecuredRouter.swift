@@ -114,6 +114,18 @@ struct CountingResponder: Sendable {
         }
     }
 
+    /// The same, computed now (see `GRPCResponder.answer`): for a caller on
+    /// the connection's loop.
+    func answer(_ body: () throws -> [UInt8]) {
+        respond.answer {
+            do {
+                return try body()
+            } catch {
+                throw RefusalMetrics.counted(error)
+            }
+        }
+    }
+
     /// Answers with `error`'s status (see `GRPCResponder.fail`), counted.
     func fail(_ error: any Error) {
         respond.fail(RefusalMetrics.counted(error))

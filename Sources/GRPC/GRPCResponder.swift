@@ -36,7 +36,27 @@ public struct GRPCResponder: Sendable {
 
     /// Answers with `outcome`. Call exactly once (or `continueAsTask` once).
     public func callAsFunction(_ outcome: Result<[UInt8], GRPCStatus>) {
-        finish { outcome }
+        guard claim() else { return }
+        deliver(outcome)
+    }
+
+    /// Answers with what `body` returns, or the status its error maps to
+    /// (as `callAsFunction(_ body:)`), computed now, on this thread: for a
+    /// caller on the connection's loop (a callback the loop runs), where
+    /// the answer goes out with no closure kept for later.
+    public func answer(_ body: () throws -> [UInt8]) {
+        guard claim() else { return }
+        deliver(GRPCServerConnection.outcome(logger, context, body))
+    }
+
+    /// Hands `outcome` to the connection: now on its loop, else queued there.
+    private func deliver(_ outcome: Result<[UInt8], GRPCStatus>) {
+        let (connection, streamID) = (self.connection, self.streamID)
+        if loop.inEventLoop {
+            connection.value.handlerFinished(streamID, outcome)
+        } else {
+            loop.execute { connection.value.handlerFinished(streamID, outcome) }
+        }
     }
 
     /// Answers with what `body` returns, or the status its error maps to

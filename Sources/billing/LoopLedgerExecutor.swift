@@ -23,4 +23,8 @@ final class LoopLedgerExecutor: LedgerExecutor, @unchecked Sendable {
     func execute(afterCurrentWork body: @escaping @Sendable () -> Void) {
         loop.execute(body)
     }
+
+    func execute(fromAnyThread body: @escaping @Sendable () -> Void) {
+        loop.execute(body)
+    }
 }

@@ -44,6 +44,8 @@ final class ThreadLedgerExecutor: LedgerExecutor, @unchecked Sendable {
     }
 
     func execute(afterCurrentWork body: @escaping @Sendable () -> Void) { run(body) }
+
+    func execute(fromAnyThread body: @escaping @Sendable () -> Void) { run(body) }
 }
 
 /// The ledger on an executor of the caller's choosing, entered
