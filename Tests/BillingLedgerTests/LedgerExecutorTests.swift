@@ -45,8 +45,17 @@ final class ThreadLedgerExecutor: LedgerExecutor, @unchecked Sendable {
 
     func execute(afterCurrentWork body: @escaping @Sendable () -> Void) { run(body) }
 
-    func execute(fromAnyThread body: @escaping @Sendable () -> Void) { run(body) }
+    /// Hand-offs through `execute(fromAnyThread:)` so far.
+    let handOffs = Atomic<Int>(0)
+
+    func execute(fromAnyThread body: @escaping @Sendable () -> Void) {
+        handOffs.wrappingAdd(1, ordering: .relaxed)
+        run(body)
+    }
 }
+
+/// What `debitNow` in these tests answers when its completion runs off the executor.
+struct AnsweredOffTheExecutor: Error {}
 
 /// The ledger on an executor of the caller's choosing, entered
 /// synchronously on that executor's thread (`whenOnExecutor`, `debitNow`).
@@ -76,8 +85,14 @@ final class ThreadLedgerExecutor: LedgerExecutor, @unchecked Sendable {
         let answer = Answer<DebitOutcome>()
         let prior = try h.ledger.priorLookup(command)
         let ledger = h.ledger
+        let executor = self.executor
         let atOnce = await onExecutor {
-            let entered: Void? = ledger.whenOnExecutor { $0.debitNow(command, prior: prior) { answer.set($0) } }
+            let entered: Void? = ledger.whenOnExecutor {
+                $0.debitNow(command, prior: prior) { result in
+                    // Answers come on the executor's thread, never the journal's.
+                    answer.set(executor.isCurrent ? result : .failure(AnsweredOffTheExecutor()))
+                }
+            }
             precondition(entered != nil, "whenOnExecutor did not enter on its executor's thread")
             return answer.result != nil
         }
@@ -111,6 +126,7 @@ final class ThreadLedgerExecutor: LedgerExecutor, @unchecked Sendable {
         for round in 0..<5 {
             try await h.journalSleeps()
             let calls = h.disk.appendCallCount
+            let handOffs = executor.handOffs.load(ordering: .relaxed)
             let commands = try (0..<200).map { try Fixtures.command(account: "acct", key: "t-\(round)-\($0)", micros: 5) }
             let priors = try commands.map { try h.ledger.priorLookup($0) }
             let answers = commands.map { _ in Answer<DebitOutcome>() }
@@ -123,6 +139,8 @@ final class ThreadLedgerExecutor: LedgerExecutor, @unchecked Sendable {
             #expect(await eventually { answers.allSatisfy { $0.result != nil } })
             #expect(answers.allSatisfy { if case .success(.accepted)? = $0.result { true } else { false } })
             #expect(h.disk.appendCallCount == calls + 1, "round \(round): the turn took \(h.disk.appendCallCount - calls) commits")
+            // The commit's 200 answers came back to the executor in one hop.
+            #expect(executor.handOffs.load(ordering: .relaxed) == handOffs + 1)
         }
         await h.ledger.close()
     }
