@@ -5,12 +5,16 @@
 # Each binary runs a fresh server (core 0, one event loop) under `billing
 # load` (core 1, 4 connections x STREAMS streams, 10,000 Pro accounts);
 # after WARM seconds, uprobes count jemalloc's `malloc` in the server and its
-# answered calls (`GRPCServerConnection.handlerFinished`) for 3 s. Uprobes
-# slow the server ~10x while they count, so only the ratio means anything.
+# answered calls (`GRPCServerConnection.handlerFinished`) for 3 s, on the
+# event loop's thread only (WHERE=loop, the default: the per-call path of a
+# unary method, without the journal's per-commit and the checkpoints'
+# bursty allocations, which made whole-process counts vary by ~15 %) or the
+# whole process (WHERE=all; DebitBatch's per-debit work is on the pool).
+# Uprobes slow the server ~10x while they count: only the ratio means anything.
 # Needs root (perf probe) and perf.
 #
 # Usage: scripts/bench-allocs.sh MIX BINARY...   (MIX: debit:1, quote:1, batch:1, ...)
-# Environment: STREAMS (32), WARM (15), BATCH (100; a batch:1 call's debits)
+# Environment: STREAMS (32), WARM (15), BATCH (100; a batch:1 call's debits), WHERE (loop)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -ge 2 ] || { sed -n '2,13p' "$0" >&2; exit 2; }
@@ -49,10 +53,15 @@ for bin in "$@"; do
     >"$work/load.out" 2>&1 &
   load=$!
   sleep "$warm"
-  perf stat -x, -e probe_libjemalloc:malloc -e "probe_billing:$name" -p "$server" -- sleep 3 2>"$work/stat" >/dev/null
+  target=(-p "$server")
+  if [ "${WHERE:-loop}" = loop ]; then
+    tid=$(grep -l '^billing-loop-0$' /proc/"$server"/task/*/comm | head -1 | cut -d/ -f5)
+    target=(-t "$tid")
+  fi
+  perf stat -x, -e probe_libjemalloc:malloc -e "probe_billing:$name" "${target[@]}" -- sleep 3 2>"$work/stat" >/dev/null
   wait "$load" || true
   kill "$server"; wait "$server" 2>/dev/null || true
-  python3 - "$work/stat" "$(basename "$bin")" "$mix" "${BATCH:-100}" <<'PY'
+  python3 - "$work/stat" "$(basename "$bin")" "$mix" "${BATCH:-100}" "${WHERE:-loop}" <<'PY'
 import sys
 counts = {}
 for line in open(sys.argv[1]):
@@ -63,7 +72,7 @@ mallocs, calls = counts.get("malloc", 0), counts.get("calls", 0)
 if not calls:
     sys.exit(f"{sys.argv[2]}: no calls counted")
 per_debit = f", {mallocs / calls / int(sys.argv[4]):.1f} per debit" if sys.argv[3].startswith("batch") else ""
-print(f"{sys.argv[2]}: {mallocs / calls:.1f} mallocs per call{per_debit} ({calls} calls counted)")
+print(f"{sys.argv[2]}: {mallocs / calls:.1f} mallocs per call{per_debit} ({calls} calls counted; {sys.argv[5]})")
 PY
   rm -rf "$work"
 done

@@ -82,6 +82,18 @@ public struct GRPCMessageDeframer: Sendable {
 }
 
 /// Frames one message: the 5-byte prefix then the body.
+/// The five bytes in front of a message of `count` bytes (uncompressed),
+/// the first in the lowest byte: for `HTTP2Session.sendResponse(head:)`.
+func grpcPrefix(count: Int) -> UInt64 {
+    precondition(count <= Int(UInt32.max))
+    let length = UInt32(count)
+    var prefix: UInt64 = 0  // byte 0: the compressed flag, 0
+    for index in 0..<4 {
+        prefix |= UInt64(UInt8(truncatingIfNeeded: length >> (8 * UInt32(3 - index)))) << (8 * UInt64(index + 1))
+    }
+    return prefix
+}
+
 public func grpcFrame(_ message: [UInt8]) -> [UInt8] {
     precondition(message.count <= Int(UInt32.max))
     var framed = [UInt8]()

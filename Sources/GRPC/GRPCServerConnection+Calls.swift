@@ -161,7 +161,8 @@ extension GRPCServerConnection {
             cancelTimer(call)
             configuration.metrics?.record(path: call.path, code: .ok, nanos: loop.nowNanos &- call.startedNanos)
             try? http2.sendResponse(
-                streamID: streamID, headers: Self.preparedResponseHeaders, body: grpcFrame(response),
+                streamID: streamID, headers: Self.preparedResponseHeaders,
+                head: grpcPrefix(count: response.count), headCount: 5, body: response,
                 trailers: Self.preparedOKTrailers)
         case .failure(let status):
             sendStatus(streamID, status)

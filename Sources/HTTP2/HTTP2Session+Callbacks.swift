@@ -101,14 +101,8 @@ extension HTTP2Session {
         guard var body = this.outbound[streamID] else {
             return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
         }
-        let count = min(length, body.bytes.count - body.offset)
-        if count > 0 {
-            body.bytes.withUnsafeBufferPointer { source in
-                buffer!.update(from: source.baseAddress! + body.offset, count: count)
-            }
-            body.offset += count
-        }
-        if body.offset == body.bytes.count {
+        let count = body.read(into: buffer!, length: length)
+        if body.offset == body.total {
             flags!.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
             this.outbound[streamID] = nil
             if let trailers = body.trailers {

@@ -24,11 +24,15 @@ extension HTTP2Session {
     }
 
     /// Server: the common case, with headers and trailers prepared once.
+    /// `head`: `headCount` (at most eight) bytes sent before `body`, the
+    /// first in the lowest byte (a gRPC message's prefix, not copied in
+    /// front of the message).
     public func sendResponse(
-        streamID: Int32, headers: HTTP2PreparedHeaders, body: [UInt8], trailers: HTTP2PreparedHeaders
+        streamID: Int32, headers: HTTP2PreparedHeaders, head: UInt64 = 0, headCount: Int = 0, body: [UInt8],
+        trailers: HTTP2PreparedHeaders
     ) throws {
         precondition(role == .server, "sendResponse on a client session")
-        outbound[streamID] = OutboundBody(bytes: body, trailers: trailers)
+        outbound[streamID] = OutboundBody(head: head, headCount: headCount, bytes: body, trailers: trailers)
         var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: Self.readBody)
         let rc = nghttp2_submit_response(session, streamID, headers.nameValues, headers.count, &provider)
         guard rc == 0 else {

@@ -44,9 +44,43 @@ public final class HTTP2Session {
     var pingsSinceData = 0
 
     struct OutboundBody {
+        /// Up to eight bytes sent before `bytes`, the first in the lowest
+        /// byte (a gRPC message's prefix: the message is not copied behind it).
+        var head: UInt64 = 0
+        var headCount = 0
         var bytes: [UInt8]
+        /// Bytes of head and body sent so far.
         var offset = 0
         var trailers: HTTP2PreparedHeaders?
+
+        init(head: UInt64 = 0, headCount: Int = 0, bytes: [UInt8], trailers: HTTP2PreparedHeaders?) {
+            precondition((0...8).contains(headCount), "a body's head is at most eight bytes")
+            self.head = head
+            self.headCount = headCount
+            self.bytes = bytes
+            self.trailers = trailers
+        }
+
+        var total: Int { headCount + bytes.count }
+
+        /// Copies up to `length` of the bytes not sent yet to `buffer`; returns how many.
+        mutating func read(into buffer: UnsafeMutablePointer<UInt8>, length: Int) -> Int {
+            let count = min(length, total - offset)
+            var written = 0
+            while offset < headCount && written < count {
+                buffer[written] = UInt8(truncatingIfNeeded: head >> (8 * UInt64(offset)))
+                offset += 1
+                written += 1
+            }
+            if written < count {
+                let start = offset - headCount
+                bytes.withUnsafeBufferPointer { source in
+                    (buffer + written).update(from: source.baseAddress! + start, count: count - written)
+                }
+                offset += count - written
+            }
+            return count
+        }
     }
 
     public init(role: Role, limits: HTTP2Limits = HTTP2Limits()) throws {

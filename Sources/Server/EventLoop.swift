@@ -36,6 +36,12 @@ final class EventLoop: GRPCLoop, @unchecked Sendable {
     var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
     /// Work queued from the loop's own thread.
     var local: [@Sendable () -> Void] = []
+    /// `runQueued`'s other buffers: swapped with `local` and the shared
+    /// queue, so that taking a turn's work allocates nothing (taking a copy
+    /// and emptying the original with `removeAll(keepingCapacity:)` made a
+    /// new buffer each turn: the copy shared the old one).
+    private var takenLocal: [@Sendable () -> Void] = []
+    private var takenRemote: [@Sendable () -> Void] = []
     /// Turns of the loop so far (one `epoll_wait` each), for tests of what
     /// runs in which turn.
     private(set) var turns: UInt64 = 0
@@ -189,15 +195,15 @@ final class EventLoop: GRPCLoop, @unchecked Sendable {
     /// next `epoll_wait` return at once; remote work queued since the
     /// snapshot found the queue empty and wrote the eventfd.
     private func runQueued() {
-        let batch = local
-        local.removeAll(keepingCapacity: true)
-        for item in batch { item() }
-        let remote = queue.withLock { state -> [@Sendable () -> Void] in
-            let taken = state.pending
-            state.pending.removeAll(keepingCapacity: true)
-            return taken
-        }
+        swap(&local, &takenLocal)
+        for item in takenLocal { item() }
+        takenLocal.removeAll(keepingCapacity: true)
+        var remote = takenRemote
+        takenRemote = []  // `remote` the only reference: the swap below moves buffers, copies none
+        queue.withLock { state in swap(&state.pending, &remote) }
         for item in remote { item() }
+        remote.removeAll(keepingCapacity: true)
+        takenRemote = remote
     }
 
     private func flushDirty() {

@@ -1,4 +1,4 @@
-import GRPC
+@testable import GRPC
 import Testing
 
 let messages: [[UInt8]] = [[], [1], Array(repeating: 7, count: 300), Array(0..<255)]
@@ -52,4 +52,19 @@ func timeoutsParse(text: String, nanos: UInt64) {
 @Test(arguments: ["", "S", "1", "123456789S", "1s", "-1S", "1.5S", "１S"])
 func malformedTimeoutsAreRejected(text: String) {
     #expect(parseGRPCTimeout(text) == nil)
+}
+
+/// A response goes out as a prefix the session sends ahead of the message
+/// (no framed copy): the same five bytes `grpcFrame` writes.
+@Test func thePrefixIsTheFramesFirstFiveBytes() {
+    for count in [0, 1, 255, 256, 65_535, 65_536, 16_777_216, Int(UInt32.max)] {
+        let prefix = grpcPrefix(count: count)
+        let bytes = (0..<5).map { UInt8(truncatingIfNeeded: prefix >> (8 * UInt64($0))) }
+        let length = UInt32(count)
+        #expect(bytes == [0, UInt8(length >> 24), UInt8(truncatingIfNeeded: length >> 16),
+                          UInt8(truncatingIfNeeded: length >> 8), UInt8(truncatingIfNeeded: length)], "\(count)")
+        #expect(prefix >> 40 == 0)
+    }
+    for message in messages { #expect(grpcFrame(message).prefix(5).elementsEqual(
+        (0..<5).map { UInt8(truncatingIfNeeded: grpcPrefix(count: message.count) >> (8 * UInt64($0))) })) }
 }
