@@ -6,14 +6,22 @@ struct GRPCRequestHead {
     var isPost = false
     var isGRPC = false
     var path = ""
+    /// The path is `knownPath` (its bytes compared, no String made).
+    var pathIsKnown = false
     var encoding: String?
     var timeout: String?
 
-    init(_ headers: HTTP2HeaderBlock) {
+    /// `knownPath`: the path this connection's previous call named (a
+    /// client calls the same method again and again): reused when the
+    /// bytes match, so that no String is made and no route looked up.
+    init(_ headers: HTTP2HeaderBlock, knownPath: String? = nil) {
+        var known = knownPath
         headers.forEachField { name, value in
             switch name.count {
             case 5 where name.elementsEqual(Self.path):
-                path = String(decoding: value, as: UTF8.self)
+                let same = known?.withUTF8 { $0.elementsEqual(value) } ?? false
+                path = same ? knownPath! : String(decoding: value, as: UTF8.self)
+                pathIsKnown = same
             case 7 where name.elementsEqual(Self.method):
                 isPost = value.elementsEqual(Self.post)
             case 12 where name.elementsEqual(Self.contentType):

@@ -3,7 +3,7 @@ import Logging
 
 extension GRPCServerConnection {
     func startCall(streamID: Int32, headers: HTTP2HeaderBlock) {
-        let request = GRPCRequestHead(headers)
+        let request = GRPCRequestHead(headers, knownPath: lastRoute?.path)
         guard request.isPost else {
             respondHTTP(streamID, status: "405")
             return
@@ -14,9 +14,16 @@ extension GRPCServerConnection {
             return
         }
         let path = request.path
-        guard let method = router.method(for: path) else {
-            sendStatus(streamID, GRPCStatus(.unimplemented, "method \(path) is not implemented"), path: path)
-            return
+        let method: GRPCMethod
+        if request.pathIsKnown, let last = lastRoute {
+            method = last.method
+        } else {
+            guard let found = router.method(for: path) else {
+                sendStatus(streamID, GRPCStatus(.unimplemented, "method \(path) is not implemented"), path: path)
+                return
+            }
+            method = found
+            lastRoute = (path, found)
         }
         if let encoding = request.encoding, encoding != "identity" {
             sendStatus(streamID, GRPCStatus(.unimplemented, "message encoding \(encoding) is not supported"),

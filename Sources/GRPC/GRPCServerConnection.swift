@@ -15,6 +15,8 @@ public final class GRPCServerConnection {
     public weak var host: (any GRPCConnectionHost)?
 
     var calls: [Int32: Call] = [:]
+    /// The previous call's path and route: the next call's usually.
+    var lastRoute: (path: String, method: GRPCMethod)?
     var runningHandlers = 0
     var bufferedRequestBytes = 0
     public private(set) var isClosed = false

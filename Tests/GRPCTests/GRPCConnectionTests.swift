@@ -154,6 +154,23 @@ final class Harness {
     #expect(h.body(id).isEmpty)
 }
 
+/// A connection remembers its previous call's route: a call to another
+/// method (here one whose path differs only in its last byte, or is
+/// unknown) is routed by its own path, and the one after it too.
+@Test func eachCallIsRoutedByItsOwnPathOnAConnectionThatRemembersTheLast() async throws {
+    let h = try Harness()
+    for (path, expected) in [("/test.Echo/Echo", 0), ("/test.Echo/Echo", 0), ("/test.Echo/Echx", 12),
+                             ("/test.Echo/Echo", 0), ("/test.Echo/Nope", 12), ("/test.Echo/Echo", 0)] {
+        let id = try h.call(path, body: grpcFrame([9]))
+        if expected == 0 {
+            await h.loop.runNext()
+            try h.pump()
+            #expect(h.body(id) == grpcFrame([9]), "\(path)")
+        }
+        #expect(h.status(id) == expected, "\(path)")
+    }
+}
+
 @Test func nonGRPCContentTypeIsHTTP415() throws {
     let h = try Harness()
     let id = try h.call("/test.Echo/Echo", body: [1], contentType: "application/json")
