@@ -1,5 +1,6 @@
 public import BillingCore
 import BillingProto
+public import Foundation
 
 /// A debit as the ledger sees it: already validated and priced.
 public final class DebitCommand: Sendable {
@@ -9,15 +10,23 @@ public final class DebitCommand: Sendable {
     public let runID: String
     public let idempotencyKey: String
     public let priced: PricedDebit
-    /// SHA-256 of the request's canonical form (`fingerprint(...)`).
-    public let fingerprint: [UInt8]
+    /// SHA-256 of the request's canonical form (`fingerprint(...)`): as
+    /// `Data`, what an entry's request hash is, so the entry shares it.
+    public let fingerprint: Data
     /// `JournalKeyHash.debit` of (account, key): computed once, used by every lookup.
     public let keyHash: Int64
     /// `JournalKeyHash.run` of (account, run): how the account's period counts the run.
     public let runHash: Int64
 
+    public convenience init(accountID: String, workspaceID: String, agentID: String, runID: String,
+                            idempotencyKey: String, priced: PricedDebit, fingerprint: [UInt8]) {
+        self.init(accountID: accountID, workspaceID: workspaceID, agentID: agentID, runID: runID,
+                  idempotencyKey: idempotencyKey, priced: priced, digest: Data(fingerprint))
+    }
+
+    /// The same with the fingerprint as `Data` already (the service's).
     public init(accountID: String, workspaceID: String, agentID: String, runID: String,
-                idempotencyKey: String, priced: PricedDebit, fingerprint: [UInt8]) {
+                idempotencyKey: String, priced: PricedDebit, digest fingerprint: Data) {
         self.accountID = accountID
         self.workspaceID = workspaceID
         self.agentID = agentID
@@ -41,6 +50,13 @@ public final class DebitCommand: Sendable {
     /// reused keys by it (`FingerprintTests` pins it). Written through a
     /// pointer (`ProtobufWriter.raw`), texts read in place.
     public static func canonicalBytes(workspaceID: String, agentID: String, runID: String, items: [LineItem]) -> [UInt8] {
+        withCanonicalBytes(workspaceID: workspaceID, agentID: agentID, runID: runID, items: items) { Array($0) }
+    }
+
+    /// `canonicalBytes`, lent in place to `body` (hashed where they are
+    /// written: no array, no copy).
+    public static func withCanonicalBytes<R>(workspaceID: String, agentID: String, runID: String, items: [LineItem],
+                                             _ body: (UnsafeRawBufferPointer) -> R) -> R {
         var out = ProtobufWriter(capacity: 64 + workspaceID.utf8.count + agentID.utf8.count + runID.utf8.count + items.count * 48)
         field(workspaceID, &out)
         field(agentID, &out)
@@ -55,7 +71,7 @@ public final class DebitCommand: Sendable {
                 field("storage", &out); field(kind.rawValue, &out); number(count, &out)
             }
         }
-        return out.finish()
+        return out.withBytes(body)
     }
 
     /// A text: its UTF-8 length as 4 bytes big-endian, then its UTF-8.

@@ -135,7 +135,7 @@ extension Ledger {
             } else {
                 preconditionFailure("idempotency record is not a debit")
             }
-            guard fingerprint == Data(command.fingerprint) else {
+            guard fingerprint == command.fingerprint else {
                 // DESIGN.md's precedence: an unknown account comes before key reuse.
                 if state.accounts[command.accountID] == nil { return (.unknownAccount, 0) }
                 // Answered once the original is durable: if its commit fails,

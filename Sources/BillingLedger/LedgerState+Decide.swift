@@ -78,7 +78,7 @@ extension LedgerState {
         accepted.agentID = command.agentID
         accepted.runID = command.runID
         accepted.idempotencyKey = command.idempotencyKey
-        accepted.requestHash = Data(command.fingerprint)
+        accepted.requestHash = command.fingerprint
         accepted.lines = command.priced.lineItems.map(Self.journalLine)
         accepted.totalMicros = total
         accepted.fromCreditsMicros = fromCredits
@@ -93,7 +93,7 @@ extension LedgerState {
         var refused = Billing_Journal_V1_DebitRefused()
         refused.accountID = command.accountID
         refused.idempotencyKey = command.idempotencyKey
-        refused.requestHash = Data(command.fingerprint)
+        refused.requestHash = command.fingerprint
         refused.code = Int32(rejection.code.rawValue)
         refused.reason = rejection.reason
         refused.message = detail

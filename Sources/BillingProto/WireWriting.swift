@@ -21,6 +21,11 @@ package struct ProtobufWriter: ~Copyable {
 
     deinit { base.deallocate() }
 
+    /// The bytes written so far, in place (valid only inside `body`).
+    package borrowing func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try body(UnsafeRawBufferPointer(start: base, count: count))
+    }
+
     /// The bytes written, as an array (the writer's memory is freed after).
     package consuming func finish() -> [UInt8] {
         [UInt8](UnsafeBufferPointer(start: base, count: count))

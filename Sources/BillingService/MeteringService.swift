@@ -73,8 +73,9 @@ public final class MeteringService: Sendable {
         return DebitCommand(
             accountID: request.accountID, workspaceID: request.workspaceID, agentID: request.agentID,
             runID: request.runID, idempotencyKey: request.idempotencyKey, priced: priced,
-            fingerprint: OpenSSLCrypto.sha256(DebitCommand.canonicalBytes(
-                workspaceID: request.workspaceID, agentID: request.agentID, runID: request.runID, items: items)))
+            digest: DebitCommand.withCanonicalBytes(
+                workspaceID: request.workspaceID, agentID: request.agentID, runID: request.runID, items: items,
+                OpenSSLCrypto.sha256Data))
     }
 
     /// What memory tells of a debit's key before it enters the ledger.

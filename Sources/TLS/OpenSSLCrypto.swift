@@ -1,4 +1,5 @@
 internal import COpenSSL
+public import Foundation
 
 /// The libcrypto primitives credential checks need: SHA-256, HMAC-SHA256,
 /// a constant-time comparison and the CSPRNG. Lives here because TLS is the
@@ -35,6 +36,21 @@ public enum OpenSSLCrypto {
         let status = withBytes(bytes) { input, count in
             digest.withUnsafeMutableBufferPointer { out in
                 EVP_Digest(input, count, out.baseAddress, &digestLength, EVP_sha256(), nil)
+            }
+        }
+        precondition(status == 1 && digestLength == UInt32(sha256Length), "libcrypto SHA-256 failed")
+        return digest
+    }
+
+    /// SHA-256 of the bytes in place, as `Data` (what a journaled request
+    /// hash is stored as: no array, no second copy).
+    public static func sha256Data(_ bytes: UnsafeRawBufferPointer) -> Data {
+        var digest = Data(count: sha256Length)
+        var digestLength: UInt32 = 0
+        let status = digest.withUnsafeMutableBytes { out in
+            withUnsafePointer(to: UInt8(0)) { empty in
+                EVP_Digest(bytes.baseAddress ?? UnsafeRawPointer(empty), bytes.count,
+                           out.baseAddress!.assumingMemoryBound(to: UInt8.self), &digestLength, EVP_sha256(), nil)
             }
         }
         precondition(status == 1 && digestLength == UInt32(sha256Length), "libcrypto SHA-256 failed")

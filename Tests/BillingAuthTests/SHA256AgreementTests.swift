@@ -1,4 +1,5 @@
 import BillingCore
+import Foundation
 import Testing
 import TLS
 
@@ -9,4 +10,6 @@ func pureSwiftSHA256MatchesOpenSSL(length: Int) {
     var rng = SystemRandomNumberGenerator()
     let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &rng) }
     #expect(SHA256.hash(bytes) == OpenSSLCrypto.sha256(bytes))
+    // The form the service hashes a request's canonical bytes with: in place, into Data.
+    #expect(bytes.withUnsafeBytes(OpenSSLCrypto.sha256Data) == Data(SHA256.hash(bytes)))
 }
