@@ -182,7 +182,9 @@ extension Ledger {
             }
             transitions += try await attemptOwedPayments(only: id)
         }
-        throw LedgerError.internalFault("more than a million transitions due at once")
+        // The transitions so far are committed; the rest wait for the next advance.
+        throw AccountRequestRefused(.resourceExhausted, reason: "TOO_MANY_TRANSITIONS",
+                                    message: "more than a million transitions are due at once; advance the clock in smaller steps")
     }
 
     /// Charges every invoice that was issued with a payment attempt owed.

@@ -223,8 +223,10 @@ public actor Ledger {
         }
         do {
             try state.apply(record, runHash: command?.runHash)
-        } catch .overflow where record.isDebit {
-            throw Self.refusal(.overflow(seq: record.seq))  // refused before anything changed
+        } catch .overflow {
+            // A request's amount the totals cannot take (a debit's sums, a
+            // grant's): refused before anything changed.
+            throw Self.refusal(.overflow(seq: record.seq))
         } catch {
             throw .internalFault("cannot apply: \(error)")
         }
@@ -317,7 +319,9 @@ public actor Ledger {
             try await committer.waiter(for: earlier.seq).wait()
             return (earlier.seq, state.accounts[accountID]?.balance ?? 0)
         }
-        guard !book.balance.addingReportingOverflow(amountMicros).overflow else {
+        // Both sums apply checks (debits lower the balance, never `granted`).
+        guard !book.balance.addingReportingOverflow(amountMicros).overflow,
+              !book.granted.addingReportingOverflow(amountMicros).overflow else {
             throw LedgerError.invalid("the balance would overflow")
         }
         var grant = Billing_Journal_V1_CreditsGranted()

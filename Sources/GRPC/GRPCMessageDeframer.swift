@@ -81,7 +81,6 @@ public struct GRPCMessageDeframer: Sendable {
     }
 }
 
-/// Frames one message: the 5-byte prefix then the body.
 /// The five bytes in front of a message of `count` bytes (uncompressed),
 /// the first in the lowest byte: for `HTTP2Session.sendResponse(head:)`.
 func grpcPrefix(count: Int) -> UInt64 {
@@ -94,6 +93,7 @@ func grpcPrefix(count: Int) -> UInt64 {
     return prefix
 }
 
+/// Frames one message: the 5-byte prefix then the body.
 public func grpcFrame(_ message: [UInt8]) -> [UInt8] {
     precondition(message.count <= Int(UInt32.max))
     var framed = [UInt8]()

@@ -51,7 +51,7 @@ public typealias GRPCInlineHandler = @Sendable (_ request: [UInt8], _ context: G
 
 /// A method that starts on the event loop, synchronously, with no task,
 /// and answers through `respond` — at once, or later from any thread (a
-/// commit acknowledged by the journal thread) — exactly once. Like an
+/// callback the loop runs once a commit is durable, or a task) — exactly once. Like an
 /// inline handler it must take microseconds and never block; what needs to
 /// wait continues as a task through `respond.continueAsTask`.
 public typealias GRPCDeferredHandler = @Sendable (_ request: [UInt8], _ context: GRPCCallContext, _ respond: GRPCResponder) -> Void

@@ -248,6 +248,22 @@ import Testing
         #expect(await h.balance("acct") == 1_000_000 - 100 - 10)
     }
 
+    /// Debits paid from credits lower the balance, never what was granted:
+    /// a grant can fit the balance and still carry the granted total past
+    /// Int64. Refused as the caller's amount (not a fault of the ledger),
+    /// nothing journaled.
+    @Test func aGrantWhoseGrantedTotalWouldOverflowIsRefusedAsTooLarge() async throws {
+        let h = try Harness()
+        try await h.openAccount("acct", plan: "pro", credits: .max - 10)
+        #expect(try await h.debit(Fixtures.command(account: "acct", key: "k-1", micros: 100)).accepted != nil)
+        let journaled = h.journal().count
+        await #expect(throws: LedgerError.invalid("the balance would overflow")) {
+            try await h.ledger.grantCredits(accountID: "acct", amountMicros: 50, kind: "promotional", note: "", actor: "test")
+        }
+        #expect(h.journal().count == journaled)
+        #expect(await h.balance("acct") == .max - 110)
+    }
+
     /// A debit that fits on its own but would carry the account's lifetime
     /// sums (here input tokens) past Int64 is refused as bad input: nothing
     /// journaled, no books changed, the key left free.
