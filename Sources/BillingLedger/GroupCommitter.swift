@@ -171,12 +171,12 @@ final class GroupCommitter: Sendable {
     /// each (unary Debit A/B: 4-13 % more calls/s with the wake deferred).
     func wakeAfterCurrentWork(of executor: any LedgerExecutor) {
         guard !wakePending.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        executor.execute(afterCurrentWork: { [self] in
+        executor.execute { [self] in
             // Cleared first: entries queued after this see no pending wake
             // and ask for another; ones queued before are woken for now.
             wakePending.store(false, ordering: .releasing)
             wakeIfSleeping()
-        })
+        }
     }
 
     /// Wakes the journal thread if it sleeps with entries queued (after
@@ -231,9 +231,9 @@ final class GroupCommitter: Sendable {
     /// Runs `callbacks` with `outcome` on the callback executor, in one hop.
     private func deliver(_ callbacks: [Callback], _ outcome: Result<Void, LedgerError>) {
         guard !callbacks.isEmpty else { return }
-        callbackExecutor.execute(fromAnyThread: {
+        callbackExecutor.execute {
             for callback in callbacks { callback.call(outcome) }
-        })
+        }
     }
 
     /// A waiter for a checkpoint at or after `seq` to be written (with its

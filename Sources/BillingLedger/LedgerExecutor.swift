@@ -11,14 +11,12 @@ public protocol LedgerExecutor: SerialExecutor, AnyObject {
     /// is isolated to the actors this executor runs.
     var isCurrent: Bool { get }
 
-    /// Runs `body` on this executor once the work in progress is done: an
-    /// event loop's current turn (every call its sockets brought in), a
-    /// queue's current job. Called on the executor's thread.
-    func execute(afterCurrentWork body: @escaping @Sendable () -> Void)
-
-    /// Runs `body` on this executor, after what is queued there already.
-    /// Called from any thread (the journal's, with commit callbacks).
-    func execute(fromAnyThread body: @escaping @Sendable () -> Void)
+    /// Runs `body` on this executor after what is queued there already;
+    /// called on the executor's own thread, after the work in progress too
+    /// (an event loop's current turn: every call its sockets brought in; a
+    /// queue's current job). Called from any thread (the journal's hands
+    /// commit callbacks over).
+    func execute(_ body: @escaping @Sendable () -> Void)
 }
 
 extension LedgerExecutor {
@@ -56,11 +54,7 @@ public final class QueueLedgerExecutor: LedgerExecutor, @unchecked Sendable {
 
     public var isCurrent: Bool { DispatchQueue.getSpecific(key: key) == ObjectIdentifier(self) }
 
-    public func execute(afterCurrentWork body: @escaping @Sendable () -> Void) {
-        queue.async(execute: body)
-    }
-
-    public func execute(fromAnyThread body: @escaping @Sendable () -> Void) {
+    public func execute(_ body: @escaping @Sendable () -> Void) {
         queue.async(execute: body)
     }
 }

@@ -105,24 +105,21 @@ struct CountingResponder: Sendable {
 
     /// Answers with what `body` returns or throws (see `GRPCResponder`).
     func callAsFunction(_ body: @escaping @Sendable () throws -> [UInt8]) {
-        respond {
-            do {
-                return try body()
-            } catch {
-                throw RefusalMetrics.counted(error)
-            }
-        }
+        respond { try Self.counting(body) }
     }
 
     /// The same, computed now (see `GRPCResponder.answer`): for a caller on
     /// the connection's loop.
     func answer(_ body: () throws -> [UInt8]) {
-        respond.answer {
-            do {
-                return try body()
-            } catch {
-                throw RefusalMetrics.counted(error)
-            }
+        respond.answer { try Self.counting(body) }
+    }
+
+    /// `body`'s bytes, or its error counted first when it is a refusal.
+    private static func counting(_ body: () throws -> [UInt8]) throws -> [UInt8] {
+        do {
+            return try body()
+        } catch {
+            throw RefusalMetrics.counted(error)
         }
     }
 

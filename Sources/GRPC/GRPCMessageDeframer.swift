@@ -95,15 +95,10 @@ func grpcPrefix(count: Int) -> UInt64 {
 
 /// Frames one message: the 5-byte prefix then the body.
 public func grpcFrame(_ message: [UInt8]) -> [UInt8] {
-    precondition(message.count <= Int(UInt32.max))
+    let prefix = grpcPrefix(count: message.count)
     var framed = [UInt8]()
     framed.reserveCapacity(message.count + 5)
-    let length = UInt32(message.count)
-    framed.append(0)
-    framed.append(UInt8(truncatingIfNeeded: length >> 24))
-    framed.append(UInt8(truncatingIfNeeded: length >> 16))
-    framed.append(UInt8(truncatingIfNeeded: length >> 8))
-    framed.append(UInt8(truncatingIfNeeded: length))
+    for index in 0..<5 { framed.append(UInt8(truncatingIfNeeded: prefix >> (8 * UInt64(index)))) }
     framed.append(contentsOf: message)
     return framed
 }

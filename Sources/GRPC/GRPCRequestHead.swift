@@ -15,13 +15,14 @@ struct GRPCRequestHead {
     /// client calls the same method again and again): reused when the
     /// bytes match, so that no String is made and no route looked up.
     init(_ headers: HTTP2HeaderBlock, knownPath: String? = nil) {
-        var known = knownPath
         headers.forEachField { name, value in
             switch name.count {
             case 5 where name.elementsEqual(Self.path):
-                let same = known?.withUTF8 { $0.elementsEqual(value) } ?? false
-                path = same ? knownPath! : String(decoding: value, as: UTF8.self)
-                pathIsKnown = same
+                if var known = knownPath, known.withUTF8({ $0.elementsEqual(value) }) {
+                    (path, pathIsKnown) = (known, true)
+                } else {
+                    path = String(decoding: value, as: UTF8.self)
+                }
             case 7 where name.elementsEqual(Self.method):
                 isPost = value.elementsEqual(Self.post)
             case 12 where name.elementsEqual(Self.contentType):

@@ -62,21 +62,12 @@ public struct GRPCResponder: Sendable {
     /// Answers with what `body` returns, or the status its error maps to
     /// (as a unary handler's would: a `GRPCStatus` as it is, a cancellation
     /// as CANCELLED, anything else as INTERNAL, logged). `body` runs on the
-    /// loop: called from another thread (the journal's), this only queues it.
+    /// loop: called from another thread, this only queues it.
     public func callAsFunction(_ body: @escaping @Sendable () throws -> [UInt8]) {
-        let (context, logger) = (self.context, self.logger)
-        finish { GRPCServerConnection.outcome(logger, context, body) }
-    }
-
-    /// Hands the outcome `make` computes to the connection, on its loop.
-    private func finish(_ make: @escaping @Sendable () -> Result<[UInt8], GRPCStatus>) {
+        guard !loop.inEventLoop else { return answer(body) }
         guard claim() else { return }
-        let (connection, streamID) = (self.connection, self.streamID)
-        if loop.inEventLoop {
-            connection.value.handlerFinished(streamID, make())
-        } else {
-            loop.execute { connection.value.handlerFinished(streamID, make()) }
-        }
+        let (connection, streamID, context, logger) = (self.connection, self.streamID, self.context, self.logger)
+        loop.execute { connection.value.handlerFinished(streamID, GRPCServerConnection.outcome(logger, context, body)) }
     }
 
     /// Answers with `error`, mapped as `callAsFunction(_ body:)` maps it.

@@ -20,11 +20,7 @@ final class LoopLedgerExecutor: LedgerExecutor, @unchecked Sendable {
 
     /// The loop runs work queued from its own thread after its turn's socket
     /// events, before it waits again.
-    func execute(afterCurrentWork body: @escaping @Sendable () -> Void) {
-        loop.execute(body)
-    }
-
-    func execute(fromAnyThread body: @escaping @Sendable () -> Void) {
+    func execute(_ body: @escaping @Sendable () -> Void) {
         loop.execute(body)
     }
 }

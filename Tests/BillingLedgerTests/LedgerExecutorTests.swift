@@ -43,13 +43,11 @@ final class ThreadLedgerExecutor: LedgerExecutor, @unchecked Sendable {
         return pthread_equal(thread, pthread_self()) != 0
     }
 
-    func execute(afterCurrentWork body: @escaping @Sendable () -> Void) { run(body) }
-
-    /// Hand-offs through `execute(fromAnyThread:)` so far.
+    /// Work handed over through `execute` from other threads so far.
     let handOffs = Atomic<Int>(0)
 
-    func execute(fromAnyThread body: @escaping @Sendable () -> Void) {
-        handOffs.wrappingAdd(1, ordering: .relaxed)
+    func execute(_ body: @escaping @Sendable () -> Void) {
+        if !isCurrent { handOffs.wrappingAdd(1, ordering: .relaxed) }
         run(body)
     }
 }
