@@ -50,7 +50,7 @@ let package = Package(
         .target(
             name: "BillingLedger",
             dependencies: [
-                "BillingCore", "BillingProto",
+                "BillingCore", "BillingProto", "CLinux",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -11,7 +11,8 @@ extension LedgerState {
         guard let index = accounts.index(forKey: command.accountID) else {
             return .debitRefused(Self.refusal(command, .unknownAccount, detail: "account \(command.accountID) does not exist"))
         }
-        return Self.decide(command, book: accounts.values[index], nowMicros: nowMicros, plans: plans)
+        var book = accounts.values[index]
+        return Self.decide(command, book: &book, nowMicros: nowMicros, plans: plans)
     }
 
     /// `decide` as the live ledger calls it: the book is lent in place
@@ -28,20 +29,24 @@ extension LedgerState {
     mutating func decideInPlace(_ command: DebitCommand, seq: Int64, nowMicros: Int64, checkingSums: Bool = false)
         throws(ApplyError) -> (record: JournalRecord, balance: Int64)? {
         guard let index = accounts.index(forKey: command.accountID) else { return nil }
-        let plans = plans
-        return try Self.lend(&accounts.values[index]) { (book) throws(ApplyError) in
-            let record = JournalRecord(seq: seq, atUnixMicros: nowMicros,
-                                       event: Self.decide(command, book: book, nowMicros: nowMicros, plans: plans))
-            if checkingSums && record.isAccepted { _ = try Self.sums(after: record.accepted, seq: seq, book: book) }
-            return (record, book.balance)
-        }
+        return try Self.decideInPlace(command, seq: seq, nowMicros: nowMicros, checkingSums: checkingSums,
+                                      plans: plans, book: &accounts.values[index])
     }
 
-    private static func lend<R>(_ book: inout AccountBook, _ body: (borrowing AccountBook) throws(ApplyError) -> R) throws(ApplyError) -> R {
-        try body(book)
+    /// The book comes `inout` though nothing changes it: a borrowed book was
+    /// copied to the stack first (824 bytes, every cache line of it, ~1.5 %
+    /// of a unary Debit's profile); the dictionary's `_modify` hands over
+    /// its address.
+    private static func decideInPlace(_ command: DebitCommand, seq: Int64, nowMicros: Int64, checkingSums: Bool,
+                                      plans: PlanCatalog, book: inout AccountBook)
+        throws(ApplyError) -> (record: JournalRecord, balance: Int64)? {
+        let record = JournalRecord(seq: seq, atUnixMicros: nowMicros,
+                                   event: Self.decide(command, book: &book, nowMicros: nowMicros, plans: plans))
+        if checkingSums && record.isAccepted { _ = try Self.sums(after: record.accepted, seq: seq, book: &book) }
+        return (record, book.balance)
     }
 
-    static func decide(_ command: DebitCommand, book: borrowing AccountBook, nowMicros: Int64,
+    static func decide(_ command: DebitCommand, book: inout AccountBook, nowMicros: Int64,
                        plans: PlanCatalog) -> Billing_Journal_V1_Entry.OneOf_Event {
         if let pause = book.lifecycle.pauseReason {
             return .debitRefused(Self.refusal(command, .accountPaused, detail: "new runs are paused: \(pause.remedy)"))

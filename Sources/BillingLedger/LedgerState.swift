@@ -120,7 +120,7 @@ public struct LedgerState: Sendable, Equatable {
     /// Int64. Lifetime sums bound every cell and every sum of cells; a debit
     /// that would carry them past Int64 is refused (the live ledger answers
     /// it as bad input, `Ledger.append`; Quote the same, `decideInPlace`).
-    static func sums(after debit: Billing_Journal_V1_DebitAccepted, seq: Int64, book: borrowing AccountBook)
+    static func sums(after debit: Billing_Journal_V1_DebitAccepted, seq: Int64, book: inout AccountBook)
         throws(ApplyError) -> (overage: Int64, debited: Int64, lifetime: UsageTotals) {
         var lineSum: Int64 = 0
         for line in debit.lines {
@@ -153,7 +153,7 @@ public struct LedgerState: Sendable, Equatable {
         _ debit: Billing_Journal_V1_DebitAccepted, at atMicros: Int64, seq: Int64, runHash: Int64? = nil,
         to book: inout AccountBook
     ) throws(ApplyError) {
-        let (overage, debited, lifetime) = try Self.sums(after: debit, seq: seq, book: book)
+        let (overage, debited, lifetime) = try Self.sums(after: debit, seq: seq, book: &book)
 
         let period = book.rememberPeriod(containing: atMicros / 1_000_000)
         if period.start != book.periodStart {

@@ -198,9 +198,22 @@ public final class MeteringService: Sendable {
         var positions: [Int] = []
         valid.reserveCapacity(request.debits.count)
         positions.reserveCapacity(request.debits.count)
+        // Two passes: the commands first, each asking for its key's filter
+        // block (`KeyFilter.prefetch`), then the lookups, which find the
+        // blocks loaded instead of waiting on each in turn.
+        var made: [(command: DebitCommand, index: Int)] = []
+        made.reserveCapacity(request.debits.count)
         for index in request.debits.indices {
             do {
                 let command = try command(request.debits[index])
+                ledger.keyFilter.prefetch(command.keyHash)
+                made.append((command, index))
+            } catch {
+                results[index].refused = Refusals.message(Refusals.status(error))
+            }
+        }
+        for (command, index) in made {
+            do {
                 valid.append((command, try prior(command)))
                 positions.append(index)
             } catch {

