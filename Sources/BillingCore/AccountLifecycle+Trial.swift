@@ -29,6 +29,12 @@ extension AccountLifecycle {
         return [.usePaymentMethodNow] + startSubscription(plan, at: now, plans: plans)
     }
 
+    /// A method given to pay an invoice went on file at once: a replacement
+    /// waiting for the next cycle would swap an older card back in over it.
+    public mutating func pendingPaymentMethodReplaced() {
+        hasPendingPaymentMethod = false
+    }
+
     mutating func downgradeToFree(now: Int64, plans: PlanCatalog) -> Result<[AccountAction], AccountRefusal> {
         // A trial has no paid period to finish: Free starts at once.
         guard trialEndsAt != nil else { return changePlan(to: .free, now: now, plans: plans) }

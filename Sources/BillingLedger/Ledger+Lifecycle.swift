@@ -70,6 +70,14 @@ extension Ledger {
     /// applied (a clock set back across a restart cannot replay the past).
     var nowUnix: Int64 { max(clock.nowMicros() / 1_000_000, state.testClockUnix) }
 
+    /// The gateway's idempotency key for a credit purchase: the account id's
+    /// length first, so no two (account, key) pairs share one ("acme-eu" +
+    /// "1" and "acme" + "eu-1" both read "purchase-acme-eu-1" without it,
+    /// and the gateway would answer the second with the first's charge).
+    static func purchaseGatewayKey(account: String, key: String) -> String {
+        "purchase:\(account.utf8.count):\(account):\(key)"
+    }
+
     func book(_ id: String) throws -> AccountBook {
         guard let book = state.accounts[id] else { throw LedgerError.accountNotFound(id) }
         return book
@@ -268,8 +276,11 @@ extension Ledger {
                  _ event: Billing_Journal_V1_LifecycleEvent.OneOf_Event)
         async throws -> (actions: [AccountAction], invoice: Int64?, charge: Billing_V1_Charge?) {
         _ = try book(accountID)
-        _ = try await processDue(upTo: nowUnix, only: accountID)
+        // One reading of the clock for the transitions and the request: read
+        // twice, a period ending between the readings would be due and not
+        // applied when the request is checked at the second.
         let now = nowUnix
+        _ = try await processDue(upTo: now, only: accountID)
         let actions = try check(domain, on: try book(accountID), at: now)
         let invoicesBefore = state.nextInvoiceSequence
         try await commit(lifecycleEvent(accountID, at: now, actor: actor, key: key, event))
@@ -386,7 +397,7 @@ extension Ledger {
             throw LedgerError.invalid("the balance would overflow")
         }
         let outcome = await gateway.charge(token: method.gatewayToken, amount: Money(micros: amountMicros),
-                                           idempotencyKey: "purchase-\(accountID)-\(key)")
+                                           idempotencyKey: Self.purchaseGatewayKey(account: accountID, key: key))
         var charge = Billing_V1_Charge()
         charge.chargeID = "ch_p\(state.lastSeq + 1)"
         charge.accountID = accountID

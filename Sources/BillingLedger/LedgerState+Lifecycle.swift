@@ -145,8 +145,12 @@ extension LedgerState {
         for action in actions {
             switch action {
             case .resetQuota:
-                book.runsInPeriod.removeAll()
-                book.periodStart = book.lifecycle.currentPeriod.start
+                // Runs a debit already counted in the new period (debited
+                // after its start, before the ticker closed the old one) stay.
+                if book.periodStart != book.lifecycle.currentPeriod.start {
+                    book.runsInPeriod.removeAll()
+                    book.periodStart = book.lifecycle.currentPeriod.start
+                }
             case .issueInvoice(let lines, let periodStart, let periodEnd):
                 lastIssued = issueInvoice(lines: lines, periodStart: periodStart, periodEnd: periodEnd, for: &book, at: at)
             case .attemptPayment:
@@ -181,8 +185,12 @@ extension LedgerState {
         invoice.periodStartUnixSeconds = periodStart
         invoice.periodEndUnixSeconds = periodEnd
         invoice.lineItems = lines.map(Self.invoiceLine)
-        // Each line fits in Int64 and a period has at most a handful.
-        let total = lines.reduce(Int64(0)) { $0 &+ $1.amount.micros }
+        // Each line fits in Int64; a sum past it is capped as a metered usage
+        // charge is (`EnterpriseContract.usageCharge`), never wrapped negative.
+        let total = lines.reduce(Int64(0)) { sum, line in
+            let (next, overflow) = sum.addingReportingOverflow(line.amount.micros)
+            return overflow ? (line.amount.micros > 0 ? .max : .min) : next
+        }
         invoice.subtotalMicros = total
         invoice.totalMicros = total
         invoice.amountDueMicros = total
@@ -245,6 +253,8 @@ extension LedgerState {
                 var method = recorded.newMethod
                 method.method.effectiveUnixSeconds = at
                 book.paymentMethod = method
+                book.pendingPaymentMethod = nil
+                book.lifecycle.pendingPaymentMethodReplaced()
             } else {
                 guard case .success(let actions) = book.lifecycle.apply(.paymentMethodAdded, now: at, plans: plans) else {
                     throw .inconsistent(seq: seq, "a payment method refused")
@@ -354,6 +364,12 @@ extension LedgerState {
             && (0...100_000).contains(terms.usageRateBasisPoints) && terms.runQuota >= 0
             && (0...Int64(Int32.max)).contains(terms.maxWorkspaces)
             && terms.customInvoiceLines.allSatisfy { $0.amountMicros >= 0 }
+            && terms.customInvoiceLines.reduce(Optional(terms.periodPriceMicros)) { sum, line in
+                // A period's invoice (price and custom lines) must fit in Int64.
+                guard let sum else { return nil }
+                let (next, overflow) = sum.addingReportingOverflow(line.amountMicros)
+                return overflow ? nil : next
+            } != nil
     }
 
     public static func contract(_ terms: Billing_V1_EnterpriseContract) -> EnterpriseContract {

@@ -1,0 +1,115 @@
+import BillingCore
+@testable import BillingLedger
+import BillingProto
+import Testing
+
+/// Edges of the lifecycle a review found wrong: gateway keys that two
+/// accounts could share, a pending card that outlived the card paid with,
+/// runs wiped by a period close that came after them, invoice sums that
+/// could wrap.
+@Suite struct LifecycleEdgeTests {
+    static let day: Int64 = 86_400
+
+    static func ledger(gateway: any PaymentGateway) throws -> Harness {
+        let store = InMemoryLedgerStore()
+        let clock = ManualClock(year: 2028, month: 1, day: 31, hour: 12)
+        let ledger = try Ledger(store: store, plans: Fixtures.plans, clock: clock, configuration: Fixtures.configuration(),
+                                logger: Fixtures.logger, gateway: gateway)
+        return Harness(store: store, clock: clock, ledger: ledger)
+    }
+
+    @Test func purchasesOfAccountsWhoseIdsAndKeysReadAlikeGoToTheGatewayUnderTheirOwnKeys() async throws {
+        let gateway = StallingGateway()
+        let h = try Self.ledger(gateway: gateway)
+        // "acme-eu" + "1" and "acme" + "eu-1" once both made "purchase-acme-eu-1".
+        for account in ["acme-eu", "acme"] {
+            _ = try await h.ledger.createAccount(id: account, plan: .free, actor: "test")
+            _ = try await h.ledger.setPaymentMethod(accountID: account, method: LifecycleLedgerTests.good, actor: "test")
+        }
+        _ = try await h.ledger.purchaseCredits(accountID: "acme-eu", amountMicros: 5_000_000, key: "1", actor: "test")
+        _ = try await h.ledger.purchaseCredits(accountID: "acme", amountMicros: 5_000_000, key: "eu-1", actor: "test")
+        #expect(gateway.keys.count == 2)
+        #expect(Set(gateway.keys).count == 2)
+        #expect(Ledger.purchaseGatewayKey(account: "acme-eu", key: "1") != Ledger.purchaseGatewayKey(account: "acme", key: "eu-1"))
+        await h.ledger.close()
+    }
+
+    @Test func aCardGivenToPayAnInvoiceIsNotReplacedByAnOlderPendingOne() async throws {
+        let h = try Self.ledger(gateway: TestPaymentGateway())
+        _ = try await h.ledger.createAccount(id: "acct", plan: .pro, actor: "test")
+        _ = try await h.ledger.setPaymentMethod(accountID: "acct", method: LifecycleLedgerTests.declining, actor: "test")
+        // The first period's invoice fails on the declining card.
+        h.clock.advance(seconds: 32 * Self.day)
+        _ = try await h.ledger.tick()
+        let pastDue = try await h.ledger.invoices(of: "acct").filter { $0.status == .pastDue || $0.status == .open }
+        let invoice = try #require(pastDue.last)
+        // A replacement waits for the next cycle...
+        let second = TokenizedMethod(token: "tok_test_ok_2", kind: .card(brand: "visa", last4: "1111", expMonth: 12, expYear: 2099))
+        let set = try await h.ledger.setPaymentMethod(accountID: "acct", method: second, actor: "test")
+        #expect(!set.appliedNow)
+        // ...then the invoice is paid with a third card, on file at once.
+        _ = try await h.ledger.payInvoice(accountID: "acct", invoiceID: invoice.invoiceID, newMethod: LifecycleLedgerTests.good,
+                                          key: "pay-1", actor: "test")
+        var book = try #require(await h.ledger.snapshot.accounts["acct"])
+        #expect(book.paymentMethod?.gatewayToken == LifecycleLedgerTests.good.token)
+        #expect(book.pendingPaymentMethod == nil)
+        #expect(!book.lifecycle.hasPendingPaymentMethod)
+        // The next period begins on the card paid with, not the older pending one.
+        h.clock.advance(seconds: 32 * Self.day)
+        _ = try await h.ledger.tick()
+        book = try #require(await h.ledger.snapshot.accounts["acct"])
+        #expect(book.paymentMethod?.gatewayToken == LifecycleLedgerTests.good.token)
+        await h.ledger.close()
+    }
+
+    @Test func aRunDebitedAfterAPeriodEndsButBeforeItClosesCountsInTheNewPeriod() async throws {
+        let h = try Self.ledger(gateway: TestPaymentGateway())
+        _ = try await h.ledger.createAccount(id: "acct", plan: .pro, actor: "test")
+        _ = try await h.ledger.setPaymentMethod(accountID: "acct", method: LifecycleLedgerTests.good, actor: "test")
+        _ = try await h.debit(Fixtures.command(account: "acct", key: "k-old", micros: 5, run: "run-old"))
+        let end = try #require(await h.ledger.snapshot.accounts["acct"]).lifecycle.currentPeriod.end
+        // Past the period's end, before the ticker closes it.
+        h.clock.advance(seconds: end - h.clock.nowMicros() / 1_000_000 + 10)
+        _ = try await h.debit(Fixtures.command(account: "acct", key: "k-new", micros: 5, run: "run-new"))
+        _ = try await h.ledger.tick()
+        let book = try #require(await h.ledger.snapshot.accounts["acct"])
+        #expect(book.periodStart == end)
+        #expect(book.runsInPeriod == [JournalKeyHash.run(account: "acct", run: "run-new")])
+        await h.ledger.close()
+    }
+
+    @Test func contractsWhoseInvoiceWouldPassTheLargestAmountAreInvalid() {
+        var terms = Billing_V1_EnterpriseContract()
+        terms.periodPriceMicros = Int64.max - 10
+        #expect(LedgerState.validContract(terms))
+        var line = Billing_V1_CustomInvoiceLine()
+        line.description_p = "support"
+        line.amountMicros = 10
+        terms.customInvoiceLines = [line]
+        #expect(LedgerState.validContract(terms))
+        terms.customInvoiceLines[0].amountMicros = 11
+        #expect(!LedgerState.validContract(terms))
+    }
+
+    @Test func anInvoiceWhoseLinesPassTheLargestAmountIsCappedNeverNegative() async throws {
+        let h = try Self.ledger(gateway: TestPaymentGateway())
+        _ = try await h.ledger.createAccount(id: "big", plan: .pro, actor: "test")
+        _ = try await h.ledger.setPaymentMethod(accountID: "big", method: LifecycleLedgerTests.good, actor: "test")
+        var terms = Billing_V1_EnterpriseContract()
+        terms.periodPriceMicros = Int64.max - 10
+        terms.usageRateBasisPoints = 10_000
+        terms.contractReference = "E-max"
+        try await h.ledger.setEnterpriseContract(accountID: "big", terms: terms, actor: "ops")
+        // Usage on Enterprise accrues as overage: 1,000 micros over the period price.
+        _ = try await h.debit(Fixtures.command(account: "big", key: "k", micros: 1_000, run: "r"))
+        for _ in 0..<3 {
+            h.clock.advance(seconds: 32 * Self.day)
+            _ = try await h.ledger.tick()
+        }
+        let invoices = try await h.ledger.invoices(of: "big")
+        let usage = try #require(invoices.first { $0.lineItems.contains { $0.amountMicros == 1_000 } })
+        #expect(usage.totalMicros == Int64.max)
+        #expect(invoices.allSatisfy { $0.totalMicros >= 0 })
+        await h.ledger.close()
+    }
+}
