@@ -324,7 +324,7 @@ extension Ledger {
     public func setEnterpriseContract(accountID: String, terms: Billing_V1_EnterpriseContract, actor: String) async throws {
         guard LedgerState.validContract(terms) else {
             throw AccountRequestRefused(.invalidArgument, reason: "INVALID_CONTRACT",
-                                        message: "contract amounts, quota and workspaces must be >= 0 and the usage rate 0..100000 basis points")
+                                        message: "contract amounts, quota and workspaces must be >= 0, the price and custom lines must sum to at most 9223372036854775807 micros, and the usage rate 0..100000 basis points")
         }
         await acquireLifecycle()
         defer { releaseLifecycle() }

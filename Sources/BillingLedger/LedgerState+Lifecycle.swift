@@ -168,7 +168,15 @@ extension LedgerState {
             case .applyScheduledPaymentMethod:
                 if let pending = book.pendingPaymentMethod { book.paymentMethod = pending }
                 book.pendingPaymentMethod = nil
-            case .setPlan, .pause, .unpause, .scheduleDowngrade, .cancelScheduledDowngrade:
+            case .setPlan:
+                // A plan with a workspace limit (Free's one) counts the
+                // workspaces used from the change on: those used before it
+                // (on a trial, on Pro) are not all kept.
+                if book.terms(in: plans).workspaceLimit != nil {
+                    book.workspaces.removeAll()
+                    book.lastWorkspace = WorkspaceMemo()
+                }
+            case .pause, .unpause, .scheduleDowngrade, .cancelScheduledDowngrade:
                 break  // the lifecycle value holds these
             }
         }

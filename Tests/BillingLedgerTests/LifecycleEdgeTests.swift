@@ -112,4 +112,24 @@ import Testing
         #expect(invoices.allSatisfy { $0.totalMicros >= 0 })
         await h.ledger.close()
     }
+
+    @Test func anAccountThatMovesToFreeKeepsOneWorkspaceNotEveryOneItUsedBefore() async throws {
+        let h = try Self.ledger(gateway: TestPaymentGateway())
+        _ = try await h.ledger.createAccount(id: "acct", actor: "test")  // a Pro trial: any number of workspaces
+        _ = try await h.ledger.grantCredits(accountID: "acct", amountMicros: 1_000, kind: "promotional", note: "", actor: "test")
+        for (index, workspace) in ["ws-a", "ws-b"].enumerated() {
+            let outcome = try await h.debit(Fixtures.command(account: "acct", key: "trial-\(index)", micros: 5, workspace: workspace))
+            #expect(outcome.accepted != nil)
+        }
+        _ = try await h.ledger.changePlan(accountID: "acct", to: .free, key: "free", actor: "test")
+        #expect(try await h.debit(Fixtures.command(account: "acct", key: "free-b", micros: 5, workspace: "ws-b")).accepted != nil)
+        #expect(try await h.debit(Fixtures.command(account: "acct", key: "free-a", micros: 5, workspace: "ws-a")).refusalReason
+            == "WORKSPACE_LIMIT")
+        #expect(try await h.debit(Fixtures.command(account: "acct", key: "free-b2", micros: 5, workspace: "ws-b")).accepted != nil)
+        #expect(await h.ledger.snapshot.accounts["acct"]?.workspaces == ["ws-b"])
+        // Replay computes the same books.
+        let restarted = try await h.restarted()
+        #expect(await restarted.ledger.snapshot.accounts["acct"]?.workspaces == ["ws-b"])
+        await restarted.ledger.close()
+    }
 }
