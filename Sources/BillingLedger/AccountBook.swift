@@ -181,6 +181,9 @@ public struct UsageTotals: Sendable, Equatable {
     public var outputTokens: Int64 = 0
     public var toolCalls: Int64 = 0
     public var storageBytes: Int64 = 0
+    /// Input plus output tokens: an llm cell's quantity, bounded like the
+    /// other kinds' (input and output apart fit while their sum might not).
+    public var llmTokens: Int64 = 0
 
     public init() {}
 
@@ -198,6 +201,7 @@ public struct UsageTotals: Sendable, Equatable {
         add(&next.outputTokens, outputTokens)
         if lineKey.hasPrefix("tool_call:") { add(&next.toolCalls, quantity) }
         if lineKey.hasPrefix("storage:") { add(&next.storageBytes, quantity) }
+        if lineKey.hasPrefix("llm:") { add(&next.llmTokens, quantity) }
         return overflow ? nil : next
     }
 }

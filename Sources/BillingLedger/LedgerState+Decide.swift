@@ -61,7 +61,8 @@ extension LedgerState {
         // Runs counted in an earlier period do not count in this one.
         let samePeriod = period.start == book.periodStart
         let runsUsed = samePeriod ? book.runsInPeriod.count : 0
-        let newRun = !command.runID.isEmpty && !(samePeriod && book.runsInPeriod.contains(command.runHash))
+        // No run: a Quote asking about a new one (every Debit names its run).
+        let newRun = command.runID.isEmpty || !(samePeriod && book.runsInPeriod.contains(command.runHash))
         if newRun, let quota = terms.runQuota, Int64(runsUsed) >= quota {
             return .debitRefused(Self.refusal(command, .runQuotaExceeded,
                 detail: "\(runsUsed) of \(quota) runs used this period; the quota resets on the next billing date"))

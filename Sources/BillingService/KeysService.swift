@@ -97,8 +97,13 @@ final class KeysService: Sendable {
             }
             before = token
         }
+        let (sinceMicros, overflow) = max(request.sinceUnixSeconds, 0).multipliedReportingOverflow(by: 1_000_000)
+        guard !overflow else {
+            throw GRPCStatus(.invalidArgument, "since_unix_seconds must be at most \(Int64.max / 1_000_000)",
+                             reason: "INVALID_FIELD", metadata: ["field": "since_unix_seconds"])
+        }
         let entries = try ledger.store.auditEntries(
-            accountID: request.accountID, sinceMicros: max(request.sinceUnixSeconds, 0) * 1_000_000,
+            accountID: request.accountID, sinceMicros: sinceMicros,
             beforeSeq: before, limit: pageSize)
         var response = Billing_V1_ListAuditLogResponse()
         response.entries = entries.map(AuditEvent.message)

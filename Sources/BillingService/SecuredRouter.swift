@@ -5,7 +5,16 @@ import SwiftProtobuf
 import Metrics
 
 /// Requests that name the account they concern.
-protocol AccountScoped { var accountID: String { get } }
+protocol AccountScoped {
+    var accountID: String { get }
+    /// Whether the account may be left out (then a user is checked as for
+    /// their own account, a service key by its scopes alone).
+    static var accountIsOptional: Bool { get }
+}
+
+extension AccountScoped {
+    static var accountIsOptional: Bool { false }
+}
 
 extension Billing_V1_DebitRequest: AccountScoped {}
 extension Billing_V1_QuoteRequest: AccountScoped {}
@@ -14,7 +23,10 @@ extension Billing_V1_GetExecutionCostRequest: AccountScoped {}
 extension Billing_V1_GetUsageRequest: AccountScoped {}
 extension Billing_V1_CreateAccountRequest: AccountScoped {}
 extension Billing_V1_GetAccountRequest: AccountScoped {}
-extension Billing_V1_ListPlansRequest: AccountScoped {}
+extension Billing_V1_ListPlansRequest: AccountScoped {
+    /// The comparison table without an account is the plans themselves.
+    static var accountIsOptional: Bool { true }
+}
 extension Billing_V1_ChangePlanRequest: AccountScoped {}
 extension Billing_V1_CancelPendingChangeRequest: AccountScoped {}
 extension Billing_V1_PurchaseCreditsRequest: AccountScoped {}
@@ -88,8 +100,18 @@ struct SecuredRouter {
         let principal = try authenticator.principal(context)
         let request = try (Request.self as? any HandDecodable.Type)?.handDecoded(bytes) as? Request
             ?? decode(Request.self, bytes)
-        try authenticator.authorize(principal, access, accountID: (request as? AccountScoped)?.accountID)
+        try authenticator.authorize(principal, access, accountID: scopedAccount(request, principal))
         return (request, principal)
+    }
+
+    /// The account a request concerns, for the access check: its own, or
+    /// for one that may leave it out and does, a user's own account.
+    private static func scopedAccount(_ request: some Message, _ principal: Principal) -> String? {
+        guard let scoped = request as? any AccountScoped else { return nil }
+        if scoped.accountID.isEmpty, type(of: scoped).accountIsOptional, case .user(_, let own, _, _) = principal {
+            return own
+        }
+        return scoped.accountID
     }
 
     private static func rule(_ path: String) -> Access {

@@ -295,4 +295,47 @@ import Testing
         #expect(h.debitEntries(key: "k-2").isEmpty)
         #expect(await h.ledger.account("acct")?.overage == (before?.overage ?? 0) + 1_000)
     }
+
+    /// Input and output tokens that each fit but whose sum (an llm cell's
+    /// quantity) would not: refused as too large, not a trap in the cell.
+    @Test func aDebitWhoseTokenSumWouldOverflowACellIsRefusedNotATrap() async throws {
+        let h = try Harness()
+        try await h.openAccount("acct", plan: "pro")
+        let inputs = try Fixtures.command(account: "acct", key: "k-1", items: [.llm(model: "mini", inputTokens: .max, outputTokens: 0)])
+        #expect(try await h.debit(inputs).accepted != nil)
+        let before = await h.ledger.account("acct")
+        let journaled = h.journal().count
+        let output = try Fixtures.command(account: "acct", key: "k-2", items: [.llm(model: "mini", inputTokens: 0, outputTokens: 1)])
+        await #expect(throws: LedgerError.invalid("the account's totals would exceed the largest amount or quantity the ledger keeps")) {
+            try await h.debit(output)
+        }
+        #expect(await h.ledger.account("acct") == before)
+        #expect(h.journal().count == journaled)
+        // Both lines in one debit: the same.
+        let both = try Fixtures.command(account: "acct", key: "k-3", items: [
+            .llm(model: "mini", inputTokens: 0, outputTokens: 1), .llm(model: "mini", inputTokens: 0, outputTokens: 1)])
+        await #expect(throws: LedgerError.self) { try await h.debit(both) }
+        #expect(h.journal().count == journaled)
+    }
+
+    /// Quote with no run asks about a new run: on a Free account whose runs
+    /// are used up it says a Debit would be refused, as that Debit would be.
+    @Test func aQuoteWithoutARunCountsAsANewRunAgainstTheQuota() async throws {
+        let h = try Harness()
+        try await h.openAccount("acct", plan: "free", credits: 1_000)
+        for run in 1...3 {  // Fixtures.plans: Free allows 3 runs
+            #expect(try await h.debit(Fixtures.command(account: "acct", key: "k-\(run)", micros: 5, run: "run-\(run)")).accepted != nil)
+        }
+        let noRun = try Fixtures.command(account: "acct", key: "", micros: 5, run: "")
+        let quoted = try #require(try await h.ledger.quote(noRun))
+        #expect(!quoted.record.isAccepted)
+        guard case .debitRefused(let refused) = quoted.record.event else {
+            Issue.record("not a refusal: \(quoted.record.event.debugDescription)")
+            return
+        }
+        #expect(refused.reason == "RUN_QUOTA_EXCEEDED")
+        // A run already counted still quotes as accepted.
+        let counted = try Fixtures.command(account: "acct", key: "", micros: 5, run: "run-2")
+        #expect(try #require(try await h.ledger.quote(counted)).record.isAccepted)
+    }
 }

@@ -442,3 +442,30 @@ def test_a_user_of_an_account_that_does_not_exist_finds_nothing(world):
     code, info, details, _ = world.call(GET_USAGE, "Bearer " + token, world.pb.metering_pb2.GetUsageRequest(
         account_id="ghost"))
     assert code == grpc.StatusCode.NOT_FOUND and info.reason == "ACCOUNT_NOT_FOUND", (code, details)
+
+
+@pytest.mark.parametrize("role, permissions, allowed", [("owner", [], True), ("member", ["billing:read"], True),
+                                                        ("member", [], False), ("viewer", [], False)])
+def test_the_plan_table_without_an_account_is_for_whoever_may_read_billing(world, role, permissions, allowed):
+    """ListPlans' account_id is optional: left out, a user is checked as for
+    their own account (it once answered NOT_FOUND "account  does not exist")."""
+    token = mint_jwt(world.secret, user_claims(role=role, permissions=permissions))
+    code, info, details, _ = world.call("/billing.v1.Accounts/ListPlans", "Bearer " + token,
+                                        world.pb.accounts_pb2.ListPlansRequest())
+    if allowed:
+        assert code == grpc.StatusCode.OK, (role, permissions, code, details)
+    else:
+        assert code == grpc.StatusCode.PERMISSION_DENIED and info.reason == "BILLING_READ_REQUIRED", (code, details)
+
+
+@pytest.mark.parametrize("since, ok", [(9_223_372_036_854, True), (9_223_372_036_855, False), (2**63 - 1, False)])
+def test_an_audit_log_since_past_the_largest_instant_is_refused_and_the_server_stays_up(world, since, ok):
+    """since_unix_seconds * 1,000,000 once overflowed Int64 and stopped the process."""
+    code, info, details, _ = world.call("/billing.v1.Admin/ListAuditLog", "Bearer " + world.server.service_key(),
+                                        world.pb.admin_pb2.ListAuditLogRequest(since_unix_seconds=since))
+    if ok:
+        assert code == grpc.StatusCode.OK, details
+    else:
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and info.reason == "INVALID_FIELD", (code, details)
+    code, _, details, _ = world.call("/billing.v1.Metering/Quote", "Bearer " + world.server.service_key())
+    assert code == grpc.StatusCode.OK, details

@@ -391,6 +391,21 @@ def test_a_debit_that_would_carry_the_accounts_totals_past_int64_is_refused_by_q
         channel.close()
 
 
+def test_an_output_token_that_would_carry_a_cells_token_sum_past_int64_is_refused_and_the_server_stays_up(billing):
+    """Input tokens at Int64's largest, then one output token of the same
+    model: the lifetime input and output sums each fit, their sum (the
+    cell's quantity) would not. Once a trap that stopped the process; now
+    AMOUNT_TOO_LARGE, nothing charged, and the server answers on."""
+    b = billing
+    b.create("cells", plan="pro")
+    b.metering.Debit(b.request("cells", "k1", [b.llm("gpt-4o-mini", input_tokens=INT64_MAX)]), timeout=RPC_TIMEOUT_S)
+    before = (b.usage_total("cells"), b.balance("cells"))
+    code, info, details = b.refusal(b.metering.Debit, b.request("cells", "k2", [b.llm("gpt-4o-mini", output_tokens=1)]))
+    assert (code, info.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "AMOUNT_TOO_LARGE"), details
+    assert (b.usage_total("cells"), b.balance("cells")) == before
+    assert b.metering.Debit(b.request("cells", "k3", [b.tool("slack", 1)]), timeout=RPC_TIMEOUT_S).total_micros > 0
+
+
 def test_execution_cost_lists_the_runs_debits(billing):
     b = billing
     grant = 10_000_000
