@@ -142,6 +142,6 @@ public func decode<Request: Message>(_ type: Request.Type, _ bytes: [UInt8]) thr
     do {
         return try Request(serializedBytes: bytes)
     } catch {
-        throw GRPCStatus(.invalidArgument, "request is not a valid \(Request.protoMessageName)")
+        throw GRPCStatus(.invalidArgument, "request is not a valid \(Request.protoMessageName)", reason: "MALFORMED_REQUEST")
     }
 }

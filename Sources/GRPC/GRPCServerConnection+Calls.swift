@@ -19,28 +19,28 @@ extension GRPCServerConnection {
             method = last.method
         } else {
             guard let found = router.method(for: path) else {
-                sendStatus(streamID, GRPCStatus(.unimplemented, "method \(path) is not implemented"), path: path)
+                sendStatus(streamID, GRPCStatus(.unimplemented, "method \(path) is not implemented", reason: "METHOD_NOT_FOUND"), path: path)
                 return
             }
             method = found
             lastRoute = (path, found)
         }
         if let encoding = request.encoding, encoding != "identity" {
-            sendStatus(streamID, GRPCStatus(.unimplemented, "message encoding \(encoding) is not supported"),
+            sendStatus(streamID, GRPCStatus(.unimplemented, "message encoding \(encoding) is not supported", reason: "UNSUPPORTED_ENCODING"),
                        extra: [HTTP2Header("grpc-accept-encoding", "identity")])
             return
         }
         var deadline: UInt64?
         if let timeout = request.timeout {
             guard let nanos = parseGRPCTimeout(timeout) else {
-                sendStatus(streamID, GRPCStatus(.invalidArgument, "malformed grpc-timeout \"\(timeout)\""))
+                sendStatus(streamID, GRPCStatus(.invalidArgument, "malformed grpc-timeout \"\(timeout)\"", reason: "INVALID_TIMEOUT"))
                 return
             }
             let (sum, overflow) = loop.nowNanos.addingReportingOverflow(nanos)
             deadline = overflow ? UInt64.max : sum
         }
         guard runningHandlers < configuration.maxRunningHandlersPerConnection else {
-            sendStatus(streamID, GRPCStatus(.resourceExhausted, "too many calls in progress on this connection"))
+            sendStatus(streamID, GRPCStatus(.resourceExhausted, "too many calls in progress on this connection", reason: "TOO_MANY_CALLS"))
             return
         }
         let call = Call(streamID: streamID, path: path, method: method, metadata: headers,
@@ -66,16 +66,17 @@ extension GRPCServerConnection {
         do {
             while let message = try call.deframer.next() {
                 guard call.message == nil else {
-                    sendStatus(streamID, GRPCStatus(.internal, "more than one request message for a unary method"))
+                    sendStatus(streamID, GRPCStatus(.internal, "more than one request message for a unary method", reason: "MALFORMED_MESSAGE"))
                     break
                 }
                 call.message = message
             }
         } catch .tooLarge(let length, let limit) {
             sendStatus(streamID, GRPCStatus(
-                .resourceExhausted, "request message of \(length) bytes exceeds the limit of \(limit) bytes"))
+                .resourceExhausted, "request message of \(length) bytes exceeds the limit of \(limit) bytes",
+                reason: "MESSAGE_TOO_LARGE", metadata: ["limit_bytes": String(limit)]))
         } catch .badFlags(let flags) {
-            sendStatus(streamID, GRPCStatus(.internal, "invalid message flags 0x\(String(flags, radix: 16))"))
+            sendStatus(streamID, GRPCStatus(.internal, "invalid message flags 0x\(String(flags, radix: 16))", reason: "MALFORMED_MESSAGE"))
         }
         bufferedRequestBytes -= before - call.deframer.bufferedCount
     }
@@ -84,12 +85,12 @@ extension GRPCServerConnection {
         guard let call = calls[streamID], !call.responded, !call.dispatched else { return }
         guard let message = call.message, call.deframer.bufferedCount == 0 else {
             let what = call.message == nil ? "no request message" : "a truncated request message"
-            sendStatus(streamID, GRPCStatus(.internal, "stream ended with \(what)"))
+            sendStatus(streamID, GRPCStatus(.internal, "stream ended with \(what)", reason: "MALFORMED_MESSAGE"))
             return
         }
         guard !message.compressed else {
             // gRPC spec: the compressed flag without a negotiated grpc-encoding is INTERNAL.
-            sendStatus(streamID, GRPCStatus(.internal, "compressed message but no grpc-encoding was sent"))
+            sendStatus(streamID, GRPCStatus(.internal, "compressed message but no grpc-encoding was sent", reason: "MALFORMED_MESSAGE"))
             return
         }
         dispatch(call, request: message.bytes)

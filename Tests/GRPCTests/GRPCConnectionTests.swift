@@ -111,6 +111,16 @@ final class Harness {
     }
 
     func status(_ id: Int32) -> Int? { headers(id).first("grpc-status").flatMap { Int($0) } }
+
+    /// The ErrorInfo reason in the call's `grpc-status-details-bin` (nil: none).
+    func reason(_ id: Int32) throws -> String? {
+        guard var encoded = headers(id).first("grpc-status-details-bin") else { return nil }
+        while encoded.count % 4 != 0 { encoded += "=" }
+        let status = try Google_Rpc_Status(serializedBytes: [UInt8](try #require(Data(base64Encoded: encoded))))
+        let info = try Google_Rpc_ErrorInfo(unpackingAny: try #require(status.details.first))
+        #expect(info.domain == "billing.v1")
+        return info.reason
+    }
 }
 
 @Test func unaryCallSucceedsWithFramedResponseAndOkTrailer() async throws {
@@ -151,6 +161,7 @@ final class Harness {
     let h = try Harness()
     let id = try h.call("/test.Echo/Nope", body: grpcFrame([]))
     #expect(h.status(id) == GRPCStatus.Code.unimplemented.rawValue)
+    #expect(try h.reason(id) == "METHOD_NOT_FOUND")
     #expect(h.body(id).isEmpty)
 }
 
@@ -184,6 +195,7 @@ final class Harness {
     let id = try h.call("/test.Echo/Echo", body: grpcFrame(Array(repeating: 0, count: 1001)))
     #expect(h.status(id) == GRPCStatus.Code.resourceExhausted.rawValue)
     #expect(h.headers(id).first("grpc-message")?.contains("1001") == true)
+    #expect(try h.reason(id) == "MESSAGE_TOO_LARGE")
 }
 
 
@@ -193,6 +205,7 @@ final class Harness {
     await h.loop.runNext()
     try h.pump()
     #expect(h.status(id) == GRPCStatus.Code.invalidArgument.rawValue)
+    #expect(try h.reason(id) == "MALFORMED_REQUEST")
 }
 
 @Test func typedHandlerDecodesAndEncodes() async throws {
@@ -213,6 +226,7 @@ final class Harness {
     framed[0] = 1
     let id = try h.call("/test.Echo/Echo", body: framed)
     #expect(h.status(id) == GRPCStatus.Code.internal.rawValue)
+    #expect(try h.reason(id) == "MALFORMED_MESSAGE")
 }
 
 @Test func unsupportedEncodingIsUnimplementedWithAcceptEncoding() throws {
@@ -220,6 +234,7 @@ final class Harness {
     let id = try h.call("/test.Echo/Echo", body: grpcFrame([1]), extra: [HTTP2Header("grpc-encoding", "gzip")])
     #expect(h.status(id) == GRPCStatus.Code.unimplemented.rawValue)
     #expect(h.headers(id).first("grpc-accept-encoding") == "identity")
+    #expect(try h.reason(id) == "UNSUPPORTED_ENCODING")
 }
 
 @Test func refusalCarriesErrorInfoInStatusDetails() async throws {
@@ -268,6 +283,14 @@ final class Harness {
     let h = try Harness()
     let id = try h.call("/test.Echo/Echo", body: [])
     #expect(h.status(id) == GRPCStatus.Code.internal.rawValue)
+    #expect(try h.reason(id) == "MALFORMED_MESSAGE")
+}
+
+@Test func malformedTimeoutIsInvalidArgumentWithItsReason() throws {
+    let h = try Harness()
+    let id = try h.call("/test.Echo/Echo", body: grpcFrame([1]), extra: [HTTP2Header("grpc-timeout", "soon")])
+    #expect(h.status(id) == GRPCStatus.Code.invalidArgument.rawValue)
+    #expect(try h.reason(id) == "INVALID_TIMEOUT")
 }
 
 // MARK: Deferred methods
@@ -377,4 +400,15 @@ final class Harness {
     #expect(h.status(id) == 0)
     #expect(h.body(id) == grpcFrame([1]))
     #expect(h.server.runningHandlers == 0)
+}
+
+@Test func aCallPastTheRunningLimitIsRefusedWithItsReason() throws {
+    var configuration = GRPCServerConfiguration()
+    configuration.maxRunningHandlersPerConnection = 1
+    let h = try Harness(configuration: configuration)
+    let parked = try h.call("/test.Echo/DeferredLater", body: grpcFrame([5]))
+    #expect(h.status(parked) == nil)  // running, parked for the test
+    let refused = try h.call("/test.Echo/Echo", body: grpcFrame([1]))
+    #expect(h.status(refused) == GRPCStatus.Code.resourceExhausted.rawValue)
+    #expect(try h.reason(refused) == "TOO_MANY_CALLS")
 }

@@ -467,5 +467,8 @@ def test_framing_and_decoding_edge_case(pb, edge_server, name):
     kind, code, fields, frames = outcome
     assert kind == "status", f"{name}: {kind} {code} {frames}"
     assert code in expect, f"{name}: grpc-status {code} {fields.get('grpc-message')!r}, expected {sorted(expect)}"
+    # DESIGN.md "Errors": every refusal carries a machine-readable reason.
+    if code != OK:
+        assert "grpc-status-details-bin" in fields, f"{name}: grpc-status {code} without an ErrorInfo"
     assert s.proc.poll() is None
     s.assert_serving()

@@ -13,6 +13,7 @@ import pytest
 from grpc_health.v1 import health_pb2
 
 import h2peer
+from conftest import error_info
 
 TRANSPORTS = ["h2c", "tls"]
 
@@ -126,10 +127,11 @@ def test_server_enforces_grpc_timeout(pb, server):
     assert 0.15 < elapsed < 2.0, f"DEADLINE_EXCEEDED after {elapsed:.2f} s"
 
 
-def test_oversized_message_is_resource_exhausted(echo):
+def test_oversized_message_is_resource_exhausted(pb, echo):
     with pytest.raises(grpc.RpcError) as info:
         echo(b"\x00" * (5 << 20))
     assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert error_info(pb, info.value).reason == "MESSAGE_TOO_LARGE"
     # Same channel, same connection: still served.
     assert echo(b"after") == b"after"
 
