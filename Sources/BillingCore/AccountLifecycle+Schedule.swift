@@ -12,6 +12,20 @@ extension AccountLifecycle {
         return next
     }
 
+    /// The pause in force at `now`: the applied one, or the one a due
+    /// transition not yet applied brings (the ticker runs once a second) —
+    /// a trial over with no payment method and nothing scheduled, or a
+    /// past-due invoice's grace over. Metering refuses new runs by it, so a
+    /// debit in the moment before the tick is refused as it would be after.
+    public func pause(at now: Int64) -> PauseReason? {
+        if let pauseReason { return pauseReason }
+        if let trialEnd = trialEndsAt, now >= trialEnd, !hasPaymentMethod, pendingChange == nil {
+            return .trialEndedWithoutPaymentMethod
+        }
+        if let since = pastDueSince, now >= graceEnd(since: since) { return .pastDueGraceExpired }
+        return nil
+    }
+
     /// The earliest transition due at `now`, or nil. A clock that moves to
     /// `now` applies this at its `at` until nil: every due transition, in
     /// order, each exactly once.

@@ -48,7 +48,7 @@ extension LedgerState {
 
     static func decide(_ command: DebitCommand, book: inout AccountBook, nowMicros: Int64,
                        plans: PlanCatalog) -> Billing_Journal_V1_Entry.OneOf_Event {
-        if let pause = book.lifecycle.pauseReason {
+        if let pause = book.lifecycle.pause(at: nowMicros / 1_000_000) {
             return .debitRefused(Self.refusal(command, .accountPaused, detail: "new runs are paused: \(pause.remedy)"))
         }
         let terms = book.terms(in: plans)

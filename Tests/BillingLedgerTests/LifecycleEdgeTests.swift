@@ -132,4 +132,46 @@ import Testing
         #expect(await restarted.ledger.snapshot.accounts["acct"]?.workspaces == ["ws-b"])
         await restarted.ledger.close()
     }
+
+    @Test func aDebitAfterATrialEndsWithoutACardIsRefusedBeforeTheTickPausesIt() async throws {
+        let h = try Self.ledger(gateway: TestPaymentGateway())
+        _ = try await h.ledger.createAccount(id: "trial", actor: "test")
+        _ = try await h.ledger.grantCredits(accountID: "trial", amountMicros: 1_000, kind: "promotional", note: "", actor: "test")
+        #expect(try await h.debit(Fixtures.command(account: "trial", key: "k-1", micros: 5, run: "r-1")).accepted != nil)
+        let trialEnd = try #require(await h.ledger.snapshot.accounts["trial"]?.lifecycle.trialEndsAt)
+        h.clock.advance(seconds: trialEnd - h.clock.nowMicros() / 1_000_000 + 1)
+        // No tick yet: the books still say "trial", the rules say paused.
+        #expect(await h.ledger.snapshot.accounts["trial"]?.lifecycle.pauseReason == nil)
+        #expect(try await h.debit(Fixtures.command(account: "trial", key: "k-2", micros: 5, run: "r-1")).refusalReason
+            == "ACCOUNT_PAUSED")
+        let quoted = try #require(try await h.ledger.quote(Fixtures.command(account: "trial", key: "", micros: 5, run: "r-1")))
+        #expect(!quoted.record.isAccepted)
+        _ = try await h.ledger.tick()
+        #expect(await h.ledger.snapshot.accounts["trial"]?.lifecycle.pauseReason == .trialEndedWithoutPaymentMethod)
+        // With a card on file the trial converts at its end: not refused meanwhile.
+        _ = try await h.ledger.createAccount(id: "carded", actor: "test")
+        _ = try await h.ledger.setPaymentMethod(accountID: "carded", method: LifecycleLedgerTests.good, actor: "test")
+        _ = try await h.ledger.grantCredits(accountID: "carded", amountMicros: 1_000, kind: "promotional", note: "", actor: "test")
+        let cardedEnd = try #require(await h.ledger.snapshot.accounts["carded"]?.lifecycle.trialEndsAt)
+        h.clock.advance(seconds: cardedEnd - h.clock.nowMicros() / 1_000_000 + 1)
+        #expect(try await h.debit(Fixtures.command(account: "carded", key: "k-1", micros: 5, run: "r-1")).accepted != nil)
+        await h.ledger.close()
+    }
+
+    @Test func aDebitAfterAPastDueGraceEndsIsRefusedBeforeTheTickPausesIt() async throws {
+        let h = try Self.ledger(gateway: TestPaymentGateway())
+        _ = try await h.ledger.createAccount(id: "late", plan: .pro, actor: "test")
+        _ = try await h.ledger.setPaymentMethod(accountID: "late", method: LifecycleLedgerTests.declining, actor: "test")
+        // The first period end's invoice fails: past due, runs go on for the grace.
+        h.clock.advance(seconds: 32 * Self.day)
+        _ = try await h.ledger.tick()
+        let lifecycle = try #require(await h.ledger.snapshot.accounts["late"]?.lifecycle)
+        let since = try #require(lifecycle.pastDueSince)
+        #expect(try await h.debit(Fixtures.command(account: "late", key: "k-1", micros: 5, run: "r-1")).accepted != nil)
+        h.clock.advance(seconds: since + Fixtures.configuration().graceSeconds - h.clock.nowMicros() / 1_000_000 + 1)
+        #expect(await h.ledger.snapshot.accounts["late"]?.lifecycle.pauseReason == nil)
+        #expect(try await h.debit(Fixtures.command(account: "late", key: "k-2", micros: 5, run: "r-1")).refusalReason
+            == "ACCOUNT_PAUSED")
+        await h.ledger.close()
+    }
 }
