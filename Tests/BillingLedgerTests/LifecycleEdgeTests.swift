@@ -18,6 +18,17 @@ import Testing
         return Harness(store: store, clock: clock, ledger: ledger)
     }
 
+    /// A Pro account on a declining card whose first period end has passed:
+    /// its invoice failed, the account is past due.
+    static func pastDue(_ account: String) async throws -> Harness {
+        let h = try Self.ledger(gateway: TestPaymentGateway())
+        _ = try await h.ledger.createAccount(id: account, plan: .pro, actor: "test")
+        _ = try await h.ledger.setPaymentMethod(accountID: account, method: LifecycleLedgerTests.declining, actor: "test")
+        h.clock.advance(seconds: 32 * Self.day)
+        _ = try await h.ledger.tick()
+        return h
+    }
+
     @Test func purchasesOfAccountsWhoseIdsAndKeysReadAlikeGoToTheGatewayUnderTheirOwnKeys() async throws {
         let gateway = StallingGateway()
         let h = try Self.ledger(gateway: gateway)
@@ -35,12 +46,7 @@ import Testing
     }
 
     @Test func aCardGivenToPayAnInvoiceIsNotReplacedByAnOlderPendingOne() async throws {
-        let h = try Self.ledger(gateway: TestPaymentGateway())
-        _ = try await h.ledger.createAccount(id: "acct", plan: .pro, actor: "test")
-        _ = try await h.ledger.setPaymentMethod(accountID: "acct", method: LifecycleLedgerTests.declining, actor: "test")
-        // The first period's invoice fails on the declining card.
-        h.clock.advance(seconds: 32 * Self.day)
-        _ = try await h.ledger.tick()
+        let h = try await Self.pastDue("acct")
         let pastDue = try await h.ledger.invoices(of: "acct").filter { $0.status == .pastDue || $0.status == .open }
         let invoice = try #require(pastDue.last)
         // A replacement waits for the next cycle...
@@ -159,12 +165,7 @@ import Testing
     }
 
     @Test func aDebitAfterAPastDueGraceEndsIsRefusedBeforeTheTickPausesIt() async throws {
-        let h = try Self.ledger(gateway: TestPaymentGateway())
-        _ = try await h.ledger.createAccount(id: "late", plan: .pro, actor: "test")
-        _ = try await h.ledger.setPaymentMethod(accountID: "late", method: LifecycleLedgerTests.declining, actor: "test")
-        // The first period end's invoice fails: past due, runs go on for the grace.
-        h.clock.advance(seconds: 32 * Self.day)
-        _ = try await h.ledger.tick()
+        let h = try await Self.pastDue("late")  // runs go on for the grace
         let lifecycle = try #require(await h.ledger.snapshot.accounts["late"]?.lifecycle)
         let since = try #require(lifecycle.pastDueSince)
         #expect(try await h.debit(Fixtures.command(account: "late", key: "k-1", micros: 5, run: "r-1")).accepted != nil)
