@@ -9,7 +9,10 @@ extension AccountLifecycle {
             if needsPaymentMethod { return .failure(.paymentMethodRequired) }
             // Keeping the trial plan is what the trial does with a payment method.
             if target == plan { return .success([]) }
-            if pauseReason == .trialEndedWithoutPaymentMethod {
+            // A paused trial, or a trial of a lower plan (`trial_plan`
+            // "free") moving up: the new plan starts now, its first period
+            // charged — upgrades are immediate.
+            if pauseReason == .trialEndedWithoutPaymentMethod || target > plan {
                 return .success(startSubscription(target, at: now, plans: plans))
             }
             return .success(scheduleDowngrade(to: target, at: trialEnd))

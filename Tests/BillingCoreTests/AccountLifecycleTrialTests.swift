@@ -176,4 +176,27 @@ import Testing
         #expect(h.accept(.trialEnded) == [])
         #expect(h.account == paused)
     }
+
+    /// A trial of Free (`trial_plan: "free"` in the plans file) moving to
+    /// Pro: an upgrade, so at once — it was scheduled as a "downgrade" to
+    /// the trial's end and stopped the process on the lifecycle's invariant.
+    @Test func aTrialOfFreeUpgradedToProStartsProAtOnce() {
+        var plans = PlanCatalog.default
+        plans.trialPlan = .free
+        let start = utc(2026, 3, 10, 12)
+        var account = AccountLifecycle.trial(startingAt: start, plans: plans, graceSeconds: LifecycleHarness.grace)
+        guard case .success = account.apply(.paymentMethodAdded, now: start + day, plans: plans) else {
+            Issue.record("adding a card was refused")
+            return
+        }
+        guard case .success(let actions) = account.apply(.changePlan(to: .pro), now: start + 2 * day, plans: plans) else {
+            Issue.record("the upgrade was refused")
+            return
+        }
+        #expect(actions.contains(.setPlan(.pro)))
+        #expect(account.plan == .pro)
+        #expect(account.trialEndsAt == nil)
+        #expect(account.pendingChange == nil)
+        #expect(account.currentPeriod.start == start + 2 * day)
+    }
 }
