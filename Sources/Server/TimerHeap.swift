@@ -1,5 +1,9 @@
 /// Timers of one event loop, soonest first. Cancellation is lazy: a
-/// cancelled id stays in the heap and is skipped when it comes due.
+/// cancelled id stays in the heap and is skipped when it comes due, until
+/// cancelled entries outnumber live ones — then the heap is rebuilt from the
+/// live ones. (Every call with a deadline has a timer cancelled when the
+/// call ends; without the rebuild, calls with far deadlines — `grpc-timeout`
+/// allows years — left their entries and closures behind for good.)
 struct TimerHeap {
     struct Entry {
         let deadline: UInt64
@@ -23,7 +27,22 @@ struct TimerHeap {
     }
 
     mutating func cancel(_ id: UInt64) {
-        live.remove(id)
+        guard live.remove(id) != nil else { return }
+        if heap.count > 2 * live.count + 64 { rebuild() }
+    }
+
+    /// Entries held, cancelled ones included (tests).
+    var storedCount: Int { heap.count }
+
+    /// The live entries only, in heap order (O(n), after at least n/2
+    /// cancellations since the last: amortized constant per cancel).
+    private mutating func rebuild() {
+        heap.removeAll { !live.contains($0.id) }
+        var index = heap.count / 2
+        while index > 0 {
+            index -= 1
+            siftDown(index)
+        }
     }
 
     /// The soonest live deadline.
