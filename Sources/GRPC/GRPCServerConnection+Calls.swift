@@ -178,6 +178,35 @@ extension GRPCServerConnection {
         host?.connectionHasOutput()
     }
 
+    /// Ends the calls whose request has not finished arriving
+    /// `timeoutNanos` after its headers (a peer that stopped sending, or
+    /// never sent END_STREAM after a refusal), so they hold no buffered
+    /// bytes and do not keep the connection from idling out. A call not yet
+    /// answered is answered DEADLINE_EXCEEDED, reason REQUEST_TIMEOUT, and
+    /// its buffered bytes dropped; one already answered has its stream reset
+    /// (NO_ERROR: the response is complete — at the next sweep, not with the
+    /// answer, which nghttp2 would drop). Calls whose handler runs are left
+    /// to their deadline. Returns how many calls it acted on.
+    @discardableResult
+    public func expireStalledRequests(olderThan timeoutNanos: UInt64) -> Int {
+        let now = loop.nowNanos
+        var expired = 0
+        for (streamID, call) in calls where !call.dispatched && now &- call.startedNanos > timeoutNanos {
+            if call.responded {
+                http2.resetStream(streamID, errorCode: 0)
+            } else {
+                sendStatus(streamID, GRPCStatus(
+                    .deadlineExceeded, "the request did not arrive within \(timeoutNanos / 1_000_000_000) s",
+                    reason: "REQUEST_TIMEOUT"))
+                bufferedRequestBytes -= call.deframer.bufferedCount
+                call.deframer = GRPCMessageDeframer(maxMessageSize: configuration.maxReceiveMessageSize)
+            }
+            expired += 1
+        }
+        if expired > 0 { host?.connectionHasOutput() }
+        return expired
+    }
+
     func deadlineExpired(_ streamID: Int32) {
         guard let call = calls[streamID], !call.responded else { return }
         call.timer = nil

@@ -57,6 +57,19 @@ extension HTTP2Session {
         return streamID
     }
 
+    /// Client: opens a stream with its request headers and nothing after
+    /// them (no END_STREAM): a request whose body never comes (tests).
+    public func sendRequestHead(headers: [HTTP2Header]) throws -> Int32 {
+        precondition(role == .client, "sendRequestHead on a server session")
+        let streamID = withNameValues(headers) { nva, count in
+            nghttp2_submit_headers(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), -1, nil, nva, count, nil)
+        }
+        guard streamID > 0 else {
+            throw HTTP2Error.submitFailed("submit_headers: \(Self.describe(streamID))")
+        }
+        return streamID
+    }
+
     /// Client: sends a PING (for tests and keepalive).
     public func ping() {
         _ = nghttp2_submit_ping(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nil)

@@ -255,8 +255,12 @@ final class EventLoop: GRPCLoop, @unchecked Sendable {
         }
     }
 
-    /// Closes connections that have been idle too long; runs once a second.
-    func sweepIdle(timeoutNanos: UInt64) {
+    /// Ends stalled requests (`expireStalledRequests`) and closes
+    /// connections that have been idle too long; runs once a second.
+    func sweepIdle(timeoutNanos: UInt64, requestTimeoutNanos: UInt64) {
+        for connection in connections.values {
+            connection.grpc.expireStalledRequests(olderThan: requestTimeoutNanos)  // marks it for output
+        }
         let now = monotonicNanos()
         for connection in Array(connections.values)
         where connection.grpc.openCallCount == 0 && now &- connection.lastActivity > timeoutNanos {
@@ -266,7 +270,7 @@ final class EventLoop: GRPCLoop, @unchecked Sendable {
             connection.close()
         }
         _ = timers.insert(deadline: now + 1_000_000_000) { [unowned self] in
-            sweepIdle(timeoutNanos: timeoutNanos)
+            sweepIdle(timeoutNanos: timeoutNanos, requestTimeoutNanos: requestTimeoutNanos)
         }
     }
 }

@@ -103,7 +103,8 @@ public final class GRPCServer: Sendable {
                 }
                 loop.listenFD = fd
                 loop.acceptor = { loop in Self.acceptConnections(loop: loop, state: state) }
-                loop.sweepIdle(timeoutNanos: state.configuration.idleTimeoutNanos)
+                loop.sweepIdle(timeoutNanos: state.configuration.idleTimeoutNanos,
+                               requestTimeoutNanos: state.configuration.requestTimeoutNanos)
             }
             // Here, so that a failure fails the start (epoll_ctl is thread-safe).
             // EPOLLEXCLUSIVE: one loop is woken per incoming connection, not all.

@@ -14,6 +14,10 @@ public struct ServerConfiguration: Sendable {
     /// A connection with no call in progress and no bytes for this long is
     /// closed with GOAWAY (covers clients that connect and never speak).
     public var idleTimeoutNanos: UInt64 = 300 * 1_000_000_000
+    /// A call whose request has not finished arriving this long after its
+    /// headers is ended (DEADLINE_EXCEEDED, REQUEST_TIMEOUT) and its stream
+    /// reset: a peer cannot hold buffers and call slots by never finishing.
+    public var requestTimeoutNanos: UInt64 = 30 * 1_000_000_000
     /// Bytes waiting to be written to one socket before we stop reading from
     /// it: a client that does not read its responses cannot grow our memory.
     public var maxPendingOutputBytes: Int = 8 << 20

@@ -69,6 +69,9 @@ struct Serve: ParsableCommand {
     @Option(help: "Close connections idle (no call in progress) this many seconds.")
     var idleTimeoutSeconds: Int = 300
 
+    @Option(help: "End a call whose request message has not fully arrived this many seconds after its headers.")
+    var requestTimeoutSeconds: Int = 30
+
     @Option(help: "On SIGTERM/SIGINT, let calls in flight finish for up to this many seconds.")
     var drainSeconds: Int = 10
 
@@ -120,6 +123,9 @@ struct Serve: ParsableCommand {
             throw ValidationError("--max-message-bytes must be 1...\(64 << 20)")
         }
         guard maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
+        guard (1...86_400).contains(requestTimeoutSeconds) else {
+            throw ValidationError("--request-timeout-seconds must be 1...86400")
+        }
         guard drainSeconds >= 0 else { throw ValidationError("--drain-seconds must not be negative") }
         guard (1...LedgerConfiguration.maxCheckpointEvery).contains(checkpointEvery) else {
             throw ValidationError("--checkpoint-every must be 1...\(LedgerConfiguration.maxCheckpointEvery)")
@@ -161,6 +167,7 @@ struct Serve: ParsableCommand {
         }
         configuration.maxConnections = maxConnections
         configuration.idleTimeoutNanos = UInt64(idleTimeoutSeconds) * 1_000_000_000
+        configuration.requestTimeoutNanos = UInt64(requestTimeoutSeconds) * 1_000_000_000
         configuration.grpc.maxReceiveMessageSize = maxMessageBytes
         let callMetrics = GRPCServerMetrics(knownPaths: Set(BillingServices.allPaths + ["/grpc.health.v1.Health/Check", "/billing.v1.Testing/Echo"]))
         if metricsListen != nil { configuration.grpc.metrics = callMetrics }

@@ -412,3 +412,33 @@ final class Harness {
     #expect(h.status(refused) == GRPCStatus.Code.resourceExhausted.rawValue)
     #expect(try h.reason(refused) == "TOO_MANY_CALLS")
 }
+
+/// A peer that sends a call's headers and then nothing: past the request
+/// timeout the call is answered, and at the next sweep its stream is reset,
+/// freeing its slot; a younger call is left alone.
+@Test func aRequestThatStopsArrivingIsEndedAfterTheRequestTimeout() throws {
+    let h = try Harness()
+    let headers = [
+        HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "http"), HTTP2Header(":path", "/test.Echo/Echo"),
+        HTTP2Header(":authority", "localhost"), HTTP2Header("content-type", "application/grpc"), HTTP2Header("te", "trailers"),
+    ]
+    let stalled = try h.client.sendRequestHead(headers: headers)
+    try h.pump()
+    #expect(h.server.openCallCount == 1)
+    h.loop.advance(byNanos: 20_000_000_000)
+    let younger = try h.client.sendRequestHead(headers: headers)
+    try h.pump()
+    #expect(h.server.expireStalledRequests(olderThan: 30_000_000_000) == 0)
+    h.loop.advance(byNanos: 11_000_000_000)
+    #expect(h.server.expireStalledRequests(olderThan: 30_000_000_000) == 1)
+    try h.pump()
+    #expect(h.status(stalled) == GRPCStatus.Code.deadlineExceeded.rawValue)
+    #expect(try h.reason(stalled) == "REQUEST_TIMEOUT")
+    #expect(h.status(younger) == nil)
+    #expect(h.server.openCallCount == 2)  // answered; its stream closes at the next sweep
+    h.loop.advance(byNanos: 1_000_000_000)
+    #expect(h.server.expireStalledRequests(olderThan: 30_000_000_000) == 1)
+    try h.pump()
+    #expect(h.server.openCallCount == 1)
+    #expect(h.status(younger) == nil)
+}

@@ -8,6 +8,7 @@ import socket
 import struct
 import time
 
+import grpc
 import pytest
 from grpc_health.v1 import health_pb2
 
@@ -301,3 +302,21 @@ def test_clients_that_close_at_once_do_not_kill_the_server(server, transport):
         sock.close()
     s.assert_serving()
     assert s.proc.poll() is None, "the server died"
+
+
+def test_a_request_that_never_finishes_is_ended_then_its_stream_reset_and_the_connection_idles_out(server):
+    """Headers and half a message, then silence: after --request-timeout-seconds
+    the call is answered DEADLINE_EXCEEDED (reason REQUEST_TIMEOUT), a sweep
+    later its stream is reset, and with no call left the connection is closed
+    by the idle timeout. Meanwhile other streams are served."""
+    s = server(args=["--request-timeout-seconds", "1", "--idle-timeout-seconds", "2"])
+    with RawPeer(s.address) as peer:
+        peer.start()
+        peer.send(h2peer.headers_frames(1, h2peer.grpc_request_headers(HEALTH_CHECK))
+                  + h2peer.data_frame(1, h2peer.grpc_message(HEALTH_REQUEST)[:3], end_stream=False))
+        assert_health_served_on(peer, 3)
+        assert peer.read_until(lambda p: p.response_headers(1).get("grpc-status") is not None, 5), peer.describe()
+        assert peer.response_headers(1).get("grpc-status") == str(grpc.StatusCode.DEADLINE_EXCEEDED.value[0])
+        assert peer.read_until(lambda p: any(f.type == h2peer.RST_STREAM for f in p.stream_frames(1)), 5), peer.describe()
+        assert peer.wait_closed(10), f"the connection was not closed once idle: {peer.describe()}"
+    s.assert_serving()
