@@ -5,12 +5,16 @@ import Logging
 
 /// The operator's HTTP/1.1 listener: `GET /metrics` answers Prometheus text
 /// exposition, anything else 404. One thread, one request per connection,
-/// bounded reads with a timeout, so a slow scraper cannot hold it for long.
+/// bounded reads, and `requestSeconds` for the whole request (a per-read
+/// timeout alone let a peer trickling a byte a second hold it for hours),
+/// so a slow scraper cannot hold it for long.
 public final class MetricsEndpoint: @unchecked Sendable {
     let listenFD: Int32
     let render: @Sendable () -> [UInt8]
     let logger: Logger
     public let boundAddress: SocketAddress
+    /// The longest one connection may take to send its request.
+    static let requestSeconds: Double = 5
 
     public init(listen: SocketAddress, logger: Logger, render: @escaping @Sendable () -> [UInt8]) throws {
         let (fd, bound) = try GRPCServer.listen(on: listen)
@@ -27,8 +31,15 @@ public final class MetricsEndpoint: @unchecked Sendable {
             while true {
                 let client = accept(listenFD, nil, nil)
                 if client < 0 {
-                    if errno == EINTR { continue }
-                    return
+                    let error = errno
+                    // The listener itself is gone: stop. Anything else (an
+                    // aborted connection, no descriptors left for now) passes.
+                    if error == EBADF || error == EINVAL || error == ENOTSOCK { return }
+                    if error != EINTR && error != ECONNABORTED {
+                        logger.warning("metrics endpoint: accept failed; retrying", metadata: ["errno": "\(error)"])
+                        usleep(100_000)
+                    }
+                    continue
                 }
                 serve(client)
                 close(client)
@@ -44,8 +55,10 @@ public final class MetricsEndpoint: @unchecked Sendable {
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var request: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
-        // The request head only, at most 8 KiB.
+        // The request head only, at most 8 KiB, within `requestSeconds`.
+        let deadline = Date().addingTimeInterval(Self.requestSeconds)
         while request.count < 8192, !request.ends(with: [13, 10, 13, 10]) {
+            guard Date() < deadline else { return }
             let count = read(fd, &chunk, chunk.count)
             guard count > 0 else { return }
             request.append(contentsOf: chunk[0..<count])

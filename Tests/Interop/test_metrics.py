@@ -1,6 +1,8 @@
 """The operator's view: /metrics on --metrics-listen counts exactly the calls made."""
 import re
 import socket
+import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -14,8 +16,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def scrape(port: int) -> dict[str, float]:
-    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+def scrape(port: int, timeout: float = 5) -> dict[str, float]:
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=timeout).read().decode()
     samples = {}
     for line in body.splitlines():
         if line and not line.startswith("#"):
@@ -100,3 +102,33 @@ def test_unknown_paths_do_not_grow_the_label_set(server, pb):
         raise AssertionError("expected 404")
     except urllib.error.HTTPError as error:
         assert error.code == 404
+
+
+def test_a_scraper_trickling_its_request_cannot_hold_the_endpoint(server):
+    """One byte every 0.5 s (each read well within the per-read timeout):
+    the endpoint gives that connection 5 s in all, then a scrape is answered."""
+    metrics_port = free_port()
+    server(args=("--metrics-listen", f"127.0.0.1:{metrics_port}"))
+    stop = threading.Event()
+
+    def trickle():
+        with socket.create_connection(("127.0.0.1", metrics_port), timeout=30) as slow:
+            for byte in b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200:
+                if stop.is_set():
+                    return
+                try:
+                    slow.send(bytes([byte]))
+                except OSError:
+                    return  # closed by the endpoint: what the test wants
+                time.sleep(0.5)
+
+    slow = threading.Thread(target=trickle, daemon=True)
+    slow.start()
+    time.sleep(0.5)  # the trickler is being served
+    start = time.monotonic()
+    try:
+        samples = scrape(metrics_port, timeout=15)
+    finally:
+        stop.set()
+    assert time.monotonic() - start < 10, "the trickling connection held the endpoint past its 5 s"
+    assert "billing_open_connections" in samples, sorted(samples)[:5]
