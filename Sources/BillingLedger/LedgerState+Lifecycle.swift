@@ -154,7 +154,10 @@ extension LedgerState {
             case .issueInvoice(let lines, let periodStart, let periodEnd):
                 lastIssued = issueInvoice(lines: lines, periodStart: periodStart, periodEnd: periodEnd, for: &book, at: at)
             case .attemptPayment:
-                if let lastIssued { invoices[lastIssued]!.attemptPending = true }
+                if let lastIssued {
+                    invoices[lastIssued]!.attemptPending = true
+                    schedule.setOwed(lastIssued, true)
+                }
             case .usePaymentMethodNow:
                 if var method {
                     method.method.effectiveUnixSeconds = at
@@ -287,6 +290,7 @@ extension LedgerState {
             event = .paymentFailed(invoice: recorded.invoiceSequence)
         }
         invoices[recorded.invoiceSequence] = record
+        schedule.setOwed(recorded.invoiceSequence, false)
         guard case .success(let actions) = book.lifecycle.apply(event, now: at, plans: plans) else {
             throw .inconsistent(seq: seq, "a payment outcome refused")
         }

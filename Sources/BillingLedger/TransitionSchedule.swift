@@ -99,19 +99,20 @@ extension LedgerState {
         }
     }
 
+    /// The account's next transition. (Invoices owing an attempt are kept
+    /// where `attemptPending` changes — set when a period close issues one,
+    /// cleared by its charge — not re-read here: an account's every invoice
+    /// read on each of its events made many purchases quadratic.)
     mutating func reschedule(_ accountID: String) {
         guard let index = accounts.index(forKey: accountID) else { return schedule.remove(accountID) }
-        let book = accounts.values[index]
-        schedule.schedule(accountID, at: book.lifecycle.nextTransition.at)
-        for sequence in book.invoiceSequences {
-            schedule.setOwed(sequence, invoices[sequence]?.attemptPending ?? false)
-        }
+        schedule.schedule(accountID, at: accounts.values[index].lifecycle.nextTransition.at)
     }
 
     /// The whole schedule from the books (after a checkpoint is loaded).
     mutating func rescheduleAll() {
         schedule = TransitionSchedule()
         for id in accounts.keys { reschedule(id) }
+        for (sequence, record) in invoices where record.attemptPending { schedule.setOwed(sequence, true) }
     }
 
     /// Whether the schedule says what the books say (tests).

@@ -49,6 +49,8 @@ import Testing
         let h = try await Self.pastDue("acct")
         let pastDue = try await h.ledger.invoices(of: "acct").filter { $0.status == .pastDue || $0.status == .open }
         let invoice = try #require(pastDue.last)
+        // The schedule knows which invoices owe an attempt (kept where that changes).
+        #expect(await h.ledger.snapshot.scheduleIsCurrent)
         // A replacement waits for the next cycle...
         let second = TokenizedMethod(token: "tok_test_ok_2", kind: .card(brand: "visa", last4: "1111", expMonth: 12, expYear: 2099))
         let set = try await h.ledger.setPaymentMethod(accountID: "acct", method: second, actor: "test")
@@ -57,6 +59,9 @@ import Testing
         _ = try await h.ledger.payInvoice(accountID: "acct", invoiceID: invoice.invoiceID, newMethod: LifecycleLedgerTests.good,
                                           key: "pay-1", actor: "test")
         var book = try #require(await h.ledger.snapshot.accounts["acct"])
+        #expect(await h.ledger.snapshot.scheduleIsCurrent)
+        _ = try await h.ledger.purchaseCredits(accountID: "acct", amountMicros: 5_000_000, key: "buy", actor: "test")
+        #expect(await h.ledger.snapshot.scheduleIsCurrent)
         #expect(book.paymentMethod?.gatewayToken == LifecycleLedgerTests.good.token)
         #expect(book.pendingPaymentMethod == nil)
         #expect(!book.lifecycle.hasPendingPaymentMethod)
