@@ -1,4 +1,27 @@
 public import HTTP2
+import Synchronization
+
+/// Request bytes buffered across every connection of a server (each
+/// connection's own count is bounded too): the connection whose bytes pass
+/// the limit is closed (GOAWAY `ENHANCE_YOUR_CALM`), so many connections
+/// each under their own limit cannot together exhaust memory.
+public final class RequestBufferBudget: Sendable {
+    public let limit: Int
+    private let held = Atomic<Int>(0)
+
+    public init(limit: Int) {
+        self.limit = limit
+    }
+
+    /// Bytes buffered now, across connections.
+    public var used: Int { held.load(ordering: .relaxed) }
+
+    /// Adds `delta` (negative: released); the new total.
+    @discardableResult
+    func add(_ delta: Int) -> Int {
+        held.wrappingAdd(delta, ordering: .relaxed).newValue
+    }
+}
 
 /// Limits of the gRPC layer, each explicit. Defaults follow gRPC's own.
 public struct GRPCServerConfiguration: Sendable {
@@ -8,6 +31,9 @@ public struct GRPCServerConfiguration: Sendable {
     /// Request bytes a connection may hold buffered across all its streams;
     /// beyond it the peer is flooding memory and the connection is closed.
     public var maxBufferedRequestBytes: Int = 64 << 20
+    /// The server-wide bound on buffered request bytes, shared by its
+    /// connections (nil: none, as in tests of one connection).
+    public var requestBuffer: RequestBufferBudget?
     /// Handlers a connection may have running, including ones whose streams the
     /// client already reset (their tasks are cancelled but may still be
     /// finishing). Bounds the work a rapid-reset client can queue.

@@ -79,6 +79,10 @@ extension GRPCServerConnection {
             sendStatus(streamID, GRPCStatus(.internal, "invalid message flags 0x\(String(flags, radix: 16))", reason: "MALFORMED_MESSAGE"))
         }
         bufferedRequestBytes -= before - call.deframer.bufferedCount
+        // Counted once the deframer has taken what completes a message.
+        if let budget = configuration.requestBuffer, budget.used > budget.limit {
+            throw HTTP2Error.enhanceYourCalm("the server's request buffers are full (\(budget.limit) bytes)")
+        }
     }
 
     func finishRequest(_ streamID: Int32) {

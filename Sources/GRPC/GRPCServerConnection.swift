@@ -18,7 +18,11 @@ public final class GRPCServerConnection {
     /// The previous call's path and route: the next call's usually.
     var lastRoute: (path: String, method: GRPCMethod)?
     var runningHandlers = 0
-    var bufferedRequestBytes = 0
+    /// Request bytes held across this connection's streams; every change
+    /// is mirrored into the server-wide `requestBuffer`.
+    var bufferedRequestBytes = 0 {
+        didSet { configuration.requestBuffer?.add(bufferedRequestBytes - oldValue) }
+    }
     public private(set) var isClosed = false
     public private(set) var isDraining = false
 
@@ -94,6 +98,10 @@ public final class GRPCServerConnection {
         http2.goAway()
     }
 
+    deinit {
+        configuration.requestBuffer?.add(-bufferedRequestBytes)  // 0 once closed
+    }
+
     /// Closes at once (idle timeout, drain deadline, socket error): cancels
     /// every running handler and timer.
     public func close(errorCode: UInt32 = 0) {
@@ -105,6 +113,7 @@ public final class GRPCServerConnection {
         }
         configuration.metrics?.openCalls.subtract(calls.count, ordering: .relaxed)
         calls.removeAll()
+        bufferedRequestBytes = 0  // released from the server-wide budget
         isClosed = true
     }
 

@@ -72,6 +72,9 @@ struct Serve: ParsableCommand {
     @Option(help: "End a call whose request message has not fully arrived this many seconds after its headers.")
     var requestTimeoutSeconds: Int = 30
 
+    @Option(help: "MiB of request bytes buffered across all connections; the connection passing it is closed.")
+    var maxBufferedRequestMib: Int = 1024
+
     @Option(help: "On SIGTERM/SIGINT, let calls in flight finish for up to this many seconds.")
     var drainSeconds: Int = 10
 
@@ -123,6 +126,9 @@ struct Serve: ParsableCommand {
             throw ValidationError("--max-message-bytes must be 1...\(64 << 20)")
         }
         guard maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
+        guard (1...1 << 20).contains(maxBufferedRequestMib) else {
+            throw ValidationError("--max-buffered-request-mib must be 1...\(1 << 20)")
+        }
         guard (1...86_400).contains(requestTimeoutSeconds) else {
             throw ValidationError("--request-timeout-seconds must be 1...86400")
         }
@@ -168,6 +174,7 @@ struct Serve: ParsableCommand {
         configuration.maxConnections = maxConnections
         configuration.idleTimeoutNanos = UInt64(idleTimeoutSeconds) * 1_000_000_000
         configuration.requestTimeoutNanos = UInt64(requestTimeoutSeconds) * 1_000_000_000
+        configuration.grpc.requestBuffer = RequestBufferBudget(limit: maxBufferedRequestMib << 20)
         configuration.grpc.maxReceiveMessageSize = maxMessageBytes
         let callMetrics = GRPCServerMetrics(knownPaths: Set(BillingServices.allPaths + ["/grpc.health.v1.Health/Check", "/billing.v1.Testing/Echo"]))
         if metricsListen != nil { configuration.grpc.metrics = callMetrics }

@@ -442,3 +442,33 @@ final class Harness {
     #expect(h.server.openCallCount == 1)
     #expect(h.status(younger) == nil)
 }
+
+/// Two connections sharing a server-wide request buffer of 1,000 bytes:
+/// each holds a partial message; the one whose bytes pass the shared limit
+/// is refused (ENHANCE_YOUR_CALM), though it is under its own 64 MiB; bytes
+/// are given back as messages complete and when a connection closes.
+@Test func connectionsShareTheServersRequestBufferBudget() throws {
+    var configuration = GRPCServerConfiguration()
+    let budget = RequestBufferBudget(limit: 1_000)
+    configuration.requestBuffer = budget
+    let first = try Harness(configuration: configuration)
+    let second = try Harness(configuration: configuration)
+    let head = HTTP2HeaderBlock([
+        HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "http"), HTTP2Header(":path", "/test.Echo/Echo"),
+        HTTP2Header(":authority", "localhost"), HTTP2Header("content-type", "application/grpc"), HTTP2Header("te", "trailers"),
+    ])
+    // A message announcing 2,000 bytes, 600 of them sent, on each connection.
+    let partial = Array(grpcFrame(Array(repeating: 7, count: 2_000)).prefix(600))
+    try first.server.handle(.headers(streamID: 1, headers: head, endStream: false))
+    try first.server.handle(.data(streamID: 1, bytes: partial))
+    #expect(budget.used == 600)
+    try second.server.handle(.headers(streamID: 1, headers: head, endStream: false))
+    #expect(throws: HTTP2Error.self) { try second.server.handle(.data(streamID: 1, bytes: partial)) }
+    second.server.close()
+    #expect(budget.used == 600)  // the refused connection's bytes given back on close
+    // The rest of the first message: consumed by the deframer, released.
+    try first.server.handle(.data(streamID: 1, bytes: Array(grpcFrame(Array(repeating: 7, count: 2_000)).dropFirst(600))))
+    #expect(budget.used == 0)
+    first.server.close()
+    #expect(budget.used == 0)
+}
