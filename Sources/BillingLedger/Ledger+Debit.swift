@@ -121,8 +121,11 @@ extension Ledger {
                 let (outcome, seq) = try record(commands[index].0, prior: commands[index].1)
                 outcomes.append(outcome)
                 highest = max(highest, seq)
-            } catch let error as LedgerError {
-                outcomes.append(.failed(error))
+            } catch {
+                // A debit stands alone, whatever stops it — a failed store
+                // read too: thrown, it would leave the batch's earlier debits
+                // charged and unanswered behind an INTERNAL for the call.
+                outcomes.append(.failed(error as? LedgerError ?? .internalFault("cannot look up a debit's key: \(error)")))
             }
         }
         return (outcomes, committer.waiter(for: highest))

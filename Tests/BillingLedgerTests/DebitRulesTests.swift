@@ -1,5 +1,5 @@
 import BillingCore
-import BillingLedger
+@testable import BillingLedger
 import BillingProto
 import Testing
 
@@ -337,5 +337,25 @@ import Testing
         // A run already counted still quotes as accepted.
         let counted = try Fixtures.command(account: "acct", key: "", micros: 5, run: "run-2")
         #expect(try #require(try await h.ledger.quote(counted)).record.isAccepted)
+    }
+
+    /// A debit of a batch whose key only the store can tell about, when the
+    /// store read fails: that debit fails on its own (INTERNAL), the others
+    /// are charged and answered — the batch is not thrown away half-applied.
+    @Test func aFailedStoreReadFailsOneDebitOfABatchNotTheBatch() async throws {
+        let h = try Harness()
+        try await h.openAccount("acct", plan: "pro")
+        let fine = try Fixtures.command(account: "acct", key: "k-1", micros: 5, run: "r-1")
+        let unsure = try Fixtures.command(account: "acct", key: "k-2", micros: 5, run: "r-2")
+        h.ledger.keyFilter.insert(unsure.keyHash)  // "maybe": only the store can tell
+        let stale = PriorLookup(entry: nil, generation: h.ledger.cache.generation + 1)  // the cache moved since
+        _ = h.store.restart()  // this ledger's store session is over: its reads throw
+        let (outcomes, _) = try await h.ledger.recordBatch([(fine, PriorLookup(entry: nil, generation: h.ledger.cache.generation)),
+                                                           (unsure, stale)])
+        guard outcomes.count == 2, case .accepted = outcomes[0], case .failed(.internalFault) = outcomes[1] else {
+            Issue.record("outcomes: \(outcomes)")
+            return
+        }
+        await h.ledger.close()
     }
 }
