@@ -301,6 +301,8 @@ extension Ledger {
                 throw AccountRequestRefused(.alreadyExists, reason: "IDEMPOTENCY_KEY_REUSED",
                                             message: "idempotency key \(key) was used for a change to another plan")
             }
+            // Answered once the original is durable (its commit may yet fail).
+            try await committer.waiter(for: earlier.seq).wait()
             let invoice = earlier.invoiceSequence == 0 ? nil : state.invoices[earlier.invoiceSequence]?.invoice
             let charge = invoice.flatMap { invoice in book.charges.last { $0.invoiceID == invoice.invoiceID } }
             return PlanChangeResult(effect: Billing_V1_PlanChangeEffect(rawValue: Int(earlier.effect)) ?? .unchanged,
@@ -383,10 +385,11 @@ extension Ledger {
             guard let charge = book.charges.last(where: { $0.chargeID == earlier.chargeID }) else {
                 throw LedgerError.internalFault("purchase \(key) has no charge")
             }
+            // A decline too is answered once the original is durable.
+            try await committer.waiter(for: earlier.seq).wait()
             guard charge.status == .succeeded, let invoice = state.invoices[earlier.invoiceSequence]?.invoice else {
                 throw PaymentDeclined(charge: charge)
             }
-            try await committer.waiter(for: earlier.seq).wait()
             return PurchaseResult(charge: charge, invoice: invoice, balance: book.balance)
         }
         guard let method = book.paymentMethod else {
@@ -441,6 +444,7 @@ extension Ledger {
             guard let charge = book.charges.last(where: { $0.chargeID == earlier.chargeID }) else {
                 throw LedgerError.internalFault("payment \(key) has no charge")
             }
+            try await committer.waiter(for: earlier.seq).wait()  // as `changePlan`'s retry
             guard charge.status == .succeeded else { throw PaymentDeclined(charge: charge) }
             return (state.invoices[sequence]!.invoice, charge)
         }

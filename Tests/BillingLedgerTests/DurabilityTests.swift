@@ -41,6 +41,34 @@ import Testing
         }
     }
 
+    /// A retried plan change (same key) is answered from the original only
+    /// once the original is durable: if the original's commit fails (and the
+    /// reload after it, leaving the entry in memory), the retry must not hear
+    /// "done" for an entry the journal never got.
+    @Test func aRetriedPlanChangeIsAnsweredOnlyOnceTheOriginalIsDurable() async throws {
+        let h = try Harness()
+        try await h.openAccount("acct", plan: "pro")
+        let entered = AsyncLatch()
+        let release = DispatchSemaphore(value: 0)
+        h.disk.script(.block(entered: entered, release: release, thenFail: true))
+        let ledger = h.ledger
+        let original = Task { try await ledger.changePlan(accountID: "acct", to: .free, key: "down", actor: "test") }
+        await entered.wait()  // decided and applied in memory, its commit under way
+        let retry = Task { try await ledger.changePlan(accountID: "acct", to: .free, key: "down", actor: "test") }
+        _ = h.store.restart()  // and the reload after it fails too: the failed entry stays in memory
+        release.signal()  // the original's commit fails
+        await #expect(throws: (any Error).self) { try await original.value }
+        let answered = await retry.result
+        let journaled = h.journal().contains { entry in
+            if case .lifecycle(let event)? = entry.event { return event.idempotencyKey == "down" }
+            return false
+        }
+        if case .success = answered {
+            #expect(journaled, "the retry was answered as done, but no plan change with key down is in the journal")
+        }
+        await ledger.close()
+    }
+
     /// A checkpoint taken with a batch must not be written when that batch's
     /// commit failed: it would hold debits the journal does not have. (The
     /// SQLite store happens to refuse a checkpoint ahead of its journal; the
