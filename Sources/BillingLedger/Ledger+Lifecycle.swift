@@ -73,9 +73,12 @@ extension Ledger {
     /// The gateway's idempotency key for a credit purchase: the account id's
     /// length first, so no two (account, key) pairs share one ("acme-eu" +
     /// "1" and "acme" + "eu-1" both read "purchase-acme-eu-1" without it,
-    /// and the gateway would answer the second with the first's charge).
-    static func purchaseGatewayKey(account: String, key: String) -> String {
-        "purchase:\(account.utf8.count):\(account):\(key)"
+    /// and the gateway would answer the second with the first's charge);
+    /// the amount last, so a retry of a key whose first charge was never
+    /// journaled (a crash in between) with another amount is a charge of
+    /// its own, never the first one's outcome credited at another amount.
+    static func purchaseGatewayKey(account: String, key: String, amountMicros: Int64) -> String {
+        "purchase:\(account.utf8.count):\(account):\(key):\(amountMicros)"
     }
 
     func book(_ id: String) throws -> AccountBook {
@@ -400,7 +403,8 @@ extension Ledger {
             throw LedgerError.invalid("the balance would overflow")
         }
         let outcome = await gateway.charge(token: method.gatewayToken, amount: Money(micros: amountMicros),
-                                           idempotencyKey: Self.purchaseGatewayKey(account: accountID, key: key))
+                                           idempotencyKey: Self.purchaseGatewayKey(account: accountID, key: key,
+                                                                                   amountMicros: amountMicros))
         var charge = Billing_V1_Charge()
         charge.chargeID = "ch_p\(state.lastSeq + 1)"
         charge.accountID = accountID

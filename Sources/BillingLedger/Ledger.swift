@@ -312,6 +312,11 @@ public actor Ledger {
     /// seq and grants nothing; the key with another amount is refused.
     public func grantCredits(accountID: String, amountMicros: Int64, kind: String, note: String, actor: String,
                              idempotencyKey: String = "") async throws -> (seq: Int64, balance: Int64) {
+        // Serialized with purchases: a purchase checks that its credits fit
+        // the balance before the gateway call suspends it; a grant in that
+        // gap could make them overflow after the card was charged.
+        await acquireLifecycle()
+        defer { releaseLifecycle() }
         guard let book = state.accounts[accountID] else { throw LedgerError.accountNotFound(accountID) }
         guard amountMicros > 0 else { throw LedgerError.invalid("amount_micros must be positive") }
         if !idempotencyKey.isEmpty, let earlier = book.grantKeys[idempotencyKey] {

@@ -41,7 +41,10 @@ import Testing
         _ = try await h.ledger.purchaseCredits(accountID: "acme", amountMicros: 5_000_000, key: "eu-1", actor: "test")
         #expect(gateway.keys.count == 2)
         #expect(Set(gateway.keys).count == 2)
-        #expect(Ledger.purchaseGatewayKey(account: "acme-eu", key: "1") != Ledger.purchaseGatewayKey(account: "acme", key: "eu-1"))
+        #expect(Ledger.purchaseGatewayKey(account: "acme-eu", key: "1", amountMicros: 5)
+            != Ledger.purchaseGatewayKey(account: "acme", key: "eu-1", amountMicros: 5))
+        #expect(Ledger.purchaseGatewayKey(account: "acme", key: "1", amountMicros: 5)
+            != Ledger.purchaseGatewayKey(account: "acme", key: "1", amountMicros: 6))
         await h.ledger.close()
     }
 
@@ -178,6 +181,36 @@ import Testing
         #expect(await h.ledger.snapshot.accounts["late"]?.lifecycle.pauseReason == nil)
         #expect(try await h.debit(Fixtures.command(account: "late", key: "k-2", micros: 5, run: "r-1")).refusalReason
             == "ACCOUNT_PAUSED")
+        await h.ledger.close()
+    }
+
+    /// A grant waits for a purchase under way at the gateway: the purchase
+    /// checked its credits fit the balance before the call; a grant in that
+    /// gap made them overflow after the card was charged.
+    @Test func aGrantWaitsForAPurchaseAtTheGatewaySoTheChargedCreditsAlwaysFit() async throws {
+        let gateway = StallingGateway()
+        let h = try Self.ledger(gateway: gateway)
+        _ = try await h.ledger.createAccount(id: "acct", plan: .free, actor: "test")
+        _ = try await h.ledger.setPaymentMethod(accountID: "acct", method: LifecycleLedgerTests.good, actor: "test")
+        _ = try await h.ledger.grantCredits(accountID: "acct", amountMicros: .max - 10_000_000, kind: "promotional",
+                                            note: "", actor: "test")
+        gateway.stallNext()
+        let ledger = h.ledger
+        let purchase = Task { try await ledger.purchaseCredits(accountID: "acct", amountMicros: 5_000_000, key: "buy", actor: "test") }
+        await gateway.reached.wait()  // charging the card now
+        let granted = AsyncLatch()
+        let grant = Task {
+            defer { granted.open() }
+            return try await ledger.grantCredits(accountID: "acct", amountMicros: 6_000_000, kind: "promotional",
+                                                 note: "", actor: "test")
+        }
+        // Let the grant finish first if it is going to.
+        _ = await eventually(tries: 2_000, atLeast: .milliseconds(200)) { granted.isOpen }
+        gateway.release()
+        let bought = try await purchase.value  // credited: the grant did not get in between
+        #expect(bought.balance == .max - 5_000_000)
+        await #expect(throws: LedgerError.invalid("the balance would overflow")) { _ = try await grant.value }
+        #expect(await h.ledger.account("acct")?.balance == .max - 5_000_000)
         await h.ledger.close()
     }
 }

@@ -12,6 +12,9 @@ final class AsyncLatch: Sendable {
 
     init() {}
 
+    /// Whether it has opened (to poll, where waiting would block the test).
+    var isOpen: Bool { state.withLock { $0.open } }
+
     func open() {
         let waiters = state.withLock { s in
             s.open = true
