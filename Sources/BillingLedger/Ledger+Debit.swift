@@ -212,6 +212,7 @@ extension Ledger {
     /// would be appended as, and the balance before it; nil for an unknown
     /// account. Throws as Debit does for a debit whose sums would pass Int64.
     public func quote(_ command: DebitCommand) throws(LedgerError) -> (record: JournalRecord, balance: Int64)? {
+        guard !recovering else { throw .unavailable("the ledger is reloading after a journal failure") }
         do {
             return try state.decideInPlace(command, seq: state.lastSeq + 1, nowMicros: clock.nowMicros(), checkingSums: true)
         } catch {

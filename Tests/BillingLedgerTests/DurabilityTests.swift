@@ -66,6 +66,15 @@ import Testing
         if case .success = answered {
             #expect(journaled, "the retry was answered as done, but no plan change with key down is in the journal")
         }
+        // Nor is anything else answered from that memory: reads and quotes are
+        // unavailable (once the reload after the failure has run and failed).
+        #expect(await eventually { (try? await ledger.currentBook("acct")) == nil })
+        await #expect(throws: LedgerError.unavailable("the ledger is reloading after a journal failure")) {
+            _ = try await ledger.currentBook("acct")
+        }
+        await #expect(throws: LedgerError.unavailable("the ledger is reloading after a journal failure")) {
+            _ = try await ledger.quote(Fixtures.command(account: "acct", key: "", micros: 5))
+        }
         await ledger.close()
     }
 
