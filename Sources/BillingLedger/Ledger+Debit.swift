@@ -231,7 +231,8 @@ extension Ledger {
     public func hasAccount(_ id: String) -> Bool { state.accounts.index(forKey: id) != nil }
 
     /// Usage cells of an account between two UTC days (inclusive).
-    public func usage(account: String, fromDay: Int64, toDay: Int64) -> [UsageKey: UsageCell]? {
+    public func usage(account: String, fromDay: Int64, toDay: Int64) throws(LedgerError) -> [UsageKey: UsageCell]? {
+        guard !recovering else { throw .unavailable("the ledger is reloading after a journal failure") }
         guard let book = state.accounts[account] else { return nil }
         return book.usage.filter { $0.key.day >= fromDay && $0.key.day <= toDay }
     }

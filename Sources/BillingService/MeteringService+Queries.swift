@@ -209,8 +209,13 @@ extension MeteringService {
 
     func usage(_ request: Billing_V1_GetUsageRequest) async throws -> Billing_V1_GetUsageResponse {
         let query = try usageQuery(request)
-        return try Self.usageResponse(await ledger.usage(account: request.accountID, fromDay: query.fromDay, toDay: query.toDay),
-                                      request, query)
+        let cells: [UsageKey: UsageCell]?
+        do {
+            cells = try await ledger.usage(account: request.accountID, fromDay: query.fromDay, toDay: query.toDay)
+        } catch {
+            throw Refusals.status(error)
+        }
+        return try Self.usageResponse(cells, request, query)
     }
 
     /// GetUsage as a deferred method: the account's cells taken on the
@@ -224,8 +229,16 @@ extension MeteringService {
             respond.fail(error)
             return
         }
-        guard let cells = ledger.whenOnExecutor({ $0.usage(account: request.accountID, fromDay: query.fromDay, toDay: query.toDay) })
-        else {
+        let onLoop: [UsageKey: UsageCell]??
+        do {
+            onLoop = try ledger.whenOnExecutor { ledger throws(LedgerError) in
+                try ledger.usage(account: request.accountID, fromDay: query.fromDay, toDay: query.toDay)
+            }
+        } catch {
+            respond.fail(Refusals.status(error))
+            return
+        }
+        guard let cells = onLoop else {
             respond.continueAsTask { [self] in try await usage(request).serializedBytes() }
             return
         }

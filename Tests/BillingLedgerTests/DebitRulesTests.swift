@@ -208,7 +208,7 @@ import Testing
         _ = try await h.debit(Fixtures.command(account: "acct", key: "k-4", agent: "a", items: items))
 
         let day = h.clock.nowMicros() / 86_400_000_000
-        let usage = try #require(await h.ledger.usage(account: "acct", fromDay: day - 1, toDay: day))
+        let usage = try #require(try await h.ledger.usage(account: "acct", fromDay: day - 1, toDay: day))
         // gpt-4o: 1,000 × 2.5 + 100 × 10 = 3,500 micros; notion: 3 × 500 (the default).
         #expect(usage[UsageKey(day: day - 1, agentID: "a", lineKey: "llm:gpt-4o")] ==
                 UsageCell(amount: 7_000, quantity: 2_200, inputTokens: 2_000, outputTokens: 200))
@@ -216,8 +216,8 @@ import Testing
         #expect(usage[UsageKey(day: day, agentID: "a", lineKey: "tool_call:notion")] == UsageCell(amount: 1_500, quantity: 3))
         #expect(usage.count == 6)
         #expect(usage.values.reduce(0) { $0 + $1.amount } == 4 * 5_000)
-        #expect(await h.ledger.usage(account: "acct", fromDay: day, toDay: day)?.count == 2)
-        #expect(await h.ledger.usage(account: "nobody", fromDay: 0, toDay: day) == nil)
+        #expect(try await h.ledger.usage(account: "acct", fromDay: day, toDay: day)?.count == 2)
+        #expect(try await h.ledger.usage(account: "nobody", fromDay: 0, toDay: day) == nil)
     }
 
     /// How an account's period records runs: by their stable hashes.

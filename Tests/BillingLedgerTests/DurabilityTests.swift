@@ -75,6 +75,9 @@ import Testing
         await #expect(throws: LedgerError.unavailable("the ledger is reloading after a journal failure")) {
             _ = try await ledger.quote(Fixtures.command(account: "acct", key: "", micros: 5))
         }
+        await #expect(throws: LedgerError.unavailable("the ledger is reloading after a journal failure")) {
+            _ = try await ledger.usage(account: "acct", fromDay: 0, toDay: .max)
+        }
         await ledger.close()
     }
 

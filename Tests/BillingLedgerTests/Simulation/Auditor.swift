@@ -285,7 +285,7 @@ struct Auditor {
                 problem("account \(id): lifetime granted/debited \(book.granted)/\(book.debitedFromCredits) != the journal's "
                         + "\(granted[id, default: 0])/\(fromCredits[id, default: 0])")
             }
-            guard let cells = await result.ledger.usage(account: id, fromDay: .min, toDay: .max) else {
+            guard let cells = try await result.ledger.usage(account: id, fromDay: .min, toDay: .max) else {
                 problem("account \(id): the rebuilt ledger has no usage for it")
                 continue
             }
