@@ -25,5 +25,16 @@ fi
 
 if ! python3 -c "import grpc, grpc_tools, grpc_health, h2, pytest" 2>/dev/null; then
   echo "installing Python packages: ${pip_packages[*]}"
-  python3 -m pip install -q --disable-pip-version-check "${pip_packages[@]}" 2>&1 | grep -v "Running pip as the 'root' user" || true
+  # Debian 12's own python3 is "externally managed" (PEP 668): pip refuses
+  # to install into it unless told to. These are test tools, kept to pip's
+  # user-level site when not root; an interpreter of one's own (pyenv, a
+  # venv) needs no flag.
+  pip_flags=(-q --disable-pip-version-check)
+  if python3 -c 'import os, sysconfig; raise SystemExit(not os.path.exists(os.path.join(sysconfig.get_paths()["stdlib"], "EXTERNALLY-MANAGED")))'; then
+    pip_flags+=(--break-system-packages)
+    [ "$(id -u)" -eq 0 ] || pip_flags+=(--user)
+  fi
+  python3 -m pip install "${pip_flags[@]}" "${pip_packages[@]}" 2>&1 | { grep -v "Running pip as the 'root' user" || true; }
+  python3 -c "import grpc, grpc_tools, grpc_health, h2, pytest" \
+    || { echo "install-deps: the Python test packages did not install (see pip's output above)" >&2; exit 1; }
 fi
