@@ -5,6 +5,6 @@ public enum Scope: String, Sendable, Hashable, CaseIterable {
     case meteringWrite = "metering:write"
     /// Quote, GetExecutionCost, GetDebit, GetUsage.
     case meteringRead = "metering:read"
-    /// The Admin service and account creation.
+    /// The Admin service, and every Accounts and Payments method on any account.
     case accountsAdmin = "accounts:admin"
 }

@@ -14,7 +14,8 @@ struct Call: ParsableCommand {
             grpc.health.v1.Health/Check. The request is JSON in protobuf's JSON mapping (field \
             names in lowerCamelCase or as in the .proto), from --data or standard input (`-`). \
             On success the response is printed as JSON; on failure the status, message and \
-            ErrorInfo (reason, metadata) go to standard error and the exit code is 2. \
+            ErrorInfo (reason, metadata) go to standard error and the exit code is 2; a \
+            transport failure (no connection, TLS, no answer) exits 1, bad arguments or JSON 64. \
             `billing call --list` lists the methods.
             """)
 
@@ -33,11 +34,17 @@ struct Call: ParsableCommand {
     @Option(help: "Use TLS, trusting this CA (PEM) for the server certificate.")
     var tlsCa: String?
 
-    @Option(help: "Deadline in milliseconds.")
+    @Option(help: "Deadline in milliseconds (1...99999999).")
     var timeoutMillis: Int32 = 10_000
 
     @Flag(help: "List the methods this command knows.")
     var list = false
+
+    func validate() throws {
+        guard (1...99_999_999).contains(timeoutMillis) else {
+            throw ValidationError("--timeout-millis must be 1...99999999 (grpc-timeout allows at most 8 digits)")
+        }
+    }
 
     func run() throws {
         if list {

@@ -11,8 +11,9 @@ struct Keys: ParsableCommand {
         abstract: "Create, list and revoke service API keys on a stopped server's database.",
         discussion: """
             Keys carry scopes: metering:write (Debit, DebitBatch), metering:read (Quote, \
-            GetExecutionCost, GetDebit, GetUsage), accounts:admin (Admin service, account \
-            creation). A key is shown once, at creation; only its SHA-256 is stored. While the \
+            GetExecutionCost, GetDebit, GetUsage), accounts:admin (the Admin service, and every \
+            Accounts and Payments method on any account: creating accounts, plan changes, \
+            purchases, payment methods, invoices). A key is shown once, at creation; only its SHA-256 is stored. While the \
             server runs, use the Admin API (CreateApiKey, ListApiKeys, RevokeApiKey) instead: \
             these commands refuse to write a database a server has open.
             """,

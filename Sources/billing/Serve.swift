@@ -66,16 +66,16 @@ struct Serve: ParsableCommand {
     @Option(help: "Most open connections; more are closed at accept.")
     var maxConnections: Int = 10_000
 
-    @Option(help: "Close connections idle (no call in progress) this many seconds.")
+    @Option(help: "Close connections idle (no call in progress) this many seconds (1...604800).")
     var idleTimeoutSeconds: Int = 300
 
-    @Option(help: "End a call whose request message has not fully arrived this many seconds after its headers.")
+    @Option(help: "End a call whose request message has not fully arrived this many seconds after its headers (1...86400).")
     var requestTimeoutSeconds: Int = 30
 
-    @Option(help: "MiB of request bytes buffered across all connections; the connection passing it is closed.")
+    @Option(help: "MiB of request bytes buffered across all connections; the connection passing it is closed (1...1048576).")
     var maxBufferedRequestMib: Int = 1024
 
-    @Option(help: "On SIGTERM/SIGINT, let calls in flight finish for up to this many seconds.")
+    @Option(help: "On SIGTERM/SIGINT, let calls in flight finish for up to this many seconds (0...3600).")
     var drainSeconds: Int = 10
 
     @Option(help: "Serve Prometheus metrics (HTTP/1.1 GET /metrics) on this host:port; off when not given.")
@@ -90,7 +90,7 @@ struct Serve: ParsableCommand {
     @Option(help: "Write the demo service key and Owner token as JSON (mode 0600) to this file when they are created.")
     var demoCredentialsFile: String?
 
-    @Option(help: "File holding the platform's HMAC-SHA256 secret for user JWTs (at least 32 bytes). Default: <db>.jwt-secret, generated on a fresh database unless --no-demo. Without a secret, user tokens are refused.")
+    @Option(help: "File holding the platform's HMAC-SHA256 secret for user JWTs (at least 32 bytes); a file given here must exist. Default: <db>.jwt-secret, generated on a fresh database unless --no-demo. Without a secret, user tokens are refused.")
     var jwtSecretFile: String?
 
     @Option(help: "Required `iss` claim of user JWTs.")
@@ -126,6 +126,13 @@ struct Serve: ParsableCommand {
             throw ValidationError("--max-message-bytes must be 1...\(64 << 20)")
         }
         guard maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
+        guard (1...604_800).contains(idleTimeoutSeconds) else {
+            throw ValidationError("--idle-timeout-seconds must be 1...604800")
+        }
+        guard (0...3_600).contains(drainSeconds) else { throw ValidationError("--drain-seconds must be 0...3600") }
+        if noDemo && demoCredentialsFile != nil {
+            throw ValidationError("--demo-credentials-file has nothing to write with --no-demo")
+        }
         guard (1...1 << 20).contains(maxBufferedRequestMib) else {
             throw ValidationError("--max-buffered-request-mib must be 1...\(1 << 20)")
         }
@@ -222,7 +229,13 @@ struct Serve: ParsableCommand {
         logger.info("ledger open", metadata: ["db": "\(db)", "synchronous": "\(synchronous)", "catalog_version": "\(prices.version)"])
 
         let fresh = try blockingAwait { await ledger.accountCount } == 0 && ledger.keyRing.all.isEmpty
-        let jwtSecret = try loadJWTSecret(path: jwtSecretFile ?? db + ".jwt-secret", createIfMissing: fresh && !noDemo)
+        // Only the default path is generated: a file named by the operator
+        // that is missing is a mistake, not a request for a new secret.
+        let jwtSecret = try loadJWTSecret(path: jwtSecretFile ?? db + ".jwt-secret",
+                                          createIfMissing: jwtSecretFile == nil && fresh && !noDemo)
+        if jwtSecret == nil, let jwtSecretFile {
+            throw CLIError("--jwt-secret-file \(jwtSecretFile) cannot be read (it is read, never created)")
+        }
         if jwtSecret == nil {
             logger.warning("no JWT secret configured: user tokens are refused (set --jwt-secret-file)")
         }
@@ -230,6 +243,9 @@ struct Serve: ParsableCommand {
         if fresh && !noDemo {
             demo = try DemoCredentials.create(ledger: ledger, jwtSecret: jwtSecret, issuer: jwtIssuer, audience: jwtAudience)
             if let demoCredentialsFile { try demo?.write(to: demoCredentialsFile) }
+        } else if let demoCredentialsFile {
+            logger.notice("the database is not fresh: no demo credentials created, nothing written",
+                          metadata: ["demo_credentials_file": "\(demoCredentialsFile)"])
         }
         let authenticator = Authenticator(
             keyRing: ledger.keyRing,

@@ -742,9 +742,34 @@ def test_serve_allocates_with_jemalloc(server):
     (["--checkpoint-every", "0"], "--checkpoint-every must be 1...1000000000"),
     (["--checkpoint-every", "1000000001"], "--checkpoint-every must be 1...1000000000"),
     (["--threads", "0"], "--threads must be 1...256"),
+    (["--idle-timeout-seconds=-1"], "--idle-timeout-seconds must be 1...604800"),
+    (["--idle-timeout-seconds", "0"], "--idle-timeout-seconds must be 1...604800"),
+    (["--drain-seconds", "99999999999999"], "--drain-seconds must be 0...3600"),
+    (["--request-timeout-seconds", "0"], "--request-timeout-seconds must be 1...86400"),
+    (["--max-buffered-request-mib", "0"], "--max-buffered-request-mib must be 1...1048576"),
+    (["--no-demo", "--demo-credentials-file", "x.json"], "--demo-credentials-file has nothing to write with --no-demo"),
 ])
 def test_serve_bad_arguments_fail_clearly(tmp_path, args, message):
     result = cli("serve", "--listen", "127.0.0.1:0", "--db", str(tmp_path / "db.sqlite"), *args, key=None, timeout=20)
     assert 0 < result.returncode < 128, f"crashed or started instead of refusing:\n{shown(result)[:1500]}"
     assert "Error:" in result.stderr and message in result.stderr, shown(result)[:1500]
     assert not (tmp_path / "db.sqlite").exists(), "a refused start created the database"
+
+
+def test_a_named_jwt_secret_file_that_is_missing_stops_the_start(tmp_path):
+    """Only the default <db>.jwt-secret is generated; a file the operator
+    names must exist (a typo once made the server refuse every user token)."""
+    missing = tmp_path / "no-such-secret"
+    result = cli("serve", "--listen", "127.0.0.1:0", "--db", str(tmp_path / "db.sqlite"),
+                 "--jwt-secret-file", str(missing), key=None, timeout=60)
+    assert 0 < result.returncode < 128, f"started instead of refusing:\n{shown(result)[:1500]}"
+    assert f"--jwt-secret-file {missing} cannot be read" in result.stderr, shown(result)[:1500]
+    assert not missing.exists()
+
+
+@pytest.mark.parametrize("millis", ["0", "-5", "100000000"])
+def test_call_refuses_a_deadline_grpc_timeout_cannot_carry(millis):
+    result = cli("call", "grpc.health.v1.Health/Check", "--target", "127.0.0.1:1", f"--timeout-millis={millis}",
+                 "-d", "{}", key=None, timeout=20)
+    assert result.returncode == 64, shown(result)[:1500]
+    assert "--timeout-millis must be 1...99999999" in result.stderr, shown(result)[:1500]
