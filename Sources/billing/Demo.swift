@@ -45,11 +45,12 @@ struct DemoCredentials {
               \(serviceKey)
             Owner token for account "demo" (valid 30 days):
               \(ownerToken.isEmpty ? "(none: no JWT secret configured)" : ownerToken)
-            Try: grpcurl -plaintext -import-path schema -proto billing/v1/metering.proto \\
-                   -H 'authorization: Bearer \(serviceKey)' \\
-                   -d '{"account_id":"demo","workspace_id":"w1","agent_id":"a1","run_id":"r1","idempotency_key":"k1",
-                        "line_items":[{"llm":{"model":"gpt-4o","input_tokens":1000,"output_tokens":500}}]}' \\
-                   \(address) billing.v1.Metering/Debit
+            Try, from the repository (no other tool needed):
+              BILLING_KEY='\(serviceKey)' "$(swift build -c release --show-bin-path)/billing" call \\
+                billing.v1.Metering/Debit --target \(address) \\
+                -d '{"account_id":"demo","workspace_id":"w1","agent_id":"a1","run_id":"r1","idempotency_key":"k1",
+                     "line_items":[{"llm":{"model":"gpt-4o","input_tokens":1000,"output_tokens":500}}]}'
+            or grpcurl with the schema (README, "Calling it").
             (start with --no-demo to skip this on a fresh database)
             """)
         fflush(nil)  // every stream: the demo lines must reach a redirected stdout at once
