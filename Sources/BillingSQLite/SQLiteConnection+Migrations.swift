@@ -23,6 +23,15 @@ extension SQLiteConnection {
         }
     }
 
+    /// For commands that only read: the schema must be this build's already
+    /// (nothing is migrated under a server that may have the file open).
+    func requireCurrentSchema(_ migrations: [Migration] = Migration.all) throws {
+        let known = migrations.last?.version ?? 0
+        let current = try schemaVersion()
+        guard current <= known else { throw SQLiteStoreError.schemaTooNew(databaseVersion: current, knownVersion: known) }
+        guard current == known else { throw SQLiteStoreError.schemaNotMigrated(databaseVersion: current, knownVersion: known) }
+    }
+
     /// The highest applied migration, 0 for a new database.
     func schemaVersion() throws -> Int64 {
         let tableExists = try prepare("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1").use { query in

@@ -25,7 +25,11 @@ public final class SQLiteLedgerStore: LedgerStore {
     ///     without their checkpoint). Any other process (`billing verify`,
     ///     `billing audit`) must not: those rows may be a live server's
     ///     checkpoint in progress.
-    public init(path: String, synchronous: SynchronousMode = .full, readerConnections: Int = 4, owner: Bool = false) throws {
+    ///   - migrating: false for commands that only read (`verify`, `audit`):
+    ///     the schema must be current already; nothing is written to it.
+    public init(path: String, synchronous: SynchronousMode = .full, readerConnections: Int = 4, owner: Bool = false,
+                migrating: Bool = true) throws {
+        guard migrating || FileManager.default.fileExists(atPath: path) else { throw SQLiteStoreError.noDatabase(path: path) }
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
 
@@ -34,7 +38,11 @@ public final class SQLiteLedgerStore: LedgerStore {
         // 0002 computes index hashes of rows written under 0001.
         try writerConnection.defineFunction("billing_debit_key_hash") { JournalKeyHash.debit(account: $0, key: $1) }
         try writerConnection.defineFunction("billing_run_hash") { JournalKeyHash.run(account: $0, run: $1) }
-        try writerConnection.migrate(appliedUnix: Int64(Date().timeIntervalSince1970))
+        if migrating {
+            try writerConnection.migrate(appliedUnix: Int64(Date().timeIntervalSince1970))
+        } else {
+            try writerConnection.requireCurrentSchema()
+        }
         self.path = path
         let ledgerWriter = try LedgerWriter(connection: writerConnection)
         if owner { try ledgerWriter.dropOrphanIndexRows() }

@@ -2,6 +2,11 @@
 public enum SQLiteStoreError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The database was migrated by newer code; this code must not touch it.
     case schemaTooNew(databaseVersion: Int64, knownVersion: Int64)
+    /// A reading tool (`verify`, `audit`) found an older schema: it does not
+    /// migrate a database a server of the older build may have open.
+    case schemaNotMigrated(databaseVersion: Int64, knownVersion: Int64)
+    /// A reading tool was pointed at a path with no database.
+    case noDatabase(path: String)
     /// `append` got entries that do not continue the journal 1, 2, 3... without gaps.
     case seqNotConsecutive(expected: Int64, found: Int64)
     /// An entry without an event cannot be indexed or replayed.
@@ -19,6 +24,10 @@ public enum SQLiteStoreError: Error, Sendable, Equatable, CustomStringConvertibl
         switch self {
         case let .schemaTooNew(database, known):
             "database schema version \(database) is newer than this build knows (\(known)); upgrade the binary"
+        case let .noDatabase(path):
+            "no billing database at \(path)"
+        case let .schemaNotMigrated(database, known):
+            "database schema version \(database) is older than this build's (\(known)); this command reads only: run it with the build that wrote the database, or start this build's `billing serve` on it once (which migrates)"
         case let .seqNotConsecutive(expected, found):
             "journal entries must continue the journal: expected seq \(expected), got \(found)"
         case let .entryWithoutEvent(seq):

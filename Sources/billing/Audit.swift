@@ -21,7 +21,7 @@ struct Audit: ParsableCommand {
     func run() throws {
         guard FileManager.default.fileExists(atPath: db) else { throw ValidationError("no database at \(db)") }
         guard (1...100_000).contains(limit) else { throw ValidationError("--limit must be 1...100000") }
-        let store = try SQLiteLedgerStore(path: db)
+        let store = try SQLiteLedgerStore(path: db, migrating: false)
         defer { store.close() }
         for entry in try store.auditEntries(accountID: account, sinceMicros: 0, beforeSeq: .max, limit: limit) {
             let line = AuditLine(entry)

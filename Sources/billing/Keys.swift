@@ -90,7 +90,7 @@ func withLedger(_ path: String, write: Bool = true, _ body: (Ledger) throws -> V
     guard FileManager.default.fileExists(atPath: path) else { throw ValidationError("no database at \(path)") }
     let lock = write ? try DatabaseLock(database: path) : nil
     defer { _ = lock }
-    let store = try SQLiteLedgerStore(path: path, owner: write)
+    let store = try SQLiteLedgerStore(path: path, owner: write, migrating: write)
     defer { store.close() }
     var logger = Logger(label: "billing")
     logger.logLevel = .warning

@@ -26,7 +26,7 @@ struct Verify: ParsableCommand {
         guard FileManager.default.fileExists(atPath: db) else {
             throw ValidationError("no database at \(db)")
         }
-        let store = try SQLiteLedgerStore(path: db, synchronous: .normal)
+        let store = try SQLiteLedgerStore(path: db, synchronous: .normal, migrating: false)
         defer { store.close() }
         let audit = try LedgerAudit.run(on: store)
         if json {

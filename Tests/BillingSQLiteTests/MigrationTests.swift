@@ -43,6 +43,32 @@ import Testing
         }
     }
 
+    /// `billing verify` and `billing audit` only read: an older schema is
+    /// refused, not migrated under a server of the older build that may
+    /// have the file open; a missing file is refused, not created.
+    @Test func aReadingOpenNeitherMigratesNorCreates() throws {
+        try withTemporaryDatabase { path in
+            #expect(throws: SQLiteStoreError.self) { try SQLiteLedgerStore(path: path, migrating: false) }
+            #expect(!FileManager.default.fileExists(atPath: path))
+            try FileManager.default.createDirectory(
+                atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path, withIntermediateDirectories: true)
+            do {
+                let connection = try SQLiteConnection(path: path)
+                try connection.migrate(Array(Migration.all.prefix(1)), appliedUnix: 1_700_000_000)
+            }
+            let older: Int64 = 1
+            do {
+                _ = try SQLiteLedgerStore(path: path, migrating: false)
+                Issue.record("an older schema was opened for reading")
+            } catch SQLiteStoreError.schemaNotMigrated(let database, let known) {
+                #expect(database == older && known == Migration.latestVersion)
+            }
+            #expect(try SQLiteConnection(path: path).schemaVersion() == older)  // nothing migrated
+            try SQLiteLedgerStore(path: path).close()  // the server's open migrates
+            try SQLiteLedgerStore(path: path, migrating: false).close()
+        }
+    }
+
     @Test func migrationsAreNumberedFromOne() {
         #expect(Migration.all.map(\.version) == Array(1...Int64(Migration.all.count)))
         #expect(Migration.all.allSatisfy { $0.name.hasPrefix(String(format: "%04d_", Int($0.version))) })
