@@ -85,7 +85,7 @@ struct Load: ParsableCommand {
             let pieces = part.split(separator: ":", omittingEmptySubsequences: false)
             guard let name = pieces.first, let rpc = LoadRPC(rawValue: String(name)), pieces.count <= 2,
                   let weight = pieces.count == 2 ? Int(pieces[1]) : 1, (0...100).contains(weight) else {
-                throw ValidationError("--mix takes name:weight pairs from \(LoadRPC.allCases.map(\.rawValue).joined(separator: ", "))")
+                throw ValidationError("--mix takes name:weight pairs (weights 0...100) from \(LoadRPC.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             weighted += Array(repeating: rpc, count: weight)
         }
@@ -108,7 +108,8 @@ struct Load: ParsableCommand {
             accountIDs = try AccountProvisioner(host: host, port: port, tls: tls, authorization: authorization)
                 .provision(count: accounts, runID: runID, creditsMicros: creditsMicros, seedRuns: try parsedMix().contains(.cost))
         } catch let refused as ProvisioningError {
-            throw ValidationError(refused.description)
+            // The server refused (not a usage mistake): an error, exit 1.
+            throw CLIError("provisioning the load's accounts failed: \(refused.description)")
         }
 
         let started = monotonicNow()

@@ -12,7 +12,8 @@ struct Verify: ParsableCommand {
             the journal after it gives the same books, the key and run indexes hold exactly the \
             journal's debits, keys find their own entries (all of the first 100,000, then a \
             sample), no key is journaled twice, and invoices add up. Exits 0 when clean, 1 when a \
-            difference is found. Safe to run while the server is up: it only reads, and leaves a \
+            difference is found, 2 when it cannot check (no database, an unreadable or older \
+            schema, a failed read). Safe to run while the server is up: it only reads, and leaves a \
             checkpoint the server is writing alone. Memory does not grow with the journal.
             """)
 
@@ -23,12 +24,16 @@ struct Verify: ParsableCommand {
     var json = false
 
     func run() throws {
-        guard FileManager.default.fileExists(atPath: db) else {
-            throw ValidationError("no database at \(db)")
+        let audit: LedgerAudit
+        do {
+            let store = try SQLiteLedgerStore(path: db, synchronous: .normal, migrating: false)
+            defer { store.close() }
+            audit = try LedgerAudit.run(on: store)
+        } catch {
+            // Could not check at all: not the same as "differences found".
+            FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
+            throw ExitCode(2)
         }
-        let store = try SQLiteLedgerStore(path: db, synchronous: .normal, migrating: false)
-        defer { store.close() }
-        let audit = try LedgerAudit.run(on: store)
         if json {
             let report: [String: Any] = [
                 "clean": audit.isClean, "entries": audit.entries, "accounts": audit.accounts,

@@ -773,3 +773,11 @@ def test_call_refuses_a_deadline_grpc_timeout_cannot_carry(millis):
                  "-d", "{}", key=None, timeout=20)
     assert result.returncode == 64, shown(result)[:1500]
     assert "--timeout-millis must be 1...99999999" in result.stderr, shown(result)[:1500]
+
+
+def test_verify_that_cannot_check_exits_2_not_1(tmp_path):
+    """1 means differences found; a database that is not there is another thing."""
+    result = cli("verify", "--db", str(tmp_path / "none.sqlite"), key=None, timeout=20)
+    assert result.returncode == 2, shown(result)[:1500]
+    assert "no billing database at" in result.stderr, shown(result)[:1500]
+    assert not (tmp_path / "none.sqlite").exists()
