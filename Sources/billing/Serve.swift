@@ -54,8 +54,8 @@ struct Serve: ParsableCommand {
     @Option(help: "PEM CA bundle; when set, clients must present a certificate it signed (mTLS).")
     var tlsClientCa: String?
 
-    @Option(help: "Event-loop threads (default: one per core).")
-    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Event-loop threads, 1...256 (default: one per core, at most 256).")
+    var threads: Int?
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
@@ -121,7 +121,7 @@ struct Serve: ParsableCommand {
         guard SocketAddress(parsing: listen) != nil else {
             throw ValidationError("--listen must be host:port, e.g. 127.0.0.1:50051 or [::1]:50051")
         }
-        guard (1...256).contains(threads) else { throw ValidationError("--threads must be 1...256") }
+        if let threads { guard (1...256).contains(threads) else { throw ValidationError("--threads must be 1...256") } }
         guard maxMessageBytes > 0 && maxMessageBytes <= 64 << 20 else {
             throw ValidationError("--max-message-bytes must be 1...\(64 << 20)")
         }
@@ -172,6 +172,7 @@ struct Serve: ParsableCommand {
             MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         }
 
+        let threads = self.threads ?? min(ProcessInfo.processInfo.activeProcessorCount, 256)
         var configuration = ServerConfiguration(listen: SocketAddress(parsing: listen)!, threads: threads)
         if let tlsCert, let tlsKey {
             configuration.tls = try TLSContext(server: TLSServerConfiguration(
