@@ -48,7 +48,11 @@ extension LedgerState {
 
     static func decide(_ command: DebitCommand, book: inout AccountBook, nowMicros: Int64,
                        plans: PlanCatalog) -> Billing_Journal_V1_Entry.OneOf_Event {
-        if let pause = book.lifecycle.pause(at: nowMicros / 1_000_000) {
+        // `pause(at:)` only when a pause can be due (a trial, a past-due
+        // invoice): called on the book in place it copied the whole
+        // lifecycle first, on every debit (~1 µs of memmove at 4 × 128).
+        let mayBeDue = book.lifecycle.trialEndsAt != nil || !book.lifecycle.pastDueInvoices.isEmpty
+        if let pause = book.lifecycle.pauseReason ?? (mayBeDue ? book.lifecycle.pause(at: nowMicros / 1_000_000) : nil) {
             return .debitRefused(Self.refusal(command, .accountPaused, detail: "new runs are paused: \(pause.remedy)"))
         }
         let terms = book.terms(in: plans)
