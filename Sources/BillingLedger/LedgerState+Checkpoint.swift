@@ -7,6 +7,7 @@ extension LedgerState {
         var checkpoint = checkpointRest()
         checkpoint.seq = lastSeq
         checkpoint.writtenUnixMicros = writtenAtMicros
+        checkpoint.rulesVersion = Self.rulesVersion
         checkpoint.accounts = accounts.keys.sorted().map { id in
             let book = accounts[id]!
             var account = Self.accountStateWithoutBulk(book)
@@ -155,14 +156,26 @@ extension LedgerState {
         rescheduleAll()
     }
 
+    /// The replay rules' version, in every checkpoint (`rules_version`).
+    /// 2 (session 18): a move to a plan with a workspace limit clears the
+    /// workspaces, a period close keeps runs already counted in the new
+    /// period, a card given to pay an invoice clears a waiting replacement.
+    /// Raise it whenever `apply` computes different books from the same
+    /// journal.
+    public static let rulesVersion: Int32 = 2
+
     /// Loads the newest checkpoint (shown to `loading` first) and replays the
     /// journal after it, showing each replayed entry to `replaying`.
     public static func recover(from store: any LedgerStore, plans: PlanCatalog = .default,
                                loading: (Billing_Journal_V1_Checkpoint) -> Void = { _ in },
                                replaying: (Billing_Journal_V1_Entry) -> Void = { _ in }) throws -> (state: LedgerState, replayed: Int) {
         let checkpoint = try store.latestCheckpoint()
-        if let checkpoint { loading(checkpoint) }
-        var state = checkpoint.map { LedgerState(checkpoint: $0, plans: plans) } ?? LedgerState(plans: plans)
+        if let checkpoint { loading(checkpoint) }  // (its key filter holds whatever the rules)
+        // Books computed by other rules are not loaded: the journal is
+        // replayed from its start instead (once: later checkpoints carry
+        // these rules).
+        let usable = checkpoint.flatMap { $0.rulesVersion == Self.rulesVersion ? $0 : nil }
+        var state = usable.map { LedgerState(checkpoint: $0, plans: plans) } ?? LedgerState(plans: plans)
         var replayed = 0
         try store.forEachEntry(after: state.lastSeq) { entry in
             try state.apply(entry)

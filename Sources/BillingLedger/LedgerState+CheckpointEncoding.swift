@@ -45,6 +45,7 @@ extension LedgerState {
         for invoice in rest.invoices { out.bytes(5, try invoice.serializedBytes() as [UInt8], always: true) }
         out.int64(6, rest.testClockUnix)
         out.bytes(7, try rest.plans.serializedBytes() as [UInt8], always: true)
+        out.int64(9, Int64(Self.rulesVersion))  // (8, the key filter, is stored apart)
         return EncodedCheckpoint(seq: lastSeq, writtenUnixMicros: writtenAtMicros, accounts: accounts.count, bytes: out.finish())
     }
 

@@ -145,9 +145,10 @@ extension LedgerState {
         for action in actions {
             switch action {
             case .resetQuota:
-                // Runs a debit already counted in the new period (debited
-                // after its start, before the ticker closed the old one) stay.
-                if book.periodStart != book.lifecycle.currentPeriod.start {
+                // Runs a debit already counted in the new period, or in a
+                // later one (debited after its start, before the ticker
+                // closed the periods before it), stay.
+                if book.periodStart < book.lifecycle.currentPeriod.start {
                     book.runsInPeriod.removeAll()
                     book.periodStart = book.lifecycle.currentPeriod.start
                 }

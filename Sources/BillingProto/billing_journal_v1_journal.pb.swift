@@ -767,6 +767,13 @@ public nonisolated struct Billing_Journal_V1_Checkpoint: Sendable {
   /// checkpoints written before it existed, or by tests: then it does).
   public var keyFilter: Data = Data()
 
+  /// The version of the rules that computed these books from the journal
+  /// (LedgerState.rulesVersion; 0 in checkpoints written before it existed).
+  /// A build whose replay rules differ does not load an older checkpoint: it
+  /// replays the journal from its start once, so the books are what its own
+  /// rules give (and what `billing verify` recomputes).
+  public var rulesVersion: Int32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2508,7 +2515,7 @@ nonisolated extension Billing_Journal_V1_DebitRefused: SwiftProtobuf.Message, Sw
 
 nonisolated extension Billing_Journal_V1_Checkpoint: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Checkpoint"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{3}written_unix_micros\0\u{1}accounts\0\u{3}api_keys\0\u{1}invoices\0\u{3}test_clock_unix\0\u{1}plans\0\u{3}key_filter\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{3}written_unix_micros\0\u{1}accounts\0\u{3}api_keys\0\u{1}invoices\0\u{3}test_clock_unix\0\u{1}plans\0\u{3}key_filter\0\u{3}rules_version\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2524,6 +2531,7 @@ nonisolated extension Billing_Journal_V1_Checkpoint: SwiftProtobuf.Message, Swif
       case 6: try { try decoder.decodeSingularInt64Field(value: &self.testClockUnix) }()
       case 7: try { try decoder.decodeSingularMessageField(value: &self._plans) }()
       case 8: try { try decoder.decodeSingularBytesField(value: &self.keyFilter) }()
+      case 9: try { try decoder.decodeSingularInt32Field(value: &self.rulesVersion) }()
       default: break
       }
     }
@@ -2558,6 +2566,9 @@ nonisolated extension Billing_Journal_V1_Checkpoint: SwiftProtobuf.Message, Swif
     if !self.keyFilter.isEmpty {
       try visitor.visitSingularBytesField(value: self.keyFilter, fieldNumber: 8)
     }
+    if self.rulesVersion != 0 {
+      try visitor.visitSingularInt32Field(value: self.rulesVersion, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2570,6 +2581,7 @@ nonisolated extension Billing_Journal_V1_Checkpoint: SwiftProtobuf.Message, Swif
     if lhs.testClockUnix != rhs.testClockUnix {return false}
     if lhs._plans != rhs._plans {return false}
     if lhs.keyFilter != rhs.keyFilter {return false}
+    if lhs.rulesVersion != rhs.rulesVersion {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

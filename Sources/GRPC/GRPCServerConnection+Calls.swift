@@ -80,7 +80,8 @@ extension GRPCServerConnection {
         }
         bufferedRequestBytes -= before - call.deframer.bufferedCount
         // Counted once the deframer has taken what completes a message.
-        if let budget = configuration.requestBuffer, budget.used > budget.limit {
+        // (Only a connection holding bytes itself is the one to close.)
+        if let budget = configuration.requestBuffer, budget.used > budget.limit, bufferedRequestBytes > 0 {
             throw HTTP2Error.enhanceYourCalm("the server's request buffers are full (\(budget.limit) bytes)")
         }
     }

@@ -92,6 +92,33 @@ import Testing
         await third.ledger.close()
     }
 
+    /// A checkpoint written by other replay rules (an older build's, here
+    /// with books those rules would give and these do not) is not loaded:
+    /// the journal is replayed from its start, and the next checkpoint
+    /// carries these rules.
+    @Test func aCheckpointOfOtherRulesIsNotLoadedTheJournalIsReplayedInstead() async throws {
+        let h = try await Self.busyLedger()
+        await h.ledger.close()  // writes a checkpoint of everything so far
+        let store = h.store.restart()
+        var checkpoint = try #require(try store.latestCheckpoint())
+        #expect(checkpoint.rulesVersion == LedgerState.rulesVersion)
+        // The same checkpoint as an older build would have written it.
+        checkpoint.rulesVersion = 0
+        checkpoint.accounts[0].balanceMicros += 1  // books those rules gave
+        try store.writeCheckpoint(encoded: EncodedCheckpoint(seq: checkpoint.seq, writtenUnixMicros: 1, accounts: checkpoint.accounts.count,
+                                                             bytes: try checkpoint.serializedBytes()), index: JournalIndexRows())
+        let (loaded, replayed) = try LedgerState.recover(from: store)
+        #expect(replayed == h.journal().count)  // from the start
+        var fromScratch = LedgerState()
+        for entry in h.journal() { try fromScratch.apply(entry) }
+        #expect(loaded == fromScratch)
+        // With these rules' version the same tampered books would be loaded as they are.
+        checkpoint.rulesVersion = LedgerState.rulesVersion
+        try store.writeCheckpoint(encoded: EncodedCheckpoint(seq: checkpoint.seq, writtenUnixMicros: 2, accounts: checkpoint.accounts.count,
+                                                             bytes: try checkpoint.serializedBytes()), index: JournalIndexRows())
+        #expect(try LedgerState.recover(from: store).replayed == 0)
+    }
+
     @Test func failedAppendAnswersUnavailableAndTheLedgerReloads() async throws {
         let h = try Harness()
         try await h.openAccount("acct", plan: "pro", credits: 1_000)
