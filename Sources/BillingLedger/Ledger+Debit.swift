@@ -212,7 +212,7 @@ extension Ledger {
     /// would be appended as, and the balance before it; nil for an unknown
     /// account. Throws as Debit does for a debit whose sums would pass Int64.
     public func quote(_ command: DebitCommand) throws(LedgerError) -> (record: JournalRecord, balance: Int64)? {
-        guard !recovering else { throw .unavailable("the ledger is reloading after a journal failure") }
+        try requireServing()
         do {
             return try state.decideInPlace(command, seq: state.lastSeq + 1, nowMicros: clock.nowMicros(), checkingSums: true)
         } catch {
@@ -232,7 +232,7 @@ extension Ledger {
 
     /// Usage cells of an account between two UTC days (inclusive).
     public func usage(account: String, fromDay: Int64, toDay: Int64) throws(LedgerError) -> [UsageKey: UsageCell]? {
-        guard !recovering else { throw .unavailable("the ledger is reloading after a journal failure") }
+        try requireServing()
         guard let book = state.accounts[account] else { return nil }
         return book.usage.filter { $0.key.day >= fromDay && $0.key.day <= toDay }
     }

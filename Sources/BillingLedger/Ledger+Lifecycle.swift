@@ -82,9 +82,7 @@ extension Ledger {
     }
 
     func book(_ id: String) throws -> AccountBook {
-        // After a failed commit whose reload failed too, memory may hold
-        // entries the journal never got: nothing is answered from it.
-        guard !recovering else { throw LedgerError.unavailable("the ledger is reloading after a journal failure") }
+        try requireServing()
         guard let book = state.accounts[id] else { throw LedgerError.accountNotFound(id) }
         return book
     }

@@ -29,6 +29,14 @@ public actor Ledger {
     let committer: GroupCommitter
     var state: LedgerState
     var recovering = false
+
+    /// Refuses while a reload after a journal failure is pending or failed:
+    /// memory may then hold entries the journal never got, so nothing is
+    /// changed or answered from it.
+    func requireServing() throws(LedgerError) {
+        guard !recovering else { throw .unavailable("the ledger is reloading after a journal failure") }
+    }
+
     /// Set by `close`: a reload requested by an earlier failure must not reopen it.
     var closed = false
     var entriesSinceCheckpoint = 0
@@ -209,7 +217,7 @@ public actor Ledger {
     /// record decides, when it is a debit (its account, key and hashes go to
     /// the cache as they are).
     func append(_ record: JournalRecord, debit command: DebitCommand? = nil) throws(LedgerError) -> JournalRecord {
-        guard !recovering else { throw .unavailable("the ledger is reloading after a journal failure") }
+        try requireServing()
         let queued = committer.queuedCount
         guard queued < configuration.maxQueued else { throw .overloaded(pending: queued) }
         precondition(record.seq == state.lastSeq + 1, "a record appended out of order")

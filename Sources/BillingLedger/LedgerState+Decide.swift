@@ -49,8 +49,10 @@ extension LedgerState {
     static func decide(_ command: DebitCommand, book: inout AccountBook, nowMicros: Int64,
                        plans: PlanCatalog) -> Billing_Journal_V1_Entry.OneOf_Event {
         // `pause(at:)` only when a pause can be due (a trial, a past-due
-        // invoice): called on the book in place it copied the whole
-        // lifecycle first, on every debit (~1 µs of memmove at 4 × 128).
+        // invoice): calling it copies the whole lifecycle out of the book
+        // first (168 bytes; still so when made @inlinable @inline(__always)),
+        // ~5 % of a unary Debit when done on every debit. Stored properties
+        // are read in place.
         let mayBeDue = book.lifecycle.trialEndsAt != nil || !book.lifecycle.pastDueInvoices.isEmpty
         if let pause = book.lifecycle.pauseReason ?? (mayBeDue ? book.lifecycle.pause(at: nowMicros / 1_000_000) : nil) {
             return .debitRefused(Self.refusal(command, .accountPaused, detail: "new runs are paused: \(pause.remedy)"))

@@ -377,12 +377,9 @@ extension LedgerState {
             && (0...100_000).contains(terms.usageRateBasisPoints) && terms.runQuota >= 0
             && (0...Int64(Int32.max)).contains(terms.maxWorkspaces)
             && terms.customInvoiceLines.allSatisfy { $0.amountMicros >= 0 }
-            && terms.customInvoiceLines.reduce(Optional(terms.periodPriceMicros)) { sum, line in
-                // A period's invoice (price and custom lines) must fit in Int64.
-                guard let sum else { return nil }
-                let (next, overflow) = sum.addingReportingOverflow(line.amountMicros)
-                return overflow ? nil : next
-            } != nil
+            // A period's invoice (price and custom lines) must fit in Int64.
+            && (try? Money.sum(([terms.periodPriceMicros] + terms.customInvoiceLines.map(\.amountMicros))
+                .map { Money(micros: $0) })) != nil
     }
 
     public static func contract(_ terms: Billing_V1_EnterpriseContract) -> EnterpriseContract {
