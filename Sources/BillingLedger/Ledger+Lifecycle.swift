@@ -156,7 +156,8 @@ extension Ledger {
     /// Applies due transitions up to `limit`, each at its due instant, and
     /// attempts the payments they owe. Holds the lifecycle lock.
     func processDue(upTo limit: Int64, only: String?) async throws -> [ClockTransition] {
-        var transitions = try await attemptOwedPayments(only: only)
+        var transitions = try await settlePendingCharges(only: only)
+        transitions += try await attemptOwedPayments(only: only)
         // Bounded: each step moves an account's next transition forward.
         for _ in 0..<1_000_000 {
             guard let (id, due) = earliestDue(upTo: limit, only: only) else { return transitions }
@@ -206,12 +207,7 @@ extension Ledger {
         var transitions: [ClockTransition] = []
         for sequence in owed {
             let charge = try await attemptPayment(invoice: sequence)
-            let number = state.invoices[sequence]?.invoice.number ?? "\(sequence)"
-            transitions.append(ClockTransition(
-                at: nowUnix, accountID: charge.accountID,
-                kind: charge.status == .succeeded ? "PAYMENT_SUCCEEDED" : "PAYMENT_FAILED",
-                description: charge.status == .succeeded
-                    ? "invoice \(number) paid" : "payment of invoice \(number) failed: \(charge.failureReason)"))
+            transitions.append(Self.paymentTransition(charge, number: state.invoices[sequence]?.invoice.number, at: nowUnix))
         }
         return transitions
     }
@@ -224,31 +220,108 @@ extension Ledger {
         guard let record = state.invoices[sequence] else { throw LedgerError.internalFault("no invoice \(sequence)") }
         let book = try book(record.invoice.accountID)
         let method = newMethod ?? book.paymentMethod
-        var charge = Billing_V1_Charge()
-        charge.chargeID = "ch_\(record.invoice.invoiceID.dropFirst(3))_\(record.attempts + 1)"
-        charge.accountID = book.accountID
-        charge.amountMicros = record.invoice.amountDueMicros
-        charge.kind = .invoicePayment
-        charge.invoiceID = record.invoice.invoiceID
-        charge.description_p = "Invoice \(record.invoice.number)"
-        let outcome: ChargeOutcome
-        if let method {
-            charge.paymentMethodID = method.method.paymentMethodID
-            charge.paymentMethodLabel = Self.label(method.method)
-            outcome = await gateway.charge(token: method.gatewayToken, amount: Money(micros: charge.amountMicros),
-                                           idempotencyKey: "\(record.invoice.invoiceID)-attempt-\(record.attempts + 1)")
-        } else {
-            outcome = .failed(reason: "PAYMENT_METHOD_REQUIRED", message: "no payment method on file")
-        }
-        charge.record(outcome)
-        charge.createdUnixSeconds = nowUnix
         var recorded = Billing_Journal_V1_ChargeRecorded()
-        recorded.charge = charge
+        recorded.charge.chargeID = "ch_\(record.invoice.invoiceID.dropFirst(3))_\(record.attempts + 1)"
+        recorded.charge.accountID = book.accountID
+        recorded.charge.amountMicros = record.invoice.amountDueMicros
+        recorded.charge.kind = .invoicePayment
+        recorded.charge.invoiceID = record.invoice.invoiceID
+        recorded.charge.description_p = "Invoice \(record.invoice.number)"
+        recorded.charge.createdUnixSeconds = nowUnix
         recorded.invoiceSequence = sequence
         recorded.idempotencyKey = key
         if let newMethod { recorded.newMethod = newMethod }
+        guard let method else {
+            return try await recordPayment(recorded, .failed(reason: "PAYMENT_METHOD_REQUIRED", message: "no payment method on file"))
+        }
+        recorded.charge.paymentMethodID = method.method.paymentMethodID
+        recorded.charge.paymentMethodLabel = Self.label(method.method)
+        recorded.gatewayKey = "\(record.invoice.invoiceID)-attempt-\(record.attempts + 1)"
+        var started = Billing_Journal_V1_ChargeStarted()
+        started.accountID = book.accountID
+        started.gatewayKey = recorded.gatewayKey
+        started.gatewayToken = method.gatewayToken
+        started.invoicePayment = recorded
+        return try await recordPayment(recorded, try await chargeGateway(started))
+    }
+
+    /// Journals an invoice payment attempt with the gateway's answer.
+    func recordPayment(_ attempt: Billing_Journal_V1_ChargeRecorded, _ outcome: ChargeOutcome) async throws -> Billing_V1_Charge {
+        var recorded = attempt
+        recorded.charge.record(outcome)
         try await commit(.chargeRecorded(recorded))
-        return charge
+        return recorded.charge
+    }
+
+    /// Journals a credit purchase with the gateway's answer: with it, if
+    /// the charge succeeded, the credits and a paid invoice.
+    func recordPurchase(_ attempt: Billing_Journal_V1_CreditsPurchased, _ outcome: ChargeOutcome) async throws -> Billing_V1_Charge {
+        var purchase = attempt
+        purchase.charge.record(outcome)
+        // No suspension between naming the invoice and appending: the
+        // sequence cannot be taken by another invoice.
+        if purchase.charge.status == .succeeded { purchase.charge.invoiceID = "in_\(state.nextInvoiceSequence)" }
+        try await commit(.creditsPurchased(purchase))
+        return purchase.charge
+    }
+
+    /// Journals `started` and waits for its commit, then asks the gateway.
+    /// Money moves only after the ledger durably knows it may: if the
+    /// process stops or the record's commit fails after the gateway's
+    /// answer, the charge stays pending and `settlePendingCharges` records it.
+    func chargeGateway(_ started: Billing_Journal_V1_ChargeStarted) async throws -> ChargeOutcome {
+        try await commit(.chargeStarted(started))
+        return await gateway.charge(token: started.gatewayToken, amount: Money(micros: started.amountMicros),
+                                    idempotencyKey: started.gatewayKey)
+    }
+
+    /// Records every pending charge (of `only`'s account, or all), oldest
+    /// first: the gateway is asked again with the charge's own key and
+    /// answers with the first call's outcome, so nothing is charged twice.
+    /// Runs before anything else that could change what a pending charge
+    /// records (an invoice's state, a balance a purchase adds to): the
+    /// transitions, payments, purchases and grants all call it first.
+    @discardableResult
+    func settlePendingCharges(only: String?) async throws -> [ClockTransition] {
+        guard !state.pendingCharges.isEmpty else { return [] }
+        let pending = state.pendingCharges.values
+            .filter { only == nil || $0.started.accountID == only }
+            .sorted { $0.seq < $1.seq }
+        var transitions: [ClockTransition] = []
+        for charge in pending {
+            let started = charge.started
+            let outcome = await gateway.charge(token: started.gatewayToken, amount: Money(micros: started.amountMicros),
+                                               idempotencyKey: started.gatewayKey)
+            let recorded: Billing_V1_Charge
+            switch started.record {
+            case .purchase(let purchase)?:
+                recorded = try await recordPurchase(purchase, outcome)
+                transitions.append(ClockTransition(
+                    at: nowUnix, accountID: started.accountID,
+                    kind: recorded.status == .succeeded ? "PURCHASE_SUCCEEDED" : "PURCHASE_FAILED",
+                    description: "credit purchase \(recorded.chargeID) recorded: \(recorded.status == .succeeded ? "paid" : recorded.failureReason)"))
+            case .invoicePayment(let payment)?:
+                recorded = try await recordPayment(payment, outcome)
+                transitions.append(Self.paymentTransition(recorded, number: state.invoices[payment.invoiceSequence]?.invoice.number,
+                                                          at: nowUnix))
+            case nil:
+                throw LedgerError.internalFault("pending charge \(started.gatewayKey) records nothing")
+            }
+            logger.notice("a pending gateway charge was recorded", metadata: [
+                "account_id": "\(started.accountID)", "charge_id": "\(recorded.chargeID)", "started_seq": "\(charge.seq)",
+                "status": "\(recorded.status)"])
+        }
+        return transitions
+    }
+
+    /// How an invoice's payment attempt shows in AdvanceClock's transitions.
+    static func paymentTransition(_ charge: Billing_V1_Charge, number: String?, at: Int64) -> ClockTransition {
+        let number = number ?? charge.invoiceID
+        return ClockTransition(
+            at: at, accountID: charge.accountID,
+            kind: charge.status == .succeeded ? "PAYMENT_SUCCEEDED" : "PAYMENT_FAILED",
+            description: charge.status == .succeeded
+                ? "invoice \(number) paid" : "payment of invoice \(number) failed: \(charge.failureReason)")
     }
 
     static func label(_ method: Billing_V1_PaymentMethod) -> String {
@@ -380,6 +453,9 @@ extension Ledger {
     public func purchaseCredits(accountID: String, amountMicros: Int64, key: String, actor: String) async throws -> PurchaseResult {
         await acquireLifecycle()
         defer { releaseLifecycle() }
+        _ = try book(accountID)
+        // A retry of a purchase whose outcome a crash left unrecorded finds it recorded.
+        try await settlePendingCharges(only: accountID)
         let book = try book(accountID)
         if let earlier = book.requestKeys["purchase:" + key] {
             guard earlier.request == "\(amountMicros)" else {
@@ -403,29 +479,27 @@ extension Ledger {
               !book.granted.addingReportingOverflow(amountMicros).overflow else {
             throw LedgerError.invalid("the balance would overflow")
         }
-        let outcome = await gateway.charge(token: method.gatewayToken, amount: Money(micros: amountMicros),
-                                           idempotencyKey: Self.purchaseGatewayKey(account: accountID, key: key,
-                                                                                   amountMicros: amountMicros))
-        var charge = Billing_V1_Charge()
-        charge.chargeID = "ch_p\(state.lastSeq + 1)"
-        charge.accountID = accountID
-        charge.createdUnixSeconds = nowUnix
-        charge.amountMicros = amountMicros
-        charge.kind = .creditPurchase
-        charge.paymentMethodID = method.method.paymentMethodID
-        charge.paymentMethodLabel = Self.label(method.method)
-        charge.description_p = "Credit purchase"
-        charge.record(outcome)
-        if charge.status == .succeeded { charge.invoiceID = "in_\(state.nextInvoiceSequence)" }
         var purchase = Billing_Journal_V1_CreditsPurchased()
         purchase.accountID = accountID
         purchase.amountMicros = amountMicros
         purchase.idempotencyKey = key
-        purchase.charge = charge
         purchase.actor = actor
-        // No suspension between naming the invoice and appending: the
-        // sequence cannot be taken by another invoice.
-        try await commit(.creditsPurchased(purchase))
+        purchase.gatewayKey = Self.purchaseGatewayKey(account: accountID, key: key, amountMicros: amountMicros)
+        // Named by the seq of its ChargeStarted entry: unique.
+        purchase.charge.chargeID = "ch_p\(state.lastSeq + 1)"
+        purchase.charge.accountID = accountID
+        purchase.charge.createdUnixSeconds = nowUnix
+        purchase.charge.amountMicros = amountMicros
+        purchase.charge.kind = .creditPurchase
+        purchase.charge.paymentMethodID = method.method.paymentMethodID
+        purchase.charge.paymentMethodLabel = Self.label(method.method)
+        purchase.charge.description_p = "Credit purchase"
+        var started = Billing_Journal_V1_ChargeStarted()
+        started.accountID = accountID
+        started.gatewayKey = purchase.gatewayKey
+        started.gatewayToken = method.gatewayToken
+        started.purchase = purchase
+        let charge = try await recordPurchase(purchase, try await chargeGateway(started))
         guard charge.status == .succeeded else { throw PaymentDeclined(charge: charge) }
         let after = try self.book(accountID)
         return PurchaseResult(charge: charge, invoice: state.invoices[after.invoiceSequences.last!]!.invoice, balance: after.balance)
@@ -437,6 +511,8 @@ extension Ledger {
                            actor: String) async throws -> (invoice: Billing_V1_Invoice, charge: Billing_V1_Charge) {
         await acquireLifecycle()
         defer { releaseLifecycle() }
+        _ = try book(accountID)
+        try await settlePendingCharges(only: accountID)
         let book = try book(accountID)
         guard let sequence = book.invoiceSequences.first(where: { state.invoices[$0]?.invoice.invoiceID == invoiceID }) else {
             throw AccountRequestRefused(.notFound, reason: "INVOICE_NOT_FOUND", message: "invoice \(invoiceID) not found")

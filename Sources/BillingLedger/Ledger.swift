@@ -325,8 +325,12 @@ public actor Ledger {
         // gap could make them overflow after the card was charged.
         await acquireLifecycle()
         defer { releaseLifecycle() }
-        guard let book = state.accounts[accountID] else { throw LedgerError.accountNotFound(accountID) }
+        guard state.accounts[accountID] != nil else { throw LedgerError.accountNotFound(accountID) }
         guard amountMicros > 0 else { throw LedgerError.invalid("amount_micros must be positive") }
+        // A purchase a crash left pending adds its credits first (its
+        // overflow check was made against the balance before this grant).
+        try await settlePendingCharges(only: accountID)
+        guard let book = state.accounts[accountID] else { throw LedgerError.accountNotFound(accountID) }
         if !idempotencyKey.isEmpty, let earlier = book.grantKeys[idempotencyKey] {
             guard earlier.amount == amountMicros else { throw LedgerError.grantKeyReused(idempotencyKey) }
             try await committer.waiter(for: earlier.seq).wait()

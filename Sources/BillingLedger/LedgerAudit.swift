@@ -11,6 +11,9 @@ public struct LedgerAudit: Sendable {
     public var acceptedDebits = 0
     public var refusedDebits = 0
     public var invoices = 0
+    /// Gateway charges journaled as started whose outcome is not yet
+    /// journaled (not a difference: the server records them at its next tick).
+    public var pendingCharges = 0
     public var problems: [String] = []
 
     public var isClean: Bool { problems.isEmpty }
@@ -142,6 +145,7 @@ public struct LedgerAudit: Sendable {
             }
         }
         audit.accounts = fromScratch.accounts.count
+        audit.pendingCharges = fromScratch.pendingCharges.count
 
         // 2. The books from scratch against the independent sums.
         for (id, book) in fromScratch.accounts {
@@ -196,6 +200,9 @@ public struct LedgerAudit: Sendable {
             for id in Set(loaded.accounts.keys).union(scanned.accounts.keys).sorted()
             where loaded.accounts[id] != scanned.accounts[id] {
                 problem("account \(id): checkpoint + replay differs from the journal replayed from scratch")
+            }
+            if loaded.pendingCharges != scanned.pendingCharges {
+                problem("checkpoint + replay has \(loaded.pendingCharges.count) pending gateway charge(s), the journal \(scanned.pendingCharges.count)")
             }
             if loaded.lastSeq != scanned.lastSeq {
                 problem("checkpoint + replay ends at seq \(loaded.lastSeq), journal at \(scanned.lastSeq)")

@@ -101,6 +101,12 @@ extension LedgerState {
             key.revokedUnix = record.revokedUnix
             return key
         }
+        checkpoint.pendingCharges = pendingCharges.values.sorted { $0.seq < $1.seq }.map { pending in
+            var state = Billing_Journal_V1_PendingCharge()
+            state.seq = pending.seq
+            state.started = pending.started
+            return state
+        }
         return checkpoint
     }
 
@@ -152,6 +158,9 @@ extension LedgerState {
         }
         for key in checkpoint.apiKeys {
             apiKeys[key.created.keyID] = ApiKeyRecord(created: key.created, createdUnix: key.createdUnix, revokedUnix: key.revokedUnix)
+        }
+        for pending in checkpoint.pendingCharges {
+            pendingCharges[pending.started.gatewayKey] = PendingCharge(seq: pending.seq, started: pending.started)
         }
         rescheduleAll()
     }

@@ -46,6 +46,7 @@ extension LedgerState {
         out.int64(6, rest.testClockUnix)
         out.bytes(7, try rest.plans.serializedBytes() as [UInt8], always: true)
         out.int64(9, Int64(Self.rulesVersion))  // (8, the key filter, is stored apart)
+        for pending in rest.pendingCharges { out.bytes(10, try pending.serializedBytes() as [UInt8], always: true) }
         return EncodedCheckpoint(seq: lastSeq, writtenUnixMicros: writtenAtMicros, accounts: accounts.count, bytes: out.finish())
     }
 

@@ -306,6 +306,40 @@ extension LedgerState {
 
     /// A credit purchase: its charge, and if it succeeded the credits and a
     /// paid invoice.
+    /// A gateway charge about to be made: pending until its outcome is
+    /// recorded. One pending charge per gateway key, of an account that
+    /// exists, recording what its key names.
+    mutating func applyStarted(_ started: Billing_Journal_V1_ChargeStarted, seq: Int64) throws(ApplyError) {
+        guard accounts[started.accountID] != nil else { throw .unknownAccount(seq: seq, started.accountID) }
+        guard !started.gatewayKey.isEmpty, !started.gatewayToken.isEmpty, pendingCharges[started.gatewayKey] == nil else {
+            throw .inconsistent(seq: seq, "charge \(started.gatewayKey) started twice or without a key or token")
+        }
+        switch started.record {
+        case .purchase(let purchase)?:
+            guard purchase.accountID == started.accountID, purchase.gatewayKey == started.gatewayKey,
+                  purchase.amountMicros > 0, purchase.charge.status == .unspecified else {
+                throw .inconsistent(seq: seq, "started purchase \(started.gatewayKey) does not match its charge")
+            }
+        case .invoicePayment(let payment)?:
+            guard payment.charge.accountID == started.accountID, payment.gatewayKey == started.gatewayKey,
+                  payment.charge.status == .unspecified, invoices[payment.invoiceSequence]?.invoice.accountID == started.accountID else {
+                throw .inconsistent(seq: seq, "started payment \(started.gatewayKey) does not match its invoice")
+            }
+        case nil:
+            throw .inconsistent(seq: seq, "started charge \(started.gatewayKey) records nothing")
+        }
+        pendingCharges[started.gatewayKey] = PendingCharge(seq: seq, started: started)
+    }
+
+    /// A recorded charge naming a gateway key settles that pending charge,
+    /// which must exist (checked before anything changes).
+    func checkSettles(_ gatewayKey: String, account: String, seq: Int64) throws(ApplyError) {
+        guard !gatewayKey.isEmpty else { return }
+        guard pendingCharges[gatewayKey]?.started.accountID == account else {
+            throw .inconsistent(seq: seq, "no pending charge \(gatewayKey) of \(account)")
+        }
+    }
+
     mutating func applyPurchase(_ purchase: Billing_Journal_V1_CreditsPurchased, at: Int64, seq: Int64) throws(ApplyError) {
         guard var book = accounts[purchase.accountID] else { throw .unknownAccount(seq: seq, purchase.accountID) }
         var charge = purchase.charge
@@ -446,5 +480,16 @@ extension LedgerState {
             periodAnchor: state.periodAnchorUnix,
             currentPeriod: BillingPeriod.containing(state.periodStartUnix, anchor: state.periodAnchorUnix),
             contract: plan == .enterprise ? contract(state.hasContract ? state.contract : defaultContractTerms) : nil)
+    }
+}
+
+extension Billing_Journal_V1_ChargeStarted {
+    /// What the gateway is asked to collect.
+    public var amountMicros: Int64 {
+        switch record {
+        case .purchase(let purchase)?: purchase.amountMicros
+        case .invoicePayment(let payment)?: payment.charge.amountMicros
+        case nil: 0
+        }
     }
 }

@@ -21,6 +21,9 @@ public struct LedgerState: Sendable, Equatable {
     /// When each account's next transition is due, and the invoices owing a
     /// payment attempt: derived from the books (not compared, not stored).
     public internal(set) var schedule = TransitionSchedule()
+    /// Gateway charges journaled as started whose outcome is not recorded
+    /// yet, by gateway key (`Ledger.settlePendingCharges` records them).
+    public var pendingCharges: [String: PendingCharge] = [:]
 
     public init(plans: PlanCatalog = .default) {
         self.plans = plans
@@ -29,7 +32,7 @@ public struct LedgerState: Sendable, Equatable {
     /// The same books (whatever catalog they were computed with).
     public static func == (lhs: LedgerState, rhs: LedgerState) -> Bool {
         lhs.lastSeq == rhs.lastSeq && lhs.testClockUnix == rhs.testClockUnix && lhs.accounts == rhs.accounts
-            && lhs.apiKeys == rhs.apiKeys && lhs.invoices == rhs.invoices
+            && lhs.apiKeys == rhs.apiKeys && lhs.invoices == rhs.invoices && lhs.pendingCharges == rhs.pendingCharges
     }
 
     public enum ApplyError: Error, Equatable {
@@ -87,10 +90,16 @@ public struct LedgerState: Sendable, Equatable {
             apiKeys[revoked.keyID] = record
         case .lifecycle(let event):
             try applyLifecycle(event, seq: seq)
+        case .chargeStarted(let started):
+            try applyStarted(started, seq: seq)
         case .chargeRecorded(let recorded):
+            try checkSettles(recorded.gatewayKey, account: recorded.charge.accountID, seq: seq)
             try applyCharge(recorded, at: atMicros / 1_000_000, seq: seq)
+            pendingCharges[recorded.gatewayKey] = nil
         case .creditsPurchased(let purchase):
+            try checkSettles(purchase.gatewayKey, account: purchase.accountID, seq: seq)
             try applyPurchase(purchase, at: atMicros / 1_000_000, seq: seq)
+            pendingCharges[purchase.gatewayKey] = nil
         case .plansConfigured(let configured):
             guard let catalog = Self.plans(configured) else { throw .inconsistent(seq: seq, "plan terms out of range") }
             plans = catalog
@@ -176,6 +185,18 @@ public struct LedgerState: Sendable, Equatable {
             book.usage[key, default: UsageCell()].add(amount: line.amountMicros, quantity: line.quantity,
                                                       inputTokens: input, outputTokens: output)
         }
+    }
+}
+
+/// A gateway charge journaled as started (`ChargeStarted` at `seq`) whose
+/// outcome is not recorded yet.
+public struct PendingCharge: Sendable, Equatable {
+    public var seq: Int64
+    public var started: Billing_Journal_V1_ChargeStarted
+
+    public init(seq: Int64, started: Billing_Journal_V1_ChargeStarted) {
+        self.seq = seq
+        self.started = started
     }
 }
 

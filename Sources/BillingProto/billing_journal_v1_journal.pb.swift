@@ -30,114 +30,113 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
 }
 
 /// One accepted mutation of the ledger, in commit order.
-public nonisolated struct Billing_Journal_V1_Entry: @unchecked Sendable {
+public nonisolated struct Billing_Journal_V1_Entry: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   /// Position in the journal, 1, 2, 3... without gaps.
-  public var seq: Int64 {
-    get {_storage._seq}
-    set {_uniqueStorage()._seq = newValue}
-  }
+  public var seq: Int64 = 0
 
   /// When the ledger accepted it, microseconds since the Unix epoch (UTC).
-  public var atUnixMicros: Int64 {
-    get {_storage._atUnixMicros}
-    set {_uniqueStorage()._atUnixMicros = newValue}
-  }
+  public var atUnixMicros: Int64 = 0
 
-  public var event: OneOf_Event? {
-    get {return _storage._event}
-    set {_uniqueStorage()._event = newValue}
-  }
+  public var event: Billing_Journal_V1_Entry.OneOf_Event? = nil
 
   public var accountCreated: Billing_Journal_V1_AccountCreated {
     get {
-      if case .accountCreated(let v)? = _storage._event {return v}
+      if case .accountCreated(let v)? = event {return v}
       return Billing_Journal_V1_AccountCreated()
     }
-    set {_uniqueStorage()._event = .accountCreated(newValue)}
+    set {event = .accountCreated(newValue)}
   }
 
   public var creditsGranted: Billing_Journal_V1_CreditsGranted {
     get {
-      if case .creditsGranted(let v)? = _storage._event {return v}
+      if case .creditsGranted(let v)? = event {return v}
       return Billing_Journal_V1_CreditsGranted()
     }
-    set {_uniqueStorage()._event = .creditsGranted(newValue)}
+    set {event = .creditsGranted(newValue)}
   }
 
   public var debitAccepted: Billing_Journal_V1_DebitAccepted {
     get {
-      if case .debitAccepted(let v)? = _storage._event {return v}
+      if case .debitAccepted(let v)? = event {return v}
       return Billing_Journal_V1_DebitAccepted()
     }
-    set {_uniqueStorage()._event = .debitAccepted(newValue)}
+    set {event = .debitAccepted(newValue)}
   }
 
   public var debitRefused: Billing_Journal_V1_DebitRefused {
     get {
-      if case .debitRefused(let v)? = _storage._event {return v}
+      if case .debitRefused(let v)? = event {return v}
       return Billing_Journal_V1_DebitRefused()
     }
-    set {_uniqueStorage()._event = .debitRefused(newValue)}
+    set {event = .debitRefused(newValue)}
   }
 
   public var apiKeyCreated: Billing_Journal_V1_ApiKeyCreated {
     get {
-      if case .apiKeyCreated(let v)? = _storage._event {return v}
+      if case .apiKeyCreated(let v)? = event {return v}
       return Billing_Journal_V1_ApiKeyCreated()
     }
-    set {_uniqueStorage()._event = .apiKeyCreated(newValue)}
+    set {event = .apiKeyCreated(newValue)}
   }
 
   public var apiKeyRevoked: Billing_Journal_V1_ApiKeyRevoked {
     get {
-      if case .apiKeyRevoked(let v)? = _storage._event {return v}
+      if case .apiKeyRevoked(let v)? = event {return v}
       return Billing_Journal_V1_ApiKeyRevoked()
     }
-    set {_uniqueStorage()._event = .apiKeyRevoked(newValue)}
+    set {event = .apiKeyRevoked(newValue)}
   }
 
   public var lifecycle: Billing_Journal_V1_LifecycleEvent {
     get {
-      if case .lifecycle(let v)? = _storage._event {return v}
+      if case .lifecycle(let v)? = event {return v}
       return Billing_Journal_V1_LifecycleEvent()
     }
-    set {_uniqueStorage()._event = .lifecycle(newValue)}
+    set {event = .lifecycle(newValue)}
   }
 
   public var chargeRecorded: Billing_Journal_V1_ChargeRecorded {
     get {
-      if case .chargeRecorded(let v)? = _storage._event {return v}
+      if case .chargeRecorded(let v)? = event {return v}
       return Billing_Journal_V1_ChargeRecorded()
     }
-    set {_uniqueStorage()._event = .chargeRecorded(newValue)}
+    set {event = .chargeRecorded(newValue)}
   }
 
   public var creditsPurchased: Billing_Journal_V1_CreditsPurchased {
     get {
-      if case .creditsPurchased(let v)? = _storage._event {return v}
+      if case .creditsPurchased(let v)? = event {return v}
       return Billing_Journal_V1_CreditsPurchased()
     }
-    set {_uniqueStorage()._event = .creditsPurchased(newValue)}
+    set {event = .creditsPurchased(newValue)}
   }
 
   public var clockSet: Billing_Journal_V1_ClockSet {
     get {
-      if case .clockSet(let v)? = _storage._event {return v}
+      if case .clockSet(let v)? = event {return v}
       return Billing_Journal_V1_ClockSet()
     }
-    set {_uniqueStorage()._event = .clockSet(newValue)}
+    set {event = .clockSet(newValue)}
   }
 
   public var plansConfigured: Billing_Journal_V1_PlansConfigured {
     get {
-      if case .plansConfigured(let v)? = _storage._event {return v}
+      if case .plansConfigured(let v)? = event {return v}
       return Billing_Journal_V1_PlansConfigured()
     }
-    set {_uniqueStorage()._event = .plansConfigured(newValue)}
+    set {event = .plansConfigured(newValue)}
+  }
+
+  public var chargeStarted: Billing_Journal_V1_ChargeStarted {
+    get {
+      if case .chargeStarted(let v)? = event {return v}
+      return Billing_Journal_V1_ChargeStarted()
+    }
+    set {event = .chargeStarted(newValue)}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -154,12 +153,11 @@ public nonisolated struct Billing_Journal_V1_Entry: @unchecked Sendable {
     case creditsPurchased(Billing_Journal_V1_CreditsPurchased)
     case clockSet(Billing_Journal_V1_ClockSet)
     case plansConfigured(Billing_Journal_V1_PlansConfigured)
+    case chargeStarted(Billing_Journal_V1_ChargeStarted)
 
   }
 
   public init() {}
-
-  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 /// A service API key was created. Only the SHA-256 of the key is stored.
@@ -454,6 +452,13 @@ public nonisolated struct Billing_Journal_V1_ChargeRecorded: @unchecked Sendable
   /// Clears the value of `newMethod`. Subsequent reads from it will return its default value.
   public mutating func clearNewMethod() {_uniqueStorage()._newMethod = nil}
 
+  /// The gateway key of the ChargeStarted this records the outcome of
+  /// (empty: no gateway call, or journaled before ChargeStarted existed).
+  public var gatewayKey: String {
+    get {_storage._gatewayKey}
+    set {_uniqueStorage()._gatewayKey = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -463,33 +468,105 @@ public nonisolated struct Billing_Journal_V1_ChargeRecorded: @unchecked Sendable
 
 /// A credit purchase: the gateway charge and, if it succeeded, the credits
 /// and a paid invoice.
-public nonisolated struct Billing_Journal_V1_CreditsPurchased: Sendable {
+public nonisolated struct Billing_Journal_V1_CreditsPurchased: @unchecked Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var accountID: String {
+    get {_storage._accountID}
+    set {_uniqueStorage()._accountID = newValue}
+  }
+
+  public var amountMicros: Int64 {
+    get {_storage._amountMicros}
+    set {_uniqueStorage()._amountMicros = newValue}
+  }
+
+  public var idempotencyKey: String {
+    get {_storage._idempotencyKey}
+    set {_uniqueStorage()._idempotencyKey = newValue}
+  }
+
+  public var charge: Billing_V1_Charge {
+    get {_storage._charge ?? Billing_V1_Charge()}
+    set {_uniqueStorage()._charge = newValue}
+  }
+  /// Returns true if `charge` has been explicitly set.
+  public var hasCharge: Bool {_storage._charge != nil}
+  /// Clears the value of `charge`. Subsequent reads from it will return its default value.
+  public mutating func clearCharge() {_uniqueStorage()._charge = nil}
+
+  public var actor: String {
+    get {_storage._actor}
+    set {_uniqueStorage()._actor = newValue}
+  }
+
+  /// The gateway key of the ChargeStarted this records the outcome of
+  /// (empty in purchases journaled before ChargeStarted existed).
+  public var gatewayKey: String {
+    get {_storage._gatewayKey}
+    set {_uniqueStorage()._gatewayKey = newValue}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// A gateway charge about to be made, journaled (and committed) before the
+/// gateway is called. Until the entry recording its outcome (the
+/// ChargeRecorded or CreditsPurchased naming the same gateway key) follows,
+/// the charge is pending: the ledger asks the gateway again with the same
+/// idempotency key - answered with the first call's outcome, never charged
+/// twice - and records that, so a charge is never taken without its entry
+/// even if the process stops between the gateway's answer and the record.
+public nonisolated struct Billing_Journal_V1_ChargeStarted: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   public var accountID: String = String()
 
-  public var amountMicros: Int64 = 0
+  /// The gateway's idempotency key, unique per charge attempt.
+  public var gatewayKey: String = String()
 
-  public var idempotencyKey: String = String()
+  /// The gateway token of the method charged.
+  public var gatewayToken: String = String()
 
-  public var charge: Billing_V1_Charge {
-    get {_charge ?? Billing_V1_Charge()}
-    set {_charge = newValue}
+  /// What is journaled once the gateway answers, its charge's outcome not
+  /// yet filled in (status unspecified, no invoice id).
+  public var record: Billing_Journal_V1_ChargeStarted.OneOf_Record? = nil
+
+  public var purchase: Billing_Journal_V1_CreditsPurchased {
+    get {
+      if case .purchase(let v)? = record {return v}
+      return Billing_Journal_V1_CreditsPurchased()
+    }
+    set {record = .purchase(newValue)}
   }
-  /// Returns true if `charge` has been explicitly set.
-  public var hasCharge: Bool {self._charge != nil}
-  /// Clears the value of `charge`. Subsequent reads from it will return its default value.
-  public mutating func clearCharge() {self._charge = nil}
 
-  public var actor: String = String()
+  public var invoicePayment: Billing_Journal_V1_ChargeRecorded {
+    get {
+      if case .invoicePayment(let v)? = record {return v}
+      return Billing_Journal_V1_ChargeRecorded()
+    }
+    set {record = .invoicePayment(newValue)}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  public init() {}
+  /// What is journaled once the gateway answers, its charge's outcome not
+  /// yet filled in (status unspecified, no invoice id).
+  public nonisolated enum OneOf_Record: Equatable, Sendable {
+    case purchase(Billing_Journal_V1_CreditsPurchased)
+    case invoicePayment(Billing_Journal_V1_ChargeRecorded)
 
-  fileprivate var _charge: Billing_V1_Charge? = nil
+  }
+
+  public init() {}
 }
 
 /// The plan terms in effect from this entry on (the server's plans file at
@@ -774,11 +851,38 @@ public nonisolated struct Billing_Journal_V1_Checkpoint: Sendable {
   /// rules give (and what `billing verify` recomputes).
   public var rulesVersion: Int32 = 0
 
+  /// Gateway charges started and not yet recorded, in journal order.
+  public var pendingCharges: [Billing_Journal_V1_PendingCharge] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _plans: Billing_Journal_V1_PlansConfigured? = nil
+}
+
+public nonisolated struct Billing_Journal_V1_PendingCharge: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Seq of the ChargeStarted entry.
+  public var seq: Int64 = 0
+
+  public var started: Billing_Journal_V1_ChargeStarted {
+    get {_started ?? Billing_Journal_V1_ChargeStarted()}
+    set {_started = newValue}
+  }
+  /// Returns true if `started` has been explicitly set.
+  public var hasStarted: Bool {self._started != nil}
+  /// Clears the value of `started`. Subsequent reads from it will return its default value.
+  public mutating func clearStarted() {self._started = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _started: Billing_Journal_V1_ChargeStarted? = nil
 }
 
 public nonisolated struct Billing_Journal_V1_InvoiceState: Sendable {
@@ -1149,269 +1253,246 @@ fileprivate nonisolated let _protobuf_package = "billing.journal.v1"
 
 nonisolated extension Billing_Journal_V1_Entry: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Entry"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{3}at_unix_micros\0\u{4}\u{8}account_created\0\u{3}credits_granted\0\u{3}debit_accepted\0\u{3}debit_refused\0\u{3}api_key_created\0\u{3}api_key_revoked\0\u{1}lifecycle\0\u{3}charge_recorded\0\u{3}credits_purchased\0\u{3}clock_set\0\u{3}plans_configured\0")
-
-  fileprivate class _StorageClass {
-    var _seq: Int64 = 0
-    var _atUnixMicros: Int64 = 0
-    var _event: Billing_Journal_V1_Entry.OneOf_Event?
-
-      // This property is used as the initial default value for new instances of the type.
-      // The type itself is protecting the reference to its storage via CoW semantics.
-      // This will force a copy to be made of this reference when the first mutation occurs;
-      // hence, it is safe to mark this as `nonisolated(unsafe)`.
-      static nonisolated(unsafe) let defaultInstance = _StorageClass()
-
-    private init() {}
-
-    init(copying source: _StorageClass) {
-      _seq = source._seq
-      _atUnixMicros = source._atUnixMicros
-      _event = source._event
-    }
-  }
-
-  fileprivate mutating func _uniqueStorage() -> _StorageClass {
-    if !isKnownUniquelyReferenced(&_storage) {
-      _storage = _StorageClass(copying: _storage)
-    }
-    return _storage
-  }
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{3}at_unix_micros\0\u{4}\u{8}account_created\0\u{3}credits_granted\0\u{3}debit_accepted\0\u{3}debit_refused\0\u{3}api_key_created\0\u{3}api_key_revoked\0\u{1}lifecycle\0\u{3}charge_recorded\0\u{3}credits_purchased\0\u{3}clock_set\0\u{3}plans_configured\0\u{3}charge_started\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    _ = _uniqueStorage()
-    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
-      while let fieldNumber = try decoder.nextFieldNumber() {
-        // The use of inline closures is to circumvent an issue where the compiler
-        // allocates stack space for every case branch when no optimizations are
-        // enabled. https://github.com/apple/swift-protobuf/issues/1034
-        switch fieldNumber {
-        case 1: try { try decoder.decodeSingularInt64Field(value: &_storage._seq) }()
-        case 2: try { try decoder.decodeSingularInt64Field(value: &_storage._atUnixMicros) }()
-        case 10: try {
-          var v: Billing_Journal_V1_AccountCreated?
-          var hadOneofValue = false
-          if let current = _storage._event {
-            hadOneofValue = true
-            if case .accountCreated(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._event = .accountCreated(v)
-          }
-        }()
-        case 11: try {
-          var v: Billing_Journal_V1_CreditsGranted?
-          var hadOneofValue = false
-          if let current = _storage._event {
-            hadOneofValue = true
-            if case .creditsGranted(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._event = .creditsGranted(v)
-          }
-        }()
-        case 12: try {
-          var v: Billing_Journal_V1_DebitAccepted?
-          var hadOneofValue = false
-          if let current = _storage._event {
-            hadOneofValue = true
-            if case .debitAccepted(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._event = .debitAccepted(v)
-          }
-        }()
-        case 13: try {
-          var v: Billing_Journal_V1_DebitRefused?
-          var hadOneofValue = false
-          if let current = _storage._event {
-            hadOneofValue = true
-            if case .debitRefused(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._event = .debitRefused(v)
-          }
-        }()
-        case 14: try {
-          var v: Billing_Journal_V1_ApiKeyCreated?
-          var hadOneofValue = false
-          if let current = _storage._event {
-            hadOneofValue = true
-            if case .apiKeyCreated(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._event = .apiKeyCreated(v)
-          }
-        }()
-        case 15: try {
-          var v: Billing_Journal_V1_ApiKeyRevoked?
-          var hadOneofValue = false
-          if let current = _storage._event {
-            hadOneofValue = true
-            if case .apiKeyRevoked(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._event = .apiKeyRevoked(v)
-          }
-        }()
-        case 16: try {
-          var v: Billing_Journal_V1_LifecycleEvent?
-          var hadOneofValue = false
-          if let current = _storage._event {
-            hadOneofValue = true
-            if case .lifecycle(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._event = .lifecycle(v)
-          }
-        }()
-        case 17: try {
-          var v: Billing_Journal_V1_ChargeRecorded?
-          var hadOneofValue = false
-          if let current = _storage._event {
-            hadOneofValue = true
-            if case .chargeRecorded(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._event = .chargeRecorded(v)
-          }
-        }()
-        case 18: try {
-          var v: Billing_Journal_V1_CreditsPurchased?
-          var hadOneofValue = false
-          if let current = _storage._event {
-            hadOneofValue = true
-            if case .creditsPurchased(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._event = .creditsPurchased(v)
-          }
-        }()
-        case 19: try {
-          var v: Billing_Journal_V1_ClockSet?
-          var hadOneofValue = false
-          if let current = _storage._event {
-            hadOneofValue = true
-            if case .clockSet(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._event = .clockSet(v)
-          }
-        }()
-        case 20: try {
-          var v: Billing_Journal_V1_PlansConfigured?
-          var hadOneofValue = false
-          if let current = _storage._event {
-            hadOneofValue = true
-            if case .plansConfigured(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._event = .plansConfigured(v)
-          }
-        }()
-        default: break
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.seq) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.atUnixMicros) }()
+      case 10: try {
+        var v: Billing_Journal_V1_AccountCreated?
+        var hadOneofValue = false
+        if let current = self.event {
+          hadOneofValue = true
+          if case .accountCreated(let m) = current {v = m}
         }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.event = .accountCreated(v)
+        }
+      }()
+      case 11: try {
+        var v: Billing_Journal_V1_CreditsGranted?
+        var hadOneofValue = false
+        if let current = self.event {
+          hadOneofValue = true
+          if case .creditsGranted(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.event = .creditsGranted(v)
+        }
+      }()
+      case 12: try {
+        var v: Billing_Journal_V1_DebitAccepted?
+        var hadOneofValue = false
+        if let current = self.event {
+          hadOneofValue = true
+          if case .debitAccepted(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.event = .debitAccepted(v)
+        }
+      }()
+      case 13: try {
+        var v: Billing_Journal_V1_DebitRefused?
+        var hadOneofValue = false
+        if let current = self.event {
+          hadOneofValue = true
+          if case .debitRefused(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.event = .debitRefused(v)
+        }
+      }()
+      case 14: try {
+        var v: Billing_Journal_V1_ApiKeyCreated?
+        var hadOneofValue = false
+        if let current = self.event {
+          hadOneofValue = true
+          if case .apiKeyCreated(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.event = .apiKeyCreated(v)
+        }
+      }()
+      case 15: try {
+        var v: Billing_Journal_V1_ApiKeyRevoked?
+        var hadOneofValue = false
+        if let current = self.event {
+          hadOneofValue = true
+          if case .apiKeyRevoked(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.event = .apiKeyRevoked(v)
+        }
+      }()
+      case 16: try {
+        var v: Billing_Journal_V1_LifecycleEvent?
+        var hadOneofValue = false
+        if let current = self.event {
+          hadOneofValue = true
+          if case .lifecycle(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.event = .lifecycle(v)
+        }
+      }()
+      case 17: try {
+        var v: Billing_Journal_V1_ChargeRecorded?
+        var hadOneofValue = false
+        if let current = self.event {
+          hadOneofValue = true
+          if case .chargeRecorded(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.event = .chargeRecorded(v)
+        }
+      }()
+      case 18: try {
+        var v: Billing_Journal_V1_CreditsPurchased?
+        var hadOneofValue = false
+        if let current = self.event {
+          hadOneofValue = true
+          if case .creditsPurchased(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.event = .creditsPurchased(v)
+        }
+      }()
+      case 19: try {
+        var v: Billing_Journal_V1_ClockSet?
+        var hadOneofValue = false
+        if let current = self.event {
+          hadOneofValue = true
+          if case .clockSet(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.event = .clockSet(v)
+        }
+      }()
+      case 20: try {
+        var v: Billing_Journal_V1_PlansConfigured?
+        var hadOneofValue = false
+        if let current = self.event {
+          hadOneofValue = true
+          if case .plansConfigured(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.event = .plansConfigured(v)
+        }
+      }()
+      case 21: try {
+        var v: Billing_Journal_V1_ChargeStarted?
+        var hadOneofValue = false
+        if let current = self.event {
+          hadOneofValue = true
+          if case .chargeStarted(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.event = .chargeStarted(v)
+        }
+      }()
+      default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every if/case branch local when no optimizations
-      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-      // https://github.com/apple/swift-protobuf/issues/1182
-      if _storage._seq != 0 {
-        try visitor.visitSingularInt64Field(value: _storage._seq, fieldNumber: 1)
-      }
-      if _storage._atUnixMicros != 0 {
-        try visitor.visitSingularInt64Field(value: _storage._atUnixMicros, fieldNumber: 2)
-      }
-      switch _storage._event {
-      case .accountCreated?: try {
-        guard case .accountCreated(let v)? = _storage._event else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
-      }()
-      case .creditsGranted?: try {
-        guard case .creditsGranted(let v)? = _storage._event else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
-      }()
-      case .debitAccepted?: try {
-        guard case .debitAccepted(let v)? = _storage._event else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
-      }()
-      case .debitRefused?: try {
-        guard case .debitRefused(let v)? = _storage._event else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
-      }()
-      case .apiKeyCreated?: try {
-        guard case .apiKeyCreated(let v)? = _storage._event else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
-      }()
-      case .apiKeyRevoked?: try {
-        guard case .apiKeyRevoked(let v)? = _storage._event else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
-      }()
-      case .lifecycle?: try {
-        guard case .lifecycle(let v)? = _storage._event else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
-      }()
-      case .chargeRecorded?: try {
-        guard case .chargeRecorded(let v)? = _storage._event else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
-      }()
-      case .creditsPurchased?: try {
-        guard case .creditsPurchased(let v)? = _storage._event else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 18)
-      }()
-      case .clockSet?: try {
-        guard case .clockSet(let v)? = _storage._event else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 19)
-      }()
-      case .plansConfigured?: try {
-        guard case .plansConfigured(let v)? = _storage._event else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
-      }()
-      case nil: break
-      }
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.seq != 0 {
+      try visitor.visitSingularInt64Field(value: self.seq, fieldNumber: 1)
+    }
+    if self.atUnixMicros != 0 {
+      try visitor.visitSingularInt64Field(value: self.atUnixMicros, fieldNumber: 2)
+    }
+    switch self.event {
+    case .accountCreated?: try {
+      guard case .accountCreated(let v)? = self.event else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+    }()
+    case .creditsGranted?: try {
+      guard case .creditsGranted(let v)? = self.event else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+    }()
+    case .debitAccepted?: try {
+      guard case .debitAccepted(let v)? = self.event else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+    }()
+    case .debitRefused?: try {
+      guard case .debitRefused(let v)? = self.event else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
+    }()
+    case .apiKeyCreated?: try {
+      guard case .apiKeyCreated(let v)? = self.event else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
+    }()
+    case .apiKeyRevoked?: try {
+      guard case .apiKeyRevoked(let v)? = self.event else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
+    }()
+    case .lifecycle?: try {
+      guard case .lifecycle(let v)? = self.event else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
+    }()
+    case .chargeRecorded?: try {
+      guard case .chargeRecorded(let v)? = self.event else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
+    }()
+    case .creditsPurchased?: try {
+      guard case .creditsPurchased(let v)? = self.event else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 18)
+    }()
+    case .clockSet?: try {
+      guard case .clockSet(let v)? = self.event else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 19)
+    }()
+    case .plansConfigured?: try {
+      guard case .plansConfigured(let v)? = self.event else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
+    }()
+    case .chargeStarted?: try {
+      guard case .chargeStarted(let v)? = self.event else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
+    }()
+    case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Billing_Journal_V1_Entry, rhs: Billing_Journal_V1_Entry) -> Bool {
-    if lhs._storage !== rhs._storage {
-      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
-        let _storage = _args.0
-        let rhs_storage = _args.1
-        if _storage._seq != rhs_storage._seq {return false}
-        if _storage._atUnixMicros != rhs_storage._atUnixMicros {return false}
-        if _storage._event != rhs_storage._event {return false}
-        return true
-      }
-      if !storagesAreEqual {return false}
-    }
+    if lhs.seq != rhs.seq {return false}
+    if lhs.atUnixMicros != rhs.atUnixMicros {return false}
+    if lhs.event != rhs.event {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1917,13 +1998,14 @@ nonisolated extension Billing_Journal_V1_PlanChangeRequested: SwiftProtobuf.Mess
 
 nonisolated extension Billing_Journal_V1_ChargeRecorded: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ChargeRecorded"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}charge\0\u{3}invoice_sequence\0\u{3}idempotency_key\0\u{3}new_method\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}charge\0\u{3}invoice_sequence\0\u{3}idempotency_key\0\u{3}new_method\0\u{3}gateway_key\0")
 
   fileprivate class _StorageClass {
     var _charge: Billing_V1_Charge? = nil
     var _invoiceSequence: Int64 = 0
     var _idempotencyKey: String = String()
     var _newMethod: Billing_Journal_V1_PaymentMethodSet? = nil
+    var _gatewayKey: String = String()
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1938,6 +2020,7 @@ nonisolated extension Billing_Journal_V1_ChargeRecorded: SwiftProtobuf.Message, 
       _invoiceSequence = source._invoiceSequence
       _idempotencyKey = source._idempotencyKey
       _newMethod = source._newMethod
+      _gatewayKey = source._gatewayKey
     }
   }
 
@@ -1960,6 +2043,7 @@ nonisolated extension Billing_Journal_V1_ChargeRecorded: SwiftProtobuf.Message, 
         case 2: try { try decoder.decodeSingularInt64Field(value: &_storage._invoiceSequence) }()
         case 3: try { try decoder.decodeSingularStringField(value: &_storage._idempotencyKey) }()
         case 4: try { try decoder.decodeSingularMessageField(value: &_storage._newMethod) }()
+        case 5: try { try decoder.decodeSingularStringField(value: &_storage._gatewayKey) }()
         default: break
         }
       }
@@ -1984,6 +2068,9 @@ nonisolated extension Billing_Journal_V1_ChargeRecorded: SwiftProtobuf.Message, 
       try { if let v = _storage._newMethod {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
       } }()
+      if !_storage._gatewayKey.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._gatewayKey, fieldNumber: 5)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1997,6 +2084,7 @@ nonisolated extension Billing_Journal_V1_ChargeRecorded: SwiftProtobuf.Message, 
         if _storage._invoiceSequence != rhs_storage._invoiceSequence {return false}
         if _storage._idempotencyKey != rhs_storage._idempotencyKey {return false}
         if _storage._newMethod != rhs_storage._newMethod {return false}
+        if _storage._gatewayKey != rhs_storage._gatewayKey {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -2008,7 +2096,112 @@ nonisolated extension Billing_Journal_V1_ChargeRecorded: SwiftProtobuf.Message, 
 
 nonisolated extension Billing_Journal_V1_CreditsPurchased: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CreditsPurchased"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}account_id\0\u{3}amount_micros\0\u{3}idempotency_key\0\u{1}charge\0\u{1}actor\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}account_id\0\u{3}amount_micros\0\u{3}idempotency_key\0\u{1}charge\0\u{1}actor\0\u{3}gateway_key\0")
+
+  fileprivate class _StorageClass {
+    var _accountID: String = String()
+    var _amountMicros: Int64 = 0
+    var _idempotencyKey: String = String()
+    var _charge: Billing_V1_Charge? = nil
+    var _actor: String = String()
+    var _gatewayKey: String = String()
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _accountID = source._accountID
+      _amountMicros = source._amountMicros
+      _idempotencyKey = source._idempotencyKey
+      _charge = source._charge
+      _actor = source._actor
+      _gatewayKey = source._gatewayKey
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._accountID) }()
+        case 2: try { try decoder.decodeSingularInt64Field(value: &_storage._amountMicros) }()
+        case 3: try { try decoder.decodeSingularStringField(value: &_storage._idempotencyKey) }()
+        case 4: try { try decoder.decodeSingularMessageField(value: &_storage._charge) }()
+        case 5: try { try decoder.decodeSingularStringField(value: &_storage._actor) }()
+        case 6: try { try decoder.decodeSingularStringField(value: &_storage._gatewayKey) }()
+        default: break
+        }
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._accountID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._accountID, fieldNumber: 1)
+      }
+      if _storage._amountMicros != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._amountMicros, fieldNumber: 2)
+      }
+      if !_storage._idempotencyKey.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._idempotencyKey, fieldNumber: 3)
+      }
+      try { if let v = _storage._charge {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+      } }()
+      if !_storage._actor.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._actor, fieldNumber: 5)
+      }
+      if !_storage._gatewayKey.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._gatewayKey, fieldNumber: 6)
+      }
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Billing_Journal_V1_CreditsPurchased, rhs: Billing_Journal_V1_CreditsPurchased) -> Bool {
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._accountID != rhs_storage._accountID {return false}
+        if _storage._amountMicros != rhs_storage._amountMicros {return false}
+        if _storage._idempotencyKey != rhs_storage._idempotencyKey {return false}
+        if _storage._charge != rhs_storage._charge {return false}
+        if _storage._actor != rhs_storage._actor {return false}
+        if _storage._gatewayKey != rhs_storage._gatewayKey {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Billing_Journal_V1_ChargeStarted: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ChargeStarted"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}account_id\0\u{3}gateway_key\0\u{3}gateway_token\0\u{1}purchase\0\u{3}invoice_payment\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2017,10 +2210,34 @@ nonisolated extension Billing_Journal_V1_CreditsPurchased: SwiftProtobuf.Message
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.accountID) }()
-      case 2: try { try decoder.decodeSingularInt64Field(value: &self.amountMicros) }()
-      case 3: try { try decoder.decodeSingularStringField(value: &self.idempotencyKey) }()
-      case 4: try { try decoder.decodeSingularMessageField(value: &self._charge) }()
-      case 5: try { try decoder.decodeSingularStringField(value: &self.actor) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.gatewayKey) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.gatewayToken) }()
+      case 4: try {
+        var v: Billing_Journal_V1_CreditsPurchased?
+        var hadOneofValue = false
+        if let current = self.record {
+          hadOneofValue = true
+          if case .purchase(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.record = .purchase(v)
+        }
+      }()
+      case 5: try {
+        var v: Billing_Journal_V1_ChargeRecorded?
+        var hadOneofValue = false
+        if let current = self.record {
+          hadOneofValue = true
+          if case .invoicePayment(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.record = .invoicePayment(v)
+        }
+      }()
       default: break
       }
     }
@@ -2034,27 +2251,31 @@ nonisolated extension Billing_Journal_V1_CreditsPurchased: SwiftProtobuf.Message
     if !self.accountID.isEmpty {
       try visitor.visitSingularStringField(value: self.accountID, fieldNumber: 1)
     }
-    if self.amountMicros != 0 {
-      try visitor.visitSingularInt64Field(value: self.amountMicros, fieldNumber: 2)
+    if !self.gatewayKey.isEmpty {
+      try visitor.visitSingularStringField(value: self.gatewayKey, fieldNumber: 2)
     }
-    if !self.idempotencyKey.isEmpty {
-      try visitor.visitSingularStringField(value: self.idempotencyKey, fieldNumber: 3)
+    if !self.gatewayToken.isEmpty {
+      try visitor.visitSingularStringField(value: self.gatewayToken, fieldNumber: 3)
     }
-    try { if let v = self._charge {
+    switch self.record {
+    case .purchase?: try {
+      guard case .purchase(let v)? = self.record else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
-    } }()
-    if !self.actor.isEmpty {
-      try visitor.visitSingularStringField(value: self.actor, fieldNumber: 5)
+    }()
+    case .invoicePayment?: try {
+      guard case .invoicePayment(let v)? = self.record else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    }()
+    case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: Billing_Journal_V1_CreditsPurchased, rhs: Billing_Journal_V1_CreditsPurchased) -> Bool {
+  public static func ==(lhs: Billing_Journal_V1_ChargeStarted, rhs: Billing_Journal_V1_ChargeStarted) -> Bool {
     if lhs.accountID != rhs.accountID {return false}
-    if lhs.amountMicros != rhs.amountMicros {return false}
-    if lhs.idempotencyKey != rhs.idempotencyKey {return false}
-    if lhs._charge != rhs._charge {return false}
-    if lhs.actor != rhs.actor {return false}
+    if lhs.gatewayKey != rhs.gatewayKey {return false}
+    if lhs.gatewayToken != rhs.gatewayToken {return false}
+    if lhs.record != rhs.record {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2515,7 +2736,7 @@ nonisolated extension Billing_Journal_V1_DebitRefused: SwiftProtobuf.Message, Sw
 
 nonisolated extension Billing_Journal_V1_Checkpoint: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Checkpoint"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{3}written_unix_micros\0\u{1}accounts\0\u{3}api_keys\0\u{1}invoices\0\u{3}test_clock_unix\0\u{1}plans\0\u{3}key_filter\0\u{3}rules_version\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{3}written_unix_micros\0\u{1}accounts\0\u{3}api_keys\0\u{1}invoices\0\u{3}test_clock_unix\0\u{1}plans\0\u{3}key_filter\0\u{3}rules_version\0\u{3}pending_charges\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2532,6 +2753,7 @@ nonisolated extension Billing_Journal_V1_Checkpoint: SwiftProtobuf.Message, Swif
       case 7: try { try decoder.decodeSingularMessageField(value: &self._plans) }()
       case 8: try { try decoder.decodeSingularBytesField(value: &self.keyFilter) }()
       case 9: try { try decoder.decodeSingularInt32Field(value: &self.rulesVersion) }()
+      case 10: try { try decoder.decodeRepeatedMessageField(value: &self.pendingCharges) }()
       default: break
       }
     }
@@ -2569,6 +2791,9 @@ nonisolated extension Billing_Journal_V1_Checkpoint: SwiftProtobuf.Message, Swif
     if self.rulesVersion != 0 {
       try visitor.visitSingularInt32Field(value: self.rulesVersion, fieldNumber: 9)
     }
+    if !self.pendingCharges.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.pendingCharges, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2582,6 +2807,46 @@ nonisolated extension Billing_Journal_V1_Checkpoint: SwiftProtobuf.Message, Swif
     if lhs._plans != rhs._plans {return false}
     if lhs.keyFilter != rhs.keyFilter {return false}
     if lhs.rulesVersion != rhs.rulesVersion {return false}
+    if lhs.pendingCharges != rhs.pendingCharges {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Billing_Journal_V1_PendingCharge: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PendingCharge"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{1}started\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.seq) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._started) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.seq != 0 {
+      try visitor.visitSingularInt64Field(value: self.seq, fieldNumber: 1)
+    }
+    try { if let v = self._started {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Billing_Journal_V1_PendingCharge, rhs: Billing_Journal_V1_PendingCharge) -> Bool {
+    if lhs.seq != rhs.seq {return false}
+    if lhs._started != rhs._started {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

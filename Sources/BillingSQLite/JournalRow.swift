@@ -19,6 +19,7 @@ struct JournalRow {
         case creditsPurchased = 18
         case clockSet = 19
         case plansConfigured = 20
+        case chargeStarted = 21
     }
 
     /// The most debit entries one row holds (0005; readers do not rely on
@@ -28,7 +29,7 @@ struct JournalRow {
     /// Kinds the audit log lists (everything but debits).
     static let auditKinds: [Kind] = [
         .accountCreated, .creditsGranted, .apiKeyCreated, .apiKeyRevoked,
-        .lifecycle, .chargeRecorded, .creditsPurchased, .clockSet, .plansConfigured,
+        .lifecycle, .chargeRecorded, .creditsPurchased, .clockSet, .plansConfigured, .chargeStarted,
     ]
 
     let kind: Kind
@@ -63,6 +64,8 @@ struct JournalRow {
             (kind, accountID, idempotencyKey, runID) = (.chargeRecorded, recorded.charge.accountID, nil, nil)
         case .creditsPurchased(let purchase):
             (kind, accountID, idempotencyKey, runID) = (.creditsPurchased, purchase.accountID, nil, nil)
+        case .chargeStarted(let started):
+            (kind, accountID, idempotencyKey, runID) = (.chargeStarted, started.accountID, nil, nil)
         case .clockSet:
             (kind, accountID, idempotencyKey, runID) = (.clockSet, "", nil, nil)
         case .plansConfigured:

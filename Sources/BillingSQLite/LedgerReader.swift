@@ -83,7 +83,7 @@ final class LedgerReader: @unchecked Sendable {
         // optional (empty ?1 matches all). The kind list is JournalRow.auditKinds.
         auditPage = try connection.prepare("""
             SELECT body FROM journal
-            WHERE kind IN (10, 11, 14, 15, 16, 17, 18, 19, 20) AND (?1 = '' OR account_id = ?1)
+            WHERE kind IN (10, 11, 14, 15, 16, 17, 18, 19, 20, 21) AND (?1 = '' OR account_id = ?1)
               AND at_unix_micros >= ?2 AND seq < ?3
             ORDER BY seq DESC LIMIT ?4
             """)

@@ -161,6 +161,22 @@ public enum AuditEvent {
             (audit.actor, audit.action, audit.accountID) = (purchase.actor, "PurchaseCredits", purchase.accountID)
             audit.details = ["amount_micros": String(purchase.amountMicros), "charge_id": purchase.charge.chargeID,
                              "status": "\(purchase.charge.status)"]
+        case .chargeStarted(let started):
+            // The gateway is asked next; a ChargeRecorded or PurchaseCredits line records its outcome.
+            audit.accountID = started.accountID
+            audit.action = "ChargeStarted"
+            switch started.record {
+            case .purchase(let purchase)?:
+                audit.actor = purchase.actor
+                audit.details = ["kind": "credit_purchase", "charge_id": purchase.charge.chargeID,
+                                 "amount_micros": String(purchase.amountMicros)]
+            case .invoicePayment(let payment)?:
+                audit.actor = "system"
+                audit.details = ["kind": "invoice_payment", "charge_id": payment.charge.chargeID,
+                                 "invoice_id": payment.charge.invoiceID, "amount_micros": String(payment.charge.amountMicros)]
+            case nil:
+                audit.actor = "system"
+            }
         case .plansConfigured(let configured):
             (audit.actor, audit.action) = (configured.actor, "ConfigurePlans")
             audit.details = ["pro_monthly_price_micros": String(configured.pro.monthlyPriceMicros),

@@ -39,5 +39,16 @@ public final class HealthService: Sendable {
             }
             return serialized[status] ?? []
         }
+        // Every service's status, the server's own ("") included.
+        router.registerInline(path: "/grpc.health.v1.Health/List") { [self] bytes, _ in
+            _ = try decode(Grpc_Health_V1_HealthListRequest.self, bytes)
+            var response = Grpc_Health_V1_HealthListResponse()
+            for (service, status) in statuses.withLock({ $0 }) {
+                var check = Grpc_Health_V1_HealthCheckResponse()
+                check.status = status
+                response.statuses[service] = check
+            }
+            return try response.serializedBytes()
+        }
     }
 }

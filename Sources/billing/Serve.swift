@@ -184,7 +184,7 @@ struct Serve: ParsableCommand {
         configuration.requestTimeoutNanos = UInt64(requestTimeoutSeconds) * 1_000_000_000
         configuration.grpc.requestBuffer = RequestBufferBudget(limit: maxBufferedRequestMib << 20)
         configuration.grpc.maxReceiveMessageSize = maxMessageBytes
-        let callMetrics = GRPCServerMetrics(knownPaths: Set(BillingServices.allPaths + ["/grpc.health.v1.Health/Check", "/billing.v1.Testing/Echo"]))
+        let callMetrics = GRPCServerMetrics(knownPaths: Set(BillingServices.allPaths + ["/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/List", "/billing.v1.Testing/Echo"]))
         if metricsListen != nil { configuration.grpc.metrics = callMetrics }
 
         let prices = try loadCatalog(catalog)

@@ -13,7 +13,10 @@ import Testing
         let outcome = try await h.debit(command)
         #expect(outcome.refusalReason == "ACCOUNT_NOT_FOUND")
         let entry = try #require(outcome.entry)
-        guard case .debitRefused(let refused) = entry.event else { return }
+        guard case .debitRefused(let refused) = entry.event else {
+            Issue.record("expected a refused debit entry, got \(String(describing: entry.event))")
+            return
+        }
         #expect(refused.code == Int32(StatusCode.notFound.rawValue))
         #expect(h.debitEntries(key: "k-1") == [entry])
         // It stays refused under its key, even once the account exists.

@@ -15,9 +15,8 @@ Outcomes:
   service-only method);
 - NOT_FOUND with ErrorInfo reason ACCOUNT_NOT_FOUND: a user asking about
   another account;
-- allowed: anything else the method itself may answer (OK, a business
-  refusal, or UNIMPLEMENTED for a method whose issue has not landed: those
-  check credentials first).
+- allowed: anything else the method itself may answer (OK or a business
+  refusal; never UNIMPLEMENTED: every method is served).
 """
 
 import re
@@ -134,8 +133,8 @@ def expected(method: str, caller: Caller, requested_account: str = "demo") -> st
 
 
 # Statuses a method may answer once the caller is let in, for the requests
-# below (UNIMPLEMENTED: the method's issue has not landed yet).
-BUSINESS = {grpc.StatusCode.OK, grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.NOT_FOUND,
+# below (every method is served: UNIMPLEMENTED is not among them).
+BUSINESS = {grpc.StatusCode.OK, grpc.StatusCode.NOT_FOUND,
             grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION,
             grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.RESOURCE_EXHAUSTED}
 
@@ -292,23 +291,9 @@ def test_the_table_covers_every_method_of_access_swift_and_of_the_contract(pb):
     assert contract == set(RULES), f"the .proto files and this table differ on {sorted(contract ^ set(RULES))}"
 
 
-# Methods whose implementation has not landed: they check credentials, then
-# answer UNIMPLEMENTED without decoding the request, so they cannot tell a
-# user asking about another account by NOT_FOUND (see the report of issue 5).
-PENDING_WITHOUT_ISOLATION = {
-    "/billing.v1.Accounts/GetAccount", "/billing.v1.Accounts/ListPlans", "/billing.v1.Accounts/ChangePlan",
-    "/billing.v1.Accounts/CancelPendingChange", "/billing.v1.Payments/PurchaseCredits",
-    "/billing.v1.Payments/SetPaymentMethod", "/billing.v1.Payments/GetPaymentMethod",
-    "/billing.v1.Payments/ListCharges", "/billing.v1.Payments/ListInvoices",
-    "/billing.v1.Payments/GetInvoicePdf", "/billing.v1.Payments/PayInvoice",
-}
-
-
 def cases():
     for method in METHODS:
         for caller in CALLERS:
-            # Pending (UNIMPLEMENTED) methods decode their request too, so the
-            # account isolation of PENDING_WITHOUT_ISOLATION holds for them as well.
             yield pytest.param(method, caller, id=f"{method.split('.v1.')[1]}-{caller.name}")
 
 

@@ -214,10 +214,8 @@ def test_a_token_for_account_a_cannot_reach_account_b(client, verify):
             ("/billing.v1.Accounts/ChangePlan", a.ChangePlanRequest(account_id="tenant-b", to_plan=a.PLAN_FREE)),
         ]:
             code, info, details, _ = c.call(path, request, token)
-            # (UNIMPLEMENTED: PurchaseCredits and ChangePlan have not landed; they check a
-            # user against their own account only — the xfail cases of test_auth.py.)
-            assert code in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.NOT_FOUND,
-                            grpc.StatusCode.UNIMPLEMENTED), f"{role} of A, {path} about B: {code.name} {details}"
+            assert code in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.NOT_FOUND), \
+                f"{role} of A, {path} about B: {code.name} {details}"
     # A token whose account_id differs only in case, or by a trailing space, is another account.
     for near in ("Tenant-B", "tenant-b ", " tenant-b", "tenant-b\u200b", "tenant-\u0432"):
         token = "Bearer " + mint_jwt(secret, user_claims(account_id=near, role="owner"))
@@ -658,7 +656,7 @@ def test_a_key_revoked_while_its_calls_run_is_refused_from_then_on(client, serve
 
 def test_a_key_stops_working_when_it_expires(client, served):
     c = client
-    expires = int(time.time()) + 2
+    expires = int(time.time()) + 5  # time enough for a slow machine's first call
     created = c.admin.CreateApiKey(c.pb.admin_pb2.CreateApiKeyRequest(
         name="short-lived", scopes=["metering:read"], expires_unix_seconds=expires), timeout=RPC_TIMEOUT_S)
     assert created.key.expires_unix_seconds == expires

@@ -109,7 +109,7 @@ def test_a_scraper_trickling_its_request_cannot_hold_the_endpoint(server):
     the endpoint gives that connection 5 s in all, then a scrape is answered."""
     metrics_port = free_port()
     server(args=("--metrics-listen", f"127.0.0.1:{metrics_port}"))
-    stop = threading.Event()
+    stop, sending, cut_off = threading.Event(), threading.Event(), threading.Event()
 
     def trickle():
         with socket.create_connection(("127.0.0.1", metrics_port), timeout=30) as slow:
@@ -119,15 +119,19 @@ def test_a_scraper_trickling_its_request_cannot_hold_the_endpoint(server):
                 try:
                     slow.send(bytes([byte]))
                 except OSError:
-                    return  # closed by the endpoint: what the test wants
+                    cut_off.set()  # closed by the endpoint: what the test wants
+                    return
+                sending.set()
                 time.sleep(0.5)
 
     slow = threading.Thread(target=trickle, daemon=True)
     slow.start()
-    time.sleep(0.5)  # the trickler is being served
+    assert sending.wait(10), "the trickler could not connect"
     start = time.monotonic()
     try:
         samples = scrape(metrics_port, timeout=15)
+        # The endpoint closed the trickling connection (a send fails within a few bytes).
+        assert cut_off.wait(10), "the trickling connection was never closed"
     finally:
         stop.set()
     assert time.monotonic() - start < 10, "the trickling connection held the endpoint past its 5 s"

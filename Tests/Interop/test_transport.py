@@ -83,6 +83,13 @@ def test_health_check(served):
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
 
 
+def test_health_list_names_every_service(served):
+    from grpc_health.v1 import health_pb2_grpc
+    listed = health_pb2_grpc.HealthStub(served.channel()).List(health_pb2.HealthListRequest(), timeout=10)
+    assert {"", "billing.v1.Metering", "billing.v1.Accounts", "billing.v1.Payments", "billing.v1.Admin"} <= set(listed.statuses)
+    assert {s.status for s in listed.statuses.values()} == {health_pb2.HealthCheckResponse.SERVING}
+
+
 def test_health_watch_is_unimplemented(served):
     watch = served.channel().unary_stream(
         "/grpc.health.v1.Health/Watch",

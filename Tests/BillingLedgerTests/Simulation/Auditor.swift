@@ -377,6 +377,7 @@ struct Auditor {
         case .lifecycle(let event)?: "lifecycle event of \(event.accountID)"
         case .chargeRecorded(let recorded)?: "charge \(recorded.charge.chargeID)"
         case .creditsPurchased(let purchase)?: "purchase of \(purchase.amountMicros) by \(purchase.accountID)"
+        case .chargeStarted(let started)?: "charge \(started.gatewayKey) started for \(started.accountID)"
         case .clockSet(let set)?: "test clock set to \(set.nowUnix)"
         case .plansConfigured?: "plan terms configured"
         case nil: "empty"

@@ -136,7 +136,7 @@ enum Simulation {
                 }
                 idleTicks = progressed ? 0 : idleTicks + 1
                 if progressed { lastProgress = ContinuousClock.now }
-                guard idleTicks >= 3, ContinuousClock.now - lastProgress > .seconds(1) else { continue }
+                guard idleTicks >= 3, ContinuousClock.now - lastProgress > .seconds(10) else { continue }
                 // Entries appended but not yet committed: the journal thread is
                 // slow (a loaded machine), not the call lost; unless it never
                 // commits them, which is a failure of its own.

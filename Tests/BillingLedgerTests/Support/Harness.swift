@@ -69,8 +69,9 @@ struct Harness: Sendable {
 ///
 /// `atLeast`: a wall-clock bound as well — it gives up only once both are
 /// spent. The ledger runs on a dispatch queue of its own, so under a busy
-/// test run a number of yields can pass before its work is scheduled.
-func eventually(tries: Int = 200_000, atLeast: Duration = .zero, _ condition: () async throws -> Bool) async rethrows -> Bool {
+/// test run a number of yields can pass before its work is scheduled: the
+/// default waits 10 s (only a failing condition waits that long).
+func eventually(tries: Int = 200_000, atLeast: Duration = .seconds(10), _ condition: () async throws -> Bool) async rethrows -> Bool {
     let deadline = ContinuousClock.now + atLeast
     var tried = 0
     while true {

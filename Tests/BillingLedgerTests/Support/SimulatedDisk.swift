@@ -381,6 +381,7 @@ final class SimulatedDisk: Sendable {
             case .lifecycle(let event): account = event.accountID
             case .chargeRecorded(let recorded): account = recorded.charge.accountID
             case .creditsPurchased(let purchase): account = purchase.accountID
+            case .chargeStarted(let started): account = started.accountID
             case .debitAccepted, .debitRefused, nil: continue
             }
             guard accountID.isEmpty || account == accountID, entry.atUnixMicros >= sinceMicros, entry.seq < beforeSeq
