@@ -146,7 +146,8 @@ let package = Package(
         .testTarget(name: "ServerTests", dependencies: ["Server", "GRPC", "CLinux", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "BillingServiceTests",
-            dependencies: ["BillingService", "BillingProto", "BillingCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+            dependencies: ["BillingService", "BillingProto", "BillingCore", "BillingLedger", "BillingSQLite", "GRPC",
+                           .product(name: "SwiftProtobuf", package: "swift-protobuf"), .product(name: "Logging", package: "swift-log")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -8,6 +8,7 @@ apt_packages=(
   nghttp2-client   # h2load, for the benchmark
   nghttp2-server   # nghttpd, the HTTP/2 ceiling in the benchmark
   poppler-utils    # pdftotext/pdftoppm, to check invoice PDFs
+  strace           # a test checks how the secret files are created
   python3-pip
 )
 pip_packages=(grpcio grpcio-tools grpcio-health-checking h2 pytest)

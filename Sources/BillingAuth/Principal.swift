@@ -14,4 +14,10 @@ public enum Principal: Sendable, Hashable {
         case .user(let userID, _, _, _): "user:\(userID)"
         }
     }
+
+    /// A service key (an operator or a platform service), not a customer's user.
+    public var isService: Bool {
+        if case .service = self { return true }
+        return false
+    }
 }

@@ -6,6 +6,8 @@ import BillingProto
 /// comparison table, banners.
 enum AccountView {
     static let maxClockStep: Int64 = 10 * 366 * 86_400
+    /// 9999-12-31 23:59:59 UTC: the test clock's last instant.
+    static let latestClockUnix: Int64 = 253_402_300_799
     /// Where the app's flows live; banners link to them.
     static let paymentMethodLink = "/billing/payment-method"
     static let plansLink = "/billing/plans"

@@ -16,11 +16,11 @@ public final class AccountsService: Sendable {
         router.register("/billing.v1.Accounts/CreateAccount") { [self] (request: Billing_V1_CreateAccountRequest, principal) in
             try await createAccount(request, actor: principal.auditName)
         }
-        router.register("/billing.v1.Accounts/GetAccount") { [self] (request: Billing_V1_GetAccountRequest, _) in
+        router.register("/billing.v1.Accounts/GetAccount") { [self] (request: Billing_V1_GetAccountRequest, principal) in
             try requireID(request.accountID, "account_id")
             return try await Refusals.mapping {
                 var response = Billing_V1_GetAccountResponse()
-                response.account = try await account(request.accountID)
+                response.account = try await account(request.accountID, operatorView: principal.isService)
                 return response
             }
         }
@@ -52,7 +52,7 @@ public final class AccountsService: Sendable {
             return try await Refusals.mapping {
                 try await ledger.setEnterpriseContract(accountID: request.accountID, terms: request.contract, actor: principal.auditName)
                 var response = Billing_V1_SetEnterpriseContractResponse()
-                response.account = try await account(request.accountID)
+                response.account = try await account(request.accountID, operatorView: principal.isService)
                 return response
             }
         }
@@ -81,9 +81,13 @@ public final class AccountsService: Sendable {
         }
     }
 
-    func account(_ id: String) async throws -> Billing_V1_Account {
+    /// The account as its caller may see it: a contract's operator notes
+    /// only for a service key (`operatorView`), never for a customer's user.
+    func account(_ id: String, operatorView: Bool = false) async throws -> Billing_V1_Account {
         let book = try await ledger.currentBook(id)
-        return AccountView.account(book, now: ledger.currentUnix, plans: await ledger.plans)
+        var account = AccountView.account(book, now: ledger.currentUnix, plans: await ledger.plans)
+        if !operatorView, account.hasEnterpriseContract { account.enterpriseContract.notes = "" }
+        return account
     }
 
     func listPlans(_ request: Billing_V1_ListPlansRequest) async throws -> Billing_V1_ListPlansResponse {
@@ -132,6 +136,12 @@ public final class AccountsService: Sendable {
         // Ten years of transitions at most per call: every loop is bounded.
         guard target <= now + AccountView.maxClockStep else {
             throw GRPCStatus(.invalidArgument, "the test clock moves at most 10 years per call",
+                             reason: "INVALID_FIELD", metadata: ["field": "seconds"])
+        }
+        // Dates past 9999-12-31 are not dates the service prints or
+        // computes with (microseconds of them overflow long after).
+        guard target <= AccountView.latestClockUnix else {
+            throw GRPCStatus(.invalidArgument, "the test clock goes no later than 9999-12-31 (unix \(AccountView.latestClockUnix))",
                              reason: "INVALID_FIELD", metadata: ["field": "seconds"])
         }
         return try await Refusals.mapping {

@@ -94,9 +94,12 @@ public final class Authenticator: Sendable {
     }
 
     /// A user asking about another account is told it does not exist.
+    /// Compared byte for byte: Swift's `==` equates canonically equivalent
+    /// texts ("café" composed and decomposed), which the ledger's hashes,
+    /// SQLite and the journal tell apart.
     static func sameAccount(_ own: String, _ requested: String?) throws(GRPCStatus) {
-        guard let requested, requested == own else {
-            throw GRPCStatus(.notFound, "account \(requested ?? "") does not exist", reason: "ACCOUNT_NOT_FOUND")
+        guard let requested, requested.utf8.elementsEqual(own.utf8) else {
+            throw GRPCStatus(.notFound, "account \(GRPCStatus.cut(requested ?? "", to: 64)) does not exist", reason: "ACCOUNT_NOT_FOUND")
         }
     }
 }

@@ -1,5 +1,6 @@
 import BillingCore
 import BillingProto
+import Foundation
 import GRPC
 
 /// Request limits of the metering API, explicit.
@@ -26,12 +27,23 @@ func requireID(_ value: String, _ field: @autoclosure () -> String, required: Bo
     }
     // Control characters are single UTF-8 bytes (every byte of a longer
     // sequence is 0x80 or above): the bytes are scanned, in place when the
-    // string is native.
-    func isControl(_ byte: UInt8) -> Bool { byte < 0x20 || byte == 0x7F }
-    let control = value.utf8.withContiguousStorageIfAvailable { $0.contains(where: isControl) }
-        ?? value.utf8.contains(where: isControl)
-    guard !control else {
+    // string is native. Bit 0: a control byte; bit 1: a byte past ASCII.
+    func scan(_ bytes: some Sequence<UInt8>) -> UInt8 {
+        bytes.reduce(0) { found, byte in found | (byte < 0x20 || byte == 0x7F ? 1 : 0) | (byte >= 0x80 ? 2 : 0) }
+    }
+    let found = value.utf8.withContiguousStorageIfAvailable(scan) ?? scan(value.utf8)
+    guard found & 1 == 0 else {
         throw GRPCStatus(.invalidArgument, "\(field()) contains control characters", reason: "INVALID_FIELD", metadata: ["field": field()])
+    }
+    // Texts whose bytes differ can compare equal in Swift (canonically
+    // equivalent: "é" composed, or "e" and a combining accent), while the
+    // ledger's hashes, SQLite and the journal tell them apart: one account
+    // could answer to two ids, one debit be charged under two keys. Only
+    // the composed form (Unicode NFC, unique per equivalent text) is taken;
+    // ASCII always is.
+    if found & 2 != 0, !value.precomposedStringWithCanonicalMapping.utf8.elementsEqual(value.utf8) {
+        throw GRPCStatus(.invalidArgument, "\(field()) must be in Unicode normalization form C (composed characters)",
+                         reason: "INVALID_FIELD", metadata: ["field": field()])
     }
 }
 

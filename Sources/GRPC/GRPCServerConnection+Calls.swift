@@ -228,6 +228,7 @@ extension GRPCServerConnection {
 
     /// A "trailers-only" response: one header block carrying the status.
     func sendStatus(_ streamID: Int32, _ status: GRPCStatus, extra: [HTTP2Header] = [], path: String? = nil) {
+        let status = status.bounded()
         if let call = calls[streamID] {
             call.responded = true
             cancelTimer(call)

@@ -35,6 +35,37 @@ public struct GRPCStatus: Error, Sendable, Equatable {
         }
     }
 
+    /// The most bytes of a message, and of each ErrorInfo metadata value, a
+    /// response carries (`bounded`).
+    public static let maxMessageBytes = 1_024
+    public static let maxMetadataValueBytes = 256
+
+    /// The status with its message and metadata values cut to their bounds
+    /// (at a character, marked "…"): a message may quote what a client
+    /// sent, and a header block past the peer's limit would never be sent,
+    /// leaving the call unanswered.
+    public func bounded() -> GRPCStatus {
+        var bounded = self
+        bounded.message = Self.cut(message, to: Self.maxMessageBytes)
+        if let info = errorInfo, info.metadata.values.contains(where: { $0.utf8.count > Self.maxMetadataValueBytes }) {
+            bounded.errorInfo?.metadata = info.metadata.mapValues { Self.cut($0, to: Self.maxMetadataValueBytes) }
+        }
+        return bounded
+    }
+
+    public static func cut(_ text: String, to limit: Int) -> String {
+        guard text.utf8.count > limit else { return text }
+        var kept = ""
+        var bytes = 0
+        for character in text {
+            let size = character.utf8.count
+            guard bytes + size <= limit - 3 else { break }  // room for "…" (3 bytes)
+            kept.append(character)
+            bytes += size
+        }
+        return kept + "…"
+    }
+
     /// ErrorInfo.domain for every reason this service emits.
     public static let errorDomain = "billing.v1"
 

@@ -33,9 +33,7 @@ struct DemoCredentials {
     func write(to path: String) throws {
         let json = try JSONSerialization.data(withJSONObject: ["service_key": serviceKey, "owner_token": ownerToken],
                                               options: [.sortedKeys])
-        guard FileManager.default.createFile(atPath: path, contents: json, attributes: [.posixPermissions: 0o600]) else {
-            throw CLIError("cannot write the demo credentials file \(path)")
-        }
+        try writePrivateFile(path, [UInt8](json))
     }
 
     func printHelp(_ address: SocketAddress) {
@@ -71,13 +69,41 @@ func loadJWTSecret(path: String, createIfMissing: Bool) throws -> [UInt8]? {
     let secret = OpenSSLCryptoHex.random(bytes: 32)
     let directory = (path as NSString).deletingLastPathComponent
     if !directory.isEmpty { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
-    guard FileManager.default.createFile(atPath: path, contents: Data(secret.utf8), attributes: [.posixPermissions: 0o600]) else {
-        throw CLIError("cannot write the JWT secret file \(path)")
-    }
+    try writePrivateFile(path, Array(secret.utf8))
     return Array(secret.utf8)
 }
 
 struct CLIError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
+}
+
+/// Writes `contents` to `path` readable by its owner only, from the first
+/// byte: a temporary file beside it is created with mode 0600 (never wider,
+/// whatever the umask), written, synced, and renamed over `path`.
+/// (FileManager.createFile creates the file with the default mode and
+/// narrows it only after the rename: another local user could open it first.)
+func writePrivateFile(_ path: String, _ contents: [UInt8]) throws {
+    let temporary = path + ".tmp-\(getpid())"
+    let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+    guard fd >= 0 else { throw CLIError("cannot create \(temporary): \(String(cString: strerror(errno)))") }
+    var written = 0
+    while written < contents.count {
+        let count = contents[written...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        if count < 0 && errno == EINTR { continue }
+        guard count > 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            unlink(temporary)
+            throw CLIError("cannot write \(temporary): \(reason)")
+        }
+        written += count
+    }
+    let synced = fsync(fd) == 0
+    close(fd)
+    guard synced, rename(temporary, path) == 0 else {
+        let reason = String(cString: strerror(errno))
+        unlink(temporary)
+        throw CLIError("cannot write \(path): \(reason)")
+    }
 }

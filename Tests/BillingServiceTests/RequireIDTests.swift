@@ -24,6 +24,18 @@ import Testing
         #expect(Self.reason("a\u{0}b") == "INVALID_FIELD")
     }
 
+    /// Canonically equivalent texts compare equal in Swift but not in the
+    /// ledger's hashes: only the composed form (NFC) is an id.
+    @Test func onlyComposedTextIsAnID() {
+        #expect(Self.reason("caf\u{E9}") == nil)
+        #expect(Self.reason("cafe\u{301}") == "INVALID_FIELD")
+        #expect(Self.reason("\u{1100}\u{1161}") == "INVALID_FIELD")  // Hangul jamo compose to U+AC00
+        #expect(Self.reason("\u{AC00}") == nil)
+        #expect(Self.reason("x\u{301}") == nil)  // nothing to compose with: already NFC
+        #expect(Self.reason("plain-ascii_1") == nil)
+        #expect("caf\u{E9}" == "cafe\u{301}")  // why: Swift's == says they are one
+    }
+
     @Test func randomStringsAgreeWithTheScalarRule() {
         var reasons: [String?: Int] = [:]
         defer {

@@ -668,3 +668,50 @@ def test_a_key_stops_working_when_it_expires(client, served):
     assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED, refused.value.details()
     info = error_info(c.pb, refused.value)
     assert info is not None and info.domain == DOMAIN, info
+
+
+def test_ids_that_only_look_alike_are_refused_never_merged(client):
+    """"café" composed (NFC) and decomposed (e + U+0301) compare equal in
+    Swift but differ in bytes, hashes and SQLite: only the composed form is
+    taken, so one account never answers to two ids, nor a debit to two keys."""
+    c = client
+    m, a = c.pb.metering_pb2, c.pb.accounts_pb2
+    composed, decomposed = "caf\u00e9", "cafe\u0301"
+    c.create(composed, credits=1_000_000)
+    for path, request, field in [
+        ("/billing.v1.Accounts/CreateAccount", a.CreateAccountRequest(account_id=decomposed), "account_id"),
+        ("/billing.v1.Accounts/GetAccount", a.GetAccountRequest(account_id=decomposed), "account_id"),
+        ("/billing.v1.Metering/Debit", m.DebitRequest(
+            account_id=composed, workspace_id="w1", agent_id="a1", run_id="r", idempotency_key="k\u0065\u0301",
+            line_items=[c.pb.common_pb2.LineItem(tool_call=c.pb.common_pb2.ToolCallUsage(integration="slack", calls=1))]),
+         "idempotency_key"),
+    ]:
+        code, info, details, _ = c.call(path, request, f"Bearer {c.s.service_key()}")
+        assert code == grpc.StatusCode.INVALID_ARGUMENT, f"{path}: {code.name} {details}"
+        assert info.reason == "INVALID_FIELD" and info.metadata["field"] == field, info
+    assert c.balance(composed) == 1_000_000  # nothing charged
+    # A user of the composed account is not let into the decomposed spelling, nor the other way round.
+    for own, asked in ((composed, decomposed), (decomposed, composed)):
+        token = "Bearer " + mint_jwt(c.s.jwt_secret(), user_claims(account_id=own, role="owner"))
+        code, info, details, _ = c.call(GET_USAGE, m.GetUsageRequest(account_id=asked), token)
+        assert code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT), f"{own!r} asking {asked!r}: {code.name}"
+
+
+def test_a_huge_id_or_timeout_is_answered_with_a_bounded_message(client, served):
+    """An error quoting what the client sent stays small: a 200,000-byte
+    account id (before it is checked) and a 15,000-byte grpc-timeout are
+    answered at once, not dropped as an oversized header block."""
+    c = client
+    token = "Bearer " + mint_jwt(c.s.jwt_secret(), user_claims(account_id="demo", role="member"))
+    code, info, details, _ = c.call("/billing.v1.Accounts/GetAccount",
+                                    c.pb.accounts_pb2.GetAccountRequest(account_id="x" * 200_000), token)
+    assert code == grpc.StatusCode.NOT_FOUND and info.reason == "ACCOUNT_NOT_FOUND", code.name
+    assert len(details) < 200, len(details)
+    health = health_pb2.HealthCheckRequest(service="").SerializeToString()
+    with RawPeer(served.address) as peer:
+        peer.start()
+        peer.send(h2peer.grpc_call(1, HEALTH_CHECK, health, extra_headers=[("grpc-timeout", "%" * 15_000)]))
+        assert peer.read_until(lambda p: p.stream_done(1) or p.closed, REACTION_TIMEOUT_S), peer.describe()
+        headers = peer.response_headers(1)
+        assert headers.get("grpc-status") == "3", peer.describe()
+        assert len(headers.get("grpc-message", "")) <= 3 * 1_024, len(headers.get("grpc-message", ""))

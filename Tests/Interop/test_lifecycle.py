@@ -319,6 +319,17 @@ def test_an_operators_enterprise_contract_bills_price_custom_lines_and_usage(lif
         (p.INVOICE_LINE_KIND_METERED_USAGE, half_up((overage - 1_000) * 8_000, 10_000)),
     ]
     assert invoice.status == p.INVOICE_STATUS_PAID
+    # Operator notes: the service key sees them, the customer's users never do.
+    noted = a.EnterpriseContract(contract_reference="ENT-7", period_price_micros=2_000_000_000, notes="INTERNAL: max discount 40%")
+    answer = life.admin.SetEnterpriseContract(life.ad.SetEnterpriseContractRequest(account_id="bigco", contract=noted),
+                                              timeout=RPC_TIMEOUT_S)
+    assert answer.account.enterprise_contract.notes == "INTERNAL: max discount 40%"
+    assert life.get("bigco").enterprise_contract.notes == "INTERNAL: max discount 40%"
+    for role, permissions in (("owner", ()), ("admin", ()), ("viewer", ("billing:read",))):
+        token = life.served.mint(account_id="bigco", role=role, permissions=permissions)
+        user = life.pb.accounts_pb2_grpc.AccountsStub(life.served.authorized_channel(token))
+        seen = user.GetAccount(a.GetAccountRequest(account_id="bigco"), timeout=RPC_TIMEOUT_S).account
+        assert seen.enterprise_contract.contract_reference == "ENT-7" and seen.enterprise_contract.notes == "", role
     bad = a.EnterpriseContract(period_price_micros=-1)
     life.refused(lambda: life.admin.SetEnterpriseContract(life.ad.SetEnterpriseContractRequest(account_id="bigco", contract=bad),
                                                           timeout=RPC_TIMEOUT_S), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_CONTRACT")

@@ -11,8 +11,11 @@ may appear. `--help` of every command is searched too.
 import os
 import re
 import secrets
+import signal
+import stat
 import subprocess
 import time
+from pathlib import Path
 
 import grpc
 
@@ -301,3 +304,41 @@ def test_the_search_finds_secrets_whole_and_in_pieces():
     assert known.leaks("bk_fedcba987654_" + "x" * 43)         # any key's shape
     assert banner_and_rest("a\nDemo account created: x\nkey\n(start with --no-demo ...)\nb") == \
         (["Demo account created: x", "key", "(start with --no-demo ...)"], ["a", "b"])
+
+
+def test_the_secret_files_are_private_from_their_first_byte(tmp_path):
+    """The JWT secret and the demo credentials are created mode 0600 (under
+    strace: the creating openat carries 0600, and no chmod narrows a file
+    after it had the secret in it), even under a umask of 0."""
+    db, port_file, credentials, trace = (tmp_path / "db.sqlite", tmp_path / "port", tmp_path / "creds.json",
+                                         tmp_path / "trace.txt")
+    command = ["strace", "-f", "-qq", "-e", "trace=openat,chmod,fchmod,fchmodat,rename", "-o", str(trace),
+               str(billing_binary()), "serve", "--listen", "127.0.0.1:0", "--port-file", str(port_file),
+               "--db", str(db), "--demo-credentials-file", str(credentials)]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               preexec_fn=lambda: os.umask(0))
+    try:
+        deadline = time.monotonic() + 60
+        while not (port_file.exists() and credentials.exists()) and time.monotonic() < deadline:
+            assert process.poll() is None, "the server exited"
+            time.sleep(0.05)
+        assert credentials.exists(), "no credentials file within 60 s"
+    finally:
+        # The server is strace's child: killed, strace follows it out.
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+        for child in (children.read_text().split() if children.exists() else []):
+            os.kill(int(child), signal.SIGKILL)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=30)
+    secret = Path(str(db) + ".jwt-secret")
+    for path in (secret, credentials):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, f"{path}: {oct(path.stat().st_mode)}"
+    calls = trace.read_text()
+    for path in (secret, credentials):
+        created = [line for line in calls.splitlines() if "openat(" in line and str(path) in line and "O_CREAT" in line]
+        assert created, f"no openat creating {path} (or a file beside it):\n{calls[-2000:]}"
+        assert all(line.split("O_CREAT", 1)[1].split(")", 1)[0].endswith(", 0600") for line in created), created
+        assert not [line for line in calls.splitlines() if "chmod" in line and str(path) in line], "narrowed after creation"
