@@ -26,7 +26,10 @@ struct GRPCRequestHead {
             case 7 where name.elementsEqual(Self.method):
                 isPost = value.elementsEqual(Self.post)
             case 12 where name.elementsEqual(Self.contentType):
+                // "application/grpc", or with a "+proto"/"+json"/other
+                // subtype: not "application/grpc-web" or "application/grpcfoo".
                 isGRPC = value.count >= Self.grpcType.count && value.prefix(Self.grpcType.count).elementsEqual(Self.grpcType)
+                    && (value.count == Self.grpcType.count || value[value.startIndex + Self.grpcType.count] == UInt8(ascii: "+"))
             case 12 where name.elementsEqual(Self.grpcTimeout):
                 timeout = String(decoding: value, as: UTF8.self)
             case 13 where name.elementsEqual(Self.grpcEncoding):

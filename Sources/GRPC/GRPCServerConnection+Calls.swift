@@ -171,6 +171,7 @@ extension GRPCServerConnection {
         switch outcome {
         case .success(let response):
             call.responded = true
+            call.answeredNanos = loop.nowNanos
             cancelTimer(call)
             configuration.metrics?.record(path: call.path, code: .ok, nanos: loop.nowNanos &- call.startedNanos)
             try? http2.sendResponse(
@@ -191,20 +192,31 @@ extension GRPCServerConnection {
     /// its buffered bytes dropped; one already answered has its stream reset
     /// (NO_ERROR: the response is complete — at the next sweep, not with the
     /// answer, which nghttp2 would drop). Calls whose handler runs are left
-    /// to their deadline. Returns how many calls it acted on.
+    /// to their deadline. A call answered `timeoutNanos` ago whose stream is
+    /// still open has a response the peer will not take (its flow-control
+    /// window stays shut): the stream is reset (CANCEL) and the call
+    /// forgotten, or such peers would hold connections for good. Returns how
+    /// many calls it acted on.
     @discardableResult
     public func expireStalledRequests(olderThan timeoutNanos: UInt64) -> Int {
         let now = loop.nowNanos
         var expired = 0
-        for (streamID, call) in calls where !call.dispatched && now &- call.startedNanos > timeoutNanos {
-            if call.responded {
-                http2.resetStream(streamID, errorCode: 0)
+        for (streamID, call) in calls {
+            if call.dispatched {
+                guard call.responded, now &- call.answeredNanos > timeoutNanos else { continue }
+                http2.resetStream(streamID, errorCode: 0x8)  // CANCEL
+                forget(streamID)
             } else {
-                sendStatus(streamID, GRPCStatus(
-                    .deadlineExceeded, "the request did not arrive within \(timeoutNanos / 1_000_000_000) s",
-                    reason: "REQUEST_TIMEOUT"))
-                bufferedRequestBytes -= call.deframer.bufferedCount
-                call.deframer = GRPCMessageDeframer(maxMessageSize: configuration.maxReceiveMessageSize)
+                guard now &- call.startedNanos > timeoutNanos else { continue }
+                if call.responded {
+                    http2.resetStream(streamID, errorCode: 0)
+                } else {
+                    sendStatus(streamID, GRPCStatus(
+                        .deadlineExceeded, "the request did not arrive within \(timeoutNanos / 1_000_000_000) s",
+                        reason: "REQUEST_TIMEOUT"))
+                    bufferedRequestBytes -= call.deframer.bufferedCount
+                    call.deframer = GRPCMessageDeframer(maxMessageSize: configuration.maxReceiveMessageSize)
+                }
             }
             expired += 1
         }
@@ -231,6 +243,7 @@ extension GRPCServerConnection {
         let status = status.bounded()
         if let call = calls[streamID] {
             call.responded = true
+            call.answeredNanos = loop.nowNanos
             cancelTimer(call)
             configuration.metrics?.record(path: call.path, code: status.code, nanos: loop.nowNanos &- call.startedNanos)
         } else {

@@ -42,6 +42,9 @@ public final class GRPCServerConnection {
         var dispatched = false
         /// Set once a response (success or status) was submitted.
         var responded = false
+        /// When it was (loop clock): a response still unsent a request
+        /// timeout later is stuck behind the peer's flow control.
+        var answeredNanos: UInt64 = 0
 
         init(streamID: Int32, path: String, method: GRPCMethod,
              metadata: HTTP2HeaderBlock, deadlineNanos: UInt64?, startedNanos: UInt64, maxMessageSize: Int) {
@@ -71,8 +74,15 @@ public final class GRPCServerConnection {
     /// its pending output (a GOAWAY) is flushed.
     public func receive(_ bytes: UnsafeRawBufferPointer) throws {
         let events = try http2.receive(bytes, now: loop.nowNanos)
-        for event in events {
-            try handle(event)
+        do {
+            for event in events {
+                try handle(event)
+            }
+        } catch HTTP2Error.enhanceYourCalm(let reason) {
+            // A limit of this layer (request bytes buffered): the peer is
+            // told why, and which streams were processed, before the close.
+            http2.terminate(errorCode: 0xB)
+            throw HTTP2Error.enhanceYourCalm(reason)
         }
     }
 
@@ -117,6 +127,16 @@ public final class GRPCServerConnection {
         isClosed = true
     }
 
+    /// Removes a call from the table: its timer, buffered bytes and (if
+    /// unanswered) its handler go with it.
+    func forget(_ streamID: Int32) {
+        guard let call = calls.removeValue(forKey: streamID) else { return }
+        configuration.metrics?.openCalls.subtract(1, ordering: .relaxed)
+        bufferedRequestBytes -= call.deframer.bufferedCount
+        if let timer = call.timer { loop.cancel(timer) }
+        if !call.responded { call.task?.cancel() }
+    }
+
     // MARK: Events
 
     func handle(_ event: HTTP2Event) throws {
@@ -131,12 +151,11 @@ public final class GRPCServerConnection {
         case let .endStream(streamID):
             finishRequest(streamID)
         case let .streamClosed(streamID, _):
-            if let call = calls.removeValue(forKey: streamID) {
-                configuration.metrics?.openCalls.subtract(1, ordering: .relaxed)
-                bufferedRequestBytes -= call.deframer.bufferedCount
-                if let timer = call.timer { loop.cancel(timer) }
-                if !call.responded { call.task?.cancel() }
-            }
+            forget(streamID)
+            // A response submitted after nghttp2 closed the stream (its close
+            // came in the same read as the request) is never sent: its body
+            // must not stay queued for the connection's life.
+            http2.discardResponse(streamID)
         case .headerListTooLarge(let streamID):
             logger.debug("header list too large; stream reset", metadata: ["peer": "\(peer)", "stream": "\(streamID)"])
         case .goAway:

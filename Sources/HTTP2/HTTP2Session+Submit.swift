@@ -7,6 +7,7 @@ extension HTTP2Session {
         streamID: Int32, headers: [HTTP2Header], body: [UInt8]? = nil, trailers: [HTTP2Header]? = nil
     ) throws {
         precondition(role == .server, "sendResponse on a client session")
+        try requireOpen(streamID)
         let rc: Int32
         if body == nil && trailers == nil {
             rc = withNameValues(headers) { nva, count in
@@ -32,6 +33,7 @@ extension HTTP2Session {
         trailers: HTTP2PreparedHeaders
     ) throws {
         precondition(role == .server, "sendResponse on a client session")
+        try requireOpen(streamID)
         outbound[streamID] = OutboundBody(head: head, headCount: headCount, bytes: body, trailers: trailers)
         var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: Self.readBody)
         let rc = nghttp2_submit_response(session, streamID, headers.nameValues, headers.count, &provider)
@@ -39,6 +41,20 @@ extension HTTP2Session {
             outbound[streamID] = nil
             throw HTTP2Error.submitFailed("submit_response(\(streamID)): \(Self.describe(rc))")
         }
+    }
+
+    /// A stream nghttp2 has closed (a reset in the same read as its request)
+    /// takes no response: submitted, it would be dropped unsent and its
+    /// body kept here for good.
+    func requireOpen(_ streamID: Int32) throws {
+        guard nghttp2_session_find_stream(session, streamID) != nil else {
+            throw HTTP2Error.submitFailed("stream \(streamID) is closed")
+        }
+    }
+
+    /// Forgets a response body queued for a stream that has closed.
+    public func discardResponse(_ streamID: Int32) {
+        outbound[streamID] = nil
     }
 
     /// Client: opens a stream with `headers` and sends `body`, ending the

@@ -35,6 +35,8 @@ public final class HTTP2Session {
     var currentBlockStream: Int32 = 0
     /// Response/request bodies being sent, by stream (read by the data provider).
     var outbound: [Int32: OutboundBody] = [:]
+    /// Response bodies queued (tests: none may outlive its stream).
+    public var queuedResponseCount: Int { outbound.count }
     /// The first abuse or callback failure seen inside a C callback; thrown
     /// by `receive` once nghttp2 returns.
     var callbackError: HTTP2Error?
@@ -114,6 +116,9 @@ public final class HTTP2Session {
         // Our own header-block size check runs in on_header; nghttp2 still
         // caps what it will emit to the peer at 64 KiB.
         nghttp2_option_set_max_send_header_block_length(option, 64 * 1024)
+        // A closed stream is gone at once (no priority tree is kept): a
+        // response to it is refused at submission (`requireOpen`).
+        nghttp2_option_set_no_closed_streams(option, 1)
         // HPACK dynamic table for what we send: the RFC default, no more.
         nghttp2_option_set_max_deflate_dynamic_table_size(option, 4096)
 

@@ -38,6 +38,9 @@ final class Connection: GRPCConnectionHost {
         grpc.host = self
     }
 
+    /// Full reads (of the loop's 64 KiB buffer) one connection gets per turn.
+    static let maxReadsPerTurn = 4
+
     func connectionHasOutput() {
         loop.markDirty(self)
     }
@@ -48,6 +51,7 @@ final class Connection: GRPCConnectionHost {
             readPaused = true
             return
         }
+        var reads = 0
         while !isClosed {
             let count = loop.readBuffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if count > 0 {
@@ -55,6 +59,14 @@ final class Connection: GRPCConnectionHost {
                 let ok = loop.readBuffer.withUnsafeBytes { deliver(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
                 if !ok { return }
                 if count < loop.readBuffer.count { break }
+                // A full buffer: more may wait. One peer gets this many reads
+                // a turn (a flood of frames that cause no output would
+                // otherwise hold the loop, and the ledger on loop 0).
+                reads += 1
+                if reads == Self.maxReadsPerTurn {
+                    loop.readAgain.append(self)
+                    break
+                }
             } else if count == 0 {
                 close()  // peer closed
                 return

@@ -28,6 +28,10 @@ final class EventLoop: GRPCLoop, @unchecked Sendable {
     var timers = TimerHeap()
     var connections: [Int32: Connection] = [:]
     var dirty: [Connection] = []
+    /// Connections that stopped reading at their per-turn share with bytes
+    /// left in the socket (edge-triggered: no new event would come), read
+    /// again next turn.
+    var readAgain: [Connection] = []
     var listenFD: Int32 = -1
     var acceptor: ((EventLoop) -> Void)?
     var shuttingDown = false
@@ -138,11 +142,12 @@ final class EventLoop: GRPCLoop, @unchecked Sendable {
         while !stopped {
             turns &+= 1
             let timeout: Int32
-            if !local.isEmpty {
+            if !local.isEmpty || !readAgain.isEmpty {
                 timeout = 0
             } else if let next = timers.nextDeadline() {
                 let now = monotonicNanos()
-                timeout = next <= now ? 0 : Int32(min((next - now + 999_999) / 1_000_000, 1000))
+                // (In milliseconds, rounded up; a far deadline waits 1 s, never overflows.)
+                timeout = next <= now ? 0 : Int32(min((next - now) / 1_000_000 + 1, 1000))
             } else {
                 timeout = 1000
             }
@@ -152,6 +157,10 @@ final class EventLoop: GRPCLoop, @unchecked Sendable {
                 shuttingDown = true  // work handed here from now on is refused, not served on a dead loop
                 break
             }
+            // Those that stopped at their share last turn read after this
+            // turn's events: one busy peer gets a share, then everyone else.
+            let again = readAgain
+            readAgain.removeAll(keepingCapacity: true)
             for i in 0..<max(0, Int(count)) {
                 let fd = events[i].data.fd
                 let flags = events[i].events
@@ -169,6 +178,7 @@ final class EventLoop: GRPCLoop, @unchecked Sendable {
                     }
                 }
             }
+            for connection in again { connection.onReadable() }
             runQueued()
             for work in timers.popDue(now: monotonicNanos()) { work() }
             flushDirty()

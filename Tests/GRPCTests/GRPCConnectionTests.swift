@@ -21,7 +21,7 @@ final class Harness {
     let server: GRPCServerConnection
     var events: [HTTP2Event] = []
 
-    init(configuration: GRPCServerConfiguration = GRPCServerConfiguration()) throws {
+    init(configuration: GRPCServerConfiguration = GRPCServerConfiguration(), clientLimits: HTTP2Limits = HTTP2Limits()) throws {
         var router = GRPCRouter()
         router.register(path: "/test.Echo/Echo") { bytes, _ in bytes }
         // Where a handler ran: 1 inside the loop's work, 0 elsewhere.
@@ -66,7 +66,7 @@ final class Harness {
             response.status = request.service == "x" ? .serving : .unknown
             return response
         }
-        client = try HTTP2Session(role: .client)
+        client = try HTTP2Session(role: .client, limits: clientLimits)
         server = try GRPCServerConnection(router: router, configuration: configuration, loop: loop,
                                           peer: "test", logger: Logger(label: "test"))
     }
@@ -186,6 +186,15 @@ final class Harness {
     let h = try Harness()
     let id = try h.call("/test.Echo/Echo", body: [1], contentType: "application/json")
     #expect(h.headers(id).first(":status") == "415")
+    // gRPC is "application/grpc" with an optional "+subtype"; gRPC-Web and look-alikes are not.
+    for other in ["application/grpc-web", "application/grpc-web+proto", "application/grpcfoo", "application/gr"] {
+        let refused = try h.call("/test.Echo/Inline", body: grpcFrame([1]), contentType: other)
+        #expect(h.headers(refused).first(":status") == "415", "\(other)")
+    }
+    for grpc in ["application/grpc", "application/grpc+proto", "application/grpc+json"] {
+        let served = try h.call("/test.Echo/Inline", body: grpcFrame([1]), contentType: grpc)
+        #expect(h.status(served) == 0, "\(grpc)")
+    }
 }
 
 @Test func oversizedMessageIsResourceExhausted() throws {
@@ -471,4 +480,73 @@ final class Harness {
     #expect(budget.used == 0)
     first.server.close()
     #expect(budget.used == 0)
+}
+
+/// A peer that never opens its flow-control window gets its response's
+/// headers but never its DATA: the stream stays open. A request timeout
+/// after the answer the stream is reset (CANCEL) and the call forgotten, so
+/// the connection can idle out (such peers held connections for good).
+@Test func aResponseThePeerNeverTakesIsResetAfterTheRequestTimeout() throws {
+    var limits = HTTP2Limits()
+    limits.initialStreamWindow = 0
+    let h = try Harness(clientLimits: limits)
+    let id = try h.call("/test.Echo/Inline", body: grpcFrame([1, 2, 3]))
+    #expect(h.body(id).isEmpty)  // the window is shut
+    #expect(h.server.openCallCount == 1)
+    h.loop.advance(byNanos: 29_000_000_000)
+    #expect(h.server.expireStalledRequests(olderThan: 30_000_000_000) == 0)
+    h.loop.advance(byNanos: 2_000_000_000)
+    #expect(h.server.expireStalledRequests(olderThan: 30_000_000_000) == 1)
+    #expect(h.server.openCallCount == 0)
+    try h.pump()
+    #expect(h.events.contains { if case .streamClosed(id, 0x8) = $0 { true } else { false } })
+    #expect(h.server.http2.queuedResponseCount == 0)
+}
+
+/// HEADERS, DATA(END_STREAM) and RST_STREAM in one read: nghttp2 closes the
+/// stream before the inline handler answers. The answer is not queued (a
+/// body kept for a closed stream was never freed: ~90 bytes a call, for
+/// the connection's life).
+@Test func aCallResetInTheSameReadLeavesNoResponseQueued() throws {
+    let h = try Harness()
+    for path in ["/test.Echo/Inline", "/test.Echo/DeferredNow"] {
+        let id = try h.client.sendRequest(headers: [
+            HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "http"), HTTP2Header(":path", path),
+            HTTP2Header(":authority", "localhost"), HTTP2Header("content-type", "application/grpc"), HTTP2Header("te", "trailers"),
+        ], body: grpcFrame([1]))
+        var bytes: [UInt8] = []
+        try h.client.drainOutput(into: &bytes)  // HEADERS, DATA (END_STREAM)
+        h.client.resetStream(id, errorCode: 0x8)
+        try h.client.drainOutput(into: &bytes)  // RST_STREAM
+        try h.loop.drive { try bytes.withUnsafeBytes { try h.server.receive($0) } }  // in one read
+        try h.pump()
+        #expect(h.server.openCallCount == 0, "\(path)")
+        #expect(h.server.http2.queuedResponseCount == 0, "\(path)")
+    }
+    // The connection still serves.
+    let id = try h.call("/test.Echo/Inline", body: grpcFrame([4]))
+    #expect(h.status(id) == 0)
+    #expect(h.server.http2.queuedResponseCount == 0)
+}
+
+/// A limit of the gRPC layer (the server-wide request buffer) ends the
+/// connection with GOAWAY ENHANCE_YOUR_CALM, as nghttp2's own limits do.
+@Test func theRequestBufferLimitSendsGoAwayEnhanceYourCalm() throws {
+    var configuration = GRPCServerConfiguration()
+    configuration.requestBuffer = RequestBufferBudget(limit: 100)
+    let h = try Harness(configuration: configuration)
+    let id = try h.client.sendRequestHead(headers: [
+        HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "http"), HTTP2Header(":path", "/test.Echo/Echo"),
+        HTTP2Header(":authority", "localhost"), HTTP2Header("content-type", "application/grpc"), HTTP2Header("te", "trailers"),
+    ])
+    try h.pump()
+    // A DATA frame by hand (the client session sends whole messages only): 500 bytes of a 1,000-byte message.
+    let payload = Array(grpcFrame(Array(repeating: 7, count: 1_000)).prefix(500))
+    let toServer: [UInt8] = [0, UInt8(payload.count >> 8), UInt8(payload.count & 0xFF), 0, 0,
+                             0, 0, UInt8(id >> 8), UInt8(id & 0xFF)] + payload
+    #expect(throws: HTTP2Error.self) { try toServer.withUnsafeBytes { try h.server.receive($0) } }
+    var toClient: [UInt8] = []
+    try h.server.drainOutput(into: &toClient)
+    let events = try h.client.receive(toClient)
+    #expect(events.contains { if case .goAway(_, 0xB) = $0 { true } else { false } })
 }

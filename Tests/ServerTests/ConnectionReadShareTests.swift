@@ -1,0 +1,44 @@
+import CLinux
+import Foundation
+import GRPC
+import Glibc
+import Logging
+@testable import Server
+import Testing
+
+/// One connection's bytes are read a share per loop turn (four full reads),
+/// not until its socket is empty: a peer streaming frames that cause no
+/// output (WINDOW_UPDATEs) held its loop — and the ledger on loop 0 — for
+/// as long as it kept the socket full.
+@Suite struct ConnectionReadShareTests {
+    @Test func aFloodedConnectionReadsItsShareAndIsReadAgainNextTurn() throws {
+        var fds: [Int32] = [-1, -1]
+        try #require(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
+        let (serverSide, peerSide) = (fds[0], fds[1])
+        defer { close(peerSide) }
+        var size: Int32 = 4 << 20
+        setsockopt(serverSide, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        setsockopt(peerSide, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        _ = fcntl(serverSide, F_SETFL, fcntl(serverSide, F_GETFL) | O_NONBLOCK)
+        _ = fcntl(peerSide, F_SETFL, fcntl(peerSide, F_GETFL) | O_NONBLOCK)
+
+        // The client preface, empty SETTINGS, then WINDOW_UPDATE(0, +1) frames.
+        var flood = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8) + [0, 0, 0, 4, 0, 0, 0, 0, 0]
+        let windowUpdate: [UInt8] = [0, 0, 4, 8, 0, 0, 0, 0, 0, 0, 0, 0, 1]
+        for _ in 0..<(1 << 20) / windowUpdate.count { flood += windowUpdate }
+        let written = flood.withUnsafeBytes { write(peerSide, $0.baseAddress, $0.count) }
+        try #require(written > 5 * 65_536, "the socket took only \(written) bytes")
+
+        let loop = try EventLoop(index: 0, logger: Logger(label: "test"))
+        let server = ServerState(configuration: ServerConfiguration(listen: SocketAddress(host: "127.0.0.1", port: 0), threads: 1),
+                                 router: GRPCRouter(), loops: [loop])
+        let connection = try Connection(fd: serverSide, peer: "test", loop: loop, server: server)
+        defer { connection.close() }
+        connection.onReadable()
+        var unread: Int32 = 0
+        _ = ioctl(serverSide, UInt(FIONREAD), &unread)
+        #expect(Int(written) - Int(unread) == Connection.maxReadsPerTurn * loop.readBuffer.count)
+        #expect(loop.readAgain.count == 1 && loop.readAgain.first === connection)
+        #expect(!connection.isClosed)
+    }
+}
