@@ -1,4 +1,5 @@
 import BillingProto
+import GRPC
 
 /// Hand-written decoding of the metering requests (Debit, DebitBatch,
 /// Quote): their usual shape — known fields, right wire types, each line
@@ -93,4 +94,93 @@ extension ProtobufReader {
 private func append(_ item: Billing_V1_LineItem, to items: inout [Billing_V1_LineItem]) {
     if items.isEmpty { items.reserveCapacity(4) }
     items.append(item)
+}
+
+/// Requests whose repeated fields are counted on the wire before anything
+/// is decoded: a 4 MiB message of empty entries (two bytes each) would
+/// otherwise decode into millions of structs — hundreds of MB — before the
+/// count was checked. The limits and reasons are the handlers' own.
+protocol WireCounted {
+    static func checkCounts(_ bytes: UnsafeRawBufferPointer) throws(GRPCStatus)
+}
+
+extension Billing_V1_DebitRequest: WireCounted {
+    static func checkCounts(_ bytes: UnsafeRawBufferPointer) throws(GRPCStatus) {
+        try WireScan.count(bytes, 0, bytes.count, field: 6, limit: MeteringLimits.maxLineItems, refusal: WireScan.tooManyLineItems)
+    }
+}
+
+extension Billing_V1_QuoteRequest: WireCounted {
+    static func checkCounts(_ bytes: UnsafeRawBufferPointer) throws(GRPCStatus) {
+        try WireScan.count(bytes, 0, bytes.count, field: 4, limit: MeteringLimits.maxLineItems, refusal: WireScan.tooManyLineItems)
+    }
+}
+
+extension Billing_V1_DebitBatchRequest: WireCounted {
+    static func checkCounts(_ bytes: UnsafeRawBufferPointer) throws(GRPCStatus) {
+        let debits = try WireScan.occurrences(bytes, 0, bytes.count, field: 1, limit: MeteringLimits.maxBatch,
+                                              refusal: WireScan.batchTooLarge)
+        for (start, end) in debits {
+            try WireScan.count(bytes, start, end, field: 6, limit: MeteringLimits.maxLineItems, refusal: WireScan.tooManyLineItems)
+        }
+    }
+}
+
+/// A walk over protobuf fields (tags and lengths only). Malformed bytes end
+/// the walk quietly: the decoder refuses them with its own status.
+enum WireScan {
+    static let tooManyLineItems = GRPCStatus(.invalidArgument, "at most \(MeteringLimits.maxLineItems) line items per request",
+                                             reason: "TOO_MANY_LINE_ITEMS")
+    static let batchTooLarge = GRPCStatus(.invalidArgument, "at most \(MeteringLimits.maxBatch) debits per batch",
+                                          reason: "BATCH_TOO_LARGE")
+
+    /// The payloads (start, end) of `field`'s occurrences in
+    /// `bytes[start..<end]` (when `collect`: no array otherwise), or
+    /// `refusal` once there are more than `limit`.
+    static func occurrences(_ bytes: UnsafeRawBufferPointer, _ start: Int, _ end: Int, field: Int, limit: Int,
+                            refusal: GRPCStatus, collect: Bool = true) throws(GRPCStatus) -> [(Int, Int)] {
+        var at = start
+        var found: [(Int, Int)] = []
+        var seen = 0
+        while at < end {
+            guard let tag = varint(bytes, &at, end) else { break }
+            var payload = (0, 0)
+            switch tag & 7 {
+            case 0: guard varint(bytes, &at, end) != nil else { return found }
+            case 1: at += 8
+            case 2:
+                guard let length = varint(bytes, &at, end), length <= UInt64(end - at) else { return found }
+                payload = (at, at + Int(length))
+                at += Int(length)
+            case 5: at += 4
+            default: return found
+            }
+            guard at <= end else { break }
+            if tag >> 3 == UInt64(field) {
+                guard seen < limit else { throw refusal }
+                seen += 1
+                if collect { found.append(payload) }
+            }
+        }
+        return found
+    }
+
+    /// Throws `refusal` once `field` occurs more than `limit` times.
+    static func count(_ bytes: UnsafeRawBufferPointer, _ start: Int, _ end: Int, field: Int, limit: Int,
+                      refusal: GRPCStatus) throws(GRPCStatus) {
+        _ = try occurrences(bytes, start, end, field: field, limit: limit, refusal: refusal, collect: false)
+    }
+
+    private static func varint(_ bytes: UnsafeRawBufferPointer, _ at: inout Int, _ end: Int) -> UInt64? {
+        var value: UInt64 = 0
+        var shift: UInt64 = 0
+        while at < end, shift < 64 {
+            let byte = bytes[at]
+            at += 1
+            value |= UInt64(byte & 0x7F) << shift
+            if byte & 0x80 == 0 { return value }
+            shift += 7
+        }
+        return nil
+    }
 }

@@ -98,6 +98,9 @@ struct SecuredRouter {
         // Credentials first: a caller who cannot authenticate learns
         // nothing, not even whether its message decodes.
         let principal = try authenticator.principal(context)
+        if let counted = Request.self as? any WireCounted.Type {
+            try bytes.withUnsafeBytes { buffer in try counted.checkCounts(buffer) }
+        }
         let request = try (Request.self as? any HandDecodable.Type)?.handDecoded(bytes) as? Request
             ?? decode(Request.self, bytes)
         try authenticator.authorize(principal, access, accountID: scopedAccount(request, principal))

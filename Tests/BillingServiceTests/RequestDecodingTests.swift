@@ -1,6 +1,7 @@
 import BillingCore
 import BillingProto
 @testable import BillingService
+import GRPC
 import SwiftProtobuf
 import Testing
 
@@ -156,5 +157,53 @@ import Testing
         // A truncated field: declined; SwiftProtobuf refuses it.
         #expect(Billing_V1_DebitRequest.handDecoded(Array(good.dropLast())) == nil)
         #expect((try? Billing_V1_DebitRequest(serializedBytes: Array(good.dropLast()))) == nil)
+    }
+}
+
+/// Repeated fields are counted on the wire before decoding: a 4 MiB request
+/// of two-byte empty entries would decode into millions of structs first.
+@Suite struct WireCountTests {
+    static func reason(_ type: any WireCounted.Type, _ bytes: [UInt8]) -> String? {
+        do {
+            try bytes.withUnsafeBytes { try type.checkCounts($0) }
+            return nil
+        } catch {
+            return (error as? GRPCStatus)?.errorInfo?.reason
+        }
+    }
+
+    @Test func aBatchPastItsLimitIsRefusedBeforeDecoding() {
+        let emptyDebit: [UInt8] = [0x0A, 0x00]
+        #expect(Self.reason(Billing_V1_DebitBatchRequest.self, Array(repeating: emptyDebit, count: 8_192).flatMap { $0 }) == nil)
+        #expect(Self.reason(Billing_V1_DebitBatchRequest.self, Array(repeating: emptyDebit, count: 8_193).flatMap { $0 })
+            == "BATCH_TOO_LARGE")
+        let huge = Array(repeating: emptyDebit, count: 2_000_000).flatMap { $0 }  // 4 MB
+        #expect(Self.reason(Billing_V1_DebitBatchRequest.self, huge) == "BATCH_TOO_LARGE")
+    }
+
+    @Test func lineItemsPastTheLimitAreRefusedInADebitAQuoteAndADebitOfABatch() throws {
+        let emptyItems = { (field: UInt8, count: Int) in Array(repeating: [field << 3 | 2, 0x00] as [UInt8], count: count).flatMap { $0 } }
+        #expect(Self.reason(Billing_V1_DebitRequest.self, emptyItems(6, 256)) == nil)
+        #expect(Self.reason(Billing_V1_DebitRequest.self, emptyItems(6, 257)) == "TOO_MANY_LINE_ITEMS")
+        #expect(Self.reason(Billing_V1_QuoteRequest.self, emptyItems(4, 257)) == "TOO_MANY_LINE_ITEMS")
+        // Other fields between the items do not hide them.
+        var debit = Billing_V1_DebitRequest()
+        debit.accountID = "a"
+        debit.lineItems = Array(repeating: Billing_V1_LineItem(), count: 257)
+        debit.runID = "r"
+        #expect(Self.reason(Billing_V1_DebitRequest.self, try debit.serializedBytes()) == "TOO_MANY_LINE_ITEMS")
+        var batch = Billing_V1_DebitBatchRequest()
+        debit.lineItems.removeLast()
+        batch.debits = [debit, debit]
+        #expect(Self.reason(Billing_V1_DebitBatchRequest.self, try batch.serializedBytes()) == nil)
+        debit.lineItems.append(Billing_V1_LineItem())
+        batch.debits.append(debit)
+        #expect(Self.reason(Billing_V1_DebitBatchRequest.self, try batch.serializedBytes()) == "TOO_MANY_LINE_ITEMS")
+    }
+
+    @Test func malformedBytesAreLeftToTheDecoder() {
+        #expect(Self.reason(Billing_V1_DebitBatchRequest.self, [0x0A, 0x05, 0x01]) == nil)  // cut short
+        #expect(Self.reason(Billing_V1_DebitBatchRequest.self, [0xFF, 0xFF, 0xFF]) == nil)  // an unfinished varint
+        #expect(Self.reason(Billing_V1_DebitRequest.self, [0x0B]) == nil)  // a group wire type
     }
 }

@@ -1013,6 +1013,20 @@ def test_batch_limits(billing):
     assert (code, info.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "MISSING_FIELD"), details
     b.assert_unchanged("acme", before)
     assert b.get_debit("acme", "k0").outcome == m.DEBIT_OUTCOME_UNKNOWN
+    # Counted on the wire before decoding: 4 MB of empty debits (two bytes
+    # each, two million of them) would have decoded into ~200 MB of structs.
+    def peak_kib():
+        status = open(f"/proc/{b.served.proc.pid}/status").read()
+        return int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1])
+    start = peak_kib()
+    raw = b.served.authorized_channel().unary_unary("/billing.v1.Metering/DebitBatch",
+                                                  request_serializer=lambda x: x, response_deserializer=lambda x: x)
+    for _ in range(3):
+        with pytest.raises(grpc.RpcError) as refused:
+            raw(b"\x0a\x00" * 2_000_000, timeout=RPC_TIMEOUT_S)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, refused.value.details()
+        assert b.error_info(refused.value).reason == "BATCH_TOO_LARGE"
+    assert peak_kib() - start < 64 * 1024, f"peak memory grew {peak_kib() - start} KiB"
     # 8,192 is fine: each charged once (500 each, 400,000 from credits, the rest overage).
     results = b.batch(too_many[:8192])
     assert all(r.WhichOneof("outcome") == "accepted" for r in results)
