@@ -46,7 +46,13 @@ extension Ledger {
     /// `record` and its commit's waiter, registered in the same actor turn
     /// (see `GroupCommitter.waiter(for:)`: registered after the turn, a
     /// failed commit's seq could be reused by the next one and satisfy it).
+    ///
+    /// A caller whose task was cancelled — its call passed its deadline
+    /// (the caller was answered DEADLINE_EXCEEDED) while it read the store
+    /// or waited for the actor — records nothing: `GetDebit` answering
+    /// UNKNOWN for that key stays true, the caller may settle on it.
     func recordWaiting(_ command: DebitCommand, prior: PriorLookup) throws -> (DebitOutcome, CommitWaiter) {
+        try Task.checkCancellation()
         let (outcome, seq) = try record(command, prior: prior)
         return (outcome, committer.waiter(for: seq))
     }
@@ -99,6 +105,7 @@ extension Ledger {
     /// Records each debit of a batch; returns the outcomes and the waiter
     /// for the last one's commit (registered in this actor turn).
     func recordBatch(_ commands: [(DebitCommand, PriorLookup)]) throws -> ([DebitOutcome], CommitWaiter) {
+        try Task.checkCancellation()  // as `recordWaiting`
         var outcomes: [DebitOutcome] = []
         outcomes.reserveCapacity(commands.count)
         var highest: Int64 = 0

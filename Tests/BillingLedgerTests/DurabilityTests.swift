@@ -218,3 +218,33 @@ extension DurabilityTests {
         #expect(h.debitEntries(key: "lost").isEmpty)
     }
 }
+
+/// A call past its deadline is answered DEADLINE_EXCEEDED and its task
+/// cancelled; a debit still on its way to the ledger (reading the store for
+/// an old key, or waiting for the actor) then records nothing, so GetDebit's
+/// UNKNOWN for that key is final and the caller may settle on it.
+@Suite struct CancelledDebitTests {
+    @Test func aDebitWhoseCallWasCancelledIsNeverRecorded() async throws {
+        let h = try Harness()
+        try await h.openAccount("acct", plan: "pro", credits: 1_000)
+        let single = try Fixtures.command(account: "acct", key: "late", micros: 100)
+        let batch = [try Fixtures.command(account: "acct", key: "late-1", micros: 100),
+                     try Fixtures.command(account: "acct", key: "late-2", micros: 100)]
+        let ledger = h.ledger
+        let errors = await Task { () -> [String] in
+            withUnsafeCurrentTask { $0?.cancel() }  // the deadline passed on the way
+            var errors: [String] = []
+            do { _ = try await ledger.frontEndDebit(single) } catch { errors.append("\(type(of: error))") }
+            do {
+                _ = try await ledger.debitBatch(try batch.map { ($0, try ledger.priorLookup($0)) })
+            } catch { errors.append("\(type(of: error))") }
+            return errors
+        }.value
+        #expect(errors == ["CancellationError", "CancellationError"])
+        for key in ["late", "late-1", "late-2"] { #expect(h.debitEntries(key: key).isEmpty, "\(key)") }
+        #expect(await h.balance("acct") == 1_000)
+        // The same keys from a live call are charged once each.
+        #expect(try await h.debit(single).accepted != nil)
+        await h.ledger.close()
+    }
+}
