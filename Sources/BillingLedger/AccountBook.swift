@@ -23,6 +23,9 @@ public struct AccountBook: Sendable, Equatable {
     public var runsInPeriod: Set<Int64> = []
     public var workspaces: Set<String> = []
     public var usage: [UsageKey: UsageCell] = [:]
+    /// The usage cells' keys by day (derived: not stored, not compared), so
+    /// a range of days is read without visiting every cell of the account.
+    var usageDays = UsageDayIndex()
     /// Lifetime totals, for reconciliation: balance == granted - fromCredits.
     public var granted: Int64 = 0
     public var debitedFromCredits: Int64 = 0
@@ -108,6 +111,21 @@ struct PeriodMemo: Sendable, Equatable {
     var period: BillingPeriod?
 
     static func == (lhs: PeriodMemo, rhs: PeriodMemo) -> Bool { true }
+}
+
+/// The keys of a book's usage cells by day, kept where a cell is created
+/// (cells are never removed). Derived, so never part of the books' equality.
+struct UsageDayIndex: Sendable, Equatable {
+    private(set) var byDay: [Int64: [UsageKey]] = [:]
+    /// Keys indexed: equal to the cells' count while the index is whole.
+    private(set) var count = 0
+
+    mutating func add(_ key: UsageKey) {
+        byDay[key.day, default: []].append(key)
+        count += 1
+    }
+
+    static func == (lhs: UsageDayIndex, rhs: UsageDayIndex) -> Bool { true }
 }
 
 /// A workspace remembered as being in a book's `workspaces` (which only

@@ -238,9 +238,20 @@ extension Ledger {
     public func hasAccount(_ id: String) -> Bool { state.accounts.index(forKey: id) != nil }
 
     /// Usage cells of an account between two UTC days (inclusive).
+    /// Only the days asked for are visited (`usageDays`): the whole table
+    /// — every day × agent × line item the account ever had — was scanned
+    /// on the ledger's thread per call, holding up every debit meanwhile.
     public func usage(account: String, fromDay: Int64, toDay: Int64) throws(LedgerError) -> [UsageKey: UsageCell]? {
         try requireServing()
-        guard let book = state.accounts[account] else { return nil }
-        return book.usage.filter { $0.key.day >= fromDay && $0.key.day <= toDay }
+        guard let index = state.accounts.index(forKey: account) else { return nil }
+        let book = state.accounts.values[index]
+        guard book.usageDays.count == book.usage.count else {  // (books built by hand, in tests)
+            return book.usage.filter { $0.key.day >= fromDay && $0.key.day <= toDay }
+        }
+        var cells: [UsageKey: UsageCell] = [:]
+        for (day, keys) in book.usageDays.byDay where day >= fromDay && day <= toDay {
+            for key in keys { cells[key] = book.usage[key] }
+        }
+        return cells
     }
 }

@@ -144,7 +144,9 @@ extension LedgerState {
             book.granted = account.grantedMicros
             book.debitedFromCredits = account.debitedMicros
             for rollup in account.usage {
-                book.usage[UsageKey(day: rollup.day, agentID: rollup.agentID, lineKey: rollup.lineKey)] =
+                let key = UsageKey(day: rollup.day, agentID: rollup.agentID, lineKey: rollup.lineKey)
+                if book.usage[key] == nil { book.usageDays.add(key) }
+                book.usage[key] =
                     UsageCell(amount: rollup.amountMicros, quantity: rollup.quantity,
                               inputTokens: rollup.inputTokens, outputTokens: rollup.outputTokens)
                 // Lifetime sums are derived; they fit, since they did when the debits were applied.

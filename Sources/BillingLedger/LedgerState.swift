@@ -182,8 +182,10 @@ public struct LedgerState: Sendable, Equatable {
             let (input, output) = Self.tokens(line)
             let key = UsageKey(day: day, agentID: debit.agentID, lineKey: line.key)
             // In place, one hash of the key: no copy of the cell table per debit.
+            let cells = book.usage.count
             book.usage[key, default: UsageCell()].add(amount: line.amountMicros, quantity: line.quantity,
                                                       inputTokens: input, outputTokens: output)
+            if book.usage.count != cells { book.usageDays.add(key) }
         }
     }
 }
