@@ -190,8 +190,12 @@ extension Ledger {
 
     /// The durable outcome of (account, key), wherever it is (GetDebit).
     public nonisolated func settledDebit(account: String, key: String) async throws -> Billing_Journal_V1_Entry? {
+        let epoch = try requireCompleteCache()
         if let cached = try await cachedDebit(account: account, key: key) { return cached }
-        return try storedDebit(account: account, key: key)
+        let stored = try storedDebit(account: account, key: key)
+        // A reload emptied the cache meanwhile: "not found" would not be the truth.
+        if stored == nil { try requireCompleteCache(since: epoch) }
+        return stored
     }
 
     /// The outcome of (account, key) from the store's indexes, skipping the
@@ -206,10 +210,12 @@ extension Ledger {
     /// (once committed: their records, read in place) and those in the
     /// store's indexes.
     public nonisolated func runEntries(account: String, run: String) throws -> [JournalRecord] {
+        let epoch = try requireCompleteCache()
         // The cache first: a generation it drops meanwhile is in the store by then.
         let durable = committer.durableSeq
         let cached = cache.runEntries(account: account, run: run).filter { $0.seq <= durable }
         let stored = try store.runEntries(accountID: account, runID: run).map(JournalRecord.init)
+        try requireCompleteCache(since: epoch)  // (emptied for a reload meanwhile: part of the run may be missing)
         guard !cached.isEmpty else { return stored }
         let storedSeqs = Set(stored.map(\.seq))
         return (stored + cached.filter { !storedSeqs.contains($0.seq) }).sorted { $0.seq < $1.seq }
@@ -229,6 +235,7 @@ extension Ledger {
 
     /// A debit outcome from the hot cache, once durable; nil when not cached.
     public func cachedDebit(account: String, key: String) async throws -> Billing_Journal_V1_Entry? {
+        try requireServing()
         guard let record = cache.lookup(account: account, key: key).record else { return nil }
         try await committer.waiter(for: record.seq).wait()
         return record.entry

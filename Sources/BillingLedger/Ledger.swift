@@ -29,6 +29,27 @@ public actor Ledger {
     let committer: GroupCommitter
     var state: LedgerState
     var recovering = false
+    /// Moved (for readers off the actor) when the debit cache is emptied for
+    /// a reload, and left odd if the reload fails: the store's indexes alone
+    /// do not hold the debits since the last checkpoint, so a lookup then
+    /// answers UNAVAILABLE, never "not found" for an acknowledged debit.
+    /// Odd from then until a reload succeeds; a reader that sees the same
+    /// even value before and after its read read a complete cache.
+    nonisolated let cacheEpoch = Atomic<UInt64>(0)
+
+    /// `requireServing` for readers off the actor: the epoch to compare
+    /// after the read (`requireCompleteCache(since:)`).
+    nonisolated func requireCompleteCache() throws(LedgerError) -> UInt64 {
+        let epoch = cacheEpoch.load(ordering: .acquiring)
+        guard epoch & 1 == 0 else { throw .unavailable("the ledger is reloading after a journal failure") }
+        return epoch
+    }
+
+    nonisolated func requireCompleteCache(since epoch: UInt64) throws(LedgerError) {
+        guard cacheEpoch.load(ordering: .acquiring) == epoch else {
+            throw .unavailable("the ledger is reloading after a journal failure")
+        }
+    }
 
     /// Refuses while a reload after a journal failure is pending or failed:
     /// memory may then hold entries the journal never got, so nothing is
@@ -273,6 +294,7 @@ public actor Ledger {
             // A checkpoint write in flight would land after the read below:
             // its debits would then be both indexed and cached again.
             committer.waitForCheckpointWriter()
+            if cacheEpoch.load(ordering: .relaxed) & 1 == 0 { cacheEpoch.add(1, ordering: .releasing) }
             cache.removeAll()
             let (cache, keyFilter) = (self.cache, self.keyFilter)
             let indexed = try store.indexedThrough()
@@ -284,6 +306,7 @@ public actor Ledger {
             keyRing.replace(from: state)
             committer.reset(durableSeq: state.lastSeq)
             recovering = false
+            cacheEpoch.add(1, ordering: .releasing)
             logger.notice("ledger reloaded after a journal failure", metadata: ["seq": "\(state.lastSeq)", "replayed_entries": "\(replayed)"])
         } catch {
             logger.critical("ledger cannot reload from the store; mutations stay refused", metadata: ["error": "\(error)"])

@@ -78,6 +78,14 @@ import Testing
         await #expect(throws: LedgerError.unavailable("the ledger is reloading after a journal failure")) {
             _ = try await ledger.usage(account: "acct", fromDay: 0, toDay: .max)
         }
+        // Nor may GetDebit or GetExecutionCost answer "not found" from the
+        // store's indexes alone: the debit cache was emptied for the reload.
+        await #expect(throws: LedgerError.unavailable("the ledger is reloading after a journal failure")) {
+            _ = try await ledger.settledDebit(account: "acct", key: "any")
+        }
+        #expect(throws: LedgerError.unavailable("the ledger is reloading after a journal failure")) {
+            _ = try ledger.runEntries(account: "acct", run: "run-1")
+        }
         await ledger.close()
     }
 
