@@ -8,15 +8,30 @@ final class DatabaseLock {
     private let fd: Int32
 
     init(database: String) throws {
-        let path = database + ".lock"
-        let directory = (path as NSString).deletingLastPathComponent
+        let directory = (database as NSString).deletingLastPathComponent
         if !directory.isEmpty { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+        // The database's own path, links resolved: a symlink (or another
+        // spelling of the path) must find the same lock.
+        let path = Self.resolved(database) + ".lock"
         fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw CLIError("cannot open \(path): \(String(cString: strerror(errno)))") }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             close(fd)
             throw CLIError("\(database) is in use by a running billing server (stop it, or use the Admin API)")
         }
+    }
+
+    /// `database` with every symlink and `.`/`..` resolved; for a file not
+    /// created yet, its directory resolved and its name kept.
+    static func resolved(_ database: String) -> String {
+        if let real = realpath(database, nil) {
+            defer { free(real) }
+            return String(cString: real)
+        }
+        let directory = (database as NSString).deletingLastPathComponent
+        guard let real = realpath(directory.isEmpty ? "." : directory, nil) else { return database }
+        defer { free(real) }
+        return String(cString: real) + "/" + (database as NSString).lastPathComponent
     }
 
     deinit {

@@ -342,3 +342,17 @@ def test_the_secret_files_are_private_from_their_first_byte(tmp_path):
         assert created, f"no openat creating {path} (or a file beside it):\n{calls[-2000:]}"
         assert all(line.split("O_CREAT", 1)[1].split(")", 1)[0].endswith(", 0600") for line in created), created
         assert not [line for line in calls.splitlines() if "chmod" in line and str(path) in line], "narrowed after creation"
+
+
+def test_the_database_lock_holds_through_a_symlink(server, tmp_path):
+    """One server per database: a second server, or `billing keys create`,
+    on the same database through a symlink is refused while it runs."""
+    s = server()
+    link = tmp_path / "elsewhere.sqlite"
+    link.symlink_to(s.db_path)
+    for command in (["keys", "create", "--db", str(link), "--name", "x", "--scope", "metering:read"],
+                    ["serve", "--db", str(link), "--listen", "127.0.0.1:0", "--no-demo"]):
+        result = subprocess.run([str(billing_binary()), *command], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert result.returncode != 0, (command, result.stdout, result.stderr)
+        assert "in use by a running billing server" in result.stderr, (command, result.stderr)
+    s.assert_serving()
