@@ -101,6 +101,9 @@ final class GroupCommitter: Sendable {
         let writtenAtMicros: Int64
         /// The ledger's last (at close): stores the key filter too.
         let last: Bool
+        /// A checkpoint at this seq is stored already: only the key filter
+        /// is (unless stored at this seq too).
+        var filterOnly = false
         var seq: Int64 { snapshot.lastSeq }
     }
 
@@ -195,10 +198,11 @@ final class GroupCommitter: Sendable {
     /// commit fails first (it would hold lost entries). A newer checkpoint
     /// replaces one not yet written; their rows go together. `last`: the
     /// ledger is closing (the key filter is stored with it).
-    func enqueueCheckpoint(_ snapshot: LedgerState, writtenAtMicros: Int64, index: JournalIndexRows, last: Bool = false) {
+    func enqueueCheckpoint(_ snapshot: LedgerState, writtenAtMicros: Int64, index: JournalIndexRows, last: Bool = false,
+                           filterOnly: Bool = false) {
         state.withLock { s in
             guard s.failed == nil else { return }
-            s.checkpoint = PendingCheckpoint(snapshot: snapshot, writtenAtMicros: writtenAtMicros, last: last)
+            s.checkpoint = PendingCheckpoint(snapshot: snapshot, writtenAtMicros: writtenAtMicros, last: last, filterOnly: filterOnly)
             s.pendingIndex.append(contentsOf: index)
         }
         checkpointWake.signal()
@@ -388,6 +392,7 @@ final class GroupCommitter: Sendable {
         // Checkpoints written since the key filter was last stored (starting
         // due: the first checkpoint of the process stores it).
         var sinceFilter = keyFilterEvery
+        var filterSeq: Int64 = -1
         while true {
             let next = state.withLock { s -> Next in
                 if s.failed == nil, let pending = s.checkpoint, pending.seq <= s.durableSeq {
@@ -399,11 +404,14 @@ final class GroupCommitter: Sendable {
                 return s.journalDone ? .exit : .wait
             }
             switch next {
+            case .write(let pending, _) where pending.filterOnly:
+                if filterSeq != pending.seq, storeKeyFilter(seq: pending.seq) { (filterSeq, sinceFilter) = (pending.seq, 0) }
+                checkpointWriting.leave()
             case .write(let pending, let rows):
                 let withFilter = keyFilter != nil && (sinceFilter >= keyFilterEvery - 1 || pending.last)
                 let (written, filterStored) = write(pending, index: rows, withFilter: withFilter)
                 if filterStored {
-                    sinceFilter = 0
+                    (filterSeq, sinceFilter) = (pending.seq, 0)
                 } else if written {
                     sinceFilter += 1
                 }

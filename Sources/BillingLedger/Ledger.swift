@@ -61,6 +61,9 @@ public actor Ledger {
     /// Set by `close`: a reload requested by an earlier failure must not reopen it.
     var closed = false
     var entriesSinceCheckpoint = 0
+    /// The seq of the newest checkpoint queued by this process, or loaded at
+    /// start-up with these rules (-1: none).
+    var checkpointSeq: Int64 = -1
     /// Set while a batch is recorded, or a debit entered on the executor's
     /// thread (`debitNow`): entries are queued without waking the journal
     /// thread, which is woken once after the last (or the executor's turn).
@@ -96,8 +99,13 @@ public actor Ledger {
         // Debits the index covers stay out of memory (normally all up to the
         // checkpoint, exactly what is not replayed).
         let indexed = try store.indexedThrough()
+        var loadedCheckpointSeq: Int64 = -1
         let (state, replayed) = try LedgerState.recover(from: store, plans: plans, loading: { checkpoint in
-            filterLoaded = keyFilter.load(checkpoint.keyFilter)
+            // Its filter holds the keys up to its seq; replay adds only those
+            // past the index. A checkpoint older than the index (a newer one
+            // lost) would leave the keys between out: read them as below.
+            filterLoaded = checkpoint.seq >= indexed && keyFilter.load(checkpoint.keyFilter)
+            if checkpoint.rulesVersion == LedgerState.rulesVersion { loadedCheckpointSeq = checkpoint.seq }
         }, replaying: { entry in
             guard entry.seq > indexed else { return }
             if let hash = cache.insert(entry) { keyFilter.insert(hash) }
@@ -138,6 +146,7 @@ public actor Ledger {
         self.cache = cache
         self.keyFilter = keyFilter
         self.state = state
+        self.checkpointSeq = loadedCheckpointSeq
         let finished = ContinuousClock.now
         recoveryMillis = (finished - started).wholeMilliseconds
         let falsePositives = keyFilter.falsePositiveRate()
@@ -173,6 +182,7 @@ public actor Ledger {
     /// and the cache's sealed generation to the committer; returns its seq.
     @discardableResult
     func queueCheckpoint(atMicros: Int64, last: Bool = false) -> Int64 {
+        checkpointSeq = state.lastSeq
         let index = cache.seal(atSeq: state.lastSeq)
         entriesSinceCheckpoint = 0
         committer.enqueueCheckpoint(state, writtenAtMicros: atMicros, index: index, last: last)
@@ -185,7 +195,15 @@ public actor Ledger {
     public func close(checkpoint: Bool = true) {
         guard !closed else { return }
         closed = true
-        if checkpoint { queueCheckpoint(atMicros: clock.nowMicros(), last: true) }
+        // Not again at a seq already checkpointed (an idle restart, a close
+        // right after a periodic one): the rewrite deletes the stored one
+        // first, and a crash then would leave only the one before.
+        if checkpoint && state.lastSeq != checkpointSeq {
+            queueCheckpoint(atMicros: clock.nowMicros(), last: true)
+        } else if checkpoint {
+            // The key filter still goes with the last one (a quick start next time).
+            committer.enqueueCheckpoint(state, writtenAtMicros: clock.nowMicros(), index: JournalIndexRows(), last: true, filterOnly: true)
+        }
         committer.stop()
     }
 

@@ -207,8 +207,31 @@ import Synchronization
         }
         try await rebuilt.ledger.checkpoint()
         #expect(h.disk.keyFiltersStored == 3, "the rebuilt process's first checkpoint")
+        _ = try await rebuilt.debit(Fixtures.command(account: "acct", key: "k-last", micros: 5))
+        let checkpoints = h.disk.checkpointStatistics.written
         await rebuilt.ledger.close()
         #expect(h.disk.keyFiltersStored == 4, "and its last, at close, though not due")
+        #expect(h.disk.checkpointStatistics.written == checkpoints + 1)
+    }
+
+    /// A close (or an idle restart's) at a seq already checkpointed writes
+    /// no checkpoint again: the rewrite deleted the stored one first, and a
+    /// crash then left only the one before. The key filter still goes with
+    /// the last one, unless it is stored at that seq already.
+    @Test func aCloseAtACheckpointedSeqRewritesNoCheckpoint() async throws {
+        let h = try Harness(configuration: Fixtures.configuration(checkpointEvery: 1_000))
+        try await h.openAccount("acct", plan: "pro", credits: 1_000_000)
+        for index in 0..<5 { _ = try await h.debit(Fixtures.command(account: "acct", key: "k-\(index)", micros: 5)) }
+        try await h.ledger.checkpoint()
+        let (checkpoints, filters) = (h.disk.checkpointStatistics.written, h.disk.keyFiltersStored)
+        var idle = try await h.restarted()  // closes at the checkpointed seq
+        #expect(h.disk.checkpointStatistics.written == checkpoints)
+        #expect(h.disk.keyFiltersStored == filters)  // the checkpoint() stored one at this seq already
+        idle = try await idle.restarted()  // an idle restart: nothing new
+        #expect(h.disk.checkpointStatistics.written == checkpoints)
+        _ = try await idle.debit(Fixtures.command(account: "acct", key: "k-new", micros: 5))
+        await idle.ledger.close()
+        #expect(h.disk.checkpointStatistics.written == checkpoints + 1)
     }
 
     /// The key filter is written after the checkpoint it rides with (~16
