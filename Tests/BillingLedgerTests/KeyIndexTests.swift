@@ -224,13 +224,16 @@ import Synchronization
         for index in 0..<5 { _ = try await h.debit(Fixtures.command(account: "acct", key: "k-\(index)", micros: 5)) }
         try await h.ledger.checkpoint()
         let (checkpoints, filters) = (h.disk.checkpointStatistics.written, h.disk.keyFiltersStored)
-        var idle = try await h.restarted()  // closes at the checkpointed seq
+        let configuration = Fixtures.configuration(checkpointEvery: 1_000)
+        await h.ledger.close()  // a clean close at the checkpointed seq
         #expect(h.disk.checkpointStatistics.written == checkpoints)
         #expect(h.disk.keyFiltersStored == filters)  // the checkpoint() stored one at this seq already
-        idle = try await idle.restarted()  // an idle restart: nothing new
+        let idle = try Ledger.open(on: h.store.restart(), clock: h.clock, configuration: configuration)
+        await idle.close()  // an idle restart: nothing new
         #expect(h.disk.checkpointStatistics.written == checkpoints)
-        _ = try await idle.debit(Fixtures.command(account: "acct", key: "k-new", micros: 5))
-        await idle.ledger.close()
+        let busy = try Ledger.open(on: h.store.restart(), clock: h.clock, configuration: configuration)
+        _ = try await busy.frontEndDebit(Fixtures.command(account: "acct", key: "k-new", micros: 5))
+        await busy.close()
         #expect(h.disk.checkpointStatistics.written == checkpoints + 1)
     }
 
