@@ -75,7 +75,7 @@ final class LedgerReader: @unchecked Sendable {
             ORDER BY seq
             """)
         lastSeq = try connection.prepare(Self.lastSeqQuery)
-        newestCheckpoint = try connection.prepare("SELECT seq, state, parts FROM checkpoints ORDER BY seq DESC LIMIT 1")
+        newestCheckpoint = try connection.prepare("SELECT seq, state, parts FROM checkpoints ORDER BY seq DESC")
         checkpointParts = try connection.prepare("SELECT part, bytes FROM checkpoint_parts WHERE seq = ?1 ORDER BY part")
         pageCount = try connection.prepare("PRAGMA page_count")
         pageSize = try connection.prepare("PRAGMA page_size")
@@ -263,24 +263,36 @@ final class LedgerReader: @unchecked Sendable {
         try lastSeq.scalarInt64()
     }
 
-    func latestCheckpoint() throws -> Billing_Journal_V1_Checkpoint? {
-        // One read transaction: the row and its parts as of the same commit.
+    /// The newest checkpoint that reads whole; one that does not (a part
+    /// missing, bytes that do not decode, another seq inside) is passed
+    /// over for the one before it (two are kept for this), or, with none
+    /// readable, the journal is replayed from its start. `skipped`: why
+    /// each newer one was passed over.
+    func latestCheckpoint(skipped: inout [String]) throws -> Billing_Journal_V1_Checkpoint? {
+        // One read transaction: the rows and their parts as of the same commit.
         try connection.execute(script: "BEGIN")
         defer { try? connection.execute(script: "COMMIT") }
-        let row = try newestCheckpoint.use { query -> (seq: Int64, state: [UInt8], parts: Int64)? in
-            guard try query.step() else { return nil }
-            return (query.int64(at: 0), query.blob(at: 1), query.int64(at: 2))
+        let rows = try newestCheckpoint.use { query -> [(seq: Int64, state: [UInt8], parts: Int64)] in
+            var rows: [(seq: Int64, state: [UInt8], parts: Int64)] = []
+            while try query.step() { rows.append((query.int64(at: 0), query.blob(at: 1), query.int64(at: 2))) }
+            return rows
         }
-        guard let row else { return nil }
-        var bytes = row.state
-        if row.parts > 0 {
-            bytes = try Self.joined(checkpointParts, seq: row.seq, parts: row.parts, of: "checkpoint")
+        for row in rows {
+            do {
+                var bytes = row.state
+                if row.parts > 0 {
+                    bytes = try Self.joined(checkpointParts, seq: row.seq, parts: row.parts, of: "checkpoint")
+                }
+                let checkpoint = try Billing_Journal_V1_Checkpoint(serializedBytes: bytes)
+                guard checkpoint.seq == row.seq else {
+                    throw SQLiteStoreError.corrupt("checkpoint row \(row.seq) holds seq \(checkpoint.seq)")
+                }
+                return checkpoint
+            } catch {
+                skipped.append("checkpoint at seq \(row.seq): \(error)")
+            }
         }
-        let checkpoint = try Billing_Journal_V1_Checkpoint(serializedBytes: bytes)
-        guard checkpoint.seq == row.seq else {
-            throw SQLiteStoreError.corrupt("checkpoint row \(row.seq) holds seq \(checkpoint.seq)")
-        }
-        return checkpoint
+        return nil
     }
 
     func journalSize() throws -> (entries: Int64, bytes: Int64) {

@@ -12,6 +12,16 @@ public final class SQLiteLedgerStore: LedgerStore {
     public let path: String
     private let writer: Mutex<LedgerWriter?>
     private let readers: ReaderPool
+    /// Checkpoints `latestCheckpoint` passed over as unreadable, and why
+    /// (for the server's log: `takeSkippedCheckpoints`).
+    private let skippedCheckpoints = Mutex<[String]>([])
+
+    public func takeSkippedCheckpoints() -> [String] {
+        skippedCheckpoints.withLock { skipped in
+            defer { skipped.removeAll() }
+            return skipped
+        }
+    }
     /// Checkpoint transactions waiting for the writer lock (see `append`).
     private let othersWaiting = Atomic<Int>(0)
 
@@ -126,7 +136,9 @@ public final class SQLiteLedgerStore: LedgerStore {
     static let indexRowsPerTransaction = 8_192
 
     public func latestCheckpoint() throws -> Billing_Journal_V1_Checkpoint? {
-        try readers.withReader { try $0.latestCheckpoint() }
+        var skipped: [String] = []
+        defer { if !skipped.isEmpty { skippedCheckpoints.withLock { $0 += skipped } } }
+        return try readers.withReader { try $0.latestCheckpoint(skipped: &skipped) }
     }
 
     public func forEachEntry(after seq: Int64, _ body: (Billing_Journal_V1_Entry) throws -> Void) throws {

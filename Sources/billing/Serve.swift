@@ -204,6 +204,9 @@ struct Serve: ParsableCommand {
         let ledger = try Ledger(store: store, plans: .default, clock: clock,
                                 configuration: ledgerConfiguration, logger: logger,
                                 executor: LoopLedgerExecutor(loop: server.firstLoop))
+        for skipped in store.takeSkippedCheckpoints() {
+            logger.error("an unreadable checkpoint was passed over; recovery used an older one or the journal", metadata: ["checkpoint": "\(skipped)"])
+        }
         if testClock { logger.warning("running on a test clock: time moves only through Admin AdvanceClock") }
         if try blockingAwait({ try await ledger.configurePlans(planTerms, actor: "serve --plans") }) {
             logger.notice("plan terms changed; journaled", metadata: ["plans": "\(plans)"])

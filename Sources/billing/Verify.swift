@@ -24,11 +24,13 @@ struct Verify: ParsableCommand {
     var json = false
 
     func run() throws {
-        let audit: LedgerAudit
+        var audit: LedgerAudit
         do {
             let store = try SQLiteLedgerStore(path: db, synchronous: .normal, migrating: false)
             defer { store.close() }
             audit = try LedgerAudit.run(on: store)
+            // A checkpoint start-up would pass over: a difference of its own.
+            audit.problems += store.takeSkippedCheckpoints().map { "unreadable \($0)" }
         } catch {
             // Could not check at all: not the same as "differences found".
             FileHandle.standardError.write(Data("Error: \(error)\n".utf8))

@@ -126,6 +126,28 @@ import Testing
         return large
     }
 
+    /// The newest checkpoint unreadable (its bytes garbled, or a part of a
+    /// large one gone): the one before it is loaded, and the skip reported;
+    /// with none readable, none (the journal is replayed from its start).
+    @Test func anUnreadableNewestCheckpointFallsBackToTheOneBefore() throws {
+        try withTemporaryDatabase { path in
+            let store = try SQLiteLedgerStore(path: path)
+            try store.append((1...9).map { accountCreated($0, account: "acct-\($0)") })
+            try store.writeCheckpoint(checkpoint(4), index: JournalIndexRows())
+            try store.writeCheckpoint(Self.large(8), index: JournalIndexRows())
+            #expect(try store.latestCheckpoint() == Self.large(8))
+            #expect(store.takeSkippedCheckpoints().isEmpty)
+            let raw = try SQLiteConnection(path: path)
+            try raw.execute(script: "DELETE FROM checkpoint_parts WHERE seq = 8 AND part = 1")
+            #expect(try store.latestCheckpoint() == checkpoint(4))
+            let skipped = store.takeSkippedCheckpoints()
+            #expect(skipped.count == 1 && skipped[0].hasPrefix("checkpoint at seq 8"), "\(skipped)")
+            try raw.execute(script: "UPDATE checkpoints SET state = x'ffffffff' WHERE seq = 4")
+            #expect(try store.latestCheckpoint() == nil)
+            #expect(store.takeSkippedCheckpoints().count == 2)
+        }
+    }
+
     static func partRows(_ path: String) throws -> [(seq: Int64, part: Int64)] {
         let connection = try SQLiteConnection(path: path)
         return try connection.prepare("SELECT seq, part FROM checkpoint_parts ORDER BY seq, part").use { query in

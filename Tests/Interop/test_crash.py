@@ -578,3 +578,56 @@ def test_sigkill_during_purchases_upgrades_and_period_closes(pb, server, verify)
         assert len(charges) == len({c.charge_id for c in charges.values()})
         verify(db)
     print(f"seed {SEED}: {len(purchases)} purchases, {len(upgrades)} upgrades acknowledged across {LIFECYCLE_CYCLES} kills")
+
+
+def test_verify_finds_a_tampered_checkpoint_and_start_up_passes_over_an_unreadable_one(pb, server, verify):
+    """`billing verify` reports differences, not just "clean": a checkpoint
+    whose books were changed (a balance one micro higher) differs from the
+    journal replayed; a garbled one is unreadable — and the server starts all
+    the same, from the checkpoint before it or the journal, with the right books."""
+    import sqlite3
+    from billing.journal.v1 import journal_pb2
+    from conftest import billing_verify
+
+    s = server(args=("--checkpoint-every", "5"))
+    channel = s.authorized_channel()
+    admin = pb.admin_pb2_grpc.AdminStub(channel)
+    accounts = pb.accounts_pb2_grpc.AccountsStub(channel)
+    metering = pb.metering_pb2_grpc.MeteringStub(channel)
+    accounts.CreateAccount(pb.accounts_pb2.CreateAccountRequest(account_id="acme"), timeout=RPC_TIMEOUT_S)
+    admin.GrantCredits(pb.admin_pb2.GrantCreditsRequest(account_id="acme", amount_micros=5_000_000, idempotency_key="g"),
+                       timeout=RPC_TIMEOUT_S)
+    c = pb.common_pb2
+    for i in range(12):
+        metering.Debit(pb.metering_pb2.DebitRequest(
+            account_id="acme", workspace_id="w1", agent_id="a1", run_id=f"r{i}", idempotency_key=f"k{i}",
+            line_items=[c.LineItem(tool_call=c.ToolCallUsage(integration="slack", calls=1))]), timeout=RPC_TIMEOUT_S)
+    balance = accounts.GetAccount(pb.accounts_pb2.GetAccountRequest(account_id="acme"), timeout=RPC_TIMEOUT_S).account.credit_balance_micros
+    s.terminate()
+    assert s.wait_exit(timeout=s.drain_seconds + 30) == 0
+    verify(s.db_path)
+
+    db = sqlite3.connect(s.db_path)
+    seq, state, parts = db.execute("SELECT seq, state, parts FROM checkpoints ORDER BY seq DESC LIMIT 1").fetchone()
+    assert parts == 0, "a small checkpoint is one row"
+    checkpoint = journal_pb2.Checkpoint.FromString(state)
+    [acme] = [a for a in checkpoint.accounts if a.account_id == "acme"]
+    acme.balance_micros += 1
+    db.execute("UPDATE checkpoints SET state = ? WHERE seq = ?", (checkpoint.SerializeToString(), seq))
+    db.commit()
+    result = billing_verify(s.db_path)
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "account acme: checkpoint + replay differs from the journal replayed from scratch" in result.stdout, result.stdout
+
+    db.execute("UPDATE checkpoints SET state = x'ffffffff' WHERE seq = ?", (seq,))
+    db.commit()
+    db.close()
+    result = billing_verify(s.db_path)
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert f"unreadable checkpoint at seq {seq}" in result.stdout, result.stdout
+
+    restarted = server(db=s.db_path, args=("--checkpoint-every", "5"))
+    account = pb.accounts_pb2_grpc.AccountsStub(restarted.authorized_channel(s.service_key())).GetAccount(
+        pb.accounts_pb2.GetAccountRequest(account_id="acme"), timeout=RPC_TIMEOUT_S).account
+    assert account.credit_balance_micros == balance
+    assert "an unreadable checkpoint was passed over" in restarted.log(), restarted.log_tail()
