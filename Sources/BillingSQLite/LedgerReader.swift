@@ -72,7 +72,7 @@ final class LedgerReader: @unchecked Sendable {
         entriesAfter = try connection.prepare("""
             SELECT seq, kind, entries, body FROM journal
             WHERE seq >= coalesce((SELECT seq FROM journal WHERE seq <= ?1 + 1 ORDER BY seq DESC LIMIT 1), 0)
-            ORDER BY seq
+            ORDER BY seq LIMIT ?2
             """)
         lastSeq = try connection.prepare(Self.lastSeqQuery)
         newestCheckpoint = try connection.prepare("SELECT seq, state, parts FROM checkpoints ORDER BY seq DESC")
@@ -238,24 +238,46 @@ final class LedgerReader: @unchecked Sendable {
         }
     }
 
+    /// Journal rows read per statement in `forEachEntry`: each read is a
+    /// short snapshot of its own (the journal only grows at its end, so
+    /// the reads join up), not one snapshot for a whole scan — held for
+    /// minutes by `billing verify`, it kept a running server's WAL from
+    /// being checkpointed and restarted, and the WAL grew without bound.
+    static let rowsPerRead = 4_096
+
     func forEachEntry(after seq: Int64, _ body: (Billing_Journal_V1_Entry) throws -> Void) throws {
-        try entriesAfter.use { query in
-            try query.bind(seq, at: 1)
-            while try query.step() {
-                let first = query.int64(at: 0)
-                if query.int64(at: 1) == JournalRow.Kind.debits.rawValue {
-                    try JournalDecoding.forEachEntry(inDebitsRow: query.blob(at: 3), first: first, count: query.int64(at: 2)) { entry in
-                        if entry.seq > seq { try body(entry) }
+        var after = seq
+        while true {
+            var delivered = after
+            let rows = try entriesAfter.use { query -> Int in
+                try query.bind(after, at: 1)
+                try query.bind(Int64(Self.rowsPerRead), at: 2)
+                var rows = 0
+                while try query.step() {
+                    rows += 1
+                    let first = query.int64(at: 0)
+                    if query.int64(at: 1) == JournalRow.Kind.debits.rawValue {
+                        try JournalDecoding.forEachEntry(inDebitsRow: query.blob(at: 3), first: first, count: query.int64(at: 2)) { entry in
+                            guard entry.seq > after else { return }
+                            try body(entry)
+                            delivered = entry.seq
+                        }
+                        continue
                     }
-                    continue
+                    guard first > after else { continue }
+                    let entry = try Self.entry(query.blob(at: 3))
+                    guard entry.seq == first else {
+                        throw SQLiteStoreError.corrupt("journal row \(first) holds entry \(entry.seq)")
+                    }
+                    try body(entry)
+                    delivered = entry.seq
                 }
-                guard first > seq else { continue }
-                let entry = try Self.entry(query.blob(at: 3))
-                guard entry.seq == first else {
-                    throw SQLiteStoreError.corrupt("journal row \(first) holds entry \(entry.seq)")
-                }
-                try body(entry)
+                return rows
             }
+            // A short read is the journal's end; a full one with nothing new
+            // cannot happen in a journal without gaps, and must not loop.
+            guard rows == Self.rowsPerRead, delivered > after else { return }
+            after = delivered
         }
     }
 

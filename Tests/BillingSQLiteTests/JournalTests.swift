@@ -40,6 +40,25 @@ import Testing
     /// other entry has a row of its own with its kind and account. Rows go
     /// 32 to an insert statement, the rest 16, 8, 4, 2, 1: journals on both
     /// sides of each multiple read back whole, and the rows tile the seqs.
+    /// A scan reads `rowsPerRead` rows per statement (a snapshot each, so a
+    /// long `billing verify` does not pin a running server's WAL): the
+    /// reads join up, from any starting seq, debit rows and single rows alike.
+    @Test func aScanLongerThanOneReadDeliversEveryEntryOnceInOrder() throws {
+        try withTemporaryDatabase { path in
+            let store = try SQLiteLedgerStore(path: path)
+            let count = Int64(2 * LedgerReader.rowsPerRead + 700)
+            let entries = (1...count).map { seq -> Entry in
+                seq % 5 == 0 ? debitAccepted(seq, account: "acct", key: "k-\(seq)", total: seq) : accountCreated(seq, account: "acct-\(seq)")
+            }
+            for chunk in stride(from: 0, to: entries.count, by: 2_000) { try store.append(Array(entries[chunk..<min(chunk + 2_000, entries.count)])) }
+            for after in [0, 1, Int64(LedgerReader.rowsPerRead) - 1, Int64(LedgerReader.rowsPerRead), 6_000, count - 1, count] {
+                var seen: [Int64] = []
+                try store.forEachEntry(after: after) { seen.append($0.seq) }
+                #expect(seen == Array(stride(from: after + 1, through: count, by: 1)), "after \(after)")
+            }
+        }
+    }
+
     @Test(arguments: [1, 2, 3, 7, 15, 16, 17, 63, 64, 65, 127, 128, 129, 200, 520, 1_100, 2_500])
     func rowsHoldACommitsDebitsSixteenAtMost(count: Int) throws {
         try withTemporaryDatabase { path in
