@@ -98,6 +98,9 @@ public final class GRPCServerConnection {
     /// False once the connection has nothing left to do and can be closed.
     public var isActive: Bool { !isClosed && http2.isActive }
 
+    /// Whether the peer has begun HTTP/2 (its preface and SETTINGS arrived).
+    public var peerIsSpeakingHTTP2: Bool { http2.peerSettingsReceived }
+
     /// Streams with a call in progress.
     public var openCallCount: Int { calls.count }
 

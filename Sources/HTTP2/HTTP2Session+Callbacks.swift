@@ -62,6 +62,7 @@ extension HTTP2Session {
                     return NGHTTP2_ERR_CALLBACK_FAILURE.rawValue
                 }
             case NGHTTP2_SETTINGS.rawValue where !isAck:
+                this.peerSettingsReceived = true
                 if !this.settingsBucket.take(now: this.now) {
                     this.callbackError = .enhanceYourCalm("SETTINGS flood")
                     return NGHTTP2_ERR_CALLBACK_FAILURE.rawValue

@@ -41,6 +41,8 @@ public final class HTTP2Session {
     /// by `receive` once nghttp2 returns.
     var callbackError: HTTP2Error?
     var now: UInt64 = 0
+    /// Set once the peer's first SETTINGS frame arrived (after its preface).
+    public internal(set) var peerSettingsReceived = false
     var settingsBucket: TokenBucket
     var resetBucket: TokenBucket
     var pingsSinceData = 0

@@ -16,6 +16,8 @@ final class Connection: GRPCConnectionHost {
     var isDirty = false
     var isClosed = false
     var lastActivity: UInt64
+    /// When it was accepted (loop clock).
+    let openedNanos: UInt64
     /// Bytes for the socket not yet written, from `outputOffset` on.
     var output: [UInt8] = []
     var outputOffset = 0
@@ -31,6 +33,7 @@ final class Connection: GRPCConnectionHost {
         self.loop = loop
         self.server = server
         self.lastActivity = loop.nowNanos
+        self.openedNanos = loop.nowNanos
         self.tls = try server.configuration.tls.map { try TLSEngine(context: $0) }
         self.grpc = try GRPCServerConnection(
             router: server.router, configuration: server.configuration.grpc, loop: loop, peer: peer,

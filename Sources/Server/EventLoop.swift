@@ -267,11 +267,16 @@ final class EventLoop: GRPCLoop, @unchecked Sendable {
 
     /// Ends stalled requests (`expireStalledRequests`) and closes
     /// connections that have been idle too long; runs once a second.
-    func sweepIdle(timeoutNanos: UInt64, requestTimeoutNanos: UInt64) {
+    func sweepIdle(timeoutNanos: UInt64, requestTimeoutNanos: UInt64, handshakeTimeoutNanos: UInt64) {
         for connection in connections.values {
             connection.grpc.expireStalledRequests(olderThan: requestTimeoutNanos)  // marks it for output
         }
         let now = monotonicNanos()
+        for connection in Array(connections.values)
+        where !connection.grpc.peerIsSpeakingHTTP2 && now &- connection.openedNanos > handshakeTimeoutNanos {
+            logger.debug("closing a connection that never began HTTP/2", metadata: ["peer": "\(connection.peer)"])
+            connection.close()
+        }
         for connection in Array(connections.values)
         where connection.grpc.openCallCount == 0 && now &- connection.lastActivity > timeoutNanos {
             logger.debug("closing idle connection", metadata: ["peer": "\(connection.peer)"])
@@ -280,7 +285,7 @@ final class EventLoop: GRPCLoop, @unchecked Sendable {
             connection.close()
         }
         _ = timers.insert(deadline: now + 1_000_000_000) { [unowned self] in
-            sweepIdle(timeoutNanos: timeoutNanos, requestTimeoutNanos: requestTimeoutNanos)
+            sweepIdle(timeoutNanos: timeoutNanos, requestTimeoutNanos: requestTimeoutNanos, handshakeTimeoutNanos: handshakeTimeoutNanos)
         }
     }
 }

@@ -104,7 +104,8 @@ public final class GRPCServer: Sendable {
                 loop.listenFD = fd
                 loop.acceptor = { loop in Self.acceptConnections(loop: loop, state: state) }
                 loop.sweepIdle(timeoutNanos: state.configuration.idleTimeoutNanos,
-                               requestTimeoutNanos: state.configuration.requestTimeoutNanos)
+                               requestTimeoutNanos: state.configuration.requestTimeoutNanos,
+                               handshakeTimeoutNanos: state.configuration.handshakeTimeoutNanos)
             }
             // Here, so that a failure fails the start (epoll_ctl is thread-safe).
             // EPOLLEXCLUSIVE: one loop is woken per incoming connection, not all.

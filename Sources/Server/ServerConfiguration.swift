@@ -18,6 +18,11 @@ public struct ServerConfiguration: Sendable {
     /// headers is ended (DEADLINE_EXCEEDED, REQUEST_TIMEOUT) and its stream
     /// reset: a peer cannot hold buffers and call slots by never finishing.
     public var requestTimeoutNanos: UInt64 = 30 * 1_000_000_000
+    /// A connection whose peer has not sent its HTTP/2 preface and SETTINGS
+    /// (after TLS) this long after it was accepted is closed: a peer that
+    /// connects and says nothing (or stalls the TLS handshake) held a
+    /// connection slot for the whole idle timeout.
+    public var handshakeTimeoutNanos: UInt64 = 10 * 1_000_000_000
     /// Bytes waiting to be written to one socket before we stop reading from
     /// it: a client that does not read its responses cannot grow our memory.
     public var maxPendingOutputBytes: Int = 8 << 20

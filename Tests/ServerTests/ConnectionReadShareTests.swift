@@ -42,3 +42,37 @@ import Testing
         #expect(!connection.isClosed)
     }
 }
+
+/// A peer that connects and never begins HTTP/2 (no preface, or a TLS
+/// handshake left hanging) is closed once the handshake timeout passes; one
+/// that sent its preface and SETTINGS is left to the idle timeout.
+@Suite struct HandshakeTimeoutTests {
+    @Test func aConnectionThatNeverBeginsHTTP2IsClosedByTheSweep() throws {
+        let loop = try EventLoop(index: 0, logger: Logger(label: "test"))
+        let server = ServerState(configuration: ServerConfiguration(listen: SocketAddress(host: "127.0.0.1", port: 0), threads: 1),
+                                 router: GRPCRouter(), loops: [loop])
+        var pairs: [[Int32]] = []
+        var connections: [Connection] = []
+        for _ in 0..<2 {
+            var fds: [Int32] = [-1, -1]
+            try #require(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
+            _ = fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK)
+            pairs.append(fds)
+            let connection = try Connection(fd: fds[0], peer: "test", loop: loop, server: server)
+            loop.add(connection)
+            connections.append(connection)
+        }
+        defer { for fds in pairs { close(fds[1]) } }
+        // The second peer begins HTTP/2: its preface and an empty SETTINGS.
+        let hello = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8) + [0, 0, 0, 4, 0, 0, 0, 0, 0]
+        #expect(hello.withUnsafeBytes { write(pairs[1][1], $0.baseAddress, $0.count) } == hello.count)
+        connections[1].onReadable()
+        #expect(!connections[0].grpc.peerIsSpeakingHTTP2)
+        #expect(connections[1].grpc.peerIsSpeakingHTTP2)
+
+        loop.sweepIdle(timeoutNanos: .max, requestTimeoutNanos: .max, handshakeTimeoutNanos: 0)
+        #expect(connections[0].isClosed)
+        #expect(!connections[1].isClosed)
+        connections[1].close()
+    }
+}
