@@ -171,9 +171,10 @@ extension LedgerState {
     /// 2 (session 18): a move to a plan with a workspace limit clears the
     /// workspaces, a period close keeps runs already counted in the new
     /// period, a card given to pay an invoice clears a waiting replacement.
-    /// Raise it whenever `apply` computes different books from the same
-    /// journal.
-    public static let rulesVersion: Int32 = 2
+    /// 3 (session 19): a contract invoice carries the contract's reference
+    /// as issued (`Invoice.contract_reference`). Raise it whenever `apply`
+    /// computes different books from the same journal.
+    public static let rulesVersion: Int32 = 3
 
     /// Loads the newest checkpoint (shown to `loading` first) and replays the
     /// journal after it, showing each replayed entry to `replaying`.

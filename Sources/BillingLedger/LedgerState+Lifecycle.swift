@@ -197,6 +197,11 @@ extension LedgerState {
         invoice.periodStartUnixSeconds = periodStart
         invoice.periodEndUnixSeconds = periodEnd
         invoice.lineItems = lines.map(Self.invoiceLine)
+        // The contract it bills, as of now (a later contract must not relabel it).
+        if lines.contains(where: { if case .subscription(.enterprise) = $0.kind { true } else { false } }),
+           let reference = book.contractTerms?.contractReference {
+            invoice.contractReference = reference
+        }
         // Each line fits in Int64; a sum past it is capped as a metered usage
         // charge is (`EnterpriseContract.usageCharge`), never wrapped negative.
         let total = lines.reduce(Int64(0)) { sum, line in

@@ -959,6 +959,13 @@ public nonisolated struct Billing_V1_Invoice: @unchecked Sendable {
     set {_uniqueStorage()._payLink = newValue}
   }
 
+  /// The Enterprise contract a contract invoice bills: its reference when
+  /// the invoice was issued (empty on other invoices).
+  public var contractReference: String {
+    get {_storage._contractReference}
+    set {_uniqueStorage()._contractReference = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1969,7 +1976,7 @@ nonisolated extension Billing_V1_InvoiceLineItem: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Billing_V1_Invoice: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Invoice"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}invoice_id\0\u{1}number\0\u{1}sequence\0\u{3}account_id\0\u{1}kind\0\u{1}status\0\u{3}past_due\0\u{3}period_start_unix_seconds\0\u{3}period_end_unix_seconds\0\u{3}issued_unix_seconds\0\u{3}due_unix_seconds\0\u{3}paid_unix_seconds\0\u{3}line_items\0\u{3}subtotal_micros\0\u{3}total_micros\0\u{3}amount_paid_micros\0\u{3}amount_due_micros\0\u{1}currency\0\u{3}pay_link\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}invoice_id\0\u{1}number\0\u{1}sequence\0\u{3}account_id\0\u{1}kind\0\u{1}status\0\u{3}past_due\0\u{3}period_start_unix_seconds\0\u{3}period_end_unix_seconds\0\u{3}issued_unix_seconds\0\u{3}due_unix_seconds\0\u{3}paid_unix_seconds\0\u{3}line_items\0\u{3}subtotal_micros\0\u{3}total_micros\0\u{3}amount_paid_micros\0\u{3}amount_due_micros\0\u{1}currency\0\u{3}pay_link\0\u{3}contract_reference\0")
 
   fileprivate class _StorageClass {
     var _invoiceID: String = String()
@@ -1991,6 +1998,7 @@ nonisolated extension Billing_V1_Invoice: SwiftProtobuf.Message, SwiftProtobuf._
     var _amountDueMicros: Int64 = 0
     var _currency: String = String()
     var _payLink: String = String()
+    var _contractReference: String = String()
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -2020,6 +2028,7 @@ nonisolated extension Billing_V1_Invoice: SwiftProtobuf.Message, SwiftProtobuf._
       _amountDueMicros = source._amountDueMicros
       _currency = source._currency
       _payLink = source._payLink
+      _contractReference = source._contractReference
     }
   }
 
@@ -2057,6 +2066,7 @@ nonisolated extension Billing_V1_Invoice: SwiftProtobuf.Message, SwiftProtobuf._
         case 17: try { try decoder.decodeSingularInt64Field(value: &_storage._amountDueMicros) }()
         case 18: try { try decoder.decodeSingularStringField(value: &_storage._currency) }()
         case 19: try { try decoder.decodeSingularStringField(value: &_storage._payLink) }()
+        case 20: try { try decoder.decodeSingularStringField(value: &_storage._contractReference) }()
         default: break
         }
       }
@@ -2122,6 +2132,9 @@ nonisolated extension Billing_V1_Invoice: SwiftProtobuf.Message, SwiftProtobuf._
       if !_storage._payLink.isEmpty {
         try visitor.visitSingularStringField(value: _storage._payLink, fieldNumber: 19)
       }
+      if !_storage._contractReference.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._contractReference, fieldNumber: 20)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -2150,6 +2163,7 @@ nonisolated extension Billing_V1_Invoice: SwiftProtobuf.Message, SwiftProtobuf._
         if _storage._amountDueMicros != rhs_storage._amountDueMicros {return false}
         if _storage._currency != rhs_storage._currency {return false}
         if _storage._payLink != rhs_storage._payLink {return false}
+        if _storage._contractReference != rhs_storage._contractReference {return false}
         return true
       }
       if !storagesAreEqual {return false}

@@ -15,9 +15,8 @@ enum InvoiceRendering {
             facts.append(.init("Period", "\(date(invoice.periodStartUnixSeconds)) to \(date(invoice.periodEndUnixSeconds))"))
         }
         if invoice.paidUnixSeconds != 0 { facts.append(.init("Paid", date(invoice.paidUnixSeconds))) }
-        if let contract = book.contractTerms, !contract.contractReference.isEmpty {
-            facts.append(.init("Contract", contract.contractReference))
-        }
+        // The contract as issued, not the account's current one.
+        if !invoice.contractReference.isEmpty { facts.append(.init("Contract", invoice.contractReference)) }
         var customerLines = [book.accountID]
         if !book.billingEmail.isEmpty { customerLines.append(book.billingEmail) }
         let customer = InvoiceDocument.Party(name: book.displayName.isEmpty ? book.accountID : book.displayName, lines: customerLines)

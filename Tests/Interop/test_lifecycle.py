@@ -319,6 +319,16 @@ def test_an_operators_enterprise_contract_bills_price_custom_lines_and_usage(lif
         (p.INVOICE_LINE_KIND_METERED_USAGE, half_up((overage - 1_000) * 8_000, 10_000)),
     ]
     assert invoice.status == p.INVOICE_STATUS_PAID
+    assert invoice.contract_reference == "ENT-7"
+    # A later contract does not relabel the invoice, nor its PDF.
+    renewed = a.EnterpriseContract(contract_reference="ENT-8", period_price_micros=2_000_000_000)
+    life.admin.SetEnterpriseContract(life.ad.SetEnterpriseContractRequest(account_id="bigco", contract=renewed), timeout=RPC_TIMEOUT_S)
+    [invoice] = life.invoices("bigco")
+    assert invoice.contract_reference == "ENT-7"
+    pdf = life.payments.GetInvoicePdf(p.GetInvoicePdfRequest(account_id="bigco", invoice_id=invoice.invoice_id),
+                                      timeout=RPC_TIMEOUT_S).pdf
+    text = subprocess.run(["pdftotext", "-layout", "-", "-"], input=pdf, capture_output=True, timeout=30, check=True).stdout.decode()
+    assert "ENT-7" in text and "ENT-8" not in text, text
     # Operator notes: the service key sees them, the customer's users never do.
     noted = a.EnterpriseContract(contract_reference="ENT-7", period_price_micros=2_000_000_000, notes="INTERNAL: max discount 40%")
     answer = life.admin.SetEnterpriseContract(life.ad.SetEnterpriseContractRequest(account_id="bigco", contract=noted),
