@@ -48,7 +48,7 @@ public final class PaymentsService: Sendable {
             return try await Refusals.mapping {
                 let charges = try await ledger.currentBook(request.accountID).charges
                 var response = Billing_V1_ListChargesResponse()
-                (response.charges, response.nextPageToken) = page.slice(Array(charges.reversed()))
+                (response.charges, response.nextPageToken) = page.slice(charges)
                 return response
             }
         }
@@ -59,7 +59,7 @@ public final class PaymentsService: Sendable {
                 _ = try await ledger.currentBook(request.accountID)
                 let invoices = try await ledger.invoices(of: request.accountID)
                 var response = Billing_V1_ListInvoicesResponse()
-                (response.invoices, response.nextPageToken) = page.slice(Array(invoices.reversed()))
+                (response.invoices, response.nextPageToken) = page.slice(invoices)
                 return response
             }
         }
@@ -162,29 +162,48 @@ public final class PaymentsService: Sendable {
     }
 }
 
-/// A page of a newest-first list: the token is the offset of the next page.
+/// A page of a list shown newest first, taken from the list as it grows
+/// (oldest first, only ever appended to). The token names where the next
+/// page ends: "b<n>", the items before the n-th. An item added between two
+/// pages shifts nothing (with an offset from the newest, as tokens were
+/// before session 19, it repeated an item on the next page; such a token,
+/// plain digits, is still read that way).
 struct Page {
+    enum Position: Equatable {
+        case newest
+        case before(Int)
+        case offsetFromNewest(Int)
+    }
+
     let size: Int
-    let offset: Int
+    let position: Position
 
     init(size: Int32, token: String) throws(GRPCStatus) {
         guard size >= 0 else {
             throw GRPCStatus(.invalidArgument, "page_size must be >= 0", reason: "INVALID_FIELD", metadata: ["field": "page_size"])
         }
         self.size = size == 0 ? PaymentsService.defaultPageSize : min(Int(size), PaymentsService.maxPageSize)
+        let malformed = GRPCStatus(.invalidArgument, "malformed page_token", reason: "INVALID_FIELD", metadata: ["field": "page_token"])
         if token.isEmpty {
-            offset = 0
+            position = .newest
+        } else if token.utf8.count <= 13, token.hasPrefix("b"), let count = Int(token.dropFirst()), count > 0 {
+            position = .before(count)
+        } else if token.utf8.count <= 12, let offset = Int(token), offset > 0 {
+            position = .offsetFromNewest(offset)
         } else {
-            guard token.utf8.count <= 12, let offset = Int(token), offset > 0 else {
-                throw GRPCStatus(.invalidArgument, "malformed page_token", reason: "INVALID_FIELD", metadata: ["field": "page_token"])
-            }
-            self.offset = offset
+            throw malformed
         }
     }
 
-    func slice<T>(_ all: [T]) -> ([T], String) {
-        guard offset < all.count else { return ([], "") }
-        let end = min(offset + size, all.count)
-        return (Array(all[offset..<end]), end < all.count ? String(end) : "")
+    /// The page of `oldestFirst`, newest first, and the next page's token
+    /// ("" after the oldest item).
+    func slice<T>(_ oldestFirst: [T]) -> ([T], String) {
+        let end = switch position {
+        case .newest: oldestFirst.count
+        case .before(let count): min(count, oldestFirst.count)
+        case .offsetFromNewest(let offset): max(0, oldestFirst.count - offset)
+        }
+        let start = max(0, end - size)
+        return (Array(oldestFirst[start..<end].reversed()), start > 0 ? "b\(start)" : "")
     }
 }
