@@ -711,3 +711,33 @@ def test_a_bad_plans_file_stops_the_server_with_the_reason(tmp_path):
                      "--plans", str(bad), "--no-demo"], capture_output=True, text=True, timeout=30, cwd=ROOT)
     assert result.returncode != 0
     assert "unknown field plans.pro.run_qouta" in result.stderr + result.stdout
+
+
+def test_charges_and_invoices_page_newest_first_without_repeats_while_new_ones_arrive(life):
+    p = life.p
+    life.create("acme")
+    life.set_card("acme")
+
+    def buy(n):
+        return life.payments.PurchaseCredits(p.PurchaseCreditsRequest(account_id="acme", amount_micros=1_000_000 + n,
+                                                                      idempotency_key=f"buy-{n}"), timeout=RPC_TIMEOUT_S)
+    for n in range(5):
+        buy(n)
+    for list_page, field in ((lambda token: life.payments.ListCharges(p.ListChargesRequest(
+                                  account_id="acme", page_size=2, page_token=token), timeout=RPC_TIMEOUT_S), "charges"),
+                             (lambda token: life.payments.ListInvoices(p.ListInvoicesRequest(
+                                  account_id="acme", page_size=2, page_token=token), timeout=RPC_TIMEOUT_S), "invoices")):
+        before = [x.amount_micros if field == "charges" else x.total_micros for x in getattr(list_page(""), field)]
+        seen, token = [], ""
+        for page in range(10):
+            answer = list_page(token)
+            seen += [x.amount_micros if field == "charges" else x.total_micros for x in getattr(answer, field)]
+            if page == 0:
+                buy(100 + len(seen))  # a newer one arrives while the client pages
+            token = answer.next_page_token
+            if not token:
+                break
+        assert before == seen[:2]
+        assert len(seen) == len(set(seen)), f"{field} repeated: {seen}"
+        originals = [1_000_000 + n for n in range(5)]
+        assert [a for a in seen if a in originals] == list(reversed(originals)), seen
