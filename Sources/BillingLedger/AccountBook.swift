@@ -14,6 +14,12 @@ public struct AccountBook: Sendable, Equatable {
     /// Uncovered usage accrued for the next invoice (Pro/Enterprise); reset
     /// when a period closes and it is invoiced.
     public var overage: Int64 = 0
+    /// The part of `overage` accrued by debits made at or after the end of
+    /// the lifecycle's current period, before the clock closed it (the
+    /// ticker runs each second; a test clock or a mass close is slower):
+    /// the close invoices the rest, and this carries into the next period,
+    /// the one GetUsage puts those debits in.
+    public var overageAfterPeriodEnd: Int64 = 0
     /// Start of the period `runsInPeriod` counts.
     public var periodStart: Int64
     /// Runs counted in the period, as `JournalKeyHash.run(account:run:)`:

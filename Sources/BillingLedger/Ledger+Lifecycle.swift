@@ -180,7 +180,8 @@ extension Ledger {
                 var ended = Billing_Journal_V1_PeriodEnded()
                 ended.periodStartUnix = period.start
                 ended.periodEndUnix = period.end
-                ended.overageMicros = book.overage
+                // Debits made after the period's end are billed with the next one.
+                ended.overageMicros = book.overage - book.overageAfterPeriodEnd
                 event = .periodEnded(ended)
                 kind = "PERIOD_CLOSED"
                 description = "period \(CivilDate(unixSeconds: period.start)) to \(CivilDate(unixSeconds: period.end)) closed"

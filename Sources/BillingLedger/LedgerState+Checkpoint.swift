@@ -37,6 +37,7 @@ extension LedgerState {
         account.periodAnchorUnix = book.periodAnchor
         account.balanceMicros = book.balance
         account.overageMicros = book.overage
+        account.overageAfterPeriodEndMicros = book.overageAfterPeriodEnd
         account.periodStartUnix = book.periodStart
         account.workspaces = book.workspaces.sorted()
         account.grantedMicros = book.granted
@@ -134,6 +135,7 @@ extension LedgerState {
             }
             book.balance = account.balanceMicros
             book.overage = account.overageMicros
+            book.overageAfterPeriodEnd = account.overageAfterPeriodEndMicros
             book.periodStart = account.periodStartUnix
             book.runsInPeriod = Set(account.runHashes)
             // Checkpoints written before run hashes name the runs.
@@ -172,7 +174,8 @@ extension LedgerState {
     /// workspaces, a period close keeps runs already counted in the new
     /// period, a card given to pay an invoice clears a waiting replacement.
     /// 3 (session 19): a contract invoice carries the contract's reference
-    /// as issued (`Invoice.contract_reference`). Raise it whenever `apply`
+    /// as issued (`Invoice.contract_reference`); overage of debits made
+    /// after a period's end, before it closed, is billed with the next. Raise it whenever `apply`
     /// computes different books from the same journal.
     public static let rulesVersion: Int32 = 3
 

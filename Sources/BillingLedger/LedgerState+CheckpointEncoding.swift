@@ -100,5 +100,6 @@ extension LedgerState {
             out.rawVarint(UInt64(book.runsInPeriod.count * 8))
             for hash in RadixSort.sorted(book.runsInPeriod) { out.fixed64(hash) }
         }
+        out.int64(23, book.overageAfterPeriodEnd)
     }
 }

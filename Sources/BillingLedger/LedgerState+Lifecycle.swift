@@ -87,7 +87,9 @@ extension LedgerState {
         case .periodEnded(let ended):
             guard case .periodEnd(let period)? = due, period.start == ended.periodStartUnix, period.end == ended.periodEndUnix
             else { throw .inconsistent(seq: seq, "period \(ended.periodStartUnix)..<\(ended.periodEndUnix) is not due at \(at)") }
-            guard ended.overageMicros == book.overage else {
+            // All of it (journals before session 19 billed debits made after
+            // the end with the closing period), or all but those.
+            guard ended.overageMicros == book.overage || ended.overageMicros == book.overage - book.overageAfterPeriodEnd else {
                 throw .inconsistent(seq: seq, "period overage \(ended.overageMicros) != the books' \(book.overage)")
             }
             periodOverage = ended.overageMicros
@@ -115,8 +117,10 @@ extension LedgerState {
             throw .inconsistent(seq: seq, "the journal holds a refused request")
         }
         if let periodOverage, actions.contains(.resetQuota) {
-            // Invoiced with the closed period: the new one accrues from zero.
+            // Invoiced with the closed period: the new one accrues from what
+            // debits made after its end left.
             book.overage -= periodOverage
+            book.overageAfterPeriodEnd = 0
         }
         let issued = perform(actions, on: &book, at: at, method: method, seq: seq)
         if !event.idempotencyKey.isEmpty, case .planChange(let change) = event.event {

@@ -176,6 +176,9 @@ public struct LedgerState: Sendable, Equatable {
         book.balance -= debit.fromCreditsMicros
         book.debitedFromCredits = debited
         book.overage = overage
+        if debit.overageMicros > 0, atMicros / 1_000_000 >= book.lifecycle.currentPeriod.end {
+            book.overageAfterPeriodEnd += debit.overageMicros  // (a part of `overage`, which fits)
+        }
         book.lifetime = lifetime
         let day = floorDivide(atMicros, 86_400_000_000)
         for line in debit.lines {

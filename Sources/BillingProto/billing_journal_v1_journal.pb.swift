@@ -1198,6 +1198,14 @@ public nonisolated struct Billing_Journal_V1_AccountState: @unchecked Sendable {
     set {_uniqueStorage()._runHashes = newValue}
   }
 
+  /// The part of overage_micros accrued by debits made at or after the end
+  /// of the period not yet closed (before the clock closed it): billed with
+  /// the next period, not the one closing.
+  public var overageAfterPeriodEndMicros: Int64 {
+    get {_storage._overageAfterPeriodEndMicros}
+    set {_uniqueStorage()._overageAfterPeriodEndMicros = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -3184,7 +3192,7 @@ nonisolated extension Billing_Journal_V1_ApiKeyState: SwiftProtobuf.Message, Swi
 
 nonisolated extension Billing_Journal_V1_AccountState: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".AccountState"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}account_id\0\u{1}plan\0\u{3}period_anchor_unix\0\u{3}balance_micros\0\u{3}overage_micros\0\u{3}period_start_unix\0\u{3}runs_in_period\0\u{1}workspaces\0\u{1}usage\0\u{3}granted_micros\0\u{3}debited_micros\0\u{3}grant_keys\0\u{3}display_name\0\u{3}billing_email\0\u{3}created_unix\0\u{1}lifecycle\0\u{3}payment_method\0\u{3}pending_payment_method\0\u{1}charges\0\u{3}request_keys\0\u{3}invoice_sequences\0\u{3}run_hashes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}account_id\0\u{1}plan\0\u{3}period_anchor_unix\0\u{3}balance_micros\0\u{3}overage_micros\0\u{3}period_start_unix\0\u{3}runs_in_period\0\u{1}workspaces\0\u{1}usage\0\u{3}granted_micros\0\u{3}debited_micros\0\u{3}grant_keys\0\u{3}display_name\0\u{3}billing_email\0\u{3}created_unix\0\u{1}lifecycle\0\u{3}payment_method\0\u{3}pending_payment_method\0\u{1}charges\0\u{3}request_keys\0\u{3}invoice_sequences\0\u{3}run_hashes\0\u{3}overage_after_period_end_micros\0")
 
   fileprivate class _StorageClass {
     var _accountID: String = String()
@@ -3209,6 +3217,7 @@ nonisolated extension Billing_Journal_V1_AccountState: SwiftProtobuf.Message, Sw
     var _requestKeys: [Billing_Journal_V1_RequestKey] = []
     var _invoiceSequences: [Int64] = []
     var _runHashes: [Int64] = []
+    var _overageAfterPeriodEndMicros: Int64 = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -3241,6 +3250,7 @@ nonisolated extension Billing_Journal_V1_AccountState: SwiftProtobuf.Message, Sw
       _requestKeys = source._requestKeys
       _invoiceSequences = source._invoiceSequences
       _runHashes = source._runHashes
+      _overageAfterPeriodEndMicros = source._overageAfterPeriodEndMicros
     }
   }
 
@@ -3281,6 +3291,7 @@ nonisolated extension Billing_Journal_V1_AccountState: SwiftProtobuf.Message, Sw
         case 20: try { try decoder.decodeRepeatedMessageField(value: &_storage._requestKeys) }()
         case 21: try { try decoder.decodeRepeatedInt64Field(value: &_storage._invoiceSequences) }()
         case 22: try { try decoder.decodeRepeatedSFixed64Field(value: &_storage._runHashes) }()
+        case 23: try { try decoder.decodeSingularInt64Field(value: &_storage._overageAfterPeriodEndMicros) }()
         default: break
         }
       }
@@ -3359,6 +3370,9 @@ nonisolated extension Billing_Journal_V1_AccountState: SwiftProtobuf.Message, Sw
       if !_storage._runHashes.isEmpty {
         try visitor.visitPackedSFixed64Field(value: _storage._runHashes, fieldNumber: 22)
       }
+      if _storage._overageAfterPeriodEndMicros != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._overageAfterPeriodEndMicros, fieldNumber: 23)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -3390,6 +3404,7 @@ nonisolated extension Billing_Journal_V1_AccountState: SwiftProtobuf.Message, Sw
         if _storage._requestKeys != rhs_storage._requestKeys {return false}
         if _storage._invoiceSequences != rhs_storage._invoiceSequences {return false}
         if _storage._runHashes != rhs_storage._runHashes {return false}
+        if _storage._overageAfterPeriodEndMicros != rhs_storage._overageAfterPeriodEndMicros {return false}
         return true
       }
       if !storagesAreEqual {return false}

@@ -92,6 +92,56 @@ import Testing
         await h.ledger.close()
     }
 
+    /// Overage of a debit made after the period's end, before the clock
+    /// closed it, is billed with the next period (where GetUsage puts it),
+    /// not the closing one; it rides in checkpoints and replays the same.
+    @Test func overageOfADebitAfterThePeriodsEndIsBilledWithTheNextPeriod() async throws {
+        let h = try Self.ledger(gateway: TestPaymentGateway())
+        _ = try await h.ledger.createAccount(id: "acct", plan: .pro, actor: "test")
+        _ = try await h.ledger.setPaymentMethod(accountID: "acct", method: LifecycleLedgerTests.good, actor: "test")
+        _ = try await h.debit(Fixtures.command(account: "acct", key: "k-old", micros: 5, run: "run-old"))
+        let end = try #require(await h.ledger.snapshot.accounts["acct"]).lifecycle.currentPeriod.end
+        h.clock.advance(seconds: end - h.clock.nowMicros() / 1_000_000 + 10)  // past the end, before the ticker
+        _ = try await h.debit(Fixtures.command(account: "acct", key: "k-new", micros: 10, run: "run-new"))
+        let state = await h.ledger.snapshot
+        let before = try #require(state.accounts["acct"])
+        #expect((before.overage, before.overageAfterPeriodEnd) == (15, 10))
+        // In a checkpoint, written by hand as SwiftProtobuf would, and back.
+        let encoded = try state.encodedCheckpoint(writtenAtMicros: 1)
+        #expect(try Billing_Journal_V1_Checkpoint(serializedBytes: encoded.bytes) == state.checkpoint(writtenAtMicros: 1))
+        #expect(LedgerState(checkpoint: state.checkpoint(writtenAtMicros: 1), plans: Fixtures.plans).accounts["acct"] == before)
+
+        _ = try await h.ledger.tick()
+        var invoices = try await h.ledger.invoices(of: "acct")
+        #expect(invoices.last?.lineItems.filter { $0.kind == .meteredUsage }.map(\.amountMicros) == [5])
+        let after = try #require(await h.ledger.snapshot.accounts["acct"])
+        #expect((after.overage, after.overageAfterPeriodEnd) == (10, 0))
+        // The next close bills it.
+        h.clock.advance(seconds: 32 * Self.day)
+        _ = try await h.ledger.tick()
+        invoices = try await h.ledger.invoices(of: "acct")
+        #expect(invoices.last?.lineItems.filter { $0.kind == .meteredUsage }.map(\.amountMicros) == [10])
+        // The journal replays to the same books.
+        let live = await h.ledger.snapshot
+        await h.ledger.close()
+        var replayed = LedgerState(plans: Fixtures.plans)
+        for entry in h.disk.journal() { try replayed.apply(entry) }
+        #expect(replayed == live)
+        // A journal of an earlier build, whose close billed all 15, still replays (then nothing carries).
+        var older = LedgerState(plans: Fixtures.plans)
+        for var entry in h.disk.journal() {
+            if case .lifecycle(var event)? = entry.event, case .periodEnded(var ended)? = event.event {
+                ended.overageMicros = 15
+                event.event = .periodEnded(ended)
+                entry.lifecycle = event
+                try older.apply(entry)
+                break
+            }
+            try older.apply(entry)
+        }
+        #expect(older.accounts["acct"].map { ($0.overage, $0.overageAfterPeriodEnd) } ?? (-1, -1) == (0, 0))
+    }
+
     @Test func contractsWhoseInvoiceWouldPassTheLargestAmountAreInvalid() {
         var terms = Billing_V1_EnterpriseContract()
         terms.periodPriceMicros = Int64.max - 10
