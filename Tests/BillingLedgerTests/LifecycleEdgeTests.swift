@@ -30,7 +30,7 @@ import Testing
     }
 
     @Test func purchasesOfAccountsWhoseIdsAndKeysReadAlikeGoToTheGatewayUnderTheirOwnKeys() async throws {
-        let gateway = StallingGateway()
+        let gateway = RememberingGateway()
         let h = try Self.ledger(gateway: gateway)
         // "acme-eu" + "1" and "acme" + "eu-1" once both made "purchase-acme-eu-1".
         for account in ["acme-eu", "acme"] {
@@ -238,7 +238,7 @@ import Testing
     /// checked its credits fit the balance before the call; a grant in that
     /// gap made them overflow after the card was charged.
     @Test func aGrantWaitsForAPurchaseAtTheGatewaySoTheChargedCreditsAlwaysFit() async throws {
-        let gateway = StallingGateway()
+        let gateway = RememberingGateway()
         let h = try Self.ledger(gateway: gateway)
         _ = try await h.ledger.createAccount(id: "acct", plan: .free, actor: "test")
         _ = try await h.ledger.setPaymentMethod(accountID: "acct", method: LifecycleLedgerTests.good, actor: "test")

@@ -128,7 +128,7 @@ import Testing
     }
 
     @Test func aPeriodCloseInterruptedBeforeItsChargeIsChargedOnceAfterRestart() async throws {
-        let gateway = StallingGateway()
+        let gateway = RememberingGateway()
         let store = InMemoryLedgerStore()
         let clock = ManualClock(year: 2028, month: 3, day: 1)
         let ledger = try Ledger(store: store, plans: Fixtures.plans, clock: clock, configuration: Fixtures.configuration(),
@@ -220,40 +220,6 @@ import Testing
         let card = try await gateway.tokenize(.card(number: "5555 5555 5555 4444", expMonth: 1, expYear: 2099, holder: ""), now: now)
         #expect(card.label == "mastercard •••• 4444")
         #expect(!card.token.contains("5555"))
-    }
-}
-
-/// A gateway whose next charge waits until released (a process that dies
-/// mid-charge), recording every idempotency key it is asked for.
-final class StallingGateway: PaymentGateway {
-    private struct State {
-        var stall = false
-        var keys: [String] = []
-    }
-
-    private let state = Mutex(State())
-    let reached = AsyncLatch()
-    private let released = AsyncLatch()
-
-    func stallNext() { state.withLock { $0.stall = true } }
-    func release() { released.open() }
-    var keys: [String] { state.withLock { $0.keys } }
-
-    func tokenize(_ source: PaymentSource, now: Int64) async throws(GatewayRefusal) -> TokenizedMethod {
-        throw GatewayRefusal(reason: "UNSUPPORTED", message: "not in this test")
-    }
-
-    func charge(token: String, amount: Money, idempotencyKey: String) async -> ChargeOutcome {
-        let stall = state.withLock { state in
-            state.keys.append(idempotencyKey)
-            defer { state.stall = false }
-            return state.stall
-        }
-        if stall {
-            reached.open()
-            await released.wait()
-        }
-        return .succeeded(reference: "gw-\(idempotencyKey)")
     }
 }
 

@@ -36,16 +36,25 @@ import Testing
                        ledger: try Self.ledger(on: store, clock: h.clock, gateway: gateway, checkpointEvery: checkpointEvery))
     }
 
-    @Test func aPurchaseChargedBeforeACrashIsRecordedOnceAfterTheRestart() async throws {
-        let gateway = RememberingGateway()
-        let h = try await Self.harness(gateway)
+    /// A purchase whose process dies while the gateway charges the card:
+    /// the ledger opened again on the same disk and gateway, and the old
+    /// process's purchase call, which failed (its record was never written).
+    static func crashDuringPurchase(_ h: Harness, _ gateway: RememberingGateway,
+                                    amount: Int64) async throws -> (restarted: Harness, purchase: Result<PurchaseResult, any Error>) {
         gateway.stallNext()
         let ledger = h.ledger
-        let purchase = Task { try await ledger.purchaseCredits(accountID: "acct", amountMicros: 5_000_000, key: "buy", actor: "test") }
+        let purchase = Task { try await ledger.purchaseCredits(accountID: "acct", amountMicros: amount, key: "buy", actor: "test") }
         await gateway.reached.wait()  // the card is being charged; the process dies now
         let restarted = try await Self.restarted(h, gateway: gateway)
         gateway.release()
-        await #expect(throws: (any Error).self) { _ = try await purchase.value }  // its record was never written
+        return (restarted, await purchase.result)
+    }
+
+    @Test func aPurchaseChargedBeforeACrashIsRecordedOnceAfterTheRestart() async throws {
+        let gateway = RememberingGateway()
+        let h = try await Self.harness(gateway)
+        let (restarted, purchase) = try await Self.crashDuringPurchase(h, gateway, amount: 5_000_000)
+        #expect(throws: (any Error).self) { _ = try purchase.get() }  // its record was never written
         #expect(gateway.collected == [5_000_000])
 
         // Found pending on start-up (`billing verify` counts it, not as a difference), recorded by the first tick.
@@ -79,13 +88,7 @@ import Testing
     @Test func aRetryBeforeTheTickRecordsThePendingPurchaseAndAnswersWithIt() async throws {
         let gateway = RememberingGateway()
         let h = try await Self.harness(gateway)
-        gateway.stallNext()
-        let ledger = h.ledger
-        let purchase = Task { try await ledger.purchaseCredits(accountID: "acct", amountMicros: 7_000_000, key: "buy", actor: "test") }
-        await gateway.reached.wait()
-        let restarted = try await Self.restarted(h, gateway: gateway)
-        gateway.release()
-        _ = try? await purchase.value
+        let (restarted, _) = try await Self.crashDuringPurchase(h, gateway, amount: 7_000_000)
 
         // Another amount under the same key is the key reused, not a new charge.
         await #expect(throws: AccountRequestRefused.self) {
@@ -102,13 +105,7 @@ import Testing
         let h = try await Self.harness(gateway)
         _ = try await h.ledger.grantCredits(accountID: "acct", amountMicros: .max - 10_000_000, kind: "promotional",
                                             note: "", actor: "test")
-        gateway.stallNext()
-        let ledger = h.ledger
-        let purchase = Task { try await ledger.purchaseCredits(accountID: "acct", amountMicros: 5_000_000, key: "buy", actor: "test") }
-        await gateway.reached.wait()
-        let restarted = try await Self.restarted(h, gateway: gateway)
-        gateway.release()
-        _ = try? await purchase.value
+        let (restarted, _) = try await Self.crashDuringPurchase(h, gateway, amount: 5_000_000)
         // The charged purchase is credited first; the grant no longer fits.
         await #expect(throws: LedgerError.invalid("the balance would overflow")) {
             _ = try await restarted.ledger.grantCredits(accountID: "acct", amountMicros: 6_000_000, kind: "promotional",
