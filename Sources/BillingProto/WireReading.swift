@@ -99,6 +99,21 @@ package struct ProtobufReader {
     package mutating func bytes() -> UnsafeRawBufferPointer? {
         delimited().map { UnsafeRawBufferPointer(rebasing: buffer[$0.start..<$0.end]) }
     }
+
+    /// Passes over a field's value of wire type `wire`; false when it does
+    /// not fit (or the wire type is a group's or unknown).
+    package mutating func skip(wire: Int) -> Bool {
+        switch wire {
+        case 0: return varint() != nil
+        case 1, 5:
+            let size = wire == 1 ? 8 : 4
+            guard end - offset >= size else { return false }
+            offset += size
+            return true
+        case 2: return delimited() != nil
+        default: return false
+        }
+    }
 }
 
 extension Billing_V1_LineItem {

@@ -106,81 +106,51 @@ protocol WireCounted {
 
 extension Billing_V1_DebitRequest: WireCounted {
     static func checkCounts(_ bytes: UnsafeRawBufferPointer) throws(GRPCStatus) {
-        try WireScan.count(bytes, 0, bytes.count, field: 6, limit: MeteringLimits.maxLineItems, refusal: WireScan.tooManyLineItems)
+        try WireScan.count(ProtobufReader(bytes), field: 6, limit: MeteringLimits.maxLineItems, refusal: WireScan.tooManyLineItems)
     }
 }
 
 extension Billing_V1_QuoteRequest: WireCounted {
     static func checkCounts(_ bytes: UnsafeRawBufferPointer) throws(GRPCStatus) {
-        try WireScan.count(bytes, 0, bytes.count, field: 4, limit: MeteringLimits.maxLineItems, refusal: WireScan.tooManyLineItems)
+        try WireScan.count(ProtobufReader(bytes), field: 4, limit: MeteringLimits.maxLineItems, refusal: WireScan.tooManyLineItems)
     }
 }
 
 extension Billing_V1_DebitBatchRequest: WireCounted {
     static func checkCounts(_ bytes: UnsafeRawBufferPointer) throws(GRPCStatus) {
-        let debits = try WireScan.occurrences(bytes, 0, bytes.count, field: 1, limit: MeteringLimits.maxBatch,
-                                              refusal: WireScan.batchTooLarge)
-        for (start, end) in debits {
-            try WireScan.count(bytes, start, end, field: 6, limit: MeteringLimits.maxLineItems, refusal: WireScan.tooManyLineItems)
+        var reader = ProtobufReader(bytes)
+        var debits = 0
+        while !reader.isAtEnd {
+            guard let (field, wire) = reader.tag() else { return }
+            guard field == 1, wire == 2 else {
+                guard reader.skip(wire: wire) else { return }
+                continue
+            }
+            guard let debit = reader.submessage() else { return }
+            debits += 1
+            guard debits <= MeteringLimits.maxBatch else { throw WireScan.batchTooLarge }
+            try WireScan.count(debit, field: 6, limit: MeteringLimits.maxLineItems, refusal: WireScan.tooManyLineItems)
         }
     }
 }
 
-/// A walk over protobuf fields (tags and lengths only). Malformed bytes end
-/// the walk quietly: the decoder refuses them with its own status.
+/// Counting on the wire (`ProtobufReader`'s tags and lengths only). Malformed
+/// bytes end the count quietly: the decoder refuses them with its own status.
 enum WireScan {
     static let tooManyLineItems = GRPCStatus(.invalidArgument, "at most \(MeteringLimits.maxLineItems) line items per request",
                                              reason: "TOO_MANY_LINE_ITEMS")
     static let batchTooLarge = GRPCStatus(.invalidArgument, "at most \(MeteringLimits.maxBatch) debits per batch",
                                           reason: "BATCH_TOO_LARGE")
 
-    /// The payloads (start, end) of `field`'s occurrences in
-    /// `bytes[start..<end]` (when `collect`: no array otherwise), or
-    /// `refusal` once there are more than `limit`.
-    static func occurrences(_ bytes: UnsafeRawBufferPointer, _ start: Int, _ end: Int, field: Int, limit: Int,
-                            refusal: GRPCStatus, collect: Bool = true) throws(GRPCStatus) -> [(Int, Int)] {
-        var at = start
-        var found: [(Int, Int)] = []
-        var seen = 0
-        while at < end {
-            guard let tag = varint(bytes, &at, end) else { break }
-            var payload = (0, 0)
-            switch tag & 7 {
-            case 0: guard varint(bytes, &at, end) != nil else { return found }
-            case 1: at += 8
-            case 2:
-                guard let length = varint(bytes, &at, end), length <= UInt64(end - at) else { return found }
-                payload = (at, at + Int(length))
-                at += Int(length)
-            case 5: at += 4
-            default: return found
-            }
-            guard at <= end else { break }
-            if tag >> 3 == UInt64(field) {
-                guard seen < limit else { throw refusal }
-                seen += 1
-                if collect { found.append(payload) }
-            }
-        }
-        return found
-    }
-
     /// Throws `refusal` once `field` occurs more than `limit` times.
-    static func count(_ bytes: UnsafeRawBufferPointer, _ start: Int, _ end: Int, field: Int, limit: Int,
-                      refusal: GRPCStatus) throws(GRPCStatus) {
-        _ = try occurrences(bytes, start, end, field: field, limit: limit, refusal: refusal, collect: false)
-    }
-
-    private static func varint(_ bytes: UnsafeRawBufferPointer, _ at: inout Int, _ end: Int) -> UInt64? {
-        var value: UInt64 = 0
-        var shift: UInt64 = 0
-        while at < end, shift < 64 {
-            let byte = bytes[at]
-            at += 1
-            value |= UInt64(byte & 0x7F) << shift
-            if byte & 0x80 == 0 { return value }
-            shift += 7
+    static func count(_ message: ProtobufReader, field: Int, limit: Int, refusal: GRPCStatus) throws(GRPCStatus) {
+        var reader = message
+        var seen = 0
+        while !reader.isAtEnd {
+            guard let (found, wire) = reader.tag(), reader.skip(wire: wire) else { return }
+            guard found == field else { continue }
+            seen += 1
+            guard seen <= limit else { throw refusal }
         }
-        return nil
     }
 }
