@@ -136,6 +136,11 @@ struct Serve: ParsableCommand {
         guard (1...1 << 20).contains(maxBufferedRequestMib) else {
             throw ValidationError("--max-buffered-request-mib must be 1...\(1 << 20)")
         }
+        // One largest message must fit, or a valid request would close its
+        // connection (ENHANCE_YOUR_CALM) instead of being served.
+        guard maxBufferedRequestMib << 20 >= maxMessageBytes + 5 else {
+            throw ValidationError("--max-buffered-request-mib must hold at least one largest message (--max-message-bytes \(maxMessageBytes) and its 5-byte prefix)")
+        }
         guard (1...86_400).contains(requestTimeoutSeconds) else {
             throw ValidationError("--request-timeout-seconds must be 1...86400")
         }
@@ -184,6 +189,8 @@ struct Serve: ParsableCommand {
         configuration.requestTimeoutNanos = UInt64(requestTimeoutSeconds) * 1_000_000_000
         configuration.grpc.requestBuffer = RequestBufferBudget(limit: maxBufferedRequestMib << 20)
         configuration.grpc.maxReceiveMessageSize = maxMessageBytes
+        // A connection may buffer two largest messages (64 MiB at the default 4 MiB).
+        configuration.grpc.maxBufferedRequestBytes = max(configuration.grpc.maxBufferedRequestBytes, 2 * (maxMessageBytes + 5))
         let callMetrics = GRPCServerMetrics(knownPaths: Set(BillingServices.allPaths + ["/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/List", "/billing.v1.Testing/Echo"]))
         if metricsListen != nil { configuration.grpc.metrics = callMetrics }
 

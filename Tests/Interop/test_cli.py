@@ -744,6 +744,9 @@ def test_serve_allocates_with_jemalloc(server):
     (["--drain-seconds", "99999999999999"], "--drain-seconds must be 0...3600"),
     (["--request-timeout-seconds", "0"], "--request-timeout-seconds must be 1...86400"),
     (["--max-buffered-request-mib", "0"], "--max-buffered-request-mib must be 1...1048576"),
+    (["--max-buffered-request-mib", "4"], "--max-buffered-request-mib must hold at least one largest message"),
+    (["--max-buffered-request-mib", "8", "--max-message-bytes", "8388608"],
+     "--max-buffered-request-mib must hold at least one largest message"),
     (["--no-demo", "--demo-credentials-file", "x.json"], "--demo-credentials-file has nothing to write with --no-demo"),
 ])
 def test_serve_bad_arguments_fail_clearly(tmp_path, args, message):
