@@ -179,6 +179,11 @@ extension LedgerState {
     /// computes different books from the same journal.
     public static let rulesVersion: Int32 = 3
 
+    /// The highest seq a journal may reach (2⁶² : a million entries a second
+    /// for 146,000 years), far enough below Int64.max that seq arithmetic
+    /// never overflows.
+    public static let maxSeq: Int64 = 1 << 62
+
     /// Loads the newest checkpoint (shown to `loading` first) and replays the
     /// journal after it, showing each replayed entry to `replaying`.
     public static func recover(from store: any LedgerStore, plans: PlanCatalog = .default,
@@ -189,10 +194,16 @@ extension LedgerState {
         // Books computed by other rules are not loaded: the journal is
         // replayed from its start instead (once: later checkpoints carry
         // these rules).
+        // A seq no journal reaches (a damaged or hostile file) would overflow
+        // the arithmetic on seqs that follows: refused, not a crash.
+        if let checkpoint, !(0...Self.maxSeq).contains(checkpoint.seq) {
+            throw ApplyError.inconsistent(seq: checkpoint.seq, "a checkpoint at an impossible seq")
+        }
         let usable = checkpoint.flatMap { $0.rulesVersion == Self.rulesVersion ? $0 : nil }
         var state = usable.map { LedgerState(checkpoint: $0, plans: plans) } ?? LedgerState(plans: plans)
         var replayed = 0
         try store.forEachEntry(after: state.lastSeq) { entry in
+            guard entry.seq <= Self.maxSeq else { throw ApplyError.inconsistent(seq: entry.seq, "an entry at an impossible seq") }
             try state.apply(entry)
             replaying(entry)
             replayed += 1

@@ -29,6 +29,11 @@ extension LedgerState {
             throw .inconsistent(seq: seq, "negative grace or trial credit")
         }
         let anchor = created.periodAnchorUnix
+        // Instants the calendar arithmetic can take (to 9999-12-31): a
+        // damaged file's absurd anchor would trap it, not be refused.
+        guard (0...253_402_300_799).contains(anchor), (0...253_402_300_799).contains(created.trialEndsUnix) else {
+            throw .inconsistent(seq: seq, "an account's period anchor or trial end is out of range")
+        }
         var contractTerms: Billing_V1_EnterpriseContract?
         let lifecycle: AccountLifecycle
         switch created.plan {

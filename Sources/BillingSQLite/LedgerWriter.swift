@@ -79,6 +79,7 @@ final class LedgerWriter: @unchecked Sendable {
         let rows = try JournalEncoding.rows(entries)
         try connection.transaction {
             let last = try lastSeq.scalarInt64()
+            guard last < LedgerState.maxSeq else { throw SQLiteStoreError.corrupt("the journal's last seq \(last) is out of range") }
             guard first.seq == last + 1 else {
                 throw SQLiteStoreError.seqNotConsecutive(expected: last + 1, found: first.seq)
             }

@@ -96,6 +96,30 @@ import Testing
     /// with books those rules would give and these do not) is not loaded:
     /// the journal is replayed from its start, and the next checkpoint
     /// carries these rules.
+    /// A damaged (or hostile) file's absurd values are refused as
+    /// inconsistent, never a crash on overflowing arithmetic: a checkpoint
+    /// at seq Int64.max, an account anchored past year 9999.
+    @Test func impossibleSeqsAndInstantsAreRefusedNotTrapped() async throws {
+        let h = try await Self.busyLedger()
+        await h.ledger.close()
+        let store = h.store.restart()
+        var checkpoint = try #require(try store.latestCheckpoint())
+        checkpoint.seq = .max
+        h.disk.replaceLatestCheckpoint(checkpoint)
+        #expect(throws: LedgerState.ApplyError.self) { _ = try LedgerState.recover(from: store) }
+
+        var state = LedgerState()
+        var created = Billing_Journal_V1_AccountCreated()
+        created.accountID = "far"
+        created.plan = "pro"
+        created.periodAnchorUnix = .max - 10
+        var entry = Billing_Journal_V1_Entry()
+        entry.seq = 1
+        entry.accountCreated = created
+        #expect(throws: LedgerState.ApplyError.self) { try state.apply(entry) }
+        #expect(state.accounts.isEmpty && state.lastSeq == 0)
+    }
+
     @Test func aCheckpointOfOtherRulesIsNotLoadedTheJournalIsReplayedInstead() async throws {
         let h = try await Self.busyLedger()
         await h.ledger.close()  // writes a checkpoint of everything so far

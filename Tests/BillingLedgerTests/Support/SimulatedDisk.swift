@@ -152,6 +152,14 @@ final class SimulatedDisk: Sendable {
         contents.withLock { $0.writtenCheckpoints }.map { ($0.session, Self.decodeCheckpoint($0.bytes)) }
     }
 
+    /// Overwrites the newest checkpoint's bytes (a damaged file, in tests).
+    func replaceLatestCheckpoint(_ checkpoint: Billing_Journal_V1_Checkpoint) {
+        contents.withLock { c in
+            guard !c.checkpoints.isEmpty else { return }
+            c.checkpoints[c.checkpoints.count - 1] = (try? checkpoint.serializedBytes()) ?? []
+        }
+    }
+
     func latestCheckpointSeq() -> Int64? {
         contents.withLock { $0.checkpoints.last }.map { Self.decodeCheckpoint($0).seq }
     }
