@@ -405,6 +405,13 @@ public nonisolated struct Billing_V1_GetExecutionCostRequest: Sendable {
   /// Run to report on.
   public var runID: String = String()
 
+  /// Most debits to return (oldest first); 0 means a server default (1,000),
+  /// at most 10,000. The total and catalog versions cover every debit.
+  public var pageSize: Int32 = 0
+
+  /// next_page_token of the previous page; empty for the first page.
+  public var pageToken: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -464,14 +471,22 @@ public nonisolated struct Billing_V1_GetExecutionCostResponse: Sendable {
   /// The account it belongs to.
   public var accountID: String = String()
 
-  /// Every accepted debit of the run, oldest first.
+  /// The run's accepted debits, oldest first: a page of them (page_size),
+  /// every one for a run of up to 1,000.
   public var debits: [Billing_V1_RunDebit] = []
 
-  /// Sum of the debits' totals (equal to the sum of every line item).
+  /// Sum of all the run's debits' totals (equal to the sum of every line
+  /// item), on every page.
   public var totalMicros: Int64 = 0
 
   /// Distinct catalog versions used by the debits, in order of first use.
   public var catalogVersions: [String] = []
+
+  /// Token for the next page of debits; empty if this is the last page.
+  public var nextPageToken: String = String()
+
+  /// How many accepted debits the run has (on every page).
+  public var debitCount: Int64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1014,7 +1029,7 @@ nonisolated extension Billing_V1_DebitBatchResponse: SwiftProtobuf.Message, Swif
 
 nonisolated extension Billing_V1_GetExecutionCostRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GetExecutionCostRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}account_id\0\u{3}run_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}account_id\0\u{3}run_id\0\u{3}page_size\0\u{3}page_token\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1024,6 +1039,8 @@ nonisolated extension Billing_V1_GetExecutionCostRequest: SwiftProtobuf.Message,
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.accountID) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.runID) }()
+      case 3: try { try decoder.decodeSingularInt32Field(value: &self.pageSize) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.pageToken) }()
       default: break
       }
     }
@@ -1036,12 +1053,20 @@ nonisolated extension Billing_V1_GetExecutionCostRequest: SwiftProtobuf.Message,
     if !self.runID.isEmpty {
       try visitor.visitSingularStringField(value: self.runID, fieldNumber: 2)
     }
+    if self.pageSize != 0 {
+      try visitor.visitSingularInt32Field(value: self.pageSize, fieldNumber: 3)
+    }
+    if !self.pageToken.isEmpty {
+      try visitor.visitSingularStringField(value: self.pageToken, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Billing_V1_GetExecutionCostRequest, rhs: Billing_V1_GetExecutionCostRequest) -> Bool {
     if lhs.accountID != rhs.accountID {return false}
     if lhs.runID != rhs.runID {return false}
+    if lhs.pageSize != rhs.pageSize {return false}
+    if lhs.pageToken != rhs.pageToken {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1124,7 +1149,7 @@ nonisolated extension Billing_V1_RunDebit: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Billing_V1_GetExecutionCostResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GetExecutionCostResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}run_id\0\u{3}account_id\0\u{1}debits\0\u{3}total_micros\0\u{3}catalog_versions\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}run_id\0\u{3}account_id\0\u{1}debits\0\u{3}total_micros\0\u{3}catalog_versions\0\u{3}next_page_token\0\u{3}debit_count\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1137,6 +1162,8 @@ nonisolated extension Billing_V1_GetExecutionCostResponse: SwiftProtobuf.Message
       case 3: try { try decoder.decodeRepeatedMessageField(value: &self.debits) }()
       case 4: try { try decoder.decodeSingularInt64Field(value: &self.totalMicros) }()
       case 5: try { try decoder.decodeRepeatedStringField(value: &self.catalogVersions) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.nextPageToken) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.debitCount) }()
       default: break
       }
     }
@@ -1158,6 +1185,12 @@ nonisolated extension Billing_V1_GetExecutionCostResponse: SwiftProtobuf.Message
     if !self.catalogVersions.isEmpty {
       try visitor.visitRepeatedStringField(value: self.catalogVersions, fieldNumber: 5)
     }
+    if !self.nextPageToken.isEmpty {
+      try visitor.visitSingularStringField(value: self.nextPageToken, fieldNumber: 6)
+    }
+    if self.debitCount != 0 {
+      try visitor.visitSingularInt64Field(value: self.debitCount, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1167,6 +1200,8 @@ nonisolated extension Billing_V1_GetExecutionCostResponse: SwiftProtobuf.Message
     if lhs.debits != rhs.debits {return false}
     if lhs.totalMicros != rhs.totalMicros {return false}
     if lhs.catalogVersions != rhs.catalogVersions {return false}
+    if lhs.nextPageToken != rhs.nextPageToken {return false}
+    if lhs.debitCount != rhs.debitCount {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -143,6 +143,7 @@ extension MeteringService {
 
     /// The run's debits, from memory and SQLite, as the response.
     func runCost(_ request: Billing_V1_GetExecutionCostRequest) throws -> Billing_V1_GetExecutionCostResponse {
+        let (pageSize, after) = try Self.runPage(request)
         let records = try ledger.runEntries(account: request.accountID, run: request.runID)
         guard !records.isEmpty else {
             throw GRPCStatus(.notFound, "run \(request.runID) has no debits", reason: "RUN_NOT_FOUND",
@@ -152,8 +153,19 @@ extension MeteringService {
         response.runID = request.runID
         response.accountID = request.accountID
         var total: Int64 = 0
+        var count: Int64 = 0
         // Each debit read in place from its record (`record.accepted.…`).
         for record in records where record.isAccepted {
+            count += 1
+            total += record.accepted.totalMicros
+            if !response.catalogVersions.contains(record.accepted.catalogVersion) {
+                response.catalogVersions.append(record.accepted.catalogVersion)
+            }
+            guard record.seq > after else { continue }
+            guard response.debits.count < pageSize else {
+                response.nextPageToken = "e\(response.debits.last!.entryID)"
+                continue
+            }
             var debit = Billing_V1_RunDebit()
             debit.entryID = record.seq
             debit.idempotencyKey = record.accepted.idempotencyKey
@@ -172,13 +184,28 @@ extension MeteringService {
             debit.coveredByCreditsMicros = record.accepted.fromCreditsMicros
             debit.overageMicros = record.accepted.overageMicros
             response.debits.append(debit)
-            total += record.accepted.totalMicros
-            if !response.catalogVersions.contains(record.accepted.catalogVersion) {
-                response.catalogVersions.append(record.accepted.catalogVersion)
-            }
         }
         response.totalMicros = total
+        response.debitCount = count
         return response
+    }
+
+    static let defaultRunPage = 1_000
+    static let maxRunPage = 10_000
+
+    /// A GetExecutionCost page: its size, and the entry after which it
+    /// starts (the token "e<entry id>": debits only ever join a run later).
+    static func runPage(_ request: Billing_V1_GetExecutionCostRequest) throws(GRPCStatus) -> (size: Int, after: Int64) {
+        guard request.pageSize >= 0 else {
+            throw GRPCStatus(.invalidArgument, "page_size must be >= 0", reason: "INVALID_FIELD", metadata: ["field": "page_size"])
+        }
+        let size = request.pageSize == 0 ? defaultRunPage : min(Int(request.pageSize), maxRunPage)
+        guard !request.pageToken.isEmpty else { return (size, 0) }
+        guard request.pageToken.utf8.count <= 21, request.pageToken.hasPrefix("e"),
+              let after = Int64(request.pageToken.dropFirst()), after > 0 else {
+            throw GRPCStatus(.invalidArgument, "malformed page_token", reason: "INVALID_FIELD", metadata: ["field": "page_token"])
+        }
+        return (size, after)
     }
 
     /// A GetUsage request's whole UTC days and groupings, validated.

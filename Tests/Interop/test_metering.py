@@ -439,6 +439,36 @@ def test_execution_cost_lists_the_runs_debits(billing):
     assert other.total_micros == 9 * CATALOG["tool_calls"]["micros_per_call"]["slack"]
 
 
+def test_execution_cost_pages_a_long_run(billing):
+    """Debits oldest first, a page at a time; the total, count and catalog
+    versions cover the whole run on every page."""
+    b = billing
+    b.create("acme", credits=10_000_000)
+    debits = [b.debit("acme", f"k{i}", [b.tool("slack", 1 + i)], run="long") for i in range(5)]
+    m = b.pb.metering_pb2
+    seen, token, pages = [], "", 0
+    while True:
+        page = b.metering.GetExecutionCost(m.GetExecutionCostRequest(account_id="acme", run_id="long", page_size=2,
+                                                                      page_token=token), timeout=RPC_TIMEOUT_S)
+        pages += 1
+        assert page.debit_count == 5 and page.total_micros == sum(d.total_micros for d in debits)
+        assert list(page.catalog_versions) == [VERSION]
+        seen += [d.entry_id for d in page.debits]
+        token = page.next_page_token
+        if not token:
+            break
+        assert pages < 10
+    assert (pages, seen) == (3, [d.entry_id for d in debits])
+    assert [d.entry_id for d in b.execution_cost("acme", "long").debits] == seen  # the default page holds them all
+    for bad in ("x", "e", "e-3", "e0", "9"):
+        code, info, _ = b.refusal(b.metering.GetExecutionCost,
+                                  m.GetExecutionCostRequest(account_id="acme", run_id="long", page_token=bad))
+        assert (code, info.reason, info.metadata["field"]) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD", "page_token"), bad
+    code, info, _ = b.refusal(b.metering.GetExecutionCost,
+                              m.GetExecutionCostRequest(account_id="acme", run_id="long", page_size=-1))
+    assert (code, info.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD")
+
+
 def test_execution_cost_of_a_run_without_debits_is_not_found(billing):
     """metering.proto: "GetExecutionCostResponse. NOT_FOUND if the run has no accepted debit"."""
     b = billing
