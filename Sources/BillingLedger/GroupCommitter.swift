@@ -136,6 +136,9 @@ final class GroupCommitter: Sendable {
     var queuedCount: Int { state.withLock { $0.queue.count } }
     /// Durable entries after the newest checkpoint written by this process
     /// (or after the journal's end at start), and whether commits are paced.
+    /// The newest checkpoint this process wrote (0: none).
+    var writtenCheckpointSeq: Int64 { state.withLock { $0.indexedSeq } }
+
     var checkpointLag: (entries: Int64, paced: Bool) {
         state.withLock { ($0.durableSeq - max($0.indexedSeq, $0.startSeq), $0.pacing) }
     }
@@ -202,6 +205,12 @@ final class GroupCommitter: Sendable {
                            filterOnly: Bool = false) {
         state.withLock { s in
             guard s.failed == nil else { return }
+            // A checkpoint still to be written is not replaced by a filter-only
+            // one: it is written, as the last (with the filter).
+            if filterOnly, let pending = s.checkpoint, !pending.filterOnly {
+                s.checkpoint = PendingCheckpoint(snapshot: pending.snapshot, writtenAtMicros: pending.writtenAtMicros, last: true)
+                return
+            }
             s.checkpoint = PendingCheckpoint(snapshot: snapshot, writtenAtMicros: writtenAtMicros, last: last, filterOnly: filterOnly)
             s.pendingIndex.append(contentsOf: index)
         }
@@ -404,7 +413,9 @@ final class GroupCommitter: Sendable {
                 return s.journalDone ? .exit : .wait
             }
             switch next {
-            case .write(let pending, _) where pending.filterOnly:
+            case .write(let pending, let rows) where pending.filterOnly:
+                // (No rows come with it: any kept from a failed checkpoint go back for the next.)
+                if !rows.keys.isEmpty || !rows.runs.isEmpty { state.withLock { $0.pendingIndex.append(contentsOf: rows) } }
                 if filterSeq != pending.seq, storeKeyFilter(seq: pending.seq) { (filterSeq, sinceFilter) = (pending.seq, 0) }
                 checkpointWriting.leave()
             case .write(let pending, let rows):

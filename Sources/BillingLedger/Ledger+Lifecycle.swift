@@ -290,6 +290,11 @@ extension Ledger {
             .sorted { $0.seq < $1.seq }
         var transitions: [ClockTransition] = []
         for charge in pending {
+            // Only a start the journal has: one whose commit failed (the
+            // reload after it not yet run) must not reach the gateway. And
+            // still pending after the awaits before it (a reload between).
+            try await committer.waiter(for: charge.seq).wait()
+            guard let current = state.pendingCharges[charge.started.gatewayKey], current.seq == charge.seq else { continue }
             let started = charge.started
             let outcome = await gateway.charge(token: started.gatewayToken, amount: Money(micros: started.amountMicros),
                                                idempotencyKey: started.gatewayKey)

@@ -61,9 +61,10 @@ public actor Ledger {
     /// Set by `close`: a reload requested by an earlier failure must not reopen it.
     var closed = false
     var entriesSinceCheckpoint = 0
-    /// The seq of the newest checkpoint queued by this process, or loaded at
-    /// start-up with these rules (-1: none).
-    var checkpointSeq: Int64 = -1
+    /// The seq of the checkpoint loaded (at start-up or by the last reload)
+    /// with these rules (-1: none); those this process wrote are the
+    /// committer's `writtenCheckpointSeq`.
+    var loadedCheckpointSeq: Int64 = -1
     /// Set while a batch is recorded, or a debit entered on the executor's
     /// thread (`debitNow`): entries are queued without waking the journal
     /// thread, which is woken once after the last (or the executor's turn).
@@ -146,7 +147,7 @@ public actor Ledger {
         self.cache = cache
         self.keyFilter = keyFilter
         self.state = state
-        self.checkpointSeq = loadedCheckpointSeq
+        self.loadedCheckpointSeq = loadedCheckpointSeq
         let finished = ContinuousClock.now
         recoveryMillis = (finished - started).wholeMilliseconds
         let falsePositives = keyFilter.falsePositiveRate()
@@ -182,7 +183,6 @@ public actor Ledger {
     /// and the cache's sealed generation to the committer; returns its seq.
     @discardableResult
     func queueCheckpoint(atMicros: Int64, last: Bool = false) -> Int64 {
-        checkpointSeq = state.lastSeq
         let index = cache.seal(atSeq: state.lastSeq)
         entriesSinceCheckpoint = 0
         committer.enqueueCheckpoint(state, writtenAtMicros: atMicros, index: index, last: last)
@@ -198,7 +198,8 @@ public actor Ledger {
         // Not again at a seq already checkpointed (an idle restart, a close
         // right after a periodic one): the rewrite deletes the stored one
         // first, and a crash then would leave only the one before.
-        if checkpoint && state.lastSeq != checkpointSeq {
+        let stored = max(loadedCheckpointSeq, committer.writtenCheckpointSeq)
+        if checkpoint && state.lastSeq != stored {
             queueCheckpoint(atMicros: clock.nowMicros(), last: true)
         } else if checkpoint {
             // The key filter still goes with the last one (a quick start next time).
@@ -316,11 +317,15 @@ public actor Ledger {
             cache.removeAll()
             let (cache, keyFilter) = (self.cache, self.keyFilter)
             let indexed = try store.indexedThrough()
-            let (state, replayed) = try LedgerState.recover(from: store, plans: initialPlans, replaying: { entry in
+            var loaded: Int64 = -1
+            let (state, replayed) = try LedgerState.recover(from: store, plans: initialPlans, loading: { checkpoint in
+                if checkpoint.rulesVersion == LedgerState.rulesVersion { loaded = checkpoint.seq }
+            }, replaying: { entry in
                 guard entry.seq > indexed else { return }
                 if let hash = cache.insert(entry) { keyFilter.insert(hash) }
             })
             self.state = state
+            loadedCheckpointSeq = loaded
             keyRing.replace(from: state)
             committer.reset(durableSeq: state.lastSeq)
             recovering = false

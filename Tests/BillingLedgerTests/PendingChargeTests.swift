@@ -122,6 +122,9 @@ import Testing
         await #expect(throws: (any Error).self) {
             _ = try await h.ledger.purchaseCredits(accountID: "acct", amountMicros: 5_000_000, key: "buy", actor: "test")
         }
+        // A tick at once, maybe before the reload after the failure: the lost
+        // start is still in memory, and must not reach the gateway.
+        _ = try? await h.ledger.tick()
         #expect(gateway.keys.isEmpty)
         #expect(await eventually(atLeast: .seconds(5)) { await h.ledger.snapshot.pendingCharges.isEmpty })
         // Once the ledger has reloaded, the retry charges and records normally.
@@ -132,6 +135,28 @@ import Testing
         })
         #expect(retried?.balance == 5_000_000)
         #expect(gateway.collected == [5_000_000])
+        await h.ledger.close()
+    }
+
+    /// A start whose commit is still under way (and then fails) is not
+    /// settled: settling waits for it to be durable, so a start the journal
+    /// never got never reaches the gateway.
+    @Test func aStartNotYetDurableIsNotSettled() async throws {
+        let gateway = RememberingGateway()
+        let h = try await Self.harness(gateway)
+        let entered = AsyncLatch()
+        let release = DispatchSemaphore(value: 0)
+        h.disk.script(.block(entered: entered, release: release, thenFail: true))
+        let ledger = h.ledger
+        let purchase = Task { try await ledger.purchaseCredits(accountID: "acct", amountMicros: 5_000_000, key: "buy", actor: "test") }
+        await entered.wait()  // the start is in memory, its commit under way
+        #expect(await ledger.snapshot.pendingCharges.count == 1)
+        let settling = Task { try await ledger.settlePendingCharges(only: "acct") }
+        release.signal()  // the commit fails
+        await #expect(throws: (any Error).self) { try await settling.value }
+        await #expect(throws: (any Error).self) { _ = try await purchase.value }
+        #expect(gateway.keys.isEmpty)
+        #expect(await eventually { await ledger.snapshot.pendingCharges.isEmpty })
         await h.ledger.close()
     }
 
