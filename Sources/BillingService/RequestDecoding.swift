@@ -117,19 +117,23 @@ extension Billing_V1_QuoteRequest: WireCounted {
 }
 
 extension Billing_V1_DebitBatchRequest: WireCounted {
+    /// The debits, and the line items of all of them together: a debit of
+    /// more than 256 is refused on its own (each debit of a batch stands
+    /// alone), by the handler.
     static func checkCounts(_ bytes: UnsafeRawBufferPointer) throws(GRPCStatus) {
         var reader = ProtobufReader(bytes)
         var debits = 0
+        var items = 0
         while !reader.isAtEnd {
             guard let (field, wire) = reader.tag() else { return }
             guard field == 1, wire == 2 else {
-                guard reader.skip(wire: wire) else { return }
+                try WireScan.skip(wire, in: &reader)
                 continue
             }
             guard let debit = reader.submessage() else { return }
             debits += 1
             guard debits <= MeteringLimits.maxBatch else { throw WireScan.batchTooLarge }
-            try WireScan.count(debit, field: 6, limit: MeteringLimits.maxLineItems, refusal: WireScan.tooManyLineItems)
+            items += try WireScan.count(debit, field: 6, limit: WireScan.maxBatchLineItems - items, refusal: WireScan.tooManyBatchLineItems)
         }
     }
 }
@@ -141,16 +145,33 @@ enum WireScan {
                                              reason: "TOO_MANY_LINE_ITEMS")
     static let batchTooLarge = GRPCStatus(.invalidArgument, "at most \(MeteringLimits.maxBatch) debits per batch",
                                           reason: "BATCH_TOO_LARGE")
+    /// Line items of a whole batch (32 a debit at the largest batch).
+    static let maxBatchLineItems = 1 << 18
+    static let tooManyBatchLineItems = GRPCStatus(.invalidArgument, "at most \(maxBatchLineItems) line items per batch",
+                                                  reason: "BATCH_TOO_LARGE")
+    static let group = GRPCStatus(.invalidArgument, "the message holds a group, which no request of this API has",
+                                  reason: "MALFORMED_MESSAGE")
 
-    /// Throws `refusal` once `field` occurs more than `limit` times.
-    static func count(_ message: ProtobufReader, field: Int, limit: Int, refusal: GRPCStatus) throws(GRPCStatus) {
+    /// How many times `field` occurs; throws `refusal` past `limit`.
+    @discardableResult
+    static func count(_ message: ProtobufReader, field: Int, limit: Int, refusal: GRPCStatus) throws(GRPCStatus) -> Int {
         var reader = message
         var seen = 0
         while !reader.isAtEnd {
-            guard let (found, wire) = reader.tag(), reader.skip(wire: wire) else { return }
+            guard let (found, wire) = reader.tag() else { return seen }
+            try skip(wire, in: &reader)
             guard found == field else { continue }
             seen += 1
             guard seen <= limit else { throw refusal }
         }
+        return seen
+    }
+
+    /// Past a value; a group (wire types 3 and 4, which SwiftProtobuf would
+    /// keep as unknown fields) is refused, so no count can be stepped over.
+    /// Other malformed bytes end the walk: the decoder refuses them.
+    static func skip(_ wire: Int, in reader: inout ProtobufReader) throws(GRPCStatus) {
+        guard wire != 3, wire != 4 else { throw group }
+        if !reader.skip(wire: wire) { reader = ProtobufReader(UnsafeRawBufferPointer(start: nil, count: 0)) }
     }
 }

@@ -203,7 +203,14 @@ extension GRPCServerConnection {
         var expired = 0
         for (streamID, call) in calls {
             if call.dispatched {
-                guard call.responded, now &- call.answeredNanos > timeoutNanos else { continue }
+                guard call.responded else { continue }
+                // Still moving (a large answer to a slow reader): not stuck.
+                let sent = http2.sentResponseBytes(streamID) ?? -1
+                if sent != call.sentAtSweep {
+                    (call.sentAtSweep, call.answeredNanos) = (sent, now)
+                    continue
+                }
+                guard now &- call.answeredNanos > timeoutNanos else { continue }
                 http2.resetStream(streamID, errorCode: 0x8)  // CANCEL
                 forget(streamID)
             } else {

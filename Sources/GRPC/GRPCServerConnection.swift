@@ -42,9 +42,12 @@ public final class GRPCServerConnection {
         var dispatched = false
         /// Set once a response (success or status) was submitted.
         var responded = false
-        /// When it was (loop clock): a response still unsent a request
-        /// timeout later is stuck behind the peer's flow control.
+        /// When it was, or when its body last moved on (loop clock): a
+        /// response that has not moved for a request timeout is stuck
+        /// behind the peer's flow control.
         var answeredNanos: UInt64 = 0
+        /// Its body's bytes sent as of the last sweep (-1: none queued).
+        var sentAtSweep = -1
 
         init(streamID: Int32, path: String, method: GRPCMethod,
              metadata: HTTP2HeaderBlock, deadlineNanos: UInt64?, startedNanos: UInt64, maxMessageSize: Int) {

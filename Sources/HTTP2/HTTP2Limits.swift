@@ -32,5 +32,10 @@ public struct HTTP2Limits: Sendable {
     /// Entries accepted in one SETTINGS frame.
     public var maxSettingsEntries: Int = 32
 
+    /// Whether received DATA reopens the windows by itself (nghttp2's
+    /// automatic WINDOW_UPDATE); off, only `grantWindow` does (tests of a
+    /// slow reader).
+    public var automaticWindowUpdates = true
+
     public init() {}
 }

@@ -52,6 +52,10 @@ extension HTTP2Session {
         }
     }
 
+    /// Bytes of a stream's response body handed to nghttp2 so far (nil: none
+    /// queued, or all of it sent).
+    public func sentResponseBytes(_ streamID: Int32) -> Int? { outbound[streamID]?.offset }
+
     /// Forgets a response body queued for a stream that has closed.
     public func discardResponse(_ streamID: Int32) {
         outbound[streamID] = nil
@@ -84,6 +88,12 @@ extension HTTP2Session {
             throw HTTP2Error.submitFailed("submit_headers: \(Self.describe(streamID))")
         }
         return streamID
+    }
+
+    /// Opens a stream's receive window by `bytes` (WINDOW_UPDATE): a reader
+    /// that takes a response slowly (tests).
+    public func grantWindow(streamID: Int32, bytes: Int32) {
+        _ = nghttp2_submit_window_update(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, bytes)
     }
 
     /// Client: sends a PING (for tests and keepalive).

@@ -121,6 +121,7 @@ public final class HTTP2Session {
         // A closed stream is gone at once (no priority tree is kept): a
         // response to it is refused at submission (`requireOpen`).
         nghttp2_option_set_no_closed_streams(option, 1)
+        if !limits.automaticWindowUpdates { nghttp2_option_set_no_auto_window_update(option, 1) }
         // HPACK dynamic table for what we send: the RFC default, no more.
         nghttp2_option_set_max_deflate_dynamic_table_size(option, 4096)
 

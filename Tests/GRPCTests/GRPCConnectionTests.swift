@@ -493,6 +493,10 @@ final class Harness {
     let id = try h.call("/test.Echo/Inline", body: grpcFrame([1, 2, 3]))
     #expect(h.body(id).isEmpty)  // the window is shut
     #expect(h.server.openCallCount == 1)
+    // A sweep notes how much of the body went out; it has not moved since
+    // for a request timeout at the sweep that resets it.
+    h.loop.advance(byNanos: 1_000_000_000)
+    #expect(h.server.expireStalledRequests(olderThan: 30_000_000_000) == 0)
     h.loop.advance(byNanos: 29_000_000_000)
     #expect(h.server.expireStalledRequests(olderThan: 30_000_000_000) == 0)
     h.loop.advance(byNanos: 2_000_000_000)
@@ -501,6 +505,26 @@ final class Harness {
     try h.pump()
     #expect(h.events.contains { if case .streamClosed(id, 0x8) = $0 { true } else { false } })
     #expect(h.server.http2.queuedResponseCount == 0)
+}
+
+/// A large response to a slow reader keeps moving: each sweep that finds
+/// more of it sent starts the count again, so it is not cut off.
+@Test func aResponseStillMovingIsNotReset() throws {
+    var limits = HTTP2Limits()
+    limits.initialStreamWindow = 0
+    limits.automaticWindowUpdates = false
+    let h = try Harness(clientLimits: limits)
+    let id = try h.call("/test.Echo/Inline", body: grpcFrame(Array(repeating: 7, count: 4_000)))
+    #expect(h.server.expireStalledRequests(olderThan: 30_000_000_000) == 0)  // noted: nothing sent
+    for _ in 0..<3 {
+        h.loop.advance(byNanos: 25_000_000_000)
+        // The reader takes 1,000 bytes more.
+        h.client.grantWindow(streamID: id, bytes: 1_000)
+        try h.pump()
+        #expect(h.server.expireStalledRequests(olderThan: 30_000_000_000) == 0)
+    }
+    #expect(h.server.openCallCount == 1)
+    #expect(h.body(id).count >= 3_000)
 }
 
 /// HEADERS, DATA(END_STREAM) and RST_STREAM in one read: nghttp2 closes the
