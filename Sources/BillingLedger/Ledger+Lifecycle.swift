@@ -378,6 +378,9 @@ extension Ledger {
     public func changePlan(accountID: String, to target: Plan, key: String, actor: String) async throws -> PlanChangeResult {
         await acquireLifecycle()
         defer { releaseLifecycle() }
+        _ = try book(accountID)
+        // A retry's answer below reads charges: any pending one is recorded first.
+        try await settlePendingCharges(only: accountID)
         let book = try book(accountID)
         if !key.isEmpty, let earlier = book.requestKeys["plan:" + key] {
             guard earlier.request == "\(LedgerState.proto(target).rawValue)" else {

@@ -135,7 +135,8 @@ extension LedgerState {
             }
             book.balance = account.balanceMicros
             book.overage = account.overageMicros
-            book.overageAfterPeriodEnd = account.overageAfterPeriodEndMicros
+            // A part of the overage (a damaged value would trap the arithmetic on it).
+            book.overageAfterPeriodEnd = min(max(account.overageAfterPeriodEndMicros, 0), max(book.overage, 0))
             book.periodStart = account.periodStartUnix
             book.runsInPeriod = Set(account.runHashes)
             // Checkpoints written before run hashes name the runs.

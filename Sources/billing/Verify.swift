@@ -47,7 +47,7 @@ struct Verify: ParsableCommand {
         } else {
             print("journal entries: \(audit.entries), accounts: \(audit.accounts), debits accepted: \(audit.acceptedDebits), refused: \(audit.refusedDebits)")
             if audit.pendingCharges > 0 {
-                print("gateway charges started, outcome not yet journaled: \(audit.pendingCharges) (a running server records them within a second)")
+                print("gateway charges started, outcome not yet journaled: \(audit.pendingCharges) (a running server records them at its next tick, within a second; on a test clock, at its next AdvanceClock or request of the account)")
             }
             if audit.isClean {
                 print("clean: balances, roll-ups, run costs and indexes reconcile with the journal")
