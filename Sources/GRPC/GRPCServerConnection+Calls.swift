@@ -227,6 +227,11 @@ extension GRPCServerConnection {
             }
             expired += 1
         }
+        for (streamID, refused) in refusedOpen where now &- refused > timeoutNanos {
+            http2.resetStream(streamID, errorCode: 0)  // NO_ERROR: it was answered
+            refusedOpen[streamID] = nil
+            expired += 1
+        }
         if expired > 0 { host?.connectionHasOutput() }
         return expired
     }

@@ -15,6 +15,10 @@ public final class GRPCServerConnection {
     public weak var host: (any GRPCConnectionHost)?
 
     var calls: [Int32: Call] = [:]
+    /// Streams refused at their headers (405, 415, a gRPC status) whose
+    /// request has not ended, and when: reset a request timeout later, or
+    /// a peer could keep sending on them for good.
+    var refusedOpen: [Int32: UInt64] = [:]
     /// The previous call's path and route: the next call's usually.
     var lastRoute: (path: String, method: GRPCMethod)?
     var runningHandlers = 0
@@ -129,6 +133,7 @@ public final class GRPCServerConnection {
         }
         configuration.metrics?.openCalls.subtract(calls.count, ordering: .relaxed)
         calls.removeAll()
+        refusedOpen.removeAll()
         bufferedRequestBytes = 0  // released from the server-wide budget
         isClosed = true
     }
@@ -150,13 +155,16 @@ public final class GRPCServerConnection {
         case let .headers(streamID, headers, endStream):
             if calls[streamID] == nil {
                 startCall(streamID: streamID, headers: headers)
+                if calls[streamID] == nil && !endStream { refusedOpen[streamID] = loop.nowNanos }
             }
             if endStream { finishRequest(streamID) }
         case let .data(streamID, bytes):
             try receiveData(streamID: streamID, bytes: bytes)
         case let .endStream(streamID):
+            refusedOpen[streamID] = nil
             finishRequest(streamID)
         case let .streamClosed(streamID, _):
+            refusedOpen[streamID] = nil
             forget(streamID)
             // A response submitted after nghttp2 closed the stream (its close
             // came in the same read as the request) is never sent: its body

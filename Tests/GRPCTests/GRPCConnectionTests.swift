@@ -507,6 +507,34 @@ final class Harness {
     #expect(h.server.http2.queuedResponseCount == 0)
 }
 
+/// A stream refused at its headers (unknown method, 415) whose request never
+/// ends is reset (NO_ERROR) a request timeout later: a peer could otherwise
+/// keep sending on it for good.
+@Test func aRefusedStreamWhoseRequestNeverEndsIsResetAfterTheRequestTimeout() throws {
+    let h = try Harness()
+    var ids: [Int32] = []
+    for (path, type) in [("/no.Such/Method", "application/grpc"), ("/test.Echo/Echo", "application/json")] {
+        ids.append(try h.client.sendRequestHead(headers: [
+            HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "http"), HTTP2Header(":path", path),
+            HTTP2Header(":authority", "localhost"), HTTP2Header("content-type", type), HTTP2Header("te", "trailers"),
+        ]))
+    }
+    try h.pump()
+    #expect(h.status(ids[0]) == GRPCStatus.Code.unimplemented.rawValue)
+    #expect(h.headers(ids[1]).first(":status") == "415")
+    #expect(h.server.refusedOpen.count == 2)
+    h.loop.advance(byNanos: 29_000_000_000)
+    #expect(h.server.expireStalledRequests(olderThan: 30_000_000_000) == 0)
+    h.loop.advance(byNanos: 2_000_000_000)
+    #expect(h.server.expireStalledRequests(olderThan: 30_000_000_000) == 2)
+    try h.pump()
+    for id in ids { #expect(h.events.contains { if case .streamClosed(id, _) = $0 { true } else { false } }, "\(id)") }
+    #expect(h.server.refusedOpen.isEmpty)
+    // A refused request that did end leaves nothing behind.
+    _ = try h.call("/no.Such/Method", body: grpcFrame([1]))
+    #expect(h.server.refusedOpen.isEmpty)
+}
+
 /// A large response to a slow reader keeps moving: each sweep that finds
 /// more of it sent starts the count again, so it is not cut off.
 @Test func aResponseStillMovingIsNotReset() throws {
