@@ -158,7 +158,7 @@ extension GRPCServerConnection {
     /// A handler's error as the status the caller gets.
     static func failure(_ error: any Error, _ logger: Logger, _ context: GRPCCallContext) -> Result<[UInt8], GRPCStatus> {
         if let status = error as? GRPCStatus { return .failure(status) }
-        if error is CancellationError { return .failure(GRPCStatus(.cancelled, "call cancelled")) }
+        if error is CancellationError { return .failure(GRPCStatus(.cancelled, "call cancelled", reason: "CANCELLED")) }
         // Not a refusal: a bug or an I/O failure. The caller gets a generic
         // message; the details go to the log only.
         logger.error("handler failed", metadata: ["method": "\(context.path)", "error": "\(error)"])
@@ -240,7 +240,7 @@ extension GRPCServerConnection {
         guard let call = calls[streamID], !call.responded else { return }
         call.timer = nil
         call.task?.cancel()
-        sendStatus(streamID, GRPCStatus(.deadlineExceeded, "deadline exceeded"))
+        sendStatus(streamID, GRPCStatus(.deadlineExceeded, "deadline exceeded", reason: "DEADLINE_EXCEEDED"))
         host?.connectionHasOutput()
     }
 

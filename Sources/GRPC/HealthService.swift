@@ -35,7 +35,7 @@ public final class HealthService: Sendable {
         router.registerInline(path: "/grpc.health.v1.Health/Check") { [self] bytes, _ in
             let service = bytes.isEmpty ? "" : try decode(Grpc_Health_V1_HealthCheckRequest.self, bytes).service
             guard let status = status(of: service) else {
-                throw GRPCStatus(.notFound, "unknown service \(service)")
+                throw GRPCStatus(.notFound, "unknown service \(service)", reason: "SERVICE_NOT_FOUND")
             }
             return serialized[status] ?? []
         }

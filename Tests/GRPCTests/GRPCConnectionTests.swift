@@ -272,6 +272,7 @@ final class Harness {
     h.loop.advance(byNanos: 2_000_000)
     try h.pump()
     #expect(h.status(id) == GRPCStatus.Code.deadlineExceeded.rawValue)
+    #expect(try h.reason(id) == "DEADLINE_EXCEEDED")  // every refusal carries a reason
     // The cancelled handler still reports back; nothing more is sent.
     await h.loop.runNext()
     try h.pump()

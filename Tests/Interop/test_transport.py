@@ -74,13 +74,14 @@ def test_echo(echo):
     assert echo(b"") == b""
 
 
-def test_health_check(served):
+def test_health_check(pb, served):
     ch = served.channel()
     assert served.health(ch) == health_pb2.HealthCheckResponse.SERVING
     assert served.health(ch, service="billing.v1.Metering") == health_pb2.HealthCheckResponse.SERVING
     with pytest.raises(grpc.RpcError) as info:
         served.health(ch, service="no.such.Service")
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    assert error_info(pb, info.value).reason == "SERVICE_NOT_FOUND"
 
 
 def test_health_list_names_every_service(served):
