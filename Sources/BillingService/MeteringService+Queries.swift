@@ -287,7 +287,9 @@ extension MeteringService {
         let byDay = groups.contains(.day), byAgent = groups.contains(.agent), byLine = groups.contains(.lineItem)
         var buckets: [UsageKey: Billing_V1_UsageBucket] = [:]
         var total: Int64 = 0
-        for (key, cell) in cells {
+        // Cells of nothing (line items of zero quantity and amount) make no
+        // bucket: the buckets are the non-empty ones.
+        for (key, cell) in cells where cell.amount != 0 || cell.quantity != 0 || cell.inputTokens != 0 || cell.outputTokens != 0 {
             let group = UsageKey(day: byDay ? key.day : 0, agentID: byAgent ? key.agentID : "", lineKey: byLine ? key.lineKey : "")
             var bucket = buckets[group] ?? Billing_V1_UsageBucket()
             if byDay { bucket.day = CivilDate(daysSinceEpoch: key.day).description }

@@ -515,6 +515,21 @@ def test_usage_buckets_add_up_for_every_grouping(billing):
     assert b.usage("acme", ["line_item", "day"]).buckets == b.usage("acme", ["day", "line_item"]).buckets
 
 
+def test_usage_has_no_bucket_of_nothing(billing):
+    """A line item of zero quantity (and so zero amount) is accepted and
+    charged nothing; it makes no bucket: the buckets are the non-empty ones."""
+    b = billing
+    b.create("acme", credits=100_000_000)
+    nothing = b.debit("acme", "k0", [b.tool("slack", 0)], agent="idle", run="r0")
+    assert nothing.total_micros == 0
+    b.debit("acme", "k1", [b.tool("github", 2)], agent="busy", run="r1")
+    for group_by in GROUPINGS:
+        usage = b.usage("acme", group_by)
+        assert all(x.amount_micros or x.quantity or x.input_tokens or x.output_tokens or x.tool_calls or x.storage_bytes
+                   for x in usage.buckets), (group_by, usage.buckets)
+    assert [x.agent_id for x in b.usage("acme", ["agent"]).buckets] == ["busy"]
+
+
 def test_usage_range_is_whole_utc_days(billing):
     b = billing
     b.create("acme", credits=1_000_000)
