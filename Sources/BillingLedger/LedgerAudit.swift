@@ -18,10 +18,22 @@ public struct LedgerAudit: Sendable {
 
     public var isClean: Bool { problems.isEmpty }
 
+    /// Whether `id` is in Unicode NFC (ASCII always is).
+    static func isNFC(_ id: String) -> Bool {
+        id.utf8.allSatisfy { $0 < 0x80 } || id.precomposedStringWithCanonicalMapping.utf8.elementsEqual(id.utf8)
+    }
+
     public static func run(on store: any LedgerStore, plans: PlanCatalog = .default, maxProblems: Int = 100) throws -> LedgerAudit {
         var audit = LedgerAudit()
         func problem(_ text: String) {
             if audit.problems.count < maxProblems { audit.problems.append(text) }
+        }
+        // Ids stored before session 19 in another Unicode normalization:
+        // requests now take ids in NFC only, so these can no longer be named.
+        var notNFCFound = 0
+        func notNFC(_ what: String) {
+            notNFCFound += 1
+            if notNFCFound <= 20 { problem("\(what) is not in Unicode NFC: requests can no longer name it") }
         }
 
         // 1. Every entry from seq 1, applied to empty books, with independent sums on the side.
@@ -126,6 +138,10 @@ public struct LedgerAudit: Sendable {
                 }
             case .debitAccepted(let debit):
                 audit.acceptedDebits += 1
+                for (field, id) in [("idempotency key", debit.idempotencyKey), ("run", debit.runID), ("agent", debit.agentID),
+                                    ("workspace", debit.workspaceID)] where !Self.isNFC(id) {
+                    notNFC("\(field) \(id.debugDescription) of account \(debit.accountID) (seq \(entry.seq))")
+                }
                 totals[debit.accountID, default: (0, 0, 0, 0)].fromCredits &+= debit.fromCreditsMicros
                 totals[debit.accountID, default: (0, 0, 0, 0)].overage &+= debit.overageMicros
                 totals[debit.accountID, default: (0, 0, 0, 0)].debited &+= debit.totalMicros
@@ -139,12 +155,16 @@ public struct LedgerAudit: Sendable {
                 try checkKey(entry, account: debit.accountID, key: debit.idempotencyKey)
             case .debitRefused(let refused):
                 audit.refusedDebits += 1
+                if !Self.isNFC(refused.idempotencyKey) {
+                    notNFC("idempotency key \(refused.idempotencyKey.debugDescription) of account \(refused.accountID) (seq \(entry.seq))")
+                }
                 try checkKey(entry, account: refused.accountID, key: refused.idempotencyKey)
             default:
                 break
             }
         }
         audit.accounts = fromScratch.accounts.count
+        for id in fromScratch.accounts.keys where !Self.isNFC(id) { notNFC("account \(id.debugDescription)") }
         audit.pendingCharges = fromScratch.pendingCharges.count
 
         // 2. The books from scratch against the independent sums.

@@ -120,6 +120,22 @@ import Testing
         #expect(state.accounts.isEmpty && state.lastSeq == 0)
     }
 
+    /// Ids journaled before session 19 in another normalization can no
+    /// longer be named (requests take NFC only): `billing verify` lists them.
+    @Test func verifyListsIdsThatAreNotNFC() async throws {
+        let h = try Harness()
+        try await h.openAccount("cafe\u{301}", plan: "pro", credits: 1_000)  // (the ledger takes any id; the service refuses it now)
+        _ = try await h.debit(Fixtures.command(account: "cafe\u{301}", key: "cle\u{301}", micros: 5))
+        try await h.openAccount("plain", plan: "pro", credits: 1_000)
+        _ = try await h.debit(Fixtures.command(account: "plain", key: "k-1", micros: 5))
+        await h.ledger.close()
+        let audit = try LedgerAudit.run(on: h.store.restart(), plans: Fixtures.plans)
+        let listed = audit.problems.filter { $0.contains("is not in Unicode NFC") }
+        #expect(listed.count == 2, "\(audit.problems)")
+        #expect(listed.contains { $0.hasPrefix("account ") } && listed.contains { $0.hasPrefix("idempotency key ") })
+        #expect(audit.problems.count == listed.count)  // nothing else differs
+    }
+
     @Test func aCheckpointOfOtherRulesIsNotLoadedTheJournalIsReplayedInstead() async throws {
         let h = try await Self.busyLedger()
         await h.ledger.close()  // writes a checkpoint of everything so far
