@@ -145,6 +145,14 @@ final class Connection: GRPCConnectionHost {
         writePending()
         if isClosed { return }
         if closeAfter || (!grpc.isActive && pendingOutputCount == 0) {
+            // TLS ends with close_notify: the peer can tell the end from a
+            // cut connection (truncation). Nothing after it is awaited.
+            if let tls {
+                tls.shutdown()
+                tls.drainCiphertext(into: &output)
+                writePending()
+                if isClosed { return }
+            }
             close()
             return
         }

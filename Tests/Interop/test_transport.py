@@ -212,6 +212,32 @@ def test_tls_with_ip_san_and_no_name_override(pb, server):
     assert stub.Echo(pb.testing_pb2.EchoRequest(payload=b"tls"), timeout=10).payload == b"tls"
 
 
+def test_tls_connection_ends_with_close_notify(server, tls_files):
+    """A TLS connection the server ends (here: idle) ends with GOAWAY, then
+    TLS close_notify: the client can tell the end from a cut connection."""
+    import socket
+    import ssl
+    s = server(tls=True, args=("--idle-timeout-seconds", "1"))
+    context = ssl.create_default_context(cafile=str(tls_files.server_cert))
+    context.set_alpn_protocols(["h2"])
+    with socket.create_connection(("127.0.0.1", s.port), timeout=30) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost", suppress_ragged_eofs=False) as tls:
+            assert tls.selected_alpn_protocol() == "h2"
+            tls.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))
+            received = b""
+            while True:  # bounded by the socket timeout and the server's idle close
+                chunk = tls.recv(65536)  # SSLEOFError here: cut without close_notify
+                if not chunk:
+                    break
+                received += chunk
+            frames, at = [], 0
+            while at + 9 <= len(received):
+                length = int.from_bytes(received[at:at + 3], "big")
+                frames.append(received[at + 3])
+                at += 9 + length
+            assert 7 in frames, f"no GOAWAY before the end: frame types {frames}"
+
+
 def test_tls_with_name_override(pb, server):
     s = server(tls=True)
     ch = s.channel(options=[("grpc.ssl_target_name_override", "localhost")])
