@@ -18,11 +18,6 @@ public struct LedgerAudit: Sendable {
 
     public var isClean: Bool { problems.isEmpty }
 
-    /// Whether `id` is in Unicode NFC (ASCII always is).
-    static func isNFC(_ id: String) -> Bool {
-        id.utf8.allSatisfy { $0 < 0x80 } || id.precomposedStringWithCanonicalMapping.utf8.elementsEqual(id.utf8)
-    }
-
     public static func run(on store: any LedgerStore, plans: PlanCatalog = .default, maxProblems: Int = 100) throws -> LedgerAudit {
         var audit = LedgerAudit()
         func problem(_ text: String) {
@@ -138,9 +133,12 @@ public struct LedgerAudit: Sendable {
                 }
             case .debitAccepted(let debit):
                 audit.acceptedDebits += 1
-                for (field, id) in [("idempotency key", debit.idempotencyKey), ("run", debit.runID), ("agent", debit.agentID),
-                                    ("workspace", debit.workspaceID)] where !Self.isNFC(id) {
-                    notNFC("\(field) \(id.debugDescription) of account \(debit.accountID) (seq \(entry.seq))")
+                // (The usual all-NFC debit checked without building the list.)
+                if !(debit.idempotencyKey.isNFC && debit.runID.isNFC && debit.agentID.isNFC && debit.workspaceID.isNFC) {
+                    for (field, id) in [("idempotency key", debit.idempotencyKey), ("run", debit.runID), ("agent", debit.agentID),
+                                        ("workspace", debit.workspaceID)] where !id.isNFC {
+                        notNFC("\(field) \(id.debugDescription) of account \(debit.accountID) (seq \(entry.seq))")
+                    }
                 }
                 totals[debit.accountID, default: (0, 0, 0, 0)].fromCredits &+= debit.fromCreditsMicros
                 totals[debit.accountID, default: (0, 0, 0, 0)].overage &+= debit.overageMicros
@@ -155,7 +153,7 @@ public struct LedgerAudit: Sendable {
                 try checkKey(entry, account: debit.accountID, key: debit.idempotencyKey)
             case .debitRefused(let refused):
                 audit.refusedDebits += 1
-                if !Self.isNFC(refused.idempotencyKey) {
+                if !refused.idempotencyKey.isNFC {
                     notNFC("idempotency key \(refused.idempotencyKey.debugDescription) of account \(refused.accountID) (seq \(entry.seq))")
                 }
                 try checkKey(entry, account: refused.accountID, key: refused.idempotencyKey)
@@ -164,7 +162,7 @@ public struct LedgerAudit: Sendable {
             }
         }
         audit.accounts = fromScratch.accounts.count
-        for id in fromScratch.accounts.keys where !Self.isNFC(id) { notNFC("account \(id.debugDescription)") }
+        for id in fromScratch.accounts.keys where !id.isNFC { notNFC("account \(id.debugDescription)") }
         audit.pendingCharges = fromScratch.pendingCharges.count
 
         // 2. The books from scratch against the independent sums.

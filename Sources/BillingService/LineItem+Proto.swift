@@ -1,6 +1,6 @@
 import BillingCore
+import BillingLedger
 import BillingProto
-import Foundation
 import GRPC
 
 /// Request limits of the metering API, explicit.
@@ -41,7 +41,7 @@ func requireID(_ value: String, _ field: @autoclosure () -> String, required: Bo
     // could answer to two ids, one debit be charged under two keys. Only
     // the composed form (Unicode NFC, unique per equivalent text) is taken;
     // ASCII always is.
-    if found & 2 != 0, !value.precomposedStringWithCanonicalMapping.utf8.elementsEqual(value.utf8) {
+    if found & 2 != 0, !value.isNFC {
         throw GRPCStatus(.invalidArgument, "\(field()) must be in Unicode normalization form C (composed characters)",
                          reason: "INVALID_FIELD", metadata: ["field": field()])
     }

@@ -13,6 +13,9 @@ import GRPC
 /// The wire reader and the line-item decoder are the journal's
 /// (`ProtobufReader`, `Billing_V1_LineItem.decoded(from:)` in BillingProto).
 protocol HandDecodable {
+    /// Its repeated fields counted on the wire, before anything is decoded
+    /// (see `WireScan`): throws the handler's refusal past a limit.
+    static func checkCounts(_ bytes: UnsafeRawBufferPointer) throws(GRPCStatus)
     static func handDecoded(_ bytes: [UInt8]) -> Self?
 }
 
@@ -96,27 +99,24 @@ private func append(_ item: Billing_V1_LineItem, to items: inout [Billing_V1_Lin
     items.append(item)
 }
 
-/// Requests whose repeated fields are counted on the wire before anything
-/// is decoded: a 4 MiB message of empty entries (two bytes each) would
-/// otherwise decode into millions of structs — hundreds of MB — before the
-/// count was checked. The limits and reasons are the handlers' own.
-protocol WireCounted {
-    static func checkCounts(_ bytes: UnsafeRawBufferPointer) throws(GRPCStatus)
-}
+// Repeated fields counted on the wire before anything is decoded: a 4 MiB
+// message of empty entries (two bytes each) would otherwise decode into
+// millions of structs — hundreds of MB — before the count was checked. The
+// limits and reasons are the handlers' own.
 
-extension Billing_V1_DebitRequest: WireCounted {
+extension Billing_V1_DebitRequest {
     static func checkCounts(_ bytes: UnsafeRawBufferPointer) throws(GRPCStatus) {
         try WireScan.count(ProtobufReader(bytes), field: 6, limit: MeteringLimits.maxLineItems, refusal: WireScan.tooManyLineItems)
     }
 }
 
-extension Billing_V1_QuoteRequest: WireCounted {
+extension Billing_V1_QuoteRequest {
     static func checkCounts(_ bytes: UnsafeRawBufferPointer) throws(GRPCStatus) {
         try WireScan.count(ProtobufReader(bytes), field: 4, limit: MeteringLimits.maxLineItems, refusal: WireScan.tooManyLineItems)
     }
 }
 
-extension Billing_V1_DebitBatchRequest: WireCounted {
+extension Billing_V1_DebitBatchRequest {
     /// The debits, and the line items of all of them together: a debit of
     /// more than 256 is refused on its own (each debit of a batch stands
     /// alone), by the handler.

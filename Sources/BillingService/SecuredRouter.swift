@@ -98,11 +98,14 @@ struct SecuredRouter {
         // Credentials first: a caller who cannot authenticate learns
         // nothing, not even whether its message decodes.
         let principal = try authenticator.principal(context)
-        if let counted = Request.self as? any WireCounted.Type {
-            try bytes.withUnsafeBytes { buffer in try counted.checkCounts(buffer) }
+        // The metering requests: counted on the wire, then decoded by hand
+        // in their usual shape (one dynamic cast for both).
+        var handDecoded: Request?
+        if let hand = Request.self as? any HandDecodable.Type {
+            try bytes.withUnsafeBytes { buffer in try hand.checkCounts(buffer) }
+            handDecoded = hand.handDecoded(bytes) as? Request
         }
-        let request = try (Request.self as? any HandDecodable.Type)?.handDecoded(bytes) as? Request
-            ?? decode(Request.self, bytes)
+        let request = try handDecoded ?? decode(Request.self, bytes)
         try authenticator.authorize(principal, access, accountID: scopedAccount(request, principal))
         return (request, principal)
     }

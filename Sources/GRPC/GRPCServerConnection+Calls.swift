@@ -2,16 +2,17 @@ import HTTP2
 import Logging
 
 extension GRPCServerConnection {
-    func startCall(streamID: Int32, headers: HTTP2HeaderBlock) {
+    /// Starts the call, or refuses the stream (answered at once); whether it started.
+    func startCall(streamID: Int32, headers: HTTP2HeaderBlock) -> Bool {
         let request = GRPCRequestHead(headers, knownPath: lastRoute?.path)
         guard request.isPost else {
             respondHTTP(streamID, status: "405")
-            return
+            return false
         }
         guard request.isGRPC else {
             // gRPC spec: a non-gRPC content type gets HTTP 415, not a gRPC status.
             respondHTTP(streamID, status: "415")
-            return
+            return false
         }
         let path = request.path
         let method: GRPCMethod
@@ -20,7 +21,7 @@ extension GRPCServerConnection {
         } else {
             guard let found = router.method(for: path) else {
                 sendStatus(streamID, GRPCStatus(.unimplemented, "method \(path) is not implemented", reason: "METHOD_NOT_FOUND"), path: path)
-                return
+                return false
             }
             method = found
             lastRoute = (path, found)
@@ -28,20 +29,20 @@ extension GRPCServerConnection {
         if let encoding = request.encoding, encoding != "identity" {
             sendStatus(streamID, GRPCStatus(.unimplemented, "message encoding \(encoding) is not supported", reason: "UNSUPPORTED_ENCODING"),
                        extra: [HTTP2Header("grpc-accept-encoding", "identity")])
-            return
+            return false
         }
         var deadline: UInt64?
         if let timeout = request.timeout {
             guard let nanos = parseGRPCTimeout(timeout) else {
                 sendStatus(streamID, GRPCStatus(.invalidArgument, "malformed grpc-timeout \"\(timeout)\"", reason: "INVALID_TIMEOUT"))
-                return
+                return false
             }
             let (sum, overflow) = loop.nowNanos.addingReportingOverflow(nanos)
             deadline = overflow ? UInt64.max : sum
         }
         guard runningHandlers < configuration.maxRunningHandlersPerConnection else {
             sendStatus(streamID, GRPCStatus(.resourceExhausted, "too many calls in progress on this connection", reason: "TOO_MANY_CALLS"))
-            return
+            return false
         }
         let call = Call(streamID: streamID, path: path, method: method, metadata: headers,
                         deadlineNanos: deadline, startedNanos: loop.nowNanos,
@@ -53,6 +54,7 @@ extension GRPCServerConnection {
                 self?.deadlineExpired(streamID)
             }
         }
+        return true
     }
 
     func receiveData(streamID: Int32, bytes: [UInt8]) throws {

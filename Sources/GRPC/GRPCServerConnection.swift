@@ -153,9 +153,8 @@ public final class GRPCServerConnection {
     func handle(_ event: HTTP2Event) throws {
         switch event {
         case let .headers(streamID, headers, endStream):
-            if calls[streamID] == nil {
-                startCall(streamID: streamID, headers: headers)
-                if calls[streamID] == nil && !endStream { refusedOpen[streamID] = loop.nowNanos }
+            if calls[streamID] == nil, !startCall(streamID: streamID, headers: headers), !endStream {
+                refusedOpen[streamID] = loop.nowNanos
             }
             if endStream { finishRequest(streamID) }
         case let .data(streamID, bytes):
@@ -166,10 +165,6 @@ public final class GRPCServerConnection {
         case let .streamClosed(streamID, _):
             refusedOpen[streamID] = nil
             forget(streamID)
-            // A response submitted after nghttp2 closed the stream (its close
-            // came in the same read as the request) is never sent: its body
-            // must not stay queued for the connection's life.
-            http2.discardResponse(streamID)
         case .headerListTooLarge(let streamID):
             logger.debug("header list too large; stream reset", metadata: ["peer": "\(peer)", "stream": "\(streamID)"])
         case .goAway:

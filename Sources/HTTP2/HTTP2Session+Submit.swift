@@ -56,11 +56,6 @@ extension HTTP2Session {
     /// queued, or all of it sent).
     public func sentResponseBytes(_ streamID: Int32) -> Int? { outbound[streamID]?.offset }
 
-    /// Forgets a response body queued for a stream that has closed.
-    public func discardResponse(_ streamID: Int32) {
-        outbound[streamID] = nil
-    }
-
     /// Client: opens a stream with `headers` and sends `body`, ending the
     /// stream after it. Returns the new stream's id.
     @discardableResult

@@ -163,7 +163,7 @@ import Testing
 /// Repeated fields are counted on the wire before decoding: a 4 MiB request
 /// of two-byte empty entries would decode into millions of structs first.
 @Suite struct WireCountTests {
-    static func reason(_ type: any WireCounted.Type, _ bytes: [UInt8]) -> String? {
+    static func reason(_ type: any HandDecodable.Type, _ bytes: [UInt8]) -> String? {
         do {
             try bytes.withUnsafeBytes { try type.checkCounts($0) }
             return nil
