@@ -3,13 +3,10 @@ public import BillingProto
 
 /// One account's books in memory.
 public struct AccountBook: Sendable, Equatable {
-    public let accountID: String
-    public var displayName = ""
-    public var billingEmail = ""
-    /// When the account was created (unix seconds).
-    public var createdUnix: Int64 = 0
-    /// Plan, trial, pause, pending change, past-due invoices, billing period.
-    public var lifecycle: AccountLifecycle
+    // Stored properties in the order a debit touches them: Swift lays a
+    // struct out in declaration order, so the fields `decide` and `apply`
+    // read and write share the book's first cache lines (the books of
+    // 10,000 accounts are not in cache between one debit and the next).
     public var balance: Int64 = 0
     /// Uncovered usage accrued for the next invoice (Pro/Enterprise); reset
     /// when a period closes and it is invoiced.
@@ -22,6 +19,12 @@ public struct AccountBook: Sendable, Equatable {
     public var overageAfterPeriodEnd: Int64 = 0
     /// Start of the period `runsInPeriod` counts.
     public var periodStart: Int64
+    /// The billing period metering last computed for this book (derived:
+    /// see `period(containing:)`).
+    var meteringPeriod = PeriodMemo()
+    /// A workspace known to be in `workspaces`: the last one a debit named
+    /// (derived: see `noteWorkspace`).
+    var lastWorkspace = WorkspaceMemo()
     /// Runs counted in the period, as `JournalKeyHash.run(account:run:)`:
     /// 8 bytes per run in memory and in checkpoints instead of its name. Two
     /// runs of one account and period sharing a 64-bit hash (odds ~n²/2⁶⁵
@@ -32,12 +35,19 @@ public struct AccountBook: Sendable, Equatable {
     /// The usage cells' keys by day (derived: not stored, not compared), so
     /// a range of days is read without visiting every cell of the account.
     var usageDays = UsageDayIndex()
-    /// Lifetime totals, for reconciliation: balance == granted - fromCredits.
-    public var granted: Int64 = 0
     public var debitedFromCredits: Int64 = 0
     /// Lifetime sums of every usage cell (derived, not stored): while each
     /// fits in Int64, so does any sum of cells GetUsage can report.
     public var lifetime = UsageTotals()
+    /// Plan, trial, pause, pending change, past-due invoices, billing period.
+    public var lifecycle: AccountLifecycle
+    public let accountID: String
+    public var displayName = ""
+    public var billingEmail = ""
+    /// When the account was created (unix seconds).
+    public var createdUnix: Int64 = 0
+    /// Lifetime totals, for reconciliation: balance == granted - fromCredits.
+    public var granted: Int64 = 0
     /// Idempotency keys of grants: key → (seq, amount).
     public var grantKeys: [String: GrantRecord] = [:]
     /// The method charged now, and a replacement waiting for the next cycle.
@@ -53,12 +63,6 @@ public struct AccountBook: Sendable, Equatable {
     /// Idempotency keys of plan changes, purchases and invoice payments,
     /// by "<kind>:<key>".
     public var requestKeys: [String: RequestKeyRecord] = [:]
-    /// The billing period metering last computed for this book (derived:
-    /// see `period(containing:)`).
-    var meteringPeriod = PeriodMemo()
-    /// A workspace known to be in `workspaces`: the last one a debit named
-    /// (derived: see `noteWorkspace`).
-    var lastWorkspace = WorkspaceMemo()
 
     public init(accountID: String, lifecycle: AccountLifecycle) {
         self.accountID = accountID
