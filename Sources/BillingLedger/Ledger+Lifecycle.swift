@@ -250,6 +250,10 @@ extension Ledger {
     func recordPayment(_ attempt: Billing_Journal_V1_ChargeRecorded, _ outcome: ChargeOutcome) async throws -> Billing_V1_Charge {
         var recorded = attempt
         recorded.charge.record(outcome)
+        // A method given to pay the invoice goes on file only if it paid: a
+        // declined card must not replace the one on file, nor a replacement
+        // waiting for the next cycle. (The charge keeps its label.)
+        if recorded.charge.status != .succeeded { recorded.clearNewMethod() }
         try await commit(.chargeRecorded(recorded))
         return recorded.charge
     }
@@ -358,12 +362,21 @@ extension Ledger {
     func request(_ accountID: String, actor: String, key: String = "", domain: AccountEvent,
                  _ event: Billing_Journal_V1_LifecycleEvent.OneOf_Event)
         async throws -> (actions: [AccountAction], invoice: Int64?, charge: Billing_V1_Charge?) {
+        try await request(accountID, actor: actor, key: key) { _ in (domain, event) }
+    }
+
+    /// The same, the request made from the book as its due transitions
+    /// left it (what a request means can depend on them).
+    func request(_ accountID: String, actor: String, key: String = "",
+                 _ make: (AccountBook) -> (domain: AccountEvent, event: Billing_Journal_V1_LifecycleEvent.OneOf_Event))
+        async throws -> (actions: [AccountAction], invoice: Int64?, charge: Billing_V1_Charge?) {
         _ = try book(accountID)
         // One reading of the clock for the transitions and the request: read
         // twice, a period ending between the readings would be due and not
         // applied when the request is checked at the second.
         let now = nowUnix
         _ = try await processDue(upTo: now, only: accountID)
+        let (domain, event) = make(try book(accountID))
         let actions = try check(domain, on: try book(accountID), at: now)
         let invoicesBefore = state.nextInvoiceSequence
         try await commit(lifecycleEvent(accountID, at: now, actor: actor, key: key, event))
@@ -394,10 +407,16 @@ extension Ledger {
             return PlanChangeResult(effect: Billing_V1_PlanChangeEffect(rawValue: Int(earlier.effect)) ?? .unchanged,
                                     invoice: invoice, charge: charge)
         }
-        var change = Billing_Journal_V1_PlanChangeRequested()
-        change.toPlan = LedgerState.proto(target)
-        let domain: AccountEvent = target == .free ? .downgradeToFree : .changePlan(to: target)
-        let (actions, issued, charge) = try await request(accountID, actor: actor, key: key, domain: domain, .planChange(change))
+        let (actions, issued, charge) = try await request(accountID, actor: actor, key: key) { book in
+            var change = Billing_Journal_V1_PlanChangeRequested()
+            change.toPlan = LedgerState.proto(target)
+            // Choosing the plan the account is on keeps it: a change pending
+            // to another plan is cancelled (UNCHANGED, as CancelPendingChange).
+            change.cancelsPending = target == book.lifecycle.plan && book.lifecycle.pendingChange != nil
+            let domain: AccountEvent = change.cancelsPending ? .cancelPendingChange
+                : target == .free ? .downgradeToFree : .changePlan(to: target)
+            return (domain, .planChange(change))
+        }
         return PlanChangeResult(effect: LedgerState.effect(of: actions),
                                 invoice: issued.flatMap { state.invoices[$0]?.invoice }, charge: charge)
     }

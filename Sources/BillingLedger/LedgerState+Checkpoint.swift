@@ -176,9 +176,11 @@ extension LedgerState {
     /// period, a card given to pay an invoice clears a waiting replacement.
     /// 3 (session 19): a contract invoice carries the contract's reference
     /// as issued (`Invoice.contract_reference`); overage of debits made
-    /// after a period's end, before it closed, is billed with the next. Raise it whenever `apply`
-    /// computes different books from the same journal.
-    public static let rulesVersion: Int32 = 3
+    /// after a period's end, before it closed, is billed with the next.
+    /// 4 (session 20): a contract that sets or changes an Enterprise
+    /// account's workspace limit counts workspaces from the change on.
+    /// Raise it whenever `apply` computes different books from the same journal.
+    public static let rulesVersion: Int32 = 4
 
     /// The highest seq a journal may reach (2⁶² : a million entries a second
     /// for 146,000 years), far enough below Int64.max that seq arithmetic

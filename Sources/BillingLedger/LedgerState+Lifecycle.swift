@@ -106,7 +106,12 @@ extension LedgerState {
         case .planChange(let change):
             guard due == nil else { throw .inconsistent(seq: seq, "a request before a due transition") }
             guard let target = Self.plan(change.toPlan) else { throw .inconsistent(seq: seq, "unknown plan \(change.toPlan)") }
-            domainEvent = target == .free ? .downgradeToFree : .changePlan(to: target)
+            if change.cancelsPending {
+                guard target == book.lifecycle.plan else { throw .inconsistent(seq: seq, "a cancelling change to another plan") }
+                domainEvent = .cancelPendingChange
+            } else {
+                domainEvent = target == .free ? .downgradeToFree : .changePlan(to: target)
+            }
         case .pendingChangeCancelled:
             guard due == nil else { throw .inconsistent(seq: seq, "a request before a due transition") }
             domainEvent = .cancelPendingChange
@@ -118,8 +123,16 @@ extension LedgerState {
         case nil:
             throw .inconsistent(seq: seq, "a lifecycle entry without an event")
         }
+        let workspaceLimitBefore = book.terms(in: plans).workspaceLimit
         guard case .success(let actions) = book.lifecycle.apply(domainEvent, now: at, plans: plans) else {
             throw .inconsistent(seq: seq, "the journal holds a refused request")
+        }
+        if case .enterpriseContract = event.event, book.lifecycle.plan == .enterprise,
+           let limit = book.terms(in: plans).workspaceLimit, limit != workspaceLimitBefore {
+            // A contract's new workspace limit counts from the change on, as
+            // a move to a limited plan does (`.setPlan` below, on a move).
+            book.workspaces.removeAll()
+            book.lastWorkspace = WorkspaceMemo()
         }
         if let periodOverage, actions.contains(.resetQuota) {
             // Invoiced with the closed period: the new one accrues from what

@@ -410,6 +410,12 @@ public nonisolated struct Billing_Journal_V1_PlanChangeRequested: Sendable {
 
   public var toPlan: Billing_V1_Plan = .unspecified
 
+  /// A change to the plan the account is on, made while a change to another
+  /// was pending: it cancels the pending change (ChangePlan's UNCHANGED).
+  /// Written since session 20; before, such a request changed nothing, and
+  /// entries without it still replay so.
+  public var cancelsPending: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1976,7 +1982,7 @@ nonisolated extension Billing_Journal_V1_PaymentMethodSet: SwiftProtobuf.Message
 
 nonisolated extension Billing_Journal_V1_PlanChangeRequested: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PlanChangeRequested"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}to_plan\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}to_plan\0\u{3}cancels_pending\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1985,6 +1991,7 @@ nonisolated extension Billing_Journal_V1_PlanChangeRequested: SwiftProtobuf.Mess
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularEnumField(value: &self.toPlan) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.cancelsPending) }()
       default: break
       }
     }
@@ -1994,11 +2001,15 @@ nonisolated extension Billing_Journal_V1_PlanChangeRequested: SwiftProtobuf.Mess
     if self.toPlan != .unspecified {
       try visitor.visitSingularEnumField(value: self.toPlan, fieldNumber: 1)
     }
+    if self.cancelsPending != false {
+      try visitor.visitSingularBoolField(value: self.cancelsPending, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Billing_Journal_V1_PlanChangeRequested, rhs: Billing_Journal_V1_PlanChangeRequested) -> Bool {
     if lhs.toPlan != rhs.toPlan {return false}
+    if lhs.cancelsPending != rhs.cancelsPending {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -505,7 +505,8 @@ public nonisolated struct Billing_V1_Account: @unchecked Sendable {
     set {_uniqueStorage()._createdUnixSeconds = newValue}
   }
 
-  /// When the trial ends (or ended); 0 if the account never had one.
+  /// When the trial ends, while the account is on one (a paused trial
+  /// included); 0 otherwise (never had one, or converted or switched away).
   public var trialEndsUnixSeconds: Int64 {
     get {_storage._trialEndsUnixSeconds}
     set {_uniqueStorage()._trialEndsUnixSeconds = newValue}
@@ -529,7 +530,8 @@ public nonisolated struct Billing_V1_Account: @unchecked Sendable {
     set {_uniqueStorage()._currentPeriodEndUnixSeconds = newValue}
   }
 
-  /// Next billing date (end of the current period, or of the trial).
+  /// Next billing date (end of the current period, or of a running trial);
+  /// 0 while a trial is paused (nothing is billed until it is reactivated).
   public var nextBillingUnixSeconds: Int64 {
     get {_storage._nextBillingUnixSeconds}
     set {_uniqueStorage()._nextBillingUnixSeconds = newValue}
@@ -581,7 +583,8 @@ public nonisolated struct Billing_V1_Account: @unchecked Sendable {
     set {_uniqueStorage()._maxWorkspaces = newValue}
   }
 
-  /// Workspaces that have been debited, in order of first use.
+  /// Workspaces that have been debited, sorted by name (on a plan or contract
+  /// with a workspace limit: those debited since the move to that limit).
   public var workspaceIds: [String] {
     get {_storage._workspaceIds}
     set {_uniqueStorage()._workspaceIds = newValue}

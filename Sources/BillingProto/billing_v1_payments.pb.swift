@@ -397,7 +397,8 @@ public nonisolated struct Billing_V1_PurchaseCreditsResponse: Sendable {
   /// Clears the value of `invoice`. Subsequent reads from it will return its default value.
   public mutating func clearInvoice() {self._invoice = nil}
 
-  /// Credit balance after the purchase, in micros.
+  /// Credit balance after the purchase, in micros (for a retried request:
+  /// the balance now, the purchase's credits added once).
   public var creditBalanceMicros: Int64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()

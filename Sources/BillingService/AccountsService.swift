@@ -81,12 +81,17 @@ public final class AccountsService: Sendable {
         }
     }
 
-    /// The account as its caller may see it: a contract's operator notes
-    /// only for a service key (`operatorView`), never for a customer's user.
+    /// The account as its caller may see it: a contract's operator fields
+    /// (notes, start and end dates) only for a service key
+    /// (`operatorView`), never for a customer's user.
     func account(_ id: String, operatorView: Bool = false) async throws -> Billing_V1_Account {
         let book = try await ledger.currentBook(id)
         var account = AccountView.account(book, now: ledger.currentUnix, plans: await ledger.plans)
-        if !operatorView, account.hasEnterpriseContract { account.enterpriseContract.notes = "" }
+        if !operatorView, account.hasEnterpriseContract {
+            account.enterpriseContract.notes = ""
+            account.enterpriseContract.startUnixSeconds = 0
+            account.enterpriseContract.endUnixSeconds = 0
+        }
         return account
     }
 

@@ -76,6 +76,31 @@ import Testing
         await h.ledger.close()
     }
 
+    @Test func aCardDeclinedWhilePayingAnInvoiceDoesNotGoOnFile() async throws {
+        let h = try await Self.pastDue("acct")
+        let invoice = try #require(try await h.ledger.invoices(of: "acct").last { $0.status == .pastDue || $0.status == .open })
+        let replacement = TokenizedMethod(token: "tok_test_ok_2", kind: .card(brand: "visa", last4: "1111", expMonth: 12, expYear: 2099))
+        _ = try await h.ledger.setPaymentMethod(accountID: "acct", method: replacement, actor: "test")
+        let declining = TokenizedMethod(token: "tok_test_decline_3", kind: .card(brand: "visa", last4: "0003", expMonth: 12, expYear: 2099))
+        let declined = await #expect(throws: PaymentDeclined.self) {
+            try await h.ledger.payInvoice(accountID: "acct", invoiceID: invoice.invoiceID, newMethod: declining,
+                                          key: "pay-declined", actor: "test")
+        }
+        let charge = try #require(declined?.charge)
+        #expect(charge.status == .failed)
+        #expect(charge.paymentMethodLabel.hasSuffix("0003"))  // the history says which card was tried
+        let check = { (state: LedgerState) throws in
+            let book = try #require(state.accounts["acct"])
+            #expect(book.paymentMethod?.gatewayToken == LifecycleLedgerTests.declining.token)
+            #expect(book.pendingPaymentMethod?.gatewayToken == replacement.token)
+            #expect(book.lifecycle.hasPendingPaymentMethod)
+        }
+        try check(await h.ledger.snapshot)
+        // Replayed from the journal alike.
+        try check(try LedgerState.recover(from: h.store, plans: Fixtures.plans).state)
+        await h.ledger.close()
+    }
+
     @Test func aRunDebitedAfterAPeriodEndsButBeforeItClosesCountsInTheNewPeriod() async throws {
         let h = try Self.ledger(gateway: TestPaymentGateway())
         _ = try await h.ledger.createAccount(id: "acct", plan: .pro, actor: "test")
@@ -194,6 +219,56 @@ import Testing
         // Replay computes the same books.
         let restarted = try await h.restarted()
         #expect(await restarted.ledger.snapshot.accounts["acct"]?.workspaces == ["ws-b"])
+        await restarted.ledger.close()
+    }
+
+    @Test func aContractThatLimitsAnEnterpriseAccountsWorkspacesCountsThemFromTheChangeOn() async throws {
+        let h = try Self.ledger(gateway: TestPaymentGateway())
+        _ = try await h.ledger.createAccount(id: "big", plan: .enterprise, actor: "ops")  // no limits
+        _ = try await h.ledger.grantCredits(accountID: "big", amountMicros: 1_000, kind: "promotional", note: "", actor: "ops")
+        for workspace in ["w1", "w2", "w3"] {
+            #expect(try await h.debit(Fixtures.command(account: "big", key: "before-\(workspace)", micros: 5,
+                                                       workspace: workspace)).accepted != nil)
+        }
+        var terms = Billing_V1_EnterpriseContract()
+        terms.usageRateBasisPoints = 10_000
+        terms.maxWorkspaces = 2
+        try await h.ledger.setEnterpriseContract(accountID: "big", terms: terms, actor: "ops")
+        for workspace in ["w3", "w1"] {
+            #expect(try await h.debit(Fixtures.command(account: "big", key: "after-\(workspace)", micros: 5,
+                                                       workspace: workspace)).accepted != nil)
+        }
+        #expect(try await h.debit(Fixtures.command(account: "big", key: "after-w2", micros: 5, workspace: "w2")).refusalReason
+            == "WORKSPACE_LIMIT")
+        #expect(await h.ledger.snapshot.accounts["big"]?.workspaces == ["w1", "w3"])
+        // The same limit set again (another field changed) keeps the count.
+        terms.contractReference = "E-2"
+        try await h.ledger.setEnterpriseContract(accountID: "big", terms: terms, actor: "ops")
+        #expect(try await h.debit(Fixtures.command(account: "big", key: "again-w2", micros: 5, workspace: "w2")).refusalReason
+            == "WORKSPACE_LIMIT")
+        let restarted = try await h.restarted()
+        #expect(await restarted.ledger.snapshot.accounts["big"]?.workspaces == ["w1", "w3"])
+        await restarted.ledger.close()
+    }
+
+    @Test func choosingTheCurrentPlanAgainCancelsAScheduledDowngrade() async throws {
+        let h = try Self.ledger(gateway: TestPaymentGateway())
+        _ = try await h.ledger.createAccount(id: "acct", plan: .pro, actor: "test")
+        _ = try await h.ledger.setPaymentMethod(accountID: "acct", method: LifecycleLedgerTests.good, actor: "test")
+        #expect(try await h.ledger.changePlan(accountID: "acct", to: .free, key: "down", actor: "test").effect == .scheduled)
+        #expect(await h.ledger.snapshot.accounts["acct"]?.lifecycle.pendingChange != nil)
+        let kept = try await h.ledger.changePlan(accountID: "acct", to: .pro, key: "keep", actor: "test")
+        #expect(kept.effect == .unchanged && kept.invoice == nil)
+        #expect(await h.ledger.snapshot.accounts["acct"]?.lifecycle.pendingChange == nil)
+        // Its retry answers alike and changes nothing.
+        #expect(try await h.ledger.changePlan(accountID: "acct", to: .pro, key: "keep", actor: "test").effect == .unchanged)
+        // The period ends on Pro, and replay agrees.
+        h.clock.advance(seconds: 32 * Self.day)
+        _ = try await h.ledger.tick()
+        #expect(await h.ledger.snapshot.accounts["acct"]?.lifecycle.plan == .pro)
+        let restarted = try await h.restarted()
+        let book = await restarted.ledger.snapshot.accounts["acct"]
+        #expect(book?.lifecycle.plan == .pro && book?.lifecycle.pendingChange == nil)
         await restarted.ledger.close()
     }
 

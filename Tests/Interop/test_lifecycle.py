@@ -330,16 +330,21 @@ def test_an_operators_enterprise_contract_bills_price_custom_lines_and_usage(lif
     text = subprocess.run(["pdftotext", "-layout", "-", "-"], input=pdf, capture_output=True, timeout=30, check=True).stdout.decode()
     assert "ENT-7" in text and "ENT-8" not in text, text
     # Operator notes: the service key sees them, the customer's users never do.
-    noted = a.EnterpriseContract(contract_reference="ENT-7", period_price_micros=2_000_000_000, notes="INTERNAL: max discount 40%")
+    noted = a.EnterpriseContract(contract_reference="ENT-7", period_price_micros=2_000_000_000, notes="INTERNAL: max discount 40%",
+                                 start_unix_seconds=1_700_000_000, end_unix_seconds=1_800_000_000)
     answer = life.admin.SetEnterpriseContract(life.ad.SetEnterpriseContractRequest(account_id="bigco", contract=noted),
                                               timeout=RPC_TIMEOUT_S)
     assert answer.account.enterprise_contract.notes == "INTERNAL: max discount 40%"
-    assert life.get("bigco").enterprise_contract.notes == "INTERNAL: max discount 40%"
+    operator_view = life.get("bigco").enterprise_contract
+    assert operator_view.notes == "INTERNAL: max discount 40%"
+    assert (operator_view.start_unix_seconds, operator_view.end_unix_seconds) == (1_700_000_000, 1_800_000_000)
     for role, permissions in (("owner", ()), ("admin", ()), ("viewer", ("billing:read",))):
         token = life.served.mint(account_id="bigco", role=role, permissions=permissions)
         user = life.pb.accounts_pb2_grpc.AccountsStub(life.served.authorized_channel(token))
         seen = user.GetAccount(a.GetAccountRequest(account_id="bigco"), timeout=RPC_TIMEOUT_S).account
         assert seen.enterprise_contract.contract_reference == "ENT-7" and seen.enterprise_contract.notes == "", role
+        # The contract's dates are operators' too (README: Enterprise contracts).
+        assert (seen.enterprise_contract.start_unix_seconds, seen.enterprise_contract.end_unix_seconds) == (0, 0), role
     bad = a.EnterpriseContract(period_price_micros=-1)
     life.refused(lambda: life.admin.SetEnterpriseContract(life.ad.SetEnterpriseContractRequest(account_id="bigco", contract=bad),
                                                           timeout=RPC_TIMEOUT_S), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_CONTRACT")
