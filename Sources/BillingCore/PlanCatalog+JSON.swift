@@ -95,8 +95,8 @@ extension PlanCatalog {
             guard (1...64).contains(displayName.count) else { throw PlanCatalogError("\(path).display_name must be 1-64 characters") }
             guard monthlyPriceMicros >= 0 else { throw PlanCatalogError("\(path).monthly_price_micros is negative") }
             guard runQuota.map({ $0 > 0 }) ?? true else { throw PlanCatalogError("\(path).run_quota must be positive (omit it for no quota)") }
-            guard maxWorkspaces.map({ $0 > 0 }) ?? true else {
-                throw PlanCatalogError("\(path).max_workspaces must be positive (omit it for unlimited)")
+            guard maxWorkspaces.map({ (1...Int(Int32.max)).contains($0) }) ?? true else {
+                throw PlanCatalogError("\(path).max_workspaces must be 1...2147483647 (omit it for unlimited)")
             }
             guard let level = SupportLevel(rawValue: support) else {
                 throw PlanCatalogError("\(path).support must be community, email or dedicated")

@@ -81,6 +81,18 @@ extension Ledger {
         "purchase:\(account.utf8.count):\(account):\(key):\(amountMicros)"
     }
 
+    /// The gateway's idempotency key for an attempt to pay an invoice: the
+    /// account (its length first, as above) and the amount in it, not only
+    /// the invoice id and attempt — invoice ids are a journal-wide sequence,
+    /// which a database restored from a backup, or one that lost its
+    /// unsynced tail (`--synchronous normal`), or a second instance on the
+    /// same gateway account would issue again, and the gateway would answer
+    /// another account's invoice with the first one's outcome. (Keys of
+    /// attempts started before session 20 keep their journaled form.)
+    static func paymentGatewayKey(account: String, invoiceID: String, attempt: Int64, amountMicros: Int64) -> String {
+        "invoice:\(account.utf8.count):\(account):\(invoiceID):\(attempt):\(amountMicros)"
+    }
+
     func book(_ id: String) throws -> AccountBook {
         try requireServing()
         guard let book = state.accounts[id] else { throw LedgerError.accountNotFound(id) }
@@ -102,6 +114,16 @@ extension Ledger {
 // MARK: Time: due transitions and owed payments
 
 extension Ledger {
+    /// Start-up: the transitions that fell due while the server was down
+    /// (and payments a crash interrupted), under the plan terms of their
+    /// time, then the plan terms the server starts with journaled if they
+    /// differ (the other order billed a period that ended during the
+    /// downtime, or a trial that ended then, at the new terms).
+    public func start(plans: PlanCatalog, actor: String) async throws -> (caughtUp: [ClockTransition], plansChanged: Bool) {
+        let caughtUp = try await tick()
+        return (caughtUp, try await configurePlans(plans, actor: actor))
+    }
+
     /// Processes every transition due by now and every payment attempt owed
     /// (also those a crash interrupted). The server calls it every second
     /// and at start-up, so period ends that passed while it was down are
@@ -237,7 +259,8 @@ extension Ledger {
         }
         recorded.charge.paymentMethodID = method.method.paymentMethodID
         recorded.charge.paymentMethodLabel = Self.label(method.method)
-        recorded.gatewayKey = "\(record.invoice.invoiceID)-attempt-\(record.attempts + 1)"
+        recorded.gatewayKey = Self.paymentGatewayKey(account: book.accountID, invoiceID: record.invoice.invoiceID,
+                                                     attempt: Int64(record.attempts) + 1, amountMicros: recorded.charge.amountMicros)
         var started = Billing_Journal_V1_ChargeStarted()
         started.accountID = book.accountID
         started.gatewayKey = recorded.gatewayKey
@@ -542,9 +565,9 @@ extension Ledger {
         _ = try book(accountID)
         try await settlePendingCharges(only: accountID)
         let book = try book(accountID)
-        guard let sequence = book.invoiceSequences.first(where: { state.invoices[$0]?.invoice.invoiceID == invoiceID }) else {
-            throw AccountRequestRefused(.notFound, reason: "INVOICE_NOT_FOUND", message: "invoice \(invoiceID) not found")
-        }
+        let sequence = book.invoiceSequences.first(where: { state.invoices[$0]?.invoice.invoiceID == invoiceID })
+        // The key first (DESIGN.md's precedence): a key used for another
+        // invoice is reused whether or not this one exists.
         if !key.isEmpty, let earlier = book.requestKeys["pay:" + key] {
             guard earlier.request == invoiceID else {
                 throw AccountRequestRefused(.alreadyExists, reason: "IDEMPOTENCY_KEY_REUSED",
@@ -555,7 +578,13 @@ extension Ledger {
             }
             try await committer.waiter(for: earlier.seq).wait()  // as `changePlan`'s retry
             guard charge.status == .succeeded else { throw PaymentDeclined(charge: charge) }
-            return (state.invoices[sequence]!.invoice, charge)
+            guard let sequence, let invoice = state.invoices[sequence]?.invoice else {
+                throw LedgerError.internalFault("payment \(key) names no invoice")
+            }
+            return (invoice, charge)
+        }
+        guard let sequence else {
+            throw AccountRequestRefused(.notFound, reason: "INVOICE_NOT_FOUND", message: "invoice \(invoiceID) not found")
         }
         let invoice = state.invoices[sequence]!.invoice
         switch invoice.status {

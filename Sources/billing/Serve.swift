@@ -215,15 +215,14 @@ struct Serve: ParsableCommand {
             logger.error("an unreadable checkpoint was passed over; recovery used an older one or the journal", metadata: ["checkpoint": "\(skipped)"])
         }
         if testClock { logger.warning("running on a test clock: time moves only through Admin AdvanceClock") }
-        if try blockingAwait({ try await ledger.configurePlans(planTerms, actor: "serve --plans") }) {
-            logger.notice("plan terms changed; journaled", metadata: ["plans": "\(plans)"])
-        }
         // Period ends, trial ends and grace ends that passed while the server
-        // was down, and payments a crash interrupted, before the first call.
-        let caughtUp = try blockingAwait { try await ledger.tick() }
+        // was down, and payments a crash interrupted, before the first call;
+        // then the plan terms of this start.
+        let (caughtUp, plansChanged) = try blockingAwait { try await ledger.start(plans: planTerms, actor: "serve --plans") }
         if !caughtUp.isEmpty {
             logger.notice("processed transitions due while stopped", metadata: ["count": "\(caughtUp.count)"])
         }
+        if plansChanged { logger.notice("plan terms changed; journaled", metadata: ["plans": "\(plans)"]) }
         let ticker = testClock ? nil : Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(1))

@@ -39,6 +39,9 @@ import Testing
     @Test(arguments: [
         ("\"run_quota\": 50", "\"run_qouta\": 50", "unknown field plans.free.run_qouta"),
         ("\"run_quota\": 50", "\"run_quota\": 0", "run_quota must be positive"),
+        ("\"max_workspaces\": 2", "\"max_workspaces\": 0", "max_workspaces must be 1...2147483647"),
+        // Past what the journal records (it refused such terms at start-up, as an internal error).
+        ("\"max_workspaces\": 2", "\"max_workspaces\": 3000000000", "max_workspaces must be 1...2147483647"),
         ("\"monthly_price_micros\": 99000000", "\"monthly_price_micros\": -1", "monthly_price_micros is negative"),
         ("\"support\": \"email\"", "\"support\": \"phone\"", "support must be community, email or dedicated"),
         ("\"trial_days\": 7", "\"trial_days\": 0", "trial_days must be 1...365"),

@@ -45,6 +45,14 @@ import Testing
             != Ledger.purchaseGatewayKey(account: "acme", key: "eu-1", amountMicros: 5))
         #expect(Ledger.purchaseGatewayKey(account: "acme", key: "1", amountMicros: 5)
             != Ledger.purchaseGatewayKey(account: "acme", key: "1", amountMicros: 6))
+        // An invoice id issued again (a restored backup, a lost unsynced
+        // tail, a second instance) names another account's or amount's attempt.
+        #expect(Ledger.paymentGatewayKey(account: "acme", invoiceID: "in_7", attempt: 1, amountMicros: 49)
+            != Ledger.paymentGatewayKey(account: "bigco", invoiceID: "in_7", attempt: 1, amountMicros: 49))
+        #expect(Ledger.paymentGatewayKey(account: "acme", invoiceID: "in_7", attempt: 1, amountMicros: 49)
+            != Ledger.paymentGatewayKey(account: "acme", invoiceID: "in_7", attempt: 1, amountMicros: 312))
+        #expect(Ledger.paymentGatewayKey(account: "a:1", invoiceID: "in_7", attempt: 1, amountMicros: 49)
+            != Ledger.paymentGatewayKey(account: "a", invoiceID: "1:in_7", attempt: 1, amountMicros: 49))
         await h.ledger.close()
     }
 
@@ -270,6 +278,46 @@ import Testing
         let book = await restarted.ledger.snapshot.accounts["acct"]
         #expect(book?.lifecycle.plan == .pro && book?.lifecycle.pendingChange == nil)
         await restarted.ledger.close()
+    }
+
+    @Test func aPeriodThatEndedWhileStoppedIsBilledAtTheTermsOfItsTimeNotTheNewOnes() async throws {
+        let h = try Self.ledger(gateway: TestPaymentGateway())
+        _ = try await h.ledger.createAccount(id: "acct", plan: .pro, actor: "test")
+        _ = try await h.ledger.setPaymentMethod(accountID: "acct", method: LifecycleLedgerTests.good, actor: "test")
+        // Stopped (cleanly); the period ends while down; the new build raises Pro's price.
+        let store = h.store.restart()
+        await h.ledger.close()
+        h.clock.advance(seconds: 32 * Self.day)
+        var raised = Fixtures.plans
+        raised.pro.monthlyPrice = Money(micros: 59_000_000)
+        let ledger = try Ledger(store: store, plans: Fixtures.plans, clock: h.clock, configuration: Fixtures.configuration(),
+                                logger: Fixtures.logger, gateway: TestPaymentGateway())
+        let (caughtUp, changed) = try await ledger.start(plans: raised, actor: "serve --plans")
+        #expect(changed && !caughtUp.isEmpty)
+        let invoices = try await ledger.invoices(of: "acct")
+        // The period that began while stopped was billed at $49, the price when it began.
+        #expect(invoices.count == 1 && invoices.first?.totalMicros == Fixtures.plans.pro.monthlyPrice.micros)
+        #expect(await ledger.plans == raised)
+        await ledger.close()
+    }
+
+    @Test func aPaymentKeyReusedForAnInvoiceThatDoesNotExistIsAReusedKey() async throws {
+        let h = try await Self.pastDue("acct")
+        let invoice = try #require(try await h.ledger.invoices(of: "acct").last { $0.status == .pastDue || $0.status == .open })
+        _ = try await h.ledger.payInvoice(accountID: "acct", invoiceID: invoice.invoiceID, newMethod: LifecycleLedgerTests.good,
+                                          key: "pay", actor: "test")
+        let reused = await #expect(throws: AccountRequestRefused.self) {
+            try await h.ledger.payInvoice(accountID: "acct", invoiceID: "in_999", newMethod: nil, key: "pay", actor: "test")
+        }
+        #expect(reused?.reason == "IDEMPOTENCY_KEY_REUSED")
+        let missing = await #expect(throws: AccountRequestRefused.self) {
+            try await h.ledger.payInvoice(accountID: "acct", invoiceID: "in_999", newMethod: nil, key: "other", actor: "test")
+        }
+        #expect(missing?.reason == "INVOICE_NOT_FOUND")
+        // The original's retry still answers with its invoice, paid.
+        #expect(try await h.ledger.payInvoice(accountID: "acct", invoiceID: invoice.invoiceID, newMethod: nil, key: "pay",
+                                              actor: "test").invoice.status == .paid)
+        await h.ledger.close()
     }
 
     @Test func aDebitAfterATrialEndsWithoutACardIsRefusedBeforeTheTickPausesIt() async throws {

@@ -1,5 +1,5 @@
 import BillingCore
-import BillingLedger
+@testable import BillingLedger
 import BillingProto
 import Synchronization
 import Testing
@@ -157,7 +157,9 @@ import Testing
         #expect(state.invoices.count == 1 && state.invoices[1]?.invoice.status == .paid)
         #expect(state.accounts["acct"]?.charges.count == 1)
         // Both attempts used the same gateway key: a real gateway charges once.
-        #expect(gateway.keys == ["in_1-attempt-1", "in_1-attempt-1"])
+        let key = Ledger.paymentGatewayKey(account: "acct", invoiceID: "in_1", attempt: 1,
+                                           amountMicros: try #require(state.invoices[1]).invoice.totalMicros)
+        #expect(gateway.keys == [key, key])
         #expect(try LedgerAudit.run(on: restartedStore, plans: Fixtures.plans).problems == [])
         // Nothing more is due or owed.
         #expect(try await second.tick().isEmpty)
