@@ -419,8 +419,17 @@ public nonisolated struct Billing_V1_EnterpriseContract: Sendable {
   public var includedUsageMicros: Int64 = 0
 
   /// Rate applied to invoiced usage, in basis points of list price (10000 =
-  /// list price, 8000 = 20% off, 0 = usage not invoiced).
-  public var usageRateBasisPoints: Int64 = 0
+  /// list price, 8000 = 20% off, 0 = usage not invoiced). Required in
+  /// SetEnterpriseContract (MISSING_FIELD without it: a contract that left it
+  /// out would make all usage free).
+  public var usageRateBasisPoints: Int64 {
+    get {_usageRateBasisPoints ?? 0}
+    set {_usageRateBasisPoints = newValue}
+  }
+  /// Returns true if `usageRateBasisPoints` has been explicitly set.
+  public var hasUsageRateBasisPoints: Bool {self._usageRateBasisPoints != nil}
+  /// Clears the value of `usageRateBasisPoints`. Subsequent reads from it will return its default value.
+  public mutating func clearUsageRateBasisPoints() {self._usageRateBasisPoints = nil}
 
   /// Runs allowed per period; 0 means unlimited.
   public var runQuota: Int64 = 0
@@ -443,6 +452,8 @@ public nonisolated struct Billing_V1_EnterpriseContract: Sendable {
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _usageRateBasisPoints: Int64? = nil
 }
 
 /// An account as the Overview tab shows it.
@@ -1063,7 +1074,7 @@ nonisolated extension Billing_V1_EnterpriseContract: SwiftProtobuf.Message, Swif
       case 1: try { try decoder.decodeSingularStringField(value: &self.contractReference) }()
       case 2: try { try decoder.decodeSingularInt64Field(value: &self.periodPriceMicros) }()
       case 3: try { try decoder.decodeSingularInt64Field(value: &self.includedUsageMicros) }()
-      case 4: try { try decoder.decodeSingularInt64Field(value: &self.usageRateBasisPoints) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self._usageRateBasisPoints) }()
       case 5: try { try decoder.decodeSingularInt64Field(value: &self.runQuota) }()
       case 6: try { try decoder.decodeSingularInt64Field(value: &self.maxWorkspaces) }()
       case 7: try { try decoder.decodeRepeatedMessageField(value: &self.customInvoiceLines) }()
@@ -1076,6 +1087,10 @@ nonisolated extension Billing_V1_EnterpriseContract: SwiftProtobuf.Message, Swif
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.contractReference.isEmpty {
       try visitor.visitSingularStringField(value: self.contractReference, fieldNumber: 1)
     }
@@ -1085,9 +1100,9 @@ nonisolated extension Billing_V1_EnterpriseContract: SwiftProtobuf.Message, Swif
     if self.includedUsageMicros != 0 {
       try visitor.visitSingularInt64Field(value: self.includedUsageMicros, fieldNumber: 3)
     }
-    if self.usageRateBasisPoints != 0 {
-      try visitor.visitSingularInt64Field(value: self.usageRateBasisPoints, fieldNumber: 4)
-    }
+    try { if let v = self._usageRateBasisPoints {
+      try visitor.visitSingularInt64Field(value: v, fieldNumber: 4)
+    } }()
     if self.runQuota != 0 {
       try visitor.visitSingularInt64Field(value: self.runQuota, fieldNumber: 5)
     }
@@ -1113,7 +1128,7 @@ nonisolated extension Billing_V1_EnterpriseContract: SwiftProtobuf.Message, Swif
     if lhs.contractReference != rhs.contractReference {return false}
     if lhs.periodPriceMicros != rhs.periodPriceMicros {return false}
     if lhs.includedUsageMicros != rhs.includedUsageMicros {return false}
-    if lhs.usageRateBasisPoints != rhs.usageRateBasisPoints {return false}
+    if lhs._usageRateBasisPoints != rhs._usageRateBasisPoints {return false}
     if lhs.runQuota != rhs.runQuota {return false}
     if lhs.maxWorkspaces != rhs.maxWorkspaces {return false}
     if lhs.customInvoiceLines != rhs.customInvoiceLines {return false}

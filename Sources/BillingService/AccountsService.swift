@@ -41,6 +41,16 @@ public final class AccountsService: Sendable {
         }
         router.register("/billing.v1.Admin/SetEnterpriseContract") { [self] (request: Billing_V1_SetEnterpriseContractRequest, principal) in
             try requireID(request.accountID, "account_id")
+            // Left out, the terms would be all zero: no price, and usage not
+            // invoiced at all (a 0 rate) — free, unlimited use by omission.
+            guard request.hasContract else {
+                throw GRPCStatus(.invalidArgument, "contract is required", reason: "MISSING_FIELD", metadata: ["field": "contract"])
+            }
+            guard request.contract.hasUsageRateBasisPoints else {
+                throw GRPCStatus(.invalidArgument,
+                                 "contract.usage_rate_basis_points is required (10000 = list price; 0 = usage not invoiced)",
+                                 reason: "MISSING_FIELD", metadata: ["field": "contract.usage_rate_basis_points"])
+            }
             try requireText(request.contract.contractReference, "contract.contract_reference", max: 200)
             try requireText(request.contract.notes, "contract.notes", max: 4096)
             guard request.contract.customInvoiceLines.count <= 20 else {

@@ -246,7 +246,7 @@ CASES: dict[str, Case] = {
     "billing.v1.Admin/SetEnterpriseContract": Case(
         {"account_id": "cli-ent", "contract": {"contract_reference": "C-1", "period_price_micros": "1000000000",
                                                "included_usage_micros": "500000000", "run_quota": "100000",
-                                               "max_workspaces": "10"}}),
+                                               "max_workspaces": "10", "usage_rate_basis_points": "9000"}}),
     "billing.v1.Admin/CreateApiKey": Case(
         {"name": "cli-made-a", "scopes": ["metering:read", "metering:write"]},
         twin={"name": "cli-made-b", "scopes": ["metering:read", "metering:write"]},

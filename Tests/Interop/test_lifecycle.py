@@ -321,7 +321,7 @@ def test_an_operators_enterprise_contract_bills_price_custom_lines_and_usage(lif
     assert invoice.status == p.INVOICE_STATUS_PAID
     assert invoice.contract_reference == "ENT-7"
     # A later contract does not relabel the invoice, nor its PDF.
-    renewed = a.EnterpriseContract(contract_reference="ENT-8", period_price_micros=2_000_000_000)
+    renewed = a.EnterpriseContract(contract_reference="ENT-8", period_price_micros=2_000_000_000, usage_rate_basis_points=8_000)
     life.admin.SetEnterpriseContract(life.ad.SetEnterpriseContractRequest(account_id="bigco", contract=renewed), timeout=RPC_TIMEOUT_S)
     [invoice] = life.invoices("bigco")
     assert invoice.contract_reference == "ENT-7"
@@ -330,7 +330,8 @@ def test_an_operators_enterprise_contract_bills_price_custom_lines_and_usage(lif
     text = subprocess.run(["pdftotext", "-layout", "-", "-"], input=pdf, capture_output=True, timeout=30, check=True).stdout.decode()
     assert "ENT-7" in text and "ENT-8" not in text, text
     # Operator notes: the service key sees them, the customer's users never do.
-    noted = a.EnterpriseContract(contract_reference="ENT-7", period_price_micros=2_000_000_000, notes="INTERNAL: max discount 40%",
+    noted = a.EnterpriseContract(contract_reference="ENT-7", period_price_micros=2_000_000_000, usage_rate_basis_points=8_000,
+                                 notes="INTERNAL: max discount 40%",
                                  start_unix_seconds=1_700_000_000, end_unix_seconds=1_800_000_000)
     answer = life.admin.SetEnterpriseContract(life.ad.SetEnterpriseContractRequest(account_id="bigco", contract=noted),
                                               timeout=RPC_TIMEOUT_S)
@@ -345,9 +346,20 @@ def test_an_operators_enterprise_contract_bills_price_custom_lines_and_usage(lif
         assert seen.enterprise_contract.contract_reference == "ENT-7" and seen.enterprise_contract.notes == "", role
         # The contract's dates are operators' too (README: Enterprise contracts).
         assert (seen.enterprise_contract.start_unix_seconds, seen.enterprise_contract.end_unix_seconds) == (0, 0), role
-    bad = a.EnterpriseContract(period_price_micros=-1)
+    bad = a.EnterpriseContract(period_price_micros=-1, usage_rate_basis_points=10_000)
     life.refused(lambda: life.admin.SetEnterpriseContract(life.ad.SetEnterpriseContractRequest(account_id="bigco", contract=bad),
                                                           timeout=RPC_TIMEOUT_S), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_CONTRACT")
+    # Left out, the rate (or the whole contract) would make usage free: refused, nothing changed.
+    before = life.get("bigco").enterprise_contract
+    for partial in (None, a.EnterpriseContract(contract_reference="ENT-9", period_price_micros=1)):
+        request = life.ad.SetEnterpriseContractRequest(account_id="bigco", contract=partial)
+        life.refused(lambda: life.admin.SetEnterpriseContract(request, timeout=RPC_TIMEOUT_S),
+                     grpc.StatusCode.INVALID_ARGUMENT, "MISSING_FIELD")
+    assert life.get("bigco").enterprise_contract == before
+    free_usage = a.EnterpriseContract(contract_reference="ENT-9", period_price_micros=1, usage_rate_basis_points=0)
+    life.admin.SetEnterpriseContract(life.ad.SetEnterpriseContractRequest(account_id="bigco", contract=free_usage),
+                                     timeout=RPC_TIMEOUT_S)  # an explicit 0: usage not invoiced, by choice
+    assert life.get("bigco").enterprise_contract.HasField("usage_rate_basis_points")
 
 
 # --------------------------------------------------------------------------
