@@ -80,6 +80,8 @@ final class GroupCommitter: Sendable {
     let keyFilterEvery: Int
     private let state: Mutex<State>
     private let wake = DispatchSemaphore(value: 0)
+    /// A `wakeAfterCurrentWork` is queued and has not run yet.
+    private let wakePending = Atomic<Bool>(false)
     /// Entries per transaction and commit latency (swift-metrics).
     private let batchSize = Recorder(label: "billing_journal_batch_entries", aggregate: true)
     private let commitLatency = Metrics.Timer(label: "billing_journal_commit_seconds")
@@ -149,9 +151,9 @@ final class GroupCommitter: Sendable {
 
     /// Queues `record` (the next seq) without waiting. Throws when the
     /// committer has failed and not been reset. `wake` false: the caller
-    /// queues more in this turn and calls `wakeIfSleeping` after the last
-    /// (a batch's debits, or a loop turn's: `Ledger.recordDeferredDebits`;
-    /// the journal thread shares the core: woken at the first, it could preempt the
+    /// queues more in this turn and calls `wakeIfSleeping` (or
+    /// `wakeAfterCurrentWork`) after the last (the journal thread shares the
+    /// core: woken at the first of a batch's debits, it could preempt the
     /// ledger to commit them a few at a time). Held entries wake it anyway
     /// once they fill a transaction (`maxBatch`): holding more gains nothing,
     /// and a huge turn must not reach `maxQueued` with the journal asleep.
@@ -165,6 +167,22 @@ final class GroupCommitter: Sendable {
         }
         if let failure { throw .unavailable(failure) }
         if mustWake { self.wake.signal() }
+    }
+
+    /// Wakes the journal thread once `executor`'s current work is done (at
+    /// most one wake pending at a time), after `enqueue(_:wake: false)` of
+    /// entries appended one call at a time on an event loop: woken at the
+    /// first, the journal thread — sharing the core — preempted the loop to
+    /// commit the turn's entries a few at a time, a transaction's fixed cost
+    /// each (unary Debit A/B: 4-13 % more calls/s with the wake deferred).
+    func wakeAfterCurrentWork(of executor: any LedgerExecutor) {
+        guard !wakePending.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        executor.execute { [self] in
+            // Cleared first: entries queued after this see no pending wake
+            // and ask for another; ones queued before are woken for now.
+            wakePending.store(false, ordering: .releasing)
+            wakeIfSleeping()
+        }
     }
 
     /// Wakes the journal thread if it sleeps with entries queued (after

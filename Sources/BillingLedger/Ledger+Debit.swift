@@ -16,13 +16,6 @@ public enum DebitOutcome: Sendable {
     case failed(LedgerError)
 }
 
-/// A debit entered on the ledger's executor, recorded at the end of its turn.
-struct DeferredDebit {
-    let command: DebitCommand
-    let prior: PriorLookup
-    let completion: @Sendable (Result<DebitOutcome, any Error>) -> Void
-}
-
 /// What the caller found in the store for a debit's key before entering the
 /// ledger, and the cache generation at the time it looked.
 public struct PriorLookup: Sendable {
@@ -65,55 +58,32 @@ extension Ledger {
     }
 
     /// `debit` for a caller already isolated to the ledger (on its
-    /// executor, through `whenOnExecutor`): decided and applied at the end
-    /// of the executor's current work (the loop's turn) with every other
-    /// debit entered in it, and `completion` called once the outcome is
-    /// durable — at that end when it already is (a retry of a committed key)
-    /// or fails at once, else on the ledger's executor, with the rest of its
-    /// commit's callbacks.
+    /// executor, through `whenOnExecutor`): decides and applies now, and
+    /// calls `completion` once the outcome is durable — on this thread when
+    /// it already is (a retry of a committed key) or fails at once, else on
+    /// the ledger's executor, with the rest of its commit's callbacks.
     ///
-    /// Recorded together, a turn's debits run the ledger's code one after
-    /// another on its data while both are in cache (entered one at a time,
-    /// each ran between the transport's work for the next calls), and each
-    /// key's filter block is asked for now, to be there when it is needed.
-    /// The journal is woken after the last: a turn's debits share its
-    /// transaction.
+    /// The journal is woken after the executor's current work (the loop's
+    /// turn), not by this entry: a turn's debits share its transaction.
     public func debitNow(_ command: DebitCommand, prior: PriorLookup,
                          completion: @escaping @Sendable (Result<DebitOutcome, any Error>) -> Void) {
-        keyFilter.prefetch(command.keyHash)
-        deferredDebits.append(DeferredDebit(command: command, prior: prior, completion: completion))
-        guard deferredDebits.count == 1 else { return }
-        executor.execute { [self] in
-            assumeIsolated { ledger in ledger.recordDeferredDebits() }
-        }
-    }
-
-    /// Records the debits `debitNow` deferred, in the order they came.
-    func recordDeferredDebits() {
-        var debits: [DeferredDebit] = []
-        swap(&debits, &deferredDebits)
+        let recorded: (outcome: DebitOutcome, seq: Int64)
         holdingJournalWakes = true
         defer {
             holdingJournalWakes = false
-            committer.wakeIfSleeping()
+            committer.wakeAfterCurrentWork(of: executor)
         }
-        for debit in debits {
-            let recorded: (outcome: DebitOutcome, seq: Int64)
-            do {
-                recorded = try record(debit.command, prior: debit.prior)
-            } catch {
-                debit.completion(.failure(error))
-                continue
-            }
-            let (outcome, completion) = (recorded.outcome, debit.completion)
-            // Registered in this actor turn, as `recordWaiting`'s waiter is.
-            committer.whenDurable(recorded.seq) { result in
-                completion(result.map { outcome }.mapError { $0 as any Error })
-            }
+        do {
+            recorded = try record(command, prior: prior)
+        } catch {
+            completion(.failure(error))
+            return
         }
-        // The array's memory serves the next turn's debits.
-        debits.removeAll(keepingCapacity: true)
-        if deferredDebits.isEmpty { swap(&debits, &deferredDebits) }
+        let outcome = recorded.outcome
+        // Registered in this actor turn, as `recordWaiting`'s waiter is.
+        committer.whenDurable(recorded.seq) { result in
+            completion(result.map { outcome }.mapError { $0 as any Error })
+        }
     }
 
     /// Runs `body` isolated to the ledger, synchronously, when called on the

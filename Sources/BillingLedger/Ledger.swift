@@ -69,10 +69,6 @@ public actor Ledger {
     /// thread (`debitNow`): entries are queued without waking the journal
     /// thread, which is woken once after the last (or the executor's turn).
     var holdingJournalWakes = false
-    /// Debits entered on the executor's thread (`debitNow`) in its current
-    /// turn, recorded together once the turn's calls are in
-    /// (`recordDeferredDebits`).
-    var deferredDebits: [DeferredDebit] = []
     /// Lifecycle work (requests, transitions, payments) runs one at a time:
     /// a gateway call suspends it, and nothing else may change an account's
     /// lifecycle meanwhile. Debits are not held up by it.
