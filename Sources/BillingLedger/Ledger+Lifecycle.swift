@@ -628,6 +628,10 @@ extension Ledger {
     }
 
     public nonisolated var currentUnix: Int64 { clock.nowMicros() / 1_000_000 }
+
+    /// Where Admin `AdvanceClock` last moved the test clock (unix seconds;
+    /// 0: never moved).
+    public var testClockUnix: Int64 { state.testClockUnix }
 }
 
 extension Billing_V1_Charge {

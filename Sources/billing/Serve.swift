@@ -215,6 +215,14 @@ struct Serve: ParsableCommand {
             logger.error("an unreadable checkpoint was passed over; recovery used an older one or the journal", metadata: ["checkpoint": "\(skipped)"])
         }
         if testClock { logger.warning("running on a test clock: time moves only through Admin AdvanceClock") }
+        // A database whose test clock was moved ahead of real time, served on
+        // the real clock, would run time backwards (trials longer, periods
+        // starting after their accounts' creation): refused, not guessed.
+        let movedTo = try blockingAwait { await ledger.testClockUnix }
+        if !testClock, movedTo > SystemClock().nowMicros() / 1_000_000 + 60 {
+            _ = try? blockingAwait { await ledger.close() }
+            throw CLIError("this database's clock was moved to \(Date(timeIntervalSince1970: TimeInterval(movedTo))) by Admin AdvanceClock (a test clock): serve it with --test-clock")
+        }
         // Period ends, trial ends and grace ends that passed while the server
         // was down, and payments a crash interrupted, before the first call;
         // then the plan terms of this start.
@@ -249,14 +257,6 @@ struct Serve: ParsableCommand {
         if jwtSecret == nil {
             logger.warning("no JWT secret configured: user tokens are refused (set --jwt-secret-file)")
         }
-        var demo: DemoCredentials?
-        if fresh && !noDemo {
-            demo = try DemoCredentials.create(ledger: ledger, jwtSecret: jwtSecret, issuer: jwtIssuer, audience: jwtAudience)
-            if let demoCredentialsFile { try demo?.write(to: demoCredentialsFile) }
-        } else if let demoCredentialsFile {
-            logger.notice("the database is not fresh: no demo credentials created, nothing written",
-                          metadata: ["demo_credentials_file": "\(demoCredentialsFile)"])
-        }
         let authenticator = Authenticator(
             keyRing: ledger.keyRing,
             jwt: jwtSecret.map { JWTVerifier(secret: $0, issuer: jwtIssuer, audience: jwtAudience) },
@@ -272,6 +272,18 @@ struct Serve: ParsableCommand {
         }
 
         try server.start(router: router)
+        // The demo account and key once the address is bound: a start that
+        // fails before (the port taken) leaves the database fresh, and the
+        // next start creates and prints them (made first, they were made and
+        // never shown, and no later start would show them).
+        var demo: DemoCredentials?
+        if fresh && !noDemo {
+            demo = try DemoCredentials.create(ledger: ledger, jwtSecret: jwtSecret, issuer: jwtIssuer, audience: jwtAudience)
+            if let demoCredentialsFile { try demo?.write(to: demoCredentialsFile) }
+        } else if let demoCredentialsFile {
+            logger.notice("the database is not fresh: no demo credentials created, nothing written",
+                          metadata: ["demo_credentials_file": "\(demoCredentialsFile)"])
+        }
         if let metricsListen {
             let gauges = ServerGauges(registry: registry, recoveryMillis: ledger.recoveryMillis)
             let endpoint = try MetricsEndpoint(listen: SocketAddress(parsing: metricsListen)!, logger: logger) {

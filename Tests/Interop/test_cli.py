@@ -781,3 +781,22 @@ def test_verify_that_cannot_check_exits_2_not_1(tmp_path):
     assert result.returncode == 2, shown(result)[:1500]
     assert "no billing database at" in result.stderr, shown(result)[:1500]
     assert not (tmp_path / "none.sqlite").exists()
+
+
+def test_a_first_start_that_cannot_listen_leaves_the_demo_credentials_to_the_next(tmp_path, server):
+    """The demo account and key are made once the address is bound: a first
+    start on a taken port (the Quick start's 50051 in use) once made them and
+    exited, and no later start showed the key."""
+    taken = server()  # holds a port
+    db = tmp_path / "db.sqlite"
+    credentials = tmp_path / "credentials.json"
+    failed = cli("serve", "--listen", f"127.0.0.1:{taken.port}", "--db", str(db),
+                 "--demo-credentials-file", str(credentials), key=None, timeout=60)
+    assert 0 < failed.returncode < 128, shown(failed)[:1500]
+    assert not credentials.exists(), shown(failed)[:1500]
+    keys = cli("keys", "list", "--db", str(db), key=None, timeout=60)
+    assert keys.returncode == 0 and "demo" not in keys.stdout, shown(keys)[:1500]
+    # The next start (a free port) is the fresh one: it makes and writes them.
+    again = server(db=db)
+    assert again.credentials_path is not None and again.credentials_path.exists()
+    assert json.loads(again.credentials_path.read_text())["service_key"]

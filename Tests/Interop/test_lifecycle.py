@@ -18,7 +18,7 @@ import subprocess
 import grpc
 import pytest
 
-from conftest import RPC_TIMEOUT_S, error_info
+from conftest import ROOT, RPC_TIMEOUT_S, billing_binary, error_info
 
 DAY = 86_400
 PRO = 49_000_000
@@ -669,6 +669,12 @@ def test_a_restart_keeps_everything_and_processes_nothing_twice(pb, server, veri
     before = (life.get("acme"), life.invoices("acme"), life.charges("acme"), life.now())
     s.terminate()
     assert s.wait_exit(10) == 0
+    # Served on the real clock, the moved-ahead database would run time
+    # backwards (a trial's days growing again): refused, nothing changed.
+    refused = subprocess.run([str(billing_binary()), "serve", "--listen", "127.0.0.1:0", "--db", str(s.db_path)],
+                             cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert 0 < refused.returncode < 128, refused.stdout + refused.stderr
+    assert "serve it with --test-clock" in refused.stderr, refused.stderr
     again = server(args=("--test-clock",), db=s.db_path)
     again.credentials_path = s.credentials_path
     life = Lifecycle(pb, again)
