@@ -182,7 +182,8 @@ func requireText(_ value: String, _ field: String, max: Int) throws(GRPCStatus) 
     guard value.utf8.count <= max else {
         throw GRPCStatus(.invalidArgument, "\(field) is longer than \(max) bytes", reason: "FIELD_TOO_LONG", metadata: ["field": field])
     }
-    guard !value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
-        throw GRPCStatus(.invalidArgument, "\(field) contains control characters", reason: "INVALID_FIELD", metadata: ["field": field])
+    guard !value.unicodeScalars.contains(where: isDisallowedInText) else {
+        throw GRPCStatus(.invalidArgument, "\(field) contains control or direction-override characters", reason: "INVALID_FIELD",
+                         metadata: ["field": field])
     }
 }

@@ -46,9 +46,11 @@ final class KeysService: Sendable {
         }
         try requireID(request.name, "name")
         let scopes = try Self.scopes(request.scopes)
-        guard request.expiresUnixSeconds >= 0 else {
-            throw GRPCStatus(.invalidArgument, "expires_unix_seconds must be 0 (never) or a time", reason: "INVALID_FIELD",
-                             metadata: ["field": "expires_unix_seconds"])
+        // A key that is dead when made is a mistake (a time in milliseconds
+        // read as seconds, a date in the past), not a request.
+        guard request.expiresUnixSeconds == 0 || request.expiresUnixSeconds > ledger.currentUnix else {
+            throw GRPCStatus(.invalidArgument, "expires_unix_seconds must be 0 (never) or a time in the future",
+                             reason: "INVALID_FIELD", metadata: ["field": "expires_unix_seconds"])
         }
         let material = ApiKeyMaterial.generate()
         do {
@@ -89,7 +91,11 @@ final class KeysService: Sendable {
 
     func auditLog(_ request: Billing_V1_ListAuditLogRequest) throws -> Billing_V1_ListAuditLogResponse {
         try requireID(request.accountID, "account_id", required: false)
-        let pageSize = request.pageSize <= 0 ? 100 : min(Int(request.pageSize), 1000)
+        guard request.pageSize >= 0 else {
+            throw GRPCStatus(.invalidArgument, "page_size must be 0 (100) to 1000", reason: "INVALID_FIELD",
+                             metadata: ["field": "page_size"])
+        }
+        let pageSize = request.pageSize == 0 ? 100 : min(Int(request.pageSize), 1000)
         var before = Int64.max
         if !request.pageToken.isEmpty {
             guard let token = Int64(request.pageToken), token > 0 else {

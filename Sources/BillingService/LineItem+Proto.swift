@@ -14,7 +14,7 @@ enum MeteringLimits {
 }
 
 /// Checks a required id: present, bounded, printable (no control bytes).
-func requireID(_ value: String, _ field: @autoclosure () -> String, required: Bool = true) throws(GRPCStatus) {
+public func requireID(_ value: String, _ field: @autoclosure () -> String, required: Bool = true) throws(GRPCStatus) {
     if value.isEmpty {
         guard !required else {
             throw GRPCStatus(.invalidArgument, "\(field()) is required", reason: "MISSING_FIELD", metadata: ["field": field()])
@@ -44,6 +44,45 @@ func requireID(_ value: String, _ field: @autoclosure () -> String, required: Bo
     if found & 2 != 0, !value.isNFC {
         throw GRPCStatus(.invalidArgument, "\(field()) must be in Unicode normalization form C (composed characters)",
                          reason: "INVALID_FIELD", metadata: ["field": field()])
+    }
+    // Ids that print alike must not be two ids: no invisible characters
+    // (C1 controls, zero-width and direction marks, other format
+    // characters, line and paragraph separators) and no space at either end
+    // ("demo " and "demo\u{200B}" look like "demo").
+    if found & 2 != 0, value.unicodeScalars.contains(where: isInvisibleInID) {
+        throw GRPCStatus(.invalidArgument, "\(field()) contains invisible or control characters",
+                         reason: "INVALID_FIELD", metadata: ["field": field()])
+    }
+    // (ASCII: a space byte; its other whitespace is control bytes, refused above.)
+    let spaced = found & 2 == 0 ? value.utf8.first == 0x20 || value.utf8.last == 0x20
+        : value.unicodeScalars.first!.properties.isWhitespace || value.unicodeScalars.last!.properties.isWhitespace
+    if spaced {
+        throw GRPCStatus(.invalidArgument, "\(field()) begins or ends with a space", reason: "INVALID_FIELD",
+                         metadata: ["field": field()])
+    }
+}
+
+/// A character an id may not hold: it prints as nothing (or moves text).
+public func isInvisibleInID(_ scalar: Unicode.Scalar) -> Bool {
+    switch scalar.properties.generalCategory {
+    case .control, .format, .lineSeparator, .paragraphSeparator, .surrogate, .privateUse, .unassigned: true
+    default: false
+    }
+}
+
+/// A character a free text (names, notes, descriptions, reasons) may not
+/// hold: controls (C0 and C1), line and paragraph separators, and the
+/// direction overrides and isolates that reorder what follows them (a
+/// text shown in a log, an audit line or a PDF must read as it is stored).
+/// Zero-width joiners stay: scripts and emoji use them.
+public func isDisallowedInText(_ scalar: Unicode.Scalar) -> Bool {
+    switch scalar.value {
+    case 0x202A...0x202E, 0x2066...0x2069: return true
+    default: break
+    }
+    switch scalar.properties.generalCategory {
+    case .control, .lineSeparator, .paragraphSeparator: return true
+    default: return false
     }
 }
 
@@ -87,4 +126,20 @@ extension PriceCatalog {
             throw GRPCStatus(.invalidArgument, error.message, reason: error.reason)
         }
     }
+}
+
+/// `text` with every character `isDisallowedInText` refuses shown as
+/// `\u{…}`: what a terminal prints of stored texts (`billing audit`, `billing
+/// keys list`), so that none can forge a line or move the cursor.
+public func printable(_ text: String) -> String {
+    guard text.unicodeScalars.contains(where: isDisallowedInText) else { return text }
+    var shown = String.UnicodeScalarView()
+    for scalar in text.unicodeScalars {
+        if isDisallowedInText(scalar) {
+            shown.append(contentsOf: "\\u{\(String(scalar.value, radix: 16))}".unicodeScalars)
+        } else {
+            shown.append(scalar)
+        }
+    }
+    return String(shown)
 }

@@ -19,11 +19,12 @@ public final class ProvisioningService: Sendable {
     func grantCredits(_ request: Billing_V1_GrantCreditsRequest, actor: String) async throws -> Billing_V1_GrantCreditsResponse {
         try requireID(request.accountID, "account_id")
         guard request.amountMicros > 0 else {
-            throw GRPCStatus(.invalidArgument, "amount_micros must be positive", reason: "INVALID_AMOUNT")
+            throw GRPCStatus(.invalidArgument, "amount_micros must be positive", reason: "INVALID_AMOUNT",
+                             metadata: ["field": "amount_micros"])
         }
-        guard request.reason.utf8.count <= 1024 else {
-            throw GRPCStatus(.invalidArgument, "reason is longer than 1024 bytes", reason: "FIELD_TOO_LONG")
-        }
+        // (Shown in the audit log and by `billing audit`: a line break or a
+        // terminal escape in it could forge lines there.)
+        try requireText(request.reason, "reason", max: 1024)
         do {
             try requireID(request.idempotencyKey, "idempotency_key", required: false)
             let (seq, balance) = try await ledger.grantCredits(

@@ -25,7 +25,8 @@ struct Audit: ParsableCommand {
         defer { store.close() }
         for entry in try store.auditEntries(accountID: account, sinceMicros: 0, beforeSeq: .max, limit: limit) {
             let line = AuditLine(entry)
-            print("\(line.seq)  \(line.time)  \(line.actor)  \(line.action)  \(line.details)")
+            // Stored texts printed as they cannot move the cursor or break the line.
+            print("\(line.seq)  \(line.time)  \(printable(line.actor))  \(line.action)  \(printable(line.details))")
         }
     }
 }

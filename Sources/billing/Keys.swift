@@ -2,6 +2,7 @@ import ArgumentParser
 import BillingAuth
 import BillingCore
 import BillingLedger
+import BillingService
 import BillingSQLite
 import Foundation
 import Logging
@@ -34,6 +35,12 @@ struct Keys: ParsableCommand {
 
         func validate() throws {
             guard !name.isEmpty, name.utf8.count <= 128 else { throw ValidationError("--name is required, at most 128 bytes") }
+            // As CreateApiKey checks it: `keys list` prints names one per line.
+            do {
+                try requireID(name, "--name")
+            } catch {
+                throw ValidationError(error.message)
+            }
             guard !scope.isEmpty else { throw ValidationError("give at least one --scope") }
             for s in scope where Scope(rawValue: s) == nil {
                 throw ValidationError("unknown scope \(s); scopes are metering:write, metering:read, accounts:admin")
@@ -54,16 +61,24 @@ struct Keys: ParsableCommand {
     }
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List keys (never their secrets).")
+        static let configuration = CommandConfiguration(abstract: "List keys (never their secrets): id, state (active, expired, revoked), scopes, name, creator, expiry.")
+
+        static func date(_ unix: Int64) -> String {
+            ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: TimeInterval(unix)))
+        }
         @OptionGroup var database: Database
         @Flag(help: "Include revoked keys.")
         var includeRevoked = false
 
         func run() throws {
             try withLedger(database.db, write: false) { ledger in
+                let now = ledger.currentUnix
                 for key in ledger.keyRing.all where includeRevoked || key.revokedUnix == 0 {
-                    let state = key.revokedUnix == 0 ? "active" : "revoked"
-                    print("\(key.keyID)  \(state)  \(key.scopes.joined(separator: ","))  \(key.name)  created_by=\(key.createdBy)")
+                    let state = key.revokedUnix != 0 ? "revoked"
+                        : key.expiresUnix != 0 && key.expiresUnix <= now ? "expired" : "active"
+                    let expires = key.expiresUnix == 0 ? "" : "  expires=\(Self.date(key.expiresUnix))"
+                    print("\(key.keyID)  \(state)  \(key.scopes.joined(separator: ","))  \(printable(key.name))"
+                          + "  created_by=\(printable(key.createdBy))\(expires)")
                 }
             }
         }
@@ -75,9 +90,20 @@ struct Keys: ParsableCommand {
         @Argument(help: "The key id (the part after bk_ up to the next _).")
         var keyID: String
 
+        func validate() throws {
+            // A whole key pasted here would be echoed in messages: refused unshown.
+            if keyID.hasPrefix("bk_") {
+                throw ValidationError("give the key id (the part after bk_ up to the next _), not the whole key")
+            }
+        }
+
         func run() throws {
-            try withLedger(database.db) { ledger in
-                _ = try blockingAwait { try await ledger.revokeApiKey(keyID: keyID, actor: "cli") }
+            do {
+                try withLedger(database.db) { ledger in
+                    _ = try blockingAwait { try await ledger.revokeApiKey(keyID: keyID, actor: "cli") }
+                }
+            } catch LedgerError.keyNotFound {
+                throw CLIError("no key \(printable(keyID)) (see `billing keys list --include-revoked`)")
             }
             print("revoked \(keyID)")
         }

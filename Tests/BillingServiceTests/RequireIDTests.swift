@@ -4,8 +4,15 @@ import GRPC
 import Testing
 
 /// `requireID` scans UTF-8 bytes for control characters; the rule it keeps
-/// is stated on scalars (below U+0020, or U+007F).
+/// is stated on scalars: no control (C0, DEL, C1), format (zero-width,
+/// direction marks, soft hyphen), separator, private-use or unassigned
+/// scalar, and no whitespace at either end.
 @Suite struct RequireIDTests {
+    static func invisible(_ scalar: Unicode.Scalar) -> Bool {
+        [.control, .format, .lineSeparator, .paragraphSeparator, .surrogate, .privateUse, .unassigned]
+            .contains(scalar.properties.generalCategory)
+    }
+
     static func reason(_ value: String, _ field: String = "run_id") -> String? {
         do {
             try requireID(value, field)
@@ -18,7 +25,7 @@ import Testing
     @Test func everyScalarBelowU0100IsJudgedAsTheScalarRuleSays() {
         for value in UInt32(1)...0xFF {
             let scalar = Unicode.Scalar(value)!
-            let control = value < 0x20 || value == 0x7F
+            let control = value < 0x20 || (0x7F...0x9F).contains(value) || value == 0xAD  // (U+00AD: soft hyphen, a format character)
             #expect(Self.reason("a\(Character(scalar))b") == (control ? "INVALID_FIELD" : nil), "U+\(String(value, radix: 16))")
         }
         #expect(Self.reason("a\u{0}b") == "INVALID_FIELD")
@@ -53,7 +60,8 @@ import Testing
             let expected: String?
             if value.utf8.count > MeteringLimits.maxIDBytes {
                 expected = "FIELD_TOO_LONG"
-            } else if scalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+            } else if scalars.contains(where: Self.invisible) || scalars.first!.properties.isWhitespace
+                        || scalars.last!.properties.isWhitespace {
                 expected = "INVALID_FIELD"
             } else {
                 expected = nil
@@ -61,6 +69,28 @@ import Testing
             #expect(Self.reason(value) == expected, "\(scalars.map(\.value))")
             reasons[expected, default: 0] += 1
         }
+    }
+
+    /// Ids that would print like another id are refused.
+    @Test func idsThatPrintLikeAnotherAreRefused() {
+        for spoof in ["demo\u{200B}", "de\u{200D}mo", "demo\u{202E}", "\u{FEFF}demo", "demo\u{2028}", "demo\u{85}",
+                      "demo ", " demo", "   ", "demo\u{3000}", "\u{A0}demo", "demo\u{E000}"] {
+            #expect(Self.reason(spoof) == "INVALID_FIELD", "\(spoof.unicodeScalars.map(\.value))")
+        }
+        for fine in ["demo", "my account", "caf\u{E9}", "\u{6771}\u{4EAC}", "a-b_c.d:e/f", "\u{1F600}"] {
+            #expect(Self.reason(fine) == nil, "\(fine)")
+        }
+    }
+
+    @Test func freeTextsRefuseControlsAndDirectionOverridesButKeepJoiners() {
+        for bad in ["a\nb", "a\u{85}b", "a\u{202E}b", "a\u{2066}b", "a\u{2029}b", "a\u{1B}[2Kb"] {
+            #expect(bad.unicodeScalars.contains(where: isDisallowedInText), "\(bad.unicodeScalars.map(\.value))")
+        }
+        for fine in ["Acme GmbH & Co. KG", "\u{1F469}\u{200D}\u{1F4BB}", "\u{645}\u{200C}\u{6CC}", "caf\u{E9}"] {
+            #expect(!fine.unicodeScalars.contains(where: isDisallowedInText), "\(fine)")
+        }
+        #expect(printable("ok\n9999 forged\u{1B}[2K") == "ok\\u{a}9999 forged\\u{1b}[2K")
+        #expect(printable("plain") == "plain")
     }
 
     @Test func refusalsNameTheField() {

@@ -99,7 +99,7 @@ CALLERS = [
     Caller("bad_signature_jwt", "bad"),        # Owner of demo, signed with another secret
     Caller("expired_jwt", "bad"),              # Owner of demo, exp an hour ago (beyond the 60 s skew)
     Caller("revoked_key", "bad", reason="API_KEY_REVOKED"),  # had every scope
-    Caller("expired_key", "bad"),              # every scope, expired a minute ago
+    Caller("expired_key", "bad"),              # every scope, expired (two seconds after it was made)
     Caller("key_metering_write", "key", scopes=frozenset({W})),
     Caller("key_metering_read", "key", scopes=frozenset({R})),
     Caller("key_accounts_admin", "key", scopes=frozenset({A})),
@@ -237,8 +237,11 @@ def world(pb, module_server, tmp_path_factory):
         ("key_metering_write", {W}), ("key_metering_read", {R}), ("key_accounts_admin", {A})]}
     revoked = create_key(pb, admin, "revoked", {W, R, A})
     admin.RevokeApiKey(pb.admin_pb2.RevokeApiKeyRequest(key_id=revoked.key.key_id), timeout=RPC_TIMEOUT_S)
+    # A key cannot be made expired (INVALID_FIELD): this one expires in two
+    # seconds, and the table waits for that moment below.
+    expires = int(time.time()) + 2
     expired = admin.CreateApiKey(pb.admin_pb2.CreateApiKeyRequest(
-        name="expired", scopes=sorted({W, R, A}), expires_unix_seconds=int(time.time()) - 60), timeout=RPC_TIMEOUT_S)
+        name="expired", scopes=sorted({W, R, A}), expires_unix_seconds=expires), timeout=RPC_TIMEOUT_S)
     victim = create_key(pb, admin, "victim", {R})  # what RevokeApiKey revokes, again and again
     admin.RevokeApiKey(pb.admin_pb2.RevokeApiKeyRequest(key_id=victim.key.key_id), timeout=RPC_TIMEOUT_S)
 
@@ -273,6 +276,7 @@ def world(pb, module_server, tmp_path_factory):
                 sub=f"user-{caller.name}")))
     assert set(tokens) == {c.name for c in CALLERS}
     world.tokens = tokens
+    time.sleep(max(0.0, expires + 1 - time.time()))  # the key's expiry passed (a known instant, not a race)
     return world
 
 

@@ -654,6 +654,33 @@ def test_a_key_revoked_while_its_calls_run_is_refused_from_then_on(client, serve
     assert time.monotonic() - revoked_at < 30
 
 
+def test_a_key_that_would_be_expired_when_made_or_a_forging_text_is_refused(client):
+    """A past expiry (seconds read as milliseconds, a date gone by) is a
+    mistake: refused. A grant reason with a line break or a terminal escape
+    would forge lines in the audit log and `billing audit`: refused. A
+    negative audit page size is refused, not read as the default."""
+    c = client
+    before = {k.key_id for k in c.admin.ListApiKeys(c.pb.admin_pb2.ListApiKeysRequest(include_revoked=True),
+                                                    timeout=RPC_TIMEOUT_S).keys}
+    with pytest.raises(grpc.RpcError) as refused:
+        c.admin.CreateApiKey(c.pb.admin_pb2.CreateApiKeyRequest(
+            name="dead-on-arrival", scopes=["metering:read"], expires_unix_seconds=1), timeout=RPC_TIMEOUT_S)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_info(c.pb, refused.value).metadata["field"] == "expires_unix_seconds"
+    after = {k.key_id for k in c.admin.ListApiKeys(c.pb.admin_pb2.ListApiKeysRequest(include_revoked=True),
+                                                   timeout=RPC_TIMEOUT_S).keys}
+    assert after == before
+    for reason in ("ok\n9999  2030-01-01T00:00:00Z  cli  RevokeApiKey  key_id=forged", "ok\x1b[2K", "ok\u202eevil", "ok\u0085"):
+        with pytest.raises(grpc.RpcError) as refused:
+            c.admin.GrantCredits(c.pb.admin_pb2.GrantCreditsRequest(account_id="demo", amount_micros=1, reason=reason),
+                                 timeout=RPC_TIMEOUT_S)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, reason
+        assert error_info(c.pb, refused.value).metadata["field"] == "reason"
+    with pytest.raises(grpc.RpcError) as refused:
+        c.admin.ListAuditLog(c.pb.admin_pb2.ListAuditLogRequest(page_size=-1), timeout=RPC_TIMEOUT_S)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
 def test_a_key_stops_working_when_it_expires(client, served):
     c = client
     expires = int(time.time()) + 5  # time enough for a slow machine's first call

@@ -356,3 +356,33 @@ def test_the_database_lock_holds_through_a_symlink(server, tmp_path):
         assert result.returncode != 0, (command, result.stdout, result.stderr)
         assert "in use by a running billing server" in result.stderr, (command, result.stderr)
     s.assert_serving()
+
+
+def test_keys_cli_refuses_forging_names_and_whole_keys_and_shows_expiry(pb, server):
+    """`billing keys create --name` takes what CreateApiKey takes (a line
+    break in a name forged a line of `keys list`); `keys revoke` given a
+    whole key refuses it without echoing it; `keys list` tells expired
+    keys from active ones."""
+    s = server()
+    admin = pb.admin_pb2_grpc.AdminStub(s.authorized_channel())
+    expires = int(time.time()) + 2
+    short = admin.CreateApiKey(pb.admin_pb2.CreateApiKeyRequest(name="short-lived", scopes=["metering:read"],
+                                                                expires_unix_seconds=expires), timeout=RPC_TIMEOUT_S)
+    db = s.db_path
+    s.terminate()
+    assert s.wait_exit(10) == 0
+    time.sleep(max(0.0, expires + 1 - time.time()))  # its expiry passed (a known instant)
+    run = lambda *args: subprocess.run([str(billing_binary()), *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    forged = run("keys", "create", "--db", str(db), "--name", "evil\nff00ff  active  accounts:admin  root",
+                 "--scope", "metering:read")
+    assert forged.returncode != 0 and "--name contains" in forged.stderr, forged.stderr
+    whole = "bk_0123456789ab_" + "s3cr3t" * 6
+    pasted = run("keys", "revoke", "--db", str(db), whole)
+    assert pasted.returncode != 0 and "not the whole key" in pasted.stderr, pasted.stderr
+    assert "s3cr3t" not in pasted.stderr + pasted.stdout
+    missing = run("keys", "revoke", "--db", str(db), "0123456789ab")
+    assert missing.returncode != 0 and "no key 0123456789ab" in missing.stderr, missing.stderr
+    listed = run("keys", "list", "--db", str(db))
+    assert listed.returncode == 0 and "  active  " in listed.stdout and "ff00ff" not in listed.stdout, listed.stdout
+    [line] = [line for line in listed.stdout.splitlines() if line.startswith(short.key.key_id)]
+    assert "  expired  " in line and "expires=" in line, line
