@@ -32,6 +32,13 @@ extension SQLiteConnection {
         guard current == known else { throw SQLiteStoreError.schemaNotMigrated(databaseVersion: current, knownVersion: known) }
     }
 
+    /// Whether the file holds tables but no billing schema: another
+    /// program's database, which must not be migrated (or switched to WAL).
+    func isForeignDatabase() throws -> Bool {
+        guard try schemaVersion() == 0 else { return false }
+        return try prepare("SELECT count(*) FROM sqlite_master WHERE type = 'table'").scalarInt64() > 0
+    }
+
     /// The highest applied migration, 0 for a new database.
     func schemaVersion() throws -> Int64 {
         let tableExists = try prepare("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1").use { query in

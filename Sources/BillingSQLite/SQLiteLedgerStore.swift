@@ -44,6 +44,12 @@ public final class SQLiteLedgerStore: LedgerStore {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
 
         let writerConnection = try SQLiteConnection(path: path)
+        // Checked before `configure` (which switches the file to WAL mode, a
+        // change persistent in the file): another program's database, or
+        // one a reading command cannot read, is left exactly as it was.
+        try writerConnection.execute(script: "PRAGMA busy_timeout = 5000")  // (not kept in the file)
+        if try writerConnection.isForeignDatabase() { throw SQLiteStoreError.notBillingDatabase(path: path) }
+        if !migrating { try writerConnection.requireCurrentSchema() }
         try writerConnection.configure(synchronous: synchronous, readOnly: false)
         // 0002 computes index hashes of rows written under 0001.
         try writerConnection.defineFunction("billing_debit_key_hash") { JournalKeyHash.debit(account: $0, key: $1) }

@@ -19,6 +19,8 @@ public enum SQLiteStoreError: Error, Sendable, Equatable, CustomStringConvertibl
     case corrupt(String)
     /// The store was closed.
     case closed
+    /// An SQLite file with tables of its own and no billing schema.
+    case notBillingDatabase(path: String)
 
     public var description: String {
         switch self {
@@ -40,6 +42,8 @@ public enum SQLiteStoreError: Error, Sendable, Equatable, CustomStringConvertibl
             "corrupt ledger database: \(detail)"
         case .closed:
             "the ledger store is closed"
+        case let .notBillingDatabase(path):
+            "\(path) is an SQLite database of something else (tables, no billing schema): not opened, nothing written"
         }
     }
 }

@@ -800,3 +800,24 @@ def test_a_first_start_that_cannot_listen_leaves_the_demo_credentials_to_the_nex
     again = server(db=db)
     assert again.credentials_path is not None and again.credentials_path.exists()
     assert json.loads(again.credentials_path.read_text())["service_key"]
+
+
+def test_another_programs_database_is_left_exactly_as_it_was(tmp_path):
+    """verify, audit, keys and serve on an SQLite file of something else:
+    refused with a message saying so, the file not switched to WAL, no
+    billing table added (the advice to start `serve` on it once would have
+    migrated it)."""
+    import sqlite3
+    db = tmp_path / "other.sqlite"
+    with sqlite3.connect(db) as connection:
+        connection.execute("CREATE TABLE notes (body TEXT)")
+        connection.execute("INSERT INTO notes VALUES ('mine')")
+    for args in (["verify", "--db", str(db)], ["audit", "--db", str(db)], ["keys", "list", "--db", str(db)],
+                 ["serve", "--db", str(db), "--listen", "127.0.0.1:0", "--no-demo"]):
+        result = cli(*args, key=None, timeout=60)
+        assert 0 < result.returncode < 128, f"{args}: {shown(result)[:1500]}"
+        assert "database of something else" in result.stderr, f"{args}: {shown(result)[:1500]}"
+        assert "start this build's" not in result.stderr
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+        assert [row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")] == ["notes"]
