@@ -13,6 +13,7 @@ public final class PaymentsService: Sendable {
 
     /// Largest single credit purchase: $1,000,000.
     static let maxPurchaseMicros: Int64 = 1_000_000 * 1_000_000
+    static let minPurchaseMicros: Int64 = 1_000_000
     static let defaultPageSize = 50
     static let maxPageSize = 500
 
@@ -84,8 +85,12 @@ public final class PaymentsService: Sendable {
     func purchaseCredits(_ request: Billing_V1_PurchaseCreditsRequest, actor: String) async throws -> Billing_V1_PurchaseCreditsResponse {
         try requireID(request.accountID, "account_id")
         try requireID(request.idempotencyKey, "idempotency_key")
-        guard request.amountMicros > 0, request.amountMicros <= Self.maxPurchaseMicros else {
-            throw GRPCStatus(.invalidArgument, "amount_micros must be between 1 and \(Self.maxPurchaseMicros) ($1,000,000)",
+        // A card is charged whole cents, and a gateway has a minimum charge:
+        // $1.00 to $1,000,000.00, in cents (10,000 micros).
+        guard (Self.minPurchaseMicros...Self.maxPurchaseMicros).contains(request.amountMicros),
+              request.amountMicros % 10_000 == 0 else {
+            throw GRPCStatus(.invalidArgument,
+                             "amount_micros must be whole cents (a multiple of 10000) from \(Self.minPurchaseMicros) ($1.00) to \(Self.maxPurchaseMicros) ($1,000,000.00)",
                              reason: "INVALID_AMOUNT", metadata: ["field": "amount_micros"])
         }
         return try await Refusals.mapping {

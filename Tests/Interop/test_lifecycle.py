@@ -495,10 +495,11 @@ def test_purchase_credits_charges_once_per_key_and_issues_a_paid_invoice(life):
     retry = life.payments.PurchaseCredits(request, timeout=RPC_TIMEOUT_S)
     assert retry.charge == bought.charge and retry.invoice == bought.invoice
     assert life.get("acme").credit_balance_micros == 25_000_000 and len(life.charges("acme")) == 1
-    other = p.PurchaseCreditsRequest(account_id="acme", amount_micros=1, idempotency_key="buy-1")
+    other = p.PurchaseCreditsRequest(account_id="acme", amount_micros=2_000_000, idempotency_key="buy-1")
     life.refused(lambda: life.payments.PurchaseCredits(other, timeout=RPC_TIMEOUT_S), grpc.StatusCode.ALREADY_EXISTS,
                  "IDEMPOTENCY_KEY_REUSED")
-    for amount in (0, -5, 1_000_000_000_001):
+    # Cards are charged whole cents, from $1.00: sub-cent and tiny amounts are refused too.
+    for amount in (0, -5, 1_000_000_000_001, 5, 999_999, 1_000_001, 12_345_678):
         bad = p.PurchaseCreditsRequest(account_id="acme", amount_micros=amount, idempotency_key=f"bad{amount}")
         life.refused(lambda: life.payments.PurchaseCredits(bad, timeout=RPC_TIMEOUT_S), grpc.StatusCode.INVALID_ARGUMENT,
                      "INVALID_AMOUNT")
@@ -569,7 +570,7 @@ def test_invoice_numbers_have_no_gaps_across_accounts(life):
         life.create(account, plan=a.PLAN_FREE)
         life.set_card(account, DECLINED_CARD if account == "a2" else GOOD_CARD)
     for index, account in enumerate(("a1", "a2", "a3", "a1")):
-        request = p.PurchaseCreditsRequest(account_id=account, amount_micros=1_000_000 + index, idempotency_key=f"b{index}")
+        request = p.PurchaseCreditsRequest(account_id=account, amount_micros=1_000_000 + index * 10_000, idempotency_key=f"b{index}")
         try:
             life.payments.PurchaseCredits(request, timeout=RPC_TIMEOUT_S)
         except grpc.RpcError:
@@ -742,7 +743,7 @@ def test_charges_and_invoices_page_newest_first_without_repeats_while_new_ones_a
     life.set_card("acme")
 
     def buy(n):
-        return life.payments.PurchaseCredits(p.PurchaseCreditsRequest(account_id="acme", amount_micros=1_000_000 + n,
+        return life.payments.PurchaseCredits(p.PurchaseCreditsRequest(account_id="acme", amount_micros=1_000_000 + n * 10_000,
                                                                       idempotency_key=f"buy-{n}"), timeout=RPC_TIMEOUT_S)
     for n in range(5):
         buy(n)
@@ -762,5 +763,5 @@ def test_charges_and_invoices_page_newest_first_without_repeats_while_new_ones_a
                 break
         assert before == seen[:2]
         assert len(seen) == len(set(seen)), f"{field} repeated: {seen}"
-        originals = [1_000_000 + n for n in range(5)]
+        originals = [1_000_000 + n * 10_000 for n in range(5)]
         assert [a for a in seen if a in originals] == list(reversed(originals)), seen
