@@ -112,11 +112,16 @@ struct SecuredRouter {
 
     /// The account a request concerns, for the access check: its own, or
     /// for one that may leave it out and does, a user's own account.
-    private static func scopedAccount(_ request: some Message, _ principal: Principal) -> String? {
+    /// A request that must name its account and does not is refused as
+    /// such for every caller (a user's token was told "account  does not
+    /// exist", a service key "account_id is required").
+    private static func scopedAccount(_ request: some Message, _ principal: Principal) throws(GRPCStatus) -> String? {
         guard let scoped = request as? any AccountScoped else { return nil }
-        if scoped.accountID.isEmpty, type(of: scoped).accountIsOptional, case .user(_, let own, _, _) = principal {
-            return own
+        guard scoped.accountID.isEmpty else { return scoped.accountID }
+        guard type(of: scoped).accountIsOptional else {
+            throw GRPCStatus(.invalidArgument, "account_id is required", reason: "MISSING_FIELD", metadata: ["field": "account_id"])
         }
+        if case .user(_, let own, _, _) = principal { return own }
         return scoped.accountID
     }
 

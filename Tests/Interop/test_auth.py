@@ -447,6 +447,17 @@ def test_the_plan_table_without_an_account_is_for_whoever_may_read_billing(world
         assert code == grpc.StatusCode.PERMISSION_DENIED and info.reason == "BILLING_READ_REQUIRED", (code, details)
 
 
+@pytest.mark.parametrize("who", ["owner", "service"])
+def test_a_request_that_must_name_its_account_and_does_not_is_a_missing_field_for_everyone(world, who):
+    """A user's token was answered NOT_FOUND "account  does not exist", a
+    service key INVALID_ARGUMENT: the same bad request, one answer."""
+    credential = world.server.service_key() if who == "service" else mint_jwt(world.secret, user_claims(role="owner"))
+    code, info, details, _ = world.call("/billing.v1.Payments/ListCharges", "Bearer " + credential,
+                                        world.pb.payments_pb2.ListChargesRequest())
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and info.reason == "MISSING_FIELD", (who, code, details)
+    assert info.metadata["field"] == "account_id"
+
+
 @pytest.mark.parametrize("since, ok", [(9_223_372_036_854, True), (9_223_372_036_855, False), (2**63 - 1, False)])
 def test_an_audit_log_since_past_the_largest_instant_is_refused_and_the_server_stays_up(world, since, ok):
     """since_unix_seconds * 1,000,000 once overflowed Int64 and stopped the process."""

@@ -416,7 +416,7 @@ HOSTILE = [
     "100% off; --",
     "`ticks` [brackets] $1 ?1 :name @p",
     "/* comment */ --",
-    "ünïcødé 名前 🚀 \u202eevil",
+    "ünïcødé 名前 🚀 evil",  # (a direction override is refused in ids: INVALID_FIELD)
     "quote\"double'single",
 ]
 
