@@ -55,7 +55,7 @@ struct Load: ParsableCommand {
     @Option(help: "Agents per account (1...10000).")
     var agents: Int = 10
 
-    @Option(help: "Credits granted to each provisioned account, in micro-dollars.")
+    @Option(help: "Credits granted to each provisioned account, in micro-dollars (1 to 10^15).")
     var creditsMicros: Int64 = 1_000_000_000_000
 
     @Flag(help: "Print the summary as JSON (progress lines go to standard error).")
@@ -66,6 +66,12 @@ struct Load: ParsableCommand {
         guard (1...1024).contains(streams) else { throw ValidationError("--streams must be 1...1024") }
         guard (1...3600).contains(duration) else { throw ValidationError("--duration must be 1...3600 seconds") }
         guard requests >= 0, rate >= 0 else { throw ValidationError("--requests and --rate must not be negative") }
+        // Past this the pacer's interval rounds to 0 ns: silently unpaced.
+        guard rate <= 10_000_000 else { throw ValidationError("--rate must be at most 10000000 calls/s (0: as fast as possible)") }
+        // Each account is granted this much: the Admin API refuses 0 or less, after the first account was created.
+        guard (1...1_000_000_000_000_000).contains(creditsMicros) else {
+            throw ValidationError("--credits-micros must be 1...1000000000000000")
+        }
         guard (1...8192).contains(batchSize) else { throw ValidationError("--batch-size must be 1...8192") }
         guard (1...100_000).contains(accounts), (1...10_000).contains(agents) else { throw ValidationError("--accounts 1...100000, --agents 1...10000") }
         _ = try parsedMix()

@@ -42,7 +42,7 @@ struct Serve: ParsableCommand {
     @Option(help: "Write a checkpoint of the ledger every this many journal entries (1 to 1,000,000,000). The debits since the last two checkpoints are kept in memory for idempotent retries; older ones are read from SQLite.")
     var checkpointEvery: Int = 100_000
 
-    @Option(help: "Memory for the filter that tells a new idempotency key from a seen one without reading SQLite, in MiB (a power of two is used; 16: ~0.3% needless reads at 10 million keys).")
+    @Option(help: "Memory for the filter that tells a new idempotency key from a seen one without reading SQLite, in MiB, 1 to 4096 (a power of two is used; 16: ~0.3% needless reads at 10 million keys).")
     var keyFilterMib: Int = 16
 
     @Option(help: "PEM certificate chain; with --tls-key, serve TLS 1.2+/1.3 with ALPN h2.")
@@ -60,10 +60,10 @@ struct Serve: ParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
-    @Option(help: "Largest request message accepted, in bytes; larger ones get RESOURCE_EXHAUSTED.")
+    @Option(help: "Largest request message accepted, in bytes (1 to 67108864); larger ones get RESOURCE_EXHAUSTED.")
     var maxMessageBytes: Int = 4 << 20
 
-    @Option(help: "Most open connections; more are closed at accept.")
+    @Option(help: "Most open connections (1 to 1000000); more are closed at accept.")
     var maxConnections: Int = 10_000
 
     @Option(help: "Close connections idle (no call in progress) this many seconds (1...604800).")
@@ -102,10 +102,10 @@ struct Serve: ParsableCommand {
     @Flag(help: "Run on a test clock: it starts at the real time and moves only through Admin AdvanceClock, which processes every due trial end, period end and grace end in order. For tests and demos, never production.")
     var testClock = false
 
-    @Option(help: "Credits a new account's trial starts with, in micro-dollars (default $10).")
+    @Option(help: "Credits a new account's trial starts with, in micro-dollars (0 to 1000000000000; default $10).")
     var trialCreditMicros: Int64 = 10_000_000
 
-    @Option(help: "Days runs continue after a failed invoice payment before they pause.")
+    @Option(help: "Days runs continue after a failed invoice payment before they pause (0 to 365).")
     var graceDays: Int = 7
 
     @Flag(help: "Register billing.v1.Testing (Echo with a delay) for transport tests. Never in production.")
@@ -125,7 +125,7 @@ struct Serve: ParsableCommand {
         guard maxMessageBytes > 0 && maxMessageBytes <= 64 << 20 else {
             throw ValidationError("--max-message-bytes must be 1...\(64 << 20)")
         }
-        guard maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
+        guard (1...1_000_000).contains(maxConnections) else { throw ValidationError("--max-connections must be 1...1000000") }
         guard (1...604_800).contains(idleTimeoutSeconds) else {
             throw ValidationError("--idle-timeout-seconds must be 1...604800")
         }

@@ -631,6 +631,9 @@ def test_load_without_admin_scope_fails_provisioning_clearly(pb, load_server):
     (["--mix", ":"], "--mix"),
     (["--mix", "debit:1,:"], "--mix"),
     (["--target", "nowhere"], "--target"),
+    (["--credits-micros", 0], "--credits-micros"),
+    (["--credits-micros=-5"], "--credits-micros"),
+    (["--rate", 10_000_001], "--rate"),
     ("no key", "BILLING_KEY"),
 ])
 def test_load_bad_arguments_fail_clearly(load_server, args, message):
@@ -748,6 +751,8 @@ def test_serve_allocates_with_jemalloc(server):
     (["--max-buffered-request-mib", "8", "--max-message-bytes", "8388608"],
      "--max-buffered-request-mib must hold at least one largest message"),
     (["--no-demo", "--demo-credentials-file", "x.json"], "--demo-credentials-file has nothing to write with --no-demo"),
+    (["--max-connections", "0"], "--max-connections must be 1...1000000"),
+    (["--max-connections", "1000001"], "--max-connections must be 1...1000000"),
 ])
 def test_serve_bad_arguments_fail_clearly(tmp_path, args, message):
     result = cli("serve", "--listen", "127.0.0.1:0", "--db", str(tmp_path / "db.sqlite"), *args, key=None, timeout=20)
