@@ -178,7 +178,9 @@ extension LedgerState {
     /// as issued (`Invoice.contract_reference`); overage of debits made
     /// after a period's end, before it closed, is billed with the next.
     /// 4 (session 20): a contract that sets or changes an Enterprise
-    /// account's workspace limit counts workspaces from the change on.
+    /// account's workspace limit counts workspaces from the change on; an
+    /// Enterprise invoice without a period price carries the contract's
+    /// reference too.
     /// Raise it whenever `apply` computes different books from the same journal.
     public static let rulesVersion: Int32 = 4
 

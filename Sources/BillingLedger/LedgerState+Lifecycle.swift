@@ -219,8 +219,10 @@ extension LedgerState {
         invoice.periodStartUnixSeconds = periodStart
         invoice.periodEndUnixSeconds = periodEnd
         invoice.lineItems = lines.map(Self.invoiceLine)
-        // The contract it bills, as of now (a later contract must not relabel it).
-        if lines.contains(where: { if case .subscription(.enterprise) = $0.kind { true } else { false } }),
+        // The contract it bills, as of now (a later contract must not relabel
+        // it): any invoice of an account on a contract — one billed only
+        // through custom lines or usage (no period price) carries it too.
+        if book.lifecycle.plan == .enterprise || lines.contains(where: { if case .subscription(.enterprise) = $0.kind { true } else { false } }),
            let reference = book.contractTerms?.contractReference {
             invoice.contractReference = reference
         }

@@ -11,6 +11,8 @@ extension InvoiceLayout {
     /// At most this many lines in each party or facts column, so an overlong
     /// address cannot push the table off the first page.
     private static let maxBlockLines = 12
+    /// Lines one name, address line or fact value may wrap to.
+    private static let maxEntryLines = 4
     private static let blockLeading = 13.5
 
     mutating func drawHeading() {
@@ -63,10 +65,15 @@ extension InvoiceLayout {
         _ party: InvoiceDocument.Party, heading: String, column: (x: Double, width: Double),
         _ headingBaseline: Double, _ firstBaseline: Double
     ) -> Int {
-        let lines = Self.capped([party.name] + party.lines).enumerated().map { index, text in
+        // Each entry wrapped (a long company name or e-mail address cut to
+        // the column addressed the invoice to someone else), then capped.
+        let wrapped = ([party.name] + party.lines).enumerated().flatMap { index, text in
             let style = index == 0 ? Style.partyName : Style.secondary
-            return (style.font.truncated(WinAnsi.encode(text), toWidth: column.width, size: style.size), style)
+            return style.font.wrapped(WinAnsi.encode(text), toWidth: column.width, size: style.size, maxLines: Self.maxEntryLines)
+                .map { ($0, style) }
         }
+        let lines = wrapped.count <= Self.maxBlockLines ? wrapped
+            : Array(wrapped.prefix(Self.maxBlockLines - 1)) + [(WinAnsi.encode("\u{2026}"), Style.secondary)]
         draw {
             $0.text(WinAnsi.encode(heading), x: column.x, y: headingBaseline, Style.label)
             for (index, (line, style)) in lines.enumerated() {
@@ -81,25 +88,25 @@ extension InvoiceLayout {
         let column = PartyColumn.facts
         let facts = Array(document.facts.prefix(Self.maxBlockLines))
         guard !facts.isEmpty else { return 0 }
+        var row = 0
         draw {
             $0.text(WinAnsi.encode("DETAILS"), x: column.x, y: headingBaseline, Style.label)
-            for (index, fact) in facts.enumerated() {
-                let y = firstBaseline - Double(index) * Self.blockLeading
+            for fact in facts where row < Self.maxBlockLines {
                 let (labelStyle, valueStyle) = (Style.secondary, Style.body)
                 let label = labelStyle.font.truncated(WinAnsi.encode(fact.label), toWidth: column.width * 0.45,
                                                       size: labelStyle.size)
                 let labelWidth = labelStyle.font.width(of: label, size: labelStyle.size)
-                let value = valueStyle.font.truncated(WinAnsi.encode(fact.value),
-                                                      toWidth: column.width - labelWidth - 10, size: valueStyle.size)
-                $0.text(label, x: column.x, y: y, labelStyle)
-                $0.text(value, right: column.x + column.width, y: y, valueStyle)
+                // A long value (a contract reference) wraps onto the lines
+                // below its label, right-aligned, instead of being cut.
+                let values = valueStyle.font.wrapped(WinAnsi.encode(fact.value), toWidth: column.width - labelWidth - 10,
+                                                     size: valueStyle.size, maxLines: Self.maxEntryLines)
+                $0.text(label, x: column.x, y: firstBaseline - Double(row) * Self.blockLeading, labelStyle)
+                for value in values.prefix(Self.maxBlockLines - row) {
+                    $0.text(value, right: column.x + column.width, y: firstBaseline - Double(row) * Self.blockLeading, valueStyle)
+                    row += 1
+                }
             }
         }
-        return facts.count
-    }
-
-    /// `lines`, or the first of them and an ellipsis when there are too many.
-    private static func capped(_ lines: [String]) -> [String] {
-        lines.count <= maxBlockLines ? lines : Array(lines.prefix(maxBlockLines - 1)) + ["\u{2026}"]
+        return row
     }
 }

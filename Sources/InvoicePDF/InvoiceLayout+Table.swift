@@ -1,8 +1,10 @@
 /// The line-item table: description, quantity, unit price, amount. Numbers are
 /// right-aligned; descriptions wrap within their column and never reach the numbers.
 extension InvoiceLayout {
-    /// Descriptions longer than this many lines end in an ellipsis.
-    static let maxDescriptionLines = 3
+    /// Descriptions longer than this many lines end in an ellipsis: enough
+    /// for the longest a request may give (200 bytes) and the dates after it
+    /// in the narrowest description column (130 pt).
+    static let maxDescriptionLines = 10
     private static let rowPadding = 6.0
     private static let rowLeading = 12.5
 

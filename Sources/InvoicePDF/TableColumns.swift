@@ -15,8 +15,11 @@ struct TableColumns: Sendable {
     init(for lines: [InvoiceDocument.Line]) {
         typealias Margin = InvoiceLayout.Margin
         let amount = Self.width(header: "AMOUNT", lines.map(\.amount), atLeast: 72, atMost: 130)
-        let unitPrice = Self.width(header: "UNIT PRICE", lines.map(\.unitPrice), atLeast: 72, atMost: 110)
-        let quantity = Self.width(header: "QTY", lines.map(\.quantity), atLeast: 48, atMost: 86)
+        // Unit price as wide as the amount may be (a quantity of one prints
+        // the same figure in both: cut in one, whole in the other, it read
+        // as two amounts).
+        let unitPrice = Self.width(header: "UNIT PRICE", lines.map(\.unitPrice), atLeast: 72, atMost: 130)
+        let quantity = Self.width(header: "QTY", lines.map(\.quantity), atLeast: 48, atMost: 66)
         self.amount = (Margin.right - amount, Margin.right)
         self.unitPrice = (self.amount.left - Self.gap - unitPrice, self.amount.left - Self.gap)
         self.quantity = (self.unitPrice.left - Self.gap - quantity, self.unitPrice.left - Self.gap)

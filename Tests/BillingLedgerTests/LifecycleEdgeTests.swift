@@ -259,6 +259,26 @@ import Testing
         await restarted.ledger.close()
     }
 
+    @Test func aContractBilledOnlyThroughCustomLinesCarriesItsReference() async throws {
+        let h = try Self.ledger(gateway: TestPaymentGateway())
+        _ = try await h.ledger.createAccount(id: "big", plan: .pro, actor: "test")
+        _ = try await h.ledger.setPaymentMethod(accountID: "big", method: LifecycleLedgerTests.good, actor: "test")
+        var terms = Billing_V1_EnterpriseContract()
+        terms.usageRateBasisPoints = 10_000
+        terms.contractReference = "MSA-42"
+        var line = Billing_V1_CustomInvoiceLine()
+        line.description_p = "Dedicated support"
+        line.amountMicros = 500_000_000
+        terms.customInvoiceLines = [line]
+        try await h.ledger.setEnterpriseContract(accountID: "big", terms: terms, actor: "ops")  // no period price
+        h.clock.advance(seconds: 32 * Self.day)
+        _ = try await h.ledger.tick()
+        let invoices = try await h.ledger.invoices(of: "big")
+        let custom = try #require(invoices.first { $0.lineItems.contains { $0.amountMicros == 500_000_000 } })
+        #expect(custom.contractReference == "MSA-42")
+        await h.ledger.close()
+    }
+
     @Test func choosingTheCurrentPlanAgainCancelsAScheduledDowngrade() async throws {
         let h = try Self.ledger(gateway: TestPaymentGateway())
         _ = try await h.ledger.createAccount(id: "acct", plan: .pro, actor: "test")

@@ -90,7 +90,9 @@ import Testing
                 #expect(run.x >= margin.left - 0.01 && run.x + run.width <= margin.right + 0.01, "\(text)")
                 // Helvetica's capitals are 0.72 em tall.
                 #expect(run.y >= margin.footerBaseline - 0.01 && run.y + 0.72 * run.size <= margin.top + 0.01, "\(text)")
-                if descriptions.contains(run.text) && run.font == .helvetica {
+                // (Left-aligned in their column: a wrapped party line or fact
+                // value of the same text is elsewhere.)
+                if descriptions.contains(run.text) && run.font == .helvetica && abs(run.x - columns.description.left) < 0.01 {
                     descriptionRuns += 1
                     #expect(run.x + run.width < columns.quantity.left, "\(text)")
                 }
@@ -133,5 +135,34 @@ import Testing
         let content = try pdf.streams().map { String(decoding: $0.data, as: UTF8.self) }
         #expect(content.count > 1)
         #expect(content.joined().contains("(Note 120: terms and conditions apply.) Tj"))
+    }
+}
+
+/// Long names, e-mail addresses, contract references and descriptions wrap
+/// in their columns: every word reaches the page (they were cut to the
+/// column, "Acme Widgets International…", and a custom line lost its dates).
+@Suite struct InvoiceWrappingTests {
+    @Test func longPartyLinesFactValuesAndDescriptionsAppearWhole() throws {
+        var document = InvoiceDocument.sample
+        let name = "Acme Widgets International Holdings (Europe) GmbH & Co. KG"
+        let email = "accounts-payable.department@acme-widgets-international.example.com"
+        let reference = "MSA-2026-ACME-WIDGETS-INTL-ENTERPRISE-0042"
+        let description = String(repeating: "Quarterly business reviews and dedicated support ", count: 3)
+            + "Dedicated, 2027-03-11 to 2027-04-10"
+        document.customer = .init(name: name, lines: [email])
+        document.facts.append(.init("Contract", reference))
+        document.lines.append(.init(description: description, quantity: "1", unitPrice: "$123,456,789,012.123456",
+                                    amount: "$123,456,789,012.123456"))
+        let pdf = try ParsedPDF(InvoicePDF.render(document))
+        let runs = try pdf.streams().flatMap { TextRun.all(in: $0.data) }
+        let text = runs.map { String(decoding: $0.text, as: UTF8.self) }.joined(separator: " ")
+        // Wrapped words and words broken inside (an address) read back joined.
+        let squeezed = text.replacingOccurrences(of: " ", with: "")
+        for whole in [name, email, reference, description] {
+            #expect(squeezed.contains(whole.replacingOccurrences(of: " ", with: "")), "\(whole) not whole in: \(text)")
+        }
+        #expect(!runs.contains { $0.text.contains(WinAnsi.ellipsis) }, "something was cut: \(text)")
+        // The unit price is as whole as the amount.
+        #expect(runs.filter { $0.text == Array("$123,456,789,012.123456".utf8) }.count == 2)
     }
 }
