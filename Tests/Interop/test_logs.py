@@ -382,6 +382,14 @@ def test_keys_cli_refuses_forging_names_and_whole_keys_and_shows_expiry(pb, serv
     assert "s3cr3t" not in pasted.stderr + pasted.stdout
     missing = run("keys", "revoke", "--db", str(db), "0123456789ab")
     assert missing.returncode != 0 and "no key 0123456789ab" in missing.stderr, missing.stderr
+    # A key made offline is journaled, with no checkpoint (whose key filter,
+    # of this command's default size, would replace the server's own).
+    import sqlite3
+    count = lambda: sqlite3.connect(db).execute("SELECT count(*) FROM checkpoints").fetchone()[0]
+    checkpoints = count()
+    made = run("keys", "create", "--db", str(db), "--name", "offline", "--scope", "metering:read")
+    assert made.returncode == 0 and "secret (shown once)" in made.stdout, made.stderr
+    assert count() == checkpoints
     listed = run("keys", "list", "--db", str(db))
     assert listed.returncode == 0 and "  active  " in listed.stdout and "ff00ff" not in listed.stdout, listed.stdout
     [line] = [line for line in listed.stdout.splitlines() if line.startswith(short.key.key_id)]
