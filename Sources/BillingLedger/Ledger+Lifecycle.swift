@@ -426,7 +426,9 @@ extension Ledger {
             // Answered once the original is durable (its commit may yet fail).
             try await committer.waiter(for: earlier.seq).wait()
             let invoice = earlier.invoiceSequence == 0 ? nil : state.invoices[earlier.invoiceSequence]?.invoice
-            let charge = invoice.flatMap { invoice in book.charges.last { $0.invoiceID == invoice.invoiceID } }
+            // The request's own charge: the invoice's first attempt (a later
+            // PayInvoice of it made others, which are not this answer's).
+            let charge = invoice.flatMap { invoice in book.charges.first { $0.invoiceID == invoice.invoiceID } }
             return PlanChangeResult(effect: Billing_V1_PlanChangeEffect(rawValue: Int(earlier.effect)) ?? .unchanged,
                                     invoice: invoice, charge: charge)
         }

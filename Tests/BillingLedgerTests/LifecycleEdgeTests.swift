@@ -279,6 +279,22 @@ import Testing
         await h.ledger.close()
     }
 
+    @Test func aRetriedUpgradeAnswersWithItsOwnChargeNotALaterPayment() async throws {
+        let h = try Self.ledger(gateway: TestPaymentGateway())
+        _ = try await h.ledger.createAccount(id: "acct", plan: .free, actor: "test")
+        _ = try await h.ledger.setPaymentMethod(accountID: "acct", method: LifecycleLedgerTests.declining, actor: "test")
+        h.clock.advance(seconds: 10 * Self.day)  // mid-period: the upgrade is prorated
+        let first = try await h.ledger.changePlan(accountID: "acct", to: .pro, key: "up", actor: "test")
+        let invoice = try #require(first.invoice)
+        #expect(first.charge?.status == .failed)
+        _ = try await h.ledger.payInvoice(accountID: "acct", invoiceID: invoice.invoiceID, newMethod: LifecycleLedgerTests.good,
+                                          key: "pay", actor: "test")
+        let retry = try await h.ledger.changePlan(accountID: "acct", to: .pro, key: "up", actor: "test")
+        #expect(retry.charge?.chargeID == first.charge?.chargeID)
+        #expect(retry.charge?.status == .failed)
+        await h.ledger.close()
+    }
+
     @Test func choosingTheCurrentPlanAgainCancelsAScheduledDowngrade() async throws {
         let h = try Self.ledger(gateway: TestPaymentGateway())
         _ = try await h.ledger.createAccount(id: "acct", plan: .pro, actor: "test")
