@@ -106,7 +106,7 @@ public actor Ledger {
             // past the index. A checkpoint older than the index (a newer one
             // lost) would leave the keys between out: read them as below.
             filterLoaded = checkpoint.seq >= indexed && keyFilter.load(checkpoint.keyFilter)
-            if checkpoint.rulesVersion == LedgerState.rulesVersion { loadedCheckpointSeq = checkpoint.seq }
+            if LedgerState.usable(checkpoint) { loadedCheckpointSeq = checkpoint.seq }
         }, replaying: { entry in
             guard entry.seq > indexed else { return }
             if let hash = cache.insert(entry) { keyFilter.insert(hash) }
@@ -319,7 +319,7 @@ public actor Ledger {
             let indexed = try store.indexedThrough()
             var loaded: Int64 = -1
             let (state, replayed) = try LedgerState.recover(from: store, plans: initialPlans, loading: { checkpoint in
-                if checkpoint.rulesVersion == LedgerState.rulesVersion { loaded = checkpoint.seq }
+                if LedgerState.usable(checkpoint) { loaded = checkpoint.seq }
             }, replaying: { entry in
                 guard entry.seq > indexed else { return }
                 if let hash = cache.insert(entry) { keyFilter.insert(hash) }

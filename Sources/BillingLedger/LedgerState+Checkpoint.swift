@@ -184,6 +184,41 @@ extension LedgerState {
     /// Raise it whenever `apply` computes different books from the same journal.
     public static let rulesVersion: Int32 = 4
 
+    /// Whether recovery loads `checkpoint`'s books: written by these rules,
+    /// and sound. A checkpoint that decodes but holds what no ledger writes
+    /// (a damaged or hostile file: a pending "downgrade" to a higher plan, a
+    /// trial pause without a trial, an anchor past year 9999, invoice
+    /// numbers with gaps) would trap the lifecycle's invariant checks or its
+    /// calendar arithmetic; it is passed over for the journal instead.
+    public static func usable(_ checkpoint: Billing_Journal_V1_Checkpoint) -> Bool {
+        checkpoint.rulesVersion == rulesVersion && sound(checkpoint)
+    }
+
+    static func sound(_ checkpoint: Billing_Journal_V1_Checkpoint) -> Bool {
+        let instants: ClosedRange<Int64> = 0...253_402_300_799  // to 9999-12-31
+        for account in checkpoint.accounts {
+            let state = account.lifecycle
+            guard instants.contains(state.periodAnchorUnix), instants.contains(state.periodStartUnix),
+                  instants.contains(state.trialEndsUnix), instants.contains(account.periodStartUnix),
+                  state.graceSeconds >= 0, !state.hasPendingPaymentMethod_p || state.hasPaymentMethod_p
+            else { return false }
+            let plan = Self.plan(state.plan) ?? .free
+            if state.hasPendingChange {
+                guard let target = Self.plan(state.pendingChange.toPlan), target < plan,
+                      instants.contains(state.pendingChange.effectiveUnixSeconds) else { return false }
+            }
+            switch state.pauseReason {
+            case .trialEnded: guard state.trialEndsUnix != 0, !state.hasPaymentMethod_p else { return false }
+            case .pastDue: guard !state.pastDue.isEmpty else { return false }
+            default: break
+            }
+            if plan == .enterprise, state.hasContract, !validContract(state.contract) { return false }
+        }
+        // Numbered 1...n: the next invoice's number is n + 1.
+        let sequences = checkpoint.invoices.map(\.invoice.sequence).sorted()
+        return sequences.indices.allSatisfy { sequences[$0] == Int64($0) + 1 }
+    }
+
     /// The highest seq a journal may reach (2⁶² : a million entries a second
     /// for 146,000 years), far enough below Int64.max that seq arithmetic
     /// never overflows.
@@ -204,7 +239,7 @@ extension LedgerState {
         if let checkpoint, !(0...Self.maxSeq).contains(checkpoint.seq) {
             throw ApplyError.inconsistent(seq: checkpoint.seq, "a checkpoint at an impossible seq")
         }
-        let usable = checkpoint.flatMap { $0.rulesVersion == Self.rulesVersion ? $0 : nil }
+        let usable = checkpoint.flatMap { Self.usable($0) ? $0 : nil }
         var state = usable.map { LedgerState(checkpoint: $0, plans: plans) } ?? LedgerState(plans: plans)
         var replayed = 0
         try store.forEachEntry(after: state.lastSeq) { entry in

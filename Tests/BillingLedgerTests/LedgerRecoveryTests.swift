@@ -159,6 +159,42 @@ import Testing
         #expect(try LedgerState.recover(from: store).replayed == 0)
     }
 
+    /// A checkpoint that decodes but holds what no ledger writes is passed
+    /// over for the journal (its books would have trapped the lifecycle's
+    /// invariant checks or calendar arithmetic: a crash at every start).
+    @Test(arguments: ["pending upgrade", "trial pause without a trial", "anchor past 9999", "invoice gap", "negative grace"])
+    func aCheckpointHoldingImpossibleBooksIsReplacedByTheJournal(damage: String) async throws {
+        let h = try await Self.busyLedger()
+        await h.ledger.close()
+        let store = h.store.restart()
+        var checkpoint = try #require(try store.latestCheckpoint())
+        #expect(LedgerState.usable(checkpoint))
+        switch damage {
+        case "pending upgrade":
+            checkpoint.accounts[0].lifecycle.plan = .free
+            checkpoint.accounts[0].lifecycle.pendingChange.toPlan = .pro
+        case "trial pause without a trial":
+            checkpoint.accounts[0].lifecycle.pauseReason = .trialEnded
+            checkpoint.accounts[0].lifecycle.trialEndsUnix = 0
+        case "anchor past 9999":
+            checkpoint.accounts[0].lifecycle.periodAnchorUnix = Int64.max / 2
+        case "invoice gap":
+            var invoice = Billing_Journal_V1_InvoiceState()
+            invoice.invoice.sequence = Int64(checkpoint.invoices.count) + 2
+            checkpoint.invoices.append(invoice)
+        default:
+            checkpoint.accounts[0].lifecycle.graceSeconds = -1
+        }
+        #expect(!LedgerState.usable(checkpoint))
+        try store.writeCheckpoint(encoded: EncodedCheckpoint(seq: checkpoint.seq, writtenUnixMicros: 3, accounts: checkpoint.accounts.count,
+                                                             bytes: try checkpoint.serializedBytes()), index: JournalIndexRows())
+        let (loaded, replayed) = try LedgerState.recover(from: store)
+        #expect(replayed == h.journal().count)  // from the start
+        var fromScratch = LedgerState()
+        for entry in h.journal() { try fromScratch.apply(entry) }
+        #expect(loaded == fromScratch)
+    }
+
     @Test func failedAppendAnswersUnavailableAndTheLedgerReloads() async throws {
         let h = try Harness()
         try await h.openAccount("acct", plan: "pro", credits: 1_000)
