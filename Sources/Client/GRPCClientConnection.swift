@@ -31,30 +31,47 @@ public final class GRPCClientConnection {
     var plaintext: [UInt8] = []
     public private(set) var isClosed = false
 
-    /// Connects (blocking) to a numeric IPv4 address.
+    /// Connects (blocking) to `host` — a name (`localhost`), an IPv4
+    /// address, or an IPv6 one with or without brackets (`[::1]`) — trying
+    /// each address it resolves to in turn.
     public init(host: String, port: UInt16, tls: TLSContext? = nil) throws {
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { throw ClientError("not a numeric IPv4 address: \(host)") }
-        let socketFD = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard socketFD >= 0 else { throw ClientError("socket: \(String(cString: strerror(errno)))") }
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socketFD, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard rc == 0 else {
-            let error = errno
-            close(socketFD)
-            throw ClientError("connect \(host):\(port): \(String(cString: strerror(error)))")
-        }
+        let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+        let socketFD = try Self.connect(bare, port)
         var one: Int32 = 1
         setsockopt(socketFD, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         fd = socketFD
         session = try HTTP2Session(role: .client)
         self.tls = try tls.map { try TLSEngine(context: $0) }
-        authority = "\(host):\(port)"
+        authority = bare.contains(":") ? "[\(bare)]:\(port)" : "\(bare):\(port)"
         scheme = tls == nil ? "http" : "https"
         try flush()
+    }
+
+    /// A connected stream socket to the first of `host`'s addresses that accepts.
+    private static func connect(_ host: String, _ port: UInt16) throws -> Int32 {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_family = AF_UNSPEC
+        var list: UnsafeMutablePointer<addrinfo>?
+        let resolved = getaddrinfo(host, String(port), &hints, &list)
+        guard resolved == 0, let first = list else {
+            throw ClientError("cannot resolve \(host): \(String(cString: gai_strerror(resolved)))")
+        }
+        defer { freeaddrinfo(first) }
+        var lastError: Int32 = 0
+        var next: UnsafeMutablePointer<addrinfo>? = first
+        while let info = next {
+            next = info.pointee.ai_next
+            let socketFD = socket(info.pointee.ai_family, info.pointee.ai_socktype | Int32(SOCK_CLOEXEC.rawValue), info.pointee.ai_protocol)
+            guard socketFD >= 0 else {
+                lastError = errno
+                continue
+            }
+            if Glibc.connect(socketFD, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 { return socketFD }
+            lastError = errno
+            close(socketFD)
+        }
+        throw ClientError("connect \(host):\(port): \(String(cString: strerror(lastError)))")
     }
 
     deinit {

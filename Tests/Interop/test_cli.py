@@ -648,6 +648,18 @@ def test_load_bad_arguments_fail_clearly(load_server, args, message):
     assert result.stdout == "", shown(result)
 
 
+def test_call_and_load_take_host_names_and_unresolvable_ones_fail_clearly(call_world):
+    """`--target localhost:PORT` (the name resolves; each address is tried)
+    once failed as "not a numeric IPv4 address"."""
+    served, _, _ = call_world
+    by_name = cli("call", "--target", f"localhost:{served.port}", "grpc.health.v1.Health/Check", "-d", "{}",
+                  key=served.service_key())
+    assert by_name.returncode == 0 and "SERVING" in by_name.stdout, shown(by_name)
+    unknown = cli("call", "--target", "no-such-host.invalid:50051", "grpc.health.v1.Health/Check", "-d", "{}",
+                  key=None, timeout=30)
+    assert 0 < unknown.returncode < 128 and "cannot resolve no-such-host.invalid" in unknown.stderr, shown(unknown)
+
+
 def test_load_unreachable_target_fails_clearly():
     result = cli("load", "--target", "127.0.0.1:1", "--requests", 4, "--accounts", 1, key="bk_x_y", timeout=20)
     assert 0 < result.returncode < 128, shown(result)
