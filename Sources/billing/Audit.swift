@@ -18,9 +18,13 @@ struct Audit: ParsableCommand {
     @Option(help: "At most this many entries.")
     var limit: Int = 100
 
-    func run() throws {
+    // (In `validate`, ArgumentParser shows this command's usage with the error.)
+    func validate() throws {
         guard FileManager.default.fileExists(atPath: db) else { throw ValidationError("no database at \(db)") }
         guard (1...100_000).contains(limit) else { throw ValidationError("--limit must be 1...100000") }
+    }
+
+    func run() throws {
         let store = try SQLiteLedgerStore(path: db, migrating: false)
         defer { store.close() }
         for entry in try store.auditEntries(accountID: account, sinceMicros: 0, beforeSeq: .max, limit: limit) {

@@ -44,6 +44,15 @@ struct Call: ParsableCommand {
         guard (1...99_999_999).contains(timeoutMillis) else {
             throw ValidationError("--timeout-millis must be 1...99999999 (grpc-timeout allows at most 8 digits)")
         }
+        guard !list else { return }
+        // Here, not in `run`: ArgumentParser then shows this command's usage.
+        guard let method else { throw ValidationError("give a METHOD (billing call --list shows them)") }
+        guard MethodCatalog.methods[method.hasPrefix("/") ? method : "/" + method] != nil else {
+            throw ValidationError("unknown method \(method) (billing call --list shows them)")
+        }
+        guard let colon = target.lastIndex(of: ":"), UInt16(target[target.index(after: colon)...]) != nil else {
+            throw ValidationError("--target must be host:port")
+        }
     }
 
     func run() throws {
