@@ -94,12 +94,10 @@ extension AccountLifecycle {
         return lines
     }
 
-    /// "2026-04-01 to 2026-05-01" (UTC days).
-    /// A span's first and last day: `end` is exclusive, so the last day is
-    /// the one its final second falls on (a period of April 1 to May 1
-    /// reads "2026-04-01 to 2026-04-30"; printed as the end, May 1 made
-    /// consecutive invoices seem to overlap by a day).
+    /// "2026-04-01 to 2026-05-01" (UTC days; the end is exclusive, as the
+    /// API's period ends are). Part of every issued invoice's lines, which
+    /// replay rebuilds: changing it would relabel invoices already sent.
     static func dates(_ start: Int64, _ end: Int64) -> String {
-        "\(CivilDate(unixSeconds: start)) to \(CivilDate(unixSeconds: max(start, end - 1)))"
+        "\(CivilDate(unixSeconds: start)) to \(CivilDate(unixSeconds: end))"
     }
 }

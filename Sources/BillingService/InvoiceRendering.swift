@@ -12,9 +12,7 @@ enum InvoiceRendering {
             InvoiceDocument.Fact("Due", date(invoice.dueUnixSeconds)),
         ]
         if invoice.periodStartUnixSeconds != 0 || invoice.periodEndUnixSeconds != 0 {
-            // The last day, not the exclusive end (see `AccountLifecycle.dates`).
-            let lastSecond = max(invoice.periodStartUnixSeconds, invoice.periodEndUnixSeconds - 1)
-            facts.append(.init("Period", "\(date(invoice.periodStartUnixSeconds)) to \(date(lastSecond))"))
+            facts.append(.init("Period", "\(date(invoice.periodStartUnixSeconds)) to \(date(invoice.periodEndUnixSeconds))"))
         }
         if invoice.paidUnixSeconds != 0 { facts.append(.init("Paid", date(invoice.paidUnixSeconds))) }
         // The contract as issued, not the account's current one.

@@ -11,7 +11,7 @@ import Testing
         h.overage[Self.april] = Money(micros: 12_345_678)
         let closed = h.advance(to: Self.april.end)
         let usage = InvoiceLine(
-            kind: .meteredUsage, description: "Metered usage, 2026-04-01 to 2026-04-30",
+            kind: .meteredUsage, description: "Metered usage, 2026-04-01 to 2026-05-01",
             amount: Money(micros: 12_345_678), periodStart: Self.april.start, periodEnd: Self.april.end)
         let lines = [proLine(Self.may.start, Self.may.end), usage]
         #expect(closed.map(\.0) == [.periodEnd(Self.april)])

@@ -10,7 +10,7 @@ import Testing
         h.now = utc(2026, 4, 16)
         let line = InvoiceLine(
             kind: .proration(from: .free, to: .pro),
-            description: "Upgrade from Free to Pro, prorated 2026-04-16 to 2026-04-30",
+            description: "Upgrade from Free to Pro, prorated 2026-04-16 to 2026-05-01",
             amount: Money(micros: 24_500_000), periodStart: utc(2026, 4, 16), periodEnd: Self.april.end)
         #expect(h.accept(.changePlan(to: .pro)) == [
             .setPlan(.pro),
@@ -70,7 +70,7 @@ import Testing
         h.overage[Self.april] = Money(micros: 3_210_000)
         let closed = h.advance(to: utc(2026, 5, 2))
         let usage = InvoiceLine(
-            kind: .meteredUsage, description: "Metered usage, 2026-04-01 to 2026-04-30",
+            kind: .meteredUsage, description: "Metered usage, 2026-04-01 to 2026-05-01",
             amount: Money(micros: 3_210_000), periodStart: Self.april.start, periodEnd: Self.april.end)
         #expect(closed.map(\.1) == [[
             .setPlan(.free), .resetQuota,
@@ -131,8 +131,8 @@ import Testing
         }
         #expect(lines.map(\.kind) == [.subscription(.enterprise), .custom, .meteredUsage])
         #expect(lines.map(\.amount) == [Money(micros: 2_000_000_000), Money(micros: 1_500_000_000), Money(micros: 400_000)])
-        #expect(lines[0].description == "Enterprise contract C-7, 2026-05-01 to 2026-05-31")
-        #expect(lines[1].description == "Dedicated support, 2026-05-01 to 2026-05-31")
+        #expect(lines[0].description == "Enterprise contract C-7, 2026-05-01 to 2026-06-01")
+        #expect(lines[1].description == "Dedicated support, 2026-05-01 to 2026-06-01")
     }
 
     @Test func aContractEndsAPausedTrialAndChargesItsFirstPeriod() {
@@ -141,7 +141,7 @@ import Testing
         #expect(h.account.runsPaused)
         let contract = EnterpriseContract(monthlyPrice: Money(micros: 900_000_000))
         let line = InvoiceLine(
-            kind: .subscription(.enterprise), description: "Enterprise contract, 2026-03-20 to 2026-04-19",
+            kind: .subscription(.enterprise), description: "Enterprise contract, 2026-03-20 to 2026-04-20",
             amount: Money(micros: 900_000_000), periodStart: utc(2026, 3, 20), periodEnd: utc(2026, 4, 20))
         #expect(h.accept(.enterpriseContractSet(contract)) == [
             .setPlan(.enterprise), .resetQuota, .unpause,

@@ -79,7 +79,7 @@ extension LifecycleHarness {
 func proLine(_ start: Int64, _ end: Int64) -> InvoiceLine {
     InvoiceLine(
         kind: .subscription(.pro),
-        description: "Pro plan, \(CivilDate(unixSeconds: start)) to \(CivilDate(unixSeconds: end - 1))",
+        description: "Pro plan, \(CivilDate(unixSeconds: start)) to \(CivilDate(unixSeconds: end))",
         amount: proPrice, periodStart: start, periodEnd: end)
 }
 
