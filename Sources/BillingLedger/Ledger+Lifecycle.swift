@@ -634,6 +634,8 @@ extension Ledger {
     /// Where Admin `AdvanceClock` last moved the test clock (unix seconds;
     /// 0: never moved).
     public var testClockUnix: Int64 { state.testClockUnix }
+    /// Whether Admin AdvanceClock ever moved it (see `LedgerState.testClockMoved`).
+    public var testClockMoved: Bool { state.testClockMoved }
 }
 
 extension Billing_V1_Charge {

@@ -93,6 +93,7 @@ extension LedgerState {
             return state
         }
         checkpoint.testClockUnix = testClockUnix
+        checkpoint.testClockMoved = testClockMoved
         checkpoint.plans = Self.journalPlans(plans, actor: "")
         checkpoint.apiKeys = apiKeys.keys.sorted().map { id in
             let record = apiKeys[id]!
@@ -115,6 +116,7 @@ extension LedgerState {
         self.init(plans: checkpoint.hasPlans ? (Self.plans(checkpoint.plans) ?? plans) : plans)
         lastSeq = checkpoint.seq
         testClockUnix = checkpoint.testClockUnix
+        testClockMoved = checkpoint.testClockMoved
         for state in checkpoint.invoices {
             invoices[state.invoice.sequence] = InvoiceRecord(invoice: state.invoice, attemptPending: state.attemptPending, attempts: state.attempts)
         }

@@ -47,6 +47,7 @@ extension LedgerState {
         out.bytes(7, try rest.plans.serializedBytes() as [UInt8], always: true)
         out.int64(9, Int64(Self.rulesVersion))  // (8, the key filter, is stored apart)
         for pending in rest.pendingCharges { out.bytes(10, try pending.serializedBytes() as [UInt8], always: true) }
+        if rest.testClockMoved { out.varint(field: 11, 1) }
         return EncodedCheckpoint(seq: lastSeq, writtenUnixMicros: writtenAtMicros, accounts: accounts.count, bytes: out.finish())
     }
 

@@ -14,6 +14,10 @@ public struct LedgerState: Sendable, Equatable {
     /// clock's last setting or the last transition's due time. A test clock
     /// resumes from it, and lifecycle requests never run before it.
     public var testClockUnix: Int64 = 0
+    /// Whether a `ClockSet` (Admin AdvanceClock) was ever applied: then
+    /// `testClockUnix` is a test clock's position, which a server on the
+    /// real clock must not run behind (`billing serve` refuses it).
+    public var testClockMoved = false
     /// Seq of the last entry applied.
     public var lastSeq: Int64 = 0
     /// Plan prices and terms the lifecycle events are applied with.
@@ -31,7 +35,8 @@ public struct LedgerState: Sendable, Equatable {
 
     /// The same books (whatever catalog they were computed with).
     public static func == (lhs: LedgerState, rhs: LedgerState) -> Bool {
-        lhs.lastSeq == rhs.lastSeq && lhs.testClockUnix == rhs.testClockUnix && lhs.accounts == rhs.accounts
+        lhs.lastSeq == rhs.lastSeq && lhs.testClockUnix == rhs.testClockUnix && lhs.testClockMoved == rhs.testClockMoved
+            && lhs.accounts == rhs.accounts
             && lhs.apiKeys == rhs.apiKeys && lhs.invoices == rhs.invoices && lhs.pendingCharges == rhs.pendingCharges
     }
 
@@ -106,6 +111,7 @@ public struct LedgerState: Sendable, Equatable {
         case .clockSet(let set):
             guard set.nowUnix >= testClockUnix else { throw .inconsistent(seq: seq, "the test clock moved back") }
             testClockUnix = set.nowUnix
+            testClockMoved = true
         case .debitRefused, .none:
             break  // a refusal changes no books; its key is kept by the journal
         }

@@ -860,6 +860,11 @@ public nonisolated struct Billing_Journal_V1_Checkpoint: Sendable {
   /// Gateway charges started and not yet recorded, in journal order.
   public var pendingCharges: [Billing_Journal_V1_PendingCharge] = []
 
+  /// Whether Admin AdvanceClock ever moved this ledger's clock (a ClockSet
+  /// entry): test_clock_unix is then a test clock's, not only the time of
+  /// the newest lifecycle entry.
+  public var testClockMoved: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2755,7 +2760,7 @@ nonisolated extension Billing_Journal_V1_DebitRefused: SwiftProtobuf.Message, Sw
 
 nonisolated extension Billing_Journal_V1_Checkpoint: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Checkpoint"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{3}written_unix_micros\0\u{1}accounts\0\u{3}api_keys\0\u{1}invoices\0\u{3}test_clock_unix\0\u{1}plans\0\u{3}key_filter\0\u{3}rules_version\0\u{3}pending_charges\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{3}written_unix_micros\0\u{1}accounts\0\u{3}api_keys\0\u{1}invoices\0\u{3}test_clock_unix\0\u{1}plans\0\u{3}key_filter\0\u{3}rules_version\0\u{3}pending_charges\0\u{3}test_clock_moved\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2773,6 +2778,7 @@ nonisolated extension Billing_Journal_V1_Checkpoint: SwiftProtobuf.Message, Swif
       case 8: try { try decoder.decodeSingularBytesField(value: &self.keyFilter) }()
       case 9: try { try decoder.decodeSingularInt32Field(value: &self.rulesVersion) }()
       case 10: try { try decoder.decodeRepeatedMessageField(value: &self.pendingCharges) }()
+      case 11: try { try decoder.decodeSingularBoolField(value: &self.testClockMoved) }()
       default: break
       }
     }
@@ -2813,6 +2819,9 @@ nonisolated extension Billing_Journal_V1_Checkpoint: SwiftProtobuf.Message, Swif
     if !self.pendingCharges.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.pendingCharges, fieldNumber: 10)
     }
+    if self.testClockMoved != false {
+      try visitor.visitSingularBoolField(value: self.testClockMoved, fieldNumber: 11)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2827,6 +2836,7 @@ nonisolated extension Billing_Journal_V1_Checkpoint: SwiftProtobuf.Message, Swif
     if lhs.keyFilter != rhs.keyFilter {return false}
     if lhs.rulesVersion != rhs.rulesVersion {return false}
     if lhs.pendingCharges != rhs.pendingCharges {return false}
+    if lhs.testClockMoved != rhs.testClockMoved {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

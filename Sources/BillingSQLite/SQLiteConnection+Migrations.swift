@@ -34,9 +34,21 @@ extension SQLiteConnection {
 
     /// Whether the file holds tables but no billing schema: another
     /// program's database, which must not be migrated (or switched to WAL).
+    /// Told by billing's own tables, not by a `schema_migrations` table
+    /// alone: Rails, golang-migrate and dbmate make one too.
     func isForeignDatabase() throws -> Bool {
-        guard try schemaVersion() == 0 else { return false }
-        return try prepare("SELECT count(*) FROM sqlite_master WHERE type = 'table'").scalarInt64() > 0
+        let tables = try strings("SELECT name FROM sqlite_master WHERE type = 'table'")
+        guard !tables.isEmpty else { return false }  // a new file
+        guard tables.contains("schema_migrations"), tables.contains("journal") else { return true }
+        return !(try strings("SELECT name FROM pragma_table_info('schema_migrations')")).contains("applied_unix")
+    }
+
+    private func strings(_ sql: String) throws -> Set<String> {
+        try prepare(sql).use { query in
+            var found: Set<String> = []
+            while try query.step() { if let text = query.string(at: 0) { found.insert(text) } }
+            return found
+        }
     }
 
     /// The highest applied migration, 0 for a new database.

@@ -48,7 +48,8 @@ final class KeysService: Sendable {
         let scopes = try Self.scopes(request.scopes)
         // A key that is dead when made is a mistake (a time in milliseconds
         // read as seconds, a date in the past), not a request.
-        guard request.expiresUnixSeconds == 0 || request.expiresUnixSeconds > ledger.currentUnix else {
+        // (The real clock, as the authenticator checks expiry: not a test clock.)
+        guard request.expiresUnixSeconds == 0 || request.expiresUnixSeconds > SystemClock().nowMicros() / 1_000_000 else {
             throw GRPCStatus(.invalidArgument, "expires_unix_seconds must be 0 (never) or a time in the future",
                              reason: "INVALID_FIELD", metadata: ["field": "expires_unix_seconds"])
         }
@@ -152,6 +153,8 @@ public enum AuditEvent {
             case .planChange(let change):
                 audit.action = "ChangePlan"
                 audit.details = ["to_plan": "\(change.toPlan)"]
+                // The current plan chosen again: it cancelled the pending change.
+                if change.cancelsPending { audit.details["cancelled_pending_change"] = "true" }
             case .pendingChangeCancelled: audit.action = "CancelPendingChange"
             case .enterpriseContract(let terms):
                 audit.action = "SetEnterpriseContract"

@@ -106,22 +106,31 @@ struct SecuredRouter {
             handDecoded = hand.handDecoded(bytes) as? Request
         }
         let request = try handDecoded ?? decode(Request.self, bytes)
-        try authenticator.authorize(principal, access, accountID: scopedAccount(request, principal))
+        let account = Self.scopedAccount(request, principal)
+        if account?.isEmpty == true {
+            // A required account left out: the caller's rights first (as for
+            // their own account: a user may not be told "missing" for a
+            // method they may not call at all), then the missing field, the
+            // same for every caller (a user was told "account  does not exist").
+            let own: String? = if case .user(_, let own, _, _) = principal { own } else { nil }
+            try authenticator.authorize(principal, access, accountID: own)
+            throw GRPCStatus(.invalidArgument, "account_id is required", reason: "MISSING_FIELD", metadata: ["field": "account_id"])
+        }
+        try authenticator.authorize(principal, access, accountID: account)
         return (request, principal)
     }
 
     /// The account a request concerns, for the access check: its own, or
     /// for one that may leave it out and does, a user's own account.
-    /// A request that must name its account and does not is refused as
-    /// such for every caller (a user's token was told "account  does not
-    /// exist", a service key "account_id is required").
-    private static func scopedAccount(_ request: some Message, _ principal: Principal) throws(GRPCStatus) -> String? {
+    /// The account a request concerns, for the access check: its own, or
+    /// for one that may leave it out and does, a user's own account; empty
+    /// when a required one is left out.
+    private static func scopedAccount(_ request: some Message, _ principal: Principal) -> String? {
         guard let scoped = request as? any AccountScoped else { return nil }
-        guard scoped.accountID.isEmpty else { return scoped.accountID }
-        guard type(of: scoped).accountIsOptional else {
-            throw GRPCStatus(.invalidArgument, "account_id is required", reason: "MISSING_FIELD", metadata: ["field": "account_id"])
+        if scoped.accountID.isEmpty, type(of: scoped).accountIsOptional {
+            if case .user(_, let own, _, _) = principal { return own }
+            return nil  // (a service key: not about one account)
         }
-        if case .user(_, let own, _, _) = principal { return own }
         return scoped.accountID
     }
 

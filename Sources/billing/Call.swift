@@ -22,7 +22,7 @@ struct Call: ParsableCommand {
     @Argument(help: "Service/Method, e.g. billing.v1.Metering/Quote.")
     var method: String?
 
-    @Option(help: "Server address, numeric IPv4 host:port.")
+    @Option(help: "Server address, host:port: a host name, an IPv4 address or an [IPv6] one.")
     var target: String = "127.0.0.1:50051"
 
     @Option(name: .shortAndLong, help: "Request JSON; `-` reads standard input. Default: {}.")

@@ -19,7 +19,7 @@ struct Load: ParsableCommand {
             and the number of debits the server acknowledged. Loopback or a given host only.
             """)
 
-    @Option(help: "Server address, numeric IPv4 host:port.")
+    @Option(help: "Server address, host:port: a host name, an IPv4 address or an [IPv6] one.")
     var target: String = "127.0.0.1:50051"
 
     @Option(help: "Service key (needs metering:write, metering:read and, for provisioning, accounts:admin). Default: $BILLING_KEY.")

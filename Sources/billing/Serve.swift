@@ -218,8 +218,11 @@ struct Serve: ParsableCommand {
         // A database whose test clock was moved ahead of real time, served on
         // the real clock, would run time backwards (trials longer, periods
         // starting after their accounts' creation): refused, not guessed.
-        let movedTo = try blockingAwait { await ledger.testClockUnix }
-        if !testClock, movedTo > SystemClock().nowMicros() / 1_000_000 + 60 {
+        // (Only a clock AdvanceClock moved: on the real clock the position
+        // is the newest lifecycle entry's time, ahead of now only after the
+        // system clock was set back, which the ledger rides out.)
+        let (moved, movedTo) = try blockingAwait { (await ledger.testClockMoved, await ledger.testClockUnix) }
+        if !testClock, moved, movedTo > SystemClock().nowMicros() / 1_000_000 + 60 {
             _ = try? blockingAwait { await ledger.close() }
             throw CLIError("this database's clock was moved to \(Date(timeIntervalSince1970: TimeInterval(movedTo))) by Admin AdvanceClock (a test clock): serve it with --test-clock")
         }
@@ -272,18 +275,6 @@ struct Serve: ParsableCommand {
         }
 
         try server.start(router: router)
-        // The demo account and key once the address is bound: a start that
-        // fails before (the port taken) leaves the database fresh, and the
-        // next start creates and prints them (made first, they were made and
-        // never shown, and no later start would show them).
-        var demo: DemoCredentials?
-        if fresh && !noDemo {
-            demo = try DemoCredentials.create(ledger: ledger, jwtSecret: jwtSecret, issuer: jwtIssuer, audience: jwtAudience)
-            if let demoCredentialsFile { try demo?.write(to: demoCredentialsFile) }
-        } else if let demoCredentialsFile {
-            logger.notice("the database is not fresh: no demo credentials created, nothing written",
-                          metadata: ["demo_credentials_file": "\(demoCredentialsFile)"])
-        }
         if let metricsListen {
             let gauges = ServerGauges(registry: registry, recoveryMillis: ledger.recoveryMillis)
             let endpoint = try MetricsEndpoint(listen: SocketAddress(parsing: metricsListen)!, logger: logger) {
@@ -293,10 +284,23 @@ struct Serve: ParsableCommand {
             endpoint.start()
             logger.info("metrics", metadata: ["address": "\(endpoint.boundAddress)", "path": "/metrics"])
         }
+        // The demo account and key once every address is bound (the metrics
+        // one too): a start that fails before (a port taken) leaves the
+        // database fresh, and the next start creates and prints them (made
+        // first, they were made and never shown, and no later start would
+        // show them). Printed at once, before the port file says "ready".
+        var demo: DemoCredentials?
+        if fresh && !noDemo {
+            demo = try DemoCredentials.create(ledger: ledger, jwtSecret: jwtSecret, issuer: jwtIssuer, audience: jwtAudience)
+            demo?.printHelp(server.boundAddress)  // (before the file: a write that fails has not hidden them)
+            if let demoCredentialsFile { try demo?.write(to: demoCredentialsFile) }
+        } else if let demoCredentialsFile {
+            logger.notice("the database is not fresh: no demo credentials created, nothing written",
+                          metadata: ["demo_credentials_file": "\(demoCredentialsFile)"])
+        }
         if let portFile {
             try "\(server.boundAddress.port)\n".write(toFile: portFile, atomically: true, encoding: .utf8)
         }
-        demo?.printHelp(server.boundAddress)
         logger.info("listening", metadata: [
             "address": "\(server.boundAddress)",
             "transport": "\(tlsCert == nil ? "h2c" : "tls")",

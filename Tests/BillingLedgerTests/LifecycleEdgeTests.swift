@@ -295,6 +295,67 @@ import Testing
         await h.ledger.close()
     }
 
+    /// Only AdvanceClock marks a clock as a test clock's: a lifecycle entry
+    /// stamped ahead of the real clock (a system clock set back later) does
+    /// not, so `billing serve` refuses only databases a test clock moved.
+    @Test func onlyAdvanceClockMarksTheLedgersClockAsMoved() async throws {
+        let h = try Self.ledger(gateway: TestPaymentGateway())
+        _ = try await h.ledger.createAccount(id: "acct", plan: .pro, actor: "test")
+        _ = try await h.ledger.setPaymentMethod(accountID: "acct", method: LifecycleLedgerTests.good, actor: "test")  // stamps it
+        #expect(await h.ledger.testClockUnix > 0)
+        #expect(await !h.ledger.testClockMoved)
+        await h.ledger.close()
+        let store = h.store.restart()
+        let clock = TestClock(startMicros: h.clock.nowMicros())
+        let testClocked = try Ledger(store: store, plans: Fixtures.plans, clock: clock, configuration: Fixtures.configuration(),
+                                     logger: Fixtures.logger, gateway: TestPaymentGateway())
+        _ = try await testClocked.advanceClock(to: clock.nowMicros() / 1_000_000 + 3_600, actor: "test")
+        #expect(await testClocked.testClockMoved)
+        await testClocked.close()  // a checkpoint: the mark must survive it, and replay
+        #expect(try LedgerState.recover(from: store.restart(), plans: Fixtures.plans).state.testClockMoved)
+        var replayed = LedgerState(plans: Fixtures.plans)
+        for entry in h.journal() { try replayed.apply(entry) }
+        #expect(replayed.testClockMoved)
+    }
+
+    /// Journals written before `cancels_pending` replay as they were: the
+    /// current plan chosen again while a change was pending changed nothing
+    /// then, and must change nothing now; a cancelling entry naming another
+    /// plan is refused as inconsistent.
+    @Test func aPlanChangeEntryWithoutTheCancelMarkReplaysAsItDidBefore() async throws {
+        let h = try Self.ledger(gateway: TestPaymentGateway())
+        _ = try await h.ledger.createAccount(id: "acct", plan: .pro, actor: "test")
+        _ = try await h.ledger.setPaymentMethod(accountID: "acct", method: LifecycleLedgerTests.good, actor: "test")
+        _ = try await h.ledger.changePlan(accountID: "acct", to: .free, key: "down", actor: "test")
+        await h.ledger.close()
+        var state = LedgerState(plans: Fixtures.plans)
+        for entry in h.journal() { try state.apply(entry) }
+        #expect(state.accounts["acct"]?.lifecycle.pendingChange != nil)
+        func entry(_ plan: Billing_V1_Plan, cancels: Bool, seq: Int64) -> Billing_Journal_V1_Entry {
+            var change = Billing_Journal_V1_PlanChangeRequested()
+            change.toPlan = plan
+            change.cancelsPending = cancels
+            var lifecycle = Billing_Journal_V1_LifecycleEvent()
+            lifecycle.accountID = "acct"
+            lifecycle.atUnix = h.clock.nowMicros() / 1_000_000
+            lifecycle.actor = "old-build"
+            lifecycle.event = .planChange(change)
+            var entry = Billing_Journal_V1_Entry()
+            entry.seq = seq
+            entry.atUnixMicros = h.clock.nowMicros()
+            entry.lifecycle = lifecycle
+            return entry
+        }
+        var old = state
+        try old.apply(entry(.pro, cancels: false, seq: state.lastSeq + 1))
+        #expect(old.accounts["acct"]?.lifecycle.pendingChange != nil)  // as an older build applied it
+        var new = state
+        try new.apply(entry(.pro, cancels: true, seq: state.lastSeq + 1))
+        #expect(new.accounts["acct"]?.lifecycle.pendingChange == nil)
+        var wrong = state
+        #expect(throws: LedgerState.ApplyError.self) { try wrong.apply(entry(.enterprise, cancels: true, seq: state.lastSeq + 1)) }
+    }
+
     @Test func choosingTheCurrentPlanAgainCancelsAScheduledDowngrade() async throws {
         let h = try Self.ledger(gateway: TestPaymentGateway())
         _ = try await h.ledger.createAccount(id: "acct", plan: .pro, actor: "test")

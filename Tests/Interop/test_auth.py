@@ -456,6 +456,15 @@ def test_a_request_that_must_name_its_account_and_does_not_is_a_missing_field_fo
                                         world.pb.payments_pb2.ListChargesRequest())
     assert code == grpc.StatusCode.INVALID_ARGUMENT and info.reason == "MISSING_FIELD", (who, code, details)
     assert info.metadata["field"] == "account_id"
+    # A caller without the right is told that first (a user's token on a
+    # service-only method, a key without the scope), missing field or not.
+    for credential, method, request, reason in (
+            (mint_jwt(world.secret, user_claims(role="owner")), "/billing.v1.Metering/Debit",
+             world.pb.metering_pb2.DebitRequest(), "SERVICE_ONLY"),
+            (mint_jwt(world.secret, user_claims(role="member")), "/billing.v1.Payments/ListCharges",
+             world.pb.payments_pb2.ListChargesRequest(), "BILLING_READ_REQUIRED")):
+        code, info, details, _ = world.call(method, "Bearer " + credential, request)
+        assert code == grpc.StatusCode.PERMISSION_DENIED and info.reason == reason, (method, code, details)
 
 
 @pytest.mark.parametrize("since, ok", [(9_223_372_036_854, True), (9_223_372_036_855, False), (2**63 - 1, False)])

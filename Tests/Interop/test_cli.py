@@ -807,12 +807,14 @@ def test_a_first_start_that_cannot_listen_leaves_the_demo_credentials_to_the_nex
     taken = server()  # holds a port
     db = tmp_path / "db.sqlite"
     credentials = tmp_path / "credentials.json"
-    failed = cli("serve", "--listen", f"127.0.0.1:{taken.port}", "--db", str(db),
-                 "--demo-credentials-file", str(credentials), key=None, timeout=60)
-    assert 0 < failed.returncode < 128, shown(failed)[:1500]
-    assert not credentials.exists(), shown(failed)[:1500]
-    keys = cli("keys", "list", "--db", str(db), key=None, timeout=60)
-    assert keys.returncode == 0 and "demo" not in keys.stdout, shown(keys)[:1500]
+    # The gRPC port taken, or (bound later) the metrics port.
+    for address in (["--listen", f"127.0.0.1:{taken.port}"],
+                    ["--listen", "127.0.0.1:0", "--metrics-listen", f"127.0.0.1:{taken.port}"]):
+        failed = cli("serve", *address, "--db", str(db), "--demo-credentials-file", str(credentials), key=None, timeout=60)
+        assert 0 < failed.returncode < 128, shown(failed)[:1500]
+        assert not credentials.exists(), shown(failed)[:1500]
+        keys = cli("keys", "list", "--db", str(db), key=None, timeout=60)
+        assert keys.returncode == 0 and "demo" not in keys.stdout, shown(keys)[:1500]
     # The next start (a free port) is the fresh one: it makes and writes them.
     again = server(db=db)
     assert again.credentials_path is not None and again.credentials_path.exists()
@@ -825,10 +827,21 @@ def test_another_programs_database_is_left_exactly_as_it_was(tmp_path):
     billing table added (the advice to start `serve` on it once would have
     migrated it)."""
     import sqlite3
-    db = tmp_path / "other.sqlite"
+    for layout, statements in (("plain", ["CREATE TABLE notes (body TEXT)"]),
+                               # Other migration tools keep a schema_migrations table of their own.
+                               ("golang-migrate", ["CREATE TABLE schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL)",
+                                                   "INSERT INTO schema_migrations VALUES (3, 0)", "CREATE TABLE notes (body TEXT)"]),
+                               ("rails", ["CREATE TABLE schema_migrations (version varchar NOT NULL PRIMARY KEY)",
+                                          "INSERT INTO schema_migrations VALUES ('20240101120000')", "CREATE TABLE notes (body TEXT)"])):
+        check_left_alone(tmp_path / f"{layout}.sqlite", statements)
+
+
+def check_left_alone(db, statements):
+    import sqlite3
     with sqlite3.connect(db) as connection:
-        connection.execute("CREATE TABLE notes (body TEXT)")
-        connection.execute("INSERT INTO notes VALUES ('mine')")
+        for statement in statements:
+            connection.execute(statement)
+    tables = sorted(row[0] for row in sqlite3.connect(db).execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
     for args in (["verify", "--db", str(db)], ["audit", "--db", str(db)], ["keys", "list", "--db", str(db)],
                  ["serve", "--db", str(db), "--listen", "127.0.0.1:0", "--no-demo"]):
         result = cli(*args, key=None, timeout=60)
@@ -837,4 +850,4 @@ def test_another_programs_database_is_left_exactly_as_it_was(tmp_path):
         assert "start this build's" not in result.stderr
     with sqlite3.connect(db) as connection:
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
-        assert [row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")] == ["notes"]
+        assert sorted(row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")) == tables

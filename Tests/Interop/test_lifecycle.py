@@ -279,6 +279,12 @@ def test_downgrade_is_pending_until_the_period_end_and_cancellable(life):
     assert not cancelled.account.HasField("pending_change") and cancelled.account.banners == []
     life.refused(lambda: life.accounts.CancelPendingChange(a.CancelPendingChangeRequest(account_id="acme"), timeout=RPC_TIMEOUT_S),
                  FAILED_PRECONDITION, "NO_PENDING_CHANGE")
+    # Keeping the current plan (the banner's "Keep your current plan") cancels it too.
+    life.change("acme", a.PLAN_FREE)
+    kept = life.change("acme", a.PLAN_PRO)
+    assert kept.effect == a.PLAN_CHANGE_EFFECT_UNCHANGED and not kept.account.HasField("pending_change")
+    audit = life.admin.ListAuditLog(life.ad.ListAuditLogRequest(account_id="acme"), timeout=RPC_TIMEOUT_S).entries
+    assert audit[0].action == "ChangePlan" and audit[0].details["cancelled_pending_change"] == "true", audit[0]
     life.change("acme", a.PLAN_FREE)
     life.advance(to=end - 1)
     assert life.get("acme").plan == a.PLAN_PRO
