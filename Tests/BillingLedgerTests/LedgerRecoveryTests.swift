@@ -145,13 +145,7 @@ import Testing
         // The same checkpoint as an older build would have written it.
         checkpoint.rulesVersion = 0
         checkpoint.accounts[0].balanceMicros += 1  // books those rules gave
-        try store.writeCheckpoint(encoded: EncodedCheckpoint(seq: checkpoint.seq, writtenUnixMicros: 1, accounts: checkpoint.accounts.count,
-                                                             bytes: try checkpoint.serializedBytes()), index: JournalIndexRows())
-        let (loaded, replayed) = try LedgerState.recover(from: store)
-        #expect(replayed == h.journal().count)  // from the start
-        var fromScratch = LedgerState()
-        for entry in h.journal() { try fromScratch.apply(entry) }
-        #expect(loaded == fromScratch)
+        try Self.expectReplayedFromTheStart(after: checkpoint, writtenAt: 1, in: store, journal: h.journal())
         // With these rules' version the same tampered books would be loaded as they are.
         checkpoint.rulesVersion = LedgerState.rulesVersion
         try store.writeCheckpoint(encoded: EncodedCheckpoint(seq: checkpoint.seq, writtenUnixMicros: 2, accounts: checkpoint.accounts.count,
@@ -186,12 +180,20 @@ import Testing
             checkpoint.accounts[0].lifecycle.graceSeconds = -1
         }
         #expect(!LedgerState.usable(checkpoint))
-        try store.writeCheckpoint(encoded: EncodedCheckpoint(seq: checkpoint.seq, writtenUnixMicros: 3, accounts: checkpoint.accounts.count,
+        try Self.expectReplayedFromTheStart(after: checkpoint, writtenAt: 3, in: store, journal: h.journal())
+    }
+
+    /// Writes `checkpoint` as the newest and recovers: the journal must be
+    /// replayed from its start, giving the books a full replay gives.
+    static func expectReplayedFromTheStart(after checkpoint: Billing_Journal_V1_Checkpoint, writtenAt: Int64,
+                                           in store: InMemoryLedgerStore, journal: [Billing_Journal_V1_Entry]) throws {
+        try store.writeCheckpoint(encoded: EncodedCheckpoint(seq: checkpoint.seq, writtenUnixMicros: writtenAt,
+                                                             accounts: checkpoint.accounts.count,
                                                              bytes: try checkpoint.serializedBytes()), index: JournalIndexRows())
         let (loaded, replayed) = try LedgerState.recover(from: store)
-        #expect(replayed == h.journal().count)  // from the start
+        #expect(replayed == journal.count)  // from the start
         var fromScratch = LedgerState()
-        for entry in h.journal() { try fromScratch.apply(entry) }
+        for entry in journal { try fromScratch.apply(entry) }
         #expect(loaded == fromScratch)
     }
 
