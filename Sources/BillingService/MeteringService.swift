@@ -78,6 +78,45 @@ public final class MeteringService: Sendable {
                 OpenSSLCrypto.sha256Data))
     }
 
+    /// A debit the current catalog cannot price (a model or an integration
+    /// since removed), answered as the retry it may be: if its key holds a
+    /// durable outcome of this very request (the fingerprint is of the line
+    /// items, not their prices), that outcome; else the pricing refusal.
+    /// Refused first, a retry of a charged debit heard INVALID_ARGUMENT —
+    /// "nothing was charged" — for a debit that was.
+    func settledRetry(_ request: Billing_V1_DebitRequest, unpriceable refusal: GRPCStatus) async throws -> Billing_V1_DebitResponse {
+        guard let items = try? request.lineItems.enumerated().map({ index, item throws(GRPCStatus) in try LineItem(item, index: index) }),
+              let stored = try await ledger.settledDebit(account: request.accountID, key: request.idempotencyKey)
+        else { throw refusal }
+        let fingerprint = DebitCommand.withCanonicalBytes(workspaceID: request.workspaceID, agentID: request.agentID,
+                                                          runID: request.runID, items: items, OpenSSLCrypto.sha256Data)
+        let record = JournalRecord(stored)
+        if record.isAccepted, record.accepted.requestHash == fingerprint { return Billing_V1_DebitResponse(record) }
+        if case .debitRefused(let refused)? = record.event, refused.requestHash == fingerprint { throw Refusals.status(refused) }
+        throw refusal  // another request under the key: its own refusal comes first (bad input)
+    }
+
+    /// `command`, or the catalog's refusal of a debit whose ids are valid
+    /// (to be answered by `settledRetry`).
+    enum Commanded {
+        case command(DebitCommand)
+        case unpriceable(GRPCStatus)
+    }
+
+    func commandOrUnpriceable(_ request: Billing_V1_DebitRequest) throws(GRPCStatus) -> Commanded {
+        do {
+            return .command(try command(request))
+        } catch where error.code == .invalidArgument && Self.isPricingRefusal(error) {
+            return .unpriceable(error)
+        }
+    }
+
+    /// Whether the catalog refused the items (the ids were all valid).
+    static func isPricingRefusal(_ status: GRPCStatus) -> Bool {
+        guard let reason = status.errorInfo?.reason else { return false }
+        return ["UNKNOWN_MODEL", "UNKNOWN_INTEGRATION", "AMOUNT_TOO_LARGE"].contains(reason)
+    }
+
     /// What memory tells of a debit's key before it enters the ledger.
     enum MemoryLookup {
         /// Enough for the ledger: a key the filter has never seen (the
@@ -118,8 +157,21 @@ public final class MeteringService: Sendable {
     }
 
     func debit(_ request: Billing_V1_DebitRequest) async throws -> Billing_V1_DebitResponse {
-        let command = try command(request)
-        return try await debit(command, prior: try mappedPrior(command))
+        switch try commandOrUnpriceable(request) {
+        case .command(let command):
+            return try await debit(command, prior: try mappedPrior(command))
+        case .unpriceable(let refusal):
+            return try await mappedRetry(request, refusal)
+        }
+    }
+
+    /// `settledRetry` with the ledger's errors mapped as a debit's are.
+    func mappedRetry(_ request: Billing_V1_DebitRequest, _ refusal: GRPCStatus) async throws -> Billing_V1_DebitResponse {
+        do {
+            return try await settledRetry(request, unpriceable: refusal)
+        } catch {
+            throw Refusals.status(error)
+        }
     }
 
     /// `prior`, a failed store read mapped as the ledger's errors are.
@@ -146,7 +198,13 @@ public final class MeteringService: Sendable {
     func debit(_ request: Billing_V1_DebitRequest, _ respond: CountingResponder) {
         let command: DebitCommand
         do {
-            command = try self.command(request)
+            switch try commandOrUnpriceable(request) {
+            case .command(let made):
+                command = made
+            case .unpriceable(let refusal):
+                respond.continueAsTask(onLoop: false) { [self] in try await mappedRetry(request, refusal).handEncoded() }
+                return
+            }
         } catch {
             respond.fail(error)
             return
@@ -203,11 +261,16 @@ public final class MeteringService: Sendable {
         // blocks loaded instead of waiting on each in turn.
         var made: [(command: DebitCommand, index: Int)] = []
         made.reserveCapacity(request.debits.count)
+        var unpriceable: [(index: Int, refusal: GRPCStatus)] = []
         for index in request.debits.indices {
             do {
-                let command = try command(request.debits[index])
-                ledger.keyFilter.prefetch(command.keyHash)
-                made.append((command, index))
+                switch try commandOrUnpriceable(request.debits[index]) {
+                case .command(let command):
+                    ledger.keyFilter.prefetch(command.keyHash)
+                    made.append((command, index))
+                case .unpriceable(let refusal):
+                    unpriceable.append((index, refusal))
+                }
             } catch {
                 results[index].refused = Refusals.message(Refusals.status(error))
             }
@@ -231,6 +294,15 @@ public final class MeteringService: Sendable {
                 results[index].accepted = try Self.response(outcomes[offset], valid[offset].0)
             } catch {
                 results[index].refused = Refusals.message(error)
+            }
+        }
+        // Debits the catalog cannot price: retries of settled ones are
+        // answered with their outcome (see `settledRetry`), others refused.
+        for (index, refusal) in unpriceable {
+            do {
+                results[index].accepted = try await mappedRetry(request.debits[index], refusal)
+            } catch {
+                results[index].refused = Refusals.message(Refusals.status(error))
             }
         }
         var response = Billing_V1_DebitBatchResponse()

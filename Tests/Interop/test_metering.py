@@ -963,6 +963,42 @@ def test_unknown_integration_without_a_default_price(pb, server, tmp_path, verif
     verify(s.db_path)
 
 
+def test_a_retry_of_a_debit_the_catalog_no_longer_prices_answers_the_original(pb, server, tmp_path, verify):
+    """The same key with the same request returns the original outcome, also
+    after a model left the catalog: it was refused UNKNOWN_MODEL ("nothing
+    charged") for a debit that was charged."""
+    catalog = json.loads(CATALOG_PATH.read_text())
+    catalog["version"] = "with-legacy"
+    catalog["models"]["legacy-model"] = {"input_micros_per_million_tokens": 1_000_000,
+                                         "output_micros_per_million_tokens": 1_000_000}
+    with_legacy = tmp_path / "with.json"
+    with_legacy.write_text(json.dumps(catalog))
+    s = server(args=["--catalog", str(with_legacy)])
+    b = Billing(pb, s)
+    b.create("acme", credits=1_000_000)
+    original = b.debit("acme", "k1", [b.llm("legacy-model", 1_000)])
+    batched = b.pb.metering_pb2.DebitBatchRequest(debits=[b.request("acme", "b1", [b.llm("legacy-model", 2_000)])])
+    first_batch = b.metering.DebitBatch(batched, timeout=RPC_TIMEOUT_S).results[0].accepted
+    s.terminate()
+    assert s.wait_exit(10) == 0
+    del catalog["models"]["legacy-model"]
+    catalog["version"] = "without-legacy"
+    without = tmp_path / "without.json"
+    without.write_text(json.dumps(catalog))
+    again = server(args=["--catalog", str(without)], db=s.db_path)
+    again.credentials_path = s.credentials_path
+    b = Billing(pb, again)
+    assert b.debit("acme", "k1", [b.llm("legacy-model", 1_000)]) == original
+    retried = b.metering.DebitBatch(batched, timeout=RPC_TIMEOUT_S).results[0]
+    assert retried.HasField("accepted") and retried.accepted == first_batch, retried
+    # Not the same request, or a new key: the catalog's refusal.
+    for request in (b.request("acme", "k1", [b.llm("legacy-model", 9_999)]), b.request("acme", "k2", [b.llm("legacy-model", 1_000)])):
+        code, info, _ = b.refused_debit(request)
+        assert (code, info.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "UNKNOWN_MODEL")
+    assert b.balance("acme") == 1_000_000 - original.total_micros - first_batch.total_micros
+    verify(again.db_path)
+
+
 def test_sql_metacharacters_are_just_ids(billing, verify):
     b = billing
     b.create("acme", credits=1_000_000)
