@@ -154,6 +154,7 @@ extension MeteringService {
         response.accountID = request.accountID
         var total: Int64 = 0
         var count: Int64 = 0
+        var pageBytes = 0
         // Each debit read in place from its record (`record.accepted.…`).
         for record in records where record.isAccepted {
             count += 1
@@ -162,10 +163,15 @@ extension MeteringService {
                 response.catalogVersions.append(record.accepted.catalogVersion)
             }
             guard record.seq > after else { continue }
-            guard response.debits.count < pageSize else {
-                response.nextPageToken = "e\(response.debits.last!.entryID)"
+            // A page ends at its size or at about 2 MiB, whichever comes
+            // first: a stock client takes at most 4 MiB (a run of debits
+            // of 256 line items each once made a 6 MB page of 1,000).
+            let bytes = Self.estimatedBytes(record.accepted)
+            guard response.debits.count < pageSize, response.debits.isEmpty || pageBytes + bytes <= Self.maxRunPageBytes else {
+                if response.nextPageToken.isEmpty { response.nextPageToken = "e\(response.debits.last!.entryID)" }
                 continue
             }
+            pageBytes += bytes
             var debit = Billing_V1_RunDebit()
             debit.entryID = record.seq
             debit.idempotencyKey = record.accepted.idempotencyKey
@@ -192,6 +198,22 @@ extension MeteringService {
 
     static let defaultRunPage = 1_000
     static let maxRunPage = 10_000
+    static let maxRunPageBytes = 2 << 20
+
+    /// An upper estimate of a debit's bytes in a GetExecutionCost page.
+    static func estimatedBytes(_ debit: Billing_Journal_V1_DebitAccepted) -> Int {
+        var bytes = 96 + debit.idempotencyKey.utf8.count + debit.workspaceID.utf8.count + debit.agentID.utf8.count
+            + debit.catalogVersion.utf8.count
+        for line in debit.lines {
+            let name: Int = switch line.item.kind {
+            case .llm(let llm)?: llm.model.utf8.count
+            case .toolCall(let call)?: call.integration.utf8.count
+            default: 0
+            }
+            bytes += 64 + line.key.utf8.count + name
+        }
+        return bytes
+    }
 
     /// A GetExecutionCost page: its size, and the entry after which it
     /// starts (the token "e<entry id>": debits only ever join a run later).

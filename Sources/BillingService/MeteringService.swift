@@ -272,7 +272,7 @@ public final class MeteringService: Sendable {
                     unpriceable.append((index, refusal))
                 }
             } catch {
-                results[index].refused = Refusals.message(Refusals.status(error))
+                results[index].refused = Refusals.batched(Refusals.status(error))
             }
         }
         for (command, index) in made {
@@ -280,7 +280,7 @@ public final class MeteringService: Sendable {
                 valid.append((command, try prior(command)))
                 positions.append(index)
             } catch {
-                results[index].refused = Refusals.message(Refusals.status(error))
+                results[index].refused = Refusals.batched(Refusals.status(error))
             }
         }
         let outcomes: [DebitOutcome]
@@ -293,7 +293,7 @@ public final class MeteringService: Sendable {
             do {
                 results[index].accepted = try Self.response(outcomes[offset], valid[offset].0)
             } catch {
-                results[index].refused = Refusals.message(error)
+                results[index].refused = Refusals.batched(Refusals.status(error))
             }
         }
         // Debits the catalog cannot price: retries of settled ones are
@@ -302,7 +302,7 @@ public final class MeteringService: Sendable {
             do {
                 results[index].accepted = try await mappedRetry(request.debits[index], refusal)
             } catch {
-                results[index].refused = Refusals.message(Refusals.status(error))
+                results[index].refused = Refusals.batched(Refusals.status(error))
             }
         }
         var response = Billing_V1_DebitBatchResponse()

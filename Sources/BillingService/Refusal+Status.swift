@@ -38,6 +38,18 @@ enum Refusals {
         return refusal
     }
 
+    /// A batched debit's refusal, bounded: 8,192 refusals quoting 256-byte
+    /// ids twice each (message and metadata) made a response past the 4 MiB
+    /// a stock client takes, after the batch's debits were journaled. The
+    /// message is cut to 200 bytes and each metadata value to 64; the debit
+    /// is known by its position in the batch.
+    static func batched(_ status: GRPCStatus) -> Billing_V1_Refusal {
+        var refusal = message(status)
+        refusal.message = GRPCStatus.cut(refusal.message, to: 200)
+        refusal.metadata = refusal.metadata.mapValues { GRPCStatus.cut($0, to: 64) }
+        return refusal
+    }
+
     /// Runs `body`, turning whatever the ledger throws into a status.
     static func mapping<T>(_ body: () async throws -> T) async throws -> T {
         do {

@@ -999,6 +999,35 @@ def test_a_retry_of_a_debit_the_catalog_no_longer_prices_answers_the_original(pb
     verify(again.db_path)
 
 
+def test_the_largest_batch_of_refusals_and_a_run_of_large_debits_fit_a_stock_clients_4_mib(billing):
+    """grpcio takes at most 4 MiB: 8,192 refusals quoting a 256-byte account
+    id twice each once made 4.8 MB (after the refusals were journaled), and
+    a page of 1,000 debits of 256 line items each 6 MB."""
+    b = billing
+    m = b.pb.metering_pb2
+    ghost = "g" * 256
+    batch = m.DebitBatchRequest(debits=[b.request(ghost, f"k{i}", [b.tool("slack", 1)]) for i in range(8_192)])
+    results = b.metering.DebitBatch(batch, timeout=60).results
+    assert len(results) == 8_192 and all(r.refused.reason == "ACCOUNT_NOT_FOUND" for r in results)
+    assert len(results[0].refused.metadata["account_id"].encode()) <= 64
+    b.create("acme", credits=10**12)
+    items = [b.llm("gpt-4o", 1_000 + i) for i in range(256)]
+    for start in range(0, 500, 100):
+        answer = b.metering.DebitBatch(m.DebitBatchRequest(debits=[b.request("acme", f"big-{i}", items, run="long")
+                                                                   for i in range(start, start + 100)]), timeout=60)
+        assert all(r.HasField("accepted") for r in answer.results)
+    seen, token = [], ""
+    for _ in range(20):
+        page = b.metering.GetExecutionCost(m.GetExecutionCostRequest(account_id="acme", run_id="long", page_token=token),
+                                           timeout=RPC_TIMEOUT_S)
+        assert page.ByteSize() <= 2_200_000 and page.debit_count == 500
+        seen += [d.idempotency_key for d in page.debits]
+        token = page.next_page_token
+        if not token:
+            break
+    assert seen == [f"big-{i}" for i in range(500)]
+
+
 def test_sql_metacharacters_are_just_ids(billing, verify):
     b = billing
     b.create("acme", credits=1_000_000)
