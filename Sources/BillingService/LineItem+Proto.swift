@@ -123,7 +123,13 @@ extension PriceCatalog {
         do {
             return (domain, try price(domain))
         } catch {
-            throw GRPCStatus(.invalidArgument, error.message, reason: error.reason)
+            // Which item (found again only on this path: a refusal is rare):
+            // "line_items[2]: unknown model …", and the field in ErrorInfo.
+            if let index = domain.indices.first(where: { (try? price(domain[$0])) == nil }) {
+                throw GRPCStatus(.invalidArgument, "line_items[\(index)]: \(error.message)", reason: error.reason,
+                                 metadata: ["field": "line_items[\(index)]"])
+            }
+            throw GRPCStatus(.invalidArgument, error.message, reason: error.reason)  // (the total)
         }
     }
 }

@@ -918,6 +918,9 @@ def test_bad_input_is_invalid_argument_and_charges_nothing(billing):
         if reason == "UNKNOWN_MODEL":
             model = request.line_items[-1].llm.model
             assert model in details, f"{what}: the message names the model: {details!r}"
+            # ...and which line item it is.
+            at = f"line_items[{len(request.line_items) - 1}]"
+            assert details.startswith(at + ":") and info.metadata["field"] == at, f"{what}: {details!r} {info.metadata}"
         if request.idempotency_key == "k" and request.account_id == "acme":
             # Never reached the ledger: nothing is recorded under the key.
             assert b.get_debit("acme", "k").outcome == b.pb.metering_pb2.DEBIT_OUTCOME_UNKNOWN, what
