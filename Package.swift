@@ -65,7 +65,8 @@ let package = Package(
             resources: [.embedInCode("Migrations/0001_ledger.sql"), .embedInCode("Migrations/0002_hash_indexes.sql"),
                         .embedInCode("Migrations/0003_checkpoint_parts.sql"),
                         .embedInCode("Migrations/0004_key_filters.sql"),
-                        .embedInCode("Migrations/0005_debit_rows.sql")]),
+                        .embedInCode("Migrations/0005_debit_rows.sql"),
+                        .embedInCode("Migrations/0006_catalog_versions.sql")]),
 
         // Who is calling: API keys (hashed, constant-time), platform JWTs
         // (HMAC-SHA256 via libcrypto), principals, scopes and roles.

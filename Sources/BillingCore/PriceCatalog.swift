@@ -94,3 +94,24 @@ public struct ModelRates: Sendable, Hashable {
         self.outputMicrosPerMillionTokens = outputMicrosPerMillionTokens
     }
 }
+
+extension PriceCatalog {
+    /// SHA-256 of the prices alone (every rate, sorted by name; not the
+    /// version, the comment or the file's layout): what a version stands
+    /// for. A ledger refuses to serve a version it priced debits with
+    /// before under other prices (`catalog_versions`).
+    public var contentDigest: [UInt8] {
+        var text = ""
+        for (model, rates) in models.sorted(by: { $0.key < $1.key }) {
+            text += "model\t\(model)\t\(rates.inputMicrosPerMillionTokens)\t\(rates.outputMicrosPerMillionTokens)\n"
+        }
+        for (integration, price) in toolCallMicrosPerCall.sorted(by: { $0.key < $1.key }) {
+            text += "tool\t\(integration)\t\(price)\n"
+        }
+        text += "tool-default\t\(defaultToolCallMicrosPerCall.map(String.init) ?? "none")\n"
+        for (kind, price) in storageMicrosPerGiB.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+            text += "storage\t\(kind.rawValue)\t\(price)\n"
+        }
+        return SHA256.hash(Array(text.utf8))
+    }
+}

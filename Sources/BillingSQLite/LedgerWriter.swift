@@ -13,6 +13,25 @@ final class LedgerWriter: @unchecked Sendable {
     static let checkpointsKept: Int64 = 2
 
     private let connection: SQLiteConnection
+
+    /// Records `version`'s prices digest the first time it is served; the
+    /// digest recorded before if it differs (nil: recorded now, or the same).
+    func registerCatalog(version: String, digest: [UInt8], nowUnix: Int64) throws -> [UInt8]? {
+        try connection.transaction {
+            let known: [UInt8]? = try connection.prepare("SELECT sha256 FROM catalog_versions WHERE version = ?1").use { query in
+                try query.bind(version, at: 1)
+                return try query.step() ? query.blob(at: 0) : nil
+            }
+            if let known { return known == digest ? nil : known }
+            try connection.prepare("INSERT INTO catalog_versions (version, sha256, first_used_unix) VALUES (?1, ?2, ?3)").use { insert in
+                try insert.bind(version, at: 1)
+                try insert.bind(blob: digest, at: 2)
+                try insert.bind(nowUnix, at: 3)
+                try insert.run()
+            }
+            return nil
+        }
+    }
     /// The journal insert for 32, 16, ..., 1 rows per statement
     /// (`rowsPerStatement`), largest first.
     private let insertEntries: [(rows: Int, statement: Statement)]

@@ -12,6 +12,7 @@ struct Migration: Sendable {
         Migration(version: 3, name: "0003_checkpoint_parts.sql", sql: PackageResources._003_checkpoint_parts_sql),
         Migration(version: 4, name: "0004_key_filters.sql", sql: PackageResources._004_key_filters_sql),
         Migration(version: 5, name: "0005_debit_rows.sql", sql: PackageResources._005_debit_rows_sql),
+        Migration(version: 6, name: "0006_catalog_versions.sql", sql: PackageResources._006_catalog_versions_sql),
     ]
 
     static var latestVersion: Int64 { all.last?.version ?? 0 }

@@ -191,6 +191,13 @@ public final class SQLiteLedgerStore: LedgerStore {
         return parts
     }
 
+    /// Records the prices digest of a catalog version the first time it is
+    /// served; returns false when the version was served before with other
+    /// prices (`catalog_versions`, migration 0006).
+    public func registerCatalog(version: String, digest: [UInt8], nowUnix: Int64) throws -> Bool {
+        try withWriter { try $0.registerCatalog(version: version, digest: digest, nowUnix: nowUnix) } == nil
+    }
+
     public func latestKeyFilter() throws -> (seq: Int64, contents: Data)? {
         try readers.withReader { try $0.latestKeyFilter() }
     }

@@ -199,6 +199,14 @@ struct Serve: ParsableCommand {
         let lock = try DatabaseLock(database: db)
         defer { _ = lock }
         let store = try SQLiteLedgerStore(path: db, synchronous: synchronous.mode, owner: true)
+        // A version names one set of prices: every debit records it, and a
+        // trace shows it. Served again with other prices, two debits of one
+        // version would be priced differently: refused, before any debit.
+        guard try store.registerCatalog(version: prices.version, digest: prices.contentDigest,
+                                        nowUnix: SystemClock().nowMicros() / 1_000_000) else {
+            store.close()
+            throw CLIError("price catalog version \(prices.version) was served before with other prices; give the changed prices a new version in \(catalog)")
+        }
         var ledgerConfiguration = LedgerConfiguration()
         ledgerConfiguration.checkpointEvery = checkpointEvery
         ledgerConfiguration.keyFilterBytes = keyFilterMib << 20

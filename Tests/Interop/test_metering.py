@@ -11,13 +11,14 @@ import datetime
 import itertools
 import json
 import re
+import subprocess
 import threading
 import time
 
 import grpc
 import pytest
 
-from conftest import ROOT, RPC_TIMEOUT_S
+from conftest import ROOT, RPC_TIMEOUT_S, billing_binary
 
 CATALOG_PATH = ROOT / "config" / "catalog.json"
 CATALOG = json.loads(CATALOG_PATH.read_text())
@@ -1029,6 +1030,37 @@ def test_the_largest_batch_of_refusals_and_a_run_of_large_debits_fit_a_stock_cli
         if not token:
             break
     assert seen == [f"big-{i}" for i in range(500)]
+
+
+def test_a_catalog_version_names_one_set_of_prices(pb, server, tmp_path):
+    """Every debit records its catalog version: served again with other
+    prices under the same version, two debits of one version would have
+    been priced differently. Refused at start; the same prices (laid out
+    differently) or a new version start."""
+    catalog = json.loads(CATALOG_PATH.read_text())
+    catalog["version"] = "pinned-1"
+    first = tmp_path / "first.json"
+    first.write_text(json.dumps(catalog))
+    s = server(args=["--catalog", str(first)])
+    s.terminate()
+    assert s.wait_exit(10) == 0
+    relaid = tmp_path / "relaid.json"
+    relaid.write_text(json.dumps(catalog, indent=4, sort_keys=True))  # the same prices
+    catalog["models"]["gpt-4o"]["input_micros_per_million_tokens"] += 1
+    changed = tmp_path / "changed.json"
+    changed.write_text(json.dumps(catalog))
+    refused = subprocess.run([str(billing_binary()), "serve", "--listen", "127.0.0.1:0", "--db", str(s.db_path),
+                              "--catalog", str(changed)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert 0 < refused.returncode < 128, refused.stdout + refused.stderr
+    assert "price catalog version pinned-1 was served before with other prices" in refused.stderr, refused.stderr
+    for path in (relaid,):
+        again = server(args=["--catalog", str(path)], db=s.db_path)
+        again.terminate()
+        assert again.wait_exit(10) == 0
+    catalog["version"] = "pinned-2"
+    changed.write_text(json.dumps(catalog))
+    newer = server(args=["--catalog", str(changed)], db=s.db_path)
+    newer.assert_serving()
 
 
 def test_sql_metacharacters_are_just_ids(billing, verify):
