@@ -15,14 +15,14 @@ final class LedgerWriter: @unchecked Sendable {
     private let connection: SQLiteConnection
 
     /// Records `version`'s prices digest the first time it is served; the
-    /// digest recorded before if it differs (nil: recorded now, or the same).
+    /// digest recorded before, if any (nil: recorded now).
     func registerCatalog(version: String, digest: [UInt8], nowUnix: Int64) throws -> [UInt8]? {
         try connection.transaction {
             let known: [UInt8]? = try connection.prepare("SELECT sha256 FROM catalog_versions WHERE version = ?1").use { query in
                 try query.bind(version, at: 1)
                 return try query.step() ? query.blob(at: 0) : nil
             }
-            if let known { return known == digest ? nil : known }
+            if let known { return known }
             try connection.prepare("INSERT INTO catalog_versions (version, sha256, first_used_unix) VALUES (?1, ?2, ?3)").use { insert in
                 try insert.bind(version, at: 1)
                 try insert.bind(blob: digest, at: 2)
@@ -30,6 +30,13 @@ final class LedgerWriter: @unchecked Sendable {
                 try insert.run()
             }
             return nil
+        }
+    }
+
+    func forgetCatalog(version: String) throws {
+        try connection.prepare("DELETE FROM catalog_versions WHERE version = ?1").use { delete in
+            try delete.bind(version, at: 1)
+            while try delete.step() {}
         }
     }
     /// The journal insert for 32, 16, ..., 1 rows per statement

@@ -191,11 +191,30 @@ public final class SQLiteLedgerStore: LedgerStore {
         return parts
     }
 
+    public enum CatalogRegistration: Sendable, Equatable {
+        /// Known with these prices.
+        case same
+        /// New: recorded now.
+        case registered
+        /// Known with other prices.
+        case conflict
+    }
+
     /// Records the prices digest of a catalog version the first time it is
-    /// served; returns false when the version was served before with other
-    /// prices (`catalog_versions`, migration 0006).
-    public func registerCatalog(version: String, digest: [UInt8], nowUnix: Int64) throws -> Bool {
-        try withWriter { try $0.registerCatalog(version: version, digest: digest, nowUnix: nowUnix) } == nil
+    /// served (`catalog_versions`, migration 0006).
+    public func registerCatalog(version: String, digest: [UInt8], nowUnix: Int64) throws -> CatalogRegistration {
+        try withWriter { writer in
+            switch try writer.registerCatalog(version: version, digest: digest, nowUnix: nowUnix) {
+            case .some(let known): known == digest ? .same : .conflict
+            case .none: .registered
+            }
+        }
+    }
+
+    /// Forgets a version `registerCatalog` recorded for a start that failed
+    /// before serving anything (it priced no debit).
+    public func forgetCatalog(version: String) throws {
+        try withWriter { try $0.forgetCatalog(version: version) }
     }
 
     public func latestKeyFilter() throws -> (seq: Int64, contents: Data)? {

@@ -166,9 +166,13 @@ extension MeteringService {
             // A page ends at its size or at about 2 MiB, whichever comes
             // first: a stock client takes at most 4 MiB (a run of debits
             // of 256 line items each once made a 6 MB page of 1,000).
+            // Once full, nothing more joins the page (a smaller debit after
+            // the one that did not fit would come after the page's token:
+            // sent twice and out of order).
+            guard response.nextPageToken.isEmpty else { continue }
             let bytes = Self.estimatedBytes(record.accepted)
             guard response.debits.count < pageSize, response.debits.isEmpty || pageBytes + bytes <= Self.maxRunPageBytes else {
-                if response.nextPageToken.isEmpty { response.nextPageToken = "e\(response.debits.last!.entryID)" }
+                response.nextPageToken = "e\(response.debits.last!.entryID)"
                 continue
             }
             pageBytes += bytes

@@ -85,7 +85,10 @@ public final class MeteringService: Sendable {
     /// Refused first, a retry of a charged debit heard INVALID_ARGUMENT —
     /// "nothing was charged" — for a debit that was.
     func settledRetry(_ request: Billing_V1_DebitRequest, unpriceable refusal: GRPCStatus) async throws -> Billing_V1_DebitResponse {
-        guard let items = try? request.lineItems.enumerated().map({ index, item throws(GRPCStatus) in try LineItem(item, index: index) }),
+        // A key the filter never saw (a typo on a new key: the usual case)
+        // is refused at once, without a hop to the ledger.
+        guard ledger.keyFilter.mightContain(JournalKeyHash.debit(account: request.accountID, key: request.idempotencyKey)),
+              let items = try? request.lineItems.enumerated().map({ index, item throws(GRPCStatus) in try LineItem(item, index: index) }),
               let stored = try await ledger.settledDebit(account: request.accountID, key: request.idempotencyKey)
         else { throw refusal }
         let fingerprint = DebitCommand.withCanonicalBytes(workspaceID: request.workspaceID, agentID: request.agentID,

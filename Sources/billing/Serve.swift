@@ -199,14 +199,6 @@ struct Serve: ParsableCommand {
         let lock = try DatabaseLock(database: db)
         defer { _ = lock }
         let store = try SQLiteLedgerStore(path: db, synchronous: synchronous.mode, owner: true)
-        // A version names one set of prices: every debit records it, and a
-        // trace shows it. Served again with other prices, two debits of one
-        // version would be priced differently: refused, before any debit.
-        guard try store.registerCatalog(version: prices.version, digest: prices.contentDigest,
-                                        nowUnix: SystemClock().nowMicros() / 1_000_000) else {
-            store.close()
-            throw CLIError("price catalog version \(prices.version) was served before with other prices; give the changed prices a new version in \(catalog)")
-        }
         var ledgerConfiguration = LedgerConfiguration()
         ledgerConfiguration.checkpointEvery = checkpointEvery
         ledgerConfiguration.keyFilterBytes = keyFilterMib << 20
@@ -282,15 +274,34 @@ struct Serve: ParsableCommand {
             logger.warning("billing.v1.Testing is enabled: for transport tests only")
         }
 
-        try server.start(router: router)
-        if let metricsListen {
+        var metrics: MetricsEndpoint?
+        if let metricsListen {  // (bound before the catalog is recorded: a taken port records nothing)
             let gauges = ServerGauges(registry: registry, recoveryMillis: ledger.recoveryMillis)
-            let endpoint = try MetricsEndpoint(listen: SocketAddress(parsing: metricsListen)!, logger: logger) {
+            metrics = try MetricsEndpoint(listen: SocketAddress(parsing: metricsListen)!, logger: logger) {
                 gauges.update(server: server, calls: callMetrics, ledger: ledger)
                 return registry.emitToBuffer()
             }
-            endpoint.start()
-            logger.info("metrics", metadata: ["address": "\(endpoint.boundAddress)", "path": "/metrics"])
+        }
+        // A version names one set of prices: every debit records it, and a
+        // trace shows it. Served again with other prices, two debits of one
+        // version would be priced differently: refused, before any debit.
+        // Recorded just before serving; forgotten if serving cannot start
+        // (no debit was priced with it).
+        let registration = try store.registerCatalog(version: prices.version, digest: prices.contentDigest,
+                                                     nowUnix: SystemClock().nowMicros() / 1_000_000)
+        guard registration != .conflict else {
+            _ = try? blockingAwait { await ledger.close() }
+            throw CLIError("price catalog version \(prices.version) was served before with other prices; give the changed prices a new version in \(catalog)")
+        }
+        do {
+            try server.start(router: router)
+        } catch {
+            if registration == .registered { try? store.forgetCatalog(version: prices.version) }
+            throw error
+        }
+        if let metrics {
+            metrics.start()
+            logger.info("metrics", metadata: ["address": "\(metrics.boundAddress)", "path": "/metrics"])
         }
         // The demo account and key once every address is bound (the metrics
         // one too): a start that fails before (a port taken) leaves the

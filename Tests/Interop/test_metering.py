@@ -1030,6 +1030,26 @@ def test_the_largest_batch_of_refusals_and_a_run_of_large_debits_fit_a_stock_cli
         if not token:
             break
     assert seen == [f"big-{i}" for i in range(500)]
+    # Debits of mixed sizes: a page ends at the first that does not fit; a
+    # smaller one after it waits for the next page (it once joined the page
+    # after its token: sent twice, out of order).
+    small = [b.tool("slack", 1)]
+    order = [f"{kind}-{i}" for i in range(150) for kind in ("L", "s")]
+    for start in range(0, len(order), 100):
+        answer = b.metering.DebitBatch(m.DebitBatchRequest(debits=[
+            b.request("acme", key, items if key.startswith("L") else small, run="mixed") for key in order[start:start + 100]]),
+            timeout=60)
+        assert all(r.HasField("accepted") for r in answer.results)
+    seen, token, pages = [], "", 0
+    while True:
+        page = b.metering.GetExecutionCost(m.GetExecutionCostRequest(account_id="acme", run_id="mixed", page_token=token),
+                                           timeout=RPC_TIMEOUT_S)
+        seen += [d.idempotency_key for d in page.debits]
+        pages += 1
+        token = page.next_page_token
+        if not token or pages > 10:
+            break
+    assert pages > 1 and seen == order
 
 
 def test_a_catalog_version_names_one_set_of_prices(pb, server, tmp_path):
@@ -1057,6 +1077,20 @@ def test_a_catalog_version_names_one_set_of_prices(pb, server, tmp_path):
         again = server(args=["--catalog", str(path)], db=s.db_path)
         again.terminate()
         assert again.wait_exit(10) == 0
+    # A start that could not serve (its port taken) recorded nothing: the
+    # version it named is free for other prices.
+    catalog["version"] = "never-served"
+    typo = tmp_path / "typo.json"
+    typo.write_text(json.dumps(catalog))
+    taken = server()
+    failed = subprocess.run([str(billing_binary()), "serve", "--listen", f"127.0.0.1:{taken.port}", "--db", str(s.db_path),
+                             "--catalog", str(typo)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert 0 < failed.returncode < 128 and "Address already in use" in failed.stderr, failed.stderr
+    catalog["models"]["gpt-4o"]["input_micros_per_million_tokens"] += 1  # the typo fixed
+    typo.write_text(json.dumps(catalog))
+    fixed = server(args=["--catalog", str(typo)], db=s.db_path)
+    fixed.terminate()
+    assert fixed.wait_exit(10) == 0
     catalog["version"] = "pinned-2"
     changed.write_text(json.dumps(catalog))
     newer = server(args=["--catalog", str(changed)], db=s.db_path)
