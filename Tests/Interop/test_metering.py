@@ -981,6 +981,9 @@ def test_a_retry_of_a_debit_the_catalog_no_longer_prices_answers_the_original(pb
     b = Billing(pb, s)
     b.create("acme", credits=1_000_000)
     original = b.debit("acme", "k1", [b.llm("legacy-model", 1_000)])
+    b.create("poor", plan="free")  # no credits: a debit is refused INSUFFICIENT_CREDITS
+    refused_at_first = b.refused_debit(b.request("poor", "p1", [b.llm("legacy-model", 1_000_000)]))
+    assert refused_at_first[1].reason == "INSUFFICIENT_CREDITS"
     batched = b.pb.metering_pb2.DebitBatchRequest(debits=[b.request("acme", "b1", [b.llm("legacy-model", 2_000)])])
     first_batch = b.metering.DebitBatch(batched, timeout=RPC_TIMEOUT_S).results[0].accepted
     s.terminate()
@@ -995,6 +998,9 @@ def test_a_retry_of_a_debit_the_catalog_no_longer_prices_answers_the_original(pb
     assert b.debit("acme", "k1", [b.llm("legacy-model", 1_000)]) == original
     retried = b.metering.DebitBatch(batched, timeout=RPC_TIMEOUT_S).results[0]
     assert retried.HasField("accepted") and retried.accepted == first_batch, retried
+    # A refused original is answered with its refusal, as any retry of it.
+    code, info, _ = b.refused_debit(b.request("poor", "p1", [b.llm("legacy-model", 1_000_000)]))
+    assert (code, info.reason) == (refused_at_first[0], "INSUFFICIENT_CREDITS")
     # Not the same request, or a new key: the catalog's refusal.
     for request in (b.request("acme", "k1", [b.llm("legacy-model", 9_999)]), b.request("acme", "k2", [b.llm("legacy-model", 1_000)])):
         code, info, _ = b.refused_debit(request)
