@@ -114,14 +114,27 @@ extension LineItem {
 extension PriceCatalog {
     /// Prices a request's line items: INVALID_ARGUMENT for bad or unknown items.
     func price(_ items: [Billing_V1_LineItem]) throws(GRPCStatus) -> (items: [LineItem], priced: PricedDebit) {
+        let domain = try lineItems(items)
+        return (domain, try priced(domain))
+    }
+
+    /// A request's line items as the domain's, each checked alone (bounds,
+    /// kinds, ids): what a debit's fingerprint is of, whatever they cost.
+    func lineItems(_ items: [Billing_V1_LineItem]) throws(GRPCStatus) -> [LineItem] {
         guard items.count <= MeteringLimits.maxLineItems else {
             throw GRPCStatus(.invalidArgument, "at most \(MeteringLimits.maxLineItems) line items per request", reason: "TOO_MANY_LINE_ITEMS")
         }
         var domain: [LineItem] = []
         domain.reserveCapacity(items.count)
         for (index, item) in items.enumerated() { domain.append(try LineItem(item, index: index)) }
+        return domain
+    }
+
+    /// Checked line items priced by this catalog: INVALID_ARGUMENT for an
+    /// item it has no price for, or amounts that do not fit.
+    func priced(_ domain: [LineItem]) throws(GRPCStatus) -> PricedDebit {
         do {
-            return (domain, try price(domain))
+            return try price(domain)
         } catch {
             // Which item (found again only on this path: a refusal is rare):
             // "line_items[2]: unknown model …", and the field in ErrorInfo.

@@ -1,3 +1,4 @@
+import Foundation
 public import BillingCore
 public import BillingLedger
 import BillingProto
@@ -64,18 +65,42 @@ public final class MeteringService: Sendable {
     }
 
     func command(_ request: Billing_V1_DebitRequest) throws(GRPCStatus) -> DebitCommand {
+        switch try commandOrUnpriceable(request) {
+        case .command(let command): return command
+        case .unpriceable(_, let refusal): throw refusal
+        }
+    }
+
+    /// A debit request made a command, or — its ids and line items valid —
+    /// the catalog's refusal to price it, with its items (for `settledRetry`).
+    enum Commanded {
+        case command(DebitCommand)
+        case unpriceable([LineItem], GRPCStatus)
+    }
+
+    func commandOrUnpriceable(_ request: Billing_V1_DebitRequest) throws(GRPCStatus) -> Commanded {
         try requireID(request.accountID, "account_id")
         try requireID(request.workspaceID, "workspace_id")
         try requireID(request.agentID, "agent_id")
         try requireID(request.runID, "run_id")
         try requireID(request.idempotencyKey, "idempotency_key")
-        let (items, priced) = try catalog.price(request.lineItems)
-        return DebitCommand(
+        let items = try catalog.lineItems(request.lineItems)
+        let priced: PricedDebit
+        do {
+            priced = try catalog.priced(items)
+        } catch {
+            return .unpriceable(items, error)
+        }
+        return .command(DebitCommand(
             accountID: request.accountID, workspaceID: request.workspaceID, agentID: request.agentID,
             runID: request.runID, idempotencyKey: request.idempotencyKey, priced: priced,
-            digest: DebitCommand.withCanonicalBytes(
-                workspaceID: request.workspaceID, agentID: request.agentID, runID: request.runID, items: items,
-                OpenSSLCrypto.sha256Data))
+            digest: Self.fingerprint(request, items)))
+    }
+
+    /// The request's fingerprint: SHA-256 of its canonical form.
+    static func fingerprint(_ request: Billing_V1_DebitRequest, _ items: [LineItem]) -> Data {
+        DebitCommand.withCanonicalBytes(workspaceID: request.workspaceID, agentID: request.agentID, runID: request.runID,
+                                        items: items, OpenSSLCrypto.sha256Data)
     }
 
     /// A debit the current catalog cannot price (a model or an integration
@@ -84,40 +109,18 @@ public final class MeteringService: Sendable {
     /// items, not their prices), that outcome; else the pricing refusal.
     /// Refused first, a retry of a charged debit heard INVALID_ARGUMENT —
     /// "nothing was charged" — for a debit that was.
-    func settledRetry(_ request: Billing_V1_DebitRequest, unpriceable refusal: GRPCStatus) async throws -> Billing_V1_DebitResponse {
+    func settledRetry(_ request: Billing_V1_DebitRequest, _ items: [LineItem],
+                      unpriceable refusal: GRPCStatus) async throws -> Billing_V1_DebitResponse {
         // A key the filter never saw (a typo on a new key: the usual case)
         // is refused at once, without a hop to the ledger.
         guard ledger.keyFilter.mightContain(JournalKeyHash.debit(account: request.accountID, key: request.idempotencyKey)),
-              let items = try? request.lineItems.enumerated().map({ index, item throws(GRPCStatus) in try LineItem(item, index: index) }),
               let stored = try await ledger.settledDebit(account: request.accountID, key: request.idempotencyKey)
         else { throw refusal }
-        let fingerprint = DebitCommand.withCanonicalBytes(workspaceID: request.workspaceID, agentID: request.agentID,
-                                                          runID: request.runID, items: items, OpenSSLCrypto.sha256Data)
+        let fingerprint = Self.fingerprint(request, items)
         let record = JournalRecord(stored)
         if record.isAccepted, record.accepted.requestHash == fingerprint { return Billing_V1_DebitResponse(record) }
         if case .debitRefused(let refused)? = record.event, refused.requestHash == fingerprint { throw Refusals.status(refused) }
         throw refusal  // another request under the key: its own refusal comes first (bad input)
-    }
-
-    /// `command`, or the catalog's refusal of a debit whose ids are valid
-    /// (to be answered by `settledRetry`).
-    enum Commanded {
-        case command(DebitCommand)
-        case unpriceable(GRPCStatus)
-    }
-
-    func commandOrUnpriceable(_ request: Billing_V1_DebitRequest) throws(GRPCStatus) -> Commanded {
-        do {
-            return .command(try command(request))
-        } catch where error.code == .invalidArgument && Self.isPricingRefusal(error) {
-            return .unpriceable(error)
-        }
-    }
-
-    /// Whether the catalog refused the items (the ids were all valid).
-    static func isPricingRefusal(_ status: GRPCStatus) -> Bool {
-        guard let reason = status.errorInfo?.reason else { return false }
-        return ["UNKNOWN_MODEL", "UNKNOWN_INTEGRATION", "AMOUNT_TOO_LARGE"].contains(reason)
     }
 
     /// What memory tells of a debit's key before it enters the ledger.
@@ -163,15 +166,16 @@ public final class MeteringService: Sendable {
         switch try commandOrUnpriceable(request) {
         case .command(let command):
             return try await debit(command, prior: try mappedPrior(command))
-        case .unpriceable(let refusal):
-            return try await mappedRetry(request, refusal)
+        case .unpriceable(let items, let refusal):
+            return try await mappedRetry(request, items, refusal)
         }
     }
 
     /// `settledRetry` with the ledger's errors mapped as a debit's are.
-    func mappedRetry(_ request: Billing_V1_DebitRequest, _ refusal: GRPCStatus) async throws -> Billing_V1_DebitResponse {
+    func mappedRetry(_ request: Billing_V1_DebitRequest, _ items: [LineItem],
+                     _ refusal: GRPCStatus) async throws -> Billing_V1_DebitResponse {
         do {
-            return try await settledRetry(request, unpriceable: refusal)
+            return try await settledRetry(request, items, unpriceable: refusal)
         } catch {
             throw Refusals.status(error)
         }
@@ -204,8 +208,8 @@ public final class MeteringService: Sendable {
             switch try commandOrUnpriceable(request) {
             case .command(let made):
                 command = made
-            case .unpriceable(let refusal):
-                respond.continueAsTask(onLoop: false) { [self] in try await mappedRetry(request, refusal).handEncoded() }
+            case .unpriceable(let items, let refusal):
+                respond.continueAsTask(onLoop: false) { [self] in try await mappedRetry(request, items, refusal).handEncoded() }
                 return
             }
         } catch {
@@ -264,15 +268,15 @@ public final class MeteringService: Sendable {
         // blocks loaded instead of waiting on each in turn.
         var made: [(command: DebitCommand, index: Int)] = []
         made.reserveCapacity(request.debits.count)
-        var unpriceable: [(index: Int, refusal: GRPCStatus)] = []
+        var unpriceable: [(index: Int, items: [LineItem], refusal: GRPCStatus)] = []
         for index in request.debits.indices {
             do {
                 switch try commandOrUnpriceable(request.debits[index]) {
                 case .command(let command):
                     ledger.keyFilter.prefetch(command.keyHash)
                     made.append((command, index))
-                case .unpriceable(let refusal):
-                    unpriceable.append((index, refusal))
+                case .unpriceable(let items, let refusal):
+                    unpriceable.append((index, items, refusal))
                 }
             } catch {
                 results[index].refused = Refusals.batched(Refusals.status(error))
@@ -301,9 +305,9 @@ public final class MeteringService: Sendable {
         }
         // Debits the catalog cannot price: retries of settled ones are
         // answered with their outcome (see `settledRetry`), others refused.
-        for (index, refusal) in unpriceable {
+        for (index, items, refusal) in unpriceable {
             do {
-                results[index].accepted = try await mappedRetry(request.debits[index], refusal)
+                results[index].accepted = try await mappedRetry(request.debits[index], items, refusal)
             } catch {
                 results[index].refused = Refusals.batched(Refusals.status(error))
             }
