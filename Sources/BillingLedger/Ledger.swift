@@ -101,12 +101,12 @@ public actor Ledger {
         // checkpoint, exactly what is not replayed).
         let indexed = try store.indexedThrough()
         var loadedCheckpointSeq: Int64 = -1
-        let (state, replayed) = try LedgerState.recover(from: store, plans: plans, loading: { checkpoint in
+        let (state, replayed) = try LedgerState.recover(from: store, plans: plans, loading: { checkpoint, booksLoaded in
             // Its filter holds the keys up to its seq; replay adds only those
             // past the index. A checkpoint older than the index (a newer one
             // lost) would leave the keys between out: read them as below.
             filterLoaded = checkpoint.seq >= indexed && keyFilter.load(checkpoint.keyFilter)
-            if LedgerState.usable(checkpoint) { loadedCheckpointSeq = checkpoint.seq }
+            if booksLoaded { loadedCheckpointSeq = checkpoint.seq }
         }, replaying: { entry in
             guard entry.seq > indexed else { return }
             if let hash = cache.insert(entry) { keyFilter.insert(hash) }
@@ -318,8 +318,8 @@ public actor Ledger {
             let (cache, keyFilter) = (self.cache, self.keyFilter)
             let indexed = try store.indexedThrough()
             var loaded: Int64 = -1
-            let (state, replayed) = try LedgerState.recover(from: store, plans: initialPlans, loading: { checkpoint in
-                if LedgerState.usable(checkpoint) { loaded = checkpoint.seq }
+            let (state, replayed) = try LedgerState.recover(from: store, plans: initialPlans, loading: { checkpoint, booksLoaded in
+                if booksLoaded { loaded = checkpoint.seq }
             }, replaying: { entry in
                 guard entry.seq > indexed else { return }
                 if let hash = cache.insert(entry) { keyFilter.insert(hash) }

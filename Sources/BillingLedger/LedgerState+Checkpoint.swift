@@ -226,13 +226,15 @@ extension LedgerState {
     /// never overflows.
     public static let maxSeq: Int64 = 1 << 62
 
-    /// Loads the newest checkpoint (shown to `loading` first) and replays the
-    /// journal after it, showing each replayed entry to `replaying`.
+    /// Loads the newest checkpoint (shown to `loading` first, with whether
+    /// its books are loaded: `usable`) and replays the journal after it,
+    /// showing each replayed entry to `replaying`.
     public static func recover(from store: any LedgerStore, plans: PlanCatalog = .default,
-                               loading: (Billing_Journal_V1_Checkpoint) -> Void = { _ in },
+                               loading: (Billing_Journal_V1_Checkpoint, _ booksLoaded: Bool) -> Void = { _, _ in },
                                replaying: (Billing_Journal_V1_Entry) -> Void = { _ in }) throws -> (state: LedgerState, replayed: Int) {
         let checkpoint = try store.latestCheckpoint()
-        if let checkpoint { loading(checkpoint) }  // (its key filter holds whatever the rules)
+        let usable = checkpoint.flatMap { Self.usable($0) ? $0 : nil }
+        if let checkpoint { loading(checkpoint, usable != nil) }  // (its key filter holds whatever the rules)
         // Books computed by other rules are not loaded: the journal is
         // replayed from its start instead (once: later checkpoints carry
         // these rules).
@@ -241,7 +243,6 @@ extension LedgerState {
         if let checkpoint, !(0...Self.maxSeq).contains(checkpoint.seq) {
             throw ApplyError.inconsistent(seq: checkpoint.seq, "a checkpoint at an impossible seq")
         }
-        let usable = checkpoint.flatMap { Self.usable($0) ? $0 : nil }
         var state = usable.map { LedgerState(checkpoint: $0, plans: plans) } ?? LedgerState(plans: plans)
         var replayed = 0
         try store.forEachEntry(after: state.lastSeq) { entry in

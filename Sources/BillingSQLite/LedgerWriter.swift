@@ -36,7 +36,7 @@ final class LedgerWriter: @unchecked Sendable {
     func forgetCatalog(version: String) throws {
         try connection.prepare("DELETE FROM catalog_versions WHERE version = ?1").use { delete in
             try delete.bind(version, at: 1)
-            while try delete.step() {}
+            try delete.run()
         }
     }
     /// The journal insert for 32, 16, ..., 1 rows per statement

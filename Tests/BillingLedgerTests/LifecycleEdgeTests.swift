@@ -29,6 +29,19 @@ import Testing
         return h
     }
 
+    /// A Pro account "acct" on a good card, one debit (key "k-old", run
+    /// "run-old") in its first period, and the clock 10 s past that period's
+    /// end, before the ticker closes it; returns the end.
+    static func proAccountPastItsPeriodEnd() async throws -> (Harness, end: Int64) {
+        let h = try Self.ledger(gateway: TestPaymentGateway())
+        _ = try await h.ledger.createAccount(id: "acct", plan: .pro, actor: "test")
+        _ = try await h.ledger.setPaymentMethod(accountID: "acct", method: LifecycleLedgerTests.good, actor: "test")
+        _ = try await h.debit(Fixtures.command(account: "acct", key: "k-old", micros: 5, run: "run-old"))
+        let end = try #require(await h.ledger.snapshot.accounts["acct"]).lifecycle.currentPeriod.end
+        h.clock.advance(seconds: end - h.clock.nowMicros() / 1_000_000 + 10)
+        return (h, end)
+    }
+
     @Test func purchasesOfAccountsWhoseIdsAndKeysReadAlikeGoToTheGatewayUnderTheirOwnKeys() async throws {
         let gateway = RememberingGateway()
         let h = try Self.ledger(gateway: gateway)
@@ -110,13 +123,7 @@ import Testing
     }
 
     @Test func aRunDebitedAfterAPeriodEndsButBeforeItClosesCountsInTheNewPeriod() async throws {
-        let h = try Self.ledger(gateway: TestPaymentGateway())
-        _ = try await h.ledger.createAccount(id: "acct", plan: .pro, actor: "test")
-        _ = try await h.ledger.setPaymentMethod(accountID: "acct", method: LifecycleLedgerTests.good, actor: "test")
-        _ = try await h.debit(Fixtures.command(account: "acct", key: "k-old", micros: 5, run: "run-old"))
-        let end = try #require(await h.ledger.snapshot.accounts["acct"]).lifecycle.currentPeriod.end
-        // Past the period's end, before the ticker closes it.
-        h.clock.advance(seconds: end - h.clock.nowMicros() / 1_000_000 + 10)
+        let (h, end) = try await Self.proAccountPastItsPeriodEnd()
         _ = try await h.debit(Fixtures.command(account: "acct", key: "k-new", micros: 5, run: "run-new"))
         _ = try await h.ledger.tick()
         let book = try #require(await h.ledger.snapshot.accounts["acct"])
@@ -129,12 +136,7 @@ import Testing
     /// closed it, is billed with the next period (where GetUsage puts it),
     /// not the closing one; it rides in checkpoints and replays the same.
     @Test func overageOfADebitAfterThePeriodsEndIsBilledWithTheNextPeriod() async throws {
-        let h = try Self.ledger(gateway: TestPaymentGateway())
-        _ = try await h.ledger.createAccount(id: "acct", plan: .pro, actor: "test")
-        _ = try await h.ledger.setPaymentMethod(accountID: "acct", method: LifecycleLedgerTests.good, actor: "test")
-        _ = try await h.debit(Fixtures.command(account: "acct", key: "k-old", micros: 5, run: "run-old"))
-        let end = try #require(await h.ledger.snapshot.accounts["acct"]).lifecycle.currentPeriod.end
-        h.clock.advance(seconds: end - h.clock.nowMicros() / 1_000_000 + 10)  // past the end, before the ticker
+        let (h, _) = try await Self.proAccountPastItsPeriodEnd()
         _ = try await h.debit(Fixtures.command(account: "acct", key: "k-new", micros: 10, run: "run-new"))
         let state = await h.ledger.snapshot
         let before = try #require(state.accounts["acct"])
