@@ -68,6 +68,26 @@ public final class Authenticator: Sendable {
         }
     }
 
+    /// The checks no request is needed for, made before it is decoded: a
+    /// service key's scopes (they do not depend on the account) and a user
+    /// on a method for service keys only. A caller without the right is
+    /// refused before the server spends anything on its message (up to
+    /// 4 MiB), and hears PERMISSION_DENIED, not a decoding error. A user's
+    /// role on a billing method is checked once the request names its
+    /// account (`authorize`): another account is NOT_FOUND first.
+    func authorizeBeforeDecoding(_ principal: Principal, _ access: Access) throws(GRPCStatus) {
+        switch (principal, access) {
+        case (.service, _), (.user, .service): try authorize(principal, access, accountID: nil)
+        case (.user, .read), (.user, .act): break
+        }
+    }
+
+    /// Whether `authorizeBeforeDecoding` decided everything for this caller.
+    static func decidedBeforeDecoding(_ principal: Principal) -> Bool {
+        if case .service = principal { return true }
+        return false
+    }
+
     func authorize(_ principal: Principal, _ access: Access, accountID: String?) throws(GRPCStatus) {
         switch (principal, access) {
         case (.service(let keyID, let scopes), .service(let scope)),

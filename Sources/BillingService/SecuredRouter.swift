@@ -98,6 +98,9 @@ struct SecuredRouter {
         // Credentials first: a caller who cannot authenticate learns
         // nothing, not even whether its message decodes.
         let principal = try authenticator.principal(context)
+        // Then the rights that need no request: a caller who may not call
+        // the method is refused before its message is decoded.
+        try authenticator.authorizeBeforeDecoding(principal, access)
         // The metering requests: counted on the wire, then decoded by hand
         // in their usual shape (one dynamic cast for both).
         var handDecoded: Request?
@@ -116,7 +119,11 @@ struct SecuredRouter {
             try authenticator.authorize(principal, access, accountID: own)
             throw GRPCStatus(.invalidArgument, "account_id is required", reason: "MISSING_FIELD", metadata: ["field": "account_id"])
         }
-        try authenticator.authorize(principal, access, accountID: account)
+        // A user's role, once the request names the account (a service
+        // key's scopes were all there was to check).
+        if !Authenticator.decidedBeforeDecoding(principal) {
+            try authenticator.authorize(principal, access, accountID: account)
+        }
         return (request, principal)
     }
 

@@ -91,15 +91,15 @@ class Caller:
 
 
 CALLERS = [
-    Caller("no_token", "anonymous"),
-    Caller("malformed_scheme", "bad"),         # authorization: Basic …
+    Caller("no_token", "anonymous", reason="MISSING_CREDENTIALS"),
+    Caller("malformed_scheme", "bad", reason="MALFORMED_CREDENTIALS"),  # authorization: Basic …
     Caller("malformed_key", "bad"),            # Bearer bk_… of the wrong shape
-    Caller("unknown_key", "bad"),              # a well-formed key that was never created
-    Caller("wrong_secret_key", "bad"),         # the demo key's id with another secret
-    Caller("bad_signature_jwt", "bad"),        # Owner of demo, signed with another secret
-    Caller("expired_jwt", "bad"),              # Owner of demo, exp an hour ago (beyond the 60 s skew)
+    Caller("unknown_key", "bad", reason="INVALID_API_KEY"),  # a well-formed key that was never created
+    Caller("wrong_secret_key", "bad", reason="INVALID_API_KEY"),  # the demo key's id with another secret
+    Caller("bad_signature_jwt", "bad", reason="INVALID_TOKEN"),  # Owner of demo, signed with another secret
+    Caller("expired_jwt", "bad", reason="INVALID_TOKEN"),  # Owner of demo, exp an hour ago (beyond the 60 s skew)
     Caller("revoked_key", "bad", reason="API_KEY_REVOKED"),  # had every scope
-    Caller("expired_key", "bad"),              # every scope, expired (two seconds after it was made)
+    Caller("expired_key", "bad", reason="API_KEY_EXPIRED"),  # every scope, expired (two seconds after it was made)
     Caller("key_metering_write", "key", scopes=frozenset({W})),
     Caller("key_metering_read", "key", scopes=frozenset({R})),
     Caller("key_accounts_admin", "key", scopes=frozenset({A})),
@@ -130,6 +130,16 @@ def expected(method: str, caller: Caller, requested_account: str = "demo") -> st
         may_read = caller.role in ("owner", "admin") or "billing:read" in caller.permissions
         return ALLOWED if may_read else PERMISSION_DENIED
     return ALLOWED if caller.role in ("owner", "admin") else PERMISSION_DENIED
+
+
+def denial_reason(method: str, caller: Caller) -> str:
+    """The ErrorInfo reason of a PERMISSION_DENIED `expected` gives."""
+    kind, _ = RULES[method]
+    if caller.kind == "key":
+        return "MISSING_SCOPE"
+    if kind == SERVICE:
+        return "SERVICE_ONLY"
+    return "BILLING_READ_REQUIRED" if kind == READ else "BILLING_ADMIN_REQUIRED"
 
 
 # Statuses a method may answer once the caller is let in, for the requests
@@ -326,6 +336,50 @@ def test_access(world, method, caller):
         assert info.reason == "ACCOUNT_NOT_FOUND", where
     if caller.reason is not None:
         assert info.reason == caller.reason, where
+    if want == PERMISSION_DENIED:
+        assert info.reason == denial_reason(method, caller), where
+
+
+def refused_before_decoding(method: str, caller: Caller) -> str | None:
+    """The reason a caller is refused without its request being read: a
+    service key without the method's scope, a user on a method for service
+    keys only. None when the refusal needs the request (a user's role is
+    checked for the account the request names: another one is NOT_FOUND)."""
+    kind, scope = RULES[method]
+    if caller.kind == "key" and scope not in caller.scopes:
+        return "MISSING_SCOPE"
+    if caller.kind == "user" and kind == SERVICE:
+        return "SERVICE_ONLY"
+    return None
+
+
+def garbage_cases():
+    for method in METHODS:
+        for caller in CALLERS:
+            if refused_before_decoding(method, caller):
+                yield pytest.param(method, caller, id=f"{method.split('.v1.')[1]}-{caller.name}")
+
+
+@pytest.mark.parametrize("method,caller", list(garbage_cases()))
+def test_a_caller_without_the_right_is_refused_before_its_message_is_read(world, method, caller):
+    # Not a protobuf message (field 31 with wire type 7): decoded first, it
+    # was INVALID_ARGUMENT, and a key without the scope made the server
+    # decode up to 4 MiB for nothing.
+    rpc = world.channel.unary_unary(method, request_serializer=None, response_deserializer=None)
+    with pytest.raises(grpc.RpcError) as refused:
+        rpc(b"\xff\xff\xff", metadata=[("authorization", world.tokens[caller.name])], timeout=RPC_TIMEOUT_S)
+    info = error_info(world.pb, refused.value)
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED, refused.value.details()
+    assert info is not None and info.reason == refused_before_decoding(method, caller)
+
+
+@pytest.mark.parametrize("caller", ["owner_of_demo", "key_metering_write"])
+def test_a_caller_with_the_right_still_hears_that_its_message_does_not_decode(world, caller):
+    rpc = world.channel.unary_unary("/billing.v1.Metering/Debit" if caller.startswith("key") else
+                                    "/billing.v1.Accounts/GetAccount", request_serializer=None, response_deserializer=None)
+    with pytest.raises(grpc.RpcError) as refused:
+        rpc(b"\xff\xff\xff", metadata=[("authorization", world.tokens[caller])], timeout=RPC_TIMEOUT_S)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, refused.value.details()
 
 
 # --------------------------------------------------------------------------
@@ -396,6 +450,30 @@ def test_token_claims(world, name, changes, accepted):
     else:
         assert code == grpc.StatusCode.UNAUTHENTICATED, f"{name}: {code.name} {details} ({claims})"
         assert info is not None and info.domain == DOMAIN, info
+
+
+def test_the_issuer_and_audience_flags_name_what_tokens_must_carry(pb, server, tmp_path):
+    # The table's server runs with the flags' defaults: one with others
+    # shows the flags are used (a server ignoring them took the defaults).
+    secret_file = tmp_path / "jwt-secret"
+    secret_file.write_text(secrets.token_hex(32) + "\n")
+    s = server(args=["--jwt-secret-file", str(secret_file), "--jwt-issuer", "idp.example", "--jwt-audience", "billing-2"])
+    channel = s.channel()
+    usage = channel.unary_unary(GET_USAGE, request_serializer=lambda r: r.SerializeToString(), response_deserializer=None)
+    request = pb.metering_pb2.GetUsageRequest(account_id="demo")
+
+    def answer(**claims):
+        token = mint_jwt(s.jwt_secret(), user_claims(role="owner", **claims))
+        try:
+            usage(request, metadata=[("authorization", "Bearer " + token)], timeout=RPC_TIMEOUT_S)
+            return grpc.StatusCode.OK
+        except grpc.RpcError as error:
+            return error.code()
+
+    assert answer(issuer="idp.example", audience="billing-2") == grpc.StatusCode.OK
+    assert answer(issuer="platform", audience="billing") == grpc.StatusCode.UNAUTHENTICATED
+    assert answer(issuer="idp.example", audience="billing") == grpc.StatusCode.UNAUTHENTICATED
+    assert answer(issuer="platform", audience="billing-2") == grpc.StatusCode.UNAUTHENTICATED
 
 
 def test_the_demo_owner_token_reads_demo(world):
