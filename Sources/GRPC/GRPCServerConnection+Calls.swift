@@ -72,6 +72,11 @@ extension GRPCServerConnection {
                     break
                 }
                 call.message = message
+                // Still held, until the stream ends and it goes to its
+                // handler: counted as buffered bytes till then (a peer that
+                // completes messages without ending their streams held
+                // 4 MiB a stream outside both limits).
+                bufferedRequestBytes += message.bytes.count
             }
         } catch .tooLarge(let length, let limit) {
             sendStatus(streamID, GRPCStatus(
@@ -81,7 +86,6 @@ extension GRPCServerConnection {
             sendStatus(streamID, GRPCStatus(.internal, "invalid message flags 0x\(String(flags, radix: 16))", reason: "MALFORMED_MESSAGE"))
         }
         bufferedRequestBytes -= before - call.deframer.bufferedCount
-        // Counted once the deframer has taken what completes a message.
         // (Only a connection holding bytes itself is the one to close.)
         if let budget = configuration.requestBuffer, budget.used > budget.limit, bufferedRequestBytes > 0 {
             throw HTTP2Error.enhanceYourCalm("the server's request buffers are full (\(budget.limit) bytes)")
@@ -106,6 +110,7 @@ extension GRPCServerConnection {
     func dispatch(_ call: Call, request: [UInt8]) {
         runningHandlers += 1
         call.dispatched = true
+        bufferedRequestBytes -= call.heldMessageBytes  // the handler's now
         call.message = nil
         let context = GRPCCallContext(path: call.path, headers: call.metadata,
                                       deadlineNanos: call.deadlineNanos, peer: peer)
@@ -223,8 +228,9 @@ extension GRPCServerConnection {
                     sendStatus(streamID, GRPCStatus(
                         .deadlineExceeded, "the request did not arrive within \(timeoutNanos / 1_000_000_000) s",
                         reason: "REQUEST_TIMEOUT"))
-                    bufferedRequestBytes -= call.deframer.bufferedCount
+                    bufferedRequestBytes -= call.deframer.bufferedCount + call.heldMessageBytes
                     call.deframer = GRPCMessageDeframer(maxMessageSize: configuration.maxReceiveMessageSize)
+                    call.message = nil
                 }
             }
             expired += 1

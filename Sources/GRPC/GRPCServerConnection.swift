@@ -39,7 +39,10 @@ public final class GRPCServerConnection {
         /// When the request headers arrived (loop clock), for the latency metric.
         let startedNanos: UInt64
         var deframer: GRPCMessageDeframer
+        /// The request message, complete, until the stream ends.
         var message: GRPCMessageDeframer.Message?
+        /// Its bytes, which count as buffered until it goes to its handler.
+        var heldMessageBytes: Int { message?.bytes.count ?? 0 }
         var timer: GRPCTimerID?
         var task: Task<Void, Never>?
         /// Set when the request went to its handler.
@@ -143,7 +146,7 @@ public final class GRPCServerConnection {
     func forget(_ streamID: Int32) {
         guard let call = calls.removeValue(forKey: streamID) else { return }
         configuration.metrics?.openCalls.subtract(1, ordering: .relaxed)
-        bufferedRequestBytes -= call.deframer.bufferedCount
+        bufferedRequestBytes -= call.deframer.bufferedCount + call.heldMessageBytes
         if let timer = call.timer { loop.cancel(timer) }
         if !call.responded { call.task?.cancel() }
     }

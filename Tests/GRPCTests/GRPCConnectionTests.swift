@@ -467,8 +467,8 @@ final class Harness {
         HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "http"), HTTP2Header(":path", "/test.Echo/Echo"),
         HTTP2Header(":authority", "localhost"), HTTP2Header("content-type", "application/grpc"), HTTP2Header("te", "trailers"),
     ])
-    // A message announcing 2,000 bytes, 600 of them sent, on each connection.
-    let partial = Array(grpcFrame(Array(repeating: 7, count: 2_000)).prefix(600))
+    // A message announcing 800 bytes, 600 of them sent, on each connection.
+    let partial = Array(grpcFrame(Array(repeating: 7, count: 800)).prefix(600))
     try first.server.handle(.headers(streamID: 1, headers: head, endStream: false))
     try first.server.handle(.data(streamID: 1, bytes: partial))
     #expect(budget.used == 600)
@@ -476,10 +476,44 @@ final class Harness {
     #expect(throws: HTTP2Error.self) { try second.server.handle(.data(streamID: 1, bytes: partial)) }
     second.server.close()
     #expect(budget.used == 600)  // the refused connection's bytes given back on close
-    // The rest of the first message: consumed by the deframer, released.
-    try first.server.handle(.data(streamID: 1, bytes: Array(grpcFrame(Array(repeating: 7, count: 2_000)).dropFirst(600))))
+    // The rest of the first message: complete, still held until its stream
+    // ends (5 bytes of prefix gone), released when it goes to its handler.
+    try first.server.handle(.data(streamID: 1, bytes: Array(grpcFrame(Array(repeating: 7, count: 800)).dropFirst(600))))
+    #expect(budget.used == 800)
+    try first.server.handle(.endStream(streamID: 1))
     #expect(budget.used == 0)
     first.server.close()
+    #expect(budget.used == 0)
+}
+
+/// A message complete but its stream not ended is still buffered: it counts
+/// against the connection's limit and the server's budget until it goes to
+/// its handler, or its stream closes. (Released when it completed, a peer
+/// held 4 MiB a stream outside both limits until the request timeout.)
+@Test func aCompleteMessageWhoseStreamHasNotEndedStillCountsAsBuffered() throws {
+    var configuration = GRPCServerConfiguration()
+    configuration.maxBufferedRequestBytes = 10_000
+    let budget = RequestBufferBudget(limit: 1_000_000)
+    configuration.requestBuffer = budget
+    let h = try Harness(configuration: configuration)
+    let head = HTTP2HeaderBlock([
+        HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "http"), HTTP2Header(":path", "/test.Echo/Echo"),
+        HTTP2Header(":authority", "localhost"), HTTP2Header("content-type", "application/grpc"), HTTP2Header("te", "trailers"),
+    ])
+    let message = grpcFrame(Array(repeating: 7, count: 4_000))
+    for stream: Int32 in [1, 3] {
+        try h.server.handle(.headers(streamID: stream, headers: head, endStream: false))
+        try h.server.handle(.data(streamID: stream, bytes: message))
+    }
+    #expect(budget.used == 8_000)
+    // A stream closed (reset by the peer) gives its message back.
+    try h.server.handle(.streamClosed(streamID: 3, errorCode: 0x8))
+    #expect(budget.used == 4_000)
+    try h.server.handle(.headers(streamID: 5, headers: head, endStream: false))
+    try h.server.handle(.data(streamID: 5, bytes: message))
+    try h.server.handle(.headers(streamID: 7, headers: head, endStream: false))
+    #expect(throws: HTTP2Error.self) { try h.server.handle(.data(streamID: 7, bytes: message)) }
+    h.server.close()
     #expect(budget.used == 0)
 }
 
