@@ -121,6 +121,21 @@ public final class GRPCServerConnection {
         http2.goAway()
     }
 
+    /// The peer will send nothing more (its TCP FIN): the calls whose
+    /// requests arrived are answered as usual; those still waiting for
+    /// request bytes, or answered before their request ended, never will
+    /// be complete and are reset; GOAWAY, so that HTTP/2 is done (and the
+    /// connection closes) once the last answer is out.
+    public func peerFinishedSending() {
+        beginGracefulShutdown()
+        for (streamID, call) in calls where !call.dispatched {
+            http2.resetStream(streamID, errorCode: 0x8)  // CANCEL
+            forget(streamID)
+        }
+        for streamID in refusedOpen.keys { http2.resetStream(streamID, errorCode: 0) }
+        refusedOpen.removeAll()
+    }
+
     deinit {
         configuration.requestBuffer?.add(-bufferedRequestBytes)  // 0 once closed
     }

@@ -26,6 +26,9 @@ final class Connection: GRPCConnectionHost {
     var plaintextIn: [UInt8] = []
     /// Reading stopped because too much output is waiting for the peer.
     var readPaused = false
+    /// The peer shut its side (TCP FIN): nothing more to read, while the
+    /// answers to what it sent still go out.
+    var inputClosed = false
 
     init(fd: Int32, peer: String, loop: EventLoop, server: ServerState) throws {
         self.fd = fd
@@ -49,13 +52,14 @@ final class Connection: GRPCConnectionHost {
     }
 
     func onReadable() {
-        guard !isClosed else { return }
+        // (After the peer's FIN every edge still reports it readable.)
+        guard !isClosed, !inputClosed else { return }
         if pendingOutputCount > server.configuration.maxPendingOutputBytes {
             readPaused = true
             return
         }
         var reads = 0
-        while !isClosed {
+        while !isClosed && !inputClosed {
             let count = loop.readBuffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if count > 0 {
                 lastActivity = loop.nowNanos
@@ -71,8 +75,13 @@ final class Connection: GRPCConnectionHost {
                     break
                 }
             } else if count == 0 {
-                close()  // peer closed
-                return
+                // The peer finished sending (a half-close, or all of its
+                // close): calls whose requests arrived are still answered,
+                // then the connection ends (`flush` closes it once HTTP/2
+                // has nothing left). Closed at once, they were dropped — a
+                // debit charged and never acknowledged.
+                inputClosed = true
+                grpc.peerFinishedSending()
             } else if errno == EAGAIN || errno == EWOULDBLOCK {
                 break
             } else if errno != EINTR {

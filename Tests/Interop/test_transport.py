@@ -135,6 +135,33 @@ def test_server_enforces_grpc_timeout(pb, server):
     assert 0.15 < elapsed < 2.0, f"DEADLINE_EXCEEDED after {elapsed:.2f} s"
 
 
+def test_a_peer_that_half_closes_after_its_requests_still_gets_every_answer(pb, server):
+    """A client may shut its side of the TCP connection once it has sent
+    everything (a FIN after the requests): the calls it made are answered,
+    then the server closes. (They were dropped: the connection closed at the
+    FIN, a handler's answer — a debit's acknowledgement — never sent.) A
+    call whose request had not ended is reset: it can never complete."""
+    s = server()
+    import socket
+    slow = pb.testing_pb2.EchoRequest(payload=b"slow", delay_ms=300).SerializeToString()
+    fast = pb.testing_pb2.EchoRequest(payload=b"fast").SerializeToString()
+    with h2peer.RawPeer(s.address) as peer:
+        peer.start()
+        headers = h2peer.headers_frames(5, h2peer.grpc_request_headers("/billing.v1.Testing/Echo"))
+        assert peer.send(h2peer.grpc_call(1, "/billing.v1.Testing/Echo", slow)
+                         + h2peer.grpc_call(3, "/billing.v1.Testing/Echo", fast) + headers)
+        # The server has read them (its SETTINGS and the fast answer came back) before the FIN.
+        assert peer.read_until(lambda p: p.stream_done(3), timeout=5), peer.describe()
+        peer.sock.shutdown(socket.SHUT_WR)
+        assert peer.wait_closed(timeout=10), peer.describe()
+    for stream, payload in [(1, b"slow"), (3, b"fast")]:
+        assert peer.response_headers(stream).get("grpc-status") == "0", peer.describe()
+        body = b"".join(f.payload for f in peer.stream_frames(stream) if f.type == h2peer.DATA)
+        assert pb.testing_pb2.EchoResponse.FromString(body[5:]).payload == payload
+    assert any(f.type == h2peer.RST_STREAM for f in peer.stream_frames(5)), peer.describe()
+    s.assert_serving()
+
+
 def test_oversized_message_is_resource_exhausted(pb, echo):
     with pytest.raises(grpc.RpcError) as info:
         echo(b"\x00" * (5 << 20))
