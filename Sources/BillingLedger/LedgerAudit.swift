@@ -214,18 +214,7 @@ public struct LedgerAudit: Sendable {
                 try scanned.apply(entry)
             }
         }
-        if loaded != scanned {
-            for id in Set(loaded.accounts.keys).union(scanned.accounts.keys).sorted()
-            where loaded.accounts[id] != scanned.accounts[id] {
-                problem("account \(id): checkpoint + replay differs from the journal replayed from scratch")
-            }
-            if loaded.pendingCharges != scanned.pendingCharges {
-                problem("checkpoint + replay has \(loaded.pendingCharges.count) pending gateway charge(s), the journal \(scanned.pendingCharges.count)")
-            }
-            if loaded.lastSeq != scanned.lastSeq {
-                problem("checkpoint + replay ends at seq \(loaded.lastSeq), journal at \(scanned.lastSeq)")
-            }
-        }
+        for difference in Self.differences(loaded: loaded, scanned: scanned) { problem(difference) }
 
         // 4. The store's indexes (up to the seq they cover) hold exactly one
         // row per debit (keys) and per accepted debit (runs), and no other;
@@ -280,5 +269,44 @@ public struct LedgerAudit: Sendable {
             count += 1
             sum &+= SplitMix64.mix(UInt64(bitPattern: hash) ^ SplitMix64.mix(UInt64(bitPattern: seq)))
         }
+    }
+}
+
+extension LedgerAudit {
+    /// Where the books a server would load (newest checkpoint + replay)
+    /// differ from the journal replayed from scratch: every part a
+    /// checkpoint holds — accounts, API keys (a revoked key must stay
+    /// revoked), invoices, pending charges, the test clock, the plan terms —
+    /// and, should they differ in a part not named here, that they differ.
+    public static func differences(loaded: LedgerState, scanned: LedgerState) -> [String] {
+        var found: [String] = []
+        for id in Set(loaded.accounts.keys).union(scanned.accounts.keys).sorted()
+        where loaded.accounts[id] != scanned.accounts[id] {
+            found.append("account \(id): checkpoint + replay differs from the journal replayed from scratch")
+        }
+        for id in Set(loaded.apiKeys.keys).union(scanned.apiKeys.keys).sorted() where loaded.apiKeys[id] != scanned.apiKeys[id] {
+            found.append("API key \(id): checkpoint + replay differs from the journal replayed from scratch")
+        }
+        for sequence in Set(loaded.invoices.keys).union(scanned.invoices.keys).sorted()
+        where loaded.invoices[sequence] != scanned.invoices[sequence] {
+            let number = (loaded.invoices[sequence] ?? scanned.invoices[sequence])?.invoice.number ?? "\(sequence)"
+            found.append("invoice \(number): checkpoint + replay differs from the journal replayed from scratch")
+        }
+        if loaded.pendingCharges != scanned.pendingCharges {
+            found.append("checkpoint + replay has \(loaded.pendingCharges.count) pending gateway charge(s), the journal \(scanned.pendingCharges.count)")
+        }
+        if loaded.testClockUnix != scanned.testClockUnix || loaded.testClockMoved != scanned.testClockMoved {
+            found.append("checkpoint + replay has the test clock at \(loaded.testClockUnix) (moved: \(loaded.testClockMoved)), the journal at \(scanned.testClockUnix) (moved: \(scanned.testClockMoved))")
+        }
+        if loaded.plans != scanned.plans {
+            found.append("checkpoint + replay has other plan terms than the journal")
+        }
+        if loaded.lastSeq != scanned.lastSeq {
+            found.append("checkpoint + replay ends at seq \(loaded.lastSeq), journal at \(scanned.lastSeq)")
+        }
+        if found.isEmpty && loaded != scanned {
+            found.append("checkpoint + replay differs from the journal replayed from scratch")
+        }
+        return found
     }
 }

@@ -88,7 +88,7 @@ import Testing
         var fromScratch = LedgerState()
         for entry in h.journal() { try fromScratch.apply(entry) }
         #expect(await third.ledger.snapshot == fromScratch)
-        #expect(try LedgerAudit.run(on: third.store).problems == [])
+        #expect(try LedgerAudit.run(on: third.store, plans: Fixtures.plans).problems == [])
         await third.ledger.close()
     }
 
@@ -118,6 +118,40 @@ import Testing
         entry.accountCreated = created
         #expect(throws: LedgerState.ApplyError.self) { try state.apply(entry) }
         #expect(state.accounts.isEmpty && state.lastSeq == 0)
+    }
+
+    /// `billing verify` names every part of a checkpoint that differs from
+    /// the journal, not only accounts: a revoked key made valid again, the
+    /// test clock, the plan terms. (It listed accounts, pending charges and
+    /// the seq only, and said "clean" for a checkpoint that brought a
+    /// revoked key back at the next start.)
+    @Test(arguments: ["revoked key restored", "test clock", "plan terms"])
+    func verifyNamesACheckpointThatDiffersFromTheJournalOutsideTheAccounts(damage: String) async throws {
+        let h = try await Self.busyLedger()
+        _ = try await h.ledger.createApiKey(keyID: "k1", name: "ci", scopes: ["metering:write"], hash: Array(repeating: 1, count: 32),
+                                            expiresUnix: 0, actor: "test")
+        _ = try await h.ledger.revokeApiKey(keyID: "k1", actor: "test")
+        await h.ledger.close()
+        let store = h.store.restart()
+        #expect(try LedgerAudit.run(on: store, plans: Fixtures.plans).problems == [])
+        var checkpoint = try #require(try store.latestCheckpoint())
+        let expected: String
+        switch damage {
+        case "revoked key restored":
+            let index = try #require(checkpoint.apiKeys.firstIndex { $0.created.keyID == "k1" })
+            #expect(checkpoint.apiKeys[index].revokedUnix != 0)
+            checkpoint.apiKeys[index].revokedUnix = 0
+            expected = "API key k1: checkpoint + replay differs"
+        case "test clock":
+            checkpoint.testClockUnix += 86_400
+            expected = "checkpoint + replay has the test clock at"
+        default:
+            checkpoint.plans.pro.monthlyPriceMicros += 1
+            expected = "checkpoint + replay has other plan terms"
+        }
+        h.disk.replaceLatestCheckpoint(checkpoint)
+        let problems = try LedgerAudit.run(on: store, plans: Fixtures.plans).problems
+        #expect(problems.contains { $0.hasPrefix(expected) }, "\(problems)")
     }
 
     /// Ids journaled before session 19 in another normalization can no

@@ -158,7 +158,7 @@ struct Auditor {
     /// that Free and Trial balances never go negative, that the run quota of
     /// a period is never exceeded, and that each run counts once a period.
     private mutating func replayFromScratch() -> LedgerState {
-        var state = LedgerState()
+        var state = LedgerState(plans: result.plans)
         var runsByPeriod: [String: [Int64: Set<String>]] = [:]
         var checkpoints = Dictionary(grouping: result.disk.writtenCheckpoints(), by: \.checkpoint.seq)
         for (session, checkpoint) in checkpoints.removeValue(forKey: 0) ?? [] where LedgerState(checkpoint: checkpoint) != state {
@@ -244,6 +244,12 @@ struct Auditor {
                 problem("the rebuilt ledger is at seq \(rebuilt.lastSeq), the journal at \(replayed.lastSeq)")
             }
         }
+        // Every other part too (API keys, invoices, pending charges, the
+        // clock, plan terms), as `billing verify` compares them.
+        for difference in LedgerAudit.differences(loaded: rebuilt, scanned: replayed)
+        where !difference.hasPrefix("account ") && !difference.contains("ends at seq") {
+            problem("the rebuilt ledger: \(difference)")
+        }
 
         var granted: [String: Int64] = [:]
         var fromCredits: [String: Int64] = [:]
@@ -300,7 +306,7 @@ struct Auditor {
                 }
             }
         }
-        let audit = try LedgerAudit.run(on: result.store)
+        let audit = try LedgerAudit.run(on: result.store, plans: result.plans)
         for text in audit.problems { problem("billing verify: \(text)") }
     }
 
