@@ -76,8 +76,6 @@ extension LedgerState {
     mutating func applyLifecycle(_ event: Billing_Journal_V1_LifecycleEvent, seq: Int64) throws(ApplyError) {
         guard var book = accounts[event.accountID] else { throw .unknownAccount(seq: seq, event.accountID) }
         let at = event.atUnix
-        // Business time never goes back, even if a clock does across a restart.
-        testClockUnix = max(testClockUnix, at)
         let due = book.lifecycle.nextDueTransition(now: at)
         let domainEvent: AccountEvent
         var method: Billing_Journal_V1_PaymentMethodSet?
@@ -127,6 +125,10 @@ extension LedgerState {
         guard case .success(let actions) = book.lifecycle.apply(domainEvent, now: at, plans: plans) else {
             throw .inconsistent(seq: seq, "the journal holds a refused request")
         }
+        // Nothing of the ledger's own changes before the last check above:
+        // an entry refused leaves the books as they were.
+        // Business time never goes back, even if a clock does across a restart.
+        testClockUnix = max(testClockUnix, at)
         if case .enterpriseContract = event.event, book.lifecycle.plan == .enterprise,
            let limit = book.terms(in: plans).workspaceLimit, limit != workspaceLimitBefore {
             // A contract's new workspace limit counts from the change on, as
@@ -319,11 +321,12 @@ extension LedgerState {
             record.invoice.pastDue = true
             event = .paymentFailed(invoice: recorded.invoiceSequence)
         }
-        invoices[recorded.invoiceSequence] = record
-        schedule.setOwed(recorded.invoiceSequence, false)
         guard case .success(let actions) = book.lifecycle.apply(event, now: at, plans: plans) else {
             throw .inconsistent(seq: seq, "a payment outcome refused")
         }
+        // Only once every check passed: a refused entry changes nothing.
+        invoices[recorded.invoiceSequence] = record
+        schedule.setOwed(recorded.invoiceSequence, false)
         perform(actions, on: &book, at: at, method: nil, seq: seq)
         book.charges.append(charge)
         if !recorded.idempotencyKey.isEmpty {

@@ -136,7 +136,7 @@ public struct LedgerState: Sendable, Equatable {
     /// that would carry them past Int64 is refused (the live ledger answers
     /// it as bad input, `Ledger.append`; Quote the same, `decideInPlace`).
     static func sums(after debit: Billing_Journal_V1_DebitAccepted, seq: Int64, book: inout AccountBook)
-        throws(ApplyError) -> (overage: Int64, debited: Int64, lifetime: UsageTotals) {
+        throws(ApplyError) -> (overage: Int64, debited: Int64, balance: Int64, lifetime: UsageTotals) {
         var lineSum: Int64 = 0
         for line in debit.lines {
             let (sum, overflow) = lineSum.addingReportingOverflow(line.amountMicros)
@@ -149,7 +149,10 @@ public struct LedgerState: Sendable, Equatable {
         else { throw .inconsistent(seq: seq, "line items, credits and overage do not add up to the total") }
         let (overage, overageOverflow) = book.overage.addingReportingOverflow(debit.overageMicros)
         let (debited, debitedOverflow) = book.debitedFromCredits.addingReportingOverflow(debit.fromCreditsMicros)
-        guard !overageOverflow && !debitedOverflow else { throw .overflow(seq: seq) }
+        // (Only a damaged journal or checkpoint can hold a balance near
+        // Int64.min: refused, not a trap at every start.)
+        let (balance, balanceOverflow) = book.balance.subtractingReportingOverflow(debit.fromCreditsMicros)
+        guard !overageOverflow && !debitedOverflow && !balanceOverflow else { throw .overflow(seq: seq) }
         var lifetime = book.lifetime
         for line in debit.lines {
             let (input, output) = Self.tokens(line)
@@ -158,7 +161,7 @@ public struct LedgerState: Sendable, Equatable {
             else { throw .overflow(seq: seq) }
             lifetime = next
         }
-        return (overage, debited, lifetime)
+        return (overage, debited, balance, lifetime)
     }
 
     /// Applies an accepted debit to its account's books in place. Every
@@ -168,7 +171,7 @@ public struct LedgerState: Sendable, Equatable {
         _ debit: Billing_Journal_V1_DebitAccepted, at atMicros: Int64, seq: Int64, runHash: Int64? = nil,
         to book: inout AccountBook
     ) throws(ApplyError) {
-        let (overage, debited, lifetime) = try Self.sums(after: debit, seq: seq, book: &book)
+        let (overage, debited, balance, lifetime) = try Self.sums(after: debit, seq: seq, book: &book)
 
         let period = book.rememberPeriod(containing: atMicros / 1_000_000)
         if period.start != book.periodStart {
@@ -179,7 +182,7 @@ public struct LedgerState: Sendable, Equatable {
             book.runsInPeriod.insert(runHash ?? JournalKeyHash.run(account: debit.accountID, run: debit.runID))
         }
         book.noteWorkspace(debit.workspaceID)
-        book.balance -= debit.fromCreditsMicros
+        book.balance = balance
         book.debitedFromCredits = debited
         book.overage = overage
         if debit.overageMicros > 0, atMicros / 1_000_000 >= book.lifecycle.currentPeriod.end {

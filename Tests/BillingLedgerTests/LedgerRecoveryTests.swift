@@ -154,6 +154,56 @@ import Testing
         #expect(problems.contains { $0.hasPrefix(expected) }, "\(problems)")
     }
 
+    /// An entry refused on replay changes nothing: a lifecycle entry not due
+    /// left the test clock moved (refused live, the books in memory — and the
+    /// next checkpoint — kept the change); a damaged journal's balance near
+    /// Int64.min is an overflow refused, not a trap at every start.
+    @Test func aRefusedEntryLeavesTheBooksAsTheyWere() throws {
+        var state = LedgerState()
+        var seq: Int64 = 0
+        func entry(_ event: Billing_Journal_V1_Entry.OneOf_Event, at unix: Int64 = 1_000) -> Billing_Journal_V1_Entry {
+            seq += 1
+            var entry = Billing_Journal_V1_Entry()
+            entry.seq = seq
+            entry.atUnixMicros = unix * 1_000_000
+            entry.event = event
+            return entry
+        }
+        var created = Billing_Journal_V1_AccountCreated()
+        created.accountID = "acct"
+        created.plan = "pro"
+        created.periodAnchorUnix = 1_000
+        try state.apply(entry(.accountCreated(created)))
+
+        var trialEnded = Billing_Journal_V1_LifecycleEvent()
+        trialEnded.accountID = "acct"
+        trialEnded.atUnix = 90_000
+        trialEnded.trialEnded = Billing_Journal_V1_TrialEnded()
+        let before = state
+        #expect(throws: LedgerState.ApplyError.self) { try state.apply(entry(.lifecycle(trialEnded))) }
+        #expect(state == before)
+        #expect(state.testClockUnix == before.testClockUnix)
+        seq -= 1
+
+        var grant = Billing_Journal_V1_CreditsGranted()
+        grant.accountID = "acct"
+        grant.amountMicros = .min
+        try state.apply(entry(.creditsGranted(grant)))
+        var debit = Billing_Journal_V1_DebitAccepted()
+        debit.accountID = "acct"
+        debit.idempotencyKey = "k"
+        var line = Billing_Journal_V1_PricedLine()
+        line.key = "tool_call:slack"
+        line.amountMicros = 1
+        line.quantity = 1
+        debit.lines = [line]
+        debit.totalMicros = 1
+        debit.fromCreditsMicros = 1
+        let granted = state
+        #expect(throws: LedgerState.ApplyError.overflow(seq: seq + 1)) { try state.apply(entry(.debitAccepted(debit))) }
+        #expect(state == granted)
+    }
+
     /// Ids journaled before session 19 in another normalization can no
     /// longer be named (requests take NFC only): `billing verify` lists them.
     @Test func verifyListsIdsThatAreNotNFC() async throws {
