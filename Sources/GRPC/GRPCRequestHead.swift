@@ -26,10 +26,12 @@ struct GRPCRequestHead {
             case 7 where name.elementsEqual(Self.method):
                 isPost = value.elementsEqual(Self.post)
             case 12 where name.elementsEqual(Self.contentType):
-                // "application/grpc", or with a "+proto"/"+json"/other
-                // subtype: not "application/grpc-web" or "application/grpcfoo".
-                isGRPC = value.count >= Self.grpcType.count && value.prefix(Self.grpcType.count).elementsEqual(Self.grpcType)
-                    && (value.count == Self.grpcType.count || value[value.startIndex + Self.grpcType.count] == UInt8(ascii: "+"))
+                // "application/grpc", with a "+proto"/"+json"/other subtype
+                // or ";parameters": not "application/grpc-web" or
+                // "application/grpcfoo". (Media types ignore case.)
+                isGRPC = value.count >= Self.grpcType.count
+                    && value.prefix(Self.grpcType.count).elementsEqual(Self.grpcType, by: { Self.asciiLowercased($0) == $1 })
+                    && (value.count == Self.grpcType.count || [UInt8(ascii: "+"), UInt8(ascii: ";")].contains(value[value.startIndex + Self.grpcType.count]))
             case 12 where name.elementsEqual(Self.grpcTimeout):
                 timeout = String(decoding: value, as: UTF8.self)
             case 13 where name.elementsEqual(Self.grpcEncoding):
@@ -45,6 +47,10 @@ struct GRPCRequestHead {
     static let post = Array("POST".utf8)
     static let contentType = Array("content-type".utf8)
     static let grpcType = Array("application/grpc".utf8)
+
+    static func asciiLowercased(_ byte: UInt8) -> UInt8 {
+        (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte + 32 : byte
+    }
     static let grpcTimeout = Array("grpc-timeout".utf8)
     static let grpcEncoding = Array("grpc-encoding".utf8)
 }

@@ -251,6 +251,13 @@ final class EventLoop: GRPCLoop, @unchecked Sendable {
         shuttingDown = true
         if listenFD >= 0 {
             unregister(listenFD)
+            // No longer listening, though the descriptor stays open until
+            // every loop has exited (one still in accept4 must not find its
+            // number reused): connections the kernel would queue and never
+            // hand over are refused, so clients reconnect elsewhere at once
+            // instead of waiting out the drain for a SETTINGS that never
+            // comes. (Every loop does it; after the first it is a no-op.)
+            _ = Glibc.shutdown(listenFD, Int32(SHUT_RDWR))
             listenFD = -1
         }
         for connection in connections.values {

@@ -186,12 +186,15 @@ final class Harness {
     let h = try Harness()
     let id = try h.call("/test.Echo/Echo", body: [1], contentType: "application/json")
     #expect(h.headers(id).first(":status") == "415")
-    // gRPC is "application/grpc" with an optional "+subtype"; gRPC-Web and look-alikes are not.
-    for other in ["application/grpc-web", "application/grpc-web+proto", "application/grpcfoo", "application/gr"] {
+    // gRPC is "application/grpc" with an optional "+subtype" or ";parameters"
+    // (any case); gRPC-Web and look-alikes are not.
+    for other in ["application/grpc-web", "application/grpc-web+proto", "application/grpcfoo", "application/gr",
+                  "application/grpc-web;charset=utf-8"] {
         let refused = try h.call("/test.Echo/Inline", body: grpcFrame([1]), contentType: other)
         #expect(h.headers(refused).first(":status") == "415", "\(other)")
     }
-    for grpc in ["application/grpc", "application/grpc+proto", "application/grpc+json"] {
+    for grpc in ["application/grpc", "application/grpc+proto", "application/grpc+json", "application/grpc;charset=utf-8",
+                 "Application/gRPC", "application/grpc+proto; charset=utf-8"] {
         let served = try h.call("/test.Echo/Inline", body: grpcFrame([1]), contentType: grpc)
         #expect(h.status(served) == 0, "\(grpc)")
     }

@@ -375,6 +375,32 @@ def test_graceful_shutdown_ends_calls_that_outlast_the_drain(pb, server, transpo
     assert elapsed < 3.5, f"exited {elapsed:.2f} s after the signal (drain 1 s)"
 
 
+def test_a_draining_server_refuses_new_connections_at_once(pb, server):
+    """Once SIGTERM has stopped the accepting, a new connection is refused
+    (the client tries elsewhere at once), not queued by the kernel and left
+    waiting out the drain for a SETTINGS frame that never comes."""
+    import socket
+    s = server(drain_seconds=8)
+    futures = start_echo_calls(pb, s, 1, delay_ms=4000, timeout=20)  # keeps the server draining
+    s.terminate()
+    deadline = time.monotonic() + 2  # (the call ends at 4 s, the server after it)
+    refused = False
+    while time.monotonic() < deadline and not refused:
+        try:
+            with socket.create_connection(s.address, timeout=1) as sock:
+                sock.settimeout(0.2)
+                sock.sendall(h2peer.PREFACE + h2peer.settings())
+                sock.recv(9)  # SETTINGS: accepted (the signal not handled yet)
+        except (ConnectionRefusedError, ConnectionResetError, BrokenPipeError):
+            refused = True  # refused, or reset where it was queued
+        except socket.timeout:
+            pass  # queued and never accepted: what must not happen
+        time.sleep(0.05)
+    assert refused, "new connections still queued 2 s into the drain"
+    assert outcomes(futures, timeout=10) == [grpc.StatusCode.OK]
+    assert s.wait_exit(timeout=10) == 0, s.log_tail()
+
+
 def test_shutdown_when_idle_is_prompt(server):
     s = server(drain_seconds=10)
     s.assert_serving()
