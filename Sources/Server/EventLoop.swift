@@ -129,6 +129,29 @@ final class EventLoop: GRPCLoop, @unchecked Sendable {
         _ = epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, nil)
     }
 
+    /// Whether this loop has stopped accepting for a while (`pauseAccepting`).
+    private(set) var acceptPaused = false
+
+    /// Stops watching the listening socket for `nanos`: the process is out of
+    /// file descriptors, and a connection `accept4` could not take stays
+    /// queued, so the level-triggered socket would wake the loop again at
+    /// once — a loop (the ledger's, on loop 0) spinning at 100 % and a log
+    /// line per turn. Connections closing meanwhile give descriptors back.
+    func pauseAccepting(forNanos nanos: UInt64) {
+        guard listenFD >= 0, !acceptPaused else { return }
+        acceptPaused = true
+        acceptPauses += 1
+        unregister(listenFD)
+        _ = timers.insert(deadline: monotonicNanos() + nanos) { [unowned self] in
+            acceptPaused = false
+            guard listenFD >= 0, !shuttingDown else { return }
+            try? register(listenFD, events: EPOLLIN.rawValue | EPOLLEXCLUSIVE.rawValue)
+        }
+    }
+
+    /// How many times accepting was paused (tests).
+    private(set) var acceptPauses = 0
+
     func markDirty(_ connection: Connection) {
         guard !connection.isDirty else { return }
         connection.isDirty = true

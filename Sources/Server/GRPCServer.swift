@@ -169,6 +169,9 @@ public final class GRPCServer: Sendable {
         return (fd, SocketAddress(host: address.host, port: port))
     }
 
+    /// How long a loop out of file descriptors stops accepting.
+    static let acceptPauseNanos: UInt64 = 100_000_000
+
     static func acceptConnections(loop: EventLoop, state: ServerState) {
         // Bounded: a burst of connections cannot starve this loop's other sockets.
         for _ in 0..<64 {
@@ -181,7 +184,11 @@ public final class GRPCServer: Sendable {
             }
             if fd < 0 {
                 if errno == EMFILE || errno == ENFILE {
-                    loop.logger.error("out of file descriptors; not accepting")
+                    // Paused, or the loop would spin on the connection
+                    // left queued (and log this every turn).
+                    loop.logger.error("out of file descriptors; not accepting for 100 ms",
+                                      metadata: ["open_connections": "\(state.openConnections.load(ordering: .relaxed))"])
+                    loop.pauseAccepting(forNanos: Self.acceptPauseNanos)
                 }
                 return
             }

@@ -185,6 +185,7 @@ struct Serve: ParsableCommand {
                 clientCAFile: tlsClientCa))
         }
         configuration.maxConnections = maxConnections
+        Self.raiseDescriptorLimit(for: maxConnections, logger: logger)
         configuration.idleTimeoutNanos = UInt64(idleTimeoutSeconds) * 1_000_000_000
         configuration.requestTimeoutNanos = UInt64(requestTimeoutSeconds) * 1_000_000_000
         configuration.grpc.requestBuffer = RequestBufferBudget(limit: maxBufferedRequestMib << 20)
@@ -344,5 +345,32 @@ struct Serve: ParsableCommand {
         try blockingAwait { await ledger.close() }
         store.close()
         logger.info("stopped")
+    }
+}
+
+extension Serve {
+    /// Descriptors the server needs beside its connections: the database
+    /// and its WAL and locks, the reader pool, epoll and wake descriptors,
+    /// the listening and metrics sockets, TLS files.
+    static let reservedDescriptors = 256
+
+    /// Raises the soft limit on open files to the hard one (Debian's soft
+    /// default, 1,024, is a tenth of the default --max-connections), and
+    /// warns when even that is short of --max-connections: past it the
+    /// loops pause accepting (100 ms at a time) rather than spin.
+    static func raiseDescriptorLimit(for maxConnections: Int, logger: Logger) {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = limit.rlim_max
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+        }
+        let usable = Int(clamping: limit.rlim_cur) - reservedDescriptors
+        if usable < maxConnections {
+            logger.warning("the open-file limit allows fewer connections than --max-connections; past it, accepting pauses",
+                           metadata: ["open_file_limit": "\(limit.rlim_cur)", "max_connections": "\(maxConnections)",
+                                      "connections_possible": "\(max(usable, 0))"])
+        }
     }
 }

@@ -383,7 +383,8 @@ class ServerFactory:
         self.started: list[Server] = []
 
     def start(self, *, tls: bool = False, client_ca: bool = False, drain_seconds: int = 2,
-              args=(), poll_interval: float = 0.005, db: Path | None = None, split_output: bool = False) -> Server:
+              args=(), poll_interval: float = 0.005, db: Path | None = None, split_output: bool = False,
+              open_files: int | None = None) -> Server:
         tmp_path, tls_files = self.directory, self.tls_files
         index = len(self.started)
         port_file = tmp_path / f"port-{index}"
@@ -412,8 +413,13 @@ class ServerFactory:
         err = open(stderr_path, "wb") if stderr_path is not None else None
         # Run from the repository root, as the README does, so that default
         # paths (config/) resolve; everything the server writes is in tmp_path.
+        def limit_open_files():  # `open_files`: the process's soft and hard limit on descriptors
+            import resource
+            resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+
         proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=err if err is not None else subprocess.STDOUT, cwd=ROOT)
+                                stderr=err if err is not None else subprocess.STDOUT, cwd=ROOT,
+                                preexec_fn=limit_open_files if open_files is not None else None)
         log.close()
         if err is not None:
             err.close()

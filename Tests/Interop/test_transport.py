@@ -5,6 +5,7 @@ A few checks that grpcio cannot make (a deadline the server itself enforces,
 HTTP 415, the compressed flag) use the raw HTTP/2 peer in h2peer.py.
 """
 
+import os
 import signal
 import subprocess
 import time
@@ -399,6 +400,32 @@ def test_a_draining_server_refuses_new_connections_at_once(pb, server):
     assert refused, "new connections still queued 2 s into the drain"
     assert outcomes(futures, timeout=10) == [grpc.StatusCode.OK]
     assert s.wait_exit(timeout=10) == 0, s.log_tail()
+
+
+def test_out_of_file_descriptors_the_server_pauses_accepting_instead_of_spinning(server):
+    """With every descriptor taken, a connection the server cannot accept
+    stays queued and its listening socket stays readable: the loop paused
+    accepting (100 ms at a time) instead of spinning on it at 100 % of a
+    core with a log line per turn; it serves again once descriptors free up."""
+    import socket
+    s = server(open_files=96, args=["--threads", "1"])
+    assert "the open-file limit allows fewer connections than --max-connections" in s.log_tail(200)
+    held = []
+    try:
+        for _ in range(120):  # past the limit: the rest wait in the kernel's queue
+            held.append(socket.create_connection(s.address, timeout=2))
+        time.sleep(0.3)
+        ticks = lambda: sum(int(x) for x in open(f"/proc/{s.proc.pid}/stat").read().rsplit(")", 1)[1].split()[11:13])
+        before, logged = ticks(), s.log_tail(100_000).count("out of file descriptors")
+        time.sleep(1.0)
+        busy = (ticks() - before) / os.sysconf("SC_CLK_TCK")
+        pauses = s.log_tail(100_000).count("out of file descriptors") - logged
+        assert busy < 0.3, f"the server used {busy:.2f} s of CPU in 1 s with no descriptors left"
+        assert 1 <= pauses <= 15, f"{pauses} 'out of file descriptors' lines in 1 s"
+    finally:
+        for sock in held:
+            sock.close()
+    s.assert_serving()
 
 
 def test_shutdown_when_idle_is_prompt(server):
