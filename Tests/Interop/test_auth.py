@@ -452,6 +452,19 @@ def test_token_claims(world, name, changes, accepted):
         assert info is not None and info.domain == DOMAIN, info
 
 
+def test_a_users_action_is_audited_under_its_user_id(world, pb):
+    """The audit log names a user who acted by the token's subject
+    (`user:<sub>`), not by their account or role."""
+    p = pb.payments_pb2
+    card = p.PaymentMethodInput(card=p.CardInput(number="4242424242424242", exp_month=12, exp_year=2099))
+    code, _, details, _ = world.call("/billing.v1.Payments/SetPaymentMethod", world.tokens["owner_of_other_account"],
+                                     p.SetPaymentMethodRequest(account_id=OTHER_ACCOUNT, payment_method=card))
+    assert code == grpc.StatusCode.OK, details
+    admin = pb.admin_pb2_grpc.AdminStub(world.server.authorized_channel())
+    entries = admin.ListAuditLog(pb.admin_pb2.ListAuditLogRequest(account_id=OTHER_ACCOUNT), timeout=RPC_TIMEOUT_S).entries
+    assert ("SetPaymentMethod", "user:user-owner_of_other_account") in [(e.action, e.actor) for e in entries], entries
+
+
 def test_the_issuer_and_audience_flags_name_what_tokens_must_carry(pb, server, tmp_path):
     # The table's server runs with the flags' defaults: one with others
     # shows the flags are used (a server ignoring them took the defaults).
