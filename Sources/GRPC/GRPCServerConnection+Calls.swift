@@ -65,6 +65,7 @@ extension GRPCServerConnection {
             throw HTTP2Error.enhanceYourCalm("more than \(configuration.maxBufferedRequestBytes) request bytes buffered")
         }
         let before = call.deframer.bufferedCount
+        var held = 0
         do {
             while let message = try call.deframer.next() {
                 guard call.message == nil else {
@@ -76,7 +77,7 @@ extension GRPCServerConnection {
                 // handler: counted as buffered bytes till then (a peer that
                 // completes messages without ending their streams held
                 // 4 MiB a stream outside both limits).
-                bufferedRequestBytes += message.bytes.count
+                held += message.bytes.count
             }
         } catch .tooLarge(let length, let limit) {
             sendStatus(streamID, GRPCStatus(
@@ -85,8 +86,17 @@ extension GRPCServerConnection {
         } catch .badFlags(let flags) {
             sendStatus(streamID, GRPCStatus(.internal, "invalid message flags 0x\(String(flags, radix: 16))", reason: "MALFORMED_MESSAGE"))
         }
-        bufferedRequestBytes -= before - call.deframer.bufferedCount
-        // (Only a connection holding bytes itself is the one to close.)
+        // One change: what the deframer gave up, less the message it became.
+        bufferedRequestBytes += held - (before - call.deframer.bufferedCount)
+    }
+
+    /// The server-wide request buffer past its limit ends this connection
+    /// if it holds request bytes itself. Checked once a read's events are
+    /// handled (`receive`): a message whose END_STREAM came in the same read
+    /// has gone to its handler by then and no longer counts — checked at
+    /// each DATA, such a connection was closed for a request it had
+    /// already completed.
+    func checkRequestBudget() throws {
         if let budget = configuration.requestBuffer, budget.used > budget.limit, bufferedRequestBytes > 0 {
             throw HTTP2Error.enhanceYourCalm("the server's request buffers are full (\(budget.limit) bytes)")
         }

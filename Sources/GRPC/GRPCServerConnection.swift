@@ -88,6 +88,7 @@ public final class GRPCServerConnection {
             for event in events {
                 try handle(event)
             }
+            try checkRequestBudget()
         } catch HTTP2Error.enhanceYourCalm(let reason) {
             // A limit of this layer (request bytes buffered): the peer is
             // told why, and which streams were processed, before the close.

@@ -459,7 +459,9 @@ final class Harness {
 /// Two connections sharing a server-wide request buffer of 1,000 bytes:
 /// each holds a partial message; the one whose bytes pass the shared limit
 /// is refused (ENHANCE_YOUR_CALM), though it is under its own 64 MiB; bytes
-/// are given back as messages complete and when a connection closes.
+/// are given back as messages go to their handlers and when a connection
+/// closes. The budget is checked once a read's events are handled
+/// (`checkRequestBudget`, from `receive`).
 @Test func connectionsShareTheServersRequestBufferBudget() throws {
     var configuration = GRPCServerConfiguration()
     let budget = RequestBufferBudget(limit: 1_000)
@@ -470,23 +472,50 @@ final class Harness {
         HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "http"), HTTP2Header(":path", "/test.Echo/Echo"),
         HTTP2Header(":authority", "localhost"), HTTP2Header("content-type", "application/grpc"), HTTP2Header("te", "trailers"),
     ])
-    // A message announcing 800 bytes, 600 of them sent, on each connection.
-    let partial = Array(grpcFrame(Array(repeating: 7, count: 800)).prefix(600))
+    // A message announcing 2,000 bytes, 600 of them sent, on each connection.
+    let partial = Array(grpcFrame(Array(repeating: 7, count: 2_000)).prefix(600))
     try first.server.handle(.headers(streamID: 1, headers: head, endStream: false))
     try first.server.handle(.data(streamID: 1, bytes: partial))
+    try first.server.checkRequestBudget()
     #expect(budget.used == 600)
     try second.server.handle(.headers(streamID: 1, headers: head, endStream: false))
-    #expect(throws: HTTP2Error.self) { try second.server.handle(.data(streamID: 1, bytes: partial)) }
+    try second.server.handle(.data(streamID: 1, bytes: partial))
+    #expect(throws: HTTP2Error.self) { try second.server.checkRequestBudget() }
     second.server.close()
     #expect(budget.used == 600)  // the refused connection's bytes given back on close
-    // The rest of the first message: complete, still held until its stream
-    // ends (5 bytes of prefix gone), released when it goes to its handler.
-    try first.server.handle(.data(streamID: 1, bytes: Array(grpcFrame(Array(repeating: 7, count: 800)).dropFirst(600))))
-    #expect(budget.used == 800)
+    // The rest of the first message, with its END_STREAM in the same read:
+    // complete (5 bytes of prefix gone), then gone to its handler — over
+    // the budget for a moment, never when it is checked.
+    try first.server.handle(.data(streamID: 1, bytes: Array(grpcFrame(Array(repeating: 7, count: 2_000)).dropFirst(600))))
+    #expect(budget.used == 2_000)
     try first.server.handle(.endStream(streamID: 1))
     #expect(budget.used == 0)
+    try first.server.checkRequestBudget()
     first.server.close()
     #expect(budget.used == 0)
+}
+
+/// A connection that completes a request (its END_STREAM in the same read)
+/// while other connections have the server's request buffer full is not
+/// the one closed: it holds nothing once its request went to its handler.
+@Test func aCompletedRequestIsNotClosedForABudgetOthersFilled() throws {
+    var configuration = GRPCServerConfiguration()
+    let budget = RequestBufferBudget(limit: 1_000)
+    configuration.requestBuffer = budget
+    let hog = try Harness(configuration: configuration)
+    let h = try Harness(configuration: configuration)
+    let head = HTTP2HeaderBlock([
+        HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "http"), HTTP2Header(":path", "/test.Echo/Echo"),
+        HTTP2Header(":authority", "localhost"), HTTP2Header("content-type", "application/grpc"), HTTP2Header("te", "trailers"),
+    ])
+    try hog.server.handle(.headers(streamID: 1, headers: head, endStream: false))
+    try hog.server.handle(.data(streamID: 1, bytes: Array(grpcFrame(Array(repeating: 7, count: 5_000)).prefix(1_200))))
+    #expect(budget.used == 1_200)
+    let id = try h.call("/test.Echo/Inline", body: grpcFrame(Array(repeating: 1, count: 300)))  // through `receive`
+    #expect(h.status(id) == 0)
+    #expect(!h.events.contains { if case .goAway = $0 { true } else { false } })
+    #expect(throws: HTTP2Error.self) { try hog.server.checkRequestBudget() }
+    hog.server.close()
 }
 
 /// A message complete but its stream not ended is still buffered: it counts
