@@ -29,6 +29,8 @@ final class Connection: GRPCConnectionHost {
     /// The peer shut its side (TCP FIN): nothing more to read, while the
     /// answers to what it sent still go out.
     var inputClosed = false
+    /// epoll said the peer's side is shut: read until `read` says so too.
+    var peerShutDownSeen = false
 
     init(fd: Int32, peer: String, loop: EventLoop, server: ServerState) throws {
         self.fd = fd
@@ -51,9 +53,20 @@ final class Connection: GRPCConnectionHost {
         loop.markDirty(self)
     }
 
-    func onReadable() {
-        // (After the peer's FIN every edge still reports it readable.)
-        guard !isClosed, !inputClosed else { return }
+    /// Reads what the peer sent. `peerShutDown`: epoll reported the peer's
+    /// side shut (EPOLLRDHUP or EPOLLHUP): read on to the end even after a
+    /// short read, or the FIN — edge-triggered, never reported again — goes
+    /// unseen and the connection lingers to the idle timeout. `peerGone`:
+    /// EPOLLHUP or EPOLLERR, the connection is over both ways.
+    func onReadable(peerShutDown: Bool = false, peerGone: Bool = false) {
+        guard !isClosed else { return }
+        if peerShutDown { peerShutDownSeen = true }  // (kept for the reads of later turns)
+        if inputClosed {
+            // (After the peer's FIN every edge still reports it readable.)
+            // Gone altogether (a reset, both sides closed): nothing more can be sent.
+            if peerGone { close() }
+            return
+        }
         if pendingOutputCount > server.configuration.maxPendingOutputBytes {
             readPaused = true
             return
@@ -65,7 +78,7 @@ final class Connection: GRPCConnectionHost {
                 lastActivity = loop.nowNanos
                 let ok = loop.readBuffer.withUnsafeBytes { deliver(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
                 if !ok { return }
-                if count < loop.readBuffer.count { break }
+                if count < loop.readBuffer.count && !peerShutDownSeen { break }
                 // A full buffer: more may wait. One peer gets this many reads
                 // a turn (a flood of frames that cause no output would
                 // otherwise hold the loop, and the ledger on loop 0).
@@ -153,7 +166,10 @@ final class Connection: GRPCConnectionHost {
         }
         writePending()
         if isClosed { return }
-        if closeAfter || (!grpc.isActive && pendingOutputCount == 0) {
+        // Once the peer has finished sending, no call left is the end too (a
+        // stream it began and never finished keeps HTTP/2 "active").
+        let done = !grpc.isActive || (inputClosed && grpc.openCallCount == 0)
+        if closeAfter || (done && pendingOutputCount == 0) {
             // TLS ends with close_notify: the peer can tell the end from a
             // cut connection (truncation). Nothing after it is awaited.
             if let tls {

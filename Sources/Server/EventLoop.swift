@@ -194,7 +194,8 @@ final class EventLoop: GRPCLoop, @unchecked Sendable {
                     acceptor?(self)
                 } else if let connection = connections[fd] {
                     if flags & (EPOLLIN.rawValue | EPOLLERR.rawValue | EPOLLHUP.rawValue | EPOLLRDHUP.rawValue) != 0 {
-                        connection.onReadable()
+                        connection.onReadable(peerShutDown: flags & (EPOLLRDHUP.rawValue | EPOLLHUP.rawValue) != 0,
+                                              peerGone: flags & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0)
                     }
                     if flags & EPOLLOUT.rawValue != 0 {
                         markDirty(connection)

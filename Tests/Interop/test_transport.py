@@ -163,6 +163,56 @@ def test_a_peer_that_half_closes_after_its_requests_still_gets_every_answer(pb, 
     s.assert_serving()
 
 
+@pytest.mark.parametrize("tail", ["nothing", "an unfinished header block"])
+def test_a_fin_right_behind_the_requests_is_seen_and_the_connection_ends(pb, server, tail):
+    """The FIN in the same segment as the last request (a short read that
+    is also the end): the answers come, then the server closes at once —
+    not at the idle timeout (300 s), which is where an unseen FIN left it.
+    A header block the peer never finished does not hold it open either."""
+    import socket
+    s = server()
+    fast = pb.testing_pb2.EchoRequest(payload=b"fast").SerializeToString()
+    unfinished = b""
+    if tail != "nothing":  # HEADERS without END_HEADERS, and no CONTINUATION ever
+        block = h2peer.encode_headers(h2peer.grpc_request_headers("/billing.v1.Testing/Echo"))
+        unfinished = h2peer.frame(h2peer.HEADERS, 0, 5, block)
+    with h2peer.RawPeer(s.address) as peer:
+        assert peer.send(h2peer.PREFACE + h2peer.settings() + h2peer.grpc_call(1, "/billing.v1.Testing/Echo", fast)
+                         + h2peer.grpc_call(3, "/billing.v1.Testing/Echo", fast) + unfinished)
+        peer.sock.shutdown(socket.SHUT_WR)
+        assert peer.wait_closed(timeout=10), peer.describe()
+    for stream in (1, 3):
+        assert peer.response_headers(stream).get("grpc-status") == "0", peer.describe()
+    s.assert_serving()
+
+
+def test_a_half_closed_peer_that_then_resets_is_let_go_at_once(pb, server):
+    """A peer that shut its side, then reset the connection (gone both
+    ways): the connection closes at the reset, its running call cancelled,
+    instead of lingering until that call's answer fails to send."""
+    import socket
+    import struct
+    from test_metrics import free_port, scrape
+    metrics_port = free_port()
+    s = server(args=("--metrics-listen", f"127.0.0.1:{metrics_port}"))
+    slow = pb.testing_pb2.EchoRequest(payload=b"slow", delay_ms=5000).SerializeToString()
+    fast = pb.testing_pb2.EchoRequest(payload=b"fast").SerializeToString()
+    peer = h2peer.RawPeer(s.address)
+    peer.start()
+    assert peer.send(h2peer.grpc_call(1, "/billing.v1.Testing/Echo", slow) + h2peer.grpc_call(3, "/billing.v1.Testing/Echo", fast))
+    assert peer.read_until(lambda p: p.stream_done(3), timeout=5), peer.describe()
+    peer.sock.shutdown(socket.SHUT_WR)
+    time.sleep(0.2)  # the FIN handled: the slow call still runs, the connection stays for its answer
+    assert scrape(metrics_port)["billing_open_connections"] == 1
+    peer.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    peer.sock.close()  # RST
+    deadline = time.monotonic() + 2.5  # (the slow call would answer at 5 s)
+    while scrape(metrics_port)["billing_open_connections"] != 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert scrape(metrics_port)["billing_open_connections"] == 0, "still open after the reset"
+    s.assert_serving()
+
+
 def test_oversized_message_is_resource_exhausted(pb, echo):
     with pytest.raises(grpc.RpcError) as info:
         echo(b"\x00" * (5 << 20))
