@@ -11,20 +11,40 @@ apt_packages=(
   strace           # a test checks how the secret files are created
   python3-pip
 )
-pip_packages=(grpcio grpcio-tools grpcio-health-checking h2 pytest)
+# The versions the suite is tested with (a new major version of h2 or a
+# change in grpcio's behaviour must not break CI without a change here).
+pip_packages=("grpcio>=1.85,<1.86" "grpcio-tools>=1.85,<1.86" "grpcio-health-checking>=1.85,<1.86"
+              "h2>=4.4,<5" "pytest>=9,<10")
 
 missing=()
 for package in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
 if [ ${#missing[@]} -gt 0 ]; then
-  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "install-deps: run as root (or install sudo) to install: ${missing[*]}" >&2; exit 1; }
+    sudo="sudo"
+  fi
   echo "installing Debian packages: ${missing[*]}"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-if ! python3 -c "import grpc, grpc_tools, grpc_health, h2, pytest" 2>/dev/null; then
+# Installed already, in the versions above? (No pip run then: offline and fast.)
+pinned_present() {
+  python3 - "${pip_packages[@]}" <<'PY' 2>/dev/null
+import importlib.metadata, re, sys
+def parse(v): return tuple(int(x) for x in re.findall(r"\d+", v)[:3])
+for spec in sys.argv[1:]:
+    name, low, high = re.fullmatch(r"([\w-]+)>=([\d.]+),<([\d.]+)", spec).groups()
+    have = parse(importlib.metadata.version(name))
+    if not parse(low) <= have < parse(high):
+        sys.exit(1)
+import grpc, grpc_tools, grpc_health, h2, pytest
+PY
+}
+if ! pinned_present; then
   echo "installing Python packages: ${pip_packages[*]}"
   # Debian 12's own python3 is "externally managed" (PEP 668): pip refuses
   # to install into it unless told to. These are test tools, kept to pip's

@@ -16,8 +16,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# No proxy for loopback, whatever http_proxy says (urllib would follow it).
+DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def scrape(port: int, timeout: float = 5) -> dict[str, float]:
-    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=timeout).read().decode()
+    body = DIRECT.open(f"http://127.0.0.1:{port}/metrics", timeout=timeout).read().decode()
     samples = {}
     for line in body.splitlines():
         if line and not line.startswith("#"):
@@ -98,7 +102,7 @@ def test_unknown_paths_do_not_grow_the_label_set(server, pb):
     assert not any("Nope" in name for name in samples)
     # Anything but GET /metrics is 404.
     try:
-        urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/other", timeout=5)
+        DIRECT.open(f"http://127.0.0.1:{metrics_port}/other", timeout=5)
         raise AssertionError("expected 404")
     except urllib.error.HTTPError as error:
         assert error.code == 404

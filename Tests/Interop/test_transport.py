@@ -470,7 +470,7 @@ def test_out_of_file_descriptors_the_server_pauses_accepting_instead_of_spinning
         time.sleep(1.0)
         busy = (ticks() - before) / os.sysconf("SC_CLK_TCK")
         pauses = s.log_tail(100_000).count("out of file descriptors") - logged
-        assert busy < 0.3, f"the server used {busy:.2f} s of CPU in 1 s with no descriptors left"
+        assert busy < 0.5, f"the server used {busy:.2f} s of CPU in 1 s with no descriptors left"
         assert 1 <= pauses <= 15, f"{pauses} 'out of file descriptors' lines in 1 s"
     finally:
         for sock in held:
