@@ -456,6 +456,22 @@ final class Harness {
     #expect(h.status(younger) == nil)
 }
 
+/// A request head for /test.Echo/Echo, for events handed to a server directly.
+func echoRequestHead() -> HTTP2HeaderBlock {
+    HTTP2HeaderBlock([
+        HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "http"), HTTP2Header(":path", "/test.Echo/Echo"),
+        HTTP2Header(":authority", "localhost"), HTTP2Header("content-type", "application/grpc"), HTTP2Header("te", "trailers"),
+    ])
+}
+
+/// Two connections whose servers share a request buffer of `limit` bytes.
+func twoConnectionsSharingABudget(of limit: Int) throws -> (Harness, Harness, RequestBufferBudget) {
+    var configuration = GRPCServerConfiguration()
+    let budget = RequestBufferBudget(limit: limit)
+    configuration.requestBuffer = budget
+    return (try Harness(configuration: configuration), try Harness(configuration: configuration), budget)
+}
+
 /// Two connections sharing a server-wide request buffer of 1,000 bytes:
 /// each holds a partial message; the one whose bytes pass the shared limit
 /// is refused (ENHANCE_YOUR_CALM), though it is under its own 64 MiB; bytes
@@ -463,15 +479,8 @@ final class Harness {
 /// closes. The budget is checked once a read's events are handled
 /// (`checkRequestBudget`, from `receive`).
 @Test func connectionsShareTheServersRequestBufferBudget() throws {
-    var configuration = GRPCServerConfiguration()
-    let budget = RequestBufferBudget(limit: 1_000)
-    configuration.requestBuffer = budget
-    let first = try Harness(configuration: configuration)
-    let second = try Harness(configuration: configuration)
-    let head = HTTP2HeaderBlock([
-        HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "http"), HTTP2Header(":path", "/test.Echo/Echo"),
-        HTTP2Header(":authority", "localhost"), HTTP2Header("content-type", "application/grpc"), HTTP2Header("te", "trailers"),
-    ])
+    let (first, second, budget) = try twoConnectionsSharingABudget(of: 1_000)
+    let head = echoRequestHead()
     // A message announcing 2,000 bytes, 600 of them sent, on each connection.
     let partial = Array(grpcFrame(Array(repeating: 7, count: 2_000)).prefix(600))
     try first.server.handle(.headers(streamID: 1, headers: head, endStream: false))
@@ -499,15 +508,8 @@ final class Harness {
 /// while other connections have the server's request buffer full is not
 /// the one closed: it holds nothing once its request went to its handler.
 @Test func aCompletedRequestIsNotClosedForABudgetOthersFilled() throws {
-    var configuration = GRPCServerConfiguration()
-    let budget = RequestBufferBudget(limit: 1_000)
-    configuration.requestBuffer = budget
-    let hog = try Harness(configuration: configuration)
-    let h = try Harness(configuration: configuration)
-    let head = HTTP2HeaderBlock([
-        HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "http"), HTTP2Header(":path", "/test.Echo/Echo"),
-        HTTP2Header(":authority", "localhost"), HTTP2Header("content-type", "application/grpc"), HTTP2Header("te", "trailers"),
-    ])
+    let (hog, h, budget) = try twoConnectionsSharingABudget(of: 1_000)
+    let head = echoRequestHead()
     try hog.server.handle(.headers(streamID: 1, headers: head, endStream: false))
     try hog.server.handle(.data(streamID: 1, bytes: Array(grpcFrame(Array(repeating: 7, count: 5_000)).prefix(1_200))))
     #expect(budget.used == 1_200)
@@ -528,10 +530,7 @@ final class Harness {
     let budget = RequestBufferBudget(limit: 1_000_000)
     configuration.requestBuffer = budget
     let h = try Harness(configuration: configuration)
-    let head = HTTP2HeaderBlock([
-        HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "http"), HTTP2Header(":path", "/test.Echo/Echo"),
-        HTTP2Header(":authority", "localhost"), HTTP2Header("content-type", "application/grpc"), HTTP2Header("te", "trailers"),
-    ])
+    let head = echoRequestHead()
     let message = grpcFrame(Array(repeating: 7, count: 4_000))
     for stream: Int32 in [1, 3] {
         try h.server.handle(.headers(streamID: stream, headers: head, endStream: false))
