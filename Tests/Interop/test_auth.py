@@ -93,7 +93,7 @@ class Caller:
 CALLERS = [
     Caller("no_token", "anonymous", reason="MISSING_CREDENTIALS"),
     Caller("malformed_scheme", "bad", reason="MALFORMED_CREDENTIALS"),  # authorization: Basic …
-    Caller("malformed_key", "bad"),            # Bearer bk_… of the wrong shape
+    Caller("malformed_key", "bad", reason="MALFORMED_CREDENTIALS"),  # Bearer bk_… of the wrong shape
     Caller("unknown_key", "bad", reason="INVALID_API_KEY"),  # a well-formed key that was never created
     Caller("wrong_secret_key", "bad", reason="INVALID_API_KEY"),  # the demo key's id with another secret
     Caller("bad_signature_jwt", "bad", reason="INVALID_TOKEN"),  # Owner of demo, signed with another secret
