@@ -63,7 +63,7 @@ struct Serve: ParsableCommand {
     @Option(help: "Largest request message accepted, in bytes (1 to 67108864); larger ones get RESOURCE_EXHAUSTED.")
     var maxMessageBytes: Int = 4 << 20
 
-    @Option(help: "Most open connections (1 to 1000000); more are closed at accept.")
+    @Option(help: "Most open connections (1 to 1000000); more are closed at accept. The open-file limit is raised to its hard limit at start (a warning if that allows fewer); out of descriptors, accepting pauses 100 ms at a time.")
     var maxConnections: Int = 10_000
 
     @Option(help: "Close connections idle (no call in progress) this many seconds (1...604800).")
