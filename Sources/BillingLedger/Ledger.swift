@@ -106,7 +106,15 @@ public actor Ledger {
             // past the index. A checkpoint older than the index (a newer one
             // lost) would leave the keys between out: read them as below.
             filterLoaded = checkpoint.seq >= indexed && keyFilter.load(checkpoint.keyFilter)
-            if booksLoaded { loadedCheckpointSeq = checkpoint.seq }
+            if booksLoaded {
+                loadedCheckpointSeq = checkpoint.seq
+            } else {
+                let why = checkpoint.rulesVersion == LedgerState.rulesVersion
+                    ? "its books are impossible (damaged): `billing verify` reports it"
+                    : "it was written under other replay rules (rules \(checkpoint.rulesVersion), this build \(LedgerState.rulesVersion))"
+                logger.warning("the newest checkpoint's books were not loaded; the journal is replayed from its start instead",
+                               metadata: ["checkpoint_seq": "\(checkpoint.seq)", "reason": "\(why)"])
+            }
         }, replaying: { entry in
             guard entry.seq > indexed else { return }
             if let hash = cache.insert(entry) { keyFilter.insert(hash) }

@@ -206,7 +206,15 @@ public struct LedgerAudit: Sendable {
         // 3. What the server would load: newest checkpoint + the journal after it.
         // A server writing meanwhile moves the journal on: the scan's books
         // are carried to the same seq before they are compared.
-        let (loaded, _) = try LedgerState.recover(from: store, plans: plans)
+        var passedOver: Int64?
+        let (loaded, _) = try LedgerState.recover(from: store, plans: plans, loading: { checkpoint, booksLoaded in
+            // Written by these rules and still not loadable: damaged books.
+            // (Another rules version is an upgrade: replayed, not a difference.)
+            if !booksLoaded, checkpoint.rulesVersion == LedgerState.rulesVersion { passedOver = checkpoint.seq }
+        })
+        if let passedOver {
+            problem("the checkpoint at seq \(passedOver) holds books no ledger writes: start-up passes it over and replays the journal")
+        }
         var scanned = fromScratch
         if loaded.lastSeq > scanned.lastSeq {
             try store.forEachEntry(after: scanned.lastSeq) { entry in

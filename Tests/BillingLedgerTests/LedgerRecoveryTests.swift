@@ -265,6 +265,9 @@ import Testing
         }
         #expect(!LedgerState.usable(checkpoint))
         try Self.expectReplayedFromTheStart(after: checkpoint, writtenAt: 3, in: store, journal: h.journal())
+        // `billing verify` says so (the books loaded equal the journal's: without this line it said "clean").
+        let problems = try LedgerAudit.run(on: store, plans: Fixtures.plans).problems
+        #expect(problems.contains { $0.hasPrefix("the checkpoint at seq \(checkpoint.seq) holds books no ledger writes") }, "\(problems)")
     }
 
     /// Writes `checkpoint` as the newest and recovers: the journal must be
