@@ -75,17 +75,15 @@ public final class Authenticator: Sendable {
     /// 4 MiB), and hears PERMISSION_DENIED, not a decoding error. A user's
     /// role on a billing method is checked once the request names its
     /// account (`authorize`): another account is NOT_FOUND first.
-    func authorizeBeforeDecoding(_ principal: Principal, _ access: Access) throws(GRPCStatus) {
+    /// Returns whether that is all there is to check (a service key).
+    func authorizeBeforeDecoding(_ principal: Principal, _ access: Access) throws(GRPCStatus) -> Bool {
         switch (principal, access) {
-        case (.service, _), (.user, .service): try authorize(principal, access, accountID: nil)
-        case (.user, .read), (.user, .act): break
+        case (.service, _), (.user, .service):  // (a user here is refused)
+            try authorize(principal, access, accountID: nil)
+            return true
+        case (.user, .read), (.user, .act):
+            return false
         }
-    }
-
-    /// Whether `authorizeBeforeDecoding` decided everything for this caller.
-    static func decidedBeforeDecoding(_ principal: Principal) -> Bool {
-        if case .service = principal { return true }
-        return false
     }
 
     func authorize(_ principal: Principal, _ access: Access, accountID: String?) throws(GRPCStatus) {

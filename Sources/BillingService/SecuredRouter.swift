@@ -100,7 +100,7 @@ struct SecuredRouter {
         let principal = try authenticator.principal(context)
         // Then the rights that need no request: a caller who may not call
         // the method is refused before its message is decoded.
-        try authenticator.authorizeBeforeDecoding(principal, access)
+        let decided = try authenticator.authorizeBeforeDecoding(principal, access)
         // The metering requests: counted on the wire, then decoded by hand
         // in their usual shape (one dynamic cast for both).
         var handDecoded: Request?
@@ -121,14 +121,10 @@ struct SecuredRouter {
         }
         // A user's role, once the request names the account (a service
         // key's scopes were all there was to check).
-        if !Authenticator.decidedBeforeDecoding(principal) {
-            try authenticator.authorize(principal, access, accountID: account)
-        }
+        if !decided { try authenticator.authorize(principal, access, accountID: account) }
         return (request, principal)
     }
 
-    /// The account a request concerns, for the access check: its own, or
-    /// for one that may leave it out and does, a user's own account.
     /// The account a request concerns, for the access check: its own, or
     /// for one that may leave it out and does, a user's own account; empty
     /// when a required one is left out.

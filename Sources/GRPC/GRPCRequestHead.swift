@@ -31,7 +31,7 @@ struct GRPCRequestHead {
                 // "application/grpcfoo". (Media types ignore case.)
                 isGRPC = value.count >= Self.grpcType.count
                     && value.prefix(Self.grpcType.count).elementsEqual(Self.grpcType, by: { Self.asciiLowercased($0) == $1 })
-                    && (value.count == Self.grpcType.count || [UInt8(ascii: "+"), UInt8(ascii: ";")].contains(value[value.startIndex + Self.grpcType.count]))
+                    && (value.count == Self.grpcType.count || Self.endsGRPCType(value[value.startIndex + Self.grpcType.count]))
             case 12 where name.elementsEqual(Self.grpcTimeout):
                 timeout = String(decoding: value, as: UTF8.self)
             case 13 where name.elementsEqual(Self.grpcEncoding):
@@ -47,10 +47,15 @@ struct GRPCRequestHead {
     static let post = Array("POST".utf8)
     static let contentType = Array("content-type".utf8)
     static let grpcType = Array("application/grpc".utf8)
+    static let grpcTimeout = Array("grpc-timeout".utf8)
+    static let grpcEncoding = Array("grpc-encoding".utf8)
 
     static func asciiLowercased(_ byte: UInt8) -> UInt8 {
         (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte + 32 : byte
     }
-    static let grpcTimeout = Array("grpc-timeout".utf8)
-    static let grpcEncoding = Array("grpc-encoding".utf8)
+
+    /// What may follow "application/grpc": a "+subtype" or ";parameters".
+    static func endsGRPCType(_ byte: UInt8) -> Bool {
+        byte == UInt8(ascii: "+") || byte == UInt8(ascii: ";")
+    }
 }

@@ -140,7 +140,6 @@ final class EventLoop: GRPCLoop, @unchecked Sendable {
     func pauseAccepting(forNanos nanos: UInt64) {
         guard listenFD >= 0, !acceptPaused else { return }
         acceptPaused = true
-        acceptPauses += 1
         unregister(listenFD)
         _ = timers.insert(deadline: monotonicNanos() + nanos) { [unowned self] in
             acceptPaused = false
@@ -148,9 +147,6 @@ final class EventLoop: GRPCLoop, @unchecked Sendable {
             try? register(listenFD, events: EPOLLIN.rawValue | EPOLLEXCLUSIVE.rawValue)
         }
     }
-
-    /// How many times accepting was paused (tests).
-    private(set) var acceptPauses = 0
 
     func markDirty(_ connection: Connection) {
         guard !connection.isDirty else { return }
