@@ -10,7 +10,7 @@
 # than 100 %. Needs root (or perf_event_paranoid <= 1) and perf.
 #
 # Usage: scripts/bench-profile.sh MIX [load-seconds]   (MIX: debit:1, batch:1, quote:1, ...)
-# Environment: STREAMS (32), PERF_SECONDS (6), WARM (4: seconds of the timed load before recording;
+# Environment: STREAMS (32), PERF_SECONDS (6), SAMPLES_OUT (a file to keep perf script's samples in), WARM (4: seconds of the timed load before recording;
 # WARM + PERF_SECONDS must stay under the load's seconds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +31,7 @@ perf record -F 1999 -g -p "$server" -o "$work/perf.data" -- sleep "${PERF_SECOND
 wait "$load" || true
 sed -n '1,2p' "$work/load.out"
 perf script -i "$work/perf.data" -F comm,ip,sym 2>/dev/null >"$work/samples.txt"
+[ -z "${SAMPLES_OUT:-}" ] || cp "$work/samples.txt" "$SAMPLES_OUT"
 python3 - "$work/samples.txt" <<'PY'
 import collections, sys
 # (stage, a substring of a frame's symbol): the first that a sample's chain holds names its stage.

@@ -131,4 +131,28 @@ extension AccountLifecycle {
         if trialEndsAt != nil { terms.accruesOverage = false }
         return terms
     }
+
+    /// The plan a downgrade due at the current period's end moves to, once
+    /// `now` is past that end but before the period close is applied (the
+    /// ticker runs once a second); nil when no such move is due. A trial's
+    /// scheduled change (at the trial's end) is not anticipated: a trial
+    /// and the plans it may move to never accrue overage.
+    public func planAfterDueClose(at now: Int64) -> Plan? {
+        guard now >= currentPeriod.end, trialEndsAt == nil, let change = pendingChange,
+              change.effectiveAt <= currentPeriod.end else { return nil }
+        return change.plan
+    }
+
+    /// The terms metering applies at `now`: those in force, or those of the
+    /// plan a due period close not yet applied moves to (`planAfterDueClose`),
+    /// so a debit in the moment before the tick is decided as it would be
+    /// after it, as `pause(at:)` does for pauses.
+    public func effectiveTerms(at now: Int64, _ plans: PlanCatalog) -> PlanTerms {
+        guard let next = planAfterDueClose(at: now) else { return effectiveTerms(plans) }
+        var moved = self
+        moved.plan = next
+        moved.pendingChange = nil
+        if next != .enterprise { moved.contract = nil }
+        return moved.effectiveTerms(plans)
+    }
 }

@@ -53,17 +53,25 @@ extension LedgerState {
         // first (168 bytes; still so when made @inlinable @inline(__always)),
         // ~5 % of a unary Debit when done on every debit. Stored properties
         // are read in place.
+        let now = nowMicros / 1_000_000
         let mayBeDue = book.lifecycle.trialEndsAt != nil || !book.lifecycle.pastDueInvoices.isEmpty
-        if let pause = book.lifecycle.pauseReason ?? (mayBeDue ? book.lifecycle.pause(at: nowMicros / 1_000_000) : nil) {
+        if let pause = book.lifecycle.pauseReason ?? (mayBeDue ? book.lifecycle.pause(at: now) : nil) {
             return .debitRefused(Self.refusal(command, .accountPaused, detail: "new runs are paused: \(pause.remedy)"))
         }
-        let terms = book.terms(in: plans)
+        // After the period's end, before the tick closes it, a downgrade due
+        // then already rules (its quota, overage and workspace limit): a
+        // debit is decided as it would be a second later. Checked on two
+        // stored properties first, so other debits read nothing more.
+        let moving = book.lifecycle.pendingChange != nil && now >= book.lifecycle.currentPeriod.end
+        let terms = moving ? book.lifecycle.effectiveTerms(at: now, plans) : book.terms(in: plans)
+        // (Workspaces: the period's so far still count then; the close
+        // counts them afresh, from the move on.)
         if let limit = terms.workspaceLimit, !command.workspaceID.isEmpty,
            !book.workspaces.contains(command.workspaceID), book.workspaces.count >= limit {
             return .debitRefused(Self.refusal(command, .workspaceLimit,
                 detail: "the \(terms.displayName) plan allows \(limit) workspace(s); upgrade to add workspace \(command.workspaceID)"))
         }
-        let period = book.period(containing: nowMicros / 1_000_000)
+        let period = book.period(containing: now)
         // Runs counted in an earlier period do not count in this one.
         let samePeriod = period.start == book.periodStart
         let runsUsed = samePeriod ? book.runsInPeriod.count : 0

@@ -31,6 +31,33 @@ import Testing
         ]])
     }
 
+    /// Past the period's end, before the close is applied, the terms are
+    /// those of the plan a due downgrade moves to; before the end, or with
+    /// nothing due, those in force.
+    @Test func termsAfterThePeriodsEndAreThoseOfADueDowngrade() {
+        var h = LifecycleHarness.active(.pro, since: Self.april.start)
+        h.now = utc(2026, 4, 20)
+        #expect(h.account.planAfterDueClose(at: Self.april.end) == nil)
+        _ = h.accept(.changePlan(to: .free))
+        #expect(h.account.planAfterDueClose(at: Self.april.end - 1) == nil)
+        #expect(h.account.effectiveTerms(at: Self.april.end - 1, h.plans) == h.plans[.pro])
+        #expect(h.account.planAfterDueClose(at: Self.april.end) == .free)
+        #expect(h.account.effectiveTerms(at: Self.april.end + 1, h.plans) == h.plans[.free])
+        #expect(h.account.effectiveTerms(h.plans) == h.plans[.pro])
+        // Once applied, nothing is anticipated.
+        h.advance(to: Self.april.end + 1)
+        #expect(h.account.planAfterDueClose(at: Self.april.end + 1) == nil)
+        #expect(h.account.effectiveTerms(at: Self.april.end + 1, h.plans) == h.plans[.free])
+
+        // An Enterprise account moving to Pro leaves its contract's terms.
+        var enterprise = LifecycleHarness.active(.enterprise, since: Self.april.start,
+                                                 contract: EnterpriseContract(monthlyPrice: Money(micros: 900_000_000)))
+        enterprise.now = utc(2026, 4, 20)
+        _ = enterprise.accept(.changePlan(to: .pro))
+        #expect(enterprise.account.effectiveTerms(at: Self.april.end, enterprise.plans) == enterprise.plans[.pro])
+        #expect(enterprise.account.effectiveTerms(at: Self.april.end - 1, enterprise.plans) != enterprise.plans[.pro])
+    }
+
     @Test func upgradeInTheLastSecondOfAPeriod() {
         var h = LifecycleHarness.active(.free, since: Self.april.start)
         h.now = Self.april.end - 1

@@ -444,6 +444,46 @@ import Testing
         await h.ledger.close()
     }
 
+    /// A downgrade due at a period's end rules the debits made after that
+    /// end, before the tick closes the period: Free's terms refuse what
+    /// Pro's would have put on overage, and Free's run quota counts afresh.
+    @Test func aDebitAfterADowngradeIsDueIsDecidedUnderTheNewPlanBeforeTheTick() async throws {
+        let h = try Self.ledger(gateway: TestPaymentGateway())
+        _ = try await h.ledger.createAccount(id: "acct", plan: .pro, actor: "test")
+        _ = try await h.ledger.setPaymentMethod(accountID: "acct", method: LifecycleLedgerTests.good, actor: "test")
+        _ = try await h.ledger.grantCredits(accountID: "acct", amountMicros: 10, kind: "promotional", note: "", actor: "test")
+        _ = try await h.ledger.changePlan(accountID: "acct", to: .free, key: "down", actor: "test")
+        // Before the end Pro rules: more than the credits goes on overage.
+        #expect(try await h.debit(Fixtures.command(account: "acct", key: "pro", micros: 15, run: "r-0")).accepted?.overageMicros == 5)
+        let end = try #require(await h.ledger.snapshot.accounts["acct"]).lifecycle.currentPeriod.end
+        h.clock.advance(seconds: end - h.clock.nowMicros() / 1_000_000 + 1)
+        // No tick yet: the books still say Pro, the rules say Free.
+        #expect(await h.ledger.snapshot.accounts["acct"]?.lifecycle.plan == .pro)
+        _ = try await h.ledger.grantCredits(accountID: "acct", amountMicros: 20, kind: "promotional", note: "", actor: "test")
+        #expect(try await h.debit(Fixtures.command(account: "acct", key: "k-1", micros: 25, run: "r-1")).refusalReason
+            == "INSUFFICIENT_CREDITS")
+        let quoted = try #require(try await h.ledger.quote(Fixtures.command(account: "acct", key: "", micros: 25, run: "r-1")))
+        #expect(!quoted.record.isAccepted)
+        for run in 1...Fixtures.plans.free.runQuota! {
+            #expect(try await h.debit(Fixtures.command(account: "acct", key: "run-\(run)", micros: 5, run: "r-\(run)")).accepted != nil)
+        }
+        #expect(try await h.debit(Fixtures.command(account: "acct", key: "one-more", micros: 5, run: "r-extra")).refusalReason
+            == "RUN_QUOTA_EXCEEDED")
+        _ = try await h.ledger.tick()
+        let book = try #require(await h.ledger.snapshot.accounts["acct"])
+        #expect(book.lifecycle.plan == .free)
+        // The close billed Pro's overage only; nothing more accrued.
+        #expect((book.overage, book.overageAfterPeriodEnd) == (0, 0))
+        let invoices = try await h.ledger.invoices(of: "acct")
+        #expect(invoices.last?.lineItems.filter { $0.kind == .meteredUsage }.map(\.amountMicros) == [5])
+        // The decisions are journaled: the journal replays to the same books.
+        let live = await h.ledger.snapshot
+        await h.ledger.close()
+        var replayed = LedgerState(plans: Fixtures.plans)
+        for entry in h.disk.journal() { try replayed.apply(entry) }
+        #expect(replayed == live)
+    }
+
     @Test func aDebitAfterAPastDueGraceEndsIsRefusedBeforeTheTickPausesIt() async throws {
         let h = try await Self.pastDue("late")  // runs go on for the grace
         let lifecycle = try #require(await h.ledger.snapshot.accounts["late"]?.lifecycle)
