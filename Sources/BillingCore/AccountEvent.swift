@@ -27,5 +27,7 @@ public enum AccountEvent: Sendable, Hashable {
 
     // Operators.
     /// Puts the account on Enterprise with these terms (or updates them).
-    case enterpriseContractSet(EnterpriseContract)
+    /// `prorated`: a move from Free or Pro mid-period charges the rest of
+    /// the period, as an upgrade does (journals before session 22: not).
+    case enterpriseContractSet(EnterpriseContract, prorated: Bool)
 }

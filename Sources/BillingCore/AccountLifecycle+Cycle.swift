@@ -69,10 +69,15 @@ extension AccountLifecycle {
     }
 
     /// An operator puts the account on Enterprise (or updates its terms).
-    /// From a trial the contract's first period starts now and is charged;
-    /// from Free or Pro the contract is billed from the next period end (the
-    /// current period is paid already), without proration.
-    mutating func enterpriseContractSet(_ terms: EnterpriseContract, now: Int64, plans: PlanCatalog) -> [AccountAction] {
+    /// From a trial the contract's first period starts now and is charged.
+    /// From Free or Pro it is an upgrade (`prorated`): the rest of the
+    /// current period is charged now — the contract's price less the old
+    /// plan's, and each custom line's share — and the next period is billed
+    /// in full at its end. Unprorated (journals before session 22), the
+    /// contract's first charge is the next period's. New terms for an
+    /// account on Enterprise apply from the next period.
+    mutating func enterpriseContractSet(_ terms: EnterpriseContract, prorated: Bool, now: Int64, plans: PlanCatalog) -> [AccountAction] {
+        let oldPrice = monthlyPrice(of: plan, plans: plans)
         contract = terms
         guard plan != .enterprise else { return [] }
         var actions: [AccountAction] = []
@@ -83,8 +88,30 @@ extension AccountLifecycle {
         if trialEndsAt != nil {
             return actions + startSubscription(.enterprise, at: now, plans: plans)
         }
+        let old = plan
         plan = .enterprise
         actions.append(.setPlan(.enterprise))
+        guard prorated else { return actions }
+        precondition(currentPeriod.start <= now && now < currentPeriod.end, "due period ends are applied before requests")
+        let dates = Self.dates(now, currentPeriod.end)
+        let what = terms.reference.isEmpty ? "Enterprise contract" : "Enterprise contract \(terms.reference)"
+        var lines: [InvoiceLine] = []
+        let charge = Proration.upgradeCharge(from: oldPrice, to: terms.monthlyPrice, at: now, in: currentPeriod)
+        if charge > .zero {
+            lines.append(InvoiceLine(
+                kind: .proration(from: old, to: .enterprise),
+                description: "Upgrade from \(plans[old].displayName) to \(what), prorated \(dates)",
+                amount: charge, periodStart: now, periodEnd: currentPeriod.end))
+        }
+        for custom in terms.customLines where custom.amount > .zero {
+            let share = Proration.remainingShare(of: custom.amount, at: now, in: currentPeriod)
+            guard share > .zero else { continue }
+            lines.append(InvoiceLine(kind: .custom, description: "\(custom.description), prorated \(dates)",
+                                     amount: share, periodStart: now, periodEnd: currentPeriod.end))
+        }
+        guard !lines.isEmpty else { return actions }
+        actions.append(.issueInvoice(lines: lines, periodStart: now, periodEnd: currentPeriod.end))
+        actions.append(.attemptPayment)
         return actions
     }
 }

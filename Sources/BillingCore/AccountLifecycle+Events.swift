@@ -29,8 +29,8 @@ extension AccountLifecycle {
             result = .success(paymentSucceeded(invoice: invoice))
         case .paymentFailed(let invoice):
             result = .success(paymentFailed(invoice: invoice, now: now))
-        case .enterpriseContractSet(let terms):
-            result = .success(enterpriseContractSet(terms, now: now, plans: plans))
+        case .enterpriseContractSet(let terms, let prorated):
+            result = .success(enterpriseContractSet(terms, prorated: prorated, now: now, plans: plans))
         }
         checkInvariants()
         return result

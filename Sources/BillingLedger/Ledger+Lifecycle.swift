@@ -107,6 +107,9 @@ extension Ledger {
         lifecycle.actor = actor
         lifecycle.idempotencyKey = key
         lifecycle.event = event
+        // This build's rules: a contract moving an account to Enterprise
+        // mid-period is prorated (`AccountEvent.enterpriseContractSet`).
+        if case .enterpriseContract = event { lifecycle.contractProrated = true }
         return .lifecycle(lifecycle)
     }
 }
@@ -460,7 +463,7 @@ extension Ledger {
         }
         await acquireLifecycle()
         defer { releaseLifecycle() }
-        _ = try await request(accountID, actor: actor, domain: .enterpriseContractSet(LedgerState.contract(terms)),
+        _ = try await request(accountID, actor: actor, domain: .enterpriseContractSet(LedgerState.contract(terms), prorated: true),
                               .enterpriseContract(terms))
     }
 

@@ -117,7 +117,7 @@ extension LedgerState {
             guard due == nil else { throw .inconsistent(seq: seq, "a request before a due transition") }
             guard Self.validContract(terms) else { throw .inconsistent(seq: seq, "contract terms out of range") }
             book.contractTerms = terms
-            domainEvent = .enterpriseContractSet(Self.contract(terms))
+            domainEvent = .enterpriseContractSet(Self.contract(terms), prorated: event.contractProrated)
         case nil:
             throw .inconsistent(seq: seq, "a lifecycle entry without an event")
         }

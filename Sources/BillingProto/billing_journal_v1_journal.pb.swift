@@ -30,113 +30,122 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
 }
 
 /// One accepted mutation of the ledger, in commit order.
-public nonisolated struct Billing_Journal_V1_Entry: Sendable {
+public nonisolated struct Billing_Journal_V1_Entry: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   /// Position in the journal, 1, 2, 3... without gaps.
-  public var seq: Int64 = 0
+  public var seq: Int64 {
+    get {_storage._seq}
+    set {_uniqueStorage()._seq = newValue}
+  }
 
   /// When the ledger accepted it, microseconds since the Unix epoch (UTC).
-  public var atUnixMicros: Int64 = 0
+  public var atUnixMicros: Int64 {
+    get {_storage._atUnixMicros}
+    set {_uniqueStorage()._atUnixMicros = newValue}
+  }
 
-  public var event: Billing_Journal_V1_Entry.OneOf_Event? = nil
+  public var event: OneOf_Event? {
+    get {return _storage._event}
+    set {_uniqueStorage()._event = newValue}
+  }
 
   public var accountCreated: Billing_Journal_V1_AccountCreated {
     get {
-      if case .accountCreated(let v)? = event {return v}
+      if case .accountCreated(let v)? = _storage._event {return v}
       return Billing_Journal_V1_AccountCreated()
     }
-    set {event = .accountCreated(newValue)}
+    set {_uniqueStorage()._event = .accountCreated(newValue)}
   }
 
   public var creditsGranted: Billing_Journal_V1_CreditsGranted {
     get {
-      if case .creditsGranted(let v)? = event {return v}
+      if case .creditsGranted(let v)? = _storage._event {return v}
       return Billing_Journal_V1_CreditsGranted()
     }
-    set {event = .creditsGranted(newValue)}
+    set {_uniqueStorage()._event = .creditsGranted(newValue)}
   }
 
   public var debitAccepted: Billing_Journal_V1_DebitAccepted {
     get {
-      if case .debitAccepted(let v)? = event {return v}
+      if case .debitAccepted(let v)? = _storage._event {return v}
       return Billing_Journal_V1_DebitAccepted()
     }
-    set {event = .debitAccepted(newValue)}
+    set {_uniqueStorage()._event = .debitAccepted(newValue)}
   }
 
   public var debitRefused: Billing_Journal_V1_DebitRefused {
     get {
-      if case .debitRefused(let v)? = event {return v}
+      if case .debitRefused(let v)? = _storage._event {return v}
       return Billing_Journal_V1_DebitRefused()
     }
-    set {event = .debitRefused(newValue)}
+    set {_uniqueStorage()._event = .debitRefused(newValue)}
   }
 
   public var apiKeyCreated: Billing_Journal_V1_ApiKeyCreated {
     get {
-      if case .apiKeyCreated(let v)? = event {return v}
+      if case .apiKeyCreated(let v)? = _storage._event {return v}
       return Billing_Journal_V1_ApiKeyCreated()
     }
-    set {event = .apiKeyCreated(newValue)}
+    set {_uniqueStorage()._event = .apiKeyCreated(newValue)}
   }
 
   public var apiKeyRevoked: Billing_Journal_V1_ApiKeyRevoked {
     get {
-      if case .apiKeyRevoked(let v)? = event {return v}
+      if case .apiKeyRevoked(let v)? = _storage._event {return v}
       return Billing_Journal_V1_ApiKeyRevoked()
     }
-    set {event = .apiKeyRevoked(newValue)}
+    set {_uniqueStorage()._event = .apiKeyRevoked(newValue)}
   }
 
   public var lifecycle: Billing_Journal_V1_LifecycleEvent {
     get {
-      if case .lifecycle(let v)? = event {return v}
+      if case .lifecycle(let v)? = _storage._event {return v}
       return Billing_Journal_V1_LifecycleEvent()
     }
-    set {event = .lifecycle(newValue)}
+    set {_uniqueStorage()._event = .lifecycle(newValue)}
   }
 
   public var chargeRecorded: Billing_Journal_V1_ChargeRecorded {
     get {
-      if case .chargeRecorded(let v)? = event {return v}
+      if case .chargeRecorded(let v)? = _storage._event {return v}
       return Billing_Journal_V1_ChargeRecorded()
     }
-    set {event = .chargeRecorded(newValue)}
+    set {_uniqueStorage()._event = .chargeRecorded(newValue)}
   }
 
   public var creditsPurchased: Billing_Journal_V1_CreditsPurchased {
     get {
-      if case .creditsPurchased(let v)? = event {return v}
+      if case .creditsPurchased(let v)? = _storage._event {return v}
       return Billing_Journal_V1_CreditsPurchased()
     }
-    set {event = .creditsPurchased(newValue)}
+    set {_uniqueStorage()._event = .creditsPurchased(newValue)}
   }
 
   public var clockSet: Billing_Journal_V1_ClockSet {
     get {
-      if case .clockSet(let v)? = event {return v}
+      if case .clockSet(let v)? = _storage._event {return v}
       return Billing_Journal_V1_ClockSet()
     }
-    set {event = .clockSet(newValue)}
+    set {_uniqueStorage()._event = .clockSet(newValue)}
   }
 
   public var plansConfigured: Billing_Journal_V1_PlansConfigured {
     get {
-      if case .plansConfigured(let v)? = event {return v}
+      if case .plansConfigured(let v)? = _storage._event {return v}
       return Billing_Journal_V1_PlansConfigured()
     }
-    set {event = .plansConfigured(newValue)}
+    set {_uniqueStorage()._event = .plansConfigured(newValue)}
   }
 
   public var chargeStarted: Billing_Journal_V1_ChargeStarted {
     get {
-      if case .chargeStarted(let v)? = event {return v}
+      if case .chargeStarted(let v)? = _storage._event {return v}
       return Billing_Journal_V1_ChargeStarted()
     }
-    set {event = .chargeStarted(newValue)}
+    set {_uniqueStorage()._event = .chargeStarted(newValue)}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -158,6 +167,8 @@ public nonisolated struct Billing_Journal_V1_Entry: Sendable {
   }
 
   public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 /// A service API key was created. Only the SHA-256 of the key is stored.
@@ -254,6 +265,13 @@ public nonisolated struct Billing_Journal_V1_LifecycleEvent: Sendable {
 
   /// Idempotency key of the request, if it had one.
   public var idempotencyKey: String = String()
+
+  /// With enterprise_contract: a contract that moves a Free or Pro account
+  /// to Enterprise mid-period charges the prorated price difference (and
+  /// the custom lines' share) for the rest of that period, as an upgrade
+  /// does. Written since session 22; entries without it replay as before
+  /// (the contract's first fee was the next period's).
+  public var contractProrated: Bool = false
 
   public var event: Billing_Journal_V1_LifecycleEvent.OneOf_Event? = nil
 
@@ -1274,244 +1292,284 @@ nonisolated extension Billing_Journal_V1_Entry: SwiftProtobuf.Message, SwiftProt
   public static let protoMessageName: String = _protobuf_package + ".Entry"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{3}at_unix_micros\0\u{4}\u{8}account_created\0\u{3}credits_granted\0\u{3}debit_accepted\0\u{3}debit_refused\0\u{3}api_key_created\0\u{3}api_key_revoked\0\u{1}lifecycle\0\u{3}charge_recorded\0\u{3}credits_purchased\0\u{3}clock_set\0\u{3}plans_configured\0\u{3}charge_started\0")
 
+  fileprivate class _StorageClass {
+    var _seq: Int64 = 0
+    var _atUnixMicros: Int64 = 0
+    var _event: Billing_Journal_V1_Entry.OneOf_Event?
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _seq = source._seq
+      _atUnixMicros = source._atUnixMicros
+      _event = source._event
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularInt64Field(value: &self.seq) }()
-      case 2: try { try decoder.decodeSingularInt64Field(value: &self.atUnixMicros) }()
-      case 10: try {
-        var v: Billing_Journal_V1_AccountCreated?
-        var hadOneofValue = false
-        if let current = self.event {
-          hadOneofValue = true
-          if case .accountCreated(let m) = current {v = m}
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularInt64Field(value: &_storage._seq) }()
+        case 2: try { try decoder.decodeSingularInt64Field(value: &_storage._atUnixMicros) }()
+        case 10: try {
+          var v: Billing_Journal_V1_AccountCreated?
+          var hadOneofValue = false
+          if let current = _storage._event {
+            hadOneofValue = true
+            if case .accountCreated(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._event = .accountCreated(v)
+          }
+        }()
+        case 11: try {
+          var v: Billing_Journal_V1_CreditsGranted?
+          var hadOneofValue = false
+          if let current = _storage._event {
+            hadOneofValue = true
+            if case .creditsGranted(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._event = .creditsGranted(v)
+          }
+        }()
+        case 12: try {
+          var v: Billing_Journal_V1_DebitAccepted?
+          var hadOneofValue = false
+          if let current = _storage._event {
+            hadOneofValue = true
+            if case .debitAccepted(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._event = .debitAccepted(v)
+          }
+        }()
+        case 13: try {
+          var v: Billing_Journal_V1_DebitRefused?
+          var hadOneofValue = false
+          if let current = _storage._event {
+            hadOneofValue = true
+            if case .debitRefused(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._event = .debitRefused(v)
+          }
+        }()
+        case 14: try {
+          var v: Billing_Journal_V1_ApiKeyCreated?
+          var hadOneofValue = false
+          if let current = _storage._event {
+            hadOneofValue = true
+            if case .apiKeyCreated(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._event = .apiKeyCreated(v)
+          }
+        }()
+        case 15: try {
+          var v: Billing_Journal_V1_ApiKeyRevoked?
+          var hadOneofValue = false
+          if let current = _storage._event {
+            hadOneofValue = true
+            if case .apiKeyRevoked(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._event = .apiKeyRevoked(v)
+          }
+        }()
+        case 16: try {
+          var v: Billing_Journal_V1_LifecycleEvent?
+          var hadOneofValue = false
+          if let current = _storage._event {
+            hadOneofValue = true
+            if case .lifecycle(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._event = .lifecycle(v)
+          }
+        }()
+        case 17: try {
+          var v: Billing_Journal_V1_ChargeRecorded?
+          var hadOneofValue = false
+          if let current = _storage._event {
+            hadOneofValue = true
+            if case .chargeRecorded(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._event = .chargeRecorded(v)
+          }
+        }()
+        case 18: try {
+          var v: Billing_Journal_V1_CreditsPurchased?
+          var hadOneofValue = false
+          if let current = _storage._event {
+            hadOneofValue = true
+            if case .creditsPurchased(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._event = .creditsPurchased(v)
+          }
+        }()
+        case 19: try {
+          var v: Billing_Journal_V1_ClockSet?
+          var hadOneofValue = false
+          if let current = _storage._event {
+            hadOneofValue = true
+            if case .clockSet(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._event = .clockSet(v)
+          }
+        }()
+        case 20: try {
+          var v: Billing_Journal_V1_PlansConfigured?
+          var hadOneofValue = false
+          if let current = _storage._event {
+            hadOneofValue = true
+            if case .plansConfigured(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._event = .plansConfigured(v)
+          }
+        }()
+        case 21: try {
+          var v: Billing_Journal_V1_ChargeStarted?
+          var hadOneofValue = false
+          if let current = _storage._event {
+            hadOneofValue = true
+            if case .chargeStarted(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._event = .chargeStarted(v)
+          }
+        }()
+        default: break
         }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.event = .accountCreated(v)
-        }
-      }()
-      case 11: try {
-        var v: Billing_Journal_V1_CreditsGranted?
-        var hadOneofValue = false
-        if let current = self.event {
-          hadOneofValue = true
-          if case .creditsGranted(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.event = .creditsGranted(v)
-        }
-      }()
-      case 12: try {
-        var v: Billing_Journal_V1_DebitAccepted?
-        var hadOneofValue = false
-        if let current = self.event {
-          hadOneofValue = true
-          if case .debitAccepted(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.event = .debitAccepted(v)
-        }
-      }()
-      case 13: try {
-        var v: Billing_Journal_V1_DebitRefused?
-        var hadOneofValue = false
-        if let current = self.event {
-          hadOneofValue = true
-          if case .debitRefused(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.event = .debitRefused(v)
-        }
-      }()
-      case 14: try {
-        var v: Billing_Journal_V1_ApiKeyCreated?
-        var hadOneofValue = false
-        if let current = self.event {
-          hadOneofValue = true
-          if case .apiKeyCreated(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.event = .apiKeyCreated(v)
-        }
-      }()
-      case 15: try {
-        var v: Billing_Journal_V1_ApiKeyRevoked?
-        var hadOneofValue = false
-        if let current = self.event {
-          hadOneofValue = true
-          if case .apiKeyRevoked(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.event = .apiKeyRevoked(v)
-        }
-      }()
-      case 16: try {
-        var v: Billing_Journal_V1_LifecycleEvent?
-        var hadOneofValue = false
-        if let current = self.event {
-          hadOneofValue = true
-          if case .lifecycle(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.event = .lifecycle(v)
-        }
-      }()
-      case 17: try {
-        var v: Billing_Journal_V1_ChargeRecorded?
-        var hadOneofValue = false
-        if let current = self.event {
-          hadOneofValue = true
-          if case .chargeRecorded(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.event = .chargeRecorded(v)
-        }
-      }()
-      case 18: try {
-        var v: Billing_Journal_V1_CreditsPurchased?
-        var hadOneofValue = false
-        if let current = self.event {
-          hadOneofValue = true
-          if case .creditsPurchased(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.event = .creditsPurchased(v)
-        }
-      }()
-      case 19: try {
-        var v: Billing_Journal_V1_ClockSet?
-        var hadOneofValue = false
-        if let current = self.event {
-          hadOneofValue = true
-          if case .clockSet(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.event = .clockSet(v)
-        }
-      }()
-      case 20: try {
-        var v: Billing_Journal_V1_PlansConfigured?
-        var hadOneofValue = false
-        if let current = self.event {
-          hadOneofValue = true
-          if case .plansConfigured(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.event = .plansConfigured(v)
-        }
-      }()
-      case 21: try {
-        var v: Billing_Journal_V1_ChargeStarted?
-        var hadOneofValue = false
-        if let current = self.event {
-          hadOneofValue = true
-          if case .chargeStarted(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.event = .chargeStarted(v)
-        }
-      }()
-      default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if self.seq != 0 {
-      try visitor.visitSingularInt64Field(value: self.seq, fieldNumber: 1)
-    }
-    if self.atUnixMicros != 0 {
-      try visitor.visitSingularInt64Field(value: self.atUnixMicros, fieldNumber: 2)
-    }
-    switch self.event {
-    case .accountCreated?: try {
-      guard case .accountCreated(let v)? = self.event else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
-    }()
-    case .creditsGranted?: try {
-      guard case .creditsGranted(let v)? = self.event else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
-    }()
-    case .debitAccepted?: try {
-      guard case .debitAccepted(let v)? = self.event else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
-    }()
-    case .debitRefused?: try {
-      guard case .debitRefused(let v)? = self.event else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
-    }()
-    case .apiKeyCreated?: try {
-      guard case .apiKeyCreated(let v)? = self.event else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
-    }()
-    case .apiKeyRevoked?: try {
-      guard case .apiKeyRevoked(let v)? = self.event else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
-    }()
-    case .lifecycle?: try {
-      guard case .lifecycle(let v)? = self.event else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
-    }()
-    case .chargeRecorded?: try {
-      guard case .chargeRecorded(let v)? = self.event else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
-    }()
-    case .creditsPurchased?: try {
-      guard case .creditsPurchased(let v)? = self.event else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 18)
-    }()
-    case .clockSet?: try {
-      guard case .clockSet(let v)? = self.event else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 19)
-    }()
-    case .plansConfigured?: try {
-      guard case .plansConfigured(let v)? = self.event else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
-    }()
-    case .chargeStarted?: try {
-      guard case .chargeStarted(let v)? = self.event else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
-    }()
-    case nil: break
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if _storage._seq != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._seq, fieldNumber: 1)
+      }
+      if _storage._atUnixMicros != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._atUnixMicros, fieldNumber: 2)
+      }
+      switch _storage._event {
+      case .accountCreated?: try {
+        guard case .accountCreated(let v)? = _storage._event else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+      }()
+      case .creditsGranted?: try {
+        guard case .creditsGranted(let v)? = _storage._event else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+      }()
+      case .debitAccepted?: try {
+        guard case .debitAccepted(let v)? = _storage._event else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+      }()
+      case .debitRefused?: try {
+        guard case .debitRefused(let v)? = _storage._event else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
+      }()
+      case .apiKeyCreated?: try {
+        guard case .apiKeyCreated(let v)? = _storage._event else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
+      }()
+      case .apiKeyRevoked?: try {
+        guard case .apiKeyRevoked(let v)? = _storage._event else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
+      }()
+      case .lifecycle?: try {
+        guard case .lifecycle(let v)? = _storage._event else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
+      }()
+      case .chargeRecorded?: try {
+        guard case .chargeRecorded(let v)? = _storage._event else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
+      }()
+      case .creditsPurchased?: try {
+        guard case .creditsPurchased(let v)? = _storage._event else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 18)
+      }()
+      case .clockSet?: try {
+        guard case .clockSet(let v)? = _storage._event else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 19)
+      }()
+      case .plansConfigured?: try {
+        guard case .plansConfigured(let v)? = _storage._event else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
+      }()
+      case .chargeStarted?: try {
+        guard case .chargeStarted(let v)? = _storage._event else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
+      }()
+      case nil: break
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Billing_Journal_V1_Entry, rhs: Billing_Journal_V1_Entry) -> Bool {
-    if lhs.seq != rhs.seq {return false}
-    if lhs.atUnixMicros != rhs.atUnixMicros {return false}
-    if lhs.event != rhs.event {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._seq != rhs_storage._seq {return false}
+        if _storage._atUnixMicros != rhs_storage._atUnixMicros {return false}
+        if _storage._event != rhs_storage._event {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1679,7 +1737,7 @@ nonisolated extension Billing_Journal_V1_AccountCreated: SwiftProtobuf.Message, 
 
 nonisolated extension Billing_Journal_V1_LifecycleEvent: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".LifecycleEvent"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}account_id\0\u{3}at_unix\0\u{1}actor\0\u{3}idempotency_key\0\u{4}\u{6}trial_ended\0\u{3}period_ended\0\u{3}grace_expired\0\u{3}payment_method_set\0\u{3}plan_change\0\u{3}pending_change_cancelled\0\u{3}enterprise_contract\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}account_id\0\u{3}at_unix\0\u{1}actor\0\u{3}idempotency_key\0\u{3}contract_prorated\0\u{4}\u{5}trial_ended\0\u{3}period_ended\0\u{3}grace_expired\0\u{3}payment_method_set\0\u{3}plan_change\0\u{3}pending_change_cancelled\0\u{3}enterprise_contract\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1691,6 +1749,7 @@ nonisolated extension Billing_Journal_V1_LifecycleEvent: SwiftProtobuf.Message, 
       case 2: try { try decoder.decodeSingularInt64Field(value: &self.atUnix) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.actor) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.idempotencyKey) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.contractProrated) }()
       case 10: try {
         var v: Billing_Journal_V1_TrialEnded?
         var hadOneofValue = false
@@ -1804,6 +1863,9 @@ nonisolated extension Billing_Journal_V1_LifecycleEvent: SwiftProtobuf.Message, 
     if !self.idempotencyKey.isEmpty {
       try visitor.visitSingularStringField(value: self.idempotencyKey, fieldNumber: 4)
     }
+    if self.contractProrated != false {
+      try visitor.visitSingularBoolField(value: self.contractProrated, fieldNumber: 5)
+    }
     switch self.event {
     case .trialEnded?: try {
       guard case .trialEnded(let v)? = self.event else { preconditionFailure() }
@@ -1843,6 +1905,7 @@ nonisolated extension Billing_Journal_V1_LifecycleEvent: SwiftProtobuf.Message, 
     if lhs.atUnix != rhs.atUnix {return false}
     if lhs.actor != rhs.actor {return false}
     if lhs.idempotencyKey != rhs.idempotencyKey {return false}
+    if lhs.contractProrated != rhs.contractProrated {return false}
     if lhs.event != rhs.event {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true

@@ -142,7 +142,8 @@ import Testing
             monthlyPrice: Money(micros: 2_000_000_000),
             customLines: [.init(description: "Dedicated support", amount: Money(micros: 1_500_000_000))],
             includedUsage: Money(micros: 200_000), usageRateBasisPoints: 8_000, reference: "C-7")
-        #expect(h.accept(.enterpriseContractSet(contract)) == [.setPlan(.enterprise)])
+        // As a journal of an earlier build replays it: no charge until the period's end.
+        #expect(h.accept(.enterpriseContractSet(contract, prorated: false)) == [.setPlan(.enterprise)])
         #expect(h.account.plan == .enterprise)
         #expect(h.account.contract == contract)
         // Already on Enterprise: a customer's request is a no-op.
@@ -162,6 +163,48 @@ import Testing
         #expect(lines[1].description == "Dedicated support, 2026-05-01 to 2026-06-01")
     }
 
+    /// A contract that moves a Pro account to Enterprise mid-period is an
+    /// upgrade: the rest of the period is charged now (11 of April's 30
+    /// days), the next period in full at its end.
+    @Test func aContractSetMidPeriodChargesTheRestOfThePeriodAsAnUpgrade() {
+        var h = LifecycleHarness.active(.pro, since: Self.april.start)
+        h.now = utc(2026, 4, 20)
+        let contract = EnterpriseContract(
+            monthlyPrice: Money(micros: 2_000_000_000),
+            customLines: [.init(description: "Dedicated support", amount: Money(micros: 1_500_000_000))],
+            reference: "C-7")
+        // ($2,000 - $49) x 11/30 = $715.366666.. -> 715,366,667 micros; $1,500 x 11/30 = $550.
+        let lines = [
+            InvoiceLine(kind: .proration(from: .pro, to: .enterprise),
+                        description: "Upgrade from Pro to Enterprise contract C-7, prorated 2026-04-20 to 2026-05-01",
+                        amount: Money(micros: 715_366_667), periodStart: utc(2026, 4, 20), periodEnd: Self.april.end),
+            InvoiceLine(kind: .custom, description: "Dedicated support, prorated 2026-04-20 to 2026-05-01",
+                        amount: Money(micros: 550_000_000), periodStart: utc(2026, 4, 20), periodEnd: Self.april.end),
+        ]
+        #expect(h.accept(.enterpriseContractSet(contract, prorated: true)) == [
+            .setPlan(.enterprise),
+            .issueInvoice(lines: lines, periodStart: utc(2026, 4, 20), periodEnd: Self.april.end),
+            .attemptPayment,
+        ])
+        let closed = h.advance(to: Self.april.end)
+        guard case .issueInvoice(let next, _, _) = closed[0].1[1] else {
+            Issue.record("no invoice: \(closed)")
+            return
+        }
+        #expect(next.map(\.amount) == [Money(micros: 2_000_000_000), Money(micros: 1_500_000_000)])
+
+        // From Free the whole price is prorated; new terms on Enterprise wait for the next period.
+        var free = LifecycleHarness.active(.free, since: Self.april.start)
+        free.now = utc(2026, 4, 20)
+        let priceOnly = EnterpriseContract(monthlyPrice: Money(micros: 300_000_000))
+        guard case .issueInvoice(let fromFree, _, _)? = free.accept(.enterpriseContractSet(priceOnly, prorated: true)).dropFirst().first else {
+            Issue.record("no invoice from Free")
+            return
+        }
+        #expect(fromFree.map(\.amount) == [Money(micros: 110_000_000)])
+        #expect(free.accept(.enterpriseContractSet(contract, prorated: true)) == [])
+    }
+
     @Test func aContractEndsAPausedTrialAndChargesItsFirstPeriod() {
         var h = LifecycleHarness(signUpAt: utc(2026, 3, 1))
         h.advance(to: utc(2026, 3, 20))
@@ -170,7 +213,7 @@ import Testing
         let line = InvoiceLine(
             kind: .subscription(.enterprise), description: "Enterprise contract, 2026-03-20 to 2026-04-20",
             amount: Money(micros: 900_000_000), periodStart: utc(2026, 3, 20), periodEnd: utc(2026, 4, 20))
-        #expect(h.accept(.enterpriseContractSet(contract)) == [
+        #expect(h.accept(.enterpriseContractSet(contract, prorated: true)) == [
             .setPlan(.enterprise), .resetQuota, .unpause,
             .issueInvoice(lines: [line], periodStart: utc(2026, 3, 20), periodEnd: utc(2026, 4, 20)),
             .attemptPayment,

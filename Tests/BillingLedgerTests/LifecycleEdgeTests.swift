@@ -358,6 +358,49 @@ import Testing
         #expect(throws: LedgerState.ApplyError.self) { try wrong.apply(entry(.enterprise, cancels: true, seq: state.lastSeq + 1)) }
     }
 
+    /// A contract that moves a Pro account to Enterprise mid-period charges
+    /// the rest of the period at once (an upgrade); its journal entry says
+    /// so, and an entry of an earlier build (without the mark) replays as
+    /// it did: nothing charged until the period's end.
+    @Test func aContractSetMidPeriodIsChargedAtOnceAndOldEntriesReplayWithoutTheCharge() async throws {
+        let h = try Self.ledger(gateway: TestPaymentGateway())
+        _ = try await h.ledger.createAccount(id: "acct", plan: .pro, actor: "test")
+        _ = try await h.ledger.setPaymentMethod(accountID: "acct", method: LifecycleLedgerTests.good, actor: "test")
+        let period = try #require(await h.ledger.snapshot.accounts["acct"]).lifecycle.currentPeriod
+        h.clock.advance(seconds: (period.end - period.start) / 2)
+        var terms = Billing_V1_EnterpriseContract()
+        terms.periodPriceMicros = 449_000_000
+        terms.contractReference = "E-9"
+        try await h.ledger.setEnterpriseContract(accountID: "acct", terms: terms, actor: "ops")
+        let invoices = try await h.ledger.invoices(of: "acct")
+        // Half of ($449 - $49) = $200, paid at once.
+        #expect(invoices.count == 1)
+        #expect(invoices.last?.lineItems.map(\.amountMicros) == [200_000_000])
+        #expect(invoices.last?.status == .paid && invoices.last?.contractReference == "E-9")
+        let live = await h.ledger.snapshot
+        await h.ledger.close()
+        let journal = h.journal()
+        var replayed = LedgerState(plans: Fixtures.plans)
+        for entry in journal { try replayed.apply(entry) }
+        #expect(replayed == live)
+        // Without the mark (an earlier build's entry) the move charges nothing.
+        var older = LedgerState(plans: Fixtures.plans)
+        var marked = 0
+        for var entry in journal {
+            if case .lifecycle(var event)? = entry.event, case .enterpriseContract? = event.event {
+                #expect(event.contractProrated)
+                marked += 1
+                event.contractProrated = false
+                entry.lifecycle = event
+            }
+            try older.apply(entry)
+            if older.accounts["acct"]?.lifecycle.plan == .enterprise { break }
+        }
+        #expect(marked == 1)
+        #expect(older.accounts["acct"]?.lifecycle.plan == .enterprise)
+        #expect(older.accounts["acct"]?.invoiceSequences == [])
+    }
+
     @Test func choosingTheCurrentPlanAgainCancelsAScheduledDowngrade() async throws {
         let h = try Self.ledger(gateway: TestPaymentGateway())
         _ = try await h.ledger.createAccount(id: "acct", plan: .pro, actor: "test")

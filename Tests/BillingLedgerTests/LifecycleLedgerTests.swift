@@ -120,7 +120,13 @@ import Testing
         let (h, _) = try await Self.busy()
         let state = await h.ledger.snapshot
         let big = try #require(state.accounts["big"])
-        let first = try #require(big.invoiceSequences.first.flatMap { state.invoices[$0]?.invoice })
+        // The contract came the second Pro's period began: the whole period's
+        // difference ($900 - $49), charged then, as an upgrade is.
+        let upgrade = try #require(big.invoiceSequences.first.flatMap { state.invoices[$0]?.invoice })
+        #expect(upgrade.kind == .planChange && upgrade.contractReference == "E-1")
+        #expect(upgrade.lineItems.map(\.amountMicros) == [851_000_000])
+        #expect(upgrade.status == .paid)
+        let first = try #require(big.invoiceSequences.dropFirst().first.flatMap { state.invoices[$0]?.invoice })
         // $10 of overage at 50% beside the $900 contract price.
         #expect(first.lineItems.map(\.amountMicros) == [900_000_000, 5_000_000])
         #expect(first.status == .paid)

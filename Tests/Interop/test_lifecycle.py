@@ -315,10 +315,21 @@ def test_an_operators_enterprise_contract_bills_price_custom_lines_and_usage(lif
     answer = life.admin.SetEnterpriseContract(life.ad.SetEnterpriseContractRequest(account_id="bigco", contract=contract),
                                               timeout=RPC_TIMEOUT_S)
     assert answer.account.plan == a.PLAN_ENTERPRISE and answer.account.enterprise_contract.contract_reference == "ENT-7"
+    # A move from Pro mid-period is an upgrade: the rest of the period is
+    # charged at once, the price difference and the custom line's share.
+    [upgrade] = life.invoices("bigco")
+    assert upgrade.kind == p.INVOICE_KIND_PLAN_CHANGE and upgrade.status == p.INVOICE_STATUS_PAID
+    assert upgrade.contract_reference == "ENT-7" and upgrade.period_end_unix_seconds == end
+    start = account.current_period_start_unix_seconds
+    remaining = end - upgrade.period_start_unix_seconds
+    assert [(l.kind, l.amount_micros) for l in upgrade.line_items] == [
+        (p.INVOICE_LINE_KIND_PRORATION, half_up((2_000_000_000 - 49_000_000) * remaining, end - start)),
+        (p.INVOICE_LINE_KIND_CUSTOM, half_up(500_000_000 * remaining, end - start)),
+    ]
     overage = life.debit("bigco", "run-1", tokens=400_000).overage_micros  # beyond the balance: metered
     assert overage > 1_000
     life.advance(to=end)
-    [invoice] = life.invoices("bigco")
+    [invoice] = [i for i in life.invoices("bigco") if i.kind == p.INVOICE_KIND_PERIOD]
     assert [(l.kind, l.amount_micros) for l in invoice.line_items] == [
         (p.INVOICE_LINE_KIND_CONTRACT_FEE, 2_000_000_000),
         (p.INVOICE_LINE_KIND_CUSTOM, 500_000_000),
@@ -329,7 +340,7 @@ def test_an_operators_enterprise_contract_bills_price_custom_lines_and_usage(lif
     # A later contract does not relabel the invoice, nor its PDF.
     renewed = a.EnterpriseContract(contract_reference="ENT-8", period_price_micros=2_000_000_000, usage_rate_basis_points=8_000)
     life.admin.SetEnterpriseContract(life.ad.SetEnterpriseContractRequest(account_id="bigco", contract=renewed), timeout=RPC_TIMEOUT_S)
-    [invoice] = life.invoices("bigco")
+    [invoice] = [i for i in life.invoices("bigco") if i.kind == p.INVOICE_KIND_PERIOD]
     assert invoice.contract_reference == "ENT-7"
     pdf = life.payments.GetInvoicePdf(p.GetInvoicePdfRequest(account_id="bigco", invoice_id=invoice.invoice_id),
                                       timeout=RPC_TIMEOUT_S).pdf
