@@ -110,6 +110,8 @@ extension Ledger {
         // This build's rules: a contract moving an account to Enterprise
         // mid-period is prorated (`AccountEvent.enterpriseContractSet`).
         if case .enterpriseContract = event { lifecycle.contractProrated = true }
+        // And invoices in cents (`LedgerState.issueInvoice`).
+        lifecycle.invoiceLinesInCents = true
         return .lifecycle(lifecycle)
     }
 }
@@ -256,6 +258,7 @@ extension Ledger {
         recorded.charge.createdUnixSeconds = nowUnix
         recorded.invoiceSequence = sequence
         recorded.idempotencyKey = key
+        recorded.invoiceLinesInCents = true  // (this build's rules: `LedgerState.issueInvoice`)
         if let newMethod { recorded.newMethod = newMethod }
         guard let method else {
             return try await recordPayment(recorded, .failed(reason: "PAYMENT_METHOD_REQUIRED", message: "no payment method on file"))

@@ -142,7 +142,7 @@ extension LedgerState {
             book.overage -= periodOverage
             book.overageAfterPeriodEnd = 0
         }
-        let issued = perform(actions, on: &book, at: at, method: method, seq: seq)
+        let issued = perform(actions, on: &book, at: at, method: method, seq: seq, inCents: event.invoiceLinesInCents)
         if !event.idempotencyKey.isEmpty, case .planChange(let change) = event.event {
             book.requestKeys["plan:" + event.idempotencyKey] = RequestKeyRecord(
                 request: "\(change.toPlan.rawValue)", seq: seq, invoiceSequence: issued ?? 0,
@@ -162,9 +162,10 @@ extension LedgerState {
 
     /// Does what the lifecycle's actions say, in order; returns the
     /// sequence of the invoice issued, if any.
+    /// `inCents`: the entry's `invoice_lines_in_cents` (`issueInvoice`).
     @discardableResult
     mutating func perform(_ actions: [AccountAction], on book: inout AccountBook, at: Int64,
-                          method: Billing_Journal_V1_PaymentMethodSet?, seq: Int64) -> Int64? {
+                          method: Billing_Journal_V1_PaymentMethodSet?, seq: Int64, inCents: Bool) -> Int64? {
         var lastIssued: Int64?
         for action in actions {
             switch action {
@@ -177,7 +178,8 @@ extension LedgerState {
                     book.periodStart = book.lifecycle.currentPeriod.start
                 }
             case .issueInvoice(let lines, let periodStart, let periodEnd):
-                lastIssued = issueInvoice(lines: lines, periodStart: periodStart, periodEnd: periodEnd, for: &book, at: at)
+                lastIssued = issueInvoice(lines: lines, periodStart: periodStart, periodEnd: periodEnd, for: &book, at: at,
+                                          inCents: inCents)
             case .attemptPayment:
                 if let lastIssued {
                     invoices[lastIssued]!.attemptPending = true
@@ -212,9 +214,22 @@ extension LedgerState {
         return lastIssued
     }
 
-    /// Issues the next invoice, OPEN; returns its sequence.
-    mutating func issueInvoice(lines: [InvoiceLine], periodStart: Int64, periodEnd: Int64,
-                               for book: inout AccountBook, at: Int64) -> Int64 {
+    /// Issues the next invoice, OPEN; returns its sequence. `inCents` (the
+    /// entry's `invoice_lines_in_cents`, every entry since session 22): each
+    /// line is rounded half-up to the cent, a line that rounds to nothing is
+    /// left out, and nothing is issued when no line is left (nil) — a charge
+    /// of a fraction of a cent is none a gateway takes.
+    mutating func issueInvoice(lines exact: [InvoiceLine], periodStart: Int64, periodEnd: Int64,
+                               for book: inout AccountBook, at: Int64, inCents: Bool) -> Int64? {
+        var lines = exact
+        if inCents {
+            lines = exact.compactMap { line in
+                let cents = line.amount.roundedToCent
+                return cents == .zero ? nil : InvoiceLine(kind: line.kind, description: line.description, amount: cents,
+                                                          periodStart: line.periodStart, periodEnd: line.periodEnd)
+            }
+            guard !lines.isEmpty else { return nil }
+        }
         let sequence = nextInvoiceSequence
         var invoice = Self.invoiceHeader(sequence: sequence, account: book.accountID, at: at)
         invoice.kind = lines.contains { if case .proration = $0.kind { true } else { false } } ? .planChange : .period
@@ -230,9 +245,11 @@ extension LedgerState {
         }
         // Each line fits in Int64; a sum past it is capped as a metered usage
         // charge is (`EnterpriseContract.usageCharge`), never wrapped negative.
+        // (In cents, capped at the largest whole cent.)
+        let cap = inCents ? Money(micros: .max).roundedToCent.micros : .max
         let total = lines.reduce(Int64(0)) { sum, line in
             let (next, overflow) = sum.addingReportingOverflow(line.amount.micros)
-            return overflow ? (line.amount.micros > 0 ? .max : .min) : next
+            return overflow || next > cap ? (line.amount.micros > 0 ? cap : .min) : next
         }
         invoice.subtotalMicros = total
         invoice.totalMicros = total
@@ -302,7 +319,7 @@ extension LedgerState {
                 guard case .success(let actions) = book.lifecycle.apply(.paymentMethodAdded, now: at, plans: plans) else {
                     throw .inconsistent(seq: seq, "a payment method refused")
                 }
-                perform(actions, on: &book, at: at, method: recorded.newMethod, seq: seq)
+                perform(actions, on: &book, at: at, method: recorded.newMethod, seq: seq, inCents: recorded.invoiceLinesInCents)
             }
         }
         record.attempts += 1
@@ -327,7 +344,7 @@ extension LedgerState {
         // Only once every check passed: a refused entry changes nothing.
         invoices[recorded.invoiceSequence] = record
         schedule.setOwed(recorded.invoiceSequence, false)
-        perform(actions, on: &book, at: at, method: nil, seq: seq)
+        perform(actions, on: &book, at: at, method: nil, seq: seq, inCents: recorded.invoiceLinesInCents)
         book.charges.append(charge)
         if !recorded.idempotencyKey.isEmpty {
             book.requestKeys["pay:" + recorded.idempotencyKey] = RequestKeyRecord(

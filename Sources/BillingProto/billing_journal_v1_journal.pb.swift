@@ -273,6 +273,13 @@ public nonisolated struct Billing_Journal_V1_LifecycleEvent: Sendable {
   /// (the contract's first fee was the next period's).
   public var contractProrated: Bool = false
 
+  /// Every line of an invoice this entry issues is rounded half-up to the
+  /// cent (a line that rounds to nothing is left out; an invoice left
+  /// without lines is not issued), so each charge is one a gateway can
+  /// take. Written since session 22; entries without it replay as before
+  /// (lines to the micro).
+  public var invoiceLinesInCents: Bool = false
+
   public var event: Billing_Journal_V1_LifecycleEvent.OneOf_Event? = nil
 
   public var trialEnded: Billing_Journal_V1_TrialEnded {
@@ -481,6 +488,13 @@ public nonisolated struct Billing_Journal_V1_ChargeRecorded: @unchecked Sendable
   public var gatewayKey: String {
     get {_storage._gatewayKey}
     set {_uniqueStorage()._gatewayKey = newValue}
+  }
+
+  /// As LifecycleEvent's: an invoice a payment method given here issues (a
+  /// paused trial's first period) has its lines in cents.
+  public var invoiceLinesInCents: Bool {
+    get {_storage._invoiceLinesInCents}
+    set {_uniqueStorage()._invoiceLinesInCents = newValue}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -1737,7 +1751,7 @@ nonisolated extension Billing_Journal_V1_AccountCreated: SwiftProtobuf.Message, 
 
 nonisolated extension Billing_Journal_V1_LifecycleEvent: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".LifecycleEvent"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}account_id\0\u{3}at_unix\0\u{1}actor\0\u{3}idempotency_key\0\u{3}contract_prorated\0\u{4}\u{5}trial_ended\0\u{3}period_ended\0\u{3}grace_expired\0\u{3}payment_method_set\0\u{3}plan_change\0\u{3}pending_change_cancelled\0\u{3}enterprise_contract\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}account_id\0\u{3}at_unix\0\u{1}actor\0\u{3}idempotency_key\0\u{3}contract_prorated\0\u{3}invoice_lines_in_cents\0\u{4}\u{4}trial_ended\0\u{3}period_ended\0\u{3}grace_expired\0\u{3}payment_method_set\0\u{3}plan_change\0\u{3}pending_change_cancelled\0\u{3}enterprise_contract\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1750,6 +1764,7 @@ nonisolated extension Billing_Journal_V1_LifecycleEvent: SwiftProtobuf.Message, 
       case 3: try { try decoder.decodeSingularStringField(value: &self.actor) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.idempotencyKey) }()
       case 5: try { try decoder.decodeSingularBoolField(value: &self.contractProrated) }()
+      case 6: try { try decoder.decodeSingularBoolField(value: &self.invoiceLinesInCents) }()
       case 10: try {
         var v: Billing_Journal_V1_TrialEnded?
         var hadOneofValue = false
@@ -1866,6 +1881,9 @@ nonisolated extension Billing_Journal_V1_LifecycleEvent: SwiftProtobuf.Message, 
     if self.contractProrated != false {
       try visitor.visitSingularBoolField(value: self.contractProrated, fieldNumber: 5)
     }
+    if self.invoiceLinesInCents != false {
+      try visitor.visitSingularBoolField(value: self.invoiceLinesInCents, fieldNumber: 6)
+    }
     switch self.event {
     case .trialEnded?: try {
       guard case .trialEnded(let v)? = self.event else { preconditionFailure() }
@@ -1906,6 +1924,7 @@ nonisolated extension Billing_Journal_V1_LifecycleEvent: SwiftProtobuf.Message, 
     if lhs.actor != rhs.actor {return false}
     if lhs.idempotencyKey != rhs.idempotencyKey {return false}
     if lhs.contractProrated != rhs.contractProrated {return false}
+    if lhs.invoiceLinesInCents != rhs.invoiceLinesInCents {return false}
     if lhs.event != rhs.event {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
@@ -2085,7 +2104,7 @@ nonisolated extension Billing_Journal_V1_PlanChangeRequested: SwiftProtobuf.Mess
 
 nonisolated extension Billing_Journal_V1_ChargeRecorded: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ChargeRecorded"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}charge\0\u{3}invoice_sequence\0\u{3}idempotency_key\0\u{3}new_method\0\u{3}gateway_key\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}charge\0\u{3}invoice_sequence\0\u{3}idempotency_key\0\u{3}new_method\0\u{3}gateway_key\0\u{3}invoice_lines_in_cents\0")
 
   fileprivate class _StorageClass {
     var _charge: Billing_V1_Charge? = nil
@@ -2093,6 +2112,7 @@ nonisolated extension Billing_Journal_V1_ChargeRecorded: SwiftProtobuf.Message, 
     var _idempotencyKey: String = String()
     var _newMethod: Billing_Journal_V1_PaymentMethodSet? = nil
     var _gatewayKey: String = String()
+    var _invoiceLinesInCents: Bool = false
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -2108,6 +2128,7 @@ nonisolated extension Billing_Journal_V1_ChargeRecorded: SwiftProtobuf.Message, 
       _idempotencyKey = source._idempotencyKey
       _newMethod = source._newMethod
       _gatewayKey = source._gatewayKey
+      _invoiceLinesInCents = source._invoiceLinesInCents
     }
   }
 
@@ -2131,6 +2152,7 @@ nonisolated extension Billing_Journal_V1_ChargeRecorded: SwiftProtobuf.Message, 
         case 3: try { try decoder.decodeSingularStringField(value: &_storage._idempotencyKey) }()
         case 4: try { try decoder.decodeSingularMessageField(value: &_storage._newMethod) }()
         case 5: try { try decoder.decodeSingularStringField(value: &_storage._gatewayKey) }()
+        case 6: try { try decoder.decodeSingularBoolField(value: &_storage._invoiceLinesInCents) }()
         default: break
         }
       }
@@ -2158,6 +2180,9 @@ nonisolated extension Billing_Journal_V1_ChargeRecorded: SwiftProtobuf.Message, 
       if !_storage._gatewayKey.isEmpty {
         try visitor.visitSingularStringField(value: _storage._gatewayKey, fieldNumber: 5)
       }
+      if _storage._invoiceLinesInCents != false {
+        try visitor.visitSingularBoolField(value: _storage._invoiceLinesInCents, fieldNumber: 6)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -2172,6 +2197,7 @@ nonisolated extension Billing_Journal_V1_ChargeRecorded: SwiftProtobuf.Message, 
         if _storage._idempotencyKey != rhs_storage._idempotencyKey {return false}
         if _storage._newMethod != rhs_storage._newMethod {return false}
         if _storage._gatewayKey != rhs_storage._gatewayKey {return false}
+        if _storage._invoiceLinesInCents != rhs_storage._invoiceLinesInCents {return false}
         return true
       }
       if !storagesAreEqual {return false}

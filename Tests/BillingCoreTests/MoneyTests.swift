@@ -44,6 +44,19 @@ import Testing
         #expect(try Money.sum([half, Money(micros: .max / 2)]) == Money(micros: .max))
     }
 
+    @Test func roundsHalfUpToTheCentAwayFromZero() {
+        let cases: [(Int64, Int64)] = [
+            (0, 0), (4_999, 0), (5_000, 10_000), (1_134, 0), (19, 0), (715_366_667, 715_370_000),
+            (12_345_000, 12_350_000), (12_344_999, 12_340_000), (-5_000, -10_000), (-4_999, 0),
+            // Where rounding away would not fit, toward zero instead.
+            (Int64.max, Int64.max - 5_807), (Int64.min, Int64.min + 5_808),
+            (Int64.max - 5_807, Int64.max - 5_807),
+        ]
+        for (micros, cents) in cases {
+            #expect(Money(micros: micros).roundedToCent == Money(micros: cents), "\(micros)")
+        }
+    }
+
     @Test func ordersByAmount() {
         #expect(Money(micros: -1) < .zero)
         #expect(Money(micros: 2) > Money(micros: 1))

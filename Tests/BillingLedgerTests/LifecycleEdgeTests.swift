@@ -36,7 +36,7 @@ import Testing
         let h = try Self.ledger(gateway: TestPaymentGateway())
         _ = try await h.ledger.createAccount(id: "acct", plan: .pro, actor: "test")
         _ = try await h.ledger.setPaymentMethod(accountID: "acct", method: LifecycleLedgerTests.good, actor: "test")
-        _ = try await h.debit(Fixtures.command(account: "acct", key: "k-old", micros: 5, run: "run-old"))
+        _ = try await h.debit(Fixtures.command(account: "acct", key: "k-old", micros: 50_000, run: "run-old"))
         let end = try #require(await h.ledger.snapshot.accounts["acct"]).lifecycle.currentPeriod.end
         h.clock.advance(seconds: end - h.clock.nowMicros() / 1_000_000 + 10)
         return (h, end)
@@ -137,10 +137,10 @@ import Testing
     /// not the closing one; it rides in checkpoints and replays the same.
     @Test func overageOfADebitAfterThePeriodsEndIsBilledWithTheNextPeriod() async throws {
         let (h, _) = try await Self.proAccountPastItsPeriodEnd()
-        _ = try await h.debit(Fixtures.command(account: "acct", key: "k-new", micros: 10, run: "run-new"))
+        _ = try await h.debit(Fixtures.command(account: "acct", key: "k-new", micros: 100_000, run: "run-new"))
         let state = await h.ledger.snapshot
         let before = try #require(state.accounts["acct"])
-        #expect((before.overage, before.overageAfterPeriodEnd) == (15, 10))
+        #expect((before.overage, before.overageAfterPeriodEnd) == (150_000, 100_000))
         // In a checkpoint, written by hand as SwiftProtobuf would, and back.
         let encoded = try state.encodedCheckpoint(writtenAtMicros: 1)
         #expect(try Billing_Journal_V1_Checkpoint(serializedBytes: encoded.bytes) == state.checkpoint(writtenAtMicros: 1))
@@ -148,14 +148,14 @@ import Testing
 
         _ = try await h.ledger.tick()
         var invoices = try await h.ledger.invoices(of: "acct")
-        #expect(invoices.last?.lineItems.filter { $0.kind == .meteredUsage }.map(\.amountMicros) == [5])
+        #expect(invoices.last?.lineItems.filter { $0.kind == .meteredUsage }.map(\.amountMicros) == [50_000])
         let after = try #require(await h.ledger.snapshot.accounts["acct"])
-        #expect((after.overage, after.overageAfterPeriodEnd) == (10, 0))
+        #expect((after.overage, after.overageAfterPeriodEnd) == (100_000, 0))
         // The next close bills it.
         h.clock.advance(seconds: 32 * Self.day)
         _ = try await h.ledger.tick()
         invoices = try await h.ledger.invoices(of: "acct")
-        #expect(invoices.last?.lineItems.filter { $0.kind == .meteredUsage }.map(\.amountMicros) == [10])
+        #expect(invoices.last?.lineItems.filter { $0.kind == .meteredUsage }.map(\.amountMicros) == [100_000])
         // The journal replays to the same books.
         let live = await h.ledger.snapshot
         await h.ledger.close()
@@ -166,7 +166,7 @@ import Testing
         var older = LedgerState(plans: Fixtures.plans)
         for var entry in h.disk.journal() {
             if case .lifecycle(var event)? = entry.event, case .periodEnded(var ended)? = event.event {
-                ended.overageMicros = 15
+                ended.overageMicros = 150_000
                 event.event = .periodEnded(ended)
                 entry.lifecycle = event
                 try older.apply(entry)
@@ -199,15 +199,16 @@ import Testing
         terms.usageRateBasisPoints = 10_000
         terms.contractReference = "E-max"
         try await h.ledger.setEnterpriseContract(accountID: "big", terms: terms, actor: "ops")
-        // Usage on Enterprise accrues as overage: 1,000 micros over the period price.
-        _ = try await h.debit(Fixtures.command(account: "big", key: "k", micros: 1_000, run: "r"))
+        // Usage on Enterprise accrues as overage: a cent over the period price.
+        _ = try await h.debit(Fixtures.command(account: "big", key: "k", micros: 10_000, run: "r"))
         for _ in 0..<3 {
             h.clock.advance(seconds: 32 * Self.day)
             _ = try await h.ledger.tick()
         }
         let invoices = try await h.ledger.invoices(of: "big")
-        let usage = try #require(invoices.first { $0.lineItems.contains { $0.amountMicros == 1_000 } })
-        #expect(usage.totalMicros == Int64.max)
+        let usage = try #require(invoices.first { $0.lineItems.contains { $0.amountMicros == 10_000 } })
+        // The largest amount in whole cents.
+        #expect(usage.totalMicros == Int64.max - 5_807)
         #expect(invoices.allSatisfy { $0.totalMicros >= 0 })
         await h.ledger.close()
     }
@@ -401,6 +402,54 @@ import Testing
         #expect(older.accounts["acct"]?.invoiceSequences == [])
     }
 
+    /// Invoice lines are whole cents (what a gateway can charge): a
+    /// proration rounds half-up, one worth less than half a cent is not
+    /// issued at all; entries of earlier builds (without the mark) replay
+    /// to the micro, as they were billed.
+    @Test func invoiceLinesAreRoundedToTheCentAndOldEntriesReplayToTheMicro() async throws {
+        let h = try Self.ledger(gateway: TestPaymentGateway())
+        _ = try await h.ledger.createAccount(id: "late", plan: .free, actor: "test")
+        _ = try await h.ledger.setPaymentMethod(accountID: "late", method: LifecycleLedgerTests.good, actor: "test")
+        let period = try #require(await h.ledger.snapshot.accounts["late"]).lifecycle.currentPeriod
+        // 100 s before the end: $49 x 100 / period = 1,829.. micros -> $0.00, nothing issued.
+        h.clock.advance(seconds: period.end - h.clock.nowMicros() / 1_000_000 - 100)
+        let late = try await h.ledger.changePlan(accountID: "late", to: .pro, key: "up", actor: "test")
+        #expect(late.effect == .applied && late.invoice == nil && late.charge == nil)
+        #expect(try await h.ledger.invoices(of: "late").isEmpty)
+        let exact = Proration.remainingShare(of: Money(micros: 49_000_000), at: period.end - 100, in: period)
+        #expect(exact > .zero && exact.micros < 5_000)
+        await h.ledger.close()
+
+        // The same journal with the mark taken off replays to the micro.
+        var older = LedgerState(plans: Fixtures.plans)
+        for var entry in h.journal() {
+            if case .lifecycle(var event)? = entry.event {
+                event.invoiceLinesInCents = false
+                entry.lifecycle = event
+            }
+            try older.apply(entry)
+        }
+        let invoice = try #require(older.accounts["late"]?.invoiceSequences.first.flatMap { older.invoices[$0]?.invoice })
+        #expect(invoice.lineItems.map(\.amountMicros) == [exact.micros])
+        #expect(invoice.totalMicros == exact.micros)
+    }
+
+    @Test func aProrationIsChargedInWholeCents() async throws {
+        let h = try Self.ledger(gateway: TestPaymentGateway())
+        _ = try await h.ledger.createAccount(id: "acct", plan: .free, actor: "test")
+        _ = try await h.ledger.setPaymentMethod(accountID: "acct", method: LifecycleLedgerTests.good, actor: "test")
+        let period = try #require(await h.ledger.snapshot.accounts["acct"]).lifecycle.currentPeriod
+        h.clock.advance(seconds: period.end - h.clock.nowMicros() / 1_000_000 - 1_000)
+        let exact = Proration.remainingShare(of: Money(micros: 49_000_000), at: period.end - 1_000, in: period)
+        let upgraded = try await h.ledger.changePlan(accountID: "acct", to: .pro, key: "up", actor: "test")
+        let invoice = try #require(upgraded.invoice)
+        #expect(exact.micros % 10_000 != 0)
+        #expect(invoice.lineItems.map(\.amountMicros) == [exact.roundedToCent.micros])
+        #expect(invoice.totalMicros == exact.roundedToCent.micros && invoice.status == .paid)
+        #expect(upgraded.charge?.amountMicros == exact.roundedToCent.micros)
+        await h.ledger.close()
+    }
+
     @Test func choosingTheCurrentPlanAgainCancelsAScheduledDowngrade() async throws {
         let h = try Self.ledger(gateway: TestPaymentGateway())
         _ = try await h.ledger.createAccount(id: "acct", plan: .pro, actor: "test")
@@ -494,23 +543,23 @@ import Testing
         let h = try Self.ledger(gateway: TestPaymentGateway())
         _ = try await h.ledger.createAccount(id: "acct", plan: .pro, actor: "test")
         _ = try await h.ledger.setPaymentMethod(accountID: "acct", method: LifecycleLedgerTests.good, actor: "test")
-        _ = try await h.ledger.grantCredits(accountID: "acct", amountMicros: 10, kind: "promotional", note: "", actor: "test")
+        _ = try await h.ledger.grantCredits(accountID: "acct", amountMicros: 100_000, kind: "promotional", note: "", actor: "test")
         _ = try await h.ledger.changePlan(accountID: "acct", to: .free, key: "down", actor: "test")
         // Before the end Pro rules: more than the credits goes on overage.
-        #expect(try await h.debit(Fixtures.command(account: "acct", key: "pro", micros: 15, run: "r-0")).accepted?.overageMicros == 5)
+        #expect(try await h.debit(Fixtures.command(account: "acct", key: "pro", micros: 150_000, run: "r-0")).accepted?.overageMicros == 50_000)
         let end = try #require(await h.ledger.snapshot.accounts["acct"]).lifecycle.currentPeriod.end
         h.clock.advance(seconds: end - h.clock.nowMicros() / 1_000_000 + 1)
         // No tick yet: the books still say Pro, the rules say Free.
         #expect(await h.ledger.snapshot.accounts["acct"]?.lifecycle.plan == .pro)
-        _ = try await h.ledger.grantCredits(accountID: "acct", amountMicros: 20, kind: "promotional", note: "", actor: "test")
-        #expect(try await h.debit(Fixtures.command(account: "acct", key: "k-1", micros: 25, run: "r-1")).refusalReason
+        _ = try await h.ledger.grantCredits(accountID: "acct", amountMicros: 200_000, kind: "promotional", note: "", actor: "test")
+        #expect(try await h.debit(Fixtures.command(account: "acct", key: "k-1", micros: 250_000, run: "r-1")).refusalReason
             == "INSUFFICIENT_CREDITS")
-        let quoted = try #require(try await h.ledger.quote(Fixtures.command(account: "acct", key: "", micros: 25, run: "r-1")))
+        let quoted = try #require(try await h.ledger.quote(Fixtures.command(account: "acct", key: "", micros: 250_000, run: "r-1")))
         #expect(!quoted.record.isAccepted)
         for run in 1...Fixtures.plans.free.runQuota! {
-            #expect(try await h.debit(Fixtures.command(account: "acct", key: "run-\(run)", micros: 5, run: "r-\(run)")).accepted != nil)
+            #expect(try await h.debit(Fixtures.command(account: "acct", key: "run-\(run)", micros: 50_000, run: "r-\(run)")).accepted != nil)
         }
-        #expect(try await h.debit(Fixtures.command(account: "acct", key: "one-more", micros: 5, run: "r-extra")).refusalReason
+        #expect(try await h.debit(Fixtures.command(account: "acct", key: "one-more", micros: 50_000, run: "r-extra")).refusalReason
             == "RUN_QUOTA_EXCEEDED")
         _ = try await h.ledger.tick()
         let book = try #require(await h.ledger.snapshot.accounts["acct"])
@@ -518,7 +567,7 @@ import Testing
         // The close billed Pro's overage only; nothing more accrued.
         #expect((book.overage, book.overageAfterPeriodEnd) == (0, 0))
         let invoices = try await h.ledger.invoices(of: "acct")
-        #expect(invoices.last?.lineItems.filter { $0.kind == .meteredUsage }.map(\.amountMicros) == [5])
+        #expect(invoices.last?.lineItems.filter { $0.kind == .meteredUsage }.map(\.amountMicros) == [50_000])
         // The decisions are journaled: the journal replays to the same books.
         let live = await h.ledger.snapshot
         await h.ledger.close()

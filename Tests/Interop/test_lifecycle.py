@@ -36,6 +36,11 @@ def half_up(numerator: int, denominator: int) -> int:
     return quotient + (1 if 2 * remainder >= denominator else 0)
 
 
+def in_cents(micros: int) -> int:
+    """An invoice line's amount: micros rounded half-up to the cent (README: invoices are in whole cents)."""
+    return half_up(micros, 10_000) * 10_000
+
+
 def add_month(unix: int, anchor: int, months: int) -> int:
     """The anchor's day and time, `months` later (clamped to the month's end)."""
     a = datetime.datetime.fromtimestamp(anchor, datetime.timezone.utc)
@@ -237,7 +242,7 @@ def test_mid_period_upgrade_is_prorated_and_charged_at_once(life):
     life.advance(seconds=10 * DAY + 3600)
     now = life.now()
     answer = life.change("acme", a.PLAN_PRO, key="up-1")
-    expected = half_up(PRO * (end - now), end - start)
+    expected = in_cents(half_up(PRO * (end - now), end - start))
     assert answer.effect == a.PLAN_CHANGE_EFFECT_APPLIED and answer.account.plan == a.PLAN_PRO
     assert answer.invoice.kind == p.INVOICE_KIND_PLAN_CHANGE and answer.invoice.total_micros == expected
     assert answer.invoice.status == p.INVOICE_STATUS_PAID
@@ -323,8 +328,8 @@ def test_an_operators_enterprise_contract_bills_price_custom_lines_and_usage(lif
     start = account.current_period_start_unix_seconds
     remaining = end - upgrade.period_start_unix_seconds
     assert [(l.kind, l.amount_micros) for l in upgrade.line_items] == [
-        (p.INVOICE_LINE_KIND_PRORATION, half_up((2_000_000_000 - 49_000_000) * remaining, end - start)),
-        (p.INVOICE_LINE_KIND_CUSTOM, half_up(500_000_000 * remaining, end - start)),
+        (p.INVOICE_LINE_KIND_PRORATION, in_cents(half_up((2_000_000_000 - 49_000_000) * remaining, end - start))),
+        (p.INVOICE_LINE_KIND_CUSTOM, in_cents(half_up(500_000_000 * remaining, end - start))),
     ]
     overage = life.debit("bigco", "run-1", tokens=400_000).overage_micros  # beyond the balance: metered
     assert overage > 1_000
@@ -333,7 +338,7 @@ def test_an_operators_enterprise_contract_bills_price_custom_lines_and_usage(lif
     assert [(l.kind, l.amount_micros) for l in invoice.line_items] == [
         (p.INVOICE_LINE_KIND_CONTRACT_FEE, 2_000_000_000),
         (p.INVOICE_LINE_KIND_CUSTOM, 500_000_000),
-        (p.INVOICE_LINE_KIND_METERED_USAGE, half_up((overage - 1_000) * 8_000, 10_000)),
+        (p.INVOICE_LINE_KIND_METERED_USAGE, in_cents(half_up((overage - 1_000) * 8_000, 10_000))),
     ]
     assert invoice.status == p.INVOICE_STATUS_PAID
     assert invoice.contract_reference == "ENT-7"
