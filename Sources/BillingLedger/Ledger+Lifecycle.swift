@@ -626,13 +626,27 @@ extension Ledger {
     }
 
     /// The book as of now, after any transition already due for it (so a
-    /// read never shows a trial that should have ended).
+    /// read never shows a trial that should have ended). With nothing to
+    /// bring up to date — no transition due, no payment owed or left
+    /// pending for this account: every read but those in the second or so
+    /// before the ticker gets there — the book as it stands, without waiting
+    /// for the lifecycle: a purchase, a plan change or a period close held
+    /// at the payment gateway for another account does not hold up reads.
     public func currentBook(_ accountID: String) async throws -> AccountBook {
+        let standing = try book(accountID)
+        if !hasWorkDue(accountID, standing, now: nowUnix) { return standing }
         await acquireLifecycle()
         defer { releaseLifecycle() }
         _ = try book(accountID)
         _ = try await processDue(upTo: nowUnix, only: accountID)
         return try book(accountID)
+    }
+
+    /// Whether `processDue(upTo: now, only: accountID)` would do anything.
+    func hasWorkDue(_ accountID: String, _ book: AccountBook, now: Int64) -> Bool {
+        book.lifecycle.nextDueTransition(now: now) != nil
+            || state.pendingCharges.values.contains { $0.started.accountID == accountID }
+            || state.schedule.owedInvoices.contains { state.invoices[$0]?.invoice.accountID == accountID }
     }
 
     public nonisolated var currentUnix: Int64 { clock.nowMicros() / 1_000_000 }

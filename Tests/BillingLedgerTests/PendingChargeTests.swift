@@ -50,6 +50,40 @@ import Testing
         return (restarted, await purchase.result)
     }
 
+    /// A purchase held at the gateway holds the lifecycle, not reads: the
+    /// book of an account with nothing due is read at once (the Billing
+    /// tab of every other account stays up while one card is charged).
+    @Test func aChargeHeldAtTheGatewayDoesNotHoldUpReadsOfOtherAccounts() async throws {
+        let gateway = RememberingGateway()
+        let h = try await Self.harness(gateway)
+        _ = try await h.ledger.createAccount(id: "other", plan: .free, actor: "test")
+        gateway.stallNext()
+        let ledger = h.ledger
+        let purchase = Task { try await ledger.purchaseCredits(accountID: "acct", amountMicros: 5_000_000, key: "buy", actor: "test") }
+        await gateway.reached.wait()
+        // A read that waited for the purchase would wait for ever: the
+        // gateway answers only after it. A safety net (never reached when
+        // reads do not wait) releases the gateway after 30 s, so a
+        // regression fails here instead of hanging the suite.
+        let waitedForTheGateway = Mutex(false)
+        let net = Task {
+            try await Task.sleep(for: .seconds(30))
+            waitedForTheGateway.withLock { $0 = true }
+            gateway.release()
+        }
+        #expect(try await ledger.currentBook("other").accountID == "other")
+        #expect(!waitedForTheGateway.withLock { $0 })
+        net.cancel()
+        let own = Task { try await ledger.currentBook("acct").balance }
+        gateway.release()
+        #expect(try await purchase.value.charge.status == .succeeded)
+        #expect(try await own.value == 5_000_000)
+        // A transition due is still applied by a read.
+        h.clock.advance(seconds: 40 * 86_400)
+        #expect(try await ledger.currentBook("other").lifecycle.currentPeriod.end > h.clock.nowMicros() / 1_000_000)
+        await ledger.close()
+    }
+
     @Test func aPurchaseChargedBeforeACrashIsRecordedOnceAfterTheRestart() async throws {
         let gateway = RememberingGateway()
         let h = try await Self.harness(gateway)
