@@ -460,9 +460,13 @@ extension Ledger {
     }
 
     public func setEnterpriseContract(accountID: String, terms: Billing_V1_EnterpriseContract, actor: String) async throws {
-        guard LedgerState.validContract(terms) else {
+        // Whole cents, as invoices charge (a new contract's rule only:
+        // `validContract` also checks replayed ones, which may predate it).
+        // In cents, a sum that fits in Int64 is within the invoice cap.
+        guard LedgerState.validContract(terms),
+              ([terms.periodPriceMicros] + terms.customInvoiceLines.map(\.amountMicros)).allSatisfy({ $0 % 10_000 == 0 }) else {
             throw AccountRequestRefused(.invalidArgument, reason: "INVALID_CONTRACT",
-                                        message: "contract amounts, quota and workspaces must be >= 0, the price and custom lines must sum to at most 9223372036854775807 micros, and the usage rate 0..100000 basis points")
+                                        message: "contract amounts, quota and workspaces must be >= 0, the price and custom lines whole cents (multiples of 10000 micros) summing to at most 9223372036854770000 micros, and the usage rate 0..100000 basis points")
         }
         await acquireLifecycle()
         defer { releaseLifecycle() }
@@ -510,6 +514,11 @@ extension Ledger {
     /// (if it succeeded) the credits and a paid invoice. A retry with the
     /// same key returns the first outcome and charges nothing.
     public func purchaseCredits(accountID: String, amountMicros: Int64, key: String, actor: String) async throws -> PurchaseResult {
+        // (PaymentsService checks the range first; whole cents are the ledger's rule too.)
+        guard amountMicros > 0, amountMicros % 10_000 == 0 else {
+            throw AccountRequestRefused(.invalidArgument, reason: "INVALID_AMOUNT",
+                                        message: "a purchase is a positive amount of whole cents (a multiple of 10000 micros)")
+        }
         await acquireLifecycle()
         defer { releaseLifecycle() }
         _ = try book(accountID)

@@ -245,11 +245,11 @@ extension LedgerState {
         }
         // Each line fits in Int64; a sum past it is capped as a metered usage
         // charge is (`EnterpriseContract.usageCharge`), never wrapped negative.
-        // (In cents, capped at the largest whole cent.)
+        // (Lines are never negative. In cents, capped at the largest whole cent.)
         let cap = inCents ? Money(micros: .max).roundedToCent.micros : .max
         let total = lines.reduce(Int64(0)) { sum, line in
             let (next, overflow) = sum.addingReportingOverflow(line.amount.micros)
-            return overflow || next > cap ? (line.amount.micros > 0 ? cap : .min) : next
+            return overflow || next > cap ? cap : next
         }
         invoice.subtotalMicros = total
         invoice.totalMicros = total

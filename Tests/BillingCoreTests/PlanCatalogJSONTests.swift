@@ -43,6 +43,8 @@ import Testing
         // Past what the journal records (it refused such terms at start-up, as an internal error).
         ("\"max_workspaces\": 2", "\"max_workspaces\": 3000000000", "max_workspaces must be 1...2147483647"),
         ("\"monthly_price_micros\": 99000000", "\"monthly_price_micros\": -1", "monthly_price_micros is negative"),
+        // Invoices charge whole cents.
+        ("\"monthly_price_micros\": 99000000", "\"monthly_price_micros\": 99004000", "monthly_price_micros must be whole cents"),
         ("\"support\": \"email\"", "\"support\": \"phone\"", "support must be community, email or dedicated"),
         ("\"trial_days\": 7", "\"trial_days\": 0", "trial_days must be 1...365"),
         ("\"trial_plan\": \"pro\"", "\"trial_plan\": \"enterprise\"", "trial_plan must be"),

@@ -190,12 +190,51 @@ import Testing
         #expect(!LedgerState.validContract(terms))
     }
 
+    /// What the gateway is asked for is whole cents: a new contract's price
+    /// and custom lines, and a purchase, in fractions of a cent are refused
+    /// and change nothing (a contract of $1,000.004 would be billed $1,000.00).
+    @Test func contractsAndPurchasesInFractionsOfACentAreRefused() async throws {
+        let h = try Self.ledger(gateway: TestPaymentGateway())
+        _ = try await h.ledger.createAccount(id: "acct", plan: .pro, actor: "test")
+        _ = try await h.ledger.setPaymentMethod(accountID: "acct", method: LifecycleLedgerTests.good, actor: "test")
+        let before = await h.ledger.snapshot
+        var terms = Billing_V1_EnterpriseContract()
+        terms.periodPriceMicros = 1_000_004_000
+        terms.usageRateBasisPoints = 10_000
+        await #expect(throws: AccountRequestRefused.self) {
+            try await h.ledger.setEnterpriseContract(accountID: "acct", terms: terms, actor: "ops")
+        }
+        terms.periodPriceMicros = 1_000_000_000
+        var line = Billing_V1_CustomInvoiceLine()
+        line.description_p = "support"
+        line.amountMicros = 4_000
+        terms.customInvoiceLines = [line]
+        do {
+            try await h.ledger.setEnterpriseContract(accountID: "acct", terms: terms, actor: "ops")
+            Issue.record("a custom line of $0.004 was accepted")
+        } catch let refused as AccountRequestRefused {
+            #expect(refused.reason == "INVALID_CONTRACT")
+        }
+        do {
+            _ = try await h.ledger.purchaseCredits(accountID: "acct", amountMicros: 1_000_005, key: "buy", actor: "test")
+            Issue.record("a purchase of $1.000005 was accepted")
+        } catch let refused as AccountRequestRefused {
+            #expect(refused.reason == "INVALID_AMOUNT")
+        }
+        #expect(await h.ledger.snapshot == before)
+        // In whole cents, accepted.
+        terms.customInvoiceLines[0].amountMicros = 10_000
+        try await h.ledger.setEnterpriseContract(accountID: "acct", terms: terms, actor: "ops")
+        #expect(await h.ledger.snapshot.accounts["acct"]?.lifecycle.plan == .enterprise)
+        await h.ledger.close()
+    }
+
     @Test func anInvoiceWhoseLinesPassTheLargestAmountIsCappedNeverNegative() async throws {
         let h = try Self.ledger(gateway: TestPaymentGateway())
         _ = try await h.ledger.createAccount(id: "big", plan: .pro, actor: "test")
         _ = try await h.ledger.setPaymentMethod(accountID: "big", method: LifecycleLedgerTests.good, actor: "test")
         var terms = Billing_V1_EnterpriseContract()
-        terms.periodPriceMicros = Int64.max - 10
+        terms.periodPriceMicros = Int64.max - 5_807  // the largest whole cent
         terms.usageRateBasisPoints = 10_000
         terms.contractReference = "E-max"
         try await h.ledger.setEnterpriseContract(accountID: "big", terms: terms, actor: "ops")

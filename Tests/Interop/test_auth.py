@@ -192,7 +192,7 @@ def requests(pb, victim_key_id: str) -> dict:
         "/billing.v1.Admin/GrantCredits": ad.GrantCreditsRequest(account_id="demo", amount_micros=1, reason="auth table",
                                                                  idempotency_key="auth-grant"),
         "/billing.v1.Admin/SetEnterpriseContract": ad.SetEnterpriseContractRequest(
-            account_id="demo", contract=a.EnterpriseContract(contract_reference="C-1", period_price_micros=1, usage_rate_basis_points=10_000)),
+            account_id="demo", contract=a.EnterpriseContract(contract_reference="C-1", period_price_micros=10_000, usage_rate_basis_points=10_000)),
         "/billing.v1.Admin/CreateApiKey": ad.CreateApiKeyRequest(name="auth table", scopes=[R]),
         "/billing.v1.Admin/ListApiKeys": ad.ListApiKeysRequest(include_revoked=True),
         "/billing.v1.Admin/RevokeApiKey": ad.RevokeApiKeyRequest(key_id=victim_key_id),  # revoked again: a no-op

@@ -532,8 +532,8 @@ def scenario(c, ident):
         page_token=ident), timeout=T).entries))
     record("enterprise contract", lambda: c.admin.SetEnterpriseContract(ad.SetEnterpriseContractRequest(
         account_id=ident, contract=pb.accounts_pb2.EnterpriseContract(
-            contract_reference=ident, notes=ident, period_price_micros=1, usage_rate_basis_points=10_000,
-            custom_invoice_lines=[pb.accounts_pb2.CustomInvoiceLine(description=ident, amount_micros=1)])),
+            contract_reference=ident, notes=ident, period_price_micros=10_000, usage_rate_basis_points=10_000,
+            custom_invoice_lines=[pb.accounts_pb2.CustomInvoiceLine(description=ident, amount_micros=10_000)])),
         timeout=T).account.account_id)
     # The same strings as a user's claims (sub, account_id): the user reads their account.
     owner = c.s.authorized_channel(mint_jwt(c.s.jwt_secret(), user_claims(account_id=ident, sub=ident, role="owner")))

@@ -371,6 +371,13 @@ def test_an_operators_enterprise_contract_bills_price_custom_lines_and_usage(lif
     bad = a.EnterpriseContract(period_price_micros=-1, usage_rate_basis_points=10_000)
     life.refused(lambda: life.admin.SetEnterpriseContract(life.ad.SetEnterpriseContractRequest(account_id="bigco", contract=bad),
                                                           timeout=RPC_TIMEOUT_S), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_CONTRACT")
+    # Invoices charge whole cents: a price or custom line between them is refused.
+    for sub_cent in (a.EnterpriseContract(period_price_micros=1_000_004_000, usage_rate_basis_points=10_000),
+                     a.EnterpriseContract(period_price_micros=10_000, usage_rate_basis_points=10_000,
+                                          custom_invoice_lines=[a.CustomInvoiceLine(description="x", amount_micros=4_000)])):
+        request = life.ad.SetEnterpriseContractRequest(account_id="bigco", contract=sub_cent)
+        life.refused(lambda: life.admin.SetEnterpriseContract(request, timeout=RPC_TIMEOUT_S),
+                     grpc.StatusCode.INVALID_ARGUMENT, "INVALID_CONTRACT")
     # Left out, the rate (or the whole contract) would make usage free: refused, nothing changed.
     before = life.get("bigco").enterprise_contract
     for partial in (None, a.EnterpriseContract(contract_reference="ENT-9", period_price_micros=1)):
@@ -378,7 +385,7 @@ def test_an_operators_enterprise_contract_bills_price_custom_lines_and_usage(lif
         life.refused(lambda: life.admin.SetEnterpriseContract(request, timeout=RPC_TIMEOUT_S),
                      grpc.StatusCode.INVALID_ARGUMENT, "MISSING_FIELD")
     assert life.get("bigco").enterprise_contract == before
-    free_usage = a.EnterpriseContract(contract_reference="ENT-9", period_price_micros=1, usage_rate_basis_points=0)
+    free_usage = a.EnterpriseContract(contract_reference="ENT-9", period_price_micros=10_000, usage_rate_basis_points=0)
     life.admin.SetEnterpriseContract(life.ad.SetEnterpriseContractRequest(account_id="bigco", contract=free_usage),
                                      timeout=RPC_TIMEOUT_S)  # an explicit 0: usage not invoiced, by choice
     assert life.get("bigco").enterprise_contract.HasField("usage_rate_basis_points")
