@@ -10,7 +10,9 @@ public enum AccountAction: Sendable, Hashable {
     case resetQuota
     /// Issue the next invoice (numbered by the shell) with these lines;
     /// `periodStart`/`periodEnd` date the invoice, each line dates itself.
-    case issueInvoice(lines: [InvoiceLine], periodStart: Int64, periodEnd: Int64)
+    /// `planChange`: it bills a move made mid-period (an upgrade, a
+    /// contract), not a period (also so when no proration line is left).
+    case issueInvoice(lines: [InvoiceLine], periodStart: Int64, periodEnd: Int64, planChange: Bool = false)
     /// Charge the invoice issued by the `.issueInvoice` just before, with the
     /// payment method on file, and report `paymentSucceeded`/`paymentFailed`.
     case attemptPayment

@@ -74,8 +74,9 @@ extension AccountLifecycle {
     /// current period is charged now — the contract's price less the old
     /// plan's, and each custom line's share — and the next period is billed
     /// in full at its end. Unprorated (journals before session 22), the
-    /// contract's first charge is the next period's. New terms for an
-    /// account on Enterprise apply from the next period.
+    /// contract's first charge is the next period's. For an account on
+    /// Enterprise, new terms apply at once (quota, workspaces, usage rate)
+    /// but their price and custom lines are billed from the next period.
     mutating func enterpriseContractSet(_ terms: EnterpriseContract, prorated: Bool, now: Int64, plans: PlanCatalog) -> [AccountAction] {
         let oldPrice = monthlyPrice(of: plan, plans: plans)
         contract = terms
@@ -92,25 +93,28 @@ extension AccountLifecycle {
         plan = .enterprise
         actions.append(.setPlan(.enterprise))
         guard prorated else { return actions }
-        precondition(currentPeriod.start <= now && now < currentPeriod.end, "due period ends are applied before requests")
-        let dates = Self.dates(now, currentPeriod.end)
+        precondition(now < currentPeriod.end, "due period ends are applied before requests")
+        // A clock stepped back behind the period's start (an account made a
+        // moment before): prorated from the start, never a trap.
+        let from = max(now, currentPeriod.start)
+        let dates = Self.dates(from, currentPeriod.end)
         let what = terms.reference.isEmpty ? "Enterprise contract" : "Enterprise contract \(terms.reference)"
         var lines: [InvoiceLine] = []
-        let charge = Proration.upgradeCharge(from: oldPrice, to: terms.monthlyPrice, at: now, in: currentPeriod)
+        let charge = Proration.upgradeCharge(from: oldPrice, to: terms.monthlyPrice, at: from, in: currentPeriod)
         if charge > .zero {
             lines.append(InvoiceLine(
                 kind: .proration(from: old, to: .enterprise),
                 description: "Upgrade from \(plans[old].displayName) to \(what), prorated \(dates)",
-                amount: charge, periodStart: now, periodEnd: currentPeriod.end))
+                amount: charge, periodStart: from, periodEnd: currentPeriod.end))
         }
         for custom in terms.customLines where custom.amount > .zero {
-            let share = Proration.remainingShare(of: custom.amount, at: now, in: currentPeriod)
+            let share = Proration.remainingShare(of: custom.amount, at: from, in: currentPeriod)
             guard share > .zero else { continue }
             lines.append(InvoiceLine(kind: .custom, description: "\(custom.description), prorated \(dates)",
-                                     amount: share, periodStart: now, periodEnd: currentPeriod.end))
+                                     amount: share, periodStart: from, periodEnd: currentPeriod.end))
         }
         guard !lines.isEmpty else { return actions }
-        actions.append(.issueInvoice(lines: lines, periodStart: now, periodEnd: currentPeriod.end))
+        actions.append(.issueInvoice(lines: lines, periodStart: from, periodEnd: currentPeriod.end, planChange: true))
         actions.append(.attemptPayment)
         return actions
     }

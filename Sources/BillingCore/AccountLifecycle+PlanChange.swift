@@ -38,12 +38,14 @@ extension AccountLifecycle {
     /// Applies at once; the price difference for the rest of the period is
     /// invoiced and charged now.
     private mutating func upgrade(to target: Plan, now: Int64, plans: PlanCatalog) -> [AccountAction] {
-        precondition(currentPeriod.start <= now && now < currentPeriod.end,
-                     "due period ends are applied before requests")
+        precondition(now < currentPeriod.end, "due period ends are applied before requests")
+        // A clock stepped back behind the period's start (an account made a
+        // moment before): prorated from the start, never a trap.
+        let from = max(now, currentPeriod.start)
         let old = plan
         let charge = Proration.upgradeCharge(
             from: monthlyPrice(of: old, plans: plans), to: monthlyPrice(of: target, plans: plans),
-            at: now, in: currentPeriod)
+            at: from, in: currentPeriod)
         // Only a downgrade is ever pending, and nothing is below the plan of
         // an account that can upgrade (Enterprise is not a customer's choice).
         precondition(pendingChange == nil, "no downgrade pending below the plan being upgraded")
@@ -52,9 +54,9 @@ extension AccountLifecycle {
         if charge > .zero {
             let line = InvoiceLine(
                 kind: .proration(from: old, to: target),
-                description: "Upgrade from \(plans[old].displayName) to \(plans[target].displayName), prorated \(Self.dates(now, currentPeriod.end))",
-                amount: charge, periodStart: now, periodEnd: currentPeriod.end)
-            actions.append(.issueInvoice(lines: [line], periodStart: now, periodEnd: currentPeriod.end))
+                description: "Upgrade from \(plans[old].displayName) to \(plans[target].displayName), prorated \(Self.dates(from, currentPeriod.end))",
+                amount: charge, periodStart: from, periodEnd: currentPeriod.end)
+            actions.append(.issueInvoice(lines: [line], periodStart: from, periodEnd: currentPeriod.end, planChange: true))
             actions.append(.attemptPayment)
         }
         return actions

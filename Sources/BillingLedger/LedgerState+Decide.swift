@@ -60,8 +60,9 @@ extension LedgerState {
         }
         // After the period's end, before the tick closes it, a downgrade due
         // then already rules (its quota, overage and workspace limit): a
-        // debit is decided as it would be a second later. Checked on two
-        // stored properties first, so other debits read nothing more.
+        // debit is decided as it would be a second later (but for the
+        // workspaces, below). Checked on two stored properties first, so
+        // other debits read nothing more.
         let moving = book.lifecycle.pendingChange != nil && now >= book.lifecycle.currentPeriod.end
         let terms = moving ? book.lifecycle.effectiveTerms(at: now, plans) : book.terms(in: plans)
         // (Workspaces: the period's so far still count then; the close

@@ -177,9 +177,9 @@ extension LedgerState {
                     book.runsInPeriod.removeAll()
                     book.periodStart = book.lifecycle.currentPeriod.start
                 }
-            case .issueInvoice(let lines, let periodStart, let periodEnd):
-                lastIssued = issueInvoice(lines: lines, periodStart: periodStart, periodEnd: periodEnd, for: &book, at: at,
-                                          inCents: inCents)
+            case .issueInvoice(let lines, let periodStart, let periodEnd, let planChange):
+                lastIssued = issueInvoice(lines: lines, periodStart: periodStart, periodEnd: periodEnd, planChange: planChange,
+                                          for: &book, at: at, inCents: inCents)
             case .attemptPayment:
                 if let lastIssued {
                     invoices[lastIssued]!.attemptPending = true
@@ -219,7 +219,7 @@ extension LedgerState {
     /// line is rounded half-up to the cent, a line that rounds to nothing is
     /// left out, and nothing is issued when no line is left (nil) — a charge
     /// of a fraction of a cent is none a gateway takes.
-    mutating func issueInvoice(lines exact: [InvoiceLine], periodStart: Int64, periodEnd: Int64,
+    mutating func issueInvoice(lines exact: [InvoiceLine], periodStart: Int64, periodEnd: Int64, planChange: Bool = false,
                                for book: inout AccountBook, at: Int64, inCents: Bool) -> Int64? {
         var lines = exact
         if inCents {
@@ -232,7 +232,7 @@ extension LedgerState {
         }
         let sequence = nextInvoiceSequence
         var invoice = Self.invoiceHeader(sequence: sequence, account: book.accountID, at: at)
-        invoice.kind = lines.contains { if case .proration = $0.kind { true } else { false } } ? .planChange : .period
+        invoice.kind = planChange || lines.contains { if case .proration = $0.kind { true } else { false } } ? .planChange : .period
         invoice.periodStartUnixSeconds = periodStart
         invoice.periodEndUnixSeconds = periodEnd
         invoice.lineItems = lines.map(Self.invoiceLine)

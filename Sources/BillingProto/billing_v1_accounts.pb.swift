@@ -837,7 +837,9 @@ public nonisolated struct Billing_V1_ChangePlanResponse: Sendable {
   /// Clears the value of `account`. Subsequent reads from it will return its default value.
   public mutating func clearAccount() {self._account = nil}
 
-  /// Prorated invoice of an upgrade; unset otherwise.
+  /// Prorated invoice of an upgrade; unset otherwise, and for an upgrade in
+  /// a period's last seconds whose proration is under half a cent (invoices
+  /// are in whole cents: nothing is charged).
   public var invoice: Billing_V1_Invoice {
     get {_invoice ?? Billing_V1_Invoice()}
     set {_invoice = newValue}

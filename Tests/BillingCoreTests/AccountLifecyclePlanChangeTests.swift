@@ -14,7 +14,7 @@ import Testing
             amount: Money(micros: 24_500_000), periodStart: utc(2026, 4, 16), periodEnd: Self.april.end)
         #expect(h.accept(.changePlan(to: .pro)) == [
             .setPlan(.pro),
-            .issueInvoice(lines: [line], periodStart: utc(2026, 4, 16), periodEnd: Self.april.end),
+            .issueInvoice(lines: [line], periodStart: utc(2026, 4, 16), periodEnd: Self.april.end, planChange: true),
             .attemptPayment,
         ])
         #expect(h.account.plan == .pro)
@@ -58,12 +58,33 @@ import Testing
         #expect(enterprise.account.effectiveTerms(at: Self.april.end - 1, enterprise.plans) != enterprise.plans[.pro])
     }
 
+    /// A clock stepped back (NTP) behind the period's start, a moment after
+    /// the account was made: the upgrade or contract is prorated from the
+    /// start, the whole period, instead of trapping the server.
+    @Test func anUpgradeWithTheClockBehindThePeriodsStartChargesTheWholePeriod() {
+        var h = LifecycleHarness.active(.free, since: Self.april.start)
+        h.now = Self.april.start - 2
+        guard case .issueInvoice(let lines, let start, _, true)? = h.accept(.changePlan(to: .pro)).dropFirst().first else {
+            Issue.record("no invoice")
+            return
+        }
+        #expect(lines.map(\.amount) == [proPrice] && start == Self.april.start)
+        var contract = LifecycleHarness.active(.pro, since: Self.april.start)
+        contract.now = Self.april.start - 2
+        let terms = EnterpriseContract(monthlyPrice: Money(micros: 449_000_000))
+        guard case .issueInvoice(let fee, _, _, _)? = contract.accept(.enterpriseContractSet(terms, prorated: true)).dropFirst().first else {
+            Issue.record("no contract invoice")
+            return
+        }
+        #expect(fee.map(\.amount) == [Money(micros: 400_000_000)])
+    }
+
     @Test func upgradeInTheLastSecondOfAPeriod() {
         var h = LifecycleHarness.active(.free, since: Self.april.start)
         h.now = Self.april.end - 1
         let actions = h.accept(.changePlan(to: .pro))
         // 49e6 × 1 / 2,592,000 = 18.9 → 19 micros.
-        guard case .issueInvoice(let lines, _, _) = actions[1] else {
+        guard case .issueInvoice(let lines, _, _, _) = actions[1] else {
             Issue.record("no invoice: \(actions)")
             return
         }
@@ -153,7 +174,7 @@ import Testing
         // included $0.20 at 80%: (0.70 - 0.20) x 0.8 = $0.40.
         h.overage[Self.april] = Money(micros: 700_000)
         let closed = h.advance(to: Self.april.end)
-        guard case .issueInvoice(let lines, _, _) = closed[0].1[1] else {
+        guard case .issueInvoice(let lines, _, _, _) = closed[0].1[1] else {
             Issue.record("no invoice: \(closed)")
             return
         }
@@ -183,11 +204,11 @@ import Testing
         ]
         #expect(h.accept(.enterpriseContractSet(contract, prorated: true)) == [
             .setPlan(.enterprise),
-            .issueInvoice(lines: lines, periodStart: utc(2026, 4, 20), periodEnd: Self.april.end),
+            .issueInvoice(lines: lines, periodStart: utc(2026, 4, 20), periodEnd: Self.april.end, planChange: true),
             .attemptPayment,
         ])
         let closed = h.advance(to: Self.april.end)
-        guard case .issueInvoice(let next, _, _) = closed[0].1[1] else {
+        guard case .issueInvoice(let next, _, _, _) = closed[0].1[1] else {
             Issue.record("no invoice: \(closed)")
             return
         }
@@ -197,7 +218,7 @@ import Testing
         var free = LifecycleHarness.active(.free, since: Self.april.start)
         free.now = utc(2026, 4, 20)
         let priceOnly = EnterpriseContract(monthlyPrice: Money(micros: 300_000_000))
-        guard case .issueInvoice(let fromFree, _, _)? = free.accept(.enterpriseContractSet(priceOnly, prorated: true)).dropFirst().first else {
+        guard case .issueInvoice(let fromFree, _, _, _)? = free.accept(.enterpriseContractSet(priceOnly, prorated: true)).dropFirst().first else {
             Issue.record("no invoice from Free")
             return
         }
@@ -226,7 +247,7 @@ import Testing
         var h = LifecycleHarness.active(.enterprise, since: Self.april.start, contract: contract)
         h.overage[Self.april] = Money(micros: 700_000)
         let closed = h.advance(to: Self.april.end)
-        guard case .issueInvoice(let lines, _, _) = closed[0].1[1] else {
+        guard case .issueInvoice(let lines, _, _, _) = closed[0].1[1] else {
             Issue.record("no invoice: \(closed)")
             return
         }

@@ -417,6 +417,22 @@ import Testing
         #expect(invoices.count == 1)
         #expect(invoices.last?.lineItems.map(\.amountMicros) == [200_000_000])
         #expect(invoices.last?.status == .paid && invoices.last?.contractReference == "E-9")
+        #expect(invoices.last?.kind == .planChange)
+        // A contract priced no higher than Pro, with a custom line: the line's
+        // share is still the move's invoice (a plan change, not a period's).
+        _ = try await h.ledger.createAccount(id: "same", plan: .pro, actor: "test")
+        _ = try await h.ledger.setPaymentMethod(accountID: "same", method: LifecycleLedgerTests.good, actor: "test")
+        var same = Billing_V1_EnterpriseContract()
+        same.periodPriceMicros = 49_000_000
+        same.usageRateBasisPoints = 10_000
+        var support = Billing_V1_CustomInvoiceLine()
+        support.description_p = "Dedicated support"
+        support.amountMicros = 300_000_000
+        same.customInvoiceLines = [support]
+        h.clock.advance(seconds: 86_400)
+        try await h.ledger.setEnterpriseContract(accountID: "same", terms: same, actor: "ops")
+        let moved = try #require(try await h.ledger.invoices(of: "same").first)
+        #expect(moved.kind == .planChange && moved.lineItems.map(\.kind) == [.custom])
         let live = await h.ledger.snapshot
         await h.ledger.close()
         let journal = h.journal()
