@@ -90,3 +90,9 @@ func period(_ start: Int64, _ end: Int64, anchor: Int64? = nil) -> BillingPeriod
     precondition(period.start == start && period.end == end, "not a period of that anchor")
     return period
 }
+
+/// The lines of the first invoice `actions` issue, if any.
+func invoiceLines(_ actions: [AccountAction]) -> [InvoiceLine]? {
+    for case .issueInvoice(let lines, _, _, _) in actions { return lines }
+    return nil
+}

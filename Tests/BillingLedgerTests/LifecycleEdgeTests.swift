@@ -461,13 +461,20 @@ import Testing
     /// proration rounds half-up, one worth less than half a cent is not
     /// issued at all; entries of earlier builds (without the mark) replay
     /// to the micro, as they were billed.
-    @Test func invoiceLinesAreRoundedToTheCentAndOldEntriesReplayToTheMicro() async throws {
+    /// A Free account "late" on a good card, the clock `seconds` before its
+    /// first period's end; returns that period.
+    static func freeAccount(secondsBeforeItsPeriodEnd seconds: Int64) async throws -> (Harness, BillingPeriod) {
         let h = try Self.ledger(gateway: TestPaymentGateway())
         _ = try await h.ledger.createAccount(id: "late", plan: .free, actor: "test")
         _ = try await h.ledger.setPaymentMethod(accountID: "late", method: LifecycleLedgerTests.good, actor: "test")
         let period = try #require(await h.ledger.snapshot.accounts["late"]).lifecycle.currentPeriod
+        h.clock.advance(seconds: period.end - h.clock.nowMicros() / 1_000_000 - seconds)
+        return (h, period)
+    }
+
+    @Test func invoiceLinesAreRoundedToTheCentAndOldEntriesReplayToTheMicro() async throws {
         // 100 s before the end: $49 x 100 / period = 1,829.. micros -> $0.00, nothing issued.
-        h.clock.advance(seconds: period.end - h.clock.nowMicros() / 1_000_000 - 100)
+        let (h, period) = try await Self.freeAccount(secondsBeforeItsPeriodEnd: 100)
         let late = try await h.ledger.changePlan(accountID: "late", to: .pro, key: "up", actor: "test")
         #expect(late.effect == .applied && late.invoice == nil && late.charge == nil)
         #expect(try await h.ledger.invoices(of: "late").isEmpty)
@@ -490,13 +497,9 @@ import Testing
     }
 
     @Test func aProrationIsChargedInWholeCents() async throws {
-        let h = try Self.ledger(gateway: TestPaymentGateway())
-        _ = try await h.ledger.createAccount(id: "acct", plan: .free, actor: "test")
-        _ = try await h.ledger.setPaymentMethod(accountID: "acct", method: LifecycleLedgerTests.good, actor: "test")
-        let period = try #require(await h.ledger.snapshot.accounts["acct"]).lifecycle.currentPeriod
-        h.clock.advance(seconds: period.end - h.clock.nowMicros() / 1_000_000 - 1_000)
+        let (h, period) = try await Self.freeAccount(secondsBeforeItsPeriodEnd: 1_000)
         let exact = Proration.remainingShare(of: Money(micros: 49_000_000), at: period.end - 1_000, in: period)
-        let upgraded = try await h.ledger.changePlan(accountID: "acct", to: .pro, key: "up", actor: "test")
+        let upgraded = try await h.ledger.changePlan(accountID: "late", to: .pro, key: "up", actor: "test")
         let invoice = try #require(upgraded.invoice)
         #expect(exact.micros % 10_000 != 0)
         #expect(invoice.lineItems.map(\.amountMicros) == [exact.roundedToCent.micros])
