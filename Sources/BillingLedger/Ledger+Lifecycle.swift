@@ -125,7 +125,16 @@ extension Ledger {
     /// differ (the other order billed a period that ended during the
     /// downtime, or a trial that ended then, at the new terms).
     public func start(plans: PlanCatalog, actor: String) async throws -> (caughtUp: [ClockTransition], plansChanged: Bool) {
-        let caughtUp = try await tick()
+        // In time order across accounts (nothing else runs yet).
+        await acquireLifecycle()
+        let caughtUp: [ClockTransition]
+        do {
+            caughtUp = try await processDue(upTo: nowUnix, only: nil)
+        } catch {
+            releaseLifecycle()
+            throw error
+        }
+        releaseLifecycle()
         return (caughtUp, try await configurePlans(plans, actor: actor))
     }
 
@@ -133,11 +142,38 @@ extension Ledger {
     /// (also those a crash interrupted). The server calls it every second
     /// and at start-up, so period ends that passed while it was down are
     /// processed, each exactly once (the journal records each).
+    ///
+    /// One account at a time, the lifecycle turn given up between accounts:
+    /// a request waiting for it (a plan change, a purchase) runs between two
+    /// accounts' closes and their gateway charges, not after the whole sweep
+    /// (thousands of accounts created together close together, each charged
+    /// at the gateway). An account is taken once per tick: each turn leaves
+    /// it with nothing due by `now`, so the sweep ends.
     @discardableResult
     public func tick() async throws -> [ClockTransition] {
-        await acquireLifecycle()
-        defer { releaseLifecycle() }
-        return try await processDue(upTo: nowUnix, only: nil)
+        let now = nowUnix
+        var transitions: [ClockTransition] = []
+        var taken: Set<String> = []
+        while let id = nextAccountWithWorkDue(upTo: now), taken.insert(id).inserted {
+            await acquireLifecycle()
+            do {
+                transitions += try await processDue(upTo: now, only: id)
+            } catch {
+                releaseLifecycle()
+                throw error
+            }
+            releaseLifecycle()
+        }
+        return transitions
+    }
+
+    /// An account `processDue` has work for by `limit`: the oldest charge left
+    /// pending, else an invoice owed a payment attempt, else the account of
+    /// the earliest transition due (ties by id, as `earliestDue`).
+    func nextAccountWithWorkDue(upTo limit: Int64) -> String? {
+        if let pending = state.pendingCharges.values.min(by: { $0.seq < $1.seq }) { return pending.started.accountID }
+        if let owed = state.schedule.owedInvoices.min(), let id = state.invoices[owed]?.invoice.accountID { return id }
+        return earliestDue(upTo: limit, only: nil)?.0
     }
 
     /// Moves the test clock forward to `target` (unix seconds), processing

@@ -84,6 +84,43 @@ import Testing
         await ledger.close()
     }
 
+    /// The ticker gives up the lifecycle turn between accounts: a request
+    /// that waits while one account's period close is charged at the gateway
+    /// runs before the next account's close, not after the whole sweep.
+    @Test func aRequestRunsBetweenTwoAccountsClosesNotAfterTheWholeSweep() async throws {
+        let gateway = RememberingGateway()
+        let store = InMemoryLedgerStore()
+        let clock = ManualClock(year: 2028, month: 3, day: 1, hour: 12)
+        let ledger = try Self.ledger(on: store, clock: clock, gateway: gateway, checkpointEvery: 1_000)
+        for id in ["a", "c"] {
+            _ = try await ledger.createAccount(id: id, plan: .pro, actor: "test")
+            _ = try await ledger.setPaymentMethod(accountID: id, method: LifecycleLedgerTests.good, actor: "test")
+        }
+        clock.advance(seconds: 32 * 86_400)
+        _ = try await ledger.createAccount(id: "b", plan: .free, actor: "test")  // nothing due for it
+        gateway.stallNext()
+        let sweep = Task { try await ledger.tick() }
+        await gateway.reached.wait()  // "a"'s close is being charged (ties go by id)
+        let request = Task { try await ledger.setPaymentMethod(accountID: "b", method: LifecycleLedgerTests.good, actor: "test") }
+        // The request waits for the turn (a condition, bounded; not a guess at timing).
+        for _ in 0..<10_000 where await ledger.lifecycleWaiters.isEmpty { try await Task.sleep(for: .milliseconds(1)) }
+        #expect(await ledger.lifecycleWaiters.count == 1)
+        gateway.release()
+        let transitions = try await sweep.value
+        _ = try await request.value
+        #expect(transitions.filter { $0.kind == "PERIOD_CLOSED" }.map(\.accountID) == ["a", "c"])
+        await ledger.close()
+        let order = store.disk.journal().compactMap { entry -> String? in
+            guard case .lifecycle(let event)? = entry.event else { return nil }
+            switch event.event {
+            case .periodEnded?: return "close \(event.accountID)"
+            case .paymentMethodSet? where event.accountID == "b": return "request b"
+            default: return nil
+            }
+        }
+        #expect(order == ["close a", "request b", "close c"])
+    }
+
     @Test func aPurchaseChargedBeforeACrashIsRecordedOnceAfterTheRestart() async throws {
         let gateway = RememberingGateway()
         let h = try await Self.harness(gateway)
