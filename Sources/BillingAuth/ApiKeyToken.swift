@@ -36,6 +36,11 @@ public enum ApiKeyToken {
         OpenSSLCrypto.constantTimeEqual(hash(token), storedHash)
     }
 
+    /// Whether `id` has a key id's shape (12 lower-case hex characters).
+    public static func isKeyID(_ id: String) -> Bool {
+        id.utf8.count == keyIDLength && id.utf8.allSatisfy(isLowerHex)
+    }
+
     private static func isLowerHex(_ byte: UInt8) -> Bool {
         (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte)
     }

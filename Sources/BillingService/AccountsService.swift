@@ -74,7 +74,7 @@ public final class AccountsService: Sendable {
     func createAccount(_ request: Billing_V1_CreateAccountRequest, actor: String) async throws -> Billing_V1_CreateAccountResponse {
         try requireID(request.accountID, "account_id")
         try requireText(request.displayName, "display_name", max: 1024)
-        try requireText(request.billingEmail, "billing_email", max: 320)
+        try requireEmail(request.billingEmail, "billing_email")
         let plan: Plan?
         switch request.initialPlan {
         case .unspecified: plan = nil
@@ -184,6 +184,23 @@ func requireText(_ value: String, _ field: String, max: Int) throws(GRPCStatus) 
     }
     guard !value.unicodeScalars.contains(where: isDisallowedInText) else {
         throw GRPCStatus(.invalidArgument, "\(field) contains control or direction-override characters", reason: "INVALID_FIELD",
+                         metadata: ["field": field])
+    }
+}
+
+/// An address invoices are printed and sent to: none (empty), or
+/// `local@domain` — one "@", no spaces, a domain with a dot inside it. Not
+/// a full RFC 5322 parser: what it refuses ("not-an-email", " a@b.com ")
+/// could not be delivered to, and nothing can change the address later.
+func requireEmail(_ value: String, _ field: String) throws(GRPCStatus) {
+    try requireText(value, field, max: 320)
+    guard !value.isEmpty else { return }
+    let parts = value.split(separator: "@", omittingEmptySubsequences: false)
+    let valid = parts.count == 2 && !parts[0].isEmpty && parts[0].utf8.count <= 64
+        && !value.unicodeScalars.contains { $0.properties.isWhitespace }
+        && parts[1].contains(".") && !parts[1].hasPrefix(".") && !parts[1].hasSuffix(".") && !parts[1].contains("..")
+    guard valid else {
+        throw GRPCStatus(.invalidArgument, "\(field) must be an e-mail address (name@example.com) or empty", reason: "INVALID_FIELD",
                          metadata: ["field": field])
     }
 }

@@ -25,6 +25,12 @@ final class KeysService: Sendable {
         }
         router.register("/billing.v1.Admin/RevokeApiKey") { [self] (request: Billing_V1_RevokeApiKeyRequest, principal) in
             try requireID(request.keyID, "key_id")
+            // Not echoed: a whole key pasted here is a secret (refusals go to logs).
+            guard ApiKeyToken.isKeyID(request.keyID) else {
+                throw GRPCStatus(.invalidArgument,
+                                 "key_id must be a key's 12-character id (the part between \"bk_\" and the next \"_\"), not the key itself",
+                                 reason: "INVALID_FIELD", metadata: ["field": "key_id"])
+            }
             do {
                 _ = try await ledger.revokeApiKey(keyID: request.keyID, actor: principal.auditName)
             } catch {

@@ -49,7 +49,7 @@ public final class PaymentsService: Sendable {
             return try await Refusals.mapping {
                 let charges = try await ledger.currentBook(request.accountID).charges
                 var response = Billing_V1_ListChargesResponse()
-                (response.charges, response.nextPageToken) = page.slice(charges)
+                (response.charges, response.nextPageToken) = try page.slice(charges)
                 return response
             }
         }
@@ -60,7 +60,7 @@ public final class PaymentsService: Sendable {
                 _ = try await ledger.currentBook(request.accountID)
                 let invoices = try await ledger.invoices(of: request.accountID)
                 var response = Billing_V1_ListInvoicesResponse()
-                (response.invoices, response.nextPageToken) = page.slice(invoices)
+                (response.invoices, response.nextPageToken) = try page.slice(invoices)
                 return response
             }
         }
@@ -188,9 +188,13 @@ struct Page {
             throw GRPCStatus(.invalidArgument, "page_size must be >= 0", reason: "INVALID_FIELD", metadata: ["field": "page_size"])
         }
         self.size = size == 0 ? PaymentsService.defaultPageSize : min(Int(size), PaymentsService.maxPageSize)
-        let malformed = GRPCStatus(.invalidArgument, "malformed page_token", reason: "INVALID_FIELD", metadata: ["field": "page_token"])
+        let malformed = Self.malformed
+        // Digits only ("+5" is no token this service issued).
+        let digits = token.utf8.dropFirst(token.hasPrefix("b") ? 1 : 0).allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }
         if token.isEmpty {
             position = .newest
+        } else if !digits {
+            throw malformed
         } else if token.utf8.count <= 13, token.hasPrefix("b"), let count = Int(token.dropFirst()), count > 0 {
             position = .before(count)
         } else if token.utf8.count <= 12, let offset = Int(token), offset > 0 {
@@ -200,12 +204,16 @@ struct Page {
         }
     }
 
+    static let malformed = GRPCStatus(.invalidArgument, "malformed page_token", reason: "INVALID_FIELD", metadata: ["field": "page_token"])
+
     /// The page of `oldestFirst`, newest first, and the next page's token
-    /// ("" after the oldest item).
-    func slice<T>(_ oldestFirst: [T]) -> ([T], String) {
+    /// ("" after the oldest item). A "b<n>" token past the list's end was
+    /// never issued for it (lists only grow): refused.
+    func slice<T>(_ oldestFirst: [T]) throws(GRPCStatus) -> ([T], String) {
         let end = switch position {
         case .newest: oldestFirst.count
-        case .before(let count): min(count, oldestFirst.count)
+        case .before(let count):
+            if count > oldestFirst.count { throw Self.malformed } else { count }
         case .offsetFromNewest(let offset): max(0, oldestFirst.count - offset)
         }
         let start = max(0, end - size)

@@ -32,10 +32,13 @@ import Testing
     }
 
     @Test func tokensAreCheckedAndAnOffsetTokenStillReads() throws {
-        for bad in ["x", "b", "b0", "b-1", "-3", "0", "b99999999999999", "1e3"] {
+        for bad in ["x", "b", "b0", "b-1", "-3", "0", "b99999999999999", "1e3", "b+4", "+3", "b 4"] {
             #expect(throws: GRPCStatus.self, "\(bad)") { try Page(size: 2, token: bad) }
         }
         #expect(try Page(size: 2, token: "b4").slice(Array(0..<10)) == ([3, 2], "b2"))
+        // A position past the list's end was never issued for it.
+        #expect(throws: GRPCStatus.self) { try Page(size: 2, token: "b11").slice(Array(0..<10)) }
+        #expect(try Page(size: 2, token: "b10").slice(Array(0..<10)) == ([9, 8], "b8"))
         #expect(try Page(size: 2, token: "3").slice(Array(0..<10)) == ([6, 5], "b5"))  // (before session 19)
         #expect(try Page(size: 0, token: "").size == PaymentsService.defaultPageSize)
         #expect(try Page(size: 10_000, token: "").size == PaymentsService.maxPageSize)

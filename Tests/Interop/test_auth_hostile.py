@@ -470,7 +470,7 @@ def scenario(c, ident):
     record("quote unknown account", lambda: c.metering.Quote(m.QuoteRequest(
         account_id=ident, line_items=[tool("slack", 1)]), timeout=T).total_micros)
     record("create", lambda: c.accounts.CreateAccount(pb.accounts_pb2.CreateAccountRequest(
-        account_id=ident, display_name=ident, billing_email=ident), timeout=T).account.account_id)
+        account_id=ident, display_name=ident, billing_email="billing@example.com"), timeout=T).account.account_id)
     record("create again", lambda: c.accounts.CreateAccount(pb.accounts_pb2.CreateAccountRequest(
         account_id=ident), timeout=T).account.account_id)
     grant = ad.GrantCreditsRequest(account_id=ident, amount_micros=5_000_000, reason=ident, idempotency_key=ident)

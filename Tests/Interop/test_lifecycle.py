@@ -161,6 +161,31 @@ def test_sign_up_starts_a_14_day_pro_trial_with_credits_and_a_countdown(life):
     assert life.invoices("acme") == [] and life.charges("acme") == []
 
 
+def test_refused_inputs_name_their_field_and_change_nothing(life):
+    """An address invoices could not reach, a whole API key pasted where its
+    id goes (never echoed back: it is a secret), a page token no list
+    issued: INVALID_ARGUMENT naming the field; nothing is created."""
+    a, p, ad = life.a, life.p, life.ad
+    for email in ("not-an-email", " billing@acme.example", "billing@acme", "a@b@c.example", "@acme.example", "x@.example"):
+        request = a.CreateAccountRequest(account_id="acme", billing_email=email)
+        error = life.refused(lambda: life.accounts.CreateAccount(request, timeout=RPC_TIMEOUT_S),
+                             grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD")
+        assert error_info(life.pb, error).metadata["field"] == "billing_email", email
+    life.refused(lambda: life.get("acme"), grpc.StatusCode.NOT_FOUND, "ACCOUNT_NOT_FOUND")
+    assert life.create("acme").billing_email == "billing@acme.example"
+    pasted = "bk_0123456789ab_" + "A" * 43
+    error = life.refused(lambda: life.admin.RevokeApiKey(ad.RevokeApiKeyRequest(key_id=pasted), timeout=RPC_TIMEOUT_S),
+                         grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD")
+    assert "A" * 43 not in error.details() and error_info(life.pb, error).metadata["field"] == "key_id"
+    life.refused(lambda: life.admin.RevokeApiKey(ad.RevokeApiKeyRequest(key_id="0123456789ab"), timeout=RPC_TIMEOUT_S),
+                 grpc.StatusCode.NOT_FOUND, "API_KEY_NOT_FOUND")
+    # "b<n>" names a position in the list; one past its end was never issued.
+    for token in ("b999999", "b+1"):
+        request = p.ListChargesRequest(account_id="acme", page_token=token)
+        life.refused(lambda: life.payments.ListCharges(request, timeout=RPC_TIMEOUT_S),
+                     grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD")
+
+
 def test_trial_end_without_a_card_pauses_runs_until_a_card_is_added(life):
     a, p = life.a, life.p
     start = life.now()
