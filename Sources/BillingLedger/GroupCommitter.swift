@@ -70,7 +70,8 @@ final class GroupCommitter: Sendable {
     let logger: Logger
     /// Where `whenDurable` callbacks run (the ledger's executor).
     let callbackExecutor: any LedgerExecutor
-    let onFailure: @Sendable (String) -> Void
+    /// A failed commit's reason, and whether the disk's state is unknown after it.
+    let onFailure: @Sendable (String, _ diskStateUnknown: Bool) -> Void
     /// Called with a checkpoint's seq once it and its index rows are stored.
     let onIndexed: @Sendable (Int64) -> Void
     /// The ledger's key filter: a copy is stored with the first checkpoint
@@ -109,7 +110,7 @@ final class GroupCommitter: Sendable {
 
     init(store: any LedgerStore, durableSeq: Int64, maxBatch: Int, maxQueued: Int, logger: Logger,
          callbackExecutor: any LedgerExecutor, maxCheckpointLag: Int64 = .max,
-         onFailure: @escaping @Sendable (String) -> Void, onIndexed: @escaping @Sendable (Int64) -> Void,
+         onFailure: @escaping @Sendable (String, _ diskStateUnknown: Bool) -> Void, onIndexed: @escaping @Sendable (Int64) -> Void,
          keyFilter: KeyFilter? = nil, keyFilterEvery: Int = 10) {
         self.store = store
         self.maxBatch = maxBatch
@@ -457,9 +458,10 @@ final class GroupCommitter: Sendable {
                 defer { s.callbacks.removeAll() }
                 return (waiters, s.callbacks)
             }
+            // Before the waiters hear: the ledger knows first.
+            onFailure(reason, (error as? any LedgerStoreError)?.leavesDiskStateUnknown ?? false)
             for waiter in failedWaiters { waiter.waiter.resolve(.failure(.unavailable(reason))) }
             deliver(failedCallbacks, .failure(.unavailable(reason)))
-            onFailure(reason)
             return
         }
         let (ready, readyCallbacks) = state.withLock { s -> ([Waiter], [Callback]) in

@@ -174,7 +174,9 @@ public actor Ledger {
             store: store, durableSeq: state.lastSeq, maxBatch: configuration.maxBatch,
             maxQueued: configuration.maxQueued, logger: logger, callbackExecutor: self.executor,
             maxCheckpointLag: configuration.maxCheckpointLag,
-            onFailure: { _ in relay.trigger() }, onIndexed: { seq in cache.indexed(through: seq) },
+            onFailure: { [stop = configuration.onDiskStateUnknown] reason, unknown in
+                if unknown, let stop { stop(reason) } else { relay.trigger() }
+            }, onIndexed: { seq in cache.indexed(through: seq) },
             keyFilter: keyFilter, keyFilterEvery: configuration.keyFilterEveryCheckpoints)
         relay.attach(self)
     }

@@ -34,6 +34,12 @@ public struct LedgerConfiguration: Sendable {
     /// How long runs continue after a failed invoice payment before they
     /// pause (7 days).
     public var graceSeconds: Int64 = 7 * 86_400
+    /// Called (on the journal thread) instead of the usual reload when a
+    /// commit fails with an error that leaves the disk's state unknown
+    /// (`LedgerStoreError.leavesDiskStateUnknown`): the server logs and
+    /// exits, and recovery at the next start decides what the journal holds.
+    /// Nil (tests): such a failure reloads as any other.
+    public var onDiskStateUnknown: (@Sendable (String) -> Void)?
 
     public init() {}
 }

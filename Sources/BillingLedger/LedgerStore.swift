@@ -2,6 +2,18 @@ public import BillingProto
 public import Foundation
 import SwiftProtobuf
 
+/// A store's error that says whether what the disk holds is still known.
+/// After a write or sync the operating system reported failed (SQLite's
+/// SQLITE_IOERR) or damage found (SQLITE_CORRUPT), a commit the ledger
+/// refused may yet be on disk, and a page whose write failed may be reported
+/// clean by a later sync ("fsyncgate"): reloading in place could answer from
+/// a journal that is not the disk's. Only reopening the store (a restart:
+/// SQLite rebuilds its view from the files) knows; a full disk or a busy
+/// database leaves nothing unknown (the transaction rolled back).
+public protocol LedgerStoreError: Error {
+    var leavesDiskStateUnknown: Bool { get }
+}
+
 /// Durable storage of the ledger: an append-only journal plus checkpoints.
 /// The SQLite store implements it; simulation tests use an in-memory store
 /// that injects failures. Implementations must be safe to call from several

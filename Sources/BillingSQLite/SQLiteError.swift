@@ -1,3 +1,5 @@
+public import BillingLedger
+
 /// A failed SQLite call: its (extended) result code, sqlite3_errmsg, and the SQL.
 public struct SQLiteError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The extended result code, e.g. 2067 for SQLITE_CONSTRAINT_UNIQUE.
@@ -12,5 +14,15 @@ public struct SQLiteError: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         let base = "SQLite error \(code): \(message)"
         return sql.map { "\(base) [\($0)]" } ?? base
+    }
+}
+
+extension SQLiteError: LedgerStoreError {
+    /// SQLITE_IOERR (a read, write or sync the system reported failed; but
+    /// SQLITE_IOERR_NOMEM, which is memory) and SQLITE_CORRUPT: the files may
+    /// hold what this connection does not know. SQLITE_FULL and SQLITE_BUSY
+    /// roll back cleanly and leave nothing unknown.
+    public var leavesDiskStateUnknown: Bool {
+        (primaryCode == 10 && code != 3082) || primaryCode == 11
     }
 }

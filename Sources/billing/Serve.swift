@@ -205,6 +205,15 @@ struct Serve: ParsableCommand {
         ledgerConfiguration.keyFilterBytes = keyFilterMib << 20
         ledgerConfiguration.trialCreditMicros = trialCreditMicros
         ledgerConfiguration.graceSeconds = Int64(graceDays) * 86_400
+        // A write or sync the disk reported failed: what the journal holds is
+        // known again only when SQLite reopens it. Exit (EX_IOERR) rather
+        // than go on from a view of the journal that may not be the disk's;
+        // the next start recovers from what is there.
+        ledgerConfiguration.onDiskStateUnknown = { [logger] reason in
+            logger.critical("the disk failed a journal write or sync; stopping so that recovery at the next start reads what it holds",
+                            metadata: ["error": "\(reason)"])
+            Foundation.exit(74)
+        }
         let clock: any LedgerClock = testClock ? TestClock(startMicros: SystemClock().nowMicros()) : SystemClock()
         // The loops run from here on, serving nothing until `start`: the
         // ledger actor runs on the first one.

@@ -2,6 +2,7 @@ import BillingCore
 import BillingLedger
 import BillingProto
 import Dispatch
+import Synchronization
 import Testing
 
 /// Nothing is answered from, or checkpointed with, entries whose commit has
@@ -120,6 +121,27 @@ import Testing
 }
 
 extension DurabilityTests {
+    /// A commit that fails with an error leaving the disk's state unknown (an
+    /// I/O error: the refused commit may yet be on disk) goes to the stop
+    /// handler — the server exits and recovery decides — before any caller
+    /// hears; an ordinary failure (nothing unknown) reloads in place.
+    @Test func aCommitFailingWithAnIOErrorStopsInsteadOfReloadingInPlace() async throws {
+        let stops = Mutex<[String]>([])
+        var configuration = Fixtures.configuration()
+        configuration.onDiskStateUnknown = { reason in stops.withLock { $0.append(reason) } }
+        let h = try Harness(configuration: configuration)
+        try await h.openAccount("acct", plan: "pro", credits: 1_000)
+        h.disk.script(.failAtomically)
+        await #expect(throws: LedgerError.self) { try await h.debit(Fixtures.command(account: "acct", key: "k-1", micros: 100)) }
+        #expect(stops.withLock { $0 }.isEmpty)
+        #expect(await eventually { (try? await h.debit(Fixtures.command(account: "acct", key: "k-2", micros: 100)))?.accepted != nil })
+        h.disk.script(.mediaFailure)
+        await #expect(throws: LedgerError.self) { try await h.debit(Fixtures.command(account: "acct", key: "k-3", micros: 100)) }
+        let reasons = stops.withLock { $0 }
+        #expect(reasons.count == 1 && reasons.first?.contains("I/O error") == true, "\(reasons)")
+        await h.ledger.close()
+    }
+
     /// A checkpoint is the books as of its seq. One taken as of a debit whose
     /// commit failed holds that debit; written later, once the journal
     /// reaches its seq again with other entries, it becomes what a restart

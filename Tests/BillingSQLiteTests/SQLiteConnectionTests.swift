@@ -64,6 +64,16 @@ import Testing
         }
     }
 
+    /// Which failures leave the disk's state unknown (the server stops
+    /// rather than reload in place): I/O errors but memory, and corruption;
+    /// not a full disk, a busy database or a constraint.
+    @Test func ioErrorsAndCorruptionLeaveTheDiskStateUnknown() {
+        let unknown: [Int32] = [10, 10 | 3 << 8, 10 | 4 << 8, 10 | 2 << 8, 11, 11 | 1 << 8]
+        let known: [Int32] = [10 | 12 << 8, 13, 5, 5 | 2 << 8, 19, 2067, 1, 8]
+        for code in unknown { #expect(SQLiteError(code: code, message: "", sql: nil).leavesDiskStateUnknown, "\(code)") }
+        for code in known { #expect(!SQLiteError(code: code, message: "", sql: nil).leavesDiskStateUnknown, "\(code)") }
+    }
+
     @Test func errorsCarryTheMessageAndTheSQL() throws {
         try withTemporaryDatabase { path in
             _ = try SQLiteLedgerStore(path: path)

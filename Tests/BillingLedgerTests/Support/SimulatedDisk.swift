@@ -24,6 +24,9 @@ struct FaultRates: Sendable {
 enum ScriptedFault: Sendable {
     case failAtomically
     case commitThenThrow
+    /// Fails as `failAtomically`, with an error that leaves the disk's
+    /// state unknown (an I/O error: `LedgerStoreError`).
+    case mediaFailure
     /// Opens `entered`, blocks the writing thread until `release` is
     /// signalled, then commits (or fails atomically when `thenFail`).
     case block(entered: AsyncLatch, release: DispatchSemaphore, thenFail: Bool)
@@ -31,8 +34,9 @@ enum ScriptedFault: Sendable {
 
 /// What the disk throws: an injected fault, a write the SQLite schema would
 /// refuse, or any call from a process that has crashed.
-struct StoreFault: Error, CustomStringConvertible {
+struct StoreFault: LedgerStoreError, CustomStringConvertible {
     let description: String
+    var leavesDiskStateUnknown = false
 }
 
 /// The durable bytes an `InMemoryLedgerStore` reads and writes: the journal
@@ -189,6 +193,10 @@ final class SimulatedDisk: Sendable {
             try Self.requireLive(c, session)
             let call = c.appendCalls
             try Self.checkConstraints(entries, &c)
+            if case .mediaFailure? = fault {
+                c.atomicallyFailed.append(FailedAppend(call: call, entries: entries))
+                throw StoreFault(description: "injected: I/O error at seq \(entries.first?.seq ?? 0)...", leavesDiskStateUnknown: true)
+            }
             if case .failAtomically? = fault {
                 c.atomicallyFailed.append(FailedAppend(call: call, entries: entries))
                 c.events.append("append \(entries.first!.seq)...\(entries.last!.seq) by session \(session) failed atomically")
