@@ -443,7 +443,9 @@ final class GroupCommitter: Sendable {
             commitLatency.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started))
             batchSize.record(batch.count)
         } catch {
-            let reason = "journal write failed: \(error)"
+            // Callers hear that the write failed; the store's words go to the log.
+            let detail = "journal write failed: \(error)"
+            let reason = "the journal write failed"
             logger.error("journal commit failed; the ledger will reload from the store", metadata: [
                 "error": "\(error)", "first_seq": "\(batch.first!.seq)", "entries": "\(batch.count)",
             ])
@@ -459,7 +461,7 @@ final class GroupCommitter: Sendable {
                 return (waiters, s.callbacks)
             }
             // Before the waiters hear: the ledger knows first.
-            onFailure(reason, (error as? any LedgerStoreError)?.leavesDiskStateUnknown ?? false)
+            onFailure(detail, (error as? any LedgerStoreError)?.leavesDiskStateUnknown ?? false)
             for waiter in failedWaiters { waiter.waiter.resolve(.failure(.unavailable(reason))) }
             deliver(failedCallbacks, .failure(.unavailable(reason)))
             return

@@ -36,6 +36,16 @@ public actor Ledger {
     /// Odd from then until a reload succeeds; a reader that sees the same
     /// even value before and after its read read a complete cache.
     nonisolated let cacheEpoch = Atomic<UInt64>(0)
+    /// Set on the journal thread the moment a commit fails (before any of
+    /// its callers hears), cleared when the reload after it succeeds.
+    nonisolated let storeFailed = Atomic<Bool>(false)
+    /// Reloads failed in a row (each retried after a longer wait).
+    var failedReloads = 0
+
+    /// Whether the ledger takes changes: false from a failed commit until
+    /// the reload after it succeeds (the server's health says NOT_SERVING
+    /// meanwhile, so a load balancer sends callers elsewhere).
+    public nonisolated var isServing: Bool { !storeFailed.load(ordering: .acquiring) }
 
     /// `requireServing` for readers off the actor: the epoch to compare
     /// after the read (`requireCompleteCache(since:)`).
@@ -55,7 +65,9 @@ public actor Ledger {
     /// memory may then hold entries the journal never got, so nothing is
     /// changed or answered from it.
     func requireServing() throws(LedgerError) {
-        guard !recovering else { throw .unavailable("the ledger is reloading after a journal failure") }
+        guard !recovering, !storeFailed.load(ordering: .acquiring) else {
+            throw .unavailable("the ledger is reloading after a journal failure")
+        }
     }
 
     /// Set by `close`: a reload requested by an earlier failure must not reopen it.
@@ -339,11 +351,27 @@ public actor Ledger {
             keyRing.replace(from: state)
             committer.reset(durableSeq: state.lastSeq)
             recovering = false
+            failedReloads = 0
             cacheEpoch.add(1, ordering: .releasing)
+            storeFailed.store(false, ordering: .releasing)
             logger.notice("ledger reloaded after a journal failure", metadata: ["seq": "\(state.lastSeq)", "replayed_entries": "\(replayed)"])
         } catch {
-            logger.critical("ledger cannot reload from the store; mutations stay refused", metadata: ["error": "\(error)"])
+            // Tried again, every 1, 2, 4 ... 30 s, until the store reads
+            // (a disk unplugged and back, a lock released): no restart needed.
+            failedReloads += 1
+            let seconds = Self.reloadRetrySeconds(afterFailures: failedReloads)
+            logger.critical("ledger cannot reload from the store; changes stay refused, trying again", metadata: [
+                "error": "\(error)", "failed_reloads": "\(failedReloads)", "retry_in_seconds": "\(seconds)"])
+            Task { [weak self] in
+                try? await Task.sleep(for: .seconds(seconds))
+                await self?.recover()
+            }
         }
+    }
+
+    /// 1, 2, 4, 8, 16, then 30 s between reload attempts.
+    static func reloadRetrySeconds(afterFailures failures: Int) -> Int64 {
+        min(30, Int64(1) << Int64(min(max(failures - 1, 0), 5)))
     }
 
     // MARK: Accounts and credits
@@ -455,6 +483,7 @@ final class RecoveryRelay: Sendable {
 
     func trigger() {
         guard let ledger = target.withLock({ $0.ledger }) else { return }
+        ledger.storeFailed.store(true, ordering: .releasing)
         Task { await ledger.recover() }
     }
 }

@@ -12,6 +12,10 @@ import SwiftProtobuf
 /// database leaves nothing unknown (the transaction rolled back).
 public protocol LedgerStoreError: Error {
     var leavesDiskStateUnknown: Bool { get }
+    /// Whether the same call may well succeed later (a busy or locked
+    /// database, a full disk, an I/O error): a read failing so is
+    /// UNAVAILABLE to its caller, not INTERNAL.
+    var isTransient: Bool { get }
 }
 
 /// Durable storage of the ledger: an append-only journal plus checkpoints.

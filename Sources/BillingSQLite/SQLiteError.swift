@@ -25,4 +25,7 @@ extension SQLiteError: LedgerStoreError {
     public var leavesDiskStateUnknown: Bool {
         (primaryCode == 10 && code != 3082) || primaryCode == 11
     }
+
+    /// SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN.
+    public var isTransient: Bool { [5, 6, 10, 13, 14].contains(primaryCode) }
 }

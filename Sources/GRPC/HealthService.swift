@@ -2,26 +2,44 @@ public import BillingProto
 import Synchronization
 
 /// grpc.health.v1.Health: the one service open to every caller. The overall
-/// server is the empty service name; shutdown turns everything NOT_SERVING.
+/// server is the empty service name; shutdown turns everything NOT_SERVING
+/// for good (`beginDrain`), and so does, while it lasts, a ledger that
+/// cannot write (`setServing(false)`).
 public final class HealthService: Sendable {
     public typealias Status = Grpc_Health_V1_HealthCheckResponse.ServingStatus
 
-    private let statuses: Mutex<[String: Status]>
+    private struct State {
+        var statuses: [String: Status]
+        var draining = false
+    }
+
+    private let state: Mutex<State>
 
     public init(services: [String]) {
         var initial: [String: Status] = ["": .serving]
         for service in services { initial[service] = .serving }
-        statuses = Mutex(initial)
+        state = Mutex(State(statuses: initial))
     }
 
-    public func setAll(_ status: Status) {
-        statuses.withLock { all in
-            for key in all.keys { all[key] = status }
+    /// Shutdown: NOT_SERVING from now on, whatever `setServing` says later.
+    public func beginDrain() {
+        state.withLock { s in
+            s.draining = true
+            for key in s.statuses.keys { s.statuses[key] = .notServing }
+        }
+    }
+
+    /// SERVING or NOT_SERVING for every service (the server's too); ignored
+    /// once draining.
+    public func setServing(_ serving: Bool) {
+        state.withLock { s in
+            guard !s.draining else { return }
+            for key in s.statuses.keys { s.statuses[key] = serving ? .serving : .notServing }
         }
     }
 
     public func status(of service: String) -> Status? {
-        statuses.withLock { $0[service] }
+        state.withLock { $0.statuses[service] }
     }
 
     public func register(into router: inout GRPCRouter) {
@@ -43,7 +61,7 @@ public final class HealthService: Sendable {
         router.registerInline(path: "/grpc.health.v1.Health/List") { [self] bytes, _ in
             _ = try decode(Grpc_Health_V1_HealthListRequest.self, bytes)
             var response = Grpc_Health_V1_HealthListResponse()
-            for (service, status) in statuses.withLock({ $0 }) {
+            for (service, status) in state.withLock({ $0.statuses }) {
                 var check = Grpc_Health_V1_HealthCheckResponse()
                 check.status = status
                 response.statuses[service] = check

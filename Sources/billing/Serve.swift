@@ -278,6 +278,14 @@ struct Serve: ParsableCommand {
         var router = GRPCRouter()
         let health = HealthService(services: BillingServices.names)
         health.register(into: &router)
+        // NOT_SERVING while the ledger cannot write (a failed commit until
+        // the reload after it succeeds), checked every second.
+        let healthWatch = Task {
+            while !Task.isCancelled {
+                health.setServing(ledger.isServing)
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
         BillingServices.register(into: &router, ledger: ledger, catalog: prices, authenticator: authenticator)
         if enableTestingService {
             TestingService.register(into: &router)
@@ -344,13 +352,14 @@ struct Serve: ParsableCommand {
             var number: Int32 = 0
             sigwait(&set, &number)
             logger.info("shutting down", metadata: ["signal": "\(number)", "drain_seconds": "\(drainSeconds)"])
-            health.setAll(.notServing)
+            health.beginDrain()
             server.shutdown(drainNanos: drainNanos)
         }
         waiter.name = "billing-signals"
         waiter.start()
         server.wait()
         ticker?.cancel()
+        healthWatch.cancel()
         try blockingAwait { await ledger.close() }
         store.close()
         logger.info("stopped")

@@ -1,5 +1,5 @@
 import BillingCore
-import BillingLedger
+@testable import BillingLedger
 import BillingProto
 import Dispatch
 import Synchronization
@@ -140,6 +140,32 @@ extension DurabilityTests {
         let reasons = stops.withLock { $0 }
         #expect(reasons.count == 1 && reasons.first?.contains("I/O error") == true, "\(reasons)")
         await h.ledger.close()
+    }
+
+    /// From a failed commit until the reload after it succeeds the ledger
+    /// says it is not serving (health: NOT_SERVING); a reload that fails (the
+    /// store unreadable) is tried again without a restart, and serving resumes.
+    @Test func aFailedReloadIsRetriedAndServingResumesWithoutARestart() async throws {
+        let h = try Harness()
+        try await h.openAccount("acct", plan: "pro", credits: 1_000)
+        #expect(h.ledger.isServing)
+        h.store.readsFail.withLock { $0 = true }
+        h.disk.script(.failAtomically)
+        await #expect(throws: LedgerError.self) { try await h.debit(Fixtures.command(account: "acct", key: "k-1", micros: 100)) }
+        #expect(!h.ledger.isServing)  // set before the caller heard
+        #expect(await eventually { await h.ledger.failedReloads >= 1 })
+        #expect(!h.ledger.isServing)
+        await #expect(throws: LedgerError.self) { try await h.debit(Fixtures.command(account: "acct", key: "k-2", micros: 100)) }
+        h.store.readsFail.withLock { $0 = false }
+        #expect(await eventually { h.ledger.isServing })  // the retry, a second after the failed reload
+        #expect(try await h.debit(Fixtures.command(account: "acct", key: "k-3", micros: 100)).accepted != nil)
+        #expect(await h.balance("acct") == 900)
+        await h.ledger.close()
+    }
+
+    @Test func reloadRetriesBackOffToThirtySeconds() {
+        #expect((1...8).map { Ledger.reloadRetrySeconds(afterFailures: $0) } == [1, 2, 4, 8, 16, 30, 30, 30])
+        #expect(Ledger.reloadRetrySeconds(afterFailures: 1_000_000) == 30)
     }
 
     /// A checkpoint is the books as of its seq. One taken as of a debit whose

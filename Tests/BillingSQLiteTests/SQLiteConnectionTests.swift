@@ -72,6 +72,10 @@ import Testing
         let known: [Int32] = [10 | 12 << 8, 13, 5, 5 | 2 << 8, 19, 2067, 1, 8]
         for code in unknown { #expect(SQLiteError(code: code, message: "", sql: nil).leavesDiskStateUnknown, "\(code)") }
         for code in known { #expect(!SQLiteError(code: code, message: "", sql: nil).leavesDiskStateUnknown, "\(code)") }
+        // What may succeed if tried again: busy, locked, I/O, full, cannot open.
+        let transient: [Int32] = [5, 5 | 2 << 8, 6, 10, 10 | 4 << 8, 13, 14]
+        for code in transient { #expect(SQLiteError(code: code, message: "", sql: nil).isTransient, "\(code)") }
+        for code in [11, 19, 2067, 1, 8] as [Int32] { #expect(!SQLiteError(code: code, message: "", sql: nil).isTransient, "\(code)") }
     }
 
     @Test func errorsCarryTheMessageAndTheSQL() throws {

@@ -21,6 +21,21 @@ import Testing
         #expect(status.message == "internal error")
     }
 
+    struct StoreRead: LedgerStoreError {
+        var isTransient: Bool
+        var leavesDiskStateUnknown: Bool { false }
+    }
+
+    /// A read the store could not do now (busy, disk full, an I/O error) is
+    /// UNAVAILABLE — retry — without the store's words; one it can never do
+    /// is INTERNAL.
+    @Test func aTransientStoreReadFailureIsUnavailableNotInternal() {
+        let status = Refusals.status(StoreRead(isTransient: true))
+        #expect(status.code == .unavailable)
+        #expect(status.errorInfo?.reason == "STORAGE_UNAVAILABLE")
+        #expect(Refusals.status(StoreRead(isTransient: false)).code == .internal)
+    }
+
     @Test func anAmountTheLedgerCannotKeepIsTheCallersMistake() {
         let status = Refusals.status(LedgerError.invalid("the balance would overflow"))
         #expect(status.code == .invalidArgument)

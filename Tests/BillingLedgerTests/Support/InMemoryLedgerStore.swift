@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import BillingLedger
 import BillingProto
 import SwiftProtobuf
@@ -10,6 +11,9 @@ import SwiftProtobuf
 final class InMemoryLedgerStore: LedgerStore {
     let disk: SimulatedDisk
     let session: Int
+    /// While set, `indexedThrough` (the first read of a reload) fails: a
+    /// store that cannot be read for a while (a disk gone and back).
+    let readsFail = Mutex(false)
 
     init(disk: SimulatedDisk) {
         self.disk = disk
@@ -45,7 +49,10 @@ final class InMemoryLedgerStore: LedgerStore {
 
     func lastSeq() throws -> Int64 { try disk.lastSeq(session: session) }
 
-    func indexedThrough() throws -> Int64 { try disk.indexedThrough(session: session) }
+    func indexedThrough() throws -> Int64 {
+        if readsFail.withLock({ $0 }) { throw StoreFault(description: "injected: the store cannot be read") }
+        return try disk.indexedThrough(session: session)
+    }
 
     func forEachIndexedKeyHash(after generation: Int64, _ body: (Int64) throws -> Void) throws {
         try disk.forEachIndexedKeyHash(after: generation, session: session, body)
