@@ -132,7 +132,7 @@ extension Ledger {
                 // A debit stands alone, whatever stops it — a failed store
                 // read too: thrown, it would leave the batch's earlier debits
                 // charged and unanswered behind an INTERNAL for the call.
-                outcomes.append(.failed(error as? LedgerError ?? .internalFault("cannot look up a debit's key: \(error)")))
+                outcomes.append(.failed(error as? LedgerError ?? LedgerError(storeError: error, "cannot look up a debit's key")))
             }
         }
         return (outcomes, committer.waiter(for: highest))

@@ -140,21 +140,24 @@ extension Ledger {
 
     /// Processes every transition due by now and every payment attempt owed
     /// (also those a crash interrupted). The server calls it every second
-    /// and at start-up, so period ends that passed while it was down are
-    /// processed, each exactly once (the journal records each).
+    /// (start-up runs one time-ordered sweep itself, `start`), so each
+    /// period end is processed exactly once (the journal records each).
     ///
     /// One account at a time, the lifecycle turn given up between accounts:
     /// a request waiting for it (a plan change, a purchase) runs between two
     /// accounts' closes and their gateway charges, not after the whole sweep
     /// (thousands of accounts created together close together, each charged
-    /// at the gateway). An account is taken once per tick: each turn leaves
-    /// it with nothing due by `now`, so the sweep ends.
+    /// at the gateway). An account is taken once per tick, so the sweep
+    /// ends: work a request between two turns leaves for an account already
+    /// taken (an owed payment whose attempt could not be journaled) waits
+    /// for the next tick, and the others are still reached.
     @discardableResult
     public func tick() async throws -> [ClockTransition] {
         let now = nowUnix
         var transitions: [ClockTransition] = []
         var taken: Set<String> = []
-        while let id = nextAccountWithWorkDue(upTo: now), taken.insert(id).inserted {
+        while let id = nextAccountWithWorkDue(upTo: now, skipping: taken) {
+            taken.insert(id)
             await acquireLifecycle()
             do {
                 transitions += try await processDue(upTo: now, only: id)
@@ -167,13 +170,19 @@ extension Ledger {
         return transitions
     }
 
-    /// An account `processDue` has work for by `limit`: the oldest charge left
-    /// pending, else an invoice owed a payment attempt, else the account of
-    /// the earliest transition due (ties by id, as `earliestDue`).
-    func nextAccountWithWorkDue(upTo limit: Int64) -> String? {
-        if let pending = state.pendingCharges.values.min(by: { $0.seq < $1.seq }) { return pending.started.accountID }
-        if let owed = state.schedule.owedInvoices.min(), let id = state.invoices[owed]?.invoice.accountID { return id }
-        return earliestDue(upTo: limit, only: nil)?.0
+    /// An account not in `skipping` that `processDue` has work for by
+    /// `limit`: the oldest charge left pending, else an invoice owed a
+    /// payment attempt, else the account of the earliest transition due
+    /// (ties by id, as `earliestDue`; an account's turn leaves nothing due by
+    /// `limit`, so that one is never a skipped account).
+    func nextAccountWithWorkDue(upTo limit: Int64, skipping: Set<String> = []) -> String? {
+        let pending = state.pendingCharges.values.filter { !skipping.contains($0.started.accountID) }
+        if let oldest = pending.min(by: { $0.seq < $1.seq }) { return oldest.started.accountID }
+        let owed = state.schedule.owedInvoices.compactMap { state.invoices[$0].map { ($0.invoice.sequence, $0.invoice.accountID) } }
+            .filter { !skipping.contains($0.1) }
+        if let first = owed.min(by: { $0.0 < $1.0 }) { return first.1 }
+        guard let (id, _) = earliestDue(upTo: limit, only: nil), !skipping.contains(id) else { return nil }
+        return id
     }
 
     /// Moves the test clock forward to `target` (unix seconds), processing

@@ -187,7 +187,10 @@ public actor Ledger {
             maxQueued: configuration.maxQueued, logger: logger, callbackExecutor: self.executor,
             maxCheckpointLag: configuration.maxCheckpointLag,
             onFailure: { [stop = configuration.onDiskStateUnknown] reason, unknown in
-                if unknown, let stop { stop(reason) } else { relay.trigger() }
+                // (The server's `stop` does not return; one that does falls
+                // back to the reload.)
+                if unknown, let stop { relay.markFailed(); stop(reason) }
+                relay.trigger()
             }, onIndexed: { seq in cache.indexed(through: seq) },
             keyFilter: keyFilter, keyFilterEvery: configuration.keyFilterEveryCheckpoints)
         relay.attach(self)
@@ -480,6 +483,12 @@ final class RecoveryRelay: Sendable {
     private let target = Mutex(Weak())
 
     func attach(_ ledger: Ledger) { target.withLock { $0.ledger = ledger } }
+
+    /// Not serving from now until a reload succeeds (set before any caller
+    /// of the failed commit hears).
+    func markFailed() {
+        target.withLock { $0.ledger }?.storeFailed.store(true, ordering: .releasing)
+    }
 
     func trigger() {
         guard let ledger = target.withLock({ $0.ledger }) else { return }

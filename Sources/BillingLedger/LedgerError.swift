@@ -16,7 +16,22 @@ public enum LedgerError: Error, Sendable, Equatable {
     case unavailable(String)
     /// Input the ledger cannot accept (an amount out of range, a balance overflow).
     case invalid(String)
+    /// A store read that may succeed if tried again (busy, disk full, I/O:
+    /// `LedgerStoreError.isTransient`); UNAVAILABLE to the caller.
+    case storageUnavailable(String)
     /// Not the caller's doing: the ledger's state breaks one of its own rules
     /// (a bug or damaged data). Logged; INTERNAL to the caller.
     case internalFault(String)
+}
+
+extension LedgerError {
+    /// A store's error as the ledger reports it: `storageUnavailable` when
+    /// trying again may succeed, else an internal fault.
+    init(storeError error: any Error, _ what: String) {
+        if let store = error as? any LedgerStoreError, store.isTransient {
+            self = .storageUnavailable("\(what): \(error)")
+        } else {
+            self = .internalFault("\(what): \(error)")
+        }
+    }
 }

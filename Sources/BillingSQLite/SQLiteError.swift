@@ -26,6 +26,10 @@ extension SQLiteError: LedgerStoreError {
         (primaryCode == 10 && code != 3082) || primaryCode == 11
     }
 
-    /// SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN.
-    public var isTransient: Bool { [5, 6, 10, 13, 14].contains(primaryCode) }
+    /// SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN;
+    /// but not the I/O errors that report damage (SQLITE_IOERR_SHORT_READ,
+    /// _DATA, _CORRUPTFS): trying again reads the same bytes.
+    public var isTransient: Bool {
+        [5, 6, 10, 13, 14].contains(primaryCode) && ![522, 8202, 8458].contains(code)
+    }
 }

@@ -73,12 +73,7 @@ enum Refusals {
             return GRPCStatus(.failedPrecondition, "the payment was declined: \(charge.failureMessage)", reason: "PAYMENT_DECLINED",
                               metadata: ["charge_id": charge.chargeID, "failure_reason": charge.failureReason, "account_id": charge.accountID])
         }
-        if let store = error as? any LedgerStoreError, store.isTransient {
-            // A read the store could not do now (busy, disk full, I/O): the
-            // same call may succeed in a moment. The details go to the log.
-            logger.warning("a ledger read failed", metadata: ["error": "\(error)"])
-            return GRPCStatus(.unavailable, "the ledger's storage could not be read; retry", reason: "STORAGE_UNAVAILABLE")
-        }
+        if let store = error as? any LedgerStoreError, store.isTransient { return storageUnavailable(error) }
         guard let error = error as? LedgerError else { return internalError(error) }
         switch error {
         case .accountExists(let id):
@@ -97,9 +92,18 @@ enum Refusals {
                               reason: "LEDGER_UNAVAILABLE")
         case .invalid(let why):
             return GRPCStatus(.invalidArgument, why, reason: "AMOUNT_TOO_LARGE")
+        case .storageUnavailable(let why):
+            return storageUnavailable(why)
         case .internalFault(let why):
             return internalError(why)
         }
+    }
+
+    /// A read the store could not do now (busy, disk full, I/O): the same
+    /// call may succeed in a moment. The details go to the log.
+    static func storageUnavailable(_ error: Any) -> GRPCStatus {
+        logger.warning("a ledger read failed", metadata: ["error": "\(error)"])
+        return GRPCStatus(.unavailable, "the ledger's storage could not be read; retry", reason: "STORAGE_UNAVAILABLE")
     }
 
     static func internalError(_ error: Any) -> GRPCStatus {

@@ -3,8 +3,8 @@ import Synchronization
 
 /// grpc.health.v1.Health: the one service open to every caller. The overall
 /// server is the empty service name; shutdown turns everything NOT_SERVING
-/// for good (`beginDrain`), and so does, while it lasts, a ledger that
-/// cannot write (`setServing(false)`).
+/// for good (`beginDrain`), and so does, while it lasts, `available`
+/// answering false (asked at each check: a ledger that cannot write).
 public final class HealthService: Sendable {
     public typealias Status = Grpc_Health_V1_HealthCheckResponse.ServingStatus
 
@@ -14,11 +14,13 @@ public final class HealthService: Sendable {
     }
 
     private let state: Mutex<State>
+    private let available: @Sendable () -> Bool
 
-    public init(services: [String]) {
+    public init(services: [String], available: @escaping @Sendable () -> Bool = { true }) {
         var initial: [String: Status] = ["": .serving]
         for service in services { initial[service] = .serving }
         state = Mutex(State(statuses: initial))
+        self.available = available
     }
 
     /// Shutdown: NOT_SERVING from now on, whatever `setServing` says later.
@@ -29,17 +31,9 @@ public final class HealthService: Sendable {
         }
     }
 
-    /// SERVING or NOT_SERVING for every service (the server's too); ignored
-    /// once draining.
-    public func setServing(_ serving: Bool) {
-        state.withLock { s in
-            guard !s.draining else { return }
-            for key in s.statuses.keys { s.statuses[key] = serving ? .serving : .notServing }
-        }
-    }
-
     public func status(of service: String) -> Status? {
-        state.withLock { $0.statuses[service] }
+        guard let status = state.withLock({ $0.statuses[service] }) else { return nil }
+        return status == .serving && !available() ? .notServing : status
     }
 
     public func register(into router: inout GRPCRouter) {
@@ -61,9 +55,10 @@ public final class HealthService: Sendable {
         router.registerInline(path: "/grpc.health.v1.Health/List") { [self] bytes, _ in
             _ = try decode(Grpc_Health_V1_HealthListRequest.self, bytes)
             var response = Grpc_Health_V1_HealthListResponse()
+            let serving = available()
             for (service, status) in state.withLock({ $0.statuses }) {
                 var check = Grpc_Health_V1_HealthCheckResponse()
-                check.status = status
+                check.status = status == .serving && !serving ? .notServing : status
                 response.statuses[service] = check
             }
             return try response.serializedBytes()

@@ -212,7 +212,11 @@ struct Serve: ParsableCommand {
         ledgerConfiguration.onDiskStateUnknown = { [logger] reason in
             logger.critical("the disk failed a journal write or sync; stopping so that recovery at the next start reads what it holds",
                             metadata: ["error": "\(reason)"])
-            Foundation.exit(74)
+            // Not exit(): its atexit handlers (OpenSSL's cleanup) would run
+            // under event loops still serving. Standard output (the demo
+            // credentials) is flushed; the log went to unbuffered stderr.
+            fflush(nil)  // (every output stream)
+            _exit(74)
         }
         let clock: any LedgerClock = testClock ? TestClock(startMicros: SystemClock().nowMicros()) : SystemClock()
         // The loops run from here on, serving nothing until `start`: the
@@ -276,16 +280,10 @@ struct Serve: ParsableCommand {
             clock: SystemClock())
 
         var router = GRPCRouter()
-        let health = HealthService(services: BillingServices.names)
+        // NOT_SERVING while the ledger cannot write (from a failed commit
+        // until the reload after it succeeds), asked at each check.
+        let health = HealthService(services: BillingServices.names, available: { ledger.isServing })
         health.register(into: &router)
-        // NOT_SERVING while the ledger cannot write (a failed commit until
-        // the reload after it succeeds), checked every second.
-        let healthWatch = Task {
-            while !Task.isCancelled {
-                health.setServing(ledger.isServing)
-                try? await Task.sleep(for: .seconds(1))
-            }
-        }
         BillingServices.register(into: &router, ledger: ledger, catalog: prices, authenticator: authenticator)
         if enableTestingService {
             TestingService.register(into: &router)
@@ -359,7 +357,6 @@ struct Serve: ParsableCommand {
         waiter.start()
         server.wait()
         ticker?.cancel()
-        healthWatch.cancel()
         try blockingAwait { await ledger.close() }
         store.close()
         logger.info("stopped")

@@ -75,7 +75,9 @@ import Testing
         // What may succeed if tried again: busy, locked, I/O, full, cannot open.
         let transient: [Int32] = [5, 5 | 2 << 8, 6, 10, 10 | 4 << 8, 13, 14]
         for code in transient { #expect(SQLiteError(code: code, message: "", sql: nil).isTransient, "\(code)") }
-        for code in [11, 19, 2067, 1, 8] as [Int32] { #expect(!SQLiteError(code: code, message: "", sql: nil).isTransient, "\(code)") }
+        for code in [11, 19, 2067, 1, 8, 522, 8202, 8458] as [Int32] {  // damage is not tried again
+            #expect(!SQLiteError(code: code, message: "", sql: nil).isTransient, "\(code)")
+        }
     }
 
     @Test func errorsCarryTheMessageAndTheSQL() throws {

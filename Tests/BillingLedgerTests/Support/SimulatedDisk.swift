@@ -37,7 +37,7 @@ enum ScriptedFault: Sendable {
 struct StoreFault: LedgerStoreError, CustomStringConvertible {
     let description: String
     var leavesDiskStateUnknown = false
-    var isTransient: Bool { true }
+    var isTransient = false
 }
 
 /// The durable bytes an `InMemoryLedgerStore` reads and writes: the journal
