@@ -24,6 +24,26 @@ public final class SQLiteLedgerStore: LedgerStore {
     }
     /// Checkpoint transactions waiting for the writer lock (see `append`).
     private let othersWaiting = Atomic<Int>(0)
+    /// The database file's device and inode when opened (`fileHasMoved`).
+    private let identity: (device: UInt64, inode: UInt64)?
+
+    /// Whether `path` no longer names the file this store has open: deleted,
+    /// renamed, or replaced by another file. SQLite in WAL mode goes on
+    /// writing to the file it has open — commits acknowledged into a deleted
+    /// file, or a live WAL paired with another database at the next open —
+    /// so the server checks this and stops (the test SQLite's own
+    /// SQLITE_FCNTL_HAS_MOVED makes: the path's inode against the open one).
+    public func fileHasMoved() -> Bool {
+        guard let identity else { return false }
+        guard let now = Self.identity(of: path) else { return true }
+        return now != identity
+    }
+
+    static func identity(of path: String) -> (device: UInt64, inode: UInt64)? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return (UInt64(info.st_dev), UInt64(info.st_ino))
+    }
 
     /// Opens (creating the file and its directory if missing) and migrates the database.
     /// - Parameters:
@@ -60,6 +80,7 @@ public final class SQLiteLedgerStore: LedgerStore {
             try writerConnection.requireCurrentSchema()
         }
         self.path = path
+        identity = Self.identity(of: path)
         let ledgerWriter = try LedgerWriter(connection: writerConnection)
         if owner { try ledgerWriter.dropOrphanIndexRows() }
         writer = Mutex(ledgerWriter)

@@ -199,7 +199,30 @@ struct Serve: ParsableCommand {
         let planTerms = try loadPlans(plans)
         let lock = try DatabaseLock(database: db)
         defer { _ = lock }
+        // The database gone but the JWT secret made with it still there: it
+        // was moved or deleted (a new empty ledger here would serve as if
+        // nothing had been billed). Refused; the operator restores it or
+        // removes the secret to start afresh.
+        let defaultSecret = db + ".jwt-secret"
+        if jwtSecretFile == nil, !FileManager.default.fileExists(atPath: db), FileManager.default.fileExists(atPath: defaultSecret) {
+            throw CLIError("the database \(db) is missing, but \(defaultSecret), made with it, is there: was it moved or deleted? Restore it, or remove \(defaultSecret) to start a new, empty ledger")
+        }
         let store = try SQLiteLedgerStore(path: db, synchronous: synchronous.mode, owner: true)
+        // SQLite in WAL mode writes on to a database file deleted, renamed or
+        // replaced under it (commits acknowledged into a file no one will
+        // open again): checked every second; the server stops at once.
+        let fileWatch = Task {
+            while !Task.isCancelled {
+                if store.fileHasMoved() {
+                    logger.critical("the database file was deleted, renamed or replaced under the running server; stopping (what it acknowledged is in the file it had open)",
+                                    metadata: ["db": "\(db)"])
+                    fflush(nil)
+                    _exit(74)
+                }
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+        defer { fileWatch.cancel() }
         var ledgerConfiguration = LedgerConfiguration()
         ledgerConfiguration.checkpointEvery = checkpointEvery
         ledgerConfiguration.keyFilterBytes = keyFilterMib << 20

@@ -15,6 +15,7 @@ import re
 import signal
 import subprocess
 import time
+from pathlib import Path
 from typing import Callable
 
 import grpc
@@ -854,3 +855,27 @@ def check_left_alone(db, statements):
     with sqlite3.connect(db) as connection:
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
         assert sorted(row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")) == tables
+
+
+def test_a_database_moved_under_the_running_server_stops_it_and_the_next_start_refuses(tmp_path, server):
+    """SQLite in WAL mode writes on to a file deleted or renamed under it:
+    the server notices within seconds and stops (exit 74) instead of
+    acknowledging debits into a file no one will open; the next start on
+    the path, its database gone but the JWT secret made with it still
+    there, refuses instead of serving an empty ledger."""
+    s = server()
+    db = s.db_path
+    moved = tmp_path / "moved.sqlite"
+    db.rename(moved)
+    s.stopped_on_purpose = True
+    assert s.wait_exit(timeout=15) == 74, s.log_tail()
+    assert "deleted, renamed or replaced" in s.log_tail()
+    again = cli("serve", "--listen", "127.0.0.1:0", "--db", str(db), key=None, timeout=60)
+    assert 0 < again.returncode < 128, f"started instead of refusing:\n{shown(again)[:1500]}"
+    assert "is missing" in again.stderr and ".jwt-secret" in again.stderr, shown(again)[:1500]
+    assert not db.exists()
+    # Moved back (its -wal never moved), it serves again, as it was.
+    moved.rename(db)
+    assert Path(str(db) + "-wal").exists()
+    restarted = server(db=db)
+    restarted.assert_serving()
