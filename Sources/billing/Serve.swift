@@ -317,7 +317,7 @@ struct Serve: ParsableCommand {
         if let metricsListen {  // (bound before the catalog is recorded: a taken port records nothing)
             let gauges = ServerGauges(registry: registry, recoveryMillis: ledger.recoveryMillis)
             metrics = try MetricsEndpoint(listen: SocketAddress(parsing: metricsListen)!, logger: logger) {
-                gauges.update(server: server, calls: callMetrics, ledger: ledger)
+                gauges.update(server: server, calls: callMetrics, ledger: ledger, database: db)
                 return registry.emitToBuffer()
             }
         }

@@ -12,6 +12,8 @@ final class ServerGauges: Sendable {
     let checkpointAge: Gauge
     let checkpointLag: Gauge
     let paced: Gauge
+    let walBytes: Gauge
+    let serving: Gauge
 
     init(registry: PrometheusCollectorRegistry, recoveryMillis: Int64) {
         func gauge(_ name: String, _ unit: String, _ help: String) -> Gauge {
@@ -25,9 +27,12 @@ final class ServerGauges: Sendable {
                               "Durable journal entries after the newest checkpoint this process wrote (what a start-up would replay, beyond those replayed at this start)")
         paced = gauge("journal_paced", "", "1 while commits wait for a checkpoint to catch up (lag over 2 checkpoint intervals)")
         gauge("recovery", "seconds", "Start-up recovery time (checkpoint load + journal replay)").set(Double(recoveryMillis) / 1000)
+        walBytes = gauge("wal", "bytes",
+                         "Size of the database's write-ahead log (<db>-wal); SQLite checkpoints it every 10,000 pages, so steady growth means a reader outside the server holds it back")
+        serving = gauge("ledger_serving", "", "1 while the ledger takes changes; 0 from a failed journal commit until the reload after it succeeds")
     }
 
-    func update(server: GRPCServer, calls callMetrics: GRPCServerMetrics, ledger: Ledger) {
+    func update(server: GRPCServer, calls callMetrics: GRPCServerMetrics, ledger: Ledger, database: String) {
         connections.set(Double(server.openConnectionCount))
         calls.set(Double(callMetrics.openCalls.load(ordering: .relaxed)))
         journalEntries.set(Double(ledger.durableSeq))
@@ -36,5 +41,8 @@ final class ServerGauges: Sendable {
         let lag = ledger.checkpointLag
         checkpointLag.set(Double(lag.entries))
         paced.set(lag.paced ? 1.0 : 0.0)
+        var wal = stat()
+        walBytes.set(stat(database + "-wal", &wal) == 0 ? Double(wal.st_size) : 0)
+        serving.set(ledger.isServing ? 1.0 : 0.0)
     }
 }

@@ -85,6 +85,8 @@ def test_counters_move_by_exactly_the_calls_made(server, pb, threads):
     # Every entry of this process is after its (absent) checkpoint; far from pacing.
     assert after["billing_checkpoint_lag_entries"] - before["billing_checkpoint_lag_entries"] == 8
     assert after["billing_journal_paced"] == 0
+    assert after["billing_ledger_serving"] == 1
+    assert after["billing_wal_bytes"] > 0  # the commits above are in the WAL (checkpointed every 10,000 pages)
 
 
 def test_unknown_paths_do_not_grow_the_label_set(server, pb):
