@@ -24,25 +24,23 @@ public final class SQLiteLedgerStore: LedgerStore {
     }
     /// Checkpoint transactions waiting for the writer lock (see `append`).
     private let othersWaiting = Atomic<Int>(0)
-    /// The database file's device and inode when opened (`fileHasMoved`).
-    private let identity: (device: UInt64, inode: UInt64)?
+    /// The database file's inode when opened (`fileHasMoved`).
+    private let inode: UInt64?
 
     /// Whether `path` no longer names the file this store has open: deleted,
-    /// renamed, or replaced by another file. SQLite in WAL mode goes on
-    /// writing to the file it has open — commits acknowledged into a deleted
-    /// file, or a live WAL paired with another database at the next open —
-    /// so the server checks this and stops (the test SQLite's own
-    /// SQLITE_FCNTL_HAS_MOVED makes: the path's inode against the open one).
+    /// renamed, or replaced by another file (a copy over the open file keeps
+    /// its inode and is not seen). SQLite in WAL mode goes on writing to the
+    /// file it has open — commits acknowledged into a deleted file, or a
+    /// live WAL paired with another database at the next open — so the
+    /// server checks this and stops. The test is SQLite's own
+    /// SQLITE_FCNTL_HAS_MOVED: the path's inode against the open file's. A
+    /// `stat` that fails for another reason than a missing file (a
+    /// permission, an I/O error) says nothing: not moved.
     public func fileHasMoved() -> Bool {
-        guard let identity else { return false }
-        guard let now = Self.identity(of: path) else { return true }
-        return now != identity
-    }
-
-    static func identity(of path: String) -> (device: UInt64, inode: UInt64)? {
+        guard let inode else { return false }
         var info = stat()
-        guard stat(path, &info) == 0 else { return nil }
-        return (UInt64(info.st_dev), UInt64(info.st_ino))
+        guard stat(path, &info) == 0 else { return errno == ENOENT || errno == ENOTDIR }
+        return UInt64(info.st_ino) != inode
     }
 
     /// Opens (creating the file and its directory if missing) and migrates the database.
@@ -64,6 +62,9 @@ public final class SQLiteLedgerStore: LedgerStore {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
 
         let writerConnection = try SQLiteConnection(path: path)
+        // The file just opened (created if missing), before the migrations.
+        var info = stat()
+        inode = stat(path, &info) == 0 ? UInt64(info.st_ino) : nil
         // Checked before `configure` (which switches the file to WAL mode, a
         // change persistent in the file): another program's database, or
         // one a reading command cannot read, is left exactly as it was.
@@ -80,7 +81,6 @@ public final class SQLiteLedgerStore: LedgerStore {
             try writerConnection.requireCurrentSchema()
         }
         self.path = path
-        identity = Self.identity(of: path)
         let ledgerWriter = try LedgerWriter(connection: writerConnection)
         if owner { try ledgerWriter.dropOrphanIndexRows() }
         writer = Mutex(ledgerWriter)

@@ -197,15 +197,16 @@ struct Serve: ParsableCommand {
 
         let prices = try loadCatalog(catalog)
         let planTerms = try loadPlans(plans)
+        // The database gone but its lock file (made at its first start, never
+        // removed) still there: it was moved or deleted, and a new, empty
+        // ledger here would serve as if nothing had been billed. Refused;
+        // the operator restores it, or removes the lock to start afresh.
+        let lockPath = DatabaseLock.resolved(db) + ".lock"
+        let servedBefore = FileManager.default.fileExists(atPath: lockPath)
         let lock = try DatabaseLock(database: db)
         defer { _ = lock }
-        // The database gone but the JWT secret made with it still there: it
-        // was moved or deleted (a new empty ledger here would serve as if
-        // nothing had been billed). Refused; the operator restores it or
-        // removes the secret to start afresh.
-        let defaultSecret = db + ".jwt-secret"
-        if jwtSecretFile == nil, !FileManager.default.fileExists(atPath: db), FileManager.default.fileExists(atPath: defaultSecret) {
-            throw CLIError("the database \(db) is missing, but \(defaultSecret), made with it, is there: was it moved or deleted? Restore it, or remove \(defaultSecret) to start a new, empty ledger")
+        if servedBefore, !FileManager.default.fileExists(atPath: db) {
+            throw CLIError("the database \(db) is missing, but \(lockPath) shows a server ran on it: was it moved or deleted? Restore it, or remove \(lockPath) to start a new, empty ledger")
         }
         let store = try SQLiteLedgerStore(path: db, synchronous: synchronous.mode, owner: true)
         // SQLite in WAL mode writes on to a database file deleted, renamed or
@@ -317,7 +318,7 @@ struct Serve: ParsableCommand {
         if let metricsListen {  // (bound before the catalog is recorded: a taken port records nothing)
             let gauges = ServerGauges(registry: registry, recoveryMillis: ledger.recoveryMillis)
             metrics = try MetricsEndpoint(listen: SocketAddress(parsing: metricsListen)!, logger: logger) {
-                gauges.update(server: server, calls: callMetrics, ledger: ledger, database: db)
+                gauges.update(server: server, calls: callMetrics, ledger: ledger, database: DatabaseLock.resolved(db))
                 return registry.emitToBuffer()
             }
         }

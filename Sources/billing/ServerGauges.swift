@@ -28,10 +28,11 @@ final class ServerGauges: Sendable {
         paced = gauge("journal_paced", "", "1 while commits wait for a checkpoint to catch up (lag over 2 checkpoint intervals)")
         gauge("recovery", "seconds", "Start-up recovery time (checkpoint load + journal replay)").set(Double(recoveryMillis) / 1000)
         walBytes = gauge("wal", "bytes",
-                         "Size of the database's write-ahead log (<db>-wal); SQLite checkpoints it every 10,000 pages, so steady growth means a reader outside the server holds it back")
+                         "Size of the database's write-ahead log (<db>-wal): up to ~64 MiB is normal (SQLite reuses it; journal_size_limit truncates it past 64 MiB); steady growth beyond means a reader outside the server holds its checkpoints back")
         serving = gauge("ledger_serving", "", "1 while the ledger takes changes; 0 from a failed journal commit until the reload after it succeeds")
     }
 
+    /// `database`: the file's path with links resolved (SQLite keeps the WAL beside the file, not the link).
     func update(server: GRPCServer, calls callMetrics: GRPCServerMetrics, ledger: Ledger, database: String) {
         connections.set(Double(server.openConnectionCount))
         calls.set(Double(callMetrics.openCalls.load(ordering: .relaxed)))

@@ -861,8 +861,8 @@ def test_a_database_moved_under_the_running_server_stops_it_and_the_next_start_r
     """SQLite in WAL mode writes on to a file deleted or renamed under it:
     the server notices within seconds and stops (exit 74) instead of
     acknowledging debits into a file no one will open; the next start on
-    the path, its database gone but the JWT secret made with it still
-    there, refuses instead of serving an empty ledger."""
+    the path, its database gone but its lock file (made at the first start)
+    still there, refuses instead of serving an empty ledger."""
     s = server()
     db = s.db_path
     moved = tmp_path / "moved.sqlite"
@@ -872,7 +872,7 @@ def test_a_database_moved_under_the_running_server_stops_it_and_the_next_start_r
     assert "deleted, renamed or replaced" in s.log_tail()
     again = cli("serve", "--listen", "127.0.0.1:0", "--db", str(db), key=None, timeout=60)
     assert 0 < again.returncode < 128, f"started instead of refusing:\n{shown(again)[:1500]}"
-    assert "is missing" in again.stderr and ".jwt-secret" in again.stderr, shown(again)[:1500]
+    assert "is missing" in again.stderr and ".lock" in again.stderr, shown(again)[:1500]
     assert not db.exists()
     # Moved back (its -wal never moved), it serves again, as it was.
     moved.rename(db)
