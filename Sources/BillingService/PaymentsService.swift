@@ -106,6 +106,9 @@ public final class PaymentsService: Sendable {
 
     func setPaymentMethod(_ request: Billing_V1_SetPaymentMethodRequest, actor: String) async throws -> Billing_V1_SetPaymentMethodResponse {
         try requireID(request.accountID, "account_id")
+        // Refused before the gateway is asked: a real one would keep a token
+        // made for a request that changes nothing.
+        try await requireAccount(request.accountID)
         let method = try await tokenize(request.paymentMethod, field: "payment_method")
         return try await Refusals.mapping {
             let (appliedNow, _) = try await ledger.setPaymentMethod(accountID: request.accountID, method: method, actor: actor)
@@ -118,10 +121,19 @@ public final class PaymentsService: Sendable {
         }
     }
 
+    /// NOT_FOUND (ACCOUNT_NOT_FOUND) unless the account exists.
+    func requireAccount(_ id: String) async throws {
+        guard await ledger.hasAccount(id) else { throw Refusals.status(LedgerError.accountNotFound(id)) }
+    }
+
     func payInvoice(_ request: Billing_V1_PayInvoiceRequest, actor: String) async throws -> Billing_V1_PayInvoiceResponse {
         try requireID(request.accountID, "account_id")
         try requireID(request.invoiceID, "invoice_id")
         try requireID(request.idempotencyKey, "idempotency_key", required: false)
+        // The account and invoice first, as above (whether it is still owed is
+        // the ledger's answer: a retry of a paid one answers as the first did).
+        try await requireAccount(request.accountID)
+        _ = try await Refusals.mapping { try await ledger.invoice(accountID: request.accountID, invoiceID: request.invoiceID) }
         let method = request.hasPaymentMethod ? try await tokenize(request.paymentMethod, field: "payment_method") : nil
         return try await Refusals.mapping {
             let (invoice, charge) = try await ledger.payInvoice(

@@ -179,6 +179,16 @@ def test_refused_inputs_name_their_field_and_change_nothing(life):
     assert "A" * 43 not in error.details() and error_info(life.pb, error).metadata["field"] == "key_id"
     life.refused(lambda: life.admin.RevokeApiKey(ad.RevokeApiKeyRequest(key_id="0123456789ab"), timeout=RPC_TIMEOUT_S),
                  grpc.StatusCode.NOT_FOUND, "API_KEY_NOT_FOUND")
+    # The account and invoice are checked before the gateway is asked for a
+    # token (a bad card number would otherwise be the answer): nothing is
+    # left at a real gateway for a request that changes nothing.
+    bad_card = life.card(number="1234")
+    life.refused(lambda: life.payments.SetPaymentMethod(p.SetPaymentMethodRequest(account_id="ghost", payment_method=bad_card),
+                                                        timeout=RPC_TIMEOUT_S), grpc.StatusCode.NOT_FOUND, "ACCOUNT_NOT_FOUND")
+    life.refused(lambda: life.payments.PayInvoice(p.PayInvoiceRequest(account_id="acme", invoice_id="in_999", payment_method=bad_card),
+                                                  timeout=RPC_TIMEOUT_S), grpc.StatusCode.NOT_FOUND, "INVOICE_NOT_FOUND")
+    life.refused(lambda: life.payments.SetPaymentMethod(p.SetPaymentMethodRequest(account_id="acme", payment_method=bad_card),
+                                                        timeout=RPC_TIMEOUT_S), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_CARD_NUMBER")
     # "b<n>" names a position in the list; one past its end was never issued.
     for token in ("b999999", "b+1"):
         request = p.ListChargesRequest(account_id="acme", page_token=token)
