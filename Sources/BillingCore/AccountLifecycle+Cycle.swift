@@ -93,10 +93,7 @@ extension AccountLifecycle {
         plan = .enterprise
         actions.append(.setPlan(.enterprise))
         guard prorated else { return actions }
-        precondition(now < currentPeriod.end, "due period ends are applied before requests")
-        // A clock stepped back behind the period's start (an account made a
-        // moment before): prorated from the start, never a trap.
-        let from = max(now, currentPeriod.start)
+        let from = prorationStart(at: now)
         let dates = Self.dates(from, currentPeriod.end)
         let what = terms.reference.isEmpty ? "Enterprise contract" : "Enterprise contract \(terms.reference)"
         var lines: [InvoiceLine] = []
@@ -113,9 +110,6 @@ extension AccountLifecycle {
             lines.append(InvoiceLine(kind: .custom, description: "\(custom.description), prorated \(dates)",
                                      amount: share, periodStart: from, periodEnd: currentPeriod.end))
         }
-        guard !lines.isEmpty else { return actions }
-        actions.append(.issueInvoice(lines: lines, periodStart: from, periodEnd: currentPeriod.end, planChange: true))
-        actions.append(.attemptPayment)
-        return actions
+        return actions + chargeRestOfPeriod(lines, from: from)
     }
 }

@@ -38,10 +38,7 @@ extension AccountLifecycle {
     /// Applies at once; the price difference for the rest of the period is
     /// invoiced and charged now.
     private mutating func upgrade(to target: Plan, now: Int64, plans: PlanCatalog) -> [AccountAction] {
-        precondition(now < currentPeriod.end, "due period ends are applied before requests")
-        // A clock stepped back behind the period's start (an account made a
-        // moment before): prorated from the start, never a trap.
-        let from = max(now, currentPeriod.start)
+        let from = prorationStart(at: now)
         let old = plan
         let charge = Proration.upgradeCharge(
             from: monthlyPrice(of: old, plans: plans), to: monthlyPrice(of: target, plans: plans),
@@ -50,15 +47,26 @@ extension AccountLifecycle {
         // an account that can upgrade (Enterprise is not a customer's choice).
         precondition(pendingChange == nil, "no downgrade pending below the plan being upgraded")
         plan = target
-        var actions: [AccountAction] = [.setPlan(target)]
-        if charge > .zero {
-            let line = InvoiceLine(
-                kind: .proration(from: old, to: target),
-                description: "Upgrade from \(plans[old].displayName) to \(plans[target].displayName), prorated \(Self.dates(from, currentPeriod.end))",
-                amount: charge, periodStart: from, periodEnd: currentPeriod.end)
-            actions.append(.issueInvoice(lines: [line], periodStart: from, periodEnd: currentPeriod.end, planChange: true))
-            actions.append(.attemptPayment)
-        }
-        return actions
+        guard charge > .zero else { return [.setPlan(target)] }
+        let line = InvoiceLine(
+            kind: .proration(from: old, to: target),
+            description: "Upgrade from \(plans[old].displayName) to \(plans[target].displayName), prorated \(Self.dates(from, currentPeriod.end))",
+            amount: charge, periodStart: from, periodEnd: currentPeriod.end)
+        return [.setPlan(target)] + chargeRestOfPeriod([line], from: from)
+    }
+
+    /// Where a move made at `now` is prorated from: `now`, or the period's
+    /// start when a clock stepped back behind it (an account made a moment
+    /// before) — never a trap.
+    func prorationStart(at now: Int64) -> Int64 {
+        precondition(now < currentPeriod.end, "due period ends are applied before requests")
+        return max(now, currentPeriod.start)
+    }
+
+    /// The invoice of a move made mid-period (from `from` to the period's
+    /// end) and its charge, at once; nothing without lines.
+    func chargeRestOfPeriod(_ lines: [InvoiceLine], from: Int64) -> [AccountAction] {
+        guard !lines.isEmpty else { return [] }
+        return [.issueInvoice(lines: lines, periodStart: from, periodEnd: currentPeriod.end, planChange: true), .attemptPayment]
     }
 }

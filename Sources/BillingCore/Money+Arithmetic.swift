@@ -33,14 +33,18 @@ extension Money {
     /// One cent: what a payment gateway charges in.
     public static let cent = Money(micros: 10_000)
 
+    /// Whether this is a whole number of cents (what invoices and charges are).
+    public var isWholeCents: Bool { micros % Self.cent.micros == 0 }
+
     /// Rounded half-up (away from zero) to the cent, as invoices charge: the
     /// amount a gateway can take. Within a half cent of Int64's ends, where
     /// rounding away would not fit, it rounds toward zero instead.
     public var roundedToCent: Money {
-        let remainder = micros % 10_000  // same sign as micros
+        let cent = Self.cent.micros
+        let remainder = micros % cent  // same sign as micros
         let down = micros - remainder
-        guard remainder.magnitude >= 5_000 else { return Money(micros: down) }
-        let (away, overflow) = down.addingReportingOverflow(micros < 0 ? -10_000 : 10_000)
+        guard remainder.magnitude * 2 >= cent else { return Money(micros: down) }
+        let (away, overflow) = down.addingReportingOverflow(micros < 0 ? -cent : cent)
         return Money(micros: overflow ? down : away)
     }
 }

@@ -95,7 +95,7 @@ extension PlanCatalog {
             guard (1...64).contains(displayName.count) else { throw PlanCatalogError("\(path).display_name must be 1-64 characters") }
             guard monthlyPriceMicros >= 0 else { throw PlanCatalogError("\(path).monthly_price_micros is negative") }
             // Invoices charge whole cents: a price between them would be listed at one amount and billed at another.
-            guard monthlyPriceMicros % 10_000 == 0 else {
+            guard Money(micros: monthlyPriceMicros).isWholeCents else {
                 throw PlanCatalogError("\(path).monthly_price_micros must be whole cents (a multiple of 10000 micros)")
             }
             guard runQuota.map({ $0 > 0 }) ?? true else { throw PlanCatalogError("\(path).run_quota must be positive (omit it for no quota)") }

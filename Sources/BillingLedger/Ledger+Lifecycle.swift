@@ -58,6 +58,13 @@ extension Ledger {
         await withCheckedContinuation { lifecycleWaiters.append($0) }
     }
 
+    /// `body` in the lifecycle's turn (taken, then given up however it ends).
+    func inLifecycleTurn<T>(_ body: () async throws -> T) async rethrows -> T {
+        await acquireLifecycle()
+        defer { releaseLifecycle() }
+        return try await body()
+    }
+
     func releaseLifecycle() {
         if lifecycleWaiters.isEmpty {
             lifecycleBusy = false
@@ -126,15 +133,7 @@ extension Ledger {
     /// downtime, or a trial that ended then, at the new terms).
     public func start(plans: PlanCatalog, actor: String) async throws -> (caughtUp: [ClockTransition], plansChanged: Bool) {
         // In time order across accounts (nothing else runs yet).
-        await acquireLifecycle()
-        let caughtUp: [ClockTransition]
-        do {
-            caughtUp = try await processDue(upTo: nowUnix, only: nil)
-        } catch {
-            releaseLifecycle()
-            throw error
-        }
-        releaseLifecycle()
+        let caughtUp = try await inLifecycleTurn { try await processDue(upTo: nowUnix, only: nil) }
         return (caughtUp, try await configurePlans(plans, actor: actor))
     }
 
@@ -158,14 +157,7 @@ extension Ledger {
         var taken: Set<String> = []
         while let id = nextAccountWithWorkDue(upTo: now, skipping: taken) {
             taken.insert(id)
-            await acquireLifecycle()
-            do {
-                transitions += try await processDue(upTo: now, only: id)
-            } catch {
-                releaseLifecycle()
-                throw error
-            }
-            releaseLifecycle()
+            transitions += try await inLifecycleTurn { try await processDue(upTo: now, only: id) }
         }
         return transitions
     }
@@ -509,7 +501,7 @@ extension Ledger {
         // `validContract` also checks replayed ones, which may predate it).
         // In cents, a sum that fits in Int64 is within the invoice cap.
         guard LedgerState.validContract(terms),
-              ([terms.periodPriceMicros] + terms.customInvoiceLines.map(\.amountMicros)).allSatisfy({ $0 % 10_000 == 0 }) else {
+              ([terms.periodPriceMicros] + terms.customInvoiceLines.map(\.amountMicros)).allSatisfy({ Money(micros: $0).isWholeCents }) else {
             throw AccountRequestRefused(.invalidArgument, reason: "INVALID_CONTRACT",
                                         message: "contract amounts, quota and workspaces must be >= 0, the price and custom lines whole cents (multiples of 10000 micros) summing to at most 9223372036854770000 micros, and the usage rate 0..100000 basis points")
         }
@@ -560,7 +552,7 @@ extension Ledger {
     /// same key returns the first outcome and charges nothing.
     public func purchaseCredits(accountID: String, amountMicros: Int64, key: String, actor: String) async throws -> PurchaseResult {
         // (PaymentsService checks the range first; whole cents are the ledger's rule too.)
-        guard amountMicros > 0, amountMicros % 10_000 == 0 else {
+        guard amountMicros > 0, Money(micros: amountMicros).isWholeCents else {
             throw AccountRequestRefused(.invalidArgument, reason: "INVALID_AMOUNT",
                                         message: "a purchase is a positive amount of whole cents (a multiple of 10000 micros)")
         }

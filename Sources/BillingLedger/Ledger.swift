@@ -490,9 +490,10 @@ final class RecoveryRelay: Sendable {
         target.withLock { $0.ledger }?.storeFailed.store(true, ordering: .releasing)
     }
 
+    /// Marks the ledger failed and starts its reload.
     func trigger() {
+        markFailed()
         guard let ledger = target.withLock({ $0.ledger }) else { return }
-        ledger.storeFailed.store(true, ordering: .releasing)
         Task { await ledger.recover() }
     }
 }

@@ -27,7 +27,7 @@ public enum LedgerError: Error, Sendable, Equatable {
 extension LedgerError {
     /// A store's error as the ledger reports it: `storageUnavailable` when
     /// trying again may succeed, else an internal fault.
-    init(storeError error: any Error, _ what: String) {
+    public init(storeError error: any Error, _ what: String) {
         if let store = error as? any LedgerStoreError, store.isTransient {
             self = .storageUnavailable("\(what): \(error)")
         } else {

@@ -88,7 +88,7 @@ public final class PaymentsService: Sendable {
         // A card is charged whole cents, and a gateway has a minimum charge:
         // $1.00 to $1,000,000.00, in cents (10,000 micros).
         guard (Self.minPurchaseMicros...Self.maxPurchaseMicros).contains(request.amountMicros),
-              request.amountMicros % 10_000 == 0 else {
+              Money(micros: request.amountMicros).isWholeCents else {
             throw GRPCStatus(.invalidArgument,
                              "amount_micros must be whole cents (a multiple of 10000) from \(Self.minPurchaseMicros) ($1.00) to \(Self.maxPurchaseMicros) ($1,000,000.00)",
                              reason: "INVALID_AMOUNT", metadata: ["field": "amount_micros"])
@@ -130,9 +130,9 @@ public final class PaymentsService: Sendable {
         try requireID(request.accountID, "account_id")
         try requireID(request.invoiceID, "invoice_id")
         try requireID(request.idempotencyKey, "idempotency_key", required: false)
-        // The account and invoice first, as above (whether it is still owed is
-        // the ledger's answer: a retry of a paid one answers as the first did).
-        try await requireAccount(request.accountID)
+        // The account and invoice first, as above (`invoice` refuses an unknown
+        // account too; whether it is still owed is the ledger's answer: a
+        // retry of a paid one answers as the first did).
         _ = try await Refusals.mapping { try await ledger.invoice(accountID: request.accountID, invoiceID: request.invoiceID) }
         let method = request.hasPaymentMethod ? try await tokenize(request.paymentMethod, field: "payment_method") : nil
         return try await Refusals.mapping {
@@ -200,19 +200,18 @@ struct Page {
             throw GRPCStatus(.invalidArgument, "page_size must be >= 0", reason: "INVALID_FIELD", metadata: ["field": "page_size"])
         }
         self.size = size == 0 ? PaymentsService.defaultPageSize : min(Int(size), PaymentsService.maxPageSize)
-        let malformed = Self.malformed
         // Digits only ("+5" is no token this service issued).
         let digits = token.utf8.dropFirst(token.hasPrefix("b") ? 1 : 0).allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }
         if token.isEmpty {
             position = .newest
         } else if !digits {
-            throw malformed
+            throw Self.malformed
         } else if token.utf8.count <= 13, token.hasPrefix("b"), let count = Int(token.dropFirst()), count > 0 {
             position = .before(count)
         } else if token.utf8.count <= 12, let offset = Int(token), offset > 0 {
             position = .offsetFromNewest(offset)
         } else {
-            throw malformed
+            throw Self.malformed
         }
     }
 

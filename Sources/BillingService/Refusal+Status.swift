@@ -73,8 +73,7 @@ enum Refusals {
             return GRPCStatus(.failedPrecondition, "the payment was declined: \(charge.failureMessage)", reason: "PAYMENT_DECLINED",
                               metadata: ["charge_id": charge.chargeID, "failure_reason": charge.failureReason, "account_id": charge.accountID])
         }
-        if let store = error as? any LedgerStoreError, store.isTransient { return storageUnavailable(error) }
-        guard let error = error as? LedgerError else { return internalError(error) }
+        let error = error as? LedgerError ?? LedgerError(storeError: error, "request failed")
         switch error {
         case .accountExists(let id):
             return GRPCStatus(.alreadyExists, "account \(id) already exists", reason: "ACCOUNT_EXISTS", metadata: ["account_id": id])

@@ -23,7 +23,7 @@ public final class HealthService: Sendable {
         self.available = available
     }
 
-    /// Shutdown: NOT_SERVING from now on, whatever `setServing` says later.
+    /// Shutdown: NOT_SERVING from now on, whatever `available` says.
     public func beginDrain() {
         state.withLock { s in
             s.draining = true
@@ -32,8 +32,12 @@ public final class HealthService: Sendable {
     }
 
     public func status(of service: String) -> Status? {
-        guard let status = state.withLock({ $0.statuses[service] }) else { return nil }
-        return status == .serving && !available() ? .notServing : status
+        state.withLock { $0.statuses[service] }.map { Self.status($0, available: available()) }
+    }
+
+    /// A service's status as answered: SERVING only while `available`.
+    private static func status(_ stored: Status, available: Bool) -> Status {
+        stored == .serving && !available ? .notServing : stored
     }
 
     public func register(into router: inout GRPCRouter) {
@@ -58,7 +62,7 @@ public final class HealthService: Sendable {
             let serving = available()
             for (service, status) in state.withLock({ $0.statuses }) {
                 var check = Grpc_Health_V1_HealthCheckResponse()
-                check.status = status == .serving && !serving ? .notServing : status
+                check.status = Self.status(status, available: serving)
                 response.statuses[service] = check
             }
             return try response.serializedBytes()

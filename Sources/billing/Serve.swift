@@ -215,10 +215,8 @@ struct Serve: ParsableCommand {
         let fileWatch = Task {
             while !Task.isCancelled {
                 if store.fileHasMoved() {
-                    logger.critical("the database file was deleted, renamed or replaced under the running server; stopping (what it acknowledged is in the file it had open)",
-                                    metadata: ["db": "\(db)"])
-                    fflush(nil)
-                    _exit(74)
+                    Self.stopForStorage(logger, "the database file was deleted, renamed or replaced under the running server; stopping (what it acknowledged is in the file it had open)",
+                                        metadata: ["db": "\(db)"])
                 }
                 try? await Task.sleep(for: .seconds(1))
             }
@@ -234,13 +232,8 @@ struct Serve: ParsableCommand {
         // than go on from a view of the journal that may not be the disk's;
         // the next start recovers from what is there.
         ledgerConfiguration.onDiskStateUnknown = { [logger] reason in
-            logger.critical("the disk failed a journal write or sync; stopping so that recovery at the next start reads what it holds",
-                            metadata: ["error": "\(reason)"])
-            // Not exit(): its atexit handlers (OpenSSL's cleanup) would run
-            // under event loops still serving. Standard output (the demo
-            // credentials) is flushed; the log went to unbuffered stderr.
-            fflush(nil)  // (every output stream)
-            _exit(74)
+            Self.stopForStorage(logger, "the disk failed a journal write or sync; stopping so that recovery at the next start reads what it holds",
+                                metadata: ["error": "\(reason)"])
         }
         let clock: any LedgerClock = testClock ? TestClock(startMicros: SystemClock().nowMicros()) : SystemClock()
         // The loops run from here on, serving nothing until `start`: the
@@ -316,9 +309,10 @@ struct Serve: ParsableCommand {
 
         var metrics: MetricsEndpoint?
         if let metricsListen {  // (bound before the catalog is recorded: a taken port records nothing)
-            let gauges = ServerGauges(registry: registry, recoveryMillis: ledger.recoveryMillis)
+            // (SQLite keeps the WAL beside the file, links resolved.)
+            let gauges = ServerGauges(registry: registry, recoveryMillis: ledger.recoveryMillis, wal: DatabaseLock.resolved(db) + "-wal")
             metrics = try MetricsEndpoint(listen: SocketAddress(parsing: metricsListen)!, logger: logger) {
-                gauges.update(server: server, calls: callMetrics, ledger: ledger, database: DatabaseLock.resolved(db))
+                gauges.update(server: server, calls: callMetrics, ledger: ledger)
                 return registry.emitToBuffer()
             }
         }
@@ -397,6 +391,17 @@ extension Serve {
     /// default, 1,024, is a tenth of the default --max-connections), and
     /// warns when even that is short of --max-connections: past it the
     /// loops pause accepting (100 ms at a time) rather than spin.
+    /// Storage the server can no longer vouch for: logged `critical`, then
+    /// exit 74 (EX_IOERR) at once, for recovery at the next start to decide.
+    /// Not exit(): its atexit handlers (OpenSSL's cleanup) would run under
+    /// event loops still serving. Output streams (the demo credentials) are
+    /// flushed; the log goes to unbuffered stderr.
+    static func stopForStorage(_ logger: Logger, _ message: Logger.Message, metadata: Logger.Metadata) -> Never {
+        logger.critical(message, metadata: metadata)
+        fflush(nil)
+        _exit(74)
+    }
+
     static func raiseDescriptorLimit(for maxConnections: Int, logger: Logger) {
         var limit = rlimit()
         guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }

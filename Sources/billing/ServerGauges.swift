@@ -14,8 +14,11 @@ final class ServerGauges: Sendable {
     let paced: Gauge
     let walBytes: Gauge
     let serving: Gauge
+    /// The database's `-wal` file.
+    let wal: String
 
-    init(registry: PrometheusCollectorRegistry, recoveryMillis: Int64) {
+    init(registry: PrometheusCollectorRegistry, recoveryMillis: Int64, wal: String) {
+        self.wal = wal
         func gauge(_ name: String, _ unit: String, _ help: String) -> Gauge {
             registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "billing", metricName: name, unitName: unit, helpText: help))
         }
@@ -32,8 +35,7 @@ final class ServerGauges: Sendable {
         serving = gauge("ledger_serving", "", "1 while the ledger takes changes; 0 from a failed journal commit until the reload after it succeeds")
     }
 
-    /// `database`: the file's path with links resolved (SQLite keeps the WAL beside the file, not the link).
-    func update(server: GRPCServer, calls callMetrics: GRPCServerMetrics, ledger: Ledger, database: String) {
+    func update(server: GRPCServer, calls callMetrics: GRPCServerMetrics, ledger: Ledger) {
         connections.set(Double(server.openConnectionCount))
         calls.set(Double(callMetrics.openCalls.load(ordering: .relaxed)))
         journalEntries.set(Double(ledger.durableSeq))
@@ -42,8 +44,8 @@ final class ServerGauges: Sendable {
         let lag = ledger.checkpointLag
         checkpointLag.set(Double(lag.entries))
         paced.set(lag.paced ? 1.0 : 0.0)
-        var wal = stat()
-        walBytes.set(stat(database + "-wal", &wal) == 0 ? Double(wal.st_size) : 0)
+        var info = stat()
+        walBytes.set(stat(wal, &info) == 0 ? Double(info.st_size) : 0)
         serving.set(ledger.isServing ? 1.0 : 0.0)
     }
 }

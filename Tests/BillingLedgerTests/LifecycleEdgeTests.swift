@@ -157,11 +157,7 @@ import Testing
         invoices = try await h.ledger.invoices(of: "acct")
         #expect(invoices.last?.lineItems.filter { $0.kind == .meteredUsage }.map(\.amountMicros) == [100_000])
         // The journal replays to the same books.
-        let live = await h.ledger.snapshot
-        await h.ledger.close()
-        var replayed = LedgerState(plans: Fixtures.plans)
-        for entry in h.disk.journal() { try replayed.apply(entry) }
-        #expect(replayed == live)
+        try await h.expectJournalReplaysToLiveBooks()
         // A journal of an earlier build, whose close billed all 15, still replays (then nothing carries).
         var older = LedgerState(plans: Fixtures.plans)
         for var entry in h.disk.journal() {
@@ -355,9 +351,7 @@ import Testing
         #expect(await testClocked.testClockMoved)
         await testClocked.close()  // a checkpoint: the mark must survive it, and replay
         #expect(try LedgerState.recover(from: store.restart(), plans: Fixtures.plans).state.testClockMoved)
-        var replayed = LedgerState(plans: Fixtures.plans)
-        for entry in h.journal() { try replayed.apply(entry) }
-        #expect(replayed.testClockMoved)
+        #expect(try h.replayedJournal().testClockMoved)
     }
 
     /// Journals written before `cancels_pending` replay as they were: the
@@ -433,12 +427,8 @@ import Testing
         try await h.ledger.setEnterpriseContract(accountID: "same", terms: same, actor: "ops")
         let moved = try #require(try await h.ledger.invoices(of: "same").first)
         #expect(moved.kind == .planChange && moved.lineItems.map(\.kind) == [.custom])
-        let live = await h.ledger.snapshot
-        await h.ledger.close()
+        try await h.expectJournalReplaysToLiveBooks()
         let journal = h.journal()
-        var replayed = LedgerState(plans: Fixtures.plans)
-        for entry in journal { try replayed.apply(entry) }
-        #expect(replayed == live)
         // Without the mark (an earlier build's entry) the move charges nothing.
         var older = LedgerState(plans: Fixtures.plans)
         var marked = 0
@@ -627,11 +617,7 @@ import Testing
         let invoices = try await h.ledger.invoices(of: "acct")
         #expect(invoices.last?.lineItems.filter { $0.kind == .meteredUsage }.map(\.amountMicros) == [50_000])
         // The decisions are journaled: the journal replays to the same books.
-        let live = await h.ledger.snapshot
-        await h.ledger.close()
-        var replayed = LedgerState(plans: Fixtures.plans)
-        for entry in h.disk.journal() { try replayed.apply(entry) }
-        #expect(replayed == live)
+        try await h.expectJournalReplaysToLiveBooks()
     }
 
     @Test func aDebitAfterAPastDueGraceEndsIsRefusedBeforeTheTickPausesIt() async throws {

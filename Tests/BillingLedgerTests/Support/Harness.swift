@@ -58,6 +58,21 @@ struct Harness: Sendable {
 
     func journal() -> [Entry] { disk.journal() }
 
+    /// The books a replay of the whole journal computes (`Fixtures.plans`).
+    func replayedJournal() throws -> LedgerState {
+        var replayed = LedgerState(plans: Fixtures.plans)
+        for entry in journal() { try replayed.apply(entry) }
+        return replayed
+    }
+
+    /// Closes the ledger and checks that the journal replays to the books it
+    /// had: every decision is journaled, and replay computes the same books.
+    func expectJournalReplaysToLiveBooks(sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        let live = await ledger.snapshot
+        await ledger.close()
+        #expect(try replayedJournal() == live, sourceLocation: sourceLocation)
+    }
+
     /// Debit entries (accepted or refused) recorded under `key`.
     func debitEntries(key: String) -> [Entry] {
         journal().filter { SimulatedDisk.debitKey($0)?.key == key }
