@@ -237,4 +237,7 @@ public struct UsageTotals: Sendable, Equatable {
 public struct GrantRecord: Sendable, Equatable {
     public var seq: Int64
     public var amount: Int64
+    /// The grant's note (its reason); nil when loaded from a checkpoint
+    /// written before notes were kept.
+    public var note: String?
 }

@@ -41,6 +41,15 @@ public actor Ledger {
     nonisolated let storeFailed = Atomic<Bool>(false)
     /// Reloads failed in a row (each retried after a longer wait).
     var failedReloads = 0
+    /// Commits failed with nothing committed between them (a disk that
+    /// stays full): from the second on, the ledger waits before reloading
+    /// (`commitRetrySeconds`) instead of reloading for every refused write.
+    var commitFailuresInARow = 0
+    /// The journal's last seq when the last reload finished: a commit failure
+    /// with the durable seq still there is one more in a row.
+    var reloadedAtSeq: Int64 = -1
+    /// Reloads after a failed commit that succeeded (`billing_ledger_reloads_total`).
+    public nonisolated let reloads = Atomic<Int>(0)
 
     /// Whether the ledger takes changes: false from a failed commit until
     /// the reload after it succeeds (the server's health says NOT_SERVING
@@ -329,6 +338,28 @@ public actor Ledger {
         return record.entry
     }
 
+    /// After a failed commit (the ledger already refuses changes): reloads
+    /// at once after a first failure; after failures in a row (nothing
+    /// committed since the last reload: a full disk, a read-only file
+    /// system) it first waits 1, 2, 4, then 8 s, refusing meanwhile, so that
+    /// a disk that stays broken costs a reload every few seconds rather than
+    /// one per write.
+    func commitFailed() async {
+        guard !closed else { return }
+        commitFailuresInARow = committer.durableSeq == reloadedAtSeq ? commitFailuresInARow + 1 : 1
+        if commitFailuresInARow > 1 {
+            // Readers off the actor must not answer from memory meanwhile
+            // (it may hold the failed entries): the epoch goes odd first.
+            recovering = true
+            if cacheEpoch.load(ordering: .relaxed) & 1 == 0 { cacheEpoch.add(1, ordering: .releasing) }
+            let seconds = configuration.commitRetrySeconds(commitFailuresInARow - 1)
+            logger.error("journal commits keep failing; changes stay refused until the ledger reloads", metadata: [
+                "failures_in_a_row": "\(commitFailuresInARow)", "reload_in_seconds": "\(seconds)"])
+            try? await Task.sleep(for: .seconds(seconds))
+        }
+        recover()
+    }
+
     /// Reloads the books from the store after a failed commit: what was not
     /// committed is forgotten (its callers got UNAVAILABLE), what was is kept.
     func recover() {
@@ -355,6 +386,8 @@ public actor Ledger {
             committer.reset(durableSeq: state.lastSeq)
             recovering = false
             failedReloads = 0
+            reloadedAtSeq = state.lastSeq
+            reloads.add(1, ordering: .relaxed)
             cacheEpoch.add(1, ordering: .releasing)
             storeFailed.store(false, ordering: .releasing)
             logger.notice("ledger reloaded after a journal failure", metadata: ["seq": "\(state.lastSeq)", "replayed_entries": "\(replayed)"])
@@ -404,7 +437,7 @@ public actor Ledger {
 
     /// Adds credits; returns the grant's seq and the new balance. With an
     /// idempotency key, a retry of the same grant returns the first one's
-    /// seq and grants nothing; the key with another amount is refused.
+    /// seq and grants nothing; the key with another amount or note is refused.
     public func grantCredits(accountID: String, amountMicros: Int64, kind: String, note: String, actor: String,
                              idempotencyKey: String = "") async throws -> (seq: Int64, balance: Int64) {
         // Serialized with purchases: a purchase checks that its credits fit
@@ -419,7 +452,10 @@ public actor Ledger {
         try await settlePendingCharges(only: accountID)
         guard let book = state.accounts[accountID] else { throw LedgerError.accountNotFound(accountID) }
         if !idempotencyKey.isEmpty, let earlier = book.grantKeys[idempotencyKey] {
-            guard earlier.amount == amountMicros else { throw LedgerError.grantKeyReused(idempotencyKey) }
+            // (A note unknown — a checkpoint from before notes were kept — is not compared.)
+            guard earlier.amount == amountMicros, earlier.note.map({ $0 == note }) ?? true else {
+                throw LedgerError.grantKeyReused(idempotencyKey)
+            }
             try await committer.waiter(for: earlier.seq).wait()
             return (earlier.seq, state.accounts[accountID]?.balance ?? 0)
         }
@@ -494,6 +530,6 @@ final class RecoveryRelay: Sendable {
     func trigger() {
         markFailed()
         guard let ledger = target.withLock({ $0.ledger }) else { return }
-        Task { await ledger.recover() }
+        Task { await ledger.commitFailed() }
     }
 }

@@ -29,6 +29,13 @@ public struct LedgerConfiguration: Sendable {
         return overflow ? .max : lag
     }
 
+    /// Seconds the ledger waits before reloading after the nth commit
+    /// failure in a row beyond the first (nothing committed since the last
+    /// reload): 1, 2, 4, then 8. The first failure reloads at once.
+    public var commitRetrySeconds: @Sendable (_ failuresBeyondFirst: Int) -> Double = { n in
+        Double(1 << min(max(n - 1, 0), 3))
+    }
+
     /// Credits a new account's trial starts with, in micros ($10).
     public var trialCreditMicros: Int64 = 10_000_000
     /// How long runs continue after a failed invoice payment before they

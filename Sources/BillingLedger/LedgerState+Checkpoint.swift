@@ -56,6 +56,7 @@ extension LedgerState {
             grant.idempotencyKey = key
             grant.seq = book.grantKeys[key]!.seq
             grant.amountMicros = book.grantKeys[key]!.amount
+            if let note = book.grantKeys[key]!.note { grant.note = note }
             return grant
         }
         return account
@@ -159,7 +160,7 @@ extension LedgerState {
                                                      inputTokens: rollup.inputTokens, outputTokens: rollup.outputTokens) ?? book.lifetime
             }
             for grant in account.grantKeys {
-                book.grantKeys[grant.idempotencyKey] = GrantRecord(seq: grant.seq, amount: grant.amountMicros)
+                book.grantKeys[grant.idempotencyKey] = GrantRecord(seq: grant.seq, amount: grant.amountMicros, note: grant.hasNote ? grant.note : nil)
             }
             accounts[account.accountID] = book
         }

@@ -80,6 +80,7 @@ extension LedgerState {
                 out.string(1, key)
                 out.int64(2, grant.seq)
                 out.int64(3, grant.amount)
+                if let note = grant.note { out.string(4, note, always: true) }
             }
         }
         out.string(13, book.displayName)

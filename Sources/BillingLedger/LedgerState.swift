@@ -82,7 +82,7 @@ public struct LedgerState: Sendable, Equatable {
             accounts[grant.accountID]!.balance = balance
             accounts[grant.accountID]!.granted = granted
             if !grant.idempotencyKey.isEmpty {
-                accounts[grant.accountID]!.grantKeys[grant.idempotencyKey] = GrantRecord(seq: seq, amount: grant.amountMicros)
+                accounts[grant.accountID]!.grantKeys[grant.idempotencyKey] = GrantRecord(seq: seq, amount: grant.amountMicros, note: grant.note)
             }
         case .debitAccepted(let debit):
             try applyAccepted(debit, seq: seq, atMicros: atMicros, runHash: runHash)

@@ -1267,9 +1267,23 @@ public nonisolated struct Billing_Journal_V1_GrantKey: Sendable {
 
   public var amountMicros: Int64 = 0
 
+  /// The grant's note (its reason), compared with a retry's. Absent in
+  /// checkpoints written before it was kept: such a retry's note is not
+  /// compared (its amount still is).
+  public var note: String {
+    get {_note ?? String()}
+    set {_note = newValue}
+  }
+  /// Returns true if `note` has been explicitly set.
+  public var hasNote: Bool {self._note != nil}
+  /// Clears the value of `note`. Subsequent reads from it will return its default value.
+  public mutating func clearNote() {self._note = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _note: String? = nil
 }
 
 /// Amount and quantity of one (UTC day, agent, line item) cell.
@@ -3526,7 +3540,7 @@ nonisolated extension Billing_Journal_V1_AccountState: SwiftProtobuf.Message, Sw
 
 nonisolated extension Billing_Journal_V1_GrantKey: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GrantKey"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}idempotency_key\0\u{1}seq\0\u{3}amount_micros\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}idempotency_key\0\u{1}seq\0\u{3}amount_micros\0\u{1}note\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3537,12 +3551,17 @@ nonisolated extension Billing_Journal_V1_GrantKey: SwiftProtobuf.Message, SwiftP
       case 1: try { try decoder.decodeSingularStringField(value: &self.idempotencyKey) }()
       case 2: try { try decoder.decodeSingularInt64Field(value: &self.seq) }()
       case 3: try { try decoder.decodeSingularInt64Field(value: &self.amountMicros) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self._note) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.idempotencyKey.isEmpty {
       try visitor.visitSingularStringField(value: self.idempotencyKey, fieldNumber: 1)
     }
@@ -3552,6 +3571,9 @@ nonisolated extension Billing_Journal_V1_GrantKey: SwiftProtobuf.Message, SwiftP
     if self.amountMicros != 0 {
       try visitor.visitSingularInt64Field(value: self.amountMicros, fieldNumber: 3)
     }
+    try { if let v = self._note {
+      try visitor.visitSingularStringField(value: v, fieldNumber: 4)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3559,6 +3581,7 @@ nonisolated extension Billing_Journal_V1_GrantKey: SwiftProtobuf.Message, SwiftP
     if lhs.idempotencyKey != rhs.idempotencyKey {return false}
     if lhs.seq != rhs.seq {return false}
     if lhs.amountMicros != rhs.amountMicros {return false}
+    if lhs._note != rhs._note {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -14,6 +14,7 @@ final class ServerGauges: Sendable {
     let paced: Gauge
     let walBytes: Gauge
     let serving: Gauge
+    let reloads: Gauge
     /// The database's `-wal` file.
     let wal: String
 
@@ -33,6 +34,7 @@ final class ServerGauges: Sendable {
         walBytes = gauge("wal", "bytes",
                          "Size of the database's write-ahead log (<db>-wal): up to ~64 MiB is normal (SQLite reuses it; journal_size_limit truncates it past 64 MiB); steady growth beyond means a reader outside the server holds its checkpoints back")
         serving = gauge("ledger_serving", "", "1 while the ledger takes changes; 0 from a failed journal commit until the reload after it succeeds")
+        reloads = gauge("ledger_reloads", "", "Reloads of the ledger from the store after failed journal commits since start (a full disk: one every 1-8 s)")
     }
 
     func update(server: GRPCServer, calls callMetrics: GRPCServerMetrics, ledger: Ledger) {
@@ -47,5 +49,6 @@ final class ServerGauges: Sendable {
         var info = stat()
         walBytes.set(stat(wal, &info) == 0 ? Double(info.st_size) : 0)
         serving.set(ledger.isServing ? 1.0 : 0.0)
+        reloads.set(Double(ledger.reloads.load(ordering: .relaxed)))
     }
 }

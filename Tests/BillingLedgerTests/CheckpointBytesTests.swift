@@ -43,7 +43,7 @@ import Testing
                 book.usage[UsageKey(day: number(), agentID: agent, lineKey: "llm:\(text(10))")] =
                     UsageCell(amount: number(), quantity: number(), inputTokens: number(), outputTokens: number())
             }
-            for _ in 0..<rng.next(below: 4) { book.grantKeys[text(16)] = GrantRecord(seq: number(), amount: number()) }
+            for _ in 0..<rng.next(below: 4) { book.grantKeys[text(16)] = GrantRecord(seq: number(), amount: number(), note: rng.next(below: 2) == 0 ? nil : text(8)) }
             for _ in 0..<rng.next(below: 3) {
                 book.requestKeys["plan:\(text(8))"] = RequestKeyRecord(request: text(30), seq: number(), invoiceSequence: number(),
                                                                       effect: Int32(truncatingIfNeeded: number()), chargeID: text(10))

@@ -163,6 +163,50 @@ extension DurabilityTests {
         await h.ledger.close()
     }
 
+    /// A disk that stays full: a commit failing with nothing committed since
+    /// the last reload waits (refusing changes) before the next reload
+    /// instead of reloading for every write; a commit that succeeds ends the
+    /// streak, and the next failure reloads at once again.
+    @Test func commitsFailingInARowWaitBeforeReloading() async throws {
+        let waits = Mutex<[Int]>([])
+        var configuration = Fixtures.configuration()
+        configuration.commitRetrySeconds = { n in
+            waits.withLock { $0.append(n) }
+            return 0.5
+        }
+        let h = try Harness(configuration: configuration)
+        try await h.openAccount("acct", plan: "pro", credits: 1_000)
+        let reloads = { h.ledger.reloads.load(ordering: .relaxed) }
+
+        h.disk.script(.failAtomically)
+        await #expect(throws: LedgerError.self) { try await h.debit(Fixtures.command(account: "acct", key: "k-1", micros: 100)) }
+        #expect(await eventually { h.ledger.isServing })  // reloaded at once
+        #expect(reloads() == 1 && waits.withLock { $0 }.isEmpty)
+
+        h.disk.script(.failAtomically)  // fails again, nothing committed in between
+        await #expect(throws: LedgerError.self) { try await h.debit(Fixtures.command(account: "acct", key: "k-2", micros: 100)) }
+        #expect(!h.ledger.isServing && reloads() == 1)  // waiting, not reloading
+        await #expect(throws: LedgerError.unavailable("the ledger is reloading after a journal failure")) {
+            try await h.debit(Fixtures.command(account: "acct", key: "k-3", micros: 100))
+        }
+        #expect(await eventually { h.ledger.isServing })
+        #expect(reloads() == 2 && waits.withLock { $0 } == [1])
+
+        #expect(try await h.debit(Fixtures.command(account: "acct", key: "k-4", micros: 100)).accepted != nil)
+        h.disk.script(.failAtomically)  // after a commit that succeeded: a first failure again
+        await #expect(throws: LedgerError.self) { try await h.debit(Fixtures.command(account: "acct", key: "k-5", micros: 100)) }
+        #expect(await eventually { h.ledger.isServing })
+        #expect(reloads() == 3 && waits.withLock { $0 } == [1])
+        #expect(await h.balance("acct") == 900)
+        await h.ledger.close()
+    }
+
+    @Test func commitRetriesBackOffToEightSeconds() {
+        let seconds = LedgerConfiguration().commitRetrySeconds
+        #expect((1...6).map { seconds($0) } == [1, 2, 4, 8, 8, 8])
+        #expect(seconds(Int.max) == 8)
+    }
+
     @Test func reloadRetriesBackOffToThirtySeconds() {
         #expect((1...8).map { Ledger.reloadRetrySeconds(afterFailures: $0) } == [1, 2, 4, 8, 16, 30, 30, 30])
         #expect(Ledger.reloadRetrySeconds(afterFailures: 1_000_000) == 30)

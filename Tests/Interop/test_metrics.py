@@ -86,6 +86,7 @@ def test_counters_move_by_exactly_the_calls_made(server, pb, threads):
     assert after["billing_checkpoint_lag_entries"] - before["billing_checkpoint_lag_entries"] == 8
     assert after["billing_journal_paced"] == 0
     assert after["billing_ledger_serving"] == 1
+    assert after["billing_ledger_reloads"] == 0
     assert after["billing_wal_bytes"] > 0  # the commits above are in the WAL (checkpointed every 10,000 pages)
 
 
