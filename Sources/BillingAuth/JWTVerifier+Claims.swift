@@ -23,8 +23,10 @@ extension JWTVerifier {
 
         let userID = try identifier(claims, "sub")
         let accountID = try identifier(claims, "account_id")
-        guard case .string(let roleName)? = claims["role"] else { throw .invalidClaims("role is required") }
-        guard let role = Role(claim: roleName) else { throw .invalidClaims("role is not owner, admin, member or viewer") }
+        guard case .string(let roleName)? = claims["role"], !roleName.isEmpty else { throw .invalidClaims("role is required") }
+        // A role other than the four built-in ones is one of the platform's
+        // custom roles: it may read billing with `billing:read`, no more.
+        let role = Role(claim: roleName) ?? .custom
         var permissions: Set<String> = []
         switch claims["permissions"] {
         case nil: break

@@ -19,6 +19,14 @@ import Testing
     let capitalRole = TestTokens.payload(["role": #""Owner""#])
     #expect(try verifier.verify(TestTokens.craft(payload: capitalRole), nowUnix: now).role == .owner)
 
+    // A role the platform made up (a custom role) is no built-in one: it
+    // has what its permissions give, nothing else ("custom" itself too).
+    for name in ["finance", "custom", "superuser", "Administrator"] {
+        let custom = TestTokens.payload(["role": "\"\(name)\"", "permissions": #"["billing:read"]"#])
+        let claims = try verifier.verify(TestTokens.craft(payload: custom), nowUnix: now)
+        #expect(claims.role == .custom && claims.permissions == ["billing:read"], "\(name)")
+    }
+
     let noOptionals = TestTokens.payload(["permissions": nil, "iat": nil])
     #expect(try verifier.verify(TestTokens.craft(payload: noOptionals), nowUnix: now).permissions == [])
 

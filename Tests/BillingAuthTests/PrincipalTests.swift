@@ -20,6 +20,8 @@ import Testing
     #expect(Role(claim: "") == nil)
     // Unicode case mapping is not applied: dotted capital I stays non-ASCII.
     #expect(Role(claim: "ADMİN") == nil)
+    // A custom role is the verifier's to give, never parsed from a name.
+    #expect(Role(claim: "custom") == nil)
 }
 
 @Test func auditNamesCarryIdentifiersOnly() {

@@ -94,7 +94,7 @@ extension RefusalCase {
         .claims("account_id missing", ["account_id": nil], .invalidClaims("account_id is required")),
         .claims("account_id empty", ["account_id": #""""#], .invalidClaims("account_id is required")),
         .claims("role missing", ["role": nil], .invalidClaims("role is required")),
-        .claims("role unknown", ["role": #""superuser""#], .invalidClaims("role is not owner, admin, member or viewer")),
+        .claims("role empty", ["role": #""""#], .invalidClaims("role is required")),
         .claims("role as array", ["role": #"["owner"]"#], .invalidClaims("role is required")),
         .claims("permissions as string", ["permissions": #""billing:read""#], .invalidClaims("permissions must be an array of strings")),
         .claims("permissions with a number", ["permissions": #"["billing:read",1]"#], .invalidClaims("permissions must be an array of strings")),
