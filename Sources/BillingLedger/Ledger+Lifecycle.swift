@@ -281,7 +281,7 @@ extension Ledger {
     /// The gateway key names the attempt, which only a recorded attempt
     /// moves on: a retry after a failed journal write reuses it.
     func attemptPayment(invoice sequence: Int64, key: String = "",
-                        newMethod: Billing_Journal_V1_PaymentMethodSet? = nil) async throws -> Billing_V1_Charge {
+                        newMethod: Billing_Journal_V1_PaymentMethodSet? = nil, actor: String = "") async throws -> Billing_V1_Charge {
         guard let record = state.invoices[sequence] else { throw LedgerError.internalFault("no invoice \(sequence)") }
         let book = try book(record.invoice.accountID)
         let method = newMethod ?? book.paymentMethod
@@ -295,6 +295,7 @@ extension Ledger {
         recorded.charge.createdUnixSeconds = nowUnix
         recorded.invoiceSequence = sequence
         recorded.idempotencyKey = key
+        recorded.actor = actor
         recorded.invoiceLinesInCents = true  // (this build's rules: `LedgerState.issueInvoice`)
         if let newMethod { recorded.newMethod = newMethod }
         guard let method else {
@@ -652,7 +653,7 @@ extension Ledger {
         guard newMethod != nil || book.paymentMethod != nil else {
             throw AccountRequestRefused(reason: "PAYMENT_METHOD_REQUIRED", message: "add a payment method or give one to pay with")
         }
-        let charge = try await attemptPayment(invoice: sequence, key: key, newMethod: newMethod.map(paymentMethodSet))
+        let charge = try await attemptPayment(invoice: sequence, key: key, newMethod: newMethod.map(paymentMethodSet), actor: actor)
         guard charge.status == .succeeded else { throw PaymentDeclined(charge: charge) }
         return (state.invoices[sequence]!.invoice, charge)
     }

@@ -497,6 +497,13 @@ public nonisolated struct Billing_Journal_V1_ChargeRecorded: @unchecked Sendable
     set {_uniqueStorage()._invoiceLinesInCents = newValue}
   }
 
+  /// Who asked for the attempt (PayInvoice's caller, for the audit log);
+  /// empty: the service's own attempt (a period close, a retry).
+  public var actor: String {
+    get {_storage._actor}
+    set {_uniqueStorage()._actor = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2118,7 +2125,7 @@ nonisolated extension Billing_Journal_V1_PlanChangeRequested: SwiftProtobuf.Mess
 
 nonisolated extension Billing_Journal_V1_ChargeRecorded: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ChargeRecorded"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}charge\0\u{3}invoice_sequence\0\u{3}idempotency_key\0\u{3}new_method\0\u{3}gateway_key\0\u{3}invoice_lines_in_cents\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}charge\0\u{3}invoice_sequence\0\u{3}idempotency_key\0\u{3}new_method\0\u{3}gateway_key\0\u{3}invoice_lines_in_cents\0\u{1}actor\0")
 
   fileprivate class _StorageClass {
     var _charge: Billing_V1_Charge? = nil
@@ -2127,6 +2134,7 @@ nonisolated extension Billing_Journal_V1_ChargeRecorded: SwiftProtobuf.Message, 
     var _newMethod: Billing_Journal_V1_PaymentMethodSet? = nil
     var _gatewayKey: String = String()
     var _invoiceLinesInCents: Bool = false
+    var _actor: String = String()
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -2143,6 +2151,7 @@ nonisolated extension Billing_Journal_V1_ChargeRecorded: SwiftProtobuf.Message, 
       _newMethod = source._newMethod
       _gatewayKey = source._gatewayKey
       _invoiceLinesInCents = source._invoiceLinesInCents
+      _actor = source._actor
     }
   }
 
@@ -2167,6 +2176,7 @@ nonisolated extension Billing_Journal_V1_ChargeRecorded: SwiftProtobuf.Message, 
         case 4: try { try decoder.decodeSingularMessageField(value: &_storage._newMethod) }()
         case 5: try { try decoder.decodeSingularStringField(value: &_storage._gatewayKey) }()
         case 6: try { try decoder.decodeSingularBoolField(value: &_storage._invoiceLinesInCents) }()
+        case 7: try { try decoder.decodeSingularStringField(value: &_storage._actor) }()
         default: break
         }
       }
@@ -2197,6 +2207,9 @@ nonisolated extension Billing_Journal_V1_ChargeRecorded: SwiftProtobuf.Message, 
       if _storage._invoiceLinesInCents != false {
         try visitor.visitSingularBoolField(value: _storage._invoiceLinesInCents, fieldNumber: 6)
       }
+      if !_storage._actor.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._actor, fieldNumber: 7)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -2212,6 +2225,7 @@ nonisolated extension Billing_Journal_V1_ChargeRecorded: SwiftProtobuf.Message, 
         if _storage._newMethod != rhs_storage._newMethod {return false}
         if _storage._gatewayKey != rhs_storage._gatewayKey {return false}
         if _storage._invoiceLinesInCents != rhs_storage._invoiceLinesInCents {return false}
+        if _storage._actor != rhs_storage._actor {return false}
         return true
       }
       if !storagesAreEqual {return false}

@@ -127,6 +127,13 @@ final class KeysService: Sendable {
 
 /// Journal entries as audit-log lines: who did what, with non-secret details.
 public enum AuditEvent {
+    /// Who asked for an invoice payment attempt: PayInvoice's caller, or
+    /// "system" (a period close, a retry; and entries from before callers
+    /// were recorded).
+    static func actor(_ recorded: Billing_Journal_V1_ChargeRecorded) -> String {
+        recorded.actor.isEmpty ? "system" : recorded.actor
+    }
+
     public static func message(_ entry: Billing_Journal_V1_Entry) -> Billing_V1_AuditEntry {
         var audit = Billing_V1_AuditEntry()
         audit.entryID = entry.seq
@@ -164,13 +171,25 @@ public enum AuditEvent {
             case .pendingChangeCancelled: audit.action = "CancelPendingChange"
             case .enterpriseContract(let terms):
                 audit.action = "SetEnterpriseContract"
-                audit.details = ["contract_reference": terms.contractReference, "period_price_micros": String(terms.periodPriceMicros)]
+                // Every term that changes what is billed (notes and custom
+                // lines' texts stay in the journal).
+                audit.details = ["contract_reference": terms.contractReference, "period_price_micros": String(terms.periodPriceMicros),
+                                 "included_usage_micros": String(terms.includedUsageMicros),
+                                 "run_quota": String(terms.runQuota),
+                                 "max_workspaces": String(terms.maxWorkspaces), "custom_invoice_lines": String(terms.customInvoiceLines.count),
+                                 "start_unix_seconds": String(terms.startUnixSeconds), "end_unix_seconds": String(terms.endUnixSeconds)]
+                if terms.hasUsageRateBasisPoints { audit.details["usage_rate_basis_points"] = String(terms.usageRateBasisPoints) }
             case nil: audit.action = "Other"
             }
         case .chargeRecorded(let recorded):
-            (audit.actor, audit.action, audit.accountID) = ("system", "InvoicePayment", recorded.charge.accountID)
+            (audit.actor, audit.action, audit.accountID) = (Self.actor(recorded), "InvoicePayment", recorded.charge.accountID)
             audit.details = ["invoice_id": recorded.charge.invoiceID, "charge_id": recorded.charge.chargeID,
                              "amount_micros": String(recorded.charge.amountMicros), "status": "\(recorded.charge.status)"]
+            // A card given to pay the invoice goes on file when it paid.
+            if recorded.hasNewMethod {
+                audit.details["new_payment_method_id"] = recorded.newMethod.method.paymentMethodID
+                audit.details["new_payment_method_type"] = "\(recorded.newMethod.method.type)"
+            }
             if !recorded.charge.failureReason.isEmpty { audit.details["failure_reason"] = recorded.charge.failureReason }
         case .creditsPurchased(let purchase):
             (audit.actor, audit.action, audit.accountID) = (purchase.actor, "PurchaseCredits", purchase.accountID)
@@ -186,7 +205,7 @@ public enum AuditEvent {
                 audit.details = ["kind": "credit_purchase", "charge_id": purchase.charge.chargeID,
                                  "amount_micros": String(purchase.amountMicros)]
             case .invoicePayment(let payment)?:
-                audit.actor = "system"
+                audit.actor = Self.actor(payment)
                 audit.details = ["kind": "invoice_payment", "charge_id": payment.charge.chargeID,
                                  "invoice_id": payment.charge.invoiceID, "amount_micros": String(payment.charge.amountMicros)]
             case nil:

@@ -355,6 +355,13 @@ def test_an_operators_enterprise_contract_bills_price_custom_lines_and_usage(lif
     answer = life.admin.SetEnterpriseContract(life.ad.SetEnterpriseContractRequest(account_id="bigco", contract=contract),
                                               timeout=RPC_TIMEOUT_S)
     assert answer.account.plan == a.PLAN_ENTERPRISE and answer.account.enterprise_contract.contract_reference == "ENT-7"
+    # The audit log shows every term that changes what is billed.
+    [audited] = [e for e in life.admin.ListAuditLog(life.ad.ListAuditLogRequest(account_id="bigco"), timeout=RPC_TIMEOUT_S).entries
+                 if e.action == "SetEnterpriseContract"]
+    assert {k: audited.details[k] for k in ("period_price_micros", "included_usage_micros", "usage_rate_basis_points",
+                                            "run_quota", "max_workspaces", "custom_invoice_lines")} == {
+        "period_price_micros": "2000000000", "included_usage_micros": "1000", "usage_rate_basis_points": "8000",
+        "run_quota": "0", "max_workspaces": "0", "custom_invoice_lines": "1"}
     # A move from Pro mid-period is an upgrade: the rest of the period is
     # charged at once, the price difference and the custom line's share.
     [upgrade] = life.invoices("bigco")
@@ -489,6 +496,15 @@ def test_declined_card_makes_the_account_past_due_until_paid_with_a_good_card(li
     assert method.current.card.last4 == "4242"
     life.refused(lambda: life.payments.PayInvoice(p.PayInvoiceRequest(account_id="acme", invoice_id=invoice.invoice_id),
                                                   timeout=RPC_TIMEOUT_S), FAILED_PRECONDITION, "INVOICE_ALREADY_PAID")
+    # The audit log names who asked for each attempt — the period close's is
+    # the system's, PayInvoice's its caller's — and the card a payment put on file.
+    audit = life.admin.ListAuditLog(life.ad.ListAuditLogRequest(account_id="acme"), timeout=RPC_TIMEOUT_S).entries
+    attempts = {e.details["charge_id"]: e for e in audit if e.action == "InvoicePayment"}
+    assert attempts[failed.charge_id].actor == "system"
+    assert attempts[paid.charge.charge_id].actor.startswith("key:")
+    assert attempts[paid.charge.charge_id].details["new_payment_method_id"] == method.current.payment_method_id
+    assert all(e.actor.startswith("key:") and "new_payment_method_id" not in e.details
+               for charge_id, e in attempts.items() if charge_id not in (failed.charge_id, paid.charge.charge_id))
 
 
 def test_past_due_beyond_the_grace_period_pauses_runs_until_paid(life):
