@@ -33,7 +33,12 @@ public enum ApiKeyToken {
     /// Whether `token` is the key whose hash is `storedHash`, compared in
     /// constant time.
     public static func matches(token: String, storedHash: [UInt8]) -> Bool {
-        OpenSSLCrypto.constantTimeEqual(hash(token), storedHash)
+        matches(hash: hash(token), storedHash: storedHash)
+    }
+
+    /// Whether a presented token's `hash` is `storedHash`, in constant time.
+    public static func matches(hash: [UInt8], storedHash: [UInt8]) -> Bool {
+        OpenSSLCrypto.constantTimeEqual(hash, storedHash)
     }
 
     /// Whether `id` has a key id's shape (12 lower-case hex characters).

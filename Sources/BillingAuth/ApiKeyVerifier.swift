@@ -7,9 +7,13 @@ public final class ApiKeyVerifier: Sendable {
     public static let defaultCacheCapacity = 1024
 
     private let cache: VerifiedKeyCache
+    /// The stored form of a presented token (SHA-256; a parameter for tests).
+    private let hash: @Sendable (String) -> [UInt8]
 
-    public init(cacheCapacity: Int = ApiKeyVerifier.defaultCacheCapacity) {
+    public init(cacheCapacity: Int = ApiKeyVerifier.defaultCacheCapacity,
+                hash: @escaping @Sendable (String) -> [UInt8] = ApiKeyToken.hash) {
         cache = VerifiedKeyCache(capacity: cacheCapacity)
+        self.hash = hash
     }
 
     /// The principal holding `token` (whose id is `keyID`, as
@@ -22,7 +26,11 @@ public final class ApiKeyVerifier: Sendable {
         if let principal = cache.principal(keyID: keyID, token: token, generation: generation, nowUnix: nowUnix) {
             return principal
         }
-        guard let key = directory.storedKey(keyID), ApiKeyToken.matches(token: token, storedHash: key.hash) else {
+        // Hashed before the lookup, known id or not: an unknown id is
+        // answered no faster than a known one with a wrong secret, so which
+        // key ids exist does not leak through timing.
+        let presented = hash(token)
+        guard let key = directory.storedKey(keyID), ApiKeyToken.matches(hash: presented, storedHash: key.hash) else {
             throw .unknown
         }
         guard key.revokedUnix == 0 else { throw .revoked }

@@ -59,11 +59,16 @@ struct DemoCredentials {
 /// generated once into a 0600 file beside the database.
 func loadJWTSecret(path: String, createIfMissing: Bool) throws -> [UInt8]? {
     if let data = FileManager.default.contents(atPath: path) {
-        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard text.utf8.count >= 32 else {
+        // Text (a hex or base64 secret, perhaps written with a newline) is
+        // trimmed; anything else is a binary secret, used byte for byte
+        // (decoding it as UTF-8 would replace its invalid bytes, and
+        // different secrets could verify the same tokens).
+        let bytes = [UInt8](data)
+        let secret = String(validating: bytes, as: UTF8.self).map { Array($0.trimmingCharacters(in: .whitespacesAndNewlines).utf8) } ?? bytes
+        guard secret.count >= 32 else {
             throw CLIError("the JWT secret in \(path) is shorter than 32 bytes")
         }
-        return Array(text.utf8)
+        return secret
     }
     guard createIfMissing else { return nil }
     let secret = OpenSSLCryptoHex.random(bytes: 32)

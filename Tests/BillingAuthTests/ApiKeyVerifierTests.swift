@@ -1,4 +1,5 @@
 import BillingAuth
+import Synchronization
 import Testing
 
 private let now: Int64 = 1_750_000_000
@@ -137,4 +138,22 @@ func theCacheStaysWithinItsBound(capacity: Int) throws {
         #expect(try verify(verifier, key.token, in: directory) == .service(keyID: key.keyID, scopes: [.meteringRead]))
     }
     #expect(verifier.cachedCount == capacity)
+}
+
+/// An unknown key id is hashed like a known one with a wrong secret, so
+/// the answer's timing does not tell which key ids exist.
+@Test func anUnknownKeyIDIsHashedLikeAKnownOne() throws {
+    let directory = KeyDirectoryFake()
+    let known = directory.add()
+    let hashed = Mutex<[String]>([])
+    let verifier = ApiKeyVerifier(hash: { token in
+        hashed.withLock { $0.append(token) }
+        return ApiKeyToken.hash(token)
+    })
+    let stranger = KeyDirectoryFake().add()  // well-formed, never in `directory`
+    let wrongSecret = "bk_\(known.keyID)_\(stranger.token.dropFirst("bk_".count + 12 + 1))"
+    #expect(throws: ApiKeyRefusal.unknown) { try verify(verifier, stranger.token, in: directory) }
+    #expect(throws: ApiKeyRefusal.unknown) { try verify(verifier, wrongSecret, in: directory) }
+    #expect(hashed.withLock { $0 } == [stranger.token, wrongSecret])
+    #expect(try verify(verifier, known.token, in: directory) == .service(keyID: known.keyID, scopes: [.meteringRead]))
 }

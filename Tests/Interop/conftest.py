@@ -238,10 +238,15 @@ class Server:
         return json.loads(self.credentials_path.read_text())["owner_token"]
 
     def jwt_secret(self) -> bytes:
-        """The HMAC secret this server verifies user tokens with (surrounding whitespace trimmed, as the server does)."""
+        """The HMAC secret this server verifies user tokens with (as the server
+        reads it: text trimmed of surrounding whitespace, other bytes as they are)."""
         assert self.jwt_secret_path is not None and self.jwt_secret_path.exists(), \
             f"no JWT secret at {self.jwt_secret_path}"
-        return self.jwt_secret_path.read_bytes().strip()
+        raw = self.jwt_secret_path.read_bytes()
+        try:
+            return raw.decode("utf-8").strip().encode()
+        except UnicodeDecodeError:
+            return raw
 
     def mint(self, **claims) -> str:
         """A user token this server accepts: `user_claims(**claims)` signed HS256 with its secret."""

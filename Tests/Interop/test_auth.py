@@ -490,6 +490,31 @@ def test_the_issuer_and_audience_flags_name_what_tokens_must_carry(pb, server, t
     assert answer(issuer="platform", audience="billing-2") == grpc.StatusCode.UNAUTHENTICATED
 
 
+def test_a_binary_jwt_secret_is_used_byte_for_byte(pb, server, tmp_path):
+    """A secret file that is not text (random bytes) is the key as it is:
+    read as UTF-8, its invalid bytes became U+FFFD and no platform token
+    verified (and secrets differing only there verified each other's)."""
+    raw = b"\xff\xfe" + secrets.token_bytes(28) + b"\x80\n\x00 "
+    secret_file = tmp_path / "jwt-secret.bin"
+    secret_file.write_bytes(raw)
+    s = server(args=["--jwt-secret-file", str(secret_file)])
+    channel = s.channel()
+    usage = channel.unary_unary(GET_USAGE, request_serializer=lambda r: r.SerializeToString(), response_deserializer=None)
+
+    def answer(secret):
+        token = mint_jwt(secret, user_claims(role="owner"))
+        try:
+            usage(pb.metering_pb2.GetUsageRequest(account_id="demo"), metadata=[("authorization", "Bearer " + token)],
+                  timeout=RPC_TIMEOUT_S)
+            return grpc.StatusCode.OK
+        except grpc.RpcError as error:
+            return error.code()
+
+    assert answer(raw) == grpc.StatusCode.OK
+    assert answer(raw.decode("utf-8", errors="replace").encode()) == grpc.StatusCode.UNAUTHENTICATED
+    assert answer(raw.strip()) == grpc.StatusCode.UNAUTHENTICATED
+
+
 def test_the_demo_owner_token_reads_demo(world):
     code, _, details, _ = world.call(GET_USAGE, "Bearer " + world.server.owner_token())
     assert code == grpc.StatusCode.OK, details
