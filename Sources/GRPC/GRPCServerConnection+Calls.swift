@@ -28,20 +28,20 @@ extension GRPCServerConnection {
         }
         if let encoding = request.encoding, encoding != "identity" {
             sendStatus(streamID, GRPCStatus(.unimplemented, "message encoding \(encoding) is not supported", reason: "UNSUPPORTED_ENCODING"),
-                       extra: [HTTP2Header("grpc-accept-encoding", "identity")])
+                       extra: [HTTP2Header("grpc-accept-encoding", "identity")], path: path)
             return false
         }
         var deadline: UInt64?
         if let timeout = request.timeout {
             guard let nanos = parseGRPCTimeout(timeout) else {
-                sendStatus(streamID, GRPCStatus(.invalidArgument, "malformed grpc-timeout \"\(timeout)\"", reason: "INVALID_TIMEOUT"))
+                sendStatus(streamID, GRPCStatus(.invalidArgument, "malformed grpc-timeout \"\(timeout)\"", reason: "INVALID_TIMEOUT"), path: path)
                 return false
             }
             let (sum, overflow) = loop.nowNanos.addingReportingOverflow(nanos)
             deadline = overflow ? UInt64.max : sum
         }
         guard runningHandlers < configuration.maxRunningHandlersPerConnection else {
-            sendStatus(streamID, GRPCStatus(.resourceExhausted, "too many calls in progress on this connection", reason: "TOO_MANY_CALLS"))
+            sendStatus(streamID, GRPCStatus(.resourceExhausted, "too many calls in progress on this connection", reason: "TOO_MANY_CALLS"), path: path)
             return false
         }
         let call = Call(streamID: streamID, path: path, method: method, metadata: headers,
@@ -104,6 +104,20 @@ extension GRPCServerConnection {
 
     func finishRequest(_ streamID: Int32) {
         guard let call = calls[streamID], !call.responded, !call.dispatched else { return }
+        // The peer broke the protocol on this stream in the same read: its
+        // reset is the answer; the handler does not run.
+        if http2.streamFailed(streamID) {
+            forget(streamID)
+            return
+        }
+        // A deadline already past (grpc-timeout 0, or a request slower to
+        // arrive than its deadline): answered without running the handler
+        // (its timer would fire only on a later turn, after the handler —
+        // a debit — had run).
+        if let deadline = call.deadlineNanos, loop.nowNanos >= deadline {
+            deadlineExpired(streamID)
+            return
+        }
         guard let message = call.message, call.deframer.bufferedCount == 0 else {
             let what = call.message == nil ? "no request message" : "a truncated request message"
             sendStatus(streamID, GRPCStatus(.internal, "stream ended with \(what)", reason: "MALFORMED_MESSAGE"))

@@ -21,9 +21,13 @@ public struct HTTP2Limits: Sendable {
     /// PING frames without any HEADERS or DATA between them. Keepalive and
     /// BDP pings come with traffic; a peer that only pings is flooding.
     public var pingsWithoutData: Int = 100
-    /// RST_STREAM frames received: burst and refill rate. A client that opens
-    /// and resets streams faster than this is the 2023 "rapid reset" attack
-    /// (CVE-2023-44487); the connection is closed with ENHANCE_YOUR_CALM.
+    /// RST_STREAM frames received, and stream errors the peer provokes (each
+    /// answered with our RST_STREAM: a WINDOW_UPDATE overflowing a stream's
+    /// window, a frame on a closed stream): burst and refill rate, shared. A
+    /// client that opens and resets streams faster than this is the 2023
+    /// "rapid reset" attack (CVE-2023-44487), one that makes the server
+    /// reset them is "MadeYouReset" (CVE-2025-8671); the connection is closed
+    /// with ENHANCE_YOUR_CALM.
     public var resetBurst: Int = 1000
     public var resetsPerSecond: Int = 200
     /// Queued control-frame ACKs (PING/SETTINGS) we hold for a peer that does

@@ -76,6 +76,20 @@ extension HTTP2Session {
             return 0
         }
 
+        // A stream error of the peer's (nghttp2 answers it with RST_STREAM):
+        // counted with the peer's own resets ("MadeYouReset" makes the
+        // server reset streams instead, at the same cost to it).
+        nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(callbacks) { _, frame, _, userData in
+            let this = HTTP2Session.owner(userData)
+            let streamID = frame!.pointee.hd.stream_id
+            if streamID != 0 { this.streamsInError.insert(streamID) }
+            if !this.resetBucket.take(now: this.now) {
+                this.callbackError = .enhanceYourCalm("stream error flood")
+                return NGHTTP2_ERR_CALLBACK_FAILURE.rawValue
+            }
+            return 0
+        }
+
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) {
             _, _, streamID, data, length, userData in
             let this = HTTP2Session.owner(userData)
@@ -87,6 +101,7 @@ extension HTTP2Session {
             let this = HTTP2Session.owner(userData)
             this.outbound[streamID] = nil
             if this.currentBlockStream == streamID { this.currentBlockStream = 0 }
+            if !this.streamsInError.isEmpty { this.streamsInError.remove(streamID) }
             this.events.append(.streamClosed(streamID: streamID, errorCode: errorCode))
             return 0
         }

@@ -46,6 +46,17 @@ public final class HTTP2Session {
     var settingsBucket: TokenBucket
     var resetBucket: TokenBucket
     var pingsSinceData = 0
+    /// Streams nghttp2 is resetting for an error of the peer's (an invalid
+    /// frame on them), until they close: their requests are not served.
+    var streamsInError: Set<Int32> = []
+
+    /// Whether the peer broke HTTP/2's rules on `streamID`, which nghttp2
+    /// then resets: a request complete on it must not go to its handler
+    /// (the reset is the answer; a peer could otherwise get handlers run
+    /// without ever reading a response).
+    public func streamFailed(_ streamID: Int32) -> Bool {
+        !streamsInError.isEmpty && streamsInError.contains(streamID)
+    }
 
     struct OutboundBody {
         /// Up to eight bytes sent before `bytes`, the first in the lowest

@@ -668,3 +668,64 @@ func twoConnectionsSharingABudget(of limit: Int) throws -> (Harness, Harness, Re
     let events = try h.client.receive(toClient)
     #expect(events.contains { if case .goAway(_, 0xB) = $0 { true } else { false } })
 }
+
+/// A WINDOW_UPDATE frame for `streamID` (RFC 9113 §6.9), as a peer may
+/// send it whatever its window: `increment` 0x7fffffff overflows a stream's.
+func windowUpdateFrame(streamID: Int32, increment: UInt32) -> [UInt8] {
+    let id = UInt32(streamID)
+    return [0, 0, 4, 0x8, 0,
+            UInt8(id >> 24), UInt8(truncatingIfNeeded: id >> 16), UInt8(truncatingIfNeeded: id >> 8), UInt8(truncatingIfNeeded: id),
+            UInt8(increment >> 24), UInt8(truncatingIfNeeded: increment >> 16), UInt8(truncatingIfNeeded: increment >> 8),
+            UInt8(truncatingIfNeeded: increment)]
+}
+
+/// A call whose deadline has passed when its request completes (grpc-timeout
+/// 0n here) is answered DEADLINE_EXCEEDED without running its handler: the
+/// timer fires only on a later turn, after a handler (a debit) would have run.
+@Test func aCallWhoseDeadlinePassedBeforeItsRequestEndedIsNotRun() throws {
+    let h = try Harness()
+    for timeout in ["0n", "0S"] {
+        let id = try h.call("/test.Echo/DeferredLater", body: grpcFrame([1]), extra: [HTTP2Header("grpc-timeout", timeout)])
+        #expect(h.status(id) == GRPCStatus.Code.deadlineExceeded.rawValue, "\(timeout)")
+        #expect(h.parked.responders.withLock { $0.isEmpty }, "\(timeout): the handler ran")
+    }
+    // Headers with a 5 ms deadline, the request's end 10 ms later.
+    let id = try h.client.sendRequest(headers: [
+        HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "http"), HTTP2Header(":path", "/test.Echo/DeferredLater"),
+        HTTP2Header(":authority", "localhost"), HTTP2Header("content-type", "application/grpc"), HTTP2Header("te", "trailers"),
+        HTTP2Header("grpc-timeout", "5m"),
+    ], body: grpcFrame([1]))
+    var bytes: [UInt8] = []
+    try h.client.drainOutput(into: &bytes)
+    let split = bytes.count - 9 - grpcFrame([1]).count  // the DATA frame: 9 bytes of header and the message
+    try h.loop.drive { try Array(bytes[..<split]).withUnsafeBytes { try h.server.receive($0) } }
+    h.loop.advance(byNanos: 10_000_000)
+    try h.loop.drive { try Array(bytes[split...]).withUnsafeBytes { try h.server.receive($0) } }
+    try h.pump()
+    #expect(h.status(id) == GRPCStatus.Code.deadlineExceeded.rawValue)
+    #expect(h.parked.responders.withLock { $0.isEmpty }, "the handler ran")
+    // A deadline still ahead runs it.
+    let ahead = try h.call("/test.Echo/DeferredNow", body: grpcFrame([2]), extra: [HTTP2Header("grpc-timeout", "1S")])
+    #expect(h.status(ahead) == 0)
+}
+
+/// "MadeYouReset" (CVE-2025-8671): a request complete on a stream the peer
+/// breaks in the same read (a WINDOW_UPDATE overflowing its window: nghttp2
+/// resets it) does not go to its handler.
+@Test func aRequestOnAStreamThePeerBrokeInTheSameReadIsNotRun() throws {
+    let h = try Harness()
+    let id = try h.client.sendRequest(headers: [
+        HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "http"), HTTP2Header(":path", "/test.Echo/DeferredLater"),
+        HTTP2Header(":authority", "localhost"), HTTP2Header("content-type", "application/grpc"), HTTP2Header("te", "trailers"),
+    ], body: grpcFrame([1]))
+    var bytes: [UInt8] = []
+    try h.client.drainOutput(into: &bytes)  // HEADERS, DATA (END_STREAM)
+    bytes += windowUpdateFrame(streamID: id, increment: 0x7fff_ffff)
+    try h.loop.drive { try bytes.withUnsafeBytes { try h.server.receive($0) } }  // in one read
+    try h.pump()
+    #expect(h.parked.responders.withLock { $0.isEmpty }, "the handler ran")
+    #expect(h.events.contains { if case .streamClosed(id, let code) = $0 { code == 0x3 } else { false } })  // FLOW_CONTROL_ERROR
+    #expect(h.server.openCallCount == 0)
+    let next = try h.call("/test.Echo/DeferredNow", body: grpcFrame([4]))
+    #expect(h.status(next) == 0)
+}

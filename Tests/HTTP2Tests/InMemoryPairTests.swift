@@ -143,3 +143,41 @@ let requestHeaders = [
     #expect(body == Array(0..<200))
     #expect(events.contains(.endStream(streamID: streamID)))
 }
+
+/// "MadeYouReset" (CVE-2025-8671): stream errors the peer provokes — each
+/// answered with the server's own RST_STREAM — count with its resets; a
+/// flood of them ends the connection with ENHANCE_YOUR_CALM.
+@Test func aFloodOfProvokedStreamErrorsEndsTheConnection() throws {
+    var limits = HTTP2Limits()
+    limits.resetBurst = 50
+    limits.resetsPerSecond = 1
+    let pair = try Pair(serverLimits: limits)
+    var streams = 0
+    var thrown = false
+    for _ in 0..<200 {
+        let id = try pair.client.sendRequest(headers: requestHeaders, body: [1])
+        var bytes: [UInt8] = []
+        try pair.client.drainOutput(into: &bytes)
+        // WINDOW_UPDATE overflowing the stream's send window: a stream error.
+        let stream = UInt32(id)
+        bytes += [0, 0, 4, 0x8, 0, UInt8(stream >> 24), UInt8(truncatingIfNeeded: stream >> 16),
+                  UInt8(truncatingIfNeeded: stream >> 8), UInt8(truncatingIfNeeded: stream), 0x7f, 0xff, 0xff, 0xff]
+        do {
+            _ = try pair.server.receive(bytes, now: 1)
+        } catch HTTP2Error.enhanceYourCalm {
+            thrown = true
+            break
+        }
+        #expect(pair.server.streamFailed(id))
+        streams += 1
+        var toClient: [UInt8] = []
+        try pair.server.drainOutput(into: &toClient)  // its RST_STREAM (FLOW_CONTROL_ERROR)
+        _ = try pair.client.receive(toClient)
+        #expect(!pair.server.streamFailed(id))  // closed: forgotten
+    }
+    #expect(thrown && streams == 50, "\(streams) stream errors before the connection ended")
+    var toClient: [UInt8] = []
+    try pair.server.drainOutput(into: &toClient)
+    let events = try pair.client.receive(toClient)
+    #expect(events.contains { if case .goAway(_, 0xb) = $0 { true } else { false } })
+}

@@ -143,3 +143,22 @@ def test_a_scraper_trickling_its_request_cannot_hold_the_endpoint(server):
         stop.set()
     assert time.monotonic() - start < 10, "the trickling connection held the endpoint past its 5 s"
     assert "billing_open_connections" in samples, sorted(samples)[:5]
+
+
+def test_refusals_at_the_headers_are_counted_under_their_method(server, pb):
+    """A call refused before its request is read (here: a compressed request,
+    UNSUPPORTED_ENCODING) is counted under the method it named, not
+    "unknown" (as too many calls and a malformed grpc-timeout were)."""
+    metrics_port = free_port()
+    srv = server(args=("--metrics-listen", f"127.0.0.1:{metrics_port}"))
+    quote = pb.metering_pb2_grpc.MeteringStub(srv.authorized_channel()).Quote
+    c = pb.common_pb2
+    request = pb.metering_pb2.QuoteRequest(account_id="demo", line_items=[c.LineItem(llm=c.LlmUsage(model="gpt-4o", input_tokens=1))])
+    before = scrape(metrics_port)
+    with pytest.raises(grpc.RpcError) as refused:
+        quote(request, timeout=10, compression=grpc.Compression.Gzip)
+    assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED, refused.value.details()
+    after = scrape(metrics_port)
+    method = "/billing.v1.Metering/Quote"
+    assert handled(after, method, "UNIMPLEMENTED") - handled(before, method, "UNIMPLEMENTED") == 1
+    assert handled(after, "unknown", "UNIMPLEMENTED") == handled(before, "unknown", "UNIMPLEMENTED")
