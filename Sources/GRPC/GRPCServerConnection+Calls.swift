@@ -48,6 +48,8 @@ extension GRPCServerConnection {
                         deadlineNanos: deadline, startedNanos: loop.nowNanos,
                         maxMessageSize: configuration.maxReceiveMessageSize)
         calls[streamID] = call
+        call.heldHeaderBytes = headers.listSize
+        bufferedRequestBytes += call.heldHeaderBytes
         configuration.metrics?.openCalls.add(1, ordering: .relaxed)
         if let deadline {
             call.timer = loop.schedule(atNanos: deadline) { [weak self] in
@@ -61,9 +63,7 @@ extension GRPCServerConnection {
         guard let call = calls[streamID], !call.responded, !call.dispatched else { return }
         call.deframer.append(bytes)
         bufferedRequestBytes += bytes.count
-        if bufferedRequestBytes > configuration.maxBufferedRequestBytes {
-            throw HTTP2Error.enhanceYourCalm("more than \(configuration.maxBufferedRequestBytes) request bytes buffered")
-        }
+        try checkConnectionBuffer()
         let before = call.deframer.bufferedCount
         var held = 0
         do {
@@ -88,6 +88,14 @@ extension GRPCServerConnection {
         }
         // One change: what the deframer gave up, less the message it became.
         bufferedRequestBytes += held - (before - call.deframer.bufferedCount)
+    }
+
+    /// This connection's request bytes (headers and messages of calls not
+    /// yet handed to their handlers) past its limit end it.
+    func checkConnectionBuffer() throws {
+        if bufferedRequestBytes > configuration.maxBufferedRequestBytes {
+            throw HTTP2Error.enhanceYourCalm("more than \(configuration.maxBufferedRequestBytes) request bytes buffered")
+        }
     }
 
     /// The server-wide request buffer past its limit ends this connection
@@ -134,7 +142,8 @@ extension GRPCServerConnection {
     func dispatch(_ call: Call, request: [UInt8]) {
         runningHandlers += 1
         call.dispatched = true
-        bufferedRequestBytes -= call.heldMessageBytes  // the handler's now
+        bufferedRequestBytes -= call.heldMessageBytes + call.heldHeaderBytes  // the handler's now
+        call.heldHeaderBytes = 0
         call.message = nil
         let context = GRPCCallContext(path: call.path, headers: call.metadata,
                                       deadlineNanos: call.deadlineNanos, peer: peer)

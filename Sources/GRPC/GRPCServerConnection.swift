@@ -43,6 +43,11 @@ public final class GRPCServerConnection {
         var message: GRPCMessageDeframer.Message?
         /// Its bytes, which count as buffered until it goes to its handler.
         var heldMessageBytes: Int { message?.bytes.count ?? 0 }
+        /// Its header block's size (RFC 9113's list size), counted as
+        /// buffered too until the handler takes the call: HPACK lets a peer
+        /// send a 16 KiB block as a few bytes of references, so streams
+        /// holding headers alone could fill memory outside both limits.
+        var heldHeaderBytes = 0
         var timer: GRPCTimerID?
         var task: Task<Void, Never>?
         /// Set when the request went to its handler.
@@ -162,7 +167,7 @@ public final class GRPCServerConnection {
     func forget(_ streamID: Int32) {
         guard let call = calls.removeValue(forKey: streamID) else { return }
         configuration.metrics?.openCalls.subtract(1, ordering: .relaxed)
-        bufferedRequestBytes -= call.deframer.bufferedCount + call.heldMessageBytes
+        bufferedRequestBytes -= call.deframer.bufferedCount + call.heldMessageBytes + call.heldHeaderBytes
         if let timer = call.timer { loop.cancel(timer) }
         if !call.responded { call.task?.cancel() }
     }
@@ -175,6 +180,7 @@ public final class GRPCServerConnection {
             if calls[streamID] == nil, !startCall(streamID: streamID, headers: headers), !endStream {
                 refusedOpen[streamID] = loop.nowNanos
             }
+            try checkConnectionBuffer()
             if endStream { finishRequest(streamID) }
         case let .data(streamID, bytes):
             try receiveData(streamID: streamID, bytes: bytes)

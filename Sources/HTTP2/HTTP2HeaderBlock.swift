@@ -19,7 +19,7 @@ public struct HTTP2HeaderBlock: Sendable, Equatable {
     @usableFromInline private(set) var bytes: [UInt8] = []
     @usableFromInline private(set) var fields: [Field] = []
     /// Size as RFC 9113 §6.5.2 counts it: name + value + 32 per field.
-    private(set) var listSize = 0
+    public private(set) var listSize = 0
 
     public init() {
         bytes.reserveCapacity(256)

@@ -481,22 +481,25 @@ func twoConnectionsSharingABudget(of limit: Int) throws -> (Harness, Harness, Re
 @Test func connectionsShareTheServersRequestBufferBudget() throws {
     let (first, second, budget) = try twoConnectionsSharingABudget(of: 1_000)
     let head = echoRequestHead()
+    let headBytes = head.listSize  // the header block counts too, until the handler has the call
+    #expect(headBytes > 100 && headBytes < 400)
     // A message announcing 2,000 bytes, 600 of them sent, on each connection.
     let partial = Array(grpcFrame(Array(repeating: 7, count: 2_000)).prefix(600))
     try first.server.handle(.headers(streamID: 1, headers: head, endStream: false))
+    #expect(budget.used == headBytes)
     try first.server.handle(.data(streamID: 1, bytes: partial))
     try first.server.checkRequestBudget()
-    #expect(budget.used == 600)
+    #expect(budget.used == 600 + headBytes)
     try second.server.handle(.headers(streamID: 1, headers: head, endStream: false))
     try second.server.handle(.data(streamID: 1, bytes: partial))
     #expect(throws: HTTP2Error.self) { try second.server.checkRequestBudget() }
     second.server.close()
-    #expect(budget.used == 600)  // the refused connection's bytes given back on close
+    #expect(budget.used == 600 + headBytes)  // the refused connection's bytes given back on close
     // The rest of the first message, with its END_STREAM in the same read:
     // complete (5 bytes of prefix gone), then gone to its handler — over
     // the budget for a moment, never when it is checked.
     try first.server.handle(.data(streamID: 1, bytes: Array(grpcFrame(Array(repeating: 7, count: 2_000)).dropFirst(600))))
-    #expect(budget.used == 2_000)
+    #expect(budget.used == 2_000 + headBytes)
     try first.server.handle(.endStream(streamID: 1))
     #expect(budget.used == 0)
     try first.server.checkRequestBudget()
@@ -512,7 +515,7 @@ func twoConnectionsSharingABudget(of limit: Int) throws -> (Harness, Harness, Re
     let head = echoRequestHead()
     try hog.server.handle(.headers(streamID: 1, headers: head, endStream: false))
     try hog.server.handle(.data(streamID: 1, bytes: Array(grpcFrame(Array(repeating: 7, count: 5_000)).prefix(1_200))))
-    #expect(budget.used == 1_200)
+    #expect(budget.used == 1_200 + head.listSize)
     let id = try h.call("/test.Echo/Inline", body: grpcFrame(Array(repeating: 1, count: 300)))  // through `receive`
     #expect(h.status(id) == 0)
     #expect(!h.events.contains { if case .goAway = $0 { true } else { false } })
@@ -536,10 +539,10 @@ func twoConnectionsSharingABudget(of limit: Int) throws -> (Harness, Harness, Re
         try h.server.handle(.headers(streamID: stream, headers: head, endStream: false))
         try h.server.handle(.data(streamID: stream, bytes: message))
     }
-    #expect(budget.used == 8_000)
-    // A stream closed (reset by the peer) gives its message back.
+    #expect(budget.used == 8_000 + 2 * head.listSize)
+    // A stream closed (reset by the peer) gives its message (and headers) back.
     try h.server.handle(.streamClosed(streamID: 3, errorCode: 0x8))
-    #expect(budget.used == 4_000)
+    #expect(budget.used == 4_000 + head.listSize)
     try h.server.handle(.headers(streamID: 5, headers: head, endStream: false))
     try h.server.handle(.data(streamID: 5, bytes: message))
     try h.server.handle(.headers(streamID: 7, headers: head, endStream: false))
@@ -651,7 +654,7 @@ func twoConnectionsSharingABudget(of limit: Int) throws -> (Harness, Harness, Re
 /// connection with GOAWAY ENHANCE_YOUR_CALM, as nghttp2's own limits do.
 @Test func theRequestBufferLimitSendsGoAwayEnhanceYourCalm() throws {
     var configuration = GRPCServerConfiguration()
-    configuration.requestBuffer = RequestBufferBudget(limit: 100)
+    configuration.requestBuffer = RequestBufferBudget(limit: 600)  // the headers fit, not with 500 bytes more
     let h = try Harness(configuration: configuration)
     let id = try h.client.sendRequestHead(headers: [
         HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "http"), HTTP2Header(":path", "/test.Echo/Echo"),
@@ -667,6 +670,31 @@ func twoConnectionsSharingABudget(of limit: Int) throws -> (Harness, Harness, Re
     try h.server.drainOutput(into: &toClient)
     let events = try h.client.receive(toClient)
     #expect(events.contains { if case .goAway(_, 0xB) = $0 { true } else { false } })
+}
+
+/// Streams holding header blocks alone (HPACK makes them cheap to send:
+/// a 16 KiB block is a few bytes of references) count against the
+/// connection's request buffer and the server's budget, as messages do,
+/// until their calls go to their handlers or their streams close.
+@Test func headerBlocksAloneCountAgainstTheRequestBuffers() throws {
+    var configuration = GRPCServerConfiguration()
+    configuration.maxBufferedRequestBytes = 2_000
+    let budget = RequestBufferBudget(limit: 1_000_000)
+    configuration.requestBuffer = budget
+    let h = try Harness(configuration: configuration)
+    let head = echoRequestHead()
+    let fit = 2_000 / head.listSize
+    for index in 0..<fit {
+        try h.server.handle(.headers(streamID: Int32(2 * index + 1), headers: head, endStream: false))
+    }
+    #expect(budget.used == fit * head.listSize)
+    #expect(throws: HTTP2Error.self) { try h.server.handle(.headers(streamID: Int32(2 * fit + 1), headers: head, endStream: false)) }
+    h.server.close()
+    #expect(budget.used == 0)
+    // A call gone to its handler holds none.
+    let g = try Harness(configuration: configuration)
+    let id = try g.call("/test.Echo/DeferredLater", body: grpcFrame([1]))
+    #expect(g.status(id) == nil && g.server.bufferedRequestBytes == 0)
 }
 
 /// A WINDOW_UPDATE frame for `streamID` (RFC 9113 §6.9), as a peer may
