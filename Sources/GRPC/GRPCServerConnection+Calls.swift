@@ -48,6 +48,7 @@ extension GRPCServerConnection {
                         deadlineNanos: deadline, startedNanos: loop.nowNanos,
                         maxMessageSize: configuration.maxReceiveMessageSize)
         calls[streamID] = call
+        lastCallNanos = call.startedNanos
         call.heldHeaderBytes = headers.listSize
         bufferedRequestBytes += call.heldHeaderBytes
         configuration.metrics?.openCalls.add(1, ordering: .relaxed)

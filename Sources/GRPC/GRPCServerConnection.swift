@@ -22,6 +22,11 @@ public final class GRPCServerConnection {
     /// The previous call's path and route: the next call's usually.
     var lastRoute: (path: String, method: GRPCMethod)?
     var runningHandlers = 0
+    /// When a call last started or ended here (loop clock; 0: none yet).
+    /// A connection is idle from then, whatever other frames arrive: a peer
+    /// sending a byte of a PING or an empty SETTINGS now and then held its
+    /// connection (and a slot under `--max-connections`) for good.
+    public internal(set) var lastCallNanos: UInt64 = 0
     /// Request bytes held across this connection's streams; every change
     /// is mirrored into the server-wide `requestBuffer`.
     var bufferedRequestBytes = 0 {
@@ -166,6 +171,7 @@ public final class GRPCServerConnection {
     /// unanswered) its handler go with it.
     func forget(_ streamID: Int32) {
         guard let call = calls.removeValue(forKey: streamID) else { return }
+        lastCallNanos = loop.nowNanos
         configuration.metrics?.openCalls.subtract(1, ordering: .relaxed)
         bufferedRequestBytes -= call.deframer.bufferedCount + call.heldMessageBytes + call.heldHeaderBytes
         if let timer = call.timer { loop.cancel(timer) }

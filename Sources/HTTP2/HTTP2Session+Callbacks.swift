@@ -79,7 +79,11 @@ extension HTTP2Session {
         // A stream error of the peer's (nghttp2 answers it with RST_STREAM):
         // counted with the peer's own resets ("MadeYouReset" makes the
         // server reset streams instead, at the same cost to it).
-        nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(callbacks) { _, frame, _, userData in
+        // (A stream past SETTINGS_MAX_CONCURRENT_STREAMS, refused before
+        // anything of it runs, is not counted: a client pipelining beyond
+        // the limit is not flooding.)
+        nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(callbacks) { _, frame, libErrorCode, userData in
+            guard libErrorCode != NGHTTP2_ERR_REFUSED_STREAM.rawValue else { return 0 }
             let this = HTTP2Session.owner(userData)
             let streamID = frame!.pointee.hd.stream_id
             if streamID != 0 { this.streamsInError.insert(streamID) }

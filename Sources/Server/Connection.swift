@@ -15,7 +15,6 @@ final class Connection: GRPCConnectionHost {
     let tls: TLSEngine?
     var isDirty = false
     var isClosed = false
-    var lastActivity: UInt64
     /// When it was accepted (loop clock).
     let openedNanos: UInt64
     /// Bytes for the socket not yet written, from `outputOffset` on.
@@ -37,7 +36,6 @@ final class Connection: GRPCConnectionHost {
         self.peer = peer
         self.loop = loop
         self.server = server
-        self.lastActivity = loop.nowNanos
         self.openedNanos = loop.nowNanos
         self.tls = try server.configuration.tls.map { try TLSEngine(context: $0) }
         self.grpc = try GRPCServerConnection(
@@ -75,7 +73,6 @@ final class Connection: GRPCConnectionHost {
         while !isClosed && !inputClosed {
             let count = loop.readBuffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if count > 0 {
-                lastActivity = loop.nowNanos
                 let ok = loop.readBuffer.withUnsafeBytes { deliver(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
                 if !ok { return }
                 if count < loop.readBuffer.count && !peerShutDownSeen { break }

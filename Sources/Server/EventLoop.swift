@@ -304,8 +304,10 @@ final class EventLoop: GRPCLoop, @unchecked Sendable {
             logger.debug("closing a connection that never began HTTP/2", metadata: ["peer": "\(connection.peer)"])
             connection.close()
         }
+        // Idle: no call for the timeout since the last one started or ended
+        // (or since the accept) — frames without calls do not count.
         for connection in Array(connections.values)
-        where connection.grpc.openCallCount == 0 && now &- connection.lastActivity > timeoutNanos {
+        where connection.grpc.openCallCount == 0 && now &- max(connection.openedNanos, connection.grpc.lastCallNanos) > timeoutNanos {
             logger.debug("closing idle connection", metadata: ["peer": "\(connection.peer)"])
             connection.grpc.beginGracefulShutdown()
             connection.flush()

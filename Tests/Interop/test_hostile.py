@@ -320,3 +320,27 @@ def test_a_request_that_never_finishes_is_ended_then_its_stream_reset_and_the_co
         assert peer.read_until(lambda p: any(f.type == h2peer.RST_STREAM for f in p.stream_frames(1)), 5), peer.describe()
         assert peer.wait_closed(10), f"the connection was not closed once idle: {peer.describe()}"
     s.assert_serving()
+
+
+def test_frames_without_calls_do_not_keep_a_connection_from_idling_out(server):
+    """A peer that sends nothing but an empty SETTINGS frame or a PING now
+    and then, and never a call, is closed by the idle timeout (any byte it
+    sent once restarted the count: such peers held their connections, and
+    slots under --max-connections, for good). A call in progress keeps it."""
+    s = server(args=["--idle-timeout-seconds", "2"])
+    with RawPeer(s.address) as busy, RawPeer(s.address) as noisy:
+        busy.start()
+        noisy.start()
+        # A call whose request never ends keeps `busy` open past the idle timeout.
+        busy.send(h2peer.headers_frames(1, h2peer.grpc_request_headers(HEALTH_CHECK)))
+        started = time.monotonic()
+        sent = 0
+        while not noisy.closed and time.monotonic() - started < 12:  # bounded: the timeout is 2 s (and a 1 s sweep)
+            noisy.send(h2peer.settings() if sent % 2 else h2peer.ping())
+            sent += 1
+            noisy.read_until(lambda p: p.closed, 0.5)
+        assert noisy.closed, f"still open after {time.monotonic() - started:.1f} s of frames without calls: {noisy.describe()}"
+        assert time.monotonic() - started < 6
+        busy.pump()
+        assert not busy.closed, busy.describe()
+    s.assert_serving()
