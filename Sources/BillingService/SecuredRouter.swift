@@ -50,6 +50,27 @@ struct SecuredRouter {
         _ handler: @escaping @Sendable (Request, Principal) async throws -> Response
     ) {
         router.register(path: path, placement: placement, secured(path, handler))
+        admitAtHeaders(path)
+    }
+
+    /// The caller's credentials and the rights that need no request, checked
+    /// at the call's headers: refused there, the caller's request bytes are
+    /// dropped as they arrive (an anonymous peer could otherwise hold 64 MiB
+    /// a connection, and fill the server's request budget, for a request
+    /// timeout at a time). The principal goes on to `admit`.
+    private mutating func admitAtHeaders(_ path: String) {
+        let access = Self.rule(path)
+        let authenticator = self.authenticator
+        router.admit(path: path) { context throws(GRPCStatus) in
+            do throws(GRPCStatus) {
+                let principal = try authenticator.principal(context)
+                _ = try authenticator.authorizeBeforeDecoding(principal, access)
+                return principal
+            } catch {
+                RefusalMetrics.count(error)
+                throw error
+            }
+        }
     }
 
     /// Registers a deferred method (`GRPCDeferredHandler`): authenticated,
@@ -72,6 +93,7 @@ struct SecuredRouter {
             }
             handler(request, CountingResponder(respond: respond))
         }, otherwise: secured(path, otherwise))
+        admitAtHeaders(path)
     }
 
     /// `handler` behind authentication and the access table, its refusals counted.
@@ -97,7 +119,8 @@ struct SecuredRouter {
     ) throws -> (Request, Principal) {
         // Credentials first: a caller who cannot authenticate learns
         // nothing, not even whether its message decodes.
-        let principal = try authenticator.principal(context)
+        // (Checked at the headers, `admitAtHeaders`: the caller it found.)
+        let principal = if let admitted = context.admitted as? Principal { admitted } else { try authenticator.principal(context) }
         // Then the rights that need no request: a caller who may not call
         // the method is refused before its message is decoded.
         let decided = try authenticator.authorizeBeforeDecoding(principal, access)

@@ -11,17 +11,22 @@ public struct GRPCCallContext: Sendable {
     public let deadlineNanos: UInt64?
     /// The peer's address, for logs.
     public let peer: String
+    /// What the method's admission (`GRPCAdmission`) returned at the
+    /// call's headers (nil: it has none).
+    public let admitted: (any Sendable)?
 
-    public init(path: String, metadata: [(name: String, value: String)], deadlineNanos: UInt64?, peer: String) {
+    public init(path: String, metadata: [(name: String, value: String)], deadlineNanos: UInt64?, peer: String,
+                admitted: (any Sendable)? = nil) {
         self.init(path: path, headers: HTTP2HeaderBlock(metadata.map { HTTP2Header($0.name, $0.value) }),
-                  deadlineNanos: deadlineNanos, peer: peer)
+                  deadlineNanos: deadlineNanos, peer: peer, admitted: admitted)
     }
 
-    init(path: String, headers: HTTP2HeaderBlock, deadlineNanos: UInt64?, peer: String) {
+    init(path: String, headers: HTTP2HeaderBlock, deadlineNanos: UInt64?, peer: String, admitted: (any Sendable)? = nil) {
         self.path = path
         self.headers = headers
         self.deadlineNanos = deadlineNanos
         self.peer = peer
+        self.admitted = admitted
     }
 
     /// The first value of a metadata key (lower-case), never a pseudo-header.
@@ -39,6 +44,13 @@ public struct GRPCCallContext: Sendable {
         headers.regularHeaders.map { ($0.name, $0.value) }
     }
 }
+
+/// A method's check of a call at its headers, before any of its request
+/// is read (its credentials): a refusal answers the call at once and its
+/// request bytes are dropped as they come, never buffered — a caller that
+/// cannot authenticate holds no memory. What it returns reaches the
+/// handler as `GRPCCallContext.admitted` (the authenticated caller).
+public typealias GRPCAdmission = @Sendable (_ context: GRPCCallContext) throws(GRPCStatus) -> (any Sendable)?
 
 /// A unary method: serialized request in, serialized response out; throws a
 /// `GRPCStatus` to refuse.
@@ -88,12 +100,21 @@ enum GRPCMethod: Sendable {
 /// Methods by path. Built once before the server starts; read-only after.
 public struct GRPCRouter: Sendable {
     var routes: [String: GRPCMethod] = [:]
+    var admissions: [String: GRPCAdmission] = [:]
 
     public init() {}
 
     public var paths: [String] { routes.keys.sorted() }
 
     func method(for path: String) -> GRPCMethod? { routes[path] }
+
+    func admission(for path: String) -> GRPCAdmission? { admissions.isEmpty ? nil : admissions[path] }
+
+    /// Checks every call of `path` at its headers (see `GRPCAdmission`).
+    public mutating func admit(path: String, _ admission: @escaping GRPCAdmission) {
+        precondition(admissions[path] == nil, "\(path) admitted twice")
+        admissions[path] = admission
+    }
 
     public mutating func register(path: String, placement: GRPCHandlerPlacement = .pool,
                                   _ handler: @escaping GRPCUnaryHandler) {

@@ -16,15 +16,16 @@ extension GRPCServerConnection {
         }
         let path = request.path
         let method: GRPCMethod
+        let admission: GRPCAdmission?
         if request.pathIsKnown, let last = lastRoute {
-            method = last.method
+            (method, admission) = (last.method, last.admission)
         } else {
             guard let found = router.method(for: path) else {
                 sendStatus(streamID, GRPCStatus(.unimplemented, "method \(path) is not implemented", reason: "METHOD_NOT_FOUND"), path: path)
                 return false
             }
-            method = found
-            lastRoute = (path, found)
+            (method, admission) = (found, router.admission(for: path))
+            lastRoute = (path, found, admission)
         }
         if let encoding = request.encoding, encoding != "identity" {
             sendStatus(streamID, GRPCStatus(.unimplemented, "message encoding \(encoding) is not supported", reason: "UNSUPPORTED_ENCODING"),
@@ -40,6 +41,16 @@ extension GRPCServerConnection {
             let (sum, overflow) = loop.nowNanos.addingReportingOverflow(nanos)
             deadline = overflow ? UInt64.max : sum
         }
+        // The caller's credentials, before any of its request is read.
+        var admitted: (any Sendable)?
+        if let admission {
+            do {
+                admitted = try admission(GRPCCallContext(path: path, headers: headers, deadlineNanos: deadline, peer: peer))
+            } catch {
+                sendStatus(streamID, error, path: path)
+                return false
+            }
+        }
         guard runningHandlers < configuration.maxRunningHandlersPerConnection else {
             sendStatus(streamID, GRPCStatus(.resourceExhausted, "too many calls in progress on this connection", reason: "TOO_MANY_CALLS"), path: path)
             return false
@@ -48,6 +59,7 @@ extension GRPCServerConnection {
                         deadlineNanos: deadline, startedNanos: loop.nowNanos,
                         maxMessageSize: configuration.maxReceiveMessageSize)
         calls[streamID] = call
+        call.admitted = admitted
         lastCallNanos = call.startedNanos
         call.heldHeaderBytes = headers.listSize
         bufferedRequestBytes += call.heldHeaderBytes
@@ -147,7 +159,7 @@ extension GRPCServerConnection {
         call.heldHeaderBytes = 0
         call.message = nil
         let context = GRPCCallContext(path: call.path, headers: call.metadata,
-                                      deadlineNanos: call.deadlineNanos, peer: peer)
+                                      deadlineNanos: call.deadlineNanos, peer: peer, admitted: call.admitted)
         let streamID = call.streamID
         let logger = self.logger
         switch call.method {

@@ -20,7 +20,7 @@ public final class GRPCServerConnection {
     /// a peer could keep sending on them for good.
     var refusedOpen: [Int32: UInt64] = [:]
     /// The previous call's path and route: the next call's usually.
-    var lastRoute: (path: String, method: GRPCMethod)?
+    var lastRoute: (path: String, method: GRPCMethod, admission: GRPCAdmission?)?
     var runningHandlers = 0
     /// When a call last started or ended here (loop clock; 0: none yet).
     /// A connection is idle from then, whatever other frames arrive: a peer
@@ -53,6 +53,8 @@ public final class GRPCServerConnection {
         /// send a 16 KiB block as a few bytes of references, so streams
         /// holding headers alone could fill memory outside both limits.
         var heldHeaderBytes = 0
+        /// What the method's admission returned at the headers.
+        var admitted: (any Sendable)?
         var timer: GRPCTimerID?
         var task: Task<Void, Never>?
         /// Set when the request went to its handler.

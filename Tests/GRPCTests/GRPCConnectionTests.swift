@@ -32,6 +32,15 @@ final class Harness {
             [loop.runningWork.load(ordering: .sequentiallyConsistent) ? 1 : 0]
         }
         router.registerInline(path: "/test.Echo/Inline") { bytes, _ in bytes }
+        // Admitted at its headers when they carry x-key: ok; the handler
+        // answers what the admission returned (7).
+        router.registerInline(path: "/test.Echo/Admitted") { _, context in [(context.admitted as? UInt8) ?? 0] }
+        router.admit(path: "/test.Echo/Admitted") { context throws(GRPCStatus) in
+            guard context.metadata("x-key") == "ok" else {
+                throw GRPCStatus(.unauthenticated, "no key", reason: "MISSING_CREDENTIALS")
+            }
+            return UInt8(7)
+        }
         // Deferred methods; a request over 8 bytes goes to `otherwise` ([9], on the pool).
         let otherwise: GRPCUnaryHandler = { _, _ in [9] }
         router.registerDeferred(path: "/test.Echo/DeferredNow", maxRequestBytes: 8, { bytes, _, respond in
@@ -756,4 +765,30 @@ func windowUpdateFrame(streamID: Int32, increment: UInt32) -> [UInt8] {
     #expect(h.server.openCallCount == 0)
     let next = try h.call("/test.Echo/DeferredNow", body: grpcFrame([4]))
     #expect(h.status(next) == 0)
+}
+
+/// A method's admission runs at the call's headers: refused there, the call
+/// is answered before any of its request arrives and its request bytes are
+/// dropped as they come (never buffered); admitted, the handler gets what
+/// the admission returned.
+@Test func anAdmissionRefusesAtTheHeadersAndHoldsNoRequestBytes() throws {
+    let h = try Harness()
+    let id = try h.client.sendRequestHead(headers: [
+        HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "http"), HTTP2Header(":path", "/test.Echo/Admitted"),
+        HTTP2Header(":authority", "localhost"), HTTP2Header("content-type", "application/grpc"), HTTP2Header("te", "trailers"),
+    ])
+    try h.pump()
+    #expect(h.status(id) == GRPCStatus.Code.unauthenticated.rawValue)  // before any request byte
+    #expect(try h.reason(id) == "MISSING_CREDENTIALS")
+    // The request's bytes come anyway: dropped, not buffered.
+    let payload = Array(grpcFrame(Array(repeating: 7, count: 10_000)).prefix(8_000))
+    let data: [UInt8] = [0, UInt8(payload.count >> 8), UInt8(payload.count & 0xFF), 0, 0,
+                         0, 0, UInt8(id >> 8), UInt8(id & 0xFF)] + payload
+    try h.loop.drive { try data.withUnsafeBytes { try h.server.receive($0) } }
+    #expect(h.server.bufferedRequestBytes == 0)
+    #expect(h.server.openCallCount == 0)
+
+    let admitted = try h.call("/test.Echo/Admitted", body: grpcFrame([1]), extra: [HTTP2Header("x-key", "ok")])
+    #expect(h.status(admitted) == 0)
+    #expect(h.body(admitted) == grpcFrame([7]))
 }

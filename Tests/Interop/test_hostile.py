@@ -344,3 +344,22 @@ def test_frames_without_calls_do_not_keep_a_connection_from_idling_out(server):
         busy.pump()
         assert not busy.closed, busy.describe()
     s.assert_serving()
+
+
+def test_a_caller_without_credentials_is_refused_at_its_headers(server):
+    """Credentials are checked at a call's headers: a caller without them
+    is answered UNAUTHENTICATED before its request has arrived, and what it
+    sends after is dropped, not buffered (it could hold 64 MiB a connection,
+    and fill the server's request budget, until the request timeout)."""
+    s = server()
+    with RawPeer(s.address) as peer:
+        peer.start()
+        partial = h2peer.grpc_message(b"\x0a" * 60_000)[:48_000]  # of a 60,000-byte message, in 16,000-byte frames
+        peer.send(h2peer.headers_frames(1, h2peer.grpc_request_headers("/billing.v1.Metering/Quote"))
+                  + b"".join(h2peer.data_frame(1, partial[i:i + 16_000], end_stream=False) for i in range(0, len(partial), 16_000)))
+        assert peer.read_until(lambda p: p.response_headers(1).get("grpc-status") is not None, 5), peer.describe()
+        assert peer.response_headers(1).get("grpc-status") == str(grpc.StatusCode.UNAUTHENTICATED.value[0])
+        assert "MISSING_CREDENTIALS" in peer.response_headers(1).get("grpc-message", "") or \
+            peer.response_headers(1).get("grpc-status-details-bin"), peer.describe()
+        assert_health_served_on(peer, 3)
+    s.assert_serving()
