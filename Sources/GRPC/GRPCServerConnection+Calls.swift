@@ -41,6 +41,13 @@ extension GRPCServerConnection {
             let (sum, overflow) = loop.nowNanos.addingReportingOverflow(nanos)
             deadline = overflow ? UInt64.max : sum
         }
+        // The server's own limit, when it comes first.
+        var serverDeadline = false
+        if let cap = configuration.maxCallNanos {
+            let (sum, overflow) = loop.nowNanos.addingReportingOverflow(cap)
+            let limit = overflow ? UInt64.max : sum
+            if limit < deadline ?? .max { (deadline, serverDeadline) = (limit, true) }
+        }
         // The caller's credentials, before any of its request is read.
         var admitted: (any Sendable)?
         if let admission {
@@ -60,6 +67,7 @@ extension GRPCServerConnection {
                         maxMessageSize: configuration.maxReceiveMessageSize)
         calls[streamID] = call
         call.admitted = admitted
+        call.deadlineIsServers = serverDeadline
         lastCallNanos = call.startedNanos
         call.heldHeaderBytes = headers.listSize
         bufferedRequestBytes += call.heldHeaderBytes
@@ -294,7 +302,12 @@ extension GRPCServerConnection {
         guard let call = calls[streamID], !call.responded else { return }
         call.timer = nil
         call.task?.cancel()
-        sendStatus(streamID, GRPCStatus(.deadlineExceeded, "deadline exceeded", reason: "DEADLINE_EXCEEDED"))
+        if call.deadlineIsServers, let cap = configuration.maxCallNanos {
+            sendStatus(streamID, GRPCStatus(.deadlineExceeded, "the call ran past the server's limit of \(cap / 1_000_000_000) s",
+                                            reason: "CALL_TIMEOUT"))
+        } else {
+            sendStatus(streamID, GRPCStatus(.deadlineExceeded, "deadline exceeded", reason: "DEADLINE_EXCEEDED"))
+        }
         host?.connectionHasOutput()
     }
 

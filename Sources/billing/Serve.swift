@@ -72,6 +72,9 @@ struct Serve: ParsableCommand {
     @Option(help: "End a call whose request message has not fully arrived this many seconds after its headers (1...86400).")
     var requestTimeoutSeconds: Int = 30
 
+    @Option(help: "End a call still running this many seconds after its headers, whatever its grpc-timeout (1...86400): DEADLINE_EXCEEDED, reason CALL_TIMEOUT.")
+    var maxCallSeconds: Int = 300
+
     @Option(help: "MiB of request bytes buffered across all connections; the connection passing it is closed (1...1048576).")
     var maxBufferedRequestMib: Int = 1024
 
@@ -144,6 +147,9 @@ struct Serve: ParsableCommand {
         guard (1...86_400).contains(requestTimeoutSeconds) else {
             throw ValidationError("--request-timeout-seconds must be 1...86400")
         }
+        guard (1...86_400).contains(maxCallSeconds) else {
+            throw ValidationError("--max-call-seconds must be 1...86400")
+        }
         guard drainSeconds >= 0 else { throw ValidationError("--drain-seconds must not be negative") }
         guard (1...LedgerConfiguration.maxCheckpointEvery).contains(checkpointEvery) else {
             throw ValidationError("--checkpoint-every must be 1...\(LedgerConfiguration.maxCheckpointEvery)")
@@ -188,6 +194,7 @@ struct Serve: ParsableCommand {
         Self.raiseDescriptorLimit(for: maxConnections, logger: logger)
         configuration.idleTimeoutNanos = UInt64(idleTimeoutSeconds) * 1_000_000_000
         configuration.requestTimeoutNanos = UInt64(requestTimeoutSeconds) * 1_000_000_000
+        configuration.grpc.maxCallNanos = UInt64(maxCallSeconds) * 1_000_000_000
         configuration.grpc.requestBuffer = RequestBufferBudget(limit: maxBufferedRequestMib << 20)
         configuration.grpc.maxReceiveMessageSize = maxMessageBytes
         // A connection may buffer two largest messages (64 MiB at the default 4 MiB).

@@ -792,3 +792,29 @@ func windowUpdateFrame(streamID: Int32, increment: UInt32) -> [UInt8] {
     #expect(h.status(admitted) == 0)
     #expect(h.body(admitted) == grpcFrame([7]))
 }
+
+/// A call without a grpc-timeout (or with a longer one) still ends at the
+/// server's limit (`maxCallNanos`): a handler that never answers (a hung
+/// payment gateway) held its stream, a handler slot and its connection for good.
+@Test func aCallEndsAtTheServersLimitWhateverItsTimeout() async throws {
+    var configuration = GRPCServerConfiguration()
+    configuration.maxCallNanos = 1_000_000_000
+    let h = try Harness(configuration: configuration)
+    let bare = try h.call("/test.Echo/Sleep", body: grpcFrame([]))
+    let longer = try h.call("/test.Echo/Sleep", body: grpcFrame([]), extra: [HTTP2Header("grpc-timeout", "10S")])
+    let shorter = try h.call("/test.Echo/Sleep", body: grpcFrame([]), extra: [HTTP2Header("grpc-timeout", "500m")])
+    h.loop.advance(byNanos: 600_000_000)
+    try h.pump()
+    #expect(h.status(shorter) == GRPCStatus.Code.deadlineExceeded.rawValue)
+    #expect(try h.reason(shorter) == "DEADLINE_EXCEEDED")  // the caller's own, first
+    #expect(h.status(bare) == nil && h.status(longer) == nil)
+    h.loop.advance(byNanos: 500_000_000)
+    try h.pump()
+    for id in [bare, longer] {
+        #expect(h.status(id) == GRPCStatus.Code.deadlineExceeded.rawValue)
+        #expect(try h.reason(id) == "CALL_TIMEOUT")
+    }
+    for _ in 0..<3 { await h.loop.runNext() }  // the cancelled handlers report back
+    try h.pump()
+    #expect(h.server.openCallCount == 0 && h.server.runningHandlers == 0)
+}

@@ -762,6 +762,8 @@ def test_serve_allocates_with_jemalloc(server):
     (["--idle-timeout-seconds", "0"], "--idle-timeout-seconds must be 1...604800"),
     (["--drain-seconds", "99999999999999"], "--drain-seconds must be 0...3600"),
     (["--request-timeout-seconds", "0"], "--request-timeout-seconds must be 1...86400"),
+    (["--max-call-seconds", "0"], "--max-call-seconds must be 1...86400"),
+    (["--max-call-seconds", "86401"], "--max-call-seconds must be 1...86400"),
     (["--max-buffered-request-mib", "0"], "--max-buffered-request-mib must be 1...1048576"),
     (["--max-buffered-request-mib", "4"], "--max-buffered-request-mib must hold at least one largest message"),
     (["--max-buffered-request-mib", "8", "--max-message-bytes", "8388608"],
