@@ -38,11 +38,12 @@ public struct GRPCServerConfiguration: Sendable {
     /// client already reset (their tasks are cancelled but may still be
     /// finishing). Bounds the work a rapid-reset client can queue.
     public var maxRunningHandlersPerConnection: Int = 1024
-    /// The longest a call may take, from its headers: a call without a
-    /// `grpc-timeout`, or with a longer one, gets this deadline (a handler
-    /// that never answered — a payment gateway that hangs — held its stream,
-    /// a handler slot and its connection for good). Answered
-    /// DEADLINE_EXCEEDED, reason CALL_TIMEOUT. nil: no limit.
+    /// The longest a call may run, from its headers, whatever its
+    /// `grpc-timeout` (a handler that never answered — a payment gateway
+    /// that hangs — held its stream, a handler slot and its connection for
+    /// good). Checked by the once-a-second sweep (`expireStalledRequests`),
+    /// not with a timer per call; answered DEADLINE_EXCEEDED, reason
+    /// CALL_TIMEOUT, the handler cancelled. nil: no limit.
     public var maxCallNanos: UInt64? = 300 * 1_000_000_000
     /// HTTP/2 limits: streams, header size, windows, flood thresholds.
     public var http2 = HTTP2Limits()

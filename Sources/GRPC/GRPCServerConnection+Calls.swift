@@ -41,13 +41,7 @@ extension GRPCServerConnection {
             let (sum, overflow) = loop.nowNanos.addingReportingOverflow(nanos)
             deadline = overflow ? UInt64.max : sum
         }
-        // The server's own limit, when it comes first.
-        var serverDeadline = false
-        if let cap = configuration.maxCallNanos {
-            let (sum, overflow) = loop.nowNanos.addingReportingOverflow(cap)
-            let limit = overflow ? UInt64.max : sum
-            if limit < deadline ?? .max { (deadline, serverDeadline) = (limit, true) }
-        }
+
         // The caller's credentials, before any of its request is read.
         var admitted: (any Sendable)?
         if let admission {
@@ -67,7 +61,6 @@ extension GRPCServerConnection {
                         maxMessageSize: configuration.maxReceiveMessageSize)
         calls[streamID] = call
         call.admitted = admitted
-        call.deadlineIsServers = serverDeadline
         lastCallNanos = call.startedNanos
         call.heldHeaderBytes = headers.listSize
         bufferedRequestBytes += call.heldHeaderBytes
@@ -264,7 +257,17 @@ extension GRPCServerConnection {
         var expired = 0
         for (streamID, call) in calls {
             if call.dispatched {
-                guard call.responded else { continue }
+                guard call.responded else {
+                    // Running past the server's limit (checked here, once a
+                    // second, rather than with a timer per call).
+                    if let cap = configuration.maxCallNanos, now &- call.startedNanos > cap {
+                        call.task?.cancel()
+                        sendStatus(streamID, GRPCStatus(.deadlineExceeded, "the call ran past the server's limit of \(cap / 1_000_000_000) s",
+                                                        reason: "CALL_TIMEOUT"))
+                        expired += 1
+                    }
+                    continue
+                }
                 // Still moving (a large answer to a slow reader): not stuck.
                 let sent = http2.sentResponseBytes(streamID) ?? -1
                 if sent != call.sentAtSweep {
@@ -302,12 +305,7 @@ extension GRPCServerConnection {
         guard let call = calls[streamID], !call.responded else { return }
         call.timer = nil
         call.task?.cancel()
-        if call.deadlineIsServers, let cap = configuration.maxCallNanos {
-            sendStatus(streamID, GRPCStatus(.deadlineExceeded, "the call ran past the server's limit of \(cap / 1_000_000_000) s",
-                                            reason: "CALL_TIMEOUT"))
-        } else {
-            sendStatus(streamID, GRPCStatus(.deadlineExceeded, "deadline exceeded", reason: "DEADLINE_EXCEEDED"))
-        }
+        sendStatus(streamID, GRPCStatus(.deadlineExceeded, "deadline exceeded", reason: "DEADLINE_EXCEEDED"))
         host?.connectionHasOutput()
     }
 

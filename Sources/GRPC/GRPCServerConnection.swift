@@ -55,8 +55,6 @@ public final class GRPCServerConnection {
         var heldHeaderBytes = 0
         /// What the method's admission returned at the headers.
         var admitted: (any Sendable)?
-        /// Whether `deadlineNanos` is the server's limit (`maxCallNanos`), not the caller's.
-        var deadlineIsServers = false
         var timer: GRPCTimerID?
         var task: Task<Void, Never>?
         /// Set when the request went to its handler.

@@ -794,8 +794,9 @@ func windowUpdateFrame(streamID: Int32, increment: UInt32) -> [UInt8] {
 }
 
 /// A call without a grpc-timeout (or with a longer one) still ends at the
-/// server's limit (`maxCallNanos`): a handler that never answers (a hung
-/// payment gateway) held its stream, a handler slot and its connection for good.
+/// server's limit (`maxCallNanos`, checked by the once-a-second sweep): a
+/// handler that never answers (a hung payment gateway) held its stream, a
+/// handler slot and its connection for good.
 @Test func aCallEndsAtTheServersLimitWhateverItsTimeout() async throws {
     var configuration = GRPCServerConfiguration()
     configuration.maxCallNanos = 1_000_000_000
@@ -804,11 +805,13 @@ func windowUpdateFrame(streamID: Int32, increment: UInt32) -> [UInt8] {
     let longer = try h.call("/test.Echo/Sleep", body: grpcFrame([]), extra: [HTTP2Header("grpc-timeout", "10S")])
     let shorter = try h.call("/test.Echo/Sleep", body: grpcFrame([]), extra: [HTTP2Header("grpc-timeout", "500m")])
     h.loop.advance(byNanos: 600_000_000)
+    #expect(h.server.expireStalledRequests(olderThan: 30_000_000_000) == 0)
     try h.pump()
     #expect(h.status(shorter) == GRPCStatus.Code.deadlineExceeded.rawValue)
     #expect(try h.reason(shorter) == "DEADLINE_EXCEEDED")  // the caller's own, first
     #expect(h.status(bare) == nil && h.status(longer) == nil)
     h.loop.advance(byNanos: 500_000_000)
+    #expect(h.server.expireStalledRequests(olderThan: 30_000_000_000) == 2)
     try h.pump()
     for id in [bare, longer] {
         #expect(h.status(id) == GRPCStatus.Code.deadlineExceeded.rawValue)
