@@ -240,4 +240,11 @@ public struct GrantRecord: Sendable, Equatable {
     /// The grant's note (its reason); nil when loaded from a checkpoint
     /// written before notes were kept.
     public var note: String?
+
+    /// A note unknown (nil: an older checkpoint's) matches any: the books
+    /// such a checkpoint loads are the journal's (`billing verify`
+    /// compares them), only the note was not kept.
+    public static func == (lhs: GrantRecord, rhs: GrantRecord) -> Bool {
+        lhs.seq == rhs.seq && lhs.amount == rhs.amount && (lhs.note == nil || rhs.note == nil || lhs.note == rhs.note)
+    }
 }

@@ -26,6 +26,11 @@ extension HTTP2Session {
                 this.currentBlockStream = 0
                 this.currentBlock = HTTP2HeaderBlock()
                 this.events.append(.headerListTooLarge(streamID: streamID))
+                // Our reset of the stream, provoked: counted with the peer's resets.
+                if !this.resetBucket.take(now: this.now) {
+                    this.callbackError = .enhanceYourCalm("oversized header block flood")
+                    return NGHTTP2_ERR_CALLBACK_FAILURE.rawValue
+                }
                 // nghttp2 resets the stream and skips the rest of the block.
                 return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue
             }
@@ -79,9 +84,9 @@ extension HTTP2Session {
         // A stream error of the peer's (nghttp2 answers it with RST_STREAM):
         // counted with the peer's own resets ("MadeYouReset" makes the
         // server reset streams instead, at the same cost to it).
-        // (A stream past SETTINGS_MAX_CONCURRENT_STREAMS, refused before
-        // anything of it runs, is not counted: a client pipelining beyond
-        // the limit is not flooding.)
+        // (A stream past SETTINGS_MAX_CONCURRENT_STREAMS before the peer
+        // acknowledged our SETTINGS, refused before anything of it runs, is
+        // not counted: a client pipelining at once is not flooding.)
         nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(callbacks) { _, frame, libErrorCode, userData in
             guard libErrorCode != NGHTTP2_ERR_REFUSED_STREAM.rawValue else { return 0 }
             let this = HTTP2Session.owner(userData)

@@ -181,3 +181,24 @@ let requestHeaders = [
     let events = try pair.client.receive(toClient)
     #expect(events.contains { if case .goAway(_, 0xb) = $0 { true } else { false } })
 }
+
+/// Header blocks over the limit (each stream reset by the server) count with
+/// the peer's resets: a flood of them ends the connection.
+@Test func aFloodOfOversizedHeaderBlocksEndsTheConnection() throws {
+    var limits = HTTP2Limits()
+    limits.maxHeaderListSize = 1024
+    limits.resetBurst = 5
+    limits.resetsPerSecond = 1
+    let pair = try Pair(serverLimits: limits)
+    let big = requestHeaders + [HTTP2Header("x-big", String(repeating: "a", count: 2000))]
+    var refused = 0
+    var thrown = false
+    for _ in 0..<20 {
+        _ = try pair.client.sendRequest(headers: big, body: [])
+        var bytes: [UInt8] = []
+        try pair.client.drainOutput(into: &bytes)
+        do { _ = try pair.server.receive(bytes, now: 1) } catch HTTP2Error.enhanceYourCalm { thrown = true; break }
+        refused += 1
+    }
+    #expect(thrown && refused == 5, "\(refused) oversized blocks before the connection ended")
+}
