@@ -52,6 +52,12 @@ extension GRPCServerConnection {
                 return false
             }
         }
+        // This connection's request buffer full (calls still arriving hold
+        // it): the new call is refused, not the connection.
+        guard bufferedRequestBytes + headers.listSize <= configuration.maxBufferedRequestBytes else {
+            sendStatus(streamID, connectionBufferFull(), path: path)
+            return false
+        }
         guard runningHandlers < configuration.maxRunningHandlersPerConnection else {
             sendStatus(streamID, GRPCStatus(.resourceExhausted, "too many calls in progress on this connection", reason: "TOO_MANY_CALLS"), path: path)
             return false
@@ -75,9 +81,22 @@ extension GRPCServerConnection {
 
     func receiveData(streamID: Int32, bytes: [UInt8]) throws {
         guard let call = calls[streamID], !call.responded, !call.dispatched else { return }
+        // Past this connection's limit (its calls' requests together): this
+        // call is refused and its bytes dropped; the connection and its
+        // other calls go on. (nghttp2 opens the flow-control windows as bytes
+        // arrive, so a client keeping to them can still send concurrent
+        // requests past the limit: those get a status to retry, not a
+        // GOAWAY for every call on the connection.)
+        guard bufferedRequestBytes + bytes.count <= configuration.maxBufferedRequestBytes else {
+            sendStatus(streamID, connectionBufferFull())
+            bufferedRequestBytes -= call.deframer.bufferedCount + call.heldMessageBytes + call.heldHeaderBytes
+            call.deframer = GRPCMessageDeframer(maxMessageSize: configuration.maxReceiveMessageSize)
+            call.message = nil
+            call.heldHeaderBytes = 0
+            return
+        }
         call.deframer.append(bytes)
         bufferedRequestBytes += bytes.count
-        try checkConnectionBuffer()
         let before = call.deframer.bufferedCount
         var held = 0
         do {
@@ -104,12 +123,13 @@ extension GRPCServerConnection {
         bufferedRequestBytes += held - (before - call.deframer.bufferedCount)
     }
 
-    /// This connection's request bytes (headers and messages of calls not
-    /// yet handed to their handlers) past its limit end it.
-    func checkConnectionBuffer() throws {
-        if bufferedRequestBytes > configuration.maxBufferedRequestBytes {
-            throw HTTP2Error.enhanceYourCalm("more than \(configuration.maxBufferedRequestBytes) request bytes buffered")
-        }
+    /// The refusal of a call that would take this connection's request
+    /// bytes (headers and messages of calls not yet handed to their
+    /// handlers) past its limit.
+    func connectionBufferFull() -> GRPCStatus {
+        GRPCStatus(.resourceExhausted,
+                   "this connection's requests in progress hold \(configuration.maxBufferedRequestBytes) bytes; retry once they are answered",
+                   reason: "CONNECTION_BUFFER_FULL", metadata: ["limit_bytes": String(configuration.maxBufferedRequestBytes)])
     }
 
     /// The server-wide request buffer past its limit ends this connection
@@ -285,9 +305,10 @@ extension GRPCServerConnection {
                     sendStatus(streamID, GRPCStatus(
                         .deadlineExceeded, "the request did not arrive within \(timeoutNanos / 1_000_000_000) s",
                         reason: "REQUEST_TIMEOUT"))
-                    bufferedRequestBytes -= call.deframer.bufferedCount + call.heldMessageBytes
+                    bufferedRequestBytes -= call.deframer.bufferedCount + call.heldMessageBytes + call.heldHeaderBytes
                     call.deframer = GRPCMessageDeframer(maxMessageSize: configuration.maxReceiveMessageSize)
                     call.message = nil
+                    call.heldHeaderBytes = 0
                 }
             }
             expired += 1

@@ -188,7 +188,6 @@ public final class GRPCServerConnection {
             if calls[streamID] == nil, !startCall(streamID: streamID, headers: headers), !endStream {
                 refusedOpen[streamID] = loop.nowNanos
             }
-            try checkConnectionBuffer()
             if endStream { finishRequest(streamID) }
         case let .data(streamID, bytes):
             try receiveData(streamID: streamID, bytes: bytes)

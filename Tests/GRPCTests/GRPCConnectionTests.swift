@@ -555,7 +555,12 @@ func twoConnectionsSharingABudget(of limit: Int) throws -> (Harness, Harness, Re
     try h.server.handle(.headers(streamID: 5, headers: head, endStream: false))
     try h.server.handle(.data(streamID: 5, bytes: message))
     try h.server.handle(.headers(streamID: 7, headers: head, endStream: false))
-    #expect(throws: HTTP2Error.self) { try h.server.handle(.data(streamID: 7, bytes: message)) }
+    // Past the connection's limit: that call is refused and its bytes dropped, not the connection.
+    try h.server.handle(.data(streamID: 7, bytes: message))
+    #expect(h.server.calls[7]?.responded == true)
+    #expect(budget.used == 8_000 + 2 * head.listSize)  // its headers given back too
+    try h.server.handle(.data(streamID: 7, bytes: message))  // more of it: dropped
+    #expect(budget.used == 8_000 + 2 * head.listSize)
     h.server.close()
     #expect(budget.used == 0)
 }
@@ -697,7 +702,9 @@ func twoConnectionsSharingABudget(of limit: Int) throws -> (Harness, Harness, Re
         try h.server.handle(.headers(streamID: Int32(2 * index + 1), headers: head, endStream: false))
     }
     #expect(budget.used == fit * head.listSize)
-    #expect(throws: HTTP2Error.self) { try h.server.handle(.headers(streamID: Int32(2 * fit + 1), headers: head, endStream: false)) }
+    // One more would pass the connection's limit: refused at its headers, holding nothing.
+    try h.server.handle(.headers(streamID: Int32(2 * fit + 1), headers: head, endStream: false))
+    #expect(h.server.openCallCount == fit && budget.used == fit * head.listSize)
     h.server.close()
     #expect(budget.used == 0)
     // A call gone to its handler holds none.
@@ -820,4 +827,37 @@ func windowUpdateFrame(streamID: Int32, increment: UInt32) -> [UInt8] {
     for _ in 0..<3 { await h.loop.runNext() }  // the cancelled handlers report back
     try h.pump()
     #expect(h.server.openCallCount == 0 && h.server.runningHandlers == 0)
+}
+
+/// Concurrent requests that together pass the connection's request buffer
+/// limit (a client keeping to flow control can: nghttp2 opens the windows
+/// as bytes arrive): the call whose bytes would pass it is refused,
+/// RESOURCE_EXHAUSTED CONNECTION_BUFFER_FULL, and the others are served on
+/// the same connection (it used to get GOAWAY, failing every call on it).
+@Test func aConnectionPastItsRequestBufferRefusesTheCallNotTheConnection() throws {
+    var configuration = GRPCServerConfiguration()
+    configuration.maxBufferedRequestBytes = 10_000
+    let h = try Harness(configuration: configuration)
+    let headers = [
+        HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "http"), HTTP2Header(":path", "/test.Echo/Echo"),
+        HTTP2Header(":authority", "localhost"), HTTP2Header("content-type", "application/grpc"), HTTP2Header("te", "trailers"),
+    ]
+    let message = grpcFrame(Array(repeating: 7, count: 8_000))
+    func data(_ id: Int32, _ bytes: ArraySlice<UInt8>, end: Bool) -> [UInt8] {
+        [0, UInt8(bytes.count >> 8), UInt8(bytes.count & 0xFF), 0, end ? 1 : 0, 0, 0, UInt8(id >> 8), UInt8(id & 0xFF)] + bytes
+    }
+    let first = try h.client.sendRequestHead(headers: headers)
+    let second = try h.client.sendRequestHead(headers: headers)
+    try h.pump()
+    var bytes = data(first, message[..<6_000], end: false) + data(second, message[..<6_000], end: false)
+    try h.loop.drive { try bytes.withUnsafeBytes { try h.server.receive($0) } }
+    try h.pump()
+    #expect(h.status(second) == GRPCStatus.Code.resourceExhausted.rawValue)
+    #expect(try h.reason(second) == "CONNECTION_BUFFER_FULL")
+    bytes = data(first, message[6_000...], end: true)
+    try h.loop.drive { try bytes.withUnsafeBytes { try h.server.receive($0) } }
+    try h.pump()
+    #expect(h.status(first) == nil)  // its handler runs as a task
+    #expect(!h.events.contains { if case .goAway = $0 { true } else { false } })
+    #expect(h.server.bufferedRequestBytes == 0)
 }

@@ -500,3 +500,37 @@ def test_sigterm_right_after_startup_is_not_lost(server):
             pytest.fail(f"attempt {attempt}: still running {s.drain_seconds + 3} s after SIGTERM "
                         f"(drain {s.drain_seconds} s): the signal was lost. log:\n{s.log_tail()}")
         assert code == 0, f"attempt {attempt}: exit code {code}; log:\n{s.log_tail()}"
+
+
+def test_concurrent_requests_past_a_connections_buffer_refuse_some_calls_not_the_connection(pb, server):
+    """Requests that together pass a connection's request buffer (64 MiB) —
+    a client keeping to flow control can send them, since nghttp2 opens the
+    windows as bytes arrive; here 18 calls of 4 MB, their DATA frames
+    interleaved — refuse the calls whose bytes would pass it,
+    RESOURCE_EXHAUSTED (CONNECTION_BUFFER_FULL, retry), and the connection
+    stays up: a call not refused, completed, is served (the connection got
+    GOAWAY, every call on it failing). (Health/Check with a 4 MB service
+    name: its answer, NOT_FOUND, is small; the peer opens no window for a
+    4 MB echo.)"""
+    s = server()
+    message = h2peer.grpc_message(health_pb2.HealthCheckRequest(service="x" * 4_000_000).SerializeToString())
+    head, tail = message[:-16_000], message[-16_000:]
+    streams = [1 + 2 * i for i in range(18)]
+    with h2peer.RawPeer(s.address, timeout=30) as peer:
+        peer.start()
+        peer.send(b"".join(h2peer.headers_frames(i, h2peer.grpc_request_headers("/grpc.health.v1.Health/Check")) for i in streams))
+        for offset in range(0, len(head), 16_000):  # every message but its last 16,000 bytes, interleaved
+            chunk = head[offset:offset + 16_000]
+            assert peer.send(b"".join(h2peer.data_frame(i, chunk, end_stream=False) for i in streams)), peer.describe()
+            peer.pump()
+        peer.read_until(lambda p: False, 0.5)
+        refused = [i for i in streams if peer.response_headers(i).get("grpc-status") is not None]
+        assert refused, f"no call refused: {peer.describe()}"
+        assert all(peer.response_headers(i).get("grpc-status") == str(grpc.StatusCode.RESOURCE_EXHAUSTED.value[0])
+                   for i in refused), peer.describe()
+        kept = next(i for i in streams if i not in refused)
+        assert peer.send(h2peer.data_frame(kept, tail, end_stream=True))
+        assert peer.read_until(lambda p: p.response_headers(kept).get("grpc-status") is not None, 20), peer.describe()
+        assert peer.response_headers(kept).get("grpc-status") == str(grpc.StatusCode.NOT_FOUND.value[0]), peer.describe()
+        assert peer.goaway() is None, peer.describe()
+    s.assert_serving()
