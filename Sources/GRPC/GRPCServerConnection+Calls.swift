@@ -89,10 +89,11 @@ extension GRPCServerConnection {
         // GOAWAY for every call on the connection.)
         guard bufferedRequestBytes + bytes.count <= configuration.maxBufferedRequestBytes else {
             sendStatus(streamID, connectionBufferFull())
-            bufferedRequestBytes -= call.deframer.bufferedCount + call.heldMessageBytes + call.heldHeaderBytes
+            // (Its header block stays counted while the call is kept, until
+            // its stream ends or the sweep resets it.)
+            bufferedRequestBytes -= call.deframer.bufferedCount + call.heldMessageBytes
             call.deframer = GRPCMessageDeframer(maxMessageSize: configuration.maxReceiveMessageSize)
             call.message = nil
-            call.heldHeaderBytes = 0
             return
         }
         call.deframer.append(bytes)
@@ -121,6 +122,10 @@ extension GRPCServerConnection {
         }
         // One change: what the deframer gave up, less the message it became.
         bufferedRequestBytes += held - (before - call.deframer.bufferedCount)
+    }
+
+    func callTimedOut(_ cap: UInt64) -> GRPCStatus {
+        GRPCStatus(.deadlineExceeded, "the call ran past the server's limit of \(cap / 1_000_000_000) s", reason: "CALL_TIMEOUT")
     }
 
     /// The refusal of a call that would take this connection's request
@@ -155,9 +160,14 @@ extension GRPCServerConnection {
         // A deadline already past (grpc-timeout 0, or a request slower to
         // arrive than its deadline): answered without running the handler
         // (its timer would fire only on a later turn, after the handler —
-        // a debit — had run).
+        // a debit — had run). So is the server's call limit (a request
+        // timeout longer than it let a request arrive after it).
         if let deadline = call.deadlineNanos, loop.nowNanos >= deadline {
             deadlineExpired(streamID)
+            return
+        }
+        if let cap = configuration.maxCallNanos, loop.nowNanos &- call.startedNanos > cap {
+            sendStatus(streamID, callTimedOut(cap))
             return
         }
         guard let message = call.message, call.deframer.bufferedCount == 0 else {
@@ -282,8 +292,7 @@ extension GRPCServerConnection {
                     // second, rather than with a timer per call).
                     if let cap = configuration.maxCallNanos, now &- call.startedNanos > cap {
                         call.task?.cancel()
-                        sendStatus(streamID, GRPCStatus(.deadlineExceeded, "the call ran past the server's limit of \(cap / 1_000_000_000) s",
-                                                        reason: "CALL_TIMEOUT"))
+                        sendStatus(streamID, callTimedOut(cap))
                         expired += 1
                     }
                     continue
@@ -305,10 +314,9 @@ extension GRPCServerConnection {
                     sendStatus(streamID, GRPCStatus(
                         .deadlineExceeded, "the request did not arrive within \(timeoutNanos / 1_000_000_000) s",
                         reason: "REQUEST_TIMEOUT"))
-                    bufferedRequestBytes -= call.deframer.bufferedCount + call.heldMessageBytes + call.heldHeaderBytes
+                    bufferedRequestBytes -= call.deframer.bufferedCount + call.heldMessageBytes
                     call.deframer = GRPCMessageDeframer(maxMessageSize: configuration.maxReceiveMessageSize)
                     call.message = nil
-                    call.heldHeaderBytes = 0
                 }
             }
             expired += 1

@@ -558,9 +558,9 @@ func twoConnectionsSharingABudget(of limit: Int) throws -> (Harness, Harness, Re
     // Past the connection's limit: that call is refused and its bytes dropped, not the connection.
     try h.server.handle(.data(streamID: 7, bytes: message))
     #expect(h.server.calls[7]?.responded == true)
-    #expect(budget.used == 8_000 + 2 * head.listSize)  // its headers given back too
+    #expect(budget.used == 8_000 + 3 * head.listSize)  // its headers counted while the call is kept
     try h.server.handle(.data(streamID: 7, bytes: message))  // more of it: dropped
-    #expect(budget.used == 8_000 + 2 * head.listSize)
+    #expect(budget.used == 8_000 + 3 * head.listSize)
     h.server.close()
     #expect(budget.used == 0)
 }
@@ -859,5 +859,34 @@ func windowUpdateFrame(streamID: Int32, increment: UInt32) -> [UInt8] {
     try h.pump()
     #expect(h.status(first) == nil)  // its handler runs as a task
     #expect(!h.events.contains { if case .goAway = $0 { true } else { false } })
+    // The refused call's header block, until its stream ends.
+    #expect(h.server.bufferedRequestBytes == HTTP2HeaderBlock(headers).listSize)
+    bytes = data(second, [], end: true)
+    try h.loop.drive { try bytes.withUnsafeBytes { try h.server.receive($0) } }
+    try h.pump()
     #expect(h.server.bufferedRequestBytes == 0)
+}
+
+/// A request that completes after the server's call limit (a request
+/// timeout longer than the limit lets it) is answered CALL_TIMEOUT without
+/// running its handler: the sweep would have answered it after the
+/// handler — a debit — had run.
+@Test func aRequestCompletingPastTheServersCallLimitIsNotRun() throws {
+    var configuration = GRPCServerConfiguration()
+    configuration.maxCallNanos = 1_000_000_000
+    let h = try Harness(configuration: configuration)
+    let id = try h.client.sendRequest(headers: [
+        HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "http"), HTTP2Header(":path", "/test.Echo/DeferredLater"),
+        HTTP2Header(":authority", "localhost"), HTTP2Header("content-type", "application/grpc"), HTTP2Header("te", "trailers"),
+    ], body: grpcFrame([1]))
+    var bytes: [UInt8] = []
+    try h.client.drainOutput(into: &bytes)
+    let split = bytes.count - 9 - grpcFrame([1]).count
+    try h.loop.drive { try Array(bytes[..<split]).withUnsafeBytes { try h.server.receive($0) } }
+    h.loop.advance(byNanos: 2_000_000_000)
+    try h.loop.drive { try Array(bytes[split...]).withUnsafeBytes { try h.server.receive($0) } }
+    try h.pump()
+    #expect(h.status(id) == GRPCStatus.Code.deadlineExceeded.rawValue)
+    #expect(try h.reason(id) == "CALL_TIMEOUT")
+    #expect(h.parked.responders.withLock { $0.isEmpty }, "the handler ran")
 }
