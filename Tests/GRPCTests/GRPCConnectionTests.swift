@@ -532,16 +532,22 @@ func twoConnectionsSharingABudget(of limit: Int) throws -> (Harness, Harness, Re
     hog.server.close()
 }
 
+/// A harness whose connection buffers `perConnection` request bytes at most,
+/// with a server-wide budget of 1,000,000 (and the configuration, for more).
+func harnessWithRequestBuffer(perConnection: Int) throws -> (Harness, RequestBufferBudget, GRPCServerConfiguration) {
+    var configuration = GRPCServerConfiguration()
+    configuration.maxBufferedRequestBytes = perConnection
+    let budget = RequestBufferBudget(limit: 1_000_000)
+    configuration.requestBuffer = budget
+    return (try Harness(configuration: configuration), budget, configuration)
+}
+
 /// A message complete but its stream not ended is still buffered: it counts
 /// against the connection's limit and the server's budget until it goes to
 /// its handler, or its stream closes. (Released when it completed, a peer
 /// held 4 MiB a stream outside both limits until the request timeout.)
 @Test func aCompleteMessageWhoseStreamHasNotEndedStillCountsAsBuffered() throws {
-    var configuration = GRPCServerConfiguration()
-    configuration.maxBufferedRequestBytes = 10_000
-    let budget = RequestBufferBudget(limit: 1_000_000)
-    configuration.requestBuffer = budget
-    let h = try Harness(configuration: configuration)
+    let (h, budget, _) = try harnessWithRequestBuffer(perConnection: 10_000)
     let head = echoRequestHead()
     let message = grpcFrame(Array(repeating: 7, count: 4_000))
     for stream: Int32 in [1, 3] {
@@ -691,11 +697,7 @@ func twoConnectionsSharingABudget(of limit: Int) throws -> (Harness, Harness, Re
 /// connection's request buffer and the server's budget, as messages do,
 /// until their calls go to their handlers or their streams close.
 @Test func headerBlocksAloneCountAgainstTheRequestBuffers() throws {
-    var configuration = GRPCServerConfiguration()
-    configuration.maxBufferedRequestBytes = 2_000
-    let budget = RequestBufferBudget(limit: 1_000_000)
-    configuration.requestBuffer = budget
-    let h = try Harness(configuration: configuration)
+    let (h, budget, configuration) = try harnessWithRequestBuffer(perConnection: 2_000)
     let head = echoRequestHead()
     let fit = 2_000 / head.listSize
     for index in 0..<fit {
@@ -711,6 +713,20 @@ func twoConnectionsSharingABudget(of limit: Int) throws -> (Harness, Harness, Re
     let g = try Harness(configuration: configuration)
     let id = try g.call("/test.Echo/DeferredLater", body: grpcFrame([1]))
     #expect(g.status(id) == nil && g.server.bufferedRequestBytes == 0)
+}
+
+/// A gRPC request's header block for `path` (and `extra` metadata).
+func callHeaders(_ path: String, extra: [HTTP2Header] = []) -> [HTTP2Header] {
+    [
+        HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "http"), HTTP2Header(":path", path),
+        HTTP2Header(":authority", "localhost"), HTTP2Header("content-type", "application/grpc"), HTTP2Header("te", "trailers"),
+    ] + extra
+}
+
+/// A DATA frame by hand (the client session sends whole messages only).
+func dataFrame(_ streamID: Int32, _ bytes: some Collection<UInt8>, endStream: Bool) -> [UInt8] {
+    [0, UInt8(bytes.count >> 8), UInt8(bytes.count & 0xFF), 0, endStream ? 1 : 0,
+     0, 0, UInt8(streamID >> 8), UInt8(streamID & 0xFF)] + bytes
 }
 
 /// A WINDOW_UPDATE frame for `streamID` (RFC 9113 §6.9), as a peer may
@@ -734,11 +750,7 @@ func windowUpdateFrame(streamID: Int32, increment: UInt32) -> [UInt8] {
         #expect(h.parked.responders.withLock { $0.isEmpty }, "\(timeout): the handler ran")
     }
     // Headers with a 5 ms deadline, the request's end 10 ms later.
-    let id = try h.client.sendRequest(headers: [
-        HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "http"), HTTP2Header(":path", "/test.Echo/DeferredLater"),
-        HTTP2Header(":authority", "localhost"), HTTP2Header("content-type", "application/grpc"), HTTP2Header("te", "trailers"),
-        HTTP2Header("grpc-timeout", "5m"),
-    ], body: grpcFrame([1]))
+    let id = try h.client.sendRequest(headers: callHeaders("/test.Echo/DeferredLater", extra: [HTTP2Header("grpc-timeout", "5m")]), body: grpcFrame([1]))
     var bytes: [UInt8] = []
     try h.client.drainOutput(into: &bytes)
     let split = bytes.count - 9 - grpcFrame([1]).count  // the DATA frame: 9 bytes of header and the message
@@ -758,10 +770,7 @@ func windowUpdateFrame(streamID: Int32, increment: UInt32) -> [UInt8] {
 /// resets it) does not go to its handler.
 @Test func aRequestOnAStreamThePeerBrokeInTheSameReadIsNotRun() throws {
     let h = try Harness()
-    let id = try h.client.sendRequest(headers: [
-        HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "http"), HTTP2Header(":path", "/test.Echo/DeferredLater"),
-        HTTP2Header(":authority", "localhost"), HTTP2Header("content-type", "application/grpc"), HTTP2Header("te", "trailers"),
-    ], body: grpcFrame([1]))
+    let id = try h.client.sendRequest(headers: callHeaders("/test.Echo/DeferredLater"), body: grpcFrame([1]))
     var bytes: [UInt8] = []
     try h.client.drainOutput(into: &bytes)  // HEADERS, DATA (END_STREAM)
     bytes += windowUpdateFrame(streamID: id, increment: 0x7fff_ffff)
@@ -780,17 +789,13 @@ func windowUpdateFrame(streamID: Int32, increment: UInt32) -> [UInt8] {
 /// the admission returned.
 @Test func anAdmissionRefusesAtTheHeadersAndHoldsNoRequestBytes() throws {
     let h = try Harness()
-    let id = try h.client.sendRequestHead(headers: [
-        HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "http"), HTTP2Header(":path", "/test.Echo/Admitted"),
-        HTTP2Header(":authority", "localhost"), HTTP2Header("content-type", "application/grpc"), HTTP2Header("te", "trailers"),
-    ])
+    let id = try h.client.sendRequestHead(headers: callHeaders("/test.Echo/Admitted"))
     try h.pump()
     #expect(h.status(id) == GRPCStatus.Code.unauthenticated.rawValue)  // before any request byte
     #expect(try h.reason(id) == "MISSING_CREDENTIALS")
     // The request's bytes come anyway: dropped, not buffered.
     let payload = Array(grpcFrame(Array(repeating: 7, count: 10_000)).prefix(8_000))
-    let data: [UInt8] = [0, UInt8(payload.count >> 8), UInt8(payload.count & 0xFF), 0, 0,
-                         0, 0, UInt8(id >> 8), UInt8(id & 0xFF)] + payload
+    let data = dataFrame(id, payload, endStream: false)
     try h.loop.drive { try data.withUnsafeBytes { try h.server.receive($0) } }
     #expect(h.server.bufferedRequestBytes == 0)
     #expect(h.server.openCallCount == 0)
@@ -838,30 +843,24 @@ func windowUpdateFrame(streamID: Int32, increment: UInt32) -> [UInt8] {
     var configuration = GRPCServerConfiguration()
     configuration.maxBufferedRequestBytes = 10_000
     let h = try Harness(configuration: configuration)
-    let headers = [
-        HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "http"), HTTP2Header(":path", "/test.Echo/Echo"),
-        HTTP2Header(":authority", "localhost"), HTTP2Header("content-type", "application/grpc"), HTTP2Header("te", "trailers"),
-    ]
+    let headers = callHeaders("/test.Echo/Echo")
     let message = grpcFrame(Array(repeating: 7, count: 8_000))
-    func data(_ id: Int32, _ bytes: ArraySlice<UInt8>, end: Bool) -> [UInt8] {
-        [0, UInt8(bytes.count >> 8), UInt8(bytes.count & 0xFF), 0, end ? 1 : 0, 0, 0, UInt8(id >> 8), UInt8(id & 0xFF)] + bytes
-    }
     let first = try h.client.sendRequestHead(headers: headers)
     let second = try h.client.sendRequestHead(headers: headers)
     try h.pump()
-    var bytes = data(first, message[..<6_000], end: false) + data(second, message[..<6_000], end: false)
+    var bytes = dataFrame(first, message[..<6_000], endStream: false) + dataFrame(second, message[..<6_000], endStream: false)
     try h.loop.drive { try bytes.withUnsafeBytes { try h.server.receive($0) } }
     try h.pump()
     #expect(h.status(second) == GRPCStatus.Code.resourceExhausted.rawValue)
     #expect(try h.reason(second) == "CONNECTION_BUFFER_FULL")
-    bytes = data(first, message[6_000...], end: true)
+    bytes = dataFrame(first, message[6_000...], endStream: true)
     try h.loop.drive { try bytes.withUnsafeBytes { try h.server.receive($0) } }
     try h.pump()
     #expect(h.status(first) == nil)  // its handler runs as a task
     #expect(!h.events.contains { if case .goAway = $0 { true } else { false } })
     // The refused call's header block, until its stream ends.
     #expect(h.server.bufferedRequestBytes == HTTP2HeaderBlock(headers).listSize)
-    bytes = data(second, [], end: true)
+    bytes = dataFrame(second, [UInt8](), endStream: true)
     try h.loop.drive { try bytes.withUnsafeBytes { try h.server.receive($0) } }
     try h.pump()
     #expect(h.server.bufferedRequestBytes == 0)
@@ -875,10 +874,7 @@ func windowUpdateFrame(streamID: Int32, increment: UInt32) -> [UInt8] {
     var configuration = GRPCServerConfiguration()
     configuration.maxCallNanos = 1_000_000_000
     let h = try Harness(configuration: configuration)
-    let id = try h.client.sendRequest(headers: [
-        HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "http"), HTTP2Header(":path", "/test.Echo/DeferredLater"),
-        HTTP2Header(":authority", "localhost"), HTTP2Header("content-type", "application/grpc"), HTTP2Header("te", "trailers"),
-    ], body: grpcFrame([1]))
+    let id = try h.client.sendRequest(headers: callHeaders("/test.Echo/DeferredLater"), body: grpcFrame([1]))
     var bytes: [UInt8] = []
     try h.client.drainOutput(into: &bytes)
     let split = bytes.count - 9 - grpcFrame([1]).count
