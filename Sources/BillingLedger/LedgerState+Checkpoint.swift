@@ -149,7 +149,10 @@ extension LedgerState {
             book.workspaces = Set(account.workspaces)
             book.granted = account.grantedMicros
             book.debitedFromCredits = account.debitedMicros
-            for rollup in account.usage {
+            // (Checkpoints of older builds hold cells of nothing: the journal's
+            // books, replayed by these rules, have none.)
+            for rollup in account.usage
+            where rollup.amountMicros != 0 || rollup.quantity != 0 || rollup.inputTokens != 0 || rollup.outputTokens != 0 {
                 let key = UsageKey(day: rollup.day, agentID: rollup.agentID, lineKey: rollup.lineKey)
                 if book.usage[key] == nil { book.usageDays.add(key) }
                 book.usage[key] =

@@ -144,7 +144,14 @@ extension MeteringService {
     /// The run's debits, from memory and SQLite, as the response.
     func runCost(_ request: Billing_V1_GetExecutionCostRequest) throws -> Billing_V1_GetExecutionCostResponse {
         let (pageSize, after) = try Self.runPage(request)
-        let records = try ledger.runEntries(account: request.accountID, run: request.runID)
+        // A reload under way, a busy or failing store: UNAVAILABLE (retry),
+        // as GetUsage and GetDebit answer, not INTERNAL.
+        let records: [JournalRecord]
+        do {
+            records = try ledger.runEntries(account: request.accountID, run: request.runID)
+        } catch {
+            throw Refusals.status(error)
+        }
         guard !records.isEmpty else {
             throw GRPCStatus(.notFound, "run \(request.runID) has no debits", reason: "RUN_NOT_FOUND",
                              metadata: ["account_id": request.accountID])
@@ -305,7 +312,7 @@ extension MeteringService {
     /// The cells of an account's range summed into the requested buckets
     /// (nil cells: no such account).
     static func usageResponse(_ cells: [UsageKey: UsageCell]?, _ request: Billing_V1_GetUsageRequest,
-                              _ query: UsageQuery) throws(GRPCStatus) -> Billing_V1_GetUsageResponse {
+                              _ query: UsageQuery, maxUsageBytes: Int = maxUsageBytes) throws(GRPCStatus) -> Billing_V1_GetUsageResponse {
         guard let cells else {
             throw Refusals.status(LedgerError.accountNotFound(request.accountID))
         }
@@ -313,10 +320,23 @@ extension MeteringService {
         let byDay = groups.contains(.day), byAgent = groups.contains(.agent), byLine = groups.contains(.lineItem)
         var buckets: [UsageKey: Billing_V1_UsageBucket] = [:]
         var total: Int64 = 0
+        // The answer's size, estimated per bucket (its ids and ~48 bytes of
+        // numbers): past `maxUsageBytes` the caller is told to narrow the
+        // query rather than sent what a stock client refuses (4 MiB).
+        var estimatedBytes = 0
         // Cells of nothing (line items of zero quantity and amount) make no
         // bucket: the buckets are the non-empty ones.
         for (key, cell) in cells where cell.amount != 0 || cell.quantity != 0 || cell.inputTokens != 0 || cell.outputTokens != 0 {
             let group = UsageKey(day: byDay ? key.day : 0, agentID: byAgent ? key.agentID : "", lineKey: byLine ? key.lineKey : "")
+            if buckets[group] == nil {
+                estimatedBytes += 48 + group.agentID.utf8.count + group.lineKey.utf8.count
+                guard estimatedBytes <= maxUsageBytes else {
+                    throw GRPCStatus(
+                        .resourceExhausted,
+                        "the breakdown would pass \(maxUsageBytes >> 20) MiB (\(buckets.count + 1) buckets and more); narrow the time range or group by fewer dimensions",
+                        reason: "USAGE_TOO_LARGE", metadata: ["limit_bytes": String(maxUsageBytes)])
+                }
+            }
             var bucket = buckets[group] ?? Billing_V1_UsageBucket()
             if byDay { bucket.day = CivilDate(daysSinceEpoch: key.day).description }
             if byAgent { bucket.agentID = key.agentID }
@@ -340,6 +360,9 @@ extension MeteringService {
         response.toUnixSeconds = (query.toDay + 1) * 86_400
         return response
     }
+
+    /// The largest `GetUsage` answer, estimated (half of what a stock client takes).
+    static let maxUsageBytes = 2 << 20
 
     static func unit(of lineKey: String) -> Billing_V1_UsageUnit {
         if lineKey.hasPrefix("llm:") { return .tokens }

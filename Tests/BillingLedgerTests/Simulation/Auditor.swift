@@ -265,7 +265,9 @@ struct Auditor {
                 overage[debit.accountID, default: 0] += debit.overageMicros
                 totals[debit.accountID, default: 0] += debit.totalMicros
                 let day = entry.atUnixMicros / 86_400_000_000
-                for line in debit.lines {
+                // Lines of nothing make no cell.
+                for line in debit.lines where line.amountMicros != 0 || line.quantity != 0 || line.item.llm.inputTokens != 0
+                    || line.item.llm.outputTokens != 0 {
                     var cell = usage[debit.accountID, default: [:]][UsageKey(day: day, agentID: debit.agentID, lineKey: line.key)] ?? UsageCell()
                     cell.amount += line.amountMicros
                     cell.quantity += line.quantity
