@@ -200,6 +200,10 @@ public struct UsageCell: Sendable, Equatable {
         self.inputTokens = inputTokens
         self.outputTokens = outputTokens
     }
+
+    /// A cell of nothing (a line item of zero quantity and amount): none is
+    /// kept, and none makes a usage bucket.
+    public var isNothing: Bool { amount == 0 && quantity == 0 && inputTokens == 0 && outputTokens == 0 }
 }
 
 /// Sums over usage cells, every addition checked.
@@ -241,10 +245,15 @@ public struct GrantRecord: Sendable, Equatable {
     /// written before notes were kept.
     public var note: String?
 
-    /// A note unknown (nil: an older checkpoint's) matches any: the books
-    /// such a checkpoint loads are the journal's (`billing verify`
-    /// compares them), only the note was not kept.
+    /// Whether this is the grant of `amount` with `note`. A note unknown
+    /// (nil: an older checkpoint's) matches any: the books such a checkpoint
+    /// loads are the journal's (`billing verify` compares them), and a
+    /// retry's note cannot be compared with it.
+    public func matches(amount: Int64, note: String?) -> Bool {
+        self.amount == amount && (self.note == nil || note == nil || self.note == note)
+    }
+
     public static func == (lhs: GrantRecord, rhs: GrantRecord) -> Bool {
-        lhs.seq == rhs.seq && lhs.amount == rhs.amount && (lhs.note == nil || rhs.note == nil || lhs.note == rhs.note)
+        lhs.seq == rhs.seq && lhs.matches(amount: rhs.amount, note: rhs.note)
     }
 }

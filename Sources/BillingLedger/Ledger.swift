@@ -338,6 +338,12 @@ public actor Ledger {
         return record.entry
     }
 
+    /// Moves the cache epoch to odd (if it is not already): readers off the
+    /// actor answer UNAVAILABLE until a reload moves it on.
+    func makeCacheUnreadable() {
+        if cacheEpoch.load(ordering: .relaxed) & 1 == 0 { cacheEpoch.add(1, ordering: .releasing) }
+    }
+
     /// After a failed commit (the ledger already refuses changes): reloads
     /// at once after a first failure; after failures in a row (nothing
     /// committed since the last reload: a full disk, a read-only file
@@ -351,7 +357,7 @@ public actor Ledger {
             // Readers off the actor must not answer from memory meanwhile
             // (it may hold the failed entries): the epoch goes odd first.
             recovering = true
-            if cacheEpoch.load(ordering: .relaxed) & 1 == 0 { cacheEpoch.add(1, ordering: .releasing) }
+            makeCacheUnreadable()
             let seconds = configuration.commitRetrySeconds(commitFailuresInARow - 1)
             logger.error("journal commits keep failing; changes stay refused until the ledger reloads", metadata: [
                 "failures_in_a_row": "\(commitFailuresInARow)", "reload_in_seconds": "\(seconds)"])
@@ -369,7 +375,7 @@ public actor Ledger {
             // A checkpoint write in flight would land after the read below:
             // its debits would then be both indexed and cached again.
             committer.waitForCheckpointWriter()
-            if cacheEpoch.load(ordering: .relaxed) & 1 == 0 { cacheEpoch.add(1, ordering: .releasing) }
+            makeCacheUnreadable()
             cache.removeAll()
             let (cache, keyFilter) = (self.cache, self.keyFilter)
             let indexed = try store.indexedThrough()
@@ -452,10 +458,7 @@ public actor Ledger {
         try await settlePendingCharges(only: accountID)
         guard let book = state.accounts[accountID] else { throw LedgerError.accountNotFound(accountID) }
         if !idempotencyKey.isEmpty, let earlier = book.grantKeys[idempotencyKey] {
-            // (A note unknown — a checkpoint from before notes were kept — is not compared.)
-            guard earlier.amount == amountMicros, earlier.note.map({ $0 == note }) ?? true else {
-                throw LedgerError.grantKeyReused(idempotencyKey)
-            }
+            guard earlier.matches(amount: amountMicros, note: note) else { throw LedgerError.grantKeyReused(idempotencyKey) }
             try await committer.waiter(for: earlier.seq).wait()
             return (earlier.seq, state.accounts[accountID]?.balance ?? 0)
         }

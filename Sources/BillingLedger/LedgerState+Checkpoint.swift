@@ -151,13 +151,13 @@ extension LedgerState {
             book.debitedFromCredits = account.debitedMicros
             // (Checkpoints of older builds hold cells of nothing: the journal's
             // books, replayed by these rules, have none.)
-            for rollup in account.usage
-            where rollup.amountMicros != 0 || rollup.quantity != 0 || rollup.inputTokens != 0 || rollup.outputTokens != 0 {
+            for rollup in account.usage {
+                let cell = UsageCell(amount: rollup.amountMicros, quantity: rollup.quantity,
+                                     inputTokens: rollup.inputTokens, outputTokens: rollup.outputTokens)
+                guard !cell.isNothing else { continue }
                 let key = UsageKey(day: rollup.day, agentID: rollup.agentID, lineKey: rollup.lineKey)
                 if book.usage[key] == nil { book.usageDays.add(key) }
-                book.usage[key] =
-                    UsageCell(amount: rollup.amountMicros, quantity: rollup.quantity,
-                              inputTokens: rollup.inputTokens, outputTokens: rollup.outputTokens)
+                book.usage[key] = cell
                 // Lifetime sums are derived; they fit, since they did when the debits were applied.
                 book.lifetime = book.lifetime.adding(lineKey: rollup.lineKey, amount: rollup.amountMicros, quantity: rollup.quantity,
                                                      inputTokens: rollup.inputTokens, outputTokens: rollup.outputTokens) ?? book.lifetime

@@ -192,15 +192,16 @@ public struct LedgerState: Sendable, Equatable {
         let day = floorDivide(atMicros, 86_400_000_000)
         for line in debit.lines {
             let (input, output) = Self.tokens(line)
+            let added = UsageCell(amount: line.amountMicros, quantity: line.quantity, inputTokens: input, outputTokens: output)
             // A line of nothing (zero quantity and amount: honest data, a
             // chunk of a run) makes no cell: such cells were kept forever and
             // in every checkpoint, and a free debit could add 256 of them.
-            guard line.amountMicros != 0 || line.quantity != 0 || input != 0 || output != 0 else { continue }
+            guard !added.isNothing else { continue }
             let key = UsageKey(day: day, agentID: debit.agentID, lineKey: line.key)
             // In place, one hash of the key: no copy of the cell table per debit.
             let cells = book.usage.count
-            book.usage[key, default: UsageCell()].add(amount: line.amountMicros, quantity: line.quantity,
-                                                      inputTokens: input, outputTokens: output)
+            book.usage[key, default: UsageCell()].add(amount: added.amount, quantity: added.quantity,
+                                                      inputTokens: added.inputTokens, outputTokens: added.outputTokens)
             if book.usage.count != cells { book.usageDays.add(key) }
         }
     }

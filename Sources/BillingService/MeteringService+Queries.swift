@@ -326,7 +326,7 @@ extension MeteringService {
         var estimatedBytes = 0
         // Cells of nothing (line items of zero quantity and amount) make no
         // bucket: the buckets are the non-empty ones.
-        for (key, cell) in cells where cell.amount != 0 || cell.quantity != 0 || cell.inputTokens != 0 || cell.outputTokens != 0 {
+        for (key, cell) in cells where !cell.isNothing {
             let group = UsageKey(day: byDay ? key.day : 0, agentID: byAgent ? key.agentID : "", lineKey: byLine ? key.lineKey : "")
             if buckets[group] == nil {
                 estimatedBytes += 48 + group.agentID.utf8.count + group.lineKey.utf8.count

@@ -39,6 +39,20 @@ extension Billing_V1_PayInvoiceRequest: AccountScoped {}
 extension Billing_V1_GrantCreditsRequest: AccountScoped {}
 extension Billing_V1_SetEnterpriseContractRequest: AccountScoped {}
 
+/// A caller checked at a call's headers (`SecuredRouter.admitAtHeaders`):
+/// who it is, and whether the rights that need no request settled the call
+/// (a service key's scopes) or a user's role is still to be checked against
+/// the account the request names. A class: the handler's cast is a class check.
+final class AdmittedCaller: Sendable {
+    let principal: Principal
+    let decided: Bool
+
+    init(principal: Principal, decided: Bool) {
+        self.principal = principal
+        self.decided = decided
+    }
+}
+
 /// Registers billing methods behind authentication and the access table:
 /// the handler runs only for an allowed principal, and receives it.
 struct SecuredRouter {
@@ -64,8 +78,7 @@ struct SecuredRouter {
         router.admit(path: path) { context throws(GRPCStatus) in
             do throws(GRPCStatus) {
                 let principal = try authenticator.principal(context)
-                _ = try authenticator.authorizeBeforeDecoding(principal, access)
-                return principal
+                return AdmittedCaller(principal: principal, decided: try authenticator.authorizeBeforeDecoding(principal, access))
             } catch {
                 RefusalMetrics.count(error)
                 throw error
@@ -118,12 +131,18 @@ struct SecuredRouter {
         _ bytes: [UInt8], _ context: GRPCCallContext, _ authenticator: Authenticator, _ access: Access
     ) throws -> (Request, Principal) {
         // Credentials first: a caller who cannot authenticate learns
-        // nothing, not even whether its message decodes.
-        // (Checked at the headers, `admitAtHeaders`: the caller it found.)
-        let principal = if let admitted = context.admitted as? Principal { admitted } else { try authenticator.principal(context) }
-        // Then the rights that need no request: a caller who may not call
-        // the method is refused before its message is decoded.
-        let decided = try authenticator.authorizeBeforeDecoding(principal, access)
+        // nothing, not even whether its message decodes. Then the rights
+        // that need no request: a caller who may not call the method is
+        // refused before its message is decoded. Both were checked at the
+        // headers (`admitAtHeaders`), which found this caller.
+        let principal: Principal
+        let decided: Bool
+        if let admitted = context.admitted as? AdmittedCaller {
+            (principal, decided) = (admitted.principal, admitted.decided)
+        } else {
+            principal = try authenticator.principal(context)
+            decided = try authenticator.authorizeBeforeDecoding(principal, access)
+        }
         // The metering requests: counted on the wire, then decoded by hand
         // in their usual shape (one dynamic cast for both).
         var handDecoded: Request?
