@@ -244,7 +244,14 @@ extension Ledger {
     /// Whether the account exists (without copying its book out).
     public func hasAccount(_ id: String) -> Bool { state.accounts.index(forKey: id) != nil }
 
-    /// Usage cells of an account between two UTC days (inclusive).
+    /// `usage(account:fromDay:toDay:)` once what it read is durable.
+    public func committedUsage(account: String, fromDay: Int64, toDay: Int64) async throws(LedgerError) -> [UsageKey: UsageCell]? {
+        try await committed(try usage(account: account, fromDay: fromDay, toDay: toDay))
+    }
+
+    /// Usage cells of an account between two UTC days (inclusive), as they
+    /// stand in memory: take a `readBarrier()` in the same turn and answer
+    /// once it passes.
     /// Only the days asked for are visited (`usageDays`): the whole table
     /// — every day × agent × line item the account ever had — was scanned
     /// on the ledger's thread per call, holding up every debit meanwhile.

@@ -660,14 +660,16 @@ extension Ledger {
 
     // MARK: Reads
 
-    public func invoices(of accountID: String) throws -> [Billing_V1_Invoice] {
-        try book(accountID).invoiceSequences.compactMap { state.invoices[$0]?.invoice }
+    // Each read answers once what it saw is durable (`committed`).
+
+    public func invoices(of accountID: String) async throws -> [Billing_V1_Invoice] {
+        try await committed(try book(accountID).invoiceSequences.compactMap { state.invoices[$0]?.invoice })
     }
 
-    public func invoice(accountID: String, invoiceID: String) throws -> Billing_V1_Invoice {
+    public func invoice(accountID: String, invoiceID: String) async throws -> Billing_V1_Invoice {
         let book = try book(accountID)
         for sequence in book.invoiceSequences {
-            if let invoice = state.invoices[sequence]?.invoice, invoice.invoiceID == invoiceID { return invoice }
+            if let invoice = state.invoices[sequence]?.invoice, invoice.invoiceID == invoiceID { return try await committed(invoice) }
         }
         throw AccountRequestRefused(.notFound, reason: "INVOICE_NOT_FOUND", message: "invoice \(invoiceID) not found")
     }
@@ -681,12 +683,12 @@ extension Ledger {
     /// at the payment gateway for another account does not hold up reads.
     public func currentBook(_ accountID: String) async throws -> AccountBook {
         let standing = try book(accountID)
-        if !hasWorkDue(accountID, standing, now: nowUnix) { return standing }
+        if !hasWorkDue(accountID, standing, now: nowUnix) { return try await committed(standing) }
         await acquireLifecycle()
         defer { releaseLifecycle() }
         _ = try book(accountID)
         _ = try await processDue(upTo: nowUnix, only: accountID)
-        return try book(accountID)
+        return try await committed(try book(accountID))
     }
 
     /// Whether `processDue(upTo: now, only: accountID)` would do anything.

@@ -482,6 +482,27 @@ public actor Ledger {
 
     public func account(_ id: String) -> AccountBook? { state.accounts[id] }
 
+    // MARK: Reads of committed state
+
+    /// A barrier for what a read just saw: every entry applied so far is
+    /// journaled before the read answers. State in memory runs ahead of the
+    /// journal by the commit under way (a debit is applied, then committed
+    /// with its group); a reader answered from it at once could show a
+    /// balance or usage that a failing commit then takes back (the ledger
+    /// reloads what is durable), which no caller was told happened. Take it
+    /// in the same actor turn as the read (as `committer.waiter(for:)`).
+    /// Nothing to wait for (no commit under way) costs no allocation.
+    public func readBarrier() -> ReadBarrier {
+        let seen = state.lastSeq
+        return ReadBarrier(waiter: committer.durableSeq >= seen ? nil : committer.waiter(for: seen))
+    }
+
+    /// `value`, read in this actor turn, once it is durable (`readBarrier`).
+    func committed<Value>(_ value: Value) async throws(LedgerError) -> Value {
+        try await readBarrier().wait()
+        return value
+    }
+
     // MARK: API keys
 
     /// Records a new key (its hash only); returns once durable.

@@ -271,7 +271,7 @@ extension MeteringService {
         let query = try usageQuery(request)
         let cells: [UsageKey: UsageCell]?
         do {
-            cells = try await ledger.usage(account: request.accountID, fromDay: query.fromDay, toDay: query.toDay)
+            cells = try await ledger.committedUsage(account: request.accountID, fromDay: query.fromDay, toDay: query.toDay)
         } catch {
             throw Refusals.status(error)
         }
@@ -280,7 +280,8 @@ extension MeteringService {
 
     /// GetUsage as a deferred method: the account's cells taken on the
     /// ledger's loop and summed there (on the pool past 4,096 cells); from
-    /// another loop, a task there awaiting the actor.
+    /// another loop, a task there awaiting the actor. Either way the answer
+    /// waits for the debits it counts to be durable (`Ledger.readBarrier`).
     func usage(_ request: Billing_V1_GetUsageRequest, _ respond: CountingResponder) {
         let query: UsageQuery
         do {
@@ -289,23 +290,31 @@ extension MeteringService {
             respond.fail(error)
             return
         }
-        let onLoop: [UsageKey: UsageCell]??
+        let onLoop: (cells: [UsageKey: UsageCell]?, barrier: ReadBarrier)?
         do {
             onLoop = try ledger.whenOnExecutor { ledger throws(LedgerError) in
-                try ledger.usage(account: request.accountID, fromDay: query.fromDay, toDay: query.toDay)
+                (try ledger.usage(account: request.accountID, fromDay: query.fromDay, toDay: query.toDay), ledger.readBarrier())
             }
         } catch {
             respond.fail(Refusals.status(error))
             return
         }
-        guard let cells = onLoop else {
+        guard let (cells, barrier) = onLoop else {
             respond.continueAsTask { [self] in try await usage(request).serializedBytes() }
             return
         }
-        if (cells?.count ?? 0) <= 4_096 {
+        let small = (cells?.count ?? 0) <= 4_096
+        if small && barrier.isSettled {
             respond { try Self.usageResponse(cells, request, query).serializedBytes() }
-        } else {
-            respond.continueAsTask(onLoop: false) { try Self.usageResponse(cells, request, query).serializedBytes() }
+            return
+        }
+        respond.continueAsTask(onLoop: small) {
+            do {
+                try await barrier.wait()
+            } catch {
+                throw Refusals.status(error)
+            }
+            return try Self.usageResponse(cells, request, query).serializedBytes()
         }
     }
 

@@ -90,6 +90,44 @@ import Testing
         await ledger.close()
     }
 
+    /// Reads answer from memory only what is durable: a balance, usage or
+    /// invoice list read while a debit's commit is under way waits for that
+    /// commit, and when it fails the read fails too (UNAVAILABLE) rather
+    /// than show a debit the journal never got and the reload takes back.
+    @Test func readsWaitForTheCommitOfWhatTheySaw() async throws {
+        let h = try Harness()
+        try await h.openAccount("acct", plan: "pro", credits: 1_000)
+        let entered = AsyncLatch()
+        let release = DispatchSemaphore(value: 0)
+        h.disk.script(.block(entered: entered, release: release, thenFail: true))
+        let ledger = h.ledger
+        let debit = Task { try await ledger.frontEndDebit(Fixtures.command(account: "acct", key: "k-1", micros: 100)) }
+        await entered.wait()  // applied in memory, its commit under way
+
+        let balance = Answer<Int64>(), usage = Answer<Int64>(), invoices = Answer<Int>()
+        let reads = Task {
+            async let b: Void = balance.settle { try await ledger.currentBook("acct").balance }
+            async let u: Void = usage.settle {
+                try await ledger.committedUsage(account: "acct", fromDay: 0, toDay: .max)?.values.reduce(0) { $0 + $1.amount } ?? -1
+            }
+            async let i: Void = invoices.settle { try await ledger.invoices(of: "acct").count }
+            _ = await (b, u, i)
+        }
+        // Give the reads every chance to answer before the commit's outcome.
+        let early = await eventually(tries: 2_000, atLeast: .milliseconds(200)) {
+            balance.result != nil || usage.result != nil || invoices.result != nil
+        }
+        #expect(!early, "a read answered while the debit it saw was not yet durable")
+        release.signal()  // the debit's commit fails: nothing written
+        await #expect(throws: LedgerError.self) { try await debit.value }
+        await reads.value
+        for (name, result) in [("balance", balance.result), ("usage", usage.result), ("invoices", invoices.result.map { $0.map(Int64.init) })] {
+            #expect(throws: LedgerError.self, "\(name) was answered from the failed debit") { try result?.get() }
+        }
+        #expect(h.debitEntries(key: "k-1").isEmpty)
+        await ledger.close()
+    }
+
     /// A checkpoint taken with a batch must not be written when that batch's
     /// commit failed: it would hold debits the journal does not have. (The
     /// SQLite store happens to refuse a checkpoint ahead of its journal; the

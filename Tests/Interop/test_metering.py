@@ -1485,3 +1485,39 @@ def test_sigterm_under_debit_load_on_three_loops_closes_the_ledger(pb, server, v
     for key, entry_id in acknowledged:
         assert after.get_debit("acme", key).debit.entry_id == entry_id, key
     verify(again.db_path)
+
+
+def test_reads_wait_for_the_commit_of_the_debits_they_count(billing):
+    """GetUsage and GetAccount answer only what is durable. While a debit's
+    commit is held up (another process holds SQLite's write lock, as a long
+    checkpoint or a slow disk would), the debit is already decided in memory
+    (Quote sees it); a read that would count it waits for its commit instead
+    of showing a charge a failing commit would take back, and answers with
+    it once the commit goes through."""
+    import sqlite3
+    b = billing
+    a = b.pb.accounts_pb2
+    b.create("acme", credits=100_000_000)
+    b.debit("acme", "k0", [b.tool("github", 1)])
+    usage_before, balance_before = b.usage_total("acme"), b.balance("acme")
+    holder = sqlite3.connect(b.served.db_path, timeout=0, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # the journal's next commit waits (busy_timeout: 5 s)
+    try:
+        pending = b.metering.Debit.future(b.request("acme", "k1", [b.tool("github", 2)]), timeout=30)
+        deadline = time.monotonic() + 3
+        while b.balance("acme") == balance_before:
+            assert time.monotonic() < deadline, "the debit was never decided"
+        for read in (lambda: b.metering.GetUsage(b.pb.metering_pb2.GetUsageRequest(account_id="acme"), timeout=0.4),
+                     lambda: b.accounts.GetAccount(a.GetAccountRequest(account_id="acme"), timeout=0.4)):
+            with pytest.raises(grpc.RpcError) as early:
+                answer = read()
+                pytest.fail(f"answered while the debit it counts was not durable: {answer}")
+            assert early.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED, early.value
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    charged = pending.result()
+    b.remember(b.request("acme", "k1", [b.tool("github", 2)]), charged)
+    assert b.usage_total("acme") == usage_before + charged.total_micros
+    account = b.accounts.GetAccount(a.GetAccountRequest(account_id="acme"), timeout=RPC_TIMEOUT_S)
+    assert account.account.credit_balance_micros == balance_before - charged.total_micros

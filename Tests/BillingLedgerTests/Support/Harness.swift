@@ -107,6 +107,11 @@ final class Answer<T: Sendable>: Sendable {
 
     func set(_ result: Result<T, any Error>) { value.withLock { $0 = result } }
 
+    /// Sets what `body` returns or throws.
+    func settle(_ body: () async throws -> T) async {
+        do { set(.success(try await body())) } catch { set(.failure(error)) }
+    }
+
     var result: Result<T, any Error>? { value.withLock { $0 } }
 }
 
