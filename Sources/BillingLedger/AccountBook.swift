@@ -125,6 +125,12 @@ struct PeriodMemo: Sendable, Equatable {
 
 /// The keys of a book's usage cells by day, kept where a cell is created
 /// (cells are never removed). Derived, so never part of the books' equality.
+extension AccountBook {
+    /// Whether `usageDays` indexes every usage cell (not so in books built
+    /// by hand, in tests).
+    var isUsageIndexed: Bool { usageDays.count == usage.count }
+}
+
 struct UsageDayIndex: Sendable, Equatable {
     private(set) var byDay: [Int64: [UsageKey]] = [:]
     /// Keys indexed: equal to the cells' count while the index is whole.
@@ -168,6 +174,9 @@ public struct RequestKeyRecord: Sendable, Equatable {
 }
 
 /// A usage roll-up cell: one UTC day × agent × line item.
+/// Usage cells as GetUsage reads them: each (day, agent, line item) once.
+public typealias UsageCells = [(key: UsageKey, value: UsageCell)]
+
 public struct UsageKey: Hashable, Sendable {
     /// Days since the Unix epoch (UTC).
     public let day: Int64

@@ -244,28 +244,102 @@ extension Ledger {
     /// Whether the account exists (without copying its book out).
     public func hasAccount(_ id: String) -> Bool { state.accounts.index(forKey: id) != nil }
 
-    /// `usage(account:fromDay:toDay:)` once what it read is durable.
-    public func committedUsage(account: String, fromDay: Int64, toDay: Int64) async throws(LedgerError) -> [UsageKey: UsageCell]? {
-        try await committed(try usage(account: account, fromDay: fromDay, toDay: toDay))
+    /// Usage cells of an account between two UTC days (inclusive), once
+    /// what was read is durable (`readBarrier`); nil for an unknown
+    /// account. A debit changes only the cells of its own day, the clock's
+    /// (which never goes back), so the days before today are read at most
+    /// `usageCellsPerTurn` cells per turn of the ledger's thread, its other
+    /// work running between turns; today's (and any later day's) are read
+    /// in the last turn, with the barrier: the answer is that moment's. A
+    /// reload meanwhile (a failed commit replaced the books) fails the
+    /// read, UNAVAILABLE.
+    public func committedUsage(account: String, fromDay: Int64, toDay: Int64) async throws(LedgerError) -> UsageCells? {
+        let epoch = try requireCompleteCache()
+        try requireServing()
+        guard let index = state.accounts.index(forKey: account) else { return nil }
+        guard state.accounts.values[index].isUsageIndexed else {
+            return try await committed(try usageCells(account: account, fromDay: fromDay, toDay: toDay))
+        }
+        let today = floorDivide(clock.nowMicros(), 86_400_000_000)
+        let byDay = state.accounts.values[index].usageDays.byDay
+        let pastDays = byDay.keys.filter { $0 >= fromDay && $0 <= min(toDay, today - 1) }.sorted()
+        var cells = UsageCells()
+        cells.reserveCapacity(byDay.reduce(0) { $0 + ($1.key >= fromDay && $1.key <= toDay ? $1.value.count : 0) })
+        let perTurn = max(configuration.usageCellsPerTurn, 1)
+        var budget = perTurn
+        for day in pastDays {
+            var next = 0  // into the day's keys, which no debit adds to any more
+            while true {
+                guard let index = state.accounts.index(forKey: account) else { return nil }
+                let read = Self.readUsage(of: day, from: state.accounts.values[index], startingAt: next, atMost: budget, into: &cells)
+                next += read.count
+                budget -= read.count
+                if budget == 0 {
+                    await Task.yield()
+                    try requireCompleteCache(since: epoch)
+                    try requireServing()
+                    budget = perTurn
+                }
+                if read.done { break }
+            }
+        }
+        guard let index = state.accounts.index(forKey: account) else { return nil }
+        for day in state.accounts.values[index].usageDays.byDay.keys where day >= max(fromDay, today) && day <= toDay {
+            Self.readUsage(of: day, from: state.accounts.values[index], into: &cells)
+        }
+        return try await committed(cells)
+    }
+
+    /// Whether `usageCells(account:fromDay:toDay:)` reads at most
+    /// `usageCellsPerTurn` cells (or the account is unknown): a caller on
+    /// the ledger's thread may then read it in its turn.
+    public func usageFitsOneTurn(account: String, fromDay: Int64, toDay: Int64) -> Bool {
+        guard let index = state.accounts.index(forKey: account) else { return true }
+        var count = 0
+        for (day, keys) in state.accounts.values[index].usageDays.byDay where day >= fromDay && day <= toDay {
+            count += keys.count
+            if count > configuration.usageCellsPerTurn { return false }
+        }
+        return true
     }
 
     /// Usage cells of an account between two UTC days (inclusive), as they
-    /// stand in memory: take a `readBarrier()` in the same turn and answer
-    /// once it passes.
+    /// stand in memory, read in this turn: take a `readBarrier()` in the
+    /// same turn and answer once it passes; ask `usageFitsOneTurn` first
+    /// (else `committedUsage`). Each cell once, in no particular order.
     /// Only the days asked for are visited (`usageDays`): the whole table
     /// — every day × agent × line item the account ever had — was scanned
     /// on the ledger's thread per call, holding up every debit meanwhile.
-    public func usage(account: String, fromDay: Int64, toDay: Int64) throws(LedgerError) -> [UsageKey: UsageCell]? {
+    public func usageCells(account: String, fromDay: Int64, toDay: Int64) throws(LedgerError) -> UsageCells? {
         try requireServing()
         guard let index = state.accounts.index(forKey: account) else { return nil }
         let book = state.accounts.values[index]
-        guard book.usageDays.count == book.usage.count else {  // (books built by hand, in tests)
-            return book.usage.filter { $0.key.day >= fromDay && $0.key.day <= toDay }
+        guard book.isUsageIndexed else {  // (books built by hand, in tests)
+            return book.usage.filter { $0.key.day >= fromDay && $0.key.day <= toDay }.map { ($0.key, $0.value) }
         }
-        var cells: [UsageKey: UsageCell] = [:]
-        for (day, keys) in book.usageDays.byDay where day >= fromDay && day <= toDay {
-            for key in keys { cells[key] = book.usage[key] }
+        var cells = UsageCells()
+        for day in book.usageDays.byDay.keys where day >= fromDay && day <= toDay {
+            Self.readUsage(of: day, from: book, into: &cells)
         }
         return cells
+    }
+
+    /// `usageCells` by key.
+    public func usage(account: String, fromDay: Int64, toDay: Int64) throws(LedgerError) -> [UsageKey: UsageCell]? {
+        try usageCells(account: account, fromDay: fromDay, toDay: toDay).map { Dictionary(uniqueKeysWithValues: $0.lazy.map { ($0.key, $0.value) }) }
+    }
+
+    /// Adds `book`'s cells of `day` to `cells`, at most `atMost` of them
+    /// from the `start`th of the day's keys on; returns how many, and
+    /// whether that was the day's last.
+    @discardableResult
+    private static func readUsage(of day: Int64, from book: borrowing AccountBook, startingAt start: Int = 0, atMost: Int = .max,
+                                  into cells: inout UsageCells) -> (count: Int, done: Bool) {
+        guard let keys = book.usageDays.byDay[day], start < keys.count else { return (0, true) }
+        let end = start + min(atMost, keys.count - start)
+        for key in keys[start..<end] {
+            if let cell = book.usage[key] { cells.append((key, cell)) }
+        }
+        return (end - start, end == keys.count)
     }
 }

@@ -36,6 +36,13 @@ public struct LedgerConfiguration: Sendable {
         Double(1 << min(max(n - 1, 0), 3))
     }
 
+    /// Usage cells a `GetUsage` reads in one turn of the ledger's thread
+    /// (`Ledger.committedUsage`); a range holding more is read a day at a
+    /// time across turns, the ledger's other work running between them (a
+    /// cell costs ~1 µs: a year of a large account's, 1.2 million cells,
+    /// held every debit up ~1.5 s when read in one turn).
+    public var usageCellsPerTurn: Int = 16_384
+
     /// Credits a new account's trial starts with, in micros ($10).
     public var trialCreditMicros: Int64 = 10_000_000
     /// How long runs continue after a failed invoice payment before they

@@ -269,7 +269,7 @@ extension MeteringService {
 
     func usage(_ request: Billing_V1_GetUsageRequest) async throws -> Billing_V1_GetUsageResponse {
         let query = try usageQuery(request)
-        let cells: [UsageKey: UsageCell]?
+        let cells: UsageCells?
         do {
             cells = try await ledger.committedUsage(account: request.accountID, fromDay: query.fromDay, toDay: query.toDay)
         } catch {
@@ -280,7 +280,8 @@ extension MeteringService {
 
     /// GetUsage as a deferred method: the account's cells taken on the
     /// ledger's loop and summed there (on the pool past 4,096 cells); from
-    /// another loop, a task there awaiting the actor. Either way the answer
+    /// another loop, or past the cells the ledger reads in one turn, a task
+    /// there awaiting the actor. Either way the answer
     /// waits for the debits it counts to be durable (`Ledger.readBarrier`).
     func usage(_ request: Billing_V1_GetUsageRequest, _ respond: CountingResponder) {
         let query: UsageQuery
@@ -290,17 +291,20 @@ extension MeteringService {
             respond.fail(error)
             return
         }
-        let onLoop: (cells: [UsageKey: UsageCell]?, barrier: ReadBarrier)?
+        let onLoop: (cells: UsageCells?, barrier: ReadBarrier)??
         do {
             onLoop = try ledger.whenOnExecutor { ledger throws(LedgerError) in
-                (try ledger.usage(account: request.accountID, fromDay: query.fromDay, toDay: query.toDay), ledger.readBarrier())
+                // A range of many cells is read across turns (`committedUsage`).
+                guard ledger.usageFitsOneTurn(account: request.accountID, fromDay: query.fromDay, toDay: query.toDay) else { return nil }
+                return (try ledger.usageCells(account: request.accountID, fromDay: query.fromDay, toDay: query.toDay), ledger.readBarrier())
             }
         } catch {
             respond.fail(Refusals.status(error))
             return
         }
-        guard let (cells, barrier) = onLoop else {
-            respond.continueAsTask { [self] in try await usage(request).serializedBytes() }
+        guard let (cells, barrier) = onLoop ?? nil else {
+            // Many cells (read by the actor across turns) are summed on the pool.
+            respond.continueAsTask(onLoop: onLoop == nil) { [self] in try await usage(request).serializedBytes() }
             return
         }
         let small = (cells?.count ?? 0) <= 4_096
@@ -320,7 +324,7 @@ extension MeteringService {
 
     /// The cells of an account's range summed into the requested buckets
     /// (nil cells: no such account).
-    static func usageResponse(_ cells: [UsageKey: UsageCell]?, _ request: Billing_V1_GetUsageRequest,
+    static func usageResponse(_ cells: UsageCells?, _ request: Billing_V1_GetUsageRequest,
                               _ query: UsageQuery, maxUsageBytes: Int = maxUsageBytes) throws(GRPCStatus) -> Billing_V1_GetUsageResponse {
         guard let cells else {
             throw Refusals.status(LedgerError.accountNotFound(request.accountID))

@@ -108,7 +108,7 @@ import Testing
         let reads = Task {
             async let b: Void = balance.settle { try await ledger.currentBook("acct").balance }
             async let u: Void = usage.settle {
-                try await ledger.committedUsage(account: "acct", fromDay: 0, toDay: .max)?.values.reduce(0) { $0 + $1.amount } ?? -1
+                try await ledger.committedUsage(account: "acct", fromDay: 0, toDay: .max)?.reduce(0) { $0 + $1.value.amount } ?? -1
             }
             async let i: Void = invoices.settle { try await ledger.invoices(of: "acct").count }
             _ = await (b, u, i)

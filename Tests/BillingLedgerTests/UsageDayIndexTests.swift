@@ -31,4 +31,55 @@ import Testing
             await ledger.close()
         }
     }
+
+    /// A range holding more cells than the ledger reads in one turn is read
+    /// a day at a time across turns (other work runs between them): the
+    /// answer is the same as one turn's, and with debits landing meanwhile
+    /// it is still one moment's — the days before today as they were, and
+    /// today's cells all counting the same debits.
+    @Test func aRangeReadAcrossTurnsIsOneMomentsAnswer() async throws {
+        var configuration = Fixtures.configuration(checkpointEvery: 1_000)
+        configuration.usageCellsPerTurn = 3
+        let h = try Harness(configuration: configuration)
+        try await h.openAccount("acct", plan: "pro", credits: 1_000_000_000)
+        for index in 0..<40 {
+            if index % 2 == 0 { h.clock.advance(seconds: 86_400) }
+            let items = [LineItem.toolCall(integration: "tool-\(index % 3)", calls: 1), .toolCall(integration: "other", calls: 2)]
+            _ = try await h.debit(Fixtures.command(account: "acct", key: "k-\(index)", items: items))
+        }
+        let ledger = h.ledger
+        let book = try #require(await ledger.snapshot.accounts["acct"])
+        let days = book.usage.keys.map(\.day)
+        let (first, today) = (days.min()!, days.max()!)
+        #expect(await !ledger.usageFitsOneTurn(account: "acct", fromDay: .min, toDay: .max))
+        #expect(await ledger.usageFitsOneTurn(account: "acct", fromDay: today, toDay: today))
+        #expect(await ledger.usageFitsOneTurn(account: "nobody", fromDay: .min, toDay: .max))
+        for (from, to) in [(first, today), (first + 3, first + 9), (today, today), (today + 1, today + 5), (Int64.min, Int64.max)] {
+            let cells = try #require(try await ledger.committedUsage(account: "acct", fromDay: from, toDay: to))
+            #expect(Dictionary(uniqueKeysWithValues: cells.map { ($0.key, $0.value) }) == Self.filtered(book, from, to))
+        }
+        #expect(try await ledger.committedUsage(account: "nobody", fromDay: .min, toDay: .max) == nil)
+
+        // Today's debits while the whole range is read, again and again.
+        let writer = Task {
+            for index in 0..<60 {
+                let items = [LineItem.toolCall(integration: "now-a", calls: 1), .toolCall(integration: "now-b", calls: 1)]
+                _ = try await ledger.frontEndDebit(Fixtures.command(account: "acct", key: "t-\(index)", items: items))
+            }
+        }
+        let before = Self.filtered(book, .min, today - 1)
+        var counted: [Int64] = []
+        repeat {
+            let read = try #require(try await ledger.committedUsage(account: "acct", fromDay: .min, toDay: .max))
+            let answer = Dictionary(read.map { ($0.key, $0.value) }, uniquingKeysWith: { first, _ in first })
+            #expect(answer.count == read.count, "a cell read twice")
+            #expect(answer.filter { $0.key.day < today } == before)
+            let a = answer.first { $0.key.lineKey == "tool_call:now-a" }?.value.quantity ?? 0
+            let b = answer.first { $0.key.lineKey == "tool_call:now-b" }?.value.quantity ?? 0
+            #expect(a == b, "today's cells from different moments")
+            counted.append(a)
+        } while counted.last! < 60
+        try await writer.value
+        #expect(counted == counted.sorted())
+    }
 }

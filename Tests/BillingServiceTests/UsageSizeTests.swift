@@ -9,13 +9,14 @@ import Testing
 /// client; the same cells summed into fewer buckets are answered.
 @Suite struct UsageSizeTests {
     @Test func aBreakdownPastTheLimitIsRefusedAndFewerGroupsAnswer() throws {
-        var cells: [UsageKey: UsageCell] = [:]
+        var byKey: [UsageKey: UsageCell] = [:]
         for agent in 0..<100 {
             for integration in 0..<100 {
-                cells[UsageKey(day: 20_000, agentID: "agent-\(agent)", lineKey: "tool_call:integration-\(integration)")] =
+                byKey[UsageKey(day: 20_000, agentID: "agent-\(agent)", lineKey: "tool_call:integration-\(integration)")] =
                     UsageCell(amount: 500, quantity: 1)
             }
         }
+        let cells = Array(byKey)
         var request = Billing_V1_GetUsageRequest()
         request.accountID = "acct"
         let limit = 100_000  // ~10,000 buckets of ~80 bytes pass it; 100 do not
