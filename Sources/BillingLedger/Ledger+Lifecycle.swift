@@ -191,13 +191,17 @@ extension Ledger {
                                         message: "the test clock only moves forward (now \(previous), asked \(target))")
         }
         let transitions = try await processDue(upTo: target, only: nil)
-        testClock.advance(toMicros: target * 1_000_000)
         if target > previous {
+            // Journaled before the clock moves: a failed commit leaves the
+            // clock where it was, so the retry moves it and records it
+            // (moved first, the retry found nothing to move and no ClockSet
+            // was ever written, while debits were dated at the new time).
             var set = Billing_Journal_V1_ClockSet()
             set.nowUnix = target
             set.actor = actor
             try await commit(.clockSet(set))
         }
+        testClock.advance(toMicros: target * 1_000_000)
         return (previous, target, transitions)
     }
 

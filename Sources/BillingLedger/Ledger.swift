@@ -422,7 +422,14 @@ public actor Ledger {
     /// configured trial credits, or (operators) directly on `plan`.
     public func createAccount(id: String, plan: Plan? = nil, displayName: String = "", billingEmail: String = "",
                               actor: String) async throws -> Billing_Journal_V1_Entry {
-        guard state.accounts[id] == nil else { throw LedgerError.accountExists(id) }
+        try requireServing()
+        if state.accounts[id] != nil {
+            // "Exists" only once the account is durable: its creation may be
+            // the commit under way, and a caller treating ALREADY_EXISTS as
+            // done must not go on with an account a failed commit takes back.
+            try await readBarrier().wait()
+            throw LedgerError.accountExists(id)
+        }
         let now = clock.nowMicros()
         var created = Billing_Journal_V1_AccountCreated()
         created.accountID = id
@@ -451,6 +458,7 @@ public actor Ledger {
         // gap could make them overflow after the card was charged.
         await acquireLifecycle()
         defer { releaseLifecycle() }
+        try requireServing()
         guard state.accounts[accountID] != nil else { throw LedgerError.accountNotFound(accountID) }
         guard amountMicros > 0 else { throw LedgerError.invalid("amount_micros must be positive") }
         // A purchase a crash left pending adds its credits first (its
@@ -458,8 +466,9 @@ public actor Ledger {
         try await settlePendingCharges(only: accountID)
         guard let book = state.accounts[accountID] else { throw LedgerError.accountNotFound(accountID) }
         if !idempotencyKey.isEmpty, let earlier = book.grantKeys[idempotencyKey] {
-            guard earlier.matches(amount: amountMicros, note: note) else { throw LedgerError.grantKeyReused(idempotencyKey) }
+            // Either answer cites the earlier grant: once it is durable.
             try await committer.waiter(for: earlier.seq).wait()
+            guard earlier.matches(amount: amountMicros, note: note) else { throw LedgerError.grantKeyReused(idempotencyKey) }
             return (earlier.seq, state.accounts[accountID]?.balance ?? 0)
         }
         // Both sums apply checks (debits lower the balance, never `granted`).
@@ -519,10 +528,12 @@ public actor Ledger {
         return try await commit(.apiKeyCreated(created))
     }
 
-    /// Revokes a key: refused by the next call at once, durable on return.
+    /// Revokes a key: refused by the next call at once, durable on return
+    /// (a key already revoked is answered so once its revocation is).
     public func revokeApiKey(keyID: String, actor: String) async throws -> ApiKeyRecord {
+        try requireServing()
         guard let record = state.apiKeys[keyID] else { throw LedgerError.keyNotFound(keyID) }
-        guard record.revokedUnix == 0 else { return record }
+        guard record.revokedUnix == 0 else { return try await committed(record) }
         var revoked = Billing_Journal_V1_ApiKeyRevoked()
         revoked.keyID = keyID
         revoked.actor = actor

@@ -128,6 +128,99 @@ import Testing
         await ledger.close()
     }
 
+    /// What an operator is told about an API key, an account or a grant
+    /// key is true of the journal: a second RevokeApiKey while the first's
+    /// commit is under way is not answered "revoked", nor a second
+    /// CreateAccount "exists", before that commit; when it fails, they fail.
+    @Test func revokeAndCreateRetriedDuringAFailingCommitAreNotAnsweredFromMemory() async throws {
+        let h = try Harness()
+        let ledger = h.ledger
+        _ = try await ledger.createApiKey(keyID: "k1", name: "n", scopes: ["metering:write"], hash: Array(repeating: 1, count: 32),
+                                          expiresUnix: 0, actor: "test")
+        for attempt in ["revoke", "create"] {
+            let entered = AsyncLatch()
+            let release = DispatchSemaphore(value: 0)
+            h.disk.script(.block(entered: entered, release: release, thenFail: true))
+            let first = Task {
+                if attempt == "revoke" { _ = try await ledger.revokeApiKey(keyID: "k1", actor: "a") }
+                else { _ = try await ledger.createAccount(id: "acme", plan: .pro, actor: "a") }
+            }
+            await entered.wait()  // applied in memory, its commit under way
+            let second = Task {
+                if attempt == "revoke" { _ = try await ledger.revokeApiKey(keyID: "k1", actor: "b") }
+                else { _ = try await ledger.createAccount(id: "acme", plan: .pro, actor: "b") }
+            }
+            release.signal()  // the first's commit fails
+            await #expect(throws: LedgerError.self) { try await first.value }
+            do {
+                try await second.value
+                Issue.record("\(attempt) answered from memory while its commit failed")
+            } catch LedgerError.unavailable {
+            } catch {
+                Issue.record("\(attempt): \(error)")
+            }
+            #expect(await eventually { ledger.isServing })
+        }
+        #expect(await ledger.snapshot.apiKeys["k1"]?.revokedUnix == 0)
+        #expect(await ledger.snapshot.accounts["acme"] == nil)
+        #expect(try await ledger.revokeApiKey(keyID: "k1", actor: "c").revokedUnix != 0)
+        #expect(h.journal().contains { if case .apiKeyRevoked? = $0.event { true } else { false } })
+        await ledger.close()
+    }
+
+    /// A grant key whose grant's commit failed (and the reload after it too)
+    /// holds nothing: its retry with another amount hears UNAVAILABLE, not
+    /// IDEMPOTENCY_KEY_REUSED; nor is a revocation or an account answered
+    /// from that memory.
+    @Test func nothingIsRefusedFromTheMemoryOfAFailedCommit() async throws {
+        let h = try Harness()
+        try await h.openAccount("acct", plan: "pro")
+        let ledger = h.ledger
+        h.store.readsFail.withLock { $0 = true }  // the reload after the failure fails too
+        h.disk.script(.failAtomically)
+        await #expect(throws: LedgerError.self) {
+            _ = try await ledger.grantCredits(accountID: "acct", amountMicros: 100, kind: "promotional", note: "", actor: "t",
+                                              idempotencyKey: "g1")
+        }
+        await #expect(throws: LedgerError.unavailable("the ledger is reloading after a journal failure")) {
+            _ = try await ledger.grantCredits(accountID: "acct", amountMicros: 200, kind: "promotional", note: "", actor: "t",
+                                              idempotencyKey: "g1")
+        }
+        await #expect(throws: LedgerError.unavailable("the ledger is reloading after a journal failure")) {
+            _ = try await ledger.createAccount(id: "acct", plan: .pro, actor: "t")
+        }
+        await #expect(throws: LedgerError.unavailable("the ledger is reloading after a journal failure")) {
+            _ = try await ledger.revokeApiKey(keyID: "none", actor: "t")
+        }
+        h.store.readsFail.withLock { $0 = false }
+        #expect(await eventually { ledger.isServing })
+        #expect(try await ledger.grantCredits(accountID: "acct", amountMicros: 200, kind: "promotional", note: "", actor: "t",
+                                              idempotencyKey: "g1").balance == 200)
+        await ledger.close()
+    }
+
+    /// A test-clock move whose ClockSet commit fails leaves the clock where
+    /// it was: the retry moves it and journals the move (the clock moved
+    /// first used to stay moved, the retry then found nothing to do, and no
+    /// ClockSet was ever written while debits were dated at the new time).
+    @Test func aFailedClockMoveLeavesTheClockAndItsRetryIsJournaled() async throws {
+        let store = InMemoryLedgerStore()
+        let start: Int64 = 1_767_225_600
+        let clock = TestClock(startMicros: start * 1_000_000)
+        let ledger = try Ledger.open(on: store, clock: clock)
+        _ = try await ledger.createAccount(id: "a", plan: .pro, actor: "t")
+        store.disk.script(.failAtomically)
+        await #expect(throws: LedgerError.self) { _ = try await ledger.advanceClock(to: start + 86_400, actor: "t") }
+        #expect(clock.nowMicros() == start * 1_000_000)
+        #expect(await eventually { ledger.isServing })
+        let retried = try await ledger.advanceClock(to: start + 86_400, actor: "t")
+        #expect(retried.previous == start && retried.now == start + 86_400)
+        #expect(clock.nowMicros() == (start + 86_400) * 1_000_000)
+        #expect(await ledger.testClockUnix == start + 86_400)
+        #expect(store.disk.journal().contains { if case .clockSet(let set)? = $0.event { set.nowUnix == start + 86_400 } else { false } })
+        await ledger.close()
+    }
+
     /// A checkpoint taken with a batch must not be written when that batch's
     /// commit failed: it would hold debits the journal does not have. (The
     /// SQLite store happens to refuse a checkpoint ahead of its journal; the
