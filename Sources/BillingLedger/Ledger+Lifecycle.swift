@@ -615,34 +615,26 @@ extension Ledger {
         return PurchaseResult(charge: charge, invoice: state.invoices[after.invoiceSequences.last!]!.invoice, balance: after.balance)
     }
 
-    /// Pays an OPEN or PAST_DUE invoice with the method on file or `newMethod`
-    /// (which then becomes the method on file).
-    public func payInvoice(accountID: String, invoiceID: String, newMethod: TokenizedMethod?, key: String,
-                           actor: String) async throws -> (invoice: Billing_V1_Invoice, charge: Billing_V1_Charge) {
-        await acquireLifecycle()
-        defer { releaseLifecycle() }
-        _ = try book(accountID)
-        try await settlePendingCharges(only: accountID)
-        let book = try book(accountID)
-        let sequence = book.invoiceSequences.first(where: { state.invoices[$0]?.invoice.invoiceID == invoiceID })
-        // The key first (DESIGN.md's precedence): a key used for another
-        // invoice is reused whether or not this one exists.
+    /// What a PayInvoice asks for, as the books stand.
+    enum PaymentPlan {
+        /// A retry of `earlier` (same key, same invoice): answered from it.
+        case retry(earlier: RequestKeyRecord)
+        /// The invoice at `sequence`, owed: to be charged.
+        case charge(sequence: Int64)
+    }
+
+    /// PayInvoice's checks, in DESIGN.md's precedence: the key first (a key
+    /// used for another invoice is reused whether or not this one exists),
+    /// then the invoice (exists, owed), then something to pay with.
+    func planPayment(_ book: AccountBook, invoiceID: String, key: String, hasNewMethod: Bool) throws -> PaymentPlan {
         if !key.isEmpty, let earlier = book.requestKeys["pay:" + key] {
             guard earlier.request == invoiceID else {
                 throw AccountRequestRefused(.alreadyExists, reason: "IDEMPOTENCY_KEY_REUSED",
                                             message: "idempotency key \(key) was used to pay another invoice")
             }
-            guard let charge = book.charges.last(where: { $0.chargeID == earlier.chargeID }) else {
-                throw LedgerError.internalFault("payment \(key) has no charge")
-            }
-            try await committer.waiter(for: earlier.seq).wait()  // as `changePlan`'s retry
-            guard charge.status == .succeeded else { throw PaymentDeclined(charge: charge) }
-            guard let sequence, let invoice = state.invoices[sequence]?.invoice else {
-                throw LedgerError.internalFault("payment \(key) names no invoice")
-            }
-            return (invoice, charge)
+            return .retry(earlier: earlier)
         }
-        guard let sequence else {
+        guard let sequence = book.invoiceSequences.first(where: { state.invoices[$0]?.invoice.invoiceID == invoiceID }) else {
             throw AccountRequestRefused(.notFound, reason: "INVOICE_NOT_FOUND", message: "invoice \(invoiceID) not found")
         }
         let invoice = state.invoices[sequence]!.invoice
@@ -654,12 +646,54 @@ extension Ledger {
         default:
             break
         }
-        guard newMethod != nil || book.paymentMethod != nil else {
+        guard hasNewMethod || book.paymentMethod != nil else {
             throw AccountRequestRefused(reason: "PAYMENT_METHOD_REQUIRED", message: "add a payment method or give one to pay with")
         }
-        let charge = try await attemptPayment(invoice: sequence, key: key, newMethod: newMethod.map(paymentMethodSet), actor: actor)
-        guard charge.status == .succeeded else { throw PaymentDeclined(charge: charge) }
-        return (state.invoices[sequence]!.invoice, charge)
+        return .charge(sequence: sequence)
+    }
+
+    /// Whether `payInvoice` with these would charge the invoice — so a
+    /// payment method given with it is to be tokenized first — or answer a
+    /// retry from its key (false); refuses as `payInvoice` would. Asked
+    /// before tokenizing: a refused request, or a retry, must leave no new
+    /// token at the gateway. A refusal is answered once what it read is
+    /// durable.
+    public func paymentWouldCharge(accountID: String, invoiceID: String, key: String, hasNewMethod: Bool) async throws -> Bool {
+        do {
+            if case .charge = try planPayment(try book(accountID), invoiceID: invoiceID, key: key, hasNewMethod: hasNewMethod) { return true }
+            return false
+        } catch let refusal as AccountRequestRefused {
+            try await readBarrier().wait()
+            throw refusal
+        }
+    }
+
+    /// Pays an OPEN or PAST_DUE invoice with the method on file or
+    /// `newMethod` (which becomes the method on file if the charge succeeds).
+    public func payInvoice(accountID: String, invoiceID: String, newMethod: TokenizedMethod?, key: String,
+                           actor: String) async throws -> (invoice: Billing_V1_Invoice, charge: Billing_V1_Charge) {
+        await acquireLifecycle()
+        defer { releaseLifecycle() }
+        _ = try book(accountID)
+        try await settlePendingCharges(only: accountID)
+        let book = try book(accountID)
+        switch try planPayment(book, invoiceID: invoiceID, key: key, hasNewMethod: newMethod != nil) {
+        case .retry(let earlier):
+            guard let charge = book.charges.last(where: { $0.chargeID == earlier.chargeID }) else {
+                throw LedgerError.internalFault("payment \(key) has no charge")
+            }
+            try await committer.waiter(for: earlier.seq).wait()  // as `changePlan`'s retry
+            guard charge.status == .succeeded else { throw PaymentDeclined(charge: charge) }
+            guard let invoice = book.invoiceSequences.lazy.compactMap({ self.state.invoices[$0]?.invoice })
+                .first(where: { $0.invoiceID == invoiceID }) else {
+                throw LedgerError.internalFault("payment \(key) names no invoice")
+            }
+            return (invoice, charge)
+        case .charge(let sequence):
+            let charge = try await attemptPayment(invoice: sequence, key: key, newMethod: newMethod.map(paymentMethodSet), actor: actor)
+            guard charge.status == .succeeded else { throw PaymentDeclined(charge: charge) }
+            return (state.invoices[sequence]!.invoice, charge)
+        }
     }
 
     // MARK: Reads

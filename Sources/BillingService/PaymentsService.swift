@@ -130,11 +130,14 @@ public final class PaymentsService: Sendable {
         try requireID(request.accountID, "account_id")
         try requireID(request.invoiceID, "invoice_id")
         try requireID(request.idempotencyKey, "idempotency_key", required: false)
-        // The account and invoice first, as above (`invoice` refuses an unknown
-        // account too; whether it is still owed is the ledger's answer: a
-        // retry of a paid one answers as the first did).
-        _ = try await Refusals.mapping { try await ledger.invoice(accountID: request.accountID, invoiceID: request.invoiceID) }
-        let method = request.hasPaymentMethod ? try await tokenize(request.paymentMethod, field: "payment_method") : nil
+        // The ledger's checks first (the key, the invoice, whether it is
+        // owed): a card is tokenized only for a payment that will charge —
+        // not for a refusal, nor for a retry answered from its key.
+        let charges = try await Refusals.mapping {
+            try await ledger.paymentWouldCharge(accountID: request.accountID, invoiceID: request.invoiceID,
+                                                key: request.idempotencyKey, hasNewMethod: request.hasPaymentMethod)
+        }
+        let method = charges && request.hasPaymentMethod ? try await tokenize(request.paymentMethod, field: "payment_method") : nil
         return try await Refusals.mapping {
             let (invoice, charge) = try await ledger.payInvoice(
                 accountID: request.accountID, invoiceID: request.invoiceID, newMethod: method, key: request.idempotencyKey, actor: actor)
