@@ -69,7 +69,8 @@ public protocol PaymentGateway: Sendable {
 ///
 /// - 4242 4242 4242 4242: every charge succeeds (any other valid number too);
 /// - 4000 0000 0000 0002: every charge is declined (CARD_DECLINED);
-/// - 4000 0000 0000 0119: the first charge fails (PROCESSING_ERROR), later ones succeed;
+/// - 4000 0000 0000 0119: the card's first charge fails (PROCESSING_ERROR), later ones
+///   succeed, however often it is tokenized (this process remembers it);
 /// - bank accounts: charges succeed, except account number 000222333 (declined).
 ///
 /// Numbers must pass the Luhn check and expiry must be in the future. Tokens
@@ -114,8 +115,13 @@ public final class TestPaymentGateway: PaymentGateway {
             case Self.failsOnce: "failonce"
             default: "ok"
             }
+            // The fail-once card's token names the card, not the
+            // tokenization: its first charge fails however often it is
+            // given again (a PayInvoice retried with the card inline
+            // tokenizes it anew each time, and failed every time).
+            let identity = behaviour == "failonce" ? "card_\(expYear)_\(expMonth)" : "\(serial)"
             return TokenizedMethod(
-                token: "tok_test_\(behaviour)_\(serial)",
+                token: "tok_test_\(behaviour)_\(identity)",
                 kind: .card(brand: Self.brand(digits), last4: String(digits.suffix(4)), expMonth: expMonth, expYear: expYear))
         case let .bankAccount(bankName, routingNumber, accountNumber, _):
             let digits = accountNumber.filter { $0 != " " && $0 != "-" }

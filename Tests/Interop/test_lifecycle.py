@@ -541,6 +541,27 @@ def test_a_card_that_fails_once_succeeds_on_retry(life):
     assert [c.failure_reason for c in life.charges("acme")] == ["", "PROCESSING_ERROR"]
 
 
+def test_the_fail_once_card_given_again_with_pay_invoice_succeeds(life):
+    """The banner's "update payment and pay" with the fail-once test card:
+    its first charge fails, and paying again with the same card, given
+    inline again (tokenized anew), succeeds."""
+    a, p = life.a, life.p
+    account = life.create("acme", plan=a.PLAN_PRO)
+    life.set_card("acme", DECLINED_CARD)
+    life.advance(to=account.current_period_end_unix_seconds)
+    [invoice] = life.invoices("acme")
+    assert invoice.status == p.INVOICE_STATUS_PAST_DUE
+
+    def pay(key):
+        return life.payments.PayInvoice(p.PayInvoiceRequest(account_id="acme", invoice_id=invoice.invoice_id,
+                                                             payment_method=life.card(FAILS_ONCE_CARD), idempotency_key=key),
+                                        timeout=RPC_TIMEOUT_S)
+    life.refused(lambda: pay("first"), FAILED_PRECONDITION, "PAYMENT_DECLINED")
+    paid = pay("second")
+    assert paid.invoice.status == p.INVOICE_STATUS_PAID
+    assert [c.failure_reason for c in life.charges("acme")] == ["", "PROCESSING_ERROR", "CARD_DECLINED"]  # newest first
+
+
 def test_a_replacement_card_applies_at_the_next_cycle(life):
     a, p = life.a, life.p
     account = life.create("acme", plan=a.PLAN_PRO)
