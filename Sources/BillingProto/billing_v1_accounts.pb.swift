@@ -440,10 +440,12 @@ public nonisolated struct Billing_V1_EnterpriseContract: Sendable {
   /// Extra lines added to every period invoice (custom invoice amounts).
   public var customInvoiceLines: [Billing_V1_CustomInvoiceLine] = []
 
-  /// When the contract starts; 0 means at once.
+  /// When the contract starts, as agreed (0: not given). A record of the
+  /// agreement: the terms apply from when they are set, whatever it says.
   public var startUnixSeconds: Int64 = 0
 
-  /// When the contract ends; 0 means open-ended.
+  /// When the contract ends, as agreed (0: open-ended). A record too: the
+  /// terms stay until changed.
   public var endUnixSeconds: Int64 = 0
 
   /// Free-form notes for operators (not shown to customers).

@@ -1060,8 +1060,9 @@ public nonisolated struct Billing_V1_PayInvoiceRequest: Sendable {
   /// Invoice to pay (OPEN or PAST_DUE).
   public var invoiceID: String = String()
 
-  /// Optional new payment method: when set it becomes the method on file at
-  /// once and is charged; when unset the method on file is charged.
+  /// Optional new payment method: when set it is charged, and becomes the
+  /// method on file at once if the charge succeeds (a declined one is not
+  /// kept); when unset the method on file is charged.
   public var paymentMethod: Billing_V1_PaymentMethodInput {
     get {_paymentMethod ?? Billing_V1_PaymentMethodInput()}
     set {_paymentMethod = newValue}
