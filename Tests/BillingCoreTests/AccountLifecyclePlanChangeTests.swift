@@ -212,6 +212,25 @@ import Testing
         #expect(free.accept(.enterpriseContractSet(contract, prorated: true)) == [])
     }
 
+    /// New terms for an Enterprise account whose customer scheduled a
+    /// downgrade leave the downgrade scheduled (README: the operator
+    /// cancels it to keep the account on the terms); at the period's end
+    /// the account leaves Enterprise and its contract.
+    @Test func newTermsLeaveAnEnterpriseAccountsScheduledDowngrade() {
+        let contract = EnterpriseContract(monthlyPrice: Money(micros: 2_000_000_000), reference: "C-7")
+        var h = LifecycleHarness.active(.enterprise, since: Self.april.start, contract: contract)
+        h.now = utc(2026, 4, 10)
+        _ = h.accept(.changePlan(to: .pro))
+        #expect(h.account.pendingChange != nil)
+        h.now = utc(2026, 4, 20)
+        let renewed = EnterpriseContract(monthlyPrice: Money(micros: 3_000_000_000), reference: "C-8")
+        #expect(h.accept(.enterpriseContractSet(renewed, prorated: true)) == [])
+        #expect(h.account.contract == renewed && h.account.pendingChange != nil)
+        _ = h.advance(to: Self.april.end)
+        #expect(h.account.plan == .pro)
+        #expect(h.account.contract == nil)
+    }
+
     @Test func aContractEndsAPausedTrialAndChargesItsFirstPeriod() {
         var h = LifecycleHarness(signUpAt: utc(2026, 3, 1))
         h.advance(to: utc(2026, 3, 20))

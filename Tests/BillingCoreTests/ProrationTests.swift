@@ -1,7 +1,8 @@
 import BillingCore
 import Testing
 
-/// Hand-computed: (new − old) × remaining / length, rounded half-up once.
+/// Hand-computed: (new − old) × remaining / length, rounded half-up to the
+/// micro (the invoice line is then rounded to the cent: README).
 @Suite struct ProrationTests {
     /// The monthly period of an account anchored on the 1st at midnight.
     static func month(_ year: Int, _ month: Int) -> BillingPeriod {
@@ -19,6 +20,16 @@ import Testing
         // April 2026: 15 of 30 days left → $49 / 2 = $24.50 exactly.
         let charge = Proration.upgradeCharge(from: .zero, to: proPrice, at: utc(2026, 4, 16), in: Self.month(2026, 4))
         #expect(charge == Money(micros: 24_500_000))
+    }
+
+    /// Two roundings, as the README says: January 2026 (31 days) with
+    /// 23,231 s left, Free to Pro: $49 × 23,231 / 2,678,400 = 424,999.63
+    /// micros → 425,000 micros → $0.43 on the invoice (one rounding to the
+    /// cent would be $0.42).
+    @Test func anUpgradeIsRoundedToTheMicroThenItsLineToTheCent() {
+        let charge = Proration.upgradeCharge(from: .zero, to: proPrice, at: utc(2026, 2, 1) - 23_231, in: Self.month(2026, 1))
+        #expect(charge == Money(micros: 425_000))
+        #expect(charge.roundedToCent == Money(micros: 430_000))
     }
 
     @Test func upgradeAtPeriodStartIsTheFullDifference() {
