@@ -6,7 +6,7 @@ import Foundation
 
 struct Audit: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "List the audit log: account creation, credit grants and purchases, API key changes, with who did them.",
+        abstract: "List the audit log: every admin action (accounts, credit grants, contracts, API keys, clock moves) and every plan, payment-method, purchase, period-close and invoice-payment change, with who did it.",
         discussion: "Reads only; safe beside a running server. Newest first.")
 
     @Option(help: "SQLite database file of the ledger.")
@@ -15,7 +15,7 @@ struct Audit: ParsableCommand {
     @Option(help: "Only this account's entries.")
     var account: String = ""
 
-    @Option(help: "At most this many entries.")
+    @Option(parsing: .unconditional, help: "At most this many entries (1...100000).")
     var limit: Int = 100
 
     // (In `validate`, ArgumentParser shows this command's usage with the error.)

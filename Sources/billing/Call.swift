@@ -40,7 +40,7 @@ struct Call: ParsableCommand {
     @Flag(help: "List the methods this command knows.")
     var list = false
 
-    func validate() throws {
+    mutating func validate() throws {
         guard (1...99_999_999).contains(timeoutMillis) else {
             throw ValidationError("--timeout-millis must be 1...99999999 (grpc-timeout allows at most 8 digits)")
         }
@@ -53,11 +53,53 @@ struct Call: ParsableCommand {
         guard let colon = target.lastIndex(of: ":"), UInt16(target[target.index(after: colon)...]) != nil else {
             throw ValidationError("--target must be host:port")
         }
+        // The request JSON too (standard input read here, once, for `-`).
+        if data == "-" { data = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self) }
+        let type = MethodCatalog.methods[method.hasPrefix("/") ? method : "/" + method]!.request
+        do {
+            _ = try type.init(jsonString: data)
+        } catch {
+            throw ValidationError("request is not valid JSON for \(type.protoMessageName): \(Self.describe(error, type))")
+        }
+    }
+
+    /// A JSON decoding error in words (SwiftProtobuf's names its cases:
+    /// `malformedString`, `unknownField("plan")`).
+    static func describe(_ error: any Error, _ type: any Message.Type) -> String {
+        guard let json = error as? JSONDecodingError else { return "\(error)" }
+        switch json {
+        case .unknownField(let name):
+            return "\(type.protoMessageName) has no field \"\(name)\" (its fields are in schema/\(type.protoMessageName.split(separator: ".").dropLast().joined(separator: "/")))"
+        case .conflictingOneOf:
+            return "two fields of the same oneof are set; give only one of them"
+        case .unrecognizedEnumValue:
+            return "an enum field holds a value that is none of its names or numbers"
+        case .malformedNumber, .numberRange, .leadingZero:
+            return "a number is malformed or outside its field's range"
+        case .malformedBool:
+            return "a bool field holds something other than true or false"
+        case .malformedString, .truncated, .trailingGarbage, .missingFieldNames, .unquotedMapKey, .failure:
+            return "this is not well-formed JSON (check the quotes, braces, brackets and commas)"
+        case .invalidUTF8:
+            return "the JSON is not valid UTF-8"
+        case .illegalNull:
+            return "null where a value is needed"
+        case .malformedMap, .schemaMismatch:
+            return "a value does not have its field's type (a list, an object or a plain value)"
+        case .malformedDuration, .malformedTimestamp, .malformedFieldMask:
+            return "a duration, timestamp or field mask is malformed"
+        case .messageDepthLimit:
+            return "the JSON is nested too deeply"
+        @unknown default:
+            return "\(json)"
+        }
     }
 
     func run() throws {
         if list {
-            MethodCatalog.methods.keys.sorted().forEach { print(String($0.dropFirst())) }
+            for path in MethodCatalog.methods.keys.sorted() {
+                print(String(path.dropFirst()) + (path.hasPrefix("/billing.v1.Testing/") ? "  (only with serve --enable-testing-service)" : ""))
+            }
             return
         }
         guard let method else { throw ValidationError("give a METHOD (billing call --list shows them)") }
@@ -65,13 +107,8 @@ struct Call: ParsableCommand {
         guard let types = MethodCatalog.methods[path] else {
             throw ValidationError("unknown method \(method) (billing call --list shows them)")
         }
-        let json = data == "-" ? String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self) : data
-        let request: any Message
-        do {
-            request = try types.request.init(jsonString: json)
-        } catch {
-            throw ValidationError("request is not valid JSON for \(types.request.protoMessageName): \(error)")
-        }
+        let json = data  // (standard input read by `validate` for `-`)
+        let request = try types.request.init(jsonString: json)  // (checked in `validate`)
         guard let colon = target.lastIndex(of: ":"), let port = UInt16(target[target.index(after: colon)...]) else {
             throw ValidationError("--target must be host:port")
         }

@@ -23,6 +23,10 @@ struct Keys: ParsableCommand {
     struct Database: ParsableArguments {
         @Option(help: "SQLite database file of the ledger.")
         var db: String = "var/billing.sqlite"
+
+        func validate() throws {
+            guard FileManager.default.fileExists(atPath: db) else { throw ValidationError("no database at \(db)") }
+        }
     }
 
     struct Create: ParsableCommand {
@@ -113,7 +117,7 @@ struct Keys: ParsableCommand {
 /// Opens the ledger of `path` for an offline command (holding the database
 /// lock when it writes), runs `body`, and closes it.
 func withLedger(_ path: String, write: Bool = true, _ body: (Ledger) throws -> Void) throws {
-    guard FileManager.default.fileExists(atPath: path) else { throw ValidationError("no database at \(path)") }
+    guard FileManager.default.fileExists(atPath: path) else { throw CLIError("no database at \(path)") }
     let lock = write ? try DatabaseLock(database: path) : nil
     defer { _ = lock }
     let store = try SQLiteLedgerStore(path: path, owner: write, migrating: write)

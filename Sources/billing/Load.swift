@@ -37,10 +37,10 @@ struct Load: ParsableCommand {
     @Option(help: "Stop after this many seconds (1...3600).")
     var duration: Int = 10
 
-    @Option(help: "Stop after this many calls in all (0: no count bound).")
+    @Option(parsing: .unconditional, help: "Stop after this many calls in all (0: no count bound; at least 0).")
     var requests: Int = 0
 
-    @Option(help: "Calls per second in all (0: as fast as possible).")
+    @Option(parsing: .unconditional, help: "Calls per second in all (0: as fast as possible; at most 10000000).")
     var rate: Int = 0
 
     @Option(help: "RPC mix as name:weight pairs (weights 0...100) from debit, quote, batch, cost, usage.")
@@ -62,6 +62,9 @@ struct Load: ParsableCommand {
     var json = false
 
     func validate() throws {
+        guard let key = key ?? ProcessInfo.processInfo.environment["BILLING_KEY"], !key.isEmpty else {
+            throw ValidationError("give --key or set BILLING_KEY")
+        }
         guard (1...1024).contains(connections) else { throw ValidationError("--connections must be 1...1024") }
         guard (1...1024).contains(streams) else { throw ValidationError("--streams must be 1...1024") }
         guard (1...3600).contains(duration) else { throw ValidationError("--duration must be 1...3600 seconds") }

@@ -115,6 +115,10 @@ struct Serve: ParsableCommand {
     var enableTestingService = false
 
     func validate() throws {
+        // The files are read here too, not only in `run`: ArgumentParser
+        // then reports a bad one with this command's usage.
+        _ = try loadCatalog(catalog)
+        _ = try loadPlans(plans)
         if (tlsCert == nil) != (tlsKey == nil) {
             throw ValidationError("--tls-cert and --tls-key go together")
         }
@@ -177,6 +181,15 @@ struct Serve: ParsableCommand {
         // any other write to a closed peer (a library's) from killing the server.
         signal(SIGPIPE, SIG_IGN)
         bootstrapLogging(level: logLevel)
+        // A secret file the operator names is read before the database is
+        // touched: a missing or short one stops the start before recovery
+        // or catch-up (which can close periods and charge cards) runs.
+        let namedJWTSecret = try jwtSecretFile.map { path in
+            guard let secret = try loadJWTSecret(path: path, createIfMissing: false) else {
+                throw CLIError("--jwt-secret-file \(path) cannot be read (it is read, never created)")
+            }
+            return secret
+        }
         let logger = Logger(label: "billing")
         let registry = PrometheusCollectorRegistry()
         if metricsListen != nil {
@@ -290,11 +303,7 @@ struct Serve: ParsableCommand {
         let fresh = try blockingAwait { await ledger.accountCount } == 0 && ledger.keyRing.all.isEmpty
         // Only the default path is generated: a file named by the operator
         // that is missing is a mistake, not a request for a new secret.
-        let jwtSecret = try loadJWTSecret(path: jwtSecretFile ?? db + ".jwt-secret",
-                                          createIfMissing: jwtSecretFile == nil && fresh && !noDemo)
-        if jwtSecret == nil, let jwtSecretFile {
-            throw CLIError("--jwt-secret-file \(jwtSecretFile) cannot be read (it is read, never created)")
-        }
+        let jwtSecret = try namedJWTSecret ?? loadJWTSecret(path: db + ".jwt-secret", createIfMissing: fresh && !noDemo)
         if jwtSecret == nil {
             logger.warning("no JWT secret configured: user tokens are refused (set --jwt-secret-file)")
         }

@@ -325,8 +325,12 @@ def call_world(pb, module_server):
 def test_list_names_every_unary_rpc_of_the_schema():
     result = cli("call", "--list")
     assert result.returncode == 0, shown(result)
-    listed = result.stdout.split()
+    lines = result.stdout.splitlines()
+    listed = [line.split()[0] for line in lines]
     assert len(listed) == len(set(listed)), listed
+    # The one method a default server does not serve says so.
+    assert [line for line in lines if "only with" in line] == [
+        "billing.v1.Testing/Echo  (only with serve --enable-testing-service)"], lines
     assert set(listed) == set(SCHEMA_METHODS), (
         f"missing: {sorted(set(SCHEMA_METHODS) - set(listed))}, extra: {sorted(set(listed) - set(SCHEMA_METHODS))}")
     assert set(CASES) == set(SCHEMA_METHODS), "every method of the schema needs a round-trip case here"
@@ -465,6 +469,33 @@ def test_bad_json_is_refused_clearly(call_world, data):
         assert result.stdout == "", shown(result)
         assert "not valid JSON" in result.stderr and "billing.v1.QuoteRequest" in result.stderr, shown(result)
         assert "Fatal error" not in result.stderr and result.returncode < 128, shown(result)
+        # In words, with this command's usage (not SwiftProtobuf's case names, not `billing <subcommand>`).
+        assert not re.search(r"malformed[A-Z]|unknownField|schemaMismatch|: truncated|conflictingOneOf|numberRange", result.stderr), shown(result)
+        assert "Usage: billing call " in result.stderr, shown(result)
+    if data == '{"no_such_field": 1}':
+        assert 'billing.v1.QuoteRequest has no field "no_such_field"' in result.stderr, shown(result)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["serve", "--catalog", "/nonexistent/catalog.json"], "cannot read the price catalog /nonexistent/catalog.json"),
+    (["serve", "--plans", "/nonexistent/plans.json"], "cannot read the plans file /nonexistent/plans.json"),
+    (["keys", "list", "--db", "/nonexistent/db.sqlite"], "no database at /nonexistent/db.sqlite"),
+    (["load", "--target", "127.0.0.1:1"], "give --key or set BILLING_KEY"),
+    (["load", "--key", "k", "--rate", "-1"], "must not be negative"),
+    (["audit", "--limit", "-1"], "--limit must be 1...100000"),
+])
+def test_a_bad_file_or_value_is_reported_with_the_commands_usage(tmp_path, args, message):
+    """Found while the command runs or parses, each is reported with that
+    command's own usage and exit code 64 (the top-level `billing
+    <subcommand>` usage was shown for those found in `run`), and a negative
+    number is read as a number, not as a missing value."""
+    if args[0] == "audit":
+        (tmp_path / "db.sqlite").write_bytes(b"")
+        args = [*args, "--db", str(tmp_path / "db.sqlite")]
+    result = cli(*args, key=None, timeout=20)
+    assert result.returncode == 64, shown(result)
+    assert message in result.stderr, shown(result)
+    assert f"Usage: billing {args[0]}" in result.stderr, shown(result)
 
 
 @pytest.mark.parametrize("method", ["billing.v1.Metering/Nope", "Nope/Nope", "billing.v1.Metering",
@@ -788,6 +819,15 @@ def test_a_named_jwt_secret_file_that_is_missing_stops_the_start(tmp_path):
     assert 0 < result.returncode < 128, f"started instead of refusing:\n{shown(result)[:1500]}"
     assert f"--jwt-secret-file {missing} cannot be read" in result.stderr, shown(result)[:1500]
     assert not missing.exists()
+    # Checked before the database is opened: nothing recovered, caught up or created.
+    assert "ledger recovered" not in result.stderr + result.stdout, shown(result)[:1500]
+    assert not (tmp_path / "db.sqlite").exists(), "a refused start created the database"
+    short = tmp_path / "short-secret"
+    short.write_text("too short\n")
+    result = cli("serve", "--listen", "127.0.0.1:0", "--db", str(tmp_path / "db.sqlite"),
+                 "--jwt-secret-file", str(short), key=None, timeout=60)
+    assert 0 < result.returncode < 128 and "shorter than 32 bytes" in result.stderr, shown(result)[:1500]
+    assert not (tmp_path / "db.sqlite").exists(), "a refused start created the database"
 
 
 @pytest.mark.parametrize("millis", ["0", "-5", "100000000"])
