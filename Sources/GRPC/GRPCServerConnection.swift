@@ -127,11 +127,15 @@ public final class GRPCServerConnection {
     /// Streams with a call in progress.
     public var openCallCount: Int { calls.count }
 
-    /// Graceful shutdown: GOAWAY; calls in progress finish, new ones are refused.
-    public func beginGracefulShutdown() {
+    /// Graceful shutdown (`HTTP2Session.beginShutdown`: two GOAWAYs a round
+    /// trip apart): calls in progress finish, and so do those the peer sent
+    /// before it heard; later ones are refused. `twoStep` false: one final
+    /// GOAWAY now (the peer sends nothing more, or the connection closes
+    /// right after).
+    public func beginGracefulShutdown(twoStep: Bool = true) {
         guard !isDraining else { return }
         isDraining = true
-        http2.goAway()
+        http2.beginShutdown(twoStep: twoStep)
     }
 
     /// The peer will send nothing more (its TCP FIN): the calls whose
@@ -140,7 +144,7 @@ public final class GRPCServerConnection {
     /// be complete and are reset; GOAWAY, so that HTTP/2 is done (and the
     /// connection closes) once the last answer is out.
     public func peerFinishedSending() {
-        beginGracefulShutdown()
+        beginGracefulShutdown(twoStep: false)
         for (streamID, call) in calls where !call.dispatched {
             http2.resetStream(streamID, errorCode: 0x8)  // CANCEL
             forget(streamID)

@@ -60,6 +60,11 @@ extension HTTP2Session {
                     this.callbackError = .enhanceYourCalm("RST_STREAM flood")
                     return NGHTTP2_ERR_CALLBACK_FAILURE.rawValue
                 }
+            case NGHTTP2_PING.rawValue where isAck:
+                if this.awaitingDrainPing, withUnsafeBytes(of: frame!.pointee.ping.opaque_data, { $0.elementsEqual(HTTP2Session.drainPing) }) {
+                    this.awaitingDrainPing = false
+                    this.drainPingAcked = true
+                }
             case NGHTTP2_PING.rawValue where !isAck:
                 this.pingsSinceData += 1
                 if this.pingsSinceData > this.limits.pingsWithoutData {

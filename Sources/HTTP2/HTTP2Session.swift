@@ -195,6 +195,10 @@ public final class HTTP2Session {
         if consumed < 0 {
             throw HTTP2Error.protocolViolation(Self.describe(Int32(truncatingIfNeeded: consumed)))
         }
+        if drainPingAcked {
+            drainPingAcked = false
+            goAway()
+        }
         return events
     }
 
@@ -250,6 +254,32 @@ public final class HTTP2Session {
     public func resetStream(_ streamID: Int32, errorCode: UInt32) {
         outbound[streamID] = nil
         _ = nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, errorCode)
+    }
+
+    /// The opaque data of the PING a two-step shutdown sends.
+    static let drainPing: [UInt8] = Array("drain-go".utf8)
+    /// A two-step shutdown waits for its PING's ACK (`beginShutdown`).
+    var awaitingDrainPing = false
+    /// Its ACK arrived in the bytes being received: the final GOAWAY goes
+    /// after them.
+    var drainPingAcked = false
+
+    /// Starts a graceful shutdown in RFC 9113's two steps (§6.8): a GOAWAY
+    /// naming the largest stream id, so no stream is refused yet (those the
+    /// peer sent before hearing of it are still served), with a PING; once
+    /// the PING's ACK arrives — every stream the peer opened before it read
+    /// the first GOAWAY has arrived by then — the GOAWAY naming the last
+    /// stream served. One step sent that final GOAWAY at once, and a stream
+    /// in flight towards us was refused unprocessed. `twoStep` false (the
+    /// peer will send nothing more, so no ACK would come): the final one now.
+    public func beginShutdown(twoStep: Bool = true) {
+        guard twoStep, !awaitingDrainPing, nghttp2_submit_shutdown_notice(session) == 0 else {
+            awaitingDrainPing = false
+            goAway()
+            return
+        }
+        Self.drainPing.withUnsafeBufferPointer { _ = nghttp2_submit_ping(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), $0.baseAddress) }
+        awaitingDrainPing = true
     }
 
     /// Starts a graceful shutdown: GOAWAY naming the last stream we will

@@ -309,7 +309,7 @@ final class EventLoop: GRPCLoop, @unchecked Sendable {
         for connection in Array(connections.values)
         where connection.grpc.openCallCount == 0 && now &- max(connection.openedNanos, connection.grpc.lastCallNanos) > timeoutNanos {
             logger.debug("closing idle connection", metadata: ["peer": "\(connection.peer)"])
-            connection.grpc.beginGracefulShutdown()
+            connection.grpc.beginGracefulShutdown(twoStep: false)
             connection.flush()
             connection.close()
         }

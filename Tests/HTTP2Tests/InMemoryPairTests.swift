@@ -202,3 +202,49 @@ let requestHeaders = [
     }
     #expect(thrown && refused == 5, "\(refused) oversized blocks before the connection ended")
 }
+
+/// A graceful shutdown takes RFC 9113's two steps: a GOAWAY naming the
+/// largest stream id with a PING, then, once the PING's ACK is back, the
+/// GOAWAY naming the last stream served. A stream the client opened before
+/// it read the first GOAWAY is served; one opened after the second is not.
+@Test func gracefulShutdownSendsTwoGoAwaysAPingApart() throws {
+    var pair = try Pair()
+    let first = try pair.client.sendRequest(headers: requestHeaders, body: [1])
+    try pair.pump()
+    pair.server.beginShutdown()
+    // The first GOAWAY and the PING reach the client; a stream it opened
+    // meanwhile (sent before it read them) reaches the server after them.
+    var toClient: [UInt8] = []
+    try pair.server.drainOutput(into: &toClient)
+    let inFlight = try pair.client.sendRequest(headers: requestHeaders, body: [2])
+    var toServer: [UInt8] = []
+    try pair.client.drainOutput(into: &toServer)
+    pair.serverEvents += try pair.server.receive(toServer, now: 0)
+    #expect(pair.serverEvents.contains(.endStream(streamID: inFlight)), "a stream sent before the client heard was refused")
+    pair.clientEvents += try pair.client.receive(toClient, now: 0)
+    #expect(pair.clientEvents.contains(.goAway(lastStreamID: Int32.max, errorCode: 0)))
+    // The client's PING ACK brings the final GOAWAY, naming the last stream served.
+    try pair.pump()
+    #expect(pair.clientEvents.contains(.goAway(lastStreamID: inFlight, errorCode: 0)))
+    #expect(first < inFlight)
+    // Both streams are still answered.
+    for stream in [first, inFlight] {
+        try pair.server.sendResponse(streamID: stream, headers: [HTTP2Header(":status", "200"), HTTP2Header("grpc-status", "0")])
+    }
+    try pair.pump()
+    for stream in [first, inFlight] {
+        #expect(pair.clientEvents.contains(.streamClosed(streamID: stream, errorCode: 0)))
+    }
+    #expect(!pair.server.isActive)
+}
+
+/// When the peer will send nothing more, the final GOAWAY goes at once.
+@Test func aOneStepShutdownSendsTheFinalGoAwayAtOnce() throws {
+    var pair = try Pair()
+    let stream = try pair.client.sendRequest(headers: requestHeaders, body: [1])
+    try pair.pump()
+    pair.server.beginShutdown(twoStep: false)
+    try pair.pump()
+    #expect(pair.clientEvents.contains(.goAway(lastStreamID: stream, errorCode: 0)))
+    #expect(!pair.clientEvents.contains(.goAway(lastStreamID: Int32.max, errorCode: 0)))
+}
