@@ -246,11 +246,12 @@ extension Ledger {
 
     /// Usage cells of an account between two UTC days (inclusive), once
     /// what was read is durable (`readBarrier`); nil for an unknown
-    /// account. A debit changes only the cells of its own day, the clock's
-    /// (which never goes back), so the days before today are read at most
-    /// `usageCellsPerTurn` cells per turn of the ledger's thread, its other
-    /// work running between turns; today's (and any later day's) are read
-    /// in the last turn, with the barrier: the answer is that moment's. A
+    /// account. A debit changes only the cells of its own day, the clock's,
+    /// so the days before yesterday are read at most `usageCellsPerTurn`
+    /// cells per turn of the ledger's thread, its other work running
+    /// between turns; yesterday's, today's (and any later day's) are read
+    /// in the last turn, with the barrier: the answer is that moment's
+    /// (yesterday too, for a wall clock stepped back across midnight). A
     /// reload meanwhile (a failed commit replaced the books) fails the
     /// read, UNAVAILABLE.
     public func committedUsage(account: String, fromDay: Int64, toDay: Int64) async throws(LedgerError) -> UsageCells? {
@@ -262,12 +263,12 @@ extension Ledger {
         }
         let today = floorDivide(clock.nowMicros(), 86_400_000_000)
         let byDay = state.accounts.values[index].usageDays.byDay
-        let pastDays = byDay.keys.filter { $0 >= fromDay && $0 <= min(toDay, today - 1) }.sorted()
+        let settledDays = byDay.keys.filter { $0 >= fromDay && $0 <= min(toDay, today - 2) }.sorted()
         var cells = UsageCells()
         cells.reserveCapacity(byDay.reduce(0) { $0 + ($1.key >= fromDay && $1.key <= toDay ? $1.value.count : 0) })
         let perTurn = max(configuration.usageCellsPerTurn, 1)
         var budget = perTurn
-        for day in pastDays {
+        for day in settledDays {
             var next = 0  // into the day's keys, which no debit adds to any more
             while true {
                 guard let index = state.accounts.index(forKey: account) else { return nil }
@@ -284,7 +285,7 @@ extension Ledger {
             }
         }
         guard let index = state.accounts.index(forKey: account) else { return nil }
-        for day in state.accounts.values[index].usageDays.byDay.keys where day >= max(fromDay, today) && day <= toDay {
+        for day in state.accounts.values[index].usageDays.byDay.keys where day >= max(fromDay, today - 1) && day <= toDay {
             Self.readUsage(of: day, from: state.accounts.values[index], into: &cells)
         }
         return try await committed(cells)

@@ -580,7 +580,7 @@ extension Ledger {
             guard charge.status == .succeeded, let invoice = state.invoices[earlier.invoiceSequence]?.invoice else {
                 throw PaymentDeclined(charge: charge)
             }
-            return PurchaseResult(charge: charge, invoice: invoice, balance: book.balance)
+            return PurchaseResult(charge: charge, invoice: invoice, balance: try await committed(book.balance))
         }
         guard let method = book.paymentMethod else {
             throw AccountRequestRefused(reason: "PAYMENT_METHOD_REQUIRED", message: "add a payment method before buying credits")
@@ -612,7 +612,9 @@ extension Ledger {
         let charge = try await recordPurchase(purchase, try await chargeGateway(started))
         guard charge.status == .succeeded else { throw PaymentDeclined(charge: charge) }
         let after = try self.book(accountID)
-        return PurchaseResult(charge: charge, invoice: state.invoices[after.invoiceSequences.last!]!.invoice, balance: after.balance)
+        // The balance counts debits that may still be committing: answered once they are.
+        return PurchaseResult(charge: charge, invoice: state.invoices[after.invoiceSequences.last!]!.invoice,
+                              balance: try await committed(after.balance))
     }
 
     /// What a PayInvoice asks for, as the books stand.

@@ -466,10 +466,11 @@ public actor Ledger {
         try await settlePendingCharges(only: accountID)
         guard let book = state.accounts[accountID] else { throw LedgerError.accountNotFound(accountID) }
         if !idempotencyKey.isEmpty, let earlier = book.grantKeys[idempotencyKey] {
-            // Either answer cites the earlier grant: once it is durable.
+            // Either answer cites the earlier grant: once it is durable (and
+            // the balance, once what it counts is).
             try await committer.waiter(for: earlier.seq).wait()
             guard earlier.matches(amount: amountMicros, note: note) else { throw LedgerError.grantKeyReused(idempotencyKey) }
-            return (earlier.seq, state.accounts[accountID]?.balance ?? 0)
+            return (earlier.seq, try await committed(state.accounts[accountID]?.balance ?? 0))
         }
         // Both sums apply checks (debits lower the balance, never `granted`).
         guard !book.balance.addingReportingOverflow(amountMicros).overflow,
@@ -504,6 +505,20 @@ public actor Ledger {
     public func readBarrier() -> ReadBarrier {
         let seen = state.lastSeq
         return ReadBarrier(waiter: committer.durableSeq >= seen ? nil : committer.waiter(for: seen))
+    }
+
+    /// `readBarrier` as a callback: `call` runs now, on this thread, when
+    /// nothing is under way (or the committer has failed), else on the
+    /// ledger's executor with the commit's other callbacks — no waiter, no
+    /// task (a caller on the ledger's loop answers from it, as `debitNow`'s
+    /// caller does). Register it in the same actor turn as the read.
+    public func whenReadDurable(_ call: @escaping @Sendable (Result<Void, LedgerError>) -> Void) {
+        let seen = state.lastSeq
+        if committer.durableSeq >= seen {
+            call(.success(()))
+        } else {
+            committer.whenDurable(seen, call)
+        }
     }
 
     /// `value`, read in this actor turn, once it is durable (`readBarrier`).

@@ -275,14 +275,28 @@ extension MeteringService {
         } catch {
             throw Refusals.status(error)
         }
-        return try Self.usageResponse(cells, request, query)
+        guard (cells?.count ?? 0) > Self.cellsSummedOnTheLoop else { return try Self.usageResponse(cells, request, query) }
+        // Many cells are summed on the pool, not on the loop this task may prefer.
+        return try await withTaskExecutorPreference(PoolExecutor.shared) { try Self.usageResponse(cells, request, query) }
     }
 
-    /// GetUsage as a deferred method: the account's cells taken on the
-    /// ledger's loop and summed there (on the pool past 4,096 cells); from
-    /// another loop, or past the cells the ledger reads in one turn, a task
-    /// there awaiting the actor. Either way the answer
-    /// waits for the debits it counts to be durable (`Ledger.readBarrier`).
+    /// Cells a GetUsage sums on an event loop; more are summed on the pool.
+    static let cellsSummedOnTheLoop = 4_096
+
+    /// What GetUsage did on the ledger's loop.
+    private enum UsageOnLoop {
+        /// Answered, or left to answer from the commit's callback.
+        case answered
+        /// Many cells: summed on the pool once the barrier passes.
+        case many(UsageCells?, ReadBarrier)
+    }
+
+    /// GetUsage as a deferred method: on the ledger's loop the account's
+    /// cells are taken and summed there once what they count is durable —
+    /// at once, or from the commit's callback on that loop (no waiter, no
+    /// task: `Ledger.whenReadDurable`); past 4,096 cells summed on the
+    /// pool. From another loop, or past the cells the ledger reads in one
+    /// turn (`committedUsage`), a task awaiting the actor.
     func usage(_ request: Billing_V1_GetUsageRequest, _ respond: CountingResponder) {
         let query: UsageQuery
         do {
@@ -291,34 +305,41 @@ extension MeteringService {
             respond.fail(error)
             return
         }
-        let onLoop: (cells: UsageCells?, barrier: ReadBarrier)??
+        let onLoop: UsageOnLoop??
         do {
-            onLoop = try ledger.whenOnExecutor { ledger throws(LedgerError) in
+            onLoop = try ledger.whenOnExecutor { ledger throws(LedgerError) -> UsageOnLoop? in
                 // A range of many cells is read across turns (`committedUsage`).
                 guard ledger.usageFitsOneTurn(account: request.accountID, fromDay: query.fromDay, toDay: query.toDay) else { return nil }
-                return (try ledger.usageCells(account: request.accountID, fromDay: query.fromDay, toDay: query.toDay), ledger.readBarrier())
+                let cells = try ledger.usageCells(account: request.accountID, fromDay: query.fromDay, toDay: query.toDay)
+                guard (cells?.count ?? 0) <= Self.cellsSummedOnTheLoop else { return .many(cells, ledger.readBarrier()) }
+                ledger.whenReadDurable { outcome in  // (here, or on this loop after the commit)
+                    switch outcome {
+                    case .success: respond.answer { try Self.usageResponse(cells, request, query).serializedBytes() }
+                    case .failure(let error): respond.fail(Refusals.status(error))
+                    }
+                }
+                return .answered
             }
         } catch {
             respond.fail(Refusals.status(error))
             return
         }
-        guard let (cells, barrier) = onLoop ?? nil else {
-            // Many cells (read by the actor across turns) are summed on the pool.
-            respond.continueAsTask(onLoop: onLoop == nil) { [self] in try await usage(request).serializedBytes() }
+        switch onLoop {
+        case .answered??:
             return
-        }
-        let small = (cells?.count ?? 0) <= 4_096
-        if small && barrier.isSettled {
-            respond { try Self.usageResponse(cells, request, query).serializedBytes() }
-            return
-        }
-        respond.continueAsTask(onLoop: small) {
-            do {
-                try await barrier.wait()
-            } catch {
-                throw Refusals.status(error)
+        case .many(let cells, let barrier)??:
+            respond.continueAsTask(onLoop: false) {
+                do {
+                    try await barrier.wait()
+                } catch {
+                    throw Refusals.status(error)
+                }
+                return try Self.usageResponse(cells, request, query).serializedBytes()
             }
-            return try Self.usageResponse(cells, request, query).serializedBytes()
+        case nil?:  // on the ledger's loop, more cells than one turn reads: summed on the pool
+            respond.continueAsTask(onLoop: false) { [self] in try await usage(request).serializedBytes() }
+        case nil:  // another loop
+            respond.continueAsTask(onLoop: true) { [self] in try await usage(request).serializedBytes() }
         }
     }
 

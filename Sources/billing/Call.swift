@@ -40,7 +40,7 @@ struct Call: ParsableCommand {
     @Flag(help: "List the methods this command knows.")
     var list = false
 
-    mutating func validate() throws {
+    func validate() throws {
         guard (1...99_999_999).contains(timeoutMillis) else {
             throw ValidationError("--timeout-millis must be 1...99999999 (grpc-timeout allows at most 8 digits)")
         }
@@ -53,13 +53,19 @@ struct Call: ParsableCommand {
         guard let colon = target.lastIndex(of: ":"), UInt16(target[target.index(after: colon)...]) != nil else {
             throw ValidationError("--target must be host:port")
         }
-        // The request JSON too (standard input read here, once, for `-`).
-        if data == "-" { data = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self) }
-        let type = MethodCatalog.methods[method.hasPrefix("/") ? method : "/" + method]!.request
+        // The request JSON too, when given as an argument (standard input is
+        // read by `run`: reading it here would hold `-d - --help` up, as
+        // ArgumentParser validates before it shows help).
+        if data != "-" { try Self.parse(data, as: MethodCatalog.methods[method.hasPrefix("/") ? method : "/" + method]!.request) }
+    }
+
+    /// `json` as a `type` request; a `ValidationError` in words if it is not one.
+    @discardableResult
+    static func parse(_ json: String, as type: any Message.Type) throws -> any Message {
         do {
-            _ = try type.init(jsonString: data)
+            return try type.init(jsonString: json)
         } catch {
-            throw ValidationError("request is not valid JSON for \(type.protoMessageName): \(Self.describe(error, type))")
+            throw ValidationError("request is not valid JSON for \(type.protoMessageName): \(describe(error, type))")
         }
     }
 
@@ -107,8 +113,18 @@ struct Call: ParsableCommand {
         guard let types = MethodCatalog.methods[path] else {
             throw ValidationError("unknown method \(method) (billing call --list shows them)")
         }
-        let json = data  // (standard input read by `validate` for `-`)
-        let request = try types.request.init(jsonString: json)  // (checked in `validate`)
+        let request: any Message
+        if data == "-" {
+            do {
+                request = try Self.parse(String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self), as: types.request)
+            } catch let error as ValidationError {
+                // (From `run`, ArgumentParser would show the top-level usage.)
+                FileHandle.standardError.write(Data("Error: \(error.message)\n".utf8))
+                throw ExitCode(64)
+            }
+        } else {
+            request = try Self.parse(data, as: types.request)  // (checked by `validate`)
+        }
         guard let colon = target.lastIndex(of: ":"), let port = UInt16(target[target.index(after: colon)...]) else {
             throw ValidationError("--target must be host:port")
         }

@@ -119,6 +119,18 @@ struct Serve: ParsableCommand {
         // then reports a bad one with this command's usage.
         _ = try loadCatalog(catalog)
         _ = try loadPlans(plans)
+        // A secret file the operator names must exist and be long enough;
+        // read here, before the database is touched (recovery or catch-up
+        // can close periods and charge cards), and again by `run`.
+        if let jwtSecretFile {
+            do {
+                guard try loadJWTSecret(path: jwtSecretFile, createIfMissing: false) != nil else {
+                    throw ValidationError("--jwt-secret-file \(jwtSecretFile) cannot be read (it is read, never created)")
+                }
+            } catch let error as CLIError {
+                throw ValidationError(error.description)
+            }
+        }
         if (tlsCert == nil) != (tlsKey == nil) {
             throw ValidationError("--tls-cert and --tls-key go together")
         }
@@ -181,9 +193,7 @@ struct Serve: ParsableCommand {
         // any other write to a closed peer (a library's) from killing the server.
         signal(SIGPIPE, SIG_IGN)
         bootstrapLogging(level: logLevel)
-        // A secret file the operator names is read before the database is
-        // touched: a missing or short one stops the start before recovery
-        // or catch-up (which can close periods and charge cards) runs.
+        // (Checked by `validate` too; read again here, before the database.)
         let namedJWTSecret = try jwtSecretFile.map { path in
             guard let secret = try loadJWTSecret(path: path, createIfMissing: false) else {
                 throw CLIError("--jwt-secret-file \(path) cannot be read (it is read, never created)")

@@ -471,9 +471,29 @@ def test_bad_json_is_refused_clearly(call_world, data):
         assert "Fatal error" not in result.stderr and result.returncode < 128, shown(result)
         # In words, with this command's usage (not SwiftProtobuf's case names, not `billing <subcommand>`).
         assert not re.search(r"malformed[A-Z]|unknownField|schemaMismatch|: truncated|conflictingOneOf|numberRange", result.stderr), shown(result)
-        assert "Usage: billing call " in result.stderr, shown(result)
+        assert result.returncode == 64, shown(result)
+        if how == "arg":  # (read from standard input, it is found in `run`: no usage, as for a server's refusal)
+            assert "Usage: billing call " in result.stderr, shown(result)
     if data == '{"no_such_field": 1}':
         assert 'billing.v1.QuoteRequest has no field "no_such_field"' in result.stderr, shown(result)
+
+
+def test_help_with_json_from_standard_input_does_not_wait_for_it():
+    """`-d - --help` shows help at once: standard input is read when the
+    call runs, not while the arguments are checked."""
+    proc = subprocess.Popen([str(billing_binary()), "call", "billing.v1.Metering/Quote", "-d", "-", "--help"],
+                            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # Standard input stays open (as a terminal's would): help must not wait for it.
+        try:
+            code = proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            pytest.fail("`billing call -d - --help` waited for standard input")
+        out, err = proc.stdout.read(), proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.stdin.close()
+    assert code == 0 and "USAGE: billing call" in out, out + err
 
 
 @pytest.mark.parametrize("args, message", [
@@ -816,8 +836,9 @@ def test_a_named_jwt_secret_file_that_is_missing_stops_the_start(tmp_path):
     missing = tmp_path / "no-such-secret"
     result = cli("serve", "--listen", "127.0.0.1:0", "--db", str(tmp_path / "db.sqlite"),
                  "--jwt-secret-file", str(missing), key=None, timeout=60)
-    assert 0 < result.returncode < 128, f"started instead of refusing:\n{shown(result)[:1500]}"
+    assert result.returncode == 64, f"started instead of refusing:\n{shown(result)[:1500]}"
     assert f"--jwt-secret-file {missing} cannot be read" in result.stderr, shown(result)[:1500]
+    assert "Usage: billing serve" in result.stderr, shown(result)[:1500]
     assert not missing.exists()
     # Checked before the database is opened: nothing recovered, caught up or created.
     assert "ledger recovered" not in result.stderr + result.stdout, shown(result)[:1500]
@@ -826,7 +847,7 @@ def test_a_named_jwt_secret_file_that_is_missing_stops_the_start(tmp_path):
     short.write_text("too short\n")
     result = cli("serve", "--listen", "127.0.0.1:0", "--db", str(tmp_path / "db.sqlite"),
                  "--jwt-secret-file", str(short), key=None, timeout=60)
-    assert 0 < result.returncode < 128 and "shorter than 32 bytes" in result.stderr, shown(result)[:1500]
+    assert result.returncode == 64 and "shorter than 32 bytes" in result.stderr, shown(result)[:1500]
     assert not (tmp_path / "db.sqlite").exists(), "a refused start created the database"
 
 
