@@ -210,15 +210,65 @@ extension Ledger {
     /// (once committed: their records, read in place) and those in the
     /// store's indexes.
     public nonisolated func runEntries(account: String, run: String) throws -> [JournalRecord] {
+        let index = try runIndex(account: account, run: run)
+        return try runEntries(account: account, run: run, among: index.seqs, in: index)
+    }
+
+    /// Where a run's durable debits are: their seqs, ascending (the store's
+    /// run index narrows by hash: a run sharing it adds seqs that
+    /// `runEntries(…among:in:)` leaves out), and the records of those in
+    /// memory. Reads no entry from the store.
+    public struct RunIndex: Sendable {
+        public let seqs: [Int64]
+        /// Ascending.
+        let inMemory: [JournalRecord]
+
+        /// The record of `seq` held in memory, if any.
+        func record(_ seq: Int64) -> JournalRecord? {
+            var (low, high) = (inMemory.startIndex, inMemory.endIndex)
+            while low < high {
+                let middle = (low + high) / 2
+                if inMemory[middle].seq < seq { low = middle + 1 } else { high = middle }
+            }
+            return low < inMemory.endIndex && inMemory[low].seq == seq ? inMemory[low] : nil
+        }
+    }
+
+    public nonisolated func runIndex(account: String, run: String) throws -> RunIndex {
         let epoch = try requireCompleteCache()
         // The cache first: a generation it drops meanwhile is in the store by then.
         let durable = committer.durableSeq
         let cached = cache.runEntries(account: account, run: run).filter { $0.seq <= durable }
-        let stored = try store.runEntries(accountID: account, runID: run).map(JournalRecord.init)
+        let stored = try store.runSeqs(accountID: account, runID: run)
         try requireCompleteCache(since: epoch)  // (emptied for a reload meanwhile: part of the run may be missing)
-        guard !cached.isEmpty else { return stored }
-        let storedSeqs = Set(stored.map(\.seq))
-        return (stored + cached.filter { !storedSeqs.contains($0.seq) }).sorted { $0.seq < $1.seq }
+        // Both ascending: merged, each seq once.
+        guard !stored.isEmpty else { return RunIndex(seqs: cached.map(\.seq), inMemory: cached) }
+        var seqs: [Int64] = []
+        seqs.reserveCapacity(stored.count + cached.count)
+        var (s, c) = (stored.startIndex, cached.startIndex)
+        while s < stored.endIndex || c < cached.endIndex {
+            let next = c == cached.endIndex || (s < stored.endIndex && stored[s] <= cached[c].seq) ? stored[s] : cached[c].seq
+            if s < stored.endIndex && stored[s] == next { s += 1 }
+            if c < cached.endIndex && cached[c].seq == next { c += 1 }
+            seqs.append(next)
+        }
+        return RunIndex(seqs: seqs, inMemory: cached)
+    }
+
+    /// The run's accepted debits among `seqs` (ascending, from `index`), in
+    /// journal order: from memory when held there, else read from the
+    /// store — only those.
+    public nonisolated func runEntries(account: String, run: String, among seqs: some Sequence<Int64>,
+                                       in index: RunIndex) throws -> [JournalRecord] {
+        var fromMemory: [JournalRecord] = []
+        var fromStore: [Int64] = []
+        for seq in seqs {
+            if let record = index.record(seq) { fromMemory.append(record) } else { fromStore.append(seq) }
+        }
+        let stored = fromStore.isEmpty ? [] : try store.runEntries(accountID: account, runID: run, seqs: fromStore).map(JournalRecord.init)
+        guard !fromMemory.isEmpty else { return stored }
+        guard !stored.isEmpty else { return fromMemory }
+        return (stored + fromMemory).sorted { $0.seq < $1.seq }
     }
 
     /// What a debit would do now, changing nothing (Quote): the record it

@@ -52,6 +52,15 @@ public protocol LedgerStore: Sendable {
     /// Accepted debits of one run that the indexes cover, in journal order.
     func runEntries(accountID: String, runID: String) throws -> [Billing_Journal_V1_Entry]
 
+    /// The seqs the run index holds for the run's hash, ascending, without
+    /// reading the entries (a hash shared with another run adds its seqs:
+    /// `runEntries(accountID:runID:seqs:)` leaves them out).
+    func runSeqs(accountID: String, runID: String) throws -> [Int64]
+
+    /// Those of `seqs` (ascending) that are accepted debits of the run, in
+    /// journal order: only these are read and decoded.
+    func runEntries(accountID: String, runID: String, seqs: [Int64]) throws -> [Billing_Journal_V1_Entry]
+
     /// The highest seq the indexes cover (the newest checkpoint that wrote
     /// index rows; 0: none).
     func indexedThrough() throws -> Int64
@@ -89,6 +98,17 @@ public protocol LedgerStore: Sendable {
 }
 
 extension LedgerStore {
+    /// From `runEntries(accountID:runID:)` (stores in tests).
+    public func runSeqs(accountID: String, runID: String) throws -> [Int64] {
+        try runEntries(accountID: accountID, runID: runID).map(\.seq)
+    }
+
+    /// From `runEntries(accountID:runID:)` (stores in tests).
+    public func runEntries(accountID: String, runID: String, seqs: [Int64]) throws -> [Billing_Journal_V1_Entry] {
+        let wanted = Set(seqs)
+        return try runEntries(accountID: accountID, runID: runID).filter { wanted.contains($0.seq) }
+    }
+
     /// `append` of protobuf entries (tools and tests).
     public func append(_ entries: [Billing_Journal_V1_Entry]) throws {
         try append(entries.map(JournalRecord.init))

@@ -126,22 +126,35 @@ final class LedgerReader: @unchecked Sendable {
     }
 
     func runEntries(accountID: String, runID: String) throws -> [Billing_Journal_V1_Entry] {
+        try runEntries(accountID: accountID, runID: runID, seqs: runSeqs(accountID: accountID, runID: runID))
+    }
+
+    /// The run index's seqs for the run's hash, ascending, each once
+    /// (should two generations ever both hold one).
+    func runSeqs(accountID: String, runID: String) throws -> [Int64] {
         try runDebits.use { query in
             try query.bind(JournalKeyHash.run(account: accountID, run: runID), at: 1)
-            var entries: [Billing_Journal_V1_Entry] = []
-            var row: Row?  // a run's debits often share one: read it once
+            var seqs: [Int64] = []
             while try query.step() {
                 let seq = query.int64(at: 0)
-                // Once per seq, should two generations ever both hold it.
-                guard seq != entries.last?.seq else { continue }
-                if row.map({ !$0.holds(seq) }) ?? true { row = try self.row(holding: seq) }
-                guard let entry = try row?.entry(seq) else { continue }
-                if case .debitAccepted(let debit) = entry.event, debit.accountID == accountID, debit.runID == runID {
-                    entries.append(entry)
-                }
+                if seq != seqs.last { seqs.append(seq) }
             }
-            return entries
+            return seqs
         }
+    }
+
+    /// Those of `seqs` (ascending) that are accepted debits of the run.
+    func runEntries(accountID: String, runID: String, seqs: [Int64]) throws -> [Billing_Journal_V1_Entry] {
+        var entries: [Billing_Journal_V1_Entry] = []
+        var row: Row?  // a run's debits often share one: read it once
+        for seq in seqs {
+            if row.map({ !$0.holds(seq) }) ?? true { row = try self.row(holding: seq) }
+            guard let entry = try row?.entry(seq) else { continue }
+            if case .debitAccepted(let debit) = entry.event, debit.accountID == accountID, debit.runID == runID {
+                entries.append(entry)
+            }
+        }
+        return entries
     }
 
     /// The journal entry `seq`, from the row holding it; nil past the journal's end.

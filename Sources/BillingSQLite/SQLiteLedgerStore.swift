@@ -180,6 +180,14 @@ public final class SQLiteLedgerStore: LedgerStore {
         try readers.withReader { try $0.runEntries(accountID: accountID, runID: runID) }
     }
 
+    public func runSeqs(accountID: String, runID: String) throws -> [Int64] {
+        try readers.withReader { try $0.runSeqs(accountID: accountID, runID: runID) }
+    }
+
+    public func runEntries(accountID: String, runID: String, seqs: [Int64]) throws -> [Billing_Journal_V1_Entry] {
+        try readers.withReader { try $0.runEntries(accountID: accountID, runID: runID, seqs: seqs) }
+    }
+
     public func indexedThrough() throws -> Int64 {
         try readers.withReader { try $0.indexedThrough() }
     }

@@ -141,70 +141,104 @@ extension MeteringService {
         }
     }
 
-    /// The run's debits, from memory and SQLite, as the response.
+    /// The run's debits, from memory and SQLite, as the response: the
+    /// page's debits, and the whole run's total, count and catalog
+    /// versions. Those totals are kept for recently asked runs
+    /// (`runSummaries`), so a page after the first reads only its own
+    /// debits and those added to the run since — every page read and
+    /// decoded the whole run, and paging through a run of n debits read
+    /// n²/page_size of them.
     func runCost(_ request: Billing_V1_GetExecutionCostRequest) throws -> Billing_V1_GetExecutionCostResponse {
         let (pageSize, after) = try Self.runPage(request)
         // A reload under way, a busy or failing store: UNAVAILABLE (retry),
         // as GetUsage and GetDebit answer, not INTERNAL.
+        let index: Ledger.RunIndex
         let records: [JournalRecord]
+        let runKey = RunSummaries.Key(account: request.accountID, run: request.runID)
+        var summary = RunSummary()
+        let added: ArraySlice<Int64>, page: ArraySlice<Int64>
         do {
-            records = try ledger.runEntries(account: request.accountID, run: request.runID)
+            index = try ledger.runIndex(account: request.accountID, run: request.runID)
+            guard let last = index.seqs.last else {
+                throw GRPCStatus(.notFound, "run \(request.runID) has no debits", reason: "RUN_NOT_FOUND",
+                                 metadata: ["account_id": request.accountID])
+            }
+            // (One past the run's last seq would be of a store since replaced: start over.)
+            if let known = runSummaries[runKey], known.through <= last { summary = known }
+            added = index.seqs[(index.seqs.firstIndex { $0 > summary.through } ?? index.seqs.endIndex)...]
+            let start = index.seqs.firstIndex { $0 > after } ?? index.seqs.endIndex
+            page = index.seqs[start...].prefix(pageSize)
+            // The debits to read: those the summary lacks (the run's tail)
+            // and the page's, each once, ascending — two ranges of `seqs`.
+            let wanted = added.startIndex <= page.endIndex
+                ? index.seqs[min(added.startIndex, page.startIndex)...]
+                : page + added
+            records = try ledger.runEntries(account: request.accountID, run: request.runID, among: wanted, in: index)
+        } catch let status as GRPCStatus {
+            throw status
         } catch {
             throw Refusals.status(error)
         }
-        guard !records.isEmpty else {
+        for record in records where record.seq > summary.through {
+            summary.count += 1
+            summary.total += record.accepted.totalMicros
+            if !summary.catalogVersions.contains(record.accepted.catalogVersion) {
+                summary.catalogVersions.append(record.accepted.catalogVersion)
+            }
+        }
+        summary.through = index.seqs.last!
+        guard summary.count > 0 else {  // (seqs of another run sharing the hash only)
             throw GRPCStatus(.notFound, "run \(request.runID) has no debits", reason: "RUN_NOT_FOUND",
                              metadata: ["account_id": request.accountID])
         }
+        runSummaries[runKey] = summary
         var response = Billing_V1_GetExecutionCostResponse()
         response.runID = request.runID
         response.accountID = request.accountID
-        var total: Int64 = 0
-        var count: Int64 = 0
+        response.totalMicros = summary.total
+        response.debitCount = summary.count
+        response.catalogVersions = summary.catalogVersions
         var pageBytes = 0
         // Each debit read in place from its record (`record.accepted.…`).
-        for record in records where record.isAccepted {
-            count += 1
-            total += record.accepted.totalMicros
-            if !response.catalogVersions.contains(record.accepted.catalogVersion) {
-                response.catalogVersions.append(record.accepted.catalogVersion)
-            }
-            guard record.seq > after else { continue }
+        for record in records where record.seq > after && record.seq <= (page.last ?? 0) {
             // A page ends at its size or at about 2 MiB, whichever comes
             // first: a stock client takes at most 4 MiB (a run of debits
             // of 256 line items each once made a 6 MB page of 1,000).
-            // Once full, nothing more joins the page (a smaller debit after
-            // the one that did not fit would come after the page's token:
-            // sent twice and out of order).
-            guard response.nextPageToken.isEmpty else { continue }
             let bytes = Self.estimatedBytes(record.accepted)
-            guard response.debits.count < pageSize, response.debits.isEmpty || pageBytes + bytes <= Self.maxRunPageBytes else {
+            guard response.debits.isEmpty || pageBytes + bytes <= Self.maxRunPageBytes else {
                 response.nextPageToken = "e\(response.debits.last!.entryID)"
-                continue
+                break
             }
             pageBytes += bytes
-            var debit = Billing_V1_RunDebit()
-            debit.entryID = record.seq
-            debit.idempotencyKey = record.accepted.idempotencyKey
-            debit.debitedUnixSeconds = record.atUnixMicros / 1_000_000
-            debit.catalogVersion = record.accepted.catalogVersion
-            debit.workspaceID = record.accepted.workspaceID
-            debit.agentID = record.accepted.agentID
-            debit.lineItems = record.accepted.lines.map { line in
-                var priced = Billing_V1_PricedLineItem()
-                priced.lineItem = line.item
-                priced.key = line.key
-                priced.amountMicros = line.amountMicros
-                return priced
-            }
-            debit.totalMicros = record.accepted.totalMicros
-            debit.coveredByCreditsMicros = record.accepted.fromCreditsMicros
-            debit.overageMicros = record.accepted.overageMicros
-            response.debits.append(debit)
+            response.debits.append(Self.runDebit(record))
         }
-        response.totalMicros = total
-        response.debitCount = count
+        // More after the page (read up to its size): the token names where it ended.
+        if response.nextPageToken.isEmpty, let end = page.last, end < index.seqs.last! {
+            response.nextPageToken = "e\(response.debits.last?.entryID ?? end)"
+        }
         return response
+    }
+
+    /// A debit as a GetExecutionCost page lists it.
+    static func runDebit(_ record: JournalRecord) -> Billing_V1_RunDebit {
+        var debit = Billing_V1_RunDebit()
+        debit.entryID = record.seq
+        debit.idempotencyKey = record.accepted.idempotencyKey
+        debit.debitedUnixSeconds = record.atUnixMicros / 1_000_000
+        debit.catalogVersion = record.accepted.catalogVersion
+        debit.workspaceID = record.accepted.workspaceID
+        debit.agentID = record.accepted.agentID
+        debit.lineItems = record.accepted.lines.map { line in
+            var priced = Billing_V1_PricedLineItem()
+            priced.lineItem = line.item
+            priced.key = line.key
+            priced.amountMicros = line.amountMicros
+            return priced
+        }
+        debit.totalMicros = record.accepted.totalMicros
+        debit.coveredByCreditsMicros = record.accepted.fromCreditsMicros
+        debit.overageMicros = record.accepted.overageMicros
+        return debit
     }
 
     static let defaultRunPage = 1_000

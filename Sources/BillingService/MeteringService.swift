@@ -11,6 +11,8 @@ import GRPC
 public final class MeteringService: Sendable {
     let ledger: Ledger
     let catalog: PriceCatalog
+    /// Recently asked runs' totals (`runCost`).
+    let runSummaries = RunSummaries()
 
     public init(ledger: Ledger, catalog: PriceCatalog) {
         self.ledger = ledger

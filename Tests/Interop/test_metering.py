@@ -470,6 +470,58 @@ def test_execution_cost_pages_a_long_run(billing):
     assert (code, info.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD")
 
 
+def test_execution_cost_pages_a_run_that_grows_between_pages(pb, server, verify):
+    """A page after the first reads only its own debits and those added
+    since (the totals of recently asked runs are kept): with debits joining
+    the run between pages — some of them indexed in SQLite by a checkpoint
+    (every 7 entries here), some still in memory — every page's total,
+    count and catalog versions are the whole run's as it stands, the pages
+    list each debit once, oldest first, and a page that ends the run
+    exactly carries no token."""
+    served = server(args=["--checkpoint-every", "7"])
+    b = Billing(pb, served)
+    m = pb.metering_pb2
+    b.create("acme", credits=1_000_000_000)
+    debits = [b.debit("acme", f"k{i}", [b.tool("slack", 1 + i)], run="grows") for i in range(4)]
+    b.debit("acme", "other", [b.tool("slack", 1)], run="another")  # not in the run
+
+    def page(token, size=2):
+        return b.metering.GetExecutionCost(m.GetExecutionCostRequest(account_id="acme", run_id="grows", page_size=size,
+                                                                      page_token=token), timeout=RPC_TIMEOUT_S)
+
+    def check(answer):
+        assert answer.debit_count == len(debits), (answer.debit_count, len(debits))
+        assert answer.total_micros == sum(d.total_micros for d in debits)
+        assert list(answer.catalog_versions) == [VERSION]
+
+    first = page("")
+    check(first)
+    seen = [d.entry_id for d in first.debits]
+    token = first.next_page_token
+    grown = 0
+    pages = 1
+    while token:
+        if grown < 4:
+            # The run grows between pages: debits of it, and one refused (it counts nothing).
+            for _ in range(3):
+                debits.append(b.debit("acme", f"k{len(debits)}", [b.tool("slack", 1 + len(debits))], run="grows"))
+            grown += 1
+            assert b.refusal(b.metering.Debit, b.request("acme", "k0", [b.tool("slack", 99)], run="grows"))[1].reason == \
+                "IDEMPOTENCY_KEY_REUSED"
+        answer = page(token)
+        check(answer)
+        seen += [d.entry_id for d in answer.debits]
+        token = answer.next_page_token
+        pages += 1
+        assert pages < 50
+    assert grown == 4
+    assert seen == [d.entry_id for d in debits]  # each once, oldest first
+    # Exactly one page's worth left: no token.
+    last_two = page(f"e{seen[-3]}")
+    assert [d.entry_id for d in last_two.debits] == seen[-2:] and last_two.next_page_token == ""
+    verify(served.db_path)
+
+
 def test_execution_cost_of_a_run_without_debits_is_not_found(billing):
     """metering.proto: "GetExecutionCostResponse. NOT_FOUND if the run has no accepted debit"."""
     b = billing
