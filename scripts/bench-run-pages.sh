@@ -18,19 +18,12 @@ BILLING_KEY="$key" SERVER_PID="$server" taskset -c 1 python3 - "$work" "$(cat "$
 import os, sys, time
 from pathlib import Path
 work, port, debits, rounds = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-import grpc
-from grpc_tools import protoc
-import grpc_tools
-schema = Path("schema")
-protos = [str(p.relative_to(schema)) for p in schema.glob("billing/**/*.proto")]
-well_known = Path(grpc_tools.__file__).parent / "_proto"
-assert protoc.main(["protoc", f"-I{schema}", f"-I{well_known}", f"--python_out={work}", f"--grpc_python_out={work}", *protos]) == 0
-sys.path.insert(0, str(work))
+sys.path.insert(0, "scripts")
+import bench_client
+bench_client.stubs(work)
 from billing.v1 import accounts_pb2, accounts_pb2_grpc, admin_pb2, admin_pb2_grpc, common_pb2, metering_pb2, metering_pb2_grpc
 
-channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.max_receive_message_length", 64 << 20)])
-grpc.channel_ready_future(channel).result(timeout=10)
-metadata = [("authorization", f"Bearer {os.environ['BILLING_KEY']}")]
+channel, metadata = bench_client.channel(port)
 accounts_pb2_grpc.AccountsStub(channel).CreateAccount(
     accounts_pb2.CreateAccountRequest(account_id="long", initial_plan=accounts_pb2.PLAN_PRO), metadata=metadata, timeout=30)
 admin_pb2_grpc.AdminStub(channel).GrantCredits(admin_pb2.GrantCreditsRequest(

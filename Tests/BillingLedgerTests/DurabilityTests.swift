@@ -14,9 +14,7 @@ import Testing
     @Test func keyReusedIsAnsweredOnlyOnceTheOriginalIsDurable() async throws {
         let h = try Harness()
         try await h.openAccount("acct", plan: "pro", credits: 1_000)
-        let entered = AsyncLatch()
-        let release = DispatchSemaphore(value: 0)
-        h.disk.script(.block(entered: entered, release: release, thenFail: true))
+        let (entered, release) = h.holdNextCommit(thenFail: true)
 
         let ledger = h.ledger
         let original = try Fixtures.command(account: "acct", key: "k-1", micros: 100)
@@ -49,9 +47,7 @@ import Testing
     @Test func aRetriedPlanChangeIsAnsweredOnlyOnceTheOriginalIsDurable() async throws {
         let h = try Harness()
         try await h.openAccount("acct", plan: "pro")
-        let entered = AsyncLatch()
-        let release = DispatchSemaphore(value: 0)
-        h.disk.script(.block(entered: entered, release: release, thenFail: true))
+        let (entered, release) = h.holdNextCommit(thenFail: true)
         let ledger = h.ledger
         let original = Task { try await ledger.changePlan(accountID: "acct", to: .free, key: "down", actor: "test") }
         await entered.wait()  // decided and applied in memory, its commit under way
@@ -97,9 +93,7 @@ import Testing
     @Test func readsWaitForTheCommitOfWhatTheySaw() async throws {
         let h = try Harness()
         try await h.openAccount("acct", plan: "pro", credits: 1_000)
-        let entered = AsyncLatch()
-        let release = DispatchSemaphore(value: 0)
-        h.disk.script(.block(entered: entered, release: release, thenFail: true))
+        let (entered, release) = h.holdNextCommit(thenFail: true)
         let ledger = h.ledger
         let debit = Task { try await ledger.frontEndDebit(Fixtures.command(account: "acct", key: "k-1", micros: 100)) }
         await entered.wait()  // applied in memory, its commit under way
@@ -138,9 +132,7 @@ import Testing
         _ = try await ledger.createApiKey(keyID: "k1", name: "n", scopes: ["metering:write"], hash: Array(repeating: 1, count: 32),
                                           expiresUnix: 0, actor: "test")
         for attempt in ["revoke", "create"] {
-            let entered = AsyncLatch()
-            let release = DispatchSemaphore(value: 0)
-            h.disk.script(.block(entered: entered, release: release, thenFail: true))
+            let (entered, release) = h.holdNextCommit(thenFail: true)
             let first = Task {
                 if attempt == "revoke" { _ = try await ledger.revokeApiKey(keyID: "k1", actor: "a") }
                 else { _ = try await ledger.createAccount(id: "acme", plan: .pro, actor: "a") }
@@ -399,9 +391,7 @@ extension DurabilityTests {
         let h = try Harness()
         try await h.openAccount("acct", plan: "pro", credits: 1_000)
         let base = await h.ledger.lastSeq
-        let entered = AsyncLatch()
-        let release = DispatchSemaphore(value: 0)
-        h.disk.script(.block(entered: entered, release: release, thenFail: true))
+        let (entered, release) = h.holdNextCommit(thenFail: true)
 
         let executor = SteppedExecutor()
         defer { executor.shutdown() }

@@ -96,6 +96,16 @@ class Lifecycle:
         return self.accounts.ChangePlan(self.a.ChangePlanRequest(account_id=account_id, to_plan=plan, idempotency_key=key),
                                         timeout=RPC_TIMEOUT_S)
 
+    def past_due_pro(self, account_id, card):
+        """A Pro account with `card` on file whose first period has closed
+        and whose invoice could not be charged: that invoice."""
+        account = self.create(account_id, plan=self.a.PLAN_PRO)
+        self.set_card(account_id, card)
+        self.advance(to=account.current_period_end_unix_seconds)
+        [invoice] = self.invoices(account_id)
+        assert invoice.status == self.p.INVOICE_STATUS_PAST_DUE
+        return invoice
+
     def invoices(self, account_id):
         return list(self.payments.ListInvoices(self.p.ListInvoicesRequest(account_id=account_id), timeout=RPC_TIMEOUT_S).invoices)
 
@@ -530,12 +540,8 @@ def test_past_due_beyond_the_grace_period_pauses_runs_until_paid(life):
 
 
 def test_a_card_that_fails_once_succeeds_on_retry(life):
-    a, p = life.a, life.p
-    account = life.create("acme", plan=a.PLAN_PRO)
-    life.set_card("acme", FAILS_ONCE_CARD)
-    life.advance(to=account.current_period_end_unix_seconds)
-    [invoice] = life.invoices("acme")
-    assert invoice.status == p.INVOICE_STATUS_PAST_DUE
+    p = life.p
+    invoice = life.past_due_pro("acme", FAILS_ONCE_CARD)
     paid = life.payments.PayInvoice(p.PayInvoiceRequest(account_id="acme", invoice_id=invoice.invoice_id), timeout=RPC_TIMEOUT_S)
     assert paid.invoice.status == p.INVOICE_STATUS_PAID
     assert [c.failure_reason for c in life.charges("acme")] == ["", "PROCESSING_ERROR"]
@@ -545,12 +551,8 @@ def test_the_fail_once_card_given_again_with_pay_invoice_succeeds(life):
     """The banner's "update payment and pay" with the fail-once test card:
     its first charge fails, and paying again with the same card, given
     inline again (tokenized anew), succeeds."""
-    a, p = life.a, life.p
-    account = life.create("acme", plan=a.PLAN_PRO)
-    life.set_card("acme", DECLINED_CARD)
-    life.advance(to=account.current_period_end_unix_seconds)
-    [invoice] = life.invoices("acme")
-    assert invoice.status == p.INVOICE_STATUS_PAST_DUE
+    p = life.p
+    invoice = life.past_due_pro("acme", DECLINED_CARD)
 
     def pay(key):
         return life.payments.PayInvoice(p.PayInvoiceRequest(account_id="acme", invoice_id=invoice.invoice_id,

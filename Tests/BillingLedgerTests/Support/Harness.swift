@@ -2,6 +2,7 @@ import BillingCore
 @testable import BillingLedger
 import BillingProto
 import Synchronization
+import Dispatch
 import Testing
 
 /// One ledger on an in-memory store with a manual clock, for focused tests.
@@ -32,6 +33,16 @@ struct Harness: Sendable {
         let store = store.restart()
         await ledger.close()
         return Harness(store: store, clock: clock, ledger: try Ledger.open(on: store, clock: clock, configuration: configuration))
+    }
+
+    /// Holds the next commit on the disk: `entered` opens once it is under
+    /// way (its entries applied in memory), and it goes on — failing if
+    /// `thenFail` — when `release` is signalled.
+    func holdNextCommit(thenFail: Bool) -> (entered: AsyncLatch, release: DispatchSemaphore) {
+        let entered = AsyncLatch()
+        let release = DispatchSemaphore(value: 0)
+        disk.script(.block(entered: entered, release: release, thenFail: thenFail))
+        return (entered, release)
     }
 
     func openAccount(_ id: String, plan: String, credits: Int64 = 0) async throws {
