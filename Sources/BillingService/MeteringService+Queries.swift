@@ -153,10 +153,10 @@ extension MeteringService {
         // A reload under way, a busy or failing store: UNAVAILABLE (retry),
         // as GetUsage and GetDebit answer, not INTERNAL.
         let index: Ledger.RunIndex
-        let records: [JournalRecord]
         let runKey = RunSummaries.Key(account: request.accountID, run: request.runID)
         var summary = RunSummary()
-        let added: ArraySlice<Int64>, page: ArraySlice<Int64>
+        var tail: [JournalRecord] = []  // the run's debits after `summary.through`
+        var page: [JournalRecord] = []  // the run's debits after `after`, at most `pageSize`
         do {
             index = try ledger.runIndex(account: request.accountID, run: request.runID)
             guard let last = index.seqs.last else {
@@ -165,21 +165,25 @@ extension MeteringService {
             }
             // (One past the run's last seq would be of a store since replaced: start over.)
             if let known = runSummaries[runKey], known.through <= last { summary = known }
-            added = index.seqs[(index.seqs.firstIndex { $0 > summary.through } ?? index.seqs.endIndex)...]
-            let start = index.seqs.firstIndex { $0 > after } ?? index.seqs.endIndex
-            page = index.seqs[start...].prefix(pageSize)
-            // The debits to read: those the summary lacks (the run's tail)
-            // and the page's, each once, ascending — two ranges of `seqs`.
-            let wanted = added.startIndex <= page.endIndex
-                ? index.seqs[min(added.startIndex, page.startIndex)...]
-                : page + added
-            records = try ledger.runEntries(account: request.accountID, run: request.runID, among: wanted, in: index)
+            let tailStart = index.seqs.firstIndex { $0 > summary.through } ?? index.seqs.endIndex
+            tail = try ledger.runEntries(account: request.accountID, run: request.runID, among: index.seqs[tailStart...], in: index)
+            // The page's debits before the tail are read a page's worth at
+            // a time until it is full (the index's seqs may hold another
+            // run's, sharing the hash: they are left out, not counted);
+            // those in the tail are read already.
+            var cursor = index.seqs.firstIndex { $0 > after } ?? index.seqs.endIndex
+            while page.count < pageSize, cursor < tailStart {
+                let end = min(tailStart, cursor + (pageSize - page.count))
+                page += try ledger.runEntries(account: request.accountID, run: request.runID, among: index.seqs[cursor..<end], in: index)
+                cursor = end
+            }
+            for record in tail where page.count < pageSize && record.seq > after { page.append(record) }
         } catch let status as GRPCStatus {
             throw status
         } catch {
             throw Refusals.status(error)
         }
-        for record in records where record.seq > summary.through {
+        for record in tail {
             summary.count += 1
             summary.total += record.accepted.totalMicros
             if !summary.catalogVersions.contains(record.accepted.catalogVersion) {
@@ -200,7 +204,7 @@ extension MeteringService {
         response.catalogVersions = summary.catalogVersions
         var pageBytes = 0
         // Each debit read in place from its record (`record.accepted.…`).
-        for record in records where record.seq > after && record.seq <= (page.last ?? 0) {
+        for record in page {
             // A page ends at its size or at about 2 MiB, whichever comes
             // first: a stock client takes at most 4 MiB (a run of debits
             // of 256 line items each once made a 6 MB page of 1,000).
@@ -212,9 +216,10 @@ extension MeteringService {
             pageBytes += bytes
             response.debits.append(Self.runDebit(record))
         }
-        // More after the page (read up to its size): the token names where it ended.
-        if response.nextPageToken.isEmpty, let end = page.last, end < index.seqs.last! {
-            response.nextPageToken = "e\(response.debits.last?.entryID ?? end)"
+        // A full page with seqs after it: the token names where it ended (a
+        // page short of its size read the run to its end).
+        if response.nextPageToken.isEmpty, page.count == pageSize, let end = page.last?.seq, end < index.seqs.last! {
+            response.nextPageToken = "e\(end)"
         }
         return response
     }

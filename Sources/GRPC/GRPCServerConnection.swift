@@ -133,9 +133,18 @@ public final class GRPCServerConnection {
     /// GOAWAY now (the peer sends nothing more, or the connection closes
     /// right after).
     public func beginGracefulShutdown(twoStep: Bool = true) {
-        guard !isDraining else { return }
+        guard !isDraining else {
+            if !twoStep { http2.finishShutdown() }
+            return
+        }
         isDraining = true
         http2.beginShutdown(twoStep: twoStep)
+    }
+
+    /// The final GOAWAY of a two-step shutdown now, if its PING's ACK has
+    /// not come back (`HTTP2Session.finishShutdown`).
+    public func finishGracefulShutdown() {
+        http2.finishShutdown()
     }
 
     /// The peer will send nothing more (its TCP FIN): the calls whose

@@ -232,7 +232,13 @@ public final class HTTP2Session {
             if count < 0 {
                 throw HTTP2Error.protocolViolation(Self.describe(Int32(truncatingIfNeeded: count)))
             }
-            guard count > 0, let pointer else { return }
+            guard count > 0, let pointer else {
+                // The first GOAWAY of a two-step shutdown is written: now its PING.
+                guard drainPingAfterNotice else { return }
+                drainPingAfterNotice = false
+                Self.drainPing.withUnsafeBufferPointer { _ = nghttp2_submit_ping(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), $0.baseAddress) }
+                continue
+            }
             buffer.append(contentsOf: UnsafeBufferPointer(start: pointer, count: count))
         }
     }
@@ -260,6 +266,10 @@ public final class HTTP2Session {
     static let drainPing: [UInt8] = Array("drain-go".utf8)
     /// A two-step shutdown waits for its PING's ACK (`beginShutdown`).
     var awaitingDrainPing = false
+    /// Its PING goes once the first GOAWAY is written: nghttp2 sends a
+    /// PING (urgent) before a GOAWAY queued earlier, and a peer could then
+    /// acknowledge it before reading that GOAWAY.
+    var drainPingAfterNotice = false
     /// Its ACK arrived in the bytes being received: the final GOAWAY goes
     /// after them.
     var drainPingAcked = false
@@ -272,14 +282,26 @@ public final class HTTP2Session {
     /// stream served. One step sent that final GOAWAY at once, and a stream
     /// in flight towards us was refused unprocessed. `twoStep` false (the
     /// peer will send nothing more, so no ACK would come): the final one now.
+    /// A second call (or one with `twoStep` false while the first waits)
+    /// finishes it: `finishShutdown`.
     public func beginShutdown(twoStep: Bool = true) {
         guard twoStep, !awaitingDrainPing, nghttp2_submit_shutdown_notice(session) == 0 else {
             awaitingDrainPing = false
+            drainPingAfterNotice = false
             goAway()
             return
         }
-        Self.drainPing.withUnsafeBufferPointer { _ = nghttp2_submit_ping(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), $0.baseAddress) }
         awaitingDrainPing = true
+        drainPingAfterNotice = true
+    }
+
+    /// The final GOAWAY now, if a two-step shutdown still waits for its
+    /// PING's ACK (a peer that does not answer; one that closed its side).
+    public func finishShutdown() {
+        guard awaitingDrainPing else { return }
+        awaitingDrainPing = false
+        drainPingAfterNotice = false
+        goAway()
     }
 
     /// Starts a graceful shutdown: GOAWAY naming the last stream we will

@@ -280,9 +280,21 @@ final class EventLoop: GRPCLoop, @unchecked Sendable {
             _ = Glibc.shutdown(listenFD, Int32(SHUT_RDWR))
             listenFD = -1
         }
+        // Two GOAWAYs a round trip apart; one for a peer that never began
+        // HTTP/2. A peer that has not acknowledged the PING within a second
+        // (or half the drain) gets the final one anyway: a connection with
+        // no calls then closes instead of waiting out the drain.
         for connection in connections.values {
-            connection.grpc.beginGracefulShutdown()
+            connection.grpc.beginGracefulShutdown(twoStep: connection.grpc.peerIsSpeakingHTTP2)
             markDirty(connection)
+        }
+        let now = monotonicNanos()
+        let finishAt = now + min(1_000_000_000, drainDeadline > now ? (drainDeadline - now) / 2 : 0)
+        _ = timers.insert(deadline: finishAt) { [unowned self] in
+            for connection in connections.values {
+                connection.grpc.finishGracefulShutdown()
+                markDirty(connection)
+            }
         }
         _ = timers.insert(deadline: drainDeadline) { [unowned self] in
             for connection in Array(connections.values) {

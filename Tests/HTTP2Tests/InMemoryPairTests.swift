@@ -212,10 +212,12 @@ let requestHeaders = [
     let first = try pair.client.sendRequest(headers: requestHeaders, body: [1])
     try pair.pump()
     pair.server.beginShutdown()
-    // The first GOAWAY and the PING reach the client; a stream it opened
-    // meanwhile (sent before it read them) reaches the server after them.
+    // The first GOAWAY and the PING reach the client, in that order (a PING
+    // first could be acknowledged before the GOAWAY was read); a stream it
+    // opened meanwhile (sent before it read them) reaches the server after.
     var toClient: [UInt8] = []
     try pair.server.drainOutput(into: &toClient)
+    #expect(frameTypes(toClient) == [0x7, 0x6], "GOAWAY then PING")
     let inFlight = try pair.client.sendRequest(headers: requestHeaders, body: [2])
     var toServer: [UInt8] = []
     try pair.client.drainOutput(into: &toServer)
@@ -247,4 +249,36 @@ let requestHeaders = [
     try pair.pump()
     #expect(pair.clientEvents.contains(.goAway(lastStreamID: stream, errorCode: 0)))
     #expect(!pair.clientEvents.contains(.goAway(lastStreamID: Int32.max, errorCode: 0)))
+}
+
+/// A peer that never acknowledges the PING gets the final GOAWAY when the
+/// server gives up waiting (`finishShutdown`); without a pending two-step
+/// shutdown that does nothing.
+@Test func finishingAShutdownWithoutTheAckSendsTheFinalGoAway() throws {
+    var pair = try Pair()
+    let stream = try pair.client.sendRequest(headers: requestHeaders, body: [1])
+    try pair.pump()
+    pair.server.finishShutdown()
+    #expect(!pair.server.wantsWrite)
+    pair.server.beginShutdown()
+    var toClient: [UInt8] = []
+    try pair.server.drainOutput(into: &toClient)  // the first GOAWAY and the PING, never answered
+    pair.server.finishShutdown()
+    var final: [UInt8] = []
+    try pair.server.drainOutput(into: &final)
+    #expect(frameTypes(final) == [0x7])
+    pair.clientEvents += try pair.client.receive(toClient + final, now: 0)
+    #expect(pair.clientEvents.contains(.goAway(lastStreamID: stream, errorCode: 0)))
+}
+
+/// The frame types in `bytes` (whole frames), in order.
+func frameTypes(_ bytes: [UInt8]) -> [UInt8] {
+    var types: [UInt8] = []
+    var at = 0
+    while at + 9 <= bytes.count {
+        let length = Int(bytes[at]) << 16 | Int(bytes[at + 1]) << 8 | Int(bytes[at + 2])
+        types.append(bytes[at + 3])
+        at += 9 + length
+    }
+    return types
 }

@@ -487,6 +487,27 @@ def test_shutdown_when_idle_is_prompt(server):
     assert time.monotonic() - stop < 2.0
 
 
+def test_shutdown_sends_two_goaways_and_does_not_wait_for_a_ping_ack(server):
+    """SIGTERM: the first GOAWAY names the largest stream id (nothing is
+    refused yet), then comes a PING; a peer that never acknowledges it gets
+    the final GOAWAY (naming the last stream served) a second later anyway,
+    and the idle connection closes then, not at the drain deadline (30 s)."""
+    s = server(drain_seconds=30)
+    with h2peer.RawPeer(s.address) as peer:
+        peer.start()
+        assert peer.read_until(lambda p: any(f.type == h2peer.SETTINGS and f.flags & h2peer.ACK for f in p.frames), 5)
+        stop = time.monotonic()
+        s.terminate()
+        finals = lambda p: [f for f in p.frames if f.type == h2peer.GOAWAY and f.last_stream_id != 0x7FFFFFFF]
+        assert peer.read_until(lambda p: finals(p), 10), peer.describe()
+        kinds = [(f.type, f.last_stream_id if f.type == h2peer.GOAWAY else None) for f in peer.frames
+                 if f.type in (h2peer.GOAWAY, h2peer.PING)]
+        assert kinds == [(h2peer.GOAWAY, 0x7FFFFFFF), (h2peer.PING, None), (h2peer.GOAWAY, 0)], peer.describe()
+        assert peer.wait_closed(10), peer.describe()
+        assert time.monotonic() - stop < 10, "the connection waited out (most of) the drain"
+    assert s.wait_exit(timeout=35) == 0, s.log_tail()
+
+
 def test_sigterm_right_after_startup_is_not_lost(server):
     """The port file says the server is up: from then on SIGTERM must shut it
     down gracefully (exit 0), not be lost nor kill it. Sent the moment the
