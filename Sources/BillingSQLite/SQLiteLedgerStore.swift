@@ -55,6 +55,10 @@ public final class SQLiteLedgerStore: LedgerStore {
     ///     checkpoint in progress.
     ///   - migrating: false for commands that only read (`verify`, `audit`):
     ///     the schema must be current already; nothing is written to it.
+    /// The journal writer's `PRAGMA synchronous` as SQLite reports it once
+    /// set: "full" (every commit survives power loss) unless asked otherwise.
+    public let synchronousInEffect: String
+
     public init(path: String, synchronous: SynchronousMode = .full, readerConnections: Int = 4, owner: Bool = false,
                 migrating: Bool = true) throws {
         guard migrating || FileManager.default.fileExists(atPath: path) else { throw SQLiteStoreError.noDatabase(path: path) }
@@ -72,6 +76,14 @@ public final class SQLiteLedgerStore: LedgerStore {
         if try writerConnection.isForeignDatabase() { throw SQLiteStoreError.notBillingDatabase(path: path) }
         if !migrating { try writerConnection.requireCurrentSchema() }
         try writerConnection.configure(synchronous: synchronous, readOnly: false)
+        // Read back, not assumed: what `serve` logs at start.
+        synchronousInEffect = switch try writerConnection.prepare("PRAGMA synchronous").scalarInt64() {
+        case 0: "off"
+        case 1: "normal"
+        case 2: "full"
+        case 3: "extra"
+        case let other: "\(other)"
+        }
         // 0002 computes index hashes of rows written under 0001.
         try writerConnection.defineFunction("billing_debit_key_hash") { JournalKeyHash.debit(account: $0, key: $1) }
         try writerConnection.defineFunction("billing_run_hash") { JournalKeyHash.run(account: $0, run: $1) }

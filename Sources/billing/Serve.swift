@@ -308,7 +308,7 @@ struct Serve: ParsableCommand {
                 }
             }
         }
-        logger.info("ledger open", metadata: ["db": "\(db)", "synchronous": "\(synchronous)", "catalog_version": "\(prices.version)"])
+        logger.info("ledger open", metadata: ["db": "\(db)", "synchronous": "\(store.synchronousInEffect)", "catalog_version": "\(prices.version)"])
 
         let fresh = try blockingAwait { await ledger.accountCount } == 0 && ledger.keyRing.all.isEmpty
         // Only the default path is generated: a file named by the operator

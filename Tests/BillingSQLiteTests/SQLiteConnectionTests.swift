@@ -103,3 +103,15 @@ import Testing
         }
     }
 }
+
+/// Every acknowledged commit survives power loss by default: the journal
+/// writer's `PRAGMA synchronous` is FULL unless asked otherwise (a crash
+/// test kills the process, which keeps the page cache: only this shows it).
+@Suite struct SynchronousDefaultTests {
+    @Test func theJournalIsSynchronousFullByDefault() throws {
+        let byDefault: String = try withTemporaryDatabase { path in try SQLiteLedgerStore(path: path).synchronousInEffect }
+        #expect(byDefault == "full")
+        let asked: String = try withTemporaryDatabase { path in try SQLiteLedgerStore(path: path, synchronous: .normal).synchronousInEffect }
+        #expect(asked == "normal")
+    }
+}

@@ -248,9 +248,10 @@ def world(pb, module_server, tmp_path_factory):
         ("key_metering_write", {W}), ("key_metering_read", {R}), ("key_accounts_admin", {A})]}
     revoked = create_key(pb, admin, "revoked", {W, R, A})
     admin.RevokeApiKey(pb.admin_pb2.RevokeApiKeyRequest(key_id=revoked.key.key_id), timeout=RPC_TIMEOUT_S)
-    # A key cannot be made expired (INVALID_FIELD): this one expires in two
-    # seconds, and the table waits for that moment below.
-    expires = int(time.time()) + 2
+    # A key cannot be made expired (INVALID_FIELD): this one expires in five
+    # seconds (room for a slow machine's create call), and the table waits
+    # for that moment below.
+    expires = int(time.time()) + 5
     expired = admin.CreateApiKey(pb.admin_pb2.CreateApiKeyRequest(
         name="expired", scopes=sorted({W, R, A}), expires_unix_seconds=expires), timeout=RPC_TIMEOUT_S)
     victim = create_key(pb, admin, "victim", {R})  # what RevokeApiKey revokes, again and again
