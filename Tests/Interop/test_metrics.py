@@ -10,10 +10,14 @@ import grpc
 import pytest
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def with_metrics(server, *args):
+    """A server with /metrics on a port of the kernel's choosing (read from
+    its `metrics` log line, written before it is ready: a port picked here
+    and then handed over could be taken in between); (server, metrics port)."""
+    srv = server(args=("--metrics-listen", "127.0.0.1:0", *args))
+    found = re.search(r"address=127\.0\.0\.1:(\d+) .*\bmetrics\b", srv.log())
+    assert found, srv.log_tail()
+    return srv, int(found.group(1))
 
 
 # No proxy for loopback, whatever http_proxy says (urllib would follow it).
@@ -41,8 +45,7 @@ def handled(samples, method, code):
 # checks that, and covers both paths for status codes and reasons).
 @pytest.mark.parametrize("threads", [1, 3])
 def test_counters_move_by_exactly_the_calls_made(server, pb, threads):
-    metrics_port = free_port()
-    srv = server(args=("--metrics-listen", f"127.0.0.1:{metrics_port}", "--threads", str(threads)))
+    srv, metrics_port = with_metrics(server, "--threads", str(threads))
     # Three connections (grpcio shares one between channels to the same
     # target unless each has its own subchannel pool).
     stubs = [pb.metering_pb2_grpc.MeteringStub(srv.authorized_channel(options=[("grpc.use_local_subchannel_pool", 1)]))
@@ -91,8 +94,7 @@ def test_counters_move_by_exactly_the_calls_made(server, pb, threads):
 
 
 def test_unknown_paths_do_not_grow_the_label_set(server, pb):
-    metrics_port = free_port()
-    srv = server(args=("--metrics-listen", f"127.0.0.1:{metrics_port}"))
+    srv, metrics_port = with_metrics(server)
     channel = srv.authorized_channel()
     for i in range(5):
         call = channel.unary_unary(f"/billing.v1.Metering/Nope{i}", request_serializer=None, response_deserializer=None)
@@ -114,8 +116,7 @@ def test_unknown_paths_do_not_grow_the_label_set(server, pb):
 def test_a_scraper_trickling_its_request_cannot_hold_the_endpoint(server):
     """One byte every 0.5 s (each read well within the per-read timeout):
     the endpoint gives that connection 5 s in all, then a scrape is answered."""
-    metrics_port = free_port()
-    server(args=("--metrics-listen", f"127.0.0.1:{metrics_port}"))
+    _, metrics_port = with_metrics(server)
     stop, sending, cut_off = threading.Event(), threading.Event(), threading.Event()
 
     def trickle():
@@ -149,8 +150,7 @@ def test_refusals_at_the_headers_are_counted_under_their_method(server, pb):
     """A call refused before its request is read (here: a compressed request,
     UNSUPPORTED_ENCODING) is counted under the method it named, not
     "unknown" (as too many calls and a malformed grpc-timeout were)."""
-    metrics_port = free_port()
-    srv = server(args=("--metrics-listen", f"127.0.0.1:{metrics_port}"))
+    srv, metrics_port = with_metrics(server)
     quote = pb.metering_pb2_grpc.MeteringStub(srv.authorized_channel()).Quote
     c = pb.common_pb2
     request = pb.metering_pb2.QuoteRequest(account_id="demo", line_items=[c.LineItem(llm=c.LlmUsage(model="gpt-4o", input_tokens=1))])

@@ -192,9 +192,8 @@ def test_a_half_closed_peer_that_then_resets_is_let_go_at_once(pb, server):
     instead of lingering until that call's answer fails to send."""
     import socket
     import struct
-    from test_metrics import free_port, scrape
-    metrics_port = free_port()
-    s = server(args=("--metrics-listen", f"127.0.0.1:{metrics_port}"))
+    from test_metrics import scrape, with_metrics
+    s, metrics_port = with_metrics(server)
     slow = pb.testing_pb2.EchoRequest(payload=b"slow", delay_ms=5000).SerializeToString()
     fast = pb.testing_pb2.EchoRequest(payload=b"fast").SerializeToString()
     peer = h2peer.RawPeer(s.address)
