@@ -1,5 +1,6 @@
 import BillingAuth
 import BillingLedger
+import BillingService
 import Foundation
 import Server
 
@@ -11,18 +12,7 @@ struct DemoCredentials {
 
     static func create(ledger: Ledger, jwtSecret: [UInt8]?, issuer: String, audience: String) throws -> DemoCredentials {
         let material = ApiKeyMaterial.generate()
-        // Each step once, whatever an earlier start made of it already.
-        try blockingAwait {
-            if await !ledger.hasAccount("demo") {
-                _ = try await ledger.createAccount(id: "demo", displayName: "Demo workspace", billingEmail: "demo@example.com",
-                                                   actor: "serve --demo")
-            }
-            _ = try await ledger.grantCredits(accountID: "demo", amountMicros: 100_000_000, kind: "promotional",
-                                              note: "demo credits", actor: "serve --demo", idempotencyKey: "demo-credits")
-            _ = try await ledger.createApiKey(keyID: material.keyID, name: "demo (all scopes)",
-                                              scopes: Scope.allCases.map(\.rawValue).sorted(), hash: material.hash,
-                                              expiresUnix: 0, actor: "serve --demo")
-        }
+        try blockingAwait { try await DemoProvisioning.provision(ledger, key: material) }
         var token = ""
         if let jwtSecret {
             let now = Int64(Date().timeIntervalSince1970)

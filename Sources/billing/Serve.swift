@@ -310,14 +310,11 @@ struct Serve: ParsableCommand {
         }
         logger.info("ledger open", metadata: ["db": "\(db)", "synchronous": "\(store.synchronousInEffect)", "catalog_version": "\(prices.version)"])
 
-        // Fresh for the demo: no key in force and no account but the demo's.
-        // (A first start stopped part-way through making the demo — its
-        // account made, its key not: a failed commit, a kill — is made
-        // whole by the next start, instead of never showing credentials.)
-        let nowUnix = Int64(Date().timeIntervalSince1970)
-        let keyInForce = ledger.keyRing.all.contains { $0.revokedUnix == 0 && ($0.expiresUnix == 0 || $0.expiresUnix > nowUnix) }
-        let (accounts, demoExists) = try blockingAwait { (await ledger.accountCount, await ledger.hasAccount("demo")) }
-        let fresh = !keyInForce && (accounts == 0 || (accounts == 1 && demoExists))
+        // Fresh for the demo (`DemoProvisioning.isFresh`): a first start
+        // stopped part-way through making the demo — its account made, its
+        // key not — is made whole by the next, instead of never showing
+        // credentials.
+        let fresh = try blockingAwait { await DemoProvisioning.isFresh(ledger) }
         // Only the default path is generated: a file named by the operator
         // that is missing is a mistake, not a request for a new secret.
         let jwtSecret = try namedJWTSecret ?? loadJWTSecret(path: db + ".jwt-secret", createIfMissing: fresh && !noDemo)
