@@ -123,14 +123,14 @@ struct PeriodMemo: Sendable, Equatable {
     static func == (lhs: PeriodMemo, rhs: PeriodMemo) -> Bool { true }
 }
 
-/// The keys of a book's usage cells by day, kept where a cell is created
-/// (cells are never removed). Derived, so never part of the books' equality.
 extension AccountBook {
     /// Whether `usageDays` indexes every usage cell (not so in books built
     /// by hand, in tests).
     var isUsageIndexed: Bool { usageDays.count == usage.count }
 }
 
+/// The keys of a book's usage cells by day, kept where a cell is created
+/// (cells are never removed). Derived, so never part of the books' equality.
 struct UsageDayIndex: Sendable, Equatable {
     private(set) var byDay: [Int64: [UsageKey]] = [:]
     /// Keys indexed: equal to the cells' count while the index is whole.
@@ -173,10 +173,10 @@ public struct RequestKeyRecord: Sendable, Equatable {
     }
 }
 
-/// A usage roll-up cell: one UTC day × agent × line item.
 /// Usage cells as GetUsage reads them: each (day, agent, line item) once.
 public typealias UsageCells = [(key: UsageKey, value: UsageCell)]
 
+/// A usage roll-up cell: one UTC day × agent × line item.
 public struct UsageKey: Hashable, Sendable {
     /// Days since the Unix epoch (UTC).
     public let day: Int64

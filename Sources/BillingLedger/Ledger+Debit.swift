@@ -375,11 +375,6 @@ extension Ledger {
         return cells
     }
 
-    /// `usageCells` by key.
-    public func usage(account: String, fromDay: Int64, toDay: Int64) throws(LedgerError) -> [UsageKey: UsageCell]? {
-        try usageCells(account: account, fromDay: fromDay, toDay: toDay).map { Dictionary(uniqueKeysWithValues: $0.lazy.map { ($0.key, $0.value) }) }
-    }
-
     /// Adds `book`'s cells of `day` to `cells`, at most `atMost` of them
     /// from the `start`th of the day's keys on; returns how many, and
     /// whether that was the day's last.

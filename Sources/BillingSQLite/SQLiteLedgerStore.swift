@@ -43,6 +43,10 @@ public final class SQLiteLedgerStore: LedgerStore {
         return UInt64(info.st_ino) != inode
     }
 
+    /// The journal writer's `PRAGMA synchronous` as SQLite reports it once
+    /// set: "full" (every commit survives power loss) unless asked otherwise.
+    public let synchronousInEffect: String
+
     /// Opens (creating the file and its directory if missing) and migrates the database.
     /// - Parameters:
     ///   - synchronous: `.full` (default) makes every returned `append` survive power loss.
@@ -55,10 +59,6 @@ public final class SQLiteLedgerStore: LedgerStore {
     ///     checkpoint in progress.
     ///   - migrating: false for commands that only read (`verify`, `audit`):
     ///     the schema must be current already; nothing is written to it.
-    /// The journal writer's `PRAGMA synchronous` as SQLite reports it once
-    /// set: "full" (every commit survives power loss) unless asked otherwise.
-    public let synchronousInEffect: String
-
     public init(path: String, synchronous: SynchronousMode = .full, readerConnections: Int = 4, owner: Bool = false,
                 migrating: Bool = true) throws {
         guard migrating || FileManager.default.fileExists(atPath: path) else { throw SQLiteStoreError.noDatabase(path: path) }

@@ -46,17 +46,24 @@ struct Call: ParsableCommand {
         }
         guard !list else { return }
         // Here, not in `run`: ArgumentParser then shows this command's usage.
-        guard let method else { throw ValidationError("give a METHOD (billing call --list shows them)") }
-        guard MethodCatalog.methods[method.hasPrefix("/") ? method : "/" + method] != nil else {
-            throw ValidationError("unknown method \(method) (billing call --list shows them)")
-        }
+        let types = try methodTypes()
         guard let colon = target.lastIndex(of: ":"), UInt16(target[target.index(after: colon)...]) != nil else {
             throw ValidationError("--target must be host:port")
         }
         // The request JSON too, when given as an argument (standard input is
         // read by `run`: reading it here would hold `-d - --help` up, as
         // ArgumentParser validates before it shows help).
-        if data != "-" { try Self.parse(data, as: MethodCatalog.methods[method.hasPrefix("/") ? method : "/" + method]!.request) }
+        if data != "-" { try Self.parse(data, as: types.request) }
+    }
+
+    /// The request and response types of METHOD (`Service/Method` or its full path).
+    func methodTypes() throws -> (path: String, request: any Message.Type, response: any Message.Type) {
+        guard let method else { throw ValidationError("give a METHOD (billing call --list shows them)") }
+        let path = method.hasPrefix("/") ? method : "/" + method
+        guard let types = MethodCatalog.methods[path] else {
+            throw ValidationError("unknown method \(method) (billing call --list shows them)")
+        }
+        return (path, types.request, types.response)
     }
 
     /// `json` as a `type` request; a `ValidationError` in words if it is not one.
@@ -108,11 +115,8 @@ struct Call: ParsableCommand {
             }
             return
         }
-        guard let method else { throw ValidationError("give a METHOD (billing call --list shows them)") }
-        let path = method.hasPrefix("/") ? method : "/" + method
-        guard let types = MethodCatalog.methods[path] else {
-            throw ValidationError("unknown method \(method) (billing call --list shows them)")
-        }
+        let types = try methodTypes()  // (checked by `validate`)
+        let path = types.path
         let request: any Message
         if data == "-" {
             do {

@@ -2,9 +2,6 @@ import BillingAuth
 import BillingCore
 import BillingLedger
 @testable import BillingService
-import BillingSQLite
-import Foundation
-import Logging
 import Testing
 
 /// The demo is made once, whatever a first start stopped part-way through
@@ -12,21 +9,10 @@ import Testing
 /// granted them without a key) and a key; a database where a key was ever
 /// made, or another account exists, is not fresh.
 @Suite struct DemoProvisioningTests {
-    static func withLedger(_ body: (Ledger) async throws -> Void) async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("demo-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let store = try SQLiteLedgerStore(path: directory.appendingPathComponent("db.sqlite").path, synchronous: .normal)
-        let ledger = try Ledger(store: store, plans: .default, clock: SystemClock(),
-                                logger: Logger(label: "t", factory: { _ in SwiftLogNoOpLogHandler() }))
-        try await body(ledger)
-        await ledger.close()
-    }
-
     static func demoGranted(_ ledger: Ledger) async -> Int64 { await ledger.account("demo")?.granted ?? -1 }
 
     @Test func aFreshDatabaseGetsTheWholeDemoOnce() async throws {
-        try await Self.withLedger { ledger in
+        try await withSQLiteLedger { ledger in
             #expect(await DemoProvisioning.isFresh(ledger))
             try await DemoProvisioning.provision(ledger, key: ApiKeyMaterial.generate())
             let trial = LedgerConfiguration().trialCreditMicros
@@ -40,7 +26,7 @@ import Testing
     /// build) after a grant without a key: the next start makes the rest.
     @Test func aStartStoppedPartWayIsMadeWhole() async throws {
         for stoppedAfter in ["account", "keyed grant", "unkeyed grant"] {
-            try await Self.withLedger { ledger in
+            try await withSQLiteLedger { ledger in
                 _ = try await ledger.createAccount(id: "demo", actor: "serve --demo")
                 let trial = await Self.demoGranted(ledger)
                 switch stoppedAfter {
@@ -62,14 +48,14 @@ import Testing
     }
 
     @Test func aKeyEverMadeOrAnotherAccountIsNotFresh() async throws {
-        try await Self.withLedger { ledger in
+        try await withSQLiteLedger { ledger in
             let material = ApiKeyMaterial.generate()
             _ = try await ledger.createApiKey(keyID: material.keyID, name: "ops", scopes: ["metering:read"], hash: material.hash,
                                               expiresUnix: 0, actor: "t")
             _ = try await ledger.revokeApiKey(keyID: material.keyID, actor: "t")
             #expect(await !DemoProvisioning.isFresh(ledger), "a revoked key: the demo's is not made again behind it")
         }
-        try await Self.withLedger { ledger in
+        try await withSQLiteLedger { ledger in
             _ = try await ledger.createAccount(id: "acme", actor: "t")
             #expect(await !DemoProvisioning.isFresh(ledger))
         }

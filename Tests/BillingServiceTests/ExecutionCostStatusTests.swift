@@ -2,10 +2,7 @@ import BillingCore
 @testable import BillingLedger
 import BillingProto
 @testable import BillingService
-import BillingSQLite
-import Foundation
 import GRPC
-import Logging
 import Testing
 
 /// GetExecutionCost answers a ledger it cannot read now (a reload under way
@@ -14,25 +11,21 @@ import Testing
 /// `Refusals.status`, `RefusalStatusTests`.)
 @Suite struct ExecutionCostStatusTests {
     @Test func aLedgerReloadingIsUnavailableNotInternal() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cost-status-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let store = try SQLiteLedgerStore(path: directory.appendingPathComponent("db.sqlite").path, owner: true)
-        let ledger = try Ledger(store: store, plans: .default, clock: SystemClock(), logger: Logger(label: "test"))
-        let metering = MeteringService(ledger: ledger, catalog: try PriceCatalog(
-            version: "t", models: [:], toolCallMicrosPerCall: [:], defaultToolCallMicrosPerCall: 500,
-            storageMicrosPerGiB: [.knowledgeBase: 100_000, .traces: 20_000]))
-        var request = Billing_V1_GetExecutionCostRequest()
-        request.accountID = "acct"
-        request.runID = "r1"
-        await ledger.makeCacheUnreadable()  // as a failed commit's reload does
-        do {
-            _ = try metering.runCost(request)
-            Issue.record("answered")
-        } catch let status as GRPCStatus {
-            #expect(status.code == .unavailable, "\(status)")
-            #expect(status.errorInfo?.reason == "LEDGER_UNAVAILABLE")
+        try await withSQLiteLedger { ledger in
+            let metering = MeteringService(ledger: ledger, catalog: try PriceCatalog(
+                version: "t", models: [:], toolCallMicrosPerCall: [:], defaultToolCallMicrosPerCall: 500,
+                storageMicrosPerGiB: [.knowledgeBase: 100_000, .traces: 20_000]))
+            var request = Billing_V1_GetExecutionCostRequest()
+            request.accountID = "acct"
+            request.runID = "r1"
+            await ledger.makeCacheUnreadable()  // as a failed commit's reload does
+            do {
+                _ = try metering.runCost(request)
+                Issue.record("answered")
+            } catch let status as GRPCStatus {
+                #expect(status.code == .unavailable, "\(status)")
+                #expect(status.errorInfo?.reason == "LEDGER_UNAVAILABLE")
+            }
         }
-        await ledger.close()
     }
 }

@@ -2,10 +2,7 @@ import BillingCore
 import BillingLedger
 import BillingProto
 @testable import BillingService
-import BillingSQLite
-import Foundation
 import GRPC
-import Logging
 import Synchronization
 import Testing
 
@@ -32,21 +29,19 @@ import Testing
         }
     }
 
-    /// A Pro account on a test clock whose first invoice (February's) was
-    /// charged to `card` at the period's close.
-    static func invoiced(card: String) async throws -> (Ledger, CountingGateway, PaymentsService, Billing_V1_Invoice, URL) {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pay-order-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let store = try SQLiteLedgerStore(path: directory.appendingPathComponent("db.sqlite").path, synchronous: .normal)
+    /// `body` with a Pro account on a test clock whose first invoice
+    /// (February's) was charged to `card` at the period's close.
+    static func withInvoice(card: String,
+                            _ body: (CountingGateway, PaymentsService, Billing_V1_Invoice) async throws -> Void) async throws {
         let gateway = CountingGateway()
-        let ledger = try Ledger(store: store, plans: .default, clock: TestClock(startMicros: jan1 * 1_000_000),
-                                logger: Logger(label: "t", factory: { _ in SwiftLogNoOpLogHandler() }), gateway: gateway)
-        _ = try await ledger.createAccount(id: "acme", plan: .pro, actor: "t")
-        let method = try await gateway.tokenize(.card(number: card, expMonth: 12, expYear: 2099, holder: "Ada"), now: jan1)
-        _ = try await ledger.setPaymentMethod(accountID: "acme", method: method, actor: "t")
-        _ = try await ledger.advanceClock(to: feb1 + 10, actor: "t")
-        let invoice = try #require(try await ledger.invoices(of: "acme").first)
-        return (ledger, gateway, PaymentsService(ledger: ledger), invoice, directory)
+        try await withSQLiteLedger(clock: TestClock(startMicros: jan1 * 1_000_000), gateway: gateway) { ledger in
+            _ = try await ledger.createAccount(id: "acme", plan: .pro, actor: "t")
+            let method = try await gateway.tokenize(.card(number: card, expMonth: 12, expYear: 2099, holder: "Ada"), now: jan1)
+            _ = try await ledger.setPaymentMethod(accountID: "acme", method: method, actor: "t")
+            _ = try await ledger.advanceClock(to: feb1 + 10, actor: "t")
+            let invoice = try #require(try await ledger.invoices(of: "acme").first)
+            try await body(gateway, PaymentsService(ledger: ledger), invoice)
+        }
     }
 
     static func request(_ invoiceID: String, key: String, card: String? = nil) -> Billing_V1_PayInvoiceRequest {
@@ -75,38 +70,36 @@ import Testing
     }
 
     @Test func theKeyIsCheckedBeforeTheInvoice() async throws {
-        let (ledger, _, payments, invoice, directory) = try await Self.invoiced(card: "4000000000000002")
-        defer { try? FileManager.default.removeItem(at: directory) }
-        #expect(invoice.status == .pastDue)
-        let declined = await Self.refusal { try await payments.payInvoice(Self.request(invoice.invoiceID, key: "k1"), actor: "t") }
-        #expect(declined?.errorInfo?.reason == "PAYMENT_DECLINED")
-        // The same key for an invoice that does not exist: the key is reused.
-        let reused = await Self.refusal { try await payments.payInvoice(Self.request("in_999", key: "k1"), actor: "t") }
-        #expect(reused?.code == .alreadyExists)
-        #expect(reused?.errorInfo?.reason == "IDEMPOTENCY_KEY_REUSED")
-        await ledger.close()
+        try await Self.withInvoice(card: "4000000000000002") { _, payments, invoice in
+            #expect(invoice.status == .pastDue)
+            let declined = await Self.refusal { try await payments.payInvoice(Self.request(invoice.invoiceID, key: "k1"), actor: "t") }
+            #expect(declined?.errorInfo?.reason == "PAYMENT_DECLINED")
+            // The same key for an invoice that does not exist: the key is reused.
+            let reused = await Self.refusal { try await payments.payInvoice(Self.request("in_999", key: "k1"), actor: "t") }
+            #expect(reused?.code == .alreadyExists)
+            #expect(reused?.errorInfo?.reason == "IDEMPOTENCY_KEY_REUSED")
+        }
     }
 
     @Test func aCardIsTokenizedOnlyForAPaymentThatCharges() async throws {
-        let (ledger, gateway, payments, invoice, directory) = try await Self.invoiced(card: "4000000000000002")
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let good = "4242424242424242"
-        var tokens = gateway.tokenized.load(ordering: .relaxed)
-        // Refused before any charge: no token.
-        let missing = await Self.refusal { try await payments.payInvoice(Self.request("in_999", key: "a", card: good), actor: "t") }
-        #expect(missing?.errorInfo?.reason == "INVOICE_NOT_FOUND")
-        #expect(gateway.tokenized.load(ordering: .relaxed) == tokens)
-        // Paid with a new card: one token.
-        let paid = try await payments.payInvoice(Self.request(invoice.invoiceID, key: "b", card: good), actor: "t")
-        #expect(paid.invoice.status == .paid)
-        #expect(gateway.tokenized.load(ordering: .relaxed) == tokens + 1)
-        tokens += 1
-        // Its retry (same key) and another payment of the paid invoice: no token.
-        let retried = try await payments.payInvoice(Self.request(invoice.invoiceID, key: "b", card: good), actor: "t")
-        #expect(retried.charge.chargeID == paid.charge.chargeID)
-        let again = await Self.refusal { try await payments.payInvoice(Self.request(invoice.invoiceID, key: "c", card: good), actor: "t") }
-        #expect(again?.errorInfo?.reason == "INVOICE_ALREADY_PAID")
-        #expect(gateway.tokenized.load(ordering: .relaxed) == tokens)
-        await ledger.close()
+        try await Self.withInvoice(card: "4000000000000002") { gateway, payments, invoice in
+            let good = "4242424242424242"
+            var tokens = gateway.tokenized.load(ordering: .relaxed)
+            // Refused before any charge: no token.
+            let missing = await Self.refusal { try await payments.payInvoice(Self.request("in_999", key: "a", card: good), actor: "t") }
+            #expect(missing?.errorInfo?.reason == "INVOICE_NOT_FOUND")
+            #expect(gateway.tokenized.load(ordering: .relaxed) == tokens)
+            // Paid with a new card: one token.
+            let paid = try await payments.payInvoice(Self.request(invoice.invoiceID, key: "b", card: good), actor: "t")
+            #expect(paid.invoice.status == .paid)
+            #expect(gateway.tokenized.load(ordering: .relaxed) == tokens + 1)
+            tokens += 1
+            // Its retry (same key) and another payment of the paid invoice: no token.
+            let retried = try await payments.payInvoice(Self.request(invoice.invoiceID, key: "b", card: good), actor: "t")
+            #expect(retried.charge.chargeID == paid.charge.chargeID)
+            let again = await Self.refusal { try await payments.payInvoice(Self.request(invoice.invoiceID, key: "c", card: good), actor: "t") }
+            #expect(again?.errorInfo?.reason == "INVOICE_ALREADY_PAID")
+            #expect(gateway.tokenized.load(ordering: .relaxed) == tokens)
+        }
     }
 }

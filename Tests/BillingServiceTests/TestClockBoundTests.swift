@@ -1,9 +1,6 @@
 import BillingLedger
 import BillingProto
-import BillingSQLite
-import Foundation
 import GRPC
-import Logging
 @testable import BillingService
 import Testing
 
@@ -12,30 +9,25 @@ import Testing
 /// clock arithmetic (29,000 calls would have crashed the server).
 @Suite struct TestClockBoundTests {
     @Test func theClockStopsAtTheEndOfYear9999() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("clock-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let store = try SQLiteLedgerStore(path: directory.appendingPathComponent("db.sqlite").path, synchronous: .normal)
         let clock = TestClock(startMicros: 1_800_000_000 * 1_000_000)
-        let ledger = try Ledger(store: store, plans: .default, clock: clock,
-                                logger: Logger(label: "clock-test", factory: { _ in SwiftLogNoOpLogHandler() }))
-        let service = AccountsService(ledger: ledger)
-        func advance(seconds: Int64? = nil, to: Int64? = nil) async throws -> Int64 {
-            var request = Billing_V1_AdvanceClockRequest()
-            if let seconds { request.seconds = seconds }
-            if let to { request.toUnixSeconds = to }
-            return try await service.advanceClock(request, actor: "test").nowUnixSeconds
+        try await withSQLiteLedger(clock: clock) { ledger in
+            let service = AccountsService(ledger: ledger)
+            func advance(seconds: Int64? = nil, to: Int64? = nil) async throws -> Int64 {
+                var request = Billing_V1_AdvanceClockRequest()
+                if let seconds { request.seconds = seconds }
+                if let to { request.toUnixSeconds = to }
+                return try await service.advanceClock(request, actor: "test").nowUnixSeconds
+            }
+            let last = AccountView.latestClockUnix
+            var now = ledger.currentUnix
+            for _ in 0..<1_000 where now + AccountView.maxClockStep <= last {
+                now = try await advance(seconds: AccountView.maxClockStep)
+            }
+            #expect(last - now < AccountView.maxClockStep)
+            await #expect(throws: GRPCStatus.self) { _ = try await advance(to: last + 1) }
+            #expect(try await advance(to: last) == last)
+            await #expect(throws: GRPCStatus.self) { _ = try await advance(seconds: 1) }
+            #expect(ledger.currentUnix == last)
         }
-        let last = AccountView.latestClockUnix
-        var now = ledger.currentUnix
-        for _ in 0..<1_000 where now + AccountView.maxClockStep <= last {
-            now = try await advance(seconds: AccountView.maxClockStep)
-        }
-        #expect(last - now < AccountView.maxClockStep)
-        await #expect(throws: GRPCStatus.self) { _ = try await advance(to: last + 1) }
-        #expect(try await advance(to: last) == last)
-        await #expect(throws: GRPCStatus.self) { _ = try await advance(seconds: 1) }
-        #expect(ledger.currentUnix == last)
-        await ledger.close()
     }
 }

@@ -128,3 +128,10 @@ extension Ledger {
         try await createAccount(id: id, plan: Plan(rawValue: plan), actor: actor)
     }
 }
+
+extension Ledger {
+    /// `usageCells` by key (tests compare cell tables).
+    func usage(account: String, fromDay: Int64, toDay: Int64) throws(LedgerError) -> [UsageKey: UsageCell]? {
+        try usageCells(account: account, fromDay: fromDay, toDay: toDay).map { Dictionary(uniqueKeysWithValues: $0.lazy.map { ($0.key, $0.value) }) }
+    }
+}
