@@ -132,7 +132,7 @@ let package = Package(
             ]),
 
         .testTarget(name: "BillingCoreTests", dependencies: ["BillingCore"]),
-        .testTarget(name: "BillingLedgerTests", dependencies: ["BillingLedger", "BillingCore", "BillingProto"]),
+        .testTarget(name: "BillingLedgerTests", dependencies: ["BillingLedger", "BillingCore", "BillingProto", "BillingSQLite"]),
         .testTarget(name: "BillingSQLiteTests", dependencies: [
             "BillingSQLite", "BillingLedger", "BillingProto", "BillingCore", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ]),

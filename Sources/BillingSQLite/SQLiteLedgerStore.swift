@@ -288,7 +288,21 @@ public final class SQLiteLedgerStore: LedgerStore {
 
     /// A checkpoint's transaction: it announces itself until it holds the
     /// lock, so `append` lets it in between two commits.
+    /// Tests only (`@testable`): runs each transaction of a checkpoint or
+    /// key filter write, which it may refuse by throwing instead — a crash
+    /// between two of them leaves what the earlier ones committed, as the
+    /// simulation on SQLite needs. Nil in the server.
+    let checkpointTransactionGate = Mutex<(@Sendable (() throws -> Void) throws -> Void)?>(nil)
+
     private func withCheckpointWriter<T>(_ body: (LedgerWriter) throws -> T) throws -> T {
+        guard let gate = checkpointTransactionGate.withLock({ $0 }) else { return try checkpointTransaction(body) }
+        var result: T?
+        try gate { result = try checkpointTransaction(body) }
+        guard let result else { throw SQLiteStoreError.closed }  // the gate neither ran it nor threw
+        return result
+    }
+
+    private func checkpointTransaction<T>(_ body: (LedgerWriter) throws -> T) throws -> T {
         othersWaiting.add(1, ordering: .releasing)
         var announced = true
         defer { if announced { othersWaiting.subtract(1, ordering: .releasing) } }

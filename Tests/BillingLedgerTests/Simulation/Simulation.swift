@@ -11,15 +11,15 @@ struct SimulationParameters: Sendable {
     var crashCheckEvery = 100
     /// ...with this probability.
     var crashChance = 0.35
-    var faults = FaultRates(appendFails: 0.03, ackLost: 0.03, checkpointFails: 0.2)
+    var faults = FaultRates(appendFails: 0.03, ackLost: 0.03, checkpointFails: 0.2, checkpointCrashes: 0.2)
 }
 
 /// What a run leaves for the auditor: the disk, a ledger rebuilt on it after
 /// the last crash, and everything the clients saw.
 struct SimulationResult {
     let seed: UInt64
-    let disk: SimulatedDisk
-    let store: InMemoryLedgerStore
+    let disk: any SimulationDisk
+    let store: any LedgerStore
     let ledger: Ledger
     let plans: PlanCatalog
     let record: ClientRecord.Contents
@@ -31,16 +31,17 @@ struct SimulationResult {
 /// A seeded workload of debits, retries, duplicates, refusals, grants and
 /// clock moves from concurrent clients, against a disk that injects faults,
 /// with crashes at random points; each crash abandons the ledger and rebuilds
-/// one from the disk.
+/// one from the disk (the in-memory one by default, or a SQLite file).
 enum Simulation {
-    static func run(seed: UInt64, parameters: SimulationParameters = SimulationParameters()) async throws -> SimulationResult {
+    static func run(seed: UInt64, on disk: (any SimulationDisk)? = nil,
+                    parameters: SimulationParameters = SimulationParameters()) async throws -> SimulationResult {
         var workload = Workload(rng: SplitMix64(seed: seed))
-        let disk = SimulatedDisk(seed: seed)
+        let disk = disk ?? SimulatedDisk(seed: seed)
         let clock = ManualClock(year: 2026, month: 1, day: 31, hour: 9, minute: 30)
         let configuration = Fixtures.configuration(
             maxBatch: 16, maxQueued: workload.rng.chance(0.25) ? 12 : 4_096, checkpointEvery: 50)
         let record = ClientRecord()
-        var store = InMemoryLedgerStore(disk: disk)
+        var store = try disk.openStore()
         var ledger = try Ledger.open(on: store, clock: clock, configuration: configuration)
 
         // Accounts opened over a few hours (so their periods start apart), without faults.
@@ -76,14 +77,17 @@ enum Simulation {
         await withTaskGroup(of: Int.self) { group in
             var running = 0
             for index in 0..<parameters.operations {
-                if index > 0, index % parameters.crashCheckEvery == 0, workload.rng.chance(parameters.crashChance) {
+                // A process that died in a checkpoint write is restarted before the next call.
+                if disk.crashPending
+                    || (index > 0 && index % parameters.crashCheckEvery == 0 && workload.rng.chance(parameters.crashChance)) {
                     crashes += 1
                     crashed.insert(generation)
-                    store = store.restart()
                     do {
+                        store = try disk.openStore()
                         ledger = try Ledger.open(on: store, clock: clock, configuration: configuration)
                     } catch {
                         record.unexpected("recovery after crash \(crashes) failed: \(error)")
+                        group.cancelAll()
                         return
                     }
                     if inFlight[generation] == 0, let abandoned = ledgers[generation] {
@@ -148,12 +152,14 @@ enum Simulation {
                     busyTicks += 1
                     guard busyTicks < 5_000 else {
                         record.unexpected("the journal never committed what it was given (\(running) calls waiting)")
+                        group.cancelAll()
                         break
                     }
                     continue
                 }
                 guard nudges < 200 else {
                     record.unexpected("\(running) calls never returned, even after \(nudges) nudges")
+                    group.cancelAll()
                     break
                 }
                 for (nudged, stalled) in inFlight where stalled > 0 {
@@ -170,7 +176,7 @@ enum Simulation {
         let cleanShutdown = workload.rng.chance(0.5)
         if cleanShutdown { await ledger.close() }
         disk.setFaults(.none)
-        let finalStore = store.restart()
+        let finalStore = try disk.openStore()
         if !cleanShutdown { await ledger.close() }
         let finalLedger = try Ledger.open(on: finalStore, clock: clock, configuration: configuration)
 

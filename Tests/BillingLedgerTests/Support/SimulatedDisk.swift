@@ -16,6 +16,9 @@ struct FaultRates: Sendable {
     var ackLost = 0.0
     /// `writeCheckpoint` throws, storing nothing.
     var checkpointFails = 0.0
+    /// The process dies between two transactions of a checkpoint or key
+    /// filter write (`SQLiteDisk` only: the in-memory disk writes one step).
+    var checkpointCrashes = 0.0
 
     static let none = FaultRates()
 }
