@@ -454,7 +454,9 @@ extension Ledger {
         let issued = state.nextInvoiceSequence > invoicesBefore ? state.nextInvoiceSequence - 1 : nil
         var charge: Billing_V1_Charge?
         if let issued, state.invoices[issued]?.attemptPending == true {
-            charge = try await attemptPayment(invoice: issued)
+            // The request's caller asked for this charge (an upgrade, a
+            // reactivation, a contract's proration): the audit log names them.
+            charge = try await attemptPayment(invoice: issued, actor: actor)
         }
         return (actions, issued, charge)
     }

@@ -753,8 +753,9 @@ public nonisolated struct Billing_V1_Charge: Sendable {
   /// Human-readable failure message when FAILED; empty otherwise.
   public var failureMessage: String = String()
 
-  /// Invoice the charge paid or tried to pay (every charge has one; credit
-  /// purchases get their own invoice).
+  /// Invoice the charge paid or tried to pay. A credit purchase gets its own
+  /// invoice when its charge succeeds; a declined purchase issues none, so
+  /// its charge has no invoice (empty).
   public var invoiceID: String = String()
 
   /// Id of the payment method used.
@@ -888,13 +889,18 @@ public nonisolated struct Billing_V1_Invoice: @unchecked Sendable {
     set {_uniqueStorage()._pastDue = newValue}
   }
 
-  /// Start of the billing period covered.
+  /// Start of the billing period the invoice is for. A period-end invoice's
+  /// is the period that closed (its metered usage); its plan fee line pays
+  /// for the next period and carries that period in its own fields. A
+  /// subscription's first invoice and an upgrade's are for the period (or
+  /// the rest of it) they pay for. The PDF labels the first kind "Period
+  /// closed".
   public var periodStartUnixSeconds: Int64 {
     get {_storage._periodStartUnixSeconds}
     set {_uniqueStorage()._periodStartUnixSeconds = newValue}
   }
 
-  /// End of the billing period covered, exclusive.
+  /// End of that period, exclusive.
   public var periodEndUnixSeconds: Int64 {
     get {_storage._periodEndUnixSeconds}
     set {_uniqueStorage()._periodEndUnixSeconds = newValue}

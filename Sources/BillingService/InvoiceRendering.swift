@@ -5,6 +5,15 @@ import InvoicePDF
 
 /// An invoice as the document its PDF prints.
 enum InvoiceRendering {
+    /// "Period closed" for an invoice issued at (or after) its period's end
+    /// — a renewal, whose period is the one that closed (its usage) while
+    /// its plan line pays for the next — else "Period" (a subscription's
+    /// start, an upgrade's rest of the period): two consecutive invoices
+    /// showing the same dates must not read as the same month billed twice.
+    static func periodLabel(_ invoice: Billing_V1_Invoice) -> String {
+        invoice.periodEndUnixSeconds <= invoice.issuedUnixSeconds ? "Period closed" : "Period"
+    }
+
     static func document(_ invoice: Billing_V1_Invoice, book: AccountBook, seller: InvoiceDocument.Party) -> InvoiceDocument {
         var facts = [
             InvoiceDocument.Fact("Invoice number", invoice.number),
@@ -12,7 +21,7 @@ enum InvoiceRendering {
             InvoiceDocument.Fact("Due", date(invoice.dueUnixSeconds)),
         ]
         if invoice.periodStartUnixSeconds != 0 || invoice.periodEndUnixSeconds != 0 {
-            facts.append(.init("Period", "\(date(invoice.periodStartUnixSeconds)) to \(date(invoice.periodEndUnixSeconds))"))
+            facts.append(.init(periodLabel(invoice), "\(date(invoice.periodStartUnixSeconds)) to \(date(invoice.periodEndUnixSeconds))"))
         }
         if invoice.paidUnixSeconds != 0 { facts.append(.init("Paid", date(invoice.paidUnixSeconds))) }
         // The contract as issued, not the account's current one.

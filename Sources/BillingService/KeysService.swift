@@ -127,9 +127,10 @@ final class KeysService: Sendable {
 
 /// Journal entries as audit-log lines: who did what, with non-secret details.
 public enum AuditEvent {
-    /// Who asked for an invoice payment attempt: PayInvoice's caller, or
-    /// "system" (a period close, a retry; and entries from before callers
-    /// were recorded).
+    /// Who asked for an invoice payment attempt: PayInvoice's caller, or the
+    /// caller whose request issued the invoice (an upgrade, a card ending a
+    /// paused trial, a contract's proration), or "system" (a period close, a
+    /// retry after a restart; and entries from before callers were recorded).
     static func actor(_ recorded: Billing_Journal_V1_ChargeRecorded) -> String {
         recorded.actor.isEmpty ? "system" : recorded.actor
     }

@@ -221,14 +221,16 @@ struct Page {
     static let malformed = GRPCStatus(.invalidArgument, "malformed page_token", reason: "INVALID_FIELD", metadata: ["field": "page_token"])
 
     /// The page of `oldestFirst`, newest first, and the next page's token
-    /// ("" after the oldest item). A "b<n>" token past the list's end was
-    /// never issued for it (lists only grow): refused.
+    /// ("" after the oldest item). A token past the list's end — "b<n>", or
+    /// an older build's offset — was never issued for it (lists only grow):
+    /// refused.
     func slice<T>(_ oldestFirst: [T]) throws(GRPCStatus) -> ([T], String) {
         let end = switch position {
         case .newest: oldestFirst.count
         case .before(let count):
             if count > oldestFirst.count { throw Self.malformed } else { count }
-        case .offsetFromNewest(let offset): max(0, oldestFirst.count - offset)
+        case .offsetFromNewest(let offset):
+            if offset > oldestFirst.count { throw Self.malformed } else { oldestFirst.count - offset }
         }
         let start = max(0, end - size)
         return (Array(oldestFirst[start..<end].reversed()), start > 0 ? "b\(start)" : "")

@@ -40,6 +40,8 @@ import Testing
         #expect(throws: GRPCStatus.self) { try Page(size: 2, token: "b11").slice(Array(0..<10)) }
         #expect(try Page(size: 2, token: "b10").slice(Array(0..<10)) == ([9, 8], "b8"))
         #expect(try Page(size: 2, token: "3").slice(Array(0..<10)) == ([6, 5], "b5"))  // (before session 19)
+        #expect(try Page(size: 2, token: "10").slice(Array(0..<10)) == ([], ""))
+        #expect(throws: GRPCStatus.self) { try Page(size: 2, token: "11").slice(Array(0..<10)) }
         #expect(try Page(size: 0, token: "").size == PaymentsService.defaultPageSize)
         #expect(try Page(size: 10_000, token: "").size == PaymentsService.maxPageSize)
     }

@@ -12,6 +12,7 @@ Amounts are computed here in integer arithmetic from the plan table
 """
 
 import datetime
+import re
 import shutil
 import subprocess
 
@@ -29,6 +30,11 @@ GOOD_CARD = "4242 4242 4242 4242"
 DECLINED_CARD = "4000000000000002"
 FAILS_ONCE_CARD = "4000000000000119"
 FAILED_PRECONDITION = grpc.StatusCode.FAILED_PRECONDITION
+
+
+def day(unix: int) -> str:
+    """A date as the API's PDFs print it (UTC)."""
+    return datetime.datetime.fromtimestamp(unix, datetime.timezone.utc).strftime("%Y-%m-%d")
 
 
 def half_up(numerator: int, denominator: int) -> int:
@@ -294,6 +300,10 @@ def test_mid_period_upgrade_is_prorated_and_charged_at_once(life):
     assert [(l.kind, l.period_start_unix_seconds, l.period_end_unix_seconds) for l in answer.invoice.line_items] == [
         (p.INVOICE_LINE_KIND_PRORATION, now, end)]
     assert answer.charge.status == p.CHARGE_STATUS_SUCCEEDED and answer.charge.amount_micros == expected
+    # The audit log names the caller who asked for the upgrade as the charge's, not "system".
+    audit = life.admin.ListAuditLog(life.ad.ListAuditLogRequest(account_id="acme"), timeout=RPC_TIMEOUT_S).entries
+    charged = [e for e in audit if e.action in ("ChargeStarted", "InvoicePayment")]
+    assert charged and all(e.actor.startswith("key:") for e in charged), [(e.action, e.actor) for e in charged]
     # A retry with the same key charges nothing more and answers the same.
     again = life.change("acme", a.PLAN_PRO, key="up-1")
     assert again.invoice == answer.invoice and again.charge == answer.charge
@@ -700,6 +710,12 @@ def test_invoice_pdf_opens_in_poppler_with_number_lines_and_total(life, tmp_path
     text = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, timeout=30, check=True).stdout
     for expected in (invoice.number, "PAID", "acme Inc.", "billing@acme.example", *[l.description for l in invoice.line_items]):
         assert expected in text, f"{expected!r} not in:\n{text}"
+    # A renewal's period is the one that closed (its usage); its plan line
+    # pays for the next period: labelled so, not as a second bill for the month.
+    # (The value wraps in its column: "2026-01-01 to" / "2026-02-01".)
+    closed = rf"Period closed\s+{day(invoice.period_start_unix_seconds)} to\s+{day(invoice.period_end_unix_seconds)}"
+    assert re.search(closed, re.sub(r"\s+", " ", text)), text
+    assert day(invoice.line_items[0].period_start_unix_seconds) == day(invoice.period_end_unix_seconds)
     total = f"${(PRO + overage) // 1_000_000:,}.{(PRO + overage) % 1_000_000:06d}".rstrip("0")
     total = total if len(total.split(".")[1]) >= 2 else total + "0" * (2 - len(total.split(".")[1]))
     assert total in text, f"total {total} not in:\n{text}"
