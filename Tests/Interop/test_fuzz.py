@@ -41,12 +41,17 @@ STREAMS_PER_CONNECTION = 200
 OK, CANCELLED, UNKNOWN, INVALID_ARGUMENT, DEADLINE_EXCEEDED, NOT_FOUND, ALREADY_EXISTS, PERMISSION_DENIED, \
     RESOURCE_EXHAUSTED, FAILED_PRECONDITION, ABORTED, OUT_OF_RANGE, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, \
     DATA_LOSS, UNAUTHENTICATED = range(17)
-# What a mutated request may get: a business answer if it still decodes,
-# else a decoding or framing refusal. Never UNKNOWN (an unhandled error),
-# never PERMISSION_DENIED (the demo key has every scope), never UNAVAILABLE
-# or DATA_LOSS (the journal is fine).
+# What a mutated request in valid framing may get: a business answer if it
+# still decodes, else a decoding refusal (INVALID_ARGUMENT). Never UNKNOWN
+# (an unhandled error), never INTERNAL (the service's own fault; framing
+# errors, which are INTERNAL by the gRPC spec, are cases of their own with
+# their expected codes), never PERMISSION_DENIED (the demo key has every
+# scope), never UNAVAILABLE or DATA_LOSS (the journal is fine).
 ACCEPTABLE = {OK, INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS, RESOURCE_EXHAUSTED, FAILED_PRECONDITION,
-              OUT_OF_RANGE, UNIMPLEMENTED, INTERNAL, UNAUTHENTICATED}
+              OUT_OF_RANGE, UNIMPLEMENTED, UNAUTHENTICATED}
+# HTTP/2 error codes a stream in valid framing may be reset with: refused
+# (too many streams) or the rate limit of resets the peer provoked.
+REFUSED_STREAM, ENHANCE_YOUR_CALM = 0x7, 0xB
 
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 
@@ -239,8 +244,12 @@ def make_case(rng: random.Random, bodies: list[tuple[str, bytes]]) -> tuple[str,
     if kind < 97:
         return path, Case("empty message", b"")
     what, mutated = mutate_body(rng, body, others)
-    return path, Case(f"random flags {what}", mutated,
-                      frame=bytes([rng.randrange(256)]) + struct.pack(">I", len(mutated)) + mutated)
+    flags = rng.randrange(256)
+    # Flags other than 0 are a framing error (INTERNAL, compressed without an
+    # encoding or an undefined bit); 0 is a plain message.
+    return path, Case(f"random flags 0x{flags:02x} {what}", mutated,
+                      frame=bytes([flags]) + struct.pack(">I", len(mutated)) + mutated,
+                      expect={INTERNAL} if flags else None)
 
 
 def flip_key(rng: random.Random, key: str) -> str:
@@ -322,7 +331,12 @@ def check(outcome, case: Case, path: str, index: int, s) -> str | None:
         alive = "alive" if s.proc.poll() is None else f"DEAD (exit {s.proc.returncode})"
         return f"{kind}: {frames}; server {alive}"
     if kind == "reset":
-        return None  # a stream reset is a proper end
+        # A stream reset is a proper end of a broken frame; a message in
+        # valid framing is answered, unless the stream was refused.
+        framed_validly = case.frame is None and case.data_frames is None
+        if framed_validly and code not in (REFUSED_STREAM, ENHANCE_YOUR_CALM):
+            return f"stream reset with HTTP/2 error {code} for a message in valid framing"
+        return None
     if fields.get(":status") != "200":
         return f"HTTP status {fields.get(':status')}: {fields}"
     expect = case.expect if case.expect is not None else ACCEPTABLE
