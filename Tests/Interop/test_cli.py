@@ -593,7 +593,8 @@ def test_load_end_to_end_ledger_holds_exactly_the_acknowledged_debits(server):
     assert summary["outcomes"] == {"OK": summary["calls"]}, summary
     assert summary["calls"] > 100 and summary["debits_acknowledged"] > summary["calls"], summary
     # Clean stop at the time bound: the timed phase lasted the duration, no more.
-    assert 3.0 <= summary["elapsed_seconds"] <= 4.0, summary  # (slack for a loaded 2-core machine)
+    # Not before the duration; the upper bound wide, for a loaded 2-core machine.
+    assert 3.0 <= summary["elapsed_seconds"] <= 3.0 + 5, summary
     assert result.wall_seconds <= 3 + 5, f"load took {result.wall_seconds:.1f} s in all"
     assert "progress:" in result.stderr, shown(result)
     # The demo account has no debits (its credits are a grant); the load made all of them.
@@ -622,9 +623,13 @@ def test_load_request_bound_is_exact_when_not_a_multiple_of_connections(load_ser
 def test_load_rate_control(load_server):
     summary, _ = load(load_server, "--rate", 200, "--duration", 4, "--mix", "quote:1", "--accounts", 5)
     assert summary["outcomes"] == {"OK": summary["calls"]}, summary
-    rate = summary["calls"] / summary["elapsed_seconds"]
-    assert 180 <= rate <= 220, f"asked 200 calls/s, got {rate:.1f} ({summary})"
-    assert 3.9 <= summary["elapsed_seconds"] <= 5.0, summary
+    # The pacer never sends ahead of the rate (a call may start at each
+    # connection's first slot); below it only a loaded machine, so the lower
+    # bound is loose. The schedule itself: PacerTests, on a fake clock.
+    elapsed = summary["elapsed_seconds"]
+    assert summary["calls"] <= 200 * elapsed + 8, f"asked 200 calls/s, got {summary['calls']} in {elapsed:.2f} s ({summary})"
+    assert summary["calls"] >= 100 * elapsed, f"asked 200 calls/s, got {summary['calls']} in {elapsed:.2f} s ({summary})"
+    assert 3.9 <= elapsed <= 4 + 5, summary
 
 
 def test_load_back_to_back_runs_use_fresh_idempotency_keys(server):

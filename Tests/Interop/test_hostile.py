@@ -249,7 +249,7 @@ def test_silent_clients_do_not_block_others(server, transport):
         silent.append(half)
         start = time.monotonic()
         s.assert_serving()
-        assert time.monotonic() - start < 2.0
+        assert time.monotonic() - start < 10  # (blocked, it would wait for the silent ones' minutes)
         # The silent connections are still open (the idle timeout is minutes).
         for sock in silent:
             sock.setblocking(False)
@@ -340,7 +340,7 @@ def test_frames_without_calls_do_not_keep_a_connection_from_idling_out(server):
             sent += 1
             noisy.read_until(lambda p: p.closed, 0.5)
         assert noisy.closed, f"still open after {time.monotonic() - started:.1f} s of frames without calls: {noisy.describe()}"
-        assert time.monotonic() - started < 6
+        assert time.monotonic() - started < 11  # (the loop's own bound is 12 s)
         busy.pump()
         assert not busy.closed, busy.describe()
     s.assert_serving()

@@ -112,10 +112,11 @@ def test_unknown_method_is_unimplemented(served, path):
 def test_deadline_exceeded(echo):
     start = time.monotonic()
     with pytest.raises(grpc.RpcError) as info:
-        echo(b"slow", delay_ms=5000, timeout=0.2)
+        echo(b"slow", delay_ms=60_000, timeout=0.2)
     elapsed = time.monotonic() - start
     assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    assert elapsed < 2.0, f"the call took {elapsed:.2f} s"
+    # (Margins orders of magnitude wide, for a loaded machine: the call would take 60 s.)
+    assert elapsed < 30, f"the call took {elapsed:.2f} s"
     # The channel is still good.
     assert echo(b"after") == b"after"
 
@@ -124,16 +125,16 @@ def test_server_enforces_grpc_timeout(pb, server):
     """The server answers DEADLINE_EXCEEDED itself when grpc-timeout passes
     (grpcio's client would give up on its own; here no client timer runs)."""
     s = server()
-    request = pb.testing_pb2.EchoRequest(payload=b"x", delay_ms=5000).SerializeToString()
+    request = pb.testing_pb2.EchoRequest(payload=b"x", delay_ms=60_000).SerializeToString()
     with h2peer.RawPeer(s.address) as peer:
         peer.start()
         start = time.monotonic()
         peer.send(h2peer.grpc_call(1, "/billing.v1.Testing/Echo", request, extra_headers=[("grpc-timeout", "200m")]))
-        assert peer.read_until(lambda p: p.stream_done(1), timeout=4), peer.describe()
+        assert peer.read_until(lambda p: p.stream_done(1), timeout=30), peer.describe()
         elapsed = time.monotonic() - start
     fields = peer.response_headers(1)
     assert fields.get("grpc-status") == str(grpc.StatusCode.DEADLINE_EXCEEDED.value[0]), peer.describe()
-    assert 0.15 < elapsed < 2.0, f"DEADLINE_EXCEEDED after {elapsed:.2f} s"
+    assert 0.15 < elapsed < 30, f"DEADLINE_EXCEEDED after {elapsed:.2f} s"  # (the handler would answer at 60 s)
 
 
 def test_a_peer_that_half_closes_after_its_requests_still_gets_every_answer(pb, server):
@@ -378,7 +379,6 @@ def start_echo_calls(pb, s, count, delay_ms, timeout):
                                 timeout=timeout)
                for i in range(count)]
     assert s.health(ch) == health_pb2.HealthCheckResponse.SERVING
-    time.sleep(0.1)
     return futures
 
 
@@ -391,11 +391,11 @@ def outcomes(futures, timeout):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_graceful_shutdown_lets_calls_in_flight_finish(pb, server, transport, sig):
-    s = server(tls=transport == "tls", drain_seconds=5)
-    futures = start_echo_calls(pb, s, 50, delay_ms=1000, timeout=20)
+    s = server(tls=transport == "tls", drain_seconds=60)
+    futures = start_echo_calls(pb, s, 50, delay_ms=1000, timeout=90)
     stop = time.monotonic()
     s.terminate(sig)
-    codes = outcomes(futures, timeout=10)
+    codes = outcomes(futures, timeout=45)
     allowed = {grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE}
     assert set(codes) <= allowed, f"unexpected codes: {sorted(set(codes) - allowed, key=str)}"
     # The server had received every call before the signal: all of them finish.
@@ -403,26 +403,26 @@ def test_graceful_shutdown_lets_calls_in_flight_finish(pb, server, transport, si
         f"{codes.count(grpc.StatusCode.OK)} of {len(codes)} finished OK: {codes}"
     mismatched = [i for i, f in enumerate(futures) if f.result().payload != f"{i}".encode()]
     assert not mismatched
-    code = s.wait_exit(timeout=10)
+    code = s.wait_exit(timeout=45)
     elapsed = time.monotonic() - stop
     assert code == 0, s.log_tail()
-    # Exits once its calls are done (about 1 s), well within the 5 s drain.
-    assert elapsed < 4.0, f"exited {elapsed:.2f} s after the signal"
+    # Exits once its calls are done (about 1 s), well within the 60 s drain.
+    assert elapsed < 30, f"exited {elapsed:.2f} s after the signal"
 
 
 def test_graceful_shutdown_ends_calls_that_outlast_the_drain(pb, server, transport):
     s = server(tls=transport == "tls", drain_seconds=1)
-    futures = start_echo_calls(pb, s, 20, delay_ms=5000, timeout=20)
+    futures = start_echo_calls(pb, s, 20, delay_ms=60_000, timeout=120)
     stop = time.monotonic()
     s.terminate()
-    codes = outcomes(futures, timeout=4)  # the drain (1 s) ends them, not their 5 s delay
+    codes = outcomes(futures, timeout=30)  # the drain (1 s) ends them, not their 60 s delay
     ended = time.monotonic() - stop
     assert grpc.StatusCode.OK not in codes, codes
-    assert ended < 3.5, f"calls ended {ended:.2f} s after the signal"
-    code = s.wait_exit(timeout=5)
+    assert ended < 30, f"calls ended {ended:.2f} s after the signal"
+    code = s.wait_exit(timeout=30)
     elapsed = time.monotonic() - stop
     assert code == 0, s.log_tail()
-    assert elapsed < 3.5, f"exited {elapsed:.2f} s after the signal (drain 1 s)"
+    assert elapsed < 30, f"exited {elapsed:.2f} s after the signal (drain 1 s, calls of 60 s)"
 
 
 def test_a_draining_server_refuses_new_connections_at_once(pb, server):
@@ -463,14 +463,17 @@ def test_out_of_file_descriptors_the_server_pauses_accepting_instead_of_spinning
     try:
         for _ in range(120):  # past the limit: the rest wait in the kernel's queue
             held.append(socket.create_connection(s.address, timeout=2))
-        time.sleep(0.3)
+        deadline = time.monotonic() + 10  # until the server has met the limit
+        while "out of file descriptors" not in s.log_tail(100_000) and time.monotonic() < deadline:
+            time.sleep(0.05)
         ticks = lambda: sum(int(x) for x in open(f"/proc/{s.proc.pid}/stat").read().rsplit(")", 1)[1].split()[11:13])
         before, logged = ticks(), s.log_tail(100_000).count("out of file descriptors")
-        time.sleep(1.0)
+        time.sleep(2.0)  # (a measurement window, not a wait for a state)
         busy = (ticks() - before) / os.sysconf("SC_CLK_TCK")
         pauses = s.log_tail(100_000).count("out of file descriptors") - logged
-        assert busy < 0.5, f"the server used {busy:.2f} s of CPU in 1 s with no descriptors left"
-        assert 1 <= pauses <= 15, f"{pauses} 'out of file descriptors' lines in 1 s"
+        # Spinning is ~2 s of CPU and thousands of lines; paused, ~0 s and one line a 100 ms pause.
+        assert busy < 1.0, f"the server used {busy:.2f} s of CPU in 2 s with no descriptors left"
+        assert 1 <= pauses <= 60, f"{pauses} 'out of file descriptors' lines in 2 s"
     finally:
         for sock in held:
             sock.close()
@@ -478,12 +481,12 @@ def test_out_of_file_descriptors_the_server_pauses_accepting_instead_of_spinning
 
 
 def test_shutdown_when_idle_is_prompt(server):
-    s = server(drain_seconds=10)
+    s = server(drain_seconds=60)
     s.assert_serving()
     stop = time.monotonic()
     s.terminate()
-    assert s.wait_exit(timeout=12) == 0, s.log_tail()
-    assert time.monotonic() - stop < 2.0
+    assert s.wait_exit(timeout=70) == 0, s.log_tail()
+    assert time.monotonic() - stop < 30  # (not the 60 s drain)
 
 
 def test_shutdown_sends_two_goaways_and_does_not_wait_for_a_ping_ack(server):
