@@ -148,6 +148,9 @@ final class GroupCommitter: Sendable {
     var isSleeping: Bool { state.withLock { $0.sleeping } }
     /// Callers waiting for a checkpoint (tests).
     var checkpointWaiterCount: Int { state.withLock { $0.indexWaiters.count } }
+    /// Callers waiting for a commit, waiters and callbacks (tests: a call
+    /// known to wait cannot have answered before the commit's outcome).
+    var commitWaiterCount: Int { state.withLock { $0.waiters.count + $0.callbacks.count } }
     var statistics: (batches: Int64, entries: Int64) { state.withLock { ($0.batches, $0.committedEntries) } }
 
     /// Queues `record` (the next seq) without waiting. Throws when the

@@ -26,7 +26,7 @@ public actor Ledger {
     public nonisolated let testClock: TestClock?
     let configuration: LedgerConfiguration
     let logger: Logger
-    let committer: GroupCommitter
+    nonisolated let committer: GroupCommitter
     var state: LedgerState
     var recovering = false
     /// Moved (for readers off the actor) when the debit cache is emptied for

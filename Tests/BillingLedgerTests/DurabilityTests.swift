@@ -25,8 +25,9 @@ import Testing
         let second = Task {
             do { answer.set(.success(try await ledger.frontEndDebit(other))) } catch { answer.set(.failure(error)) }
         }
-        // Let the second call be answered if it is going to be before the commit's outcome.
-        _ = await eventually(tries: 2_000, atLeast: .milliseconds(200)) { answer.result != nil }
+        // The second call either answers now (early: the defect) or waits
+        // for the original's commit beside the original's own waiter.
+        #expect(await eventually { answer.result != nil || h.ledger.committer.commitWaiterCount >= 2 })
         release.signal()  // the original's commit fails: nothing written
 
         await #expect(throws: LedgerError.self) { try await first.value }
@@ -107,11 +108,11 @@ import Testing
             async let i: Void = invoices.settle { try await ledger.invoices(of: "acct").count }
             _ = await (b, u, i)
         }
-        // Give the reads every chance to answer before the commit's outcome.
-        let early = await eventually(tries: 2_000, atLeast: .milliseconds(200)) {
-            balance.result != nil || usage.result != nil || invoices.result != nil
-        }
-        #expect(!early, "a read answered while the debit it saw was not yet durable")
+        // Each read either answers now (early: the defect) or waits for the
+        // debit's commit: until all three wait beside the debit's own waiter.
+        let early = { balance.result != nil || usage.result != nil || invoices.result != nil }
+        #expect(await eventually { early() || h.ledger.committer.commitWaiterCount >= 4 })
+        #expect(!early(), "a read answered while the debit it saw was not yet durable")
         release.signal()  // the debit's commit fails: nothing written
         await #expect(throws: LedgerError.self) { try await debit.value }
         await reads.value

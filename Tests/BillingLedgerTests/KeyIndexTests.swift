@@ -273,7 +273,7 @@ import Synchronization
         // Both are resolved by the thread held in the filter write, so neither
         // can have returned: both are registered and waiting (a waiter
         // resolved at registration would never be counted).
-        #expect(await eventually { await h.ledger.committer.checkpointWaiterCount == 2 }, "both checkpoint() calls wait")
+        #expect(await eventually { h.ledger.committer.checkpointWaiterCount == 2 }, "both checkpoint() calls wait")
         #expect(!returned.withLock { $0 }, "checkpoint() is still waiting for the filter")
         #expect(!secondReturned.withLock { $0 }, "so is one asked for while the filter is written")
         #expect(h.disk.keyFiltersStored == 0)

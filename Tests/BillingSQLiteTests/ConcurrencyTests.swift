@@ -23,7 +23,10 @@ import Testing
                 for reader in 0..<6 {
                     group.addTask {
                         var lastSeen: Int64 = 0
+                        // Until the writer is done — or has failed (the group
+                        // cancels the readers then: they must not spin forever).
                         while lastSeen < Int64(batches * batchSize) {
+                            try Task.checkCancellation()
                             let last = try store.lastSeq()
                             #expect(last >= lastSeen)
                             #expect(last % Int64(batchSize) == 0)  // a batch is visible whole or not at all
