@@ -59,6 +59,14 @@ public struct AccountLifecycle: Sendable, Hashable {
     }
 
     /// A new account on a trial of `plans.trialPlan` for `plans.trialDays`.
+    /// The grace an operator configured for every account from now on
+    /// (`PlansConfigured`): a grace already running ends at its failure
+    /// plus this.
+    public mutating func setGraceSeconds(_ seconds: Int64) {
+        precondition(seconds >= 0, "a grace period is not negative")
+        graceSeconds = seconds
+    }
+
     public static func trial(startingAt now: Int64, plans: PlanCatalog, graceSeconds: Int64) -> AccountLifecycle {
         precondition(plans.trialDays > 0, "a trial lasts at least a day")
         return AccountLifecycle(

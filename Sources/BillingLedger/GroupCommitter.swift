@@ -57,7 +57,9 @@ final class GroupCommitter: Sendable {
         var committedEntries: Int64 = 0
         /// Commits are being slowed for a checkpoint to catch up.
         var pacing = false
-        /// The journal's end at start: what was replayed is not lag.
+        /// The seq the start-up's replay began after (its checkpoint's; 0
+        /// without one): until this process writes a checkpoint, the lag
+        /// counts from there — what a crash would replay again.
         var startSeq: Int64
     }
 
@@ -108,7 +110,8 @@ final class GroupCommitter: Sendable {
         var seq: Int64 { snapshot.lastSeq }
     }
 
-    init(store: any LedgerStore, durableSeq: Int64, maxBatch: Int, maxQueued: Int, logger: Logger,
+    /// `replayedSince`: the seq the start-up's replay began after (see `State.startSeq`).
+    init(store: any LedgerStore, durableSeq: Int64, replayedSince: Int64, maxBatch: Int, maxQueued: Int, logger: Logger,
          callbackExecutor: any LedgerExecutor, maxCheckpointLag: Int64 = .max,
          onFailure: @escaping @Sendable (String, _ diskStateUnknown: Bool) -> Void, onIndexed: @escaping @Sendable (Int64) -> Void,
          keyFilter: KeyFilter? = nil, keyFilterEvery: Int = 10) {
@@ -122,7 +125,7 @@ final class GroupCommitter: Sendable {
         self.keyFilter = keyFilter
         self.keyFilterEvery = keyFilterEvery
         self.maxCheckpointLag = maxCheckpointLag
-        self.state = Mutex(State(durableSeq: durableSeq, startSeq: durableSeq))
+        self.state = Mutex(State(durableSeq: durableSeq, startSeq: replayedSince))
         // Named from inside (Linux keeps 15 bytes): `top -H`, perf and /proc show them.
         Thread { [self] in
             Thread.current.name = "billing-journal"

@@ -131,10 +131,12 @@ extension Ledger {
     /// time, then the plan terms the server starts with journaled if they
     /// differ (the other order billed a period that ended during the
     /// downtime, or a trial that ended then, at the new terms).
-    public func start(plans: PlanCatalog, actor: String) async throws -> (caughtUp: [ClockTransition], plansChanged: Bool) {
+    /// `graceSeconds`: the grace after a failed payment for every account
+    /// (journaled with the terms when it differs from the last journaled).
+    public func start(plans: PlanCatalog, graceSeconds: Int64? = nil, actor: String) async throws -> (caughtUp: [ClockTransition], plansChanged: Bool) {
         // In time order across accounts (nothing else runs yet).
         let caughtUp = try await inLifecycleTurn { try await processDue(upTo: nowUnix, only: nil) }
-        return (caughtUp, try await configurePlans(plans, actor: actor))
+        return (caughtUp, try await configurePlans(plans, graceSeconds: graceSeconds, actor: actor))
     }
 
     /// Processes every transition due by now and every payment attempt owed

@@ -177,6 +177,10 @@ public actor Ledger {
         self.keyFilter = keyFilter
         self.state = state
         self.loadedCheckpointSeq = loadedCheckpointSeq
+        // What was replayed counts toward the next checkpoint: a process that
+        // dies before its first checkpoint, again and again, must not leave
+        // the next start an ever longer replay (and ever more keys in memory).
+        entriesSinceCheckpoint = replayed
         let finished = ContinuousClock.now
         recoveryMillis = (finished - started).wholeMilliseconds
         let falsePositives = keyFilter.falsePositiveRate()
@@ -192,7 +196,7 @@ public actor Ledger {
         keyRing.replace(from: state)
         let relay = RecoveryRelay()
         self.committer = GroupCommitter(
-            store: store, durableSeq: state.lastSeq, maxBatch: configuration.maxBatch,
+            store: store, durableSeq: state.lastSeq, replayedSince: state.lastSeq - Int64(replayed), maxBatch: configuration.maxBatch,
             maxQueued: configuration.maxQueued, logger: logger, callbackExecutor: self.executor,
             maxCheckpointLag: configuration.maxCheckpointLag,
             onFailure: { [stop = configuration.onDiskStateUnknown] reason, unknown in
@@ -246,13 +250,15 @@ public actor Ledger {
     /// The plan terms in effect.
     public var plans: PlanCatalog { state.plans }
 
-    /// Makes `plans` the terms in effect from now on, journaled (so replay
-    /// keeps each period's terms); nothing is written when they already are.
-    /// Returns whether they changed.
+    /// Makes `plans` (and `graceSeconds`, when given, for every account)
+    /// the terms in effect from now on, journaled (so replay keeps each
+    /// period's terms); nothing is written when they already are. Returns
+    /// whether they changed.
     @discardableResult
-    public func configurePlans(_ plans: PlanCatalog, actor: String) async throws -> Bool {
-        guard plans != state.plans else { return false }
-        try await commit(.plansConfigured(LedgerState.journalPlans(plans, actor: actor)))
+    public func configurePlans(_ plans: PlanCatalog, graceSeconds: Int64? = nil, actor: String) async throws -> Bool {
+        let grace = graceSeconds ?? state.configuredGraceSeconds
+        guard plans != state.plans || grace != state.configuredGraceSeconds else { return false }
+        try await commit(.plansConfigured(LedgerState.journalPlans(plans, graceSeconds: grace, actor: actor)))
         return true
     }
     /// Unix micros of the newest checkpoint this process wrote (0: none yet).
@@ -388,6 +394,7 @@ public actor Ledger {
             })
             self.state = state
             loadedCheckpointSeq = loaded
+            entriesSinceCheckpoint = replayed  // (as at start-up)
             keyRing.replace(from: state)
             committer.reset(durableSeq: state.lastSeq)
             recovering = false

@@ -140,6 +140,18 @@ public struct LedgerAudit: Sendable {
                         notNFC("\(field) \(id.debugDescription) of account \(debit.accountID) (seq \(entry.seq))")
                     }
                 }
+                // What the caller was told (Debit, GetDebit) against the books
+                // replayed so far: a debit decided on drifted books shows here.
+                if let book = fromScratch.accounts[debit.accountID] {
+                    if book.balance != debit.balanceAfterMicros {
+                        problem("account \(debit.accountID) seq \(entry.seq): the debit told its caller a balance of "
+                                + "\(debit.balanceAfterMicros), the journal's books give \(book.balance)")
+                    }
+                    if !book.terms(in: fromScratch.plans).accruesOverage, debit.overageMicros != 0 || book.balance < 0 {
+                        problem("account \(debit.accountID) seq \(entry.seq): a plan without overage left at a balance of "
+                                + "\(book.balance) with an overage of \(debit.overageMicros)")
+                    }
+                }
                 totals[debit.accountID, default: (0, 0, 0, 0)].fromCredits &+= debit.fromCreditsMicros
                 totals[debit.accountID, default: (0, 0, 0, 0)].overage &+= debit.overageMicros
                 totals[debit.accountID, default: (0, 0, 0, 0)].debited &+= debit.totalMicros

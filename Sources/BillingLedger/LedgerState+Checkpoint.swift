@@ -95,7 +95,7 @@ extension LedgerState {
         }
         checkpoint.testClockUnix = testClockUnix
         checkpoint.testClockMoved = testClockMoved
-        checkpoint.plans = Self.journalPlans(plans, actor: "")
+        checkpoint.plans = Self.journalPlans(plans, graceSeconds: configuredGraceSeconds, actor: "")
         checkpoint.apiKeys = apiKeys.keys.sorted().map { id in
             let record = apiKeys[id]!
             var key = Billing_Journal_V1_ApiKeyState()
@@ -115,6 +115,7 @@ extension LedgerState {
 
     public init(checkpoint: Billing_Journal_V1_Checkpoint, plans: PlanCatalog = .default) {
         self.init(plans: checkpoint.hasPlans ? (Self.plans(checkpoint.plans) ?? plans) : plans)
+        if checkpoint.hasPlans, checkpoint.plans.hasGraceSeconds { configuredGraceSeconds = checkpoint.plans.graceSeconds }
         lastSeq = checkpoint.seq
         testClockUnix = checkpoint.testClockUnix
         testClockMoved = checkpoint.testClockMoved

@@ -4,8 +4,9 @@ public import BillingProto
 /// Plan terms in the journal: the terms in effect change only through a
 /// `PlansConfigured` entry, so replay never prices the past with today's file.
 extension LedgerState {
-    public static func journalPlans(_ plans: PlanCatalog, actor: String) -> Billing_Journal_V1_PlansConfigured {
+    public static func journalPlans(_ plans: PlanCatalog, graceSeconds: Int64? = nil, actor: String) -> Billing_Journal_V1_PlansConfigured {
         var configured = Billing_Journal_V1_PlansConfigured()
+        if let graceSeconds { configured.graceSeconds = graceSeconds }
         configured.free = terms(plans.free)
         configured.pro = terms(plans.pro)
         configured.enterprise = terms(plans.enterprise)

@@ -22,6 +22,10 @@ public struct LedgerState: Sendable, Equatable {
     public var lastSeq: Int64 = 0
     /// Plan prices and terms the lifecycle events are applied with.
     public var plans: PlanCatalog
+    /// The grace after a failed invoice payment last journaled for every
+    /// account (`PlansConfigured.grace_seconds`); nil before any was (each
+    /// account then has the grace it was created with).
+    public internal(set) var configuredGraceSeconds: Int64?
     /// When each account's next transition is due, and the invoices owing a
     /// payment attempt: derived from the books (not compared, not stored).
     public internal(set) var schedule = TransitionSchedule()
@@ -33,10 +37,13 @@ public struct LedgerState: Sendable, Equatable {
         self.plans = plans
     }
 
+    /// The longest grace journaled (`billing serve --grace-days` takes 0...365).
+    public static let maxGraceSeconds: Int64 = 365 * 86_400
+
     /// The same books (whatever catalog they were computed with).
     public static func == (lhs: LedgerState, rhs: LedgerState) -> Bool {
         lhs.lastSeq == rhs.lastSeq && lhs.testClockUnix == rhs.testClockUnix && lhs.testClockMoved == rhs.testClockMoved
-            && lhs.accounts == rhs.accounts
+            && lhs.accounts == rhs.accounts && lhs.configuredGraceSeconds == rhs.configuredGraceSeconds
             && lhs.apiKeys == rhs.apiKeys && lhs.invoices == rhs.invoices && lhs.pendingCharges == rhs.pendingCharges
     }
 
@@ -107,6 +114,13 @@ public struct LedgerState: Sendable, Equatable {
             pendingCharges[purchase.gatewayKey] = nil
         case .plansConfigured(let configured):
             guard let catalog = Self.plans(configured) else { throw .inconsistent(seq: seq, "plan terms out of range") }
+            if configured.hasGraceSeconds {
+                guard configured.graceSeconds >= 0, configured.graceSeconds <= Self.maxGraceSeconds else {
+                    throw .inconsistent(seq: seq, "grace of \(configured.graceSeconds) s out of range")
+                }
+                configuredGraceSeconds = configured.graceSeconds
+                for index in accounts.values.indices { accounts.values[index].lifecycle.setGraceSeconds(configured.graceSeconds) }
+            }
             plans = catalog
         case .clockSet(let set):
             guard set.nowUnix >= testClockUnix else { throw .inconsistent(seq: seq, "the test clock moved back") }

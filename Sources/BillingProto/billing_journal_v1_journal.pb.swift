@@ -665,6 +665,19 @@ public nonisolated struct Billing_Journal_V1_PlansConfigured: @unchecked Sendabl
     set {_uniqueStorage()._actor = newValue}
   }
 
+  /// Seconds runs continue after an invoice payment fails (`--grace-days`),
+  /// for every account from this entry on, a grace already running included
+  /// (it ends at the failure plus the new grace). Unset (entries before
+  /// session 25): each account keeps the grace it was created with.
+  public var graceSeconds: Int64 {
+    get {_storage._graceSeconds ?? 0}
+    set {_uniqueStorage()._graceSeconds = newValue}
+  }
+  /// Returns true if `graceSeconds` has been explicitly set.
+  public var hasGraceSeconds: Bool {_storage._graceSeconds != nil}
+  /// Clears the value of `graceSeconds`. Subsequent reads from it will return its default value.
+  public mutating func clearGraceSeconds() {_uniqueStorage()._graceSeconds = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2424,7 +2437,7 @@ nonisolated extension Billing_Journal_V1_ChargeStarted: SwiftProtobuf.Message, S
 
 nonisolated extension Billing_Journal_V1_PlansConfigured: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PlansConfigured"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}free\0\u{1}pro\0\u{1}enterprise\0\u{3}trial_days\0\u{3}trial_plan\0\u{1}actor\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}free\0\u{1}pro\0\u{1}enterprise\0\u{3}trial_days\0\u{3}trial_plan\0\u{1}actor\0\u{3}grace_seconds\0")
 
   fileprivate class _StorageClass {
     var _free: Billing_Journal_V1_PlanTermsState? = nil
@@ -2433,6 +2446,7 @@ nonisolated extension Billing_Journal_V1_PlansConfigured: SwiftProtobuf.Message,
     var _trialDays: Int32 = 0
     var _trialPlan: String = String()
     var _actor: String = String()
+    var _graceSeconds: Int64? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -2449,6 +2463,7 @@ nonisolated extension Billing_Journal_V1_PlansConfigured: SwiftProtobuf.Message,
       _trialDays = source._trialDays
       _trialPlan = source._trialPlan
       _actor = source._actor
+      _graceSeconds = source._graceSeconds
     }
   }
 
@@ -2473,6 +2488,7 @@ nonisolated extension Billing_Journal_V1_PlansConfigured: SwiftProtobuf.Message,
         case 4: try { try decoder.decodeSingularInt32Field(value: &_storage._trialDays) }()
         case 5: try { try decoder.decodeSingularStringField(value: &_storage._trialPlan) }()
         case 6: try { try decoder.decodeSingularStringField(value: &_storage._actor) }()
+        case 7: try { try decoder.decodeSingularInt64Field(value: &_storage._graceSeconds) }()
         default: break
         }
       }
@@ -2503,6 +2519,9 @@ nonisolated extension Billing_Journal_V1_PlansConfigured: SwiftProtobuf.Message,
       if !_storage._actor.isEmpty {
         try visitor.visitSingularStringField(value: _storage._actor, fieldNumber: 6)
       }
+      try { if let v = _storage._graceSeconds {
+        try visitor.visitSingularInt64Field(value: v, fieldNumber: 7)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -2518,6 +2537,7 @@ nonisolated extension Billing_Journal_V1_PlansConfigured: SwiftProtobuf.Message,
         if _storage._trialDays != rhs_storage._trialDays {return false}
         if _storage._trialPlan != rhs_storage._trialPlan {return false}
         if _storage._actor != rhs_storage._actor {return false}
+        if _storage._graceSeconds != rhs_storage._graceSeconds {return false}
         return true
       }
       if !storagesAreEqual {return false}

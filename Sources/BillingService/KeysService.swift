@@ -216,6 +216,7 @@ public enum AuditEvent {
             (audit.actor, audit.action) = (configured.actor, "ConfigurePlans")
             audit.details = ["pro_monthly_price_micros": String(configured.pro.monthlyPriceMicros),
                              "trial_days": String(configured.trialDays)]
+            if configured.hasGraceSeconds { audit.details["grace_seconds"] = String(configured.graceSeconds) }
         case .clockSet(let set):
             (audit.actor, audit.action) = (set.actor, "AdvanceClock")
             audit.details = ["now_unix": String(set.nowUnix)]

@@ -289,12 +289,18 @@ struct Serve: ParsableCommand {
         }
         // Period ends, trial ends and grace ends that passed while the server
         // was down, and payments a crash interrupted, before the first call;
-        // then the plan terms of this start.
-        let (caughtUp, plansChanged) = try blockingAwait { try await ledger.start(plans: planTerms, actor: "serve --plans") }
+        // then the plan terms and grace of this start (the grace for every
+        // account, not only those created from now on).
+        let grace = ledgerConfiguration.graceSeconds
+        let (caughtUp, plansChanged) = try blockingAwait {
+            try await ledger.start(plans: planTerms, graceSeconds: grace, actor: "serve --plans --grace-days")
+        }
         if !caughtUp.isEmpty {
             logger.notice("processed transitions due while stopped", metadata: ["count": "\(caughtUp.count)"])
         }
-        if plansChanged { logger.notice("plan terms changed; journaled", metadata: ["plans": "\(plans)"]) }
+        if plansChanged {
+            logger.notice("plan terms or grace changed; journaled", metadata: ["plans": "\(plans)", "grace_days": "\(graceDays)"])
+        }
         let ticker = testClock ? nil : Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(1))

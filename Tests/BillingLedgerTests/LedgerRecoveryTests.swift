@@ -1,5 +1,5 @@
 import BillingCore
-import BillingLedger
+@testable import BillingLedger
 import BillingProto
 import Dispatch
 import Testing
@@ -90,6 +90,33 @@ import Testing
         #expect(await third.ledger.snapshot == fromScratch)
         #expect(try LedgerAudit.run(on: third.store, plans: Fixtures.plans).problems == [])
         await third.ledger.close()
+    }
+
+    /// What a start-up replayed counts toward the next checkpoint and as
+    /// checkpoint lag: processes that die before their first checkpoint,
+    /// again and again, leave the next start no longer a replay than one
+    /// interval (it grew by each life's entries).
+    @Test func replayedEntriesCountTowardTheNextCheckpoint() async throws {
+        let configuration = Fixtures.configuration(checkpointEvery: 10)
+        var h = try Harness(configuration: configuration)
+        try await h.openAccount("pro", plan: "pro", credits: 1_000_000)  // 2 entries
+        let start = h.disk.latestCheckpointSeq() ?? 0
+        var written = 0
+        for life in 0..<4 {
+            for _ in 0..<4 {
+                written += 1
+                _ = try await h.debit(Fixtures.command(account: "pro", key: "k-\(written)", micros: 5, run: "r-\(life)"))
+            }
+            h = try await h.restarted(configuration: configuration)  // a crash: no checkpoint at close
+            let lag = h.ledger.committer.checkpointLag.entries
+            let replayed = Int64(h.journal().count) - (h.disk.latestCheckpointSeq() ?? 0)
+            #expect(lag == replayed, "life \(life): lag \(lag) counts the \(replayed) entries replayed")
+            #expect(replayed < 10 + 4, "life \(life): \(replayed) entries replayed, more than an interval and a life's")
+        }
+        // The fourth life's start replays 2 + 16 entries without it: the
+        // third life's debits queued a checkpoint once the replayed count reached 10.
+        #expect((h.disk.latestCheckpointSeq() ?? 0) > start)
+        await h.ledger.close()
     }
 
     /// A checkpoint written by other replay rules (an older build's, here

@@ -632,6 +632,33 @@ import Testing
         await h.ledger.close()
     }
 
+    /// A grace configured at a start (`--grace-days`, journaled with the
+    /// terms) applies to every account — one created with another grace,
+    /// whose grace already runs, included — and replays and checkpoints
+    /// exactly; the same grace again writes nothing.
+    @Test func aGraceJournaledWithTheTermsAppliesToEveryAccountAlreadyPastDueIncluded() async throws {
+        let h = try await Self.pastDue("late")  // created with the configuration's 7 days, past due now
+        let created = Fixtures.configuration().graceSeconds
+        let since = try #require(await h.ledger.snapshot.accounts["late"]?.lifecycle.pastDueSince)
+        #expect(await h.ledger.snapshot.accounts["late"]?.lifecycle.graceSeconds == created)
+        let shorter = Self.day
+        #expect(created > 2 * shorter)
+        #expect(try await h.ledger.configurePlans(Fixtures.plans, graceSeconds: shorter, actor: "serve"))
+        #expect(try await h.ledger.configurePlans(Fixtures.plans, graceSeconds: shorter, actor: "serve") == false)
+        #expect(try await h.ledger.configurePlans(Fixtures.plans, actor: "test") == false)  // (keeps the grace)
+        let state = await h.ledger.snapshot
+        #expect(state.configuredGraceSeconds == shorter && state.accounts["late"]?.lifecycle.graceSeconds == shorter)
+        // Runs pause at the failure plus the new grace, not the account's first.
+        h.clock.advance(seconds: since + shorter - h.clock.nowMicros() / 1_000_000)
+        _ = try await h.ledger.tick()
+        #expect(await h.ledger.snapshot.accounts["late"]?.lifecycle.pauseReason == .pastDueGraceExpired)
+        // A checkpoint keeps the configured grace; the journal replays to the same books.
+        let live = await h.ledger.snapshot
+        let restored = LedgerState(checkpoint: live.checkpoint(writtenAtMicros: 1), plans: Fixtures.plans)
+        #expect(restored == live && restored.configuredGraceSeconds == shorter)
+        try await h.expectJournalReplaysToLiveBooks()
+    }
+
     /// A grant waits for a purchase under way at the gateway: the purchase
     /// checked its credits fit the balance before the call; a grant in that
     /// gap made them overflow after the card was charged.

@@ -1,4 +1,5 @@
 import BillingLedger
+import BillingProto
 import Testing
 @testable import BillingSQLite
 
@@ -23,6 +24,43 @@ import Testing
             #expect(problems.contains("account a key k1: a second debit entry (seq 4, first at 2)"), "\(problems)")
             #expect(!problems.contains { $0.contains("key k2") }, "\(problems)")
         }
+    }
+
+    /// A debit decided on books that drifted from the journal: it told its
+    /// caller a balance the journal's books do not give, and took a Free
+    /// account below zero. (Each figure alone adds up: balance = granted -
+    /// debited from credits.)
+    @Test func aDebitDecidedOnDriftedBooksIsReported() throws {
+        try withTemporaryDatabase { path in
+            let store = try SQLiteLedgerStore(path: path)
+            var created = accountCreated(1, account: "f")
+            created.accountCreated.plan = "free"
+            var debit = debitAccepted(3, account: "f", key: "k1", total: 5_000)
+            debit.debitAccepted.lines = [Self.line(5_000)]
+            debit.debitAccepted.fromCreditsMicros = 5_000
+            debit.debitAccepted.balanceAfterMicros = 1_000  // what drifted books said
+            try store.append([created, creditsGranted(2, account: "f", key: "g1", micros: 1_000), debit])
+            let problems = try LedgerAudit.run(on: store).problems
+            #expect(problems.contains("account f seq 3: the debit told its caller a balance of 1000, the journal's books give -4000"),
+                    "\(problems)")
+            #expect(problems.contains("account f seq 3: a plan without overage left at a balance of -4000 with an overage of 0"),
+                    "\(problems)")
+            // The same debit told the truth on books with the credits is clean.
+            var honest = debitAccepted(3, account: "f", key: "k1", total: 1_000)
+            honest.debitAccepted.lines = [Self.line(1_000)]
+            (honest.debitAccepted.fromCreditsMicros, honest.debitAccepted.balanceAfterMicros) = (1_000, 0)
+            try withTemporaryDatabase { other in
+                let clean = try SQLiteLedgerStore(path: other)
+                try clean.append([created, creditsGranted(2, account: "f", key: "g1", micros: 1_000), honest])
+                #expect(try LedgerAudit.run(on: clean).problems == [])
+            }
+        }
+    }
+
+    static func line(_ micros: Int64) -> Billing_Journal_V1_PricedLine {
+        var line = Billing_Journal_V1_PricedLine()
+        line.amountMicros = micros
+        return line
     }
 
     @Test func theIndexedRowsAreComparedUpToTheSeqReadFirst() throws {
