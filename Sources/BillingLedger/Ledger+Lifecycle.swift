@@ -133,9 +133,20 @@ extension Ledger {
     /// downtime, or a trial that ended then, at the new terms).
     /// `graceSeconds`: the grace after a failed payment for every account
     /// (journaled with the terms when it differs from the last journaled).
-    public func start(plans: PlanCatalog, graceSeconds: Int64? = nil, actor: String) async throws -> (caughtUp: [ClockTransition], plansChanged: Bool) {
+    /// A downtime that owes more transitions than one call takes
+    /// (`stepsPerTurn`) is caught up in several turns, each committing its
+    /// own: a server is never stopped by the catch-up's bound.
+    public func start(plans: PlanCatalog, graceSeconds: Int64? = nil, actor: String,
+                      stepsPerTurn: Int = Ledger.maxTransitionsPerCall) async throws -> (caughtUp: [ClockTransition], plansChanged: Bool) {
         // In time order across accounts (nothing else runs yet).
-        let caughtUp = try await inLifecycleTurn { try await processDue(upTo: nowUnix, only: nil) }
+        var caughtUp: [ClockTransition] = []
+        while true {
+            let (transitions, finished) = try await inLifecycleTurn {
+                try await processDueSteps(upTo: nowUnix, only: nil, maxSteps: stepsPerTurn)
+            }
+            caughtUp += transitions
+            if finished { break }
+        }
         return (caughtUp, try await configurePlans(plans, graceSeconds: graceSeconds, actor: actor))
     }
 
@@ -223,14 +234,32 @@ extension Ledger {
         return nil
     }
 
+    /// Transitions one call (an AdvanceClock, a request's catch-up)
+    /// applies at most: every loop is bounded.
+    public static let maxTransitionsPerCall = 1_000_000
+
     /// Applies due transitions up to `limit`, each at its due instant, and
-    /// attempts the payments they owe. Holds the lifecycle lock.
+    /// attempts the payments they owe. Holds the lifecycle lock. More than
+    /// `maxTransitionsPerCall` due: those are committed, the rest wait for
+    /// the next call (RESOURCE_EXHAUSTED, TOO_MANY_TRANSITIONS).
     func processDue(upTo limit: Int64, only: String?) async throws -> [ClockTransition] {
+        let (transitions, finished) = try await processDueSteps(upTo: limit, only: only, maxSteps: Self.maxTransitionsPerCall)
+        guard finished else {
+            // The transitions so far are committed; the rest wait for the next advance.
+            throw AccountRequestRefused(.resourceExhausted, reason: "TOO_MANY_TRANSITIONS",
+                                        message: "more than a million transitions are due at once; advance the clock in smaller steps")
+        }
+        return transitions
+    }
+
+    /// `processDue` for at most `maxSteps` transitions; `finished` false
+    /// when more are due (those applied are committed).
+    func processDueSteps(upTo limit: Int64, only: String?, maxSteps: Int) async throws -> (transitions: [ClockTransition], finished: Bool) {
         var transitions = try await settlePendingCharges(only: only)
         transitions += try await attemptOwedPayments(only: only)
         // Bounded: each step moves an account's next transition forward.
-        for _ in 0..<1_000_000 {
-            guard let (id, due) = earliestDue(upTo: limit, only: only) else { return transitions }
+        for _ in 0..<maxSteps {
+            guard let (id, due) = earliestDue(upTo: limit, only: only) else { return (transitions, true) }
             testClock?.advance(toMicros: due.at * 1_000_000)
             let book = try book(id)
             let event: Billing_Journal_V1_LifecycleEvent.OneOf_Event
@@ -266,9 +295,7 @@ extension Ledger {
             }
             transitions += try await attemptOwedPayments(only: id)
         }
-        // The transitions so far are committed; the rest wait for the next advance.
-        throw AccountRequestRefused(.resourceExhausted, reason: "TOO_MANY_TRANSITIONS",
-                                    message: "more than a million transitions are due at once; advance the clock in smaller steps")
+        return (transitions, earliestDue(upTo: limit, only: only) == nil)
     }
 
     /// Charges every invoice that was issued with a payment attempt owed.

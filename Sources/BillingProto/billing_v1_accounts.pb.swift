@@ -377,7 +377,8 @@ public nonisolated struct Billing_V1_PendingPlanChange: Sendable {
   /// When the change takes effect (the end of the current period).
   public var effectiveUnixSeconds: Int64 = 0
 
-  /// When the change was requested.
+  /// When the change was requested. Not recorded by this service yet:
+  /// always 0 (the audit log's ChangePlan entry has the time).
   public var requestedUnixSeconds: Int64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -512,7 +513,9 @@ public nonisolated struct Billing_V1_Account: @unchecked Sendable {
     set {_uniqueStorage()._pauseMessage = newValue}
   }
 
-  /// When the account was created (anchors the monthly billing cycle).
+  /// When the account was created. It anchors the monthly billing cycle of
+  /// an account created on a plan; a trial's cycle is anchored on the
+  /// trial's end (or its reactivation): current_period_start_unix_seconds.
   public var createdUnixSeconds: Int64 {
     get {_storage._createdUnixSeconds}
     set {_uniqueStorage()._createdUnixSeconds = newValue}
@@ -572,7 +575,8 @@ public nonisolated struct Billing_V1_Account: @unchecked Sendable {
     set {_uniqueStorage()._creditBalanceMicros = newValue}
   }
 
-  /// Metered usage accrued this period, to be invoiced at its end, in micros.
+  /// Metered usage beyond credits accrued this period, at list price, in
+  /// micros (invoiced at the period end: see accrued_overage_charge_micros).
   public var accruedOverageMicros: Int64 {
     get {_storage._accruedOverageMicros}
     set {_uniqueStorage()._accruedOverageMicros = newValue}
@@ -618,6 +622,14 @@ public nonisolated struct Billing_V1_Account: @unchecked Sendable {
   public var hasEnterpriseContract: Bool {_storage._enterpriseContract != nil}
   /// Clears the value of `enterpriseContract`. Subsequent reads from it will return its default value.
   public mutating func clearEnterpriseContract() {_uniqueStorage()._enterpriseContract = nil}
+
+  /// What the period end will invoice for accrued_overage_micros: the same
+  /// on Pro; on Enterprise the contract's usage charge (its rate on the
+  /// usage beyond what it includes, so possibly 0), in micros.
+  public var accruedOverageChargeMicros: Int64 {
+    get {_storage._accruedOverageChargeMicros}
+    set {_uniqueStorage()._accruedOverageChargeMicros = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1146,7 +1158,7 @@ nonisolated extension Billing_V1_EnterpriseContract: SwiftProtobuf.Message, Swif
 
 nonisolated extension Billing_V1_Account: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Account"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}account_id\0\u{3}display_name\0\u{3}billing_email\0\u{1}plan\0\u{1}status\0\u{1}paused\0\u{3}pause_reason\0\u{3}pause_message\0\u{3}created_unix_seconds\0\u{3}trial_ends_unix_seconds\0\u{3}trial_days_left\0\u{3}current_period_start_unix_seconds\0\u{3}current_period_end_unix_seconds\0\u{3}next_billing_unix_seconds\0\u{1}banners\0\u{3}pending_change\0\u{3}credit_balance_micros\0\u{3}accrued_overage_micros\0\u{3}runs_this_period\0\u{3}run_quota\0\u{3}max_workspaces\0\u{3}workspace_ids\0\u{3}has_payment_method\0\u{3}enterprise_contract\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}account_id\0\u{3}display_name\0\u{3}billing_email\0\u{1}plan\0\u{1}status\0\u{1}paused\0\u{3}pause_reason\0\u{3}pause_message\0\u{3}created_unix_seconds\0\u{3}trial_ends_unix_seconds\0\u{3}trial_days_left\0\u{3}current_period_start_unix_seconds\0\u{3}current_period_end_unix_seconds\0\u{3}next_billing_unix_seconds\0\u{1}banners\0\u{3}pending_change\0\u{3}credit_balance_micros\0\u{3}accrued_overage_micros\0\u{3}runs_this_period\0\u{3}run_quota\0\u{3}max_workspaces\0\u{3}workspace_ids\0\u{3}has_payment_method\0\u{3}enterprise_contract\0\u{3}accrued_overage_charge_micros\0")
 
   fileprivate class _StorageClass {
     var _accountID: String = String()
@@ -1173,6 +1185,7 @@ nonisolated extension Billing_V1_Account: SwiftProtobuf.Message, SwiftProtobuf._
     var _workspaceIds: [String] = []
     var _hasPaymentMethod_p: Bool = false
     var _enterpriseContract: Billing_V1_EnterpriseContract? = nil
+    var _accruedOverageChargeMicros: Int64 = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1207,6 +1220,7 @@ nonisolated extension Billing_V1_Account: SwiftProtobuf.Message, SwiftProtobuf._
       _workspaceIds = source._workspaceIds
       _hasPaymentMethod_p = source._hasPaymentMethod_p
       _enterpriseContract = source._enterpriseContract
+      _accruedOverageChargeMicros = source._accruedOverageChargeMicros
     }
   }
 
@@ -1249,6 +1263,7 @@ nonisolated extension Billing_V1_Account: SwiftProtobuf.Message, SwiftProtobuf._
         case 22: try { try decoder.decodeRepeatedStringField(value: &_storage._workspaceIds) }()
         case 23: try { try decoder.decodeSingularBoolField(value: &_storage._hasPaymentMethod_p) }()
         case 24: try { try decoder.decodeSingularMessageField(value: &_storage._enterpriseContract) }()
+        case 25: try { try decoder.decodeSingularInt64Field(value: &_storage._accruedOverageChargeMicros) }()
         default: break
         }
       }
@@ -1333,6 +1348,9 @@ nonisolated extension Billing_V1_Account: SwiftProtobuf.Message, SwiftProtobuf._
       try { if let v = _storage._enterpriseContract {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 24)
       } }()
+      if _storage._accruedOverageChargeMicros != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._accruedOverageChargeMicros, fieldNumber: 25)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1366,6 +1384,7 @@ nonisolated extension Billing_V1_Account: SwiftProtobuf.Message, SwiftProtobuf._
         if _storage._workspaceIds != rhs_storage._workspaceIds {return false}
         if _storage._hasPaymentMethod_p != rhs_storage._hasPaymentMethod_p {return false}
         if _storage._enterpriseContract != rhs_storage._enterpriseContract {return false}
+        if _storage._accruedOverageChargeMicros != rhs_storage._accruedOverageChargeMicros {return false}
         return true
       }
       if !storagesAreEqual {return false}

@@ -43,6 +43,10 @@ enum AccountView {
         }
         account.creditBalanceMicros = book.balance
         account.accruedOverageMicros = book.overage
+        // What the period end invoices for it (`AccountLifecycle+Cycle`: the
+        // closed period's contract rates it on Enterprise).
+        account.accruedOverageChargeMicros = lifecycle.plan == .enterprise
+            ? (lifecycle.contract?.usageCharge(Money(micros: book.overage)).micros ?? book.overage) : book.overage
         let period = BillingPeriod.containing(now, anchor: book.periodAnchor)
         account.runsThisPeriod = period.start == book.periodStart ? Int64(book.runsInPeriod.count) : 0
         account.runQuota = terms.runQuota ?? 0

@@ -148,16 +148,18 @@ public final class AccountsService: Sendable {
         case nil:
             target = now
         }
+        // The field the caller set, named in refusals.
+        let field = if case .toUnixSeconds? = request.target { "to_unix_seconds" } else { "seconds" }
         // Ten years of transitions at most per call: every loop is bounded.
         guard target <= now + AccountView.maxClockStep else {
             throw GRPCStatus(.invalidArgument, "the test clock moves at most 10 years per call",
-                             reason: "INVALID_FIELD", metadata: ["field": "seconds"])
+                             reason: "INVALID_FIELD", metadata: ["field": field])
         }
         // Dates past 9999-12-31 are not dates the service prints or
         // computes with (microseconds of them overflow long after).
         guard target <= AccountView.latestClockUnix else {
             throw GRPCStatus(.invalidArgument, "the test clock goes no later than 9999-12-31 (unix \(AccountView.latestClockUnix))",
-                             reason: "INVALID_FIELD", metadata: ["field": "seconds"])
+                             reason: "INVALID_FIELD", metadata: ["field": field])
         }
         return try await Refusals.mapping {
             let (previous, current, transitions) = try await ledger.advanceClock(to: target, actor: actor)

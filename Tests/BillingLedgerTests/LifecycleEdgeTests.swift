@@ -540,6 +540,36 @@ import Testing
         await ledger.close()
     }
 
+    /// A downtime owing more transitions than one turn takes is caught up
+    /// at start in several turns (it used to stop the server with "advance
+    /// the clock in smaller steps"); the same books as in one turn.
+    @Test func aStartOwingMoreTransitionsThanATurnTakesCatchesUpInSeveralTurns() async throws {
+        func stoppedForThreeMonths() async throws -> (InMemoryLedgerStore, ManualClock) {
+            let h = try Self.ledger(gateway: TestPaymentGateway())
+            for id in ["a", "b", "c"] {
+                _ = try await h.ledger.createAccount(id: id, plan: .pro, actor: "test")
+                _ = try await h.ledger.setPaymentMethod(accountID: id, method: LifecycleLedgerTests.good, actor: "test")
+            }
+            let store = h.store.restart()
+            await h.ledger.close()
+            h.clock.advance(seconds: 95 * Self.day)
+            return (store, h.clock)
+        }
+        var books: [[String: AccountBook]] = []
+        for steps in [2, Ledger.maxTransitionsPerCall] {
+            let (store, clock) = try await stoppedForThreeMonths()
+            let ledger = try Ledger(store: store, plans: Fixtures.plans, clock: clock, configuration: Fixtures.configuration(),
+                                    logger: Fixtures.logger, gateway: TestPaymentGateway())
+            let (caughtUp, _) = try await ledger.start(plans: Fixtures.plans, actor: "serve", stepsPerTurn: steps)
+            #expect(caughtUp.filter { $0.kind == "PERIOD_CLOSED" }.count == 9, "\(steps) a turn: \(caughtUp.map(\.kind))")
+            let state = await ledger.snapshot
+            #expect(state.accounts.values.allSatisfy { $0.lifecycle.nextDueTransition(now: clock.nowMicros() / 1_000_000) == nil })
+            books.append(state.accounts)
+            await ledger.close()
+        }
+        #expect(books[0] == books[1])
+    }
+
     @Test func aPaymentKeyReusedForAnInvoiceThatDoesNotExistIsAReusedKey() async throws {
         let h = try await Self.pastDue("acct")
         let invoice = try #require(try await h.ledger.invoices(of: "acct").last { $0.status == .pastDue || $0.status == .open })

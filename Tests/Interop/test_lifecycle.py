@@ -395,6 +395,10 @@ def test_an_operators_enterprise_contract_bills_price_custom_lines_and_usage(lif
     ]
     overage = life.debit("bigco", "run-1", tokens=400_000).overage_micros  # beyond the balance: metered
     assert overage > 1_000
+    # The Overview shows the usage at list price and what the period end will invoice for it.
+    before_close = life.get("bigco")
+    assert before_close.accrued_overage_micros == overage
+    assert before_close.accrued_overage_charge_micros == half_up((overage - 1_000) * 8_000, 10_000)
     life.advance(to=end)
     [invoice] = [i for i in life.invoices("bigco") if i.kind == p.INVOICE_KIND_PERIOD]
     assert [(l.kind, l.amount_micros) for l in invoice.line_items] == [
@@ -467,6 +471,7 @@ def test_pro_cycle_invoice_is_the_price_plus_metered_overage(life):
     overage = first.overage_micros + second.overage_micros
     assert overage == first.total_micros + second.total_micros  # no credits: all metered
     assert life.get("acme").accrued_overage_micros == overage
+    assert life.get("acme").accrued_overage_charge_micros == overage  # (Pro: invoiced as it is)
     moved = life.advance(to=end)
     assert [t.kind for t in moved.transitions if t.account_id == "acme"] == ["PERIOD_CLOSED", "PAYMENT_SUCCEEDED"]
     [invoice] = life.invoices("acme")
@@ -766,7 +771,11 @@ def test_clock_moves_forward_only_and_is_bounded(life):
     now = life.now()
     life.refused(lambda: life.advance(to=now - 1), grpc.StatusCode.INVALID_ARGUMENT, "CLOCK_BACKWARDS")
     life.refused(lambda: life.advance(seconds=-1), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD")
-    life.refused(lambda: life.advance(seconds=11 * 366 * DAY), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD")
+    far = life.refused(lambda: life.advance(seconds=11 * 366 * DAY), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD")
+    assert error_info(life.pb, far).metadata["field"] == "seconds"
+    # A refusal names the field the caller set.
+    far = life.refused(lambda: life.advance(to=now + 11 * 366 * DAY), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD")
+    assert error_info(life.pb, far).metadata["field"] == "to_unix_seconds"
     assert life.now() == now
 
 
