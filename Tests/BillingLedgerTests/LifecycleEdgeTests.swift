@@ -468,8 +468,11 @@ import Testing
         let late = try await h.ledger.changePlan(accountID: "late", to: .pro, key: "up", actor: "test")
         #expect(late.effect == .applied && late.invoice == nil && late.charge == nil)
         #expect(try await h.ledger.invoices(of: "late").isEmpty)
-        let exact = Proration.remainingShare(of: Money(micros: 49_000_000), at: period.end - 100, in: period)
-        #expect(exact > .zero && exact.micros < 5_000)
+        // By hand: the period is 2028-01-31 to 02-29 (29 days, 2,505,600 s);
+        // $49 x 100 / 2,505,600 = 1,955.6 micros -> 1,956, under half a cent.
+        #expect(period.end - period.start == 29 * Self.day)
+        let exact = Money(micros: 1_956)
+        #expect(Proration.remainingShare(of: Money(micros: 49_000_000), at: period.end - 100, in: period) == exact)
         await h.ledger.close()
 
         // The same journal with the mark taken off replays to the micro.
@@ -488,13 +491,15 @@ import Testing
 
     @Test func aProrationIsChargedInWholeCents() async throws {
         let (h, period) = try await Self.freeAccount(secondsBeforeItsPeriodEnd: 1_000)
-        let exact = Proration.remainingShare(of: Money(micros: 49_000_000), at: period.end - 1_000, in: period)
+        // By hand: $49 x 1,000 / 2,505,600 s = 19,556.2 micros -> 19,556,
+        // then half-up to the cent: $0.02.
+        #expect(period.end - period.start == 29 * Self.day)
+        #expect(Proration.remainingShare(of: Money(micros: 49_000_000), at: period.end - 1_000, in: period).micros == 19_556)
         let upgraded = try await h.ledger.changePlan(accountID: "late", to: .pro, key: "up", actor: "test")
         let invoice = try #require(upgraded.invoice)
-        #expect(exact.micros % 10_000 != 0)
-        #expect(invoice.lineItems.map(\.amountMicros) == [exact.roundedToCent.micros])
-        #expect(invoice.totalMicros == exact.roundedToCent.micros && invoice.status == .paid)
-        #expect(upgraded.charge?.amountMicros == exact.roundedToCent.micros)
+        #expect(invoice.lineItems.map(\.amountMicros) == [20_000])
+        #expect(invoice.totalMicros == 20_000 && invoice.status == .paid)
+        #expect(upgraded.charge?.amountMicros == 20_000)
         await h.ledger.close()
     }
 

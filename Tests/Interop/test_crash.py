@@ -450,7 +450,9 @@ class LifecycleLoad:
         self.payments = pb.payments_pb2_grpc.PaymentsStub(channel)
         self.accounts = pb.accounts_pb2_grpc.AccountsStub(channel)
         self.admin = pb.admin_pb2_grpc.AdminStub(channel)
-        self.rng = random.Random(rng.randrange(1 << 32))
+        # One generator per thread, each seeded from the test's: shared, the
+        # draws would follow the threads' interleaving (no replay by seed).
+        self.rngs = [random.Random(rng.randrange(1 << 32)) for _ in range(5)]
         self.free, self.pro = list(free_accounts), list(pro_accounts)
         self.purchases = {}      # key -> PurchaseCreditsResponse
         self.upgrades = {}       # account -> (key, ChangePlanResponse)
@@ -465,13 +467,13 @@ class LifecycleLoad:
             self.acks += 1
 
     def buy(self, index):
-        p = self.pb.payments_pb2
+        p, rng = self.pb.payments_pb2, self.rngs[index]
         for n in range(10_000):
             if self.stop.is_set():
                 return
-            account = self.rng.choice(self.pro)
+            account = rng.choice(self.pro)
             key = f"c{self.cycle}-t{index}-buy-{n}"
-            request = p.PurchaseCreditsRequest(account_id=account, amount_micros=self.rng.randint(1, 50) * 1_000_000,
+            request = p.PurchaseCreditsRequest(account_id=account, amount_micros=rng.randint(1, 50) * 1_000_000,
                                                idempotency_key=key)
             try:
                 answer = self.payments.PurchaseCredits(request, timeout=RPC_TIMEOUT_S)
@@ -499,12 +501,12 @@ class LifecycleLoad:
             self.ack()
 
     def advance(self):
-        ad = self.pb.admin_pb2
+        ad, rng = self.pb.admin_pb2, self.rngs[4]
         for _ in range(1_000):
             if self.stop.is_set():
                 return
             try:
-                moved = self.admin.AdvanceClock(ad.AdvanceClockRequest(seconds=self.rng.randint(1, 9) * 86_400),
+                moved = self.admin.AdvanceClock(ad.AdvanceClockRequest(seconds=rng.randint(1, 9) * 86_400),
                                                 timeout=RPC_TIMEOUT_S)
             except grpc.RpcError as error:
                 if error.code() not in KILLED:
@@ -548,10 +550,16 @@ def test_sigkill_during_purchases_upgrades_and_period_closes(pb, server, verify)
         deadline = time.monotonic() + LOAD_TIMEOUT_S
         while load.acks < kill_at and time.monotonic() < deadline and any(t.is_alive() for t in load.threads):
             time.sleep(0.002)
+        acked_at_kill = load.acks
         kill(served, load)
         for t in load.threads:
             t.join(RPC_TIMEOUT_S + 5)
+        assert not any(t.is_alive() for t in load.threads), f"seed {SEED}: a load thread outlived the kill"
         assert not load.problems, f"seed {SEED}: " + "\n".join(load.problems[:5])
+        # The kill came under load, after the operations it was meant to follow.
+        assert acked_at_kill >= kill_at, f"seed {SEED}, cycle {cycle}: killed after {acked_at_kill} of {kill_at} acks"
+        assert load.purchases and load.clock_targets, \
+            f"seed {SEED}, cycle {cycle}: {len(load.purchases)} purchases, {len(load.clock_targets)} clock moves"
         purchases.update(load.purchases)
         upgrades.update(load.upgrades)
         clock_floor = max([clock_floor] + load.clock_targets)
