@@ -28,7 +28,7 @@ final class ServerGauges: Sendable {
         journalEntries = gauge("journal", "entries", "Committed journal entries (last durable seq)")
         checkpointAge = gauge("checkpoint_age", "seconds", "Seconds since this process wrote a checkpoint (-1: none yet)")
         checkpointLag = gauge("checkpoint_lag", "entries",
-                              "Durable journal entries after the newest checkpoint this process wrote (what a start-up would replay, beyond those replayed at this start)")
+                              "Durable journal entries after the newest checkpoint (what a start-up would replay: those this start replayed count until this process writes one)")
         paced = gauge("journal_paced", "", "1 while commits wait for a checkpoint to catch up (lag over 2 checkpoint intervals)")
         gauge("recovery", "seconds", "Start-up recovery time (checkpoint load + journal replay)").set(Double(recoveryMillis) / 1000)
         walBytes = gauge("wal", "bytes",
