@@ -385,9 +385,11 @@ final class GroupCommitter: Sendable {
             if !batch.isEmpty {
                 commit(batch)
                 loaded = true
-                pace()
-                // A pending checkpoint may have become durable.
+                // A pending checkpoint may have become durable: woken before
+                // pacing waits for it (the other order waited out the pause
+                // for a checkpoint whose thread was still asleep).
                 if state.withLock({ s in s.checkpoint.map { $0.seq <= s.durableSeq } ?? false }) { checkpointWake.signal() }
+                pace()
             } else if stopping {
                 state.withLock { $0.journalDone = true }
                 checkpointWake.signal()

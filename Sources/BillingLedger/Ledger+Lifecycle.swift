@@ -135,19 +135,24 @@ extension Ledger {
     /// (journaled with the terms when it differs from the last journaled).
     /// A downtime that owes more transitions than one call takes
     /// (`stepsPerTurn`) is caught up in several turns, each committing its
-    /// own: a server is never stopped by the catch-up's bound.
+    /// own: a server is never stopped by the catch-up's bound. Returns how
+    /// many transitions were made and the first `keptTransitions` of them
+    /// (all of them would hold millions in memory after a long downtime).
     public func start(plans: PlanCatalog, graceSeconds: Int64? = nil, actor: String,
-                      stepsPerTurn: Int = Ledger.maxTransitionsPerCall) async throws -> (caughtUp: [ClockTransition], plansChanged: Bool) {
+                      stepsPerTurn: Int = Ledger.maxTransitionsPerCall)
+        async throws -> (caughtUp: Int, first: [ClockTransition], plansChanged: Bool) {
+        precondition(stepsPerTurn > 0, "a turn makes at least one transition")
         // In time order across accounts (nothing else runs yet).
-        var caughtUp: [ClockTransition] = []
+        var (count, first) = (0, [ClockTransition]())
         while true {
             let (transitions, finished) = try await inLifecycleTurn {
                 try await processDueSteps(upTo: nowUnix, only: nil, maxSteps: stepsPerTurn)
             }
-            caughtUp += transitions
+            count += transitions.count
+            first += transitions.prefix(max(0, Self.keptTransitions - first.count))
             if finished { break }
         }
-        return (caughtUp, try await configurePlans(plans, graceSeconds: graceSeconds, actor: actor))
+        return (count, first, try await configurePlans(plans, graceSeconds: graceSeconds, actor: actor))
     }
 
     /// Processes every transition due by now and every payment attempt owed
@@ -237,6 +242,8 @@ extension Ledger {
     /// Transitions one call (an AdvanceClock, a request's catch-up)
     /// applies at most: every loop is bounded.
     public static let maxTransitionsPerCall = 1_000_000
+    /// Transitions of a start-up's catch-up kept to return (the rest counted).
+    public static let keptTransitions = 10_000
 
     /// Applies due transitions up to `limit`, each at its due instant, and
     /// attempts the payments they owe. Holds the lifecycle lock. More than

@@ -330,7 +330,7 @@ public actor Ledger {
         }
         if changesKeys { keyRing.replace(from: state) }
         entriesSinceCheckpoint += 1
-        if entriesSinceCheckpoint >= configuration.checkpointEvery {
+        if entriesSinceCheckpoint >= configuration.checkpointEvery, configuration.periodicCheckpoints {
             queueCheckpoint(atMicros: atMicros)
         }
         return record
@@ -444,7 +444,9 @@ public actor Ledger {
         created.actor = actor
         created.displayName = displayName
         created.billingEmail = billingEmail
-        created.graceSeconds = configuration.graceSeconds
+        // The grace journaled for every account, once there is one (`billing
+        // serve` journals its own at start; a library caller may not have).
+        created.graceSeconds = state.configuredGraceSeconds ?? configuration.graceSeconds
         if let plan {
             created.plan = plan.rawValue
         } else {

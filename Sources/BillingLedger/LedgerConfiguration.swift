@@ -12,6 +12,12 @@ public struct LedgerConfiguration: Sendable {
     /// The largest `checkpointEvery` `billing serve` takes: a cache
     /// generation numbers its entries with 32-bit positions.
     public static let maxCheckpointEvery = 1_000_000_000
+    /// False for an offline command that appends an entry or two (`billing
+    /// keys`): its appends queue no checkpoint and the journal never paces
+    /// for one — a start that replayed past the interval (what it replayed
+    /// counts) would otherwise write one, with a key filter of the
+    /// command's size over the server's.
+    public var periodicCheckpoints = true
     /// Size of the filter that tells a new idempotency key from a possibly
     /// seen one without reading SQLite (`KeyFilter`; 16 MiB: ~0.3 % false
     /// positives at 10 million keys).
@@ -25,6 +31,7 @@ public struct LedgerConfiguration: Sendable {
     /// Durable entries beyond the newest checkpoint written past which the
     /// journal slows its commits (`GroupCommitter.pace`): two intervals.
     var maxCheckpointLag: Int64 {
+        guard periodicCheckpoints else { return .max }
         let (lag, overflow) = Int64(checkpointEvery).multipliedReportingOverflow(by: 2)
         return overflow ? .max : lag
     }

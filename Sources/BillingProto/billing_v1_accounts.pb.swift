@@ -623,9 +623,12 @@ public nonisolated struct Billing_V1_Account: @unchecked Sendable {
   /// Clears the value of `enterpriseContract`. Subsequent reads from it will return its default value.
   public mutating func clearEnterpriseContract() {_uniqueStorage()._enterpriseContract = nil}
 
-  /// What the period end will invoice for accrued_overage_micros: the same
-  /// on Pro; on Enterprise the contract's usage charge (its rate on the
-  /// usage beyond what it includes, so possibly 0), in micros.
+  /// What the current period's end will invoice for its overage, in micros,
+  /// before the invoice rounds the line to the cent (half up; under half a
+  /// cent, no line): on Pro the overage itself; on Enterprise the contract's
+  /// usage charge (its rate on the usage beyond what it includes, so
+  /// possibly 0). Overage of debits made after the period's end, in the
+  /// second before its close, goes with the next period and is not in it.
   public var accruedOverageChargeMicros: Int64 {
     get {_storage._accruedOverageChargeMicros}
     set {_uniqueStorage()._accruedOverageChargeMicros = newValue}

@@ -286,8 +286,6 @@ public final class SQLiteLedgerStore: LedgerStore {
         try readers.withReader { try $0.journalSize() }
     }
 
-    /// A checkpoint's transaction: it announces itself until it holds the
-    /// lock, so `append` lets it in between two commits.
     /// Tests only (`@testable`): runs each transaction of a checkpoint or
     /// key filter write, which it may refuse by throwing instead — a crash
     /// between two of them leaves what the earlier ones committed, as the
@@ -302,6 +300,8 @@ public final class SQLiteLedgerStore: LedgerStore {
         return result
     }
 
+    /// A checkpoint's transaction: it announces itself until it holds the
+    /// lock, so `append` lets it in between two commits.
     private func checkpointTransaction<T>(_ body: (LedgerWriter) throws -> T) throws -> T {
         othersWaiting.add(1, ordering: .releasing)
         var announced = true

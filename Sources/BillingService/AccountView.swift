@@ -45,8 +45,9 @@ enum AccountView {
         account.accruedOverageMicros = book.overage
         // What the period end invoices for it (`AccountLifecycle+Cycle`: the
         // closed period's contract rates it on Enterprise).
+        let closing = book.overage - book.overageAfterPeriodEnd  // (as `Ledger.processDue` bills it)
         account.accruedOverageChargeMicros = lifecycle.plan == .enterprise
-            ? (lifecycle.contract?.usageCharge(Money(micros: book.overage)).micros ?? book.overage) : book.overage
+            ? (lifecycle.contract?.usageCharge(Money(micros: closing)).micros ?? closing) : closing
         let period = BillingPeriod.containing(now, anchor: book.periodAnchor)
         account.runsThisPeriod = period.start == book.periodStart ? Int64(book.runsInPeriod.count) : 0
         account.runQuota = terms.runQuota ?? 0

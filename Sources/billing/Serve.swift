@@ -292,11 +292,11 @@ struct Serve: ParsableCommand {
         // then the plan terms and grace of this start (the grace for every
         // account, not only those created from now on).
         let grace = ledgerConfiguration.graceSeconds
-        let (caughtUp, plansChanged) = try blockingAwait {
+        let (caughtUp, _, plansChanged) = try blockingAwait {
             try await ledger.start(plans: planTerms, graceSeconds: grace, actor: "serve --plans --grace-days")
         }
-        if !caughtUp.isEmpty {
-            logger.notice("processed transitions due while stopped", metadata: ["count": "\(caughtUp.count)"])
+        if caughtUp > 0 {
+            logger.notice("processed transitions due while stopped", metadata: ["count": "\(caughtUp)"])
         }
         if plansChanged {
             logger.notice("plan terms or grace changed; journaled", metadata: ["plans": "\(plans)", "grace_days": "\(graceDays)"])

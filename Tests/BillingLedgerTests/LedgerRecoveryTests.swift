@@ -100,23 +100,43 @@ import Testing
         let configuration = Fixtures.configuration(checkpointEvery: 10)
         var h = try Harness(configuration: configuration)
         try await h.openAccount("pro", plan: "pro", credits: 1_000_000)  // 2 entries
-        let start = h.disk.latestCheckpointSeq() ?? 0
         var written = 0
+        var checkpointed = false
         for life in 0..<4 {
+            let replayed = Int64(h.journal().count) - (h.disk.latestCheckpointSeq() ?? 0)
+            #expect(h.ledger.committer.checkpointLag.entries == replayed, "life \(life): the lag counts the \(replayed) replayed")
+            #expect(replayed < 10 + 4, "life \(life): \(replayed) entries replayed, more than an interval and a life's")
             for _ in 0..<4 {
                 written += 1
                 _ = try await h.debit(Fixtures.command(account: "pro", key: "k-\(written)", micros: 5, run: "r-\(life)"))
             }
+            // A checkpoint is due once what was replayed and appended reaches
+            // the interval: it is written (on its own thread) before the crash.
+            if replayed + 4 >= 10 {
+                #expect(await eventually { h.ledger.committer.writtenCheckpointSeq > 0 }, "life \(life): no checkpoint")
+                checkpointed = true
+            }
             h = try await h.restarted(configuration: configuration)  // a crash: no checkpoint at close
-            let lag = h.ledger.committer.checkpointLag.entries
-            let replayed = Int64(h.journal().count) - (h.disk.latestCheckpointSeq() ?? 0)
-            #expect(lag == replayed, "life \(life): lag \(lag) counts the \(replayed) entries replayed")
-            #expect(replayed < 10 + 4, "life \(life): \(replayed) entries replayed, more than an interval and a life's")
         }
-        // The fourth life's start replays 2 + 16 entries without it: the
-        // third life's debits queued a checkpoint once the replayed count reached 10.
-        #expect((h.disk.latestCheckpointSeq() ?? 0) > start)
-        await h.ledger.close()
+        #expect(checkpointed)  // (without counting the replayed, the fourth life would replay 2 + 16)
+        // An offline command's ledger (`billing keys`) queues none, whatever
+        // it replayed: 12 entries past the checkpoint (written with a longer
+        // interval), more than its own interval of 10.
+        var longer = configuration
+        longer.checkpointEvery = 1_000
+        h = try await h.restarted(configuration: longer)
+        for _ in 0..<12 {
+            written += 1
+            _ = try await h.debit(Fixtures.command(account: "pro", key: "k-\(written)", micros: 5, run: "r"))
+        }
+        let before = h.disk.latestCheckpointSeq()
+        var offline = configuration
+        offline.periodicCheckpoints = false
+        let command = try await h.restarted(configuration: offline)
+        #expect(Int64(command.journal().count) - (before ?? 0) >= 12)
+        _ = try await command.debit(Fixtures.command(account: "pro", key: "offline", micros: 5, run: "r"))
+        await command.ledger.close(checkpoint: false)
+        #expect(command.disk.latestCheckpointSeq() == before)
     }
 
     /// A checkpoint written by other replay rules (an older build's, here

@@ -536,8 +536,8 @@ import Testing
         raised.pro.monthlyPrice = Money(micros: 59_000_000)
         let ledger = try Ledger(store: store, plans: Fixtures.plans, clock: h.clock, configuration: Fixtures.configuration(),
                                 logger: Fixtures.logger, gateway: TestPaymentGateway())
-        let (caughtUp, changed) = try await ledger.start(plans: raised, actor: "serve --plans")
-        #expect(changed && !caughtUp.isEmpty)
+        let (caughtUp, _, changed) = try await ledger.start(plans: raised, actor: "serve --plans")
+        #expect(changed && caughtUp > 0)
         let invoices = try await ledger.invoices(of: "acct")
         // The period that began while stopped was billed at $49, the price when it began.
         #expect(invoices.count == 1 && invoices.first?.totalMicros == Fixtures.plans.pro.monthlyPrice.micros)
@@ -565,7 +565,8 @@ import Testing
             let (store, clock) = try await stoppedForThreeMonths()
             let ledger = try Ledger(store: store, plans: Fixtures.plans, clock: clock, configuration: Fixtures.configuration(),
                                     logger: Fixtures.logger, gateway: TestPaymentGateway())
-            let (caughtUp, _) = try await ledger.start(plans: Fixtures.plans, actor: "serve", stepsPerTurn: steps)
+            let (count, caughtUp, _) = try await ledger.start(plans: Fixtures.plans, actor: "serve", stepsPerTurn: steps)
+            #expect(caughtUp.count == count)
             #expect(caughtUp.filter { $0.kind == "PERIOD_CLOSED" }.count == 9, "\(steps) a turn: \(caughtUp.map(\.kind))")
             let state = await ledger.snapshot
             #expect(state.accounts.values.allSatisfy { $0.lifecycle.nextDueTransition(now: clock.nowMicros() / 1_000_000) == nil })
@@ -667,6 +668,29 @@ import Testing
         await h.ledger.close()
     }
 
+    /// `billing verify` judges a debit's overage by the terms it was decided
+    /// under: past the period's end, before the close, a scheduled move's
+    /// (here from an Enterprise whose plans file gives it no overage to Pro,
+    /// which has it) — not the plan the books still show.
+    @Test func verifyJudgesADebitInTheCloseWindowByTheTermsItWasDecidedUnder() async throws {
+        var plans = Fixtures.plans
+        plans.enterprise.accruesOverage = false
+        let h = try Harness(plans: plans)
+        _ = try await h.ledger.createAccount(id: "big", plan: .pro, actor: "test")
+        _ = try await h.ledger.setPaymentMethod(accountID: "big", method: LifecycleLedgerTests.good, actor: "test")
+        var terms = Billing_V1_EnterpriseContract()
+        terms.periodPriceMicros = 900_000_000
+        terms.usageRateBasisPoints = 5_000
+        try await h.ledger.setEnterpriseContract(accountID: "big", terms: terms, actor: "ops")
+        _ = try await h.ledger.changePlan(accountID: "big", to: .pro, key: "down", actor: "test")
+        let end = try #require(await h.ledger.snapshot.accounts["big"]).lifecycle.currentPeriod.end
+        h.clock.advance(seconds: end - h.clock.nowMicros() / 1_000_000 + 10)  // past the end, no tick yet
+        let outcome = try await h.debit(Fixtures.command(account: "big", key: "late", micros: 5_000, run: "r-late"))
+        #expect(outcome.accepted?.overageMicros == 5_000, "decided under Pro's terms: overage")
+        #expect(try LedgerAudit.run(on: h.store, plans: plans).problems == [])
+        await h.ledger.close()
+    }
+
     /// A grace configured at a start (`--grace-days`, journaled with the
     /// terms) applies to every account — one created with another grace,
     /// whose grace already runs, included — and replays and checkpoints
@@ -683,6 +707,9 @@ import Testing
         #expect(try await h.ledger.configurePlans(Fixtures.plans, actor: "test") == false)  // (keeps the grace)
         let state = await h.ledger.snapshot
         #expect(state.configuredGraceSeconds == shorter && state.accounts["late"]?.lifecycle.graceSeconds == shorter)
+        // An account created afterwards gets it too (not the configuration's).
+        _ = try await h.ledger.createAccount(id: "newer", plan: .pro, actor: "test")
+        #expect(await h.ledger.snapshot.accounts["newer"]?.lifecycle.graceSeconds == shorter)
         // Runs pause at the failure plus the new grace, not the account's first.
         h.clock.advance(seconds: since + shorter - h.clock.nowMicros() / 1_000_000)
         _ = try await h.ledger.tick()

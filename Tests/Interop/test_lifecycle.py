@@ -836,15 +836,22 @@ def test_plan_terms_come_from_the_plans_file_and_are_journaled(pb, server, verif
     [invoice] = life.invoices("acme")
     assert invoice.total_micros == 99_000_000
     audit = life.admin.ListAuditLog(life.ad.ListAuditLogRequest(), timeout=RPC_TIMEOUT_S).entries
-    assert "ConfigurePlans" in [e.action for e in audit]
+    # The terms and the grace (`--grace-days`, default 7) are journaled at the first start.
+    [configured] = [e for e in audit if e.action == "ConfigurePlans"]
+    assert configured.details["pro_monthly_price_micros"] == "99000000"
+    assert configured.details["grace_seconds"] == str(7 * DAY)
     s.terminate()
     assert s.wait_exit(10) == 0
 
-    again = server(args=("--test-clock",), db=s.db_path)  # the shipped file: $49
+    # The shipped file ($49) and a one-day grace: journaled for every account.
+    again = server(args=("--test-clock", "--grace-days", "1"), db=s.db_path)
     again.credentials_path = s.credentials_path
     life = Lifecycle(pb, again)
     plans = life.accounts.ListPlans(a.ListPlansRequest(), timeout=RPC_TIMEOUT_S).plans
     assert plans[1].monthly_price_micros == PRO and plans[0].run_quota == 200
+    audit = life.admin.ListAuditLog(life.ad.ListAuditLogRequest(), timeout=RPC_TIMEOUT_S).entries
+    newest = [e for e in audit if e.action == "ConfigurePlans"][0]
+    assert newest.details["pro_monthly_price_micros"] == str(PRO) and newest.details["grace_seconds"] == str(DAY)
     assert life.invoices("acme") == [invoice]
     life.advance(to=life.get("acme").current_period_end_unix_seconds)
     assert [i.total_micros for i in life.invoices("acme")] == [PRO, 99_000_000]

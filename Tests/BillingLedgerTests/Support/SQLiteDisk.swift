@@ -37,6 +37,8 @@ final class SQLiteDisk: SimulationDisk {
         /// before it dies (nil: it does not die in this write).
         var transactionsBeforeCrash: Int?
         var checkpointCrashes = 0
+        /// Checkpoint and key filter writes begun with faults on.
+        var faultyWrites = 0
         /// The live session's store, closed when the next one opens.
         var store: SQLiteLedgerStore?
     }
@@ -162,18 +164,41 @@ final class SQLiteDisk: SimulationDisk {
                 s.events.append("\(what) by session \(session) failed")
                 throw StoreFault(description: "injected: \(what) failed")
             }
-            // The store writes two or more transactions: die before one of the first three.
-            s.transactionsBeforeCrash = s.rng.chance(s.faults.checkpointCrashes) ? s.rng.int(0...2) : nil
+            // The store writes two or more transactions: die before one of the
+            // first three, or after the last (`endCheckpointWrite`) — written,
+            // the process gone before it heard. At least one a run: the
+            // fifth write dies if none has (coverage, whatever the timing).
+            if s.faults.checkpointCrashes > 0 { s.faultyWrites += 1 }
+            let forced = s.faults.checkpointCrashes > 0 && s.checkpointCrashes == 0 && s.faultyWrites >= 5
+            s.transactionsBeforeCrash = forced || s.rng.chance(s.faults.checkpointCrashes) ? s.rng.int(0...2) : nil
         }
     }
 
-    func endCheckpointWrite(session: Int, checkpoint: EncodedCheckpoint?) {
-        state.withLock { s in
-            if session == s.session { s.transactionsBeforeCrash = nil }
-            guard let checkpoint else { return }
-            s.checkpoints.append((session, checkpoint.bytes))
-            s.events.append("checkpoint seq \(checkpoint.seq) by session \(session)")
+    /// After a checkpoint or key filter write (`written`: all of it
+    /// committed): records the checkpoint, and the process dies now if it
+    /// was to die in this write and has not (fewer transactions than drawn).
+    func endCheckpointWrite(session: Int, written: Bool, checkpoint: EncodedCheckpoint?, store: SQLiteLedgerStore) throws {
+        try state.withLock { s in
+            if written, let checkpoint {
+                s.checkpoints.append((session, checkpoint.bytes))
+                s.events.append("checkpoint seq \(checkpoint.seq) by session \(session)")
+            }
+            guard session == s.session, !s.dead, s.transactionsBeforeCrash != nil else { return }
+            s.transactionsBeforeCrash = nil
+            guard written else { return }
+            try Self.die(&s, session: session, store: store, "right after a checkpoint write")
         }
+    }
+
+    private static func die(_ s: inout State, session: Int, store: SQLiteLedgerStore, _ when: String) throws -> Never {
+        s.dead = true
+        s.transactionsBeforeCrash = nil
+        s.checkpointCrashes += 1
+        s.events.append("session \(session) died \(when)")
+        // Nothing more from this process: the store's cleanup after a
+        // failed write finds it closed.
+        store.close()
+        throw StoreFault(description: "the process died \(when)")
     }
 
     /// One transaction of a checkpoint or key filter write (the store's
@@ -182,16 +207,7 @@ final class SQLiteDisk: SimulationDisk {
         try state.withLock { s in
             try Self.requireLive(s, session)
             if let remaining = s.transactionsBeforeCrash {
-                guard remaining > 0 else {
-                    s.dead = true
-                    s.transactionsBeforeCrash = nil
-                    s.checkpointCrashes += 1
-                    s.events.append("session \(session) died in the middle of a checkpoint write")
-                    // Nothing more from this process: the store's cleanup
-                    // after a failed write finds it closed.
-                    store.close()
-                    throw StoreFault(description: "the process died in the middle of a checkpoint write")
-                }
+                guard remaining > 0 else { try Self.die(&s, session: session, store: store, "in the middle of a checkpoint write") }
                 s.transactionsBeforeCrash = remaining - 1
             }
             try transaction()
@@ -229,16 +245,24 @@ final class FaultySQLiteStore: LedgerStore {
 
     func writeCheckpoint(encoded checkpoint: EncodedCheckpoint, index: JournalIndexRows) throws {
         try disk.beginCheckpointWrite(session: session, what: "checkpoint at seq \(checkpoint.seq)")
-        var written = false
-        defer { disk.endCheckpointWrite(session: session, checkpoint: written ? checkpoint : nil) }
-        try inner.writeCheckpoint(encoded: checkpoint, index: index)
-        written = true
+        do {
+            try inner.writeCheckpoint(encoded: checkpoint, index: index)
+        } catch {
+            try? disk.endCheckpointWrite(session: session, written: false, checkpoint: checkpoint, store: inner)
+            throw error
+        }
+        try disk.endCheckpointWrite(session: session, written: true, checkpoint: checkpoint, store: inner)
     }
 
     func writeKeyFilter(_ contents: Data, seq: Int64) throws {
         try disk.beginCheckpointWrite(session: session, what: "key filter at seq \(seq)")
-        defer { disk.endCheckpointWrite(session: session, checkpoint: nil) }
-        try inner.writeKeyFilter(contents, seq: seq)
+        do {
+            try inner.writeKeyFilter(contents, seq: seq)
+        } catch {
+            try? disk.endCheckpointWrite(session: session, written: false, checkpoint: nil, store: inner)
+            throw error
+        }
+        try disk.endCheckpointWrite(session: session, written: true, checkpoint: nil, store: inner)
     }
 
     func latestCheckpoint() throws -> Billing_Journal_V1_Checkpoint? { try read { try inner.latestCheckpoint() } }
