@@ -518,6 +518,15 @@ extension Ledger {
             return PlanChangeResult(effect: Billing_V1_PlanChangeEffect(rawValue: Int(earlier.effect)) ?? .unchanged,
                                     invoice: invoice, charge: charge)
         }
+        // A trial moving to Free starts Free at once, its first period
+        // charged: a plans file that prices Free needs a card for it, as any
+        // paid plan does (checked here, before anything is journaled: the
+        // domain's own rule replays older journals as they were decided).
+        if target == .free, book.lifecycle.trialEndsAt != nil, !book.lifecycle.hasPaymentMethod,
+           state.plans.free.monthlyPrice > .zero {
+            throw AccountRequestRefused(reason: AccountRefusal.paymentMethodRequired.reason,
+                                        message: AccountRefusal.paymentMethodRequired.message)
+        }
         let (actions, issued, charge) = try await request(accountID, actor: actor, key: key) { book in
             var change = Billing_Journal_V1_PlanChangeRequested()
             change.toPlan = LedgerState.proto(target)

@@ -668,6 +668,27 @@ import Testing
         await h.ledger.close()
     }
 
+    /// A plans file may price Free: a trial moving to it (Free at once, its
+    /// first period charged) needs a card as any paid plan does, refused
+    /// before anything is journaled; with one it goes through.
+    @Test func aTrialMovingToAPricedFreeNeedsACard() async throws {
+        var plans = Fixtures.plans
+        plans.free.monthlyPrice = Money(micros: 5_000_000)
+        let h = try Harness(plans: plans)
+        _ = try await h.ledger.createAccount(id: "t", actor: "test")
+        #expect(await h.ledger.snapshot.accounts["t"]?.lifecycle.trialEndsAt != nil)
+        let entries = h.journal().count
+        await #expect(throws: AccountRequestRefused(reason: "PAYMENT_METHOD_REQUIRED",
+                                                    message: "add a payment method before switching to a paid plan")) {
+            _ = try await h.ledger.changePlan(accountID: "t", to: .free, key: "", actor: "test")
+        }
+        #expect(h.journal().count == entries)
+        _ = try await h.ledger.setPaymentMethod(accountID: "t", method: LifecycleLedgerTests.good, actor: "test")
+        let moved = try await h.ledger.changePlan(accountID: "t", to: .free, key: "", actor: "test")
+        #expect(moved.invoice?.totalMicros == 5_000_000 && moved.charge?.status == .succeeded)
+        await h.ledger.close()
+    }
+
     /// `billing verify` judges a debit's overage by the terms it was decided
     /// under: past the period's end, before the close, a scheduled move's
     /// (here from an Enterprise whose plans file gives it no overage to Pro,
