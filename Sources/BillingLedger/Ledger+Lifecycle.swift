@@ -117,8 +117,10 @@ extension Ledger {
         // This build's rules: a contract moving an account to Enterprise
         // mid-period is prorated (`AccountEvent.enterpriseContractSet`).
         if case .enterpriseContract = event { lifecycle.contractProrated = true }
-        // And invoices in cents (`LedgerState.issueInvoice`).
+        // And invoices in cents (`LedgerState.issueInvoice`), with the
+        // closed period's contract reference on its usage's invoice.
         lifecycle.invoiceLinesInCents = true
+        lifecycle.referenceClosedContract = true
         return .lifecycle(lifecycle)
     }
 }

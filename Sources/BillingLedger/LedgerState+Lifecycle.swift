@@ -142,7 +142,8 @@ extension LedgerState {
             book.overage -= periodOverage
             book.overageAfterPeriodEnd = 0
         }
-        let issued = perform(actions, on: &book, at: at, method: method, seq: seq, inCents: event.invoiceLinesInCents)
+        let issued = perform(actions, on: &book, at: at, method: method, seq: seq, inCents: event.invoiceLinesInCents,
+                             referenceClosedContract: event.referenceClosedContract)
         if !event.idempotencyKey.isEmpty, case .planChange(let change) = event.event {
             book.requestKeys["plan:" + event.idempotencyKey] = RequestKeyRecord(
                 request: "\(change.toPlan.rawValue)", seq: seq, invoiceSequence: issued ?? 0,
@@ -162,10 +163,12 @@ extension LedgerState {
 
     /// Does what the lifecycle's actions say, in order; returns the
     /// sequence of the invoice issued, if any.
-    /// `inCents`: the entry's `invoice_lines_in_cents` (`issueInvoice`).
+    /// `inCents`: the entry's `invoice_lines_in_cents` (`issueInvoice`);
+    /// `referenceClosedContract`: its `reference_closed_contract`.
     @discardableResult
     mutating func perform(_ actions: [AccountAction], on book: inout AccountBook, at: Int64,
-                          method: Billing_Journal_V1_PaymentMethodSet?, seq: Int64, inCents: Bool) -> Int64? {
+                          method: Billing_Journal_V1_PaymentMethodSet?, seq: Int64, inCents: Bool,
+                          referenceClosedContract: Bool = false) -> Int64? {
         var lastIssued: Int64?
         for action in actions {
             switch action {
@@ -179,7 +182,7 @@ extension LedgerState {
                 }
             case .issueInvoice(let lines, let periodStart, let periodEnd, let planChange):
                 lastIssued = issueInvoice(lines: lines, periodStart: periodStart, periodEnd: periodEnd, planChange: planChange,
-                                          for: &book, at: at, inCents: inCents)
+                                          for: &book, at: at, inCents: inCents, referenceClosedContract: referenceClosedContract)
             case .attemptPayment:
                 if let lastIssued {
                     invoices[lastIssued]!.attemptPending = true
@@ -220,7 +223,8 @@ extension LedgerState {
     /// left out, and nothing is issued when no line is left (nil) — a charge
     /// of a fraction of a cent is none a gateway takes.
     mutating func issueInvoice(lines exact: [InvoiceLine], periodStart: Int64, periodEnd: Int64, planChange: Bool = false,
-                               for book: inout AccountBook, at: Int64, inCents: Bool) -> Int64? {
+                               for book: inout AccountBook, at: Int64, inCents: Bool,
+                               referenceClosedContract: Bool = false) -> Int64? {
         var lines = exact
         if inCents {
             lines = exact.compactMap { line in
@@ -239,7 +243,11 @@ extension LedgerState {
         // The contract it bills, as of now (a later contract must not relabel
         // it): any invoice of an account on a contract — one billed only
         // through custom lines or usage (no period price) carries it too.
-        if book.lifecycle.plan == .enterprise || lines.contains(where: { if case .subscription(.enterprise) = $0.kind { true } else { false } }),
+        // And (entries since session 25) the close of its last Enterprise
+        // period: the plan is Pro already, the usage billed at the contract's rate.
+        let closedContractUsage = referenceClosedContract && lines.contains { if case .meteredUsage = $0.kind { true } else { false } }
+        if book.lifecycle.plan == .enterprise || closedContractUsage
+            || lines.contains(where: { if case .subscription(.enterprise) = $0.kind { true } else { false } }),
            let reference = book.contractTerms?.contractReference {
             invoice.contractReference = reference
         }

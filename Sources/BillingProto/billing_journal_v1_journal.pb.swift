@@ -30,122 +30,113 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
 }
 
 /// One accepted mutation of the ledger, in commit order.
-public nonisolated struct Billing_Journal_V1_Entry: @unchecked Sendable {
+public nonisolated struct Billing_Journal_V1_Entry: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   /// Position in the journal, 1, 2, 3... without gaps.
-  public var seq: Int64 {
-    get {_storage._seq}
-    set {_uniqueStorage()._seq = newValue}
-  }
+  public var seq: Int64 = 0
 
   /// When the ledger accepted it, microseconds since the Unix epoch (UTC).
-  public var atUnixMicros: Int64 {
-    get {_storage._atUnixMicros}
-    set {_uniqueStorage()._atUnixMicros = newValue}
-  }
+  public var atUnixMicros: Int64 = 0
 
-  public var event: OneOf_Event? {
-    get {return _storage._event}
-    set {_uniqueStorage()._event = newValue}
-  }
+  public var event: Billing_Journal_V1_Entry.OneOf_Event? = nil
 
   public var accountCreated: Billing_Journal_V1_AccountCreated {
     get {
-      if case .accountCreated(let v)? = _storage._event {return v}
+      if case .accountCreated(let v)? = event {return v}
       return Billing_Journal_V1_AccountCreated()
     }
-    set {_uniqueStorage()._event = .accountCreated(newValue)}
+    set {event = .accountCreated(newValue)}
   }
 
   public var creditsGranted: Billing_Journal_V1_CreditsGranted {
     get {
-      if case .creditsGranted(let v)? = _storage._event {return v}
+      if case .creditsGranted(let v)? = event {return v}
       return Billing_Journal_V1_CreditsGranted()
     }
-    set {_uniqueStorage()._event = .creditsGranted(newValue)}
+    set {event = .creditsGranted(newValue)}
   }
 
   public var debitAccepted: Billing_Journal_V1_DebitAccepted {
     get {
-      if case .debitAccepted(let v)? = _storage._event {return v}
+      if case .debitAccepted(let v)? = event {return v}
       return Billing_Journal_V1_DebitAccepted()
     }
-    set {_uniqueStorage()._event = .debitAccepted(newValue)}
+    set {event = .debitAccepted(newValue)}
   }
 
   public var debitRefused: Billing_Journal_V1_DebitRefused {
     get {
-      if case .debitRefused(let v)? = _storage._event {return v}
+      if case .debitRefused(let v)? = event {return v}
       return Billing_Journal_V1_DebitRefused()
     }
-    set {_uniqueStorage()._event = .debitRefused(newValue)}
+    set {event = .debitRefused(newValue)}
   }
 
   public var apiKeyCreated: Billing_Journal_V1_ApiKeyCreated {
     get {
-      if case .apiKeyCreated(let v)? = _storage._event {return v}
+      if case .apiKeyCreated(let v)? = event {return v}
       return Billing_Journal_V1_ApiKeyCreated()
     }
-    set {_uniqueStorage()._event = .apiKeyCreated(newValue)}
+    set {event = .apiKeyCreated(newValue)}
   }
 
   public var apiKeyRevoked: Billing_Journal_V1_ApiKeyRevoked {
     get {
-      if case .apiKeyRevoked(let v)? = _storage._event {return v}
+      if case .apiKeyRevoked(let v)? = event {return v}
       return Billing_Journal_V1_ApiKeyRevoked()
     }
-    set {_uniqueStorage()._event = .apiKeyRevoked(newValue)}
+    set {event = .apiKeyRevoked(newValue)}
   }
 
   public var lifecycle: Billing_Journal_V1_LifecycleEvent {
     get {
-      if case .lifecycle(let v)? = _storage._event {return v}
+      if case .lifecycle(let v)? = event {return v}
       return Billing_Journal_V1_LifecycleEvent()
     }
-    set {_uniqueStorage()._event = .lifecycle(newValue)}
+    set {event = .lifecycle(newValue)}
   }
 
   public var chargeRecorded: Billing_Journal_V1_ChargeRecorded {
     get {
-      if case .chargeRecorded(let v)? = _storage._event {return v}
+      if case .chargeRecorded(let v)? = event {return v}
       return Billing_Journal_V1_ChargeRecorded()
     }
-    set {_uniqueStorage()._event = .chargeRecorded(newValue)}
+    set {event = .chargeRecorded(newValue)}
   }
 
   public var creditsPurchased: Billing_Journal_V1_CreditsPurchased {
     get {
-      if case .creditsPurchased(let v)? = _storage._event {return v}
+      if case .creditsPurchased(let v)? = event {return v}
       return Billing_Journal_V1_CreditsPurchased()
     }
-    set {_uniqueStorage()._event = .creditsPurchased(newValue)}
+    set {event = .creditsPurchased(newValue)}
   }
 
   public var clockSet: Billing_Journal_V1_ClockSet {
     get {
-      if case .clockSet(let v)? = _storage._event {return v}
+      if case .clockSet(let v)? = event {return v}
       return Billing_Journal_V1_ClockSet()
     }
-    set {_uniqueStorage()._event = .clockSet(newValue)}
+    set {event = .clockSet(newValue)}
   }
 
   public var plansConfigured: Billing_Journal_V1_PlansConfigured {
     get {
-      if case .plansConfigured(let v)? = _storage._event {return v}
+      if case .plansConfigured(let v)? = event {return v}
       return Billing_Journal_V1_PlansConfigured()
     }
-    set {_uniqueStorage()._event = .plansConfigured(newValue)}
+    set {event = .plansConfigured(newValue)}
   }
 
   public var chargeStarted: Billing_Journal_V1_ChargeStarted {
     get {
-      if case .chargeStarted(let v)? = _storage._event {return v}
+      if case .chargeStarted(let v)? = event {return v}
       return Billing_Journal_V1_ChargeStarted()
     }
-    set {_uniqueStorage()._event = .chargeStarted(newValue)}
+    set {event = .chargeStarted(newValue)}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -167,8 +158,6 @@ public nonisolated struct Billing_Journal_V1_Entry: @unchecked Sendable {
   }
 
   public init() {}
-
-  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 /// A service API key was created. Only the SHA-256 of the key is stored.
@@ -249,93 +238,124 @@ public nonisolated struct Billing_Journal_V1_AccountCreated: Sendable {
 /// A change of an account's billing lifecycle: a customer's or operator's
 /// request, or a time-driven transition. Replaying it through
 /// BillingCore.AccountLifecycle gives the same state, invoices included.
-public nonisolated struct Billing_Journal_V1_LifecycleEvent: Sendable {
+public nonisolated struct Billing_Journal_V1_LifecycleEvent: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var accountID: String = String()
+  public var accountID: String {
+    get {_storage._accountID}
+    set {_uniqueStorage()._accountID = newValue}
+  }
 
   /// The instant the event applies at (unix seconds): the due time of a
   /// time-driven transition, the request time otherwise.
-  public var atUnix: Int64 = 0
+  public var atUnix: Int64 {
+    get {_storage._atUnix}
+    set {_uniqueStorage()._atUnix = newValue}
+  }
 
   /// Who asked ("key:<id>", "user:<id>", "system" for transitions).
-  public var actor: String = String()
+  public var actor: String {
+    get {_storage._actor}
+    set {_uniqueStorage()._actor = newValue}
+  }
 
   /// Idempotency key of the request, if it had one.
-  public var idempotencyKey: String = String()
+  public var idempotencyKey: String {
+    get {_storage._idempotencyKey}
+    set {_uniqueStorage()._idempotencyKey = newValue}
+  }
 
   /// With enterprise_contract: a contract that moves a Free or Pro account
   /// to Enterprise mid-period charges the prorated price difference (and
   /// the custom lines' share) for the rest of that period, as an upgrade
   /// does. Written since session 22; entries without it replay as before
   /// (the contract's first fee was the next period's).
-  public var contractProrated: Bool = false
+  public var contractProrated: Bool {
+    get {_storage._contractProrated}
+    set {_uniqueStorage()._contractProrated = newValue}
+  }
 
   /// Every line of an invoice this entry issues is rounded half-up to the
   /// cent (a line that rounds to nothing is left out; an invoice left
   /// without lines is not issued), so each charge is one a gateway can
   /// take. Written since session 22; entries without it replay as before
   /// (lines to the micro).
-  public var invoiceLinesInCents: Bool = false
+  public var invoiceLinesInCents: Bool {
+    get {_storage._invoiceLinesInCents}
+    set {_uniqueStorage()._invoiceLinesInCents = newValue}
+  }
 
-  public var event: Billing_Journal_V1_LifecycleEvent.OneOf_Event? = nil
+  /// An invoice this entry issues with a metered usage line while the
+  /// account's contract is in its books (the close of its last Enterprise
+  /// period, a scheduled move to Pro applied first) carries that contract's
+  /// reference: its usage is billed at the contract's rate. Written since
+  /// session 25; entries without it replay as before (no reference then).
+  public var referenceClosedContract: Bool {
+    get {_storage._referenceClosedContract}
+    set {_uniqueStorage()._referenceClosedContract = newValue}
+  }
+
+  public var event: OneOf_Event? {
+    get {return _storage._event}
+    set {_uniqueStorage()._event = newValue}
+  }
 
   public var trialEnded: Billing_Journal_V1_TrialEnded {
     get {
-      if case .trialEnded(let v)? = event {return v}
+      if case .trialEnded(let v)? = _storage._event {return v}
       return Billing_Journal_V1_TrialEnded()
     }
-    set {event = .trialEnded(newValue)}
+    set {_uniqueStorage()._event = .trialEnded(newValue)}
   }
 
   public var periodEnded: Billing_Journal_V1_PeriodEnded {
     get {
-      if case .periodEnded(let v)? = event {return v}
+      if case .periodEnded(let v)? = _storage._event {return v}
       return Billing_Journal_V1_PeriodEnded()
     }
-    set {event = .periodEnded(newValue)}
+    set {_uniqueStorage()._event = .periodEnded(newValue)}
   }
 
   public var graceExpired: Billing_Journal_V1_GraceExpired {
     get {
-      if case .graceExpired(let v)? = event {return v}
+      if case .graceExpired(let v)? = _storage._event {return v}
       return Billing_Journal_V1_GraceExpired()
     }
-    set {event = .graceExpired(newValue)}
+    set {_uniqueStorage()._event = .graceExpired(newValue)}
   }
 
   public var paymentMethodSet: Billing_Journal_V1_PaymentMethodSet {
     get {
-      if case .paymentMethodSet(let v)? = event {return v}
+      if case .paymentMethodSet(let v)? = _storage._event {return v}
       return Billing_Journal_V1_PaymentMethodSet()
     }
-    set {event = .paymentMethodSet(newValue)}
+    set {_uniqueStorage()._event = .paymentMethodSet(newValue)}
   }
 
   public var planChange: Billing_Journal_V1_PlanChangeRequested {
     get {
-      if case .planChange(let v)? = event {return v}
+      if case .planChange(let v)? = _storage._event {return v}
       return Billing_Journal_V1_PlanChangeRequested()
     }
-    set {event = .planChange(newValue)}
+    set {_uniqueStorage()._event = .planChange(newValue)}
   }
 
   public var pendingChangeCancelled: Billing_Journal_V1_PendingChangeCancelled {
     get {
-      if case .pendingChangeCancelled(let v)? = event {return v}
+      if case .pendingChangeCancelled(let v)? = _storage._event {return v}
       return Billing_Journal_V1_PendingChangeCancelled()
     }
-    set {event = .pendingChangeCancelled(newValue)}
+    set {_uniqueStorage()._event = .pendingChangeCancelled(newValue)}
   }
 
   public var enterpriseContract: Billing_V1_EnterpriseContract {
     get {
-      if case .enterpriseContract(let v)? = event {return v}
+      if case .enterpriseContract(let v)? = _storage._event {return v}
       return Billing_V1_EnterpriseContract()
     }
-    set {event = .enterpriseContract(newValue)}
+    set {_uniqueStorage()._event = .enterpriseContract(newValue)}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -352,6 +372,8 @@ public nonisolated struct Billing_Journal_V1_LifecycleEvent: Sendable {
   }
 
   public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Billing_Journal_V1_TrialEnded: Sendable {
@@ -1340,284 +1362,244 @@ nonisolated extension Billing_Journal_V1_Entry: SwiftProtobuf.Message, SwiftProt
   public static let protoMessageName: String = _protobuf_package + ".Entry"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{3}at_unix_micros\0\u{4}\u{8}account_created\0\u{3}credits_granted\0\u{3}debit_accepted\0\u{3}debit_refused\0\u{3}api_key_created\0\u{3}api_key_revoked\0\u{1}lifecycle\0\u{3}charge_recorded\0\u{3}credits_purchased\0\u{3}clock_set\0\u{3}plans_configured\0\u{3}charge_started\0")
 
-  fileprivate class _StorageClass {
-    var _seq: Int64 = 0
-    var _atUnixMicros: Int64 = 0
-    var _event: Billing_Journal_V1_Entry.OneOf_Event?
-
-      // This property is used as the initial default value for new instances of the type.
-      // The type itself is protecting the reference to its storage via CoW semantics.
-      // This will force a copy to be made of this reference when the first mutation occurs;
-      // hence, it is safe to mark this as `nonisolated(unsafe)`.
-      static nonisolated(unsafe) let defaultInstance = _StorageClass()
-
-    private init() {}
-
-    init(copying source: _StorageClass) {
-      _seq = source._seq
-      _atUnixMicros = source._atUnixMicros
-      _event = source._event
-    }
-  }
-
-  fileprivate mutating func _uniqueStorage() -> _StorageClass {
-    if !isKnownUniquelyReferenced(&_storage) {
-      _storage = _StorageClass(copying: _storage)
-    }
-    return _storage
-  }
-
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    _ = _uniqueStorage()
-    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
-      while let fieldNumber = try decoder.nextFieldNumber() {
-        // The use of inline closures is to circumvent an issue where the compiler
-        // allocates stack space for every case branch when no optimizations are
-        // enabled. https://github.com/apple/swift-protobuf/issues/1034
-        switch fieldNumber {
-        case 1: try { try decoder.decodeSingularInt64Field(value: &_storage._seq) }()
-        case 2: try { try decoder.decodeSingularInt64Field(value: &_storage._atUnixMicros) }()
-        case 10: try {
-          var v: Billing_Journal_V1_AccountCreated?
-          var hadOneofValue = false
-          if let current = _storage._event {
-            hadOneofValue = true
-            if case .accountCreated(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._event = .accountCreated(v)
-          }
-        }()
-        case 11: try {
-          var v: Billing_Journal_V1_CreditsGranted?
-          var hadOneofValue = false
-          if let current = _storage._event {
-            hadOneofValue = true
-            if case .creditsGranted(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._event = .creditsGranted(v)
-          }
-        }()
-        case 12: try {
-          var v: Billing_Journal_V1_DebitAccepted?
-          var hadOneofValue = false
-          if let current = _storage._event {
-            hadOneofValue = true
-            if case .debitAccepted(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._event = .debitAccepted(v)
-          }
-        }()
-        case 13: try {
-          var v: Billing_Journal_V1_DebitRefused?
-          var hadOneofValue = false
-          if let current = _storage._event {
-            hadOneofValue = true
-            if case .debitRefused(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._event = .debitRefused(v)
-          }
-        }()
-        case 14: try {
-          var v: Billing_Journal_V1_ApiKeyCreated?
-          var hadOneofValue = false
-          if let current = _storage._event {
-            hadOneofValue = true
-            if case .apiKeyCreated(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._event = .apiKeyCreated(v)
-          }
-        }()
-        case 15: try {
-          var v: Billing_Journal_V1_ApiKeyRevoked?
-          var hadOneofValue = false
-          if let current = _storage._event {
-            hadOneofValue = true
-            if case .apiKeyRevoked(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._event = .apiKeyRevoked(v)
-          }
-        }()
-        case 16: try {
-          var v: Billing_Journal_V1_LifecycleEvent?
-          var hadOneofValue = false
-          if let current = _storage._event {
-            hadOneofValue = true
-            if case .lifecycle(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._event = .lifecycle(v)
-          }
-        }()
-        case 17: try {
-          var v: Billing_Journal_V1_ChargeRecorded?
-          var hadOneofValue = false
-          if let current = _storage._event {
-            hadOneofValue = true
-            if case .chargeRecorded(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._event = .chargeRecorded(v)
-          }
-        }()
-        case 18: try {
-          var v: Billing_Journal_V1_CreditsPurchased?
-          var hadOneofValue = false
-          if let current = _storage._event {
-            hadOneofValue = true
-            if case .creditsPurchased(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._event = .creditsPurchased(v)
-          }
-        }()
-        case 19: try {
-          var v: Billing_Journal_V1_ClockSet?
-          var hadOneofValue = false
-          if let current = _storage._event {
-            hadOneofValue = true
-            if case .clockSet(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._event = .clockSet(v)
-          }
-        }()
-        case 20: try {
-          var v: Billing_Journal_V1_PlansConfigured?
-          var hadOneofValue = false
-          if let current = _storage._event {
-            hadOneofValue = true
-            if case .plansConfigured(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._event = .plansConfigured(v)
-          }
-        }()
-        case 21: try {
-          var v: Billing_Journal_V1_ChargeStarted?
-          var hadOneofValue = false
-          if let current = _storage._event {
-            hadOneofValue = true
-            if case .chargeStarted(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._event = .chargeStarted(v)
-          }
-        }()
-        default: break
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.seq) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.atUnixMicros) }()
+      case 10: try {
+        var v: Billing_Journal_V1_AccountCreated?
+        var hadOneofValue = false
+        if let current = self.event {
+          hadOneofValue = true
+          if case .accountCreated(let m) = current {v = m}
         }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.event = .accountCreated(v)
+        }
+      }()
+      case 11: try {
+        var v: Billing_Journal_V1_CreditsGranted?
+        var hadOneofValue = false
+        if let current = self.event {
+          hadOneofValue = true
+          if case .creditsGranted(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.event = .creditsGranted(v)
+        }
+      }()
+      case 12: try {
+        var v: Billing_Journal_V1_DebitAccepted?
+        var hadOneofValue = false
+        if let current = self.event {
+          hadOneofValue = true
+          if case .debitAccepted(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.event = .debitAccepted(v)
+        }
+      }()
+      case 13: try {
+        var v: Billing_Journal_V1_DebitRefused?
+        var hadOneofValue = false
+        if let current = self.event {
+          hadOneofValue = true
+          if case .debitRefused(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.event = .debitRefused(v)
+        }
+      }()
+      case 14: try {
+        var v: Billing_Journal_V1_ApiKeyCreated?
+        var hadOneofValue = false
+        if let current = self.event {
+          hadOneofValue = true
+          if case .apiKeyCreated(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.event = .apiKeyCreated(v)
+        }
+      }()
+      case 15: try {
+        var v: Billing_Journal_V1_ApiKeyRevoked?
+        var hadOneofValue = false
+        if let current = self.event {
+          hadOneofValue = true
+          if case .apiKeyRevoked(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.event = .apiKeyRevoked(v)
+        }
+      }()
+      case 16: try {
+        var v: Billing_Journal_V1_LifecycleEvent?
+        var hadOneofValue = false
+        if let current = self.event {
+          hadOneofValue = true
+          if case .lifecycle(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.event = .lifecycle(v)
+        }
+      }()
+      case 17: try {
+        var v: Billing_Journal_V1_ChargeRecorded?
+        var hadOneofValue = false
+        if let current = self.event {
+          hadOneofValue = true
+          if case .chargeRecorded(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.event = .chargeRecorded(v)
+        }
+      }()
+      case 18: try {
+        var v: Billing_Journal_V1_CreditsPurchased?
+        var hadOneofValue = false
+        if let current = self.event {
+          hadOneofValue = true
+          if case .creditsPurchased(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.event = .creditsPurchased(v)
+        }
+      }()
+      case 19: try {
+        var v: Billing_Journal_V1_ClockSet?
+        var hadOneofValue = false
+        if let current = self.event {
+          hadOneofValue = true
+          if case .clockSet(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.event = .clockSet(v)
+        }
+      }()
+      case 20: try {
+        var v: Billing_Journal_V1_PlansConfigured?
+        var hadOneofValue = false
+        if let current = self.event {
+          hadOneofValue = true
+          if case .plansConfigured(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.event = .plansConfigured(v)
+        }
+      }()
+      case 21: try {
+        var v: Billing_Journal_V1_ChargeStarted?
+        var hadOneofValue = false
+        if let current = self.event {
+          hadOneofValue = true
+          if case .chargeStarted(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.event = .chargeStarted(v)
+        }
+      }()
+      default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every if/case branch local when no optimizations
-      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-      // https://github.com/apple/swift-protobuf/issues/1182
-      if _storage._seq != 0 {
-        try visitor.visitSingularInt64Field(value: _storage._seq, fieldNumber: 1)
-      }
-      if _storage._atUnixMicros != 0 {
-        try visitor.visitSingularInt64Field(value: _storage._atUnixMicros, fieldNumber: 2)
-      }
-      switch _storage._event {
-      case .accountCreated?: try {
-        guard case .accountCreated(let v)? = _storage._event else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
-      }()
-      case .creditsGranted?: try {
-        guard case .creditsGranted(let v)? = _storage._event else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
-      }()
-      case .debitAccepted?: try {
-        guard case .debitAccepted(let v)? = _storage._event else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
-      }()
-      case .debitRefused?: try {
-        guard case .debitRefused(let v)? = _storage._event else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
-      }()
-      case .apiKeyCreated?: try {
-        guard case .apiKeyCreated(let v)? = _storage._event else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
-      }()
-      case .apiKeyRevoked?: try {
-        guard case .apiKeyRevoked(let v)? = _storage._event else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
-      }()
-      case .lifecycle?: try {
-        guard case .lifecycle(let v)? = _storage._event else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
-      }()
-      case .chargeRecorded?: try {
-        guard case .chargeRecorded(let v)? = _storage._event else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
-      }()
-      case .creditsPurchased?: try {
-        guard case .creditsPurchased(let v)? = _storage._event else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 18)
-      }()
-      case .clockSet?: try {
-        guard case .clockSet(let v)? = _storage._event else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 19)
-      }()
-      case .plansConfigured?: try {
-        guard case .plansConfigured(let v)? = _storage._event else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
-      }()
-      case .chargeStarted?: try {
-        guard case .chargeStarted(let v)? = _storage._event else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
-      }()
-      case nil: break
-      }
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.seq != 0 {
+      try visitor.visitSingularInt64Field(value: self.seq, fieldNumber: 1)
+    }
+    if self.atUnixMicros != 0 {
+      try visitor.visitSingularInt64Field(value: self.atUnixMicros, fieldNumber: 2)
+    }
+    switch self.event {
+    case .accountCreated?: try {
+      guard case .accountCreated(let v)? = self.event else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+    }()
+    case .creditsGranted?: try {
+      guard case .creditsGranted(let v)? = self.event else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+    }()
+    case .debitAccepted?: try {
+      guard case .debitAccepted(let v)? = self.event else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+    }()
+    case .debitRefused?: try {
+      guard case .debitRefused(let v)? = self.event else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
+    }()
+    case .apiKeyCreated?: try {
+      guard case .apiKeyCreated(let v)? = self.event else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
+    }()
+    case .apiKeyRevoked?: try {
+      guard case .apiKeyRevoked(let v)? = self.event else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
+    }()
+    case .lifecycle?: try {
+      guard case .lifecycle(let v)? = self.event else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
+    }()
+    case .chargeRecorded?: try {
+      guard case .chargeRecorded(let v)? = self.event else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
+    }()
+    case .creditsPurchased?: try {
+      guard case .creditsPurchased(let v)? = self.event else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 18)
+    }()
+    case .clockSet?: try {
+      guard case .clockSet(let v)? = self.event else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 19)
+    }()
+    case .plansConfigured?: try {
+      guard case .plansConfigured(let v)? = self.event else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
+    }()
+    case .chargeStarted?: try {
+      guard case .chargeStarted(let v)? = self.event else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
+    }()
+    case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Billing_Journal_V1_Entry, rhs: Billing_Journal_V1_Entry) -> Bool {
-    if lhs._storage !== rhs._storage {
-      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
-        let _storage = _args.0
-        let rhs_storage = _args.1
-        if _storage._seq != rhs_storage._seq {return false}
-        if _storage._atUnixMicros != rhs_storage._atUnixMicros {return false}
-        if _storage._event != rhs_storage._event {return false}
-        return true
-      }
-      if !storagesAreEqual {return false}
-    }
+    if lhs.seq != rhs.seq {return false}
+    if lhs.atUnixMicros != rhs.atUnixMicros {return false}
+    if lhs.event != rhs.event {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1785,181 +1767,236 @@ nonisolated extension Billing_Journal_V1_AccountCreated: SwiftProtobuf.Message, 
 
 nonisolated extension Billing_Journal_V1_LifecycleEvent: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".LifecycleEvent"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}account_id\0\u{3}at_unix\0\u{1}actor\0\u{3}idempotency_key\0\u{3}contract_prorated\0\u{3}invoice_lines_in_cents\0\u{4}\u{4}trial_ended\0\u{3}period_ended\0\u{3}grace_expired\0\u{3}payment_method_set\0\u{3}plan_change\0\u{3}pending_change_cancelled\0\u{3}enterprise_contract\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}account_id\0\u{3}at_unix\0\u{1}actor\0\u{3}idempotency_key\0\u{3}contract_prorated\0\u{3}invoice_lines_in_cents\0\u{3}reference_closed_contract\0\u{4}\u{3}trial_ended\0\u{3}period_ended\0\u{3}grace_expired\0\u{3}payment_method_set\0\u{3}plan_change\0\u{3}pending_change_cancelled\0\u{3}enterprise_contract\0")
+
+  fileprivate class _StorageClass {
+    var _accountID: String = String()
+    var _atUnix: Int64 = 0
+    var _actor: String = String()
+    var _idempotencyKey: String = String()
+    var _contractProrated: Bool = false
+    var _invoiceLinesInCents: Bool = false
+    var _referenceClosedContract: Bool = false
+    var _event: Billing_Journal_V1_LifecycleEvent.OneOf_Event?
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _accountID = source._accountID
+      _atUnix = source._atUnix
+      _actor = source._actor
+      _idempotencyKey = source._idempotencyKey
+      _contractProrated = source._contractProrated
+      _invoiceLinesInCents = source._invoiceLinesInCents
+      _referenceClosedContract = source._referenceClosedContract
+      _event = source._event
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.accountID) }()
-      case 2: try { try decoder.decodeSingularInt64Field(value: &self.atUnix) }()
-      case 3: try { try decoder.decodeSingularStringField(value: &self.actor) }()
-      case 4: try { try decoder.decodeSingularStringField(value: &self.idempotencyKey) }()
-      case 5: try { try decoder.decodeSingularBoolField(value: &self.contractProrated) }()
-      case 6: try { try decoder.decodeSingularBoolField(value: &self.invoiceLinesInCents) }()
-      case 10: try {
-        var v: Billing_Journal_V1_TrialEnded?
-        var hadOneofValue = false
-        if let current = self.event {
-          hadOneofValue = true
-          if case .trialEnded(let m) = current {v = m}
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._accountID) }()
+        case 2: try { try decoder.decodeSingularInt64Field(value: &_storage._atUnix) }()
+        case 3: try { try decoder.decodeSingularStringField(value: &_storage._actor) }()
+        case 4: try { try decoder.decodeSingularStringField(value: &_storage._idempotencyKey) }()
+        case 5: try { try decoder.decodeSingularBoolField(value: &_storage._contractProrated) }()
+        case 6: try { try decoder.decodeSingularBoolField(value: &_storage._invoiceLinesInCents) }()
+        case 7: try { try decoder.decodeSingularBoolField(value: &_storage._referenceClosedContract) }()
+        case 10: try {
+          var v: Billing_Journal_V1_TrialEnded?
+          var hadOneofValue = false
+          if let current = _storage._event {
+            hadOneofValue = true
+            if case .trialEnded(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._event = .trialEnded(v)
+          }
+        }()
+        case 11: try {
+          var v: Billing_Journal_V1_PeriodEnded?
+          var hadOneofValue = false
+          if let current = _storage._event {
+            hadOneofValue = true
+            if case .periodEnded(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._event = .periodEnded(v)
+          }
+        }()
+        case 12: try {
+          var v: Billing_Journal_V1_GraceExpired?
+          var hadOneofValue = false
+          if let current = _storage._event {
+            hadOneofValue = true
+            if case .graceExpired(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._event = .graceExpired(v)
+          }
+        }()
+        case 13: try {
+          var v: Billing_Journal_V1_PaymentMethodSet?
+          var hadOneofValue = false
+          if let current = _storage._event {
+            hadOneofValue = true
+            if case .paymentMethodSet(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._event = .paymentMethodSet(v)
+          }
+        }()
+        case 14: try {
+          var v: Billing_Journal_V1_PlanChangeRequested?
+          var hadOneofValue = false
+          if let current = _storage._event {
+            hadOneofValue = true
+            if case .planChange(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._event = .planChange(v)
+          }
+        }()
+        case 15: try {
+          var v: Billing_Journal_V1_PendingChangeCancelled?
+          var hadOneofValue = false
+          if let current = _storage._event {
+            hadOneofValue = true
+            if case .pendingChangeCancelled(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._event = .pendingChangeCancelled(v)
+          }
+        }()
+        case 16: try {
+          var v: Billing_V1_EnterpriseContract?
+          var hadOneofValue = false
+          if let current = _storage._event {
+            hadOneofValue = true
+            if case .enterpriseContract(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._event = .enterpriseContract(v)
+          }
+        }()
+        default: break
         }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.event = .trialEnded(v)
-        }
-      }()
-      case 11: try {
-        var v: Billing_Journal_V1_PeriodEnded?
-        var hadOneofValue = false
-        if let current = self.event {
-          hadOneofValue = true
-          if case .periodEnded(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.event = .periodEnded(v)
-        }
-      }()
-      case 12: try {
-        var v: Billing_Journal_V1_GraceExpired?
-        var hadOneofValue = false
-        if let current = self.event {
-          hadOneofValue = true
-          if case .graceExpired(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.event = .graceExpired(v)
-        }
-      }()
-      case 13: try {
-        var v: Billing_Journal_V1_PaymentMethodSet?
-        var hadOneofValue = false
-        if let current = self.event {
-          hadOneofValue = true
-          if case .paymentMethodSet(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.event = .paymentMethodSet(v)
-        }
-      }()
-      case 14: try {
-        var v: Billing_Journal_V1_PlanChangeRequested?
-        var hadOneofValue = false
-        if let current = self.event {
-          hadOneofValue = true
-          if case .planChange(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.event = .planChange(v)
-        }
-      }()
-      case 15: try {
-        var v: Billing_Journal_V1_PendingChangeCancelled?
-        var hadOneofValue = false
-        if let current = self.event {
-          hadOneofValue = true
-          if case .pendingChangeCancelled(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.event = .pendingChangeCancelled(v)
-        }
-      }()
-      case 16: try {
-        var v: Billing_V1_EnterpriseContract?
-        var hadOneofValue = false
-        if let current = self.event {
-          hadOneofValue = true
-          if case .enterpriseContract(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.event = .enterpriseContract(v)
-        }
-      }()
-      default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if !self.accountID.isEmpty {
-      try visitor.visitSingularStringField(value: self.accountID, fieldNumber: 1)
-    }
-    if self.atUnix != 0 {
-      try visitor.visitSingularInt64Field(value: self.atUnix, fieldNumber: 2)
-    }
-    if !self.actor.isEmpty {
-      try visitor.visitSingularStringField(value: self.actor, fieldNumber: 3)
-    }
-    if !self.idempotencyKey.isEmpty {
-      try visitor.visitSingularStringField(value: self.idempotencyKey, fieldNumber: 4)
-    }
-    if self.contractProrated != false {
-      try visitor.visitSingularBoolField(value: self.contractProrated, fieldNumber: 5)
-    }
-    if self.invoiceLinesInCents != false {
-      try visitor.visitSingularBoolField(value: self.invoiceLinesInCents, fieldNumber: 6)
-    }
-    switch self.event {
-    case .trialEnded?: try {
-      guard case .trialEnded(let v)? = self.event else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
-    }()
-    case .periodEnded?: try {
-      guard case .periodEnded(let v)? = self.event else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
-    }()
-    case .graceExpired?: try {
-      guard case .graceExpired(let v)? = self.event else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
-    }()
-    case .paymentMethodSet?: try {
-      guard case .paymentMethodSet(let v)? = self.event else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
-    }()
-    case .planChange?: try {
-      guard case .planChange(let v)? = self.event else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
-    }()
-    case .pendingChangeCancelled?: try {
-      guard case .pendingChangeCancelled(let v)? = self.event else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
-    }()
-    case .enterpriseContract?: try {
-      guard case .enterpriseContract(let v)? = self.event else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
-    }()
-    case nil: break
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._accountID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._accountID, fieldNumber: 1)
+      }
+      if _storage._atUnix != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._atUnix, fieldNumber: 2)
+      }
+      if !_storage._actor.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._actor, fieldNumber: 3)
+      }
+      if !_storage._idempotencyKey.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._idempotencyKey, fieldNumber: 4)
+      }
+      if _storage._contractProrated != false {
+        try visitor.visitSingularBoolField(value: _storage._contractProrated, fieldNumber: 5)
+      }
+      if _storage._invoiceLinesInCents != false {
+        try visitor.visitSingularBoolField(value: _storage._invoiceLinesInCents, fieldNumber: 6)
+      }
+      if _storage._referenceClosedContract != false {
+        try visitor.visitSingularBoolField(value: _storage._referenceClosedContract, fieldNumber: 7)
+      }
+      switch _storage._event {
+      case .trialEnded?: try {
+        guard case .trialEnded(let v)? = _storage._event else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+      }()
+      case .periodEnded?: try {
+        guard case .periodEnded(let v)? = _storage._event else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+      }()
+      case .graceExpired?: try {
+        guard case .graceExpired(let v)? = _storage._event else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+      }()
+      case .paymentMethodSet?: try {
+        guard case .paymentMethodSet(let v)? = _storage._event else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
+      }()
+      case .planChange?: try {
+        guard case .planChange(let v)? = _storage._event else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
+      }()
+      case .pendingChangeCancelled?: try {
+        guard case .pendingChangeCancelled(let v)? = _storage._event else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
+      }()
+      case .enterpriseContract?: try {
+        guard case .enterpriseContract(let v)? = _storage._event else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
+      }()
+      case nil: break
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Billing_Journal_V1_LifecycleEvent, rhs: Billing_Journal_V1_LifecycleEvent) -> Bool {
-    if lhs.accountID != rhs.accountID {return false}
-    if lhs.atUnix != rhs.atUnix {return false}
-    if lhs.actor != rhs.actor {return false}
-    if lhs.idempotencyKey != rhs.idempotencyKey {return false}
-    if lhs.contractProrated != rhs.contractProrated {return false}
-    if lhs.invoiceLinesInCents != rhs.invoiceLinesInCents {return false}
-    if lhs.event != rhs.event {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._accountID != rhs_storage._accountID {return false}
+        if _storage._atUnix != rhs_storage._atUnix {return false}
+        if _storage._actor != rhs_storage._actor {return false}
+        if _storage._idempotencyKey != rhs_storage._idempotencyKey {return false}
+        if _storage._contractProrated != rhs_storage._contractProrated {return false}
+        if _storage._invoiceLinesInCents != rhs_storage._invoiceLinesInCents {return false}
+        if _storage._referenceClosedContract != rhs_storage._referenceClosedContract {return false}
+        if _storage._event != rhs_storage._event {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

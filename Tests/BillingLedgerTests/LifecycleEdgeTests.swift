@@ -668,6 +668,45 @@ import Testing
         await h.ledger.close()
     }
 
+    /// The invoice closing an account's last Enterprise period (a scheduled
+    /// move to Pro applied first) bills its usage at the contract's rate and
+    /// carries the contract's reference; an entry of an earlier build
+    /// (without the mark) replays as it was issued, without it.
+    @Test func theInvoiceClosingTheLastEnterprisePeriodCarriesItsContractReference() async throws {
+        let h = try Self.ledger(gateway: TestPaymentGateway())
+        _ = try await h.ledger.createAccount(id: "big", plan: .pro, actor: "test")
+        _ = try await h.ledger.setPaymentMethod(accountID: "big", method: LifecycleLedgerTests.good, actor: "test")
+        var terms = Billing_V1_EnterpriseContract()
+        terms.periodPriceMicros = 900_000_000
+        terms.usageRateBasisPoints = 5_000
+        terms.contractReference = "MSA-42"
+        try await h.ledger.setEnterpriseContract(accountID: "big", terms: terms, actor: "ops")
+        _ = try await h.debit(Fixtures.command(account: "big", key: "k-1", micros: 25_000_000, run: "r-1"))  // all overage
+        _ = try await h.ledger.changePlan(accountID: "big", to: .pro, key: "down", actor: "test")
+        let end = try #require(await h.ledger.snapshot.accounts["big"]).lifecycle.currentPeriod.end
+        h.clock.advance(seconds: end - h.clock.nowMicros() / 1_000_000 + 1)
+        _ = try await h.ledger.tick()
+        let closing = try #require(try await h.ledger.invoices(of: "big").first { $0.kind == .period })
+        #expect(closing.lineItems.map(\.kind) == [.planFee, .meteredUsage])
+        #expect(closing.lineItems.last?.amountMicros == 12_500_000)  // half of $25: the contract's rate
+        #expect(closing.contractReference == "MSA-42")
+        #expect(await h.ledger.snapshot.accounts["big"]?.lifecycle.plan == .pro)
+        await h.ledger.close()
+        // Replayed as written, and as an earlier build wrote it (no mark: no reference).
+        var older = LedgerState(plans: Fixtures.plans)
+        var current = LedgerState(plans: Fixtures.plans)
+        for var entry in h.journal() {
+            try current.apply(entry)
+            if case .lifecycle(var event)? = entry.event {
+                event.referenceClosedContract = false
+                entry.lifecycle = event
+            }
+            try older.apply(entry)
+        }
+        #expect(current.invoices.values.first { $0.invoice.invoiceID == closing.invoiceID }?.invoice.contractReference == "MSA-42")
+        #expect(older.invoices.values.first { $0.invoice.invoiceID == closing.invoiceID }?.invoice.contractReference == "")
+    }
+
     /// A plans file may price Free: a trial moving to it (Free at once, its
     /// first period charged) needs a card as any paid plan does, refused
     /// before anything is journaled; with one it goes through.
