@@ -147,11 +147,12 @@ extension Ledger {
         // In time order across accounts (nothing else runs yet).
         var (count, first) = (0, [ClockTransition]())
         while true {
-            let (transitions, finished) = try await inLifecycleTurn {
-                try await processDueSteps(upTo: nowUnix, only: nil, maxSteps: stepsPerTurn)
+            let keep = Self.keptTransitions - first.count
+            let (transitions, made, finished) = try await inLifecycleTurn {
+                try await processDueSteps(upTo: nowUnix, only: nil, maxSteps: stepsPerTurn, keeping: keep)
             }
-            count += transitions.count
-            first += transitions.prefix(max(0, Self.keptTransitions - first.count))
+            count += made
+            first += transitions
             if finished { break }
         }
         return (count, first, try await configurePlans(plans, graceSeconds: graceSeconds, actor: actor))
@@ -252,7 +253,7 @@ extension Ledger {
     /// `maxTransitionsPerCall` due: those are committed, the rest wait for
     /// the next call (RESOURCE_EXHAUSTED, TOO_MANY_TRANSITIONS).
     func processDue(upTo limit: Int64, only: String?) async throws -> [ClockTransition] {
-        let (transitions, finished) = try await processDueSteps(upTo: limit, only: only, maxSteps: Self.maxTransitionsPerCall)
+        let (transitions, _, finished) = try await processDueSteps(upTo: limit, only: only, maxSteps: Self.maxTransitionsPerCall)
         guard finished else {
             // The transitions so far are committed; the rest wait for the next advance.
             throw AccountRequestRefused(.resourceExhausted, reason: "TOO_MANY_TRANSITIONS",
@@ -263,12 +264,21 @@ extension Ledger {
 
     /// `processDue` for at most `maxSteps` transitions; `finished` false
     /// when more are due (those applied are committed).
-    func processDueSteps(upTo limit: Int64, only: String?, maxSteps: Int) async throws -> (transitions: [ClockTransition], finished: Bool) {
-        var transitions = try await settlePendingCharges(only: only)
-        transitions += try await attemptOwedPayments(only: only)
+    func processDueSteps(upTo limit: Int64, only: String?, maxSteps: Int,
+                         keeping kept: Int = .max) async throws -> (transitions: [ClockTransition], count: Int, finished: Bool) {
+        // The first `kept` transitions are returned, all are counted (a
+        // start-up's catch-up keeps a few, not millions).
+        var transitions: [ClockTransition] = []
+        var count = 0
+        func add(_ more: [ClockTransition]) {
+            count += more.count
+            transitions += more.prefix(max(0, kept - transitions.count))
+        }
+        add(try await settlePendingCharges(only: only))
+        add(try await attemptOwedPayments(only: only))
         // Bounded: each step moves an account's next transition forward.
         for _ in 0..<maxSteps {
-            guard let (id, due) = earliestDue(upTo: limit, only: only) else { return (transitions, true) }
+            guard let (id, due) = earliestDue(upTo: limit, only: only) else { return (transitions, count, true) }
             testClock?.advance(toMicros: due.at * 1_000_000)
             let book = try book(id)
             let event: Billing_Journal_V1_LifecycleEvent.OneOf_Event
@@ -296,15 +306,15 @@ extension Ledger {
             }
             let before = book.lifecycle
             try await commit(lifecycleEvent(id, at: due.at, actor: "system", event))
-            transitions.append(ClockTransition(at: due.at, accountID: id, kind: kind, description: description))
+            add([ClockTransition(at: due.at, accountID: id, kind: kind, description: description)])
             let after = try self.book(id).lifecycle
             if after.plan != before.plan {
-                transitions.append(ClockTransition(at: due.at, accountID: id, kind: "PLAN_CHANGE_APPLIED",
-                                                   description: "now on \(after.plan.rawValue)"))
+                add([ClockTransition(at: due.at, accountID: id, kind: "PLAN_CHANGE_APPLIED",
+                                                   description: "now on \(after.plan.rawValue)")])
             }
-            transitions += try await attemptOwedPayments(only: id)
+            add(try await attemptOwedPayments(only: id))
         }
-        return (transitions, earliestDue(upTo: limit, only: only) == nil)
+        return (transitions, count, earliestDue(upTo: limit, only: only) == nil)
     }
 
     /// Charges every invoice that was issued with a payment attempt owed.
@@ -524,8 +534,11 @@ extension Ledger {
         // charged: a plans file that prices Free needs a card for it, as any
         // paid plan does (checked here, before anything is journaled: the
         // domain's own rule replays older journals as they were decided).
+        // Not a paused trial's: a card would restart it on the trial's plan,
+        // charged — its way out to Free (DESIGN.md) stays open, the invoice
+        // owed then, past due until paid.
         if target == .free, book.lifecycle.trialEndsAt != nil, !book.lifecycle.hasPaymentMethod,
-           state.plans.free.monthlyPrice > .zero {
+           book.lifecycle.pauseReason != .trialEndedWithoutPaymentMethod, state.plans.free.monthlyPrice > .zero {
             throw AccountRequestRefused(reason: AccountRefusal.paymentMethodRequired.reason,
                                         message: AccountRefusal.paymentMethodRequired.message)
         }

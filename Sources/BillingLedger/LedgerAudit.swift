@@ -147,12 +147,17 @@ public struct LedgerAudit: Sendable {
                         problem("account \(debit.accountID) seq \(entry.seq): the debit told its caller a balance of "
                                 + "\(debit.balanceAfterMicros), the journal's books give \(book.balance)")
                     }
-                    // The terms the debit was decided under (`LedgerState.decide`):
-                    // past the period's end, before its close, a change due then.
+                    // The terms the debit may have been decided under: the books'
+                    // plan, or past the period's end, before its close, a change
+                    // due then (`LedgerState.decide` since session 22; builds
+                    // before decided such debits under the books' plan, and an
+                    // entry does not say which): reported only when neither
+                    // allows overage.
                     let now = entry.atUnixMicros / 1_000_000
                     let moving = book.lifecycle.pendingChange != nil && now >= book.lifecycle.currentPeriod.end
-                    let terms = moving ? book.lifecycle.effectiveTerms(at: now, fromScratch.plans) : book.terms(in: fromScratch.plans)
-                    if !terms.accruesOverage, debit.overageMicros != 0 || book.balance < 0 {
+                    let overageAllowed = book.terms(in: fromScratch.plans).accruesOverage
+                        || (moving && book.lifecycle.effectiveTerms(at: now, fromScratch.plans).accruesOverage)
+                    if !overageAllowed, debit.overageMicros != 0 || book.balance < 0 {
                         problem("account \(debit.accountID) seq \(entry.seq): a plan without overage left at a balance of "
                                 + "\(book.balance) with an overage of \(debit.overageMicros)")
                     }

@@ -1,6 +1,7 @@
 import BillingCore
 @testable import BillingLedger
 import BillingProto
+import Foundation
 import Testing
 
 /// Edges of the lifecycle a review found wrong: gateway keys that two
@@ -725,7 +726,44 @@ import Testing
         _ = try await h.ledger.setPaymentMethod(accountID: "t", method: LifecycleLedgerTests.good, actor: "test")
         let moved = try await h.ledger.changePlan(accountID: "t", to: .free, key: "", actor: "test")
         #expect(moved.invoice?.totalMicros == 5_000_000 && moved.charge?.status == .succeeded)
+        // A paused trial keeps its way out to Free (a card would restart it on
+        // Pro, charged): Free starts, its invoice owed, past due until paid.
+        _ = try await h.ledger.createAccount(id: "paused", actor: "test")
+        let trialEnd = try #require(await h.ledger.snapshot.accounts["paused"]?.lifecycle.trialEndsAt)
+        h.clock.advance(seconds: trialEnd - h.clock.nowMicros() / 1_000_000 + 1)
+        _ = try await h.ledger.tick()
+        #expect(await h.ledger.snapshot.accounts["paused"]?.lifecycle.pauseReason == .trialEndedWithoutPaymentMethod)
+        let out = try await h.ledger.changePlan(accountID: "paused", to: .free, key: "", actor: "test")
+        #expect(out.invoice?.totalMicros == 5_000_000 && out.charge?.status == .failed)
+        let lifecycle = try #require(await h.ledger.snapshot.accounts["paused"]?.lifecycle)
+        #expect(lifecycle.plan == .free && lifecycle.pauseReason == nil && lifecycle.pastDueSince != nil)
         await h.ledger.close()
+    }
+
+    /// A debit an earlier build (before session 22) decided in the second
+    /// after a period's end, before its close, under the books' plan (Pro,
+    /// overage) while a move to Free was due: `billing verify` takes it as
+    /// valid, since the entry does not say which rule decided it.
+    @Test func verifyTakesADebitAnOlderBuildDecidedInTheCloseWindowUnderTheBooksPlan() async throws {
+        let h = try Self.ledger(gateway: TestPaymentGateway())
+        _ = try await h.ledger.createAccount(id: "acct", plan: .pro, actor: "test")
+        _ = try await h.ledger.setPaymentMethod(accountID: "acct", method: LifecycleLedgerTests.good, actor: "test")
+        _ = try await h.ledger.changePlan(accountID: "acct", to: .free, key: "down", actor: "test")
+        let end = try #require(await h.ledger.snapshot.accounts["acct"]).lifecycle.currentPeriod.end
+        h.clock.advance(seconds: end - h.clock.nowMicros() / 1_000_000 + 1)
+        let last = await h.ledger.lastSeq
+        await h.ledger.close()
+        var debit = Billing_Journal_V1_DebitAccepted()
+        (debit.accountID, debit.idempotencyKey, debit.runID, debit.requestHash) = ("acct", "old", "r-old", Data([1]))
+        var line = Billing_Journal_V1_PricedLine()
+        line.amountMicros = 5_000
+        debit.lines = [line]
+        (debit.totalMicros, debit.overageMicros, debit.newRun) = (5_000, 5_000, true)
+        var entry = Billing_Journal_V1_Entry()
+        (entry.seq, entry.atUnixMicros, entry.debitAccepted) = (last + 1, h.clock.nowMicros(), debit)
+        let store = h.store.restart()
+        try store.append([JournalRecord(entry)])
+        #expect(try LedgerAudit.run(on: store, plans: Fixtures.plans).problems == [])
     }
 
     /// `billing verify` judges a debit's overage by the terms it was decided
