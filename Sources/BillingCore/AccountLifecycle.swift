@@ -58,7 +58,6 @@ public struct AccountLifecycle: Sendable, Hashable {
         checkInvariants()
     }
 
-    /// A new account on a trial of `plans.trialPlan` for `plans.trialDays`.
     /// The grace an operator configured for every account from now on
     /// (`PlansConfigured`): a grace already running ends at its failure
     /// plus this.
@@ -67,6 +66,7 @@ public struct AccountLifecycle: Sendable, Hashable {
         graceSeconds = seconds
     }
 
+    /// A new account on a trial of `plans.trialPlan` for `plans.trialDays`.
     public static func trial(startingAt now: Int64, plans: PlanCatalog, graceSeconds: Int64) -> AccountLifecycle {
         precondition(plans.trialDays > 0, "a trial lasts at least a day")
         return AccountLifecycle(

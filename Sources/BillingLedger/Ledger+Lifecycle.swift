@@ -310,7 +310,7 @@ extension Ledger {
             let after = try self.book(id).lifecycle
             if after.plan != before.plan {
                 add([ClockTransition(at: due.at, accountID: id, kind: "PLAN_CHANGE_APPLIED",
-                                                   description: "now on \(after.plan.rawValue)")])
+                                     description: "now on \(after.plan.rawValue)")])
             }
             add(try await attemptOwedPayments(only: id))
         }
