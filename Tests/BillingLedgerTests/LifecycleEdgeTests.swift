@@ -708,6 +708,31 @@ import Testing
         #expect(older.invoices.values.first { $0.invoice.invoiceID == closing.invoiceID }?.invoice.contractReference == "")
     }
 
+    /// A wall clock stepped back across a period end the ticker just closed:
+    /// debits are not dated in the closed period (its run quota would start
+    /// over for them — a review saw 7 runs in a period of 3), but at the
+    /// newest entry's time.
+    @Test func aClockSteppedBackAcrossAClosedPeriodEndDoesNotRestartTheRunQuota() async throws {
+        let h = try Self.ledger(gateway: TestPaymentGateway())
+        _ = try await h.ledger.createAccount(id: "f", plan: .free, actor: "test")
+        _ = try await h.ledger.grantCredits(accountID: "f", amountMicros: 1_000_000, kind: "promotional", note: "", actor: "test")
+        let end = try #require(await h.ledger.snapshot.accounts["f"]).lifecycle.currentPeriod.end
+        h.clock.advance(seconds: end - h.clock.nowMicros() / 1_000_000 + 5)
+        _ = try await h.ledger.tick()  // the period closed
+        var outcomes: [String] = []
+        for run in 0..<4 {
+            let outcome = try await h.debit(Fixtures.command(account: "f", key: "k-\(run)", micros: 5, run: "r-\(run)"))
+            outcomes.append(outcome.refusalReason ?? "ok")
+        }
+        #expect(outcomes == ["ok", "ok", "ok", "RUN_QUOTA_EXCEEDED"])  // Free's 3 runs (Fixtures.plans)
+        h.clock.stepBack(seconds: 10)  // before the period's end
+        let late = try await h.debit(Fixtures.command(account: "f", key: "k-late", micros: 5, run: "r-late"))
+        #expect(late.refusalReason == "RUN_QUOTA_EXCEEDED")
+        let newest = try #require(h.journal().last)
+        #expect(newest.atUnixMicros >= end * 1_000_000, "dated in the closed period")
+        try await h.expectJournalReplaysToLiveBooks()
+    }
+
     /// A plans file may price Free: a trial moving to it (Free at once, its
     /// first period charged) needs a card as any paid plan does, refused
     /// before anything is journaled; with one it goes through.

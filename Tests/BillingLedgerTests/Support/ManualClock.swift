@@ -21,4 +21,9 @@ final class ManualClock: LedgerClock {
         precondition(seconds >= 0, "the ledger's clock only moves forward")
         micros.withLock { $0 += seconds * 1_000_000 }
     }
+
+    /// A wall clock stepped back (NTP), which the ledger must ride out.
+    func stepBack(seconds: Int64) {
+        micros.withLock { $0 -= seconds * 1_000_000 }
+    }
 }
