@@ -138,13 +138,6 @@ extension Ledger {
         return (outcomes, committer.waiter(for: highest))
     }
 
-    /// The time a debit (or quote) is decided and dated at: the clock's, but
-    /// never before the newest journal entry — a wall clock stepped back
-    /// across a period end the ticker just closed would date it in the closed
-    /// period, whose run quota it would start over (entries replay by their
-    /// journaled time, so replay is unchanged).
-    var debitMicros: Int64 { max(clock.nowMicros(), newestEntryMicros) }
-
     /// Decides and applies one debit; returns the outcome and the seq whose
     /// durability the caller must await.
     func record(_ command: DebitCommand, prior: PriorLookup) throws -> (DebitOutcome, Int64) {
@@ -166,7 +159,7 @@ extension Ledger {
             }
             return (existing.isAccepted ? .accepted(existing) : .refused(existing), existing.seq)
         }
-        let now = debitMicros
+        let now = clock.nowMicros()
         let seq = state.lastSeq + 1
         let decided: JournalRecord?
         do {
@@ -284,7 +277,7 @@ extension Ledger {
     public func quote(_ command: DebitCommand) throws(LedgerError) -> (record: JournalRecord, balance: Int64)? {
         try requireServing()
         do {
-            return try state.decideInPlace(command, seq: state.lastSeq + 1, nowMicros: debitMicros, checkingSums: true)
+            return try state.decideInPlace(command, seq: state.lastSeq + 1, nowMicros: clock.nowMicros(), checkingSums: true)
         } catch {
             throw Self.refusal(error)
         }

@@ -82,9 +82,6 @@ public actor Ledger {
     /// Set by `close`: a reload requested by an earlier failure must not reopen it.
     var closed = false
     var entriesSinceCheckpoint = 0
-    /// The newest journal entry's time (of this process, and of those it
-    /// replayed): debits are never dated before it (`debitMicros`).
-    var newestEntryMicros: Int64 = 0
     /// The seq of the checkpoint loaded (at start-up or by the last reload)
     /// with these rules (-1: none); those this process wrote are the
     /// committer's `writtenCheckpointSeq`.
@@ -125,7 +122,6 @@ public actor Ledger {
         // checkpoint, exactly what is not replayed).
         let indexed = try store.indexedThrough()
         var loadedCheckpointSeq: Int64 = -1
-        var newestReplayed: Int64 = 0
         let (state, replayed) = try LedgerState.recover(from: store, plans: plans, loading: { checkpoint, booksLoaded in
             // Its filter holds the keys up to its seq; replay adds only those
             // past the index. A checkpoint older than the index (a newer one
@@ -141,11 +137,9 @@ public actor Ledger {
                                metadata: ["checkpoint_seq": "\(checkpoint.seq)", "reason": "\(why)"])
             }
         }, replaying: { entry in
-            newestReplayed = max(newestReplayed, entry.atUnixMicros)
             guard entry.seq > indexed else { return }
             if let hash = cache.insert(entry) { keyFilter.insert(hash) }
         })
-        newestEntryMicros = newestReplayed
         let booksLoaded = ContinuousClock.now
         var indexedKeys = 0
         var filterSource = "from the checkpoint"
@@ -335,7 +329,6 @@ public actor Ledger {
             keyFilter.insert(hash)
         }
         if changesKeys { keyRing.replace(from: state) }
-        if atMicros > newestEntryMicros { newestEntryMicros = atMicros }
         entriesSinceCheckpoint += 1
         if entriesSinceCheckpoint >= configuration.checkpointEvery, configuration.periodicCheckpoints {
             queueCheckpoint(atMicros: atMicros)

@@ -48,7 +48,9 @@ enum AccountView {
         let closing = book.overage - book.overageAfterPeriodEnd  // (as `Ledger.processDue` bills it)
         account.accruedOverageChargeMicros = lifecycle.plan == .enterprise
             ? (lifecycle.contract?.usageCharge(Money(micros: closing)).micros ?? closing) : closing
-        let period = BillingPeriod.containing(now, anchor: book.periodAnchor)
+        // (As debits are decided: never before the current period — a wall
+        // clock stepped back across its start must not show the runs as 0.)
+        let period = BillingPeriod.containing(max(now, lifecycle.currentPeriod.start), anchor: book.periodAnchor)
         account.runsThisPeriod = period.start == book.periodStart ? Int64(book.runsInPeriod.count) : 0
         account.runQuota = terms.runQuota ?? 0
         account.maxWorkspaces = Int64(terms.workspaceLimit ?? 0)

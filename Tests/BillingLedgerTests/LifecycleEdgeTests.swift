@@ -711,7 +711,8 @@ import Testing
     /// A wall clock stepped back across a period end the ticker just closed:
     /// debits are not dated in the closed period (its run quota would start
     /// over for them — a review saw 7 runs in a period of 3), but at the
-    /// newest entry's time.
+    /// account's current period's start; after a restart too (the period is
+    /// in the books).
     @Test func aClockSteppedBackAcrossAClosedPeriodEndDoesNotRestartTheRunQuota() async throws {
         let h = try Self.ledger(gateway: TestPaymentGateway())
         _ = try await h.ledger.createAccount(id: "f", plan: .free, actor: "test")
@@ -729,8 +730,11 @@ import Testing
         let late = try await h.debit(Fixtures.command(account: "f", key: "k-late", micros: 5, run: "r-late"))
         #expect(late.refusalReason == "RUN_QUOTA_EXCEEDED")
         let newest = try #require(h.journal().last)
-        #expect(newest.atUnixMicros >= end * 1_000_000, "dated in the closed period")
-        try await h.expectJournalReplaysToLiveBooks()
+        #expect(newest.atUnixMicros == end * 1_000_000, "dated at the current period's start")
+        let restarted = try await h.restarted()
+        let again = try await restarted.debit(Fixtures.command(account: "f", key: "k-again", micros: 5, run: "r-again"))
+        #expect(again.refusalReason == "RUN_QUOTA_EXCEEDED")
+        try await restarted.expectJournalReplaysToLiveBooks()
     }
 
     /// A plans file may price Free: a trial moving to it (Free at once, its
