@@ -537,10 +537,14 @@ extension Ledger {
         // Not a paused trial's: a card would restart it on the trial's plan,
         // charged — its way out to Free (DESIGN.md) stays open, the invoice
         // owed then, past due until paid.
-        if target == .free, book.lifecycle.trialEndsAt != nil, !book.lifecycle.hasPaymentMethod,
-           book.lifecycle.pauseReason != .trialEndedWithoutPaymentMethod, state.plans.free.monthlyPrice > .zero {
-            throw AccountRequestRefused(reason: AccountRefusal.paymentMethodRequired.reason,
-                                        message: AccountRefusal.paymentMethodRequired.message)
+        if target == .free, state.plans.free.monthlyPrice > .zero {
+            // A trial that has ended is paused first (as `request` would).
+            _ = try await processDue(upTo: nowUnix, only: accountID)
+            let lifecycle = try self.book(accountID).lifecycle
+            if lifecycle.trialEndsAt != nil, !lifecycle.hasPaymentMethod, lifecycle.pauseReason != .trialEndedWithoutPaymentMethod {
+                throw AccountRequestRefused(reason: AccountRefusal.paymentMethodRequired.reason,
+                                            message: AccountRefusal.paymentMethodRequired.message)
+            }
         }
         let (actions, issued, charge) = try await request(accountID, actor: actor, key: key) { book in
             var change = Billing_Journal_V1_PlanChangeRequested()
