@@ -18,6 +18,17 @@ public struct LedgerAudit: Sendable {
 
     public var isClean: Bool { problems.isEmpty }
 
+    /// Whether a debit at `atMicros` may have been decided under terms that
+    /// accrue overage: the books' plan, or past the period's end, before its
+    /// close, a change due then (`LedgerState.decide` since session 22;
+    /// builds before decided such debits under the books' plan, and an entry
+    /// does not say which): a problem only when neither does.
+    static func overageAllowed(_ book: AccountBook, atMicros: Int64, plans: PlanCatalog) -> Bool {
+        let now = atMicros / 1_000_000
+        let moving = book.lifecycle.pendingChange != nil && now >= book.lifecycle.currentPeriod.end
+        return book.terms(in: plans).accruesOverage || (moving && book.lifecycle.effectiveTerms(at: now, plans).accruesOverage)
+    }
+
     public static func run(on store: any LedgerStore, plans: PlanCatalog = .default, maxProblems: Int = 100) throws -> LedgerAudit {
         var audit = LedgerAudit()
         func problem(_ text: String) {
@@ -142,24 +153,17 @@ public struct LedgerAudit: Sendable {
                 }
                 // What the caller was told (Debit, GetDebit) against the books
                 // replayed so far: a debit decided on drifted books shows here.
-                if let book = fromScratch.accounts[debit.accountID] {
-                    if book.balance != debit.balanceAfterMicros {
+                // (The book read in place, not copied out: once per debit.)
+                if let index = fromScratch.accounts.index(forKey: debit.accountID) {
+                    let balance = fromScratch.accounts.values[index].balance
+                    if balance != debit.balanceAfterMicros {
                         problem("account \(debit.accountID) seq \(entry.seq): the debit told its caller a balance of "
-                                + "\(debit.balanceAfterMicros), the journal's books give \(book.balance)")
+                                + "\(debit.balanceAfterMicros), the journal's books give \(balance)")
                     }
-                    // The terms the debit may have been decided under: the books'
-                    // plan, or past the period's end, before its close, a change
-                    // due then (`LedgerState.decide` since session 22; builds
-                    // before decided such debits under the books' plan, and an
-                    // entry does not say which): reported only when neither
-                    // allows overage.
-                    let now = entry.atUnixMicros / 1_000_000
-                    let moving = book.lifecycle.pendingChange != nil && now >= book.lifecycle.currentPeriod.end
-                    let overageAllowed = book.terms(in: fromScratch.plans).accruesOverage
-                        || (moving && book.lifecycle.effectiveTerms(at: now, fromScratch.plans).accruesOverage)
-                    if !overageAllowed, debit.overageMicros != 0 || book.balance < 0 {
+                    if debit.overageMicros != 0 || balance < 0,
+                       !Self.overageAllowed(fromScratch.accounts.values[index], atMicros: entry.atUnixMicros, plans: fromScratch.plans) {
                         problem("account \(debit.accountID) seq \(entry.seq): a plan without overage left at a balance of "
-                                + "\(book.balance) with an overage of \(debit.overageMicros)")
+                                + "\(balance) with an overage of \(debit.overageMicros)")
                     }
                 }
                 totals[debit.accountID, default: (0, 0, 0, 0)].fromCredits &+= debit.fromCreditsMicros
