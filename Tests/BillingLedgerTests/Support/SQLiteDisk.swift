@@ -244,25 +244,26 @@ final class FaultySQLiteStore: LedgerStore {
     }
 
     func writeCheckpoint(encoded checkpoint: EncodedCheckpoint, index: JournalIndexRows) throws {
-        try disk.beginCheckpointWrite(session: session, what: "checkpoint at seq \(checkpoint.seq)")
-        do {
+        try faultyWrite("checkpoint at seq \(checkpoint.seq)", checkpoint: checkpoint) {
             try inner.writeCheckpoint(encoded: checkpoint, index: index)
+        }
+    }
+
+    func writeKeyFilter(_ contents: Data, seq: Int64) throws {
+        try faultyWrite("key filter at seq \(seq)", checkpoint: nil) { try inner.writeKeyFilter(contents, seq: seq) }
+    }
+
+    /// A checkpoint or key filter write under the disk's faults (see
+    /// `SQLiteDisk.beginCheckpointWrite` and `endCheckpointWrite`).
+    private func faultyWrite(_ what: String, checkpoint: EncodedCheckpoint?, _ write: () throws -> Void) throws {
+        try disk.beginCheckpointWrite(session: session, what: what)
+        do {
+            try write()
         } catch {
             try? disk.endCheckpointWrite(session: session, written: false, checkpoint: checkpoint, store: inner)
             throw error
         }
         try disk.endCheckpointWrite(session: session, written: true, checkpoint: checkpoint, store: inner)
-    }
-
-    func writeKeyFilter(_ contents: Data, seq: Int64) throws {
-        try disk.beginCheckpointWrite(session: session, what: "key filter at seq \(seq)")
-        do {
-            try inner.writeKeyFilter(contents, seq: seq)
-        } catch {
-            try? disk.endCheckpointWrite(session: session, written: false, checkpoint: nil, store: inner)
-            throw error
-        }
-        try disk.endCheckpointWrite(session: session, written: true, checkpoint: nil, store: inner)
     }
 
     func latestCheckpoint() throws -> Billing_Journal_V1_Checkpoint? { try read { try inner.latestCheckpoint() } }
