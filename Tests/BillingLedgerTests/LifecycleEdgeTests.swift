@@ -19,6 +19,14 @@ import Testing
         return Harness(store: store, clock: clock, ledger: ledger)
     }
 
+    /// A Pro account `id` on a good card, in its first period.
+    static func proAccountOnAGoodCard(_ id: String) async throws -> Harness {
+        let h = try Self.ledger(gateway: TestPaymentGateway())
+        _ = try await h.ledger.createAccount(id: id, plan: .pro, actor: "test")
+        _ = try await h.ledger.setPaymentMethod(accountID: id, method: LifecycleLedgerTests.good, actor: "test")
+        return h
+    }
+
     /// A Pro account on a declining card whose first period end has passed:
     /// its invoice failed, the account is past due.
     static func pastDue(_ account: String) async throws -> Harness {
@@ -34,9 +42,7 @@ import Testing
     /// "run-old") in its first period, and the clock 10 s past that period's
     /// end, before the ticker closes it; returns the end.
     static func proAccountPastItsPeriodEnd() async throws -> (Harness, end: Int64) {
-        let h = try Self.ledger(gateway: TestPaymentGateway())
-        _ = try await h.ledger.createAccount(id: "acct", plan: .pro, actor: "test")
-        _ = try await h.ledger.setPaymentMethod(accountID: "acct", method: LifecycleLedgerTests.good, actor: "test")
+        let h = try await Self.proAccountOnAGoodCard("acct")
         _ = try await h.debit(Fixtures.command(account: "acct", key: "k-old", micros: 50_000, run: "run-old"))
         let end = try #require(await h.ledger.snapshot.accounts["acct"]).lifecycle.currentPeriod.end
         h.clock.advance(seconds: end - h.clock.nowMicros() / 1_000_000 + 10)
@@ -299,9 +305,7 @@ import Testing
     }
 
     @Test func aContractBilledOnlyThroughCustomLinesCarriesItsReference() async throws {
-        let h = try Self.ledger(gateway: TestPaymentGateway())
-        _ = try await h.ledger.createAccount(id: "big", plan: .pro, actor: "test")
-        _ = try await h.ledger.setPaymentMethod(accountID: "big", method: LifecycleLedgerTests.good, actor: "test")
+        let h = try await Self.proAccountOnAGoodCard("big")
         var terms = Billing_V1_EnterpriseContract()
         terms.usageRateBasisPoints = 10_000
         terms.contractReference = "MSA-42"
@@ -674,9 +678,7 @@ import Testing
     /// carries the contract's reference; an entry of an earlier build
     /// (without the mark) replays as it was issued, without it.
     @Test func theInvoiceClosingTheLastEnterprisePeriodCarriesItsContractReference() async throws {
-        let h = try Self.ledger(gateway: TestPaymentGateway())
-        _ = try await h.ledger.createAccount(id: "big", plan: .pro, actor: "test")
-        _ = try await h.ledger.setPaymentMethod(accountID: "big", method: LifecycleLedgerTests.good, actor: "test")
+        let h = try await Self.proAccountOnAGoodCard("big")
         var terms = Billing_V1_EnterpriseContract()
         terms.periodPriceMicros = 900_000_000
         terms.usageRateBasisPoints = 5_000
@@ -773,9 +775,7 @@ import Testing
     /// overage) while a move to Free was due: `billing verify` takes it as
     /// valid, since the entry does not say which rule decided it.
     @Test func verifyTakesADebitAnOlderBuildDecidedInTheCloseWindowUnderTheBooksPlan() async throws {
-        let h = try Self.ledger(gateway: TestPaymentGateway())
-        _ = try await h.ledger.createAccount(id: "acct", plan: .pro, actor: "test")
-        _ = try await h.ledger.setPaymentMethod(accountID: "acct", method: LifecycleLedgerTests.good, actor: "test")
+        let h = try await Self.proAccountOnAGoodCard("acct")
         _ = try await h.ledger.changePlan(accountID: "acct", to: .free, key: "down", actor: "test")
         let end = try #require(await h.ledger.snapshot.accounts["acct"]).lifecycle.currentPeriod.end
         h.clock.advance(seconds: end - h.clock.nowMicros() / 1_000_000 + 1)
