@@ -87,7 +87,6 @@ enum Simulation {
                         ledger = try Ledger.open(on: store, clock: clock, configuration: configuration)
                     } catch {
                         record.unexpected("recovery after crash \(crashes) failed: \(error)")
-                        group.cancelAll()
                         return
                     }
                     if inFlight[generation] == 0, let abandoned = ledgers[generation] {
@@ -152,14 +151,12 @@ enum Simulation {
                     busyTicks += 1
                     guard busyTicks < 5_000 else {
                         record.unexpected("the journal never committed what it was given (\(running) calls waiting)")
-                        group.cancelAll()
                         break
                     }
                     continue
                 }
                 guard nudges < 200 else {
                     record.unexpected("\(running) calls never returned, even after \(nudges) nudges")
-                    group.cancelAll()
                     break
                 }
                 for (nudged, stalled) in inFlight where stalled > 0 {
