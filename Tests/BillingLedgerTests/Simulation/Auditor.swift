@@ -169,14 +169,26 @@ struct Auditor {
                 problem("\(written.count) checkpoint(s) at seq \(seq) were stored, beyond the journal (\(journal.count) entries)")
             }
         }
+        var model = DecisionModel(plans: result.plans)
         for entry in journal {
             switch entry.event {
             case .debitAccepted(let debit):
                 redecide(entry, account: debit.accountID, key: debit.idempotencyKey, hash: debit.requestHash, on: state)
+                expect(entry, account: debit.accountID, key: debit.idempotencyKey, hash: debit.requestHash, by: model)
+                model.accepted(debit, atMicros: entry.atUnixMicros)
             case .debitRefused(let refused):
                 redecide(entry, account: refused.accountID, key: refused.idempotencyKey, hash: refused.requestHash, on: state)
-            default:
+                expect(entry, account: refused.accountID, key: refused.idempotencyKey, hash: refused.requestHash, by: model)
+            case .accountCreated(let created):
+                if let disagreement = model.created(created, at: entry.atUnixMicros / 1_000_000) {
+                    problem("seq \(entry.seq): account \(created.accountID): \(disagreement)")
+                }
+            case .creditsGranted(let grant):
+                model.granted(grant)
+            case .plansConfigured, nil:
                 break
+            default:
+                problem("seq \(entry.seq): \(describe(entry)), which the simulation never asks for and its decision model does not know")
             }
             do {
                 try state.apply(entry)
@@ -226,6 +238,16 @@ struct Auditor {
         if decided != entry.event {
             problem("seq \(entry.seq) (key \(key)): the journal records \(describe(entry)); the books before it decide "
                     + "\(describe(decided))")
+        }
+    }
+
+    /// The journaled outcome is the one DESIGN.md's rules give (`DecisionModel`).
+    private mutating func expect(_ entry: Entry, account: String, key: String, hash: Data, by model: DecisionModel) {
+        guard let command = result.requests[RequestIdentity(account: account, key: key, fingerprint: hash)],
+              let journaled = DecisionModel.journaled(entry.event) else { return }  // (reported by redecide)
+        let expected = model.expected(command, atMicros: entry.atUnixMicros)
+        if journaled != expected {
+            problem("seq \(entry.seq) (key \(key)): the journal records \(journaled); the rules give \(expected)")
         }
     }
 
