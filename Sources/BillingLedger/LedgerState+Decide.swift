@@ -61,8 +61,17 @@ extension LedgerState {
         // ~5 % of a unary Debit when done on every debit. Stored properties
         // are read in place.
         let now = nowMicros / 1_000_000
+        let period = book.period(containing: now)
+        // Runs counted in an earlier period do not count in this one.
+        let samePeriod = period.start == book.periodStart
+        // No run: a Quote asking about a new one (every Debit names its run).
+        let newRun = command.runID.isEmpty || !(samePeriod && book.runsInPeriod.contains(command.runHash))
+        // A pause stops new runs; a run already counted this period (begun
+        // before the trial ended or the grace ran out) reports the rest of
+        // its usage, drawn from credits as before (a trial never accrues
+        // overage).
         let mayBeDue = book.lifecycle.trialEndsAt != nil || !book.lifecycle.pastDueInvoices.isEmpty
-        if let pause = book.lifecycle.pauseReason ?? (mayBeDue ? book.lifecycle.pause(at: now) : nil) {
+        if newRun, let pause = book.lifecycle.pauseReason ?? (mayBeDue ? book.lifecycle.pause(at: now) : nil) {
             return .debitRefused(Self.refusal(command, .accountPaused, detail: "new runs are paused: \(pause.remedy)"))
         }
         // After the period's end, before the tick closes it, a downgrade due
@@ -79,12 +88,7 @@ extension LedgerState {
             return .debitRefused(Self.refusal(command, .workspaceLimit,
                 detail: "the \(terms.displayName) plan allows \(limit) workspace(s); upgrade to add workspace \(command.workspaceID)"))
         }
-        let period = book.period(containing: now)
-        // Runs counted in an earlier period do not count in this one.
-        let samePeriod = period.start == book.periodStart
         let runsUsed = samePeriod ? book.runsInPeriod.count : 0
-        // No run: a Quote asking about a new one (every Debit names its run).
-        let newRun = command.runID.isEmpty || !(samePeriod && book.runsInPeriod.contains(command.runHash))
         if newRun, let quota = terms.runQuota, Int64(runsUsed) >= quota {
             return .debitRefused(Self.refusal(command, .runQuotaExceeded,
                 detail: "\(runsUsed) of \(quota) runs used this period; the quota resets on the next billing date"))

@@ -495,7 +495,8 @@ public nonisolated struct Billing_V1_Account: @unchecked Sendable {
     set {_uniqueStorage()._status = newValue}
   }
 
-  /// Whether new runs are paused (Debit and Quote refused with ACCOUNT_PAUSED).
+  /// Whether new runs are paused (Debit and Quote of a run not yet counted this
+  /// period refused with ACCOUNT_PAUSED; a run already counted goes on).
   public var paused: Bool {
     get {_storage._paused}
     set {_uniqueStorage()._paused = newValue}

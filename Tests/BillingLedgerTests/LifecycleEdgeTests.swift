@@ -600,7 +600,9 @@ import Testing
         await h.ledger.close()
     }
 
-    @Test func aDebitAfterATrialEndsWithoutACardIsRefusedBeforeTheTickPausesIt() async throws {
+    /// New runs are paused (DESIGN.md, the product docs): a run counted
+    /// before the trial ended reports the rest of its usage, from credits.
+    @Test func aNewRunAfterATrialEndsWithoutACardIsRefusedBeforeTheTickPausesIt() async throws {
         let h = try Self.ledger(gateway: TestPaymentGateway())
         _ = try await h.ledger.createAccount(id: "trial", actor: "test")
         _ = try await h.ledger.grantCredits(accountID: "trial", amountMicros: 1_000, kind: "promotional", note: "", actor: "test")
@@ -609,12 +611,21 @@ import Testing
         h.clock.advance(seconds: trialEnd - h.clock.nowMicros() / 1_000_000 + 1)
         // No tick yet: the books still say "trial", the rules say paused.
         #expect(await h.ledger.snapshot.accounts["trial"]?.lifecycle.pauseReason == nil)
-        #expect(try await h.debit(Fixtures.command(account: "trial", key: "k-2", micros: 5, run: "r-1")).refusalReason
+        #expect(try await h.debit(Fixtures.command(account: "trial", key: "k-2", micros: 5, run: "r-2")).refusalReason
             == "ACCOUNT_PAUSED")
-        let quoted = try #require(try await h.ledger.quote(Fixtures.command(account: "trial", key: "", micros: 5, run: "r-1")))
+        let quoted = try #require(try await h.ledger.quote(Fixtures.command(account: "trial", key: "", micros: 5, run: "r-2")))
         #expect(!quoted.record.isAccepted)
+        #expect(try await h.debit(Fixtures.command(account: "trial", key: "k-3", micros: 5, run: "r-1")).accepted?.fromCreditsMicros == 5)
+        let going = try #require(try await h.ledger.quote(Fixtures.command(account: "trial", key: "", micros: 5, run: "r-1")))
+        #expect(going.record.isAccepted)
         _ = try await h.ledger.tick()
         #expect(await h.ledger.snapshot.accounts["trial"]?.lifecycle.pauseReason == .trialEndedWithoutPaymentMethod)
+        // The same once the pause is applied; still from credits only (a trial accrues no overage).
+        #expect(try await h.debit(Fixtures.command(account: "trial", key: "k-4", micros: 5, run: "r-3")).refusalReason
+            == "ACCOUNT_PAUSED")
+        #expect(try await h.debit(Fixtures.command(account: "trial", key: "k-5", micros: 5, run: "r-1")).accepted != nil)
+        #expect(try await h.debit(Fixtures.command(account: "trial", key: "k-6", micros: 1_000, run: "r-1")).refusalReason
+            == "INSUFFICIENT_CREDITS")
         // With a card on file the trial converts at its end: not refused meanwhile.
         _ = try await h.ledger.createAccount(id: "carded", actor: "test")
         _ = try await h.ledger.setPaymentMethod(accountID: "carded", method: LifecycleLedgerTests.good, actor: "test")
@@ -661,16 +672,23 @@ import Testing
         try await h.expectJournalReplaysToLiveBooks()
     }
 
-    @Test func aDebitAfterAPastDueGraceEndsIsRefusedBeforeTheTickPausesIt() async throws {
+    @Test func aNewRunAfterAPastDueGraceEndsIsRefusedBeforeTheTickPausesIt() async throws {
         let h = try await Self.pastDue("late")  // runs go on for the grace
         let lifecycle = try #require(await h.ledger.snapshot.accounts["late"]?.lifecycle)
         let since = try #require(lifecycle.pastDueSince)
         #expect(try await h.debit(Fixtures.command(account: "late", key: "k-1", micros: 5, run: "r-1")).accepted != nil)
         h.clock.advance(seconds: since + Fixtures.configuration().graceSeconds - h.clock.nowMicros() / 1_000_000 + 1)
         #expect(await h.ledger.snapshot.accounts["late"]?.lifecycle.pauseReason == nil)
-        #expect(try await h.debit(Fixtures.command(account: "late", key: "k-2", micros: 5, run: "r-1")).refusalReason
+        #expect(try await h.debit(Fixtures.command(account: "late", key: "k-2", micros: 5, run: "r-2")).refusalReason
             == "ACCOUNT_PAUSED")
-        await h.ledger.close()
+        // The run begun in the grace goes on.
+        #expect(try await h.debit(Fixtures.command(account: "late", key: "k-3", micros: 5, run: "r-1")).accepted != nil)
+        _ = try await h.ledger.tick()
+        #expect(await h.ledger.snapshot.accounts["late"]?.lifecycle.pauseReason == .pastDueGraceExpired)
+        #expect(try await h.debit(Fixtures.command(account: "late", key: "k-4", micros: 5, run: "r-3")).refusalReason
+            == "ACCOUNT_PAUSED")
+        #expect(try await h.debit(Fixtures.command(account: "late", key: "k-5", micros: 5, run: "r-1")).accepted != nil)
+        try await h.expectJournalReplaysToLiveBooks()
     }
 
     /// The invoice closing an account's last Enterprise period (a scheduled

@@ -230,6 +230,9 @@ def test_trial_end_without_a_card_pauses_runs_until_a_card_is_added(life):
     life.refused(lambda: life.debit("acme", "after-end"), FAILED_PRECONDITION, "ACCOUNT_PAUSED")
     life.refused(lambda: life.quote("acme"), FAILED_PRECONDITION, "ACCOUNT_PAUSED")
     assert life.get("acme").credit_balance_micros == balance
+    # New runs are paused: a run begun before the end reports the rest of its usage, from credits.
+    went_on = life.debit("acme", "before-end-more", run="before-end")
+    assert went_on.total_micros > 0 and life.get("acme").credit_balance_micros == balance - went_on.total_micros
     # A card reactivates Pro at once: the first period starts now and is charged.
     life.advance(seconds=2 * DAY)
     reactivated = life.now()

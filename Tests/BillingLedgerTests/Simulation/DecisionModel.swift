@@ -12,7 +12,8 @@ import BillingProto
 ///
 /// Rules, in their order of precedence: an unknown account is refused
 /// (`ACCOUNT_NOT_FOUND`); a trial over (14 days from the account's creation)
-/// pauses new runs (`ACCOUNT_PAUSED`); a plan with a workspace limit refuses
+/// pauses new runs (`ACCOUNT_PAUSED`; a run already counted this period goes
+/// on); a plan with a workspace limit refuses
 /// a debit naming a workspace beyond it (`WORKSPACE_LIMIT`); a run's first
 /// debit of a monthly period (anchored at the account's creation) beyond the
 /// plan's run quota is refused (`RUN_QUOTA_EXCEEDED`); credits not covering
@@ -77,7 +78,10 @@ struct DecisionModel {
         guard let account = accounts[command.accountID] else { return .refused(reason: "ACCOUNT_NOT_FOUND") }
         let now = atMicros / 1_000_000
         let onTrial = account.trialEndsAt != nil
-        if let end = account.trialEndsAt, now >= end { return .refused(reason: "ACCOUNT_PAUSED") }
+        let period = BillingPeriod.containing(now, anchor: account.createdAt).start
+        let runs = period == account.periodStart ? account.runsInPeriod : []
+        let newRun = !runs.contains(command.runID)
+        if newRun, let end = account.trialEndsAt, now >= end { return .refused(reason: "ACCOUNT_PAUSED") }
         let limits: (workspaces: Int?, runs: Int?, overage: Bool) = switch account.plan {
         case .free: (1, Int(plans.free.runQuota ?? .max), false)
         case .pro: (nil, Int(plans.pro.runQuota ?? .max), !onTrial)
@@ -87,9 +91,6 @@ struct DecisionModel {
            account.workspaces.count >= limit {
             return .refused(reason: "WORKSPACE_LIMIT")
         }
-        let period = BillingPeriod.containing(now, anchor: account.createdAt).start
-        let runs = period == account.periodStart ? account.runsInPeriod : []
-        let newRun = !runs.contains(command.runID)
         if newRun, let quota = limits.runs, runs.count >= quota { return .refused(reason: "RUN_QUOTA_EXCEEDED") }
         let total = command.priced.total.micros
         if account.balance >= total {
