@@ -12,11 +12,16 @@ import GRPC
 /// (`RequestDecodingTests` compares them on random and mutated inputs).
 /// The wire reader and the line-item decoder are the journal's
 /// (`ProtobufReader`, `Billing_V1_LineItem.decoded(from:)` in BillingProto).
-protocol HandDecodable {
+protocol HandDecodable: WireCounted {
+    static func handDecoded(_ bytes: [UInt8]) -> Self?
+}
+
+/// A request with a repeated field whose entries can be a byte or two on the
+/// wire and much more decoded.
+protocol WireCounted {
     /// Its repeated fields counted on the wire, before anything is decoded
     /// (see `WireScan`): throws the handler's refusal past a limit.
     static func checkCounts(_ bytes: UnsafeRawBufferPointer) throws(GRPCStatus)
-    static func handDecoded(_ bytes: [UInt8]) -> Self?
 }
 
 extension Billing_V1_DebitRequest: HandDecodable {
@@ -138,6 +143,53 @@ extension Billing_V1_DebitBatchRequest {
     }
 }
 
+// The other requests with a repeated field. `group_by` (any caller of
+// GetUsage may send it): a packed enum, a byte an entry, decoded as 16 —
+// a 4 MiB message was ~64 MB before the account or the role was checked.
+// The service-only admin requests' lists likewise, at their handlers' limits.
+
+extension Billing_V1_GetUsageRequest: WireCounted {
+    /// Three dimensions, each at most once (`MeteringService.usageQuery`).
+    static let maxGroups = 3
+    static let tooManyGroups = GRPCStatus(.invalidArgument, "group_by takes DAY, AGENT and LINE_ITEM, each at most once",
+                                          reason: "INVALID_FIELD", metadata: ["field": "group_by"])
+
+    static func checkCounts(_ bytes: UnsafeRawBufferPointer) throws(GRPCStatus) {
+        try WireScan.countScalars(ProtobufReader(bytes), field: 4, limit: maxGroups, refusal: tooManyGroups)
+    }
+}
+
+extension Billing_V1_CreateApiKeyRequest: WireCounted {
+    /// Three scopes, each named at most a few times.
+    static let maxScopes = 16
+    static let tooManyScopes = GRPCStatus(.invalidArgument, "at most \(maxScopes) scopes; scopes are metering:write, metering:read, accounts:admin",
+                                          reason: "INVALID_FIELD", metadata: ["field": "scopes"])
+
+    static func checkCounts(_ bytes: UnsafeRawBufferPointer) throws(GRPCStatus) {
+        try WireScan.count(ProtobufReader(bytes), field: 2, limit: maxScopes, refusal: tooManyScopes)
+    }
+}
+
+extension Billing_V1_SetEnterpriseContractRequest: WireCounted {
+    static let maxCustomLines = 20
+    static let tooManyCustomLines = GRPCStatus(.invalidArgument, "at most \(maxCustomLines) custom invoice lines", reason: "INVALID_CONTRACT")
+
+    /// `contract.custom_invoice_lines`, over every `contract` field given (the decoder merges them).
+    static func checkCounts(_ bytes: UnsafeRawBufferPointer) throws(GRPCStatus) {
+        var reader = ProtobufReader(bytes)
+        var lines = 0
+        while !reader.isAtEnd {
+            guard let (field, wire) = reader.tag() else { return }
+            guard field == 2, wire == 2 else {
+                try WireScan.skip(wire, in: &reader)
+                continue
+            }
+            guard let contract = reader.submessage() else { return }
+            lines += try WireScan.count(contract, field: 7, limit: maxCustomLines - lines, refusal: tooManyCustomLines)
+        }
+    }
+}
+
 /// Counting on the wire (`ProtobufReader`'s tags and lengths only). Malformed
 /// bytes end the count quietly: the decoder refuses them with its own status.
 enum WireScan {
@@ -165,6 +217,26 @@ enum WireScan {
             guard seen <= limit else { throw refusal }
         }
         return seen
+    }
+
+    /// How many values a repeated scalar `field` holds, packed (a
+    /// length-delimited run of varints, counted by their last bytes) or not;
+    /// throws `refusal` past `limit`.
+    static func countScalars(_ message: ProtobufReader, field: Int, limit: Int, refusal: GRPCStatus) throws(GRPCStatus) {
+        var reader = message
+        var seen = 0
+        while !reader.isAtEnd {
+            guard let (found, wire) = reader.tag() else { return }
+            guard found == field, wire == 2 else {
+                try skip(wire, in: &reader)
+                if found == field { seen += 1 }
+                guard seen <= limit else { throw refusal }
+                continue
+            }
+            guard let packed = reader.bytes() else { return }
+            seen += packed.reduce(0) { $0 + ($1 < 0x80 ? 1 : 0) }
+            guard seen <= limit else { throw refusal }
+        }
     }
 
     /// Past a value; a group (wire types 3 and 4, which SwiftProtobuf would

@@ -149,6 +149,8 @@ struct SecuredRouter {
         if let hand = Request.self as? any HandDecodable.Type {
             try bytes.withUnsafeBytes { buffer in try hand.checkCounts(buffer) }
             handDecoded = hand.handDecoded(bytes) as? Request
+        } else if let counted = Request.self as? any WireCounted.Type {
+            try bytes.withUnsafeBytes { buffer in try counted.checkCounts(buffer) }
         }
         let request = try handDecoded ?? decode(Request.self, bytes)
         let account = Self.scopedAccount(request, principal)

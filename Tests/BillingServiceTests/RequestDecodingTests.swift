@@ -163,7 +163,7 @@ import Testing
 /// Repeated fields are counted on the wire before decoding: a 4 MiB request
 /// of two-byte empty entries would decode into millions of structs first.
 @Suite struct WireCountTests {
-    static func reason(_ type: any HandDecodable.Type, _ bytes: [UInt8]) -> String? {
+    static func reason(_ type: any WireCounted.Type, _ bytes: [UInt8]) -> String? {
         do {
             try bytes.withUnsafeBytes { try type.checkCounts($0) }
             return nil
@@ -212,6 +212,45 @@ import Testing
         #expect(Self.reason(Billing_V1_DebitBatchRequest.self, Array(repeating: emptyDebitOfItems(perDebit), count: 4).flatMap { $0 }) == nil)
         #expect(Self.reason(Billing_V1_DebitBatchRequest.self, Array(repeating: emptyDebitOfItems(perDebit), count: 4).flatMap { $0 }
             + emptyDebitOfItems(1)) == "BATCH_TOO_LARGE")
+    }
+
+    /// GetUsage's `group_by`, packed or not: a 4 MiB packed run decoded to
+    /// ~64 MB before the caller's account was checked.
+    @Test func groupByPastThreeIsRefusedPackedOrNot() throws {
+        var usage = Billing_V1_GetUsageRequest()
+        usage.accountID = "a"
+        usage.groupBy = [.day, .agent, .lineItem]
+        let three: [UInt8] = try usage.serializedBytes()  // (packed: SwiftProtobuf's proto3 default)
+        #expect(three.contains(0x22))
+        #expect(Self.reason(Billing_V1_GetUsageRequest.self, three) == nil)
+        usage.groupBy.append(.day)
+        #expect(Self.reason(Billing_V1_GetUsageRequest.self, try usage.serializedBytes()) == "INVALID_FIELD")
+        // Two packed runs and an unpacked value add up; values of several bytes count once each.
+        let packed = { (values: [UInt8]) in [0x22, UInt8(values.count)] + values }
+        #expect(Self.reason(Billing_V1_GetUsageRequest.self, packed([1, 2]) + [0x20, 0x03]) == nil)
+        #expect(Self.reason(Billing_V1_GetUsageRequest.self, packed([1, 2]) + [0x20, 0x03] + packed([1])) == "INVALID_FIELD")
+        #expect(Self.reason(Billing_V1_GetUsageRequest.self, packed([0x81, 0x01, 0x82, 0x01, 0x83, 0x01])) == nil)
+        #expect(Self.reason(Billing_V1_GetUsageRequest.self, packed([0x81, 0x01, 0x82, 0x01, 0x83, 0x01, 0x01])) == "INVALID_FIELD")
+        let huge = [0x0A, 0x01, 0x61, 0x22, 0x80, 0x80, 0x80, 0x02] + Array(repeating: UInt8(1), count: 4 << 20)
+        #expect(Self.reason(Billing_V1_GetUsageRequest.self, huge) == "INVALID_FIELD")
+    }
+
+    @Test func anAPIKeysScopesAndAContractsCustomLinesAreCountedToo() throws {
+        var key = Billing_V1_CreateApiKeyRequest()
+        key.scopes = Array(repeating: "metering:read", count: 16)
+        #expect(Self.reason(Billing_V1_CreateApiKeyRequest.self, try key.serializedBytes()) == nil)
+        key.scopes.append("")
+        #expect(Self.reason(Billing_V1_CreateApiKeyRequest.self, try key.serializedBytes()) == "INVALID_FIELD")
+        var contract = Billing_V1_SetEnterpriseContractRequest()
+        contract.contract.customInvoiceLines = Array(repeating: Billing_V1_CustomInvoiceLine(), count: 20)
+        let twenty: [UInt8] = try contract.serializedBytes()
+        #expect(Self.reason(Billing_V1_SetEnterpriseContractRequest.self, twenty) == nil)
+        // A second `contract` field merges into the first: its lines count with them.
+        var one = Billing_V1_SetEnterpriseContractRequest()
+        one.contract.customInvoiceLines = [Billing_V1_CustomInvoiceLine()]
+        #expect(Self.reason(Billing_V1_SetEnterpriseContractRequest.self, twenty + (try one.serializedBytes())) == "INVALID_CONTRACT")
+        #expect(try Billing_V1_SetEnterpriseContractRequest(serializedBytes: twenty + (try one.serializedBytes()))
+            .contract.customInvoiceLines.count == 21)
     }
 
     @Test func malformedBytesAreLeftToTheDecoder() {

@@ -169,6 +169,32 @@ def test_other_hmac_algorithms_are_refused(client):
 # One account's token reaching for another
 
 
+def test_a_huge_group_by_is_refused_before_it_is_decoded(client):
+    """GetUsage's `group_by` is counted on the wire: 1 MiB of packed values
+    (16 MiB once decoded) from any token holder, about any account, is
+    refused at once as the handler refuses a fourth dimension — it used to be
+    decoded first, then refused for the account."""
+    c = client
+    token = "Bearer " + mint_jwt(c.s.jwt_secret(), user_claims(account_id="tenant-x", role="viewer"))
+    account = b"tenant-elsewhere"
+    values = b"\x01" * (1 << 20)
+    length, size = b"", len(values)
+    while size >= 0x80:
+        length, size = length + bytes([size & 0x7F | 0x80]), size >> 7
+    body = b"\x0a" + bytes([len(account)]) + account + b"\x22" + length + bytes([size]) + values
+    rpc = c.channel.unary_unary(GET_USAGE, request_serializer=lambda b: b, response_deserializer=None)
+    with pytest.raises(grpc.RpcError) as caught:
+        rpc(body, metadata=[("authorization", token)], timeout=RPC_TIMEOUT_S)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value.details()
+    info = error_info(c.pb, caught.value)
+    assert info is not None and info.reason == "INVALID_FIELD" and dict(info.metadata) == {"field": "group_by"}, info
+    # Three dimensions in the same packed form are a request like any other (here: not this caller's account).
+    small = b"\x0a" + bytes([len(account)]) + account + b"\x22\x03\x01\x02\x03"
+    with pytest.raises(grpc.RpcError) as caught:
+        rpc(small, metadata=[("authorization", token)], timeout=RPC_TIMEOUT_S)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND, caught.value.details()
+
+
 def test_a_token_for_account_a_cannot_reach_account_b(client, verify):
     c = client
     c.create("tenant-a", credits=1_000_000)
