@@ -155,7 +155,6 @@ extension MeteringService {
         let index: Ledger.RunIndex
         let runKey = RunSummaries.Key(account: request.accountID, run: request.runID)
         var summary = RunSummary()
-        var tail: [JournalRecord] = []  // the run's debits after `summary.through`
         var page: [JournalRecord] = []  // the run's debits after `after`, at most `pageSize`
         do {
             index = try ledger.runIndex(account: request.accountID, run: request.runID)
@@ -165,30 +164,38 @@ extension MeteringService {
             }
             // (One past the run's last seq would be of a store since replaced: start over.)
             if let known = runSummaries[runKey], known.through <= last { summary = known }
+            // The tail: the run's debits after `summary.through`.
             let tailStart = index.seqs.firstIndex { $0 > summary.through } ?? index.seqs.endIndex
-            tail = try ledger.runEntries(account: request.accountID, run: request.runID, among: index.seqs[tailStart...], in: index)
             // The page's debits before the tail are read a page's worth at
             // a time until it is full (the index's seqs may hold another
-            // run's, sharing the hash: they are left out, not counted);
-            // those in the tail are read already.
+            // run's, sharing the hash: they are left out, not counted).
             var cursor = index.seqs.firstIndex { $0 > after } ?? index.seqs.endIndex
             while page.count < pageSize, cursor < tailStart {
                 let end = min(tailStart, cursor + (pageSize - page.count))
                 page += try ledger.runEntries(account: request.accountID, run: request.runID, among: index.seqs[cursor..<end], in: index)
                 cursor = end
             }
-            for record in tail where page.count < pageSize && record.seq > after { page.append(record) }
+            // The tail is summed as it is read, `runTailChunk` debits at a
+            // time, keeping only the page's: a run's first page (or one
+            // whose summary left the cache) held every debit of the run at
+            // once — tens of MB for a long run.
+            cursor = tailStart
+            while cursor < index.seqs.endIndex {
+                let end = min(index.seqs.endIndex, cursor + Self.runTailChunk)
+                for record in try ledger.runEntries(account: request.accountID, run: request.runID, among: index.seqs[cursor..<end], in: index) {
+                    summary.count += 1
+                    summary.total += record.accepted.totalMicros
+                    if !summary.catalogVersions.contains(record.accepted.catalogVersion) {
+                        summary.catalogVersions.append(record.accepted.catalogVersion)
+                    }
+                    if page.count < pageSize && record.seq > after { page.append(record) }
+                }
+                cursor = end
+            }
         } catch let status as GRPCStatus {
             throw status
         } catch {
             throw Refusals.status(error)
-        }
-        for record in tail {
-            summary.count += 1
-            summary.total += record.accepted.totalMicros
-            if !summary.catalogVersions.contains(record.accepted.catalogVersion) {
-                summary.catalogVersions.append(record.accepted.catalogVersion)
-            }
         }
         summary.through = index.seqs.last!
         guard summary.count > 0 else {  // (seqs of another run sharing the hash only)
@@ -223,6 +230,9 @@ extension MeteringService {
         }
         return response
     }
+
+    /// Debits of a run's tail read at a time while it is summed.
+    static let runTailChunk = 1_024
 
     /// A debit as a GetExecutionCost page lists it.
     static func runDebit(_ record: JournalRecord) -> Billing_V1_RunDebit {

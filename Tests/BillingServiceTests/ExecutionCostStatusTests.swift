@@ -28,4 +28,58 @@ import Testing
             }
         }
     }
+
+    /// A run longer than the chunks its tail is summed in (`runTailChunk`),
+    /// partly in SQLite (checkpoints every 500 entries) and partly in
+    /// memory: every page, from a fresh service (nothing cached) or after
+    /// more debits, carries the whole run's total and count, and the pages
+    /// list every debit once, in order.
+    @Test func aRunLongerThanTheTailChunksAddsUpOnEveryPage() async throws {
+        var configuration = LedgerConfiguration()
+        configuration.checkpointEvery = 500
+        try await withSQLiteLedger(configuration: configuration) { ledger in
+            let catalog = try PriceCatalog(version: "t", models: [:], toolCallMicrosPerCall: [:], defaultToolCallMicrosPerCall: 500,
+                                           storageMicrosPerGiB: [.knowledgeBase: 100_000, .traces: 20_000])
+            _ = try await ledger.createAccount(id: "acct", plan: .pro, actor: "t")
+            let chunk = MeteringService.runTailChunk
+            var seqs: [Int64] = []
+            var total: Int64 = 0
+            func debit(_ range: Range<Int>) async throws {
+                let commands = try range.map { n in
+                    let items: [LineItem] = [.toolCall(integration: "slack", calls: Int64(n % 7 + 1))]
+                    let run = n % 5 == 4 ? "other" : "long"
+                    return (DebitCommand(accountID: "acct", workspaceID: "w", agentID: "a", runID: run,
+                                         idempotencyKey: "k-\(n)", priced: try catalog.price(items),
+                                         fingerprint: DebitCommand.fingerprint(workspaceID: "w", agentID: "a", runID: run, items: items)),
+                            PriorLookup(entry: nil, generation: ledger.cache.generation))
+                }
+                for (outcome, (command, _)) in zip(try await ledger.debitBatch(commands), commands) where command.runID == "long" {
+                    guard case .accepted(let record) = outcome else { Issue.record("\(outcome)"); return }
+                    seqs.append(record.seq)
+                    total += record.accepted.totalMicros
+                }
+            }
+            try await debit(0..<(chunk * 3))
+            func pages(_ metering: MeteringService, size: Int32) throws -> [Int64] {
+                var listed: [Int64] = []
+                var request = Billing_V1_GetExecutionCostRequest()
+                request.accountID = "acct"
+                request.runID = "long"
+                request.pageSize = size
+                repeat {
+                    let page = try metering.runCost(request)
+                    #expect(page.totalMicros == total && page.debitCount == seqs.count)
+                    listed += page.debits.map(\.entryID)
+                    request.pageToken = page.nextPageToken
+                } while !request.pageToken.isEmpty && listed.count <= seqs.count
+                return listed
+            }
+            #expect(try pages(MeteringService(ledger: ledger, catalog: catalog), size: 1_000) == seqs)
+            let metering = MeteringService(ledger: ledger, catalog: catalog)
+            #expect(try pages(metering, size: 777) == seqs)
+            try await debit((chunk * 3)..<(chunk * 4 + 10))  // a tail past the cached summary
+            #expect(try pages(metering, size: 1_000) == seqs)
+            #expect(seqs.count > 3 * chunk)
+        }
+    }
 }
