@@ -66,7 +66,8 @@ let package = Package(
                         .embedInCode("Migrations/0003_checkpoint_parts.sql"),
                         .embedInCode("Migrations/0004_key_filters.sql"),
                         .embedInCode("Migrations/0005_debit_rows.sql"),
-                        .embedInCode("Migrations/0006_catalog_versions.sql")]),
+                        .embedInCode("Migrations/0006_catalog_versions.sql"),
+                        .embedInCode("Migrations/0007_audit_index.sql")]),
 
         // Who is calling: API keys (hashed, constant-time), platform JWTs
         // (HMAC-SHA256 via libcrypto), principals, scopes and roles.

@@ -21,6 +21,7 @@ final class LedgerReader: @unchecked Sendable {
     private let pageCount: Statement
     private let pageSize: Statement
     private let auditPage: Statement
+    private let accountAuditPage: Statement
     private let newestGeneration: Statement
     private let keyHashes: Statement
     private let newestKeyFilter: Statement
@@ -79,19 +80,27 @@ final class LedgerReader: @unchecked Sendable {
         checkpointParts = try connection.prepare("SELECT part, bytes FROM checkpoint_parts WHERE seq = ?1 ORDER BY part")
         pageCount = try connection.prepare("PRAGMA page_count")
         pageSize = try connection.prepare("PRAGMA page_size")
-        // Audit: newest first, everything but debits; the account filter is
-        // optional (empty ?1 matches all). The kind list is JournalRow.auditKinds.
+        // Audit: newest first, everything but debits, of every account or
+        // one. The kind list is JournalRow.auditKinds, and the partial
+        // indexes' (0007) word for word; INDEXED BY makes a statement that
+        // could not use its index fail here, at open, not walk the journal.
         auditPage = try connection.prepare("""
-            SELECT body FROM journal
-            WHERE kind IN (10, 11, 14, 15, 16, 17, 18, 19, 20, 21) AND (?1 = '' OR account_id = ?1)
+            SELECT body FROM journal INDEXED BY journal_audit
+            WHERE kind IN (10, 11, 14, 15, 16, 17, 18, 19, 20, 21)
+              AND at_unix_micros >= ?2 AND seq < ?3
+            ORDER BY seq DESC LIMIT ?4
+            """)
+        accountAuditPage = try connection.prepare("""
+            SELECT body FROM journal INDEXED BY journal_audit_account
+            WHERE kind IN (10, 11, 14, 15, 16, 17, 18, 19, 20, 21) AND account_id = ?1
               AND at_unix_micros >= ?2 AND seq < ?3
             ORDER BY seq DESC LIMIT ?4
             """)
     }
 
     func auditEntries(accountID: String, sinceMicros: Int64, beforeSeq: Int64, limit: Int) throws -> [Billing_Journal_V1_Entry] {
-        try auditPage.use { query in
-            try query.bind(accountID, at: 1)
+        try (accountID.isEmpty ? auditPage : accountAuditPage).use { query in
+            if !accountID.isEmpty { try query.bind(accountID, at: 1) }
             try query.bind(sinceMicros, at: 2)
             try query.bind(beforeSeq, at: 3)
             try query.bind(Int64(limit), at: 4)

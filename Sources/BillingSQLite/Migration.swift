@@ -13,6 +13,7 @@ struct Migration: Sendable {
         Migration(version: 4, name: "0004_key_filters.sql", sql: PackageResources._004_key_filters_sql),
         Migration(version: 5, name: "0005_debit_rows.sql", sql: PackageResources._005_debit_rows_sql),
         Migration(version: 6, name: "0006_catalog_versions.sql", sql: PackageResources._006_catalog_versions_sql),
+        Migration(version: 7, name: "0007_audit_index.sql", sql: PackageResources._007_audit_index_sql),
     ]
 
     static var latestVersion: Int64 { all.last?.version ?? 0 }
