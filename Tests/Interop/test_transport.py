@@ -202,7 +202,9 @@ def test_a_half_closed_peer_that_then_resets_is_let_go_at_once(pb, server):
     assert peer.send(h2peer.grpc_call(1, "/billing.v1.Testing/Echo", slow) + h2peer.grpc_call(3, "/billing.v1.Testing/Echo", fast))
     assert peer.read_until(lambda p: p.stream_done(3), timeout=5), peer.describe()
     peer.sock.shutdown(socket.SHUT_WR)
-    time.sleep(0.2)  # the FIN handled: the slow call still runs, the connection stays for its answer
+    # The FIN handled (the server answers it with GOAWAY): the slow call
+    # still runs, and the connection stays for its answer.
+    assert peer.read_until(lambda p: p.goaway() is not None, timeout=5), peer.describe()
     assert scrape(metrics_port)["billing_open_connections"] == 1
     peer.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     peer.sock.close()  # RST
