@@ -377,10 +377,6 @@ public nonisolated struct Billing_V1_PendingPlanChange: Sendable {
   /// When the change takes effect (the end of the current period).
   public var effectiveUnixSeconds: Int64 = 0
 
-  /// When the change was requested. Not recorded by this service yet:
-  /// always 0 (the audit log's ChangePlan entry has the time).
-  public var requestedUnixSeconds: Int64 = 0
-
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1008,7 +1004,7 @@ nonisolated extension Billing_V1_Banner: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Billing_V1_PendingPlanChange: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PendingPlanChange"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}to_plan\0\u{3}effective_unix_seconds\0\u{3}requested_unix_seconds\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}to_plan\0\u{3}effective_unix_seconds\0\u{b}requested_unix_seconds\0\u{c}\u{3}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1018,7 +1014,6 @@ nonisolated extension Billing_V1_PendingPlanChange: SwiftProtobuf.Message, Swift
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularEnumField(value: &self.toPlan) }()
       case 2: try { try decoder.decodeSingularInt64Field(value: &self.effectiveUnixSeconds) }()
-      case 3: try { try decoder.decodeSingularInt64Field(value: &self.requestedUnixSeconds) }()
       default: break
       }
     }
@@ -1031,16 +1026,12 @@ nonisolated extension Billing_V1_PendingPlanChange: SwiftProtobuf.Message, Swift
     if self.effectiveUnixSeconds != 0 {
       try visitor.visitSingularInt64Field(value: self.effectiveUnixSeconds, fieldNumber: 2)
     }
-    if self.requestedUnixSeconds != 0 {
-      try visitor.visitSingularInt64Field(value: self.requestedUnixSeconds, fieldNumber: 3)
-    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Billing_V1_PendingPlanChange, rhs: Billing_V1_PendingPlanChange) -> Bool {
     if lhs.toPlan != rhs.toPlan {return false}
     if lhs.effectiveUnixSeconds != rhs.effectiveUnixSeconds {return false}
-    if lhs.requestedUnixSeconds != rhs.requestedUnixSeconds {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
