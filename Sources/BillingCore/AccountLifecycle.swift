@@ -93,7 +93,9 @@ public struct AccountLifecycle: Sendable, Hashable {
         return trialEndsAt == nil ? .active : .trial
     }
 
-    /// Whether `Debit` and `Quote` answer `ACCOUNT_PAUSED`.
+    /// Whether new runs are paused (`Debit` and `Quote` answer
+    /// `ACCOUNT_PAUSED`; after a trial's end, a run already counted this
+    /// period goes on — `LedgerState.decide`).
     public var runsPaused: Bool { pauseReason != nil }
 
     /// When the oldest unpaid invoice's payment failed.

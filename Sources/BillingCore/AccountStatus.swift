@@ -6,7 +6,9 @@ public enum AccountStatus: String, Sendable, Hashable, CaseIterable {
     case pastDue = "PAST_DUE"
 }
 
-/// Why new runs are paused (`Debit` and `Quote` answer `ACCOUNT_PAUSED`).
+/// Why new runs are paused (`Debit` and `Quote` answer `ACCOUNT_PAUSED`: after
+/// a trial's end for a run not yet counted this period, past a grace for every
+/// debit).
 /// The raw value is the stable name the API and the journal use.
 public enum PauseReason: String, Sendable, Hashable, CaseIterable {
     /// The trial ended without a payment method. Adding one (→ Active Pro)

@@ -66,12 +66,14 @@ extension LedgerState {
         let samePeriod = period.start == book.periodStart
         // No run: a Quote asking about a new one (every Debit names its run).
         let newRun = command.runID.isEmpty || !(samePeriod && book.runsInPeriod.contains(command.runHash))
-        // A pause stops new runs; a run already counted this period (begun
-        // before the trial ended or the grace ran out) reports the rest of
-        // its usage, drawn from credits as before (a trial never accrues
-        // overage).
+        // A trial's end pauses new runs: a run already counted this period
+        // (begun before the end) reports the rest of its usage, from credits
+        // only (a trial never accrues overage). Past a past-due invoice's
+        // grace every debit is refused: the account owes money, and a run
+        // going on would accrue overage without bound until the period closed.
         let mayBeDue = book.lifecycle.trialEndsAt != nil || !book.lifecycle.pastDueInvoices.isEmpty
-        if newRun, let pause = book.lifecycle.pauseReason ?? (mayBeDue ? book.lifecycle.pause(at: now) : nil) {
+        if let pause = book.lifecycle.pauseReason ?? (mayBeDue ? book.lifecycle.pause(at: now) : nil),
+           newRun || pause != .trialEndedWithoutPaymentMethod {
             return .debitRefused(Self.refusal(command, .accountPaused, detail: "new runs are paused: \(pause.remedy)"))
         }
         // After the period's end, before the tick closes it, a downgrade due

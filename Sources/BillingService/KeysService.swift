@@ -76,6 +76,7 @@ final class KeysService: Sendable {
         guard !requested.isEmpty else {
             throw GRPCStatus(.invalidArgument, "at least one scope is required", reason: "MISSING_FIELD", metadata: ["field": "scopes"])
         }
+        guard requested.count <= Billing_V1_CreateApiKeyRequest.maxScopes else { throw Billing_V1_CreateApiKeyRequest.tooManyScopes }
         for scope in requested where Scope(rawValue: scope) == nil {
             throw GRPCStatus(.invalidArgument, "unknown scope \(scope.prefix(64)); scopes are metering:write, metering:read, accounts:admin",
                              reason: "INVALID_FIELD", metadata: ["field": "scopes"])

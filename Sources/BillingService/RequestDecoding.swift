@@ -155,12 +155,13 @@ extension Billing_V1_GetUsageRequest: WireCounted {
                                           reason: "INVALID_FIELD", metadata: ["field": "group_by"])
 
     static func checkCounts(_ bytes: UnsafeRawBufferPointer) throws(GRPCStatus) {
-        try WireScan.countScalars(ProtobufReader(bytes), field: 4, limit: maxGroups, refusal: tooManyGroups)
+        try WireScan.countVarints(ProtobufReader(bytes), field: 4, limit: maxGroups, refusal: tooManyGroups)
     }
 }
 
 extension Billing_V1_CreateApiKeyRequest: WireCounted {
-    /// Three scopes, each named at most a few times.
+    /// Three scopes, each named at most a few times (`KeysService.scopes`
+    /// refuses more too: one limit, whether counted here or decoded).
     static let maxScopes = 16
     static let tooManyScopes = GRPCStatus(.invalidArgument, "at most \(maxScopes) scopes; scopes are metering:write, metering:read, accounts:admin",
                                           reason: "INVALID_FIELD", metadata: ["field": "scopes"])
@@ -204,7 +205,10 @@ enum WireScan {
     static let group = GRPCStatus(.invalidArgument, "the message holds a group, which no request of this API has",
                                   reason: "MALFORMED_MESSAGE")
 
-    /// How many times `field` occurs; throws `refusal` past `limit`.
+    /// How many times `field`, a length-delimited one (a message or a
+    /// string), occurs; throws `refusal` past `limit`. The field with
+    /// another wire type is not counted: the decoder keeps it as an unknown
+    /// field, not an entry.
     @discardableResult
     static func count(_ message: ProtobufReader, field: Int, limit: Int, refusal: GRPCStatus) throws(GRPCStatus) -> Int {
         var reader = message
@@ -212,24 +216,25 @@ enum WireScan {
         while !reader.isAtEnd {
             guard let (found, wire) = reader.tag() else { return seen }
             try skip(wire, in: &reader)
-            guard found == field else { continue }
+            guard found == field, wire == 2 else { continue }
             seen += 1
             guard seen <= limit else { throw refusal }
         }
         return seen
     }
 
-    /// How many values a repeated scalar `field` holds, packed (a
-    /// length-delimited run of varints, counted by their last bytes) or not;
+    /// How many values a repeated varint `field` (an enum) holds, packed (a
+    /// length-delimited run of varints, counted by their last bytes) or not
+    /// (wire type 0; other wire types the decoder keeps as unknown fields);
     /// throws `refusal` past `limit`.
-    static func countScalars(_ message: ProtobufReader, field: Int, limit: Int, refusal: GRPCStatus) throws(GRPCStatus) {
+    static func countVarints(_ message: ProtobufReader, field: Int, limit: Int, refusal: GRPCStatus) throws(GRPCStatus) {
         var reader = message
         var seen = 0
         while !reader.isAtEnd {
             guard let (found, wire) = reader.tag() else { return }
             guard found == field, wire == 2 else {
                 try skip(wire, in: &reader)
-                if found == field { seen += 1 }
+                if found == field && wire == 0 { seen += 1 }
                 guard seen <= limit else { throw refusal }
                 continue
             }

@@ -62,7 +62,8 @@ import Testing
         #expect(result.crashes > 0, "seed \(seed): no crash")
         #expect(faults > 0, "seed \(seed): no journal fault was injected")
         #expect(accepted > minAccepted, "seed \(seed): only \(accepted) debits accepted")
-        #expect(reasons.isSuperset(of: ["ACCOUNT_NOT_FOUND", "WORKSPACE_LIMIT", "RUN_QUOTA_EXCEEDED", "INSUFFICIENT_CREDITS"]),
+        #expect(reasons.isSuperset(of: ["ACCOUNT_NOT_FOUND", "ACCOUNT_PAUSED", "WORKSPACE_LIMIT", "RUN_QUOTA_EXCEEDED",
+                                        "INSUFFICIENT_CREDITS"]),
                 "seed \(seed): refusal reasons seen: \(reasons.sorted())")
         #expect(result.record.attempts.contains { $0.outcome.isKeyReused }, "seed \(seed): no key reused")
         #expect(result.record.attempts.contains { $0.outcome.isFailure }, "seed \(seed): no call failed")

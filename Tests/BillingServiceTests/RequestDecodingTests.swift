@@ -233,14 +233,24 @@ import Testing
         #expect(Self.reason(Billing_V1_GetUsageRequest.self, packed([0x81, 0x01, 0x82, 0x01, 0x83, 0x01, 0x01])) == "INVALID_FIELD")
         let huge = [0x0A, 0x01, 0x61, 0x22, 0x80, 0x80, 0x80, 0x02] + Array(repeating: UInt8(1), count: 4 << 20)
         #expect(Self.reason(Billing_V1_GetUsageRequest.self, huge) == "INVALID_FIELD")
+        // The field with a wire type it is not decoded from is an unknown field, not counted.
+        let fixed32: [UInt8] = [0x25, 0, 0, 0, 0]
+        let unknown = packed([1, 2, 3]) + fixed32
+        #expect(Self.reason(Billing_V1_GetUsageRequest.self, unknown) == nil)
+        #expect(try Billing_V1_GetUsageRequest(serializedBytes: unknown).groupBy.count == 3)
     }
 
     @Test func anAPIKeysScopesAndAContractsCustomLinesAreCountedToo() throws {
         var key = Billing_V1_CreateApiKeyRequest()
         key.scopes = Array(repeating: "metering:read", count: 16)
         #expect(Self.reason(Billing_V1_CreateApiKeyRequest.self, try key.serializedBytes()) == nil)
-        key.scopes.append("")
+        key.scopes.append("metering:read")
         #expect(Self.reason(Billing_V1_CreateApiKeyRequest.self, try key.serializedBytes()) == "INVALID_FIELD")
+        // The handler refuses the same 17 (decoded by SwiftProtobuf, not counted here).
+        #expect(throws: GRPCStatus.self) { try KeysService.scopes(key.scopes) }
+        #expect(try KeysService.scopes(Array(key.scopes.dropLast())) == ["metering:read"])
+        // A scopes field of another wire type is no scope.
+        #expect(Self.reason(Billing_V1_CreateApiKeyRequest.self, Array(repeating: [0x10, 0x01] as [UInt8], count: 40).flatMap { $0 }) == nil)
         var contract = Billing_V1_SetEnterpriseContractRequest()
         contract.contract.customInvoiceLines = Array(repeating: Billing_V1_CustomInvoiceLine(), count: 20)
         let twenty: [UInt8] = try contract.serializedBytes()

@@ -20,7 +20,11 @@ struct Workload {
 
     var rng: SplitMix64
     var accounts: [Account] = []
-    private var runs: [String: [String]] = [:]
+    private var runs: [String: [(name: String, startedAt: Int64)]] = [:]
+    /// Seconds the workload has moved the clock, and when each account was
+    /// asked for on that count: a trial's end is 14 days after.
+    private var elapsed: Int64 = 0
+    private var createdAt: [String: Int64] = [:]
     /// Every request issued, the first one of each key first.
     private(set) var issued: [DebitCommand] = []
     private var nextKey = 0
@@ -35,6 +39,7 @@ struct Workload {
         let plan = rng.pick(["free", "free", "trial", "trial", "pro", "pro", "pro", "enterprise"])
         let account = Account(id: "acct-\(nextAccount)", plan: plan)
         nextAccount += 1
+        createdAt[account.id] = elapsed
         accounts.append(account)
         return account
     }
@@ -81,6 +86,7 @@ struct Workload {
             case 70..<95: rng.int64(60...1_800)
             default: rng.int64(5 * 1_440...35 * 1_440)
             }
+            elapsed += minutes * 60
             return .advanceClock(seconds: minutes * 60)
         }
     }
@@ -118,13 +124,19 @@ struct Workload {
         let workspace = account.plan == "free" && !rng.chance(0.12) ? "ws-0" : "ws-\(rng.int(0...3))"
         var accountRuns = runs[account.id] ?? []
         let run: String
-        if accountRuns.isEmpty || rng.chance(0.25) {
+        // After a trial's end (as the workload counts time), mostly a run
+        // begun before it: it may go on, new ones are paused.
+        let trialEnd = account.plan == "trial" ? createdAt[account.id].map { $0 + 14 * 86_400 } : nil
+        let beforeEnd = trialEnd.map { end in elapsed >= end ? accountRuns.filter { $0.startedAt < end } : [] } ?? []
+        if !beforeEnd.isEmpty, rng.chance(0.6) {
+            run = beforeEnd[rng.int(max(0, beforeEnd.count - 6)...beforeEnd.count - 1)].name
+        } else if accountRuns.isEmpty || rng.chance(0.25) {
             run = "run-\(nextRun)"
             nextRun += 1
-            accountRuns.append(run)
+            accountRuns.append((run, elapsed))
             runs[account.id] = accountRuns
         } else {
-            run = accountRuns[rng.int(max(0, accountRuns.count - 6)...accountRuns.count - 1)]
+            run = accountRuns[rng.int(max(0, accountRuns.count - 6)...accountRuns.count - 1)].name
         }
         let items = (0..<rng.int(1...3)).map { _ in lineItem() }
         do {
