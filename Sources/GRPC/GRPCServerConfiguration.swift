@@ -1,11 +1,13 @@
 public import HTTP2
 import Synchronization
 
-/// Request bytes buffered across every connection of a server (each
-/// connection's own count is bounded too): the connection whose bytes pass
-/// the limit is closed (GOAWAY `ENHANCE_YOUR_CALM`), so many connections
-/// each under their own limit cannot together exhaust memory.
-public final class RequestBufferBudget: Sendable {
+/// Bytes held across every connection of a server (each connection's own
+/// count is bounded too), so many connections each under their own limit
+/// cannot together exhaust memory: request bytes buffered (the connection
+/// whose bytes pass the limit is closed, GOAWAY `ENHANCE_YOUR_CALM`), or
+/// answers queued for peers that do not read them (an answer that would
+/// pass the limit is refused, `RESPONSES_NOT_READ`).
+public final class BufferBudget: Sendable {
     public let limit: Int
     private let held = Atomic<Int>(0)
 
@@ -33,7 +35,14 @@ public struct GRPCServerConfiguration: Sendable {
     public var maxBufferedRequestBytes: Int = 64 << 20
     /// The server-wide bound on buffered request bytes, shared by its
     /// connections (nil: none, as in tests of one connection).
-    public var requestBuffer: RequestBufferBudget?
+    public var requestBuffer: BufferBudget?
+    /// Answer bytes a connection may hold queued for a peer that does not
+    /// take them (its flow-control windows shut): past it an answer is
+    /// refused, RESOURCE_EXHAUSTED `RESPONSES_NOT_READ`, its bytes dropped
+    /// (a connection holding nothing always gets its answer).
+    public var maxHeldResponseBytes: Int = 64 << 20
+    /// The server-wide bound on those bytes (nil: none).
+    public var responseBuffer: BufferBudget?
     /// Handlers a connection may have running, including ones whose streams the
     /// client already reset (their tasks are cancelled but may still be
     /// finishing). Bounds the work a rapid-reset client can queue.

@@ -254,6 +254,10 @@ extension GRPCServerConnection {
         guard !isClosed, let call = calls[streamID], !call.responded else { return }
         switch outcome {
         case .success(let response):
+            if let refusal = unreadAnswersRefusal(adding: response.count) {
+                sendStatus(streamID, refusal)
+                break
+            }
             call.responded = true
             call.answeredNanos = loop.nowNanos
             cancelTimer(call)
@@ -266,6 +270,28 @@ extension GRPCServerConnection {
             sendStatus(streamID, status)
         }
         host?.connectionHasOutput()
+    }
+
+    /// An answer of `count` bytes refused because the peer is not taking
+    /// those queued before it (its flow-control windows kept shut): this
+    /// connection's would pass `maxHeldResponseBytes`, or the server's
+    /// `responseBuffer`. A connection holding none always gets its answer
+    /// (any one answer fits a stock client's 4 MiB). The handler's work is
+    /// done (a debit is recorded: `GetDebit` settles it, as after a deadline).
+    func unreadAnswersRefusal(adding count: Int) -> GRPCStatus? {
+        let held = http2.heldBodyBytes
+        guard held > 0 else { return nil }
+        let limit: Int
+        if held + count > configuration.maxHeldResponseBytes {
+            limit = configuration.maxHeldResponseBytes
+        } else if let budget = configuration.responseBuffer, budget.used + count > budget.limit {
+            limit = budget.limit
+        } else {
+            return nil
+        }
+        return GRPCStatus(.resourceExhausted,
+                          "\(held) bytes of answers wait for this connection's client to read them (limit \(limit)); read them, then retry",
+                          reason: "RESPONSES_NOT_READ", metadata: ["held_bytes": String(held), "limit_bytes": String(limit)])
     }
 
     /// Ends the calls whose request has not finished arriving
@@ -295,6 +321,15 @@ extension GRPCServerConnection {
                         sendStatus(streamID, callTimedOut(cap))
                         expired += 1
                     }
+                    continue
+                }
+                // An answer still not taken at the server's call limit (a
+                // peer opening its window a byte at a time, to keep it
+                // "moving"): its stream is reset and its bytes dropped.
+                if let cap = configuration.maxCallNanos, now &- call.startedNanos > cap, http2.sentResponseBytes(streamID) != nil {
+                    http2.resetStream(streamID, errorCode: 0x8)  // CANCEL
+                    forget(streamID)
+                    expired += 1
                     continue
                 }
                 // Still moving (a large answer to a slow reader): not stuck.

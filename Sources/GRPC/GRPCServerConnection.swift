@@ -80,9 +80,13 @@ public final class GRPCServerConnection {
         }
     }
 
+    /// Bytes of answers queued for the peer (see `unreadAnswersRefusal`).
+    public var heldResponseBytes: Int { http2.heldBodyBytes }
+
     public init(router: GRPCRouter, configuration: GRPCServerConfiguration, loop: any GRPCLoop,
                 peer: String, logger: Logger) throws {
         self.http2 = try HTTP2Session(role: .server, limits: configuration.http2)
+        if let budget = configuration.responseBuffer { http2.heldBodyBytesChanged = { budget.add($0) } }
         self.router = router
         self.configuration = configuration
         self.loop = loop

@@ -34,9 +34,20 @@ public final class HTTP2Session {
     /// Its stream, or 0 when no block is being received.
     var currentBlockStream: Int32 = 0
     /// Response/request bodies being sent, by stream (read by the data provider).
-    var outbound: [Int32: OutboundBody] = [:]
+    var outbound = OutboundBodies()
     /// Response bodies queued (tests: none may outlive its stream).
     public var queuedResponseCount: Int { outbound.count }
+    /// Bytes the queued bodies hold: a body is held whole until its last
+    /// byte is handed to nghttp2 or its stream closes — for a peer that
+    /// keeps its flow-control windows shut, for as long as it likes.
+    public var heldBodyBytes: Int { outbound.heldBytes }
+    /// Told of every change of `heldBodyBytes` (its delta), and of the
+    /// release of what is still held when the session goes: a server-wide
+    /// budget's count.
+    public var heldBodyBytesChanged: (@Sendable (Int) -> Void)? {
+        get { outbound.changed }
+        set { outbound.changed = newValue }
+    }
     /// The first abuse or callback failure seen inside a C callback; thrown
     /// by `receive` once nghttp2 returns.
     var callbackError: HTTP2Error?
@@ -56,6 +67,34 @@ public final class HTTP2Session {
     /// without ever reading a response).
     public func streamFailed(_ streamID: Int32) -> Bool {
         !streamsInError.isEmpty && streamsInError.contains(streamID)
+    }
+
+    /// The bodies by stream, and the bytes they hold between them.
+    struct OutboundBodies {
+        private var bodies: [Int32: OutboundBody] = [:]
+        private(set) var heldBytes = 0
+        var changed: (@Sendable (Int) -> Void)?
+
+        subscript(streamID: Int32) -> OutboundBody? {
+            get { bodies[streamID] }
+            set {
+                let delta = (newValue?.bytes.count ?? 0) - (bodies[streamID]?.bytes.count ?? 0)
+                bodies[streamID] = newValue
+                if delta != 0 {
+                    heldBytes += delta
+                    changed?(delta)
+                }
+            }
+        }
+
+        var count: Int { bodies.count }
+
+        mutating func removeAll() {
+            let held = heldBytes
+            bodies.removeAll()
+            heldBytes = 0
+            if held != 0 { changed?(-held) }
+        }
     }
 
     struct OutboundBody {
@@ -171,6 +210,7 @@ public final class HTTP2Session {
 
     deinit {
         nghttp2_session_del(session)
+        if outbound.heldBytes != 0 { outbound.changed?(-outbound.heldBytes) }
     }
 
     // MARK: Bytes in, events out
@@ -256,6 +296,13 @@ public final class HTTP2Session {
 
     // MARK: Streams and connection control
 
+    /// Lets the peer send `increment` more bytes on `streamID` (WINDOW_UPDATE;
+    /// for sessions whose windows are not opened automatically).
+    public func openWindow(streamID: Int32, by increment: Int32) throws {
+        let rc = nghttp2_submit_window_update(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, increment)
+        guard rc == 0 else { throw HTTP2Error.submitFailed("window_update(\(streamID)): \(Self.describe(rc))") }
+    }
+
     /// Resets one stream (RST_STREAM with `errorCode`, e.g. 0x8 CANCEL).
     public func resetStream(_ streamID: Int32, errorCode: UInt32) {
         outbound[streamID] = nil
@@ -312,8 +359,11 @@ public final class HTTP2Session {
     }
 
     /// Ends the connection at once with GOAWAY(errorCode).
+    /// Ends the session with GOAWAY(`errorCode`); the bodies still queued
+    /// will not be sent and are dropped.
     public func terminate(errorCode: UInt32) {
         _ = nghttp2_session_terminate_session(session, errorCode)
+        outbound.removeAll()
     }
 
     static func describe(_ code: Int32) -> String {

@@ -78,6 +78,9 @@ struct Serve: ParsableCommand {
     @Option(help: "MiB of request bytes buffered across all connections; the connection passing it is closed (1...1048576).")
     var maxBufferedRequestMib: Int = 1024
 
+    @Option(help: "MiB of answers queued for clients that do not read them (flow-control windows kept shut), across all connections, and per connection at most 64; past it an answer is refused, RESOURCE_EXHAUSTED RESPONSES_NOT_READ (1...1048576).")
+    var maxHeldResponseMib: Int = 1024
+
     @Option(help: "On SIGTERM/SIGINT, let calls in flight finish for up to this many seconds (0...3600).")
     var drainSeconds: Int = 10
 
@@ -155,6 +158,9 @@ struct Serve: ParsableCommand {
         guard (1...1 << 20).contains(maxBufferedRequestMib) else {
             throw ValidationError("--max-buffered-request-mib must be 1...\(1 << 20)")
         }
+        guard (1...1 << 20).contains(maxHeldResponseMib) else {
+            throw ValidationError("--max-held-response-mib must be 1...\(1 << 20)")
+        }
         // One largest message must fit, or a valid request would close its
         // connection (ENHANCE_YOUR_CALM) instead of being served.
         guard maxBufferedRequestMib << 20 >= maxMessageBytes + 5 else {
@@ -218,7 +224,9 @@ struct Serve: ParsableCommand {
         configuration.idleTimeoutNanos = UInt64(idleTimeoutSeconds) * 1_000_000_000
         configuration.requestTimeoutNanos = UInt64(requestTimeoutSeconds) * 1_000_000_000
         configuration.grpc.maxCallNanos = UInt64(maxCallSeconds) * 1_000_000_000
-        configuration.grpc.requestBuffer = RequestBufferBudget(limit: maxBufferedRequestMib << 20)
+        configuration.grpc.requestBuffer = BufferBudget(limit: maxBufferedRequestMib << 20)
+        configuration.grpc.responseBuffer = BufferBudget(limit: maxHeldResponseMib << 20)
+        configuration.grpc.maxHeldResponseBytes = min(configuration.grpc.maxHeldResponseBytes, maxHeldResponseMib << 20)
         configuration.grpc.maxReceiveMessageSize = maxMessageBytes
         // A connection may buffer two largest messages (64 MiB at the default 4 MiB).
         configuration.grpc.maxBufferedRequestBytes = max(configuration.grpc.maxBufferedRequestBytes, 2 * (maxMessageBytes + 5))

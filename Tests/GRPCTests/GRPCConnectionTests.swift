@@ -474,9 +474,9 @@ func echoRequestHead() -> HTTP2HeaderBlock {
 }
 
 /// Two connections whose servers share a request buffer of `limit` bytes.
-func twoConnectionsSharingABudget(of limit: Int) throws -> (Harness, Harness, RequestBufferBudget) {
+func twoConnectionsSharingABudget(of limit: Int) throws -> (Harness, Harness, BufferBudget) {
     var configuration = GRPCServerConfiguration()
-    let budget = RequestBufferBudget(limit: limit)
+    let budget = BufferBudget(limit: limit)
     configuration.requestBuffer = budget
     return (try Harness(configuration: configuration), try Harness(configuration: configuration), budget)
 }
@@ -487,7 +487,7 @@ func twoConnectionsSharingABudget(of limit: Int) throws -> (Harness, Harness, Re
 /// are given back as messages go to their handlers and when a connection
 /// closes. The budget is checked once a read's events are handled
 /// (`checkRequestBudget`, from `receive`).
-@Test func connectionsShareTheServersRequestBufferBudget() throws {
+@Test func connectionsShareTheServersBufferBudget() throws {
     let (first, second, budget) = try twoConnectionsSharingABudget(of: 1_000)
     let head = echoRequestHead()
     let headBytes = head.listSize  // the header block counts too, until the handler has the call
@@ -534,10 +534,10 @@ func twoConnectionsSharingABudget(of limit: Int) throws -> (Harness, Harness, Re
 
 /// A harness whose connection buffers `perConnection` request bytes at most,
 /// with a server-wide budget of 1,000,000 (and the configuration, for more).
-func harnessWithRequestBuffer(perConnection: Int) throws -> (Harness, RequestBufferBudget, GRPCServerConfiguration) {
+func harnessWithRequestBuffer(perConnection: Int) throws -> (Harness, BufferBudget, GRPCServerConfiguration) {
     var configuration = GRPCServerConfiguration()
     configuration.maxBufferedRequestBytes = perConnection
-    let budget = RequestBufferBudget(limit: 1_000_000)
+    let budget = BufferBudget(limit: 1_000_000)
     configuration.requestBuffer = budget
     return (try Harness(configuration: configuration), budget, configuration)
 }
@@ -592,7 +592,7 @@ func harnessWithRequestBuffer(perConnection: Int) throws -> (Harness, RequestBuf
     #expect(h.server.expireStalledRequests(olderThan: 30_000_000_000) == 1)
     #expect(h.server.openCallCount == 0)
     try h.pump()
-    #expect(h.events.contains { if case .streamClosed(id, 0x8) = $0 { true } else { false } })
+    #expect(h.events.contains { if case .streamClosed(let stream, let code) = $0 { stream == id && code == 0x8 } else { false } })
     #expect(h.server.http2.queuedResponseCount == 0)
 }
 
@@ -674,7 +674,7 @@ func harnessWithRequestBuffer(perConnection: Int) throws -> (Harness, RequestBuf
 /// connection with GOAWAY ENHANCE_YOUR_CALM, as nghttp2's own limits do.
 @Test func theRequestBufferLimitSendsGoAwayEnhanceYourCalm() throws {
     var configuration = GRPCServerConfiguration()
-    configuration.requestBuffer = RequestBufferBudget(limit: 600)  // the headers fit, not with 500 bytes more
+    configuration.requestBuffer = BufferBudget(limit: 600)  // the headers fit, not with 500 bytes more
     let h = try Harness(configuration: configuration)
     let id = try h.client.sendRequestHead(headers: [
         HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "http"), HTTP2Header(":path", "/test.Echo/Echo"),
@@ -885,4 +885,88 @@ func windowUpdateFrame(streamID: Int32, increment: UInt32) -> [UInt8] {
     #expect(h.status(id) == GRPCStatus.Code.deadlineExceeded.rawValue)
     #expect(try h.reason(id) == "CALL_TIMEOUT")
     #expect(h.parked.responders.withLock { $0.isEmpty }, "the handler ran")
+}
+
+/// A harness whose client keeps its windows shut (initial window 0, no
+/// window updates): every answer body stays queued on the server.
+func harnessThatDoesNotRead(_ configuration: GRPCServerConfiguration) throws -> Harness {
+    var limits = HTTP2Limits()
+    limits.initialStreamWindow = 0
+    limits.automaticWindowUpdates = false
+    return try Harness(configuration: configuration, clientLimits: limits)
+}
+
+/// Answers a client does not read are held up to `maxHeldResponseBytes` a
+/// connection: the next one is refused (RESOURCE_EXHAUSTED,
+/// RESPONSES_NOT_READ) and its bytes dropped, a small one that fits still
+/// goes, and what a reset stream held is given back.
+@Test func answersAClientDoesNotReadAreHeldUpToALimit() throws {
+    var configuration = GRPCServerConfiguration()
+    configuration.maxHeldResponseBytes = 250_000
+    let h = try harnessThatDoesNotRead(configuration)
+    let large = grpcFrame(Array(repeating: 7, count: 100_000))
+    let first = try h.call("/test.Echo/Inline", body: large)
+    let second = try h.call("/test.Echo/Inline", body: large)
+    #expect(h.server.heldResponseBytes == 200_000)  // (each answer's message; its 5-byte prefix is no copy)
+    #expect(h.status(first) == nil && h.status(second) == nil)  // headers out, bodies waiting
+    let third = try h.call("/test.Echo/Inline", body: large)
+    #expect(h.status(third) == GRPCStatus.Code.resourceExhausted.rawValue)
+    #expect(try h.reason(third) == "RESPONSES_NOT_READ")
+    #expect(h.server.heldResponseBytes == 200_000)
+    let small = try h.call("/test.Echo/Inline", body: grpcFrame(Array(repeating: 1, count: 1_000)))
+    #expect(h.server.heldResponseBytes == 201_000)
+    #expect(h.status(small) == nil)
+    h.client.resetStream(first, errorCode: 0x8)
+    try h.pump()
+    #expect(h.server.heldResponseBytes == 101_000)
+    let fourth = try h.call("/test.Echo/Inline", body: large)
+    #expect(h.status(fourth) == nil)
+}
+
+/// The server-wide budget: a connection holding answers is refused one
+/// that would pass it; a connection holding none still gets its answer;
+/// a connection's bytes are given back when it closes.
+@Test func connectionsShareTheServersBudgetForUnreadAnswers() throws {
+    var configuration = GRPCServerConfiguration()
+    let budget = BufferBudget(limit: 150_000)
+    configuration.responseBuffer = budget
+    let hog = try harnessThatDoesNotRead(configuration)
+    let other = try harnessThatDoesNotRead(configuration)
+    let large = grpcFrame(Array(repeating: 7, count: 100_000))
+    let held = try hog.call("/test.Echo/Inline", body: large)
+    #expect(hog.status(held) == nil && budget.used == 100_000)
+    #expect(try other.call("/test.Echo/Inline", body: large) > 0)  // holds nothing: answered
+    #expect(budget.used == 200_000)
+    let refused = try hog.call("/test.Echo/Inline", body: large)
+    #expect(hog.status(refused) == GRPCStatus.Code.resourceExhausted.rawValue)
+    #expect(try hog.reason(refused) == "RESPONSES_NOT_READ")
+    hog.server.close()
+    #expect(budget.used == 100_000)
+    other.server.close()
+    #expect(budget.used == 0)
+}
+
+/// A peer that opens its window a byte at a time keeps an answer "moving"
+/// past the stalled-response timeout; at the server's call limit the
+/// stream is reset (CANCEL) and its bytes dropped.
+@Test func anAnswerTrickledOutIsResetAtTheCallLimit() throws {
+    var configuration = GRPCServerConfiguration()
+    configuration.maxCallNanos = 60_000_000_000
+    let h = try harnessThatDoesNotRead(configuration)
+    let id = try h.call("/test.Echo/Inline", body: grpcFrame(Array(repeating: 7, count: 10_000)))
+    #expect(h.server.heldResponseBytes == 10_000)
+    for _ in 0..<5 {
+        h.loop.advance(byNanos: 11_000_000_000)
+        try h.client.openWindow(streamID: id, by: 1)
+        try h.pump()
+        #expect(h.server.expireStalledRequests(olderThan: 10_000_000_000) == 0)
+    }
+    h.loop.advance(byNanos: 11_000_000_000)  // 66 s after its headers, still trickling
+    try h.client.openWindow(streamID: id, by: 1)
+    try h.pump()
+    #expect(h.server.heldResponseBytes == 10_000)
+    #expect(h.server.expireStalledRequests(olderThan: 10_000_000_000) == 1)
+    try h.pump()
+    #expect(h.server.heldResponseBytes == 0 && h.server.openCallCount == 0)
+    #expect(h.events.contains { if case .streamClosed(let stream, let code) = $0 { stream == id && code == 0x8 } else { false } })
 }
