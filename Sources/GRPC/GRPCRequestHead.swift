@@ -5,6 +5,9 @@ import HTTP2
 struct GRPCRequestHead {
     var isPost = false
     var isGRPC = false
+    /// The content type's "+subtype" ("proto", "json"...), lowercased; nil
+    /// without one.
+    var subtype: String?
     var path = ""
     /// The path is `knownPath` (its bytes compared, no String made).
     var pathIsKnown = false
@@ -32,6 +35,10 @@ struct GRPCRequestHead {
                 isGRPC = value.count >= Self.grpcType.count
                     && value.prefix(Self.grpcType.count).elementsEqual(Self.grpcType, by: { Self.asciiLowercased($0) == $1 })
                     && (value.count == Self.grpcType.count || Self.endsGRPCType(value[value.startIndex + Self.grpcType.count]))
+                if isGRPC, value.count > Self.grpcType.count, value[value.startIndex + Self.grpcType.count] == UInt8(ascii: "+") {
+                    let rest = value.dropFirst(Self.grpcType.count + 1).prefix { $0 != UInt8(ascii: ";") }
+                    subtype = String(decoding: rest.map(Self.asciiLowercased), as: UTF8.self)
+                }
             case 12 where name.elementsEqual(Self.grpcTimeout):
                 timeout = String(decoding: value, as: UTF8.self)
             case 13 where name.elementsEqual(Self.grpcEncoding):

@@ -4,6 +4,12 @@ import Logging
 extension GRPCServerConnection {
     /// Starts the call, or refuses the stream (answered at once); whether it started.
     func startCall(streamID: Int32, headers: HTTP2HeaderBlock) -> Bool {
+        // Past the final GOAWAY already submitted: not processed, as it says
+        // (REFUSED_STREAM: the client may retry it elsewhere).
+        if http2.isPastGoAway(streamID) {
+            http2.resetStream(streamID, errorCode: 0x7)
+            return false
+        }
         let request = GRPCRequestHead(headers, knownPath: lastRoute?.path)
         guard request.isPost else {
             respondHTTP(streamID, status: "405")
@@ -15,6 +21,14 @@ extension GRPCServerConnection {
             return false
         }
         let path = request.path
+        // Messages are protobuf: "+json" (or any other codec) would be
+        // decoded as protobuf and fail as a malformed request, or worse.
+        if let subtype = request.subtype, subtype != "proto" {
+            sendStatus(streamID, GRPCStatus(.unimplemented,
+                "content-type application/grpc+\(subtype.prefix(32)) is not supported; messages are protobuf (application/grpc or application/grpc+proto)",
+                reason: "UNSUPPORTED_CONTENT_TYPE"), path: path)
+            return false
+        }
         let method: GRPCMethod
         let admission: GRPCAdmission?
         if request.pathIsKnown, let last = lastRoute {
@@ -59,7 +73,7 @@ extension GRPCServerConnection {
             return false
         }
         guard runningHandlers < configuration.maxRunningHandlersPerConnection else {
-            sendStatus(streamID, GRPCStatus(.resourceExhausted, "too many calls in progress on this connection", reason: "TOO_MANY_CALLS"), path: path)
+            sendStatus(streamID, tooManyCalls, path: path)
             return false
         }
         let call = Call(streamID: streamID, path: path, method: method, metadata: headers,
@@ -180,7 +194,17 @@ extension GRPCServerConnection {
             sendStatus(streamID, GRPCStatus(.internal, "compressed message but no grpc-encoding was sent", reason: "MALFORMED_MESSAGE"))
             return
         }
+        // Checked at the headers too, but calls admitted then whose
+        // requests complete together could pass it (twice the limit).
+        guard runningHandlers < configuration.maxRunningHandlersPerConnection else {
+            sendStatus(streamID, tooManyCalls)
+            return
+        }
         dispatch(call, request: message.bytes)
+    }
+
+    var tooManyCalls: GRPCStatus {
+        GRPCStatus(.resourceExhausted, "too many calls in progress on this connection", reason: "TOO_MANY_CALLS")
     }
 
     func dispatch(_ call: Call, request: [UInt8]) {

@@ -85,6 +85,19 @@ extension HTTP2Session {
         return streamID
     }
 
+    /// Client: the body of a stream opened by `sendRequestHead`, ending it
+    /// (tests: requests whose bodies come later).
+    public func sendBody(streamID: Int32, body: [UInt8]) throws {
+        precondition(role == .client, "sendBody on a server session")
+        outbound[streamID] = OutboundBody(bytes: body, trailers: nil)
+        var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: Self.readBody)
+        let rc = nghttp2_submit_data(session, UInt8(NGHTTP2_FLAG_END_STREAM.rawValue), streamID, &provider)
+        guard rc == 0 else {
+            outbound[streamID] = nil
+            throw HTTP2Error.submitFailed("submit_data(\(streamID)): \(Self.describe(rc))")
+        }
+    }
+
     /// Opens a stream's receive window by `bytes` (WINDOW_UPDATE): a reader
     /// that takes a response slowly (tests).
     public func grantWindow(streamID: Int32, bytes: Int32) {

@@ -296,13 +296,6 @@ public final class HTTP2Session {
 
     // MARK: Streams and connection control
 
-    /// Lets the peer send `increment` more bytes on `streamID` (WINDOW_UPDATE;
-    /// for sessions whose windows are not opened automatically).
-    public func openWindow(streamID: Int32, by increment: Int32) throws {
-        let rc = nghttp2_submit_window_update(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, increment)
-        guard rc == 0 else { throw HTTP2Error.submitFailed("window_update(\(streamID)): \(Self.describe(rc))") }
-    }
-
     /// Resets one stream (RST_STREAM with `errorCode`, e.g. 0x8 CANCEL).
     public func resetStream(_ streamID: Int32, errorCode: UInt32) {
         outbound[streamID] = nil
@@ -354,11 +347,21 @@ public final class HTTP2Session {
     /// Starts a graceful shutdown: GOAWAY naming the last stream we will
     /// serve. Streams already open finish; new ones are refused.
     public func goAway(errorCode: UInt32 = 0) {
-        _ = nghttp2_submit_goaway(
-            session, UInt8(NGHTTP2_FLAG_NONE.rawValue), lastProcessedStreamID, errorCode, nil, 0)
+        let last = lastProcessedStreamID
+        goAwayLastStreamID = min(goAwayLastStreamID, last)
+        _ = nghttp2_submit_goaway(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), last, errorCode, nil, 0)
     }
 
-    /// Ends the connection at once with GOAWAY(errorCode).
+    /// The last stream id a GOAWAY submitted names (`Int32.max`: none yet).
+    var goAwayLastStreamID = Int32.max
+
+    /// Whether a stream the peer opens is past the GOAWAY already submitted:
+    /// nghttp2 refuses such streams only once that GOAWAY is written, and a
+    /// read before then (a second read of the same turn) still delivers
+    /// them — their calls would run, then be dropped unanswered when the
+    /// GOAWAY went out, though it tells the peer they were not processed.
+    public func isPastGoAway(_ streamID: Int32) -> Bool { streamID > goAwayLastStreamID }
+
     /// Ends the session with GOAWAY(`errorCode`); the bodies still queued
     /// will not be sent and are dropped.
     public func terminate(errorCode: UInt32) {

@@ -202,10 +202,17 @@ final class Harness {
         let refused = try h.call("/test.Echo/Inline", body: grpcFrame([1]), contentType: other)
         #expect(h.headers(refused).first(":status") == "415", "\(other)")
     }
-    for grpc in ["application/grpc", "application/grpc+proto", "application/grpc+json", "application/grpc;charset=utf-8",
-                 "Application/gRPC", "application/grpc+proto; charset=utf-8"] {
+    for grpc in ["application/grpc", "application/grpc+proto", "application/grpc;charset=utf-8",
+                 "Application/gRPC", "application/grpc+proto; charset=utf-8", "application/grpc+PROTO"] {
         let served = try h.call("/test.Echo/Inline", body: grpcFrame([1]), contentType: grpc)
         #expect(h.status(served) == 0, "\(grpc)")
+    }
+    // gRPC with another codec: a gRPC status saying so (messages are protobuf;
+    // +json was decoded as protobuf and refused as malformed).
+    for codec in ["application/grpc+json", "application/grpc+JSON; charset=utf-8", "application/grpc+"] {
+        let refused = try h.call("/test.Echo/Inline", body: grpcFrame([1]), contentType: codec)
+        #expect(h.status(refused) == GRPCStatus.Code.unimplemented.rawValue, "\(codec)")
+        #expect(try h.reason(refused) == "UNSUPPORTED_CONTENT_TYPE", "\(codec)")
     }
 }
 
@@ -957,16 +964,62 @@ func harnessThatDoesNotRead(_ configuration: GRPCServerConfiguration) throws -> 
     #expect(h.server.heldResponseBytes == 10_000)
     for _ in 0..<5 {
         h.loop.advance(byNanos: 11_000_000_000)
-        try h.client.openWindow(streamID: id, by: 1)
+        h.client.grantWindow(streamID: id, bytes: 1)
         try h.pump()
         #expect(h.server.expireStalledRequests(olderThan: 10_000_000_000) == 0)
     }
     h.loop.advance(byNanos: 11_000_000_000)  // 66 s after its headers, still trickling
-    try h.client.openWindow(streamID: id, by: 1)
+    h.client.grantWindow(streamID: id, bytes: 1)
     try h.pump()
     #expect(h.server.heldResponseBytes == 10_000)
     #expect(h.server.expireStalledRequests(olderThan: 10_000_000_000) == 1)
     try h.pump()
     #expect(h.server.heldResponseBytes == 0 && h.server.openCallCount == 0)
     #expect(h.events.contains { if case .streamClosed(let stream, let code) = $0 { stream == id && code == 0x8 } else { false } })
+}
+
+/// A stream the peer opens after the final GOAWAY was submitted, read
+/// before that GOAWAY went out, is refused (REFUSED_STREAM) unprocessed:
+/// it was run, then dropped unanswered when the GOAWAY was written.
+@Test func aStreamPastTheFinalGoAwayIsRefusedUnprocessed() throws {
+    let h = try Harness()
+    let served = try h.call("/test.Echo/Inline", body: grpcFrame([1]))
+    #expect(h.status(served) == 0)
+    h.server.beginGracefulShutdown(twoStep: false)  // GOAWAY(last = 1), queued, not written yet
+    let late = try h.client.sendRequest(headers: [
+        HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "http"), HTTP2Header(":path", "/test.Echo/Inline"),
+        HTTP2Header(":authority", "localhost"), HTTP2Header("content-type", "application/grpc"), HTTP2Header("te", "trailers"),
+    ], body: grpcFrame([2]))
+    var toServer: [UInt8] = []
+    try h.client.drainOutput(into: &toServer)
+    try h.loop.drive { try toServer.withUnsafeBytes { try h.server.receive($0) } }
+    #expect(h.server.openCallCount == 0)
+    try h.pump()
+    #expect(h.status(late) == nil)
+    #expect(h.events.contains { if case .streamClosed(let stream, let code) = $0 { stream == late && code == 0x7 } else { false } })
+    #expect(h.events.contains { if case .goAway = $0 { true } else { false } })
+}
+
+/// Calls admitted at their headers while under the running-handler limit,
+/// whose requests then complete together, do not run past it: the limit
+/// is checked again when a request is complete.
+@Test func callsAdmittedUnderTheRunningLimitDoNotRunPastIt() throws {
+    var configuration = GRPCServerConfiguration()
+    configuration.maxRunningHandlersPerConnection = 2
+    let h = try Harness(configuration: configuration)
+    let headers = [
+        HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "http"), HTTP2Header(":path", "/test.Echo/DeferredLater"),
+        HTTP2Header(":authority", "localhost"), HTTP2Header("content-type", "application/grpc"), HTTP2Header("te", "trailers"),
+    ]
+    let parked = try h.call("/test.Echo/DeferredLater", body: grpcFrame([5]))  // one running
+    let waiting = try (0..<3).map { _ in try h.client.sendRequestHead(headers: headers) }
+    try h.pump()
+    #expect(waiting.allSatisfy { h.status($0) == nil })  // all three admitted (one handler running)
+    for id in waiting { try h.client.sendBody(streamID: id, body: grpcFrame([1])) }
+    try h.pump()
+    #expect(h.parked.responders.withLock { $0.count } == 2)  // the limit: two running
+    let refused = waiting.filter { h.status($0) == GRPCStatus.Code.resourceExhausted.rawValue }
+    #expect(refused.count == 2)
+    #expect(try refused.allSatisfy { try h.reason($0) == "TOO_MANY_CALLS" })
+    #expect(h.status(parked) == nil)
 }
