@@ -12,6 +12,11 @@ final class ServerState: Sendable {
     let router: GRPCRouter
     let loops: [EventLoop]
     let openConnections = Atomic<Int>(0)
+    /// Connections refused at the limit since the last log line about it,
+    /// and when that line was written: one line a second at most (a client
+    /// connecting in a loop wrote a line per attempt, ~11,000 a second).
+    let refusedAtLimit = Atomic<Int>(0)
+    let refusalLoggedNanos = Atomic<UInt64>(0)
     private let accepted = Atomic<UInt>(0)
 
     init(configuration: ServerConfiguration, router: GRPCRouter, loops: [EventLoop]) {
@@ -193,7 +198,15 @@ public final class GRPCServer: Sendable {
                 return
             }
             guard state.tryOpenConnection() else {
-                loop.logger.warning("connection limit reached; refusing", metadata: ["limit": "\(state.configuration.maxConnections)"])
+                state.refusedAtLimit.add(1, ordering: .relaxed)
+                let now = loop.nowNanos
+                let logged = state.refusalLoggedNanos.load(ordering: .relaxed)
+                if logged == 0 || now &- logged >= 1_000_000_000,
+                   state.refusalLoggedNanos.compareExchange(expected: logged, desired: now, ordering: .relaxed).exchanged {
+                    let refused = state.refusedAtLimit.exchange(0, ordering: .relaxed)
+                    loop.logger.warning("connection limit reached; refusing new connections (one line a second at most)",
+                                        metadata: ["limit": "\(state.configuration.maxConnections)", "refused": "\(refused)"])
+                }
                 Glibc.close(fd)
                 continue
             }

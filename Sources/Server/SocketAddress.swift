@@ -22,6 +22,14 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
 
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 
+    /// Whether the host is a numeric IPv4 or IPv6 address (the only kind a
+    /// server binds: no name is looked up).
+    public var isNumeric: Bool {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        return inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1
+    }
+
     /// Calls `body` with a sockaddr for this address; nil when the host is
     /// not a numeric IPv4 or IPv6 address.
     func withSockAddr<R>(_ body: (UnsafePointer<sockaddr>, socklen_t, Int32) throws -> R) throws -> R? {

@@ -34,7 +34,7 @@ struct Call: ParsableCommand {
     @Option(help: "Use TLS, trusting this CA (PEM) for the server certificate.")
     var tlsCa: String?
 
-    @Option(help: "Deadline in milliseconds (1...99999999).")
+    @Option(parsing: .unconditional, help: "Deadline in milliseconds (1...99999999).")
     var timeoutMillis: Int32 = 10_000
 
     @Flag(help: "List the methods this command knows.")

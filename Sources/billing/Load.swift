@@ -28,13 +28,13 @@ struct Load: ParsableCommand {
     @Option(help: "Use TLS, trusting this CA (PEM) for the server certificate.")
     var tlsCa: String?
 
-    @Option(help: "HTTP/2 connections, all driven from one thread (as h2load) (1...1024).")
+    @Option(parsing: .unconditional, help: "HTTP/2 connections, all driven from one thread (as h2load) (1...1024).")
     var connections: Int = 4
 
-    @Option(help: "Calls in flight per connection (1...1024).")
+    @Option(parsing: .unconditional, help: "Calls in flight per connection (1...1024).")
     var streams: Int = 32
 
-    @Option(help: "Stop after this many seconds (1...3600).")
+    @Option(parsing: .unconditional, help: "Stop after this many seconds (1...3600).")
     var duration: Int = 10
 
     @Option(parsing: .unconditional, help: "Stop after this many calls in all (0: no count bound; at least 0).")
@@ -46,16 +46,16 @@ struct Load: ParsableCommand {
     @Option(help: "RPC mix as name:weight pairs (weights 0...100) from debit, quote, batch, cost, usage.")
     var mix: String = "debit:1"
 
-    @Option(help: "Debits per DebitBatch call (1...8192).")
+    @Option(parsing: .unconditional, help: "Debits per DebitBatch call (1...8192).")
     var batchSize: Int = 100
 
-    @Option(help: "Accounts to provision and spread the load over (1...100000).")
+    @Option(parsing: .unconditional, help: "Accounts to provision and spread the load over (1...100000).")
     var accounts: Int = 100
 
-    @Option(help: "Agents per account (1...10000).")
+    @Option(parsing: .unconditional, help: "Agents per account (1...10000).")
     var agents: Int = 10
 
-    @Option(help: "Credits granted to each provisioned account, in micro-dollars (1 to 10^15).")
+    @Option(parsing: .unconditional, help: "Credits granted to each provisioned account, in micro-dollars (1 to 10^15).")
     var creditsMicros: Int64 = 1_000_000_000_000
 
     @Flag(help: "Print the summary as JSON (progress lines go to standard error).")

@@ -24,7 +24,7 @@ struct Serve: ParsableCommand {
             then the process exits 0.
             """)
 
-    @Option(help: "Address to listen on, host:port with a numeric IPv4 or [IPv6] host. Port 0 picks a free port.")
+    @Option(help: "Address to listen on, host:port with a numeric IPv4 or [IPv6] host (no names; an empty host, \":50051\", is 0.0.0.0: every interface). Port 0 picks a free port.")
     var listen: String = "127.0.0.1:50051"
 
     @Option(help: "SQLite database file of the ledger (journal and checkpoints); created if missing.")
@@ -39,10 +39,10 @@ struct Serve: ParsableCommand {
     @Option(help: "SQLite synchronous mode of the journal: full (an acknowledged debit survives power loss) or normal (survives a process crash, not power loss).")
     var synchronous: SynchronousOption = .full
 
-    @Option(help: "Write a checkpoint of the ledger every this many journal entries (1 to 1,000,000,000). The debits since the last two checkpoints are kept in memory for idempotent retries; older ones are read from SQLite.")
+    @Option(parsing: .unconditional, help: "Write a checkpoint of the ledger every this many journal entries (1 to 1,000,000,000). The debits since the last two checkpoints are kept in memory for idempotent retries; older ones are read from SQLite.")
     var checkpointEvery: Int = 100_000
 
-    @Option(help: "Memory for the filter that tells a new idempotency key from a seen one without reading SQLite, in MiB, 1 to 4096 (a power of two is used; 16: ~0.3% needless reads at 10 million keys).")
+    @Option(parsing: .unconditional, help: "Memory for the filter that tells a new idempotency key from a seen one without reading SQLite, in MiB, 1 to 4096 (a power of two is used; 16: ~0.3% needless reads at 10 million keys).")
     var keyFilterMib: Int = 16
 
     @Option(help: "PEM certificate chain; with --tls-key, serve TLS 1.2+/1.3 with ALPN h2.")
@@ -54,34 +54,34 @@ struct Serve: ParsableCommand {
     @Option(help: "PEM CA bundle; when set, clients must present a certificate it signed (mTLS).")
     var tlsClientCa: String?
 
-    @Option(help: "Event-loop threads, 1...256 (default: one per core, at most 256).")
+    @Option(parsing: .unconditional, help: "Event-loop threads, 1...256 (default: one per core, at most 256).")
     var threads: Int?
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
-    @Option(help: "Largest request message accepted, in bytes (1 to 67108864); larger ones get RESOURCE_EXHAUSTED.")
+    @Option(parsing: .unconditional, help: "Largest request message accepted, in bytes (1 to 67108864); larger ones get RESOURCE_EXHAUSTED.")
     var maxMessageBytes: Int = 4 << 20
 
-    @Option(help: "Most open connections (1 to 1000000); more are closed at accept. The open-file limit is raised to its hard limit at start (a warning if that allows fewer); out of descriptors, accepting pauses 100 ms at a time.")
+    @Option(parsing: .unconditional, help: "Most open connections (1 to 1000000); more are closed at accept. The open-file limit is raised to its hard limit at start (a warning if that allows fewer); out of descriptors, accepting pauses 100 ms at a time.")
     var maxConnections: Int = 10_000
 
-    @Option(help: "Close connections idle (no call in progress) this many seconds (1...604800).")
+    @Option(parsing: .unconditional, help: "Close connections idle (no call in progress) this many seconds (1...604800).")
     var idleTimeoutSeconds: Int = 300
 
-    @Option(help: "End a call whose request message has not fully arrived this many seconds after its headers (1...86400).")
+    @Option(parsing: .unconditional, help: "End a call whose request message has not fully arrived this many seconds after its headers (1...86400).")
     var requestTimeoutSeconds: Int = 30
 
-    @Option(help: "End a call still running this many seconds after its headers, whatever its grpc-timeout (1...86400): DEADLINE_EXCEEDED, reason CALL_TIMEOUT.")
+    @Option(parsing: .unconditional, help: "End a call still running this many seconds after its headers, whatever its grpc-timeout (1...86400): DEADLINE_EXCEEDED, reason CALL_TIMEOUT.")
     var maxCallSeconds: Int = 300
 
-    @Option(help: "MiB of request bytes buffered across all connections; the connection passing it is closed (1...1048576).")
+    @Option(parsing: .unconditional, help: "MiB of request bytes buffered across all connections; the connection passing it is closed (1...1048576).")
     var maxBufferedRequestMib: Int = 1024
 
-    @Option(help: "MiB of answers queued for clients that do not read them (flow-control windows kept shut), across all connections, and per connection at most 64; past it an answer is refused, RESOURCE_EXHAUSTED RESPONSES_NOT_READ (1...1048576).")
+    @Option(parsing: .unconditional, help: "MiB of answers queued for clients that do not read them (flow-control windows kept shut), across all connections, and per connection at most 64; past it an answer is refused, RESOURCE_EXHAUSTED RESPONSES_NOT_READ (1...1048576).")
     var maxHeldResponseMib: Int = 1024
 
-    @Option(help: "On SIGTERM/SIGINT, let calls in flight finish for up to this many seconds (0...3600).")
+    @Option(parsing: .unconditional, help: "On SIGTERM/SIGINT, let calls in flight finish for up to this many seconds (0...3600).")
     var drainSeconds: Int = 10
 
     @Option(help: "Serve Prometheus metrics (HTTP/1.1 GET /metrics) on this host:port; off when not given.")
@@ -108,10 +108,10 @@ struct Serve: ParsableCommand {
     @Flag(help: "Run on a test clock: it starts at the real time and moves only through Admin AdvanceClock, which processes every due trial end, period end and grace end in order. For tests and demos, never production.")
     var testClock = false
 
-    @Option(help: "Credits a new account's trial starts with, in micro-dollars (0 to 1000000000000; default $10).")
+    @Option(parsing: .unconditional, help: "Credits a new account's trial starts with, in micro-dollars (0 to 1000000000000; default $10).")
     var trialCreditMicros: Int64 = 10_000_000
 
-    @Option(help: "Days runs continue after a failed invoice payment before they pause (0 to 365).")
+    @Option(parsing: .unconditional, help: "Days runs continue after a failed invoice payment before they pause (0 to 365).")
     var graceDays: Int = 7
 
     @Flag(help: "Register billing.v1.Testing (Echo with a delay) for transport tests. Never in production.")
@@ -140,8 +140,8 @@ struct Serve: ParsableCommand {
         if tlsClientCa != nil && tlsCert == nil {
             throw ValidationError("--tls-client-ca needs --tls-cert and --tls-key")
         }
-        guard SocketAddress(parsing: listen) != nil else {
-            throw ValidationError("--listen must be host:port, e.g. 127.0.0.1:50051 or [::1]:50051")
+        guard let address = SocketAddress(parsing: listen), address.isNumeric else {
+            throw ValidationError("--listen must be host:port with a numeric host, e.g. 127.0.0.1:50051 or [::1]:50051 (no host names)")
         }
         if let threads { guard (1...256).contains(threads) else { throw ValidationError("--threads must be 1...256") } }
         guard maxMessageBytes > 0 && maxMessageBytes <= 64 << 20 else {
@@ -181,8 +181,25 @@ struct Serve: ParsableCommand {
             throw ValidationError("--trial-credit-micros must be 0...1000000000000 ($1,000,000)")
         }
         guard (0...365).contains(graceDays) else { throw ValidationError("--grace-days must be 0...365") }
-        if let metricsListen, SocketAddress(parsing: metricsListen) == nil {
-            throw ValidationError("--metrics-listen must be host:port")
+        if let metricsListen {
+            guard let metrics = SocketAddress(parsing: metricsListen), metrics.isNumeric else {
+                throw ValidationError("--metrics-listen must be host:port with a numeric host, e.g. 127.0.0.1:9090 (no host names)")
+            }
+            if metrics.port != 0, metrics.port == address.port, metrics.host == address.host {
+                throw ValidationError("--metrics-listen \(metricsListen) is the address of --listen; give it a port of its own")
+            }
+        }
+        // Files written once the server runs: their directories must exist
+        // and be writable now, not be found wanting after the demo account
+        // was created and the loops started.
+        for (option, path) in [("--port-file", portFile), ("--demo-credentials-file", demoCredentialsFile)] {
+            guard let path else { continue }
+            let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue,
+                  FileManager.default.isWritableFile(atPath: directory) else {
+                throw ValidationError("\(option) \(path): its directory \(directory) does not exist or is not writable")
+            }
         }
     }
 

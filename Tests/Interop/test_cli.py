@@ -827,6 +827,15 @@ def test_serve_allocates_with_jemalloc(server):
     (["--no-demo", "--demo-credentials-file", "x.json"], "--demo-credentials-file has nothing to write with --no-demo"),
     (["--max-connections", "0"], "--max-connections must be 1...1000000"),
     (["--max-connections", "1000001"], "--max-connections must be 1...1000000"),
+    # Session 26: found before anything runs, not after recovery and catch-up (or after serving).
+    (["--listen", "localhost:5000"], "--listen must be host:port with a numeric host"),
+    (["--metrics-listen", "localhost:9090"], "--metrics-listen must be host:port with a numeric host"),
+    (["--listen", "127.0.0.1:5000", "--metrics-listen", "127.0.0.1:5000"], "is the address of --listen"),
+    (["--port-file", "/nonexistent-dir/port"], "--port-file /nonexistent-dir/port: its directory /nonexistent-dir does not exist"),
+    (["--demo-credentials-file", "/nonexistent-dir/c.json"], "--demo-credentials-file /nonexistent-dir/c.json: its directory"),
+    (["--drain-seconds", "-1"], "--drain-seconds must be 0...3600"),
+    (["--threads", "-1"], "--threads must be 1...256"),
+    (["--max-held-response-mib", "0"], "--max-held-response-mib must be 1...1048576"),
 ])
 def test_serve_bad_arguments_fail_clearly(tmp_path, args, message):
     result = cli("serve", "--listen", "127.0.0.1:0", "--db", str(tmp_path / "db.sqlite"), *args, key=None, timeout=20)

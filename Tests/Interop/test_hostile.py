@@ -346,6 +346,35 @@ def test_frames_without_calls_do_not_keep_a_connection_from_idling_out(server):
     s.assert_serving()
 
 
+def test_connections_refused_at_the_limit_are_logged_once_a_second(server):
+    """A client connecting in a loop past --max-connections wrote a warning
+    per attempt (~11,000 lines a second); now one line a second at most,
+    with how many were refused."""
+    import re
+    import socket
+    s = server(args=["--max-connections", "1"])
+    with RawPeer(s.address) as held:
+        held.start()
+        assert held.read_until(lambda p: p.frames, timeout=5), held.describe()  # the one slot taken
+        started = time.monotonic()
+        for _ in range(500):  # bounded
+            with socket.create_connection(s.address, timeout=5) as extra:
+                try:
+                    extra.recv(1)  # closed by the server at once
+                except OSError:
+                    pass
+        elapsed = time.monotonic() - started
+    deadline = time.monotonic() + 5
+    while "connection limit reached" not in s.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    lines = [line for line in s.log().splitlines() if "connection limit reached" in line]
+    assert lines, s.log_tail()
+    assert len(lines) <= int(elapsed) + 2, f"{len(lines)} lines in {elapsed:.1f} s"
+    refused = sum(int(re.search(r"refused=(\d+)", line).group(1)) for line in lines)
+    assert 1 <= refused <= 500
+    s.assert_serving()
+
+
 def test_a_caller_without_credentials_is_refused_at_its_headers(server):
     """Credentials are checked at a call's headers: a caller without them
     is answered UNAUTHENTICATED before its request has arrived, and what it
