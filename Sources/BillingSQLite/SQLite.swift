@@ -1,4 +1,5 @@
 internal import CSQLite
+import Foundation
 
 // The only file that touches the C library (STYLE: C stays at the edge).
 // Everything else in the module speaks SQLiteConnection and Statement.
@@ -14,12 +15,37 @@ final class SQLiteConnection {
     let commit: Statement
     let rollback: Statement
 
-    init(path: String) throws {
+    /// `fileReadOnly`: opened SQLITE_OPEN_READONLY, for the commands that
+    /// only read (`verify`, `audit`, `keys list`): they neither change the
+    /// file nor fold a WAL a crashed server left into it when they close.
+    /// A path as a `file:` URI's path: "%", "?" and "#" escaped, relative
+    /// paths made absolute.
+    static func uriPath(_ path: String) -> String {
+        let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        var escaped = ""
+        for character in absolute {
+            switch character {
+            case "%": escaped += "%25"
+            case "?": escaped += "%3f"
+            case "#": escaped += "%23"
+            default: escaped.append(character)
+            }
+        }
+        return escaped
+    }
+
+    /// `immutable`: a file nothing can change while it is read (a read-only
+    /// copy: no server writes a directory it cannot write its log to), read
+    /// without the -shm index WAL mode otherwise needs (SQLite's
+    /// `immutable=1`).
+    init(path: String, fileReadOnly: Bool = false, immutable: Bool = false) throws {
         var handle: OpaquePointer?
         // READWRITE|CREATE: the store creates its file. Readers open read-write
         // too (in WAL mode they write the -shm index) and set query_only instead.
-        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
-        let rc = sqlite3_open_v2(path, &handle, flags, nil)
+        let flags = fileReadOnly || immutable ? SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | (immutable ? SQLITE_OPEN_URI : 0)
+            : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
+        let name = immutable ? "file:" + Self.uriPath(path) + "?immutable=1" : path
+        let rc = sqlite3_open_v2(name, &handle, flags, nil)
         guard rc == SQLITE_OK, let handle else {
             let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
             sqlite3_close_v2(handle)

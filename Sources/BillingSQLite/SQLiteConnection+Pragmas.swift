@@ -1,9 +1,17 @@
 extension SQLiteConnection {
     /// How the store wants each connection; nothing is left to SQLite defaults.
-    func configure(synchronous: SynchronousMode, readOnly: Bool) throws {
+    func configure(synchronous: SynchronousMode, readOnly: Bool, fileReadOnly: Bool = false) throws {
         // Another process (`billing verify`, a second server by mistake) may hold the
         // write lock briefly; wait up to 5 s for it rather than failing at once.
         try execute(script: "PRAGMA busy_timeout = 5000")
+        if fileReadOnly {
+            // A reading command's connection: the file's journal mode (WAL,
+            // set by the server) and sizes as they are; reads mapped.
+            try execute(script: "PRAGMA query_only = ON")
+            try execute(script: "PRAGMA mmap_size = 1073741824")
+            try execute(script: "PRAGMA cache_size = -16384")
+            return
+        }
         // WAL: readers run concurrently with the single writer, and a commit is one
         // sequential append + fsync of the -wal file. Persistent in the file, but
         // asked for on every open so a database created elsewhere is converted.

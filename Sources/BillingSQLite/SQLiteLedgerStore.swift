@@ -62,10 +62,23 @@ public final class SQLiteLedgerStore: LedgerStore {
     public init(path: String, synchronous: SynchronousMode = .full, readerConnections: Int = 4, owner: Bool = false,
                 migrating: Bool = true) throws {
         guard migrating || FileManager.default.fileExists(atPath: path) else { throw SQLiteStoreError.noDatabase(path: path) }
+        if migrating {
+            let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        }
+        // A command that only reads opens the file read-only: nothing of it
+        // changes (session 26: `verify` set WAL mode, made -wal/-shm files
+        // another user's server could not then write, and folded a crashed
+        // server's WAL into the file when it closed).
+        // A directory it cannot write (a read-only copy of a database, which
+        // no server can be writing: it could not write its log there): read
+        // as immutable — unless a log holds commits, which that would skip.
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-
-        let writerConnection = try SQLiteConnection(path: path)
+        let immutable = !migrating && !FileManager.default.isWritableFile(atPath: directory)
+        if immutable, let size = (try? FileManager.default.attributesOfItem(atPath: path + "-wal"))?[.size] as? Int, size > 0 {
+            throw SQLiteStoreError.readOnlyWithLog(path: path)
+        }
+        let writerConnection = try SQLiteConnection(path: path, fileReadOnly: !migrating, immutable: immutable)
         // The file just opened (created if missing), before the migrations.
         var info = stat()
         inode = stat(path, &info) == 0 ? UInt64(info.st_ino) : nil
@@ -75,7 +88,7 @@ public final class SQLiteLedgerStore: LedgerStore {
         try writerConnection.execute(script: "PRAGMA busy_timeout = 5000")  // (not kept in the file)
         if try writerConnection.isForeignDatabase() { throw SQLiteStoreError.notBillingDatabase(path: path) }
         if !migrating { try writerConnection.requireCurrentSchema() }
-        try writerConnection.configure(synchronous: synchronous, readOnly: false)
+        try writerConnection.configure(synchronous: synchronous, readOnly: false, fileReadOnly: !migrating)
         // Read back, not assumed: what `serve` logs at start.
         synchronousInEffect = switch try writerConnection.prepare("PRAGMA synchronous").scalarInt64() {
         case 0: "off"
@@ -98,8 +111,8 @@ public final class SQLiteLedgerStore: LedgerStore {
         writer = Mutex(ledgerWriter)
         // Opened after the migration, so every reader sees the current schema.
         readers = try ReaderPool(capacity: readerConnections) {
-            let connection = try SQLiteConnection(path: path)
-            try connection.configure(synchronous: synchronous, readOnly: true)
+            let connection = try SQLiteConnection(path: path, fileReadOnly: !migrating, immutable: immutable)
+            try connection.configure(synchronous: synchronous, readOnly: true, fileReadOnly: !migrating)
             return try LedgerReader(connection: connection)
         }
     }

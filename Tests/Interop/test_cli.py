@@ -14,6 +14,7 @@ import os
 import re
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -971,3 +972,61 @@ def test_a_database_moved_under_the_running_server_stops_it_and_the_next_start_r
     assert Path(str(db) + "-wal").exists()
     restarted = server(db=db)
     restarted.assert_serving()
+
+
+def test_reading_commands_change_nothing_and_read_a_read_only_copy(pb, tmp_path, server):
+    """verify, audit and keys list open the database read-only (session 26:
+    they set WAL mode and, closing, folded a crashed server's log into the
+    file; a read-only copy could not be read at all). After a SIGKILL the
+    file and its log are byte for byte as the server left them; a copy in
+    a directory the reader cannot write is read (as immutable) — refused,
+    saying why, when a log with commits sits beside it."""
+    import hashlib
+    import shutil
+    import signal
+    s = server()
+    c, m = pb.common_pb2, pb.metering_pb2
+    metering = pb.metering_pb2_grpc.MeteringStub(s.authorized_channel())
+    for n in range(20):
+        metering.Debit(m.DebitRequest(account_id="demo", workspace_id="w", agent_id="a", run_id=f"r{n}", idempotency_key=f"k{n}",
+                                      line_items=[c.LineItem(tool_call=c.ToolCallUsage(integration="slack", calls=1))]),
+                       timeout=RPC_TIMEOUT_S)
+    s.terminate(signal.SIGKILL)
+    s.wait_exit(10)
+    db = s.db_path
+    log = Path(str(db) + "-wal")
+    assert log.exists() and log.stat().st_size > 0
+    digest = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()
+    before = (digest(db), digest(log))
+    report = verify_json(db)
+    assert report["clean"] and report["accepted_debits"] == 20, report
+    for args in (["audit", "--db", db, "--limit", "5"], ["keys", "list", "--db", db]):
+        result = cli(*args)
+        assert result.returncode == 0, shown(result)
+    assert (digest(db), digest(log)) == before, "a reading command changed the database or its log"
+    crashed_log = log.read_bytes()
+    # A clean stop folds the log in; the file alone, copied where the reader cannot write.
+    again = server(db=db)
+    again.terminate()
+    assert again.wait_exit(10) == 0
+    copy_dir = Path(tempfile.mkdtemp(prefix="billing-ro-"))
+    try:
+        shutil.copy(db, copy_dir / "db.sqlite")
+        shutil.copy(billing_binary(), copy_dir / "billing")
+        os.chmod(copy_dir / "db.sqlite", 0o444)
+        os.chmod(copy_dir, 0o555)
+        # As root every directory is writable: read as nobody then.
+        prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
+        run = lambda *args: subprocess.run(prefix + [str(copy_dir / "billing"), *args], cwd="/", capture_output=True,
+                                           text=True, timeout=CLI_TIMEOUT_S)
+        result = run("verify", "--db", str(copy_dir / "db.sqlite"))
+        assert result.returncode == 0 and "clean" in result.stdout, result.stdout + result.stderr
+        assert sorted(p.name for p in copy_dir.iterdir()) == ["billing", "db.sqlite"]
+        os.chmod(copy_dir, 0o755)
+        (copy_dir / "db.sqlite-wal").write_bytes(crashed_log)  # a log with commits beside it (the crashed one's)
+        os.chmod(copy_dir, 0o555)
+        result = run("verify", "--db", str(copy_dir / "db.sqlite"))
+        assert result.returncode != 0 and "has a write-ahead log" in result.stderr, result.stdout + result.stderr
+    finally:
+        os.chmod(copy_dir, 0o755)
+        shutil.rmtree(copy_dir)
