@@ -304,6 +304,16 @@ final class EventLoop: GRPCLoop, @unchecked Sendable {
         }
     }
 
+    /// A drain under way ends now: every connection is closed, its calls
+    /// in flight with it (an operator's second signal).
+    func endDrainNow() {
+        guard shuttingDown else { return }
+        for connection in Array(connections.values) {
+            logger.warning("drain cut short; closing", metadata: ["peer": "\(connection.peer)"])
+            connection.close()
+        }
+    }
+
     /// Ends stalled requests (`expireStalledRequests`) and closes
     /// connections that have been idle too long; runs once a second.
     func sweepIdle(timeoutNanos: UInt64, requestTimeoutNanos: UInt64, handshakeTimeoutNanos: UInt64) {

@@ -133,6 +133,13 @@ public final class GRPCServer: Sendable {
         }
     }
 
+    /// Cuts a drain begun by `shutdown` short: every connection closes now.
+    public func endDrainNow() {
+        for loop in loops {
+            loop.execute { loop.endDrainNow() }
+        }
+    }
+
     /// Blocks until every loop has exited (after `shutdown`).
     public func wait() {
         for _ in loops { finished.wait() }

@@ -20,7 +20,7 @@ struct Serve: ParsableCommand {
             Serves the Metering, Accounts, Payments and Admin services and grpc.health.v1.Health \
             over HTTP/2: cleartext h2c (prior knowledge) by default, TLS with ALPN h2 when \
             --tls-cert and --tls-key are given. SIGTERM or SIGINT shuts down gracefully: health \
-            turns NOT_SERVING, GOAWAY is sent, calls in flight finish (up to --drain-seconds), \
+            turns NOT_SERVING, GOAWAY is sent, calls in flight finish (up to --drain-seconds; a second signal ends them at once), \
             then the process exits 0.
             """)
 
@@ -431,6 +431,12 @@ struct Serve: ParsableCommand {
             logger.info("shutting down", metadata: ["signal": "\(number)", "drain_seconds": "\(drainSeconds)"])
             health.beginDrain()
             server.shutdown(drainNanos: drainNanos)
+            // A second signal: the operator will not wait out the drain. What
+            // was acknowledged is durable already; calls in flight end with
+            // their connections (a debit among them is settled by GetDebit).
+            sigwait(&set, &number)
+            logger.warning("second signal: closing every connection now, calls in flight with them", metadata: ["signal": "\(number)"])
+            server.endDrainNow()
         }
         waiter.name = "billing-signals"
         waiter.start()

@@ -427,6 +427,26 @@ def test_graceful_shutdown_ends_calls_that_outlast_the_drain(pb, server, transpo
     assert elapsed < 30, f"exited {elapsed:.2f} s after the signal (drain 1 s, calls of 60 s)"
 
 
+def test_a_second_signal_cuts_the_drain_short(pb, server):
+    """A drain of up to an hour could only be cut short with SIGKILL: a
+    second SIGTERM/SIGINT now closes every connection at once (the calls
+    in flight with them), and the server still stops cleanly."""
+    s = server(drain_seconds=600)
+    futures = start_echo_calls(pb, s, 5, delay_ms=300_000, timeout=600)
+    stop = time.monotonic()
+    s.terminate(signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while "shutting down" not in s.log() and time.monotonic() < deadline:  # the first signal taken
+        time.sleep(0.02)
+    assert "shutting down" in s.log(), s.log_tail()
+    s.terminate(signal.SIGINT)
+    codes = outcomes(futures, timeout=60)  # ended by the second signal, not their 300 s or the 600 s drain
+    assert grpc.StatusCode.OK not in codes, codes
+    assert s.wait_exit(timeout=60) == 0, s.log_tail()
+    assert time.monotonic() - stop < 60
+    assert "second signal" in s.log() and "stopped" in s.log(), s.log_tail()
+
+
 def test_a_draining_server_refuses_new_connections_at_once(pb, server):
     """Once SIGTERM has stopped the accepting, a new connection is refused
     (the client tries elsewhere at once), not queued by the kernel and left
