@@ -81,6 +81,11 @@ final class GroupCommitter: Sendable {
     /// last (at close). Nil: never stored.
     let keyFilter: KeyFilter?
     let keyFilterEvery: Int
+    /// The seq of the key filter copy the store held at start-up (-1: none
+    /// known): a checkpoint at that seq does not store the same filter again
+    /// (a server started and stopped without new entries wrote its 16 MiB —
+    /// up to 4 GiB with `--key-filter-mib 4096` — at every stop).
+    let storedKeyFilterSeq: Int64
     private let state: Mutex<State>
     private let wake = DispatchSemaphore(value: 0)
     /// A `wakeAfterCurrentWork` is queued and has not run yet.
@@ -114,7 +119,7 @@ final class GroupCommitter: Sendable {
     init(store: any LedgerStore, durableSeq: Int64, replayedSince: Int64, maxBatch: Int, maxQueued: Int, logger: Logger,
          callbackExecutor: any LedgerExecutor, maxCheckpointLag: Int64 = .max,
          onFailure: @escaping @Sendable (String, _ diskStateUnknown: Bool) -> Void, onIndexed: @escaping @Sendable (Int64) -> Void,
-         keyFilter: KeyFilter? = nil, keyFilterEvery: Int = 10) {
+         keyFilter: KeyFilter? = nil, keyFilterEvery: Int = 10, storedKeyFilterSeq: Int64 = -1) {
         self.store = store
         self.maxBatch = maxBatch
         self.maxQueued = maxQueued
@@ -124,6 +129,7 @@ final class GroupCommitter: Sendable {
         self.onIndexed = onIndexed
         self.keyFilter = keyFilter
         self.keyFilterEvery = keyFilterEvery
+        self.storedKeyFilterSeq = storedKeyFilterSeq
         self.maxCheckpointLag = maxCheckpointLag
         self.state = Mutex(State(durableSeq: durableSeq, startSeq: replayedSince))
         // Named from inside (Linux keeps 15 bytes): `top -H`, perf and /proc show them.
@@ -410,7 +416,7 @@ final class GroupCommitter: Sendable {
         // Checkpoints written since the key filter was last stored (starting
         // due: the first checkpoint of the process stores it).
         var sinceFilter = keyFilterEvery
-        var filterSeq: Int64 = -1
+        var filterSeq = storedKeyFilterSeq
         while true {
             let next = state.withLock { s -> Next in
                 if s.failed == nil, let pending = s.checkpoint, pending.seq <= s.durableSeq {
@@ -428,7 +434,7 @@ final class GroupCommitter: Sendable {
                 if filterSeq != pending.seq, storeKeyFilter(seq: pending.seq) { (filterSeq, sinceFilter) = (pending.seq, 0) }
                 checkpointWriting.leave()
             case .write(let pending, let rows):
-                let withFilter = keyFilter != nil && (sinceFilter >= keyFilterEvery - 1 || pending.last)
+                let withFilter = keyFilter != nil && (sinceFilter >= keyFilterEvery - 1 || pending.last) && pending.seq != filterSeq
                 let (written, filterStored) = write(pending, index: rows, withFilter: withFilter)
                 if filterStored {
                     (filterSeq, sinceFilter) = (pending.seq, 0)

@@ -143,6 +143,7 @@ public actor Ledger {
         let booksLoaded = ContinuousClock.now
         var indexedKeys = 0
         var filterSource = "from the checkpoint"
+        var storedFilterSeq: Int64 = -1
         if !filterLoaded {
             var after: Int64 = 0
             // Only a shortcut: an unreadable copy means reading the whole index.
@@ -156,6 +157,7 @@ public actor Ledger {
             }
             if let stored, keyFilter.load(stored.contents) {
                 after = stored.seq
+                storedFilterSeq = stored.seq
             }
             try store.forEachIndexedKeyHash(after: after) { hash in
                 keyFilter.insert(hash)
@@ -205,7 +207,7 @@ public actor Ledger {
                 if unknown, let stop { relay.markFailed(); stop(reason) }
                 relay.trigger()
             }, onIndexed: { seq in cache.indexed(through: seq) },
-            keyFilter: keyFilter, keyFilterEvery: configuration.keyFilterEveryCheckpoints)
+            keyFilter: keyFilter, keyFilterEvery: configuration.keyFilterEveryCheckpoints, storedKeyFilterSeq: storedFilterSeq)
         relay.attach(self)
     }
 

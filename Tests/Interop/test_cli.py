@@ -1030,3 +1030,27 @@ def test_reading_commands_change_nothing_and_read_a_read_only_copy(pb, tmp_path,
     finally:
         os.chmod(copy_dir, 0o755)
         shutil.rmtree(copy_dir)
+
+
+def test_a_stop_without_new_entries_does_not_store_the_key_filter_again(pb, tmp_path, server):
+    """The key filter (16 MiB by default, up to 4 GiB) is stored with the
+    final checkpoint; a server started and stopped with nothing new since
+    the stored copy wrote it again at every stop. Now only when it covers
+    more; the next start still loads the stored copy."""
+    first = server()
+    first.terminate()
+    assert first.wait_exit(10) == 0
+    assert "key filter stored" in first.log(), first.log_tail()
+    second = server(db=first.db_path)
+    second.terminate()
+    assert second.wait_exit(10) == 0
+    assert "key filter stored" not in second.log(), second.log_tail()
+    third = server(db=first.db_path)
+    assert "key_filter=stored at seq" in third.log(), third.log_tail()
+    c, m = pb.common_pb2, pb.metering_pb2
+    pb.metering_pb2_grpc.MeteringStub(third.authorized_channel(first.service_key())).Debit(m.DebitRequest(
+        account_id="demo", workspace_id="w", agent_id="a", run_id="r", idempotency_key="k",
+        line_items=[c.LineItem(tool_call=c.ToolCallUsage(integration="slack", calls=1))]), timeout=RPC_TIMEOUT_S)
+    third.terminate()
+    assert third.wait_exit(10) == 0
+    assert "key filter stored" in third.log(), third.log_tail()  # a new key: stored again
