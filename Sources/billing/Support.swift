@@ -62,3 +62,11 @@ enum OpenSSLCryptoHex {
 func statusName(_ code: Int) -> String {
     GRPCStatus.Code(rawValue: code)?.name ?? "NO_STATUS"
 }
+
+/// ArgumentParser's error for an unknown option or argument, raised from a
+/// command's `validate` before its file checks (`unrecognized`: what an
+/// `.allUnrecognized` argument collected).
+func refuseUnrecognized(_ unrecognized: [String]) throws {
+    guard let first = unrecognized.first else { return }
+    throw ValidationError(first.hasPrefix("-") ? "Unknown option '\(first)'" : "Unexpected argument '\(first)'")
+}

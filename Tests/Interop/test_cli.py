@@ -1054,3 +1054,15 @@ def test_a_stop_without_new_entries_does_not_store_the_key_filter_again(pb, tmp_
     third.terminate()
     assert third.wait_exit(10) == 0
     assert "key filter stored" in third.log(), third.log_tail()  # a new key: stored again
+
+
+@pytest.mark.parametrize("command", [["serve"], ["audit"], ["load"]])
+def test_a_mistyped_option_is_named_before_any_file_check(tmp_path, command):
+    """Outside the repository (no config/catalog.json, no var/): a mistyped
+    option was reported as the default catalog or database missing —
+    telling an operator who mistyped --catalog or --db to set it."""
+    result = subprocess.run([str(billing_binary()), *command, "--bogus", "1"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=CLI_TIMEOUT_S, env={k: v for k, v in os.environ.items() if k != "BILLING_KEY"})
+    assert result.returncode == 64, shown(result)
+    assert "Unknown option '--bogus'" in result.stderr, shown(result)
+    assert list(tmp_path.iterdir()) == []
