@@ -1,13 +1,90 @@
 import ArgumentParser
+import Foundation
 import Logging
+import Synchronization
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 
 /// Logs go to standard error as one line per event with key=value metadata.
 func bootstrapLogging(level: Logger.Level) {
     LoggingSystem.bootstrap { label in
-        var handler = StreamLogHandler.standardError(label: label)
+        var handler = LineLogHandler(label: label)
         handler.logLevel = level
         return handler
+    }
+}
+
+/// One line per event on standard error, as swift-log's StreamLogHandler
+/// writes it — `2026-12-07T10:44:16+0000 info billing: a=1 b=2 [Module] message`,
+/// metadata sorted by key — but with a value that holds a space, a quote,
+/// a backslash, `=` or a control character written in double quotes with
+/// those escaped: `key_filter=stored at seq 24` split into fields a
+/// key=value parser could not tell from the real ones.
+struct LineLogHandler: LogHandler {
+    let label: String
+    var logLevel: Logger.Level = .info
+    var metadata: Logger.Metadata = [:]
+    var metadataProvider: Logger.MetadataProvider?
+
+    /// Lines from every thread, whole.
+    private static let output = Mutex(())
+
+    init(label: String) {
+        self.label = label
+    }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        var all = metadata
+        if let provided = metadataProvider?.get() { all.merge(provided) { _, new in new } }
+        if let explicit = event.metadata { all.merge(explicit) { _, new in new } }
+        var text = "\(Self.timestamp()) \(event.level) \(label):"
+        for (key, value) in all.sorted(by: { $0.key < $1.key }) {
+            text += " \(key)=\(Self.field("\(value)"))"
+        }
+        text += " [\(event.source)] \(event.message)\n"
+        Self.output.withLock { _ in
+            FileHandle.standardError.write(Data(text.utf8))
+        }
+    }
+
+    /// A value as written: as is, or quoted with `"` and `\` escaped and
+    /// control characters as `\n`, `\t`, `\u{…}`.
+    static func field(_ value: String) -> String {
+        let plain = !value.isEmpty && value.unicodeScalars.allSatisfy {
+            $0 != " " && $0 != "\"" && $0 != "\\" && $0 != "=" && !($0.properties.generalCategory == .control)
+        }
+        guard !plain else { return value }
+        var quoted = "\""
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\"": quoted += "\\\""
+            case "\\": quoted += "\\\\"
+            case "\n": quoted += "\\n"
+            case "\t": quoted += "\\t"
+            case "\r": quoted += "\\r"
+            default:
+                if scalar.properties.generalCategory == .control {
+                    quoted += "\\u{\(String(scalar.value, radix: 16))}"
+                } else {
+                    quoted.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return quoted + "\""
+    }
+
+    /// Local time to the second with its offset, as StreamLogHandler.
+    static func timestamp() -> String {
+        var now = time(nil)
+        var parts = tm()
+        localtime_r(&now, &parts)
+        var buffer = [Int8](repeating: 0, count: 64)
+        let count = strftime(&buffer, buffer.count, "%Y-%m-%dT%H:%M:%S%z", &parts)
+        return String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

@@ -808,7 +808,7 @@ def test_serve_allocates_with_jemalloc(server):
     assert served.wait_exit(timeout=10) == 0, served.log_tail()  # the log is complete once it has stopped
     line = next(l for l in served.log().splitlines() if "listening" in l)
     # The version alone, then the next field: not "(not checked ...)" nor "not jemalloc".
-    assert re.search(r"allocator=jemalloc 5\.\d+\.\d+ threads=", line), line
+    assert re.search(r'allocator="jemalloc 5\.\d+\.\d+" threads=', line), line
 
 
 @pytest.mark.parametrize("args,message", [
@@ -1046,7 +1046,7 @@ def test_a_stop_without_new_entries_does_not_store_the_key_filter_again(pb, tmp_
     assert second.wait_exit(10) == 0
     assert "key filter stored" not in second.log(), second.log_tail()
     third = server(db=first.db_path)
-    assert "key_filter=stored at seq" in third.log(), third.log_tail()
+    assert 'key_filter="stored at seq' in third.log(), third.log_tail()
     c, m = pb.common_pb2, pb.metering_pb2
     pb.metering_pb2_grpc.MeteringStub(third.authorized_channel(first.service_key())).Debit(m.DebitRequest(
         account_id="demo", workspace_id="w", agent_id="a", run_id="r", idempotency_key="k",

@@ -209,6 +209,14 @@ def test_no_secret_in_the_server_logs(pb, server):
     stdout, stderr = s.stdout_text(), s.stderr_text()
 
     assert "listening" in stderr and "stopped" in stderr, f"not the server's log?\n{stderr}"
+    # Every line parses as key=value fields (a value with a space, quote, `=` or
+    # control character in double quotes, escaped), then [source] message:
+    # `key_filter=0 key hashes read from the index` read as four fields.
+    field = r'[a-z_]+=(?:"(?:[^"\\\x00-\x1f]|\\.)*"|[^\s"\\=]+)'
+    line_shape = re.compile(r"^\S+ (trace|debug|info|notice|warning|error|critical) billing:(?: " + field + r")* \[\w+\] .*$")
+    unparsed = [line for line in stderr.splitlines() if not line_shape.match(line)]
+    assert not unparsed, "log lines that do not parse as key=value fields:\n" + "\n".join(unparsed[:10])
+    assert any('="' in line for line in stderr.splitlines()), "no quoted value in a whole run's log"
     leaks = known.leaks(stderr)
     assert not leaks, "secrets in standard error (the log):\n" + "\n".join(leaks) + "\n--- log:\n" + stderr
 
