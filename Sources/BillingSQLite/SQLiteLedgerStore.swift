@@ -70,15 +70,23 @@ public final class SQLiteLedgerStore: LedgerStore {
         // changes (session 26: `verify` set WAL mode, made -wal/-shm files
         // another user's server could not then write, and folded a crashed
         // server's WAL into the file when it closed).
-        // A directory it cannot write (a read-only copy of a database, which
-        // no server can be writing: it could not write its log there): read
-        // as immutable — unless a log holds commits, which that would skip.
+        // A directory it cannot write with neither a log nor its index
+        // beside the file (a read-only copy of a stopped database: a server
+        // keeps both while it has the file open): read as immutable, without
+        // the index WAL mode otherwise creates. With them, read-only as any
+        // other — refused, saying why, if SQLite cannot do that here.
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        let immutable = !migrating && !FileManager.default.isWritableFile(atPath: directory)
-        if immutable, let size = (try? FileManager.default.attributesOfItem(atPath: path + "-wal"))?[.size] as? Int, size > 0 {
-            throw SQLiteStoreError.readOnlyWithLog(path: path)
+        let unwritable = !migrating && !FileManager.default.isWritableFile(atPath: directory)
+        let logBeside = FileManager.default.fileExists(atPath: path + "-wal") || FileManager.default.fileExists(atPath: path + "-shm")
+        let immutable = unwritable && !logBeside
+        let writerConnection: SQLiteConnection
+        do {
+            writerConnection = try SQLiteConnection(path: path, fileReadOnly: !migrating, immutable: immutable)
+            if unwritable && !immutable { try writerConnection.execute(script: "SELECT count(*) FROM sqlite_master") }
+        } catch {
+            if unwritable && !immutable { throw SQLiteStoreError.readOnlyWithLog(path: path) }
+            throw error
         }
-        let writerConnection = try SQLiteConnection(path: path, fileReadOnly: !migrating, immutable: immutable)
         // The file just opened (created if missing), before the migrations.
         var info = stat()
         inode = stat(path, &info) == 0 ? UInt64(info.st_ino) : nil

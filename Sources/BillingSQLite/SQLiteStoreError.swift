@@ -21,9 +21,8 @@ public enum SQLiteStoreError: Error, Sendable, Equatable, CustomStringConvertibl
     case closed
     /// An SQLite file with tables of its own and no billing schema.
     case notBillingDatabase(path: String)
-    /// A reading command cannot write the database's directory (a
-    /// read-only copy) and a write-ahead log holds commits it could not
-    /// read safely there.
+    /// A reading command cannot write the database's directory and SQLite
+    /// cannot read the write-ahead log (or its index) beside the file there.
     case readOnlyWithLog(path: String)
 
     public var description: String {
@@ -41,7 +40,7 @@ public enum SQLiteStoreError: Error, Sendable, Equatable, CustomStringConvertibl
         case let .checkpointAhead(checkpointSeq, lastSeq):
             "checkpoint at seq \(checkpointSeq) is ahead of the journal (last seq \(lastSeq))"
         case let .readOnlyWithLog(path):
-            "\(path) has a write-ahead log (\(path)-wal) holding commits, and its directory is not writable here, so it cannot be read safely: run this as the database's owner, or copy the database and its -wal file to a writable directory"
+"\(path) has a write-ahead log beside it (\(path)-wal, -shm) that cannot be read from here (its directory is not writable): run this as the database's owner, or copy the database and its -wal file to a writable directory"
         case let .walUnavailable(path, journalMode):
             "\(path): WAL journal mode unavailable (got \(journalMode))"
         case let .corrupt(detail):

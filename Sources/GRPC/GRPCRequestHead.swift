@@ -37,7 +37,9 @@ struct GRPCRequestHead {
                     && (value.count == Self.grpcType.count || Self.endsGRPCType(value[value.startIndex + Self.grpcType.count]))
                 if isGRPC, value.count > Self.grpcType.count, value[value.startIndex + Self.grpcType.count] == UInt8(ascii: "+") {
                     let rest = value.dropFirst(Self.grpcType.count + 1).prefix { $0 != UInt8(ascii: ";") }
+                    // (Media types allow whitespace before the parameters.)
                     subtype = String(decoding: rest.map(Self.asciiLowercased), as: UTF8.self)
+                        .trimmingCharacters(in: .whitespaces)
                 }
             case 12 where name.elementsEqual(Self.grpcTimeout):
                 timeout = String(decoding: value, as: UTF8.self)

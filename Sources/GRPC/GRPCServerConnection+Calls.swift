@@ -299,11 +299,14 @@ extension GRPCServerConnection {
     /// An answer of `count` bytes refused because the peer is not taking
     /// those queued before it (its flow-control windows kept shut): this
     /// connection's would pass `maxHeldResponseBytes`, or the server's
-    /// `responseBuffer`. A connection holding none always gets its answer
-    /// (any one answer fits a stock client's 4 MiB). The handler's work is
-    /// done (a debit is recorded: `GetDebit` settles it, as after a deadline).
+    /// `responseBuffer`. Counted: what was still queued when output was
+    /// last taken (`heldAfterOutput`), not answers made since, which have
+    /// not had their chance to go. A connection holding none then always
+    /// gets its answer (any one answer fits a stock client's 4 MiB). The
+    /// handler's work is done (a debit is recorded: `GetDebit` settles it,
+    /// as after a deadline).
     func unreadAnswersRefusal(adding count: Int) -> GRPCStatus? {
-        let held = http2.heldBodyBytes
+        let held = min(heldAfterOutput, http2.heldBodyBytes)
         guard held > 0 else { return nil }
         let limit: Int
         if held + count > configuration.maxHeldResponseBytes {

@@ -208,7 +208,7 @@ public final class GRPCServer: Sendable {
                 state.refusedAtLimit.add(1, ordering: .relaxed)
                 let now = loop.nowNanos
                 let logged = state.refusalLoggedNanos.load(ordering: .relaxed)
-                if logged == 0 || now &- logged >= 1_000_000_000,
+                if logged == 0 || (now > logged && now - logged >= 1_000_000_000),
                    state.refusalLoggedNanos.compareExchange(expected: logged, desired: now, ordering: .relaxed).exchanged {
                     let refused = state.refusedAtLimit.exchange(0, ordering: .relaxed)
                     loop.logger.warning("connection limit reached; refusing new connections (one line a second at most)",

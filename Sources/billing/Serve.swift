@@ -192,8 +192,12 @@ struct Serve: ParsableCommand {
             guard let metrics = SocketAddress(parsing: metricsListen), metrics.isNumeric else {
                 throw ValidationError("--metrics-listen must be host:port with a numeric host, e.g. 127.0.0.1:9090 (no host names)")
             }
-            if metrics.port != 0, metrics.port == address.port, metrics.host == address.host {
-                throw ValidationError("--metrics-listen \(metricsListen) is the address of --listen; give it a port of its own")
+            // The same port on the same host, or on a wildcard (0.0.0.0, ::)
+            // that covers the other: the second bind would fail after recovery.
+            let wildcard = ["0.0.0.0", "::"]
+            if metrics.port != 0, metrics.port == address.port,
+               metrics.host == address.host || wildcard.contains(metrics.host) || wildcard.contains(address.host) {
+                throw ValidationError("--metrics-listen \(metricsListen) would bind the port of --listen \(listen); give it a port of its own")
             }
         }
         // Files written once the server runs: their directories must exist

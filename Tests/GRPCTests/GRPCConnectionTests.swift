@@ -203,7 +203,8 @@ final class Harness {
         #expect(h.headers(refused).first(":status") == "415", "\(other)")
     }
     for grpc in ["application/grpc", "application/grpc+proto", "application/grpc;charset=utf-8",
-                 "Application/gRPC", "application/grpc+proto; charset=utf-8", "application/grpc+PROTO"] {
+                 "Application/gRPC", "application/grpc+proto; charset=utf-8", "application/grpc+PROTO",
+                 "application/grpc+proto ;charset=utf-8"] {
         let served = try h.call("/test.Echo/Inline", body: grpcFrame([1]), contentType: grpc)
         #expect(h.status(served) == 0, "\(grpc)")
     }
@@ -1022,4 +1023,23 @@ func harnessThatDoesNotRead(_ configuration: GRPCServerConfiguration) throws -> 
     #expect(refused.count == 2)
     #expect(try refused.allSatisfy { try h.reason($0) == "TOO_MANY_CALLS" })
     #expect(h.status(parked) == nil)
+}
+
+/// Answers made in one turn, before any output was taken, are not refused
+/// for each other: only what the peer left queued counts.
+@Test func answersOfOneTurnAreNotRefusedForEachOther() throws {
+    var configuration = GRPCServerConfiguration()
+    configuration.maxHeldResponseBytes = 250_000
+    let h = try harnessThatDoesNotRead(configuration)
+    let large = grpcFrame(Array(repeating: 7, count: 100_000))
+    let headers = [
+        HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "http"), HTTP2Header(":path", "/test.Echo/Inline"),
+        HTTP2Header(":authority", "localhost"), HTTP2Header("content-type", "application/grpc"), HTTP2Header("te", "trailers"),
+    ]
+    let ids = try (0..<3).map { _ in try h.client.sendRequest(headers: headers, body: large) }
+    try h.pump()  // the three requests in one read, answered before output is taken
+    #expect(ids.allSatisfy { h.status($0) == nil })
+    #expect(h.server.heldResponseBytes == 300_000)
+    let next = try h.call("/test.Echo/Inline", body: large)  // 300,000 left unread: refused
+    #expect(try h.reason(next) == "RESPONSES_NOT_READ")
 }

@@ -831,7 +831,8 @@ def test_serve_allocates_with_jemalloc(server):
     # Session 26: found before anything runs, not after recovery and catch-up (or after serving).
     (["--listen", "localhost:5000"], "--listen must be host:port with a numeric host"),
     (["--metrics-listen", "localhost:9090"], "--metrics-listen must be host:port with a numeric host"),
-    (["--listen", "127.0.0.1:5000", "--metrics-listen", "127.0.0.1:5000"], "is the address of --listen"),
+    (["--listen", "127.0.0.1:5000", "--metrics-listen", "127.0.0.1:5000"], "would bind the port of --listen"),
+    (["--listen", "127.0.0.1:5000", "--metrics-listen", "0.0.0.0:5000"], "would bind the port of --listen"),
     (["--port-file", "/nonexistent-dir/port"], "--port-file /nonexistent-dir/port: its directory /nonexistent-dir does not exist"),
     (["--demo-credentials-file", "/nonexistent-dir/c.json"], "--demo-credentials-file /nonexistent-dir/c.json: its directory"),
     (["--drain-seconds", "-1"], "--drain-seconds must be 0...3600"),
