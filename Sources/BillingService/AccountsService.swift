@@ -53,8 +53,8 @@ public final class AccountsService: Sendable {
             }
             try requireText(request.contract.contractReference, "contract.contract_reference", max: 200)
             try requireText(request.contract.notes, "contract.notes", max: 4096)
-            guard request.contract.customInvoiceLines.count <= 20 else {
-                throw GRPCStatus(.invalidArgument, "at most 20 custom invoice lines", reason: "INVALID_CONTRACT")
+            guard request.contract.customInvoiceLines.count <= Billing_V1_SetEnterpriseContractRequest.maxCustomLines else {
+                throw Billing_V1_SetEnterpriseContractRequest.tooManyCustomLines  // (counted on the wire first: WireCounted)
             }
             for line in request.contract.customInvoiceLines {
                 try requireText(line.description_p, "contract.custom_invoice_lines.description", max: 200)
