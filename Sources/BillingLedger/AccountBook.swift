@@ -108,6 +108,15 @@ public struct AccountBook: Sendable, Equatable {
     /// The terms metering applies (a contract's on Enterprise).
     public func terms(in plans: PlanCatalog) -> PlanTerms { lifecycle.effectiveTerms(plans) }
 
+    /// The earliest instant (unix seconds) a debit is dated at: the start of
+    /// the current period, or of the period the runs are counted in when
+    /// that is later (a debit after a period's end, before the tick closed
+    /// it, counts in the next). A wall clock stepped back across either —
+    /// or a test clock that moved before a commit failed, then a restart —
+    /// dated debits in a period whose runs were already left behind: its
+    /// run quota started over (a review saw 7 runs in a period of 3).
+    public var earliestDebitTime: Int64 { max(lifecycle.currentPeriod.start, periodStart) }
+
     /// Whether uncovered usage may accrue as overage instead of being refused.
     public func accruesOverage(in plans: PlanCatalog) -> Bool { terms(in: plans).accruesOverage }
 }

@@ -279,7 +279,6 @@ extension Ledger {
         // Bounded: each step moves an account's next transition forward.
         for _ in 0..<maxSteps {
             guard let (id, due) = earliestDue(upTo: limit, only: only) else { return (transitions, count, true) }
-            testClock?.advance(toMicros: due.at * 1_000_000)
             let book = try book(id)
             let event: Billing_Journal_V1_LifecycleEvent.OneOf_Event
             let kind: String
@@ -306,6 +305,10 @@ extension Ledger {
             }
             let before = book.lifecycle
             try await commit(lifecycleEvent(id, at: due.at, actor: "system", event))
+            // The test clock moves once the transition is durable: a failed
+            // commit leaves it where the journal has it (a restart resumes
+            // from the journal's clock, never behind what was answered).
+            testClock?.advance(toMicros: due.at * 1_000_000)
             add([ClockTransition(at: due.at, accountID: id, kind: kind, description: description)])
             let after = try self.book(id).lifecycle
             if after.plan != before.plan {

@@ -540,6 +540,15 @@ public actor Ledger {
 
     // MARK: API keys
 
+    /// Every API key as it is durably (`ListApiKeys`): the key ring changes
+    /// when a key's entry is applied, before its commit — a listing read at
+    /// once could show a key, or a revocation, that a failing commit then
+    /// took back. (Authentication reads the ring as it is: a key not yet
+    /// durable has not been handed to anyone, a revocation refuses sooner.)
+    public func apiKeys() async throws(LedgerError) -> [KeyRing.Key] {
+        try await committed(keyRing.all)
+    }
+
     /// Records a new key (its hash only); returns once durable.
     public func createApiKey(keyID: String, name: String, scopes: [String], hash: [UInt8], expiresUnix: Int64,
                              actor: String) async throws -> Billing_Journal_V1_Entry {

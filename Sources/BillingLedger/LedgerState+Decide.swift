@@ -40,13 +40,12 @@ extension LedgerState {
     private static func decideInPlace(_ command: DebitCommand, seq: Int64, nowMicros: Int64, checkingSums: Bool,
                                       plans: PlanCatalog, book: inout AccountBook)
         throws(ApplyError) -> (record: JournalRecord, balance: Int64)? {
-        // Never dated before the account's current period: a wall clock
-        // stepped back across a period end the ticker closed would date the
-        // debit in the closed period, whose run quota would start over (a
-        // review saw 7 runs in a period of 3). The lifecycle's period is in
-        // the books (checkpointed, replayed), so this holds across restarts;
-        // the journaled time is what replay uses.
-        let nowMicros = max(nowMicros, book.lifecycle.currentPeriod.start * 1_000_000)
+        // Never dated before the account's current period, or the period
+        // its runs are counted in (`AccountBook.earliestDebitTime`): a clock
+        // stepped back would date the debit where the run quota starts over.
+        // Both are in the books (checkpointed, replayed), so this holds
+        // across restarts; the journaled time is what replay uses.
+        let nowMicros = max(nowMicros, book.earliestDebitTime * 1_000_000)
         let record = JournalRecord(seq: seq, atUnixMicros: nowMicros,
                                    event: Self.decide(command, book: &book, nowMicros: nowMicros, plans: plans))
         if checkingSums && record.isAccepted { _ = try Self.sums(after: record.accepted, seq: seq, book: &book) }

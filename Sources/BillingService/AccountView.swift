@@ -50,7 +50,7 @@ enum AccountView {
             ? (lifecycle.contract?.usageCharge(Money(micros: closing)).micros ?? closing) : closing
         // (As debits are decided: never before the current period — a wall
         // clock stepped back across its start must not show the runs as 0.)
-        let period = BillingPeriod.containing(max(now, lifecycle.currentPeriod.start), anchor: book.periodAnchor)
+        let period = BillingPeriod.containing(max(now, book.earliestDebitTime), anchor: book.periodAnchor)
         account.runsThisPeriod = period.start == book.periodStart ? Int64(book.runsInPeriod.count) : 0
         account.runQuota = terms.runQuota ?? 0
         account.maxWorkspaces = Int64(terms.workspaceLimit ?? 0)

@@ -20,7 +20,8 @@ final class KeysService: Sendable {
         }
         router.register("/billing.v1.Admin/ListApiKeys") { [self] (request: Billing_V1_ListApiKeysRequest, _) in
             var response = Billing_V1_ListApiKeysResponse()
-            response.keys = ledger.keyRing.all.filter { request.includeRevoked || $0.revokedUnix == 0 }.map(Self.message)
+            let keys = try await Refusals.mapping { try await ledger.apiKeys() }
+            response.keys = keys.filter { request.includeRevoked || $0.revokedUnix == 0 }.map(Self.message)
             return response
         }
         router.register("/billing.v1.Admin/RevokeApiKey") { [self] (request: Billing_V1_RevokeApiKeyRequest, principal) in

@@ -123,6 +123,30 @@ import Testing
         await ledger.close()
     }
 
+    /// ListApiKeys reads what is durable: a key created while its commit is
+    /// under way is not listed before it, nor at all when the commit fails.
+    @Test func theKeyListWaitsForTheCommitOfWhatItSaw() async throws {
+        let h = try Harness()
+        let ledger = h.ledger
+        let (entered, release) = h.holdNextCommit(thenFail: true)
+        let create = Task {
+            _ = try await ledger.createApiKey(keyID: "k1", name: "n", scopes: ["metering:write"], hash: Array(repeating: 1, count: 32),
+                                              expiresUnix: 0, actor: "test")
+        }
+        await entered.wait()  // applied in memory, its commit under way
+        let listed = Answer<Int>()
+        let list = Task { await listed.settle { try await ledger.apiKeys().count } }
+        #expect(await eventually { listed.result != nil || h.ledger.committer.commitWaiterCount >= 2 })
+        #expect(listed.result == nil, "the key list answered while the key it saw was not yet durable")
+        release.signal()  // the commit fails
+        await #expect(throws: LedgerError.self) { try await create.value }
+        await list.value
+        #expect(throws: LedgerError.self) { try listed.result?.get() }
+        #expect(await eventually { ledger.isServing })
+        #expect(try await ledger.apiKeys().isEmpty)
+        await ledger.close()
+    }
+
     /// What an operator is told about an API key, an account or a grant
     /// key is true of the journal: a second RevokeApiKey while the first's
     /// commit is under way is not answered "revoked", nor a second
@@ -211,6 +235,26 @@ import Testing
         #expect(clock.nowMicros() == (start + 86_400) * 1_000_000)
         #expect(await ledger.testClockUnix == start + 86_400)
         #expect(store.disk.journal().contains { if case .clockSet(let set)? = $0.event { set.nowUnix == start + 86_400 } else { false } })
+        await ledger.close()
+    }
+
+    /// The same for a transition on the way: a trial's end whose commit
+    /// fails leaves the clock where it was (it moved to the trial's end
+    /// before the commit, and a restart then resumed it from the journal,
+    /// behind what debits had been dated at).
+    @Test func aTransitionWhoseCommitFailsLeavesTheClock() async throws {
+        let store = InMemoryLedgerStore()
+        let start: Int64 = 1_767_225_600
+        let clock = TestClock(startMicros: start * 1_000_000)
+        let ledger = try Ledger.open(on: store, clock: clock)
+        _ = try await ledger.createAccount(id: "t", actor: "t")  // a 14-day trial
+        store.disk.script(.failAtomically)
+        await #expect(throws: LedgerError.self) { _ = try await ledger.advanceClock(to: start + 15 * 86_400, actor: "t") }
+        #expect(clock.nowMicros() == start * 1_000_000)
+        #expect(await eventually { ledger.isServing })
+        let retried = try await ledger.advanceClock(to: start + 15 * 86_400, actor: "t")
+        #expect(retried.transitions.map(\.kind) == ["TRIAL_ENDED"])
+        #expect(clock.nowMicros() == (start + 15 * 86_400) * 1_000_000)
         await ledger.close()
     }
 

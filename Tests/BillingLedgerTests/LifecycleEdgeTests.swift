@@ -758,6 +758,29 @@ import Testing
         try await restarted.expectJournalReplaysToLiveBooks()
     }
 
+    /// The same before the tick closes the period: debits after its end
+    /// count their runs in the next period; a clock then stepped back into
+    /// the old one dated debits there, and the next period's runs were
+    /// cleared — counted afresh twice (a review: a test clock moved before a
+    /// failed commit, then a restart). They are dated at the next period's
+    /// start instead.
+    @Test func aClockSteppedBackBeforeTheCloseDoesNotRestartTheRunQuota() async throws {
+        let h = try Self.ledger(gateway: TestPaymentGateway())
+        _ = try await h.ledger.createAccount(id: "f", plan: .free, actor: "test")
+        _ = try await h.ledger.grantCredits(accountID: "f", amountMicros: 1_000_000, kind: "promotional", note: "", actor: "test")
+        let end = try #require(await h.ledger.snapshot.accounts["f"]).lifecycle.currentPeriod.end
+        h.clock.advance(seconds: end - h.clock.nowMicros() / 1_000_000 + 5)  // no tick: the period is not closed
+        for run in 0..<3 {
+            #expect(try await h.debit(Fixtures.command(account: "f", key: "k-\(run)", micros: 5, run: "r-\(run)")).accepted != nil)
+        }
+        h.clock.stepBack(seconds: 10)  // before the period's end
+        let late = try await h.debit(Fixtures.command(account: "f", key: "k-late", micros: 5, run: "r-late"))
+        #expect(late.refusalReason == "RUN_QUOTA_EXCEEDED")  // Free's 3 runs, counted in the next period
+        #expect(try #require(h.journal().last).atUnixMicros == end * 1_000_000, "dated at the next period's start")
+        #expect(await h.ledger.snapshot.accounts["f"]?.runsInPeriod.count == 3)
+        try await h.expectJournalReplaysToLiveBooks()
+    }
+
     /// A plans file may price Free: a trial moving to it (Free at once, its
     /// first period charged) needs a card as any paid plan does, refused
     /// before anything is journaled; with one it goes through.
