@@ -304,10 +304,12 @@ extension Ledger {
                 description = "period \(CivilDate(unixSeconds: period.start)) to \(CivilDate(unixSeconds: period.end)) closed"
             }
             let before = book.lifecycle
-            try await commit(lifecycleEvent(id, at: due.at, actor: "system", event))
-            // The test clock moves once the transition is durable: a failed
-            // commit leaves it where the journal has it (a restart resumes
-            // from the journal's clock, never behind what was answered).
+            // Dated at its due time on a test clock (as once the clock had
+            // moved there), which moves once the transition is durable: a
+            // failed commit leaves it where the journal has it (a restart
+            // resumes from the journal's clock, never behind what was answered).
+            try await commit(lifecycleEvent(id, at: due.at, actor: "system", event),
+                             atMicros: testClock == nil ? nil : due.at * 1_000_000)
             testClock?.advance(toMicros: due.at * 1_000_000)
             add([ClockTransition(at: due.at, accountID: id, kind: kind, description: description)])
             let after = try self.book(id).lifecycle

@@ -84,7 +84,7 @@ public final class SQLiteLedgerStore: LedgerStore {
             writerConnection = try SQLiteConnection(path: path, fileReadOnly: !migrating, immutable: immutable)
             if unwritable && !immutable { try writerConnection.execute(script: "SELECT count(*) FROM sqlite_master") }
         } catch {
-            if unwritable && !immutable { throw SQLiteStoreError.readOnlyWithLog(path: path) }
+            if unwritable && !immutable { throw SQLiteStoreError.readOnlyWithLog(path: path, reason: "\(error)") }
             throw error
         }
         // The file just opened (created if missing), before the migrations.

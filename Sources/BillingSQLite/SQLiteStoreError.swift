@@ -23,7 +23,7 @@ public enum SQLiteStoreError: Error, Sendable, Equatable, CustomStringConvertibl
     case notBillingDatabase(path: String)
     /// A reading command cannot write the database's directory and SQLite
     /// cannot read the write-ahead log (or its index) beside the file there.
-    case readOnlyWithLog(path: String)
+    case readOnlyWithLog(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -39,8 +39,8 @@ public enum SQLiteStoreError: Error, Sendable, Equatable, CustomStringConvertibl
             "journal entry \(seq) has no event"
         case let .checkpointAhead(checkpointSeq, lastSeq):
             "checkpoint at seq \(checkpointSeq) is ahead of the journal (last seq \(lastSeq))"
-        case let .readOnlyWithLog(path):
-"\(path) has a write-ahead log beside it (\(path)-wal, -shm) that cannot be read from here (its directory is not writable): run this as the database's owner, or copy the database and its -wal file to a writable directory"
+        case let .readOnlyWithLog(path, reason):
+            "\(path) cannot be read from here (\(reason)): its directory is not writable and a write-ahead log is beside it (\(path)-wal, -shm); run this as the database's owner, or copy the database and its -wal file to a writable directory"
         case let .walUnavailable(path, journalMode):
             "\(path): WAL journal mode unavailable (got \(journalMode))"
         case let .corrupt(detail):

@@ -299,14 +299,13 @@ extension GRPCServerConnection {
     /// An answer of `count` bytes refused because the peer is not taking
     /// those queued before it (its flow-control windows kept shut): this
     /// connection's would pass `maxHeldResponseBytes`, or the server's
-    /// `responseBuffer`. Counted: what was still queued when output was
-    /// last taken (`heldAfterOutput`), not answers made since, which have
-    /// not had their chance to go. A connection holding none then always
-    /// gets its answer (any one answer fits a stock client's 4 MiB). The
-    /// handler's work is done (a debit is recorded: `GetDebit` settles it,
-    /// as after a deadline).
+    /// `responseBuffer` — answers made in this loop turn, not written yet,
+    /// count too: else one turn could queue 1,024 of them. A connection
+    /// holding none always gets its answer (any one answer fits a stock
+    /// client's 4 MiB). The handler's work is done (a debit is recorded:
+    /// `GetDebit` settles it, as after a deadline).
     func unreadAnswersRefusal(adding count: Int) -> GRPCStatus? {
-        let held = min(heldAfterOutput, http2.heldBodyBytes)
+        let held = http2.heldBodyBytes
         guard held > 0 else { return nil }
         let limit: Int
         if held + count > configuration.maxHeldResponseBytes {

@@ -29,10 +29,6 @@ public final class GRPCServerConnection {
     public internal(set) var lastCallNanos: UInt64 = 0
     /// Request bytes held across this connection's streams; every change
     /// is mirrored into the server-wide `requestBuffer`.
-    /// Answer bytes still queued once the last output was taken: those the
-    /// peer's flow-control windows held back (answers made since then have
-    /// not had their chance to go yet).
-    var heldAfterOutput = 0
     var bufferedRequestBytes = 0 {
         didSet { configuration.requestBuffer?.add(bufferedRequestBytes - oldValue) }
     }
@@ -119,7 +115,6 @@ public final class GRPCServerConnection {
 
     public func drainOutput(into buffer: inout [UInt8]) throws {
         try http2.drainOutput(into: &buffer)
-        heldAfterOutput = http2.heldBodyBytes
         // A stream closes when its last frame is sent: forget its call now,
         // not when (if ever) the peer sends more bytes.
         for event in http2.takeEvents() {

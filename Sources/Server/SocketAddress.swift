@@ -24,10 +24,27 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
 
     /// Whether the host is a numeric IPv4 or IPv6 address (the only kind a
     /// server binds: no name is looked up).
-    public var isNumeric: Bool {
+    public var isNumeric: Bool { numericHost != nil }
+
+    /// The host's address bytes and whether it is IPv6; nil for a name.
+    private var numericHost: (bytes: [UInt8], v6: Bool)? {
         var v4 = in_addr()
+        if inet_pton(AF_INET, host, &v4) == 1 { return (withUnsafeBytes(of: &v4) { Array($0) }, false) }
         var v6 = in6_addr()
-        return inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1
+        if inet_pton(AF_INET6, host, &v6) == 1 { return (withUnsafeBytes(of: &v6) { Array($0) }, true) }
+        return nil
+    }
+
+    /// Whether binding both would clash: the same port (not 0) on the same
+    /// address, however it is spelled, or where one is a wildcard covering
+    /// the other (0.0.0.0 the IPv4 addresses; :: every address, as Linux
+    /// binds it dual-stack by default).
+    public func bindsOverlap(with other: SocketAddress) -> Bool {
+        guard port != 0, port == other.port, let a = numericHost, let b = other.numericHost else { return false }
+        let wildcard = { (address: (bytes: [UInt8], v6: Bool)) in address.bytes.allSatisfy { $0 == 0 } }
+        if (a.v6 && wildcard(a)) || (b.v6 && wildcard(b)) { return true }
+        guard a.v6 == b.v6 else { return false }
+        return wildcard(a) || wildcard(b) || a.bytes == b.bytes
     }
 
     /// Calls `body` with a sockaddr for this address; nil when the host is

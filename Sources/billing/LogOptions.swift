@@ -47,8 +47,24 @@ struct LineLogHandler: LogHandler {
             text += " \(key)=\(Self.field("\(value)"))"
         }
         text += " [\(event.source)] \(event.message)\n"
+        // write(2) to descriptor 2, errors ignored (as StreamLogHandler's
+        // fwrite): a log reader gone (EPIPE; SIGPIPE is ignored) or a full
+        // disk must not stop the server — Foundation's FileHandle.write traps.
         Self.output.withLock { _ in
-            FileHandle.standardError.write(Data(text.utf8))
+            var line = text
+            line.withUTF8 { bytes in
+                var offset = 0
+                while offset < bytes.count {
+                    let written = Glibc.write(2, bytes.baseAddress! + offset, bytes.count - offset)
+                    if written > 0 {
+                        offset += written
+                    } else if written < 0 && errno == EINTR {
+                        continue
+                    } else {
+                        return  // dropped
+                    }
+                }
+            }
         }
     }
 
@@ -56,7 +72,7 @@ struct LineLogHandler: LogHandler {
     /// control characters as `\n`, `\t`, `\u{…}`.
     static func field(_ value: String) -> String {
         let plain = !value.isEmpty && value.unicodeScalars.allSatisfy {
-            $0 != " " && $0 != "\"" && $0 != "\\" && $0 != "=" && !($0.properties.generalCategory == .control)
+            !$0.properties.isWhitespace && $0 != "\"" && $0 != "\\" && $0 != "=" && !Self.escaped($0)
         }
         guard !plain else { return value }
         var quoted = "\""
@@ -68,7 +84,7 @@ struct LineLogHandler: LogHandler {
             case "\t": quoted += "\\t"
             case "\r": quoted += "\\r"
             default:
-                if scalar.properties.generalCategory == .control {
+                if Self.escaped(scalar) {
                     quoted += "\\u{\(String(scalar.value, radix: 16))}"
                 } else {
                     quoted.unicodeScalars.append(scalar)
@@ -76,6 +92,15 @@ struct LineLogHandler: LogHandler {
             }
         }
         return quoted + "\""
+    }
+
+    /// Written as `\u{…}` inside quotes: control characters, and line and
+    /// paragraph separators (line breaks to some readers).
+    static func escaped(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.properties.generalCategory {
+        case .control, .lineSeparator, .paragraphSeparator: true
+        default: false
+        }
     }
 
     /// Local time to the second with its offset, as StreamLogHandler.

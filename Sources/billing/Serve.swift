@@ -192,11 +192,9 @@ struct Serve: ParsableCommand {
             guard let metrics = SocketAddress(parsing: metricsListen), metrics.isNumeric else {
                 throw ValidationError("--metrics-listen must be host:port with a numeric host, e.g. 127.0.0.1:9090 (no host names)")
             }
-            // The same port on the same host, or on a wildcard (0.0.0.0, ::)
-            // that covers the other: the second bind would fail after recovery.
-            let wildcard = ["0.0.0.0", "::"]
-            if metrics.port != 0, metrics.port == address.port,
-               metrics.host == address.host || wildcard.contains(metrics.host) || wildcard.contains(address.host) {
+            // The same port on the same address, or on a wildcard covering
+            // the other: the second bind would fail after recovery.
+            if metrics.bindsOverlap(with: address) {
                 throw ValidationError("--metrics-listen \(metricsListen) would bind the port of --listen \(listen); give it a port of its own")
             }
         }

@@ -1027,7 +1027,7 @@ def test_reading_commands_change_nothing_and_read_a_read_only_copy(pb, tmp_path,
         (copy_dir / "db.sqlite-wal").write_bytes(crashed_log)  # a log with commits beside it (the crashed one's)
         os.chmod(copy_dir, 0o555)
         result = run("verify", "--db", str(copy_dir / "db.sqlite"))
-        assert result.returncode != 0 and "has a write-ahead log" in result.stderr, result.stdout + result.stderr
+        assert result.returncode != 0 and "a write-ahead log is beside it" in result.stderr, result.stdout + result.stderr
     finally:
         os.chmod(copy_dir, 0o755)
         shutil.rmtree(copy_dir)

@@ -411,3 +411,32 @@ def test_the_journal_is_synchronous_full_by_default(server):
     assert re.search(r"synchronous=full .*ledger open", s.log()), s.log_tail()
     t = server(args=["--synchronous", "normal"])
     assert re.search(r"synchronous=normal .*ledger open", t.log()), t.log_tail()
+
+
+def test_a_log_reader_that_goes_away_does_not_stop_the_server(tmp_path):
+    """The log goes to a pipe whose reader then exits (a collector
+    restarting): writes fail with EPIPE (SIGPIPE is ignored). The server
+    drops those lines and serves on — Foundation's FileHandle.write would
+    have trapped at the next line."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    port_file = tmp_path / "port"
+    proc = subprocess.Popen([str(billing_binary()), "serve", "--listen", "127.0.0.1:0", "--port-file", str(port_file),
+                             "--db", str(tmp_path / "db.sqlite"), "--log-level", "debug", "--no-demo"],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        for line in proc.stderr:  # bounded by the server's own start-up
+            if b"listening" in line:
+                break
+        proc.stderr.close()  # the reader is gone: every later log line hits EPIPE
+        port = int(port_file.read_text())
+        for _ in range(20):  # each connection and call logs at debug
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=RPC_TIMEOUT_S)
+                assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        assert proc.poll() is None, f"the server exited with {proc.returncode}"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
