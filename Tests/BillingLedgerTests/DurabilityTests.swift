@@ -255,6 +255,9 @@ import Testing
         let retried = try await ledger.advanceClock(to: start + 15 * 86_400, actor: "t")
         #expect(retried.transitions.map(\.kind) == ["TRIAL_ENDED"])
         #expect(clock.nowMicros() == (start + 15 * 86_400) * 1_000_000)
+        // Journaled at its due time (the audit log's time), not the clock's before it moved.
+        let ended = store.disk.journal().first { if case .lifecycle(let event)? = $0.event { event.atUnix == start + 14 * 86_400 } else { false } }
+        #expect(ended?.atUnixMicros == (start + 14 * 86_400) * 1_000_000)
         await ledger.close()
     }
 
