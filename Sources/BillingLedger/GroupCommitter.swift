@@ -38,6 +38,9 @@ final class GroupCommitter: Sendable {
         /// The newest checkpoint written by this process (with its index
         /// rows): what commits pace against.
         var indexedSeq: Int64 = 0
+        /// The seq of the checkpoint the checkpoint thread is writing now
+        /// (-1: none).
+        var writingSeq: Int64 = -1
         /// The same once the key filter stored with it (if any) is stored
         /// too, and who awaits one: a key filter write (~16 one-MiB
         /// transactions) comes after `indexedSeq` moves, so it does not hold
@@ -148,6 +151,15 @@ final class GroupCommitter: Sendable {
     /// (or after the journal's end at start), and whether commits are paced.
     /// The newest checkpoint this process wrote (0: none).
     var writtenCheckpointSeq: Int64 { state.withLock { $0.indexedSeq } }
+    /// `stop` has begun (tests).
+    var isStopping: Bool { state.withLock { $0.stopping } }
+    /// The newest checkpoint written, being written, or queued (not a
+    /// filter-only one): `Ledger.close` does not queue another at its seq.
+    var coveredCheckpointSeq: Int64 {
+        state.withLock { s in
+            max(s.indexedSeq, s.writingSeq, s.checkpoint.map { $0.filterOnly ? -1 : $0.seq } ?? -1)
+        }
+    }
 
     var checkpointLag: (entries: Int64, paced: Bool) {
         state.withLock { ($0.durableSeq - max($0.indexedSeq, $0.startSeq), $0.pacing) }
@@ -421,6 +433,7 @@ final class GroupCommitter: Sendable {
             let next = state.withLock { s -> Next in
                 if s.failed == nil, let pending = s.checkpoint, pending.seq <= s.durableSeq {
                     s.checkpoint = nil
+                    if !pending.filterOnly { s.writingSeq = pending.seq }
                     checkpointWriting.enter()
                     defer { s.pendingIndex = JournalIndexRows() }
                     return .write(pending, s.pendingIndex)
@@ -436,6 +449,7 @@ final class GroupCommitter: Sendable {
             case .write(let pending, let rows):
                 let withFilter = keyFilter != nil && (sinceFilter >= keyFilterEvery - 1 || pending.last) && pending.seq != filterSeq
                 let (written, filterStored) = write(pending, index: rows, withFilter: withFilter)
+                state.withLock { $0.writingSeq = -1 }
                 if filterStored {
                     (filterSeq, sinceFilter) = (pending.seq, 0)
                 } else if written {

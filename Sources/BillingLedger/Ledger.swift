@@ -235,10 +235,11 @@ public actor Ledger {
     public func close(checkpoint: Bool = true) {
         guard !closed else { return }
         closed = true
-        // Not again at a seq already checkpointed (an idle restart, a close
-        // right after a periodic one): the rewrite deletes the stored one
-        // first, and a crash then would leave only the one before.
-        let stored = max(loadedCheckpointSeq, committer.writtenCheckpointSeq)
+        // Not again at a seq already checkpointed, or being written or
+        // queued (an idle restart, a close right after a periodic one): the
+        // rewrite deletes the stored one first, and a crash then would leave
+        // only the one before.
+        let stored = max(loadedCheckpointSeq, committer.coveredCheckpointSeq)
         if checkpoint && state.lastSeq != stored {
             queueCheckpoint(atMicros: clock.nowMicros(), last: true)
         } else if checkpoint {

@@ -261,6 +261,28 @@ import Testing
         await ledger.close()
     }
 
+    /// A close while the checkpoint at the last seq is being written does
+    /// not queue another at that seq: the rewrite deleted the one just
+    /// stored first, and a crash between left only the one before it.
+    @Test func aCloseDuringTheLastSeqsCheckpointDoesNotWriteItAgain() async throws {
+        let store = InMemoryLedgerStore()
+        let ledger = try Ledger.open(on: store, clock: TestClock(startMicros: 1_767_225_600_000_000))
+        _ = try await ledger.createAccount(id: "a", plan: .pro, actor: "t")
+        let seq = await ledger.lastSeq
+        let entered = Atomic<Bool>(false)
+        let release = DispatchSemaphore(value: 0)
+        store.checkpointGate.withLock { $0 = { entered.store(true, ordering: .sequentiallyConsistent); release.wait() } }
+        let periodic = Task { try await ledger.checkpoint() }
+        #expect(await eventually { entered.load(ordering: .sequentiallyConsistent) })  // being written
+        store.checkpointGate.withLock { $0 = nil }
+        let closing = Task { await ledger.close() }
+        #expect(await eventually { ledger.committer.isStopping })  // close decided, waits for the thread
+        release.signal()
+        await closing.value
+        try? await periodic.value
+        #expect(store.disk.writtenCheckpoints().filter { $0.checkpoint.seq == seq }.count == 1)
+    }
+
     /// A checkpoint taken with a batch must not be written when that batch's
     /// commit failed: it would hold debits the journal does not have. (The
     /// SQLite store happens to refuse a checkpoint ahead of its journal; the

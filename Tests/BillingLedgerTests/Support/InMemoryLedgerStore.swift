@@ -29,7 +29,11 @@ final class InMemoryLedgerStore: LedgerStore {
 
     func append(_ records: [JournalRecord]) throws { try disk.append(records.map(\.entry), session: session) }
 
+    /// Run before each checkpoint is written (tests: hold a write under way).
+    let checkpointGate = Mutex<(@Sendable () -> Void)?>(nil)
+
     func writeCheckpoint(encoded checkpoint: EncodedCheckpoint, index: JournalIndexRows) throws {
+        checkpointGate.withLock { $0 }?()
         try disk.writeCheckpoint(Billing_Journal_V1_Checkpoint(serializedBytes: checkpoint.bytes), index: index, session: session)
     }
 
