@@ -34,6 +34,8 @@ final class EventLoop: GRPCLoop, @unchecked Sendable {
     var readAgain: [Connection] = []
     var listenFD: Int32 = -1
     var acceptor: ((EventLoop) -> Void)?
+    /// Run by the once-a-second sweep (the server's refusal log).
+    var onSweep: ((EventLoop) -> Void)?
     var shuttingDown = false
     var stopped = false
     /// One read buffer per loop: every socket read lands here first.
@@ -335,6 +337,7 @@ final class EventLoop: GRPCLoop, @unchecked Sendable {
             connection.flush()
             connection.close()
         }
+        onSweep?(self)
         _ = timers.insert(deadline: now + 1_000_000_000) { [unowned self] in
             sweepIdle(timeoutNanos: timeoutNanos, requestTimeoutNanos: requestTimeoutNanos, handshakeTimeoutNanos: handshakeTimeoutNanos)
         }

@@ -17,6 +17,21 @@ final class ServerState: Sendable {
     /// connecting in a loop wrote a line per attempt, ~11,000 a second).
     let refusedAtLimit = Atomic<Int>(0)
     let refusalLoggedNanos = Atomic<UInt64>(0)
+
+    /// Logs the connections refused at the limit since the last line, at
+    /// most once a second (at a refusal, and by each loop's sweep: the rest
+    /// of a burst is logged within a second or two of its end).
+    func logRefusedAtLimit(loop: EventLoop) {
+        guard refusedAtLimit.load(ordering: .relaxed) > 0 else { return }
+        let now = loop.nowNanos
+        let logged = refusalLoggedNanos.load(ordering: .relaxed)
+        guard logged == 0 || (now > logged && now - logged >= 1_000_000_000),
+              refusalLoggedNanos.compareExchange(expected: logged, desired: now, ordering: .relaxed).exchanged else { return }
+        let refused = refusedAtLimit.exchange(0, ordering: .relaxed)
+        guard refused > 0 else { return }
+        loop.logger.warning("connection limit reached; refusing new connections (one line a second at most)",
+                            metadata: ["limit": "\(configuration.maxConnections)", "refused": "\(refused)"])
+    }
     private let accepted = Atomic<UInt>(0)
 
     init(configuration: ServerConfiguration, router: GRPCRouter, loops: [EventLoop]) {
@@ -108,6 +123,7 @@ public final class GRPCServer: Sendable {
                 }
                 loop.listenFD = fd
                 loop.acceptor = { loop in Self.acceptConnections(loop: loop, state: state) }
+                loop.onSweep = { loop in state.logRefusedAtLimit(loop: loop) }
                 loop.sweepIdle(timeoutNanos: state.configuration.idleTimeoutNanos,
                                requestTimeoutNanos: state.configuration.requestTimeoutNanos,
                                handshakeTimeoutNanos: state.configuration.handshakeTimeoutNanos)
@@ -206,14 +222,7 @@ public final class GRPCServer: Sendable {
             }
             guard state.tryOpenConnection() else {
                 state.refusedAtLimit.add(1, ordering: .relaxed)
-                let now = loop.nowNanos
-                let logged = state.refusalLoggedNanos.load(ordering: .relaxed)
-                if logged == 0 || (now > logged && now - logged >= 1_000_000_000),
-                   state.refusalLoggedNanos.compareExchange(expected: logged, desired: now, ordering: .relaxed).exchanged {
-                    let refused = state.refusedAtLimit.exchange(0, ordering: .relaxed)
-                    loop.logger.warning("connection limit reached; refusing new connections (one line a second at most)",
-                                        metadata: ["limit": "\(state.configuration.maxConnections)", "refused": "\(refused)"])
-                }
+                state.logRefusedAtLimit(loop: loop)
                 Glibc.close(fd)
                 continue
             }
