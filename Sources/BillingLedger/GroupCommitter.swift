@@ -115,6 +115,10 @@ final class GroupCommitter: Sendable {
         /// A checkpoint at this seq is stored already: only the key filter
         /// is (unless stored at this seq too).
         var filterOnly = false
+        /// Written only if no checkpoint at its seq is stored by the time
+        /// its turn comes (else as `filterOnly`): `Ledger.close` while the
+        /// one at its seq is being written — needed only if that write fails.
+        var unlessWritten = false
         var seq: Int64 { snapshot.lastSeq }
     }
 
@@ -227,7 +231,7 @@ final class GroupCommitter: Sendable {
     /// replaces one not yet written; their rows go together. `last`: the
     /// ledger is closing (the key filter is stored with it).
     func enqueueCheckpoint(_ snapshot: LedgerState, writtenAtMicros: Int64, index: JournalIndexRows, last: Bool = false,
-                           filterOnly: Bool = false) {
+                           filterOnly: Bool = false, unlessWritten: Bool = false) {
         state.withLock { s in
             guard s.failed == nil else { return }
             // A checkpoint still to be written is not replaced by a filter-only
@@ -236,7 +240,8 @@ final class GroupCommitter: Sendable {
                 s.checkpoint = PendingCheckpoint(snapshot: pending.snapshot, writtenAtMicros: pending.writtenAtMicros, last: true)
                 return
             }
-            s.checkpoint = PendingCheckpoint(snapshot: snapshot, writtenAtMicros: writtenAtMicros, last: last, filterOnly: filterOnly)
+            s.checkpoint = PendingCheckpoint(snapshot: snapshot, writtenAtMicros: writtenAtMicros, last: last, filterOnly: filterOnly,
+                                             unlessWritten: unlessWritten)
             s.pendingIndex.append(contentsOf: index)
         }
         checkpointWake.signal()
@@ -431,8 +436,10 @@ final class GroupCommitter: Sendable {
         var filterSeq = storedKeyFilterSeq
         while true {
             let next = state.withLock { s -> Next in
-                if s.failed == nil, let pending = s.checkpoint, pending.seq <= s.durableSeq {
+                if s.failed == nil, var pending = s.checkpoint, pending.seq <= s.durableSeq {
                     s.checkpoint = nil
+                    // Its seq stored meanwhile (the write it waited on succeeded): only the filter.
+                    if pending.unlessWritten && s.indexedSeq >= pending.seq { pending.filterOnly = true }
                     if !pending.filterOnly { s.writingSeq = pending.seq }
                     checkpointWriting.enter()
                     defer { s.pendingIndex = JournalIndexRows() }

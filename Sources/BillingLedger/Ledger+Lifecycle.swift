@@ -279,6 +279,13 @@ extension Ledger {
         // Bounded: each step moves an account's next transition forward.
         for _ in 0..<maxSteps {
             guard let (id, due) = earliestDue(upTo: limit, only: only) else { return (transitions, count, true) }
+            // The test clock moves to the transition first (what is journaled
+            // meanwhile is dated there: times never go back), and back if its
+            // commit fails — then nothing after it was acknowledged either,
+            // and a restart would resume from the journal's clock, behind
+            // what had been answered.
+            let clockBefore = testClock?.nowMicros()
+            testClock?.advance(toMicros: due.at * 1_000_000)
             let book = try book(id)
             let event: Billing_Journal_V1_LifecycleEvent.OneOf_Event
             let kind: String
@@ -304,12 +311,12 @@ extension Ledger {
                 description = "period \(CivilDate(unixSeconds: period.start)) to \(CivilDate(unixSeconds: period.end)) closed"
             }
             let before = book.lifecycle
-            // Dated at its due time on a test clock (as once the clock had
-            // moved there), which moves once the transition is durable: a
-            // failed commit leaves it where the journal has it (a restart
-            // resumes from the journal's clock, never behind what was answered).
-            try await commit(lifecycleEvent(id, at: due.at, actor: "system", event),
-                             atMicros: testClock == nil ? nil : due.at * 1_000_000)
+            do {
+                try await commit(lifecycleEvent(id, at: due.at, actor: "system", event))
+            } catch {
+                if let clockBefore { testClock?.setBack(toMicros: clockBefore) }
+                throw error
+            }
             testClock?.advance(toMicros: due.at * 1_000_000)
             add([ClockTransition(at: due.at, accountID: id, kind: kind, description: description)])
             let after = try self.book(id).lifecycle

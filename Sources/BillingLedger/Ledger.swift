@@ -235,12 +235,15 @@ public actor Ledger {
     public func close(checkpoint: Bool = true) {
         guard !closed else { return }
         closed = true
-        // Not again at a seq already checkpointed, or being written or
-        // queued (an idle restart, a close right after a periodic one): the
-        // rewrite deletes the stored one first, and a crash then would leave
-        // only the one before.
-        let stored = max(loadedCheckpointSeq, committer.coveredCheckpointSeq)
-        if checkpoint && state.lastSeq != stored {
+        // Not again at a seq already checkpointed (an idle restart, a close
+        // right after a periodic one): the rewrite deletes the stored one
+        // first, and a crash then would leave only the one before. One at
+        // this seq being written or queued: the last one only if that write
+        // fails (its index rows come back for it).
+        let stored = max(loadedCheckpointSeq, committer.writtenCheckpointSeq)
+        if checkpoint && state.lastSeq != stored && committer.coveredCheckpointSeq >= state.lastSeq {
+            committer.enqueueCheckpoint(state, writtenAtMicros: clock.nowMicros(), index: JournalIndexRows(), last: true, unlessWritten: true)
+        } else if checkpoint && state.lastSeq != stored {
             queueCheckpoint(atMicros: clock.nowMicros(), last: true)
         } else if checkpoint {
             // The key filter still goes with the last one (a quick start next time).

@@ -197,6 +197,12 @@ public final class TestClock: LedgerClock {
 
     public func nowMicros() -> Int64 { micros.load(ordering: .acquiring) }
 
+    /// Puts the clock back to `micros` (a transition whose commit failed:
+    /// the journal's clock is where it was; callers hold the lifecycle lock).
+    func setBack(toMicros micros: Int64) {
+        self.micros.store(micros, ordering: .releasing)
+    }
+
     /// Moves the clock to `target` if that is later.
     public func advance(toMicros target: Int64) {
         var current = micros.load(ordering: .acquiring)

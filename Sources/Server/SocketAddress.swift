@@ -31,8 +31,11 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
         var v4 = in_addr()
         if inet_pton(AF_INET, host, &v4) == 1 { return (withUnsafeBytes(of: &v4) { Array($0) }, false) }
         var v6 = in6_addr()
-        if inet_pton(AF_INET6, host, &v6) == 1 { return (withUnsafeBytes(of: &v6) { Array($0) }, true) }
-        return nil
+        guard inet_pton(AF_INET6, host, &v6) == 1 else { return nil }
+        let bytes = withUnsafeBytes(of: &v6) { Array($0) }
+        // An IPv4-mapped address (::ffff:a.b.c.d) binds as that IPv4 one.
+        if bytes.prefix(10).allSatisfy({ $0 == 0 }) && bytes[10] == 0xFF && bytes[11] == 0xFF { return (Array(bytes.suffix(4)), false) }
+        return (bytes, true)
     }
 
     /// Whether binding both would clash: the same port (not 0) on the same

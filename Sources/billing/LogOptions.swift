@@ -61,7 +61,10 @@ struct LineLogHandler: LogHandler {
                     } else if written < 0 && errno == EINTR {
                         continue
                     } else {
-                        return  // dropped
+                        // Dropped; a line cut short is ended (best effort),
+                        // so the next one is not glued onto it.
+                        if offset > 0 { _ = "\n".withCString { Glibc.write(2, $0, 1) } }
+                        return
                     }
                 }
             }

@@ -12,6 +12,8 @@ import Testing
         #expect(Self.overlap("127.0.0.1:5000", "127.0.0.1:5000"))
         #expect(Self.overlap("[::1]:5000", "[0::1]:5000"))
         #expect(Self.overlap("[::0]:5000", "[0:0:0:0:0:0:0:0]:5000"))
+        #expect(Self.overlap("127.0.0.1:5000", "[::ffff:127.0.0.1]:5000"))  // IPv4-mapped: binds as IPv4
+        #expect(Self.overlap("[::ffff:0.0.0.0]:5000", "10.0.0.7:5000"))
     }
 
     @Test func aWildcardCoversItsFamilyAndTheIPv6OneCoversBoth() {

@@ -31,9 +31,13 @@ final class InMemoryLedgerStore: LedgerStore {
 
     /// Run before each checkpoint is written (tests: hold a write under way).
     let checkpointGate = Mutex<(@Sendable () -> Void)?>(nil)
+    /// While set, a checkpoint write begun fails (read before the gate).
+    let checkpointsFail = Mutex(false)
 
     func writeCheckpoint(encoded checkpoint: EncodedCheckpoint, index: JournalIndexRows) throws {
+        let fails = checkpointsFail.withLock { $0 }
         checkpointGate.withLock { $0 }?()
+        if fails { throw StoreFault(description: "injected: the checkpoint write fails") }
         try disk.writeCheckpoint(Billing_Journal_V1_Checkpoint(serializedBytes: checkpoint.bytes), index: index, session: session)
     }
 
