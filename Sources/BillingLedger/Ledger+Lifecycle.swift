@@ -279,13 +279,6 @@ extension Ledger {
         // Bounded: each step moves an account's next transition forward.
         for _ in 0..<maxSteps {
             guard let (id, due) = earliestDue(upTo: limit, only: only) else { return (transitions, count, true) }
-            // The test clock moves to the transition first (what is journaled
-            // meanwhile is dated there: times never go back), and back if its
-            // commit fails — then nothing after it was acknowledged either,
-            // and a restart would resume from the journal's clock, behind
-            // what had been answered.
-            let clockBefore = testClock?.nowMicros()
-            testClock?.advance(toMicros: due.at * 1_000_000)
             let book = try book(id)
             let event: Billing_Journal_V1_LifecycleEvent.OneOf_Event
             let kind: String
@@ -311,13 +304,24 @@ extension Ledger {
                 description = "period \(CivilDate(unixSeconds: period.start)) to \(CivilDate(unixSeconds: period.end)) closed"
             }
             let before = book.lifecycle
+            // The test clock moves to the transition just before its commit
+            // (what is journaled meanwhile is dated there: times never go
+            // back), and back if the commit fails — nothing after it was
+            // acknowledged either, and a restart would resume from the
+            // journal's clock, behind what had been answered. A reload after
+            // the failure puts it back too (`clockRollback`), before anything
+            // is served again: it may run before this continuation does.
+            if let testClock {
+                clockRollback = testClock.nowMicros()
+                testClock.advance(toMicros: due.at * 1_000_000)
+            }
             do {
                 try await commit(lifecycleEvent(id, at: due.at, actor: "system", event))
+                clockRollback = nil
             } catch {
-                if let clockBefore { testClock?.setBack(toMicros: clockBefore) }
+                rollBackTestClock()
                 throw error
             }
-            testClock?.advance(toMicros: due.at * 1_000_000)
             add([ClockTransition(at: due.at, accountID: id, kind: kind, description: description)])
             let after = try self.book(id).lifecycle
             if after.plan != before.plan {

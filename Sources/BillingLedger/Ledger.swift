@@ -24,6 +24,14 @@ public actor Ledger {
     public nonisolated let gateway: any PaymentGateway
     /// Set when the server runs with a test clock (Admin AdvanceClock).
     public nonisolated let testClock: TestClock?
+    /// Where the test clock was before a transition moved it for a commit
+    /// not yet durable (`processDueSteps`); put back if that commit fails.
+    var clockRollback: Int64?
+
+    func rollBackTestClock() {
+        if let before = clockRollback { testClock?.setBack(toMicros: before) }
+        clockRollback = nil
+    }
     let configuration: LedgerConfiguration
     let logger: Logger
     nonisolated let committer: GroupCommitter
@@ -383,6 +391,7 @@ public actor Ledger {
     func recover() {
         guard !closed else { return }
         recovering = true
+        rollBackTestClock()  // (a transition's failed commit: before anything is served again)
         do {
             // A checkpoint write in flight would land after the read below:
             // its debits would then be both indexed and cached again.
