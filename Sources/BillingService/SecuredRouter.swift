@@ -43,13 +43,21 @@ extension Billing_V1_SetEnterpriseContractRequest: AccountScoped {}
 /// who it is, and whether the rights that need no request settled the call
 /// (a service key's scopes) or a user's role is still to be checked against
 /// the account the request names. A class: the handler's cast is a class check.
+/// With the key ring's generation and the second it was checked at: a
+/// request arriving after either moved is checked again (`admit`) — a key
+/// revoked, or expired, between a call's headers and its request (which may
+/// come up to the request timeout later) still ran its handler.
 final class AdmittedCaller: Sendable {
     let principal: Principal
     let decided: Bool
+    let keyRingGeneration: UInt64
+    let checkedAtUnix: Int64
 
-    init(principal: Principal, decided: Bool) {
+    init(principal: Principal, decided: Bool, keyRingGeneration: UInt64, checkedAtUnix: Int64) {
         self.principal = principal
         self.decided = decided
+        self.keyRingGeneration = keyRingGeneration
+        self.checkedAtUnix = checkedAtUnix
     }
 }
 
@@ -77,8 +85,12 @@ struct SecuredRouter {
         let authenticator = self.authenticator
         router.admit(path: path) { context throws(GRPCStatus) in
             do throws(GRPCStatus) {
+                // (The generation read first: a change during the check is seen at `admit`.)
+                let generation = authenticator.keyRing.generation
+                let checkedAt = authenticator.clock.nowMicros() / 1_000_000
                 let principal = try authenticator.principal(context)
-                return AdmittedCaller(principal: principal, decided: try authenticator.authorizeBeforeDecoding(principal, access))
+                return AdmittedCaller(principal: principal, decided: try authenticator.authorizeBeforeDecoding(principal, access),
+                                      keyRingGeneration: generation, checkedAtUnix: checkedAt)
             } catch {
                 RefusalMetrics.count(error)
                 throw error
@@ -137,9 +149,12 @@ struct SecuredRouter {
         // headers (`admitAtHeaders`), which found this caller.
         let principal: Principal
         let decided: Bool
-        if let admitted = context.admitted as? AdmittedCaller {
+        if let admitted = context.admitted as? AdmittedCaller, admitted.keyRingGeneration == authenticator.keyRing.generation,
+           admitted.checkedAtUnix == authenticator.clock.nowMicros() / 1_000_000 {
             (principal, decided) = (admitted.principal, admitted.decided)
         } else {
+            // Not checked at the headers, or the keys or the second changed
+            // since: checked now (a revoked or expired key is refused here).
             principal = try authenticator.principal(context)
             decided = try authenticator.authorizeBeforeDecoding(principal, access)
         }

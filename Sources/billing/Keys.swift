@@ -95,9 +95,11 @@ struct Keys: ParsableCommand {
         var keyID: String
 
         func validate() throws {
-            // A whole key pasted here would be echoed in messages: refused unshown.
-            if keyID.hasPrefix("bk_") {
-                throw ValidationError("give the key id (the part after bk_ up to the next _), not the whole key")
+            // Anything but a key id — a whole key pasted here, with a "Bearer "
+            // or a space or quotes in front — is refused unshown (it was
+            // echoed in the "no key" message, secret and all).
+            guard ApiKeyToken.isKeyID(keyID) else {
+                throw ValidationError("give the key id: the 12 characters after bk_ up to the next _ (not the whole key; it is not shown here)")
             }
         }
 

@@ -661,6 +661,32 @@ def test_revocation_takes_effect_on_the_next_call(client, served):
     assert ("CreateApiKey", f"key:{demo_key_id}") in mine and ("RevokeApiKey", f"key:{demo_key_id}") in mine, mine
 
 
+def test_a_call_whose_request_comes_after_its_key_was_revoked_is_refused(client, served):
+    """Credentials are checked at a call's headers; its request may come up
+    to the request timeout later. A key revoked in between — an operator
+    revoking a leaked admin key while the holder keeps calls open — ran the
+    handler with the revoked key (it could mint a new key each time): the
+    request is checked again when the keys changed since the headers."""
+    c = client
+    created = c.admin.CreateApiKey(c.pb.admin_pb2.CreateApiKeyRequest(name="leaked", scopes=["accounts:admin"]),
+                                   timeout=RPC_TIMEOUT_S)
+    path = "/billing.v1.Admin/CreateApiKey"
+    body = c.pb.admin_pb2.CreateApiKeyRequest(name="minted", scopes=["accounts:admin"]).SerializeToString()
+    with RawPeer(served.address) as peer:
+        peer.start()
+        headers = h2peer.grpc_request_headers(path, [("authorization", f"Bearer {created.secret}")])
+        assert peer.send(h2peer.headers_frames(1, headers))  # admitted at its headers, no request yet
+        peer.send(h2peer.ping())
+        assert peer.read_until(lambda p: any(f.type == 6 and f.flags & 1 for f in p.frames), timeout=REACTION_TIMEOUT_S)
+        c.admin.RevokeApiKey(c.pb.admin_pb2.RevokeApiKeyRequest(key_id=created.key.key_id), timeout=RPC_TIMEOUT_S)
+        assert peer.send(h2peer.data_frame(1, h2peer.grpc_message(body)))
+        assert peer.read_until(lambda p: p.stream_done(1), timeout=REACTION_TIMEOUT_S), peer.describe()
+        answer = peer.response_headers(1)
+        assert answer.get("grpc-status") == "16", answer  # UNAUTHENTICATED
+    listed = c.admin.ListApiKeys(c.pb.admin_pb2.ListApiKeysRequest(include_revoked=True), timeout=RPC_TIMEOUT_S)
+    assert "minted" not in [k.name for k in listed.keys]
+
+
 def test_a_key_revoked_while_its_calls_run_is_refused_from_then_on(client, served):
     """Revocation races calls on another connection: once RevokeApiKey has
     answered, no later call with the key succeeds."""
