@@ -39,9 +39,14 @@ for mix in debit:1 quote:1 batch:1 cost:1 usage:1; do
   out=$(BILLING_KEY="$key" taskset -c 1 "$bin" load --target "127.0.0.1:$(cat "$work/port")" --duration "$seconds" \
     --accounts "$accounts" --mix "$mix" --batch-size 100 --connections 4 --streams 32 2>/dev/null)
   ended=$(date +%s%N)
-  echo "$out" | sed -n '1,3p'
+  # The summary with its outcomes: a figure counts every answered call,
+  # so a run whose calls were refused shows it here.
+  echo "$out" | sed -n '1,3p'; echo "$out" | sed -n '/^outcomes:/,$p' | tr '\n' ' '; echo
   echo "$(cpu_per_call "$ended" "$(echo "$out" | sed -n 's/^run [^:]*: \([0-9]*\) calls.*/\1/p')")"
   load_rate[${mix%%:*}]=$(echo "$out" | sed -n 's/^run [^:]*: .* = \([0-9]*\) calls\/s$/\1/p')
+  if [ "${mix%%:*}" = batch ]; then  # debits accepted per second, over the run's own elapsed time
+    batch_debits=$(echo "$out" | python3 -c "import re,sys; t=sys.stdin.read(); print(int(int(re.search(r'debits acknowledged: (\d+)', t)[1]) / float(re.search(r' in ([0-9.]+) s = ', t)[1])))")
+  fi
   last_run=$(echo "$out" | sed -n 's/^run \(load-[^:]*\):.*/\1/p')
 done
 # The same server driven by h2load (one thread, same 4 x 32, same duration):
@@ -69,7 +74,7 @@ ratio() { python3 -c "print(f'{float(\"$1\") / float(\"$2\"):.2f}' if float(\"$2
 echo "== summary: billing load vs h2load on the same method (durable ones: vs Health/Check, the transport's ceiling)"
 for name in debit quote batch cost usage; do
   reference=${name}; [ "$name" = debit ] || [ "$name" = batch ] && reference=health
-  extra=""; [ "$name" = batch ] && extra=" ($(( ${load_rate[$name]:-0} * 100 )) debits/s)"
+  extra=""; [ "$name" = batch ] && extra=" (${batch_debits:-0} debits acknowledged/s)"
   echo "  $name: billing load ${load_rate[$name]} calls/s$extra, h2load ${reference} ${h2_rate[$reference]} calls/s, ratio $(ratio "${load_rate[$name]}" "${h2_rate[$reference]}")"
 done
 echo "== reconcile"

@@ -22,7 +22,9 @@ public struct AccountProvisioner {
 
     /// Creates `count` accounts named after `runID`, each granted `creditsMicros`; returns their ids.
     /// `seedRuns`: each account also gets one debited run (`LoadKeys.seedRun`),
-    /// so that execution-cost queries ask for runs that exist from the start.
+    /// so that execution-cost queries ask for runs that exist from the start
+    /// and usage queries for accounts with usage (session 26: a usage-only
+    /// mix asked about empty accounts, h2load about one with usage).
     /// Throws `ProvisioningError` when the server refuses a call, the connection's error when it fails.
     public func provision(count: Int, runID: String, creditsMicros: Int64, seedRuns: Bool = false) throws -> [String] {
         let connection = try GRPCClientConnection(host: host, port: port, tls: tls)

@@ -28,7 +28,11 @@ package struct LoadRequests {
     package init(connection: Int, plan: LoadPlan) {
         self.connection = connection
         self.plan = plan
-        rng = SplitMix64(seed: UInt64(connection) &* 0x9E37_79B9_7F4A_7C15 &+ 1)
+        // Each connection's seed is itself a SplitMix64 output: seeds c·γ + 1
+        // (γ its own step) made connection c's draws connection 0's shifted
+        // by c, so with 5 or more connections two drew the same accounts.
+        var seeder = SplitMix64(seed: 0x5EED_0F_10AD &+ UInt64(connection))
+        rng = SplitMix64(seed: seeder.next())
     }
 
     /// The next call: an RPC drawn from the mix, on an account drawn from the run's.

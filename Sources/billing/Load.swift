@@ -122,7 +122,8 @@ struct Load: ParsableCommand {
         let accountIDs: [String]
         do {
             accountIDs = try AccountProvisioner(host: host, port: port, tls: tls, authorization: authorization)
-                .provision(count: accounts, runID: runID, creditsMicros: creditsMicros, seedRuns: try parsedMix().contains(.cost))
+                .provision(count: accounts, runID: runID, creditsMicros: creditsMicros,
+                           seedRuns: try parsedMix().contains { $0 == .cost || $0 == .usage })
         } catch let refused as ProvisioningError {
             // The server refused (not a usage mistake): an error, exit 1.
             throw CLIError("provisioning the load's accounts failed: \(refused.description)")
