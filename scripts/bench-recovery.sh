@@ -33,6 +33,7 @@ measure() {  # label: a start-up after SIGKILL, with its recovery figures and pe
   local launched; launched=$(date +%s%N)
   for _ in $(seq 12000); do [ -s "$work/port" ] && break; sleep 0.005; done
   local serving=$(( ($(date +%s%N) - launched) / 1000000 ))
+  [ -s "$work/port" ] || { echo "the server did not start after the kill; its log:" >&2; tail -20 "$work/measure.log" >&2; exit 1; }
   pkill -TERM -f "^$bin serve" || true
   wait "$timed" || true
   echo "== $1"
@@ -52,6 +53,7 @@ BILLING_KEY="$key" taskset -c 1 "$bin" load --target "127.0.0.1:$(cat "$work/por
   --duration 30 --accounts "$accounts" --connections 4 --streams 8 >/dev/null 2>"$work/under-load.err" &
 under_load=$!
 for _ in $(seq 600); do grep -q "^progress:" "$work/under-load.err" 2>/dev/null && break; sleep 0.1; done
+grep -q "^progress:" "$work/under-load.err" || { echo "the load to kill under never started; see $work/under-load.err" >&2; exit 1; }
 sleep 3
 kill -9 "$server"; wait "$server" 2>/dev/null || true
 wait "$under_load" 2>/dev/null || true
@@ -60,12 +62,12 @@ python3 - "$work/db.sqlite" <<'PY'
 import sqlite3, sys
 db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
 seq, size = db.execute("""SELECT c.seq, length(c.state) + coalesce((SELECT sum(length(p.bytes)) FROM checkpoint_parts p
-                              WHERE p.seq = c.seq), 0) FROM checkpoints c ORDER BY c.seq DESC LIMIT 1""").fetchone()
+                              WHERE p.seq = c.seq), 0) FROM checkpoints c ORDER BY c.seq DESC LIMIT 1""").fetchone() or (0, 0)
 print(f"  newest checkpoint: seq {seq}, {size / 1e6:.1f} MB")
 PY
-grep "checkpoint written" "$work/load.log" | tail -1 | sed -n 's/.*\(build_ms=[0-9]*\).*\(cpu_ms=[0-9]*\).*\(write_ms=[0-9]*\).*/  its \1 \3 \2 (the checkpoint thread'"'"'s CPU)/p'
+{ grep "checkpoint written" "$work/load.log" || true; } | tail -1 | sed -n 's/.*\(build_ms=[0-9]*\).*\(cpu_ms=[0-9]*\).*\(write_ms=[0-9]*\).*/  its \1 \3 \2 (the checkpoint thread'"'"'s CPU)/p'
 echo "  checkpoints written: $(grep -c "checkpoint written" "$work/load.log"); key filters stored: $(grep -c "key filter stored" "$work/load.log"); paced: $(grep -c "slowing commits" "$work/load.log") times"
-grep "key filter stored" "$work/load.log" | tail -1 | sed -n 's/.*\(cpu_ms=[0-9]*\).*\(seq=[0-9]*\).*\(write_ms=[0-9]*\).*/  newest key filter: \2 \3 \1/p'
+{ grep "key filter stored" "$work/load.log" || true; } | tail -1 | sed -n 's/.*\(cpu_ms=[0-9]*\).*\(seq=[0-9]*\).*\(write_ms=[0-9]*\).*/  newest key filter: \2 \3 \1/p'
 measure "start-up after SIGKILL under load (replays what followed the newest checkpoint)"
 
 start_server "$work/worst.log" info --checkpoint-every 100000000

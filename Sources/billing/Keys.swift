@@ -93,8 +93,16 @@ struct Keys: ParsableCommand {
         @OptionGroup var database: Database
         @Argument(help: "The key id (the part after bk_ up to the next _).")
         var keyID: String
+        // Whatever follows (`Bearer bk_…` pasted unquoted: the key is the
+        // second argument), taken here so it is refused unshown, not echoed
+        // by ArgumentParser as an unexpected argument.
+        @Argument(parsing: .allUnrecognized, help: .hidden)
+        var rest: [String] = []
 
         func validate() throws {
+            guard rest.isEmpty else {
+                throw ValidationError("give one key id: the 12 characters after bk_ up to the next _ (not the whole key; what was given is not shown here)")
+            }
             // Anything but a key id — a whole key pasted here, with a "Bearer "
             // or a space or quotes in front — is refused unshown (it was
             // echoed in the "no key" message, secret and all).

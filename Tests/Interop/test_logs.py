@@ -385,8 +385,9 @@ def test_keys_cli_refuses_forging_names_and_whole_keys_and_shows_expiry(pb, serv
                  "--scope", "metering:read")
     assert forged.returncode != 0 and "--name contains" in forged.stderr, forged.stderr
     whole = "bk_0123456789ab_" + "s3cr3t" * 6
-    for pasted_as in (whole, f"Bearer {whole}", f" {whole}", f"'{whole}'"):  # (session 26: these three were echoed)
-        pasted = run("keys", "revoke", "--db", str(db), pasted_as)
+    # (Session 26: all but the first were echoed; the last is `Bearer bk_…` pasted unquoted.)
+    for pasted_as in ([whole], [f"Bearer {whole}"], [f" {whole}"], [f"'{whole}'"], ["Bearer", whole]):
+        pasted = run("keys", "revoke", "--db", str(db), *pasted_as)
         assert pasted.returncode != 0 and "not the whole key" in pasted.stderr, pasted.stderr
         assert "s3cr3t" not in pasted.stderr + pasted.stdout
     missing = run("keys", "revoke", "--db", str(db), "0123456789ab")
