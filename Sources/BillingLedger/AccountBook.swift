@@ -249,9 +249,12 @@ public struct UsageTotals: Sendable, Equatable {
         add(&next.amount, amount)
         add(&next.inputTokens, inputTokens)
         add(&next.outputTokens, outputTokens)
-        if lineKey.hasPrefix("tool_call:") { add(&next.toolCalls, quantity) }
-        if lineKey.hasPrefix("storage:") { add(&next.storageBytes, quantity) }
-        if lineKey.hasPrefix("llm:") { add(&next.llmTokens, quantity) }
+        // Bytes compared, not characters: `tool_call:` followed by a
+        // combining mark (an integration named "\u{301}x") is one character
+        // ":\u{301}" to String.hasPrefix, and the line was counted as no kind.
+        if lineKey.utf8.starts(with: "tool_call:".utf8) { add(&next.toolCalls, quantity) }
+        if lineKey.utf8.starts(with: "storage:".utf8) { add(&next.storageBytes, quantity) }
+        if lineKey.utf8.starts(with: "llm:".utf8) { add(&next.llmTokens, quantity) }
         return overflow ? nil : next
     }
 }

@@ -431,8 +431,8 @@ extension MeteringService {
             bucket.amountMicros += cell.amount
             bucket.inputTokens += cell.inputTokens
             bucket.outputTokens += cell.outputTokens
-            if key.lineKey.hasPrefix("tool_call:") { bucket.toolCalls += cell.quantity }
-            if key.lineKey.hasPrefix("storage:") { bucket.storageBytes += cell.quantity }
+            if key.lineKey.utf8.starts(with: "tool_call:".utf8) { bucket.toolCalls += cell.quantity }  // (bytes: see UsageTotals)
+            if key.lineKey.utf8.starts(with: "storage:".utf8) { bucket.storageBytes += cell.quantity }
             buckets[group] = bucket
             total += cell.amount
         }
@@ -448,8 +448,8 @@ extension MeteringService {
     static let maxUsageBytes = 2 << 20
 
     static func unit(of lineKey: String) -> Billing_V1_UsageUnit {
-        if lineKey.hasPrefix("llm:") { return .tokens }
-        if lineKey.hasPrefix("tool_call:") { return .calls }
+        if lineKey.utf8.starts(with: "llm:".utf8) { return .tokens }
+        if lineKey.utf8.starts(with: "tool_call:".utf8) { return .calls }
         return .bytes
     }
 }

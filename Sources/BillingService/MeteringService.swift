@@ -90,7 +90,12 @@ public final class MeteringService: Sendable {
         let priced: PricedDebit
         do {
             priced = try catalog.priced(items)
-        } catch {
+        } catch where Self.catalogDependent.contains(error.errorInfo?.reason ?? "") {
+            // A refusal the catalog in force decides (a model or integration
+            // since removed, prices since raised): maybe a retry of a debit
+            // priced before. Bad input as such (a negative quantity, no line
+            // items) is refused at once — looked up as a retry, it could hear
+            // UNAVAILABLE during a reload instead of INVALID_ARGUMENT.
             return .unpriceable(items, error)
         }
         return .command(DebitCommand(
@@ -98,6 +103,9 @@ public final class MeteringService: Sendable {
             runID: request.runID, idempotencyKey: request.idempotencyKey, priced: priced,
             digest: Self.fingerprint(request, items)))
     }
+
+    /// Pricing refusals that depend on the catalog, not on the request alone.
+    static let catalogDependent: Set<String> = ["UNKNOWN_MODEL", "UNKNOWN_INTEGRATION", "AMOUNT_TOO_LARGE"]
 
     /// The request's fingerprint: SHA-256 of its canonical form.
     static func fingerprint(_ request: Billing_V1_DebitRequest, _ items: [LineItem]) -> Data {

@@ -82,4 +82,41 @@ import Testing
             #expect(seqs.count > 3 * chunk)
         }
     }
+
+    /// Bad input as such is refused at once, INVALID_ARGUMENT; only a
+    /// refusal the catalog decides (a model since removed) is looked up as
+    /// a possible retry — bad input looked up so heard UNAVAILABLE while the
+    /// ledger reloaded.
+    @Test func badInputIsNotLookedUpAsARetry() async throws {
+        try await withSQLiteLedger { ledger in
+            let metering = MeteringService(ledger: ledger, catalog: try PriceCatalog(
+                version: "t", models: [:], toolCallMicrosPerCall: [:], defaultToolCallMicrosPerCall: nil,
+                storageMicrosPerGiB: [.knowledgeBase: 100_000, .traces: 20_000]))
+            var request = Billing_V1_DebitRequest()
+            request.accountID = "acct"
+            request.workspaceID = "w"
+            request.agentID = "a"
+            request.runID = "r"
+            request.idempotencyKey = "k"
+            var item = Billing_V1_LineItem()
+            item.llm.model = "gone"
+            item.llm.inputTokens = 10
+            request.lineItems = [item]
+            guard case .unpriceable(_, let status) = try metering.commandOrUnpriceable(request) else {
+                Issue.record("an unknown model was not looked up as a retry")
+                return
+            }
+            #expect(status.errorInfo?.reason == "UNKNOWN_MODEL")
+            request.lineItems = []
+            #expect(throws: GRPCStatus.self) { _ = try metering.commandOrUnpriceable(request) }
+            item.llm.inputTokens = -1
+            request.lineItems = [item]
+            do {
+                _ = try metering.commandOrUnpriceable(request)
+                Issue.record("a negative quantity was not refused at once")
+            } catch let status as GRPCStatus {
+                #expect(status.code == .invalidArgument && status.errorInfo?.reason == "NEGATIVE_QUANTITY")
+            }
+        }
+    }
 }
