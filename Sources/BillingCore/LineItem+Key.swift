@@ -9,6 +9,17 @@ extension LineItem {
         }
     }
 
+    /// The unit of the line a roll-up `key` names (nil: none of the three
+    /// prefixes). Read from the key's bytes, not its characters: `tool_call:`
+    /// followed by a combining mark (an integration named "\u{301}x") is one
+    /// character ":\u{301}" to `String.hasPrefix`, which missed the kind.
+    public static func unit(ofKey key: String) -> QuantityUnit? {
+        if key.utf8.starts(with: "llm:".utf8) { return .tokens }
+        if key.utf8.starts(with: "tool_call:".utf8) { return .calls }
+        if key.utf8.starts(with: "storage:".utf8) { return .bytes }
+        return nil
+    }
+
     public var unit: QuantityUnit {
         switch self {
         case .llm: .tokens

@@ -249,12 +249,12 @@ public struct UsageTotals: Sendable, Equatable {
         add(&next.amount, amount)
         add(&next.inputTokens, inputTokens)
         add(&next.outputTokens, outputTokens)
-        // Bytes compared, not characters: `tool_call:` followed by a
-        // combining mark (an integration named "\u{301}x") is one character
-        // ":\u{301}" to String.hasPrefix, and the line was counted as no kind.
-        if lineKey.utf8.starts(with: "tool_call:".utf8) { add(&next.toolCalls, quantity) }
-        if lineKey.utf8.starts(with: "storage:".utf8) { add(&next.storageBytes, quantity) }
-        if lineKey.utf8.starts(with: "llm:".utf8) { add(&next.llmTokens, quantity) }
+        switch LineItem.unit(ofKey: lineKey) {
+        case .calls?: add(&next.toolCalls, quantity)
+        case .bytes?: add(&next.storageBytes, quantity)
+        case .tokens?: add(&next.llmTokens, quantity)
+        case nil: break
+        }
         return overflow ? nil : next
     }
 }

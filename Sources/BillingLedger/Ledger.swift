@@ -248,14 +248,16 @@ public actor Ledger {
         // first, and a crash then would leave only the one before. One at
         // this seq being written or queued: the last one only if that write
         // fails (its index rows come back for it).
-        let stored = max(loadedCheckpointSeq, committer.writtenCheckpointSeq)
-        if checkpoint && state.lastSeq != stored && committer.coveredCheckpointSeq >= state.lastSeq {
-            committer.enqueueCheckpoint(state, writtenAtMicros: clock.nowMicros(), index: JournalIndexRows(), last: true, unlessWritten: true)
-        } else if checkpoint && state.lastSeq != stored {
-            queueCheckpoint(atMicros: clock.nowMicros(), last: true)
-        } else if checkpoint {
-            // The key filter still goes with the last one (a quick start next time).
-            committer.enqueueCheckpoint(state, writtenAtMicros: clock.nowMicros(), index: JournalIndexRows(), last: true, filterOnly: true)
+        if checkpoint {
+            let now = clock.nowMicros()
+            if state.lastSeq == max(loadedCheckpointSeq, committer.writtenCheckpointSeq) {
+                // The key filter still goes with the last one (a quick start next time).
+                committer.enqueueCheckpoint(state, writtenAtMicros: now, index: JournalIndexRows(), last: true, filterOnly: true)
+            } else if committer.coveredCheckpointSeq >= state.lastSeq {
+                committer.enqueueCheckpoint(state, writtenAtMicros: now, index: JournalIndexRows(), last: true, unlessWritten: true)
+            } else {
+                queueCheckpoint(atMicros: now, last: true)
+            }
         }
         committer.stop()
     }

@@ -24,9 +24,7 @@ public struct LedgerAudit: Sendable {
     /// builds before decided such debits under the books' plan, and an entry
     /// does not say which): a problem only when neither does.
     static func overageAllowed(_ book: AccountBook, atMicros: Int64, plans: PlanCatalog) -> Bool {
-        let now = atMicros / 1_000_000
-        let moving = book.lifecycle.pendingChange != nil && now >= book.lifecycle.currentPeriod.end
-        return book.terms(in: plans).accruesOverage || (moving && book.lifecycle.effectiveTerms(at: now, plans).accruesOverage)
+        book.terms(in: plans).accruesOverage || book.lifecycle.effectiveTerms(at: atMicros / 1_000_000, plans).accruesOverage
     }
 
     public static func run(on store: any LedgerStore, plans: PlanCatalog = .default, maxProblems: Int = 100) throws -> LedgerAudit {

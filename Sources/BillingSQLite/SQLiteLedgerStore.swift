@@ -79,12 +79,13 @@ public final class SQLiteLedgerStore: LedgerStore {
         let unwritable = !migrating && !FileManager.default.isWritableFile(atPath: directory)
         let logBeside = FileManager.default.fileExists(atPath: path + "-wal") || FileManager.default.fileExists(atPath: path + "-shm")
         let immutable = unwritable && !logBeside
+        let logUnwritable = unwritable && logBeside  // read through a log it may not be able to
         let writerConnection: SQLiteConnection
         do {
             writerConnection = try SQLiteConnection(path: path, fileReadOnly: !migrating, immutable: immutable)
-            if unwritable && !immutable { try writerConnection.execute(script: "SELECT count(*) FROM sqlite_master") }
+            if logUnwritable { try writerConnection.execute(script: "SELECT count(*) FROM sqlite_master") }
         } catch {
-            if unwritable && !immutable { throw SQLiteStoreError.readOnlyWithLog(path: path, reason: "\(error)") }
+            if logUnwritable { throw SQLiteStoreError.readOnlyWithLog(path: path, reason: "\(error)") }
             throw error
         }
         // The file just opened (created if missing), before the migrations.

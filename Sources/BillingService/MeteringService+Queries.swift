@@ -422,17 +422,22 @@ extension MeteringService {
             }
             var bucket = buckets[group] ?? Billing_V1_UsageBucket()
             if byDay { bucket.day = CivilDate(daysSinceEpoch: key.day).description }
+            let unit = LineItem.unit(ofKey: key.lineKey)
             if byAgent { bucket.agentID = key.agentID }
             if byLine {
                 bucket.lineItem = key.lineKey
                 bucket.quantity += cell.quantity
-                bucket.unit = Self.unit(of: key.lineKey)
+                bucket.unit = switch unit {
+                case .tokens?: .tokens
+                case .calls?: .calls
+                case .bytes?, nil: .bytes
+                }
             }
             bucket.amountMicros += cell.amount
             bucket.inputTokens += cell.inputTokens
             bucket.outputTokens += cell.outputTokens
-            if key.lineKey.utf8.starts(with: "tool_call:".utf8) { bucket.toolCalls += cell.quantity }  // (bytes: see UsageTotals)
-            if key.lineKey.utf8.starts(with: "storage:".utf8) { bucket.storageBytes += cell.quantity }
+            if unit == .calls { bucket.toolCalls += cell.quantity }
+            if unit == .bytes { bucket.storageBytes += cell.quantity }
             buckets[group] = bucket
             total += cell.amount
         }
@@ -446,10 +451,4 @@ extension MeteringService {
 
     /// The largest `GetUsage` answer, estimated (half of what a stock client takes).
     static let maxUsageBytes = 2 << 20
-
-    static func unit(of lineKey: String) -> Billing_V1_UsageUnit {
-        if lineKey.utf8.starts(with: "llm:".utf8) { return .tokens }
-        if lineKey.utf8.starts(with: "tool_call:".utf8) { return .calls }
-        return .bytes
-    }
 }

@@ -128,20 +128,16 @@ extension HTTP2Session {
     static let readBody: nghttp2_data_source_read_callback = {
         session, streamID, buffer, length, flags, _, userData in
         let this = HTTP2Session.owner(userData)
-        guard var body = this.outbound[streamID] else {
+        guard let (count, done, trailers) = this.outbound.read(streamID, into: buffer!, length: length) else {
             return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
         }
-        let count = body.read(into: buffer!, length: length)
-        if body.offset == body.total {
+        if done {
             flags!.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
-            this.outbound[streamID] = nil
-            if let trailers = body.trailers {
+            if let trailers {
                 flags!.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
                 let rc = nghttp2_submit_trailer(session, streamID, trailers.nameValues, trailers.count)
                 if rc != 0 { return Int(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
             }
-        } else {
-            this.outbound[streamID] = body
         }
         return count
     }

@@ -89,6 +89,20 @@ public final class HTTP2Session {
 
         var count: Int { bodies.count }
 
+        /// Copies the next slice of `streamID`'s body to `buffer`, in place
+        /// (one lookup, no copy of the body out and back); nil without a
+        /// body. A body whose last byte went is dropped (`done`), its
+        /// trailers returned.
+        mutating func read(_ streamID: Int32, into buffer: UnsafeMutablePointer<UInt8>, length: Int)
+            -> (count: Int, done: Bool, trailers: HTTP2PreparedHeaders?)? {
+            guard let index = bodies.index(forKey: streamID) else { return nil }
+            let count = bodies.values[index].read(into: buffer, length: length)
+            guard bodies.values[index].offset == bodies.values[index].total else { return (count, false, nil) }
+            let trailers = bodies.values[index].trailers
+            self[streamID] = nil
+            return (count, true, trailers)
+        }
+
         mutating func removeAll() {
             let held = heldBytes
             bodies.removeAll()

@@ -18,15 +18,10 @@ struct Audit: ParsableCommand {
     @Option(parsing: .unconditional, help: "At most this many entries (1...100000).")
     var limit: Int = 100
 
-    // Unknown options, caught here so they are reported before `validate`'s
-    // file checks (a mistyped --catalog or --db was reported as the default
-    // file missing, ArgumentParser's own error coming after validate's).
-    @Argument(parsing: .allUnrecognized, help: .hidden)
-    var unrecognized: [String] = []
+    @OptionGroup var unknown: UnknownOptions
 
     // (In `validate`, ArgumentParser shows this command's usage with the error.)
     func validate() throws {
-        try refuseUnrecognized(unrecognized)
         guard FileManager.default.fileExists(atPath: db) else { throw ValidationError("no database at \(db)") }
         guard (1...100_000).contains(limit) else { throw ValidationError("--limit must be 1...100000") }
     }

@@ -61,14 +61,9 @@ struct Load: ParsableCommand {
     @Flag(help: "Print the summary as JSON (progress lines go to standard error).")
     var json = false
 
-    // Unknown options, caught here so they are reported before `validate`'s
-    // file checks (a mistyped --catalog or --db was reported as the default
-    // file missing, ArgumentParser's own error coming after validate's).
-    @Argument(parsing: .allUnrecognized, help: .hidden)
-    var unrecognized: [String] = []
+    @OptionGroup var unknown: UnknownOptions
 
     func validate() throws {
-        try refuseUnrecognized(unrecognized)
         guard let key = key ?? ProcessInfo.processInfo.environment["BILLING_KEY"], !key.isEmpty else {
             throw ValidationError("give --key or set BILLING_KEY")
         }

@@ -117,14 +117,9 @@ struct Serve: ParsableCommand {
     @Flag(help: "Register billing.v1.Testing (Echo with a delay) for transport tests. Never in production.")
     var enableTestingService = false
 
-    // Unknown options, caught here so they are reported before `validate`'s
-    // file checks (a mistyped --catalog or --db was reported as the default
-    // file missing, ArgumentParser's own error coming after validate's).
-    @Argument(parsing: .allUnrecognized, help: .hidden)
-    var unrecognized: [String] = []
+    @OptionGroup var unknown: UnknownOptions
 
     func validate() throws {
-        try refuseUnrecognized(unrecognized)
         // The files are read here too, not only in `run`: ArgumentParser
         // then reports a bad one with this command's usage.
         _ = try loadCatalog(catalog)

@@ -63,10 +63,16 @@ func statusName(_ code: Int) -> String {
     GRPCStatus.Code(rawValue: code)?.name ?? "NO_STATUS"
 }
 
-/// ArgumentParser's error for an unknown option or argument, raised from a
-/// command's `validate` before its file checks (`unrecognized`: what an
-/// `.allUnrecognized` argument collected).
-func refuseUnrecognized(_ unrecognized: [String]) throws {
-    guard let first = unrecognized.first else { return }
-    throw ValidationError(first.hasPrefix("-") ? "Unknown option '\(first)'" : "Unexpected argument '\(first)'")
+/// A command's unknown options and arguments, refused as ArgumentParser
+/// would — but validated before the command's own `validate` and its file
+/// checks (a mistyped --catalog or --db was reported as the default file
+/// missing, ArgumentParser's own error coming after).
+struct UnknownOptions: ParsableArguments {
+    @Argument(parsing: .allUnrecognized, help: .hidden)
+    var values: [String] = []
+
+    func validate() throws {
+        guard let first = values.first else { return }
+        throw ValidationError(first.hasPrefix("-") ? "Unknown option '\(first)'" : "Unexpected argument '\(first)'")
+    }
 }
