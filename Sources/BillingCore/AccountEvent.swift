@@ -3,8 +3,10 @@
 /// `AccountLifecycle.nextDueTransition(now:)` says are due.
 public enum AccountEvent: Sendable, Hashable {
     // Time-driven.
-    /// The trial's end is reached.
-    case trialEnded
+    /// The trial's end is reached. `continuesIfFree`: a trial whose plan
+    /// costs nothing goes on on that plan without a payment method (every
+    /// entry since session 27; older ones paused it, and replay keeps that).
+    case trialEnded(continuesIfFree: Bool)
     /// `period` (the account's current one) ended; `overage` is the usage
     /// that credits did not cover during it.
     case periodEnded(BillingPeriod, overage: Money)

@@ -17,9 +17,10 @@ extension AccountLifecycle {
     /// a trial over with no payment method and nothing scheduled, or a
     /// past-due invoice's grace over. Metering refuses new runs by it, so a
     /// debit in the moment before the tick is refused as it would be after.
-    public func pause(at now: Int64) -> PauseReason? {
+    public func pause(at now: Int64, plans: PlanCatalog) -> PauseReason? {
         if let pauseReason { return pauseReason }
-        if let trialEnd = trialEndsAt, now >= trialEnd, !hasPaymentMethod, pendingChange == nil {
+        if let trialEnd = trialEndsAt, now >= trialEnd, !hasPaymentMethod, pendingChange == nil,
+           !trialPlanCostsNothing(plans) {
             return .trialEndedWithoutPaymentMethod
         }
         if let since = pastDueSince, now >= graceEnd(since: since) { return .pastDueGraceExpired }

@@ -1,6 +1,6 @@
 /// Trial end, payment methods, and the way out of a paused trial.
 extension AccountLifecycle {
-    mutating func trialEnded(now: Int64, plans: PlanCatalog) -> [AccountAction] {
+    mutating func trialEnded(now: Int64, plans: PlanCatalog, continuesIfFree: Bool) -> [AccountAction] {
         // Already converted, switched to Free, or paused: nothing to do.
         guard let trialEnd = trialEndsAt, pauseReason == nil else { return [] }
         precondition(now >= trialEnd, "the trial ends at its end, not before")
@@ -8,11 +8,18 @@ extension AccountLifecycle {
         if let change = pendingChange {
             return startSubscription(change.plan, at: trialEnd, plans: plans)
         }
-        if hasPaymentMethod {
+        if hasPaymentMethod || (continuesIfFree && trialPlanCostsNothing(plans)) {
             return startSubscription(plan, at: trialEnd, plans: plans)
         }
         pauseReason = .trialEndedWithoutPaymentMethod
         return [.pause(.trialEndedWithoutPaymentMethod)]
+    }
+
+    /// Whether the plan a trial runs on costs nothing (a plans file with
+    /// `trial_plan: "free"` and Free at $0): its end has nothing to charge
+    /// a payment method for, so it does not pause.
+    package func trialPlanCostsNothing(_ plans: PlanCatalog) -> Bool {
+        plan != .enterprise && plans[plan].monthlyPrice == .zero
     }
 
     mutating func paymentMethodAdded(now: Int64, plans: PlanCatalog) -> [AccountAction] {

@@ -17,7 +17,7 @@ public enum DueTransition: Sendable, Hashable {
     /// ignore it.
     public func event(overage: Money = .zero) -> AccountEvent {
         switch self {
-        case .trialEnd: .trialEnded
+        case .trialEnd: .trialEnded(continuesIfFree: true)
         case .graceEnd: .graceExpired
         case .periodEnd(let period): .periodEnded(period, overage: overage)
         }

@@ -285,9 +285,12 @@ extension Ledger {
             let description: String
             switch due {
             case .trialEnd:
-                event = .trialEnded(Billing_Journal_V1_TrialEnded())
+                var ended = Billing_Journal_V1_TrialEnded()
+                ended.continuesIfFree = true
+                event = .trialEnded(ended)
                 kind = "TRIAL_ENDED"
-                description = book.lifecycle.hasPaymentMethod || book.lifecycle.pendingChange != nil
+                let lifecycle = book.lifecycle
+                description = lifecycle.hasPaymentMethod || lifecycle.pendingChange != nil || lifecycle.trialPlanCostsNothing(state.plans)
                     ? "the trial ended; the subscription starts" : "the trial ended without a payment method; new runs are paused"
             case .graceEnd:
                 event = .graceExpired(Billing_Journal_V1_GraceExpired())
@@ -327,6 +330,10 @@ extension Ledger {
             if after.plan != before.plan {
                 add([ClockTransition(at: due.at, accountID: id, kind: "PLAN_CHANGE_APPLIED",
                                      description: "now on \(after.plan.rawValue)")])
+            }
+            if before.hasPendingPaymentMethod, !after.hasPendingPaymentMethod {
+                add([ClockTransition(at: due.at, accountID: id, kind: "PAYMENT_METHOD_APPLIED",
+                                     description: "the replacement payment method is now the one on file")])
             }
             add(try await attemptOwedPayments(only: id))
         }

@@ -71,7 +71,7 @@ extension LedgerState {
         // grace every debit is refused: the account owes money, and a run
         // going on would accrue overage without bound until the period closed.
         let mayBeDue = book.lifecycle.trialEndsAt != nil || !book.lifecycle.pastDueInvoices.isEmpty
-        if let pause = book.lifecycle.pauseReason ?? (mayBeDue ? book.lifecycle.pause(at: now) : nil),
+        if let pause = book.lifecycle.pauseReason ?? (mayBeDue ? book.lifecycle.pause(at: now, plans: plans) : nil),
            newRun || pause != .trialEndedWithoutPaymentMethod {
             return .debitRefused(Self.refusal(command, .accountPaused, detail: "new runs are paused: \(pause.remedy)"))
         }

@@ -81,9 +81,9 @@ extension LedgerState {
         var method: Billing_Journal_V1_PaymentMethodSet?
         var periodOverage: Int64?
         switch event.event {
-        case .trialEnded:
+        case .trialEnded(let ended):
             guard case .trialEnd? = due else { throw .inconsistent(seq: seq, "no trial end due at \(at)") }
-            domainEvent = .trialEnded
+            domainEvent = .trialEnded(continuesIfFree: ended.continuesIfFree)
         case .graceExpired:
             guard case .graceEnd? = due else { throw .inconsistent(seq: seq, "no grace end due at \(at)") }
             domainEvent = .graceExpired

@@ -491,8 +491,8 @@ public nonisolated struct Billing_V1_Account: @unchecked Sendable {
     set {_uniqueStorage()._status = newValue}
   }
 
-  /// Whether new runs are paused (Debit and Quote of a run not yet counted this
-  /// period refused with ACCOUNT_PAUSED; a run already counted goes on).
+  /// Whether new runs are paused (Debit and Quote refused with ACCOUNT_PAUSED;
+  /// after a trial's end a run already counted this period goes on).
   public var paused: Bool {
     get {_storage._paused}
     set {_uniqueStorage()._paused = newValue}

@@ -54,16 +54,17 @@ import Testing
         await entered.wait()  // decided and applied in memory, its commit under way
         let retry = Task { try await ledger.changePlan(accountID: "acct", to: .free, key: "down", actor: "test") }
         _ = h.store.restart()  // and the reload after it fails too: the failed entry stays in memory
+        // The retry waits for the original (its lifecycle turn) before that fails.
+        #expect(await eventually { await ledger.lifecycleWaiters.count == 1 })
         release.signal()  // the original's commit fails
         await #expect(throws: (any Error).self) { try await original.value }
-        let answered = await retry.result
-        let journaled = h.journal().contains { entry in
+        await #expect(throws: (any Error).self, "the retry was answered as done, but the original's commit failed") {
+            try await retry.value
+        }
+        #expect(!h.journal().contains { entry in
             if case .lifecycle(let event)? = entry.event { return event.idempotencyKey == "down" }
             return false
-        }
-        if case .success = answered {
-            #expect(journaled, "the retry was answered as done, but no plan change with key down is in the journal")
-        }
+        })
         // Nor is anything else answered from that memory: reads and quotes are
         // unavailable (once the reload after the failure has run and failed).
         #expect(await eventually { (try? await ledger.currentBook("acct")) == nil })
@@ -167,6 +168,10 @@ import Testing
                 if attempt == "revoke" { _ = try await ledger.revokeApiKey(keyID: "k1", actor: "b") }
                 else { _ = try await ledger.createAccount(id: "acme", plan: .pro, actor: "b") }
             }
+            // The second waits on the first's commit before it fails (else it
+            // could hear UNAVAILABLE before reaching the ledger, or succeed
+            // after the reload, and the case under test would not run).
+            #expect(await eventually { h.ledger.committer.commitWaiterCount >= 2 })
             release.signal()  // the first's commit fails
             await #expect(throws: LedgerError.self) { try await first.value }
             do {

@@ -251,7 +251,39 @@ import Testing
         #expect(state == granted)
     }
 
-    /// Ids journaled before session 19 in another normalization can no
+    /// A trial of a plan costing nothing (`trial_plan: "free"`, Free at $0):
+    /// a TrialEnded of an older build (no `continues_if_free`) replays as
+    /// the pause it made; one of this build's as the account going on on
+    /// Free, Active.
+    @Test(arguments: [false, true])
+    func aTrialEndReplaysByTheRuleItWasJournaledUnder(continuesIfFree: Bool) throws {
+        var plans = PlanCatalog.default
+        plans.trialPlan = .free
+        var state = LedgerState(plans: plans)
+        var created = Billing_Journal_V1_AccountCreated()
+        created.accountID = "acct"
+        created.plan = "trial"  // on the plans' trial plan
+        created.periodAnchorUnix = 1_000
+        created.trialEndsUnix = 1_000 + 14 * 86_400
+        created.graceSeconds = 7 * 86_400
+        var ended = Billing_Journal_V1_LifecycleEvent()
+        ended.accountID = "acct"
+        ended.atUnix = created.trialEndsUnix
+        ended.trialEnded.continuesIfFree = continuesIfFree
+        for (seq, event) in [Billing_Journal_V1_Entry.OneOf_Event.accountCreated(created), .lifecycle(ended)].enumerated() {
+            var entry = Billing_Journal_V1_Entry()
+            entry.seq = Int64(seq + 1)
+            entry.atUnixMicros = (seq == 0 ? created.periodAnchorUnix : ended.atUnix) * 1_000_000
+            entry.event = event
+            try state.apply(entry)
+        }
+        let lifecycle = try #require(state.accounts["acct"]).lifecycle
+        #expect(lifecycle.plan == .free)
+        #expect(lifecycle.runsPaused == !continuesIfFree)
+        #expect(lifecycle.status == (continuesIfFree ? .active : .trial))
+    }
+
+    /// Ids journaled before session 19 in another normalization can no    /// Ids journaled before session 19 in another normalization can no
     /// longer be named (requests take NFC only): `billing verify` lists them.
     @Test func verifyListsIdsThatAreNotNFC() async throws {
         let h = try Harness()

@@ -75,6 +75,8 @@ import Testing
         #expect(!waitedForTheGateway.withLock { $0 })
         net.cancel()
         let own = Task { try await ledger.currentBook("acct").balance }
+        // The charged account's read waits for the purchase (its turn).
+        #expect(await eventually { await ledger.lifecycleWaiters.count == 1 })
         gateway.release()
         #expect(try await purchase.value.charge.status == .succeeded)
         #expect(try await own.value == 5_000_000)
@@ -223,6 +225,9 @@ import Testing
         await entered.wait()  // the start is in memory, its commit under way
         #expect(await ledger.snapshot.pendingCharges.count == 1)
         let settling = Task { try await ledger.settlePendingCharges(only: "acct") }
+        // Settling waits on the start's commit before it fails (after the
+        // reload it would find nothing to settle and not throw).
+        #expect(await eventually { h.ledger.committer.commitWaiterCount >= 2 })
         release.signal()  // the commit fails
         await #expect(throws: (any Error).self) { try await settling.value }
         await #expect(throws: (any Error).self) { _ = try await purchase.value }

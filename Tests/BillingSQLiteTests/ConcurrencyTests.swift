@@ -41,6 +41,7 @@ import Testing
                             expected = max(expected, 0)
                             var seqs: [Int64] = []
                             try store.forEachEntry(after: expected) { seqs.append($0.seq) }
+                            #expect(Int64(seqs.count) >= last - expected)  // every entry it saw committed
                             #expect(seqs.first.map { $0 == expected + 1 } ?? true)
                             #expect(zip(seqs, seqs.dropFirst()).allSatisfy { $0 + 1 == $1 })
                             await Task.yield()

@@ -328,6 +328,7 @@ def test_sigkill_under_debit_load_loses_no_acknowledged_debit(pb, server, verify
     report = []
     started = time.monotonic()
 
+    unacked_in_all = 0
     for cycle in range(CYCLES):
         kill_at = rng.randint(*KILL_AFTER_ACKS)
         load = Load(pb, served, key, rng, cycle, sorted(granted), attempts, unknown)
@@ -344,6 +345,7 @@ def test_sigkill_under_debit_load_loses_no_acknowledged_debit(pb, server, verify
         assert not alive, f"seed {SEED}, cycle {cycle}: {len(alive)} load threads still running"
         assert not load.problems, f"seed {SEED}, cycle {cycle}: " + "\n".join(load.problems[:10])
         unacked = sum(1 for a in attempts.values() if a.acked is None and a.refused is None)
+        unacked_in_all += unacked
 
         served = server(args=args, db=db)
         log = served.log()
@@ -353,6 +355,9 @@ def test_sigkill_under_debit_load_loses_no_acknowledged_debit(pb, server, verify
                       f"{accepted} accepted, {unacked} unacknowledged, {len(unknown)} unknown")
         # The unknown ones are retried, with their keys, by the next load (or just below).
 
+    # Debits in flight at a kill are what the unknown-outcome checks are
+    # about: the kills must have caught some (load threads call back to back).
+    assert unacked_in_all > 0, f"seed {SEED}: no debit was in flight at any of {CYCLES} kills: " + "; ".join(report)
     # Settle what the last kill left unknown: a retry with the same key charges once.
     stub = pb.metering_pb2_grpc.MeteringStub(served.authorized_channel(key))
     for attempt in unknown:

@@ -264,8 +264,16 @@ def test_silent_clients_do_not_block_others(server, transport):
 
 def test_client_that_never_reads(server):
     """A client that sends requests but never reads the replies: the server
-    must not buffer without bound nor stall other connections."""
+    must not buffer without bound nor stall other connections. (The bound
+    on answers not read, 64 MiB a connection, is tested with large answers
+    in GRPCConnectionTests (RESPONSES_NOT_READ); here 20,000 small ones must not grow the server's
+    peak memory by more than 16 MiB.)"""
     s = server()
+    def peak_kib():
+        status = open(f"/proc/{s.proc.pid}/status").read()
+        return int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1])
+    s.assert_serving()
+    start = peak_kib()
     sock = socket.create_connection(s.address, timeout=5)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -283,6 +291,7 @@ def test_client_that_never_reads(server):
             if time.monotonic() > deadline:
                 break
         s.assert_serving()
+        assert peak_kib() - start < 16 * 1024, f"peak memory grew {peak_kib() - start} KiB for {sent} calls not read"
     finally:
         sock.close()
     s.assert_serving()

@@ -590,7 +590,10 @@ def test_a_replacement_card_applies_at_the_next_cycle(life):
     answer = life.set_card("acme", GOOD_CARD)
     assert not answer.applied_now and answer.current.card.last4 == "0002" and answer.pending.card.last4 == "4242"
     assert answer.pending.effective_unix_seconds == end
-    life.advance(to=end)
+    moved = life.advance(to=end)
+    # AdvanceClock names the replacement as a transition of its own.
+    kinds = [t.kind for t in moved.transitions if t.account_id == "acme"]
+    assert "PERIOD_CLOSED" in kinds and "PAYMENT_METHOD_APPLIED" in kinds, kinds
     # The replacement applied before the period's invoice was charged.
     [invoice] = life.invoices("acme")
     assert invoice.status == p.INVOICE_STATUS_PAID
@@ -858,6 +861,40 @@ def test_plan_terms_come_from_the_plans_file_and_are_journaled(pb, server, verif
     assert life.invoices("acme") == [invoice]
     life.advance(to=life.get("acme").current_period_end_unix_seconds)
     assert [i.total_micros for i in life.invoices("acme")] == [PRO, 99_000_000]
+    verify(again.db_path)
+
+
+def test_a_trial_of_a_plan_costing_nothing_goes_on_at_its_end_without_a_card(pb, server, verify, tmp_path):
+    """A plans file with `trial_plan: "free"` (Free at $0): the trial's end
+    has nothing to charge a card for, so the account goes on on Free,
+    Active, runs not paused (session 27: it paused, "add a payment method to
+    continue on Pro"); a restart replays it so."""
+    import json
+    from conftest import ROOT
+    terms = json.loads((ROOT / "config" / "plans.json").read_text())
+    terms["trial_plan"] = "free"
+    assert terms["plans"]["free"]["monthly_price_micros"] == 0
+    plans = tmp_path / "plans.json"
+    plans.write_text(json.dumps(terms))
+    s = server(args=("--test-clock", "--plans", str(plans), "--trial-credit-micros", "10000000"))
+    life = Lifecycle(pb, s)
+    a = life.a
+    account = life.create("acme")
+    assert account.status == a.ACCOUNT_STATUS_TRIAL and account.plan == a.PLAN_FREE
+    life.debit("acme", "before-end")
+    moved = life.advance(to=account.trial_ends_unix_seconds)
+    [ended] = [t for t in moved.transitions if t.account_id == "acme" and t.kind == "TRIAL_ENDED"]
+    assert ended.description == "the trial ended; the subscription starts", ended
+    account = life.get("acme")
+    assert (account.status, account.plan, account.paused) == (a.ACCOUNT_STATUS_ACTIVE, a.PLAN_FREE, False), account
+    assert life.debit("acme", "after-end").total_micros > 0  # a new run, from the trial's credits
+    assert life.invoices("acme") == []
+    s.terminate()
+    assert s.wait_exit(10) == 0
+    again = server(args=("--test-clock", "--plans", str(plans), "--trial-credit-micros", "10000000"), db=s.db_path)
+    again.credentials_path = s.credentials_path
+    replayed = Lifecycle(pb, again).get("acme")
+    assert (replayed.status, replayed.plan, replayed.paused) == (a.ACCOUNT_STATUS_ACTIVE, a.PLAN_FREE, False), replayed
     verify(again.db_path)
 
 

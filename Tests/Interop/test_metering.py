@@ -1539,6 +1539,54 @@ def test_sigterm_under_debit_load_on_three_loops_closes_the_ledger(pb, server, v
     verify(again.db_path)
 
 
+def test_reads_made_while_a_debit_commits_never_show_it_when_its_commit_fails(billing):
+    """The failing side of the test below, without timing: while another
+    process holds SQLite's write lock past the journal's busy timeout (5 s),
+    a debit is decided in memory (Quote sees it) and its commit then fails.
+    GetUsage and GetAccount calls made meanwhile (long deadlines) must not
+    answer with it: each fails or answers the books without it. A read
+    answered from memory would show the charge the failed commit took back."""
+    import sqlite3
+    b = billing
+    a = b.pb.accounts_pb2
+    b.create("acme", credits=100_000_000)
+    b.debit("acme", "k0", [b.tool("github", 1)])
+    usage_before, balance_before = b.usage_total("acme"), b.balance("acme")
+    holder = sqlite3.connect(b.served.db_path, timeout=0, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        pending = b.metering.Debit.future(b.request("acme", "k1", [b.tool("github", 2)]), timeout=30)
+        deadline = time.monotonic() + 3
+        while b.balance("acme") == balance_before:
+            assert time.monotonic() < deadline, "the debit was never decided"
+        reads = [b.metering.GetUsage.future(b.pb.metering_pb2.GetUsageRequest(account_id="acme"), timeout=30),
+                 b.accounts.GetAccount.future(a.GetAccountRequest(account_id="acme"), timeout=30)]
+        with pytest.raises(grpc.RpcError) as failed:
+            pending.result()  # the commit gives up after the busy timeout, the lock still held
+        assert failed.value.code() == grpc.StatusCode.UNAVAILABLE, failed.value
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    usage, account = reads
+    try:
+        assert usage.result().total_micros == usage_before, "GetUsage counted a debit whose commit failed"
+    except grpc.RpcError as error:
+        assert error.code() == grpc.StatusCode.UNAVAILABLE, error
+    try:
+        assert account.result().account.credit_balance_micros == balance_before, "GetAccount showed a debit whose commit failed"
+    except grpc.RpcError as error:
+        assert error.code() == grpc.StatusCode.UNAVAILABLE, error
+    deadline = time.monotonic() + 10
+    while True:  # the ledger reloads from the journal after the failure
+        try:
+            assert b.usage_total("acme") == usage_before
+            break
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.UNAVAILABLE and time.monotonic() < deadline, error
+            time.sleep(0.05)
+    assert b.balance("acme") == balance_before
+
+
 def test_reads_wait_for_the_commit_of_the_debits_they_count(billing):
     """GetUsage and GetAccount answer only what is durable. While a debit's
     commit is held up (another process holds SQLite's write lock, as a long

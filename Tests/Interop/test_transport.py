@@ -495,7 +495,7 @@ def test_out_of_file_descriptors_the_server_pauses_accepting_instead_of_spinning
         pauses = s.log_tail(100_000).count("out of file descriptors") - logged
         # Spinning is ~2 s of CPU and thousands of lines; paused, ~0 s and one line a 100 ms pause.
         assert busy < 1.0, f"the server used {busy:.2f} s of CPU in 2 s with no descriptors left"
-        assert 1 <= pauses <= 60, f"{pauses} 'out of file descriptors' lines in 2 s"
+        assert 1 <= pauses <= 30, f"{pauses} 'out of file descriptors' lines in 2 s"
     finally:
         for sock in held:
             sock.close()
@@ -568,9 +568,12 @@ def test_concurrent_requests_past_a_connections_buffer_refuse_some_calls_not_the
             chunk = head[offset:offset + 16_000]
             assert peer.send(b"".join(h2peer.data_frame(i, chunk, end_stream=False) for i in streams)), peer.describe()
             peer.pump()
-        peer.read_until(lambda p: False, 0.5)
-        refused = [i for i in streams if peer.response_headers(i).get("grpc-status") is not None]
-        assert refused, f"no call refused: {peer.describe()}"
+        # 18 x ~3.98 MB sent passes 64 MiB by ~4.6 MB: two calls must be
+        # refused, and once two are, the other 16 (~63.7 MB) never can be.
+        def refused_now(p):
+            return [i for i in streams if p.response_headers(i).get("grpc-status") is not None]
+        assert peer.read_until(lambda p: len(refused_now(p)) >= 2, 20), f"fewer than two calls refused: {peer.describe()}"
+        refused = refused_now(peer)
         assert all(peer.response_headers(i).get("grpc-status") == str(grpc.StatusCode.RESOURCE_EXHAUSTED.value[0])
                    for i in refused), peer.describe()
         kept = next(i for i in streams if i not in refused)
