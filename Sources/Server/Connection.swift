@@ -149,9 +149,10 @@ final class Connection: GRPCConnectionHost {
         guard !isClosed else { return }
         do {
             if let tls {
-                plaintextOut.removeAll(keepingCapacity: true)
+                // (Capacity past 256 KiB is given back, as `output`'s is.)
+                plaintextOut.removeAll(keepingCapacity: plaintextOut.capacity <= 256 * 1024)
                 try grpc.drainOutput(into: &plaintextOut)
-                if !plaintextOut.isEmpty { try tls.writePlaintext(plaintextOut) }
+                if !plaintextOut.isEmpty { try tls.writePlaintext(plaintextOut, drainingInto: &output) }
                 tls.drainCiphertext(into: &output)
             } else {
                 try grpc.drainOutput(into: &output)

@@ -13,6 +13,13 @@ public struct TLSClientConfiguration: Sendable, Hashable {
     /// Sent as SNI (unless it is an IP address) and checked against the
     /// server certificate's names when verifying.
     public var serverName: String?
+    /// `serverName` as OpenSSL takes it: an IPv6 address given bracketed, as
+    /// in a target (`[::1]`), without its brackets (with them it is no
+    /// address, and matched no certificate).
+    var bareServerName: String? {
+        guard let name = serverName, name.count > 2, name.hasPrefix("["), name.hasSuffix("]") else { return serverName }
+        return String(name.dropFirst().dropLast())
+    }
     /// A client certificate for servers that require one (mutual TLS).
     public var certificate: TLSCertificateFiles?
     /// Offered with ALPN, most preferred first; empty sends no ALPN extension.

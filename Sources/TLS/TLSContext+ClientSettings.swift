@@ -12,7 +12,7 @@ extension TLSContext {
             }
             SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nil)
             SSL_CTX_set_verify_depth(ctx, serverChainMaxDepth)
-            if let name = configuration.serverName {
+            if let name = configuration.bareServerName {
                 try checkServerName(ctx, name)
             }
         case .noVerification:

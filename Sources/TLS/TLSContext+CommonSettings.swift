@@ -3,7 +3,9 @@ internal import COpenSSL
 extension TLSContext {
     /// ECDHE key exchange with an AEAD cipher, for TLS 1.2 only (TLS 1.3 uses
     /// `tls13CipherSuites`): forward secrecy, no CBC, no RSA key exchange, no
-    /// SHA-1 MAC. ECDSA first because our certificates are P-256.
+    /// SHA-1 MAC. The order is the client's to choose (server preference is
+    /// not set: every suite here is one we are content with), and the
+    /// certificate's key type (ECDSA or RSA) narrows the list anyway.
     static let tls12CipherList = [
         "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256",
         "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384",
@@ -13,8 +15,9 @@ extension TLSContext {
     /// Every TLS 1.3 suite is AEAD; listed so a changed library default cannot change them.
     static let tls13CipherSuites = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
 
-    /// Key-exchange groups, preferred first: X25519 is fast and misuse-resistant;
-    /// P-256 and P-384 for clients (FIPS builds) that lack it.
+    /// Key-exchange groups (the client's key share and order decide among
+    /// them): X25519 is fast and misuse-resistant; P-256 and P-384 for
+    /// clients (FIPS builds) that lack it.
     static let groups = "X25519:P-256:P-384"
 
     static func applyCommonSettings(_ ctx: OpaquePointer, minimum: TLSVersion, maximum: TLSVersion) throws {

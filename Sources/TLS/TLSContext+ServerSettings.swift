@@ -57,6 +57,9 @@ extension TLSContext {
         guard SSL_CTX_use_certificate_chain_file(ctx, files.chainFile) == 1 else {
             throw OpenSSLErrorQueue.error(.configuration, "cannot load certificate chain \(files.chainFile)")
         }
+        // An encrypted key is refused, never asked for: OpenSSL's default
+        // passphrase callback prompts on the terminal and waits there.
+        SSL_CTX_set_default_passwd_cb(ctx) { _, _, _, _ in 0 }
         guard SSL_CTX_use_PrivateKey_file(ctx, files.privateKeyFile, SSL_FILETYPE_PEM) == 1 else {
             throw OpenSSLErrorQueue.error(.configuration, "cannot load private key \(files.privateKeyFile)")
         }

@@ -25,7 +25,7 @@ public final class TLSContext: Sendable {
 
     /// A client context: which servers to trust, ALPN offer, optional client certificate.
     public convenience init(client configuration: TLSClientConfiguration) throws {
-        let sni = configuration.serverName.flatMap { Self.isIPAddress($0) ? nil : $0 }
+        let sni = configuration.bareServerName.flatMap { Self.isIPAddress($0) ? nil : $0 }
         try self.init(role: .client, sniHostName: sni) { ctx in
             try Self.applyCommonSettings(
                 ctx, minimum: configuration.minimumVersion, maximum: configuration.maximumVersion)

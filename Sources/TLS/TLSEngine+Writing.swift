@@ -22,6 +22,33 @@ extension TLSEngine {
         try bytes.withUnsafeBytes { try writePlaintext($0) }
     }
 
+    /// `writePlaintext` then `drainCiphertext(into:)`, `sliceSize` bytes at
+    /// a time: OpenSSL's memory BIO keeps the largest size it ever held, so
+    /// a burst of answers encrypted at once (4 MB) would stay allocated for
+    /// the connection's life; in slices it never holds more than one.
+    public func writePlaintext(_ bytes: [UInt8], drainingInto ciphertext: inout [UInt8]) throws {
+        try bytes.withUnsafeBytes { all in
+            var offset = 0
+            repeat {
+                let end = min(offset + Self.sliceSize, all.count)
+                try writePlaintext(UnsafeRawBufferPointer(rebasing: all[offset..<end]))
+                drainCiphertext(into: &ciphertext)
+                offset = end
+            } while offset < all.count
+        }
+    }
+
+    /// Plaintext encrypted at once by `writePlaintext(_:drainingInto:)`:
+    /// four maximal records.
+    static let sliceSize = 4 * chunkSize
+
+    /// Bytes the output BIO has allocated (tests: it must not keep a burst's size).
+    var ciphertextBufferCapacity: Int {
+        var memory: UnsafeMutablePointer<BUF_MEM>?
+        _ = withUnsafeMutablePointer(to: &memory) { BIO_ctrl(networkOut, BIO_C_GET_BUF_MEM_PTR, 0, $0) }
+        return memory.map { Int($0.pointee.max) } ?? 0
+    }
+
     /// Appends every byte waiting for the network: handshake messages,
     /// application records, alerts, close_notify. Call after each
     /// read/write/shutdown, and once more after a thrown error.

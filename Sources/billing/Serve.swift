@@ -51,7 +51,7 @@ struct Serve: ParsableCommand {
     @Option(help: "PEM private key for --tls-cert.")
     var tlsKey: String?
 
-    @Option(help: "PEM CA bundle; when set, clients must present a certificate it signed (mTLS).")
+    @Option(help: "PEM CA bundle; when set, clients must present a certificate chaining to a root CA in it (mTLS: an intermediate alone is not a trust anchor; revocation lists are not checked).")
     var tlsClientCa: String?
 
     @Option(parsing: .unconditional, help: "Event-loop threads, 1...256 (default: one per core, at most 256).")

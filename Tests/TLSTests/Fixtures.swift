@@ -26,7 +26,7 @@ struct Fixtures: Sendable {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let p256 = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"]
         try openssl(["req", "-x509"] + p256 + [
-            "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1",
             "-keyout", "server.key", "-out", "server.pem",
         ], in: directory)
         try openssl(["req", "-x509"] + p256 + [

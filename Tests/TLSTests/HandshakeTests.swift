@@ -82,7 +82,9 @@ func tls11ClientHello() -> [UInt8] {
 
 @Test func clientChecksTheServerName() throws {
     let fixtures = try fixtures()
-    for name in ["localhost", "127.0.0.1"] {
+    // An IPv6 address as a target spells it, bracketed, too (`billing call
+    // --target [::1]:P --tls-ca`: the brackets were checked as a name).
+    for name in ["localhost", "127.0.0.1", "::1", "[::1]"] {
         var pair = try EnginePair(
             server: try fixtures.serverContext(), client: try fixtures.clientContext { $0.serverName = name })
         pair.pump()
