@@ -270,6 +270,15 @@ final class LedgerWriter: @unchecked Sendable {
         var partTable: String { self == .checkpoint ? "checkpoint_parts" : "key_filter_parts" }
     }
 
+    /// After a failed key filter write: the parts it wrote (no row names them).
+    func dropUnrecordedFilterParts() throws {
+        try connection.transaction {
+            try pruneFilterParts.use { prune in
+                while try prune.step() {}
+            }
+        }
+    }
+
     /// After a failed checkpoint write: the index rows and parts it wrote,
     /// unless its generation was recorded before (a rewrite at the same seq).
     func dropUnrecorded(generation: Int64) throws {

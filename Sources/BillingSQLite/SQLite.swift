@@ -38,12 +38,16 @@ final class SQLiteConnection {
     /// copy: no server writes a directory it cannot write its log to), read
     /// without the -shm index WAL mode otherwise needs (SQLite's
     /// `immutable=1`).
-    init(path: String, fileReadOnly: Bool = false, immutable: Bool = false) throws {
+    /// `create`: false for a reader — the writer made the file; a reader
+    /// opened after it was deleted (a pool growing in the second before the
+    /// server notices and stops) must fail, not leave an empty database at
+    /// the path for the next start to serve.
+    init(path: String, fileReadOnly: Bool = false, immutable: Bool = false, create: Bool = true) throws {
         var handle: OpaquePointer?
         // READWRITE|CREATE: the store creates its file. Readers open read-write
         // too (in WAL mode they write the -shm index) and set query_only instead.
         let flags = fileReadOnly || immutable ? SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | (immutable ? SQLITE_OPEN_URI : 0)
-            : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
+            : SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX
         let name = immutable ? "file:" + Self.uriPath(path) + "?immutable=1" : path
         let rc = sqlite3_open_v2(name, &handle, flags, nil)
         guard rc == SQLITE_OK, let handle else {

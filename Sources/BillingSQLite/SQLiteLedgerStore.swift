@@ -120,7 +120,7 @@ public final class SQLiteLedgerStore: LedgerStore {
         writer = Mutex(ledgerWriter)
         // Opened after the migration, so every reader sees the current schema.
         readers = try ReaderPool(capacity: readerConnections) {
-            let connection = try SQLiteConnection(path: path, fileReadOnly: !migrating, immutable: immutable)
+            let connection = try SQLiteConnection(path: path, fileReadOnly: !migrating, immutable: immutable, create: false)
             try connection.configure(synchronous: synchronous, readOnly: true, fileReadOnly: !migrating)
             return try LedgerReader(connection: connection)
         }
@@ -233,8 +233,16 @@ public final class SQLiteLedgerStore: LedgerStore {
     /// In parts (as a large checkpoint), the row that completes it last.
     public func writeKeyFilter(_ contents: Data, seq: Int64) throws {
         try withCheckpointWriter { try $0.forget(.keyFilter, seq: seq) }
-        let parts = try writeParts(.keyFilter, seq: seq, of: contents)
-        try withCheckpointWriter { try $0.recordKeyFilter(seq: seq, parts: parts) }
+        do {
+            let parts = try writeParts(.keyFilter, seq: seq, of: contents)
+            try withCheckpointWriter { try $0.recordKeyFilter(seq: seq, parts: parts) }
+        } catch {
+            // Best effort, as for a checkpoint: the parts this attempt wrote
+            // go now (a disk that filled mid-write kept megabytes of them,
+            // and commits failed for want of that space, until a restart).
+            try? withWriter { try $0.dropUnrecordedFilterParts() }
+            throw error
+        }
     }
 
     /// Writes `bytes` as `checkpointPartBytes` parts at `seq`, each in a

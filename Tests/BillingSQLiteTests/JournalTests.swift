@@ -59,6 +59,29 @@ import Testing
         }
     }
 
+    /// What a scan hands on is read with no snapshot open: while `body`
+    /// runs (`billing verify`'s checks take seconds a read), another
+    /// connection can checkpoint the whole WAL and restart it. (A snapshot
+    /// held meanwhile made the checkpoint report busy: the WAL grew for the
+    /// whole scan beside a running server.)
+    @Test func aScanHoldsNoSnapshotWhileItsEntriesAreHandedOn() throws {
+        try withTemporaryDatabase { path in
+            let store = try SQLiteLedgerStore(path: path)
+            let count = Int64(3 * LedgerReader.rowsPerRead)
+            try store.append((1...count).map { accountCreated($0, account: "acct-\($0)") })
+            let outside = try SQLiteConnection(path: path)
+            var checked = 0
+            try store.forEachEntry(after: 0) { entry in
+                guard entry.seq % Int64(LedgerReader.rowsPerRead) == 1 else { return }
+                let checkpoint = try outside.prepare("PRAGMA wal_checkpoint(TRUNCATE)")
+                #expect(try checkpoint.step())
+                #expect(checkpoint.int64(at: 0) == 0, "the checkpoint was blocked while entry \(entry.seq) was handed on")
+                checked += 1
+            }
+            #expect(checked == 3)
+        }
+    }
+
     @Test(arguments: [1, 2, 3, 7, 15, 16, 17, 63, 64, 65, 127, 128, 129, 200, 520, 1_100, 2_500])
     func rowsHoldACommitsDebitsSixteenAtMost(count: Int) throws {
         try withTemporaryDatabase { path in

@@ -1,5 +1,6 @@
 import BillingLedger
 import Foundation
+import Synchronization
 import Testing
 @testable import BillingSQLite
 
@@ -39,7 +40,32 @@ import Testing
         }
     }
 
-    /// Parts written before a crash, without their row, are not a filter:
+    /// A write that fails part-way (a full disk) deletes the parts it wrote:
+    /// they stayed until a later write succeeded or a restart, megabytes a
+    /// disk that had filled needed for commits.
+    @Test func aFailedWriteLeavesNoPartsBehind() throws {
+        try withTemporaryDatabase { path in
+            let store = try SQLiteLedgerStore(path: path)
+            let stored = Self.contents(bytes: 64, seed: 7)
+            try store.writeKeyFilter(stored, seq: 4)
+            let transactions = Mutex(0)
+            store.checkpointTransactionGate.withLock {
+                $0 = { transaction in
+                    // The forget and two parts commit; the third part fails.
+                    let n = transactions.withLock { $0 += 1; return $0 }
+                    guard n <= 3 else { throw SQLiteStoreError.closed }
+                    try transaction()
+                }
+            }
+            #expect(throws: SQLiteStoreError.self) {
+                try store.writeKeyFilter(Self.contents(bytes: 4 * SQLiteLedgerStore.checkpointPartBytes, seed: 8), seq: 9)
+            }
+            #expect(try Self.partRows(path) == [4], "parts of the failed write were left")
+            #expect(try store.latestKeyFilter().map { [$0.seq: $0.contents] } == [4: stored])
+        }
+    }
+
+    /// Parts written before a crash, without their row, are not a filter:    /// Parts written before a crash, without their row, are not a filter:
     /// the previous one stays the newest, and the owner deletes them on open.
     @Test func partsWithoutTheirRowAreNotAFilter() throws {
         try withTemporaryDatabase { path in

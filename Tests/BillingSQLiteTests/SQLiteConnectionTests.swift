@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import BillingSQLite
 
@@ -113,5 +114,32 @@ import Testing
         #expect(byDefault == "full")
         let asked: String = try withTemporaryDatabase { path in try SQLiteLedgerStore(path: path, synchronous: .normal).synchronousInEffect }
         #expect(asked == "normal")
+    }
+}
+
+/// Pruned checkpoints and key filters are deleted, not overwritten with
+/// zeros: Debian's SQLite turns SECURE_DELETE on, and that rewrote ~20 MB
+/// through the WAL inside a transaction every commit waited for.
+@Suite struct SecureDeleteTests {
+    @Test func theWriterDoesNotZeroWhatItDeletes() throws {
+        try withTemporaryDatabase { path in
+            _ = try SQLiteLedgerStore(path: path)  // (creates the file and its directory)
+            let connection = try SQLiteConnection(path: path)
+            try connection.configure(synchronous: .full, readOnly: false)
+            #expect(try connection.prepare("PRAGMA secure_delete").scalarInt64() == 0)
+        }
+    }
+}
+
+/// A reader never creates the database: opened after the file was deleted,
+/// it fails and leaves nothing at the path (an empty database there would
+/// be served by the next start as a fresh ledger).
+@Test func aReaderOpenedAfterTheFileWasDeletedCreatesNothing() throws {
+    try withTemporaryDatabase { path in
+        let store = try SQLiteLedgerStore(path: path)
+        store.close()
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+        #expect(throws: SQLiteError.self) { try SQLiteConnection(path: path, create: false) }
+        #expect(!FileManager.default.fileExists(atPath: path))
     }
 }

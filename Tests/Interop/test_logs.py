@@ -366,6 +366,32 @@ def test_the_database_lock_holds_through_a_symlink(server, tmp_path):
     s.assert_serving()
 
 
+def test_a_hard_linked_database_is_refused(server, tmp_path):
+    """A hard link is a second path with its own lock file, and SQLite keeps
+    a database's log beside the path it opened: a second server on a hard
+    link served the same file from a log of its own (both acknowledged
+    debits; one's were lost). A database with more than one link is
+    refused, by a second server, by `billing keys`, and at a restart."""
+    s = server()
+    link = tmp_path / "hard.sqlite"
+    os.link(s.db_path, link)
+    keys = ["keys", "create", "--name", "x", "--scope", "metering:read", "--db"]
+    serve = ["serve", "--listen", "127.0.0.1:0", "--no-demo", "--db"]
+    def refused(command):
+        result = subprocess.run([str(billing_binary()), *command], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert result.returncode != 0, (command, result.stdout, result.stderr)
+        return result.stderr
+    assert "has 2 hard links" in refused(serve + [str(link)])
+    assert "has 2 hard links" in refused(keys + [str(link)])
+    s.assert_serving()
+    s.terminate()
+    assert s.wait_exit(10) == 0
+    assert "has 2 hard links" in refused(serve + [str(s.db_path)])
+    os.unlink(link)
+    again = server(db=s.db_path)
+    again.assert_serving()
+
+
 def test_keys_cli_refuses_forging_names_and_whole_keys_and_shows_expiry(pb, server):
     """`billing keys create --name` takes what CreateApiKey takes (a line
     break in a name forged a line of `keys list`); `keys revoke` given a
