@@ -140,7 +140,7 @@ public final class TestPaymentGateway: PaymentGateway {
         case .token(let token):
             // A token from this gateway's own client side: only test tokens exist.
             guard token.hasPrefix("tok_test_"), token.utf8.count <= 100 else {
-                throw GatewayRefusal(reason: "INVALID_TOKEN", message: "unknown gateway token")
+                throw GatewayRefusal(reason: "INVALID_GATEWAY_TOKEN", message: "unknown gateway token")
             }
             return TokenizedMethod(token: token, kind: .card(brand: "visa", last4: "4242", expMonth: 12, expYear: 2099))
         }

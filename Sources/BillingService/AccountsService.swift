@@ -162,7 +162,13 @@ public final class AccountsService: Sendable {
                              reason: "INVALID_FIELD", metadata: ["field": field])
         }
         return try await Refusals.mapping {
-            let (previous, current, transitions) = try await ledger.advanceClock(to: target, actor: actor)
+            let (previous, current, transitions): (Int64, Int64, [ClockTransition])
+            do {
+                (previous, current, transitions) = try await ledger.advanceClock(to: target, actor: actor)
+            } catch let refused as AccountRequestRefused where refused.reason == "CLOCK_BACKWARDS" {
+                // (Checked in the ledger's turn: the clock may have moved since `now`.)
+                throw GRPCStatus(.invalidArgument, refused.message, reason: refused.reason, metadata: ["field": field])
+            }
             var response = Billing_V1_AdvanceClockResponse()
             response.previousUnixSeconds = previous
             response.nowUnixSeconds = current

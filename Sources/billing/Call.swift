@@ -72,17 +72,24 @@ struct Call: ParsableCommand {
         do {
             return try type.init(jsonString: json)
         } catch {
-            throw ValidationError("request is not valid JSON for \(type.protoMessageName): \(describe(error, type))")
+            throw ValidationError("request is not valid JSON for \(type.protoMessageName): \(describe(error, type, json: json))")
         }
     }
 
     /// A JSON decoding error in words (SwiftProtobuf's names its cases:
     /// `malformedString`, `unknownField("plan")`).
-    static func describe(_ error: any Error, _ type: any Message.Type) -> String {
+    static func describe(_ error: any Error, _ type: any Message.Type, json text: String) -> String {
         guard let json = error as? JSONDecodingError else { return "\(error)" }
         switch json {
         case .unknownField(let name):
-            return "\(type.protoMessageName) has no field \"\(name)\" (its fields are in schema/\(type.protoMessageName.split(separator: ".").dropLast().joined(separator: "/")))"
+            let schema = "schema/" + type.protoMessageName.split(separator: ".").dropLast().joined(separator: "/")
+            // SwiftProtobuf names the field, not the message it is in: a
+            // name the request's own object does not hold is a nested one's.
+            let topLevel = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any]
+            guard topLevel?[name] != nil else {
+                return "a message inside \(type.protoMessageName) has no field \"\(name)\" (the fields are in \(schema))"
+            }
+            return "\(type.protoMessageName) has no field \"\(name)\" (its fields are in \(schema))"
         case .conflictingOneOf:
             return "two fields of the same oneof are set; give only one of them"
         case .unrecognizedEnumValue:

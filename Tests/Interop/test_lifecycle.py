@@ -761,6 +761,12 @@ def test_bad_payment_methods_are_refused_and_change_nothing(life):
         (p.PaymentMethodInput(card=p.CardInput(number=GOOD_CARD, exp_month=13, exp_year=2099)), "INVALID_EXPIRY"),
         (p.PaymentMethodInput(bank_account=p.BankAccountInput(bank_name="B", routing_number="12", account_number="1234")),
          "INVALID_ROUTING_NUMBER"),
+        (p.PaymentMethodInput(bank_account=p.BankAccountInput(bank_name="B", routing_number="110000000",
+                                                              account_number="12")), "INVALID_ACCOUNT_NUMBER"),
+        (p.PaymentMethodInput(bank_account=p.BankAccountInput(bank_name="", routing_number="110000000",
+                                                              account_number="000123456789")), "INVALID_BANK_NAME"),
+        # (Session 27: INVALID_TOKEN, the reason of a bad user JWT, UNAUTHENTICATED.)
+        (p.PaymentMethodInput(gateway_token="pm_abc"), "INVALID_GATEWAY_TOKEN"),
         (p.PaymentMethodInput(), "MISSING_FIELD"),
     ]
     for method, reason in cases:
@@ -775,7 +781,8 @@ def test_bad_payment_methods_are_refused_and_change_nothing(life):
 
 def test_clock_moves_forward_only_and_is_bounded(life):
     now = life.now()
-    life.refused(lambda: life.advance(to=now - 1), grpc.StatusCode.INVALID_ARGUMENT, "CLOCK_BACKWARDS")
+    back = life.refused(lambda: life.advance(to=now - 1), grpc.StatusCode.INVALID_ARGUMENT, "CLOCK_BACKWARDS")
+    assert error_info(life.pb, back).metadata["field"] == "to_unix_seconds"
     life.refused(lambda: life.advance(seconds=-1), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD")
     far = life.refused(lambda: life.advance(seconds=11 * 366 * DAY), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD")
     assert error_info(life.pb, far).metadata["field"] == "seconds"
