@@ -22,7 +22,7 @@ public enum PauseReason: String, Sendable, Hashable, CaseIterable {
     public var remedy: String {
         switch self {
         case .trialEndedWithoutPaymentMethod: "add a payment method to continue on Pro, or switch to Free"
-        case .pastDueGraceExpired: "pay the past-due invoice to resume"
+        case .pastDueGraceExpired: "pay every past-due invoice to resume"
         }
     }
 }

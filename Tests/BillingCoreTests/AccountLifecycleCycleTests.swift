@@ -46,7 +46,7 @@ import Testing
         #expect(h.account.status == .pastDue)
         #expect(h.account.runsPaused)
         #expect(h.account.banners(now: h.now) == [.paused(.pastDueGraceExpired), .pastDue(invoice: 7, pausesAt: nil)])
-        #expect(h.account.banners(now: h.now)[0].message == "New runs are paused: pay the past-due invoice to resume.")
+        #expect(h.account.banners(now: h.now)[0].message == "New runs are paused: pay every past-due invoice to resume.")
 
         // A failed retry changes nothing; a success reactivates.
         #expect(h.accept(.paymentFailed(invoice: 7)) == [])
