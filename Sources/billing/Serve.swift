@@ -236,9 +236,11 @@ struct Serve: ParsableCommand {
         let threads = self.threads ?? min(ProcessInfo.processInfo.activeProcessorCount, 256)
         var configuration = ServerConfiguration(listen: SocketAddress(parsing: listen)!, threads: threads)
         if let tlsCert, let tlsKey {
-            configuration.tls = try TLSContext(server: TLSServerConfiguration(
+            let tls = try TLSContext(server: TLSServerConfiguration(
                 certificate: TLSCertificateFiles(chainFile: tlsCert, privateKeyFile: tlsKey),
                 clientCAFile: tlsClientCa))
+            configuration.tls = tls
+            Self.logCertificateValidity(tls, file: tlsCert, logger: logger)
         }
         configuration.maxConnections = maxConnections
         Self.raiseDescriptorLimit(for: maxConnections, logger: logger)
@@ -457,6 +459,30 @@ extension Serve {
     /// and its WAL and locks, the reader pool, epoll and wake descriptors,
     /// the listening and metrics sockets, TLS files.
     static let reservedDescriptors = 256
+
+    /// Days before its end from which the server certificate's expiry is a
+    /// warning at start.
+    static let certificateWarningDays: Int64 = 14
+
+    /// The server certificate's expiry, at start: info, or a warning when it
+    /// is not valid now (clients refuse it) or ends within
+    /// `certificateWarningDays` (it is read once: a renewed one takes a restart).
+    static func logCertificateValidity(_ tls: TLSContext, file: String, logger: Logger) {
+        guard let validity = tls.certificateValidity else { return }
+        let now = Int64(Date().timeIntervalSince1970)
+        let metadata: Logger.Metadata = [
+            "certificate": "\(file)",
+            "not_before": "\(CivilDate(unixSeconds: validity.notBefore))",
+            "not_after": "\(CivilDate(unixSeconds: validity.notAfter))",
+        ]
+        if now < validity.notBefore || now >= validity.notAfter {
+            logger.warning("the TLS certificate is not valid now: clients will refuse it", metadata: metadata)
+        } else if validity.notAfter - now < certificateWarningDays * 86_400 {
+            logger.warning("the TLS certificate expires soon; it is read at start: renew it, then restart", metadata: metadata)
+        } else {
+            logger.info("TLS certificate", metadata: metadata)
+        }
+    }
 
     /// Raises the soft limit on open files to the hard one (Debian's soft
     /// default, 1,024, is a tenth of the default --max-connections), and

@@ -332,6 +332,29 @@ def test_insecure_client_to_tls_port_fails(server):
     s.assert_serving()
 
 
+def test_the_certificates_expiry_is_logged_at_start_and_warned_of_when_near(server, tmp_path):
+    """Certificates are read once, at start: the log says when the server's
+    expires, and warns when that is within 14 days or it is not valid now
+    (session 27: an expired certificate started without a word, and every
+    handshake then failed at debug level only)."""
+    import datetime
+    from conftest import _openssl
+    for days, expect in ((1, "expires soon"), (60, "TLS certificate")):
+        d = tmp_path / f"cert-{days}"
+        d.mkdir()
+        _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", str(days),
+                 "-keyout", "k.pem", "-out", "c.pem", "-subj", "/CN=localhost", cwd=d)
+        s = server(args=("--tls-cert", str(d / "c.pem"), "--tls-key", str(d / "k.pem")))
+        log = s.log_tail(200)
+        lines = [line for line in log.splitlines() if expect in line]
+        assert lines, log
+        until = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=days)).date()
+        assert any(f"not_after={day}" in lines[0] for day in (until, until - datetime.timedelta(days=1))), lines
+        assert (" warning " in lines[0]) == (days == 1), lines
+        s.terminate()
+        assert s.wait_exit(10) == 0
+
+
 def test_tls_client_rejects_an_untrusted_server_certificate(server, tls_files):
     s = server(tls=True)
     wrong_root = grpc.ssl_channel_credentials(root_certificates=tls_files.client_ca.read_bytes())
