@@ -98,6 +98,7 @@ let package = Package(
             dependencies: [
                 "GRPC", "HTTP2", "TLS", "CLinux",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             swiftSettings: hotPath),
         // A blocking gRPC client on our HTTP/2 session: `billing load` and `billing call`.

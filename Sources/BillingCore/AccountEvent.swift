@@ -3,10 +3,11 @@
 /// `AccountLifecycle.nextDueTransition(now:)` says are due.
 public enum AccountEvent: Sendable, Hashable {
     // Time-driven.
-    /// The trial's end is reached. `continuesIfFree`: a trial whose plan
-    /// costs nothing goes on on that plan without a payment method (every
-    /// entry since session 27; older ones paused it, and replay keeps that).
-    case trialEnded(continuesIfFree: Bool)
+    /// The trial's end is reached. `continuesWithoutPaymentMethod`: the
+    /// subscription starts on the trial's plan even without a payment
+    /// method (`AccountLifecycle.trialEndContinuesWithoutPaymentMethod`,
+    /// decided when it happened and journaled; false for older entries).
+    case trialEnded(continuesWithoutPaymentMethod: Bool)
     /// `period` (the account's current one) ended; `overage` is the usage
     /// that credits did not cover during it.
     case periodEnded(BillingPeriod, overage: Money)

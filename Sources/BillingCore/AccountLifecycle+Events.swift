@@ -11,8 +11,8 @@ extension AccountLifecycle {
     public mutating func apply(_ event: AccountEvent, now: Int64, plans: PlanCatalog) -> Result<[AccountAction], AccountRefusal> {
         let result: Result<[AccountAction], AccountRefusal>
         switch event {
-        case .trialEnded(let continuesIfFree):
-            result = .success(trialEnded(now: now, plans: plans, continuesIfFree: continuesIfFree))
+        case .trialEnded(let continuesWithoutPaymentMethod):
+            result = .success(trialEnded(now: now, plans: plans, continuesWithoutPaymentMethod: continuesWithoutPaymentMethod))
         case .periodEnded(let period, let overage):
             result = .success(periodEnded(period, overage: overage, now: now, plans: plans))
         case .graceExpired:

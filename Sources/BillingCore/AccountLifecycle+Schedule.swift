@@ -14,13 +14,14 @@ extension AccountLifecycle {
 
     /// The pause in force at `now`: the applied one, or the one a due
     /// transition not yet applied brings (the ticker runs once a second) —
-    /// a trial over with no payment method and nothing scheduled, or a
+    /// a trial over with no payment method and nothing scheduled (unless
+    /// it goes on without one: `trialEndContinuesWithoutPaymentMethod`), or a
     /// past-due invoice's grace over. Metering refuses new runs by it, so a
     /// debit in the moment before the tick is refused as it would be after.
     public func pause(at now: Int64, plans: PlanCatalog) -> PauseReason? {
         if let pauseReason { return pauseReason }
         if let trialEnd = trialEndsAt, now >= trialEnd, !hasPaymentMethod, pendingChange == nil,
-           !trialPlanCostsNothing(plans) {
+           !trialEndContinuesWithoutPaymentMethod(plans) {
             return .trialEndedWithoutPaymentMethod
         }
         if let since = pastDueSince, now >= graceEnd(since: since) { return .pastDueGraceExpired }

@@ -1,6 +1,6 @@
 /// Trial end, payment methods, and the way out of a paused trial.
 extension AccountLifecycle {
-    mutating func trialEnded(now: Int64, plans: PlanCatalog, continuesIfFree: Bool) -> [AccountAction] {
+    mutating func trialEnded(now: Int64, plans: PlanCatalog, continuesWithoutPaymentMethod: Bool) -> [AccountAction] {
         // Already converted, switched to Free, or paused: nothing to do.
         guard let trialEnd = trialEndsAt, pauseReason == nil else { return [] }
         precondition(now >= trialEnd, "the trial ends at its end, not before")
@@ -8,18 +8,23 @@ extension AccountLifecycle {
         if let change = pendingChange {
             return startSubscription(change.plan, at: trialEnd, plans: plans)
         }
-        if hasPaymentMethod || (continuesIfFree && trialPlanCostsNothing(plans)) {
+        if hasPaymentMethod || continuesWithoutPaymentMethod {
             return startSubscription(plan, at: trialEnd, plans: plans)
         }
         pauseReason = .trialEndedWithoutPaymentMethod
         return [.pause(.trialEndedWithoutPaymentMethod)]
     }
 
-    /// Whether the plan a trial runs on costs nothing (a plans file with
-    /// `trial_plan: "free"` and Free at $0): its end has nothing to charge
-    /// a payment method for, so it does not pause.
-    package func trialPlanCostsNothing(_ plans: PlanCatalog) -> Bool {
-        plan != .enterprise && plans[plan].monthlyPrice == .zero
+    /// Whether a trial ending now goes on on its plan without a payment
+    /// method instead of pausing: none is on file, no change is scheduled,
+    /// and the plan costs nothing and accrues no overage (a plans file with
+    /// `trial_plan: "free"` and Free at $0) — there is nothing to charge a
+    /// card for, ever. (A $0 plan that accrues overage would run up usage
+    /// with no card behind it: it pauses.) The ledger journals the answer
+    /// with the trial's end (`TrialEnded.continued_without_payment_method`).
+    public func trialEndContinuesWithoutPaymentMethod(_ plans: PlanCatalog) -> Bool {
+        !hasPaymentMethod && pendingChange == nil && plan != .enterprise
+            && plans[plan].monthlyPrice == .zero && !plans[plan].accruesOverage
     }
 
     mutating func paymentMethodAdded(now: Int64, plans: PlanCatalog) -> [AccountAction] {

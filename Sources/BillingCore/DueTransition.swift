@@ -13,11 +13,13 @@ public enum DueTransition: Sendable, Hashable {
     }
 
     /// The event to apply, at `at`. `overage` is the closed period's usage
-    /// that credits did not cover (the ledger knows it); other transitions
-    /// ignore it.
-    public func event(overage: Money = .zero) -> AccountEvent {
+    /// that credits did not cover (the ledger knows it); `trialContinues`,
+    /// whether a trial's end starts the subscription without a payment
+    /// method (`AccountLifecycle.trialEndContinuesWithoutPaymentMethod`).
+    /// Each transition ignores what is not its own.
+    public func event(overage: Money = .zero, trialContinues: Bool = false) -> AccountEvent {
         switch self {
-        case .trialEnd: .trialEnded(continuesIfFree: true)
+        case .trialEnd: .trialEnded(continuesWithoutPaymentMethod: trialContinues)
         case .graceEnd: .graceExpired
         case .periodEnd(let period): .periodEnded(period, overage: overage)
         }

@@ -286,11 +286,11 @@ extension Ledger {
             switch due {
             case .trialEnd:
                 var ended = Billing_Journal_V1_TrialEnded()
-                ended.continuesIfFree = true
+                let lifecycle = book.lifecycle
+                ended.continuedWithoutPaymentMethod = lifecycle.trialEndContinuesWithoutPaymentMethod(state.plans)
                 event = .trialEnded(ended)
                 kind = "TRIAL_ENDED"
-                let lifecycle = book.lifecycle
-                description = lifecycle.hasPaymentMethod || lifecycle.pendingChange != nil || lifecycle.trialPlanCostsNothing(state.plans)
+                description = lifecycle.hasPaymentMethod || lifecycle.pendingChange != nil || ended.continuedWithoutPaymentMethod
                     ? "the trial ended; the subscription starts" : "the trial ended without a payment method; new runs are paused"
             case .graceEnd:
                 event = .graceExpired(Billing_Journal_V1_GraceExpired())

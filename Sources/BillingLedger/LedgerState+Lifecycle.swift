@@ -83,7 +83,7 @@ extension LedgerState {
         switch event.event {
         case .trialEnded(let ended):
             guard case .trialEnd? = due else { throw .inconsistent(seq: seq, "no trial end due at \(at)") }
-            domainEvent = .trialEnded(continuesIfFree: ended.continuesIfFree)
+            domainEvent = .trialEnded(continuesWithoutPaymentMethod: ended.continuedWithoutPaymentMethod)
         case .graceExpired:
             guard case .graceEnd? = due else { throw .inconsistent(seq: seq, "no grace end due at \(at)") }
             domainEvent = .graceExpired

@@ -381,11 +381,15 @@ public nonisolated struct Billing_Journal_V1_TrialEnded: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// Set on every TrialEnded of builds since session 27: a trial whose plan
-  /// costs nothing (a plans file with trial_plan "free" and Free at $0)
-  /// continues on that plan without a payment method. Entries without it
-  /// paused such a trial, and replay keeps what they did.
-  public var continuesIfFree: Bool = false
+  /// The trial's end started the subscription on the trial's plan without a
+  /// payment method: none was on file, no change was scheduled, and the
+  /// plan costs nothing and accrues no overage (a plans file with
+  /// trial_plan "free" and Free at $0): nothing to charge a card for. The
+  /// decision itself is journaled (builds since session 27), and replay
+  /// follows it; entries without it are replayed by the rules of their time
+  /// (a card on file or a scheduled change starts the subscription, else
+  /// new runs pause).
+  public var continuedWithoutPaymentMethod: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2010,7 +2014,7 @@ nonisolated extension Billing_Journal_V1_LifecycleEvent: SwiftProtobuf.Message, 
 
 nonisolated extension Billing_Journal_V1_TrialEnded: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TrialEnded"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}continues_if_free\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}continued_without_payment_method\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2018,21 +2022,21 @@ nonisolated extension Billing_Journal_V1_TrialEnded: SwiftProtobuf.Message, Swif
       // allocates stack space for every case branch when no optimizations are
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
-      case 1: try { try decoder.decodeSingularBoolField(value: &self.continuesIfFree) }()
+      case 1: try { try decoder.decodeSingularBoolField(value: &self.continuedWithoutPaymentMethod) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if self.continuesIfFree != false {
-      try visitor.visitSingularBoolField(value: self.continuesIfFree, fieldNumber: 1)
+    if self.continuedWithoutPaymentMethod != false {
+      try visitor.visitSingularBoolField(value: self.continuedWithoutPaymentMethod, fieldNumber: 1)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Billing_Journal_V1_TrialEnded, rhs: Billing_Journal_V1_TrialEnded) -> Bool {
-    if lhs.continuesIfFree != rhs.continuesIfFree {return false}
+    if lhs.continuedWithoutPaymentMethod != rhs.continuedWithoutPaymentMethod {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -84,7 +84,8 @@ enum AccountView {
             case .trialCountdown(let days, _):
                 message.kind = .trialCountdown
                 message.severity = days <= 3 ? .warning : .info
-                if !book.lifecycle.hasPaymentMethod {
+                // (A trial that goes on without one at its end needs none.)
+                if !book.lifecycle.hasPaymentMethod, !book.lifecycle.trialEndContinuesWithoutPaymentMethod(plans) {
                     (message.link, message.linkText) = (paymentMethodLink, "Add a payment method")
                 }
             }

@@ -94,10 +94,10 @@ public final class GRPCClientConnection {
     /// Writes everything the session has to send.
     public func flush() throws {
         if let tls {
-            plaintext.removeAll(keepingCapacity: plaintext.capacity <= 256 * 1024)
             try session.drainOutput(into: &plaintext)
             if !plaintext.isEmpty { try tls.writePlaintext(plaintext, drainingInto: &output) }
             tls.drainCiphertext(into: &output)
+            plaintext.removeAll(keepingCapacity: plaintext.capacity <= 256 * 1024)
         } else {
             try session.drainOutput(into: &output)
         }

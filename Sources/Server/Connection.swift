@@ -1,6 +1,7 @@
 import GRPC
 import Glibc
 import Logging
+import Metrics
 import TLS
 
 /// One accepted socket: bytes from the socket go through TLS (when
@@ -122,7 +123,11 @@ final class Connection: GRPCConnectionHost {
             return true
         } catch let error as TLSError {
             // The TLS engine is failed for good: send its alert, nothing more.
+            // Debug per connection (any peer can cause it), counted for the
+            // operator: an expired certificate shows as every handshake failing.
             loop.logger.debug("TLS failed; closing", metadata: ["peer": "\(peer)", "reason": "\(error)"])
+            Counter(label: "billing_tls_failures_total",
+                    dimensions: [("stage", tls?.isHandshakeComplete == true ? "established" : "handshake")]).increment()
             tls?.drainCiphertext(into: &output)
             writePending()
             close()
@@ -149,11 +154,11 @@ final class Connection: GRPCConnectionHost {
         guard !isClosed else { return }
         do {
             if let tls {
-                // (Capacity past 256 KiB is given back, as `output`'s is.)
-                plaintextOut.removeAll(keepingCapacity: plaintextOut.capacity <= 256 * 1024)
                 try grpc.drainOutput(into: &plaintextOut)
                 if !plaintextOut.isEmpty { try tls.writePlaintext(plaintextOut, drainingInto: &output) }
                 tls.drainCiphertext(into: &output)
+                // Encrypted: emptied now, capacity past 256 KiB given back (as `output`'s is).
+                plaintextOut.removeAll(keepingCapacity: plaintextOut.capacity <= 256 * 1024)
             } else {
                 try grpc.drainOutput(into: &output)
             }

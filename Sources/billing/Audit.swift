@@ -27,6 +27,7 @@ struct Audit: ParsableCommand {
     }
 
     func run() throws {
+        try DatabaseLock.requireOnePath(db)
         let store = try SQLiteLedgerStore(path: db, migrating: false)
         defer { store.close() }
         for entry in try store.auditEntries(accountID: account, sinceMicros: 0, beforeSeq: .max, limit: limit) {

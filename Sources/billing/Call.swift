@@ -83,10 +83,13 @@ struct Call: ParsableCommand {
         switch json {
         case .unknownField(let name):
             let schema = "schema/" + type.protoMessageName.split(separator: ".").dropLast().joined(separator: "/")
-            // SwiftProtobuf names the field, not the message it is in: a
-            // name the request's own object does not hold is a nested one's.
-            let topLevel = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any]
-            guard topLevel?[name] != nil else {
+            // SwiftProtobuf names the field, not the message it is in: the
+            // request's own, if its object holds the name and the request
+            // type takes no such field; else a nested message's.
+            let object = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any]
+            let encoded = (try? JSONEncoder().encode(name)).map { String(decoding: $0, as: UTF8.self) } ?? "\"\""
+            let typeTakesIt = (try? type.init(jsonString: "{\(encoded): null}")) != nil
+            if object.map({ $0[name] == nil }) ?? false || typeTakesIt {
                 return "a message inside \(type.protoMessageName) has no field \"\(name)\" (the fields are in \(schema))"
             }
             return "\(type.protoMessageName) has no field \"\(name)\" (its fields are in \(schema))"

@@ -19,19 +19,29 @@ final class DatabaseLock {
             close(fd)
             throw CLIError("\(database) is in use by a running billing server (stop it, or use the Admin API)")
         }
-        // A hard link is another path to the same file, with a lock file of
-        // its own, and SQLite keys a database's log (-wal, -shm) by path:
-        // two servers, one on each path, would each commit to a log of its
-        // own over one file, and one's acknowledged debits would be lost.
-        var status = stat()
-        if stat(database, &status) == 0, status.st_nlink > 1 {
+        do {
+            try Self.requireOnePath(database)
+        } catch {
             close(fd)
-            throw CLIError("""
-                \(database) has \(status.st_nlink) hard links: a database must have one path (SQLite keeps its log \
-                beside the path it was opened by, so two servers on two links would each write a log of its own \
-                and lose the other's commits); remove the other links (find / -samefile \(database))
-                """)
+            throw error
         }
+    }
+
+    /// Refuses a database file with more than one hard link. A hard link is
+    /// another path to the same file, with a lock file of its own, and
+    /// SQLite keys a database's log (-wal, -shm) by path: two servers, one
+    /// on each path, would each commit to a log of its own over one file,
+    /// and one's acknowledged debits would be lost; a reading command on
+    /// the other path would read the file without the server's log (stale).
+    /// A file not created yet has no links to worry about.
+    static func requireOnePath(_ database: String) throws {
+        var status = stat()
+        guard stat(database, &status) == 0, status.st_nlink > 1 else { return }
+        throw CLIError("""
+            \(database) has \(status.st_nlink) hard links: a database must have one path (SQLite keeps its log \
+            beside the path it was opened by, so two servers on two links would each write a log of its own \
+            and lose the other's commits); remove the other links (find / -samefile \(database))
+            """)
     }
 
     /// `database` with every symlink and `.`/`..` resolved; for a file not

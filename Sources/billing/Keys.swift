@@ -130,6 +130,7 @@ func withLedger(_ path: String, write: Bool = true, _ body: (Ledger) throws -> V
     guard FileManager.default.fileExists(atPath: path) else { throw CLIError("no database at \(path)") }
     let lock = write ? try DatabaseLock(database: path) : nil
     defer { _ = lock }
+    if !write { try DatabaseLock.requireOnePath(path) }
     let store = try SQLiteLedgerStore(path: path, owner: write, migrating: write)
     defer { store.close() }
     var logger = Logger(label: "billing")

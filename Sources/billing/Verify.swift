@@ -26,6 +26,7 @@ struct Verify: ParsableCommand {
     func run() throws {
         var audit: LedgerAudit
         do {
+            try DatabaseLock.requireOnePath(db)
             let store = try SQLiteLedgerStore(path: db, synchronous: .normal, migrating: false)
             defer { store.close() }
             audit = try LedgerAudit.run(on: store)

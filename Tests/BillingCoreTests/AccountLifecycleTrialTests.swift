@@ -173,45 +173,64 @@ import Testing
         var h = LifecycleHarness(signUpAt: Self.signUp)
         h.advance(to: Self.trialEnd)
         let paused = h.account
-        #expect(h.accept(.trialEnded(continuesIfFree: true)) == [])
+        #expect(h.accept(.trialEnded(continuesWithoutPaymentMethod: true)) == [])
         #expect(h.account == paused)
     }
 
-    /// A trial of a plan that costs nothing (`trial_plan: "free"`, Free at
-    /// $0) ends without a payment method by going on on that plan: nothing
-    /// to charge a card for, so no pause (session 27: it paused, telling the
-    /// customer to add a card to continue on Pro). A trial end journaled by
-    /// an older build (no mark) still pauses on replay; a priced Free trial
-    /// still pauses.
-    @Test(arguments: [(true, Money.zero, false), (false, Money.zero, true), (true, Money(micros: 5_000_000), true)])
-    func aTrialOfAPlanCostingNothingContinuesWithoutAPaymentMethod(continuesIfFree: Bool, freePrice: Money, pauses: Bool) {
+    /// A trial of a plan that costs nothing and accrues no overage
+    /// (`trial_plan: "free"`, Free at $0) ends without a payment method by
+    /// going on on that plan: nothing to charge a card for, so no pause
+    /// (session 27: it paused, telling the customer to add a card to
+    /// continue on Pro). A priced Free, or a $0 plan that accrues overage
+    /// (usage with no card behind it), still pauses.
+    @Test(arguments: [(Money.zero, false, true), (Money(micros: 5_000_000), false, false), (Money.zero, true, false)])
+    func aTrialOfAPlanCostingNothingContinuesWithoutAPaymentMethod(freePrice: Money, accruesOverage: Bool, continues: Bool) {
         var plans = PlanCatalog.default
         plans.trialPlan = .free
         plans.free.monthlyPrice = freePrice
+        plans.free.accruesOverage = accruesOverage
         let start = utc(2026, 3, 10, 12)
         let end = start + 14 * day
         var account = AccountLifecycle.trial(startingAt: start, plans: plans, graceSeconds: LifecycleHarness.grace)
         #expect(account.plan == .free)
-        // What metering decides in the second before the tick applies the
-        // end: by this build's rule (its entries carry the mark).
-        #expect((account.pause(at: end, plans: plans) != nil) == (freePrice != .zero))
-        guard case .success(let actions) = account.apply(.trialEnded(continuesIfFree: continuesIfFree), now: end, plans: plans) else {
+        #expect(account.trialEndContinuesWithoutPaymentMethod(plans) == continues)
+        // What metering decides in the second before the tick applies the end.
+        #expect((account.pause(at: end, plans: plans) == nil) == continues)
+        let event = DueTransition.trialEnd(at: end).event(trialContinues: account.trialEndContinuesWithoutPaymentMethod(plans))
+        guard case .success(let actions) = account.apply(event, now: end, plans: plans) else {
             Issue.record("a trial end was refused")
             return
         }
-        #expect(account.runsPaused == pauses)
+        #expect(account.runsPaused == !continues)
         #expect(account.plan == .free)
-        if pauses {
-            #expect(actions == [.pause(.trialEndedWithoutPaymentMethod)])
-            #expect(account.status == .trial)
-        } else {
+        if continues {
             #expect(account.status == .active)
             #expect(account.trialEndsAt == nil)
             #expect(account.currentPeriod.start == end)
             #expect(actions.contains(.setPlan(.free)))
             #expect(!actions.contains { if case .issueInvoice = $0 { true } else { false } })
             #expect(account.nextDueTransition(now: end) == nil)
+        } else {
+            #expect(actions == [.pause(.trialEndedWithoutPaymentMethod)])
+            #expect(account.status == .trial)
         }
+    }
+
+    /// The decision is the journal's: a trial end recorded as continuing
+    /// starts the subscription whatever the plans say at replay, and one
+    /// recorded without it (every entry before session 27) pauses.
+    @Test(arguments: [true, false])
+    func aTrialEndFollowsTheDecisionItCarries(continues: Bool) {
+        var plans = PlanCatalog.default
+        plans.trialPlan = .free
+        let start = utc(2026, 3, 10, 12)
+        var account = AccountLifecycle.trial(startingAt: start, plans: plans, graceSeconds: LifecycleHarness.grace)
+        guard case .success = account.apply(.trialEnded(continuesWithoutPaymentMethod: continues), now: start + 14 * day, plans: plans)
+        else {
+            Issue.record("a trial end was refused")
+            return
+        }
+        #expect(account.runsPaused == !continues)
     }
 
     /// A trial of Free (`trial_plan: "free"` in the plans file) moving to

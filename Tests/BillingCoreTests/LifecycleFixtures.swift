@@ -55,7 +55,7 @@ struct LifecycleHarness {
         while let due = account.nextDueTransition(now: time) {
             var usage = Money.zero
             if case .periodEnd(let period) = due { usage = overage[period] ?? .zero }
-            guard case .success(let actions) = account.apply(due.event(overage: usage), now: due.at, plans: plans) else {
+            guard case .success(let actions) = account.apply(due.event(overage: usage, trialContinues: account.trialEndContinuesWithoutPaymentMethod(plans)), now: due.at, plans: plans) else {
                 preconditionFailure("time-driven events are never refused")
             }
             applied.append((due, actions))

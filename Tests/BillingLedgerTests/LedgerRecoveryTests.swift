@@ -252,11 +252,11 @@ import Testing
     }
 
     /// A trial of a plan costing nothing (`trial_plan: "free"`, Free at $0):
-    /// a TrialEnded of an older build (no `continues_if_free`) replays as
-    /// the pause it made; one of this build's as the account going on on
-    /// Free, Active.
+    /// a TrialEnded of an older build (no `continued_without_payment_method`)
+    /// replays as the pause it made; one of this build's as the account
+    /// going on on Free, Active.
     @Test(arguments: [false, true])
-    func aTrialEndReplaysByTheRuleItWasJournaledUnder(continuesIfFree: Bool) throws {
+    func aTrialEndReplaysByTheDecisionItWasJournaledWith(continued: Bool) throws {
         var plans = PlanCatalog.default
         plans.trialPlan = .free
         var state = LedgerState(plans: plans)
@@ -269,7 +269,7 @@ import Testing
         var ended = Billing_Journal_V1_LifecycleEvent()
         ended.accountID = "acct"
         ended.atUnix = created.trialEndsUnix
-        ended.trialEnded.continuesIfFree = continuesIfFree
+        ended.trialEnded.continuedWithoutPaymentMethod = continued
         for (seq, event) in [Billing_Journal_V1_Entry.OneOf_Event.accountCreated(created), .lifecycle(ended)].enumerated() {
             var entry = Billing_Journal_V1_Entry()
             entry.seq = Int64(seq + 1)
@@ -279,11 +279,11 @@ import Testing
         }
         let lifecycle = try #require(state.accounts["acct"]).lifecycle
         #expect(lifecycle.plan == .free)
-        #expect(lifecycle.runsPaused == !continuesIfFree)
-        #expect(lifecycle.status == (continuesIfFree ? .active : .trial))
+        #expect(lifecycle.runsPaused == !continued)
+        #expect(lifecycle.status == (continued ? .active : .trial))
     }
 
-    /// Ids journaled before session 19 in another normalization can no    /// Ids journaled before session 19 in another normalization can no
+    /// Ids journaled before session 19 in another normalization can no
     /// longer be named (requests take NFC only): `billing verify` lists them.
     @Test func verifyListsIdsThatAreNotNFC() async throws {
         let h = try Harness()

@@ -51,7 +51,25 @@ import Testing
                 seq % 5 == 0 ? debitAccepted(seq, account: "acct", key: "k-\(seq)", total: seq) : accountCreated(seq, account: "acct-\(seq)")
             }
             for chunk in stride(from: 0, to: entries.count, by: 2_000) { try store.append(Array(entries[chunk..<min(chunk + 2_000, entries.count)])) }
-            for after in [0, 1, Int64(LedgerReader.rowsPerRead) - 1, Int64(LedgerReader.rowsPerRead), 6_000, count - 1, count] {
+            for after in [0, 1, Int64(LedgerReader.rowsPerRead) - 1, Int64(LedgerReader.rowsPerRead), count - 700, count - 1, count] {
+                var seen: [Int64] = []
+                try store.forEachEntry(after: after) { seen.append($0.seq) }
+                #expect(seen == Array(stride(from: after + 1, through: count, by: 1)), "after \(after)")
+            }
+        }
+    }
+
+    /// Rows of 16 debits across read boundaries (a read is `rowsPerRead`
+    /// rows: 4,096 entries here), from any starting seq — one inside a row
+    /// included (the first row read then holds entries already delivered).
+    @Test func aScanOfSixteenDebitRowsAcrossReadsDeliversEveryEntryOnceInOrder() throws {
+        try withTemporaryDatabase { path in
+            let store = try SQLiteLedgerStore(path: path)
+            let perRead = Int64(16 * LedgerReader.rowsPerRead)
+            let count = 3 * perRead + 40
+            let entries = (1...count).map { debitAccepted($0, account: "acct", key: "k-\($0)", total: $0) }
+            for chunk in stride(from: 0, to: entries.count, by: 4_096) { try store.append(Array(entries[chunk..<min(chunk + 4_096, entries.count)])) }
+            for after in [0, 1, 15, 16, 17, perRead - 1, perRead, perRead + 1, perRead + 9, 2 * perRead - 3, count - 17, count - 1, count] {
                 var seen: [Int64] = []
                 try store.forEachEntry(after: after) { seen.append($0.seq) }
                 #expect(seen == Array(stride(from: after + 1, through: count, by: 1)), "after \(after)")

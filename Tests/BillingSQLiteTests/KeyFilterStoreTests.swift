@@ -65,7 +65,7 @@ import Testing
         }
     }
 
-    /// Parts written before a crash, without their row, are not a filter:    /// Parts written before a crash, without their row, are not a filter:
+    /// Parts written before a crash, without their row, are not a filter:
     /// the previous one stays the newest, and the owner deletes them on open.
     @Test func partsWithoutTheirRowAreNotAFilter() throws {
         try withTemporaryDatabase { path in

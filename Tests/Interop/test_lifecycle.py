@@ -888,6 +888,8 @@ def test_a_trial_of_a_plan_costing_nothing_goes_on_at_its_end_without_a_card(pb,
     a = life.a
     account = life.create("acme")
     assert account.status == a.ACCOUNT_STATUS_TRIAL and account.plan == a.PLAN_FREE
+    [countdown] = account.banners
+    assert countdown.link_text == "", "a trial that goes on without a card asks for none"
     life.debit("acme", "before-end")
     moved = life.advance(to=account.trial_ends_unix_seconds)
     [ended] = [t for t in moved.transitions if t.account_id == "acme" and t.kind == "TRIAL_ENDED"]

@@ -383,6 +383,10 @@ def test_a_hard_linked_database_is_refused(server, tmp_path):
         return result.stderr
     assert "has 2 hard links" in refused(serve + [str(link)])
     assert "has 2 hard links" in refused(keys + [str(link)])
+    # Reading commands too: on the link they read the file without the
+    # server's log (a key just made missing, a revoked one active).
+    for reading in (["keys", "list", "--db"], ["verify", "--db"], ["audit", "--db"]):
+        assert "has 2 hard links" in refused(reading + [str(link)]), reading
     s.assert_serving()
     s.terminate()
     assert s.wait_exit(10) == 0

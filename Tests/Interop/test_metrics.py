@@ -161,3 +161,23 @@ def test_refusals_at_the_headers_are_counted_under_their_method(server, pb):
     method = "/billing.v1.Metering/Quote"
     assert handled(after, method, "UNIMPLEMENTED") - handled(before, method, "UNIMPLEMENTED") == 1
     assert handled(after, "unknown", "UNIMPLEMENTED") == handled(before, "unknown", "UNIMPLEMENTED")
+
+
+def test_tls_failures_are_counted(server):
+    """A peer whose TLS fails (here: an h2c preface sent to the TLS port)
+    is logged at debug only, per connection; /metrics counts them by stage
+    (session 27), so an expired certificate or a misconfigured client shows."""
+    srv = server(tls=True, args=("--metrics-listen", "127.0.0.1:0"))
+    found = re.search(r"address=127\.0\.0\.1:(\d+) .*\bmetrics\b", srv.log())
+    assert found, srv.log_tail()
+    port = int(found.group(1))
+    name = 'billing_tls_failures_total{stage="handshake"}'
+    before = scrape(port).get(name, 0.0)
+    for _ in range(3):
+        with socket.create_connection(srv.address, timeout=5) as sock:
+            sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            sock.settimeout(5)
+            while sock.recv(4096):  # until the server closes it
+                pass
+    assert scrape(port).get(name, 0.0) - before == 3
+    srv.assert_serving()

@@ -3,7 +3,7 @@ import TLS
 
 /// Certificates made once per test run with the openssl CLI, in a fresh
 /// temporary directory:
-/// - server.pem/server.key: self-signed, CN=localhost, SAN localhost and 127.0.0.1;
+/// - server.pem/server.key: self-signed, CN=localhost, SAN localhost, 127.0.0.1 and ::1;
 ///   clients trust it directly.
 /// - ca.pem/ca.key: the client CA that mTLS servers require.
 /// - client.pem/client.key: CN=billing-client, O=Example, signed by that CA.
