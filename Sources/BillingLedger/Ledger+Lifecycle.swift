@@ -49,18 +49,44 @@ public struct PurchaseResult: Sendable {
 // MARK: Serializing lifecycle work
 
 extension Ledger {
-    func acquireLifecycle() async {
+    /// Takes the lifecycle turn, waiting for it in order. A caller whose
+    /// task is cancelled first — its call passed its deadline and was
+    /// answered DEADLINE_EXCEEDED — gets `CancellationError` holding
+    /// nothing, and does nothing: it used to wait on, then charge a card or
+    /// change a plan the caller had been told nothing about (a buyer trying
+    /// again under a new key paid twice), holding its connection's handler
+    /// slot all the while (session 27).
+    func acquireLifecycle() async throws {
+        try Task.checkCancellation()
         if !lifecycleBusy {
             lifecycleBusy = true
             return
         }
+        let id = nextLifecycleWaiterID
+        nextLifecycleWaiterID += 1
         // Ownership is handed over by `releaseLifecycle`.
-        await withCheckedContinuation { lifecycleWaiters.append($0) }
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { lifecycleWaiters.append((id, $0)) }
+        } onCancel: {
+            Task { await self.cancelLifecycleWaiter(id) }
+        }
+        // Handed the turn as the task was cancelled: given on at once.
+        if Task.isCancelled {
+            releaseLifecycle()
+            throw CancellationError()
+        }
+    }
+
+    /// A waiter whose task was cancelled leaves the queue (one already
+    /// handed the turn gives it on itself, `acquireLifecycle`).
+    func cancelLifecycleWaiter(_ id: UInt64) {
+        guard let index = lifecycleWaiters.firstIndex(where: { $0.id == id }) else { return }
+        lifecycleWaiters.remove(at: index).continuation.resume(throwing: CancellationError())
     }
 
     /// `body` in the lifecycle's turn (taken, then given up however it ends).
-    func inLifecycleTurn<T>(_ body: () async throws -> T) async rethrows -> T {
-        await acquireLifecycle()
+    func inLifecycleTurn<T>(_ body: () async throws -> T) async throws -> T {
+        try await acquireLifecycle()
         defer { releaseLifecycle() }
         return try await body()
     }
@@ -69,7 +95,7 @@ extension Ledger {
         if lifecycleWaiters.isEmpty {
             lifecycleBusy = false
         } else {
-            lifecycleWaiters.removeFirst().resume()
+            lifecycleWaiters.removeFirst().continuation.resume()
         }
     }
 
@@ -201,28 +227,63 @@ extension Ledger {
     /// Moves the test clock forward to `target` (unix seconds), processing
     /// every due transition in time order at its own instant.
     public func advanceClock(to target: Int64, actor: String) async throws -> (previous: Int64, now: Int64, transitions: [ClockTransition]) {
+        try await advanceClock(actor: actor) { _ in target }
+    }
+
+    /// Moves the test clock `seconds` forward from where it stands when
+    /// this call's turn comes, to `latestUnix` at most (`INVALID_FIELD`).
+    /// A target computed before the turn could already be passed by a
+    /// concurrent advance: it was refused as backwards, or two advances of
+    /// a day moved the clock one day (session 27).
+    public func advanceClock(by seconds: Int64, latestUnix: Int64, actor: String)
+        async throws -> (previous: Int64, now: Int64, transitions: [ClockTransition]) {
+        try await advanceClock(actor: actor) { previous in
+            let (target, overflow) = previous.addingReportingOverflow(seconds)
+            guard !overflow, target <= latestUnix else {
+                throw AccountRequestRefused(.invalidArgument, reason: "INVALID_FIELD",
+                                            message: "the test clock goes no later than unix \(latestUnix) (now \(previous))")
+            }
+            return target
+        }
+    }
+
+    private func advanceClock(actor: String, target: (_ previous: Int64) throws -> Int64)
+        async throws -> (previous: Int64, now: Int64, transitions: [ClockTransition]) {
         guard let testClock else {
             throw AccountRequestRefused(reason: "TEST_CLOCK_DISABLED", message: "the server runs on the real clock; start it with --test-clock")
         }
-        await acquireLifecycle()
+        // (After a failed commit, before the reload: UNAVAILABLE, not a time never journaled.)
+        try requireServing()
+        try await acquireLifecycle()
         defer { releaseLifecycle() }
         let previous = nowUnix
+        let target = try target(previous)
         guard target >= previous else {
             throw AccountRequestRefused(.invalidArgument, reason: "CLOCK_BACKWARDS",
                                         message: "the test clock only moves forward (now \(previous), asked \(target))")
         }
         let transitions = try await processDue(upTo: target, only: nil)
         if target > previous {
-            // Journaled before the clock moves: a failed commit leaves the
-            // clock where it was, so the retry moves it and records it
-            // (moved first, the retry found nothing to move and no ClockSet
-            // was ever written, while debits were dated at the new time).
             var set = Billing_Journal_V1_ClockSet()
             set.nowUnix = target
             set.actor = actor
-            try await commit(.clockSet(set))
+            // The clock moves just before the commit, as for a transition
+            // (`processDueSteps`): what is journaled while it commits (an
+            // account created meanwhile) is dated at the new time — dated
+            // before it, its trial end or period end fell behind the clock,
+            // never processed (session 27). A failed commit puts it back
+            // (nothing after it was acknowledged; a reload puts it back
+            // too, `clockRollback`), so a retry moves it and records it.
+            clockRollback = testClock.nowMicros()
+            testClock.advance(toMicros: target * 1_000_000)
+            do {
+                try await commit(.clockSet(set))
+                clockRollback = nil
+            } catch {
+                rollBackTestClock()
+                throw error
+            }
         }
-        testClock.advance(toMicros: target * 1_000_000)
         return (previous, target, transitions)
     }
 
@@ -533,7 +594,7 @@ extension Ledger {
     }
 
     public func changePlan(accountID: String, to target: Plan, key: String, actor: String) async throws -> PlanChangeResult {
-        await acquireLifecycle()
+        try await acquireLifecycle()
         defer { releaseLifecycle() }
         _ = try book(accountID)
         // A retry's answer below reads charges: any pending one is recorded first.
@@ -584,7 +645,7 @@ extension Ledger {
     }
 
     public func cancelPendingChange(accountID: String, actor: String) async throws {
-        await acquireLifecycle()
+        try await acquireLifecycle()
         defer { releaseLifecycle() }
         _ = try await request(accountID, actor: actor, domain: .cancelPendingChange,
                               .pendingChangeCancelled(Billing_Journal_V1_PendingChangeCancelled()))
@@ -599,7 +660,7 @@ extension Ledger {
             throw AccountRequestRefused(.invalidArgument, reason: "INVALID_CONTRACT",
                                         message: "contract amounts, quota and workspaces must be >= 0, the price and custom lines whole cents (multiples of 10000 micros) summing to at most 9223372036854770000 micros, and the usage rate 0..100000 basis points")
         }
-        await acquireLifecycle()
+        try await acquireLifecycle()
         defer { releaseLifecycle() }
         _ = try await request(accountID, actor: actor, domain: .enterpriseContractSet(LedgerState.contract(terms), prorated: true),
                               .enterpriseContract(terms))
@@ -609,7 +670,7 @@ extension Ledger {
     /// next billing cycle if it replaces one. A paused trial resumes and its
     /// first period is charged.
     public func setPaymentMethod(accountID: String, method: TokenizedMethod, actor: String) async throws -> (appliedNow: Bool, charge: Billing_V1_Charge?) {
-        await acquireLifecycle()
+        try await acquireLifecycle()
         defer { releaseLifecycle() }
         let set = paymentMethodSet(method)
         let (actions, _, charge) = try await request(accountID, actor: actor, domain: .paymentMethodAdded, .paymentMethodSet(set))
@@ -650,7 +711,7 @@ extension Ledger {
             throw AccountRequestRefused(.invalidArgument, reason: "INVALID_AMOUNT",
                                         message: "a purchase is a positive amount of whole cents (a multiple of 10000 micros)")
         }
-        await acquireLifecycle()
+        try await acquireLifecycle()
         defer { releaseLifecycle() }
         _ = try book(accountID)
         // A retry of a purchase whose outcome a crash left unrecorded finds it recorded.
@@ -763,7 +824,7 @@ extension Ledger {
     /// `newMethod` (which becomes the method on file if the charge succeeds).
     public func payInvoice(accountID: String, invoiceID: String, newMethod: TokenizedMethod?, key: String,
                            actor: String) async throws -> (invoice: Billing_V1_Invoice, charge: Billing_V1_Charge) {
-        await acquireLifecycle()
+        try await acquireLifecycle()
         defer { releaseLifecycle() }
         _ = try book(accountID)
         try await settlePendingCharges(only: accountID)
@@ -813,7 +874,7 @@ extension Ledger {
     public func currentBook(_ accountID: String) async throws -> AccountBook {
         let standing = try book(accountID)
         if !hasWorkDue(accountID, standing, now: nowUnix) { return try await committed(standing) }
-        await acquireLifecycle()
+        try await acquireLifecycle()
         defer { releaseLifecycle() }
         _ = try book(accountID)
         _ = try await processDue(upTo: nowUnix, only: accountID)

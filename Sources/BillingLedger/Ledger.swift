@@ -102,7 +102,10 @@ public actor Ledger {
     /// a gateway call suspends it, and nothing else may change an account's
     /// lifecycle meanwhile. Debits are not held up by it.
     var lifecycleBusy = false
-    var lifecycleWaiters: [CheckedContinuation<Void, Never>] = []
+    /// Callers waiting for the turn, in order; each id is its own, so a
+    /// cancelled caller can leave the queue (`cancelLifecycleWaiter`).
+    var lifecycleWaiters: [(id: UInt64, continuation: CheckedContinuation<Void, any Error>)] = []
+    var nextLifecycleWaiterID: UInt64 = 0
 
     /// Where the actor runs (see `LedgerExecutor`).
     public nonisolated let executor: any LedgerExecutor
@@ -482,7 +485,7 @@ public actor Ledger {
         // Serialized with purchases: a purchase checks that its credits fit
         // the balance before the gateway call suspends it; a grant in that
         // gap could make them overflow after the card was charged.
-        await acquireLifecycle()
+        try await acquireLifecycle()
         defer { releaseLifecycle() }
         try requireServing()
         guard state.accounts[accountID] != nil else { throw LedgerError.accountNotFound(accountID) }

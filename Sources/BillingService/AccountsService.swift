@@ -137,12 +137,14 @@ public final class AccountsService: Sendable {
     func advanceClock(_ request: Billing_V1_AdvanceClockRequest, actor: String) async throws -> Billing_V1_AdvanceClockResponse {
         let now = ledger.currentUnix
         let target: Int64
+        var seconds: Int64?
         switch request.target {
-        case .seconds(let seconds)?:
-            guard seconds >= 0 else {
+        case .seconds(let asked)?:
+            guard asked >= 0 else {
                 throw GRPCStatus(.invalidArgument, "seconds must be >= 0", reason: "INVALID_FIELD", metadata: ["field": "seconds"])
             }
-            target = now.addingReportingOverflow(seconds).overflow ? .max : now + seconds
+            seconds = asked
+            target = now.addingReportingOverflow(asked).overflow ? .max : now + asked
         case .toUnixSeconds(let to)?:
             target = to
         case nil:
@@ -164,8 +166,14 @@ public final class AccountsService: Sendable {
         return try await Refusals.mapping {
             let (previous, current, transitions): (Int64, Int64, [ClockTransition])
             do {
-                (previous, current, transitions) = try await ledger.advanceClock(to: target, actor: actor)
-            } catch let refused as AccountRequestRefused where refused.reason == "CLOCK_BACKWARDS" {
+                // `seconds` counts from the clock as it stands in the ledger's
+                // turn (another advance may move it before then).
+                (previous, current, transitions) = if let seconds {
+                    try await ledger.advanceClock(by: seconds, latestUnix: AccountView.latestClockUnix, actor: actor)
+                } else {
+                    try await ledger.advanceClock(to: target, actor: actor)
+                }
+            } catch let refused as AccountRequestRefused where ["CLOCK_BACKWARDS", "INVALID_FIELD"].contains(refused.reason) {
                 // (Checked in the ledger's turn: the clock may have moved since `now`.)
                 throw GRPCStatus(.invalidArgument, refused.message, reason: refused.reason, metadata: ["field": field])
             }

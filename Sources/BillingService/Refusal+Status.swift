@@ -64,6 +64,8 @@ enum Refusals {
     /// INTERNAL to the caller (a generic message: no details leak).
     static func status(_ error: any Error) -> GRPCStatus {
         if let status = error as? GRPCStatus { return status }
+        // The caller's deadline passed (it was answered): nothing was done.
+        if error is CancellationError { return GRPCStatus(.cancelled, "call cancelled", reason: "CANCELLED") }
         if let refused = error as? AccountRequestRefused {
             return GRPCStatus(GRPCStatus.Code(rawValue: Int(refused.code.rawValue)) ?? .failedPrecondition, refused.message,
                               reason: refused.reason)

@@ -94,10 +94,11 @@ public final class GRPCClientConnection {
     /// Writes everything the session has to send.
     public func flush() throws {
         if let tls {
+            // (The read path decrypts into the same buffer.)
+            plaintext.removeAll(keepingCapacity: plaintext.capacity <= 256 * 1024)
             try session.drainOutput(into: &plaintext)
             if !plaintext.isEmpty { try tls.writePlaintext(plaintext, drainingInto: &output) }
             tls.drainCiphertext(into: &output)
-            plaintext.removeAll(keepingCapacity: plaintext.capacity <= 256 * 1024)
         } else {
             try session.drainOutput(into: &output)
         }

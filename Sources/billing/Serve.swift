@@ -340,6 +340,8 @@ struct Serve: ParsableCommand {
                         logger.info("billing transition", metadata: [
                             "account_id": "\(transition.accountID)", "kind": "\(transition.kind)", "at": "\(transition.at)"])
                     }
+                } catch is CancellationError {
+                    break  // the server is stopping
                 } catch {
                     logger.error("billing transitions failed; retrying in a second", metadata: ["error": "\(error)"])
                 }

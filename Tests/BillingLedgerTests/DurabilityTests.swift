@@ -243,6 +243,60 @@ import Testing
         await ledger.close()
     }
 
+    /// An account created while a clock move's ClockSet commits is dated at
+    /// the new time (session 27: the clock moved only after the commit, so
+    /// it was anchored at the old time, its trial ending before the new
+    /// clock — a transition never processed nor listed, its first answer
+    /// already "trial over").
+    @Test(.timeLimit(.minutes(1))) func anAccountCreatedWhileAClockMoveCommitsIsDatedAtTheNewTime() async throws {
+        let store = InMemoryLedgerStore()
+        let start: Int64 = 1_767_225_600
+        let target = start + 30 * 86_400
+        let clock = TestClock(startMicros: start * 1_000_000)
+        let ledger = try Ledger.open(on: store, clock: clock)
+        let entered = AsyncLatch()
+        let release = DispatchSemaphore(value: 0)
+        store.disk.script(.block(entered: entered, release: release, thenFail: false))
+        let moved = Task { try await ledger.advanceClock(to: target, actor: "t") }
+        await entered.wait()  // the ClockSet's commit is under way
+        let created = Task { try await ledger.createAccount(id: "late", actor: "t") }
+        #expect(await eventually { await ledger.snapshot.accounts["late"] != nil })
+        release.signal()
+        #expect(try await moved.value.now == target)
+        _ = try await created.value
+        let lifecycle = try #require(await ledger.snapshot.accounts["late"]).lifecycle
+        #expect(lifecycle.periodAnchor == target)
+        #expect(lifecycle.trialEndsAt == target + 14 * 86_400)
+        await ledger.close()
+    }
+
+    /// `advanceClock(by:)` counts from the clock as it stands in the
+    /// ledger's turn: two advances of a day queued together move it two
+    /// days (a target computed before the turn made it one, the second
+    /// answered `previous == now`, or refused as backwards).
+    @Test(.timeLimit(.minutes(1))) func twoAdvancesOfADayMoveTheClockTwoDays() async throws {
+        let store = InMemoryLedgerStore()
+        let start: Int64 = 1_767_225_600
+        let clock = TestClock(startMicros: start * 1_000_000)
+        let ledger = try Ledger.open(on: store, clock: clock)
+        let entered = AsyncLatch()
+        let release = DispatchSemaphore(value: 0)
+        store.disk.script(.block(entered: entered, release: release, thenFail: false))
+        let first = Task { try await ledger.advanceClock(by: 86_400, latestUnix: .max, actor: "t") }
+        await entered.wait()  // the first holds the turn, its ClockSet committing
+        let second = Task { try await ledger.advanceClock(by: 86_400, latestUnix: .max, actor: "t") }
+        #expect(await eventually { await ledger.lifecycleWaiters.count == 1 })
+        release.signal()
+        let (a, b) = (try await first.value, try await second.value)
+        #expect((a.previous, a.now) == (start, start + 86_400))
+        #expect((b.previous, b.now) == (start + 86_400, start + 2 * 86_400))
+        #expect(clock.nowMicros() == (start + 2 * 86_400) * 1_000_000)
+        await #expect(throws: AccountRequestRefused.self) {
+            _ = try await ledger.advanceClock(by: 86_400, latestUnix: start + 2 * 86_400 + 10, actor: "t")
+        }
+        await ledger.close()
+    }
+
     /// The same for a transition on the way: a trial's end whose commit
     /// fails leaves the clock where it was (it moved to the trial's end
     /// before the commit, and a restart then resumed it from the journal,

@@ -50,6 +50,33 @@ import Testing
         return (restarted, await purchase.result)
     }
 
+    /// A lifecycle request whose caller gave up while it waited for the turn
+    /// (its deadline passed: answered DEADLINE_EXCEEDED, its task
+    /// cancelled) leaves the queue and does nothing — it used to wait on,
+    /// then charge the card (a buyer trying again under a new key paid
+    /// twice). Whether it is cancelled while queued or just as it is handed
+    /// the turn, nothing is charged for it, and the turn goes on.
+    @Test(.timeLimit(.minutes(1))) func aRequestCancelledWhileWaitingForTheTurnDoesNothing() async throws {
+        let gateway = RememberingGateway()
+        let h = try await Self.harness(gateway)
+        let ledger = h.ledger
+        gateway.stallNext()
+        let first = Task { try await ledger.purchaseCredits(accountID: "acct", amountMicros: 5_000_000, key: "first", actor: "test") }
+        await gateway.reached.wait()  // the turn is held at the gateway
+        let given = Task { try await ledger.purchaseCredits(accountID: "acct", amountMicros: 7_000_000, key: "given-up", actor: "test") }
+        let queued = Task { try await ledger.purchaseCredits(accountID: "acct", amountMicros: 9_000_000, key: "queued", actor: "test") }
+        #expect(await eventually { await ledger.lifecycleWaiters.count == 2 })
+        given.cancel()
+        await #expect(throws: CancellationError.self) { try await given.value }
+        #expect(await ledger.lifecycleWaiters.count == 1)
+        gateway.release()
+        #expect(try await first.value.charge.status == .succeeded)
+        #expect(try await queued.value.charge.status == .succeeded)
+        #expect(gateway.collected == [5_000_000, 9_000_000])
+        #expect(try await ledger.currentBook("acct").balance == 14_000_000)
+        await ledger.close()
+    }
+
     /// A purchase held at the gateway holds the lifecycle, not reads: the
     /// book of an account with nothing due is read at once (the Billing
     /// tab of every other account stays up while one card is charged).
