@@ -252,10 +252,13 @@ extension Ledger {
         guard let testClock else {
             throw AccountRequestRefused(reason: "TEST_CLOCK_DISABLED", message: "the server runs on the real clock; start it with --test-clock")
         }
-        // (After a failed commit, before the reload: UNAVAILABLE, not a time never journaled.)
         try requireServing()
         try await acquireLifecycle()
         defer { releaseLifecycle() }
+        // Again in the turn: after a failed commit, before the reload, the
+        // books may hold a clock move that was never journaled (a previous
+        // advance's): UNAVAILABLE, not an answer from that time.
+        try requireServing()
         let previous = nowUnix
         let target = try target(previous)
         guard target >= previous else {
@@ -651,7 +654,11 @@ extension Ledger {
                               .pendingChangeCancelled(Billing_Journal_V1_PendingChangeCancelled()))
     }
 
-    public func setEnterpriseContract(accountID: String, terms: Billing_V1_EnterpriseContract, actor: String) async throws {
+    /// Returns the charge of the prorated invoice when the contract moves a
+    /// Free or Pro account to Enterprise mid-period (nil otherwise).
+    @discardableResult
+    public func setEnterpriseContract(accountID: String, terms: Billing_V1_EnterpriseContract, actor: String)
+        async throws -> Billing_V1_Charge? {
         // Whole cents, as invoices charge (a new contract's rule only:
         // `validContract` also checks replayed ones, which may predate it).
         // In cents, a sum that fits in Int64 is within the invoice cap.
@@ -662,8 +669,10 @@ extension Ledger {
         }
         try await acquireLifecycle()
         defer { releaseLifecycle() }
-        _ = try await request(accountID, actor: actor, domain: .enterpriseContractSet(LedgerState.contract(terms), prorated: true),
-                              .enterpriseContract(terms))
+        let (_, _, charge) = try await request(accountID, actor: actor,
+                                               domain: .enterpriseContractSet(LedgerState.contract(terms), prorated: true),
+                                               .enterpriseContract(terms))
+        return charge
     }
 
     /// Puts a tokenized method on file: at once if it is the first, at the

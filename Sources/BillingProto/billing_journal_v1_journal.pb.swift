@@ -2014,7 +2014,7 @@ nonisolated extension Billing_Journal_V1_LifecycleEvent: SwiftProtobuf.Message, 
 
 nonisolated extension Billing_Journal_V1_TrialEnded: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TrialEnded"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}continued_without_payment_method\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{4}\u{2}continued_without_payment_method\0\u{b}continues_if_free\0\u{c}\u{1}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2022,7 +2022,7 @@ nonisolated extension Billing_Journal_V1_TrialEnded: SwiftProtobuf.Message, Swif
       // allocates stack space for every case branch when no optimizations are
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
-      case 1: try { try decoder.decodeSingularBoolField(value: &self.continuedWithoutPaymentMethod) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.continuedWithoutPaymentMethod) }()
       default: break
       }
     }
@@ -2030,7 +2030,7 @@ nonisolated extension Billing_Journal_V1_TrialEnded: SwiftProtobuf.Message, Swif
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if self.continuedWithoutPaymentMethod != false {
-      try visitor.visitSingularBoolField(value: self.continuedWithoutPaymentMethod, fieldNumber: 1)
+      try visitor.visitSingularBoolField(value: self.continuedWithoutPaymentMethod, fieldNumber: 2)
     }
     try unknownFields.traverse(visitor: &visitor)
   }

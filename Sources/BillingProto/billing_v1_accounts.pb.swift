@@ -138,10 +138,13 @@ public nonisolated enum Billing_V1_PauseReason: SwiftProtobuf.Enum, Swift.CaseIt
   case unspecified // = 0
 
   /// The trial ended without a payment method. Unpaused by adding a payment
-  /// method (-> Active Pro) or downgrading to Free (-> Active Free).
+  /// method (the trial's plan starts, its first period charged at once: a
+  /// declined charge leaves it PAST_DUE) or downgrading to Free (-> Active
+  /// Free).
   case trialEnded // = 1
 
-  /// An invoice stayed past due beyond the grace period. Unpaused by paying it.
+  /// An invoice stayed past due beyond the grace period. Unpaused by paying
+  /// every past-due invoice.
   case pastDue // = 2
   case UNRECOGNIZED(Int)
 
@@ -357,7 +360,8 @@ public nonisolated struct Billing_V1_Banner: Sendable {
   /// Label of the link, e.g. "Add a payment method"; empty if no link.
   public var linkText: String = String()
 
-  /// The invoice concerned (PAST_DUE banners); empty otherwise.
+  /// The invoice concerned (PAST_DUE banners, and PAUSED ones of a past-due
+  /// pause: the oldest past-due invoice); empty otherwise.
   public var invoiceID: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -668,7 +672,8 @@ public nonisolated struct Billing_V1_CreateAccountResponse: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// The new account (TRIAL, Pro).
+  /// The new account (TRIAL on the trial's plan, Pro by default; the
+  /// initial_plan asked for, by an operator).
   public var account: Billing_V1_Account {
     get {_account ?? Billing_V1_Account()}
     set {_account = newValue}
@@ -768,7 +773,7 @@ public nonisolated struct Billing_V1_PlanInfo: Sendable {
   /// Price per month in micros; 0 for Free and for Enterprise (contract).
   public var monthlyPriceMicros: Int64 = 0
 
-  /// Price as displayed, e.g. "$49/month", "Contact sales".
+  /// Price as displayed, e.g. "$49.00/month", "Contact sales".
   public var priceLabel: String = String()
 
   /// Workspaces allowed; 0 means unlimited.

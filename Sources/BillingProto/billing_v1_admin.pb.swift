@@ -107,11 +107,26 @@ public nonisolated struct Billing_V1_SetEnterpriseContractResponse: Sendable {
   /// Clears the value of `account`. Subsequent reads from it will return its default value.
   public mutating func clearAccount() {self._account = nil}
 
+  /// The charge this call made, if any: a contract that moves a Free or Pro
+  /// account to Enterprise mid-period invoices the rest of the period
+  /// (prorated) and charges it at once to the method on file; without one,
+  /// or declined, the invoice (charge.invoice_id) and the account are
+  /// PAST_DUE: check charge.status. Unset when nothing was charged.
+  public var charge: Billing_V1_Charge {
+    get {_charge ?? Billing_V1_Charge()}
+    set {_charge = newValue}
+  }
+  /// Returns true if `charge` has been explicitly set.
+  public var hasCharge: Bool {self._charge != nil}
+  /// Clears the value of `charge`. Subsequent reads from it will return its default value.
+  public mutating func clearCharge() {self._charge = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _account: Billing_V1_Account? = nil
+  fileprivate var _charge: Billing_V1_Charge? = nil
 }
 
 /// An API key's metadata (never its secret).
@@ -120,7 +135,7 @@ public nonisolated struct Billing_V1_ApiKey: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// Key id, also the non-secret prefix of the key string.
+  /// Key id: the key string is "bk_<key_id>_<secret>" (the id is not secret).
   public var keyID: String = String()
 
   /// Name given at creation, e.g. "agent-runtime prod".
@@ -132,7 +147,7 @@ public nonisolated struct Billing_V1_ApiKey: Sendable {
   /// When the key was created.
   public var createdUnixSeconds: Int64 = 0
 
-  /// Who created it (audit actor, e.g. "key:ak_1a2b", "cli").
+  /// Who created it (audit actor, e.g. "key:<key_id>", "cli", "serve --demo").
   public var createdBy: String = String()
 
   /// When the key expires; 0 means never.
@@ -359,7 +374,8 @@ public nonisolated struct Billing_V1_AuditEntry: Sendable {
   /// When it happened.
   public var atUnixSeconds: Int64 = 0
 
-  /// Who did it: "key:<key_id>", "user:<user_id>", "cli", "system".
+  /// Who did it: "key:<key_id>", "user:<user_id>", "cli", "serve --demo",
+  /// "serve --plans --grace-days", "system".
   public var actor: String = String()
 
   /// What was done, e.g. "GrantCredits", "ChangePlan", "RevokeApiKey".
@@ -541,7 +557,7 @@ nonisolated extension Billing_V1_SetEnterpriseContractRequest: SwiftProtobuf.Mes
 
 nonisolated extension Billing_V1_SetEnterpriseContractResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SetEnterpriseContractResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}account\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}account\0\u{1}charge\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -550,6 +566,7 @@ nonisolated extension Billing_V1_SetEnterpriseContractResponse: SwiftProtobuf.Me
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularMessageField(value: &self._account) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._charge) }()
       default: break
       }
     }
@@ -563,11 +580,15 @@ nonisolated extension Billing_V1_SetEnterpriseContractResponse: SwiftProtobuf.Me
     try { if let v = self._account {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
     } }()
+    try { if let v = self._charge {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Billing_V1_SetEnterpriseContractResponse, rhs: Billing_V1_SetEnterpriseContractResponse) -> Bool {
     if lhs._account != rhs._account {return false}
+    if lhs._charge != rhs._charge {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

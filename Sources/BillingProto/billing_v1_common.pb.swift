@@ -221,7 +221,9 @@ public nonisolated struct Billing_V1_PricedLineItem: Sendable {
 }
 
 /// A refusal carried inside a response (rather than as the call's status).
-/// It holds exactly what the equivalent unary call's status would carry.
+/// It holds what the equivalent unary call's status would carry (in a
+/// DebitBatch answer of many refusals, messages past the first 200 are cut
+/// to 64 bytes: the reason and code are always whole).
 public nonisolated struct Billing_V1_Refusal: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -238,7 +240,8 @@ public nonisolated struct Billing_V1_Refusal: Sendable {
   /// Human-readable explanation, in English.
   public var message: String = String()
 
-  /// Structured details, as in google.rpc.ErrorInfo.metadata (e.g. "model").
+  /// Structured details, as in google.rpc.ErrorInfo.metadata (e.g. "field",
+  /// "account_id").
   public var metadata: Dictionary<String,String> = [:]
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()

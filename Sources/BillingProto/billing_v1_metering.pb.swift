@@ -11,7 +11,9 @@
 // Metering: the hot path. Internal services price and charge the usage of
 // agent and workflow runs here. Service credentials: API keys with scope
 // `metering:write` (Debit, DebitBatch) or `metering:read` (Quote,
-// GetExecutionCost, GetDebit, GetUsage).
+// GetExecutionCost, GetDebit, GetUsage). GetExecutionCost and GetUsage also
+// take a user's token for their own account (Owner, Admin, or the
+// billing:read permission): the trace view and the usage chart.
 //
 // Conventions (micros, unix seconds, reasons): see common.proto.
 
@@ -191,6 +193,8 @@ public nonisolated struct Billing_V1_QuoteRequest: Sendable {
   public var accountID: String = String()
 
   /// Workspace the run belongs to (Free accounts allow only one workspace).
+  /// Optional: without it the workspace limit is not checked (the quote
+  /// cannot tell which workspace).
   public var workspaceID: String = String()
 
   /// Agent or workflow that would consume the usage.
@@ -227,7 +231,7 @@ public nonisolated struct Billing_V1_QuoteResponse: Sendable {
   public var wouldAccept: Bool = false
 
   /// Why a Debit would be refused; set only when would_accept is false
-  /// (e.g. reason INSUFFICIENT_CREDITS or RUN_QUOTA_EXCEEDED).
+  /// (reason INSUFFICIENT_CREDITS, RUN_QUOTA_EXCEEDED or WORKSPACE_LIMIT).
   public var refusal: Billing_V1_Refusal {
     get {_refusal ?? Billing_V1_Refusal()}
     set {_refusal = newValue}
@@ -471,8 +475,9 @@ public nonisolated struct Billing_V1_GetExecutionCostResponse: Sendable {
   /// The account it belongs to.
   public var accountID: String = String()
 
-  /// The run's accepted debits, oldest first: a page of them (page_size),
-  /// every one for a run of up to 1,000.
+  /// The run's accepted debits, oldest first: a page of them — page_size at
+  /// most, and a page also ends before about 2 MiB (debits with many line
+  /// items): always follow next_page_token until it is empty.
   public var debits: [Billing_V1_RunDebit] = []
 
   /// Sum of all the run's debits' totals (equal to the sum of every line
@@ -568,7 +573,9 @@ public nonisolated struct Billing_V1_GetUsageRequest: Sendable {
   public var fromUnixSeconds: Int64 = 0
 
   /// End of the range, exclusive; 0 means now. Widened to the end of the UTC
-  /// day containing the last second of the range.
+  /// day containing the last second of the range. Not before
+  /// from_unix_seconds (INVALID_RANGE); equal to it is an empty range, widened
+  /// the same way (inside a day: that day; at 00:00 UTC: nothing).
   public var toUnixSeconds: Int64 = 0
 
   /// Dimensions to group by, any combination, each at most once; empty gives

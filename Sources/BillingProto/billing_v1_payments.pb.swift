@@ -183,7 +183,7 @@ public nonisolated enum Billing_V1_InvoiceStatus: SwiftProtobuf.Enum, Swift.Case
   /// Payment failed; the account is PAST_DUE until it is paid.
   case pastDue // = 3
 
-  /// Cancelled; nothing is owed.
+  /// Cancelled; nothing is owed. (No flow voids invoices yet.)
   case void // = 4
   case UNRECOGNIZED(Int)
 
@@ -240,7 +240,9 @@ public nonisolated enum Billing_V1_InvoiceKind: SwiftProtobuf.Enum, Swift.CaseIt
   /// A mid-period upgrade, prorated for the rest of the period.
   case planChange // = 3
 
-  /// A custom amount under an Enterprise contract.
+  /// A custom amount under an Enterprise contract. (Not issued yet: a
+  /// contract's custom amounts are INVOICE_LINE_KIND_CUSTOM lines of its
+  /// period and plan-change invoices.)
   case custom // = 4
   case UNRECOGNIZED(Int)
 
@@ -359,11 +361,13 @@ public nonisolated struct Billing_V1_PurchaseCreditsRequest: Sendable {
   /// Account to credit.
   public var accountID: String = String()
 
-  /// Amount of credits to buy, in micros; > 0.
+  /// Amount of credits to buy, in micros: whole cents (a multiple of 10,000)
+  /// from $1.00 to $1,000,000.00; else INVALID_ARGUMENT, reason INVALID_AMOUNT.
   public var amountMicros: Int64 = 0
 
-  /// Caller-chosen key; a retry with the same key charges once and returns the
-  /// original outcome.
+  /// Caller-chosen key, required (a purchase charges a card: a retry must
+  /// not charge twice); a retry with the same key charges once and returns
+  /// the original outcome.
   public var idempotencyKey: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -666,6 +670,20 @@ public nonisolated struct Billing_V1_SetPaymentMethodResponse: @unchecked Sendab
     set {_uniqueStorage()._appliedNow = newValue}
   }
 
+  /// The charge this call made, if any: a first method given to a paused
+  /// trial restarts it on the trial's plan with a new period, charged at once
+  /// to that method. A declined charge leaves its invoice (charge.invoice_id)
+  /// and the account PAST_DUE: check charge.status. Unset when nothing was
+  /// charged.
+  public var charge: Billing_V1_Charge {
+    get {_storage._charge ?? Billing_V1_Charge()}
+    set {_uniqueStorage()._charge = newValue}
+  }
+  /// Returns true if `charge` has been explicitly set.
+  public var hasCharge: Bool {_storage._charge != nil}
+  /// Clears the value of `charge`. Subsequent reads from it will return its default value.
+  public mutating func clearCharge() {_uniqueStorage()._charge = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -746,8 +764,11 @@ public nonisolated struct Billing_V1_Charge: Sendable {
   /// Whether it succeeded.
   public var status: Billing_V1_ChargeStatus = .unspecified
 
-  /// Machine-readable failure reason when FAILED, e.g. "CARD_DECLINED",
-  /// "GATEWAY_UNAVAILABLE"; empty otherwise.
+  /// Machine-readable failure reason when FAILED: "CARD_DECLINED",
+  /// "PROCESSING_ERROR" (the gateway could not process it; retry), or
+  /// "PAYMENT_METHOD_REQUIRED" (no method on file: the charge never reached
+  /// the gateway, and payment_method_id and its label are empty); empty
+  /// otherwise.
   public var failureReason: String = String()
 
   /// Human-readable failure message when FAILED; empty otherwise.
@@ -821,10 +842,12 @@ public nonisolated struct Billing_V1_InvoiceLineItem: Sendable {
   /// Description printed on the invoice, e.g. "Pro plan, 2025-03-01 to 2025-04-01".
   public var description_p: String = String()
 
-  /// Quantity (1 for fees; units for usage lines).
+  /// Quantity: 1 on every line today (usage is one line of its amount; the
+  /// units are in GetUsage).
   public var quantity: Int64 = 0
 
-  /// Price per unit in micros (informational; amount_micros is authoritative).
+  /// Price per unit in micros (informational; amount_micros is
+  /// authoritative): equal to amount_micros today.
   public var unitAmountMicros: Int64 = 0
 
   /// Amount of the line in micros.
@@ -1611,12 +1634,13 @@ nonisolated extension Billing_V1_SetPaymentMethodRequest: SwiftProtobuf.Message,
 
 nonisolated extension Billing_V1_SetPaymentMethodResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SetPaymentMethodResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}current\0\u{1}pending\0\u{3}applied_now\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}current\0\u{1}pending\0\u{3}applied_now\0\u{1}charge\0")
 
   fileprivate class _StorageClass {
     var _current: Billing_V1_PaymentMethod? = nil
     var _pending: Billing_V1_PaymentMethod? = nil
     var _appliedNow: Bool = false
+    var _charge: Billing_V1_Charge? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1630,6 +1654,7 @@ nonisolated extension Billing_V1_SetPaymentMethodResponse: SwiftProtobuf.Message
       _current = source._current
       _pending = source._pending
       _appliedNow = source._appliedNow
+      _charge = source._charge
     }
   }
 
@@ -1651,6 +1676,7 @@ nonisolated extension Billing_V1_SetPaymentMethodResponse: SwiftProtobuf.Message
         case 1: try { try decoder.decodeSingularMessageField(value: &_storage._current) }()
         case 2: try { try decoder.decodeSingularMessageField(value: &_storage._pending) }()
         case 3: try { try decoder.decodeSingularBoolField(value: &_storage._appliedNow) }()
+        case 4: try { try decoder.decodeSingularMessageField(value: &_storage._charge) }()
         default: break
         }
       }
@@ -1672,6 +1698,9 @@ nonisolated extension Billing_V1_SetPaymentMethodResponse: SwiftProtobuf.Message
       if _storage._appliedNow != false {
         try visitor.visitSingularBoolField(value: _storage._appliedNow, fieldNumber: 3)
       }
+      try { if let v = _storage._charge {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1684,6 +1713,7 @@ nonisolated extension Billing_V1_SetPaymentMethodResponse: SwiftProtobuf.Message
         if _storage._current != rhs_storage._current {return false}
         if _storage._pending != rhs_storage._pending {return false}
         if _storage._appliedNow != rhs_storage._appliedNow {return false}
+        if _storage._charge != rhs_storage._charge {return false}
         return true
       }
       if !storagesAreEqual {return false}

@@ -60,9 +60,11 @@ public final class AccountsService: Sendable {
                 try requireText(line.description_p, "contract.custom_invoice_lines.description", max: 200)
             }
             return try await Refusals.mapping {
-                try await ledger.setEnterpriseContract(accountID: request.accountID, terms: request.contract, actor: principal.auditName)
+                let charge = try await ledger.setEnterpriseContract(accountID: request.accountID, terms: request.contract,
+                                                                     actor: principal.auditName)
                 var response = Billing_V1_SetEnterpriseContractResponse()
                 response.account = try await account(request.accountID, operatorView: principal.isService)
+                if let charge { response.charge = charge }
                 return response
             }
         }
@@ -148,6 +150,7 @@ public final class AccountsService: Sendable {
         case .toUnixSeconds(let to)?:
             target = to
         case nil:
+            seconds = 0  // (where the clock stands in the ledger's turn)
             target = now
         }
         // The field the caller set, named in refusals.

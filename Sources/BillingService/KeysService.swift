@@ -117,12 +117,16 @@ final class KeysService: Sendable {
             throw GRPCStatus(.invalidArgument, "since_unix_seconds must be at most \(Int64.max / 1_000_000)",
                              reason: "INVALID_FIELD", metadata: ["field": "since_unix_seconds"])
         }
-        let entries = try ledger.store.auditEntries(
+        // One more than the page: a token only when there is a next page (a
+        // full last page answered a token to an empty page, session 27).
+        var entries = try ledger.store.auditEntries(
             accountID: request.accountID, sinceMicros: sinceMicros,
-            beforeSeq: before, limit: pageSize)
+            beforeSeq: before, limit: pageSize + 1)
+        let more = entries.count > pageSize
+        if more { entries.removeLast() }
         var response = Billing_V1_ListAuditLogResponse()
         response.entries = entries.map(AuditEvent.message)
-        if entries.count == pageSize, let last = entries.last { response.nextPageToken = String(last.seq) }
+        if more, let last = entries.last { response.nextPageToken = String(last.seq) }
         return response
     }
 }

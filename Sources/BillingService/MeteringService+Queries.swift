@@ -303,8 +303,12 @@ extension MeteringService {
         let to = request.toUnixSeconds == 0 ? now : request.toUnixSeconds
         // Usage is kept per UTC day from 1970 to the end of year 9999.
         let latest: Int64 = 253_402_300_800
-        guard request.fromUnixSeconds >= 0, to > request.fromUnixSeconds, to <= latest else {
-            throw GRPCStatus(.invalidArgument, "the range must satisfy 0 <= from_unix_seconds < to_unix_seconds <= \(latest)",
+        // `from` equal to `to` is an empty range, allowed: "from the period's
+        // start to now" in the second a period began (refused before session
+        // 27). Widened to whole days like any other, so one inside a day
+        // covers that day, and one at 00:00 covers nothing.
+        guard request.fromUnixSeconds >= 0, to >= request.fromUnixSeconds, to <= latest else {
+            throw GRPCStatus(.invalidArgument, "the range must satisfy 0 <= from_unix_seconds <= to_unix_seconds <= \(latest)",
                              reason: "INVALID_RANGE")
         }
         let groups = Set(request.groupBy)

@@ -111,10 +111,11 @@ public final class PaymentsService: Sendable {
         try await requireAccount(request.accountID)
         let method = try await tokenize(request.paymentMethod, field: "payment_method")
         return try await Refusals.mapping {
-            let (appliedNow, _) = try await ledger.setPaymentMethod(accountID: request.accountID, method: method, actor: actor)
+            let (appliedNow, charge) = try await ledger.setPaymentMethod(accountID: request.accountID, method: method, actor: actor)
             let book = try await ledger.currentBook(request.accountID)
             var response = Billing_V1_SetPaymentMethodResponse()
             response.appliedNow = appliedNow
+            if let charge { response.charge = charge }
             if let current = book.paymentMethod { response.current = current.method }
             if let pending = book.pendingPaymentMethod { response.pending = pending.method }
             return response

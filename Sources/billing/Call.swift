@@ -89,6 +89,9 @@ struct Call: ParsableCommand {
             let object = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any]
             let encoded = (try? JSONEncoder().encode(name)).map { String(decoding: $0, as: UTF8.self) } ?? "\"\""
             let typeTakesIt = (try? type.init(jsonString: "{\(encoded): null}")) != nil
+            guard object != nil || typeTakesIt else {  // (malformed JSON as well: cannot tell where)
+                return "no field \"\(name)\" in \(type.protoMessageName) or a message inside it (the fields are in \(schema))"
+            }
             if object.map({ $0[name] == nil }) ?? false || typeTakesIt {
                 return "a message inside \(type.protoMessageName) has no field \"\(name)\" (the fields are in \(schema))"
             }

@@ -217,12 +217,14 @@ import Testing
     }
 
     /// The decision is the journal's: a trial end recorded as continuing
-    /// starts the subscription whatever the plans say at replay, and one
-    /// recorded without it (every entry before session 27) pauses.
+    /// starts the subscription whatever the plans say at replay (here a
+    /// priced Free, by whose terms it would pause now), and one recorded
+    /// without it (every entry before session 27) pauses.
     @Test(arguments: [true, false])
     func aTrialEndFollowsTheDecisionItCarries(continues: Bool) {
         var plans = PlanCatalog.default
         plans.trialPlan = .free
+        plans.free.monthlyPrice = Money(micros: 5_000_000)
         let start = utc(2026, 3, 10, 12)
         var account = AccountLifecycle.trial(startingAt: start, plans: plans, graceSeconds: LifecycleHarness.grace)
         guard case .success = account.apply(.trialEnded(continuesWithoutPaymentMethod: continues), now: start + 14 * day, plans: plans)

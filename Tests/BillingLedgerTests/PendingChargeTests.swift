@@ -77,6 +77,31 @@ import Testing
         await ledger.close()
     }
 
+    /// The other way to be cancelled: just as the turn is handed over (the
+    /// waiter resumed, not yet run). It gives the turn on and does nothing.
+    @Test(.timeLimit(.minutes(1))) func aRequestCancelledAsTheTurnIsHandedToItGivesItOn() async throws {
+        let gateway = RememberingGateway()
+        let h = try await Self.harness(gateway)
+        let ledger = h.ledger
+        try await ledger.acquireLifecycle()  // the test holds the turn
+        let waiting = Task { try await ledger.purchaseCredits(accountID: "acct", amountMicros: 5_000_000, key: "late", actor: "test") }
+        #expect(await eventually { await ledger.lifecycleWaiters.count == 1 })
+        await Self.handOver(ledger, cancelling: waiting)
+        await #expect(throws: CancellationError.self) { try await waiting.value }
+        #expect(await !ledger.lifecycleBusy)
+        #expect(gateway.collected.isEmpty)
+        let next = try await ledger.purchaseCredits(accountID: "acct", amountMicros: 1_000_000, key: "next", actor: "test")
+        #expect(next.charge.status == .succeeded)
+        await ledger.close()
+    }
+
+    /// Hands the turn to the first waiter and cancels `task` in one actor
+    /// turn: the waiter is resumed before its cancellation can reach the queue.
+    static func handOver(_ ledger: isolated Ledger, cancelling task: Task<PurchaseResult, any Error>) {
+        ledger.releaseLifecycle()
+        task.cancel()
+    }
+
     /// A purchase held at the gateway holds the lifecycle, not reads: the
     /// book of an account with nothing due is read at once (the Billing
     /// tab of every other account stays up while one card is charged).

@@ -238,6 +238,8 @@ def test_trial_end_without_a_card_pauses_runs_until_a_card_is_added(life):
     reactivated = life.now()
     answer = life.set_card("acme")
     assert answer.applied_now and answer.current.card.last4 == "4242" and answer.current.card.brand == "visa"
+    # The answer carries the charge of the first period (session 27: dropped).
+    assert (answer.charge.status, answer.charge.amount_micros) == (p.CHARGE_STATUS_SUCCEEDED, PRO)
     account = life.get("acme")
     assert not account.paused and account.status == a.ACCOUNT_STATUS_ACTIVE and account.plan == a.PLAN_PRO
     assert account.current_period_start_unix_seconds == reactivated
@@ -389,6 +391,12 @@ def test_an_operators_enterprise_contract_bills_price_custom_lines_and_usage(lif
     # charged at once, the price difference and the custom line's share.
     [upgrade] = life.invoices("bigco")
     assert upgrade.kind == p.INVOICE_KIND_PLAN_CHANGE and upgrade.status == p.INVOICE_STATUS_PAID
+    # The answer carries that charge (session 27: nothing said a card was charged).
+    assert (answer.charge.invoice_id, answer.charge.status, answer.charge.amount_micros) == (
+        upgrade.invoice_id, p.CHARGE_STATUS_SUCCEEDED, upgrade.total_micros)
+    renewed_terms = life.admin.SetEnterpriseContract(
+        life.ad.SetEnterpriseContractRequest(account_id="bigco", contract=contract), timeout=RPC_TIMEOUT_S)
+    assert not renewed_terms.HasField("charge"), "new terms on Enterprise charge nothing at once"
     assert upgrade.contract_reference == "ENT-7" and upgrade.period_end_unix_seconds == end
     start = account.current_period_start_unix_seconds
     remaining = end - upgrade.period_start_unix_seconds
@@ -949,3 +957,24 @@ def test_charges_and_invoices_page_newest_first_without_repeats_while_new_ones_a
         assert len(seen) == len(set(seen)), f"{field} repeated: {seen}"
         originals = [1_000_000 + n * 10_000 for n in range(5)]
         assert [a for a in seen if a in originals] == list(reversed(originals)), seen
+
+
+def test_audit_log_pages_end_with_an_empty_token(life):
+    """ListAuditLog: `next_page_token` is empty on the last page, also when
+    that page is full (session 27: a full last page answered a token that
+    led to an empty page)."""
+    life.create("acme", plan=life.a.PLAN_FREE)
+    for i in range(3):
+        life.admin.GrantCredits(life.ad.GrantCreditsRequest(account_id="acme", amount_micros=1_000_000, reason="t",
+                                                           idempotency_key=f"g-{i}"), timeout=RPC_TIMEOUT_S)
+    def page(size, token=""):
+        return life.admin.ListAuditLog(life.ad.ListAuditLogRequest(account_id="acme", page_size=size, page_token=token),
+                                       timeout=RPC_TIMEOUT_S)
+    everything = page(1000)
+    n = len(everything.entries)
+    assert n >= 4 and everything.next_page_token == ""
+    assert page(n).next_page_token == "", "a full last page named a next page"
+    first = page(n - 1)
+    assert len(first.entries) == n - 1 and first.next_page_token != ""
+    rest = page(n - 1, first.next_page_token)
+    assert list(first.entries) + list(rest.entries) == list(everything.entries) and rest.next_page_token == ""

@@ -594,6 +594,15 @@ def test_usage_range_is_whole_utc_days(billing):
     assert usage.total_micros == 2000
     before = b.usage("acme", ["day"], from_unix=0, to_unix=today)   # ends where today starts
     assert (list(before.buckets), before.total_micros) == ([], 0)
+    # An empty range (from = to) is allowed (session 27: INVALID_RANGE, so
+    # "from the period's start to now" failed in the second a period began);
+    # widened like any other: inside a day it covers that day, at 00:00 nothing.
+    inside = b.usage("acme", ["day"], from_unix=r.debited_unix_seconds, to_unix=r.debited_unix_seconds)
+    at_midnight = b.usage("acme", ["day"], from_unix=today, to_unix=today)
+    if r.debited_unix_seconds != today:
+        assert (inside.from_unix_seconds, inside.to_unix_seconds, inside.total_micros) == (today, today + 86_400, 2000)
+    assert (at_midnight.from_unix_seconds, at_midnight.to_unix_seconds, at_midnight.total_micros) == (today, today, 0)
+    assert list(at_midnight.buckets) == []
     for bad in [dict(from_unix=-1), dict(from_unix=today + 10, to_unix=today + 5)]:
         code, info, _ = b.refusal(b.metering.GetUsage, b.pb.metering_pb2.GetUsageRequest(
             account_id="acme", from_unix_seconds=bad.get("from_unix", 0), to_unix_seconds=bad.get("to_unix", 0)))
