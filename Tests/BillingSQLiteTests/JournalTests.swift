@@ -50,12 +50,24 @@ import Testing
             let entries = (1...count).map { seq -> Entry in
                 seq % 5 == 0 ? debitAccepted(seq, account: "acct", key: "k-\(seq)", total: seq) : accountCreated(seq, account: "acct-\(seq)")
             }
-            for chunk in stride(from: 0, to: entries.count, by: 2_000) { try store.append(Array(entries[chunk..<min(chunk + 2_000, entries.count)])) }
-            for after in [0, 1, Int64(LedgerReader.rowsPerRead) - 1, Int64(LedgerReader.rowsPerRead), count - 700, count - 1, count] {
-                var seen: [Int64] = []
-                try store.forEachEntry(after: after) { seen.append($0.seq) }
-                #expect(seen == Array(stride(from: after + 1, through: count, by: 1)), "after \(after)")
-            }
+            try Self.expectScans(of: entries, committedBy: 2_000, in: store,
+                                 after: [0, 1, Int64(LedgerReader.rowsPerRead) - 1, Int64(LedgerReader.rowsPerRead),
+                                         count - 700, count - 1, count])
+        }
+    }
+
+    /// Appends `entries` in commits of `commit`, then scans from each seq in
+    /// `after`: every later entry once, in order.
+    private static func expectScans(of entries: [Entry], committedBy commit: Int, in store: SQLiteLedgerStore,
+                                    after starts: [Int64], sourceLocation: SourceLocation = #_sourceLocation) throws {
+        for chunk in stride(from: 0, to: entries.count, by: commit) {
+            try store.append(Array(entries[chunk..<min(chunk + commit, entries.count)]))
+        }
+        let count = Int64(entries.count)
+        for after in starts {
+            var seen: [Int64] = []
+            try store.forEachEntry(after: after) { seen.append($0.seq) }
+            #expect(seen == Array(stride(from: after + 1, through: count, by: 1)), "after \(after)", sourceLocation: sourceLocation)
         }
     }
 
@@ -68,12 +80,9 @@ import Testing
             let perRead = Int64(16 * LedgerReader.rowsPerRead)
             let count = 3 * perRead + 40
             let entries = (1...count).map { debitAccepted($0, account: "acct", key: "k-\($0)", total: $0) }
-            for chunk in stride(from: 0, to: entries.count, by: 4_096) { try store.append(Array(entries[chunk..<min(chunk + 4_096, entries.count)])) }
-            for after in [0, 1, 15, 16, 17, perRead - 1, perRead, perRead + 1, perRead + 9, 2 * perRead - 3, count - 17, count - 1, count] {
-                var seen: [Int64] = []
-                try store.forEachEntry(after: after) { seen.append($0.seq) }
-                #expect(seen == Array(stride(from: after + 1, through: count, by: 1)), "after \(after)")
-            }
+            try Self.expectScans(of: entries, committedBy: 4_096, in: store,
+                                 after: [0, 1, 15, 16, 17, perRead - 1, perRead, perRead + 1, perRead + 9, 2 * perRead - 3,
+                                         count - 17, count - 1, count])
         }
     }
 

@@ -1548,16 +1548,12 @@ def test_sigterm_under_debit_load_on_three_loops_closes_the_ledger(pb, server, v
     verify(again.db_path)
 
 
-def test_reads_made_while_a_debit_commits_never_show_it_when_its_commit_fails(billing):
-    """The failing side of the test below, without timing: while another
-    process holds SQLite's write lock past the journal's busy timeout (5 s),
-    a debit is decided in memory (Quote sees it) and its commit then fails.
-    GetUsage and GetAccount calls made meanwhile (long deadlines) must not
-    answer with it: each fails or answers the books without it. A read
-    answered from memory would show the charge the failed commit took back."""
+def debit_decided_under_a_held_write_lock(b):
+    """Account acme with a debit, then another debit (k1) decided in memory
+    (Quote sees it) while this process holds SQLite's write lock, so its
+    commit waits (busy_timeout: 5 s). Returns (usage before, balance before,
+    the lock's connection — roll it back and close it —, the pending Debit)."""
     import sqlite3
-    b = billing
-    a = b.pb.accounts_pb2
     b.create("acme", credits=100_000_000)
     b.debit("acme", "k0", [b.tool("github", 1)])
     usage_before, balance_before = b.usage_total("acme"), b.balance("acme")
@@ -1568,6 +1564,24 @@ def test_reads_made_while_a_debit_commits_never_show_it_when_its_commit_fails(bi
         deadline = time.monotonic() + 3
         while b.balance("acme") == balance_before:
             assert time.monotonic() < deadline, "the debit was never decided"
+    except BaseException:
+        holder.execute("ROLLBACK")
+        holder.close()
+        raise
+    return usage_before, balance_before, holder, pending
+
+
+def test_reads_made_while_a_debit_commits_never_show_it_when_its_commit_fails(billing):
+    """The failing side of the test below, without timing: while another
+    process holds SQLite's write lock past the journal's busy timeout (5 s),
+    a debit is decided in memory (Quote sees it) and its commit then fails.
+    GetUsage and GetAccount calls made meanwhile (long deadlines) must not
+    answer with it: each fails or answers the books without it. A read
+    answered from memory would show the charge the failed commit took back."""
+    b = billing
+    a = b.pb.accounts_pb2
+    usage_before, balance_before, holder, pending = debit_decided_under_a_held_write_lock(b)
+    try:
         reads = [b.metering.GetUsage.future(b.pb.metering_pb2.GetUsageRequest(account_id="acme"), timeout=30),
                  b.accounts.GetAccount.future(a.GetAccountRequest(account_id="acme"), timeout=30)]
         with pytest.raises(grpc.RpcError) as failed:
@@ -1603,19 +1617,10 @@ def test_reads_wait_for_the_commit_of_the_debits_they_count(billing):
     (Quote sees it); a read that would count it waits for its commit instead
     of showing a charge a failing commit would take back, and answers with
     it once the commit goes through."""
-    import sqlite3
     b = billing
     a = b.pb.accounts_pb2
-    b.create("acme", credits=100_000_000)
-    b.debit("acme", "k0", [b.tool("github", 1)])
-    usage_before, balance_before = b.usage_total("acme"), b.balance("acme")
-    holder = sqlite3.connect(b.served.db_path, timeout=0, isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")  # the journal's next commit waits (busy_timeout: 5 s)
+    usage_before, balance_before, holder, pending = debit_decided_under_a_held_write_lock(b)
     try:
-        pending = b.metering.Debit.future(b.request("acme", "k1", [b.tool("github", 2)]), timeout=30)
-        deadline = time.monotonic() + 3
-        while b.balance("acme") == balance_before:
-            assert time.monotonic() < deadline, "the debit was never decided"
         for read in (lambda: b.metering.GetUsage(b.pb.metering_pb2.GetUsageRequest(account_id="acme"), timeout=0.4),
                      lambda: b.accounts.GetAccount(a.GetAccountRequest(account_id="acme"), timeout=0.4)):
             with pytest.raises(grpc.RpcError) as early:
