@@ -654,8 +654,9 @@ extension Ledger {
                               .pendingChangeCancelled(Billing_Journal_V1_PendingChangeCancelled()))
     }
 
-    /// Returns the charge of the prorated invoice when the contract moves a
-    /// Free or Pro account to Enterprise mid-period (nil otherwise).
+    /// Returns the charge made at once (nil if none): a trial moved to
+    /// Enterprise is invoiced its first full period, a Free or Pro account
+    /// mid-period the rest of the period, prorated.
     @discardableResult
     public func setEnterpriseContract(accountID: String, terms: Billing_V1_EnterpriseContract, actor: String)
         async throws -> Billing_V1_Charge? {

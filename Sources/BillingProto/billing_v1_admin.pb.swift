@@ -107,11 +107,15 @@ public nonisolated struct Billing_V1_SetEnterpriseContractResponse: Sendable {
   /// Clears the value of `account`. Subsequent reads from it will return its default value.
   public mutating func clearAccount() {self._account = nil}
 
-  /// The charge this call made, if any: a contract that moves a Free or Pro
-  /// account to Enterprise mid-period invoices the rest of the period
-  /// (prorated) and charges it at once to the method on file; without one,
-  /// or declined, the invoice (charge.invoice_id) and the account are
-  /// PAST_DUE: check charge.status. Unset when nothing was charged.
+  /// The charge this call made, if any: a contract that moves a trial to
+  /// Enterprise invoices its first full period, and one that moves a Free or
+  /// Pro account mid-period the rest of the period (prorated); either is
+  /// charged at once to the method on file — without one, or declined, the
+  /// invoice (charge.invoice_id) and the account are PAST_DUE: check
+  /// charge.status. Unset when nothing was charged: new terms for an account
+  /// already on Enterprise (billed from the next period), so also a retry of
+  /// a call whose answer was lost — ListCharges and ListInvoices show what
+  /// the first call charged.
   public var charge: Billing_V1_Charge {
     get {_charge ?? Billing_V1_Charge()}
     set {_charge = newValue}
@@ -283,7 +287,9 @@ public nonisolated struct Billing_V1_AdvanceClockRequest: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// How far to move the clock.
+  /// How far to move the clock; neither set: by 0 (processes what is due
+  /// now). `seconds` counts from where the clock stands when this call's turn
+  /// comes (another advance may move it first).
   public var target: Billing_V1_AdvanceClockRequest.OneOf_Target? = nil
 
   /// Move forward by this many seconds (>= 0).
@@ -306,7 +312,9 @@ public nonisolated struct Billing_V1_AdvanceClockRequest: Sendable {
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  /// How far to move the clock.
+  /// How far to move the clock; neither set: by 0 (processes what is due
+  /// now). `seconds` counts from where the clock stands when this call's turn
+  /// comes (another advance may move it first).
   public nonisolated enum OneOf_Target: Equatable, Sendable {
     /// Move forward by this many seconds (>= 0).
     case seconds(Int64)

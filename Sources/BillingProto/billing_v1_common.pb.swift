@@ -221,9 +221,10 @@ public nonisolated struct Billing_V1_PricedLineItem: Sendable {
 }
 
 /// A refusal carried inside a response (rather than as the call's status).
-/// It holds what the equivalent unary call's status would carry (in a
-/// DebitBatch answer of many refusals, messages past the first 200 are cut
-/// to 64 bytes: the reason and code are always whole).
+/// It holds what the equivalent unary call's status would carry; in a
+/// DebitBatch answer each refusal's message is cut to 200 bytes and each
+/// metadata value to 64 (ended with "…", so a long account_id there is a
+/// prefix). Code and reason are always whole.
 public nonisolated struct Billing_V1_Refusal: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
