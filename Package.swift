@@ -126,6 +126,7 @@ let package = Package(
             name: "billing",
             dependencies: [
                 "Server", "GRPC", "BillingService", "BillingProto", "BillingCore", "BillingLedger", "BillingSQLite", "BillingAuth", "Client",
+                "InvoicePDF",
                 "LoadGenerator", "CJemalloc",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -96,7 +96,10 @@ final class GroupCommitter: Sendable {
     /// Entries per transaction and commit latency (swift-metrics).
     private let batchSize = Recorder(label: "billing_journal_batch_entries", aggregate: true)
     private let commitLatency = Metrics.Timer(label: "billing_journal_commit_seconds")
-    /// When the newest checkpoint was written (unix micros); 0: none by this process.
+    /// When the newest checkpoint was written, by the system's wall clock
+    /// (unix micros; 0: none by this process). Not the ledger's clock: under
+    /// `--test-clock` that runs ahead, and the age computed from it went
+    /// negative (session 27: -66 days).
     let lastCheckpointMicros = Atomic<Int64>(0)
     private let stopped = DispatchSemaphore(value: 0)
     /// Signalled after each checkpoint written (`pace` waits on it).
@@ -541,7 +544,7 @@ final class GroupCommitter: Sendable {
             rows.keys = RadixSort.sorted(rows.keys)
             rows.runs = RadixSort.sorted(rows.runs)
             try store.writeCheckpoint(encoded: checkpoint, index: rows)
-            lastCheckpointMicros.store(checkpoint.writtenUnixMicros, ordering: .relaxed)
+            lastCheckpointMicros.store(Int64(Date().timeIntervalSince1970 * 1_000_000), ordering: .relaxed)
             let written = ContinuousClock.now
             logger.info("checkpoint written", metadata: [
                 "seq": "\(checkpoint.seq)", "accounts": "\(checkpoint.accounts)", "bytes": "\(checkpoint.bytes.count)",

@@ -31,7 +31,8 @@ enum InvoiceRendering {
         let customer = InvoiceDocument.Party(name: book.displayName.isEmpty ? book.accountID : book.displayName, lines: customerLines)
         var notes = ["Amounts in \(invoice.currency). Questions: reply to your invoice email or contact support."]
         if invoice.status == .pastDue {
-            notes.insert("This invoice is past due. Pay it at \(invoice.payLink) to keep your runs going.", at: 0)
+            // (Its pay link is a route of the app, no address a reader of the PDF could open.)
+            notes.insert("This invoice is past due. Pay it in the Billing tab of the app (Invoices) to keep your runs going.", at: 0)
         }
         return InvoiceDocument(
             title: "Invoice",

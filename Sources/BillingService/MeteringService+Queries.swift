@@ -24,7 +24,7 @@ extension MeteringService {
 
     /// Quote as a deferred method (see `register`): answered at once on the
     /// ledger's loop, else as a task awaiting the actor.
-    func quote(_ request: Billing_V1_QuoteRequest, _ respond: CountingResponder) {
+    func quote(_ request: Billing_V1_QuoteRequest, _ respond: GRPCResponder) {
         let command: DebitCommand
         let priced: PricedDebit
         do {
@@ -43,7 +43,7 @@ extension MeteringService {
         if let looked {
             respond { try Self.quoteResponse(looked, request, priced).serializedBytes() }
         } else {
-            respond.continueAsTask { [self] in try await quoteResponse(command, request, priced).serializedBytes() }
+            respond.continueAsTask(onLoop: true) { [self] in try await quoteResponse(command, request, priced).serializedBytes() }
         }
     }
 
@@ -123,7 +123,7 @@ extension MeteringService {
     /// GetExecutionCost as a deferred method: the account looked up on the
     /// ledger's loop, the run's debits read on the pool (SQLite); from
     /// another loop, all of it on the pool.
-    func executionCost(_ request: Billing_V1_GetExecutionCostRequest, _ respond: CountingResponder) {
+    func executionCost(_ request: Billing_V1_GetExecutionCostRequest, _ respond: GRPCResponder) {
         do {
             try requireID(request.accountID, "account_id")
             try requireID(request.runID, "run_id")
@@ -350,7 +350,7 @@ extension MeteringService {
     /// task: `Ledger.whenReadDurable`); past 4,096 cells summed on the
     /// pool. From another loop, or past the cells the ledger reads in one
     /// turn (`committedUsage`), a task awaiting the actor.
-    func usage(_ request: Billing_V1_GetUsageRequest, _ respond: CountingResponder) {
+    func usage(_ request: Billing_V1_GetUsageRequest, _ respond: GRPCResponder) {
         let query: UsageQuery
         do {
             query = try usageQuery(request)

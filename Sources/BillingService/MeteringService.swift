@@ -212,7 +212,7 @@ public final class MeteringService: Sendable {
 
     /// Debit as a deferred method (see `register`). A key only SQLite can
     /// tell about is looked up on the pool, not on the loop.
-    func debit(_ request: Billing_V1_DebitRequest, _ respond: CountingResponder) {
+    func debit(_ request: Billing_V1_DebitRequest, _ respond: GRPCResponder) {
         let command: DebitCommand
         do {
             switch try commandOrUnpriceable(request) {
@@ -237,7 +237,7 @@ public final class MeteringService: Sendable {
             }
         }
         if entered == nil {
-            respond.continueAsTask { [self] in try await debit(command, prior: prior).handEncoded() }
+            respond.continueAsTask(onLoop: true) { [self] in try await debit(command, prior: prior).handEncoded() }
         }
     }
 

@@ -84,17 +84,12 @@ struct SecuredRouter {
         let access = Self.rule(path)
         let authenticator = self.authenticator
         router.admit(path: path) { context throws(GRPCStatus) in
-            do throws(GRPCStatus) {
-                // (The generation read first: a change during the check is seen at `admit`.)
-                let generation = authenticator.keyRing.generation
-                let checkedAt = authenticator.clock.nowMicros() / 1_000_000
-                let principal = try authenticator.principal(context)
-                return AdmittedCaller(principal: principal, decided: try authenticator.authorizeBeforeDecoding(principal, access),
-                                      keyRingGeneration: generation, checkedAtUnix: checkedAt)
-            } catch {
-                RefusalMetrics.count(error)
-                throw error
-            }
+            // (The generation read first: a change during the check is seen at `admit`.)
+            let generation = authenticator.keyRing.generation
+            let checkedAt = authenticator.clock.nowMicros() / 1_000_000
+            let principal = try authenticator.principal(context)
+            return AdmittedCaller(principal: principal, decided: try authenticator.authorizeBeforeDecoding(principal, access),
+                                  keyRingGeneration: generation, checkedAtUnix: checkedAt)
         }
     }
 
@@ -103,7 +98,7 @@ struct SecuredRouter {
     /// to `handler` with the responder it answers through. A request larger
     /// than `maxRequestBytes` goes to `otherwise`, on the pool.
     mutating func registerDeferred<Request: Message, Response: Message>(
-        _ path: String, maxRequestBytes: Int, _ handler: @escaping @Sendable (Request, CountingResponder) -> Void,
+        _ path: String, maxRequestBytes: Int, _ handler: @escaping @Sendable (Request, GRPCResponder) -> Void,
         otherwise: @escaping @Sendable (Request, Principal) async throws -> Response
     ) {
         let access = Self.rule(path)
@@ -113,28 +108,24 @@ struct SecuredRouter {
             do {
                 (request, _) = try Self.admit(bytes, context, authenticator, access)
             } catch {
-                respond.fail(RefusalMetrics.counted(error))
+                respond.fail(error)
                 return
             }
-            handler(request, CountingResponder(respond: respond))
+            handler(request, respond)
         }, otherwise: secured(path, otherwise))
         admitAtHeaders(path)
     }
 
-    /// `handler` behind authentication and the access table, its refusals counted.
+    /// `handler` behind authentication and the access table.
     private func secured<Request: Message, Response: Message>(
         _ path: String, _ handler: @escaping @Sendable (Request, Principal) async throws -> Response
     ) -> GRPCUnaryHandler {
         let access = Self.rule(path)
         let authenticator = self.authenticator
         return { bytes, context in
-            do {
-                let (request, principal): (Request, Principal) = try Self.admit(bytes, context, authenticator, access)
-                let response = try await handler(request, principal)
-                return try (response as? any HandEncodable)?.handEncoded() ?? response.serializedBytes()
-            } catch {
-                throw RefusalMetrics.counted(error)
-            }
+            let (request, principal): (Request, Principal) = try Self.admit(bytes, context, authenticator, access)
+            let response = try await handler(request, principal)
+            return try (response as? any HandEncodable)?.handEncoded() ?? response.serializedBytes()
         }
     }
 
@@ -199,62 +190,5 @@ struct SecuredRouter {
     private static func rule(_ path: String) -> Access {
         guard let access = AccessTable.rules[path] else { preconditionFailure("no access rule for \(path)") }
         return access
-    }
-}
-
-/// A deferred method's responder that counts the refusals it answers with
-/// (`RefusalMetrics`), as `SecuredRouter.register` counts a handler's.
-struct CountingResponder: Sendable {
-    let respond: GRPCResponder
-
-    /// Answers with what `body` returns or throws (see `GRPCResponder`).
-    func callAsFunction(_ body: @escaping @Sendable () throws -> [UInt8]) {
-        respond { try Self.counting(body) }
-    }
-
-    /// The same, computed now (see `GRPCResponder.answer`): for a caller on
-    /// the connection's loop.
-    func answer(_ body: () throws -> [UInt8]) {
-        respond.answer { try Self.counting(body) }
-    }
-
-    /// `body`'s bytes, or its error counted first when it is a refusal.
-    private static func counting(_ body: () throws -> [UInt8]) throws -> [UInt8] {
-        do {
-            return try body()
-        } catch {
-            throw RefusalMetrics.counted(error)
-        }
-    }
-
-    /// Answers with `error`'s status (see `GRPCResponder.fail`), counted.
-    func fail(_ error: any Error) {
-        respond.fail(RefusalMetrics.counted(error))
-    }
-
-    /// Continues as a task, on the loop unless `onLoop` is false (see
-    /// `GRPCResponder.continueAsTask`).
-    func continueAsTask(onLoop: Bool = true, _ body: @escaping @Sendable () async throws -> [UInt8]) {
-        respond.continueAsTask(onLoop: onLoop) {
-            do {
-                return try await body()
-            } catch {
-                throw RefusalMetrics.counted(error)
-            }
-        }
-    }
-}
-
-/// Refusals by ErrorInfo reason (a bounded set: the reasons this code emits).
-enum RefusalMetrics {
-    /// `error`, counted first when it is a refusal (a `GRPCStatus`).
-    static func counted(_ error: any Error) -> any Error {
-        if let status = error as? GRPCStatus { count(status) }
-        return error
-    }
-
-    static func count(_ status: GRPCStatus) {
-        guard let reason = status.errorInfo?.reason else { return }
-        Counter(label: "billing_refusals_total", dimensions: [("reason", reason)]).increment()
     }
 }

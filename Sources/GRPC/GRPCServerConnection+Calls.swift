@@ -416,6 +416,7 @@ extension GRPCServerConnection {
         } else {
             configuration.metrics?.record(path: path ?? "", code: status.code, nanos: nil)
         }
+        configuration.metrics?.recordRefusal(status)
         var headers = Self.responseHeaders
         headers.append(HTTP2Header("grpc-status", String(status.code.rawValue)))
         if !status.message.isEmpty {

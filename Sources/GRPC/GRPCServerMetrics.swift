@@ -12,14 +12,34 @@ public final class GRPCServerMetrics: Sendable {
 
     private let counters = Mutex<[Key: Counter]>([:])
     private let timers = Mutex<[String: Metrics.Timer]>([:])
+    private let refusals = Mutex<[String: Counter]>([:])
     private let knownPaths: Set<String>
+    private let refusalsLabel: String
     /// Calls in progress (streams with a call) across all connections.
     public let openCalls = Atomic<Int>(0)
 
     /// `knownPaths`: label values allowed for `grpc_method`; anything else is
     /// counted as "unknown", so a client cannot grow the label set.
-    public init(knownPaths: Set<String>) {
+    /// `refusalsLabel`: the counter of answered statuses by their ErrorInfo
+    /// reason (reasons are the code's own constants: a bounded set).
+    public init(knownPaths: Set<String>, refusalsLabel: String = "grpc_server_refusals_total") {
         self.knownPaths = knownPaths
+        self.refusalsLabel = refusalsLabel
+    }
+
+    /// Counts a status answered with an ErrorInfo reason: every refusal
+    /// that reaches a caller, whichever layer made it (session 27: only the
+    /// handlers' were counted — a message too large, a call limit, a
+    /// deadline never were).
+    func recordRefusal(_ status: GRPCStatus) {
+        guard let reason = status.errorInfo?.reason, !reason.isEmpty else { return }
+        let counter = refusals.withLock { all in
+            if let existing = all[reason] { return existing }
+            let created = Counter(label: refusalsLabel, dimensions: [("reason", reason)])
+            all[reason] = created
+            return created
+        }
+        counter.increment()
     }
 
     func record(path: String, code: GRPCStatus.Code, nanos: UInt64?) {

@@ -2,12 +2,16 @@ import CLinux
 import Foundation
 import Glibc
 import Logging
+import Synchronization
 
 /// The operator's HTTP/1.1 listener: `GET /metrics` answers Prometheus text
-/// exposition, anything else 404. One thread, one request per connection,
-/// bounded reads, and `requestSeconds` for the whole request (a per-read
-/// timeout alone let a peer trickling a byte a second hold it for hours),
-/// so a slow scraper cannot hold it for long.
+/// exposition, anything else 404. One request per connection, bounded
+/// reads, and `requestSeconds` for the whole request (a per-read timeout
+/// alone let a peer trickling a byte a second hold it for hours). Each
+/// connection is served on a thread of its own, `maxConcurrent` at once
+/// (more are closed at once): served one after another, a few idle
+/// connections delayed every scrape past Prometheus's 10 s timeout
+/// (session 27: five held it ten seconds).
 public final class MetricsEndpoint: @unchecked Sendable {
     let listenFD: Int32
     let render: @Sendable () -> [UInt8]
@@ -15,6 +19,9 @@ public final class MetricsEndpoint: @unchecked Sendable {
     public let boundAddress: SocketAddress
     /// The longest one connection may take to send its request.
     static let requestSeconds: Double = 5
+    /// Connections served at once; beyond it new ones are closed unanswered.
+    static let maxConcurrent = 64
+    private let serving = Mutex(0)
 
     public init(listen: SocketAddress, logger: Logger, render: @escaping @Sendable () -> [UInt8]) throws {
         let (fd, bound) = try GRPCServer.listen(on: listen)
@@ -41,8 +48,22 @@ public final class MetricsEndpoint: @unchecked Sendable {
                     }
                     continue
                 }
-                serve(client)
-                close(client)
+                let admitted = serving.withLock { count in
+                    guard count < Self.maxConcurrent else { return false }
+                    count += 1
+                    return true
+                }
+                guard admitted else {
+                    close(client)
+                    continue
+                }
+                let worker = Thread { [self] in
+                    serve(client)
+                    close(client)
+                    serving.withLock { $0 -= 1 }
+                }
+                worker.name = "billing-metrics"
+                worker.start()
             }
         }
         thread.name = "billing-metrics"

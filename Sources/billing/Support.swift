@@ -1,9 +1,11 @@
 import ArgumentParser
 import BillingCore
+import BillingService
 import BillingSQLite
 import Dispatch
 import Foundation
 import GRPC
+import InvoicePDF
 
 enum SynchronousOption: String, ExpressibleByArgument, CaseIterable {
     case full, normal
@@ -31,6 +33,17 @@ func loadPlans(_ path: String) throws -> PlanCatalog {
         return try PlanCatalog(json: [UInt8](data))
     } catch {
         throw ValidationError("plans file \(path): \(error)")
+    }
+}
+
+func loadSeller(_ path: String) throws -> InvoiceDocument.Party {
+    guard let data = FileManager.default.contents(atPath: path) else {
+        throw ValidationError("cannot read the seller file \(path) (set --seller)")
+    }
+    do {
+        return try PaymentsService.seller(json: [UInt8](data))
+    } catch {
+        throw ValidationError("seller file \(path): \(error)")
     }
 }
 

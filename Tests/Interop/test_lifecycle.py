@@ -929,6 +929,34 @@ def test_a_bad_plans_file_stops_the_server_with_the_reason(tmp_path):
     assert "unknown field plans.pro.run_qouta" in result.stderr + result.stdout
 
 
+def test_the_seller_on_invoices_comes_from_the_seller_file(pb, server, tmp_path):
+    """`serve --seller`: the seller printed on invoice PDFs (session 27: a
+    placeholder no option could change); a bad file stops the start with
+    the reason, before the database is touched."""
+    import json
+    import subprocess as sp
+    from conftest import ROOT, billing_binary
+    seller = tmp_path / "seller.json"
+    seller.write_text(json.dumps({"name": "Umbrella Billing GmbH", "lines": ["Hauptstrasse 1", "10115 Berlin"]}))
+    s = server(args=("--seller", str(seller)))
+    life = Lifecycle(pb, s)
+    p = life.p
+    life.create("acme")
+    life.set_card("acme")
+    life.payments.PurchaseCredits(p.PurchaseCreditsRequest(account_id="acme", amount_micros=5_000_000, idempotency_key="b"),
+                                  timeout=RPC_TIMEOUT_S)
+    [invoice] = life.invoices("acme")
+    pdf = life.payments.GetInvoicePdf(p.GetInvoicePdfRequest(account_id="acme", invoice_id=invoice.invoice_id),
+                                      timeout=RPC_TIMEOUT_S).pdf
+    text = sp.run(["pdftotext", "-layout", "-", "-"], input=pdf, capture_output=True, timeout=30, check=True).stdout.decode()
+    assert "Umbrella Billing GmbH" in text and "10115 Berlin" in text and "Agent Platform" not in text, text
+    seller.write_text(json.dumps({"name": "X", "adress": ["typo"]}))
+    result = sp.run([str(billing_binary()), "serve", "--listen", "127.0.0.1:0", "--db", str(tmp_path / "x.sqlite"),
+                     "--seller", str(seller), "--no-demo"], capture_output=True, text=True, timeout=30, cwd=ROOT)
+    assert result.returncode != 0 and 'unknown key "adress"' in result.stderr + result.stdout, result.stderr
+    assert not (tmp_path / "x.sqlite").exists()
+
+
 def test_charges_and_invoices_page_newest_first_without_repeats_while_new_ones_arrive(life):
     p = life.p
     life.create("acme")

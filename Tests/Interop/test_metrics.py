@@ -77,6 +77,12 @@ def test_counters_move_by_exactly_the_calls_made(server, pb, threads):
     # Latency: one observation per call of the method.
     count = 'grpc_server_handling_seconds_count{grpc_method="/billing.v1.Metering/Debit"}'
     assert after[count] - before.get(count, 0) == 10
+    # Buckets from 100 µs (session 27: the lowest was 5 ms, above every
+    # metering call, so no quantile could be read), cumulative.
+    buckets = sorted((float(re.search(r'le="([^"]+)"', name).group(1)), value) for name, value in after.items()
+                     if name.startswith('grpc_server_handling_seconds_bucket{') and 'Metering/Debit"' in name)
+    assert buckets[0][0] == 0.0001 and 0.001 in [le for le, _ in buckets], buckets
+    assert all(a[1] <= b[1] for a, b in zip(buckets, buckets[1:])), buckets
     # The journal grew by 7 accepted debits and 1 refusal: the same request
     # under the same key was refused once and then answered from that record.
     assert after["billing_journal_entries"] - before["billing_journal_entries"] == 8
@@ -181,3 +187,67 @@ def test_tls_failures_are_counted(server):
                 pass
     assert scrape(port).get(name, 0.0) - before == 3
     srv.assert_serving()
+
+
+def test_idle_connections_do_not_hold_up_a_scrape(server):
+    """Connections to /metrics that send nothing are served alongside the
+    scrape, not before it (session 27: served one after another, five idle
+    connections delayed a scrape ten seconds, Prometheus's default timeout)."""
+    srv, metrics_port = with_metrics(server)
+    idle = [socket.create_connection(("127.0.0.1", metrics_port), timeout=10) for _ in range(8)]
+    try:
+        start = time.monotonic()
+        samples = scrape(metrics_port, timeout=10)
+        assert time.monotonic() - start < 1.5, f"the scrape waited {time.monotonic() - start:.1f} s behind idle connections"
+        assert "billing_open_connections" in samples
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+def test_checkpoint_age_is_wall_clock_time_under_a_test_clock(server, pb):
+    """billing_checkpoint_age_seconds is how long ago, by the system's
+    clock, the newest checkpoint was written — also on a --test-clock
+    server moved weeks ahead (session 27: measured against the test clock's
+    time it went to minus weeks, and an age alert could never fire)."""
+    srv, metrics_port = with_metrics(server, "--test-clock", "--checkpoint-every", "2")
+    channel = srv.authorized_channel()
+    admin = pb.admin_pb2_grpc.AdminStub(channel)
+    accounts = pb.accounts_pb2_grpc.AccountsStub(channel)
+    admin.AdvanceClock(pb.admin_pb2.AdvanceClockRequest(seconds=60 * 86_400), timeout=10)
+    for i in range(4):  # entries past the interval: a checkpoint is written
+        accounts.CreateAccount(pb.accounts_pb2.CreateAccountRequest(account_id=f"age-{i}"), timeout=10)
+    deadline = time.monotonic() + 10
+    while "checkpoint written" not in srv.log_tail(100_000):
+        assert time.monotonic() < deadline, srv.log_tail()
+        time.sleep(0.05)
+    age = scrape(metrics_port)["billing_checkpoint_age_seconds"]
+    assert 0 <= age < 30, age
+
+
+def test_refusals_of_the_grpc_layer_are_counted_by_reason(server, pb):
+    """billing_refusals_total counts every refusal a caller gets, by its
+    ErrorInfo reason, whichever layer made it, once (session 27: only the
+    handlers' were counted — a message too large or an unknown health
+    service never showed)."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    srv, metrics_port = with_metrics(server)
+    channel = srv.authorized_channel(options=[("grpc.max_send_message_length", 8 << 20)])
+    before = scrape(metrics_port)
+    raw = channel.unary_unary("/billing.v1.Metering/Debit", request_serializer=lambda x: x, response_deserializer=lambda x: x)
+    with pytest.raises(grpc.RpcError) as big:
+        raw(b"\x0a" + b"\x80\x80\x80\x03" + b"x" * (6 << 20), timeout=10)
+    assert big.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, big.value
+    with pytest.raises(grpc.RpcError) as unknown:
+        health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service="nope"), timeout=10)
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND, unknown.value
+    metering = pb.metering_pb2_grpc.MeteringStub(channel)
+    with pytest.raises(grpc.RpcError):
+        metering.Quote(pb.metering_pb2.QuoteRequest(account_id="nobody", line_items=[pb.common_pb2.LineItem(
+            tool_call=pb.common_pb2.ToolCallUsage(integration="slack", calls=1))]), timeout=10)
+    after = scrape(metrics_port)
+    def moved(reason):
+        name = f'billing_refusals_total{{reason="{reason}"}}'
+        return after.get(name, 0) - before.get(name, 0)
+    assert (moved("MESSAGE_TOO_LARGE"), moved("SERVICE_NOT_FOUND"), moved("ACCOUNT_NOT_FOUND")) == (1, 1, 1), \
+        {k: v for k, v in after.items() if k.startswith("billing_refusals_total")}
