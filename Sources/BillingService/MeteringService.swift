@@ -322,6 +322,7 @@ public final class MeteringService: Sendable {
                 results[index].refused = Refusals.batched(Refusals.status(error))
             }
         }
+        RefusalMetrics.countBatched(results)
         var response = Billing_V1_DebitBatchResponse()
         response.results = results
         return response

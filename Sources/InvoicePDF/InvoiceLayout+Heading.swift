@@ -110,3 +110,35 @@ extension InvoiceLayout {
         return row
     }
 }
+
+extension InvoiceLayout {
+    /// Why `party` would not print whole in a party column (nil: it would):
+    /// a character the PDF's fonts lack (printed "?"), an entry wrapping
+    /// past `maxEntryLines`, or more than `maxBlockLines` lines in all.
+    static func overflow(of party: InvoiceDocument.Party) -> String? {
+        let texts = [party.name] + party.lines
+        for text in texts {
+            if let missing = text.first(where: { $0 != "?" && !$0.isWhitespace && WinAnsi.byte(for: $0) == WinAnsi.questionMark }) {
+                return "\"\(missing)\" is not in the invoice font's character set (Windows-1252): it would print as \"?\""
+            }
+        }
+        var total = 0
+        for (index, text) in texts.enumerated() {
+            let style = index == 0 ? Style.partyName : Style.secondary
+            let lines = style.font.wrapped(WinAnsi.encode(text), toWidth: PartyColumn.seller.width, size: style.size,
+                                           maxLines: .max).count
+            guard lines <= maxEntryLines else {
+                return "\"\(text)\" wraps to \(lines) lines in its column; \(maxEntryLines) print"
+            }
+            total += lines
+        }
+        guard total <= maxBlockLines else { return "the name and lines wrap to \(total) lines; \(maxBlockLines) print" }
+        return nil
+    }
+}
+
+extension InvoiceDocument.Party {
+    /// Why this party would not print whole as an invoice's seller or
+    /// customer (nil: it would): see `InvoiceLayout.overflow(of:)`.
+    public var overflow: String? { InvoiceLayout.overflow(of: self) }
+}

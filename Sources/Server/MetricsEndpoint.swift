@@ -57,17 +57,43 @@ public final class MetricsEndpoint: @unchecked Sendable {
                     close(client)
                     continue
                 }
-                let worker = Thread { [self] in
+                let started = Self.detachedThread { [self] in
                     serve(client)
                     close(client)
                     serving.withLock { $0 -= 1 }
                 }
-                worker.name = "billing-metrics"
-                worker.start()
+                if !started {  // (no thread to be had: the connection is let go, its slot freed)
+                    close(client)
+                    serving.withLock { $0 -= 1 }
+                }
             }
         }
         thread.name = "billing-metrics"
         thread.start()
+    }
+
+    /// Runs `body` on a new detached thread; false if none could be made.
+    /// (Foundation's `Thread.start` ignores pthread_create's failure: the
+    /// body never ran, and its connection and slot were never given back.)
+    private static func detachedThread(_ body: @escaping @Sendable () -> Void) -> Bool {
+        final class Box: Sendable {
+            let body: @Sendable () -> Void
+            init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+        }
+        var attributes = pthread_attr_t()
+        pthread_attr_init(&attributes)
+        defer { pthread_attr_destroy(&attributes) }
+        pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
+        let box = Unmanaged.passRetained(Box(body))
+        var thread = pthread_t()
+        let result = pthread_create(&thread, &attributes, { raw in
+            let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+            pthread_setname_np(pthread_self(), "billing-metrics")
+            box.body()
+            return nil
+        }, box.toOpaque())
+        if result != 0 { box.release() }
+        return result == 0
     }
 
     private func serve(_ fd: Int32) {

@@ -263,11 +263,12 @@ struct Serve: ParsableCommand {
         // A connection may buffer two largest messages (64 MiB at the default 4 MiB).
         configuration.grpc.maxBufferedRequestBytes = max(configuration.grpc.maxBufferedRequestBytes, 2 * (maxMessageBytes + 5))
         let callMetrics = GRPCServerMetrics(knownPaths: Set(BillingServices.allPaths + ["/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/List", "/billing.v1.Testing/Echo"]),
-                                            refusalsLabel: "billing_refusals_total")
+                                            refusalsLabel: RefusalMetrics.label)
         if metricsListen != nil { configuration.grpc.metrics = callMetrics }
 
         let prices = try loadCatalog(catalog)
         let planTerms = try loadPlans(plans)
+        let sellerParty = try loadSeller(seller)  // (before the database, as the plans)
         // The database gone but its lock file (made at its first start, never
         // removed) still there: it was moved or deleted, and a new, empty
         // ledger here would serve as if nothing had been billed. Refused;
@@ -381,7 +382,7 @@ struct Serve: ParsableCommand {
         let health = HealthService(services: BillingServices.names, available: { ledger.isServing })
         health.register(into: &router)
         BillingServices.register(into: &router, ledger: ledger, catalog: prices, authenticator: authenticator,
-                                 seller: try loadSeller(seller))
+                                 seller: sellerParty)
         if enableTestingService {
             TestingService.register(into: &router)
             logger.warning("billing.v1.Testing is enabled: for transport tests only")

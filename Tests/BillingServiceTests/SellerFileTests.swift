@@ -21,6 +21,10 @@ import Testing
         (#"{"name": "A", "lines": "x"}"#, "lines must be"),
         (#"{"name": "A", "lines": ["1","2","3","4","5","6","7","8","9"]}"#, "lines must be"),
         (#"{"name": "A", "lines": ["x\ny"]}"#, "lines must be"),
+        (#"{"name": "   "}"#, "not blank"),
+        (#"{"name": "東京 Example"}"#, "not in the invoice font"),
+        (#"{"name": "A", "lines": ["Example Street Example Street Example Street Example Street Example Street Example Street Example Street Example Street Example Street Example Street Example Street Example Street"]}"#, "wraps to"),
+        (#"{"name": "A", "lines": ["Example Street Example Street Example Street Example Street", "Example Street Example Street Example Street Example Street", "Example Street Example Street Example Street Example Street", "Example Street Example Street Example Street Example Street", "Example Street Example Street Example Street Example Street", "Example Street Example Street Example Street Example Street", "Example Street Example Street Example Street Example Street", "Example Street Example Street Example Street Example Street"]}"#, "lines; 12 print"),
     ])
     func aBadSellerFileIsRefusedWithTheReason(json: String, reason: String) {
         #expect {

@@ -558,6 +558,13 @@ def test_past_due_beyond_the_grace_period_pauses_runs_until_paid(life):
     assert banner_kinds(account) == [a.BANNER_KIND_PAUSED, a.BANNER_KIND_PAST_DUE]
     life.refused(lambda: life.debit("acme", "paused"), FAILED_PRECONDITION, "ACCOUNT_PAUSED")
     [invoice] = life.invoices("acme")
+    # Its PDF sends the reader to the app (session 27: it printed the app's
+    # relative pay route, no address a reader could open).
+    pdf = life.payments.GetInvoicePdf(p.GetInvoicePdfRequest(account_id="acme", invoice_id=invoice.invoice_id),
+                                      timeout=RPC_TIMEOUT_S).pdf
+    text = subprocess.run(["pdftotext", "-layout", "-", "-"], input=pdf, capture_output=True, timeout=30,
+                          check=True).stdout.decode()
+    assert "Billing tab" in " ".join(text.split()) and "/billing/invoices/" not in text, text
     life.payments.PayInvoice(p.PayInvoiceRequest(account_id="acme", invoice_id=invoice.invoice_id, payment_method=life.card()),
                              timeout=RPC_TIMEOUT_S)
     account = life.get("acme")

@@ -214,11 +214,12 @@ def test_checkpoint_age_is_wall_clock_time_under_a_test_clock(server, pb):
     channel = srv.authorized_channel()
     admin = pb.admin_pb2_grpc.AdminStub(channel)
     accounts = pb.accounts_pb2_grpc.AccountsStub(channel)
+    written = srv.log_tail(100_000).count("checkpoint written")  # (one at start)
     admin.AdvanceClock(pb.admin_pb2.AdvanceClockRequest(seconds=60 * 86_400), timeout=10)
     for i in range(4):  # entries past the interval: a checkpoint is written
         accounts.CreateAccount(pb.accounts_pb2.CreateAccountRequest(account_id=f"age-{i}"), timeout=10)
     deadline = time.monotonic() + 10
-    while "checkpoint written" not in srv.log_tail(100_000):
+    while srv.log_tail(100_000).count("checkpoint written") <= written:
         assert time.monotonic() < deadline, srv.log_tail()
         time.sleep(0.05)
     age = scrape(metrics_port)["billing_checkpoint_age_seconds"]
@@ -242,12 +243,17 @@ def test_refusals_of_the_grpc_layer_are_counted_by_reason(server, pb):
         health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service="nope"), timeout=10)
     assert unknown.value.code() == grpc.StatusCode.NOT_FOUND, unknown.value
     metering = pb.metering_pb2_grpc.MeteringStub(channel)
+    items = [pb.common_pb2.LineItem(tool_call=pb.common_pb2.ToolCallUsage(integration="slack", calls=1))]
     with pytest.raises(grpc.RpcError):
-        metering.Quote(pb.metering_pb2.QuoteRequest(account_id="nobody", line_items=[pb.common_pb2.LineItem(
-            tool_call=pb.common_pb2.ToolCallUsage(integration="slack", calls=1))]), timeout=10)
+        metering.Quote(pb.metering_pb2.QuoteRequest(account_id="nobody", line_items=items), timeout=10)
+    # A batch's refusals go out inside an OK answer: counted too, each.
+    batch = metering.DebitBatch(pb.metering_pb2.DebitBatchRequest(debits=[
+        pb.metering_pb2.DebitRequest(account_id="nobody", workspace_id="w", agent_id="a", run_id="r",
+                                     idempotency_key=f"b{i}", line_items=items) for i in range(2)]), timeout=10)
+    assert [r.WhichOneof("outcome") for r in batch.results] == ["refused", "refused"]
     after = scrape(metrics_port)
     def moved(reason):
         name = f'billing_refusals_total{{reason="{reason}"}}'
         return after.get(name, 0) - before.get(name, 0)
-    assert (moved("MESSAGE_TOO_LARGE"), moved("SERVICE_NOT_FOUND"), moved("ACCOUNT_NOT_FOUND")) == (1, 1, 1), \
+    assert (moved("MESSAGE_TOO_LARGE"), moved("SERVICE_NOT_FOUND"), moved("ACCOUNT_NOT_FOUND")) == (1, 1, 3), \
         {k: v for k, v in after.items() if k.startswith("billing_refusals_total")}
