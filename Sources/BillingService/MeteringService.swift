@@ -322,7 +322,10 @@ public final class MeteringService: Sendable {
                 results[index].refused = Refusals.batched(Refusals.status(error))
             }
         }
-        RefusalMetrics.countBatched(results)
+        // Not for an answer that will not be sent (the deadline passed, the
+        // client went away: the task is cancelled first; its status, if
+        // any, is counted by the gRPC layer).
+        if !Task.isCancelled { RefusalMetrics.countBatched(results) }
         var response = Billing_V1_DebitBatchResponse()
         response.results = results
         return response

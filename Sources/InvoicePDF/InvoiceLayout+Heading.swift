@@ -118,8 +118,14 @@ extension InvoiceLayout {
     static func overflow(of party: InvoiceDocument.Party) -> String? {
         let texts = [party.name] + party.lines
         for text in texts {
-            if let missing = text.first(where: { $0 != "?" && !$0.isWhitespace && WinAnsi.byte(for: $0) == WinAnsi.questionMark }) {
-                return "\"\(missing)\" is not in the invoice font's character set (Windows-1252): it would print as \"?\""
+            // (A space carrying a combining mark is not plain whitespace: the mark would be lost.)
+            let plainSpace = { (character: Character) in character.isWhitespace && character.unicodeScalars.count == 1 }
+            if let missing = text.first(where: {
+                $0 != "?" && !plainSpace($0) && ($0.isWhitespace || WinAnsi.byte(for: $0) == WinAnsi.questionMark)
+            }) {
+                // Named by code point: the character itself may be invisible or reorder the line it is shown on.
+                let points = missing.unicodeScalars.map { "U+" + String($0.value, radix: 16, uppercase: true) }.joined(separator: " ")
+                return "\(points) is not in the invoice font's character set (Windows-1252): it would print as \"?\""
             }
         }
         var total = 0

@@ -36,7 +36,7 @@ struct Serve: ParsableCommand {
     @Option(help: "Plan terms (JSON): prices, run quotas, workspaces, support, integrations, the trial. Journaled at start when they change, so earlier periods keep their terms.")
     var plans: String = "config/plans.json"
 
-    @Option(help: "The seller printed on invoice PDFs (JSON: name and up to 8 lines of address and contact). The shipped file is a placeholder to replace.")
+    @Option(help: "The seller printed on invoice PDFs (JSON: a name and up to 8 lines of address and contact, printing whole: each wraps to at most 4 lines of ~30-35 characters, 12 in all, Windows-1252 characters). The shipped file is a placeholder to replace.")
     var seller: String = "config/seller.json"
 
     @Option(help: "SQLite synchronous mode of the journal: full (an acknowledged debit survives power loss) or normal (survives a process crash, not power loss).")

@@ -22,7 +22,9 @@ import Testing
         (#"{"name": "A", "lines": ["1","2","3","4","5","6","7","8","9"]}"#, "lines must be"),
         (#"{"name": "A", "lines": ["x\ny"]}"#, "lines must be"),
         (#"{"name": "   "}"#, "not blank"),
-        (#"{"name": "東京 Example"}"#, "not in the invoice font"),
+        (#"{"name": "東京 Example"}"#, "U+6771 is not in the invoice font"),
+        (#"{"name": "A \u0301B"}"#, "U+20 U+301 is not in the invoice font"),
+        (#"{"name": "A\u202EB"}"#, "U+202E is not in the invoice font"),
         (#"{"name": "A", "lines": ["Example Street Example Street Example Street Example Street Example Street Example Street Example Street Example Street Example Street Example Street Example Street Example Street"]}"#, "wraps to"),
         (#"{"name": "A", "lines": ["Example Street Example Street Example Street Example Street", "Example Street Example Street Example Street Example Street", "Example Street Example Street Example Street Example Street", "Example Street Example Street Example Street Example Street", "Example Street Example Street Example Street Example Street", "Example Street Example Street Example Street Example Street", "Example Street Example Street Example Street Example Street", "Example Street Example Street Example Street Example Street"]}"#, "lines; 12 print"),
     ])
