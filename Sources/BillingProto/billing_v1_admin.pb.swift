@@ -57,7 +57,8 @@ public nonisolated struct Billing_V1_GrantCreditsResponse: Sendable {
   /// Id of the grant.
   public var grantID: String = String()
 
-  /// Credit balance after the grant, in micros.
+  /// Credit balance after the grant, in micros — for a retried grant (the
+  /// same key): the balance now, as PurchaseCredits answers.
   public var creditBalanceMicros: Int64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
