@@ -56,8 +56,25 @@ public final class AccountsService: Sendable {
             guard request.contract.customInvoiceLines.count <= Billing_V1_SetEnterpriseContractRequest.maxCustomLines else {
                 throw Billing_V1_SetEnterpriseContractRequest.tooManyCustomLines  // (counted on the wire first: WireCounted)
             }
-            for line in request.contract.customInvoiceLines {
-                try requireText(line.description_p, "contract.custom_invoice_lines.description", max: 200)
+            for (index, line) in request.contract.customInvoiceLines.enumerated() {
+                let field = "contract.custom_invoice_lines[\(index)].description"
+                guard line.description_p.contains(where: { !$0.isWhitespace }) else {
+                    throw GRPCStatus(.invalidArgument, "\(field) is required (it is printed on the invoice)",
+                                     reason: "MISSING_FIELD", metadata: ["field": field])
+                }
+                try requireText(line.description_p, field, max: 200)
+            }
+            // The agreement's dates are a record (not enforced), but a date:
+            // 1970 to 9999, the end not before the start (any Int64 was kept).
+            let latest: Int64 = 253_402_300_800
+            guard (0...latest).contains(request.contract.startUnixSeconds) else {
+                throw GRPCStatus(.invalidArgument, "contract.start_unix_seconds must be 0 to \(latest)",
+                                 reason: "INVALID_FIELD", metadata: ["field": "contract.start_unix_seconds"])
+            }
+            guard request.contract.endUnixSeconds == 0
+                    || (request.contract.startUnixSeconds...latest).contains(request.contract.endUnixSeconds) else {
+                throw GRPCStatus(.invalidArgument, "contract.end_unix_seconds must be 0 (open-ended) or from the start to \(latest)",
+                                 reason: "INVALID_FIELD", metadata: ["field": "contract.end_unix_seconds"])
             }
             return try await Refusals.mapping {
                 let charge = try await ledger.setEnterpriseContract(accountID: request.accountID, terms: request.contract,

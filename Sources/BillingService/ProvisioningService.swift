@@ -16,11 +16,17 @@ public final class ProvisioningService: Sendable {
         }
     }
 
+    /// The largest grant, in micros ($1,000,000, as the largest purchase).
+    static let maxGrantMicros: Int64 = 1_000_000_000_000
+
     func grantCredits(_ request: Billing_V1_GrantCreditsRequest, actor: String) async throws -> Billing_V1_GrantCreditsResponse {
         try requireID(request.accountID, "account_id")
-        guard request.amountMicros > 0 else {
-            throw GRPCStatus(.invalidArgument, "amount_micros must be positive", reason: "INVALID_AMOUNT",
-                             metadata: ["field": "amount_micros"])
+        // At most $1,000,000 a grant, as a purchase: an operator's typo
+        // (zeros too many) granted up to Int64.max, and every later grant to
+        // the account was then refused as an overflow (session 27).
+        guard (1...Self.maxGrantMicros).contains(request.amountMicros) else {
+            throw GRPCStatus(.invalidArgument, "amount_micros must be 1 to \(Self.maxGrantMicros) ($1,000,000.00)",
+                             reason: "INVALID_AMOUNT", metadata: ["field": "amount_micros"])
         }
         // (Shown in the audit log and by `billing audit`: a line break or a
         // terminal escape in it could forge lines there.)

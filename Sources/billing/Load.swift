@@ -55,7 +55,7 @@ struct Load: ParsableCommand {
     @Option(parsing: .unconditional, help: "Agents per account (1...10000).")
     var agents: Int = 10
 
-    @Option(parsing: .unconditional, help: "Credits granted to each provisioned account, in micro-dollars (1 to 10^15).")
+    @Option(parsing: .unconditional, help: "Credits granted to each provisioned account, in micro-dollars (1 to 10^12: a grant's largest, $1,000,000).")
     var creditsMicros: Int64 = 1_000_000_000_000
 
     @Flag(help: "Print the summary as JSON (progress lines go to standard error).")
@@ -74,8 +74,8 @@ struct Load: ParsableCommand {
         // Past this the pacer's interval rounds to 0 ns: silently unpaced.
         guard rate <= 10_000_000 else { throw ValidationError("--rate must be at most 10000000 calls/s (0: as fast as possible)") }
         // Each account is granted this much: the Admin API refuses 0 or less, after the first account was created.
-        guard (1...1_000_000_000_000_000).contains(creditsMicros) else {
-            throw ValidationError("--credits-micros must be 1...1000000000000000")
+        guard (1...1_000_000_000_000).contains(creditsMicros) else {
+            throw ValidationError("--credits-micros must be 1...1000000000000")
         }
         guard (1...8192).contains(batchSize) else { throw ValidationError("--batch-size must be 1...8192") }
         guard (1...100_000).contains(accounts), (1...10_000).contains(agents) else { throw ValidationError("--accounts 1...100000, --agents 1...10000") }

@@ -1013,3 +1013,34 @@ def test_audit_log_pages_end_with_an_empty_token(life):
     assert len(first.entries) == n - 1 and first.next_page_token != ""
     rest = page(n - 1, first.next_page_token)
     assert list(first.entries) + list(rest.entries) == list(everything.entries) and rest.next_page_token == ""
+
+
+def test_grants_and_contract_terms_out_of_range_are_refused_and_change_nothing(life):
+    """Bad input changes nothing (session 27, a review): a grant over
+    $1,000,000 (any Int64 was granted — a typo left every later grant
+    refused as an overflow), a contract's dates outside 1970-9999 or ending
+    before they start (any Int64 was kept), a custom line without a
+    description (refused as "amounts must be >= 0")."""
+    a = life.a
+    life.create("acme", plan=a.PLAN_PRO)
+    before = life.get("acme")
+    grant = life.refused(lambda: life.admin.GrantCredits(life.ad.GrantCreditsRequest(
+        account_id="acme", amount_micros=1_000_000_000_001, reason="typo"), timeout=RPC_TIMEOUT_S),
+        grpc.StatusCode.INVALID_ARGUMENT, "INVALID_AMOUNT")
+    assert error_info(life.pb, grant).metadata["field"] == "amount_micros"
+    terms = dict(period_price_micros=1_000_000_000, usage_rate_basis_points=10_000)
+    for bad, field, reason in [
+            (dict(start_unix_seconds=-1), "contract.start_unix_seconds", "INVALID_FIELD"),
+            (dict(start_unix_seconds=2_000_000_000, end_unix_seconds=1_900_000_000), "contract.end_unix_seconds", "INVALID_FIELD"),
+            (dict(end_unix_seconds=253_402_300_801), "contract.end_unix_seconds", "INVALID_FIELD"),
+            (dict(custom_invoice_lines=[a.CustomInvoiceLine(description=" ", amount_micros=10_000)]),
+             "contract.custom_invoice_lines[0].description", "MISSING_FIELD")]:
+        contract = a.EnterpriseContract(**terms, **bad)
+        refused = life.refused(lambda: life.admin.SetEnterpriseContract(
+            life.ad.SetEnterpriseContractRequest(account_id="acme", contract=contract), timeout=RPC_TIMEOUT_S),
+            grpc.StatusCode.INVALID_ARGUMENT, reason)
+        assert error_info(life.pb, refused).metadata["field"] == field, bad
+    assert life.get("acme") == before and life.invoices("acme") == []
+    ok = life.admin.GrantCredits(life.ad.GrantCreditsRequest(account_id="acme", amount_micros=1_000_000_000_000,
+                                                            reason="the largest"), timeout=RPC_TIMEOUT_S)
+    assert ok.credit_balance_micros == before.credit_balance_micros + 1_000_000_000_000
