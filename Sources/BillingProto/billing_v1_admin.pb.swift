@@ -34,7 +34,8 @@ public nonisolated struct Billing_V1_GrantCreditsRequest: Sendable {
   /// Account to credit.
   public var accountID: String = String()
 
-  /// Credits to grant, in micros; > 0.
+  /// Credits to grant, in micros: 1 to 1,000,000,000,000 ($1,000,000); else
+  /// INVALID_ARGUMENT, reason INVALID_AMOUNT.
   public var amountMicros: Int64 = 0
 
   /// Why the credits are granted (recorded in the journal and audit log).
