@@ -1366,7 +1366,10 @@ def test_usage_quantities_beyond_int64_are_not_a_crash(billing):
 
 def test_amounts_beyond_int64_are_not_a_crash(billing):
     b = billing
-    b.create("acme", plan="pro", credits=INT64_MAX)
+    # The largest grant (session 27: grants stop at $1,000,000; this test
+    # granted Int64.max); debits of 9 × 10^18 then run into the overage's
+    # bound instead of the balance's.
+    b.create("acme", plan="pro", credits=1_000_000_000_000)
     nine = [b.llm("claude-opus-4", 0, 120_000_000_000_000_000)]   # 9 × 10^18 micros
     assert b.quote("acme", nine).total_micros == 9 * 10**18
     for i, agent in enumerate(["a1", "a2", "a2"]):
