@@ -221,15 +221,23 @@ import Testing
         await ledger.close()
     }
 
+    /// 2026-01-01 00:00 UTC: where `onATestClock`'s clock starts.
+    static let clockStart: Int64 = 1_767_225_600
+
+    /// A ledger on an in-memory store and a test clock at `clockStart`.
+    static func onATestClock() throws -> (InMemoryLedgerStore, TestClock, Ledger) {
+        let store = InMemoryLedgerStore()
+        let clock = TestClock(startMicros: clockStart * 1_000_000)
+        return (store, clock, try Ledger.open(on: store, clock: clock))
+    }
+
     /// A test-clock move whose ClockSet commit fails leaves the clock where
     /// it was: the retry moves it and journals the move (the clock moved
     /// first used to stay moved, the retry then found nothing to do, and no
     /// ClockSet was ever written while debits were dated at the new time).
     @Test func aFailedClockMoveLeavesTheClockAndItsRetryIsJournaled() async throws {
-        let store = InMemoryLedgerStore()
-        let start: Int64 = 1_767_225_600
-        let clock = TestClock(startMicros: start * 1_000_000)
-        let ledger = try Ledger.open(on: store, clock: clock)
+        let (store, clock, ledger) = try Self.onATestClock()
+        let start = Self.clockStart
         _ = try await ledger.createAccount(id: "a", plan: .pro, actor: "t")
         store.disk.script(.failAtomically)
         await #expect(throws: LedgerError.self) { _ = try await ledger.advanceClock(to: start + 86_400, actor: "t") }
@@ -249,11 +257,9 @@ import Testing
     /// clock — a transition never processed nor listed, its first answer
     /// already "trial over").
     @Test(.timeLimit(.minutes(1))) func anAccountCreatedWhileAClockMoveCommitsIsDatedAtTheNewTime() async throws {
-        let store = InMemoryLedgerStore()
-        let start: Int64 = 1_767_225_600
+        let (store, _, ledger) = try Self.onATestClock()
+        let start = Self.clockStart
         let target = start + 30 * 86_400
-        let clock = TestClock(startMicros: start * 1_000_000)
-        let ledger = try Ledger.open(on: store, clock: clock)
         let entered = AsyncLatch()
         let release = DispatchSemaphore(value: 0)
         store.disk.script(.block(entered: entered, release: release, thenFail: false))
@@ -275,10 +281,8 @@ import Testing
     /// days (a target computed before the turn made it one, the second
     /// answered `previous == now`, or refused as backwards).
     @Test(.timeLimit(.minutes(1))) func twoAdvancesOfADayMoveTheClockTwoDays() async throws {
-        let store = InMemoryLedgerStore()
-        let start: Int64 = 1_767_225_600
-        let clock = TestClock(startMicros: start * 1_000_000)
-        let ledger = try Ledger.open(on: store, clock: clock)
+        let (store, clock, ledger) = try Self.onATestClock()
+        let start = Self.clockStart
         let entered = AsyncLatch()
         let release = DispatchSemaphore(value: 0)
         store.disk.script(.block(entered: entered, release: release, thenFail: false))
@@ -302,10 +306,8 @@ import Testing
     /// before the commit, and a restart then resumed it from the journal,
     /// behind what debits had been dated at).
     @Test func aTransitionWhoseCommitFailsLeavesTheClock() async throws {
-        let store = InMemoryLedgerStore()
-        let start: Int64 = 1_767_225_600
-        let clock = TestClock(startMicros: start * 1_000_000)
-        let ledger = try Ledger.open(on: store, clock: clock)
+        let (store, clock, ledger) = try Self.onATestClock()
+        let start = Self.clockStart
         _ = try await ledger.createAccount(id: "t", actor: "t")  // a 14-day trial
         store.disk.script(.failAtomically)
         await #expect(throws: LedgerError.self) { _ = try await ledger.advanceClock(to: start + 15 * 86_400, actor: "t") }
@@ -325,8 +327,7 @@ import Testing
     /// stored first, and a crash between left only the one before it.
     @Test(arguments: [false, true])
     func aCloseDuringTheLastSeqsCheckpointWritesItOnlyIfThatWriteFails(writeFails: Bool) async throws {
-        let store = InMemoryLedgerStore()
-        let ledger = try Ledger.open(on: store, clock: TestClock(startMicros: 1_767_225_600_000_000))
+        let (store, _, ledger) = try Self.onATestClock()
         _ = try await ledger.createAccount(id: "a", plan: .pro, actor: "t")
         let seq = await ledger.lastSeq
         let entered = Atomic<Bool>(false)
