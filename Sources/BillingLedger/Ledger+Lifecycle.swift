@@ -249,7 +249,7 @@ extension Ledger {
 
     private func advanceClock(actor: String, target: (_ previous: Int64) throws -> Int64)
         async throws -> (previous: Int64, now: Int64, transitions: [ClockTransition]) {
-        guard let testClock else {
+        guard testClock != nil else {
             throw AccountRequestRefused(reason: "TEST_CLOCK_DISABLED", message: "the server runs on the real clock; start it with --test-clock")
         }
         try requireServing()
@@ -270,22 +270,9 @@ extension Ledger {
             var set = Billing_Journal_V1_ClockSet()
             set.nowUnix = target
             set.actor = actor
-            // The clock moves just before the commit, as for a transition
-            // (`processDueSteps`): what is journaled while it commits (an
-            // account created meanwhile) is dated at the new time — dated
-            // before it, its trial end or period end fell behind the clock,
-            // never processed (session 27). A failed commit puts it back
-            // (nothing after it was acknowledged; a reload puts it back
-            // too, `clockRollback`), so a retry moves it and records it.
-            clockRollback = testClock.nowMicros()
-            testClock.advance(toMicros: target * 1_000_000)
-            do {
-                try await commit(.clockSet(set))
-                clockRollback = nil
-            } catch {
-                rollBackTestClock()
-                throw error
-            }
+            // (Session 27: the clock moved after the commit, and an account
+            // created while it committed was dated before the move.)
+            try await commit(.clockSet(set), movingTestClockTo: target)
         }
         return (previous, target, transitions)
     }
@@ -371,24 +358,7 @@ extension Ledger {
                 description = "period \(CivilDate(unixSeconds: period.start)) to \(CivilDate(unixSeconds: period.end)) closed"
             }
             let before = book.lifecycle
-            // The test clock moves to the transition just before its commit
-            // (what is journaled meanwhile is dated there: times never go
-            // back), and back if the commit fails — nothing after it was
-            // acknowledged either, and a restart would resume from the
-            // journal's clock, behind what had been answered. A reload after
-            // the failure puts it back too (`clockRollback`), before anything
-            // is served again: it may run before this continuation does.
-            if let testClock {
-                clockRollback = testClock.nowMicros()
-                testClock.advance(toMicros: due.at * 1_000_000)
-            }
-            do {
-                try await commit(lifecycleEvent(id, at: due.at, actor: "system", event))
-                clockRollback = nil
-            } catch {
-                rollBackTestClock()
-                throw error
-            }
+            try await commit(lifecycleEvent(id, at: due.at, actor: "system", event), movingTestClockTo: due.at)
             add([ClockTransition(at: due.at, accountID: id, kind: kind, description: description)])
             let after = try self.book(id).lifecycle
             if after.plan != before.plan {

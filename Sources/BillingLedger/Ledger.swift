@@ -24,13 +24,36 @@ public actor Ledger {
     public nonisolated let gateway: any PaymentGateway
     /// Set when the server runs with a test clock (Admin AdvanceClock).
     public nonisolated let testClock: TestClock?
-    /// Where the test clock was before a transition moved it for a commit
-    /// not yet durable (`processDueSteps`); put back if that commit fails.
+    /// Where the test clock was before `commit(_:movingTestClockTo:)` moved
+    /// it for a commit not yet durable; put back if that commit fails.
     var clockRollback: Int64?
 
     func rollBackTestClock() {
         if let before = clockRollback { testClock?.setBack(toMicros: before) }
         clockRollback = nil
+    }
+
+    /// Commits `event` with the test clock (if any) moved to `unix` just
+    /// before: what is journaled while it commits is dated there, never
+    /// before it (times never go back; an account created meanwhile would
+    /// otherwise have its trial end behind the clock, never processed). If
+    /// the commit fails the clock goes back — nothing after it was
+    /// acknowledged either, a restart would resume from the journal's clock,
+    /// and a retry moves it and records it. A reload after the failure puts
+    /// it back too (`clockRollback`), before anything is served again: it
+    /// may run before this continuation does.
+    func commit(_ event: Billing_Journal_V1_Entry.OneOf_Event, movingTestClockTo unix: Int64) async throws {
+        if let testClock {
+            clockRollback = testClock.nowMicros()
+            testClock.advance(toMicros: unix * 1_000_000)
+        }
+        do {
+            try await commit(event)
+            clockRollback = nil
+        } catch {
+            rollBackTestClock()
+            throw error
+        }
     }
     let configuration: LedgerConfiguration
     let logger: Logger

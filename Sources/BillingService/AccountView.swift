@@ -6,8 +6,11 @@ import BillingProto
 /// comparison table, banners.
 enum AccountView {
     static let maxClockStep: Int64 = 10 * 366 * 86_400
+    /// 10000-01-01 00:00:00 UTC: the end (exclusive) of the instants the
+    /// service takes and prints (usage ranges, contract dates, the test clock).
+    static let endOfYear9999Unix: Int64 = 253_402_300_800
     /// 9999-12-31 23:59:59 UTC: the test clock's last instant.
-    static let latestClockUnix: Int64 = 253_402_300_799
+    static let latestClockUnix: Int64 = endOfYear9999Unix - 1
     /// Where the app's flows live; banners link to them.
     static let paymentMethodLink = "/billing/payment-method"
     static let plansLink = "/billing/plans"

@@ -66,7 +66,7 @@ public final class AccountsService: Sendable {
             }
             // The agreement's dates are a record (not enforced), but a date:
             // 1970 to 9999, the end not before the start (any Int64 was kept).
-            let latest: Int64 = 253_402_300_800
+            let latest = AccountView.endOfYear9999Unix
             guard (0...latest).contains(request.contract.startUnixSeconds) else {
                 throw GRPCStatus(.invalidArgument, "contract.start_unix_seconds must be 0 to \(latest)",
                                  reason: "INVALID_FIELD", metadata: ["field": "contract.start_unix_seconds"])

@@ -302,7 +302,7 @@ extension MeteringService {
         let now = ledger.clock.nowMicros() / 1_000_000
         let to = request.toUnixSeconds == 0 ? now : request.toUnixSeconds
         // Usage is kept per UTC day from 1970 to the end of year 9999.
-        let latest: Int64 = 253_402_300_800
+        let latest = AccountView.endOfYear9999Unix
         // `from` equal to `to` is an empty range, allowed: "from the period's
         // start to now" in the second a period began (refused before session
         // 27). Widened to whole days like any other, so one inside a day

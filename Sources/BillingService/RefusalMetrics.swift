@@ -1,6 +1,5 @@
 import BillingProto
-import Metrics
-import Synchronization
+import GRPC
 
 /// `billing_refusals_total` by ErrorInfo reason. A refusal answered as a
 /// call's status is counted where the gRPC layer sends it
@@ -10,19 +9,11 @@ import Synchronization
 public enum RefusalMetrics {
     public static let label = "billing_refusals_total"
 
-    private static let counters = Mutex<[String: Counter]>([:])
-
     /// Counts every refused result of a batch answer.
     static func countBatched(_ results: [Billing_V1_DebitResult]) {
         for result in results {
-            guard case .refused(let refusal)? = result.outcome, !refusal.reason.isEmpty else { continue }
-            let counter = counters.withLock { all in
-                if let existing = all[refusal.reason] { return existing }
-                let created = Counter(label: label, dimensions: [("reason", refusal.reason)])
-                all[refusal.reason] = created
-                return created
-            }
-            counter.increment()
+            guard case .refused(let refusal)? = result.outcome else { continue }
+            ReasonCounters.increment(label, reason: refusal.reason)
         }
     }
 }

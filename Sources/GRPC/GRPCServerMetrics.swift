@@ -12,7 +12,6 @@ public final class GRPCServerMetrics: Sendable {
 
     private let counters = Mutex<[Key: Counter]>([:])
     private let timers = Mutex<[String: Metrics.Timer]>([:])
-    private let refusals = Mutex<[String: Counter]>([:])
     private let knownPaths: Set<String>
     private let refusalsLabel: String
     /// Calls in progress (streams with a call) across all connections.
@@ -32,14 +31,8 @@ public final class GRPCServerMetrics: Sendable {
     /// handlers' were counted — a message too large, a call limit, a
     /// deadline never were).
     func recordRefusal(_ status: GRPCStatus) {
-        guard let reason = status.errorInfo?.reason, !reason.isEmpty else { return }
-        let counter = refusals.withLock { all in
-            if let existing = all[reason] { return existing }
-            let created = Counter(label: refusalsLabel, dimensions: [("reason", reason)])
-            all[reason] = created
-            return created
-        }
-        counter.increment()
+        guard let reason = status.errorInfo?.reason else { return }
+        ReasonCounters.increment(refusalsLabel, reason: reason)
     }
 
     func record(path: String, code: GRPCStatus.Code, nanos: UInt64?) {
@@ -61,5 +54,29 @@ public final class GRPCServerMetrics: Sendable {
             return created
         }
         timer.recordNanoseconds(Int64(clamping: nanos))
+    }
+}
+
+/// Counters of refusals by ErrorInfo reason, one per (label, reason), made
+/// once and kept (reasons are the code's own constants: a bounded set).
+public enum ReasonCounters {
+    private struct Key: Hashable {
+        let label: String
+        let reason: String
+    }
+
+    private static let counters = Mutex<[Key: Counter]>([:])
+
+    /// Adds one to `label`'s counter of `reason` (nothing for an empty reason).
+    public static func increment(_ label: String, reason: String) {
+        guard !reason.isEmpty else { return }
+        let counter = counters.withLock { all in
+            let key = Key(label: label, reason: reason)
+            if let existing = all[key] { return existing }
+            let created = Counter(label: label, dimensions: [("reason", reason)])
+            all[key] = created
+            return created
+        }
+        counter.increment()
     }
 }
