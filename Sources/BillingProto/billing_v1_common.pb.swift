@@ -141,10 +141,11 @@ public nonisolated struct Billing_V1_LlmUsage: Sendable {
   /// model is refused with INVALID_ARGUMENT, reason UNKNOWN_MODEL.
   public var model: String = String()
 
-  /// Prompt (input) tokens. Must be >= 0.
+  /// Prompt (input) tokens. 0 to 10^12; past it INVALID_ARGUMENT,
+  /// QUANTITY_TOO_LARGE (ErrorInfo field "line_items[i].llm.input_tokens").
   public var inputTokens: Int64 = 0
 
-  /// Completion (output) tokens. Must be >= 0.
+  /// Completion (output) tokens. 0 to 10^12, as input_tokens.
   public var outputTokens: Int64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -164,7 +165,8 @@ public nonisolated struct Billing_V1_ToolCallUsage: Sendable {
   /// UNKNOWN_INTEGRATION.
   public var integration: String = String()
 
-  /// Number of calls. Must be >= 0.
+  /// Number of calls. 0 to 10^9; past it INVALID_ARGUMENT,
+  /// QUANTITY_TOO_LARGE.
   public var calls: Int64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -181,7 +183,8 @@ public nonisolated struct Billing_V1_StorageUsage: Sendable {
   /// Which storage the bytes were written to.
   public var kind: Billing_V1_StorageKind = .unspecified
 
-  /// Bytes written. Must be >= 0.
+  /// Bytes written. 0 to 10^15 (a petabyte); past it INVALID_ARGUMENT,
+  /// QUANTITY_TOO_LARGE.
   public var bytes: Int64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()

@@ -11,6 +11,17 @@ enum MeteringLimits {
     static let maxBatch = 8192
     /// Bytes of an id (account, workspace, agent, run, idempotency key, model).
     static let maxIDBytes = 256
+    /// Input or output tokens in one llm line item (a trillion). With the
+    /// two below, far beyond any one report of usage, and far enough below
+    /// Int64 that an account's lifetime sums (which bound every usage
+    /// bucket) take millions of the largest items: without them one
+    /// storage line of Int64.max bytes was accepted and every later storage
+    /// debit of that account refused.
+    static let maxTokens: Int64 = 1_000_000_000_000
+    /// Calls in one tool_call line item (a billion).
+    static let maxToolCalls: Int64 = 1_000_000_000
+    /// Bytes in one storage line item (10^15: a petabyte).
+    static let maxStorageBytes: Int64 = 1_000_000_000_000_000
 }
 
 /// Checks a required id: present, bounded, printable (no control bytes).
@@ -92,11 +103,15 @@ extension LineItem {
         switch proto.kind {
         case .llm(let llm):
             try requireID(llm.model, "line_items[\(index)].llm.model")
+            try requireAtMost(MeteringLimits.maxTokens, llm.inputTokens, "line_items[\(index)].llm.input_tokens")
+            try requireAtMost(MeteringLimits.maxTokens, llm.outputTokens, "line_items[\(index)].llm.output_tokens")
             self = .llm(model: llm.model, inputTokens: llm.inputTokens, outputTokens: llm.outputTokens)
         case .toolCall(let tool):
             try requireID(tool.integration, "line_items[\(index)].tool_call.integration")
+            try requireAtMost(MeteringLimits.maxToolCalls, tool.calls, "line_items[\(index)].tool_call.calls")
             self = .toolCall(integration: tool.integration, calls: tool.calls)
         case .storage(let storage):
+            try requireAtMost(MeteringLimits.maxStorageBytes, storage.bytes, "line_items[\(index)].storage.bytes")
             switch storage.kind {
             case .knowledgeBase: self = .storage(kind: .knowledgeBase, bytes: storage.bytes)
             case .traces: self = .storage(kind: .traces, bytes: storage.bytes)
@@ -109,6 +124,14 @@ extension LineItem {
                              reason: "MISSING_FIELD", metadata: ["field": "line_items[\(index)]"])
         }
     }
+}
+
+/// QUANTITY_TOO_LARGE naming `field` when `value` is over `limit` (a
+/// negative value passes: pricing refuses it as NEGATIVE_QUANTITY).
+private func requireAtMost(_ limit: Int64, _ value: Int64, _ field: @autoclosure () -> String) throws(GRPCStatus) {
+    guard value > limit else { return }
+    throw GRPCStatus(.invalidArgument, "\(field()) must be at most \(limit) (got \(value))", reason: "QUANTITY_TOO_LARGE",
+                     metadata: ["field": field()])
 }
 
 extension PriceCatalog {

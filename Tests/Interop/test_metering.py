@@ -27,6 +27,18 @@ GIB = 1 << 30
 TOKENS_PER_RATE_UNIT = 1_000_000
 INT64_MAX = (1 << 63) - 1
 DOMAIN = "billing.v1"
+# A line item's largest quantities (MeteringLimits in LineItem+Proto.swift).
+MAX_TOKENS, MAX_CALLS, MAX_BYTES = 10**12, 10**9, 10**15
+
+# The default catalog plus rates steep enough that line items within their
+# quantity limits reach Int64's bounds: "steep" prices the largest tokens
+# of both kinds at 8 × 10^18 micros (fits), "dear" the largest input
+# tokens alone at 10^19 (does not).
+STEEP_CATALOG = json.loads(CATALOG_PATH.read_text())
+STEEP_CATALOG["version"] = "test-steep"
+STEEP_CATALOG["models"]["steep"] = {"input_micros_per_million_tokens": 4 * 10**12,
+                                    "output_micros_per_million_tokens": 4 * 10**12}
+STEEP_CATALOG["models"]["dear"] = {"input_micros_per_million_tokens": 10**13, "output_micros_per_million_tokens": 0}
 
 # google.rpc.Code numbers, as carried in Refusal.code.
 INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS = 3, 5, 6
@@ -341,38 +353,70 @@ def test_debit_prices_every_line_item_from_the_catalog(billing):
     assert settled.debit == r
 
 
-def test_largest_amounts_that_fit_and_the_first_that_do_not(billing):
+def steep_billing(pb, server, tmp_path, **kwargs):
+    """A server on STEEP_CATALOG."""
+    path = tmp_path / "steep-catalog.json"
+    path.write_text(json.dumps(STEEP_CATALOG))
+    return Billing(pb, server(args=["--catalog", str(path), *kwargs.pop("args", [])], **kwargs))
+
+
+def test_largest_quantities_are_priced_exactly_and_one_more_is_refused(billing):
     b = billing
     b.create("big", plan="pro")
-    # gpt-4o-mini input: INT64_MAX tokens × 0.15 micros fits in int64.
-    items = [b.llm("gpt-4o-mini", input_tokens=INT64_MAX), b.storage("knowledge_base", INT64_MAX)]
+    items = [b.llm("claude-opus-4", MAX_TOKENS, MAX_TOKENS), b.tool("github", MAX_CALLS),
+             b.storage("knowledge_base", MAX_BYTES)]
     q = b.quote("big", items)
     assert list(q.line_item_amounts_micros) == [expected_amount(i) for i in items]
-    assert q.total_micros == sum(expected_amount(i) for i in items) < INT64_MAX
+    assert q.total_micros == sum(expected_amount(i) for i in items) == 90_000_000_000_000 + 10**12 + 93_132_257_462
+    assert q.balance_micros == 0 and q.would_accept and q.overage_micros == q.total_micros
+    before = b.snapshot("big")
+    for field, item in [("llm.input_tokens", b.llm("gpt-4o-mini", MAX_TOKENS + 1, 0)),
+                        ("llm.output_tokens", b.llm("gpt-4o-mini", 0, MAX_TOKENS + 1)),
+                        ("tool_call.calls", b.tool("slack", MAX_CALLS + 1)),
+                        ("storage.bytes", b.storage("traces", MAX_BYTES + 1))]:
+        for call, request in [(b.metering.Quote, b.pb.metering_pb2.QuoteRequest(account_id="big", line_items=[items[1], item])),
+                              (b.metering.Debit, b.request("big", "k1", [items[1], item]))]:
+            code, info, details = b.refusal(call, request)
+            assert (code, info.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "QUANTITY_TOO_LARGE"), details
+            assert info.metadata["field"] == f"line_items[1].{field}", info
+            assert details.startswith(f"line_items[1].{field} must be at most "), details
+    b.assert_unchanged("big", before)
+    assert b.debit("big", "k1", items).total_micros == q.total_micros
+
+
+def test_largest_amounts_that_fit_and_the_first_that_do_not(pb, server, tmp_path):
+    b = steep_billing(pb, server, tmp_path)
+    b.create("big", plan="pro")
+    items = [b.llm("steep", MAX_TOKENS, MAX_TOKENS)]
+    q = b.quote("big", items)
+    assert list(q.line_item_amounts_micros) == [expected_amount(i, STEEP_CATALOG) for i in items] == [8 * 10**18]
     assert q.balance_micros == 0 and q.would_accept and q.overage_micros == q.total_micros
 
     code, info, details = b.refusal(b.metering.Quote, b.pb.metering_pb2.QuoteRequest(
-        account_id="big", line_items=[b.llm("claude-opus-4", input_tokens=INT64_MAX)]))
+        account_id="big", line_items=[b.llm("dear", input_tokens=MAX_TOKENS)]))
     assert (code, info.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "AMOUNT_TOO_LARGE"), details
     # Each item fits, the sum does not.
     code, info, details = b.refusal(b.metering.Quote, b.pb.metering_pb2.QuoteRequest(
-        account_id="big", line_items=[b.llm("gpt-4o-mini", input_tokens=INT64_MAX)] * 8))
+        account_id="big", line_items=items * 2))
     assert (code, info.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "AMOUNT_TOO_LARGE"), details
 
 
 @pytest.mark.parametrize("threads", [1, 3])
-def test_a_debit_that_would_carry_the_accounts_totals_past_int64_is_refused_by_quote_and_debit(pb, server, threads):
-    """Each debit fits; the account's lifetime token sum after the second
-    would not: Quote and Debit both refuse it as AMOUNT_TOO_LARGE, nothing
-    is charged, and the key stays free for another request. With three
-    loops, over a connection on each (the ledger's loop enters the actor
-    synchronously, the others as a task)."""
-    served = server(args=["--threads", str(threads)])
-    b = Billing(pb, served)
+def test_a_debit_that_would_carry_the_accounts_totals_past_int64_is_refused_by_quote_and_debit(pb, server, tmp_path,
+                                                                                               threads):
+    """Each debit fits; the account's lifetime amount (and overage) after
+    the second would not: Quote and Debit both refuse it as
+    AMOUNT_TOO_LARGE, nothing is charged, and the key stays free for
+    another request. With three loops, over a connection on each (the
+    ledger's loop enters the actor synchronously, the others as a task).
+    (The lifetime token sums are as far out of reach through the API now
+    that a line item's tokens are bounded; DebitRulesTests check them.)"""
+    b = steep_billing(pb, server, tmp_path, args=["--threads", str(threads)])
+    served = b.served
     b.create("tokens", plan="pro")
-    b.metering.Debit(b.request("tokens", "k1", [b.llm("gpt-4o-mini", input_tokens=INT64_MAX)]), timeout=RPC_TIMEOUT_S)
+    b.metering.Debit(b.request("tokens", "k1", [b.llm("steep", MAX_TOKENS, MAX_TOKENS)]), timeout=RPC_TIMEOUT_S)
     before = (b.usage_total("tokens"), b.balance("tokens"))
-    one = [b.llm("gpt-4o-mini", input_tokens=1)]
+    one = [b.llm("steep", input_tokens=MAX_TOKENS)]
     # Connections go to the loops in turn: `b`'s own is one, these the next three.
     channels = [served.authorized_channel(options=[("grpc.use_local_subchannel_pool", 1)]) for _ in range(3)]
     for n, channel in enumerate(channels):
@@ -386,25 +430,26 @@ def test_a_debit_that_would_carry_the_accounts_totals_past_int64_is_refused_by_q
     if threads == 3:
         loops = set(re.findall(r"loop=(\d+).*connection accepted", served.log()))
         assert loops == {"0", "1", "2"}, f"connections were served by loops {sorted(loops)} only"
-    # A tool call adds no tokens: accepted under the same key.
+    # A tool call's amount still fits: accepted under the same key.
     assert b.metering.Debit(b.request("tokens", "k2", [b.tool("slack", 1)]), timeout=RPC_TIMEOUT_S).total_micros > 0
     for channel in channels:
         channel.close()
 
 
-def test_an_output_token_that_would_carry_a_cells_token_sum_past_int64_is_refused_and_the_server_stays_up(billing):
-    """Input tokens at Int64's largest, then one output token of the same
-    model: the lifetime input and output sums each fit, their sum (the
-    cell's quantity) would not. Once a trap that stopped the process; now
-    AMOUNT_TOO_LARGE, nothing charged, and the server answers on."""
+def test_a_storage_line_of_int64_bytes_is_refused_and_storage_debits_go_on(billing):
+    """A caller's wrapped counter (2^63 - 1 bytes) is refused on its own
+    line, not accepted: once accepted it would have carried the account's
+    lifetime storage bytes to Int64's bound and every later storage debit
+    of the account would have been refused."""
     b = billing
     b.create("cells", plan="pro")
-    b.metering.Debit(b.request("cells", "k1", [b.llm("gpt-4o-mini", input_tokens=INT64_MAX)]), timeout=RPC_TIMEOUT_S)
-    before = (b.usage_total("cells"), b.balance("cells"))
-    code, info, details = b.refusal(b.metering.Debit, b.request("cells", "k2", [b.llm("gpt-4o-mini", output_tokens=1)]))
-    assert (code, info.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "AMOUNT_TOO_LARGE"), details
-    assert (b.usage_total("cells"), b.balance("cells")) == before
-    assert b.metering.Debit(b.request("cells", "k3", [b.tool("slack", 1)]), timeout=RPC_TIMEOUT_S).total_micros > 0
+    before = b.snapshot("cells")
+    code, info, details = b.refusal(b.metering.Debit, b.request("cells", "k1", [b.storage("traces", INT64_MAX)]))
+    assert (code, info.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "QUANTITY_TOO_LARGE"), details
+    b.assert_unchanged("cells", before)
+    for n in range(3):
+        b.debit("cells", f"k{n + 2}", [b.storage("traces", MAX_BYTES)])
+    assert b.usage_total("cells") == 3 * expected_amount(b.storage("traces", MAX_BYTES))
 
 
 def test_execution_cost_lists_the_runs_debits(billing):
@@ -952,7 +997,11 @@ def bad_requests(b):
         "no line items": (b.request("acme", "k", []), "NO_LINE_ITEMS"),
         "257 line items": (b.request("acme", "k", ok * 257), "TOO_MANY_LINE_ITEMS"),
         "token sum overflows": (b.request("acme", "k", [b.llm("gpt-4o-mini", INT64_MAX, 1)]), "QUANTITY_TOO_LARGE"),
-        "amount overflows": (b.request("acme", "k", [b.llm("claude-opus-4", 0, INT64_MAX)]), "AMOUNT_TOO_LARGE"),
+        "input tokens over the limit": (b.request("acme", "k", [b.llm("gpt-4o", MAX_TOKENS + 1, 0)]), "QUANTITY_TOO_LARGE"),
+        "output tokens over the limit": (b.request("acme", "k", [b.llm("gpt-4o", 0, MAX_TOKENS + 1)]),
+                                         "QUANTITY_TOO_LARGE"),
+        "calls over the limit": (b.request("acme", "k", ok + [b.tool("slack", MAX_CALLS + 1)]), "QUANTITY_TOO_LARGE"),
+        "bytes over the limit": (b.request("acme", "k", [b.storage("traces", MAX_BYTES + 1)]), "QUANTITY_TOO_LARGE"),
         "account_id of 257 bytes": (b.request("a" * 257, "k", ok), "FIELD_TOO_LONG"),
         "idempotency_key of 257 bytes": (b.request("acme", "k" * 257, ok), "FIELD_TOO_LONG"),
         "run_id of 258 UTF-8 bytes": (b.request("acme", "k", ok, run="€" * 86), "FIELD_TOO_LONG"),
@@ -1350,12 +1399,13 @@ def test_usage_range_ending_far_in_the_future_is_not_a_crash(billing):
     assert usage is None or usage.total_micros == 0
 
 
-def test_usage_quantities_beyond_int64_are_not_a_crash(billing):
-    """Pro accrues overage without credits, so two debits of 2^63-1 bytes each
-    are within reach of any metering caller; their usage does not fit in int64."""
-    b = billing
+def test_usage_amounts_near_int64_are_not_a_crash(pb, server, tmp_path):
+    """Pro accrues overage without credits, so debits of 8 × 10^18 micros
+    each are within reach of a metering caller on a steep catalog; usage
+    grouped any way stays exact or is refused, never wraps."""
+    b = steep_billing(pb, server, tmp_path)
     b.create("acme", plan="pro")
-    huge = [b.storage("knowledge_base", INT64_MAX)]
+    huge = [b.llm("steep", MAX_TOKENS, MAX_TOKENS)]
     for i, agent in enumerate(["a1", "a2", "a2"]):
         answered_or_refused(b, lambda: b.debit("acme", f"k{i}", huge, agent=agent, run=f"r{i}"))
     for group_by in GROUPINGS:
@@ -1364,14 +1414,14 @@ def test_usage_quantities_beyond_int64_are_not_a_crash(billing):
         assert_exact_usage(b, "acme", usage)
 
 
-def test_amounts_beyond_int64_are_not_a_crash(billing):
-    b = billing
+def test_amounts_beyond_int64_are_not_a_crash(pb, server, tmp_path):
+    b = steep_billing(pb, server, tmp_path)
     # The largest grant (session 27: grants stop at $1,000,000; this test
-    # granted Int64.max); debits of 9 × 10^18 then run into the overage's
+    # granted Int64.max); debits of 8 × 10^18 then run into the overage's
     # bound instead of the balance's.
     b.create("acme", plan="pro", credits=1_000_000_000_000)
-    nine = [b.llm("claude-opus-4", 0, 120_000_000_000_000_000)]   # 9 × 10^18 micros
-    assert b.quote("acme", nine).total_micros == 9 * 10**18
+    nine = [b.llm("steep", MAX_TOKENS, MAX_TOKENS)]   # 8 × 10^18 micros
+    assert b.quote("acme", nine).total_micros == 8 * 10**18
     for i, agent in enumerate(["a1", "a2", "a2"]):
         answered_or_refused(b, lambda: b.debit("acme", f"k{i}", nine, agent=agent, run="r1"))
     cost = answered_or_refused(b, lambda: b.execution_cost("acme", "r1"))
@@ -1384,15 +1434,15 @@ def test_amounts_beyond_int64_are_not_a_crash(billing):
         assert_exact_usage(b, "acme", usage)
 
 
-def test_batch_debit_that_cannot_be_applied_is_refused_on_its_own(billing):
+def test_batch_debit_that_cannot_be_applied_is_refused_on_its_own(pb, server, tmp_path):
     """A debit whose overage no longer fits in int64 is refused; in a batch it
     is refused on its own: the others get their own results and the call
     succeeds."""
-    b = billing
+    b = steep_billing(pb, server, tmp_path)
     b.create("acme", plan="pro")
-    nine = [b.llm("claude-opus-4", 0, 120_000_000_000_000_000)]   # 9 × 10^18 micros of overage
+    nine = [b.llm("steep", MAX_TOKENS, MAX_TOKENS)]   # 8 × 10^18 micros of overage
     first = b.debit("acme", "k0", nine)
-    assert (first.overage_micros, first.balance_after_micros) == (9 * 10**18, 0)
+    assert (first.overage_micros, first.balance_after_micros) == (8 * 10**18, 0)
     # The same again no longer fits in the account's overage.
     code, info, details = b.refused_debit(b.request("acme", "k-over", nine))
     assert code == grpc.StatusCode.INVALID_ARGUMENT, details
@@ -1402,7 +1452,7 @@ def test_batch_debit_that_cannot_be_applied_is_refused_on_its_own(billing):
     results = b.batch(requests)
     assert [r.WhichOneof("outcome") for r in results] == ["accepted", "refused", "accepted"], results
     assert results[1].refused.code == INVALID_ARGUMENT
-    assert b.usage_total("acme") == 9 * 10**18 + 3_000
+    assert b.usage_total("acme") == 8 * 10**18 + 3_000
 
 
 # --------------------------------------------------------------------------
