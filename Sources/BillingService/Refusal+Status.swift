@@ -68,7 +68,7 @@ enum Refusals {
         if error is CancellationError { return GRPCStatus(.cancelled, "call cancelled", reason: "CANCELLED") }
         if let refused = error as? AccountRequestRefused {
             return GRPCStatus(GRPCStatus.Code(rawValue: Int(refused.code.rawValue)) ?? .failedPrecondition, refused.message,
-                              reason: refused.reason)
+                              reason: refused.reason, metadata: refused.field.map { ["field": $0] } ?? [:])
         }
         if let declined = error as? PaymentDeclined {
             let charge = declined.charge

@@ -445,16 +445,30 @@ def test_an_operators_enterprise_contract_bills_price_custom_lines_and_usage(lif
         assert seen.enterprise_contract.contract_reference == "ENT-7" and seen.enterprise_contract.notes == "", role
         # The contract's dates are operators' too (README: Enterprise contracts).
         assert (seen.enterprise_contract.start_unix_seconds, seen.enterprise_contract.end_unix_seconds) == (0, 0), role
-    bad = a.EnterpriseContract(period_price_micros=-1, usage_rate_basis_points=10_000)
-    life.refused(lambda: life.admin.SetEnterpriseContract(life.ad.SetEnterpriseContractRequest(account_id="bigco", contract=bad),
-                                                          timeout=RPC_TIMEOUT_S), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_CONTRACT")
+    # Each broken rule is refused naming its field (ErrorInfo and message).
     # Invoices charge whole cents: a price or custom line between them is refused.
-    for sub_cent in (a.EnterpriseContract(period_price_micros=1_000_004_000, usage_rate_basis_points=10_000),
-                     a.EnterpriseContract(period_price_micros=10_000, usage_rate_basis_points=10_000,
-                                          custom_invoice_lines=[a.CustomInvoiceLine(description="x", amount_micros=4_000)])):
-        request = life.ad.SetEnterpriseContractRequest(account_id="bigco", contract=sub_cent)
-        life.refused(lambda: life.admin.SetEnterpriseContract(request, timeout=RPC_TIMEOUT_S),
-                     grpc.StatusCode.INVALID_ARGUMENT, "INVALID_CONTRACT")
+    line = a.CustomInvoiceLine
+    for field, bad in (("period_price_micros", dict(period_price_micros=-1)),
+                       ("period_price_micros", dict(period_price_micros=1_000_004_000)),
+                       ("included_usage_micros", dict(included_usage_micros=-1)),
+                       ("usage_rate_basis_points", dict(usage_rate_basis_points=100_001)),
+                       ("usage_rate_basis_points", dict(usage_rate_basis_points=-1)),
+                       ("run_quota", dict(run_quota=-5)),
+                       ("max_workspaces", dict(max_workspaces=-1)),
+                       ("max_workspaces", dict(max_workspaces=1 << 31)),
+                       ("custom_invoice_lines[1].amount_micros",
+                        dict(custom_invoice_lines=[line(description="x", amount_micros=10_000),
+                                                   line(description="y", amount_micros=4_000)])),
+                       ("custom_invoice_lines[0].amount_micros",
+                        dict(custom_invoice_lines=[line(description="x", amount_micros=-10_000)])),
+                       ("custom_invoice_lines", dict(period_price_micros=9_000_000_000_000_000_000,
+                                                     custom_invoice_lines=[line(description="x", amount_micros=10**18)]))):
+        terms = dict(period_price_micros=10_000, usage_rate_basis_points=10_000) | bad
+        request = life.ad.SetEnterpriseContractRequest(account_id="bigco", contract=a.EnterpriseContract(**terms))
+        error = life.refused(lambda: life.admin.SetEnterpriseContract(request, timeout=RPC_TIMEOUT_S),
+                             grpc.StatusCode.INVALID_ARGUMENT, "INVALID_CONTRACT")
+        assert error_info(life.pb, error).metadata["field"] == f"contract.{field}", (terms, error.details())
+        assert error.details().startswith(f"contract.{field} "), error.details()
     # Left out, the rate (or the whole contract) would make usage free: refused, nothing changed.
     before = life.get("bigco").enterprise_contract
     for partial in (None, a.EnterpriseContract(contract_reference="ENT-9", period_price_micros=1)):
