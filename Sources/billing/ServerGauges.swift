@@ -3,8 +3,10 @@ import Foundation
 import GRPC
 import Prometheus
 import Server
+import Synchronization
 
-/// Point-in-time values, set when /metrics is scraped.
+/// Point-in-time values, set when /metrics is scraped (and the reload
+/// counter brought up to the ledger's count then).
 final class ServerGauges: Sendable {
     let connections: Gauge
     let calls: Gauge
@@ -14,7 +16,9 @@ final class ServerGauges: Sendable {
     let paced: Gauge
     let walBytes: Gauge
     let serving: Gauge
-    let reloads: Gauge
+    let reloads: Counter
+    /// The ledger's reloads already added to `reloads` (scrapes may run at once).
+    private let reloadsCounted = Mutex<Int>(0)
     /// The database's `-wal` file.
     let wal: String
 
@@ -34,7 +38,9 @@ final class ServerGauges: Sendable {
         walBytes = gauge("wal", "bytes",
                          "Size of the database's write-ahead log (<db>-wal): up to ~64 MiB is normal (SQLite reuses it; journal_size_limit truncates it past 64 MiB); steady growth beyond means a reader outside the server holds its checkpoints back")
         serving = gauge("ledger_serving", "", "1 while the ledger takes changes; 0 from a failed journal commit until the reload after it succeeds")
-        reloads = gauge("ledger_reloads", "", "Reloads of the ledger from the store after failed journal commits since start (a full disk: one every 1-8 s)")
+        reloads = registry.makeCounter(descriptor: MetricNameDescriptor(
+            namespace: "billing", metricName: "ledger_reloads", unitName: "total",
+            helpText: "Reloads of the ledger from the store after failed journal commits since start (a full disk: one every 1-8 s)"))
     }
 
     func update(server: GRPCServer, calls callMetrics: GRPCServerMetrics, ledger: Ledger) {
@@ -49,6 +55,11 @@ final class ServerGauges: Sendable {
         var info = stat()
         walBytes.set(stat(wal, &info) == 0 ? Double(info.st_size) : 0)
         serving.set(ledger.isServing ? 1.0 : 0.0)
-        reloads.set(Double(ledger.reloads.load(ordering: .relaxed)))
+        let reloadsNow = ledger.reloads.load(ordering: .relaxed)
+        reloadsCounted.withLock { counted in
+            guard reloadsNow > counted else { return }
+            reloads.increment(by: Int64(reloadsNow - counted))
+            counted = reloadsNow
+        }
     }
 }

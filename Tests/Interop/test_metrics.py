@@ -94,8 +94,33 @@ def test_counters_move_by_exactly_the_calls_made(server, pb, threads):
     assert after["billing_checkpoint_lag_entries"] - before["billing_checkpoint_lag_entries"] == 8
     assert after["billing_journal_paced"] == 0
     assert after["billing_ledger_serving"] == 1
-    assert after["billing_ledger_reloads"] == 0
+    assert after["billing_ledger_reloads_total"] == 0
     assert after["billing_wal_bytes"] > 0  # the commits above are in the WAL (checkpointed every 10,000 pages)
+
+
+def test_a_reload_after_a_failed_commit_is_counted_once(server, pb):
+    """billing_ledger_reloads_total is a counter: a commit failing (another
+    process holds SQLite's write lock past the busy timeout) makes one
+    reload, and every later scrape says 1 — not 1 more per scrape."""
+    from test_metering import Billing, debit_decided_under_a_held_write_lock
+    srv, metrics_port = with_metrics(server)
+    assert scrape(metrics_port)["billing_ledger_reloads_total"] == 0
+    _, _, holder, pending = debit_decided_under_a_held_write_lock(Billing(pb, srv))
+    try:
+        with pytest.raises(grpc.RpcError) as failed:
+            pending.result()
+        assert failed.value.code() == grpc.StatusCode.UNAVAILABLE, failed.value
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    deadline = time.monotonic() + 10
+    while (samples := scrape(metrics_port))["billing_ledger_serving"] != 1 or samples["billing_ledger_reloads_total"] == 0:
+        assert time.monotonic() < deadline, samples
+        time.sleep(0.05)
+    for _ in range(3):
+        assert scrape(metrics_port)["billing_ledger_reloads_total"] == 1
+    assert "# TYPE billing_ledger_reloads_total counter" in DIRECT.open(
+        f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
 
 
 def test_unknown_paths_do_not_grow_the_label_set(server, pb):
