@@ -178,6 +178,7 @@ public final class GRPCServerConnection {
         for call in calls.values {
             call.task?.cancel()
             if let timer = call.timer { loop.cancel(timer) }
+            recordUnanswered(call)
         }
         configuration.metrics?.openCalls.subtract(calls.count, ordering: .relaxed)
         calls.removeAll()
@@ -195,6 +196,16 @@ public final class GRPCServerConnection {
         bufferedRequestBytes -= call.deframer.bufferedCount + call.heldMessageBytes + call.heldHeaderBytes
         if let timer = call.timer { loop.cancel(timer) }
         if !call.responded { call.task?.cancel() }
+        recordUnanswered(call)
+    }
+
+    /// A call that ends without an answer (its client reset the stream, the
+    /// connection closed) is counted as CANCELLED — what the client saw —,
+    /// so that every call begun is counted once in grpc_server_handled_total
+    /// (session 28: such calls were not counted at all).
+    private func recordUnanswered(_ call: Call) {
+        guard !call.responded else { return }
+        configuration.metrics?.record(path: call.path, code: .cancelled, nanos: loop.nowNanos &- call.startedNanos)
     }
 
     // MARK: Events

@@ -123,6 +123,37 @@ def test_a_reload_after_a_failed_commit_is_counted_once(server, pb):
         f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
 
 
+def test_a_call_its_client_cancels_is_counted_cancelled_once(server, pb):
+    """A Debit whose commit waits (another process holds SQLite's write
+    lock) is cancelled by its client: counted CANCELLED at once — it was
+    not counted at all before session 28 —, and its late answer, once the
+    commit goes through, is not counted again."""
+    from test_metering import Billing, debit_decided_under_a_held_write_lock
+    srv, metrics_port = with_metrics(server)
+    b = Billing(pb, srv)
+    method = "/billing.v1.Metering/Debit"
+    _, _, holder, pending = debit_decided_under_a_held_write_lock(b)
+    try:
+        before = scrape(metrics_port)
+        assert handled(before, method, "CANCELLED") == 0
+        pending.cancel()
+        deadline = time.monotonic() + 10
+        while handled(samples := scrape(metrics_port), method, "CANCELLED") == 0:
+            assert time.monotonic() < deadline, samples
+            time.sleep(0.02)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    # The commit goes through; the answer nobody waits for is dropped.
+    deadline = time.monotonic() + 10
+    while b.get_debit("acme", "k1").outcome != pb.metering_pb2.DEBIT_OUTCOME_ACCEPTED:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    after = scrape(metrics_port)
+    assert handled(after, method, "CANCELLED") == 1
+    assert handled(after, method, "OK") == handled(before, method, "OK")
+
+
 def test_unknown_paths_do_not_grow_the_label_set(server, pb):
     srv, metrics_port = with_metrics(server)
     channel = srv.authorized_channel()
