@@ -76,6 +76,8 @@ public final class GRPCServer: Sendable {
     let finished = DispatchSemaphore(value: 0)
     /// Set by `start`: the listening socket and what its loops share.
     private let listening = Mutex<(fd: Int32, address: SocketAddress, state: ServerState)?>(nil)
+    /// Set by `bind`, taken by `start`.
+    private let bound = Mutex<(fd: Int32, address: SocketAddress)?>(nil)
 
     /// Creates the loops and starts their threads; they serve no socket
     /// until `start(router:)`.
@@ -102,10 +104,27 @@ public final class GRPCServer: Sendable {
     /// The first loop, as an executor: `billing serve` runs the ledger on it.
     public var firstLoop: any GRPCExecutorLoop { loops[0] }
 
-    /// Listens on the configured address and serves `router` from every
-    /// loop; throws if the socket cannot be bound or watched. Call once.
+    /// Binds and listens on the configured address, serving nothing until
+    /// `start` (connections wait in the kernel's queue): a taken port fails
+    /// here, before the caller does what a server that cannot listen should
+    /// not (`billing serve` binds before it catches up on due transitions).
+    /// Returns the address bound (the port resolved when 0 was asked).
+    @discardableResult
+    public func bind() throws -> SocketAddress {
+        let (fd, address) = try Self.listen(on: configuration.listen)
+        let twice = self.bound.withLock { bound -> Bool in
+            guard bound == nil else { return true }
+            bound = (fd, address)
+            return false
+        }
+        precondition(!twice, "GRPCServer.bind called twice")
+        return address
+    }
+
+    /// Serves `router` from every loop on the socket `bind` made (or binds
+    /// now); throws if the socket cannot be bound or watched. Call once.
     public func start(router: GRPCRouter) throws {
-        let (fd, bound) = try Self.listen(on: configuration.listen)
+        let (fd, bound) = try self.bound.withLock({ $0 }) ?? Self.listen(on: configuration.listen)
         let state = ServerState(configuration: configuration, router: router, loops: loops)
         let started = listening.withLock { listening -> Bool in
             guard listening == nil else { return true }
@@ -136,7 +155,9 @@ public final class GRPCServer: Sendable {
 
     /// The address actually bound (the port is resolved when 0 was asked); after `start`.
     public var boundAddress: SocketAddress {
-        guard let address = listening.withLock({ $0?.address }) else { preconditionFailure("the server has not started") }
+        guard let address = listening.withLock({ $0?.address }) ?? bound.withLock({ $0?.address }) else {
+            preconditionFailure("the server has not bound its address")
+        }
         return address
     }
 
@@ -159,7 +180,7 @@ public final class GRPCServer: Sendable {
     /// Blocks until every loop has exited (after `shutdown`).
     public func wait() {
         for _ in loops { finished.wait() }
-        if let fd = listening.withLock({ $0?.fd }) { Glibc.close(fd) }
+        if let fd = listening.withLock({ $0?.fd }) ?? bound.withLock({ $0?.fd }) { Glibc.close(fd) }
     }
 
     public var openConnectionCount: Int { listening.withLock { $0?.state.openConnections.load(ordering: .relaxed) ?? 0 } }
@@ -170,7 +191,7 @@ public final class GRPCServer: Sendable {
             guard fd >= 0 else { throw SocketError(operation: "socket", errno: errno) }
             var one: Int32 = 1
             setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-            guard bind(fd, pointer, length) == 0 else {
+            guard Glibc.bind(fd, pointer, length) == 0 else {
                 let error = errno
                 Glibc.close(fd)
                 throw SocketError(operation: "bind \(address)", errno: error)

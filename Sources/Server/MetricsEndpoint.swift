@@ -14,7 +14,6 @@ import Synchronization
 /// (session 27: five held it ten seconds).
 public final class MetricsEndpoint: @unchecked Sendable {
     let listenFD: Int32
-    let render: @Sendable () -> [UInt8]
     let logger: Logger
     public let boundAddress: SocketAddress
     /// The longest one connection may take to send its request.
@@ -23,17 +22,19 @@ public final class MetricsEndpoint: @unchecked Sendable {
     static let maxConcurrent = 64
     private let serving = Mutex(0)
 
-    public init(listen: SocketAddress, logger: Logger, render: @escaping @Sendable () -> [UInt8]) throws {
+    /// Binds the address (a taken port fails here, before the server does
+    /// anything else); connections queue until `start`.
+    public init(listen: SocketAddress, logger: Logger) throws {
         let (fd, bound) = try GRPCServer.listen(on: listen)
         // Blocking accept on this endpoint's own thread.
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
         self.listenFD = fd
         self.boundAddress = bound
-        self.render = render
         self.logger = logger
     }
 
-    public func start() {
+    /// Serves `GET /metrics` with what `render` returns, on a thread of its own.
+    public func start(render: @escaping @Sendable () -> [UInt8]) {
         let thread = Thread { [self] in
             while true {
                 let client = accept(listenFD, nil, nil)
@@ -58,7 +59,7 @@ public final class MetricsEndpoint: @unchecked Sendable {
                     continue
                 }
                 let started = Self.detachedThread { [self] in
-                    serve(client)
+                    serve(client, render: render)
                     close(client)
                     serving.withLock { $0 -= 1 }
                 }
@@ -96,7 +97,7 @@ public final class MetricsEndpoint: @unchecked Sendable {
         return result == 0
     }
 
-    private func serve(_ fd: Int32) {
+    private func serve(_ fd: Int32, render: () -> [UInt8]) {
         var timeout = timeval(tv_sec: 2, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))

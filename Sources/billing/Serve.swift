@@ -329,13 +329,53 @@ struct Serve: ParsableCommand {
             _ = try? blockingAwait { await ledger.close() }
             throw CLIError("this database's clock was moved to \(Date(timeIntervalSince1970: TimeInterval(movedTo))) by Admin AdvanceClock (a test clock): serve it with --test-clock")
         }
+        // Every address bound, and the catalog checked, before anything is
+        // journaled: a start that cannot serve (a port taken, prices changed
+        // under their version) leaves the database as it found it (session
+        // 28: due transitions were caught up — periods closed, cards charged
+        // — and plan terms journaled by a server that then never listened,
+        // once per try of a process manager's restart loop). Connections
+        // wait in the kernel's queue until the server starts.
+        let metrics: MetricsEndpoint?
+        let registration: SQLiteLedgerStore.CatalogRegistration
+        do {
+            do { try server.bind() } catch { throw CLIError("--listen \(listen): \(error)") }
+            do {
+                metrics = try metricsListen.map { try MetricsEndpoint(listen: SocketAddress(parsing: $0)!, logger: logger) }
+            } catch {
+                throw CLIError("--metrics-listen \(metricsListen ?? ""): \(error)")
+            }
+            // A version names one set of prices: every debit records it, and
+            // a trace shows it. Served again with other prices, two debits of
+            // one version would be priced differently: refused, before any
+            // debit. Forgotten if serving cannot start (no debit was priced
+            // with it).
+            registration = try store.registerCatalog(version: prices.version, digest: prices.contentDigest,
+                                                     nowUnix: SystemClock().nowMicros() / 1_000_000)
+            guard registration != .conflict else {
+                throw CLIError("price catalog version \(prices.version) was served before with other prices; give the changed prices a new version in \(catalog)")
+            }
+        } catch {
+            _ = try? blockingAwait { await ledger.close() }
+            throw error
+        }
+        func forgettingTheCatalogIfItFails<T>(_ body: () throws -> T) throws -> T {
+            do {
+                return try body()
+            } catch {
+                if registration == .registered { try? store.forgetCatalog(version: prices.version) }
+                throw error
+            }
+        }
         // Period ends, trial ends and grace ends that passed while the server
         // was down, and payments a crash interrupted, before the first call;
         // then the plan terms and grace of this start (the grace for every
         // account, not only those created from now on).
         let grace = ledgerConfiguration.graceSeconds
-        let (caughtUp, _, plansChanged) = try blockingAwait {
-            try await ledger.start(plans: planTerms, graceSeconds: grace, actor: "serve --plans --grace-days")
+        let (caughtUp, _, plansChanged) = try forgettingTheCatalogIfItFails {
+            try blockingAwait {
+                try await ledger.start(plans: planTerms, graceSeconds: grace, actor: "serve --plans --grace-days")
+            }
         }
         if caughtUp > 0 {
             logger.notice("processed transitions due while stopped", metadata: ["count": "\(caughtUp)"])
@@ -388,34 +428,14 @@ struct Serve: ParsableCommand {
             logger.warning("billing.v1.Testing is enabled: for transport tests only")
         }
 
-        var metrics: MetricsEndpoint?
-        if let metricsListen {  // (bound before the catalog is recorded: a taken port records nothing)
+        try forgettingTheCatalogIfItFails { try server.start(router: router) }
+        if let metrics {
             // (SQLite keeps the WAL beside the file, links resolved.)
             let gauges = ServerGauges(registry: registry, recoveryMillis: ledger.recoveryMillis, wal: DatabaseLock.resolved(db) + "-wal")
-            metrics = try MetricsEndpoint(listen: SocketAddress(parsing: metricsListen)!, logger: logger) {
+            metrics.start {
                 gauges.update(server: server, calls: callMetrics, ledger: ledger)
                 return registry.emitToBuffer()
             }
-        }
-        // A version names one set of prices: every debit records it, and a
-        // trace shows it. Served again with other prices, two debits of one
-        // version would be priced differently: refused, before any debit.
-        // Recorded just before serving; forgotten if serving cannot start
-        // (no debit was priced with it).
-        let registration = try store.registerCatalog(version: prices.version, digest: prices.contentDigest,
-                                                     nowUnix: SystemClock().nowMicros() / 1_000_000)
-        guard registration != .conflict else {
-            _ = try? blockingAwait { await ledger.close() }
-            throw CLIError("price catalog version \(prices.version) was served before with other prices; give the changed prices a new version in \(catalog)")
-        }
-        do {
-            try server.start(router: router)
-        } catch {
-            if registration == .registered { try? store.forgetCatalog(version: prices.version) }
-            throw error
-        }
-        if let metrics {
-            metrics.start()
             logger.info("metrics", metadata: ["address": "\(metrics.boundAddress)", "path": "/metrics"])
         }
         // The demo account and key once every address is bound (the metrics

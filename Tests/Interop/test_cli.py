@@ -909,6 +909,42 @@ def test_a_first_start_that_cannot_listen_leaves_the_demo_credentials_to_the_nex
     assert json.loads(again.credentials_path.read_text())["service_key"]
 
 
+def test_a_start_that_cannot_serve_journals_nothing(tmp_path, server):
+    """Every address is bound and the catalog checked before the start
+    journals anything: a start on a taken port (gRPC or metrics) or with
+    prices changed under their version exits naming the cause, and the
+    journal is as it was — session 28: due transitions were caught up and
+    the changed plan terms journaled (here: --grace-days 9) by a server that
+    never listened. The next start that can serve journals them."""
+    import sqlite3
+    taken = server()  # holds a port
+    first = server()
+    first.terminate()
+    assert first.wait_exit(10) == 0
+    db = first.db_path
+
+    def journal():
+        with sqlite3.connect(db) as connection:
+            return connection.execute("SELECT count(*), max(seq) FROM journal").fetchone()
+
+    before = journal()
+    catalog = json.loads((ROOT / "config" / "catalog.json").read_text())
+    catalog["tool_calls"]["default_micros_per_call"] += 1  # other prices, the same version
+    changed = tmp_path / "changed-catalog.json"
+    changed.write_text(json.dumps(catalog))
+    for args, cause in ((["--listen", f"127.0.0.1:{taken.port}"], f"--listen 127.0.0.1:{taken.port}: "),
+                        (["--listen", "127.0.0.1:0", "--metrics-listen", f"127.0.0.1:{taken.port}"],
+                         f"--metrics-listen 127.0.0.1:{taken.port}: "),
+                        (["--listen", "127.0.0.1:0", "--catalog", str(changed)], "was served before with other prices")):
+        failed = cli("serve", *args, "--db", str(db), "--grace-days", "9", key=None, timeout=60)
+        assert 0 < failed.returncode < 128, shown(failed)[:1500]
+        assert cause in failed.stderr, shown(failed)[:1500]
+        assert journal() == before, args
+    again = server(db=db, args=["--grace-days", "9"])
+    assert "plan terms or grace changed" in again.log(), again.log_tail()
+    assert journal()[1] > before[1]
+
+
 def test_a_revoked_demo_key_is_not_made_again_at_the_next_start(pb, tmp_path, server):
     """A database where a key was ever made is not fresh: the demo key
     revoked, the next start makes no new one (a first start stopped before
