@@ -65,6 +65,13 @@ public final class SQLiteLedgerStore: LedgerStore {
         if migrating {
             let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            // A new database is its owner's alone (0600): it holds billing
+            // e-mails, card brands and last four digits, invoices and key
+            // hashes (session 28: SQLite's default, 0644 under the usual
+            // umask, let any local user read them). SQLite gives the -wal
+            // and -shm files the database's mode.
+            let fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600)
+            if fd >= 0 { Glibc.close(fd) }
         }
         // A command that only reads opens the file read-only: nothing of it
         // changes (session 26: `verify` set WAL mode, made -wal/-shm files
