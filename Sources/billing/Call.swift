@@ -22,6 +22,8 @@ struct Call: ParsableCommand {
     @Argument(help: "Service/Method, e.g. billing.v1.Metering/Quote.")
     var method: String?
 
+    @OptionGroup var unknown: UnknownOptions
+
     @Option(help: "Server address, host:port: a host name, an IPv4 address or an [IPv6] one.")
     var target: String = "127.0.0.1:50051"
 
@@ -31,8 +33,7 @@ struct Call: ParsableCommand {
     @Option(help: "Bearer token (service key or user JWT). Default: $BILLING_KEY. Never printed.")
     var key: String?
 
-    @Option(help: "Use TLS, trusting this CA (PEM) for the server certificate.")
-    var tlsCa: String?
+    @OptionGroup var tls: ClientTLSOptions
 
     @Option(parsing: .unconditional, help: "Deadline in milliseconds (1...99999999).")
     var timeoutMillis: Int32 = 10_000
@@ -41,10 +42,14 @@ struct Call: ParsableCommand {
     var list = false
 
     func validate() throws {
+        try unknown.validate()  // (first: an unknown option named, not taken for a missing METHOD)
         guard (1...99_999_999).contains(timeoutMillis) else {
             throw ValidationError("--timeout-millis must be 1...99999999 (grpc-timeout allows at most 8 digits)")
         }
-        guard !list else { return }
+        // No METHOD: said by `run` (ArgumentParser reports an unknown option
+        // only once `validate` passed: `billing call --lst` said "give a
+        // METHOD").
+        guard !list, method != nil else { return }
         // Here, not in `run`: ArgumentParser then shows this command's usage.
         let types = try methodTypes()
         guard let colon = target.lastIndex(of: ":"), UInt16(target[target.index(after: colon)...]) != nil else {
@@ -128,6 +133,7 @@ struct Call: ParsableCommand {
             }
             return
         }
+        guard method != nil else { throw ValidationError("give a METHOD (billing call --list shows them)") }
         let types = try methodTypes()  // (checked by `validate`)
         let path = types.path
         let request: any Message
@@ -146,9 +152,7 @@ struct Call: ParsableCommand {
             throw ValidationError("--target must be host:port")
         }
         let host = String(target[..<colon])
-        let tls = try tlsCa.map {
-            try TLSContext(client: TLSClientConfiguration(serverVerification: .trustCAFile($0), serverName: host))
-        }
+        let tls = try self.tls.context(serverName: host)
         var metadata: [HTTP2Header] = [HTTP2Header("grpc-timeout", "\(timeoutMillis)m")]
         if let token = key ?? ProcessInfo.processInfo.environment["BILLING_KEY"], !token.isEmpty {
             metadata.append(HTTP2Header("authorization", "Bearer \(token)"))

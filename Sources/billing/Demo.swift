@@ -30,7 +30,9 @@ struct DemoCredentials {
         try writePrivateFile(path, [UInt8](json))
     }
 
-    func printHelp(_ address: SocketAddress) {
+    /// `tlsCA`: the server serves TLS; the call trusts this CA (the
+    /// certificate's own file when it is self-signed, else a placeholder).
+    func printHelp(_ address: SocketAddress, tlsCA: String? = nil) {
         print("""
             Demo account created: account_id "demo" (Pro trial) with $100.00 of promotional credits.
             Service key (all scopes; shown once, stored only as a hash):
@@ -39,7 +41,7 @@ struct DemoCredentials {
               \(ownerToken.isEmpty ? "(none: no JWT secret configured)" : ownerToken)
             Try, from the repository (no other tool needed):
               BILLING_KEY='\(serviceKey)' "$(swift build -c release --show-bin-path)/billing" call \\
-                billing.v1.Metering/Debit --target \(address) \\
+                billing.v1.Metering/Debit --target \(address)\(tlsCA.map { " --tls-ca \($0)" } ?? "") \\
                 -d '{"account_id":"demo","workspace_id":"w1","agent_id":"a1","run_id":"r1","idempotency_key":"k1",
                      "line_items":[{"llm":{"model":"gpt-4o","input_tokens":1000,"output_tokens":500}}]}'
             or grpcurl with the schema (README, "Calling it").

@@ -31,6 +31,8 @@ struct Keys: ParsableCommand {
 
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a key and print it (once).")
+        // First: an unknown option is named, not taken for a missing --db.
+        @OptionGroup var unknown: UnknownOptions
         @OptionGroup var database: Database
         @Option(help: "Name to recognise the key by.")
         var name: String
@@ -66,6 +68,8 @@ struct Keys: ParsableCommand {
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List keys (never their secrets): id, state (active, expired, revoked), scopes, name, creator, expiry.")
+        // First: an unknown option is named, not taken for a missing --db.
+        @OptionGroup var unknown: UnknownOptions
 
         static func date(_ unix: Int64) -> String {
             ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: TimeInterval(unix)))

@@ -25,8 +25,7 @@ struct Load: ParsableCommand {
     @Option(help: "Service key (needs metering:write, metering:read and, for provisioning, accounts:admin). Default: $BILLING_KEY.")
     var key: String?
 
-    @Option(help: "Use TLS, trusting this CA (PEM) for the server certificate.")
-    var tlsCa: String?
+    @OptionGroup var tls: ClientTLSOptions
 
     @Option(parsing: .unconditional, help: "HTTP/2 connections, all driven from one thread (as h2load) (1...1024).")
     var connections: Int = 4
@@ -109,9 +108,7 @@ struct Load: ParsableCommand {
             throw ValidationError("give --key or set BILLING_KEY")
         }
         let (host, port) = try parsedTarget()
-        let tls = try tlsCa.map {
-            try TLSContext(client: TLSClientConfiguration(serverVerification: .trustCAFile($0), serverName: host))
-        }
+        let tls = try self.tls.context(serverName: host)
         let authorization = [HTTP2Header("authorization", "Bearer \(key)")]
         let runID = LoadKeys.newRunID()
         let accountIDs: [String]

@@ -19,7 +19,7 @@ struct Serve: ParsableCommand {
         discussion: """
             Serves the Metering, Accounts, Payments and Admin services and grpc.health.v1.Health \
             over HTTP/2: cleartext h2c (prior knowledge) by default, TLS with ALPN h2 when \
-            --tls-cert and --tls-key are given. SIGTERM or SIGINT shuts down gracefully: health \
+            --tls-cert and --tls-key are given. SIGTERM, SIGINT or SIGHUP shuts down gracefully: health \
             turns NOT_SERVING, GOAWAY is sent, calls in flight finish (up to --drain-seconds; a second signal ends them at once), \
             then the process exits 0.
             """)
@@ -84,7 +84,7 @@ struct Serve: ParsableCommand {
     @Option(parsing: .unconditional, help: "MiB of answers queued for clients that do not read them (flow-control windows kept shut), across all connections, and per connection at most 64; past it an answer is refused, RESOURCE_EXHAUSTED RESPONSES_NOT_READ (1...1048576).")
     var maxHeldResponseMib: Int = 1024
 
-    @Option(parsing: .unconditional, help: "On SIGTERM/SIGINT, let calls in flight finish for up to this many seconds (0...3600).")
+    @Option(parsing: .unconditional, help: "On SIGTERM/SIGINT/SIGHUP, let calls in flight finish for up to this many seconds (0...3600).")
     var drainSeconds: Int = 10
 
     @Option(help: "Serve Prometheus metrics (HTTP/1.1 GET /metrics) on this host:port; off when not given.")
@@ -208,17 +208,24 @@ struct Serve: ParsableCommand {
                   FileManager.default.isWritableFile(atPath: directory) else {
                 throw ValidationError("\(option) \(path): its directory \(directory) does not exist or is not writable")
             }
+            // (Replaced whole by a rename: an existing one must be a file.)
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+                throw ValidationError("\(option) \(path) is a directory; name a file")
+            }
         }
     }
 
     func run() throws {
-        // Block SIGTERM/SIGINT before any thread starts, so every thread
+        // Block SIGTERM/SIGINT/SIGHUP before any thread starts, so every thread
         // inherits the mask and a signal stays pending until sigwait takes it:
         // none is lost or kills the process, however early it arrives.
         var shutdownSignals = sigset_t()
         sigemptyset(&shutdownSignals)
         sigaddset(&shutdownSignals, SIGTERM)
         sigaddset(&shutdownSignals, SIGINT)
+        // A closed terminal (a foreground `serve.sh`) drains too, where it
+        // killed the server outright (session 28).
+        sigaddset(&shutdownSignals, SIGHUP)
         pthread_sigmask(SIG_BLOCK, &shutdownSignals, nil)
         // Sockets are written with MSG_NOSIGNAL; ignoring SIGPIPE as well keeps
         // any other write to a closed peer (a library's) from killing the server.
@@ -446,14 +453,19 @@ struct Serve: ParsableCommand {
         var demo: DemoCredentials?
         if fresh && !noDemo {
             demo = try DemoCredentials.create(ledger: ledger, jwtSecret: jwtSecret, issuer: jwtIssuer, audience: jwtAudience)
-            demo?.printHelp(server.boundAddress)  // (before the file: a write that fails has not hidden them)
+            // (Before the file: a write that fails has not hidden them.)
+            demo?.printHelp(server.boundAddress, tlsCA: tlsCert.map { _ in tlsClientCa == nil ? "<CA of --tls-cert>" : "<CA of --tls-cert> (and a client certificate: --tls-client-ca asks for one)" })
             if let demoCredentialsFile { try demo?.write(to: demoCredentialsFile) }
         } else if let demoCredentialsFile {
             logger.notice("the database is not fresh: no demo credentials created, nothing written",
                           metadata: ["demo_credentials_file": "\(demoCredentialsFile)"])
         }
         if let portFile {
-            try "\(server.boundAddress.port)\n".write(toFile: portFile, atomically: true, encoding: .utf8)
+            do {
+                try "\(server.boundAddress.port)\n".write(toFile: portFile, atomically: true, encoding: .utf8)
+            } catch {
+                throw CLIError("--port-file \(portFile): cannot write it (\(error.localizedDescription))")
+            }
         }
         logger.info("listening", metadata: [
             "address": "\(server.boundAddress)",

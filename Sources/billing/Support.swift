@@ -89,3 +89,31 @@ struct UnknownOptions: ParsableArguments {
         throw ValidationError(first.hasPrefix("-") ? "Unknown option '\(first)'" : "Unexpected argument '\(first)'")
     }
 }
+
+/// The TLS options of the commands that call a server (`call`, `load`).
+struct ClientTLSOptions: ParsableArguments {
+    @Option(help: "Use TLS, trusting this CA (PEM) for the server certificate.")
+    var tlsCa: String?
+
+    @Option(help: "Client certificate chain (PEM), for a server that asks for one (serve --tls-client-ca); with --tls-key and --tls-ca.")
+    var tlsCert: String?
+
+    @Option(help: "The client certificate's private key (PEM, not encrypted).")
+    var tlsKey: String?
+
+    func validate() throws {
+        if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
+        if tlsCert != nil && tlsCa == nil { throw ValidationError("--tls-cert needs --tls-ca: a client certificate is sent over TLS") }
+    }
+
+    /// The client's TLS context for `host`, nil without --tls-ca (h2c).
+    func context(serverName host: String) throws -> TLSContext? {
+        try tlsCa.map { ca in
+            var configuration = TLSClientConfiguration(serverVerification: .trustCAFile(ca), serverName: host)
+            if let tlsCert, let tlsKey {
+                configuration.certificate = TLSCertificateFiles(chainFile: tlsCert, privateKeyFile: tlsKey)
+            }
+            return try TLSContext(client: configuration)
+        }
+    }
+}

@@ -766,6 +766,8 @@ def test_load_stops_at_the_time_bound_even_when_the_server_stalls(server):
 def test_call_and_load_over_tls(pb, server, tls_files):
     served = server(tls=True)
     remember_secret(served.service_key())
+    # The demo's ready-to-paste call says it needs the CA (session 28: pasted, it failed "server closed the connection").
+    assert f"--target {served.target} --tls-ca <CA of --tls-cert>" in served.stdout_text(), served.stdout_text()
     method = "billing.v1.Metering/Quote"
     request = {"account_id": "demo", "workspace_id": "w1", "agent_id": "a1", "line_items": ITEMS}
     result = call(served, method, request, extra=("--tls-ca", tls_files.server_cert))
@@ -782,6 +784,27 @@ def test_call_and_load_over_tls(pb, server, tls_files):
                       "--accounts", 2)
     assert summary["outcomes"] == {"OK": 100} and summary["debits_acknowledged"] == 100, summary
     assert verify_json(served.db_path)["accepted_debits"] == 100
+
+
+def test_call_and_load_with_a_client_certificate(server, tls_files):
+    """A server asking for client certificates (--tls-client-ca): `call` and
+    `load` present one with --tls-cert/--tls-key (session 28: they had no
+    way to, and got "certificate required"); without one, refused."""
+    served = server(tls=True, client_ca=True)
+    remember_secret(served.service_key())
+    method, request = "grpc.health.v1.Health/Check", {}
+    mine = ("--tls-ca", tls_files.server_cert, "--tls-cert", tls_files.client_cert, "--tls-key", tls_files.client_key)
+    result = call(served, method, request, extra=mine)
+    assert result.returncode == 0 and json.loads(result.stdout) == {"status": "SERVING"}, shown(result)
+    result = call(served, method, request, extra=mine[:2])
+    assert result.returncode == 1 and "certificate required" in result.stderr, shown(result)
+    for half in (mine[:4], mine[:2] + mine[4:], mine[2:]):
+        result = call(served, method, request, extra=half)
+        assert result.returncode == 64, shown(result)
+        assert "--tls-cert and --tls-key go together" in result.stderr or "--tls-cert needs --tls-ca" in result.stderr, \
+            shown(result)
+    summary, _ = load(served, *mine, "--requests", 50, "--connections", 1, "--accounts", 1)
+    assert summary["outcomes"] == {"OK": 50}, summary
 
 
 def test_call_deadline(call_world):
@@ -840,6 +863,9 @@ def test_serve_allocates_with_jemalloc(server):
     (["--listen", "127.0.0.1:5000", "--metrics-listen", "0.0.0.0:5000"], "would bind the port of --listen"),
     (["--port-file", "/nonexistent-dir/port"], "--port-file /nonexistent-dir/port: its directory /nonexistent-dir does not exist"),
     (["--demo-credentials-file", "/nonexistent-dir/c.json"], "--demo-credentials-file /nonexistent-dir/c.json: its directory"),
+    # Session 28: a directory where the file goes (the demo made and printed, then a raw error).
+    (["--port-file", "/tmp"], "--port-file /tmp is a directory; name a file"),
+    (["--demo-credentials-file", "/tmp"], "--demo-credentials-file /tmp is a directory; name a file"),
     (["--drain-seconds", "-1"], "--drain-seconds must be 0...3600"),
     (["--threads", "-1"], "--threads must be 1...256"),
     (["--max-held-response-mib", "0"], "--max-held-response-mib must be 1...1048576"),
@@ -1098,13 +1124,21 @@ def test_a_stop_without_new_entries_does_not_store_the_key_filter_again(pb, tmp_
     assert "key filter stored" in third.log(), third.log_tail()  # a new key: stored again
 
 
-@pytest.mark.parametrize("command", [["serve"], ["audit"], ["load"]])
+@pytest.mark.parametrize("command", [["serve"], ["audit"], ["load"], ["keys", "list"],
+                                     ["keys", "create", "--name", "a", "--scope", "metering:read"]])
 def test_a_mistyped_option_is_named_before_any_file_check(tmp_path, command):
     """Outside the repository (no config/catalog.json, no var/): a mistyped
     option was reported as the default catalog or database missing —
-    telling an operator who mistyped --catalog or --db to set it."""
+    telling an operator who mistyped --catalog or --db to set it (session
+    28: `keys` said "no database", `call` "give a METHOD")."""
     result = subprocess.run([str(billing_binary()), *command, "--bogus", "1"], cwd=tmp_path, capture_output=True,
                             text=True, timeout=CLI_TIMEOUT_S, env={k: v for k, v in os.environ.items() if k != "BILLING_KEY"})
     assert result.returncode == 64, shown(result)
     assert "Unknown option '--bogus'" in result.stderr, shown(result)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_mistyped_option_of_call_is_named_not_taken_for_a_missing_method():
+    result = cli("call", "--lst", key=None, timeout=CLI_TIMEOUT_S)
+    assert result.returncode == 64, shown(result)
+    assert "Unknown option '--lst'" in result.stderr and "METHOD" not in result.stderr, shown(result)

@@ -414,7 +414,7 @@ def outcomes(futures, timeout):
     return [f.code() for f in futures]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=["SIGTERM", "SIGINT", "SIGHUP"])
 def test_graceful_shutdown_lets_calls_in_flight_finish(pb, server, transport, sig):
     s = server(tls=transport == "tls", drain_seconds=60)
     futures = start_echo_calls(pb, s, 50, delay_ms=1000, timeout=90)
