@@ -11,17 +11,23 @@ public enum AccountStatus: String, Sendable, Hashable, CaseIterable {
 /// debit).
 /// The raw value is the stable name the API and the journal use.
 public enum PauseReason: String, Sendable, Hashable, CaseIterable {
-    /// The trial ended without a payment method. Adding one (→ Active Pro)
-    /// or switching to Free (→ Active Free) unpauses.
+    /// The trial ended without a payment method. Adding one (→ active on
+    /// the trial's plan) or switching to Free (→ Active Free) unpauses.
     case trialEndedWithoutPaymentMethod = "TRIAL_ENDED_WITHOUT_PAYMENT_METHOD"
     /// An invoice stayed unpaid past the grace period. Paying every past-due
     /// invoice unpauses.
     case pastDueGraceExpired = "PAST_DUE_GRACE_EXPIRED"
 
-    /// What the customer does to unpause, for banners and error messages.
-    public var remedy: String {
+    /// What the customer does to unpause, for banners and error messages:
+    /// `plan` is the account's (a paused trial's: the plan it ran on),
+    /// named as `plans` name them (session 28: always "Pro", also for a
+    /// trial of a priced Free, whose customer was told to switch to Free).
+    public func remedy(plan: Plan, plans: PlanCatalog) -> String {
         switch self {
-        case .trialEndedWithoutPaymentMethod: "add a payment method to continue on Pro, or switch to Free"
+        case .trialEndedWithoutPaymentMethod where plan == .free:
+            "add a payment method to continue on \(plans.free.displayName)"
+        case .trialEndedWithoutPaymentMethod:
+            "add a payment method to continue on \(plans[plan].displayName), or switch to \(plans.free.displayName)"
         case .pastDueGraceExpired: "pay every past-due invoice to resume"
         }
     }

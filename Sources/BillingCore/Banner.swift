@@ -10,12 +10,13 @@ public enum Banner: Sendable, Hashable {
     case trialCountdown(daysLeft: Int, endsAt: Int64)
 
     /// The text for people; the app branches on the case, never on this.
-    public var message: String {
+    /// `plan`: the account's; `plans` name the plans.
+    public func message(plan: Plan, plans: PlanCatalog) -> String {
         switch self {
         case .paused(.trialEndedWithoutPaymentMethod):
-            "Your trial has ended and new runs are paused: \(PauseReason.trialEndedWithoutPaymentMethod.remedy)."
+            "Your trial has ended and new runs are paused: \(PauseReason.trialEndedWithoutPaymentMethod.remedy(plan: plan, plans: plans))."
         case .paused(let reason):
-            "New runs are paused: \(reason.remedy)."
+            "New runs are paused: \(reason.remedy(plan: plan, plans: plans))."
         case .pastDue(let invoice, let pausesAt?):
             "Payment of invoice \(Self.invoiceNumber(invoice)) failed: update your payment method and pay it. New runs pause on \(CivilDate(unixSeconds: pausesAt)) if it stays unpaid."
         case .pastDue(let invoice, nil):

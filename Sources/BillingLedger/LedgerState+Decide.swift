@@ -73,7 +73,7 @@ extension LedgerState {
         let mayBeDue = book.lifecycle.trialEndsAt != nil || !book.lifecycle.pastDueInvoices.isEmpty
         if let pause = book.lifecycle.pauseReason ?? (mayBeDue ? book.lifecycle.pause(at: now, plans: plans) : nil),
            newRun || pause != .trialEndedWithoutPaymentMethod {
-            return .debitRefused(Self.refusal(command, .accountPaused, detail: "new runs are paused: \(pause.remedy)"))
+            return .debitRefused(Self.refusal(command, .accountPaused, detail: "new runs are paused: \(pause.remedy(plan: book.lifecycle.plan, plans: plans))"))
         }
         // After the period's end, before the tick closes it, a downgrade due
         // then already rules (its quota, overage and workspace limit): a

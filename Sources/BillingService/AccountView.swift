@@ -31,7 +31,7 @@ enum AccountView {
         account.paused = lifecycle.runsPaused
         if let reason = lifecycle.pauseReason {
             account.pauseReason = reason == .trialEndedWithoutPaymentMethod ? .trialEnded : .pastDue
-            account.pauseMessage = "New runs are paused: \(reason.remedy)."
+            account.pauseMessage = "New runs are paused: \(reason.remedy(plan: lifecycle.plan, plans: plans))."
         }
         account.createdUnixSeconds = book.createdUnix
         account.trialEndsUnixSeconds = lifecycle.trialEndsAt ?? 0
@@ -68,7 +68,7 @@ enum AccountView {
         var banners: [Billing_V1_Banner] = []
         for banner in book.lifecycle.banners(now: now) {
             var message = Billing_V1_Banner()
-            message.message = banner.message
+            message.message = banner.message(plan: book.lifecycle.plan, plans: plans)
             switch banner {
             case .paused(let reason):
                 message.kind = .paused

@@ -26,7 +26,9 @@ enum InvoiceRendering {
         if invoice.paidUnixSeconds != 0 { facts.append(.init("Paid", date(invoice.paidUnixSeconds))) }
         // The contract as issued, not the account's current one.
         if !invoice.contractReference.isEmpty { facts.append(.init("Contract", invoice.contractReference)) }
-        var customerLines = [book.accountID]
+        // The account id under the display name; as the name when there is
+        // none (session 28: printed twice then).
+        var customerLines = book.displayName.isEmpty ? [] : [book.accountID]
         if !book.billingEmail.isEmpty { customerLines.append(book.billingEmail) }
         let customer = InvoiceDocument.Party(name: book.displayName.isEmpty ? book.accountID : book.displayName, lines: customerLines)
         var notes = ["Amounts in \(invoice.currency). Questions: reply to your invoice email or contact support."]

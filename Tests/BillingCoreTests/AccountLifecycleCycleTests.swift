@@ -34,7 +34,7 @@ import Testing
         #expect(!h.account.runsPaused)
         let graceEnd = utc(2026, 5, 8)
         #expect(h.account.banners(now: h.now) == [.pastDue(invoice: 7, pausesAt: graceEnd)])
-        #expect(h.account.banners(now: h.now)[0].message
+        #expect(h.account.banners(now: h.now)[0].message(plan: .pro, plans: .default)
             == "Payment of invoice INV-000007 failed: update your payment method and pay it. New runs pause on 2026-05-08 if it stays unpaid.")
         #expect(h.account.nextTransition == .graceEnd(at: graceEnd))
 
@@ -46,7 +46,7 @@ import Testing
         #expect(h.account.status == .pastDue)
         #expect(h.account.runsPaused)
         #expect(h.account.banners(now: h.now) == [.paused(.pastDueGraceExpired), .pastDue(invoice: 7, pausesAt: nil)])
-        #expect(h.account.banners(now: h.now)[0].message == "New runs are paused: pay every past-due invoice to resume.")
+        #expect(h.account.banners(now: h.now)[0].message(plan: .pro, plans: .default) == "New runs are paused: pay every past-due invoice to resume.")
 
         // A failed retry changes nothing; a success reactivates.
         #expect(h.accept(.paymentFailed(invoice: 7)) == [])

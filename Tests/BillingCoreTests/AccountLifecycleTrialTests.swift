@@ -15,7 +15,7 @@ import Testing
         #expect(!h.account.hasPaymentMethod)
         #expect(h.account.nextBillingDate == Self.trialEnd)
         #expect(h.account.banners(now: Self.signUp) == [.trialCountdown(daysLeft: 14, endsAt: Self.trialEnd)])
-        #expect(h.account.banners(now: Self.signUp)[0].message == "14 days left in your trial.")
+        #expect(h.account.banners(now: Self.signUp)[0].message(plan: .pro, plans: .default) == "14 days left in your trial.")
     }
 
     @Test(arguments: [
@@ -34,8 +34,8 @@ import Testing
     }
 
     @Test func countdownMessages() {
-        #expect(Banner.trialCountdown(daysLeft: 1, endsAt: 0).message == "1 day left in your trial.")
-        #expect(Banner.trialCountdown(daysLeft: 0, endsAt: 0).message == "Your trial ends today.")
+        #expect(Banner.trialCountdown(daysLeft: 1, endsAt: 0).message(plan: .pro, plans: .default) == "1 day left in your trial.")
+        #expect(Banner.trialCountdown(daysLeft: 0, endsAt: 0).message(plan: .pro, plans: .default) == "Your trial ends today.")
     }
 
     @Test func trialEndWithoutCardPausesUntilACardIsAdded() {
@@ -52,7 +52,7 @@ import Testing
         #expect(h.account.trialDaysLeft(now: h.now) == 0)
         #expect(h.account.nextBillingDate == nil)
         #expect(h.account.banners(now: h.now) == [.paused(.trialEndedWithoutPaymentMethod)])
-        #expect(h.account.banners(now: h.now)[0].message
+        #expect(h.account.banners(now: h.now)[0].message(plan: .pro, plans: .default)
             == "Your trial has ended and new runs are paused: add a payment method to continue on Pro, or switch to Free.")
 
         // Card added on 2026-03-20 10:00: active Pro, the first period starts
@@ -256,5 +256,21 @@ import Testing
         #expect(account.trialEndsAt == nil)
         #expect(account.pendingChange == nil)
         #expect(account.currentPeriod.start == start + 2 * day)
+    }
+}
+
+@Suite struct PauseRemedyTests {
+    /// The remedy names the paused trial's plan as the plans file names it,
+    /// and offers Free only to a trial of another plan.
+    @Test func theRemedyNamesTheTrialsPlanAsThePlansNameIt() {
+        var plans = PlanCatalog.default
+        plans.pro.displayName = "Team"
+        plans.free.displayName = "Starter"
+        let trialEnded = PauseReason.trialEndedWithoutPaymentMethod
+        #expect(trialEnded.remedy(plan: .pro, plans: plans) == "add a payment method to continue on Team, or switch to Starter")
+        #expect(trialEnded.remedy(plan: .free, plans: plans) == "add a payment method to continue on Starter")
+        #expect(PauseReason.pastDueGraceExpired.remedy(plan: .free, plans: plans) == "pay every past-due invoice to resume")
+        #expect(Banner.paused(trialEnded).message(plan: .enterprise, plans: plans)
+            == "Your trial has ended and new runs are paused: add a payment method to continue on Enterprise, or switch to Starter.")
     }
 }

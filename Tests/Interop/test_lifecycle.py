@@ -765,6 +765,17 @@ def test_invoice_pdf_opens_in_poppler_with_number_lines_and_total(life, tmp_path
     assert pages and pages[0].stat().st_size > 1000
     life.refused(lambda: life.payments.GetInvoicePdf(p.GetInvoicePdfRequest(account_id="acme", invoice_id="in_999"),
                                                      timeout=RPC_TIMEOUT_S), grpc.StatusCode.NOT_FOUND, "INVOICE_NOT_FOUND")
+    # Under the display name, the account id; without one, the id once
+    # (session 28: "plainco" printed twice, as name and as address line).
+    assert re.search(r"^\s*Agent Platform, Inc\.\s+acme Inc\.\s", text, re.M) and re.search(r"Street\s+acme\s", text), text
+    life.accounts.CreateAccount(a.CreateAccountRequest(account_id="plainco", initial_plan=a.PLAN_PRO), timeout=RPC_TIMEOUT_S)
+    life.set_card("plainco")
+    life.advance(to=life.get("plainco").current_period_end_unix_seconds)
+    [plain] = life.invoices("plainco")
+    pdf = life.payments.GetInvoicePdf(p.GetInvoicePdfRequest(account_id="plainco", invoice_id=plain.invoice_id),
+                                      timeout=RPC_TIMEOUT_S).pdf
+    text = subprocess.run(["pdftotext", "-layout", "-", "-"], input=pdf, capture_output=True, timeout=30, check=True).stdout.decode()
+    assert text.count("plainco") == 1, text
 
 
 def test_card_numbers_never_reach_storage_or_logs(life):
@@ -934,6 +945,34 @@ def test_a_trial_of_a_plan_costing_nothing_goes_on_at_its_end_without_a_card(pb,
     replayed = Lifecycle(pb, again).get("acme")
     assert (replayed.status, replayed.plan, replayed.paused) == (a.ACCOUNT_STATUS_ACTIVE, a.PLAN_FREE, False), replayed
     verify(again.db_path)
+
+
+def test_a_paused_trial_of_a_priced_free_is_told_to_add_a_card_for_that_plan(pb, server, tmp_path):
+    """A plans file with `trial_plan: "free"`, Free at $5 and named
+    "Starter": the trial's end without a card pauses it, and the pause
+    message, the banner and a refused Debit name the plan as the file does,
+    without "or switch to Free" (session 28: "continue on Pro, or switch to
+    Free", for an account already on Free, whose card would be charged for
+    Starter)."""
+    import json
+    from conftest import ROOT
+    terms = json.loads((ROOT / "config" / "plans.json").read_text())
+    terms["trial_plan"] = "free"
+    terms["plans"]["free"]["monthly_price_micros"] = 5_000_000
+    terms["plans"]["free"]["display_name"] = "Starter"
+    plans = tmp_path / "plans.json"
+    plans.write_text(json.dumps(terms))
+    s = server(args=("--test-clock", "--plans", str(plans)))
+    life = Lifecycle(pb, s)
+    account = life.create("acme")
+    life.advance(to=account.trial_ends_unix_seconds)
+    account = life.get("acme")
+    remedy = "add a payment method to continue on Starter"
+    assert account.paused and account.pause_message == f"New runs are paused: {remedy}.", account
+    assert account.banners[0].message == f"Your trial has ended and new runs are paused: {remedy}.", account.banners
+    with pytest.raises(grpc.RpcError) as refused:
+        life.debit("acme", "after-end")
+    assert refused.value.details().endswith(f"new runs are paused: {remedy}"), refused.value.details()
 
 
 def test_a_bad_plans_file_stops_the_server_with_the_reason(tmp_path):
