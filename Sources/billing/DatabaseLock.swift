@@ -8,8 +8,15 @@ final class DatabaseLock {
     private let fd: Int32
 
     init(database: String) throws {
+        try Self.requireFilePath(database)
         let directory = (database as NSString).deletingLastPathComponent
-        if !directory.isEmpty { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+        if !directory.isEmpty {
+            do {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            } catch {
+                throw CLIError("cannot create the directory \(directory) for the database \(database): \((error as NSError).localizedFailureReason ?? "permission denied or not a directory")")
+            }
+        }
         // The database's own path, links resolved: a symlink (or another
         // spelling of the path) must find the same lock.
         let path = Self.resolved(database) + ".lock"
@@ -25,6 +32,38 @@ final class DatabaseLock {
             close(fd)
             throw error
         }
+    }
+
+    /// Refuses a path that cannot be a database file: empty, or a directory
+    /// (session 28: "WAL journal mode unavailable", "has 2 hard links").
+    static func requireFilePath(_ database: String) throws {
+        guard !database.isEmpty else { throw CLIError("--db is empty: name the database file") }
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: database, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw CLIError("--db \(database) is a directory: name the database file (e.g. \(database)/billing.sqlite)")
+        }
+    }
+
+    /// Marks the lock file once the database opened as a billing ledger:
+    /// from then on, the database missing beside it means it was moved or
+    /// deleted (`requireNotMovedAway`). (Session 28: the lock file's mere
+    /// existence was taken for it, and a start refused on a file of
+    /// something else left a lock that refused the next start on a new one.)
+    func markOpened() {
+        let mark: [UInt8] = Array("billing ledger opened here\n".utf8)
+        _ = ftruncate(fd, 0)
+        _ = mark.withUnsafeBytes { pwrite(fd, $0.baseAddress, mark.count, 0) }
+    }
+
+    /// Refuses a missing database whose lock file says a ledger was opened
+    /// there (`markOpened`): a new, empty ledger in its place would serve
+    /// (or take keys) as if nothing had been billed. Call before the lock is
+    /// taken (taking it creates the lock file).
+    static func requireNotMovedAway(_ database: String) throws {
+        let lockPath = resolved(database) + ".lock"
+        var status = stat()
+        guard !FileManager.default.fileExists(atPath: database), stat(lockPath, &status) == 0, status.st_size > 0 else { return }
+        throw CLIError("the database \(database) is missing, but \(lockPath) shows a ledger was opened there: was it moved or deleted? Restore it, or remove \(lockPath) to start a new, empty ledger")
     }
 
     /// Refuses a database file with more than one hard link. A hard link is

@@ -21,10 +21,11 @@ struct Keys: ParsableCommand {
         subcommands: [Create.self, List.self, Revoke.self])
 
     struct Database: ParsableArguments {
-        @Option(help: "SQLite database file of the ledger.")
+        @Option(help: "SQLite database file of the ledger (create: made if missing, e.g. before a first `serve --no-demo`).")
         var db: String = "var/billing.sqlite"
 
-        func validate() throws {
+        /// `list` and `revoke` need the database; `create` makes it.
+        func requireExisting() throws {
             guard FileManager.default.fileExists(atPath: db) else { throw ValidationError("no database at \(db)") }
         }
     }
@@ -56,12 +57,18 @@ struct Keys: ParsableCommand {
         func run() throws {
             let material = ApiKeyMaterial.generate()
             let scopes = Array(Set(scope)).sorted()
-            try withLedger(database.db) { ledger in
+            // A first key for a production server (`serve --no-demo` makes
+            // none): the database is made here if it is missing (session 28:
+            // refused, "no database", and `serve --no-demo` then "in use":
+            // the only way was start, stop, create, start).
+            let creating = !FileManager.default.fileExists(atPath: database.db)
+            try withLedger(database.db, creating: true) { ledger in
                 try blockingAwait {
                     _ = try await ledger.createApiKey(keyID: material.keyID, name: name, scopes: scopes, hash: material.hash,
                                                       expiresUnix: 0, actor: "cli")
                 }
             }
+            if creating { FileHandle.standardError.write(Data("created a new, empty ledger at \(database.db)\n".utf8)) }
             print("key_id: \(material.keyID)\nscopes: \(scopes.joined(separator: " "))\nsecret (shown once): \(material.token)")
         }
     }
@@ -77,6 +84,8 @@ struct Keys: ParsableCommand {
         @OptionGroup var database: Database
         @Flag(help: "Include revoked keys.")
         var includeRevoked = false
+
+        func validate() throws { try database.requireExisting() }
 
         func run() throws {
             try withLedger(database.db, write: false) { ledger in
@@ -104,6 +113,7 @@ struct Keys: ParsableCommand {
         var rest: [String] = []
 
         func validate() throws {
+            try database.requireExisting()
             guard rest.isEmpty else {
                 throw ValidationError("give one key id: the 12 characters after bk_ up to the next _ (not the whole key; what was given is not shown here)")
             }
@@ -130,12 +140,19 @@ struct Keys: ParsableCommand {
 
 /// Opens the ledger of `path` for an offline command (holding the database
 /// lock when it writes), runs `body`, and closes it.
-func withLedger(_ path: String, write: Bool = true, _ body: (Ledger) throws -> Void) throws {
-    guard FileManager.default.fileExists(atPath: path) else { throw CLIError("no database at \(path)") }
+/// `creating`: a missing database is made (a writing command only), unless
+/// its lock file says one was opened there (moved or deleted).
+func withLedger(_ path: String, write: Bool = true, creating: Bool = false, _ body: (Ledger) throws -> Void) throws {
+    if creating && write {
+        try DatabaseLock.requireNotMovedAway(path)
+    } else {
+        guard FileManager.default.fileExists(atPath: path) else { throw CLIError("no database at \(path)") }
+    }
     let lock = write ? try DatabaseLock(database: path) : nil
     defer { _ = lock }
     if !write { try DatabaseLock.requireOnePath(path) }
     let store = try SQLiteLedgerStore(path: path, owner: write, migrating: write)
+    lock?.markOpened()
     defer { store.close() }
     var logger = Logger(label: "billing")
     logger.logLevel = .warning

@@ -276,18 +276,15 @@ struct Serve: ParsableCommand {
         let prices = try loadCatalog(catalog)
         let planTerms = try loadPlans(plans)
         let sellerParty = try loadSeller(seller)  // (before the database, as the plans)
-        // The database gone but its lock file (made at its first start, never
-        // removed) still there: it was moved or deleted, and a new, empty
-        // ledger here would serve as if nothing had been billed. Refused;
-        // the operator restores it, or removes the lock to start afresh.
-        let lockPath = DatabaseLock.resolved(db) + ".lock"
-        let servedBefore = FileManager.default.fileExists(atPath: lockPath)
+        // The database gone but its lock file says a ledger was opened there:
+        // moved or deleted, and a new, empty ledger here would serve as if
+        // nothing had been billed. Refused; the operator restores it, or
+        // removes the lock to start afresh.
+        try DatabaseLock.requireNotMovedAway(db)
         let lock = try DatabaseLock(database: db)
         defer { _ = lock }
-        if servedBefore, !FileManager.default.fileExists(atPath: db) {
-            throw CLIError("the database \(db) is missing, but \(lockPath) shows a server ran on it: was it moved or deleted? Restore it, or remove \(lockPath) to start a new, empty ledger")
-        }
         let store = try SQLiteLedgerStore(path: db, synchronous: synchronous.mode, owner: true)
+        lock.markOpened()
         // SQLite in WAL mode writes on to a database file deleted, renamed or
         // replaced under it (commits acknowledged into a file no one will
         // open again): checked every second; the server stops at once.
@@ -417,6 +414,12 @@ struct Serve: ParsableCommand {
         let jwtSecret = try namedJWTSecret ?? loadJWTSecret(path: db + ".jwt-secret", createIfMissing: fresh && !noDemo)
         if jwtSecret == nil {
             logger.warning("no JWT secret configured: user tokens are refused (set --jwt-secret-file)")
+        }
+        // A production start with no key to call it with: say how to make one
+        // (`billing keys create` refuses while the server holds the database).
+        let now = ledger.currentUnix
+        if noDemo, !ledger.keyRing.all.contains(where: { $0.revokedUnix == 0 && ($0.expiresUnix == 0 || $0.expiresUnix > now) }) {
+            logger.notice("no active API key: no service can call this server yet; stop it and run `billing keys create --db \(db) --name NAME --scope accounts:admin` (it makes the database if it is missing), then start it again")
         }
         let authenticator = Authenticator(
             keyRing: ledger.keyRing,

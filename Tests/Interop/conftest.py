@@ -398,8 +398,10 @@ class ServerFactory:
         db_path = Path(db) if db is not None else tmp_path / f"billing-{index}.sqlite"
         credentials_path = tmp_path / f"demo-credentials-{index}.json"
         command = [str(self.binary), "serve", "--listen", "127.0.0.1:0", "--port-file", str(port_file),
-                   "--enable-testing-service", "--db", str(db_path), "--demo-credentials-file", str(credentials_path),
-                   "--drain-seconds", str(drain_seconds), "--log-level", "debug"]
+                   "--enable-testing-service", "--db", str(db_path), "--drain-seconds", str(drain_seconds),
+                   "--log-level", "debug"]
+        if "--no-demo" not in args:  # (nothing to write without the demo: refused with it)
+            command += ["--demo-credentials-file", str(credentials_path)]
         if tls or client_ca:
             command += ["--tls-cert", str(tls_files.server_cert), "--tls-key", str(tls_files.server_key)]
         if client_ca:

@@ -1018,6 +1018,50 @@ def check_left_alone(db, statements):
         assert sorted(row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")) == tables
 
 
+def test_a_first_key_for_a_no_demo_server_is_made_before_its_first_start(pb, tmp_path, server):
+    """`serve --no-demo` makes no key: its first start says how to make one,
+    and `billing keys create` makes the database if it is missing (session
+    28: "no database" before the first start, "in use" during it)."""
+    db = tmp_path / "prod" / "billing.sqlite"
+    bare = server(db=db, args=["--no-demo"])
+    assert "no active API key" in bare.log() and f"billing keys create --db {db}" in bare.log(), bare.log_tail()
+    bare.terminate()
+    assert bare.wait_exit(10) == 0
+    db2 = tmp_path / "prod2" / "billing.sqlite"
+    made = cli("keys", "create", "--db", str(db2), "--name", "ops", "--scope", "accounts:admin", key=None, timeout=60)
+    assert made.returncode == 0 and f"created a new, empty ledger at {db2}" in made.stderr, shown(made)
+    secret = re.search(r"secret \(shown once\): (\S+)", made.stdout).group(1)
+    remember_secret(secret)
+    served = server(db=db2, args=["--no-demo"])
+    assert "no active API key" not in served.log(), served.log_tail()
+    admin = pb.admin_pb2_grpc.AdminStub(served.authorized_channel(secret))
+    keys = admin.ListApiKeys(pb.admin_pb2.ListApiKeysRequest(), timeout=RPC_TIMEOUT_S).keys
+    assert [k.name for k in keys] == ["ops"], keys
+
+
+@pytest.mark.parametrize("db, message", [("", "--db is empty"), ("/tmp", "--db /tmp is a directory")])
+def test_a_db_path_that_cannot_be_a_database_is_refused_clearly(db, message):
+    for args in (["serve", "--listen", "127.0.0.1:0"], ["keys", "create", "--name", "a", "--scope", "metering:read"]):
+        result = cli(*args, "--db", db, key=None, timeout=60)
+        assert 0 < result.returncode < 128 and message in result.stderr, shown(result)
+
+
+def test_a_start_refused_on_another_programs_file_leaves_no_lock_that_refuses_the_next(tmp_path, server):
+    """The lock file counts as "a ledger was opened here" only once one was
+    (session 28: a start refused on a file of something else left a lock
+    file, and a start on a new database there was refused as "moved or
+    deleted")."""
+    import sqlite3
+    db = tmp_path / "x.sqlite"
+    with sqlite3.connect(db) as connection:
+        connection.execute("CREATE TABLE notes (body TEXT)")
+    refused = cli("serve", "--listen", "127.0.0.1:0", "--db", str(db), "--no-demo", key=None, timeout=60)
+    assert "database of something else" in refused.stderr, shown(refused)
+    db.unlink()
+    served = server(db=db)
+    assert served.service_key()
+
+
 def test_a_database_moved_under_the_running_server_stops_it_and_the_next_start_refuses(tmp_path, server):
     """SQLite in WAL mode writes on to a file deleted or renamed under it:
     the server notices within seconds and stops (exit 74) instead of
