@@ -27,7 +27,7 @@ struct Call: ParsableCommand {
     @Option(help: "Server address, host:port: a host name, an IPv4 address or an [IPv6] one.")
     var target: String = "127.0.0.1:50051"
 
-    @Option(name: .shortAndLong, help: "Request JSON; `-` reads standard input. Default: {}.")
+    @Option(name: .shortAndLong, help: "Request JSON; `-` reads standard input.")
     var data: String = "{}"
 
     @Option(help: "Bearer token (service key or user JWT). Default: $BILLING_KEY. Never printed.")
@@ -110,6 +110,12 @@ struct Call: ParsableCommand {
         case .malformedBool:
             return "a bool field holds something other than true or false"
         case .malformedString, .truncated, .trailingGarbage, .missingFieldNames, .unquotedMapKey, .failure:
+            // Well-formed JSON SwiftProtobuf still reads as malformed: a
+            // value of another type (`"account_id": 5`, a list for the
+            // request) (session 28: called "not well-formed JSON").
+            if (try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])) != nil {
+                return "a value does not have its field's type (a text, a number, a list or an object), or the request is not a JSON object"
+            }
             return "this is not well-formed JSON (check the quotes, braces, brackets and commas)"
         case .invalidUTF8:
             return "the JSON is not valid UTF-8"

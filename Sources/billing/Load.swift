@@ -10,7 +10,7 @@ struct Load: ParsableCommand {
         abstract: "Drive a billing server with a bounded load and report throughput and latency.",
         discussion: """
             Provisions --accounts Pro accounts with credits (needs a key with accounts:admin) and, \
-            when the mix has cost queries, one debited run per account (metering:write; these debits \
+            when the mix has cost or usage queries, one debited run per account (metering:write; these debits \
             are not counted in the summary), then \
             runs the RPC mix on --connections HTTP/2 connections with --streams calls in flight each, \
             for --duration seconds or --requests calls, whichever comes first, as fast as possible \

@@ -479,6 +479,11 @@ def test_bad_json_is_refused_clearly(call_world, data):
             assert "Usage: billing call " in result.stderr, shown(result)
     if data == '{"no_such_field": 1}':
         assert 'billing.v1.QuoteRequest has no field "no_such_field"' in result.stderr, shown(result)
+    # Well-formed JSON of the wrong shape is not called malformed (session 28), malformed JSON is.
+    if data in ('{"account_id": 7}', "[]"):
+        assert "a value does not have its field's type" in result.stderr, shown(result)
+    if data in ("{not json", '{"account_id": "cli-acct"'):
+        assert "not well-formed JSON" in result.stderr, shown(result)
     if "nope" in data or '"account_id": 1' in data:  # (session 27: it was blamed on QuoteRequest itself)
         field = "nope" if "nope" in data else "account_id"
         assert f'a message inside billing.v1.QuoteRequest has no field "{field}"' in result.stderr, shown(result)
