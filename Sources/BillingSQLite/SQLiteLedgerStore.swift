@@ -70,7 +70,10 @@ public final class SQLiteLedgerStore: LedgerStore {
             // hashes (session 28: SQLite's default, 0644 under the usual
             // umask, let any local user read them). SQLite gives the -wal
             // and -shm files the database's mode.
-            let fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600)
+            // (No O_EXCL: through a symlink to a file not made yet, it would
+            // fail and SQLite make the file 0644; an existing file keeps its
+            // mode and contents: no O_TRUNC.)
+            let fd = path == ":memory:" || path.hasPrefix("file:") ? -1 : open(path, O_CREAT | O_WRONLY | O_NONBLOCK | O_CLOEXEC, 0o600)
             if fd >= 0 { Glibc.close(fd) }
         }
         // A command that only reads opens the file read-only: nothing of it

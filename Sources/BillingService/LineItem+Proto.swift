@@ -103,15 +103,11 @@ extension LineItem {
         switch proto.kind {
         case .llm(let llm):
             try requireID(llm.model, "line_items[\(index)].llm.model")
-            try requireAtMost(MeteringLimits.maxTokens, llm.inputTokens, "line_items[\(index)].llm.input_tokens")
-            try requireAtMost(MeteringLimits.maxTokens, llm.outputTokens, "line_items[\(index)].llm.output_tokens")
             self = .llm(model: llm.model, inputTokens: llm.inputTokens, outputTokens: llm.outputTokens)
         case .toolCall(let tool):
             try requireID(tool.integration, "line_items[\(index)].tool_call.integration")
-            try requireAtMost(MeteringLimits.maxToolCalls, tool.calls, "line_items[\(index)].tool_call.calls")
             self = .toolCall(integration: tool.integration, calls: tool.calls)
         case .storage(let storage):
-            try requireAtMost(MeteringLimits.maxStorageBytes, storage.bytes, "line_items[\(index)].storage.bytes")
             switch storage.kind {
             case .knowledgeBase: self = .storage(kind: .knowledgeBase, bytes: storage.bytes)
             case .traces: self = .storage(kind: .traces, bytes: storage.bytes)
@@ -126,23 +122,43 @@ extension LineItem {
     }
 }
 
-/// QUANTITY_TOO_LARGE naming `field` when `value` is over `limit` (a
-/// negative value passes: pricing refuses it as NEGATIVE_QUANTITY).
-private func requireAtMost(_ limit: Int64, _ value: Int64, _ field: @autoclosure () -> String) throws(GRPCStatus) {
-    guard value > limit else { return }
-    throw GRPCStatus(.invalidArgument, "\(field()) must be at most \(limit) (got \(value))", reason: "QUANTITY_TOO_LARGE",
-                     metadata: ["field": field()])
+extension MeteringLimits {
+    /// QUANTITY_TOO_LARGE for the first quantity of `items` over its limit
+    /// (naming its field), nil if none is. A negative one passes: pricing
+    /// refuses it as NEGATIVE_QUANTITY. Kept apart from `lineItems`'
+    /// checks: a debit over a limit may be the retry of one charged before
+    /// the limits (session 28), answered from its key (`settledRetry`).
+    static func quantityRefusal(_ items: [Billing_V1_LineItem]) -> GRPCStatus? {
+        for (index, item) in items.enumerated() {
+            let over: (field: String, limit: Int64, value: Int64)? = switch item.kind {
+            case .llm(let llm) where llm.inputTokens > maxTokens: ("llm.input_tokens", maxTokens, llm.inputTokens)
+            case .llm(let llm) where llm.outputTokens > maxTokens: ("llm.output_tokens", maxTokens, llm.outputTokens)
+            case .toolCall(let tool) where tool.calls > maxToolCalls: ("tool_call.calls", maxToolCalls, tool.calls)
+            case .storage(let storage) where storage.bytes > maxStorageBytes: ("storage.bytes", maxStorageBytes, storage.bytes)
+            default: nil
+            }
+            if let over {
+                let field = "line_items[\(index)].\(over.field)"
+                return GRPCStatus(.invalidArgument, "\(field) must be at most \(over.limit) (got \(over.value))",
+                                  reason: "QUANTITY_TOO_LARGE", metadata: ["field": field])
+            }
+        }
+        return nil
+    }
 }
 
 extension PriceCatalog {
-    /// Prices a request's line items: INVALID_ARGUMENT for bad or unknown items.
+    /// Prices a request's line items (a Quote's): INVALID_ARGUMENT for bad
+    /// or unknown items, or quantities over their limits.
     func price(_ items: [Billing_V1_LineItem]) throws(GRPCStatus) -> (items: [LineItem], priced: PricedDebit) {
         let domain = try lineItems(items)
+        if let tooLarge = MeteringLimits.quantityRefusal(items) { throw tooLarge }
         return (domain, try priced(domain))
     }
 
-    /// A request's line items as the domain's, each checked alone (bounds,
-    /// kinds, ids): what a debit's fingerprint is of, whatever they cost.
+    /// A request's line items as the domain's, each checked alone (count,
+    /// kinds, ids; not the quantity limits, `MeteringLimits.quantityRefusal`):
+    /// what a debit's fingerprint is of, whatever they cost.
     func lineItems(_ items: [Billing_V1_LineItem]) throws(GRPCStatus) -> [LineItem] {
         guard items.count <= MeteringLimits.maxLineItems else {
             throw GRPCStatus(.invalidArgument, "at most \(MeteringLimits.maxLineItems) line items per request", reason: "TOO_MANY_LINE_ITEMS")

@@ -87,6 +87,10 @@ public final class MeteringService: Sendable {
         try requireID(request.runID, "run_id")
         try requireID(request.idempotencyKey, "idempotency_key")
         let items = try catalog.lineItems(request.lineItems)
+        // Over a limit: refused, unless it is the retry of a debit charged
+        // before the limits (its key answers; session 28's diff review: a
+        // retry across the upgrade heard INVALID_ARGUMENT, "nothing charged").
+        if let tooLarge = MeteringLimits.quantityRefusal(request.lineItems) { return .unpriceable(items, tooLarge) }
         let priced: PricedDebit
         do {
             priced = try catalog.priced(items)

@@ -173,7 +173,8 @@ extension Billing_V1_CreateApiKeyRequest: WireCounted {
 
 extension Billing_V1_SetEnterpriseContractRequest: WireCounted {
     static let maxCustomLines = 20
-    static let tooManyCustomLines = GRPCStatus(.invalidArgument, "at most \(maxCustomLines) custom invoice lines", reason: "INVALID_CONTRACT")
+    static let tooManyCustomLines = GRPCStatus(.invalidArgument, "contract.custom_invoice_lines: at most \(maxCustomLines)",
+                                               reason: "INVALID_CONTRACT", metadata: ["field": "contract.custom_invoice_lines"])
 
     /// `contract.custom_invoice_lines`, over every `contract` field given (the decoder merges them).
     static func checkCounts(_ bytes: UnsafeRawBufferPointer) throws(GRPCStatus) {

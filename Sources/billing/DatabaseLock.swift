@@ -90,6 +90,14 @@ final class DatabaseLock {
             defer { free(real) }
             return String(cString: real)
         }
+        // A symlink to a file not there (moved away, or not made yet): its
+        // target's path, as SQLite will open it (session 28's diff review:
+        // the link's own path was taken, and its lock was not the ledger's).
+        var database = database
+        for _ in 0..<40 {
+            guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: database) else { break }
+            database = target.hasPrefix("/") ? target : (database as NSString).deletingLastPathComponent + "/" + target
+        }
         let directory = (database as NSString).deletingLastPathComponent
         guard let real = realpath(directory.isEmpty ? "." : directory, nil) else { return database }
         defer { free(real) }

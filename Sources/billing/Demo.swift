@@ -30,9 +30,29 @@ struct DemoCredentials {
         try writePrivateFile(path, [UInt8](json))
     }
 
-    /// `tlsCA`: the server serves TLS; the call trusts this CA (the
-    /// certificate's own file when it is self-signed, else a placeholder).
-    func printHelp(_ address: SocketAddress, tlsCA: String? = nil) {
+    /// How the demo's call reaches a TLS server: nil for h2c.
+    enum TLSHint {
+        case serverOnly
+        case clientCertificate  // serve --tls-client-ca
+
+        /// The call's options: file names to replace, written so that a
+        /// paste runs (no `<…>`, which a shell takes for redirections).
+        var options: String {
+            switch self {
+            case .serverOnly: " --tls-ca CA.pem"
+            case .clientCertificate: " --tls-ca CA.pem --tls-cert CLIENT.pem --tls-key CLIENT.key"
+            }
+        }
+
+        var note: String {
+            switch self {
+            case .serverOnly: "\n(TLS: CA.pem is the CA that signed --tls-cert, or that certificate itself when it is self-signed.)"
+            case .clientCertificate: "\n(TLS: CA.pem is the CA that signed --tls-cert, or that certificate itself when it is self-signed; CLIENT.pem and CLIENT.key a client certificate signed by a CA of --tls-client-ca, and its key.)"
+            }
+        }
+    }
+
+    func printHelp(_ address: SocketAddress, tls: TLSHint? = nil) {
         print("""
             Demo account created: account_id "demo" (Pro trial) with $100.00 of promotional credits.
             Service key (all scopes; shown once, stored only as a hash):
@@ -41,10 +61,10 @@ struct DemoCredentials {
               \(ownerToken.isEmpty ? "(none: no JWT secret configured)" : ownerToken)
             Try, from the repository (no other tool needed):
               BILLING_KEY='\(serviceKey)' "$(swift build -c release --show-bin-path)/billing" call \\
-                billing.v1.Metering/Debit --target \(address)\(tlsCA.map { " --tls-ca \($0)" } ?? "") \\
+                billing.v1.Metering/Debit --target \(address)\(tls?.options ?? "") \\
                 -d '{"account_id":"demo","workspace_id":"w1","agent_id":"a1","run_id":"r1","idempotency_key":"k1",
                      "line_items":[{"llm":{"model":"gpt-4o","input_tokens":1000,"output_tokens":500}}]}'
-            or grpcurl with the schema (README, "Calling it").
+            or grpcurl with the schema (README, "Calling it").\(tls?.note ?? "")
             (start with --no-demo to skip this on a fresh database)
             """)
         fflush(nil)  // every stream: the demo lines must reach a redirected stdout at once

@@ -21,8 +21,10 @@ struct Keys: ParsableCommand {
         subcommands: [Create.self, List.self, Revoke.self])
 
     struct Database: ParsableArguments {
-        @Option(help: "SQLite database file of the ledger (create: made if missing, e.g. before a first `serve --no-demo`).")
-        var db: String = "var/billing.sqlite"
+        @Option(name: .customLong("db"), help: "SQLite database file of the ledger (default: var/billing.sqlite). create: made if missing and named here, e.g. before a first `serve --no-demo`.")
+        var named: String?
+
+        var db: String { named ?? "var/billing.sqlite" }
 
         /// `list` and `revoke` need the database; `create` makes it.
         func requireExisting() throws {
@@ -62,13 +64,19 @@ struct Keys: ParsableCommand {
             // refused, "no database", and `serve --no-demo` then "in use":
             // the only way was start, stop, create, start).
             let creating = !FileManager.default.fileExists(atPath: database.db)
+            // Made only where --db says: the default path, relative to the
+            // current directory, from the wrong one would make a ledger no
+            // server reads, and a key it does not know.
+            if creating && database.named == nil {
+                throw ValidationError("no database at \(database.db) (run from the directory the server runs in, or give --db; a database named by --db is made if it is missing)")
+            }
             try withLedger(database.db, creating: true) { ledger in
                 try blockingAwait {
                     _ = try await ledger.createApiKey(keyID: material.keyID, name: name, scopes: scopes, hash: material.hash,
                                                       expiresUnix: 0, actor: "cli")
                 }
             }
-            if creating { FileHandle.standardError.write(Data("created a new, empty ledger at \(database.db)\n".utf8)) }
+            if creating { FileHandle.standardError.write(Data("created a new, empty ledger at \(DatabaseLock.resolved(database.db))\n".utf8)) }
             print("key_id: \(material.keyID)\nscopes: \(scopes.joined(separator: " "))\nsecret (shown once): \(material.token)")
         }
     }
@@ -113,6 +121,17 @@ struct Keys: ParsableCommand {
         var rest: [String] = []
 
         func validate() throws {
+            // An option this command lacks is named, not taken for a missing
+            // database or a bad key id (ArgumentParser reports it only once
+            // `validate` passed; `rest` takes arguments, not options). Read
+            // from the command line; a key is never an option, nothing
+            // secret is echoed.
+            let known: Set = ["--db", "-h", "--help"]
+            if let option = CommandLine.arguments.dropFirst().first(where: {
+                $0.hasPrefix("-") && !known.contains($0) && !$0.hasPrefix("--db=") && !$0.contains("bk_") && $0.count <= 40
+            }) {
+                throw ValidationError("Unknown option '\(option)'")
+            }
             try database.requireExisting()
             guard rest.isEmpty else {
                 throw ValidationError("give one key id: the 12 characters after bk_ up to the next _ (not the whole key; what was given is not shown here)")

@@ -224,8 +224,15 @@ struct Serve: ParsableCommand {
         sigaddset(&shutdownSignals, SIGTERM)
         sigaddset(&shutdownSignals, SIGINT)
         // A closed terminal (a foreground `serve.sh`) drains too, where it
-        // killed the server outright (session 28).
-        sigaddset(&shutdownSignals, SIGHUP)
+        // killed the server outright (session 28) — unless SIGHUP is
+        // ignored already (`nohup`): a blocked signal is still queued for
+        // sigwait, and a logout would then stop a server meant to outlive it.
+        var hangUp = sigaction()
+        let ignored = unsafeBitCast(SIG_IGN, to: Int.self)
+        if sigaction(SIGHUP, nil, &hangUp) == 0,
+           hangUp.__sigaction_handler.sa_handler.map({ unsafeBitCast($0, to: Int.self) }) != ignored {
+            sigaddset(&shutdownSignals, SIGHUP)
+        }
         pthread_sigmask(SIG_BLOCK, &shutdownSignals, nil)
         // Sockets are written with MSG_NOSIGNAL; ignoring SIGPIPE as well keeps
         // any other write to a closed peer (a library's) from killing the server.
@@ -363,23 +370,20 @@ struct Serve: ParsableCommand {
             _ = try? blockingAwait { await ledger.close() }
             throw error
         }
-        func forgettingTheCatalogIfItFails<T>(_ body: () throws -> T) throws -> T {
-            do {
-                return try body()
-            } catch {
-                if registration == .registered { try? store.forgetCatalog(version: prices.version) }
-                throw error
-            }
+        // Forgotten again if the start fails from here to serving, whatever
+        // fails (session 28's diff review: a bad JWT secret file left it
+        // recorded, and corrected prices were refused at the next start).
+        var serving = false
+        defer {
+            if !serving, registration == .registered { try? store.forgetCatalog(version: prices.version) }
         }
         // Period ends, trial ends and grace ends that passed while the server
         // was down, and payments a crash interrupted, before the first call;
         // then the plan terms and grace of this start (the grace for every
         // account, not only those created from now on).
         let grace = ledgerConfiguration.graceSeconds
-        let (caughtUp, _, plansChanged) = try forgettingTheCatalogIfItFails {
-            try blockingAwait {
-                try await ledger.start(plans: planTerms, graceSeconds: grace, actor: "serve --plans --grace-days")
-            }
+        let (caughtUp, _, plansChanged) = try blockingAwait {
+            try await ledger.start(plans: planTerms, graceSeconds: grace, actor: "serve --plans --grace-days")
         }
         if caughtUp > 0 {
             logger.notice("processed transitions due while stopped", metadata: ["count": "\(caughtUp)"])
@@ -438,7 +442,8 @@ struct Serve: ParsableCommand {
             logger.warning("billing.v1.Testing is enabled: for transport tests only")
         }
 
-        try forgettingTheCatalogIfItFails { try server.start(router: router) }
+        try server.start(router: router)
+        serving = true
         if let metrics {
             // (SQLite keeps the WAL beside the file, links resolved.)
             let gauges = ServerGauges(registry: registry, recoveryMillis: ledger.recoveryMillis, wal: DatabaseLock.resolved(db) + "-wal")
@@ -457,7 +462,7 @@ struct Serve: ParsableCommand {
         if fresh && !noDemo {
             demo = try DemoCredentials.create(ledger: ledger, jwtSecret: jwtSecret, issuer: jwtIssuer, audience: jwtAudience)
             // (Before the file: a write that fails has not hidden them.)
-            demo?.printHelp(server.boundAddress, tlsCA: tlsCert.map { _ in tlsClientCa == nil ? "<CA of --tls-cert>" : "<CA of --tls-cert> (and a client certificate: --tls-client-ca asks for one)" })
+            demo?.printHelp(server.boundAddress, tls: tlsCert == nil ? nil : tlsClientCa == nil ? .serverOnly : .clientCertificate)
             if let demoCredentialsFile { try demo?.write(to: demoCredentialsFile) }
         } else if let demoCredentialsFile {
             logger.notice("the database is not fresh: no demo credentials created, nothing written",

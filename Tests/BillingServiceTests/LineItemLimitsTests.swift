@@ -1,4 +1,5 @@
 import BillingCore
+@testable import BillingLedger
 import BillingProto
 @testable import BillingService
 import GRPC
@@ -69,6 +70,45 @@ import Testing
             Issue.record("a negative quantity was accepted")
         } catch {
             #expect(error.errorInfo?.reason == "NEGATIVE_QUANTITY")
+        }
+    }
+}
+
+/// A debit over a limit charged before the limits existed (session 28) is
+/// answered from its key when retried, as a debit priced under a catalog
+/// since changed is: refused as bad input, its caller would hear "nothing
+/// charged" for a debit that was. A new key is refused.
+@Suite struct LineItemLimitsRetryTests {
+    @Test func aRetryOfADebitChargedBeforeTheLimitsIsAnsweredFromItsKey() async throws {
+        try await withSQLiteLedger { ledger in
+            let metering = MeteringService(ledger: ledger, catalog: LineItemLimitsTests.catalog)
+            _ = try await ledger.createAccount(id: "acct", plan: .pro, actor: "t")
+            let bytes = 2 * MeteringLimits.maxStorageBytes
+            let items: [LineItem] = [.storage(kind: .traces, bytes: bytes)]
+            // Charged as an older build did: no limit on the quantity.
+            let command = DebitCommand(accountID: "acct", workspaceID: "w", agentID: "a", runID: "r", idempotencyKey: "big",
+                                       priced: try LineItemLimitsTests.catalog.price(items),
+                                       fingerprint: DebitCommand.fingerprint(workspaceID: "w", agentID: "a", runID: "r", items: items))
+            let outcomes = try await ledger.debitBatch([(command, PriorLookup(entry: nil, generation: ledger.cache.generation))])
+            guard case .accepted(let charged)? = outcomes.first else {
+                Issue.record("not charged: \(outcomes)")
+                return
+            }
+            var request = Billing_V1_DebitRequest()
+            (request.accountID, request.workspaceID, request.agentID, request.runID) = ("acct", "w", "a", "r")
+            request.idempotencyKey = "big"
+            request.lineItems = [LineItemLimitsTests.storage(bytes)]
+            let retried = try await metering.debit(request)
+            #expect(retried.entryID == Billing_V1_DebitResponse(charged).entryID && retried.totalMicros == charged.accepted.totalMicros)
+            let batch = try await metering.debitBatch(.with { $0.debits = [request] })
+            #expect(batch.results.first?.accepted.entryID == retried.entryID)
+            request.idempotencyKey = "new"
+            do {
+                _ = try await metering.debit(request)
+                Issue.record("a new debit over the limit was accepted")
+            } catch let status as GRPCStatus {
+                #expect(status.errorInfo?.reason == "QUANTITY_TOO_LARGE")
+            }
         }
     }
 }

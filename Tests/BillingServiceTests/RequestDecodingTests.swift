@@ -261,6 +261,8 @@ import Testing
         #expect(Self.reason(Billing_V1_SetEnterpriseContractRequest.self, twenty + (try one.serializedBytes())) == "INVALID_CONTRACT")
         #expect(try Billing_V1_SetEnterpriseContractRequest(serializedBytes: twenty + (try one.serializedBytes()))
             .contract.customInvoiceLines.count == 21)
+        // Named as every INVALID_CONTRACT is (session 28).
+        #expect(Billing_V1_SetEnterpriseContractRequest.tooManyCustomLines.errorInfo?.metadata["field"] == "contract.custom_invoice_lines")
     }
 
     @Test func malformedBytesAreLeftToTheDecoder() {

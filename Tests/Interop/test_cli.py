@@ -772,7 +772,8 @@ def test_call_and_load_over_tls(pb, server, tls_files):
     served = server(tls=True)
     remember_secret(served.service_key())
     # The demo's ready-to-paste call says it needs the CA (session 28: pasted, it failed "server closed the connection").
-    assert f"--target {served.target} --tls-ca <CA of --tls-cert>" in served.stdout_text(), served.stdout_text()
+    assert f"--target {served.target} --tls-ca CA.pem \\\n" in served.stdout_text(), served.stdout_text()
+    assert "(TLS: CA.pem is the CA that signed --tls-cert" in served.stdout_text(), served.stdout_text()
     method = "billing.v1.Metering/Quote"
     request = {"account_id": "demo", "workspace_id": "w1", "agent_id": "a1", "line_items": ITEMS}
     result = call(served, method, request, extra=("--tls-ca", tls_files.server_cert))
@@ -797,6 +798,7 @@ def test_call_and_load_with_a_client_certificate(server, tls_files):
     way to, and got "certificate required"); without one, refused."""
     served = server(tls=True, client_ca=True)
     remember_secret(served.service_key())
+    assert "--tls-ca CA.pem --tls-cert CLIENT.pem --tls-key CLIENT.key \\\n" in served.stdout_text(), served.stdout_text()
     method, request = "grpc.health.v1.Health/Check", {}
     mine = ("--tls-ca", tls_files.server_cert, "--tls-cert", tls_files.client_cert, "--tls-key", tls_files.client_key)
     result = call(served, method, request, extra=mine)
@@ -976,6 +978,24 @@ def test_a_start_that_cannot_serve_journals_nothing(tmp_path, server):
     assert journal()[1] > before[1]
 
 
+def test_a_start_that_fails_after_recording_the_catalog_forgets_it(tmp_path, server):
+    """The catalog's version is recorded once the addresses are bound and
+    forgotten if the start fails before serving, whatever fails: here a JWT
+    secret file too short (session 28's diff review: it stayed recorded,
+    and the next start, its prices corrected, was refused)."""
+    db = tmp_path / "db.sqlite"
+    Path(str(db) + ".jwt-secret").write_bytes(b"short\n")
+    failed = cli("serve", "--listen", "127.0.0.1:0", "--db", str(db), key=None, timeout=60)
+    assert 0 < failed.returncode < 128 and "32 bytes" in failed.stderr, shown(failed)[:1500]
+    Path(str(db) + ".jwt-secret").unlink()
+    catalog = json.loads((ROOT / "config" / "catalog.json").read_text())
+    catalog["tool_calls"]["default_micros_per_call"] += 1  # other prices, the same version
+    changed = tmp_path / "changed-catalog.json"
+    changed.write_text(json.dumps(catalog))
+    served = server(db=db, args=["--catalog", str(changed)])
+    served.assert_serving()
+
+
 def test_a_revoked_demo_key_is_not_made_again_at_the_next_start(pb, tmp_path, server):
     """A database where a key was ever made is not fresh: the demo key
     revoked, the next start makes no new one (a first start stopped before
@@ -1023,6 +1043,32 @@ def check_left_alone(db, statements):
         assert sorted(row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")) == tables
 
 
+def test_under_nohup_a_hang_up_does_not_stop_the_server(tmp_path):
+    """SIGHUP drains the server like SIGTERM (a closed terminal), unless it
+    was started with SIGHUP ignored (`nohup`): then a logout leaves it
+    running (a blocked signal is queued for sigwait even when ignored)."""
+    port_file = tmp_path / "port"
+    process = subprocess.Popen([str(billing_binary()), "serve", "--listen", "127.0.0.1:0", "--port-file", str(port_file),
+                                "--db", str(tmp_path / "db.sqlite"), "--no-demo"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    try:
+        deadline = time.monotonic() + 60
+        while not (port_file.exists() and port_file.read_text().strip()):
+            assert process.poll() is None and time.monotonic() < deadline, process.stderr.read().decode()
+            time.sleep(0.05)
+        process.send_signal(signal.SIGHUP)
+        # Still serving afterwards: a call answered, then the process still there.
+        result = cli("call", "grpc.health.v1.Health/Check", "--target", f"127.0.0.1:{port_file.read_text().strip()}")
+        assert result.returncode == 0 and "SERVING" in result.stdout, shown(result)
+        assert process.poll() is None
+        process.terminate()
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+
+
 def test_a_first_key_for_a_no_demo_server_is_made_before_its_first_start(pb, tmp_path, server):
     """`serve --no-demo` makes no key: its first start says how to make one,
     and `billing keys create` makes the database if it is missing (session
@@ -1032,6 +1078,11 @@ def test_a_first_key_for_a_no_demo_server_is_made_before_its_first_start(pb, tmp
     assert "no active API key" in bare.log() and f"billing keys create --db {db}" in bare.log(), bare.log_tail()
     bare.terminate()
     assert bare.wait_exit(10) == 0
+    # Not at the default path, from wherever it runs: only where --db says.
+    elsewhere = subprocess.run([str(billing_binary()), "keys", "create", "--name", "ops", "--scope", "accounts:admin"],
+                               cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert elsewhere.returncode == 64 and "no database at var/billing.sqlite" in elsewhere.stderr, shown(elsewhere)
+    assert not (tmp_path / "var").exists()
     db2 = tmp_path / "prod2" / "billing.sqlite"
     made = cli("keys", "create", "--db", str(db2), "--name", "ops", "--scope", "accounts:admin", key=None, timeout=60)
     assert made.returncode == 0 and f"created a new, empty ledger at {db2}" in made.stderr, shown(made)
@@ -1042,6 +1093,26 @@ def test_a_first_key_for_a_no_demo_server_is_made_before_its_first_start(pb, tmp
     admin = pb.admin_pb2_grpc.AdminStub(served.authorized_channel(secret))
     keys = admin.ListApiKeys(pb.admin_pb2.ListApiKeysRequest(), timeout=RPC_TIMEOUT_S).keys
     assert [k.name for k in keys] == ["ops"], keys
+
+
+def test_a_database_moved_away_from_under_a_symlink_is_not_made_anew(tmp_path):
+    """--db through a symlink whose target is missing: made 0600 at the
+    target when it is new; refused when the target's lock says a ledger was
+    opened there (session 28's diff review: the link's own lock was looked
+    at, and a new, empty ledger made 0644 where the moved one had been)."""
+    import stat
+    (tmp_path / "data").mkdir()
+    (tmp_path / "link").mkdir()
+    real, link = tmp_path / "data" / "real.sqlite", tmp_path / "link" / "b.sqlite"
+    link.symlink_to("../data/real.sqlite")
+    made = cli("keys", "create", "--db", str(link), "--name", "a", "--scope", "metering:read", key=None, timeout=60)
+    assert made.returncode == 0, shown(made)
+    remember_secret(re.search(r"secret \(shown once\): (\S+)", made.stdout).group(1))
+    assert stat.S_IMODE(real.stat().st_mode) == 0o600
+    real.rename(tmp_path / "data" / "moved.sqlite")
+    again = cli("keys", "create", "--db", str(link), "--name", "b", "--scope", "metering:read", key=None, timeout=60)
+    assert 0 < again.returncode < 128 and "is missing" in again.stderr, shown(again)
+    assert not real.exists() and not Path(str(link) + ".lock").exists()
 
 
 @pytest.mark.parametrize("db, message", [("", "--db is empty"), ("/tmp", "--db /tmp is a directory")])
@@ -1174,7 +1245,8 @@ def test_a_stop_without_new_entries_does_not_store_the_key_filter_again(pb, tmp_
 
 
 @pytest.mark.parametrize("command", [["serve"], ["audit"], ["load"], ["keys", "list"],
-                                     ["keys", "create", "--name", "a", "--scope", "metering:read"]])
+                                     ["keys", "create", "--name", "a", "--scope", "metering:read"],
+                                     ["keys", "revoke", "abcdefabcdef"]])
 def test_a_mistyped_option_is_named_before_any_file_check(tmp_path, command):
     """Outside the repository (no config/catalog.json, no var/): a mistyped
     option was reported as the default catalog or database missing —
