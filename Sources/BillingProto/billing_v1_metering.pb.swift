@@ -572,7 +572,7 @@ public nonisolated struct Billing_V1_GetUsageRequest: Sendable {
   /// widened to whole days: it starts at 00:00 UTC of this instant's day.
   public var fromUnixSeconds: Int64 = 0
 
-  /// End of the range, exclusive; 0 means now. Widened to the end of the UTC
+  /// End of the range, exclusive; 0 means now, its second included. Widened to the end of the UTC
   /// day containing the last second of the range. Not before
   /// from_unix_seconds (INVALID_RANGE); equal to it is an empty range, widened
   /// the same way (inside a day: that day; at 00:00 UTC: nothing).

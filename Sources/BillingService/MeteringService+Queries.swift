@@ -155,7 +155,17 @@ extension MeteringService {
         let index: Ledger.RunIndex
         let runKey = RunSummaries.Key(account: request.accountID, run: request.runID)
         var summary = RunSummary()
-        var page: [JournalRecord] = []  // the run's debits after `after`, at most `pageSize`
+        // The run's debits after `after`: at most `pageSize`, and no more
+        // once their estimated size passes the page's (`maxRunPageBytes`:
+        // the response stops there; session 28's review: up to 10,000
+        // debits of 256 line items were read and held for a page of ~14).
+        var page: [JournalRecord] = []
+        var pageBytes = 0
+        var pageWantsMore: Bool { page.count < pageSize && pageBytes <= Self.maxRunPageBytes }
+        func take(_ record: JournalRecord) {
+            page.append(record)
+            pageBytes += Self.estimatedBytes(record.accepted)
+        }
         do {
             index = try ledger.runIndex(account: request.accountID, run: request.runID)
             guard let last = index.seqs.last else {
@@ -170,9 +180,12 @@ extension MeteringService {
             // a time until it is full (the index's seqs may hold another
             // run's, sharing the hash: they are left out, not counted).
             var cursor = index.seqs.firstIndex { $0 > after } ?? index.seqs.endIndex
-            while page.count < pageSize, cursor < tailStart {
-                let end = min(tailStart, cursor + (pageSize - page.count))
-                page += try ledger.runEntries(account: request.accountID, run: request.runID, among: index.seqs[cursor..<end], in: index)
+            while pageWantsMore, cursor < tailStart {
+                let end = min(tailStart, cursor + min(Self.runPageChunk, pageSize - page.count))
+                for record in try ledger.runEntries(account: request.accountID, run: request.runID, among: index.seqs[cursor..<end], in: index)
+                where pageWantsMore {
+                    take(record)
+                }
                 cursor = end
             }
             // The tail is summed as it is read, `runTailChunk` debits at a
@@ -188,7 +201,7 @@ extension MeteringService {
                     if !summary.catalogVersions.contains(record.accepted.catalogVersion) {
                         summary.catalogVersions.append(record.accepted.catalogVersion)
                     }
-                    if page.count < pageSize && record.seq > after { page.append(record) }
+                    if pageWantsMore && record.seq > after { take(record) }
                 }
                 cursor = end
             }
@@ -209,30 +222,37 @@ extension MeteringService {
         response.totalMicros = summary.total
         response.debitCount = summary.count
         response.catalogVersions = summary.catalogVersions
-        var pageBytes = 0
+        var answeredBytes = 0
         // Each debit read in place from its record (`record.accepted.…`).
         for record in page {
             // A page ends at its size or at about 2 MiB, whichever comes
             // first: a stock client takes at most 4 MiB (a run of debits
             // of 256 line items each once made a 6 MB page of 1,000).
             let bytes = Self.estimatedBytes(record.accepted)
-            guard response.debits.isEmpty || pageBytes + bytes <= Self.maxRunPageBytes else {
+            guard response.debits.isEmpty || answeredBytes + bytes <= Self.maxRunPageBytes else {
                 response.nextPageToken = "e\(response.debits.last!.entryID)"
                 break
             }
-            pageBytes += bytes
+            answeredBytes += bytes
             response.debits.append(Self.runDebit(record))
         }
-        // A full page with seqs after it: the token names where it ended (a
-        // page short of its size read the run to its end).
-        if response.nextPageToken.isEmpty, page.count == pageSize, let end = page.last?.seq, end < index.seqs.last! {
+        // A page full (by count, or by size: one debit alone past it) with
+        // seqs after it: the token names where it ended (a page short of
+        // both read the run to its end).
+        if response.nextPageToken.isEmpty, page.count == pageSize || pageBytes > Self.maxRunPageBytes,
+           let end = response.debits.last?.entryID, end < index.seqs.last! {
             response.nextPageToken = "e\(end)"
         }
         return response
     }
 
-    /// Debits of a run's tail read at a time while it is summed.
-    static let runTailChunk = 1_024
+    /// Debits of a run's tail read at a time while it is summed (each may
+    /// hold 256 line items: ~70 KB decoded; session 28: 1,024, which
+    /// held ~100 MB decoded at once for such debits).
+    static let runTailChunk = 64
+    /// Debits read at a time to fill a page before the tail, so that the
+    /// page stops near its size without reading a page_size's worth.
+    static let runPageChunk = 64
 
     /// A debit as a GetExecutionCost page lists it.
     static func runDebit(_ record: JournalRecord) -> Billing_V1_RunDebit {
@@ -300,7 +320,11 @@ extension MeteringService {
     func usageQuery(_ request: Billing_V1_GetUsageRequest) throws(GRPCStatus) -> UsageQuery {
         try requireID(request.accountID, "account_id")
         let now = ledger.clock.nowMicros() / 1_000_000
-        let to = request.toUnixSeconds == 0 ? now : request.toUnixSeconds
+        // "Now" includes the current second: its end, so the day it is in
+        // (session 28's review: in a day's first second, `now` exclusive
+        // left out that day's usage, and on a test clock moved to 00:00 the
+        // debits made there stayed out until it moved again).
+        let to = request.toUnixSeconds == 0 ? now + 1 : request.toUnixSeconds
         // Usage is kept per UTC day from 1970 to the end of year 9999.
         let latest = AccountView.endOfYear9999Unix
         // `from` equal to `to` is an empty range, allowed: "from the period's

@@ -975,6 +975,22 @@ def test_a_paused_trial_of_a_priced_free_is_told_to_add_a_card_for_that_plan(pb,
     assert refused.value.details().endswith(f"new runs are paused: {remedy}"), refused.value.details()
 
 
+def test_usage_up_to_now_includes_the_current_second_at_midnight(life):
+    """GetUsage's `to_unix_seconds` 0 means now, the current second
+    included: on a clock at exactly 00:00 UTC, a debit made then counts
+    (session 28's review: "now" was exclusive, and the day it began was
+    left out until the clock moved)."""
+    m = life.m
+    account = life.create("acme", plan=life.a.PLAN_PRO)
+    life.set_card("acme")
+    midnight = (account.created_unix_seconds // 86_400 + 2) * 86_400
+    life.advance(to=midnight)
+    charged = life.debit("acme", "at-midnight").total_micros
+    for since in (midnight - 86_400, midnight):
+        usage = life.metering.GetUsage(m.GetUsageRequest(account_id="acme", from_unix_seconds=since), timeout=RPC_TIMEOUT_S)
+        assert usage.total_micros == charged and usage.to_unix_seconds == midnight + 86_400, (since, usage)
+
+
 def test_a_bad_plans_file_stops_the_server_with_the_reason(tmp_path):
     import json
     import subprocess as sp
