@@ -101,6 +101,16 @@ final class GroupCommitter: Sendable {
     /// `--test-clock` that runs ahead, and the age computed from it went
     /// negative (session 27: -66 days).
     let lastCheckpointMicros = Atomic<Int64>(0)
+    /// Set a while after a checkpoint write failed (1, 2, 4 … 60 s after
+    /// each failure in a row): the ledger queues a new checkpoint at its next
+    /// append instead of waiting for the next interval (`enqueueCheckpoint`
+    /// clears it). Session 28, a review: after two failures the journal
+    /// was paced for a checkpoint nobody had queued, ~300 commits a second
+    /// for the rest of the interval (minutes at the default).
+    let checkpointRetryWanted = Atomic<Bool>(false)
+    /// Checkpoint writes that failed in a row (written by the checkpoint thread).
+    let failedCheckpointsInARow = Atomic<Int>(0)
+    private let checkpointFailures = Counter(label: "billing_checkpoint_failures_total")
     private let stopped = DispatchSemaphore(value: 0)
     /// Signalled after each checkpoint written (`pace` waits on it).
     private let checkpointProgress = DispatchSemaphore(value: 0)
@@ -247,6 +257,7 @@ final class GroupCommitter: Sendable {
                                              unlessWritten: unlessWritten)
             s.pendingIndex.append(contentsOf: index)
         }
+        if !filterOnly { checkpointRetryWanted.store(false, ordering: .relaxed) }
         checkpointWake.signal()
     }
 
@@ -385,7 +396,11 @@ final class GroupCommitter: Sendable {
                 logger.notice("checkpoints caught up; commits at full speed")
             }
         }
-        if behind { _ = checkpointProgress.wait(timeout: .now() + .milliseconds(50)) }
+        // Waited for only when one is coming (queued or being written):
+        // after a failed write none is until the ledger queues the retry.
+        if behind, state.withLock({ $0.checkpoint != nil || $0.writingSeq >= 0 }) {
+            _ = checkpointProgress.wait(timeout: .now() + .milliseconds(50))
+        }
     }
 
     private func run() {
@@ -552,6 +567,7 @@ final class GroupCommitter: Sendable {
                 "build_ms": "\(built.wholeMilliseconds)", "write_ms": "\((written - started - built).wholeMilliseconds)",
                 "cpu_ms": "\((Self.threadCPUMicros() - cpuStarted) / 1_000)",
             ])
+            failedCheckpointsInARow.store(0, ordering: .relaxed)
             onIndexed(checkpoint.seq)
             state.withLock { $0.indexedSeq = max($0.indexedSeq, checkpoint.seq) }
             checkpointProgress.signal()
@@ -565,8 +581,17 @@ final class GroupCommitter: Sendable {
             for waiter in ready { waiter.waiter.resolve(.success(())) }
             return (true, filterStored)
         } catch {
-            // Not fatal: the journal has everything; recovery replays more.
-            logger.warning("checkpoint failed", metadata: ["error": "\(error)", "seq": "\(seq)"])
+            // Not fatal: the journal has everything; recovery replays more,
+            // and a new checkpoint is asked for after a pause.
+            let inARow = failedCheckpointsInARow.add(1, ordering: .relaxed).newValue
+            checkpointFailures.increment()
+            let retrySeconds = min(60, 1 << min(inARow - 1, 6))
+            logger.error("checkpoint failed; another in \(retrySeconds) s", metadata: [
+                "error": "\(error)", "seq": "\(seq)", "failures_in_a_row": "\(inARow)",
+            ])
+            DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(retrySeconds)) { [self] in
+                checkpointRetryWanted.store(true, ordering: .relaxed)
+            }
             // Its waiters fail; those of a newer checkpoint still queued wait on.
             let failed = state.withLock { s -> [Waiter] in
                 let failed = s.indexWaiters.filter { $0.seq <= seq }

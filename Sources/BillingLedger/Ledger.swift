@@ -372,7 +372,8 @@ public actor Ledger {
         }
         if changesKeys { keyRing.replace(from: state) }
         entriesSinceCheckpoint += 1
-        if entriesSinceCheckpoint >= configuration.checkpointEvery, configuration.periodicCheckpoints {
+        if entriesSinceCheckpoint >= configuration.checkpointEvery || committer.checkpointRetryWanted.load(ordering: .relaxed),
+           configuration.periodicCheckpoints {
             queueCheckpoint(atMicros: atMicros)
         }
         return record

@@ -248,6 +248,15 @@ extension LedgerState {
         if let checkpoint, !(0...Self.maxSeq).contains(checkpoint.seq) {
             throw ApplyError.inconsistent(seq: checkpoint.seq, "a checkpoint at an impossible seq")
         }
+        // A checkpoint is written only once its seq is durable: one past the
+        // journal's end means journal entries were lost (a damaged file, a
+        // journal restored without its checkpoints). Refused, saying so
+        // (session 28, a review: loaded, every commit then failed with
+        // "expected seq", and the server reloaded forever).
+        if let checkpoint, checkpoint.seq > 0, case let last = try store.lastSeq(), checkpoint.seq > last {
+            throw ApplyError.inconsistent(seq: checkpoint.seq,
+                                          "the newest checkpoint is at seq \(checkpoint.seq), past the journal's last entry (\(last)): journal entries it holds are missing (a damaged or partly restored database); restore the whole database")
+        }
         var state = usable.map { LedgerState(checkpoint: $0, plans: plans) } ?? LedgerState(plans: plans)
         var replayed = 0
         try store.forEachEntry(after: state.lastSeq) { entry in

@@ -38,6 +38,11 @@ final class DatabaseLock {
     /// (session 28: "WAL journal mode unavailable", "has 2 hard links").
     static func requireFilePath(_ database: String) throws {
         guard !database.isEmpty else { throw CLIError("--db is empty: name the database file") }
+        // SQLite reads `file:` as a URI even unasked: the file it makes is
+        // not the one the lock, link and mode checks look at.
+        guard !database.hasPrefix("file:") else {
+            throw CLIError("--db \(database) looks like an SQLite URI: give a file path (./\(database) if that is its name)")
+        }
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: database, isDirectory: &isDirectory), isDirectory.boolValue {
             throw CLIError("--db \(database) is a directory: name the database file (e.g. \(database)/billing.sqlite)")
@@ -96,7 +101,8 @@ final class DatabaseLock {
         var database = database
         for _ in 0..<40 {
             guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: database) else { break }
-            database = target.hasPrefix("/") ? target : (database as NSString).deletingLastPathComponent + "/" + target
+            let directory = (database as NSString).deletingLastPathComponent
+            database = target.hasPrefix("/") || directory.isEmpty ? target : directory + "/" + target
         }
         let directory = (database as NSString).deletingLastPathComponent
         guard let real = realpath(directory.isEmpty ? "." : directory, nil) else { return database }

@@ -127,7 +127,7 @@ struct Keys: ParsableCommand {
             // from the command line; a key is never an option, nothing
             // secret is echoed.
             let known: Set = ["--db", "-h", "--help"]
-            if let option = CommandLine.arguments.dropFirst().first(where: {
+            if let option = CommandLine.arguments.dropFirst().prefix(while: { $0 != "--" }).first(where: {
                 $0.hasPrefix("-") && !known.contains($0) && !$0.hasPrefix("--db=") && !$0.contains("bk_") && $0.count <= 40
             }) {
                 throw ValidationError("Unknown option '\(option)'")

@@ -347,6 +347,30 @@ import Testing
         #expect(store.disk.writtenCheckpoints().filter { $0.checkpoint.seq == seq }.count == 1)
     }
 
+    /// A checkpoint write that fails asks for another after a pause (1 s
+    /// after the first failure), queued at the next append, not after the
+    /// next interval's entries (session 28, a review: the journal was then
+    /// paced for a checkpoint nobody had queued, for minutes).
+    @Test func aFailedCheckpointIsRetriedSoonNotAfterTheNextInterval() async throws {
+        let store = InMemoryLedgerStore()
+        let ledger = try Ledger.open(on: store, clock: SystemClock(),
+                                     configuration: Fixtures.configuration(checkpointEvery: 1_000_000))
+        _ = try await ledger.createAccount(id: "a", plan: .pro, actor: "t")
+        store.checkpointsFail.withLock { $0 = true }
+        await #expect(throws: LedgerError.self) { try await ledger.checkpoint() }
+        let failedInARow = ledger.committer.failedCheckpointsInARow.load(ordering: .relaxed)
+        #expect(failedInARow == 1)
+        store.checkpointsFail.withLock { $0 = false }
+        #expect(await eventually { ledger.committer.checkpointRetryWanted.load(ordering: .relaxed) })
+        _ = try await ledger.createAccount(id: "b", plan: .pro, actor: "t")  // the next append queues it
+        let seq = await ledger.lastSeq
+        #expect(await eventually { store.disk.writtenCheckpoints().contains { $0.checkpoint.seq == seq } })
+        let (inARow, retryWanted) = (ledger.committer.failedCheckpointsInARow.load(ordering: .relaxed),
+                                     ledger.committer.checkpointRetryWanted.load(ordering: .relaxed))
+        #expect(inARow == 0 && !retryWanted)
+        await ledger.close()
+    }
+
     /// A checkpoint taken with a batch must not be written when that batch's
     /// commit failed: it would hold debits the journal does not have. (The
     /// SQLite store happens to refuse a checkpoint ahead of its journal; the

@@ -30,13 +30,13 @@ import Testing
     }
 
     /// A run longer than the chunks its tail is summed in (`runTailChunk`),
-    /// partly in SQLite (checkpoints every 500 entries) and partly in
-    /// memory: every page, from a fresh service (nothing cached) or after
+    /// partly in SQLite (checkpoints every 50 entries) and partly in
+    /// memory, paged at sizes around the page's read chunk (`runPageChunk`): every page, from a fresh service (nothing cached) or after
     /// more debits, carries the whole run's total and count, and the pages
     /// list every debit once, in order.
     @Test func aRunLongerThanTheTailChunksAddsUpOnEveryPage() async throws {
         var configuration = LedgerConfiguration()
-        configuration.checkpointEvery = 500
+        configuration.checkpointEvery = 50
         try await withSQLiteLedger(configuration: configuration) { ledger in
             let catalog = try PriceCatalog(version: "t", models: [:], toolCallMicrosPerCall: [:], defaultToolCallMicrosPerCall: 500,
                                            storageMicrosPerGiB: [.knowledgeBase: 100_000, .traces: 20_000])
@@ -74,11 +74,13 @@ import Testing
                 } while !request.pageToken.isEmpty && listed.count <= seqs.count
                 return listed
             }
+            let pageChunk = Int32(MeteringService.runPageChunk)
             #expect(try pages(MeteringService(ledger: ledger, catalog: catalog), size: 1_000) == seqs)
             let metering = MeteringService(ledger: ledger, catalog: catalog)
-            #expect(try pages(metering, size: 777) == seqs)
+            for size in [37, pageChunk - 1, pageChunk, pageChunk + 1, 777] { #expect(try pages(metering, size: size) == seqs) }
             try await debit((chunk * 3)..<(chunk * 4 + 10))  // a tail past the cached summary
-            #expect(try pages(metering, size: 1_000) == seqs)
+            #expect(try pages(metering, size: 50) == seqs)
+            #expect(try pages(MeteringService(ledger: ledger, catalog: catalog), size: pageChunk + 1) == seqs)
             #expect(seqs.count > 3 * chunk)
         }
     }

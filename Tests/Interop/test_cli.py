@@ -1113,9 +1113,23 @@ def test_a_database_moved_away_from_under_a_symlink_is_not_made_anew(tmp_path):
     again = cli("keys", "create", "--db", str(link), "--name", "b", "--scope", "metering:read", key=None, timeout=60)
     assert 0 < again.returncode < 128 and "is missing" in again.stderr, shown(again)
     assert not real.exists() and not Path(str(link) + ".lock").exists()
+    # A bare relative name (no directory part) linking to a file not made
+    # yet: the lock beside the target, not at the root of the filesystem.
+    (tmp_path / "here").mkdir()
+    (tmp_path / "here" / "b.sqlite").symlink_to("real.sqlite")
+    made = subprocess.run([str(billing_binary()), "keys", "create", "--db", "b.sqlite", "--name", "a", "--scope",
+                           "metering:read"], cwd=tmp_path / "here", capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, shown(made)
+    remember_secret(re.search(r"secret \(shown once\): (\S+)", made.stdout).group(1))
+    assert (tmp_path / "here" / "real.sqlite.lock").exists() and not Path("/real.sqlite.lock").exists()
+    # `--` ends the options: what follows is the key id.
+    key_id = re.search(r"key_id: (\S+)", made.stdout).group(1)
+    revoked = cli("keys", "revoke", "--db", str(tmp_path / "here" / "b.sqlite"), "--", key_id, key=None, timeout=60)
+    assert revoked.returncode == 0 and f"revoked {key_id}" in revoked.stdout, shown(revoked)
 
 
-@pytest.mark.parametrize("db, message", [("", "--db is empty"), ("/tmp", "--db /tmp is a directory")])
+@pytest.mark.parametrize("db, message", [("", "--db is empty"), ("/tmp", "--db /tmp is a directory"),
+                                         ("file:x.sqlite", "looks like an SQLite URI")])
 def test_a_db_path_that_cannot_be_a_database_is_refused_clearly(db, message):
     for args in (["serve", "--listen", "127.0.0.1:0"], ["keys", "create", "--name", "a", "--scope", "metering:read"]):
         result = cli(*args, "--db", db, key=None, timeout=60)
@@ -1136,6 +1150,27 @@ def test_a_start_refused_on_another_programs_file_leaves_no_lock_that_refuses_th
     db.unlink()
     served = server(db=db)
     assert served.service_key()
+
+
+def test_a_checkpoint_past_the_journals_end_is_refused_at_start(pb, tmp_path, server):
+    """A checkpoint is written only once its seq is durable: one past the
+    journal's last entry means entries were lost (a damaged or partly
+    restored database). The start is refused saying so (session 28, a
+    review: it was loaded, and every commit then failed, reloading forever)."""
+    import sqlite3
+    first = server()
+    admin = pb.admin_pb2_grpc.AdminStub(first.authorized_channel())
+    for n in range(5):
+        admin.GrantCredits(pb.admin_pb2.GrantCreditsRequest(account_id="demo", amount_micros=1_000_000, reason="t",
+                                                            idempotency_key=f"g{n}"), timeout=RPC_TIMEOUT_S)
+    first.terminate()
+    assert first.wait_exit(10) == 0  # its final checkpoint is at the last seq
+    with sqlite3.connect(first.db_path) as connection:
+        last = connection.execute("SELECT max(seq) FROM journal").fetchone()[0]
+        connection.execute("DELETE FROM journal WHERE seq > ?", (last - 2,))
+    again = cli("serve", "--listen", "127.0.0.1:0", "--db", str(first.db_path), key=None, timeout=60)
+    assert 0 < again.returncode < 128, shown(again)[:1500]
+    assert f"past the journal's last entry ({last - 2})" in again.stderr, shown(again)[:1500]
 
 
 def test_a_database_moved_under_the_running_server_stops_it_and_the_next_start_refuses(tmp_path, server):
