@@ -256,8 +256,9 @@ final class GroupCommitter: Sendable {
             s.checkpoint = PendingCheckpoint(snapshot: snapshot, writtenAtMicros: writtenAtMicros, last: last, filterOnly: filterOnly,
                                              unlessWritten: unlessWritten)
             s.pendingIndex.append(contentsOf: index)
+            // (Only when one is queued: not while a failed commit is reloaded.)
+            if !filterOnly { checkpointRetryWanted.store(false, ordering: .relaxed) }
         }
-        if !filterOnly { checkpointRetryWanted.store(false, ordering: .relaxed) }
         checkpointWake.signal()
     }
 
