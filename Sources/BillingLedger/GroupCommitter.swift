@@ -110,6 +110,9 @@ final class GroupCommitter: Sendable {
     let checkpointRetryWanted = Atomic<Bool>(false)
     /// Checkpoint writes that failed in a row (written by the checkpoint thread).
     let failedCheckpointsInARow = Atomic<Int>(0)
+    /// Checkpoint writes ended, written or failed: a retry timer fires only
+    /// if none ended after the failure that set it.
+    private let checkpointWritesEnded = Atomic<Int>(0)
     private let checkpointFailures = Counter(label: "billing_checkpoint_failures_total")
     private let stopped = DispatchSemaphore(value: 0)
     /// Signalled after each checkpoint written (`pace` waits on it).
@@ -383,25 +386,30 @@ final class GroupCommitter: Sendable {
     /// core — recovery time stays bounded at the cost of ingest. (A fixed
     /// 2 ms pause did nothing: a commit carries thousands of entries.)
     private func pace() {
-        let (behind, changed) = state.withLock { s -> (Bool, Bool) in
+        // Wake-ups of checkpoints written while commits were not behind are
+        // dropped first: stored up (one per checkpoint of a calm server),
+        // they let as many paced commits through at once (session 28's
+        // review: ~600 after a quiet spell, and the lag bound did not hold).
+        while checkpointProgress.wait(timeout: .now()) == .success {}
+        // Paced only while a checkpoint is coming (queued or being written):
+        // after a failed write none is until the ledger queues the retry,
+        // and waiting would slow commits for nothing.
+        let (paced, changed) = state.withLock { s -> (Bool, Bool) in
             let behind = Self.checkpointsBehind(durable: s.durableSeq, indexed: max(s.indexedSeq, s.startSeq),
                                                 maxLag: maxCheckpointLag)
-            defer { s.pacing = behind }
-            return (behind, behind != s.pacing)
+            let paced = behind && (s.checkpoint != nil || s.writingSeq >= 0)
+            defer { s.pacing = paced }
+            return (paced, paced != s.pacing)
         }
         if changed {
-            if behind {
+            if paced {
                 logger.warning("checkpoints are behind the journal; slowing commits until one is written",
                                metadata: ["max_checkpoint_lag": "\(maxCheckpointLag)"])
             } else {
-                logger.notice("checkpoints caught up; commits at full speed")
+                logger.notice("commits at full speed (checkpoints caught up, or none is being written)")
             }
         }
-        // Waited for only when one is coming (queued or being written):
-        // after a failed write none is until the ledger queues the retry.
-        if behind, state.withLock({ $0.checkpoint != nil || $0.writingSeq >= 0 }) {
-            _ = checkpointProgress.wait(timeout: .now() + .milliseconds(50))
-        }
+        if paced { _ = checkpointProgress.wait(timeout: .now() + .milliseconds(50)) }
     }
 
     private func run() {
@@ -569,6 +577,7 @@ final class GroupCommitter: Sendable {
                 "cpu_ms": "\((Self.threadCPUMicros() - cpuStarted) / 1_000)",
             ])
             failedCheckpointsInARow.store(0, ordering: .relaxed)
+            checkpointWritesEnded.add(1, ordering: .relaxed)
             onIndexed(checkpoint.seq)
             state.withLock { $0.indexedSeq = max($0.indexedSeq, checkpoint.seq) }
             checkpointProgress.signal()
@@ -585,12 +594,16 @@ final class GroupCommitter: Sendable {
             // Not fatal: the journal has everything; recovery replays more,
             // and a new checkpoint is asked for after a pause.
             let inARow = failedCheckpointsInARow.add(1, ordering: .relaxed).newValue
+            let ended = checkpointWritesEnded.add(1, ordering: .relaxed).newValue
             checkpointFailures.increment()
             let retrySeconds = min(60, 1 << min(inARow - 1, 6))
-            logger.error("checkpoint failed; another in \(retrySeconds) s", metadata: [
+            logger.error("checkpoint failed; another at the next interval or in \(retrySeconds) s, whichever comes first", metadata: [
                 "error": "\(error)", "seq": "\(seq)", "failures_in_a_row": "\(inARow)",
             ])
-            DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(retrySeconds)) { [self] in
+            // Only if nothing was written or failed since: a success, or a
+            // later failure with a timer of its own, ends this one's say.
+            DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(retrySeconds)) { [weak self] in
+                guard let self, checkpointWritesEnded.load(ordering: .relaxed) == ended else { return }
                 checkpointRetryWanted.store(true, ordering: .relaxed)
             }
             // Its waiters fail; those of a newer checkpoint still queued wait on.

@@ -156,7 +156,7 @@ public actor Ledger {
         // checkpoint, exactly what is not replayed).
         let indexed = try store.indexedThrough()
         var loadedCheckpointSeq: Int64 = -1
-        let (state, replayed) = try LedgerState.recover(from: store, plans: plans, loading: { checkpoint, booksLoaded in
+        let (state, replayed) = try LedgerState.recover(from: store, plans: plans, serving: true, loading: { checkpoint, booksLoaded in
             // Its filter holds the keys up to its seq; replay adds only those
             // past the index. A checkpoint older than the index (a newer one
             // lost) would leave the keys between out: read them as below.
@@ -430,7 +430,7 @@ public actor Ledger {
             let (cache, keyFilter) = (self.cache, self.keyFilter)
             let indexed = try store.indexedThrough()
             var loaded: Int64 = -1
-            let (state, replayed) = try LedgerState.recover(from: store, plans: initialPlans, loading: { checkpoint, booksLoaded in
+            let (state, replayed) = try LedgerState.recover(from: store, plans: initialPlans, serving: true, loading: { checkpoint, booksLoaded in
                 if booksLoaded { loaded = checkpoint.seq }
             }, replaying: { entry in
                 guard entry.seq > indexed else { return }

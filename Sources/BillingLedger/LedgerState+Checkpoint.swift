@@ -233,8 +233,10 @@ extension LedgerState {
 
     /// Loads the newest checkpoint (shown to `loading` first, with whether
     /// its books are loaded: `usable`) and replays the journal after it,
-    /// showing each replayed entry to `replaying`.
-    public static func recover(from store: any LedgerStore, plans: PlanCatalog = .default,
+    /// showing each replayed entry to `replaying`. `serving`: a ledger
+    /// about to append (refuses a checkpoint past the journal's end; an
+    /// audit compares it instead and reports the difference).
+    public static func recover(from store: any LedgerStore, plans: PlanCatalog = .default, serving: Bool = false,
                                loading: (Billing_Journal_V1_Checkpoint, _ booksLoaded: Bool) -> Void = { _, _ in },
                                replaying: (Billing_Journal_V1_Entry) -> Void = { _ in }) throws -> (state: LedgerState, replayed: Int) {
         let checkpoint = try store.latestCheckpoint()
@@ -253,9 +255,9 @@ extension LedgerState {
         // journal restored without its checkpoints). Refused, saying so
         // (session 28, a review: loaded, every commit then failed with
         // "expected seq", and the server reloaded forever).
-        if let checkpoint, checkpoint.seq > 0, case let last = try store.lastSeq(), checkpoint.seq > last {
+        if serving, let checkpoint, checkpoint.seq > 0, case let last = try store.lastSeq(), checkpoint.seq > last {
             throw ApplyError.inconsistent(seq: checkpoint.seq,
-                                          "the newest checkpoint is at seq \(checkpoint.seq), past the journal's last entry (\(last)): journal entries it holds are missing (a damaged or partly restored database); restore the whole database")
+                                          "the newest checkpoint is past the journal's last entry (\(last)): journal entries it holds are missing (a damaged or partly restored database); restore the whole database (billing verify lists what differs)")
         }
         var state = usable.map { LedgerState(checkpoint: $0, plans: plans) } ?? LedgerState(plans: plans)
         var replayed = 0

@@ -1171,6 +1171,10 @@ def test_a_checkpoint_past_the_journals_end_is_refused_at_start(pb, tmp_path, se
     again = cli("serve", "--listen", "127.0.0.1:0", "--db", str(first.db_path), key=None, timeout=60)
     assert 0 < again.returncode < 128, shown(again)[:1500]
     assert f"past the journal's last entry ({last - 2})" in again.stderr, shown(again)[:1500]
+    assert again.stderr.count(f"seq {last}") == 1, shown(again)[:1500]  # (said once)
+    # `billing verify` still compares it and lists what differs (exit 1, not 2: "cannot check").
+    checked = cli("verify", "--db", str(first.db_path), key=None, timeout=60)
+    assert checked.returncode == 1 and "checkpoint + replay" in checked.stdout, shown(checked)[:1500]
 
 
 def test_a_database_moved_under_the_running_server_stops_it_and_the_next_start_refuses(tmp_path, server):
