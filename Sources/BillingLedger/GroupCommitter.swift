@@ -181,8 +181,14 @@ final class GroupCommitter: Sendable {
         }
     }
 
+    /// `paced`: commits wait now (pacing decided at the last commit, and
+    /// still behind: an idle server whose checkpoint caught up since says 0;
+    /// session 28's review: it said 1 until the next commit).
     var checkpointLag: (entries: Int64, paced: Bool) {
-        state.withLock { ($0.durableSeq - max($0.indexedSeq, $0.startSeq), $0.pacing) }
+        state.withLock { s in
+            let lag = s.durableSeq - max(s.indexedSeq, s.startSeq)
+            return (lag, s.pacing && lag > maxCheckpointLag)
+        }
     }
     var durableSeq: Int64 { state.withLock { $0.durableSeq } }
     /// Whether the journal thread sleeps, waiting for an entry (tests).
@@ -263,6 +269,17 @@ final class GroupCommitter: Sendable {
             if !filterOnly { checkpointRetryWanted.store(false, ordering: .relaxed) }
         }
         checkpointWake.signal()
+    }
+
+    /// Whether a checkpoint is queued and not yet taken by the checkpoint
+    /// thread (it waits for its seq to be durable). The ledger queues no
+    /// newer one meanwhile: replacing it before the journal reached its seq
+    /// kept the queued one always ahead of the durable seq while more
+    /// entries than an interval were in flight, and none was written (session
+    /// 28's review: one checkpoint in 588,000 entries at --checkpoint-every
+    /// 20000, the lag and memory growing without bound).
+    var hasQueuedCheckpoint: Bool {
+        state.withLock { s in s.checkpoint.map { !$0.filterOnly } ?? false }
     }
 
     /// A waiter for `seq`, registered at once (call it synchronously, in the
@@ -397,7 +414,10 @@ final class GroupCommitter: Sendable {
         let (paced, changed) = state.withLock { s -> (Bool, Bool) in
             let behind = Self.checkpointsBehind(durable: s.durableSeq, indexed: max(s.indexedSeq, s.startSeq),
                                                 maxLag: maxCheckpointLag)
-            let paced = behind && (s.checkpoint != nil || s.writingSeq >= 0)
+            // "Coming": being written, or queued at a seq already durable
+            // (one past it waits on this very thread's commits: waiting for
+            // it would only slow them; session 28's review).
+            let paced = behind && (s.writingSeq >= 0 || s.checkpoint.map { !$0.filterOnly && $0.seq <= s.durableSeq } ?? false)
             defer { s.pacing = paced }
             return (paced, paced != s.pacing)
         }

@@ -156,7 +156,7 @@ public actor Ledger {
         // checkpoint, exactly what is not replayed).
         let indexed = try store.indexedThrough()
         var loadedCheckpointSeq: Int64 = -1
-        let (state, replayed) = try LedgerState.recover(from: store, plans: plans, serving: true, loading: { checkpoint, booksLoaded in
+        let (state, replayed) = try LedgerState.recover(from: store, plans: plans, loading: { checkpoint, booksLoaded in
             // Its filter holds the keys up to its seq; replay adds only those
             // past the index. A checkpoint older than the index (a newer one
             // lost) would leave the keys between out: read them as below.
@@ -372,8 +372,10 @@ public actor Ledger {
         }
         if changesKeys { keyRing.replace(from: state) }
         entriesSinceCheckpoint += 1
+        // (Not while one queued still waits for its seq to be durable: its
+        // entries and index rows go to the next one, `hasQueuedCheckpoint`.)
         if entriesSinceCheckpoint >= configuration.checkpointEvery || committer.checkpointRetryWanted.load(ordering: .relaxed),
-           configuration.periodicCheckpoints {
+           configuration.periodicCheckpoints, !committer.hasQueuedCheckpoint {
             queueCheckpoint(atMicros: atMicros)
         }
         return record
@@ -430,7 +432,7 @@ public actor Ledger {
             let (cache, keyFilter) = (self.cache, self.keyFilter)
             let indexed = try store.indexedThrough()
             var loaded: Int64 = -1
-            let (state, replayed) = try LedgerState.recover(from: store, plans: initialPlans, serving: true, loading: { checkpoint, booksLoaded in
+            let (state, replayed) = try LedgerState.recover(from: store, plans: initialPlans, loading: { checkpoint, booksLoaded in
                 if booksLoaded { loaded = checkpoint.seq }
             }, replaying: { entry in
                 guard entry.seq > indexed else { return }

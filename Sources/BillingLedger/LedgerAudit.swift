@@ -231,7 +231,7 @@ public struct LedgerAudit: Sendable {
         // A server writing meanwhile moves the journal on: the scan's books
         // are carried to the same seq before they are compared.
         var passedOver: Int64?
-        let (loaded, _) = try LedgerState.recover(from: store, plans: plans, loading: { checkpoint, booksLoaded in
+        let (loaded, _) = try LedgerState.recover(from: store, plans: plans, serving: false, loading: { checkpoint, booksLoaded in
             // Written by these rules and still not loadable: damaged books.
             // (Another rules version is an upgrade: replayed, not a difference.)
             if !booksLoaded, checkpoint.rulesVersion == LedgerState.rulesVersion { passedOver = checkpoint.seq }

@@ -233,10 +233,11 @@ extension LedgerState {
 
     /// Loads the newest checkpoint (shown to `loading` first, with whether
     /// its books are loaded: `usable`) and replays the journal after it,
-    /// showing each replayed entry to `replaying`. `serving`: a ledger
-    /// about to append (refuses a checkpoint past the journal's end; an
-    /// audit compares it instead and reports the difference).
-    public static func recover(from store: any LedgerStore, plans: PlanCatalog = .default, serving: Bool = false,
+    /// showing each replayed entry to `replaying`. `serving` (a ledger, even
+    /// one only read by an offline command): a checkpoint past the journal's
+    /// end is refused; false for an audit, which compares it instead and
+    /// reports the difference.
+    public static func recover(from store: any LedgerStore, plans: PlanCatalog = .default, serving: Bool = true,
                                loading: (Billing_Journal_V1_Checkpoint, _ booksLoaded: Bool) -> Void = { _, _ in },
                                replaying: (Billing_Journal_V1_Entry) -> Void = { _ in }) throws -> (state: LedgerState, replayed: Int) {
         let checkpoint = try store.latestCheckpoint()
