@@ -187,8 +187,14 @@ final class GroupCommitter: Sendable {
     var checkpointLag: (entries: Int64, paced: Bool) {
         state.withLock { s in
             let lag = s.durableSeq - max(s.indexedSeq, s.startSeq)
-            return (lag, s.pacing && lag > maxCheckpointLag)
+            return (lag, s.pacing && lag > maxCheckpointLag && Self.checkpointComing(s))
         }
+    }
+
+    /// A checkpoint is on its way: being written, or queued at a seq
+    /// already durable (one past it waits on the journal's own commits).
+    private static func checkpointComing(_ s: State) -> Bool {
+        s.writingSeq >= 0 || s.checkpoint.map { !$0.filterOnly && $0.seq <= s.durableSeq } ?? false
     }
     var durableSeq: Int64 { state.withLock { $0.durableSeq } }
     /// Whether the journal thread sleeps, waiting for an entry (tests).
@@ -404,20 +410,17 @@ final class GroupCommitter: Sendable {
     /// 2 ms pause did nothing: a commit carries thousands of entries.)
     private func pace() {
         // Wake-ups of checkpoints written while commits were not behind are
-        // dropped first: stored up (one per checkpoint of a calm server),
-        // they let as many paced commits through at once (session 28's
-        // review: ~600 after a quiet spell, and the lag bound did not hold).
+        // dropped first: stored up (one per checkpoint of a server busy but
+        // not behind), they let as many paced commits through at once
+        // (session 28's review: ~600, and the lag grew further).
         while checkpointProgress.wait(timeout: .now()) == .success {}
-        // Paced only while a checkpoint is coming (queued or being written):
-        // after a failed write none is until the ledger queues the retry,
-        // and waiting would slow commits for nothing.
+        // Paced only while a checkpoint is coming (`checkpointComing`): after
+        // a failed write none is until the ledger queues the retry, and
+        // waiting would slow commits for nothing.
         let (paced, changed) = state.withLock { s -> (Bool, Bool) in
             let behind = Self.checkpointsBehind(durable: s.durableSeq, indexed: max(s.indexedSeq, s.startSeq),
                                                 maxLag: maxCheckpointLag)
-            // "Coming": being written, or queued at a seq already durable
-            // (one past it waits on this very thread's commits: waiting for
-            // it would only slow them; session 28's review).
-            let paced = behind && (s.writingSeq >= 0 || s.checkpoint.map { !$0.filterOnly && $0.seq <= s.durableSeq } ?? false)
+            let paced = behind && Self.checkpointComing(s)
             defer { s.pacing = paced }
             return (paced, paced != s.pacing)
         }
