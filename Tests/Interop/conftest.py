@@ -420,13 +420,17 @@ class ServerFactory:
         err = open(stderr_path, "wb") if stderr_path is not None else None
         # Run from the repository root, as the README does, so that default
         # paths (config/) resolve; everything the server writes is in tmp_path.
-        def limit_open_files():  # `open_files`: the process's soft and hard limit on descriptors
-            import resource
-            resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+        def prepare_child():
+            # SIGHUP as a terminal's server has it, whatever this run inherited
+            # (under `nohup` it is ignored, and a server keeps it so).
+            signal.signal(signal.SIGHUP, signal.SIG_DFL)
+            if open_files is not None:  # the process's soft and hard limit on descriptors
+                import resource
+                resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
 
         proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=err if err is not None else subprocess.STDOUT, cwd=ROOT,
-                                preexec_fn=limit_open_files if open_files is not None else None)
+                                preexec_fn=prepare_child)
         log.close()
         if err is not None:
             err.close()
