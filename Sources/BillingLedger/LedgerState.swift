@@ -54,22 +54,6 @@ public struct LedgerState: Sendable, Equatable {
         case inconsistent(seq: Int64, String)
     }
 
-}
-
-extension LedgerState.ApplyError: CustomStringConvertible {
-    /// In words (what `serve` prints when recovery refuses a database).
-    public var description: String {
-        switch self {
-        case .outOfOrder(let expected, let got): "journal entry \(got) where \(expected) was expected"
-        case .unknownAccount(let seq, let account): "journal entry \(seq) names account \(account), which does not exist"
-        case .overflow(let seq): "journal entry \(seq): a total would pass the largest amount or quantity the ledger keeps"
-        case .inconsistent(let seq, let what): "at seq \(seq): \(what)"
-        }
-    }
-}
-
-extension LedgerState {
-
     /// Applies one journal entry. Entries must come in seq order. `runHash`:
     /// an accepted debit's `JournalKeyHash.run`, when the caller has it.
     public mutating func apply(_ entry: Billing_Journal_V1_Entry, runHash: Int64? = nil) throws(ApplyError) {
@@ -261,5 +245,17 @@ extension LedgerState {
     static func tokens(_ line: Billing_Journal_V1_PricedLine) -> (input: Int64, output: Int64) {
         if case .llm(let llm) = line.item.kind { return (llm.inputTokens, llm.outputTokens) }
         return (0, 0)
+    }
+}
+
+extension LedgerState.ApplyError: CustomStringConvertible {
+    /// In words (what `serve` prints when recovery refuses a database).
+    public var description: String {
+        switch self {
+        case .outOfOrder(let expected, let got): "journal entry \(got) where \(expected) was expected"
+        case .unknownAccount(let seq, let account): "journal entry \(seq) names account \(account), which does not exist"
+        case .overflow(let seq): "journal entry \(seq): a total would pass the largest amount or quantity the ledger keeps"
+        case .inconsistent(let seq, let what): "at seq \(seq): \(what)"
+        }
     }
 }
