@@ -633,7 +633,7 @@ extension Ledger {
     @discardableResult
     public func setEnterpriseContract(accountID: String, terms: Billing_V1_EnterpriseContract, actor: String)
         async throws -> Billing_V1_Charge? {
-        if let (field, rule) = Self.contractProblem(terms) {
+        if let (field, rule) = LedgerState.contractProblem(terms, wholeCents: true) {
             throw AccountRequestRefused(.invalidArgument, reason: "INVALID_CONTRACT", message: "contract.\(field) \(rule)",
                                         field: "contract.\(field)")
         }
@@ -643,34 +643,6 @@ extension Ledger {
                                                domain: .enterpriseContractSet(LedgerState.contract(terms), prorated: true),
                                                .enterpriseContract(terms))
         return charge
-    }
-
-    /// The first field of a new contract that breaks a rule, and the rule;
-    /// nil when it keeps them all. `LedgerState.validContract`'s rules (what
-    /// replay takes), and whole cents, as invoices charge (a new contract's
-    /// rule only: replayed ones may predate it). In cents, a sum that fits
-    /// in Int64 is within the invoice cap.
-    static func contractProblem(_ terms: Billing_V1_EnterpriseContract) -> (field: String, rule: String)? {
-        func wholeCents(_ micros: Int64) -> Bool { Money(micros: micros).isWholeCents }
-        if terms.periodPriceMicros < 0 || !wholeCents(terms.periodPriceMicros) {
-            return ("period_price_micros", "must be whole cents (a multiple of 10000 micros) and not negative, got \(terms.periodPriceMicros)")
-        }
-        if terms.includedUsageMicros < 0 { return ("included_usage_micros", "must not be negative, got \(terms.includedUsageMicros)") }
-        if !(0...100_000).contains(terms.usageRateBasisPoints) {
-            return ("usage_rate_basis_points", "must be 0 to 100000 basis points, got \(terms.usageRateBasisPoints)")
-        }
-        if terms.runQuota < 0 { return ("run_quota", "must not be negative (0: unlimited), got \(terms.runQuota)") }
-        if !(0...Int64(Int32.max)).contains(terms.maxWorkspaces) {
-            return ("max_workspaces", "must be 0 (unlimited) to \(Int32.max), got \(terms.maxWorkspaces)")
-        }
-        if let index = terms.customInvoiceLines.firstIndex(where: { $0.amountMicros < 0 || !wholeCents($0.amountMicros) }) {
-            return ("custom_invoice_lines[\(index)].amount_micros",
-                    "must be whole cents (a multiple of 10000 micros) and not negative, got \(terms.customInvoiceLines[index].amountMicros)")
-        }
-        guard LedgerState.validContract(terms) else {
-            return ("custom_invoice_lines", "and period_price_micros must sum to at most 9223372036854770000 micros (a period's invoice)")
-        }
-        return nil
     }
 
     /// Puts a tokenized method on file: at once if it is the first, at the

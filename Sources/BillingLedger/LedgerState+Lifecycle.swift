@@ -462,15 +462,37 @@ extension LedgerState {
         }
     }
 
-    /// Whether contract terms are within what the ledger can bill.
+    /// Whether contract terms are within what the ledger can bill (what
+    /// replay takes: contracts journaled before the whole-cents rule too).
     public static func validContract(_ terms: Billing_V1_EnterpriseContract) -> Bool {
-        terms.periodPriceMicros >= 0 && terms.includedUsageMicros >= 0
-            && (0...100_000).contains(terms.usageRateBasisPoints) && terms.runQuota >= 0
-            && (0...Int64(Int32.max)).contains(terms.maxWorkspaces)
-            && terms.customInvoiceLines.allSatisfy { $0.amountMicros >= 0 }
-            // A period's invoice (price and custom lines) must fit in Int64.
-            && (try? Money.sum(([terms.periodPriceMicros] + terms.customInvoiceLines.map(\.amountMicros))
-                .map { Money(micros: $0) })) != nil
+        contractProblem(terms, wholeCents: false) == nil
+    }
+
+    /// The first field of contract terms that breaks a rule, and the rule
+    /// (for INVALID_CONTRACT); nil when they keep them all. `wholeCents`:
+    /// the price and custom lines must be whole cents, as invoices charge
+    /// (a new contract's rule; in cents, a sum that fits in Int64 is
+    /// within the invoice cap).
+    public static func contractProblem(_ terms: Billing_V1_EnterpriseContract, wholeCents: Bool) -> (field: String, rule: String)? {
+        func amountOK(_ micros: Int64) -> Bool { micros >= 0 && (!wholeCents || Money(micros: micros).isWholeCents) }
+        let amountRule = wholeCents ? "must be whole cents (a multiple of 10000 micros) and not negative" : "must not be negative"
+        if !amountOK(terms.periodPriceMicros) { return ("period_price_micros", "\(amountRule), got \(terms.periodPriceMicros)") }
+        if terms.includedUsageMicros < 0 { return ("included_usage_micros", "must not be negative, got \(terms.includedUsageMicros)") }
+        if !(0...100_000).contains(terms.usageRateBasisPoints) {
+            return ("usage_rate_basis_points", "must be 0 to 100000 basis points, got \(terms.usageRateBasisPoints)")
+        }
+        if terms.runQuota < 0 { return ("run_quota", "must not be negative (0: unlimited), got \(terms.runQuota)") }
+        if !(0...Int64(Int32.max)).contains(terms.maxWorkspaces) {
+            return ("max_workspaces", "must be 0 (unlimited) to \(Int32.max), got \(terms.maxWorkspaces)")
+        }
+        if let index = terms.customInvoiceLines.firstIndex(where: { !amountOK($0.amountMicros) }) {
+            return ("custom_invoice_lines[\(index)].amount_micros", "\(amountRule), got \(terms.customInvoiceLines[index].amountMicros)")
+        }
+        // A period's invoice (price and custom lines) must fit in Int64.
+        guard (try? Money.sum(([terms.periodPriceMicros] + terms.customInvoiceLines.map(\.amountMicros)).map { Money(micros: $0) })) != nil else {
+            return ("custom_invoice_lines", "and period_price_micros must sum to at most 9223372036854770000 micros (a period's invoice)")
+        }
+        return nil
     }
 
     public static func contract(_ terms: Billing_V1_EnterpriseContract) -> EnterpriseContract {
