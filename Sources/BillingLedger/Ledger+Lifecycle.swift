@@ -207,7 +207,12 @@ extension Ledger {
         var taken: Set<String> = []
         while let id = nextAccountWithWorkDue(upTo: now, skipping: taken) {
             taken.insert(id)
-            transitions += try await inLifecycleTurn { try await processDue(upTo: now, only: id) }
+            do {
+                transitions += try await inLifecycleTurn { try await processDue(upTo: now, only: id) }
+            } catch where isAccountFault(error) {
+                // That account's alone: the others' periods and trials go on.
+                transitionFailed(id, error)
+            }
         }
         return transitions
     }
@@ -216,15 +221,43 @@ extension Ledger {
     /// `limit`: the oldest charge left pending, else an invoice owed a
     /// payment attempt, else the account of the earliest transition due
     /// (ties by id, as `earliestDue`; an account's turn leaves nothing due by
-    /// `limit`, so that one is never a skipped account).
+    /// `limit` unless it failed, and a failed one is passed over).
     func nextAccountWithWorkDue(upTo limit: Int64, skipping: Set<String> = []) -> String? {
         let pending = state.pendingCharges.values.filter { !skipping.contains($0.started.accountID) }
         if let oldest = pending.min(by: { $0.seq < $1.seq }) { return oldest.started.accountID }
         let owed = state.schedule.owedInvoices.compactMap { state.invoices[$0].map { ($0.invoice.sequence, $0.invoice.accountID) } }
             .filter { !skipping.contains($0.1) }
         if let first = owed.min(by: { $0.0 < $1.0 }) { return first.1 }
-        guard let (id, _) = earliestDue(upTo: limit, only: nil), !skipping.contains(id) else { return nil }
-        return id
+        return earliestDue(upTo: limit, only: nil, skipping: skipping)?.0
+    }
+
+    /// Whether `error`, from an account's due work, is that account's own
+    /// (its entry could not be applied: `internalFault`, `invalid`, a
+    /// refusal) rather than the ledger's — the journal failing, a reload
+    /// pending, a full queue, cancellation —, which stops the whole sweep.
+    func isAccountFault(_ error: any Error) -> Bool {
+        guard isServing, !recovering, !closed, !(error is CancellationError) else { return false }
+        if let refused = error as? AccountRequestRefused, refused.code == .resourceExhausted { return false }
+        switch error as? LedgerError {
+        case .overloaded?, .unavailable?, .storageUnavailable?: return false
+        default: return true
+        }
+    }
+
+    /// Notes that `id`'s due work failed (`isAccountFault`).
+    func transitionFailed(_ id: String, _ error: any Error) {
+        let reason = "\(error)"
+        guard failingTransitions.updateValue(reason, forKey: id) != reason else { return }
+        accountsFailingTransitions.store(failingTransitions.count, ordering: .relaxed)
+        logger.error("an account's due transition failed; it stays due and is tried again, the other accounts go on", metadata: [
+            "account_id": "\(id)", "error": "\(reason)", "accounts_failing": "\(failingTransitions.count)"])
+    }
+
+    /// Notes that `id`'s due work went through (after failing, if it had).
+    func transitionsApplied(_ id: String) {
+        guard failingTransitions.removeValue(forKey: id) != nil else { return }
+        accountsFailingTransitions.store(failingTransitions.count, ordering: .relaxed)
+        logger.notice("an account's due transitions went through again", metadata: ["account_id": "\(id)"])
     }
 
     /// Moves the test clock forward to `target` (unix seconds), processing
@@ -282,12 +315,13 @@ extension Ledger {
 
     /// The earliest transition due by `limit`: (account, transition), ties
     /// broken by account id so the order is the same on every replay.
-    func earliestDue(upTo limit: Int64, only: String?) -> (String, DueTransition)? {
+    /// `skipping`: accounts passed over (their due work failed in this sweep).
+    func earliestDue(upTo limit: Int64, only: String?, skipping: Set<String> = []) -> (String, DueTransition)? {
         if let only {
-            guard let due = state.accounts[only]?.lifecycle.nextDueTransition(now: limit) else { return nil }
+            guard !skipping.contains(only), let due = state.accounts[only]?.lifecycle.nextDueTransition(now: limit) else { return nil }
             return (only, due)
         }
-        while let (id, at) = state.schedule.earliest(upTo: limit) {
+        while let (id, at) = state.schedule.earliest(upTo: limit, skipping: skipping) {
             if let due = state.accounts[id]?.lifecycle.nextDueTransition(now: limit), due.at == at { return (id, due) }
             // The schedule disagrees with the books (not expected): it is
             // corrected from them, which moves this entry, and asked again.
@@ -318,6 +352,15 @@ extension Ledger {
 
     /// `processDue` for at most `maxSteps` transitions; `finished` false
     /// when more are due (those applied are committed).
+    ///
+    /// Across accounts (`only` nil: an AdvanceClock, a start-up's catch-up)
+    /// an account whose due work fails on its own (`isAccountFault`: its
+    /// entry cannot be applied, only a bug or damaged data does that) is
+    /// logged, reported as a `TRANSITION_FAILED` transition and passed over
+    /// for the rest of the sweep, and the others' periods and trials go on
+    /// (before, one such account stopped every later one's, and a start-up
+    /// with one could not start). Its work stays due and is tried again by
+    /// the next sweep. For one account (`only`), the error is the caller's.
     func processDueSteps(upTo limit: Int64, only: String?, maxSteps: Int,
                          keeping kept: Int = .max) async throws -> (transitions: [ClockTransition], count: Int, finished: Bool) {
         // The first `kept` transitions are returned, all are counted (a
@@ -328,59 +371,111 @@ extension Ledger {
             count += more.count
             transitions += more.prefix(max(0, kept - transitions.count))
         }
-        add(try await settlePendingCharges(only: only))
-        add(try await attemptOwedPayments(only: only))
-        // Bounded: each step moves an account's next transition forward.
-        for _ in 0..<maxSteps {
-            guard let (id, due) = earliestDue(upTo: limit, only: only) else { return (transitions, count, true) }
-            let book = try book(id)
-            let event: Billing_Journal_V1_LifecycleEvent.OneOf_Event
-            let kind: String
-            let description: String
-            switch due {
-            case .trialEnd:
-                var ended = Billing_Journal_V1_TrialEnded()
-                let lifecycle = book.lifecycle
-                ended.continuedWithoutPaymentMethod = lifecycle.trialEndContinuesWithoutPaymentMethod(state.plans)
-                event = .trialEnded(ended)
-                kind = "TRIAL_ENDED"
-                description = lifecycle.hasPaymentMethod || lifecycle.pendingChange != nil || ended.continuedWithoutPaymentMethod
-                    ? "the trial ended; the subscription starts" : "the trial ended without a payment method; new runs are paused"
-            case .graceEnd:
-                event = .graceExpired(Billing_Journal_V1_GraceExpired())
-                kind = "GRACE_ENDED"
-                description = "the grace period of a past-due invoice ended; new runs are paused"
-            case .periodEnd(let period):
-                var ended = Billing_Journal_V1_PeriodEnded()
-                ended.periodStartUnix = period.start
-                ended.periodEndUnix = period.end
-                // Debits made after the period's end are billed with the next one.
-                ended.overageMicros = book.overage - book.overageAfterPeriodEnd
-                event = .periodEnded(ended)
-                kind = "PERIOD_CLOSED"
-                description = "period \(CivilDate(unixSeconds: period.start)) to \(CivilDate(unixSeconds: period.end)) closed"
+        var failed: Set<String> = []
+        func fail(_ id: String, at: Int64, _ error: any Error) throws {
+            guard only == nil, isAccountFault(error) else { throw error }
+            failed.insert(id)
+            transitionFailed(id, error)
+            if transitions.count < kept {  // (not counted: nothing was made)
+                transitions.append(ClockTransition(at: at, accountID: id, kind: "TRANSITION_FAILED",
+                                                   description: "this account's due transition or payment could not be applied "
+                                                       + "(the server log says why); it stays due and is tried again"))
             }
-            let before = book.lifecycle
-            try await commit(lifecycleEvent(id, at: due.at, actor: "system", event), movingTestClockTo: due.at)
-            add([ClockTransition(at: due.at, accountID: id, kind: kind, description: description)])
-            let after = try self.book(id).lifecycle
-            if after.plan != before.plan {
-                add([ClockTransition(at: due.at, accountID: id, kind: "PLAN_CHANGE_APPLIED",
-                                     description: "now on \(after.plan.rawValue)")])
-            }
-            if before.hasPendingPaymentMethod, !after.hasPendingPaymentMethod {
-                add([ClockTransition(at: due.at, accountID: id, kind: "PAYMENT_METHOD_APPLIED",
-                                     description: "the replacement payment method is now the one on file")])
-            }
-            add(try await attemptOwedPayments(only: id))
         }
-        return (transitions, count, earliestDue(upTo: limit, only: only) == nil)
+        add(try await settlePendingCharges(only: only))
+        for (id, owed) in owedInvoicesByAccount(only: only) {
+            do {
+                add(try await attemptOwedPayments(owed))
+                transitionsApplied(id)
+            } catch {
+                try fail(id, at: nowUnix, error)
+            }
+        }
+        // Bounded: each step moves an account's next transition forward or
+        // passes it over.
+        for _ in 0..<maxSteps {
+            guard let (id, due) = earliestDue(upTo: limit, only: only, skipping: failed) else { return (transitions, count, true) }
+            do {
+                add(try await applyDue(due, of: id))
+                transitionsApplied(id)
+            } catch {
+                try fail(id, at: due.at, error)
+            }
+        }
+        return (transitions, count, earliestDue(upTo: limit, only: only, skipping: failed) == nil)
     }
 
-    /// Charges every invoice that was issued with a payment attempt owed.
+    /// Applies `account`'s due transition `due` at its instant, then
+    /// attempts the payments it owes.
+    private func applyDue(_ due: DueTransition, of id: String) async throws -> [ClockTransition] {
+        var transitions: [ClockTransition] = []
+        func add(_ more: [ClockTransition]) { transitions += more }
+        if let fault = transitionFaultForTests?(id) { throw fault }
+        let book = try book(id)
+        let event: Billing_Journal_V1_LifecycleEvent.OneOf_Event
+        let kind: String
+        let description: String
+        switch due {
+        case .trialEnd:
+            var ended = Billing_Journal_V1_TrialEnded()
+            let lifecycle = book.lifecycle
+            ended.continuedWithoutPaymentMethod = lifecycle.trialEndContinuesWithoutPaymentMethod(state.plans)
+            event = .trialEnded(ended)
+            kind = "TRIAL_ENDED"
+            description = lifecycle.hasPaymentMethod || lifecycle.pendingChange != nil || ended.continuedWithoutPaymentMethod
+                ? "the trial ended; the subscription starts" : "the trial ended without a payment method; new runs are paused"
+        case .graceEnd:
+            event = .graceExpired(Billing_Journal_V1_GraceExpired())
+            kind = "GRACE_ENDED"
+            description = "the grace period of a past-due invoice ended; new runs are paused"
+        case .periodEnd(let period):
+            var ended = Billing_Journal_V1_PeriodEnded()
+            ended.periodStartUnix = period.start
+            ended.periodEndUnix = period.end
+            // Debits made after the period's end are billed with the next one.
+            ended.overageMicros = book.overage - book.overageAfterPeriodEnd
+            event = .periodEnded(ended)
+            kind = "PERIOD_CLOSED"
+            description = "period \(CivilDate(unixSeconds: period.start)) to \(CivilDate(unixSeconds: period.end)) closed"
+        }
+        let before = book.lifecycle
+        try await commit(lifecycleEvent(id, at: due.at, actor: "system", event), movingTestClockTo: due.at)
+        add([ClockTransition(at: due.at, accountID: id, kind: kind, description: description)])
+        let after = try self.book(id).lifecycle
+        if after.plan != before.plan {
+            add([ClockTransition(at: due.at, accountID: id, kind: "PLAN_CHANGE_APPLIED",
+                                 description: "now on \(after.plan.rawValue)")])
+        }
+        if before.hasPendingPaymentMethod, !after.hasPendingPaymentMethod {
+            add([ClockTransition(at: due.at, accountID: id, kind: "PAYMENT_METHOD_APPLIED",
+                                 description: "the replacement payment method is now the one on file")])
+        }
+        add(try await attemptOwedPayments(only: id))
+        return transitions
+    }
+
+    /// The invoices issued with a payment attempt owed (of `only`'s
+    /// account, or all), by account: the accounts in the order of their
+    /// oldest such invoice, each account's invoices oldest first.
+    func owedInvoicesByAccount(only: String?) -> [(accountID: String, sequences: [Int64])] {
+        var byAccount: [String: [Int64]] = [:]
+        for sequence in state.schedule.owedInvoices.sorted() {
+            guard let account = state.invoices[sequence]?.invoice.accountID, only == nil || account == only else { continue }
+            byAccount[account, default: []].append(sequence)
+        }
+        return byAccount.map { ($0.key, $0.value) }.sorted { $0.sequences[0] < $1.sequences[0] }
+    }
+
+    /// Charges every invoice of `only`'s account (or every account's) that
+    /// was issued with a payment attempt owed.
     func attemptOwedPayments(only: String?) async throws -> [ClockTransition] {
-        let owed = state.schedule.owedInvoices
-            .filter { only == nil || state.invoices[$0]?.invoice.accountID == only }.sorted()
+        var transitions: [ClockTransition] = []
+        for (_, owed) in owedInvoicesByAccount(only: only) { transitions += try await attemptOwedPayments(owed) }
+        return transitions
+    }
+
+    /// Charges the invoices `owed` (sequences), in this order.
+    func attemptOwedPayments(_ owed: [Int64]) async throws -> [ClockTransition] {
         var transitions: [ClockTransition] = []
         for sequence in owed {
             let charge = try await attemptPayment(invoice: sequence)

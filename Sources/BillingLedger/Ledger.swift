@@ -312,6 +312,18 @@ public actor Ledger {
     /// the journal is pacing itself for checkpoints to catch up.
     public nonisolated var checkpointLag: (entries: Int64, paced: Bool) { committer.checkpointLag }
     public nonisolated var commitStatistics: (batches: Int64, entries: Int64) { committer.statistics }
+    /// Accounts whose due work (a transition, an owed payment) failed on its
+    /// own the last time it was tried, with why: logged when an account
+    /// comes in or its reason changes, and when it goes out again (not once
+    /// a second while it stays).
+    var failingTransitions: [String: String] = [:]
+    /// `failingTransitions.count`, for the metrics off the actor
+    /// (`billing_accounts_failing_transitions`).
+    public nonisolated let accountsFailingTransitions = Atomic<Int>(0)
+    /// Tests: an error to throw instead of applying an account's due
+    /// transition (an entry the books refuse takes a bug or damaged data).
+    var transitionFaultForTests: (@Sendable (String) -> (any Error)?)?
+    func injectTransitionFault(_ fault: (@Sendable (String) -> (any Error)?)?) { transitionFaultForTests = fault }
     /// Whether the journal thread sleeps, waiting for an entry (tests).
     nonisolated var journalIsSleeping: Bool { committer.isSleeping }
 

@@ -53,6 +53,24 @@ public struct TransitionSchedule: Sendable {
         return nil
     }
 
+    /// The same, passing over the accounts in `skipping` (those whose due
+    /// transition failed in this sweep): they are lifted off the heap while
+    /// the next is found and put back, so a sweep that skips a few accounts
+    /// costs a few heap moves per step, not a scan of every account.
+    mutating func earliest(upTo limit: Int64, skipping: Set<String>) -> (accountID: String, at: Int64)? {
+        guard !skipping.isEmpty else { return earliest(upTo: limit) }
+        var lifted: [Item] = []
+        defer { for item in lifted { push(item) } }
+        while let top = heap.first {
+            guard dueAt[top.accountID] == top.at else { popTop(); continue }
+            guard top.at <= limit else { return nil }
+            guard skipping.contains(top.accountID) else { return (top.accountID, top.at) }
+            lifted.append(top)
+            popTop()
+        }
+        return nil
+    }
+
     private mutating func rebuildHeap() {
         heap = dueAt.map { Item(at: $0.value, accountID: $0.key) }.sorted()  // a sorted array is a heap
     }

@@ -16,6 +16,7 @@ final class ServerGauges: Sendable {
     let paced: Gauge
     let walBytes: Gauge
     let serving: Gauge
+    let failingTransitions: Gauge
     let reloads: Counter
     /// The ledger's reloads already added to `reloads` (scrapes may run at once).
     private let reloadsCounted = Mutex<Int>(0)
@@ -38,6 +39,8 @@ final class ServerGauges: Sendable {
         walBytes = gauge("wal", "bytes",
                          "Size of the database's write-ahead log (<db>-wal): up to ~64 MiB is normal (SQLite reuses it; journal_size_limit truncates it past 64 MiB); steady growth beyond means a reader outside the server holds its checkpoints back")
         serving = gauge("ledger_serving", "", "1 while the ledger takes changes; 0 from a failed journal commit until the reload after it succeeds")
+        failingTransitions = gauge("accounts_failing", "transitions",
+                                   "Accounts whose due transition or payment failed the last time it was tried (each logged; the others go on): 0 unless a bug or damaged data")
         reloads = registry.makeCounter(descriptor: MetricNameDescriptor(
             namespace: "billing", metricName: "ledger_reloads", unitName: "total",
             helpText: "Reloads of the ledger from the store after failed journal commits since start (a full disk: one every 1-8 s)"))
@@ -55,6 +58,7 @@ final class ServerGauges: Sendable {
         var info = stat()
         walBytes.set(stat(wal, &info) == 0 ? Double(info.st_size) : 0)
         serving.set(ledger.isServing ? 1.0 : 0.0)
+        failingTransitions.set(Double(ledger.accountsFailingTransitions.load(ordering: .relaxed)))
         let reloadsNow = ledger.reloads.load(ordering: .relaxed)
         reloadsCounted.withLock { counted in
             guard reloadsNow > counted else { return }

@@ -96,6 +96,7 @@ def test_counters_move_by_exactly_the_calls_made(server, pb, threads):
     assert after["billing_ledger_serving"] == 1
     assert after["billing_ledger_reloads_total"] == 0
     assert after["billing_checkpoint_failures_total"] == 0
+    assert after["billing_accounts_failing_transitions"] == 0
     assert after["billing_wal_bytes"] > 0  # the commits above are in the WAL (checkpointed every 10,000 pages)
 
 
