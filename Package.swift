@@ -71,7 +71,7 @@ let package = Package(
 
         // Who is calling: API keys (hashed, constant-time), platform JWTs
         // (HMAC-SHA256 via libcrypto), principals, scopes and roles.
-        .target(name: "BillingAuth", dependencies: ["TLS"]),
+        .target(name: "BillingAuth", dependencies: ["BillingCore", "TLS"]),
 
         // Generated protobuf code only (schema/generate.sh writes it).
         .target(

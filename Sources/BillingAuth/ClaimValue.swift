@@ -30,9 +30,38 @@ enum ClaimValue: Decodable, Sendable {
 
     /// Parses `bytes` as one JSON object. Nil for anything else: invalid
     /// UTF-8 or JSON, another top-level type, nesting beyond the decoder's
-    /// depth limit. Of duplicate members the first is kept; the signature
-    /// covers the bytes, so only the signer could send duplicates.
+    /// depth limit, and an object that names a member twice (RFC 7519 §4:
+    /// refuse, or take the last; the decoder kept the first, so a token
+    /// `{"account_id":"a","account_id":"b"}` read as "a" here and as "b" in
+    /// most other parsers — a gateway or an audit tool reading the same
+    /// token would see another account or role; session 29).
     static func object(_ bytes: [UInt8]) -> [String: ClaimValue]? {
-        try? JSONDecoder().decode([String: ClaimValue].self, from: Data(bytes))
+        guard let object = try? JSONDecoder().decode([String: ClaimValue].self, from: Data(bytes)),
+              topLevelMembers(bytes) == object.count else { return nil }
+        return object
+    }
+
+    /// How many members the top-level object of `bytes` (valid JSON) has:
+    /// the commas at its depth, outside strings, plus one unless it is empty.
+    /// Names that differ only in their escapes ("a" and "\u0061") decode to
+    /// one key, so a count above the decoded dictionary's is a duplicate.
+    static func topLevelMembers(_ bytes: [UInt8]) -> Int {
+        var depth = 0, commas = 0, inString = false, escaped = false, empty = true
+        for byte in bytes {
+            if inString {
+                if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "\""):
+                inString = true
+                if depth == 1 { empty = false }
+            case UInt8(ascii: "{"), UInt8(ascii: "["): depth += 1
+            case UInt8(ascii: "}"), UInt8(ascii: "]"): depth -= 1
+            case UInt8(ascii: ","): if depth == 1 { commas += 1 }
+            default: break
+            }
+        }
+        return empty ? 0 : commas + 1
     }
 }

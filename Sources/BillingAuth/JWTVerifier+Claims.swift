@@ -1,3 +1,4 @@
+import BillingCore
 extension JWTVerifier {
     /// Longest `sub` or `account_id` accepted, in UTF-8 bytes.
     static let maxIdentifierBytes = 256
@@ -49,15 +50,20 @@ extension JWTVerifier {
         }
     }
 
-    /// A required identifier: a non-empty string, bounded, without control
-    /// characters (it ends up in the audit log and in queries).
+    /// A required identifier: a non-empty string, bounded, taken by the
+    /// rules of a request's ids (`requireID`): no control or invisible
+    /// characters (direction overrides, zero-width and line separators), no
+    /// space at either end, Unicode NFC. It ends up in the audit log
+    /// (`user:<sub>`, returned as is by `ListAuditLog`) and in queries;
+    /// session 29: only C0/C1 controls were refused, so a `sub` could
+    /// reorder the audit line it was shown in.
     private func identifier(_ claims: [String: ClaimValue], _ name: String) throws(AuthError) -> String {
         guard case .string(let value)? = claims[name], !value.isEmpty else { throw .invalidClaims("\(name) is required") }
-        let printable = value.unicodeScalars.allSatisfy { scalar in
-            scalar.value >= 0x20 && !(0x7F...0x9F).contains(scalar.value)
-        }
-        guard value.utf8.count <= Self.maxIdentifierBytes, printable else {
-            throw .invalidClaims("\(name) is too long or has control characters")
+        guard value.utf8.count <= Self.maxIdentifierBytes else { throw .invalidClaims("\(name) is too long") }
+        let scalars = value.unicodeScalars
+        guard !scalars.contains(where: isInvisibleInID), !scalars.first!.properties.isWhitespace,
+              !scalars.last!.properties.isWhitespace, value.isNFC else {
+            throw .invalidClaims("\(name) has control or invisible characters, a space at an end, or is not in Unicode NFC")
         }
         return value
     }

@@ -28,14 +28,14 @@ public final class AccountsService: Sendable {
             try await listPlans(request)
         }
         router.register("/billing.v1.Accounts/ChangePlan") { [self] (request: Billing_V1_ChangePlanRequest, principal) in
-            try await changePlan(request, actor: principal.auditName)
+            try await changePlan(request, actor: principal.auditName, operatorView: principal.isService)
         }
         router.register("/billing.v1.Accounts/CancelPendingChange") { [self] (request: Billing_V1_CancelPendingChangeRequest, principal) in
             try requireID(request.accountID, "account_id")
             return try await Refusals.mapping {
                 try await ledger.cancelPendingChange(accountID: request.accountID, actor: principal.auditName)
                 var response = Billing_V1_CancelPendingChangeResponse()
-                response.account = try await account(request.accountID)
+                response.account = try await account(request.accountID, operatorView: principal.isService)
                 return response
             }
         }
@@ -105,15 +105,17 @@ public final class AccountsService: Sendable {
             _ = try await ledger.createAccount(id: request.accountID, plan: plan, displayName: request.displayName,
                                                billingEmail: request.billingEmail, actor: actor)
             var response = Billing_V1_CreateAccountResponse()
-            response.account = try await account(request.accountID)
+            response.account = try await account(request.accountID, operatorView: true)  // (service keys only)
             return response
         }
     }
 
     /// The account as its caller may see it: a contract's operator fields
     /// (notes, start and end dates) only for a service key
-    /// (`operatorView`), never for a customer's user.
-    func account(_ id: String, operatorView: Bool = false) async throws -> Billing_V1_Account {
+    /// (`operatorView`), never for a customer's user. (No default: session
+    /// 29, three answers left it out and showed service keys the redacted
+    /// contract.)
+    func account(_ id: String, operatorView: Bool) async throws -> Billing_V1_Account {
         let book = try await ledger.currentBook(id)
         var account = AccountView.account(book, now: ledger.currentUnix, plans: await ledger.plans)
         if !operatorView, account.hasEnterpriseContract {
@@ -135,7 +137,7 @@ public final class AccountsService: Sendable {
         return response
     }
 
-    func changePlan(_ request: Billing_V1_ChangePlanRequest, actor: String) async throws -> Billing_V1_ChangePlanResponse {
+    func changePlan(_ request: Billing_V1_ChangePlanRequest, actor: String, operatorView: Bool) async throws -> Billing_V1_ChangePlanResponse {
         try requireID(request.accountID, "account_id")
         try requireID(request.idempotencyKey, "idempotency_key", required: false)
         guard let target = LedgerState.plan(request.toPlan) else {
@@ -148,7 +150,7 @@ public final class AccountsService: Sendable {
             response.effect = result.effect
             if let invoice = result.invoice { response.invoice = invoice }
             if let charge = result.charge { response.charge = charge }
-            response.account = try await account(request.accountID)
+            response.account = try await account(request.accountID, operatorView: operatorView)
             return response
         }
     }

@@ -73,14 +73,6 @@ public func requireID(_ value: String, _ field: @autoclosure () -> String, requi
     }
 }
 
-/// A character an id may not hold: it prints as nothing (or moves text).
-public func isInvisibleInID(_ scalar: Unicode.Scalar) -> Bool {
-    switch scalar.properties.generalCategory {
-    case .control, .format, .lineSeparator, .paragraphSeparator, .surrogate, .privateUse, .unassigned: true
-    default: false
-    }
-}
-
 /// A character a free text (names, notes, descriptions, reasons) may not
 /// hold: controls (C0 and C1), line and paragraph separators, and the
 /// direction overrides and isolates that reorder what follows them (a

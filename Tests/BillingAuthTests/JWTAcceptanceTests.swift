@@ -38,6 +38,16 @@ import Testing
 
     let extraClaims = TestTokens.payload(["email": #""a@example.com""#, "org": #"{"id":1}"#])
     #expect(try verifier.verify(TestTokens.craft(payload: extraClaims), nowUnix: now).userID == "user-1")
+
+    // Members are counted for duplicates (session 29) outside strings and
+    // nested values only: commas, braces and escaped quotes inside them,
+    // a nested object's own "sub", and names with escapes are not members.
+    let tricky = TestTokens.payload([
+        "note": #""a,b},{\"sub\":\"x\",\\""#, "org": #"{"sub":"nested","list":[1,{"a":[2,3]}]}"#,
+        #"t\u0065am"#: #""ops""#, "sub": #""Jos\u00e9 \u00fcber""#,
+    ])
+    let trickyClaims = try verifier.verify(TestTokens.craft(payload: tricky), nowUnix: now)
+    #expect(trickyClaims.userID == "José über")
 }
 
 @Test func clockSkewIsToleratedUpToTheLeeway() throws {

@@ -89,8 +89,16 @@ extension RefusalCase {
         .claims("sub missing", ["sub": nil], .invalidClaims("sub is required")),
         .claims("sub empty", ["sub": #""""#], .invalidClaims("sub is required")),
         .claims("sub a number", ["sub": "42"], .invalidClaims("sub is required")),
-        .claims("sub with a newline", ["sub": #""user-1\nuser: admin""#], .invalidClaims("sub is too long or has control characters")),
-        .claims("sub too long", ["sub": "\"\(String(repeating: "u", count: 257))\""], .invalidClaims("sub is too long or has control characters")),
+        .claims("sub with a newline", ["sub": #""user-1\nuser: admin""#], .invalidClaims("sub has control or invisible characters, a space at an end, or is not in Unicode NFC")),
+        .claims("sub too long", ["sub": "\"\(String(repeating: "u", count: 257))\""], .invalidClaims("sub is too long")),
+        // (Session 29: these were taken, and the audit log showed them as sent.)
+        .claims("sub with a direction override", ["sub": #""mallory\u202Etoor""#], .invalidClaims("sub has control or invisible characters, a space at an end, or is not in Unicode NFC")),
+        .claims("sub with a line separator", ["sub": #""user-1\u2028key: admin""#], .invalidClaims("sub has control or invisible characters, a space at an end, or is not in Unicode NFC")),
+        .claims("sub with a zero-width space", ["sub": #""user-1\u200B""#], .invalidClaims("sub has control or invisible characters, a space at an end, or is not in Unicode NFC")),
+        .claims("sub ending in a space", ["sub": #""user-1 ""#], .invalidClaims("sub has control or invisible characters, a space at an end, or is not in Unicode NFC")),
+        .claims("sub decomposed (not NFC)", ["sub": #""Jose\u0301""#], .invalidClaims("sub has control or invisible characters, a space at an end, or is not in Unicode NFC")),
+        .claims("account_id with a zero-width space", ["account_id": #""acct-1\u200B""#],
+                .invalidClaims("account_id has control or invisible characters, a space at an end, or is not in Unicode NFC")),
         .claims("account_id missing", ["account_id": nil], .invalidClaims("account_id is required")),
         .claims("account_id empty", ["account_id": #""""#], .invalidClaims("account_id is required")),
         .claims("role missing", ["role": nil], .invalidClaims("role is required")),
@@ -126,6 +134,20 @@ extension RefusalCase {
                 TestTokens.craft(headerBytes: [0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d], payloadBytes: Array("{}".utf8)),
                 .malformed("header is not a JSON object")),
             RefusalCase("payload is an array", TestTokens.craft(payload: "[1,2]"), .malformed("payload is not a JSON object")),
+            // A member named twice (RFC 7519 §4; session 29: the first was
+            // taken, where most parsers take the last), also spelled with
+            // an escape, and in the header.
+            RefusalCase(
+                "payload names account_id twice",
+                TestTokens.craft(payload: String(TestTokens.payload().dropLast()) + #","account_id":"other"}"#),
+                .malformed("payload is not a JSON object")),
+            RefusalCase(
+                "payload names role twice, once escaped",
+                TestTokens.craft(payload: String(TestTokens.payload().dropLast()) + #","r\u006fle":"viewer"}"#),
+                .malformed("payload is not a JSON object")),
+            RefusalCase(
+                "header names alg twice", TestTokens.craft(header: #"{"alg":"HS256","typ":"JWT","alg":"none"}"#),
+                .malformed("header is not a JSON object")),
             RefusalCase("payload has trailing text", TestTokens.craft(payload: TestTokens.payload() + "x"), .malformed("payload is not a JSON object")),
             RefusalCase(
                 "oversized", TestTokens.craft(payload: TestTokens.payload(["pad": "\"\(String(repeating: "x", count: 7000))\""])),

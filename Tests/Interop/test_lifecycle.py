@@ -445,6 +445,18 @@ def test_an_operators_enterprise_contract_bills_price_custom_lines_and_usage(lif
         assert seen.enterprise_contract.contract_reference == "ENT-7" and seen.enterprise_contract.notes == "", role
         # The contract's dates are operators' too (README: Enterprise contracts).
         assert (seen.enterprise_contract.start_unix_seconds, seen.enterprise_contract.end_unix_seconds) == (0, 0), role
+    # So in the answers of ChangePlan and CancelPendingChange (session 29:
+    # there a service key was given the customer's view).
+    secret = "INTERNAL: max discount 40%"
+    assert life.change("bigco", a.PLAN_PRO).account.enterprise_contract.notes == secret  # a downgrade: scheduled
+    assert life.accounts.CancelPendingChange(a.CancelPendingChangeRequest(account_id="bigco"),
+                                             timeout=RPC_TIMEOUT_S).account.enterprise_contract.notes == secret
+    owner = life.pb.accounts_pb2_grpc.AccountsStub(life.served.authorized_channel(life.served.mint(account_id="bigco", role="owner")))
+    seen = owner.ChangePlan(a.ChangePlanRequest(account_id="bigco", to_plan=a.PLAN_PRO, idempotency_key="owner-down"),
+                            timeout=RPC_TIMEOUT_S).account.enterprise_contract
+    assert (seen.contract_reference, seen.notes, seen.start_unix_seconds) == ("ENT-7", "", 0)
+    seen = owner.CancelPendingChange(a.CancelPendingChangeRequest(account_id="bigco"), timeout=RPC_TIMEOUT_S).account.enterprise_contract
+    assert (seen.contract_reference, seen.notes, seen.start_unix_seconds) == ("ENT-7", "", 0)
     # Each broken rule is refused naming its field (ErrorInfo and message).
     # Invoices charge whole cents: a price or custom line between them is refused.
     line = a.CustomInvoiceLine
