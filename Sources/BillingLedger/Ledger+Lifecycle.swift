@@ -487,8 +487,8 @@ extension Ledger {
     /// Charges what is due on invoice `sequence` and records the attempt.
     /// The gateway key names the attempt, which only a recorded attempt
     /// moves on: a retry after a failed journal write reuses it.
-    func attemptPayment(invoice sequence: Int64, key: String = "",
-                        newMethod: Billing_Journal_V1_PaymentMethodSet? = nil, actor: String = "") async throws -> Billing_V1_Charge {
+    func attemptPayment(invoice sequence: Int64, key: String = "", newMethod: Billing_Journal_V1_PaymentMethodSet? = nil,
+                        requested: String = "", actor: String = "") async throws -> Billing_V1_Charge {
         guard let record = state.invoices[sequence] else { throw LedgerError.internalFault("no invoice \(sequence)") }
         let book = try book(record.invoice.accountID)
         let method = newMethod ?? book.paymentMethod
@@ -502,6 +502,7 @@ extension Ledger {
         recorded.charge.createdUnixSeconds = nowUnix
         recorded.invoiceSequence = sequence
         recorded.idempotencyKey = key
+        recorded.requestedMethod = requested
         recorded.actor = actor
         recorded.invoiceLinesInCents = true  // (this build's rules: `LedgerState.issueInvoice`)
         if let newMethod { recorded.newMethod = newMethod }
@@ -776,10 +777,15 @@ extension Ledger {
         return set
     }
 
-    /// Buys credits: charges the method on file, then records the charge and
+    /// Buys credits: charges `newMethod` (for this purchase only: it does
+    /// not go on file) or the method on file, then records the charge and
     /// (if it succeeded) the credits and a paid invoice. A retry with the
-    /// same key returns the first outcome and charges nothing.
-    public func purchaseCredits(accountID: String, amountMicros: Int64, key: String, actor: String) async throws -> PurchaseResult {
+    /// same key — the same amount, the same `requested` method — returns the
+    /// first outcome and charges nothing. `requested`: what the request gave
+    /// to pay with (`RequestedMethod`; nil: described from `newMethod`).
+    public func purchaseCredits(accountID: String, amountMicros: Int64, key: String, newMethod: TokenizedMethod? = nil,
+                                requested: String? = nil, actor: String) async throws -> PurchaseResult {
+        let requested = requested ?? RequestedMethod.describing(newMethod)
         // (PaymentsService checks the range first; whole cents are the ledger's rule too.)
         guard amountMicros > 0, Money(micros: amountMicros).isWholeCents else {
             throw AccountRequestRefused(.invalidArgument, reason: "INVALID_AMOUNT",
@@ -791,11 +797,7 @@ extension Ledger {
         // A retry of a purchase whose outcome a crash left unrecorded finds it recorded.
         try await settlePendingCharges(only: accountID)
         let book = try book(accountID)
-        if let earlier = book.requestKeys["purchase:" + key] {
-            guard earlier.request == "\(amountMicros)" else {
-                throw AccountRequestRefused(.alreadyExists, reason: "IDEMPOTENCY_KEY_REUSED",
-                                            message: "idempotency key \(key) was used for a purchase of another amount")
-            }
+        if let earlier = try earlierPurchase(book, amountMicros: amountMicros, key: key, requested: requested) {
             guard let charge = book.charges.last(where: { $0.chargeID == earlier.chargeID }) else {
                 throw LedgerError.internalFault("purchase \(key) has no charge")
             }
@@ -806,8 +808,9 @@ extension Ledger {
             }
             return PurchaseResult(charge: charge, invoice: invoice, balance: try await committed(book.balance))
         }
-        guard let method = book.paymentMethod else {
-            throw AccountRequestRefused(reason: "PAYMENT_METHOD_REQUIRED", message: "add a payment method before buying credits")
+        guard let method = newMethod.map(paymentMethodSet) ?? book.paymentMethod else {
+            throw AccountRequestRefused(reason: "PAYMENT_METHOD_REQUIRED",
+                                        message: "add a payment method before buying credits, or give one to pay with")
         }
         guard !book.balance.addingReportingOverflow(amountMicros).overflow,
               !book.granted.addingReportingOverflow(amountMicros).overflow else {
@@ -817,6 +820,7 @@ extension Ledger {
         purchase.accountID = accountID
         purchase.amountMicros = amountMicros
         purchase.idempotencyKey = key
+        purchase.requestedMethod = requested
         purchase.actor = actor
         purchase.gatewayKey = Self.purchaseGatewayKey(account: accountID, key: key, amountMicros: amountMicros)
         // Named by the seq of its ChargeStarted entry: unique.
@@ -841,6 +845,35 @@ extension Ledger {
                               balance: try await committed(after.balance))
     }
 
+    /// The purchase `key` already made, if any; refuses the key if it was
+    /// made for another amount or with another method (`requested`).
+    func earlierPurchase(_ book: AccountBook, amountMicros: Int64, key: String, requested: String) throws -> RequestKeyRecord? {
+        guard let earlier = book.requestKeys["purchase:" + key] else { return nil }
+        let (amount, method) = RequestedMethod.split(earlier.request)
+        guard amount == "\(amountMicros)" else {
+            throw AccountRequestRefused(.alreadyExists, reason: "IDEMPOTENCY_KEY_REUSED",
+                                        message: "idempotency key \(key) was used for a purchase of another amount")
+        }
+        guard method == nil || method == requested else {
+            throw AccountRequestRefused(.alreadyExists, reason: "IDEMPOTENCY_KEY_REUSED",
+                                        message: "idempotency key \(key) was used for a purchase with another payment method")
+        }
+        return earlier
+    }
+
+    /// Whether `purchaseCredits` with these would charge — so a payment
+    /// method given with it is to be tokenized first — or answer a retry
+    /// from its key (false); refuses a reused key as it would. Asked before
+    /// tokenizing, as `paymentWouldCharge`.
+    public func purchaseWouldCharge(accountID: String, amountMicros: Int64, key: String, requested: String) async throws -> Bool {
+        do {
+            return try earlierPurchase(try book(accountID), amountMicros: amountMicros, key: key, requested: requested) == nil
+        } catch let refusal as AccountRequestRefused {
+            try await readBarrier().wait()
+            throw refusal
+        }
+    }
+
     /// What a PayInvoice asks for, as the books stand.
     enum PaymentPlan {
         /// A retry of `earlier` (same key, same invoice): answered from it.
@@ -852,11 +885,20 @@ extension Ledger {
     /// PayInvoice's checks, in DESIGN.md's precedence: the key first (a key
     /// used for another invoice is reused whether or not this one exists),
     /// then the invoice (exists, owed), then something to pay with.
-    func planPayment(_ book: AccountBook, invoiceID: String, key: String, hasNewMethod: Bool) throws -> PaymentPlan {
+    /// `requested`: what the request gives to pay with (`RequestedMethod`);
+    /// a key's retry must give the same (session 29: a retry with another
+    /// card was answered with the first card's decline, the new card never
+    /// tried; one with a declining card "succeeded" — the first's answer).
+    func planPayment(_ book: AccountBook, invoiceID: String, key: String, hasNewMethod: Bool, requested: String) throws -> PaymentPlan {
         if !key.isEmpty, let earlier = book.requestKeys["pay:" + key] {
-            guard earlier.request == invoiceID else {
+            let (invoice, method) = RequestedMethod.split(earlier.request)
+            guard invoice == invoiceID else {
                 throw AccountRequestRefused(.alreadyExists, reason: "IDEMPOTENCY_KEY_REUSED",
                                             message: "idempotency key \(key) was used to pay another invoice")
+            }
+            guard method == nil || method == requested else {
+                throw AccountRequestRefused(.alreadyExists, reason: "IDEMPOTENCY_KEY_REUSED",
+                                            message: "idempotency key \(key) was used with another payment method")
             }
             return .retry(earlier: earlier)
         }
@@ -884,9 +926,11 @@ extension Ledger {
     /// before tokenizing: a refused request, or a retry, must leave no new
     /// token at the gateway. A refusal is answered once what it read is
     /// durable.
-    public func paymentWouldCharge(accountID: String, invoiceID: String, key: String, hasNewMethod: Bool) async throws -> Bool {
+    public func paymentWouldCharge(accountID: String, invoiceID: String, key: String, hasNewMethod: Bool,
+                                   requested: String) async throws -> Bool {
         do {
-            if case .charge = try planPayment(try book(accountID), invoiceID: invoiceID, key: key, hasNewMethod: hasNewMethod) { return true }
+            if case .charge = try planPayment(try book(accountID), invoiceID: invoiceID, key: key, hasNewMethod: hasNewMethod,
+                                              requested: requested) { return true }
             return false
         } catch let refusal as AccountRequestRefused {
             try await readBarrier().wait()
@@ -896,14 +940,16 @@ extension Ledger {
 
     /// Pays an OPEN or PAST_DUE invoice with the method on file or
     /// `newMethod` (which becomes the method on file if the charge succeeds).
-    public func payInvoice(accountID: String, invoiceID: String, newMethod: TokenizedMethod?, key: String,
+    /// `requested`: what the request gave to pay with (nil: described from `newMethod`).
+    public func payInvoice(accountID: String, invoiceID: String, newMethod: TokenizedMethod?, requested: String? = nil, key: String,
                            actor: String) async throws -> (invoice: Billing_V1_Invoice, charge: Billing_V1_Charge) {
+        let requested = requested ?? RequestedMethod.describing(newMethod)
         try await acquireLifecycle()
         defer { releaseLifecycle() }
         _ = try book(accountID)
         try await settlePendingCharges(only: accountID)
         let book = try book(accountID)
-        switch try planPayment(book, invoiceID: invoiceID, key: key, hasNewMethod: newMethod != nil) {
+        switch try planPayment(book, invoiceID: invoiceID, key: key, hasNewMethod: newMethod != nil, requested: requested) {
         case .retry(let earlier):
             guard let charge = book.charges.last(where: { $0.chargeID == earlier.chargeID }) else {
                 throw LedgerError.internalFault("payment \(key) has no charge")
@@ -916,7 +962,8 @@ extension Ledger {
             }
             return (invoice, charge)
         case .charge(let sequence):
-            let charge = try await attemptPayment(invoice: sequence, key: key, newMethod: newMethod.map(paymentMethodSet), actor: actor)
+            let charge = try await attemptPayment(invoice: sequence, key: key, newMethod: newMethod.map(paymentMethodSet),
+                                                  requested: requested, actor: actor)
             guard charge.status == .succeeded else { throw PaymentDeclined(charge: charge) }
             return (state.invoices[sequence]!.invoice, charge)
         }

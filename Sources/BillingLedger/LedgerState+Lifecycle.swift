@@ -356,7 +356,7 @@ extension LedgerState {
         book.charges.append(charge)
         if !recorded.idempotencyKey.isEmpty {
             book.requestKeys["pay:" + recorded.idempotencyKey] = RequestKeyRecord(
-                request: record.invoice.invoiceID, seq: seq, invoiceSequence: recorded.invoiceSequence, chargeID: charge.chargeID)
+                request: RequestedMethod.join(record.invoice.invoiceID, recorded.requestedMethod), seq: seq, invoiceSequence: recorded.invoiceSequence, chargeID: charge.chargeID)
         }
         accounts[charge.accountID] = book
     }
@@ -435,7 +435,7 @@ extension LedgerState {
         book.charges.append(charge)
         if !purchase.idempotencyKey.isEmpty {
             book.requestKeys["purchase:" + purchase.idempotencyKey] = RequestKeyRecord(
-                request: "\(purchase.amountMicros)", seq: seq,
+                request: RequestedMethod.join("\(purchase.amountMicros)", purchase.requestedMethod), seq: seq,
                 invoiceSequence: charge.status == .succeeded ? nextInvoiceSequence - 1 : 0, chargeID: charge.chargeID)
         }
         accounts[purchase.accountID] = book

@@ -213,3 +213,35 @@ public final class TestClock: LedgerClock {
         }
     }
 }
+
+/// What a payment request gave to pay with, as its idempotency key
+/// remembers it (journaled as `requested_method`): "none" (the method on
+/// file), or the method's visible details — never a card or account
+/// number. A key's retry must give the same; keys of entries from before
+/// session 29 remember no method and compare what they asked for only.
+public enum RequestedMethod {
+    public static let none = "none"
+
+    /// "card 4242 12/2099", "bank 6789 110000000", "token tok_…": from the
+    /// request's own input (PaymentsService), before anything is tokenized.
+    public static func card(last4: String, expMonth: Int, expYear: Int) -> String { "card \(last4) \(expMonth)/\(expYear)" }
+    public static func bank(last4: String, routing: String) -> String { "bank \(last4) \(routing)" }
+    public static func token(_ token: String) -> String { "token \(token)" }
+
+    /// For a caller that has only the tokenized method (tests, tools).
+    static func describing(_ method: TokenizedMethod?) -> String {
+        method.map { token($0.token) } ?? none
+    }
+
+    /// A key record's request: what was asked for, then (since session 29)
+    /// the method on a line of its own. Ids and amounts hold no newline.
+    static func join(_ asked: String, _ method: String) -> String {
+        method.isEmpty ? asked : asked + "\n" + method
+    }
+
+    /// The parts of `join`'s text; the method nil when none was recorded.
+    static func split(_ request: String) -> (asked: String, method: String?) {
+        guard let newline = request.firstIndex(of: "\n") else { return (request, nil) }
+        return (String(request[..<newline]), String(request[request.index(after: newline)...]))
+    }
+}

@@ -536,6 +536,16 @@ public nonisolated struct Billing_Journal_V1_ChargeRecorded: @unchecked Sendable
     set {_uniqueStorage()._actor = newValue}
   }
 
+  /// What PayInvoice's request gave to pay with, as its key remembers it:
+  /// "none", or the method's visible details ("card 4242 12/2099", "bank
+  /// 6789 110000000"); a retry of the key must give the same. Empty: an
+  /// entry from before session 29 (its key compares the invoice only), or
+  /// the service's own attempt.
+  public var requestedMethod: String {
+    get {_storage._requestedMethod}
+    set {_uniqueStorage()._requestedMethod = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -584,6 +594,13 @@ public nonisolated struct Billing_Journal_V1_CreditsPurchased: @unchecked Sendab
   public var gatewayKey: String {
     get {_storage._gatewayKey}
     set {_uniqueStorage()._gatewayKey = newValue}
+  }
+
+  /// As ChargeRecorded's: what the request gave to pay with ("none": the
+  /// method on file); empty before session 29 (the key compares the amount only).
+  public var requestedMethod: String {
+    get {_storage._requestedMethod}
+    set {_uniqueStorage()._requestedMethod = newValue}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -2196,7 +2213,7 @@ nonisolated extension Billing_Journal_V1_PlanChangeRequested: SwiftProtobuf.Mess
 
 nonisolated extension Billing_Journal_V1_ChargeRecorded: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ChargeRecorded"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}charge\0\u{3}invoice_sequence\0\u{3}idempotency_key\0\u{3}new_method\0\u{3}gateway_key\0\u{3}invoice_lines_in_cents\0\u{1}actor\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}charge\0\u{3}invoice_sequence\0\u{3}idempotency_key\0\u{3}new_method\0\u{3}gateway_key\0\u{3}invoice_lines_in_cents\0\u{1}actor\0\u{3}requested_method\0")
 
   fileprivate class _StorageClass {
     var _charge: Billing_V1_Charge? = nil
@@ -2206,6 +2223,7 @@ nonisolated extension Billing_Journal_V1_ChargeRecorded: SwiftProtobuf.Message, 
     var _gatewayKey: String = String()
     var _invoiceLinesInCents: Bool = false
     var _actor: String = String()
+    var _requestedMethod: String = String()
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -2223,6 +2241,7 @@ nonisolated extension Billing_Journal_V1_ChargeRecorded: SwiftProtobuf.Message, 
       _gatewayKey = source._gatewayKey
       _invoiceLinesInCents = source._invoiceLinesInCents
       _actor = source._actor
+      _requestedMethod = source._requestedMethod
     }
   }
 
@@ -2248,6 +2267,7 @@ nonisolated extension Billing_Journal_V1_ChargeRecorded: SwiftProtobuf.Message, 
         case 5: try { try decoder.decodeSingularStringField(value: &_storage._gatewayKey) }()
         case 6: try { try decoder.decodeSingularBoolField(value: &_storage._invoiceLinesInCents) }()
         case 7: try { try decoder.decodeSingularStringField(value: &_storage._actor) }()
+        case 8: try { try decoder.decodeSingularStringField(value: &_storage._requestedMethod) }()
         default: break
         }
       }
@@ -2281,6 +2301,9 @@ nonisolated extension Billing_Journal_V1_ChargeRecorded: SwiftProtobuf.Message, 
       if !_storage._actor.isEmpty {
         try visitor.visitSingularStringField(value: _storage._actor, fieldNumber: 7)
       }
+      if !_storage._requestedMethod.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._requestedMethod, fieldNumber: 8)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -2297,6 +2320,7 @@ nonisolated extension Billing_Journal_V1_ChargeRecorded: SwiftProtobuf.Message, 
         if _storage._gatewayKey != rhs_storage._gatewayKey {return false}
         if _storage._invoiceLinesInCents != rhs_storage._invoiceLinesInCents {return false}
         if _storage._actor != rhs_storage._actor {return false}
+        if _storage._requestedMethod != rhs_storage._requestedMethod {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -2308,7 +2332,7 @@ nonisolated extension Billing_Journal_V1_ChargeRecorded: SwiftProtobuf.Message, 
 
 nonisolated extension Billing_Journal_V1_CreditsPurchased: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CreditsPurchased"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}account_id\0\u{3}amount_micros\0\u{3}idempotency_key\0\u{1}charge\0\u{1}actor\0\u{3}gateway_key\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}account_id\0\u{3}amount_micros\0\u{3}idempotency_key\0\u{1}charge\0\u{1}actor\0\u{3}gateway_key\0\u{3}requested_method\0")
 
   fileprivate class _StorageClass {
     var _accountID: String = String()
@@ -2317,6 +2341,7 @@ nonisolated extension Billing_Journal_V1_CreditsPurchased: SwiftProtobuf.Message
     var _charge: Billing_V1_Charge? = nil
     var _actor: String = String()
     var _gatewayKey: String = String()
+    var _requestedMethod: String = String()
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -2333,6 +2358,7 @@ nonisolated extension Billing_Journal_V1_CreditsPurchased: SwiftProtobuf.Message
       _charge = source._charge
       _actor = source._actor
       _gatewayKey = source._gatewayKey
+      _requestedMethod = source._requestedMethod
     }
   }
 
@@ -2357,6 +2383,7 @@ nonisolated extension Billing_Journal_V1_CreditsPurchased: SwiftProtobuf.Message
         case 4: try { try decoder.decodeSingularMessageField(value: &_storage._charge) }()
         case 5: try { try decoder.decodeSingularStringField(value: &_storage._actor) }()
         case 6: try { try decoder.decodeSingularStringField(value: &_storage._gatewayKey) }()
+        case 7: try { try decoder.decodeSingularStringField(value: &_storage._requestedMethod) }()
         default: break
         }
       }
@@ -2387,6 +2414,9 @@ nonisolated extension Billing_Journal_V1_CreditsPurchased: SwiftProtobuf.Message
       if !_storage._gatewayKey.isEmpty {
         try visitor.visitSingularStringField(value: _storage._gatewayKey, fieldNumber: 6)
       }
+      if !_storage._requestedMethod.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._requestedMethod, fieldNumber: 7)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -2402,6 +2432,7 @@ nonisolated extension Billing_Journal_V1_CreditsPurchased: SwiftProtobuf.Message
         if _storage._charge != rhs_storage._charge {return false}
         if _storage._actor != rhs_storage._actor {return false}
         if _storage._gatewayKey != rhs_storage._gatewayKey {return false}
+        if _storage._requestedMethod != rhs_storage._requestedMethod {return false}
         return true
       }
       if !storagesAreEqual {return false}

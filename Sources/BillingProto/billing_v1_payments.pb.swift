@@ -367,12 +367,29 @@ public nonisolated struct Billing_V1_PurchaseCreditsRequest: Sendable {
 
   /// Caller-chosen key, required (a purchase charges a card: a retry must
   /// not charge twice); a retry with the same key charges once and returns
-  /// the original outcome.
+  /// the original outcome. The same key with another amount or another
+  /// payment_method (another card or account, or one given where none was)
+  /// is ALREADY_EXISTS, reason IDEMPOTENCY_KEY_REUSED.
   public var idempotencyKey: String = String()
+
+  /// Optional: a payment method to pay this purchase with instead of the
+  /// one on file (a card on file that keeps declining, its replacement
+  /// waiting for the next billing cycle). It pays this purchase only: it
+  /// does not go on file. Unset: the method on file is charged.
+  public var paymentMethod: Billing_V1_PaymentMethodInput {
+    get {_paymentMethod ?? Billing_V1_PaymentMethodInput()}
+    set {_paymentMethod = newValue}
+  }
+  /// Returns true if `paymentMethod` has been explicitly set.
+  public var hasPaymentMethod: Bool {self._paymentMethod != nil}
+  /// Clears the value of `paymentMethod`. Subsequent reads from it will return its default value.
+  public mutating func clearPaymentMethod() {self._paymentMethod = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _paymentMethod: Billing_V1_PaymentMethodInput? = nil
 }
 
 /// Response of Payments.PurchaseCredits.
@@ -1101,7 +1118,10 @@ public nonisolated struct Billing_V1_PayInvoiceRequest: Sendable {
   /// Clears the value of `paymentMethod`. Subsequent reads from it will return its default value.
   public mutating func clearPaymentMethod() {self._paymentMethod = nil}
 
-  /// Caller-chosen key; a retry with the same key charges at most once.
+  /// Caller-chosen key; a retry with the same key charges at most once. The
+  /// same key for another invoice, or with another payment_method (another
+  /// card or account, or one given where none was), is ALREADY_EXISTS,
+  /// reason IDEMPOTENCY_KEY_REUSED.
   public var idempotencyKey: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -1175,7 +1195,7 @@ nonisolated extension Billing_V1_InvoiceLineKind: SwiftProtobuf._ProtoNameProvid
 
 nonisolated extension Billing_V1_PurchaseCreditsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PurchaseCreditsRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}account_id\0\u{3}amount_micros\0\u{3}idempotency_key\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}account_id\0\u{3}amount_micros\0\u{3}idempotency_key\0\u{3}payment_method\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1186,12 +1206,17 @@ nonisolated extension Billing_V1_PurchaseCreditsRequest: SwiftProtobuf.Message, 
       case 1: try { try decoder.decodeSingularStringField(value: &self.accountID) }()
       case 2: try { try decoder.decodeSingularInt64Field(value: &self.amountMicros) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.idempotencyKey) }()
+      case 4: try { try decoder.decodeSingularMessageField(value: &self._paymentMethod) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.accountID.isEmpty {
       try visitor.visitSingularStringField(value: self.accountID, fieldNumber: 1)
     }
@@ -1201,6 +1226,9 @@ nonisolated extension Billing_V1_PurchaseCreditsRequest: SwiftProtobuf.Message, 
     if !self.idempotencyKey.isEmpty {
       try visitor.visitSingularStringField(value: self.idempotencyKey, fieldNumber: 3)
     }
+    try { if let v = self._paymentMethod {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1208,6 +1236,7 @@ nonisolated extension Billing_V1_PurchaseCreditsRequest: SwiftProtobuf.Message, 
     if lhs.accountID != rhs.accountID {return false}
     if lhs.amountMicros != rhs.amountMicros {return false}
     if lhs.idempotencyKey != rhs.idempotencyKey {return false}
+    if lhs._paymentMethod != rhs._paymentMethod {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -93,9 +93,18 @@ public final class PaymentsService: Sendable {
                              "amount_micros must be whole cents (a multiple of 10000) from \(Self.minPurchaseMicros) ($1.00) to \(Self.maxPurchaseMicros) ($1,000,000.00)",
                              reason: "INVALID_AMOUNT", metadata: ["field": "amount_micros"])
         }
+        // As PayInvoice: the key is checked before a card given to pay with
+        // is tokenized (a retry answered from its key tokenizes nothing).
+        let requested = Self.requestedMethod(request.hasPaymentMethod ? request.paymentMethod : nil)
+        let charges = try await Refusals.mapping {
+            try await ledger.purchaseWouldCharge(accountID: request.accountID, amountMicros: request.amountMicros,
+                                                 key: request.idempotencyKey, requested: requested)
+        }
+        let method = charges && request.hasPaymentMethod ? try await tokenize(request.paymentMethod, field: "payment_method") : nil
         return try await Refusals.mapping {
             let result = try await ledger.purchaseCredits(
-                accountID: request.accountID, amountMicros: request.amountMicros, key: request.idempotencyKey, actor: actor)
+                accountID: request.accountID, amountMicros: request.amountMicros, key: request.idempotencyKey,
+                newMethod: method, requested: requested, actor: actor)
             var response = Billing_V1_PurchaseCreditsResponse()
             response.charge = result.charge
             response.invoice = result.invoice
@@ -134,18 +143,33 @@ public final class PaymentsService: Sendable {
         // The ledger's checks first (the key, the invoice, whether it is
         // owed): a card is tokenized only for a payment that will charge —
         // not for a refusal, nor for a retry answered from its key.
+        let requested = Self.requestedMethod(request.hasPaymentMethod ? request.paymentMethod : nil)
         let charges = try await Refusals.mapping {
             try await ledger.paymentWouldCharge(accountID: request.accountID, invoiceID: request.invoiceID,
-                                                key: request.idempotencyKey, hasNewMethod: request.hasPaymentMethod)
+                                                key: request.idempotencyKey, hasNewMethod: request.hasPaymentMethod, requested: requested)
         }
         let method = charges && request.hasPaymentMethod ? try await tokenize(request.paymentMethod, field: "payment_method") : nil
         return try await Refusals.mapping {
             let (invoice, charge) = try await ledger.payInvoice(
-                accountID: request.accountID, invoiceID: request.invoiceID, newMethod: method, key: request.idempotencyKey, actor: actor)
+                accountID: request.accountID, invoiceID: request.invoiceID, newMethod: method, requested: requested,
+                key: request.idempotencyKey, actor: actor)
             var response = Billing_V1_PayInvoiceResponse()
             response.invoice = invoice
             response.charge = charge
             return response
+        }
+    }
+
+    /// What a request gives to pay with, as its idempotency key remembers it
+    /// (`RequestedMethod`): read from the input itself, before (and whether
+    /// or not) it is tokenized; the numbers' last 4 digits only.
+    static func requestedMethod(_ input: Billing_V1_PaymentMethodInput?) -> String {
+        func last4(_ number: String) -> String { String(number.filter(\.isASCII).filter(\.isNumber).suffix(4)) }
+        switch input?.source {
+        case nil: return input == nil ? RequestedMethod.none : "empty"
+        case .card(let card)?: return RequestedMethod.card(last4: last4(card.number), expMonth: Int(card.expMonth), expYear: Int(card.expYear))
+        case .bankAccount(let bank)?: return RequestedMethod.bank(last4: last4(bank.accountNumber), routing: String(bank.routingNumber.prefix(40)))
+        case .gatewayToken(let token)?: return RequestedMethod.token(String(token.prefix(MeteringLimits.maxIDBytes)))
         }
     }
 

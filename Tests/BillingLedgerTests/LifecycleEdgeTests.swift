@@ -594,9 +594,9 @@ import Testing
             try await h.ledger.payInvoice(accountID: "acct", invoiceID: "in_999", newMethod: nil, key: "other", actor: "test")
         }
         #expect(missing?.reason == "INVOICE_NOT_FOUND")
-        // The original's retry still answers with its invoice, paid.
-        #expect(try await h.ledger.payInvoice(accountID: "acct", invoiceID: invoice.invoiceID, newMethod: nil, key: "pay",
-                                              actor: "test").invoice.status == .paid)
+        // The original's retry (the same method too) still answers with its invoice, paid.
+        #expect(try await h.ledger.payInvoice(accountID: "acct", invoiceID: invoice.invoiceID, newMethod: LifecycleLedgerTests.good,
+                                              key: "pay", actor: "test").invoice.status == .paid)
         await h.ledger.close()
     }
 

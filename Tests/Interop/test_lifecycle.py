@@ -548,9 +548,14 @@ def test_declined_card_makes_the_account_past_due_until_paid_with_a_good_card(li
                                     timeout=RPC_TIMEOUT_S)
     assert paid.invoice.status == p.INVOICE_STATUS_PAID and not paid.invoice.past_due
     assert paid.charge.status == p.CHARGE_STATUS_SUCCEEDED and paid.charge.payment_method_label == "visa •••• 4242"
+    # Its retry (the same request) is answered from the key; without the
+    # card it is another request (session 29: answered as the retry).
     again = life.payments.PayInvoice(p.PayInvoiceRequest(account_id="acme", invoice_id=invoice.invoice_id,
-                                                         idempotency_key="pay-1"), timeout=RPC_TIMEOUT_S)
+                                                         payment_method=life.card(), idempotency_key="pay-1"), timeout=RPC_TIMEOUT_S)
     assert again.charge == paid.charge
+    life.refused(lambda: life.payments.PayInvoice(p.PayInvoiceRequest(account_id="acme", invoice_id=invoice.invoice_id,
+                                                                      idempotency_key="pay-1"), timeout=RPC_TIMEOUT_S),
+                 grpc.StatusCode.ALREADY_EXISTS, "IDEMPOTENCY_KEY_REUSED")
     account = life.get("acme")
     assert account.status == a.ACCOUNT_STATUS_ACTIVE and account.banners == []
     assert [c.status for c in life.charges("acme")] == [p.CHARGE_STATUS_SUCCEEDED, p.CHARGE_STATUS_FAILED, p.CHARGE_STATUS_FAILED]
@@ -685,6 +690,58 @@ def test_a_declined_purchase_credits_nothing(life):
     # The key stays declined: a retry does not charge again.
     life.refused(lambda: life.payments.PurchaseCredits(request, timeout=RPC_TIMEOUT_S), FAILED_PRECONDITION, "PAYMENT_DECLINED")
     assert len(life.charges("acme")) == 1
+
+
+def test_a_purchase_may_be_paid_with_a_card_given_with_it(life):
+    """A card on file that declines, its replacement waiting for the next
+    cycle (the docs: card updates take effect then): a purchase paid with a
+    card given with it goes through, and that card does not go on file.
+    Before session 29 such an account could buy no credits until the cycle."""
+    a, p = life.a, life.p
+    life.create("acme", plan=a.PLAN_FREE)
+    life.set_card("acme", DECLINED_CARD)
+    assert not life.set_card("acme", GOOD_CARD).applied_now  # the replacement waits
+    declined = p.PurchaseCreditsRequest(account_id="acme", amount_micros=5_000_000, idempotency_key="buy-1")
+    life.refused(lambda: life.payments.PurchaseCredits(declined, timeout=RPC_TIMEOUT_S), FAILED_PRECONDITION, "PAYMENT_DECLINED")
+    request = p.PurchaseCreditsRequest(account_id="acme", amount_micros=5_000_000, idempotency_key="buy-2",
+                                       payment_method=life.card(GOOD_CARD))
+    bought = life.payments.PurchaseCredits(request, timeout=RPC_TIMEOUT_S)
+    assert bought.charge.status == p.CHARGE_STATUS_SUCCEEDED and bought.charge.payment_method_label.endswith("4242")
+    assert bought.credit_balance_micros == 5_000_000 and bought.invoice.status == p.INVOICE_STATUS_PAID
+    method = life.payments.GetPaymentMethod(p.GetPaymentMethodRequest(account_id="acme"), timeout=RPC_TIMEOUT_S)
+    assert method.current.card.last4 == "0002" and method.pending.card.last4 == "4242"  # nothing moved on file
+    # Its retry is answered from the key; the key with the card on file, or another card, is another request.
+    assert life.payments.PurchaseCredits(request, timeout=RPC_TIMEOUT_S).charge == bought.charge
+    for changed in (p.PurchaseCreditsRequest(account_id="acme", amount_micros=5_000_000, idempotency_key="buy-2"),
+                    p.PurchaseCreditsRequest(account_id="acme", amount_micros=5_000_000, idempotency_key="buy-2",
+                                             payment_method=life.card("5555 5555 5555 4444"))):
+        life.refused(lambda: life.payments.PurchaseCredits(changed, timeout=RPC_TIMEOUT_S), grpc.StatusCode.ALREADY_EXISTS,
+                     "IDEMPOTENCY_KEY_REUSED")
+    # A bad card given with it is refused as such, before anything is charged.
+    bad = p.PurchaseCreditsRequest(account_id="acme", amount_micros=5_000_000, idempotency_key="buy-3",
+                                   payment_method=life.card("1234"))
+    life.refused(lambda: life.payments.PurchaseCredits(bad, timeout=RPC_TIMEOUT_S), grpc.StatusCode.INVALID_ARGUMENT,
+                 "INVALID_CARD_NUMBER")
+    assert life.get("acme").credit_balance_micros == 5_000_000 and len(life.charges("acme")) == 2
+
+
+def test_a_pay_invoice_key_retried_with_another_card_is_a_reused_key(life):
+    """Session 29: the retry was answered with the first attempt's outcome
+    (a decline for a card never tried; "paid" for a declining card)."""
+    p = life.p
+    invoice = life.past_due_pro("acme", DECLINED_CARD)
+
+    def pay(key, card=None):
+        method = life.card(card) if card else None
+        return life.payments.PayInvoice(p.PayInvoiceRequest(account_id="acme", invoice_id=invoice.invoice_id,
+                                                             payment_method=method, idempotency_key=key), timeout=RPC_TIMEOUT_S)
+    life.refused(lambda: pay("k1"), FAILED_PRECONDITION, "PAYMENT_DECLINED")
+    life.refused(lambda: pay("k1", GOOD_CARD), grpc.StatusCode.ALREADY_EXISTS, "IDEMPOTENCY_KEY_REUSED")
+    paid = pay("k2", GOOD_CARD)
+    assert paid.invoice.status == p.INVOICE_STATUS_PAID
+    assert pay("k2", GOOD_CARD).charge == paid.charge
+    life.refused(lambda: pay("k2", DECLINED_CARD), grpc.StatusCode.ALREADY_EXISTS, "IDEMPOTENCY_KEY_REUSED")
+    life.refused(lambda: pay("k2"), grpc.StatusCode.ALREADY_EXISTS, "IDEMPOTENCY_KEY_REUSED")
 
 
 def test_grants_are_recorded_apart_from_purchases(life):
