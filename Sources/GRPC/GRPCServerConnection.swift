@@ -113,13 +113,16 @@ public final class GRPCServerConnection {
         }
     }
 
-    public func drainOutput(into buffer: inout [UInt8]) throws {
-        try http2.drainOutput(into: &buffer)
+    /// As `HTTP2Session.drainOutput`: true when it stopped at `limit`.
+    @discardableResult
+    public func drainOutput(into buffer: inout [UInt8], upTo limit: Int = .max) throws -> Bool {
+        let stopped = try http2.drainOutput(into: &buffer, upTo: limit)
         // A stream closes when its last frame is sent: forget its call now,
         // not when (if ever) the peer sends more bytes.
         for event in http2.takeEvents() {
             try handle(event)
         }
+        return stopped
     }
 
     /// False once the connection has nothing left to do and can be closed.

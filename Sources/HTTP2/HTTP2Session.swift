@@ -276,11 +276,16 @@ public final class HTTP2Session {
         }
     }
 
-    /// Appends every frame nghttp2 wants to send to `buffer`. Streams this
-    /// closes are reported by the next `takeEvents` or `receive`.
-    public func drainOutput(into buffer: inout [UInt8]) throws {
+    /// Appends every frame nghttp2 wants to send to `buffer`, or (`limit`)
+    /// frames until `buffer` holds `limit` bytes or more: true then, and the
+    /// rest stays in nghttp2 (where the answers' budget counts its bodies)
+    /// for the next call. Streams this closes are reported by the next
+    /// `takeEvents` or `receive`.
+    @discardableResult
+    public func drainOutput(into buffer: inout [UInt8], upTo limit: Int = .max) throws -> Bool {
         clearHandedOutEvents()
         while true {
+            if buffer.count >= limit { return true }
             var pointer: UnsafePointer<UInt8>?
             let count = nghttp2_session_mem_send(session, &pointer)
             if count < 0 {
@@ -288,7 +293,7 @@ public final class HTTP2Session {
             }
             guard count > 0, let pointer else {
                 // The first GOAWAY of a two-step shutdown is written: now its PING.
-                guard drainPingAfterNotice else { return }
+                guard drainPingAfterNotice else { return false }
                 drainPingAfterNotice = false
                 Self.drainPing.withUnsafeBufferPointer { _ = nghttp2_submit_ping(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), $0.baseAddress) }
                 continue

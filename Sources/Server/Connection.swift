@@ -152,23 +152,37 @@ final class Connection: GRPCConnectionHost {
 
     private func flush(closeAfter: Bool) {
         guard !isClosed else { return }
-        do {
-            if let tls {
-                try grpc.drainOutput(into: &plaintextOut)
-                if !plaintextOut.isEmpty { try tls.writePlaintext(plaintextOut, drainingInto: &output) }
-                tls.drainCiphertext(into: &output)
-                // Encrypted: emptied now, capacity past 256 KiB given back (as `output`'s is).
-                plaintextOut.removeAll(keepingCapacity: plaintextOut.capacity <= 256 * 1024)
-            } else {
-                try grpc.drainOutput(into: &output)
+        // Frames are taken from nghttp2 only while fewer than
+        // `maxPendingOutputBytes` wait for the socket: the rest wait in
+        // nghttp2, where the answers' budget (RESPONSES_NOT_READ) counts
+        // their bodies. (Session 29: everything was taken, so a client that
+        // opened its flow-control windows wide and read nothing had every
+        // answer moved here, past any budget — ~300 MiB from 400 calls.)
+        // Taken again as the socket takes what waits: a writable socket
+        // raises no new EPOLLOUT edge.
+        let maxPending = server.configuration.maxPendingOutputBytes
+        while true {
+            let budget = maxPending - pendingOutputCount
+            var more = false
+            do {
+                if let tls {
+                    if budget > 0 { more = try grpc.drainOutput(into: &plaintextOut, upTo: budget) }
+                    if !plaintextOut.isEmpty { try tls.writePlaintext(plaintextOut, drainingInto: &output) }
+                    tls.drainCiphertext(into: &output)
+                    // Encrypted: emptied now, capacity past 256 KiB given back (as `output`'s is).
+                    plaintextOut.removeAll(keepingCapacity: plaintextOut.capacity <= 256 * 1024)
+                } else if budget > 0 {
+                    more = try grpc.drainOutput(into: &output, upTo: output.count + budget)
+                }
+            } catch {
+                loop.logger.debug("output failed", metadata: ["peer": "\(peer)", "error": "\(error)"])
+                close()
+                return
             }
-        } catch {
-            loop.logger.debug("output failed", metadata: ["peer": "\(peer)", "error": "\(error)"])
-            close()
-            return
+            writePending()
+            if isClosed { return }
+            guard more, pendingOutputCount < maxPending else { break }
         }
-        writePending()
-        if isClosed { return }
         // Once the peer has finished sending, no call left is the end too (a
         // stream it began and never finished keeps HTTP/2 "active").
         let done = !grpc.isActive || (inputClosed && grpc.openCallCount == 0)
@@ -199,6 +213,14 @@ final class Connection: GRPCConnectionHost {
             if written > 0 {
                 outputOffset += written
             } else if written < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                // What was sent is given back once it is most of the buffer
+                // (session 29: kept until everything was sent, so a client
+                // that always left some unread had the connection hold every
+                // byte it was ever sent).
+                if outputOffset >= 64 * 1024 && outputOffset >= output.count / 2 {
+                    output.removeFirst(outputOffset)
+                    outputOffset = 0
+                }
                 return  // EPOLLOUT (edge-triggered) marks us dirty when writable
             } else if written < 0 && errno == EINTR {
                 continue

@@ -402,3 +402,101 @@ def test_a_caller_without_credentials_is_refused_at_its_headers(server):
             peer.response_headers(1).get("grpc-status-details-bin"), peer.describe()
         assert_health_served_on(peer, 3)
     s.assert_serving()
+
+
+def rss_kib(pid: int, field: str = "VmRSS") -> int:
+    status = open(f"/proc/{pid}/status").read()
+    return int(next(line for line in status.splitlines() if line.startswith(field + ":")).split()[1])
+
+
+def test_answers_to_a_client_with_wide_windows_that_reads_nothing_stay_within_the_budget(server, pb):
+    """A client that opens its flow-control windows wide and then reads
+    nothing: its answers wait in nghttp2, where the budget of answers not
+    read (64 MiB a connection) refuses the rest RESOURCE_EXHAUSTED. Session
+    29: every answer was taken out of nghttp2 into the socket's buffer,
+    which nothing bounded — 200 answers of ~750 KB all OK, ~300 MiB held."""
+    s = server()
+    stub = pb.metering_pb2_grpc.MeteringStub(s.authorized_channel())
+    items = [pb.common_pb2.LineItem(tool_call=pb.common_pb2.ToolCallUsage(integration="slack", calls=0)) for _ in range(256)]
+    debits = [pb.metering_pb2.DebitRequest(account_id="demo", workspace_id="w1", agent_id="a1", run_id="big-run",
+                                           idempotency_key=f"k{i}", line_items=items) for i in range(400)]
+    stub.DebitBatch(pb.metering_pb2.DebitBatchRequest(debits=debits), timeout=60)
+    body = pb.metering_pb2.GetExecutionCostRequest(account_id="demo", run_id="big-run", page_size=10_000).SerializeToString()
+    page = len(stub.GetExecutionCost(pb.metering_pb2.GetExecutionCostRequest(account_id="demo", run_id="big-run", page_size=10_000),
+                                     timeout=30).SerializeToString())
+    assert page > 500_000, page
+    calls = 200
+    start = rss_kib(s.proc.pid, "VmHWM")
+    with RawPeer(s.address, timeout=30) as peer:
+        peer.send(h2peer.PREFACE + h2peer.settings((4, 2**31 - 1)) + h2peer.window_update(0, 2**31 - 1 - 65535))
+        auth = [("authorization", "Bearer " + s.service_key())]
+        peer.send(b"".join(h2peer.grpc_call(1 + 2 * i, "/billing.v1.Metering/GetExecutionCost", body, extra_headers=auth)
+                           for i in range(calls)))
+        time.sleep(4)  # reads nothing meanwhile: the server answers into the windows it was given
+        assert peer.read_until(lambda p: all(p.stream_done(1 + 2 * i) for i in range(calls)), 90), peer.describe()
+        statuses = [peer.response_headers(1 + 2 * i).get("grpc-status") for i in range(calls)]
+    refused = statuses.count("8")
+    assert refused > 0 and statuses.count("0") + refused == calls, statuses
+    assert calls * page > 120 << 20
+    grew = rss_kib(s.proc.pid, "VmHWM") - start
+    assert grew < 160 * 1024, f"peak memory grew {grew} KiB"
+    s.assert_serving()
+
+
+def test_a_slow_reader_does_not_make_the_server_keep_what_it_was_sent(server, pb):
+    """A client reading at a steady 10 MB/s through a small receive buffer,
+    with calls always outstanding (so some output always waits): the bytes
+    the socket took are given back as it goes. Session 29: they were kept
+    until everything was sent, which never happened — the connection held
+    every byte it had sent (the server grew ~10 MB a second)."""
+    s = server()
+    payload = b"x" * 60_000
+    body = h2peer.grpc_message(pb.testing_pb2.EchoRequest(payload=payload).SerializeToString())
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+    sock.connect(s.address)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.settimeout(5)
+    sock.sendall(h2peer.PREFACE + h2peer.settings((4, 2**31 - 1)) + h2peer.window_update(0, 2**31 - 1 - 65535))
+    window, sent, done, stream = 65_535, 0, 0, 1
+    buffer = bytearray()
+    received = 0
+    rate, seconds = 10e6, 8.0
+    start_rss = None
+    began = time.monotonic()
+    while time.monotonic() - began < seconds:  # bounded
+        # Keep up to 512 calls outstanding, within the server's window.
+        while sent - done < 512 and window >= len(body) + 10:
+            frames = h2peer.headers_frames(stream, h2peer.grpc_request_headers("/billing.v1.Testing/Echo"))
+            frames += b"".join(h2peer.frame(h2peer.DATA, h2peer.END_STREAM if o + 16384 >= len(body) else 0, stream,
+                                            body[o:o + 16384]) for o in range(0, len(body), 16384))
+            sock.sendall(frames)
+            window -= len(body)
+            sent += 1
+            stream += 2
+        data = sock.recv(65536)
+        assert data, "the server closed the connection"
+        received += len(data)
+        buffer += data
+        while len(buffer) >= 9:
+            length = int.from_bytes(buffer[:3], "big")
+            if len(buffer) < 9 + length:
+                break
+            ftype, flags, sid = buffer[3], buffer[4], int.from_bytes(buffer[5:9], "big") & 0x7FFFFFFF
+            if ftype == h2peer.SETTINGS and not flags & h2peer.ACK:
+                sock.sendall(h2peer.settings(ack=True))
+            elif ftype == h2peer.WINDOW_UPDATE and sid == 0:
+                window += int.from_bytes(buffer[9:13], "big") & 0x7FFFFFFF
+            elif ftype == h2peer.HEADERS and flags & h2peer.END_STREAM:
+                done += 1
+            del buffer[:9 + length]
+        if start_rss is None and received > 4_000_000:
+            start_rss = rss_kib(s.proc.pid)  # warmed up
+        ahead = received / rate - (time.monotonic() - began)
+        if ahead > 0:
+            time.sleep(ahead)
+    sock.close()
+    assert received > 40_000_000 and done > 600, (received, done)
+    grew = rss_kib(s.proc.pid) - start_rss
+    assert grew < 24 * 1024, f"the server grew {grew} KiB while sending {received} bytes"
+    s.assert_serving()
