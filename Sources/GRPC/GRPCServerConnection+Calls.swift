@@ -285,11 +285,15 @@ extension GRPCServerConnection {
             call.responded = true
             call.answeredNanos = loop.nowNanos
             cancelTimer(call)
-            configuration.metrics?.record(path: call.path, code: .ok, nanos: loop.nowNanos &- call.startedNanos)
-            try? http2.sendResponse(
+            // Counted OK only once submitted: a stream its client already
+            // reset takes no answer, and is counted CANCELLED when forgotten
+            // (session 29: counted OK, an answer nobody got).
+            guard (try? http2.sendResponse(
                 streamID: streamID, headers: Self.preparedResponseHeaders,
                 head: grpcPrefix(count: response.count), headCount: 5, body: response,
-                trailers: Self.preparedOKTrailers)
+                trailers: Self.preparedOKTrailers)) != nil else { break }
+            call.counted = true
+            configuration.metrics?.record(path: call.path, code: .ok, nanos: loop.nowNanos &- call.startedNanos)
         case .failure(let status):
             sendStatus(streamID, status)
         }
@@ -408,15 +412,6 @@ extension GRPCServerConnection {
     /// A "trailers-only" response: one header block carrying the status.
     func sendStatus(_ streamID: Int32, _ status: GRPCStatus, extra: [HTTP2Header] = [], path: String? = nil) {
         let status = status.bounded()
-        if let call = calls[streamID] {
-            call.responded = true
-            call.answeredNanos = loop.nowNanos
-            cancelTimer(call)
-            configuration.metrics?.record(path: call.path, code: status.code, nanos: loop.nowNanos &- call.startedNanos)
-        } else {
-            configuration.metrics?.record(path: path ?? "", code: status.code, nanos: nil)
-        }
-        configuration.metrics?.recordRefusal(status)
         var headers = Self.responseHeaders
         headers.append(HTTP2Header("grpc-status", String(status.code.rawValue)))
         if !status.message.isEmpty {
@@ -426,8 +421,23 @@ extension GRPCServerConnection {
             headers.append(HTTP2Header("grpc-status-details-bin", details))
         }
         headers.append(contentsOf: extra)
-        // The stream may already be gone (client reset); nothing to answer then.
-        try? http2.sendResponse(streamID: streamID, headers: headers)
+        // The stream may already be gone (client reset); nothing to answer
+        // then, and nothing counted here: a call is counted CANCELLED when
+        // forgotten (as `handlerFinished`'s answers).
+        let sent = (try? http2.sendResponse(streamID: streamID, headers: headers)) != nil
+        if let call = calls[streamID] {
+            // Answered either way: no handler runs for it after this.
+            call.responded = true
+            call.answeredNanos = loop.nowNanos
+            cancelTimer(call)
+            guard sent else { return }
+            call.counted = true
+            configuration.metrics?.record(path: call.path, code: status.code, nanos: loop.nowNanos &- call.startedNanos)
+        } else {
+            guard sent else { return }
+            configuration.metrics?.record(path: path ?? "", code: status.code, nanos: nil)
+        }
+        configuration.metrics?.recordRefusal(status)
     }
 
     func respondHTTP(_ streamID: Int32, status: String) {

@@ -59,8 +59,14 @@ public final class GRPCServerConnection {
         var task: Task<Void, Never>?
         /// Set when the request went to its handler.
         var dispatched = false
-        /// Set once a response (success or status) was submitted.
+        /// Set once a response (success or status) was given: nothing else
+        /// answers it, no handler runs for it (also when the stream was
+        /// already gone and the answer could not be submitted).
         var responded = false
+        /// Set once it is counted in grpc_server_handled_total: with the
+        /// status it was answered with if that was submitted, else
+        /// CANCELLED when it is forgotten.
+        var counted = false
         /// When it was, or when its body last moved on (loop clock): a
         /// response that has not moved for a request timeout is stuck
         /// behind the peer's flow control.
@@ -207,7 +213,8 @@ public final class GRPCServerConnection {
     /// so that every call begun is counted once in grpc_server_handled_total
     /// (session 28: such calls were not counted at all).
     private func recordUnanswered(_ call: Call) {
-        guard !call.responded else { return }
+        guard !call.counted else { return }
+        call.counted = true
         configuration.metrics?.record(path: call.path, code: .cancelled, nanos: loop.nowNanos &- call.startedNanos)
     }
 

@@ -27,8 +27,11 @@ public struct HTTP2Limits: Sendable {
     /// client that opens and resets streams faster than this is the 2023
     /// "rapid reset" attack (CVE-2023-44487), one that makes the server
     /// reset them is "MadeYouReset" (CVE-2025-8671); the connection is closed
-    /// with ENHANCE_YOUR_CALM.
-    public var resetBurst: Int = 1000
+    /// with ENHANCE_YOUR_CALM. The burst is twice `maxConcurrentStreams`: a
+    /// client may cancel every call it has in flight at once, and again
+    /// (session 29: 1,000 against 1,024 streams — a client cancelling its
+    /// 1,022 calls had the connection closed, its other calls failing).
+    public var resetBurst: Int = 2048
     public var resetsPerSecond: Int = 200
     /// Queued control-frame ACKs (PING/SETTINGS) we hold for a peer that does
     /// not read; nghttp2 fails the session beyond this.

@@ -8,6 +8,7 @@ credential (the demo service key, the demo Owner token) ever appears in
 standard output or standard error.
 """
 
+import base64
 import dataclasses
 import json
 import os
@@ -821,6 +822,19 @@ def test_call_deadline(call_world):
                   extra=("--timeout-millis", 300))
     assert result.returncode == 2 and "DEADLINE_EXCEEDED" in result.stderr, shown(result)
     assert time.monotonic() - started < 4, "the deadline did not bound the call"
+
+
+def test_call_of_a_large_answer_is_not_timed_out_by_its_chunks(call_world):
+    """A 4 MB answer, read in many chunks, within a 3 s deadline (session
+    29: each read counted as 100 ms of the deadline, so it "timed out" in
+    a fraction of a second, exit 1 — the call had succeeded)."""
+    served, _, _ = call_world
+    payload = base64.b64encode(os.urandom(3_000_000)).decode()
+    request = json.dumps({"payload": payload})
+    result = cli("call", "--target", served.target, "billing.v1.Testing/Echo", "-d", "-", "--timeout-millis", 3000,
+                 key=served.service_key(), stdin=request)
+    assert result.returncode == 0, shown(result)[-2000:]
+    assert json.loads(result.stdout)["payload"] == payload
 
 
 def test_load_text_summary(load_server):

@@ -165,8 +165,10 @@ def test_endless_continuation_frames(server):
 
 
 def test_rapid_reset_flood(server):
-    """CVE-2023-44487: 20,000 streams opened and at once reset. GOAWAY
-    ENHANCE_YOUR_CALM and close, long before the 20,000th."""
+    """CVE-2023-44487: 100,000 streams opened and at once reset. GOAWAY
+    ENHANCE_YOUR_CALM and close, long before the 100,000th (the burst
+    allowed is 2,048 since session 29, see the next test: 20,000 resets,
+    ~1 MB, could all be in the socket's buffers before the GOAWAY)."""
     s = server()
     block = h2peer.encode_headers(h2peer.grpc_request_headers("/billing.v1.Testing/Echo"))
 
@@ -176,9 +178,25 @@ def test_rapid_reset_flood(server):
 
     with RawPeer(s.address) as peer:
         peer.start()
-        sent = flood(peer, open_and_reset, count=20_000)
+        sent = flood(peer, open_and_reset, count=100_000)
         assert_goaway_and_close(peer, h2peer.ENHANCE_YOUR_CALM)
-        assert sent < 20_000, "the whole flood was accepted"
+        assert sent < 100_000, "the whole flood was accepted"
+    s.assert_serving()
+
+
+def test_a_client_cancelling_every_call_it_has_in_flight_keeps_its_connection(server):
+    """1,024 calls open (the most a connection may have), all reset at once:
+    a client cancelling its calls, not a flood (session 29: the burst
+    allowed was 1,000 — GOAWAY ENHANCE_YOUR_CALM, its other calls failed)."""
+    s = server()
+    block = h2peer.encode_headers(h2peer.grpc_request_headers("/billing.v1.Testing/Echo"))
+    with RawPeer(s.address) as peer:
+        peer.start()
+        opened = b"".join(h2peer.frame(h2peer.HEADERS, h2peer.END_HEADERS, 1 + 2 * i, block) for i in range(1024))
+        assert peer.send(opened)
+        assert peer.send(b"".join(h2peer.rst_stream(1 + 2 * i) for i in range(1024)))
+        assert_health_served_on(peer, 1 + 2 * 1024)
+        assert peer.goaway() is None, peer.describe()
     s.assert_serving()
 
 
@@ -414,7 +432,9 @@ def test_answers_to_a_client_with_wide_windows_that_reads_nothing_stay_within_th
     nothing: its answers wait in nghttp2, where the budget of answers not
     read (64 MiB a connection) refuses the rest RESOURCE_EXHAUSTED. Session
     29: every answer was taken out of nghttp2 into the socket's buffer,
-    which nothing bounded — 200 answers of ~750 KB all OK, ~300 MiB held."""
+    which nothing bounded — 300 answers of ~750 KB all OK, ~220 MB held
+    (the budget's 64 MiB, the 8 MiB pending bound and the work in flight
+    stay under 140 MiB: 73-89 MiB measured)."""
     s = server()
     stub = pb.metering_pb2_grpc.MeteringStub(s.authorized_channel())
     items = [pb.common_pb2.LineItem(tool_call=pb.common_pb2.ToolCallUsage(integration="slack", calls=0)) for _ in range(256)]
@@ -425,7 +445,7 @@ def test_answers_to_a_client_with_wide_windows_that_reads_nothing_stay_within_th
     page = len(stub.GetExecutionCost(pb.metering_pb2.GetExecutionCostRequest(account_id="demo", run_id="big-run", page_size=10_000),
                                      timeout=30).SerializeToString())
     assert page > 500_000, page
-    calls = 200
+    calls = 300
     start = rss_kib(s.proc.pid, "VmHWM")
     with RawPeer(s.address, timeout=30) as peer:
         peer.send(h2peer.PREFACE + h2peer.settings((4, 2**31 - 1)) + h2peer.window_update(0, 2**31 - 1 - 65535))
@@ -435,11 +455,13 @@ def test_answers_to_a_client_with_wide_windows_that_reads_nothing_stay_within_th
         time.sleep(4)  # reads nothing meanwhile: the server answers into the windows it was given
         assert peer.read_until(lambda p: all(p.stream_done(1 + 2 * i) for i in range(calls)), 90), peer.describe()
         statuses = [peer.response_headers(1 + 2 * i).get("grpc-status") for i in range(calls)]
-    refused = statuses.count("8")
-    assert refused > 0 and statuses.count("0") + refused == calls, statuses
-    assert calls * page > 120 << 20
+    # Answered, or refused for the answers not read (how many of each
+    # depends on how many requests the server read before its output
+    # reached the pending bound and it stopped reading).
+    assert statuses.count("0") + statuses.count("8") == calls, statuses
+    assert calls * page > 200 << 20
     grew = rss_kib(s.proc.pid, "VmHWM") - start
-    assert grew < 160 * 1024, f"peak memory grew {grew} KiB"
+    assert grew < 140 * 1024, f"peak memory grew {grew} KiB"
     s.assert_serving()
 
 

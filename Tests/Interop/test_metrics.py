@@ -156,6 +156,37 @@ def test_a_call_its_client_cancels_is_counted_cancelled_once(server, pb):
     assert handled(after, method, "OK") == handled(before, method, "OK")
 
 
+def test_a_call_reset_in_the_same_write_as_its_request_is_counted_cancelled(server):
+    """HEADERS, DATA and RST_STREAM in one write: the health check is
+    answered while the stream is already gone — no answer reaches the
+    client, so it counts CANCELLED, not OK (session 29: OK, 50 answers
+    nobody got)."""
+    import h2peer
+    from grpc_health.v1 import health_pb2
+    srv, metrics_port = with_metrics(server)
+    method = "/grpc.health.v1.Health/Check"
+    body = health_pb2.HealthCheckRequest(service="").SerializeToString()
+    before = scrape(metrics_port)
+    with h2peer.RawPeer(srv.address) as peer:
+        peer.start()
+        for i in range(50):
+            stream = 1 + 2 * i
+            assert peer.send(h2peer.grpc_call(stream, method, body) + h2peer.rst_stream(stream))
+        # A last call, not reset, answered: every call before it was handled.
+        last = 1 + 2 * 50
+        peer.send(h2peer.grpc_call(last, method, body))
+        assert peer.read_until(lambda p: p.stream_done(last), 5), peer.describe()
+        answered = [i for i in range(50) if peer.response_headers(1 + 2 * i).get("grpc-status") is not None]
+    deadline = time.monotonic() + 5
+    while True:
+        after = scrape(metrics_port)
+        moved = {code: handled(after, method, code) - handled(before, method, code) for code in ("OK", "CANCELLED")}
+        if moved["OK"] + moved["CANCELLED"] == 51 or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert moved == {"OK": 1 + len(answered), "CANCELLED": 50 - len(answered)}, (moved, answered)
+
+
 def test_unknown_paths_do_not_grow_the_label_set(server, pb):
     srv, metrics_port = with_metrics(server)
     channel = srv.authorized_channel()
