@@ -10,6 +10,9 @@ enum Access: Sendable {
     case read(Scope)
     /// Service keys with this scope, or an Owner or Admin of the account.
     case act(Scope)
+    /// Service keys with this scope, or any user of the account whatever
+    /// their role: what the app shows everyone in it (the banners).
+    case member(Scope)
 }
 
 /// The access rule of every method of the billing.v1 services, in one table.
@@ -24,6 +27,7 @@ enum AccessTable {
 
         "/billing.v1.Accounts/CreateAccount": .service(.accountsAdmin),
         "/billing.v1.Accounts/GetAccount": .read(.accountsAdmin),
+        "/billing.v1.Accounts/GetBanners": .member(.accountsAdmin),
         "/billing.v1.Accounts/ListPlans": .read(.accountsAdmin),
         "/billing.v1.Accounts/ChangePlan": .act(.accountsAdmin),
         "/billing.v1.Accounts/CancelPendingChange": .act(.accountsAdmin),

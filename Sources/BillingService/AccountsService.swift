@@ -24,6 +24,15 @@ public final class AccountsService: Sendable {
                 return response
             }
         }
+        router.register("/billing.v1.Accounts/GetBanners") { [self] (request: Billing_V1_GetBannersRequest, _) in
+            try requireID(request.accountID, "account_id")
+            return try await Refusals.mapping {
+                let book = try await ledger.currentBook(request.accountID)
+                var response = Billing_V1_GetBannersResponse()
+                response.banners = AccountView.banners(book, now: ledger.currentUnix, plans: await ledger.plans)
+                return response
+            }
+        }
         router.register("/billing.v1.Accounts/ListPlans") { [self] (request: Billing_V1_ListPlansRequest, _) in
             try await listPlans(request)
         }

@@ -81,7 +81,7 @@ public final class Authenticator: Sendable {
         case (.service, _), (.user, .service):  // (a user here is refused)
             try authorize(principal, access, accountID: nil)
             return true
-        case (.user, .read), (.user, .act):
+        case (.user, .read), (.user, .act), (.user, .member):
             return false
         }
     }
@@ -90,7 +90,8 @@ public final class Authenticator: Sendable {
         switch (principal, access) {
         case (.service(let keyID, let scopes), .service(let scope)),
              (.service(let keyID, let scopes), .read(let scope)),
-             (.service(let keyID, let scopes), .act(let scope)):
+             (.service(let keyID, let scopes), .act(let scope)),
+             (.service(let keyID, let scopes), .member(let scope)):
             guard scopes.contains(scope) else {
                 throw GRPCStatus(.permissionDenied, "API key \(keyID) lacks scope \(scope.rawValue)", reason: "MISSING_SCOPE",
                                  metadata: ["scope": scope.rawValue])
@@ -103,6 +104,8 @@ public final class Authenticator: Sendable {
                 throw GRPCStatus(.permissionDenied, "billing is visible to Owners, Admins and billing:read only",
                                  reason: "BILLING_READ_REQUIRED")
             }
+        case (.user(_, let ownAccount, _, _), .member):
+            try Self.sameAccount(ownAccount, accountID)
         case (.user(_, let ownAccount, let role, _), .act):
             try Self.sameAccount(ownAccount, accountID)
             guard role == .owner || role == .admin else {

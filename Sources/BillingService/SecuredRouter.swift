@@ -23,6 +23,7 @@ extension Billing_V1_GetExecutionCostRequest: AccountScoped {}
 extension Billing_V1_GetUsageRequest: AccountScoped {}
 extension Billing_V1_CreateAccountRequest: AccountScoped {}
 extension Billing_V1_GetAccountRequest: AccountScoped {}
+extension Billing_V1_GetBannersRequest: AccountScoped {}
 extension Billing_V1_ListPlansRequest: AccountScoped {
     /// The comparison table without an account is the plans themselves.
     static var accountIsOptional: Bool { true }

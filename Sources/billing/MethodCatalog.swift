@@ -7,6 +7,7 @@ enum MethodCatalog {
     static let methods: [String: (request: any Message.Type, response: any Message.Type)] = [
         "/billing.v1.Accounts/CreateAccount": (Billing_V1_CreateAccountRequest.self, Billing_V1_CreateAccountResponse.self),
         "/billing.v1.Accounts/GetAccount": (Billing_V1_GetAccountRequest.self, Billing_V1_GetAccountResponse.self),
+        "/billing.v1.Accounts/GetBanners": (Billing_V1_GetBannersRequest.self, Billing_V1_GetBannersResponse.self),
         "/billing.v1.Accounts/ListPlans": (Billing_V1_ListPlansRequest.self, Billing_V1_ListPlansResponse.self),
         "/billing.v1.Accounts/ChangePlan": (Billing_V1_ChangePlanRequest.self, Billing_V1_ChangePlanResponse.self),
         "/billing.v1.Accounts/CancelPendingChange": (Billing_V1_CancelPendingChangeRequest.self, Billing_V1_CancelPendingChangeResponse.self),

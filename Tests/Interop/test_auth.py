@@ -39,9 +39,10 @@ OTHER_ACCOUNT = "other-account"
 #   service(scope): service keys with the scope only (metering hot path, Admin, CreateAccount)
 #   read(scope):    keys with the scope, or a user of the account who is Owner, Admin or has billing:read
 #   act(scope):     keys with the scope, or an Owner or Admin of the account
+#   member(scope):  keys with the scope, or any user of the account (the banners)
 
 W, R, A = "metering:write", "metering:read", "accounts:admin"
-SERVICE, READ, ACT = "service", "read", "act"
+SERVICE, READ, ACT, MEMBER = "service", "read", "act", "member"
 
 RULES = {
     "/billing.v1.Metering/Debit": (SERVICE, W),
@@ -53,6 +54,7 @@ RULES = {
 
     "/billing.v1.Accounts/CreateAccount": (SERVICE, A),
     "/billing.v1.Accounts/GetAccount": (READ, A),         # "account"
+    "/billing.v1.Accounts/GetBanners": (MEMBER, A),       # the docs' "banner across the app"
     "/billing.v1.Accounts/ListPlans": (READ, A),          # "plans"
     "/billing.v1.Accounts/ChangePlan": (ACT, A),
     "/billing.v1.Accounts/CancelPendingChange": (ACT, A),
@@ -127,6 +129,8 @@ def expected(method: str, caller: Caller, requested_account: str = "demo") -> st
         return PERMISSION_DENIED  # for service keys only, whoever the user and whatever the account
     if caller.account != requested_account:
         return NOT_FOUND          # another account: as if it did not exist
+    if kind == MEMBER:
+        return ALLOWED
     if kind == READ:
         may_read = caller.role in ("owner", "admin") or "billing:read" in caller.permissions
         return ALLOWED if may_read else PERMISSION_DENIED
@@ -175,6 +179,7 @@ def requests(pb, victim_key_id: str) -> dict:
 
         "/billing.v1.Accounts/CreateAccount": a.CreateAccountRequest(account_id="demo", display_name="again"),
         "/billing.v1.Accounts/GetAccount": a.GetAccountRequest(account_id="demo"),
+        "/billing.v1.Accounts/GetBanners": a.GetBannersRequest(account_id="demo"),
         "/billing.v1.Accounts/ListPlans": a.ListPlansRequest(account_id="demo"),
         "/billing.v1.Accounts/ChangePlan": a.ChangePlanRequest(account_id="demo", to_plan=a.PLAN_PRO,
                                                                idempotency_key="auth-plan"),

@@ -53,7 +53,8 @@ SCHEMA_METHODS = schema_unary_methods()
 # PayInvoice, AdvanceClock) refuse them, and `billing call` must print the same
 # refusal; no method may answer UNIMPLEMENTED.
 IMPLEMENTED = {
-    "billing.v1.Accounts/CreateAccount", "billing.v1.Accounts/GetAccount", "billing.v1.Accounts/ListPlans",
+    "billing.v1.Accounts/CreateAccount", "billing.v1.Accounts/GetAccount", "billing.v1.Accounts/GetBanners",
+    "billing.v1.Accounts/ListPlans",
     "billing.v1.Accounts/ChangePlan", "billing.v1.Admin/SetEnterpriseContract",
     "billing.v1.Payments/PurchaseCredits", "billing.v1.Payments/SetPaymentMethod", "billing.v1.Payments/GetPaymentMethod",
     "billing.v1.Payments/ListCharges", "billing.v1.Payments/ListInvoices", "billing.v1.Payments/GetInvoicePdf",
@@ -239,6 +240,7 @@ CASES: dict[str, Case] = {
               "initial_plan": "PLAN_PRO"},
         normalize=renamed({"cli-new-b": "cli-new-a"})),
     "billing.v1.Accounts/GetAccount": Case({"account_id": "cli-acct"}),
+    "billing.v1.Accounts/GetBanners": Case({"account_id": "cli-acct"}),
     "billing.v1.Accounts/ListPlans": Case({"account_id": "cli-acct"}),
     "billing.v1.Accounts/ChangePlan": Case(
         {"account_id": "cli-plan", "to_plan": "PLAN_FREE", "idempotency_key": "cli-plan-change-1"}),

@@ -628,6 +628,33 @@ def test_the_fail_once_card_given_again_with_pay_invoice_succeeds(life):
     assert [c.failure_reason for c in life.charges("acme")] == ["", "PROCESSING_ERROR", "CARD_DECLINED"]  # newest first
 
 
+def test_every_user_of_the_account_gets_its_banners(life):
+    """The docs' "countdown banner across the app" and past-due banner:
+    GetBanners gives any role of the account (Members and Viewers too, who
+    may not read billing) what GetAccount's banners hold; another account's
+    user is NOT_FOUND."""
+    a = life.a
+    life.create("acme")
+    life.advance(seconds=11 * 86_400)
+    expected = list(life.get("acme").banners)
+    assert [b.kind for b in expected] == [a.BANNER_KIND_TRIAL_COUNTDOWN] and expected[0].severity == a.BANNER_SEVERITY_WARNING
+    for role, permissions in (("viewer", ()), ("member", ()), ("finance", ()), ("owner", ())):
+        token = life.served.mint(account_id="acme", role=role, permissions=permissions)
+        user = life.pb.accounts_pb2_grpc.AccountsStub(life.served.authorized_channel(token))
+        seen = user.GetBanners(a.GetBannersRequest(account_id="acme"), timeout=RPC_TIMEOUT_S).banners
+        assert list(seen) == expected, role
+        if role == "viewer":  # the Overview itself stays billing's
+            life.refused(lambda: user.GetAccount(a.GetAccountRequest(account_id="acme"), timeout=RPC_TIMEOUT_S),
+                         grpc.StatusCode.PERMISSION_DENIED, "BILLING_READ_REQUIRED")
+    outsider = life.pb.accounts_pb2_grpc.AccountsStub(
+        life.served.authorized_channel(life.served.mint(account_id="other", role="owner")))
+    life.refused(lambda: outsider.GetBanners(a.GetBannersRequest(account_id="acme"), timeout=RPC_TIMEOUT_S),
+                 grpc.StatusCode.NOT_FOUND, "ACCOUNT_NOT_FOUND")
+    # Nothing to show: none.
+    life.create("quiet", plan=a.PLAN_FREE)
+    assert list(life.accounts.GetBanners(a.GetBannersRequest(account_id="quiet"), timeout=RPC_TIMEOUT_S).banners) == []
+
+
 def test_a_replacement_card_applies_at_the_next_cycle(life):
     a, p = life.a, life.p
     account = life.create("acme", plan=a.PLAN_PRO)
