@@ -1,4 +1,5 @@
 public import BillingCore
+import Synchronization
 public import BillingProto
 
 /// A refused account or payment request: nothing was recorded. The service
@@ -249,7 +250,7 @@ extension Ledger {
         let reason = "\(error)"
         guard failingTransitions.updateValue(reason, forKey: id) != reason else { return }
         accountsFailingTransitions.store(failingTransitions.count, ordering: .relaxed)
-        logger.error("an account's due transition failed; it stays due and is tried again, the other accounts go on", metadata: [
+        logger.error("an account's due work (a transition, a payment) failed; it stays due and is tried again, the other accounts go on", metadata: [
             "account_id": "\(id)", "error": "\(reason)", "accounts_failing": "\(failingTransitions.count)"])
     }
 
@@ -382,8 +383,25 @@ extension Ledger {
                                                        + "(the server log says why); it stays due and is tried again"))
             }
         }
-        add(try await settlePendingCharges(only: only))
-        for (id, owed) in owedInvoicesByAccount(only: only) {
+        if only != nil {
+            add(try await settlePendingCharges(only: only))
+        } else {
+            // Account by account (the oldest pending charge first): one
+            // whose gateway gives no outcome is passed over, not everyone.
+            var accounts: [String] = []
+            for charge in state.pendingCharges.values.sorted(by: { $0.seq < $1.seq }) where !accounts.contains(charge.started.accountID) {
+                accounts.append(charge.started.accountID)
+            }
+            for id in accounts {
+                do {
+                    add(try await settlePendingCharges(only: id))
+                    transitionsApplied(id)
+                } catch {
+                    try fail(id, at: nowUnix, error)
+                }
+            }
+        }
+        for (id, owed) in owedInvoicesByAccount(only: only) where !failed.contains(id) {
             do {
                 add(try await attemptOwedPayments(owed))
                 transitionsApplied(id)
@@ -394,7 +412,10 @@ extension Ledger {
         // Bounded: each step moves an account's next transition forward or
         // passes it over.
         for _ in 0..<maxSteps {
-            guard let (id, due) = earliestDue(upTo: limit, only: only, skipping: failed) else { return (transitions, count, true) }
+            guard let (id, due) = earliestDue(upTo: limit, only: only, skipping: failed) else {
+                if let only { transitionsApplied(only) }  // nothing left due: whatever failed before went through
+                return (transitions, count, true)
+            }
             do {
                 add(try await applyDue(due, of: id))
                 transitionsApplied(id)
@@ -551,8 +572,40 @@ extension Ledger {
     /// answer, the charge stays pending and `settlePendingCharges` records it.
     func chargeGateway(_ started: Billing_Journal_V1_ChargeStarted) async throws -> ChargeOutcome {
         try await commit(.chargeStarted(started))
-        return await gateway.charge(token: started.gatewayToken, amount: Money(micros: started.amountMicros),
-                                    idempotencyKey: started.gatewayKey)
+        return try await askGateway(started)
+    }
+
+    /// The gateway's answer to `started`'s charge, within
+    /// `gatewayTimeoutSeconds`. No answer (`.unknown`, or none in time):
+    /// `GatewayUnavailable`, the charge left pending (session 29: a charge
+    /// could only succeed or fail — an adapter whose network timed out had
+    /// to say "failed", and the next attempt, under a new key, could charge
+    /// a second time; or to wait, holding every account's lifecycle).
+    func askGateway(_ started: Billing_Journal_V1_ChargeStarted) async throws -> ChargeOutcome {
+        let (gateway, seconds) = (self.gateway, configuration.gatewayTimeoutSeconds)
+        let (token, amount, key) = (started.gatewayToken, Money(micros: started.amountMicros), started.gatewayKey)
+        let outcome: ChargeOutcome = await withCheckedContinuation { continuation in
+            let answered = Mutex(false)
+            let resume: @Sendable (ChargeOutcome) -> Bool = { outcome in
+                guard answered.withLock({ done in defer { done = true }; return !done }) else { return false }
+                continuation.resume(returning: outcome)
+                return true
+            }
+            let timer = Task.detached {
+                try? await Task.sleep(for: .seconds(seconds))
+                guard !Task.isCancelled else { return }
+                _ = resume(.unknown(message: "no answer within \(seconds) s"))
+            }
+            Task.detached {
+                if resume(await gateway.charge(token: token, amount: amount, idempotencyKey: key)) { timer.cancel() }
+            }
+        }
+        guard case .unknown(let message) = outcome else { return outcome }
+        logger.warning("the payment gateway gave no outcome; the charge stays pending and is asked again with its key", metadata: [
+            "account_id": "\(started.accountID)", "gateway_key": "\(key)", "reason": "\(message)"])
+        throw GatewayUnavailable(accountID: started.accountID,
+                                 message: "the payment gateway did not answer (\(message)); the charge is settled with its key: "
+                                     + "retry with the same idempotency key")
     }
 
     /// Records every pending charge (of `only`'s account, or all), oldest
@@ -575,8 +628,8 @@ extension Ledger {
             try await committer.waiter(for: charge.seq).wait()
             guard let current = state.pendingCharges[charge.started.gatewayKey], current.seq == charge.seq else { continue }
             let started = charge.started
-            let outcome = await gateway.charge(token: started.gatewayToken, amount: Money(micros: started.amountMicros),
-                                               idempotencyKey: started.gatewayKey)
+            // Still no outcome: stays pending, and this account's work waits (GatewayUnavailable).
+            let outcome = try await askGateway(started)
             let recorded: Billing_V1_Charge
             switch started.record {
             case .purchase(let purchase)?:
@@ -1028,6 +1081,9 @@ extension Billing_V1_Charge {
             status = .failed
             failureReason = reason
             failureMessage = message
+        case .unknown:
+            // `askGateway` throws for it: the charge stays pending, nothing recorded.
+            preconditionFailure("a charge without an outcome is never recorded")
         }
     }
 }

@@ -2,6 +2,12 @@
 public struct LedgerConfiguration: Sendable {
     /// Entries committed in one SQLite transaction at most.
     public var maxBatch: Int = 4096
+    /// How long a charge waits for the payment gateway's answer; past it
+    /// the outcome is unknown: the charge stays pending, asked again with
+    /// its key (`ChargeOutcome.unknown`). The lifecycle — every account's
+    /// purchases, plan changes and period closes — waits meanwhile, so a
+    /// gateway that hangs holds it this long, not forever.
+    public var gatewayTimeoutSeconds: Int = 30
     /// Entries waiting for the journal at most; beyond it mutations are
     /// refused with RESOURCE_EXHAUSTED instead of queueing without bound.
     public var maxQueued: Int = 65_536

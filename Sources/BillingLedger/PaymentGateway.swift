@@ -53,12 +53,27 @@ public enum ChargeOutcome: Sendable, Equatable {
     case succeeded(reference: String)
     /// Nothing collected.
     case failed(reason: String, message: String)
+    /// No answer (a timeout, a connection lost): the charge may or may not
+    /// have been made. Nothing is recorded; the charge stays pending and
+    /// the gateway is asked again with the same key, which a real gateway
+    /// answers with the first outcome (`Ledger.askGateway`).
+    case unknown(message: String)
 }
 
 /// The payment gateway: the one component outside this process that moves
 /// money. A charge carries an idempotency key: the same key is answered with
 /// the first outcome, never charged twice (how a retry after a crash between
 /// the charge and its journal entry stays safe).
+/// A charge whose outcome the gateway did not give (`ChargeOutcome.unknown`,
+/// or no answer within `LedgerConfiguration.gatewayTimeoutSeconds`): it
+/// stays pending, asked again with its key before anything else of its
+/// account (the next tick, the account's next request). UNAVAILABLE,
+/// `PAYMENT_GATEWAY_UNAVAILABLE`, to the caller: retry with the same key.
+public struct GatewayUnavailable: Error, Sendable, Equatable {
+    public var accountID: String
+    public var message: String
+}
+
 public protocol PaymentGateway: Sendable {
     func tokenize(_ source: PaymentSource, now: Int64) async throws(GatewayRefusal) -> TokenizedMethod
     func charge(token: String, amount: Money, idempotencyKey: String) async -> ChargeOutcome

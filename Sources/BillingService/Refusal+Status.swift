@@ -70,6 +70,10 @@ enum Refusals {
             return GRPCStatus(GRPCStatus.Code(rawValue: Int(refused.code.rawValue)) ?? .failedPrecondition, refused.message,
                               reason: refused.reason, metadata: refused.field.map { ["field": $0] } ?? [:])
         }
+        if let unavailable = error as? GatewayUnavailable {
+            return GRPCStatus(.unavailable, unavailable.message, reason: "PAYMENT_GATEWAY_UNAVAILABLE",
+                              metadata: ["account_id": unavailable.accountID])
+        }
         if let declined = error as? PaymentDeclined {
             let charge = declined.charge
             return GRPCStatus(.failedPrecondition, "the payment was declined: \(charge.failureMessage)", reason: "PAYMENT_DECLINED",

@@ -40,7 +40,7 @@ final class ServerGauges: Sendable {
                          "Size of the database's write-ahead log (<db>-wal): up to ~64 MiB is normal (SQLite reuses it; journal_size_limit truncates it past 64 MiB); steady growth beyond means a reader outside the server holds its checkpoints back")
         serving = gauge("ledger_serving", "", "1 while the ledger takes changes; 0 from a failed journal commit until the reload after it succeeds")
         failingTransitions = gauge("accounts_failing", "transitions",
-                                   "Accounts whose due transition or payment failed the last time it was tried (each logged; the others go on): 0 unless a bug or damaged data")
+                                   "Accounts whose due transition or payment failed the last time it was tried (each logged; the others go on): a payment gateway giving no answer, else a bug or damaged data")
         reloads = registry.makeCounter(descriptor: MetricNameDescriptor(
             namespace: "billing", metricName: "ledger_reloads", unitName: "total",
             helpText: "Reloads of the ledger from the store after failed journal commits since start (a full disk: one every 1-8 s)"))

@@ -1,0 +1,117 @@
+@testable import BillingLedger
+import BillingCore
+import BillingProto
+import Synchronization
+import Testing
+
+/// A gateway that gives no outcome — says so, or does not answer in time —
+/// leaves the charge pending, asked again with its key; nothing is
+/// recorded as failed, nothing charged twice, and no one else waits on it
+/// for longer than the timeout (session 29).
+@Suite struct GatewayOutcomeTests {
+    /// The test gateway, but for the charges `silent` names (by gateway
+    /// key prefix): those answer `.unknown`, or (`hang`) not at all until
+    /// the test is over.
+    final class SilentGateway: PaymentGateway {
+        let inner = TestPaymentGateway()
+        let silent = Mutex<Set<String>>([])
+        let hang: Bool
+        let charges = Mutex(0)
+
+        init(hang: Bool = false) { self.hang = hang }
+
+        func tokenize(_ source: PaymentSource, now: Int64) async throws(GatewayRefusal) -> TokenizedMethod {
+            try await inner.tokenize(source, now: now)
+        }
+
+        func charge(token: String, amount: Money, idempotencyKey: String) async -> ChargeOutcome {
+            if silent.withLock({ $0.contains { idempotencyKey.hasPrefix($0) } }) {
+                if hang { try? await Task.sleep(for: .seconds(60)) }
+                return .unknown(message: "connection reset")
+            }
+            charges.withLock { $0 += 1 }
+            return await inner.charge(token: token, amount: amount, idempotencyKey: idempotencyKey)
+        }
+    }
+
+    static func ledger(_ gateway: SilentGateway, timeout: Int = 30) throws -> Harness {
+        let store = InMemoryLedgerStore()
+        let clock = ManualClock(year: 2028, month: 1, day: 31, hour: 12)
+        var configuration = Fixtures.configuration()
+        configuration.gatewayTimeoutSeconds = timeout
+        let ledger = try Ledger(store: store, plans: Fixtures.plans, clock: clock, configuration: configuration,
+                                logger: Fixtures.logger, gateway: gateway)
+        return Harness(store: store, clock: clock, ledger: ledger)
+    }
+
+    @Test func aPurchaseWithoutAnOutcomeStaysPendingAndItsRetrySettlesIt() async throws {
+        let gateway = SilentGateway()
+        let h = try Self.ledger(gateway)
+        _ = try await h.ledger.createAccount(id: "acct", plan: .free, actor: "t")
+        _ = try await h.ledger.setPaymentMethod(accountID: "acct", method: LifecycleLedgerTests.good, actor: "t")
+        gateway.silent.withLock { $0 = ["purchase:"] }
+        await #expect(throws: GatewayUnavailable.self) {
+            try await h.ledger.purchaseCredits(accountID: "acct", amountMicros: 5_000_000, key: "buy", actor: "t")
+        }
+        var state = await h.ledger.snapshot
+        #expect(state.pendingCharges.count == 1)
+        #expect(state.accounts["acct"]?.charges.isEmpty == true && state.accounts["acct"]?.balance == 0)
+        // Other work of the account waits for the outcome (no second charge under the key meanwhile).
+        await #expect(throws: GatewayUnavailable.self) {
+            try await h.ledger.purchaseCredits(accountID: "acct", amountMicros: 5_000_000, key: "buy", actor: "t")
+        }
+        // The gateway answers again: the retry records the charge once and answers from it.
+        gateway.silent.withLock { $0 = [] }
+        let bought = try await h.ledger.purchaseCredits(accountID: "acct", amountMicros: 5_000_000, key: "buy", actor: "t")
+        #expect(bought.charge.status == .succeeded)
+        #expect(try await h.ledger.purchaseCredits(accountID: "acct", amountMicros: 5_000_000, key: "buy", actor: "t")
+            .charge.chargeID == bought.charge.chargeID)
+        state = await h.ledger.snapshot
+        #expect(state.pendingCharges.isEmpty && state.accounts["acct"]?.balance == 5_000_000)
+        #expect(state.accounts["acct"]?.charges.count == 1)
+        #expect(gateway.charges.withLock { $0 } == 1)
+        await h.ledger.close()
+    }
+
+    @Test func aGatewayThatHangsIsGivenUpOnAfterTheTimeout() async throws {
+        let gateway = SilentGateway(hang: true)
+        let h = try Self.ledger(gateway, timeout: 1)
+        _ = try await h.ledger.createAccount(id: "acct", plan: .free, actor: "t")
+        _ = try await h.ledger.setPaymentMethod(accountID: "acct", method: LifecycleLedgerTests.good, actor: "t")
+        _ = try await h.ledger.createAccount(id: "other", plan: .free, actor: "t")
+        gateway.silent.withLock { $0 = ["purchase:"] }
+        let started = ContinuousClock.now
+        await #expect(throws: GatewayUnavailable.self) {
+            try await h.ledger.purchaseCredits(accountID: "acct", amountMicros: 5_000_000, key: "buy", actor: "t")
+        }
+        #expect(ContinuousClock.now - started < .seconds(30))
+        // The lifecycle is free again: another account's request goes through.
+        _ = try await h.ledger.setPaymentMethod(accountID: "other", method: LifecycleLedgerTests.good, actor: "t")
+        #expect(await h.ledger.snapshot.pendingCharges.count == 1)
+        await h.ledger.close()
+    }
+
+    @Test func theTickSettlesTheOtherAccountsPaymentsMeanwhile() async throws {
+        let gateway = SilentGateway()
+        let h = try Self.ledger(gateway)
+        for id in ["a", "b"] {
+            _ = try await h.ledger.createAccount(id: id, plan: .pro, actor: "t")
+            _ = try await h.ledger.setPaymentMethod(accountID: id, method: LifecycleLedgerTests.good, actor: "t")
+        }
+        h.clock.advance(seconds: 32 * 86_400)
+        gateway.silent.withLock { $0 = ["invoice:1:a:"] }  // account a's invoice payments
+        let made = try await h.ledger.tick()
+        #expect(made.filter { $0.kind == "PAYMENT_SUCCEEDED" }.map(\.accountID) == ["b"], "\(made.map(\.kind))")
+        #expect(await h.ledger.failingTransitions.keys.sorted() == ["a"])
+        #expect(await h.ledger.snapshot.pendingCharges.count == 1)
+        // Once the gateway answers, the next tick records a's charge: paid once.
+        gateway.silent.withLock { $0 = [] }
+        let later = try await h.ledger.tick()
+        #expect(later.filter { $0.kind == "PAYMENT_SUCCEEDED" }.map(\.accountID) == ["a"], "\(later.map(\.kind))")
+        let state = await h.ledger.snapshot
+        #expect(state.pendingCharges.isEmpty)
+        #expect(await h.ledger.failingTransitions.isEmpty)
+        #expect(state.accounts["a"]?.charges.filter { $0.status == .succeeded }.count == 1)
+        await h.ledger.close()
+    }
+}
