@@ -169,7 +169,7 @@ public final class TestPaymentGateway: PaymentGateway {
             if token.hasPrefix("tok_test_decline_") {
                 outcome = .failed(reason: "CARD_DECLINED", message: "the payment method was declined")
             } else if token.hasPrefix("tok_test_failonce_"), memory.failedOnce.insert(token).inserted {
-                outcome = .failed(reason: "PROCESSING_ERROR", message: "the gateway could not process the charge; retry")
+                outcome = .failed(reason: "PROCESSING_ERROR", message: "the gateway could not process the charge")
             } else {
                 outcome = .succeeded(reference: "gw_test_\(memory.counter)")
             }

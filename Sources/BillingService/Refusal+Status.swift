@@ -76,7 +76,11 @@ enum Refusals {
         }
         if let declined = error as? PaymentDeclined {
             let charge = declined.charge
-            return GRPCStatus(.failedPrecondition, "the payment was declined: \(charge.failureMessage)", reason: "PAYMENT_DECLINED",
+            // What to do next: the key keeps this answer (session 29: "retry",
+            // the gateway's word, and a retry under the key replayed the failure).
+            return GRPCStatus(.failedPrecondition,
+                              "the payment was declined: \(charge.failureMessage); this idempotency key keeps this answer — "
+                                  + "try again with a new key, or another payment method", reason: "PAYMENT_DECLINED",
                               metadata: ["charge_id": charge.chargeID, "failure_reason": charge.failureReason, "account_id": charge.accountID])
         }
         let error = error as? LedgerError ?? LedgerError(storeError: error, "request failed")

@@ -711,6 +711,8 @@ def test_a_declined_purchase_credits_nothing(life):
     error = life.refused(lambda: life.payments.PurchaseCredits(request, timeout=RPC_TIMEOUT_S), FAILED_PRECONDITION,
                          "PAYMENT_DECLINED")
     assert error_info(life.pb, error).metadata["failure_reason"] == "CARD_DECLINED"
+    # What to do next (session 29: a processing error said "retry", which under the key replays it).
+    assert "this idempotency key keeps this answer" in error.details() and "new key" in error.details(), error.details()
     assert life.get("acme").credit_balance_micros == 0 and life.invoices("acme") == []
     [charge] = life.charges("acme")
     assert charge.status == p.CHARGE_STATUS_FAILED and charge.invoice_id == ""
