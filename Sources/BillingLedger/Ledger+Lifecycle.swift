@@ -26,6 +26,8 @@ public struct AccountRequestRefused: Error, Sendable, Equatable {
 /// A payment the gateway declined; the failed charge is recorded.
 public struct PaymentDeclined: Error, Sendable {
     public var charge: Billing_V1_Charge
+    /// The request's idempotency key ("" without one): what a retry can do.
+    public var idempotencyKey: String
 }
 
 /// One due transition or payment processed while time moved on.
@@ -176,14 +178,18 @@ extension Ledger {
         precondition(stepsPerTurn > 0, "a turn makes at least one transition")
         // In time order across accounts (nothing else runs yet).
         var (count, first) = (0, [ClockTransition]())
+        // Accounts whose due work failed are passed over in every later turn
+        // too (they would take a step each turn, and never let it finish).
+        var failed: Set<String> = []
         while true {
             let keep = Self.keptTransitions - first.count
-            let (transitions, made, finished) = try await inLifecycleTurn {
-                try await processDueSteps(upTo: nowUnix, only: nil, maxSteps: stepsPerTurn, keeping: keep)
+            let steps = try await inLifecycleTurn {
+                try await processDueSteps(upTo: nowUnix, only: nil, maxSteps: stepsPerTurn, keeping: keep, skipping: failed)
             }
-            count += made
-            first += transitions
-            if finished { break }
+            count += steps.count
+            first += steps.transitions
+            failed = steps.failed
+            if steps.finished { break }
         }
         return (count, first, try await configurePlans(plans, graceSeconds: graceSeconds, actor: actor))
     }
@@ -338,17 +344,20 @@ extension Ledger {
     public static let keptTransitions = 10_000
 
     /// Applies due transitions up to `limit`, each at its due instant, and
-    /// attempts the payments they owe. Holds the lifecycle lock. More than
+    /// attempts the payments they owe (`charging`; a read passes false: it
+    /// applies the transitions and leaves the payments to the ticker — a
+    /// read never waits on the payment gateway, nor holds the lifecycle turn
+    /// while it does). Holds the lifecycle lock. More than
     /// `maxTransitionsPerCall` due: those are committed, the rest wait for
     /// the next call (RESOURCE_EXHAUSTED, TOO_MANY_TRANSITIONS).
-    func processDue(upTo limit: Int64, only: String?) async throws -> [ClockTransition] {
-        let (transitions, _, finished) = try await processDueSteps(upTo: limit, only: only, maxSteps: Self.maxTransitionsPerCall)
-        guard finished else {
+    func processDue(upTo limit: Int64, only: String?, charging: Bool = true) async throws -> [ClockTransition] {
+        let steps = try await processDueSteps(upTo: limit, only: only, maxSteps: Self.maxTransitionsPerCall, charging: charging)
+        guard steps.finished else {
             // The transitions so far are committed; the rest wait for the next advance.
             throw AccountRequestRefused(.resourceExhausted, reason: "TOO_MANY_TRANSITIONS",
                                         message: "more than a million transitions are due at once; advance the clock in smaller steps")
         }
-        return transitions
+        return steps.transitions
     }
 
     /// `processDue` for at most `maxSteps` transitions; `finished` false
@@ -356,14 +365,17 @@ extension Ledger {
     ///
     /// Across accounts (`only` nil: an AdvanceClock, a start-up's catch-up)
     /// an account whose due work fails on its own (`isAccountFault`: its
-    /// entry cannot be applied, only a bug or damaged data does that) is
-    /// logged, reported as a `TRANSITION_FAILED` transition and passed over
-    /// for the rest of the sweep, and the others' periods and trials go on
+    /// entry cannot be applied — only a bug or damaged data does that —, or
+    /// the payment gateway gives no outcome) is logged, reported as a
+    /// `TRANSITION_FAILED` transition and passed over for the rest of the
+    /// sweep (`failed`, which a caller making several calls carries from one
+    /// to the next: `skipping`), and the others' periods and trials go on
     /// (before, one such account stopped every later one's, and a start-up
     /// with one could not start). Its work stays due and is tried again by
     /// the next sweep. For one account (`only`), the error is the caller's.
-    func processDueSteps(upTo limit: Int64, only: String?, maxSteps: Int,
-                         keeping kept: Int = .max) async throws -> (transitions: [ClockTransition], count: Int, finished: Bool) {
+    func processDueSteps(upTo limit: Int64, only: String?, maxSteps: Int, keeping kept: Int = .max, charging: Bool = true,
+                         skipping: Set<String> = [])
+        async throws -> (transitions: [ClockTransition], count: Int, finished: Bool, failed: Set<String>) {
         // The first `kept` transitions are returned, all are counted (a
         // start-up's catch-up keeps a few, not millions).
         var transitions: [ClockTransition] = []
@@ -372,7 +384,7 @@ extension Ledger {
             count += more.count
             transitions += more.prefix(max(0, kept - transitions.count))
         }
-        var failed: Set<String> = []
+        var failed = skipping
         func fail(_ id: String, at: Int64, _ error: any Error) throws {
             guard only == nil, isAccountFault(error) else { throw error }
             failed.insert(id)
@@ -383,13 +395,19 @@ extension Ledger {
                                                        + "(the server log says why); it stays due and is tried again"))
             }
         }
-        if only != nil {
+        if !charging {
+            // A read: nothing that could change what a pending charge
+            // records goes ahead of it, and nothing is charged.
+            if let only, hasPendingCharge(only) { return ([], 0, true, failed) }
+        } else if only != nil {
             add(try await settlePendingCharges(only: only))
         } else {
             // Account by account (the oldest pending charge first): one
             // whose gateway gives no outcome is passed over, not everyone.
             var accounts: [String] = []
-            for charge in state.pendingCharges.values.sorted(by: { $0.seq < $1.seq }) where !accounts.contains(charge.started.accountID) {
+            var seen: Set<String> = []
+            for charge in state.pendingCharges.values.sorted(by: { $0.seq < $1.seq })
+            where !failed.contains(charge.started.accountID) && seen.insert(charge.started.accountID).inserted {
                 accounts.append(charge.started.accountID)
             }
             for id in accounts {
@@ -401,36 +419,41 @@ extension Ledger {
                 }
             }
         }
-        for (id, owed) in owedInvoicesByAccount(only: only) where !failed.contains(id) {
-            do {
-                add(try await attemptOwedPayments(owed))
-                transitionsApplied(id)
-            } catch {
-                try fail(id, at: nowUnix, error)
+        if charging {
+            for (id, owed) in owedInvoicesByAccount(only: only) where !failed.contains(id) {
+                do {
+                    add(try await attemptOwedPayments(owed))
+                    transitionsApplied(id)
+                } catch {
+                    try fail(id, at: nowUnix, error)
+                }
             }
         }
         // Bounded: each step moves an account's next transition forward or
         // passes it over.
         for _ in 0..<maxSteps {
             guard let (id, due) = earliestDue(upTo: limit, only: only, skipping: failed) else {
-                if let only { transitionsApplied(only) }  // nothing left due: whatever failed before went through
-                return (transitions, count, true)
+                // Nothing left due: whatever of it failed before went through.
+                if let only, charging { transitionsApplied(only) }
+                return (transitions, count, true, failed)
             }
             do {
-                add(try await applyDue(due, of: id))
+                // What it made is reported even if its payment then fails:
+                // the close is committed (a diff review: it was reported as
+                // TRANSITION_FAILED, "stays due", and never again).
+                try await applyDue(due, of: id, charging: charging, add)
                 transitionsApplied(id)
             } catch {
                 try fail(id, at: due.at, error)
             }
         }
-        return (transitions, count, earliestDue(upTo: limit, only: only, skipping: failed) == nil)
+        return (transitions, count, earliestDue(upTo: limit, only: only, skipping: failed) == nil, failed)
     }
 
-    /// Applies `account`'s due transition `due` at its instant, then
-    /// attempts the payments it owes.
-    private func applyDue(_ due: DueTransition, of id: String) async throws -> [ClockTransition] {
-        var transitions: [ClockTransition] = []
-        func add(_ more: [ClockTransition]) { transitions += more }
+    /// Applies `account`'s due transition `due` at its instant (`add`ing
+    /// what it made as it is committed), then attempts the payments it owes
+    /// (`charging`).
+    private func applyDue(_ due: DueTransition, of id: String, charging: Bool, _ add: ([ClockTransition]) -> Void) async throws {
         if let fault = transitionFaultForTests?(id) { throw fault }
         let book = try book(id)
         let event: Billing_Journal_V1_LifecycleEvent.OneOf_Event
@@ -471,8 +494,7 @@ extension Ledger {
             add([ClockTransition(at: due.at, accountID: id, kind: "PAYMENT_METHOD_APPLIED",
                                  description: "the replacement payment method is now the one on file")])
         }
-        add(try await attemptOwedPayments(only: id))
-        return transitions
+        if charging { add(try await attemptOwedPayments(only: id)) }
     }
 
     /// The invoices issued with a payment attempt owed (of `only`'s
@@ -571,41 +593,86 @@ extension Ledger {
     /// process stops or the record's commit fails after the gateway's
     /// answer, the charge stays pending and `settlePendingCharges` records it.
     func chargeGateway(_ started: Billing_Journal_V1_ChargeStarted) async throws -> ChargeOutcome {
+        // Taken as down: nothing is started (no charge left pending for it).
+        try requireGatewayUp(started.accountID)
         try await commit(.chargeStarted(started))
         return try await askGateway(started)
     }
 
+    /// `GatewayUnavailable` while the gateway is taken as down (`gatewayDownUntil`).
+    func requireGatewayUp(_ accountID: String) throws {
+        guard let until = gatewayDownUntil, ContinuousClock.now < until else { return }
+        let seconds = max(1, Int((until - ContinuousClock.now).components.seconds))
+        throw GatewayUnavailable(accountID: accountID,
+                                 message: "the payment gateway gave no answer lately; payments wait \(seconds) s more before it is asked again")
+    }
+
     /// The gateway's answer to `started`'s charge, within
-    /// `gatewayTimeoutSeconds`. No answer (`.unknown`, or none in time):
-    /// `GatewayUnavailable`, the charge left pending (session 29: a charge
-    /// could only succeed or fail — an adapter whose network timed out had
-    /// to say "failed", and the next attempt, under a new key, could charge
-    /// a second time; or to wait, holding every account's lifecycle).
+    /// `gatewayTimeoutSeconds`. No outcome: `GatewayUnavailable`, the charge
+    /// left pending, asked again later — no answer in time takes the
+    /// gateway as down for a while (`gatewayDownUntil`: nothing charged, no
+    /// one asked meanwhile), an answer without an outcome (`.unknown`)
+    /// holds that charge's key back (`gatewayKeyRetry`); a call that still
+    /// runs is not repeated until it returns (`gatewayCallsInFlight`).
+    /// (Session 29: a charge could only succeed or fail — an adapter whose
+    /// network timed out had to say "failed", and the next attempt, under a
+    /// new key, could charge a second time; or to wait, holding every
+    /// account's lifecycle.)
     func askGateway(_ started: Billing_Journal_V1_ChargeStarted) async throws -> ChargeOutcome {
         let (gateway, seconds) = (self.gateway, configuration.gatewayTimeoutSeconds)
         let (token, amount, key) = (started.gatewayToken, Money(micros: started.amountMicros), started.gatewayKey)
-        let outcome: ChargeOutcome = await withCheckedContinuation { continuation in
+        try requireGatewayUp(started.accountID)
+        if let retry = gatewayKeyRetry[key], ContinuousClock.now < retry.at {
+            throw GatewayUnavailable(accountID: started.accountID,
+                                     message: "the payment gateway gave this charge no outcome; it is asked again shortly")
+        }
+        guard gatewayCallsInFlight.withLock({ $0.insert(key).inserted }) else {
+            throw GatewayUnavailable(accountID: started.accountID,
+                                     message: "the payment gateway has not answered this charge yet; it is asked again once it has")
+        }
+        let (outcome, timedOut): (ChargeOutcome, Bool) = await withCheckedContinuation { continuation in
             let answered = Mutex(false)
-            let resume: @Sendable (ChargeOutcome) -> Bool = { outcome in
+            let resume: @Sendable (ChargeOutcome, Bool) -> Bool = { outcome, timedOut in
                 guard answered.withLock({ done in defer { done = true }; return !done }) else { return false }
-                continuation.resume(returning: outcome)
+                continuation.resume(returning: (outcome, timedOut))
                 return true
             }
             let timer = Task.detached {
                 try? await Task.sleep(for: .seconds(seconds))
                 guard !Task.isCancelled else { return }
-                _ = resume(.unknown(message: "no answer within \(seconds) s"))
+                _ = resume(.unknown(message: "no answer within \(seconds) s"), true)
             }
-            Task.detached {
-                if resume(await gateway.charge(token: token, amount: amount, idempotencyKey: key)) { timer.cancel() }
+            Task.detached { [self] in
+                let outcome = await gateway.charge(token: token, amount: amount, idempotencyKey: key)
+                gatewayCallsInFlight.withLock { _ = $0.remove(key) }
+                if resume(outcome, false) { timer.cancel() }
             }
         }
-        guard case .unknown(let message) = outcome else { return outcome }
-        logger.warning("the payment gateway gave no outcome; the charge stays pending and is asked again with its key", metadata: [
-            "account_id": "\(started.accountID)", "gateway_key": "\(key)", "reason": "\(message)"])
+        if !timedOut {  // it answers
+            gatewayTimeoutsInARow = 0
+            gatewayDownUntil = nil
+        }
+        guard case .unknown(let message) = outcome else {
+            gatewayKeyRetry[key] = nil
+            return outcome
+        }
+        func backoff(_ inARow: Int) -> Duration { min(.seconds(60), configuration.gatewayRetryBase * (1 << min(inARow - 1, 6))) }
+        let wait: Duration
+        if timedOut {
+            gatewayTimeoutsInARow += 1
+            wait = backoff(gatewayTimeoutsInARow)
+            gatewayDownUntil = ContinuousClock.now + wait
+        } else {
+            let unknowns = (gatewayKeyRetry[key]?.unknowns ?? 0) + 1
+            wait = backoff(unknowns)
+            gatewayKeyRetry[key] = (ContinuousClock.now + wait, unknowns)
+        }
+        logger.warning("the payment gateway gave no outcome; the charge stays pending, asked again with its key", metadata: [
+            "account_id": "\(started.accountID)", "gateway_key": "\(key)", "reason": "\(message)",
+            "gateway_taken_as_down": "\(timedOut)", "asked_again_in": "\(wait)"])
         throw GatewayUnavailable(accountID: started.accountID,
-                                 message: "the payment gateway did not answer (\(message)); the charge is settled with its key: "
-                                     + "retry with the same idempotency key")
+                                 message: "the payment gateway did not answer (\(message)); the charge stays pending and is settled "
+                                     + "with the gateway: try again shortly (with the same idempotency key, if the request has one)")
     }
 
     /// Records every pending charge (of `only`'s account, or all), oldest
@@ -648,6 +715,13 @@ extension Ledger {
             logger.notice("a pending gateway charge was recorded", metadata: [
                 "account_id": "\(started.accountID)", "charge_id": "\(recorded.chargeID)", "started_seq": "\(charge.seq)",
                 "status": "\(recorded.status)"])
+            // Settled by a request (a purchase, a payment, a grant): the
+            // account may be caught up, which the ticker would not visit again.
+            if failingTransitions[started.accountID] != nil, let book = state.accounts[started.accountID],
+               book.lifecycle.nextDueTransition(now: nowUnix) == nil, !hasPendingCharge(started.accountID),
+               !state.schedule.owedInvoices.contains(where: { state.invoices[$0]?.invoice.accountID == started.accountID }) {
+                transitionsApplied(started.accountID)
+            }
         }
         return transitions
     }
@@ -857,7 +931,7 @@ extension Ledger {
             // A decline too is answered once the original is durable.
             try await committer.waiter(for: earlier.seq).wait()
             guard charge.status == .succeeded, let invoice = state.invoices[earlier.invoiceSequence]?.invoice else {
-                throw PaymentDeclined(charge: charge)
+                throw PaymentDeclined(charge: charge, idempotencyKey: key)
             }
             return PurchaseResult(charge: charge, invoice: invoice, balance: try await committed(book.balance))
         }
@@ -882,7 +956,9 @@ extension Ledger {
         purchase.charge.createdUnixSeconds = nowUnix
         purchase.charge.amountMicros = amountMicros
         purchase.charge.kind = .creditPurchase
-        purchase.charge.paymentMethodID = method.method.paymentMethodID
+        // A method given with the purchase is on file nowhere: no id to name
+        // (a diff review: "pm_N", an id no list shows); its label says which.
+        purchase.charge.paymentMethodID = newMethod == nil ? method.method.paymentMethodID : ""
         purchase.charge.paymentMethodLabel = Self.label(method.method)
         purchase.charge.description_p = "Credit purchase"
         var started = Billing_Journal_V1_ChargeStarted()
@@ -891,7 +967,7 @@ extension Ledger {
         started.gatewayToken = method.gatewayToken
         started.purchase = purchase
         let charge = try await recordPurchase(purchase, try await chargeGateway(started))
-        guard charge.status == .succeeded else { throw PaymentDeclined(charge: charge) }
+        guard charge.status == .succeeded else { throw PaymentDeclined(charge: charge, idempotencyKey: key) }
         let after = try self.book(accountID)
         // The balance counts debits that may still be committing: answered once they are.
         return PurchaseResult(charge: charge, invoice: state.invoices[after.invoiceSequences.last!]!.invoice,
@@ -920,6 +996,12 @@ extension Ledger {
     /// tokenizing, as `paymentWouldCharge`.
     public func purchaseWouldCharge(accountID: String, amountMicros: Int64, key: String, requested: String) async throws -> Bool {
         do {
+            // A charge of this key still pending: a retry (its outcome is
+            // asked for, not a card tokenized again).
+            if state.pendingCharges.values.contains(where: {
+                guard case .purchase(let purchase)? = $0.started.record else { return false }
+                return $0.started.accountID == accountID && purchase.idempotencyKey == key
+            }) { return false }
             return try earlierPurchase(try book(accountID), amountMicros: amountMicros, key: key, requested: requested) == nil
         } catch let refusal as AccountRequestRefused {
             try await readBarrier().wait()
@@ -982,6 +1064,10 @@ extension Ledger {
     public func paymentWouldCharge(accountID: String, invoiceID: String, key: String, hasNewMethod: Bool,
                                    requested: String) async throws -> Bool {
         do {
+            if !key.isEmpty, state.pendingCharges.values.contains(where: {
+                guard case .invoicePayment(let payment)? = $0.started.record else { return false }
+                return $0.started.accountID == accountID && payment.idempotencyKey == key
+            }) { return false }  // (as `purchaseWouldCharge`)
             if case .charge = try planPayment(try book(accountID), invoiceID: invoiceID, key: key, hasNewMethod: hasNewMethod,
                                               requested: requested) { return true }
             return false
@@ -1008,7 +1094,7 @@ extension Ledger {
                 throw LedgerError.internalFault("payment \(key) has no charge")
             }
             try await committer.waiter(for: earlier.seq).wait()  // as `changePlan`'s retry
-            guard charge.status == .succeeded else { throw PaymentDeclined(charge: charge) }
+            guard charge.status == .succeeded else { throw PaymentDeclined(charge: charge, idempotencyKey: key) }
             guard let invoice = book.invoiceSequences.lazy.compactMap({ self.state.invoices[$0]?.invoice })
                 .first(where: { $0.invoiceID == invoiceID }) else {
                 throw LedgerError.internalFault("payment \(key) names no invoice")
@@ -1017,7 +1103,7 @@ extension Ledger {
         case .charge(let sequence):
             let charge = try await attemptPayment(invoice: sequence, key: key, newMethod: newMethod.map(paymentMethodSet),
                                                   requested: requested, actor: actor)
-            guard charge.status == .succeeded else { throw PaymentDeclined(charge: charge) }
+            guard charge.status == .succeeded else { throw PaymentDeclined(charge: charge, idempotencyKey: key) }
             return (state.invoices[sequence]!.invoice, charge)
         }
     }
@@ -1039,27 +1125,29 @@ extension Ledger {
     }
 
     /// The book as of now, after any transition already due for it (so a
-    /// read never shows a trial that should have ended). With nothing to
-    /// bring up to date — no transition due, no payment owed or left
-    /// pending for this account: every read but those in the second or so
-    /// before the ticker gets there — the book as it stands, without waiting
-    /// for the lifecycle: a purchase, a plan change or a period close held
-    /// at the payment gateway for another account does not hold up reads.
+    /// read never shows a trial that should have ended). A read applies
+    /// due transitions only: payments — a charge left pending, an invoice
+    /// owed an attempt, the charge a period close makes — are the ticker's
+    /// and the account's requests' (session 29, a diff review: a read
+    /// asked the payment gateway, holding the lifecycle turn every account
+    /// shares while it waited — up to the gateway's timeout once it stopped
+    /// answering). With a charge pending — whose record must come before
+    /// anything that could change what it records — or nothing due, the
+    /// book as it stands, without waiting for the lifecycle turn.
     public func currentBook(_ accountID: String) async throws -> AccountBook {
         let standing = try book(accountID)
-        if !hasWorkDue(accountID, standing, now: nowUnix) { return try await committed(standing) }
+        guard standing.lifecycle.nextDueTransition(now: nowUnix) != nil, !hasPendingCharge(accountID) else {
+            return try await committed(standing)
+        }
         try await acquireLifecycle()
         defer { releaseLifecycle() }
         _ = try book(accountID)
-        _ = try await processDue(upTo: nowUnix, only: accountID)
+        _ = try await processDue(upTo: nowUnix, only: accountID, charging: false)
         return try await committed(try book(accountID))
     }
 
-    /// Whether `processDue(upTo: now, only: accountID)` would do anything.
-    func hasWorkDue(_ accountID: String, _ book: AccountBook, now: Int64) -> Bool {
-        book.lifecycle.nextDueTransition(now: now) != nil
-            || state.pendingCharges.values.contains { $0.started.accountID == accountID }
-            || state.schedule.owedInvoices.contains { state.invoices[$0]?.invoice.accountID == accountID }
+    func hasPendingCharge(_ accountID: String) -> Bool {
+        state.pendingCharges.values.contains { $0.started.accountID == accountID }
     }
 
     public nonisolated var currentUnix: Int64 { clock.nowMicros() / 1_000_000 }

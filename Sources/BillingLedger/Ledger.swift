@@ -324,6 +324,20 @@ public actor Ledger {
     /// transition (an entry the books refuse takes a bug or damaged data).
     var transitionFaultForTests: (@Sendable (String) -> (any Error)?)?
     func injectTransitionFault(_ fault: (@Sendable (String) -> (any Error)?)?) { transitionFaultForTests = fault }
+    /// Gateway keys whose charge call still runs after `askGateway` gave up
+    /// waiting: not asked again until it returns (a gateway may refuse a
+    /// second call while the first runs — "idempotency key in use").
+    nonisolated let gatewayCallsInFlight = Mutex<Set<String>>([])
+    /// Gateway calls timed out in a row, and until when the gateway is then
+    /// taken as down (1, 2, 4 … 60 s after each): no charge is started and
+    /// none pending asked again meanwhile, so a gateway that stopped
+    /// answering costs one timeout per interval, not one per account.
+    var gatewayTimeoutsInARow = 0
+    var gatewayDownUntil: ContinuousClock.Instant?
+    /// A charge the gateway answered without an outcome (`.unknown`): when
+    /// its key is asked again (1, 2, 4 … 60 s after each such answer),
+    /// and how many in a row. Other charges go on meanwhile.
+    var gatewayKeyRetry: [String: (at: ContinuousClock.Instant, unknowns: Int)] = [:]
     /// Whether the journal thread sleeps, waiting for an entry (tests).
     nonisolated var journalIsSleeping: Bool { committer.isSleeping }
 

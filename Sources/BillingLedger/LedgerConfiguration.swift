@@ -8,6 +8,10 @@ public struct LedgerConfiguration: Sendable {
     /// purchases, plan changes and period closes — waits meanwhile, so a
     /// gateway that hangs holds it this long, not forever.
     public var gatewayTimeoutSeconds: Int = 30
+    /// After a charge without an outcome: its key (an answer without one)
+    /// or the whole gateway (no answer in time) is asked again after this,
+    /// doubled after each in a row, 60 s at most.
+    public var gatewayRetryBase: Duration = .seconds(1)
     /// Entries waiting for the journal at most; beyond it mutations are
     /// refused with RESOURCE_EXHAUSTED instead of queueing without bound.
     public var maxQueued: Int = 65_536

@@ -63,6 +63,22 @@ enum AccountView {
         return account
     }
 
+    /// A banner as shown to a user who may not read billing (a Member, a
+    /// Viewer: `GetBanners`): that something is wrong and who can fix it,
+    /// not which invoice failed, nor a link to flows they may not use.
+    static func withoutBillingDetails(_ banner: Billing_V1_Banner) -> Billing_V1_Banner {
+        var banner = banner
+        banner.invoiceID = ""
+        banner.link = ""
+        banner.linkText = ""
+        switch banner.kind {
+        case .pastDue: banner.message = "A payment of this account failed: an Owner or Admin can update the payment method and pay it."
+        case .paused: banner.message = "New runs are paused: an Owner or Admin can resume them from the Billing tab."
+        default: break
+        }
+        return banner
+    }
+
     /// Most severe first: paused, past due, pending change, trial countdown.
     static func banners(_ book: AccountBook, now: Int64, plans: PlanCatalog) -> [Billing_V1_Banner] {
         var banners: [Billing_V1_Banner] = []

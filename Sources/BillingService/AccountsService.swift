@@ -24,12 +24,13 @@ public final class AccountsService: Sendable {
                 return response
             }
         }
-        router.register("/billing.v1.Accounts/GetBanners") { [self] (request: Billing_V1_GetBannersRequest, _) in
+        router.register("/billing.v1.Accounts/GetBanners") { [self] (request: Billing_V1_GetBannersRequest, principal) in
             try requireID(request.accountID, "account_id")
             return try await Refusals.mapping {
                 let book = try await ledger.currentBook(request.accountID)
                 var response = Billing_V1_GetBannersResponse()
-                response.banners = AccountView.banners(book, now: ledger.currentUnix, plans: await ledger.plans)
+                let banners = AccountView.banners(book, now: ledger.currentUnix, plans: await ledger.plans)
+                response.banners = Authenticator.mayReadBilling(principal) ? banners : banners.map(AccountView.withoutBillingDetails)
                 return response
             }
         }

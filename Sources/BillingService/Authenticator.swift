@@ -98,9 +98,9 @@ public final class Authenticator: Sendable {
             }
         case (.user, .service):
             throw GRPCStatus(.permissionDenied, "this method is for service credentials only", reason: "SERVICE_ONLY")
-        case (.user(_, let ownAccount, let role, let permissions), .read):
+        case (.user(_, let ownAccount, _, _), .read):
             try Self.sameAccount(ownAccount, accountID)
-            guard role == .owner || role == .admin || permissions.contains(Self.readPermission) else {
+            guard Self.mayReadBilling(principal) else {
                 throw GRPCStatus(.permissionDenied, "billing is visible to Owners, Admins and billing:read only",
                                  reason: "BILLING_READ_REQUIRED")
             }
@@ -112,6 +112,13 @@ public final class Authenticator: Sendable {
                 throw GRPCStatus(.permissionDenied, "only an Owner or Admin may change billing", reason: "BILLING_ADMIN_REQUIRED")
             }
         }
+    }
+
+    /// Whether `principal` may read billing (a service key's scope is
+    /// checked apart): an Owner, an Admin, or a user with `billing:read`.
+    static func mayReadBilling(_ principal: Principal) -> Bool {
+        guard case .user(_, _, let role, let permissions) = principal else { return true }
+        return role == .owner || role == .admin || permissions.contains(readPermission)
     }
 
     /// A user asking about another account is told it does not exist.

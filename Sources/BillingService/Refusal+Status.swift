@@ -78,9 +78,10 @@ enum Refusals {
             let charge = declined.charge
             // What to do next: the key keeps this answer (session 29: "retry",
             // the gateway's word, and a retry under the key replayed the failure).
-            return GRPCStatus(.failedPrecondition,
-                              "the payment was declined: \(charge.failureMessage); this idempotency key keeps this answer — "
-                                  + "try again with a new key, or another payment method", reason: "PAYMENT_DECLINED",
+            let next = declined.idempotencyKey.isEmpty
+                ? "pay again, or with another payment method"
+                : "a retry under this idempotency key gets this answer again: try a new key (with another payment method, if this one keeps failing)"
+            return GRPCStatus(.failedPrecondition, "the payment was declined: \(charge.failureMessage); \(next)", reason: "PAYMENT_DECLINED",
                               metadata: ["charge_id": charge.chargeID, "failure_reason": charge.failureReason, "account_id": charge.accountID])
         }
         let error = error as? LedgerError ?? LedgerError(storeError: error, "request failed")

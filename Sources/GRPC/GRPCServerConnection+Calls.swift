@@ -433,8 +433,13 @@ extension GRPCServerConnection {
             guard sent else { return }
             call.counted = true
             configuration.metrics?.record(path: call.path, code: status.code, nanos: loop.nowNanos &- call.startedNanos)
+        } else if !sent {
+            // Refused before it was a call, its stream already reset: no
+            // call will be forgotten for it, so it is counted here as what
+            // its client saw (a diff review: counted nowhere).
+            configuration.metrics?.record(path: path ?? "", code: .cancelled, nanos: nil)
+            return
         } else {
-            guard sent else { return }
             configuration.metrics?.record(path: path ?? "", code: status.code, nanos: nil)
         }
         configuration.metrics?.recordRefusal(status)

@@ -163,6 +163,7 @@ final class Connection: GRPCConnectionHost {
         let maxPending = server.configuration.maxPendingOutputBytes
         while true {
             let budget = maxPending - pendingOutputCount
+            let asked = budget > 0
             var more = false
             do {
                 if let tls {
@@ -181,7 +182,13 @@ final class Connection: GRPCConnectionHost {
             }
             writePending()
             if isClosed { return }
-            guard more, pendingOutputCount < maxPending else { break }
+            // Again while nghttp2 may hold more and the socket took what
+            // waited: stopped at the budget, or not asked at all because
+            // the output was full (a diff review: the socket then took all
+            // of it, no EPOLLOUT edge was to come, and the answers left in
+            // nghttp2 waited for the peer's next frame — 30 s, then reset).
+            // An EAGAIN leaves output pending, and brings an edge.
+            guard more || !asked, pendingOutputCount < maxPending else { break }
         }
         // Once the peer has finished sending, no call left is the end too (a
         // stream it began and never finished keeps HTTP/2 "active").

@@ -16,7 +16,9 @@ import Testing
         let inner = TestPaymentGateway()
         let silent = Mutex<Set<String>>([])
         let hang: Bool
+        /// Charges answered; and every call, answered or not.
         let charges = Mutex(0)
+        let calls = Mutex(0)
 
         init(hang: Bool = false) { self.hang = hang }
 
@@ -25,6 +27,7 @@ import Testing
         }
 
         func charge(token: String, amount: Money, idempotencyKey: String) async -> ChargeOutcome {
+            calls.withLock { $0 += 1 }
             if silent.withLock({ $0.contains { idempotencyKey.hasPrefix($0) } }) {
                 if hang { try? await Task.sleep(for: .seconds(60)) }
                 return .unknown(message: "connection reset")
@@ -34,11 +37,12 @@ import Testing
         }
     }
 
-    static func ledger(_ gateway: SilentGateway, timeout: Int = 30) throws -> Harness {
+    static func ledger(_ gateway: SilentGateway, timeout: Int = 30, retryBase: Duration = .zero) throws -> Harness {
         let store = InMemoryLedgerStore()
         let clock = ManualClock(year: 2028, month: 1, day: 31, hour: 12)
         var configuration = Fixtures.configuration()
         configuration.gatewayTimeoutSeconds = timeout
+        configuration.gatewayRetryBase = retryBase  // zero: asked again at once
         let ledger = try Ledger(store: store, plans: Fixtures.plans, clock: clock, configuration: configuration,
                                 logger: Fixtures.logger, gateway: gateway)
         return Harness(store: store, clock: clock, ledger: ledger)
@@ -112,6 +116,106 @@ import Testing
         #expect(state.pendingCharges.isEmpty)
         #expect(await h.ledger.failingTransitions.isEmpty)
         #expect(state.accounts["a"]?.charges.filter { $0.status == .succeeded }.count == 1)
+        await h.ledger.close()
+    }
+
+    /// No answer in time takes the gateway as down: meanwhile no charge is
+    /// started (nothing left pending for it) and the call still running is
+    /// not repeated — one timeout per interval, not one per account.
+    @Test func aGatewayThatTimesOutIsTakenAsDownForAWhile() async throws {
+        let gateway = SilentGateway(hang: true)
+        let h = try Self.ledger(gateway, timeout: 1, retryBase: .seconds(60))
+        for id in ["a", "b"] {
+            _ = try await h.ledger.createAccount(id: id, plan: .free, actor: "t")
+            _ = try await h.ledger.setPaymentMethod(accountID: id, method: LifecycleLedgerTests.good, actor: "t")
+        }
+        gateway.silent.withLock { $0 = ["purchase:"] }
+        await #expect(throws: GatewayUnavailable.self) {
+            try await h.ledger.purchaseCredits(accountID: "a", amountMicros: 5_000_000, key: "buy", actor: "t")
+        }
+        #expect(gateway.calls.withLock { $0 } == 1)
+        let started = ContinuousClock.now
+        // Another account's purchase: refused at once, nothing started.
+        await #expect(throws: GatewayUnavailable.self) {
+            try await h.ledger.purchaseCredits(accountID: "b", amountMicros: 5_000_000, key: "buy", actor: "t")
+        }
+        // The first one's retry: not asked again (its call still runs).
+        await #expect(throws: GatewayUnavailable.self) {
+            try await h.ledger.purchaseCredits(accountID: "a", amountMicros: 5_000_000, key: "buy", actor: "t")
+        }
+        #expect(ContinuousClock.now - started < .seconds(1))
+        #expect(gateway.calls.withLock { $0 } == 1)
+        let state = await h.ledger.snapshot
+        #expect(state.pendingCharges.values.map(\.started.accountID) == ["a"])
+        await h.ledger.close()
+    }
+
+    /// A read never asks the gateway nor waits for the lifecycle over it:
+    /// it applies due transitions and leaves the charges to the ticker.
+    @Test func readsApplyTransitionsButChargeNothing() async throws {
+        let gateway = SilentGateway()
+        let h = try Self.ledger(gateway)
+        _ = try await h.ledger.createAccount(id: "a", plan: .pro, actor: "t")
+        _ = try await h.ledger.setPaymentMethod(accountID: "a", method: LifecycleLedgerTests.good, actor: "t")
+        let before = gateway.calls.withLock { $0 }
+        h.clock.advance(seconds: 32 * 86_400)
+        let book = try await h.ledger.currentBook("a")
+        #expect(book.lifecycle.nextDueTransition(now: h.clock.nowMicros() / 1_000_000) == nil)  // the period closed
+        #expect(gateway.calls.withLock { $0 } == before)
+        let owed = try #require(try await h.ledger.invoices(of: "a").last)
+        #expect(owed.status == .open)
+        // The ticker charges it.
+        let made = try await h.ledger.tick()
+        #expect(made.map(\.kind) == ["PAYMENT_SUCCEEDED"], "\(made)")
+        await h.ledger.close()
+    }
+
+    /// A period close whose payment then gets no outcome is reported as
+    /// closed (it is committed), the payment as what failed.
+    @Test func aCloseWhosePaymentHasNoOutcomeIsReportedClosed() async throws {
+        let gateway = SilentGateway()
+        let store = InMemoryLedgerStore()
+        let clock = TestClock(startMicros: DurabilityTests.clockStart * 1_000_000)
+        var configuration = Fixtures.configuration()
+        configuration.gatewayRetryBase = .zero
+        let ledger = try Ledger(store: store, plans: Fixtures.plans, clock: clock, configuration: configuration,
+                                logger: Fixtures.logger, gateway: gateway)
+        for id in ["a", "b"] {
+            _ = try await ledger.createAccount(id: id, plan: .pro, actor: "t")
+            _ = try await ledger.setPaymentMethod(accountID: id, method: LifecycleLedgerTests.good, actor: "t")
+        }
+        gateway.silent.withLock { $0 = ["invoice:1:a:"] }
+        let moved = try await ledger.advanceClock(to: DurabilityTests.clockStart + 40 * 86_400, actor: "t")
+        let kinds = moved.transitions.map { "\($0.accountID) \($0.kind)" }
+        #expect(kinds.contains("a PERIOD_CLOSED") && kinds.contains("a TRANSITION_FAILED"), "\(kinds)")
+        #expect(kinds.contains("b PERIOD_CLOSED") && kinds.contains("b PAYMENT_SUCCEEDED"), "\(kinds)")
+        #expect(await ledger.failingTransitions.keys.sorted() == ["a"])
+        // The account's own request settles it (gateway back): no longer counted as failing.
+        gateway.silent.withLock { $0 = [] }
+        #expect(try await ledger.purchaseWouldCharge(accountID: "a", amountMicros: 1_000_000, key: "k", requested: RequestedMethod.none))
+        _ = try await ledger.purchaseCredits(accountID: "a", amountMicros: 1_000_000, key: "k", actor: "t")
+        #expect(await ledger.snapshot.pendingCharges.isEmpty)
+        #expect(await ledger.failingTransitions.isEmpty)
+        #expect(ledger.accountsFailingTransitions.load(ordering: .relaxed) == 0)
+        await ledger.close()
+    }
+
+    /// A purchase retried while its charge is still pending is a retry: no
+    /// card is tokenized for it (`purchaseWouldCharge` false).
+    @Test func aRetryWhileItsChargeIsPendingIsARetry() async throws {
+        let gateway = SilentGateway()
+        let h = try Self.ledger(gateway)
+        _ = try await h.ledger.createAccount(id: "acct", plan: .free, actor: "t")
+        _ = try await h.ledger.setPaymentMethod(accountID: "acct", method: LifecycleLedgerTests.good, actor: "t")
+        gateway.silent.withLock { $0 = ["purchase:"] }
+        await #expect(throws: GatewayUnavailable.self) {
+            try await h.ledger.purchaseCredits(accountID: "acct", amountMicros: 5_000_000, key: "buy",
+                                               newMethod: PaymentRequestKeyTests.other, actor: "t")
+        }
+        #expect(try await h.ledger.purchaseWouldCharge(accountID: "acct", amountMicros: 5_000_000, key: "buy",
+                                                       requested: "token tok_test_ok_3") == false)
+        #expect(try await h.ledger.purchaseWouldCharge(accountID: "acct", amountMicros: 5_000_000, key: "other",
+                                                       requested: RequestedMethod.none))
         await h.ledger.close()
     }
 }

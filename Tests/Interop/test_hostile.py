@@ -465,6 +465,59 @@ def test_answers_to_a_client_with_wide_windows_that_reads_nothing_stay_within_th
     s.assert_serving()
 
 
+def test_a_client_that_reads_fast_after_a_pause_gets_every_answer(server, pb):
+    """Wide windows, 60 answers of ~750 KB asked for, nothing read for a
+    second, then everything read as fast as it comes: every answer arrives
+    without the client sending anything more. (A diff review, session 29:
+    a flush that found the output full took nothing from nghttp2; when the
+    socket then took all of it, no writable edge was to come and the rest
+    waited in nghttp2 for the peer's next frame — reset 30 s later. ~1 in
+    10 such pauses; eight here.)"""
+    s = server()
+    stub = pb.metering_pb2_grpc.MeteringStub(s.authorized_channel())
+    items = [pb.common_pb2.LineItem(tool_call=pb.common_pb2.ToolCallUsage(integration="slack", calls=0)) for _ in range(256)]
+    stub.DebitBatch(pb.metering_pb2.DebitBatchRequest(debits=[
+        pb.metering_pb2.DebitRequest(account_id="demo", workspace_id="w1", agent_id="a1", run_id="big-run",
+                                     idempotency_key=f"k{i}", line_items=items) for i in range(400)]), timeout=60)
+    body = pb.metering_pb2.GetExecutionCostRequest(account_id="demo", run_id="big-run", page_size=10_000).SerializeToString()
+    auth = [("authorization", "Bearer " + s.service_key())]
+    calls = 60
+    for trial in range(8):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 << 20)
+        sock.connect(s.address)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.sendall(h2peer.PREFACE + h2peer.settings((4, 2**31 - 1)) + h2peer.window_update(0, 2**31 - 1 - 65535))
+        sock.sendall(b"".join(h2peer.grpc_call(1 + 2 * i, "/billing.v1.Metering/GetExecutionCost", body, extra_headers=auth)
+                              for i in range(calls)))
+        time.sleep(1)  # reads nothing meanwhile
+        buffer, at, ended, received = bytearray(), 0, 0, 0
+        chunk = memoryview(bytearray(32 << 20))
+        sock.settimeout(3)
+        try:
+            while ended < calls:  # bounded: every recv waits 3 s at most
+                count = sock.recv_into(chunk)
+                assert count, f"trial {trial}: closed after {received} bytes"
+                received += count
+                buffer += chunk[:count]
+                while len(buffer) - at >= 9:  # frame headers only, payloads skipped
+                    length = int.from_bytes(buffer[at:at + 3], "big")
+                    if len(buffer) - at < 9 + length:
+                        break
+                    ftype, flags = buffer[at + 3], buffer[at + 4]
+                    if ftype == h2peer.HEADERS and flags & h2peer.END_STREAM:
+                        ended += 1
+                    at += 9 + length
+                if at > 1 << 20:
+                    del buffer[:at]
+                    at = 0
+        except socket.timeout:
+            pytest.fail(f"trial {trial}: the answers stopped at {received} bytes, {ended} of {calls} calls ended")
+        finally:
+            sock.close()
+    s.assert_serving()
+
+
 def test_a_slow_reader_does_not_make_the_server_keep_what_it_was_sent(server, pb):
     """A client reading at a steady 10 MB/s through a small receive buffer,
     with calls always outstanding (so some output always waits): the bytes

@@ -631,21 +631,35 @@ def test_the_fail_once_card_given_again_with_pay_invoice_succeeds(life):
 def test_every_user_of_the_account_gets_its_banners(life):
     """The docs' "countdown banner across the app" and past-due banner:
     GetBanners gives any role of the account (Members and Viewers too, who
-    may not read billing) what GetAccount's banners hold; another account's
-    user is NOT_FOUND."""
+    may not read billing) GetAccount's banners — to those who may not read
+    billing without the invoice, the links to billing's flows, or what
+    failed; another account's user is NOT_FOUND."""
     a = life.a
     life.create("acme")
     life.advance(seconds=11 * 86_400)
     expected = list(life.get("acme").banners)
     assert [b.kind for b in expected] == [a.BANNER_KIND_TRIAL_COUNTDOWN] and expected[0].severity == a.BANNER_SEVERITY_WARNING
-    for role, permissions in (("viewer", ()), ("member", ()), ("finance", ()), ("owner", ())):
-        token = life.served.mint(account_id="acme", role=role, permissions=permissions)
-        user = life.pb.accounts_pb2_grpc.AccountsStub(life.served.authorized_channel(token))
-        seen = user.GetBanners(a.GetBannersRequest(account_id="acme"), timeout=RPC_TIMEOUT_S).banners
-        assert list(seen) == expected, role
+    assert expected[0].link  # "Add a payment method", for those who can
+    stripped = [a.Banner(kind=b.kind, severity=b.severity, message=b.message) for b in expected]
+
+    def banners(account, role, permissions=()):
+        user = life.pb.accounts_pb2_grpc.AccountsStub(
+            life.served.authorized_channel(life.served.mint(account_id=account, role=role, permissions=permissions)))
+        return user, list(user.GetBanners(a.GetBannersRequest(account_id=account), timeout=RPC_TIMEOUT_S).banners)
+    for role, permissions, shown in (("viewer", (), stripped), ("member", (), stripped), ("finance", (), stripped),
+                                     ("member", ("billing:read",), expected), ("owner", (), expected)):
+        user, seen = banners("acme", role, permissions)
+        assert seen == shown, (role, permissions, seen)
         if role == "viewer":  # the Overview itself stays billing's
             life.refused(lambda: user.GetAccount(a.GetAccountRequest(account_id="acme"), timeout=RPC_TIMEOUT_S),
                          grpc.StatusCode.PERMISSION_DENIED, "BILLING_READ_REQUIRED")
+    # Past due: the Owner sees which invoice and its pay link; a Member that a payment failed, and who can fix it.
+    invoice = life.past_due_pro("late", DECLINED_CARD)
+    _, owners = banners("late", "owner")
+    assert [(b.kind, b.invoice_id, bool(b.link)) for b in owners] == [(a.BANNER_KIND_PAST_DUE, invoice.invoice_id, True)]
+    _, members = banners("late", "member")
+    assert [(b.kind, b.invoice_id, b.link) for b in members] == [(a.BANNER_KIND_PAST_DUE, "", "")]
+    assert "INV-" not in members[0].message and "Owner or Admin" in members[0].message, members[0].message
     outsider = life.pb.accounts_pb2_grpc.AccountsStub(
         life.served.authorized_channel(life.served.mint(account_id="other", role="owner")))
     life.refused(lambda: outsider.GetBanners(a.GetBannersRequest(account_id="acme"), timeout=RPC_TIMEOUT_S),
@@ -712,7 +726,7 @@ def test_a_declined_purchase_credits_nothing(life):
                          "PAYMENT_DECLINED")
     assert error_info(life.pb, error).metadata["failure_reason"] == "CARD_DECLINED"
     # What to do next (session 29: a processing error said "retry", which under the key replays it).
-    assert "this idempotency key keeps this answer" in error.details() and "new key" in error.details(), error.details()
+    assert "a retry under this idempotency key gets this answer again: try a new key" in error.details(), error.details()
     assert life.get("acme").credit_balance_micros == 0 and life.invoices("acme") == []
     [charge] = life.charges("acme")
     assert charge.status == p.CHARGE_STATUS_FAILED and charge.invoice_id == ""
@@ -736,6 +750,7 @@ def test_a_purchase_may_be_paid_with_a_card_given_with_it(life):
                                        payment_method=life.card(GOOD_CARD))
     bought = life.payments.PurchaseCredits(request, timeout=RPC_TIMEOUT_S)
     assert bought.charge.status == p.CHARGE_STATUS_SUCCEEDED and bought.charge.payment_method_label.endswith("4242")
+    assert bought.charge.payment_method_id == ""  # on file nowhere: its label says which card paid
     assert bought.credit_balance_micros == 5_000_000 and bought.invoice.status == p.INVOICE_STATUS_PAID
     method = life.payments.GetPaymentMethod(p.GetPaymentMethodRequest(account_id="acme"), timeout=RPC_TIMEOUT_S)
     assert method.current.card.last4 == "0002" and method.pending.card.last4 == "4242"  # nothing moved on file

@@ -187,6 +187,35 @@ def test_a_call_reset_in_the_same_write_as_its_request_is_counted_cancelled(serv
     assert moved == {"OK": 1 + len(answered), "CANCELLED": 50 - len(answered)}, (moved, answered)
 
 
+def test_a_call_refused_at_its_headers_and_reset_at_once_is_counted_cancelled(server):
+    """No credentials, and RST_STREAM in the same write: the refusal cannot
+    be sent, and no call is left to forget — counted CANCELLED here (a diff
+    review, session 29: counted nowhere, so a flood of such streams never
+    showed in the metrics)."""
+    import h2peer
+    srv, metrics_port = with_metrics(server)
+    method = "/billing.v1.Metering/Debit"
+    before = scrape(metrics_port)
+    with h2peer.RawPeer(srv.address) as peer:
+        peer.start()
+        block = h2peer.encode_headers(h2peer.grpc_request_headers(method))
+        for i in range(20):
+            stream = 1 + 2 * i
+            assert peer.send(h2peer.frame(h2peer.HEADERS, h2peer.END_HEADERS, stream, block) + h2peer.rst_stream(stream))
+        last = 1 + 2 * 20
+        peer.send(h2peer.grpc_call(last, method, b""))
+        assert peer.read_until(lambda p: p.stream_done(last), 5), peer.describe()
+        answered = sum(peer.response_headers(1 + 2 * i).get("grpc-status") is not None for i in range(20))
+    deadline = time.monotonic() + 5
+    while True:
+        after = scrape(metrics_port)
+        moved = {code: handled(after, method, code) - handled(before, method, code) for code in ("UNAUTHENTICATED", "CANCELLED")}
+        if sum(moved.values()) == 21 or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert moved == {"UNAUTHENTICATED": 1 + answered, "CANCELLED": 20 - answered}, (moved, answered)
+
+
 def test_unknown_paths_do_not_grow_the_label_set(server, pb):
     srv, metrics_port = with_metrics(server)
     channel = srv.authorized_channel()
