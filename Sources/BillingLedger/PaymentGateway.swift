@@ -135,9 +135,8 @@ public final class TestPaymentGateway: PaymentGateway {
             // given again (a PayInvoice retried with the card inline
             // tokenizes it anew each time, and failed every time).
             let identity = behaviour == "failonce" ? "card_\(expYear)_\(expMonth)" : "\(serial)"
-            return TokenizedMethod(
-                token: "tok_test_\(behaviour)_\(identity)",
-                kind: .card(brand: Self.brand(digits), last4: String(digits.suffix(4)), expMonth: expMonth, expYear: expYear))
+            let kind = TokenizedMethod.Kind.card(brand: Self.brand(digits), last4: String(digits.suffix(4)), expMonth: expMonth, expYear: expYear)
+            return TokenizedMethod(token: "tok_test_\(behaviour)_\(identity)\(Self.describe(kind))", kind: kind)
         case let .bankAccount(bankName, routingNumber, accountNumber, _):
             let digits = accountNumber.filter { $0 != " " && $0 != "-" }
             guard (4...17).contains(digits.count), digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber) else {
@@ -150,14 +149,53 @@ public final class TestPaymentGateway: PaymentGateway {
                 throw GatewayRefusal(reason: "INVALID_BANK_NAME", message: "the bank name must be 1 to 100 bytes")
             }
             let behaviour = digits == Self.decliningBankAccount ? "decline" : "ok"
-            return TokenizedMethod(token: "tok_test_\(behaviour)_\(serial)",
-                                   kind: .bankAccount(bankName: bankName, last4: String(digits.suffix(4))))
+            let kind = TokenizedMethod.Kind.bankAccount(bankName: bankName, last4: String(digits.suffix(4)))
+            return TokenizedMethod(token: "tok_test_\(behaviour)_\(serial)\(Self.describe(kind))", kind: kind)
         case .token(let token):
-            // A token from this gateway's own client side: only test tokens exist.
-            guard token.hasPrefix("tok_test_"), token.utf8.count <= 100 else {
+            // A token this gateway issued (its client side would hand one
+            // over): the method's details are read back from it. Session 29:
+            // any "tok_test_…" was taken, and shown as "visa 4242 12/2099"
+            // whatever it was — a declining card listed as the good one.
+            guard token.utf8.count <= 200, let kind = Self.details(of: token) else {
                 throw GatewayRefusal(reason: "INVALID_GATEWAY_TOKEN", message: "unknown gateway token")
             }
-            return TokenizedMethod(token: token, kind: .card(brand: "visa", last4: "4242", expMonth: 12, expYear: 2099))
+            return TokenizedMethod(token: token, kind: kind)
+        }
+    }
+
+    /// The tail of a token that names what it stands for:
+    /// "~card.visa.4242.12.2099", "~bank.6789.First Test Bank".
+    static func describe(_ kind: TokenizedMethod.Kind) -> String {
+        switch kind {
+        case let .card(brand, last4, expMonth, expYear): "~card.\(brand).\(last4).\(expMonth).\(expYear)"
+        case let .bankAccount(bankName, last4): "~bank.\(last4).\(bankName)"
+        }
+    }
+
+    /// What a token `tokenize` issued stands for; nil for any other text.
+    static func details(of token: String) -> TokenizedMethod.Kind? {
+        let behaviours = ["tok_test_ok_", "tok_test_decline_", "tok_test_failonce_"]
+        guard behaviours.contains(where: token.hasPrefix), let tilde = token.firstIndex(of: "~") else { return nil }
+        let identity = token[token.index(token.startIndex, offsetBy: 0)..<tilde].split(separator: "_", omittingEmptySubsequences: false).dropFirst(3)
+        guard !identity.isEmpty, identity.allSatisfy({ !$0.isEmpty && $0.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber) } }) else {
+            return nil
+        }
+        let parts = token[token.index(after: tilde)...].split(separator: ".", maxSplits: 2, omittingEmptySubsequences: false)
+        func digits(_ text: Substring, _ count: ClosedRange<Int>) -> Bool {
+            count.contains(text.count) && text.allSatisfy { $0.isASCII && $0.isNumber }
+        }
+        switch parts.first {
+        case "card"?:
+            let card = token[token.index(after: tilde)...].split(separator: ".", omittingEmptySubsequences: false)
+            guard card.count == 5, !card[1].isEmpty, card[1].allSatisfy({ $0.isASCII && $0.isLowercase }), digits(card[2], 4...4),
+                  digits(card[3], 1...2), digits(card[4], 4...4), let month = Int(card[3]), let year = Int(card[4]),
+                  (1...12).contains(month) else { return nil }
+            return .card(brand: String(card[1]), last4: String(card[2]), expMonth: month, expYear: year)
+        case "bank"?:
+            guard parts.count == 3, digits(parts[1], 4...4), !parts[2].isEmpty, parts[2].utf8.count <= 100 else { return nil }
+            return .bankAccount(bankName: String(parts[2]), last4: String(parts[1]))
+        default:
+            return nil
         }
     }
 
@@ -167,7 +205,10 @@ public final class TestPaymentGateway: PaymentGateway {
             memory.counter += 1
             let outcome: ChargeOutcome
             if token.hasPrefix("tok_test_decline_") {
-                outcome = .failed(reason: "CARD_DECLINED", message: "the payment method was declined")
+                // (Tokens from before session 29 say nothing of their kind: a card's decline.)
+                outcome = token.contains("~bank.")
+                    ? .failed(reason: "BANK_ACCOUNT_DECLINED", message: "the bank account was declined")
+                    : .failed(reason: "CARD_DECLINED", message: "the payment method was declined")
             } else if token.hasPrefix("tok_test_failonce_"), memory.failedOnce.insert(token).inserted {
                 outcome = .failed(reason: "PROCESSING_ERROR", message: "the gateway could not process the charge")
             } else {

@@ -228,6 +228,21 @@ import Testing
         let card = try await gateway.tokenize(.card(number: "5555 5555 5555 4444", expMonth: 1, expYear: 2099, holder: ""), now: now)
         #expect(card.label == "mastercard •••• 4444")
         #expect(!card.token.contains("5555"))
+        // A token it issued, handed back (a client-side SDK's), stands for
+        // the same method; one it did not issue is refused (session 29:
+        // any "tok_test_…" was taken, shown as "visa 4242 12/2099").
+        #expect(try await gateway.tokenize(.token(card.token), now: now) == card)
+        #expect(try await gateway.tokenize(.token(declines), now: now).label == "visa •••• 0002")
+        for made in ["tok_test_4111111111111111", "tok_test_ok_1", "tok_test_ok_1~card.visa.42.12.2099", "pm_abc",
+                     "tok_test_ok_~card.visa.4242.12.2099", "tok_test_ok_1~card.visa.4242.13.2099", "tok_test_ok_1~bank.67.X"] {
+            await #expect(throws: GatewayRefusal.self, "\(made)") { _ = try await gateway.tokenize(.token(made), now: now) }
+        }
+        // A bank account's decline says so.
+        let bank = try await gateway.tokenize(.bankAccount(bankName: "First Test Bank", routingNumber: "110000000",
+                                                           accountNumber: TestPaymentGateway.decliningBankAccount, holder: ""), now: now)
+        #expect(try await gateway.tokenize(.token(bank.token), now: now) == bank)
+        #expect(await gateway.charge(token: bank.token, amount: amount, idempotencyKey: "e")
+            == .failed(reason: "BANK_ACCOUNT_DECLINED", message: "the bank account was declined"))
     }
 }
 

@@ -773,11 +773,14 @@ def test_ids_that_only_look_alike_are_refused_never_merged(client):
         assert code == grpc.StatusCode.INVALID_ARGUMENT, f"{path}: {code.name} {details}"
         assert info.reason == "INVALID_FIELD" and info.metadata["field"] == field, info
     assert c.balance(composed) == 1_000_000  # nothing charged
-    # A user of the composed account is not let into the decomposed spelling, nor the other way round.
-    for own, asked in ((composed, decomposed), (decomposed, composed)):
+    # A user of the composed account is not let into the decomposed spelling,
+    # nor the other way round: a token naming the decomposed one is no valid
+    # token at all (session 29: a token's account_id follows an id's rules).
+    for own, asked, refused in ((composed, decomposed, (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT)),
+                                (decomposed, composed, (grpc.StatusCode.UNAUTHENTICATED,))):
         token = "Bearer " + mint_jwt(c.s.jwt_secret(), user_claims(account_id=own, role="owner"))
         code, info, details, _ = c.call(GET_USAGE, m.GetUsageRequest(account_id=asked), token)
-        assert code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT), f"{own!r} asking {asked!r}: {code.name}"
+        assert code in refused, f"{own!r} asking {asked!r}: {code.name}"
 
 
 def test_a_huge_id_or_timeout_is_answered_with_a_bounded_message(client, served):
