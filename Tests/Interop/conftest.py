@@ -46,6 +46,12 @@ RPC_TIMEOUT_S = 10.0
 # No proxy from the environment may sit between the client and loopback.
 CHANNEL_OPTIONS = [("grpc.enable_http_proxy", 0)]
 
+# Servers start with SIGHUP as a terminal's server has it, whatever this run
+# inherited (under `nohup` it is ignored, and a server keeps it so): set
+# here, in this process, which its children inherit — not in a
+# `preexec_fn`, which runs Python between fork and exec (see `start`).
+signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
 
 class _CallDetails(grpc.ClientCallDetails):
     def __init__(self, details, metadata):
@@ -418,19 +424,15 @@ class ServerFactory:
                 jwt_secret_path = ROOT / jwt_secret_path
         log = open(log_path, "wb")
         err = open(stderr_path, "wb") if stderr_path is not None else None
+        # The process's soft and hard limit on descriptors, by prlimit(1):
+        # no Python runs between fork and exec (a `preexec_fn` did, and in a
+        # process with grpcio's threads the child could abort in grpcio's
+        # fork handlers before exec — session 29, once under load).
+        spawned = command if open_files is None else ["prlimit", f"--nofile={open_files}:{open_files}", "--", *command]
         # Run from the repository root, as the README does, so that default
         # paths (config/) resolve; everything the server writes is in tmp_path.
-        def prepare_child():
-            # SIGHUP as a terminal's server has it, whatever this run inherited
-            # (under `nohup` it is ignored, and a server keeps it so).
-            signal.signal(signal.SIGHUP, signal.SIG_DFL)
-            if open_files is not None:  # the process's soft and hard limit on descriptors
-                import resource
-                resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
-
-        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=err if err is not None else subprocess.STDOUT, cwd=ROOT,
-                                preexec_fn=prepare_child)
+        proc = subprocess.Popen(spawned, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=err if err is not None else subprocess.STDOUT, cwd=ROOT)
         log.close()
         if err is not None:
             err.close()

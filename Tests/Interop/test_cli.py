@@ -1064,9 +1064,12 @@ def test_under_nohup_a_hang_up_does_not_stop_the_server(tmp_path):
     was started with SIGHUP ignored (`nohup`): then a logout leaves it
     running (a blocked signal is queued for sigwait even when ignored)."""
     port_file = tmp_path / "port"
-    process = subprocess.Popen([str(billing_binary()), "serve", "--listen", "127.0.0.1:0", "--port-file", str(port_file),
+    # Started as nohup starts it: SIGHUP ignored, by a shell that then
+    # execs it (no Python between fork and exec: see conftest's `start`).
+    process = subprocess.Popen(["sh", "-c", 'trap "" HUP; exec "$@"', "sh",
+                                str(billing_binary()), "serve", "--listen", "127.0.0.1:0", "--port-file", str(port_file),
                                 "--db", str(tmp_path / "db.sqlite"), "--no-demo"], cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+                               stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
         while not (port_file.exists() and port_file.read_text().strip()):

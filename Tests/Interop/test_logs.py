@@ -324,8 +324,10 @@ def test_the_secret_files_are_private_from_their_first_byte(tmp_path):
     command = ["strace", "-f", "-qq", "-e", "trace=openat,chmod,fchmod,fchmodat,rename", "-o", str(trace),
                str(billing_binary()), "serve", "--listen", "127.0.0.1:0", "--port-file", str(port_file),
                "--db", str(db), "--demo-credentials-file", str(credentials)]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               preexec_fn=lambda: os.umask(0))
+    # umask 0 set by a shell that then execs (no Python between fork and
+    # exec: see conftest's `start`).
+    process = subprocess.Popen(["sh", "-c", 'umask 0; exec "$@"', "sh", *command], cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
         while not (port_file.exists() and credentials.exists()) and time.monotonic() < deadline:
