@@ -253,7 +253,9 @@ extension Ledger {
 
     /// Notes that `id`'s due work failed (`isAccountFault`).
     func transitionFailed(_ id: String, _ error: any Error) {
-        let reason = "\(error)"
+        // Compared by what failed, not by the words (a gateway taken as down
+        // says how many seconds are left: each tick would log again).
+        let reason = error is GatewayUnavailable ? "the payment gateway gives no outcome" : "\(error)"
         guard failingTransitions.updateValue(reason, forKey: id) != reason else { return }
         accountsFailingTransitions.store(failingTransitions.count, ordering: .relaxed)
         logger.error("an account's due work (a transition, a payment) failed; it stays due and is tried again, the other accounts go on", metadata: [
@@ -385,7 +387,23 @@ extension Ledger {
             transitions += more.prefix(max(0, kept - transitions.count))
         }
         var failed = skipping
+        // Accounts whose payments wait (the gateway taken as down before any
+        // charge of theirs started: nothing pending): their transitions go
+        // on, uncharged, as a read's do — a catch-up during an outage closes
+        // every period under the terms of its time, and the ticker charges
+        // the invoices once the gateway answers.
+        var deferred: Set<String> = []
         func fail(_ id: String, at: Int64, _ error: any Error) throws {
+            if error is GatewayUnavailable, !hasPendingCharge(id) {
+                deferred.insert(id)
+                transitionFailed(id, error)
+                if transitions.count < kept {
+                    transitions.append(ClockTransition(at: at, accountID: id, kind: "PAYMENT_DEFERRED",
+                                                       description: "the payment gateway gives no outcome now: this account's "
+                                                           + "payments wait for it, its periods and trials go on"))
+                }
+                return
+            }
             guard only == nil, isAccountFault(error) else { throw error }
             failed.insert(id)
             transitionFailed(id, error)
@@ -420,10 +438,9 @@ extension Ledger {
             }
         }
         if charging {
-            for (id, owed) in owedInvoicesByAccount(only: only) where !failed.contains(id) {
+            for (id, owed) in owedInvoicesByAccount(only: only) where !failed.contains(id) && !deferred.contains(id) {
                 do {
-                    add(try await attemptOwedPayments(owed))
-                    transitionsApplied(id)
+                    try await attemptOwedPayments(owed, add)
                 } catch {
                     try fail(id, at: nowUnix, error)
                 }
@@ -434,15 +451,16 @@ extension Ledger {
         for _ in 0..<maxSteps {
             guard let (id, due) = earliestDue(upTo: limit, only: only, skipping: failed) else {
                 // Nothing left due: whatever of it failed before went through.
-                if let only, charging { transitionsApplied(only) }
+                if let only, charging, !deferred.contains(only) { transitionsApplied(only) }
                 return (transitions, count, true, failed)
             }
             do {
                 // What it made is reported even if its payment then fails:
                 // the close is committed (a diff review: it was reported as
                 // TRANSITION_FAILED, "stays due", and never again).
-                try await applyDue(due, of: id, charging: charging, add)
-                transitionsApplied(id)
+                let charges = charging && !deferred.contains(id)
+                try await applyDue(due, of: id, charging: charges, add)
+                if charges { transitionsApplied(id) }  // (a read's transitions say nothing of its payments)
             } catch {
                 try fail(id, at: due.at, error)
             }
@@ -494,7 +512,7 @@ extension Ledger {
             add([ClockTransition(at: due.at, accountID: id, kind: "PAYMENT_METHOD_APPLIED",
                                  description: "the replacement payment method is now the one on file")])
         }
-        if charging { add(try await attemptOwedPayments(only: id)) }
+        if charging { try await attemptOwedPayments(only: id, add) }
     }
 
     /// The invoices issued with a payment attempt owed (of `only`'s
@@ -511,20 +529,18 @@ extension Ledger {
 
     /// Charges every invoice of `only`'s account (or every account's) that
     /// was issued with a payment attempt owed.
-    func attemptOwedPayments(only: String?) async throws -> [ClockTransition] {
-        var transitions: [ClockTransition] = []
-        for (_, owed) in owedInvoicesByAccount(only: only) { transitions += try await attemptOwedPayments(owed) }
-        return transitions
+    func attemptOwedPayments(only: String?, _ add: ([ClockTransition]) -> Void) async throws {
+        for (_, owed) in owedInvoicesByAccount(only: only) { try await attemptOwedPayments(owed, add) }
     }
 
-    /// Charges the invoices `owed` (sequences), in this order.
-    func attemptOwedPayments(_ owed: [Int64]) async throws -> [ClockTransition] {
-        var transitions: [ClockTransition] = []
+    /// Charges the invoices `owed` (sequences), in this order, `add`ing
+    /// each attempt as it is recorded (a later one that fails does not take
+    /// the earlier ones out of an AdvanceClock's answer).
+    func attemptOwedPayments(_ owed: [Int64], _ add: ([ClockTransition]) -> Void) async throws {
         for sequence in owed {
             let charge = try await attemptPayment(invoice: sequence)
-            transitions.append(Self.paymentTransition(charge, number: state.invoices[sequence]?.invoice.number, at: nowUnix))
+            add([Self.paymentTransition(charge, number: state.invoices[sequence]?.invoice.number, at: nowUnix)])
         }
-        return transitions
     }
 
     /// Charges what is due on invoice `sequence` and records the attempt.
@@ -573,7 +589,19 @@ extension Ledger {
         // waiting for the next cycle. (The charge keeps its label.)
         if recorded.charge.status != .succeeded { recorded.clearNewMethod() }
         try await commit(.chargeRecorded(recorded))
+        noteIfCaughtUp(recorded.charge.accountID)
         return recorded.charge
+    }
+
+    /// After a charge is recorded (by the ticker, or a request: a purchase,
+    /// a payment, a grant settling a pending one): an account counted as
+    /// failing that has nothing pending, owed or due any more is not — the
+    /// ticker would not visit it again to say so.
+    func noteIfCaughtUp(_ id: String) {
+        guard failingTransitions[id] != nil, let book = state.accounts[id], book.lifecycle.nextDueTransition(now: nowUnix) == nil,
+              !hasPendingCharge(id), !state.schedule.owedInvoices.contains(where: { state.invoices[$0]?.invoice.accountID == id })
+        else { return }
+        transitionsApplied(id)
     }
 
     /// Journals a credit purchase with the gateway's answer: with it, if
@@ -585,6 +613,7 @@ extension Ledger {
         // sequence cannot be taken by another invoice.
         if purchase.charge.status == .succeeded { purchase.charge.invoiceID = "in_\(state.nextInvoiceSequence)" }
         try await commit(.creditsPurchased(purchase))
+        noteIfCaughtUp(purchase.accountID)
         return purchase.charge
     }
 
@@ -626,7 +655,13 @@ extension Ledger {
             throw GatewayUnavailable(accountID: started.accountID,
                                      message: "the payment gateway gave this charge no outcome; it is asked again shortly")
         }
-        guard gatewayCallsInFlight.withLock({ $0.insert(key).inserted }) else {
+        let now = ContinuousClock.now
+        let lostAfter = Duration.seconds(seconds) * 10
+        guard gatewayCallsInFlight.withLock({ calls in
+            if let began = calls[key], now - began < lostAfter { return false }  // (after that: taken as lost)
+            calls[key] = now
+            return true
+        }) else {
             throw GatewayUnavailable(accountID: started.accountID,
                                      message: "the payment gateway has not answered this charge yet; it is asked again once it has")
         }
@@ -644,7 +679,9 @@ extension Ledger {
             }
             Task.detached { [self] in
                 let outcome = await gateway.charge(token: token, amount: amount, idempotencyKey: key)
-                gatewayCallsInFlight.withLock { _ = $0.remove(key) }
+                gatewayCallsInFlight.withLock { calls in
+                    if calls[key] == now { calls[key] = nil }  // (not a later ask's mark)
+                }
                 if resume(outcome, false) { timer.cancel() }
             }
         }
@@ -656,16 +693,15 @@ extension Ledger {
             gatewayKeyRetry[key] = nil
             return outcome
         }
-        func backoff(_ inARow: Int) -> Duration { min(.seconds(60), configuration.gatewayRetryBase * (1 << min(inARow - 1, 6))) }
-        let wait: Duration
+        func backoff(_ inARow: Int, cap: Duration) -> Duration {
+            min(cap, configuration.gatewayRetryBase * (1 << min(inARow - 1, 10)))
+        }
+        let unknowns = (gatewayKeyRetry[key]?.unknowns ?? 0) + 1
+        let wait = backoff(unknowns, cap: timedOut ? .seconds(600) : .seconds(60))
+        gatewayKeyRetry[key] = (ContinuousClock.now + wait, unknowns)
         if timedOut {
             gatewayTimeoutsInARow += 1
-            wait = backoff(gatewayTimeoutsInARow)
-            gatewayDownUntil = ContinuousClock.now + wait
-        } else {
-            let unknowns = (gatewayKeyRetry[key]?.unknowns ?? 0) + 1
-            wait = backoff(unknowns)
-            gatewayKeyRetry[key] = (ContinuousClock.now + wait, unknowns)
+            gatewayDownUntil = ContinuousClock.now + backoff(gatewayTimeoutsInARow, cap: .seconds(60))
         }
         logger.warning("the payment gateway gave no outcome; the charge stays pending, asked again with its key", metadata: [
             "account_id": "\(started.accountID)", "gateway_key": "\(key)", "reason": "\(message)",
@@ -715,13 +751,6 @@ extension Ledger {
             logger.notice("a pending gateway charge was recorded", metadata: [
                 "account_id": "\(started.accountID)", "charge_id": "\(recorded.chargeID)", "started_seq": "\(charge.seq)",
                 "status": "\(recorded.status)"])
-            // Settled by a request (a purchase, a payment, a grant): the
-            // account may be caught up, which the ticker would not visit again.
-            if failingTransitions[started.accountID] != nil, let book = state.accounts[started.accountID],
-               book.lifecycle.nextDueTransition(now: nowUnix) == nil, !hasPendingCharge(started.accountID),
-               !state.schedule.owedInvoices.contains(where: { state.invoices[$0]?.invoice.accountID == started.accountID }) {
-                transitionsApplied(started.accountID)
-            }
         }
         return transitions
     }
@@ -1132,11 +1161,14 @@ extension Ledger {
     /// asked the payment gateway, holding the lifecycle turn every account
     /// shares while it waited — up to the gateway's timeout once it stopped
     /// answering). With a charge pending — whose record must come before
-    /// anything that could change what it records — or nothing due, the
-    /// book as it stands, without waiting for the lifecycle turn.
+    /// anything that could change what it records —, nothing due, or the
+    /// turn taken (by the ticker, a purchase: perhaps waiting on the
+    /// gateway, up to its timeout), the book as it stands, without waiting
+    /// for the lifecycle turn: a transition due shows a moment late, never
+    /// a read held up (a diff review, session 29).
     public func currentBook(_ accountID: String) async throws -> AccountBook {
         let standing = try book(accountID)
-        guard standing.lifecycle.nextDueTransition(now: nowUnix) != nil, !hasPendingCharge(accountID) else {
+        guard standing.lifecycle.nextDueTransition(now: nowUnix) != nil, !hasPendingCharge(accountID), !lifecycleBusy else {
             return try await committed(standing)
         }
         try await acquireLifecycle()

@@ -325,18 +325,21 @@ public actor Ledger {
     var transitionFaultForTests: (@Sendable (String) -> (any Error)?)?
     func injectTransitionFault(_ fault: (@Sendable (String) -> (any Error)?)?) { transitionFaultForTests = fault }
     /// Gateway keys whose charge call still runs after `askGateway` gave up
-    /// waiting: not asked again until it returns (a gateway may refuse a
-    /// second call while the first runs — "idempotency key in use").
-    nonisolated let gatewayCallsInFlight = Mutex<Set<String>>([])
+    /// waiting, with when it began: not asked again until it returns (a
+    /// gateway may refuse a second call while the first runs — "idempotency
+    /// key in use"), or is taken as lost after ten timeouts.
+    nonisolated let gatewayCallsInFlight = Mutex<[String: ContinuousClock.Instant]>([:])
     /// Gateway calls timed out in a row, and until when the gateway is then
     /// taken as down (1, 2, 4 … 60 s after each): no charge is started and
     /// none pending asked again meanwhile, so a gateway that stopped
     /// answering costs one timeout per interval, not one per account.
     var gatewayTimeoutsInARow = 0
     var gatewayDownUntil: ContinuousClock.Instant?
-    /// A charge the gateway answered without an outcome (`.unknown`): when
-    /// its key is asked again (1, 2, 4 … 60 s after each such answer),
-    /// and how many in a row. Other charges go on meanwhile.
+    /// A charge the gateway gave no outcome (`.unknown`, or no answer in
+    /// time): when its key is asked again (1, 2, 4 … 60 s after each such
+    /// answer; after each timeout up to 10 min, so one key the gateway hangs
+    /// on does not hold the lifecycle turn a timeout in every minute), and
+    /// how many in a row. Other charges go on meanwhile.
     var gatewayKeyRetry: [String: (at: ContinuousClock.Instant, unknowns: Int)] = [:]
     /// Whether the journal thread sleeps, waiting for an entry (tests).
     nonisolated var journalIsSleeping: Bool { committer.isSleeping }

@@ -218,4 +218,102 @@ import Testing
                                                        requested: RequestedMethod.none))
         await h.ledger.close()
     }
+
+    /// A call still running after its timeout is not repeated (and with no
+    /// backoff at all, the ask is refused by that alone).
+    @Test func aCallStillRunningIsNotAskedAgain() async throws {
+        let gateway = SilentGateway(hang: true)
+        let h = try Self.ledger(gateway, timeout: 1, retryBase: .zero)
+        _ = try await h.ledger.createAccount(id: "a", plan: .free, actor: "t")
+        _ = try await h.ledger.setPaymentMethod(accountID: "a", method: LifecycleLedgerTests.good, actor: "t")
+        gateway.silent.withLock { $0 = ["purchase:"] }
+        for _ in 0..<3 {
+            await #expect(throws: GatewayUnavailable.self) {
+                try await h.ledger.purchaseCredits(accountID: "a", amountMicros: 5_000_000, key: "buy", actor: "t")
+            }
+        }
+        #expect(gateway.calls.withLock { $0 } == 1)  // the first still "runs" (60 s)
+        await h.ledger.close()
+    }
+
+    /// An answer without an outcome holds back that charge's key for a
+    /// while; the gateway is not taken as down: other charges go on.
+    @Test func anUnknownOutcomeHoldsBackItsKeyOnly() async throws {
+        let gateway = SilentGateway()
+        let h = try Self.ledger(gateway, retryBase: .seconds(60))
+        for id in ["a", "b"] {
+            _ = try await h.ledger.createAccount(id: id, plan: .free, actor: "t")
+            _ = try await h.ledger.setPaymentMethod(accountID: id, method: LifecycleLedgerTests.good, actor: "t")
+        }
+        gateway.silent.withLock { $0 = ["purchase:1:a:"] }
+        await #expect(throws: GatewayUnavailable.self) {
+            try await h.ledger.purchaseCredits(accountID: "a", amountMicros: 5_000_000, key: "buy", actor: "t")
+        }
+        gateway.silent.withLock { $0 = [] }
+        let calls = gateway.calls.withLock { $0 }
+        // Its retry within the minute: not asked (held back), refused at once.
+        await #expect(throws: GatewayUnavailable.self) {
+            try await h.ledger.purchaseCredits(accountID: "a", amountMicros: 5_000_000, key: "buy", actor: "t")
+        }
+        #expect(gateway.calls.withLock { $0 } == calls)
+        // Another account is charged meanwhile.
+        let bought = try await h.ledger.purchaseCredits(accountID: "b", amountMicros: 5_000_000, key: "buy", actor: "t")
+        #expect(bought.charge.status == .succeeded)
+        await h.ledger.close()
+    }
+
+    /// The gateway taken as down during a catch-up: an account with a charge
+    /// pending is passed over; the others' periods close on, their payments
+    /// deferred to when the gateway answers (PAYMENT_DEFERRED), so a catch-up
+    /// during an outage closes every period under the terms of its time.
+    @Test func whileTheGatewayIsDownPeriodsCloseAndPaymentsWait() async throws {
+        let gateway = SilentGateway(hang: true)
+        let clock = TestClock(startMicros: DurabilityTests.clockStart * 1_000_000)
+        var configuration = Fixtures.configuration()
+        configuration.gatewayTimeoutSeconds = 1
+        configuration.gatewayRetryBase = .seconds(60)
+        let ledger = try Ledger(store: InMemoryLedgerStore(), plans: Fixtures.plans, clock: clock, configuration: configuration,
+                                logger: Fixtures.logger, gateway: gateway)
+        for id in ["a", "b"] {
+            _ = try await ledger.createAccount(id: id, plan: .pro, actor: "t")
+            _ = try await ledger.setPaymentMethod(accountID: id, method: LifecycleLedgerTests.good, actor: "t")
+        }
+        gateway.silent.withLock { $0 = ["invoice:"] }
+        let moved = try await ledger.advanceClock(to: DurabilityTests.clockStart + 70 * 86_400, actor: "t")
+        let kinds = moved.transitions.map { "\($0.accountID) \($0.kind)" }
+        // a's first close timed out at the gateway: pending, a passed over.
+        #expect(kinds.filter { $0.hasPrefix("a ") } == ["a PERIOD_CLOSED", "a TRANSITION_FAILED"], "\(kinds)")
+        // b: both periods closed, its payment deferred.
+        #expect(kinds.filter { $0 == "b PERIOD_CLOSED" }.count == 2, "\(kinds)")
+        #expect(kinds.contains("b PAYMENT_DEFERRED"), "\(kinds)")
+        #expect(gateway.calls.withLock { $0 } == 1)
+        let state = await ledger.snapshot
+        #expect(state.pendingCharges.values.map(\.started.accountID) == ["a"])
+        #expect(state.accounts["b"]?.charges.isEmpty == true)
+        #expect(await ledger.failingTransitions.keys.sorted() == ["a", "b"])
+        await ledger.close()
+    }
+
+    /// A read of an account with a transition due does not wait for a turn
+    /// held at the gateway: the book as it stands, a moment late.
+    @Test func aReadDoesNotWaitForATurnHeldAtTheGateway() async throws {
+        let gateway = SilentGateway(hang: true)
+        let h = try Self.ledger(gateway, timeout: 4)
+        _ = try await h.ledger.createAccount(id: "a", plan: .free, actor: "t")
+        _ = try await h.ledger.setPaymentMethod(accountID: "a", method: LifecycleLedgerTests.good, actor: "t")
+        _ = try await h.ledger.createAccount(id: "b", plan: .pro, actor: "t")
+        _ = try await h.ledger.setPaymentMethod(accountID: "b", method: LifecycleLedgerTests.good, actor: "t")
+        gateway.silent.withLock { $0 = ["purchase:"] }
+        let ledger = h.ledger
+        let held = Task { try await ledger.purchaseCredits(accountID: "a", amountMicros: 5_000_000, key: "buy", actor: "t") }
+        #expect(await eventually { gateway.calls.withLock { $0 } == 1 })
+        h.clock.advance(seconds: 32 * 86_400)  // b's period is due
+        let started = ContinuousClock.now
+        let book = try await ledger.currentBook("b")
+        #expect(ContinuousClock.now - started < .seconds(2))
+        #expect(book.lifecycle.nextDueTransition(now: h.clock.nowMicros() / 1_000_000) != nil)  // not applied yet
+        held.cancel()
+        _ = await held.result
+        await ledger.close()
+    }
 }
