@@ -37,6 +37,14 @@ import Testing
         }
     }
 
+    /// Accounts `ids` on `plan`, each with a good card on file.
+    static func withCards(_ ledger: Ledger, _ ids: [String], plan: Plan) async throws {
+        for id in ids {
+            _ = try await ledger.createAccount(id: id, plan: plan, actor: "t")
+            _ = try await ledger.setPaymentMethod(accountID: id, method: LifecycleLedgerTests.good, actor: "t")
+        }
+    }
+
     static func ledger(_ gateway: SilentGateway, timeout: Int = 30, retryBase: Duration = .zero) throws -> Harness {
         let store = InMemoryLedgerStore()
         let clock = ManualClock(year: 2028, month: 1, day: 31, hour: 12)
@@ -51,8 +59,7 @@ import Testing
     @Test func aPurchaseWithoutAnOutcomeStaysPendingAndItsRetrySettlesIt() async throws {
         let gateway = SilentGateway()
         let h = try Self.ledger(gateway)
-        _ = try await h.ledger.createAccount(id: "acct", plan: .free, actor: "t")
-        _ = try await h.ledger.setPaymentMethod(accountID: "acct", method: LifecycleLedgerTests.good, actor: "t")
+        try await Self.withCards(h.ledger, ["acct"], plan: .free)
         gateway.silent.withLock { $0 = ["purchase:"] }
         await #expect(throws: GatewayUnavailable.self) {
             try await h.ledger.purchaseCredits(accountID: "acct", amountMicros: 5_000_000, key: "buy", actor: "t")
@@ -80,8 +87,7 @@ import Testing
     @Test func aGatewayThatHangsIsGivenUpOnAfterTheTimeout() async throws {
         let gateway = SilentGateway(hang: true)
         let h = try Self.ledger(gateway, timeout: 1)
-        _ = try await h.ledger.createAccount(id: "acct", plan: .free, actor: "t")
-        _ = try await h.ledger.setPaymentMethod(accountID: "acct", method: LifecycleLedgerTests.good, actor: "t")
+        try await Self.withCards(h.ledger, ["acct"], plan: .free)
         _ = try await h.ledger.createAccount(id: "other", plan: .free, actor: "t")
         gateway.silent.withLock { $0 = ["purchase:"] }
         let started = ContinuousClock.now
@@ -98,10 +104,7 @@ import Testing
     @Test func theTickSettlesTheOtherAccountsPaymentsMeanwhile() async throws {
         let gateway = SilentGateway()
         let h = try Self.ledger(gateway)
-        for id in ["a", "b"] {
-            _ = try await h.ledger.createAccount(id: id, plan: .pro, actor: "t")
-            _ = try await h.ledger.setPaymentMethod(accountID: id, method: LifecycleLedgerTests.good, actor: "t")
-        }
+        try await Self.withCards(h.ledger, ["a", "b"], plan: .pro)
         h.clock.advance(seconds: 32 * 86_400)
         gateway.silent.withLock { $0 = ["invoice:1:a:"] }  // account a's invoice payments
         let made = try await h.ledger.tick()
@@ -125,10 +128,7 @@ import Testing
     @Test func aGatewayThatTimesOutIsTakenAsDownForAWhile() async throws {
         let gateway = SilentGateway(hang: true)
         let h = try Self.ledger(gateway, timeout: 1, retryBase: .seconds(60))
-        for id in ["a", "b"] {
-            _ = try await h.ledger.createAccount(id: id, plan: .free, actor: "t")
-            _ = try await h.ledger.setPaymentMethod(accountID: id, method: LifecycleLedgerTests.good, actor: "t")
-        }
+        try await Self.withCards(h.ledger, ["a", "b"], plan: .free)
         gateway.silent.withLock { $0 = ["purchase:"] }
         await #expect(throws: GatewayUnavailable.self) {
             try await h.ledger.purchaseCredits(accountID: "a", amountMicros: 5_000_000, key: "buy", actor: "t")
@@ -155,8 +155,7 @@ import Testing
     @Test func readsApplyTransitionsButChargeNothing() async throws {
         let gateway = SilentGateway()
         let h = try Self.ledger(gateway)
-        _ = try await h.ledger.createAccount(id: "a", plan: .pro, actor: "t")
-        _ = try await h.ledger.setPaymentMethod(accountID: "a", method: LifecycleLedgerTests.good, actor: "t")
+        try await Self.withCards(h.ledger, ["a"], plan: .pro)
         let before = gateway.calls.withLock { $0 }
         h.clock.advance(seconds: 32 * 86_400)
         let book = try await h.ledger.currentBook("a")
@@ -180,10 +179,7 @@ import Testing
         configuration.gatewayRetryBase = .zero
         let ledger = try Ledger(store: store, plans: Fixtures.plans, clock: clock, configuration: configuration,
                                 logger: Fixtures.logger, gateway: gateway)
-        for id in ["a", "b"] {
-            _ = try await ledger.createAccount(id: id, plan: .pro, actor: "t")
-            _ = try await ledger.setPaymentMethod(accountID: id, method: LifecycleLedgerTests.good, actor: "t")
-        }
+        try await Self.withCards(ledger, ["a", "b"], plan: .pro)
         gateway.silent.withLock { $0 = ["invoice:1:a:"] }
         let moved = try await ledger.advanceClock(to: DurabilityTests.clockStart + 40 * 86_400, actor: "t")
         let kinds = moved.transitions.map { "\($0.accountID) \($0.kind)" }
@@ -205,8 +201,7 @@ import Testing
     @Test func aRetryWhileItsChargeIsPendingIsARetry() async throws {
         let gateway = SilentGateway()
         let h = try Self.ledger(gateway)
-        _ = try await h.ledger.createAccount(id: "acct", plan: .free, actor: "t")
-        _ = try await h.ledger.setPaymentMethod(accountID: "acct", method: LifecycleLedgerTests.good, actor: "t")
+        try await Self.withCards(h.ledger, ["acct"], plan: .free)
         gateway.silent.withLock { $0 = ["purchase:"] }
         await #expect(throws: GatewayUnavailable.self) {
             try await h.ledger.purchaseCredits(accountID: "acct", amountMicros: 5_000_000, key: "buy",
@@ -224,8 +219,7 @@ import Testing
     @Test func aCallStillRunningIsNotAskedAgain() async throws {
         let gateway = SilentGateway(hang: true)
         let h = try Self.ledger(gateway, timeout: 1, retryBase: .zero)
-        _ = try await h.ledger.createAccount(id: "a", plan: .free, actor: "t")
-        _ = try await h.ledger.setPaymentMethod(accountID: "a", method: LifecycleLedgerTests.good, actor: "t")
+        try await Self.withCards(h.ledger, ["a"], plan: .free)
         gateway.silent.withLock { $0 = ["purchase:"] }
         for _ in 0..<3 {
             await #expect(throws: GatewayUnavailable.self) {
@@ -241,10 +235,7 @@ import Testing
     @Test func anUnknownOutcomeHoldsBackItsKeyOnly() async throws {
         let gateway = SilentGateway()
         let h = try Self.ledger(gateway, retryBase: .seconds(60))
-        for id in ["a", "b"] {
-            _ = try await h.ledger.createAccount(id: id, plan: .free, actor: "t")
-            _ = try await h.ledger.setPaymentMethod(accountID: id, method: LifecycleLedgerTests.good, actor: "t")
-        }
+        try await Self.withCards(h.ledger, ["a", "b"], plan: .free)
         gateway.silent.withLock { $0 = ["purchase:1:a:"] }
         await #expect(throws: GatewayUnavailable.self) {
             try await h.ledger.purchaseCredits(accountID: "a", amountMicros: 5_000_000, key: "buy", actor: "t")
@@ -274,10 +265,7 @@ import Testing
         configuration.gatewayRetryBase = .seconds(60)
         let ledger = try Ledger(store: InMemoryLedgerStore(), plans: Fixtures.plans, clock: clock, configuration: configuration,
                                 logger: Fixtures.logger, gateway: gateway)
-        for id in ["a", "b"] {
-            _ = try await ledger.createAccount(id: id, plan: .pro, actor: "t")
-            _ = try await ledger.setPaymentMethod(accountID: id, method: LifecycleLedgerTests.good, actor: "t")
-        }
+        try await Self.withCards(ledger, ["a", "b"], plan: .pro)
         gateway.silent.withLock { $0 = ["invoice:"] }
         let moved = try await ledger.advanceClock(to: DurabilityTests.clockStart + 70 * 86_400, actor: "t")
         let kinds = moved.transitions.map { "\($0.accountID) \($0.kind)" }
@@ -299,10 +287,8 @@ import Testing
     @Test func aReadDoesNotWaitForATurnHeldAtTheGateway() async throws {
         let gateway = SilentGateway(hang: true)
         let h = try Self.ledger(gateway, timeout: 4)
-        _ = try await h.ledger.createAccount(id: "a", plan: .free, actor: "t")
-        _ = try await h.ledger.setPaymentMethod(accountID: "a", method: LifecycleLedgerTests.good, actor: "t")
-        _ = try await h.ledger.createAccount(id: "b", plan: .pro, actor: "t")
-        _ = try await h.ledger.setPaymentMethod(accountID: "b", method: LifecycleLedgerTests.good, actor: "t")
+        try await Self.withCards(h.ledger, ["a"], plan: .free)
+        try await Self.withCards(h.ledger, ["b"], plan: .pro)
         gateway.silent.withLock { $0 = ["purchase:"] }
         let ledger = h.ledger
         let held = Task { try await ledger.purchaseCredits(accountID: "a", amountMicros: 5_000_000, key: "buy", actor: "t") }
