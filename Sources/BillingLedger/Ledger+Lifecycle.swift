@@ -450,8 +450,10 @@ extension Ledger {
         // passes it over.
         for _ in 0..<maxSteps {
             guard let (id, due) = earliestDue(upTo: limit, only: only, skipping: failed) else {
-                // Nothing left due: whatever of it failed before went through.
+                // Nothing left due: whatever of it failed before went through
+                // (a read: if nothing is pending or owed either).
                 if let only, charging, !deferred.contains(only) { transitionsApplied(only) }
+                if let only, !charging { noteIfCaughtUp(only) }
                 return (transitions, count, true, failed)
             }
             do {
@@ -628,6 +630,12 @@ extension Ledger {
         return try await askGateway(started)
     }
 
+    /// A late answer for `key` was kept: its hold is lifted, so the next
+    /// sweep or retry takes it at once.
+    func gatewayAnsweredLate(_ key: String) {
+        gatewayKeyRetry[key] = nil
+    }
+
     /// `GatewayUnavailable` while the gateway is taken as down (`gatewayDownUntil`).
     func requireGatewayUp(_ accountID: String) throws {
         guard let until = gatewayDownUntil, ContinuousClock.now < until else { return }
@@ -665,6 +673,14 @@ extension Ledger {
             throw GatewayUnavailable(accountID: started.accountID,
                                      message: "the payment gateway has not answered this charge yet; it is asked again once it has")
         }
+        // An answer that came after its call was given up on: taken now.
+        if let late = gatewayLateOutcomes.withLock({ $0.removeValue(forKey: key) }) {
+            gatewayCallsInFlight.withLock { _ = $0.removeValue(forKey: key) }
+            gatewayKeyRetry[key] = nil
+            return late
+        }
+        gatewayWaits += 1
+        defer { gatewayWaits -= 1 }
         let (outcome, timedOut): (ChargeOutcome, Bool) = await withCheckedContinuation { continuation in
             let answered = Mutex(false)
             let resume: @Sendable (ChargeOutcome, Bool) -> Bool = { outcome, timedOut in
@@ -682,7 +698,16 @@ extension Ledger {
                 gatewayCallsInFlight.withLock { calls in
                     if calls[key] == now { calls[key] = nil }  // (not a later ask's mark)
                 }
-                if resume(outcome, false) { timer.cancel() }
+                if resume(outcome, false) {
+                    timer.cancel()
+                } else if case .unknown = outcome {
+                } else {
+                    // Late, after the ask gave up: kept for the next ask of
+                    // the key, which takes it without a call (and lifts the
+                    // key's hold: the gateway has answered).
+                    gatewayLateOutcomes.withLock { $0[key] = outcome }
+                    await self.gatewayAnsweredLate(key)
+                }
             }
         }
         if !timedOut {  // it answers
@@ -697,7 +722,8 @@ extension Ledger {
             min(cap, configuration.gatewayRetryBase * (1 << min(inARow - 1, 10)))
         }
         let unknowns = (gatewayKeyRetry[key]?.unknowns ?? 0) + 1
-        let wait = backoff(unknowns, cap: timedOut ? .seconds(600) : .seconds(60))
+        // A timed-out key waits at least a timeout (its call may run on).
+        let wait = timedOut ? max(.seconds(seconds), backoff(unknowns, cap: .seconds(600))) : backoff(unknowns, cap: .seconds(60))
         gatewayKeyRetry[key] = (ContinuousClock.now + wait, unknowns)
         if timedOut {
             gatewayTimeoutsInARow += 1
@@ -809,6 +835,11 @@ extension Ledger {
         _ = try await processDue(upTo: now, only: accountID)
         let (domain, event) = make(try book(accountID))
         let actions = try check(domain, on: try book(accountID), at: now)
+        // A request that charges (an upgrade, a card on a paused trial, a
+        // prorated contract) is not applied while the gateway is taken as
+        // down: its caller would hear UNAVAILABLE for a change committed (a
+        // third diff review).
+        if actions.contains(.attemptPayment) { try requireGatewayUp(accountID) }
         let invoicesBefore = state.nextInvoiceSequence
         try await commit(lifecycleEvent(accountID, at: now, actor: actor, key: key, event))
         let issued = state.nextInvoiceSequence > invoicesBefore ? state.nextInvoiceSequence - 1 : nil
@@ -1162,13 +1193,16 @@ extension Ledger {
     /// shares while it waited — up to the gateway's timeout once it stopped
     /// answering). With a charge pending — whose record must come before
     /// anything that could change what it records —, nothing due, or the
-    /// turn taken (by the ticker, a purchase: perhaps waiting on the
-    /// gateway, up to its timeout), the book as it stands, without waiting
-    /// for the lifecycle turn: a transition due shows a moment late, never
-    /// a read held up (a diff review, session 29).
+    /// turn held by a call waiting on the gateway (up to its timeout), the
+    /// book as it stands, without waiting for the turn: a transition due
+    /// then shows once the gateway answers, rather than the read held up (a
+    /// diff review, session 29). Otherwise the read queues for the turn, as
+    /// before (a sweep gives it up between accounts), and shows the
+    /// transition applied.
     public func currentBook(_ accountID: String) async throws -> AccountBook {
         let standing = try book(accountID)
-        guard standing.lifecycle.nextDueTransition(now: nowUnix) != nil, !hasPendingCharge(accountID), !lifecycleBusy else {
+        guard standing.lifecycle.nextDueTransition(now: nowUnix) != nil, !hasPendingCharge(accountID),
+              !(lifecycleBusy && gatewayWaits > 0) else {
             return try await committed(standing)
         }
         try await acquireLifecycle()

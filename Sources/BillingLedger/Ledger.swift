@@ -334,6 +334,11 @@ public actor Ledger {
     /// none pending asked again meanwhile, so a gateway that stopped
     /// answering costs one timeout per interval, not one per account.
     var gatewayTimeoutsInARow = 0
+    /// Calls waiting on the gateway now (a read does not queue behind one).
+    var gatewayWaits = 0
+    /// Outcomes that came after their call was given up on (by key), for
+    /// the next ask of the key.
+    nonisolated let gatewayLateOutcomes = Mutex<[String: ChargeOutcome]>([:])
     var gatewayDownUntil: ContinuousClock.Instant?
     /// A charge the gateway gave no outcome (`.unknown`, or no answer in
     /// time): when its key is asked again (1, 2, 4 … 60 s after each such

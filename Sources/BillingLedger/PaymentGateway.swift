@@ -74,6 +74,11 @@ public struct GatewayUnavailable: Error, Sendable, Equatable {
     public var message: String
 }
 
+/// `charge` must answer `.succeeded` or `.failed` only for a final outcome;
+/// anything else — a timeout, a connection lost, a server error, "this
+/// idempotency key is in use" (a call under it still running) — is
+/// `.unknown`: a charge recorded failed is attempted again under a new key,
+/// so a "failed" that was not final could charge the customer twice.
 public protocol PaymentGateway: Sendable {
     func tokenize(_ source: PaymentSource, now: Int64) async throws(GatewayRefusal) -> TokenizedMethod
     func charge(token: String, amount: Money, idempotencyKey: String) async -> ChargeOutcome

@@ -16,6 +16,8 @@ import Testing
         let inner = TestPaymentGateway()
         let silent = Mutex<Set<String>>([])
         let hang: Bool
+        /// Silent charges answer for real after this long instead (a slow gateway).
+        let slow = Mutex<Duration?>(nil)
         /// Charges answered; and every call, answered or not.
         let charges = Mutex(0)
         let calls = Mutex(0)
@@ -29,6 +31,11 @@ import Testing
         func charge(token: String, amount: Money, idempotencyKey: String) async -> ChargeOutcome {
             calls.withLock { $0 += 1 }
             if silent.withLock({ $0.contains { idempotencyKey.hasPrefix($0) } }) {
+                if let delay = slow.withLock({ $0 }) {
+                    try? await Task.sleep(for: delay)
+                    charges.withLock { $0 += 1 }
+                    return await inner.charge(token: token, amount: amount, idempotencyKey: idempotencyKey)
+                }
                 if hang { try? await Task.sleep(for: .seconds(60)) }
                 return .unknown(message: "connection reset")
             }
@@ -301,5 +308,45 @@ import Testing
         held.cancel()
         _ = await held.result
         await ledger.close()
+    }
+
+    /// An answer that comes after its call was given up on is kept and
+    /// taken by the next ask of the key, without a second call.
+    @Test func aLateAnswerIsTakenWithoutAnotherCall() async throws {
+        let gateway = SilentGateway()
+        gateway.slow.withLock { $0 = .milliseconds(1_500) }
+        let h = try Self.ledger(gateway, timeout: 1, retryBase: .zero)
+        try await Self.withCards(h.ledger, ["a"], plan: .free)
+        gateway.silent.withLock { $0 = ["purchase:"] }
+        await #expect(throws: GatewayUnavailable.self) {
+            try await h.ledger.purchaseCredits(accountID: "a", amountMicros: 5_000_000, key: "buy", actor: "t")
+        }
+        let ledger = h.ledger
+        #expect(await eventually { ledger.gatewayLateOutcomes.withLock { !$0.isEmpty } })
+        let bought = try await h.ledger.purchaseCredits(accountID: "a", amountMicros: 5_000_000, key: "buy", actor: "t")
+        #expect(bought.charge.status == .succeeded)
+        #expect(gateway.calls.withLock { $0 } == 1 && gateway.charges.withLock { $0 } == 1)
+        #expect(await h.ledger.snapshot.accounts["a"]?.balance == 5_000_000)
+        await h.ledger.close()
+    }
+
+    /// A request that charges is not applied while the gateway is taken as
+    /// down: UNAVAILABLE with nothing committed (not a change applied and
+    /// its caller told to try again).
+    @Test func aRequestThatChargesIsNotAppliedWhileTheGatewayIsDown() async throws {
+        let gateway = SilentGateway(hang: true)
+        let h = try Self.ledger(gateway, timeout: 1, retryBase: .seconds(60))
+        try await Self.withCards(h.ledger, ["a", "b"], plan: .free)
+        gateway.silent.withLock { $0 = ["purchase:"] }
+        await #expect(throws: GatewayUnavailable.self) {
+            try await h.ledger.purchaseCredits(accountID: "a", amountMicros: 5_000_000, key: "buy", actor: "t")
+        }
+        let seq = await h.ledger.snapshot.lastSeq
+        await #expect(throws: GatewayUnavailable.self) {
+            try await h.ledger.changePlan(accountID: "b", to: .pro, key: "up", actor: "t")
+        }
+        let state = await h.ledger.snapshot
+        #expect(state.lastSeq == seq && state.accounts["b"]?.lifecycle.plan == .free)
+        await h.ledger.close()
     }
 }
