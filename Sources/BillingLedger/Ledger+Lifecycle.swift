@@ -634,6 +634,8 @@ extension Ledger {
     /// sweep or retry takes it at once.
     func gatewayAnsweredLate(_ key: String) {
         gatewayKeyRetry[key] = nil
+        // Its charge already recorded (by a later call under the key): nothing will take it.
+        if state.pendingCharges[key] == nil { gatewayLateOutcomes.withLock { _ = $0.removeValue(forKey: key) } }
     }
 
     /// `GatewayUnavailable` while the gateway is taken as down (`gatewayDownUntil`).
@@ -658,6 +660,12 @@ extension Ledger {
     func askGateway(_ started: Billing_Journal_V1_ChargeStarted) async throws -> ChargeOutcome {
         let (gateway, seconds) = (self.gateway, configuration.gatewayTimeoutSeconds)
         let (token, amount, key) = (started.gatewayToken, Money(micros: started.amountMicros), started.gatewayKey)
+        // An answer that came after its call was given up on: taken first,
+        // whatever holds the gateway or the key back (it is in hand).
+        if let late = gatewayLateOutcomes.withLock({ $0.removeValue(forKey: key) }) {
+            gatewayKeyRetry[key] = nil
+            return late
+        }
         try requireGatewayUp(started.accountID)
         if let retry = gatewayKeyRetry[key], ContinuousClock.now < retry.at {
             throw GatewayUnavailable(accountID: started.accountID,
@@ -672,12 +680,6 @@ extension Ledger {
         }) else {
             throw GatewayUnavailable(accountID: started.accountID,
                                      message: "the payment gateway has not answered this charge yet; it is asked again once it has")
-        }
-        // An answer that came after its call was given up on: taken now.
-        if let late = gatewayLateOutcomes.withLock({ $0.removeValue(forKey: key) }) {
-            gatewayCallsInFlight.withLock { _ = $0.removeValue(forKey: key) }
-            gatewayKeyRetry[key] = nil
-            return late
         }
         gatewayWaits += 1
         defer { gatewayWaits -= 1 }
@@ -695,19 +697,19 @@ extension Ledger {
             }
             Task.detached { [self] in
                 let outcome = await gateway.charge(token: token, amount: amount, idempotencyKey: key)
+                let onTime = resume(outcome, false)
+                if !onTime, case .unknown = outcome {
+                } else if !onTime {
+                    // Late, after the ask gave up: kept for the next ask of
+                    // the key, which takes it without a call (and lifts the
+                    // key's hold: the gateway has answered) — stored before
+                    // the mark goes, so no ask in between calls again.
+                    gatewayLateOutcomes.withLock { $0[key] = outcome }
+                }
                 gatewayCallsInFlight.withLock { calls in
                     if calls[key] == now { calls[key] = nil }  // (not a later ask's mark)
                 }
-                if resume(outcome, false) {
-                    timer.cancel()
-                } else if case .unknown = outcome {
-                } else {
-                    // Late, after the ask gave up: kept for the next ask of
-                    // the key, which takes it without a call (and lifts the
-                    // key's hold: the gateway has answered).
-                    gatewayLateOutcomes.withLock { $0[key] = outcome }
-                    await self.gatewayAnsweredLate(key)
-                }
+                if onTime { timer.cancel() } else { await self.gatewayAnsweredLate(key) }
             }
         }
         if !timedOut {  // it answers
@@ -839,7 +841,11 @@ extension Ledger {
         // prorated contract) is not applied while the gateway is taken as
         // down: its caller would hear UNAVAILABLE for a change committed (a
         // third diff review).
-        if actions.contains(.attemptPayment) { try requireGatewayUp(accountID) }
+        // (Only with a method to charge: without one the attempt records
+        // PAYMENT_METHOD_REQUIRED, no gateway asked — a fourth diff review.)
+        if actions.contains(.attemptPayment), try book(accountID).paymentMethod != nil || domain == .paymentMethodAdded {
+            try requireGatewayUp(accountID)
+        }
         let invoicesBefore = state.nextInvoiceSequence
         try await commit(lifecycleEvent(accountID, at: now, actor: actor, key: key, event))
         let issued = state.nextInvoiceSequence > invoicesBefore ? state.nextInvoiceSequence - 1 : nil

@@ -315,7 +315,9 @@ import Testing
     @Test func aLateAnswerIsTakenWithoutAnotherCall() async throws {
         let gateway = SilentGateway()
         gateway.slow.withLock { $0 = .milliseconds(1_500) }
-        let h = try Self.ledger(gateway, timeout: 1, retryBase: .zero)
+        // The gateway taken as down until ~2 s, the key held: the answer in
+        // hand at ~1.5 s is taken all the same.
+        let h = try Self.ledger(gateway, timeout: 1, retryBase: .seconds(1))
         try await Self.withCards(h.ledger, ["a"], plan: .free)
         gateway.silent.withLock { $0 = ["purchase:"] }
         await #expect(throws: GatewayUnavailable.self) {
@@ -347,6 +349,28 @@ import Testing
         }
         let state = await h.ledger.snapshot
         #expect(state.lastSeq == seq && state.accounts["b"]?.lifecycle.plan == .free)
+        await h.ledger.close()
+    }
+
+    /// A request whose payment needs no gateway — no method on file: the
+    /// attempt records PAYMENT_METHOD_REQUIRED — goes ahead while the
+    /// gateway is taken as down (a fourth diff review: it was refused).
+    @Test func aRequestWithNothingToChargeGoesAheadWhileTheGatewayIsDown() async throws {
+        let gateway = SilentGateway(hang: true)
+        let h = try Self.ledger(gateway, timeout: 1, retryBase: .seconds(60))
+        try await Self.withCards(h.ledger, ["a"], plan: .free)
+        _ = try await h.ledger.createAccount(id: "sales-led", plan: .free, actor: "t")  // no card
+        gateway.silent.withLock { $0 = ["purchase:"] }
+        await #expect(throws: GatewayUnavailable.self) {
+            try await h.ledger.purchaseCredits(accountID: "a", amountMicros: 5_000_000, key: "buy", actor: "t")
+        }
+        var terms = Billing_V1_EnterpriseContract()
+        terms.periodPriceMicros = 1_000_000_000
+        terms.usageRateBasisPoints = 10_000
+        let charge = try await h.ledger.setEnterpriseContract(accountID: "sales-led", terms: terms, actor: "ops")
+        #expect(charge?.failureReason == "PAYMENT_METHOD_REQUIRED", "\(String(describing: charge))")
+        #expect(await h.ledger.snapshot.accounts["sales-led"]?.lifecycle.plan == .enterprise)
+        #expect(gateway.calls.withLock { $0 } == 1)
         await h.ledger.close()
     }
 }
