@@ -52,6 +52,19 @@ import Testing
         }
     }
 
+    /// Free accounts "a" and "b" with cards, the gateway hanging on purchases
+    /// and taken as down for a minute: a's purchase timed out (pending).
+    static func withTheGatewayDown() async throws -> (SilentGateway, Harness) {
+        let gateway = SilentGateway(hang: true)
+        let h = try Self.ledger(gateway, timeout: 1, retryBase: .seconds(60))
+        try await Self.withCards(h.ledger, ["a", "b"], plan: .free)
+        gateway.silent.withLock { $0 = ["purchase:"] }
+        await #expect(throws: GatewayUnavailable.self) {
+            try await h.ledger.purchaseCredits(accountID: "a", amountMicros: 5_000_000, key: "buy", actor: "t")
+        }
+        return (gateway, h)
+    }
+
     static func ledger(_ gateway: SilentGateway, timeout: Int = 30, retryBase: Duration = .zero) throws -> Harness {
         let store = InMemoryLedgerStore()
         let clock = ManualClock(year: 2028, month: 1, day: 31, hour: 12)
@@ -133,13 +146,7 @@ import Testing
     /// started (nothing left pending for it) and the call still running is
     /// not repeated — one timeout per interval, not one per account.
     @Test func aGatewayThatTimesOutIsTakenAsDownForAWhile() async throws {
-        let gateway = SilentGateway(hang: true)
-        let h = try Self.ledger(gateway, timeout: 1, retryBase: .seconds(60))
-        try await Self.withCards(h.ledger, ["a", "b"], plan: .free)
-        gateway.silent.withLock { $0 = ["purchase:"] }
-        await #expect(throws: GatewayUnavailable.self) {
-            try await h.ledger.purchaseCredits(accountID: "a", amountMicros: 5_000_000, key: "buy", actor: "t")
-        }
+        let (gateway, h) = try await Self.withTheGatewayDown()
         #expect(gateway.calls.withLock { $0 } == 1)
         let started = ContinuousClock.now
         // Another account's purchase: refused at once, nothing started.
@@ -336,13 +343,7 @@ import Testing
     /// down: UNAVAILABLE with nothing committed (not a change applied and
     /// its caller told to try again).
     @Test func aRequestThatChargesIsNotAppliedWhileTheGatewayIsDown() async throws {
-        let gateway = SilentGateway(hang: true)
-        let h = try Self.ledger(gateway, timeout: 1, retryBase: .seconds(60))
-        try await Self.withCards(h.ledger, ["a", "b"], plan: .free)
-        gateway.silent.withLock { $0 = ["purchase:"] }
-        await #expect(throws: GatewayUnavailable.self) {
-            try await h.ledger.purchaseCredits(accountID: "a", amountMicros: 5_000_000, key: "buy", actor: "t")
-        }
+        let (_, h) = try await Self.withTheGatewayDown()
         let seq = await h.ledger.snapshot.lastSeq
         await #expect(throws: GatewayUnavailable.self) {
             try await h.ledger.changePlan(accountID: "b", to: .pro, key: "up", actor: "t")
@@ -356,14 +357,8 @@ import Testing
     /// attempt records PAYMENT_METHOD_REQUIRED — goes ahead while the
     /// gateway is taken as down (a fourth diff review: it was refused).
     @Test func aRequestWithNothingToChargeGoesAheadWhileTheGatewayIsDown() async throws {
-        let gateway = SilentGateway(hang: true)
-        let h = try Self.ledger(gateway, timeout: 1, retryBase: .seconds(60))
-        try await Self.withCards(h.ledger, ["a"], plan: .free)
+        let (gateway, h) = try await Self.withTheGatewayDown()
         _ = try await h.ledger.createAccount(id: "sales-led", plan: .free, actor: "t")  // no card
-        gateway.silent.withLock { $0 = ["purchase:"] }
-        await #expect(throws: GatewayUnavailable.self) {
-            try await h.ledger.purchaseCredits(accountID: "a", amountMicros: 5_000_000, key: "buy", actor: "t")
-        }
         var terms = Billing_V1_EnterpriseContract()
         terms.periodPriceMicros = 1_000_000_000
         terms.usageRateBasisPoints = 10_000
