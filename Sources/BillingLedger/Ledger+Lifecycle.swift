@@ -365,6 +365,10 @@ extension Ledger {
     /// `processDue` for at most `maxSteps` transitions; `finished` false
     /// when more are due (those applied are committed).
     ///
+    /// An account whose payments the gateway cannot take now (taken as
+    /// down, nothing of the account's pending) has them deferred, reported
+    /// as `PAYMENT_DEFERRED`: its transitions go on uncharged.
+    ///
     /// Across accounts (`only` nil: an AdvanceClock, a start-up's catch-up)
     /// an account whose due work fails on its own (`isAccountFault`: its
     /// entry cannot be applied — only a bug or damaged data does that —, or

@@ -341,7 +341,11 @@ public nonisolated struct Billing_V1_ClockTransition: Sendable {
   public var accountID: String = String()
 
   /// What happened: "TRIAL_ENDED", "PERIOD_CLOSED", "PLAN_CHANGE_APPLIED",
-  /// "GRACE_ENDED", "PAYMENT_METHOD_APPLIED", ...
+  /// "GRACE_ENDED", "PAYMENT_METHOD_APPLIED", "PAYMENT_SUCCEEDED",
+  /// "PAYMENT_FAILED", ...; and what did not: "TRANSITION_FAILED" (the
+  /// account's due work could not be applied; it stays due, the others go
+  /// on), "PAYMENT_DEFERRED" (the payment gateway gives no outcome: the
+  /// account's payments wait, its periods go on).
   public var kind: String = String()
 
   /// Human-readable details.
