@@ -60,9 +60,7 @@ extension JWTVerifier {
     private func identifier(_ claims: [String: ClaimValue], _ name: String) throws(AuthError) -> String {
         guard case .string(let value)? = claims[name], !value.isEmpty else { throw .invalidClaims("\(name) is required") }
         guard value.utf8.count <= Self.maxIdentifierBytes else { throw .invalidClaims("\(name) is too long") }
-        let scalars = value.unicodeScalars
-        guard !scalars.contains(where: isInvisibleInID), !scalars.first!.properties.isWhitespace,
-              !scalars.last!.properties.isWhitespace, value.isNFC else {
+        guard value.idTextProblem == nil else {
             throw .invalidClaims("\(name) has control or invisible characters, a space at an end, or is not in Unicode NFC")
         }
         return value

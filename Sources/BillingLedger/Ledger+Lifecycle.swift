@@ -1068,10 +1068,7 @@ extension Ledger {
         do {
             // A charge of this key still pending: a retry (its outcome is
             // asked for, not a card tokenized again).
-            if state.pendingCharges.values.contains(where: {
-                guard case .purchase(let purchase)? = $0.started.record else { return false }
-                return $0.started.accountID == accountID && purchase.idempotencyKey == key
-            }) { return false }
+            if hasPendingCharge(accountID, .purchase, key: key) { return false }
             return try earlierPurchase(try book(accountID), amountMicros: amountMicros, key: key, requested: requested) == nil
         } catch let refusal as AccountRequestRefused {
             try await readBarrier().wait()
@@ -1134,10 +1131,7 @@ extension Ledger {
     public func paymentWouldCharge(accountID: String, invoiceID: String, key: String, hasNewMethod: Bool,
                                    requested: String) async throws -> Bool {
         do {
-            if !key.isEmpty, state.pendingCharges.values.contains(where: {
-                guard case .invoicePayment(let payment)? = $0.started.record else { return false }
-                return $0.started.accountID == accountID && payment.idempotencyKey == key
-            }) { return false }  // (as `purchaseWouldCharge`)
+            if !key.isEmpty, hasPendingCharge(accountID, .invoicePayment, key: key) { return false }  // (as `purchaseWouldCharge`)
             if case .charge = try planPayment(try book(accountID), invoiceID: invoiceID, key: key, hasNewMethod: hasNewMethod,
                                               requested: requested) { return true }
             return false
@@ -1222,8 +1216,20 @@ extension Ledger {
         return try await committed(try book(accountID))
     }
 
-    func hasPendingCharge(_ accountID: String) -> Bool {
-        state.pendingCharges.values.contains { $0.started.accountID == accountID }
+    enum ChargeRequest { case purchase, invoicePayment }
+
+    /// Whether a charge of `accountID` is pending; with `request`, one made
+    /// by a request of that kind under the idempotency key `key`.
+    func hasPendingCharge(_ accountID: String, _ request: ChargeRequest? = nil, key: String = "") -> Bool {
+        state.pendingCharges.values.contains { pending in
+            guard pending.started.accountID == accountID else { return false }
+            switch (request, pending.started.record) {
+            case (nil, _): return true
+            case (.purchase?, .purchase(let purchase)?): return purchase.idempotencyKey == key
+            case (.invoicePayment?, .invoicePayment(let payment)?): return payment.idempotencyKey == key
+            default: return false
+            }
+        }
     }
 
     public nonisolated var currentUnix: Int64 { clock.nowMicros() / 1_000_000 }

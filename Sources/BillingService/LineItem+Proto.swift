@@ -51,25 +51,29 @@ public func requireID(_ value: String, _ field: @autoclosure () -> String, requi
     // ledger's hashes, SQLite and the journal tell them apart: one account
     // could answer to two ids, one debit be charged under two keys. Only
     // the composed form (Unicode NFC, unique per equivalent text) is taken;
-    // ASCII always is.
-    if found & 2 != 0, !value.isNFC {
+    // ASCII always is. Ids that print alike must not be two ids: no
+    // invisible characters (C1 controls, zero-width and direction marks,
+    // other format characters, line and paragraph separators) and no space
+    // at either end ("demo " and "demo\u{200B}" look like "demo").
+    // (`idTextProblem`, the rules a user token's ids follow too.)
+    let problem: IDTextProblem?
+    if found & 2 != 0 {
+        problem = value.idTextProblem
+    } else {  // ASCII: a space byte (its other whitespace is control bytes, refused above)
+        problem = value.utf8.first == 0x20 || value.utf8.last == 0x20 ? .edgeSpace : nil
+    }
+    switch problem {
+    case .notNFC?:
         throw GRPCStatus(.invalidArgument, "\(field()) must be in Unicode normalization form C (composed characters)",
                          reason: "INVALID_FIELD", metadata: ["field": field()])
-    }
-    // Ids that print alike must not be two ids: no invisible characters
-    // (C1 controls, zero-width and direction marks, other format
-    // characters, line and paragraph separators) and no space at either end
-    // ("demo " and "demo\u{200B}" look like "demo").
-    if found & 2 != 0, value.unicodeScalars.contains(where: isInvisibleInID) {
+    case .invisible?:
         throw GRPCStatus(.invalidArgument, "\(field()) contains invisible or control characters",
                          reason: "INVALID_FIELD", metadata: ["field": field()])
-    }
-    // (ASCII: a space byte; its other whitespace is control bytes, refused above.)
-    let spaced = found & 2 == 0 ? value.utf8.first == 0x20 || value.utf8.last == 0x20
-        : value.unicodeScalars.first!.properties.isWhitespace || value.unicodeScalars.last!.properties.isWhitespace
-    if spaced {
+    case .edgeSpace?:
         throw GRPCStatus(.invalidArgument, "\(field()) begins or ends with a space", reason: "INVALID_FIELD",
                          metadata: ["field": field()])
+    case nil:
+        break
     }
 }
 

@@ -167,12 +167,12 @@ final class Connection: GRPCConnectionHost {
             var more = false
             do {
                 if let tls {
-                    if budget > 0 { more = try grpc.drainOutput(into: &plaintextOut, upTo: budget) }
+                    if asked { more = try grpc.drainOutput(into: &plaintextOut, upTo: budget) }
                     if !plaintextOut.isEmpty { try tls.writePlaintext(plaintextOut, drainingInto: &output) }
                     tls.drainCiphertext(into: &output)
                     // Encrypted: emptied now, capacity past 256 KiB given back (as `output`'s is).
                     plaintextOut.removeAll(keepingCapacity: plaintextOut.capacity <= 256 * 1024)
-                } else if budget > 0 {
+                } else if asked {
                     more = try grpc.drainOutput(into: &output, upTo: output.count + budget)
                 }
             } catch {
