@@ -533,6 +533,13 @@ public actor Ledger {
             created.plan = "trial"
             created.trialEndsUnix = now / 1_000_000 + Int64(state.plans.trialDays) * 86_400
             created.trialCreditMicros = configuration.trialCreditMicros
+            // The books keep dates to 9999-12-31 (`newBook` refuses others):
+            // refused here, with nothing written, rather than as an entry the
+            // books cannot take (INTERNAL). Reachable on a test clock only.
+            guard created.trialEndsUnix <= LedgerState.latestInstantUnix else {
+                throw AccountRequestRefused(reason: "TRIAL_BEYOND_CALENDAR",
+                                            message: "a trial started now would end after 9999-12-31, the last date the service keeps; create the account on a plan instead")
+            }
         }
         return try await commit(.accountCreated(created), atMicros: now)
     }

@@ -202,7 +202,7 @@ extension LedgerState {
     }
 
     static func sound(_ checkpoint: Billing_Journal_V1_Checkpoint) -> Bool {
-        let instants: ClosedRange<Int64> = 0...253_402_300_799  // to 9999-12-31
+        let instants: ClosedRange<Int64> = 0...LedgerState.latestInstantUnix  // to 9999-12-31
         for account in checkpoint.accounts {
             let state = account.lifecycle
             guard instants.contains(state.periodAnchorUnix), instants.contains(state.periodStartUnix),

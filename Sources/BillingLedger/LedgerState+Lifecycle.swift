@@ -24,6 +24,10 @@ extension LedgerState {
     /// numbers have no gaps.
     public var nextInvoiceSequence: Int64 { Int64(invoices.count) + 1 }
 
+    /// 9999-12-31 23:59:59 UTC: the last instant the books keep (the
+    /// calendar arithmetic of periods and trials stops there).
+    static let latestInstantUnix: Int64 = 253_402_300_799
+
     func newBook(_ created: Billing_Journal_V1_AccountCreated, at: Int64, seq: Int64) throws(ApplyError) -> AccountBook {
         guard created.graceSeconds >= 0, created.trialCreditMicros >= 0 else {
             throw .inconsistent(seq: seq, "negative grace or trial credit")
@@ -31,7 +35,7 @@ extension LedgerState {
         let anchor = created.periodAnchorUnix
         // Instants the calendar arithmetic can take (to 9999-12-31): a
         // damaged file's absurd anchor would trap it, not be refused.
-        guard (0...253_402_300_799).contains(anchor), (0...253_402_300_799).contains(created.trialEndsUnix) else {
+        guard (0...Self.latestInstantUnix).contains(anchor), (0...Self.latestInstantUnix).contains(created.trialEndsUnix) else {
             throw .inconsistent(seq: seq, "an account's period anchor or trial end is out of range")
         }
         var contractTerms: Billing_V1_EnterpriseContract?

@@ -14,9 +14,11 @@ enum MeteringLimits {
     /// Input or output tokens in one llm line item (a trillion). With the
     /// two below, far beyond any one report of usage, and far enough below
     /// Int64 that an account's lifetime sums (which bound every usage
-    /// bucket) take millions of the largest items: without them one
-    /// storage line of Int64.max bytes was accepted and every later storage
-    /// debit of that account refused.
+    /// bucket) take thousands of the largest items (9,223 storage items of
+    /// a petabyte, ~100,000 of the dearest LLM items — charged ~$860
+    /// million and $9.2 trillion by then): without them one storage line of
+    /// Int64.max bytes was accepted and every later storage debit of that
+    /// account refused.
     static let maxTokens: Int64 = 1_000_000_000_000
     /// Calls in one tool_call line item (a billion).
     static let maxToolCalls: Int64 = 1_000_000_000

@@ -45,6 +45,9 @@ struct Serve: ParsableCommand {
     @Option(parsing: .unconditional, help: "Write a checkpoint of the ledger every this many journal entries (1 to 1,000,000,000). The debits since the last two checkpoints are kept in memory for idempotent retries; older ones are read from SQLite.")
     var checkpointEvery: Int = 100_000
 
+    @Option(parsing: .unconditional, help: "Journal entries waiting for their commit at most (1 to 16777216); past it debits and other changes are refused RESOURCE_EXHAUSTED, reason LEDGER_OVERLOADED, with nothing recorded, instead of queueing without bound. A DebitBatch holding more debits than this has the ones past it refused so.")
+    var maxQueuedEntries: Int = LedgerConfiguration().maxQueued
+
     @Option(parsing: .unconditional, help: "Memory for the filter that tells a new idempotency key from a seen one without reading SQLite, in MiB, 1 to 4096 (a power of two is used; 16: ~0.3% needless reads at 10 million keys).")
     var keyFilterMib: Int = 16
 
@@ -183,6 +186,7 @@ struct Serve: ParsableCommand {
             throw ValidationError("--checkpoint-every must be 1...\(LedgerConfiguration.maxCheckpointEvery)")
         }
         guard (1...4096).contains(keyFilterMib) else { throw ValidationError("--key-filter-mib must be 1...4096") }
+        guard (1...16_777_216).contains(maxQueuedEntries) else { throw ValidationError("--max-queued-entries must be 1...16777216") }
         guard (0...1_000_000_000_000).contains(trialCreditMicros) else {
             throw ValidationError("--trial-credit-micros must be 0...1000000000000 ($1,000,000)")
         }
@@ -308,6 +312,7 @@ struct Serve: ParsableCommand {
         var ledgerConfiguration = LedgerConfiguration()
         ledgerConfiguration.checkpointEvery = checkpointEvery
         ledgerConfiguration.keyFilterBytes = keyFilterMib << 20
+        ledgerConfiguration.maxQueued = maxQueuedEntries
         ledgerConfiguration.trialCreditMicros = trialCreditMicros
         ledgerConfiguration.graceSeconds = Int64(graceDays) * 86_400
         // A write or sync the disk reported failed: what the journal holds is

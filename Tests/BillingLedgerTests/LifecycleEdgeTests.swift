@@ -918,4 +918,26 @@ import Testing
         #expect(await h.ledger.account("acct")?.balance == .max - 5_000_000)
         await h.ledger.close()
     }
+    /// A trial that would end after 9999-12-31 (a test clock moved there)
+    /// is refused with a reason, nothing written; a plan account is made.
+    /// Before: the entry reached the books, which refused it — INTERNAL.
+    @Test func aTrialEndingPastTheCalendarIsRefusedWithNothingWritten() async throws {
+        let store = InMemoryLedgerStore()
+        let clock = ManualClock(year: 9999, month: 12, day: 25, hour: 12)
+        let ledger = try Ledger(store: store, plans: Fixtures.plans, clock: clock, configuration: Fixtures.configuration(),
+                                logger: Fixtures.logger, gateway: TestPaymentGateway())
+        let before = await ledger.snapshot.lastSeq
+        await #expect(throws: AccountRequestRefused(reason: "TRIAL_BEYOND_CALENDAR",
+                                                    message: "a trial started now would end after 9999-12-31, the last date the service keeps; create the account on a plan instead")) {
+            try await ledger.createAccount(id: "late", actor: "test")
+        }
+        #expect(await ledger.snapshot.lastSeq == before)
+        #expect(await ledger.snapshot.accounts["late"] == nil)
+        _ = try await ledger.createAccount(id: "late", plan: .pro, actor: "test")
+        #expect(await ledger.snapshot.accounts["late"] != nil)
+        // Fourteen days earlier its trial fits (it ends 9999-12-25).
+        clock.stepBack(seconds: 14 * Self.day)
+        _ = try await ledger.createAccount(id: "early", actor: "test")
+        await ledger.close()
+    }
 }

@@ -41,4 +41,13 @@ import Testing
         #expect(status.code == .invalidArgument)
         #expect(status.errorInfo?.reason == "AMOUNT_TOO_LARGE")
     }
+
+    /// The journal's queue full: the caller is told to back off and retry
+    /// (nothing was recorded), not that the service failed.
+    @Test func aFullJournalQueueIsResourceExhaustedWithItsReason() {
+        let status = Refusals.status(LedgerError.overloaded(pending: 65_536))
+        #expect(status.code == .resourceExhausted)
+        #expect(status.errorInfo?.reason == "LEDGER_OVERLOADED")
+        #expect(status.message.contains("65536 writes waiting"))
+    }
 }

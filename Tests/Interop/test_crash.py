@@ -82,6 +82,27 @@ def error_reason(pb, error):
     return info.reason if status.details and status.details[0].Unpack(info) else None
 
 
+def unexpected_error(pb, error, killed) -> str | None:
+    """Why a call's error is a problem, or None when the kill explains it.
+    A call cut short by the kill ends with what the dead connection gives
+    (UNAVAILABLE, CANCELLED, UNKNOWN: no ErrorInfo, the server wrote none)
+    — only once `killed` is set; DEADLINE_EXCEEDED (a slow moment under
+    load, settled like a killed call) at any time. Anything else — one of
+    those before the kill, or carrying the server's reason (LEDGER_UNAVAILABLE,
+    an INTERNAL) — is a failure the settling after the restart would hide."""
+    code = error.code()
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return None
+    if code not in KILLED:
+        return f"{code} {error.details()}"
+    if not killed.is_set():
+        return f"{code} {error.details()} before the kill"
+    reason = error_reason(pb, error)
+    if reason is not None:
+        return f"{code} {reason} {error.details()}: the server's own refusal, not the kill's"
+    return None
+
+
 class Load:
     """Debits from THREADS threads over CHANNELS channels against one server
     until `stop` is set or the cycle's budget is spent."""
@@ -95,6 +116,7 @@ class Load:
         self.retries = list(retries)      # unsettled attempts of earlier cycles, retried first
         self.rng = rng
         self.stop = threading.Event()
+        self.killed = threading.Event()   # set just before the SIGKILL
         self.lock = threading.Lock()
         self.budget = DEBITS_PER_CYCLE
         self.acks = 0
@@ -192,8 +214,9 @@ class Load:
                     attempt.refused = reason
                 else:
                     attempt.errors.append(error.code())
-                    if error.code() not in KILLED:
-                        self.problems.append(f"{attempt.key}: {error.code()} {error.details()}")
+                    problem = unexpected_error(self.pb, error, self.killed)
+                    if problem is not None:
+                        self.problems.append(f"{attempt.key}: {problem}")
             return
         with self.lock:
             if attempt.refused is not None:
@@ -310,6 +333,7 @@ def check_after_restart(pb, served, key, granted, attempts, verify, where):
 
 
 def kill(served, load):
+    load.killed.set()
     served.terminate(signal.SIGKILL)
     load.stop.set()  # no new attempts at a dead server; the ones in flight fail
     code = served.wait_exit(10)
@@ -465,6 +489,7 @@ class LifecycleLoad:
         self.acks = 0
         self.lock = threading.Lock()
         self.stop = threading.Event()
+        self.killed = threading.Event()   # set just before the SIGKILL
         self.problems = []
 
     def ack(self):
@@ -483,8 +508,9 @@ class LifecycleLoad:
             try:
                 answer = self.payments.PurchaseCredits(request, timeout=RPC_TIMEOUT_S)
             except grpc.RpcError as error:
-                if error.code() not in KILLED:
-                    self.problems.append(f"purchase {key}: {error.code()} {error.details()}")
+                problem = unexpected_error(self.pb, error, self.killed)
+                if problem is not None:
+                    self.problems.append(f"purchase {key}: {problem}")
                 return
             self.purchases[key] = (request, answer)
             self.ack()
@@ -499,8 +525,9 @@ class LifecycleLoad:
                 answer = self.accounts.ChangePlan(a.ChangePlanRequest(account_id=account, to_plan=a.PLAN_PRO,
                                                                       idempotency_key=key), timeout=RPC_TIMEOUT_S)
             except grpc.RpcError as error:
-                if error.code() not in KILLED:
-                    self.problems.append(f"upgrade {key}: {error.code()} {error.details()}")
+                problem = unexpected_error(self.pb, error, self.killed)
+                if problem is not None:
+                    self.problems.append(f"upgrade {key}: {problem}")
                 return
             self.upgrades[account] = (key, answer)
             self.ack()
@@ -514,8 +541,9 @@ class LifecycleLoad:
                 moved = self.admin.AdvanceClock(ad.AdvanceClockRequest(seconds=rng.randint(1, 9) * 86_400),
                                                 timeout=RPC_TIMEOUT_S)
             except grpc.RpcError as error:
-                if error.code() not in KILLED:
-                    self.problems.append(f"clock advance: {error.code()} {error.details()}")
+                problem = unexpected_error(self.pb, error, self.killed)
+                if problem is not None:
+                    self.problems.append(f"clock advance: {problem}")
                 return
             self.clock_targets.append(moved.now_unix_seconds)
             self.ack()

@@ -138,6 +138,26 @@ class Lifecycle:
         assert info is not None and info.reason == reason, (info, caught.value.details())
         return caught.value
 
+    def charged(self, account_id):
+        """What a refused debit must leave as it was: the balance and the
+        usage by day, agent and line item (a Pro account's overage shows in
+        its usage)."""
+        m = self.m
+        usage = self.metering.GetUsage(m.GetUsageRequest(
+            account_id=account_id, group_by=[m.USAGE_GROUP_BY_DAY, m.USAGE_GROUP_BY_AGENT, m.USAGE_GROUP_BY_LINE_ITEM]),
+            timeout=RPC_TIMEOUT_S)
+        return self.get(account_id).credit_balance_micros, usage.total_micros, list(usage.buckets)
+
+    def debit_refused_as_paused(self, account_id, key, **fields):
+        """A debit refused ACCOUNT_PAUSED: nothing charged, and the refusal
+        kept under its key (GetDebit says so)."""
+        before = self.charged(account_id)
+        self.refused(lambda: self.debit(account_id, key, **fields), FAILED_PRECONDITION, "ACCOUNT_PAUSED")
+        assert self.charged(account_id) == before, f"a paused debit ({key}) charged something"
+        settled = self.metering.GetDebit(self.m.GetDebitRequest(account_id=account_id, idempotency_key=key),
+                                         timeout=RPC_TIMEOUT_S)
+        assert settled.outcome == self.m.DEBIT_OUTCOME_REFUSED and settled.refusal.reason == "ACCOUNT_PAUSED", settled
+
 
 @pytest.fixture
 def life(pb, server, verify):
@@ -227,7 +247,7 @@ def test_trial_end_without_a_card_pauses_runs_until_a_card_is_added(life):
     assert account.banners[0].severity == a.BANNER_SEVERITY_CRITICAL and account.banners[0].link_text == "Add a payment method"
     balance = account.credit_balance_micros
     # Debit and Quote are refused; nothing is charged, nothing deleted.
-    life.refused(lambda: life.debit("acme", "after-end"), FAILED_PRECONDITION, "ACCOUNT_PAUSED")
+    life.debit_refused_as_paused("acme", "after-end")
     life.refused(lambda: life.quote("acme"), FAILED_PRECONDITION, "ACCOUNT_PAUSED")
     assert life.get("acme").credit_balance_micros == balance
     # New runs are paused: a run begun before the end reports the rest of its usage, from credits.
@@ -587,7 +607,7 @@ def test_past_due_beyond_the_grace_period_pauses_runs_until_paid(life):
     account = life.get("acme")
     assert account.paused and account.pause_reason == a.PAUSE_REASON_PAST_DUE
     assert banner_kinds(account) == [a.BANNER_KIND_PAUSED, a.BANNER_KIND_PAST_DUE]
-    life.refused(lambda: life.debit("acme", "paused"), FAILED_PRECONDITION, "ACCOUNT_PAUSED")
+    life.debit_refused_as_paused("acme", "paused")
     [invoice] = life.invoices("acme")
     # Its PDF sends the reader to the app (session 27: it printed the app's
     # relative pay route, no address a reader could open).

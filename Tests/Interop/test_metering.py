@@ -860,8 +860,10 @@ def test_workspace_limit_takes_precedence_over_credits(billing):
     b = billing
     b.create("solo", plan="free", credits=1_000)
     b.debit("solo", "k1", [b.tool("slack", 1)], workspace="ws-1")  # balance now 0
+    before = b.snapshot("solo")
     assert_refused(b, b.request("solo", "k2", [b.tool("slack", 1)], workspace="ws-2"),
                    grpc.StatusCode.FAILED_PRECONDITION, "WORKSPACE_LIMIT")
+    b.assert_unchanged("solo", before, "a debit refused for its workspace")
 
 
 @pytest.mark.parametrize("plan", [None, "free"], ids=["trial", "free"])
@@ -1346,6 +1348,40 @@ def test_batch_mixes_accepted_invalid_and_refused_in_order(billing):
     assert_refused(b, requests[3], grpc.StatusCode.FAILED_PRECONDITION, "INSUFFICIENT_CREDITS")
 
 
+def test_a_full_journal_queue_refuses_what_does_not_fit_and_records_nothing(pb, server, verify):
+    """`--max-queued-entries`: past that many entries waiting for the
+    journal, debits are refused RESOURCE_EXHAUSTED LEDGER_OVERLOADED with
+    nothing recorded (issue 3: "when the queue is full callers get
+    RESOURCE_EXHAUSTED instead of unbounded memory"). A batch queues its
+    debits and wakes the journal after its last, so one of 100 debits with
+    room for 10 has at least its last 90 refused; retried, they are
+    accepted."""
+    served = server(args=["--max-queued-entries", "10"])
+    b = Billing(pb, served)
+    b.create("acme", plan="pro", credits=1_000_000)
+    before = b.snapshot("acme")
+    requests = [b.request("acme", f"k{i}", [b.tool("slack", 1)], run=f"r{i}") for i in range(100)]
+    results = b.batch(requests)
+    outcomes = [r.WhichOneof("outcome") for r in results]
+    assert outcomes[:10] == ["accepted"] * 10, outcomes
+    refused = [i for i, o in enumerate(outcomes) if o == "refused"]
+    assert refused and refused[-1] == 99, outcomes
+    for i in refused:
+        assert (results[i].refused.code, results[i].refused.reason) == (RESOURCE_EXHAUSTED, "LEDGER_OVERLOADED"), results[i]
+        assert "retry" in results[i].refused.message
+        # Not recorded: the key settles as unknown, free for the retry.
+        assert b.get_debit("acme", f"k{i}").outcome == b.pb.metering_pb2.DEBIT_OUTCOME_UNKNOWN
+    accepted = len(outcomes) - len(refused)
+    assert b.balance("acme") == before[0] - 1_000 * accepted
+    assert b.usage_total("acme") == 1_000 * accepted
+    # Retried (each batch within the bound), every debit is charged once.
+    for start in range(0, 100, 10):
+        again = b.batch(requests[start:start + 10])
+        assert all(r.WhichOneof("outcome") == "accepted" for r in again), again
+    assert b.balance("acme") == before[0] - 100_000 and b.usage_total("acme") == 100_000
+    verify(served.db_path)
+
+
 def test_batch_limits(billing):
     b = billing
     b.create("acme", plan="pro", credits=1_000_000)
@@ -1407,82 +1443,100 @@ def test_get_debit_of_a_never_used_key_is_unknown(billing):
 
 
 # --------------------------------------------------------------------------
-# Numbers at the edge of int64: a clear status or an exact answer, never a
+# Numbers at the edge of int64: an exact answer or a named refusal, never a
 # crash and never a wrapped (negative) figure.
 
 
-def answered_or_refused(b, call):
-    """The call's response, or None when it was refused as bad input
-    (INVALID_ARGUMENT with a reason: the figures do not fit). Not a dead
-    server (UNAVAILABLE, UNKNOWN), and not INTERNAL: that is the ledger's
-    own fault, and numbers a caller may send are not one."""
-    try:
-        return call()
-    except grpc.RpcError as error:
-        assert error.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNKNOWN), \
-            f"{error.code()} {error.details()}: the server died?\n{b.served.log_tail(15)}"
-        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, f"{error.code()} {error.details()}"
-        info = b.error_info(error)
-        assert info is not None and info.reason, f"{error.details()}: no reason"
-        return None
+END_OF_YEAR_9999 = 253402300800   # 10000-01-01T00:00:00Z: usage is kept per UTC day up to here
 
 
-def assert_exact_usage(b, account, usage):
-    if usage is None:
-        return
-    for x in usage.buckets:
-        for name in ("amount_micros", "quantity", "input_tokens", "output_tokens", "tool_calls", "storage_bytes"):
-            assert getattr(x, name) >= 0, f"wrapped {name}: {x}"
-    assert sum(x.amount_micros for x in usage.buckets) == usage.total_micros
-
-
-def test_usage_range_ending_far_in_the_future_is_not_a_crash(billing):
+def test_usage_range_ending_far_in_the_future(billing):
+    """A range may end anywhere up to the end of year 9999 (the whole range
+    answered exactly); past it, or empty at int64's end, INVALID_RANGE —
+    never a crash, never a wrapped figure."""
     b = billing
     b.create("acme", credits=1_000_000)
     b.debit("acme", "k1", [b.tool("slack", 1)])
-    for to_unix in [INT64_MAX, INT64_MAX - 86_400 + 1, 253402300800]:   # ..., year 10000
-        usage = answered_or_refused(b, lambda: b.usage("acme", ["day"], to_unix=to_unix))
-        b.served.assert_serving()
-        if usage is not None:
-            assert usage.total_micros == 1_000 and usage.to_unix_seconds > usage.from_unix_seconds, to_unix
-    usage = answered_or_refused(b, lambda: b.usage("acme", from_unix=INT64_MAX - 1, to_unix=INT64_MAX))
+    usage = b.usage("acme", ["day"], to_unix=END_OF_YEAR_9999)
+    assert (usage.from_unix_seconds, usage.to_unix_seconds, usage.total_micros) == (0, END_OF_YEAR_9999, 1_000)
+    assert b.usage("acme", ["day"], from_unix=END_OF_YEAR_9999, to_unix=END_OF_YEAR_9999).total_micros == 0
+    for from_unix, to_unix in [(0, END_OF_YEAR_9999 + 1), (0, INT64_MAX - 86_400 + 1), (0, INT64_MAX),
+                               (INT64_MAX - 1, INT64_MAX)]:
+        code, info, details = b.refusal(b.metering.GetUsage, b.pb.metering_pb2.GetUsageRequest(
+            account_id="acme", from_unix_seconds=from_unix, to_unix_seconds=to_unix))
+        assert (code, info.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_RANGE"), (to_unix, details)
     b.served.assert_serving()
-    assert usage is None or usage.total_micros == 0
 
 
-def test_usage_amounts_near_int64_are_not_a_crash(pb, server, tmp_path):
+def assert_usage_exact(b, account):
+    """Every grouping's buckets are the accepted debits' (the test's own
+    sums, in Python's unbounded integers), adding up to the total."""
+    debits_total = sum(r.total_micros for _, r in b.debits_of(account))
+    for group_by in GROUPINGS:
+        usage = b.usage(account, group_by)
+        assert list(usage.buckets) == b.expected_buckets(account, group_by), f"group_by {group_by}"
+        assert usage.total_micros == debits_total == sum(x.amount_micros for x in usage.buckets), f"group_by {group_by}"
+
+
+def test_usage_amounts_near_int64_are_exact(pb, server, tmp_path):
     """Pro accrues overage without credits, so debits of 8 × 10^18 micros
-    each are within reach of a metering caller on a steep catalog; usage
-    grouped any way stays exact or is refused, never wraps."""
+    each are within reach of a metering caller on a steep catalog. What an
+    account is charged in all stays within int64 (a debit past it is refused,
+    AMOUNT_TOO_LARGE, recording nothing), so usage grouped any way is exact:
+    here two agents' buckets together hold int64's largest amount but for
+    2,775,807 micros."""
     b = steep_billing(pb, server, tmp_path)
     b.create("acme", plan="pro")
-    huge = [b.llm("steep", MAX_TOKENS, MAX_TOKENS)]
-    for i, agent in enumerate(["a1", "a2", "a2"]):
-        answered_or_refused(b, lambda: b.debit("acme", f"k{i}", huge, agent=agent, run=f"r{i}"))
-    for group_by in GROUPINGS:
-        usage = answered_or_refused(b, lambda: b.usage("acme", group_by))
-        b.served.assert_serving()
-        assert_exact_usage(b, "acme", usage)
+    first = b.debit("acme", "k1", [b.llm("steep", MAX_TOKENS, MAX_TOKENS)], agent="a1", run="r1")
+    assert (first.total_micros, first.overage_micros) == (8 * 10**18, 8 * 10**18)
+    tokens = (INT64_MAX - first.total_micros) // 4_000_000           # steep: 4,000,000 micros a token
+    second = b.debit("acme", "k2", [b.llm("steep", tokens, 0)], agent="a2", run="r2")
+    assert second.total_micros == tokens * 4_000_000 == 1_223_372_036_852_000_000
+    assert second.overage_micros == second.total_micros   # this debit's overage: no credits
+    assert first.total_micros + second.total_micros == INT64_MAX - 2_775_807
+    # One more steep token does not fit; a tool call still does.
+    before = b.snapshot("acme")
+    code, info, details = b.refused_debit(b.request("acme", "k3", [b.llm("steep", 1, 0)], agent="a2", run="r2"))
+    assert (code, info.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "AMOUNT_TOO_LARGE"), details
+    assert b.get_debit("acme", "k3").outcome == b.pb.metering_pb2.DEBIT_OUTCOME_UNKNOWN
+    b.assert_unchanged("acme", before, "a debit past int64")
+    third = b.debit("acme", "k4", [b.tool("slack", 1)], agent="a2", run="r2")
+    assert third.overage_micros == third.total_micros == 1_000
+    assert_usage_exact(b, "acme")
+    assert b.usage_total("acme") == INT64_MAX - 2_774_807
+    assert b.execution_cost("acme", "r2").total_micros == second.total_micros + 1_000
+    b.served.assert_serving()
 
 
-def test_amounts_beyond_int64_are_not_a_crash(pb, server, tmp_path):
+def test_amounts_beyond_int64_are_refused_exactly_where_they_begin(pb, server, tmp_path):
+    """Credits granted on top: the first debit draws them, the rest is
+    overage; what is charged in all stays within int64 whether credits or
+    overage paid it. Debits of one run: its cost is exact too."""
     b = steep_billing(pb, server, tmp_path)
     # The largest grant (session 27: grants stop at $1,000,000; this test
-    # granted Int64.max); debits of 8 × 10^18 then run into the overage's
-    # bound instead of the balance's.
-    b.create("acme", plan="pro", credits=1_000_000_000_000)
+    # granted Int64.max); debits of 8 × 10^18 then run into the account's
+    # bound on what it is charged in all.
+    credits = 1_000_000_000_000
+    b.create("acme", plan="pro", credits=credits)
     nine = [b.llm("steep", MAX_TOKENS, MAX_TOKENS)]   # 8 × 10^18 micros
     assert b.quote("acme", nine).total_micros == 8 * 10**18
-    for i, agent in enumerate(["a1", "a2", "a2"]):
-        answered_or_refused(b, lambda: b.debit("acme", f"k{i}", nine, agent=agent, run="r1"))
-    cost = answered_or_refused(b, lambda: b.execution_cost("acme", "r1"))
+    first = b.debit("acme", "k0", nine, agent="a1", run="r1")
+    assert (first.covered_by_credits_micros, first.overage_micros, first.balance_after_micros) == (
+        credits, 8 * 10**18 - credits, 0)
+    before = b.snapshot("acme")
+    for i, agent in enumerate(["a1", "a2"], start=1):
+        code, info, details = b.refused_debit(b.request("acme", f"k{i}", nine, agent=agent, run="r1"))
+        assert (code, info.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "AMOUNT_TOO_LARGE"), details
+    b.assert_unchanged("acme", before, "debits past int64")
+    tokens = (INT64_MAX - 8 * 10**18) // 4_000_000
+    last = b.debit("acme", "k3", [b.llm("steep", tokens, 0)], agent="a2", run="r1")
+    assert last.overage_micros == last.total_micros   # the credits went to the first
+    assert first.total_micros + last.total_micros == INT64_MAX - 2_775_807
+    cost = b.execution_cost("acme", "r1")
+    assert [d.entry_id for d in cost.debits] == [first.entry_id, last.entry_id]
+    assert cost.total_micros == INT64_MAX - 2_775_807
+    assert_usage_exact(b, "acme")
     b.served.assert_serving()
-    if cost is not None:
-        assert cost.total_micros == sum(d.total_micros for d in cost.debits) >= 0
-    for group_by in GROUPINGS:
-        usage = answered_or_refused(b, lambda: b.usage("acme", group_by))
-        b.served.assert_serving()
-        assert_exact_usage(b, "acme", usage)
 
 
 def test_batch_debit_that_cannot_be_applied_is_refused_on_its_own(pb, server, tmp_path):
@@ -1719,23 +1773,29 @@ def test_reads_wait_for_the_commit_of_the_debits_they_count(billing):
     commit is held up (another process holds SQLite's write lock, as a long
     checkpoint or a slow disk would), the debit is already decided in memory
     (Quote sees it); a read that would count it waits for its commit instead
-    of showing a charge a failing commit would take back, and answers with
-    it once the commit goes through."""
+    of showing a charge a failing commit would take back (the test above),
+    and answers with it once the commit goes through — not without it, as a
+    read of the durable books that did not wait would. No timing: the reads
+    are sent before a Quote on the same connection, which the server takes
+    in order, and the lock is held until that Quote is answered."""
     b = billing
     a = b.pb.accounts_pb2
     usage_before, balance_before, holder, pending = debit_decided_under_a_held_write_lock(b)
     try:
-        for read in (lambda: b.metering.GetUsage(b.pb.metering_pb2.GetUsageRequest(account_id="acme"), timeout=0.4),
-                     lambda: b.accounts.GetAccount(a.GetAccountRequest(account_id="acme"), timeout=0.4)):
-            with pytest.raises(grpc.RpcError) as early:
-                answer = read()
-                pytest.fail(f"answered while the debit it counts was not durable: {answer}")
-            assert early.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED, early.value
+        reads = [b.metering.GetUsage.future(b.pb.metering_pb2.GetUsageRequest(account_id="acme"), timeout=30),
+                 b.accounts.GetAccount.future(a.GetAccountRequest(account_id="acme"), timeout=30)]
+        assert b.balance("acme") < balance_before, "the debit is decided in memory"
+        assert not any(read.done() for read in reads), \
+            f"a read answered while the debit it counts was not durable: {[r.result() for r in reads if r.done()]}"
     finally:
         holder.execute("ROLLBACK")
         holder.close()
     charged = pending.result()
     b.remember(b.request("acme", "k1", [b.tool("github", 2)]), charged)
+    usage, account = (read.result() for read in reads)
+    assert usage.total_micros == usage_before + charged.total_micros, "GetUsage did not wait for the debit's commit"
+    assert account.account.credit_balance_micros == balance_before - charged.total_micros, \
+        "GetAccount did not wait for the debit's commit"
     assert b.usage_total("acme") == usage_before + charged.total_micros
     account = b.accounts.GetAccount(a.GetAccountRequest(account_id="acme"), timeout=RPC_TIMEOUT_S)
     assert account.account.credit_balance_micros == balance_before - charged.total_micros
