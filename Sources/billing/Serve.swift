@@ -111,7 +111,7 @@ struct Serve: ParsableCommand {
     @Option(help: "Required `aud` claim of user JWTs.")
     var jwtAudience: String = "billing"
 
-    @Flag(help: "Run on a test clock: it starts at the real time and moves only through Admin AdvanceClock, which processes every due trial end, period end and grace end in order. For tests and demos, never production.")
+    @Flag(help: "Run on a test clock: it starts at the real time and moves only through Admin AdvanceClock, which processes every due trial end, period end and grace end in order (API keys and user tokens still expire on the real clock). For tests and demos, never production.")
     var testClock = false
 
     @Option(parsing: .unconditional, help: "Credits a new account's trial starts with, in micro-dollars (0 to 1000000000000; default $10).")
