@@ -211,8 +211,13 @@ extension LedgerState {
             else { return false }
             let plan = Self.plan(state.plan) ?? .free
             if state.hasPendingChange {
+                // Effective at the current period's end: up to a period past
+                // the last instant (a downgrade made in 9999-12 applies in
+                // 10000-01; session 30, a diff review: such books were taken
+                // as damaged, the journal replayed from its start at every start).
                 guard let target = Self.plan(state.pendingChange.toPlan), target < plan,
-                      instants.contains(state.pendingChange.effectiveUnixSeconds) else { return false }
+                      (0...LedgerState.latestPeriodEndUnix).contains(state.pendingChange.effectiveUnixSeconds)
+                else { return false }
             }
             switch state.pauseReason {
             case .trialEnded: guard state.trialEndsUnix != 0, !state.hasPaymentMethod_p else { return false }

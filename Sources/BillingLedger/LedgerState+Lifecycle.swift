@@ -27,6 +27,9 @@ extension LedgerState {
     /// 9999-12-31 23:59:59 UTC: the last instant the books keep (the
     /// calendar arithmetic of periods and trials stops there).
     static let latestInstantUnix: Int64 = 253_402_300_799
+    /// The latest a period that starts by `latestInstantUnix` ends (a month
+    /// is at most 31 days): where a pending downgrade can take effect.
+    static let latestPeriodEndUnix: Int64 = latestInstantUnix + 31 * 86_400
 
     func newBook(_ created: Billing_Journal_V1_AccountCreated, at: Int64, seq: Int64) throws(ApplyError) -> AccountBook {
         guard created.graceSeconds >= 0, created.trialCreditMicros >= 0 else {

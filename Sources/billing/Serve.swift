@@ -45,7 +45,7 @@ struct Serve: ParsableCommand {
     @Option(parsing: .unconditional, help: "Write a checkpoint of the ledger every this many journal entries (1 to 1,000,000,000). The debits since the last two checkpoints are kept in memory for idempotent retries; older ones are read from SQLite.")
     var checkpointEvery: Int = 100_000
 
-    @Option(parsing: .unconditional, help: "Journal entries waiting for their commit at most (1 to 16777216); past it debits and other changes are refused RESOURCE_EXHAUSTED, reason LEDGER_OVERLOADED, with nothing recorded, instead of queueing without bound. A DebitBatch holding more debits than this has the ones past it refused so.")
+    @Option(parsing: .unconditional, help: "Journal entries waiting for their commit at most (1 to 16777216); past it changes are refused RESOURCE_EXHAUSTED, reason LEDGER_OVERLOADED, instead of queueing without bound: a debit with nothing recorded (its key free for the retry); a payment or plan change may have started its charge already (retry it with the same idempotency key). A DebitBatch holding more debits than this has the ones past it refused so.")
     var maxQueuedEntries: Int = LedgerConfiguration().maxQueued
 
     @Option(parsing: .unconditional, help: "Memory for the filter that tells a new idempotency key from a seen one without reading SQLite, in MiB, 1 to 4096 (a power of two is used; 16: ~0.3% needless reads at 10 million keys).")

@@ -940,4 +940,25 @@ import Testing
         _ = try await ledger.createAccount(id: "early", actor: "test")
         await ledger.close()
     }
+    /// A downgrade made in the calendar's last month takes effect at its
+    /// period's end, in year 10000: a checkpoint holding it is loaded, not
+    /// passed over as damaged (`LedgerState.sound`), and `billing verify`
+    /// finds nothing. Before: every start replayed the journal from its
+    /// first entry and verify reported "books no ledger writes".
+    @Test func aDowngradeDueAfterTheCalendarsLastDayIsCheckpointedAsSound() async throws {
+        let store = InMemoryLedgerStore()
+        let clock = ManualClock(year: 9999, month: 12, day: 10, hour: 12)
+        let ledger = try Ledger(store: store, plans: Fixtures.plans, clock: clock, configuration: Fixtures.configuration(),
+                                logger: Fixtures.logger, gateway: TestPaymentGateway())
+        _ = try await ledger.createAccount(id: "late", plan: .pro, actor: "test")
+        _ = try await ledger.changePlan(accountID: "late", to: .free, key: "down", actor: "test")
+        let effective = try #require(await ledger.snapshot.accounts["late"]?.lifecycle.pendingChange?.effectiveAt)
+        #expect(effective > LedgerState.latestInstantUnix)
+        await ledger.close()  // writes a checkpoint of everything so far
+        let restarted = store.restart()
+        let checkpoint = try #require(try restarted.latestCheckpoint())
+        #expect(LedgerState.usable(checkpoint))
+        #expect(try LedgerState.recover(from: restarted).replayed == 0)
+        #expect(try LedgerAudit.run(on: restarted, plans: Fixtures.plans).problems.isEmpty)
+    }
 }
