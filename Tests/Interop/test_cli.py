@@ -865,6 +865,8 @@ def test_serve_allocates_with_jemalloc(server):
 @pytest.mark.parametrize("args,message", [
     (["--checkpoint-every", "0"], "--checkpoint-every must be 1...1000000000"),
     (["--checkpoint-every", "1000000001"], "--checkpoint-every must be 1...1000000000"),
+    (["--max-queued-entries", "0"], "--max-queued-entries must be 1...16777216"),
+    (["--max-queued-entries", "16777217"], "--max-queued-entries must be 1...16777216"),
     (["--threads", "0"], "--threads must be 1...256"),
     (["--idle-timeout-seconds=-1"], "--idle-timeout-seconds must be 1...604800"),
     (["--idle-timeout-seconds", "0"], "--idle-timeout-seconds must be 1...604800"),
