@@ -592,8 +592,13 @@ extension Ledger {
         recorded.charge.record(outcome)
         // A method given to pay the invoice goes on file only if it paid: a
         // declined card must not replace the one on file, nor a replacement
-        // waiting for the next cycle. (The charge keeps its label.)
-        if recorded.charge.status != .succeeded { recorded.clearNewMethod() }
+        // waiting for the next cycle. (The charge keeps its label, not the
+        // new method's id: on file nowhere, an id no list shows — session
+        // 30's invoices review; a purchase's charge already had none.)
+        if recorded.charge.status != .succeeded {
+            if recorded.hasNewMethod { recorded.charge.paymentMethodID = "" }
+            recorded.clearNewMethod()
+        }
         try await commit(.chargeRecorded(recorded))
         noteIfCaughtUp(recorded.charge.accountID)
         return recorded.charge
@@ -920,6 +925,10 @@ extension Ledger {
                               .pendingChangeCancelled(Billing_Journal_V1_PendingChangeCancelled()))
     }
 
+    /// The largest contract price or custom line a new contract may give,
+    /// a period ($1,000,000,000).
+    static let maxContractAmountMicros: Int64 = 1_000_000_000_000_000
+
     /// Returns the charge made at once (nil if none): a trial moved to
     /// Enterprise is invoiced its first full period, a Free or Pro account
     /// mid-period the rest of the period, prorated.
@@ -928,6 +937,18 @@ extension Ledger {
         async throws -> Billing_V1_Charge? {
         if let (field, rule) = LedgerState.contractProblem(terms, wholeCents: true) {
             throw AccountRequestRefused(.invalidArgument, reason: "INVALID_CONTRACT", message: "contract.\(field) \(rule)",
+                                        field: "contract.\(field)")
+        }
+        // Each amount at most $1,000,000,000 a period — a new contract only
+        // (the journal's rules take any that fits: contracts set before
+        // session 30 replay as they were). A mistyped price has no other
+        // ceiling, is charged prorated at once, and its invoices' lines could
+        // pass Int64 with the period's usage (capped, as invoices are).
+        let amounts = [("period_price_micros", terms.periodPriceMicros)]
+            + terms.customInvoiceLines.indices.map { ("custom_invoice_lines[\($0)].amount_micros", terms.customInvoiceLines[$0].amountMicros) }
+        if let (field, micros) = amounts.first(where: { $0.1 > Self.maxContractAmountMicros }) {
+            throw AccountRequestRefused(.invalidArgument, reason: "INVALID_CONTRACT",
+                                        message: "contract.\(field) must be at most 1000000000000000 micros ($1,000,000,000 a period), got \(micros)",
                                         field: "contract.\(field)")
         }
         try await acquireLifecycle()

@@ -217,8 +217,17 @@ public struct LedgerAudit: Sendable {
         }
         for record in fromScratch.invoices.values.sorted(by: { $0.invoice.sequence < $1.invoice.sequence }) {
             let invoice = record.invoice
-            let lines = invoice.lineItems.reduce(Int64(0)) { $0 &+ $1.amountMicros }
-            if lines != invoice.totalMicros || invoice.amountPaidMicros &+ invoice.amountDueMicros != invoice.totalMicros {
+            // Lines past Int64 are capped in the total as the ledger caps them
+            // (at Int64's largest amount, or its largest whole cent): the sum
+            // saturates here rather than wrap (session 30, an admin review:
+            // a $9-quintillion contract's invoice was reported for ever).
+            let lines = invoice.lineItems.reduce(Int64(0)) { sum, line in
+                let (next, overflow) = sum.addingReportingOverflow(line.amountMicros)
+                return overflow ? .max : next
+            }
+            let capped = lines > invoice.totalMicros
+                && (invoice.totalMicros == .max || invoice.totalMicros == Money(micros: .max).roundedToCent.micros)
+            if (lines != invoice.totalMicros && !capped) || invoice.amountPaidMicros &+ invoice.amountDueMicros != invoice.totalMicros {
                 problem("invoice \(invoice.number): lines \(lines), paid \(invoice.amountPaidMicros) and due \(invoice.amountDueMicros) do not add up to \(invoice.totalMicros)")
             }
             let collected = paidCharges[invoice.invoiceID] ?? 0

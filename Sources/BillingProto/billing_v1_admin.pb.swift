@@ -238,7 +238,8 @@ public nonisolated struct Billing_V1_ListApiKeysResponse: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// Keys, oldest first.
+  /// Keys, oldest first (by creation second; keys made in the same second by
+  /// key id).
   public var keys: [Billing_V1_ApiKey] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()

@@ -782,7 +782,8 @@ public nonisolated struct Billing_V1_Charge: Sendable {
   public var status: Billing_V1_ChargeStatus = .unspecified
 
   /// Machine-readable failure reason when FAILED: "CARD_DECLINED",
-  /// "PROCESSING_ERROR" (the gateway could not process it; retry), or
+  /// "BANK_ACCOUNT_DECLINED", "PROCESSING_ERROR" (the gateway could not
+  /// process it; retry), or
   /// "PAYMENT_METHOD_REQUIRED" (no method on file: the charge never reached
   /// the gateway, and payment_method_id and its label are empty); empty
   /// otherwise.

@@ -149,6 +149,9 @@ public enum AuditEvent {
         case .accountCreated(let created):
             (audit.actor, audit.action, audit.accountID) = (created.actor, "CreateAccount", created.accountID)
             audit.details = ["plan": created.plan]
+            // A trial's credits are a grant the account starts with (session
+            // 30, an admin review: the audit log accounted for every grant but these).
+            if created.trialCreditMicros > 0 { audit.details["trial_credit_micros"] = String(created.trialCreditMicros) }
         case .creditsGranted(let grant):
             (audit.actor, audit.action, audit.accountID) = (grant.actor, grant.kind == "purchase" ? "PurchaseCredits" : "GrantCredits", grant.accountID)
             audit.details = ["amount_micros": String(grant.amountMicros), "kind": grant.kind, "note": grant.note]

@@ -86,8 +86,22 @@ struct UnknownOptions: ParsableArguments {
 
     func validate() throws {
         guard let first = values.first else { return }
+        // A key or token given where an argument goes is refused unshown
+        // (session 30, an admin review: `billing call METHOD "$KEY"` echoed
+        // the secret, as `keys revoke` did before session 26).
+        guard !looksSecret(first) else {
+            throw ValidationError("unexpected argument (not shown: it looks like a key or token; give one with --key or $BILLING_KEY)")
+        }
         throw ValidationError(first.hasPrefix("-") ? "Unknown option '\(first)'" : "Unexpected argument '\(first)'")
     }
+}
+
+/// Whether a command-line value looks like a service key (`bk_…`) or a
+/// user JWT (`eyJ…`, a JSON header in base64url), with or without "Bearer":
+/// such a value is never echoed in an error.
+func looksSecret(_ value: String) -> Bool {
+    let text = value.lowercased()
+    return text.contains("bk_") || text.contains("eyj") && value.split(separator: ".").count >= 3 || text.hasPrefix("bearer")
 }
 
 /// The TLS options of the commands that call a server (`call`, `load`).

@@ -232,26 +232,66 @@ import Testing
         await h.ledger.close()
     }
 
+    /// An invoice whose lines pass Int64 (a contract's price and a huge
+    /// period's usage at ten times its rate) is capped at the largest whole
+    /// cent, never wrapped negative — and `billing verify` takes the cap for
+    /// what it is (session 30, an admin review: it summed the lines with
+    /// wrapping arithmetic and reported such an invoice for ever).
     @Test func anInvoiceWhoseLinesPassTheLargestAmountIsCappedNeverNegative() async throws {
         let h = try Self.ledger(gateway: TestPaymentGateway())
         _ = try await h.ledger.createAccount(id: "big", plan: .pro, actor: "test")
         _ = try await h.ledger.setPaymentMethod(accountID: "big", method: LifecycleLedgerTests.good, actor: "test")
         var terms = Billing_V1_EnterpriseContract()
-        terms.periodPriceMicros = Int64.max - 5_807  // the largest whole cent
-        terms.usageRateBasisPoints = 10_000
+        terms.periodPriceMicros = Ledger.maxContractAmountMicros  // the largest a contract may give
+        terms.usageRateBasisPoints = 100_000  // usage billed at ten times its amount
         terms.contractReference = "E-max"
         try await h.ledger.setEnterpriseContract(accountID: "big", terms: terms, actor: "ops")
-        // Usage on Enterprise accrues as overage: a cent over the period price.
-        _ = try await h.debit(Fixtures.command(account: "big", key: "k", micros: 10_000, run: "r"))
+        // Usage on Enterprise accrues as overage: 10^18 micros, billed 10^19 — past Int64.
+        _ = try await h.debit(Fixtures.command(account: "big", key: "k", micros: 1_000_000_000_000_000_000, run: "r"))
         for _ in 0..<3 {
             h.clock.advance(seconds: 32 * Self.day)
             _ = try await h.ledger.tick()
         }
         let invoices = try await h.ledger.invoices(of: "big")
-        let usage = try #require(invoices.first { $0.lineItems.contains { $0.amountMicros == 10_000 } })
+        let usage = try #require(invoices.first { $0.lineItems.count == 2 && $0.lineItems.contains { $0.amountMicros > terms.periodPriceMicros } })
         // The largest amount in whole cents.
         #expect(usage.totalMicros == Int64.max - 5_807)
         #expect(invoices.allSatisfy { $0.totalMicros >= 0 })
+        let problems = try LedgerAudit.run(on: h.store.restart(), plans: Fixtures.plans).problems
+        #expect(!problems.contains { $0.hasPrefix("invoice ") }, "\(problems)")
+        await h.ledger.close()
+    }
+
+    /// A new contract's price and each custom line are at most $1,000,000,000
+    /// a period: a mistyped price has no other ceiling and is charged at once.
+    @Test func aContractAmountAboveABillionDollarsAPeriodIsRefused() async throws {
+        let h = try Self.ledger(gateway: TestPaymentGateway())
+        _ = try await h.ledger.createAccount(id: "big", plan: .pro, actor: "test")
+        _ = try await h.ledger.setPaymentMethod(accountID: "big", method: LifecycleLedgerTests.good, actor: "test")
+        let before = await h.ledger.snapshot
+        var terms = Billing_V1_EnterpriseContract()
+        terms.periodPriceMicros = Ledger.maxContractAmountMicros + 10_000
+        await #expect(throws: AccountRequestRefused(.invalidArgument, reason: "INVALID_CONTRACT",
+                                                    message: "contract.period_price_micros must be at most 1000000000000000 micros ($1,000,000,000 a period), got 1000000000010000",
+                                                    field: "contract.period_price_micros")) {
+            try await h.ledger.setEnterpriseContract(accountID: "big", terms: terms, actor: "ops")
+        }
+        terms.periodPriceMicros = 0
+        var line = Billing_V1_CustomInvoiceLine()
+        line.description_p = "support"
+        line.amountMicros = 10_000
+        terms.customInvoiceLines = [line, line]
+        terms.customInvoiceLines[1].amountMicros = Ledger.maxContractAmountMicros + 10_000
+        do {
+            try await h.ledger.setEnterpriseContract(accountID: "big", terms: terms, actor: "ops")
+            Issue.record("a custom line over $1,000,000,000 was accepted")
+        } catch let refused as AccountRequestRefused {
+            #expect(refused.field == "contract.custom_invoice_lines[1].amount_micros")
+        }
+        #expect(await h.ledger.snapshot == before)
+        terms.customInvoiceLines[1].amountMicros = Ledger.maxContractAmountMicros
+        try await h.ledger.setEnterpriseContract(accountID: "big", terms: terms, actor: "ops")
+        #expect(await h.ledger.snapshot.accounts["big"]?.lifecycle.plan == .enterprise)
         await h.ledger.close()
     }
 

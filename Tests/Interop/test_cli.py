@@ -421,6 +421,34 @@ def test_missing_or_wrong_credentials_are_refused_by_the_server(pb, call_world):
     assert result.returncode == 0 and json.loads(result.stdout) == {"status": "SERVING"}, shown(result)
 
 
+def test_a_key_with_whitespace_is_refused_by_the_client_without_showing_it(call_world):
+    """A key pasted with a space, or read from a CRLF file: no HTTP/2 header
+    may carry it (the call ended with no status, "NO_STATUS (-1)", exit 2 —
+    session 30); refused before any call, exit 64, the key not echoed."""
+    served, _, _ = call_world
+    good = served.service_key()
+    for key, extra in ((good + " ", ()), (good + "\r", ()), ("garbage", ("--key", good + "\n"))):
+        result = call(served, "billing.v1.Metering/Quote", CASES["billing.v1.Metering/Quote"].request, key=key, extra=extra)
+        assert result.returncode == 64, shown(result)
+        assert "whitespace or a control character" in result.stderr, shown(result)
+        assert good.split("_")[-1] not in result.stderr + result.stdout, "the key was shown"
+
+
+def test_a_key_given_as_an_argument_is_refused_unshown(call_world):
+    """`billing call METHOD "$KEY"` (or the key in METHOD's place, or a JWT):
+    ArgumentParser's "Unexpected argument 'bk_…'" echoed the secret (session
+    30); refused, exit 64, nothing of it shown."""
+    served, _, _ = call_world
+    good, owner = served.service_key(), served.owner_token()
+    for args in (["billing.v1.Metering/Quote", good], [good], ["billing.v1.Metering/Quote", owner],
+                 ["billing.v1.Metering/Quote", "Bearer", good]):
+        result = cli("call", "--target", served.target, *args, key="")
+        assert result.returncode == 64, shown(result)
+        assert "looks like a key or token" in result.stderr, shown(result)
+        assert good.split("_")[-1] not in result.stderr + result.stdout and owner.split(".")[-1] not in result.stderr, \
+            "a secret was shown"
+
+
 def test_key_flag_and_user_token(pb, call_world):
     """--key overrides BILLING_KEY; a user token (the demo Owner's JWT) reads its own account."""
     served, _, _ = call_world

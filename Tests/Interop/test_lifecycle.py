@@ -236,6 +236,10 @@ def test_trial_end_without_a_card_pauses_runs_until_a_card_is_added(life):
     a, p = life.a, life.p
     start = life.now()
     life.create("acme")
+    # The trial's credits are in the audit log with its creation (session 30).
+    [created] = [e for e in life.admin.ListAuditLog(life.ad.ListAuditLogRequest(account_id="acme"), timeout=RPC_TIMEOUT_S).entries
+                 if e.action == "CreateAccount"]
+    assert dict(created.details) == {"plan": "trial", "trial_credit_micros": str(TRIAL_CREDIT)}, created
     life.debit("acme", "before-end")
     moved = life.advance(seconds=14 * DAY)
     assert [(t.account_id, t.kind, t.at_unix_seconds) for t in moved.transitions if t.account_id == "acme"] == [
@@ -494,7 +498,11 @@ def test_an_operators_enterprise_contract_bills_price_custom_lines_and_usage(lif
                        ("custom_invoice_lines[0].amount_micros",
                         dict(custom_invoice_lines=[line(description="x", amount_micros=-10_000)])),
                        ("custom_invoice_lines", dict(period_price_micros=9_000_000_000_000_000_000,
-                                                     custom_invoice_lines=[line(description="x", amount_micros=10**18)]))):
+                                                     custom_invoice_lines=[line(description="x", amount_micros=10**18)])),
+                       # At most $1,000,000,000 a period each (session 30: no ceiling before).
+                       ("period_price_micros", dict(period_price_micros=10**15 + 10_000)),
+                       ("custom_invoice_lines[0].amount_micros",
+                        dict(custom_invoice_lines=[line(description="x", amount_micros=10**15 + 10_000)]))):
         terms = dict(period_price_micros=10_000, usage_rate_basis_points=10_000) | bad
         request = life.ad.SetEnterpriseContractRequest(account_id="bigco", contract=a.EnterpriseContract(**terms))
         error = life.refused(lambda: life.admin.SetEnterpriseContract(request, timeout=RPC_TIMEOUT_S),
@@ -562,6 +570,17 @@ def test_declined_card_makes_the_account_past_due_until_paid_with_a_good_card(li
     # Retrying with the card on file is declined again (and recorded).
     life.refused(lambda: life.payments.PayInvoice(p.PayInvoiceRequest(account_id="acme", invoice_id=invoice.invoice_id),
                                                   timeout=RPC_TIMEOUT_S), FAILED_PRECONDITION, "PAYMENT_DECLINED")
+    # Another declining card given with PayInvoice: declined, not put on
+    # file, and its charge names no method id (session 30: "pm_N", an id no
+    # list shows); its label says which card it was.
+    life.refused(lambda: life.payments.PayInvoice(p.PayInvoiceRequest(account_id="acme", invoice_id=invoice.invoice_id,
+                                                                      payment_method=life.card(DECLINED_CARD)),
+                                                  timeout=RPC_TIMEOUT_S), FAILED_PRECONDITION, "PAYMENT_DECLINED")
+    declined_new = life.charges("acme")[0]
+    assert declined_new.status == p.CHARGE_STATUS_FAILED and declined_new.payment_method_id == "", declined_new
+    assert declined_new.payment_method_label.endswith("0002"), declined_new
+    on_file = life.payments.GetPaymentMethod(p.GetPaymentMethodRequest(account_id="acme"), timeout=RPC_TIMEOUT_S)
+    assert failed.payment_method_id == on_file.current.payment_method_id != ""
     # A good card given with PayInvoice pays it and goes on file.
     paid = life.payments.PayInvoice(p.PayInvoiceRequest(account_id="acme", invoice_id=invoice.invoice_id,
                                                         payment_method=life.card(), idempotency_key="pay-1"),
@@ -578,7 +597,7 @@ def test_declined_card_makes_the_account_past_due_until_paid_with_a_good_card(li
                  grpc.StatusCode.ALREADY_EXISTS, "IDEMPOTENCY_KEY_REUSED")
     account = life.get("acme")
     assert account.status == a.ACCOUNT_STATUS_ACTIVE and account.banners == []
-    assert [c.status for c in life.charges("acme")] == [p.CHARGE_STATUS_SUCCEEDED, p.CHARGE_STATUS_FAILED, p.CHARGE_STATUS_FAILED]
+    assert [c.status for c in life.charges("acme")] == [p.CHARGE_STATUS_SUCCEEDED] + [p.CHARGE_STATUS_FAILED] * 3
     method = life.payments.GetPaymentMethod(p.GetPaymentMethodRequest(account_id="acme"), timeout=RPC_TIMEOUT_S)
     assert method.current.card.last4 == "4242"
     life.refused(lambda: life.payments.PayInvoice(p.PayInvoiceRequest(account_id="acme", invoice_id=invoice.invoice_id),
