@@ -797,7 +797,11 @@ public nonisolated struct Billing_V1_Charge: Sendable {
   /// its charge has no invoice (empty).
   public var invoiceID: String = String()
 
-  /// Id of the payment method used.
+  /// Id of the payment method used: one on file, or put on file by this
+  /// payment. Empty when no method reached the gateway
+  /// (PAYMENT_METHOD_REQUIRED) and for a method given for this charge only
+  /// that is on file nowhere: a purchase's, or (since session 30) a
+  /// PayInvoice's new method that was declined — its label says which.
   public var paymentMethodID: String = String()
 
   /// Display label of the payment method used, e.g. "visa •••• 4242".

@@ -67,7 +67,7 @@ struct Call: ParsableCommand {
         let path = method.hasPrefix("/") ? method : "/" + method
         guard let types = MethodCatalog.methods[path] else {
             guard !looksSecret(method) else {
-                throw ValidationError("unknown method (not shown: it looks like a key or token; give one with --key or $BILLING_KEY; billing call --list shows the methods)")
+                throw ValidationError("unknown method (not shown: it holds an API key or a user token; give one with --key or $BILLING_KEY; billing call --list shows the methods)")
             }
             throw ValidationError("unknown method \(method) (billing call --list shows them)")
         }
@@ -164,14 +164,7 @@ struct Call: ParsableCommand {
         let tls = try self.tls.context(serverName: host)
         var metadata: [HTTP2Header] = [HTTP2Header("grpc-timeout", "\(timeoutMillis)m")]
         if let token = key ?? ProcessInfo.processInfo.environment["BILLING_KEY"], !token.isEmpty {
-            // A key pasted with a space or read from a CRLF file: an HTTP/2
-            // header value may not hold it, and the call would end with no
-            // status at all (session 30, an admin review). Said, never shown.
-            guard !token.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0.value < 0x20 || $0.value == 0x7F }) else {
-                let source = key != nil ? "--key" : "$BILLING_KEY"
-                FileHandle.standardError.write(Data("Error: the token in \(source) holds whitespace or a control character (a trailing newline or CR from a file?); a key or JWT has none\n".utf8))
-                throw ExitCode(64)
-            }
+            try requireHeaderSafeToken(token, fromOption: key != nil)
             metadata.append(HTTP2Header("authorization", "Bearer \(token)"))
         }
         let connection = try GRPCClientConnection(host: host, port: port, tls: tls)

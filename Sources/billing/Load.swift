@@ -66,6 +66,7 @@ struct Load: ParsableCommand {
         guard let key = key ?? ProcessInfo.processInfo.environment["BILLING_KEY"], !key.isEmpty else {
             throw ValidationError("give --key or set BILLING_KEY")
         }
+        try requireHeaderSafeToken(key, fromOption: self.key != nil)
         guard (1...1024).contains(connections) else { throw ValidationError("--connections must be 1...1024") }
         guard (1...1024).contains(streams) else { throw ValidationError("--streams must be 1...1024") }
         guard (1...3600).contains(duration) else { throw ValidationError("--duration must be 1...3600 seconds") }

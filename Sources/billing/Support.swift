@@ -89,19 +89,32 @@ struct UnknownOptions: ParsableArguments {
         // A key or token given where an argument goes is refused unshown
         // (session 30, an admin review: `billing call METHOD "$KEY"` echoed
         // the secret, as `keys revoke` did before session 26).
-        guard !looksSecret(first) else {
-            throw ValidationError("unexpected argument (not shown: it looks like a key or token; give one with --key or $BILLING_KEY)")
+        guard !values.contains(where: looksSecret) else {  // (`Bearer bk_…` unquoted: the key is the second)
+            throw ValidationError("unexpected argument (not shown: it holds an API key or a user token; a command that takes one has --key or $BILLING_KEY)")
         }
         throw ValidationError(first.hasPrefix("-") ? "Unknown option '\(first)'" : "Unexpected argument '\(first)'")
     }
 }
 
-/// Whether a command-line value looks like a service key (`bk_…`) or a
-/// user JWT (`eyJ…`, a JSON header in base64url), with or without "Bearer":
-/// such a value is never echoed in an error.
+/// Whether a command-line value holds a service key (`bk_` and a 12-digit
+/// hex id, then `_`) or a user JWT (a word starting `eyJ` — a JSON header in
+/// base64url — of three dot-separated parts): never echoed in an error.
 func looksSecret(_ value: String) -> Bool {
-    let text = value.lowercased()
-    return text.contains("bk_") || text.contains("eyj") && value.split(separator: ".").count >= 3 || text.hasPrefix("bearer")
+    if value.contains(/bk_[0-9a-f]{12}_/) { return true }
+    return value.split(whereSeparator: { $0.isWhitespace || "\"'=:".contains($0) }).contains { word in
+        word.hasPrefix("eyJ") && word.split(separator: ".", omittingEmptySubsequences: false).count == 3
+    }
+}
+
+/// A bearer token as `--key` or `$BILLING_KEY` gave it, refused (exit 64)
+/// when it holds whitespace or a control character — a key pasted with a
+/// space, or read from a CRLF file: no HTTP/2 header value may carry it, and
+/// a call would end with no status at all (session 30). Never shown.
+func requireHeaderSafeToken(_ token: String, fromOption: Bool) throws {
+    guard token.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0.value < 0x20 || $0.value == 0x7F }) else { return }
+    let source = fromOption ? "--key" : "$BILLING_KEY"
+    FileHandle.standardError.write(Data("Error: the token in \(source) holds whitespace or a control character (a trailing newline or CR from a file?); a key or JWT has none\n".utf8))
+    throw ExitCode(64)
 }
 
 /// The TLS options of the commands that call a server (`call`, `load`).

@@ -23,6 +23,14 @@ struct Verify: ParsableCommand {
     @Flag(help: "Print the report as JSON.")
     var json = false
 
+    // Arguments it does not take are named — but never a key or token
+    // (session 30: `billing verify bk_…` echoed the key).
+    @OptionGroup var unknown: UnknownOptions
+
+    func validate() throws {
+        try unknown.validate()
+    }
+
     func run() throws {
         var audit: LedgerAudit
         do {

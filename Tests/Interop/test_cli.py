@@ -432,6 +432,10 @@ def test_a_key_with_whitespace_is_refused_by_the_client_without_showing_it(call_
         assert result.returncode == 64, shown(result)
         assert "whitespace or a control character" in result.stderr, shown(result)
         assert good.split("_")[-1] not in result.stderr + result.stdout, "the key was shown"
+    # `billing load` too (it failed provisioning with "NO_STATUS").
+    result = cli("load", "--target", served.target, "--requests", "1", key=good + "\r")
+    assert result.returncode == 64 and "whitespace or a control character" in result.stderr, shown(result)
+    assert good.split("_")[-1] not in result.stderr + result.stdout, "the key was shown"
 
 
 def test_a_key_given_as_an_argument_is_refused_unshown(call_world):
@@ -444,9 +448,19 @@ def test_a_key_given_as_an_argument_is_refused_unshown(call_world):
                  ["billing.v1.Metering/Quote", "Bearer", good]):
         result = cli("call", "--target", served.target, *args, key="")
         assert result.returncode == 64, shown(result)
-        assert "looks like a key or token" in result.stderr, shown(result)
+        assert "holds an API key or a user token" in result.stderr, shown(result)
         assert good.split("_")[-1] not in result.stderr + result.stdout and owner.split(".")[-1] not in result.stderr, \
             "a secret was shown"
+    for args in (["verify", "--db", str(served.db_path), good], ["audit", "--db", str(served.db_path), "Bearer " + good]):
+        result = cli(*args)
+        assert result.returncode == 64 and "holds an API key or a user token" in result.stderr, shown(result)
+        assert good.split("_")[-1] not in result.stderr + result.stdout, "a secret was shown"
+    # Arguments that only look a little like one are shown, as any other.
+    for args, shown_text in ((["call", "--target", served.target, "billing.v1.Metering/Quote", '{"account_id":"acme_bk_1"}'],
+                              "acme_bk_1"),
+                             (["call", "--target", served.target, "billing.v1.Admin/ListApiKeyJson"], "ListApiKeyJson")):
+        result = cli(*args, key="")
+        assert result.returncode == 64 and shown_text in result.stderr, shown(result)
 
 
 def test_key_flag_and_user_token(pb, call_world):
