@@ -238,9 +238,7 @@ import Testing
     /// what it is (session 30, an admin review: it summed the lines with
     /// wrapping arithmetic and reported such an invoice for ever).
     @Test func anInvoiceWhoseLinesPassTheLargestAmountIsCappedNeverNegative() async throws {
-        let h = try Self.ledger(gateway: TestPaymentGateway())
-        _ = try await h.ledger.createAccount(id: "big", plan: .pro, actor: "test")
-        _ = try await h.ledger.setPaymentMethod(accountID: "big", method: LifecycleLedgerTests.good, actor: "test")
+        let h = try await Self.proAccountOnAGoodCard("big")
         var terms = Billing_V1_EnterpriseContract()
         terms.periodPriceMicros = Ledger.maxContractAmountMicros  // the largest a contract may give
         terms.usageRateBasisPoints = 100_000  // usage billed at ten times its amount
@@ -265,9 +263,7 @@ import Testing
     /// A new contract's price and each custom line are at most $1,000,000,000
     /// a period: a mistyped price has no other ceiling and is charged at once.
     @Test func aContractAmountAboveABillionDollarsAPeriodIsRefused() async throws {
-        let h = try Self.ledger(gateway: TestPaymentGateway())
-        _ = try await h.ledger.createAccount(id: "big", plan: .pro, actor: "test")
-        _ = try await h.ledger.setPaymentMethod(accountID: "big", method: LifecycleLedgerTests.good, actor: "test")
+        let h = try await Self.proAccountOnAGoodCard("big")
         let before = await h.ledger.snapshot
         var terms = Billing_V1_EnterpriseContract()
         terms.periodPriceMicros = Ledger.maxContractAmountMicros + 10_000
