@@ -707,8 +707,7 @@ extension Ledger {
             Task.detached { [self] in
                 let outcome = await gateway.charge(token: token, amount: amount, idempotencyKey: key)
                 let onTime = resume(outcome, false)
-                if !onTime, case .unknown = outcome {
-                } else if !onTime {
+                if !onTime, outcome.isFinal {
                     // Late, after the ask gave up: kept for the next ask of
                     // the key, which takes it without a call (and lifts the
                     // key's hold: the gateway has answered) — stored before
@@ -948,7 +947,7 @@ extension Ledger {
             + terms.customInvoiceLines.indices.map { ("custom_invoice_lines[\($0)].amount_micros", terms.customInvoiceLines[$0].amountMicros) }
         if let (field, micros) = amounts.first(where: { $0.1 > Self.maxContractAmountMicros }) {
             throw AccountRequestRefused(.invalidArgument, reason: "INVALID_CONTRACT",
-                                        message: "contract.\(field) must be at most 1000000000000000 micros ($1,000,000,000 a period), got \(micros)",
+                                        message: "contract.\(field) must be at most \(Self.maxContractAmountMicros) micros ($1,000,000,000 a period), got \(micros)",
                                         field: "contract.\(field)")
         }
         try await acquireLifecycle()

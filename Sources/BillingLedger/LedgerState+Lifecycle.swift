@@ -31,6 +31,12 @@ extension LedgerState {
     /// is at most 31 days): where a pending downgrade can take effect.
     static let latestPeriodEndUnix: Int64 = latestInstantUnix + 31 * 86_400
 
+    /// The largest total an invoice shows: lines that add up past it are
+    /// capped there (in cents: Int64's largest whole cent), never wrapped.
+    static func invoiceTotalCap(inCents: Bool) -> Int64 {
+        inCents ? Money(micros: .max).roundedToCent.micros : .max
+    }
+
     func newBook(_ created: Billing_Journal_V1_AccountCreated, at: Int64, seq: Int64) throws(ApplyError) -> AccountBook {
         guard created.graceSeconds >= 0, created.trialCreditMicros >= 0 else {
             throw .inconsistent(seq: seq, "negative grace or trial credit")
@@ -261,7 +267,7 @@ extension LedgerState {
         // Each line fits in Int64; a sum past it is capped as a metered usage
         // charge is (`EnterpriseContract.usageCharge`), never wrapped negative.
         // (Lines are never negative. In cents, capped at the largest whole cent.)
-        let cap = inCents ? Money(micros: .max).roundedToCent.micros : .max
+        let cap = Self.invoiceTotalCap(inCents: inCents)
         let total = lines.reduce(Int64(0)) { sum, line in
             let (next, overflow) = sum.addingReportingOverflow(line.amount.micros)
             return overflow || next > cap ? cap : next

@@ -58,6 +58,12 @@ public enum ChargeOutcome: Sendable, Equatable {
     /// the gateway is asked again with the same key, which a real gateway
     /// answers with the first outcome (`Ledger.askGateway`).
     case unknown(message: String)
+
+    /// Succeeded or failed: what the gateway decided (not `.unknown`).
+    public var isFinal: Bool {
+        if case .unknown = self { return false }
+        return true
+    }
 }
 
 /// The payment gateway: the one component outside this process that moves
