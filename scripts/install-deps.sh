@@ -9,6 +9,7 @@ apt_packages=(
   nghttp2-server   # nghttpd, the HTTP/2 ceiling in the benchmark
   poppler-utils    # pdftotext/pdftoppm, to check invoice PDFs
   strace           # a test checks how the secret files are created
+  gdb              # scripts/with-deadline.sh prints a hung test run's stacks
   python3-pip
 )
 # The versions the suite is tested with (a new major version of h2 or a

@@ -13,5 +13,9 @@ if grep -E ': warning:' "$log"; then
   echo "the build has warnings (above); keep them at zero" >&2
   exit 1
 fi
-swift test --skip-build
-BILLING_BIN="$(swift build --show-bin-path)/billing" python3 -m pytest -q Tests/Interop
+# Each phase has a deadline (a few times its usual length on a slow
+# machine): a hang then fails the run with every thread's stack printed
+# (scripts/with-deadline.sh) instead of stalling CI.
+bash scripts/with-deadline.sh "${SWIFT_TEST_DEADLINE:-900}" swift test --skip-build
+BILLING_BIN="$(swift build --show-bin-path)/billing" \
+  bash scripts/with-deadline.sh "${INTEROP_DEADLINE:-2700}" python3 -m pytest -q Tests/Interop

@@ -1,5 +1,6 @@
 import BillingCore
 @testable import BillingLedger
+import Synchronization
 import Testing
 
 /// GetUsage reads only the days it asks for (`AccountBook.usageDays`), kept
@@ -60,8 +61,11 @@ import Testing
         }
         #expect(try await ledger.committedUsage(account: "nobody", fromDay: .min, toDay: .max) == nil)
 
-        // Today's debits while the whole range is read, again and again.
+        // Today's debits while the whole range is read, again and again
+        // (until the writer is done: a failed debit ends the reads too).
+        let writing = Atomic(true)
         let writer = Task {
+            defer { writing.store(false, ordering: .releasing) }
             for index in 0..<60 {
                 let items = [LineItem.toolCall(integration: "now-a", calls: 1), .toolCall(integration: "now-b", calls: 1)]
                 _ = try await ledger.frontEndDebit(Fixtures.command(account: "acct", key: "t-\(index)", items: items))
@@ -78,8 +82,11 @@ import Testing
             let b = answer.first { $0.key.lineKey == "tool_call:now-b" }?.value.quantity ?? 0
             #expect(a == b, "today's cells from different moments")
             counted.append(a)
-        } while counted.last! < 60
+        } while counted.last! < 60 && writing.load(ordering: .acquiring)
         try await writer.value
         #expect(counted == counted.sorted())
+        // Every debit counted once the writer is done.
+        let final = try #require(try await ledger.committedUsage(account: "acct", fromDay: today, toDay: today))
+        #expect(final.filter { $0.key.lineKey.hasPrefix("tool_call:now-") }.map(\.value.quantity) == [60, 60])
     }
 }
