@@ -18,6 +18,13 @@ public enum AccountAction: Sendable, Hashable {
     case attemptPayment
     /// The payment method just added is now the one on file.
     case usePaymentMethodNow
+    /// The invoice issued just before restarts a paused trial once it is
+    /// paid (`AccountEvent.reactivationPaid`); declined, it is void
+    /// (`.reactivationDeclined`). Until then the trial stays paused, the
+    /// method it charges on file.
+    case reactivateOnPayment
+    /// The payment method on file, and any scheduled one, are removed.
+    case removePaymentMethod
     /// The payment method just added replaces the one on file at `at` (the
     /// next billing cycle); until then the current one is charged.
     case schedulePaymentMethod(at: Int64)

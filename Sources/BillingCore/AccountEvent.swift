@@ -18,6 +18,10 @@ public enum AccountEvent: Sendable, Hashable {
     /// A payment method was set. The first one applies at once; one that
     /// replaces a method on file applies at the next billing cycle.
     case paymentMethodAdded
+    /// The same, but a paused trial stays paused until the first period it
+    /// invoices is paid (`.reactivateOnPayment`; `SetPaymentMethod` since
+    /// session 31): a declined card does not leave it past due on its plan.
+    case paymentMethodAddedPayingFirst
     case changePlan(to: Plan)
     case cancelPendingChange
     /// Switch to Free: at once during a trial (paused or not), otherwise the
@@ -27,6 +31,12 @@ public enum AccountEvent: Sendable, Hashable {
     // Payment gateway answers, for an invoice number the shell issued.
     case paymentSucceeded(invoice: Int64)
     case paymentFailed(invoice: Int64)
+    /// A reactivation's invoice (`.reactivateOnPayment`) was paid: the
+    /// trial's plan starts with the period it billed, from `periodStart`.
+    case reactivationPaid(periodStart: Int64)
+    /// A reactivation's invoice was declined: its method comes off file and
+    /// the trial stays paused (its way out to Free open).
+    case reactivationDeclined
 
     // Operators.
     /// Puts the account on Enterprise with these terms (or updates them).

@@ -18,7 +18,13 @@ extension AccountLifecycle {
         case .graceExpired:
             result = .success(graceExpired(now: now))
         case .paymentMethodAdded:
-            result = .success(paymentMethodAdded(now: now, plans: plans))
+            result = .success(paymentMethodAdded(now: now, plans: plans, payingFirst: false))
+        case .paymentMethodAddedPayingFirst:
+            result = .success(paymentMethodAdded(now: now, plans: plans, payingFirst: true))
+        case .reactivationPaid(let periodStart):
+            result = .success(reactivationPaid(periodStart: periodStart, plans: plans))
+        case .reactivationDeclined:
+            result = .success(reactivationDeclined())
         case .changePlan(let target):
             result = changePlan(to: target, now: now, plans: plans)
         case .cancelPendingChange:

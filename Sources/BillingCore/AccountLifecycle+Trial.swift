@@ -27,7 +27,12 @@ extension AccountLifecycle {
             && plans[plan].monthlyPrice == .zero && !plans[plan].accruesOverage
     }
 
-    mutating func paymentMethodAdded(now: Int64, plans: PlanCatalog) -> [AccountAction] {
+    /// `payingFirst`: a paused trial is invoiced its first period and
+    /// charged, and restarts only once that is paid (`reactivationPaid`);
+    /// meanwhile it stays paused without a method of its own (the shell
+    /// keeps the one being charged). Else (entries before session 31) it
+    /// restarts at once, its first period charged.
+    mutating func paymentMethodAdded(now: Int64, plans: PlanCatalog, payingFirst: Bool) -> [AccountAction] {
         if hasPaymentMethod {
             // A replacement takes effect at the next billing cycle: the trial's
             // end while in trial, else the current period's end.
@@ -35,10 +40,42 @@ extension AccountLifecycle {
             let nextCycle = min(trialEndsAt ?? currentPeriod.end, currentPeriod.end)
             return [.schedulePaymentMethod(at: nextCycle)]
         }
-        hasPaymentMethod = true
-        guard pauseReason == .trialEndedWithoutPaymentMethod else { return [.usePaymentMethodNow] }
+        guard pauseReason == .trialEndedWithoutPaymentMethod else {
+            hasPaymentMethod = true
+            return [.usePaymentMethodNow]
+        }
+        if payingFirst {
+            let period = BillingPeriod.containing(now, anchor: now)
+            let lines = subscriptionLines(for: period, plans: plans)
+            if !lines.isEmpty {
+                return [.usePaymentMethodNow, .issueInvoice(lines: lines, periodStart: period.start, periodEnd: period.end),
+                        .attemptPayment, .reactivateOnPayment]
+            }
+        }
         // A paused trial comes back on the trial plan, its first period charged.
+        hasPaymentMethod = true
         return [.usePaymentMethodNow] + startSubscription(plan, at: now, plans: plans)
+    }
+
+    /// A paused trial's reactivation invoice was paid: the trial's plan
+    /// starts with the period it billed (issued already: no invoice here).
+    /// Nothing when the account is no longer a paused trial.
+    mutating func reactivationPaid(periodStart: Int64, plans: PlanCatalog) -> [AccountAction] {
+        guard pauseReason == .trialEndedWithoutPaymentMethod, !hasPaymentMethod else { return [] }
+        hasPaymentMethod = true
+        return startSubscription(plan, at: periodStart, plans: plans).filter { action in
+            switch action {
+            case .issueInvoice, .attemptPayment: false
+            default: true
+            }
+        }
+    }
+
+    /// A paused trial's reactivation invoice was declined: the method it
+    /// charged comes off file; the trial stays paused.
+    mutating func reactivationDeclined() -> [AccountAction] {
+        guard pauseReason == .trialEndedWithoutPaymentMethod, !hasPaymentMethod else { return [] }
+        return [.removePaymentMethod]
     }
 
     /// A method given to pay an invoice went on file at once: a replacement

@@ -595,8 +595,11 @@ extension Ledger {
         // waiting for the next cycle. (The charge keeps its label, not the
         // new method's id: on file nowhere, an id no list shows — session
         // 30's invoices review; a purchase's charge already had none.)
+        // A paused trial's reactivation declined takes its method off file too.
         if recorded.charge.status != .succeeded {
-            if recorded.hasNewMethod { recorded.charge.paymentMethodID = "" }
+            if recorded.hasNewMethod || state.invoices[recorded.invoiceSequence]?.reactivates == true {
+                recorded.charge.paymentMethodID = ""
+            }
             recorded.clearNewMethod()
         }
         try await commit(.chargeRecorded(recorded))
@@ -851,7 +854,8 @@ extension Ledger {
         // third diff review).
         // (Only with a method to charge: without one the attempt records
         // PAYMENT_METHOD_REQUIRED, no gateway asked — a fourth diff review.)
-        if actions.contains(.attemptPayment), try book(accountID).paymentMethod != nil || domain == .paymentMethodAdded {
+        if actions.contains(.attemptPayment),
+           try book(accountID).paymentMethod != nil || domain == .paymentMethodAdded || domain == .paymentMethodAddedPayingFirst {
             try requireGatewayUp(accountID)
         }
         let invoicesBefore = state.nextInvoiceSequence
@@ -959,14 +963,24 @@ extension Ledger {
     }
 
     /// Puts a tokenized method on file: at once if it is the first, at the
-    /// next billing cycle if it replaces one. A paused trial resumes and its
-    /// first period is charged.
+    /// next billing cycle if it replaces one. A paused trial's first period
+    /// is charged to it, and the trial resumes once that charge succeeds;
+    /// declined, the method is not kept and the trial stays paused
+    /// (`appliedNow` false; its invoice void). Before session 31 the trial
+    /// resumed at once and a decline left it past due on its plan, without
+    /// the paused trial's way out to Free.
     public func setPaymentMethod(accountID: String, method: TokenizedMethod, actor: String) async throws -> (appliedNow: Bool, charge: Billing_V1_Charge?) {
         try await acquireLifecycle()
         defer { releaseLifecycle() }
-        let set = paymentMethodSet(method)
-        let (actions, _, charge) = try await request(accountID, actor: actor, domain: .paymentMethodAdded, .paymentMethodSet(set))
-        return (actions.contains(.usePaymentMethodNow), charge)
+        // (A reactivation still waiting for the gateway's answer is settled
+        // first, `request`'s `processDue`: a second card would otherwise
+        // start a second one.)
+        var set = paymentMethodSet(method)
+        set.reactivatesOnPayment = true
+        let (actions, _, charge) = try await request(accountID, actor: actor, domain: .paymentMethodAddedPayingFirst,
+                                                     .paymentMethodSet(set))
+        let onFile = try book(accountID).paymentMethod?.method.paymentMethodID == set.method.paymentMethodID
+        return (actions.contains(.usePaymentMethodNow) && onFile, charge)
     }
 
     func paymentMethodSet(_ method: TokenizedMethod) -> Billing_Journal_V1_PaymentMethodSet {

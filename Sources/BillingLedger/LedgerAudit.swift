@@ -227,7 +227,10 @@ public struct LedgerAudit: Sendable {
             }
             let capped = lines > invoice.totalMicros
                 && [true, false].contains { invoice.totalMicros == LedgerState.invoiceTotalCap(inCents: $0) }
-            if (lines != invoice.totalMicros && !capped) || invoice.amountPaidMicros &+ invoice.amountDueMicros != invoice.totalMicros {
+            // A void invoice owes nothing and was paid nothing (a paused
+            // trial's declined reactivation, since session 31).
+            let owed = invoice.status == .void ? 0 : invoice.totalMicros
+            if (lines != invoice.totalMicros && !capped) || invoice.amountPaidMicros &+ invoice.amountDueMicros != owed {
                 problem("invoice \(invoice.number): lines \(lines), paid \(invoice.amountPaidMicros) and due \(invoice.amountDueMicros) do not add up to \(invoice.totalMicros)")
             }
             let collected = paidCharges[invoice.invoiceID] ?? 0

@@ -91,6 +91,7 @@ extension LedgerState {
             state.invoice = record.invoice
             state.attemptPending = record.attemptPending
             state.attempts = record.attempts
+            state.reactivates = record.reactivates
             return state
         }
         checkpoint.testClockUnix = testClockUnix
@@ -120,7 +121,8 @@ extension LedgerState {
         testClockUnix = checkpoint.testClockUnix
         testClockMoved = checkpoint.testClockMoved
         for state in checkpoint.invoices {
-            invoices[state.invoice.sequence] = InvoiceRecord(invoice: state.invoice, attemptPending: state.attemptPending, attempts: state.attempts)
+            invoices[state.invoice.sequence] = InvoiceRecord(invoice: state.invoice, attemptPending: state.attemptPending, attempts: state.attempts,
+                                                                reactivates: state.reactivates)
         }
         for account in checkpoint.accounts {
             var book = AccountBook(accountID: account.accountID, lifecycle: Self.lifecycle(account.lifecycle))

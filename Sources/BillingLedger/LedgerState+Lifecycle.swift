@@ -8,11 +8,15 @@ public struct InvoiceRecord: Sendable, Equatable {
     /// between the two leaves it set; start-up attempts it).
     public var attemptPending: Bool
     public var attempts: Int32
+    /// The first period of a paused trial's reactivation: paid, the trial
+    /// restarts; declined, it is void (`AccountAction.reactivateOnPayment`).
+    public var reactivates: Bool
 
-    public init(invoice: Billing_V1_Invoice, attemptPending: Bool, attempts: Int32) {
+    public init(invoice: Billing_V1_Invoice, attemptPending: Bool, attempts: Int32, reactivates: Bool = false) {
         self.invoice = invoice
         self.attemptPending = attemptPending
         self.attempts = attempts
+        self.reactivates = reactivates
     }
 }
 
@@ -113,7 +117,7 @@ extension LedgerState {
         case .paymentMethodSet(let set):
             guard due == nil else { throw .inconsistent(seq: seq, "a request before a due transition") }
             method = set
-            domainEvent = .paymentMethodAdded
+            domainEvent = set.reactivatesOnPayment ? .paymentMethodAddedPayingFirst : .paymentMethodAdded
         case .planChange(let change):
             guard due == nil else { throw .inconsistent(seq: seq, "a request before a due transition") }
             guard let target = Self.plan(change.toPlan) else { throw .inconsistent(seq: seq, "unknown plan \(change.toPlan)") }
@@ -206,6 +210,17 @@ extension LedgerState {
                     method.method.effectiveUnixSeconds = at
                     book.paymentMethod = method
                 }
+            case .reactivateOnPayment:
+                if let lastIssued {
+                    invoices[lastIssued]!.reactivates = true
+                } else if case .success(let restart) = book.lifecycle.apply(.reactivationPaid(periodStart: at), now: at, plans: plans) {
+                    // Its lines rounded to nothing in cents: nothing to
+                    // charge, the trial restarts now (as it did before).
+                    perform(restart, on: &book, at: at, method: nil, seq: seq, inCents: inCents)
+                }
+            case .removePaymentMethod:
+                book.paymentMethod = nil
+                book.pendingPaymentMethod = nil
             case .schedulePaymentMethod(let effective):
                 if var method {
                     method.method.effectiveUnixSeconds = effective
@@ -329,7 +344,9 @@ extension LedgerState {
               charge.amountMicros == record.invoice.amountDueMicros, charge.invoiceID == record.invoice.invoiceID
         else { throw .inconsistent(seq: seq, "charge \(charge.chargeID) does not match invoice \(record.invoice.number)") }
         if recorded.hasNewMethod {
-            if book.lifecycle.hasPaymentMethod {
+            // (A reactivation's invoice: its trial has no method of its own
+            // yet; the one given replaces the one it was charged to.)
+            if book.lifecycle.hasPaymentMethod || record.reactivates {
                 // Given to pay an invoice: on file at once, replacing any pending one.
                 var method = recorded.newMethod
                 method.method.effectiveUnixSeconds = at
@@ -353,7 +370,14 @@ extension LedgerState {
             record.invoice.amountPaidMicros = record.invoice.totalMicros
             record.invoice.amountDueMicros = 0
             record.invoice.payLink = ""
-            event = .paymentSucceeded(invoice: recorded.invoiceSequence)
+            event = record.reactivates ? .reactivationPaid(periodStart: record.invoice.periodStartUnixSeconds)
+                : .paymentSucceeded(invoice: recorded.invoiceSequence)
+        } else if record.reactivates {
+            // Nothing is owed: the trial it would have restarted stays paused.
+            record.invoice.status = .void
+            record.invoice.amountDueMicros = 0
+            record.invoice.payLink = ""
+            event = .reactivationDeclined
         } else {
             record.invoice.status = .pastDue
             record.invoice.pastDue = true

@@ -453,6 +453,13 @@ public nonisolated struct Billing_Journal_V1_PaymentMethodSet: Sendable {
   /// The gateway's token for it.
   public var gatewayToken: String = String()
 
+  /// Given to a paused trial (entries since session 31): the trial stays
+  /// paused until its first period's invoice is paid; a decline voids that
+  /// invoice and takes the method off file (the trial keeps its way out to
+  /// Free). Unset (earlier entries, and every other method set): a paused
+  /// trial resumes at once, charged, past due if the charge fails.
+  public var reactivatesOnPayment: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1015,6 +1022,11 @@ public nonisolated struct Billing_Journal_V1_InvoiceState: Sendable {
   public var attemptPending: Bool = false
 
   public var attempts: Int32 = 0
+
+  /// The first period of a paused trial's reactivation: paid, the trial's
+  /// plan starts at its period start; declined, it is void and the account
+  /// stays a paused trial (PaymentMethodSet.reactivates_on_payment).
+  public var reactivates: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2139,7 +2151,7 @@ nonisolated extension Billing_Journal_V1_PeriodEnded: SwiftProtobuf.Message, Swi
 
 nonisolated extension Billing_Journal_V1_PaymentMethodSet: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PaymentMethodSet"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}method\0\u{3}gateway_token\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}method\0\u{3}gateway_token\0\u{3}reactivates_on_payment\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2149,6 +2161,7 @@ nonisolated extension Billing_Journal_V1_PaymentMethodSet: SwiftProtobuf.Message
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularMessageField(value: &self._method) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.gatewayToken) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.reactivatesOnPayment) }()
       default: break
       }
     }
@@ -2165,12 +2178,16 @@ nonisolated extension Billing_Journal_V1_PaymentMethodSet: SwiftProtobuf.Message
     if !self.gatewayToken.isEmpty {
       try visitor.visitSingularStringField(value: self.gatewayToken, fieldNumber: 2)
     }
+    if self.reactivatesOnPayment != false {
+      try visitor.visitSingularBoolField(value: self.reactivatesOnPayment, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Billing_Journal_V1_PaymentMethodSet, rhs: Billing_Journal_V1_PaymentMethodSet) -> Bool {
     if lhs._method != rhs._method {return false}
     if lhs.gatewayToken != rhs.gatewayToken {return false}
+    if lhs.reactivatesOnPayment != rhs.reactivatesOnPayment {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3109,7 +3126,7 @@ nonisolated extension Billing_Journal_V1_PendingCharge: SwiftProtobuf.Message, S
 
 nonisolated extension Billing_Journal_V1_InvoiceState: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".InvoiceState"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}invoice\0\u{3}attempt_pending\0\u{1}attempts\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}invoice\0\u{3}attempt_pending\0\u{1}attempts\0\u{1}reactivates\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3120,6 +3137,7 @@ nonisolated extension Billing_Journal_V1_InvoiceState: SwiftProtobuf.Message, Sw
       case 1: try { try decoder.decodeSingularMessageField(value: &self._invoice) }()
       case 2: try { try decoder.decodeSingularBoolField(value: &self.attemptPending) }()
       case 3: try { try decoder.decodeSingularInt32Field(value: &self.attempts) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.reactivates) }()
       default: break
       }
     }
@@ -3139,6 +3157,9 @@ nonisolated extension Billing_Journal_V1_InvoiceState: SwiftProtobuf.Message, Sw
     if self.attempts != 0 {
       try visitor.visitSingularInt32Field(value: self.attempts, fieldNumber: 3)
     }
+    if self.reactivates != false {
+      try visitor.visitSingularBoolField(value: self.reactivates, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3146,6 +3167,7 @@ nonisolated extension Billing_Journal_V1_InvoiceState: SwiftProtobuf.Message, Sw
     if lhs._invoice != rhs._invoice {return false}
     if lhs.attemptPending != rhs.attemptPending {return false}
     if lhs.attempts != rhs.attempts {return false}
+    if lhs.reactivates != rhs.reactivates {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -183,7 +183,8 @@ public nonisolated enum Billing_V1_InvoiceStatus: SwiftProtobuf.Enum, Swift.Case
   /// Payment failed; the account is PAST_DUE until it is paid.
   case pastDue // = 3
 
-  /// Cancelled; nothing is owed. (No flow voids invoices yet.)
+  /// Cancelled; nothing is owed: the first invoice of a paused trial's
+  /// reactivation whose charge was declined (the trial stays paused).
   case void // = 4
   case UNRECOGNIZED(Int)
 
@@ -681,17 +682,23 @@ public nonisolated struct Billing_V1_SetPaymentMethodResponse: @unchecked Sendab
   /// Clears the value of `pending`. Subsequent reads from it will return its default value.
   public mutating func clearPending() {_uniqueStorage()._pending = nil}
 
-  /// Whether the new method applied at once (no method was on file before).
+  /// Whether the new method is on file now (no method was on file before);
+  /// false when it replaces one at the next cycle, or was declined
+  /// reactivating a paused trial.
   public var appliedNow: Bool {
     get {_storage._appliedNow}
     set {_uniqueStorage()._appliedNow = newValue}
   }
 
   /// The charge this call made, if any: a first method given to a paused
-  /// trial restarts it on the trial's plan with a new period, charged at once
-  /// to that method. A declined charge leaves its invoice (charge.invoice_id)
-  /// and the account PAST_DUE: check charge.status. Unset when nothing was
-  /// charged.
+  /// trial is charged at once for a new period on the trial's plan, which
+  /// starts when that charge succeeds. Declined (check charge.status and
+  /// charge.failure_reason), the method is not kept, the invoice
+  /// (charge.invoice_id) is VOID and the trial stays paused: add another
+  /// method, or ChangePlan to FREE. (Since session 31; before, the trial
+  /// restarted at once and a decline left the account PAST_DUE.) With no
+  /// outcome from the gateway yet the trial stays paused until the charge
+  /// is settled (the invoice OPEN). Unset when nothing was charged.
   public var charge: Billing_V1_Charge {
     get {_storage._charge ?? Billing_V1_Charge()}
     set {_uniqueStorage()._charge = newValue}
@@ -800,8 +807,10 @@ public nonisolated struct Billing_V1_Charge: Sendable {
   /// Id of the payment method used: one on file, or put on file by this
   /// payment. Empty when no method reached the gateway
   /// (PAYMENT_METHOD_REQUIRED) and for a method given for this charge only
-  /// that is on file nowhere: a purchase's, or (since session 30) a
-  /// PayInvoice's new method that was declined — its label says which.
+  /// that is on file nowhere: a purchase's, (since session 30) a
+  /// PayInvoice's new method that was declined, or (since session 31) the
+  /// method a paused trial's reactivation was declined with — its label
+  /// says which.
   public var paymentMethodID: String = String()
 
   /// Display label of the payment method used, e.g. "visa •••• 4242".

@@ -76,6 +76,59 @@ import Testing
         #expect(h.account.status == .active)
     }
 
+    /// Since session 31 a card given to a paused trial is charged before
+    /// the trial restarts: the first period is invoiced, the trial stays
+    /// paused (no method of its own) until that invoice is paid, and a
+    /// decline takes the card off and keeps the way out to Free.
+    @Test func aPausedTrialPayingFirstRestartsOnlyOnceItsFirstPeriodIsPaid() {
+        var h = LifecycleHarness(signUpAt: Self.signUp)
+        h.advance(to: utc(2026, 3, 20, 10))
+        let (start, end) = (h.now, utc(2026, 4, 20, 10))
+        let invoiced: [AccountAction] = [
+            .usePaymentMethodNow, .issueInvoice(lines: [proLine(start, end)], periodStart: start, periodEnd: end),
+            .attemptPayment, .reactivateOnPayment,
+        ]
+        #expect(h.accept(.paymentMethodAddedPayingFirst) == invoiced)
+        #expect(h.account.runsPaused && h.account.status == .trial && !h.account.hasPaymentMethod)
+        #expect(h.account.pauseReason == .trialEndedWithoutPaymentMethod && h.account.trialEndsAt == Self.trialEnd)
+
+        // Declined: the card comes off, still a paused trial; Free stays open.
+        var declined = h
+        #expect(declined.accept(.reactivationDeclined) == [.removePaymentMethod])
+        #expect(declined.account == h.account)
+        #expect(declined.accept(.downgradeToFree) == [.setPlan(.free), .resetQuota, .unpause])
+        #expect(declined.account.plan == .free && !declined.account.runsPaused)
+
+        // Paid, hours later: Pro from the period it billed, nothing invoiced again.
+        h.now = start + 3_600
+        #expect(h.accept(.reactivationPaid(periodStart: start)) == [.setPlan(.pro), .resetQuota, .unpause])
+        #expect(h.account.status == .active && !h.account.runsPaused && h.account.hasPaymentMethod)
+        #expect(h.account.trialEndsAt == nil && h.account.currentPeriod == period(start, end))
+        // Once restarted, neither outcome changes anything again.
+        #expect(h.accept(.reactivationPaid(periodStart: start)) == [])
+        #expect(h.accept(.reactivationDeclined) == [])
+        #expect(h.account.status == .active)
+    }
+
+    /// Paying first applies only to a paused trial: a running trial takes
+    /// the card on file as before, and a paused trial of a plan costing
+    /// nothing has no invoice to wait for (it restarts at once).
+    @Test func payingFirstChangesNothingButAPausedTrialsReactivation() {
+        var running = LifecycleHarness(signUpAt: Self.signUp)
+        running.now = utc(2026, 3, 5)
+        #expect(running.accept(.paymentMethodAddedPayingFirst) == [.usePaymentMethodNow])
+        #expect(running.account.hasPaymentMethod)
+        // A Pro at $0 that accrues overage: its trial pauses at the end.
+        var free = PlanCatalog.default
+        free.pro.monthlyPrice = .zero
+        var h = LifecycleHarness(account: .trial(startingAt: Self.signUp, plans: free, graceSeconds: 0), now: Self.signUp)
+        h.plans = free
+        h.advance(to: utc(2026, 3, 20, 10))
+        #expect(h.account.runsPaused)
+        #expect(h.accept(.paymentMethodAddedPayingFirst) == [.usePaymentMethodNow, .setPlan(.pro), .resetQuota, .unpause])
+        #expect(!h.account.runsPaused && h.account.hasPaymentMethod)
+    }
+
     @Test func trialEndThenDowngradeToFreeIsActiveFreeUnpaused() {
         var h = LifecycleHarness(signUpAt: Self.signUp)
         h.advance(to: utc(2026, 3, 16))

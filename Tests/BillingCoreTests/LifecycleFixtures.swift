@@ -15,7 +15,7 @@ let proPrice = Money(micros: 49_000_000)
 struct LifecycleHarness {
     var account: AccountLifecycle
     var now: Int64
-    let plans = PlanCatalog.default
+    var plans = PlanCatalog.default
     /// Overage the ledger would report for each period that closes.
     var overage: [BillingPeriod: Money] = [:]
     /// Every applied transition with its actions, in order.

@@ -280,6 +280,60 @@ def test_trial_end_without_a_card_pauses_runs_until_a_card_is_added(life):
     assert life.debit("acme", "after-card").balance_after_micros < balance
 
 
+def test_a_declined_card_leaves_a_paused_trial_paused_with_its_way_to_free(life):
+    """Session 31: a paused trial's first period is charged before it
+    restarts. Declined, the card is not kept, the invoice is VOID (nothing
+    owed) and the trial stays paused: another card restarts it, or Free
+    (DESIGN.md). Before, it restarted on Pro at once and a decline left it
+    past due, Free only after the period with the $49 still owed."""
+    a, p = life.a, life.p
+    life.create("acme")
+    life.create("other")
+    life.advance(seconds=15 * DAY)
+    before = life.charged("acme")
+    answer = life.set_card("acme", DECLINED_CARD)
+    assert not answer.applied_now and not answer.HasField("current") and not answer.HasField("pending")
+    assert (answer.charge.status, answer.charge.failure_reason, answer.charge.amount_micros) == (
+        p.CHARGE_STATUS_FAILED, "CARD_DECLINED", PRO)
+    assert answer.charge.payment_method_id == "" and answer.charge.payment_method_label == "visa •••• 0002"
+    account = life.get("acme")
+    assert account.paused and account.pause_reason == a.PAUSE_REASON_TRIAL_ENDED and account.status == a.ACCOUNT_STATUS_TRIAL
+    assert banner_kinds(account) == [a.BANNER_KIND_PAUSED]
+    got = life.payments.GetPaymentMethod(p.GetPaymentMethodRequest(account_id="acme"), timeout=RPC_TIMEOUT_S)
+    assert not got.HasField("current") and not got.HasField("pending")
+    [invoice] = life.invoices("acme")
+    assert (invoice.status, invoice.amount_due_micros, invoice.amount_paid_micros, invoice.total_micros, invoice.pay_link) == (
+        p.INVOICE_STATUS_VOID, 0, 0, PRO, "")
+    assert answer.charge.invoice_id == invoice.invoice_id
+    pdf = life.payments.GetInvoicePdf(p.GetInvoicePdfRequest(account_id="acme", invoice_id=invoice.invoice_id),
+                                      timeout=RPC_TIMEOUT_S).pdf
+    text = subprocess.run(["pdftotext", "-layout", "-", "-"], input=pdf, capture_output=True, timeout=30, check=True).stdout.decode()
+    assert "VOID" in text, text
+    life.refused(lambda: life.payments.PayInvoice(p.PayInvoiceRequest(account_id="acme", invoice_id=invoice.invoice_id),
+                                                  timeout=RPC_TIMEOUT_S), FAILED_PRECONDITION, "INVOICE_VOID")
+    life.debit_refused_as_paused("acme", "still-paused")
+    assert life.charged("acme") == before
+    # The way out to Free: at once, nothing owed, runs resume.
+    answer = life.change("acme", a.PLAN_FREE)
+    assert answer.effect == a.PLAN_CHANGE_EFFECT_APPLIED and answer.account.plan == a.PLAN_FREE
+    assert not answer.account.paused and answer.account.status == a.ACCOUNT_STATUS_ACTIVE and answer.account.banners == []
+    life.debit("acme", "on-free")
+    # A card that fails once: its first charge voids the invoice, the same
+    # card given again restarts Pro from then, a new invoice paid.
+    first = life.set_card("other", FAILS_ONCE_CARD)
+    assert first.charge.failure_reason == "PROCESSING_ERROR" and not first.applied_now and life.get("other").paused
+    life.advance(seconds=3600)
+    restarted = life.now()
+    again = life.set_card("other", FAILS_ONCE_CARD)
+    assert again.applied_now and again.charge.status == p.CHARGE_STATUS_SUCCEEDED and again.current.card.last4 == "0119"
+    account = life.get("other")
+    assert not account.paused and account.status == a.ACCOUNT_STATUS_ACTIVE and account.plan == a.PLAN_PRO
+    assert account.current_period_start_unix_seconds == restarted
+    assert sorted((i.number, i.status) for i in life.invoices("other")) == [
+        ("INV-000002", p.INVOICE_STATUS_VOID), ("INV-000003", p.INVOICE_STATUS_PAID)]
+    life.debit("other", "on-pro")
+
+
 def test_trial_end_with_a_card_converts_to_pro_and_charges_the_first_period(life):
     a, p = life.a, life.p
     start = life.now()
