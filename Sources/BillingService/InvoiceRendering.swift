@@ -32,6 +32,9 @@ enum InvoiceRendering {
         if !book.billingEmail.isEmpty { customerLines.append(book.billingEmail) }
         let customer = InvoiceDocument.Party(name: book.displayName.isEmpty ? book.accountID : book.displayName, lines: customerLines)
         var notes = ["Amounts in \(invoice.currency). Questions: reply to your invoice email or contact support."]
+        if invoice.status == .void {
+            notes.insert("This invoice is void: nothing is owed.", at: 0)
+        }
         if invoice.status == .pastDue {
             // (Its pay link is a route of the app, no address a reader of the PDF could open.)
             notes.insert("This invoice is past due. Pay it in the Billing tab of the app (Invoices) to keep your runs going.", at: 0)

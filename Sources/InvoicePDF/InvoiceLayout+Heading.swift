@@ -8,11 +8,15 @@ extension InvoiceLayout {
         static let facts = (x: Margin.left + 328, width: Margin.right - Margin.left - 328)
     }
 
-    /// At most this many lines in each party or facts column, so an overlong
-    /// address cannot push the table off the first page.
+    /// At most this many lines in each party column, so an overlong address
+    /// cannot push the table off the first page (a customer that needs more
+    /// gets the page's width instead: `drawWideParty`).
     private static let maxBlockLines = 12
-    /// Lines one name, address line or fact value may wrap to.
+    /// Lines one name or address line may wrap to in a party column.
     private static let maxEntryLines = 4
+    /// Lines in the facts column: room for a contract reference the API
+    /// takes (200 bytes) after the dates, whole.
+    private static let maxFactLines = 20
     private static let blockLeading = 13.5
 
     mutating func drawHeading() {
@@ -51,13 +55,44 @@ extension InvoiceLayout {
     mutating func drawParties() {
         let headingBaseline = cursor - 8
         let firstBaseline = headingBaseline - 17
-        let rows = [
+        // A customer too long for its column (the API takes a 1,024-byte
+        // display name and a 320-byte e-mail) is printed whole across the
+        // page under the row, not cut (session 31; it ended in "…").
+        let customerFits = Self.columnLines(of: document.customer).fits
+        var rows = [
             drawParty(document.seller, heading: "FROM", column: PartyColumn.seller, headingBaseline, firstBaseline),
-            drawParty(document.customer, heading: "BILL TO", column: PartyColumn.customer, headingBaseline, firstBaseline),
             drawFacts(headingBaseline, firstBaseline),
         ]
+        if customerFits {
+            rows.append(drawParty(document.customer, heading: "BILL TO", column: PartyColumn.customer, headingBaseline, firstBaseline))
+        }
         let tallest = Double(rows.max() ?? 0)
         cursor = firstBaseline - (tallest - 1) * Self.blockLeading - 30
+        if !customerFits { drawWideParty(document.customer, heading: "BILL TO") }
+    }
+
+    /// `party` under its heading across the page, every line of it: a new
+    /// page (no table header yet) when the next line would reach the footer.
+    private mutating func drawWideParty(_ party: InvoiceDocument.Party, heading: String) {
+        let width = Margin.right - Margin.left
+        let lines = ([party.name] + party.lines).enumerated().flatMap { index, text in
+            let style = index == 0 ? Style.partyName : Style.secondary
+            return style.font.wrapped(WinAnsi.encode(text), toWidth: width, size: style.size, maxLines: .max).map { ($0, style) }
+        }
+        // The heading stays with the first line.
+        if !fits(25 + Self.blockLeading) { startPage(withTableHeader: false) }
+        let headingBaseline = cursor - 8
+        draw { $0.text(WinAnsi.encode(heading), x: Margin.left, y: headingBaseline, Style.label) }
+        var baseline = headingBaseline - 17
+        for (line, style) in lines {
+            if baseline < Margin.bottom {
+                startPage(withTableHeader: false)
+                baseline = cursor - 10
+            }
+            draw { $0.text(line, x: Margin.left, y: baseline, style) }
+            baseline -= Self.blockLeading
+        }
+        cursor = baseline + Self.blockLeading - 30
     }
 
     /// Returns the number of lines drawn under the heading.
@@ -86,22 +121,23 @@ extension InvoiceLayout {
     /// Label on the left of the column, value right-aligned at the margin.
     private mutating func drawFacts(_ headingBaseline: Double, _ firstBaseline: Double) -> Int {
         let column = PartyColumn.facts
-        let facts = Array(document.facts.prefix(Self.maxBlockLines))
+        let facts = Array(document.facts.prefix(Self.maxFactLines))
         guard !facts.isEmpty else { return 0 }
         var row = 0
         draw {
             $0.text(WinAnsi.encode("DETAILS"), x: column.x, y: headingBaseline, Style.label)
-            for fact in facts where row < Self.maxBlockLines {
+            for fact in facts where row < Self.maxFactLines {
                 let (labelStyle, valueStyle) = (Style.secondary, Style.body)
                 let label = labelStyle.font.truncated(WinAnsi.encode(fact.label), toWidth: column.width * 0.45,
                                                       size: labelStyle.size)
                 let labelWidth = labelStyle.font.width(of: label, size: labelStyle.size)
                 // A long value (a contract reference) wraps onto the lines
                 // below its label, right-aligned, instead of being cut.
+                // (Up to the column's last line: a contract reference is the last fact.)
                 let values = valueStyle.font.wrapped(WinAnsi.encode(fact.value), toWidth: column.width - labelWidth - 10,
-                                                     size: valueStyle.size, maxLines: Self.maxEntryLines)
+                                                     size: valueStyle.size, maxLines: Self.maxFactLines - row)
                 $0.text(label, x: column.x, y: firstBaseline - Double(row) * Self.blockLeading, labelStyle)
-                for value in values.prefix(Self.maxBlockLines - row) {
+                for value in values {
                     $0.text(value, right: column.x + column.width, y: firstBaseline - Double(row) * Self.blockLeading, valueStyle)
                     row += 1
                 }
@@ -128,18 +164,24 @@ extension InvoiceLayout {
                 return "\(points) is not in the invoice font's character set (Windows-1252): it would print as \"?\""
             }
         }
-        var total = 0
-        for (index, text) in texts.enumerated() {
-            let style = index == 0 ? Style.partyName : Style.secondary
-            let lines = style.font.wrapped(WinAnsi.encode(text), toWidth: PartyColumn.seller.width, size: style.size,
-                                           maxLines: .max).count
-            guard lines <= maxEntryLines else {
-                return "\"\(text)\" wraps to \(lines) lines in its column; \(maxEntryLines) print"
-            }
-            total += lines
+        let (perEntry, total, _) = columnLines(of: party)
+        if let (text, lines) = zip(texts, perEntry).first(where: { $0.1 > maxEntryLines }) {
+            return "\"\(text)\" wraps to \(lines) lines in its column; \(maxEntryLines) print"
         }
         guard total <= maxBlockLines else { return "the name and lines wrap to \(total) lines; \(maxBlockLines) print" }
         return nil
+    }
+
+    /// The lines each of `party`'s name and lines wraps to in a party
+    /// column, their total, and whether they all print there.
+    static func columnLines(of party: InvoiceDocument.Party) -> (perEntry: [Int], total: Int, fits: Bool) {
+        let perEntry = ([party.name] + party.lines).enumerated().map { index, text in
+            let style = index == 0 ? Style.partyName : Style.secondary
+            return style.font.wrapped(WinAnsi.encode(text), toWidth: PartyColumn.seller.width, size: style.size,
+                                      maxLines: .max).count
+        }
+        let total = perEntry.reduce(0, +)
+        return (perEntry, total, total <= maxBlockLines && perEntry.allSatisfy { $0 <= maxEntryLines })
     }
 }
 

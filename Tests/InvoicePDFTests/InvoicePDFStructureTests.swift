@@ -165,4 +165,41 @@ import Testing
         // The unit price is as whole as the amount.
         #expect(runs.filter { $0.text == Array("$123,456,789,012.123456".utf8) }.count == 2)
     }
+
+    /// The longest a customer's display name (1,024 bytes), e-mail (320)
+    /// and contract reference (200) can be at the API print whole: the
+    /// customer across the page under the party row, the reference down
+    /// the facts column (session 31: past 4 lines they ended in "…").
+    @Test func theLongestCustomerTheAPITakesPrintsWhole() throws {
+        var document = InvoiceDocument.withLines(40)
+        let name = String((String(repeating: "Worldwide Widgets ", count: 57)).prefix(1_024))
+        let email = String(repeating: "W", count: 300) + "@acme.example"
+        let reference = String(repeating: "W", count: 200)
+        document.customer = .init(name: name, lines: ["acme-account-id", email])
+        document.facts.append(.init("Paid", "2026-04-01"))
+        document.facts.append(.init("Contract", reference))
+        #expect(!InvoiceLayout.columnLines(of: document.customer).fits)
+        let pdf = try ParsedPDF(InvoicePDF.render(document))
+        let runs = try pdf.streams().flatMap { TextRun.all(in: $0.data) }
+        let text = runs.map { String(decoding: $0.text, as: UTF8.self) }.joined(separator: " ")
+        let squeezed = text.replacingOccurrences(of: " ", with: "")
+        for whole in [name, email, reference, "acme-account-id", "BILL TO", "FROM", "Line item 040"] {
+            #expect(squeezed.contains(whole.replacingOccurrences(of: " ", with: "")), "\(whole.prefix(40))… not whole")
+        }
+        #expect(!runs.contains { $0.text.contains(WinAnsi.ellipsis) }, "something was cut")
+        let margin = InvoiceLayout.Margin.self
+        for content in try pdf.streams() {
+            let runs = TextRun.all(in: content.data)
+            for (index, run) in runs.enumerated() {
+                let text = String(decoding: run.text, as: UTF8.self).prefix(30)
+                #expect(run.x >= margin.left - 0.01 && run.x + run.width <= margin.right + 0.01, "\(text)")
+                #expect(run.y >= margin.footerBaseline - 0.01 && run.y + 0.72 * run.size <= margin.top + 0.01, "\(text)")
+                for other in runs[(index + 1)...] where run.overlaps(other) {
+                    Issue.record("'\(text)' overlaps '\(String(decoding: other.text, as: UTF8.self).prefix(30))'")
+                }
+            }
+        }
+        // A customer that fits keeps its column beside the seller.
+        #expect(InvoiceLayout.columnLines(of: InvoiceDocument.sample.customer).fits)
+    }
 }
