@@ -846,6 +846,7 @@ extension Ledger {
         // applied when the request is checked at the second.
         let now = nowUnix
         _ = try await processDue(upTo: now, only: accountID)
+        try requireNoReactivationUnderWay(accountID)
         let (domain, event) = make(try book(accountID))
         let actions = try check(domain, on: try book(accountID), at: now)
         // A request that charges (an upgrade, a card on a paused trial, a
@@ -868,6 +869,23 @@ extension Ledger {
             charge = try await attemptPayment(invoice: issued, actor: actor)
         }
         return (actions, issued, charge)
+    }
+
+    /// A paused trial's reactivation whose invoice is neither paid nor void
+    /// yet — its charge has no outcome, or its attempt was deferred (a crash
+    /// before the charge started, the gateway taken as down) — holds the
+    /// account's other requests back: a move to Free meanwhile would leave
+    /// that charge to land on a Free account (paid for a period of the
+    /// trial's plan it never gets), or a declined card on file (session 31,
+    /// a review). Refused like a pending charge, UNAVAILABLE: asked again
+    /// once the gateway answers.
+    func requireNoReactivationUnderWay(_ accountID: String) throws {
+        let book = try book(accountID)
+        guard book.lifecycle.pauseReason == .trialEndedWithoutPaymentMethod,
+              book.invoiceSequences.contains(where: { state.invoices[$0].map { $0.reactivates && $0.invoice.status == .open } ?? false })
+        else { return }
+        throw GatewayUnavailable(accountID: accountID,
+                                 message: "this account's reactivation payment has no outcome yet; it is asked again shortly")
     }
 
     public func changePlan(accountID: String, to target: Plan, key: String, actor: String) async throws -> PlanChangeResult {

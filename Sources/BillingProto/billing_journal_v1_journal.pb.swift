@@ -453,11 +453,12 @@ public nonisolated struct Billing_Journal_V1_PaymentMethodSet: Sendable {
   /// The gateway's token for it.
   public var gatewayToken: String = String()
 
-  /// Given to a paused trial (entries since session 31): the trial stays
-  /// paused until its first period's invoice is paid; a decline voids that
-  /// invoice and takes the method off file (the trial keeps its way out to
-  /// Free). Unset (earlier entries, and every other method set): a paused
-  /// trial resumes at once, charged, past due if the charge fails.
+  /// Set on every SetPaymentMethod entry since session 31; it matters only
+  /// to a paused trial, which then stays paused until its first period's
+  /// invoice is paid; a decline voids that invoice and takes the method off
+  /// file (the trial keeps its way out to Free). Unset (earlier entries, and
+  /// a method given with a payment): a paused trial resumes at once,
+  /// charged, past due if the charge fails.
   public var reactivatesOnPayment: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()

@@ -1,6 +1,7 @@
 import BillingCore
 @testable import BillingLedger
 import BillingProto
+import Dispatch
 import Testing
 
 /// A card given to a paused trial (session 31): its first period is
@@ -141,6 +142,85 @@ import Testing
         #expect(book.pendingPaymentMethod?.gatewayToken == LifecycleLedgerTests.declining.token)
         #expect(state.invoices.count == 1 && state.invoices[1]?.invoice.status == .paid)
         #expect(silent.calls.withLock { $0 } == 2 && silent.charges.withLock { $0 } == 1)
+        try await h.expectJournalReplaysToLiveBooks()
+    }
+
+    /// The lifecycle entry commits but the ChargeStarted after it does not
+    /// (a crash between them, a refused write): the reactivation's invoice
+    /// is owed, no charge pending, the trial still paused.
+    static func owedReactivation(_ h: Harness, method: TokenizedMethod) async throws {
+        let passes = DispatchSemaphore(value: 0)  // (one made with a value traps when freed below it)
+        passes.signal()
+        h.disk.script(.block(entered: AsyncLatch(), release: passes, thenFail: false))
+        h.disk.script(.failAtomically)
+        await #expect(throws: (any Error).self) {
+            _ = try await h.ledger.setPaymentMethod(accountID: "t", method: method, actor: "test")
+        }
+        let ledger = h.ledger
+        #expect(await eventually { ledger.isServing })
+        let state = await h.ledger.snapshot
+        try #require(state.invoices[1]?.reactivates == true && state.invoices[1]?.attemptPending == true)
+        try #require(state.pendingCharges.isEmpty)
+        try #require(state.accounts["t"]?.lifecycle.pauseReason == .trialEndedWithoutPaymentMethod)
+    }
+
+    /// An owed reactivation is charged by the next tick (after a restart
+    /// too), and the trial restarts.
+    @Test func anOwedReactivationIsChargedByTheTick() async throws {
+        let h = try await Self.pausedTrial()
+        try await Self.owedReactivation(h, method: LifecycleLedgerTests.good)
+        Self.expectCheckpointKeeps(await h.ledger.snapshot)
+        let r = try await h.restarted()
+        _ = try await r.ledger.tick()
+        let state = await r.ledger.snapshot
+        let lifecycle = try #require(state.accounts["t"]).lifecycle
+        #expect(lifecycle.plan == .pro && lifecycle.pauseReason == nil && state.invoices[1]?.invoice.status == .paid)
+        try await r.expectJournalReplaysToLiveBooks()
+        #expect(try LedgerAudit.run(on: r.store.restart(), plans: Fixtures.plans).problems.isEmpty)
+    }
+
+    /// While a reactivation is owed and the gateway is taken as down (its
+    /// attempt deferred), the account's requests wait (UNAVAILABLE) —
+    /// session 31, a review: a move to Free went ahead, and the owed charge
+    /// then took $49 for a Pro period from a Free account (or, declined,
+    /// left the declined card on file). Once the gateway answers, the tick
+    /// settles it and Free is a choice again.
+    @Test(arguments: [true, false]) func anOwedReactivationHoldsTheAccountsRequestsBack(paid: Bool) async throws {
+        let gateway = GatewayOutcomeTests.SilentGateway(hang: true)
+        let h = try GatewayOutcomeTests.ledger(gateway, timeout: 1, retryBase: .milliseconds(500))
+        try await GatewayOutcomeTests.withCards(h.ledger, ["a"], plan: .free)
+        _ = try await Self.pause(h)
+        try await Self.owedReactivation(h, method: paid ? LifecycleLedgerTests.good : LifecycleLedgerTests.declining)
+        // Another account's charge times out: the gateway is taken as down.
+        gateway.silent.withLock { $0 = ["purchase:"] }
+        await #expect(throws: GatewayUnavailable.self) {
+            try await h.ledger.purchaseCredits(accountID: "a", amountMicros: 5_000_000, key: "buy", actor: "t")
+        }
+        let before = await h.ledger.snapshot.lastSeq
+        await #expect(throws: GatewayUnavailable.self) {
+            _ = try await h.ledger.changePlan(accountID: "t", to: .free, key: "free", actor: "test")
+        }
+        await #expect(throws: GatewayUnavailable.self) {
+            _ = try await h.ledger.setPaymentMethod(accountID: "t", method: LifecycleLedgerTests.good, actor: "test")
+        }
+        #expect(await h.ledger.snapshot.lastSeq == before)
+        // The gateway answers again: the tick settles the owed reactivation.
+        gateway.silent.withLock { $0 = [] }
+        let ledger = h.ledger
+        #expect(await eventually {
+            _ = try? await ledger.tick()
+            return await ledger.snapshot.invoices[1]?.invoice.status != .open
+        })
+        let state = await h.ledger.snapshot
+        let book = try #require(state.accounts["t"])
+        if paid {
+            #expect(state.invoices[1]?.invoice.status == .paid && book.lifecycle.plan == .pro && book.lifecycle.pauseReason == nil)
+        } else {
+            #expect(state.invoices[1]?.invoice.status == .void && book.paymentMethod == nil)
+            #expect(book.lifecycle.pauseReason == .trialEndedWithoutPaymentMethod)
+            let free = try await h.ledger.changePlan(accountID: "t", to: .free, key: "free", actor: "test")
+            #expect(free.effect == .applied && free.invoice == nil)
+        }
         try await h.expectJournalReplaysToLiveBooks()
     }
 
