@@ -54,6 +54,14 @@ struct Keys: ParsableCommand {
             for s in scope where Scope(rawValue: s) == nil {
                 throw ValidationError("unknown scope \(s); scopes are metering:write, metering:read, accounts:admin")
             }
+            // Made only where --db says: the default path, relative to the
+            // current directory, from the wrong one would make a ledger no
+            // server reads, and a key it does not know. (Checked here, not
+            // in `run`: refused with this command's usage — session 31, it
+            // showed the top-level one.)
+            if database.named == nil && !FileManager.default.fileExists(atPath: database.db) {
+                throw ValidationError("no database at \(database.db) (run from the directory the server runs in, or give --db; a database named by --db is made if it is missing)")
+            }
         }
 
         func run() throws {
@@ -64,12 +72,6 @@ struct Keys: ParsableCommand {
             // refused, "no database", and `serve --no-demo` then "in use":
             // the only way was start, stop, create, start).
             let creating = !FileManager.default.fileExists(atPath: database.db)
-            // Made only where --db says: the default path, relative to the
-            // current directory, from the wrong one would make a ledger no
-            // server reads, and a key it does not know.
-            if creating && database.named == nil {
-                throw ValidationError("no database at \(database.db) (run from the directory the server runs in, or give --db; a database named by --db is made if it is missing)")
-            }
             try withLedger(database.db, creating: true) { ledger in
                 try blockingAwait {
                     _ = try await ledger.createApiKey(keyID: material.keyID, name: name, scopes: scopes, hash: material.hash,

@@ -451,10 +451,14 @@ def test_a_key_given_as_an_argument_is_refused_unshown(call_world):
         assert "holds an API key or a user token" in result.stderr, shown(result)
         assert good.split("_")[-1] not in result.stderr + result.stdout and owner.split(".")[-1] not in result.stderr, \
             "a secret was shown"
-    for args in (["verify", "--db", str(served.db_path), good], ["audit", "--db", str(served.db_path), "Bearer " + good]):
+    # `billing <key>` and `billing keys <key>` too: no leaf command to take
+    # it, ArgumentParser's own error echoed it (session 31).
+    for args in (["verify", "--db", str(served.db_path), good], ["audit", "--db", str(served.db_path), "Bearer " + good],
+                 [good], ["keys", good], ["keys", owner]):
         result = cli(*args)
         assert result.returncode == 64 and "holds an API key or a user token" in result.stderr, shown(result)
-        assert good.split("_")[-1] not in result.stderr + result.stdout, "a secret was shown"
+        assert good.split("_")[-1] not in result.stderr + result.stdout and owner.split(".")[-1] not in result.stderr, \
+            "a secret was shown"
     # Arguments that only look a little like one are shown, as any other.
     for args, shown_text in ((["call", "--target", served.target, "billing.v1.Metering/Quote", '{"account_id":"acme_bk_1"}'],
                               "acme_bk_1"),
@@ -1145,6 +1149,8 @@ def test_a_first_key_for_a_no_demo_server_is_made_before_its_first_start(pb, tmp
     elsewhere = subprocess.run([str(billing_binary()), "keys", "create", "--name", "ops", "--scope", "accounts:admin"],
                                cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert elsewhere.returncode == 64 and "no database at var/billing.sqlite" in elsewhere.stderr, shown(elsewhere)
+    # With this command's usage (session 31: the top-level one).
+    assert "Usage: billing keys create" in elsewhere.stderr, shown(elsewhere)
     assert not (tmp_path / "var").exists()
     db2 = tmp_path / "prod2" / "billing.sqlite"
     made = cli("keys", "create", "--db", str(db2), "--name", "ops", "--scope", "accounts:admin", key=None, timeout=60)
