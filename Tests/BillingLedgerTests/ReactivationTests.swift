@@ -187,7 +187,8 @@ import Testing
     /// settles it and Free is a choice again.
     @Test(arguments: [true, false]) func anOwedReactivationHoldsTheAccountsRequestsBack(paid: Bool) async throws {
         let gateway = GatewayOutcomeTests.SilentGateway(hang: true)
-        let h = try GatewayOutcomeTests.ledger(gateway, timeout: 1, retryBase: .milliseconds(500))
+        // Taken as down for a minute after a timeout: longer than the test.
+        let h = try GatewayOutcomeTests.ledger(gateway, timeout: 1, retryBase: .seconds(60))
         try await GatewayOutcomeTests.withCards(h.ledger, ["a"], plan: .free)
         _ = try await Self.pause(h)
         try await Self.owedReactivation(h, method: paid ? LifecycleLedgerTests.good : LifecycleLedgerTests.declining)
@@ -206,6 +207,7 @@ import Testing
         #expect(await h.ledger.snapshot.lastSeq == before)
         // The gateway answers again: the tick settles the owed reactivation.
         gateway.silent.withLock { $0 = [] }
+        await h.ledger.takeTheGatewayAsUp()
         let ledger = h.ledger
         #expect(await eventually {
             _ = try? await ledger.tick()
@@ -245,5 +247,14 @@ import Testing
         let lifecycle = try #require(replayed.accounts["t"]).lifecycle
         #expect(lifecycle.plan == .pro && lifecycle.trialEndsAt == nil && lifecycle.pastDueInvoices.count == 1)
         #expect(replayed.invoices[1]?.invoice.status == .pastDue && replayed.invoices[1]?.reactivates == false)
+    }
+}
+
+extension Ledger {
+    /// Forgets the gateway's downtime (a test's stand-in for its backoff
+    /// running out).
+    func takeTheGatewayAsUp() {
+        gatewayDownUntil = nil
+        gatewayTimeoutsInARow = 0
     }
 }
