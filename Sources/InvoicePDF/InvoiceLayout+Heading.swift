@@ -59,13 +59,11 @@ extension InvoiceLayout {
         // display name and a 320-byte e-mail) is printed whole across the
         // page under the row, not cut (session 31; it ended in "…").
         let customerFits = Self.columnLines(of: document.customer).fits
-        var rows = [
-            drawParty(document.seller, heading: "FROM", column: PartyColumn.seller, headingBaseline, firstBaseline),
-            drawFacts(headingBaseline, firstBaseline),
-        ]
+        var rows = [drawParty(document.seller, heading: "FROM", column: PartyColumn.seller, headingBaseline, firstBaseline)]
         if customerFits {
             rows.append(drawParty(document.customer, heading: "BILL TO", column: PartyColumn.customer, headingBaseline, firstBaseline))
         }
+        rows.append(drawFacts(headingBaseline, firstBaseline))
         let tallest = Double(rows.max() ?? 0)
         cursor = firstBaseline - (tallest - 1) * Self.blockLeading - 30
         if !customerFits { drawWideParty(document.customer, heading: "BILL TO") }

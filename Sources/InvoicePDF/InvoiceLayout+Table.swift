@@ -9,11 +9,29 @@ extension InvoiceLayout {
     private static let rowLeading = 12.5
 
     /// Column names over a dark rule.
+    /// The table's header where the table starts: on a new page when it and
+    /// the first row would not fit above the footer (a customer printed
+    /// across the page can leave too little room: session 31, a review
+    /// found the header alone at a page's foot, or inside its margin).
+    mutating func drawTableStart() {
+        let firstRow = document.lines.first.map { rowHeight($0) } ?? 0
+        if !fits(Self.headerHeight + firstRow) { startPage(withTableHeader: false) }
+        drawTableHeader()
+    }
+
+    /// From the cursor to the header's rule.
+    private static let headerHeight = 14.0
+
+    /// A row's height: its description's lines and the padding around them.
+    func rowHeight(_ line: InvoiceDocument.Line) -> Double {
+        2 * Self.rowPadding + Double(Self.descriptionLines(line.description, in: columns).count) * Self.rowLeading
+    }
+
     mutating func drawTableHeader() {
         let style = Style.label
         let columns = self.columns
         let baseline = cursor - 8
-        let ruleY = cursor - 14
+        let ruleY = cursor - Self.headerHeight
         draw {
             $0.text(WinAnsi.encode("DESCRIPTION"), x: columns.description.left, y: baseline, style)
             $0.text(WinAnsi.encode("QTY"), right: columns.quantity.right, y: baseline, style)
@@ -29,7 +47,7 @@ extension InvoiceLayout {
     mutating func drawRow(_ line: InvoiceDocument.Line) {
         let columns = self.columns
         let description = Self.descriptionLines(line.description, in: columns)
-        let height = 2 * Self.rowPadding + Double(description.count) * Self.rowLeading
+        let height = rowHeight(line)
         if !fits(height) { startPage(withTableHeader: true) }
         assert(fits(height), "a row of \(description.count) lines must fit on a fresh page")
         let style = Style.body

@@ -23,7 +23,7 @@ struct InvoiceLayout {
         var layout = InvoiceLayout(document: document, columns: TableColumns(for: document.lines))
         layout.drawHeading()
         layout.drawParties()
-        layout.drawTableHeader()
+        layout.drawTableStart()
         for line in document.lines {
             layout.drawRow(line)
         }

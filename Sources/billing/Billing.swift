@@ -13,24 +13,22 @@ struct Billing: ParsableCommand {
         subcommands: [Serve.self, Call.self, Load.self, Verify.self, Keys.self, Audit.self],
         defaultSubcommand: nil)
 
-    /// ArgumentParser's own `main`, but an error it words never shows an
-    /// argument holding a key or a token (`looksSecret`): the leaf commands
-    /// refuse one unshown (`UnknownOptions`); `billing <key>` or `billing
-    /// keys <key>` — no leaf command to take it — echoed it as an
-    /// "Unexpected argument" (session 31, a review of the README).
+    /// ArgumentParser's own `main`, but an error it prints never shows a
+    /// key or a token (`redactingSecrets`): the leaf commands refuse one
+    /// given as an argument unshown (`UnknownOptions`), but `billing <key>`
+    /// or `billing keys <key>` — no leaf command to take it — echoed it as
+    /// an "Unexpected argument", and an option's value joined with `=`
+    /// (`--db=bk_…`) in the message about it (session 31, two reviews).
     static func main() {
         let arguments = Array(CommandLine.arguments.dropFirst())
         do {
             var command = try parseAsRoot(arguments)
             try command.run()
         } catch {
-            let secrets = arguments.filter(looksSecret)
-            var message = fullMessage(for: error)
-            guard secrets.contains(where: { message.contains($0) }) else { exit(withError: error) }
-            for secret in secrets {
-                message = message.replacingOccurrences(of: secret, with: "(not shown: it holds an API key or a user token)")
-            }
-            FileHandle.standardError.write(Data((message + "\n").utf8))
+            let message = fullMessage(for: error)
+            let shown = redactingSecrets(message)
+            guard shown != message else { exit(withError: error) }
+            FileHandle.standardError.write(Data((shown + "\n").utf8))
             Foundation.exit(exitCode(for: error).rawValue)
         }
     }

@@ -34,10 +34,20 @@ final class DatabaseLock {
         }
     }
 
+    /// A key or a token given as `--db` (pasted in the wrong place) is
+    /// refused unshown: `serve` made a database named after it and logged
+    /// its path (session 31, a review).
+    static func requireNotSecret(_ database: String) throws {
+        guard !looksSecret(database) else {
+            throw CLIError("--db holds an API key or a user token (not shown): name the database file")
+        }
+    }
+
     /// Refuses a path that cannot be a database file: empty, or a directory
     /// (session 28: "WAL journal mode unavailable", "has 2 hard links").
     static func requireFilePath(_ database: String) throws {
         guard !database.isEmpty else { throw CLIError("--db is empty: name the database file") }
+        try requireNotSecret(database)
         // SQLite reads `file:` as a URI even unasked: the file it makes is
         // not the one the lock, link and mode checks look at.
         guard !database.hasPrefix("file:") else {
@@ -79,6 +89,7 @@ final class DatabaseLock {
     /// the other path would read the file without the server's log (stale).
     /// A file not created yet has no links to worry about.
     static func requireOnePath(_ database: String) throws {
+        try requireNotSecret(database)
         var status = stat()
         guard stat(database, &status) == 0, status.st_nlink > 1 else { return }
         throw CLIError("""

@@ -42,7 +42,7 @@ struct Verify: ParsableCommand {
             audit.problems += store.takeSkippedCheckpoints().map { "unreadable \($0)" }
         } catch {
             // Could not check at all: not the same as "differences found".
-            FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
+            FileHandle.standardError.write(Data(redactingSecrets("Error: \(error)\n").utf8))
             throw ExitCode(2)
         }
         if json {

@@ -456,9 +456,21 @@ def test_a_key_given_as_an_argument_is_refused_unshown(call_world):
     for args in (["verify", "--db", str(served.db_path), good], ["audit", "--db", str(served.db_path), "Bearer " + good],
                  [good], ["keys", good], ["keys", owner]):
         result = cli(*args)
-        assert result.returncode == 64 and "holds an API key or a user token" in result.stderr, shown(result)
+        assert result.returncode == 64 and "not shown" in result.stderr, shown(result)
         assert good.split("_")[-1] not in result.stderr + result.stdout and owner.split(".")[-1] not in result.stderr, \
             "a secret was shown"
+    # Given as an option's value — joined with "=" (the message quoted the
+    # value), or as --db (serve made a database named after it and logged
+    # its path) — it is not shown either (session 31, a review).
+    for args, code in ((["keys", "list", f"--db={good}"], 64), (["audit", f"--db={good}"], 64),
+                       (["serve", f"--synchronous={good}"], 64), (["keys", "create", f"--scope={owner}", "--name=x"], 64),
+                       (["verify", "--db", good], 2), (["serve", "--db", good, "--listen", "127.0.0.1:0"], 1),
+                       (["keys", "list", "--db", good], 64)):
+        result = cli(*args, timeout=30)
+        assert result.returncode == code and "not shown" in result.stderr, shown(result)
+        assert good.split("_")[-1] not in result.stderr + result.stdout and owner.split(".")[-1] not in result.stderr, \
+            "a secret was shown"
+    assert not list(ROOT.glob("bk_*")), "a database was made under a key's name"
     # Arguments that only look a little like one are shown, as any other.
     for args, shown_text in ((["call", "--target", served.target, "billing.v1.Metering/Quote", '{"account_id":"acme_bk_1"}'],
                               "acme_bk_1"),

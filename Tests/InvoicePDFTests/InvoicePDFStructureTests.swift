@@ -202,4 +202,42 @@ import Testing
         // A customer that fits keeps its column beside the seller.
         #expect(InvoiceLayout.columnLines(of: InvoiceDocument.sample.customer).fits)
     }
+
+    /// However long the customer (up to the API's limits), nothing but the
+    /// footer goes below the bottom margin, and the table's header never
+    /// ends a page without a row under it (session 31, a review: a customer
+    /// printed across the page left the header alone at page 1's foot in
+    /// 750 of 12,496 cases, inside the margin in 30).
+    @Test(arguments: [false, true]) func theTableHeaderKeepsItsFirstRowWhateverTheCustomersLength(contract: Bool) throws {
+        let margin = InvoiceLayout.Margin.self
+        for length in stride(from: 0, through: 1_024, by: 12) {
+            var document = InvoiceDocument.withLines(5)
+            document.customer = .init(name: String(String(repeating: "Worldwide Widgets ", count: 57).prefix(length)),
+                                      lines: ["acme", String(repeating: "w", count: 300) + "@acme.example"])
+            document.facts = [.init("Invoice number", "INV-000042"), .init("Issued", "2026-04-01"), .init("Due", "2026-04-01"),
+                              .init("Period closed", "2026-03-01 to 2026-04-01"), .init("Paid", "2026-04-01")]
+            if contract { document.facts.append(.init("Contract", String(repeating: "W", count: 200))) }
+            let pdf = try ParsedPDF(InvoicePDF.render(document))
+            for (page, content) in try pdf.streams().enumerated() {
+                let runs = TextRun.all(in: content.data).filter { abs($0.y - margin.footerBaseline) > 0.01 }
+                for run in runs {
+                    #expect(run.y >= margin.bottom - 0.01, "name of \(length) bytes, page \(page + 1): \(String(decoding: run.text, as: UTF8.self).prefix(30)) at \(run.y)")
+                }
+                if let header = runs.first(where: { $0.text == Array("DESCRIPTION".utf8) }) {
+                    #expect(runs.contains { $0.y < header.y - 1 && $0.text.starts(with: Array("Line item".utf8)) },
+                            "name of \(length) bytes: page \(page + 1) ends with the table's header alone")
+                }
+            }
+        }
+    }
+
+    /// A customer that fits is drawn in its column between the seller's and
+    /// the facts, in that order in the page's content (as before session 31:
+    /// the same document, the same bytes).
+    @Test func thePartyRowIsDrawnFromLeftToRight() throws {
+        let pdf = try ParsedPDF(InvoicePDF.render(.sample))
+        let labels = TextRun.all(in: try #require(try pdf.streams().first).data).map { String(decoding: $0.text, as: UTF8.self) }
+            .filter { ["FROM", "BILL TO", "DETAILS"].contains($0) }
+        #expect(labels == ["FROM", "BILL TO", "DETAILS"])
+    }
 }
