@@ -370,8 +370,12 @@ extension LedgerState {
             record.invoice.amountPaidMicros = record.invoice.totalMicros
             record.invoice.amountDueMicros = 0
             record.invoice.payLink = ""
-            event = record.reactivates ? .reactivationPaid(periodStart: record.invoice.periodStartUnixSeconds)
-                : .paymentSucceeded(invoice: recorded.invoiceSequence)
+            // A reactivation settled after the period it billed had ended (a
+            // gateway silent that long) starts from its settlement: the
+            // period paid for was spent paused (session 31, a review: the
+            // next period was billed at once).
+            let start = at < record.invoice.periodEndUnixSeconds ? record.invoice.periodStartUnixSeconds : at
+            event = record.reactivates ? .reactivationPaid(periodStart: start) : .paymentSucceeded(invoice: recorded.invoiceSequence)
         } else if record.reactivates {
             // Nothing is owed: the trial it would have restarted stays paused.
             record.invoice.status = .void

@@ -121,6 +121,29 @@ import Testing
         #expect(try LedgerAudit.run(on: store.restart(), plans: Fixtures.plans).problems.isEmpty)
     }
 
+    /// A reactivation whose charge is settled only after the period it
+    /// billed has ended starts from the settlement: one period paid, one
+    /// period of service (it started from the invoice's period and the
+    /// next period was billed at once — session 31, a review).
+    @Test func aReactivationSettledAfterItsPeriodStartsFromTheSettlement() async throws {
+        let silent = GatewayOutcomeTests.SilentGateway()
+        let h = try await Self.pause(try GatewayOutcomeTests.ledger(silent))
+        silent.silent.withLock { $0 = ["invoice:"] }
+        await #expect(throws: GatewayUnavailable.self) {
+            _ = try await h.ledger.setPaymentMethod(accountID: "t", method: LifecycleLedgerTests.good, actor: "test")
+        }
+        h.clock.advance(seconds: 40 * Self.day)
+        _ = try? await h.ledger.tick()  // (the charge still has no answer)
+        silent.silent.withLock { $0 = [] }
+        _ = try await h.ledger.tick()
+        let settled = h.clock.nowMicros() / 1_000_000
+        let state = await h.ledger.snapshot
+        let lifecycle = try #require(state.accounts["t"]).lifecycle
+        #expect(lifecycle.plan == .pro && lifecycle.pauseReason == nil && lifecycle.currentPeriod.start == settled)
+        #expect(state.invoices.count == 1 && state.invoices[1]?.invoice.status == .paid)
+        try await h.expectJournalReplaysToLiveBooks()
+    }
+
     /// A second card given while the first one's charge has no answer
     /// settles that charge first: it succeeded, so the trial restarts and
     /// the second card is a replacement — not a second reactivation charged.
