@@ -52,6 +52,11 @@ final class KeysService: Sendable {
                              metadata: ["field": "name"])
         }
         try requireID(request.name, "name")
+        // A secret pasted as the name would be stored and listed in the clear.
+        guard !looksSecret(request.name) else {
+            throw GRPCStatus(.invalidArgument, "name holds an API key or a user token (not shown): name the key in words",
+                             reason: "INVALID_FIELD", metadata: ["field": "name"])
+        }
         let scopes = try Self.scopes(request.scopes)
         // A key that is dead when made is a mistake (a time in milliseconds
         // read as seconds, a date in the past), not a request.

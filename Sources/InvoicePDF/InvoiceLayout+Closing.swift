@@ -21,6 +21,12 @@ extension InvoiceLayout {
     /// Each total as a label on the left and its value right-aligned at the
     /// margin. The block starts under the unit-price column, further left when
     /// its widest row needs it; values are cut only past 330 pt.
+    /// The totals block's height (moved to a new page whole unless taller
+    /// than a page).
+    var totalsHeight: Double {
+        document.totals.isEmpty ? 0 : 8 + Double(document.totals.count) * Self.totalsLeading + 6
+    }
+
     mutating func drawTotals() {
         let count = document.totals.count
         let rows = document.totals.enumerated().map { index, total in
@@ -37,8 +43,7 @@ extension InvoiceLayout {
         let width = Margin.right - left
         // The emphasised total sits 6 pt lower, under its own rule. The block
         // moves to a new page whole; only a block taller than a page is split.
-        let height = 8 + Double(rows.count) * Self.totalsLeading + 6
-        if !fits(height) { startPage(withTableHeader: false) }
+        if !fits(totalsHeight) { startPage(withTableHeader: false) }
         var baseline = cursor - 8
         for row in rows {
             let advance = Self.totalsLeading + (row.isLast ? 6 : 0)

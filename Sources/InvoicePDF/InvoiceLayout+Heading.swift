@@ -15,8 +15,9 @@ extension InvoiceLayout {
     /// Lines one name or address line may wrap to in a party column.
     private static let maxEntryLines = 4
     /// Lines in the facts column: room for a contract reference the API
-    /// takes (200 bytes) after the dates, whole.
-    private static let maxFactLines = 20
+    /// takes (200 bytes, even of the widest glyphs: 15 lines) after the
+    /// dates (a renewal's "Period closed" wraps to 2), whole.
+    private static let maxFactLines = 24
     private static let blockLeading = 13.5
 
     mutating func drawHeading() {

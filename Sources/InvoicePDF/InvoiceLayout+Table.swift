@@ -14,7 +14,8 @@ extension InvoiceLayout {
     /// across the page can leave too little room: session 31, a review
     /// found the header alone at a page's foot, or inside its margin).
     mutating func drawTableStart() {
-        let firstRow = document.lines.first.map { rowHeight($0) } ?? 0
+        // (No line: the totals follow the header — a block moved whole.)
+        let firstRow = document.lines.first.map { rowHeight($0) } ?? totalsHeight
         if !fits(Self.headerHeight + firstRow) { startPage(withTableHeader: false) }
         drawTableHeader()
     }

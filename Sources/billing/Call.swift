@@ -1,3 +1,4 @@
+import BillingAuth
 import ArgumentParser
 import BillingProto
 import Client
@@ -151,7 +152,7 @@ struct Call: ParsableCommand {
                 request = try Self.parse(String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self), as: types.request)
             } catch let error as ValidationError {
                 // (From `run`, ArgumentParser would show the top-level usage.)
-                FileHandle.standardError.write(Data("Error: \(error.message)\n".utf8))
+                FileHandle.standardError.write(Data(redactingSecrets("Error: \(error.message)\n").utf8))
                 throw ExitCode(64)
             }
         } else {
@@ -171,7 +172,8 @@ struct Call: ParsableCommand {
         let completion = try connection.call(path: path, message: try request.serializedBytes(), metadata: metadata,
                                              timeoutMillis: timeoutMillis + 1000)
         guard completion.status == 0 else {
-            FileHandle.standardError.write(Data(Self.describeFailure(completion).utf8))
+            // (A server's message may repeat a request field: a key pasted there is not shown.)
+            FileHandle.standardError.write(Data(redactingSecrets(Self.describeFailure(completion)).utf8))
             throw ExitCode(2)
         }
         let response = try types.response.init(serializedBytes: completion.response)

@@ -1,3 +1,4 @@
+import BillingAuth
 import Foundation
 import Glibc
 

@@ -50,6 +50,9 @@ struct Keys: ParsableCommand {
             } catch {
                 throw ValidationError(error.message)
             }
+            guard !looksSecret(name) else {
+                throw ValidationError("--name holds an API key or a user token (not shown): it would be stored and listed in the clear")
+            }
             guard !scope.isEmpty else { throw ValidationError("give at least one --scope") }
             for s in scope where Scope(rawValue: s) == nil {
                 throw ValidationError("unknown scope \(s); scopes are metering:write, metering:read, accounts:admin")

@@ -126,6 +126,16 @@ struct Serve: ParsableCommand {
     @OptionGroup var unknown: UnknownOptions
 
     func validate() throws {
+        // A key or token pasted as a file name: `--port-file` and
+        // `--demo-credentials-file` made a file named after it, and a
+        // notice logged it (session 31, a review); `--db` is refused so by
+        // `DatabaseLock`.
+        let paths = [("--catalog", catalog), ("--plans", plans), ("--seller", seller), ("--tls-cert", tlsCert),
+                     ("--tls-key", tlsKey), ("--tls-client-ca", tlsClientCa), ("--port-file", portFile),
+                     ("--demo-credentials-file", demoCredentialsFile), ("--jwt-secret-file", jwtSecretFile)]
+        if let (option, _) = paths.first(where: { $0.1.map(looksSecret) ?? false }) {
+            throw ValidationError("\(option) holds an API key or a user token (not shown): name a file")
+        }
         // The files are read here too, not only in `run`: ArgumentParser
         // then reports a bad one with this command's usage.
         _ = try loadCatalog(catalog)

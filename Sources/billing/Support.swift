@@ -1,3 +1,4 @@
+import BillingAuth
 import ArgumentParser
 import BillingCore
 import BillingService
@@ -93,25 +94,6 @@ struct UnknownOptions: ParsableArguments {
             throw ValidationError("unexpected argument (not shown: it holds an API key or a user token; a command that takes one has --key or $BILLING_KEY)")
         }
         throw ValidationError(first.hasPrefix("-") ? "Unknown option '\(first)'" : "Unexpected argument '\(first)'")
-    }
-}
-
-/// `text` with every service key and user token in it replaced by a note:
-/// for a message quoting what was given (an option's value joined with
-/// `=`, a file name), whoever wrote it (session 31, a review: `--db=bk_…`
-/// was echoed by "no database at …").
-func redactingSecrets(_ text: String) -> String {
-    text.replacing(/bk_[0-9a-f]{12}_[A-Za-z0-9_-]*/, with: "(not shown: an API key)")
-        .replacing(/eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*/, with: "(not shown: a user token)")
-}
-
-/// Whether a command-line value holds a service key (`bk_` and a 12-digit
-/// hex id, then `_`) or a user JWT (a word starting `eyJ` — a JSON header in
-/// base64url — of three dot-separated parts): never echoed in an error.
-func looksSecret(_ value: String) -> Bool {
-    if value.contains(/bk_[0-9a-f]{12}_/) { return true }
-    return value.split(whereSeparator: { $0.isWhitespace || "\"'=:".contains($0) }).contains { word in
-        word.hasPrefix("eyJ") && word.split(separator: ".", omittingEmptySubsequences: false).count == 3
     }
 }
 

@@ -1,3 +1,4 @@
+import BillingAuth
 import ArgumentParser
 import BillingLedger
 import BillingSQLite

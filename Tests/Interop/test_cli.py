@@ -465,12 +465,26 @@ def test_a_key_given_as_an_argument_is_refused_unshown(call_world):
     for args, code in ((["keys", "list", f"--db={good}"], 64), (["audit", f"--db={good}"], 64),
                        (["serve", f"--synchronous={good}"], 64), (["keys", "create", f"--scope={owner}", "--name=x"], 64),
                        (["verify", "--db", good], 2), (["serve", "--db", good, "--listen", "127.0.0.1:0"], 1),
-                       (["keys", "list", "--db", good], 64)):
+                       (["keys", "list", "--db", good], 64), (["serve", "--port-file", good], 64),
+                       (["serve", "--demo-credentials-file", owner], 64),
+                       (["keys", "create", "--db", "x.sqlite", "--name", good, "--scope", "metering:read"], 64)):
         result = cli(*args, timeout=30)
         assert result.returncode == code and "not shown" in result.stderr, shown(result)
         assert good.split("_")[-1] not in result.stderr + result.stdout and owner.split(".")[-1] not in result.stderr, \
             "a secret was shown"
-    assert not list(ROOT.glob("bk_*")), "a database was made under a key's name"
+    assert not list(ROOT.glob("bk_*")) and not list(ROOT.glob("eyJ*")) and not (ROOT / "x.sqlite").exists(), \
+        "a file was made under a key's name"
+    # A server's message repeating a request field holding one (GetAccount
+    # of a "key" account: "account … does not exist"), and a key pasted as a
+    # key's name (stored and listed in the clear otherwise): not shown.
+    for method, request in (("billing.v1.Accounts/GetAccount", {"account_id": good}),
+                            ("billing.v1.Admin/CreateApiKey", {"name": good, "scopes": ["metering:read"]})):
+        result = call(served, method, request)
+        assert result.returncode == 2 and "not shown" in result.stderr, shown(result)
+        assert good.split("_")[-1] not in result.stderr + result.stdout, "a secret was shown"
+    # A file name with "eyJ" inside a word is no token: it is named.
+    result = cli("serve", "--catalog", "config/keyJobs.2026.json", "--listen", "127.0.0.1:0")
+    assert result.returncode == 64 and "config/keyJobs.2026.json" in result.stderr, shown(result)
     # Arguments that only look a little like one are shown, as any other.
     for args, shown_text in ((["call", "--target", served.target, "billing.v1.Metering/Quote", '{"account_id":"acme_bk_1"}'],
                               "acme_bk_1"),
