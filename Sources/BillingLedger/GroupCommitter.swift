@@ -394,6 +394,14 @@ final class GroupCommitter: Sendable {
     /// Entries per transaction worth waiting for.
     static let gatherTarget = 256
 
+    /// Where a failed checkpoint's retry timer fires: a serial queue of its
+    /// own, not `DispatchQueue.global()` — the root queue Swift's tasks run
+    /// on (session 31: with that timer armed, test runs stopped with every
+    /// task waiting and no worker thread left to run them, 1 run in ~3;
+    /// never with this queue, nor with the test that fails a checkpoint
+    /// left out).
+    private static let retryTimers = DispatchQueue(label: "billing-checkpoint-retry")
+
     /// Whether commits must slow down: more than `maxLag` durable entries
     /// after the newest checkpoint written.
     static func checkpointsBehind(durable: Int64, indexed: Int64, maxLag: Int64) -> Bool {
@@ -625,7 +633,7 @@ final class GroupCommitter: Sendable {
             ])
             // Only if nothing was written or failed since: a success, or a
             // later failure with a timer of its own, ends this one's say.
-            DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(retrySeconds)) { [weak self] in
+            Self.retryTimers.asyncAfter(deadline: .now() + .seconds(retrySeconds)) { [weak self] in
                 guard let self, checkpointWritesEnded.load(ordering: .relaxed) == ended else { return }
                 checkpointRetryWanted.store(true, ordering: .relaxed)
             }
