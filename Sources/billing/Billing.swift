@@ -1,5 +1,5 @@
-import BillingAuth
 import ArgumentParser
+import BillingAuth
 import Foundation
 
 @main

@@ -1,5 +1,5 @@
-import BillingAuth
 import ArgumentParser
+import BillingAuth
 import BillingLedger
 import BillingSQLite
 import Foundation
