@@ -855,8 +855,7 @@ extension Ledger {
         // third diff review).
         // (Only with a method to charge: without one the attempt records
         // PAYMENT_METHOD_REQUIRED, no gateway asked — a fourth diff review.)
-        if actions.contains(.attemptPayment),
-           try book(accountID).paymentMethod != nil || domain == .paymentMethodAdded || domain == .paymentMethodAddedPayingFirst {
+        if actions.contains(.attemptPayment), try book(accountID).paymentMethod != nil || domain == .paymentMethodAddedPayingFirst {
             try requireGatewayUp(accountID)
         }
         let invoicesBefore = state.nextInvoiceSequence
@@ -995,10 +994,9 @@ extension Ledger {
         // start a second one.)
         var set = paymentMethodSet(method)
         set.reactivatesOnPayment = true
-        let (actions, _, charge) = try await request(accountID, actor: actor, domain: .paymentMethodAddedPayingFirst,
-                                                     .paymentMethodSet(set))
-        let onFile = try book(accountID).paymentMethod?.method.paymentMethodID == set.method.paymentMethodID
-        return (actions.contains(.usePaymentMethodNow) && onFile, charge)
+        let (_, _, charge) = try await request(accountID, actor: actor, domain: .paymentMethodAddedPayingFirst, .paymentMethodSet(set))
+        // On file now: not when it replaces one at the next cycle, nor when its reactivation was declined.
+        return (try book(accountID).paymentMethod?.method.paymentMethodID == set.method.paymentMethodID, charge)
     }
 
     func paymentMethodSet(_ method: TokenizedMethod) -> Billing_Journal_V1_PaymentMethodSet {

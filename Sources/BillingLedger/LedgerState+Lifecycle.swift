@@ -370,12 +370,15 @@ extension LedgerState {
             record.invoice.amountPaidMicros = record.invoice.totalMicros
             record.invoice.amountDueMicros = 0
             record.invoice.payLink = ""
-            // A reactivation settled after the period it billed had ended (a
-            // gateway silent that long) starts from its settlement: the
-            // period paid for was spent paused (session 31, a review: the
-            // next period was billed at once).
-            let start = at < record.invoice.periodEndUnixSeconds ? record.invoice.periodStartUnixSeconds : at
-            event = record.reactivates ? .reactivationPaid(periodStart: start) : .paymentSucceeded(invoice: recorded.invoiceSequence)
+            if record.reactivates {
+                // Settled after the period it billed had ended (a gateway
+                // silent that long): from the settlement — the period paid
+                // for was spent paused (session 31, a review: the next
+                // period was billed at once).
+                event = .reactivationPaid(periodStart: at < record.invoice.periodEndUnixSeconds ? record.invoice.periodStartUnixSeconds : at)
+            } else {
+                event = .paymentSucceeded(invoice: recorded.invoiceSequence)
+            }
         } else if record.reactivates {
             // Nothing is owed: the trial it would have restarted stays paused.
             record.invoice.status = .void

@@ -73,11 +73,7 @@ extension InvoiceLayout {
     /// `party` under its heading across the page, every line of it: a new
     /// page (no table header yet) when the next line would reach the footer.
     private mutating func drawWideParty(_ party: InvoiceDocument.Party, heading: String) {
-        let width = Margin.right - Margin.left
-        let lines = ([party.name] + party.lines).enumerated().flatMap { index, text in
-            let style = index == 0 ? Style.partyName : Style.secondary
-            return style.font.wrapped(WinAnsi.encode(text), toWidth: width, size: style.size, maxLines: .max).map { ($0, style) }
-        }
+        let lines = Self.wrappedEntries(of: party, toWidth: Margin.right - Margin.left, maxLines: .max).joined()
         // The heading stays with the first line.
         if !fits(25 + Self.blockLeading) { startPage(withTableHeader: false) }
         let headingBaseline = cursor - 8
@@ -101,11 +97,7 @@ extension InvoiceLayout {
     ) -> Int {
         // Each entry wrapped (a long company name or e-mail address cut to
         // the column addressed the invoice to someone else), then capped.
-        let wrapped = ([party.name] + party.lines).enumerated().flatMap { index, text in
-            let style = index == 0 ? Style.partyName : Style.secondary
-            return style.font.wrapped(WinAnsi.encode(text), toWidth: column.width, size: style.size, maxLines: Self.maxEntryLines)
-                .map { ($0, style) }
-        }
+        let wrapped = Array(Self.wrappedEntries(of: party, toWidth: column.width, maxLines: Self.maxEntryLines).joined())
         let lines = wrapped.count <= Self.maxBlockLines ? wrapped
             : Array(wrapped.prefix(Self.maxBlockLines - 1)) + [(WinAnsi.encode("\u{2026}"), Style.secondary)]
         draw {
@@ -174,13 +166,20 @@ extension InvoiceLayout {
     /// The lines each of `party`'s name and lines wraps to in a party
     /// column, their total, and whether they all print there.
     static func columnLines(of party: InvoiceDocument.Party) -> (perEntry: [Int], total: Int, fits: Bool) {
-        let perEntry = ([party.name] + party.lines).enumerated().map { index, text in
-            let style = index == 0 ? Style.partyName : Style.secondary
-            return style.font.wrapped(WinAnsi.encode(text), toWidth: PartyColumn.seller.width, size: style.size,
-                                      maxLines: .max).count
-        }
+        let perEntry = wrappedEntries(of: party, toWidth: PartyColumn.seller.width, maxLines: .max).map(\.count)
         let total = perEntry.reduce(0, +)
         return (perEntry, total, total <= maxBlockLines && perEntry.allSatisfy { $0 <= maxEntryLines })
+    }
+}
+
+extension InvoiceLayout {
+    /// `party`'s name (bold) and lines, each wrapped to `width` in its style.
+    static func wrappedEntries(of party: InvoiceDocument.Party, toWidth width: Double,
+                               maxLines: Int) -> [[(text: [UInt8], style: TextStyle)]] {
+        ([party.name] + party.lines).enumerated().map { index, text in
+            let style = index == 0 ? Style.partyName : Style.secondary
+            return style.font.wrapped(WinAnsi.encode(text), toWidth: width, size: style.size, maxLines: maxLines).map { ($0, style) }
+        }
     }
 }
 

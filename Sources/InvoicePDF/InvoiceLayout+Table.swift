@@ -15,7 +15,8 @@ extension InvoiceLayout {
     /// found the header alone at a page's foot, or inside its margin).
     mutating func drawTableStart() {
         // (No line: the totals follow the header — a block moved whole.)
-        let firstRow = document.lines.first.map { rowHeight($0) } ?? totalsHeight
+        let firstRow = document.lines.first.map { Self.rowHeight(lines: Self.descriptionLines($0.description, in: columns).count) }
+            ?? totalsHeight
         if !fits(Self.headerHeight + firstRow) { startPage(withTableHeader: false) }
         drawTableHeader()
     }
@@ -24,8 +25,8 @@ extension InvoiceLayout {
     private static let headerHeight = 14.0
 
     /// A row's height: its description's lines and the padding around them.
-    func rowHeight(_ line: InvoiceDocument.Line) -> Double {
-        2 * Self.rowPadding + Double(Self.descriptionLines(line.description, in: columns).count) * Self.rowLeading
+    static func rowHeight(lines: Int) -> Double {
+        2 * rowPadding + Double(lines) * rowLeading
     }
 
     mutating func drawTableHeader() {
@@ -48,7 +49,7 @@ extension InvoiceLayout {
     mutating func drawRow(_ line: InvoiceDocument.Line) {
         let columns = self.columns
         let description = Self.descriptionLines(line.description, in: columns)
-        let height = rowHeight(line)
+        let height = Self.rowHeight(lines: description.count)
         if !fits(height) { startPage(withTableHeader: true) }
         assert(fits(height), "a row of \(description.count) lines must fit on a fresh page")
         let style = Style.body

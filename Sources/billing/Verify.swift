@@ -26,11 +26,7 @@ struct Verify: ParsableCommand {
 
     // Arguments it does not take are named — but never a key or token
     // (session 30: `billing verify bk_…` echoed the key).
-    @OptionGroup var unknown: UnknownOptions
-
-    func validate() throws {
-        try unknown.validate()
-    }
+    @OptionGroup var unknown: UnknownOptions  // (validated by ArgumentParser, as every option group)
 
     func run() throws {
         var audit: LedgerAudit
