@@ -22,14 +22,18 @@ started=$SECONDS
 while kill -0 "$child" 2>/dev/null; do
   if (( SECONDS - started >= limit )); then
     echo "with-deadline: '$*' still running after ${limit} s: stacks, then killed" >&2
-    for pid in $(pgrep -g "$child"); do
+    # Its process group and every descendant (swift test starts the test
+    # binary in a group of its own).
+    descendants() { local p; for p in $(pgrep -P "$1"); do echo "$p"; descendants "$p"; done; }
+    pids=$( { pgrep -g "$child"; descendants "$child"; } | sort -un)
+    for pid in $pids; do
       echo "--- process $pid: $(tr '\0' ' ' < /proc/"$pid"/cmdline 2>/dev/null | cut -c1-200)" >&2
       if command -v gdb >/dev/null; then
         timeout 120 gdb -p "$pid" -batch -nx -ex "thread apply all bt" 2>&1 \
           | grep -E '^(Thread|#)' >&2 || true
       fi
     done
-    kill -KILL -- -"$child" 2>/dev/null
+    kill -KILL -- -"$child" $pids 2>/dev/null
     wait "$child" 2>/dev/null
     exit 124
   fi
